@@ -1,0 +1,241 @@
+"""The `semsearch` command: a thin layer over the Python API.
+
+Heavy modules (torch, sentence-transformers, faiss) are imported inside the commands that need
+them, so `semsearch --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from semsearch.errors import SemsearchError
+
+app = typer.Typer(
+    help="Semantic search, categories and related work for the efficient-LLM literature.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ingest_app = typer.Typer(help="Add papers to the index (re-ingesting a paper updates it).", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+
+IndexOption = Annotated[
+    Optional[Path],
+    typer.Option("--index", help="Index directory ($SEMSEARCH_INDEX wins when set; default ./index)."),
+]
+ModelOption = Annotated[
+    Optional[str],
+    typer.Option("--model", help="sentence-transformers model name or path (default all-MiniLM-L6-v2)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ProgressOption = Annotated[
+    Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar (default: when on a terminal).")
+]
+
+
+def _progress(flag: bool | None) -> bool:
+    return sys.stderr.isatty() if flag is None else flag
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, ensure_ascii=False))
+
+
+def _finish_ingest(report) -> None:
+    print(report.summary(), file=sys.stderr)
+
+
+# --- ingest ---------------------------------------------------------------------------------------
+@ingest_app.command("jsonl")
+def ingest_jsonl_command(
+    paths: Annotated[list[Path], typer.Argument(help="JSON Lines files (arXiv metadata-snapshot form; .gz ok).")],
+    skip_malformed: Annotated[
+        bool, typer.Option("--skip-malformed", help="Report malformed lines and go on (default: stop there).")
+    ] = False,
+    categories: Annotated[
+        Optional[str], typer.Option("--categories", help="Keep only these arXiv categories, e.g. cs.CL,cs.LG.")
+    ] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Keep papers updated on/after YYYY-MM-DD.")] = None,
+    index: IndexOption = None,
+    model: ModelOption = None,
+    progress: ProgressOption = None,
+) -> None:
+    """Ingest JSON Lines files, streamed in constant memory."""
+    from semsearch.ingest import ingest_jsonl
+
+    wanted = {c.strip() for c in categories.split(",") if c.strip()} if categories else None
+    report = ingest_jsonl(
+        paths, index, model, skip_malformed=skip_malformed, categories=wanted, since=_check_date(since),
+        progress=_progress(progress),
+    )
+    _finish_ingest(report)
+
+
+@ingest_app.command("arxiv")
+def ingest_arxiv_command(
+    ids: Annotated[Optional[list[str]], typer.Option("--id", help="arXiv id (repeatable).")] = None,
+    query: Annotated[Optional[str], typer.Option("--query", help="arXiv search query, e.g. 'ti:quantization'.")] = None,
+    max_results: Annotated[int, typer.Option("--max", min=1, max=10_000, help="Most papers for --query.")] = 100,
+    index: IndexOption = None,
+    model: ModelOption = None,
+    progress: ProgressOption = None,
+) -> None:
+    """Fetch papers from arXiv by id or by query ($SEMSEARCH_ARXIV_URL overrides the API URL)."""
+    from semsearch.ingest import ingest_arxiv
+
+    if not ids and not query:
+        raise SemsearchError("give --id ID (repeatable) or --query QUERY")
+    _finish_ingest(ingest_arxiv(ids or [], query, max_results, index, model, progress=_progress(progress)))
+
+
+@ingest_app.command("survey")
+def ingest_survey_command(
+    offline: Annotated[bool, typer.Option("--offline", help="Titles only; do not ask arXiv for abstracts.")] = False,
+    index: IndexOption = None,
+    model: ModelOption = None,
+    progress: ProgressOption = None,
+) -> None:
+    """Index the survey's ~420 papers with their taxonomy categories (abstracts from arXiv when online)."""
+    from semsearch.ingest import ingest_survey
+
+    _finish_ingest(ingest_survey(index, model, offline=offline, progress=_progress(progress)))
+
+
+def _check_date(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise SemsearchError(f"invalid date {value!r}: expected YYYY-MM-DD") from None
+
+
+# --- search -------------------------------------------------------------------------------------
+def _read_questions(path: Path) -> list[str]:
+    from semsearch.search import check_query
+
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SemsearchError(f"cannot read {path}: {err}") from None
+    questions = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                questions.append(check_query(line))
+            except SemsearchError as err:
+                raise SemsearchError(f"{path}:{number}: {err}") from None
+    return questions
+
+
+def _print_hits(hits) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False, expand=False)
+    for column, style in (("#", "dim"), ("score", ""), ("year", ""), ("title", "bold"), ("category", "cyan"),
+                          ("id", "dim")):
+        table.add_column(column, style=style or None, overflow="fold")
+    from semsearch.taxonomy import leaf_name
+
+    for rank, hit in enumerate(hits, start=1):
+        paper = hit.paper
+        category = ", ".join(leaf_name(c) for c in paper.survey_categories)
+        table.add_row(str(rank), f"{hit.score:.3f}", str(paper.year or ""), paper.title, category, paper.id)
+    Console().print(table)
+
+
+@app.command()
+def search(
+    question: Annotated[Optional[str], typer.Argument(help="A question in plain words.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="How many papers.")] = 10,
+    batch: Annotated[
+        Optional[Path], typer.Option("--batch", help="File with one question per line ('-' for stdin); JSON out.")
+    ] = None,
+    year_from: Annotated[Optional[int], typer.Option("--year-from", help="Only papers from this year on.")] = None,
+    year_to: Annotated[Optional[int], typer.Option("--year-to", help="Only papers up to this year.")] = None,
+    category: Annotated[
+        Optional[str], typer.Option("--category", help="Only papers under this taxonomy node (path or name).")
+    ] = None,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
+    """Ask a question; get the most relevant papers."""
+    from semsearch.index import Index
+    from semsearch.search import Filters, Searcher, check_query
+
+    if (question is None) == (batch is None):
+        raise SemsearchError("give a QUESTION or --batch FILE (not both)")
+    questions = _read_questions(batch) if batch else [check_query(question)]
+    filters = Filters(year_from, year_to, category)
+    searcher = Searcher(Index.open(index))
+    searcher.allowed_vec_ids(filters)  # refuse an unknown category before loading the model
+    for q in questions:
+        hits = searcher.search(q, k, filters)
+        if as_json or batch:
+            _print_json({"query": q, "results": [hit.to_dict() for hit in hits]})
+        else:
+            _print_hits(hits)
+
+
+@app.command()
+def info(as_json: JsonOption = False, index: IndexOption = None) -> None:
+    """What the index holds: papers, model, dimension, size on disk."""
+    from semsearch.index import Index
+
+    idx = Index.open(index)
+    m = idx.manifest
+    data = {
+        "papers": m.count,
+        "with_abstract": idx.store.db.execute("SELECT count(*) FROM papers WHERE abstract != ''").fetchone()[0],
+        "survey_labelled": idx.store.db.execute(
+            "SELECT count(*) FROM papers WHERE survey_categories != '[]'"
+        ).fetchone()[0],
+        "model": m.model,
+        "dimension": m.dimension,
+        "index_type": m.index_type,
+        "size_bytes": idx.size_bytes(),
+        "generation": m.generation,
+        "created_at": m.created_at,
+        "path": str(idx.directory.resolve()),
+    }
+    if as_json:
+        _print_json(data)
+    else:
+        width = max(map(len, data))
+        for key, value in data.items():
+            print(f"{key:<{width}}  {value}")
+
+
+# --- entry point --------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; errors become one line on stderr and an exit code, never a traceback."""
+    try:
+        result = app(args=argv, prog_name="semsearch", standalone_mode=False)
+    except click.exceptions.Abort:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except SemsearchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; work already embedded is kept and the next run resumes from it", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""Errors meant for the person at the keyboard: the CLI prints them as one line and exits."""
+
+
+class SemsearchError(Exception):
+    """A problem with the user's input or environment; the message says what to do."""
+
+    exit_code = 2
+
+
+class PartialFailure(SemsearchError):
+    """Some work succeeded and was kept, some did not (e.g. arXiv ids that never arrived)."""
+
+    exit_code = 1

@@ -1,0 +1,298 @@
+"""The index directory: published generations of (SQLite store + FAISS vectors + manifest).
+
+Layout::
+
+    index/
+      CURRENT            name of the published generation, replaced atomically
+      gen-000007/        an immutable generation: papers.db, vectors.faiss, manifest.json
+      staging/           the generation being written (kept after a crash, resumed by the next writer)
+      .lock              held by the one writer
+
+Readers open the generation CURRENT names and never see a half-written one; a writer builds the
+next generation in staging/ and publishes it with one rename. A crash or Ctrl-C leaves CURRENT
+untouched, and the papers already embedded in staging/ are reused by the next run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from semsearch.errors import SemsearchError
+from semsearch.store import Store
+
+FORMAT_VERSION = 1
+DB_FILE, VECTORS_FILE, MANIFEST_FILE = "papers.db", "vectors.faiss", "manifest.json"
+KEEP_GENERATIONS = 2  # the new one, and the previous one for readers that opened it a moment ago
+
+
+def resolve_index_dir(option: str | Path | None = None) -> Path:
+    """`$SEMSEARCH_INDEX` when set, else the --index option, else ./index."""
+    return Path(os.environ.get("SEMSEARCH_INDEX") or option or "index")
+
+
+@dataclass
+class Manifest:
+    format_version: int
+    model: str
+    dimension: int
+    normalized: bool
+    count: int
+    index_type: str
+    generation: str
+    created_at: str
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        try:
+            data = json.loads(path.read_text())
+            return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise SemsearchError(f"unreadable manifest {path}: {err}") from None
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def _current_generation(directory: Path) -> str | None:
+    try:
+        name = (directory / "CURRENT").read_text().strip()
+    except FileNotFoundError:
+        return None
+    return name or None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Index:
+    """A published generation opened for reading: manifest, paper store and vector index."""
+
+    def __init__(self, directory: Path, generation_dir: Path, manifest: Manifest, store: Store, vectors):
+        self.directory = directory
+        self.generation_dir = generation_dir
+        self.manifest = manifest
+        self.store = store
+        self.vectors = vectors
+
+    @classmethod
+    def open(cls, directory: str | Path | None = None) -> Index:
+        directory = resolve_index_dir(directory)
+        for _ in range(3):  # a writer may retire the generation we just read about: look again
+            generation = _current_generation(directory)
+            if generation is None:
+                raise SemsearchError(
+                    f"no index at {directory} (build one with `semsearch ingest survey`, or pass --index DIR)"
+                )
+            generation_dir = directory / generation
+            try:
+                return cls._open_generation(directory, generation_dir)
+            except FileNotFoundError:
+                continue
+        raise SemsearchError(f"index at {directory} keeps changing under us; try again")
+
+    @classmethod
+    def _open_generation(cls, directory: Path, generation_dir: Path) -> Index:
+        import faiss
+
+        manifest_path = generation_dir / MANIFEST_FILE
+        if not manifest_path.exists():
+            raise FileNotFoundError(manifest_path)
+        manifest = Manifest.read(manifest_path)
+        if manifest.format_version != FORMAT_VERSION:
+            raise SemsearchError(
+                f"index at {directory} has format version {manifest.format_version}; this semsearch reads "
+                f"version {FORMAT_VERSION}: rebuild it"
+            )
+        store = Store(generation_dir / DB_FILE, readonly=True)
+        vectors = faiss.read_index(str(generation_dir / VECTORS_FILE))
+        problems = []
+        if store.get_meta("model") != manifest.model:
+            problems.append(f"papers.db was embedded with {store.get_meta('model')!r}, manifest says {manifest.model!r}")
+        if vectors.d != manifest.dimension:
+            problems.append(f"vectors have dimension {vectors.d}, manifest says {manifest.dimension}")
+        if vectors.ntotal != manifest.count or store.count() != manifest.count:
+            problems.append(
+                f"{vectors.ntotal} vectors and {store.count()} papers, manifest says {manifest.count}"
+            )
+        if problems:
+            store.close()
+            raise SemsearchError(f"index at {directory} is inconsistent: {'; '.join(problems)}")
+        return cls(directory, generation_dir, manifest, store, vectors)
+
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.generation_dir.iterdir() if f.is_file())
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def index_model(directory: Path) -> str | None:
+    """The model the published index at `directory` was built with, if there is one."""
+    generation = _current_generation(directory)
+    if generation is None:
+        return None
+    return Manifest.read(directory / generation / MANIFEST_FILE).model
+
+
+class IndexWriter:
+    """Exclusive writer: `with IndexWriter(dir, model) as w: ...w.store...; w.publish(dimension)`."""
+
+    def __init__(self, directory: str | Path | None, model: str | None, *, lock_timeout: float | None = None):
+        self.directory = resolve_index_dir(directory)
+        self.requested_model = model
+        if lock_timeout is None:
+            lock_timeout = float(os.environ.get("SEMSEARCH_LOCK_TIMEOUT", "300"))
+        self.lock_timeout = lock_timeout
+        self.staging = self.directory / "staging"
+        self._lock_fd: int | None = None
+        self.store: Store | None = None
+        self.model = ""
+
+    # --- locking ------------------------------------------------------------------------------
+    def _acquire_lock(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.lock_timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise SemsearchError(
+                        f"another semsearch process (pid {holder}) is writing to {self.directory}; "
+                        "try again when it has finished"
+                    ) from None
+                if not told:
+                    print(f"waiting for another writer (pid {holder}) to finish with {self.directory}…",
+                          file=sys.stderr)
+                    told = True
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def __enter__(self) -> IndexWriter:
+        self._acquire_lock()
+        try:
+            self._open_staging()
+        except BaseException:
+            self._release_lock()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.store is not None:
+            self.store.commit()  # whatever was embedded is kept for the next run to resume from
+            self.store.close()
+            self.store = None
+        self._release_lock()
+
+    def _open_staging(self) -> None:
+        from semsearch.embeddings import DEFAULT_MODEL
+
+        base = _current_generation(self.directory) or ""
+        published_model = index_model(self.directory) if base else None
+        if published_model and self.requested_model and self.requested_model != published_model:
+            raise SemsearchError(
+                f"index at {self.directory} was built with model {published_model!r}, not "
+                f"{self.requested_model!r}; use another --index directory for another model"
+            )
+        self.model = published_model or self.requested_model or DEFAULT_MODEL
+        db_path = self.staging / DB_FILE
+        if db_path.exists():
+            resumable = Store(db_path)
+            same_base = resumable.get_meta("base_generation") == base
+            same_model = resumable.get_meta("model") == self.model
+            resumable.close()
+            if not (same_base and same_model):
+                shutil.rmtree(self.staging)
+        if not db_path.exists():
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging.mkdir(parents=True)
+            if base:
+                source = sqlite3.connect(f"file:{self.directory / base / DB_FILE}?mode=ro", uri=True)
+                target = sqlite3.connect(db_path)
+                source.backup(target)
+                source.close()
+                target.close()
+        self.store = Store(db_path)
+        self.store.set_meta("base_generation", base)
+        self.store.set_meta("model", self.model)
+        self.store.commit()
+
+    def publish(self, dimension: int | None = None) -> Manifest:
+        """Build the vector index from the staged embeddings and make this generation current."""
+        import faiss
+
+        assert self.store is not None, "publish() outside `with IndexWriter(...)`"
+        store = self.store
+        missing = store.stale_count()
+        if missing:
+            raise SemsearchError(f"{missing} papers have no embedding yet; nothing was published")
+        dimension = dimension or int(store.get_meta("dimension") or 0)
+        if not dimension:
+            raise SemsearchError("the index is empty and no dimension is known; nothing was published")
+        store.set_meta("dimension", str(dimension))
+        vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        for ids, batch in store.iter_embeddings():
+            vectors.add_with_ids(batch, ids)
+        store.commit()
+
+        existing = [p.name for p in self.directory.glob("gen-*")]
+        number = max((int(name.split("-")[1]) for name in existing), default=0) + 1
+        generation = f"gen-{number:06d}"
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            model=self.model,
+            dimension=dimension,
+            normalized=True,
+            count=int(vectors.ntotal),
+            index_type="flat",
+            generation=generation,
+            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        store.set_meta("base_generation", "")  # staging is about to become a generation of its own
+        store.commit()
+        store.close()
+        self.store = None
+        faiss.write_index(vectors, str(self.staging / VECTORS_FILE))
+        manifest.write(self.staging / MANIFEST_FILE)
+        for path in self.staging.iterdir():
+            with open(path, "rb+") as handle:
+                os.fsync(handle.fileno())
+        os.replace(self.staging, self.directory / generation)
+        pointer = self.directory / "CURRENT.tmp"
+        pointer.write_text(generation + "\n")
+        with open(pointer, "rb+") as handle:
+            os.fsync(handle.fileno())
+        previous = _current_generation(self.directory)
+        os.replace(pointer, self.directory / "CURRENT")
+        _fsync_dir(self.directory)
+        for name in existing:
+            if name not in (previous, generation):
+                shutil.rmtree(self.directory / name, ignore_errors=True)
+        return manifest

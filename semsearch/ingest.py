@@ -1,0 +1,241 @@
+"""Ingestion: papers from any source → identity and survey facts → store → embeddings → published index."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from semsearch.errors import PartialFailure, SemsearchError
+from semsearch.index import IndexWriter, Manifest
+from semsearch.paper import Paper
+from semsearch.sources.survey import Survey, load_survey
+
+BATCH = 512  # papers per store transaction and per call to the model
+SURVEY_ID_PREFIX = "survey:"
+
+
+@dataclass
+class IngestReport:
+    read: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    embedded: int = 0
+    embed_seconds: float = 0.0
+    seconds: float = 0.0
+    manifest: Manifest | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        count = self.manifest.count if self.manifest else "?"
+        return (
+            f"read {self.read} papers: {self.added} new, {self.updated} updated, {self.unchanged} unchanged; "
+            f"embedded {self.embedded} in {self.embed_seconds:.1f}s; index now holds {count} papers "
+            f"({self.seconds:.1f}s)"
+        )
+
+
+def _warn_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+class Ingest:
+    """`with Ingest(index_dir) as ingest: ingest.add(papers)` stores, embeds and publishes.
+
+    On leaving the block normally, or with a SemsearchError (bad input part-way, papers that
+    never arrived), everything added so far is published before the error goes on. Any other
+    exit (Ctrl-C, a crash) publishes nothing: the embedded papers wait in staging for the next run.
+    """
+
+    def __init__(
+        self,
+        index_dir: str | Path | None = None,
+        model: str | None = None,
+        *,
+        progress: bool = True,
+        warn: Callable[[str], None] = _warn_stderr,
+        survey: Survey | None = None,
+    ):
+        self.writer = IndexWriter(index_dir, model)
+        self.survey = survey or load_survey()
+        self.progress = progress
+        self._warn = warn
+        self.report = IngestReport()
+        self._embedder = None
+        self._bar = None
+        self._started = 0.0
+
+    def warn(self, message: str) -> None:
+        self.report.warnings.append(message)
+        self._warn(message)
+
+    @property
+    def store(self):
+        return self.writer.store
+
+    def __enter__(self) -> Ingest:
+        self._started = time.perf_counter()
+        self.writer.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None or issubclass(exc_type, SemsearchError):
+                self.embed_stale()
+                dimension = self._embedder.dimension if self._embedder else None
+                self.report.manifest = self.writer.publish(dimension)
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+            self.writer.__exit__(exc_type, exc, tb)
+            self.report.seconds = time.perf_counter() - self._started
+
+    # --- storing ------------------------------------------------------------------------------
+    def add(self, papers: Iterable[Paper]) -> None:
+        iterator = iter(papers)
+        while batch := list(itertools.islice(iterator, BATCH)):
+            for paper in batch:
+                self._put(paper)
+            self.store.commit()
+            self.embed_stale()
+
+    def _put(self, paper: Paper) -> None:
+        self.report.read += 1
+        paper = self.survey.annotate(paper)
+        existing, replacing = self.store.get(paper.id), None
+        if existing is None:
+            # A survey entry without an arXiv id and an arXiv record with the same title are one paper.
+            for other_id in self.store.ids_with_title(paper.title):
+                if paper.id.startswith(SURVEY_ID_PREFIX) or other_id.startswith(SURVEY_ID_PREFIX):
+                    existing, replacing = self.store.get(other_id), other_id
+                    break
+        if existing is None:
+            self.store.put(paper)
+            self.report.added += 1
+            return
+        merged = existing.merged_with(paper)
+        if merged.id.startswith(SURVEY_ID_PREFIX) and not existing.id.startswith(SURVEY_ID_PREFIX):
+            merged = replace(merged, id=existing.id)
+        if merged == existing:
+            self.report.unchanged += 1
+            return
+        self.store.put(merged, replacing=replacing)
+        self.report.updated += 1
+
+    # --- embedding ----------------------------------------------------------------------------
+    def _embedder_for_store(self):
+        if self._embedder is None:
+            from semsearch.embeddings import Embedder
+
+            self._embedder = Embedder(self.writer.model)
+        return self._embedder
+
+    def embed_stale(self) -> None:
+        """Embed every stored paper whose embedding is missing or out of date, BATCH at a time."""
+        while pending := self.store.stale_embeddings(BATCH):
+            embedder = self._embedder_for_store()
+            if self.progress and self._bar is None:
+                from tqdm import tqdm
+
+                self._bar = tqdm(desc="embedding", unit=" papers", file=sys.stderr, dynamic_ncols=True)
+            if self._bar is not None:
+                self._bar.total = self._bar.n + self.store.stale_count()
+                self._bar.refresh()
+            started = time.perf_counter()
+            vectors = embedder.encode([item.text for item in pending])
+            self.report.embed_seconds += time.perf_counter() - started
+            self.store.put_embeddings(pending, vectors)
+            self.store.set_meta("dimension", str(vectors.shape[1]))
+            self.store.commit()
+            self.report.embedded += len(pending)
+            if self._bar is not None:
+                self._bar.update(len(pending))
+
+
+# --- one function per source: the Python API behind `semsearch ingest ...` ---------------------
+def ingest_jsonl(
+    paths: Sequence[str | Path],
+    index_dir: str | Path | None = None,
+    model: str | None = None,
+    *,
+    skip_malformed: bool = False,
+    categories: set[str] | None = None,
+    since: str | None = None,
+    progress: bool = True,
+) -> IngestReport:
+    from semsearch.sources.jsonl import check_readable, read_jsonl
+
+    files = [Path(p) for p in paths]
+    for path in files:
+        check_readable(path)
+    ingest = Ingest(index_dir, model, progress=progress)
+    with ingest:
+        for path in files:
+            ingest.add(
+                read_jsonl(path, skip_malformed=skip_malformed, warn=ingest.warn, categories=categories, since=since)
+            )
+    return ingest.report
+
+
+def ingest_arxiv(
+    ids: Sequence[str] = (),
+    query: str | None = None,
+    max_results: int = 100,
+    index_dir: str | Path | None = None,
+    model: str | None = None,
+    *,
+    progress: bool = True,
+) -> IngestReport:
+    """Fetch papers by id or by an arXiv query; what arrived is stored even when some ids fail."""
+    from semsearch.sources.arxiv import ArxivClient, validate_ids
+
+    wanted = validate_ids(ids)  # bad ids are refused before anything is fetched or written
+    client = ArxivClient()
+    ingest = Ingest(index_dir, model, progress=progress)
+    with ingest:
+        if wanted:
+            result = client.fetch_ids(wanted, on_papers=ingest.add)
+            if result.missing:
+                raise PartialFailure(f"could not get {len(result.missing)} of {len(wanted)} ids from arXiv: "
+                                     + " ".join(result.missing))
+        if query:
+            ingest.add(client.search(query, max_results))
+    return ingest.report
+
+
+def ingest_survey(
+    index_dir: str | Path | None = None,
+    model: str | None = None,
+    *,
+    offline: bool = False,
+    progress: bool = True,
+) -> IngestReport:
+    """The survey's papers with their categories; online, with abstracts from arXiv where known."""
+    from semsearch.sources.arxiv import ArxivClient, ArxivUnavailable
+
+    survey = load_survey()
+    ingest = Ingest(index_dir, model, progress=progress, survey=survey)
+    with ingest:
+        fetched: dict[str, Paper] = {}
+        if not offline:
+            # Only ask arXiv for what we lack: a later online run fills in what an offline run left out.
+            need = [
+                p.arxiv_id
+                for p in survey.papers
+                if p.arxiv_id and not ((stored := ingest.store.get(p.arxiv_id)) and stored.abstract)
+            ]
+            if need:
+                try:
+                    result = ArxivClient().fetch_ids(need)
+                    fetched = {p.id: p for p in result.papers}
+                    if result.missing:
+                        ingest.warn(f"{len(result.missing)} survey papers did not arrive from arXiv and are "
+                                    "indexed on their titles; run `semsearch ingest survey` again to retry")
+                except ArxivUnavailable as err:
+                    ingest.warn(f"{err}; indexing survey titles only (run again online to add abstracts)")
+        ingest.add(p.merged_with(fetched[p.id]) if p.id in fetched else p for p in survey.papers)
+    return ingest.report

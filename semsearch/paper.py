@@ -1,0 +1,86 @@
+"""The paper record shared by every source, and the rules for arXiv identifiers."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+
+_NEW_ID = re.compile(r"^(\d{4}\.\d{4,5})(v\d+)?$")
+_OLD_ID = re.compile(r"^([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(v\d+)?$")
+_ID_PREFIXES = re.compile(r"^(?:arxiv:|https?://(?:export\.|www\.)?arxiv\.org/(?:abs|pdf)/)", re.IGNORECASE)
+
+
+def parse_arxiv_id(value: str) -> str | None:
+    """The versionless arXiv id in `value` (a bare id, `arXiv:...` or an abs/pdf URL), else None."""
+    text = _ID_PREFIXES.sub("", value.strip())
+    text = text.removesuffix(".pdf")
+    for pattern in (_NEW_ID, _OLD_ID):
+        match = pattern.match(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+def year_from_arxiv_id(arxiv_id: str) -> int | None:
+    """Submission year encoded in a new-style id (YYMM.NNNNN) or old-style id (archive/YYMMNNN)."""
+    digits = arxiv_id.split("/")[-1]
+    if len(digits) < 4 or not digits[:2].isdigit():
+        return None
+    yy = int(digits[:2])
+    return (1900 if yy >= 91 else 2000) + yy
+
+
+def normalize_title(title: str) -> str:
+    """Lower-case alphanumerics only: the key used to recognise one paper under two ids."""
+    text = unicodedata.normalize("NFKD", title).lower()
+    return re.sub(r"[^a-z0-9]+", " ", text).strip()
+
+
+@dataclass
+class Paper:
+    id: str
+    title: str
+    abstract: str = ""
+    authors: list[str] = field(default_factory=list)
+    published: str | None = None  # ISO date of the first version
+    updated: str | None = None  # ISO date of the latest version
+    arxiv_categories: list[str] = field(default_factory=list)
+    survey_categories: list[str] = field(default_factory=list)
+    venue: str | None = None
+    year: int | None = None
+    url: str | None = None
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def arxiv_id(self) -> str | None:
+        return parse_arxiv_id(self.id)
+
+    def embedding_text(self) -> str:
+        """What the model reads: the title, then the abstract when there is one."""
+        title = " ".join(self.title.split())
+        abstract = " ".join(self.abstract.split())
+        return f"{title}. {abstract}" if abstract else title
+
+    def text_hash(self, model: str) -> str:
+        return hashlib.sha1(f"{model}\n{self.embedding_text()}".encode()).hexdigest()
+
+    def link(self) -> str | None:
+        if self.url:
+            return self.url
+        arxiv_id = self.arxiv_id
+        return f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else None
+
+    def merged_with(self, newer: Paper) -> Paper:
+        """This paper updated by a newer record of it: non-empty new values win, sources accumulate."""
+        merged = asdict(self)
+        for key, value in asdict(newer).items():
+            if key == "sources":
+                merged[key] = sorted(set(self.sources) | set(value))
+            elif value not in (None, "", []):
+                merged[key] = value
+        return Paper(**merged)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,202 @@
+"""Papers from the arXiv API, through the `arxiv` package: rate-limited, with timeouts and retries.
+
+Settings come from the environment so that tests and mirrors can redirect the client:
+`SEMSEARCH_ARXIV_URL` (API base URL), `SEMSEARCH_ARXIV_DELAY` (seconds between requests, default 3,
+as arXiv's terms ask), `SEMSEARCH_ARXIV_TIMEOUT` (seconds per HTTP call, default 30).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import arxiv
+import requests
+
+from semsearch.errors import SemsearchError
+from semsearch.paper import Paper, parse_arxiv_id, year_from_arxiv_id
+
+SOURCE = "arxiv"
+DEFAULT_URL = "https://export.arxiv.org/api/query"
+RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+ID_CHUNK = 50  # ids per request: keeps the URL short and each page small
+QUERY_PAGE = 100
+
+# arXiv asks for one request every 3 s from a client, so the pacing is shared by every client here.
+_pace_lock = threading.Lock()
+_last_request_at = 0.0
+
+
+class ArxivUnavailable(SemsearchError):
+    """arXiv could not be reached at all (no network, DNS failure, or every retry failed)."""
+
+    exit_code = 1
+
+
+@dataclass
+class FetchResult:
+    papers: list[Paper] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+class _TimeoutSession(requests.Session):
+    def __init__(self, timeout: float):
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, *args, **kwargs):
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(*args, **kwargs)
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise SemsearchError(f"{name} must be a number of seconds, got {value!r}") from None
+
+
+def validate_ids(values: Iterable[str]) -> list[str]:
+    """Versionless arXiv ids, in order, without repeats; an invalid one is a user error."""
+    ids: list[str] = []
+    for value in values:
+        arxiv_id = parse_arxiv_id(value)
+        if arxiv_id is None:
+            raise SemsearchError(f"invalid arXiv id: {value!r} (expected e.g. 2308.13137 or hep-th/9901001)")
+        if arxiv_id not in ids:
+            ids.append(arxiv_id)
+    return ids
+
+
+def paper_from_result(result: arxiv.Result) -> Paper | None:
+    arxiv_id = parse_arxiv_id(result.entry_id)
+    if arxiv_id is None:  # arXiv reports errors as entries with a non-paper id
+        return None
+    return Paper(
+        id=arxiv_id,
+        title=" ".join(result.title.split()),
+        abstract=" ".join(result.summary.split()),
+        authors=[author.name for author in result.authors],
+        published=result.published.date().isoformat() if result.published else None,
+        updated=result.updated.date().isoformat() if result.updated else None,
+        arxiv_categories=list(result.categories),
+        year=year_from_arxiv_id(arxiv_id),
+        url=f"https://arxiv.org/abs/{arxiv_id}",
+        sources=[SOURCE],
+    )
+
+
+def _is_name_resolution_failure(err: Exception) -> bool:
+    text = repr(err)
+    return "NameResolutionError" in text or "Name or service not known" in text or "gaierror" in text
+
+
+class ArxivClient:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        delay: float | None = None,
+        timeout: float | None = None,
+        retries: int = 4,
+        backoff: float | None = None,
+    ):
+        self.base_url = base_url or os.environ.get("SEMSEARCH_ARXIV_URL") or DEFAULT_URL
+        self.delay = delay if delay is not None else _env_float("SEMSEARCH_ARXIV_DELAY", 3.0)
+        self.timeout = timeout if timeout is not None else _env_float("SEMSEARCH_ARXIV_TIMEOUT", 30.0)
+        self.retries = retries
+        # Back off from the pacing interval: a server that paces us at 3 s is retried at 3, 6, 12 s...
+        self.backoff = backoff if backoff is not None else max(self.delay, 0.0)
+        self._client = arxiv.Client(delay_seconds=self.delay, num_retries=0)
+        self._client.query_url_format = self.base_url.rstrip("?") + "?{}"
+        self._client._session = _TimeoutSession(self.timeout)
+
+    def _wait_turn(self) -> None:
+        global _last_request_at
+        with _pace_lock:
+            wait = _last_request_at + self.delay - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            _last_request_at = time.monotonic()
+
+    def _page(self, search: arxiv.Search, offset: int, size: int) -> list[arxiv.Result]:
+        """One page of results, retrying throttling, server errors, timeouts and dropped connections."""
+        self._client.page_size = size
+        last_error: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            self._wait_turn()
+            try:
+                return list(itertools.islice(self._client.results(search, offset), size))
+            except arxiv.HTTPError as err:
+                if err.status not in RETRYABLE_STATUS:
+                    raise SemsearchError(f"arXiv answered HTTP {err.status} for {err.url}") from None
+                last_error = err
+            except arxiv.UnexpectedEmptyPageError as err:
+                last_error = err
+            except requests.RequestException as err:
+                if _is_name_resolution_failure(err):
+                    raise ArxivUnavailable(f"arXiv is unreachable ({self.base_url}): name resolution failed") from None
+                last_error = err
+        raise ArxivUnavailable(f"arXiv did not answer after {self.retries + 1} tries: {last_error}")
+
+    def fetch_ids(
+        self, ids: Iterable[str], on_papers: Callable[[list[Paper]], None] | None = None
+    ) -> FetchResult:
+        """Fetch papers by id in chunks; ids missing from an answer (arXiv sometimes sends empty
+        pages) are asked for again. Papers are handed to `on_papers` as they arrive."""
+        wanted = validate_ids(ids)
+        result = FetchResult()
+        for start in range(0, len(wanted), ID_CHUNK):
+            pending = wanted[start : start + ID_CHUNK]
+            for attempt in range(self.retries + 1):
+                if attempt:
+                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                try:
+                    page = self._page(arxiv.Search(id_list=pending, max_results=len(pending)), 0, len(pending))
+                except ArxivUnavailable:
+                    if not result.papers:
+                        raise
+                    # What arrived so far is kept; everything not yet fetched is reported missing.
+                    result.missing.extend(pending + wanted[start + ID_CHUNK :])
+                    return result
+                arrived = [p for p in map(paper_from_result, page) if p and p.id in pending]
+                if arrived:
+                    result.papers.extend(arrived)
+                    if on_papers:
+                        on_papers(arrived)
+                got = {p.id for p in arrived}
+                pending = [i for i in pending if i not in got]
+                if not pending:
+                    break
+            result.missing.extend(pending)
+        return result
+
+    def search(self, query: str, max_results: int = 100) -> Iterator[Paper]:
+        """Papers matching an arXiv query (arXiv's own syntax, e.g. `ti:"speculative decoding"`)."""
+        if not query.strip():
+            raise SemsearchError("the arXiv query is empty")
+        search = arxiv.Search(query=query, max_results=max_results)
+        offset, empty_pages = 0, 0
+        while offset < max_results:
+            size = min(QUERY_PAGE, max_results - offset)
+            page = self._page(search, offset, size)
+            if not page:
+                # An empty page may be arXiv's flakiness rather than the end: ask again before stopping.
+                empty_pages += 1
+                if empty_pages > min(self.retries, 2):
+                    return
+                time.sleep(self.backoff * 2 ** (empty_pages - 1))
+                continue
+            empty_pages = 0
+            offset += len(page)
+            yield from filter(None, map(paper_from_result, page))
+            if len(page) < size:
+                return

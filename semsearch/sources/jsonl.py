@@ -1,0 +1,119 @@
+"""JSON Lines in the arXiv metadata-snapshot form, streamed one line at a time.
+
+Fields read: `id`, `title`, `abstract`, and when present `authors` (string or list),
+`authors_parsed`, `categories` (space-separated string or list), `update_date`, `versions`.
+Everything else is ignored, so a real snapshot and smaller exports read the same way.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable, Iterator
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+from semsearch.errors import SemsearchError
+from semsearch.paper import Paper, parse_arxiv_id, year_from_arxiv_id
+
+SOURCE = "jsonl"
+
+
+class MalformedLine(SemsearchError):
+    pass
+
+
+def check_readable(path: Path) -> None:
+    if not path.is_file():
+        raise SemsearchError(f"cannot read {path}: no such file")
+    try:
+        with _open(path) as handle:
+            handle.read(1)
+    except (OSError, UnicodeDecodeError) as err:
+        raise SemsearchError(f"cannot read {path}: {err}") from None
+
+
+def _open(path: Path):
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
+def read_jsonl(
+    path: Path,
+    *,
+    skip_malformed: bool = False,
+    warn: Callable[[str], None] = lambda message: None,
+    categories: set[str] | None = None,
+    since: str | None = None,
+) -> Iterator[Paper]:
+    """Yield the papers in `path`; a malformed line stops the stream, or is reported and skipped."""
+    with _open(path) as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                paper = paper_from_record(json.loads(line))
+            except (ValueError, TypeError, KeyError) as err:
+                message = f"{path}:{line_number}: {err}"
+                if not skip_malformed:
+                    raise MalformedLine(message + " (use --skip-malformed to continue past such lines)") from None
+                warn(message)
+                continue
+            if categories and not categories.intersection(paper.arxiv_categories):
+                continue
+            if since and (paper.updated or paper.published or "") < since:
+                continue
+            yield paper
+
+
+def paper_from_record(record: dict) -> Paper:
+    if not isinstance(record, dict):
+        raise ValueError("expected a JSON object")
+    raw_id = str(record.get("id") or "").strip()
+    title = " ".join(str(record.get("title") or "").split())
+    if not raw_id:
+        raise ValueError("missing 'id'")
+    if not title:
+        raise ValueError("missing 'title'")
+    arxiv_id = parse_arxiv_id(raw_id)
+    categories = record.get("categories") or []
+    if isinstance(categories, str):
+        categories = categories.split()
+    published = _first_version_date(record.get("versions"))
+    updated = record.get("update_date") or None
+    return Paper(
+        id=arxiv_id or raw_id,
+        title=title,
+        abstract=" ".join(str(record.get("abstract") or "").split()),
+        authors=_authors(record),
+        published=published,
+        updated=updated,
+        arxiv_categories=list(categories),
+        year=(year_from_arxiv_id(arxiv_id) if arxiv_id else None) or _year(published or updated),
+        url=f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else record.get("url"),
+        sources=[SOURCE],
+    )
+
+
+def _authors(record: dict) -> list[str]:
+    parsed = record.get("authors_parsed")
+    if isinstance(parsed, list) and parsed:
+        return [" ".join(part for part in (name[1], name[0]) if part) for name in parsed if name]
+    authors = record.get("authors") or []
+    if isinstance(authors, str):
+        authors = authors.replace(" and ", ", ").split(",")
+    return [a.strip() for a in authors if str(a).strip()]
+
+
+def _first_version_date(versions) -> str | None:
+    if not isinstance(versions, list) or not versions:
+        return None
+    try:
+        return parsedate_to_datetime(versions[0]["created"]).date().isoformat()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _year(date: str | None) -> int | None:
+    return int(date[:4]) if date and date[:4].isdigit() else None

@@ -1,0 +1,75 @@
+"""The survey *Efficient Large Language Models: A Survey*: its taxonomy nodes and labelled papers.
+
+The data ships inside the package (facts only, derived by scripts/build_survey_data.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from functools import cache
+from importlib.resources import files
+
+from semsearch.paper import Paper, normalize_title, parse_arxiv_id
+
+SOURCE = "survey"
+
+
+def survey_paper_id(arxiv_id: str | None, title: str) -> str:
+    """The arXiv id when there is one, else a stable id made from the title."""
+    if arxiv_id:
+        return arxiv_id
+    slug = re.sub(r"[^a-z0-9]+", "-", normalize_title(title)).strip("-")
+    return f"survey:{slug[:80]}"
+
+
+class Survey:
+    def __init__(self, nodes: list[str], papers: list[Paper]):
+        self.nodes = tuple(nodes)
+        self.papers = tuple(papers)
+        self._by_arxiv_id = {p.arxiv_id: p for p in self.papers if p.arxiv_id}
+        self._by_title = {normalize_title(p.title): p for p in self.papers}
+
+    def find(self, paper: Paper) -> Paper | None:
+        """The survey's record of `paper`, matched by arXiv id, else by normalised title."""
+        arxiv_id = paper.arxiv_id
+        found = self._by_arxiv_id.get(arxiv_id) if arxiv_id else None
+        return found or self._by_title.get(normalize_title(paper.title))
+
+    def annotate(self, paper: Paper) -> Paper:
+        """`paper` carrying the survey's facts (title, categories, venue, year) when the survey lists it.
+
+        The survey's title wins so that a paper reads the same whichever source brought it last.
+        """
+        known = self.find(paper)
+        if known is None:
+            return paper
+        return replace(
+            paper,
+            title=known.title,
+            survey_categories=list(known.survey_categories),
+            venue=known.venue or paper.venue,
+            year=known.year or paper.year,
+            url=paper.url or known.url,
+        )
+
+
+@cache
+def load_survey() -> Survey:
+    raw = json.loads(files("semsearch").joinpath("data/survey.json").read_text(encoding="utf-8"))
+    papers = []
+    for item in raw["papers"]:
+        arxiv_id = parse_arxiv_id(item["arxiv_id"]) if item.get("arxiv_id") else None
+        papers.append(
+            Paper(
+                id=survey_paper_id(arxiv_id, item["title"]),
+                title=item["title"],
+                survey_categories=list(item["categories"]),
+                venue=item.get("venue"),
+                year=item.get("year"),
+                url=item.get("url"),
+                sources=[SOURCE],
+            )
+        )
+    return Survey(raw["nodes"], papers)

@@ -1,0 +1,207 @@
+"""The paper store: one SQLite file holding paper metadata and each paper's embedding.
+
+SQLite is the source of truth; the FAISS index is rebuilt from the stored embeddings, so a paper
+whose text did not change is never embedded again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from semsearch.paper import Paper, normalize_title
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS papers (
+    vec_id INTEGER PRIMARY KEY,         -- the paper's id in the vector index
+    id TEXT NOT NULL UNIQUE,            -- versionless arXiv id, or a stable id of its source
+    title TEXT NOT NULL,
+    abstract TEXT NOT NULL DEFAULT '',
+    authors TEXT NOT NULL DEFAULT '[]',
+    published TEXT,
+    updated TEXT,
+    arxiv_categories TEXT NOT NULL DEFAULT '[]',
+    survey_categories TEXT NOT NULL DEFAULT '[]',
+    venue TEXT,
+    year INTEGER,
+    url TEXT,
+    sources TEXT NOT NULL DEFAULT '[]',
+    title_key TEXT NOT NULL,
+    text_hash TEXT NOT NULL             -- of the text the model reads, to spot stale embeddings
+);
+CREATE INDEX IF NOT EXISTS papers_title_key ON papers(title_key);
+CREATE TABLE IF NOT EXISTS embeddings (
+    vec_id INTEGER PRIMARY KEY REFERENCES papers(vec_id),
+    text_hash TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_JSON_FIELDS = ("authors", "arxiv_categories", "survey_categories", "sources")
+_FIELDS = (
+    "id", "title", "abstract", "authors", "published", "updated", "arxiv_categories",
+    "survey_categories", "venue", "year", "url", "sources",
+)  # fmt: skip
+
+
+@dataclass
+class PendingEmbedding:
+    vec_id: int
+    text: str
+    text_hash: str
+
+
+def _row_to_paper(row: sqlite3.Row) -> Paper:
+    values = {name: row[name] for name in _FIELDS}
+    for name in _JSON_FIELDS:
+        values[name] = json.loads(values[name])
+    return Paper(**values)
+
+
+class Store:
+    def __init__(self, path: Path, *, readonly: bool = False):
+        self.path = path
+        if readonly:
+            # Published index generations never change, so SQLite may skip locking entirely.
+            self.db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        else:
+            self.db = sqlite3.connect(path, check_same_thread=False)
+            self.db.executescript(_SCHEMA)
+        self.db.row_factory = sqlite3.Row
+        self.model = self.get_meta("model", "")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    # --- metadata -----------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        if key == "model":
+            self.model = value
+
+    # --- papers -------------------------------------------------------------------------------
+    def count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM papers").fetchone()[0]
+
+    def get(self, paper_id: str) -> Paper | None:
+        row = self.db.execute("SELECT * FROM papers WHERE id = ?", (paper_id,)).fetchone()
+        return _row_to_paper(row) if row else None
+
+    def vec_id(self, paper_id: str) -> int | None:
+        row = self.db.execute("SELECT vec_id FROM papers WHERE id = ?", (paper_id,)).fetchone()
+        return row[0] if row else None
+
+    def ids_with_title(self, title: str) -> list[str]:
+        rows = self.db.execute("SELECT id FROM papers WHERE title_key = ?", (normalize_title(title),))
+        return [row[0] for row in rows]
+
+    def papers_by_vec_id(self, vec_ids: Iterable[int]) -> dict[int, Paper]:
+        wanted = [int(v) for v in vec_ids]
+        found: dict[int, Paper] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(f"SELECT * FROM papers WHERE vec_id IN ({marks})", chunk):
+                found[row["vec_id"]] = _row_to_paper(row)
+        return found
+
+    def iter_papers(self) -> Iterator[tuple[int, Paper]]:
+        for row in self.db.execute("SELECT * FROM papers ORDER BY vec_id"):
+            yield row["vec_id"], _row_to_paper(row)
+
+    def put(self, paper: Paper, *, replacing: str | None = None) -> int:
+        """Insert or update `paper` (keyed by id, or replacing the record `replacing`); returns its vec_id."""
+        values = paper.to_dict()
+        for name in _JSON_FIELDS:
+            values[name] = json.dumps(values[name], ensure_ascii=False)
+        values["title_key"] = normalize_title(paper.title)
+        values["text_hash"] = paper.text_hash(self.model)
+        key = replacing or paper.id
+        existing = self.vec_id(key)
+        columns = list(values)
+        if existing is None:
+            marks = ",".join("?" * len(columns))
+            cursor = self.db.execute(
+                f"INSERT INTO papers ({','.join(columns)}) VALUES ({marks})", [values[c] for c in columns]
+            )
+            return int(cursor.lastrowid)
+        assignments = ",".join(f"{c} = ?" for c in columns)
+        self.db.execute(f"UPDATE papers SET {assignments} WHERE vec_id = ?", [values[c] for c in columns] + [existing])
+        return existing
+
+    def vec_ids_where(
+        self, *, year_from: int | None = None, year_to: int | None = None, categories: Iterable[str] = ()
+    ) -> list[int]:
+        """vec_ids of papers within the year range and under any of the given taxonomy paths."""
+        clauses, params = [], []
+        if year_from is not None:
+            clauses.append("year >= ?")
+            params.append(year_from)
+        if year_to is not None:
+            clauses.append("year <= ?")
+            params.append(year_to)
+        paths = list(categories)
+        if paths:
+            tests = " OR ".join("(c.value = ? OR c.value LIKE ? ESCAPE '\\')" for _ in paths)
+            clauses.append(f"EXISTS (SELECT 1 FROM json_each(papers.survey_categories) AS c WHERE {tests})")
+            for path in paths:
+                escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                params += [path, escaped + "/%"]
+        where = " AND ".join(clauses) or "1"
+        return [row[0] for row in self.db.execute(f"SELECT vec_id FROM papers WHERE {where}", params)]
+
+    # --- embeddings ---------------------------------------------------------------------------
+    def stale_embeddings(self, limit: int) -> list[PendingEmbedding]:
+        """Up to `limit` papers whose embedding is missing or was made from other text."""
+        rows = self.db.execute(
+            """SELECT p.vec_id, p.title, p.abstract, p.text_hash FROM papers AS p
+               LEFT JOIN embeddings AS e ON e.vec_id = p.vec_id
+               WHERE e.text_hash IS NULL OR e.text_hash != p.text_hash
+               ORDER BY p.vec_id LIMIT ?""",
+            (limit,),
+        )
+        return [
+            PendingEmbedding(vec_id, Paper(id="", title=title, abstract=abstract).embedding_text(), text_hash)
+            for vec_id, title, abstract, text_hash in rows
+        ]
+
+    def stale_count(self) -> int:
+        return self.db.execute(
+            """SELECT count(*) FROM papers AS p LEFT JOIN embeddings AS e ON e.vec_id = p.vec_id
+               WHERE e.text_hash IS NULL OR e.text_hash != p.text_hash"""
+        ).fetchone()[0]
+
+    def put_embeddings(self, pending: list[PendingEmbedding], vectors: np.ndarray) -> None:
+        rows = [
+            (item.vec_id, item.text_hash, np.ascontiguousarray(vector, dtype=np.float32).tobytes())
+            for item, vector in zip(pending, vectors, strict=True)
+        ]
+        self.db.executemany("INSERT OR REPLACE INTO embeddings (vec_id, text_hash, vector) VALUES (?, ?, ?)", rows)
+
+    def embedding(self, vec_id: int) -> np.ndarray | None:
+        row = self.db.execute("SELECT vector FROM embeddings WHERE vec_id = ?", (vec_id,)).fetchone()
+        return np.frombuffer(row[0], dtype=np.float32) if row else None
+
+    def iter_embeddings(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(vec_ids, vectors) in vec_id order, `batch` rows at a time, for building the vector index."""
+        cursor = self.db.execute("SELECT vec_id, vector FROM embeddings ORDER BY vec_id")
+        while rows := cursor.fetchmany(batch):
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vectors = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+            yield ids, vectors
+
+    def embedding_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
