@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -26,16 +26,16 @@ ingest_app = typer.Typer(help="Add papers to the index (re-ingesting a paper upd
 app.add_typer(ingest_app, name="ingest")
 
 IndexOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--index", help="Index directory ($SEMSEARCH_INDEX wins when set; default ./index)."),
 ]
 ModelOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--model", help="sentence-transformers model name or path (default all-MiniLM-L6-v2)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ProgressOption = Annotated[
-    Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar (default: when on a terminal).")
+    bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when on a terminal).")
 ]
 
 
@@ -59,9 +59,9 @@ def ingest_jsonl_command(
         bool, typer.Option("--skip-malformed", help="Report malformed lines and go on (default: stop there).")
     ] = False,
     categories: Annotated[
-        Optional[str], typer.Option("--categories", help="Keep only these arXiv categories, e.g. cs.CL,cs.LG.")
+        str | None, typer.Option("--categories", help="Keep only these arXiv categories, e.g. cs.CL,cs.LG.")
     ] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="Keep papers updated on/after YYYY-MM-DD.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Keep papers updated on/after YYYY-MM-DD.")] = None,
     index: IndexOption = None,
     model: ModelOption = None,
     progress: ProgressOption = None,
@@ -71,7 +71,12 @@ def ingest_jsonl_command(
 
     wanted = {c.strip() for c in categories.split(",") if c.strip()} if categories else None
     report = ingest_jsonl(
-        paths, index, model, skip_malformed=skip_malformed, categories=wanted, since=_check_date(since),
+        paths,
+        index,
+        model,
+        skip_malformed=skip_malformed,
+        categories=wanted,
+        since=_check_date(since),
         progress=_progress(progress),
     )
     _finish_ingest(report)
@@ -79,8 +84,8 @@ def ingest_jsonl_command(
 
 @ingest_app.command("arxiv")
 def ingest_arxiv_command(
-    ids: Annotated[Optional[list[str]], typer.Option("--id", help="arXiv id (repeatable).")] = None,
-    query: Annotated[Optional[str], typer.Option("--query", help="arXiv search query, e.g. 'ti:quantization'.")] = None,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="arXiv id (repeatable).")] = None,
+    query: Annotated[str | None, typer.Option("--query", help="arXiv search query, e.g. 'ti:quantization'.")] = None,
     max_results: Annotated[int, typer.Option("--max", min=1, max=10_000, help="Most papers for --query.")] = 100,
     index: IndexOption = None,
     model: ModelOption = None,
@@ -141,8 +146,14 @@ def _print_hits(hits) -> None:
     from rich.table import Table
 
     table = Table(show_lines=False, expand=False)
-    for column, style in (("#", "dim"), ("score", ""), ("year", ""), ("title", "bold"), ("category", "cyan"),
-                          ("id", "dim")):
+    for column, style in (
+        ("#", "dim"),
+        ("score", ""),
+        ("year", ""),
+        ("title", "bold"),
+        ("category", "cyan"),
+        ("id", "dim"),
+    ):
         table.add_column(column, style=style or None, overflow="fold")
     from semsearch.taxonomy import leaf_name
 
@@ -155,15 +166,15 @@ def _print_hits(hits) -> None:
 
 @app.command()
 def search(
-    question: Annotated[Optional[str], typer.Argument(help="A question in plain words.")] = None,
+    question: Annotated[str | None, typer.Argument(help="A question in plain words.")] = None,
     k: Annotated[int, typer.Option("-k", min=1, max=1000, help="How many papers.")] = 10,
     batch: Annotated[
-        Optional[Path], typer.Option("--batch", help="File with one question per line ('-' for stdin); JSON out.")
+        Path | None, typer.Option("--batch", help="File with one question per line ('-' for stdin); JSON out.")
     ] = None,
-    year_from: Annotated[Optional[int], typer.Option("--year-from", help="Only papers from this year on.")] = None,
-    year_to: Annotated[Optional[int], typer.Option("--year-to", help="Only papers up to this year.")] = None,
+    year_from: Annotated[int | None, typer.Option("--year-from", help="Only papers from this year on.")] = None,
+    year_to: Annotated[int | None, typer.Option("--year-to", help="Only papers up to this year.")] = None,
     category: Annotated[
-        Optional[str], typer.Option("--category", help="Only papers under this taxonomy node (path or name).")
+        str | None, typer.Option("--category", help="Only papers under this taxonomy node (path or name).")
     ] = None,
     as_json: JsonOption = False,
     index: IndexOption = None,

@@ -120,13 +120,13 @@ class Index:
         vectors = faiss.read_index(str(generation_dir / VECTORS_FILE))
         problems = []
         if store.get_meta("model") != manifest.model:
-            problems.append(f"papers.db was embedded with {store.get_meta('model')!r}, manifest says {manifest.model!r}")
+            problems.append(
+                f"papers.db was embedded with {store.get_meta('model')!r}, manifest says {manifest.model!r}"
+            )
         if vectors.d != manifest.dimension:
             problems.append(f"vectors have dimension {vectors.d}, manifest says {manifest.dimension}")
         if vectors.ntotal != manifest.count or store.count() != manifest.count:
-            problems.append(
-                f"{vectors.ntotal} vectors and {store.count()} papers, manifest says {manifest.count}"
-            )
+            problems.append(f"{vectors.ntotal} vectors and {store.count()} papers, manifest says {manifest.count}")
         if problems:
             store.close()
             raise SemsearchError(f"index at {directory} is inconsistent: {'; '.join(problems)}")
@@ -180,8 +180,9 @@ class IndexWriter:
                         "try again when it has finished"
                     ) from None
                 if not told:
-                    print(f"waiting for another writer (pid {holder}) to finish with {self.directory}…",
-                          file=sys.stderr)
+                    print(
+                        f"waiting for another writer (pid {holder}) to finish with {self.directory}…", file=sys.stderr
+                    )
                     told = True
                 time.sleep(0.2)
         os.ftruncate(fd, 0)

@@ -200,8 +200,9 @@ def ingest_arxiv(
         if wanted:
             result = client.fetch_ids(wanted, on_papers=ingest.add)
             if result.missing:
-                raise PartialFailure(f"could not get {len(result.missing)} of {len(wanted)} ids from arXiv: "
-                                     + " ".join(result.missing))
+                raise PartialFailure(
+                    f"could not get {len(result.missing)} of {len(wanted)} ids from arXiv: " + " ".join(result.missing)
+                )
         if query:
             ingest.add(client.search(query, max_results))
     return ingest.report
@@ -233,8 +234,10 @@ def ingest_survey(
                     result = ArxivClient().fetch_ids(need)
                     fetched = {p.id: p for p in result.papers}
                     if result.missing:
-                        ingest.warn(f"{len(result.missing)} survey papers did not arrive from arXiv and are "
-                                    "indexed on their titles; run `semsearch ingest survey` again to retry")
+                        ingest.warn(
+                            f"{len(result.missing)} survey papers did not arrive from arXiv and are "
+                            "indexed on their titles; run `semsearch ingest survey` again to retry"
+                        )
                 except ArxivUnavailable as err:
                     ingest.warn(f"{err}; indexing survey titles only (run again online to add abstracts)")
         ingest.add(p.merged_with(fetched[p.id]) if p.id in fetched else p for p in survey.papers)

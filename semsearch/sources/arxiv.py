@@ -147,9 +147,7 @@ class ArxivClient:
                 last_error = err
         raise ArxivUnavailable(f"arXiv did not answer after {self.retries + 1} tries: {last_error}")
 
-    def fetch_ids(
-        self, ids: Iterable[str], on_papers: Callable[[list[Paper]], None] | None = None
-    ) -> FetchResult:
+    def fetch_ids(self, ids: Iterable[str], on_papers: Callable[[list[Paper]], None] | None = None) -> FetchResult:
         """Fetch papers by id in chunks; ids missing from an answer (arXiv sometimes sends empty
         pages) are asked for again. Papers are handed to `on_papers` as they arrive."""
         wanted = validate_ids(ids)
