@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from semsearch.errors import SemsearchError
@@ -231,12 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors become one line on stderr and an exit code, never a traceback."""
     try:
         result = app(args=argv, prog_name="semsearch", standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("interrupted", file=sys.stderr)
         return 130
-    except click.ClickException as err:
-        err.show()
-        return err.exit_code
+    except typer.Exit as done:
+        return done.exit_code
     except SemsearchError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
@@ -245,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except typer.TyperException as err:  # usage errors: typer prints them with the usage line
+        err.show()
+        return getattr(err, "exit_code", 2)
     return result if isinstance(result, int) else 0
 
 

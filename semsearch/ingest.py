@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -31,7 +30,7 @@ class IngestReport:
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        count = self.manifest.count if self.manifest else "?"
+        count = self.manifest.count if self.manifest else "no"
         return (
             f"read {self.read} papers: {self.added} new, {self.updated} updated, {self.unchanged} unchanged; "
             f"embedded {self.embedded} in {self.embed_seconds:.1f}s; index now holds {count} papers "
@@ -84,7 +83,7 @@ class Ingest:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            if exc_type is None or issubclass(exc_type, SemsearchError):
+            if (exc_type is None or issubclass(exc_type, SemsearchError)) and self.store.count():
                 self.embed_stale()
                 dimension = self._embedder.dimension if self._embedder else None
                 self.report.manifest = self.writer.publish(dimension)
@@ -96,12 +95,18 @@ class Ingest:
 
     # --- storing ------------------------------------------------------------------------------
     def add(self, papers: Iterable[Paper]) -> None:
-        iterator = iter(papers)
-        while batch := list(itertools.islice(iterator, BATCH)):
-            for paper in batch:
+        """Store papers as they come (a source failing part-way loses nothing it already gave)."""
+        stored = 0
+        try:
+            for paper in papers:
                 self._put(paper)
+                stored += 1
+                if stored % BATCH == 0:
+                    self.store.commit()
+                    self.embed_stale()
+        finally:
             self.store.commit()
-            self.embed_stale()
+        self.embed_stale()
 
     def _put(self, paper: Paper) -> None:
         self.report.read += 1

@@ -1,0 +1,3 @@
+from semsearch.cli import run
+
+run()

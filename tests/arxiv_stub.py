@@ -1,0 +1,124 @@
+"""A local stand-in for the arXiv API: serves Atom feeds written here, with scripted failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+from xml.sax.saxutils import escape
+
+FEED_HEAD = """<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/"
+      xmlns:arxiv="http://arxiv.org/schemas/atom">
+  <title>arXiv Query results</title>
+  <id>http://arxiv.org/api/stub</id>
+  <updated>2024-01-01T00:00:00-05:00</updated>
+  <opensearch:totalResults>{total}</opensearch:totalResults>
+  <opensearch:startIndex>{start}</opensearch:startIndex>
+  <opensearch:itemsPerPage>{size}</opensearch:itemsPerPage>
+"""
+
+ENTRY = """  <entry>
+    <id>http://arxiv.org/abs/{id}v2</id>
+    <updated>2024-02-01T10:00:00Z</updated>
+    <published>2024-01-15T10:00:00Z</published>
+    <title>{title}</title>
+    <summary>{abstract}</summary>
+    <author><name>Grace Hopper</name></author>
+    <author><name>Edsger Dijkstra</name></author>
+    <link href="http://arxiv.org/abs/{id}v2" rel="alternate" type="text/html"/>
+    <link title="pdf" href="http://arxiv.org/pdf/{id}v2" rel="related" type="application/pdf"/>
+    <arxiv:primary_category term="cs.CL" scheme="http://arxiv.org/schemas/atom"/>
+    <category term="cs.CL" scheme="http://arxiv.org/schemas/atom"/>
+    <category term="cs.LG" scheme="http://arxiv.org/schemas/atom"/>
+  </entry>
+"""
+
+
+def stub_paper(arxiv_id: str) -> dict:
+    return {
+        "id": arxiv_id,
+        "title": f"Stub paper {arxiv_id} on efficient inference",
+        "abstract": f"An abstract written for the stub about paper {arxiv_id}: faster decoding & smaller caches.",
+    }
+
+
+@dataclass
+class Step:
+    """What the stub does for one request: an HTTP status, an empty feed, or a stall."""
+
+    status: int = 200
+    empty: bool = False
+    stall: float = 0.0
+    drop: int = 0  # leave out this many of the requested ids (the feed's total still counts them)
+
+
+@dataclass
+class ArxivStub:
+    papers: dict[str, dict] = field(default_factory=dict)  # arXiv id -> paper; unknown ids get stub papers
+    script: list[Step] = field(default_factory=list)  # consumed one per request; then plain success
+    unknown: set[str] = field(default_factory=set)  # ids arXiv never returns
+    requests: list[dict] = field(default_factory=list)
+    request_times: list[float] = field(default_factory=list)
+
+    def feed(self, ids: list[str], start: int, size: int, total: int) -> bytes:
+        body = FEED_HEAD.format(total=total, start=start, size=size)
+        for arxiv_id in ids:
+            paper = self.papers.get(arxiv_id) or stub_paper(arxiv_id)
+            body += ENTRY.format(id=arxiv_id, title=escape(paper["title"]), abstract=escape(paper["abstract"]))
+        return (body + "</feed>\n").encode()
+
+    def respond(self, query: dict) -> tuple[int, bytes]:
+        step = self.script.pop(0) if self.script else Step()
+        if step.stall:
+            time.sleep(step.stall)
+        if step.status != 200:
+            return step.status, b"busy"
+        start = int(query.get("start", ["0"])[0])
+        size = int(query.get("max_results", ["10"])[0])
+        if query.get("id_list", [""])[0]:
+            ids = [i for i in query["id_list"][0].split(",") if i not in self.unknown]
+            total = len(ids)
+            ids = ids[start : start + size]
+        else:
+            ids = sorted(self.papers)
+            total = len(ids)
+            ids = ids[start : start + size]
+        if step.empty:
+            ids = []
+        ids = ids[: len(ids) - step.drop] if step.drop else ids
+        return 200, self.feed(ids, start, size, total)
+
+    def __enter__(self) -> ArxivStub:
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                query = parse_qs(urlparse(self.path).query)
+                stub.requests.append(query)
+                stub.request_times.append(time.monotonic())
+                status, body = stub.respond(query)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/atom+xml")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/api/query"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semsearch import embeddings
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+class HashingModel:
+    """A tiny stand-in for a SentenceTransformer: bag of hashed words, unit length. Deterministic and
+    lexical, so the pipeline can be tested in milliseconds; tests marked `slow` use the real model."""
+
+    dimension = 64
+
+    def __init__(self):
+        self.encoded: list[str] = []
+
+    def get_embedding_dimension(self) -> int:
+        return self.dimension
+
+    def encode(self, texts, **kwargs):
+        self.encoded.extend(texts)
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"[a-z0-9]+", text.lower()):
+                vectors[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension] += 1.0
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-9)
+
+
+@pytest.fixture
+def fake_model(monkeypatch) -> HashingModel:
+    model = HashingModel()
+    monkeypatch.setattr(embeddings, "_load", lambda name: model)
+    return model
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch, tmp_path):
+    """No test reads the user's index or reaches the real arXiv."""
+    monkeypatch.delenv("SEMSEARCH_INDEX", raising=False)
+    monkeypatch.setenv("SEMSEARCH_ARXIV_URL", "http://127.0.0.1:9/api/query")  # discard port: refused
+    monkeypatch.setenv("SEMSEARCH_ARXIV_DELAY", "0")
+    monkeypatch.setenv("SEMSEARCH_ARXIV_TIMEOUT", "2")
+    monkeypatch.chdir(tmp_path)
+
+
+# A small corpus written for these tests (not third-party text).
+CORPUS = [
+    (
+        "2401.00001",
+        "Weight-only quantization of language models to four bits",
+        "We quantize the weights of large language models to 4-bit integers after training, using a small "
+        "calibration set, and keep activations in 16-bit floating point.",
+        "cs.CL",
+        "2024-01-02",
+    ),
+    (
+        "2401.00002",
+        "Pruning attention heads in large transformers",
+        "Structured pruning removes whole attention heads and feed-forward channels, shrinking the network "
+        "with little loss of accuracy.",
+        "cs.LG",
+        "2024-01-03",
+    ),
+    (
+        "2302.00003",
+        "Speculative decoding with a small draft model",
+        "A small draft model proposes several tokens that the large target model verifies in parallel, "
+        "accelerating autoregressive generation without changing the output distribution.",
+        "cs.CL",
+        "2023-02-05",
+    ),
+    (
+        "2305.00004",
+        "Compressing the key-value cache for long prompts",
+        "The key-value cache grows with the prompt; we evict unimportant tokens and quantize the cache to cut "
+        "memory during long-context inference.",
+        "cs.CL cs.LG",
+        "2023-05-07",
+    ),
+    (
+        "2210.00005",
+        "Low-rank adapters for parameter-efficient fine-tuning",
+        "Freezing the pretrained weights and training low-rank update matrices fine-tunes large models with a "
+        "fraction of the trainable parameters.",
+        "cs.LG",
+        "2022-10-09",
+    ),
+    (
+        "2106.00006",
+        "Mixture of experts layers with sparse routing",
+        "A router sends each token to a few experts, so model capacity grows while compute per token stays constant.",
+        "cs.LG",
+        "2021-06-11",
+    ),
+    (
+        "2308.00007",
+        "A benchmark of image captioning for vision-language models",
+        "We collect photographs with human-written captions and evaluate multimodal models on describing images.",
+        "cs.CV",
+        "2023-08-13",
+    ),
+]
+
+
+def corpus_records() -> list[dict]:
+    return [
+        {
+            "id": i,
+            "title": t,
+            "abstract": a,
+            "categories": c,
+            "update_date": d,
+            "authors": "Ada Lovelace and Alan Turing",
+        }
+        for i, t, a, c, d in CORPUS
+    ]
+
+
+@pytest.fixture
+def corpus_file(tmp_path) -> Path:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in corpus_records()))
+    return path

@@ -1,0 +1,136 @@
+import time
+
+import pytest
+
+from semsearch.errors import SemsearchError
+from semsearch.sources.arxiv import ID_CHUNK, ArxivClient, ArxivUnavailable, validate_ids
+from tests.arxiv_stub import ArxivStub, Step
+
+
+@pytest.fixture
+def stub(monkeypatch):
+    with ArxivStub() as running:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", running.url)
+        yield running
+
+
+def test_fetches_ids_and_parses_the_feed(stub):
+    stub.papers["2401.00001"] = {"title": "Quantizing  weights\n  to 4 bits", "abstract": "Four-bit weights."}
+    result = ArxivClient().fetch_ids(["2401.00001", "arXiv:2401.00002v3"])
+    assert result.missing == []
+    by_id = {p.id: p for p in result.papers}
+    assert set(by_id) == {"2401.00001", "2401.00002"}  # versions stripped
+    paper = by_id["2401.00001"]
+    assert paper.title == "Quantizing weights to 4 bits"
+    assert paper.abstract == "Four-bit weights."
+    assert paper.authors == ["Grace Hopper", "Edsger Dijkstra"]
+    assert paper.arxiv_categories == ["cs.CL", "cs.LG"]
+    assert paper.published == "2024-01-15" and paper.updated == "2024-02-01"
+    assert paper.year == 2024 and paper.url == "https://arxiv.org/abs/2401.00001"
+
+
+def test_ids_are_fetched_in_chunks(stub):
+    ids = [f"2401.{n:05d}" for n in range(ID_CHUNK * 2 + 5)]
+    result = ArxivClient().fetch_ids(ids)
+    assert len(result.papers) == len(ids) and not result.missing
+    assert [len(r["id_list"][0].split(",")) for r in stub.requests] == [ID_CHUNK, ID_CHUNK, 5]
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_throttling_and_server_errors_are_retried(stub, status):
+    stub.script = [Step(status=status), Step(status=status)]
+    result = ArxivClient().fetch_ids(["2401.00001"])
+    assert [p.id for p in result.papers] == ["2401.00001"]
+    assert len(stub.requests) == 3
+
+
+def test_backoff_grows_between_retries(stub):
+    stub.script = [Step(status=503), Step(status=503)]
+    ArxivClient(backoff=0.1).fetch_ids(["2401.00001"])
+    gaps = [b - a for a, b in zip(stub.request_times, stub.request_times[1:], strict=False)]
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2
+
+
+def test_empty_first_page_is_asked_again(stub):
+    stub.script = [Step(empty=True)]
+    result = ArxivClient().fetch_ids(["2401.00001", "2401.00002"])
+    assert {p.id for p in result.papers} == {"2401.00001", "2401.00002"}
+    assert len(stub.requests) == 2
+
+
+def test_a_short_page_is_completed(stub):
+    stub.script = [Step(drop=1), Step(empty=True)]
+    result = ArxivClient().fetch_ids(["2401.00001", "2401.00002"])
+    assert {p.id for p in result.papers} == {"2401.00001", "2401.00002"} and not result.missing
+
+
+def test_ids_that_never_arrive_are_retried_alone_then_reported(stub):
+    stub.unknown = {"2401.00002"}
+    result = ArxivClient(retries=2).fetch_ids(["2401.00001", "2401.00002"])
+    assert [p.id for p in result.papers] == ["2401.00001"]
+    assert result.missing == ["2401.00002"]
+    assert [r["id_list"] for r in stub.requests[1:]] == [["2401.00002"]] * 2
+
+
+def test_persistent_failure_raises_when_nothing_arrived(stub):
+    stub.script = [Step(status=503)] * 20
+    with pytest.raises(ArxivUnavailable, match="did not answer"):
+        ArxivClient(retries=2).fetch_ids(["2401.00001"])
+    assert len(stub.requests) == 3
+
+
+def test_persistent_failure_keeps_what_arrived(stub):
+    ids = [f"2401.{n:05d}" for n in range(ID_CHUNK + 3)]
+    stub.script = [Step()] + [Step(status=503)] * 20
+    got = []
+    result = ArxivClient(retries=1).fetch_ids(ids, on_papers=got.extend)
+    assert len(result.papers) == ID_CHUNK == len(got)
+    assert result.missing == ids[ID_CHUNK:]
+
+
+def test_a_stalled_request_times_out_and_is_retried(stub):
+    stub.script = [Step(stall=1.5)]
+    started = time.monotonic()
+    result = ArxivClient(timeout=0.5).fetch_ids(["2401.00001"])
+    assert [p.id for p in result.papers] == ["2401.00001"]
+    assert time.monotonic() - started < 1.5 + 1.0
+    assert len(stub.requests) == 2
+
+
+def test_requests_are_paced(stub):
+    ArxivClient(delay=0.3).fetch_ids([f"2401.{n:05d}" for n in range(ID_CHUNK + 1)])
+    assert stub.request_times[1] - stub.request_times[0] >= 0.29
+
+
+def test_client_error_is_not_retried(stub):
+    stub.script = [Step(status=400)]
+    with pytest.raises(SemsearchError, match="HTTP 400"):
+        ArxivClient().fetch_ids(["2401.00001"])
+    assert len(stub.requests) == 1
+
+
+def test_query_pages_through_results(stub, monkeypatch):
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 4)
+    for n in range(10):
+        stub.papers[f"2402.{n:05d}"] = {"title": f"Paper {n}", "abstract": "About caches."}
+    papers = list(ArxivClient().search("all:cache", max_results=9))
+    assert [p.id for p in papers] == [f"2402.{n:05d}" for n in range(9)]
+    assert [int(r["start"][0]) for r in stub.requests] == [0, 4, 8]
+
+
+def test_unreachable_server():
+    with pytest.raises(ArxivUnavailable):
+        ArxivClient(retries=1).fetch_ids(["2401.00001"])
+
+
+@pytest.mark.parametrize("bad", ["", "1234", "2401.1", "not-an-id", "2401.00001x"])
+def test_invalid_ids_are_refused(bad):
+    with pytest.raises(SemsearchError, match="invalid arXiv id"):
+        validate_ids([bad])
+
+
+def test_valid_id_forms():
+    assert validate_ids(["https://arxiv.org/abs/2401.00001v2", "hep-th/9901001", "2401.00001"]) == [
+        "2401.00001",
+        "hep-th/9901001",
+    ]

@@ -1,0 +1,162 @@
+import json
+
+import pytest
+
+from semsearch.cli import main
+from tests.arxiv_stub import ArxivStub, Step
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+@pytest.fixture
+def built(tmp_path, fake_model, corpus_file, capsys):
+    code, _, err = run(capsys, "ingest", "jsonl", corpus_file, "--index", tmp_path / "idx")
+    assert code == 0, err
+    return tmp_path / "idx"
+
+
+def test_ingest_then_search_json(built, capsys):
+    code, out, err = run(
+        capsys, "search", "speculative decoding with a small draft model", "--json", "-k", 3, "--index", built
+    )
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["query"] == "speculative decoding with a small draft model"
+    assert len(answer["results"]) == 3
+    top = answer["results"][0]
+    assert set(top) == {"id", "title", "score", "year", "categories", "url"}
+    assert top["id"] == "2302.00003" and top["url"] == "https://arxiv.org/abs/2302.00003"
+    scores = [r["score"] for r in answer["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_search_table(built, capsys):
+    code, out, _ = run(capsys, "search", "mixture of experts routing", "--index", built)
+    assert code == 0 and "Mixture of experts" in out
+
+
+def test_batch_keeps_order_and_loads_once(built, capsys, tmp_path, fake_model):
+    questions = tmp_path / "q.txt"
+    questions.write_text("pruning attention heads\n\nkey-value cache eviction\n")
+    code, out, _ = run(capsys, "search", "--batch", questions, "-k", 2, "--index", built)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [a["query"] for a in lines] == ["pruning attention heads", "key-value cache eviction"]
+    assert lines[0]["results"][0]["id"] == "2401.00002" and lines[1]["results"][0]["id"] == "2305.00004"
+
+
+def test_filters(built, capsys):
+    code, out, _ = run(capsys, "search", "models", "--json", "--year-from", 2023, "--year-to", 2023, "--index", built)
+    assert code == 0 and {r["year"] for r in json.loads(out)["results"]} == {2023}
+
+
+def test_category_filter_uses_survey_labels(tmp_path, fake_model, capsys):
+    index = tmp_path / "idx"
+    code, _, err = run(capsys, "ingest", "survey", "--offline", "--index", index)
+    assert code == 0, err
+    code, out, _ = run(
+        capsys, "search", "quantization", "--json", "--category", "Speculative Decoding", "--index", index
+    )
+    results = json.loads(out)["results"]
+    assert code == 0 and len(results) == 10
+    assert all(any("Speculative Decoding" in c for c in r["categories"]) for r in results)
+
+
+def test_info(built, capsys):
+    code, out, _ = run(capsys, "info", "--json", "--index", built)
+    data = json.loads(out)
+    assert code == 0 and data["papers"] == 7 and data["model"] == "all-MiniLM-L6-v2" and data["dimension"] == 64
+    assert data["size_bytes"] > 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["search", "   "], "question is empty"),
+        (["search", "x", "--index", "nowhere"], "no index at nowhere"),
+        (["search", "x", "--category", "Not A Node"], "unknown category"),
+        (["ingest", "arxiv", "--id", "12.34"], "invalid arXiv id"),
+        (["ingest", "arxiv"], "give --id"),
+        (["ingest", "jsonl", "missing.jsonl"], "no such file"),
+        (["ingest", "jsonl", "x.jsonl", "--since", "yesterday"], "invalid date"),
+        (["search"], "give a QUESTION"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(built, capsys, tmp_path, args, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if "--index" not in args:
+        args = args + ["--index", str(built)] if args[0] == "search" and "nowhere" not in args else args
+    code, _, err = run(capsys, *args)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_malformed_line_reports_and_keeps_earlier_papers(tmp_path, fake_model, capsys):
+    source = tmp_path / "bad.jsonl"
+    source.write_text('{"id": "2401.00001", "title": "Fine"}\n[1, 2]\n')
+    code, _, err = run(capsys, "ingest", "jsonl", source, "--index", tmp_path / "idx")
+    assert code == 2 and "bad.jsonl:2" in err
+    code, out, _ = run(capsys, "info", "--json", "--index", tmp_path / "idx")
+    assert json.loads(out)["papers"] == 1
+    code, _, err = run(capsys, "ingest", "jsonl", source, "--skip-malformed", "--index", tmp_path / "idx")
+    assert code == 0 and "bad.jsonl:2" in err
+
+
+def test_usage_errors_exit_2(capsys):
+    code, _, err = run(capsys, "search", "x", "-k", "0")
+    assert code == 2 and "Invalid value" in err
+
+
+def test_ingest_arxiv_partial_failure_stores_what_arrived(tmp_path, fake_model, capsys, monkeypatch):
+    with ArxivStub(unknown={"2401.00002"}) as stub:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        code, _, err = run(capsys, "ingest", "arxiv", "--id", "2401.00001", "--id", "2401.00002", "--index", tmp_path)
+    assert code == 1 and "2401.00002" in err.splitlines()[-1]
+    code, out, _ = run(capsys, "info", "--json", "--index", tmp_path)
+    assert json.loads(out)["papers"] == 1
+
+
+def test_ingest_arxiv_query(tmp_path, fake_model, capsys, monkeypatch):
+    with ArxivStub(script=[Step(status=503)]) as stub:
+        stub.papers = {f"2402.{n:05d}": {"title": f"Cache paper {n}", "abstract": "About caches."} for n in range(3)}
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        code, _, err = run(capsys, "ingest", "arxiv", "--query", "all:cache", "--max", 5, "--index", tmp_path)
+    assert code == 0, err
+    code, out, _ = run(capsys, "search", "cache", "--json", "--index", tmp_path)
+    assert {r["id"] for r in json.loads(out)["results"]} == {"2402.00000", "2402.00001", "2402.00002"}
+
+
+def test_survey_offline_fallback_then_online_fills_abstracts(tmp_path, fake_model, capsys, monkeypatch):
+    code, _, err = run(capsys, "ingest", "survey", "--index", tmp_path)  # arXiv unreachable in tests
+    assert code == 0 and err.count("warning:") == 1 and "titles only" in err
+    with ArxivStub() as stub:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        code, _, err = run(capsys, "ingest", "survey", "--index", tmp_path)
+    assert code == 0, err
+    from semsearch.index import Index
+
+    index = Index.open(tmp_path)
+    assert index.manifest.count == 424
+    awq = index.store.get("2306.00978")
+    assert awq.abstract.startswith("An abstract written for the stub") and awq.title.startswith("AWQ")
+    assert awq.survey_categories and "arxiv" in awq.sources
+    # A third run asks arXiv for nothing: every abstract it can have is there.
+    with ArxivStub() as stub:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        assert run(capsys, "ingest", "survey", "--index", tmp_path)[0] == 0
+        assert stub.requests == []
+
+
+def test_help_is_fast_to_import():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, semsearch.cli; print(any(m in sys.modules for m in ('torch', 'faiss', 'sentence_transformers')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -1,0 +1,177 @@
+import json
+import sqlite3
+import threading
+
+import pytest
+
+from semsearch.errors import SemsearchError
+from semsearch.index import Index, IndexWriter
+from semsearch.ingest import BATCH, Ingest, ingest_jsonl
+from semsearch.paper import Paper
+from semsearch.search import Searcher
+
+
+def papers(n: int, prefix: str = "2401", text: str = "about caches") -> list[Paper]:
+    return [
+        Paper(id=f"{prefix}.{i:05d}", title=f"Paper {i} {text}", abstract=f"Abstract {i} {text}.") for i in range(n)
+    ]
+
+
+def ingest(index_dir, items, **kwargs):
+    with Ingest(index_dir, progress=False, **kwargs) as job:
+        job.add(items)
+    return job.report
+
+
+def test_ingest_publishes_a_consistent_generation(tmp_path, fake_model):
+    report = ingest(tmp_path / "idx", papers(5))
+    index = Index.open(tmp_path / "idx")
+    assert report.added == 5 and index.manifest.count == 5 == index.vectors.ntotal == index.store.count()
+    manifest = json.loads((index.generation_dir / "manifest.json").read_text())
+    assert manifest["model"] == "all-MiniLM-L6-v2" and manifest["dimension"] == 64 and manifest["normalized"]
+    assert manifest["format_version"] == 1
+
+
+def test_reingest_updates_in_place_and_embeds_only_changed_texts(tmp_path, fake_model):
+    ingest(tmp_path, papers(5))
+    fake_model.encoded.clear()
+    changed = papers(5)
+    changed[2] = Paper(id=changed[2].id, title=changed[2].title, abstract="A rewritten abstract.")
+    report = ingest(tmp_path, changed + [Paper(id="2402.00001", title="New one")])
+    assert (report.added, report.updated, report.unchanged) == (1, 1, 4)
+    assert len(fake_model.encoded) == 2  # the changed paper and the new one
+    index = Index.open(tmp_path)
+    assert index.manifest.count == 6
+    assert index.store.get(changed[2].id).abstract == "A rewritten abstract."
+
+
+def test_versions_of_one_paper_are_one_record(tmp_path, fake_model):
+    from semsearch.sources.jsonl import paper_from_record
+
+    ingest(tmp_path, [paper_from_record({"id": "2401.00001v1", "title": "Old title"})])
+    ingest(tmp_path, [paper_from_record({"id": "2401.00001v3", "title": "New title"})])
+    index = Index.open(tmp_path)
+    assert index.manifest.count == 1 and index.store.get("2401.00001").title == "New title"
+
+
+def test_survey_entry_without_id_merges_with_the_arxiv_record_of_the_same_title(tmp_path, fake_model):
+    from semsearch.sources.survey import load_survey
+
+    survey = load_survey()
+    untitled = next(p for p in survey.papers if p.id.startswith("survey:"))
+    ingest(tmp_path, [untitled])
+    ingest(tmp_path, [Paper(id="2210.17323", title=untitled.title.upper(), abstract="Now with an abstract.")])
+    index = Index.open(tmp_path)
+    assert index.manifest.count == 1
+    merged = index.store.get("2210.17323")
+    assert merged.survey_categories == untitled.survey_categories and merged.abstract == "Now with an abstract."
+    assert merged.title == untitled.title and set(merged.sources) == {"survey"}
+
+
+def test_interrupted_ingest_leaves_previous_index_and_resumes(tmp_path, fake_model, monkeypatch):
+    ingest(tmp_path, papers(3, prefix="2301"))
+    before = Index.open(tmp_path).manifest
+
+    calls = {"n": 0}
+    real_encode = fake_model.encode
+
+    def crash_on_second_batch(texts, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_encode(texts, **kwargs)
+
+    monkeypatch.setattr(fake_model, "encode", crash_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(tmp_path, papers(BATCH + 10))
+    index = Index.open(tmp_path)
+    assert index.manifest.generation == before.generation and index.manifest.count == 3
+
+    monkeypatch.setattr(fake_model, "encode", real_encode)
+    fake_model.encoded.clear()
+    report = ingest(tmp_path, papers(BATCH + 10))
+    assert len(fake_model.encoded) == 10  # the first batch was embedded before the crash and is reused
+    assert report.embedded == 10
+    assert Index.open(tmp_path).manifest.count == 3 + BATCH + 10
+
+
+def test_error_part_way_publishes_what_came_before(tmp_path, fake_model):
+    source = tmp_path / "bad.jsonl"
+    source.write_text('{"id": "2401.00001", "title": "Fine"}\n{not json\n{"id": "2401.00002", "title": "Later"}\n')
+    with pytest.raises(SemsearchError, match=r"bad.jsonl:2"):
+        ingest_jsonl([source], tmp_path / "idx", progress=False)
+    assert [p.id for _, p in Index.open(tmp_path / "idx").store.iter_papers()] == ["2401.00001"]
+
+
+def test_second_writer_waits_then_gives_up_with_a_clear_message(tmp_path, fake_model):
+    with IndexWriter(tmp_path, None):
+        with pytest.raises(SemsearchError, match="another semsearch process"):
+            with IndexWriter(tmp_path, None, lock_timeout=0.3):
+                pass
+
+
+def test_second_writer_proceeds_once_the_first_is_done(tmp_path, fake_model):
+    first = IndexWriter(tmp_path, None).__enter__()
+    timer = threading.Timer(0.3, first.__exit__, args=(None, None, None))
+    timer.start()
+    with IndexWriter(tmp_path, None, lock_timeout=5):
+        pass
+    timer.join()
+
+
+def test_reader_sees_the_old_generation_while_a_writer_works(tmp_path, fake_model):
+    ingest(tmp_path, papers(3))
+    reader = Index.open(tmp_path)
+    with Ingest(tmp_path, progress=False) as job:
+        job.add(papers(8, prefix="2402"))
+        during = Index.open(tmp_path)
+        assert during.manifest.count == 3 and during.vectors.ntotal == 3
+    after = Index.open(tmp_path)
+    assert after.manifest.count == 11
+    # The reader opened before the write still answers from its own, complete generation.
+    assert reader.store.count() == 3 and reader.vectors.ntotal == 3
+
+
+def test_old_generations_are_cleaned_up(tmp_path, fake_model):
+    for n in range(4):
+        ingest(tmp_path, papers(1, prefix=f"240{n}"))
+    assert sorted(p.name for p in tmp_path.glob("gen-*")) == ["gen-000003", "gen-000004"]
+
+
+def test_model_mismatch_is_refused(tmp_path, fake_model):
+    ingest(tmp_path, papers(1))
+    with pytest.raises(SemsearchError, match="built with model 'all-MiniLM-L6-v2'"):
+        with Ingest(tmp_path, model="other-model", progress=False):
+            pass
+
+
+def test_missing_and_inconsistent_indexes_are_explained(tmp_path, fake_model):
+    with pytest.raises(SemsearchError, match="no index at"):
+        Index.open(tmp_path / "nowhere")
+    ingest(tmp_path, papers(2))
+    generation = Index.open(tmp_path).generation_dir
+    db = sqlite3.connect(generation / "papers.db")
+    db.execute("UPDATE meta SET value = 'another-model' WHERE key = 'model'")
+    db.commit()
+    db.close()
+    with pytest.raises(SemsearchError, match="inconsistent.*another-model"):
+        Index.open(tmp_path)
+
+
+def test_index_dir_from_environment_wins(tmp_path, fake_model, monkeypatch):
+    monkeypatch.setenv("SEMSEARCH_INDEX", str(tmp_path / "from-env"))
+    ingest(tmp_path / "from-option", papers(1))
+    assert (tmp_path / "from-env" / "CURRENT").exists() and not (tmp_path / "from-option").exists()
+
+
+def test_search_ranks_and_filters(tmp_path, fake_model, corpus_file):
+    ingest_jsonl([corpus_file], tmp_path, progress=False)
+    searcher = Searcher(Index.open(tmp_path))
+    hits = searcher.search("speculative decoding draft model", k=3)
+    assert hits[0].paper.id == "2302.00003"
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    from semsearch.search import Filters
+
+    recent = searcher.search("speculative decoding draft model", k=10, filters=Filters(year_from=2024))
+    assert {h.paper.year for h in recent} == {2024}
+    assert len(recent) == 2

@@ -1,0 +1,143 @@
+import gzip
+import json
+
+import pytest
+
+from semsearch.errors import SemsearchError
+from semsearch.paper import Paper, normalize_title, parse_arxiv_id, year_from_arxiv_id
+from semsearch.sources.jsonl import check_readable, paper_from_record, read_jsonl
+from semsearch.sources.survey import load_survey
+from semsearch.taxonomy import resolve_node
+from tests.conftest import SHARED
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2308.13137", "2308.13137"),
+        ("2308.13137v2", "2308.13137"),
+        ("arXiv:2308.13137", "2308.13137"),
+        ("https://arxiv.org/abs/2308.13137v1", "2308.13137"),
+        ("https://arxiv.org/pdf/2308.13137.pdf", "2308.13137"),
+        ("hep-th/9901001v1", "hep-th/9901001"),
+        ("math.GT/0309136", "math.GT/0309136"),
+        ("0704.0001", "0704.0001"),
+        ("survey:gptq", None),
+        ("12345.678", None),
+    ],
+)
+def test_parse_arxiv_id(value, expected):
+    assert parse_arxiv_id(value) == expected
+
+
+def test_year_from_arxiv_id():
+    assert year_from_arxiv_id("2308.13137") == 2023
+    assert year_from_arxiv_id("hep-th/9901001") == 1999
+    assert year_from_arxiv_id("0704.0001") == 2007
+
+
+def test_merge_keeps_known_values_and_accumulates_sources():
+    old = Paper(id="1", title="T", abstract="A", venue="ICLR", sources=["survey"])
+    new = Paper(id="1", title="T2", abstract="", sources=["jsonl"])
+    merged = old.merged_with(new)
+    assert (merged.title, merged.abstract, merged.venue, merged.sources) == ("T2", "A", "ICLR", ["jsonl", "survey"])
+
+
+def test_normalize_title():
+    assert normalize_title("LLM.int8(): 8-bit  Matrix") == normalize_title("llm int8 8 bit matrix")
+
+
+def test_snapshot_record_fields():
+    paper = paper_from_record(
+        {
+            "id": "0704.0001v2",
+            "title": "  A  title\n with breaks ",
+            "abstract": " An\nabstract. ",
+            "authors": "C. Balázs, E. L. Berger and P. M. Nadolsky",
+            "authors_parsed": [["Balázs", "C.", ""], ["Berger", "E. L.", ""]],
+            "categories": "hep-ph cs.CL",
+            "update_date": "2008-11-13",
+            "versions": [{"version": "v1", "created": "Mon, 2 Apr 2007 19:18:42 GMT"}],
+            "doi": "ignored",
+        }
+    )
+    assert paper.id == "0704.0001" and paper.title == "A title with breaks" and paper.abstract == "An abstract."
+    assert paper.authors == ["C. Balázs", "E. L. Berger"]
+    assert paper.arxiv_categories == ["hep-ph", "cs.CL"]
+    assert (paper.published, paper.updated, paper.year) == ("2007-04-02", "2008-11-13", 2007)
+
+
+def test_authors_as_string():
+    paper = paper_from_record({"id": "x1", "title": "T", "authors": "A. One, B. Two and C. Three"})
+    assert paper.authors == ["A. One", "B. Two", "C. Three"] and paper.id == "x1"
+
+
+def test_malformed_line_stops_with_its_number_or_is_skipped(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": "2401.00001", "title": "A"}\n\n{"title": "no id"}\n{"id": "2401.00003", "title": "C"}\n')
+    with pytest.raises(SemsearchError, match=r"p.jsonl:3: missing 'id'"):
+        list(read_jsonl(path))
+    warnings = []
+    assert [p.id for p in read_jsonl(path, skip_malformed=True, warn=warnings.append)] == ["2401.00001", "2401.00003"]
+    assert len(warnings) == 1 and ":3:" in warnings[0]
+
+
+def test_filters_and_gzip(tmp_path, corpus_file):
+    packed = tmp_path / "c.jsonl.gz"
+    with gzip.open(packed, "wt") as handle:
+        handle.write(corpus_file.read_text())
+    ids = [p.id for p in read_jsonl(packed, categories={"cs.CV", "cs.CL"}, since="2023-06-01")]
+    assert ids == ["2401.00001", "2308.00007"]
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(SemsearchError, match="no such file"):
+        check_readable(tmp_path / "missing.jsonl")
+    binary = tmp_path / "b.jsonl"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(SemsearchError, match="cannot read"):
+        check_readable(binary)
+
+
+def test_packaged_survey_is_facts_only_and_consistent():
+    survey = load_survey()
+    assert len(survey.nodes) == 74 and len(survey.papers) == 424
+    assert sum(1 for p in survey.papers if p.arxiv_id) == 349
+    nodes = set(survey.nodes)
+    assert all(p.survey_categories and set(p.survey_categories) <= nodes for p in survey.papers)
+    assert all(not p.abstract for p in survey.papers)
+    assert len({p.id for p in survey.papers}) == 424
+    roots = {n.split("/")[0] for n in survey.nodes}
+    assert roots == {
+        "Model-Centric Methods",
+        "Data-Centric Methods",
+        "System-Level Efficiency Optimization and LLM Frameworks",
+    }
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "survey_taxonomy.json").exists(), reason="../shared not present")
+def test_packaged_survey_matches_the_shared_list():
+    raw = json.loads((SHARED / "data" / "survey_taxonomy.json").read_text())
+    survey = load_survey()
+    assert list(survey.nodes) == raw["nodes"]
+    packaged = {(p.title, tuple(p.survey_categories)) for p in survey.papers}
+    assert packaged == {(p["title"], tuple(p["categories"])) for p in raw["papers"]}
+
+
+def test_annotate_uses_id_then_title():
+    survey = load_survey()
+    labelled = survey.annotate(Paper(id="2306.00978", title="whatever"))
+    assert labelled.survey_categories and labelled.title.startswith("AWQ")
+    by_title = survey.annotate(
+        Paper(id="x", title="gptq accurate quantization for generative pre trained transformers")
+    )
+    assert by_title.venue == "ICLR" and by_title.survey_categories
+    assert survey.annotate(Paper(id="y", title="Unrelated")).survey_categories == []
+
+
+def test_resolve_node():
+    assert resolve_node("quantization") == "Model-Centric Methods/Model Compression/Quantization"
+    full = "Model-Centric Methods/Efficient Inference/Speculative Decoding"
+    assert resolve_node(full) == full and resolve_node("speculative decoding") == full
+    with pytest.raises(SemsearchError, match="did you mean"):
+        resolve_node("Speculativ Decoding")
