@@ -158,7 +158,9 @@ def _print_hits(hits) -> None:
 
     for rank, hit in enumerate(hits, start=1):
         paper = hit.paper
-        category = ", ".join(leaf_name(c) for c in paper.survey_categories)
+        category = ", ".join(leaf_name(c) for c in hit.categories)
+        if hit.category_source == "predicted":
+            category += " (predicted)"
         table.add_row(str(rank), f"{hit.score:.3f}", str(paper.year or ""), paper.title, category, paper.id)
     Console().print(table)
 
@@ -223,6 +225,156 @@ def info(as_json: JsonOption = False, index: IndexOption = None) -> None:
         width = max(map(len, data))
         for key, value in data.items():
             print(f"{key:<{width}}  {value}")
+
+
+# --- taxonomy and classification ----------------------------------------------------------------
+eval_app = typer.Typer(help="Evaluate semsearch on the index's own labelled papers.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+def _open_index_if_any(index: Path | None):
+    from semsearch.index import Index
+
+    try:
+        return Index.open(index)
+    except SemsearchError:
+        return None
+
+
+@app.command()
+def taxonomy(as_json: JsonOption = False, index: IndexOption = None) -> None:
+    """The survey's taxonomy as a tree, with how many papers sit under each node."""
+    from semsearch.sources.survey import load_survey
+    from semsearch.taxonomy import ancestors, load_taxonomy
+
+    indexed = _open_index_if_any(index)  # counts what the index holds, else the survey's own list
+    papers = [p for _, p in indexed.store.iter_papers()] if indexed else load_survey().papers
+    labels = [p.survey_categories for p in papers]
+    counts: dict[str, int] = {}
+    for categories in labels:
+        for node in {a for c in categories for a in [c, *ancestors(c)]}:
+            counts[node] = counts.get(node, 0) + 1
+    tree = load_taxonomy().tree(counts)
+    if as_json:
+        _print_json(tree)
+        return
+    from rich.console import Console
+    from rich.tree import Tree
+
+    root = Tree("[bold]Efficient LLMs survey taxonomy[/bold]")
+
+    def add(branch, nodes):
+        for node in nodes:
+            add(branch.add(f"{node['name']} [dim]({node['papers']})[/dim]"), node["children"])
+
+    add(root, tree)
+    Console().print(root)
+
+
+def _classify_inputs(title, abstract, arxiv_id, batch) -> list[tuple[str | None, str, str]]:
+    """(id, title, abstract) triples from exactly one of the three input forms."""
+    forms = [title is not None or abstract is not None, arxiv_id is not None, batch is not None]
+    if sum(forms) != 1:
+        raise SemsearchError("give --title and --abstract, or --arxiv ID, or --batch FILE")
+    if arxiv_id is not None:
+        from semsearch.sources.arxiv import ArxivClient
+
+        result = ArxivClient().fetch_ids([arxiv_id])
+        if not result.papers:
+            raise SemsearchError(f"arXiv has no paper {arxiv_id}")
+        paper = result.papers[0]
+        return [(paper.id, paper.title, paper.abstract)]
+    if batch is None:
+        return [(None, _required_text(title, "title"), _required_text(abstract, "abstract"))]
+    try:
+        lines = (sys.stdin.read() if str(batch) == "-" else batch.read_text(encoding="utf-8")).splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise SemsearchError(f"cannot read {batch}: {err}") from None
+    items = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("expected a JSON object")
+            items.append(
+                (
+                    record.get("id"),
+                    _required_text(record.get("title"), "title"),
+                    _required_text(record.get("abstract"), "abstract"),
+                )
+            )
+        except (ValueError, SemsearchError) as err:
+            raise SemsearchError(f"{batch}:{number}: {err}") from None
+    return items
+
+
+def _required_text(value, name: str) -> str:
+    text = " ".join(str(value or "").split())
+    if not text:
+        raise SemsearchError(f"missing {name}")
+    return text
+
+
+@app.command()
+def classify(
+    title: Annotated[str | None, typer.Option("--title", help="The paper's title.")] = None,
+    abstract: Annotated[str | None, typer.Option("--abstract", help="The paper's abstract.")] = None,
+    arxiv_id: Annotated[str | None, typer.Option("--arxiv", help="Fetch the paper from arXiv by id.")] = None,
+    batch: Annotated[
+        Path | None, typer.Option("--batch", help='JSON Lines of {"id", "title", "abstract"}; JSON out.')
+    ] = None,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
+    """Suggest where a paper belongs in the survey's taxonomy (or say it is out of scope)."""
+    from semsearch.index import Index
+
+    items = _classify_inputs(title, abstract, arxiv_id, batch)
+    idx = Index.open(index)
+    from semsearch.classify import classify_texts
+
+    results = classify_texts(idx, items)
+    for result in results:
+        if as_json or batch:
+            _print_json(result.to_dict())
+        else:
+            _print_classification(result)
+
+
+def _print_classification(result) -> None:
+    from rich.console import Console
+
+    from semsearch.taxonomy import leaf_name
+
+    console = Console()
+    best = result.suggestions[0]
+    scope = "in scope" if result.in_scope else "[red]out of scope[/red]: far from every part of the taxonomy"
+    console.print(f"[bold]{best.category.replace('/', ' › ')}[/bold]")
+    console.print(f"confidence {result.confidence:.2f}, {scope}")
+    console.print("alternatives:")
+    for suggestion in result.suggestions[1:]:
+        console.print(f"  {suggestion.score:.2f}  {suggestion.category.replace('/', ' › ')}")
+    console.print("closest labelled papers:")
+    for n in result.neighbours:
+        console.print(f"  {n.similarity:.2f}  {n.title}  [dim]({', '.join(map(leaf_name, n.categories))})[/dim]")
+
+
+@eval_app.command("classify")
+def eval_classify(as_json: JsonOption = False, index: IndexOption = None) -> None:
+    """Leave-one-out accuracy and calibration of category suggestions on the labelled papers."""
+    from semsearch.embeddings import Embedder
+    from semsearch.evaluate import evaluate_classifier
+    from semsearch.index import Index
+
+    idx = Index.open(index)
+    report = evaluate_classifier(idx, Embedder(idx.manifest.model))
+    if as_json:
+        _print_json(report)
+        return
+    for key, value in report.items():
+        print(f"{key:<22} {value:.3f}" if isinstance(value, float) else f"{key:<22} {value}")
 
 
 # --- entry point --------------------------------------------------------------------------------

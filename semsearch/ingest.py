@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from semsearch.errors import PartialFailure, SemsearchError
 from semsearch.index import IndexWriter, Manifest
 from semsearch.paper import Paper
@@ -85,6 +87,7 @@ class Ingest:
         try:
             if (exc_type is None or issubclass(exc_type, SemsearchError)) and self.store.count():
                 self.embed_stale()
+                self.update_predictions()
                 dimension = self._embedder.dimension if self._embedder else None
                 self.report.manifest = self.writer.publish(dimension)
         finally:
@@ -159,6 +162,37 @@ class Ingest:
             self.report.embedded += len(pending)
             if self._bar is not None:
                 self._bar.update(len(pending))
+
+    # --- taxonomy predictions -----------------------------------------------------------------
+    def update_predictions(self) -> None:
+        """Retrain the taxonomy classifier when the labelled papers changed, then predict a category
+        for every unlabelled paper that has none yet."""
+        import pickle
+
+        from semsearch.classify import CLASSIFIER_ARTIFACT, TaxonomyClassifier, labelled_fingerprint, load_saved
+        from semsearch.store import Prediction
+        from semsearch.taxonomy import load_taxonomy
+
+        taxonomy = load_taxonomy()
+        signature = self.store.labelled_signature()
+        if not signature:
+            return
+        fingerprint = labelled_fingerprint(signature, taxonomy, self.writer.model)
+        classifier = load_saved(self.store) if fingerprint == self.store.get_meta("classifier_fingerprint") else None
+        if classifier is None:
+            embed = self._embedder_for_store().encode
+            classifier = TaxonomyClassifier.train(self.store.labelled_papers(), taxonomy, embed)
+            self.store.put_artifact(CLASSIFIER_ARTIFACT, pickle.dumps(classifier))
+            self.store.set_meta("classifier_fingerprint", fingerprint)
+            self.store.clear_predictions()
+            self.store.commit()
+        while batch := self.store.unpredicted(BATCH):
+            vec_ids, texts, vectors = zip(*batch, strict=True)
+            results = classifier.classify(texts, np.vstack(vectors), explain=False)
+            self.store.put_predictions(
+                [(v, Prediction(r.category, r.confidence, r.in_scope)) for v, r in zip(vec_ids, results, strict=True)]
+            )
+            self.store.commit()
 
 
 # --- one function per source: the Python API behind `semsearch ingest ...` ---------------------

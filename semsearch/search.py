@@ -9,6 +9,7 @@ import numpy as np
 from semsearch.errors import SemsearchError
 from semsearch.index import Index
 from semsearch.paper import Paper
+from semsearch.store import Prediction
 from semsearch.taxonomy import resolve_node
 
 MAX_QUERY_CHARS = 2000
@@ -18,6 +19,22 @@ MAX_QUERY_CHARS = 2000
 class Hit:
     paper: Paper
     score: float
+    prediction: Prediction | None = None  # for papers the survey does not label
+
+    @property
+    def categories(self) -> list[str]:
+        """The survey's categories, else the predicted one when the paper is in scope."""
+        if self.paper.survey_categories:
+            return list(self.paper.survey_categories)
+        if self.prediction and self.prediction.in_scope:
+            return [self.prediction.category]
+        return []
+
+    @property
+    def category_source(self) -> str | None:
+        if self.paper.survey_categories:
+            return "survey"
+        return "predicted" if self.categories else None
 
     def to_dict(self) -> dict:
         return {
@@ -25,7 +42,8 @@ class Hit:
             "title": self.paper.title,
             "score": round(float(self.score), 6),
             "year": self.paper.year,
-            "categories": list(self.paper.survey_categories),
+            "categories": self.categories,
+            "category_source": self.category_source,
             "url": self.paper.link(),
         }
 
@@ -91,8 +109,10 @@ class Searcher:
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
-        papers = self.index.store.papers_by_vec_id(vec_id for vec_id, _ in ranked)
-        return [Hit(papers[vec_id], score) for vec_id, score in ranked if vec_id in papers]
+        store = self.index.store
+        papers = store.papers_by_vec_id(vec_id for vec_id, _ in ranked)
+        predictions = store.predictions(v for v, _ in ranked if v in papers and not papers[v].survey_categories)
+        return [Hit(papers[v], score, predictions.get(v)) for v, score in ranked if v in papers]
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         if k < 1:

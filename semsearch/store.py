@@ -41,6 +41,13 @@ CREATE TABLE IF NOT EXISTS embeddings (
     vector BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS artifacts (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS predictions (     -- taxonomy suggestion for papers the survey does not label
+    vec_id INTEGER PRIMARY KEY REFERENCES papers(vec_id),
+    category TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    in_scope INTEGER NOT NULL
+);
 """
 
 _JSON_FIELDS = ("authors", "arxiv_categories", "survey_categories", "sources")
@@ -48,6 +55,13 @@ _FIELDS = (
     "id", "title", "abstract", "authors", "published", "updated", "arxiv_categories",
     "survey_categories", "venue", "year", "url", "sources",
 )  # fmt: skip
+
+
+@dataclass
+class Prediction:
+    category: str
+    confidence: float
+    in_scope: bool
 
 
 @dataclass
@@ -108,15 +122,15 @@ class Store:
         rows = self.db.execute("SELECT id FROM papers WHERE title_key = ?", (normalize_title(title),))
         return [row[0] for row in rows]
 
-    def papers_by_vec_id(self, vec_ids: Iterable[int]) -> dict[int, Paper]:
+    def _rows_for(self, select: str, vec_ids: Iterable[int]) -> Iterator[sqlite3.Row]:
+        """Rows of `select ... WHERE vec_id IN (...)`, asked in chunks that SQLite accepts."""
         wanted = [int(v) for v in vec_ids]
-        found: dict[int, Paper] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.execute(f"SELECT * FROM papers WHERE vec_id IN ({marks})", chunk):
-                found[row["vec_id"]] = _row_to_paper(row)
-        return found
+            yield from self.db.execute(f"{select} WHERE vec_id IN ({','.join('?' * len(chunk))})", chunk)
+
+    def papers_by_vec_id(self, vec_ids: Iterable[int]) -> dict[int, Paper]:
+        return {row["vec_id"]: _row_to_paper(row) for row in self._rows_for("SELECT * FROM papers", vec_ids)}
 
     def iter_papers(self) -> Iterator[tuple[int, Paper]]:
         for row in self.db.execute("SELECT * FROM papers ORDER BY vec_id"):
@@ -138,6 +152,7 @@ class Store:
                 f"INSERT INTO papers ({','.join(columns)}) VALUES ({marks})", [values[c] for c in columns]
             )
             return int(cursor.lastrowid)
+        self.db.execute("DELETE FROM predictions WHERE vec_id = ?", (existing,))
         assignments = ",".join(f"{c} = ?" for c in columns)
         self.db.execute(f"UPDATE papers SET {assignments} WHERE vec_id = ?", [values[c] for c in columns] + [existing])
         return existing
@@ -205,3 +220,64 @@ class Store:
 
     def embedding_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+
+    # --- artifacts and predictions ------------------------------------------------------------
+    def get_artifact(self, name: str) -> bytes | None:
+        row = self.db.execute("SELECT value FROM artifacts WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def put_artifact(self, name: str, value: bytes) -> None:
+        self.db.execute("INSERT OR REPLACE INTO artifacts (name, value) VALUES (?, ?)", (name, value))
+
+    def labelled_signature(self) -> list[tuple[str, str, str]]:
+        """(id, categories, text hash) of every labelled paper: what the classifier is trained on."""
+        rows = self.db.execute(
+            "SELECT id, survey_categories, text_hash FROM papers WHERE survey_categories != '[]' ORDER BY id"
+        )
+        return [tuple(row) for row in rows]
+
+    def labelled_papers(self):
+        from semsearch.classify import LabelledPaper
+
+        rows = self.db.execute(
+            """SELECT p.*, e.vector FROM papers AS p JOIN embeddings AS e ON e.vec_id = p.vec_id
+               WHERE p.survey_categories != '[]' ORDER BY p.id"""
+        )
+        return [
+            LabelledPaper(
+                id=paper.id,
+                title=paper.title,
+                text=paper.embedding_text(),
+                embedding=np.frombuffer(row["vector"], dtype=np.float32),
+                categories=paper.survey_categories,
+            )
+            for row in rows
+            for paper in [_row_to_paper(row)]
+        ]
+
+    def clear_predictions(self) -> None:
+        self.db.execute("DELETE FROM predictions")
+
+    def unpredicted(self, limit: int) -> list[tuple[int, str, np.ndarray]]:
+        """(vec_id, text, embedding) of unlabelled papers that have no prediction yet."""
+        rows = self.db.execute(
+            """SELECT p.vec_id, p.title, p.abstract, e.vector FROM papers AS p
+               JOIN embeddings AS e ON e.vec_id = p.vec_id
+               LEFT JOIN predictions AS r ON r.vec_id = p.vec_id
+               WHERE p.survey_categories = '[]' AND r.vec_id IS NULL ORDER BY p.vec_id LIMIT ?""",
+            (limit,),
+        )
+        return [
+            (vec_id, Paper(id="", title=title, abstract=abstract).embedding_text(), np.frombuffer(vector, np.float32))
+            for vec_id, title, abstract, vector in rows
+        ]
+
+    def put_predictions(self, rows: list[tuple[int, Prediction]]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO predictions (vec_id, category, confidence, in_scope) VALUES (?, ?, ?, ?)",
+            [(vec_id, p.category, p.confidence, int(p.in_scope)) for vec_id, p in rows],
+        )
+
+    def predictions(self, vec_ids: Iterable[int]) -> dict[int, Prediction]:
+        rows = self._rows_for("SELECT vec_id, category, confidence, in_scope FROM predictions", vec_ids)
+        return {row[0]: Prediction(row[1], row[2], bool(row[3])) for row in rows}

@@ -1,8 +1,12 @@
-"""The survey's taxonomy: node paths and how users name them."""
+"""The survey's taxonomy: the node tree, our description of each node, and how users name nodes."""
 
 from __future__ import annotations
 
 import difflib
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
 
 from semsearch.errors import SemsearchError
 from semsearch.sources.survey import load_survey
@@ -10,6 +14,61 @@ from semsearch.sources.survey import load_survey
 
 def leaf_name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
+
+
+def ancestors(path: str) -> list[str]:
+    """The node's ancestors, nearest first: a/b/c → [a/b, a]."""
+    parts = path.split("/")
+    return ["/".join(parts[:depth]) for depth in range(len(parts) - 1, 0, -1)]
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    nodes: tuple[str, ...]  # document order
+    descriptions: dict[str, str]
+    out_of_scope: tuple[str, ...]  # kinds of LLM research outside the taxonomy, described in our words
+
+    def children(self, path: str | None) -> list[str]:
+        depth = 0 if path is None else path.count("/") + 1
+        prefix = "" if path is None else path + "/"
+        return [n for n in self.nodes if n.count("/") == depth and n.startswith(prefix)]
+
+    @property
+    def leaves(self) -> list[str]:
+        return [n for n in self.nodes if not self.children(n)]
+
+    def described(self, path: str) -> str:
+        """The text that stands for a node: its name and our description of it."""
+        return f"{leaf_name(path)}. {self.descriptions[path]}"
+
+    def resolve(self, name: str) -> str:
+        return resolve_node(name, self.nodes)
+
+    def tree(self, counts: dict[str, int] | None = None) -> list[dict]:
+        """Nested {"path", "name", "description", "papers", "children"}; papers counts the subtree."""
+        counts = counts or {}
+
+        def build(path: str) -> dict:
+            kids = [build(child) for child in self.children(path)]
+            return {
+                "path": path,
+                "name": leaf_name(path),
+                "description": self.descriptions[path],
+                "papers": counts.get(path, 0),
+                "children": kids,
+            }
+
+        return [build(root) for root in self.children(None)]
+
+
+@cache
+def load_taxonomy() -> Taxonomy:
+    raw = json.loads(files("semsearch").joinpath("data/taxonomy.json").read_text(encoding="utf-8"))
+    nodes = load_survey().nodes
+    missing = [n for n in nodes if not raw["nodes"].get(n)]
+    if missing:
+        raise SemsearchError(f"taxonomy descriptions missing for {missing}")
+    return Taxonomy(nodes=nodes, descriptions=dict(raw["nodes"]), out_of_scope=tuple(raw["out_of_scope"]))
 
 
 def resolve_node(name: str, nodes: tuple[str, ...] | None = None) -> str:

@@ -29,7 +29,7 @@ def test_ingest_then_search_json(built, capsys):
     assert answer["query"] == "speculative decoding with a small draft model"
     assert len(answer["results"]) == 3
     top = answer["results"][0]
-    assert set(top) == {"id", "title", "score", "year", "categories", "url"}
+    assert set(top) == {"id", "title", "score", "year", "categories", "category_source", "url"}
     assert top["id"] == "2302.00003" and top["url"] == "https://arxiv.org/abs/2302.00003"
     scores = [r["score"] for r in answer["results"]]
     assert scores == sorted(scores, reverse=True)

@@ -60,3 +60,42 @@ def test_console_script_answers_and_fails_cleanly(real_index):
         [sys.executable, "-m", "semsearch", "search", " ", "--index", str(real_index)], capture_output=True, text=True
     )
     assert bad.returncode == 2 and bad.stderr.strip() == "error: the question is empty"
+
+
+@pytest.fixture(scope="module")
+def survey_index(tmp_path_factory):
+    from semsearch.ingest import ingest_survey
+
+    root = tmp_path_factory.mktemp("survey")
+    ingest_survey(root, offline=True, progress=False)
+    return Index.open(root)
+
+
+def test_classify_places_new_papers_and_abstains_on_unrelated_ones(survey_index):
+    from semsearch.classify import classify_texts
+
+    quantization, serving, baking = classify_texts(
+        survey_index,
+        [
+            (
+                "q",
+                "Rounding LLM weights to 3 bits after training",
+                "We quantize the weights of a pretrained large language model to 3-bit integers using a small "
+                "calibration set and second-order error compensation, with no retraining.",
+            ),
+            (
+                "s",
+                "A scheduler for serving many LLM requests on one GPU",
+                "Our serving system batches incoming requests continuously and manages key-value cache memory in "
+                "pages, raising inference throughput.",
+            ),
+            (
+                "b",
+                "Sourdough bread at home",
+                "Flour, water and salt are mixed and left to ferment overnight before baking in a hot oven.",
+            ),
+        ],
+    )
+    assert "Quantization" in quantization.category and quantization.in_scope
+    assert serving.category.startswith("System-Level Efficiency Optimization") and serving.in_scope
+    assert not baking.in_scope and baking.confidence < min(quantization.confidence, serving.confidence)

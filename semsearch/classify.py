@@ -1,0 +1,305 @@
+"""Suggesting where a paper belongs in the survey's taxonomy, and whether it belongs at all.
+
+The method, chosen with `semsearch eval classify` (leave-one-out over the survey's papers):
+
+- A paper is two unit vectors: its sentence embedding, and TF-IDF over character n-grams of its
+  text (robust to word forms in short titles: quantiz-, prun-, sparsi-).
+- Training rows are the labelled papers plus one row per leaf holding our description of that leaf,
+  so a leaf with one or two papers still has a prototype.
+- Kernel ridge regression onto one-hot leaf targets, kernel exp(γ·(mean of the two cosines − 1)).
+  Its leave-one-out predictions have a closed form, so evaluation and calibration are honest and
+  cost one matrix inverse.
+- Leaf scores become probabilities by a softmax whose temperature is fit on those leave-one-out
+  scores. An inner node's probability is the sum over its leaves; the first suggestion is the most
+  specific node with probability ≥ 1/2 ("Quantization" when the kind of quantization is unclear).
+- Scope: how close the paper is to the taxonomy (its nearest labelled papers, the node
+  descriptions) minus how close it is to described kinds of LLM research outside it (multimodal
+  models, RLHF, reasoning benchmarks, agents, ...). The in-scope threshold is the 5th percentile of
+  the labelled papers' own leave-one-out values: 95% of the survey's papers count as in scope.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from semsearch.taxonomy import Taxonomy, ancestors
+
+METHOD_VERSION = 1
+GAMMA = 2.0  # kernel width on the averaged cosine
+RIDGE = 0.1  # ridge penalty
+SPECIFIC_ENOUGH = 0.5  # suggest the deepest node at least this probable
+SCOPE_PERCENTILE = 5.0
+SMOOTHING = 0.05  # label smoothing when fitting the softmax temperature
+NEIGHBOURS = 3
+CLASSIFIER_ARTIFACT = "taxonomy_classifier"
+
+
+@dataclass
+class LabelledPaper:
+    id: str
+    title: str
+    text: str
+    embedding: np.ndarray
+    categories: list[str]
+
+
+@dataclass
+class Suggestion:
+    category: str
+    score: float
+
+
+@dataclass
+class Neighbour:
+    id: str
+    title: str
+    categories: list[str]
+    similarity: float
+
+
+@dataclass
+class Classification:
+    id: str | None
+    suggestions: list[Suggestion]
+    confidence: float
+    in_scope: bool
+    neighbours: list[Neighbour] = field(default_factory=list)
+
+    @property
+    def category(self) -> str:
+        return self.suggestions[0].category
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "suggestions": [{"category": s.category, "score": round(s.score, 4)} for s in self.suggestions],
+            "confidence": round(self.confidence, 4),
+            "in_scope": self.in_scope,
+        }
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
+def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
+    z = scores / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _fit_temperature(scores: np.ndarray, truth: np.ndarray, smoothing: float = SMOOTHING) -> float:
+    """The softmax temperature minimising label-smoothed cross-entropy against the true leaves.
+
+    Smoothing keeps a small labelled set whose held-out predictions all happen to be right from
+    driving the temperature to zero (certainty that a dozen examples cannot justify)."""
+    target = (1.0 - smoothing) * truth / truth.sum(axis=1, keepdims=True) + smoothing / truth.shape[1]
+    best, best_loss = 1.0, math.inf
+    for temperature in np.logspace(-3, 0.5, 60):
+        log_p = np.log(np.maximum(_softmax(scores, temperature), 1e-12))
+        loss = -(target * log_p).sum(axis=1).mean()
+        if loss < best_loss:
+            best, best_loss = float(temperature), loss
+    return best
+
+
+def labelled_fingerprint(rows: Sequence[tuple[str, str, str]], taxonomy: Taxonomy, model: str) -> str:
+    """Changes whenever retraining would give another classifier: labels, texts, descriptions, model."""
+    digest = hashlib.sha1(f"{METHOD_VERSION}\n{model}\n".encode())
+    for path in taxonomy.nodes:
+        digest.update(f"{path}\t{taxonomy.descriptions[path]}\n".encode())
+    digest.update("\n".join(taxonomy.out_of_scope).encode())
+    for row in rows:
+        digest.update(("\t".join(row) + "\n").encode())
+    return digest.hexdigest()
+
+
+class TaxonomyClassifier:
+    version = METHOD_VERSION
+
+    def __init__(self, taxonomy: Taxonomy):
+        self.leaves = taxonomy.leaves
+        self.nodes = list(taxonomy.nodes)
+
+    # --- training -----------------------------------------------------------------------------
+    @classmethod
+    def train(
+        cls,
+        papers: Sequence[LabelledPaper],
+        taxonomy: Taxonomy,
+        embed: Callable[[list[str]], np.ndarray],
+    ) -> TaxonomyClassifier:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self = cls(taxonomy)
+        leaf_index = {leaf: i for i, leaf in enumerate(self.leaves)}
+        description_texts = [taxonomy.described(leaf) for leaf in self.leaves]
+        node_vectors = embed([taxonomy.described(node) for node in self.nodes])
+        self.description_vectors = node_vectors  # every node: evidence of scope
+        self.out_of_scope_vectors = embed(list(taxonomy.out_of_scope))
+
+        texts = [p.text for p in papers] + description_texts
+        self.tfidf = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True, dtype=np.float32
+        ).fit(texts)
+        leaf_rows = node_vectors[[self.nodes.index(leaf) for leaf in self.leaves]]
+        self.train_vectors = _unit_rows(np.vstack([np.vstack([p.embedding for p in papers]), leaf_rows]))
+        self.train_tfidf = self.tfidf.transform(texts)
+
+        targets = np.zeros((len(texts), len(self.leaves)), dtype=np.float64)
+        for row, paper in enumerate(papers):
+            for category in paper.categories:
+                if category in leaf_index:
+                    targets[row, leaf_index[category]] = 1.0 / len(paper.categories)
+        for row, leaf in enumerate(self.leaves, start=len(papers)):
+            targets[row, leaf_index[leaf]] = 1.0
+
+        kernel = self._kernel(self.train_vectors, self.train_tfidf)
+        self.offset = targets.mean(axis=0)
+        inverse = np.linalg.inv(kernel + RIDGE * np.eye(len(texts)))
+        centred = targets - self.offset
+        self.weights = inverse @ centred
+
+        # Closed-form leave-one-out: prediction for row i from a model trained without row i.
+        hat = kernel @ inverse
+        leverage = np.diag(hat)[:, None]
+        loo = (hat @ centred - leverage * centred) / (1.0 - leverage) + self.offset
+        n = len(papers)
+        self.loo_scores = loo[:n]
+        self.loo_truth = (targets[:n] > 0).astype(np.float64)
+        self.temperature = _fit_temperature(self.loo_scores, self.loo_truth)
+
+        self.labelled_ids = [p.id for p in papers]
+        self.labelled_titles = [p.title for p in papers]
+        self.labelled_categories = [list(p.categories) for p in papers]
+        self.labelled_vectors = self.train_vectors[:n]
+        loo_scope = self.scope_scores(self.labelled_vectors, exclude_self=True)
+        self.scope_threshold = float(np.percentile(loo_scope, SCOPE_PERCENTILE))
+        # Logistic scope probability: 1/2 at the threshold, 0.95 at the labelled papers' median.
+        spread = max(float(np.median(loo_scope)) - self.scope_threshold, 1e-3)
+        self.scope_scale = spread / math.log(19.0)
+        return self
+
+    def _kernel(self, vectors: np.ndarray, tfidf) -> np.ndarray:
+        dense = vectors @ self.train_vectors.T
+        lexical = (tfidf @ self.train_tfidf.T).toarray()
+        return np.exp(GAMMA * ((dense + lexical) / 2.0 - 1.0))
+
+    # --- prediction ---------------------------------------------------------------------------
+    def leaf_scores(self, texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+        kernel = self._kernel(_unit_rows(np.asarray(vectors, dtype=np.float32)), self.tfidf.transform(texts))
+        return kernel @ self.weights + self.offset
+
+    def probabilities(self, scores: np.ndarray) -> np.ndarray:
+        return _softmax(scores, self.temperature)
+
+    def scope_scores(self, vectors: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
+        vectors = _unit_rows(np.asarray(vectors, dtype=np.float32))
+        similar = vectors @ self.labelled_vectors.T
+        if exclude_self:
+            np.fill_diagonal(similar, -1.0)
+        k = min(5, similar.shape[1])
+        near_papers = np.sort(similar, axis=1)[:, -k:].mean(axis=1)
+        near_nodes = (vectors @ self.description_vectors.T).max(axis=1)
+        outside = (vectors @ self.out_of_scope_vectors.T).max(axis=1)
+        return np.maximum(near_papers, near_nodes) - outside
+
+    def suggest(self, leaf_probabilities: np.ndarray) -> list[Suggestion]:
+        """Up to three suggestions, best first: the most specific node the evidence supports, then
+        the most probable other leaves."""
+        by_leaf = dict(zip(self.leaves, leaf_probabilities.tolist(), strict=True))
+        node_probability = dict(by_leaf)
+        for leaf, p in by_leaf.items():
+            for node in ancestors(leaf):
+                node_probability[node] = node_probability.get(node, 0.0) + p
+        ranked = sorted(by_leaf, key=by_leaf.get, reverse=True)
+        first = ranked[0]
+        if by_leaf[first] < SPECIFIC_ENOUGH:
+            first = next((a for a in ancestors(first) if node_probability[a] >= SPECIFIC_ENOUGH), first)
+        others = [leaf for leaf in ranked if leaf != first][:2]
+        return [Suggestion(node, node_probability[node]) for node in [first, *others]]
+
+    def neighbours(self, vector: np.ndarray, k: int = NEIGHBOURS) -> list[Neighbour]:
+        similar = self.labelled_vectors @ _unit_rows(vector[None, :].astype(np.float32))[0]
+        best = np.argsort(-similar)[:k]
+        return [
+            Neighbour(self.labelled_ids[i], self.labelled_titles[i], self.labelled_categories[i], float(similar[i]))
+            for i in best
+        ]
+
+    def classify(
+        self,
+        texts: Sequence[str],
+        vectors: np.ndarray,
+        ids: Sequence[str | None] | None = None,
+        *,
+        explain: bool = True,
+    ) -> list[Classification]:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        probabilities = self.probabilities(self.leaf_scores(texts, vectors))
+        scope = self.scope_scores(vectors)
+        in_scope_probability = 1.0 / (1.0 + np.exp(-(scope - self.scope_threshold) / self.scope_scale))
+        ids = list(ids) if ids is not None else [None] * len(texts)
+        results = []
+        for row, paper_id in enumerate(ids):
+            suggestions = self.suggest(probabilities[row])
+            results.append(
+                Classification(
+                    id=paper_id,
+                    suggestions=suggestions,
+                    confidence=float(suggestions[0].score * in_scope_probability[row]),
+                    in_scope=bool(scope[row] >= self.scope_threshold),
+                    neighbours=self.neighbours(vectors[row]) if explain else [],
+                )
+            )
+        return results
+
+
+def load_saved(store) -> TaxonomyClassifier | None:
+    """The classifier saved in `store` at ingest; None if there is none or it cannot be read here
+    (saved by another version of semsearch or of its libraries)."""
+    import pickle
+
+    saved = store.get_artifact(CLASSIFIER_ARTIFACT)
+    if saved is None:
+        return None
+    try:
+        classifier = pickle.loads(saved)
+    except Exception:  # noqa: BLE001 - any unpickling failure means: train again
+        return None
+    return classifier if getattr(classifier, "version", None) == METHOD_VERSION else None
+
+
+def classifier_for(store, taxonomy: Taxonomy, embed: Callable[[list[str]], np.ndarray]) -> TaxonomyClassifier | None:
+    """The saved classifier, else one trained now; None when no paper is labelled."""
+    classifier = load_saved(store)
+    if classifier is None:
+        papers = store.labelled_papers()
+        classifier = TaxonomyClassifier.train(papers, taxonomy, embed) if papers else None
+    return classifier
+
+
+def classify_texts(index, items: Sequence[tuple[str | None, str, str]], embedder=None) -> list[Classification]:
+    """Classify (id, title, abstract) triples against the taxonomy of `index`."""
+    from semsearch.embeddings import Embedder
+    from semsearch.errors import SemsearchError
+    from semsearch.paper import Paper
+    from semsearch.taxonomy import load_taxonomy
+
+    embedder = embedder or Embedder(index.manifest.model)
+    classifier = classifier_for(index.store, load_taxonomy(), embedder.encode)
+    if classifier is None:
+        raise SemsearchError("the index has no labelled papers; run `semsearch ingest survey` first")
+    texts = [Paper(id="", title=title, abstract=abstract).embedding_text() for _, title, abstract in items]
+    results = []
+    for start in range(0, len(texts), 256):
+        chunk = texts[start : start + 256]
+        ids = [item[0] for item in items[start : start + 256]]
+        results += classifier.classify(chunk, embedder.encode(chunk), ids)
+    return results

@@ -1,0 +1,91 @@
+"""Evaluation harnesses behind `semsearch eval ...`: numbers to choose methods by, not tests."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from semsearch.classify import TaxonomyClassifier, _fit_temperature, _softmax
+from semsearch.index import Index
+from semsearch.taxonomy import load_taxonomy
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    """Mean |accuracy − confidence| over equal-width confidence bins, weighted by bin size."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            error += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(error)
+
+
+def _level(path: str, depth: int) -> str:
+    return "/".join(path.split("/")[:depth])
+
+
+def evaluate_classifier(index: Index, embedder) -> dict:
+    """Leave-one-out over the index's labelled papers (each classified with itself removed)."""
+    taxonomy = load_taxonomy()
+    papers = index.store.labelled_papers()
+    if len(papers) < 10:
+        from semsearch.errors import SemsearchError
+
+        raise SemsearchError("too few labelled papers to evaluate; run `semsearch ingest survey` first")
+    classifier = TaxonomyClassifier.train(papers, taxonomy, embedder.encode)
+    scores, truth = classifier.loo_scores, classifier.loo_truth
+    leaves = classifier.leaves
+    order = np.argsort(-scores, axis=1)
+    true_sets = [set(p.categories) for p in papers]
+    top1 = np.array([leaves[order[i, 0]] in true_sets[i] for i in range(len(papers))])
+    top3 = np.array([any(leaves[j] in true_sets[i] for j in order[i, :3]) for i in range(len(papers))])
+    level3 = np.array(
+        [_level(leaves[order[i, 0]], 3) in {_level(c, 3) for c in true_sets[i]} for i in range(len(papers))]
+    )
+
+    # Calibration, cross-fitted: the temperature is fit on one half and judged on the other.
+    halves = np.array([zlib.crc32(p.id.encode()) % 2 for p in papers])
+    confidence = np.zeros(len(papers))
+    for half in (0, 1):
+        fit, judge = halves != half, halves == half
+        temperature = _fit_temperature(scores[fit], truth[fit])
+        confidence[judge] = _softmax(scores[judge], temperature).max(axis=1)
+
+    # What the user sees: the first suggestion may be an inner node when the leaf is unclear.
+    probabilities = classifier.probabilities(scores)
+    first = [classifier.suggest(p)[0] for p in probabilities]
+    first_right = np.array(
+        [any(c == s.category or c.startswith(s.category + "/") for c in true_sets[i]) for i, s in enumerate(first)]
+    )
+    coarse = np.array([s.category not in leaves for s in first])
+    in_scope = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True) >= classifier.scope_threshold
+
+    # Baseline for reference: distance-weighted 10-nearest-neighbour vote on embeddings alone.
+    vectors = classifier.labelled_vectors
+    similar = vectors @ vectors.T
+    np.fill_diagonal(similar, -np.inf)
+    knn_top1 = []
+    leaf_index = {leaf: i for i, leaf in enumerate(leaves)}
+    for i in range(len(papers)):
+        votes = np.zeros(len(leaves))
+        for j in np.argsort(-similar[i])[:10]:
+            for c in papers[j].categories:
+                votes[leaf_index[c]] += max(similar[i, j], 0.0)
+        knn_top1.append(leaves[int(votes.argmax())] in true_sets[i])
+
+    return {
+        "papers": len(papers),
+        "with_abstract": sum(1 for p in papers if p.text != p.title),
+        "leaf_top1": float(top1.mean()),
+        "leaf_top3": float(top3.mean()),
+        "level3_top1": float(level3.mean()),
+        "ece": expected_calibration_error(confidence, top1.astype(float)),
+        "mean_confidence": float(confidence.mean()),
+        "suggestion_precision": float(first_right.mean()),
+        "coarse_suggestions": float(coarse.mean()),
+        "in_scope_share": float(in_scope.mean()),
+        "knn_baseline_top1": float(np.mean(knn_top1)),
+    }
