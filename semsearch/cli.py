@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +34,37 @@ ModelOption = Annotated[
     typer.Option("--model", help="sentence-transformers model name or path (default all-MiniLM-L6-v2)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    bibtex = "bibtex"
+
+
+FormatOption = Annotated[
+    OutputFormat | None, typer.Option("--format", help="table, json or bibtex (--json is short for json).")
+]
+
+
+def _format(fmt: OutputFormat | None, as_json: bool, batch: bool = False) -> OutputFormat:
+    if fmt is not None:
+        return fmt
+    return OutputFormat.json if as_json or batch else OutputFormat.table
+
+
+def _emit(fmt: OutputFormat, header: dict, hits) -> None:
+    """Print one answer: a table, one JSON object ({**header, "results": [...]}) or BibTeX entries."""
+    if fmt is OutputFormat.json:
+        _print_json({**header, "results": [hit.to_dict() for hit in hits]})
+    elif fmt is OutputFormat.bibtex:
+        from semsearch.bibtex import to_bibtex
+
+        print(to_bibtex(hit.paper for hit in hits), end="")
+    else:
+        _print_hits(hits)
+
+
 ProgressOption = Annotated[
     bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when on a terminal).")
 ]
@@ -162,7 +194,8 @@ def _print_hits(hits) -> None:
         if hit.category_source == "predicted":
             category += " (predicted)"
         table.add_row(str(rank), f"{hit.score:.3f}", str(paper.year or ""), paper.title, category, paper.id)
-    Console().print(table)
+    # Off a terminal rich would wrap at 80 columns; give long titles room.
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 @app.command()
@@ -178,6 +211,7 @@ def search(
         str | None, typer.Option("--category", help="Only papers under this taxonomy node (path or name).")
     ] = None,
     as_json: JsonOption = False,
+    fmt: FormatOption = None,
     index: IndexOption = None,
 ) -> None:
     """Ask a question; get the most relevant papers."""
@@ -190,12 +224,9 @@ def search(
     filters = Filters(year_from, year_to, category)
     searcher = Searcher(Index.open(index))
     searcher.allowed_vec_ids(filters)  # refuse an unknown category before loading the model
+    output = _format(fmt, as_json, batch is not None)
     for q in questions:
-        hits = searcher.search(q, k, filters)
-        if as_json or batch:
-            _print_json({"query": q, "results": [hit.to_dict() for hit in hits]})
-        else:
-            _print_hits(hits)
+        _emit(output, {"query": q}, searcher.search(q, k, filters))
 
 
 @app.command()
@@ -225,6 +256,93 @@ def info(as_json: JsonOption = False, index: IndexOption = None) -> None:
         width = max(map(len, data))
         for key, value in data.items():
             print(f"{key:<{width}}  {value}")
+
+
+# --- related work, recommendations, export ---------------------------------------------------------
+def _read_ids(path: Path) -> list[str]:
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SemsearchError(f"cannot read {path}: {err}") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+@app.command()
+def related(
+    paper_id: Annotated[str | None, typer.Argument(metavar="ID", help="A paper in the index.")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="Title and abstract of a paper not indexed.")] = None,
+    arxiv_id: Annotated[str | None, typer.Option("--arxiv", help="Fetch this paper from arXiv first.")] = None,
+    batch: Annotated[Path | None, typer.Option("--batch", help="File of paper ids, one per line; JSON out.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="How many papers.")] = 10,
+    diverse: Annotated[
+        bool, typer.Option("--diverse", help="Re-rank for coverage (maximal marginal relevance).")
+    ] = False,
+    as_json: JsonOption = False,
+    fmt: FormatOption = None,
+    index: IndexOption = None,
+) -> None:
+    """Papers related to one you know (never the paper itself or another version of it)."""
+    from semsearch.index import Index
+    from semsearch.related import RelatedFinder
+
+    if sum(x is not None for x in (paper_id, text, arxiv_id, batch)) != 1:
+        raise SemsearchError("give one of: ID, --text TEXT, --arxiv ID, --batch FILE")
+    finder = RelatedFinder(Index.open(index))
+    output = _format(fmt, as_json, batch is not None)
+    if batch is not None:
+        ids = _read_ids(batch)
+        for each in ids:
+            finder.resolve(each)  # every id is checked before any answer is printed
+        for each in ids:
+            _emit(output, {"id": each}, finder.related_to(each, k, diverse=diverse))
+    elif paper_id is not None:
+        _emit(output, {"id": paper_id}, finder.related_to(paper_id, k, diverse=diverse))
+    elif text is not None:
+        _emit(output, {"id": None}, finder.related_to_text(_required_text(text, "text"), "", k, diverse=diverse))
+    else:
+        from semsearch.sources.arxiv import ArxivClient
+
+        fetched = ArxivClient().fetch_ids([arxiv_id])
+        if not fetched.papers:
+            raise SemsearchError(f"arXiv has no paper {arxiv_id}")
+        paper = fetched.papers[0]
+        hits = finder.related_to_text(paper.title, paper.abstract, k, diverse=diverse, paper_id=paper.id)
+        _emit(output, {"id": paper.id}, hits)
+
+
+@app.command()
+def recommend(
+    like: Annotated[list[str] | None, typer.Option("--like", help="A paper you liked (repeatable).")] = None,
+    dislike: Annotated[list[str] | None, typer.Option("--dislike", help="A paper you did not (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only papers from YYYY-MM-DD on.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="How many papers.")] = 10,
+    as_json: JsonOption = False,
+    fmt: FormatOption = None,
+    index: IndexOption = None,
+) -> None:
+    """What to read next, learned from papers you liked (and disliked)."""
+    from semsearch.index import Index
+    from semsearch.related import RelatedFinder
+
+    hits = RelatedFinder(Index.open(index)).recommend(like or [], dislike or [], k, since=_check_date(since))
+    _emit(_format(fmt, as_json), {"likes": like or [], "dislikes": dislike or []}, hits)
+
+
+@app.command()
+def export(
+    ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Papers in the index.")],
+    bibtex: Annotated[bool, typer.Option("--bibtex", help="BibTeX entries (the default).")] = True,
+    index: IndexOption = None,
+) -> None:
+    """Citations for papers in the index, as BibTeX."""
+    from semsearch.bibtex import to_bibtex
+    from semsearch.index import Index
+    from semsearch.related import RelatedFinder
+
+    finder = RelatedFinder(Index.open(index))
+    vec_ids = [finder.resolve(i) for i in ids]
+    papers = finder.store.papers_by_vec_id(vec_ids)
+    print(to_bibtex(papers[v] for v in vec_ids), end="")
 
 
 # --- taxonomy and classification ----------------------------------------------------------------
@@ -369,12 +487,36 @@ def eval_classify(as_json: JsonOption = False, index: IndexOption = None) -> Non
     from semsearch.index import Index
 
     idx = Index.open(index)
-    report = evaluate_classifier(idx, Embedder(idx.manifest.model))
+    _print_report(evaluate_classifier(idx, Embedder(idx.manifest.model)), as_json)
+
+
+@eval_app.command("related")
+def eval_related(
+    topics: Annotated[
+        Path | None,
+        typer.Option("--topics", help="JSON Lines with `id` and `topics` (default ../shared/data/arxiv_topics.jsonl)."),
+    ] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=100)] = 5,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
+    """Share of related papers that share a survey leaf or a reading-list topic (P@k)."""
+    from semsearch.evaluate import evaluate_related, read_topics
+    from semsearch.index import Index
+
+    path = topics or Path("../shared/data/arxiv_topics.jsonl")
+    if topics is not None and not path.is_file():
+        raise SemsearchError(f"cannot read {path}: no such file")
+    labels = read_topics(path) if path.is_file() else {}
+    _print_report(evaluate_related(Index.open(index), labels, k), as_json)
+
+
+def _print_report(report: dict, as_json: bool) -> None:
     if as_json:
         _print_json(report)
         return
     for key, value in report.items():
-        print(f"{key:<22} {value:.3f}" if isinstance(value, float) else f"{key:<22} {value}")
+        print(f"{key:<32} {value:.3f}" if isinstance(value, float) else f"{key:<32} {value}")
 
 
 # --- entry point --------------------------------------------------------------------------------

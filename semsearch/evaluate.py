@@ -89,3 +89,56 @@ def evaluate_classifier(index: Index, embedder) -> dict:
         "in_scope_share": float(in_scope.mean()),
         "knn_baseline_top1": float(np.mean(knn_top1)),
     }
+
+
+def read_topics(path) -> dict[str, set[str]]:
+    """Evaluation labels only: the reading-list topics of each paper id (never used for ranking)."""
+    import json
+    from pathlib import Path
+
+    topics: dict[str, set[str]] = {}
+    with Path(path).open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                record = json.loads(line)
+                topics[str(record["id"])] = set(record.get("topics") or [])
+    return topics
+
+
+def evaluate_related(index: Index, topics: dict[str, set[str]], k: int = 5) -> dict:
+    """For each survey paper with an abstract: the share of its top-k related papers that share a
+    survey leaf or a reading-list topic with it. Compared with plain nearest neighbours."""
+    import time
+
+    from semsearch.related import RelatedFinder
+
+    finder = RelatedFinder(index)
+    store = index.store
+    queries = [(v, p) for v, p in store.iter_papers() if p.survey_categories and p.abstract]
+    if not queries:
+        from semsearch.errors import SemsearchError
+
+        raise SemsearchError("no labelled paper with an abstract in the index to evaluate with")
+
+    def relevant(query, other) -> bool:
+        same_leaf = set(query.survey_categories) & set(other.survey_categories)
+        return bool(same_leaf or topics.get(query.id, set()) & topics.get(other.id, set()))
+
+    ours, plain, latencies = [], [], []
+    for vec_id, paper in queries:
+        started = time.perf_counter()
+        hits = finder.related_to(paper.id, k)
+        latencies.append((time.perf_counter() - started) * 1000)
+        ours.append(np.mean([relevant(paper, h.paper) for h in hits]))
+        nearest = finder.searcher.nearest(store.embedding(vec_id)[None, :], k + 1)
+        baseline = finder.searcher.hits([(v, s) for v, s in nearest if v != vec_id][:k])
+        plain.append(np.mean([relevant(paper, h.paper) for h in baseline]))
+    latencies.sort()
+    return {
+        "queries": len(queries),
+        f"precision_at_{k}": float(np.mean(ours)),
+        f"plain_nearest_precision_at_{k}": float(np.mean(plain)),
+        "uses_topics": bool(topics),
+        "latency_ms_p50": latencies[len(latencies) // 2],
+        "latency_ms_max": latencies[-1],
+    }

@@ -20,6 +20,7 @@ class Hit:
     paper: Paper
     score: float
     prediction: Prediction | None = None  # for papers the survey does not label
+    vec_id: int | None = None
 
     @property
     def categories(self) -> list[str]:
@@ -112,7 +113,7 @@ class Searcher:
         store = self.index.store
         papers = store.papers_by_vec_id(vec_id for vec_id, _ in ranked)
         predictions = store.predictions(v for v, _ in ranked if v in papers and not papers[v].survey_categories)
-        return [Hit(papers[v], score, predictions.get(v)) for v, score in ranked if v in papers]
+        return [Hit(papers[v], score, predictions.get(v), v) for v, score in ranked if v in papers]
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         if k < 1:

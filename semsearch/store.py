@@ -158,10 +158,21 @@ class Store:
         return existing
 
     def vec_ids_where(
-        self, *, year_from: int | None = None, year_to: int | None = None, categories: Iterable[str] = ()
+        self,
+        *,
+        year_from: int | None = None,
+        year_to: int | None = None,
+        categories: Iterable[str] = (),
+        since: str | None = None,
     ) -> list[int]:
-        """vec_ids of papers within the year range and under any of the given taxonomy paths."""
+        """vec_ids of papers within the year range, under any of the given taxonomy paths, and dated
+        on or after `since` (YYYY-MM-DD; papers known only by year count from their year)."""
         clauses, params = [], []
+        if since is not None:
+            clauses.append(
+                "(COALESCE(published, updated) >= ? OR (published IS NULL AND updated IS NULL AND year >= ?))"
+            )
+            params += [since, int(since[:4])]
         if year_from is not None:
             clauses.append("year >= ?")
             params.append(year_from)
@@ -205,6 +216,17 @@ class Store:
             for item, vector in zip(pending, vectors, strict=True)
         ]
         self.db.executemany("INSERT OR REPLACE INTO embeddings (vec_id, text_hash, vector) VALUES (?, ?, ?)", rows)
+
+    def embeddings_for(self, vec_ids: Iterable[int]) -> dict[int, np.ndarray]:
+        rows = self._rows_for("SELECT vec_id, vector FROM embeddings", vec_ids)
+        return {row[0]: np.frombuffer(row[1], dtype=np.float32) for row in rows}
+
+    def vec_ids_with_title(self, title: str) -> list[int]:
+        rows = self.db.execute("SELECT vec_id FROM papers WHERE title_key = ?", (normalize_title(title),))
+        return [row[0] for row in rows]
+
+    def all_vec_ids(self) -> list[int]:
+        return [row[0] for row in self.db.execute("SELECT vec_id FROM papers ORDER BY vec_id")]
 
     def embedding(self, vec_id: int) -> np.ndarray | None:
         row = self.db.execute("SELECT vector FROM embeddings WHERE vec_id = ?", (vec_id,)).fetchone()

@@ -1,0 +1,79 @@
+"""BibTeX entries for papers: @article for arXiv preprints, @inproceedings when the survey names a venue."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from semsearch.paper import Paper
+
+_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+_STOP = {"a", "an", "the", "on", "of", "for", "to", "in", "and", "with", "towards", "toward", "is", "are", "via"}
+PREPRINT_VENUES = {"", "arxiv", "corr"}
+
+
+def escape(text: str) -> str:
+    """LaTeX-safe text: special characters escaped, whitespace folded."""
+    return "".join(_SPECIAL.get(ch, ch) for ch in " ".join(text.split()))
+
+
+def _ascii_word(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower())
+
+
+def citation_key(paper: Paper) -> str:
+    """`lastname` + year + first significant title word, e.g. frantar2023gptq; stable for a paper."""
+    surname = _ascii_word(paper.authors[0].split()[-1]) if paper.authors else ""
+    words = [_ascii_word(w) for w in re.split(r"[\s\-:/]+", paper.title)]
+    first = next((w for w in words if w and w not in _STOP), "paper")
+    year = paper.year or ""
+    return f"{surname}{year}{first}" if surname else f"{first}{year}"
+
+
+def bibtex_entry(paper: Paper, key: str) -> str:
+    venue = (paper.venue or "").strip()
+    arxiv_id = paper.arxiv_id
+    published = venue.lower() not in PREPRINT_VENUES
+    fields: list[tuple[str, str]] = [("title", "{" + escape(paper.title) + "}")]
+    if paper.authors:
+        fields.append(("author", " and ".join(escape(a) for a in paper.authors)))
+    if published:
+        fields.append(("booktitle", escape(venue)))
+    elif arxiv_id:
+        fields.append(("journal", f"arXiv preprint arXiv:{arxiv_id}"))
+    if paper.year:
+        fields.append(("year", str(paper.year)))
+    if arxiv_id:
+        fields += [("eprint", arxiv_id), ("archivePrefix", "arXiv")]
+        if paper.arxiv_categories:
+            fields.append(("primaryClass", paper.arxiv_categories[0]))
+    if paper.link():
+        fields.append(("url", paper.link()))
+    kind = "inproceedings" if published else ("article" if arxiv_id else "misc")
+    body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
+    return f"@{kind}{{{key},\n{body}\n}}\n"
+
+
+def to_bibtex(papers: Iterable[Paper]) -> str:
+    """Entries for `papers`, with keys made unique within the file (a second frantar2023gptq is …b)."""
+    seen: dict[str, int] = {}
+    entries = []
+    for paper in papers:
+        key = citation_key(paper)
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1:
+            key += chr(ord("a") + seen[key] - 1)
+        entries.append(bibtex_entry(paper, key))
+    return "\n".join(entries)

@@ -1,0 +1,140 @@
+"""Related work for a paper, and recommendations from papers a reader liked.
+
+Related papers are the nearest by embedding, re-ranked with the taxonomy: a candidate that shares
+the paper's category (the survey's label, else the predicted one) gains CATEGORY_BONUS. Measured with
+`semsearch eval related`, that bonus lifts the share of related results in the same survey leaf or
+reading-list topic from 0.54 to about 0.72 (see the README).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from semsearch.errors import SemsearchError
+from semsearch.index import Index
+from semsearch.paper import parse_arxiv_id
+from semsearch.search import Hit, Searcher
+
+CATEGORY_BONUS = 0.25  # about the cosine gap between a close and a loose neighbour
+POOL = 1000  # nearest candidates re-ranked
+MMR_TRADE_OFF = 0.7  # relevance vs novelty for --diverse
+BACKGROUND = 2000  # other papers standing in for "not liked" in recommendations
+
+
+def _categories(hit_or_categories) -> set[str]:
+    return set(hit_or_categories.categories if isinstance(hit_or_categories, Hit) else hit_or_categories)
+
+
+class RelatedFinder:
+    def __init__(self, index: Index, embedder=None):
+        self.index = index
+        self.searcher = Searcher(index, embedder)
+
+    @property
+    def store(self):
+        return self.index.store
+
+    def resolve(self, paper_id: str) -> int:
+        """The vec_id of an indexed paper, by id (arXiv versions and URLs accepted)."""
+        for candidate in (paper_id.strip(), parse_arxiv_id(paper_id) or ""):
+            vec_id = self.store.vec_id(candidate) if candidate else None
+            if vec_id is not None:
+                return vec_id
+        raise SemsearchError(f"no paper {paper_id!r} in the index (use --arxiv to fetch one from arXiv)")
+
+    def categories_of(self, vec_id: int) -> list[str]:
+        hit = self.searcher.hits([(vec_id, 1.0)])[0]
+        return hit.categories
+
+    # --- related ------------------------------------------------------------------------------
+    def related_to(self, paper_id: str, k: int = 10, *, diverse: bool = False) -> list[Hit]:
+        vec_id = self.resolve(paper_id)
+        paper = self.store.papers_by_vec_id([vec_id])[vec_id]
+        exclude = {vec_id, *self.store.vec_ids_with_title(paper.title)}
+        return self._rank(self.store.embedding(vec_id), self.categories_of(vec_id), exclude, k, diverse)
+
+    def related_to_text(
+        self, title: str, abstract: str, k: int = 10, *, diverse: bool = False, paper_id: str | None = None
+    ) -> list[Hit]:
+        """Related papers for a paper not in the index (its own record, if indexed, is left out)."""
+        from semsearch.classify import classifier_for
+        from semsearch.paper import Paper
+        from semsearch.taxonomy import load_taxonomy
+
+        text = Paper(id="", title=title, abstract=abstract).embedding_text()
+        vector = self.searcher.embed_query(text)
+        classifier = classifier_for(self.store, load_taxonomy(), self.searcher.embedder.encode)
+        categories = []
+        if classifier is not None:
+            placed = classifier.classify([text], vector, explain=False)[0]
+            categories = [placed.category] if placed.in_scope else []
+        exclude = set(self.store.vec_ids_with_title(title))
+        if paper_id and (own := self.store.vec_id(paper_id)) is not None:
+            exclude.add(own)
+        return self._rank(vector[0], categories, exclude, k, diverse)
+
+    def _rank(self, vector, categories: Sequence[str], exclude: set[int], k: int, diverse: bool) -> list[Hit]:
+        if k < 1:
+            raise SemsearchError("k must be at least 1")
+        ranked = self.searcher.nearest(vector[None, :], POOL + len(exclude))
+        hits = self.searcher.hits([(v, s) for v, s in ranked if v not in exclude])
+        wanted = set(categories)
+        for hit in hits:
+            if wanted & _categories(hit):
+                hit.score += CATEGORY_BONUS
+        hits.sort(key=lambda h: h.score, reverse=True)
+        return self._diversify(hits, k) if diverse else hits[:k]
+
+    def _diversify(self, hits: list[Hit], k: int) -> list[Hit]:
+        """Maximal marginal relevance: each next pick trades relevance against similarity to picks."""
+        pool = hits[: max(5 * k, 50)]
+        if not pool:
+            return []
+        vectors = self.store.embeddings_for(h.vec_id for h in pool)
+        matrix = np.vstack([vectors[h.vec_id] for h in pool])
+        relevance = np.array([h.score for h in pool])
+        chosen = [0]
+        closest = matrix @ matrix[0]
+        while len(chosen) < min(k, len(pool)):
+            value = MMR_TRADE_OFF * relevance - (1 - MMR_TRADE_OFF) * closest
+            value[chosen] = -np.inf
+            pick = int(np.argmax(value))
+            chosen.append(pick)
+            closest = np.maximum(closest, matrix @ matrix[pick])
+        return [pool[i] for i in chosen]
+
+    # --- recommendations ----------------------------------------------------------------------
+    def recommend(
+        self, likes: Sequence[str], dislikes: Sequence[str] = (), k: int = 10, *, since: str | None = None
+    ) -> list[Hit]:
+        """Papers to read next, in the spirit of arxiv-sanity: a linear SVM separates the liked papers
+        from the disliked ones and a sample of all others, and its weight vector is the query."""
+        from sklearn.svm import LinearSVC
+
+        if not likes:
+            raise SemsearchError("give at least one --like ID")
+        liked = [self.resolve(i) for i in likes]
+        disliked = [self.resolve(i) for i in dislikes]
+        chosen = set(liked) | set(disliked)
+        others = [v for v in self.store.all_vec_ids() if v not in chosen]
+        rng = np.random.default_rng(0)
+        background = rng.choice(others, size=min(BACKGROUND, len(others)), replace=False).tolist() if others else []
+        vectors = self.store.embeddings_for([*liked, *disliked, *background])
+        rows = [*liked, *disliked, *background]
+        features = np.vstack([vectors[v] for v in rows])
+        labels = np.array([1] * len(liked) + [0] * (len(disliked) + len(background)))
+        if labels.min() == labels.max():
+            scores_query = features[: len(liked)].mean(axis=0)  # nothing else in the index: plain centroid
+        else:
+            weights = np.ones(len(rows))
+            weights[len(liked) : len(liked) + len(disliked)] = 5.0  # an explicit "no" counts more than silence
+            svm = LinearSVC(C=0.1, class_weight="balanced", max_iter=10_000)
+            svm.fit(features, labels, sample_weight=weights)
+            scores_query = svm.coef_[0].astype(np.float32)
+        allowed = None
+        if since:
+            allowed = np.asarray([v for v in self.store.vec_ids_where(since=since) if v not in chosen], np.int64)
+        ranked = self.searcher.nearest(scores_query[None, :], k + len(chosen), allowed)
+        return self.searcher.hits([(v, s) for v, s in ranked if v not in chosen])[:k]

@@ -1,0 +1,184 @@
+import json
+
+import bibtexparser
+import pytest
+
+from semsearch.bibtex import citation_key, escape, to_bibtex
+from semsearch.errors import SemsearchError
+from semsearch.index import Index
+from semsearch.ingest import Ingest
+from semsearch.paper import Paper
+from semsearch.related import RelatedFinder
+from tests.test_cli import run
+
+
+def _papers():
+    topics = {
+        "cache": "key value cache eviction memory long context tokens",
+        "draft": "speculative decoding draft model verify tokens",
+        "prune": "pruning sparse weights heads structured",
+        "quant": "quantization bits integer weights rounding",
+    }
+    papers = []
+    for t, (name, words) in enumerate(topics.items()):
+        for i in range(5):
+            papers.append(
+                Paper(
+                    id=f"240{t}.0000{i}",
+                    title=f"{name} study {i}",
+                    abstract=f"{words} variant {i}",
+                    published=f"202{t}-01-0{i + 1}",
+                    year=2020 + t,
+                )
+            )
+    return papers
+
+
+@pytest.fixture
+def finder(tmp_path, fake_model):
+    with Ingest(tmp_path, progress=False) as job:
+        job.add(_papers())
+    return RelatedFinder(Index.open(tmp_path))
+
+
+def test_related_excludes_the_paper_and_finds_its_kind(finder):
+    hits = finder.related_to("2401.00002", k=4)
+    ids = [h.paper.id for h in hits]
+    assert "2401.00002" not in ids
+    assert all(i.startswith("2401.") for i in ids)  # the other draft-model papers
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_version_and_url_forms_resolve_to_the_same_paper(finder):
+    for form in ("2401.00002v3", "arXiv:2401.00002", "https://arxiv.org/abs/2401.00002v1"):
+        assert [h.paper.id for h in finder.related_to(form, k=3)] == [
+            h.paper.id for h in finder.related_to("2401.00002", k=3)
+        ]
+
+
+def test_duplicate_records_of_the_paper_are_left_out(tmp_path, fake_model):
+    with Ingest(tmp_path, progress=False) as job:
+        job.add(_papers() + [Paper(id="other:copy", title="draft study 2", abstract="a copy under another id")])
+    finder = RelatedFinder(Index.open(tmp_path))
+    assert "other:copy" not in [h.paper.id for h in finder.related_to("2401.00002", k=10)]
+
+
+def test_diverse_keeps_the_best_hit_and_changes_the_list(finder):
+    plain = finder.related_to("2401.00002", k=6)
+    diverse = finder.related_to("2401.00002", k=6, diverse=True)
+    assert diverse[0].paper.id == plain[0].paper.id
+    assert [h.paper.id for h in diverse] != [h.paper.id for h in plain]
+    assert len({h.paper.id for h in diverse}) == 6
+
+
+def test_recommend_follows_likes_and_avoids_dislikes(finder):
+    hits = finder.recommend(["2403.00000", "2403.00001"], ["2402.00000"], k=3)
+    ids = [h.paper.id for h in hits]
+    assert all(i.startswith("2403.") for i in ids)
+    assert not {"2403.00000", "2403.00001", "2402.00000"} & set(ids)
+
+
+def test_recommend_since_keeps_recent_papers(finder):
+    hits = finder.recommend(["2400.00000"], k=20, since="2022-01-01")
+    assert hits and all(h.paper.published >= "2022-01-01" for h in hits)
+
+
+def test_unknown_id_is_a_clear_error(finder):
+    with pytest.raises(SemsearchError, match="no paper 'nope'"):
+        finder.related_to("nope")
+    with pytest.raises(SemsearchError, match="at least one --like"):
+        finder.recommend([])
+
+
+def test_bibtex_parses_back_with_the_right_fields():
+    papers = [
+        Paper(
+            id="2306.00978",
+            title="AWQ: Activation-aware Weight Quantization & 100% {fun}_x",
+            year=2023,
+            authors=["Ji Lin", "Jiaming Tang"],
+            arxiv_categories=["cs.CL", "cs.LG"],
+        ),
+        Paper(
+            id="survey:gptq",
+            title="GPTQ: Accurate Quantization",
+            venue="ICLR",
+            year=2023,
+            url="https://openreview.net/forum?id=tcbBPnfwxS",
+            authors=["Elias Frantar"],
+        ),
+        Paper(id="2210.17323", title="GPTQ again", venue="ICLR", year=2023, authors=["Élias Frantar"]),
+    ]
+    library = bibtexparser.parse_string(to_bibtex(papers))
+    assert not library.failed_blocks
+    first, second, third = library.entries
+    assert (first.entry_type, first.key) == ("article", "lin2023awq")
+    fields = {f.key: f.value for f in first.fields}
+    assert fields["eprint"] == "2306.00978" and fields["archivePrefix"] == "arXiv" and fields["primaryClass"] == "cs.CL"
+    assert fields["author"] == "Ji Lin and Jiaming Tang"
+    assert r"\&" in fields["title"] and r"100\%" in fields["title"] and r"\{fun\}\_x" in fields["title"]
+    assert second.entry_type == "inproceedings" and second.fields_dict["booktitle"].value == "ICLR"
+    assert "eprint" not in second.fields_dict
+    assert second.key == "frantar2023gptq" and third.key == "frantar2023gptqb"  # unique within the file
+    assert third.fields_dict["eprint"].value == "2210.17323"
+
+
+def test_citation_keys_are_stable_and_plain():
+    paper = Paper(id="x", title="The Power of Scale for Prompt Tuning", year=2021, authors=["Brian Lester"])
+    assert citation_key(paper) == citation_key(paper) == "lester2021power"
+    assert citation_key(Paper(id="y", title="Ünïcode: a test", year=2020)) == "unicode2020"
+    assert escape("a_b & c") == r"a\_b \& c"
+
+
+# --- CLI --------------------------------------------------------------------------------------
+@pytest.fixture
+def related_index(tmp_path, fake_model):
+    with Ingest(tmp_path / "idx", progress=False) as job:
+        job.add(_papers())
+    return tmp_path / "idx"
+
+
+def test_related_json_and_batch(related_index, capsys, tmp_path):
+    code, out, err = run(capsys, "related", "2401.00002", "--json", "-k", 3, "--index", related_index)
+    answer = json.loads(out)
+    assert code == 0, err
+    assert answer["id"] == "2401.00002" and len(answer["results"]) == 3
+    assert set(answer["results"][0]) == {"id", "title", "score", "year", "categories", "category_source", "url"}
+    ids = tmp_path / "ids.txt"
+    ids.write_text("2401.00002\n\n2403.00001\n")
+    code, out, _ = run(capsys, "related", "--batch", ids, "-k", 2, "--index", related_index)
+    assert code == 0 and [json.loads(line)["id"] for line in out.splitlines()] == ["2401.00002", "2403.00001"]
+
+
+def test_related_text_recommend_and_export(related_index, capsys):
+    code, out, _ = run(
+        capsys, "related", "--text", "draft model speculative tokens", "--json", "--index", related_index
+    )
+    assert code == 0 and json.loads(out)["results"][0]["id"].startswith("2401.")
+    code, out, _ = run(
+        capsys, "recommend", "--like", "2403.00000", "--format", "bibtex", "-k", 2, "--index", related_index
+    )
+    assert code == 0 and len(bibtexparser.parse_string(out).entries) == 2
+    code, out, _ = run(capsys, "export", "2400.00001", "2403.00002", "--bibtex", "--index", related_index)
+    assert code == 0 and [e.fields_dict["eprint"].value for e in bibtexparser.parse_string(out).entries] == [
+        "2400.00001",
+        "2403.00002",
+    ]
+    code, out, _ = run(capsys, "search", "quantization bits", "--format", "bibtex", "-k", 1, "--index", related_index)
+    assert code == 0 and out.startswith("@article{")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["related", "nope"], "no paper 'nope'"),
+        (["related"], "give one of"),
+        (["related", "2401.00002", "--text", "x"], "give one of"),
+        (["recommend"], "at least one --like"),
+        (["recommend", "--like", "missing"], "no paper 'missing'"),
+        (["export", "missing"], "no paper 'missing'"),
+    ],
+)
+def test_related_bad_input(related_index, capsys, args, message):
+    code, _, err = run(capsys, *args, "--index", related_index)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
