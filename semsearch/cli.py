@@ -53,16 +53,16 @@ def _format(fmt: OutputFormat | None, as_json: bool, batch: bool = False) -> Out
     return OutputFormat.json if as_json or batch else OutputFormat.table
 
 
-def _emit(fmt: OutputFormat, header: dict, hits) -> None:
+def _emit(fmt: OutputFormat, header: dict, hits, explain: bool = False) -> None:
     """Print one answer: a table, one JSON object ({**header, "results": [...]}) or BibTeX entries."""
     if fmt is OutputFormat.json:
-        _print_json({**header, "results": [hit.to_dict() for hit in hits]})
+        _print_json({**header, "results": [hit.to_dict(explain) for hit in hits]})
     elif fmt is OutputFormat.bibtex:
         from semsearch.bibtex import to_bibtex
 
         print(to_bibtex(hit.paper for hit in hits), end="")
     else:
-        _print_hits(hits)
+        _print_hits(hits, explain)
 
 
 ProgressOption = Annotated[
@@ -172,28 +172,31 @@ def _read_questions(path: Path) -> list[str]:
     return questions
 
 
-def _print_hits(hits) -> None:
+def _print_hits(hits, explain: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(show_lines=False, expand=False)
-    for column, style in (
-        ("#", "dim"),
-        ("score", ""),
-        ("year", ""),
-        ("title", "bold"),
-        ("category", "cyan"),
-        ("id", "dim"),
-    ):
-        table.add_column(column, style=style or None, overflow="fold")
     from semsearch.taxonomy import leaf_name
 
+    table = Table(show_lines=False, expand=False)
+    columns = [("#", "dim"), ("score", None), ("year", None), ("title", "bold"), ("category", "cyan"), ("id", "dim")]
+    if explain:
+        columns.append(("why", "dim"))
+    for column, style in columns:
+        table.add_column(column, style=style, overflow="fold")
     for rank, hit in enumerate(hits, start=1):
         paper = hit.paper
         category = ", ".join(leaf_name(c) for c in hit.categories)
         if hit.category_source == "predicted":
             category += " (predicted)"
-        table.add_row(str(rank), f"{hit.score:.3f}", str(paper.year or ""), paper.title, category, paper.id)
+        row = [str(rank), f"{hit.score:.3f}", str(paper.year or ""), paper.title, category, paper.id]
+        if explain and hit.evidence is not None:
+            e = hit.evidence
+            why = f"dense {e.dense:.2f}, bm25 {e.lexical:.1f} ({e.lexical_share:.0%} of best)"
+            if e.category:
+                why += f", question is {e.category_probability:.0%} {leaf_name(e.category)}"
+            row.append(why)
+        table.add_row(*row)
     # Off a terminal rich would wrap at 80 columns; give long titles room.
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
@@ -210,6 +213,13 @@ def search(
     category: Annotated[
         str | None, typer.Option("--category", help="Only papers under this taxonomy node (path or name).")
     ] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show why each hit ranks: dense, lexical, category evidence.")
+    ] = False,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid (default), dense or lexical.")] = "hybrid",
+    taxonomy_evidence: Annotated[
+        bool, typer.Option("--taxonomy/--no-taxonomy", help="Use the taxonomy as evidence (hybrid mode).")
+    ] = True,
     as_json: JsonOption = False,
     fmt: FormatOption = None,
     index: IndexOption = None,
@@ -222,11 +232,11 @@ def search(
         raise SemsearchError("give a QUESTION or --batch FILE (not both)")
     questions = _read_questions(batch) if batch else [check_query(question)]
     filters = Filters(year_from, year_to, category)
-    searcher = Searcher(Index.open(index))
+    searcher = Searcher(Index.open(index), mode=mode, taxonomy=taxonomy_evidence)
     searcher.allowed_vec_ids(filters)  # refuse an unknown category before loading the model
     output = _format(fmt, as_json, batch is not None)
     for q in questions:
-        _emit(output, {"query": q}, searcher.search(q, k, filters))
+        _emit(output, {"query": q}, searcher.search(q, k, filters), explain)
 
 
 @app.command()
@@ -509,6 +519,58 @@ def eval_related(
         raise SemsearchError(f"cannot read {path}: no such file")
     labels = read_topics(path) if path.is_file() else {}
     _print_report(evaluate_related(Index.open(index), labels, k), as_json)
+
+
+@eval_app.command("search")
+def eval_search(
+    queries: Annotated[list[Path], typer.Option("--queries", help="Question file(s), JSON Lines; repeatable.")],
+    topics: Annotated[
+        Path | None,
+        typer.Option("--topics", help="JSON Lines with `id` and `topics` (default ../shared/data/arxiv_topics.jsonl)."),
+    ] = None,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
+    """Compare semsearch with its own dense-only and BM25-only modes on question files."""
+    from semsearch.evaluate import evaluate_search, read_questions, read_topics
+    from semsearch.index import Index
+    from semsearch.search import Searcher
+
+    path = topics or Path("../shared/data/arxiv_topics.jsonl")
+    if topics is not None and not path.is_file():
+        raise SemsearchError(f"cannot read {path}: no such file")
+    labels = read_topics(path) if path.is_file() else {}
+    files = []
+    for query_file in queries:
+        if not query_file.is_file():
+            raise SemsearchError(f"cannot read {query_file}: no such file")
+        files.append((query_file, *read_questions(query_file)))
+    idx = Index.open(index)
+    hybrid = Searcher(idx)
+    searchers = {
+        "semsearch (hybrid + taxonomy)": hybrid,
+        "hybrid, no taxonomy": Searcher(idx, hybrid.embedder, taxonomy=False),
+        "dense only": Searcher(idx, hybrid.embedder, mode="dense"),
+        "BM25 only": Searcher(idx, hybrid.embedder, mode="lexical"),
+    }
+    report = {
+        f"{query_file.name} ({kind}, {len(rows)} questions)": evaluate_search(idx, rows, kind, labels, searchers)
+        for query_file, kind, rows in files
+    }
+    if as_json:
+        _print_json(report)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    for title, results in report.items():
+        table = Table(title=title, title_justify="left")
+        metrics = list(next(iter(results.values())))
+        for column in ["engine", *metrics]:
+            table.add_column(column)
+        for name, scores in results.items():
+            table.add_row(name, *(f"{scores[m]:.3f}" for m in metrics))
+        Console().print(table)
 
 
 def _print_report(report: dict, as_json: bool) -> None:

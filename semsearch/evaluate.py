@@ -142,3 +142,76 @@ def evaluate_related(index: Index, topics: dict[str, set[str]], k: int = 5) -> d
         "latency_ms_p50": latencies[len(latencies) // 2],
         "latency_ms_max": latencies[-1],
     }
+
+
+# --- search ---------------------------------------------------------------------------------------
+def ndcg_at(relevances: list[int], total_relevant: int, k: int = 10) -> float:
+    """Binary-relevance nDCG@k: DCG of the ranking over the DCG of a perfect one."""
+    dcg = sum(rel / np.log2(rank + 2) for rank, rel in enumerate(relevances[:k]))
+    ideal = sum(1.0 / np.log2(rank + 2) for rank in range(min(k, total_relevant)))
+    return float(dcg / ideal) if ideal else 0.0
+
+
+def reciprocal_rank(relevances: list[int], k: int = 10) -> float:
+    return next((1.0 / (rank + 1) for rank, rel in enumerate(relevances[:k]) if rel), 0.0)
+
+
+def read_questions(path) -> tuple[str, list[dict]]:
+    """Questions from JSON Lines, and their kind: "known-item" (they name a `title`) or "topical"."""
+    import json
+    from pathlib import Path
+
+    from semsearch.errors import SemsearchError
+
+    rows = []
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                    row["query"]  # noqa: B018 - every question needs its text
+                except (ValueError, KeyError, TypeError):
+                    raise SemsearchError(f"{path}:{number}: expected a JSON object with a 'query'") from None
+                rows.append(row)
+    if not rows:
+        raise SemsearchError(f"{path}: no questions")
+    return ("known-item" if "title" in rows[0] else "topical"), rows
+
+
+def evaluate_search(index: Index, questions: list[dict], kind: str, topics: dict[str, set[str]], searchers) -> dict:
+    """Scores of each named searcher on one question file (relevance rules of ../shared/README.md).
+
+    Topical: a paper is relevant when one of its survey category paths contains a named node, or
+    one of its reading-list topics is named; nDCG@10, P@10, MRR@10. Known-item: the paper with the
+    question's arXiv id or title; success@3 and MRR@10."""
+    from semsearch.paper import normalize_title
+
+    store = index.store
+    papers = [p for _, p in store.iter_papers()]
+
+    def topical_relevant(question: dict, paper) -> int:
+        nodes = set(question.get("categories") or [])
+        by_path = any(nodes & set(path.split("/")) for path in paper.survey_categories)
+        return int(by_path or bool(set(question.get("topics") or []) & topics.get(paper.id, set())))
+
+    def is_target(question: dict, paper) -> int:
+        if question.get("arxiv_id") and paper.arxiv_id == question["arxiv_id"]:
+            return 1
+        return int(normalize_title(paper.title) == normalize_title(question["title"]))
+
+    results = {}
+    for name, searcher in searchers.items():
+        rows = []
+        for question in questions:
+            hits = searcher.search(question["query"], 10)
+            if kind == "topical":
+                rel = [topical_relevant(question, h.paper) for h in hits]
+                total = sum(topical_relevant(question, p) for p in papers)
+                rows.append((ndcg_at(rel, total), sum(rel) / 10.0, reciprocal_rank(rel)))
+            else:
+                rel = [is_target(question, h.paper) for h in hits]
+                rows.append((float(any(rel[:3])), reciprocal_rank(rel)))
+        means = np.mean(rows, axis=0).tolist()
+        keys = ("ndcg@10", "p@10", "mrr@10") if kind == "topical" else ("success@3", "mrr@10")
+        results[name] = dict(zip(keys, means, strict=True))
+    return results

@@ -23,6 +23,7 @@ import sqlite3
 import sys
 import time
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 from semsearch.errors import SemsearchError
@@ -133,7 +134,20 @@ class Index:
         return cls(directory, generation_dir, manifest, store, vectors)
 
     def size_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.generation_dir.iterdir() if f.is_file())
+        return sum(f.stat().st_size for f in self.generation_dir.rglob("*") if f.is_file())
+
+    @cached_property
+    def lexical(self):
+        """The BM25 index of this generation, loaded (memory-mapped) on first use."""
+        from semsearch.lexical import LexicalIndex
+
+        lexical = LexicalIndex.load(self.generation_dir)
+        if len(lexical.vec_ids) != self.manifest.count:
+            raise SemsearchError(
+                f"index at {self.directory} is inconsistent: {len(lexical.vec_ids)} papers in the lexical "
+                f"index, manifest says {self.manifest.count}"
+            )
+        return lexical
 
     def close(self) -> None:
         self.store.close()
@@ -145,6 +159,18 @@ def index_model(directory: Path) -> str | None:
     if generation is None:
         return None
     return Manifest.read(directory / generation / MANIFEST_FILE).model
+
+
+def build_lexical_index(store: Store):
+    from semsearch.lexical import LexicalIndex, lexical_text
+    from semsearch.taxonomy import load_taxonomy
+
+    descriptions = load_taxonomy().descriptions
+    vec_ids, texts = [], []
+    for vec_id, paper in store.iter_papers():
+        vec_ids.append(vec_id)
+        texts.append(lexical_text(paper.title, paper.abstract, paper.survey_categories, descriptions))
+    return LexicalIndex.build(texts, vec_ids)
 
 
 class IndexWriter:
@@ -262,6 +288,7 @@ class IndexWriter:
         for ids, batch in store.iter_embeddings():
             vectors.add_with_ids(batch, ids)
         store.commit()
+        lexical = build_lexical_index(store)
 
         existing = [p.name for p in self.directory.glob("gen-*")]
         number = max((int(name.split("-")[1]) for name in existing), default=0) + 1
@@ -281,10 +308,12 @@ class IndexWriter:
         store.close()
         self.store = None
         faiss.write_index(vectors, str(self.staging / VECTORS_FILE))
+        lexical.save(self.staging)
         manifest.write(self.staging / MANIFEST_FILE)
-        for path in self.staging.iterdir():
-            with open(path, "rb+") as handle:
-                os.fsync(handle.fileno())
+        for path in self.staging.rglob("*"):
+            if path.is_file():
+                with open(path, "rb+") as handle:
+                    os.fsync(handle.fileno())
         os.replace(self.staging, self.directory / generation)
         pointer = self.directory / "CURRENT.tmp"
         pointer.write_text(generation + "\n")

@@ -23,10 +23,6 @@ MMR_TRADE_OFF = 0.7  # relevance vs novelty for --diverse
 BACKGROUND = 2000  # other papers standing in for "not liked" in recommendations
 
 
-def _categories(hit_or_categories) -> set[str]:
-    return set(hit_or_categories.categories if isinstance(hit_or_categories, Hit) else hit_or_categories)
-
-
 class RelatedFinder:
     def __init__(self, index: Index, embedder=None):
         self.index = index
@@ -78,18 +74,19 @@ class RelatedFinder:
     def _rank(self, vector, categories: Sequence[str], exclude: set[int], k: int, diverse: bool) -> list[Hit]:
         if k < 1:
             raise SemsearchError("k must be at least 1")
-        ranked = self.searcher.nearest(vector[None, :], POOL + len(exclude))
-        hits = self.searcher.hits([(v, s) for v, s in ranked if v not in exclude])
+        ranked = [(v, s) for v, s in self.searcher.nearest(vector[None, :], POOL + len(exclude)) if v not in exclude]
         wanted = set(categories)
-        for hit in hits:
-            if wanted & _categories(hit):
-                hit.score += CATEGORY_BONUS
-        hits.sort(key=lambda h: h.score, reverse=True)
-        return self._diversify(hits, k) if diverse else hits[:k]
+        if wanted:
+            of = self.store.categories_for(v for v, _ in ranked)
+            ranked = [(v, s + CATEGORY_BONUS * bool(wanted.intersection(of.get(v, ())))) for v, s in ranked]
+            ranked.sort(key=lambda item: -item[1])
+        pool = ranked[: max(5 * k, 50)] if diverse else ranked[:k]
+        hits = self.searcher.hits(pool)
+        return self._diversify(hits, k) if diverse else hits
 
     def _diversify(self, hits: list[Hit], k: int) -> list[Hit]:
         """Maximal marginal relevance: each next pick trades relevance against similarity to picks."""
-        pool = hits[: max(5 * k, 50)]
+        pool = hits
         if not pool:
             return []
         vectors = self.store.embeddings_for(h.vec_id for h in pool)

@@ -1,8 +1,21 @@
-"""Answering questions: embed the question, search the vector index, apply filters."""
+"""Answering questions: dense and lexical retrieval, fused, with the taxonomy as evidence.
+
+Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (see the README):
+
+1. candidates: the nearest papers by embedding and the best by BM25 (CANDIDATES of each);
+2. fused score = DENSE_WEIGHT · cosine + (1 − DENSE_WEIGHT) · BM25 / (best BM25 for this question):
+   a convex combination of scores on comparable scales, which keeps how much better the best
+   matches are (rank fusion would throw that away, and with it known-item questions);
+3. taxonomy evidence: the classifier reads the question and gives a probability to each node of the
+   taxonomy; a paper gains TAXONOMY_WEIGHT × the probability of its category (the survey's label,
+   else its predicted one). The gain is bounded, so a paper that matches a question much better
+   than its neighbours stays on top even when its category is not the question's.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -10,9 +23,33 @@ from semsearch.errors import SemsearchError
 from semsearch.index import Index
 from semsearch.paper import Paper
 from semsearch.store import Prediction
-from semsearch.taxonomy import resolve_node
+from semsearch.taxonomy import ancestors, resolve_node
 
 MAX_QUERY_CHARS = 2000
+MODES = ("hybrid", "dense", "lexical")
+CANDIDATES = 200
+DENSE_WEIGHT = 0.7
+TAXONOMY_WEIGHT = 0.3
+
+
+@dataclass
+class Evidence:
+    """Why a hit ranks where it does (`semsearch search --explain`)."""
+
+    dense: float = 0.0
+    lexical: float = 0.0  # raw BM25
+    lexical_share: float = 0.0  # BM25 relative to the best match for the question
+    category: str | None = None  # the paper's category that matched the question
+    category_probability: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "dense": round(self.dense, 4),
+            "lexical": round(self.lexical, 4),
+            "lexical_share": round(self.lexical_share, 4),
+            "category": self.category,
+            "category_probability": round(self.category_probability, 4),
+        }
 
 
 @dataclass
@@ -21,6 +58,7 @@ class Hit:
     score: float
     prediction: Prediction | None = None  # for papers the survey does not label
     vec_id: int | None = None
+    evidence: Evidence | None = None
 
     @property
     def categories(self) -> list[str]:
@@ -37,8 +75,8 @@ class Hit:
             return "survey"
         return "predicted" if self.categories else None
 
-    def to_dict(self) -> dict:
-        return {
+    def to_dict(self, explain: bool = False) -> dict:
+        data = {
             "id": self.paper.id,
             "title": self.paper.title,
             "score": round(float(self.score), 6),
@@ -47,6 +85,9 @@ class Hit:
             "category_source": self.category_source,
             "url": self.paper.link(),
         }
+        if explain and self.evidence is not None:
+            data["explain"] = self.evidence.to_dict()
+        return data
 
 
 @dataclass
@@ -59,6 +100,15 @@ class Filters:
         return any(value is not None for value in (self.year_from, self.year_to, self.category))
 
 
+def fused_score(evidence: Evidence) -> float:
+    """The hybrid ranking score of one paper for one question."""
+    return (
+        DENSE_WEIGHT * evidence.dense
+        + (1 - DENSE_WEIGHT) * evidence.lexical_share
+        + TAXONOMY_WEIGHT * evidence.category_probability
+    )
+
+
 def check_query(query: str) -> str:
     text = " ".join(query.split())
     if not text:
@@ -69,13 +119,23 @@ def check_query(query: str) -> str:
 
 
 class Searcher:
-    """Loads the embedding model once and answers any number of questions against one index."""
+    """Loads what it needs once (model, lexical index, classifier) and answers many questions."""
 
-    def __init__(self, index: Index, embedder=None):
+    def __init__(self, index: Index, embedder=None, *, mode: str = "hybrid", taxonomy: bool = True):
         from semsearch.embeddings import Embedder
 
+        if mode not in MODES:
+            raise SemsearchError(f"unknown search mode {mode!r} (choose from {', '.join(MODES)})")
         self.index = index
         self.embedder = embedder or Embedder(index.manifest.model)
+        self.mode = mode
+        self.use_taxonomy = taxonomy and mode == "hybrid"
+
+    @cached_property
+    def classifier(self):
+        from semsearch.classify import load_saved
+
+        return load_saved(self.index.store)
 
     def embed_query(self, query: str) -> np.ndarray:
         vector = self.embedder.encode([check_query(query)])
@@ -115,8 +175,77 @@ class Searcher:
         predictions = store.predictions(v for v, _ in ranked if v in papers and not papers[v].survey_categories)
         return [Hit(papers[v], score, predictions.get(v), v) for v, score in ranked if v in papers]
 
+    def question_categories(self, query: str, vector: np.ndarray) -> dict[str, float]:
+        """Probability that the question is about each taxonomy node (inner nodes sum their leaves)."""
+        if self.classifier is None:
+            return {}
+        classifier = self.classifier
+        leaf_probability = classifier.probabilities(classifier.leaf_scores([query], vector))[0]
+        nodes = dict(zip(classifier.leaves, leaf_probability.tolist(), strict=True))
+        for leaf, p in zip(classifier.leaves, leaf_probability.tolist(), strict=True):
+            for node in ancestors(leaf):
+                nodes[node] = nodes.get(node, 0.0) + p
+        return nodes
+
     def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         if k < 1:
             raise SemsearchError("k must be at least 1")
+        query = check_query(query)
+        allowed = self.allowed_vec_ids(filters or Filters())
+        if self.mode == "lexical":
+            return self._lexical_only(query, k, allowed)
         vector = self.embed_query(query)
-        return self.hits(self.nearest(vector, k, self.allowed_vec_ids(filters or Filters())))
+        if self.mode == "dense":
+            hits = self.hits(self.nearest(vector, k, allowed))
+            for hit in hits:
+                hit.evidence = Evidence(dense=hit.score)
+            return hits
+        return self._hybrid(query, vector, k, allowed)
+
+    def _lexical_scores(self, query: str, allowed: np.ndarray | None) -> tuple[dict[int, float], list[int]]:
+        """BM25 of every paper (by vec_id) and the best CANDIDATES among the allowed ones."""
+        lexical = self.index.lexical
+        scores = lexical.scores(query)
+        if allowed is not None:
+            keep = np.isin(lexical.vec_ids, allowed)
+            scores = np.where(keep, scores, 0.0)
+        positive = int((scores > 0).sum())
+        n = min(CANDIDATES, positive)
+        best = np.argpartition(-scores, n - 1)[:n] if n else np.array([], dtype=np.int64)
+        return (
+            {int(lexical.vec_ids[i]): float(scores[i]) for i in np.flatnonzero(scores > 0)},
+            [int(lexical.vec_ids[i]) for i in best],
+        )
+
+    def _lexical_only(self, query: str, k: int, allowed: np.ndarray | None) -> list[Hit]:
+        scores, best = self._lexical_scores(query, allowed)
+        ranked = sorted(((v, scores[v]) for v in best), key=lambda item: -item[1])[:k]
+        hits = self.hits(ranked)
+        for hit in hits:
+            hit.evidence = Evidence(lexical=hit.score)
+        return hits
+
+    def _hybrid(self, query: str, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[Hit]:
+        dense = dict(self.nearest(vector, CANDIDATES, allowed))
+        lexical, lexical_best = self._lexical_scores(query, allowed)
+        missing = [v for v in lexical_best if v not in dense]
+        for vec_id, embedding in self.index.store.embeddings_for(missing).items():
+            dense[vec_id] = float(embedding @ vector[0])
+        top_lexical = max(lexical.values(), default=0.0)
+        question = self.question_categories(query, vector) if self.use_taxonomy else {}
+        categories = self.index.store.categories_for(dense) if question else {}
+        scored = []
+        for vec_id, cosine in dense.items():
+            raw = lexical.get(vec_id, 0.0)
+            evidence = Evidence(dense=cosine, lexical=raw, lexical_share=raw / top_lexical if top_lexical else 0.0)
+            for category in categories.get(vec_id, ()):
+                p = question.get(category, 0.0)
+                if p > evidence.category_probability:
+                    evidence.category, evidence.category_probability = category, p
+            scored.append((fused_score(evidence), vec_id, evidence))
+        scored.sort(key=lambda item: -item[0])
+        evidence_of = {vec_id: evidence for _, vec_id, evidence in scored[:k]}
+        hits = self.hits([(vec_id, score) for score, vec_id, _ in scored[:k]])
+        for hit in hits:
+            hit.evidence = evidence_of[hit.vec_id]
+        return hits

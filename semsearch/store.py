@@ -122,12 +122,12 @@ class Store:
         rows = self.db.execute("SELECT id FROM papers WHERE title_key = ?", (normalize_title(title),))
         return [row[0] for row in rows]
 
-    def _rows_for(self, select: str, vec_ids: Iterable[int]) -> Iterator[sqlite3.Row]:
+    def _rows_for(self, select: str, vec_ids: Iterable[int], column: str = "vec_id") -> Iterator[sqlite3.Row]:
         """Rows of `select ... WHERE vec_id IN (...)`, asked in chunks that SQLite accepts."""
         wanted = [int(v) for v in vec_ids]
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            yield from self.db.execute(f"{select} WHERE vec_id IN ({','.join('?' * len(chunk))})", chunk)
+            yield from self.db.execute(f"{select} WHERE {column} IN ({','.join('?' * len(chunk))})", chunk)
 
     def papers_by_vec_id(self, vec_ids: Iterable[int]) -> dict[int, Paper]:
         return {row["vec_id"]: _row_to_paper(row) for row in self._rows_for("SELECT * FROM papers", vec_ids)}
@@ -299,6 +299,16 @@ class Store:
             "INSERT OR REPLACE INTO predictions (vec_id, category, confidence, in_scope) VALUES (?, ?, ?, ?)",
             [(vec_id, p.category, p.confidence, int(p.in_scope)) for vec_id, p in rows],
         )
+
+    def categories_for(self, vec_ids: Iterable[int]) -> dict[int, list[str]]:
+        """Each paper's categories: the survey's, else the predicted one when in scope (cheap: no text)."""
+        select = """SELECT p.vec_id, p.survey_categories, r.category, r.in_scope FROM papers AS p
+                    LEFT JOIN predictions AS r ON r.vec_id = p.vec_id"""
+        found = {}
+        for vec_id, survey, predicted, in_scope in self._rows_for(select, vec_ids, column="p.vec_id"):
+            labels = json.loads(survey)
+            found[vec_id] = labels or ([predicted] if predicted and in_scope else [])
+        return found
 
     def predictions(self, vec_ids: Iterable[int]) -> dict[int, Prediction]:
         rows = self._rows_for("SELECT vec_id, category, confidence, in_scope FROM predictions", vec_ids)

@@ -1,0 +1,121 @@
+import json
+
+import pytest
+
+from semsearch.evaluate import evaluate_search, ndcg_at, reciprocal_rank
+from semsearch.index import Index
+from semsearch.ingest import Ingest
+from semsearch.paper import Paper
+from semsearch.search import Evidence, Searcher, fused_score
+from tests.test_cli import run
+
+
+def test_fusion_keeps_a_sharp_match_above_a_favoured_category():
+    known_item = Evidence(dense=0.85, lexical_share=1.0, category_probability=0.0)
+    topical = Evidence(dense=0.60, lexical_share=0.3, category_probability=1.0)
+    assert fused_score(known_item) > fused_score(topical)
+
+
+def test_fusion_lets_category_evidence_break_near_ties():
+    in_category = Evidence(dense=0.60, lexical_share=0.4, category_probability=0.9)
+    outside = Evidence(dense=0.65, lexical_share=0.5, category_probability=0.0)
+    assert fused_score(in_category) > fused_score(outside)
+
+
+def test_fusion_is_monotone_in_each_signal():
+    base = Evidence(dense=0.5, lexical_share=0.5, category_probability=0.5)
+    for field in ("dense", "lexical_share", "category_probability"):
+        better = Evidence(**{**base.__dict__, field: getattr(base, field) + 0.1})
+        assert fused_score(better) > fused_score(base)
+
+
+def test_ndcg_and_mrr_by_hand():
+    # relevant at ranks 1 and 3, three relevant in all:
+    # DCG = 1 + 1/log2(4) = 1.5; ideal = 1 + 1/log2(3) + 1/log2(4) = 2.1309...
+    assert ndcg_at([1, 0, 1, 0], total_relevant=3) == pytest.approx(1.5 / (1 + 1 / 1.5849625 + 0.5), rel=1e-6)
+    assert ndcg_at([0, 0], total_relevant=0) == 0.0
+    assert reciprocal_rank([0, 0, 1]) == pytest.approx(1 / 3)
+    assert reciprocal_rank([0] * 10 + [1]) == 0.0
+
+
+def _index(tmp_path, papers):
+    with Ingest(tmp_path, progress=False) as job:
+        job.add(papers)
+    return Index.open(tmp_path)
+
+
+def test_eval_harness_on_a_tiny_corpus(tmp_path, fake_model):
+    index = _index(
+        tmp_path,
+        [
+            Paper(id="2401.00001", title="Rotations for quantization", abstract="quantization bits weights"),
+            Paper(id="2401.00002", title="Head pruning", abstract="pruning heads sparse"),
+            Paper(id="2401.00003", title="Cache eviction", abstract="kv cache eviction tokens"),
+        ],
+    )
+    searchers = {"lexical": Searcher(index, mode="lexical")}
+    topical = [{"query": "pruning heads", "categories": [], "topics": ["pruning"]}]
+    topics = {"2401.00002": {"pruning"}}
+    result = evaluate_search(index, topical, "topical", topics, searchers)["lexical"]
+    assert result == {"ndcg@10": 1.0, "p@10": 0.1, "mrr@10": 1.0}
+    known = [{"query": "kv cache eviction", "title": "Cache eviction", "arxiv_id": None}]
+    assert evaluate_search(index, known, "known-item", {}, searchers)["lexical"] == {"success@3": 1.0, "mrr@10": 1.0}
+
+
+def test_lexical_index_follows_reingest_and_updates(tmp_path, fake_model):
+    papers = [Paper(id=f"2401.0000{i}", title=f"Paper {i}", abstract=f"common words number{i}") for i in range(3)]
+    _index(tmp_path, papers)
+    updated = Paper(id="2401.00001", title="Paper 1", abstract="now about zeppelins")
+    index = _index(tmp_path, [updated, Paper(id="2402.00009", title="Fresh", abstract="brand new topic")])
+    lexical = Searcher(index, mode="lexical")
+    assert [h.paper.id for h in lexical.search("zeppelins")] == ["2401.00001"]
+    assert lexical.search("number1") == []
+    assert [h.paper.id for h in lexical.search("brand new topic")] == ["2402.00009"]
+    assert len(index.lexical.vec_ids) == index.manifest.count == 4
+
+
+def test_taxonomy_evidence_can_be_switched_off(tmp_path, fake_model):
+    from semsearch.sources.survey import load_survey
+
+    index = _index(tmp_path, load_survey().papers[:120])
+    on = Searcher(index).search("post-training weight quantization", 10)
+    off = Searcher(index, taxonomy=False).search("post-training weight quantization", 10)
+    assert any(h.evidence.category_probability > 0 for h in on)
+    assert all(h.evidence.category_probability == 0 and h.evidence.category is None for h in off)
+    assert [h.score for h in on] == sorted((h.score for h in on), reverse=True)
+
+
+def test_modes_and_explain_in_the_cli(tmp_path, fake_model, capsys, corpus_file):
+    index = tmp_path / "idx"
+    assert run(capsys, "ingest", "jsonl", corpus_file, "--index", index)[0] == 0
+    for mode in ("hybrid", "dense", "lexical"):
+        code, out, err = run(capsys, "search", "draft model", "--mode", mode, "--json", "--explain", "--index", index)
+        assert code == 0, err
+        top = json.loads(out)["results"][0]
+        assert top["id"] == "2302.00003" and set(top["explain"]) >= {"dense", "lexical", "category"}
+    code, out, _ = run(capsys, "search", "draft model", "--explain", "--index", index)
+    assert code == 0 and "bm25" in out
+    code, _, err = run(capsys, "search", "x", "--mode", "fancy", "--index", index)
+    assert code == 2 and "unknown search mode" in err
+
+
+def test_eval_search_command(tmp_path, fake_model, capsys, corpus_file):
+    index = tmp_path / "idx"
+    assert run(capsys, "ingest", "jsonl", corpus_file, "--index", index)[0] == 0
+    questions = tmp_path / "known.jsonl"
+    questions.write_text(
+        json.dumps(
+            {
+                "qid": "k1",
+                "query": "draft model verifies tokens",
+                "title": "Speculative decoding with a small draft model",
+                "arxiv_id": None,
+            }
+        )
+        + "\n"
+    )
+    code, out, err = run(capsys, "eval", "search", "--queries", questions, "--json", "--index", index)
+    assert code == 0, err
+    report = next(iter(json.loads(out).values()))
+    assert set(report) == {"semsearch (hybrid + taxonomy)", "hybrid, no taxonomy", "dense only", "BM25 only"}
+    assert report["BM25 only"]["success@3"] == 1.0
