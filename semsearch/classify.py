@@ -29,7 +29,7 @@ import numpy as np
 
 from semsearch.taxonomy import Taxonomy, ancestors
 
-METHOD_VERSION = 1
+METHOD_VERSION = 2
 GAMMA = 2.0  # kernel width on the averaged cosine
 RIDGE = 0.1  # ridge penalty
 SPECIFIC_ENOUGH = 0.5  # suggest the deepest node at least this probable
@@ -109,6 +109,61 @@ def _fit_temperature(scores: np.ndarray, truth: np.ndarray, smoothing: float = S
     return best
 
 
+class CharNgramTfidf:
+    """TF-IDF over character n-grams inside words (sublinear tf, smoothed idf, unit rows).
+
+    Our own few lines rather than scikit-learn's vectorizer, which costs a second to import on
+    every question."""
+
+    def __init__(self, lengths: tuple[int, int] = (3, 5), min_df: int = 2):
+        self.lengths = lengths
+        self.min_df = min_df
+
+    def _grams(self, text: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        low, high = self.lengths
+        for word in text.lower().split():
+            padded = f" {word} "
+            for n in range(low, high + 1):
+                for start in range(len(padded) - n + 1):
+                    gram = padded[start : start + n]
+                    counts[gram] = counts.get(gram, 0) + 1
+        return counts
+
+    def fit(self, texts: Sequence[str]) -> CharNgramTfidf:
+        document_frequency: dict[str, int] = {}
+        for text in texts:
+            for gram in self._grams(text):
+                document_frequency[gram] = document_frequency.get(gram, 0) + 1
+        kept = sorted(g for g, df in document_frequency.items() if df >= self.min_df)
+        self.vocabulary = {gram: i for i, gram in enumerate(kept)}
+        df = np.array([document_frequency[g] for g in kept], dtype=np.float64)
+        self.idf = (np.log((1 + len(texts)) / (1 + df)) + 1).astype(np.float32)
+        return self
+
+    def transform(self, texts: Sequence[str]):
+        from scipy.sparse import csr_matrix
+
+        indptr, indices, data = [0], [], []
+        for text in texts:
+            row = {self.vocabulary[g]: c for g, c in self._grams(text).items() if g in self.vocabulary}
+            columns = np.fromiter(row, dtype=np.int64, count=len(row))
+            weights = (1 + np.log(np.fromiter(row.values(), dtype=np.float32, count=len(row)))) * self.idf[columns]
+            norm = float(np.linalg.norm(weights))
+            indices.append(columns)
+            data.append(weights / norm if norm else weights)
+            indptr.append(indptr[-1] + len(row))
+        return csr_matrix(
+            (
+                np.concatenate(data) if data else np.zeros(0, np.float32),
+                np.concatenate(indices) if indices else np.zeros(0, np.int64),
+                indptr,
+            ),
+            shape=(len(texts), len(self.vocabulary)),
+            dtype=np.float32,
+        )
+
+
 def labelled_fingerprint(rows: Sequence[tuple[str, str, str]], taxonomy: Taxonomy, model: str) -> str:
     """Changes whenever retraining would give another classifier: labels, texts, descriptions, model."""
     digest = hashlib.sha1(f"{METHOD_VERSION}\n{model}\n".encode())
@@ -135,8 +190,6 @@ class TaxonomyClassifier:
         taxonomy: Taxonomy,
         embed: Callable[[list[str]], np.ndarray],
     ) -> TaxonomyClassifier:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         self = cls(taxonomy)
         leaf_index = {leaf: i for i, leaf in enumerate(self.leaves)}
         description_texts = [taxonomy.described(leaf) for leaf in self.leaves]
@@ -145,9 +198,7 @@ class TaxonomyClassifier:
         self.out_of_scope_vectors = embed(list(taxonomy.out_of_scope))
 
         texts = [p.text for p in papers] + description_texts
-        self.tfidf = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True, dtype=np.float32
-        ).fit(texts)
+        self.tfidf = CharNgramTfidf().fit(texts)
         leaf_rows = node_vectors[[self.nodes.index(leaf) for leaf in self.leaves]]
         self.train_vectors = _unit_rows(np.vstack([np.vstack([p.embedding for p in papers]), leaf_rows]))
         self.train_tfidf = self.tfidf.transform(texts)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
+import shutil
+import warnings
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -67,3 +72,145 @@ class Embedder:
             texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+# --- a fast query encoder: the same model exported to ONNX -------------------------------------------
+# Answering a question from a fresh process should not pay for importing torch and transformers.
+# At ingest the model is exported once per index directory; questions run it with onnxruntime and
+# the `tokenizers` library, and fall back to sentence-transformers when there is no export.
+ENCODERS_DIR = "encoders"
+_POOLING = {"mean", "cls"}
+
+
+def encoder_dir(index_dir: Path, model: str) -> Path:
+    return index_dir / ENCODERS_DIR / re.sub(r"[^A-Za-z0-9._-]+", "_", model)
+
+
+def export_onnx(embedder: Embedder, index_dir: Path) -> Path | None:
+    """Export `embedder`'s model for onnxruntime into the index directory; None if its architecture
+    is not one we can reproduce exactly (only transformer + mean/CLS pooling + normalisation)."""
+    target = encoder_dir(index_dir, embedder.model_name)
+    if (target / "encoder.json").exists():
+        return target
+    model = embedder.model
+    try:
+        kinds = [type(module).__name__ for module in model]
+    except TypeError:  # not a sentence-transformers pipeline of modules
+        return None
+    if kinds[:2] != ["Transformer", "Pooling"] or set(kinds[2:]) - {"Normalize"}:
+        return None
+    pooling = model[1].get_config_dict().get("pooling_mode")
+    tokenizer = model.tokenizer
+    if pooling not in _POOLING or not hasattr(tokenizer, "backend_tokenizer"):
+        return None
+    import torch
+
+    sample = tokenizer(["a question", "a longer question about caches"], padding=True, return_tensors="pt")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+    transformer = model[0].auto_model.eval()
+
+    class Hidden(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.transformer = transformer  # a submodule, so its weights export as weights
+
+        def forward(self, *inputs):
+            return self.transformer(**dict(zip(names, inputs, strict=True))).last_hidden_state
+
+    staging = target.with_name(target.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        _export(torch, Hidden().eval(), sample, names, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
+    config = {
+        "model": embedder.model_name,
+        "inputs": names,
+        "pooling": pooling,
+        "normalize": "Normalize" in kinds,
+        "max_seq_length": int(model.max_seq_length),
+        "pad_id": int(tokenizer.pad_token_id or 0),
+        "pad_token": tokenizer.pad_token or "[PAD]",
+        "dimension": int(model[1].get_config_dict().get("embedding_dimension") or 0),
+    }
+    (staging / "encoder.json").write_text(json.dumps(config, indent=2))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+    return target
+
+
+def _export(torch, module, sample, names: list[str], staging: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            tuple(sample[n] for n in names),
+            str(staging / "model.onnx"),
+            input_names=names,
+            output_names=["hidden"],
+            dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "hidden"]},
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+class OnnxEmbedder:
+    """The exported model run with onnxruntime; embeddings match sentence-transformers'."""
+
+    normalized = True
+
+    def __init__(self, directory: Path):
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.config = json.loads((directory / "encoder.json").read_text())
+        self.model_name = self.config["model"]
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(
+            str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.config["max_seq_length"])
+        self.tokenizer.enable_padding(pad_id=self.config["pad_id"], pad_token=self.config["pad_token"])
+
+    @property
+    def dimension(self) -> int:
+        return self.config["dimension"]
+
+    def encode(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        parts = []
+        for start in range(0, len(texts), batch_size):
+            encodings = self.tokenizer.encode_batch(texts[start : start + batch_size])
+            feeds = {
+                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+            }
+            hidden = self.session.run(None, {name: feeds[name] for name in self.config["inputs"]})[0]
+            if self.config["pooling"] == "cls":
+                pooled = hidden[:, 0]
+            else:
+                mask = feeds["attention_mask"][..., None].astype(np.float32)
+                pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+            parts.append(pooled)
+        vectors = np.vstack(parts).astype(np.float32)
+        if self.config["normalize"]:
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
+
+
+def query_embedder(index_dir: Path, model: str):
+    """The fastest faithful encoder for questions: the ONNX export when there is one."""
+    directory = encoder_dir(index_dir, model)
+    if os.environ.get("SEMSEARCH_NO_ONNX") != "1" and (directory / "encoder.json").exists():
+        try:
+            return OnnxEmbedder(directory)
+        except Exception:  # noqa: BLE001 - a broken or foreign export: the slow path still answers
+            pass
+    return Embedder(model)

@@ -81,12 +81,24 @@ def _fsync_dir(path: Path) -> None:
 class Index:
     """A published generation opened for reading: manifest, paper store and vector index."""
 
-    def __init__(self, directory: Path, generation_dir: Path, manifest: Manifest, store: Store, vectors):
+    def __init__(self, directory: Path, generation_dir: Path, manifest: Manifest, store: Store):
         self.directory = directory
         self.generation_dir = generation_dir
         self.manifest = manifest
         self.store = store
-        self.vectors = vectors
+
+    @cached_property
+    def vectors(self):
+        """The FAISS index of this generation, loaded on first use (`info` never needs it)."""
+        import faiss
+
+        vectors = faiss.read_index(str(self.generation_dir / VECTORS_FILE))
+        if vectors.d != self.manifest.dimension or vectors.ntotal != self.manifest.count:
+            raise SemsearchError(
+                f"index at {self.directory} is inconsistent: {vectors.ntotal} vectors of dimension {vectors.d}, "
+                f"manifest says {self.manifest.count} of dimension {self.manifest.dimension}"
+            )
+        return vectors
 
     @classmethod
     def open(cls, directory: str | Path | None = None) -> Index:
@@ -106,8 +118,6 @@ class Index:
 
     @classmethod
     def _open_generation(cls, directory: Path, generation_dir: Path) -> Index:
-        import faiss
-
         manifest_path = generation_dir / MANIFEST_FILE
         if not manifest_path.exists():
             raise FileNotFoundError(manifest_path)
@@ -117,21 +127,20 @@ class Index:
                 f"index at {directory} has format version {manifest.format_version}; this semsearch reads "
                 f"version {FORMAT_VERSION}: rebuild it"
             )
+        if not (generation_dir / VECTORS_FILE).exists():
+            raise FileNotFoundError(generation_dir / VECTORS_FILE)
         store = Store(generation_dir / DB_FILE, readonly=True)
-        vectors = faiss.read_index(str(generation_dir / VECTORS_FILE))
         problems = []
         if store.get_meta("model") != manifest.model:
             problems.append(
                 f"papers.db was embedded with {store.get_meta('model')!r}, manifest says {manifest.model!r}"
             )
-        if vectors.d != manifest.dimension:
-            problems.append(f"vectors have dimension {vectors.d}, manifest says {manifest.dimension}")
-        if vectors.ntotal != manifest.count or store.count() != manifest.count:
-            problems.append(f"{vectors.ntotal} vectors and {store.count()} papers, manifest says {manifest.count}")
+        if store.count() != manifest.count:
+            problems.append(f"{store.count()} papers, manifest says {manifest.count}")
         if problems:
             store.close()
             raise SemsearchError(f"index at {directory} is inconsistent: {'; '.join(problems)}")
-        return cls(directory, generation_dir, manifest, store, vectors)
+        return cls(directory, generation_dir, manifest, store)
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.generation_dir.rglob("*") if f.is_file())
@@ -161,7 +170,7 @@ def index_model(directory: Path) -> str | None:
     return Manifest.read(directory / generation / MANIFEST_FILE).model
 
 
-def build_lexical_index(store: Store):
+def build_lexical_index(store: Store, directory: Path):
     from semsearch.lexical import LexicalIndex, lexical_text
     from semsearch.taxonomy import load_taxonomy
 
@@ -170,7 +179,7 @@ def build_lexical_index(store: Store):
     for vec_id, paper in store.iter_papers():
         vec_ids.append(vec_id)
         texts.append(lexical_text(paper.title, paper.abstract, paper.survey_categories, descriptions))
-    return LexicalIndex.build(texts, vec_ids)
+    return LexicalIndex.build(texts, vec_ids, directory)
 
 
 class IndexWriter:
@@ -288,7 +297,7 @@ class IndexWriter:
         for ids, batch in store.iter_embeddings():
             vectors.add_with_ids(batch, ids)
         store.commit()
-        lexical = build_lexical_index(store)
+        build_lexical_index(store, self.staging)
 
         existing = [p.name for p in self.directory.glob("gen-*")]
         number = max((int(name.split("-")[1]) for name in existing), default=0) + 1
@@ -308,7 +317,6 @@ class IndexWriter:
         store.close()
         self.store = None
         faiss.write_index(vectors, str(self.staging / VECTORS_FILE))
-        lexical.save(self.staging)
         manifest.write(self.staging / MANIFEST_FILE)
         for path in self.staging.rglob("*"):
             if path.is_file():

@@ -88,6 +88,7 @@ class Ingest:
             if (exc_type is None or issubclass(exc_type, SemsearchError)) and self.store.count():
                 self.embed_stale()
                 self.update_predictions()
+                self.export_query_encoder()
                 dimension = self._embedder.dimension if self._embedder else None
                 self.report.manifest = self.writer.publish(dimension)
         finally:
@@ -162,6 +163,17 @@ class Ingest:
             self.report.embedded += len(pending)
             if self._bar is not None:
                 self._bar.update(len(pending))
+
+    def export_query_encoder(self) -> None:
+        """Once per index directory and model: the ONNX export that makes questions fast to answer."""
+        from semsearch.embeddings import encoder_dir, export_onnx
+
+        if not (encoder_dir(self.writer.directory, self.writer.model) / "encoder.json").exists():
+            try:
+                export_onnx(self._embedder_for_store(), self.writer.directory)
+            except Exception as err:  # noqa: BLE001 - questions still work, only slower to start
+                reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+                self.warn(f"could not export the fast query encoder ({reason}); questions will load the full model")
 
     # --- taxonomy predictions -----------------------------------------------------------------
     def update_predictions(self) -> None:

@@ -1,14 +1,33 @@
-"""The sparse (BM25) index kept beside the vector index, built from the same papers at publish."""
+"""The sparse (BM25) index kept beside the vector index, built from the same papers at publish.
+
+`bm25s` builds the index (precomputed BM25 weights in a term-major sparse matrix); questions are
+scored straight from its saved arrays with numpy, memory-mapped, so that answering a question
+imports neither bm25s nor scipy.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 LEXICAL_DIR = "lexical"
 IDS_FILE = "vec_ids.npy"
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+# Common English function words; they carry no topic.
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have
+    having he her here hers herself him himself his how i if in into is it its itself just me more most
+    my myself no nor not now of off on once only or other our ours ourselves out over own same she should
+    so some such than that the their theirs them themselves then there these they this those through to
+    too under until up very was we were what when where which while who whom why will with would you your
+    yours yourself yourselves also via using use used based new towards toward""".split()
+)
 
 
 def lexical_text(title: str, abstract: str, categories: Sequence[str], descriptions: dict[str, str]) -> str:
@@ -21,60 +40,56 @@ def lexical_text(title: str, abstract: str, categories: Sequence[str], descripti
     return " ".join(part for part in parts if part)
 
 
-def _stemmer():
+@cache
+def _stem():
     import Stemmer
 
-    return Stemmer.Stemmer("english")
+    return Stemmer.Stemmer("english").stemWords
 
 
-def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    import bm25s
-
-    return bm25s.tokenize(list(texts), stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+def tokenize(text: str) -> list[str]:
+    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    return _stem()(words)
 
 
 class LexicalIndex:
-    def __init__(self, model, vec_ids: np.ndarray):
-        self.model = model
+    def __init__(self, vec_ids: np.ndarray, vocabulary: dict[str, int], weights, rows, starts):
         self.vec_ids = vec_ids
-        self.position = {int(v): i for i, v in enumerate(vec_ids)}
+        self.vocabulary = vocabulary
+        self.weights, self.rows, self.starts = weights, rows, starts  # term-major sparse matrix
 
     @classmethod
-    def build(cls, texts: Sequence[str], vec_ids: Sequence[int]) -> LexicalIndex:
+    def build(cls, texts: Sequence[str], vec_ids: Sequence[int], directory: Path) -> LexicalIndex:
+        """Index `texts` (paper i has vec_ids[i]) into `directory`/lexical and open it."""
         import bm25s
 
-        model = bm25s.BM25()
-        # bm25s refuses an empty corpus; an index of one placeholder document scores nothing.
-        model.index(tokenize(texts) if texts else [["\u2205"]], show_progress=False)
-        return cls(model, np.asarray(vec_ids, dtype=np.int64))
-
-    def save(self, directory: Path) -> None:
         target = directory / LEXICAL_DIR
         target.mkdir(parents=True, exist_ok=True)
-        self.model.save(str(target), show_progress=False)
-        np.save(target / IDS_FILE, self.vec_ids)
+        model = bm25s.BM25()
+        # bm25s refuses an empty corpus; an index of one placeholder document scores nothing.
+        corpus = [tokenize(t) for t in texts] if texts else [["\u2205"]]
+        model.index(corpus, show_progress=False)
+        model.save(str(target), show_progress=False)
+        np.save(target / IDS_FILE, np.asarray(vec_ids, dtype=np.int64))
+        return cls.load(directory)
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
-        import bm25s
-
         source = directory / LEXICAL_DIR
-        model = bm25s.BM25.load(str(source), mmap=True, show_progress=False, verbosity=0)
-        return cls(model, np.load(source / IDS_FILE))
+        return cls(
+            np.load(source / IDS_FILE),
+            json.loads((source / "vocab.index.json").read_text()),
+            np.load(source / "data.csc.index.npy", mmap_mode="r"),
+            np.load(source / "indices.csc.index.npy", mmap_mode="r"),
+            np.load(source / "indptr.csc.index.npy", mmap_mode="r"),
+        )
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper (in vec_ids order) for `query`."""
-        tokens = tokenize([query])[0]
-        known = [t for t in tokens if t in self.model.vocab_dict]
-        if not known or len(self.vec_ids) == 0:
-            return np.zeros(len(self.vec_ids), dtype=np.float32)
-        return np.asarray(self.model.get_scores(known), dtype=np.float32)[: len(self.vec_ids)]
-
-    def top(self, query: str, n: int) -> list[tuple[int, float]]:
-        scores = self.scores(query)
-        n = min(n, int((scores > 0).sum()))
-        if n <= 0:
-            return []
-        best = np.argpartition(-scores, n - 1)[:n]
-        best = best[np.argsort(-scores[best])]
-        return [(int(self.vec_ids[i]), float(scores[i])) for i in best]
+        scores = np.zeros(len(self.vec_ids), dtype=np.float32)
+        for token in tokenize(query):
+            term = self.vocabulary.get(token)
+            if term is not None:
+                start, end = int(self.starts[term]), int(self.starts[term + 1])
+                scores[self.rows[start:end]] += self.weights[start:end]  # a term lists each paper once
+        return scores

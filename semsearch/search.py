@@ -122,12 +122,12 @@ class Searcher:
     """Loads what it needs once (model, lexical index, classifier) and answers many questions."""
 
     def __init__(self, index: Index, embedder=None, *, mode: str = "hybrid", taxonomy: bool = True):
-        from semsearch.embeddings import Embedder
+        from semsearch.embeddings import query_embedder
 
         if mode not in MODES:
             raise SemsearchError(f"unknown search mode {mode!r} (choose from {', '.join(MODES)})")
         self.index = index
-        self.embedder = embedder or Embedder(index.manifest.model)
+        self.embedder = embedder or query_embedder(index.directory, index.manifest.model)
         self.mode = mode
         self.use_taxonomy = taxonomy and mode == "hybrid"
 

@@ -99,3 +99,45 @@ def test_classify_places_new_papers_and_abstains_on_unrelated_ones(survey_index)
     assert "Quantization" in quantization.category and quantization.in_scope
     assert serving.category.startswith("System-Level Efficiency Optimization") and serving.in_scope
     assert not baking.in_scope and baking.confidence < min(quantization.confidence, serving.confidence)
+
+
+def _varied_texts(n: int = 200) -> list[str]:
+    from semsearch.sources.survey import load_survey
+
+    titles = [p.title for p in load_survey().papers]
+    texts = []
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            texts.append(titles[i % len(titles)])
+        elif kind == 1:  # long: beyond the model's 256 tokens, so truncation must agree too
+            texts.append(" ".join(titles[i % 50 : i % 50 + 40]))
+        elif kind == 2:
+            texts.append(titles[i % len(titles)].split(":")[0].lower())
+        else:
+            texts.append(f"Ünïcode & symbols #{i}: naïve 4-bit quantization → 2× faster? {titles[i % 7]}")
+    return texts
+
+
+def test_onnx_encoder_matches_sentence_transformers(survey_index):
+
+    from semsearch.embeddings import Embedder, OnnxEmbedder, encoder_dir
+
+    fast = OnnxEmbedder(encoder_dir(survey_index.directory, survey_index.manifest.model))
+    texts = _varied_texts()
+    reference = Embedder(survey_index.manifest.model).encode(texts)
+    cosine = (fast.encode(texts) * reference).sum(axis=1)
+    assert len(texts) == 200 and cosine.min() >= 0.999
+
+
+def test_onnx_and_sentence_transformers_rank_identically(survey_index):
+    from semsearch.embeddings import Embedder, OnnxEmbedder, encoder_dir
+    from tests.conftest import SHARED
+
+    dev = SHARED / "eval" / "queries_dev.jsonl"
+    questions = [json.loads(line)["query"] for line in dev.open()] if dev.exists() else _varied_texts(20)
+    fast = Searcher(survey_index, OnnxEmbedder(encoder_dir(survey_index.directory, survey_index.manifest.model)))
+    slow = Searcher(survey_index, Embedder(survey_index.manifest.model))
+    assert isinstance(Searcher(survey_index).embedder, OnnxEmbedder)  # the default on the query path
+    for question in questions:
+        assert [h.paper.id for h in fast.search(question, 10)] == [h.paper.id for h in slow.search(question, 10)]

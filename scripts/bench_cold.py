@@ -1,0 +1,64 @@
+"""Cold-start time of one question: semsearch against the naive path, side by side.
+
+    python scripts/bench_cold.py [--index DIR] [--runs 5]
+
+Naive path, in a fresh process: import sentence-transformers, load the model, encode the question,
+search the FAISS index. semsearch: `semsearch search QUESTION --json` in a fresh process (which
+answers with the ONNX export of the model, BM25 and the taxonomy as well). The two are run
+alternately; medians are reported. Target: semsearch ≤ 0.2 × naive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from semsearch.index import Index
+
+QUESTION = "how do I shrink the KV cache for long prompts?"
+NAIVE = """
+import sys
+import faiss
+from sentence_transformers import SentenceTransformer
+from semsearch.embeddings import model_location
+model = SentenceTransformer(model_location(sys.argv[1]), device="cpu")
+vector = model.encode([sys.argv[3]], normalize_embeddings=True)
+faiss.read_index(sys.argv[2]).search(vector, 10)
+"""
+
+
+def timed(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", default=None)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    index = Index.open(args.index)
+    vectors = str(index.generation_dir / "vectors.faiss")
+    naive = [sys.executable, "-c", NAIVE, index.manifest.model, vectors, QUESTION]
+    ours = [sys.executable, "-m", "semsearch", "search", QUESTION, "--json", "--index", str(index.directory)]
+    timed(ours)  # warm the OS file cache for both, so neither pays for the first disk read
+    timed(naive)
+    naive_times, our_times = [], []
+    for run in range(args.runs):
+        naive_times.append(timed(naive))
+        our_times.append(timed(ours))
+        print(f"run {run + 1}: naive {naive_times[-1]:.2f} s, semsearch {our_times[-1]:.2f} s")
+    naive_median, our_median = statistics.median(naive_times), statistics.median(our_times)
+    print(f"index: {Path(index.directory)} ({index.manifest.count} papers)")
+    print(f"naive (import sentence-transformers, load, encode, search): median {naive_median:.2f} s")
+    print(f"semsearch search (fresh process): median {our_median:.2f} s")
+    print(f"ratio: {our_median / naive_median:.3f} (target <= 0.2)")
+
+
+if __name__ == "__main__":
+    main()
