@@ -93,6 +93,10 @@ def ingest_jsonl_command(
         str | None, typer.Option("--categories", help="Keep only these arXiv categories, e.g. cs.CL,cs.LG.")
     ] = None,
     since: Annotated[str | None, typer.Option("--since", help="Keep papers updated on/after YYYY-MM-DD.")] = None,
+    index_type: Annotated[
+        str | None,
+        typer.Option("--index-type", help="auto (default: exact up to 200k papers, then IVF-SQ8), flat, ivf, hnsw."),
+    ] = None,
     index: IndexOption = None,
     model: ModelOption = None,
     progress: ProgressOption = None,
@@ -109,6 +113,7 @@ def ingest_jsonl_command(
         categories=wanted,
         since=_check_date(since),
         progress=_progress(progress),
+        index_type=index_type,
     )
     _finish_ingest(report)
 
@@ -353,6 +358,19 @@ def export(
     vec_ids = [finder.resolve(i) for i in ids]
     papers = finder.store.papers_by_vec_id(vec_ids)
     print(to_bibtex(papers[v] for v in vec_ids), end="")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    index: IndexOption = None,
+) -> None:
+    """A web page and a JSON API (OpenAPI docs at /docs), loading the index once."""
+    from semsearch.server import serve as run_server
+
+    print(f"semsearch: serving http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", file=sys.stderr)
+    run_server(index, host, port)
 
 
 # --- taxonomy and classification ----------------------------------------------------------------

@@ -90,9 +90,9 @@ class Index:
     @cached_property
     def vectors(self):
         """The FAISS index of this generation, loaded on first use (`info` never needs it)."""
-        import faiss
+        from semsearch import vectors as vector_index
 
-        vectors = faiss.read_index(str(self.generation_dir / VECTORS_FILE))
+        vectors = vector_index.load(self.generation_dir / VECTORS_FILE)
         if vectors.d != self.manifest.dimension or vectors.ntotal != self.manifest.count:
             raise SemsearchError(
                 f"index at {self.directory} is inconsistent: {vectors.ntotal} vectors of dimension {vectors.d}, "
@@ -185,9 +185,17 @@ def build_lexical_index(store: Store, directory: Path):
 class IndexWriter:
     """Exclusive writer: `with IndexWriter(dir, model) as w: ...w.store...; w.publish(dimension)`."""
 
-    def __init__(self, directory: str | Path | None, model: str | None, *, lock_timeout: float | None = None):
+    def __init__(
+        self,
+        directory: str | Path | None,
+        model: str | None,
+        *,
+        lock_timeout: float | None = None,
+        index_type: str | None = None,
+    ):
         self.directory = resolve_index_dir(directory)
         self.requested_model = model
+        self.requested_index_type = index_type
         if lock_timeout is None:
             lock_timeout = float(os.environ.get("SEMSEARCH_LOCK_TIMEOUT", "300"))
         self.lock_timeout = lock_timeout
@@ -278,11 +286,16 @@ class IndexWriter:
         self.store = Store(db_path)
         self.store.set_meta("base_generation", base)
         self.store.set_meta("model", self.model)
+        if self.requested_index_type:  # kept for later ingests into this index
+            from semsearch.vectors import choose_index_type
+
+            choose_index_type(self.requested_index_type, 0)  # refuse an unknown kind before any work
+            self.store.set_meta("index_type", self.requested_index_type)
         self.store.commit()
 
     def publish(self, dimension: int | None = None) -> Manifest:
         """Build the vector index from the staged embeddings and make this generation current."""
-        import faiss
+        from semsearch import vectors as vector_index
 
         assert self.store is not None, "publish() outside `with IndexWriter(...)`"
         store = self.store
@@ -293,9 +306,10 @@ class IndexWriter:
         if not dimension:
             raise SemsearchError("the index is empty and no dimension is known; nothing was published")
         store.set_meta("dimension", str(dimension))
-        vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
-        for ids, batch in store.iter_embeddings():
-            vectors.add_with_ids(batch, ids)
+        count = store.embedding_count()
+        kind = vector_index.choose_index_type(store.get_meta("index_type") or "auto", count)
+        training = store.sample_embeddings(vector_index.training_size(count)) if kind != "flat" and count else None
+        vectors = vector_index.build(store.iter_embeddings(), count, dimension, kind, training)
         store.commit()
         build_lexical_index(store, self.staging)
 
@@ -308,15 +322,16 @@ class IndexWriter:
             dimension=dimension,
             normalized=True,
             count=int(vectors.ntotal),
-            index_type="flat",
+            index_type=vector_index.kind_of(vectors),
             generation=generation,
             created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
         store.set_meta("base_generation", "")  # staging is about to become a generation of its own
+        store.db.execute("DELETE FROM meta WHERE key LIKE 'resume:%'")  # places in files: only for staging
         store.commit()
         store.close()
         self.store = None
-        faiss.write_index(vectors, str(self.staging / VECTORS_FILE))
+        vector_index.write(vectors, self.staging / VECTORS_FILE)
         manifest.write(self.staging / MANIFEST_FILE)
         for path in self.staging.rglob("*"):
             if path.is_file():

@@ -17,6 +17,7 @@ from semsearch.sources.survey import Survey, load_survey
 
 BATCH = 512  # papers per store transaction and per call to the model
 SURVEY_ID_PREFIX = "survey:"
+RESUME_PREFIX = "resume:"  # staging metadata: how far an interrupted ingest read a file
 
 
 @dataclass
@@ -60,8 +61,9 @@ class Ingest:
         progress: bool = True,
         warn: Callable[[str], None] = _warn_stderr,
         survey: Survey | None = None,
+        index_type: str | None = None,
     ):
-        self.writer = IndexWriter(index_dir, model)
+        self.writer = IndexWriter(index_dir, model, index_type=index_type)
         self.survey = survey or load_survey()
         self.progress = progress
         self._warn = warn
@@ -98,17 +100,22 @@ class Ingest:
             self.report.seconds = time.perf_counter() - self._started
 
     # --- storing ------------------------------------------------------------------------------
-    def add(self, papers: Iterable[Paper]) -> None:
-        """Store papers as they come (a source failing part-way loses nothing it already gave)."""
+    def add(self, papers: Iterable[Paper], checkpoint: Callable[[], None] | None = None) -> None:
+        """Store papers as they come (a source failing part-way loses nothing it already gave).
+        `checkpoint` records how far the source got, in the same transaction as the papers."""
         stored = 0
         try:
             for paper in papers:
                 self._put(paper)
                 stored += 1
                 if stored % BATCH == 0:
+                    if checkpoint:
+                        checkpoint()
                     self.store.commit()
                     self.embed_stale()
         finally:
+            if checkpoint:
+                checkpoint()
             self.store.commit()
         self.embed_stale()
 
@@ -217,18 +224,32 @@ def ingest_jsonl(
     categories: set[str] | None = None,
     since: str | None = None,
     progress: bool = True,
+    index_type: str | None = None,
 ) -> IngestReport:
-    from semsearch.sources.jsonl import check_readable, read_jsonl
+    from semsearch.sources.jsonl import Cursor, check_readable, read_jsonl
 
     files = [Path(p) for p in paths]
     for path in files:
         check_readable(path)
-    ingest = Ingest(index_dir, model, progress=progress)
+    ingest = Ingest(index_dir, model, progress=progress, index_type=index_type)
     with ingest:
         for path in files:
-            ingest.add(
-                read_jsonl(path, skip_malformed=skip_malformed, warn=ingest.warn, categories=categories, since=since)
+            # An interrupted run left its place in the file (same file: same size and mtime).
+            stat = path.stat()
+            key = f"{RESUME_PREFIX}{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{categories}:{since}"
+            cursor = Cursor(int(ingest.store.get_meta(key) or 0))
+            if cursor.offset:
+                ingest.warn(f"resuming {path} at byte {cursor.offset:,}, where an interrupted ingest stopped")
+            papers = read_jsonl(
+                path,
+                skip_malformed=skip_malformed,
+                warn=ingest.warn,
+                categories=categories,
+                since=since,
+                cursor=cursor,
+                progress=progress,
             )
+            ingest.add(papers, checkpoint=lambda key=key, cursor=cursor: ingest.store.set_meta(key, str(cursor.offset)))
     return ingest.report
 
 

@@ -157,16 +157,13 @@ class Searcher:
 
     def nearest(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(vec_id, cosine) of the k nearest papers, optionally only among `allowed` vec_ids."""
-        import faiss
+        from semsearch import vectors as vector_index
 
         vectors = self.index.vectors
         k = min(k, vectors.ntotal if allowed is None else len(allowed))
         if k <= 0:
             return []
-        params = None
-        if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-        scores, ids = vectors.search(np.ascontiguousarray(vector, dtype=np.float32), k, params=params)
+        scores, ids = vector_index.search(vectors, vector, k, allowed)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:

@@ -181,11 +181,19 @@ class Store:
             params.append(year_to)
         paths = list(categories)
         if paths:
+            # Under a node: labelled there by the survey, or predicted there (and in scope).
             tests = " OR ".join("(c.value = ? OR c.value LIKE ? ESCAPE '\\')" for _ in paths)
-            clauses.append(f"EXISTS (SELECT 1 FROM json_each(papers.survey_categories) AS c WHERE {tests})")
+            predicted = " OR ".join("(r.category = ? OR r.category LIKE ? ESCAPE '\\')" for _ in paths)
+            clauses.append(
+                f"""(EXISTS (SELECT 1 FROM json_each(papers.survey_categories) AS c WHERE {tests})
+                    OR (papers.survey_categories = '[]' AND EXISTS (SELECT 1 FROM predictions AS r
+                        WHERE r.vec_id = papers.vec_id AND r.in_scope = 1 AND ({predicted}))))"""
+            )
+            pattern_params = []
             for path in paths:
                 escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                params += [path, escaped + "/%"]
+                pattern_params += [path, escaped + "/%"]
+            params += pattern_params * 2
         where = " AND ".join(clauses) or "1"
         return [row[0] for row in self.db.execute(f"SELECT vec_id FROM papers WHERE {where}", params)]
 
@@ -239,6 +247,15 @@ class Store:
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             vectors = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
             yield ids, vectors
+
+    def sample_embeddings(self, n: int) -> np.ndarray:
+        """About n embeddings spread evenly over the store (to train quantisers)."""
+        total = self.embedding_count()
+        step = max(1, total // max(n, 1))
+        rows = self.db.execute("SELECT vector FROM embeddings WHERE vec_id % ? = 0 LIMIT ?", (step, n)).fetchall()
+        if len(rows) < min(n, total):  # vec_ids need not be dense: fall back to the first n
+            rows = self.db.execute("SELECT vector FROM embeddings LIMIT ?", (n,)).fetchall()
+        return np.vstack([np.frombuffer(r[0], dtype=np.float32) for r in rows])
 
     def embedding_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM embeddings").fetchone()[0]

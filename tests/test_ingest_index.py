@@ -175,3 +175,69 @@ def test_search_ranks_and_filters(tmp_path, fake_model, corpus_file):
     recent = searcher.search("speculative decoding draft model", k=10, filters=Filters(year_from=2024))
     assert {h.paper.year for h in recent} == {2024}
     assert len(recent) == 2
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_index_types_answer_and_filter(tmp_path, fake_model, kind):
+    items = [
+        Paper(id=f"2401.{i:05d}", title=f"Paper {i} topic{i % 7}", abstract=f"words{i} topic{i % 7}", year=2020 + i % 5)
+        for i in range(400)
+    ]
+    with Ingest(tmp_path, progress=False, index_type=kind) as job:
+        job.add(items)
+    index = Index.open(tmp_path)
+    assert index.manifest.index_type == kind and index.vectors.ntotal == 400
+    searcher = Searcher(index, mode="dense")
+    from semsearch.search import Filters
+
+    assert searcher.search(items[123].embedding_text(), k=1)[0].paper.id == "2401.00123"
+    hits = searcher.search("topic3", k=5, filters=Filters(year_from=2023, year_to=2023))
+    assert hits and all(h.paper.year == 2023 for h in hits)
+    # The choice is remembered: a later ingest without --index-type keeps the kind.
+    with Ingest(tmp_path, progress=False) as job:
+        job.add([Paper(id="2402.00001", title="One more")])
+    assert Index.open(tmp_path).manifest.index_type == kind
+
+
+def test_unknown_index_type_is_refused(tmp_path, fake_model):
+    with pytest.raises(SemsearchError, match="unknown index type 'kd-tree'"):
+        with Ingest(tmp_path, progress=False, index_type="kd-tree"):
+            pass
+
+
+def test_auto_index_type_by_size():
+    from semsearch.vectors import choose_index_type, ivf_lists
+
+    assert choose_index_type("auto", 1_000) == "flat"
+    assert choose_index_type("auto", 1_000_000) == "ivf"
+    assert ivf_lists(1_000_000) == 4096 and ivf_lists(400) == 10
+
+
+def test_interrupted_jsonl_ingest_resumes_where_it_stopped(tmp_path, fake_model, monkeypatch):
+    source = tmp_path / "snapshot.jsonl"
+    records = [{"id": f"2401.{i:05d}", "title": f"Paper {i}", "abstract": f"text {i}"} for i in range(BATCH + 10)]
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    real_encode = fake_model.encode
+    calls = {"n": 0}
+
+    def crash_on_first_batch(texts, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt  # the first BATCH lines are stored, not yet embedded
+        return real_encode(texts, **kwargs)
+
+    monkeypatch.setattr(fake_model, "encode", crash_on_first_batch)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_jsonl([source], tmp_path / "idx", progress=False)
+    assert not (tmp_path / "idx" / "CURRENT").exists()  # nothing published
+
+    monkeypatch.setattr(fake_model, "encode", real_encode)
+    report = ingest_jsonl([source], tmp_path / "idx", progress=False)
+    # The second run reads on from the end of the last committed batch instead of the first line,
+    # and embeds what the first run stored but did not embed.
+    assert report.read == 10 and report.embedded == BATCH + 10
+    assert any("resuming" in w for w in report.warnings)
+    assert Index.open(tmp_path / "idx").manifest.count == BATCH + 10
+    # Once published, the file's place is forgotten: ingesting it again reads it all (and changes nothing).
+    again = ingest_jsonl([source], tmp_path / "idx", progress=False)
+    assert again.read == BATCH + 10 and again.unchanged == BATCH + 10

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 from collections.abc import Callable, Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -23,6 +24,13 @@ class MalformedLine(SemsearchError):
     pass
 
 
+class Cursor:
+    """Byte offset just past the last line read, so that an interrupted ingest can resume there."""
+
+    def __init__(self, offset: int = 0):
+        self.offset = offset
+
+
 def check_readable(path: Path) -> None:
     if not path.is_file():
         raise SemsearchError(f"cannot read {path}: no such file")
@@ -33,10 +41,10 @@ def check_readable(path: Path) -> None:
         raise SemsearchError(f"cannot read {path}: {err}") from None
 
 
-def _open(path: Path):
+def _open(path: Path, mode: str = "rt"):
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
+        return gzip.open(path, mode, encoding="utf-8") if "t" in mode else gzip.open(path, mode)
+    return path.open(mode, encoding="utf-8") if "t" in mode else path.open(mode)
 
 
 def read_jsonl(
@@ -46,25 +54,57 @@ def read_jsonl(
     warn: Callable[[str], None] = lambda message: None,
     categories: set[str] | None = None,
     since: str | None = None,
+    cursor: Cursor | None = None,
+    progress: bool = False,
 ) -> Iterator[Paper]:
-    """Yield the papers in `path`; a malformed line stops the stream, or is reported and skipped."""
-    with _open(path) as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                paper = paper_from_record(json.loads(line))
-            except (ValueError, TypeError, KeyError) as err:
-                message = f"{path}:{line_number}: {err}"
-                if not skip_malformed:
-                    raise MalformedLine(message + " (use --skip-malformed to continue past such lines)") from None
-                warn(message)
-                continue
-            if categories and not categories.intersection(paper.arxiv_categories):
-                continue
-            if since and (paper.updated or paper.published or "") < since:
-                continue
-            yield paper
+    """Yield the papers in `path`; a malformed line stops the stream, or is reported and skipped.
+    With a cursor, reading starts at its offset and the cursor follows each line read."""
+    cursor = cursor or Cursor()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        size = path.stat().st_size if path.suffix != ".gz" else None
+        bar = tqdm(
+            total=size,
+            initial=cursor.offset if size else 0,
+            unit="B",
+            unit_scale=True,
+            desc=f"reading {path.name}",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            position=1,
+        )
+    try:
+        with _open(path, "rb") as handle:
+            handle.seek(cursor.offset)
+            line_number = 0 if cursor.offset == 0 else None  # line numbers are unknown after a resume
+            for raw in handle:
+                cursor.offset += len(raw)
+                if bar is not None:
+                    bar.update(len(raw))
+                if line_number is not None:
+                    line_number += 1
+                line = raw.decode("utf-8", errors="replace")
+                if not line.strip():
+                    continue
+                try:
+                    paper = paper_from_record(json.loads(line))
+                except (ValueError, TypeError, KeyError) as err:
+                    location = line_number if line_number is not None else f"byte {cursor.offset - len(raw)}"
+                    message = f"{path}:{location}: {err}"
+                    if not skip_malformed:
+                        raise MalformedLine(message + " (use --skip-malformed to continue past such lines)") from None
+                    warn(message)
+                    continue
+                if categories and not categories.intersection(paper.arxiv_categories):
+                    continue
+                if since and (paper.updated or paper.published or "") < since:
+                    continue
+                yield paper
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def paper_from_record(record: dict) -> Paper:

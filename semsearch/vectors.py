@@ -1,0 +1,126 @@
+"""The FAISS index: which kind for how many papers, how to build it, load it and search it.
+
+- flat: exact inner-product search over float32 vectors. Cheap up to a few hundred thousand papers
+  (1.5 KB a paper for 384 dimensions) and the default below AUTO_FLAT_LIMIT.
+- ivf: an inverted file of 8-bit scalar-quantised vectors (IVF-SQ8): 1 byte a dimension, the lists
+  memory-mapped from disk, NPROBE lists searched per question. The default above the limit.
+- hnsw: a graph over 8-bit quantised vectors; fastest to query, slowest to build.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from semsearch.errors import SemsearchError
+
+INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
+AUTO_FLAT_LIMIT = 200_000
+NPROBE = 48
+HNSW_NEIGHBOURS = 32
+HNSW_EF_SEARCH = 96
+TRAINING_SAMPLE = 100_000
+
+
+def choose_index_type(requested: str, count: int) -> str:
+    if requested not in INDEX_TYPES:
+        raise SemsearchError(f"unknown index type {requested!r} (choose from {', '.join(INDEX_TYPES)})")
+    if requested != "auto":
+        return requested
+    return "flat" if count <= AUTO_FLAT_LIMIT else "ivf"
+
+
+def ivf_lists(count: int) -> int:
+    """About 4·√n inverted lists (a power of two), and never more than the data can train."""
+    lists = 2 ** round(math.log2(max(4 * math.sqrt(max(count, 1)), 1)))
+    return max(1, min(lists, count // 39 or 1))
+
+
+def training_size(count: int) -> int:
+    """Enough vectors to train IVF_LISTS centroids (FAISS asks for 39 a centroid), at least the usual sample."""
+    return min(count, max(TRAINING_SAMPLE, 40 * ivf_lists(count)))
+
+
+def build(
+    batches: Iterator[tuple[np.ndarray, np.ndarray]],
+    count: int,
+    dimension: int,
+    index_type: str,
+    training: np.ndarray | None = None,
+):
+    """A FAISS index of `count` vectors fed as (ids, vectors) batches; `training` samples them for
+    the quantised kinds (IVF centroids, scalar-quantiser ranges)."""
+    import faiss
+
+    kind = choose_index_type(index_type, count)
+    if kind == "flat" or count == 0:
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    elif kind == "ivf":
+        quantizer = faiss.IndexFlatIP(dimension)
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer, dimension, ivf_lists(count), faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
+        index.train(training)
+        index.nprobe = NPROBE
+    else:
+        graph = faiss.IndexHNSWSQ(dimension, faiss.ScalarQuantizer.QT_8bit, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+        graph.train(training)
+        graph.hnsw.efSearch = HNSW_EF_SEARCH
+        index = faiss.IndexIDMap2(graph)
+    for ids, vectors in batches:
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+    return index
+
+
+def kind_of(index) -> str:
+    import faiss
+
+    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+    if isinstance(inner, faiss.IndexIVF):
+        return "ivf"
+    if isinstance(inner, faiss.IndexHNSW):
+        return "hnsw"
+    return "flat"
+
+
+def write(index, path: Path) -> None:
+    import faiss
+
+    faiss.write_index(index, str(path))
+
+
+def load(path: Path):
+    """Read an index, memory-mapping what FAISS allows (IVF lists, flat codes)."""
+    import faiss
+
+    try:
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    except RuntimeError:
+        index = faiss.read_index(str(path))
+    kind = kind_of(index)
+    if kind == "ivf":
+        faiss.extract_index_ivf(index).nprobe = NPROBE
+    elif kind == "hnsw":
+        faiss.downcast_index(index.index).hnsw.efSearch = HNSW_EF_SEARCH
+    return index
+
+
+def search(index, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, ids) of the k best matches, optionally only among `allowed` ids."""
+    import faiss
+
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if allowed is None:
+        return index.search(queries, k)
+    selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+    kind = kind_of(index)
+    if kind == "ivf":
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=NPROBE)
+    elif kind == "hnsw":
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, k))
+    else:
+        params = faiss.SearchParameters(sel=selector)
+    return index.search(queries, k, params=params)

@@ -1,0 +1,171 @@
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from semsearch.ingest import Ingest, ingest_jsonl
+from semsearch.sources.survey import load_survey
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture
+def index_dir(tmp_path, fake_model, corpus_file):
+    with Ingest(tmp_path / "idx", progress=False) as job:
+        job.add(load_survey().papers)
+    ingest_jsonl([corpus_file], tmp_path / "idx", progress=False)
+    return tmp_path / "idx"
+
+
+@pytest.fixture
+def client(index_dir):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    return TestClient(create_app(index_dir))
+
+
+def test_health_and_search(client):
+    assert client.get("/api/health").json()["status"] == "ok"
+    answer = client.get("/api/search", params={"q": "speculative decoding draft model", "k": 5}).json()
+    assert len(answer["results"]) == 5
+    assert set(answer["results"][0]) == {"id", "title", "score", "year", "categories", "category_source", "url"}
+    filtered = client.get("/api/search", params={"q": "cache", "category": "KV-Cache Optimization"}).json()
+    assert all(any("KV-Cache" in c for c in r["categories"]) for r in filtered["results"])
+    explained = client.get("/api/search", params={"q": "cache", "explain": "true", "k": 1}).json()
+    assert "explain" in explained["results"][0]
+
+
+def test_classify_related_recommend_papers_taxonomy_export(client):
+    placed = client.post("/api/classify", json={"title": "Pruning heads", "abstract": "We prune attention heads."})
+    assert placed.status_code == 200 and set(placed.json()) >= {"suggestions", "confidence", "in_scope", "neighbours"}
+    related = client.get("/api/related/2302.00003", params={"k": 3}).json()
+    assert related["id"] == "2302.00003" and len(related["results"]) == 3
+    recommended = client.post("/api/recommend", json={"likes": ["2302.00003"], "k": 4}).json()
+    assert len(recommended["results"]) == 4
+    paper = client.get("/api/papers/2306.00978").json()
+    assert paper["title"].startswith("AWQ") and paper["bibtex"].startswith("@")
+    listed = client.get("/api/papers", params={"category": "Speculative Decoding", "limit": 5}).json()
+    assert listed["category"].endswith("Speculative Decoding") and len(listed["results"]) == 5
+    tree = client.get("/api/taxonomy").json()
+    assert [t["name"] for t in tree][0] == "Model-Centric Methods" and tree[0]["papers"] > 0
+    exported = client.get("/api/export", params=[("ids", "2306.00978"), ("ids", "2302.00003")])
+    assert exported.text.count("@") == 2
+    assert client.get("/docs").status_code == 200 and "paths" in client.get("/openapi.json").json()
+
+
+@pytest.mark.parametrize(
+    "method, path, kwargs, status",
+    [
+        ("get", "/api/search", {"params": {"q": ""}}, 422),
+        ("get", "/api/search", {"params": {"q": "x" * 2001}}, 422),
+        ("get", "/api/search", {"params": {"q": "cache", "k": 0}}, 422),
+        ("get", "/api/search", {"params": {"q": "cache", "k": 101}}, 422),
+        ("get", "/api/search", {"params": {"q": "   "}}, 400),
+        ("get", "/api/search", {"params": {"q": "x", "category": "Nope"}}, 400),
+        ("post", "/api/classify", {"json": {"title": "T"}}, 422),
+        ("post", "/api/classify", {"json": {"title": "", "abstract": "A"}}, 422),
+        ("post", "/api/classify", {"content": b"not json", "headers": {"content-type": "application/json"}}, 422),
+        ("get", "/api/related/nope", {}, 404),
+        ("get", "/api/related/2302.00003", {"params": {"k": 1000}}, 422),
+        ("post", "/api/recommend", {"json": {"likes": []}}, 422),
+        ("post", "/api/recommend", {"json": {"likes": ["nope"]}}, 404),
+        ("get", "/api/papers/nope", {}, 404),
+        ("get", "/static/secret.py", {}, 404),
+    ],
+)
+def test_bad_input_is_a_json_4xx(client, method, path, kwargs, status):
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == status
+    body = response.json()
+    assert ("error" in body or "detail" in body) and "Traceback" not in response.text
+
+
+def test_page_is_self_contained(client):
+    page = client.get("/").text
+    assert '<script src="/static/app.js">' in page and "viewport" in page
+    for asset in ("/static/app.js", "/static/style.css"):
+        text = client.get(asset).text
+        assert "http://" not in text.replace("http://localhost", "") and "https://" not in text
+
+
+# --- a real browser --------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(index_dir):
+    import uvicorn
+
+    from semsearch.server import create_app
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(index_dir), host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"), reason="Debian chromium not installed")
+def test_in_a_real_browser(live_server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone-width screen
+        outside = []
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(live_server) else None)
+        page.goto(live_server + "/")
+        page.fill("#q", "speculative decoding with a draft model")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".result")
+        assert page.locator(".result").count() == 10
+        first = page.locator(".result").first
+        first.locator(".related-button").click()
+        page.wait_for_selector(".related .result")
+        assert page.locator(".related .result").count() == 5
+        page.screenshot(path=str(ARTIFACTS / "search.png"), full_page=True)
+
+        page.click("#show-classify")
+        page.fill("#c-title", "Evicting tokens from the key-value cache")
+        page.fill("#c-abstract", "We keep heavy-hitter tokens in the KV cache and evict the rest during decoding.")
+        page.click("#classify-form button[type=submit]")
+        page.wait_for_selector(".suggestion")
+        assert "›" in page.inner_text(".suggestion")
+        page.screenshot(path=str(ARTIFACTS / "classify.png"), full_page=True)
+
+        page.click("#show-taxonomy")
+        page.wait_for_selector("#taxonomy details")
+        page.locator("#taxonomy summary").first.click()
+        page.locator("#taxonomy .node-link").first.click()
+        page.wait_for_selector(".result")
+        browser.close()
+    assert outside == []  # nothing fetched from any other host
