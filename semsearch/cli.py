@@ -373,6 +373,82 @@ def serve(
     run_server(index, host, port)
 
 
+# --- watching arXiv, labels -------------------------------------------------------------------------
+class DigestFormat(str, Enum):
+    markdown = "markdown"
+    json = "json"
+    html = "html"
+
+
+@app.command()
+def watch(
+    categories: Annotated[
+        str, typer.Option("--categories", help="arXiv categories to watch, comma-separated.")
+    ] = "cs.CL,cs.LG,cs.AI",
+    since: Annotated[
+        str | None, typer.Option("--since", help="Start from YYYY-MM-DD (default: the last watch, else a day ago).")
+    ] = None,
+    keep_all: Annotated[bool, typer.Option("--keep-all", help="Ingest out-of-scope papers too.")] = False,
+    digest_format: Annotated[DigestFormat, typer.Option("--format", help="Digest form.")] = DigestFormat.markdown,
+    output: Annotated[Path | None, typer.Option("--output", help="Write the digest to FILE (default stdout).")] = None,
+    min_confidence: Annotated[
+        float, typer.Option("--min-confidence", min=0.0, max=1.0, help="Leave less certain papers out of the digest.")
+    ] = 0.0,
+    max_results: Annotated[int, typer.Option("--max", min=1, max=50_000, help="Most papers to fetch.")] = 5000,
+    index: IndexOption = None,
+    progress: ProgressOption = None,
+) -> None:
+    """New arXiv papers since the last watch, placed in the taxonomy; the in-scope ones are ingested."""
+    from semsearch.watch import render_digest
+    from semsearch.watch import watch as run_watch
+
+    wanted = [c.strip() for c in categories.split(",") if c.strip()]
+    if not wanted:
+        raise SemsearchError("give at least one arXiv category")
+    report = run_watch(
+        index, wanted, _check_date(since), keep_all=keep_all, progress=_progress(progress), max_results=max_results
+    )
+    digest = render_digest(report, digest_format.value, min_confidence)
+    if output is not None:
+        try:
+            output.write_text(digest, encoding="utf-8")
+        except OSError as err:
+            raise SemsearchError(f"cannot write {output}: {err}") from None
+    else:
+        print(digest, end="" if digest.endswith("\n") else "\n")
+    in_scope = sum(1 for e in report.entries if e.in_scope)
+    print(
+        f"watched {report.since}–{report.until}: {report.fetched} fetched, {len(report.entries)} new, "
+        f"{in_scope} in scope; {report.ingest.summary()}",
+        file=sys.stderr,
+    )
+
+
+@app.command()
+def label(
+    paper_id: Annotated[str, typer.Argument(metavar="ID", help="A paper in the index.")],
+    category: Annotated[str | None, typer.Argument(help="Taxonomy node (path or name).")] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the paper's label.")] = False,
+    index: IndexOption = None,
+) -> None:
+    """Confirm a paper's category; your labels train later suggestions (kept apart from the survey's)."""
+    from semsearch.ingest import label_paper
+
+    if remove == (category is not None):
+        raise SemsearchError("give a CATEGORY, or --remove")
+    node = label_paper(index, paper_id, None if remove else category)
+    print(f"{paper_id}: {'label removed' if remove else node}", file=sys.stderr)
+
+
+@app.command()
+def labels(index: IndexOption = None) -> None:
+    """Export your labels as JSON Lines: {"id", "title", "category", "labelled_at"}."""
+    from semsearch.index import Index
+
+    for row in Index.open(index).store.labels():
+        _print_json(row)
+
+
 # --- taxonomy and classification ----------------------------------------------------------------
 eval_app = typer.Typer(help="Evaluate semsearch on the index's own labelled papers.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")

@@ -119,7 +119,20 @@ class Ingest:
             self.store.commit()
         self.embed_stale()
 
-    def _put(self, paper: Paper) -> None:
+    def add_embedded(self, pairs: Iterable[tuple[Paper, np.ndarray]]) -> None:
+        """Store papers whose embeddings the caller already made (e.g. to classify them first)."""
+        from semsearch.store import PendingEmbedding
+
+        for paper, vector in pairs:
+            vec_id = self._put(paper)
+            stored = self.store.papers_by_vec_id([vec_id])[vec_id]
+            if stored.embedding_text() == paper.embedding_text():  # else the merged text is embedded anew
+                text_hash = stored.text_hash(self.writer.model)
+                self.store.put_embeddings([PendingEmbedding(vec_id, "", text_hash)], vector[None, :])
+        self.store.commit()
+        self.embed_stale()
+
+    def _put(self, paper: Paper) -> int:
         self.report.read += 1
         paper = self.survey.annotate(paper)
         existing, replacing = self.store.get(paper.id), None
@@ -130,17 +143,16 @@ class Ingest:
                     existing, replacing = self.store.get(other_id), other_id
                     break
         if existing is None:
-            self.store.put(paper)
             self.report.added += 1
-            return
+            return self.store.put(paper)
         merged = existing.merged_with(paper)
         if merged.id.startswith(SURVEY_ID_PREFIX) and not existing.id.startswith(SURVEY_ID_PREFIX):
             merged = replace(merged, id=existing.id)
         if merged == existing:
             self.report.unchanged += 1
-            return
-        self.store.put(merged, replacing=replacing)
+            return self.store.vec_id(existing.id)
         self.report.updated += 1
+        return self.store.put(merged, replacing=replacing)
 
     # --- embedding ----------------------------------------------------------------------------
     def _embedder_for_store(self):
@@ -314,3 +326,24 @@ def ingest_survey(
                     ingest.warn(f"{err}; indexing survey titles only (run again online to add abstracts)")
         ingest.add(p.merged_with(fetched[p.id]) if p.id in fetched else p for p in survey.papers)
     return ingest.report
+
+
+def label_paper(index_dir: str | Path | None, paper_id: str, category: str | None) -> str | None:
+    """Confirm a paper's category (None removes the label); labels join the classifier's training
+    set at once. Returns the full node path."""
+    from datetime import datetime, timezone
+
+    from semsearch.paper import parse_arxiv_id
+    from semsearch.taxonomy import resolve_node
+
+    node = resolve_node(category) if category is not None else None
+    with Ingest(index_dir, progress=False) as ingest:
+        vec_id = ingest.store.vec_id(paper_id.strip()) or ingest.store.vec_id(parse_arxiv_id(paper_id) or "")
+        if vec_id is None:
+            raise SemsearchError(f"no paper {paper_id!r} in the index")
+        if node is None:
+            if not ingest.store.remove_label(vec_id):
+                raise SemsearchError(f"paper {paper_id!r} has no label to remove")
+        else:
+            ingest.store.put_label(vec_id, node, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return node

@@ -59,12 +59,15 @@ class Hit:
     prediction: Prediction | None = None  # for papers the survey does not label
     vec_id: int | None = None
     evidence: Evidence | None = None
+    user_category: str | None = None  # confirmed with `semsearch label`
 
     @property
     def categories(self) -> list[str]:
-        """The survey's categories, else the predicted one when the paper is in scope."""
+        """The survey's categories, else a user's label, else the predicted one when in scope."""
         if self.paper.survey_categories:
             return list(self.paper.survey_categories)
+        if self.user_category:
+            return [self.user_category]
         if self.prediction and self.prediction.in_scope:
             return [self.prediction.category]
         return []
@@ -73,6 +76,8 @@ class Hit:
     def category_source(self) -> str | None:
         if self.paper.survey_categories:
             return "survey"
+        if self.user_category:
+            return "user"
         return "predicted" if self.categories else None
 
     def to_dict(self, explain: bool = False) -> dict:
@@ -169,8 +174,13 @@ class Searcher:
     def hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
         store = self.index.store
         papers = store.papers_by_vec_id(vec_id for vec_id, _ in ranked)
-        predictions = store.predictions(v for v, _ in ranked if v in papers and not papers[v].survey_categories)
-        return [Hit(papers[v], score, predictions.get(v), v) for v, score in ranked if v in papers]
+        unlabelled = [v for v, _ in ranked if v in papers and not papers[v].survey_categories]
+        predictions, labels = store.predictions(unlabelled), store.user_labels(unlabelled)
+        return [
+            Hit(papers[v], score, predictions.get(v), v, user_category=labels.get(v))
+            for v, score in ranked
+            if v in papers
+        ]
 
     def question_categories(self, query: str, vector: np.ndarray) -> dict[str, float]:
         """Probability that the question is about each taxonomy node (inner nodes sum their leaves)."""

@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS embeddings (
     vector BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS labels (          -- categories users confirmed (`semsearch label`), apart from the survey's
+    vec_id INTEGER PRIMARY KEY REFERENCES papers(vec_id),
+    category TEXT NOT NULL,
+    labelled_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS artifacts (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS predictions (     -- taxonomy suggestion for papers the survey does not label
     vec_id INTEGER PRIMARY KEY REFERENCES papers(vec_id),
@@ -271,16 +276,41 @@ class Store:
     def labelled_signature(self) -> list[tuple[str, str, str]]:
         """(id, categories, text hash) of every labelled paper: what the classifier is trained on."""
         rows = self.db.execute(
-            "SELECT id, survey_categories, text_hash FROM papers WHERE survey_categories != '[]' ORDER BY id"
+            """SELECT id, survey_categories, text_hash FROM papers WHERE survey_categories != '[]'
+               UNION ALL
+               SELECT p.id, 'user:' || l.category, p.text_hash FROM labels AS l JOIN papers AS p ON p.vec_id = l.vec_id
+               WHERE p.survey_categories = '[]'
+               ORDER BY 1"""
         )
         return [tuple(row) for row in rows]
+
+    # --- user labels --------------------------------------------------------------------------
+    def put_label(self, vec_id: int, category: str, when: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO labels (vec_id, category, labelled_at) VALUES (?, ?, ?)", (vec_id, category, when)
+        )
+
+    def remove_label(self, vec_id: int) -> bool:
+        return self.db.execute("DELETE FROM labels WHERE vec_id = ?", (vec_id,)).rowcount > 0
+
+    def labels(self) -> list[dict]:
+        rows = self.db.execute(
+            """SELECT p.id, p.title, l.category, l.labelled_at FROM labels AS l
+               JOIN papers AS p ON p.vec_id = l.vec_id ORDER BY l.labelled_at, p.id"""
+        )
+        return [{"id": r[0], "title": r[1], "category": r[2], "labelled_at": r[3]} for r in rows]
+
+    def user_labels(self, vec_ids: Iterable[int]) -> dict[int, str]:
+        return {row[0]: row[1] for row in self._rows_for("SELECT vec_id, category FROM labels", vec_ids)}
 
     def labelled_papers(self):
         from semsearch.classify import LabelledPaper
 
         rows = self.db.execute(
-            """SELECT p.*, e.vector FROM papers AS p JOIN embeddings AS e ON e.vec_id = p.vec_id
-               WHERE p.survey_categories != '[]' ORDER BY p.id"""
+            """SELECT p.*, e.vector, l.category AS user_category FROM papers AS p
+               JOIN embeddings AS e ON e.vec_id = p.vec_id
+               LEFT JOIN labels AS l ON l.vec_id = p.vec_id
+               WHERE p.survey_categories != '[]' OR l.category IS NOT NULL ORDER BY p.id"""
         )
         return [
             LabelledPaper(
@@ -288,7 +318,7 @@ class Store:
                 title=paper.title,
                 text=paper.embedding_text(),
                 embedding=np.frombuffer(row["vector"], dtype=np.float32),
-                categories=paper.survey_categories,
+                categories=paper.survey_categories or [row["user_category"]],
             )
             for row in rows
             for paper in [_row_to_paper(row)]
@@ -319,12 +349,14 @@ class Store:
 
     def categories_for(self, vec_ids: Iterable[int]) -> dict[int, list[str]]:
         """Each paper's categories: the survey's, else the predicted one when in scope (cheap: no text)."""
-        select = """SELECT p.vec_id, p.survey_categories, r.category, r.in_scope FROM papers AS p
+        select = """SELECT p.vec_id, p.survey_categories, l.category, r.category, r.in_scope FROM papers AS p
+                    LEFT JOIN labels AS l ON l.vec_id = p.vec_id
                     LEFT JOIN predictions AS r ON r.vec_id = p.vec_id"""
         found = {}
-        for vec_id, survey, predicted, in_scope in self._rows_for(select, vec_ids, column="p.vec_id"):
-            labels = json.loads(survey)
-            found[vec_id] = labels or ([predicted] if predicted and in_scope else [])
+        for vec_id, survey, user, predicted, in_scope in self._rows_for(select, vec_ids, column="p.vec_id"):
+            found[vec_id] = (
+                json.loads(survey) or ([user] if user else []) or ([predicted] if predicted and in_scope else [])
+            )
         return found
 
     def predictions(self, vec_ids: Iterable[int]) -> dict[int, Prediction]:

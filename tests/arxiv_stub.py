@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,8 +23,8 @@ FEED_HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 
 ENTRY = """  <entry>
     <id>http://arxiv.org/abs/{id}v2</id>
-    <updated>2024-02-01T10:00:00Z</updated>
-    <published>2024-01-15T10:00:00Z</published>
+    <updated>{published}</updated>
+    <published>{published}</published>
     <title>{title}</title>
     <summary>{abstract}</summary>
     <author><name>Grace Hopper</name></author>
@@ -67,7 +68,12 @@ class ArxivStub:
         body = FEED_HEAD.format(total=total, start=start, size=size)
         for arxiv_id in ids:
             paper = self.papers.get(arxiv_id) or stub_paper(arxiv_id)
-            body += ENTRY.format(id=arxiv_id, title=escape(paper["title"]), abstract=escape(paper["abstract"]))
+            body += ENTRY.format(
+                id=arxiv_id,
+                title=escape(paper["title"]),
+                abstract=escape(paper["abstract"]),
+                published=paper.get("published", "2024-01-15T10:00:00Z"),
+            )
         return (body + "</feed>\n").encode()
 
     def respond(self, query: dict) -> tuple[int, bytes]:
@@ -83,7 +89,12 @@ class ArxivStub:
             total = len(ids)
             ids = ids[start : start + size]
         else:
-            ids = sorted(self.papers)
+            ids = sorted(self.papers, key=lambda i: (self.papers[i].get("published", ""), i))
+            window = re.search(r"submittedDate:\[(\d{12}) TO (\d{12})\]", query.get("search_query", [""])[0])
+            if window:  # papers submitted in the window, as arXiv would answer
+                low, high = window.groups()
+                stamp = lambda i: re.sub(r"\D", "", self.papers[i].get("published", ""))[:12]  # noqa: E731
+                ids = [i for i in ids if low <= stamp(i) <= high]
             total = len(ids)
             ids = ids[start : start + size]
         if step.empty:

@@ -179,10 +179,21 @@ class ArxivClient:
 
     def search(self, query: str, max_results: int = 100) -> Iterator[Paper]:
         """Papers matching an arXiv query (arXiv's own syntax, e.g. `ti:"speculative decoding"`)."""
+        for _, page in self.pages(query, max_results):
+            yield from page
+
+    def pages(
+        self, query: str, max_results: int = 100, *, start: int = 0, by_submission: bool = False
+    ) -> Iterator[tuple[int, list[Paper]]]:
+        """(offset after the page, papers) for each page of a query, from result `start` on;
+        `by_submission` orders results by submission date, oldest first (for watching)."""
         if not query.strip():
             raise SemsearchError("the arXiv query is empty")
-        search = arxiv.Search(query=query, max_results=max_results)
-        offset, empty_pages = 0, 0
+        order = {}
+        if by_submission:
+            order = {"sort_by": arxiv.SortCriterion.SubmittedDate, "sort_order": arxiv.SortOrder.Ascending}
+        search = arxiv.Search(query=query, max_results=max_results, **order)
+        offset, empty_pages = start, 0
         while offset < max_results:
             size = min(QUERY_PAGE, max_results - offset)
             page = self._page(search, offset, size)
@@ -195,6 +206,12 @@ class ArxivClient:
                 continue
             empty_pages = 0
             offset += len(page)
-            yield from filter(None, map(paper_from_result, page))
+            yield offset, [p for p in map(paper_from_result, page) if p]
             if len(page) < size:
                 return
+
+
+def submitted_between(categories: Iterable[str], since: str, until: str) -> str:
+    """An arXiv query for papers in any of `categories` submitted between two UTC times (YYYYMMDDHHMM)."""
+    listed = " OR ".join(f"cat:{c}" for c in categories)
+    return f"({listed}) AND submittedDate:[{since} TO {until}]"

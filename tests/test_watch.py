@@ -1,0 +1,165 @@
+import json
+
+import pytest
+
+from semsearch.index import Index
+from semsearch.ingest import Ingest, label_paper
+from semsearch.sources.survey import load_survey
+from semsearch.watch import LAST_WATCH, render_digest, watch
+from tests.arxiv_stub import ArxivStub
+from tests.test_cli import run
+
+IN_SCOPE = {
+    "2411.00001": (
+        "Evicting tokens from the key-value cache",
+        "KV cache eviction keeps heavy hitter tokens and evicts the rest to cut memory in long context "
+        "inference of large language models.",
+    ),
+    "2411.00002": (
+        "Speculative decoding with a tiny draft model",
+        "A draft model proposes tokens that the target large language model verifies in parallel, "
+        "speeding up decoding.",
+    ),
+    "2411.00003": (
+        "Four-bit weight quantization after training",
+        "Post-training weight-only quantization of large language models to 4 bits with a small calibration set.",
+    ),
+}
+OUT_OF_SCOPE = {
+    "2411.00009": (
+        "Aligning language models with human preferences",
+        "Aligning language models with human preferences through reinforcement learning from human "
+        "feedback, reward models and preference optimization.",
+    ),
+}
+
+
+def stub_papers(ids=None):
+    chosen = {**IN_SCOPE, **OUT_OF_SCOPE}
+    return {
+        i: {"title": t, "abstract": a, "published": f"2024-11-0{n + 1}T09:00:00Z"}
+        for n, (i, (t, a)) in enumerate(sorted(chosen.items()))
+        if ids is None or i in ids
+    }
+
+
+@pytest.fixture
+def survey_index(tmp_path, fake_model):
+    with Ingest(tmp_path / "idx", progress=False) as job:
+        job.add(load_survey().papers)
+    return tmp_path / "idx"
+
+
+@pytest.fixture
+def stub(monkeypatch):
+    with ArxivStub(papers=stub_papers()) as running:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", running.url)
+        yield running
+
+
+def test_watch_ingests_in_scope_papers_and_digests_them(survey_index, stub):
+    report = watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)
+    assert report.fetched == 4
+    by_id = {e.id: e for e in report.entries}
+    assert set(by_id) == set(IN_SCOPE) | set(OUT_OF_SCOPE)
+    assert not by_id["2411.00009"].in_scope and all(by_id[i].in_scope for i in IN_SCOPE)
+    index = Index.open(survey_index)
+    assert index.manifest.count == 424 + 3 and index.store.get("2411.00009") is None
+    assert index.store.get_meta(LAST_WATCH)
+    query = stub.requests[0]["search_query"][0]
+    assert "cat:cs.CL" in query and "submittedDate:[202411010000 TO" in query
+    assert stub.requests[0]["sortBy"] == ["submittedDate"]
+
+    digest = render_digest(report)
+    assert "Evicting tokens" in digest and "Aligning language models" not in digest
+    assert "closest known:" in digest and digest.count("## ") == 3
+    data = json.loads(render_digest(report, "json"))
+    assert sum(len(v) for v in data["groups"].values()) == 3
+    page = render_digest(report, "html")
+    assert page.startswith("<!doctype html>") and "&lt;" not in page.split("<body>")[0]
+    assert render_digest(report, "markdown", min_confidence=1.01).count("- **") == 0
+
+
+def test_consecutive_watches_do_not_duplicate(survey_index, stub):
+    watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)
+    again = watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)  # the same window once more
+    assert again.fetched == 4 and [e for e in again.entries if e.in_scope] == []  # nothing new to report
+    assert render_digest(again).startswith("# semsearch digest: 0 new papers")
+    later = watch(survey_index, ["cs.CL"], progress=False)  # from the last watch on: nothing submitted since
+    assert later.fetched == 0
+    index = Index.open(survey_index)
+    assert index.manifest.count == 427 and len({p.id for _, p in index.store.iter_papers()}) == 427
+
+
+def test_keep_all_ingests_out_of_scope_papers_too(survey_index, stub):
+    watch(survey_index, ["cs.CL"], "2024-11-01", keep_all=True, progress=False)
+    assert Index.open(survey_index).store.get("2411.00009") is not None
+
+
+def test_interrupted_watch_resumes_at_the_next_page(survey_index, stub, fake_model, monkeypatch):
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    real_encode = fake_model.encode
+    calls = {"n": 0}
+
+    def crash_on_second_page(texts, **kwargs):
+        if len(texts) == 2 and texts[0].startswith("Four-bit"):
+            calls["n"] += 1
+            raise KeyboardInterrupt
+        return real_encode(texts, **kwargs)
+
+    monkeypatch.setattr(fake_model, "encode", crash_on_second_page)
+    with pytest.raises(KeyboardInterrupt):
+        watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)
+    assert calls["n"] == 1 and Index.open(survey_index).manifest.count == 424  # nothing published yet
+    monkeypatch.setattr(fake_model, "encode", real_encode)
+    starts = len(stub.requests)
+    report = watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)
+    assert [r["start"] for r in stub.requests[starts:]][0] == ["2"]  # the first page is not asked again
+    assert {e.id for e in report.entries} == set(IN_SCOPE) | set(OUT_OF_SCOPE)  # still in the digest
+    assert Index.open(survey_index).manifest.count == 427
+
+
+def test_labels_change_later_suggestions(survey_index, fake_model):
+    from semsearch.classify import classify_texts
+
+    text = ("Zebra quagga okapi", "Tapir capybara axolotl pangolin narwhal.")
+    with Ingest(survey_index, progress=False) as job:
+        from semsearch.paper import Paper
+
+        job.add([Paper(id="2411.00042", title=text[0], abstract=text[1])])
+    before = classify_texts(Index.open(survey_index), [(None, *text)])[0]
+    node = label_paper(survey_index, "2411.00042", "Demonstration Ordering")
+    assert node.endswith("Demonstration Ordering")
+    after = classify_texts(Index.open(survey_index), [(None, *text)])[0]
+    assert after.category == node and before.category != node
+    assert Index.open(survey_index).store.labels()[0]["category"] == node
+
+
+def test_label_and_watch_cli(survey_index, stub, capsys, tmp_path):
+    code, _, err = run(capsys, "label", "2306.00978", "Low-Rank Approximation", "--index", survey_index)
+    assert code == 0, err
+    code, out, _ = run(capsys, "labels", "--index", survey_index)
+    assert json.loads(out)["category"].endswith("Low-Rank Approximation")
+    assert run(capsys, "label", "2306.00978", "--remove", "--index", survey_index)[0] == 0
+    code, _, err = run(capsys, "label", "nope", "Quantization", "--index", survey_index)
+    assert code == 2 and "no paper 'nope'" in err
+    code, _, err = run(capsys, "label", "2306.00978", "Not A Node", "--index", survey_index)
+    assert code == 2 and "unknown category" in err
+
+    digest = tmp_path / "digest.md"
+    code, out, err = run(
+        capsys,
+        "watch",
+        "--categories",
+        "cs.CL,cs.LG",
+        "--since",
+        "2024-11-01",
+        "--output",
+        digest,
+        "--index",
+        survey_index,
+    )
+    assert code == 0, err
+    assert out == "" and digest.read_text().startswith("# semsearch digest: 3 new papers")
+    code, out, _ = run(capsys, "watch", "--format", "json", "--index", survey_index)
+    assert code == 0 and json.loads(out)["groups"] == {}
