@@ -25,7 +25,7 @@ def test_fetches_ids_and_parses_the_feed(stub):
     assert paper.abstract == "Four-bit weights."
     assert paper.authors == ["Grace Hopper", "Edsger Dijkstra"]
     assert paper.arxiv_categories == ["cs.CL", "cs.LG"]
-    assert paper.published == "2024-01-15" and paper.updated == "2024-02-01"
+    assert paper.published == "2024-01-15" and paper.updated == "2024-01-15"
     assert paper.year == 2024 and paper.url == "https://arxiv.org/abs/2401.00001"
 
 
