@@ -594,46 +594,51 @@ def eval_classify(as_json: JsonOption = False, index: IndexOption = None) -> Non
     _print_report(evaluate_classifier(idx, Embedder(idx.manifest.model)), as_json)
 
 
+TopicsOption = Annotated[
+    Path | None,
+    typer.Option("--topics", help="JSON Lines with `id` and `topics` (default ../shared/data/arxiv_topics.jsonl)."),
+]
+
+
+def _topics(path: Path | None) -> dict[str, set[str]]:
+    """Reading-list topics: evaluation labels only, never used for ranking."""
+    from semsearch.evaluate import read_topics
+
+    default = Path("../shared/data/arxiv_topics.jsonl")
+    if path is not None and not path.is_file():
+        raise SemsearchError(f"cannot read {path}: no such file")
+    chosen = path or default
+    return read_topics(chosen) if chosen.is_file() else {}
+
+
 @eval_app.command("related")
 def eval_related(
-    topics: Annotated[
-        Path | None,
-        typer.Option("--topics", help="JSON Lines with `id` and `topics` (default ../shared/data/arxiv_topics.jsonl)."),
-    ] = None,
+    topics: TopicsOption = None,
     k: Annotated[int, typer.Option("-k", min=1, max=100)] = 5,
     as_json: JsonOption = False,
     index: IndexOption = None,
 ) -> None:
     """Share of related papers that share a survey leaf or a reading-list topic (P@k)."""
-    from semsearch.evaluate import evaluate_related, read_topics
+    from semsearch.evaluate import evaluate_related
     from semsearch.index import Index
 
-    path = topics or Path("../shared/data/arxiv_topics.jsonl")
-    if topics is not None and not path.is_file():
-        raise SemsearchError(f"cannot read {path}: no such file")
-    labels = read_topics(path) if path.is_file() else {}
+    labels = _topics(topics)
     _print_report(evaluate_related(Index.open(index), labels, k), as_json)
 
 
 @eval_app.command("search")
 def eval_search(
     queries: Annotated[list[Path], typer.Option("--queries", help="Question file(s), JSON Lines; repeatable.")],
-    topics: Annotated[
-        Path | None,
-        typer.Option("--topics", help="JSON Lines with `id` and `topics` (default ../shared/data/arxiv_topics.jsonl)."),
-    ] = None,
+    topics: TopicsOption = None,
     as_json: JsonOption = False,
     index: IndexOption = None,
 ) -> None:
     """Compare semsearch with its own dense-only and BM25-only modes on question files."""
-    from semsearch.evaluate import evaluate_search, read_questions, read_topics
+    from semsearch.evaluate import evaluate_search, read_questions
     from semsearch.index import Index
     from semsearch.search import Searcher
 
-    path = topics or Path("../shared/data/arxiv_topics.jsonl")
-    if topics is not None and not path.is_file():
-        raise SemsearchError(f"cannot read {path}: no such file")
-    labels = read_topics(path) if path.is_file() else {}
+    labels = _topics(topics)
     files = []
     for query_file in queries:
         if not query_file.is_file():

@@ -209,7 +209,10 @@ class Ingest:
         if not signature:
             return
         fingerprint = labelled_fingerprint(signature, taxonomy, self.writer.model)
-        classifier = load_saved(self.store) if fingerprint == self.store.get_meta("classifier_fingerprint") else None
+        unchanged = fingerprint == self.store.get_meta("classifier_fingerprint")
+        if unchanged and not self.store.unpredicted(1):
+            return  # nothing to retrain, nothing to predict
+        classifier = load_saved(self.store) if unchanged else None
         if classifier is None:
             embed = self._embedder_for_store().encode
             classifier = TaxonomyClassifier.train(self.store.labelled_papers(), taxonomy, embed)
