@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -119,16 +120,15 @@ class CharNgramTfidf:
         self.lengths = lengths
         self.min_df = min_df
 
-    def _grams(self, text: str) -> dict[str, int]:
-        counts: dict[str, int] = {}
+    def _grams(self, text: str) -> Counter:
         low, high = self.lengths
-        for word in text.lower().split():
-            padded = f" {word} "
-            for n in range(low, high + 1):
-                for start in range(len(padded) - n + 1):
-                    gram = padded[start : start + n]
-                    counts[gram] = counts.get(gram, 0) + 1
-        return counts
+        padded = [f" {word} " for word in text.lower().split()]
+        return Counter(
+            word[start : start + n]
+            for word in padded
+            for n in range(low, high + 1)
+            for start in range(len(word) - n + 1)
+        )
 
     def fit(self, texts: Sequence[str]) -> CharNgramTfidf:
         document_frequency: dict[str, int] = {}
