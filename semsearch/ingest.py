@@ -138,9 +138,9 @@ class Ingest:
         existing, replacing = self.store.get(paper.id), None
         if existing is None:
             # A survey entry without an arXiv id and an arXiv record with the same title are one paper.
-            for other_id in self.store.ids_with_title(paper.title):
-                if paper.id.startswith(SURVEY_ID_PREFIX) or other_id.startswith(SURVEY_ID_PREFIX):
-                    existing, replacing = self.store.get(other_id), other_id
+            for other in self.store.papers_by_vec_id(self.store.vec_ids_with_title(paper.title)).values():
+                if paper.id.startswith(SURVEY_ID_PREFIX) or other.id.startswith(SURVEY_ID_PREFIX):
+                    existing, replacing = other, other.id
                     break
         if existing is None:
             self.report.added += 1
@@ -336,12 +336,11 @@ def label_paper(index_dir: str | Path | None, paper_id: str, category: str | Non
     set at once. Returns the full node path."""
     from datetime import datetime, timezone
 
-    from semsearch.paper import parse_arxiv_id
     from semsearch.taxonomy import resolve_node
 
     node = resolve_node(category) if category is not None else None
     with Ingest(index_dir, progress=False) as ingest:
-        vec_id = ingest.store.vec_id(paper_id.strip()) or ingest.store.vec_id(parse_arxiv_id(paper_id) or "")
+        vec_id = ingest.store.find(paper_id)
         if vec_id is None:
             raise SemsearchError(f"no paper {paper_id!r} in the index")
         if node is None:

@@ -14,7 +14,6 @@ import numpy as np
 
 from semsearch.errors import SemsearchError
 from semsearch.index import Index
-from semsearch.paper import parse_arxiv_id
 from semsearch.search import Hit, Searcher
 
 CATEGORY_BONUS = 0.25  # about the cosine gap between a close and a loose neighbour
@@ -34,10 +33,9 @@ class RelatedFinder:
 
     def resolve(self, paper_id: str) -> int:
         """The vec_id of an indexed paper, by id (arXiv versions and URLs accepted)."""
-        for candidate in (paper_id.strip(), parse_arxiv_id(paper_id) or ""):
-            vec_id = self.store.vec_id(candidate) if candidate else None
-            if vec_id is not None:
-                return vec_id
+        vec_id = self.store.find(paper_id)
+        if vec_id is not None:
+            return vec_id
         raise SemsearchError(f"no paper {paper_id!r} in the index (use --arxiv to fetch one from arXiv)")
 
     def categories_of(self, vec_id: int) -> list[str]:

@@ -123,9 +123,15 @@ class Store:
         row = self.db.execute("SELECT vec_id FROM papers WHERE id = ?", (paper_id,)).fetchone()
         return row[0] if row else None
 
-    def ids_with_title(self, title: str) -> list[str]:
-        rows = self.db.execute("SELECT id FROM papers WHERE title_key = ?", (normalize_title(title),))
-        return [row[0] for row in rows]
+    def find(self, paper_id: str) -> int | None:
+        """The vec_id of a paper by any form of its id (arXiv versions, `arXiv:` and URLs accepted)."""
+        from semsearch.paper import parse_arxiv_id
+
+        for candidate in (paper_id.strip(), parse_arxiv_id(paper_id) or ""):
+            vec_id = self.vec_id(candidate) if candidate else None
+            if vec_id is not None:
+                return vec_id
+        return None
 
     def _rows_for(self, select: str, vec_ids: Iterable[int], column: str = "vec_id") -> Iterator[sqlite3.Row]:
         """Rows of `select ... WHERE vec_id IN (...)`, asked in chunks that SQLite accepts."""
