@@ -120,39 +120,46 @@ class CharNgramTfidf:
         self.lengths = lengths
         self.min_df = min_df
 
-    def _grams(self, text: str) -> Counter:
+    def _word_grams(self, word: str) -> list[str]:
         low, high = self.lengths
-        padded = [f" {word} " for word in text.lower().split()]
-        return Counter(
-            word[start : start + n]
-            for word in padded
-            for n in range(low, high + 1)
-            for start in range(len(word) - n + 1)
-        )
+        padded = f" {word} "
+        return [padded[i : i + n] for n in range(low, high + 1) for i in range(len(padded) - n + 1)]
 
     def fit(self, texts: Sequence[str]) -> CharNgramTfidf:
-        document_frequency: dict[str, int] = {}
+        document_frequency: Counter = Counter()
         for text in texts:
-            for gram in self._grams(text):
-                document_frequency[gram] = document_frequency.get(gram, 0) + 1
+            document_frequency.update({g for word in text.lower().split() for g in self._word_grams(word)})
         kept = sorted(g for g, df in document_frequency.items() if df >= self.min_df)
         self.vocabulary = {gram: i for i, gram in enumerate(kept)}
         df = np.array([document_frequency[g] for g in kept], dtype=np.float64)
         self.idf = (np.log((1 + len(texts)) / (1 + df)) + 1).astype(np.float32)
         return self
 
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_features"}  # the cache is rebuilt on use
+
+    def _features_of(self, word: str) -> np.ndarray:
+        """Vocabulary ids of a word's n-grams, with repeats; cached, since words recur across papers."""
+        cache = self.__dict__.setdefault("_features", {})
+        found = cache.get(word)
+        if found is None:
+            ids = [self.vocabulary[g] for g in self._word_grams(word) if g in self.vocabulary]
+            found = cache[word] = np.asarray(ids, dtype=np.int64)
+        return found
+
     def transform(self, texts: Sequence[str]):
         from scipy.sparse import csr_matrix
 
         indptr, indices, data = [0], [], []
         for text in texts:
-            row = {self.vocabulary[g]: c for g, c in self._grams(text).items() if g in self.vocabulary}
-            columns = np.fromiter(row, dtype=np.int64, count=len(row))
-            weights = (1 + np.log(np.fromiter(row.values(), dtype=np.float32, count=len(row)))) * self.idf[columns]
+            words = text.lower().split()
+            ids = np.concatenate([self._features_of(w) for w in words]) if words else np.zeros(0, np.int64)
+            columns, counts = np.unique(ids, return_counts=True)
+            weights = (1 + np.log(counts.astype(np.float32))) * self.idf[columns]
             norm = float(np.linalg.norm(weights))
             indices.append(columns)
             data.append(weights / norm if norm else weights)
-            indptr.append(indptr[-1] + len(row))
+            indptr.append(indptr[-1] + len(columns))
         return csr_matrix(
             (
                 np.concatenate(data) if data else np.zeros(0, np.float32),
