@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from semsearch.taxonomy import Taxonomy, ancestors
+from semsearch.taxonomy import Taxonomy, ancestors, node_probabilities
 
 METHOD_VERSION = 2
 GAMMA = 2.0  # kernel width on the averaged cosine
@@ -272,10 +272,7 @@ class TaxonomyClassifier:
         """Up to three suggestions, best first: the most specific node the evidence supports, then
         the most probable other leaves."""
         by_leaf = dict(zip(self.leaves, leaf_probabilities.tolist(), strict=True))
-        node_probability = dict(by_leaf)
-        for leaf, p in by_leaf.items():
-            for node in ancestors(leaf):
-                node_probability[node] = node_probability.get(node, 0.0) + p
+        node_probability = node_probabilities(self.leaves, leaf_probabilities.tolist())
         ranked = sorted(by_leaf, key=by_leaf.get, reverse=True)
         first = ranked[0]
         if by_leaf[first] < SPECIFIC_ENOUGH:

@@ -65,6 +65,7 @@ def _emit(fmt: OutputFormat, header: dict, hits, explain: bool = False) -> None:
         _print_hits(hits, explain)
 
 
+KOption = Annotated[int, typer.Option("-k", min=1, max=1000, help="How many papers.")]
 ProgressOption = Annotated[
     bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when on a terminal).")
 ]
@@ -160,15 +161,29 @@ def _check_date(value: str | None) -> str | None:
 
 
 # --- search -------------------------------------------------------------------------------------
-def _read_questions(path: Path) -> list[str]:
-    from semsearch.search import check_query
-
+def _read_lines(path: Path) -> list[str]:
+    """The lines of a --batch file ('-' is standard input); an unreadable one is a user error."""
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise SemsearchError(f"cannot read {path}: {err}") from None
+    return text.splitlines()
+
+
+def _fetch_from_arxiv(arxiv_id: str):
+    from semsearch.sources.arxiv import ArxivClient
+
+    fetched = ArxivClient().fetch_ids([arxiv_id])
+    if not fetched.papers:
+        raise SemsearchError(f"arXiv has no paper {arxiv_id}")
+    return fetched.papers[0]
+
+
+def _read_questions(path: Path) -> list[str]:
+    from semsearch.search import check_query
+
     questions = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_read_lines(path), start=1):
         if line.strip():
             try:
                 questions.append(check_query(line))
@@ -209,7 +224,7 @@ def _print_hits(hits, explain: bool = False) -> None:
 @app.command()
 def search(
     question: Annotated[str | None, typer.Argument(help="A question in plain words.")] = None,
-    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="How many papers.")] = 10,
+    k: KOption = 10,
     batch: Annotated[
         Path | None, typer.Option("--batch", help="File with one question per line ('-' for stdin); JSON out.")
     ] = None,
@@ -275,11 +290,7 @@ def info(as_json: JsonOption = False, index: IndexOption = None) -> None:
 
 # --- related work, recommendations, export ---------------------------------------------------------
 def _read_ids(path: Path) -> list[str]:
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise SemsearchError(f"cannot read {path}: {err}") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    return [line.strip() for line in _read_lines(path) if line.strip()]
 
 
 @app.command()
@@ -288,7 +299,7 @@ def related(
     text: Annotated[str | None, typer.Option("--text", help="Title and abstract of a paper not indexed.")] = None,
     arxiv_id: Annotated[str | None, typer.Option("--arxiv", help="Fetch this paper from arXiv first.")] = None,
     batch: Annotated[Path | None, typer.Option("--batch", help="File of paper ids, one per line; JSON out.")] = None,
-    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="How many papers.")] = 10,
+    k: KOption = 10,
     diverse: Annotated[
         bool, typer.Option("--diverse", help="Re-rank for coverage (maximal marginal relevance).")
     ] = False,
@@ -315,12 +326,7 @@ def related(
     elif text is not None:
         _emit(output, {"id": None}, finder.related_to_text(_required_text(text, "text"), "", k, diverse=diverse))
     else:
-        from semsearch.sources.arxiv import ArxivClient
-
-        fetched = ArxivClient().fetch_ids([arxiv_id])
-        if not fetched.papers:
-            raise SemsearchError(f"arXiv has no paper {arxiv_id}")
-        paper = fetched.papers[0]
+        paper = _fetch_from_arxiv(arxiv_id)
         hits = finder.related_to_text(paper.title, paper.abstract, k, diverse=diverse, paper_id=paper.id)
         _emit(output, {"id": paper.id}, hits)
 
@@ -330,7 +336,7 @@ def recommend(
     like: Annotated[list[str] | None, typer.Option("--like", help="A paper you liked (repeatable).")] = None,
     dislike: Annotated[list[str] | None, typer.Option("--dislike", help="A paper you did not (repeatable).")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Only papers from YYYY-MM-DD on.")] = None,
-    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="How many papers.")] = 10,
+    k: KOption = 10,
     as_json: JsonOption = False,
     fmt: FormatOption = None,
     index: IndexOption = None,
@@ -467,16 +473,11 @@ def _open_index_if_any(index: Path | None):
 def taxonomy(as_json: JsonOption = False, index: IndexOption = None) -> None:
     """The survey's taxonomy as a tree, with how many papers sit under each node."""
     from semsearch.sources.survey import load_survey
-    from semsearch.taxonomy import ancestors, load_taxonomy
+    from semsearch.taxonomy import load_taxonomy, subtree_counts
 
     indexed = _open_index_if_any(index)  # counts what the index holds, else the survey's own list
     papers = [p for _, p in indexed.store.iter_papers()] if indexed else load_survey().papers
-    labels = [p.survey_categories for p in papers]
-    counts: dict[str, int] = {}
-    for categories in labels:
-        for node in {a for c in categories for a in [c, *ancestors(c)]}:
-            counts[node] = counts.get(node, 0) + 1
-    tree = load_taxonomy().tree(counts)
+    tree = load_taxonomy().tree(subtree_counts(p.survey_categories for p in papers))
     if as_json:
         _print_json(tree)
         return
@@ -499,21 +500,12 @@ def _classify_inputs(title, abstract, arxiv_id, batch) -> list[tuple[str | None,
     if sum(forms) != 1:
         raise SemsearchError("give --title and --abstract, or --arxiv ID, or --batch FILE")
     if arxiv_id is not None:
-        from semsearch.sources.arxiv import ArxivClient
-
-        result = ArxivClient().fetch_ids([arxiv_id])
-        if not result.papers:
-            raise SemsearchError(f"arXiv has no paper {arxiv_id}")
-        paper = result.papers[0]
+        paper = _fetch_from_arxiv(arxiv_id)
         return [(paper.id, paper.title, paper.abstract)]
     if batch is None:
         return [(None, _required_text(title, "title"), _required_text(abstract, "abstract"))]
-    try:
-        lines = (sys.stdin.read() if str(batch) == "-" else batch.read_text(encoding="utf-8")).splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise SemsearchError(f"cannot read {batch}: {err}") from None
     items = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(_read_lines(batch), start=1):
         if not line.strip():
             continue
         try:

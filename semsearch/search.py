@@ -23,7 +23,7 @@ from semsearch.errors import SemsearchError
 from semsearch.index import Index
 from semsearch.paper import Paper
 from semsearch.store import Prediction
-from semsearch.taxonomy import ancestors, resolve_node
+from semsearch.taxonomy import node_probabilities, resolve_node
 
 MAX_QUERY_CHARS = 2000
 MODES = ("hybrid", "dense", "lexical")
@@ -188,11 +188,7 @@ class Searcher:
             return {}
         classifier = self.classifier
         leaf_probability = classifier.probabilities(classifier.leaf_scores([query], vector))[0]
-        nodes = dict(zip(classifier.leaves, leaf_probability.tolist(), strict=True))
-        for leaf, p in zip(classifier.leaves, leaf_probability.tolist(), strict=True):
-            for node in ancestors(leaf):
-                nodes[node] = nodes.get(node, 0.0) + p
-        return nodes
+        return node_probabilities(classifier.leaves, leaf_probability.tolist())
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         if k < 1:

@@ -139,13 +139,10 @@ def create_app(index_dir: str | Path | None = None) -> FastAPI:
 
     @app.get("/api/taxonomy")
     def taxonomy() -> list[dict]:
-        from semsearch.taxonomy import ancestors
+        from semsearch.taxonomy import subtree_counts
 
-        counts: dict[str, int] = {}
         with lock:
-            for categories in index.store.categories_for(index.store.all_vec_ids()).values():
-                for node in {a for c in categories for a in [c, *ancestors(c)]}:
-                    counts[node] = counts.get(node, 0) + 1
+            counts = subtree_counts(index.store.categories_for(index.store.all_vec_ids()).values())
         return load_taxonomy().tree(counts)
 
     @app.get("/api/export", response_class=PlainTextResponse)

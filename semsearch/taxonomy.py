@@ -22,6 +22,24 @@ def ancestors(path: str) -> list[str]:
     return ["/".join(parts[:depth]) for depth in range(len(parts) - 1, 0, -1)]
 
 
+def node_probabilities(leaves: list[str], probabilities: list[float]) -> dict[str, float]:
+    """Leaf probabilities, plus each inner node's: the sum over the leaves under it."""
+    nodes = dict(zip(leaves, probabilities, strict=True))
+    for leaf, p in zip(leaves, probabilities, strict=True):
+        for node in ancestors(leaf):
+            nodes[node] = nodes.get(node, 0.0) + p
+    return nodes
+
+
+def subtree_counts(category_lists) -> dict[str, int]:
+    """How many papers sit under each node, given each paper's categories (a paper counts once a node)."""
+    counts: dict[str, int] = {}
+    for categories in category_lists:
+        for node in {a for c in categories for a in [c, *ancestors(c)]}:
+            counts[node] = counts.get(node, 0) + 1
+    return counts
+
+
 @dataclass(frozen=True)
 class Taxonomy:
     nodes: tuple[str, ...]  # document order

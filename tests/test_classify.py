@@ -6,6 +6,7 @@ import pytest
 from semsearch.classify import LabelledPaper, TaxonomyClassifier
 from semsearch.taxonomy import Taxonomy, ancestors, load_taxonomy
 from tests.conftest import HashingModel
+from tests.test_cli import run
 
 TOY = Taxonomy(
     nodes=("Compression", "Compression/Quantization", "Compression/Pruning", "Decoding", "Decoding/Speculation"),
@@ -143,15 +144,6 @@ def survey_index(tmp_path, fake_model, capsys):
     assert main(["ingest", "survey", "--offline", "--index", str(tmp_path / "idx")]) == 0
     capsys.readouterr()
     return tmp_path / "idx"
-
-
-def run(capsys, *args):
-    from semsearch.cli import main
-
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
 
 
 def test_classify_json_contract(survey_index, capsys):
