@@ -31,7 +31,7 @@ from semsearch.store import Store
 
 FORMAT_VERSION = 1
 DB_FILE, VECTORS_FILE, MANIFEST_FILE = "papers.db", "vectors.faiss", "manifest.json"
-KEEP_GENERATIONS = 2  # the new one, and the previous one for readers that opened it a moment ago
+RESUME_PREFIX = "resume:"  # staging metadata: how far an interrupted ingest got; dropped at publish
 
 
 def resolve_index_dir(option: str | Path | None = None) -> Path:
@@ -170,7 +170,7 @@ def index_model(directory: Path) -> str | None:
     return Manifest.read(directory / generation / MANIFEST_FILE).model
 
 
-def build_lexical_index(store: Store, directory: Path):
+def build_lexical_index(store: Store, directory: Path) -> None:
     from semsearch.lexical import LexicalIndex, lexical_text
     from semsearch.taxonomy import load_taxonomy
 
@@ -179,7 +179,7 @@ def build_lexical_index(store: Store, directory: Path):
     for vec_id, paper in store.iter_papers():
         vec_ids.append(vec_id)
         texts.append(lexical_text(paper.title, paper.abstract, paper.survey_categories, descriptions))
-    return LexicalIndex.build(texts, vec_ids, directory)
+    LexicalIndex.build(texts, vec_ids, directory)
 
 
 class IndexWriter:
@@ -327,7 +327,7 @@ class IndexWriter:
             created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
         store.set_meta("base_generation", "")  # staging is about to become a generation of its own
-        store.db.execute("DELETE FROM meta WHERE key LIKE 'resume:%'")  # places in files: only for staging
+        store.db.execute("DELETE FROM meta WHERE key LIKE ?", (RESUME_PREFIX + "%",))
         store.commit()
         store.close()
         self.store = None
@@ -346,6 +346,6 @@ class IndexWriter:
         os.replace(pointer, self.directory / "CURRENT")
         _fsync_dir(self.directory)
         for name in existing:
-            if name not in (previous, generation):
+            if name not in (previous, generation):  # the previous one serves readers that just opened it
                 shutil.rmtree(self.directory / name, ignore_errors=True)
         return manifest

@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.errors import PartialFailure, SemsearchError
-from semsearch.index import IndexWriter, Manifest
+from semsearch.index import RESUME_PREFIX, IndexWriter, Manifest
 from semsearch.paper import Paper
 from semsearch.sources.survey import Survey, load_survey
 
 BATCH = 512  # papers per store transaction and per call to the model
 SURVEY_ID_PREFIX = "survey:"
-RESUME_PREFIX = "resume:"  # staging metadata: how far an interrupted ingest read a file
 
 
 @dataclass

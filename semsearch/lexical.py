@@ -59,8 +59,8 @@ class LexicalIndex:
         self.weights, self.rows, self.starts = weights, rows, starts  # term-major sparse matrix
 
     @classmethod
-    def build(cls, texts: Sequence[str], vec_ids: Sequence[int], directory: Path) -> LexicalIndex:
-        """Index `texts` (paper i has vec_ids[i]) into `directory`/lexical and open it."""
+    def build(cls, texts: Sequence[str], vec_ids: Sequence[int], directory: Path) -> None:
+        """Index `texts` (paper i has vec_ids[i]) into `directory`/lexical."""
         import bm25s
 
         target = directory / LEXICAL_DIR
@@ -71,7 +71,6 @@ class LexicalIndex:
         model.index(corpus, show_progress=False)
         model.save(str(target), show_progress=False)
         np.save(target / IDS_FILE, np.asarray(vec_ids, dtype=np.int64))
-        return cls.load(directory)
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
