@@ -127,14 +127,19 @@ class Searcher:
     """Loads what it needs once (model, lexical index, classifier) and answers many questions."""
 
     def __init__(self, index: Index, embedder=None, *, mode: str = "hybrid", taxonomy: bool = True):
-        from semsearch.embeddings import query_embedder
-
         if mode not in MODES:
             raise SemsearchError(f"unknown search mode {mode!r} (choose from {', '.join(MODES)})")
         self.index = index
-        self.embedder = embedder or query_embedder(index.directory, index.manifest.model)
+        if embedder is not None:
+            self.embedder = embedder  # else loaded on first use: related work for an indexed paper needs none
         self.mode = mode
         self.use_taxonomy = taxonomy and mode == "hybrid"
+
+    @cached_property
+    def embedder(self):
+        from semsearch.embeddings import query_embedder
+
+        return query_embedder(self.index.directory, self.index.manifest.model)
 
     @cached_property
     def classifier(self):
