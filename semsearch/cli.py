@@ -215,6 +215,8 @@ def _print_hits(hits, explain: bool = False) -> None:
             why = f"dense {e.dense:.2f}, bm25 {e.lexical:.1f} ({e.lexical_share:.0%} of best)"
             if e.category:
                 why += f", question is {e.category_probability:.0%} {leaf_name(e.category)}"
+            if e.direct:
+                why += ", a best direct match"
             row.append(why)
         table.add_row(*row)
     # Off a terminal rich would wrap at 80 columns; give long titles room.

@@ -8,8 +8,13 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (see t
    matches are (rank fusion would throw that away, and with it known-item questions);
 3. taxonomy evidence: the classifier reads the question and gives a probability to each node of the
    taxonomy; a paper gains TAXONOMY_WEIGHT × the probability of its category (the survey's label,
-   else its predicted one). The gain is bounded, so a paper that matches a question much better
-   than its neighbours stays on top even when its category is not the question's.
+   else its predicted one);
+4. the DIRECT_PLACES papers that match the question best on their own text (step 2) get the full
+   category credit whatever their category, so they take the first places, in their direct order.
+   A question about one paper is decided by that paper's own match; the question's category,
+   often predicted with too much confidence, would otherwise bury it under its neighbours.
+   Topical questions lose nothing: their best direct matches are on topic, and the category
+   evidence orders the rest of the page.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ MODES = ("hybrid", "dense", "lexical")
 CANDIDATES = 200
 DENSE_WEIGHT = 0.7
 TAXONOMY_WEIGHT = 0.3
+DIRECT_PLACES = 3
 
 
 @dataclass
@@ -41,6 +47,12 @@ class Evidence:
     lexical_share: float = 0.0  # BM25 relative to the best match for the question
     category: str | None = None  # the paper's category that matched the question
     category_probability: float = 0.0
+    direct: bool = False  # among the DIRECT_PLACES best direct matches: full category credit
+
+    @property
+    def direct_score(self) -> float:
+        """Dense and lexical evidence only."""
+        return DENSE_WEIGHT * self.dense + (1 - DENSE_WEIGHT) * self.lexical_share
 
     def to_dict(self) -> dict:
         return {
@@ -49,6 +61,7 @@ class Evidence:
             "lexical_share": round(self.lexical_share, 4),
             "category": self.category,
             "category_probability": round(self.category_probability, 4),
+            "direct": self.direct,
         }
 
 
@@ -106,12 +119,17 @@ class Filters:
 
 
 def fused_score(evidence: Evidence) -> float:
-    """The hybrid ranking score of one paper for one question."""
-    return (
-        DENSE_WEIGHT * evidence.dense
-        + (1 - DENSE_WEIGHT) * evidence.lexical_share
-        + TAXONOMY_WEIGHT * evidence.category_probability
-    )
+    """The hybrid ranking score of one paper for one question, at most 1."""
+    credit = 1.0 if evidence.direct else evidence.category_probability
+    return (evidence.direct_score + TAXONOMY_WEIGHT * credit) / (1 + TAXONOMY_WEIGHT)
+
+
+def rank_hybrid(evidence: dict[int, Evidence], k: int) -> list[tuple[int, float]]:
+    """(vec_id, fused score) of the best k, after marking the best direct matches in `evidence`."""
+    for vec_id in sorted(evidence, key=lambda v: -evidence[v].direct_score)[:DIRECT_PLACES]:
+        evidence[vec_id].direct = True
+    scored = sorted(((v, fused_score(e)) for v, e in evidence.items()), key=lambda item: -item[1])
+    return scored[:k]
 
 
 def check_query(query: str) -> str:
@@ -242,18 +260,17 @@ class Searcher:
         top_lexical = max(lexical.values(), default=0.0)
         question = self.question_categories(query, vector) if self.use_taxonomy else {}
         categories = self.index.store.categories_for(dense) if question else {}
-        scored = []
+        evidence = {}
         for vec_id, cosine in dense.items():
             raw = lexical.get(vec_id, 0.0)
-            evidence = Evidence(dense=cosine, lexical=raw, lexical_share=raw / top_lexical if top_lexical else 0.0)
+            evidence[vec_id] = e = Evidence(
+                dense=cosine, lexical=raw, lexical_share=raw / top_lexical if top_lexical else 0.0
+            )
             for category in categories.get(vec_id, ()):
                 p = question.get(category, 0.0)
-                if p > evidence.category_probability:
-                    evidence.category, evidence.category_probability = category, p
-            scored.append((fused_score(evidence), vec_id, evidence))
-        scored.sort(key=lambda item: -item[0])
-        evidence_of = {vec_id: evidence for _, vec_id, evidence in scored[:k]}
-        hits = self.hits([(vec_id, score) for score, vec_id, _ in scored[:k]])
+                if p > e.category_probability:
+                    e.category, e.category_probability = category, p
+        hits = self.hits(rank_hybrid(evidence, k))
         for hit in hits:
-            hit.evidence = evidence_of[hit.vec_id]
+            hit.evidence = evidence[hit.vec_id]
         return hits

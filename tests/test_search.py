@@ -6,7 +6,7 @@ from semsearch.evaluate import evaluate_search, ndcg_at, reciprocal_rank
 from semsearch.index import Index
 from semsearch.ingest import Ingest
 from semsearch.paper import Paper
-from semsearch.search import Evidence, Searcher, fused_score
+from semsearch.search import DIRECT_PLACES, Evidence, Searcher, fused_score, rank_hybrid
 from tests.test_cli import run
 
 
@@ -27,6 +27,23 @@ def test_fusion_is_monotone_in_each_signal():
     for field in ("dense", "lexical_share", "category_probability"):
         better = Evidence(**{**base.__dict__, field: getattr(base, field) + 0.1})
         assert fused_score(better) > fused_score(base)
+
+
+def test_the_best_direct_matches_are_not_buried_under_a_favoured_category():
+    # Ten papers in the category the question seems to be about, each a fair match...
+    evidence = {i: Evidence(dense=0.60, lexical_share=0.5, category_probability=0.95) for i in range(10)}
+    # ...the paper the question describes, a closer match filed elsewhere...
+    evidence[99] = Evidence(dense=0.66, lexical_share=0.9, category_probability=0.0)
+    # ...and more papers filed elsewhere that match a little better than the category's.
+    for vec_id in range(90, 90 + DIRECT_PLACES):
+        evidence[vec_id] = Evidence(dense=0.61, lexical_share=0.5, category_probability=0.0)
+    ranked = [vec_id for vec_id, _ in rank_hybrid(evidence, k=len(evidence))]
+    assert ranked[0] == 99 and evidence[99].direct
+    assert sum(e.direct for e in evidence.values()) == DIRECT_PLACES
+    # Below the direct places the category evidence decides.
+    assert ranked[DIRECT_PLACES : DIRECT_PLACES + 10] == list(range(10))
+    scores = [score for _, score in rank_hybrid(evidence, k=len(evidence))]
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_ndcg_and_mrr_by_hand():
