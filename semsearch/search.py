@@ -161,9 +161,11 @@ class Searcher:
 
     @cached_property
     def classifier(self):
-        from semsearch.classify import load_saved
+        """The classifier saved at ingest, else (an index written by another version) one trained now."""
+        from semsearch.classify import classifier_for
+        from semsearch.taxonomy import load_taxonomy
 
-        return load_saved(self.index.store)
+        return classifier_for(self.index.store, load_taxonomy(), self.embedder.encode)
 
     def embed_query(self, query: str) -> np.ndarray:
         vector = self.embedder.encode([check_query(query)])

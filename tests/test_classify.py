@@ -122,7 +122,8 @@ def test_closed_form_leave_one_out_matches_retraining():
     offset = np.vstack(
         [np.eye(len(leaves))[[leaves.index(p.categories[0]) for p in papers]], np.eye(len(leaves))]
     ).mean(axis=0)
-    weights = np.linalg.solve(kernel + module.RIDGE * np.eye(len(kernel)), targets - offset)
+    ridge = np.r_[np.full(len(rest), module.RIDGE), np.full(len(leaves), module.RIDGE / module.DESCRIPTION_WEIGHT)]
+    weights = np.linalg.solve(kernel + np.diag(ridge), targets - offset)
     direct = retrained._kernel(classifier.train_vectors[[held_out]], classifier.train_tfidf[[held_out]]) @ weights
     assert np.allclose(direct[0] + offset, classifier.loo_scores[held_out], atol=1e-6)
 
