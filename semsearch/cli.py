@@ -578,11 +578,31 @@ def _print_classification(result) -> None:
 
 
 @eval_app.command("classify")
-def eval_classify(as_json: JsonOption = False, index: IndexOption = None) -> None:
+def eval_classify(
+    papers: Annotated[
+        Path | None,
+        typer.Option(
+            "--papers",
+            help='Judge new papers instead: JSON Lines of {"id", "title", "abstract", "expected"} '
+            "(a node name, or null for a paper outside the taxonomy).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
     """Leave-one-out accuracy and calibration of category suggestions on the labelled papers."""
+    from semsearch.index import Index
+
+    if papers is not None:
+        from semsearch.evaluate import evaluate_new_papers, read_expected
+
+        if not papers.is_file():
+            raise SemsearchError(f"cannot read {papers}: no such file")
+        records = read_expected(papers)
+        _print_report(evaluate_new_papers(Index.open(index), records), as_json)
+        return
     from semsearch.embeddings import Embedder
     from semsearch.evaluate import evaluate_classifier
-    from semsearch.index import Index
 
     idx = Index.open(index)
     _print_report(evaluate_classifier(idx, Embedder(idx.manifest.model)), as_json)

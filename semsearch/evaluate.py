@@ -91,6 +91,72 @@ def evaluate_classifier(index: Index, embedder) -> dict:
     }
 
 
+def read_expected(path) -> list[dict]:
+    """New papers with the node each belongs under (`expected`: a node name or path, or null for a
+    paper outside the taxonomy), from JSON Lines {"id", "title", "abstract", "expected"}."""
+    import json
+    from pathlib import Path
+
+    from semsearch.errors import SemsearchError
+    from semsearch.taxonomy import resolve_node
+
+    records = []
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                title, abstract = " ".join(record["title"].split()), " ".join(record["abstract"].split())
+                expected = record["expected"]
+                if not title or not abstract:
+                    raise ValueError
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise SemsearchError(
+                    f"{path}:{number}: expected a JSON object with 'title', 'abstract' and 'expected'"
+                ) from None
+            records.append(
+                {
+                    "id": record.get("id"),
+                    "title": title,
+                    "abstract": abstract,
+                    "expected": resolve_node(expected) if expected else None,
+                }
+            )
+    if not records:
+        raise SemsearchError(f"{path}: no papers")
+    return records
+
+
+def evaluate_new_papers(index: Index, records: list[dict]) -> dict:
+    """How suggestions for papers outside the labelled set fare: scope decided right, first suggestion
+    in the expected branch (same level-2 node) and at or under the expected node, and the same for
+    any of the suggestions."""
+    from semsearch.classify import classify_texts
+
+    results = classify_texts(index, [(r["id"], r["title"], r["abstract"]) for r in records])
+    pairs = list(zip((r["expected"] for r in records), results, strict=True))
+    inside = [(node, c) for node, c in pairs if node] or [("", None)]  # no paper in the taxonomy: zeros
+
+    def under(category: str, node: str) -> bool:
+        return category == node or category.startswith(node + "/")
+
+    def same_branch(category: str, node: str) -> bool:
+        return category.count("/") >= 1 and _level(category, 2) == _level(node, 2)
+
+    def share(test) -> float:
+        return float(np.mean([bool(c) and test(node, c) for node, c in inside]))
+
+    return {
+        "papers": len(records),
+        "in_taxonomy": sum(1 for node, _ in pairs if node),
+        "scope_accuracy": float(np.mean([c.in_scope == bool(node) for node, c in pairs])),
+        "branch_top1": share(lambda node, c: same_branch(c.suggestions[0].category, node)),
+        "node_top1": share(lambda node, c: under(c.suggestions[0].category, node)),
+        "node_top3": share(lambda node, c: any(under(s.category, node) for s in c.suggestions)),
+    }
+
+
 def read_topics(path) -> dict[str, set[str]]:
     """Evaluation labels only: the reading-list topics of each paper id (never used for ranking)."""
     import json

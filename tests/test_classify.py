@@ -236,3 +236,61 @@ def test_eval_classify(survey_index, capsys):
     report = json.loads(out)
     assert code == 0 and report["papers"] == 424
     assert 0 <= report["leaf_top1"] <= report["leaf_top3"] <= 1 and 0 <= report["ece"] <= 1
+
+
+def test_eval_classify_on_new_papers(survey_index, capsys, tmp_path):
+    papers = tmp_path / "new.jsonl"
+    rows = [
+        {"id": "a", "title": "Weights", "abstract": "4-bit weight quantization", "expected": "Quantization"},
+        {"id": "b", "title": "Draft tokens", "abstract": "speculative decoding", "expected": "Speculative Decoding"},
+        {"id": "c", "title": "Kittens", "abstract": "A photo essay about kittens.", "expected": None},
+    ]
+    papers.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    code, out, err = run(capsys, "eval", "classify", "--papers", papers, "--json", "--index", survey_index)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["papers"] == 3 and report["in_taxonomy"] == 2
+    assert 0 <= report["node_top1"] <= report["node_top3"] <= 1 and 0 <= report["scope_accuracy"] <= 1
+
+
+def test_new_paper_scores_by_hand(monkeypatch):
+    from semsearch import classify, evaluate
+
+    quant = "Model-Centric Methods/Model Compression/Quantization"
+    weight_only = quant + "/Post-Training Quantization/Weight-Only Quantization"
+    pruning = "Model-Centric Methods/Model Compression/Parameter Pruning/Structured Pruning"
+    answers = [
+        classify.Classification("a", [classify.Suggestion(weight_only, 0.9)], 0.9, True),  # under the node
+        classify.Classification(  # same branch, wrong node first, right node second
+            "b", [classify.Suggestion(pruning, 0.5), classify.Suggestion(quant, 0.4)], 0.5, True
+        ),
+        classify.Classification("c", [classify.Suggestion("Model-Centric Methods", 0.3)], 0.3, True),  # too coarse
+        classify.Classification("d", [classify.Suggestion(pruning, 0.1)], 0.1, True),  # out of scope, missed
+    ]
+    monkeypatch.setattr(classify, "classify_texts", lambda index, items: answers)
+    records = [{"id": i, "title": "t", "abstract": "a", "expected": quant} for i in "abc"]
+    records.append({"id": "d", "title": "t", "abstract": "a", "expected": None})
+    report = evaluate.evaluate_new_papers(None, records)
+    assert report == {
+        "papers": 4,
+        "in_taxonomy": 3,
+        "scope_accuracy": 0.75,
+        "branch_top1": pytest.approx(2 / 3),
+        "node_top1": pytest.approx(1 / 3),
+        "node_top3": pytest.approx(2 / 3),
+    }
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"title": "T", "abstract": "A"}', "expected"),
+        ('{"title": "T", "abstract": "A", "expected": "Quantisation of things"}', "unknown category"),
+        ("not json", "expected a JSON object"),
+    ],
+)
+def test_eval_classify_new_papers_bad_input(survey_index, capsys, tmp_path, line, message):
+    papers = tmp_path / "bad.jsonl"
+    papers.write_text(line + "\n")
+    code, _, err = run(capsys, "eval", "classify", "--papers", papers, "--index", survey_index)
+    assert code == 2 and message in err and "Traceback" not in err
