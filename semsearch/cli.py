@@ -474,12 +474,10 @@ def _open_index_if_any(index: Path | None):
 @app.command()
 def taxonomy(as_json: JsonOption = False, index: IndexOption = None) -> None:
     """The survey's taxonomy as a tree, with how many papers sit under each node."""
-    from semsearch.sources.survey import load_survey
-    from semsearch.taxonomy import load_taxonomy, subtree_counts
+    from semsearch.taxonomy import index_tree
 
     indexed = _open_index_if_any(index)  # counts what the index holds, else the survey's own list
-    papers = [p for _, p in indexed.store.iter_papers()] if indexed else load_survey().papers
-    tree = load_taxonomy().tree(subtree_counts(p.survey_categories for p in papers))
+    tree = index_tree(indexed.store if indexed else None)
     if as_json:
         _print_json(tree)
         return
@@ -490,7 +488,9 @@ def taxonomy(as_json: JsonOption = False, index: IndexOption = None) -> None:
 
     def add(branch, nodes):
         for node in nodes:
-            add(branch.add(f"{node['name']} [dim]({node['papers']})[/dim]"), node["children"])
+            predicted = node["papers"] - node["labelled"]
+            count = f"{node['labelled']} + {predicted} predicted" if predicted else str(node["papers"])
+            add(branch.add(f"{node['name']} [dim]({count})[/dim]"), node["children"])
 
     add(root, tree)
     Console().print(root)

@@ -139,11 +139,10 @@ def create_app(index_dir: str | Path | None = None) -> FastAPI:
 
     @app.get("/api/taxonomy")
     def taxonomy() -> list[dict]:
-        from semsearch.taxonomy import subtree_counts
+        from semsearch.taxonomy import index_tree
 
         with lock:
-            counts = subtree_counts(index.store.categories_for(index.store.all_vec_ids()).values())
-        return load_taxonomy().tree(counts)
+            return index_tree(index.store)
 
     @app.get("/api/export", response_class=PlainTextResponse)
     def export(ids: Annotated[list[str], Query(min_length=1, max_length=200)]) -> str:

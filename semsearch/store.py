@@ -353,15 +353,18 @@ class Store:
             [(vec_id, p.category, p.confidence, int(p.in_scope)) for vec_id, p in rows],
         )
 
-    def categories_for(self, vec_ids: Iterable[int]) -> dict[int, list[str]]:
-        """Each paper's categories: the survey's, else the predicted one when in scope (cheap: no text)."""
+    def categories_for(self, vec_ids: Iterable[int], *, predicted: bool = True) -> dict[int, list[str]]:
+        """Each paper's categories: the survey's, else a user's label, else (unless `predicted` is
+        False) the predicted one when in scope. Cheap: reads no text."""
         select = """SELECT p.vec_id, p.survey_categories, l.category, r.category, r.in_scope FROM papers AS p
                     LEFT JOIN labels AS l ON l.vec_id = p.vec_id
                     LEFT JOIN predictions AS r ON r.vec_id = p.vec_id"""
         found = {}
-        for vec_id, survey, user, predicted, in_scope in self._rows_for(select, vec_ids, column="p.vec_id"):
+        for vec_id, survey, user, prediction, in_scope in self._rows_for(select, vec_ids, column="p.vec_id"):
             found[vec_id] = (
-                json.loads(survey) or ([user] if user else []) or ([predicted] if predicted and in_scope else [])
+                json.loads(survey)
+                or ([user] if user else [])
+                or ([prediction] if predicted and prediction and in_scope else [])
             )
         return found
 

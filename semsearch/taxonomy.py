@@ -62,9 +62,11 @@ class Taxonomy:
     def resolve(self, name: str) -> str:
         return resolve_node(name, self.nodes)
 
-    def tree(self, counts: dict[str, int] | None = None) -> list[dict]:
-        """Nested {"path", "name", "description", "papers", "children"}; papers counts the subtree."""
+    def tree(self, counts: dict[str, int] | None = None, labelled: dict[str, int] | None = None) -> list[dict]:
+        """Nested {"path", "name", "description", "papers", "labelled", "children"}: how many papers
+        sit in each subtree, and how many of them are labelled (the rest are predicted there)."""
         counts = counts or {}
+        labelled = counts if labelled is None else labelled
 
         def build(path: str) -> dict:
             kids = [build(child) for child in self.children(path)]
@@ -73,10 +75,25 @@ class Taxonomy:
                 "name": leaf_name(path),
                 "description": self.descriptions[path],
                 "papers": counts.get(path, 0),
+                "labelled": labelled.get(path, 0),
                 "children": kids,
             }
 
         return [build(root) for root in self.children(None)]
+
+
+def index_tree(store=None) -> list[dict]:
+    """The tree with paper counts: of an index's papers (labelled by the survey or a user, or
+    predicted there in scope), or without an index of the survey's own list."""
+    taxonomy = load_taxonomy()
+    if store is None:
+        counts = subtree_counts(p.survey_categories for p in load_survey().papers)
+        return taxonomy.tree(counts)
+    vec_ids = store.all_vec_ids()
+    return taxonomy.tree(
+        subtree_counts(store.categories_for(vec_ids).values()),
+        labelled=subtree_counts(store.categories_for(vec_ids, predicted=False).values()),
+    )
 
 
 @cache

@@ -212,12 +212,18 @@ def test_classify_batch_malformed_line(survey_index, capsys, tmp_path):
     assert code == 2 and "in.jsonl:2: missing abstract" in err
 
 
-def test_taxonomy_command(survey_index, capsys):
+def test_taxonomy_command(survey_index, capsys, corpus_file):
     code, out, _ = run(capsys, "taxonomy", "--json", "--index", survey_index)
     tree = json.loads(out)
     assert code == 0 and sum(t["papers"] for t in tree) >= 424
+    assert all(t["papers"] == t["labelled"] for t in tree)
     code, out, _ = run(capsys, "taxonomy", "--index", survey_index)
     assert "Speculative Decoding (16)" in out
+    # Papers without a label count where they are predicted, shown apart from the labelled ones.
+    assert run(capsys, "ingest", "jsonl", corpus_file, "--index", survey_index)[0] == 0
+    tree = json.loads(run(capsys, "taxonomy", "--json", "--index", survey_index)[1])
+    assert sum(t["papers"] - t["labelled"] for t in tree) > 0
+    assert " predicted)" in run(capsys, "taxonomy", "--index", survey_index)[1]
 
 
 def test_search_shows_predicted_categories(survey_index, capsys, tmp_path, corpus_file):

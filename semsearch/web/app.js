@@ -98,7 +98,9 @@ $("#search-form").addEventListener("submit", (event) => {
 
 function treeView(nodes) {
   return nodes.map((node) => {
-    const label = el("span", {}, node.name, " ", el("span", { class: "count" }, `(${node.papers})`));
+    const predicted = node.papers - node.labelled;
+    const count = predicted ? `(${node.labelled} + ${predicted} predicted)` : `(${node.papers})`;
+    const label = el("span", {}, node.name, " ", el("span", { class: "count" }, count));
     const list = el("button", { type: "button", class: "node-link", onclick: () => listNode(node.path) }, "list papers");
     if (!node.children.length) return el("div", { class: "leaf" }, label, " ", list);
     return el("details", {}, el("summary", {}, label), el("div", {}, list), ...treeView(node.children));
