@@ -186,12 +186,18 @@ class Ingest:
         """Once per index directory and model: the ONNX export that makes questions fast to answer."""
         from semsearch.embeddings import encoder_dir, export_onnx
 
-        if not (encoder_dir(self.writer.directory, self.writer.model) / "encoder.json").exists():
-            try:
-                export_onnx(self._embedder_for_store(), self.writer.directory)
-            except Exception as err:  # noqa: BLE001 - questions still work, only slower to start
-                reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-                self.warn(f"could not export the fast query encoder ({reason}); questions will load the full model")
+        target = encoder_dir(self.writer.directory, self.writer.model)
+        # A model whose architecture cannot be exported is marked, so later ingests need not load it.
+        unsupported = target.with_name(target.name + ".unsupported")
+        if (target / "encoder.json").exists() or unsupported.exists():
+            return
+        try:
+            if export_onnx(self._embedder_for_store(), self.writer.directory) is None:
+                unsupported.parent.mkdir(parents=True, exist_ok=True)
+                unsupported.write_text("questions load the full model: its architecture is not exported\n")
+        except Exception as err:  # noqa: BLE001 - questions still work, only slower to start
+            reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            self.warn(f"could not export the fast query encoder ({reason}); questions will load the full model")
 
     # --- taxonomy predictions -----------------------------------------------------------------
     def update_predictions(self) -> None:

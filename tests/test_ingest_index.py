@@ -32,6 +32,18 @@ def test_ingest_publishes_a_consistent_generation(tmp_path, fake_model):
     assert manifest["format_version"] == 1
 
 
+def test_a_model_that_cannot_be_exported_is_tried_once(tmp_path, fake_model, monkeypatch):
+    from semsearch import embeddings
+
+    tried = []
+    real = embeddings.export_onnx
+    monkeypatch.setattr(embeddings, "export_onnx", lambda *args: tried.append(1) or real(*args))
+    ingest(tmp_path, papers(2))
+    ingest(tmp_path, papers(3))
+    assert tried == [1]  # the fake model is no sentence-transformers pipeline: not exportable
+    assert list((tmp_path / "encoders").glob("*.unsupported"))
+
+
 def test_reingest_updates_in_place_and_embeds_only_changed_texts(tmp_path, fake_model):
     ingest(tmp_path, papers(5))
     fake_model.encoded.clear()
