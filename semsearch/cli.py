@@ -214,7 +214,7 @@ def _print_hits(hits, explain: bool = False) -> None:
             e = hit.evidence
             why = f"dense {e.dense:.2f}, bm25 {e.lexical:.1f} ({e.lexical_share:.0%} of best)"
             if e.category:
-                why += f", question is {e.category_probability:.0%} {leaf_name(e.category)}"
+                why += f", {leaf_name(e.category)} fits the question {e.category_probability:.0%}"
             if e.direct:
                 why += ", a best direct match"
             row.append(why)

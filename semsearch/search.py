@@ -6,9 +6,9 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (see t
 2. fused score = DENSE_WEIGHT · cosine + (1 − DENSE_WEIGHT) · BM25 / (best BM25 for this question):
    a convex combination of scores on comparable scales, which keeps how much better the best
    matches are (rank fusion would throw that away, and with it known-item questions);
-3. taxonomy evidence: the classifier reads the question and gives a probability to each node of the
-   taxonomy; a paper gains TAXONOMY_WEIGHT × the probability of its category (the survey's label,
-   else its predicted one);
+3. taxonomy evidence: the classifier reads the question and gives a probability to each leaf of the
+   taxonomy; a paper gains TAXONOMY_WEIGHT × the chance that it sits in the question's leaf, from
+   its category (the survey's label, a user's, else its predicted one, which may be an inner node);
 4. the DIRECT_PLACES papers that match the question best on their own text (step 2) get the full
    category credit whatever their category, so they take the first places, in their direct order.
    A question about one paper is decided by that paper's own match; the question's category,
@@ -28,7 +28,7 @@ from semsearch.errors import SemsearchError
 from semsearch.index import Index
 from semsearch.paper import Paper
 from semsearch.store import Prediction
-from semsearch.taxonomy import node_probabilities, resolve_node
+from semsearch.taxonomy import load_taxonomy, node_probabilities, resolve_node
 
 MAX_QUERY_CHARS = 2000
 MODES = ("hybrid", "dense", "lexical")
@@ -46,7 +46,7 @@ class Evidence:
     lexical: float = 0.0  # raw BM25
     lexical_share: float = 0.0  # BM25 relative to the best match for the question
     category: str | None = None  # the paper's category that matched the question
-    category_probability: float = 0.0
+    category_probability: float = 0.0  # chance that the paper sits in the question's leaf
     direct: bool = False  # among the DIRECT_PLACES best direct matches: full category credit
 
     @property
@@ -163,7 +163,6 @@ class Searcher:
     def classifier(self):
         """The classifier saved at ingest, else (an index written by another version) one trained now."""
         from semsearch.classify import classifier_for
-        from semsearch.taxonomy import load_taxonomy
 
         return classifier_for(self.index.store, load_taxonomy(), self.embedder.encode)
 
@@ -208,12 +207,19 @@ class Searcher:
         ]
 
     def question_categories(self, query: str, vector: np.ndarray) -> dict[str, float]:
-        """Probability that the question is about each taxonomy node (inner nodes sum their leaves)."""
+        """For each taxonomy node, the chance that a paper filed there is in the leaf the question is
+        about: the question's probability of the node over the leaves it holds. A paper filed at an
+        inner node (a coarse prediction) is equally likely in any of its leaves, so a vague node
+        earns a small credit, not the whole probability of its subtree."""
         if self.classifier is None:
             return {}
         classifier = self.classifier
         leaf_probability = classifier.probabilities(classifier.leaf_scores([query], vector))[0]
-        return node_probabilities(classifier.leaves, leaf_probability.tolist())
+        leaf_counts = load_taxonomy().leaf_counts
+        return {
+            node: p / leaf_counts[node]
+            for node, p in node_probabilities(classifier.leaves, leaf_probability.tolist()).items()
+        }
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         if k < 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib.resources import files
 
 from semsearch.errors import SemsearchError
@@ -54,6 +54,19 @@ class Taxonomy:
     @property
     def leaves(self) -> list[str]:
         return [n for n in self.nodes if not self.children(n)]
+
+    @cached_property
+    def leaf_counts(self) -> dict[str, int]:
+        """How many leaves each node holds (a leaf holds itself)."""
+        return subtree_counts([leaf] for leaf in self.leaves)
+
+    def same_leaf_probability(self, a: str, b: str) -> float:
+        """The chance that two papers filed at nodes `a` and `b` sit in the same leaf, when a paper
+        filed at an inner node ("Quantization", a coarse prediction) is equally likely in any leaf
+        under it: 1 for one leaf, 1/n for a leaf under a node of n leaves, 0 for other branches."""
+        if a == b or a.startswith(b + "/") or b.startswith(a + "/"):
+            return 1.0 / max(self.leaf_counts.get(a, 1), self.leaf_counts.get(b, 1))
+        return 0.0
 
     def described(self, path: str) -> str:
         """The text that stands for a node: its name and our description of it."""

@@ -102,6 +102,40 @@ def test_taxonomy_evidence_can_be_switched_off(tmp_path, fake_model):
     assert [h.score for h in on] == sorted((h.score for h in on), reverse=True)
 
 
+def test_same_leaf_probability_by_hand():
+    from semsearch.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy()
+    quantization = "Model-Centric Methods/Model Compression/Quantization"
+    weight_only = quantization + "/Post-Training Quantization/Weight-Only Quantization"
+    qat = quantization + "/Quantization-Aware Training"
+    structured = "Model-Centric Methods/Model Compression/Parameter Pruning/Structured Pruning"
+    leaves_under = taxonomy.leaf_counts[quantization]
+    assert leaves_under == 4 and taxonomy.leaf_counts[weight_only] == 1
+    assert taxonomy.same_leaf_probability(weight_only, weight_only) == 1.0
+    assert taxonomy.same_leaf_probability(quantization, weight_only) == 1 / 4
+    assert taxonomy.same_leaf_probability(weight_only, quantization) == 1 / 4
+    assert taxonomy.same_leaf_probability(quantization, quantization) == 1 / 4
+    assert taxonomy.same_leaf_probability(weight_only, qat) == 0.0
+    assert taxonomy.same_leaf_probability(weight_only, structured) == 0.0
+
+
+def test_a_vague_category_earns_no_more_than_its_best_leaf(tmp_path, fake_model):
+    from semsearch.sources.survey import load_survey
+    from semsearch.taxonomy import load_taxonomy
+
+    index = _index(tmp_path, load_survey().papers[:120])
+    searcher = Searcher(index)
+    query = "post-training weight quantization"
+    credit = searcher.question_categories(query, searcher.embed_query(query))
+    taxonomy = load_taxonomy()
+    for node in taxonomy.nodes:
+        under = [leaf for leaf in taxonomy.leaves if leaf.startswith(node + "/")]
+        if under:  # an inner node: the mean of its leaves' credit, at most the best of them
+            assert credit[node] == pytest.approx(sum(credit[leaf] for leaf in under) / len(under))
+            assert credit[node] <= max(credit[leaf] for leaf in under) + 1e-12
+
+
 def test_modes_and_explain_in_the_cli(tmp_path, fake_model, capsys, corpus_file):
     index = tmp_path / "idx"
     assert run(capsys, "ingest", "jsonl", corpus_file, "--index", index)[0] == 0
