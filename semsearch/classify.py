@@ -16,7 +16,8 @@ The method, chosen with `semsearch eval classify` (leave-one-out over the survey
 - Scope: how close the paper is to the taxonomy (its nearest labelled papers, the node
   descriptions) minus how close it is to described kinds of LLM research outside it (multimodal
   models, RLHF, reasoning benchmarks, agents, ...). The in-scope threshold is the 5th percentile of
-  the labelled papers' own leave-one-out values: 95% of the survey's papers count as in scope.
+  the labelled papers' own leave-one-out values, over those with an abstract (as new papers have)
+  when there are enough: 95% of them count as in scope.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ import numpy as np
 
 from semsearch.taxonomy import Taxonomy, ancestors, node_probabilities
 
-METHOD_VERSION = 3
+METHOD_VERSION = 4
 GAMMA = 2.0  # kernel width on the averaged cosine
 RIDGE = 0.1  # ridge penalty
 DESCRIPTION_WEIGHT = 10.0  # our description of a leaf is its prototype: fit nearly exactly
 SPECIFIC_ENOUGH = 0.5  # suggest the deepest node at least this probable
 SCOPE_PERCENTILE = 5.0
+MIN_CALIBRATION_PAPERS = 20  # labelled papers with an abstract needed to calibrate scope on them alone
 SMOOTHING = 0.05  # label smoothing when fitting the softmax temperature
 NEIGHBOURS = 3
 CLASSIFIER_ARTIFACT = "taxonomy_classifier"
@@ -185,9 +187,8 @@ def labelled_fingerprint(rows: Sequence[tuple[str, str, str]], taxonomy: Taxonom
 
 
 class TaxonomyClassifier:
-    version = METHOD_VERSION
-
     def __init__(self, taxonomy: Taxonomy):
+        self.method_version = METHOD_VERSION  # pickled with the instance, so a saved one shows its own
         self.leaves = taxonomy.leaves
         self.nodes = list(taxonomy.nodes)
 
@@ -240,6 +241,11 @@ class TaxonomyClassifier:
         self.labelled_categories = [list(p.categories) for p in papers]
         self.labelled_vectors = self.train_vectors[:n]
         loo_scope = self.scope_scores(self.labelled_vectors, exclude_self=True)
+        # Calibrated on papers like those it will judge: new papers come with an abstract, and a
+        # bare title sits systematically further from everything.
+        with_abstract = np.array([p.text != p.title for p in papers])
+        if with_abstract.sum() >= MIN_CALIBRATION_PAPERS:
+            loo_scope = loo_scope[with_abstract]
         self.scope_threshold = float(np.percentile(loo_scope, SCOPE_PERCENTILE))
         # Logistic scope probability: 1/2 at the threshold, 0.95 at the labelled papers' median.
         spread = max(float(np.median(loo_scope)) - self.scope_threshold, 1e-3)
@@ -330,7 +336,7 @@ def load_saved(store) -> TaxonomyClassifier | None:
         classifier = pickle.loads(saved)
     except Exception:  # noqa: BLE001 - any unpickling failure means: train again
         return None
-    return classifier if getattr(classifier, "version", None) == METHOD_VERSION else None
+    return classifier if vars(classifier).get("method_version") == METHOD_VERSION else None
 
 
 def classifier_for(store, taxonomy: Taxonomy, embed: Callable[[list[str]], np.ndarray]) -> TaxonomyClassifier | None:

@@ -62,6 +62,7 @@ def evaluate_classifier(index: Index, embedder) -> dict:
     )
     coarse = np.array([s.category not in leaves for s in first])
     in_scope = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True) >= classifier.scope_threshold
+    with_abstract = np.array([p.text != p.title for p in papers])
 
     # Baseline for reference: distance-weighted 10-nearest-neighbour vote on embeddings alone.
     vectors = classifier.labelled_vectors
@@ -78,7 +79,7 @@ def evaluate_classifier(index: Index, embedder) -> dict:
 
     return {
         "papers": len(papers),
-        "with_abstract": sum(1 for p in papers if p.text != p.title),
+        "with_abstract": int(with_abstract.sum()),
         "leaf_top1": float(top1.mean()),
         "leaf_top3": float(top3.mean()),
         "level3_top1": float(level3.mean()),
@@ -87,6 +88,7 @@ def evaluate_classifier(index: Index, embedder) -> dict:
         "suggestion_precision": float(first_right.mean()),
         "coarse_suggestions": float(coarse.mean()),
         "in_scope_share": float(in_scope.mean()),
+        "in_scope_share_with_abstract": float(in_scope[with_abstract].mean()) if with_abstract.any() else 0.0,
         "knn_baseline_top1": float(np.mean(knn_top1)),
     }
 

@@ -300,3 +300,16 @@ def test_eval_classify_new_papers_bad_input(survey_index, capsys, tmp_path, line
     papers.write_text(line + "\n")
     code, _, err = run(capsys, "eval", "classify", "--papers", papers, "--index", survey_index)
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_classifier_saved_by_another_method_version_is_trained_again(survey_index, fake_model, monkeypatch):
+    from semsearch import classify
+    from semsearch.index import Index
+    from semsearch.taxonomy import load_taxonomy
+
+    store = Index.open(survey_index).store
+    assert classify.load_saved(store) is not None
+    monkeypatch.setattr(classify, "METHOD_VERSION", classify.METHOD_VERSION + 1)  # as after an upgrade
+    assert classify.load_saved(store) is None
+    fresh = classify.classifier_for(store, load_taxonomy(), fake_model.encode)
+    assert fresh.method_version == classify.METHOD_VERSION
