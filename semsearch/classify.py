@@ -52,6 +52,10 @@ class LabelledPaper:
     embedding: np.ndarray
     categories: list[str]
 
+    @property
+    def has_abstract(self) -> bool:
+        return self.text != self.title
+
 
 @dataclass
 class Suggestion:
@@ -243,7 +247,7 @@ class TaxonomyClassifier:
         loo_scope = self.scope_scores(self.labelled_vectors, exclude_self=True)
         # Calibrated on papers like those it will judge: new papers come with an abstract, and a
         # bare title sits systematically further from everything.
-        with_abstract = np.array([p.text != p.title for p in papers])
+        with_abstract = np.array([p.has_abstract for p in papers])
         if with_abstract.sum() >= MIN_CALIBRATION_PAPERS:
             loo_scope = loo_scope[with_abstract]
         self.scope_threshold = float(np.percentile(loo_scope, SCOPE_PERCENTILE))

@@ -62,7 +62,7 @@ def evaluate_classifier(index: Index, embedder) -> dict:
     )
     coarse = np.array([s.category not in leaves for s in first])
     in_scope = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True) >= classifier.scope_threshold
-    with_abstract = np.array([p.text != p.title for p in papers])
+    with_abstract = np.array([p.has_abstract for p in papers])
 
     # Baseline for reference: distance-weighted 10-nearest-neighbour vote on embeddings alone.
     vectors = classifier.labelled_vectors
@@ -138,7 +138,7 @@ def evaluate_new_papers(index: Index, records: list[dict]) -> dict:
 
     results = classify_texts(index, [(r["id"], r["title"], r["abstract"]) for r in records])
     pairs = list(zip((r["expected"] for r in records), results, strict=True))
-    inside = [(node, c) for node, c in pairs if node] or [("", None)]  # no paper in the taxonomy: zeros
+    inside = [(node, c) for node, c in pairs if node]
 
     def under(category: str, node: str) -> bool:
         return category == node or category.startswith(node + "/")
@@ -147,11 +147,11 @@ def evaluate_new_papers(index: Index, records: list[dict]) -> dict:
         return category.count("/") >= 1 and _level(category, 2) == _level(node, 2)
 
     def share(test) -> float:
-        return float(np.mean([bool(c) and test(node, c) for node, c in inside]))
+        return float(np.mean([test(node, c) for node, c in inside])) if inside else 0.0
 
     return {
         "papers": len(records),
-        "in_taxonomy": sum(1 for node, _ in pairs if node),
+        "in_taxonomy": len(inside),
         "scope_accuracy": float(np.mean([c.in_scope == bool(node) for node, c in pairs])),
         "branch_top1": share(lambda node, c: same_branch(c.suggestions[0].category, node)),
         "node_top1": share(lambda node, c: under(c.suggestions[0].category, node)),

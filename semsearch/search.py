@@ -164,7 +164,7 @@ class Searcher:
         """The classifier saved at ingest, else (an index written by another version) one trained now."""
         from semsearch.classify import classifier_for
 
-        return classifier_for(self.index.store, load_taxonomy(), self.embedder.encode)
+        return classifier_for(self.index.store, load_taxonomy(), lambda texts: self.embedder.encode(texts))
 
     def embed_query(self, query: str) -> np.ndarray:
         vector = self.embedder.encode([check_query(query)])
