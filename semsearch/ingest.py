@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -12,11 +13,12 @@ import numpy as np
 
 from semsearch.errors import PartialFailure, SemsearchError
 from semsearch.index import RESUME_PREFIX, IndexWriter, Manifest
-from semsearch.paper import Paper
+from semsearch.paper import Paper, normalize_title
 from semsearch.sources.survey import Survey, load_survey
 
 BATCH = 512  # papers per store transaction and per call to the model
 SURVEY_ID_PREFIX = "survey:"
+TITLES_LOOKED_UP = "survey_titles_looked_up"  # store meta: survey titles already searched on arXiv
 
 
 @dataclass
@@ -313,7 +315,8 @@ def ingest_survey(
     survey = load_survey()
     ingest = Ingest(index_dir, model, progress=progress, survey=survey)
     with ingest:
-        fetched: dict[str, Paper] = {}
+        by_id: dict[str, Paper] = {}
+        by_title: dict[str, Paper] = {}  # normalised title -> arXiv record
         if not offline:
             # Only ask arXiv for what we lack: a later online run fills in what an offline run left out.
             need = [
@@ -321,19 +324,42 @@ def ingest_survey(
                 for p in survey.papers
                 if p.arxiv_id and not ((stored := ingest.store.get(p.arxiv_id)) and stored.abstract)
             ]
-            if need:
-                try:
+            # The survey lists some papers without an arXiv id: those are looked up by exact title,
+            # once (a title arXiv does not have is not asked for again).
+            looked_up = set(json.loads(ingest.store.get_meta(TITLES_LOOKED_UP, "[]")))
+            titles = [
+                p.title
+                for p in survey.papers
+                if not p.arxiv_id
+                and normalize_title(p.title) not in looked_up
+                and not any(s.abstract for s in _stored_with_title(ingest.store, p.title))
+            ]
+            try:
+                if need:
                     result = ArxivClient().fetch_ids(need)
-                    fetched = {p.id: p for p in result.papers}
+                    by_id = {p.id: p for p in result.papers}
                     if result.missing:
                         ingest.warn(
                             f"{len(result.missing)} survey papers did not arrive from arXiv and are "
                             "indexed on their titles; run `semsearch ingest survey` again to retry"
                         )
-                except ArxivUnavailable as err:
-                    ingest.warn(f"{err}; indexing survey titles only (run again online to add abstracts)")
-        ingest.add(p.merged_with(fetched[p.id]) if p.id in fetched else p for p in survey.papers)
+                if titles:
+                    by_title = ArxivClient().find_titles(titles)
+                    looked_up.update(map(normalize_title, titles))
+                    ingest.store.set_meta(TITLES_LOOKED_UP, json.dumps(sorted(looked_up)))
+            except ArxivUnavailable as err:
+                ingest.warn(f"{err}; indexing survey titles only (run again online to add abstracts)")
+
+        def with_abstract(paper: Paper) -> Paper:
+            found = by_id.get(paper.id) or by_title.get(normalize_title(paper.title))
+            return paper.merged_with(found) if found else paper
+
+        ingest.add(with_abstract(p) for p in survey.papers)
     return ingest.report
+
+
+def _stored_with_title(store, title: str) -> list[Paper]:
+    return list(store.papers_by_vec_id(store.vec_ids_with_title(title)).values())
 
 
 def label_paper(index_dir: str | Path | None, paper_id: str, category: str | None) -> str | None:

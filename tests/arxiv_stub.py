@@ -10,6 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 from xml.sax.saxutils import escape
 
+from semsearch.paper import normalize_title
+
 FEED_HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom" xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/"
       xmlns:arxiv="http://arxiv.org/schemas/atom">
@@ -90,11 +92,15 @@ class ArxivStub:
             ids = ids[start : start + size]
         else:
             ids = sorted(self.papers, key=lambda i: (self.papers[i].get("published", ""), i))
-            window = re.search(r"submittedDate:\[(\d{12}) TO (\d{12})\]", query.get("search_query", [""])[0])
+            search = query.get("search_query", [""])[0]
+            window = re.search(r"submittedDate:\[(\d{12}) TO (\d{12})\]", search)
             if window:  # papers submitted in the window, as arXiv would answer
                 low, high = window.groups()
                 stamp = lambda i: re.sub(r"\D", "", self.papers[i].get("published", ""))[:12]  # noqa: E731
                 ids = [i for i in ids if low <= stamp(i) <= high]
+            phrases = re.findall(r'ti:"([^"]+)"', search)
+            if phrases:  # papers whose title holds one of the phrases
+                ids = [i for i in ids if any(p in normalize_title(self.papers[i]["title"]) for p in phrases)]
             total = len(ids)
             ids = ids[start : start + size]
         if step.empty:

@@ -118,6 +118,22 @@ def test_query_pages_through_results(stub, monkeypatch):
     assert [int(r["start"][0]) for r in stub.requests] == [0, 4, 8]
 
 
+def test_papers_are_found_by_exact_title(stub, monkeypatch):
+    monkeypatch.setattr("semsearch.sources.arxiv.TITLE_CHUNK", 2)
+    stub.papers["2001.04451"] = {"title": "Reformer: The Efficient Transformer", "abstract": "Hashing attention."}
+    stub.papers["2001.99999"] = {"title": "Reformer: The Efficient Transformer, Revisited", "abstract": "Not it."}
+    stub.papers["2208.07339"] = {"title": "LLM.int8(): 8-bit Matrix Multiplication", "abstract": "Outliers."}
+    found = ArxivClient().find_titles(
+        ["Reformer: the efficient transformer", "LLM.int8(): 8-bit matrix multiplication", "A title arXiv lacks"]
+    )
+    assert {key: paper.id for key, paper in found.items()} == {
+        "reformer the efficient transformer": "2001.04451",
+        "llm int8 8 bit matrix multiplication": "2208.07339",
+    }
+    assert found["reformer the efficient transformer"].abstract == "Hashing attention."
+    assert len({r["search_query"][0] for r in stub.requests}) == 2  # three titles, two per request
+
+
 def test_unreachable_server():
     with pytest.raises(ArxivUnavailable):
         ArxivClient(retries=1).fetch_ids(["2401.00001"])

@@ -134,6 +134,11 @@ def test_survey_offline_fallback_then_online_fills_abstracts(tmp_path, fake_mode
     code, _, err = run(capsys, "ingest", "survey", "--index", tmp_path)  # arXiv unreachable in tests
     assert code == 0 and err.count("warning:") == 1 and "titles only" in err
     with ArxivStub() as stub:
+        # The survey gives LLM.int8() no arXiv id: it is found by its title.
+        stub.papers["2208.07339"] = {
+            "title": "LLM.int8(): 8-bit Matrix Multiplication for Transformers at Scale",
+            "abstract": "Vector-wise quantization with outlier features kept in 16-bit.",
+        }
         monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
         code, _, err = run(capsys, "ingest", "survey", "--index", tmp_path)
     assert code == 0, err
@@ -144,6 +149,9 @@ def test_survey_offline_fallback_then_online_fills_abstracts(tmp_path, fake_mode
     awq = index.store.get("2306.00978")
     assert awq.abstract.startswith("An abstract written for the stub") and awq.title.startswith("AWQ")
     assert awq.survey_categories and "arxiv" in awq.sources
+    int8 = index.store.get("2208.07339")
+    assert int8.abstract.startswith("Vector-wise") and int8.survey_categories
+    assert not index.store.vec_ids_with_title("LLM.int8(): 8-bit Matrix Multiplication for Transformers at Scale")[1:]
     # A third run asks arXiv for nothing: every abstract it can have is there.
     with ArxivStub() as stub:
         monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)

@@ -18,12 +18,13 @@ import arxiv
 import requests
 
 from semsearch.errors import SemsearchError
-from semsearch.paper import Paper, parse_arxiv_id, year_from_arxiv_id
+from semsearch.paper import Paper, normalize_title, parse_arxiv_id, year_from_arxiv_id
 
 SOURCE = "arxiv"
 DEFAULT_URL = "https://export.arxiv.org/api/query"
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 ID_CHUNK = 50  # ids per request: keeps the URL short and each page small
+TITLE_CHUNK = 8  # titles per request when looking papers up by title
 QUERY_PAGE = 100
 
 # arXiv asks for one request every 3 s from a client, so the pacing is shared by every client here.
@@ -176,6 +177,20 @@ class ArxivClient:
                     break
             result.missing.extend(pending)
         return result
+
+    def find_titles(self, titles: Iterable[str]) -> dict[str, Paper]:
+        """Papers looked up by exact title (for papers known without an arXiv id), keyed by the
+        normalised title. Titles arXiv does not have are left out."""
+        wanted = list(dict.fromkeys(t for t in map(normalize_title, titles) if t))
+        found: dict[str, Paper] = {}
+        for start in range(0, len(wanted), TITLE_CHUNK):
+            chunk = wanted[start : start + TITLE_CHUNK]
+            query = " OR ".join(f'ti:"{title}"' for title in chunk)
+            for paper in self.search(query, max_results=3 * len(chunk)):
+                key = normalize_title(paper.title)
+                if key in chunk and key not in found:
+                    found[key] = paper
+        return found
 
     def search(self, query: str, max_results: int = 100) -> Iterator[Paper]:
         """Papers matching an arXiv query (arXiv's own syntax, e.g. `ti:"speculative decoding"`)."""
