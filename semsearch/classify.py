@@ -258,7 +258,7 @@ class TaxonomyClassifier:
 
     def _kernel(self, vectors: np.ndarray, tfidf) -> np.ndarray:
         dense = vectors @ self.train_vectors.T
-        lexical = (tfidf @ self.train_tfidf.T).toarray()
+        lexical = (self.train_tfidf @ tfidf.T).T.toarray()  # this order converts only the small side
         return np.exp(GAMMA * ((dense + lexical) / 2.0 - 1.0))
 
     # --- prediction ---------------------------------------------------------------------------
