@@ -92,6 +92,24 @@ def test_unclear_leaf_backs_off_to_the_parent():
     assert lost[0].category == "Compression"
 
 
+def test_scope_is_calibrated_on_papers_with_an_abstract(monkeypatch):
+    from semsearch import classify
+
+    monkeypatch.setattr(classify, "MIN_CALIBRATION_PAPERS", 3)
+    model = HashingModel()
+    papers = [
+        # Every other paper has an abstract (its text is more than its title).
+        LabelledPaper(f"{leaf}-{i}", text if i % 2 else text.split()[0], text, model.encode([text])[0], [leaf])
+        for leaf, texts in TOY_PAPERS.items()
+        for i, text in enumerate(texts)
+    ]
+    classifier = TaxonomyClassifier.train(papers, TOY, model.encode)
+    with_abstract = np.array([p.has_abstract for p in papers])
+    assert 0 < with_abstract.sum() < len(papers)
+    own = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True)
+    assert classifier.scope_threshold == pytest.approx(np.percentile(own[with_abstract], classify.SCOPE_PERCENTILE))
+
+
 def test_unrelated_text_is_out_of_scope():
     classifier, model = toy_classifier()
     text = ["kitchen recipes for cooking food at home"]
