@@ -10,6 +10,7 @@ reading-list topic from 0.54 to about 0.71.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 import numpy as np
 
@@ -80,9 +81,12 @@ class RelatedFinder:
             same_leaf = load_taxonomy().same_leaf_probability
             of = self.store.categories_for(v for v, _ in ranked)
 
+            @cache  # candidates share a few dozen categories
+            def chance(theirs: str) -> float:
+                return max(same_leaf(mine, theirs) for mine in categories)
+
             def bonus(vec_id: int) -> float:
-                chances = (same_leaf(mine, theirs) for mine in categories for theirs in of.get(vec_id, ()))
-                return CATEGORY_BONUS * max(chances, default=0.0)
+                return CATEGORY_BONUS * max(map(chance, of.get(vec_id, ())), default=0.0)
 
             ranked = sorted(((v, s + bonus(v)) for v, s in ranked), key=lambda item: -item[1])
         pool = ranked[: max(5 * k, 50)] if diverse else ranked[:k]

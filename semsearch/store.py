@@ -362,7 +362,7 @@ class Store:
         found = {}
         for vec_id, survey, user, prediction, in_scope in self._rows_for(select, vec_ids, column="p.vec_id"):
             found[vec_id] = (
-                json.loads(survey)
+                (json.loads(survey) if survey != "[]" else [])  # most papers: skip the parse
                 or ([user] if user else [])
                 or ([prediction] if predicted and prediction and in_scope else [])
             )
