@@ -216,7 +216,7 @@ def _print_hits(hits, explain: bool = False) -> None:
             if e.category:
                 why += f", {leaf_name(e.category)} fits the question {e.category_probability:.0%}"
             if e.direct:
-                why += ", a best direct match"
+                why += ", the best direct match"
             row.append(why)
         table.add_row(*row)
     # Off a terminal rich would wrap at 80 columns; give long titles room.

@@ -9,12 +9,11 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (see t
 3. taxonomy evidence: the classifier reads the question and gives a probability to each leaf of the
    taxonomy; a paper gains TAXONOMY_WEIGHT × the chance that it sits in the question's leaf, from
    its category (the survey's label, a user's, else its predicted one, which may be an inner node);
-4. the DIRECT_PLACES papers that match the question best on their own text (step 2) get the full
-   category credit whatever their category, so they take the first places, in their direct order.
-   A question about one paper is decided by that paper's own match; the question's category,
-   often predicted with too much confidence, would otherwise bury it under its neighbours.
-   Topical questions lose nothing: their best direct matches are on topic, and the category
-   evidence orders the rest of the page.
+4. the paper that matches the question best on its own text (step 2; DIRECT_PLACES such papers)
+   gets the full category credit whatever its category, so it keeps the first place. A question
+   about one paper is often decided by that paper's own match; the question's category, predicted
+   with too much confidence, would otherwise bury it under its neighbours. Topical questions lose
+   nothing: their best direct match is on topic, and the category evidence orders the rest.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ MODES = ("hybrid", "dense", "lexical")
 CANDIDATES = 200
 DENSE_WEIGHT = 0.7
 TAXONOMY_WEIGHT = 0.3
-DIRECT_PLACES = 3
+DIRECT_PLACES = 1
 
 
 @dataclass
