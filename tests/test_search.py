@@ -11,9 +11,12 @@ from tests.test_cli import run
 
 
 def test_fusion_keeps_a_sharp_match_above_a_favoured_category():
-    known_item = Evidence(dense=0.85, lexical_share=1.0, category_probability=0.0)
-    topical = Evidence(dense=0.60, lexical_share=0.3, category_probability=1.0)
-    assert fused_score(known_item) > fused_score(topical)
+    evidence = {
+        1: Evidence(dense=0.85, lexical_share=1.0, category_probability=0.0),  # the paper asked about
+        2: Evidence(dense=0.60, lexical_share=0.3, category_probability=1.0),  # its category's neighbour
+    }
+    assert fused_score(evidence[2]) > fused_score(evidence[1])  # by category evidence alone it would lose
+    assert [vec_id for vec_id, _ in rank_hybrid(evidence, k=2)] == [1, 2]
 
 
 def test_fusion_lets_category_evidence_break_near_ties():
