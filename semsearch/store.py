@@ -192,19 +192,24 @@ class Store:
             params.append(year_to)
         paths = list(categories)
         if paths:
-            # Under a node: labelled there by the survey, or predicted there (and in scope).
-            tests = " OR ".join("(c.value = ? OR c.value LIKE ? ESCAPE '\\')" for _ in paths)
-            predicted = " OR ".join("(r.category = ? OR r.category LIKE ? ESCAPE '\\')" for _ in paths)
+            # Under a node by the paper's category, in the order of `categories_for`: the survey's
+            # label, else a user's, else the prediction when in scope.
+            def under(column: str) -> str:
+                return " OR ".join(f"({column} = ? OR {column} LIKE ? ESCAPE '\\')" for _ in paths)
+
             clauses.append(
-                f"""(EXISTS (SELECT 1 FROM json_each(papers.survey_categories) AS c WHERE {tests})
-                    OR (papers.survey_categories = '[]' AND EXISTS (SELECT 1 FROM predictions AS r
-                        WHERE r.vec_id = papers.vec_id AND r.in_scope = 1 AND ({predicted}))))"""
+                f"""(EXISTS (SELECT 1 FROM json_each(papers.survey_categories) AS c WHERE {under("c.value")})
+                    OR (papers.survey_categories = '[]' AND (
+                        EXISTS (SELECT 1 FROM labels AS l WHERE l.vec_id = papers.vec_id AND ({under("l.category")}))
+                        OR (NOT EXISTS (SELECT 1 FROM labels AS l WHERE l.vec_id = papers.vec_id)
+                            AND EXISTS (SELECT 1 FROM predictions AS r WHERE r.vec_id = papers.vec_id
+                                        AND r.in_scope = 1 AND ({under("r.category")}))))))"""
             )
             pattern_params = []
             for path in paths:
                 escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
                 pattern_params += [path, escaped + "/%"]
-            params += pattern_params * 2
+            params += pattern_params * 3
         where = " AND ".join(clauses) or "1"
         return [row[0] for row in self.db.execute(f"SELECT vec_id FROM papers WHERE {where}", params)]
 

@@ -135,6 +135,23 @@ def test_labels_change_later_suggestions(survey_index, fake_model):
     assert Index.open(survey_index).store.labels()[0]["category"] == node
 
 
+def test_a_label_outranks_the_prediction_everywhere(tmp_path):
+    from semsearch.paper import Paper
+    from semsearch.store import Prediction, Store
+
+    store = Store(tmp_path / "papers.db")
+    vec_id = store.put(Paper(id="2411.00042", title="T", abstract="A"))
+    labelled = "Data-Centric Methods/Prompt Engineering/Few-Shot Prompting/Demonstration Organization"
+    predicted = "Model-Centric Methods/Model Compression/Quantization"
+    store.put_predictions([(vec_id, Prediction(predicted, 0.9, True))])
+    assert store.vec_ids_where(categories=[predicted]) == [vec_id]
+    store.put_label(vec_id, labelled + "/Demonstration Ordering", "2024-11-01T00:00:00+00:00")
+    # The --category filter reads the paper's category as `categories_for` does: the label wins.
+    assert store.categories_for([vec_id])[vec_id] == [labelled + "/Demonstration Ordering"]
+    assert store.vec_ids_where(categories=[labelled]) == [vec_id]
+    assert store.vec_ids_where(categories=[predicted]) == []
+
+
 def test_label_and_watch_cli(survey_index, stub, capsys, tmp_path):
     code, _, err = run(capsys, "label", "2306.00978", "Low-Rank Approximation", "--index", survey_index)
     assert code == 0, err
