@@ -40,16 +40,13 @@ class RelatedFinder:
             return vec_id
         raise SemsearchError(f"no paper {paper_id!r} in the index (use --arxiv to fetch one from arXiv)")
 
-    def categories_of(self, vec_id: int) -> list[str]:
-        hit = self.searcher.hits([(vec_id, 1.0)])[0]
-        return hit.categories
-
     # --- related ------------------------------------------------------------------------------
     def related_to(self, paper_id: str, k: int = 10, *, diverse: bool = False) -> list[Hit]:
         vec_id = self.resolve(paper_id)
         paper = self.store.papers_by_vec_id([vec_id])[vec_id]
         exclude = {vec_id, *self.store.vec_ids_with_title(paper.title)}
-        return self._rank(self.store.embedding(vec_id), self.categories_of(vec_id), exclude, k, diverse)
+        categories = self.store.categories_for([vec_id]).get(vec_id, [])
+        return self._rank(self.store.embedding(vec_id), categories, exclude, k, diverse)
 
     def related_to_text(
         self, title: str, abstract: str, k: int = 10, *, diverse: bool = False, paper_id: str | None = None

@@ -26,7 +26,7 @@ import numpy as np
 from semsearch.errors import SemsearchError
 from semsearch.index import Index
 from semsearch.paper import Paper
-from semsearch.store import Prediction
+from semsearch.store import Prediction, effective_categories
 from semsearch.taxonomy import load_taxonomy, node_probabilities, resolve_node
 
 MAX_QUERY_CHARS = 2000
@@ -76,13 +76,10 @@ class Hit:
     @property
     def categories(self) -> list[str]:
         """The survey's categories, else a user's label, else the predicted one when in scope."""
-        if self.paper.survey_categories:
-            return list(self.paper.survey_categories)
-        if self.user_category:
-            return [self.user_category]
-        if self.prediction and self.prediction.in_scope:
-            return [self.prediction.category]
-        return []
+        p = self.prediction
+        return effective_categories(
+            self.paper.survey_categories, self.user_category, p.category if p else None, bool(p and p.in_scope)
+        )
 
     @property
     def category_source(self) -> str | None:

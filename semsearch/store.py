@@ -69,6 +69,11 @@ class Prediction:
     in_scope: bool
 
 
+def effective_categories(survey: list[str], user: str | None, predicted: str | None, in_scope: bool) -> list[str]:
+    """A paper's categories: the survey's, else a user's label, else the prediction when in scope."""
+    return list(survey) or ([user] if user else []) or ([predicted] if predicted and in_scope else [])
+
+
 @dataclass
 class PendingEmbedding:
     vec_id: int
@@ -366,11 +371,8 @@ class Store:
                     LEFT JOIN predictions AS r ON r.vec_id = p.vec_id"""
         found = {}
         for vec_id, survey, user, prediction, in_scope in self._rows_for(select, vec_ids, column="p.vec_id"):
-            found[vec_id] = (
-                (json.loads(survey) if survey != "[]" else [])  # most papers: skip the parse
-                or ([user] if user else [])
-                or ([prediction] if predicted and prediction and in_scope else [])
-            )
+            labelled = json.loads(survey) if survey != "[]" else []  # most papers: skip the parse
+            found[vec_id] = effective_categories(labelled, user, prediction if predicted else None, bool(in_scope))
         return found
 
     def predictions(self, vec_ids: Iterable[int]) -> dict[int, Prediction]:
