@@ -139,7 +139,7 @@ class Ingest:
         existing, replacing = self.store.get(paper.id), None
         if existing is None:
             # A survey entry without an arXiv id and an arXiv record with the same title are one paper.
-            for other in self.store.papers_by_vec_id(self.store.vec_ids_with_title(paper.title)).values():
+            for other in self.store.papers_with_title(paper.title):
                 if paper.id.startswith(SURVEY_ID_PREFIX) or other.id.startswith(SURVEY_ID_PREFIX):
                     existing, replacing = other, other.id
                     break
@@ -332,7 +332,7 @@ def ingest_survey(
                 for p in survey.papers
                 if not p.arxiv_id
                 and normalize_title(p.title) not in looked_up
-                and not any(s.abstract for s in _stored_with_title(ingest.store, p.title))
+                and not any(s.abstract for s in ingest.store.papers_with_title(p.title))
             ]
             try:
                 if need:
@@ -356,10 +356,6 @@ def ingest_survey(
 
         ingest.add(with_abstract(p) for p in survey.papers)
     return ingest.report
-
-
-def _stored_with_title(store, title: str) -> list[Paper]:
-    return list(store.papers_by_vec_id(store.vec_ids_with_title(title)).values())
 
 
 def label_paper(index_dir: str | Path | None, paper_id: str, category: str | None) -> str | None:

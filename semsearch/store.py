@@ -254,6 +254,10 @@ class Store:
         rows = self.db.execute("SELECT vec_id FROM papers WHERE title_key = ?", (normalize_title(title),))
         return [row[0] for row in rows]
 
+    def papers_with_title(self, title: str) -> list[Paper]:
+        """Every record of a paper under this title (by normalised title), whatever its id."""
+        return list(self.papers_by_vec_id(self.vec_ids_with_title(title)).values())
+
     def all_vec_ids(self) -> list[int]:
         return [row[0] for row in self.db.execute("SELECT vec_id FROM papers ORDER BY vec_id")]
 
