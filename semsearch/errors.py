@@ -11,3 +11,7 @@ class PartialFailure(SemsearchError):
     """Some work succeeded and was kept, some did not (e.g. arXiv ids that never arrived)."""
 
     exit_code = 1
+
+
+class NotFound(SemsearchError):
+    """What was asked for is not there (a paper not in the index); the API answers 404."""

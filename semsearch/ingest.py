@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.errors import PartialFailure, SemsearchError
+from semsearch.errors import NotFound, PartialFailure, SemsearchError
 from semsearch.index import RESUME_PREFIX, IndexWriter, Manifest
 from semsearch.paper import Paper, normalize_title
 from semsearch.sources.survey import Survey, load_survey
@@ -334,9 +334,10 @@ def ingest_survey(
                 and normalize_title(p.title) not in looked_up
                 and not any(s.abstract for s in ingest.store.papers_with_title(p.title))
             ]
+            client = ArxivClient()
             try:
                 if need:
-                    result = ArxivClient().fetch_ids(need)
+                    result = client.fetch_ids(need)
                     by_id = {p.id: p for p in result.papers}
                     if result.missing:
                         ingest.warn(
@@ -344,7 +345,7 @@ def ingest_survey(
                             "indexed on their titles; run `semsearch ingest survey` again to retry"
                         )
                 if titles:
-                    by_title = ArxivClient().find_titles(titles)
+                    by_title = client.find_titles(titles)
                     looked_up.update(map(normalize_title, titles))
                     ingest.store.set_meta(TITLES_LOOKED_UP, json.dumps(sorted(looked_up)))
             except ArxivUnavailable as err:
@@ -369,7 +370,7 @@ def label_paper(index_dir: str | Path | None, paper_id: str, category: str | Non
     with Ingest(index_dir, progress=False) as ingest:
         vec_id = ingest.store.find(paper_id)
         if vec_id is None:
-            raise SemsearchError(f"no paper {paper_id!r} in the index")
+            raise NotFound(f"no paper {paper_id!r} in the index")
         if node is None:
             if not ingest.store.remove_label(vec_id):
                 raise SemsearchError(f"paper {paper_id!r} has no label to remove")

@@ -14,7 +14,7 @@ from functools import cache
 
 import numpy as np
 
-from semsearch.errors import SemsearchError
+from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
 from semsearch.search import Hit, Searcher
 
@@ -38,7 +38,7 @@ class RelatedFinder:
         vec_id = self.store.find(paper_id)
         if vec_id is not None:
             return vec_id
-        raise SemsearchError(f"no paper {paper_id!r} in the index (use --arxiv to fetch one from arXiv)")
+        raise NotFound(f"no paper {paper_id!r} in the index (use --arxiv to fetch one from arXiv)")
 
     # --- related ------------------------------------------------------------------------------
     def related_to(self, paper_id: str, k: int = 10, *, diverse: bool = False) -> list[Hit]:

@@ -15,7 +15,7 @@ from fastapi import Body, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from semsearch.errors import SemsearchError
+from semsearch.errors import NotFound, SemsearchError
 
 MAX_K = 100
 MAX_TEXT = 20_000
@@ -32,10 +32,6 @@ class RecommendRequest(BaseModel):
     dislikes: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=200)
     k: int = Field(default=10, ge=1, le=MAX_K)
     since: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
-
-
-class NotFound(SemsearchError):
-    pass
 
 
 def create_app(index_dir: str | Path | None = None) -> FastAPI:
@@ -56,7 +52,7 @@ def create_app(index_dir: str | Path | None = None) -> FastAPI:
 
     @app.exception_handler(SemsearchError)
     async def user_error(request: Request, err: SemsearchError) -> JSONResponse:
-        status = 404 if isinstance(err, NotFound) or str(err).startswith("no paper") else 400
+        status = 404 if isinstance(err, NotFound) else 400
         return JSONResponse({"error": str(err)}, status_code=status)
 
     @app.exception_handler(Exception)
@@ -114,7 +110,7 @@ def create_app(index_dir: str | Path | None = None) -> FastAPI:
         category: Annotated[str, Query(min_length=1, max_length=300)],
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> dict:
-        """Papers under a taxonomy node (labelled there by the survey, or predicted there)."""
+        """Papers under a taxonomy node (labelled there by the survey or a user, or predicted there)."""
         node = load_taxonomy().resolve(category)
         with lock:
             vec_ids = index.store.vec_ids_where(categories=[node])[:limit]
