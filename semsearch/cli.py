@@ -648,7 +648,7 @@ def eval_search(
     index: IndexOption = None,
 ) -> None:
     """Compare semsearch with its own dense-only and BM25-only modes on question files."""
-    from semsearch.evaluate import evaluate_search, read_questions
+    from semsearch.evaluate import evaluate_search, read_questions, targets_with_abstract
     from semsearch.index import Index
     from semsearch.search import Searcher
 
@@ -666,10 +666,13 @@ def eval_search(
         "dense only": Searcher(idx, hybrid.embedder, mode="dense"),
         "BM25 only": Searcher(idx, hybrid.embedder, mode="lexical"),
     }
-    report = {
-        f"{query_file.name} ({kind}, {len(rows)} questions)": evaluate_search(idx, rows, kind, labels, searchers)
-        for query_file, kind, rows in files
-    }
+    papers = [paper for _, paper in idx.store.iter_papers()]
+    report = {}
+    for query_file, kind, rows in files:
+        title = f"{query_file.name} ({kind}, {len(rows)} questions"
+        if kind == "known-item":
+            title += f"; {targets_with_abstract(papers, rows).sum()} targets with an abstract"
+        report[title + ")"] = evaluate_search(idx, rows, kind, labels, searchers)
     if as_json:
         _print_json(report)
         return
@@ -682,7 +685,7 @@ def eval_search(
         for column in ["engine", *metrics]:
             table.add_column(column)
         for name, scores in results.items():
-            table.add_row(name, *(f"{scores[m]:.3f}" for m in metrics))
+            table.add_row(name, *("–" if scores[m] is None else f"{scores[m]:.3f}" for m in metrics))
         Console().print(table)
 
 

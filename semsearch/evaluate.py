@@ -246,26 +246,39 @@ def read_questions(path) -> tuple[str, list[dict]]:
     return ("known-item" if "title" in rows[0] else "topical"), rows
 
 
+def is_target(question: dict, paper) -> int:
+    """Whether `paper` is the one a known-item question is after: same arXiv id, else same title."""
+    from semsearch.paper import normalize_title
+
+    if question.get("arxiv_id") and paper.arxiv_id == question["arxiv_id"]:
+        return 1
+    return int(normalize_title(paper.title) == normalize_title(question["title"]))
+
+
+def targets_with_abstract(papers: list, questions: list[dict]) -> np.ndarray:
+    """For each known-item question, whether the index holds its target's abstract (else it knows
+    the title alone, as for survey papers whose abstract only arXiv could supply)."""
+    return np.array([any(is_target(q, p) and bool(p.abstract) for p in papers) for q in questions], dtype=bool)
+
+
 def evaluate_search(index: Index, questions: list[dict], kind: str, topics: dict[str, set[str]], searchers) -> dict:
     """Scores of each named searcher on one question file (relevance rules of ../shared/README.md).
 
     Topical: a paper is relevant when one of its survey category paths contains a named node, or
     one of its reading-list topics is named; nDCG@10, P@10, MRR@10. Known-item: the paper with the
-    question's arXiv id or title; success@3 and MRR@10."""
-    from semsearch.paper import normalize_title
-
-    store = index.store
-    papers = [p for _, p in store.iter_papers()]
+    question's arXiv id or title; success@3 and MRR@10, and success@3 apart for targets whose
+    abstract the index holds and for those it knows by title alone."""
+    papers = [p for _, p in index.store.iter_papers()]
 
     def topical_relevant(question: dict, paper) -> int:
         nodes = set(question.get("categories") or [])
         by_path = any(nodes & set(path.split("/")) for path in paper.survey_categories)
         return int(by_path or bool(set(question.get("topics") or []) & topics.get(paper.id, set())))
 
-    def is_target(question: dict, paper) -> int:
-        if question.get("arxiv_id") and paper.arxiv_id == question["arxiv_id"]:
-            return 1
-        return int(normalize_title(paper.title) == normalize_title(question["title"]))
+    groups = {}
+    if kind == "known-item":
+        with_abstract = targets_with_abstract(papers, questions)
+        groups = {"s@3 abstract": with_abstract, "s@3 title only": ~with_abstract}
 
     results = {}
     for name, searcher in searchers.items():
@@ -282,4 +295,7 @@ def evaluate_search(index: Index, questions: list[dict], kind: str, topics: dict
         means = np.mean(rows, axis=0).tolist()
         keys = ("ndcg@10", "p@10", "mrr@10") if kind == "topical" else ("success@3", "mrr@10")
         results[name] = dict(zip(keys, means, strict=True))
+        success = np.array([row[0] for row in rows])
+        for key, members in groups.items():
+            results[name][key] = float(success[members].mean()) if members.any() else None
     return results

@@ -71,6 +71,7 @@ def test_eval_harness_on_a_tiny_corpus(tmp_path, fake_model):
             Paper(id="2401.00001", title="Rotations for quantization", abstract="quantization bits weights"),
             Paper(id="2401.00002", title="Head pruning", abstract="pruning heads sparse"),
             Paper(id="2401.00003", title="Cache eviction", abstract="kv cache eviction tokens"),
+            Paper(id="2401.00004", title="Speculative drafts"),  # known by its title alone
         ],
     )
     searchers = {"lexical": Searcher(index, mode="lexical")}
@@ -79,7 +80,15 @@ def test_eval_harness_on_a_tiny_corpus(tmp_path, fake_model):
     result = evaluate_search(index, topical, "topical", topics, searchers)["lexical"]
     assert result == {"ndcg@10": 1.0, "p@10": 0.1, "mrr@10": 1.0}
     known = [{"query": "kv cache eviction", "title": "Cache eviction", "arxiv_id": None}]
-    assert evaluate_search(index, known, "known-item", {}, searchers)["lexical"] == {"success@3": 1.0, "mrr@10": 1.0}
+    assert evaluate_search(index, known, "known-item", {}, searchers)["lexical"] == {
+        "success@3": 1.0,
+        "mrr@10": 1.0,
+        "s@3 abstract": 1.0,
+        "s@3 title only": None,  # no such question: no figure rather than a made-up one
+    }
+    known.append({"query": "weights for pruning", "title": "Speculative drafts", "arxiv_id": "2401.00004"})
+    result = evaluate_search(index, known, "known-item", {}, searchers)["lexical"]
+    assert (result["success@3"], result["s@3 abstract"], result["s@3 title only"]) == (0.5, 1.0, 0.0)
 
 
 def test_lexical_index_follows_reingest_and_updates(tmp_path, fake_model):
