@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import json
 import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from semsearch.classify import TaxonomyClassifier, _fit_temperature, _softmax
+from semsearch.errors import SemsearchError
 from semsearch.index import Index
-from semsearch.taxonomy import load_taxonomy
+from semsearch.taxonomy import load_taxonomy, resolve_node
+
+Row = TypeVar("Row")
+
+
+def read_jsonl(path, parse: Callable[[dict], Row], expected: str) -> list[Row]:
+    """`parse` applied to each JSON object of a JSON Lines file; a line it cannot take is one
+    error naming the file and line (`expected` says what a line should hold)."""
+    rows = []
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    rows.append(parse(json.loads(line)))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    raise SemsearchError(f"{path}:{number}: expected {expected}") from None
+    if not rows:
+        raise SemsearchError(f"{path}: nothing to read")
+    return rows
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
@@ -32,8 +55,6 @@ def evaluate_classifier(index: Index, embedder) -> dict:
     taxonomy = load_taxonomy()
     papers = index.store.labelled_papers()
     if len(papers) < 10:
-        from semsearch.errors import SemsearchError
-
         raise SemsearchError("too few labelled papers to evaluate; run `semsearch ingest survey` first")
     classifier = TaxonomyClassifier.train(papers, taxonomy, embedder.encode)
     scores, truth = classifier.loo_scores, classifier.loo_truth
@@ -96,38 +117,20 @@ def evaluate_classifier(index: Index, embedder) -> dict:
 def read_expected(path) -> list[dict]:
     """New papers with the node each belongs under (`expected`: a node name or path, or null for a
     paper outside the taxonomy), from JSON Lines {"id", "title", "abstract", "expected"}."""
-    import json
-    from pathlib import Path
 
-    from semsearch.errors import SemsearchError
-    from semsearch.taxonomy import resolve_node
+    def parse(record: dict) -> dict:
+        title, abstract = " ".join(record["title"].split()), " ".join(record["abstract"].split())
+        if not title or not abstract:
+            raise ValueError
+        expected = record["expected"]
+        return {
+            "id": record.get("id"),
+            "title": title,
+            "abstract": abstract,
+            "expected": resolve_node(expected) if expected else None,
+        }
 
-    records = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                title, abstract = " ".join(record["title"].split()), " ".join(record["abstract"].split())
-                expected = record["expected"]
-                if not title or not abstract:
-                    raise ValueError
-            except (ValueError, KeyError, TypeError, AttributeError):
-                raise SemsearchError(
-                    f"{path}:{number}: expected a JSON object with 'title', 'abstract' and 'expected'"
-                ) from None
-            records.append(
-                {
-                    "id": record.get("id"),
-                    "title": title,
-                    "abstract": abstract,
-                    "expected": resolve_node(expected) if expected else None,
-                }
-            )
-    if not records:
-        raise SemsearchError(f"{path}: no papers")
-    return records
+    return read_jsonl(path, parse, "a JSON object with 'title', 'abstract' and 'expected'")
 
 
 def evaluate_new_papers(index: Index, records: list[dict]) -> dict:
@@ -161,16 +164,8 @@ def evaluate_new_papers(index: Index, records: list[dict]) -> dict:
 
 def read_topics(path) -> dict[str, set[str]]:
     """Evaluation labels only: the reading-list topics of each paper id (never used for ranking)."""
-    import json
-    from pathlib import Path
-
-    topics: dict[str, set[str]] = {}
-    with Path(path).open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                record = json.loads(line)
-                topics[str(record["id"])] = set(record.get("topics") or [])
-    return topics
+    pairs = read_jsonl(path, lambda r: (str(r["id"]), set(r.get("topics") or [])), "a JSON object with an 'id'")
+    return dict(pairs)
 
 
 def evaluate_related(index: Index, topics: dict[str, set[str]], k: int = 5) -> dict:
@@ -184,8 +179,6 @@ def evaluate_related(index: Index, topics: dict[str, set[str]], k: int = 5) -> d
     store = index.store
     queries = [(v, p) for v, p in store.iter_papers() if p.survey_categories and p.abstract]
     if not queries:
-        from semsearch.errors import SemsearchError
-
         raise SemsearchError("no labelled paper with an abstract in the index to evaluate with")
 
     def relevant(query, other) -> bool:
@@ -226,23 +219,13 @@ def reciprocal_rank(relevances: list[int], k: int = 10) -> float:
 
 def read_questions(path) -> tuple[str, list[dict]]:
     """Questions from JSON Lines, and their kind: "known-item" (they name a `title`) or "topical"."""
-    import json
-    from pathlib import Path
 
-    from semsearch.errors import SemsearchError
+    def parse(row: dict) -> dict:
+        if not isinstance(row["query"], str):
+            raise TypeError
+        return row
 
-    rows = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                    row["query"]  # noqa: B018 - every question needs its text
-                except (ValueError, KeyError, TypeError):
-                    raise SemsearchError(f"{path}:{number}: expected a JSON object with a 'query'") from None
-                rows.append(row)
-    if not rows:
-        raise SemsearchError(f"{path}: no questions")
+    rows = read_jsonl(path, parse, "a JSON object with a 'query'")
     return ("known-item" if "title" in rows[0] else "topical"), rows
 
 

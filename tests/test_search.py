@@ -182,3 +182,15 @@ def test_eval_search_command(tmp_path, fake_model, capsys, corpus_file):
     report = next(iter(json.loads(out).values()))
     assert set(report) == {"semsearch (hybrid + taxonomy)", "hybrid, no taxonomy", "dense only", "BM25 only"}
     assert report["BM25 only"]["success@3"] == 1.0
+
+    # A file the harness cannot read is one line and exit code 2: questions, then reading-list topics.
+    bad = tmp_path / "bad.jsonl"
+    for line, option, message in [
+        ('{"qid": "k1"}', "--queries", "bad.jsonl:1: expected a JSON object with a 'query'"),
+        ("", "--queries", "bad.jsonl: nothing to read"),
+        ('{"id": "1", "topics": ["x"]}\nnot json', "--topics", "bad.jsonl:2: expected a JSON object with an 'id'"),
+    ]:
+        bad.write_text(line + "\n")
+        files = ["--queries", bad] if option == "--queries" else ["--queries", questions, "--topics", bad]
+        code, _, err = run(capsys, "eval", "search", *files, "--index", index)
+        assert code == 2 and message in err and "Traceback" not in err
