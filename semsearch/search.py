@@ -110,6 +110,10 @@ class Filters:
     year_to: int | None = None
     category: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.year_from is not None and self.year_to is not None and self.year_from > self.year_to:
+            raise SemsearchError(f"no year is both from {self.year_from} and to {self.year_to}")
+
     def active(self) -> bool:
         return any(value is not None for value in (self.year_from, self.year_to, self.category))
 

@@ -160,6 +160,8 @@ def test_modes_and_explain_in_the_cli(tmp_path, fake_model, capsys, corpus_file)
     assert code == 0 and "bm25" in out
     code, _, err = run(capsys, "search", "x", "--mode", "fancy", "--index", index)
     assert code == 2 and "unknown search mode" in err
+    code, _, err = run(capsys, "search", "x", "--year-from", "2025", "--year-to", "2020", "--index", index)
+    assert code == 2 and "no year is both from 2025 and to 2020" in err
 
 
 def test_eval_search_command(tmp_path, fake_model, capsys, corpus_file):

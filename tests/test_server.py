@@ -68,6 +68,7 @@ def test_classify_related_recommend_papers_taxonomy_export(client):
         ("get", "/api/search", {"params": {"q": "cache", "k": 101}}, 422),
         ("get", "/api/search", {"params": {"q": "   "}}, 400),
         ("get", "/api/search", {"params": {"q": "x", "category": "Nope"}}, 400),
+        ("get", "/api/search", {"params": {"q": "x", "year_from": 2025, "year_to": 2020}}, 400),
         ("post", "/api/classify", {"json": {"title": "T"}}, 422),
         ("post", "/api/classify", {"json": {"title": "", "abstract": "A"}}, 422),
         ("post", "/api/classify", {"content": b"not json", "headers": {"content-type": "application/json"}}, 422),
