@@ -596,8 +596,6 @@ def eval_classify(
     if papers is not None:
         from semsearch.evaluate import evaluate_new_papers, read_expected
 
-        if not papers.is_file():
-            raise SemsearchError(f"cannot read {papers}: no such file")
         records = read_expected(papers)
         _print_report(evaluate_new_papers(Index.open(index), records), as_json)
         return
@@ -618,11 +616,10 @@ def _topics(path: Path | None) -> dict[str, set[str]]:
     """Reading-list topics: evaluation labels only, never used for ranking."""
     from semsearch.evaluate import read_topics
 
+    if path is not None:
+        return read_topics(path)
     default = Path("../shared/data/arxiv_topics.jsonl")
-    if path is not None and not path.is_file():
-        raise SemsearchError(f"cannot read {path}: no such file")
-    chosen = path or default
-    return read_topics(chosen) if chosen.is_file() else {}
+    return read_topics(default) if default.is_file() else {}
 
 
 @eval_app.command("related")
@@ -653,11 +650,7 @@ def eval_search(
     from semsearch.search import Searcher
 
     labels = _topics(topics)
-    files = []
-    for query_file in queries:
-        if not query_file.is_file():
-            raise SemsearchError(f"cannot read {query_file}: no such file")
-        files.append((query_file, *read_questions(query_file)))
+    files = [(query_file, *read_questions(query_file)) for query_file in queries]
     idx = Index.open(index)
     hybrid = Searcher(idx)
     searchers = {

@@ -21,6 +21,9 @@ Row = TypeVar("Row")
 def read_jsonl(path, parse: Callable[[dict], Row], expected: str) -> list[Row]:
     """`parse` applied to each JSON object of a JSON Lines file; a line it cannot take is one
     error naming the file and line (`expected` says what a line should hold)."""
+    from semsearch.sources.jsonl import check_readable
+
+    check_readable(Path(path))
     rows = []
     with Path(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):

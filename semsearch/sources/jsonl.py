@@ -32,6 +32,8 @@ class Cursor:
 
 
 def check_readable(path: Path) -> None:
+    if path.is_dir():
+        raise SemsearchError(f"cannot read {path}: it is a directory")
     if not path.is_file():
         raise SemsearchError(f"cannot read {path}: no such file")
     try:
