@@ -1,4 +1,6 @@
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -196,3 +198,24 @@ def test_eval_search_command(tmp_path, fake_model, capsys, corpus_file):
         files = ["--queries", bad] if option == "--queries" else ["--queries", questions, "--topics", bad]
         code, _, err = run(capsys, "eval", "search", *files, "--index", index)
         assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_withheld_abstracts_script(tmp_path, fake_model, capsys, monkeypatch):
+    """scripts/eval_withheld_abstracts.py: the same known-item question with and without the
+    target's abstract (AWQ, a survey paper; the abstract is ours)."""
+    import runpy
+
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text(
+        json.dumps({"id": "2306.00978", "title": "AWQ", "abstract": "protect salient weight channels zeppelin"}) + "\n"
+    )
+    questions = tmp_path / "known.jsonl"
+    questions.write_text(json.dumps({"query": "salient channels zeppelin", "title": "AWQ", "arxiv_id": "2306.00978"}))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "eval_withheld_abstracts.py"
+    argv = ["x", "--papers", str(papers), "--queries", str(questions), "--work", str(tmp_path / "work")]
+    monkeypatch.setattr("sys.argv", argv)
+    runpy.run_path(str(script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "1 of 1 known-item questions have a target with an abstract" in out
+    assert re.search(r"target with the abstract\s+1\.000", out)
+    assert re.search(r"target title only \(withheld\)\s+0\.000", out)
