@@ -29,6 +29,17 @@ STOPWORDS = frozenset(
     yours yourself yourselves also via using use used based new towards toward""".split()
 )
 
+# Words and phrases that ask for literature rather than say what it is about ("can you recommend
+# some good papers on ...?"). They are dropped from questions, never from papers: rare in abstracts,
+# they would carry a high IDF and match papers at random. Words that can name a topic here
+# ("state" space models, "search", "reads" and writes) are left alone except in a request phrase.
+REQUEST_WORDS = """find show give list recommend recommended recommendation recommendations suggest suggestion
+    suggestions looking look want need know tell explain discuss discusses discussed describe describes help please
+    thanks paper papers work works research literature article articles publication publications study studies way
+    ways method methods approach approaches technique techniques idea ideas option options anything something anyone
+    someone good best great recent latest""".split()
+REQUEST_PHRASES = re.compile(r"\bstate[- ]of[- ]the[- ]art\b|\b(?:should|to|must|worth) read(?:ing)?\b", re.IGNORECASE)
+
 
 def lexical_text(title: str, abstract: str, categories: Sequence[str], descriptions: dict[str, str]) -> str:
     """What BM25 reads for a paper. The title counts twice (it names the method). A paper known only
@@ -50,6 +61,22 @@ def _stem():
 def tokenize(text: str) -> list[str]:
     words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
     return _stem()(words)
+
+
+@cache
+def _request_stems() -> frozenset[str]:
+    return frozenset(_stem()(REQUEST_WORDS))
+
+
+def strip_request(question: str) -> str:
+    """The question without its request words and phrases: what it is about."""
+    request = _request_stems()
+
+    def asks(word: str) -> bool:
+        words = _WORD.findall(word.lower())
+        return bool(words) and all(stem in request for stem in _stem()(words))
+
+    return " ".join(word for word in REQUEST_PHRASES.sub(" ", question).split() if not asks(word))
 
 
 class LexicalIndex:
@@ -84,9 +111,9 @@ class LexicalIndex:
         )
 
     def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every paper (in vec_ids order) for `query`."""
+        """BM25 score of every paper (in vec_ids order) for the question `query`."""
         scores = np.zeros(len(self.vec_ids), dtype=np.float32)
-        for token in tokenize(query):
+        for token in tokenize(strip_request(query)):
             term = self.vocabulary.get(token)
             if term is not None:
                 start, end = int(self.starts[term]), int(self.starts[term + 1])

@@ -25,6 +25,7 @@ import numpy as np
 
 from semsearch.errors import SemsearchError
 from semsearch.index import Index
+from semsearch.lexical import strip_request
 from semsearch.paper import Paper
 from semsearch.store import Prediction, effective_categories
 from semsearch.taxonomy import load_taxonomy, node_probabilities, resolve_node
@@ -214,7 +215,8 @@ class Searcher:
         if self.classifier is None:
             return {}
         classifier = self.classifier
-        leaf_probability = classifier.probabilities(classifier.leaf_scores([query], vector))[0]
+        text = strip_request(query)
+        leaf_probability = classifier.probabilities(classifier.leaf_scores([text], vector))[0]
         leaf_counts = load_taxonomy().leaf_counts
         return {
             node: p / leaf_counts[node]

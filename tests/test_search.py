@@ -219,3 +219,24 @@ def test_withheld_abstracts_script(tmp_path, fake_model, capsys, monkeypatch):
     assert "1 of 1 known-item questions have a target with an abstract" in out
     assert re.search(r"target with the abstract\s+1\.000", out)
     assert re.search(r"target title only \(withheld\)\s+0\.000", out)
+
+
+def test_request_words_are_dropped_from_questions_not_papers(tmp_path, fake_model):
+    from semsearch.lexical import strip_request
+
+    assert strip_request("Can you recommend some good papers about KV cache eviction that I should read?") == (
+        "Can you some about KV cache eviction that I ?"
+    )
+    # Words that can name a topic stay unless a request phrase holds them.
+    assert strip_request("state of the art in state space models") == "in state space models"
+    assert strip_request("neural architecture search that reads less") == "neural architecture search that reads less"
+    index = _index(
+        tmp_path,
+        [
+            Paper(id="2401.00001", title="Cache eviction", abstract="kv cache eviction for long prompts"),
+            Paper(id="2401.00002", title="A recommender", abstract="we recommend good papers to read"),
+        ],
+    )
+    lexical = Searcher(index, mode="lexical")
+    asked = lexical.search("Can you recommend good papers on cache eviction?", k=2)
+    assert [h.paper.id for h in asked] == ["2401.00001"]  # the request words match no paper
