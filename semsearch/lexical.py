@@ -37,7 +37,8 @@ REQUEST_WORDS = """find show give list recommend recommended recommendation reco
     suggestions looking look want need know tell explain discuss discusses discussed describe describes help please
     thanks paper papers work works research literature article articles publication publications study studies way
     ways method methods approach approaches technique techniques idea ideas option options anything something anyone
-    someone good best great recent latest""".split()
+    someone good best great recent latest remember propose proposed proposes introduce introduced introduces
+    present presented presents""".split()
 REQUEST_PHRASES = re.compile(r"\bstate[- ]of[- ]the[- ]art\b|\b(?:should|to|must|worth) read(?:ing)?\b", re.IGNORECASE)
 
 
