@@ -32,10 +32,11 @@ import numpy as np
 
 from semsearch.taxonomy import Taxonomy, ancestors, node_probabilities
 
-METHOD_VERSION = 4
+METHOD_VERSION = 5
 GAMMA = 2.0  # kernel width on the averaged cosine
 RIDGE = 0.1  # ridge penalty
 DESCRIPTION_WEIGHT = 10.0  # our description of a leaf is its prototype: fit nearly exactly
+QUESTION_WEIGHT = 1.0  # a question we wrote for a leaf counts as one labelled paper
 SPECIFIC_ENOUGH = 0.5  # suggest the deepest node at least this probable
 SCOPE_PERCENTILE = 5.0
 MIN_CALIBRATION_PAPERS = 20  # labelled papers with an abstract needed to calibrate scope on them alone
@@ -185,6 +186,8 @@ def labelled_fingerprint(rows: Sequence[tuple[str, str, str]], taxonomy: Taxonom
     for path in taxonomy.nodes:
         digest.update(f"{path}\t{taxonomy.descriptions[path]}\n".encode())
     digest.update("\n".join(taxonomy.out_of_scope).encode())
+    for leaf, asked in sorted(taxonomy.questions.items()):
+        digest.update(f"{leaf}\t{asked}\n".encode())
     for row in rows:
         digest.update(("\t".join(row) + "\n").encode())
     return digest.hexdigest()
@@ -211,31 +214,43 @@ class TaxonomyClassifier:
         self.description_vectors = node_vectors  # every node: evidence of scope
         self.out_of_scope_vectors = embed(list(taxonomy.out_of_scope))
 
-        texts = [p.text for p in papers] + description_texts
-        self.tfidf = CharNgramTfidf().fit(texts)
+        # Questions teach how people ask for a leaf, which is rarely in the words of its papers.
+        asked = [(leaf, question) for leaf in self.leaves for question in taxonomy.questions.get(leaf, ())]
+        question_texts = [question for _, question in asked]
+        self.tfidf = CharNgramTfidf().fit([p.text for p in papers] + description_texts)
+        texts = [p.text for p in papers] + description_texts + question_texts
         leaf_rows = node_vectors[[self.nodes.index(leaf) for leaf in self.leaves]]
-        self.train_vectors = _unit_rows(np.vstack([np.vstack([p.embedding for p in papers]), leaf_rows]))
+        rows = [np.vstack([p.embedding for p in papers]), leaf_rows]
+        if question_texts:
+            rows.append(embed(question_texts))
+        self.train_vectors = _unit_rows(np.vstack(rows))
         self.train_tfidf = self.tfidf.transform(texts)
 
+        n, n_described = len(papers), len(papers) + len(self.leaves)
         targets = np.zeros((len(texts), len(self.leaves)), dtype=np.float64)
         for row, paper in enumerate(papers):
             for category in paper.categories:
                 if category in leaf_index:
                     targets[row, leaf_index[category]] = 1.0 / len(paper.categories)
-        for row, leaf in enumerate(self.leaves, start=len(papers)):
+        for row, leaf in enumerate(self.leaves + [leaf for leaf, _ in asked], start=n):
             targets[row, leaf_index[leaf]] = 1.0
 
         kernel = self._kernel(self.train_vectors, self.train_tfidf)
-        self.offset = targets.mean(axis=0)
-        n = len(papers)
-        # Per-row ridge: a description row counts as DESCRIPTION_WEIGHT papers.
+        described = slice(0, n_described)
+        self.offset = targets[described].mean(axis=0)
+        # Per-row ridge: a description row counts as DESCRIPTION_WEIGHT papers, a question as QUESTION_WEIGHT.
         ridge = np.full(len(texts), RIDGE)
-        ridge[n:] /= DESCRIPTION_WEIGHT
-        inverse = np.linalg.inv(kernel + np.diag(ridge))
-        self.weights = inverse @ (targets - self.offset)
+        ridge[n:n_described] /= DESCRIPTION_WEIGHT
+        ridge[n_described:] /= QUESTION_WEIGHT
+        # Two fits on one kernel: papers are placed by a model of papers and descriptions; questions
+        # by one that has also seen our example questions, which would only blur the first.
+        inverse = np.linalg.inv(kernel[described, described] + np.diag(ridge[described]))
+        self.weights = np.zeros_like(targets)
+        self.weights[described] = inverse @ (targets[described] - self.offset)
+        self.question_weights = np.linalg.solve(kernel + np.diag(ridge), targets - self.offset)
 
         # Closed-form leave-one-out: prediction for row i from a model trained without row i.
-        loo = targets - self.weights / np.diag(inverse)[:, None]
+        loo = targets[described] - self.weights[described] / np.diag(inverse)[:, None]
         self.loo_scores = loo[:n]
         self.loo_truth = (targets[:n] > 0).astype(np.float64)
         self.temperature = _fit_temperature(self.loo_scores, self.loo_truth)
@@ -262,9 +277,10 @@ class TaxonomyClassifier:
         return np.exp(GAMMA * ((dense + lexical) / 2.0 - 1.0))
 
     # --- prediction ---------------------------------------------------------------------------
-    def leaf_scores(self, texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+    def leaf_scores(self, texts: Sequence[str], vectors: np.ndarray, *, questions: bool = False) -> np.ndarray:
+        """Score of each leaf for papers (or, with `questions`, for questions people ask)."""
         kernel = self._kernel(_unit_rows(np.asarray(vectors, dtype=np.float32)), self.tfidf.transform(texts))
-        return kernel @ self.weights + self.offset
+        return kernel @ (self.question_weights if questions else self.weights) + self.offset
 
     def probabilities(self, scores: np.ndarray) -> np.ndarray:
         return _softmax(scores, self.temperature)

@@ -216,7 +216,7 @@ class Searcher:
             return {}
         classifier = self.classifier
         text = strip_request(query)
-        leaf_probability = classifier.probabilities(classifier.leaf_scores([text], vector))[0]
+        leaf_probability = classifier.probabilities(classifier.leaf_scores([text], vector, questions=True))[0]
         leaf_counts = load_taxonomy().leaf_counts
         return {
             node: p / leaf_counts[node]

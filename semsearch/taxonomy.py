@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib.resources import files
 
@@ -45,6 +45,8 @@ class Taxonomy:
     nodes: tuple[str, ...]  # document order
     descriptions: dict[str, str]
     out_of_scope: tuple[str, ...]  # kinds of LLM research outside the taxonomy, described in our words
+    # Questions a practitioner might ask for a leaf's methods, in their words (ours, not the survey's).
+    questions: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def children(self, path: str | None) -> list[str]:
         depth = 0 if path is None else path.count("/") + 1
@@ -116,7 +118,12 @@ def load_taxonomy() -> Taxonomy:
     missing = [n for n in nodes if not raw["nodes"].get(n)]
     if missing:
         raise SemsearchError(f"taxonomy descriptions missing for {missing}")
-    return Taxonomy(nodes=nodes, descriptions=dict(raw["nodes"]), out_of_scope=tuple(raw["out_of_scope"]))
+    return Taxonomy(
+        nodes=nodes,
+        descriptions=dict(raw["nodes"]),
+        out_of_scope=tuple(raw["out_of_scope"]),
+        questions={leaf: tuple(asked) for leaf, asked in raw.get("questions", {}).items() if leaf in nodes},
+    )
 
 
 def resolve_node(name: str, nodes: tuple[str, ...] | None = None) -> str:

@@ -55,6 +55,7 @@ def test_taxonomy_is_complete_and_described():
     taxonomy = load_taxonomy()
     assert len(taxonomy.nodes) == 74 and len(taxonomy.leaves) == 50
     assert all(len(taxonomy.descriptions[n].split()) >= 8 for n in taxonomy.nodes)
+    assert set(taxonomy.questions) == set(taxonomy.leaves) and all(len(q) == 3 for q in taxonomy.questions.values())
     from semsearch.sources.survey import load_survey
 
     nodes = set(taxonomy.nodes)
@@ -331,3 +332,37 @@ def test_a_classifier_saved_by_another_method_version_is_trained_again(survey_in
     assert classify.load_saved(store) is None
     fresh = classify.classifier_for(store, load_taxonomy(), fake_model.encode)
     assert fresh.method_version == classify.METHOD_VERSION
+
+
+def test_example_questions_teach_the_question_model_only():
+    """A question in a user's words reaches its leaf through our example questions, while papers
+    are placed exactly as without them."""
+    import dataclasses
+
+    model = HashingModel()
+    papers = [
+        LabelledPaper(f"{leaf}-{i}", text, text, model.encode([text])[0], [leaf])
+        for leaf, texts in TOY_PAPERS.items()
+        for i, text in enumerate(texts)
+    ]
+    asked = dataclasses.replace(
+        TOY,
+        questions={
+            "Compression/Quantization": ("my laptop lacks memory for the model file",),
+            "Compression/Pruning": ("which parts can be cut away",),
+            "Decoding/Speculation": ("replies appear too slowly for chat users",),
+        },
+    )
+    plain, taught = (
+        TaxonomyClassifier.train(papers, TOY, model.encode),
+        TaxonomyClassifier.train(papers, asked, model.encode),
+    )
+    question = ["the model file is too big for my laptop memory"]
+    vector = model.encode(question)
+    leaf = taught.leaves.index("Compression/Quantization")
+    assert taught.leaf_scores(question, vector, questions=True).argmax() == leaf
+    assert plain.leaf_scores(question, vector, questions=True).argmax() != leaf
+    paper = ["rounding weights to few bits with quantization"]
+    np.testing.assert_allclose(
+        taught.leaf_scores(paper, model.encode(paper)), plain.leaf_scores(paper, model.encode(paper)), atol=1e-6
+    )
