@@ -9,15 +9,17 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (see t
 3. taxonomy evidence: the classifier reads the question and gives a probability to each leaf of the
    taxonomy; a paper gains TAXONOMY_WEIGHT × the chance that it sits in the question's leaf, from
    its category (the survey's label, a user's, else its predicted one, which may be an inner node);
-4. the paper that matches the question best on its own text (step 2; DIRECT_PLACES such papers)
-   gets the full category credit whatever its category, so it keeps the first place. A question
-   about one paper is often decided by that paper's own match; the question's category, predicted
-   with too much confidence, would otherwise bury it under its neighbours. Topical questions lose
-   nothing: their best direct match is on topic, and the category evidence orders the rest.
+4. a sharp match keeps the first place: when the paper that matches the question best on its own
+   text (step 2) leads the next by SHARP_MARGIN or more, it gets the full category credit whatever
+   its category. A question about one paper is decided by that paper's own match, which stands
+   out; the question's category, predicted with too much confidence, would otherwise bury it under
+   its neighbours. When no paper stands out (most topical questions, and those put in other words
+   than the papers use), the best direct match is just one more paper, and the category decides.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -34,8 +36,8 @@ MAX_QUERY_CHARS = 2000
 MODES = ("hybrid", "dense", "lexical")
 CANDIDATES = 200
 DENSE_WEIGHT = 0.7
-TAXONOMY_WEIGHT = 0.5
-DIRECT_PLACES = 1
+TAXONOMY_WEIGHT = 2.0
+SHARP_MARGIN = 0.05  # how far the best direct match must lead the next to keep the first place
 
 
 @dataclass
@@ -47,7 +49,7 @@ class Evidence:
     lexical_share: float = 0.0  # BM25 relative to the best match for the question
     category: str | None = None  # the paper's category that matched the question
     category_probability: float = 0.0  # chance that the paper sits in the question's leaf
-    direct: bool = False  # among the DIRECT_PLACES best direct matches: full category credit
+    direct: bool = False  # the sharp direct match: full category credit
 
     @property
     def direct_score(self) -> float:
@@ -126,9 +128,10 @@ def fused_score(evidence: Evidence) -> float:
 
 
 def rank_hybrid(evidence: dict[int, Evidence], k: int) -> list[tuple[int, float]]:
-    """(vec_id, fused score) of the best k, after marking the best direct matches in `evidence`."""
-    for vec_id in sorted(evidence, key=lambda v: -evidence[v].direct_score)[:DIRECT_PLACES]:
-        evidence[vec_id].direct = True
+    """(vec_id, fused score) of the best k, after marking the sharp direct match in `evidence`."""
+    best = heapq.nlargest(2, evidence.values(), key=lambda e: e.direct_score)
+    if best and (len(best) == 1 or best[0].direct_score - best[1].direct_score >= SHARP_MARGIN):
+        best[0].direct = True
     scored = sorted(((v, fused_score(e)) for v, e in evidence.items()), key=lambda item: -item[1])
     return scored[:k]
 

@@ -8,7 +8,7 @@ from semsearch.evaluate import evaluate_search, ndcg_at, reciprocal_rank
 from semsearch.index import Index
 from semsearch.ingest import Ingest
 from semsearch.paper import Paper
-from semsearch.search import DIRECT_PLACES, Evidence, Searcher, fused_score, rank_hybrid
+from semsearch.search import SHARP_MARGIN, Evidence, Searcher, fused_score, rank_hybrid
 from tests.test_cli import run
 
 
@@ -34,21 +34,28 @@ def test_fusion_is_monotone_in_each_signal():
         assert fused_score(better) > fused_score(base)
 
 
-def test_the_best_direct_matches_are_not_buried_under_a_favoured_category():
+def test_a_sharp_direct_match_is_not_buried_under_a_favoured_category():
     # Ten papers in the category the question seems to be about, each a fair match...
     evidence = {i: Evidence(dense=0.60, lexical_share=0.5, category_probability=0.95) for i in range(10)}
-    # ...the paper the question describes, a closer match filed elsewhere...
+    # ...the paper the question describes, a match that stands out, filed elsewhere...
     evidence[99] = Evidence(dense=0.66, lexical_share=0.9, category_probability=0.0)
-    # ...and more papers filed elsewhere that match a little better than the category's.
-    for vec_id in range(90, 90 + DIRECT_PLACES):
-        evidence[vec_id] = Evidence(dense=0.61, lexical_share=0.5, category_probability=0.0)
+    # ...and a paper filed elsewhere that matches a little better than the category's.
+    evidence[90] = Evidence(dense=0.61, lexical_share=0.5, category_probability=0.0)
     ranked = [vec_id for vec_id, _ in rank_hybrid(evidence, k=len(evidence))]
     assert ranked[0] == 99 and evidence[99].direct
-    assert sum(e.direct for e in evidence.values()) == DIRECT_PLACES
-    # Below the direct places the category evidence decides.
-    assert ranked[DIRECT_PLACES : DIRECT_PLACES + 10] == list(range(10))
+    assert sum(e.direct for e in evidence.values()) == 1
+    assert ranked[1:11] == list(range(10))  # below it the category evidence decides
     scores = [score for _, score in rank_hybrid(evidence, k=len(evidence))]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_a_best_direct_match_that_does_not_stand_out_gets_no_place():
+    # The best direct match leads the next by less than SHARP_MARGIN: nothing is sharp, and the
+    # category's papers come first.
+    evidence = {i: Evidence(dense=0.60, lexical_share=0.5, category_probability=0.95) for i in range(3)}
+    evidence[99] = Evidence(dense=0.60 + SHARP_MARGIN / 2, lexical_share=0.5, category_probability=0.0)
+    ranked = [vec_id for vec_id, _ in rank_hybrid(evidence, k=4)]
+    assert ranked == [0, 1, 2, 99] and not any(e.direct for e in evidence.values())
 
 
 def test_ndcg_and_mrr_by_hand():
