@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -363,6 +364,12 @@ def classifier_for(store, taxonomy: Taxonomy, embed: Callable[[list[str]], np.nd
     """The saved classifier, else one trained now; None when no paper is labelled."""
     classifier = load_saved(store)
     if classifier is None:
+        if store.get_artifact(CLASSIFIER_ARTIFACT) is not None:
+            print(
+                "note: the index's classifier was saved by another version of semsearch; training one for "
+                "this run (any `semsearch ingest`, e.g. `semsearch ingest survey --offline`, saves a new one)",
+                file=sys.stderr,
+            )
         papers = store.labelled_papers()
         classifier = TaxonomyClassifier.train(papers, taxonomy, embed) if papers else None
     return classifier
