@@ -13,6 +13,8 @@ import numpy as np
 from semsearch.classify import TaxonomyClassifier, _fit_temperature, _softmax
 from semsearch.errors import SemsearchError
 from semsearch.index import Index
+from semsearch.paper import normalize_title
+from semsearch.sources.jsonl import check_readable
 from semsearch.taxonomy import load_taxonomy, resolve_node
 
 Row = TypeVar("Row")
@@ -21,8 +23,6 @@ Row = TypeVar("Row")
 def read_jsonl(path, parse: Callable[[dict], Row], expected: str) -> list[Row]:
     """`parse` applied to each JSON object of a JSON Lines file; a line it cannot take is one
     error naming the file and line (`expected` says what a line should hold)."""
-    from semsearch.sources.jsonl import check_readable
-
     check_readable(Path(path))
     rows = []
     with Path(path).open(encoding="utf-8") as handle:
@@ -234,8 +234,6 @@ def read_questions(path) -> tuple[str, list[dict]]:
 
 def is_target(question: dict, paper) -> int:
     """Whether `paper` is the one a known-item question is after: same arXiv id, else same title."""
-    from semsearch.paper import normalize_title
-
     if question.get("arxiv_id") and paper.arxiv_id == question["arxiv_id"]:
         return 1
     return int(normalize_title(paper.title) == normalize_title(question["title"]))

@@ -6,7 +6,8 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (see t
 2. fused score = DENSE_WEIGHT · cosine + (1 − DENSE_WEIGHT) · BM25 / (best BM25 for this question):
    a convex combination of scores on comparable scales, which keeps how much better the best
    matches are (rank fusion would throw that away, and with it known-item questions);
-3. taxonomy evidence: the classifier reads the question and gives a probability to each leaf of the
+3. taxonomy evidence: the classifier reads the question (request words dropped, and with the model
+   that has also seen our example questions) and gives a probability to each leaf of the
    taxonomy; a paper gains TAXONOMY_WEIGHT × the chance that it sits in the question's leaf, from
    its category (the survey's label, a user's, else its predicted one, which may be an inner node);
 4. a sharp match keeps the first place: when the paper that matches the question best on its own
