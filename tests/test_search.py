@@ -247,3 +247,22 @@ def test_request_words_are_dropped_from_questions_not_papers(tmp_path, fake_mode
     lexical = Searcher(index, mode="lexical")
     asked = lexical.search("Can you recommend good papers on cache eviction?", k=2)
     assert [h.paper.id for h in asked] == ["2401.00001"]  # the request words match no paper
+
+
+def test_phrasing_script(tmp_path, fake_model, capsys, monkeypatch, corpus_file):
+    """scripts/eval_phrasing.py: one row per phrasing; BM25 does not move with request words."""
+    import runpy
+
+    index = tmp_path / "idx"
+    assert run(capsys, "ingest", "jsonl", corpus_file, "--index", index)[0] == 0
+    questions = tmp_path / "topical.jsonl"
+    questions.write_text(json.dumps({"query": "draft model verifies tokens", "categories": [], "topics": ["spec"]}))
+    topics = tmp_path / "topics.jsonl"
+    topics.write_text(json.dumps({"id": "2302.00003", "topics": ["spec"]}))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "eval_phrasing.py"
+    argv = ["x", "--queries", str(questions), "--topics", str(topics), "--index", str(index)]
+    monkeypatch.setattr("sys.argv", argv)
+    capsys.readouterr()
+    runpy.run_path(str(script), run_name="__main__")
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert len(rows) == 5 and len({row[-1] for row in rows}) == 1  # the BM25 column, one value
