@@ -246,12 +246,11 @@ class TaxonomyClassifier:
         # Two fits on one kernel: papers are placed by a model of papers and descriptions; questions
         # by one that has also seen our example questions, which would only blur the first.
         inverse = np.linalg.inv(kernel[described, described] + np.diag(ridge[described]))
-        self.weights = np.zeros_like(targets)
-        self.weights[described] = inverse @ (targets[described] - self.offset)
+        self.weights = inverse @ (targets[described] - self.offset)  # one row per paper and description
         self.question_weights = np.linalg.solve(kernel + np.diag(ridge), targets - self.offset)
 
         # Closed-form leave-one-out: prediction for row i from a model trained without row i.
-        loo = targets[described] - self.weights[described] / np.diag(inverse)[:, None]
+        loo = targets[described] - self.weights / np.diag(inverse)[:, None]
         self.loo_scores = loo[:n]
         self.loo_truth = (targets[:n] > 0).astype(np.float64)
         self.temperature = _fit_temperature(self.loo_scores, self.loo_truth)
@@ -272,16 +271,21 @@ class TaxonomyClassifier:
         self.scope_scale = spread / math.log(19.0)
         return self
 
-    def _kernel(self, vectors: np.ndarray, tfidf) -> np.ndarray:
-        dense = vectors @ self.train_vectors.T
-        lexical = (self.train_tfidf @ tfidf.T).T.toarray()  # this order converts only the small side
+    def _kernel(self, vectors: np.ndarray, tfidf, rows: int | None = None) -> np.ndarray:
+        """Kernel against the training rows (the first `rows` of them: papers place by fewer)."""
+        train_vectors, train_tfidf = self.train_vectors, self.train_tfidf
+        if rows is not None and rows < len(train_vectors):  # slicing copies the sparse side: only when needed
+            train_vectors, train_tfidf = train_vectors[:rows], train_tfidf[:rows]
+        dense = vectors @ train_vectors.T
+        lexical = (train_tfidf @ tfidf.T).T.toarray()  # this order converts only the small side
         return np.exp(GAMMA * ((dense + lexical) / 2.0 - 1.0))
 
     # --- prediction ---------------------------------------------------------------------------
     def leaf_scores(self, texts: Sequence[str], vectors: np.ndarray, *, questions: bool = False) -> np.ndarray:
         """Score of each leaf for papers (or, with `questions`, for questions people ask)."""
-        kernel = self._kernel(_unit_rows(np.asarray(vectors, dtype=np.float32)), self.tfidf.transform(texts))
-        return kernel @ (self.question_weights if questions else self.weights) + self.offset
+        weights = self.question_weights if questions else self.weights
+        vectors = _unit_rows(np.asarray(vectors, dtype=np.float32))
+        return self._kernel(vectors, self.tfidf.transform(texts), rows=len(weights)) @ weights + self.offset
 
     def probabilities(self, scores: np.ndarray) -> np.ndarray:
         return _softmax(scores, self.temperature)
