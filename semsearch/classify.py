@@ -349,12 +349,11 @@ class TaxonomyClassifier:
         return results
 
 
-def load_saved(store) -> TaxonomyClassifier | None:
-    """The classifier saved in `store` at ingest; None if there is none or it cannot be read here
-    (saved by another version of semsearch or of its libraries)."""
+def _usable(saved: bytes | None) -> TaxonomyClassifier | None:
+    """A saved classifier, unless there is none or it cannot be used here (saved by another
+    version of semsearch or of its libraries)."""
     import pickle
 
-    saved = store.get_artifact(CLASSIFIER_ARTIFACT)
     if saved is None:
         return None
     try:
@@ -364,11 +363,17 @@ def load_saved(store) -> TaxonomyClassifier | None:
     return classifier if vars(classifier).get("method_version") == METHOD_VERSION else None
 
 
+def load_saved(store) -> TaxonomyClassifier | None:
+    """The classifier saved in `store` at ingest, if this version can use it."""
+    return _usable(store.get_artifact(CLASSIFIER_ARTIFACT))
+
+
 def classifier_for(store, taxonomy: Taxonomy, embed: Callable[[list[str]], np.ndarray]) -> TaxonomyClassifier | None:
     """The saved classifier, else one trained now; None when no paper is labelled."""
-    classifier = load_saved(store)
+    saved = store.get_artifact(CLASSIFIER_ARTIFACT)
+    classifier = _usable(saved)
     if classifier is None:
-        if store.get_artifact(CLASSIFIER_ARTIFACT) is not None:
+        if saved is not None:
             print(
                 "note: the index's classifier was saved by another version of semsearch; training one for "
                 "this run (any `semsearch ingest`, e.g. `semsearch ingest survey --offline`, saves a new one)",
@@ -379,15 +384,18 @@ def classifier_for(store, taxonomy: Taxonomy, embed: Callable[[list[str]], np.nd
     return classifier
 
 
-def classify_texts(index, items: Sequence[tuple[str | None, str, str]], embedder=None) -> list[Classification]:
-    """Classify (id, title, abstract) triples against the taxonomy of `index`."""
+def classify_texts(
+    index, items: Sequence[tuple[str | None, str, str]], embedder=None, classifier: TaxonomyClassifier | None = None
+) -> list[Classification]:
+    """Classify (id, title, abstract) triples against the taxonomy of `index` (with `classifier`
+    when the caller has it loaded already, as the server does)."""
     from semsearch.embeddings import Embedder
     from semsearch.errors import SemsearchError
     from semsearch.paper import Paper
     from semsearch.taxonomy import load_taxonomy
 
     embedder = embedder or Embedder(index.manifest.model)
-    classifier = classifier_for(index.store, load_taxonomy(), embedder.encode)
+    classifier = classifier or classifier_for(index.store, load_taxonomy(), embedder.encode)
     if classifier is None:
         raise SemsearchError("the index has no labelled papers; run `semsearch ingest survey` first")
     texts = [Paper(id="", title=title, abstract=abstract).embedding_text() for _, title, abstract in items]

@@ -52,13 +52,11 @@ class RelatedFinder:
         self, title: str, abstract: str, k: int = 10, *, diverse: bool = False, paper_id: str | None = None
     ) -> list[Hit]:
         """Related papers for a paper not in the index (its own record, if indexed, is left out)."""
-        from semsearch.classify import classifier_for
         from semsearch.paper import Paper
-        from semsearch.taxonomy import load_taxonomy
 
         text = Paper(id="", title=title, abstract=abstract).embedding_text()
         vector = self.searcher.embed_query(text)
-        classifier = classifier_for(self.store, load_taxonomy(), self.searcher.embedder.encode)
+        classifier = self.searcher.classifier
         categories = []
         if classifier is not None:
             placed = classifier.classify([text], vector, explain=False)[0]

@@ -85,7 +85,8 @@ def create_app(index_dir: str | Path | None = None) -> FastAPI:
         from semsearch.classify import classify_texts
 
         with lock:
-            result = classify_texts(index, [(None, request.title, request.abstract)], searcher.embedder)[0]
+            item = (None, request.title, request.abstract)
+            result = classify_texts(index, [item], searcher.embedder, searcher.classifier)[0]
         data = result.to_dict()
         data["neighbours"] = [
             {"id": n.id, "title": n.title, "categories": n.categories, "similarity": round(n.similarity, 4)}
