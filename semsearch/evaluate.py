@@ -242,7 +242,10 @@ def is_target(question: dict, paper) -> int:
 def targets_with_abstract(papers: list, questions: list[dict]) -> np.ndarray:
     """For each known-item question, whether the index holds its target's abstract (else it knows
     the title alone, as for survey papers whose abstract only arXiv could supply)."""
-    return np.array([any(is_target(q, p) and bool(p.abstract) for p in papers) for q in questions], dtype=bool)
+    ids = {p.arxiv_id for p in papers if p.abstract and p.arxiv_id}
+    titles = {normalize_title(p.title) for p in papers if p.abstract}  # is_target's rule, indexed once
+    found = [q.get("arxiv_id") in ids or normalize_title(q["title"]) in titles for q in questions]
+    return np.array(found, dtype=bool)
 
 
 def evaluate_search(index: Index, questions: list[dict], kind: str, topics: dict[str, set[str]], searchers) -> dict:
@@ -264,15 +267,17 @@ def evaluate_search(index: Index, questions: list[dict], kind: str, topics: dict
         with_abstract = targets_with_abstract(papers, questions)
         groups = {"s@3 abstract": with_abstract, "s@3 title only": ~with_abstract}
 
+    if kind == "topical":
+        totals = [sum(topical_relevant(question, p) for p in papers) for question in questions]
+
     results = {}
     for name, searcher in searchers.items():
         rows = []
-        for question in questions:
+        for number, question in enumerate(questions):
             hits = searcher.search(question["query"], 10)
             if kind == "topical":
                 rel = [topical_relevant(question, h.paper) for h in hits]
-                total = sum(topical_relevant(question, p) for p in papers)
-                rows.append((ndcg_at(rel, total), sum(rel) / 10.0, reciprocal_rank(rel)))
+                rows.append((ndcg_at(rel, totals[number]), sum(rel) / 10.0, reciprocal_rank(rel)))
             else:
                 rel = [is_target(question, h.paper) for h in hits]
                 rows.append((float(any(rel[:3])), reciprocal_rank(rel)))
