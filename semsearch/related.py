@@ -90,21 +90,20 @@ class RelatedFinder:
 
     def _diversify(self, hits: list[Hit], k: int) -> list[Hit]:
         """Maximal marginal relevance: each next pick trades relevance against similarity to picks."""
-        pool = hits
-        if not pool:
+        if not hits:
             return []
-        vectors = self.store.embeddings_for(h.vec_id for h in pool)
-        matrix = np.vstack([vectors[h.vec_id] for h in pool])
-        relevance = np.array([h.score for h in pool])
+        vectors = self.store.embeddings_for(h.vec_id for h in hits)
+        matrix = np.vstack([vectors[h.vec_id] for h in hits])
+        relevance = np.array([h.score for h in hits])
         chosen = [0]
         closest = matrix @ matrix[0]
-        while len(chosen) < min(k, len(pool)):
+        while len(chosen) < min(k, len(hits)):
             value = MMR_TRADE_OFF * relevance - (1 - MMR_TRADE_OFF) * closest
             value[chosen] = -np.inf
             pick = int(np.argmax(value))
             chosen.append(pick)
             closest = np.maximum(closest, matrix @ matrix[pick])
-        return [pool[i] for i in chosen]
+        return [hits[i] for i in chosen]
 
     # --- recommendations ----------------------------------------------------------------------
     def recommend(
@@ -122,8 +121,8 @@ class RelatedFinder:
         others = [v for v in self.store.all_vec_ids() if v not in chosen]
         rng = np.random.default_rng(0)
         background = rng.choice(others, size=min(BACKGROUND, len(others)), replace=False).tolist() if others else []
-        vectors = self.store.embeddings_for([*liked, *disliked, *background])
         rows = [*liked, *disliked, *background]
+        vectors = self.store.embeddings_for(rows)
         features = np.vstack([vectors[v] for v in rows])
         labels = np.array([1] * len(liked) + [0] * (len(disliked) + len(background)))
         if labels.min() == labels.max():
