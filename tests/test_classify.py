@@ -41,14 +41,17 @@ TOY_PAPERS = {
 }
 
 
-def toy_classifier():
-    model = HashingModel()
-    papers = [
+def toy_papers(model) -> list[LabelledPaper]:
+    return [
         LabelledPaper(f"{leaf}-{i}", text, text, model.encode([text])[0], [leaf])
         for leaf, texts in TOY_PAPERS.items()
         for i, text in enumerate(texts)
     ]
-    return TaxonomyClassifier.train(papers, TOY, model.encode), model
+
+
+def toy_classifier():
+    model = HashingModel()
+    return TaxonomyClassifier.train(toy_papers(model), TOY, model.encode), model
 
 
 def test_taxonomy_is_complete_and_described():
@@ -121,11 +124,7 @@ def test_unrelated_text_is_out_of_scope():
 def test_closed_form_leave_one_out_matches_retraining():
     classifier, model = toy_classifier()
     leaves = classifier.leaves
-    papers = [
-        LabelledPaper(f"{leaf}-{i}", text, text, model.encode([text])[0], [leaf])
-        for leaf, texts in TOY_PAPERS.items()
-        for i, text in enumerate(texts)
-    ]
+    papers = toy_papers(model)
     held_out = 5
     rest = papers[:held_out] + papers[held_out + 1 :]
     # Retraining without one paper changes the TF-IDF vocabulary too; compare on the kernel model
@@ -343,11 +342,7 @@ def test_example_questions_teach_the_question_model_only():
     import dataclasses
 
     model = HashingModel()
-    papers = [
-        LabelledPaper(f"{leaf}-{i}", text, text, model.encode([text])[0], [leaf])
-        for leaf, texts in TOY_PAPERS.items()
-        for i, text in enumerate(texts)
-    ]
+    papers = toy_papers(model)
     asked = dataclasses.replace(
         TOY,
         questions={
