@@ -270,10 +270,7 @@ def info(as_json: JsonOption = False, index: IndexOption = None) -> None:
     m = idx.manifest
     data = {
         "papers": m.count,
-        "with_abstract": idx.store.db.execute("SELECT count(*) FROM papers WHERE abstract != ''").fetchone()[0],
-        "survey_labelled": idx.store.db.execute(
-            "SELECT count(*) FROM papers WHERE survey_categories != '[]'"
-        ).fetchone()[0],
+        **idx.store.content_counts(),
         "model": m.model,
         "dimension": m.dimension,
         "index_type": m.index_type,

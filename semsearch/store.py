@@ -120,6 +120,14 @@ class Store:
     def count(self) -> int:
         return self.db.execute("SELECT count(*) FROM papers").fetchone()[0]
 
+    def content_counts(self) -> dict[str, int]:
+        """How many papers have an abstract, and how many the survey labels."""
+        row = self.db.execute(
+            """SELECT count(CASE WHEN abstract != '' THEN 1 END),
+                      count(CASE WHEN survey_categories != '[]' THEN 1 END) FROM papers"""
+        ).fetchone()
+        return {"with_abstract": row[0], "survey_labelled": row[1]}
+
     def get(self, paper_id: str) -> Paper | None:
         row = self.db.execute("SELECT * FROM papers WHERE id = ?", (paper_id,)).fetchone()
         return _row_to_paper(row) if row else None
