@@ -391,14 +391,14 @@ def classify_texts(
     when the caller has it loaded already, as the server does)."""
     from semsearch.embeddings import Embedder
     from semsearch.errors import SemsearchError
-    from semsearch.paper import Paper
+    from semsearch.paper import embedding_text
     from semsearch.taxonomy import load_taxonomy
 
     embedder = embedder or Embedder(index.manifest.model)
     classifier = classifier or classifier_for(index.store, load_taxonomy(), embedder.encode)
     if classifier is None:
         raise SemsearchError("the index has no labelled papers; run `semsearch ingest survey` first")
-    texts = [Paper(id="", title=title, abstract=abstract).embedding_text() for _, title, abstract in items]
+    texts = [embedding_text(title, abstract) for _, title, abstract in items]
     results = []
     for start in range(0, len(texts), 256):
         chunk = texts[start : start + 256]

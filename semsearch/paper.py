@@ -38,6 +38,12 @@ def normalize_title(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text).strip()
 
 
+def embedding_text(title: str, abstract: str) -> str:
+    """What the model reads: the title, then the abstract when there is one."""
+    title, abstract = " ".join(title.split()), " ".join(abstract.split())
+    return f"{title}. {abstract}" if abstract else title
+
+
 @dataclass
 class Paper:
     id: str
@@ -58,10 +64,7 @@ class Paper:
         return parse_arxiv_id(self.id)
 
     def embedding_text(self) -> str:
-        """What the model reads: the title, then the abstract when there is one."""
-        title = " ".join(self.title.split())
-        abstract = " ".join(self.abstract.split())
-        return f"{title}. {abstract}" if abstract else title
+        return embedding_text(self.title, self.abstract)
 
     def text_hash(self, model: str) -> str:
         return hashlib.sha1(f"{model}\n{self.embedding_text()}".encode()).hexdigest()

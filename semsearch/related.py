@@ -52,9 +52,9 @@ class RelatedFinder:
         self, title: str, abstract: str, k: int = 10, *, diverse: bool = False, paper_id: str | None = None
     ) -> list[Hit]:
         """Related papers for a paper not in the index (its own record, if indexed, is left out)."""
-        from semsearch.paper import Paper
+        from semsearch.paper import embedding_text
 
-        text = Paper(id="", title=title, abstract=abstract).embedding_text()
+        text = embedding_text(title, abstract)
         vector = self.searcher.embed_query(text)
         classifier = self.searcher.classifier
         categories = []

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.paper import Paper, normalize_title
+from semsearch.paper import Paper, embedding_text, normalize_title
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS papers (
@@ -237,7 +237,7 @@ class Store:
             (limit,),
         )
         return [
-            PendingEmbedding(vec_id, Paper(id="", title=title, abstract=abstract).embedding_text(), text_hash)
+            PendingEmbedding(vec_id, embedding_text(title, abstract), text_hash)
             for vec_id, title, abstract, text_hash in rows
         ]
 
@@ -365,7 +365,7 @@ class Store:
             (limit,),
         )
         return [
-            (vec_id, Paper(id="", title=title, abstract=abstract).embedding_text(), np.frombuffer(vector, np.float32))
+            (vec_id, embedding_text(title, abstract), np.frombuffer(vector, np.float32))
             for vec_id, title, abstract, vector in rows
         ]
 
