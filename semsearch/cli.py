@@ -580,8 +580,8 @@ def eval_classify(
         Path | None,
         typer.Option(
             "--papers",
-            help='Judge new papers instead: JSON Lines of {"id", "title", "abstract", "expected"} '
-            "(a node name, or null for a paper outside the taxonomy).",
+            help='Judge new papers instead: JSON Lines of {"id", "expected"} (text from the index) or '
+            '{"id", "title", "abstract", "expected"}; expected: node name(s), or null outside the taxonomy.',
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -594,13 +594,43 @@ def eval_classify(
         from semsearch.evaluate import evaluate_new_papers, read_expected
 
         records = read_expected(papers)
-        _print_report(evaluate_new_papers(Index.open(index), records), as_json)
+        report = evaluate_new_papers(Index.open(index), records)
+        if as_json:
+            _print_json(report)
+        else:
+            _print_new_papers_report(report)
         return
     from semsearch.embeddings import Embedder
     from semsearch.evaluate import evaluate_classifier
 
     idx = Index.open(index)
     _print_report(evaluate_classifier(idx, Embedder(idx.manifest.model)), as_json)
+
+
+def _print_new_papers_report(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    engines = [name for name, value in report.items() if isinstance(value, dict) and "node_top1" in value]
+    console = Console()
+    console.print(
+        f"{report['papers']} papers: {report['in_taxonomy']} in the taxonomy, {report['out_of_scope']} outside it"
+    )
+    title = "first suggestion at or under the expected node (top-1), any of three (top-3)"
+    table = Table(title=title, title_justify="left")
+    for column in ["engine", "top-1", "top-3", "branch top-1", "scope AUROC", "ECE", "mean confidence"]:
+        table.add_column(column)
+    for name in engines:
+        r = report[name]
+        values = (r["node_top1"], r["node_top3"], r["branch_top1"], r["scope_auroc"], r["ece"], r["mean_confidence"])
+        table.add_row(name, *(f"{v:.3f}" for v in values))
+    console.print(table)
+    table = Table(title="top-1 by expected branch", title_justify="left")
+    for column in ["branch", "papers", *engines]:
+        table.add_column(column)
+    for branch, row in report["top1_by_branch"].items():
+        table.add_row(branch, str(row["papers"]), *(f"{row[name]:.3f}" for name in engines))
+    console.print(table)
 
 
 TopicsOption = Annotated[

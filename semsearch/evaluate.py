@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,7 +15,7 @@ from semsearch.errors import SemsearchError
 from semsearch.index import Index
 from semsearch.paper import normalize_title
 from semsearch.sources.jsonl import check_readable
-from semsearch.taxonomy import load_taxonomy, resolve_node
+from semsearch.taxonomy import load_taxonomy, node_at, resolve_node
 
 Row = TypeVar("Row")
 
@@ -49,10 +49,6 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(error)
 
 
-def _level(path: str, depth: int) -> str:
-    return "/".join(path.split("/")[:depth])
-
-
 def evaluate_classifier(index: Index, embedder) -> dict:
     """Leave-one-out over the index's labelled papers (each classified with itself removed)."""
     taxonomy = load_taxonomy()
@@ -67,7 +63,7 @@ def evaluate_classifier(index: Index, embedder) -> dict:
     top1 = np.array([leaves[order[i, 0]] in true_sets[i] for i in range(len(papers))])
     top3 = np.array([any(leaves[j] in true_sets[i] for j in order[i, :3]) for i in range(len(papers))])
     level3 = np.array(
-        [_level(leaves[order[i, 0]], 3) in {_level(c, 3) for c in true_sets[i]} for i in range(len(papers))]
+        [node_at(leaves[order[i, 0]], 3) in {node_at(c, 3) for c in true_sets[i]} for i in range(len(papers))]
     )
 
     # Calibration, cross-fitted: the temperature is fit on one half and judged on the other.
@@ -78,13 +74,12 @@ def evaluate_classifier(index: Index, embedder) -> dict:
         temperature = _fit_temperature(scores[fit], truth[fit])
         confidence[judge] = _softmax(scores[judge], temperature).max(axis=1)
 
-    # What the user sees: the first suggestion may be an inner node when the leaf is unclear.
+    # What the user sees: the leaf found top-down, which may differ from the most probable leaf.
     probabilities = classifier.probabilities(scores)
     first = [classifier.suggest(p)[0] for p in probabilities]
     first_right = np.array(
         [any(c == s.category or c.startswith(s.category + "/") for c in true_sets[i]) for i, s in enumerate(first)]
     )
-    coarse = np.array([s.category not in leaves for s in first])
     in_scope = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True) >= classifier.scope_threshold
     with_abstract = np.array([p.has_abstract for p in papers])
 
@@ -110,7 +105,6 @@ def evaluate_classifier(index: Index, embedder) -> dict:
         "ece": expected_calibration_error(confidence, top1.astype(float)),
         "mean_confidence": float(confidence.mean()),
         "suggestion_precision": float(first_right.mean()),
-        "coarse_suggestions": float(coarse.mean()),
         "in_scope_share": float(in_scope.mean()),
         "in_scope_share_with_abstract": float(in_scope[with_abstract].mean()) if with_abstract.any() else 0.0,
         "knn_baseline_top1": float(np.mean(knn_top1)),
@@ -118,50 +112,149 @@ def evaluate_classifier(index: Index, embedder) -> dict:
 
 
 def read_expected(path) -> list[dict]:
-    """New papers with the node each belongs under (`expected`: a node name or path, or null for a
-    paper outside the taxonomy), from JSON Lines {"id", "title", "abstract", "expected"}."""
+    """New papers with the node(s) each belongs under, from JSON Lines {"id", "expected"} (the
+    paper's text is then the index's) or {"id", "title", "abstract", "expected"}. `expected` is a
+    node name or path, a list of them, or null for a paper outside the taxonomy."""
 
     def parse(record: dict) -> dict:
-        title, abstract = " ".join(record["title"].split()), " ".join(record["abstract"].split())
-        if not title or not abstract:
+        title = " ".join((record.get("title") or "").split())
+        abstract = " ".join((record.get("abstract") or "").split())
+        if not (title or record.get("id")) or not isinstance(record.get("id", ""), str):
             raise ValueError
         expected = record["expected"]
+        expected = [expected] if isinstance(expected, str) else expected
         return {
             "id": record.get("id"),
             "title": title,
             "abstract": abstract,
-            "expected": resolve_node(expected) if expected else None,
+            "expected": [resolve_node(node) for node in expected] if expected else None,
         }
 
-    return read_jsonl(path, parse, "a JSON object with 'title', 'abstract' and 'expected'")
+    return read_jsonl(path, parse, "a JSON object with an 'id' (or a 'title') and 'expected'")
 
 
-def evaluate_new_papers(index: Index, records: list[dict]) -> dict:
-    """How suggestions for papers outside the labelled set fare: scope decided right, first suggestion
-    in the expected branch (same level-2 node) and at or under the expected node, and the same for
-    any of the suggestions."""
-    from semsearch.classify import classify_texts
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a random positive outscores a random negative (ties half)."""
+    from scipy.stats import rankdata
 
-    results = classify_texts(index, [(r["id"], r["title"], r["abstract"]) for r in records])
-    pairs = list(zip((r["expected"] for r in records), results, strict=True))
-    inside = [(node, c) for node, c in pairs if node]
+    positive = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
-    def under(category: str, node: str) -> bool:
-        return category == node or category.startswith(node + "/")
 
-    def same_branch(category: str, node: str) -> bool:
-        return category.count("/") >= 1 and _level(category, 2) == _level(node, 2)
+def _under(category: str, node: str) -> bool:
+    return category == node or category.startswith(node + "/")
 
-    def share(test) -> float:
-        return float(np.mean([test(node, c) for node, c in inside])) if inside else 0.0
 
+def knn_vote(classifier: TaxonomyClassifier, vectors: np.ndarray, k: int = 10) -> list[tuple[list[str], float, float]]:
+    """The baseline a classifier must beat: each of the k nearest labelled papers votes for its leaves
+    with its cosine. Per paper: leaves by votes (best three), the winner's share of the votes, and
+    the mean cosine of the k neighbours (its scope score)."""
+    similar = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)) @ classifier.labelled_vectors.T
+    results = []
+    for row in similar:
+        votes: dict[str, float] = {}
+        nearest = np.argsort(-row)[:k]
+        for j in nearest:
+            for category in classifier.labelled_categories[j]:
+                votes[category] = votes.get(category, 0.0) + max(float(row[j]), 0.0)
+        ranked = sorted(votes, key=votes.get, reverse=True)
+        total = sum(votes.values()) or 1.0
+        results.append((ranked[:3], votes[ranked[0]] / total, float(row[nearest].mean())))
+    return results
+
+
+def evaluate_new_papers(index: Index, records: list[dict], embedder=None) -> dict:
+    """How suggestions fare on papers outside the labelled set, against a plain kNN vote: first
+    suggestion at or under the expected node (top-1), any of three (top-3), first suggestion in the
+    expected second-level branch, scope AUROC (in-taxonomy against out-of-scope papers), and the
+    calibration (ECE) of the confidence on the in-taxonomy papers; then top-1 by branch."""
+    from semsearch.classify import classifier_for
+    from semsearch.embeddings import Embedder
+    from semsearch.paper import embedding_text
+
+    store = index.store
+    texts: list[str] = []
+    vectors: list[np.ndarray | None] = []
+    for record in records:
+        vec_id = store.find(record["id"]) if record["id"] and not record["title"] else None
+        if vec_id is not None:
+            paper = store.papers_by_vec_id([vec_id])[vec_id]
+            texts.append(paper.embedding_text())
+            vectors.append(store.embedding(vec_id))
+        elif record["title"]:
+            texts.append(embedding_text(record["title"], record["abstract"]))
+            vectors.append(None)
+        else:
+            raise SemsearchError(f"paper {record['id']!r} is not in the index and its line gives no title")
+    embedder = embedder or Embedder(index.manifest.model)  # loads the model only if something needs embedding
+    missing = [i for i, v in enumerate(vectors) if v is None]
+    for i, vector in zip(missing, embedder.encode([texts[i] for i in missing]), strict=True):
+        vectors[i] = vector
+    matrix = np.vstack(vectors).astype(np.float32)
+    classifier = classifier_for(store, load_taxonomy(), embedder.encode)
+    if classifier is None:
+        raise SemsearchError("the index has no labelled papers to classify with")
+
+    ours = classifier.classify(texts, matrix, explain=False)
+    knn = knn_vote(classifier, matrix)
+    expected = [r["expected"] for r in records]
+    engines = {
+        "semsearch": score_suggestions(
+            expected,
+            [[s.category for s in c.suggestions] for c in ours],
+            [c.confidence for c in ours],
+            [c.scope_probability for c in ours],
+        ),
+        "kNN vote": score_suggestions(
+            expected, [ranked for ranked, _, _ in knn], [share for _, share, _ in knn], [near for _, _, near in knn]
+        ),
+    }
+    inside = sum(bool(e) for e in expected)
+    report: dict = {"papers": len(records), "in_taxonomy": inside, "out_of_scope": len(records) - inside}
+    by_branch: dict[str, dict] = {}
+    for name, scores in engines.items():
+        for branch, (count, top1) in scores.pop("top1_by_branch").items():
+            by_branch.setdefault(branch, {"papers": count})[name] = top1
+        report[name] = scores
+    report["top1_by_branch"] = dict(sorted(by_branch.items()))
+    return report
+
+
+def score_suggestions(
+    expected: Sequence[list[str] | None],
+    suggested: Sequence[Sequence[str]],
+    confidence: Sequence[float],
+    scope: Sequence[float],
+) -> dict:
+    """Scores of one engine's suggestions (best first) against the expected nodes (None: outside the
+    taxonomy). A suggestion is right at or under an expected node; `confidence` is judged against
+    the first suggestion being right, `scope` (higher: more likely inside) by AUROC."""
+    inside = np.array([bool(e) for e in expected])
+    rows = np.flatnonzero(inside)
+
+    def right(node: str, i: int) -> bool:
+        return any(_under(node, e) for e in expected[i])
+
+    top1 = np.array([right(suggested[i][0], i) for i in rows], dtype=float)
+    branches = [node_at(expected[i][0], 2) for i in rows]
+    first_confidence = np.asarray(confidence, dtype=float)[rows]
     return {
-        "papers": len(records),
-        "in_taxonomy": len(inside),
-        "scope_accuracy": float(np.mean([c.in_scope == bool(node) for node, c in pairs])),
-        "branch_top1": share(lambda node, c: same_branch(c.suggestions[0].category, node)),
-        "node_top1": share(lambda node, c: under(c.suggestions[0].category, node)),
-        "node_top3": share(lambda node, c: any(under(s.category, node) for s in c.suggestions)),
+        "node_top1": float(top1.mean()),
+        "node_top3": float(np.mean([any(right(s, i) for s in suggested[i][:3]) for i in rows])),
+        "branch_top1": float(
+            np.mean([any(node_at(suggested[i][0], 2) == node_at(e, 2) for e in expected[i]) for i in rows])
+        ),
+        "scope_auroc": auroc(np.asarray(scope, dtype=float), inside),
+        "ece": expected_calibration_error(first_confidence, top1),
+        "mean_confidence": float(first_confidence.mean()),
+        "top1_by_branch": {
+            b: (branches.count(b), float(np.mean([t for t, o in zip(top1, branches, strict=True) if o == b])))
+            for b in set(branches)
+        },
     }
 
 

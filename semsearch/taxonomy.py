@@ -16,6 +16,11 @@ def leaf_name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
+def node_at(path: str, depth: int) -> str:
+    """The node's ancestor at `depth` (1: top level), or the node itself when it is not deeper."""
+    return "/".join(path.split("/")[:depth])
+
+
 def ancestors(path: str) -> list[str]:
     """The node's ancestors, nearest first: a/b/c → [a/b, a]."""
     parts = path.split("/")

@@ -84,16 +84,59 @@ def test_clear_cases_get_their_leaf():
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
 
 
-def test_unclear_leaf_backs_off_to_the_parent():
+def test_first_suggestion_is_the_leaf_found_top_down():
     classifier, _ = toy_classifier()
-    leaves = classifier.leaves  # Quantization, Pruning, Speculation
-    split = classifier.suggest(np.array([0.45, 0.40, 0.15]))
-    assert [s.category for s in split] == ["Compression", "Compression/Quantization", "Compression/Pruning"]
-    assert split[0].score == pytest.approx(0.85)
-    clear = classifier.suggest(np.array([0.7, 0.2, 0.1]))
-    assert clear[0].category == leaves[0]
-    lost = classifier.suggest(np.array([0.4, 0.2, 0.4]))  # no node reaches 1/2 but the root-level one
-    assert lost[0].category == "Compression"
+    quantization, pruning, speculation = classifier.leaves
+    # Speculation is the most probable leaf, but Compression is the more probable branch.
+    split = classifier.suggest(np.array([0.32, 0.28, 0.40]))
+    assert [s.category for s in split] == [quantization, speculation, pruning]
+    assert [s.score for s in split] == pytest.approx([0.32, 0.40, 0.28])
+    clear = classifier.suggest(np.array([0.1, 0.2, 0.7]))
+    assert clear[0].category == speculation
+
+
+def test_alternatives_come_from_other_kinds_of_method():
+    """The two alternatives are the most probable leaves outside the first's third-level node."""
+    taxonomy = load_taxonomy()
+    classifier = TaxonomyClassifier(taxonomy)
+    weights = {leaf: 1.0 for leaf in classifier.leaves}
+    quant = "Model-Centric Methods/Model Compression/Quantization"
+    for rank, leaf in enumerate(leaf for leaf in classifier.leaves if leaf.startswith(quant + "/")):
+        weights[leaf] = 40.0 - rank  # the whole subtree of Quantization leads
+    kv = "Model-Centric Methods/Efficient Inference/KV-Cache Optimization"
+    weights[kv] = 30.0
+    p = np.array([weights[leaf] for leaf in classifier.leaves])
+    suggestions = classifier.suggest(p / p.sum())
+    assert suggestions[0].category.startswith(quant + "/")
+    assert suggestions[1].category == kv
+    assert not suggestions[2].category.startswith(quant + "/")
+
+
+def test_a_first_suggestion_is_never_a_top_level_node():
+    """Property over real papers' texts (../shared) with the fake model: the first suggestion is
+    always a leaf, whatever the spread of the evidence."""
+    from tests.conftest import SHARED
+
+    path = SHARED / "data" / "arxiv_topics.jsonl"
+    if not path.is_file():
+        pytest.skip("needs ../shared")
+    taxonomy = load_taxonomy()
+    model = HashingModel()
+    from semsearch.sources.survey import load_survey
+
+    papers = [
+        LabelledPaper(p.id, p.title, p.title, model.encode([p.title])[0], p.survey_categories)
+        for p in load_survey().papers
+    ]
+    classifier = TaxonomyClassifier.train(papers, taxonomy, model.encode)
+    texts = [f"{r['title']}. {r['abstract']}" for r in map(json.loads, path.read_text().splitlines()[:400])]
+    results = classifier.classify(texts, model.encode(texts), explain=False)
+    leaves = set(taxonomy.leaves)
+    assert all(r.category in leaves for r in results)
+    assert all(len(r.suggestions) == 3 and len({s.category for s in r.suggestions}) == 3 for r in results)
+    # Extreme evidence too: flat, or all of it on one top-level branch spread over its leaves.
+    flat = np.full(len(classifier.leaves), 1 / len(classifier.leaves))
+    assert classifier.suggest(flat)[0].category in leaves
 
 
 def test_scope_is_calibrated_on_papers_with_an_abstract(monkeypatch):
@@ -118,7 +161,7 @@ def test_unrelated_text_is_out_of_scope():
     classifier, model = toy_classifier()
     text = ["kitchen recipes for cooking food at home"]
     result = classifier.classify(text, model.encode(text))[0]
-    assert not result.in_scope and result.confidence < 0.2
+    assert not result.in_scope and result.scope_probability < 0.2
 
 
 def test_closed_form_leave_one_out_matches_retraining():
@@ -273,42 +316,71 @@ def test_eval_classify_on_new_papers(survey_index, capsys, tmp_path):
     code, out, err = run(capsys, "eval", "classify", "--papers", papers, "--json", "--index", survey_index)
     assert code == 0, err
     report = json.loads(out)
-    assert report["papers"] == 3 and report["in_taxonomy"] == 2
-    assert 0 <= report["node_top1"] <= report["node_top3"] <= 1 and 0 <= report["scope_accuracy"] <= 1
+    assert report["papers"] == 3 and report["in_taxonomy"] == 2 and report["out_of_scope"] == 1
+    for engine in ("semsearch", "kNN vote"):
+        assert 0 <= report[engine]["node_top1"] <= report[engine]["node_top3"] <= 1
+    assert set(report["top1_by_branch"]) == {
+        "Model-Centric Methods/Model Compression",
+        "Model-Centric Methods/Efficient Inference",
+    }
+    code, out, _ = run(capsys, "eval", "classify", "--papers", papers, "--index", survey_index)
+    assert code == 0 and "kNN vote" in out and "scope AUROC" in out and "ECE" in out
 
 
-def test_new_paper_scores_by_hand(monkeypatch):
-    from semsearch import classify, evaluate
+def test_new_paper_scores_by_hand():
+    from semsearch.evaluate import score_suggestions
 
     quant = "Model-Centric Methods/Model Compression/Quantization"
     weight_only = quant + "/Post-Training Quantization/Weight-Only Quantization"
     pruning = "Model-Centric Methods/Model Compression/Parameter Pruning/Structured Pruning"
-    answers = [
-        classify.Classification("a", [classify.Suggestion(weight_only, 0.9)], 0.9, True),  # under the node
-        classify.Classification(  # same branch, wrong node first, right node second
-            "b", [classify.Suggestion(pruning, 0.5), classify.Suggestion(quant, 0.4)], 0.5, True
-        ),
-        classify.Classification("c", [classify.Suggestion("Model-Centric Methods", 0.3)], 0.3, True),  # too coarse
-        classify.Classification("d", [classify.Suggestion(pruning, 0.1)], 0.1, True),  # out of scope, missed
+    lora = "Model-Centric Methods/Efficient Fine-Tuning/Parameter-Efficient Fine-Tuning/Low-Rank Adaptation"
+    expected = [[quant], [quant], [quant], None, None]
+    suggested = [
+        [weight_only, pruning, lora],  # right: under the node
+        [pruning, weight_only, lora],  # same branch, right one second
+        [lora, pruning, lora],  # another branch, never right
+        [pruning, quant, lora],  # out of scope
+        [lora, quant, pruning],  # out of scope
     ]
-    monkeypatch.setattr(classify, "classify_texts", lambda index, items: answers)
-    records = [{"id": i, "title": "t", "abstract": "a", "expected": quant} for i in "abc"]
-    records.append({"id": "d", "title": "t", "abstract": "a", "expected": None})
-    report = evaluate.evaluate_new_papers(None, records)
-    assert report == {
-        "papers": 4,
-        "in_taxonomy": 3,
-        "scope_accuracy": 0.75,
-        "branch_top1": pytest.approx(2 / 3),
-        "node_top1": pytest.approx(1 / 3),
-        "node_top3": pytest.approx(2 / 3),
-    }
+    confidence = [0.9, 0.5, 0.2, 0.1, 0.1]
+    scope = [0.9, 0.4, 0.8, 0.5, 0.1]  # in-taxonomy papers outscore 5 of the 6 (inside, outside) pairs
+    report = score_suggestions(expected, suggested, confidence, scope)
+    assert report["node_top1"] == pytest.approx(1 / 3)
+    assert report["node_top3"] == pytest.approx(2 / 3)
+    assert report["branch_top1"] == pytest.approx(2 / 3)
+    assert report["scope_auroc"] == pytest.approx(5 / 6)
+    # Bins: 0.9 right (error 0.1), 0.5 wrong (0.5), 0.2 wrong (0.2); each a third of the papers.
+    assert report["ece"] == pytest.approx((0.1 + 0.5 + 0.2) / 3)
+    assert report["top1_by_branch"] == {"Model-Centric Methods/Model Compression": (3, pytest.approx(1 / 3))}
+
+
+def test_eval_classify_reads_id_only_rows_from_the_index(survey_index, capsys, tmp_path, corpus_file):
+    """The dev set's format: {"id", "expected"} takes the paper's text and vector from the index and
+    classifies it exactly as the same paper given inline."""
+    assert run(capsys, "ingest", "jsonl", corpus_file, "--index", survey_index)[0] == 0
+    from tests.conftest import CORPUS
+
+    _, title, abstract, *_ = CORPUS[0]
+    by_id, inline = tmp_path / "by_id.jsonl", tmp_path / "inline.jsonl"
+    by_id.write_text(json.dumps({"id": "2401.00001", "expected": ["Quantization"]}) + "\n")
+    inline.write_text(json.dumps({"title": title, "abstract": abstract, "expected": ["Quantization"]}) + "\n")
+    reports = []
+    for path in (by_id, inline):
+        code, out, err = run(capsys, "eval", "classify", "--papers", path, "--json", "--index", survey_index)
+        assert code == 0, err
+        reports.append(json.loads(out))
+    assert reports[0] == reports[1] and reports[0]["in_taxonomy"] == 1
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text(json.dumps({"id": "2999.99999", "expected": None}) + "\n")
+    code, _, err = run(capsys, "eval", "classify", "--papers", missing, "--index", survey_index)
+    assert code == 2 and "2999.99999" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(
     "line, message",
     [
         ('{"title": "T", "abstract": "A"}', "expected"),
+        ('{"abstract": "A", "expected": null}', "expected"),
         ('{"title": "T", "abstract": "A", "expected": "Quantisation of things"}', "unknown category"),
         ("not json", "expected a JSON object"),
     ],
