@@ -46,7 +46,7 @@ import numpy as np
 
 from semsearch.taxonomy import Taxonomy, node_at, node_probabilities
 
-METHOD_VERSION = 6
+METHOD_VERSION = 7
 GAMMA = 2.0  # kernel width on the averaged cosine
 RIDGE = 0.1  # ridge penalty
 DESCRIPTION_WEIGHT = 10.0  # our description of a leaf is its prototype: fit nearly exactly
@@ -95,6 +95,7 @@ class Classification:
     in_scope: bool
     scope_probability: float = 1.0  # the chance of belonging to the taxonomy at all (1/2 at the threshold)
     neighbours: list[Neighbour] = field(default_factory=list)
+    leaf_probabilities: np.ndarray | None = None  # over the classifier's leaves (taxonomy document order)
 
     @property
     def category(self) -> str:
@@ -409,6 +410,7 @@ class TaxonomyClassifier:
                     in_scope=bool(scope[row] >= self.scope_threshold),
                     scope_probability=float(in_scope_probability[row]),
                     neighbours=self.neighbours(vectors[row]) if explain else [],
+                    leaf_probabilities=probabilities[row],
                 )
             )
         return results

@@ -231,7 +231,10 @@ class Ingest:
             vec_ids, texts, vectors = zip(*batch, strict=True)
             results = classifier.classify(texts, np.vstack(vectors), explain=False)
             self.store.put_predictions(
-                [(v, Prediction(r.category, r.confidence, r.in_scope)) for v, r in zip(vec_ids, results, strict=True)]
+                [
+                    (v, Prediction(r.category, r.confidence, r.in_scope, r.leaf_probabilities))
+                    for v, r in zip(vec_ids, results, strict=True)
+                ]
             )
             self.store.commit()
 

@@ -69,6 +69,13 @@ def _request_stems() -> frozenset[str]:
     return frozenset(_stem()(REQUEST_WORDS))
 
 
+def question_terms(question: str) -> list[str]:
+    """The BM25 terms of a question: its words without request words, and without bare numbers,
+    which in a question describe the asker's setting ("200-page contracts", "8 GPUs") and match
+    papers only by coincidence ("NLLB-200")."""
+    return [t for t in tokenize(strip_request(question)) if not t.isdigit()]
+
+
 def strip_request(question: str) -> str:
     """The question without its request words and phrases: what it is about."""
     request = _request_stems()
@@ -114,7 +121,7 @@ class LexicalIndex:
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper (in vec_ids order) for the question `query`."""
         scores = np.zeros(len(self.vec_ids), dtype=np.float32)
-        for token in tokenize(strip_request(query)):
+        for token in question_terms(query):
             term = self.vocabulary.get(token)
             if term is not None:
                 start, end = int(self.starts[term]), int(self.starts[term + 1])

@@ -1,22 +1,22 @@
 """Related work for a paper, and recommendations from papers a reader liked.
 
 Related papers are the nearest by embedding, re-ranked with the taxonomy: a candidate gains
-CATEGORY_BONUS × the chance that it sits in the paper's leaf, judged from both categories (the
-survey's label, a user's label, else the predicted one, which may be an inner node). Measured with
-`semsearch eval related`, that bonus lifts the share of related results in the same survey leaf or
-reading-list topic from 0.54 to about 0.71.
+CATEGORY_BONUS × the chance that it sits in the paper's leaf (`search.leaf_distributions`: a
+labelled paper's leaves, or the classifier's chance of each leaf for a predicted one). Measured
+with `semsearch eval related`, that bonus lifts the share of related results in the same survey
+leaf or reading-list topic from 0.54 (plain nearest neighbours) to 0.79; with one predicted
+category per paper instead of its leaf distribution it was 0.70.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
 
 import numpy as np
 
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
-from semsearch.search import Hit, Searcher
+from semsearch.search import Hit, Searcher, leaf_distributions
 
 CATEGORY_BONUS = 0.25  # about the cosine gap between a close and a loose neighbour
 POOL = 1000  # nearest candidates re-ranked
@@ -45,8 +45,8 @@ class RelatedFinder:
         vec_id = self.resolve(paper_id)
         paper = self.store.papers_by_vec_id([vec_id])[vec_id]
         exclude = {vec_id, *self.store.vec_ids_with_title(paper.title)}
-        categories = self.store.categories_for([vec_id]).get(vec_id, [])
-        return self._rank(self.store.embedding(vec_id), categories, exclude, k, diverse)
+        filed = leaf_distributions(self.store, [vec_id]).get(vec_id)
+        return self._rank(self.store.embedding(vec_id), None if filed is None else filed[1], exclude, k, diverse)
 
     def related_to_text(
         self, title: str, abstract: str, k: int = 10, *, diverse: bool = False, paper_id: str | None = None
@@ -57,31 +57,26 @@ class RelatedFinder:
         text = embedding_text(title, abstract)
         vector = self.searcher.embed_query(text)
         classifier = self.searcher.classifier
-        categories = []
+        spread = None
         if classifier is not None:
             placed = classifier.classify([text], vector, explain=False)[0]
-            categories = [placed.category] if placed.in_scope else []
+            spread = placed.leaf_probabilities if placed.in_scope else None
         exclude = set(self.store.vec_ids_with_title(title))
         if paper_id and (own := self.store.vec_id(paper_id)) is not None:
             exclude.add(own)
-        return self._rank(vector[0], categories, exclude, k, diverse)
+        return self._rank(vector[0], spread, exclude, k, diverse)
 
-    def _rank(self, vector, categories: Sequence[str], exclude: set[int], k: int, diverse: bool) -> list[Hit]:
+    def _rank(self, vector, spread: np.ndarray | None, exclude: set[int], k: int, diverse: bool) -> list[Hit]:
+        """Nearest papers, each gaining CATEGORY_BONUS × the chance that it shares a leaf with the
+        paper (`spread`: the paper's chance of each leaf; None when it has no category)."""
         if k < 1:
             raise SemsearchError("k must be at least 1")
         ranked = [(v, s) for v, s in self.searcher.nearest(vector[None, :], POOL + len(exclude)) if v not in exclude]
-        if categories:
-            from semsearch.taxonomy import load_taxonomy
-
-            same_leaf = load_taxonomy().same_leaf_probability
-            of = self.store.categories_for(v for v, _ in ranked)
-
-            @cache  # candidates share a few dozen categories
-            def chance(theirs: str) -> float:
-                return max(same_leaf(mine, theirs) for mine in categories)
+        if spread is not None:
+            filed = leaf_distributions(self.store, [v for v, _ in ranked])
 
             def bonus(vec_id: int) -> float:
-                return CATEGORY_BONUS * max(map(chance, of.get(vec_id, ())), default=0.0)
+                return CATEGORY_BONUS * float(filed[vec_id][1] @ spread) if vec_id in filed else 0.0
 
             ranked = sorted(((v, s + bonus(v)) for v, s in ranked), key=lambda item: -item[1])
         pool = ranked[: max(5 * k, 50)] if diverse else ranked[:k]

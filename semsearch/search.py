@@ -8,8 +8,11 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (see t
    matches are (rank fusion would throw that away, and with it known-item questions);
 3. taxonomy evidence: the classifier reads the question (request words dropped, and with the model
    that has also seen our example questions) and gives a probability to each leaf of the
-   taxonomy; a paper gains TAXONOMY_WEIGHT × the chance that it sits in the question's leaf, from
-   its category (the survey's label, a user's, else its predicted one, which may be an inner node);
+   taxonomy; a paper gains TAXONOMY_WEIGHT × the chance that it sits in the question's leaf: the
+   dot product of the question's leaf probabilities with the paper's (`leaf_distributions`: its
+   labelled leaves, or for a paper the survey does not label, the classifier's chance of each leaf,
+   kept at ingest). Crediting a predicted paper with its whole distribution rather than its one
+   predicted leaf does not bet everything on a guess that is wrong a third of the time;
 4. a sharp match keeps the first place: when the paper that matches the question best on its own
    text (step 2) leads the next by SHARP_MARGIN or more, it gets the full category credit whatever
    its category. A question about one paper is decided by that paper's own match, which stands
@@ -31,7 +34,7 @@ from semsearch.index import Index
 from semsearch.lexical import strip_request
 from semsearch.paper import Paper
 from semsearch.store import Prediction, effective_categories
-from semsearch.taxonomy import load_taxonomy, node_probabilities, resolve_node
+from semsearch.taxonomy import load_taxonomy, resolve_node
 
 MAX_QUERY_CHARS = 2000
 MODES = ("hybrid", "dense", "lexical")
@@ -137,6 +140,19 @@ def rank_hybrid(evidence: dict[int, Evidence], k: int) -> list[tuple[int, float]
     return scored[:k]
 
 
+def leaf_distributions(store, vec_ids) -> dict[int, tuple[list[str], np.ndarray]]:
+    """Each categorised paper's categories and its chance of each taxonomy leaf: the classifier's
+    own for an in-scope prediction, else its categories' leaves shared evenly (`leaf_spread`).
+    The chance that two papers, or a paper and a question, share a leaf is the dot product."""
+    taxonomy = load_taxonomy()
+    found = {}
+    for vec_id, (categories, spread) in store.category_evidence(vec_ids).items():
+        if categories:
+            usable = spread is not None and len(spread) == len(taxonomy.leaves)
+            found[vec_id] = (categories, spread if usable else taxonomy.leaf_spread(categories))
+    return found
+
+
 def check_query(query: str) -> str:
     text = " ".join(query.split())
     if not text:
@@ -211,21 +227,14 @@ class Searcher:
             if v in papers
         ]
 
-    def question_categories(self, query: str, vector: np.ndarray) -> dict[str, float]:
-        """For each taxonomy node, the chance that a paper filed there is in the leaf the question is
-        about: the question's probability of the node over the leaves it holds. A paper filed at an
-        inner node (a coarse prediction) is equally likely in any of its leaves, so a vague node
-        earns a small credit, not the whole probability of its subtree."""
+    def question_leaves(self, query: str, vector: np.ndarray) -> np.ndarray | None:
+        """The chance of each taxonomy leaf (document order) that the question is about, by the
+        classifier's question model (request words dropped); None without a classifier."""
         if self.classifier is None:
-            return {}
+            return None
         classifier = self.classifier
         text = strip_request(query)
-        leaf_probability = classifier.probabilities(classifier.leaf_scores([text], vector, questions=True))[0]
-        leaf_counts = load_taxonomy().leaf_counts
-        return {
-            node: p / leaf_counts[node]
-            for node, p in node_probabilities(classifier.leaves, leaf_probability.tolist()).items()
-        }
+        return classifier.probabilities(classifier.leaf_scores([text], vector, questions=True))[0]
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         if k < 1:
@@ -272,18 +281,17 @@ class Searcher:
         for vec_id, embedding in self.index.store.embeddings_for(missing).items():
             dense[vec_id] = float(embedding @ vector[0])
         top_lexical = max(lexical.values(), default=0.0)
-        question = self.question_categories(query, vector) if self.use_taxonomy else {}
-        categories = self.index.store.categories_for(dense) if question else {}
+        question = self.question_leaves(query, vector) if self.use_taxonomy else None
+        filed = leaf_distributions(self.index.store, dense) if question is not None else {}
         evidence = {}
         for vec_id, cosine in dense.items():
             raw = lexical.get(vec_id, 0.0)
             evidence[vec_id] = e = Evidence(
                 dense=cosine, lexical=raw, lexical_share=raw / top_lexical if top_lexical else 0.0
             )
-            for category in categories.get(vec_id, ()):
-                p = question.get(category, 0.0)
-                if p > e.category_probability:
-                    e.category, e.category_probability = category, p
+            if vec_id in filed:
+                categories, spread = filed[vec_id]
+                e.category, e.category_probability = categories[0], float(spread @ question)
         hits = self.hits(rank_hybrid(evidence, k))
         for hit in hits:
             hit.evidence = evidence[hit.vec_id]

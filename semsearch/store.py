@@ -10,6 +10,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,8 @@ CREATE TABLE IF NOT EXISTS predictions (     -- taxonomy suggestion for papers t
     vec_id INTEGER PRIMARY KEY REFERENCES papers(vec_id),
     category TEXT NOT NULL,
     confidence REAL NOT NULL,
-    in_scope INTEGER NOT NULL
+    in_scope INTEGER NOT NULL,
+    leaf_probabilities BLOB              -- float32, one per taxonomy leaf in document order
 );
 """
 
@@ -67,6 +69,7 @@ class Prediction:
     category: str
     confidence: float
     in_scope: bool
+    leaf_probabilities: np.ndarray | None = None  # the classifier's chance of each leaf, in document order
 
 
 def effective_categories(survey: list[str], user: str | None, predicted: str | None, in_scope: bool) -> list[str]:
@@ -97,6 +100,9 @@ class Store:
         else:
             self.db = sqlite3.connect(path, check_same_thread=False)
             self.db.executescript(_SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(predictions)")}
+            if "leaf_probabilities" not in columns:  # an index written before predictions kept them
+                self.db.execute("ALTER TABLE predictions ADD COLUMN leaf_probabilities BLOB")
         self.db.row_factory = sqlite3.Row
         self.model = self.get_meta("model", "")
 
@@ -371,21 +377,49 @@ class Store:
 
     def put_predictions(self, rows: list[tuple[int, Prediction]]) -> None:
         self.db.executemany(
-            "INSERT OR REPLACE INTO predictions (vec_id, category, confidence, in_scope) VALUES (?, ?, ?, ?)",
-            [(vec_id, p.category, p.confidence, int(p.in_scope)) for vec_id, p in rows],
+            """INSERT OR REPLACE INTO predictions (vec_id, category, confidence, in_scope, leaf_probabilities)
+               VALUES (?, ?, ?, ?, ?)""",
+            [
+                (
+                    vec_id,
+                    p.category,
+                    p.confidence,
+                    int(p.in_scope),
+                    None if p.leaf_probabilities is None else np.asarray(p.leaf_probabilities, np.float32).tobytes(),
+                )
+                for vec_id, p in rows
+            ],
         )
 
     def categories_for(self, vec_ids: Iterable[int], *, predicted: bool = True) -> dict[int, list[str]]:
         """Each paper's categories: the survey's, else a user's label, else (unless `predicted` is
         False) the predicted one when in scope. Cheap: reads no text."""
-        select = """SELECT p.vec_id, p.survey_categories, l.category, r.category, r.in_scope FROM papers AS p
+        return {v: categories for v, (categories, _) in self.category_evidence(vec_ids, predicted=predicted).items()}
+
+    def category_evidence(
+        self, vec_ids: Iterable[int], *, predicted: bool = True
+    ) -> dict[int, tuple[list[str], np.ndarray | None]]:
+        """Each paper's categories (as `categories_for`) and, when they are an in-scope prediction,
+        the classifier's chance of each leaf (None for labelled papers and older indexes)."""
+        select = """SELECT p.vec_id, p.survey_categories, l.category, r.category, r.in_scope, r.leaf_probabilities
+                    FROM papers AS p
                     LEFT JOIN labels AS l ON l.vec_id = p.vec_id
                     LEFT JOIN predictions AS r ON r.vec_id = p.vec_id"""
+        if not self.keeps_leaf_probabilities:
+            select = select.replace("r.leaf_probabilities", "NULL")
         found = {}
-        for vec_id, survey, user, prediction, in_scope in self._rows_for(select, vec_ids, column="p.vec_id"):
+        rows = self._rows_for(select, vec_ids, column="p.vec_id")
+        for vec_id, survey, user, prediction, in_scope, spread in rows:
             labelled = json.loads(survey) if survey != "[]" else []  # most papers: skip the parse
-            found[vec_id] = effective_categories(labelled, user, prediction if predicted else None, bool(in_scope))
+            categories = effective_categories(labelled, user, prediction if predicted else None, bool(in_scope))
+            from_prediction = bool(categories) and not labelled and not user and spread is not None
+            found[vec_id] = (categories, np.frombuffer(spread, dtype=np.float32) if from_prediction else None)
         return found
+
+    @cached_property
+    def keeps_leaf_probabilities(self) -> bool:
+        """Whether predictions keep their leaf probabilities (a read-only older index may not)."""
+        return "leaf_probabilities" in {row[1] for row in self.db.execute("PRAGMA table_info(predictions)")}
 
     def predictions(self, vec_ids: Iterable[int]) -> dict[int, Prediction]:
         rows = self._rows_for("SELECT vec_id, category, confidence, in_scope FROM predictions", vec_ids)

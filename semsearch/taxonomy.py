@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib.resources import files
+
+import numpy as np
 
 from semsearch.errors import SemsearchError
 from semsearch.sources.survey import load_survey
@@ -58,7 +61,7 @@ class Taxonomy:
         prefix = "" if path is None else path + "/"
         return [n for n in self.nodes if n.count("/") == depth and n.startswith(prefix)]
 
-    @property
+    @cached_property
     def leaves(self) -> list[str]:
         return [n for n in self.nodes if not self.children(n)]
 
@@ -67,13 +70,23 @@ class Taxonomy:
         """How many leaves each node holds (a leaf holds itself)."""
         return subtree_counts([leaf] for leaf in self.leaves)
 
-    def same_leaf_probability(self, a: str, b: str) -> float:
-        """The chance that two papers filed at nodes `a` and `b` sit in the same leaf, when a paper
-        filed at an inner node ("Quantization", a coarse prediction) is equally likely in any leaf
-        under it: 1 for one leaf, 1/n for a leaf under a node of n leaves, 0 for other branches."""
-        if a == b or a.startswith(b + "/") or b.startswith(a + "/"):
-            return 1.0 / max(self.leaf_counts.get(a, 1), self.leaf_counts.get(b, 1))
-        return 0.0
+    @cached_property
+    def _node_spreads(self) -> dict[str, np.ndarray]:
+        leaves = self.leaves
+        spreads = {}
+        for node in self.nodes:
+            under = np.array([leaf == node or leaf.startswith(node + "/") for leaf in leaves], dtype=np.float32)
+            spreads[node] = under / under.sum()
+        return spreads
+
+    def leaf_spread(self, categories: Sequence[str]) -> np.ndarray:
+        """A paper filed under `categories` as the chance of each leaf (document order): each category
+        holds an equal share, spread evenly over its leaves, since a paper filed at an inner node
+        ("Quantization", a coarse label) is equally likely in any leaf under it. The chance that two
+        papers (or a paper and a question) sit in the same leaf is the dot product of their spreads:
+        1 for one leaf, 1/n for a leaf and a node of n leaves above it, 0 across branches."""
+        known = [self._node_spreads[c] for c in categories if c in self._node_spreads]
+        return np.mean(known, axis=0) if known else np.zeros(len(self.leaves), dtype=np.float32)
 
     def described(self, path: str) -> str:
         """The text that stands for a node: its name and our description of it."""

