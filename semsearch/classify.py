@@ -36,6 +36,8 @@ The method, chosen with `semsearch eval classify` (leave-one-out over the survey
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import math
 import sys
 from collections import Counter
@@ -46,7 +48,7 @@ import numpy as np
 
 from semsearch.taxonomy import Taxonomy, node_at, node_probabilities
 
-METHOD_VERSION = 7
+METHOD_VERSION = 8
 GAMMA = 2.0  # kernel width on the averaged cosine
 RIDGE = 0.1  # ridge penalty
 DESCRIPTION_WEIGHT = 10.0  # our description of a leaf is its prototype: fit nearly exactly
@@ -161,9 +163,6 @@ class CharNgramTfidf:
         self.idf = (np.log((1 + len(texts)) / (1 + df)) + 1).astype(np.float32)
         return self
 
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_features"}  # the cache is rebuilt on use
-
     def _features_of(self, word: str) -> np.ndarray:
         """Vocabulary ids of a word's n-grams, with repeats; cached, since words recur across papers."""
         cache = self.__dict__.setdefault("_features", {})
@@ -212,7 +211,7 @@ def labelled_fingerprint(rows: Sequence[tuple[str, str, str]], taxonomy: Taxonom
 
 class TaxonomyClassifier:
     def __init__(self, taxonomy: Taxonomy):
-        self.method_version = METHOD_VERSION  # pickled with the instance, so a saved one shows its own
+        self.method_version = METHOD_VERSION  # saved with the instance, so a saved one shows its own
         self.leaves = taxonomy.leaves
         self.nodes = list(taxonomy.nodes)
         self.children = {node: taxonomy.children(node or None) for node in ["", *self.nodes]}
@@ -275,7 +274,6 @@ class TaxonomyClassifier:
         self.labelled_ids = [p.id for p in papers]
         self.labelled_titles = [p.title for p in papers]
         self.labelled_categories = [list(p.categories) for p in papers]
-        self.labelled_vectors = self.train_vectors[:n]
         loo_scope = self.scope_scores(self.labelled_vectors, exclude_self=True)
         # Calibrated on papers like those it will judge: new papers come with an abstract, and a
         # bare title sits systematically further from everything.
@@ -289,6 +287,46 @@ class TaxonomyClassifier:
         # Logistic scope probability: 1/2 at the threshold, 0.95 at the labelled papers' median.
         spread = max(float(np.median(loo_scope)) - self.scope_threshold, 1e-3)
         self.scope_scale = spread / math.log(19.0)
+        return self
+
+    @property
+    def labelled_vectors(self) -> np.ndarray:
+        return self.train_vectors[: len(self.labelled_ids)]
+
+    # --- saving: arrays and JSON, never pickle -----------------------------------------------------
+    # An index may come from someone else; loading a saved classifier must not run code it holds.
+    def to_bytes(self) -> bytes:
+        """The classifier as an .npz archive: its arrays, and its other state as one JSON entry."""
+        arrays, state = {}, {}
+        for name, value in vars(self).items():
+            if isinstance(value, np.ndarray):
+                arrays[name] = value
+            elif isinstance(value, CharNgramTfidf):
+                arrays["tfidf.idf"] = value.idf
+                state[name] = {"lengths": list(value.lengths), "min_df": value.min_df, "vocabulary": value.vocabulary}
+            elif name == "train_tfidf":  # scipy's compressed sparse rows
+                arrays |= {f"{name}.{part}": getattr(value, part) for part in ("data", "indices", "indptr")}
+                state[f"{name}.shape"] = list(value.shape)
+            else:
+                state[name] = value
+        buffer = io.BytesIO()
+        np.savez(buffer, state=np.frombuffer(json.dumps(state).encode(), dtype=np.uint8), **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, saved: bytes) -> TaxonomyClassifier:
+        from scipy.sparse import csr_matrix
+
+        with np.load(io.BytesIO(saved), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        state = json.loads(arrays.pop("state").tobytes())
+        self = cls.__new__(cls)
+        saved_tfidf = state.pop("tfidf")
+        self.tfidf = CharNgramTfidf(tuple(saved_tfidf["lengths"]), saved_tfidf["min_df"])
+        self.tfidf.vocabulary, self.tfidf.idf = saved_tfidf["vocabulary"], arrays.pop("tfidf.idf")
+        sparse = tuple(arrays.pop(f"train_tfidf.{part}") for part in ("data", "indices", "indptr"))
+        self.train_tfidf = csr_matrix(sparse, shape=tuple(state.pop("train_tfidf.shape")))
+        vars(self).update(state | arrays)
         return self
 
     def _kernel(self, vectors: np.ndarray, tfidf, rows: int | None = None) -> np.ndarray:
@@ -418,14 +456,12 @@ class TaxonomyClassifier:
 
 def _usable(saved: bytes | None) -> TaxonomyClassifier | None:
     """A saved classifier, unless there is none or it cannot be used here (saved by another
-    version of semsearch or of its libraries)."""
-    import pickle
-
+    version of semsearch, or in an older format)."""
     if saved is None:
         return None
     try:
-        classifier = pickle.loads(saved)
-    except Exception:  # noqa: BLE001 - any unpickling failure means: train again
+        classifier = TaxonomyClassifier.from_bytes(saved)
+    except Exception:  # noqa: BLE001 - anything unreadable means: train again
         return None
     return classifier if vars(classifier).get("method_version") == METHOD_VERSION else None
 

@@ -205,8 +205,6 @@ class Ingest:
     def update_predictions(self) -> None:
         """Retrain the taxonomy classifier when the labelled papers changed, then predict a category
         for every unlabelled paper that has none yet."""
-        import pickle
-
         from semsearch.classify import CLASSIFIER_ARTIFACT, TaxonomyClassifier, labelled_fingerprint, load_saved
         from semsearch.store import Prediction
         from semsearch.taxonomy import load_taxonomy
@@ -223,7 +221,7 @@ class Ingest:
         if classifier is None:
             embed = self._embedder_for_store().encode
             classifier = TaxonomyClassifier.train(self.store.labelled_papers(), taxonomy, embed)
-            self.store.put_artifact(CLASSIFIER_ARTIFACT, pickle.dumps(classifier))
+            self.store.put_artifact(CLASSIFIER_ARTIFACT, classifier.to_bytes())
             self.store.set_meta("classifier_fingerprint", fingerprint)
             self.store.clear_predictions()
             self.store.commit()

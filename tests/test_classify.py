@@ -408,6 +408,29 @@ def test_a_classifier_saved_by_another_method_version_is_trained_again(survey_in
     assert classify.load_saved(Index.open(survey_index).store) is not None
 
 
+def test_a_saved_classifier_is_data_and_loads_back_the_same():
+    """An index may come from someone else: its classifier is arrays and JSON, and a pickle put in
+    its place is refused (the classifier is trained again) without running."""
+    import os
+    import pickle
+
+    from semsearch.classify import _usable
+
+    classifier, model = toy_classifier()
+    loaded = _usable(classifier.to_bytes())
+    texts = ["quantization bits for weights", "kitchen recipes", "draft tokens"]
+    before, after = (c.classify(texts, model.encode(texts)) for c in (classifier, loaded))
+    assert [r.to_dict() for r in before] == [r.to_dict() for r in after]
+    assert all(np.array_equal(a.leaf_probabilities, b.leaf_probabilities) for a, b in zip(before, after, strict=True))
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, ("import os; os.environ['SEMSEARCH_PWNED'] = '1'",))
+
+    assert _usable(pickle.dumps(Payload())) is None
+    assert "SEMSEARCH_PWNED" not in os.environ
+
+
 def test_example_questions_teach_the_question_model_only():
     """A question in a user's words reaches its leaf through our example questions, while papers
     are placed exactly as without them."""
