@@ -29,8 +29,8 @@ FALLBACK = [
 
 def load_questions(path: str | None) -> list[str]:
     files = [Path(path)] if path else sorted(DEV.glob("*.jsonl"))
-    questions = [json.loads(line)["query"] for f in files if f.exists() for line in f.open() if line.strip()]
-    return questions or FALLBACK
+    rows = [json.loads(line) for f in files if f.exists() for line in f.open() if line.strip()]
+    return [row["query"] for row in rows if "query" in row] or FALLBACK  # question files, not paper files
 
 
 def main() -> None:
