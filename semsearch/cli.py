@@ -27,7 +27,7 @@ app.add_typer(ingest_app, name="ingest")
 
 IndexOption = Annotated[
     Path | None,
-    typer.Option("--index", help="Index directory ($SEMSEARCH_INDEX wins when set; default ./index)."),
+    typer.Option("--index", envvar="SEMSEARCH_INDEX", help="Index directory (else $SEMSEARCH_INDEX, else ./index)."),
 ]
 ModelOption = Annotated[
     str | None,
@@ -369,13 +369,14 @@ def export(
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Server processes.")] = 1,
     index: IndexOption = None,
 ) -> None:
-    """A web page and a JSON API (OpenAPI docs at /docs), loading the index once."""
+    """A web page and a JSON API (OpenAPI docs at /docs) that follow the index as it is updated."""
     from semsearch.server import serve as run_server
 
     print(f"semsearch: serving http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", file=sys.stderr)
-    run_server(index, host, port)
+    run_server(index, host, port, workers=workers)
 
 
 # --- watching arXiv, labels -------------------------------------------------------------------------

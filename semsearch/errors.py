@@ -5,6 +5,7 @@ class SemsearchError(Exception):
     """A problem with the user's input or environment; the message says what to do."""
 
     exit_code = 2
+    http_status = 400
 
 
 class PartialFailure(SemsearchError):
@@ -15,3 +16,5 @@ class PartialFailure(SemsearchError):
 
 class NotFound(SemsearchError):
     """What was asked for is not there (a paper not in the index); the API answers 404."""
+
+    http_status = 404

@@ -10,7 +10,10 @@ Layout::
 
 Readers open the generation CURRENT names and never see a half-written one; a writer builds the
 next generation in staging/ and publishes it with one rename. A crash or Ctrl-C leaves CURRENT
-untouched, and the papers already embedded in staging/ are reused by the next run.
+untouched, and the papers already embedded in staging/ are reused by the next run. A reader holds a
+shared lock on its generation's `.readers` file for as long as it has it open, and a writer removes
+an old generation only when it can take that lock exclusively: a server answering from an older
+generation keeps it until its last request is done.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ from semsearch.store import Store
 FORMAT_VERSION = 1
 DB_FILE, VECTORS_FILE, MANIFEST_FILE = "papers.db", "vectors.faiss", "manifest.json"
 RESUME_PREFIX = "resume:"  # staging metadata: how far an interrupted ingest got; dropped at publish
+READERS_FILE = ".readers"  # readers hold a shared lock on it; a writer retires only a generation nobody holds
 
 
 def resolve_index_dir(option: str | Path | None = None) -> Path:
-    """`$SEMSEARCH_INDEX` when set, else the --index option, else ./index."""
-    return Path(os.environ.get("SEMSEARCH_INDEX") or option or "index")
+    """The directory asked for, else `$SEMSEARCH_INDEX`, else ./index (a flag beats the variable)."""
+    return Path(option or os.environ.get("SEMSEARCH_INDEX") or "index")
 
 
 @dataclass
@@ -62,7 +66,7 @@ class Manifest:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
-def _current_generation(directory: Path) -> str | None:
+def current_generation(directory: Path) -> str | None:
     try:
         name = (directory / "CURRENT").read_text().strip()
     except FileNotFoundError:
@@ -81,11 +85,12 @@ def _fsync_dir(path: Path) -> None:
 class Index:
     """A published generation opened for reading: manifest, paper store and vector index."""
 
-    def __init__(self, directory: Path, generation_dir: Path, manifest: Manifest, store: Store):
+    def __init__(self, directory: Path, generation_dir: Path, manifest: Manifest, store: Store, lease: int | None):
         self.directory = directory
         self.generation_dir = generation_dir
         self.manifest = manifest
         self.store = store
+        self._lease = lease
 
     @cached_property
     def vectors(self):
@@ -104,7 +109,7 @@ class Index:
     def open(cls, directory: str | Path | None = None) -> Index:
         directory = resolve_index_dir(directory)
         for _ in range(3):  # a writer may retire the generation we just read about: look again
-            generation = _current_generation(directory)
+            generation = current_generation(directory)
             if generation is None:
                 raise SemsearchError(
                     f"no index at {directory} (build one with `semsearch ingest survey`, or pass --index DIR)"
@@ -118,6 +123,15 @@ class Index:
 
     @classmethod
     def _open_generation(cls, directory: Path, generation_dir: Path) -> Index:
+        lease = _take_lease(generation_dir)
+        try:
+            return cls._read_generation(directory, generation_dir, lease)
+        except BaseException:
+            _drop_lease(lease)
+            raise
+
+    @classmethod
+    def _read_generation(cls, directory: Path, generation_dir: Path, lease: int | None) -> Index:
         manifest_path = generation_dir / MANIFEST_FILE
         if not manifest_path.exists():
             raise FileNotFoundError(manifest_path)
@@ -140,7 +154,7 @@ class Index:
         if problems:
             store.close()
             raise SemsearchError(f"index at {directory} is inconsistent: {'; '.join(problems)}")
-        return cls(directory, generation_dir, manifest, store)
+        return cls(directory, generation_dir, manifest, store, lease)
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.generation_dir.rglob("*") if f.is_file())
@@ -160,11 +174,48 @@ class Index:
 
     def close(self) -> None:
         self.store.close()
+        _drop_lease(self._lease)
+        self._lease = None
+
+
+def _take_lease(generation_dir: Path) -> int | None:
+    """A shared lock on the generation's readers file (None for a generation written without one)."""
+    try:
+        fd = os.open(generation_dir / READERS_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        if not generation_dir.exists():
+            raise
+        return None
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def _drop_lease(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing releases the lock
+
+
+def _retire(generation_dir: Path) -> bool:
+    """Remove an old generation unless a reader holds it; True when removed."""
+    try:
+        fd = os.open(generation_dir / READERS_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        fd = None
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+        shutil.rmtree(generation_dir, ignore_errors=True)
+        return True
+    finally:
+        _drop_lease(fd)
 
 
 def index_model(directory: Path) -> str | None:
     """The model the published index at `directory` was built with, if there is one."""
-    generation = _current_generation(directory)
+    generation = current_generation(directory)
     if generation is None:
         return None
     return Manifest.read(directory / generation / MANIFEST_FILE).model
@@ -258,7 +309,7 @@ class IndexWriter:
     def _open_staging(self) -> None:
         from semsearch.embeddings import DEFAULT_MODEL
 
-        base = _current_generation(self.directory) or ""
+        base = current_generation(self.directory) or ""
         published_model = index_model(self.directory) if base else None
         if published_model and self.requested_model and self.requested_model != published_model:
             raise SemsearchError(
@@ -333,6 +384,7 @@ class IndexWriter:
         self.store = None
         vector_index.write(vectors, self.staging / VECTORS_FILE)
         manifest.write(self.staging / MANIFEST_FILE)
+        (self.staging / READERS_FILE).touch()
         for path in self.staging.rglob("*"):
             if path.is_file():
                 with open(path, "rb+") as handle:
@@ -342,10 +394,10 @@ class IndexWriter:
         pointer.write_text(generation + "\n")
         with open(pointer, "rb+") as handle:
             os.fsync(handle.fileno())
-        previous = _current_generation(self.directory)
+        previous = current_generation(self.directory)
         os.replace(pointer, self.directory / "CURRENT")
         _fsync_dir(self.directory)
         for name in existing:
             if name not in (previous, generation):  # the previous one serves readers that just opened it
-                shutil.rmtree(self.directory / name, ignore_errors=True)
+                _retire(self.directory / name)
         return manifest

@@ -25,9 +25,9 @@ BACKGROUND = 2000  # other papers standing in for "not liked" in recommendations
 
 
 class RelatedFinder:
-    def __init__(self, index: Index, embedder=None):
+    def __init__(self, index: Index, embedder=None, *, searcher: Searcher | None = None):
         self.index = index
-        self.searcher = Searcher(index, embedder)
+        self.searcher = searcher or Searcher(index, embedder)
 
     @property
     def store(self):

@@ -154,7 +154,8 @@ def leaf_distributions(store, vec_ids) -> dict[int, tuple[list[str], np.ndarray]
 
 
 def check_query(query: str) -> str:
-    text = " ".join(query.split())
+    """The question with control characters dropped and white space collapsed; refused if empty."""
+    text = " ".join("".join(c if c.isprintable() or c.isspace() else " " for c in query).split())
     if not text:
         raise SemsearchError("the question is empty")
     if len(text) > MAX_QUERY_CHARS:

@@ -1,17 +1,27 @@
 """`semsearch serve`: a JSON API mirroring the CLI, and a page to ask, browse and classify.
 
-The index and the models are loaded once; requests are answered one at a time (a search takes a
-few tens of milliseconds, and SQLite connections are not shared safely between concurrent calls).
+The models are loaded once. Requests run in parallel (each thread reads SQLite through its own
+connection; FAISS, ONNX Runtime and the classifier are only read). The service follows the index:
+when an ingest, watch or label publishes a new generation, it is loaded beside the old one and
+swapped in within RELOAD_SECONDS; requests already running finish on the old one, which is then
+closed (and only then may a writer remove it).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Body, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -19,7 +29,11 @@ from semsearch.errors import NotFound, SemsearchError
 
 MAX_K = 100
 MAX_TEXT = 20_000
+MAX_BODY = 1_000_000  # bytes; larger bodies get 413 before they are read
+RELOAD_SECONDS = 1.0
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 WEB = files("semsearch") / "web"
+log = logging.getLogger("semsearch.server")
 
 
 class ClassifyRequest(BaseModel):
@@ -34,38 +48,196 @@ class RecommendRequest(BaseModel):
     since: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
 
 
-def create_app(index_dir: str | Path | None = None) -> FastAPI:
-    from semsearch.index import Index
-    from semsearch.related import RelatedFinder
-    from semsearch.search import Filters, Searcher
+@dataclass
+class Generation:
+    """One published generation, loaded, with the requests now using it."""
+
+    index: object
+    searcher: object
+    finder: object
+    users: int = 0
+    retired: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.index.generation_dir.name
+
+
+class Service:
+    """The generation that answers requests, swapped for the newest published one by `refresh`."""
+
+    def __init__(self, index_dir: str | Path | None):
+        from semsearch.index import Index
+
+        self._lock = threading.Lock()
+        self.current = self._load(Index.open(index_dir), embedder=None)
+        self.directory = self.current.index.directory
+        self.reload_error: str | None = None
+
+    @staticmethod
+    def _load(index, embedder) -> Generation:
+        from semsearch.related import RelatedFinder
+        from semsearch.search import Searcher
+
+        try:
+            searcher = Searcher(index, embedder)
+            # Everything a request needs is loaded now, not by the first request (nor in two threads at once).
+            for name, owner in (
+                ("embedder", searcher),
+                ("classifier", searcher),
+                ("vectors", index),
+                ("lexical", index),
+            ):
+                getattr(owner, name)
+        except BaseException:
+            index.close()
+            raise
+        return Generation(index, searcher, RelatedFinder(index, searcher=searcher))
+
+    @contextmanager
+    def use(self) -> Iterator[Generation]:
+        with self._lock:
+            generation = self.current
+            generation.users += 1
+        try:
+            yield generation
+        finally:
+            with self._lock:
+                generation.users -= 1
+                done = generation.retired and generation.users == 0
+            if done:
+                generation.index.close()
+
+    def refresh(self) -> bool:
+        """Load and swap in the newest published generation, if it is newer; True when swapped.
+        A generation that cannot be loaded leaves the current one serving (`reload_error` says why)."""
+        from semsearch.index import Index, current_generation
+
+        if current_generation(self.directory) in (None, self.current.name):
+            return False
+        try:
+            index = Index.open(self.directory)
+            same_model = index.manifest.model == self.current.index.manifest.model
+            fresh = self._load(index, self.current.searcher.embedder if same_model else None)
+        except Exception as err:  # noqa: BLE001 - keep answering from what works
+            self.reload_error = f"{type(err).__name__}: {err}"
+            log.warning(
+                "semsearch serve: cannot load the newest generation (%s); still serving %s",
+                self.reload_error,
+                self.current.name,
+            )
+            return False
+        with self._lock:
+            old, self.current = self.current, fresh
+            old.retired = True
+            done = old.users == 0
+        self.reload_error = None
+        if done:
+            old.index.close()
+        return True
+
+    def follow(self, interval: float = RELOAD_SECONDS) -> threading.Event:
+        """Refresh every `interval` seconds in a daemon thread until the returned event is set."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                self.refresh()
+
+        threading.Thread(target=loop, name="semsearch-reload", daemon=True).start()
+        return stop
+
+
+class LimitBody:
+    """ASGI middleware: a body over MAX_BODY bytes is refused with 413 before it is parsed."""
+
+    def __init__(self, app, limit: int = MAX_BODY):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(scope, receive, send)
+        received, too_large = 0, False
+
+        async def counted():  # a body without a declared length is counted as it arrives
+            nonlocal received, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                too_large = True
+                return {"type": "http.disconnect"}  # the app stops reading; its answer is replaced below
+            return message
+
+        async def unless_too_large(message):
+            if not too_large:
+                await send(message)
+
+        try:
+            await self.app(scope, counted, unless_too_large)
+        except Exception:
+            if not too_large:
+                raise
+        if too_large:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope, receive, send) -> None:
+        response = JSONResponse({"error": f"the request body is over {self.limit} bytes"}, status_code=413)
+        await response(scope, receive, send)
+
+
+def _field_errors(err: RequestValidationError) -> str:
+    parts = []
+    for problem in err.errors():
+        where = ".".join(str(p) for p in problem.get("loc", ()) if p not in ("query", "body", "path"))
+        parts.append(f"{where or 'body'}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def create_app(index_dir: str | Path | None = None, *, reload_seconds: float | None = RELOAD_SECONDS) -> FastAPI:
+    from semsearch.search import Filters
     from semsearch.taxonomy import load_taxonomy
 
-    index = Index.open(index_dir)
-    searcher = Searcher(index)
-    finder = RelatedFinder(index, searcher.embedder)
-    lock = threading.Lock()
+    service = Service(index_dir)
     app = FastAPI(
         title="semsearch",
         description="Semantic search, taxonomy suggestions and related work for the efficient-LLM literature.",
         version="0.1.0",
     )
+    app.state.service = service
+    if reload_seconds:
+        app.state.stop_reloading = service.follow(reload_seconds)
+    app.add_middleware(LimitBody)
 
     @app.exception_handler(SemsearchError)
     async def user_error(request: Request, err: SemsearchError) -> JSONResponse:
-        status = 404 if isinstance(err, NotFound) else 400
-        return JSONResponse({"error": str(err)}, status_code=status)
+        return JSONResponse({"error": str(err)}, status_code=err.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": _field_errors(err)}, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception) -> JSONResponse:  # never a stack trace to the client
+        log.exception("semsearch serve: internal error", exc_info=err)
         return JSONResponse({"error": "internal error"}, status_code=500)
 
-    def paper_by_id(paper_id: str):
-        vec_id = finder.resolve(paper_id)
-        return searcher.hits([(vec_id, 1.0)])[0]
+    def paper_by_id(live: Generation, paper_id: str):
+        vec_id = live.finder.resolve(paper_id)
+        return live.searcher.hits([(vec_id, 1.0)])[0]
 
     @app.get("/api/health")
     def health() -> dict:
-        return {"status": "ok", "papers": index.manifest.count, "model": index.manifest.model}
+        with service.use() as live:
+            manifest = live.index.manifest
+            answer = {"status": "ok", "papers": manifest.count, "model": manifest.model, "generation": live.name}
+        if service.reload_error:
+            answer["reload_error"] = service.reload_error
+        return answer
 
     @app.get("/api/search")
     def search(
@@ -76,17 +248,19 @@ def create_app(index_dir: str | Path | None = None) -> FastAPI:
         category: Annotated[str | None, Query(max_length=300)] = None,
         explain: bool = False,
     ) -> dict:
-        with lock:
-            hits = searcher.search(q, k, Filters(year_from, year_to, category))
-        return {"query": " ".join(q.split()), "results": [h.to_dict(explain) for h in hits]}
+        from semsearch.search import check_query
+
+        with service.use() as live:
+            hits = live.searcher.search(q, k, Filters(year_from, year_to, category))
+        return {"query": check_query(q), "results": [h.to_dict(explain) for h in hits]}
 
     @app.post("/api/classify")
     def classify(request: ClassifyRequest) -> dict:
         from semsearch.classify import classify_texts
 
-        with lock:
+        with service.use() as live:
             item = (None, request.title, request.abstract)
-            result = classify_texts(index, [item], searcher.embedder, searcher.classifier)[0]
+            result = classify_texts(live.index, [item], live.searcher.embedder, live.searcher.classifier)[0]
         data = result.to_dict()
         data["neighbours"] = [
             {"id": n.id, "title": n.title, "categories": n.categories, "similarity": round(n.similarity, 4)}
@@ -96,14 +270,14 @@ def create_app(index_dir: str | Path | None = None) -> FastAPI:
 
     @app.get("/api/related/{paper_id:path}")
     def related(paper_id: str, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10, diverse: bool = False) -> dict:
-        with lock:
-            hits = finder.related_to(paper_id, k, diverse=diverse)
+        with service.use() as live:
+            hits = live.finder.related_to(paper_id, k, diverse=diverse)
         return {"id": paper_id, "results": [h.to_dict() for h in hits]}
 
     @app.post("/api/recommend")
     def recommend(request: Annotated[RecommendRequest, Body()]) -> dict:
-        with lock:
-            hits = finder.recommend(request.likes, request.dislikes, request.k, since=request.since)
+        with service.use() as live:
+            hits = live.finder.recommend(request.likes, request.dislikes, request.k, since=request.since)
         return {"likes": request.likes, "dislikes": request.dislikes, "results": [h.to_dict() for h in hits]}
 
     @app.get("/api/papers")
@@ -113,17 +287,17 @@ def create_app(index_dir: str | Path | None = None) -> FastAPI:
     ) -> dict:
         """Papers under a taxonomy node (labelled there by the survey or a user, or predicted there)."""
         node = load_taxonomy().resolve(category)
-        with lock:
-            vec_ids = index.store.vec_ids_where(categories=[node])[:limit]
-            hits = searcher.hits([(v, 1.0) for v in vec_ids])
+        with service.use() as live:
+            vec_ids = live.index.store.vec_ids_where(categories=[node])[:limit]
+            hits = live.searcher.hits([(v, 1.0) for v in vec_ids])
         return {"category": node, "results": [h.to_dict() for h in hits]}
 
     @app.get("/api/papers/{paper_id:path}")
     def paper(paper_id: str) -> dict:
         from semsearch.bibtex import to_bibtex
 
-        with lock:
-            hit = paper_by_id(paper_id)
+        with service.use() as live:
+            hit = paper_by_id(live, paper_id)
         data = hit.to_dict()
         data.pop("score")
         data.update(
@@ -138,15 +312,15 @@ def create_app(index_dir: str | Path | None = None) -> FastAPI:
     def taxonomy() -> list[dict]:
         from semsearch.taxonomy import index_tree
 
-        with lock:
-            return index_tree(index.store)
+        with service.use() as live:
+            return index_tree(live.index.store)
 
     @app.get("/api/export", response_class=PlainTextResponse)
     def export(ids: Annotated[list[str], Query(min_length=1, max_length=200)]) -> str:
         from semsearch.bibtex import to_bibtex
 
-        with lock:
-            hits = [paper_by_id(i) for i in ids]
+        with service.use() as live:
+            hits = [paper_by_id(live, i) for i in ids]
         return to_bibtex(h.paper for h in hits)
 
     @app.get("/", include_in_schema=False)
@@ -163,7 +337,31 @@ def create_app(index_dir: str | Path | None = None) -> FastAPI:
     return app
 
 
-def serve(index_dir: str | Path | None, host: str, port: int) -> None:
+def app_from_environment() -> FastAPI:
+    """The app for each of `serve --workers N`'s processes (uvicorn imports it by name)."""
+    return create_app(os.environ["SEMSEARCH_SERVE_INDEX"])
+
+
+def serve(index_dir: str | Path | None, host: str, port: int, *, workers: int = 1) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(index_dir), host=host, port=port, log_level="warning")
+    from semsearch.index import resolve_index_dir
+
+    if host not in LOOPBACK:
+        print(
+            f"note: serving on {host}: the API has no authentication; anyone who can reach this address can read "
+            "the index",
+            file=sys.stderr,
+        )
+    if workers > 1:
+        os.environ["SEMSEARCH_SERVE_INDEX"] = str(resolve_index_dir(index_dir))
+        uvicorn.run(
+            "semsearch.server:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
+    else:
+        uvicorn.run(create_app(index_dir), host=host, port=port, log_level="warning")

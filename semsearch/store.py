@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -94,20 +95,44 @@ def _row_to_paper(row: sqlite3.Row) -> Paper:
 class Store:
     def __init__(self, path: Path, *, readonly: bool = False):
         self.path = path
+        self.readonly = readonly
         if readonly:
-            # Published index generations never change, so SQLite may skip locking entirely.
-            self.db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+            # A published generation never changes: every thread reads through its own connection
+            # (so requests run in parallel), and SQLite may skip locking entirely.
+            self._local = threading.local()
+            self._connections: list[sqlite3.Connection] = []
+            self._connections_lock = threading.Lock()
         else:
-            self.db = sqlite3.connect(path, check_same_thread=False)
-            self.db.executescript(_SCHEMA)
-            columns = {row[1] for row in self.db.execute("PRAGMA table_info(predictions)")}
+            self._db = sqlite3.connect(path, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(predictions)")}
             if "leaf_probabilities" not in columns:  # an index written before predictions kept them
-                self.db.execute("ALTER TABLE predictions ADD COLUMN leaf_probabilities BLOB")
-        self.db.row_factory = sqlite3.Row
+                self._db.execute("ALTER TABLE predictions ADD COLUMN leaf_probabilities BLOB")
         self.model = self.get_meta("model", "")
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        if not self.readonly:
+            return self._db
+        connection = getattr(self._local, "db", None)
+        if connection is None:
+            connection = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+            connection.row_factory = sqlite3.Row
+            self._local.db = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection
+
     def close(self) -> None:
-        self.db.close()
+        if not self.readonly:
+            self._db.close()
+            return
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     def commit(self) -> None:
         self.db.commit()

@@ -1,6 +1,7 @@
 import json
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -170,10 +171,24 @@ def test_missing_and_inconsistent_indexes_are_explained(tmp_path, fake_model):
         Index.open(tmp_path)
 
 
-def test_index_dir_from_environment_wins(tmp_path, fake_model, monkeypatch):
+def test_index_dir_is_the_flag_then_the_variable_then_the_default(
+    tmp_path, fake_model, monkeypatch, capsys, corpus_file
+):
+    from tests.test_cli import run
+
+    def where(*flag) -> str:
+        code, out, err = run(capsys, "info", "--json", *flag)
+        assert code == 0, err
+        return Path(json.loads(out)["path"]).name
+
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SEMSEARCH_INDEX", str(tmp_path / "from-env"))
-    ingest(tmp_path / "from-option", papers(1))
-    assert (tmp_path / "from-env" / "CURRENT").exists() and not (tmp_path / "from-option").exists()
+    for flag in (["--index", tmp_path / "from-flag"], []):  # writing: the flag, else the variable
+        assert run(capsys, "ingest", "jsonl", corpus_file, "--no-progress", *flag)[0] == 0
+    assert where("--index", tmp_path / "from-flag") == "from-flag" and where() == "from-env"  # reading too
+    monkeypatch.delenv("SEMSEARCH_INDEX")
+    assert run(capsys, "ingest", "jsonl", corpus_file, "--no-progress")[0] == 0
+    assert where() == "index" and (tmp_path / "index" / "CURRENT").exists()
 
 
 def test_search_ranks_and_filters(tmp_path, fake_model, corpus_file):

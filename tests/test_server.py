@@ -83,8 +83,134 @@ def test_classify_related_recommend_papers_taxonomy_export(client):
 def test_bad_input_is_a_json_4xx(client, method, path, kwargs, status):
     response = getattr(client, method)(path, **kwargs)
     assert response.status_code == status
-    body = response.json()
-    assert ("error" in body or "detail" in body) and "Traceback" not in response.text
+    assert list(response.json()) == ["error"] and response.json()["error"]  # one shape for every 4xx
+    assert "Traceback" not in response.text
+
+
+def test_a_validation_error_names_the_field(client):
+    assert client.get("/api/search", params={"q": "cache", "k": 0}).json()["error"].startswith("k: ")
+    assert "abstract" in client.post("/api/classify", json={"title": "T"}).json()["error"]
+
+
+def test_a_question_of_control_characters_is_empty(client):
+    answer = client.get("/api/search", params={"q": "\x00\x01\x07"})
+    assert answer.status_code == 400 and "empty" in answer.json()["error"]
+    assert client.get("/api/search", params={"q": "kv\x00cache"}).json()["query"] == "kv cache"
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(client):
+    from semsearch.server import MAX_BODY
+
+    big = {"title": "T", "abstract": "x" * (MAX_BODY + 10)}
+    declared = client.post("/api/classify", json=big)
+    assert declared.status_code == 413 and "error" in declared.json()
+
+    def chunks():  # no Content-Length: counted as it arrives
+        for _ in range(MAX_BODY // 50_000 + 2):
+            yield b"x" * 50_000
+
+    streamed = client.post("/api/classify", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413 and "error" in streamed.json()
+
+
+def test_an_internal_error_is_json_without_a_trace(index_dir, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from semsearch.search import Searcher
+    from semsearch.server import create_app
+
+    client = TestClient(create_app(index_dir, reload_seconds=None), raise_server_exceptions=False)
+    monkeypatch.setattr(Searcher, "search", lambda *a, **k: 1 / 0)
+    answer = client.get("/api/search", params={"q": "cache"})
+    assert answer.status_code == 500 and answer.json() == {"error": "internal error"}
+
+
+def test_parallel_requests_answer_as_serial_ones(client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = ["speculative decoding", "kv cache", "quantization bits", "pruning heads", "low-rank adapters"] * 4
+
+    def ask(q: str) -> list[str]:
+        return [r["id"] for r in client.get("/api/search", params={"q": q, "k": 5}).json()["results"]]
+
+    serial = [ask(q) for q in questions]
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(ask, questions)) == serial
+
+
+# --- following the index as it changes ----------------------------------------------------------------
+def _add_paper(index_dir, paper_id: str, title: str) -> None:
+    from semsearch.paper import Paper
+
+    with Ingest(index_dir, progress=False) as job:
+        job.add([Paper(id=paper_id, title=title, abstract=f"{title}: a method.")])
+
+
+def _wait_for(client, generation_not: str, seconds: float = 5.0) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        health = client.get("/api/health").json()
+        if health["generation"] != generation_not:
+            return health
+        time.sleep(0.05)
+    raise AssertionError(f"still serving {generation_not} after {seconds} s")
+
+
+@pytest.mark.parametrize("searched_first", [False, True])
+def test_the_server_follows_publishes_without_a_restart(index_dir, searched_first):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    client = TestClient(create_app(index_dir, reload_seconds=0.05))
+    before = client.get("/api/health").json()
+    if searched_first:
+        assert client.get("/api/search", params={"q": "cache"}).status_code == 200
+    generation = before["generation"]
+    for n in range(3):  # more publishes than the writer keeps generations
+        _add_paper(index_dir, f"2499.0000{n}", f"Zebra quokka caching number {n}")
+        generation = _wait_for(client, generation)["generation"]
+    health = client.get("/api/health").json()
+    assert health["papers"] == before["papers"] + 3
+    found = client.get("/api/search", params={"q": "zebra quokka caching number 2", "k": 3}).json()["results"]
+    assert found[0]["id"] == "2499.00002"
+    assert client.get("/api/papers/2499.00000").status_code == 200
+
+
+def test_a_request_in_flight_keeps_its_generation_until_it_is_done(index_dir):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    app = create_app(index_dir, reload_seconds=None)
+    client, service = TestClient(app), app.state.service
+    with service.use() as in_flight:
+        for n in range(3):
+            _add_paper(index_dir, f"2499.0001{n}", f"Walrus paper {n}")
+            assert service.refresh()
+        # the writer kept the generation this request reads, three publishes later
+        assert in_flight.index.generation_dir.exists() and in_flight.searcher.search("walrus", 1) is not None
+        assert client.get("/api/search", params={"q": "walrus paper 2", "k": 1}).json()["results"][0]["id"] == (
+            "2499.00012"
+        )
+    _add_paper(index_dir, "2499.00020", "One more")  # now nobody reads it: the next publish retires it
+    assert not in_flight.index.generation_dir.exists()
+
+
+def test_a_generation_that_cannot_load_leaves_the_last_one_serving(index_dir):
+    from fastapi.testclient import TestClient
+
+    from semsearch.index import current_generation
+    from semsearch.server import create_app
+
+    app = create_app(index_dir, reload_seconds=None)
+    client, service = TestClient(app), app.state.service
+    _add_paper(index_dir, "2499.00030", "Broken generation")
+    (index_dir / current_generation(index_dir) / "vectors.faiss").write_bytes(b"not faiss")
+    assert not service.refresh()
+    health = client.get("/api/health").json()
+    assert health["generation"] != current_generation(index_dir) and "reload_error" in health
+    assert client.get("/api/search", params={"q": "cache"}).status_code == 200
 
 
 def test_page_is_self_contained(client):
