@@ -48,7 +48,7 @@ import numpy as np
 
 from semsearch.taxonomy import Taxonomy, node_at, node_probabilities
 
-METHOD_VERSION = 8
+METHOD_VERSION = 9
 GAMMA = 2.0  # kernel width on the averaged cosine
 RIDGE = 0.1  # ridge penalty
 DESCRIPTION_WEIGHT = 10.0  # our description of a leaf is its prototype: fit nearly exactly
@@ -128,6 +128,8 @@ def _fit_temperature(scores: np.ndarray, truth: np.ndarray, smoothing: float = S
 
     Smoothing keeps a small labelled set whose held-out predictions all happen to be right from
     driving the temperature to zero (certainty that a dozen examples cannot justify)."""
+    known = truth.sum(axis=1) > 0  # a paper labelled only outside the taxonomy says nothing here
+    scores, truth = scores[known], truth[known]
     target = (1.0 - smoothing) * truth / truth.sum(axis=1, keepdims=True) + smoothing / truth.shape[1]
     best, best_loss = 1.0, math.inf
     for temperature in np.logspace(-3, 0.5, 60):
@@ -245,10 +247,8 @@ class TaxonomyClassifier:
 
         n, n_described = len(papers), len(papers) + len(self.leaves)
         targets = np.zeros((len(texts), len(self.leaves)), dtype=np.float64)
-        for row, paper in enumerate(papers):
-            for category in paper.categories:
-                if category in leaf_index:
-                    targets[row, leaf_index[category]] = 1.0 / len(paper.categories)
+        for row, paper in enumerate(papers):  # a label at an inner node is spread over its leaves
+            targets[row] = taxonomy.leaf_spread(paper.categories)
         for row, leaf in enumerate(self.leaves + [leaf for leaf, _ in asked], start=n):
             targets[row, leaf_index[leaf]] = 1.0
 

@@ -459,3 +459,17 @@ def test_example_questions_teach_the_question_model_only():
     np.testing.assert_allclose(
         taught.leaf_scores(paper, model.encode(paper)), plain.leaf_scores(paper, model.encode(paper)), atol=1e-6
     )
+
+
+def test_a_label_at_an_inner_node_is_spread_over_its_leaves():
+    """A user may file a paper under "Compression" without saying which kind: it teaches both
+    leaves under it, and calibration still fits (a row without a leaf once made every loss NaN)."""
+    model = HashingModel()
+    coarse = LabelledPaper(
+        "coarse", "smaller models", "smaller models", model.encode(["smaller models"])[0], ["Compression"]
+    )
+    plain = TaxonomyClassifier.train(toy_papers(model), TOY, model.encode)
+    taught = TaxonomyClassifier.train([*toy_papers(model), coarse], TOY, model.encode)
+    assert np.isfinite(taught.temperature) and taught.temperature == pytest.approx(plain.temperature, rel=0.5)
+    row = taught.loo_truth[-1]
+    assert [taught.leaves[i] for i in np.flatnonzero(row)] == ["Compression/Quantization", "Compression/Pruning"]
