@@ -254,6 +254,7 @@ class IndexWriter:
         self._lock_fd: int | None = None
         self.store: Store | None = None
         self.model = ""
+        self.resumed = False  # staging held an interrupted run's work: it differs from the published index
 
     # --- locking ------------------------------------------------------------------------------
     def _acquire_lock(self) -> None:
@@ -301,10 +302,17 @@ class IndexWriter:
 
     def __exit__(self, *exc) -> None:
         if self.store is not None:
+            unchanged = not self.has_changes()
             self.store.commit()  # whatever was embedded is kept for the next run to resume from
             self.store.close()
             self.store = None
+            if unchanged:  # nothing to resume from
+                shutil.rmtree(self.staging, ignore_errors=True)
         self._release_lock()
+
+    def has_changes(self) -> bool:
+        """Whether staging differs from the published index: this run or an interrupted one wrote to it."""
+        return self.resumed or self.store.db.total_changes > self._changes_at_open
 
     def _open_staging(self) -> None:
         from semsearch.embeddings import DEFAULT_MODEL
@@ -325,6 +333,7 @@ class IndexWriter:
             resumable.close()
             if not (same_base and same_model):
                 shutil.rmtree(self.staging)
+            self.resumed = same_base and same_model
         if not db_path.exists():
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging.mkdir(parents=True)
@@ -337,12 +346,17 @@ class IndexWriter:
         self.store = Store(db_path)
         self.store.set_meta("base_generation", base)
         self.store.set_meta("model", self.model)
+        self._changes_at_open = self.store.db.total_changes  # asking for an index type counts as a change
         if self.requested_index_type:  # kept for later ingests into this index
             from semsearch.vectors import choose_index_type
 
             choose_index_type(self.requested_index_type, 0)  # refuse an unknown kind before any work
             self.store.set_meta("index_type", self.requested_index_type)
         self.store.commit()
+
+    def published_manifest(self) -> Manifest | None:
+        generation = current_generation(self.directory)
+        return Manifest.read(self.directory / generation / MANIFEST_FILE) if generation else None
 
     def publish(self, dimension: int | None = None) -> Manifest:
         """Build the vector index from the staged embeddings and make this generation current."""

@@ -88,12 +88,17 @@ class Ingest:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
+            # A failed run publishes what it stored before failing (a source that broke part-way);
+            # a run that changed nothing publishes nothing.
             if (exc_type is None or issubclass(exc_type, SemsearchError)) and self.store.count():
                 self.embed_stale()
                 self.update_predictions()
                 self.export_query_encoder()
-                dimension = self._embedder.dimension if self._embedder else None
-                self.report.manifest = self.writer.publish(dimension)
+                if self.writer.has_changes():
+                    dimension = self._embedder.dimension if self._embedder else None
+                    self.report.manifest = self.writer.publish(dimension)
+                else:
+                    self.report.manifest = self.writer.published_manifest()
         finally:
             if self._bar is not None:
                 self._bar.close()

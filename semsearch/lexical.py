@@ -101,8 +101,11 @@ class LexicalIndex:
         target = directory / LEXICAL_DIR
         target.mkdir(parents=True, exist_ok=True)
         model = bm25s.BM25()
-        # bm25s refuses an empty corpus; an index of one placeholder document scores nothing.
-        corpus = [tokenize(t) for t in texts] if texts else [["\u2205"]]
+        # bm25s refuses a corpus without a single term (no papers, or only stopwords like "On it"):
+        # a placeholder term that no question can contain keeps such papers indexed, scoring nothing.
+        corpus = [tokenize(t) for t in texts]
+        if not any(corpus):
+            corpus = [["\u2205"] for _ in texts] or [["\u2205"]]
         model.index(corpus, show_progress=False)
         model.save(str(target), show_progress=False)
         np.save(target / IDS_FILE, np.asarray(vec_ids, dtype=np.int64))

@@ -268,3 +268,28 @@ def test_interrupted_jsonl_ingest_resumes_where_it_stopped(tmp_path, fake_model,
     # Once published, the file's place is forgotten: ingesting it again reads it all (and changes nothing).
     again = ingest_jsonl([source], tmp_path / "idx", progress=False)
     assert again.read == BATCH + 10 and again.unchanged == BATCH + 10
+
+
+def test_a_failed_command_publishes_nothing(tmp_path, fake_model, capsys):
+    from tests.test_cli import run
+
+    ingest(tmp_path, papers(3))
+    published = (tmp_path / "CURRENT").read_text()
+    assert run(capsys, "label", "nope", "Quantization", "--index", tmp_path)[0] == 2
+    assert run(capsys, "label", "2401.00000", "Nope", "--index", tmp_path)[0] == 2
+    assert (tmp_path / "CURRENT").read_text() == published
+    ingest(tmp_path, papers(3))  # nothing new: nothing to publish either
+    assert (tmp_path / "CURRENT").read_text() == published
+    assert run(capsys, "label", "2401.00000", "Quantization", "--index", tmp_path)[0] == 0
+    assert (tmp_path / "CURRENT").read_text() != published
+
+
+@pytest.mark.parametrize("others", [0, 2])
+def test_a_paper_of_stopwords_only_is_stored_and_found_by_id(tmp_path, fake_model, others):
+    from semsearch.related import RelatedFinder
+
+    ingest(tmp_path, [*papers(others), Paper(id="2402.00001", title="On it", abstract="")])
+    index = Index.open(tmp_path)
+    assert index.manifest.count == others + 1 and index.store.find("2402.00001") is not None
+    assert len(Searcher(index).search("on it", 3)) == others + 1  # no term of it matches; the embedding does
+    assert len(RelatedFinder(index).related_to("2402.00001", 3)) == others
