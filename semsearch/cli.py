@@ -370,13 +370,18 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Server processes.")] = 1,
+    watch_every: Annotated[
+        str | None, typer.Option("--watch-every", help="Also watch arXiv every INTERVAL (e.g. 24h), in the background.")
+    ] = None,
     index: IndexOption = None,
 ) -> None:
     """A web page and a JSON API (OpenAPI docs at /docs) that follow the index as it is updated."""
     from semsearch.server import serve as run_server
+    from semsearch.watch import parse_interval
 
+    seconds = parse_interval(watch_every) if watch_every else None
     print(f"semsearch: serving http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", file=sys.stderr)
-    run_server(index, host, port, workers=workers)
+    run_server(index, host, port, workers=workers, watch_seconds=seconds)
 
 
 # --- watching arXiv, labels -------------------------------------------------------------------------
@@ -401,33 +406,63 @@ def watch(
         float, typer.Option("--min-confidence", min=0.0, max=1.0, help="Leave less certain papers out of the digest.")
     ] = 0.0,
     max_results: Annotated[int, typer.Option("--max", min=1, max=50_000, help="Most papers to fetch.")] = 5000,
+    every: Annotated[
+        str | None, typer.Option("--every", help="Keep watching every INTERVAL (e.g. 24h) until Ctrl-C.")
+    ] = None,
     index: IndexOption = None,
     progress: ProgressOption = None,
 ) -> None:
-    """New arXiv papers since the last watch, placed in the taxonomy; the in-scope ones are ingested."""
-    from semsearch.watch import render_digest
+    """New arXiv papers since the last watch, placed in the taxonomy; the in-scope ones are ingested.
+    Each finished watch's digest is also kept in the index directory (`digests/`)."""
+    from semsearch.watch import parse_interval, render_digest
     from semsearch.watch import watch as run_watch
 
     wanted = [c.strip() for c in categories.split(",") if c.strip()]
     if not wanted:
         raise SemsearchError("give at least one arXiv category")
-    report = run_watch(
-        index, wanted, _check_date(since), keep_all=keep_all, progress=_progress(progress), max_results=max_results
-    )
-    digest = render_digest(report, digest_format.value, min_confidence)
-    if output is not None:
-        try:
-            output.write_text(digest, encoding="utf-8")
-        except OSError as err:
-            raise SemsearchError(f"cannot write {output}: {err}") from None
-    else:
-        print(digest, end="" if digest.endswith("\n") else "\n")
-    in_scope = sum(1 for e in report.entries if e.in_scope)
-    print(
-        f"watched {report.since}–{report.until}: {report.fetched} fetched, {len(report.entries)} new, "
-        f"{in_scope} in scope; {report.ingest.summary()}",
-        file=sys.stderr,
-    )
+    seconds = parse_interval(every) if every else None
+    if seconds is not None and since is not None:
+        raise SemsearchError("--every watches on from the last watch; run once with --since first")
+
+    def report_watch(report) -> None:
+        digest = render_digest(report, digest_format.value, min_confidence)
+        if output is not None:
+            try:
+                output.write_text(digest, encoding="utf-8")
+            except OSError as err:
+                raise SemsearchError(f"cannot write {output}: {err}") from None
+        else:
+            print(digest, end="" if digest.endswith("\n") else "\n", flush=True)
+        in_scope = sum(1 for e in report.entries if e.in_scope)
+        print(
+            f"watched {report.since}–{report.until}: {report.fetched} fetched, {len(report.entries)} new, "
+            f"{in_scope} in scope; {report.ingest.summary()}",
+            file=sys.stderr,
+        )
+
+    if seconds is None:
+        report_watch(
+            run_watch(
+                index,
+                wanted,
+                _check_date(since),
+                keep_all=keep_all,
+                progress=_progress(progress),
+                max_results=max_results,
+            )
+        )
+        return
+    import threading
+
+    from semsearch.watch import watch_every
+
+    def done(report, error) -> None:
+        if error is not None:
+            print(f"watch failed: {error}; it resumes in {every}", file=sys.stderr)
+        else:
+            report_watch(report)
+
+    watch_every(index, seconds, threading.Event(), wanted, on_done=done, keep_all=keep_all, max_results=max_results)
 
 
 @app.command()

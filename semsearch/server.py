@@ -198,7 +198,12 @@ def _field_errors(err: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
-def create_app(index_dir: str | Path | None = None, *, reload_seconds: float | None = RELOAD_SECONDS) -> FastAPI:
+def create_app(
+    index_dir: str | Path | None = None,
+    *,
+    reload_seconds: float | None = RELOAD_SECONDS,
+    watch_seconds: float | None = None,
+) -> FastAPI:
     from semsearch.search import Filters
     from semsearch.taxonomy import load_taxonomy
 
@@ -211,6 +216,8 @@ def create_app(index_dir: str | Path | None = None, *, reload_seconds: float | N
     app.state.service = service
     if reload_seconds:
         app.state.stop_reloading = service.follow(reload_seconds)
+    if watch_seconds:
+        app.state.stop_watching = _start_watching(service.directory, watch_seconds)
     app.add_middleware(LimitBody)
 
     @app.exception_handler(SemsearchError)
@@ -323,6 +330,22 @@ def create_app(index_dir: str | Path | None = None, *, reload_seconds: float | N
             hits = [paper_by_id(live, i) for i in ids]
         return to_bibtex(h.paper for h in hits)
 
+    @app.get("/api/digests")
+    def digests() -> dict:
+        """The digests of finished watches, newest first."""
+        from semsearch.watch import list_digests
+
+        return {"digests": list_digests(service.directory)}
+
+    @app.get("/api/digests/{name}")
+    def digest(name: str) -> dict:
+        """One digest: its in-scope new papers grouped by taxonomy node."""
+        import json
+
+        from semsearch.watch import load_digest, render_digest
+
+        return json.loads(render_digest(load_digest(service.directory, name), "json"))
+
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(str(WEB / "index.html"), media_type="text/html")
@@ -337,12 +360,35 @@ def create_app(index_dir: str | Path | None = None, *, reload_seconds: float | N
     return app
 
 
+def _start_watching(directory: Path, seconds: float) -> threading.Event:
+    """`serve --watch-every`: the daily watch in a daemon thread; what it publishes is picked up by
+    the reload like any other publish."""
+    from semsearch.watch import watch_every
+
+    def done(report, error) -> None:
+        if error is not None:
+            log.warning("semsearch serve: the watch failed (%s); it resumes at the next turn", error)
+        else:
+            log.warning(
+                "semsearch serve: watched %s–%s, %d new papers", report.since, report.until, len(report.entries)
+            )
+
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=watch_every, args=(directory, seconds, stop), kwargs={"on_done": done}, daemon=True
+    )
+    thread.start()
+    return stop
+
+
 def app_from_environment() -> FastAPI:
     """The app for each of `serve --workers N`'s processes (uvicorn imports it by name)."""
-    return create_app(os.environ["SEMSEARCH_SERVE_INDEX"])
+    return create_app(os.environ["SEMSEARCH_SERVE_INDEX"])  # one watcher: `serve` runs it in the parent
 
 
-def serve(index_dir: str | Path | None, host: str, port: int, *, workers: int = 1) -> None:
+def serve(
+    index_dir: str | Path | None, host: str, port: int, *, workers: int = 1, watch_seconds: float | None = None
+) -> None:
     import uvicorn
 
     from semsearch.index import resolve_index_dir
@@ -353,8 +399,13 @@ def serve(index_dir: str | Path | None, host: str, port: int, *, workers: int = 
             "the index",
             file=sys.stderr,
         )
-    if workers > 1:
-        os.environ["SEMSEARCH_SERVE_INDEX"] = str(resolve_index_dir(index_dir))
+    if workers == 1:
+        uvicorn.run(create_app(index_dir, watch_seconds=watch_seconds), host=host, port=port, log_level="warning")
+        return
+    directory = resolve_index_dir(index_dir)
+    os.environ["SEMSEARCH_SERVE_INDEX"] = str(directory)
+    stop = _start_watching(directory, watch_seconds) if watch_seconds else None  # one watcher for all workers
+    try:
         uvicorn.run(
             "semsearch.server:app_from_environment",
             factory=True,
@@ -363,5 +414,6 @@ def serve(index_dir: str | Path | None, host: str, port: int, *, workers: int = 
             workers=workers,
             log_level="warning",
         )
-    else:
-        uvicorn.run(create_app(index_dir), host=host, port=port, log_level="warning")
+    finally:
+        if stop is not None:
+            stop.set()

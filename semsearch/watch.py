@@ -3,24 +3,30 @@
 A watch asks arXiv for papers submitted since the last successful watch (kept in the index),
 page by page, oldest first. Each page is embedded once, classified, and its in-scope papers (all
 with keep_all) are stored with those embeddings. Pages and their classifications are recorded in
-the staging generation as they are done, so an interrupted watch resumes at the next page and its
-digest still lists what the first attempt found. The time of the watch is stored on success.
+the index as they are done (`watch_pending:`, kept across publishes), so a watch that is
+interrupted, or whose connection fails part-way (the pages done are published), resumes at the
+next page of the same window, and its digest still lists what the first attempt found. On success
+the time of the watch is stored and the digest is saved in the index directory (`digests/`).
 """
 
 from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+import re
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from semsearch.errors import SemsearchError
-from semsearch.ingest import RESUME_PREFIX, Ingest, IngestReport
+from semsearch.errors import NotFound, SemsearchError
+from semsearch.ingest import Ingest, IngestReport
 
 DEFAULT_CATEGORIES = ("cs.CL", "cs.LG", "cs.AI")
 LAST_WATCH = "watch_last"  # index metadata: UTC time the last successful watch looked up to
+PENDING = "watch_pending:"  # + categories: the window, next page and entries of an unfinished watch
+DIGESTS_DIR = "digests"
 FIRST_WATCH_DAYS = 1
 MAX_RESULTS = 5000
 
@@ -77,19 +83,17 @@ def watch(
     with ingest:
         store = ingest.store
         now = datetime.now(timezone.utc)
-        start = (
-            datetime.fromisoformat(since).replace(tzinfo=timezone.utc)
-            if since
-            else datetime.fromisoformat(known.get_meta(LAST_WATCH))
-            if known.get_meta(LAST_WATCH)
-            else now - timedelta(days=FIRST_WATCH_DAYS)
-        )
-        state_key = f"{RESUME_PREFIX}watch:{','.join(categories)}:{_stamp(start)}"
-        state = json.loads(store.get_meta(state_key) or "{}")  # left by an interrupted watch
-        until = state.get("until") or _stamp(now)
-        entries = [DigestEntry(**e) for e in state.get("entries", [])]
-        query = submitted_between(categories, _stamp(start), until)
-        for offset, page in client.pages(query, max_results, start=state.get("offset", 0), by_submission=True):
+        state_key = PENDING + ",".join(categories)
+        state = json.loads(store.get_meta(state_key) or "{}")  # left by an unfinished watch
+        asked = _stamp(datetime.fromisoformat(since).replace(tzinfo=timezone.utc)) if since else None
+        if not state or (asked and state["since"] != asked):  # a new window
+            last = known.get_meta(LAST_WATCH)
+            start = datetime.fromisoformat(last) if last else now - timedelta(days=FIRST_WATCH_DAYS)
+            state = {"since": asked or _stamp(start), "until": _stamp(now), "offset": 0, "entries": []}
+        until = state["until"]
+        entries = [DigestEntry(**e) for e in state["entries"]]
+        query = submitted_between(categories, state["since"], until)
+        for offset, page in client.pages(query, max_results, start=state["offset"], by_submission=True):
             fetched += len(page)
             texts = [p.embedding_text() for p in page]
             vectors = embedder.encode(texts)
@@ -113,12 +117,81 @@ def watch(
                 if result.in_scope or keep_all:
                     keep.append((paper, vector))
             ingest.add_embedded(keep)
-            store.set_meta(
-                state_key, json.dumps({"until": until, "offset": offset, "entries": [asdict(e) for e in entries]})
-            )
+            state.update(offset=offset, entries=[asdict(e) for e in entries])
+            store.set_meta(state_key, json.dumps(state))
             store.commit()
+        store.db.execute("DELETE FROM meta WHERE key = ?", (state_key,))
         store.set_meta(LAST_WATCH, datetime.strptime(until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc).isoformat())
-    return WatchReport(_stamp(start), until, fetched, entries, ingest.report)
+    report = WatchReport(state["since"], until, fetched, entries, ingest.report)
+    save_digest(published.directory, report)
+    return report
+
+
+# --- digests kept in the index directory -----------------------------------------------------------
+def save_digest(index_dir: Path, report: WatchReport) -> Path:
+    """Keep a finished watch's digest (JSON, every entry) as digests/<since>-<until>.json."""
+    folder = Path(index_dir) / DIGESTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{report.since}-{report.until}.json"
+    data = {
+        "since": report.since,
+        "until": report.until,
+        "fetched": report.fetched,
+        "entries": [asdict(e) for e in report.entries],
+    }
+    staging = target.with_suffix(".tmp")
+    staging.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    staging.replace(target)
+    return target
+
+
+def list_digests(index_dir: Path) -> list[dict]:
+    """The saved digests, newest first: name, window and how many in-scope papers each lists."""
+    listed = []
+    for path in sorted((Path(index_dir) / DIGESTS_DIR).glob("*.json"), reverse=True):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        in_scope = sum(1 for e in data["entries"] if e["in_scope"])
+        listed.append({"name": path.stem, "since": data["since"], "until": data["until"], "papers": in_scope})
+    return listed
+
+
+def load_digest(index_dir: Path, name: str) -> WatchReport:
+    if not re.fullmatch(r"\d{12}-\d{12}", name):
+        raise NotFound(f"no digest {name!r}")
+    path = Path(index_dir) / DIGESTS_DIR / f"{name}.json"
+    if not path.exists():
+        raise NotFound(f"no digest {name!r}")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    entries = [DigestEntry(**e) for e in data["entries"]]
+    return WatchReport(data["since"], data["until"], data["fetched"], entries, IngestReport())
+
+
+def parse_interval(text: str) -> float:
+    """Seconds in an interval such as 90s, 30m, 24h or 1d."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text or "")
+    if not match or float(match.group(1)) <= 0:
+        raise SemsearchError(f"cannot read the interval {text!r} (e.g. 30m, 24h, 1d)")
+    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def watch_every(
+    index_dir: str | Path | None,
+    seconds: float,
+    stop: threading.Event,
+    categories: Sequence[str] = DEFAULT_CATEGORIES,
+    on_done: Callable[[WatchReport | None, Exception | None], None] | None = None,
+    **options,
+) -> None:
+    """Watch now and then every `seconds` until `stop` is set (`options` go to `watch`). A failed
+    watch is reported and tried again at the next turn, where it resumes."""
+    while not stop.is_set():
+        try:
+            report, error = watch(index_dir, categories, progress=False, **options), None
+        except Exception as err:  # noqa: BLE001 - the schedule outlives one bad connection
+            report, error = None, err
+        if on_done:
+            on_done(report, error)
+        stop.wait(seconds)
 
 
 def render_digest(report: WatchReport, fmt: str = "markdown", min_confidence: float = 0.0) -> str:

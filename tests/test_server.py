@@ -250,8 +250,14 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"), reason="Debian chromium not installed")
-def test_in_a_real_browser(live_server):
+def test_in_a_real_browser(live_server, index_dir):
     from playwright.sync_api import sync_playwright
+
+    from semsearch.ingest import IngestReport
+    from semsearch.watch import DigestEntry, WatchReport, save_digest
+
+    entry = DigestEntry("2411.00001", "Evicting <tokens> & more", None, "A/B/KV-Cache Optimization", 0.8, True)
+    save_digest(index_dir, WatchReport("202411010000", "202411020000", 1, [entry], IngestReport()))
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
@@ -294,5 +300,10 @@ def test_in_a_real_browser(live_server):
         page.locator("#taxonomy summary").first.click()
         page.locator("#taxonomy .node-link").first.click()
         page.wait_for_selector(".result")
+
+        page.click("#show-digest")
+        page.wait_for_selector(".digest-group")
+        assert "KV-Cache Optimization" in page.inner_text(".digest-group h3")
+        assert "Evicting <tokens> & more" in page.inner_text(".digest-group li")  # shown as text, not markup
         browser.close()
     assert outside == []  # nothing fetched from any other host

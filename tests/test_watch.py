@@ -119,6 +119,69 @@ def test_interrupted_watch_resumes_at_the_next_page(survey_index, stub, fake_mod
     assert Index.open(survey_index).manifest.count == 427
 
 
+def test_a_watch_whose_arxiv_fails_part_way_resumes_and_digests_every_page(survey_index, stub, monkeypatch):
+    from semsearch.errors import SemsearchError
+    from semsearch.watch import list_digests
+    from tests.arxiv_stub import Step
+
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    stub.script = [Step(200)] + [Step(503)] * 5  # the first page, then arXiv fails every retry
+    with pytest.raises(SemsearchError, match="did not answer"):
+        watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)
+    assert Index.open(survey_index).manifest.count == 424 + 2  # the first page's papers are published
+    assert list_digests(survey_index) == []  # no digest for a watch that did not finish
+    starts = len(stub.requests)
+    report = watch(survey_index, ["cs.CL"], progress=False)  # a plain rerun, as a schedule would do it
+    assert stub.requests[starts]["start"] == ["2"]
+    assert {e.id for e in report.entries} == set(IN_SCOPE) | set(OUT_OF_SCOPE)
+    assert Index.open(survey_index).manifest.count == 427
+    assert [d["papers"] for d in list_digests(survey_index)] == [3]
+
+
+def test_digests_are_kept_and_served(survey_index, stub):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)
+    client = TestClient(create_app(survey_index, reload_seconds=None))
+    listed = client.get("/api/digests").json()["digests"]
+    assert len(listed) == 1 and listed[0]["papers"] == 3 and listed[0]["since"] == "202411010000"
+    digest = client.get(f"/api/digests/{listed[0]['name']}").json()
+    assert sum(len(v) for v in digest["groups"].values()) == 3
+    assert client.get("/api/digests/../../etc/passwd").status_code == 404
+    assert client.get("/api/digests/202411010000-202411010001").status_code == 404
+
+
+def test_a_scheduled_watch_runs_each_turn_and_outlives_a_failure(survey_index, stub):
+    import threading
+
+    from semsearch.watch import watch_every
+    from tests.arxiv_stub import Step
+
+    watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)  # the window so far is done
+    stub.script = [Step(503)] * 5  # the first turn fails; the second succeeds
+    turns, stop = [], threading.Event()
+
+    def done(report, error):
+        turns.append(error or report)
+        if len(turns) == 2:
+            stop.set()
+
+    watch_every(survey_index, 0.01, stop, ["cs.CL"], on_done=done)
+    assert "did not answer" in str(turns[0]) and turns[1].fetched == 0
+
+
+def test_intervals():
+    from semsearch.errors import SemsearchError
+    from semsearch.watch import parse_interval
+
+    assert [parse_interval(t) for t in ("90s", "30m", "24h", "1d", "1.5h")] == [90, 1800, 86400, 86400, 5400]
+    for bad in ("", "24", "0h", "-1h", "1w"):
+        with pytest.raises(SemsearchError):
+            parse_interval(bad)
+
+
 def test_labels_change_later_suggestions(survey_index, fake_model):
     from semsearch.classify import classify_texts
 

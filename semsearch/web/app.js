@@ -147,5 +147,22 @@ $("#classify-form").addEventListener("submit", async (event) => {
   } catch (err) { out.replaceChildren(el("p", { class: "error" }, err.message)); }
 });
 
+$("#show-digest").addEventListener("click", async () => {
+  showSection("#results");
+  say("Loading…");
+  try {
+    const { digests } = await api("/api/digests");
+    if (!digests.length) { $("#results").replaceChildren(); say("No digest yet: run `semsearch watch`, or serve with --watch-every 24h."); return; }
+    const digest = await api(`/api/digests/${encodeURIComponent(digests[0].name)}`);
+    const groups = Object.entries(digest.groups).map(([node, items]) => el("section", { class: "digest-group" },
+      el("h3", {}, node.replaceAll("/", " › ")),
+      el("ul", {}, items.map((e) => el("li", {},
+        e.url ? el("a", { href: e.url, target: "_blank", rel: "noopener" }, e.title) : e.title,
+        ` (${e.id}), confidence ${e.confidence.toFixed(2)}`)))));
+    $("#results").replaceChildren(el("h2", {}, `New papers, ${digest.since} to ${digest.until} (UTC)`), ...groups);
+    say(`${digests[0].papers} new papers in the latest digest`);
+  } catch (err) { say(err.message, true); }
+});
+
 const initial = new URLSearchParams(location.search).get("q");
 if (initial) { $("#q").value = initial; search(initial); }
