@@ -1,22 +1,31 @@
-"""Load test of `semsearch serve` on loopback: 8 concurrent clients asking /api/search.
+"""Load test of `semsearch serve` on loopback: concurrent clients with a mix of requests.
 
-    python scripts/bench_serve.py [--index DIR] [--clients 8] [--requests 400] [--seconds 60]
+    python scripts/bench_serve.py [--index DIR] [--clients 8] [--requests 800] [--seconds 60]
+                                  [--workers 1] [--ingest-every 10]
 
-Starts the server in a subprocess on a free 127.0.0.1 port, waits for /api/health, then sends a
-bounded number of requests (stopping early at the time limit) and reports requests/s and latency.
+Copies the index to a temporary directory (the run may ingest into it), starts the server in a
+subprocess on a free 127.0.0.1 port, and sends a bounded number of requests, stopping early at the
+time limit: searches, related work, classifications and paper pages in the ratio 4:2:1:1. With
+`--ingest-every S` a one-paper `semsearch ingest jsonl` publishes every S seconds meanwhile, and
+a monitor asks /api/health every 0.2 s: an answer is stale when it comes from an older generation
+than one published more than 5 s before. Reports requests/s, latency, errors and stale answers.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 QUESTIONS = [
     "how do I shrink the KV cache for long prompts?",
@@ -28,6 +37,12 @@ QUESTIONS = [
     "prompt compression for long contexts",
     "state space models instead of attention",
 ]
+PAPERS = ["2306.00978", "2211.10438", "2309.17453", "2302.01318"]  # survey papers: in every index built from it
+ABSTRACT = {
+    "title": "Evicting tokens from the key-value cache",
+    "abstract": "We keep heavy-hitter tokens in the KV cache and evict the rest during long-context decoding.",
+}
+STALE_AFTER = 5.0
 
 
 def free_port() -> int:
@@ -36,37 +51,61 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def request_for(n: int, base: str) -> urllib.request.Request:
+    kind = n % 8
+    if kind < 4:
+        query = urllib.parse.urlencode({"q": QUESTIONS[n % len(QUESTIONS)], "k": 10})
+        return urllib.request.Request(f"{base}/api/search?{query}")
+    if kind < 6:
+        return urllib.request.Request(f"{base}/api/related/{PAPERS[n % len(PAPERS)]}?k=10")
+    if kind == 6:
+        body = json.dumps(ABSTRACT).encode()
+        return urllib.request.Request(f"{base}/api/classify", body, {"Content-Type": "application/json"})
+    return urllib.request.Request(f"{base}/api/papers/{PAPERS[n % len(PAPERS)]}")
+
+
+def generation_number(name: str) -> int:
+    return int(name.split("-")[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--index", default=None)
+    parser.add_argument("--index", default="index")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--requests", type=int, default=800)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--ingest-every", type=float, default=0.0, help="seconds between publishes (0: none)")
     args = parser.parse_args()
 
+    scratch = Path(tempfile.mkdtemp(prefix="semsearch-bench-"))
+    index = scratch / "index"
+    shutil.copytree(args.index, index, ignore=shutil.ignore_patterns("staging", ".lock"))
     port = free_port()
-    command = [sys.executable, "-m", "semsearch", "serve", "--port", str(port)]
-    if args.index:
-        command += ["--index", args.index]
-    server = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "semsearch", "serve", "--port", str(port), "--index", str(index)]
+    server = subprocess.Popen([*command, "--workers", str(args.workers)], stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
+    published: list[tuple[float, int]] = []  # (time the ingest returned, generation it published)
+    served: list[tuple[float, int]] = []  # (time of a health answer, generation it came from)
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             try:
-                papers = json.load(urllib.request.urlopen(base + "/api/health", timeout=2))["papers"]
+                health = json.load(urllib.request.urlopen(base + "/api/health", timeout=2))
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit("the server did not start") from None
                 time.sleep(0.2)
-        urllib.request.urlopen(f"{base}/api/search?q=warm+up", timeout=30).read()
+        for n in range(8 * args.workers):  # every kind of request once per worker, before timing
+            urllib.request.urlopen(request_for(n, base), timeout=60).read()
 
-        latencies: list[float] = []
-        errors = [0]
         counter = iter(range(args.requests))
-        lock = threading.Lock()
         stop_at = time.monotonic() + args.seconds
+        finished = threading.Event()
 
         def client() -> None:
             while time.monotonic() < stop_at:
@@ -74,32 +113,84 @@ def main() -> None:
                     n = next(counter, None)
                 if n is None:
                     return
-                url = f"{base}/api/search?" + urllib.parse.urlencode({"q": QUESTIONS[n % len(QUESTIONS)], "k": 10})
                 started = time.perf_counter()
                 try:
-                    urllib.request.urlopen(url, timeout=30).read()
-                except OSError:
-                    errors[0] += 1
+                    urllib.request.urlopen(request_for(n, base), timeout=30).read()
+                except OSError as err:
+                    with lock:
+                        errors.append(f"{request_for(n, base).full_url}: {err}")
                     continue
                 with lock:
                     latencies.append((time.perf_counter() - started) * 1000)
 
-        started = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(args.clients)]
-        for thread in threads:
+        def ingester() -> None:
+            for n in itertools.count():
+                if finished.wait(args.ingest_every):
+                    return
+                source = scratch / f"new-{n}.jsonl"
+                paper = {"id": f"2999.{n:05d}", "title": f"Benchmark paper {n} on caches", "abstract": "A method."}
+                source.write_text(json.dumps(paper) + "\n")
+                run = subprocess.run(
+                    [sys.executable, "-m", "semsearch", "ingest", "jsonl", str(source), "--index", str(index)],
+                    capture_output=True,
+                    text=True,
+                )
+                if run.returncode != 0:
+                    errors.append(f"ingest: {run.stderr.strip()[-200:]}")
+                    continue
+                current = (index / "CURRENT").read_text().strip()
+                with lock:
+                    published.append((time.monotonic(), generation_number(current)))
+
+        def monitor() -> None:
+            while not finished.wait(0.2):
+                try:
+                    name = json.load(urllib.request.urlopen(base + "/api/health", timeout=5))["generation"]
+                except OSError as err:
+                    errors.append(f"health: {err}")
+                    continue
+                with lock:
+                    served.append((time.monotonic(), generation_number(name)))
+
+        helpers = [threading.Thread(target=monitor)]
+        if args.ingest_every:
+            helpers.append(threading.Thread(target=ingester))
+        for thread in helpers:
             thread.start()
-        for thread in threads:
+        started = time.perf_counter()
+        clients = [threading.Thread(target=client) for _ in range(args.clients)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
             thread.join()
         elapsed = time.perf_counter() - started
+        finished.set()
+        for thread in helpers:
+            thread.join()
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        server.wait(timeout=30)
+        shutil.rmtree(scratch, ignore_errors=True)
 
+    stale = sum(
+        1
+        for at, generation in served
+        if any(generation < number and at - when > STALE_AFTER for when, number in published)
+    )
     latencies.sort()
     p50, p99 = latencies[len(latencies) // 2], latencies[int(0.99 * (len(latencies) - 1))]
-    print(f"index: {papers} papers; {args.clients} concurrent clients, {len(latencies)} requests, {errors[0]} errors")
-    print(f"throughput: {len(latencies) / elapsed:.1f} requests/s")
+    print(
+        f"index: {health['papers']} papers; {args.workers} worker(s), {args.clients} concurrent clients, "
+        f"mix search:related:classify:paper = 4:2:1:1"
+    )
+    print(f"{len(latencies)} requests in {elapsed:.1f} s: {len(latencies) / elapsed:.1f} requests/s")
     print(f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(f"errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
+    if args.ingest_every:
+        print(
+            f"publishes during the run: {len(published)}; health answers: {len(served)}, "
+            f"stale (older than a publish {STALE_AFTER:.0f} s before): {stale}"
+        )
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ class OnnxEmbedder:
 
     normalized = True
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *, threads: int | None = None):
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -170,6 +170,9 @@ class OnnxEmbedder:
         self.model_name = self.config["model"]
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        if threads:  # a server answering many questions at once runs each on one thread
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(
             str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"]
         )
@@ -205,12 +208,12 @@ class OnnxEmbedder:
         return vectors
 
 
-def query_embedder(index_dir: Path, model: str):
+def query_embedder(index_dir: Path, model: str, *, threads: int | None = None):
     """The fastest faithful encoder for questions: the ONNX export when there is one."""
     directory = encoder_dir(index_dir, model)
     if os.environ.get("SEMSEARCH_NO_ONNX") != "1" and (directory / "encoder.json").exists():
         try:
-            return OnnxEmbedder(directory)
+            return OnnxEmbedder(directory, threads=threads)
         except Exception:  # noqa: BLE001 - a broken or foreign export: the slow path still answers
             pass
     return Embedder(model)

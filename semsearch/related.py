@@ -45,7 +45,7 @@ class RelatedFinder:
         vec_id = self.resolve(paper_id)
         paper = self.store.papers_by_vec_id([vec_id])[vec_id]
         exclude = {vec_id, *self.store.vec_ids_with_title(paper.title)}
-        filed = leaf_distributions(self.store, [vec_id]).get(vec_id)
+        filed = leaf_distributions(self.store, [vec_id], self.searcher.distributions).get(vec_id)
         return self._rank(self.store.embedding(vec_id), None if filed is None else filed[1], exclude, k, diverse)
 
     def related_to_text(
@@ -73,7 +73,7 @@ class RelatedFinder:
             raise SemsearchError("k must be at least 1")
         ranked = [(v, s) for v, s in self.searcher.nearest(vector[None, :], POOL + len(exclude)) if v not in exclude]
         if spread is not None:
-            filed = leaf_distributions(self.store, [v for v, _ in ranked])
+            filed = leaf_distributions(self.store, [v for v, _ in ranked], self.searcher.distributions)
 
             def bonus(vec_id: int) -> float:
                 return CATEGORY_BONUS * float(filed[vec_id][1] @ spread) if vec_id in filed else 0.0

@@ -42,6 +42,8 @@ CANDIDATES = 200
 DENSE_WEIGHT = 0.7
 TAXONOMY_WEIGHT = 2.0
 SHARP_MARGIN = 0.05  # how far the best direct match must lead the next to keep the first place
+DISTRIBUTION_CACHE = 500_000  # papers whose leaf distribution a searcher keeps (~200 B each)
+_UNREAD = object()
 
 
 @dataclass
@@ -140,16 +142,31 @@ def rank_hybrid(evidence: dict[int, Evidence], k: int) -> list[tuple[int, float]
     return scored[:k]
 
 
-def leaf_distributions(store, vec_ids) -> dict[int, tuple[list[str], np.ndarray]]:
+def leaf_distributions(store, vec_ids, cache: dict | None = None) -> dict[int, tuple[list[str], np.ndarray]]:
     """Each categorised paper's categories and its chance of each taxonomy leaf: the classifier's
     own for an in-scope prediction, else its categories' leaves shared evenly (`leaf_spread`).
-    The chance that two papers, or a paper and a question, share a leaf is the dot product."""
-    taxonomy = load_taxonomy()
-    found = {}
-    for vec_id, (categories, spread) in store.category_evidence(vec_ids).items():
-        if categories:
+    The chance that two papers, or a paper and a question, share a leaf is the dot product.
+    A generation never changes, so a caller that keeps `cache` reads each paper once."""
+    cache = {} if cache is None else cache
+    found, missing = {}, []
+    for vec_id in vec_ids:
+        entry = cache.get(vec_id, _UNREAD)
+        if entry is _UNREAD:
+            missing.append(vec_id)
+        elif entry is not None:
+            found[vec_id] = entry
+    if missing:
+        taxonomy = load_taxonomy()
+        if len(cache) > DISTRIBUTION_CACHE:
+            cache.clear()
+        evidence = store.category_evidence(missing)
+        for vec_id in missing:
+            categories, spread = evidence.get(vec_id, ([], None))
             usable = spread is not None and len(spread) == len(taxonomy.leaves)
-            found[vec_id] = (categories, spread if usable else taxonomy.leaf_spread(categories))
+            entry = (categories, spread if usable else taxonomy.leaf_spread(categories)) if categories else None
+            cache[vec_id] = entry
+            if entry is not None:
+                found[vec_id] = entry
     return found
 
 
@@ -174,6 +191,7 @@ class Searcher:
             self.embedder = embedder  # else loaded on first use: related work for an indexed paper needs none
         self.mode = mode
         self.use_taxonomy = taxonomy and mode == "hybrid"
+        self.distributions: dict = {}  # vec_id -> (categories, leaf distribution) or None, read once
 
     @cached_property
     def embedder(self):
@@ -283,7 +301,7 @@ class Searcher:
             dense[vec_id] = float(embedding @ vector[0])
         top_lexical = max(lexical.values(), default=0.0)
         question = self.question_leaves(query, vector) if self.use_taxonomy else None
-        filed = leaf_distributions(self.index.store, dense) if question is not None else {}
+        filed = leaf_distributions(self.index.store, dense, self.distributions) if question is not None else {}
         evidence = {}
         for vec_id, cosine in dense.items():
             raw = lexical.get(vec_id, 0.0)

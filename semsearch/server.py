@@ -31,6 +31,7 @@ MAX_K = 100
 MAX_TEXT = 20_000
 MAX_BODY = 1_000_000  # bytes; larger bodies get 413 before they are read
 RELOAD_SECONDS = 1.0
+SESSION_THREADS = 1  # per question: concurrent requests use the cores better than one request split
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 WEB = files("semsearch") / "web"
 log = logging.getLogger("semsearch.server")
@@ -67,8 +68,11 @@ class Service:
     """The generation that answers requests, swapped for the newest published one by `refresh`."""
 
     def __init__(self, index_dir: str | Path | None):
+        import faiss
+
         from semsearch.index import Index
 
+        faiss.omp_set_num_threads(SESSION_THREADS)
         self._lock = threading.Lock()
         self.current = self._load(Index.open(index_dir), embedder=None)
         self.directory = self.current.index.directory
@@ -80,6 +84,10 @@ class Service:
         from semsearch.search import Searcher
 
         try:
+            if embedder is None:
+                from semsearch.embeddings import query_embedder
+
+                embedder = query_embedder(index.directory, index.manifest.model, threads=SESSION_THREADS)
             searcher = Searcher(index, embedder)
             # Everything a request needs is loaded now, not by the first request (nor in two threads at once).
             for name, owner in (
