@@ -6,7 +6,9 @@ them, so `semsearch --help` stays instant.
 
 from __future__ import annotations
 
+import errno
 import json
+import sqlite3
 import sys
 from enum import Enum
 from pathlib import Path
@@ -771,10 +773,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except (OSError, sqlite3.OperationalError) as err:
+        if not _disk_full(err):
+            raise
+        print(
+            "error: the disk is full; nothing was published (the unfinished work is in the index's staging/ "
+            "directory: free space and run again, or delete staging/ to start over)",
+            file=sys.stderr,
+        )
+        return 1
     except typer.TyperException as err:  # usage errors: typer prints them with the usage line
         err.show()
         return getattr(err, "exit_code", 2)
     return result if isinstance(result, int) else 0
+
+
+def _disk_full(err: Exception) -> bool:
+    return getattr(err, "errno", None) == errno.ENOSPC or "disk is full" in str(err)
 
 
 def run() -> None:

@@ -97,7 +97,12 @@ class Index:
         """The FAISS index of this generation, loaded on first use (`info` never needs it)."""
         from semsearch import vectors as vector_index
 
-        vectors = vector_index.load(self.generation_dir / VECTORS_FILE)
+        path = self.generation_dir / VECTORS_FILE
+        try:
+            vectors = vector_index.load(path)
+        except RuntimeError as err:  # FAISS's own message is a C++ stack location
+            reason = str(err).strip().splitlines()[-1][:120]
+            raise SemsearchError(f"index at {self.directory} is damaged: {path} cannot be read ({reason})") from None
         if vectors.d != self.manifest.dimension or vectors.ntotal != self.manifest.count:
             raise SemsearchError(
                 f"index at {self.directory} is inconsistent: {vectors.ntotal} vectors of dimension {vectors.d}, "
@@ -142,6 +147,8 @@ class Index:
                 f"version {FORMAT_VERSION}: rebuild it"
             )
         if not (generation_dir / VECTORS_FILE).exists():
+            if lease is not None:  # we hold the generation: no writer is removing it, so it is damaged
+                raise SemsearchError(f"index at {directory} is damaged: {generation_dir / VECTORS_FILE} is missing")
             raise FileNotFoundError(generation_dir / VECTORS_FILE)
         store = Store(generation_dir / DB_FILE, readonly=True)
         problems = []

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -77,6 +77,7 @@ class Service:
         self.current = self._load(Index.open(index_dir), embedder=None)
         self.directory = self.current.index.directory
         self.reload_error: str | None = None
+        self._unloadable: str | None = None
 
     @staticmethod
     def _load(index, embedder) -> Generation:
@@ -121,19 +122,17 @@ class Service:
         A generation that cannot be loaded leaves the current one serving (`reload_error` says why)."""
         from semsearch.index import Index, current_generation
 
-        if current_generation(self.directory) in (None, self.current.name):
+        newest = current_generation(self.directory)
+        if newest in (None, self.current.name, self._unloadable):
             return False
         try:
             index = Index.open(self.directory)
             same_model = index.manifest.model == self.current.index.manifest.model
             fresh = self._load(index, self.current.searcher.embedder if same_model else None)
         except Exception as err:  # noqa: BLE001 - keep answering from what works
-            self.reload_error = f"{type(err).__name__}: {err}"
-            log.warning(
-                "semsearch serve: cannot load the newest generation (%s); still serving %s",
-                self.reload_error,
-                self.current.name,
-            )
+            self._unloadable = newest  # tried once; the next publish is tried afresh
+            self.reload_error = f"{newest}: {err}"
+            log.warning("semsearch serve: cannot load %s; still serving %s", self.reload_error, self.current.name)
             return False
         with self._lock:
             old, self.current = self.current, fresh
@@ -216,16 +215,25 @@ def create_app(
     from semsearch.taxonomy import load_taxonomy
 
     service = Service(index_dir)
+    background: list[threading.Event] = []  # set at shutdown: the reload and watch threads stop
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        for stop in background:
+            stop.set()
+
     app = FastAPI(
         title="semsearch",
         description="Semantic search, taxonomy suggestions and related work for the efficient-LLM literature.",
         version="0.1.0",
+        lifespan=lifespan,
     )
     app.state.service = service
     if reload_seconds:
-        app.state.stop_reloading = service.follow(reload_seconds)
+        background.append(service.follow(reload_seconds))
     if watch_seconds:
-        app.state.stop_watching = _start_watching(service.directory, watch_seconds)
+        background.append(_start_watching(service.directory, watch_seconds))
     app.add_middleware(LimitBody)
 
     @app.exception_handler(SemsearchError)

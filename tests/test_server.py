@@ -27,7 +27,8 @@ def client(index_dir):
 
     from semsearch.server import create_app
 
-    return TestClient(create_app(index_dir))
+    with TestClient(create_app(index_dir)) as client:  # the context runs shutdown: the reload thread stops
+        yield client
 
 
 def test_health_and_search(client):
@@ -162,7 +163,11 @@ def test_the_server_follows_publishes_without_a_restart(index_dir, searched_firs
 
     from semsearch.server import create_app
 
-    client = TestClient(create_app(index_dir, reload_seconds=0.05))
+    with TestClient(create_app(index_dir, reload_seconds=0.05)) as client:
+        follow_publishes(client, index_dir, searched_first)
+
+
+def follow_publishes(client, index_dir, searched_first: bool) -> None:
     before = client.get("/api/health").json()
     if searched_first:
         assert client.get("/api/search", params={"q": "cache"}).status_code == 200

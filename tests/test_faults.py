@@ -1,0 +1,181 @@
+"""Faults with real processes: writers killed with SIGKILL at the worst moments, two writers at once,
+a broken generation, a full disk, while a server keeps answering."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from semsearch.index import Index, current_generation
+from semsearch.ingest import BATCH, ingest_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_papers(path: Path, prefix: str, n: int) -> Path:
+    with path.open("w") as out:
+        for i in range(n):
+            title = f"Paper {prefix} {i} on caches and decoding"
+            out.write(
+                json.dumps({"id": f"{prefix}.{i:05d}", "title": title, "abstract": f"{title}, in detail."}) + "\n"
+            )
+    return path
+
+
+def writer(*args, pause_at: str | None = None, marker: Path | None = None) -> subprocess.Popen:
+    command = [sys.executable, "-m", "tests.writer_process"]
+    if pause_at:
+        command += ["--pause-at", pause_at, "--marker", str(marker)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [*command, "--", *map(str, args)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for(marker: Path, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not marker.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the writer never reached its pause point"
+        time.sleep(0.05)
+
+
+def generations(index_dir: Path) -> list[str]:
+    return sorted(p.name for p in index_dir.glob("gen-*"))
+
+
+@pytest.fixture
+def served(tmp_path, fake_model):
+    """An index of 20 papers and a server following it."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    index_dir = tmp_path / "idx"
+    ingest_jsonl([write_papers(tmp_path / "first.jsonl", "2401", 20)], index_dir, progress=False)
+    with TestClient(create_app(index_dir, reload_seconds=0.05)) as client:
+        yield index_dir, client
+
+
+def answers(client) -> None:
+    response = client.get("/api/search", params={"q": "caches decoding", "k": 5})
+    assert response.status_code == 200 and len(response.json()["results"]) == 5
+
+
+@pytest.mark.parametrize("pause_at", ["batch", "publish"])
+def test_a_writer_killed_mid_ingest_loses_nothing_and_the_server_keeps_answering(served, tmp_path, pause_at):
+    index_dir, client = served
+    new = write_papers(tmp_path / "new.jsonl", "2402", BATCH + 30)  # two batches
+    marker = tmp_path / "paused"
+    process = writer("ingest", "jsonl", new, "--index", index_dir, "--no-progress", pause_at=pause_at, marker=marker)
+    wait_for(marker, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    answers(client)  # through the kill
+    assert Index.open(index_dir).manifest.count == 20  # CURRENT still names the old generation, readable
+
+    again = writer("ingest", "jsonl", new, "--index", index_dir, "--no-progress")
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    assert Index.open(index_dir).manifest.count == 20 + BATCH + 30
+    time.sleep(0.3)  # the server has moved on to the newest generation
+    answers(client)
+    assert client.get("/api/health").json()["papers"] == 20 + BATCH + 30
+    # No stray generations: the published one, the one before (kept for readers that just opened it).
+    current = current_generation(index_dir)
+    assert current in generations(index_dir) and len(generations(index_dir)) <= 2
+    assert not (index_dir / "staging").exists()
+
+
+def test_two_writers_at_once_both_land_and_the_second_waits(served, tmp_path):
+    index_dir, client = served
+    marker = tmp_path / "paused"
+    first = writer(
+        "ingest", "jsonl", write_papers(tmp_path / "a.jsonl", "2403", 10), "--index", index_dir, "--no-progress",
+        pause_at="batch", marker=marker,
+    )  # fmt: skip
+    wait_for(marker, first)  # holds the lock, mid-write
+    second = writer("ingest", "jsonl", write_papers(tmp_path / "b.jsonl", "2404", 10), "--index", index_dir)
+    time.sleep(2.0)
+    assert second.poll() is None  # waiting for the lock, not writing
+    first.send_signal(signal.SIGKILL)  # the lock dies with its holder
+    first.wait(timeout=10)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0 and "waiting for another writer" in err
+    # The second run resumed the first one's staging: both sets of papers are in.
+    store = Index.open(index_dir).store
+    assert store.find("2404.00009") is not None and store.find("2403.00009") is not None
+    answers(client)
+
+
+def test_two_writers_that_both_finish(tmp_path, fake_model):
+    index_dir = tmp_path / "idx"
+    ingest_jsonl([write_papers(tmp_path / "first.jsonl", "2401", 5)], index_dir, progress=False)
+    runs = [
+        writer("ingest", "jsonl", write_papers(tmp_path / f"{p}.jsonl", p, 300), "--index", index_dir, "--no-progress")
+        for p in ("2405", "2406")
+    ]
+    for run in runs:
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+    assert Index.open(index_dir).manifest.count == 5 + 600
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_a_broken_vector_file_is_a_clear_error_and_the_server_keeps_the_last_good_one(served, tmp_path, damage):
+
+    index_dir, client = served
+    before = client.get("/api/health").json()["generation"]
+    ingest_jsonl([write_papers(tmp_path / "more.jsonl", "2407", 3)], index_dir, progress=False)
+    vectors = index_dir / current_generation(index_dir) / "vectors.faiss"
+    if damage == "corrupt":
+        vectors.write_bytes(b"\0" * 100)
+    else:
+        vectors.unlink()
+    time.sleep(0.3)
+    health = client.get("/api/health").json()
+    assert health["generation"] == before and "reload_error" in health
+    answers(client)
+
+    search = writer("search", "caches", "--index", index_dir)
+    out, err = search.communicate(timeout=60)
+    assert search.returncode == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "is damaged" in err
+
+
+def _small_filesystem(tmp_path: Path) -> Path | None:
+    target = tmp_path / "small"
+    target.mkdir()
+    if shutil.which("mount") is None:
+        return None
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(target)], capture_output=True)
+    return target if done.returncode == 0 else None
+
+
+def test_a_disk_that_fills_fails_cleanly_and_loses_nothing(tmp_path, fake_model):
+    small = _small_filesystem(tmp_path)
+    if small is None:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        index_dir = small / "idx"
+        ingest_jsonl([write_papers(tmp_path / "first.jsonl", "2401", 20)], index_dir, progress=False)
+        big = write_papers(tmp_path / "big.jsonl", "2408", 6000)  # more than 3 MB once stored
+        run = writer("ingest", "jsonl", big, "--index", index_dir, "--no-progress")
+        out, err = run.communicate(timeout=300)
+        assert run.returncode != 0 and "Traceback" not in err and len(err.strip().splitlines()) <= 2
+        assert Index.open(index_dir).manifest.count == 20  # the published index is untouched
+        shutil.rmtree(index_dir / "staging", ignore_errors=True)  # the user frees space...
+        run = writer("ingest", "jsonl", write_papers(tmp_path / "few.jsonl", "2409", 5), "--index", index_dir)
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err  # ...and the next write succeeds
+        assert Index.open(index_dir).manifest.count == 25
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)

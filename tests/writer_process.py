@@ -1,0 +1,72 @@
+"""`python -m tests.writer_process [--pause-at POINT --marker FILE] -- semsearch args...`
+
+Runs the real `semsearch` command in its own process, with the hashing model in place of the
+sentence-transformers one (so it starts in a second, not ten). With --pause-at it stops at a
+point of the write, creates FILE and waits there forever, for the test to kill it with SIGKILL:
+
+- batch:   after the first batch of papers has been embedded and committed to staging;
+- publish: after staging was renamed to its generation, before CURRENT names it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from semsearch import embeddings
+from tests.conftest import HashingModel
+
+
+def pause_here(marker: Path) -> None:
+    marker.write_text(str(os.getpid()))
+    while True:
+        time.sleep(60)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pause-at", choices=["batch", "publish"])
+    parser.add_argument("--marker", type=Path)
+    parser.add_argument("args", nargs=argparse.REMAINDER)
+    options = parser.parse_args()
+    model = HashingModel()
+    embeddings._load = lambda name: model
+
+    if options.pause_at == "batch":
+        from semsearch.store import Store
+
+        put_embeddings = Store.put_embeddings
+
+        def put_then_pause(self, pending, vectors):
+            put_embeddings(self, pending, vectors)
+            self.commit()
+            pause_here(options.marker)
+
+        Store.put_embeddings = put_then_pause
+    elif options.pause_at == "publish":
+        from semsearch import index
+
+        real_replace = os.replace
+
+        class PausingOs:  # the index module's `os`, pausing right after the generation's rename
+            def __getattr__(self, name):
+                return getattr(os, name)
+
+            @staticmethod
+            def replace(source, target):
+                real_replace(source, target)
+                if Path(source).name == "staging":
+                    pause_here(options.marker)
+
+        index.os = PausingOs()
+
+    from semsearch.cli import main as semsearch
+
+    args = options.args[1:] if options.args[:1] == ["--"] else options.args
+    return semsearch(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
