@@ -68,16 +68,19 @@ def generation_number(name: str) -> int:
     return int(name.split("-")[1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--index", default="index")
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=800)
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--ingest-every", type=float, default=0.0, help="seconds between publishes (0: none)")
-    args = parser.parse_args()
+def resident_kb(pid: int) -> int:
+    """Resident memory of a process (Linux), in kB; 0 when unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
+
+def load_test(args: argparse.Namespace) -> dict:
+    """Run the load described by `args` (see `arguments`); the figures of the run."""
     scratch = Path(tempfile.mkdtemp(prefix="semsearch-bench-"))
     index = scratch / "index"
     shutil.copytree(args.index, index, ignore=shutil.ignore_patterns("staging", ".lock"))
@@ -87,6 +90,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     published: list[tuple[float, int]] = []  # (time the ingest returned, generation it published)
     served: list[tuple[float, int]] = []  # (time of a health answer, generation it came from)
+    memory: list[tuple[float, int]] = []  # (time, the server's resident kB)
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -151,6 +155,7 @@ def main() -> None:
                     continue
                 with lock:
                     served.append((time.monotonic(), generation_number(name)))
+                    memory.append((time.monotonic(), resident_kb(server.pid)))
 
         helpers = [threading.Thread(target=monitor)]
         if args.ingest_every:
@@ -178,18 +183,47 @@ def main() -> None:
         if any(generation < number and at - when > STALE_AFTER for when, number in published)
     )
     latencies.sort()
-    p50, p99 = latencies[len(latencies) // 2], latencies[int(0.99 * (len(latencies) - 1))]
+    return {
+        "papers": health["papers"],
+        "requests": len(latencies),
+        "seconds": elapsed,
+        "throughput": len(latencies) / elapsed,
+        "p50": latencies[len(latencies) // 2],
+        "p99": latencies[int(0.99 * (len(latencies) - 1))],
+        "errors": errors,
+        "publishes": len(published),
+        "health_answers": len(served),
+        "stale": stale,
+        "memory_kb": [kb for _, kb in memory],
+    }
+
+
+def arguments(description: str, **defaults) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", default="index")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=800)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--ingest-every", type=float, default=0.0, help="seconds between publishes (0: none)")
+    parser.set_defaults(**defaults)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__)
+    run = load_test(args)
     print(
-        f"index: {health['papers']} papers; {args.workers} worker(s), {args.clients} concurrent clients, "
+        f"index: {run['papers']} papers; {args.workers} worker(s), {args.clients} concurrent clients, "
         f"mix search:related:classify:paper = 4:2:1:1"
     )
-    print(f"{len(latencies)} requests in {elapsed:.1f} s: {len(latencies) / elapsed:.1f} requests/s")
-    print(f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-    print(f"errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
+    print(f"{run['requests']} requests in {run['seconds']:.1f} s: {run['throughput']:.1f} requests/s")
+    print(f"latency: p50 {run['p50']:.1f} ms, p99 {run['p99']:.1f} ms")
+    print(f"errors: {len(run['errors'])}" + (f" (first: {run['errors'][0]})" if run["errors"] else ""))
     if args.ingest_every:
         print(
-            f"publishes during the run: {len(published)}; health answers: {len(served)}, "
-            f"stale (older than a publish {STALE_AFTER:.0f} s before): {stale}"
+            f"publishes during the run: {run['publishes']}; health answers: {run['health_answers']}, "
+            f"stale (older than a publish {STALE_AFTER:.0f} s before): {run['stale']}"
         )
 
 
