@@ -375,6 +375,10 @@ def serve(
     watch_every: Annotated[
         str | None, typer.Option("--watch-every", help="Also watch arXiv every INTERVAL (e.g. 24h), in the background.")
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="SEMSEARCH_TOKEN", help="Bearer token that writing endpoints (labels) require."),
+    ] = None,
     index: IndexOption = None,
 ) -> None:
     """A web page and a JSON API (OpenAPI docs at /docs) that follow the index as it is updated."""
@@ -383,7 +387,7 @@ def serve(
 
     seconds = parse_interval(watch_every) if watch_every else None
     print(f"semsearch: serving http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", file=sys.stderr)
-    run_server(index, host, port, workers=workers, watch_seconds=seconds)
+    run_server(index, host, port, workers=workers, watch_seconds=seconds, token=token)
 
 
 # --- watching arXiv, labels -------------------------------------------------------------------------

@@ -152,12 +152,17 @@ class Store:
         return self.db.execute("SELECT count(*) FROM papers").fetchone()[0]
 
     def content_counts(self) -> dict[str, int]:
-        """How many papers have an abstract, and how many the survey labels."""
+        """How many papers have an abstract, how many the survey labels, how many a user labelled,
+        and how many others the classifier places in the taxonomy."""
         row = self.db.execute(
-            """SELECT count(CASE WHEN abstract != '' THEN 1 END),
-                      count(CASE WHEN survey_categories != '[]' THEN 1 END) FROM papers"""
+            """SELECT count(CASE WHEN p.abstract != '' THEN 1 END),
+                      count(CASE WHEN p.survey_categories != '[]' THEN 1 END),
+                      count(CASE WHEN p.survey_categories = '[]' AND l.vec_id IS NOT NULL THEN 1 END),
+                      count(CASE WHEN p.survey_categories = '[]' AND l.vec_id IS NULL AND r.in_scope = 1 THEN 1 END)
+               FROM papers AS p LEFT JOIN labels AS l ON l.vec_id = p.vec_id
+                                LEFT JOIN predictions AS r ON r.vec_id = p.vec_id"""
         ).fetchone()
-        return {"with_abstract": row[0], "survey_labelled": row[1]}
+        return {"with_abstract": row[0], "survey_labelled": row[1], "user_labelled": row[2], "predicted": row[3]}
 
     def get(self, paper_id: str) -> Paper | None:
         row = self.db.execute("SELECT * FROM papers WHERE id = ?", (paper_id,)).fetchone()
@@ -256,6 +261,14 @@ class Store:
             params += pattern_params * 3
         where = " AND ".join(clauses) or "1"
         return [row[0] for row in self.db.execute(f"SELECT vec_id FROM papers WHERE {where}", params)]
+
+    def year_counts(self, vec_ids: Iterable[int]) -> dict[int, int]:
+        """How many of these papers appeared in each year (papers without a year are left out)."""
+        counts: dict[int, int] = {}
+        for (year,) in self._rows_for("SELECT year FROM papers", vec_ids):
+            if year is not None:
+                counts[year] = counts.get(year, 0) + 1
+        return dict(sorted(counts.items()))
 
     # --- embeddings ---------------------------------------------------------------------------
     def stale_embeddings(self, limit: int) -> list[PendingEmbedding]:

@@ -40,6 +40,8 @@ class DigestEntry:
     confidence: float
     in_scope: bool
     closest: list[dict] = field(default_factory=list)  # id, title, categories of the nearest known papers
+    authors: list[str] = field(default_factory=list)
+    snippet: str = ""  # the abstract's opening, for a reader to decide whether to open the paper
 
 
 @dataclass
@@ -112,6 +114,8 @@ def watch(
                             closest=[
                                 {"id": n.id, "title": n.title, "categories": n.categories} for n in result.neighbours
                             ],
+                            authors=paper.authors,
+                            snippet=snippet(paper.abstract),
                         )
                     )
                 if result.in_scope or keep_all:
@@ -155,6 +159,12 @@ def list_digests(index_dir: Path) -> list[dict]:
     return listed
 
 
+def latest_digest(index_dir: Path) -> dict | None:
+    """The newest digest as `render_digest(..., "json")` gives it, or None."""
+    listed = list_digests(index_dir)
+    return json.loads(render_digest(load_digest(index_dir, listed[0]["name"]), "json")) if listed else None
+
+
 def load_digest(index_dir: Path, name: str) -> WatchReport:
     if not re.fullmatch(r"\d{12}-\d{12}", name):
         raise NotFound(f"no digest {name!r}")
@@ -194,46 +204,87 @@ def watch_every(
         stop.wait(seconds)
 
 
-def render_digest(report: WatchReport, fmt: str = "markdown", min_confidence: float = 0.0) -> str:
-    """The digest of a watch: in-scope new papers grouped by taxonomy node, most confident first."""
+SNIPPET_CHARS = 300
+PAPER_VIEW = "http://127.0.0.1:8000/paper/"  # where `semsearch serve` shows a paper, for links in digests
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """The opening of an abstract, cut at a word."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def human_time(stamp: str) -> str:
+    """202411280000 → "28 Nov 2024"; with a time of day when there is one ("28 Nov 2024 20:53 UTC")."""
+    moment = datetime.strptime(stamp, "%Y%m%d%H%M")
+    day = f"{moment.day} {moment:%b %Y}"
+    return day if (moment.hour, moment.minute) == (0, 0) else f"{day} {moment:%H:%M} UTC"
+
+
+def _authors(names: list[str], most: int = 4) -> str:
+    return ", ".join(names[:most]) + (" et al." if len(names) > most else "")
+
+
+DIGEST_STYLE = """body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;
+color:#1f2328;background:#fff}h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem;color:#57606a}
+li{margin:.9rem 0}small,.meta{color:#57606a}a{color:#0969da}p{margin:.2rem 0}
+@media (prefers-color-scheme: dark){body{color:#e6edf3;background:#0d1117}
+h2,small,.meta{color:#9198a1}a{color:#4493f8}}"""
+
+
+def render_digest(
+    report: WatchReport, fmt: str = "markdown", min_confidence: float = 0.0, paper_view: str = PAPER_VIEW
+) -> str:
+    """The digest of a watch: in-scope new papers grouped by taxonomy node, most confident first,
+    each with its authors, the opening of its abstract and links to arXiv and to its paper view."""
     shown = [e for e in report.entries if e.in_scope and e.confidence >= min_confidence]
     groups: dict[str, list[DigestEntry]] = {}
     for entry in sorted(shown, key=lambda e: (e.category, -e.confidence)):
         groups.setdefault(entry.category, []).append(entry)
-    window = f"{report.since} to {report.until} (UTC)"
+    window = f"{human_time(report.since)} to {human_time(report.until)}"
+    papers = f"{len(shown)} new paper{'' if len(shown) == 1 else 's'}"
     if fmt == "json":
         return json.dumps(
             {
                 "since": report.since,
                 "until": report.until,
+                "window": window,
                 "fetched": report.fetched,
                 "groups": {node: [asdict(e) for e in items] for node, items in groups.items()},
             },
             ensure_ascii=False,
         )
     if fmt == "html":
+        esc = html.escape
         parts = [
-            "<!doctype html><html><head><meta charset='utf-8'><title>semsearch digest</title></head><body>",
-            f"<h1>semsearch digest: {len(shown)} new papers, {html.escape(window)}</h1>",
+            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>semsearch digest, {esc(window)}</title><style>{DIGEST_STYLE}</style></head><body>",
+            f"<h1>semsearch digest: {papers}, {esc(window)}</h1>",
         ]
         for node, items in groups.items():
-            parts.append(f"<h2>{html.escape(node.replace('/', ' › '))}</h2><ul>")
+            parts.append(f"<h2>{esc(node.replace('/', ' › '))}</h2><ul>")
             for e in items:
-                link = f"<a href='{html.escape(e.url or '')}'>{html.escape(e.title)}</a>"
-                closest = "; ".join(html.escape(c["title"]) for c in e.closest)
+                link = f"<a href='{esc(e.url or paper_view + e.id)}'>{esc(e.title)}</a>"
+                closest = "; ".join(esc(c["title"]) for c in e.closest)
                 parts.append(
-                    f"<li>{link} ({html.escape(e.id)}), confidence {e.confidence:.2f}"
-                    f"<br><small>closest: {closest}</small></li>"
+                    f"<li>{link}<p class='meta'>{esc(_authors(e.authors))} · {esc(e.id)} · "
+                    f"confidence {e.confidence:.2f} · <a href='{esc(paper_view + e.id)}'>view in semsearch</a></p>"
+                    f"<p>{esc(e.snippet)}</p><small>closest known: {closest}</small></li>"
                 )
             parts.append("</ul>")
         return "\n".join(parts + ["</body></html>"]) + "\n"
     if fmt != "markdown":
         raise SemsearchError(f"unknown digest format {fmt!r} (markdown, json or html)")
-    lines = [f"# semsearch digest: {len(shown)} new papers, {window}", ""]
+    lines = [f"# semsearch digest: {papers}, {window}", ""]
     for node, items in groups.items():
         lines += [f"## {node.replace('/', ' › ')}", ""]
         for e in items:
-            lines.append(f"- **{e.title}** ([{e.id}]({e.url})), confidence {e.confidence:.2f}")
+            lines.append(f"- **[{e.title}]({e.url or paper_view + e.id})** ({e.id}), confidence {e.confidence:.2f}")
+            if e.authors:
+                lines.append(f"  {_authors(e.authors)} · [view in semsearch]({paper_view + e.id})")
+            if e.snippet:
+                lines.append(f"  > {e.snippet}")
             lines.append("  - closest known: " + "; ".join(c["title"] for c in e.closest))
         lines.append("")
     return "\n".join(lines)

@@ -312,3 +312,90 @@ def test_in_a_real_browser(live_server, index_dir):
         assert "Evicting <tokens> & more" in page.inner_text(".digest-group li")  # shown as text, not markup
         browser.close()
     assert outside == []  # nothing fetched from any other host
+
+
+# --- the views' API: overview, trends, paper, labels -------------------------------------------------
+QUANT = "Model-Centric Methods/Model Compression/Quantization/Post-Training Quantization/Weight-Only Quantization"
+KV = "Model-Centric Methods/Efficient Inference/KV-Cache Optimization"
+
+
+@pytest.fixture
+def toy_dir(tmp_path, fake_model):
+    from semsearch.paper import Paper
+
+    def paper(i, year, categories=(), abstract="about weights and caches"):
+        return Paper(
+            id=f"2301.{i:05d}", title=f"Toy paper {i}", abstract=abstract, authors=["Ada Lovelace", "Alan Turing"],
+            year=year, survey_categories=list(categories),
+        )  # fmt: skip
+
+    with Ingest(tmp_path / "toy", progress=False) as job:
+        job.add(
+            [
+                paper(1, 2022, [QUANT]),
+                paper(2, 2023, [QUANT]),
+                paper(3, 2023, [QUANT, KV]),
+                paper(4, 2024, [KV]),
+                paper(5, 2024, [KV]),
+                paper(6, None),  # unlabelled and undated: in no year's count, whatever is predicted for it
+            ]
+        )
+    return tmp_path / "toy"
+
+
+def test_trends_count_papers_per_year_under_each_node(toy_dir):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    client = TestClient(create_app(toy_dir, reload_seconds=None))
+    by_node = client.get("/api/trends", params=[("category", "Weight-Only Quantization"), ("category", KV)]).json()
+    assert by_node == {"trends": {QUANT: {"2022": 1, "2023": 2}, KV: {"2023": 1, "2024": 2}}}
+    compression = client.get("/api/trends", params={"category": "Model Compression"}).json()["trends"]
+    assert sum(next(iter(compression.values())).values()) >= 3
+    assert client.get("/api/trends").status_code == 422
+    assert client.get("/api/trends", params=[("category", "Quantization")] * 4).status_code == 422
+    assert client.get("/api/trends", params={"category": "Nope"}).status_code == 400
+
+
+def test_the_paper_view_and_its_data(toy_dir):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    client = TestClient(create_app(toy_dir, reload_seconds=None))
+    page = client.get("/paper/2301.00003")
+    assert page.status_code == 200 and '<script src="/static/app.js">' in page.text
+    data = client.get("/api/papers/2301.00003").json()
+    assert data["authors"] == ["Ada Lovelace", "Alan Turing"] and data["abstract"] == "about weights and caches"
+    assert data["links"] == {"arxiv": "https://arxiv.org/abs/2301.00003", "pdf": "https://arxiv.org/pdf/2301.00003"}
+    assert data["categories"] == [QUANT, KV] and data["category_source"] == "survey" and data["confidence"] is None
+    detailed = client.get("/api/search", params={"q": "weights", "k": 2, "details": "true"}).json()["results"][0]
+    assert {"authors", "abstract", "venue"} <= set(detailed)
+    plain = client.get("/api/search", params={"q": "weights", "k": 2}).json()["results"][0]
+    assert not {"authors", "abstract"} & set(plain)  # the documented hit fields, unless asked for more
+    overview = client.get("/api/overview").json()
+    assert overview["papers"] == 6 and overview["survey_labelled"] == 5 and overview["with_abstract"] == 6
+    assert overview["last_watch"] is None and overview["new_papers"] == {}
+    assert client.get("/api/nope").json() == {"error": "Not Found"}
+
+
+def test_confirming_a_category_needs_the_token_when_there_is_one(toy_dir):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    body = {"id": "2301.00006", "category": "KV-Cache Optimization"}
+    closed = TestClient(create_app(toy_dir, reload_seconds=None, writes=False))
+    assert closed.post("/api/labels", json=body).status_code == 403
+    guarded = TestClient(create_app(toy_dir, reload_seconds=None, token="s3cret"))
+    assert guarded.post("/api/labels", json=body).status_code == 403
+    assert guarded.post("/api/labels", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 403
+    answer = guarded.post("/api/labels", json=body, headers={"Authorization": "Bearer s3cret"})
+    assert answer.status_code == 200 and answer.json() == {"id": "2301.00006", "category": KV}
+    shown = guarded.get("/api/papers/2301.00006").json()  # served at once: the service reloaded
+    assert shown["categories"] == [KV] and shown["category_source"] == "user"
+    assert (
+        guarded.post("/api/labels", json={**body, "id": "nope"}, headers={"Authorization": "Bearer s3cret"}).status_code
+        == 404
+    )

@@ -80,6 +80,21 @@ def test_watch_ingests_in_scope_papers_and_digests_them(survey_index, stub):
     assert render_digest(report, "markdown", min_confidence=1.01).count("- **") == 0
 
 
+def test_digests_read_like_a_newsletter(survey_index, stub):
+    from semsearch.watch import human_time
+
+    assert human_time("202411010000") == "1 Nov 2024" and human_time("202611282053") == "28 Nov 2026 20:53 UTC"
+    report = watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)
+    for fmt in ("markdown", "html"):
+        digest = render_digest(report, fmt)
+        assert "3 new papers, 1 Nov 2024 to " in digest and "202411010000" not in digest
+        assert "Grace Hopper, Edsger Dijkstra" in digest  # authors
+        assert "KV cache eviction keeps heavy hitter tokens" in digest  # the abstract's opening
+        assert "/paper/2411.00001" in digest  # the paper view
+    page = render_digest(report, "html")
+    assert "<style>" in page and "prefers-color-scheme: dark" in page and "viewport" in page
+
+
 def test_consecutive_watches_do_not_duplicate(survey_index, stub):
     watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)
     again = watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)  # the same window once more

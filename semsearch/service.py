@@ -1,0 +1,284 @@
+"""A long-running reader of one index: what `semsearch serve` and `semsearch mcp` answer with.
+
+The models are loaded once. The service follows the index: when an ingest, watch or label
+publishes a new generation, `refresh` loads it beside the old one and swaps it in; requests already
+running finish on the old one, which is closed when its last request is done (and only then may a
+writer remove it). Each answer is the JSON the HTTP API returns, so the API and the MCP tools
+cannot drift apart. Requests may run in parallel: SQLite is read through a connection per thread,
+and FAISS, ONNX Runtime and the classifier are only read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+RELOAD_SECONDS = 1.0
+SESSION_THREADS = 1  # per question: concurrent requests use the cores better than one request split
+SNIPPET_CHARS = 320
+log = logging.getLogger("semsearch.service")
+
+
+@dataclass
+class Generation:
+    """One published generation, loaded, with the requests now using it."""
+
+    index: object
+    searcher: object
+    finder: object
+    users: int = 0
+    retired: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.index.generation_dir.name
+
+
+def hit_json(hit, *, explain: bool = False, details: bool = False) -> dict:
+    """A hit as the API gives it; `details` adds what a page shows (authors, venue, abstract)."""
+    data = hit.to_dict(explain)
+    if details:
+        data.update(authors=hit.paper.authors, venue=hit.paper.venue, abstract=hit.paper.abstract)
+    return data
+
+
+def arxiv_links(paper) -> dict:
+    arxiv_id = paper.arxiv_id
+    links = (
+        {"arxiv": f"https://arxiv.org/abs/{arxiv_id}", "pdf": f"https://arxiv.org/pdf/{arxiv_id}"} if arxiv_id else {}
+    )
+    if paper.url and "github.com" in paper.url:
+        links["code"] = paper.url
+    elif paper.url and not arxiv_id:
+        links["page"] = paper.url
+    return links
+
+
+class Service:
+    """The generation that answers requests, swapped for the newest published one by `refresh`."""
+
+    def __init__(self, index_dir: str | Path | None):
+        import faiss
+
+        from semsearch.index import Index
+
+        faiss.omp_set_num_threads(SESSION_THREADS)
+        self._lock = threading.Lock()
+        self.current = self._load(Index.open(index_dir), embedder=None)
+        self.directory = self.current.index.directory
+        self.reload_error: str | None = None
+        self._unloadable: str | None = None
+
+    # --- following the index ------------------------------------------------------------------
+    @staticmethod
+    def _load(index, embedder) -> Generation:
+        from semsearch.related import RelatedFinder
+        from semsearch.search import Searcher
+
+        try:
+            if embedder is None:
+                from semsearch.embeddings import query_embedder
+
+                embedder = query_embedder(index.directory, index.manifest.model, threads=SESSION_THREADS)
+            searcher = Searcher(index, embedder)
+            # Everything a request needs is loaded now, not by the first request (nor in two threads at once).
+            for name, owner in (("classifier", searcher), ("vectors", index), ("lexical", index)):
+                getattr(owner, name)
+        except BaseException:
+            index.close()
+            raise
+        return Generation(index, searcher, RelatedFinder(index, searcher=searcher))
+
+    @contextmanager
+    def use(self) -> Iterator[Generation]:
+        with self._lock:
+            generation = self.current
+            generation.users += 1
+        try:
+            yield generation
+        finally:
+            with self._lock:
+                generation.users -= 1
+                done = generation.retired and generation.users == 0
+            if done:
+                generation.index.close()
+
+    def refresh(self) -> bool:
+        """Load and swap in the newest published generation, if it is newer; True when swapped.
+        A generation that cannot be loaded leaves the current one serving (`reload_error` says why)
+        and is not tried again."""
+        from semsearch.index import Index, current_generation
+
+        newest = current_generation(self.directory)
+        if newest in (None, self.current.name, self._unloadable):
+            return False
+        try:
+            index = Index.open(self.directory)
+            same_model = index.manifest.model == self.current.index.manifest.model
+            fresh = self._load(index, self.current.searcher.embedder if same_model else None)
+        except Exception as err:  # noqa: BLE001 - keep answering from what works
+            self._unloadable = newest
+            self.reload_error = f"{newest}: {err}"
+            log.warning("semsearch: cannot load %s; still serving %s", self.reload_error, self.current.name)
+            return False
+        with self._lock:
+            old, self.current = self.current, fresh
+            old.retired = True
+            done = old.users == 0
+        self.reload_error = None
+        if done:
+            old.index.close()
+        return True
+
+    def follow(self, interval: float = RELOAD_SECONDS) -> threading.Event:
+        """Refresh every `interval` seconds in a daemon thread until the returned event is set."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                self.refresh()
+
+        threading.Thread(target=loop, name="semsearch-reload", daemon=True).start()
+        return stop
+
+    # --- answers ------------------------------------------------------------------------------
+    def health(self) -> dict:
+        with self.use() as live:
+            manifest = live.index.manifest
+            answer = {"status": "ok", "papers": manifest.count, "model": manifest.model, "generation": live.name}
+        if self.reload_error:
+            answer["reload_error"] = self.reload_error
+        return answer
+
+    def overview(self) -> dict:
+        """What the index holds, for a person: counts, the last watch and what it found."""
+        from semsearch.watch import LAST_WATCH, latest_digest
+
+        with self.use() as live:
+            store = live.index.store
+            counts = {"papers": live.index.manifest.count, **store.content_counts()}
+            last_watch = store.get_meta(LAST_WATCH)
+        digest = latest_digest(self.directory)
+        return {**counts, "last_watch": last_watch, "new_papers": digest["groups"] if digest else {}}
+
+    def search(
+        self,
+        question: str,
+        k: int = 10,
+        *,
+        year_from: int | None = None,
+        year_to: int | None = None,
+        category: str | None = None,
+        explain: bool = False,
+        details: bool = False,
+    ) -> dict:
+        from semsearch.search import Filters, check_query
+
+        with self.use() as live:
+            hits = live.searcher.search(question, k, Filters(year_from, year_to, category))
+        return {
+            "query": check_query(question),
+            "results": [hit_json(h, explain=explain, details=details) for h in hits],
+        }
+
+    def classify(self, title: str, abstract: str) -> dict:
+        from semsearch.classify import classify_texts
+
+        with self.use() as live:
+            result = classify_texts(
+                live.index, [(None, title, abstract)], live.searcher.embedder, live.searcher.classifier
+            )[0]
+        data = result.to_dict()
+        data["scope_probability"] = round(result.scope_probability, 4)
+        data["neighbours"] = [
+            {"id": n.id, "title": n.title, "categories": n.categories, "similarity": round(n.similarity, 4)}
+            for n in result.neighbours
+        ]
+        return data
+
+    def related(self, paper_id: str, k: int = 10, *, diverse: bool = False, details: bool = False) -> dict:
+        with self.use() as live:
+            hits = live.finder.related_to(paper_id, k, diverse=diverse)
+        return {"id": paper_id, "results": [hit_json(h, details=details) for h in hits]}
+
+    def recommend(self, likes: Sequence[str], dislikes: Sequence[str] = (), k: int = 10, since: str | None = None):
+        with self.use() as live:
+            hits = live.finder.recommend(list(likes), list(dislikes), k, since=since)
+        return {"likes": list(likes), "dislikes": list(dislikes), "results": [hit_json(h) for h in hits]}
+
+    def papers_under(self, category: str, limit: int = 50, *, details: bool = False) -> dict:
+        """Papers under a taxonomy node (labelled there by the survey or a user, or predicted there)."""
+        from semsearch.taxonomy import load_taxonomy
+
+        node = load_taxonomy().resolve(category)
+        with self.use() as live:
+            vec_ids = live.index.store.vec_ids_where(categories=[node])[:limit]
+            hits = live.searcher.hits([(v, 1.0) for v in vec_ids])
+        return {"category": node, "results": [hit_json(h, details=details) for h in hits]}
+
+    def paper(self, paper_id: str) -> dict:
+        """One paper whole: abstract, authors, links, its categories (with the classifier's
+        confidence when predicted) and its BibTeX."""
+        from semsearch.bibtex import to_bibtex
+
+        with self.use() as live:
+            hit = live.searcher.hits([(live.finder.resolve(paper_id), 1.0)])[0]
+        data = hit_json(hit, details=True)
+        data.pop("score")
+        data.update(
+            links=arxiv_links(hit.paper),
+            confidence=round(hit.prediction.confidence, 4) if data["category_source"] == "predicted" else None,
+            bibtex=to_bibtex([hit.paper]),
+        )
+        return data
+
+    def taxonomy(self) -> list[dict]:
+        from semsearch.taxonomy import index_tree
+
+        with self.use() as live:
+            return index_tree(live.index.store)
+
+    def trends(self, categories: Sequence[str]) -> dict:
+        """Papers per year under each node (by the categories the node lists use)."""
+        from semsearch.taxonomy import load_taxonomy
+
+        taxonomy = load_taxonomy()
+        nodes = [taxonomy.resolve(c) for c in categories]
+        with self.use() as live:
+            store = live.index.store
+            counted = {node: store.year_counts(store.vec_ids_where(categories=[node])) for node in nodes}
+        return {"trends": {node: {str(year): n for year, n in years.items()} for node, years in counted.items()}}
+
+    def export(self, ids: Sequence[str]) -> str:
+        from semsearch.bibtex import to_bibtex
+
+        with self.use() as live:
+            vec_ids = [live.finder.resolve(i) for i in ids]
+            papers = live.index.store.papers_by_vec_id(vec_ids)
+        return to_bibtex(papers[v] for v in vec_ids)
+
+    def label(self, paper_id: str, category: str) -> dict:
+        """Confirm a paper's category (a user label): published, then served."""
+        from semsearch.ingest import label_paper
+
+        with self.use() as live:
+            live.finder.resolve(paper_id)  # 404 before taking the writer's lock
+        node = label_paper(self.directory, paper_id, category)
+        self.refresh()
+        return {"id": paper_id, "category": node}
+
+    def digests(self) -> dict:
+        from semsearch.watch import list_digests
+
+        return {"digests": list_digests(self.directory)}
+
+    def digest(self, name: str) -> dict:
+        import json
+
+        from semsearch.watch import load_digest, render_digest
+
+        return json.loads(render_digest(load_digest(self.directory, name), "json"))
