@@ -368,6 +368,14 @@ def export(
 
 
 @app.command()
+def mcp(index: IndexOption = None) -> None:
+    """Serve the library to assistants over the Model Context Protocol (stdio)."""
+    from semsearch.mcp_server import serve_stdio
+
+    serve_stdio(index)
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,

@@ -31,7 +31,7 @@ def write_papers(path: Path, prefix: str, n: int) -> Path:
 
 
 def writer(*args, pause_at: str | None = None, marker: Path | None = None) -> subprocess.Popen:
-    command = [sys.executable, "-m", "tests.writer_process"]
+    command = [sys.executable, "-m", "tests.cli_process"]
     if pause_at:
         command += ["--pause-at", pause_at, "--marker", str(marker)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -1,4 +1,4 @@
-"""`python -m tests.writer_process [--pause-at POINT --marker FILE] -- semsearch args...`
+"""`python -m tests.cli_process [--pause-at POINT --marker FILE] -- semsearch args...`
 
 Runs the real `semsearch` command in its own process, with the hashing model in place of the
 sentence-transformers one (so it starts in a second, not ten). With --pause-at it stops at a

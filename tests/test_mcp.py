@@ -1,0 +1,66 @@
+"""`semsearch mcp`, driven by the MCP SDK's own client over stdio, as an assistant would."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def index_dir(tmp_path, fake_model, corpus_file):
+    from semsearch.ingest import Ingest, ingest_jsonl
+    from semsearch.sources.survey import load_survey
+
+    with Ingest(tmp_path / "idx", progress=False) as job:
+        job.add(load_survey().papers)
+    ingest_jsonl([corpus_file], tmp_path / "idx", progress=False)
+    return tmp_path / "idx"
+
+
+async def session_calls(index_dir: Path) -> dict:
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],  # the CLI with the test model
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=str(ROOT),
+    )
+    async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        tools = await session.list_tools()
+        found = await session.call_tool("search", {"question": "speculative decoding draft model", "k": 3})
+        placed = await session.call_tool(
+            "classify", {"title": "Pruning heads", "abstract": "We prune attention heads of large language models."}
+        )
+        trends = await session.call_tool("trends", {"category": ["Speculative Decoding"]})
+        missing = await session.call_tool("paper", {"id": "nope"})
+        return {"tools": tools, "search": found, "classify": placed, "trends": trends, "missing": missing}
+
+
+def payload(result) -> dict:
+    if result.structured_content is not None:
+        return result.structured_content.get("result", result.structured_content)
+    return json.loads(result.content[0].text)
+
+
+def test_an_assistant_lists_the_tools_and_calls_them(index_dir):
+    calls = anyio.run(session_calls, index_dir)
+    assert {t.name for t in calls["tools"].tools} == {"search", "classify", "related", "paper", "taxonomy", "trends"}
+    found = payload(calls["search"])
+    assert len(found["results"]) == 3 and found["results"][0]["id"] == "2302.00003"
+    assert set(found["results"][0]) == {"id", "title", "score", "year", "categories", "category_source", "url"}
+    placed = payload(calls["classify"])
+    assert set(placed) >= {"suggestions", "confidence", "in_scope", "neighbours"}
+    assert list(payload(calls["trends"])["trends"]) == [
+        "Model-Centric Methods/Efficient Inference/Speculative Decoding"
+    ]
+    assert calls["missing"].is_error and "no paper 'nope'" in calls["missing"].content[0].text
