@@ -250,7 +250,7 @@ def create_app(
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:
-        allowed = {"app.js": "text/javascript", "style.css": "text/css"}
+        allowed = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}
         if name not in allowed:
             raise NotFound(f"no file {name}")
         return FileResponse(str(WEB / name), media_type=allowed[name])

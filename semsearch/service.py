@@ -186,14 +186,20 @@ class Service:
         }
 
     def classify(self, title: str, abstract: str) -> dict:
+        """Where a paper belongs; with the path of the first suggestion, each node's probability."""
         from semsearch.classify import classify_texts
+        from semsearch.taxonomy import ancestors, node_probabilities
 
         with self.use() as live:
-            result = classify_texts(
-                live.index, [(None, title, abstract)], live.searcher.embedder, live.searcher.classifier
-            )[0]
+            classifier = live.searcher.classifier
+            result = classify_texts(live.index, [(None, title, abstract)], live.searcher.embedder, classifier)[0]
         data = result.to_dict()
         data["scope_probability"] = round(result.scope_probability, 4)
+        probability = node_probabilities(classifier.leaves, result.leaf_probabilities.tolist())
+        data["path"] = [
+            {"node": node, "probability": round(probability[node], 4)}
+            for node in [*reversed(ancestors(result.category)), result.category]
+        ]
         data["neighbours"] = [
             {"id": n.id, "title": n.title, "categories": n.categories, "similarity": round(n.similarity, 4)}
             for n in result.neighbours

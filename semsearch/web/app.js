@@ -1,61 +1,123 @@
-// semsearch page: plain JavaScript, no build step, no outside hosts.
-const $ = (sel) => document.querySelector(sel);
-const status = $("#status");
+// semsearch page: plain JavaScript and SVG, no build step, nothing from other hosts.
+// Every view has a URL (/?q=..., /paper/ID, /?view=trends&category=...), so any screen can be shared.
+const $ = (sel, root = document) => root.querySelector(sel);
+const view = $("#view");
+const statusLine = $("#status");
+const EXAMPLES = [
+  "how do I shrink the KV cache for long prompts?",
+  "the paper that keeps attention sinks",
+  "speculative decoding with a small draft model",
+  "quantizing weights to 4 bits",
+  "my fine-tuning run does not fit on one GPU",
+];
+const STOPWORDS = new Set("the a an and or of for to in on with by how do i my is are what which that this from can paper papers about".split(" "));
+const SVG = "http://www.w3.org/2000/svg";
 
 function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
+  const node = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.setAttribute("class", value);
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
+    else node.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat()) node.append(child instanceof Node ? child : document.createTextNode(child ?? ""));
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
   return node;
 }
 
 async function api(path, options = {}) {
   const response = await fetch(path, options);
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const detail = body.error || (Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ") : body.detail);
-    throw new Error(detail || `HTTP ${response.status}`);
-  }
+  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
   return body;
 }
 
 function say(message, isError = false) {
-  status.textContent = message;
-  status.className = isError ? "error" : "";
+  statusLine.textContent = message;
+  statusLine.className = isError ? "error" : "";
 }
 
 const leaf = (path) => path.split("/").pop();
+const number = (n) => Number(n).toLocaleString("en");
+const pathText = (path) => path.replaceAll("/", " › ");
+const paperHref = (id) => `/paper/${encodeURIComponent(id)}`;
+const nodeHref = (path) => `/?view=node&category=${encodeURIComponent(path)}`;
+const link = (href, ...children) => el("a", { href, "data-route": true }, ...children);
 
-function hitView(hit) {
-  const chips = hit.categories.map((c) =>
-    el("span", { class: `chip ${hit.category_source === "predicted" ? "predicted" : ""}`, title: c },
-      leaf(c) + (hit.category_source === "predicted" ? " (predicted)" : "")));
-  const related = el("div", { class: "related", hidden: "" });
-  const item = el("article", { class: "result", "data-id": hit.id },
-    el("h3", {}, hit.url ? el("a", { href: hit.url, target: "_blank", rel: "noopener" }, hit.title) : hit.title),
-    el("div", { class: "meta" }, hit.year ? String(hit.year) : "", ...chips,
-      hit.score !== undefined ? el("span", {}, `score ${hit.score.toFixed(3)}`) : ""),
-    el("div", { class: "actions" },
-      el("button", { type: "button", class: "secondary related-button", onclick: () => toggleRelated(hit.id, related) }, "Related"),
-      el("button", { type: "button", class: "secondary", onclick: () => showBibtex(hit.id) }, "BibTeX")),
-    related);
-  return item;
+function authorsText(authors = []) {
+  return authors.length > 4 ? `${authors.slice(0, 4).join(", ")} et al.` : authors.join(", ");
 }
 
-async function toggleRelated(id, container) {
-  if (!container.hidden) { container.hidden = true; return; }
+function humanStamp(stamp) { // 202411280000 → 28 Nov 2024
+  if (!stamp) return "";
+  const date = new Date(Date.UTC(+stamp.slice(0, 4), +stamp.slice(4, 6) - 1, +stamp.slice(6, 8)));
+  return date.toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+}
+
+function highlighted(text, question) {
+  const words = (question || "").toLowerCase().match(/[a-z0-9-]{3,}/g)?.filter((w) => !STOPWORDS.has(w)) || [];
+  if (!words.length) return [text];
+  const pattern = new RegExp(`(${words.map((w) => w.replace(/[-]/g, "\\-")).join("|")})`, "gi");
+  return text.split(pattern).map((part, i) => (i % 2 ? el("mark", {}, part) : part));
+}
+
+function dotted(parts) { // "Ada Lovelace · 2023 · arXiv", leaving out what is missing
+  return el("span", {}, parts.filter((p) => p !== null && p !== undefined && p !== "")
+    .flatMap((p, i) => (i ? [" · ", p] : [p])));
+}
+
+function chip(category, source) {
+  const label = leaf(category) + (source === "predicted" ? " (predicted)" : source === "user" ? " (yours)" : "");
+  return el("a", { class: `chip ${source || ""}`, href: nodeHref(category), "data-route": true, title: pathText(category) }, label);
+}
+
+function whyText(explain) {
+  if (!explain) return "";
+  const parts = [`meaning matches ${(explain.dense * 100).toFixed(0)}%`];
+  if (explain.lexical > 0) parts.push(`its words match ${(explain.lexical_share * 100).toFixed(0)}% as well as the best match`);
+  if (explain.direct) parts.push("it is the question's sharp direct match, so it keeps first place");
+  else if (explain.category) parts.push(`${(explain.category_probability * 100).toFixed(0)}% chance it is in the kind of work the question asks about (${leaf(explain.category)})`);
+  return parts.join("; ") + ".";
+}
+
+// --- results ---------------------------------------------------------------------------------------
+function hitView(hit, question = "") {
+  const abstract = hit.abstract || "";
+  const short = abstract.length > 300 ? abstract.slice(0, 300).replace(/\s+\S*$/, "") + " …" : abstract;
+  const text = el("p", { class: "abstract" }, highlighted(short, question));
+  const related = el("div", { class: "related", hidden: true });
+  const why = el("p", { class: "why", hidden: true }, whyText(hit.explain));
+  const where = hit.venue || (hit.url ? el("a", { href: hit.url, rel: "noopener" }, hit.url.includes("arxiv.org") ? "arXiv" : "link") : "");
+  let expanded = false;
+  const actions = [
+    abstract.length > 300 && el("button", { type: "button", class: "secondary", "aria-expanded": "false", onclick: (e) => {
+      expanded = !expanded;
+      text.replaceChildren(...highlighted(expanded ? abstract : short, question));
+      e.target.textContent = expanded ? "Less" : "Whole abstract";
+      e.target.setAttribute("aria-expanded", String(expanded));
+    } }, "Whole abstract"),
+    hit.explain && el("button", { type: "button", class: "secondary why-button", onclick: () => { why.hidden = !why.hidden; } }, "Why"),
+    el("button", { type: "button", class: "secondary related-button", onclick: () => toggleRelated(hit.id, related) }, "Related"),
+    el("button", { type: "button", class: "secondary", onclick: () => showBibtex(hit.id) }, "BibTeX"),
+  ];
+  return el("article", { class: "result", "data-id": hit.id, "data-year": hit.year },
+    el("h3", {}, link(paperHref(hit.id), hit.title)),
+    el("div", { class: "meta" }, dotted([authorsText(hit.authors), hit.year, where]),
+      ...hit.categories.map((c) => chip(c, hit.category_source))),
+    abstract ? text : null, why, el("div", { class: "actions" }, actions), related);
+}
+
+async function toggleRelated(id, container, diverse = false) {
+  if (!container.hidden && !diverse) { container.hidden = true; return; }
   container.hidden = false;
   container.replaceChildren(el("p", {}, "Loading related work…"));
   try {
-    const data = await api(`/api/related/${encodeURIComponent(id)}?k=5`);
-    container.replaceChildren(el("h4", {}, "Related work"), ...data.results.map(hitView));
-  } catch (err) {
-    container.replaceChildren(el("p", { class: "error" }, err.message));
-  }
+    const data = await api(`/api/related/${encodeURIComponent(id)}?k=5&details=true${diverse ? "&diverse=true" : ""}`);
+    container.replaceChildren(el("h4", {}, "Related work"), ...data.results.map((h) => hitView(h)));
+  } catch (err) { container.replaceChildren(el("p", { class: "error" }, err.message)); }
 }
 
 async function showBibtex(id) {
@@ -66,103 +128,329 @@ async function showBibtex(id) {
   } catch (err) { say(err.message, true); }
 }
 
+let nodeNames = null;
+async function nodeOptions() { // every node path, for the category pickers
+  if (!nodeNames) {
+    const names = [];
+    const walk = (nodes) => nodes.forEach((n) => { names.push(n.path); walk(n.children); });
+    walk(await api("/api/taxonomy"));
+    nodeNames = names;
+  }
+  return el("datalist", { id: "nodes" }, nodeNames.map((n) => el("option", { value: n })));
+}
+
+async function resultsView(params) {
+  const question = params.get("q");
+  const k = Math.min(Number(params.get("k")) || 10, 100);
+  $("#q").value = question;
+  const form = el("form", { class: "filters", "aria-label": "Filters", onsubmit: (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams({ q: question });
+    for (const name of ["year_from", "year_to", "category"]) {
+      const value = form.elements[name].value.trim();
+      if (value) next.set(name, value);
+    }
+    go(`/?${next}`);
+  } },
+  el("label", {}, "From year", el("input", { name: "year_from", type: "number", min: 1990, max: 2100, value: params.get("year_from") })),
+  el("label", {}, "To year", el("input", { name: "year_to", type: "number", min: 1990, max: 2100, value: params.get("year_to") })),
+  el("label", {}, "Category", el("input", { name: "category", list: "nodes", value: params.get("category"), placeholder: "any" })),
+  el("button", { type: "submit", class: "secondary" }, "Filter"), await nodeOptions());
+  const list = el("div", { id: "results" });
+  view.replaceChildren(form, list);
+  say("Searching…");
+  const query = new URLSearchParams({ q: question, k, details: "true", explain: "true" });
+  for (const name of ["year_from", "year_to", "category"]) if (params.get(name)) query.set(name, params.get(name));
+  const data = await api(`/api/search?${query}`);
+  list.replaceChildren(...data.results.map((h) => hitView(h, question)));
+  if (data.results.length === k && k < 100) {
+    const more = new URLSearchParams(params); more.set("k", String(k + 10));
+    list.append(el("p", { class: "more" }, el("a", { href: `/?${more}`, "data-route": true, "data-keep-scroll": true }, "More results")));
+  }
+  say(`${data.results.length} papers for “${data.query}”`);
+}
+
+// --- landing: what the index holds, examples, the taxonomy as a treemap, what is new ----------------
+function squarify(items, x, y, w, h) { // items sorted by value desc → [{item, x, y, w, h}]
+  const out = [];
+  let rest = items.slice();
+  while (rest.length) {
+    const total = rest.reduce((s, i) => s + i.value, 0);
+    const short = Math.min(w, h);
+    let row = [], best = Infinity;
+    for (const item of rest) {
+      const candidate = [...row, item];
+      const sum = candidate.reduce((s, i) => s + i.value, 0);
+      const side = (sum / total) * (w * h) / short;
+      const worst = Math.max(...candidate.map((i) => Math.max(side / ((i.value / sum) * short), ((i.value / sum) * short) / side)));
+      if (worst > best) break;
+      row = candidate; best = worst;
+    }
+    const sum = row.reduce((s, i) => s + i.value, 0);
+    const thickness = (sum / total) * (w >= h ? w : h);
+    let offset = 0;
+    for (const item of row) {
+      const length = (item.value / sum) * short;
+      out.push(w >= h ? { item, x, y: y + offset, w: thickness, h: length } : { item, x: x + offset, y, w: length, h: thickness });
+      offset += length;
+    }
+    if (w >= h) { x += thickness; w -= thickness; } else { y += thickness; h -= thickness; }
+    rest = rest.slice(row.length);
+  }
+  return out;
+}
+
+const TOP_COLOURS = ["#2456c7", "#c2410c", "#15803d", "#7c3aed", "#b91c1c"];
+
+function treemapLegend(tree) {
+  return el("ul", { class: "legend" }, tree.filter((n) => n.papers).sort((a, b) => b.papers - a.papers).map((n, i) =>
+    el("li", {}, el("span", { class: "swatch", style: `background: ${TOP_COLOURS[i % TOP_COLOURS.length]}` }),
+      link(nodeHref(n.path), n.name), ` (${number(n.papers)})`)));
+}
+
+function treemap(tree, width = 900, height = 420) {
+  const colours = TOP_COLOURS;
+  const svg = el("svg:svg", { class: "treemap", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "The taxonomy, each area sized by its papers" });
+  const tops = tree.filter((n) => n.papers).map((n) => ({ node: n, value: n.papers })).sort((a, b) => b.value - a.value);
+  squarify(tops, 0, 0, width, height).forEach((top, t) => {
+    const children = top.item.node.children.filter((c) => c.papers).map((c) => ({ node: c, value: c.papers })).sort((a, b) => b.value - a.value);
+    const cells = children.length ? squarify(children, top.x, top.y, top.w, top.h) : [top];
+    cells.forEach((cell, i) => {
+      const node = cell.item.node;
+      const title = `${pathText(node.path)}: ${number(node.papers)} papers`;
+      const rect = el("svg:rect", { x: cell.x, y: cell.y, width: Math.max(cell.w, 0), height: Math.max(cell.h, 0),
+        fill: colours[t % colours.length], "fill-opacity": 0.55 + 0.45 * ((i % 4) / 4), tabindex: 0, role: "link",
+        "aria-label": title, onclick: () => go(nodeHref(node.path)),
+        onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(nodeHref(node.path)); } } },
+      el("svg:title", {}, title));
+      svg.append(rect);
+      if (cell.w > 70 && cell.h > 22) {
+        const chars = Math.floor(cell.w / 7);
+        const name = node.name.length > chars ? node.name.slice(0, chars - 1) + "…" : node.name;
+        svg.append(el("svg:text", { x: cell.x + 6, y: cell.y + 16 }, name));
+      }
+    });
+  });
+  return svg;
+}
+
+function digestEntries(groups) {
+  return Object.entries(groups).map(([node, items]) => el("section", { class: "digest-group" },
+    el("h3", {}, pathText(node)),
+    el("ul", {}, items.map((e) => el("li", {},
+      link(paperHref(e.id), e.title),
+      el("div", { class: "meta" }, dotted([authorsText(e.authors), e.id, `confidence ${e.confidence.toFixed(2)}`])),
+      e.snippet ? el("p", { class: "abstract" }, e.snippet) : null)))));
+}
+
+async function landingView() {
+  say("");
+  const [overview, tree] = await Promise.all([api("/api/overview"), api("/api/taxonomy")]);
+  const stat = (value, label) => el("div", { class: "stat" }, el("b", {}, value), el("span", {}, label));
+  const lastWatch = overview.last_watch ? new Date(overview.last_watch).toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric" }) : "never";
+  const fresh = Object.values(overview.new_papers).reduce((s, items) => s + items.length, 0);
+  view.replaceChildren(
+    el("section", { class: "stats", "aria-label": "What the index holds" },
+      stat(number(overview.papers), "papers"),
+      stat(number(overview.with_abstract), "with an abstract"),
+      stat(number(overview.survey_labelled), "filed by the survey"),
+      stat(number(overview.predicted + overview.user_labelled), "placed by semsearch or you"),
+      stat(lastWatch, "last arXiv watch")),
+    el("h2", {}, "Try a question"),
+    el("ul", { class: "examples" }, EXAMPLES.map((q) => el("li", {}, link(`/?q=${encodeURIComponent(q)}`, q)))),
+    el("h2", {}, "The taxonomy"),
+    el("p", { class: "meta" }, "Each area is sized by its papers; click one to list them."),
+    treemap(tree), treemapLegend(tree),
+    el("h2", {}, fresh ? `New since the last watch (${fresh})` : "New since the last watch"),
+    fresh ? el("div", {}, digestEntries(overview.new_papers))
+      : el("p", { class: "meta" }, "Nothing yet: run `semsearch watch`, or serve with --watch-every 24h."));
+}
+
+// --- taxonomy, node lists, trends ---------------------------------------------------------------
+function treeView(nodes) {
+  return nodes.map((node) => {
+    const predicted = node.papers - node.labelled;
+    const count = predicted ? `(${node.labelled} + ${predicted} predicted)` : `(${node.papers})`;
+    const label = [link(nodeHref(node.path), node.name), " ", el("span", { class: "count" }, count)];
+    if (!node.children.length) return el("div", { class: "leaf" }, label);
+    return el("details", {}, el("summary", {}, label), ...treeView(node.children));
+  });
+}
+
+async function taxonomyView() {
+  const tree = await api("/api/taxonomy");
+  view.replaceChildren(el("h2", {}, "Taxonomy"), treemap(tree), treemapLegend(tree), el("div", { class: "tree" }, treeView(tree)));
+  say("");
+}
+
+async function nodeView(params) {
+  const data = await api(`/api/papers?category=${encodeURIComponent(params.get("category"))}&limit=100&details=true`);
+  view.replaceChildren(el("h2", {}, pathText(data.category)),
+    el("p", {}, link(`/?view=trends&category=${encodeURIComponent(data.category)}`, "Papers per year under this node")),
+    ...data.results.map((h) => hitView(h)));
+  say(`${data.results.length} papers under ${leaf(data.category)}`);
+}
+
+function lineChart(trends) {
+  const width = 720, height = 320, left = 44, bottom = 28, top = 12, right = 28;
+  const series = Object.entries(trends);
+  const years = [...new Set(series.flatMap(([, counts]) => Object.keys(counts)))].map(Number).sort();
+  const svg = el("svg:svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "Papers per year" });
+  if (!years.length) return svg;
+  const first = years[0], last = years[years.length - 1];
+  const most = Math.max(1, ...series.flatMap(([, counts]) => Object.values(counts)));
+  const x = (year) => left + (last === first ? (width - left - right) / 2 : ((year - first) / (last - first)) * (width - left - right));
+  const y = (n) => height - bottom - (n / most) * (height - top - bottom);
+  for (const tick of [0, Math.ceil(most / 2), most]) {
+    svg.append(el("svg:line", { class: "grid", x1: left, x2: width - right, y1: y(tick), y2: y(tick) }),
+      el("svg:text", { x: left - 6, y: y(tick) + 4, "text-anchor": "end" }, tick));
+  }
+  for (let year = first; year <= last; year++) svg.append(el("svg:text", { x: x(year), y: height - 8, "text-anchor": "middle" }, year));
+  series.forEach(([, counts], i) => {
+    const points = [];
+    for (let year = first; year <= last; year++) points.push(`${x(year)},${y(counts[year] || 0)}`);
+    svg.append(el("svg:polyline", { points: points.join(" "), fill: "none", stroke: `var(--series-${i + 1})`, "stroke-width": 2.5 }));
+    for (let year = first; year <= last; year++) {
+      svg.append(el("svg:circle", { cx: x(year), cy: y(counts[year] || 0), r: 3.5, fill: `var(--series-${i + 1})` },
+        el("svg:title", {}, `${year}: ${counts[year] || 0}`)));
+    }
+  });
+  return svg;
+}
+
+async function trendsView(params) {
+  const chosen = params.getAll("category").slice(0, 3);
+  const inputs = [0, 1, 2].map((i) => el("input", { name: "category", list: "nodes", value: chosen[i], placeholder: i ? "compare with…" : "a taxonomy node", "aria-label": `Node ${i + 1}` }));
+  const form = el("form", { class: "filters", onsubmit: (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams({ view: "trends" });
+    inputs.map((input) => input.value.trim()).filter(Boolean).forEach((value) => next.append("category", value));
+    go(`/?${next}`);
+  } }, ...inputs.map((input) => el("label", {}, input)), el("button", { type: "submit", class: "secondary" }, "Draw"), await nodeOptions());
+  view.replaceChildren(el("h2", {}, "Papers per year"), form);
+  if (!chosen.length) { say("Pick up to three nodes to compare."); return; }
+  const { trends } = await api(`/api/trends?${chosen.map((c) => `category=${encodeURIComponent(c)}`).join("&")}`);
+  view.append(lineChart(trends), el("ul", { class: "legend" }, Object.entries(trends).map(([node, counts], i) =>
+    el("li", {}, el("span", { class: "swatch", style: `background: var(--series-${i + 1})` }),
+      link(nodeHref(node), leaf(node)), ` (${Object.values(counts).reduce((a, b) => a + b, 0)} papers)`))));
+  say("");
+}
+
+// --- classify -------------------------------------------------------------------------------------
+function classifyView() {
+  const out = el("div", { id: "classify-result", "aria-live": "polite" });
+  const form = el("form", { id: "classify-form", class: "stack", onsubmit: async (event) => {
+    event.preventDefault();
+    out.replaceChildren(el("p", {}, "Thinking…"));
+    try {
+      const data = await api("/api/classify", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ title: $("#c-title").value, abstract: $("#c-abstract").value }) });
+      const [, ...others] = data.suggestions;
+      const verdict = data.in_scope
+        ? `In scope: it belongs with the survey's papers (${(data.scope_probability * 100).toFixed(0)}% sure). ${(data.confidence * 100).toFixed(0)}% chance this area of the taxonomy is right.`
+        : "Out of scope: it is far from every part of the taxonomy, closer to other kinds of research.";
+      out.replaceChildren(
+        el("h3", {}, "Suggested place"),
+        el("ol", { class: "breadcrumbs suggestion" }, data.path.map((p) => el("li", {}, link(nodeHref(p.node), leaf(p.node)), " ", el("small", {}, `${(p.probability * 100).toFixed(0)}%`)))),
+        el("p", { class: "verdict" }, verdict),
+        el("h3", {}, "Alternatives"),
+        el("ul", {}, others.map((s) => el("li", {}, link(nodeHref(s.category), pathText(s.category)), ` (${(s.score * 100).toFixed(0)}%)`))),
+        el("h3", {}, "Closest labelled papers"),
+        el("ul", {}, data.neighbours.map((n) => el("li", {}, link(paperHref(n.id), n.title), ` — ${n.categories.map(leaf).join(", ")}`))));
+    } catch (err) { out.replaceChildren(el("p", { class: "error" }, err.message)); }
+  } },
+  el("label", { for: "c-title" }, "Title"), el("input", { id: "c-title", required: true, maxlength: 1000 }),
+  el("label", { for: "c-abstract" }, "Abstract"), el("textarea", { id: "c-abstract", rows: 7, required: true, maxlength: 20000 }),
+  el("button", { type: "submit" }, "Suggest a category"));
+  view.replaceChildren(el("h2", {}, "Where does a paper belong?"), form, out);
+  say("");
+  $("#c-title").focus();
+}
+
+// --- one paper ------------------------------------------------------------------------------------
+async function paperView(id) {
+  const paper = await api(`/api/papers/${encodeURIComponent(id)}`);
+  document.title = `${paper.title} — semsearch`;
+  const related = el("div", { class: "related-list" });
+  const diverse = el("input", { type: "checkbox", id: "diverse", onchange: () => loadRelated() });
+  async function loadRelated() {
+    related.replaceChildren(el("p", {}, "Loading related work…"));
+    const data = await api(`/api/related/${encodeURIComponent(paper.id)}?k=8&details=true${diverse.checked ? "&diverse=true" : ""}`);
+    related.replaceChildren(...data.results.map((h) => hitView(h)));
+  }
+  const confirmed = el("p", { "aria-live": "polite" });
+  const pick = el("input", { name: "category", list: "nodes", value: paper.categories[0] || "", "aria-label": "Category to confirm" });
+  const confirm = el("form", { class: "filters", onsubmit: async (event) => {
+    event.preventDefault();
+    confirmed.textContent = "Saving…";
+    try {
+      const saved = await api("/api/labels", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ id: paper.id, category: pick.value }) });
+      confirmed.textContent = `Saved as yours: ${pathText(saved.category)}. Later suggestions learn from it.`;
+    } catch (err) { confirmed.textContent = err.message; confirmed.className = "error"; }
+  } }, el("label", {}, "Confirm its category", pick), el("button", { type: "submit", class: "secondary" }, "Confirm"), await nodeOptions());
+  const source = { survey: "filed by the survey", user: "confirmed by you", predicted: `predicted, ${((paper.confidence || 0) * 100).toFixed(0)}% sure of the area` }[paper.category_source] || "outside the taxonomy";
+  view.replaceChildren(el("article", { class: "paper" },
+    el("h2", {}, paper.title),
+    el("p", { class: "meta" }, dotted([authorsText(paper.authors), paper.year, paper.venue, paper.id])),
+    el("p", { class: "paper-links" }, Object.entries(paper.links).map(([name, href]) => el("a", { href, rel: "noopener" }, { arxiv: "arXiv", pdf: "PDF", code: "Code", page: "Page" }[name] || name)),
+      el("button", { type: "button", class: "link", onclick: () => showBibtex(paper.id) }, "BibTeX")),
+    paper.abstract ? el("p", { class: "abstract" }, paper.abstract) : el("p", { class: "meta" }, "No abstract in the index (the survey lists it by title)."),
+    el("p", { class: "meta" }, paper.categories.map((c) => chip(c, paper.category_source)), paper.categories.length ? ` ${source}` : source),
+    confirm, confirmed,
+    el("h3", {}, "Related work"),
+    el("label", {}, diverse, " cover more kinds of work (diverse)"),
+    related));
+  say("");
+  await loadRelated();
+}
+
+// --- the latest digest ------------------------------------------------------------------------------
+async function digestView() {
+  const { digests } = await api("/api/digests");
+  if (!digests.length) {
+    view.replaceChildren();
+    say("No digest yet: run `semsearch watch`, or serve with --watch-every 24h.");
+    return;
+  }
+  const digest = await api(`/api/digests/${encodeURIComponent(digests[0].name)}`);
+  view.replaceChildren(el("h2", {}, `New papers, ${digest.window || `${humanStamp(digest.since)} to ${humanStamp(digest.until)}`}`), ...digestEntries(digest.groups));
+  say(`${digests[0].papers} new papers in the latest digest`);
+}
+
+// --- routing ------------------------------------------------------------------------------------------
+async function route() {
+  const params = new URLSearchParams(location.search);
+  document.title = "semsearch — efficient LLM literature";
+  try {
+    if (location.pathname.startsWith("/paper/")) return await paperView(decodeURIComponent(location.pathname.slice(7)));
+    if (params.get("q")) return await resultsView(params);
+    $("#q").value = "";
+    const views = { taxonomy: taxonomyView, node: nodeView, trends: trendsView, classify: classifyView, digest: digestView };
+    return await (views[params.get("view")] || landingView)(params);
+  } catch (err) { say(err.message, true); }
+}
+
+function go(href, keepScroll = false) {
+  history.pushState(null, "", href);
+  route().then(() => { if (!keepScroll) window.scrollTo(0, 0); });
+}
+
+document.addEventListener("click", (event) => {
+  const anchor = event.target.closest("a[data-route]");
+  if (!anchor || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
+  event.preventDefault();
+  go(anchor.getAttribute("href"), anchor.hasAttribute("data-keep-scroll"));
+});
+window.addEventListener("popstate", route);
+$("#search-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const question = $("#q").value.trim();
+  if (question) go(`/?q=${encodeURIComponent(question)}`);
+});
 $("#copy-bibtex").addEventListener("click", async () => {
   await navigator.clipboard?.writeText($("#bibtex-text").textContent).catch(() => {});
   $("#copy-bibtex").textContent = "Copied";
   setTimeout(() => ($("#copy-bibtex").textContent = "Copy"), 1500);
 });
 $("#close-bibtex").addEventListener("click", () => $("#bibtex-dialog").close());
-
-function showSection(id) {
-  say("");
-  for (const section of ["#results", "#classify", "#taxonomy"]) $(section).hidden = section !== id;
-}
-
-async function search(question) {
-  showSection("#results");
-  say("Searching…");
-  try {
-    const data = await api(`/api/search?q=${encodeURIComponent(question)}&k=10`);
-    $("#results").replaceChildren(...data.results.map(hitView));
-    say(`${data.results.length} papers for “${data.query}”`);
-  } catch (err) { say(err.message, true); }
-}
-
-$("#search-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const question = $("#q").value.trim();
-  if (!question) return;
-  history.replaceState(null, "", `?q=${encodeURIComponent(question)}`);
-  search(question);
-});
-
-function treeView(nodes) {
-  return nodes.map((node) => {
-    const predicted = node.papers - node.labelled;
-    const count = predicted ? `(${node.labelled} + ${predicted} predicted)` : `(${node.papers})`;
-    const label = el("span", {}, node.name, " ", el("span", { class: "count" }, count));
-    const list = el("button", { type: "button", class: "node-link", onclick: () => listNode(node.path) }, "list papers");
-    if (!node.children.length) return el("div", { class: "leaf" }, label, " ", list);
-    return el("details", {}, el("summary", {}, label), el("div", {}, list), ...treeView(node.children));
-  });
-}
-
-async function listNode(path) {
-  showSection("#results");
-  say("Loading…");
-  try {
-    const data = await api(`/api/papers?category=${encodeURIComponent(path)}&limit=100`);
-    $("#results").replaceChildren(el("h2", {}, leaf(data.category)), ...data.results.map(hitView));
-    say(`${data.results.length} papers under ${data.category}`);
-  } catch (err) { say(err.message, true); }
-}
-
-$("#show-taxonomy").addEventListener("click", async () => {
-  showSection("#taxonomy");
-  if (!$("#taxonomy").childElementCount) {
-    try { $("#taxonomy").replaceChildren(el("h2", {}, "Taxonomy"), ...treeView(await api("/api/taxonomy"))); }
-    catch (err) { say(err.message, true); }
-  }
-});
-
-$("#show-classify").addEventListener("click", () => { showSection("#classify"); $("#c-title").focus(); });
-
-$("#classify-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const out = $("#classify-result");
-  out.replaceChildren(el("p", {}, "Thinking…"));
-  try {
-    const data = await api("/api/classify", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ title: $("#c-title").value, abstract: $("#c-abstract").value }),
-    });
-    const [best, ...others] = data.suggestions;
-    out.replaceChildren(
-      el("p", { class: "suggestion" }, best.category.replaceAll("/", " › ")),
-      el("p", {}, `confidence ${data.confidence.toFixed(2)} — ${data.in_scope ? "in scope" : "out of scope: far from every part of the taxonomy"}`),
-      el("h3", {}, "Alternatives"),
-      el("ul", {}, others.map((s) => el("li", {}, `${s.category.replaceAll("/", " › ")} (${s.score.toFixed(2)})`))),
-      el("h3", {}, "Closest labelled papers"),
-      el("ul", {}, data.neighbours.map((n) => el("li", {}, `${n.title} — ${n.categories.map(leaf).join(", ")}`))));
-  } catch (err) { out.replaceChildren(el("p", { class: "error" }, err.message)); }
-});
-
-$("#show-digest").addEventListener("click", async () => {
-  showSection("#results");
-  say("Loading…");
-  try {
-    const { digests } = await api("/api/digests");
-    if (!digests.length) { $("#results").replaceChildren(); say("No digest yet: run `semsearch watch`, or serve with --watch-every 24h."); return; }
-    const digest = await api(`/api/digests/${encodeURIComponent(digests[0].name)}`);
-    const groups = Object.entries(digest.groups).map(([node, items]) => el("section", { class: "digest-group" },
-      el("h3", {}, node.replaceAll("/", " › ")),
-      el("ul", {}, items.map((e) => el("li", {},
-        e.url ? el("a", { href: e.url, target: "_blank", rel: "noopener" }, e.title) : e.title,
-        ` (${e.id}), confidence ${e.confidence.toFixed(2)}`)))));
-    $("#results").replaceChildren(el("h2", {}, `New papers, ${digest.since} to ${digest.until} (UTC)`), ...groups);
-    say(`${digests[0].papers} new papers in the latest digest`);
-  } catch (err) { say(err.message, true); }
-});
-
-const initial = new URLSearchParams(location.search).get("q");
-if (initial) { $("#q").value = initial; search(initial); }
+route();

@@ -1,0 +1,191 @@
+"""The page in a real browser (Debian's Chromium through Playwright): every view, by mouse and
+keyboard, at phone and desktop width, light and dark, with no console errors and nothing fetched
+from another host. Screenshots land in test-artifacts/ for a person to look at."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from semsearch.ingest import Ingest, IngestReport, ingest_jsonl
+from semsearch.sources.survey import load_survey
+from semsearch.watch import DigestEntry, WatchReport, save_digest
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"), reason="Debian chromium not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serving(index_dir: Path):
+    """A real uvicorn server over `index_dir` in a thread: (base URL, stop)."""
+    import uvicorn
+
+    from semsearch.server import create_app
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(index_dir), host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+def with_a_digest(index_dir: Path) -> None:
+    entry = DigestEntry(
+        "2411.00001", "Evicting <tokens> & more", None, "A/B/KV-Cache Optimization", 0.8, True,
+        authors=["Grace Hopper"], snippet="We keep heavy hitters & evict the rest.",
+    )  # fmt: skip
+    save_digest(index_dir, WatchReport("202411010000", "202411020000", 1, [entry], IngestReport()))
+
+
+@pytest.fixture
+def toy_site(tmp_path, fake_model, corpus_file):
+    index_dir = tmp_path / "idx"
+    with Ingest(index_dir, progress=False) as job:
+        job.add(load_survey().papers)
+    ingest_jsonl([corpus_file], index_dir, progress=False)
+    with_a_digest(index_dir)
+    base, stop = serving(index_dir)
+    yield base
+    stop()
+
+
+def tour(base: str, name: str, *, width: int, dark: bool, question: str, paper_id: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = lambda page, view: page.screenshot(path=str(ARTIFACTS / f"{name}-{view}.png"), full_page=True)  # noqa: E731
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )  # fmt: skip
+        page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme="dark" if dark else "light")
+        problems, outside = [], []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(base) else None)
+
+        # Landing: what the index holds, examples, the treemap, what is new.
+        page.goto(base + "/")
+        page.wait_for_selector(".stats .stat b")
+        assert page.inner_text(".stats .stat b").replace(",", "").isdigit()
+        assert page.locator(".treemap rect").count() > 5 and page.locator(".examples a").count() == 5
+        assert "Evicting <tokens> & more" in page.inner_text(".digest-group")
+        shot(page, "landing")
+
+        # Results from a question: filters, abstract, why, related, more, all in the URL.
+        page.fill("#q", question)
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".result")
+        assert page.locator(".result").count() == 10 and "q=" in page.url
+        first = page.locator(".result").first
+        if first.locator(".why-button").count():
+            first.locator(".why-button").click()
+            assert "match" in first.locator(".why").inner_text()
+        first.locator(".related-button").click()
+        page.wait_for_selector(".related .result")
+        shot(page, "results")
+        page.fill("input[name=year_from]", "2023")
+        page.click(".filters button[type=submit]")
+        page.wait_for_url("**year_from=2023**")
+        page.wait_for_selector(".result")
+        years = [int(y) for y in page.eval_on_selector_all(".result[data-year]", "rs => rs.map(r => r.dataset.year)")]
+        assert years and min(years) >= 2023
+        page.go_back()
+        page.wait_for_selector(".result")
+        if page.locator(".more a").count():
+            page.click(".more a")
+            page.wait_for_function("document.querySelectorAll('.result').length > 10")
+
+        # A category chip opens its node; from there, trends; compare a second node.
+        page.locator(".result .chip").first.click()
+        page.wait_for_url("**view=node**")
+        page.wait_for_selector(".result")
+        page.click("text=Papers per year under this node")
+        page.wait_for_selector(".chart polyline")
+        page.locator("input[name=category]").nth(1).fill("Model-Centric Methods/Model Compression")
+        page.click(".filters button[type=submit]")
+        page.wait_for_function("document.querySelectorAll('.chart polyline').length === 2")
+        shot(page, "trends")
+
+        # One paper: links, related (diverse too), BibTeX, confirm a category.
+        page.goto(f"{base}/paper/{paper_id}")
+        page.wait_for_selector(".paper h2")
+        page.wait_for_selector(".related-list .result")
+        page.check("#diverse")
+        page.wait_for_selector(".related-list .result")
+        page.click(".paper-links button")
+        page.wait_for_selector("#bibtex-dialog[open]")
+        assert page.inner_text("#bibtex-text").startswith("@")
+        page.keyboard.press("Escape")
+        page.fill(".paper input[name=category]", "Speculative Decoding")
+        page.click(".paper .filters button[type=submit]")
+        page.wait_for_selector("text=Saved as yours")
+        shot(page, "paper")
+
+        # Classify: breadcrumbs with probabilities, the verdict in words.
+        page.click("#show-classify")
+        page.fill("#c-title", "Evicting tokens from the key-value cache")
+        page.fill("#c-abstract", "We keep heavy-hitter tokens in the KV cache and evict the rest during decoding.")
+        page.click("#classify-form button[type=submit]")
+        page.wait_for_selector(".breadcrumbs li")
+        assert page.locator(".breadcrumbs li").count() >= 3 and "%" in page.inner_text(".breadcrumbs")
+        assert "scope" in page.inner_text(".verdict")
+        shot(page, "classify")
+
+        # The taxonomy, then a node reached by keyboard on the treemap.
+        page.click("#show-taxonomy")
+        page.wait_for_selector(".tree details")
+        page.locator(".treemap rect").first.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_url("**view=node**")
+        page.wait_for_selector(".result")
+
+        # The latest digest: text, never markup.
+        page.click("#show-digest")
+        page.wait_for_selector(".digest-group")
+        assert "Evicting <tokens> & more" in page.inner_text(".digest-group li")
+        shot(page, "digest")
+        browser.close()
+    assert problems == [] and outside == []
+
+
+@pytest.mark.parametrize("width, dark", [(390, False), (1280, True)])
+def test_every_view_with_the_toy_index(toy_site, width, dark):
+    tour(toy_site, f"toy-{width}-{'dark' if dark else 'light'}", width=width, dark=dark,
+         question="speculative decoding with a draft model", paper_id="2306.00978")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_every_view_with_the_real_model(tmp_path):
+    from semsearch.ingest import ingest_survey
+
+    ingest_survey(tmp_path / "idx", offline=True, progress=False)
+    with_a_digest(tmp_path / "idx")
+    base, stop = serving(tmp_path / "idx")
+    try:
+        tour(base, "real-1280-light", width=1280, dark=False, question="how do I shrink the KV cache for long prompts?",
+             paper_id="2306.00978")  # fmt: skip
+    finally:
+        stop()
