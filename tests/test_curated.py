@@ -1,0 +1,109 @@
+"""Curated markdown lists read as taxonomies (`semsearch.sources.curated`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from semsearch.errors import SemsearchError
+from semsearch.sources.curated import clean_name, parse_list
+from tests.conftest import SHARED
+
+README = """# Awesome Fast Decoding
+
+## 📢 News
+- [2024/05] We added [a paper](https://arxiv.org/abs/2401.99999).
+
+## Contents
+- [Drafting](#drafting)
+
+## 🔍 Methods
+### 1️⃣ Drafting / Verifying
+- **Draft Models Help.** *A. Author.* [[pdf](https://arxiv.org/pdf/2302.01318v2.pdf)], 2023.
+- Tree Drafts, <ins>ICML, 2024</ins> [[Paper](https://arxiv.org/abs/2401.00001v3)] [[Code](https://github.com/x/tree)]
+- Tree Drafts, <ins>ICML, 2024</ins> [[Paper](https://arxiv.org/abs/2401.00001)]
+
+<details><summary>Early work</summary>
+
+1. [**Blockwise Parallel Decoding.**](https://arxiv.org/abs/1811.03115) *M. Stern.* NeurIPS 2018.
+2. **A Paper Without arXiv** [[Paper](https://aclanthology.org/2023.x.pdf)]
+
+</details>
+
+### Lookahead
+| Paper | Venue |
+|:--|:--|
+| [Lookahead Decoding](https://arxiv.org/abs/2402.02057) | ICML 2024 |
+| Tool without a paper [[Code](https://github.com/y/tool)] | - |
+
+#### Nothing here yet
+
+## 🔖 Citation
+- **Our list**, [[pdf](https://arxiv.org/abs/2501.00000)]
+
+## Surveys
+- **Draft Models Help** again [[pdf](https://arxiv.org/abs/2302.01318)]
+"""
+
+
+def test_headings_details_and_tables_become_nodes_and_papers():
+    listed = parse_list(README)
+    assert listed.title == "Awesome Fast Decoding"  # a lone first `#` is the list's title, not a node
+    assert listed.nodes == [
+        "Methods",
+        "Methods/Drafting, Verifying",
+        "Methods/Drafting, Verifying/Early work",
+        "Methods/Lookahead",
+        "Methods/Lookahead/Nothing here yet",  # a heading without papers, inside a section with papers
+        "Surveys",
+    ]
+    by_title = {p.title: p for p in listed.papers}
+    assert set(by_title) == {
+        "Draft Models Help",
+        "Tree Drafts",
+        "Blockwise Parallel Decoding",
+        "A Paper Without arXiv",
+        "Lookahead Decoding",
+    }
+    # versions stripped, pdf links read, duplicates under one heading merged, two headings both kept
+    assert by_title["Draft Models Help"].arxiv_id == "2302.01318"
+    assert by_title["Draft Models Help"].categories == ["Methods/Drafting, Verifying", "Surveys"]
+    assert by_title["Tree Drafts"].arxiv_id == "2401.00001"
+    assert by_title["Tree Drafts"].categories == ["Methods/Drafting, Verifying"]
+    assert by_title["Tree Drafts"].links == ["https://github.com/x/tree"]
+    assert by_title["Blockwise Parallel Decoding"].categories == ["Methods/Drafting, Verifying/Early work"]
+    assert by_title["A Paper Without arXiv"].arxiv_id is None  # kept by its title
+    assert by_title["Lookahead Decoding"].categories == ["Methods/Lookahead"]
+    # News, Contents and Citation are not about papers: nothing of theirs is kept
+    assert not {"2401.99999", "2501.00000"} & {p.arxiv_id for p in listed.papers}
+
+
+def test_heading_names_are_clean():
+    assert clean_name("🔍 Method") == "Method"
+    assert clean_name("1️⃣ Pruning / Evicting / Sparse") == "Pruning, Evicting, Sparse"
+    assert clean_name("[Speculative Decoding](#speculative-decoding):") == "Speculative Decoding"
+    assert clean_name("2. **Low-Rank**") == "Low-Rank"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("Just prose, no headings, no links.", "no papers found"),
+        ("# T\n## A\n- **A paper** [[Paper](https://aclanthology.org/x.pdf)]\n", "no arXiv links"),
+    ],
+)
+def test_a_list_without_papers_is_a_clear_error(text, message):
+    with pytest.raises(SemsearchError, match=message):
+        parse_list(text)
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "lists").exists(), reason="../shared not present")
+def test_the_survey_list_is_one_instance_of_the_parser():
+    """The survey's own README, read by the generic parser, gives the packaged survey data:
+    the same 74 nodes in order and the same categories for every paper."""
+    listed = parse_list((SHARED / "data" / "lists" / "AIoT-MLSys-Lab__Efficient-LLMs-Survey.md").read_text())
+    packaged = json.loads((Path(__file__).parents[1] / "semsearch" / "data" / "survey.json").read_text())
+    assert listed.nodes == packaged["nodes"]
+    assert {p.title: p.categories for p in listed.papers} == {p["title"]: p["categories"] for p in packaged["papers"]}
