@@ -86,7 +86,7 @@ def _title_of(text: str) -> str:
 def clean_title(text: str) -> str:
     text = _LINK.sub(r"\1", _TAGS.sub("", text))
     text = re.sub(r"[*_`]", "", text).replace("，", ",")
-    text = re.sub(r",\s*(?:[A-Za-z][\w\- ]*,\s*)?(?:19|20)\d{2}\s*$", "", text)  # a venue and year left by broken markup
+    text = re.sub(r",\s*(?:[A-Za-z][\w\- ]*,\s*)?(?:19|20)\d{2}\s*$", "", text)  # venue, year of broken markup
     return " ".join(text.split()).strip(" ,.;:")
 
 
@@ -186,7 +186,7 @@ def parse_list(markdown: str) -> CuratedList:
             key = arxiv_id or normalize_title(name)
             paper = found.get(key)
             if paper is None:
-                links = [url for _, url in _LINK.findall(text) if "arxiv" not in url.lower() and not url.startswith("#")]
+                links = [u for _, u in _LINK.findall(text) if "arxiv" not in u.lower() and not u.startswith("#")]
                 paper = found[key] = ListedPaper(name, arxiv_id, links=links, text=text)
             if where not in paper.categories:
                 paper.categories.append(where)
