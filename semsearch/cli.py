@@ -518,20 +518,18 @@ def _open_index_if_any(index: Path | None):
         return None
 
 
-@app.command()
-def taxonomy(as_json: JsonOption = False, index: IndexOption = None) -> None:
-    """The survey's taxonomy as a tree, with how many papers sit under each node."""
-    from semsearch.taxonomy import index_tree
+taxonomy_app = typer.Typer(help="The survey's taxonomy, and curated lists added as taxonomies.")
+app.add_typer(taxonomy_app, name="taxonomy")
+TaxonomyOption = Annotated[
+    str | None, typer.Option("--taxonomy", help="A taxonomy added with `semsearch taxonomy add` (default: survey).")
+]
 
-    indexed = _open_index_if_any(index)  # counts what the index holds, else the survey's own list
-    tree = index_tree(indexed.store if indexed else None)
-    if as_json:
-        _print_json(tree)
-        return
+
+def _print_tree(tree: list[dict], title: str) -> None:
     from rich.console import Console
     from rich.tree import Tree
 
-    root = Tree("[bold]Efficient LLMs survey taxonomy[/bold]")
+    root = Tree(f"[bold]{title}[/bold]")
 
     def add(branch, nodes):
         for node in nodes:
@@ -541,6 +539,93 @@ def taxonomy(as_json: JsonOption = False, index: IndexOption = None) -> None:
 
     add(root, tree)
     Console().print(root)
+
+
+@taxonomy_app.callback(invoke_without_command=True)
+def taxonomy(ctx: typer.Context, as_json: JsonOption = False, index: IndexOption = None) -> None:
+    """The survey's taxonomy as a tree, with how many papers sit under each node."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from semsearch.taxonomy import index_tree
+
+    indexed = _open_index_if_any(index)  # counts what the index holds, else the survey's own list
+    tree = index_tree(indexed.store if indexed else None)
+    if as_json:
+        _print_json(tree)
+    else:
+        _print_tree(tree, "Efficient LLMs survey taxonomy")
+
+
+@taxonomy_app.command("add")
+def taxonomy_add(
+    name: Annotated[str, typer.Argument(help="A short name: lower-case letters, digits, - and _.")],
+    source: Annotated[str, typer.Argument(metavar="FILE|URL", help="The list's markdown (a README).")],
+    offline: Annotated[bool, typer.Option("--offline", help="Do not fetch abstracts from arXiv.")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace a taxonomy of the same name.")] = False,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+    progress: ProgressOption = None,
+) -> None:
+    """Make a curated markdown list a taxonomy of the index: its headings are nodes, its papers labels."""
+    from semsearch.lists import add_list
+
+    summary = add_list(
+        name, source, index, offline=offline, replace=replace, progress=_progress(progress),
+        warn=lambda message: print(f"warning: {message}", file=sys.stderr),
+    )  # fmt: skip
+    if as_json:
+        _print_json(summary)
+    else:
+        print(
+            f"taxonomy {name!r}: {len(summary['nodes'])} nodes, {summary['papers']} papers "
+            f"({summary['with_arxiv_id']} with an arXiv id)",
+            file=sys.stderr,
+        )
+
+
+@taxonomy_app.command("list")
+def taxonomy_list(as_json: JsonOption = False, index: IndexOption = None) -> None:
+    """The index's taxonomies: the survey's and the lists added."""
+    from semsearch.index import Index
+    from semsearch.lists import listed_taxonomies
+
+    rows = listed_taxonomies(Index.open(index).store)
+    if as_json:
+        _print_json([{"name": r["name"], "nodes": r["nodes"], "papers": r["papers"]} for r in rows])
+        return
+    for row in rows:
+        print(f"{row['name']:<20} {len(row['nodes']):>4} nodes {row['papers']:>6} papers  {row.get('source', '')}")
+
+
+@taxonomy_app.command("show")
+def taxonomy_show(name: str, as_json: JsonOption = False, index: IndexOption = None) -> None:
+    """One taxonomy as a tree, with how many papers it labels under each node."""
+    from semsearch.index import Index
+    from semsearch.lists import SURVEY, taxonomy_for
+    from semsearch.taxonomy import subtree_counts
+
+    store = Index.open(index).store
+    taxonomy = taxonomy_for(store, name)
+    if name == SURVEY:
+        from semsearch.taxonomy import index_tree
+
+        tree = index_tree(store)
+    else:
+        counts = subtree_counts(categories for _, _, categories in store.taxonomy_papers(name))
+        tree = taxonomy.tree(counts)
+    if as_json:
+        _print_json(tree)
+    else:
+        _print_tree(tree, name)
+
+
+@taxonomy_app.command("remove")
+def taxonomy_remove(name: str, index: IndexOption = None) -> None:
+    """Remove an added taxonomy (its papers stay in the index)."""
+    from semsearch.lists import remove_list
+
+    remove_list(name, index)
+    print(f"taxonomy {name!r} removed", file=sys.stderr)
 
 
 def _classify_inputs(title, abstract, arxiv_id, batch) -> list[tuple[str | None, str, str]]:
@@ -588,17 +673,21 @@ def classify(
     batch: Annotated[
         Path | None, typer.Option("--batch", help='JSON Lines of {"id", "title", "abstract"}; JSON out.')
     ] = None,
+    taxonomy_name: TaxonomyOption = None,
     as_json: JsonOption = False,
     index: IndexOption = None,
 ) -> None:
     """Suggest where a paper belongs in the survey's taxonomy (or say it is out of scope)."""
+    from semsearch.classify import classify_texts
+    from semsearch.embeddings import Embedder
     from semsearch.index import Index
+    from semsearch.lists import classifier_for_taxonomy
 
     items = _classify_inputs(title, abstract, arxiv_id, batch)
     idx = Index.open(index)
-    from semsearch.classify import classify_texts
-
-    results = classify_texts(idx, items)
+    embedder = Embedder(idx.manifest.model)
+    classifier = classifier_for_taxonomy(idx.store, taxonomy_name, embedder.encode)
+    results = classify_texts(idx, items, embedder, classifier)
     for result in results:
         if as_json or batch:
             _print_json(result.to_dict())
@@ -634,12 +723,19 @@ def eval_classify(
             '{"id", "title", "abstract", "expected"}; expected: node name(s), or null outside the taxonomy.',
         ),
     ] = None,
+    taxonomy_name: TaxonomyOption = None,
     as_json: JsonOption = False,
     index: IndexOption = None,
 ) -> None:
-    """Leave-one-out accuracy and calibration of category suggestions on the labelled papers."""
+    """Leave-one-out accuracy and calibration of category suggestions on the labelled papers.
+    With --taxonomy NAME, of that taxonomy; its scope is then judged against the papers that
+    --papers marks as outside (expected null)."""
     from semsearch.index import Index
+    from semsearch.lists import SURVEY
 
+    if taxonomy_name not in (None, SURVEY):
+        _print_report(_evaluate_list(Index.open(index), taxonomy_name, papers), as_json)
+        return
     if papers is not None:
         from semsearch.evaluate import evaluate_new_papers, read_expected
 
@@ -655,6 +751,20 @@ def eval_classify(
 
     idx = Index.open(index)
     _print_report(evaluate_classifier(idx, Embedder(idx.manifest.model)), as_json)
+
+
+def _evaluate_list(idx, name: str, papers: Path | None) -> dict:
+    from semsearch.embeddings import Embedder
+    from semsearch.evaluate import evaluate_classifier, read_expected, texts_and_vectors
+    from semsearch.lists import labelled_papers, taxonomy_for
+
+    taxonomy = taxonomy_for(idx.store, name)
+    embedder = Embedder(idx.manifest.model)
+    outside = None
+    if papers is not None:
+        rows = [r for r in read_expected(papers) if r["expected"] is None]
+        outside = texts_and_vectors(idx, rows, embedder)[1] if rows else None
+    return evaluate_classifier(idx, embedder, taxonomy, labelled_papers(idx.store, name), outside)
 
 
 def _print_new_papers_report(report: dict) -> None:

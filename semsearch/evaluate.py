@@ -49,10 +49,14 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(error)
 
 
-def evaluate_classifier(index: Index, embedder) -> dict:
-    """Leave-one-out over the index's labelled papers (each classified with itself removed)."""
-    taxonomy = load_taxonomy()
-    papers = index.store.labelled_papers()
+def evaluate_classifier(
+    index: Index, embedder, taxonomy=None, papers=None, outside_vectors: np.ndarray | None = None
+) -> dict:
+    """Leave-one-out over a taxonomy's labelled papers (each classified with itself removed): the
+    survey's by default, or `taxonomy` with its `papers`. With `outside_vectors` (papers outside
+    the taxonomy), also the scope AUROC of its papers against those."""
+    taxonomy = taxonomy or load_taxonomy()
+    papers = index.store.labelled_papers() if papers is None else papers
     if len(papers) < 10:
         raise SemsearchError("too few labelled papers to evaluate; run `semsearch ingest survey` first")
     classifier = TaxonomyClassifier.train(papers, taxonomy, embedder.encode)
@@ -88,12 +92,10 @@ def evaluate_classifier(index: Index, embedder) -> dict:
     similar = vectors @ vectors.T
     np.fill_diagonal(similar, -np.inf)
     knn_top1 = []
-    leaf_index = {leaf: i for i, leaf in enumerate(leaves)}
     for i in range(len(papers)):
         votes = np.zeros(len(leaves))
         for j in np.argsort(-similar[i])[:10]:
-            for c in papers[j].categories:
-                votes[leaf_index[c]] += max(similar[i, j], 0.0)
+            votes += max(similar[i, j], 0.0) * taxonomy.leaf_spread(papers[j].categories)
         knn_top1.append(leaves[int(votes.argmax())] in true_sets[i])
 
     return {
@@ -108,7 +110,15 @@ def evaluate_classifier(index: Index, embedder) -> dict:
         "in_scope_share": float(in_scope.mean()),
         "in_scope_share_with_abstract": float(in_scope[with_abstract].mean()) if with_abstract.any() else 0.0,
         "knn_baseline_top1": float(np.mean(knn_top1)),
-    }
+    } | (_scope_auroc(classifier, outside_vectors) if outside_vectors is not None else {})
+
+
+def _scope_auroc(classifier, outside_vectors: np.ndarray) -> dict:
+    """How well scope separates the labelled papers (each left out) from papers outside."""
+    inside = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True)
+    outside = classifier.scope_scores(outside_vectors)
+    scores = np.concatenate([inside, outside])
+    return {"outside_papers": len(outside), "scope_auroc": auroc(scores, np.arange(len(scores)) < len(inside))}
 
 
 def read_expected(path) -> list[dict]:
@@ -167,13 +177,8 @@ def knn_vote(classifier: TaxonomyClassifier, vectors: np.ndarray, k: int = 10) -
     return results
 
 
-def evaluate_new_papers(index: Index, records: list[dict], embedder=None) -> dict:
-    """How suggestions fare on papers outside the labelled set, against a plain kNN vote: first
-    suggestion at or under the expected node (top-1), any of three (top-3), first suggestion in the
-    expected second-level branch, scope AUROC (in-taxonomy against out-of-scope papers), and the
-    calibration (ECE) of the confidence on the in-taxonomy papers; then top-1 by branch."""
-    from semsearch.classify import classifier_for
-    from semsearch.embeddings import Embedder
+def texts_and_vectors(index: Index, records: list[dict], embedder) -> tuple[list[str], np.ndarray]:
+    """The text and vector of each record: the index's for id-only rows, else embedded now."""
     from semsearch.paper import embedding_text
 
     store = index.store
@@ -190,11 +195,23 @@ def evaluate_new_papers(index: Index, records: list[dict], embedder=None) -> dic
             vectors.append(None)
         else:
             raise SemsearchError(f"paper {record['id']!r} is not in the index and its line gives no title")
-    embedder = embedder or Embedder(index.manifest.model)  # loads the model only if something needs embedding
     missing = [i for i, v in enumerate(vectors) if v is None]
     for i, vector in zip(missing, embedder.encode([texts[i] for i in missing]), strict=True):
         vectors[i] = vector
-    matrix = np.vstack(vectors).astype(np.float32)
+    return texts, np.vstack(vectors).astype(np.float32)
+
+
+def evaluate_new_papers(index: Index, records: list[dict], embedder=None) -> dict:
+    """How suggestions fare on papers outside the labelled set, against a plain kNN vote: first
+    suggestion at or under the expected node (top-1), any of three (top-3), first suggestion in the
+    expected second-level branch, scope AUROC (in-taxonomy against out-of-scope papers), and the
+    calibration (ECE) of the confidence on the in-taxonomy papers; then top-1 by branch."""
+    from semsearch.classify import classifier_for
+    from semsearch.embeddings import Embedder
+
+    store = index.store
+    embedder = embedder or Embedder(index.manifest.model)  # loads the model only if something needs embedding
+    texts, matrix = texts_and_vectors(index, records, embedder)
     classifier = classifier_for(store, load_taxonomy(), embedder.encode)
     if classifier is None:
         raise SemsearchError("the index has no labelled papers to classify with")

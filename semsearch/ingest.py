@@ -161,7 +161,7 @@ class Ingest:
         return self.store.put(merged, replacing=replacing)
 
     # --- embedding ----------------------------------------------------------------------------
-    def _embedder_for_store(self):
+    def embedder(self):
         if self._embedder is None:
             from semsearch.embeddings import Embedder
 
@@ -171,7 +171,7 @@ class Ingest:
     def embed_stale(self) -> None:
         """Embed every stored paper whose embedding is missing or out of date, BATCH at a time."""
         while pending := self.store.stale_embeddings(BATCH):
-            embedder = self._embedder_for_store()
+            embedder = self.embedder()
             if self.progress and self._bar is None:
                 from tqdm import tqdm
 
@@ -199,7 +199,7 @@ class Ingest:
         if (target / "encoder.json").exists() or unsupported.exists():
             return
         try:
-            if export_onnx(self._embedder_for_store(), self.writer.directory) is None:
+            if export_onnx(self.embedder(), self.writer.directory) is None:
                 unsupported.parent.mkdir(parents=True, exist_ok=True)
                 unsupported.write_text("questions load the full model: its architecture is not exported\n")
         except Exception as err:  # noqa: BLE001 - questions still work, only slower to start
@@ -224,7 +224,7 @@ class Ingest:
             return  # nothing to retrain, nothing to predict
         classifier = load_saved(self.store) if unchanged else None
         if classifier is None:
-            embed = self._embedder_for_store().encode
+            embed = self.embedder().encode
             classifier = TaxonomyClassifier.train(self.store.labelled_papers(), taxonomy, embed)
             self.store.put_artifact(CLASSIFIER_ARTIFACT, classifier.to_bytes())
             self.store.set_meta("classifier_fingerprint", fingerprint)

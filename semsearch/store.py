@@ -49,6 +49,17 @@ CREATE TABLE IF NOT EXISTS labels (          -- categories users confirmed (`sem
     labelled_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS artifacts (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS taxonomies (      -- curated lists added as taxonomies (`semsearch taxonomy add`)
+    name TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    nodes TEXT NOT NULL                  -- JSON list of node paths, parents first
+);
+CREATE TABLE IF NOT EXISTS taxonomy_labels (
+    name TEXT NOT NULL REFERENCES taxonomies(name),
+    vec_id INTEGER NOT NULL REFERENCES papers(vec_id),
+    category TEXT NOT NULL,
+    PRIMARY KEY (name, vec_id, category)
+);
 CREATE TABLE IF NOT EXISTS predictions (     -- taxonomy suggestion for papers the survey does not label
     vec_id INTEGER PRIMARY KEY REFERENCES papers(vec_id),
     category TEXT NOT NULL,
@@ -394,6 +405,46 @@ class Store:
             )
             for row in rows
             for paper in [_row_to_paper(row)]
+        ]
+
+    # --- taxonomies from curated lists ------------------------------------------------------------
+    def put_taxonomy(self, name: str, source: str, nodes: list[str], labels: Iterable[tuple[int, str]]) -> None:
+        """Store (or replace) the taxonomy `name`: its nodes and its papers' categories."""
+        self.remove_taxonomy(name)
+        self.db.execute(
+            "INSERT INTO taxonomies (name, source, nodes) VALUES (?, ?, ?)", (name, source, json.dumps(nodes))
+        )
+        self.db.executemany(
+            "INSERT OR IGNORE INTO taxonomy_labels (name, vec_id, category) VALUES (?, ?, ?)",
+            [(name, vec_id, category) for vec_id, category in labels],
+        )
+
+    def remove_taxonomy(self, name: str) -> bool:
+        self.db.execute("DELETE FROM taxonomy_labels WHERE name = ?", (name,))
+        return self.db.execute("DELETE FROM taxonomies WHERE name = ?", (name,)).rowcount > 0
+
+    def taxonomies(self) -> list[dict]:
+        """Every added taxonomy: name, source, nodes and how many papers it labels."""
+        rows = self.db.execute(
+            """SELECT t.name, t.source, t.nodes, count(DISTINCT l.vec_id) FROM taxonomies AS t
+               LEFT JOIN taxonomy_labels AS l ON l.name = t.name GROUP BY t.name ORDER BY t.name"""
+        )
+        return [{"name": n, "source": s, "nodes": json.loads(nodes), "papers": c} for n, s, nodes, c in rows]
+
+    def taxonomy(self, name: str) -> dict | None:
+        return next((t for t in self.taxonomies() if t["name"] == name), None)
+
+    def taxonomy_papers(self, name: str) -> list[tuple[Paper, np.ndarray, list[str]]]:
+        """The papers a taxonomy labels, with their embeddings and categories."""
+        rows = self.db.execute(
+            """SELECT p.*, e.vector, group_concat(l.category, char(31)) AS categories FROM taxonomy_labels AS l
+               JOIN papers AS p ON p.vec_id = l.vec_id JOIN embeddings AS e ON e.vec_id = l.vec_id
+               WHERE l.name = ? GROUP BY p.vec_id ORDER BY p.id""",
+            (name,),
+        )
+        return [
+            (_row_to_paper(row), np.frombuffer(row["vector"], dtype=np.float32), row["categories"].split(chr(31)))
+            for row in rows
         ]
 
     def clear_predictions(self) -> None:

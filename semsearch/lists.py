@@ -1,0 +1,213 @@
+"""Named taxonomies from curated lists: `semsearch taxonomy add|list|show|remove`.
+
+Any curated markdown list (a field's "awesome list") becomes a taxonomy in the same index: its
+headings are the nodes, its papers are fetched from arXiv (offline: titles, plus abstracts the
+index already holds) and labelled under their headings, and a classifier of its own is trained
+from them and saved beside the survey's. Node names stand in for the hand-written descriptions
+the survey's taxonomy has; the out-of-scope descriptions are the survey's (kinds of LLM research
+that no efficiency list covers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from semsearch.errors import NotFound, SemsearchError
+from semsearch.paper import Paper, normalize_title
+from semsearch.sources.curated import CuratedList, parse_list
+from semsearch.taxonomy import Taxonomy, load_taxonomy
+
+SURVEY = "survey"  # the built-in taxonomy's name
+LIST_ID_PREFIX = "list:"  # ids of listed papers that have no arXiv id
+MIN_NODE_PAPERS = 3
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+FETCH_TIMEOUT = 30.0
+
+
+def classifier_artifact(name: str) -> str:
+    from semsearch.classify import CLASSIFIER_ARTIFACT
+
+    return f"{CLASSIFIER_ARTIFACT}:{name}"
+
+
+def read_source(source: str) -> str:
+    """A list's markdown from a file or an http(s) URL (GitHub page URLs are read raw)."""
+    if re.match(r"^https?://", source):
+        import requests
+
+        url = re.sub(
+            r"^https://github\.com/([^/]+)/([^/]+)/?$",
+            r"https://raw.githubusercontent.com/\1/\2/HEAD/README.md",
+            source,
+        )
+        try:
+            response = requests.get(url, timeout=FETCH_TIMEOUT, headers={"User-Agent": "semsearch"})
+            response.raise_for_status()
+        except requests.RequestException as err:
+            reason = str(err).splitlines()[0][:160]
+            raise SemsearchError(f"cannot fetch {source}: {reason}") from None
+        return response.text
+    path = Path(source)
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SemsearchError(f"cannot read {source}: {err.strerror if isinstance(err, OSError) else err}") from None
+
+
+def list_taxonomy(nodes: list[str]) -> Taxonomy:
+    """A taxonomy for a list: its nodes, each described by its path's names."""
+    return Taxonomy(
+        nodes=tuple(nodes),
+        descriptions={node: node.replace("/", ", ") for node in nodes},
+        out_of_scope=load_taxonomy().out_of_scope,
+    )
+
+
+def check_name(name: str) -> str:
+    if name == SURVEY or not _NAME.match(name):
+        raise SemsearchError(
+            f"a taxonomy name is lower-case letters, digits, - and _ (and not {SURVEY!r}); got {name!r}"
+        )
+    return name
+
+
+def _paper_id(title: str) -> str:
+    return LIST_ID_PREFIX + hashlib.sha1(normalize_title(title).encode()).hexdigest()[:12]
+
+
+def add_list(
+    name: str,
+    source: str,
+    index_dir: str | Path | None = None,
+    *,
+    offline: bool = False,
+    replace: bool = False,
+    progress: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> dict:
+    """Make the curated list at `source` the taxonomy `name` of the index; a summary of it."""
+    from semsearch.ingest import Ingest
+
+    check_name(name)
+    listed = parse_list(read_source(source))
+    ingest = Ingest(index_dir, progress=progress, **({"warn": warn} if warn else {}))
+    with ingest:
+        store = ingest.store
+        if store.taxonomy(name) is not None and not replace:
+            raise SemsearchError(f"the index already has a taxonomy {name!r}; add --replace to replace it")
+        ingest.add(_with_abstracts(listed, store, offline, ingest.warn))
+        labels = []
+        for paper in listed.papers:
+            vec_id = store.find(paper.arxiv_id or _paper_id(paper.title))
+            labels += [(vec_id, category) for category in paper.categories]
+        store.put_taxonomy(name, source, listed.nodes, labels)
+        classifier = train_list_classifier(store, name, ingest.embedder().encode)
+        store.put_artifact(classifier_artifact(name), classifier.to_bytes())
+        store.commit()
+    summary = describe(listed, name)
+    weak = summary["weak_nodes"]
+    if weak and warn:
+        warn(f"{len(weak)} nodes of {name!r} have fewer than {MIN_NODE_PAPERS} papers; suggestions there are weak")
+    return summary
+
+
+def _with_abstracts(listed: CuratedList, store, offline: bool, warn: Callable[[str], None]) -> list[Paper]:
+    from semsearch.sources.arxiv import ArxivClient, ArxivUnavailable
+
+    need = [p.arxiv_id for p in listed.papers if p.arxiv_id and not ((s := store.get(p.arxiv_id)) and s.abstract)]
+    fetched: dict[str, Paper] = {}
+    if need and not offline:
+        try:
+            result = ArxivClient().fetch_ids(need)
+            fetched = {p.id: p for p in result.papers}
+        except ArxivUnavailable as err:
+            warn(f"{err}; indexing the list's titles only (run again online to add abstracts)")
+    elif need:
+        warn(f"offline: {len(need)} papers of the list are indexed on their titles (run again online for abstracts)")
+    papers = []
+    for paper in listed.papers:
+        record = Paper(id=paper.arxiv_id or _paper_id(paper.title), title=paper.title, sources=["list"])
+        papers.append(record.merged_with(fetched[paper.arxiv_id]) if paper.arxiv_id in fetched else record)
+    return papers
+
+
+def describe(listed: CuratedList, name: str) -> dict:
+    counts = Counter(c for p in listed.papers for c in p.categories)
+    under = {node: sum(n for c, n in counts.items() if c == node or c.startswith(node + "/")) for node in listed.nodes}
+    leaves = listed.leaves()
+    return {
+        "name": name,
+        "nodes": listed.nodes,
+        "papers": len(listed.papers),
+        "with_arxiv_id": sum(1 for p in listed.papers if p.arxiv_id),
+        "weak_nodes": [leaf for leaf in leaves if under[leaf] < MIN_NODE_PAPERS],
+    }
+
+
+def labelled_papers(store, name: str):
+    """The taxonomy's papers as the classifier trains on them."""
+    from semsearch.classify import LabelledPaper
+
+    return [
+        LabelledPaper(paper.id, paper.title, paper.embedding_text(), vector, categories)
+        for paper, vector, categories in store.taxonomy_papers(name)
+    ]
+
+
+def train_list_classifier(store, name: str, embed: Callable[[list[str]], np.ndarray]):
+    from semsearch.classify import TaxonomyClassifier
+
+    found = store.taxonomy(name)
+    return TaxonomyClassifier.train(labelled_papers(store, name), list_taxonomy(found["nodes"]), embed)
+
+
+def taxonomy_for(store, name: str | None) -> Taxonomy:
+    """The taxonomy called `name` in the index (the survey's when None or "survey")."""
+    if name in (None, SURVEY):
+        return load_taxonomy()
+    found = store.taxonomy(name)
+    if found is None:
+        raise NotFound(f"no taxonomy {name!r} in the index (see `semsearch taxonomy list`)")
+    return list_taxonomy(found["nodes"])
+
+
+def classifier_for_taxonomy(store, name: str | None, embed: Callable[[list[str]], np.ndarray]):
+    """The classifier of the taxonomy `name` (the survey's when None or "survey")."""
+    from semsearch.classify import TaxonomyClassifier, classifier_for
+
+    if name in (None, SURVEY):
+        return classifier_for(store, load_taxonomy(), embed)
+    taxonomy_for(store, name)  # refuses an unknown name
+    saved = store.get_artifact(classifier_artifact(name))
+    if saved is not None:
+        try:
+            return TaxonomyClassifier.from_bytes(saved)
+        except Exception:  # noqa: BLE001 - an older format: train again
+            pass
+    return train_list_classifier(store, name, embed)
+
+
+def listed_taxonomies(store) -> list[dict]:
+    """The survey's and every added taxonomy: name, nodes, how many papers each labels."""
+    rows = [{"name": SURVEY, "nodes": list(load_taxonomy().nodes), "papers": store.content_counts()["survey_labelled"]}]
+    for found in store.taxonomies():
+        rows.append(
+            {"name": found["name"], "nodes": found["nodes"], "papers": found["papers"], "source": found["source"]}
+        )
+    return rows
+
+
+def remove_list(name: str, index_dir: str | Path | None = None) -> None:
+    from semsearch.ingest import Ingest
+
+    check_name(name)
+    with Ingest(index_dir, progress=False) as ingest:
+        if not ingest.store.remove_taxonomy(name):
+            raise NotFound(f"no taxonomy {name!r} in the index")
+        ingest.store.db.execute("DELETE FROM artifacts WHERE name = ?", (classifier_artifact(name),))

@@ -1,0 +1,158 @@
+"""Curated lists added as taxonomies: `semsearch taxonomy add|list|show|remove`, `--taxonomy`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from semsearch.index import Index
+from semsearch.ingest import ingest_jsonl
+from tests.arxiv_stub import ArxivStub
+from tests.test_cli import run
+
+LIST = """# Awesome KV Cache
+
+## Methods
+### Eviction
+- **Heavy hitters stay.** [[pdf](https://arxiv.org/abs/2501.00001)]
+- **Recent tokens stay.** [[pdf](https://arxiv.org/abs/2501.00002v2)]
+- **Attention sinks stay.** [[pdf](https://arxiv.org/pdf/2501.00003.pdf)]
+### Quantization
+- **Two-bit keys.** [[pdf](https://arxiv.org/abs/2501.00004)]
+- **Four-bit values.** [[pdf](https://arxiv.org/abs/2501.00005)]
+- **Mixed precision caches.** [[pdf](https://arxiv.org/abs/2501.00006)]
+### Merging
+- **Merge similar tokens.** [[pdf](https://arxiv.org/abs/2501.00007)]
+"""
+ABSTRACTS = {
+    "2501.00001": (
+        "Heavy hitters stay",
+        "evict tokens from the kv cache keeping heavy hitter tokens with high attention",
+    ),
+    "2501.00002": ("Recent tokens stay", "evict old tokens from the kv cache keeping a window of recent tokens"),
+    "2501.00003": ("Attention sinks stay", "evict tokens but keep attention sink tokens and a recent window in cache"),
+    "2501.00004": ("Two-bit keys", "quantize kv cache keys to two bits per channel with small error"),
+    "2501.00005": ("Four-bit values", "quantize kv cache values to four bits per token"),
+    "2501.00006": (
+        "Mixed precision caches",
+        "quantize important kv cache tokens at high precision and others low bits",
+    ),
+    "2501.00007": ("Merge similar tokens", "merge similar tokens of the kv cache into one"),
+}
+NODES = ["Methods", "Methods/Eviction", "Methods/Quantization", "Methods/Merging"]
+
+
+@pytest.fixture
+def index_dir(tmp_path, fake_model, corpus_file):
+    ingest_jsonl([corpus_file], tmp_path / "idx", progress=False)
+    return tmp_path / "idx"
+
+
+@pytest.fixture
+def list_file(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text(LIST)
+    return path
+
+
+@pytest.fixture
+def stub(monkeypatch):
+    papers = {i: {"title": t, "abstract": a} for i, (t, a) in ABSTRACTS.items()}
+    with ArxivStub(papers=papers) as running:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", running.url)
+        yield running
+
+
+def test_a_list_becomes_a_taxonomy_with_its_papers_fetched(index_dir, list_file, stub, capsys):
+    code, out, err = run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["nodes"] == NODES and summary["papers"] == 7 and summary["with_arxiv_id"] == 7
+    assert "1 nodes of 'kv' have fewer than 3 papers" in err  # Merging: usable, but weak
+    store = Index.open(index_dir).store
+    assert store.get("2501.00002").abstract.startswith("evict old tokens")  # fetched from arXiv (the stub)
+    assert "2501.00007" in ",".join(r.get("id_list", [""])[0] for r in stub.requests)  # asked by id
+
+    code, out, _ = run(capsys, "taxonomy", "list", "--json", "--index", index_dir)
+    listed = {row["name"]: row for row in json.loads(out)}
+    assert set(listed) == {"survey", "kv"} and listed["kv"] == {"name": "kv", "nodes": NODES, "papers": 7}
+
+    code, out, _ = run(capsys, "taxonomy", "show", "kv", "--json", "--index", index_dir)
+    tree = json.loads(out)
+    assert tree[0]["name"] == "Methods" and tree[0]["papers"] == 7
+    assert [(c["name"], c["papers"]) for c in tree[0]["children"]] == [
+        ("Eviction", 3),
+        ("Quantization", 3),
+        ("Merging", 1),
+    ]
+
+    code, out, _ = run(capsys, "taxonomy", "--json", "--index", index_dir)  # alone: still the survey's tree
+    assert json.loads(out)[0]["name"] == "Model-Centric Methods"
+
+
+def test_classify_with_a_list_suggests_only_its_nodes(index_dir, list_file, stub, capsys):
+    assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
+    code, out, err = run(
+        capsys, "classify", "--taxonomy", "kv", "--json", "--index", index_dir,
+        "--title", "Keep the sinks", "--abstract", "We evict kv cache tokens but keep attention sinks.",
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert {s["category"] for s in result["suggestions"]} <= set(NODES)
+    assert result["suggestions"][0]["category"] == "Methods/Eviction"
+    code, _, err = run(
+        capsys, "classify", "--taxonomy", "nope", "--title", "T", "--abstract", "A", "--index", index_dir
+    )
+    assert code == 2 and "no taxonomy 'nope'" in err
+
+
+def test_names_replace_and_remove(index_dir, list_file, stub, capsys):
+    assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
+    code, _, err = run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)
+    assert code == 2 and "--replace" in err
+    assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir, "--replace")[0] == 0
+    for bad in ("survey", "Bad Name"):
+        code, _, err = run(capsys, "taxonomy", "add", bad, list_file, "--index", index_dir)
+        assert code == 2 and "taxonomy name" in err
+    assert run(capsys, "taxonomy", "remove", "kv", "--index", index_dir)[0] == 0
+    _, out, _ = run(capsys, "taxonomy", "list", "--json", "--index", index_dir)
+    assert [row["name"] for row in json.loads(out)] == ["survey"]
+    assert Index.open(index_dir).store.get("2501.00001") is not None  # its papers stay
+    code, _, err = run(capsys, "taxonomy", "remove", "kv", "--index", index_dir)
+    assert code == 2 and "no taxonomy 'kv'" in err
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("No headings and no links at all.", "no papers found"),
+        ("# List\n## A\n- **A paper** [[Paper](https://aclanthology.org/x.pdf)]\n", "no arXiv links"),
+    ],
+)
+def test_a_list_without_papers_changes_nothing(index_dir, tmp_path, capsys, text, message):
+    bad = tmp_path / "bad.md"
+    bad.write_text(text)
+    published = (index_dir / "CURRENT").read_text()
+    code, _, err = run(capsys, "taxonomy", "add", "bad", bad, "--index", index_dir)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert (index_dir / "CURRENT").read_text() == published
+
+
+def test_a_list_that_cannot_be_fetched_is_one_line(index_dir, capsys):
+    code, _, err = run(capsys, "taxonomy", "add", "kv", "http://127.0.0.1:9/README.md", "--index", index_dir)
+    assert (
+        code == 2 and err.startswith("error: cannot fetch http://127.0.0.1:9/README.md") and len(err.splitlines()) == 1
+    )
+
+
+def test_offline_a_list_is_indexed_on_its_titles(index_dir, list_file, capsys):
+    code, _, err = run(capsys, "taxonomy", "add", "kv", list_file, "--offline", "--index", index_dir)
+    assert code == 0 and "offline: 7 papers of the list are indexed on their titles" in err
+    assert Index.open(index_dir).store.get("2501.00004").title == "Two-bit keys"
+
+
+def test_eval_classify_for_a_list(index_dir, list_file, stub, capsys):
+    assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
+    code, out, err = run(capsys, "eval", "classify", "--taxonomy", "kv", "--json", "--index", index_dir)
+    assert code == 2 and "too few labelled papers" in err  # seven papers: leave-one-out needs ten
