@@ -583,6 +583,33 @@ def taxonomy_add(
         )
 
 
+@taxonomy_app.command("refresh")
+def taxonomy_refresh(
+    source: Annotated[
+        str | None, typer.Argument(metavar="[FILE|URL]", help="The survey's list (default: its GitHub README).")
+    ] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Do not fetch new papers' abstracts.")] = False,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+    progress: ProgressOption = None,
+) -> None:
+    """Follow the survey's list as its authors maintain it: relabel, add new papers, retrain."""
+    from semsearch.lists import refresh_survey
+
+    report = refresh_survey(
+        source, index, offline=offline, progress=_progress(progress),
+        warn=lambda message: print(f"warning: {message}", file=sys.stderr),
+    )  # fmt: skip
+    if as_json:
+        _print_json(report)
+        return
+    for name in ("added", "removed", "moved", "nodes_added", "nodes_removed"):
+        shown = report["changes"][name][:5]
+        more = f", … ({report[name] - len(shown)} more)" if report[name] > len(shown) else ""
+        print(f"{name.replace('_', ' '):<14} {report[name]:>4}  {', '.join(shown)}{more}")
+    print(f"the survey now lists {report['papers']} papers", file=sys.stderr)
+
+
 @taxonomy_app.command("list")
 def taxonomy_list(as_json: JsonOption = False, index: IndexOption = None) -> None:
     """The index's taxonomies: the survey's and the lists added."""

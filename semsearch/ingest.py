@@ -14,7 +14,7 @@ import numpy as np
 from semsearch.errors import NotFound, PartialFailure, SemsearchError
 from semsearch.index import RESUME_PREFIX, IndexWriter, Manifest
 from semsearch.paper import Paper, normalize_title
-from semsearch.sources.survey import Survey, load_survey
+from semsearch.sources.survey import Survey, load_survey, survey_of
 
 BATCH = 512  # papers per store transaction and per call to the model
 SURVEY_ID_PREFIX = "survey:"
@@ -65,7 +65,8 @@ class Ingest:
         index_type: str | None = None,
     ):
         self.writer = IndexWriter(index_dir, model, index_type=index_type)
-        self.survey = survey or load_survey()
+        self._given_survey = survey
+        self.survey = survey or load_survey()  # until the index is open: then the index's own (refreshed) list
         self.progress = progress
         self._warn = warn
         self.report = IngestReport()
@@ -84,6 +85,8 @@ class Ingest:
     def __enter__(self) -> Ingest:
         self._started = time.perf_counter()
         self.writer.__enter__()
+        if self._given_survey is None:
+            self.survey = survey_of(self.store)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -318,9 +321,9 @@ def ingest_survey(
     """The survey's papers with their categories; online, with abstracts from arXiv where known."""
     from semsearch.sources.arxiv import ArxivClient, ArxivUnavailable
 
-    survey = load_survey()
-    ingest = Ingest(index_dir, model, progress=progress, survey=survey)
+    ingest = Ingest(index_dir, model, progress=progress)
     with ingest:
+        survey = ingest.survey  # the index's: as `taxonomy refresh` last read the list, else the packaged one
         by_id: dict[str, Paper] = {}
         by_title: dict[str, Paper] = {}  # normalised title -> arXiv record
         if not offline:

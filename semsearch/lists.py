@@ -11,6 +11,7 @@ that no efficiency list covers).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -118,18 +119,8 @@ def add_list(
 
 
 def _with_abstracts(listed: CuratedList, store, offline: bool, warn: Callable[[str], None]) -> list[Paper]:
-    from semsearch.sources.arxiv import ArxivClient, ArxivUnavailable
-
     need = [p.arxiv_id for p in listed.papers if p.arxiv_id and not ((s := store.get(p.arxiv_id)) and s.abstract)]
-    fetched: dict[str, Paper] = {}
-    if need and not offline:
-        try:
-            result = ArxivClient().fetch_ids(need)
-            fetched = {p.id: p for p in result.papers}
-        except ArxivUnavailable as err:
-            warn(f"{err}; indexing the list's titles only (run again online to add abstracts)")
-    elif need:
-        warn(f"offline: {len(need)} papers of the list are indexed on their titles (run again online for abstracts)")
+    fetched = _fetch(need, offline, warn)
     papers = []
     for paper in listed.papers:
         record = Paper(id=paper.arxiv_id or _paper_id(paper.title), title=paper.title, sources=["list"])
@@ -211,3 +202,67 @@ def remove_list(name: str, index_dir: str | Path | None = None) -> None:
         if not ingest.store.remove_taxonomy(name):
             raise NotFound(f"no taxonomy {name!r} in the index")
         ingest.store.db.execute("DELETE FROM artifacts WHERE name = ?", (classifier_artifact(name),))
+
+
+# --- the survey's own list, as its authors maintain it -----------------------------------------------
+def refresh_survey(
+    source: str | None = None,
+    index_dir: str | Path | None = None,
+    *,
+    offline: bool = False,
+    progress: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> dict:
+    """Read the survey's maintained list (its GitHub README, or a file), relabel the index's papers
+    by it (new papers fetched from arXiv), retrain and publish; what changed, counted."""
+    from dataclasses import replace as replaced
+
+    from semsearch.ingest import Ingest
+    from semsearch.sources.survey import SURVEY_LIST_META, SURVEY_LIST_URL, survey_facts, survey_from_facts
+
+    facts = survey_facts(read_source(source or SURVEY_LIST_URL), source or SURVEY_LIST_URL)
+    fresh = survey_from_facts(facts)
+    ingest = Ingest(index_dir, progress=progress, **({"warn": warn} if warn else {}))
+    with ingest:
+        store, old = ingest.store, ingest.survey
+        key = lambda paper: paper.arxiv_id or normalize_title(paper.title)  # noqa: E731
+        before = {key(p): set(p.survey_categories) for p in old.papers}
+        after = {key(p): set(p.survey_categories) for p in fresh.papers}
+        changes = {
+            "added": sorted(after.keys() - before.keys()),
+            "removed": sorted(before.keys() - after.keys()),
+            "moved": sorted(k for k in after.keys() & before.keys() if after[k] != before[k]),
+            "nodes_added": [n for n in fresh.nodes if n not in old.nodes],
+            "nodes_removed": [n for n in old.nodes if n not in fresh.nodes],
+        }
+        ingest.survey = fresh
+        new_papers = [p for p in fresh.papers if key(p) in changes["added"] or key(p) in changes["moved"]]
+        fetched = _fetch(
+            [p.arxiv_id for p in new_papers if p.arxiv_id and not ((s := store.get(p.arxiv_id)) and s.abstract)],
+            offline,
+            ingest.warn,
+        )
+        ingest.add(p.merged_with(fetched[p.arxiv_id]) if p.arxiv_id in fetched else p for p in new_papers)
+        for paper in old.papers:  # no longer listed: no longer the survey's
+            if key(paper) in changes["removed"]:
+                for stored in [store.get(paper.id), *store.papers_with_title(paper.title)]:
+                    if stored is not None and stored.survey_categories:
+                        store.put(replaced(stored, survey_categories=[]))
+        store.set_meta(SURVEY_LIST_META, json.dumps(facts, ensure_ascii=False))
+        store.commit()
+    return {name: len(value) for name, value in changes.items()} | {"papers": len(fresh.papers), "changes": changes}
+
+
+def _fetch(ids: list[str], offline: bool, warn: Callable[[str], None]) -> dict[str, Paper]:
+    from semsearch.sources.arxiv import ArxivClient, ArxivUnavailable
+
+    if not ids:
+        return {}
+    if offline:
+        warn(f"offline: {len(ids)} papers are indexed on their titles (run again online for abstracts)")
+        return {}
+    try:
+        return {p.id: p for p in ArxivClient().fetch_ids(ids).papers}
+    except ArxivUnavailable as err:
+        warn(f"{err}; indexing titles only (run again online to add abstracts)")
+        return {}

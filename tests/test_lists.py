@@ -148,7 +148,7 @@ def test_a_list_that_cannot_be_fetched_is_one_line(index_dir, capsys):
 
 def test_offline_a_list_is_indexed_on_its_titles(index_dir, list_file, capsys):
     code, _, err = run(capsys, "taxonomy", "add", "kv", list_file, "--offline", "--index", index_dir)
-    assert code == 0 and "offline: 7 papers of the list are indexed on their titles" in err
+    assert code == 0 and "offline: 7 papers are indexed on their titles" in err
     assert Index.open(index_dir).store.get("2501.00004").title == "Two-bit keys"
 
 
@@ -156,3 +156,54 @@ def test_eval_classify_for_a_list(index_dir, list_file, stub, capsys):
     assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
     code, out, err = run(capsys, "eval", "classify", "--taxonomy", "kv", "--json", "--index", index_dir)
     assert code == 2 and "too few labelled papers" in err  # seven papers: leave-one-out needs ten
+
+
+SURVEY_V1 = """# Efficient Large Language Models: A Survey
+## Model-Centric Methods
+### Efficient Inference
+#### Speculative Decoding
+- Draft A, <ins>arXiv, 2023</ins> [[Paper](https://arxiv.org/abs/2302.01318)]
+- Draft B, <ins>ICML, 2023</ins> [[Paper](https://arxiv.org/abs/2211.17192)]
+#### KV-Cache Optimization
+- Cache C, <ins>NeurIPS, 2023</ins> [[Paper](https://arxiv.org/abs/2306.14048)]
+"""
+SURVEY_V2 = """# Efficient Large Language Models: A Survey
+## Model-Centric Methods
+### Efficient Inference
+#### Speculative Decoding
+- Draft A, <ins>arXiv, 2023</ins> [[Paper](https://arxiv.org/abs/2302.01318)]
+#### KV-Cache Optimization
+- Draft B, <ins>ICML, 2023</ins> [[Paper](https://arxiv.org/abs/2211.17192)]
+#### Early Exit
+- Sinks D, <ins>ICLR, 2024</ins> [[Paper](https://arxiv.org/abs/2309.17453)]
+"""
+
+
+def test_refresh_follows_the_survey_list_and_reports_the_diff(tmp_path, fake_model, capsys, monkeypatch):
+    from semsearch.ingest import ingest_survey
+
+    index_dir = tmp_path / "idx"
+    ingest_survey(index_dir, offline=True, progress=False)
+    (tmp_path / "v1.md").write_text(SURVEY_V1)
+    (tmp_path / "v2.md").write_text(SURVEY_V2)
+    code, out, err = run(capsys, "taxonomy", "refresh", tmp_path / "v1.md", "--offline", "--json", "--index", index_dir)
+    assert code == 0, err
+    assert json.loads(out)["removed"] == 424 - 3 and json.loads(out)["papers"] == 3
+    with ArxivStub(papers={"2309.17453": {"title": "Sinks D", "abstract": "attention sinks keep streaming"}}) as stub:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        code, out, err = run(capsys, "taxonomy", "refresh", tmp_path / "v2.md", "--json", "--index", index_dir)
+    assert code == 0, err
+    report = json.loads(out)
+    assert {k: report[k] for k in ("added", "removed", "moved", "nodes_added", "nodes_removed")} == {
+        "added": 1, "removed": 1, "moved": 1, "nodes_added": 1, "nodes_removed": 0,
+    }  # fmt: skip
+    assert report["changes"]["added"] == ["2309.17453"] and report["changes"]["moved"] == ["2211.17192"]
+    store = Index.open(index_dir).store
+    assert store.get("2309.17453").abstract == "attention sinks keep streaming"  # fetched from arXiv
+    assert store.get("2211.17192").survey_categories == [
+        "Model-Centric Methods/Efficient Inference/KV-Cache Optimization"
+    ]
+    assert store.get("2306.14048").survey_categories == []  # no longer listed
+    # A later `ingest survey` keeps the refreshed list rather than the packaged one.
+    assert run(capsys, "ingest", "survey", "--offline", "--index", index_dir)[0] == 0
+    assert Index.open(index_dir).store.content_counts()["survey_labelled"] == 3

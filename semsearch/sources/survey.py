@@ -13,6 +13,7 @@ from importlib.resources import files
 
 from semsearch.paper import Paper, normalize_title, parse_arxiv_id
 
+SURVEY_LIST_URL = "https://github.com/AIoT-MLSys-Lab/Efficient-LLMs-Survey"
 SOURCE = "survey"
 
 
@@ -57,7 +58,19 @@ class Survey:
 
 @cache
 def load_survey() -> Survey:
-    raw = json.loads(files("semsearch").joinpath("data/survey.json").read_text(encoding="utf-8"))
+    return survey_from_facts(json.loads(files("semsearch").joinpath("data/survey.json").read_text(encoding="utf-8")))
+
+
+SURVEY_LIST_META = "survey_list"  # index metadata: the survey's list as `taxonomy refresh` last read it (facts)
+
+
+def survey_of(store) -> Survey:
+    """The survey as the index knows it: refreshed from its maintained list, else the packaged one."""
+    refreshed = store.get_meta(SURVEY_LIST_META) if store is not None else None
+    return survey_from_facts(json.loads(refreshed)) if refreshed else load_survey()
+
+
+def survey_from_facts(raw: dict) -> Survey:
     papers = []
     for item in raw["papers"]:
         arxiv_id = parse_arxiv_id(item["arxiv_id"]) if item.get("arxiv_id") else None
@@ -73,3 +86,33 @@ def load_survey() -> Survey:
             )
         )
     return Survey(raw["nodes"], papers)
+
+
+_VENUE = re.compile(r"<ins>\s*(.*?)\s*(?:[,\s]\s*(\d{4}))?\s*<?/ins>", re.IGNORECASE)  # "<ins>ICML, 2025</ins>"
+_PAPER_LINK = re.compile(r"\[\[?Paper\]?\]?\(\s*([^)\s]+)\s*\)", re.IGNORECASE)
+_CODE_LINK = re.compile(r"\[\[?Code\]?\]?\(\s*([^)\s]+)\s*\)", re.IGNORECASE)
+
+
+def survey_facts(markdown: str, source: str = SURVEY_LIST_URL) -> dict:
+    """The survey's README as facts (nodes; each paper's title, venue, year, links, categories),
+    read by the generic curated-list parser plus the survey's own venue marks."""
+    from semsearch.sources.curated import parse_list
+
+    listed = parse_list(markdown)
+    papers = []
+    for paper in listed.papers:
+        venue = _VENUE.search(paper.text)
+        year = (venue.group(2) if venue else None) or next(iter(re.findall(r"(\d{4})\s*</ins>", paper.text)), None)
+        link, code = _PAPER_LINK.search(paper.text), _CODE_LINK.search(paper.text)
+        papers.append(
+            {
+                "title": paper.title,
+                "venue": venue.group(1) if venue and venue.group(1) else None,
+                "year": int(year) if year else None,
+                "url": link.group(1) if link else None,
+                "arxiv_id": paper.arxiv_id,
+                "code": code.group(1) if code else None,
+                "categories": paper.categories,
+            }
+        )
+    return {"source": source, "nodes": listed.nodes, "papers": papers}
