@@ -36,6 +36,12 @@ ModelOption = Annotated[
     typer.Option("--model", help="sentence-transformers model name or path (default all-MiniLM-L6-v2)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+TaxonomyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--taxonomy", metavar="NAME", help="A taxonomy added with `semsearch taxonomy add` (default: survey)."
+    ),
+]
 
 
 class OutputFormat(str, Enum):
@@ -241,9 +247,10 @@ def search(
         bool, typer.Option("--explain", help="Show why each hit ranks: dense, lexical, category evidence.")
     ] = False,
     mode: Annotated[str, typer.Option("--mode", help="hybrid (default), dense or lexical.")] = "hybrid",
-    taxonomy_evidence: Annotated[
-        bool, typer.Option("--taxonomy/--no-taxonomy", help="Use the taxonomy as evidence (hybrid mode).")
-    ] = True,
+    no_taxonomy: Annotated[
+        bool, typer.Option("--no-taxonomy", help="Leave the taxonomy evidence out (hybrid mode).")
+    ] = False,
+    taxonomy_name: TaxonomyOption = None,
     as_json: JsonOption = False,
     fmt: FormatOption = None,
     index: IndexOption = None,
@@ -256,7 +263,7 @@ def search(
         raise SemsearchError("give a QUESTION or --batch FILE (not both)")
     questions = _read_questions(batch) if batch else [check_query(question)]
     filters = Filters(year_from, year_to, category)
-    searcher = Searcher(Index.open(index), mode=mode, taxonomy=taxonomy_evidence)
+    searcher = Searcher(Index.open(index), mode=mode, taxonomy=not no_taxonomy, taxonomy_name=taxonomy_name)
     searcher.allowed_vec_ids(filters)  # refuse an unknown category before loading the model
     output = _format(fmt, as_json, batch is not None)
     for q in questions:
@@ -304,6 +311,7 @@ def related(
     diverse: Annotated[
         bool, typer.Option("--diverse", help="Re-rank for coverage (maximal marginal relevance).")
     ] = False,
+    taxonomy_name: TaxonomyOption = None,
     as_json: JsonOption = False,
     fmt: FormatOption = None,
     index: IndexOption = None,
@@ -314,7 +322,7 @@ def related(
 
     if sum(x is not None for x in (paper_id, text, arxiv_id, batch)) != 1:
         raise SemsearchError("give one of: ID, --text TEXT, --arxiv ID, --batch FILE")
-    finder = RelatedFinder(Index.open(index))
+    finder = RelatedFinder(Index.open(index), taxonomy_name=taxonomy_name)
     output = _format(fmt, as_json, batch is not None)
     if batch is not None:
         ids = _read_ids(batch)
@@ -423,6 +431,7 @@ def watch(
     every: Annotated[
         str | None, typer.Option("--every", help="Keep watching every INTERVAL (e.g. 24h) until Ctrl-C.")
     ] = None,
+    taxonomy_name: TaxonomyOption = None,
     index: IndexOption = None,
     progress: ProgressOption = None,
 ) -> None:
@@ -476,7 +485,10 @@ def watch(
         else:
             report_watch(report)
 
-    watch_every(index, seconds, threading.Event(), wanted, on_done=done, keep_all=keep_all, max_results=max_results)
+    watch_every(
+        index, seconds, threading.Event(), wanted, on_done=done, keep_all=keep_all, max_results=max_results,
+        taxonomy_name=taxonomy_name,
+    )  # fmt: skip
 
 
 @app.command()
@@ -520,9 +532,6 @@ def _open_index_if_any(index: Path | None):
 
 taxonomy_app = typer.Typer(help="The survey's taxonomy, and curated lists added as taxonomies.")
 app.add_typer(taxonomy_app, name="taxonomy")
-TaxonomyOption = Annotated[
-    str | None, typer.Option("--taxonomy", help="A taxonomy added with `semsearch taxonomy add` (default: survey).")
-]
 
 
 def _print_tree(tree: list[dict], title: str) -> None:

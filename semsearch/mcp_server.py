@@ -42,17 +42,21 @@ def build_server(index_dir: str | Path | None = None):
         year_from: int | None = None,
         year_to: int | None = None,
         category: str | None = None,
+        taxonomy: str | None = None,
     ) -> dict:
         """Papers for a question in plain words, best first (a topic, a problem, or one paper described).
-        `category` keeps papers under a taxonomy node (its path or last part, e.g. "KV-Cache Optimization")."""
+        `category` keeps papers under a taxonomy node (its path or last part, e.g. "KV-Cache Optimization");
+        `taxonomy` names one added from a curated list (default: the survey's)."""
         k = max(1, min(k, 100))
-        return answer(service.search, question, k, year_from=year_from, year_to=year_to, category=category)
+        return answer(
+            service.search, question, k, year_from=year_from, year_to=year_to, category=category, taxonomy=taxonomy
+        )
 
     @server.tool()
-    def classify(title: str, abstract: str) -> dict:
-        """Where a paper belongs in the taxonomy: three suggestions, a confidence, whether it is in
-        scope at all, and the closest labelled papers."""
-        return answer(service.classify, title, abstract)
+    def classify(title: str, abstract: str, taxonomy: str | None = None) -> dict:
+        """Where a paper belongs in the taxonomy (the survey's, or `taxonomy` added from a list): three
+        suggestions, a confidence, whether it is in scope at all, and the closest labelled papers."""
+        return answer(service.classify, title, abstract, taxonomy)
 
     @server.tool()
     def related(id: str, k: int = 10) -> dict:  # noqa: A002 - the tool's argument name is part of its contract

@@ -16,7 +16,7 @@ import numpy as np
 
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
-from semsearch.search import Hit, Searcher, leaf_distributions
+from semsearch.search import Hit, Searcher
 
 CATEGORY_BONUS = 0.25  # about the cosine gap between a close and a loose neighbour
 POOL = 1000  # nearest candidates re-ranked
@@ -25,9 +25,11 @@ BACKGROUND = 2000  # other papers standing in for "not liked" in recommendations
 
 
 class RelatedFinder:
-    def __init__(self, index: Index, embedder=None, *, searcher: Searcher | None = None):
+    def __init__(
+        self, index: Index, embedder=None, *, searcher: Searcher | None = None, taxonomy_name: str | None = None
+    ):
         self.index = index
-        self.searcher = searcher or Searcher(index, embedder)
+        self.searcher = searcher or Searcher(index, embedder, taxonomy_name=taxonomy_name)
 
     @property
     def store(self):
@@ -45,7 +47,7 @@ class RelatedFinder:
         vec_id = self.resolve(paper_id)
         paper = self.store.papers_by_vec_id([vec_id])[vec_id]
         exclude = {vec_id, *self.store.vec_ids_with_title(paper.title)}
-        filed = leaf_distributions(self.store, [vec_id], self.searcher.distributions).get(vec_id)
+        filed = self.searcher.leaf_distributions([vec_id]).get(vec_id)
         return self._rank(self.store.embedding(vec_id), None if filed is None else filed[1], exclude, k, diverse)
 
     def related_to_text(
@@ -73,7 +75,7 @@ class RelatedFinder:
             raise SemsearchError("k must be at least 1")
         ranked = [(v, s) for v, s in self.searcher.nearest(vector[None, :], POOL + len(exclude)) if v not in exclude]
         if spread is not None:
-            filed = leaf_distributions(self.store, [v for v, _ in ranked], self.searcher.distributions)
+            filed = self.searcher.leaf_distributions([v for v, _ in ranked])
 
             def bonus(vec_id: int) -> float:
                 return CATEGORY_BONUS * float(filed[vec_id][1] @ spread) if vec_id in filed else 0.0

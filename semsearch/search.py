@@ -81,10 +81,14 @@ class Hit:
     vec_id: int | None = None
     evidence: Evidence | None = None
     user_category: str | None = None  # confirmed with `semsearch label`
+    in_list: tuple[list[str], str | None] | None = None  # under a taxonomy from a list: its categories, source
 
     @property
     def categories(self) -> list[str]:
-        """The survey's categories, else a user's label, else the predicted one when in scope."""
+        """The survey's categories, else a user's label, else the predicted one when in scope (or,
+        searching with a list's taxonomy, the list's categories or the one predicted in it)."""
+        if self.in_list is not None:
+            return self.in_list[0]
         p = self.prediction
         return effective_categories(
             self.paper.survey_categories, self.user_category, p.category if p else None, bool(p and p.in_scope)
@@ -92,6 +96,8 @@ class Hit:
 
     @property
     def category_source(self) -> str | None:
+        if self.in_list is not None:
+            return self.in_list[1]
         if self.paper.survey_categories:
             return "survey"
         if self.user_category:
@@ -183,10 +189,24 @@ def check_query(query: str) -> str:
 class Searcher:
     """Loads what it needs once (model, lexical index, classifier) and answers many questions."""
 
-    def __init__(self, index: Index, embedder=None, *, mode: str = "hybrid", taxonomy: bool = True):
+    def __init__(
+        self,
+        index: Index,
+        embedder=None,
+        *,
+        mode: str = "hybrid",
+        taxonomy: bool = True,
+        taxonomy_name: str | None = None,
+    ):
+        """`taxonomy_name`: a taxonomy added from a curated list, whose categories then stand in for
+        the survey's (evidence, filters and the categories shown); None is the survey's."""
+        from semsearch.lists import SURVEY, taxonomy_for
+
         if mode not in MODES:
             raise SemsearchError(f"unknown search mode {mode!r} (choose from {', '.join(MODES)})")
         self.index = index
+        self.taxonomy_name = None if taxonomy_name in (None, SURVEY) else taxonomy_name
+        self.taxonomy = taxonomy_for(index.store, self.taxonomy_name)  # refuses an unknown name
         if embedder is not None:
             self.embedder = embedder  # else loaded on first use: related work for an indexed paper needs none
         self.mode = mode
@@ -201,10 +221,39 @@ class Searcher:
 
     @cached_property
     def classifier(self):
-        """The classifier saved at ingest, else (an index written by another version) one trained now."""
-        from semsearch.classify import classifier_for
+        """The taxonomy's classifier saved in the index, else (an index written by another version)
+        one trained now."""
+        from semsearch.lists import classifier_for_taxonomy
 
-        return classifier_for(self.index.store, load_taxonomy(), lambda texts: self.embedder.encode(texts))
+        embed = lambda texts: self.embedder.encode(texts)  # noqa: E731 - the model loads only if needed
+        return classifier_for_taxonomy(self.index.store, self.taxonomy_name, embed)
+
+    @cached_property
+    def list_labels(self) -> dict[int, list[str]]:
+        return self.index.store.taxonomy_labels(self.taxonomy_name) if self.taxonomy_name else {}
+
+    def leaf_distributions(self, vec_ids) -> dict[int, tuple[list[str], np.ndarray]]:
+        """Each categorised paper's categories and chance of each leaf, in the taxonomy searched: the
+        survey's (stored at ingest), or a list's: its labels, else a prediction made now (kept)."""
+        if self.taxonomy_name is None:
+            return leaf_distributions(self.index.store, vec_ids, self.distributions)
+        cache = self.distributions
+        missing = [v for v in vec_ids if v not in cache]
+        unlabelled = [v for v in missing if v not in self.list_labels]
+        for v in missing:
+            if v in self.list_labels:
+                cache[v] = (self.list_labels[v], self.taxonomy.leaf_spread(self.list_labels[v]), "list")
+        if unlabelled and self.classifier is not None:
+            store = self.index.store
+            papers, vectors = store.papers_by_vec_id(unlabelled), store.embeddings_for(unlabelled)
+            known = [v for v in unlabelled if v in papers and v in vectors]
+            texts = [papers[v].embedding_text() for v in known]
+            placed = (
+                self.classifier.classify(texts, np.vstack([vectors[v] for v in known]), explain=False) if known else []
+            )
+            for v, result in zip(known, placed, strict=True):
+                cache[v] = ([result.category], result.leaf_probabilities, "predicted") if result.in_scope else None
+        return {v: cache[v][:2] for v in vec_ids if cache.get(v) is not None}
 
     def embed_query(self, query: str) -> np.ndarray:
         vector = self.embedder.encode([check_query(query)])
@@ -218,10 +267,16 @@ class Searcher:
     def allowed_vec_ids(self, filters: Filters) -> np.ndarray | None:
         if not filters.active():
             return None
+        store = self.index.store
+        if self.taxonomy_name and filters.category:  # under a node of the list: its labelled papers
+            node = self.taxonomy.resolve(filters.category)
+            under = {
+                v for v, cats in self.list_labels.items() if any(c == node or c.startswith(node + "/") for c in cats)
+            }
+            years = store.vec_ids_where(year_from=filters.year_from, year_to=filters.year_to)
+            return np.asarray(sorted(under & set(years)), dtype=np.int64)
         categories = [resolve_node(filters.category)] if filters.category else []
-        ids = self.index.store.vec_ids_where(
-            year_from=filters.year_from, year_to=filters.year_to, categories=categories
-        )
+        ids = store.vec_ids_where(year_from=filters.year_from, year_to=filters.year_to, categories=categories)
         return np.asarray(ids, dtype=np.int64)
 
     def nearest(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
@@ -240,11 +295,17 @@ class Searcher:
         papers = store.papers_by_vec_id(vec_id for vec_id, _ in ranked)
         unlabelled = [v for v, _ in ranked if v in papers and not papers[v].survey_categories]
         predictions, labels = store.predictions(unlabelled), store.user_labels(unlabelled)
-        return [
+        hits = [
             Hit(papers[v], score, predictions.get(v), v, user_category=labels.get(v))
             for v, score in ranked
             if v in papers
         ]
+        if self.taxonomy_name:
+            self.leaf_distributions([h.vec_id for h in hits])
+            for hit in hits:
+                entry = self.distributions.get(hit.vec_id)
+                hit.in_list = (entry[0], entry[2]) if entry else ([], None)
+        return hits
 
     def question_leaves(self, query: str, vector: np.ndarray) -> np.ndarray | None:
         """The chance of each taxonomy leaf (document order) that the question is about, by the
@@ -301,7 +362,7 @@ class Searcher:
             dense[vec_id] = float(embedding @ vector[0])
         top_lexical = max(lexical.values(), default=0.0)
         question = self.question_leaves(query, vector) if self.use_taxonomy else None
-        filed = leaf_distributions(self.index.store, dense, self.distributions) if question is not None else {}
+        filed = self.leaf_distributions(dense) if question is not None else {}
         evidence = {}
         for vec_id, cosine in dense.items():
             raw = lexical.get(vec_id, 0.0)

@@ -38,6 +38,7 @@ log = logging.getLogger("semsearch.server")
 class ClassifyRequest(BaseModel):
     title: str = Field(min_length=1, max_length=1000)
     abstract: str = Field(min_length=1, max_length=MAX_TEXT)
+    taxonomy: str | None = Field(default=None, max_length=60)
 
 
 class RecommendRequest(BaseModel):
@@ -179,20 +180,26 @@ def create_app(
         category: Annotated[str | None, Query(max_length=300)] = None,
         explain: bool = False,
         details: Annotated[bool, Query(description="Add authors, venue and abstract to each hit.")] = False,
+        taxonomy: Annotated[str | None, Query(max_length=60, description="A taxonomy added from a list.")] = None,
     ) -> dict:
         return service.search(
-            q, k, year_from=year_from, year_to=year_to, category=category, explain=explain, details=details
-        )
+            q, k, year_from=year_from, year_to=year_to, category=category, explain=explain, details=details,
+            taxonomy=taxonomy,
+        )  # fmt: skip
 
     @app.post("/api/classify")
     def classify(request: ClassifyRequest) -> dict:
-        return service.classify(request.title, request.abstract)
+        return service.classify(request.title, request.abstract, request.taxonomy)
 
     @app.get("/api/related/{paper_id:path}")
     def related(
-        paper_id: str, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10, diverse: bool = False, details: bool = False
+        paper_id: str,
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+        diverse: bool = False,
+        details: bool = False,
+        taxonomy: Annotated[str | None, Query(max_length=60)] = None,
     ) -> dict:
-        return service.related(paper_id, k, diverse=diverse, details=details)
+        return service.related(paper_id, k, diverse=diverse, details=details, taxonomy=taxonomy)
 
     @app.post("/api/recommend")
     def recommend(request: Annotated[RecommendRequest, Body()]) -> dict:
@@ -216,6 +223,11 @@ def create_app(
         """Confirm a paper's category (stored as your label; it trains later suggestions)."""
         check_token(authorization)
         return service.label(request.id, request.category)
+
+    @app.get("/api/taxonomies")
+    def taxonomies() -> list[dict]:
+        """The survey's taxonomy and those added from curated lists: name, nodes, papers."""
+        return service.taxonomies()
 
     @app.get("/api/taxonomy")
     def taxonomy() -> list[dict]:

@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 RELOAD_SECONDS = 1.0
@@ -32,10 +32,25 @@ class Generation:
     finder: object
     users: int = 0
     retired: bool = False
+    by_taxonomy: dict = field(default_factory=dict)  # a list's name -> (searcher, finder), made on first use
 
     @property
     def name(self) -> str:
         return self.index.generation_dir.name
+
+    def under(self, taxonomy: str | None):
+        """(searcher, finder) for the taxonomy `taxonomy` (the survey's when None)."""
+        from semsearch.lists import SURVEY
+
+        if taxonomy in (None, SURVEY):
+            return self.searcher, self.finder
+        if taxonomy not in self.by_taxonomy:
+            from semsearch.related import RelatedFinder
+            from semsearch.search import Searcher
+
+            searcher = Searcher(self.index, self.searcher.embedder, taxonomy_name=taxonomy)
+            self.by_taxonomy[taxonomy] = (searcher, RelatedFinder(self.index, searcher=searcher))
+        return self.by_taxonomy[taxonomy]
 
 
 def hit_json(hit, *, explain: bool = False, details: bool = False) -> dict:
@@ -175,23 +190,24 @@ class Service:
         category: str | None = None,
         explain: bool = False,
         details: bool = False,
+        taxonomy: str | None = None,
     ) -> dict:
         from semsearch.search import Filters, check_query
 
         with self.use() as live:
-            hits = live.searcher.search(question, k, Filters(year_from, year_to, category))
+            hits = live.under(taxonomy)[0].search(question, k, Filters(year_from, year_to, category))
         return {
             "query": check_query(question),
             "results": [hit_json(h, explain=explain, details=details) for h in hits],
         }
 
-    def classify(self, title: str, abstract: str) -> dict:
+    def classify(self, title: str, abstract: str, taxonomy: str | None = None) -> dict:
         """Where a paper belongs; with the path of the first suggestion, each node's probability."""
         from semsearch.classify import classify_texts
         from semsearch.taxonomy import ancestors, node_probabilities
 
         with self.use() as live:
-            classifier = live.searcher.classifier
+            classifier = live.under(taxonomy)[0].classifier
             result = classify_texts(live.index, [(None, title, abstract)], live.searcher.embedder, classifier)[0]
         data = result.to_dict()
         data["scope_probability"] = round(result.scope_probability, 4)
@@ -206,9 +222,11 @@ class Service:
         ]
         return data
 
-    def related(self, paper_id: str, k: int = 10, *, diverse: bool = False, details: bool = False) -> dict:
+    def related(
+        self, paper_id: str, k: int = 10, *, diverse: bool = False, details: bool = False, taxonomy: str | None = None
+    ) -> dict:
         with self.use() as live:
-            hits = live.finder.related_to(paper_id, k, diverse=diverse)
+            hits = live.under(taxonomy)[1].related_to(paper_id, k, diverse=diverse)
         return {"id": paper_id, "results": [hit_json(h, details=details) for h in hits]}
 
     def recommend(self, likes: Sequence[str], dislikes: Sequence[str] = (), k: int = 10, since: str | None = None):
@@ -241,6 +259,14 @@ class Service:
             bibtex=to_bibtex([hit.paper]),
         )
         return data
+
+    def taxonomies(self) -> list[dict]:
+        """The survey's taxonomy and those added from lists: name, nodes, papers."""
+        from semsearch.lists import listed_taxonomies
+
+        with self.use() as live:
+            rows = listed_taxonomies(live.index.store)
+        return [{"name": r["name"], "nodes": r["nodes"], "papers": r["papers"]} for r in rows]
 
     def taxonomy(self) -> list[dict]:
         from semsearch.taxonomy import index_tree

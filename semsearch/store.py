@@ -434,6 +434,15 @@ class Store:
     def taxonomy(self, name: str) -> dict | None:
         return next((t for t in self.taxonomies() if t["name"] == name), None)
 
+    def taxonomy_labels(self, name: str) -> dict[int, list[str]]:
+        """Each paper a taxonomy labels, with its categories in it."""
+        found: dict[int, list[str]] = {}
+        for vec_id, category in self.db.execute(
+            "SELECT vec_id, category FROM taxonomy_labels WHERE name = ? ORDER BY rowid", (name,)
+        ):
+            found.setdefault(vec_id, []).append(category)
+        return found
+
     def taxonomy_papers(self, name: str) -> list[tuple[Paper, np.ndarray, list[str]]]:
         """The papers a taxonomy labels, with their embeddings and categories."""
         rows = self.db.execute(

@@ -65,17 +65,19 @@ def watch(
     keep_all: bool = False,
     progress: bool = True,
     max_results: int = MAX_RESULTS,
+    taxonomy_name: str | None = None,
 ) -> WatchReport:
-    from semsearch.classify import classifier_for
+    """Watch arXiv once (see the module); papers are placed in the survey's taxonomy, or in
+    `taxonomy_name`, one added from a curated list, which then also decides what is in scope."""
     from semsearch.embeddings import Embedder
     from semsearch.index import Index
+    from semsearch.lists import classifier_for_taxonomy
     from semsearch.sources.arxiv import ArxivClient, submitted_between
-    from semsearch.taxonomy import load_taxonomy
 
     published = Index.open(index_dir)  # a watch places papers among known ones: the index must exist
     known = published.store
     embedder = Embedder(published.manifest.model)
-    classifier = classifier_for(known, load_taxonomy(), embedder.encode)
+    classifier = classifier_for_taxonomy(known, taxonomy_name, embedder.encode)
     if classifier is None:
         raise SemsearchError("the index has no labelled papers to place new ones by; run `semsearch ingest survey`")
     client = ArxivClient()

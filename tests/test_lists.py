@@ -207,3 +207,59 @@ def test_refresh_follows_the_survey_list_and_reports_the_diff(tmp_path, fake_mod
     # A later `ingest survey` keeps the refreshed list rather than the packaged one.
     assert run(capsys, "ingest", "survey", "--offline", "--index", index_dir)[0] == 0
     assert Index.open(index_dir).store.content_counts()["survey_labelled"] == 3
+
+
+def test_search_and_related_under_a_list(index_dir, list_file, stub, capsys):
+    assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
+    code, out, err = run(
+        capsys,
+        "search",
+        "quantize the kv cache to few bits",
+        "--taxonomy",
+        "kv",
+        "--json",
+        "-k",
+        "5",
+        "--index",
+        index_dir,
+    )
+    assert code == 0, err
+    hits = json.loads(out)["results"]
+    assert hits[0]["id"] in {"2501.00004", "2501.00005", "2501.00006"}
+    listed = [h for h in hits if h["category_source"] == "list"]
+    assert listed and all(set(h["categories"]) <= set(NODES) for h in hits)  # the list's categories, not the survey's
+    code, out, _ = run(
+        capsys, "search", "kv cache", "--taxonomy", "kv", "--category", "Merging", "--json", "--index", index_dir
+    )
+    assert [h["id"] for h in json.loads(out)["results"]] == ["2501.00007"]  # filtered by the list's node
+    code, out, err = run(capsys, "related", "2501.00001", "--taxonomy", "kv", "--json", "-k", "2", "--index", index_dir)
+    assert code == 0, err
+    assert {h["id"] for h in json.loads(out)["results"]} <= {"2501.00002", "2501.00003"}  # its node first
+    code, _, err = run(capsys, "search", "kv", "--taxonomy", "nope", "--index", index_dir)
+    assert code == 2 and "no taxonomy 'nope'" in err
+
+
+def test_the_api_and_the_watch_take_a_taxonomy(index_dir, list_file, stub, capsys):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+    from semsearch.watch import watch
+
+    assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
+    client = TestClient(create_app(index_dir, reload_seconds=None))
+    assert [t["name"] for t in client.get("/api/taxonomies").json()] == ["survey", "kv"]
+    found = client.get("/api/search", params={"q": "evict kv cache tokens", "taxonomy": "kv", "k": 3}).json()
+    assert all(set(h["categories"]) <= set(NODES) for h in found["results"])
+    placed = client.post("/api/classify", json={"title": "T", "abstract": "merge kv cache tokens", "taxonomy": "kv"})
+    assert {s["category"] for s in placed.json()["suggestions"]} <= set(NODES)
+    related = client.get("/api/related/2501.00004", params={"taxonomy": "kv", "k": 2}).json()["results"]
+    assert all(set(h["categories"]) <= set(NODES) for h in related)
+    assert client.get("/api/search", params={"q": "kv", "taxonomy": "nope"}).status_code == 404
+
+    stub.papers["2501.00042"] = {
+        "title": "Evict by attention", "abstract": "evict kv cache tokens with low attention",
+        "published": "2024-11-01T09:00:00Z",
+    }  # fmt: skip
+    report = watch(index_dir, ["cs.CL"], "2024-01-01", progress=False, taxonomy_name="kv")
+    new = {e.id: e for e in report.entries}
+    assert "2501.00042" in new and new["2501.00042"].category in NODES
