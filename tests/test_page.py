@@ -189,3 +189,43 @@ def test_every_view_with_the_real_model(tmp_path):
              paper_id="2306.00978")  # fmt: skip
     finally:
         stop()
+
+
+def test_a_taxonomy_from_a_list_is_chosen_on_the_page(tmp_path, fake_model, corpus_file):
+    from playwright.sync_api import sync_playwright
+
+    from semsearch.lists import add_list
+
+    index_dir = tmp_path / "idx"
+    ingest_jsonl([corpus_file], index_dir, progress=False)
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "# Decoding list\n## Drafting\n- **Speculative decoding** [[pdf](https://arxiv.org/abs/2302.00003)]\n"
+        "## Caching\n- **Cache eviction** [[pdf](https://arxiv.org/abs/2305.00004)]\n"
+    )
+    add_list("decoding", str(readme), index_dir, offline=True)
+    base, stop = serving(index_dir)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            problems = []
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.goto(base + "/")
+            page.wait_for_selector("#taxonomy:not([hidden]) option[value=decoding]", state="attached")
+            page.select_option("#taxonomy", "decoding")
+            page.wait_for_url("**taxonomy=decoding**")
+            page.fill("#q", "speculative decoding draft model")
+            page.keyboard.press("Enter")
+            page.wait_for_selector(".result .chip")
+            assert "taxonomy=decoding" in page.url
+            assert set(page.locator(".result .chip").all_inner_texts()) <= {
+                "Drafting",
+                "Caching",
+                "Drafting (predicted)",
+                "Caching (predicted)",
+            }
+            browser.close()
+        assert problems == []
+    finally:
+        stop()

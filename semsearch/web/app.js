@@ -41,6 +41,16 @@ function say(message, isError = false) {
 }
 
 const leaf = (path) => path.split("/").pop();
+const chosenTaxonomy = () => new URLSearchParams(location.search).get("taxonomy") || "";
+const withTaxonomy = (query) => (chosenTaxonomy() ? `${query}&taxonomy=${encodeURIComponent(chosenTaxonomy())}` : query);
+
+async function taxonomyPicker() { // shown only when the index has taxonomies from curated lists
+  const picker = $("#taxonomy");
+  const rows = await api("/api/taxonomies").catch(() => []);
+  picker.replaceChildren(...rows.map((t) => el("option", { value: t.name === "survey" ? "" : t.name }, t.name)));
+  picker.value = chosenTaxonomy();
+  picker.hidden = rows.length < 2;
+}
 const number = (n) => Number(n).toLocaleString("en");
 const pathText = (path) => path.replaceAll("/", " › ");
 const paperHref = (id) => `/paper/${encodeURIComponent(id)}`;
@@ -115,7 +125,7 @@ async function toggleRelated(id, container, diverse = false) {
   container.hidden = false;
   container.replaceChildren(el("p", {}, "Loading related work…"));
   try {
-    const data = await api(`/api/related/${encodeURIComponent(id)}?k=5&details=true${diverse ? "&diverse=true" : ""}`);
+    const data = await api(withTaxonomy(`/api/related/${encodeURIComponent(id)}?k=5&details=true${diverse ? "&diverse=true" : ""}`));
     container.replaceChildren(el("h4", {}, "Related work"), ...data.results.map((h) => hitView(h)));
   } catch (err) { container.replaceChildren(el("p", { class: "error" }, err.message)); }
 }
@@ -146,6 +156,7 @@ async function resultsView(params) {
   const form = el("form", { class: "filters", "aria-label": "Filters", onsubmit: (event) => {
     event.preventDefault();
     const next = new URLSearchParams({ q: question });
+    if (chosenTaxonomy()) next.set("taxonomy", chosenTaxonomy());
     for (const name of ["year_from", "year_to", "category"]) {
       const value = form.elements[name].value.trim();
       if (value) next.set(name, value);
@@ -160,7 +171,7 @@ async function resultsView(params) {
   view.replaceChildren(form, list);
   say("Searching…");
   const query = new URLSearchParams({ q: question, k, details: "true", explain: "true" });
-  for (const name of ["year_from", "year_to", "category"]) if (params.get(name)) query.set(name, params.get(name));
+  for (const name of ["year_from", "year_to", "category", "taxonomy"]) if (params.get(name)) query.set(name, params.get(name));
   const data = await api(`/api/search?${query}`);
   list.replaceChildren(...data.results.map((h) => hitView(h, question)));
   if (data.results.length === k && k < 100) {
@@ -344,7 +355,7 @@ function classifyView() {
     out.replaceChildren(el("p", {}, "Thinking…"));
     try {
       const data = await api("/api/classify", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ title: $("#c-title").value, abstract: $("#c-abstract").value }) });
+        body: JSON.stringify({ title: $("#c-title").value, abstract: $("#c-abstract").value, taxonomy: chosenTaxonomy() || null }) });
       const [, ...others] = data.suggestions;
       const verdict = data.in_scope
         ? `In scope: it belongs with the survey's papers (${(data.scope_probability * 100).toFixed(0)}% sure). ${(data.confidence * 100).toFixed(0)}% chance this area of the taxonomy is right.`
@@ -375,7 +386,7 @@ async function paperView(id) {
   const diverse = el("input", { type: "checkbox", id: "diverse", onchange: () => loadRelated() });
   async function loadRelated() {
     related.replaceChildren(el("p", {}, "Loading related work…"));
-    const data = await api(`/api/related/${encodeURIComponent(paper.id)}?k=8&details=true${diverse.checked ? "&diverse=true" : ""}`);
+    const data = await api(withTaxonomy(`/api/related/${encodeURIComponent(paper.id)}?k=8&details=true${diverse.checked ? "&diverse=true" : ""}`));
     related.replaceChildren(...data.results.map((h) => hitView(h)));
   }
   const confirmed = el("p", { "aria-live": "polite" });
@@ -445,7 +456,8 @@ window.addEventListener("popstate", route);
 $("#search-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const question = $("#q").value.trim();
-  if (question) go(`/?q=${encodeURIComponent(question)}`);
+  const taxonomy = $("#taxonomy").value;
+  if (question) go(`/?q=${encodeURIComponent(question)}${taxonomy ? `&taxonomy=${encodeURIComponent(taxonomy)}` : ""}`);
 });
 $("#copy-bibtex").addEventListener("click", async () => {
   await navigator.clipboard?.writeText($("#bibtex-text").textContent).catch(() => {});
@@ -453,4 +465,10 @@ $("#copy-bibtex").addEventListener("click", async () => {
   setTimeout(() => ($("#copy-bibtex").textContent = "Copy"), 1500);
 });
 $("#close-bibtex").addEventListener("click", () => $("#bibtex-dialog").close());
+$("#taxonomy").addEventListener("change", () => {
+  const params = new URLSearchParams(location.search);
+  if ($("#taxonomy").value) params.set("taxonomy", $("#taxonomy").value); else params.delete("taxonomy");
+  go(`${location.pathname}?${params}`);
+});
+taxonomyPicker();
 route();
