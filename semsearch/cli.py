@@ -106,11 +106,18 @@ def ingest_jsonl_command(
         str | None,
         typer.Option("--index-type", help="auto (default: exact up to 200k papers, then IVF-SQ8), flat, ivf, hnsw."),
     ] = None,
+    vectors: Annotated[
+        Path | None, typer.Option("--vectors", help="Precomputed vectors (.npy), one row per record, in order.")
+    ] = None,
+    vectors_model: Annotated[
+        str | None, typer.Option("--vectors-model", help="The model that made --vectors (checked against the index's).")
+    ] = None,
     index: IndexOption = None,
     model: ModelOption = None,
     progress: ProgressOption = None,
 ) -> None:
-    """Ingest JSON Lines files, streamed in constant memory."""
+    """Ingest JSON Lines files, streamed in constant memory. Records may carry their own vectors
+    (`embedding` with `embedding_model`), or --vectors gives them: nothing is then embedded."""
     from semsearch.ingest import ingest_jsonl
 
     wanted = {c.strip() for c in categories.split(",") if c.strip()} if categories else None
@@ -123,6 +130,8 @@ def ingest_jsonl_command(
         since=_check_date(since),
         progress=_progress(progress),
         index_type=index_type,
+        vectors=vectors,
+        vectors_model=vectors_model,
     )
     _finish_ingest(report)
 

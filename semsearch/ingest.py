@@ -128,17 +128,31 @@ class Ingest:
             self.store.commit()
         self.embed_stale()
 
-    def add_embedded(self, pairs: Iterable[tuple[Paper, np.ndarray]]) -> None:
-        """Store papers whose embeddings the caller already made (e.g. to classify them first)."""
+    def add_embedded(
+        self, pairs: Iterable[tuple[Paper, np.ndarray]], checkpoint: Callable[[], None] | None = None
+    ) -> None:
+        """Store papers whose embeddings the caller already made (to classify them first, or made
+        elsewhere); `checkpoint` as for `add`."""
         from semsearch.store import PendingEmbedding
 
-        for paper, vector in pairs:
-            vec_id = self._put(paper)
-            stored = self.store.papers_by_vec_id([vec_id])[vec_id]
-            if stored.embedding_text() == paper.embedding_text():  # else the merged text is embedded anew
-                text_hash = stored.text_hash(self.writer.model)
-                self.store.put_embeddings([PendingEmbedding(vec_id, "", text_hash)], vector[None, :])
-        self.store.commit()
+        stored_count = 0
+        try:
+            for paper, vector in pairs:
+                vec_id = self._put(paper)
+                stored = self.store.papers_by_vec_id([vec_id])[vec_id]
+                if stored.embedding_text() == paper.embedding_text():  # else the merged text is embedded anew
+                    text_hash = stored.text_hash(self.writer.model)
+                    self.store.put_embeddings([PendingEmbedding(vec_id, "", text_hash)], vector[None, :])
+                    self.store.set_meta("dimension", str(len(vector)))
+                stored_count += 1
+                if stored_count % BATCH == 0:
+                    if checkpoint:
+                        checkpoint()
+                    self.store.commit()
+        finally:
+            if checkpoint:
+                checkpoint()
+            self.store.commit()
         self.embed_stale()
 
     def _put(self, paper: Paper) -> int:
@@ -256,22 +270,41 @@ def ingest_jsonl(
     since: str | None = None,
     progress: bool = True,
     index_type: str | None = None,
+    precomputed: bool = False,
+    vectors: str | Path | None = None,
+    vectors_model: str | None = None,
 ) -> IngestReport:
-    from semsearch.sources.jsonl import Cursor, check_readable, read_jsonl
+    """Stream JSON Lines files into the index. With `precomputed` (or when the first record has
+    one), each record carries its vector (`embedding`, and `embedding_model` naming the model that
+    made it), so nothing is embedded here; with `vectors`, an .npy
+    file holds them row by row, aligned with the records, made by `vectors_model`. Vectors are
+    checked against the index's model and dimension, so another model's are refused."""
+    from semsearch.sources.jsonl import Cursor, check_readable, first_record, read_jsonl
 
     files = [Path(p) for p in paths]
     for path in files:
         check_readable(path)
+    matrix = _vector_file(vectors, files) if vectors is not None else None
+    precomputed = precomputed or any("embedding" in (first_record(path) or {}) for path in files)
     ingest = Ingest(index_dir, model, progress=progress, index_type=index_type)
     with ingest:
+        check = VectorCheck(ingest) if precomputed or matrix is not None else None
+        if matrix is not None:
+            check(vectors_model, matrix.shape[1], str(vectors))  # before anything is stored
+        elif check is not None:
+            for path in files:  # a file of another model's vectors: refused before anything is stored
+                first = first_record(path) or {}
+                embedding = first.get("embedding")
+                check(first.get("embedding_model"), len(embedding) if isinstance(embedding, list) else 0, f"{path}:1")
         for path in files:
             # An interrupted run left its place in the file (same file: same size and mtime).
             stat = path.stat()
             key = f"{RESUME_PREFIX}{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{categories}:{since}"
-            cursor = Cursor(int(ingest.store.get_meta(key) or 0))
+            offset, records = (int(x) for x in (ingest.store.get_meta(key) or "0:0").split(":"))
+            cursor = Cursor(offset, records)
             if cursor.offset:
                 ingest.warn(f"resuming {path} at byte {cursor.offset:,}, where an interrupted ingest stopped")
-            papers = read_jsonl(
+            stream = read_jsonl(
                 path,
                 skip_malformed=skip_malformed,
                 warn=ingest.warn,
@@ -279,9 +312,68 @@ def ingest_jsonl(
                 since=since,
                 cursor=cursor,
                 progress=progress,
+                with_vectors=check is not None,
             )
-            ingest.add(papers, checkpoint=lambda key=key, cursor=cursor: ingest.store.set_meta(key, str(cursor.offset)))
+            checkpoint = lambda key=key, cursor=cursor: ingest.store.set_meta(key, f"{cursor.offset}:{cursor.records}")  # noqa: E731
+            if check is None:
+                ingest.add(stream, checkpoint=checkpoint)
+            else:
+                ingest.add_embedded(check.pairs(stream, matrix, path), checkpoint=checkpoint)
     return ingest.report
+
+
+def _vector_file(path: str | Path, files: list[Path]):
+    try:
+        matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise SemsearchError(f"cannot read vectors from {path}: {err}") from None
+    if matrix.ndim != 2:
+        raise SemsearchError(f"{path}: expected a 2-d array of vectors, got shape {matrix.shape}")
+    if len(files) != 1:
+        raise SemsearchError("--vectors goes with one JSON Lines file, whose records its rows follow")
+    return matrix
+
+
+class VectorCheck:
+    """Precomputed vectors are accepted only from the index's model, at its dimension."""
+
+    def __init__(self, ingest: Ingest):
+        self.ingest = ingest
+        published = ingest.writer.published_manifest()
+        self._dimension = published.dimension if published else None
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:  # a new index: the model's own dimension
+            self._dimension = int(self.ingest.store.get_meta("dimension") or 0) or self.ingest.embedder().dimension
+        return self._dimension
+
+    def __call__(self, model: str | None, dimension: int, where: str) -> None:
+        if not model:
+            raise SemsearchError(
+                f"{where}: precomputed vectors must name their model (embedding_model, --vectors-model)"
+            )
+        if model != self.ingest.writer.model:
+            raise SemsearchError(f"{where}: vectors made with {model!r}; the index uses {self.ingest.writer.model!r}")
+        if dimension != self.dimension:
+            raise SemsearchError(f"{where}: {dimension}-d vectors; the index's model gives {self.dimension}-d ones")
+
+    def pairs(self, stream, matrix, path: Path):
+        for paper, record in stream:
+            where = f"{path}:{record['_line'] or record['_ordinal'] + 1}"
+            if matrix is not None:
+                if record["_ordinal"] >= len(matrix):
+                    raise SemsearchError(f"{where}: the vectors file has only {len(matrix)} rows")
+                vector = np.asarray(matrix[record["_ordinal"]], dtype=np.float32)
+            else:
+                if not isinstance(record.get("embedding"), list):
+                    raise SemsearchError(f"{where}: no 'embedding' (every record needs one)")
+                vector = np.asarray(record["embedding"], dtype=np.float32)
+                self(record.get("embedding_model"), len(vector), where)
+            norm = float(np.linalg.norm(vector))
+            if not np.isfinite(norm) or norm == 0:
+                raise SemsearchError(f"{where}: the vector is zero or not finite")
+            yield paper, vector / norm
 
 
 def ingest_arxiv(

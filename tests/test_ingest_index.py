@@ -3,6 +3,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from semsearch.errors import SemsearchError
@@ -293,3 +294,70 @@ def test_a_paper_of_stopwords_only_is_stored_and_found_by_id(tmp_path, fake_mode
     assert index.manifest.count == others + 1 and index.store.find("2402.00001") is not None
     assert len(Searcher(index).search("on it", 3)) == others + 1  # no term of it matches; the embedding does
     assert len(RelatedFinder(index).related_to("2402.00001", 3)) == others
+
+
+# --- precomputed vectors ------------------------------------------------------------------------------
+def _records(n: int, model: str | None = "all-MiniLM-L6-v2", dimension: int = 64, embedded: bool = True) -> list[dict]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        row = {"id": f"2403.{i:05d}", "title": f"Precomputed paper {i}", "abstract": "made on a GPU elsewhere"}
+        if embedded:
+            row["embedding"] = rng.normal(size=dimension).tolist()
+            if model:
+                row["embedding_model"] = model
+        rows.append(row)
+    return rows
+
+
+def _write(path, rows) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_precomputed_vectors_are_stored_as_given(tmp_path, fake_model):
+    source = tmp_path / "vectors.jsonl"
+    rows = _records(5)
+    _write(source, rows)
+    report = ingest_jsonl([source], tmp_path / "idx", progress=False)
+    assert report.embedded == 0 and report.manifest.count == 5  # nothing embedded here
+    store = Index.open(tmp_path / "idx").store
+    stored = store.embedding(store.vec_id("2403.00003"))
+    given = np.asarray(rows[3]["embedding"], dtype=np.float32)
+    assert np.allclose(stored, given / np.linalg.norm(given), atol=1e-6)
+
+
+def test_precomputed_vectors_from_an_npy_file(tmp_path, fake_model, capsys):
+    from tests.test_cli import run
+
+    source = tmp_path / "papers.jsonl"
+    _write(source, _records(4, embedded=False))
+    matrix = np.random.default_rng(1).normal(size=(4, 64)).astype(np.float32)
+    np.save(tmp_path / "v.npy", matrix)
+    code, _, err = run(
+        capsys, "ingest", "jsonl", source, "--vectors", tmp_path / "v.npy", "--vectors-model", "all-MiniLM-L6-v2",
+        "--index", tmp_path / "idx", "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    store = Index.open(tmp_path / "idx").store
+    assert np.allclose(store.embedding(store.vec_id("2403.00002")), matrix[2] / np.linalg.norm(matrix[2]), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (_records(3, dimension=32), "32-d vectors; the index's model gives 64-d"),
+        (_records(3, model="another-model"), "made with 'another-model'"),
+        (_records(3, model=None), "must name their model"),
+    ],
+)
+def test_precomputed_vectors_of_another_model_are_refused(tmp_path, fake_model, capsys, rows, message):
+    from tests.test_cli import run
+
+    ingest(tmp_path / "idx", papers(2))
+    published = (tmp_path / "idx" / "CURRENT").read_text()
+    source = tmp_path / "bad.jsonl"
+    _write(source, rows)
+    code, _, err = run(capsys, "ingest", "jsonl", source, "--index", tmp_path / "idx", "--no-progress")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "idx" / "CURRENT").read_text() == published  # nothing stored, nothing published
+    assert Index.open(tmp_path / "idx").store.get("2403.00000") is None

@@ -27,8 +27,9 @@ class MalformedLine(SemsearchError):
 class Cursor:
     """Byte offset just past the last line read, so that an interrupted ingest can resume there."""
 
-    def __init__(self, offset: int = 0):
+    def __init__(self, offset: int = 0, records: int = 0):
         self.offset = offset
+        self.records = records  # non-blank lines read: a record's row in a --vectors file
 
 
 def check_readable(path: Path) -> None:
@@ -49,6 +50,19 @@ def _open(path: Path, mode: str = "rt"):
     return path.open(mode, encoding="utf-8") if "t" in mode else path.open(mode)
 
 
+def first_record(path: Path) -> dict | None:
+    """The first record of a JSON Lines file (None if it has none or it is not an object)."""
+    with _open(path, "rb") as handle:
+        for raw in handle:
+            if raw.strip():
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    return None
+                return record if isinstance(record, dict) else None
+    return None
+
+
 def read_jsonl(
     path: Path,
     *,
@@ -58,9 +72,12 @@ def read_jsonl(
     since: str | None = None,
     cursor: Cursor | None = None,
     progress: bool = False,
+    with_vectors: bool = False,
 ) -> Iterator[Paper]:
     """Yield the papers in `path`; a malformed line stops the stream, or is reported and skipped.
-    With a cursor, reading starts at its offset and the cursor follows each line read."""
+    With a cursor, reading starts at its offset and the cursor follows each line read. With
+    `with_vectors`, yield (paper, record) pairs instead, for a precomputed embedding (`embedding`,
+    `embedding_model`) or the record's place in the file (`cursor.records` counts the records)."""
     cursor = cursor or Cursor()
     bar = None
     if progress:
@@ -90,8 +107,10 @@ def read_jsonl(
                 line = raw.decode("utf-8", errors="replace")
                 if not line.strip():
                     continue
+                cursor.records += 1
                 try:
-                    paper = paper_from_record(json.loads(line))
+                    record = json.loads(line)
+                    paper = paper_from_record(record)
                 except (ValueError, TypeError, KeyError) as err:
                     location = line_number if line_number is not None else f"byte {cursor.offset - len(raw)}"
                     message = f"{path}:{location}: {err}"
@@ -103,7 +122,9 @@ def read_jsonl(
                     continue
                 if since and (paper.updated or paper.published or "") < since:
                     continue
-                yield paper
+                yield (
+                    (paper, {**record, "_line": line_number, "_ordinal": cursor.records - 1}) if with_vectors else paper
+                )
     finally:
         if bar is not None:
             bar.close()
