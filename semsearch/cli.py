@@ -265,14 +265,13 @@ def search(
     index: IndexOption = None,
 ) -> None:
     """Ask a question; get the most relevant papers."""
-    from semsearch.index import Index
     from semsearch.search import Filters, Searcher, check_query
 
     if (question is None) == (batch is None):
         raise SemsearchError("give a QUESTION or --batch FILE (not both)")
     questions = _read_questions(batch) if batch else [check_query(question)]
     filters = Filters(year_from, year_to, category)
-    searcher = Searcher(Index.open(index), mode=mode, taxonomy=not no_taxonomy, taxonomy_name=taxonomy_name)
+    searcher = Searcher(_open_index(index), mode=mode, taxonomy=not no_taxonomy, taxonomy_name=taxonomy_name)
     searcher.allowed_vec_ids(filters)  # refuse an unknown category before loading the model
     output = _format(fmt, as_json, batch is not None)
     for q in questions:
@@ -326,12 +325,11 @@ def related(
     index: IndexOption = None,
 ) -> None:
     """Papers related to one you know (never the paper itself or another version of it)."""
-    from semsearch.index import Index
     from semsearch.related import RelatedFinder
 
     if sum(x is not None for x in (paper_id, text, arxiv_id, batch)) != 1:
         raise SemsearchError("give one of: ID, --text TEXT, --arxiv ID, --batch FILE")
-    finder = RelatedFinder(Index.open(index), taxonomy_name=taxonomy_name)
+    finder = RelatedFinder(_open_index(index), taxonomy_name=taxonomy_name)
     output = _format(fmt, as_json, batch is not None)
     if batch is not None:
         ids = _read_ids(batch)
@@ -360,10 +358,9 @@ def recommend(
     index: IndexOption = None,
 ) -> None:
     """What to read next, learned from papers you liked (and disliked)."""
-    from semsearch.index import Index
     from semsearch.related import RelatedFinder
 
-    hits = RelatedFinder(Index.open(index)).recommend(like or [], dislike or [], k, since=_check_date(since))
+    hits = RelatedFinder(_open_index(index)).recommend(like or [], dislike or [], k, since=_check_date(since))
     _emit(_format(fmt, as_json), {"likes": like or [], "dislikes": dislike or []}, hits)
 
 
@@ -411,6 +408,7 @@ def serve(
     from semsearch.watch import parse_interval
 
     seconds = parse_interval(watch_every) if watch_every else None
+    _open_index(index).close()  # the default index is built on first use
     print(f"semsearch: serving http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", file=sys.stderr)
     run_server(index, host, port, workers=workers, watch_seconds=seconds, token=token)
 
@@ -528,6 +526,23 @@ def labels(index: IndexOption = None) -> None:
 # --- taxonomy and classification ----------------------------------------------------------------
 eval_app = typer.Typer(help="Evaluate semsearch on the index's own labelled papers.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+
+
+def _open_index(index: Path | None):
+    """The index asked for. The default one (no --index, no $SEMSEARCH_INDEX) is built from the
+    bundled survey on first use, so that a newcomer's first question gets an answer."""
+    from semsearch.index import Index, current_generation, resolve_index_dir
+
+    default = resolve_index_dir(None)
+    if index is None and current_generation(default) is None:
+        from semsearch.ingest import ingest_survey
+
+        print(
+            f"no index at {default} yet: building it from the survey's papers first (once; offline, titles only)",
+            file=sys.stderr,
+        )
+        print(ingest_survey(default, progress=_progress(None)).summary(), file=sys.stderr)
+    return Index.open(index)
 
 
 def _open_index_if_any(index: Path | None):
@@ -725,11 +740,10 @@ def classify(
     """Suggest where a paper belongs in the survey's taxonomy (or say it is out of scope)."""
     from semsearch.classify import classify_texts
     from semsearch.embeddings import Embedder
-    from semsearch.index import Index
     from semsearch.lists import classifier_for_taxonomy
 
     items = _classify_inputs(title, abstract, arxiv_id, batch)
-    idx = Index.open(index)
+    idx = _open_index(index)
     embedder = Embedder(idx.manifest.model)
     classifier = classifier_for_taxonomy(idx.store, taxonomy_name, embedder.encode)
     results = classify_texts(idx, items, embedder, classifier)
@@ -840,7 +854,7 @@ def _print_new_papers_report(report: dict) -> None:
 
 TopicsOption = Annotated[
     Path | None,
-    typer.Option("--topics", help="JSON Lines with `id` and `topics` (default ../shared/data/arxiv_topics.jsonl)."),
+    typer.Option("--topics", help="JSON Lines with `id` and `topics` (reading-list topics as more relevance labels)."),
 ]
 
 
@@ -848,10 +862,7 @@ def _topics(path: Path | None) -> dict[str, set[str]]:
     """Reading-list topics: evaluation labels only, never used for ranking."""
     from semsearch.evaluate import read_topics
 
-    if path is not None:
-        return read_topics(path)
-    default = Path("../shared/data/arxiv_topics.jsonl")
-    return read_topics(default) if default.is_file() else {}
+    return read_topics(path) if path is not None else {}
 
 
 @eval_app.command("related")

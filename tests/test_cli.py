@@ -171,3 +171,13 @@ def test_help_is_fast_to_import():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_first_question_builds_the_default_index(tmp_path, fake_model, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./index yet, no $SEMSEARCH_INDEX (the autouse fixture clears it)
+    code, out, err = run(capsys, "search", "speculative decoding with a draft model", "--json", "-k", "3")
+    assert code == 0, err
+    assert "no index at index yet: building it from the survey's papers" in err
+    assert len(json.loads(out)["results"]) == 3 and (tmp_path / "index" / "CURRENT").exists()
+    code, _, err = run(capsys, "search", "kv cache", "--index", tmp_path / "elsewhere")
+    assert code == 2 and "no index at" in err  # an index asked for by name is never built behind one's back
