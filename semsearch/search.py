@@ -1,6 +1,6 @@
 """Answering questions: dense and lexical retrieval, fused, with the taxonomy as evidence.
 
-Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (see the README):
+Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (docs/evaluation.md):
 
 1. candidates: the nearest papers by embedding and the best by BM25 (CANDIDATES of each);
 2. fused score = DENSE_WEIGHT · cosine + (1 − DENSE_WEIGHT) · BM25 / (best BM25 for this question):
