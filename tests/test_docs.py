@@ -57,3 +57,18 @@ def test_relative_links_resolve(path):
     for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text()):
         if not re.match(r"^[a-z]+:", target):
             assert (path.parent / target).exists(), f"{path.name} links to {target}, which does not exist"
+
+
+def test_the_public_api_is_declared_and_light():
+    import subprocess
+    import sys
+
+    heavy = "('torch', 'sentence_transformers', 'faiss')"
+    probe = f"import sys, semsearch; print(sorted(m for m in {heavy} if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "[]"
+    import semsearch
+
+    for name in semsearch.__all__:
+        assert getattr(semsearch, name) is not None
+    with pytest.raises(AttributeError):
+        semsearch.nothing_here  # noqa: B018
