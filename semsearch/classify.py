@@ -116,14 +116,14 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
-def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
+def softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
     z = scores / temperature
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _fit_temperature(scores: np.ndarray, truth: np.ndarray, smoothing: float = SMOOTHING) -> float:
+def fit_temperature(scores: np.ndarray, truth: np.ndarray, smoothing: float = SMOOTHING) -> float:
     """The softmax temperature minimising label-smoothed cross-entropy against the true leaves.
 
     Smoothing keeps a small labelled set whose held-out predictions all happen to be right from
@@ -133,7 +133,7 @@ def _fit_temperature(scores: np.ndarray, truth: np.ndarray, smoothing: float = S
     target = (1.0 - smoothing) * truth / truth.sum(axis=1, keepdims=True) + smoothing / truth.shape[1]
     best, best_loss = 1.0, math.inf
     for temperature in np.logspace(-3, 0.5, 60):
-        log_p = np.log(np.maximum(_softmax(scores, temperature), 1e-12))
+        log_p = np.log(np.maximum(softmax(scores, temperature), 1e-12))
         loss = -(target * log_p).sum(axis=1).mean()
         if loss < best_loss:
             best, best_loss = float(temperature), loss
@@ -269,7 +269,7 @@ class TaxonomyClassifier:
         loo = targets[described] - self.weights / np.diag(inverse)[:, None]
         self.loo_scores = loo[:n]
         self.loo_truth = (targets[:n] > 0).astype(np.float64)
-        self.temperature = _fit_temperature(self.loo_scores, self.loo_truth)
+        self.temperature = fit_temperature(self.loo_scores, self.loo_truth)
 
         self.labelled_ids = [p.id for p in papers]
         self.labelled_titles = [p.title for p in papers]
@@ -346,7 +346,7 @@ class TaxonomyClassifier:
         return self._kernel(vectors, self.tfidf.transform(texts), rows=len(weights)) @ weights + self.offset
 
     def probabilities(self, scores: np.ndarray) -> np.ndarray:
-        return _softmax(scores, self.temperature)
+        return softmax(scores, self.temperature)
 
     def scope_scores(self, vectors: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
         vectors = _unit_rows(np.asarray(vectors, dtype=np.float32))
@@ -401,7 +401,7 @@ class TaxonomyClassifier:
         )
         best, best_loss = 1.0, math.inf
         for temperature in np.logspace(-3, 0.5, 80):
-            p = np.clip((_softmax(scores, temperature) @ matrix)[np.arange(len(firsts)), column], 1e-9, 1 - 1e-9)
+            p = np.clip((softmax(scores, temperature) @ matrix)[np.arange(len(firsts)), column], 1e-9, 1 - 1e-9)
             loss = -np.where(right, np.log(p), np.log(1 - p)).mean()
             if loss < best_loss:
                 best, best_loss = float(temperature), loss
@@ -412,7 +412,7 @@ class TaxonomyClassifier:
         right area (node at CONFIDENCE_DEPTH)."""
         areas, matrix = self._area_matrix()
         column = [areas.index(node_at(f, CONFIDENCE_DEPTH)) for f in firsts]
-        return (_softmax(scores, self.confidence_temperature) @ matrix)[np.arange(len(firsts)), column]
+        return (softmax(scores, self.confidence_temperature) @ matrix)[np.arange(len(firsts)), column]
 
     def neighbours(self, vector: np.ndarray, k: int = NEIGHBOURS) -> list[Neighbour]:
         similar = self.labelled_vectors @ _unit_rows(vector[None, :].astype(np.float32))[0]
@@ -466,6 +466,11 @@ def _usable(saved: bytes | None) -> TaxonomyClassifier | None:
     return classifier if vars(classifier).get("method_version") == METHOD_VERSION else None
 
 
+def labelled_papers(rows) -> list[LabelledPaper]:
+    """(paper, embedding, categories) rows, as a store gives them, as training papers."""
+    return [LabelledPaper(p.id, p.title, p.embedding_text(), vector, categories) for p, vector, categories in rows]
+
+
 def load_saved(store) -> TaxonomyClassifier | None:
     """The classifier saved in `store` at ingest, if this version can use it."""
     return _usable(store.get_artifact(CLASSIFIER_ARTIFACT))
@@ -482,7 +487,7 @@ def classifier_for(store, taxonomy: Taxonomy, embed: Callable[[list[str]], np.nd
                 "this run (any `semsearch ingest`, e.g. `semsearch ingest survey --offline`, saves a new one)",
                 file=sys.stderr,
             )
-        papers = store.labelled_papers()
+        papers = labelled_papers(store.survey_labelled())
         classifier = TaxonomyClassifier.train(papers, taxonomy, embed) if papers else None
     return classifier
 

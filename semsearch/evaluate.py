@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from semsearch.classify import TaxonomyClassifier, _fit_temperature, _softmax
+from semsearch.classify import TaxonomyClassifier, fit_temperature, labelled_papers, softmax
 from semsearch.errors import SemsearchError
 from semsearch.index import Index
 from semsearch.paper import normalize_title
@@ -56,7 +56,7 @@ def evaluate_classifier(
     survey's by default, or `taxonomy` with its `papers`. With `outside_vectors` (papers outside
     the taxonomy), also the scope AUROC of its papers against those."""
     taxonomy = taxonomy or load_taxonomy()
-    papers = index.store.labelled_papers() if papers is None else papers
+    papers = labelled_papers(index.store.survey_labelled()) if papers is None else papers
     if len(papers) < 10:
         raise SemsearchError("too few labelled papers to evaluate; run `semsearch ingest survey` first")
     classifier = TaxonomyClassifier.train(papers, taxonomy, embedder.encode)
@@ -75,8 +75,8 @@ def evaluate_classifier(
     confidence = np.zeros(len(papers))
     for half in (0, 1):
         fit, judge = halves != half, halves == half
-        temperature = _fit_temperature(scores[fit], truth[fit])
-        confidence[judge] = _softmax(scores[judge], temperature).max(axis=1)
+        temperature = fit_temperature(scores[fit], truth[fit])
+        confidence[judge] = softmax(scores[judge], temperature).max(axis=1)
 
     # What the user sees: the leaf found top-down, which may differ from the most probable leaf.
     probabilities = classifier.probabilities(scores)

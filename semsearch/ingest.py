@@ -227,7 +227,13 @@ class Ingest:
     def update_predictions(self) -> None:
         """Retrain the taxonomy classifier when the labelled papers changed, then predict a category
         for every unlabelled paper that has none yet."""
-        from semsearch.classify import CLASSIFIER_ARTIFACT, TaxonomyClassifier, labelled_fingerprint, load_saved
+        from semsearch.classify import (
+            CLASSIFIER_ARTIFACT,
+            TaxonomyClassifier,
+            labelled_fingerprint,
+            labelled_papers,
+            load_saved,
+        )
         from semsearch.store import Prediction
         from semsearch.taxonomy import load_taxonomy
 
@@ -242,7 +248,7 @@ class Ingest:
         classifier = load_saved(self.store) if unchanged else None
         if classifier is None:
             embed = self.embedder().encode
-            classifier = TaxonomyClassifier.train(self.store.labelled_papers(), taxonomy, embed)
+            classifier = TaxonomyClassifier.train(labelled_papers(self.store.survey_labelled()), taxonomy, embed)
             self.store.put_artifact(CLASSIFIER_ARTIFACT, classifier.to_bytes())
             self.store.set_meta("classifier_fingerprint", fingerprint)
             self.store.clear_predictions()

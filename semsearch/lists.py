@@ -143,12 +143,9 @@ def describe(listed: CuratedList, name: str) -> dict:
 
 def labelled_papers(store, name: str):
     """The taxonomy's papers as the classifier trains on them."""
-    from semsearch.classify import LabelledPaper
+    from semsearch.classify import labelled_papers as training_papers
 
-    return [
-        LabelledPaper(paper.id, paper.title, paper.embedding_text(), vector, categories)
-        for paper, vector, categories in store.taxonomy_papers(name)
-    ]
+    return training_papers(store.taxonomy_papers(name))
 
 
 def train_list_classifier(store, name: str, embed: Callable[[list[str]], np.ndarray]):

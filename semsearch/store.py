@@ -386,9 +386,9 @@ class Store:
     def user_labels(self, vec_ids: Iterable[int]) -> dict[int, str]:
         return {row[0]: row[1] for row in self._rows_for("SELECT vec_id, category FROM labels", vec_ids)}
 
-    def labelled_papers(self):
-        from semsearch.classify import LabelledPaper
-
+    def survey_labelled(self) -> list[tuple[Paper, np.ndarray, list[str]]]:
+        """The papers the survey's classifier learns from (labelled by the survey or a user), with
+        their embeddings and categories."""
         rows = self.db.execute(
             """SELECT p.*, e.vector, l.category AS user_category FROM papers AS p
                JOIN embeddings AS e ON e.vec_id = p.vec_id
@@ -396,13 +396,7 @@ class Store:
                WHERE p.survey_categories != '[]' OR l.category IS NOT NULL ORDER BY p.id"""
         )
         return [
-            LabelledPaper(
-                id=paper.id,
-                title=paper.title,
-                text=paper.embedding_text(),
-                embedding=np.frombuffer(row["vector"], dtype=np.float32),
-                categories=paper.survey_categories or [row["user_category"]],
-            )
+            (paper, np.frombuffer(row["vector"], dtype=np.float32), paper.survey_categories or [row["user_category"]])
             for row in rows
             for paper in [_row_to_paper(row)]
         ]
