@@ -189,6 +189,33 @@ def test_closed_form_leave_one_out_matches_retraining():
     assert np.allclose(direct[0] + offset, classifier.loo_scores[held_out], atol=1e-6)
 
 
+def test_the_temperature_fit_recovers_a_known_temperature():
+    """Labels drawn from softmax(scores / 0.2) are best explained by a temperature near 0.2."""
+    from semsearch.classify import fit_temperature, softmax
+
+    rng = np.random.default_rng(7)
+    scores = rng.normal(size=(4000, 6))
+    chosen = [rng.choice(6, p=row) for row in softmax(scores, 0.2)]
+    truth = np.eye(6)[chosen]
+    assert fit_temperature(scores, truth, smoothing=0.0) == pytest.approx(0.2, rel=0.1)
+
+
+def test_the_scope_probability_is_one_half_at_the_threshold_and_rises_above_it():
+    classifier, model = toy_classifier()
+    at = classifier.scope_threshold
+    scope = classifier.scope_scores
+
+    texts = ["quantization bits weights", "kitchen recipes", "draft tokens verify"]
+    vectors = model.encode(texts)
+    results = classifier.classify(texts, vectors)
+    for result, score in zip(results, scope(vectors), strict=True):
+        expected = 1 / (1 + np.exp(-(score - at) / classifier.scope_scale))
+        assert result.scope_probability == pytest.approx(expected) and result.in_scope == (score >= at)
+    # 0.95 at the labelled papers' median (as documented)
+    median = np.median(scope(classifier.labelled_vectors, exclude_self=True))
+    assert 1 / (1 + np.exp(-(median - at) / classifier.scope_scale)) == pytest.approx(0.95, abs=0.01)
+
+
 def test_calibration_error():
     from semsearch.evaluate import expected_calibration_error
 

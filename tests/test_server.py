@@ -30,7 +30,7 @@ def test_health_and_search(client):
     assert len(answer["results"]) == 5
     assert set(answer["results"][0]) == {"id", "title", "score", "year", "categories", "category_source", "url"}
     filtered = client.get("/api/search", params={"q": "cache", "category": "KV-Cache Optimization"}).json()
-    assert all(any("KV-Cache" in c for c in r["categories"]) for r in filtered["results"])
+    assert filtered["results"] and all(any("KV-Cache" in c for c in r["categories"]) for r in filtered["results"])
     explained = client.get("/api/search", params={"q": "cache", "explain": "true", "k": 1}).json()
     assert "explain" in explained["results"][0]
 

@@ -258,3 +258,19 @@ def test_label_and_watch_cli(survey_index, stub, capsys, tmp_path):
     assert out == "" and digest.read_text().startswith("# semsearch digest: 3 new papers")
     code, out, _ = run(capsys, "watch", "--format", "json", "--index", survey_index)
     assert code == 0 and json.loads(out)["groups"] == {}
+
+
+def test_the_html_digest_escapes_what_arxiv_sends():
+    from semsearch.ingest import IngestReport
+    from semsearch.watch import DigestEntry, WatchReport
+
+    entry = DigestEntry(
+        "2411.00001", "Caches <script>alert(1)</script> & more", "https://arxiv.org/abs/2411.00001?a=1&b=2",
+        "A/B <KV>", 0.9, True, closest=[{"id": "x", "title": "R&D <i>", "categories": []}],
+        authors=["O'Brien <ob@x>"], snippet="x < y & z",
+    )  # fmt: skip
+    page = render_digest(WatchReport("202411010000", "202411020000", 1, [entry], IngestReport()), "html")
+    body = page.split("<body>", 1)[1]
+    assert "<script>" not in body and "<i>" not in body and "<KV>" not in body and "<ob@x>" not in body
+    assert "Caches &lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in body and "x &lt; y &amp; z" in body
+    assert "a=1&amp;b=2" in body and "R&amp;D &lt;i&gt;" in body
