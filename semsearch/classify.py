@@ -38,8 +38,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import math
-import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +60,7 @@ MIN_CALIBRATION_PAPERS = 20  # labelled papers with an abstract needed to calibr
 SMOOTHING = 0.05  # label smoothing when fitting the softmax temperature
 NEIGHBOURS = 3
 CLASSIFIER_ARTIFACT = "taxonomy_classifier"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -482,10 +483,9 @@ def classifier_for(store, taxonomy: Taxonomy, embed: Callable[[list[str]], np.nd
     classifier = _usable(saved)
     if classifier is None:
         if saved is not None:
-            print(
+            log.warning(
                 "note: the index's classifier was saved by another version of semsearch; training one for "
-                "this run (any `semsearch ingest`, e.g. `semsearch ingest survey --offline`, saves a new one)",
-                file=sys.stderr,
+                "this run (any `semsearch ingest`, e.g. `semsearch ingest survey --offline`, saves a new one)"
             )
         papers = labelled_papers(store.survey_labelled())
         classifier = TaxonomyClassifier.train(papers, taxonomy, embed) if papers else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import sqlite3
 import sys
 from enum import Enum
@@ -16,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from semsearch.errors import SemsearchError
+from semsearch.errors import NotFound, SemsearchError
 
 app = typer.Typer(
     help="Semantic search, categories and related work for the efficient-LLM literature.",
@@ -338,7 +339,11 @@ def related(
         for each in ids:
             _emit(output, {"id": each}, finder.related_to(each, k, diverse=diverse))
     elif paper_id is not None:
-        _emit(output, {"id": paper_id}, finder.related_to(paper_id, k, diverse=diverse))
+        try:
+            hits = finder.related_to(paper_id, k, diverse=diverse)
+        except NotFound as err:
+            raise NotFound(f"{err} (use --arxiv to fetch it from arXiv)") from None
+        _emit(output, {"id": paper_id}, hits)
     elif text is not None:
         _emit(output, {"id": None}, finder.related_to_text(_required_text(text, "text"), "", k, diverse=diverse))
     else:
@@ -934,8 +939,20 @@ def _print_report(report: dict, as_json: bool) -> None:
 
 
 # --- entry point --------------------------------------------------------------------------------
+class _Stderr(logging.Handler):
+    """The library's warnings and notes, one line each on whatever stderr is now."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(record.getMessage(), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors become one line on stderr and an exit code, never a traceback."""
+    library = logging.getLogger("semsearch")
+    if not any(isinstance(h, _Stderr) for h in library.handlers):
+        library.addHandler(_Stderr())
+        library.setLevel(logging.INFO)
+        library.propagate = False
     try:
         result = app(args=argv, prog_name="semsearch", standalone_mode=False)
     except typer.Abort:

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import sqlite3
-import sys
 import time
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -32,6 +32,7 @@ from pathlib import Path
 from semsearch.errors import SemsearchError
 from semsearch.store import Store
 
+log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 DB_FILE, VECTORS_FILE, MANIFEST_FILE = "papers.db", "vectors.faiss", "manifest.json"
 RESUME_PREFIX = "resume:"  # staging metadata: how far an interrupted ingest got; dropped at publish
@@ -282,9 +283,7 @@ class IndexWriter:
                         "try again when it has finished"
                     ) from None
                 if not told:
-                    print(
-                        f"waiting for another writer (pid {holder}) to finish with {self.directory}…", file=sys.stderr
-                    )
+                    log.warning("waiting for another writer (pid %s) to finish with %s…", holder, self.directory)
                     told = True
                 time.sleep(0.2)
         os.ftruncate(fd, 0)

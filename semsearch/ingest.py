@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -43,7 +44,7 @@ class IngestReport:
 
 
 def _warn_stderr(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    logging.getLogger("semsearch.ingest").warning("warning: %s", message)
 
 
 class Ingest:

@@ -40,7 +40,7 @@ class RelatedFinder:
         vec_id = self.store.find(paper_id)
         if vec_id is not None:
             return vec_id
-        raise NotFound(f"no paper {paper_id!r} in the index (use --arxiv to fetch one from arXiv)")
+        raise NotFound(f"no paper {paper_id!r} in the index")
 
     # --- related ------------------------------------------------------------------------------
     def related_to(self, paper_id: str, k: int = 10, *, diverse: bool = False) -> list[Hit]:
