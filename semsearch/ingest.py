@@ -92,22 +92,32 @@ class Ingest:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            # A failed run publishes what it stored before failing (a source that broke part-way);
-            # a run that changed nothing publishes nothing.
-            if (exc_type is None or issubclass(exc_type, SemsearchError)) and self.store.count():
-                self.embed_stale()
-                self.update_predictions()
-                self.export_query_encoder()
-                if self.writer.has_changes():
-                    dimension = self._embedder.dimension if self._embedder else None
-                    self.report.manifest = self.writer.publish(dimension)
-                else:
-                    self.report.manifest = self.writer.published_manifest()
+            # A failed run publishes what it stored before failing (a source that broke part-way).
+            if exc_type is None or issubclass(exc_type, SemsearchError):
+                self.finish()
         finally:
             if self._bar is not None:
                 self._bar.close()
             self.writer.__exit__(exc_type, exc, tb)
             self.report.seconds = time.perf_counter() - self._started
+
+    def finish(self) -> None:
+        """The stages after storing, in order: embed what is stale, train the classifier and
+        predict categories, export the query encoder, publish. A run that changed nothing
+        publishes nothing. Called when the `with` block ends (once: a published run is done)."""
+        if self.writer.store is None or not self.store.count():
+            return
+        self.embed_stale()
+        self.update_predictions()
+        self.export_query_encoder()
+        self.publish()
+
+    def publish(self) -> None:
+        if self.writer.has_changes():
+            dimension = self._embedder.dimension if self._embedder else None
+            self.report.manifest = self.writer.publish(dimension)
+        else:
+            self.report.manifest = self.writer.published_manifest()
 
     # --- storing ------------------------------------------------------------------------------
     def add(self, papers: Iterable[Paper], checkpoint: Callable[[], None] | None = None) -> None:
