@@ -519,13 +519,33 @@ def label(
     print(f"{paper_id}: {'label removed' if remove else node}", file=sys.stderr)
 
 
-@app.command()
-def labels(index: IndexOption = None) -> None:
+labels_app = typer.Typer(help="Your labels: export them (the default), or import them into an index.")
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.callback(invoke_without_command=True)
+def labels(ctx: typer.Context, index: IndexOption = None) -> None:
     """Export your labels as JSON Lines: {"id", "title", "category", "labelled_at"}."""
+    if ctx.invoked_subcommand is not None:
+        return
     from semsearch.index import Index
 
     for row in Index.open(index).store.labels():
         _print_json(row)
+
+
+@labels_app.command("import")
+def labels_import(
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="Labels as `semsearch labels` exports them.")],
+    index: IndexOption = None,
+) -> None:
+    """Put exported labels back (e.g. into a rebuilt index); they train later suggestions."""
+    from semsearch.ingest import import_labels
+
+    report = import_labels(index, path)
+    missing = report["not_in_index"]
+    note = f"; {missing} are for papers not in the index (ingest them, then import again)" if missing else ""
+    print(f"imported {report['imported']} labels{note}", file=sys.stderr)
 
 
 # --- taxonomy and classification ----------------------------------------------------------------

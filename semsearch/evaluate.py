@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import zlib
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TypeVar
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -14,27 +11,8 @@ from semsearch.classify import TaxonomyClassifier, fit_temperature, labelled_pap
 from semsearch.errors import SemsearchError
 from semsearch.index import Index
 from semsearch.paper import normalize_title
-from semsearch.sources.jsonl import check_readable
+from semsearch.sources.jsonl import read_records
 from semsearch.taxonomy import load_taxonomy, node_at, resolve_node
-
-Row = TypeVar("Row")
-
-
-def read_jsonl(path, parse: Callable[[dict], Row], expected: str) -> list[Row]:
-    """`parse` applied to each JSON object of a JSON Lines file; a line it cannot take is one
-    error naming the file and line (`expected` says what a line should hold)."""
-    check_readable(Path(path))
-    rows = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    rows.append(parse(json.loads(line)))
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    raise SemsearchError(f"{path}:{number}: expected {expected}") from None
-    if not rows:
-        raise SemsearchError(f"{path}: nothing to read")
-    return rows
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
@@ -140,7 +118,7 @@ def read_expected(path) -> list[dict]:
             "expected": [resolve_node(node) for node in expected] if expected else None,
         }
 
-    return read_jsonl(path, parse, "a JSON object with an 'id' (or a 'title') and 'expected'")
+    return read_records(path, parse, "a JSON object with an 'id' (or a 'title') and 'expected'")
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -277,7 +255,7 @@ def score_suggestions(
 
 def read_topics(path) -> dict[str, set[str]]:
     """Evaluation labels only: the reading-list topics of each paper id (never used for ranking)."""
-    pairs = read_jsonl(path, lambda r: (str(r["id"]), set(r.get("topics") or [])), "a JSON object with an 'id'")
+    pairs = read_records(path, lambda r: (str(r["id"]), set(r.get("topics") or [])), "a JSON object with an 'id'")
     return dict(pairs)
 
 
@@ -338,7 +316,7 @@ def read_questions(path) -> tuple[str, list[dict]]:
             raise TypeError
         return row
 
-    rows = read_jsonl(path, parse, "a JSON object with a 'query'")
+    rows = read_records(path, parse, "a JSON object with a 'query'")
     return ("known-item" if "title" in rows[0] else "topical"), rows
 
 

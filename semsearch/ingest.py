@@ -495,3 +495,28 @@ def label_paper(index_dir: str | Path | None, paper_id: str, category: str | Non
         else:
             ingest.store.put_label(vec_id, node, datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return node
+
+
+def import_labels(index_dir: str | Path | None, path: str | Path) -> dict:
+    """Labels exported with `semsearch labels` ({"id", "category", "labelled_at"} per line) put back,
+    e.g. into a rebuilt index; papers the index lacks are counted and left out."""
+    from datetime import datetime, timezone
+
+    from semsearch.sources.jsonl import read_records
+    from semsearch.taxonomy import resolve_node
+
+    def parse(record: dict) -> tuple[str, str, str]:
+        when = record.get("labelled_at") or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return str(record["id"]), resolve_node(str(record["category"])), str(when)
+
+    rows = read_records(Path(path), parse, 'a JSON object with "id" and "category"')
+    imported, missing = 0, 0
+    with Ingest(index_dir, progress=False) as ingest:
+        for paper_id, node, when in rows:
+            vec_id = ingest.store.find(paper_id)
+            if vec_id is None:
+                missing += 1
+                continue
+            ingest.store.put_label(vec_id, node, when)
+            imported += 1
+    return {"imported": imported, "not_in_index": missing}

@@ -274,3 +274,22 @@ def test_the_html_digest_escapes_what_arxiv_sends():
     assert "<script>" not in body and "<i>" not in body and "<KV>" not in body and "<ob@x>" not in body
     assert "Caches &lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in body and "x &lt; y &amp; z" in body
     assert "a=1&amp;b=2" in body and "R&amp;D &lt;i&gt;" in body
+
+
+def test_labels_survive_a_rebuild_through_export_and_import(survey_index, tmp_path, capsys):
+    from semsearch.ingest import ingest_survey
+
+    assert run(capsys, "label", "2306.00978", "Low-Rank Approximation", "--index", survey_index)[0] == 0
+    code, exported, _ = run(capsys, "labels", "--index", survey_index)
+    assert code == 0 and json.loads(exported)["category"].endswith("Low-Rank Approximation")
+    (tmp_path / "labels.jsonl").write_text(
+        exported + json.dumps({"id": "2999.99999", "category": "Quantization"}) + "\n"
+    )
+    rebuilt = tmp_path / "rebuilt"
+    ingest_survey(rebuilt, offline=True, progress=False)
+    code, _, err = run(capsys, "labels", "import", tmp_path / "labels.jsonl", "--index", rebuilt)
+    assert code == 0 and "imported 1 labels; 1 are for papers not in the index" in err
+    assert run(capsys, "labels", "--index", rebuilt)[1] == exported
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"id": "2306.00978", "category": "Nope"}) + "\n")
+    code, _, err = run(capsys, "labels", "import", tmp_path / "bad.jsonl", "--index", rebuilt)
+    assert code == 2 and "bad.jsonl:1:" in err

@@ -13,9 +13,12 @@ import sys
 from collections.abc import Callable, Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import TypeVar
 
 from semsearch.errors import SemsearchError
 from semsearch.paper import Paper, parse_arxiv_id, year_from_arxiv_id
+
+T = TypeVar("T")
 
 SOURCE = "jsonl"
 
@@ -48,6 +51,26 @@ def _open(path: Path, mode: str = "rt"):
     if path.suffix == ".gz":
         return gzip.open(path, mode, encoding="utf-8") if "t" in mode else gzip.open(path, mode)
     return path.open(mode, encoding="utf-8") if "t" in mode else path.open(mode)
+
+
+def read_records(path: Path, parse: Callable[[dict], T], expected: str) -> list[T]:
+    """`parse` applied to each JSON object of a small JSON Lines file (questions, labels, expected
+    categories); a line it cannot take is one error naming the file and line (`expected` says what
+    a line should hold). Papers, which can be millions, are streamed by `read_jsonl` instead."""
+    check_readable(Path(path))
+    rows = []
+    with _open(Path(path), "rt") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    rows.append(parse(json.loads(line)))
+                except SemsearchError as err:
+                    raise SemsearchError(f"{path}:{number}: {err}") from None
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    raise SemsearchError(f"{path}:{number}: expected {expected}") from None
+    if not rows:
+        raise SemsearchError(f"{path}: nothing to read")
+    return rows
 
 
 def first_record(path: Path) -> dict | None:
