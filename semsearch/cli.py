@@ -627,10 +627,7 @@ def taxonomy_add(
     """Make a curated markdown list a taxonomy of the index: its headings are nodes, its papers labels."""
     from semsearch.lists import add_list
 
-    summary = add_list(
-        name, source, index, offline=offline, replace=replace, progress=_progress(progress),
-        warn=lambda message: print(f"warning: {message}", file=sys.stderr),
-    )  # fmt: skip
+    summary = add_list(name, source, index, offline=offline, replace=replace, progress=_progress(progress))
     if as_json:
         _print_json(summary)
     else:
@@ -654,10 +651,7 @@ def taxonomy_refresh(
     """Follow the survey's list as its authors maintain it: relabel, add new papers, retrain."""
     from semsearch.lists import refresh_survey
 
-    report = refresh_survey(
-        source, index, offline=offline, progress=_progress(progress),
-        warn=lambda message: print(f"warning: {message}", file=sys.stderr),
-    )  # fmt: skip
+    report = refresh_survey(source, index, offline=offline, progress=_progress(progress))
     if as_json:
         _print_json(report)
         return

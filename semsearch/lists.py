@@ -90,14 +90,13 @@ def add_list(
     offline: bool = False,
     replace: bool = False,
     progress: bool = False,
-    warn: Callable[[str], None] | None = None,
 ) -> dict:
     """Make the curated list at `source` the taxonomy `name` of the index; a summary of it."""
     from semsearch.ingest import Ingest
 
     check_name(name)
     listed = parse_list(read_source(source))
-    ingest = Ingest(index_dir, progress=progress, **({"warn": warn} if warn else {}))
+    ingest = Ingest(index_dir, progress=progress)
     with ingest:
         store = ingest.store
         if store.taxonomy(name) is not None and not replace:
@@ -111,10 +110,11 @@ def add_list(
         classifier = train_list_classifier(store, name, ingest.embedder().encode)
         store.put_artifact(classifier_artifact(name), classifier.to_bytes())
         store.commit()
-    summary = describe(listed, name)
-    weak = summary["weak_nodes"]
-    if weak and warn:
-        warn(f"{len(weak)} nodes of {name!r} have fewer than {MIN_NODE_PAPERS} papers; suggestions there are weak")
+        summary = describe(listed, name)
+        if weak := summary["weak_nodes"]:
+            ingest.warn(
+                f"{len(weak)} nodes of {name!r} have fewer than {MIN_NODE_PAPERS} papers; suggestions there are weak"
+            )
     return summary
 
 
@@ -208,7 +208,6 @@ def refresh_survey(
     *,
     offline: bool = False,
     progress: bool = False,
-    warn: Callable[[str], None] | None = None,
 ) -> dict:
     """Read the survey's maintained list (its GitHub README, or a file), relabel the index's papers
     by it (new papers fetched from arXiv), retrain and publish; what changed, counted."""
@@ -219,7 +218,7 @@ def refresh_survey(
 
     facts = survey_facts(read_source(source or SURVEY_LIST_URL), source or SURVEY_LIST_URL)
     fresh = survey_from_facts(facts)
-    ingest = Ingest(index_dir, progress=progress, **({"warn": warn} if warn else {}))
+    ingest = Ingest(index_dir, progress=progress)
     with ingest:
         store, old = ingest.store, ingest.survey
         key = lambda paper: paper.arxiv_id or normalize_title(paper.title)  # noqa: E731

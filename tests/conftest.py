@@ -130,3 +130,16 @@ def corpus_file(tmp_path) -> Path:
     path = tmp_path / "corpus.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in corpus_records()))
     return path
+
+
+@pytest.fixture
+def survey_corpus_index(tmp_path, fake_model, corpus_file) -> Path:
+    """The survey's papers (titles) and the small corpus (abstracts), with the test model: the index
+    the server, page and MCP tests answer from."""
+    from semsearch.ingest import Ingest, ingest_jsonl
+    from semsearch.sources.survey import load_survey
+
+    with Ingest(tmp_path / "idx", progress=False) as job:
+        job.add(load_survey().papers)
+    ingest_jsonl([corpus_file], tmp_path / "idx", progress=False)
+    return tmp_path / "idx"

@@ -14,14 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def index_dir(tmp_path, fake_model, corpus_file):
-    from semsearch.ingest import Ingest, ingest_jsonl
-    from semsearch.sources.survey import load_survey
-
-    with Ingest(tmp_path / "idx", progress=False) as job:
-        job.add(load_survey().papers)
-    ingest_jsonl([corpus_file], tmp_path / "idx", progress=False)
-    return tmp_path / "idx"
+def index_dir(survey_corpus_index):
+    return survey_corpus_index
 
 
 async def session_calls(index_dir: Path) -> dict:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from semsearch.ingest import Ingest, IngestReport, ingest_jsonl
-from semsearch.sources.survey import load_survey
+from semsearch.ingest import IngestReport, ingest_jsonl
 from semsearch.watch import DigestEntry, WatchReport, save_digest
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -58,11 +57,8 @@ def with_a_digest(index_dir: Path) -> None:
 
 
 @pytest.fixture
-def toy_site(tmp_path, fake_model, corpus_file):
-    index_dir = tmp_path / "idx"
-    with Ingest(index_dir, progress=False) as job:
-        job.add(load_survey().papers)
-    ingest_jsonl([corpus_file], index_dir, progress=False)
+def toy_site(survey_corpus_index):
+    index_dir = survey_corpus_index
     with_a_digest(index_dir)
     base, stop = serving(index_dir)
     yield base

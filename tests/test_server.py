@@ -2,16 +2,12 @@ import time
 
 import pytest
 
-from semsearch.ingest import Ingest, ingest_jsonl
-from semsearch.sources.survey import load_survey
+from semsearch.ingest import Ingest
 
 
 @pytest.fixture
-def index_dir(tmp_path, fake_model, corpus_file):
-    with Ingest(tmp_path / "idx", progress=False) as job:
-        job.add(load_survey().papers)
-    ingest_jsonl([corpus_file], tmp_path / "idx", progress=False)
-    return tmp_path / "idx"
+def index_dir(survey_corpus_index):
+    return survey_corpus_index
 
 
 @pytest.fixture
