@@ -132,14 +132,49 @@ def corpus_file(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture
-def survey_corpus_index(tmp_path, fake_model, corpus_file) -> Path:
-    """The survey's papers (titles) and the small corpus (abstracts), with the test model: the index
-    the server, page and MCP tests answer from."""
+def _template(tmp_path_factory, with_corpus: bool) -> Path:
+    """An index built once per session with the test model, offline; tests get copies."""
     from semsearch.ingest import Ingest, ingest_jsonl
     from semsearch.sources.survey import load_survey
 
-    with Ingest(tmp_path / "idx", progress=False) as job:
-        job.add(load_survey().papers)
-    ingest_jsonl([corpus_file], tmp_path / "idx", progress=False)
+    root = tmp_path_factory.mktemp("template")
+    with pytest.MonkeyPatch.context() as patch:
+        model = HashingModel()
+        patch.setattr(embeddings, "_load", lambda name: model)
+        patch.setenv("SEMSEARCH_ARXIV_URL", "http://127.0.0.1:9/api/query")
+        with Ingest(root / "idx", progress=False) as job:
+            job.add(load_survey().papers)
+        if with_corpus:
+            source = root / "corpus.jsonl"
+            source.write_text("".join(json.dumps(r) + "\n" for r in corpus_records()))
+            ingest_jsonl([source], root / "idx", progress=False)
+    return root / "idx"
+
+
+@pytest.fixture(scope="session")
+def _survey_corpus_template(tmp_path_factory) -> Path:
+    return _template(tmp_path_factory, with_corpus=True)
+
+
+@pytest.fixture(scope="session")
+def _survey_template(tmp_path_factory) -> Path:
+    return _template(tmp_path_factory, with_corpus=False)
+
+
+@pytest.fixture
+def survey_only_index(tmp_path, fake_model, _survey_template) -> Path:
+    """The survey's papers (titles only), with the test model (a copy of one built per session)."""
+    import shutil
+
+    shutil.copytree(_survey_template, tmp_path / "idx")
+    return tmp_path / "idx"
+
+
+@pytest.fixture
+def survey_corpus_index(tmp_path, fake_model, _survey_corpus_template) -> Path:
+    """The survey's papers (titles) and the small corpus (abstracts), with the test model: the index
+    the server, page and MCP tests answer from (a copy of one built per session)."""
+    import shutil
+
+    shutil.copytree(_survey_corpus_template, tmp_path / "idx")
     return tmp_path / "idx"

@@ -227,12 +227,8 @@ def test_calibration_error():
 
 # --- CLI --------------------------------------------------------------------------------------
 @pytest.fixture
-def survey_index(tmp_path, fake_model, capsys):
-    from semsearch.cli import main
-
-    assert main(["ingest", "survey", "--offline", "--index", str(tmp_path / "idx")]) == 0
-    capsys.readouterr()
-    return tmp_path / "idx"
+def survey_index(survey_only_index):
+    return survey_only_index
 
 
 def test_classify_json_contract(survey_index, capsys):

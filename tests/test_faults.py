@@ -18,6 +18,7 @@ from semsearch.index import Index, current_generation
 from semsearch.ingest import BATCH, ingest_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # real processes
 
 
 def write_papers(path: Path, prefix: str, n: int) -> Path:

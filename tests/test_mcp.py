@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # real processes
 
 
 @pytest.fixture

@@ -18,7 +18,10 @@ from semsearch.watch import DigestEntry, WatchReport, save_digest
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"), reason="Debian chromium not installed")
+pytestmark = [
+    pytest.mark.slow,  # a real browser
+    pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"), reason="Debian chromium not installed"),
+]
 
 
 def _free_port() -> int:
@@ -173,7 +176,6 @@ def test_every_view_with_the_toy_index(toy_site, width, dark):
          question="speculative decoding with a draft model", paper_id="2306.00978")  # fmt: skip
 
 
-@pytest.mark.slow
 def test_every_view_with_the_real_model(tmp_path):
     from semsearch.ingest import ingest_survey
 

@@ -4,7 +4,6 @@ import pytest
 
 from semsearch.index import Index
 from semsearch.ingest import Ingest, label_paper
-from semsearch.sources.survey import load_survey
 from semsearch.watch import LAST_WATCH, render_digest, watch
 from tests.arxiv_stub import ArxivStub
 from tests.test_cli import run
@@ -44,10 +43,8 @@ def stub_papers(ids=None):
 
 
 @pytest.fixture
-def survey_index(tmp_path, fake_model):
-    with Ingest(tmp_path / "idx", progress=False) as job:
-        job.add(load_survey().papers)
-    return tmp_path / "idx"
+def survey_index(survey_only_index):
+    return survey_only_index
 
 
 @pytest.fixture
