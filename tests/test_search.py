@@ -160,9 +160,8 @@ def test_a_vague_category_earns_no_more_than_its_best_leaf(tmp_path, fake_model)
     credit = {node: float(taxonomy.leaf_spread([node]) @ question) for node in taxonomy.nodes}
     for node in taxonomy.nodes:
         under = [leaf for leaf in taxonomy.leaves if leaf.startswith(node + "/")]
-        if under:  # an inner node: the mean of its leaves' credit, at most the best of them
+        if under:  # an inner node: the mean of its leaves' credit, hence never more than the best of them
             assert credit[node] == pytest.approx(sum(credit[leaf] for leaf in under) / len(under))
-            assert credit[node] <= max(credit[leaf] for leaf in under) + 1e-6
 
 
 def test_modes_and_explain_in_the_cli(tmp_path, fake_model, capsys, corpus_file):
