@@ -105,7 +105,8 @@ def add_list(
         labels = []
         for paper in listed.papers:
             vec_id = store.find(paper.arxiv_id or _paper_id(paper.title))
-            labels += [(vec_id, category) for category in paper.categories]
+            if vec_id is not None:  # always, unless another record of it took its place
+                labels += [(vec_id, category) for category in paper.categories]
         store.put_taxonomy(name, source, listed.nodes, labels)
         classifier = train_list_classifier(store, name, ingest.embedder().encode)
         store.put_artifact(classifier_artifact(name), classifier.to_bytes())
