@@ -66,14 +66,27 @@ def bibtex_entry(paper: Paper, key: str) -> str:
     return f"@{kind}{{{key},\n{body}\n}}\n"
 
 
+def _suffix(n: int) -> str:
+    """Letters for the n-th repeat of a key (n ≥ 1): b … z, then ba, bb, … (never a character a
+    key may not hold)."""
+    letters = ""
+    while True:
+        n, r = divmod(n, 26)
+        letters = chr(ord("a") + r) + letters
+        if n == 0:
+            return letters
+
+
 def to_bibtex(papers: Iterable[Paper]) -> str:
     """Entries for `papers`, with keys made unique within the file (a second frantar2023gptq is …b)."""
     seen: dict[str, int] = {}
+    used: set[str] = set()
     entries = []
     for paper in papers:
-        key = citation_key(paper)
-        seen[key] = seen.get(key, 0) + 1
-        if seen[key] > 1:
-            key += chr(ord("a") + seen[key] - 1)
+        base = key = citation_key(paper)
+        while key in used:  # the n-th repeat of a key, or a suffixed key another paper already has
+            seen[base] = seen.get(base, 0) + 1
+            key = base + _suffix(seen[base])
+        used.add(key)
         entries.append(bibtex_entry(paper, key))
     return "\n".join(entries)

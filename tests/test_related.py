@@ -1,4 +1,5 @@
 import json
+import re
 
 import bibtexparser
 import pytest
@@ -182,3 +183,21 @@ def test_related_text_recommend_and_export(related_index, capsys):
 def test_related_bad_input(related_index, capsys, args, message):
     code, _, err = run(capsys, *args, "--index", related_index)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bibtex_escapes_latex_specials_and_keeps_keys_unique_past_z():
+    from semsearch.paper import Paper
+
+    tricky = Paper(id="2401.00001", title=r"50% of $x^2$ & #1 ~ a\b_c {d}", authors=["A. Smith"], year=2024)
+    entry = to_bibtex([tricky])
+    for raw, escaped in [
+        ("\\", r"\textbackslash{}"), ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}"),
+        ("$", r"\$"), ("#", r"\#"), ("%", r"\%"), ("&", r"\&"), ("_", r"\_"),
+    ]:  # fmt: skip
+        assert escaped in entry, raw
+    library = bibtexparser.parse_string(entry)
+    assert len(library.entries) == 1 and not library.failed_blocks
+
+    same = [Paper(id=f"2401.{i:05d}", title="Caching", authors=["A. Smith"], year=2024) for i in range(30)]
+    keys = [e.key for e in bibtexparser.parse_string(to_bibtex(same)).entries]
+    assert len(set(keys)) == 30 and all(re.fullmatch(r"smith2024caching[a-z]*", k) for k in keys)
