@@ -56,6 +56,7 @@ class Step:
     empty: bool = False
     stall: float = 0.0
     drop: int = 0  # leave out this many of the requested ids (the feed's total still counts them)
+    hang_up: bool = False  # close the connection without any answer
 
 
 @dataclass
@@ -116,6 +117,11 @@ class ArxivStub:
                 query = parse_qs(urlparse(self.path).query)
                 stub.requests.append(query)
                 stub.request_times.append(time.monotonic())
+                if stub.script and stub.script[0].hang_up:
+                    stub.script.pop(0)
+                    self.close_connection = True
+                    self.connection.shutdown(2)  # the socket closes with no status line sent
+                    return
                 status, body = stub.respond(query)
                 try:
                     self.send_response(status)

@@ -36,12 +36,18 @@ def test_ids_are_fetched_in_chunks(stub):
     assert [len(r["id_list"][0].split(",")) for r in stub.requests] == [ID_CHUNK, ID_CHUNK, 5]
 
 
-@pytest.mark.parametrize("status", [503, 429])
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
 def test_throttling_and_server_errors_are_retried(stub, status):
     stub.script = [Step(status=status), Step(status=status)]
     result = ArxivClient().fetch_ids(["2401.00001"])
     assert [p.id for p in result.papers] == ["2401.00001"]
     assert len(stub.requests) == 3
+
+
+def test_a_dropped_connection_is_retried(stub):
+    stub.script = [Step(hang_up=True), Step(hang_up=True)]
+    result = ArxivClient().fetch_ids(["2401.00001"])
+    assert [p.id for p in result.papers] == ["2401.00001"] and len(stub.requests) == 3
 
 
 def test_backoff_grows_between_retries(stub):
