@@ -324,3 +324,32 @@ def test_bare_numbers_in_a_question_match_no_paper(tmp_path, fake_model):
     hits = Searcher(index, mode="lexical").search("out of memory on 200-page contracts", k=2)
     assert [h.paper.id for h in hits] == ["2401.00002"]
     assert [h.paper.id for h in Searcher(index, mode="lexical").search("NLLB 200", k=2)] == ["2212.00001"]
+
+
+def test_year_and_category_filters_together(tmp_path, fake_model, corpus_file):
+    from semsearch.search import Filters
+    from semsearch.sources.survey import load_survey
+
+    index = _index(tmp_path, load_survey().papers)
+    searcher = Searcher(index)
+    node = "Model-Centric Methods/Efficient Inference/Speculative Decoding"
+    hits = searcher.search(
+        "speculative decoding", 50, Filters(year_from=2024, year_to=2024, category="Speculative Decoding")
+    )
+    assert hits and all(h.paper.year == 2024 and any(c.startswith(node) for c in h.categories) for h in hits)
+    every = [p for p in load_survey().papers if p.year == 2024 and any(c.startswith(node) for c in p.survey_categories)]
+    assert len(hits) == len(every)  # nothing that meets both is left out
+
+
+def test_a_question_embedded_by_another_model_is_refused(tmp_path, fake_model):
+    from semsearch.errors import SemsearchError
+
+    class OtherModel:
+        model_name = "another-model"
+
+        def encode(self, texts):
+            return np.ones((len(texts), 32), dtype=np.float32) / np.sqrt(32)
+
+    index = _index(tmp_path, [Paper(id="2401.00001", title="Caches", abstract="kv caches")])
+    with pytest.raises(SemsearchError, match="'another-model' gives 32-d vectors but the index holds 64-d"):
+        Searcher(index, OtherModel()).search("caches")
