@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-import sys
 import threading
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -315,10 +314,11 @@ def serve(
 
     writes = host in LOOPBACK or token is not None
     if host not in LOOPBACK:
-        print(
-            f"note: serving on {host}: reading needs no authentication (anyone who can reach this address can "
-            f"search the index); writing (labels) {'needs the token' if token else 'is closed without --token'}",
-            file=sys.stderr,
+        log.warning(
+            "note: serving on %s: reading needs no authentication (anyone who can reach this address can search "
+            "the index); writing (labels) %s",
+            host,
+            "needs the token" if token else "is closed without --token",
         )
     if workers == 1:
         app = create_app(index_dir, watch_seconds=watch_seconds, token=token, writes=writes)
