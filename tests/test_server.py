@@ -304,3 +304,21 @@ def test_confirming_a_category_needs_the_token_when_there_is_one(toy_dir):
         guarded.post("/api/labels", json={**body, "id": "nope"}, headers={"Authorization": "Bearer s3cret"}).status_code
         == 404
     )
+
+
+def test_serving_beyond_loopback_says_so_and_closes_writing_without_a_token(index_dir, monkeypatch, caplog):
+    import uvicorn
+
+    from semsearch import server
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.append((app, kwargs)))
+    server.serve(index_dir, "0.0.0.0", 8123)
+    assert "reading needs no authentication" in caplog.text and "closed without --token" in caplog.text
+    from fastapi.testclient import TestClient
+
+    closed = TestClient(started[-1][0]).post("/api/labels", json={"id": "2306.00978", "category": "Quantization"})
+    assert closed.status_code == 403
+    caplog.clear()
+    server.serve(index_dir, "127.0.0.1", 8123)
+    assert "authentication" not in caplog.text
