@@ -306,7 +306,7 @@ def test_confirming_a_category_needs_the_token_when_there_is_one(toy_dir):
     )
 
 
-def test_serving_beyond_loopback_says_so_and_closes_writing_without_a_token(index_dir, monkeypatch, caplog):
+def test_serving_beyond_loopback_says_so_and_closes_writing_without_a_token(index_dir, monkeypatch, caplog, capsys):
     import uvicorn
 
     from semsearch import server
@@ -314,11 +314,12 @@ def test_serving_beyond_loopback_says_so_and_closes_writing_without_a_token(inde
     started = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.append((app, kwargs)))
     server.serve(index_dir, "0.0.0.0", 8123)
-    assert "reading needs no authentication" in caplog.text and "closed without --token" in caplog.text
+    said = caplog.text + capsys.readouterr().err  # through logging (the CLI prints it on stderr)
+    assert "reading needs no authentication" in said and "closed without --token" in said
     from fastapi.testclient import TestClient
 
     closed = TestClient(started[-1][0]).post("/api/labels", json={"id": "2306.00978", "category": "Quantization"})
     assert closed.status_code == 403
     caplog.clear()
     server.serve(index_dir, "127.0.0.1", 8123)
-    assert "authentication" not in caplog.text
+    assert "authentication" not in caplog.text + capsys.readouterr().err
