@@ -209,9 +209,10 @@ def create_app(
         category: Annotated[str, Query(min_length=1, max_length=300)],
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         details: bool = False,
+        taxonomy: Annotated[str | None, Query(max_length=60)] = None,
     ) -> dict:
         """Papers under a taxonomy node (labelled there by the survey or a user, or predicted there)."""
-        return service.papers_under(category, limit, details=details)
+        return service.papers_under(category, limit, details=details, taxonomy=taxonomy)
 
     @app.get("/api/papers/{paper_id:path}")
     def paper(paper_id: str) -> dict:

@@ -234,14 +234,18 @@ class Service:
             hits = live.finder.recommend(list(likes), list(dislikes), k, since=since)
         return {"likes": list(likes), "dislikes": list(dislikes), "results": [hit_json(h) for h in hits]}
 
-    def papers_under(self, category: str, limit: int = 50, *, details: bool = False) -> dict:
-        """Papers under a taxonomy node (labelled there by the survey or a user, or predicted there)."""
-        from semsearch.taxonomy import load_taxonomy
+    def papers_under(
+        self, category: str, limit: int = 50, *, details: bool = False, taxonomy: str | None = None
+    ) -> dict:
+        """Papers under a taxonomy node (labelled there by the survey or a user, or predicted there;
+        for a taxonomy from a list, labelled there by the list)."""
+        from semsearch.search import Filters
 
-        node = load_taxonomy().resolve(category)
         with self.use() as live:
-            vec_ids = live.index.store.vec_ids_where(categories=[node])[:limit]
-            hits = live.searcher.hits([(v, 1.0) for v in vec_ids])
+            searcher = live.under(taxonomy)[0]
+            node = searcher.taxonomy.resolve(category)
+            vec_ids = searcher.allowed_vec_ids(Filters(category=node))[:limit].tolist()
+            hits = searcher.hits([(v, 1.0) for v in vec_ids])
         return {"category": node, "results": [hit_json(h, details=details) for h in hits]}
 
     def paper(self, paper_id: str) -> dict:

@@ -255,6 +255,8 @@ def test_the_api_and_the_watch_take_a_taxonomy(index_dir, list_file, stub, capsy
     related = client.get("/api/related/2501.00004", params={"taxonomy": "kv", "k": 2}).json()["results"]
     assert all(set(h["categories"]) <= set(NODES) for h in related)
     assert client.get("/api/search", params={"q": "kv", "taxonomy": "nope"}).status_code == 404
+    listed = client.get("/api/papers", params={"category": "Merging", "taxonomy": "kv"}).json()
+    assert listed["category"] == "Methods/Merging" and [h["id"] for h in listed["results"]] == ["2501.00007"]
 
     stub.papers["2501.00042"] = {
         "title": "Evict by attention", "abstract": "evict kv cache tokens with low attention",

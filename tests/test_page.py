@@ -223,6 +223,11 @@ def test_a_taxonomy_from_a_list_is_chosen_on_the_page(tmp_path, fake_model, corp
                 "Drafting (predicted)",
                 "Caching (predicted)",
             }
+            page.locator(".result .chip", has_text="Drafting").first.click()  # the list's node, listed
+            page.wait_for_url("**view=node**")
+            page.wait_for_selector("main h2")
+            assert "taxonomy=decoding" in page.url and page.inner_text("main h2") == "Drafting"
+            page.wait_for_selector(".result")
             browser.close()
         assert problems == []
     finally:

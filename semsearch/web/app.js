@@ -54,7 +54,7 @@ async function taxonomyPicker() { // shown only when the index has taxonomies fr
 const number = (n) => Number(n).toLocaleString("en");
 const pathText = (path) => path.replaceAll("/", " › ");
 const paperHref = (id) => `/paper/${encodeURIComponent(id)}`;
-const nodeHref = (path) => `/?view=node&category=${encodeURIComponent(path)}`;
+const nodeHref = (path) => withTaxonomy(`/?view=node&category=${encodeURIComponent(path)}`);
 const link = (href, ...children) => el("a", { href, "data-route": true }, ...children);
 
 function authorsText(authors = []) {
@@ -295,9 +295,9 @@ async function taxonomyView() {
 }
 
 async function nodeView(params) {
-  const data = await api(`/api/papers?category=${encodeURIComponent(params.get("category"))}&limit=100&details=true`);
+  const data = await api(withTaxonomy(`/api/papers?category=${encodeURIComponent(params.get("category"))}&limit=100&details=true`));
   view.replaceChildren(el("h2", {}, pathText(data.category)),
-    el("p", {}, link(`/?view=trends&category=${encodeURIComponent(data.category)}`, "Papers per year under this node")),
+    chosenTaxonomy() ? null : el("p", {}, link(`/?view=trends&category=${encodeURIComponent(data.category)}`, "Papers per year under this node")),
     ...data.results.map((h) => hitView(h)));
   say(`${data.results.length} papers under ${leaf(data.category)}`);
 }
