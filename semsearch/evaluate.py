@@ -12,7 +12,7 @@ from semsearch.errors import SemsearchError
 from semsearch.index import Index
 from semsearch.paper import normalize_title
 from semsearch.sources.jsonl import read_records
-from semsearch.taxonomy import load_taxonomy, node_at, resolve_node
+from semsearch.taxonomy import is_under, load_taxonomy, node_at, resolve_node
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
@@ -59,9 +59,7 @@ def evaluate_classifier(
     # What the user sees: the leaf found top-down, which may differ from the most probable leaf.
     probabilities = classifier.probabilities(scores)
     first = [classifier.suggest(p)[0] for p in probabilities]
-    first_right = np.array(
-        [any(c == s.category or c.startswith(s.category + "/") for c in true_sets[i]) for i, s in enumerate(first)]
-    )
+    first_right = np.array([any(is_under(c, s.category) for c in true_sets[i]) for i, s in enumerate(first)])
     in_scope = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True) >= classifier.scope_threshold
     with_abstract = np.array([p.has_abstract for p in papers])
 
@@ -131,10 +129,6 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
         return float("nan")
     ranks = rankdata(scores)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _under(category: str, node: str) -> bool:
-    return category == node or category.startswith(node + "/")
 
 
 def knn_vote(classifier: TaxonomyClassifier, vectors: np.ndarray, k: int = 10) -> list[tuple[list[str], float, float]]:
@@ -232,7 +226,7 @@ def score_suggestions(
     rows = np.flatnonzero(inside)
 
     def right(node: str, i: int) -> bool:
-        return any(_under(node, e) for e in expected[i])
+        return any(is_under(node, e) for e in expected[i])
 
     top1 = np.array([right(suggested[i][0], i) for i in rows], dtype=float)
     branches = [node_at(expected[i][0], 2) for i in rows]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.paper import Paper, normalize_title
 from semsearch.sources.curated import CuratedList, parse_list
-from semsearch.taxonomy import Taxonomy, load_taxonomy
+from semsearch.taxonomy import Taxonomy, load_taxonomy, subtree_counts
 
 SURVEY = "survey"  # the built-in taxonomy's name
 LIST_ID_PREFIX = "list:"  # ids of listed papers that have no arXiv id
@@ -130,15 +129,13 @@ def _with_abstracts(listed: CuratedList, store, offline: bool, warn: Callable[[s
 
 
 def describe(listed: CuratedList, name: str) -> dict:
-    counts = Counter(c for p in listed.papers for c in p.categories)
-    under = {node: sum(n for c, n in counts.items() if c == node or c.startswith(node + "/")) for node in listed.nodes}
-    leaves = listed.leaves()
+    papers_under = subtree_counts(p.categories for p in listed.papers)
     return {
         "name": name,
         "nodes": listed.nodes,
         "papers": len(listed.papers),
         "with_arxiv_id": sum(1 for p in listed.papers if p.arxiv_id),
-        "weak_nodes": [leaf for leaf in leaves if under[leaf] < MIN_NODE_PAPERS],
+        "weak_nodes": [leaf for leaf in listed.leaves() if papers_under.get(leaf, 0) < MIN_NODE_PAPERS],
     }
 
 

@@ -34,7 +34,7 @@ from semsearch.index import Index
 from semsearch.lexical import strip_request
 from semsearch.paper import Paper
 from semsearch.store import Prediction, effective_categories
-from semsearch.taxonomy import load_taxonomy, resolve_node
+from semsearch.taxonomy import is_under, load_taxonomy, resolve_node
 
 MAX_QUERY_CHARS = 2000
 MODES = ("hybrid", "dense", "lexical")
@@ -270,9 +270,7 @@ class Searcher:
         store = self.index.store
         if self.taxonomy_name and filters.category:  # under a node of the list: its labelled papers
             node = self.taxonomy.resolve(filters.category)
-            under = {
-                v for v, cats in self.list_labels.items() if any(c == node or c.startswith(node + "/") for c in cats)
-            }
+            under = {v for v, cats in self.list_labels.items() if any(is_under(c, node) for c in cats)}
             years = store.vec_ids_where(year_from=filters.year_from, year_to=filters.year_to)
             return np.asarray(sorted(under & set(years)), dtype=np.int64)
         categories = [resolve_node(filters.category)] if filters.category else []

@@ -19,7 +19,6 @@ from pathlib import Path
 
 RELOAD_SECONDS = 1.0
 SESSION_THREADS = 1  # per question: concurrent requests use the cores better than one request split
-SNIPPET_CHARS = 320
 log = logging.getLogger("semsearch.service")
 
 

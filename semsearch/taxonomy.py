@@ -30,6 +30,11 @@ def ancestors(path: str) -> list[str]:
     return ["/".join(parts[:depth]) for depth in range(len(parts) - 1, 0, -1)]
 
 
+def is_under(path: str, node: str) -> bool:
+    """Whether `path` is `node` or lies below it."""
+    return path == node or path.startswith(node + "/")
+
+
 def node_probabilities(leaves: list[str], probabilities: list[float]) -> dict[str, float]:
     """Leaf probabilities, plus each inner node's: the sum over the leaves under it."""
     nodes = dict(zip(leaves, probabilities, strict=True))
@@ -75,7 +80,7 @@ class Taxonomy:
         leaves = self.leaves
         spreads = {}
         for node in self.nodes:
-            under = np.array([leaf == node or leaf.startswith(node + "/") for leaf in leaves], dtype=np.float32)
+            under = np.array([is_under(leaf, node) for leaf in leaves], dtype=np.float32)
             spreads[node] = under / under.sum()
         return spreads
 
