@@ -302,15 +302,15 @@ def ingest_jsonl(
     for path in files:
         check_readable(path)
     matrix = _vector_file(vectors, files) if vectors is not None else None
-    precomputed = precomputed or any("embedding" in (first_record(path) or {}) for path in files)
+    firsts = {path: first_record(path) or {} for path in files} if matrix is None else {}
+    precomputed = precomputed or any("embedding" in first for first in firsts.values())
     ingest = Ingest(index_dir, model, progress=progress, index_type=index_type)
     with ingest:
         check = VectorCheck(ingest) if precomputed or matrix is not None else None
         if matrix is not None:
             check(vectors_model, matrix.shape[1], str(vectors))  # before anything is stored
         elif check is not None:
-            for path in files:  # a file of another model's vectors: refused before anything is stored
-                first = first_record(path) or {}
+            for path, first in firsts.items():  # another model's vectors: refused before anything is stored
                 embedding = first.get("embedding")
                 check(first.get("embedding_model"), len(embedding) if isinstance(embedding, list) else 0, f"{path}:1")
         for path in files:

@@ -119,8 +119,7 @@ def add_list(
 
 
 def _with_abstracts(listed: CuratedList, store, offline: bool, warn: Callable[[str], None]) -> list[Paper]:
-    need = [p.arxiv_id for p in listed.papers if p.arxiv_id and not ((s := store.get(p.arxiv_id)) and s.abstract)]
-    fetched = _fetch(need, offline, warn)
+    fetched = _fetch([p.arxiv_id for p in listed.papers if p.arxiv_id], store, offline, warn)
     papers = []
     for paper in listed.papers:
         record = Paper(id=paper.arxiv_id or _paper_id(paper.title), title=paper.title, sources=["list"])
@@ -231,11 +230,7 @@ def refresh_survey(
         }
         ingest.survey = fresh
         new_papers = [p for p in fresh.papers if key(p) in changes["added"] or key(p) in changes["moved"]]
-        fetched = _fetch(
-            [p.arxiv_id for p in new_papers if p.arxiv_id and not ((s := store.get(p.arxiv_id)) and s.abstract)],
-            offline,
-            ingest.warn,
-        )
+        fetched = _fetch([p.arxiv_id for p in new_papers if p.arxiv_id], store, offline, ingest.warn)
         ingest.add(p.merged_with(fetched[p.arxiv_id]) if p.arxiv_id in fetched else p for p in new_papers)
         for paper in old.papers:  # no longer listed: no longer the survey's
             if key(paper) in changes["removed"]:
@@ -247,9 +242,11 @@ def refresh_survey(
     return {name: len(value) for name, value in changes.items()} | {"papers": len(fresh.papers), "changes": changes}
 
 
-def _fetch(ids: list[str], offline: bool, warn: Callable[[str], None]) -> dict[str, Paper]:
+def _fetch(ids: list[str], store, offline: bool, warn: Callable[[str], None]) -> dict[str, Paper]:
+    """The papers with these arXiv ids that the index holds without an abstract, from arXiv."""
     from semsearch.sources.arxiv import ArxivClient, ArxivUnavailable
 
+    ids = [i for i in ids if not ((stored := store.get(i)) and stored.abstract)]
     if not ids:
         return {}
     if offline:

@@ -170,13 +170,13 @@ class Service:
 
     def overview(self) -> dict:
         """What the index holds, for a person: counts, the last watch and what it found."""
-        from semsearch.watch import LAST_WATCH, latest_digest
+        from semsearch.watch import LAST_WATCH, digest_json
 
         with self.use() as live:
             store = live.index.store
             counts = {"papers": live.index.manifest.count, **store.content_counts()}
             last_watch = store.get_meta(LAST_WATCH)
-        digest = latest_digest(self.directory)
+        digest = digest_json(self.directory)
         return {**counts, "last_watch": last_watch, "new_papers": digest["groups"] if digest else {}}
 
     def search(
@@ -312,8 +312,6 @@ class Service:
         return {"digests": list_digests(self.directory)}
 
     def digest(self, name: str) -> dict:
-        import json
+        from semsearch.watch import digest_json
 
-        from semsearch.watch import load_digest, render_digest
-
-        return json.loads(render_digest(load_digest(self.directory, name), "json"))
+        return digest_json(self.directory, name)

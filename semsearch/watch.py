@@ -161,10 +161,14 @@ def list_digests(index_dir: Path) -> list[dict]:
     return listed
 
 
-def latest_digest(index_dir: Path) -> dict | None:
-    """The newest digest as `render_digest(..., "json")` gives it, or None."""
-    listed = list_digests(index_dir)
-    return json.loads(render_digest(load_digest(index_dir, listed[0]["name"]), "json")) if listed else None
+def digest_json(index_dir: Path, name: str | None = None) -> dict | None:
+    """A saved digest (the newest when `name` is None) as `render_digest(..., "json")` gives it;
+    None when there is none yet."""
+    if name is None:  # names sort by window: the newest is the largest, found without reading any
+        name = max((p.stem for p in (Path(index_dir) / DIGESTS_DIR).glob("*.json")), default=None)
+        if name is None:
+            return None
+    return json.loads(render_digest(load_digest(index_dir, name), "json"))
 
 
 def load_digest(index_dir: Path, name: str) -> WatchReport:
