@@ -15,7 +15,7 @@ import numpy as np
 from semsearch.errors import NotFound, PartialFailure, SemsearchError
 from semsearch.index import RESUME_PREFIX, IndexWriter, Manifest
 from semsearch.paper import Paper, normalize_title
-from semsearch.sources.survey import Survey, load_survey, survey_of
+from semsearch.sources.survey import Survey, survey_of
 
 BATCH = 512  # papers per store transaction and per call to the model
 SURVEY_ID_PREFIX = "survey:"
@@ -66,8 +66,7 @@ class Ingest:
         index_type: str | None = None,
     ):
         self.writer = IndexWriter(index_dir, model, index_type=index_type)
-        self._given_survey = survey
-        self.survey = survey or load_survey()  # until the index is open: then the index's own (refreshed) list
+        self.survey = survey  # else, once the index is open, its own list (as refreshed, else the packaged one)
         self.progress = progress
         self._warn = warn
         self.report = IngestReport()
@@ -86,7 +85,7 @@ class Ingest:
     def __enter__(self) -> Ingest:
         self._started = time.perf_counter()
         self.writer.__enter__()
-        if self._given_survey is None:
+        if self.survey is None:
             self.survey = survey_of(self.store)
         return self
 

@@ -264,12 +264,11 @@ class Service:
         return data
 
     def taxonomies(self) -> list[dict]:
-        """The survey's taxonomy and those added from lists: name, nodes, papers."""
+        """The survey's taxonomy and those added from lists: name, nodes, papers (and a list's source)."""
         from semsearch.lists import listed_taxonomies
 
         with self.use() as live:
-            rows = listed_taxonomies(live.index.store)
-        return [{"name": r["name"], "nodes": r["nodes"], "papers": r["papers"]} for r in rows]
+            return listed_taxonomies(live.index.store)
 
     def taxonomy(self) -> list[dict]:
         from semsearch.taxonomy import index_tree
