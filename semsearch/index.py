@@ -377,6 +377,7 @@ class IndexWriter:
         if not dimension:
             raise SemsearchError("the index is empty and no dimension is known; nothing was published")
         store.set_meta("dimension", str(dimension))
+        store.derive_categories()
         count = store.embedding_count()
         kind = vector_index.choose_index_type(store.get_meta("index_type") or "auto", count)
         training = store.sample_embeddings(vector_index.training_size(count)) if kind != "flat" and count else None

@@ -24,7 +24,7 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (docs/
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -33,7 +33,7 @@ from semsearch.errors import SemsearchError
 from semsearch.index import Index
 from semsearch.lexical import strip_request
 from semsearch.paper import Paper
-from semsearch.store import Prediction, effective_categories
+from semsearch.store import Prediction
 from semsearch.taxonomy import is_under, load_taxonomy, resolve_node
 
 MAX_QUERY_CHARS = 2000
@@ -77,32 +77,11 @@ class Evidence:
 class Hit:
     paper: Paper
     score: float
-    prediction: Prediction | None = None  # for papers the survey does not label
+    prediction: Prediction | None = None  # the classifier's, for papers the survey does not label
     vec_id: int | None = None
     evidence: Evidence | None = None
-    user_category: str | None = None  # confirmed with `semsearch label`
-    in_list: tuple[list[str], str | None] | None = None  # under a taxonomy from a list: its categories, source
-
-    @property
-    def categories(self) -> list[str]:
-        """The survey's categories, else a user's label, else the predicted one when in scope (or,
-        searching with a list's taxonomy, the list's categories or the one predicted in it)."""
-        if self.in_list is not None:
-            return self.in_list[0]
-        p = self.prediction
-        return effective_categories(
-            self.paper.survey_categories, self.user_category, p.category if p else None, bool(p and p.in_scope)
-        )
-
-    @property
-    def category_source(self) -> str | None:
-        if self.in_list is not None:
-            return self.in_list[1]
-        if self.paper.survey_categories:
-            return "survey"
-        if self.user_category:
-            return "user"
-        return "predicted" if self.categories else None
+    categories: list[str] = field(default_factory=list)  # as stored for the taxonomy searched
+    category_source: str | None = None  # survey, user, predicted, or a list's label ("list")
 
     def to_dict(self, explain: bool = False) -> dict:
         data = {
@@ -167,7 +146,7 @@ def leaf_distributions(store, vec_ids, cache: dict | None = None) -> dict[int, t
             cache.clear()
         evidence = store.category_evidence(missing)
         for vec_id in missing:
-            categories, spread = evidence.get(vec_id, ([], None))
+            categories, _, spread = evidence.get(vec_id, ([], None, None))
             usable = spread is not None and len(spread) == len(taxonomy.leaves)
             entry = (categories, spread if usable else taxonomy.leaf_spread(categories)) if categories else None
             cache[vec_id] = entry
@@ -291,18 +270,16 @@ class Searcher:
     def hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
         store = self.index.store
         papers = store.papers_by_vec_id(vec_id for vec_id, _ in ranked)
-        unlabelled = [v for v, _ in ranked if v in papers and not papers[v].survey_categories]
-        predictions, labels = store.predictions(unlabelled), store.user_labels(unlabelled)
-        hits = [
-            Hit(papers[v], score, predictions.get(v), v, user_category=labels.get(v))
-            for v, score in ranked
-            if v in papers
-        ]
+        predictions = store.predictions(v for v, _ in ranked if v in papers and not papers[v].survey_categories)
+        hits = [Hit(papers[v], score, predictions.get(v), v) for v, score in ranked if v in papers]
         if self.taxonomy_name:
             self.leaf_distributions([h.vec_id for h in hits])
-            for hit in hits:
-                entry = self.distributions.get(hit.vec_id)
-                hit.in_list = (entry[0], entry[2]) if entry else ([], None)
+            found = {h.vec_id: self.distributions.get(h.vec_id) for h in hits}
+            found = {v: (entry[0], entry[2]) for v, entry in found.items() if entry}
+        else:
+            found = {v: entry[:2] for v, entry in store.category_evidence(h.vec_id for h in hits).items()}
+        for hit in hits:
+            hit.categories, hit.category_source = found.get(hit.vec_id, ([], None))
         return hits
 
     def question_leaves(self, query: str, vector: np.ndarray) -> np.ndarray | None:

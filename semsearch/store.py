@@ -67,6 +67,13 @@ CREATE TABLE IF NOT EXISTS predictions (     -- taxonomy suggestion for papers t
     in_scope INTEGER NOT NULL,
     leaf_probabilities BLOB              -- float32, one per taxonomy leaf in document order
 );
+CREATE TABLE IF NOT EXISTS paper_categories (  -- each paper's effective categories, derived at publish
+    vec_id INTEGER NOT NULL REFERENCES papers(vec_id),
+    rank INTEGER NOT NULL,               -- the survey's order of a paper's categories
+    category TEXT NOT NULL,
+    source TEXT NOT NULL,                -- survey | user | predicted
+    PRIMARY KEY (vec_id, rank)
+) WITHOUT ROWID;
 """
 
 _JSON_FIELDS = ("authors", "arxiv_categories", "survey_categories", "sources")
@@ -84,9 +91,20 @@ class Prediction:
     leaf_probabilities: np.ndarray | None = None  # the classifier's chance of each leaf, in document order
 
 
-def effective_categories(survey: list[str], user: str | None, predicted: str | None, in_scope: bool) -> list[str]:
-    """A paper's categories: the survey's, else a user's label, else the prediction when in scope."""
-    return list(survey) or ([user] if user else []) or ([predicted] if predicted and in_scope else [])
+# The one rule for a paper's categories: the survey's, else a user's label, else the classifier's
+# prediction when in scope. Derived once per generation into `paper_categories`, which every reader
+# (search hits, --category filters, counts, related work) reads.
+_EFFECTIVE_CATEGORIES = """
+SELECT p.vec_id, CAST(c.key AS INTEGER) AS rank, c.value AS category, 'survey' AS source
+FROM papers AS p, json_each(p.survey_categories) AS c
+UNION ALL
+SELECT l.vec_id, 0, l.category, 'user'
+FROM labels AS l JOIN papers AS p ON p.vec_id = l.vec_id WHERE p.survey_categories = '[]'
+UNION ALL
+SELECT r.vec_id, 0, r.category, 'predicted'
+FROM predictions AS r JOIN papers AS p ON p.vec_id = r.vec_id LEFT JOIN labels AS l ON l.vec_id = r.vec_id
+WHERE p.survey_categories = '[]' AND l.vec_id IS NULL AND r.in_scope = 1
+"""
 
 
 @dataclass
@@ -130,6 +148,9 @@ class Store:
         if connection is None:
             connection = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
             connection.row_factory = sqlite3.Row
+            if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'paper_categories'").fetchone():
+                # An index published before the categories were stored: derive them on reading.
+                connection.execute(f"CREATE TEMP VIEW paper_categories AS {_EFFECTIVE_CATEGORIES}")
             self._local.db = connection
             with self._connections_lock:
                 self._connections.append(connection)
@@ -165,15 +186,14 @@ class Store:
     def content_counts(self) -> dict[str, int]:
         """How many papers have an abstract, how many the survey labels, how many a user labelled,
         and how many others the classifier places in the taxonomy."""
-        row = self.db.execute(
-            """SELECT count(CASE WHEN p.abstract != '' THEN 1 END),
-                      count(CASE WHEN p.survey_categories != '[]' THEN 1 END),
-                      count(CASE WHEN p.survey_categories = '[]' AND l.vec_id IS NOT NULL THEN 1 END),
-                      count(CASE WHEN p.survey_categories = '[]' AND l.vec_id IS NULL AND r.in_scope = 1 THEN 1 END)
-               FROM papers AS p LEFT JOIN labels AS l ON l.vec_id = p.vec_id
-                                LEFT JOIN predictions AS r ON r.vec_id = p.vec_id"""
-        ).fetchone()
-        return {"with_abstract": row[0], "survey_labelled": row[1], "user_labelled": row[2], "predicted": row[3]}
+        with_abstract = self.db.execute("SELECT count(*) FROM papers WHERE abstract != ''").fetchone()[0]
+        by_source = dict(self.db.execute("SELECT source, count(DISTINCT vec_id) FROM paper_categories GROUP BY source"))
+        return {
+            "with_abstract": with_abstract,
+            "survey_labelled": by_source.get("survey", 0),
+            "user_labelled": by_source.get("user", 0),
+            "predicted": by_source.get("predicted", 0),
+        }
 
     def get(self, paper_id: str) -> Paper | None:
         row = self.db.execute("SELECT * FROM papers WHERE id = ?", (paper_id,)).fetchone()
@@ -251,25 +271,12 @@ class Store:
             clauses.append("year <= ?")
             params.append(year_to)
         paths = list(categories)
-        if paths:
-            # Under a node by the paper's category, in the order of `categories_for`: the survey's
-            # label, else a user's, else the prediction when in scope.
-            def under(column: str) -> str:
-                return " OR ".join(f"({column} = ? OR {column} LIKE ? ESCAPE '\\')" for _ in paths)
-
-            clauses.append(
-                f"""(EXISTS (SELECT 1 FROM json_each(papers.survey_categories) AS c WHERE {under("c.value")})
-                    OR (papers.survey_categories = '[]' AND (
-                        EXISTS (SELECT 1 FROM labels AS l WHERE l.vec_id = papers.vec_id AND ({under("l.category")}))
-                        OR (NOT EXISTS (SELECT 1 FROM labels AS l WHERE l.vec_id = papers.vec_id)
-                            AND EXISTS (SELECT 1 FROM predictions AS r WHERE r.vec_id = papers.vec_id
-                                        AND r.in_scope = 1 AND ({under("r.category")}))))))"""
-            )
-            pattern_params = []
+        if paths:  # under a node by the paper's effective category
+            under = " OR ".join("(c.category = ? OR c.category LIKE ? ESCAPE '\\')" for _ in paths)
+            clauses.append(f"EXISTS (SELECT 1 FROM paper_categories AS c WHERE c.vec_id = papers.vec_id AND ({under}))")
             for path in paths:
                 escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                pattern_params += [path, escaped + "/%"]
-            params += pattern_params * 3
+                params += [path, escaped + "/%"]
         where = " AND ".join(clauses) or "1"
         return [row[0] for row in self.db.execute(f"SELECT vec_id FROM papers WHERE {where}", params)]
 
@@ -383,9 +390,6 @@ class Store:
         )
         return [{"id": r[0], "title": r[1], "category": r[2], "labelled_at": r[3]} for r in rows]
 
-    def user_labels(self, vec_ids: Iterable[int]) -> dict[int, str]:
-        return {row[0]: row[1] for row in self._rows_for("SELECT vec_id, category FROM labels", vec_ids)}
-
     def survey_labelled(self) -> list[tuple[Paper, np.ndarray, list[str]]]:
         """The papers the survey's classifier learns from (labelled by the survey or a user), with
         their embeddings and categories."""
@@ -483,29 +487,33 @@ class Store:
             ],
         )
 
-    def categories_for(self, vec_ids: Iterable[int], *, predicted: bool = True) -> dict[int, list[str]]:
-        """Each paper's categories: the survey's, else a user's label, else (unless `predicted` is
-        False) the predicted one when in scope. Cheap: reads no text."""
-        return {v: categories for v, (categories, _) in self.category_evidence(vec_ids, predicted=predicted).items()}
+    def derive_categories(self) -> None:
+        """Store each paper's effective categories (`_EFFECTIVE_CATEGORIES`) for readers of this
+        generation; `IndexWriter.publish` calls it after the last change to papers, labels and
+        predictions."""
+        self.db.execute("DELETE FROM paper_categories")
+        self.db.execute(f"INSERT INTO paper_categories (vec_id, rank, category, source) {_EFFECTIVE_CATEGORIES}")
 
-    def category_evidence(
-        self, vec_ids: Iterable[int], *, predicted: bool = True
-    ) -> dict[int, tuple[list[str], np.ndarray | None]]:
-        """Each paper's categories (as `categories_for`) and, when they are an in-scope prediction,
-        the classifier's chance of each leaf (None for labelled papers and older indexes)."""
-        select = """SELECT p.vec_id, p.survey_categories, l.category, r.category, r.in_scope, r.leaf_probabilities
-                    FROM papers AS p
-                    LEFT JOIN labels AS l ON l.vec_id = p.vec_id
-                    LEFT JOIN predictions AS r ON r.vec_id = p.vec_id"""
-        if not self.keeps_leaf_probabilities:
-            select = select.replace("r.leaf_probabilities", "NULL")
-        found = {}
-        rows = self._rows_for(select, vec_ids, column="p.vec_id")
-        for vec_id, survey, user, prediction, in_scope, spread in rows:
-            labelled = json.loads(survey) if survey != "[]" else []  # most papers: skip the parse
-            categories = effective_categories(labelled, user, prediction if predicted else None, bool(in_scope))
-            from_prediction = bool(categories) and not labelled and not user and spread is not None
-            found[vec_id] = (categories, np.frombuffer(spread, dtype=np.float32) if from_prediction else None)
+    def categories_for(self, vec_ids: Iterable[int], *, predicted: bool = True) -> dict[int, list[str]]:
+        """The categories of each categorised paper among `vec_ids` (unless `predicted` is False,
+        only labelled ones). Cheap: reads no text."""
+        found = self.category_evidence(vec_ids)
+        return {v: categories for v, (categories, source, _) in found.items() if predicted or source != "predicted"}
+
+    def category_evidence(self, vec_ids: Iterable[int]) -> dict[int, tuple[list[str], str, np.ndarray | None]]:
+        """Each categorised paper's categories, where they come from (survey, user or predicted) and,
+        for a prediction, the classifier's chance of each leaf (None otherwise, or in older indexes)."""
+        spread = "r.leaf_probabilities" if self.keeps_leaf_probabilities else "NULL"
+        select = f"""SELECT c.vec_id, c.rank, c.category, c.source, {spread} FROM paper_categories AS c
+                     LEFT JOIN predictions AS r ON r.vec_id = c.vec_id AND c.source = 'predicted'"""
+        rows = sorted(self._rows_for(select, vec_ids, column="c.vec_id"), key=lambda row: (row[0], row[1]))
+        found: dict[int, tuple[list[str], str, np.ndarray | None]] = {}
+        for vec_id, _, category, source, leaf_probabilities in rows:
+            if vec_id in found:
+                found[vec_id][0].append(category)
+            else:
+                spread_of = None if leaf_probabilities is None else np.frombuffer(leaf_probabilities, dtype=np.float32)
+                found[vec_id] = ([category], source, spread_of)
         return found
 
     @cached_property

@@ -295,6 +295,7 @@ def test_a_predicted_paper_earns_the_chance_that_it_shares_the_questions_leaf(tm
     store = Store(generation)  # a test may rewrite the prediction of a published generation in place
     vec_id = store.vec_id("2401.00042")
     store.put_predictions([(vec_id, Prediction(other, 0.5, True, spread))])
+    store.derive_categories()
     store.commit()
     store.close()
 

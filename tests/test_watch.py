@@ -219,8 +219,10 @@ def test_a_label_outranks_the_prediction_everywhere(tmp_path):
     labelled = "Data-Centric Methods/Prompt Engineering/Few-Shot Prompting/Demonstration Organization"
     predicted = "Model-Centric Methods/Model Compression/Quantization"
     store.put_predictions([(vec_id, Prediction(predicted, 0.9, True))])
+    store.derive_categories()
     assert store.vec_ids_where(categories=[predicted]) == [vec_id]
     store.put_label(vec_id, labelled + "/Demonstration Ordering", "2024-11-01T00:00:00+00:00")
+    store.derive_categories()
     # The --category filter reads the paper's category as `categories_for` does: the label wins.
     assert store.categories_for([vec_id])[vec_id] == [labelled + "/Demonstration Ordering"]
     assert store.vec_ids_where(categories=[labelled]) == [vec_id]
@@ -290,3 +292,32 @@ def test_labels_survive_a_rebuild_through_export_and_import(survey_index, tmp_pa
     (tmp_path / "bad.jsonl").write_text(json.dumps({"id": "2306.00978", "category": "Nope"}) + "\n")
     code, _, err = run(capsys, "labels", "import", tmp_path / "bad.jsonl", "--index", rebuilt)
     assert code == 2 and "bad.jsonl:1:" in err
+
+
+def test_categories_are_derived_once_at_publish_and_read_the_same_by_every_path(survey_corpus_index):
+    """Search hits, the --category filter and the counts read the categories stored with the
+    generation; an index published before they were stored derives the same ones on reading."""
+    import sqlite3
+
+    from semsearch.search import Searcher
+
+    index = Index.open(survey_corpus_index)
+    store = index.store
+    stored = store.categories_for(range(store.count() + 1))
+    sources = {v: s for v, (_, s, _) in store.category_evidence(stored).items()}
+    assert {"survey", "predicted"} <= set(sources.values())
+    hits = Searcher(index, taxonomy=False).hits([(v, 1.0) for v in stored])
+    assert {h.vec_id: h.categories for h in hits} == stored
+    assert {h.vec_id: h.category_source for h in hits} == sources
+    predicted = next(v for v, s in sources.items() if s == "predicted")
+    assert predicted in store.vec_ids_where(categories=[stored[predicted][0].rsplit("/", 1)[0]])
+    counts = store.content_counts()
+    assert counts["predicted"] == sum(s == "predicted" for s in sources.values())
+    index.close()
+
+    db = sqlite3.connect(index.generation_dir / "papers.db")
+    db.execute("DROP TABLE paper_categories")  # as an index written before they were stored
+    db.commit()
+    db.close()
+    older = Index.open(survey_corpus_index).store
+    assert older.categories_for(stored) == stored and older.content_counts() == counts
