@@ -51,7 +51,7 @@ def main() -> None:
 
         index_dir = work / f"index-{round_number}"
         started = time.perf_counter()
-        report = ingest_jsonl([subset], index_dir, progress=False)
+        report = ingest_jsonl([subset], index_dir=index_dir, progress=False)
         full.append(len(texts) / (time.perf_counter() - started))
         assert report.embedded == len(texts), report.summary()
         shutil.rmtree(index_dir)

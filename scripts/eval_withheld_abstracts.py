@@ -29,8 +29,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def build(directory: Path, papers: Path) -> Index:
-    ingest_survey(directory, offline=True, progress=False)
-    ingest_jsonl([papers], directory, progress=False)
+    ingest_survey(index_dir=directory, offline=True, progress=False)
+    ingest_jsonl([papers], index_dir=directory, progress=False)
     return Index.open(directory)
 
 

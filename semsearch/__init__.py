@@ -4,7 +4,7 @@ The public API, importable from here (each name is imported on first use, so `im
 loads nothing heavy)::
 
     from semsearch import Index, Searcher, Filters, ingest_survey
-    ingest_survey("index", offline=True)
+    ingest_survey(index_dir="index", offline=True)
     hits = Searcher(Index.open("index")).search("pruning attention heads", k=5, filters=Filters(year_from=2023))
 """
 

@@ -124,8 +124,8 @@ def ingest_jsonl_command(
     wanted = {c.strip() for c in categories.split(",") if c.strip()} if categories else None
     report = ingest_jsonl(
         paths,
-        index,
-        model,
+        index_dir=index,
+        model=model,
         skip_malformed=skip_malformed,
         categories=wanted,
         since=_check_date(since),
@@ -151,7 +151,8 @@ def ingest_arxiv_command(
 
     if not ids and not query:
         raise SemsearchError("give --id ID (repeatable) or --query QUERY")
-    _finish_ingest(ingest_arxiv(ids or [], query, max_results, index, model, progress=_progress(progress)))
+    report = ingest_arxiv(ids or [], query, max_results, index_dir=index, model=model, progress=_progress(progress))
+    _finish_ingest(report)
 
 
 @ingest_app.command("survey")
@@ -164,7 +165,7 @@ def ingest_survey_command(
     """Index the survey's ~420 papers with their taxonomy categories (abstracts from arXiv when online)."""
     from semsearch.ingest import ingest_survey
 
-    _finish_ingest(ingest_survey(index, model, offline=offline, progress=_progress(progress)))
+    _finish_ingest(ingest_survey(index_dir=index, model=model, offline=offline, progress=_progress(progress)))
 
 
 def _check_date(value: str | None) -> str | None:
@@ -391,7 +392,7 @@ def mcp(index: IndexOption = None) -> None:
     """Serve the library to assistants over the Model Context Protocol (stdio)."""
     from semsearch.mcp_server import serve_stdio
 
-    serve_stdio(index)
+    serve_stdio(index_dir=index)
 
 
 @app.command()
@@ -415,7 +416,7 @@ def serve(
     seconds = parse_interval(watch_every) if watch_every else None
     _open_index(index).close()  # the default index is built on first use
     print(f"semsearch: serving http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", file=sys.stderr)
-    run_server(index, host, port, workers=workers, watch_seconds=seconds, token=token)
+    run_server(host, port, index_dir=index, workers=workers, watch_seconds=seconds, token=token)
 
 
 # --- watching arXiv, labels -------------------------------------------------------------------------
@@ -478,9 +479,9 @@ def watch(
     if seconds is None:
         report_watch(
             run_watch(
-                index,
                 wanted,
                 _check_date(since),
+                index_dir=index,
                 keep_all=keep_all,
                 progress=_progress(progress),
                 max_results=max_results,
@@ -498,8 +499,8 @@ def watch(
             report_watch(report)
 
     watch_every(
-        index, seconds, threading.Event(), wanted, on_done=done, keep_all=keep_all, max_results=max_results,
-        taxonomy_name=taxonomy_name,
+        seconds, threading.Event(), wanted, on_done=done, index_dir=index, keep_all=keep_all,
+        max_results=max_results, taxonomy_name=taxonomy_name,
     )  # fmt: skip
 
 
@@ -515,7 +516,7 @@ def label(
 
     if remove == (category is not None):
         raise SemsearchError("give a CATEGORY, or --remove")
-    node = label_paper(index, paper_id, None if remove else category)
+    node = label_paper(paper_id, None if remove else category, index_dir=index)
     print(f"{paper_id}: {'label removed' if remove else node}", file=sys.stderr)
 
 
@@ -542,7 +543,7 @@ def labels_import(
     """Put exported labels back (e.g. into a rebuilt index); they train later suggestions."""
     from semsearch.ingest import import_labels
 
-    report = import_labels(index, path)
+    report = import_labels(path, index_dir=index)
     missing = report["not_in_index"]
     note = f"; {missing} are for papers not in the index (ingest them, then import again)" if missing else ""
     print(f"imported {report['imported']} labels{note}", file=sys.stderr)
@@ -566,7 +567,7 @@ def _open_index(index: Path | None):
             f"no index at {default} yet: building it from the survey's papers first (once; offline, titles only)",
             file=sys.stderr,
         )
-        print(ingest_survey(default, progress=_progress(None)).summary(), file=sys.stderr)
+        print(ingest_survey(index_dir=default, progress=_progress(None)).summary(), file=sys.stderr)
     return Index.open(index)
 
 
@@ -627,7 +628,7 @@ def taxonomy_add(
     """Make a curated markdown list a taxonomy of the index: its headings are nodes, its papers labels."""
     from semsearch.lists import add_list
 
-    summary = add_list(name, source, index, offline=offline, replace=replace, progress=_progress(progress))
+    summary = add_list(name, source, index_dir=index, offline=offline, replace=replace, progress=_progress(progress))
     if as_json:
         _print_json(summary)
     else:
@@ -651,7 +652,7 @@ def taxonomy_refresh(
     """Follow the survey's list as its authors maintain it: relabel, add new papers, retrain."""
     from semsearch.lists import refresh_survey
 
-    report = refresh_survey(source, index, offline=offline, progress=_progress(progress))
+    report = refresh_survey(source, index_dir=index, offline=offline, progress=_progress(progress))
     if as_json:
         _print_json(report)
         return
@@ -703,7 +704,7 @@ def taxonomy_remove(name: str, index: IndexOption = None) -> None:
     """Remove an added taxonomy (its papers stay in the index)."""
     from semsearch.lists import remove_list
 
-    remove_list(name, index)
+    remove_list(name, index_dir=index)
     print(f"taxonomy {name!r} removed", file=sys.stderr)
 
 

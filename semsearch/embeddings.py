@@ -82,14 +82,14 @@ ENCODERS_DIR = "encoders"
 _POOLING = {"mean", "cls"}
 
 
-def encoder_dir(index_dir: Path, model: str) -> Path:
+def encoder_dir(model: str, *, index_dir: Path) -> Path:
     return index_dir / ENCODERS_DIR / re.sub(r"[^A-Za-z0-9._-]+", "_", model)
 
 
-def export_onnx(embedder: Embedder, index_dir: Path) -> Path | None:
+def export_onnx(embedder: Embedder, *, index_dir: Path) -> Path | None:
     """Export `embedder`'s model for onnxruntime into the index directory; None if its architecture
     is not one we can reproduce exactly (only transformer + mean/CLS pooling + normalisation)."""
-    target = encoder_dir(index_dir, embedder.model_name)
+    target = encoder_dir(embedder.model_name, index_dir=index_dir)
     if (target / "encoder.json").exists():
         return target
     model = embedder.model
@@ -208,9 +208,9 @@ class OnnxEmbedder:
         return vectors
 
 
-def query_embedder(index_dir: Path, model: str, *, threads: int | None = None):
+def query_embedder(model: str, *, index_dir: Path, threads: int | None = None):
     """The fastest faithful encoder for questions: the ONNX export when there is one."""
-    directory = encoder_dir(index_dir, model)
+    directory = encoder_dir(model, index_dir=index_dir)
     if os.environ.get("SEMSEARCH_NO_ONNX") != "1" and (directory / "encoder.json").exists():
         try:
             return OnnxEmbedder(directory, threads=threads)

@@ -48,7 +48,7 @@ def _warn_stderr(message: str) -> None:
 
 
 class Ingest:
-    """`with Ingest(index_dir) as ingest: ingest.add(papers)` stores, embeds and publishes.
+    """`with Ingest(index_dir=index_dir) as ingest: ingest.add(papers)` stores, embeds and publishes.
 
     On leaving the block normally, or with a SemsearchError (bad input part-way, papers that
     never arrived), everything added so far is published before the error goes on. Any other
@@ -57,9 +57,9 @@ class Ingest:
 
     def __init__(
         self,
+        *,
         index_dir: str | Path | None = None,
         model: str | None = None,
-        *,
         progress: bool = True,
         warn: Callable[[str], None] = _warn_stderr,
         survey: Survey | None = None,
@@ -220,13 +220,13 @@ class Ingest:
         """Once per index directory and model: the ONNX export that makes questions fast to answer."""
         from semsearch.embeddings import encoder_dir, export_onnx
 
-        target = encoder_dir(self.writer.directory, self.writer.model)
+        target = encoder_dir(self.writer.model, index_dir=self.writer.directory)
         # A model whose architecture cannot be exported is marked, so later ingests need not load it.
         unsupported = target.with_name(target.name + ".unsupported")
         if (target / "encoder.json").exists() or unsupported.exists():
             return
         try:
-            if export_onnx(self.embedder(), self.writer.directory) is None:
+            if export_onnx(self.embedder(), index_dir=self.writer.directory) is None:
                 unsupported.parent.mkdir(parents=True, exist_ok=True)
                 unsupported.write_text("questions load the full model: its architecture is not exported\n")
         except Exception as err:  # noqa: BLE001 - questions still work, only slower to start
@@ -278,9 +278,9 @@ class Ingest:
 # --- one function per source: the Python API behind `semsearch ingest ...` ---------------------
 def ingest_jsonl(
     paths: Sequence[str | Path],
+    *,
     index_dir: str | Path | None = None,
     model: str | None = None,
-    *,
     skip_malformed: bool = False,
     categories: set[str] | None = None,
     since: str | None = None,
@@ -303,7 +303,7 @@ def ingest_jsonl(
     matrix = _vector_file(vectors, files) if vectors is not None else None
     firsts = {path: first_record(path) or {} for path in files} if matrix is None else {}
     precomputed = precomputed or any("embedding" in first for first in firsts.values())
-    ingest = Ingest(index_dir, model, progress=progress, index_type=index_type)
+    ingest = Ingest(index_dir=index_dir, model=model, progress=progress, index_type=index_type)
     with ingest:
         check = VectorCheck(ingest) if precomputed or matrix is not None else None
         if matrix is not None:
@@ -396,9 +396,9 @@ def ingest_arxiv(
     ids: Sequence[str] = (),
     query: str | None = None,
     max_results: int = 100,
+    *,
     index_dir: str | Path | None = None,
     model: str | None = None,
-    *,
     progress: bool = True,
 ) -> IngestReport:
     """Fetch papers by id or by an arXiv query; what arrived is stored even when some ids fail."""
@@ -406,7 +406,7 @@ def ingest_arxiv(
 
     wanted = validate_ids(ids)  # bad ids are refused before anything is fetched or written
     client = ArxivClient()
-    ingest = Ingest(index_dir, model, progress=progress)
+    ingest = Ingest(index_dir=index_dir, model=model, progress=progress)
     with ingest:
         if wanted:
             result = client.fetch_ids(wanted, on_papers=ingest.add)
@@ -420,16 +420,16 @@ def ingest_arxiv(
 
 
 def ingest_survey(
+    *,
     index_dir: str | Path | None = None,
     model: str | None = None,
-    *,
     offline: bool = False,
     progress: bool = True,
 ) -> IngestReport:
     """The survey's papers with their categories; online, with abstracts from arXiv where known."""
     from semsearch.sources.arxiv import ArxivClient, ArxivUnavailable
 
-    ingest = Ingest(index_dir, model, progress=progress)
+    ingest = Ingest(index_dir=index_dir, model=model, progress=progress)
     with ingest:
         survey = ingest.survey  # the index's: as `taxonomy refresh` last read the list, else the packaged one
         by_id: dict[str, Paper] = {}
@@ -476,7 +476,7 @@ def ingest_survey(
     return ingest.report
 
 
-def label_paper(index_dir: str | Path | None, paper_id: str, category: str | None) -> str | None:
+def label_paper(paper_id: str, category: str | None, *, index_dir: str | Path | None = None) -> str | None:
     """Confirm a paper's category (None removes the label); labels join the classifier's training
     set at once. Returns the full node path."""
     from datetime import datetime, timezone
@@ -484,7 +484,7 @@ def label_paper(index_dir: str | Path | None, paper_id: str, category: str | Non
     from semsearch.taxonomy import resolve_node
 
     node = resolve_node(category) if category is not None else None
-    with Ingest(index_dir, progress=False) as ingest:
+    with Ingest(index_dir=index_dir, progress=False) as ingest:
         vec_id = ingest.store.find(paper_id)
         if vec_id is None:
             raise NotFound(f"no paper {paper_id!r} in the index")
@@ -496,7 +496,7 @@ def label_paper(index_dir: str | Path | None, paper_id: str, category: str | Non
     return node
 
 
-def import_labels(index_dir: str | Path | None, path: str | Path) -> dict:
+def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> dict:
     """Labels exported with `semsearch labels` ({"id", "category", "labelled_at"} per line) put back,
     e.g. into a rebuilt index; papers the index lacks are counted and left out."""
     from datetime import datetime, timezone
@@ -510,7 +510,7 @@ def import_labels(index_dir: str | Path | None, path: str | Path) -> dict:
 
     rows = read_records(Path(path), parse, 'a JSON object with "id" and "category"')
     imported, missing = 0, 0
-    with Ingest(index_dir, progress=False) as ingest:
+    with Ingest(index_dir=index_dir, progress=False) as ingest:
         for paper_id, node, when in rows:
             vec_id = ingest.store.find(paper_id)
             if vec_id is None:

@@ -84,8 +84,8 @@ def _paper_id(title: str) -> str:
 def add_list(
     name: str,
     source: str,
-    index_dir: str | Path | None = None,
     *,
+    index_dir: str | Path | None = None,
     offline: bool = False,
     replace: bool = False,
     progress: bool = False,
@@ -95,7 +95,7 @@ def add_list(
 
     check_name(name)
     listed = parse_list(read_source(source))
-    ingest = Ingest(index_dir, progress=progress)
+    ingest = Ingest(index_dir=index_dir, progress=progress)
     with ingest:
         store = ingest.store
         if store.taxonomy(name) is not None and not replace:
@@ -188,11 +188,11 @@ def listed_taxonomies(store) -> list[dict]:
     return rows
 
 
-def remove_list(name: str, index_dir: str | Path | None = None) -> None:
+def remove_list(name: str, *, index_dir: str | Path | None = None) -> None:
     from semsearch.ingest import Ingest
 
     check_name(name)
-    with Ingest(index_dir, progress=False) as ingest:
+    with Ingest(index_dir=index_dir, progress=False) as ingest:
         if not ingest.store.remove_taxonomy(name):
             raise NotFound(f"no taxonomy {name!r} in the index")
         ingest.store.db.execute("DELETE FROM artifacts WHERE name = ?", (classifier_artifact(name),))
@@ -201,8 +201,8 @@ def remove_list(name: str, index_dir: str | Path | None = None) -> None:
 # --- the survey's own list, as its authors maintain it -----------------------------------------------
 def refresh_survey(
     source: str | None = None,
-    index_dir: str | Path | None = None,
     *,
+    index_dir: str | Path | None = None,
     offline: bool = False,
     progress: bool = False,
 ) -> dict:
@@ -215,7 +215,7 @@ def refresh_survey(
 
     facts = survey_facts(read_source(source or SURVEY_LIST_URL), source or SURVEY_LIST_URL)
     fresh = survey_from_facts(facts)
-    ingest = Ingest(index_dir, progress=progress)
+    ingest = Ingest(index_dir=index_dir, progress=progress)
     with ingest:
         store, old = ingest.store, ingest.survey
         key = lambda paper: paper.arxiv_id or normalize_title(paper.title)  # noqa: E731

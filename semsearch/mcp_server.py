@@ -17,7 +17,7 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(index_dir: str | Path | None = None):
+def build_server(*, index_dir: str | Path | None = None):
     """The MCP server over the index at `index_dir` (loaded now, followed as it is published)."""
     from mcp.server import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
@@ -25,7 +25,7 @@ def build_server(index_dir: str | Path | None = None):
     from semsearch.errors import SemsearchError
     from semsearch.service import Service
 
-    service = Service(index_dir)
+    service = Service(index_dir=index_dir)
     service.follow()
     server = MCPServer("semsearch", instructions=INSTRUCTIONS, log_level="WARNING")
 
@@ -81,5 +81,5 @@ def build_server(index_dir: str | Path | None = None):
     return server
 
 
-def serve_stdio(index_dir: str | Path | None = None) -> None:
-    build_server(index_dir).run("stdio")
+def serve_stdio(*, index_dir: str | Path | None = None) -> None:
+    build_server(index_dir=index_dir).run("stdio")

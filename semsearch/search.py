@@ -196,7 +196,7 @@ class Searcher:
     def embedder(self):
         from semsearch.embeddings import query_embedder
 
-        return query_embedder(self.index.directory, self.index.manifest.model)
+        return query_embedder(self.index.manifest.model, index_dir=self.index.directory)
 
     @cached_property
     def classifier(self):

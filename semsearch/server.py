@@ -107,8 +107,8 @@ def _field_errors(err: RequestValidationError) -> str:
 
 
 def create_app(
-    index_dir: str | Path | None = None,
     *,
+    index_dir: str | Path | None = None,
     reload_seconds: float | None = RELOAD_SECONDS,
     watch_seconds: float | None = None,
     token: str | None = None,
@@ -116,7 +116,7 @@ def create_app(
 ) -> FastAPI:
     """The app over the index at `index_dir`. Writing endpoints (labels) need `Authorization:
     Bearer TOKEN` when a token is set, and are closed when `writes` is False."""
-    service = Service(index_dir)
+    service = Service(index_dir=index_dir)
     background: list[threading.Event] = []  # set at shutdown: the reload and watch threads stop
 
     @asynccontextmanager
@@ -294,17 +294,17 @@ def _start_watching(directory: Path, seconds: float) -> threading.Event:
 def app_from_environment() -> FastAPI:
     """The app for each of `serve --workers N`'s processes (uvicorn imports it by name)."""
     return create_app(  # one watcher: `serve` runs it in the parent
-        os.environ["SEMSEARCH_SERVE_INDEX"],
+        index_dir=os.environ["SEMSEARCH_SERVE_INDEX"],
         token=os.environ.get("SEMSEARCH_TOKEN") or None,
         writes=os.environ.get("SEMSEARCH_SERVE_WRITES") == "1",
     )
 
 
 def serve(
-    index_dir: str | Path | None,
     host: str,
     port: int,
     *,
+    index_dir: str | Path | None = None,
     workers: int = 1,
     watch_seconds: float | None = None,
     token: str | None = None,
@@ -322,7 +322,7 @@ def serve(
             "needs the token" if token else "is closed without --token",
         )
     if workers == 1:
-        app = create_app(index_dir, watch_seconds=watch_seconds, token=token, writes=writes)
+        app = create_app(index_dir=index_dir, watch_seconds=watch_seconds, token=token, writes=writes)
         uvicorn.run(app, host=host, port=port, log_level="warning")
         return
     directory = resolve_index_dir(index_dir)

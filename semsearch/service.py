@@ -75,7 +75,7 @@ def arxiv_links(paper) -> dict:
 class Service:
     """The generation that answers requests, swapped for the newest published one by `refresh`."""
 
-    def __init__(self, index_dir: str | Path | None):
+    def __init__(self, *, index_dir: str | Path | None = None):
         import faiss
 
         from semsearch.index import Index
@@ -97,7 +97,7 @@ class Service:
             if embedder is None:
                 from semsearch.embeddings import query_embedder
 
-                embedder = query_embedder(index.directory, index.manifest.model, threads=SESSION_THREADS)
+                embedder = query_embedder(index.manifest.model, index_dir=index.directory, threads=SESSION_THREADS)
             searcher = Searcher(index, embedder)
             # Everything a request needs is loaded now, not by the first request (nor in two threads at once).
             for name, owner in (("classifier", searcher), ("vectors", index), ("lexical", index)):
@@ -176,7 +176,7 @@ class Service:
             store = live.index.store
             counts = {"papers": live.index.manifest.count, **store.content_counts()}
             last_watch = store.get_meta(LAST_WATCH)
-        digest = digest_json(self.directory)
+        digest = digest_json(index_dir=self.directory)
         return {**counts, "last_watch": last_watch, "new_papers": digest["groups"] if digest else {}}
 
     def search(
@@ -301,16 +301,16 @@ class Service:
 
         with self.use() as live:
             live.finder.resolve(paper_id)  # 404 before taking the writer's lock
-        node = label_paper(self.directory, paper_id, category)
+        node = label_paper(paper_id, category, index_dir=self.directory)
         self.refresh()
         return {"id": paper_id, "category": node}
 
     def digests(self) -> dict:
         from semsearch.watch import list_digests
 
-        return {"digests": list_digests(self.directory)}
+        return {"digests": list_digests(index_dir=self.directory)}
 
     def digest(self, name: str) -> dict:
         from semsearch.watch import digest_json
 
-        return digest_json(self.directory, name)
+        return digest_json(name, index_dir=self.directory)

@@ -58,10 +58,10 @@ def _stamp(moment: datetime) -> str:
 
 
 def watch(
-    index_dir: str | Path | None = None,
     categories: Sequence[str] = DEFAULT_CATEGORIES,
     since: str | None = None,
     *,
+    index_dir: str | Path | None = None,
     keep_all: bool = False,
     progress: bool = True,
     max_results: int = MAX_RESULTS,
@@ -81,7 +81,7 @@ def watch(
     if classifier is None:
         raise SemsearchError("the index has no labelled papers to place new ones by; run `semsearch ingest survey`")
     client = ArxivClient()
-    ingest = Ingest(published.directory, published.manifest.model, progress=progress)
+    ingest = Ingest(index_dir=published.directory, model=published.manifest.model, progress=progress)
     entries: list[DigestEntry] = []
     fetched = 0
     with ingest:
@@ -129,12 +129,12 @@ def watch(
         store.db.execute("DELETE FROM meta WHERE key = ?", (state_key,))
         store.set_meta(LAST_WATCH, datetime.strptime(until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc).isoformat())
     report = WatchReport(state["since"], until, fetched, entries, ingest.report)
-    save_digest(published.directory, report)
+    save_digest(report, index_dir=published.directory)
     return report
 
 
 # --- digests kept in the index directory -----------------------------------------------------------
-def save_digest(index_dir: Path, report: WatchReport) -> Path:
+def save_digest(report: WatchReport, *, index_dir: Path) -> Path:
     """Keep a finished watch's digest (JSON, every entry) as digests/<since>-<until>.json."""
     folder = Path(index_dir) / DIGESTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -151,7 +151,7 @@ def save_digest(index_dir: Path, report: WatchReport) -> Path:
     return target
 
 
-def list_digests(index_dir: Path) -> list[dict]:
+def list_digests(*, index_dir: Path) -> list[dict]:
     """The saved digests, newest first: name, window and how many in-scope papers each lists."""
     listed = []
     for path in sorted((Path(index_dir) / DIGESTS_DIR).glob("*.json"), reverse=True):
@@ -161,17 +161,17 @@ def list_digests(index_dir: Path) -> list[dict]:
     return listed
 
 
-def digest_json(index_dir: Path, name: str | None = None) -> dict | None:
+def digest_json(name: str | None = None, *, index_dir: Path) -> dict | None:
     """A saved digest (the newest when `name` is None) as `render_digest(..., "json")` gives it;
     None when there is none yet."""
     if name is None:  # names sort by window: the newest is the largest, found without reading any
         name = max((p.stem for p in (Path(index_dir) / DIGESTS_DIR).glob("*.json")), default=None)
         if name is None:
             return None
-    return json.loads(render_digest(load_digest(index_dir, name), "json"))
+    return json.loads(render_digest(load_digest(name, index_dir=index_dir), "json"))
 
 
-def load_digest(index_dir: Path, name: str) -> WatchReport:
+def load_digest(name: str, *, index_dir: Path) -> WatchReport:
     if not re.fullmatch(r"\d{12}-\d{12}", name):
         raise NotFound(f"no digest {name!r}")
     path = Path(index_dir) / DIGESTS_DIR / f"{name}.json"
@@ -191,18 +191,19 @@ def parse_interval(text: str) -> float:
 
 
 def watch_every(
-    index_dir: str | Path | None,
     seconds: float,
     stop: threading.Event,
     categories: Sequence[str] = DEFAULT_CATEGORIES,
     on_done: Callable[[WatchReport | None, Exception | None], None] | None = None,
+    *,
+    index_dir: str | Path | None = None,
     **options,
 ) -> None:
     """Watch now and then every `seconds` until `stop` is set (`options` go to `watch`). A failed
     watch is reported and tried again at the next turn, where it resumes."""
     while not stop.is_set():
         try:
-            report, error = watch(index_dir, categories, progress=False, **options), None
+            report, error = watch(categories, index_dir=index_dir, progress=False, **options), None
         except Exception as err:  # noqa: BLE001 - the schedule outlives one bad connection
             report, error = None, err
         if on_done:

@@ -142,12 +142,12 @@ def _template(tmp_path_factory, with_corpus: bool) -> Path:
         model = HashingModel()
         patch.setattr(embeddings, "_load", lambda name: model)
         patch.setenv("SEMSEARCH_ARXIV_URL", "http://127.0.0.1:9/api/query")
-        with Ingest(root / "idx", progress=False) as job:
+        with Ingest(index_dir=root / "idx", progress=False) as job:
             job.add(load_survey().papers)
         if with_corpus:
             source = root / "corpus.jsonl"
             source.write_text("".join(json.dumps(r) + "\n" for r in corpus_records()))
-            ingest_jsonl([source], root / "idx", progress=False)
+            ingest_jsonl([source], index_dir=root / "idx", progress=False)
     return root / "idx"
 
 

@@ -72,3 +72,38 @@ def test_the_public_api_is_declared_and_light():
         assert getattr(semsearch, name) is not None
     with pytest.raises(AttributeError):
         semsearch.nothing_here  # noqa: B018
+
+
+def test_index_dir_is_keyword_only_everywhere():
+    """`f(x, index_dir=...)` reads the same in every module; the handles on one index (Index.open,
+    IndexWriter, Ingest) take its directory first, as `open()` takes a path."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import semsearch
+
+    checked = []
+    for module_info in pkgutil.walk_packages(semsearch.__path__, "semsearch."):
+        if module_info.name.endswith(("mcp_server", "__main__")):
+            continue  # imports the optional MCP SDK at call time only; checked below by name
+        module = importlib.import_module(module_info.name)
+        for _, member in inspect.getmembers(module, lambda m: inspect.isfunction(m) or inspect.isclass(m)):
+            if getattr(member, "__module__", None) != module.__name__:
+                continue
+            methods = [getattr(member, n) for n in vars(member)] if inspect.isclass(member) else []
+            functions = (
+                [member]
+                if inspect.isfunction(member)
+                else [m for m in methods if inspect.isfunction(m) or inspect.ismethod(m)]
+            )
+            for function in functions:
+                parameter = inspect.signature(function).parameters.get("index_dir")
+                if parameter is not None:
+                    checked.append(function.__qualname__)
+                    assert parameter.kind is parameter.KEYWORD_ONLY, function.__qualname__
+    from semsearch import mcp_server
+
+    for function in (mcp_server.build_server, mcp_server.serve_stdio):
+        assert inspect.signature(function).parameters["index_dir"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert {"ingest_jsonl", "watch", "label_paper", "create_app", "Service.__init__"} <= set(checked)

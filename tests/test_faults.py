@@ -61,8 +61,8 @@ def served(tmp_path, fake_model):
     from semsearch.server import create_app
 
     index_dir = tmp_path / "idx"
-    ingest_jsonl([write_papers(tmp_path / "first.jsonl", "2401", 20)], index_dir, progress=False)
-    with TestClient(create_app(index_dir, reload_seconds=0.05)) as client:
+    ingest_jsonl([write_papers(tmp_path / "first.jsonl", "2401", 20)], index_dir=index_dir, progress=False)
+    with TestClient(create_app(index_dir=index_dir, reload_seconds=0.05)) as client:
         yield index_dir, client
 
 
@@ -119,7 +119,7 @@ def test_two_writers_at_once_both_land_and_the_second_waits(served, tmp_path):
 
 def test_two_writers_that_both_finish(tmp_path, fake_model):
     index_dir = tmp_path / "idx"
-    ingest_jsonl([write_papers(tmp_path / "first.jsonl", "2401", 5)], index_dir, progress=False)
+    ingest_jsonl([write_papers(tmp_path / "first.jsonl", "2401", 5)], index_dir=index_dir, progress=False)
     runs = [
         writer("ingest", "jsonl", write_papers(tmp_path / f"{p}.jsonl", p, 300), "--index", index_dir, "--no-progress")
         for p in ("2405", "2406")
@@ -135,7 +135,7 @@ def test_a_broken_vector_file_is_a_clear_error_and_the_server_keeps_the_last_goo
 
     index_dir, client = served
     before = client.get("/api/health").json()["generation"]
-    ingest_jsonl([write_papers(tmp_path / "more.jsonl", "2407", 3)], index_dir, progress=False)
+    ingest_jsonl([write_papers(tmp_path / "more.jsonl", "2407", 3)], index_dir=index_dir, progress=False)
     vectors = index_dir / current_generation(index_dir) / "vectors.faiss"
     if damage == "corrupt":
         vectors.write_bytes(b"\0" * 100)
@@ -167,7 +167,7 @@ def test_a_disk_that_fills_fails_cleanly_and_loses_nothing(tmp_path, fake_model)
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
         index_dir = small / "idx"
-        ingest_jsonl([write_papers(tmp_path / "first.jsonl", "2401", 20)], index_dir, progress=False)
+        ingest_jsonl([write_papers(tmp_path / "first.jsonl", "2401", 20)], index_dir=index_dir, progress=False)
         big = write_papers(tmp_path / "big.jsonl", "2408", 6000)  # more than 3 MB once stored
         run = writer("ingest", "jsonl", big, "--index", index_dir, "--no-progress")
         out, err = run.communicate(timeout=300)

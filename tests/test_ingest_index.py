@@ -20,7 +20,7 @@ def papers(n: int, prefix: str = "2401", text: str = "about caches") -> list[Pap
 
 
 def ingest(index_dir, items, **kwargs):
-    with Ingest(index_dir, progress=False, **kwargs) as job:
+    with Ingest(index_dir=index_dir, progress=False, **kwargs) as job:
         job.add(items)
     return job.report
 
@@ -39,7 +39,7 @@ def test_a_model_that_cannot_be_exported_is_tried_once(tmp_path, fake_model, mon
 
     tried = []
     real = embeddings.export_onnx
-    monkeypatch.setattr(embeddings, "export_onnx", lambda *args: tried.append(1) or real(*args))
+    monkeypatch.setattr(embeddings, "export_onnx", lambda *args, **kw: tried.append(1) or real(*args, **kw))
     ingest(tmp_path, papers(2))
     ingest(tmp_path, papers(3))
     assert tried == [1]  # the fake model is no sentence-transformers pipeline: not exportable
@@ -113,7 +113,7 @@ def test_error_part_way_publishes_what_came_before(tmp_path, fake_model):
     source = tmp_path / "bad.jsonl"
     source.write_text('{"id": "2401.00001", "title": "Fine"}\n{not json\n{"id": "2401.00002", "title": "Later"}\n')
     with pytest.raises(SemsearchError, match=r"bad.jsonl:2"):
-        ingest_jsonl([source], tmp_path / "idx", progress=False)
+        ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False)
     assert [p.id for _, p in Index.open(tmp_path / "idx").store.iter_papers()] == ["2401.00001"]
 
 
@@ -136,7 +136,7 @@ def test_second_writer_proceeds_once_the_first_is_done(tmp_path, fake_model):
 def test_reader_sees_the_old_generation_while_a_writer_works(tmp_path, fake_model):
     ingest(tmp_path, papers(3))
     reader = Index.open(tmp_path)
-    with Ingest(tmp_path, progress=False) as job:
+    with Ingest(index_dir=tmp_path, progress=False) as job:
         job.add(papers(8, prefix="2402"))
         during = Index.open(tmp_path)
         assert during.manifest.count == 3 and during.vectors.ntotal == 3
@@ -155,7 +155,7 @@ def test_old_generations_are_cleaned_up(tmp_path, fake_model):
 def test_model_mismatch_is_refused(tmp_path, fake_model):
     ingest(tmp_path, papers(1))
     with pytest.raises(SemsearchError, match="built with model 'all-MiniLM-L6-v2'"):
-        with Ingest(tmp_path, model="other-model", progress=False):
+        with Ingest(index_dir=tmp_path, model="other-model", progress=False):
             pass
 
 
@@ -193,7 +193,7 @@ def test_index_dir_is_the_flag_then_the_variable_then_the_default(
 
 
 def test_search_ranks_and_filters(tmp_path, fake_model, corpus_file):
-    ingest_jsonl([corpus_file], tmp_path, progress=False)
+    ingest_jsonl([corpus_file], index_dir=tmp_path, progress=False)
     searcher = Searcher(Index.open(tmp_path))
     hits = searcher.search("speculative decoding draft model", k=3)
     assert hits[0].paper.id == "2302.00003"
@@ -211,7 +211,7 @@ def test_approximate_index_types_answer_and_filter(tmp_path, fake_model, kind):
         Paper(id=f"2401.{i:05d}", title=f"Paper {i} topic{i % 7}", abstract=f"words{i} topic{i % 7}", year=2020 + i % 5)
         for i in range(400)
     ]
-    with Ingest(tmp_path, progress=False, index_type=kind) as job:
+    with Ingest(index_dir=tmp_path, progress=False, index_type=kind) as job:
         job.add(items)
     index = Index.open(tmp_path)
     assert index.manifest.index_type == kind and index.vectors.ntotal == 400
@@ -222,14 +222,14 @@ def test_approximate_index_types_answer_and_filter(tmp_path, fake_model, kind):
     hits = searcher.search("topic3", k=5, filters=Filters(year_from=2023, year_to=2023))
     assert hits and all(h.paper.year == 2023 for h in hits)
     # The choice is remembered: a later ingest without --index-type keeps the kind.
-    with Ingest(tmp_path, progress=False) as job:
+    with Ingest(index_dir=tmp_path, progress=False) as job:
         job.add([Paper(id="2402.00001", title="One more")])
     assert Index.open(tmp_path).manifest.index_type == kind
 
 
 def test_unknown_index_type_is_refused(tmp_path, fake_model):
     with pytest.raises(SemsearchError, match="unknown index type 'kd-tree'"):
-        with Ingest(tmp_path, progress=False, index_type="kd-tree"):
+        with Ingest(index_dir=tmp_path, progress=False, index_type="kd-tree"):
             pass
 
 
@@ -256,18 +256,18 @@ def test_interrupted_jsonl_ingest_resumes_where_it_stopped(tmp_path, fake_model,
 
     monkeypatch.setattr(fake_model, "encode", crash_on_first_batch)
     with pytest.raises(KeyboardInterrupt):
-        ingest_jsonl([source], tmp_path / "idx", progress=False)
+        ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False)
     assert not (tmp_path / "idx" / "CURRENT").exists()  # nothing published
 
     monkeypatch.setattr(fake_model, "encode", real_encode)
-    report = ingest_jsonl([source], tmp_path / "idx", progress=False)
+    report = ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False)
     # The second run reads on from the end of the last committed batch instead of the first line,
     # and embeds what the first run stored but did not embed.
     assert report.read == 10 and report.embedded == BATCH + 10
     assert any("resuming" in w for w in report.warnings)
     assert Index.open(tmp_path / "idx").manifest.count == BATCH + 10
     # Once published, the file's place is forgotten: ingesting it again reads it all (and changes nothing).
-    again = ingest_jsonl([source], tmp_path / "idx", progress=False)
+    again = ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False)
     assert again.read == BATCH + 10 and again.unchanged == BATCH + 10
 
 
@@ -318,7 +318,7 @@ def test_precomputed_vectors_are_stored_as_given(tmp_path, fake_model):
     source = tmp_path / "vectors.jsonl"
     rows = _records(5)
     _write(source, rows)
-    report = ingest_jsonl([source], tmp_path / "idx", progress=False)
+    report = ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False)
     assert report.embedded == 0 and report.manifest.count == 5  # nothing embedded here
     store = Index.open(tmp_path / "idx").store
     stored = store.embedding(store.vec_id("2403.00003"))

@@ -45,7 +45,7 @@ NODES = ["Methods", "Methods/Eviction", "Methods/Quantization", "Methods/Merging
 
 @pytest.fixture
 def index_dir(tmp_path, fake_model, corpus_file):
-    ingest_jsonl([corpus_file], tmp_path / "idx", progress=False)
+    ingest_jsonl([corpus_file], index_dir=tmp_path / "idx", progress=False)
     return tmp_path / "idx"
 
 
@@ -183,7 +183,7 @@ def test_refresh_follows_the_survey_list_and_reports_the_diff(tmp_path, fake_mod
     from semsearch.ingest import ingest_survey
 
     index_dir = tmp_path / "idx"
-    ingest_survey(index_dir, offline=True, progress=False)
+    ingest_survey(index_dir=index_dir, offline=True, progress=False)
     (tmp_path / "v1.md").write_text(SURVEY_V1)
     (tmp_path / "v2.md").write_text(SURVEY_V2)
     code, out, err = run(capsys, "taxonomy", "refresh", tmp_path / "v1.md", "--offline", "--json", "--index", index_dir)
@@ -246,7 +246,7 @@ def test_the_api_and_the_watch_take_a_taxonomy(index_dir, list_file, stub, capsy
     from semsearch.watch import watch
 
     assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
-    client = TestClient(create_app(index_dir, reload_seconds=None))
+    client = TestClient(create_app(index_dir=index_dir, reload_seconds=None))
     assert [t["name"] for t in client.get("/api/taxonomies").json()] == ["survey", "kv"]
     found = client.get("/api/search", params={"q": "evict kv cache tokens", "taxonomy": "kv", "k": 3}).json()
     assert all(set(h["categories"]) <= set(NODES) for h in found["results"])
@@ -262,6 +262,6 @@ def test_the_api_and_the_watch_take_a_taxonomy(index_dir, list_file, stub, capsy
         "title": "Evict by attention", "abstract": "evict kv cache tokens with low attention",
         "published": "2024-11-01T09:00:00Z",
     }  # fmt: skip
-    report = watch(index_dir, ["cs.CL"], "2024-01-01", progress=False, taxonomy_name="kv")
+    report = watch(["cs.CL"], "2024-01-01", index_dir=index_dir, progress=False, taxonomy_name="kv")
     new = {e.id: e for e in report.entries}
     assert "2501.00042" in new and new["2501.00042"].category in NODES

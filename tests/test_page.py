@@ -37,7 +37,8 @@ def serving(index_dir: Path):
     from semsearch.server import create_app
 
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(index_dir), host="127.0.0.1", port=port, log_level="error"))
+    app = create_app(index_dir=index_dir)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -56,7 +57,7 @@ def with_a_digest(index_dir: Path) -> None:
         "2411.00001", "Evicting <tokens> & more", None, "A/B/KV-Cache Optimization", 0.8, True,
         authors=["Grace Hopper"], snippet="We keep heavy hitters & evict the rest.",
     )  # fmt: skip
-    save_digest(index_dir, WatchReport("202411010000", "202411020000", 1, [entry], IngestReport()))
+    save_digest(WatchReport("202411010000", "202411020000", 1, [entry], IngestReport()), index_dir=index_dir)
 
 
 @pytest.fixture
@@ -179,7 +180,7 @@ def test_every_view_with_the_toy_index(toy_site, width, dark):
 def test_every_view_with_the_real_model(tmp_path):
     from semsearch.ingest import ingest_survey
 
-    ingest_survey(tmp_path / "idx", offline=True, progress=False)
+    ingest_survey(index_dir=tmp_path / "idx", offline=True, progress=False)
     with_a_digest(tmp_path / "idx")
     base, stop = serving(tmp_path / "idx")
     try:
@@ -195,13 +196,13 @@ def test_a_taxonomy_from_a_list_is_chosen_on_the_page(tmp_path, fake_model, corp
     from semsearch.lists import add_list
 
     index_dir = tmp_path / "idx"
-    ingest_jsonl([corpus_file], index_dir, progress=False)
+    ingest_jsonl([corpus_file], index_dir=index_dir, progress=False)
     readme = tmp_path / "README.md"
     readme.write_text(
         "# Decoding list\n## Drafting\n- **Speculative decoding** [[pdf](https://arxiv.org/abs/2302.00003)]\n"
         "## Caching\n- **Cache eviction** [[pdf](https://arxiv.org/abs/2305.00004)]\n"
     )
-    add_list("decoding", str(readme), index_dir, offline=True)
+    add_list("decoding", str(readme), index_dir=index_dir, offline=True)
     base, stop = serving(index_dir)
     try:
         with sync_playwright() as p:

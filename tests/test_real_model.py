@@ -21,7 +21,7 @@ def real_index(tmp_path_factory):
     root = tmp_path_factory.mktemp("real")
     source = root / "corpus.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in corpus_records()))
-    ingest_jsonl([source], root / "idx", progress=False)
+    ingest_jsonl([source], index_dir=root / "idx", progress=False)
     return root / "idx"
 
 
@@ -68,7 +68,7 @@ def survey_index(tmp_path_factory):
     from semsearch.ingest import ingest_survey
 
     root = tmp_path_factory.mktemp("survey")
-    ingest_survey(root, offline=True, progress=False)
+    ingest_survey(index_dir=root, offline=True, progress=False)
     return Index.open(root)
 
 
@@ -124,7 +124,7 @@ def test_onnx_encoder_matches_sentence_transformers(survey_index):
 
     from semsearch.embeddings import Embedder, OnnxEmbedder, encoder_dir
 
-    fast = OnnxEmbedder(encoder_dir(survey_index.directory, survey_index.manifest.model))
+    fast = OnnxEmbedder(encoder_dir(survey_index.manifest.model, index_dir=survey_index.directory))
     texts = _varied_texts()
     reference = Embedder(survey_index.manifest.model).encode(texts)
     cosine = (fast.encode(texts) * reference).sum(axis=1)
@@ -140,7 +140,8 @@ def test_onnx_and_sentence_transformers_rank_identically(survey_index):
         questions = [json.loads(line)["query"] for line in dev.open()]
     else:  # varied texts, cut below the question length limit
         questions = [text[:1000] for text in _varied_texts(20)]
-    fast = Searcher(survey_index, OnnxEmbedder(encoder_dir(survey_index.directory, survey_index.manifest.model)))
+    exported = encoder_dir(survey_index.manifest.model, index_dir=survey_index.directory)
+    fast = Searcher(survey_index, OnnxEmbedder(exported))
     slow = Searcher(survey_index, Embedder(survey_index.manifest.model))
     assert isinstance(Searcher(survey_index).embedder, OnnxEmbedder)  # the default on the query path
     for question in questions:

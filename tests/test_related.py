@@ -37,7 +37,7 @@ def _papers():
 
 @pytest.fixture
 def finder(tmp_path, fake_model):
-    with Ingest(tmp_path, progress=False) as job:
+    with Ingest(index_dir=tmp_path, progress=False) as job:
         job.add(_papers())
     return RelatedFinder(Index.open(tmp_path))
 
@@ -58,7 +58,7 @@ def test_version_and_url_forms_resolve_to_the_same_paper(finder):
 
 
 def test_duplicate_records_of_the_paper_are_left_out(tmp_path, fake_model):
-    with Ingest(tmp_path, progress=False) as job:
+    with Ingest(index_dir=tmp_path, progress=False) as job:
         job.add(_papers() + [Paper(id="other:copy", title="draft study 2", abstract="a copy under another id")])
     finder = RelatedFinder(Index.open(tmp_path))
     assert "other:copy" not in [h.paper.id for h in finder.related_to("2401.00002", k=10)]
@@ -134,7 +134,7 @@ def test_citation_keys_are_stable_and_plain():
 # --- CLI --------------------------------------------------------------------------------------
 @pytest.fixture
 def related_index(tmp_path, fake_model):
-    with Ingest(tmp_path / "idx", progress=False) as job:
+    with Ingest(index_dir=tmp_path / "idx", progress=False) as job:
         job.add(_papers())
     return tmp_path / "idx"
 

@@ -69,7 +69,7 @@ def test_ndcg_and_mrr_by_hand():
 
 
 def _index(tmp_path, papers):
-    with Ingest(tmp_path, progress=False) as job:
+    with Ingest(index_dir=tmp_path, progress=False) as job:
         job.add(papers)
     return Index.open(tmp_path)
 

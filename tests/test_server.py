@@ -16,7 +16,7 @@ def client(index_dir):
 
     from semsearch.server import create_app
 
-    with TestClient(create_app(index_dir)) as client:  # the context runs shutdown: the reload thread stops
+    with TestClient(create_app(index_dir=index_dir)) as client:  # the context runs shutdown: the reload thread stops
         yield client
 
 
@@ -112,7 +112,7 @@ def test_an_internal_error_is_json_without_a_trace(index_dir, monkeypatch):
     from semsearch.search import Searcher
     from semsearch.server import create_app
 
-    client = TestClient(create_app(index_dir, reload_seconds=None), raise_server_exceptions=False)
+    client = TestClient(create_app(index_dir=index_dir, reload_seconds=None), raise_server_exceptions=False)
     monkeypatch.setattr(Searcher, "search", lambda *a, **k: 1 / 0)
     answer = client.get("/api/search", params={"q": "cache"})
     assert answer.status_code == 500 and answer.json() == {"error": "internal error"}
@@ -135,7 +135,7 @@ def test_parallel_requests_answer_as_serial_ones(client):
 def _add_paper(index_dir, paper_id: str, title: str) -> None:
     from semsearch.paper import Paper
 
-    with Ingest(index_dir, progress=False) as job:
+    with Ingest(index_dir=index_dir, progress=False) as job:
         job.add([Paper(id=paper_id, title=title, abstract=f"{title}: a method.")])
 
 
@@ -155,7 +155,7 @@ def test_the_server_follows_publishes_without_a_restart(index_dir, searched_firs
 
     from semsearch.server import create_app
 
-    with TestClient(create_app(index_dir, reload_seconds=0.05)) as client:
+    with TestClient(create_app(index_dir=index_dir, reload_seconds=0.05)) as client:
         follow_publishes(client, index_dir, searched_first)
 
 
@@ -179,7 +179,7 @@ def test_a_request_in_flight_keeps_its_generation_until_it_is_done(index_dir):
 
     from semsearch.server import create_app
 
-    app = create_app(index_dir, reload_seconds=None)
+    app = create_app(index_dir=index_dir, reload_seconds=None)
     client, service = TestClient(app), app.state.service
     with service.use() as in_flight:
         for n in range(3):
@@ -200,7 +200,7 @@ def test_a_generation_that_cannot_load_leaves_the_last_one_serving(index_dir):
     from semsearch.index import current_generation
     from semsearch.server import create_app
 
-    app = create_app(index_dir, reload_seconds=None)
+    app = create_app(index_dir=index_dir, reload_seconds=None)
     client, service = TestClient(app), app.state.service
     _add_paper(index_dir, "2499.00030", "Broken generation")
     (index_dir / current_generation(index_dir) / "vectors.faiss").write_bytes(b"not faiss")
@@ -234,7 +234,7 @@ def toy_dir(tmp_path, fake_model):
             year=year, survey_categories=list(categories),
         )  # fmt: skip
 
-    with Ingest(tmp_path / "toy", progress=False) as job:
+    with Ingest(index_dir=tmp_path / "toy", progress=False) as job:
         job.add(
             [
                 paper(1, 2022, [QUANT]),
@@ -253,7 +253,7 @@ def test_trends_count_papers_per_year_under_each_node(toy_dir):
 
     from semsearch.server import create_app
 
-    client = TestClient(create_app(toy_dir, reload_seconds=None))
+    client = TestClient(create_app(index_dir=toy_dir, reload_seconds=None))
     by_node = client.get("/api/trends", params=[("category", "Weight-Only Quantization"), ("category", KV)]).json()
     assert by_node == {"trends": {QUANT: {"2022": 1, "2023": 2}, KV: {"2023": 1, "2024": 2}}}
     compression = client.get("/api/trends", params={"category": "Model Compression"}).json()["trends"]
@@ -268,7 +268,7 @@ def test_the_paper_view_and_its_data(toy_dir):
 
     from semsearch.server import create_app
 
-    client = TestClient(create_app(toy_dir, reload_seconds=None))
+    client = TestClient(create_app(index_dir=toy_dir, reload_seconds=None))
     page = client.get("/paper/2301.00003")
     assert page.status_code == 200 and '<script src="/static/app.js">' in page.text
     data = client.get("/api/papers/2301.00003").json()
@@ -291,9 +291,9 @@ def test_confirming_a_category_needs_the_token_when_there_is_one(toy_dir):
     from semsearch.server import create_app
 
     body = {"id": "2301.00006", "category": "KV-Cache Optimization"}
-    closed = TestClient(create_app(toy_dir, reload_seconds=None, writes=False))
+    closed = TestClient(create_app(index_dir=toy_dir, reload_seconds=None, writes=False))
     assert closed.post("/api/labels", json=body).status_code == 403
-    guarded = TestClient(create_app(toy_dir, reload_seconds=None, token="s3cret"))
+    guarded = TestClient(create_app(index_dir=toy_dir, reload_seconds=None, token="s3cret"))
     assert guarded.post("/api/labels", json=body).status_code == 403
     assert guarded.post("/api/labels", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 403
     answer = guarded.post("/api/labels", json=body, headers={"Authorization": "Bearer s3cret"})
@@ -313,7 +313,7 @@ def test_serving_beyond_loopback_says_so_and_closes_writing_without_a_token(inde
 
     started = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.append((app, kwargs)))
-    server.serve(index_dir, "0.0.0.0", 8123)
+    server.serve("0.0.0.0", 8123, index_dir=index_dir)
     said = caplog.text + capsys.readouterr().err  # through logging (the CLI prints it on stderr)
     assert "reading needs no authentication" in said and "closed without --token" in said
     from fastapi.testclient import TestClient
@@ -321,5 +321,5 @@ def test_serving_beyond_loopback_says_so_and_closes_writing_without_a_token(inde
     closed = TestClient(started[-1][0]).post("/api/labels", json={"id": "2306.00978", "category": "Quantization"})
     assert closed.status_code == 403
     caplog.clear()
-    server.serve(index_dir, "127.0.0.1", 8123)
+    server.serve("127.0.0.1", 8123, index_dir=index_dir)
     assert "authentication" not in caplog.text + capsys.readouterr().err

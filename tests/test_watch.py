@@ -55,7 +55,7 @@ def stub(monkeypatch):
 
 
 def test_watch_ingests_in_scope_papers_and_digests_them(survey_index, stub):
-    report = watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)
+    report = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
     assert report.fetched == 4
     by_id = {e.id: e for e in report.entries}
     assert set(by_id) == set(IN_SCOPE) | set(OUT_OF_SCOPE)
@@ -81,7 +81,7 @@ def test_digests_read_like_a_newsletter(survey_index, stub):
     from semsearch.watch import human_time
 
     assert human_time("202411010000") == "1 Nov 2024" and human_time("202611282053") == "28 Nov 2026 20:53 UTC"
-    report = watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)
+    report = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
     for fmt in ("markdown", "html"):
         digest = render_digest(report, fmt)
         assert "3 new papers, 1 Nov 2024 to " in digest and "202411010000" not in digest
@@ -93,18 +93,18 @@ def test_digests_read_like_a_newsletter(survey_index, stub):
 
 
 def test_consecutive_watches_do_not_duplicate(survey_index, stub):
-    watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)
-    again = watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)  # the same window once more
+    watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    again = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)  # the same window once more
     assert again.fetched == 4 and [e for e in again.entries if e.in_scope] == []  # nothing new to report
     assert render_digest(again).startswith("# semsearch digest: 0 new papers")
-    later = watch(survey_index, ["cs.CL"], progress=False)  # from the last watch on: nothing submitted since
+    later = watch(["cs.CL"], index_dir=survey_index, progress=False)  # from the last watch on: nothing submitted since
     assert later.fetched == 0
     index = Index.open(survey_index)
     assert index.manifest.count == 427 and len({p.id for _, p in index.store.iter_papers()}) == 427
 
 
 def test_keep_all_ingests_out_of_scope_papers_too(survey_index, stub):
-    watch(survey_index, ["cs.CL"], "2024-11-01", keep_all=True, progress=False)
+    watch(["cs.CL"], "2024-11-01", index_dir=survey_index, keep_all=True, progress=False)
     assert Index.open(survey_index).store.get("2411.00009") is not None
 
 
@@ -121,11 +121,11 @@ def test_interrupted_watch_resumes_at_the_next_page(survey_index, stub, fake_mod
 
     monkeypatch.setattr(fake_model, "encode", crash_on_second_page)
     with pytest.raises(KeyboardInterrupt):
-        watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)
+        watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
     assert calls["n"] == 1 and Index.open(survey_index).manifest.count == 424  # nothing published yet
     monkeypatch.setattr(fake_model, "encode", real_encode)
     starts = len(stub.requests)
-    report = watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)
+    report = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
     assert [r["start"] for r in stub.requests[starts:]][0] == ["2"]  # the first page is not asked again
     assert {e.id for e in report.entries} == set(IN_SCOPE) | set(OUT_OF_SCOPE)  # still in the digest
     assert Index.open(survey_index).manifest.count == 427
@@ -139,15 +139,15 @@ def test_a_watch_whose_arxiv_fails_part_way_resumes_and_digests_every_page(surve
     monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
     stub.script = [Step(200)] + [Step(503)] * 5  # the first page, then arXiv fails every retry
     with pytest.raises(SemsearchError, match="did not answer"):
-        watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)
+        watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
     assert Index.open(survey_index).manifest.count == 424 + 2  # the first page's papers are published
-    assert list_digests(survey_index) == []  # no digest for a watch that did not finish
+    assert list_digests(index_dir=survey_index) == []  # no digest for a watch that did not finish
     starts = len(stub.requests)
-    report = watch(survey_index, ["cs.CL"], progress=False)  # a plain rerun, as a schedule would do it
+    report = watch(["cs.CL"], index_dir=survey_index, progress=False)  # a plain rerun, as a schedule would do it
     assert stub.requests[starts]["start"] == ["2"]
     assert {e.id for e in report.entries} == set(IN_SCOPE) | set(OUT_OF_SCOPE)
     assert Index.open(survey_index).manifest.count == 427
-    assert [d["papers"] for d in list_digests(survey_index)] == [3]
+    assert [d["papers"] for d in list_digests(index_dir=survey_index)] == [3]
 
 
 def test_digests_are_kept_and_served(survey_index, stub):
@@ -155,8 +155,8 @@ def test_digests_are_kept_and_served(survey_index, stub):
 
     from semsearch.server import create_app
 
-    watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)
-    client = TestClient(create_app(survey_index, reload_seconds=None))
+    watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    client = TestClient(create_app(index_dir=survey_index, reload_seconds=None))
     listed = client.get("/api/digests").json()["digests"]
     assert len(listed) == 1 and listed[0]["papers"] == 3 and listed[0]["since"] == "202411010000"
     digest = client.get(f"/api/digests/{listed[0]['name']}").json()
@@ -171,7 +171,7 @@ def test_a_scheduled_watch_runs_each_turn_and_outlives_a_failure(survey_index, s
     from semsearch.watch import watch_every
     from tests.arxiv_stub import Step
 
-    watch(survey_index, ["cs.CL"], "2024-11-01", progress=False)  # the window so far is done
+    watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)  # the window so far is done
     stub.script = [Step(503)] * 5  # the first turn fails; the second succeeds
     turns, stop = [], threading.Event()
 
@@ -180,7 +180,7 @@ def test_a_scheduled_watch_runs_each_turn_and_outlives_a_failure(survey_index, s
         if len(turns) == 2:
             stop.set()
 
-    watch_every(survey_index, 0.01, stop, ["cs.CL"], on_done=done)
+    watch_every(0.01, stop, ["cs.CL"], on_done=done, index_dir=survey_index)
     assert "did not answer" in str(turns[0]) and turns[1].fetched == 0
 
 
@@ -198,12 +198,12 @@ def test_labels_change_later_suggestions(survey_index, fake_model):
     from semsearch.classify import classify_texts
 
     text = ("Zebra quagga okapi", "Tapir capybara axolotl pangolin narwhal.")
-    with Ingest(survey_index, progress=False) as job:
+    with Ingest(index_dir=survey_index, progress=False) as job:
         from semsearch.paper import Paper
 
         job.add([Paper(id="2411.00042", title=text[0], abstract=text[1])])
     before = classify_texts(Index.open(survey_index), [(None, *text)])[0]
-    node = label_paper(survey_index, "2411.00042", "Demonstration Ordering")
+    node = label_paper("2411.00042", "Demonstration Ordering", index_dir=survey_index)
     assert node.endswith("Demonstration Ordering")
     after = classify_texts(Index.open(survey_index), [(None, *text)])[0]
     assert after.category == node and before.category != node
@@ -285,7 +285,7 @@ def test_labels_survive_a_rebuild_through_export_and_import(survey_index, tmp_pa
         exported + json.dumps({"id": "2999.99999", "category": "Quantization"}) + "\n"
     )
     rebuilt = tmp_path / "rebuilt"
-    ingest_survey(rebuilt, offline=True, progress=False)
+    ingest_survey(index_dir=rebuilt, offline=True, progress=False)
     code, _, err = run(capsys, "labels", "import", tmp_path / "labels.jsonl", "--index", rebuilt)
     assert code == 0 and "imported 1 labels; 1 are for papers not in the index" in err
     assert run(capsys, "labels", "--index", rebuilt)[1] == exported
