@@ -42,7 +42,8 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
@@ -212,12 +213,42 @@ def labelled_fingerprint(rows: Sequence[tuple[str, str, str]], taxonomy: Taxonom
     return digest.hexdigest()
 
 
+@dataclass(eq=False, repr=False)
 class TaxonomyClassifier:
-    def __init__(self, taxonomy: Taxonomy):
-        self.method_version = METHOD_VERSION  # saved with the instance, so a saved one shows its own
-        self.leaves = taxonomy.leaves
-        self.nodes = list(taxonomy.nodes)
-        self.children = {node: taxonomy.children(node or None) for node in ["", *self.nodes]}
+    """Kernel ridge over the labelled papers, our leaf descriptions and example questions.
+
+    Its fields are its whole fitted state: `to_bytes` saves exactly these (arrays in an .npz, the
+    rest as JSON) and `from_bytes` accepts exactly these, so what an index holds is visible here."""
+
+    leaves: list[str]
+    nodes: list[str]
+    children: dict[str, list[str]]
+    method_version: int  # a saved classifier shows which method made it
+    # Training rows: labelled papers, then one description per leaf, then example questions.
+    train_vectors: np.ndarray | None = None
+    train_tfidf: Any = None  # scipy CSR matrix, one row per training row
+    tfidf: CharNgramTfidf | None = None
+    offset: np.ndarray | None = None  # mean target, added back to every score
+    weights: np.ndarray | None = None  # papers' and descriptions' rows -> leaves: places papers
+    question_weights: np.ndarray | None = None  # every row -> leaves: places questions
+    temperature: float = 1.0  # softmax temperature of leaf scores (fit on leave-one-out scores)
+    confidence_temperature: float = 1.0  # the same for the confidence of the first suggestion's area
+    loo_scores: np.ndarray | None = None  # labelled papers' leave-one-out leaf scores
+    loo_truth: np.ndarray | None = None
+    description_vectors: np.ndarray | None = None  # every node's description: evidence of scope
+    out_of_scope_vectors: np.ndarray | None = None  # described kinds of research outside the taxonomy
+    scope_threshold: float = 0.0
+    scope_scale: float = 1.0  # logistic width of the scope probability around the threshold
+    labelled_ids: list[str] = field(default_factory=list)
+    labelled_titles: list[str] = field(default_factory=list)
+    labelled_categories: list[list[str]] = field(default_factory=list)
+
+    @classmethod
+    def untrained(cls, taxonomy: Taxonomy) -> TaxonomyClassifier:
+        """The taxonomy's shape only (enough to turn leaf probabilities into suggestions)."""
+        nodes = list(taxonomy.nodes)
+        children = {node: taxonomy.children(node or None) for node in ["", *nodes]}
+        return cls(taxonomy.leaves, nodes, children, method_version=METHOD_VERSION)
 
     # --- training -----------------------------------------------------------------------------
     @classmethod
@@ -227,7 +258,7 @@ class TaxonomyClassifier:
         taxonomy: Taxonomy,
         embed: Callable[[list[str]], np.ndarray],
     ) -> TaxonomyClassifier:
-        self = cls(taxonomy)
+        self = cls.untrained(taxonomy)
         leaf_index = {leaf: i for i, leaf in enumerate(self.leaves)}
         description_texts = [taxonomy.described(leaf) for leaf in self.leaves]
         node_vectors = embed([taxonomy.described(node) for node in self.nodes])
@@ -297,12 +328,13 @@ class TaxonomyClassifier:
     # --- saving: arrays and JSON, never pickle -----------------------------------------------------
     # An index may come from someone else; loading a saved classifier must not run code it holds.
     def to_bytes(self) -> bytes:
-        """The classifier as an .npz archive: its arrays, and its other state as one JSON entry."""
+        """The classifier as an .npz archive: its array fields, and the others as one JSON entry."""
         arrays, state = {}, {}
-        for name, value in vars(self).items():
+        for name in (f.name for f in fields(self)):
+            value = getattr(self, name)
             if isinstance(value, np.ndarray):
                 arrays[name] = value
-            elif isinstance(value, CharNgramTfidf):
+            elif name == "tfidf":
                 arrays["tfidf.idf"] = value.idf
                 state[name] = {"lengths": list(value.lengths), "min_df": value.min_df, "vocabulary": value.vocabulary}
             elif name == "train_tfidf":  # scipy's compressed sparse rows
@@ -316,19 +348,21 @@ class TaxonomyClassifier:
 
     @classmethod
     def from_bytes(cls, saved: bytes) -> TaxonomyClassifier:
+        """A classifier saved by `to_bytes`; ValueError unless the archive holds exactly its fields."""
         from scipy.sparse import csr_matrix
 
         with np.load(io.BytesIO(saved), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
         state = json.loads(arrays.pop("state").tobytes())
-        self = cls.__new__(cls)
         saved_tfidf = state.pop("tfidf")
-        self.tfidf = CharNgramTfidf(tuple(saved_tfidf["lengths"]), saved_tfidf["min_df"])
-        self.tfidf.vocabulary, self.tfidf.idf = saved_tfidf["vocabulary"], arrays.pop("tfidf.idf")
+        tfidf = CharNgramTfidf(tuple(saved_tfidf["lengths"]), saved_tfidf["min_df"])
+        tfidf.vocabulary, tfidf.idf = saved_tfidf["vocabulary"], arrays.pop("tfidf.idf")
         sparse = tuple(arrays.pop(f"train_tfidf.{part}") for part in ("data", "indices", "indptr"))
-        self.train_tfidf = csr_matrix(sparse, shape=tuple(state.pop("train_tfidf.shape")))
-        vars(self).update(state | arrays)
-        return self
+        train_tfidf = csr_matrix(sparse, shape=tuple(state.pop("train_tfidf.shape")))
+        values = state | arrays | {"tfidf": tfidf, "train_tfidf": train_tfidf}
+        if set(values) != {f.name for f in fields(cls)}:
+            raise ValueError("not a classifier saved by this version of semsearch")
+        return cls(**values)
 
     def _kernel(self, vectors: np.ndarray, tfidf, rows: int | None = None) -> np.ndarray:
         """Kernel against the training rows (the first `rows` of them: papers place by fewer)."""
@@ -464,7 +498,7 @@ def _usable(saved: bytes | None) -> TaxonomyClassifier | None:
         classifier = TaxonomyClassifier.from_bytes(saved)
     except Exception:  # noqa: BLE001 - anything unreadable means: train again
         return None
-    return classifier if vars(classifier).get("method_version") == METHOD_VERSION else None
+    return classifier if classifier.method_version == METHOD_VERSION else None
 
 
 def labelled_papers(rows) -> list[LabelledPaper]:

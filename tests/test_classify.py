@@ -98,7 +98,7 @@ def test_first_suggestion_is_the_leaf_found_top_down():
 def test_alternatives_come_from_other_kinds_of_method():
     """The two alternatives are the most probable leaves outside the first's third-level node."""
     taxonomy = load_taxonomy()
-    classifier = TaxonomyClassifier(taxonomy)
+    classifier = TaxonomyClassifier.untrained(taxonomy)
     weights = {leaf: 1.0 for leaf in classifier.leaves}
     quant = "Model-Centric Methods/Model Compression/Quantization"
     for rank, leaf in enumerate(leaf for leaf in classifier.leaves if leaf.startswith(quant + "/")):
@@ -455,6 +455,15 @@ def test_a_saved_classifier_is_data_and_loads_back_the_same():
 
     assert _usable(pickle.dumps(Payload())) is None
     assert "SEMSEARCH_PWNED" not in os.environ
+
+    # Exactly the declared fields: a name it does not declare, or one missing, is refused.
+    import io
+
+    archive = dict(np.load(io.BytesIO(classifier.to_bytes()), allow_pickle=False))
+    for changed in ({**archive, "__class__": np.zeros(1)}, {k: v for k, v in archive.items() if k != "weights"}):
+        buffer = io.BytesIO()
+        np.savez(buffer, **changed)
+        assert _usable(buffer.getvalue()) is None
 
 
 def test_example_questions_teach_the_question_model_only():
