@@ -148,20 +148,28 @@ def test_same_leaf_probability_by_hand():
     assert taxonomy.leaf_spread([weight_only, structured]).sum() == pytest.approx(1.0)
 
 
-def test_a_vague_category_earns_no_more_than_its_best_leaf(tmp_path, fake_model):
-    from semsearch.sources.survey import load_survey
+def test_a_vague_category_earns_the_mean_of_its_leaves_never_more_than_the_best(tmp_path, fake_model, monkeypatch):
+    """A paper filed at an inner node earns the question's probability averaged over that node's
+    leaves (it could be in any of them), so never more than a paper filed at the best of them."""
     from semsearch.taxonomy import load_taxonomy
 
-    index = _index(tmp_path, load_survey().papers[:120])
-    searcher = Searcher(index)
-    query = "post-training weight quantization"
-    question = searcher.question_leaves(query, searcher.embed_query(query))
-    taxonomy = load_taxonomy()
-    credit = {node: float(taxonomy.leaf_spread([node]) @ question) for node in taxonomy.nodes}
-    for node in taxonomy.nodes:
-        under = [leaf for leaf in taxonomy.leaves if leaf.startswith(node + "/")]
-        if under:  # an inner node: the mean of its leaves' credit, hence never more than the best of them
-            assert credit[node] == pytest.approx(sum(credit[leaf] for leaf in under) / len(under))
+    quantization = "Model-Centric Methods/Model Compression/Quantization"
+    leaves = load_taxonomy().leaves
+    under = [i for i, leaf in enumerate(leaves) if leaf.startswith(quantization + "/")]
+    question = np.zeros(len(leaves))
+    question[under] = [0.5, 0.3, 0.1, 0.1]  # by hand: the question leans to Quantization's first leaf
+    text = "weights rounded to four bits"
+    _index(
+        tmp_path,
+        [
+            Paper(id="2401.00001", title="Vague", abstract=text, survey_categories=[quantization]),
+            Paper(id="2401.00002", title="Precise", abstract=text, survey_categories=[leaves[under[0]]]),
+        ],
+    )
+    monkeypatch.setattr(Searcher, "question_leaves", lambda self, query, vector: question)
+    hits = {h.paper.id: h.evidence for h in Searcher(Index.open(tmp_path)).search(text, k=2)}
+    assert hits["2401.00001"].category_probability == pytest.approx(0.25)  # (0.5 + 0.3 + 0.1 + 0.1) / 4
+    assert hits["2401.00002"].category_probability == pytest.approx(0.5)
 
 
 def test_modes_and_explain_in_the_cli(tmp_path, fake_model, capsys, corpus_file):
