@@ -43,11 +43,12 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from semsearch.taxonomy import Taxonomy, node_at, node_probabilities
+from semsearch.taxonomy import Taxonomy, is_under, node_at
 
 METHOD_VERSION = 9
 GAMMA = 2.0  # kernel width on the averaged cosine
@@ -401,10 +402,20 @@ class TaxonomyClassifier:
             node = max(children, key=node_probability.__getitem__)
         return node
 
+    @cached_property
+    def _under(self) -> np.ndarray:
+        """leaves × nodes, 1 where the leaf is the node or lies below it: a node's probability is the
+        sum over its leaves."""
+        return np.array([[float(is_under(leaf, node)) for node in self.nodes] for leaf in self.leaves])
+
+    def node_probabilities(self, leaf_probabilities: np.ndarray) -> list[dict[str, float]]:
+        """For each row of leaf probabilities, every node's probability (a node's: its leaves' sum)."""
+        return [dict(zip(self.nodes, row, strict=True)) for row in (leaf_probabilities @ self._under).tolist()]
+
     def suggest(self, leaf_probabilities: np.ndarray) -> list[Suggestion]:
         """Three suggestions, best first: the leaf found top-down, then the most probable leaves of
         other kinds of method (other nodes at ALTERNATIVE_DEPTH)."""
-        node_probability = node_probabilities(self.leaves, leaf_probabilities.tolist())
+        node_probability = self.node_probabilities(leaf_probabilities[None, :])[0]
         chosen = [self.first_leaf(node_probability)]
         for j in np.argsort(-leaf_probabilities):
             leaf = self.leaves[j]
@@ -426,7 +437,7 @@ class TaxonomyClassifier:
         """The temperature at which the first suggestion's area probability best predicts (least
         log-loss) whether that area is right, on held-out (leave-one-out) scores."""
         areas, matrix = self._area_matrix()
-        firsts = [s[0].category for s in map(self.suggest, self.probabilities(scores))]
+        firsts = [self.first_leaf(nodes) for nodes in self.node_probabilities(self.probabilities(scores))]
         column = np.array([areas.index(node_at(f, CONFIDENCE_DEPTH)) for f in firsts])
         right = np.array(
             [

@@ -7,6 +7,7 @@ them, so `semsearch --help` stays instant.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import sqlite3
@@ -961,6 +962,13 @@ class _Stderr(logging.Handler):
         print(record.getMessage(), file=sys.stderr)
 
 
+@functools.cache
+def _command():
+    """The click command behind `app`, built once: typer reads every command's signature to build
+    it, which a process calling `main` many times (tests, the MCP's host) need not repeat."""
+    return typer.main.get_command(app)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors become one line on stderr and an exit code, never a traceback."""
     library = logging.getLogger("semsearch")
@@ -969,7 +977,7 @@ def main(argv: list[str] | None = None) -> int:
         library.setLevel(logging.INFO)
         library.propagate = False
     try:
-        result = app(args=argv, prog_name="semsearch", standalone_mode=False)
+        result = _command().main(args=argv, prog_name="semsearch", standalone_mode=False)
     except typer.Abort:
         print("interrupted", file=sys.stderr)
         return 130

@@ -285,7 +285,7 @@ class IndexWriter:
                 if not told:
                     log.warning("waiting for another writer (pid %s) to finish with %s…", holder, self.directory)
                     told = True
-                time.sleep(0.2)
+                time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = fd

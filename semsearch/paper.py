@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 _NEW_ID = re.compile(r"^(\d{4}\.\d{4,5})(v\d+)?$")
 _OLD_ID = re.compile(r"^([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(v\d+)?$")
@@ -77,8 +77,8 @@ class Paper:
 
     def merged_with(self, newer: Paper) -> Paper:
         """This paper updated by a newer record of it: non-empty new values win, sources accumulate."""
-        merged = asdict(self)
-        for key, value in asdict(newer).items():
+        merged = self.to_dict()
+        for key, value in newer.to_dict().items():
             if key == "sources":
                 merged[key] = sorted(set(self.sources) | set(value))
             elif value not in (None, "", []):
@@ -86,4 +86,5 @@ class Paper:
         return Paper(**merged)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Its fields, shallow (asdict's deep copy costs more than storing the paper)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}

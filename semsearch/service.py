@@ -203,14 +203,14 @@ class Service:
     def classify(self, title: str, abstract: str, taxonomy: str | None = None) -> dict:
         """Where a paper belongs; with the path of the first suggestion, each node's probability."""
         from semsearch.classify import classify_texts
-        from semsearch.taxonomy import ancestors, node_probabilities
+        from semsearch.taxonomy import ancestors
 
         with self.use() as live:
             classifier = live.under(taxonomy)[0].classifier
             result = classify_texts(live.index, [(None, title, abstract)], live.searcher.embedder, classifier)[0]
         data = result.to_dict()
         data["scope_probability"] = round(result.scope_probability, 4)
-        probability = node_probabilities(classifier.leaves, result.leaf_probabilities.tolist())
+        probability = classifier.node_probabilities(result.leaf_probabilities[None, :])[0]
         data["path"] = [
             {"node": node, "probability": round(probability[node], 4)}
             for node in [*reversed(ancestors(result.category)), result.category]

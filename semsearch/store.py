@@ -134,7 +134,7 @@ class Store:
         else:
             self._db = sqlite3.connect(path, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(f"BEGIN; {_SCHEMA} COMMIT;")  # one transaction: one sync, not one per table
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(predictions)")}
             if "leaf_probabilities" not in columns:  # an index written before predictions kept them
                 self._db.execute("ALTER TABLE predictions ADD COLUMN leaf_probabilities BLOB")

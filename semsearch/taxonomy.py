@@ -35,15 +35,6 @@ def is_under(path: str, node: str) -> bool:
     return path == node or path.startswith(node + "/")
 
 
-def node_probabilities(leaves: list[str], probabilities: list[float]) -> dict[str, float]:
-    """Leaf probabilities, plus each inner node's: the sum over the leaves under it."""
-    nodes = dict(zip(leaves, probabilities, strict=True))
-    for leaf, p in zip(leaves, probabilities, strict=True):
-        for node in ancestors(leaf):
-            nodes[node] = nodes.get(node, 0.0) + p
-    return nodes
-
-
 def subtree_counts(category_lists) -> dict[str, int]:
     """How many papers sit under each node, given each paper's categories (a paper counts once a node)."""
     counts: dict[str, int] = {}

@@ -52,9 +52,9 @@ def test_a_dropped_connection_is_retried(stub):
 
 def test_backoff_grows_between_retries(stub):
     stub.script = [Step(status=503)] * 3
-    ArxivClient(backoff=0.1).fetch_ids(["2401.00001"])
+    ArxivClient(backoff=0.04).fetch_ids(["2401.00001"])
     gaps = [b - a for a, b in zip(stub.request_times, stub.request_times[1:], strict=False)]
-    assert len(gaps) == 3 and gaps[0] >= 0.1
+    assert len(gaps) == 3 and gaps[0] >= 0.04
     assert gaps[1] > 1.6 * gaps[0] and gaps[2] > 1.6 * gaps[1]  # doubling, not a constant wait
 
 
@@ -96,17 +96,17 @@ def test_persistent_failure_keeps_what_arrived(stub):
 
 
 def test_a_stalled_request_times_out_and_is_retried(stub):
-    stub.script = [Step(stall=1.5)]
+    stub.script = [Step(stall=0.8)]
     started = time.monotonic()
-    result = ArxivClient(timeout=0.5).fetch_ids(["2401.00001"])
+    result = ArxivClient(timeout=0.2).fetch_ids(["2401.00001"])
     assert [p.id for p in result.papers] == ["2401.00001"]
-    assert time.monotonic() - started < 1.5 + 1.0
+    assert time.monotonic() - started < 0.8  # gave up on the stalled answer instead of waiting it out
     assert len(stub.requests) == 2
 
 
 def test_requests_are_paced(stub):
-    ArxivClient(delay=0.3).fetch_ids([f"2401.{n:05d}" for n in range(ID_CHUNK + 1)])
-    assert stub.request_times[1] - stub.request_times[0] >= 0.29
+    ArxivClient(delay=0.15).fetch_ids([f"2401.{n:05d}" for n in range(ID_CHUNK + 1)])
+    assert stub.request_times[1] - stub.request_times[0] >= 0.145
 
 
 def test_client_error_is_not_retried(stub):

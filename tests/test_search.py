@@ -120,7 +120,7 @@ def test_taxonomy_evidence_can_be_switched_off(tmp_path, fake_model):
     on = Searcher(index).search("post-training weight quantization", 10)
     off = Searcher(index, taxonomy=False).search("post-training weight quantization", 10)
     assert any(h.evidence.category_probability > 0 for h in on)
-    assert all(h.evidence.category_probability == 0 and h.evidence.category is None for h in off)
+    assert off and all(h.evidence.category_probability == 0 and h.evidence.category is None for h in off)
     assert [h.score for h in on] == sorted((h.score for h in on), reverse=True)
 
 
