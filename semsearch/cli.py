@@ -719,24 +719,16 @@ def _classify_inputs(title, abstract, arxiv_id, batch) -> list[tuple[str | None,
         return [(paper.id, paper.title, paper.abstract)]
     if batch is None:
         return [(None, _required_text(title, "title"), _required_text(abstract, "abstract"))]
-    items = []
-    for number, line in enumerate(_read_lines(batch), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise ValueError("expected a JSON object")
-            items.append(
-                (
-                    record.get("id"),
-                    _required_text(record.get("title"), "title"),
-                    _required_text(record.get("abstract"), "abstract"),
-                )
-            )
-        except (ValueError, SemsearchError) as err:
-            raise SemsearchError(f"{batch}:{number}: {err}") from None
-    return items
+    from semsearch.sources.jsonl import read_records
+
+    def paper(record: dict) -> tuple[str | None, str, str]:
+        return (
+            record.get("id"),
+            _required_text(record.get("title"), "title"),
+            _required_text(record.get("abstract"), "abstract"),
+        )
+
+    return read_records(batch, paper, 'a JSON object with "title" and "abstract"')
 
 
 def _required_text(value, name: str) -> str:

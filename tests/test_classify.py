@@ -291,6 +291,18 @@ def test_classify_bad_input(survey_index, capsys, args, message):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
+def test_classify_batch_reads_standard_input(survey_index, capsys, monkeypatch):
+    import io
+
+    lines = '{"id": "a", "title": "Weights", "abstract": "4-bit quantization"}\n\n[1, 2]\n'
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines.split("\n\n")[0] + "\n"))
+    code, out, _ = run(capsys, "classify", "--batch", "-", "--json", "--index", survey_index)
+    assert code == 0 and [json.loads(line)["id"] for line in out.splitlines()] == ["a"]
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    code, _, err = run(capsys, "classify", "--batch", "-", "--index", survey_index)
+    assert code == 2 and "-:3: expected a JSON object" in err
+
+
 def test_classify_batch_malformed_line(survey_index, capsys, tmp_path):
     batch = tmp_path / "in.jsonl"
     batch.write_text('{"id": "a", "title": "T", "abstract": "A"}\n{"id": "b", "title": "T"}\n')

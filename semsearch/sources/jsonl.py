@@ -54,20 +54,28 @@ def _open(path: Path, mode: str = "rt"):
 
 
 def read_records(path: Path, parse: Callable[[dict], T], expected: str) -> list[T]:
-    """`parse` applied to each JSON object of a small JSON Lines file (questions, labels, expected
-    categories); a line it cannot take is one error naming the file and line (`expected` says what
-    a line should hold). Papers, which can be millions, are streamed by `read_jsonl` instead."""
-    check_readable(Path(path))
+    """`parse` applied to each JSON object of a small JSON Lines file ('-': standard input):
+    questions, labels, papers to classify, expected categories. A line it cannot take is one error
+    naming the file and line (`expected` says what a line should hold). Papers to index, which can
+    be millions, are streamed by `read_jsonl` instead."""
+    if str(path) == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        check_readable(Path(path))
+        with _open(Path(path), "rt") as handle:
+            lines = handle.read().splitlines()
     rows = []
-    with _open(Path(path), "rt") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    rows.append(parse(json.loads(line)))
-                except SemsearchError as err:
-                    raise SemsearchError(f"{path}:{number}: {err}") from None
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    raise SemsearchError(f"{path}:{number}: expected {expected}") from None
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError
+                rows.append(parse(record))
+            except SemsearchError as err:
+                raise SemsearchError(f"{path}:{number}: {err}") from None
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise SemsearchError(f"{path}:{number}: expected {expected}") from None
     if not rows:
         raise SemsearchError(f"{path}: nothing to read")
     return rows
