@@ -542,12 +542,12 @@ def classify_texts(
 ) -> list[Classification]:
     """Classify (id, title, abstract) triples against the taxonomy of `index` (with `classifier`
     when the caller has it loaded already, as the server does)."""
-    from semsearch.embeddings import Embedder
+    from semsearch.embeddings import embedder_for
     from semsearch.errors import SemsearchError
     from semsearch.paper import embedding_text
     from semsearch.taxonomy import load_taxonomy
 
-    embedder = embedder or Embedder(index.manifest.model)
+    embedder = embedder or embedder_for(index.manifest.model, index_dir=index.directory)
     classifier = classifier or classifier_for(index.store, load_taxonomy(), embedder.encode)
     if classifier is None:
         raise SemsearchError("the index has no labelled papers; run `semsearch ingest survey` first")

@@ -37,6 +37,12 @@ ModelOption = Annotated[
     str | None,
     typer.Option("--model", help="sentence-transformers model name or path (default all-MiniLM-L6-v2)."),
 ]
+QuantizeOption = Annotated[
+    bool,
+    typer.Option(
+        "--quantize", help="A new index embeds with the model's int8 ONNX export (about 1.6x faster to ingest)."
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 TaxonomyOption = Annotated[
     str | None,
@@ -116,6 +122,7 @@ def ingest_jsonl_command(
     ] = None,
     index: IndexOption = None,
     model: ModelOption = None,
+    quantize: QuantizeOption = False,
     progress: ProgressOption = None,
 ) -> None:
     """Ingest JSON Lines files, streamed in constant memory. Records may carry their own vectors
@@ -126,7 +133,7 @@ def ingest_jsonl_command(
     report = ingest_jsonl(
         paths,
         index_dir=index,
-        model=model,
+        model=_model(model, quantize),
         skip_malformed=skip_malformed,
         categories=wanted,
         since=_check_date(since),
@@ -145,6 +152,7 @@ def ingest_arxiv_command(
     max_results: Annotated[int, typer.Option("--max", min=1, max=10_000, help="Most papers for --query.")] = 100,
     index: IndexOption = None,
     model: ModelOption = None,
+    quantize: QuantizeOption = False,
     progress: ProgressOption = None,
 ) -> None:
     """Fetch papers from arXiv by id or by query ($SEMSEARCH_ARXIV_URL overrides the API URL)."""
@@ -152,7 +160,9 @@ def ingest_arxiv_command(
 
     if not ids and not query:
         raise SemsearchError("give --id ID (repeatable) or --query QUERY")
-    report = ingest_arxiv(ids or [], query, max_results, index_dir=index, model=model, progress=_progress(progress))
+    report = ingest_arxiv(
+        ids or [], query, max_results, index_dir=index, model=_model(model, quantize), progress=_progress(progress)
+    )
     _finish_ingest(report)
 
 
@@ -161,12 +171,23 @@ def ingest_survey_command(
     offline: Annotated[bool, typer.Option("--offline", help="Titles only; do not ask arXiv for abstracts.")] = False,
     index: IndexOption = None,
     model: ModelOption = None,
+    quantize: QuantizeOption = False,
     progress: ProgressOption = None,
 ) -> None:
     """Index the survey's ~420 papers with their taxonomy categories (abstracts from arXiv when online)."""
     from semsearch.ingest import ingest_survey
 
-    _finish_ingest(ingest_survey(index_dir=index, model=model, offline=offline, progress=_progress(progress)))
+    model = _model(model, quantize)
+    report = ingest_survey(index_dir=index, model=model, offline=offline, progress=_progress(progress))
+    _finish_ingest(report)
+
+
+def _model(model: str | None, quantize: bool) -> str | None:
+    if not quantize:
+        return model
+    from semsearch.embeddings import DEFAULT_MODEL, quantized
+
+    return quantized(model or DEFAULT_MODEL)
 
 
 def _check_date(value: str | None) -> str | None:
@@ -752,12 +773,12 @@ def classify(
 ) -> None:
     """Suggest where a paper belongs in the survey's taxonomy (or say it is out of scope)."""
     from semsearch.classify import classify_texts
-    from semsearch.embeddings import Embedder
+    from semsearch.embeddings import embedder_for
     from semsearch.lists import classifier_for_taxonomy
 
     items = _classify_inputs(title, abstract, arxiv_id, batch)
     idx = _open_index(index)
-    embedder = Embedder(idx.manifest.model)
+    embedder = embedder_for(idx.manifest.model, index_dir=idx.directory)
     classifier = classifier_for_taxonomy(idx.store, taxonomy_name, embedder.encode)
     results = classify_texts(idx, items, embedder, classifier)
     for result in results:
@@ -818,20 +839,20 @@ def eval_classify(
         else:
             _print_new_papers_report(report)
         return
-    from semsearch.embeddings import Embedder
+    from semsearch.embeddings import embedder_for
     from semsearch.evaluate import evaluate_classifier
 
     idx = Index.open(index)
-    _print_report(evaluate_classifier(idx, Embedder(idx.manifest.model)), as_json)
+    _print_report(evaluate_classifier(idx, embedder_for(idx.manifest.model, index_dir=idx.directory)), as_json)
 
 
 def _evaluate_list(idx, name: str, papers: Path | None) -> dict:
-    from semsearch.embeddings import Embedder
+    from semsearch.embeddings import embedder_for
     from semsearch.evaluate import evaluate_classifier, read_expected, texts_and_vectors
     from semsearch.lists import labelled_papers, taxonomy_for
 
     taxonomy = taxonomy_for(idx.store, name)
-    embedder = Embedder(idx.manifest.model)
+    embedder = embedder_for(idx.manifest.model, index_dir=idx.directory)
     outside = None
     if papers is not None:
         rows = [r for r in read_expected(papers) if r["expected"] is None]

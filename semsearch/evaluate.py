@@ -179,10 +179,10 @@ def evaluate_new_papers(index: Index, records: list[dict], embedder=None) -> dic
     expected second-level branch, scope AUROC (in-taxonomy against out-of-scope papers), and the
     calibration (ECE) of the confidence on the in-taxonomy papers; then top-1 by branch."""
     from semsearch.classify import classifier_for
-    from semsearch.embeddings import Embedder
+    from semsearch.embeddings import embedder_for
 
     store = index.store
-    embedder = embedder or Embedder(index.manifest.model)  # loads the model only if something needs embedding
+    embedder = embedder or embedder_for(index.manifest.model, index_dir=index.directory)
     texts, matrix = texts_and_vectors(index, records, embedder)
     classifier = classifier_for(store, load_taxonomy(), embedder.encode)
     if classifier is None:

@@ -102,13 +102,13 @@ class Ingest:
 
     def finish(self) -> None:
         """The stages after storing, in order: embed what is stale, train the classifier and
-        predict categories, export the query encoder, publish. A run that changed nothing
+        predict categories, export the encoder (if embedding did not already), publish. A run that changed nothing
         publishes nothing. Called when the `with` block ends (once: a published run is done)."""
         if self.writer.store is None or not self.store.count():
             return
         self.embed_stale()
         self.update_predictions()
-        self.export_query_encoder()
+        self.export_encoder()
         self.publish()
 
     def publish(self) -> None:
@@ -189,10 +189,13 @@ class Ingest:
 
     # --- embedding ----------------------------------------------------------------------------
     def embedder(self):
+        """The index's encoder: its ONNX export (made now if there is none yet), which embeds without
+        torch; sentence-transformers for a model that cannot be exported."""
         if self._embedder is None:
-            from semsearch.embeddings import Embedder
+            from semsearch.embeddings import embedder_for
 
-            self._embedder = Embedder(self.writer.model)
+            self.export_encoder()
+            self._embedder = embedder_for(self.writer.model, index_dir=self.writer.directory)
         return self._embedder
 
     def embed_stale(self) -> None:
@@ -216,22 +219,30 @@ class Ingest:
             if self._bar is not None:
                 self._bar.update(len(pending))
 
-    def export_query_encoder(self) -> None:
-        """Once per index directory and model: the ONNX export that makes questions fast to answer."""
-        from semsearch.embeddings import encoder_dir, export_onnx
+    def export_encoder(self) -> None:
+        """Once per index directory and model: the ONNX export that embeds papers and questions
+        without torch (an int8 model cannot be used without it)."""
+        from semsearch.embeddings import QUANTIZED, encoder_dir, export_onnx
 
         target = encoder_dir(self.writer.model, index_dir=self.writer.directory)
         # A model whose architecture cannot be exported is marked, so later ingests need not load it.
         unsupported = target.with_name(target.name + ".unsupported")
         if (target / "encoder.json").exists() or unsupported.exists():
             return
+        quantized = self.writer.model.endswith(QUANTIZED)
         try:
-            if export_onnx(self.embedder(), index_dir=self.writer.directory) is None:
-                unsupported.parent.mkdir(parents=True, exist_ok=True)
-                unsupported.write_text("questions load the full model: its architecture is not exported\n")
+            exported = export_onnx(self.writer.model, index_dir=self.writer.directory)
         except Exception as err:  # noqa: BLE001 - questions still work, only slower to start
             reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            if quantized:
+                raise SemsearchError(f"cannot make the int8 encoder: {reason}") from None
             self.warn(f"could not export the fast query encoder ({reason}); questions will load the full model")
+            return
+        if exported is None:
+            if quantized:
+                raise SemsearchError(f"{self.writer.model!r}: only a sentence-transformers model can be quantized")
+            unsupported.parent.mkdir(parents=True, exist_ok=True)
+            unsupported.write_text("questions load the full model: its architecture is not exported\n")
 
     # --- taxonomy predictions -----------------------------------------------------------------
     def update_predictions(self) -> None:

@@ -194,9 +194,9 @@ class Searcher:
 
     @cached_property
     def embedder(self):
-        from semsearch.embeddings import query_embedder
+        from semsearch.embeddings import embedder_for
 
-        return query_embedder(self.index.manifest.model, index_dir=self.index.directory)
+        return embedder_for(self.index.manifest.model, index_dir=self.index.directory)
 
     @cached_property
     def classifier(self):

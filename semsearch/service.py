@@ -95,9 +95,9 @@ class Service:
 
         try:
             if embedder is None:
-                from semsearch.embeddings import query_embedder
+                from semsearch.embeddings import embedder_for
 
-                embedder = query_embedder(index.manifest.model, index_dir=index.directory, threads=SESSION_THREADS)
+                embedder = embedder_for(index.manifest.model, index_dir=index.directory, threads=SESSION_THREADS)
             searcher = Searcher(index, embedder)
             # Everything a request needs is loaded now, not by the first request (nor in two threads at once).
             for name, owner in (("classifier", searcher), ("vectors", index), ("lexical", index)):

@@ -69,14 +69,14 @@ def watch(
 ) -> WatchReport:
     """Watch arXiv once (see the module); papers are placed in the survey's taxonomy, or in
     `taxonomy_name`, one added from a curated list, which then also decides what is in scope."""
-    from semsearch.embeddings import Embedder
+    from semsearch.embeddings import embedder_for
     from semsearch.index import Index
     from semsearch.lists import classifier_for_taxonomy
     from semsearch.sources.arxiv import ArxivClient, submitted_between
 
     published = Index.open(index_dir)  # a watch places papers among known ones: the index must exist
     known = published.store
-    embedder = Embedder(published.manifest.model)
+    embedder = embedder_for(published.manifest.model, index_dir=published.directory)
     classifier = classifier_for_taxonomy(known, taxonomy_name, embedder.encode)
     if classifier is None:
         raise SemsearchError("the index has no labelled papers to place new ones by; run `semsearch ingest survey`")
