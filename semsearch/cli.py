@@ -37,12 +37,6 @@ ModelOption = Annotated[
     str | None,
     typer.Option("--model", help="sentence-transformers model name or path (default all-MiniLM-L6-v2)."),
 ]
-QuantizeOption = Annotated[
-    bool,
-    typer.Option(
-        "--quantize", help="A new index embeds with the model's int8 ONNX export (about 1.6x faster to ingest)."
-    ),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 TaxonomyOption = Annotated[
     str | None,
@@ -122,7 +116,6 @@ def ingest_jsonl_command(
     ] = None,
     index: IndexOption = None,
     model: ModelOption = None,
-    quantize: QuantizeOption = False,
     progress: ProgressOption = None,
 ) -> None:
     """Ingest JSON Lines files, streamed in constant memory. Records may carry their own vectors
@@ -133,7 +126,7 @@ def ingest_jsonl_command(
     report = ingest_jsonl(
         paths,
         index_dir=index,
-        model=_model(model, quantize),
+        model=model,
         skip_malformed=skip_malformed,
         categories=wanted,
         since=_check_date(since),
@@ -152,7 +145,6 @@ def ingest_arxiv_command(
     max_results: Annotated[int, typer.Option("--max", min=1, max=10_000, help="Most papers for --query.")] = 100,
     index: IndexOption = None,
     model: ModelOption = None,
-    quantize: QuantizeOption = False,
     progress: ProgressOption = None,
 ) -> None:
     """Fetch papers from arXiv by id or by query ($SEMSEARCH_ARXIV_URL overrides the API URL)."""
@@ -160,9 +152,7 @@ def ingest_arxiv_command(
 
     if not ids and not query:
         raise SemsearchError("give --id ID (repeatable) or --query QUERY")
-    report = ingest_arxiv(
-        ids or [], query, max_results, index_dir=index, model=_model(model, quantize), progress=_progress(progress)
-    )
+    report = ingest_arxiv(ids or [], query, max_results, index_dir=index, model=model, progress=_progress(progress))
     _finish_ingest(report)
 
 
@@ -171,23 +161,13 @@ def ingest_survey_command(
     offline: Annotated[bool, typer.Option("--offline", help="Titles only; do not ask arXiv for abstracts.")] = False,
     index: IndexOption = None,
     model: ModelOption = None,
-    quantize: QuantizeOption = False,
     progress: ProgressOption = None,
 ) -> None:
     """Index the survey's ~420 papers with their taxonomy categories (abstracts from arXiv when online)."""
     from semsearch.ingest import ingest_survey
 
-    model = _model(model, quantize)
     report = ingest_survey(index_dir=index, model=model, offline=offline, progress=_progress(progress))
     _finish_ingest(report)
-
-
-def _model(model: str | None, quantize: bool) -> str | None:
-    if not quantize:
-        return model
-    from semsearch.embeddings import DEFAULT_MODEL, quantized
-
-    return quantized(model or DEFAULT_MODEL)
 
 
 def _check_date(value: str | None) -> str | None:

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-QUANTIZED = "+int8"  # a model name ending so is its ONNX export with int8 weights (`ingest --quantize`)
 _BUNDLED_NAMES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
 
 
@@ -87,18 +86,13 @@ def encoder_dir(model: str, *, index_dir: Path) -> Path:
     return index_dir / ENCODERS_DIR / re.sub(r"[^A-Za-z0-9._-]+", "_", model)
 
 
-def quantized(model: str) -> str:
-    return model if model.endswith(QUANTIZED) else model + QUANTIZED
-
-
 def export_onnx(name: str, *, index_dir: Path) -> Path | None:
-    """Export the model `name` for onnxruntime into the index directory (a `+int8` name: the base
-    model's export with its weights quantised to int8, per channel); None if its architecture is
+    """Export the model `name` for onnxruntime into the index directory; None if its architecture is
     not one we can reproduce exactly (only transformer + mean/CLS pooling + normalisation)."""
     target = encoder_dir(name, index_dir=index_dir)
     if (target / "encoder.json").exists():
         return target
-    model = _load(name.removesuffix(QUANTIZED))
+    model = _load(name)
     try:
         kinds = [type(module).__name__ for module in model]
     except TypeError:  # not a sentence-transformers pipeline of modules
@@ -128,8 +122,6 @@ def export_onnx(name: str, *, index_dir: Path) -> Path | None:
     staging.mkdir(parents=True)
     try:
         _export(torch, Hidden().eval(), sample, names, staging)
-        if name.endswith(QUANTIZED):
-            _quantize(staging / "model.onnx")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -148,23 +140,6 @@ def export_onnx(name: str, *, index_dir: Path) -> Path | None:
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
     return target
-
-
-def _quantize(path: Path) -> None:
-    """Int8 weights, one scale per output channel (per tensor moved vectors too far: mean cosine
-    0.935 to fp32, against 0.995), activations quantised on the fly."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    full = path.with_name("model.fp32.onnx")
-    os.replace(path, full)
-    root = logging.getLogger()
-    quiet = logging.NullHandler()  # onnxruntime logs advice through the root logger, which it would set up
-    root.addHandler(quiet)
-    try:
-        quantize_dynamic(str(full), str(path), weight_type=QuantType.QInt8, per_channel=True)
-    finally:
-        root.removeHandler(quiet)
-    full.unlink()
 
 
 def _export(torch, module, sample, names: list[str], staging: Path) -> None:
@@ -237,20 +212,11 @@ class OnnxEmbedder:
 
 def embedder_for(model: str, *, index_dir: Path, threads: int | None = None):
     """The encoder of an index's model: its ONNX export when there is one (the same vectors, without
-    importing torch), else sentence-transformers. A `+int8` model exists only as its export."""
+    importing torch), else sentence-transformers."""
     directory = encoder_dir(model, index_dir=index_dir)
-    if (os.environ.get("SEMSEARCH_NO_ONNX") != "1" or model.endswith(QUANTIZED)) and (
-        directory / "encoder.json"
-    ).exists():
+    if os.environ.get("SEMSEARCH_NO_ONNX") != "1" and (directory / "encoder.json").exists():
         try:
             return OnnxEmbedder(directory, threads=threads)
         except Exception:  # noqa: BLE001 - a broken or foreign export: the slow path still answers
-            if model.endswith(QUANTIZED):
-                raise
-    if model.endswith(QUANTIZED):
-        from semsearch.errors import SemsearchError
-
-        raise SemsearchError(
-            f"the int8 encoder of {model!r} is missing from {index_dir}; any `semsearch ingest` exports it again"
-        )
+            pass
     return Embedder(model)

@@ -221,26 +221,21 @@ class Ingest:
 
     def export_encoder(self) -> None:
         """Once per index directory and model: the ONNX export that embeds papers and questions
-        without torch (an int8 model cannot be used without it)."""
-        from semsearch.embeddings import QUANTIZED, encoder_dir, export_onnx
+        without torch."""
+        from semsearch.embeddings import encoder_dir, export_onnx
 
         target = encoder_dir(self.writer.model, index_dir=self.writer.directory)
         # A model whose architecture cannot be exported is marked, so later ingests need not load it.
         unsupported = target.with_name(target.name + ".unsupported")
         if (target / "encoder.json").exists() or unsupported.exists():
             return
-        quantized = self.writer.model.endswith(QUANTIZED)
         try:
             exported = export_onnx(self.writer.model, index_dir=self.writer.directory)
-        except Exception as err:  # noqa: BLE001 - questions still work, only slower to start
+        except Exception as err:  # noqa: BLE001 - embedding and questions still work, only slower
             reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-            if quantized:
-                raise SemsearchError(f"cannot make the int8 encoder: {reason}") from None
-            self.warn(f"could not export the fast query encoder ({reason}); questions will load the full model")
+            self.warn(f"could not export the fast encoder ({reason}); sentence-transformers embeds instead")
             return
         if exported is None:
-            if quantized:
-                raise SemsearchError(f"{self.writer.model!r}: only a sentence-transformers model can be quantized")
             unsupported.parent.mkdir(parents=True, exist_ok=True)
             unsupported.write_text("questions load the full model: its architecture is not exported\n")
 
