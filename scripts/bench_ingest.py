@@ -3,7 +3,9 @@
     python scripts/bench_ingest.py [../shared/data/arxiv_topics.jsonl] [--limit N] [--rounds 2]
 
 The model is loaded (and warmed) before either is timed; the two are run alternately and the
-best round of each is reported. Target: ingest ≥ 0.9 × plain encode.
+best round of each is reported. Each round ingests into a fresh index that already holds the
+model's ONNX export (made once per index directory; its one-off cost is printed apart).
+Target (issue 17): ingest ≥ 1.4 × plain encode.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from semsearch.embeddings import Embedder
+from semsearch.embeddings import Embedder, export_onnx
 from semsearch.ingest import ingest_jsonl
 from semsearch.sources.jsonl import read_jsonl
 
@@ -42,6 +44,9 @@ def main() -> None:
     embedder = Embedder()
     model = embedder.model
     model.encode(texts[:64])  # warm-up: first calls pay one-off allocation costs
+    started = time.perf_counter()
+    exported = export_onnx(embedder.model_name, index_dir=work / "exported")
+    print(f"ONNX export (once per index directory): {time.perf_counter() - started:.1f}s")
 
     plain, full = [], []
     for round_number in range(args.rounds):
@@ -50,6 +55,8 @@ def main() -> None:
         plain.append(len(texts) / (time.perf_counter() - started))
 
         index_dir = work / f"index-{round_number}"
+        if exported is not None:
+            shutil.copytree(exported.parent, index_dir / exported.parent.name)
         started = time.perf_counter()
         report = ingest_jsonl([subset], index_dir=index_dir, progress=False)
         full.append(len(texts) / (time.perf_counter() - started))
@@ -61,7 +68,7 @@ def main() -> None:
     print(f"papers: {len(texts)}")
     print(f"plain SentenceTransformer.encode: {best_plain:.1f} papers/s")
     print(f"semsearch ingest jsonl (parse, store, embed, index, publish): {best_full:.1f} papers/s")
-    print(f"ratio: {best_full / best_plain:.3f} (target >= 0.9)")
+    print(f"ratio: {best_full / best_plain:.3f} (target >= 1.4)")
     shutil.rmtree(work)
 
 

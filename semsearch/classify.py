@@ -44,13 +44,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 
 from semsearch.taxonomy import Taxonomy, is_under, node_at
 
-METHOD_VERSION = 9
+METHOD_VERSION = 10
 GAMMA = 2.0  # kernel width on the averaged cosine
 RIDGE = 0.1  # ridge penalty
 DESCRIPTION_WEIGHT = 10.0  # our description of a leaf is its prototype: fit nearly exactly
@@ -143,6 +142,55 @@ def fit_temperature(scores: np.ndarray, truth: np.ndarray, smoothing: float = SM
     return best
 
 
+@dataclass
+class SparseRows:
+    """Rows of a sparse matrix in compressed form (scipy's CSR layout, without importing scipy)."""
+
+    data: np.ndarray  # float32 values, row after row
+    indices: np.ndarray  # their columns
+    indptr: np.ndarray  # row i holds data[indptr[i]:indptr[i + 1]]
+    columns: int
+
+    FEW = 16  # up to this many rows are multiplied in numpy (a question never imports scipy)
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def head(self, rows: int) -> SparseRows:
+        end = int(self.indptr[rows])
+        return SparseRows(self.data[:end], self.indices[:end], self.indptr[: rows + 1], self.columns)
+
+    def select(self, rows: Sequence[int]) -> SparseRows:
+        parts = [slice(int(self.indptr[r]), int(self.indptr[r + 1])) for r in rows]
+        lengths = [part.stop - part.start for part in parts]
+        data = np.concatenate([self.data[part] for part in parts]) if parts else self.data[:0]
+        indices = np.concatenate([self.indices[part] for part in parts]) if parts else self.indices[:0]
+        return SparseRows(data, indices, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), self.columns)
+
+    def dense(self) -> np.ndarray:
+        out = np.zeros((len(self), self.columns), dtype=np.float32)
+        out[np.repeat(np.arange(len(self)), np.diff(self.indptr)), self.indices] = self.data
+        return out
+
+    def dot_rows(self, other: SparseRows) -> np.ndarray:
+        """other × selfᵀ, dense: one row per row of `other`. A few rows of `other` are spread out
+        and multiplied in numpy (faster than scipy for one question, and scipy stays unimported);
+        a batch goes through scipy's sparse product."""
+        if len(other) > self.FEW:
+            from scipy.sparse import csr_matrix
+
+            def matrix(rows: SparseRows):
+                return csr_matrix((rows.data, rows.indices, rows.indptr), shape=(len(rows), rows.columns))
+
+            return (matrix(self) @ matrix(other).T).T.toarray()  # this order converts only the small side
+        products = self.data[:, None] * other.dense().T[self.indices]  # one row per stored value
+        filled = np.flatnonzero(np.diff(self.indptr))  # reduceat would give an empty row a neighbour's value
+        sums = np.zeros((len(self), len(other)), dtype=np.float32)
+        if len(filled):
+            sums[filled] = np.add.reduceat(products, self.indptr[filled], axis=0)
+        return sums.T
+
+
 class CharNgramTfidf:
     """TF-IDF over character n-grams inside words (sublinear tf, smoothed idf, unit rows).
 
@@ -177,9 +225,7 @@ class CharNgramTfidf:
             found = cache[word] = np.asarray(ids, dtype=np.int64)
         return found
 
-    def transform(self, texts: Sequence[str]):
-        from scipy.sparse import csr_matrix
-
+    def transform(self, texts: Sequence[str]) -> SparseRows:
         indptr, indices, data = [0], [], []
         for text in texts:
             words = text.lower().split()
@@ -190,14 +236,11 @@ class CharNgramTfidf:
             indices.append(columns)
             data.append(weights / norm if norm else weights)
             indptr.append(indptr[-1] + len(columns))
-        return csr_matrix(
-            (
-                np.concatenate(data) if data else np.zeros(0, np.float32),
-                np.concatenate(indices) if indices else np.zeros(0, np.int64),
-                indptr,
-            ),
-            shape=(len(texts), len(self.vocabulary)),
-            dtype=np.float32,
+        return SparseRows(
+            np.concatenate(data).astype(np.float32) if data else np.zeros(0, np.float32),
+            np.concatenate(indices) if indices else np.zeros(0, np.int64),
+            np.asarray(indptr, dtype=np.int64),
+            len(self.vocabulary),
         )
 
 
@@ -227,7 +270,7 @@ class TaxonomyClassifier:
     method_version: int  # a saved classifier shows which method made it
     # Training rows: labelled papers, then one description per leaf, then example questions.
     train_vectors: np.ndarray | None = None
-    train_tfidf: Any = None  # scipy CSR matrix, one row per training row
+    train_tfidf: SparseRows | None = None  # one row per training row
     tfidf: CharNgramTfidf | None = None
     offset: np.ndarray | None = None  # mean target, added back to every score
     weights: np.ndarray | None = None  # papers' and descriptions' rows -> leaves: places papers
@@ -338,9 +381,9 @@ class TaxonomyClassifier:
             elif name == "tfidf":
                 arrays["tfidf.idf"] = value.idf
                 state[name] = {"lengths": list(value.lengths), "min_df": value.min_df, "vocabulary": value.vocabulary}
-            elif name == "train_tfidf":  # scipy's compressed sparse rows
+            elif name == "train_tfidf":
                 arrays |= {f"{name}.{part}": getattr(value, part) for part in ("data", "indices", "indptr")}
-                state[f"{name}.shape"] = list(value.shape)
+                state[f"{name}.columns"] = value.columns
             else:
                 state[name] = value
         buffer = io.BytesIO()
@@ -350,8 +393,6 @@ class TaxonomyClassifier:
     @classmethod
     def from_bytes(cls, saved: bytes) -> TaxonomyClassifier:
         """A classifier saved by `to_bytes`; ValueError unless the archive holds exactly its fields."""
-        from scipy.sparse import csr_matrix
-
         with np.load(io.BytesIO(saved), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
         state = json.loads(arrays.pop("state").tobytes())
@@ -359,7 +400,7 @@ class TaxonomyClassifier:
         tfidf = CharNgramTfidf(tuple(saved_tfidf["lengths"]), saved_tfidf["min_df"])
         tfidf.vocabulary, tfidf.idf = saved_tfidf["vocabulary"], arrays.pop("tfidf.idf")
         sparse = tuple(arrays.pop(f"train_tfidf.{part}") for part in ("data", "indices", "indptr"))
-        train_tfidf = csr_matrix(sparse, shape=tuple(state.pop("train_tfidf.shape")))
+        train_tfidf = SparseRows(*sparse, columns=state.pop("train_tfidf.columns"))
         values = state | arrays | {"tfidf": tfidf, "train_tfidf": train_tfidf}
         if set(values) != {f.name for f in fields(cls)}:
             raise ValueError("not a classifier saved by this version of semsearch")
@@ -368,10 +409,10 @@ class TaxonomyClassifier:
     def _kernel(self, vectors: np.ndarray, tfidf, rows: int | None = None) -> np.ndarray:
         """Kernel against the training rows (the first `rows` of them: papers place by fewer)."""
         train_vectors, train_tfidf = self.train_vectors, self.train_tfidf
-        if rows is not None and rows < len(train_vectors):  # slicing copies the sparse side: only when needed
-            train_vectors, train_tfidf = train_vectors[:rows], train_tfidf[:rows]
+        if rows is not None and rows < len(train_vectors):
+            train_vectors, train_tfidf = train_vectors[:rows], train_tfidf.head(rows)
         dense = vectors @ train_vectors.T
-        lexical = (train_tfidf @ tfidf.T).T.toarray()  # this order converts only the small side
+        lexical = train_tfidf.dot_rows(tfidf)
         return np.exp(GAMMA * ((dense + lexical) / 2.0 - 1.0))
 
     # --- prediction ---------------------------------------------------------------------------

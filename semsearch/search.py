@@ -298,13 +298,27 @@ class Searcher:
         allowed = self.allowed_vec_ids(filters or Filters())
         if self.mode == "lexical":
             return self._lexical_only(query, k, allowed)
-        vector = self.embed_query(query)
+        vector = self._first_vector(query) if "embedder" not in self.__dict__ else self.embed_query(query)
         if self.mode == "dense":
             hits = self.hits(self.nearest(vector, k, allowed))
             for hit in hits:
                 hit.evidence = Evidence(dense=hit.score)
             return hits
         return self._hybrid(query, vector, k, allowed)
+
+    def _first_vector(self, query: str) -> np.ndarray:
+        """The first question's vector, embedded while the rest loads: the encoder's session starts
+        in native code on the other core as the lexical index, vectors and classifier are read."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(self.embed_query, query)
+            self.index.vectors  # noqa: B018 - loading is the point
+            if self.mode == "hybrid":
+                self.index.lexical  # noqa: B018
+                if self.use_taxonomy:
+                    self.classifier  # noqa: B018
+            return pending.result()
 
     def _lexical_scores(self, query: str, allowed: np.ndarray | None) -> tuple[dict[int, float], list[int]]:
         """BM25 of every paper (by vec_id) and the best CANDIDATES among the allowed ones."""

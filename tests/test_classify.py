@@ -177,7 +177,7 @@ def test_closed_form_leave_one_out_matches_retraining():
     retrained = TaxonomyClassifier.train(rest, TOY, model.encode)
     retrained.tfidf, retrained_rows = classifier.tfidf, [i for i in range(len(papers) + len(leaves)) if i != held_out]
     retrained.train_vectors = classifier.train_vectors[retrained_rows]
-    retrained.train_tfidf = classifier.train_tfidf[retrained_rows]
+    retrained.train_tfidf = classifier.train_tfidf.select(retrained_rows)
     from semsearch import classify as module
 
     kernel = retrained._kernel(retrained.train_vectors, retrained.train_tfidf)
@@ -187,7 +187,8 @@ def test_closed_form_leave_one_out_matches_retraining():
     ).mean(axis=0)
     ridge = np.r_[np.full(len(rest), module.RIDGE), np.full(len(leaves), module.RIDGE / module.DESCRIPTION_WEIGHT)]
     weights = np.linalg.solve(kernel + np.diag(ridge), targets - offset)
-    direct = retrained._kernel(classifier.train_vectors[[held_out]], classifier.train_tfidf[[held_out]]) @ weights
+    held = classifier.train_tfidf.select([held_out])
+    direct = retrained._kernel(classifier.train_vectors[[held_out]], held) @ weights
     assert np.allclose(direct[0] + offset, classifier.loo_scores[held_out], atol=1e-6)
 
 
@@ -541,3 +542,23 @@ def test_a_label_at_an_inner_node_is_spread_over_its_leaves():
     assert np.isfinite(taught.temperature) and taught.temperature == pytest.approx(plain.temperature, rel=0.5)
     row = taught.loo_truth[-1]
     assert [taught.leaves[i] for i in np.flatnonzero(row)] == ["Compression/Quantization", "Compression/Pruning"]
+
+
+@pytest.mark.parametrize("others", [1, 3, 40])  # a question, a few, a batch (scipy's product)
+def test_sparse_rows_multiply_as_dense_matrices(others):
+    from semsearch.classify import SparseRows
+
+    rng = np.random.default_rng(others)
+
+    def sparse(dense: np.ndarray) -> SparseRows:
+        rows, columns = np.nonzero(dense)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(dense)))])
+        return SparseRows(dense[rows, columns].astype(np.float32), columns, indptr, dense.shape[1])
+
+    train = rng.random((9, 30)) * (rng.random((9, 30)) < 0.3)
+    train[[0, 4, 8]] = 0.0  # empty rows first, inside and last
+    asked = rng.random((others, 30)) * (rng.random((others, 30)) < 0.3)
+    expected = asked @ train.T
+    assert np.allclose(sparse(train).dot_rows(sparse(asked)), expected, atol=1e-6)
+    assert np.allclose(sparse(train).head(5).dot_rows(sparse(asked)), expected[:, :5], atol=1e-6)
+    assert np.allclose(sparse(train).select([7, 2]).dense(), train[[7, 2]], atol=1e-6)
