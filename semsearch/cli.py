@@ -106,13 +106,22 @@ def ingest_jsonl_command(
     since: Annotated[str | None, typer.Option("--since", help="Keep papers updated on/after YYYY-MM-DD.")] = None,
     index_type: Annotated[
         str | None,
-        typer.Option("--index-type", help="auto (default: exact up to 200k papers, then IVF-SQ8), flat, ivf, hnsw."),
+        typer.Option("--index-type", help="auto (default: exact up to 50k papers, then IVF-SQ8), flat, ivf, hnsw."),
     ] = None,
     vectors: Annotated[
         Path | None, typer.Option("--vectors", help="Precomputed vectors (.npy), one row per record, in order.")
     ] = None,
     vectors_model: Annotated[
         str | None, typer.Option("--vectors-model", help="The model that made --vectors (checked against the index's).")
+    ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Embed on a Ray cluster (ray://HOST:10001, auto, or local for one on this machine); "
+            "needs semsearch[ray].",
+        ),
     ] = None,
     index: IndexOption = None,
     model: ModelOption = None,
@@ -134,6 +143,7 @@ def ingest_jsonl_command(
         index_type=index_type,
         vectors=vectors,
         vectors_model=vectors_model,
+        ray_address=ray,
     )
     _finish_ingest(report)
 

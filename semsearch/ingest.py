@@ -64,8 +64,11 @@ class Ingest:
         warn: Callable[[str], None] = _warn_stderr,
         survey: Survey | None = None,
         index_type: str | None = None,
+        ray_address: str | None = None,
     ):
+        """`ray_address`: embed on a Ray cluster (`semsearch.cluster`; "local" starts one here)."""
         self.writer = IndexWriter(index_dir, model, index_type=index_type)
+        self.ray_address = ray_address
         self.survey = survey  # else, once the index is open, its own list (as refreshed, else the packaged one)
         self.progress = progress
         self._warn = warn
@@ -97,6 +100,8 @@ class Ingest:
         finally:
             if self._bar is not None:
                 self._bar.close()
+            if hasattr(self._embedder, "close"):  # a Ray cluster's workers
+                self._embedder.close()
             self.writer.__exit__(exc_type, exc, tb)
             self.report.seconds = time.perf_counter() - self._started
 
@@ -192,10 +197,18 @@ class Ingest:
         """The index's encoder: its ONNX export (made now if there is none yet), which embeds without
         torch; sentence-transformers for a model that cannot be exported."""
         if self._embedder is None:
-            from semsearch.embeddings import embedder_for
+            from semsearch.embeddings import embedder_for, encoder_dir
 
             self.export_encoder()
-            self._embedder = embedder_for(self.writer.model, index_dir=self.writer.directory)
+            if self.ray_address:
+                from semsearch.cluster import RayEmbedder
+
+                exported = encoder_dir(self.writer.model, index_dir=self.writer.directory)
+                if not (exported / "encoder.json").exists():
+                    raise SemsearchError(f"--ray runs the model's ONNX export, and {self.writer.model!r} has none")
+                self._embedder = RayEmbedder(exported, self.ray_address)
+            else:
+                self._embedder = embedder_for(self.writer.model, index_dir=self.writer.directory)
         return self._embedder
 
     def embed_stale(self) -> None:
@@ -295,12 +308,14 @@ def ingest_jsonl(
     precomputed: bool = False,
     vectors: str | Path | None = None,
     vectors_model: str | None = None,
+    ray_address: str | None = None,
 ) -> IngestReport:
     """Stream JSON Lines files into the index. With `precomputed` (or when the first record has
     one), each record carries its vector (`embedding`, and `embedding_model` naming the model that
     made it), so nothing is embedded here; with `vectors`, an .npy
     file holds them row by row, aligned with the records, made by `vectors_model`. Vectors are
-    checked against the index's model and dimension, so another model's are refused."""
+    checked against the index's model and dimension, so another model's are refused. With
+    `ray_address`, papers are embedded on that Ray cluster ("local": one started here)."""
     from semsearch.sources.jsonl import Cursor, check_readable, first_record, read_jsonl
 
     files = [Path(p) for p in paths]
@@ -309,7 +324,7 @@ def ingest_jsonl(
     matrix = _vector_file(vectors, files) if vectors is not None else None
     firsts = {path: first_record(path) or {} for path in files} if matrix is None else {}
     precomputed = precomputed or any("embedding" in first for first in firsts.values())
-    ingest = Ingest(index_dir=index_dir, model=model, progress=progress, index_type=index_type)
+    ingest = Ingest(index_dir=index_dir, model=model, progress=progress, index_type=index_type, ray_address=ray_address)
     with ingest:
         check = VectorCheck(ingest) if precomputed or matrix is not None else None
         if matrix is not None:

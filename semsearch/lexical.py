@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +120,20 @@ class LexicalIndex:
             np.load(source / "indices.csc.index.npy", mmap_mode="r"),
             np.load(source / "indptr.csc.index.npy", mmap_mode="r"),
         )
+
+    @cached_property
+    def _by_vec_id(self) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(self.vec_ids, kind="stable")
+        return self.vec_ids[order], order
+
+    def score_of(self, scores: np.ndarray, vec_ids: Sequence[int]) -> np.ndarray:
+        """The entries of `scores` (as `scores` returns them) for these papers; 0 for one not indexed.
+        A question reads a few hundred, not a dict of every paper that shares a word with it."""
+        wanted = np.asarray(vec_ids, dtype=np.int64)
+        known, order = self._by_vec_id
+        at = np.minimum(np.searchsorted(known, wanted), max(len(known) - 1, 0))
+        found = known[at] == wanted if len(known) else np.zeros(len(wanted), dtype=bool)
+        return np.where(found, scores[order[at]] if len(known) else 0.0, 0.0)
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper (in vec_ids order) for the question `query`."""

@@ -320,24 +320,21 @@ class Searcher:
                     self.classifier  # noqa: B018
             return pending.result()
 
-    def _lexical_scores(self, query: str, allowed: np.ndarray | None) -> tuple[dict[int, float], list[int]]:
-        """BM25 of every paper (by vec_id) and the best CANDIDATES among the allowed ones."""
+    def _lexical_scores(self, query: str, allowed: np.ndarray | None) -> tuple[np.ndarray, list[int]]:
+        """BM25 of every paper (in the lexical index's order) and the vec_ids of the best CANDIDATES
+        among the allowed ones."""
         lexical = self.index.lexical
         scores = lexical.scores(query)
         if allowed is not None:
-            keep = np.isin(lexical.vec_ids, allowed)
-            scores = np.where(keep, scores, 0.0)
-        positive = int((scores > 0).sum())
-        n = min(CANDIDATES, positive)
+            scores = np.where(np.isin(lexical.vec_ids, allowed), scores, 0.0)
+        n = min(CANDIDATES, int((scores > 0).sum()))
         best = np.argpartition(-scores, n - 1)[:n] if n else np.array([], dtype=np.int64)
-        return (
-            {int(lexical.vec_ids[i]): float(scores[i]) for i in np.flatnonzero(scores > 0)},
-            [int(lexical.vec_ids[i]) for i in best],
-        )
+        return scores, [int(lexical.vec_ids[i]) for i in best]
 
     def _lexical_only(self, query: str, k: int, allowed: np.ndarray | None) -> list[Hit]:
         scores, best = self._lexical_scores(query, allowed)
-        ranked = sorted(((v, scores[v]) for v in best), key=lambda item: -item[1])[:k]
+        found = self.index.lexical.score_of(scores, best)
+        ranked = sorted(zip(best, found.tolist(), strict=True), key=lambda item: -item[1])[:k]
         hits = self.hits(ranked)
         for hit in hits:
             hit.evidence = Evidence(lexical=hit.score)
@@ -345,11 +342,12 @@ class Searcher:
 
     def _hybrid(self, query: str, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[Hit]:
         dense = dict(self.nearest(vector, CANDIDATES, allowed))
-        lexical, lexical_best = self._lexical_scores(query, allowed)
+        scores, lexical_best = self._lexical_scores(query, allowed)
         missing = [v for v in lexical_best if v not in dense]
         for vec_id, embedding in self.index.store.embeddings_for(missing).items():
             dense[vec_id] = float(embedding @ vector[0])
-        top_lexical = max(lexical.values(), default=0.0)
+        top_lexical = float(scores.max()) if len(scores) else 0.0
+        lexical = dict(zip(dense, self.index.lexical.score_of(scores, list(dense)).tolist(), strict=True))
         question = self.question_leaves(query, vector) if self.use_taxonomy else None
         filed = self.leaf_distributions(dense) if question is not None else {}
         evidence = {}

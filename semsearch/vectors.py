@@ -18,7 +18,7 @@ import numpy as np
 from semsearch.errors import SemsearchError
 
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
-AUTO_FLAT_LIMIT = 200_000
+AUTO_FLAT_LIMIT = 50_000
 NPROBE = 48
 HNSW_NEIGHBOURS = 32
 HNSW_EF_SEARCH = 96

@@ -193,3 +193,36 @@ def test_onnx_and_sentence_transformers_rank_identically(survey_index):
 def test_readme_examples_answer_on_topic_first(survey_index, question, on_topic):
     hit = Searcher(survey_index).search(question, k=1)[0]
     assert any(re.search(on_topic, category) for category in hit.categories), (hit.paper.title, hit.categories)
+
+
+def test_the_ray_path_builds_the_same_index_as_the_local_path(survey_index, tmp_path, monkeypatch):
+    """`ingest jsonl --ray local`: two workers (this machine's cores) run the ONNX export; the index
+    holds the same papers, vectors (cosine >= 0.9999) and predicted categories as a local ingest."""
+    pytest.importorskip("ray")
+    import shutil
+
+    import numpy as np
+
+    from semsearch import cluster
+    from semsearch.paper import Paper
+
+    papers = [Paper(id=f"2502.{i:05d}", title=text, abstract=text[::-1]) for i, text in enumerate(_varied_texts(150))]
+    source = tmp_path / "papers.jsonl"
+    rows = [{"id": p.id, "title": p.title, "abstract": p.abstract} for p in papers]
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    workers = []
+    real_close = cluster.RayEmbedder.close
+    monkeypatch.setattr(cluster.RayEmbedder, "close", lambda self: workers.append(len(self.actors)) or real_close(self))
+    stores = []
+    for name, address in (("local", None), ("ray", cluster.LOCAL)):
+        shutil.copytree(survey_index.directory, tmp_path / name)
+        report = ingest_jsonl([source], index_dir=tmp_path / name, progress=False, ray_address=address)
+        assert report.embedded == len(papers)
+        stores.append(Index.open(tmp_path / name).store)
+    assert workers == [2]
+    local, distributed = stores
+    ids = [local.vec_id(p.id) for p in papers]
+    assert ids == [distributed.vec_id(p.id) for p in papers]
+    a, b = local.embeddings_for(ids), distributed.embeddings_for(ids)
+    assert min(float(np.dot(a[v], b[v])) for v in ids) >= 0.9999
+    assert local.categories_for(ids) == distributed.categories_for(ids)
