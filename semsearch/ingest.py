@@ -213,7 +213,9 @@ class Ingest:
 
     def embed_stale(self) -> None:
         """Embed every stored paper whose embedding is missing or out of date, BATCH at a time."""
-        while pending := self.store.stale_embeddings(BATCH):
+        last = -1
+        while pending := self.store.stale_embeddings(BATCH, after=last):
+            last = pending[-1].vec_id
             embedder = self.embedder()
             if self.progress and self._bar is None:
                 from tqdm import tqdm
@@ -282,7 +284,9 @@ class Ingest:
             self.store.set_meta("classifier_fingerprint", fingerprint)
             self.store.clear_predictions()
             self.store.commit()
-        while batch := self.store.unpredicted(BATCH):
+        last = -1
+        while batch := self.store.unpredicted(BATCH, after=last):
+            last = batch[-1][0]
             vec_ids, texts, vectors = zip(*batch, strict=True)
             results = classifier.classify(texts, np.vstack(vectors), explain=False)
             self.store.put_predictions(

@@ -289,14 +289,15 @@ class Store:
         return dict(sorted(counts.items()))
 
     # --- embeddings ---------------------------------------------------------------------------
-    def stale_embeddings(self, limit: int) -> list[PendingEmbedding]:
-        """Up to `limit` papers whose embedding is missing or was made from other text."""
+    def stale_embeddings(self, limit: int, after: int = -1) -> list[PendingEmbedding]:
+        """Up to `limit` papers whose embedding is missing or was made from other text, from vec_id
+        `after` on (as `unpredicted`)."""
         rows = self.db.execute(
             """SELECT p.vec_id, p.title, p.abstract, p.text_hash FROM papers AS p
                LEFT JOIN embeddings AS e ON e.vec_id = p.vec_id
-               WHERE e.text_hash IS NULL OR e.text_hash != p.text_hash
+               WHERE p.vec_id > ? AND (e.text_hash IS NULL OR e.text_hash != p.text_hash)
                ORDER BY p.vec_id LIMIT ?""",
-            (limit,),
+            (after, limit),
         )
         return [
             PendingEmbedding(vec_id, embedding_text(title, abstract), text_hash)
@@ -457,14 +458,17 @@ class Store:
     def clear_predictions(self) -> None:
         self.db.execute("DELETE FROM predictions")
 
-    def unpredicted(self, limit: int) -> list[tuple[int, str, np.ndarray]]:
-        """(vec_id, text, embedding) of unlabelled papers that have no prediction yet."""
+    def unpredicted(self, limit: int, after: int = -1) -> list[tuple[int, str, np.ndarray]]:
+        """(vec_id, text, embedding) of unlabelled papers that have no prediction yet, from vec_id
+        `after` on (a caller going through them in batches passes the last it saw: without it,
+        each batch would scan again every paper already predicted)."""
         rows = self.db.execute(
             """SELECT p.vec_id, p.title, p.abstract, e.vector FROM papers AS p
                JOIN embeddings AS e ON e.vec_id = p.vec_id
                LEFT JOIN predictions AS r ON r.vec_id = p.vec_id
-               WHERE p.survey_categories = '[]' AND r.vec_id IS NULL ORDER BY p.vec_id LIMIT ?""",
-            (limit,),
+               WHERE p.vec_id > ? AND p.survey_categories = '[]' AND r.vec_id IS NULL
+               ORDER BY p.vec_id LIMIT ?""",
+            (after, limit),
         )
         return [
             (vec_id, embedding_text(title, abstract), np.frombuffer(vector, np.float32))
