@@ -134,7 +134,7 @@ def export_onnx(name: str, *, index_dir: Path) -> Path | None:
         "max_seq_length": int(model.max_seq_length),
         "pad_id": int(tokenizer.pad_token_id or 0),
         "pad_token": tokenizer.pad_token or "[PAD]",
-        "dimension": int(model[1].get_config_dict().get("embedding_dimension") or 0),
+        "dimension": Embedder(name).dimension,
     }
     (staging / "encoder.json").write_text(json.dumps(config, indent=2))
     shutil.rmtree(target, ignore_errors=True)
@@ -203,8 +203,9 @@ class OnnxEmbedder:
                 mask = feeds["attention_mask"][..., None].astype(np.float32)
                 pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
             parts.append(pooled)
-        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
-        vectors[order] = np.vstack(parts)
+        pooled = np.vstack(parts).astype(np.float32)
+        vectors = np.empty_like(pooled)
+        vectors[order] = pooled
         if self.config["normalize"]:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
