@@ -274,8 +274,7 @@ class Searcher:
         hits = [Hit(papers[v], score, predictions.get(v), v) for v, score in ranked if v in papers]
         if self.taxonomy_name:
             self.leaf_distributions([h.vec_id for h in hits])
-            found = {h.vec_id: self.distributions.get(h.vec_id) for h in hits}
-            found = {v: (entry[0], entry[2]) for v, entry in found.items() if entry}
+            found = {h.vec_id: (e[0], e[2]) for h in hits if (e := self.distributions.get(h.vec_id))}
         else:
             found = {v: entry[:2] for v, entry in store.category_evidence(h.vec_id for h in hits).items()}
         for hit in hits:
