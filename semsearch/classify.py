@@ -466,18 +466,16 @@ class TaxonomyClassifier:
                     break
         return [Suggestion(node, node_probability[node]) for node in chosen]
 
+    @cached_property
     def _area_matrix(self) -> tuple[list[str], np.ndarray]:
-        """The nodes at CONFIDENCE_DEPTH and a leaves × those nodes 0/1 matrix."""
+        """The nodes at CONFIDENCE_DEPTH and a leaves × those nodes 0/1 matrix (their columns of `_under`)."""
         areas = sorted({node_at(leaf, CONFIDENCE_DEPTH) for leaf in self.leaves})
-        matrix = np.zeros((len(self.leaves), len(areas)))
-        for i, leaf in enumerate(self.leaves):
-            matrix[i, areas.index(node_at(leaf, CONFIDENCE_DEPTH))] = 1.0
-        return areas, matrix
+        return areas, self._under[:, [self.nodes.index(area) for area in areas]]
 
     def _fit_confidence_temperature(self, scores: np.ndarray, truth: Sequence[Sequence[str]]) -> float:
         """The temperature at which the first suggestion's area probability best predicts (least
         log-loss) whether that area is right, on held-out (leave-one-out) scores."""
-        areas, matrix = self._area_matrix()
+        areas, matrix = self._area_matrix
         firsts = [self.first_leaf(nodes) for nodes in self.node_probabilities(self.probabilities(scores))]
         column = np.array([areas.index(node_at(f, CONFIDENCE_DEPTH)) for f in firsts])
         right = np.array(
@@ -497,7 +495,7 @@ class TaxonomyClassifier:
     def confidence(self, scores: np.ndarray, firsts: Sequence[str]) -> np.ndarray:
         """For each row of leaf scores, the calibrated chance that its first suggestion is in the
         right area (node at CONFIDENCE_DEPTH)."""
-        areas, matrix = self._area_matrix()
+        areas, matrix = self._area_matrix
         column = [areas.index(node_at(f, CONFIDENCE_DEPTH)) for f in firsts]
         return (softmax(scores, self.confidence_temperature) @ matrix)[np.arange(len(firsts)), column]
 
@@ -558,9 +556,10 @@ def labelled_papers(rows) -> list[LabelledPaper]:
     return [LabelledPaper(p.id, p.title, p.embedding_text(), vector, categories) for p, vector, categories in rows]
 
 
-def load_saved(store) -> TaxonomyClassifier | None:
-    """The classifier saved in `store` at ingest, if this version can use it."""
-    return _usable(store.get_artifact(CLASSIFIER_ARTIFACT))
+def load_saved(store, artifact: str = CLASSIFIER_ARTIFACT) -> TaxonomyClassifier | None:
+    """The classifier saved in `store` at ingest (the survey's, or a list's `artifact`), if this
+    version can use it."""
+    return _usable(store.get_artifact(artifact))
 
 
 def classifier_for(store, taxonomy: Taxonomy, embed: Callable[[list[str]], np.ndarray]) -> TaxonomyClassifier | None:

@@ -576,7 +576,8 @@ def _open_index(index: Path | None):
         from semsearch.ingest import ingest_survey
 
         print(
-            f"no index at {default} yet: building it from the survey's papers first (once; offline, titles only)",
+            f"no index at {default} yet: building it from the survey's papers first (once; abstracts from arXiv "
+            "when it can be reached)",
             file=sys.stderr,
         )
         print(ingest_survey(index_dir=default, progress=_progress(None)).summary(), file=sys.stderr)

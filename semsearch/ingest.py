@@ -107,8 +107,9 @@ class Ingest:
 
     def finish(self) -> None:
         """The stages after storing, in order: embed what is stale, train the classifier and
-        predict categories, export the encoder (if embedding did not already), publish. A run that changed nothing
-        publishes nothing. Called when the `with` block ends (once: a published run is done)."""
+        predict categories, export the encoder (if embedding did not already), publish. A run that
+        changed nothing publishes nothing. Called when the `with` block ends (once: a published run
+        is done)."""
         if self.writer.store is None or not self.store.count():
             return
         self.embed_stale()
@@ -252,7 +253,7 @@ class Ingest:
             return
         if exported is None:
             unsupported.parent.mkdir(parents=True, exist_ok=True)
-            unsupported.write_text("questions load the full model: its architecture is not exported\n")
+            unsupported.write_text("sentence-transformers embeds: the model's architecture is not exported\n")
 
     # --- taxonomy predictions -----------------------------------------------------------------
     def update_predictions(self) -> None:

@@ -164,28 +164,18 @@ def taxonomy_for(store, name: str | None) -> Taxonomy:
 
 def classifier_for_taxonomy(store, name: str | None, embed: Callable[[list[str]], np.ndarray]):
     """The classifier of the taxonomy `name` (the survey's when None or "survey")."""
-    from semsearch.classify import TaxonomyClassifier, classifier_for
+    from semsearch.classify import classifier_for, load_saved
 
     if name in (None, SURVEY):
         return classifier_for(store, load_taxonomy(), embed)
     taxonomy_for(store, name)  # refuses an unknown name
-    saved = store.get_artifact(classifier_artifact(name))
-    if saved is not None:
-        try:
-            return TaxonomyClassifier.from_bytes(saved)
-        except Exception:  # noqa: BLE001 - an older format: train again
-            pass
-    return train_list_classifier(store, name, embed)
+    return load_saved(store, classifier_artifact(name)) or train_list_classifier(store, name, embed)
 
 
 def listed_taxonomies(store) -> list[dict]:
     """The survey's and every added taxonomy: name, nodes, how many papers each labels."""
-    rows = [{"name": SURVEY, "nodes": list(load_taxonomy().nodes), "papers": store.content_counts()["survey_labelled"]}]
-    for found in store.taxonomies():
-        rows.append(
-            {"name": found["name"], "nodes": found["nodes"], "papers": found["papers"], "source": found["source"]}
-        )
-    return rows
+    survey = {"name": SURVEY, "nodes": list(load_taxonomy().nodes), "papers": store.content_counts()["survey_labelled"]}
+    return [survey, *store.taxonomies()]
 
 
 def remove_list(name: str, *, index_dir: str | Path | None = None) -> None:

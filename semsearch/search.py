@@ -319,22 +319,20 @@ class Searcher:
                     self.classifier  # noqa: B018
             return pending.result()
 
-    def _lexical_scores(self, query: str, allowed: np.ndarray | None) -> tuple[np.ndarray, list[int]]:
-        """BM25 of every paper (in the lexical index's order) and the vec_ids of the best CANDIDATES
-        among the allowed ones."""
+    def _lexical_scores(self, query: str, allowed: np.ndarray | None) -> tuple[np.ndarray, dict[int, float]]:
+        """BM25 of every paper (in the lexical index's order), and the best CANDIDATES among the
+        allowed ones by vec_id with their scores."""
         lexical = self.index.lexical
         scores = lexical.scores(query)
         if allowed is not None:
             scores = np.where(np.isin(lexical.vec_ids, allowed), scores, 0.0)
         n = min(CANDIDATES, int((scores > 0).sum()))
         best = np.argpartition(-scores, n - 1)[:n] if n else np.array([], dtype=np.int64)
-        return scores, [int(lexical.vec_ids[i]) for i in best]
+        return scores, dict(zip(lexical.vec_ids[best].tolist(), scores[best].tolist(), strict=True))
 
     def _lexical_only(self, query: str, k: int, allowed: np.ndarray | None) -> list[Hit]:
-        scores, best = self._lexical_scores(query, allowed)
-        found = self.index.lexical.score_of(scores, best)
-        ranked = sorted(zip(best, found.tolist(), strict=True), key=lambda item: -item[1])[:k]
-        hits = self.hits(ranked)
+        _, best = self._lexical_scores(query, allowed)
+        hits = self.hits(sorted(best.items(), key=lambda item: -item[1])[:k])
         for hit in hits:
             hit.evidence = Evidence(lexical=hit.score)
         return hits
