@@ -333,6 +333,14 @@ def app_from_environment() -> FastAPI:
     )
 
 
+def check_host_names(names: Iterable[str]) -> None:
+    """Each of `names` is a host name or address (compared with each request's Host header), not
+    a URL or a list."""
+    for name in names:
+        if not name or not all(c.isalnum() or c in "-._:[]" for c in name):
+            raise SemsearchError(f"--allow-host {name!r}: expected a host name or address, e.g. example.org")
+
+
 def serve(
     host: str,
     port: int,
@@ -348,9 +356,7 @@ def serve(
 
     from semsearch.index import resolve_index_dir
 
-    for name in allow_hosts:  # a name, not a URL or a list: it is compared with each request's Host header
-        if not name or not all(c.isalnum() or c in "-._:[]" for c in name):
-            raise SemsearchError(f"--allow-host {name!r}: expected a host name or address, e.g. example.org")
+    check_host_names(allow_hosts)
     writes = host in LOOPBACK or token is not None
     hosts = sorted({*LOOPBACK, host, *allow_hosts})
     if host not in LOOPBACK:
