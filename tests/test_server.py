@@ -318,7 +318,9 @@ def test_serving_beyond_loopback_says_so_and_closes_writing_without_a_token(inde
     assert "reading needs no authentication" in said and "closed without --token" in said
     from fastapi.testclient import TestClient
 
-    closed = TestClient(started[-1][0], base_url="http://127.0.0.1:8123").post("/api/labels", json={"id": "2306.00978", "category": "Quantization"})
+    closed = TestClient(started[-1][0], base_url="http://127.0.0.1:8123").post(
+        "/api/labels", json={"id": "2306.00978", "category": "Quantization"}
+    )
     assert closed.status_code == 403
     caplog.clear()
     server.serve("127.0.0.1", 8123, index_dir=index_dir)
