@@ -14,15 +14,14 @@ const STOPWORDS = new Set("the a an and or of for to in on with by how do i my i
 const SVG = "http://www.w3.org/2000/svg";
 
 // The only links the page makes: absolute http(s) URLs, and the app's own paths ("/..." on this
-// origin). Anything else (javascript:, data:, //other.host, "/\\other.host") is null, and el() then
+// origin). Anything else (javascript:, data:, //other.host, "/\other.host") is null, and el() then
 // leaves the href out, so the text shows but is not a link. Every href goes through el().
 function safeUrl(value) {
   const text = String(value ?? "");
   let url;
   try { url = new URL(text, location.origin); } catch { return null; }
   if (text.startsWith("/") && !text.startsWith("//") && !text.startsWith("/\\")) return url.origin === location.origin ? text : null;
-  const absolute = text.slice(0, 8).toLowerCase();
-  if ((absolute.startsWith("http://") || absolute.startsWith("https://")) && (url.protocol === "http:" || url.protocol === "https:")) return url.href;
+  if (/^https?:\/\//i.test(text) && (url.protocol === "http:" || url.protocol === "https:")) return url.href;
   return null;
 }
 
