@@ -75,7 +75,7 @@ def _emit(fmt: OutputFormat, header: dict, hits, explain: bool = False) -> None:
         _print_hits(hits, explain)
 
 
-KOption = Annotated[int, typer.Option("-k", min=1, max=1000, help="How many papers.")]
+KOption = Annotated[int, typer.Option("-k", help="How many papers (1 to 100).")]  # checked by the request models
 ProgressOption = Annotated[
     bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when on a terminal).")
 ]
@@ -210,17 +210,18 @@ def _fetch_from_arxiv(arxiv_id: str):
     return fetched.papers[0]
 
 
-def _read_questions(path: Path) -> list[str]:
-    from semsearch.search import check_query
+def _read_questions(path: Path, **options) -> list:
+    """Each non-blank line's SearchRequest (the question with `options`); a refused one names its line."""
+    from semsearch.requests_models import BadRequest, SearchRequest, parse
 
-    questions = []
+    requests = []
     for number, line in enumerate(_read_lines(path), start=1):
         if line.strip():
             try:
-                questions.append(check_query(line))
-            except SemsearchError as err:
-                raise SemsearchError(f"{path}:{number}: {err}") from None
-    return questions
+                requests.append(parse(SearchRequest, question=line, **options))
+            except BadRequest as err:
+                raise BadRequest(f"{path}:{number}: {err}") from None
+    return requests
 
 
 def _print_hits(hits, explain: bool = False) -> None:
@@ -279,17 +280,20 @@ def search(
     index: IndexOption = None,
 ) -> None:
     """Ask a question; get the most relevant papers."""
-    from semsearch.search import Filters, Searcher, check_query
+    from semsearch.requests_models import SearchRequest, parse
+    from semsearch.search import Filters, Searcher
 
     if (question is None) == (batch is None):
         raise SemsearchError("give a QUESTION or --batch FILE (not both)")
-    questions = _read_questions(batch) if batch else [check_query(question)]
-    filters = Filters(year_from, year_to, category)
-    searcher = Searcher(_open_index(index), mode=mode, taxonomy=not no_taxonomy, taxonomy_name=taxonomy_name)
+    options = dict(k=k, year_from=year_from, year_to=year_to, category=category, taxonomy=taxonomy_name)
+    requests = _read_questions(batch, **options) if batch else [parse(SearchRequest, question=question, **options)]
+    first = requests[0] if requests else parse(SearchRequest, question="-", **options)  # an empty batch: the options
+    filters = Filters(first.year_from, first.year_to, first.category)
+    searcher = Searcher(_open_index(index), mode=mode, taxonomy=not no_taxonomy, taxonomy_name=first.taxonomy)
     searcher.allowed_vec_ids(filters)  # refuse an unknown category before loading the model
     output = _format(fmt, as_json, batch is not None)
-    for q in questions:
-        _emit(output, {"query": q}, searcher.search(q, k, filters), explain)
+    for request in requests:
+        _emit(output, {"query": request.question}, searcher.search(request.question, request.k, filters), explain)
 
 
 @app.command()
@@ -340,14 +344,18 @@ def related(
 ) -> None:
     """Papers related to one you know (never the paper itself or another version of it)."""
     from semsearch.related import RelatedFinder
+    from semsearch.requests_models import RelatedRequest, parse
 
     if sum(x is not None for x in (paper_id, text, arxiv_id, batch)) != 1:
         raise SemsearchError("give one of: ID, --text TEXT, --arxiv ID, --batch FILE")
+    request = parse(RelatedRequest, id=paper_id, k=k, diverse=diverse, taxonomy=taxonomy_name)
+    k, taxonomy_name = request.k, request.taxonomy
     finder = RelatedFinder(_open_index(index), taxonomy_name=taxonomy_name)
     output = _format(fmt, as_json, batch is not None)
     if batch is not None:
         ids = _read_ids(batch)
         for each in ids:
+            parse(RelatedRequest, id=each)
             finder.resolve(each)  # every id is checked before any answer is printed
         for each in ids:
             _emit(output, {"id": each}, finder.related_to(each, k, diverse=diverse))
@@ -377,9 +385,11 @@ def recommend(
 ) -> None:
     """What to read next, learned from papers you liked (and disliked)."""
     from semsearch.related import RelatedFinder
+    from semsearch.requests_models import RecommendRequest, parse
 
-    hits = RelatedFinder(_open_index(index)).recommend(like or [], dislike or [], k, since=_check_date(since))
-    _emit(_format(fmt, as_json), {"likes": like or [], "dislikes": dislike or []}, hits)
+    request = parse(RecommendRequest, likes=like or [], dislikes=dislike or [], k=k, since=since)
+    hits = RelatedFinder(_open_index(index)).recommend(request.likes, request.dislikes, request.k, since=request.since)
+    _emit(_format(fmt, as_json), {"likes": request.likes, "dislikes": request.dislikes}, hits)
 
 
 @app.command()
@@ -419,16 +429,28 @@ def serve(
         str | None,
         typer.Option("--token", envvar="SEMSEARCH_TOKEN", help="Bearer token that writing endpoints (labels) require."),
     ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            metavar="NAME",
+            help="Also answer requests whose Host header is NAME (repeatable); else only --host and loopback names.",
+        ),
+    ] = None,
     index: IndexOption = None,
 ) -> None:
     """A web page and a JSON API (OpenAPI docs at /docs) that follow the index as it is updated."""
+    from semsearch.server import check_host_names
     from semsearch.server import serve as run_server
     from semsearch.watch import parse_interval
 
     seconds = parse_interval(watch_every) if watch_every else None
+    check_host_names(allow_host or ())
     _open_index(index).close()  # the default index is built on first use
     print(f"semsearch: serving http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", file=sys.stderr)
-    run_server(host, port, index_dir=index, workers=workers, watch_seconds=seconds, token=token)
+    run_server(
+        host, port, index_dir=index, workers=workers, watch_seconds=seconds, token=token, allow_hosts=allow_host or ()
+    )
 
 
 # --- watching arXiv, labels -------------------------------------------------------------------------
@@ -721,24 +743,28 @@ def taxonomy_remove(name: str, index: IndexOption = None) -> None:
     print(f"taxonomy {name!r} removed", file=sys.stderr)
 
 
-def _classify_inputs(title, abstract, arxiv_id, batch) -> list[tuple[str | None, str, str]]:
-    """(id, title, abstract) triples from exactly one of the three input forms."""
+def _classify_inputs(title, abstract, arxiv_id, batch, taxonomy) -> list[tuple[str | None, str, str]]:
+    """(id, title, abstract) triples from exactly one of the three input forms, each read through
+    the ClassifyRequest the HTTP API and the MCP tool use."""
+    from semsearch.requests_models import ClassifyRequest, parse
+
     forms = [title is not None or abstract is not None, arxiv_id is not None, batch is not None]
     if sum(forms) != 1:
         raise SemsearchError("give --title and --abstract, or --arxiv ID, or --batch FILE")
+
+    def checked(paper_id: str | None, title, abstract) -> tuple[str | None, str, str]:
+        request = parse(ClassifyRequest, title=title, abstract=abstract, taxonomy=taxonomy)
+        return paper_id, request.title, request.abstract
+
     if arxiv_id is not None:
         paper = _fetch_from_arxiv(arxiv_id)
-        return [(paper.id, paper.title, paper.abstract)]
+        return [checked(paper.id, paper.title, paper.abstract)]
     if batch is None:
-        return [(None, _required_text(title, "title"), _required_text(abstract, "abstract"))]
+        return [checked(None, title, abstract)]
     from semsearch.sources.jsonl import read_records
 
     def paper(record: dict) -> tuple[str | None, str, str]:
-        return (
-            record.get("id"),
-            _required_text(record.get("title"), "title"),
-            _required_text(record.get("abstract"), "abstract"),
-        )
+        return checked(record.get("id"), record.get("title"), record.get("abstract"))
 
     return read_records(batch, paper, 'a JSON object with "title" and "abstract"')
 
@@ -767,7 +793,7 @@ def classify(
     from semsearch.embeddings import embedder_for
     from semsearch.lists import classifier_for_taxonomy
 
-    items = _classify_inputs(title, abstract, arxiv_id, batch)
+    items = _classify_inputs(title, abstract, arxiv_id, batch, taxonomy_name)
     idx = _open_index(index)
     embedder = embedder_for(idx.manifest.model, index_dir=idx.directory)
     classifier = classifier_for_taxonomy(idx.store, taxonomy_name, embedder.encode)

@@ -20,20 +20,32 @@ INSTRUCTIONS = (
 def build_server(*, index_dir: str | Path | None = None):
     """The MCP server over the index at `index_dir` (loaded now, followed as it is published)."""
     from mcp.server import MCPServer
-    from mcp.server.mcpserver.exceptions import ToolError
 
-    from semsearch.errors import SemsearchError
     from semsearch.service import Service
 
     service = Service(index_dir=index_dir)
     service.follow()
     server = MCPServer("semsearch", instructions=INSTRUCTIONS, log_level="WARNING")
+    add_tools(server, service)
+    return server
+
+
+def add_tools(server, service) -> None:
+    """The tools, each reading its arguments through the request model the CLI and the HTTP API
+    use, so all three refuse the same input with the same one-line message."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from semsearch import requests_models as rm
+    from semsearch.errors import SemsearchError
 
     def answer(call, *args, **kwargs) -> Any:
         try:
             return call(*args, **kwargs)
         except SemsearchError as err:
             raise ToolError(str(err)) from None
+
+    def parse(model, **arguments):
+        return answer(rm.parse, model, **arguments)
 
     @server.tool()
     def search(
@@ -46,27 +58,33 @@ def build_server(*, index_dir: str | Path | None = None):
     ) -> dict:
         """Papers for a question in plain words, best first (a topic, a problem, or one paper described).
         `category` keeps papers under a taxonomy node (its path or last part, e.g. "KV-Cache Optimization");
-        `taxonomy` names one added from a curated list (default: the survey's)."""
-        k = max(1, min(k, 100))
+        `taxonomy` names one added from a curated list (default: the survey's). `k`: 1 to 100."""
+        r = parse(
+            rm.SearchRequest, question=question, k=k, year_from=year_from, year_to=year_to, category=category,
+            taxonomy=taxonomy,
+        )  # fmt: skip
         return answer(
-            service.search, question, k, year_from=year_from, year_to=year_to, category=category, taxonomy=taxonomy
-        )
+            service.search, r.question, r.k, year_from=r.year_from, year_to=r.year_to, category=r.category,
+            taxonomy=r.taxonomy,
+        )  # fmt: skip
 
     @server.tool()
     def classify(title: str, abstract: str, taxonomy: str | None = None) -> dict:
         """Where a paper belongs in the taxonomy (the survey's, or `taxonomy` added from a list): three
         suggestions, a confidence, whether it is in scope at all, and the closest labelled papers."""
-        return answer(service.classify, title, abstract, taxonomy)
+        r = parse(rm.ClassifyRequest, title=title, abstract=abstract, taxonomy=taxonomy)
+        return answer(service.classify, r.title, r.abstract, r.taxonomy)
 
     @server.tool()
     def related(id: str, k: int = 10) -> dict:  # noqa: A002 - the tool's argument name is part of its contract
-        """Related work for a paper in the library (an arXiv id or URL)."""
-        return answer(service.related, id, max(1, min(k, 100)))
+        """Related work for a paper in the library (an arXiv id or URL). `k`: 1 to 100."""
+        r = parse(rm.RelatedRequest, id=id, k=k)
+        return answer(service.related, r.id, r.k)
 
     @server.tool()
     def paper(id: str) -> dict:  # noqa: A002
         """One paper whole: title, authors, abstract, links, categories and BibTeX."""
-        return answer(service.paper, id)
+        return answer(service.paper, parse(rm.PaperRequest, id=id).id)
 
     @server.tool()
     def taxonomy() -> list[dict]:
@@ -75,11 +93,78 @@ def build_server(*, index_dir: str | Path | None = None):
 
     @server.tool()
     def trends(category: list[str]) -> dict:
-        """Papers per year under up to three taxonomy nodes, to compare how topics grew."""
-        return answer(service.trends, category[:3])
+        """Papers per year under one to three taxonomy nodes, to compare how topics grew."""
+        return answer(service.trends, parse(rm.TrendsRequest, category=category).category)
 
-    return server
+
+class AnsweringParseErrors:
+    """The stdio transport's read stream, minus the lines that are not JSON-RPC messages: the SDK's
+    reader passes such a line on as an exception, which the server drops without a word; JSON-RPC
+    asks for an answer with `"id": null` (-32700 for text that is not JSON, -32600 for JSON that is
+    not a message), so the client learns its line was lost instead of waiting."""
+
+    def __init__(self, inner, write_stream):
+        self._inner, self._write = inner, write_stream
+
+    @property
+    def last_context(self):  # the SDK restores the sender's context from it
+        return getattr(self._inner, "last_context", None)
+
+    async def receive(self):
+        while True:
+            item = await self._inner.receive()
+            if not isinstance(item, Exception):
+                return item
+            await self._write.send(_refusal(item))
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        import anyio
+
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        self._inner.close()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+
+def _refusal(err: Exception):
+    from mcp.shared.message import SessionMessage
+    from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
+    from pydantic import ValidationError
+
+    not_json = not isinstance(err, ValidationError) or any(e["type"] == "json_invalid" for e in err.errors())
+    error = ErrorData(code=PARSE_ERROR, message="Parse error") if not_json else ErrorData(
+        code=INVALID_REQUEST, message="Invalid Request"
+    )  # fmt: skip
+    return SessionMessage(JSONRPCError(jsonrpc="2.0", id=None, error=error))
+
+
+async def _run_stdio(server) -> None:
+    """`MCPServer.run_stdio_async`, with the read stream answering lines that are not messages."""
+    from mcp.server.stdio import stdio_server
+
+    lowlevel = server._lowlevel_server  # noqa: SLF001 - the SDK's own run_stdio_async drives it so
+    async with stdio_server() as (read_stream, write_stream):
+        await lowlevel.run(
+            AnsweringParseErrors(read_stream, write_stream), write_stream, lowlevel.create_initialization_options()
+        )
 
 
 def serve_stdio(*, index_dir: str | Path | None = None) -> None:
-    build_server(index_dir=index_dir).run("stdio")
+    import anyio
+
+    anyio.run(_run_stdio, build_server(index_dir=index_dir))

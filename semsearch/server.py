@@ -11,6 +11,7 @@ import hmac
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -19,37 +20,35 @@ from typing import Annotated
 from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from semsearch.errors import NotFound, SemsearchError
+from semsearch.requests_models import (
+    ClassifyRequest,
+    ExportRequest,
+    LabelRequest,
+    PaperRequest,
+    PapersRequest,
+    RecommendRequest,
+    RelatedOptions,
+    RelatedRequest,
+    SearchRequest,
+    TrendsRequest,
+    describe,
+    parse,
+)
 from semsearch.service import RELOAD_SECONDS, Service
 
-MAX_K = 100
-MAX_TEXT = 20_000
 MAX_BODY = 1_000_000  # bytes; larger bodies get 413 before they are read
-MAX_TRENDS = 3  # nodes compared at once
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 WEB = files("semsearch") / "web"
+# The page runs only its own script and style, fetches only from this server, and is never framed:
+# a title or URL that got past every other check still cannot run as script.
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 log = logging.getLogger("semsearch.server")
-
-
-class ClassifyRequest(BaseModel):
-    title: str = Field(min_length=1, max_length=1000)
-    abstract: str = Field(min_length=1, max_length=MAX_TEXT)
-    taxonomy: str | None = Field(default=None, max_length=60)
-
-
-class RecommendRequest(BaseModel):
-    likes: list[Annotated[str, Field(max_length=200)]] = Field(min_length=1, max_length=200)
-    dislikes: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=200)
-    k: int = Field(default=10, ge=1, le=MAX_K)
-    since: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
-
-
-class LabelRequest(BaseModel):
-    id: str = Field(min_length=1, max_length=200)
-    category: str = Field(min_length=1, max_length=300)
 
 
 class Forbidden(SemsearchError):
@@ -98,12 +97,53 @@ class LimitBody:
         await response(scope, receive, send)
 
 
-def _field_errors(err: RequestValidationError) -> str:
-    parts = []
-    for problem in err.errors():
-        where = ".".join(str(p) for p in problem.get("loc", ()) if p not in ("query", "body", "path"))
-        parts.append(f"{where or 'body'}: {problem.get('msg', 'invalid')}")
-    return "; ".join(parts)
+def host_name(header: str) -> str:
+    """The name a Host header gives, lower case, without port or brackets: "[::1]:8000" -> "::1"."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        return value[1:end] if end > 0 else value
+    if value.count(":") == 1:  # name:port (a bare IPv6 address has more colons and no port)
+        value = value.partition(":")[0]
+    return value.rstrip(".")
+
+
+class CheckHost:
+    """ASGI middleware: a request whose Host header is not one of `names` (any port) is refused
+    with 421. A page on another site that rebinds its DNS name to 127.0.0.1 reaches this server
+    with its own name in Host, so it can neither read the index nor post labels."""
+
+    def __init__(self, app, names: Iterable[str]):
+        self.app, self.names = app, frozenset(host_name(n) for n in names)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        header = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+        if host_name(header) in self.names:
+            return await self.app(scope, receive, send)
+        shown = header[:100] or "(none)"
+        message = f"the Host header {shown!r} is not this server's name (serve --allow-host NAME admits one)"
+        await JSONResponse({"error": message}, status_code=421)(scope, receive, send)
+
+
+class NoSniff:
+    """ASGI middleware: every answer says `X-Content-Type-Options: nosniff`, so a browser never
+    runs JSON or text it was given as script or a page."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_header(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]}
+            await send(message)
+
+        await self.app(scope, receive, with_header)
 
 
 def create_app(
@@ -113,9 +153,12 @@ def create_app(
     watch_seconds: float | None = None,
     token: str | None = None,
     writes: bool = True,
+    hosts: Iterable[str] | None = None,
 ) -> FastAPI:
     """The app over the index at `index_dir`. Writing endpoints (labels) need `Authorization:
-    Bearer TOKEN` when a token is set, and are closed when `writes` is False."""
+    Bearer TOKEN` when a token is set, and are closed when `writes` is False. `hosts`: the names a
+    request's Host header may give (any port); None admits any, for an app mounted in another
+    server or a test client (`serve` always passes them)."""
     service = Service(index_dir=index_dir)
     background: list[threading.Event] = []  # set at shutdown: the reload and watch threads stop
 
@@ -137,6 +180,9 @@ def create_app(
     if watch_seconds:
         background.append(_start_watching(service.directory, watch_seconds))
     app.add_middleware(LimitBody)
+    app.add_middleware(NoSniff)
+    if hosts is not None:
+        app.add_middleware(CheckHost, names=hosts)  # added last: the outermost, before anything is read
 
     @app.exception_handler(SemsearchError)
     async def user_error(request: Request, err: SemsearchError) -> JSONResponse:
@@ -144,7 +190,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": _field_errors(err)}, status_code=422)
+        return JSONResponse({"error": describe(err.errors())}, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception) -> JSONResponse:  # never a stack trace to the client
@@ -171,19 +217,10 @@ def create_app(
         return service.overview()
 
     @app.get("/api/search")
-    def search(
-        q: Annotated[str, Query(min_length=1, max_length=2000, description="The question.")],
-        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
-        year_from: Annotated[int | None, Query(ge=1900, le=2100)] = None,
-        year_to: Annotated[int | None, Query(ge=1900, le=2100)] = None,
-        category: Annotated[str | None, Query(max_length=300)] = None,
-        explain: bool = False,
-        details: Annotated[bool, Query(description="Add authors, venue and abstract to each hit.")] = False,
-        taxonomy: Annotated[str | None, Query(max_length=60, description="A taxonomy added from a list.")] = None,
-    ) -> dict:
+    def search(request: Annotated[SearchRequest, Query()]) -> dict:
         return service.search(
-            q, k, year_from=year_from, year_to=year_to, category=category, explain=explain, details=details,
-            taxonomy=taxonomy,
+            request.question, request.k, year_from=request.year_from, year_to=request.year_to,
+            category=request.category, explain=request.explain, details=request.details, taxonomy=request.taxonomy,
         )  # fmt: skip
 
     @app.post("/api/classify")
@@ -191,32 +228,24 @@ def create_app(
         return service.classify(request.title, request.abstract, request.taxonomy)
 
     @app.get("/api/related/{paper_id:path}")
-    def related(
-        paper_id: str,
-        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
-        diverse: bool = False,
-        details: bool = False,
-        taxonomy: Annotated[str | None, Query(max_length=60)] = None,
-    ) -> dict:
-        return service.related(paper_id, k, diverse=diverse, details=details, taxonomy=taxonomy)
+    def related(paper_id: str, options: Annotated[RelatedOptions, Query()]) -> dict:
+        request = parse(RelatedRequest, id=paper_id, **options.model_dump())
+        return service.related(
+            request.id, request.k, diverse=request.diverse, details=request.details, taxonomy=request.taxonomy
+        )
 
     @app.post("/api/recommend")
     def recommend(request: Annotated[RecommendRequest, Body()]) -> dict:
         return service.recommend(request.likes, request.dislikes, request.k, request.since)
 
     @app.get("/api/papers")
-    def papers_under(
-        category: Annotated[str, Query(min_length=1, max_length=300)],
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        details: bool = False,
-        taxonomy: Annotated[str | None, Query(max_length=60)] = None,
-    ) -> dict:
+    def papers_under(request: Annotated[PapersRequest, Query()]) -> dict:
         """Papers under a taxonomy node (labelled there by the survey or a user, or predicted there)."""
-        return service.papers_under(category, limit, details=details, taxonomy=taxonomy)
+        return service.papers_under(request.category, request.limit, details=request.details, taxonomy=request.taxonomy)
 
     @app.get("/api/papers/{paper_id:path}")
     def paper(paper_id: str) -> dict:
-        return service.paper(paper_id)
+        return service.paper(parse(PaperRequest, id=paper_id).id)
 
     @app.post("/api/labels")
     def label(request: LabelRequest, authorization: Annotated[str | None, Header()] = None) -> dict:
@@ -234,13 +263,13 @@ def create_app(
         return service.taxonomy()
 
     @app.get("/api/trends")
-    def trends(category: Annotated[list[str], Query(min_length=1, max_length=MAX_TRENDS)]) -> dict:
+    def trends(request: Annotated[TrendsRequest, Query()]) -> dict:
         """Papers per year under each node: `{"trends": {node path: {year: count}}}`."""
-        return service.trends(category)
+        return service.trends(request.category)
 
     @app.get("/api/export", response_class=PlainTextResponse)
-    def export(ids: Annotated[list[str], Query(min_length=1, max_length=200)]) -> str:
-        return service.export(ids)
+    def export(request: Annotated[ExportRequest, Query()]) -> str:
+        return service.export(request.ids)
 
     @app.get("/api/digests")
     def digests() -> dict:
@@ -252,20 +281,23 @@ def create_app(
         """One digest: its in-scope new papers grouped by taxonomy node."""
         return service.digest(name)
 
+    def web_file(name: str, media_type: str) -> FileResponse:
+        return FileResponse(str(WEB / name), media_type=media_type, headers={"Content-Security-Policy": PAGE_POLICY})
+
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
-        return FileResponse(str(WEB / "index.html"), media_type="text/html")
+        return web_file("index.html", "text/html")
 
     @app.get("/paper/{paper_id:path}", include_in_schema=False)
     def paper_page(paper_id: str) -> FileResponse:  # the page shows the paper view for this path
-        return FileResponse(str(WEB / "index.html"), media_type="text/html")
+        return web_file("index.html", "text/html")
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:
         allowed = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}
         if name not in allowed:
             raise NotFound(f"no file {name}")
-        return FileResponse(str(WEB / name), media_type=allowed[name])
+        return web_file(name, allowed[name])
 
     return app
 
@@ -297,7 +329,16 @@ def app_from_environment() -> FastAPI:
         index_dir=os.environ["SEMSEARCH_SERVE_INDEX"],
         token=os.environ.get("SEMSEARCH_TOKEN") or None,
         writes=os.environ.get("SEMSEARCH_SERVE_WRITES") == "1",
+        hosts=os.environ["SEMSEARCH_SERVE_HOSTS"].split(","),
     )
+
+
+def check_host_names(names: Iterable[str]) -> None:
+    """Each of `names` is a host name or address (compared with each request's Host header), not
+    a URL or a list."""
+    for name in names:
+        if not name or not all(c.isalnum() or c in "-._:[]" for c in name):
+            raise SemsearchError(f"--allow-host {name!r}: expected a host name or address, e.g. example.org")
 
 
 def serve(
@@ -308,25 +349,32 @@ def serve(
     workers: int = 1,
     watch_seconds: float | None = None,
     token: str | None = None,
+    allow_hosts: Iterable[str] = (),
 ) -> None:
+    """Serve the app; requests must name `host`, a loopback name or one of `allow_hosts` in Host."""
     import uvicorn
 
     from semsearch.index import resolve_index_dir
 
+    check_host_names(allow_hosts)
     writes = host in LOOPBACK or token is not None
+    hosts = sorted({*LOOPBACK, host, *allow_hosts})
     if host not in LOOPBACK:
         log.warning(
             "note: serving on %s: reading needs no authentication (anyone who can reach this address can search "
-            "the index); writing (labels) %s",
+            "the index); writing (labels) %s; requests must name it in their Host header as one of %s "
+            "(--allow-host NAME adds one)",
             host,
             "needs the token" if token else "is closed without --token",
+            ", ".join(hosts),
         )
     if workers == 1:
-        app = create_app(index_dir=index_dir, watch_seconds=watch_seconds, token=token, writes=writes)
+        app = create_app(index_dir=index_dir, watch_seconds=watch_seconds, token=token, writes=writes, hosts=hosts)
         uvicorn.run(app, host=host, port=port, log_level="warning")
         return
     directory = resolve_index_dir(index_dir)
     os.environ.update(SEMSEARCH_SERVE_INDEX=str(directory), SEMSEARCH_SERVE_WRITES="1" if writes else "0")
+    os.environ["SEMSEARCH_SERVE_HOSTS"] = ",".join(hosts)
     if token:
         os.environ["SEMSEARCH_TOKEN"] = token
     stop = _start_watching(directory, watch_seconds) if watch_seconds else None  # one watcher for all workers

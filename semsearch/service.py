@@ -52,9 +52,24 @@ class Generation:
         return self.by_taxonomy[taxonomy]
 
 
+def web_url(url: str | None) -> str | None:
+    """`url` if it is an absolute http(s) URL, else None: an index written before ingest refused
+    other schemes may hold `javascript:` links, and the page puts what it is given into href."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return url if parts.scheme.lower() in ("http", "https") and parts.netloc and url == url.strip() else None
+
+
 def hit_json(hit, *, explain: bool = False, details: bool = False) -> dict:
     """A hit as the API gives it; `details` adds what a page shows (authors, venue, abstract)."""
     data = hit.to_dict(explain)
+    data["url"] = web_url(data.get("url"))
     if details:
         data.update(authors=hit.paper.authors, venue=hit.paper.venue, abstract=hit.paper.abstract)
     return data
@@ -65,10 +80,11 @@ def arxiv_links(paper) -> dict:
     links = (
         {"arxiv": f"https://arxiv.org/abs/{arxiv_id}", "pdf": f"https://arxiv.org/pdf/{arxiv_id}"} if arxiv_id else {}
     )
-    if paper.url and "github.com" in paper.url:
-        links["code"] = paper.url
-    elif paper.url and not arxiv_id:
-        links["page"] = paper.url
+    url = web_url(paper.url)
+    if url and "github.com" in url:
+        links["code"] = url
+    elif url and not arxiv_id:
+        links["page"] = url
     return links
 
 

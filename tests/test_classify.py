@@ -281,8 +281,8 @@ def test_readable_view_explains(survey_index, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--title", "T"], "missing abstract"),
-        (["--title", " ", "--abstract", "A"], "missing title"),
+        (["--title", "T"], "abstract: Field required"),
+        (["--title", " ", "--abstract", "A"], "title: has no text"),
         ([], "give --title and --abstract"),
         (["--arxiv", "nonsense"], "invalid arXiv id"),
     ],
@@ -308,7 +308,7 @@ def test_classify_batch_malformed_line(survey_index, capsys, tmp_path):
     batch = tmp_path / "in.jsonl"
     batch.write_text('{"id": "a", "title": "T", "abstract": "A"}\n{"id": "b", "title": "T"}\n')
     code, _, err = run(capsys, "classify", "--batch", batch, "--index", survey_index)
-    assert code == 2 and "in.jsonl:2: missing abstract" in err
+    assert code == 2 and "in.jsonl:2: abstract: Field required" in err
 
 
 def test_taxonomy_command(survey_index, capsys, corpus_file):

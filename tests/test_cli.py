@@ -92,7 +92,7 @@ def test_info(built, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["search", "   "], "question is empty"),
+        (["search", "   "], "question: has no text"),
         (["search", "x", "--index", "nowhere"], "no index at nowhere"),
         (["search", "x", "--category", "Not A Node"], "unknown category"),
         (["ingest", "arxiv", "--id", "12.34"], "invalid arXiv id"),
@@ -127,7 +127,7 @@ def test_malformed_line_reports_and_keeps_earlier_papers(tmp_path, fake_model, c
 
 def test_usage_errors_exit_2(capsys):
     code, _, err = run(capsys, "search", "x", "-k", "0")
-    assert code == 2 and "Invalid value" in err
+    assert code == 2 and err == "error: k: Input should be greater than or equal to 1\n"
 
 
 def test_ingest_arxiv_partial_failure_stores_what_arrived(tmp_path, fake_model, capsys, monkeypatch):

@@ -37,7 +37,7 @@ def serving(index_dir: Path):
     from semsearch.server import create_app
 
     port = _free_port()
-    app = create_app(index_dir=index_dir)
+    app = create_app(index_dir=index_dir, hosts=["127.0.0.1", "localhost"])  # as `semsearch serve` checks Host
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -85,6 +85,7 @@ def tour(base: str, name: str, *, width: int, dark: bool, question: str, paper_i
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(base) else None)
+        # The page runs under its CSP: waits below are functions, never strings it would have to eval.
 
         # Landing: what the index holds, examples, the treemap, what is new.
         page.goto(base + "/")
@@ -116,7 +117,7 @@ def tour(base: str, name: str, *, width: int, dark: bool, question: str, paper_i
         page.wait_for_selector(".result")
         if page.locator(".more a").count():
             page.click(".more a")
-            page.wait_for_function("document.querySelectorAll('.result').length > 10")
+            page.wait_for_function("() => document.querySelectorAll('.result').length > 10")
 
         # A category chip opens its node; from there, trends; compare a second node.
         page.locator(".result .chip").first.click()
@@ -126,7 +127,7 @@ def tour(base: str, name: str, *, width: int, dark: bool, question: str, paper_i
         page.wait_for_selector(".chart polyline")
         page.locator("input[name=category]").nth(1).fill("Model-Centric Methods/Model Compression")
         page.click(".filters button[type=submit]")
-        page.wait_for_function("document.querySelectorAll('.chart polyline').length === 2")
+        page.wait_for_function("() => document.querySelectorAll('.chart polyline').length === 2")
         shot(page, "trends")
 
         # One paper: links, related (diverse too), BibTeX, confirm a category.
@@ -233,3 +234,52 @@ def test_a_taxonomy_from_a_list_is_chosen_on_the_page(tmp_path, fake_model, corp
         assert problems == []
     finally:
         stop()
+
+
+def test_only_http_links_and_the_apps_own_paths_become_links(toy_site):
+    """Even if the API handed out `javascript:` (an old index, a proxy), the page makes no link of it;
+    and the page's Content-Security-Policy is in force: an injected inline script does not run."""
+    from playwright.sync_api import sync_playwright
+
+    base, evil = toy_site, "javascript:alert(document.domain)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        problems = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("dialog", lambda d: problems.append(f"dialog: {d.message}"))
+
+        def poisoned(route):
+            answer = route.fetch()
+            data = answer.json()
+            if not isinstance(data, dict):
+                return route.fulfill(response=answer)
+            if "links" in data:
+                data["links"] = {"page": evil, "code": "https://github.com/x/y", "pdf": "//evil.example/p"}
+            for hit in data.get("results", []):
+                hit.update(url=evil, venue=None)
+            route.fulfill(response=answer, json=data)
+
+        page.route("**/api/**", poisoned)
+        page.goto(f"{base}/?q=speculative+decoding")
+        page.wait_for_selector(".result")
+        page.goto(f"{base}/paper/2306.00978")
+        page.wait_for_selector(".paper-links a")
+        hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.getAttribute('href'))")
+        assert hrefs and all(h.startswith(("/", "https://")) and not h.startswith("//") for h in hrefs)
+        assert "https://github.com/x/y" in hrefs and page.locator(".paper-links a:not([href])").count() == 2
+        verdicts = page.evaluate(
+            r"""() => ["https://arxiv.org/abs/1", "http://x.org/", "/paper/1", "/?q=a", "javascript:alert(1)",
+                      " javascript:alert(1)", "JAVASCRIPT:alert(1)", "data:text/html,x", "//evil.example",
+                      "/\\evil.example", "/\t/evil.example", "vbscript:x", "https:evil.example", ""].map(safeUrl)"""
+        )  # fmt: skip
+        assert verdicts == ["https://arxiv.org/abs/1", "http://x.org/", "/paper/1", "/?q=a"] + [None] * 10
+        page.unroute("**/api/**")
+        problems.clear()
+        try:
+            page.add_script_tag(content="window.inlineRan = true")
+        except Exception:  # noqa: BLE001 - Playwright may report the refused script itself
+            pass
+        assert page.evaluate("window.inlineRan === undefined")
+        assert any("Content Security Policy" in p for p in problems)  # refused by the policy, not by chance
+        browser.close()

@@ -13,12 +13,26 @@ const EXAMPLES = [
 const STOPWORDS = new Set("the a an and or of for to in on with by how do i my is are what which that this from can paper papers about".split(" "));
 const SVG = "http://www.w3.org/2000/svg";
 
+// The only links the page makes: absolute http(s) URLs, and the app's own paths ("/..." on this
+// origin). Anything else (javascript:, data:, //other.host, "/\other.host") is null, and el() then
+// leaves the href out, so the text shows but is not a link. Every href goes through el().
+function safeUrl(value) {
+  const text = String(value ?? "");
+  let url;
+  try { url = new URL(text, location.origin); } catch { return null; }
+  if (text.startsWith("/") && !text.startsWith("//") && !text.startsWith("/\\")) return url.origin === location.origin ? text : null;
+  if (/^https?:\/\//i.test(text) && (url.protocol === "http:" || url.protocol === "https:")) return url.href;
+  return null;
+}
+
 function el(tag, attrs = {}, ...children) {
   const node = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
     if (key === "class") node.setAttribute("class", value);
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "style") node.style.cssText = value; // CSSOM: the page's CSP forbids style attributes
+    else if (key === "href" || key === "xlink:href") { const href = safeUrl(value); if (href !== null) node.setAttribute(key, href); }
     else node.setAttribute(key, value === true ? "" : value);
   }
   for (const child of children.flat()) {
@@ -447,7 +461,7 @@ function go(href, keepScroll = false) {
 }
 
 document.addEventListener("click", (event) => {
-  const anchor = event.target.closest("a[data-route]");
+  const anchor = event.target.closest("a[data-route][href]");
   if (!anchor || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
   event.preventDefault();
   go(anchor.getAttribute("href"), anchor.hasAttribute("data-keep-scroll"));

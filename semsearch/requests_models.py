@@ -1,0 +1,160 @@
+"""The arguments every door accepts, written once: the CLI, the HTTP API and the MCP tools read
+what they are given through these models, so the three refuse the same input with the same words.
+
+A refusal is one line, "field: message" (several joined by "; "), raised as `BadRequest` by
+`parse`; the HTTP API answers the same line with 422. Text is cleaned the same way everywhere:
+control characters become spaces and white space is collapsed; text with nothing left is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
+
+from semsearch.errors import SemsearchError
+
+MAX_K = 100
+MAX_QUESTION = 2000
+MAX_TITLE = 1000
+MAX_ABSTRACT = 20_000
+MAX_TRENDS = 3  # nodes compared at once
+MAX_ID = 200
+MAX_CATEGORY = 300
+MAX_TAXONOMY_NAME = 60
+MAX_IDS = 200  # papers in one export or recommendation
+MAX_LIST = 500  # papers listed under a node
+YEARS = (1900, 2100)
+
+
+class BadRequest(SemsearchError):
+    """Arguments the request models refuse; the HTTP API answers 422 like FastAPI's own checks."""
+
+    http_status = 422
+
+
+def clean_text(value: str) -> str:
+    """Control characters become spaces, white space is collapsed; nothing left is refused (a
+    question of NULs or tabs says nothing, and would match papers at random)."""
+    text = " ".join("".join(c if c.isprintable() or c.isspace() else " " for c in value).split())
+    if not text:
+        raise PydanticCustomError("blank", "has no text (only white space or control characters)")
+    return text
+
+
+def _iso_date(value: str) -> str:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise PydanticCustomError("date", "expected a date YYYY-MM-DD") from None
+
+
+def Text(limit: int) -> Any:  # noqa: N802 - reads as a type in the models below
+    """Text of at most `limit` characters as sent, cleaned by `clean_text`."""
+    return Annotated[str, Field(max_length=limit), AfterValidator(clean_text)]
+
+
+K = Annotated[int, Field(ge=1, le=MAX_K, description="How many papers.")]
+Year = Annotated[int, Field(ge=YEARS[0], le=YEARS[1])]
+PaperId = Annotated[str, Field(min_length=1, max_length=MAX_ID, description="An arXiv id or URL, or a paper's id.")]
+Category = Annotated[str, Field(min_length=1, max_length=MAX_CATEGORY, description="A taxonomy node: path or name.")]
+TaxonomyName = Annotated[
+    str, Field(min_length=1, max_length=MAX_TAXONOMY_NAME, description="A taxonomy added from a list.")
+]
+IsoDate = Annotated[str, Field(max_length=10), AfterValidator(_iso_date)]
+
+
+class SearchRequest(BaseModel):
+    """A question and its filters. Over HTTP the question is the query parameter `q`."""
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
+
+    question: Text(MAX_QUESTION) = Field(alias="q", description="The question, in plain words.")
+    k: K = 10
+    year_from: Year | None = None
+    year_to: Year | None = None
+    category: Category | None = None
+    explain: bool = False
+    details: bool = Field(default=False, description="Add authors, venue and abstract to each hit.")
+    taxonomy: TaxonomyName | None = None
+
+
+class ClassifyRequest(BaseModel):
+    title: Text(MAX_TITLE)
+    abstract: Text(MAX_ABSTRACT)
+    taxonomy: TaxonomyName | None = None
+
+
+class RelatedOptions(BaseModel):
+    k: K = 10
+    diverse: bool = False
+    details: bool = False
+    taxonomy: TaxonomyName | None = None
+
+
+class RelatedRequest(RelatedOptions):
+    id: PaperId | None = None  # None: the CLI's --text and --arxiv forms name no paper of the index
+
+
+class PaperRequest(BaseModel):
+    id: PaperId
+
+
+class RecommendRequest(BaseModel):
+    likes: list[PaperId] = Field(min_length=1, max_length=MAX_IDS)
+    dislikes: list[PaperId] = Field(default_factory=list, max_length=MAX_IDS)
+    k: K = 10
+    since: IsoDate | None = None
+
+
+class PapersRequest(BaseModel):
+    category: Category
+    limit: int = Field(default=50, ge=1, le=MAX_LIST)
+    details: bool = False
+    taxonomy: TaxonomyName | None = None
+
+
+class TrendsRequest(BaseModel):
+    category: list[Category] = Field(min_length=1, max_length=MAX_TRENDS)
+
+
+class ExportRequest(BaseModel):
+    ids: list[PaperId] = Field(min_length=1, max_length=MAX_IDS)
+
+
+class LabelRequest(BaseModel):
+    id: PaperId
+    category: Category
+
+
+def _aliases(models: Iterable[type[BaseModel]]) -> dict[str, str]:
+    return {f.alias: name for m in models for name, f in m.model_fields.items() if f.alias and f.alias != name}
+
+
+ALIASES = _aliases([SearchRequest])  # a refusal names the field, not the HTTP spelling of it
+
+
+def describe(errors: Iterable[dict]) -> str:
+    """Pydantic's (or FastAPI's) errors as one line: "field: message; field: message"."""
+    parts = []
+    for problem in errors:
+        loc = [str(p) for p in problem.get("loc", ()) if p not in ("query", "body", "path")]
+        if loc:
+            loc[0] = ALIASES.get(loc[0], loc[0])
+        parts.append(f"{'.'.join(loc) or 'body'}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], **arguments: Any) -> M:
+    """`model` from the arguments a door was given, or `BadRequest` with the one-line refusal. An
+    argument given as None is left out: a required one is then "Field required", as over HTTP."""
+    try:
+        return model.model_validate({name: value for name, value in arguments.items() if value is not None})
+    except ValidationError as err:
+        raise BadRequest(describe(err.errors())) from None

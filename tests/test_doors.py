@@ -1,0 +1,504 @@
+"""The three doors (CLI, HTTP, MCP) read their arguments through the same request models: the same
+bad input gets the same one-line refusal at each. The server answers only to its own names in the
+Host header, sends the page under a Content-Security-Policy, and never hands out a link that is not
+http(s); `semsearch mcp` answers a line that is not JSON with a JSON-RPC error."""
+
+from __future__ import annotations
+
+import html.parser
+import http.client
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from semsearch.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+BLANK = "has no text (only white space or control characters)"
+AT_LEAST_1 = "k: Input should be greater than or equal to 1"
+
+# (tool, arguments as the MCP tool names them, the refusal every door gives)
+BAD_INPUT = [
+    ("search", {"question": "cache", "k": 0}, AT_LEAST_1),
+    ("search", {"question": "cache", "k": -5}, AT_LEAST_1),
+    ("search", {"question": "cache", "k": 100000}, "k: Input should be less than or equal to 100"),
+    ("search", {"question": " \t  "}, f"question: {BLANK}"),
+    ("search", {"question": "\x01\x1f\x7f"}, f"question: {BLANK}"),
+    ("search", {"question": "x" * 2001}, "question: String should have at most 2000 characters"),
+    ("search", {"question": "cache", "year_from": 1800}, "year_from: Input should be greater than or equal to 1900"),
+    ("search", {"question": "cache", "taxonomy": "t" * 61}, "taxonomy: String should have at most 60 characters"),
+    ("related", {"id": "2302.00003", "k": -1}, AT_LEAST_1),
+    ("related", {"id": "2302.00003", "k": 101}, "k: Input should be less than or equal to 100"),
+    ("classify", {"title": "", "abstract": "We prune heads."}, f"title: {BLANK}"),
+    ("classify", {"title": "   ", "abstract": "\x01 \x02"}, f"title: {BLANK}; abstract: {BLANK}"),
+    ("classify", {"title": "t" * 1001, "abstract": "A"}, "title: String should have at most 1000 characters"),
+    ("classify", {"title": "T", "abstract": "a" * 20001}, "abstract: String should have at most 20000 characters"),
+]
+# The CLI has no trends command, and an argument cannot hold NUL: these go through HTTP and MCP only.
+NOT_FOR_THE_CLI = [
+    ("search", {"question": "\x00\x00"}, f"question: {BLANK}"),
+    ("classify", {"title": "\x00", "abstract": "\x00 "}, f"title: {BLANK}; abstract: {BLANK}"),
+    (
+        "trends",
+        {"category": ["Quantization"] * 4},
+        "category: List should have at most 3 items after validation, not 4",
+    ),
+]
+CASE_IDS = [f"{tool}-{n}" for n, (tool, _, _) in enumerate(BAD_INPUT + NOT_FOR_THE_CLI)]
+
+
+@pytest.fixture
+def index_dir(survey_corpus_index):
+    return survey_corpus_index
+
+
+@pytest.fixture
+def client(index_dir):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    with TestClient(create_app(index_dir=index_dir, reload_seconds=None)) as client:
+        yield client
+
+
+def cli_args(tool: str, args: dict) -> list[str]:
+    flags = {"k": "-k", "year_from": "--year-from", "taxonomy": "--taxonomy", "title": "--title"}
+    flags["abstract"] = "--abstract"
+    first = {"search": "question", "related": "id"}.get(tool)
+    argv = [tool] + ([args[first]] if first else [])
+    for name, value in args.items():
+        if name != first:
+            argv += [flags[name], str(value)]
+    return argv
+
+
+def http_call(client, tool: str, args: dict):
+    if tool == "search":
+        return client.get("/api/search", params={"q" if k == "question" else k: v for k, v in args.items()})
+    if tool == "related":
+        return client.get(f"/api/related/{args['id']}", params={"k": args["k"]})
+    if tool == "classify":
+        return client.post("/api/classify", json=args)
+    return client.get("/api/trends", params=[("category", c) for c in args["category"]])
+
+
+# --- the same refusal at every door -----------------------------------------------------------------
+@pytest.mark.parametrize("tool, args, refusal", BAD_INPUT + NOT_FOR_THE_CLI, ids=CASE_IDS)
+def test_http_refuses_bad_input_with_the_models_words(client, tool, args, refusal):
+    answer = http_call(client, tool, args)
+    assert (answer.status_code, answer.json()) == (422, {"error": refusal})
+
+
+@pytest.mark.parametrize("tool, args, refusal", BAD_INPUT, ids=CASE_IDS[: len(BAD_INPUT)])
+def test_the_cli_refuses_the_same_input_in_the_same_words(index_dir, capsys, tool, args, refusal):
+    code = main([*cli_args(tool, args), "--index", str(index_dir)])
+    captured = capsys.readouterr()
+    assert (code, captured.err, captured.out) == (2, f"error: {refusal}\n", "")
+
+
+@pytest.fixture
+def tools(index_dir):
+    """The MCP server's tools over the index, called in this process."""
+    from mcp.server import MCPServer
+
+    from semsearch.mcp_server import add_tools
+    from semsearch.service import Service
+
+    server = MCPServer("semsearch-test")
+    add_tools(server, Service(index_dir=index_dir))
+    return server
+
+
+@pytest.mark.parametrize("tool, args, refusal", BAD_INPUT + NOT_FOR_THE_CLI, ids=CASE_IDS)
+def test_the_mcp_tools_refuse_the_same_input_in_the_same_words(tools, tool, args, refusal):
+    from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+
+    with pytest.raises(ToolError) as refused:
+        anyio.run(tools.call_tool, tool, args)
+    assert not isinstance(refused.value, UnexpectedToolError)
+    assert str(refused.value) == f"Error executing tool {tool}: {refusal}"
+
+
+def test_good_input_still_answers_at_each_door(client, tools, index_dir, capsys):
+    """The bounds are bounds: k=100 and k=1, a question of exactly 2000 characters, three trend nodes."""
+    assert len(client.get("/api/search", params={"q": "cache", "k": 100}).json()["results"]) == 100
+    assert client.get("/api/search", params={"q": "c" * 2000, "k": 1}).status_code == 200
+    three = client.get("/api/trends", params=[("category", "Quantization")] * 3)
+    assert three.status_code == 200
+    found = anyio.run(tools.call_tool, "search", {"question": "speculative decoding", "k": 1})
+    assert len(json.loads(found.content[0].text)["results"]) == 1
+    assert main(["search", "kv\x07cache", "-k", "1", "--json", "--index", str(index_dir)]) == 0
+    assert json.loads(capsys.readouterr().out)["query"] == "kv cache"  # control characters are spaces
+
+
+@pytest.mark.slow
+def test_a_real_cli_process_refuses_in_the_same_words(index_dir):
+    """The installed command, not just `main`: the same line on stderr, exit 2, no traceback."""
+    for tool, args, refusal in [BAD_INPUT[0], BAD_INPUT[3], BAD_INPUT[8], BAD_INPUT[11]]:
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.cli_process", "--", *cli_args(tool, args), "--index", str(index_dir)],
+            capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+        )  # fmt: skip
+        assert (done.returncode, done.stderr, done.stdout) == (2, f"error: {refusal}\n", "")
+
+
+async def _mcp_refusals(index_dir: Path) -> list[tuple[bool, str]]:
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=str(ROOT),
+    )
+    answers = []
+    async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        for tool, args, _ in BAD_INPUT + NOT_FOR_THE_CLI:
+            result = await session.call_tool(tool, args)
+            answers.append((result.is_error, result.content[0].text))
+    return answers
+
+
+@pytest.mark.slow
+def test_a_real_mcp_process_refuses_in_the_same_words(index_dir):
+    answers = anyio.run(_mcp_refusals, index_dir)
+    expected = [(True, f"Error executing tool {tool}: {refusal}") for tool, _, refusal in BAD_INPUT + NOT_FOR_THE_CLI]
+    assert answers == expected
+
+
+# --- links: only http(s) leaves the server ----------------------------------------------------------
+def _set_url(index_dir: Path, paper_id: str, url: str) -> None:
+    """What an index written before ingest refused other schemes may hold."""
+    from semsearch.index import current_generation
+
+    with sqlite3.connect(index_dir / current_generation(index_dir) / "papers.db") as db:
+        assert db.execute("UPDATE papers SET url = ? WHERE id = ?", (url, paper_id)).rowcount == 1
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("javascript:alert(document.domain)", None),
+        ("JavaScript:alert(1)", None),
+        (" javascript:alert(1)", None),
+        ("data:text/html,<script>alert(1)</script>", None),
+        ("//evil.example/x", None),
+        ("https://example.org/paper", "https://example.org/paper"),
+        ("http://example.org/p?a=1", "http://example.org/p?a=1"),
+    ],
+)
+def test_an_old_index_never_gives_out_a_link_that_is_not_http(tmp_path, fake_model, url, shown):
+    from fastapi.testclient import TestClient
+
+    from semsearch.ingest import Ingest
+    from semsearch.paper import Paper
+    from semsearch.server import create_app
+
+    index_dir = tmp_path / "old"
+    with Ingest(index_dir=index_dir, progress=False) as job:  # no arXiv id: its own URL is its page link
+        job.add([Paper(id="local-1", title="Zebra caches", abstract="Zebra caches.", url="https://example.org/")])
+    _set_url(index_dir, "local-1", url)
+    client = TestClient(create_app(index_dir=index_dir, reload_seconds=None))
+    assert client.get("/api/papers/local-1").json()["links"] == ({"page": shown} if shown else {})
+    hits = client.get("/api/search", params={"q": "zebra caches"}).json()["results"]
+    assert [h["url"] for h in hits] == [shown]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_web_url_passes_only_absolute_http_urls(url):
+    from urllib.parse import urlsplit
+
+    from semsearch.service import web_url
+
+    kept = web_url(url)
+    assert kept in (None, url)
+    if kept is not None:
+        assert urlsplit(kept).scheme.lower() in ("http", "https") and urlsplit(kept).netloc
+
+
+# --- the page: its own script only ---------------------------------------------------------------------
+class _Inline(html.parser.HTMLParser):
+    """What a CSP without 'unsafe-inline' would block: inline script, style attributes, on* handlers."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocked: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        names = {name for name, _ in attrs}
+        if tag == "script" and "src" not in names or tag == "style":
+            self.blocked.append(tag)
+        self.blocked += [f"{tag}[{n}]" for n in names if n == "style" or n.startswith("on")]
+
+
+def test_the_page_is_served_under_a_policy_it_keeps(client):
+    page = client.get("/")
+    policy = page.headers["content-security-policy"]
+    for directive in ("script-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"):
+        assert directive in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    parser = _Inline()
+    parser.feed(page.text)
+    assert parser.blocked == []
+    script = client.get("/static/app.js").text
+    assert "innerHTML" not in script and 'setAttribute("style"' not in script and "eval(" not in script
+    for path in ("/", "/paper/2302.00003", "/static/app.js", "/api/health", "/api/nope"):
+        assert client.get(path).headers["x-content-type-options"] == "nosniff"
+
+
+# --- the Host header ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "header, name",
+    [("localhost:8000", "localhost"), ("[::1]:8000", "::1"), ("::1", "::1"), ("LocalHost.", "localhost"),
+     ("127.0.0.1", "127.0.0.1"), ("evil.example:80", "evil.example"), ("", "")],
+)  # fmt: skip
+def test_host_name_drops_the_port_and_brackets(header, name):
+    from semsearch.server import host_name
+
+    assert host_name(header) == name
+
+
+def _app(index_dir, **kwargs):
+    from semsearch.server import create_app
+
+    return create_app(index_dir=index_dir, reload_seconds=None, **kwargs)
+
+
+def test_a_request_naming_another_host_is_refused(index_dir):
+    from fastapi.testclient import TestClient
+
+    app = _app(index_dir, hosts=["127.0.0.1", "localhost", "::1", "papers.lab"])
+    for base in ("http://127.0.0.1:8000", "http://localhost", "http://[::1]:9", "http://papers.lab:8000"):
+        assert TestClient(app, base_url=base).get("/api/health").status_code == 200
+    for base in ("http://evil.example", "http://127.0.0.1.evil.example", "http://localhost.evil:8000"):
+        refused = TestClient(app, base_url=base).post("/api/labels", json={"id": "x", "category": "y"})
+        assert refused.status_code == 421 and "--allow-host" in refused.json()["error"]
+
+
+def test_every_worker_checks_the_host(index_dir, monkeypatch):
+    """`serve --workers N`: each worker builds its app from the environment `serve` sets."""
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from semsearch import server
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.append(app))
+    for name in ("SEMSEARCH_SERVE_INDEX", "SEMSEARCH_SERVE_WRITES", "SEMSEARCH_SERVE_HOSTS"):
+        monkeypatch.delenv(name, raising=False)
+    server.serve("127.0.0.1", 8123, index_dir=index_dir, workers=2, allow_hosts=["papers.lab"])
+    assert started == ["semsearch.server:app_from_environment"]
+    app = server.app_from_environment()
+    assert TestClient(app, base_url="http://papers.lab").get("/api/health").status_code == 200
+    assert TestClient(app, base_url="http://evil.example").get("/api/health").status_code == 421
+
+
+def test_allow_host_takes_a_name_not_a_list(index_dir, capsys):
+    assert main(["serve", "--allow-host", "a.example,b.example", "--index", str(index_dir)]) == 2
+    assert capsys.readouterr().err.startswith("error: --allow-host 'a.example,b.example': expected a host name")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(port: int, host_header: str, path: str = "/api/health") -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.putrequest("GET", path, skip_host=True)
+    conn.putheader("Host", host_header)
+    conn.endheaders()
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def _serving(index_dir: Path, *extra: str):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.cli_process", "--", "serve", "--port", str(port), "--index", index_dir, *extra],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            _get(port, "127.0.0.1")
+            return port, process
+        except OSError:
+            assert process.poll() is None, process.stderr.read().decode()
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError("semsearch serve did not start")
+
+
+@pytest.mark.slow
+def test_a_real_server_answers_only_to_its_names(index_dir):
+    port, process = _serving(index_dir)
+    try:
+        assert _get(port, f"localhost:{port}")[0] == 200
+        status, body = _get(port, "evil.example")
+        assert status == 421 and body["error"].startswith("the Host header 'evil.example' is not this server's name")
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    port, process = _serving(index_dir, "--allow-host", "evil.example")
+    try:
+        assert _get(port, f"evil.example:{port}") == _get(port, "127.0.0.1")
+        assert _get(port, "other.example")[0] == 421
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+# --- MCP: a line that is not a message gets an answer ---------------------------------------------------
+@pytest.mark.slow
+def test_mcp_answers_a_line_that_is_not_json_and_keeps_serving(index_dir):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    watchdog = threading.Timer(90, process.kill)
+    watchdog.start()
+
+    def ask(raw: bytes) -> dict:
+        process.stdin.write(raw + b"\n")
+        process.stdin.flush()
+        return json.loads(process.stdout.readline())
+
+    try:
+        parse_error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}
+        assert ask(b"this is not json") == parse_error
+        assert ask(b'{"jsonrpc": "2.0", "id": 1, "method"') == parse_error  # cut short
+        assert ask(b"\xff\xfe{") == parse_error  # not UTF-8
+        not_a_message = ask(b'{"hello": "world"}')
+        assert not_a_message["id"] is None and not_a_message["error"]["code"] == -32600
+        init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}
+        answer = ask(json.dumps({"jsonrpc": "2.0", "id": 7, "method": "initialize", "params": init}).encode())
+        assert answer["id"] == 7 and answer["result"]["serverInfo"]["name"] == "semsearch"
+    finally:
+        watchdog.cancel()
+        process.kill()
+        process.wait()
+
+
+# --- property-based: any input, never a 5xx, never a crash ----------------------------------------------
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=80)
+VALUE = st.one_of(TEXT, st.integers(-(10**12), 10**12).map(str), st.sampled_from(["", "true", "0", "2023", "nan"]))
+PARAM = st.sampled_from(["q", "k", "year_from", "year_to", "category", "explain", "details", "taxonomy", "limit",
+                         "diverse", "question", "zzz"])  # fmt: skip
+ROUTE = st.sampled_from(["/api/search", "/api/related/2302.00003", "/api/trends", "/api/papers", "/api/export"])
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=10,
+)
+CLASSIFY_BODY = st.one_of(
+    st.fixed_dictionaries({}, optional={"title": JSON, "abstract": JSON, "taxonomy": JSON}),
+    st.dictionaries(st.sampled_from(["title", "abstract", "taxonomy", "x"]), TEXT),
+    JSON,
+)
+SLOW_ANSWER = 5.0  # seconds; the toy index answers in milliseconds
+
+
+def _answered(response, started: float) -> None:
+    assert time.monotonic() - started < SLOW_ANSWER
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        body = response.json()
+        assert list(body) == ["error"] and isinstance(body["error"], str) and "\n" not in body["error"]
+
+
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FAST
+@given(route=ROUTE, params=st.lists(st.tuples(PARAM, VALUE), max_size=6))
+def test_any_query_string_is_answered_or_refused_as_json(client, route, params):
+    started = time.monotonic()
+    _answered(client.get(route, params=params), started)
+
+
+@FAST
+@given(paper_id=TEXT, route=st.sampled_from(["/api/papers/", "/api/related/"]))
+def test_any_paper_id_is_answered_or_refused_as_json(client, paper_id, route):
+    started = time.monotonic()
+    _answered(client.get(route + quote(paper_id, safe="")), started)
+
+
+@FAST
+@given(body=CLASSIFY_BODY)
+def test_any_classify_body_is_answered_or_refused_as_json(client, body):
+    started = time.monotonic()
+    _answered(client.post("/api/classify", json=body), started)
+
+
+@FAST
+@given(raw=st.binary(max_size=200))
+def test_any_bytes_posted_are_refused_as_json(client, raw):
+    started = time.monotonic()
+    _answered(client.post("/api/classify", content=raw, headers={"content-type": "application/json"}), started)
+
+
+TOOL_ARGS = {
+    "search": ["question", "k", "year_from", "year_to", "category", "taxonomy"],
+    "classify": ["title", "abstract", "taxonomy"],
+    "related": ["id", "k"],
+    "paper": ["id"],
+    "trends": ["category"],
+    "taxonomy": [],
+}
+
+
+@st.composite
+def tool_calls(draw):
+    tool = draw(st.sampled_from(sorted(TOOL_ARGS)))
+    names = draw(st.lists(st.sampled_from([*TOOL_ARGS[tool], "extra"]), unique=True, max_size=6))
+    value = st.one_of(JSON, st.integers(), st.lists(TEXT, max_size=5))
+    return tool, {name: draw(value) for name in names}
+
+
+@FAST
+@given(call=tool_calls())
+def test_any_mcp_arguments_are_answered_or_refused_as_a_tool_error(tools, call):
+    from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+
+    tool, args = call
+    started = time.monotonic()
+    try:
+        anyio.run(tools.call_tool, tool, args)
+    except ToolError as err:
+        assert not isinstance(err, UnexpectedToolError), repr(err.__cause__)
+    assert time.monotonic() - started < SLOW_ANSWER
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=ROUTE, params=st.lists(st.tuples(PARAM, VALUE), max_size=6), body=CLASSIFY_BODY, call=tool_calls())
+def test_many_more_random_requests_at_every_door(client, tools, route, params, body, call):
+    from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+
+    started = time.monotonic()
+    _answered(client.get(route, params=params), started)
+    started = time.monotonic()
+    _answered(client.post("/api/classify", json=body), started)
+    try:
+        anyio.run(tools.call_tool, *call)
+    except ToolError as err:
+        assert not isinstance(err, UnexpectedToolError), repr(err.__cause__)
