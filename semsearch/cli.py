@@ -123,12 +123,15 @@ def ingest_jsonl_command(
             "needs semsearch[ray].",
         ),
     ] = None,
+    as_json: JsonOption = False,
     index: IndexOption = None,
     model: ModelOption = None,
     progress: ProgressOption = None,
 ) -> None:
     """Ingest JSON Lines files, streamed in constant memory. Records may carry their own vectors
-    (`embedding` with `embedding_model`), or --vectors gives them: nothing is then embedded."""
+    (`embedding` with `embedding_model`), or --vectors gives them: nothing is then embedded.
+    A line of the wrong shape stops the run, naming its line and field; with --skip-malformed it
+    is skipped, and the skipped lines are counted at the end."""
     from semsearch.ingest import ingest_jsonl
 
     wanted = {c.strip() for c in categories.split(",") if c.strip()} if categories else None
@@ -146,6 +149,16 @@ def ingest_jsonl_command(
         ray_address=ray,
     )
     _finish_ingest(report)
+    if report.skipped:
+        shown = ", ".join(report.skipped[:5]) + (", …" if len(report.skipped) > 5 else "")
+        print(f"skipped {len(report.skipped)} malformed lines: {shown}", file=sys.stderr)
+    if as_json:
+        counts = ("read", "added", "updated", "unchanged", "embedded")
+        _print_json(
+            {name: getattr(report, name) for name in counts}
+            | {"papers": report.manifest.count if report.manifest else 0, "skipped": len(report.skipped)}
+            | {"skipped_lines": report.skipped[:100]}
+        )
 
 
 @ingest_app.command("arxiv")
