@@ -294,12 +294,12 @@ def _report(plan: dict, applied: bool) -> dict:
     return counts | {"papers": plan["papers"], "applied": applied, "changes": plan["changes"], "titles": plan["titles"]}
 
 
-def _open_store(index_dir):
-    """The published index's store to plan from (read only), or None when there is no index yet."""
+def _open_published(directory: str | Path | None):
+    """The published index, to plan a refresh from (read only), or None when there is none yet."""
     from semsearch.index import Index
 
     try:
-        return Index.open(index_dir)
+        return Index.open(directory)
     except SemsearchError:
         return None
 
@@ -321,7 +321,7 @@ def refresh_list(
             source, index_dir=index_dir, offline=offline, progress=progress, force=force, dry_run=dry_run
         )
     check_name(name)
-    index = _open_store(index_dir)
+    index = _open_published(index_dir)
     found = index.store.taxonomy(name) if index else None
     if found is None:
         raise NotFound(f"no taxonomy {name!r} in the index (add it with `semsearch taxonomy add`)")
@@ -365,7 +365,7 @@ def undo_refresh(name: str | None, *, index_dir: str | Path | None = None, progr
     from semsearch.ingest import Ingest
 
     if name in (None, SURVEY):
-        index = _open_store(index_dir)
+        index = _open_published(index_dir)
         previous = index.store.get_meta(PREVIOUS_PREFIX + SURVEY) if index else None
         if index:
             index.close()
@@ -426,7 +426,7 @@ def _apply_survey(
 
     fresh = survey_from_facts(facts)
     key = lambda paper: paper.arxiv_id or normalize_title(paper.title)  # noqa: E731
-    index = _open_store(index_dir)
+    index = _open_published(index_dir)
     old = survey_of(index.store if index else None)
     if index:
         index.close()
