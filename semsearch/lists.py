@@ -371,7 +371,7 @@ def undo_refresh(name: str | None, *, index_dir: str | Path | None = None, progr
             index.close()
         if previous is None:
             raise SemsearchError("nothing to undo: the survey's list was never refreshed in this index")
-        return _apply_survey(json.loads(previous), index_dir=index_dir, offline=True, progress=progress)
+        return _apply_survey(json.loads(previous), index_dir=index_dir, offline=True, progress=progress, undo=True)
     check_name(name)
     with Ingest(index_dir=index_dir, progress=progress) as ingest:
         store = ingest.store
@@ -417,8 +417,10 @@ def _apply_survey(
     progress: bool,
     force: bool = True,
     dry_run: bool = False,
+    undo: bool = False,
 ) -> dict:
-    """Make `facts` the survey's list in the index; the list it replaces is kept for `--undo`."""
+    """Make `facts` the survey's list in the index; the list it replaces is kept for `--undo` (an
+    undo fetches nothing: it puts labels back on papers the index already holds)."""
     from dataclasses import replace as replaced
 
     from semsearch.ingest import Ingest
@@ -445,7 +447,7 @@ def _apply_survey(
         ingest.survey = fresh
         touched = set(changes["added"]) | set(changes["moved"])
         new_papers = [p for p in fresh.papers if key(p) in touched]
-        fetched = _fetch([p.arxiv_id for p in new_papers if p.arxiv_id], store, offline, ingest.warn)
+        fetched = {} if undo else _fetch([p.arxiv_id for p in new_papers if p.arxiv_id], store, offline, ingest.warn)
         ingest.add(p.merged_with(fetched[p.arxiv_id]) if p.arxiv_id in fetched else p for p in new_papers)
         gone = set(changes["removed"])
         for paper in old.papers:  # no longer listed: no longer the survey's
