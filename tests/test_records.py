@@ -128,7 +128,9 @@ def test_the_survey_and_list_sources_drop_links_that_are_not_web_links():
     )
     listed = parse_list(readme)
     assert listed.papers[0].links == ["https://example.org/site"]
-    survey = survey_from_facts(survey_facts(readme))
+    facts = survey_facts(readme)  # what `taxonomy refresh` keeps in the index
+    assert (facts["papers"][0]["url"], facts["papers"][0]["code"]) == (None, None)
+    survey = survey_from_facts(facts)
     assert survey.papers[0].url is None and survey.papers[0].link() == "https://arxiv.org/abs/2401.00001"
 
 

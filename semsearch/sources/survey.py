@@ -11,7 +11,7 @@ from dataclasses import replace
 from functools import cache
 from importlib.resources import files
 
-from semsearch.paper import Paper, normalize_title, parse_arxiv_id
+from semsearch.paper import Paper, normalize_title, parse_arxiv_id, web_url
 
 SURVEY_LIST_URL = "https://github.com/AIoT-MLSys-Lab/Efficient-LLMs-Survey"
 SOURCE = "survey"
@@ -130,9 +130,9 @@ def survey_facts(markdown: str, source: str = SURVEY_LIST_URL) -> dict:
                 "title": paper.title,
                 "venue": venue[0] if venue and venue[0] else None,
                 "year": int(year) if year else None,
-                "url": link.group(1) if link else None,
+                "url": web_url(link.group(1)) if link else None,  # facts hold web links only
                 "arxiv_id": paper.arxiv_id,
-                "code": code.group(1) if code else None,
+                "code": web_url(code.group(1)) if code else None,
                 "categories": paper.categories,
             }
         )
