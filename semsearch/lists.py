@@ -322,18 +322,21 @@ def refresh_list(
         )
     check_name(name)
     index = _open_published(index_dir)
-    found = index.store.taxonomy(name) if index else None
-    if found is None:
-        raise NotFound(f"no taxonomy {name!r} in the index (add it with `semsearch taxonomy add`)")
-    if source is None:
-        if not is_url(found["source"] or ""):
-            raise SemsearchError(f"{name!r} was read from a file: give the file to refresh it from")
-        source = found["source"]
-    listed = parse_list(read_source(source, offline=offline))
-    before = _list_labels(index.store, name)
+    try:
+        found = index.store.taxonomy(name) if index else None
+        if found is None:
+            raise NotFound(f"no taxonomy {name!r} in the index (add it with `semsearch taxonomy add`)")
+        if source is None:
+            if not is_url(found["source"] or ""):
+                raise SemsearchError(f"{name!r} was read from a file: give the file to refresh it from")
+            source = found["source"]
+        listed = parse_list(read_source(source, offline=offline))
+        before = _list_labels(index.store, name)
+    finally:
+        if index is not None:
+            index.close()
     after = {p.arxiv_id or _paper_id(p.title): (p.title, set(p.categories)) for p in listed.papers}
     plan = _plan(before, after, found["nodes"], listed.nodes)
-    index.close()
     if dry_run:
         return _report(plan, applied=False)
     if not force:
