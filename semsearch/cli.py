@@ -123,12 +123,15 @@ def ingest_jsonl_command(
             "needs semsearch[ray].",
         ),
     ] = None,
+    as_json: JsonOption = False,
     index: IndexOption = None,
     model: ModelOption = None,
     progress: ProgressOption = None,
 ) -> None:
     """Ingest JSON Lines files, streamed in constant memory. Records may carry their own vectors
-    (`embedding` with `embedding_model`), or --vectors gives them: nothing is then embedded."""
+    (`embedding` with `embedding_model`), or --vectors gives them: nothing is then embedded.
+    A line of the wrong shape stops the run, naming its line and field; with --skip-malformed it
+    is skipped, and the skipped lines are counted at the end."""
     from semsearch.ingest import ingest_jsonl
 
     wanted = {c.strip() for c in categories.split(",") if c.strip()} if categories else None
@@ -146,6 +149,16 @@ def ingest_jsonl_command(
         ray_address=ray,
     )
     _finish_ingest(report)
+    if report.skipped:
+        shown = ", ".join(report.skipped[:5]) + (", …" if len(report.skipped) > 5 else "")
+        print(f"skipped {len(report.skipped)} malformed lines: {shown}", file=sys.stderr)
+    if as_json:
+        counts = ("read", "added", "updated", "unchanged", "embedded")
+        _print_json(
+            {name: getattr(report, name) for name in counts}
+            | {"papers": report.manifest.count if report.manifest else 0, "skipped": len(report.skipped)}
+            | {"skipped_lines": report.skipped[:100]}
+        )
 
 
 @ingest_app.command("arxiv")
@@ -677,25 +690,66 @@ def taxonomy_add(
 @taxonomy_app.command("refresh")
 def taxonomy_refresh(
     source: Annotated[
-        str | None, typer.Argument(metavar="[FILE|URL]", help="The survey's list (default: its GitHub README).")
+        str | None,
+        typer.Argument(
+            metavar="[FILE|URL|NAME]",
+            help="The list to read (default: the survey's GitHub README); with --undo, the taxonomy's name.",
+        ),
     ] = None,
-    offline: Annotated[bool, typer.Option("--offline", help="Do not fetch new papers' abstracts.")] = False,
+    taxonomy_name: Annotated[
+        str | None,
+        typer.Option("--taxonomy", metavar="NAME", help="Refresh this added list (default: the survey's)."),
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Never touch the network: no abstracts fetched, a URL refused.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what would change.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Apply even a refresh that removes over a fifth of the list or looks unlike it."),
+    ] = False,
+    undo: Annotated[bool, typer.Option("--undo", help="Restore the labels the last refresh replaced.")] = False,
     as_json: JsonOption = False,
     index: IndexOption = None,
     progress: ProgressOption = None,
 ) -> None:
-    """Follow the survey's list as its authors maintain it: relabel, add new papers, retrain."""
-    from semsearch.lists import refresh_survey
+    """Follow a list as its authors maintain it: relabel, add new papers, retrain. A refresh that
+    would remove more than a fifth of the list's papers, or a file unlike the list, is refused
+    unless --force; --undo puts the previous labels back."""
+    from semsearch.lists import refresh_list, undo_refresh
 
-    report = refresh_survey(source, index_dir=index, offline=offline, progress=_progress(progress))
+    if undo:
+        if source is not None and taxonomy_name is not None:
+            raise SemsearchError("--undo takes the taxonomy's name, not a file: `taxonomy refresh NAME --undo`")
+        if dry_run or force:
+            raise SemsearchError("--undo goes without --dry-run and --force")
+        report = undo_refresh(taxonomy_name or source, index_dir=index, progress=_progress(progress))
+        if as_json:
+            _print_json(report)
+        else:
+            print(f"restored the previous labels of {taxonomy_name or source or 'survey'!r}", file=sys.stderr)
+        return
+    report = refresh_list(
+        taxonomy_name,
+        source,
+        index_dir=index,
+        offline=offline,
+        progress=_progress(progress),
+        force=force,
+        dry_run=dry_run,
+    )
     if as_json:
         _print_json(report)
         return
     for name in ("added", "removed", "moved", "nodes_added", "nodes_removed"):
-        shown = report["changes"][name][:5]
+        shown = report["titles"].get(name) or report["changes"][name][:5]
         more = f", … ({report[name] - len(shown)} more)" if report[name] > len(shown) else ""
-        print(f"{name.replace('_', ' '):<14} {report[name]:>4}  {', '.join(shown)}{more}")
-    print(f"the survey now lists {report['papers']} papers", file=sys.stderr)
+        print(f"{name.replace('_', ' '):<14} {report[name]:>4}  {'; '.join(shown)}{more}")
+    list_name = taxonomy_name or "the survey"
+    if report["applied"]:
+        print(f"{list_name} now lists {report['papers']} papers (`taxonomy refresh --undo` goes back)", file=sys.stderr)
+    else:
+        print(f"dry run: nothing changed ({list_name} would list {report['papers']} papers)", file=sys.stderr)
 
 
 @taxonomy_app.command("list")

@@ -33,6 +33,7 @@ class IngestReport:
     seconds: float = 0.0
     manifest: Manifest | None = None
     warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "file:line" of each malformed line skipped (jsonl)
 
     def summary(self) -> str:
         count = self.manifest.count if self.manifest else "no"
@@ -344,6 +345,7 @@ def ingest_jsonl(
             key = f"{RESUME_PREFIX}{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{categories}:{since}"
             offset, records = (int(x) for x in (ingest.store.get_meta(key) or "0:0").split(":"))
             cursor = Cursor(offset, records)
+            skipped_lines: list[int] = []
             if cursor.offset:
                 ingest.warn(f"resuming {path} at byte {cursor.offset:,}, where an interrupted ingest stopped")
             stream = read_jsonl(
@@ -355,12 +357,14 @@ def ingest_jsonl(
                 cursor=cursor,
                 progress=progress,
                 with_vectors=check is not None,
+                skipped=skipped_lines,
             )
             checkpoint = lambda key=key, cursor=cursor: ingest.store.set_meta(key, f"{cursor.offset}:{cursor.records}")  # noqa: E731
             if check is None:
                 ingest.add(stream, checkpoint=checkpoint)
             else:
                 ingest.add_embedded(check.pairs(stream, matrix, path), checkpoint=checkpoint)
+            ingest.report.skipped += [f"{path}:{line}" for line in skipped_lines]
     return ingest.report
 
 

@@ -6,6 +6,13 @@ index already holds) and labelled under their headings, and a classifier of its 
 from them and saved beside the survey's. Node names stand in for the hand-written descriptions
 the survey's taxonomy has; the out-of-scope descriptions are the survey's (kinds of LLM research
 that no efficiency list covers).
+
+A refresh (`taxonomy refresh`, for the survey's list and for added lists) first works out what
+would change. It is refused, unless forced, when it would remove more than a fifth of the list's
+papers or when the new file shares fewer than half of the list's headings: a wrong file must not
+wipe a taxonomy's labels. The labels a refresh replaces are kept in the index's metadata (the
+survey's previous list as facts; an added list's previous nodes and labels by paper id), so
+`taxonomy refresh --undo` restores them (and an undo of an undo redoes).
 """
 
 from __future__ import annotations
@@ -28,6 +35,10 @@ LIST_ID_PREFIX = "list:"  # ids of listed papers that have no arXiv id
 MIN_NODE_PAPERS = 3
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 FETCH_TIMEOUT = 30.0
+MAX_REMOVED_SHARE = 0.2  # a refresh removing more of a list's papers than this needs --force
+MIN_SHARED_HEADINGS = 0.5  # a file sharing fewer of the list's headings is not that list
+SHOWN = 5  # titles shown for each kind of change
+PREVIOUS_PREFIX = "taxonomy_previous:"  # index metadata: the labels a refresh replaced, for --undo
 
 
 def classifier_artifact(name: str) -> str:
@@ -36,9 +47,32 @@ def classifier_artifact(name: str) -> str:
     return f"{CLASSIFIER_ARTIFACT}:{name}"
 
 
-def read_source(source: str) -> str:
-    """A list's markdown from a file or an http(s) URL (GitHub page URLs are read raw)."""
-    if re.match(r"^https?://", source):
+def is_url(source: str) -> bool:
+    return source[:8].lower().startswith(("http://", "https://"))
+
+
+def public_source(source: str) -> str:
+    """What the index records as a list's source, and shows: a URL without its user or query
+    (which may hold a token), or a file's base name (a local path says nothing to an API client
+    and tells it about the machine)."""
+    if is_url(source):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(source)
+        return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    return Path(source).name
+
+
+def read_source(source: str, *, offline: bool = False) -> str:
+    """A list's markdown from a file or an http(s) URL (GitHub page URLs are read raw). With
+    `offline`, a URL is refused rather than fetched. Either is refused past the parser's size limit
+    before it is read whole."""
+    from semsearch.sources.curated import MAX_CHARS
+
+    too_large = f"cannot read {source}: larger than the {MAX_CHARS // 1_000_000} MB a list may be"
+    if is_url(source):
+        if offline:
+            raise SemsearchError(f"--offline: not fetching {public_source(source)}; give the list as a file")
         import requests
 
         url = re.sub(
@@ -47,14 +81,21 @@ def read_source(source: str) -> str:
             source,
         )
         try:
-            response = requests.get(url, timeout=FETCH_TIMEOUT, headers={"User-Agent": "semsearch"})
-            response.raise_for_status()
+            with requests.get(url, timeout=FETCH_TIMEOUT, headers={"User-Agent": "semsearch"}, stream=True) as response:
+                response.raise_for_status()
+                body = bytearray()
+                for chunk in response.iter_content(1 << 16):
+                    body += chunk
+                    if len(body) > 4 * MAX_CHARS:  # a character is at most four bytes
+                        raise SemsearchError(too_large)
+                return body.decode(response.encoding or "utf-8", errors="replace")
         except requests.RequestException as err:
             reason = str(err).splitlines()[0][:160]
-            raise SemsearchError(f"cannot fetch {source}: {reason}") from None
-        return response.text
+            raise SemsearchError(f"cannot fetch {public_source(source)}: {reason}") from None
     path = Path(source)
     try:
+        if path.stat().st_size > 4 * MAX_CHARS:
+            raise SemsearchError(too_large)
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise SemsearchError(f"cannot read {source}: {err.strerror if isinstance(err, OSError) else err}") from None
@@ -91,22 +132,41 @@ def add_list(
     progress: bool = False,
 ) -> dict:
     """Make the curated list at `source` the taxonomy `name` of the index; a summary of it."""
-    from semsearch.ingest import Ingest
 
     check_name(name)
-    listed = parse_list(read_source(source))
+    listed = parse_list(read_source(source, offline=offline))
+    return _put_list(name, source, listed, index_dir=index_dir, offline=offline, replace=replace, progress=progress)
+
+
+def _put_list(
+    name: str,
+    source: str,
+    listed: CuratedList,
+    *,
+    index_dir: str | Path | None,
+    offline: bool,
+    replace: bool,
+    progress: bool,
+) -> dict:
+    """Store `listed` as the taxonomy `name` (its papers fetched, its classifier trained); the labels
+    it replaces are kept for `--undo`."""
+    from semsearch.ingest import Ingest
+
     ingest = Ingest(index_dir=index_dir, progress=progress)
     with ingest:
         store = ingest.store
         if store.taxonomy(name) is not None and not replace:
             raise SemsearchError(f"the index already has a taxonomy {name!r}; add --replace to replace it")
+        kept = _snapshot_list(store, name)
+        if kept is not None:
+            store.set_meta(PREVIOUS_PREFIX + name, kept)
         ingest.add(_with_abstracts(listed, store, offline, ingest.warn))
         labels = []
         for paper in listed.papers:
             vec_id = store.find(paper.arxiv_id or _paper_id(paper.title))
             if vec_id is not None:  # always, unless another record of it took its place
                 labels += [(vec_id, category) for category in paper.categories]
-        store.put_taxonomy(name, source, listed.nodes, labels)
+        store.put_taxonomy(name, public_source(source), listed.nodes, labels)
         classifier = train_list_classifier(store, name, ingest.embedder().encode)
         store.put_artifact(classifier_artifact(name), classifier.to_bytes())
         store.commit()
@@ -175,7 +235,10 @@ def classifier_for_taxonomy(store, name: str | None, embed: Callable[[list[str]]
 def listed_taxonomies(store) -> list[dict]:
     """The survey's and every added taxonomy: name, nodes, how many papers each labels."""
     survey = {"name": SURVEY, "nodes": list(load_taxonomy().nodes), "papers": store.content_counts()["survey_labelled"]}
-    return [survey, *store.taxonomies()]
+    added = [
+        row | {"source": public_source(row["source"] or "")} for row in store.taxonomies()
+    ]  # older indexes kept paths
+    return [survey, *added]
 
 
 def remove_list(name: str, *, index_dir: str | Path | None = None) -> None:
@@ -186,50 +249,225 @@ def remove_list(name: str, *, index_dir: str | Path | None = None) -> None:
         if not ingest.store.remove_taxonomy(name):
             raise NotFound(f"no taxonomy {name!r} in the index")
         ingest.store.db.execute("DELETE FROM artifacts WHERE name = ?", (classifier_artifact(name),))
+        ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (PREVIOUS_PREFIX + name,))
 
 
-# --- the survey's own list, as its authors maintain it -----------------------------------------------
+# --- refreshing a list, safely -------------------------------------------------------------------
+def _plan(
+    before: dict[str, tuple[str, set[str]]], after: dict[str, tuple[str, set[str]]], old_nodes, new_nodes
+) -> dict:
+    """What replacing the labels `before` by `after` (key -> (title, categories)) changes."""
+    changes = {
+        "added": sorted(after.keys() - before.keys()),
+        "removed": sorted(before.keys() - after.keys()),
+        "moved": sorted(k for k in after.keys() & before.keys() if after[k][1] != before[k][1]),
+        "nodes_added": [n for n in new_nodes if n not in set(old_nodes)],
+        "nodes_removed": [n for n in old_nodes if n not in set(new_nodes)],
+    }
+    titles = {
+        kind: [(before.get(k) or after[k])[0] for k in changes[kind][:SHOWN]] for kind in ("added", "removed", "moved")
+    }
+    return {"changes": changes, "titles": titles, "before": len(before), "papers": len(after)}
+
+
+def _check_safe(name: str, plan: dict, old_nodes, new_nodes) -> None:
+    """Refuse a refresh that looks like a mistake: a file that is not this list, or one that would
+    take away more than a fifth of its papers."""
+    leaf = lambda node: node.rsplit("/", 1)[-1].lower()  # noqa: E731  (a heading, wherever it moved)
+    old_names, new_names = {leaf(n) for n in old_nodes}, {leaf(n) for n in new_nodes}
+    shared = len(old_names & new_names)
+    if old_names and shared < MIN_SHARED_HEADINGS * len(old_names):
+        raise SemsearchError(
+            f"refresh refused: the file shares {shared} of the {len(old_names)} headings of {name!r}, so it does "
+            "not look like that list (check the file, or add --force to take it anyway)"
+        )
+    removed, before = len(plan["changes"]["removed"]), plan["before"]
+    if before and removed > MAX_REMOVED_SHARE * before:
+        raise SemsearchError(
+            f"refresh refused: it would remove {removed} of the {before} papers of {name!r}, more than a fifth "
+            "(see them with --dry-run; add --force to apply it; `taxonomy refresh --undo` restores the labels)"
+        )
+
+
+def _report(plan: dict, applied: bool) -> dict:
+    counts = {kind: len(keys) for kind, keys in plan["changes"].items()}
+    return counts | {"papers": plan["papers"], "applied": applied, "changes": plan["changes"], "titles": plan["titles"]}
+
+
+def _open_published(directory: str | Path | None):
+    """The published index, to plan a refresh from (read only), or None when there is none yet."""
+    from semsearch.index import Index
+
+    try:
+        return Index.open(directory)
+    except SemsearchError:
+        return None
+
+
+def refresh_list(
+    name: str | None,
+    source: str | None = None,
+    *,
+    index_dir: str | Path | None = None,
+    offline: bool = False,
+    progress: bool = False,
+    force: bool = False,
+    dry_run: bool = False,
+) -> dict:
+    """Re-read the list `name` (the survey's when None or "survey") from `source` (its URL by
+    default), and relabel by it when that is safe (or forced); what would or did change."""
+    if name in (None, SURVEY):
+        return refresh_survey(
+            source, index_dir=index_dir, offline=offline, progress=progress, force=force, dry_run=dry_run
+        )
+    check_name(name)
+    index = _open_published(index_dir)
+    try:
+        found = index.store.taxonomy(name) if index else None
+        if found is None:
+            raise NotFound(f"no taxonomy {name!r} in the index (add it with `semsearch taxonomy add`)")
+        if source is None:
+            if not is_url(found["source"] or ""):
+                raise SemsearchError(f"{name!r} was read from a file: give the file to refresh it from")
+            source = found["source"]
+        listed = parse_list(read_source(source, offline=offline))
+        before = _list_labels(index.store, name)
+    finally:
+        if index is not None:
+            index.close()
+    after = {p.arxiv_id or _paper_id(p.title): (p.title, set(p.categories)) for p in listed.papers}
+    plan = _plan(before, after, found["nodes"], listed.nodes)
+    if dry_run:
+        return _report(plan, applied=False)
+    if not force:
+        _check_safe(name, plan, found["nodes"], listed.nodes)
+    _put_list(name, source, listed, index_dir=index_dir, offline=offline, replace=True, progress=progress)
+    return _report(plan, applied=True)
+
+
+def _list_labels(store, name: str) -> dict[str, tuple[str, set[str]]]:
+    labels = store.taxonomy_labels(name)
+    papers = store.papers_by_vec_id(list(labels))
+    return {(paper.arxiv_id or paper.id): (paper.title, set(labels[vec_id])) for vec_id, paper in papers.items()}
+
+
+def _snapshot_list(store, name: str) -> str | None:
+    """The taxonomy's source, nodes and labels (by paper id), as JSON, for `--undo`."""
+    found = store.taxonomy(name)
+    if found is None:
+        return None
+    labels = store.taxonomy_labels(name)
+    papers = store.papers_by_vec_id(list(labels))
+    pairs = [[papers[v].id, category] for v, categories in labels.items() for category in categories]
+    return json.dumps({"source": found["source"], "nodes": found["nodes"], "labels": pairs}, ensure_ascii=False)
+
+
+def undo_refresh(name: str | None, *, index_dir: str | Path | None = None, progress: bool = False) -> dict:
+    """Put back the labels the last refresh (or add --replace) of `name` replaced; the replaced
+    ones are kept in turn, so undoing again redoes."""
+    from semsearch.ingest import Ingest
+
+    if name in (None, SURVEY):
+        index = _open_published(index_dir)
+        previous = index.store.get_meta(PREVIOUS_PREFIX + SURVEY) if index else None
+        if index:
+            index.close()
+        if previous is None:
+            raise SemsearchError("nothing to undo: the survey's list was never refreshed in this index")
+        return _apply_survey(json.loads(previous), index_dir=index_dir, offline=True, progress=progress, undo=True)
+    check_name(name)
+    with Ingest(index_dir=index_dir, progress=progress) as ingest:
+        store = ingest.store
+        previous = store.get_meta(PREVIOUS_PREFIX + name)
+        if previous is None or store.taxonomy(name) is None:
+            raise SemsearchError(f"nothing to undo: {name!r} was not refreshed or replaced in this index")
+        current, kept = _snapshot_list(store, name), json.loads(previous)
+        labels = [
+            (vec_id, category) for paper_id, category in kept["labels"] if (vec_id := store.find(paper_id)) is not None
+        ]
+        store.put_taxonomy(name, kept["source"], kept["nodes"], labels)
+        store.set_meta(PREVIOUS_PREFIX + name, current)
+        classifier = train_list_classifier(store, name, ingest.embedder().encode)
+        store.put_artifact(classifier_artifact(name), classifier.to_bytes())
+        store.commit()
+    return {"name": name, "nodes": len(kept["nodes"]), "papers": len({v for v, _ in labels}), "applied": True}
+
+
 def refresh_survey(
     source: str | None = None,
     *,
     index_dir: str | Path | None = None,
     offline: bool = False,
     progress: bool = False,
+    force: bool = False,
+    dry_run: bool = False,
 ) -> dict:
-    """Read the survey's maintained list (its GitHub README, or a file), relabel the index's papers
-    by it (new papers fetched from arXiv), retrain and publish; what changed, counted."""
+    """Read the survey's maintained list (its GitHub README, or a file) and, when safe (or forced),
+    relabel the index's papers by it (new papers fetched from arXiv), retrain and publish; what
+    would or did change."""
+    from semsearch.sources.survey import SURVEY_LIST_URL, survey_facts
+
+    where = source or SURVEY_LIST_URL
+    facts = survey_facts(read_source(where, offline=offline), public_source(where))
+    return _apply_survey(facts, index_dir=index_dir, offline=offline, progress=progress, force=force, dry_run=dry_run)
+
+
+def _apply_survey(
+    facts: dict,
+    *,
+    index_dir: str | Path | None,
+    offline: bool,
+    progress: bool,
+    force: bool = True,
+    dry_run: bool = False,
+    undo: bool = False,
+) -> dict:
+    """Make `facts` the survey's list in the index; the list it replaces is kept for `--undo` (an
+    undo fetches nothing: it puts labels back on papers the index already holds)."""
     from dataclasses import replace as replaced
 
     from semsearch.ingest import Ingest
-    from semsearch.sources.survey import SURVEY_LIST_META, SURVEY_LIST_URL, survey_facts, survey_from_facts
+    from semsearch.sources.survey import SURVEY_LIST_META, survey_from_facts, survey_of
 
-    facts = survey_facts(read_source(source or SURVEY_LIST_URL), source or SURVEY_LIST_URL)
     fresh = survey_from_facts(facts)
+    key = lambda paper: paper.arxiv_id or normalize_title(paper.title)  # noqa: E731
+    index = _open_published(index_dir)
+    old = survey_of(index.store if index else None)
+    if index:
+        index.close()
+    before = {key(p): (p.title, set(p.survey_categories)) for p in old.papers}
+    after = {key(p): (p.title, set(p.survey_categories)) for p in fresh.papers}
+    plan = _plan(before, after, old.nodes, fresh.nodes)
+    if dry_run:
+        return _report(plan, applied=False)
+    if not force:
+        _check_safe(SURVEY, plan, old.nodes, fresh.nodes)
+    changes = plan["changes"]
     ingest = Ingest(index_dir=index_dir, progress=progress)
     with ingest:
         store, old = ingest.store, ingest.survey
-        key = lambda paper: paper.arxiv_id or normalize_title(paper.title)  # noqa: E731
-        before = {key(p): set(p.survey_categories) for p in old.papers}
-        after = {key(p): set(p.survey_categories) for p in fresh.papers}
-        changes = {
-            "added": sorted(after.keys() - before.keys()),
-            "removed": sorted(before.keys() - after.keys()),
-            "moved": sorted(k for k in after.keys() & before.keys() if after[k] != before[k]),
-            "nodes_added": [n for n in fresh.nodes if n not in old.nodes],
-            "nodes_removed": [n for n in old.nodes if n not in fresh.nodes],
-        }
+        previous = store.get_meta(SURVEY_LIST_META) or _packaged_facts()
         ingest.survey = fresh
-        new_papers = [p for p in fresh.papers if key(p) in changes["added"] or key(p) in changes["moved"]]
-        fetched = _fetch([p.arxiv_id for p in new_papers if p.arxiv_id], store, offline, ingest.warn)
+        touched = set(changes["added"]) | set(changes["moved"])
+        new_papers = [p for p in fresh.papers if key(p) in touched]
+        fetched = {} if undo else _fetch([p.arxiv_id for p in new_papers if p.arxiv_id], store, offline, ingest.warn)
         ingest.add(p.merged_with(fetched[p.arxiv_id]) if p.arxiv_id in fetched else p for p in new_papers)
+        gone = set(changes["removed"])
         for paper in old.papers:  # no longer listed: no longer the survey's
-            if key(paper) in changes["removed"]:
+            if key(paper) in gone:
                 for stored in [store.get(paper.id), *store.papers_with_title(paper.title)]:
                     if stored is not None and stored.survey_categories:
                         store.put(replaced(stored, survey_categories=[]))
+        store.set_meta(PREVIOUS_PREFIX + SURVEY, previous)
         store.set_meta(SURVEY_LIST_META, json.dumps(facts, ensure_ascii=False))
         store.commit()
-    return {name: len(value) for name, value in changes.items()} | {"papers": len(fresh.papers), "changes": changes}
+    return _report(plan, applied=True)
+
+
+def _packaged_facts() -> str:
+    from importlib.resources import files
+
+    return files("semsearch").joinpath("data/survey.json").read_text(encoding="utf-8")
 
 
 def _fetch(ids: list[str], store, offline: bool, warn: Callable[[str], None]) -> dict[str, Paper]:

@@ -38,6 +38,22 @@ def normalize_title(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text).strip()
 
 
+WEB_SCHEMES = ("http", "https")
+
+
+def web_url(value: str | None) -> str | None:
+    """`value` if it is an http(s) URL with a host, else None: the one rule for every link a paper
+    carries, whatever source brought it (a `javascript:` or `data:` link would run in the page that
+    shows it). Whitespace and control characters are refused too: browsers drop them inside a
+    scheme, so `java\tscript:` would otherwise slip through."""
+    if not isinstance(value, str) or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        return None
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in WEB_SCHEMES or not rest or rest[0] in "/?#":
+        return None
+    return value
+
+
 def embedding_text(title: str, abstract: str) -> str:
     """What the model reads: the title, then the abstract when there is one."""
     title, abstract = " ".join(title.split()), " ".join(abstract.split())
@@ -58,6 +74,13 @@ class Paper:
     year: int | None = None
     url: str | None = None
     sources: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Every source, and every row read back from an index written before this rule, passes
+        # here: a paper never carries a link other than http(s). Sources that can name the bad
+        # input (a JSON Lines line) refuse it before this point, with its line and field.
+        if self.url is not None and web_url(self.url) is None:
+            self.url = None
 
     @property
     def arxiv_id(self) -> str | None:

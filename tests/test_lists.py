@@ -186,12 +186,18 @@ def test_refresh_follows_the_survey_list_and_reports_the_diff(tmp_path, fake_mod
     ingest_survey(index_dir=index_dir, offline=True, progress=False)
     (tmp_path / "v1.md").write_text(SURVEY_V1)
     (tmp_path / "v2.md").write_text(SURVEY_V2)
-    code, out, err = run(capsys, "taxonomy", "refresh", tmp_path / "v1.md", "--offline", "--json", "--index", index_dir)
+    # A three-paper file would take the survey's 424 papers away: forced here (test_list_safety
+    # has the refusals).
+    code, out, err = run(
+        capsys, "taxonomy", "refresh", tmp_path / "v1.md", "--offline", "--force", "--json", "--index", index_dir
+    )
     assert code == 0, err
     assert json.loads(out)["removed"] == 424 - 3 and json.loads(out)["papers"] == 3
     with ArxivStub(papers={"2309.17453": {"title": "Sinks D", "abstract": "attention sinks keep streaming"}}) as stub:
         monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
-        code, out, err = run(capsys, "taxonomy", "refresh", tmp_path / "v2.md", "--json", "--index", index_dir)
+        code, out, err = run(
+            capsys, "taxonomy", "refresh", tmp_path / "v2.md", "--force", "--json", "--index", index_dir
+        )
     assert code == 0, err
     report = json.loads(out)
     assert {k: report[k] for k in ("added", "removed", "moved", "nodes_added", "nodes_removed")} == {

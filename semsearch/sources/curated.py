@@ -12,6 +12,11 @@ paper, its title, its arXiv id and its other links.
 - Sections that are not about papers (News, Citation, Contributing, ...) are skipped. A heading
   without any paper under it is a node only inside a top-level section that has papers (a survey's
   "LLM Frameworks" table of tools is part of its taxonomy; "Why ... are needed?" is not).
+
+The parser runs in linear time on any input: links, tags, bold text, headings and `<summary>`s are
+found by small scanners (str.find), and the few regexes left cannot backtrack (no nested or
+adjacent quantifiers over overlapping classes). A list larger than the limits below is refused
+with one line naming the limit, before any parsing.
 """
 
 from __future__ import annotations
@@ -21,23 +26,116 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from semsearch.errors import SemsearchError
-from semsearch.paper import normalize_title, parse_arxiv_id
+from semsearch.paper import normalize_title, parse_arxiv_id, web_url
 
 SKIPPED_SECTIONS = re.compile(
     r"^(news|updates?|notice|citation|cite|contribut\w*|contributors|acknowledge?ments?|license|star history|"
     r"table of contents?|contents?|community support|keywords? convention|tutorials?|blogs?( & projects?)?)\b",
     re.IGNORECASE,
 )
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_SUMMARY = re.compile(r"<summary>(.*?)</summary>", re.IGNORECASE)
 _ITEM = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+(.*)$")
-_LINK = re.compile(r"\[+([^\]]*)\]+\(\s*([^)\s]+)[^)]*\)")  # also "[[Code]](url)", which lists write too
+_SUMMARY_OPEN = re.compile(r"<summary>", re.IGNORECASE)
+_SUMMARY_CLOSE = re.compile(r"</summary>", re.IGNORECASE)
+
+MAX_CHARS = 5_000_000  # a README of 5 MB is far past any real list (the survey's is 90 KB)
+MAX_HEADINGS = 5_000  # headings and <summary> groups
+MAX_DEPTH = 12  # a node path's names (6 heading levels, then nested <details>)
+MAX_ITEMS = 100_000  # list items and table rows
 _ARXIV_ID = re.compile(  # abs, pdf and html pages, any version, and arXiv's DOIs
     r"(?:arxiv\.org/(?:abs|pdf|html)/|10\.48550/arxiv\.)(\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})",
     re.IGNORECASE,
 )
-_BOLD = re.compile(r"\*\*(.+?)\*\*")
-_TAGS = re.compile(r"<[^>]+>")
+
+
+def _links(text: str) -> list[tuple[int, int, str, str]]:
+    """(start, end, label, url) of each markdown link `[label](url ...)`, left to right, also
+    `[[Code]](url)` as lists write it: what `\\[+([^\\]]*)\\]+\\(\\s*([^)\\s]+)[^)]*\\)` finds, without its
+    cubic backtracking on a run of `[`. Whether a link starts at a `[` depends only on the first `]`
+    after it, so every `[` before that `]` shares one answer: each character is looked at a bounded
+    number of times."""
+    found, start = [], text.find("[")
+    while start != -1:
+        label_at = start
+        while label_at < len(text) and text[label_at] == "[":
+            label_at += 1
+        close = text.find("]", label_at)
+        if close == -1:
+            break  # no `]` after here: no link can start at a later `[` either
+        after = close
+        while after < len(text) and text[after] == "]":
+            after += 1
+        link = None
+        if after < len(text) and text[after] == "(":
+            url_at = after + 1
+            while url_at < len(text) and text[url_at].isspace():
+                url_at += 1
+            url_end = url_at
+            while url_end < len(text) and text[url_end] != ")" and not text[url_end].isspace():
+                url_end += 1
+            end = text.find(")", url_end)
+            if url_end > url_at and end != -1:
+                link = (start, end + 1, text[label_at:close], text[url_at:url_end])
+            elif end == -1 and url_end > url_at:
+                break  # no `)` after here: no later link can close
+        if link:
+            found.append(link)
+            start = text.find("[", link[1])
+        else:  # every `[` up to the `]` fails the same way
+            start = text.find("[", close)
+    return found
+
+
+def _unlinked(text: str) -> str:
+    """`text` with each link replaced by its label."""
+    parts, at = [], 0
+    for start, end, label, _ in _links(text):
+        parts += [text[at:start], label]
+        at = end
+    return "".join(parts) + text[at:]
+
+
+def _untagged(text: str) -> str:
+    """`text` without HTML tags (`<` up to the next `>`, at least one character between)."""
+    parts, at, start = [], 0, text.find("<")
+    while start != -1:
+        end = text.find(">", start + 1)
+        if end == -1:
+            break
+        if end == start + 1:  # "<>" is no tag; a tag may start at that ">"'s neighbour
+            start = text.find("<", start + 1)
+            continue
+        parts.append(text[at:start])
+        at = end + 1
+        start = text.find("<", at)
+    return "".join(parts) + text[at:]
+
+
+def _bold(text: str) -> str | None:
+    """The first `**bold**` part's text (at least one character), else None."""
+    start = text.find("**")
+    while start != -1:
+        end = text.find("**", start + 3)
+        if end != -1:
+            return text[start + 2 : end]
+        return None  # no closing `**` after this one: none after a later one either
+    return None
+
+
+def _heading(line: str) -> tuple[int, str] | None:
+    """(level, text) of an ATX heading line (`## Name ##`), else None."""
+    level = len(line) - len(line.lstrip("#"))
+    if not 1 <= level <= 6 or level == len(line) or not line[level].isspace():
+        return None
+    return level, line[level:].strip().rstrip("#").rstrip()
+
+
+def _summary(line: str) -> str | None:
+    """The text of the first `<summary>...</summary>` in a line, else None."""
+    opened = _SUMMARY_OPEN.search(line)
+    if opened is None:
+        return None
+    closed = _SUMMARY_CLOSE.search(line, opened.end())
+    return line[opened.end() : closed.start()] if closed else None
 
 
 @dataclass
@@ -56,12 +154,13 @@ class CuratedList:
     papers: list[ListedPaper]
 
     def leaves(self) -> list[str]:
-        return [n for n in self.nodes if not any(other.startswith(n + "/") for other in self.nodes)]
+        parents = {node.rsplit("/", depth)[0] for node in self.nodes for depth in range(1, node.count("/") + 1)}
+        return [n for n in self.nodes if n not in parents]
 
 
 def clean_name(text: str) -> str:
     """A heading as a node name: markdown, emoji, numbering and path separators removed."""
-    text = _LINK.sub(r"\1", _TAGS.sub("", text))
+    text = _unlinked(_untagged(text))
     text = re.sub(r"[*_`]", "", text)
     text = re.sub(r"\d?\ufe0f?\u20e3", "", text)  # keycap digits: 1️⃣
     text = "".join(c for c in text if unicodedata.category(c)[0] not in ("S", "C") and c != "\ufe0f" or c in " -")
@@ -73,18 +172,19 @@ def clean_name(text: str) -> str:
 def _title_of(text: str) -> str:
     """The paper's title in a list item: its bold part, else its first link's text, else the text
     before the first link or venue mark."""
-    bold = _BOLD.search(text)
-    if bold:
-        return clean_title(bold.group(1))
-    first = _LINK.search(text)
-    if first and first.start() == 0 and first.group(1).strip() and not first.group(1).startswith("!"):
-        return clean_title(first.group(1))
+    bold = _bold(text)
+    if bold is not None:
+        return clean_title(bold)
+    links = _links(text)
+    label = links[0][2] if links and links[0][0] == 0 else ""
+    if label.strip() and not label.startswith("!"):
+        return clean_title(label)
     head = re.split(r"\[\[|\s\[|</?ins>|!\[", text, maxsplit=1)[0]
     return clean_title(head)
 
 
 def clean_title(text: str) -> str:
-    text = _LINK.sub(r"\1", _TAGS.sub("", text))
+    text = _unlinked(_untagged(text))
     text = re.sub(r"[*_`]", "", text).replace("，", ",")
     text = re.sub(r",\s*(?:[A-Za-z][\w\- ]*,\s*)?(?:19|20)\d{2}\s*$", "", text)  # venue, year of broken markup
     return " ".join(text.split()).strip(" ,.;:")
@@ -101,16 +201,16 @@ def _items(lines: list[str]):
     item: list[str] | None = None
     start = 0
     for number, line in enumerate(lines):
-        heading, summary, bullet = _HEADING.match(line), _SUMMARY.search(line), _ITEM.match(line)
+        heading, summary, bullet = _heading(line), _summary(line), _ITEM.match(line)
         row = line.lstrip().startswith("|")
         closing = "</details>" in line.lower()
-        if item is not None and (heading or summary or bullet or row or closing or not line.strip()):
+        if item is not None and (heading or summary is not None or bullet or row or closing or not line.strip()):
             yield start, "item", " ".join(item)
             item = None
         if heading:
             yield number, "heading", heading
-        elif summary:
-            yield number, "summary", summary.group(1)
+        elif summary is not None:
+            yield number, "summary", summary
         elif bullet:
             item, start = [bullet.group(2)], number
         elif row:
@@ -125,16 +225,20 @@ def _items(lines: list[str]):
 
 def parse_list(markdown: str) -> CuratedList:
     """The nodes and papers of a curated markdown list (see the module's rules)."""
+    if len(markdown) > MAX_CHARS:
+        raise SemsearchError(f"the list is too large: more than {MAX_CHARS:,} characters")
     lines = markdown.splitlines()
-    levels = [len(m.group(1)) for m in map(_HEADING.match, lines) if m]
+    levels = [found[0] for found in map(_heading, lines) if found]
+    if len(levels) > MAX_HEADINGS:
+        raise SemsearchError(f"the list has too many headings: more than {MAX_HEADINGS:,}")
     title = None
-    first_heading = next((m for m in map(_HEADING.match, lines) if m), None)
-    drop_title = bool(levels) and levels.count(1) == 1 and len(first_heading.group(1)) == 1
+    drop_title = bool(levels) and levels.count(1) == 1 and levels[0] == 1
     stack: list[tuple[float, str | None]] = []  # (level, name or None when skipped)
     found: dict[str, ListedPaper] = {}
     node_order: dict[str, None] = {}
     headings: dict[str, None] = {}  # every heading's path, papers or not
     details_base: list[float] = []
+    counted = {"heading": 0, "summary": 0, "item": 0, "row": 0}
 
     def path() -> str | None:
         names = [name for _, name in stack]
@@ -145,16 +249,24 @@ def parse_list(markdown: str) -> CuratedList:
             stack.pop()
         name = clean_name(raw)
         stack.append((level, None if not name or SKIPPED_SECTIONS.match(name) else name))
+        if len(stack) > MAX_DEPTH:
+            raise SemsearchError(f"the list nests too deep: more than {MAX_DEPTH} levels of headings and groups")
 
     for _, kind, text in _items(lines):
+        if kind in counted:
+            counted[kind] += 1
+            if counted["heading"] + counted["summary"] > MAX_HEADINGS:
+                raise SemsearchError(f"the list has too many headings: more than {MAX_HEADINGS:,}")
+            if counted["item"] + counted["row"] > MAX_ITEMS:
+                raise SemsearchError(f"the list has too many items: more than {MAX_ITEMS:,}")
         if kind == "heading":
-            level = len(text.group(1))
+            level, name = text
             if drop_title and level == 1:
-                title = clean_name(text.group(2))
+                title = clean_name(name)
                 stack.clear()
                 continue
             details_base.clear()
-            open_node(level, text.group(2))
+            open_node(level, name)
             if path():
                 headings.setdefault(path(), None)
         elif kind == "summary":
@@ -178,7 +290,7 @@ def parse_list(markdown: str) -> CuratedList:
                     continue
                 text = " ".join(cells)  # the first cell names the paper
             arxiv_id = _arxiv_id(text)
-            if arxiv_id is None and (kind == "row" or not (_BOLD.search(text) or "[paper]" in text.lower())):
+            if arxiv_id is None and (kind == "row" or not (_bold(text) is not None or "[paper]" in text.lower())):
                 continue  # prose, a tool, a link list: a paper without an arXiv link shows as one
             name = _title_of(text)
             if len(name) < 4:
@@ -186,7 +298,11 @@ def parse_list(markdown: str) -> CuratedList:
             key = arxiv_id or normalize_title(name)
             paper = found.get(key)
             if paper is None:
-                links = [u for _, u in _LINK.findall(text) if "arxiv" not in u.lower() and not u.startswith("#")]
+                links = [
+                    url
+                    for *_, url in _links(text)
+                    if "arxiv" not in url.lower() and not url.startswith("#") and web_url(url) is not None
+                ]
                 paper = found[key] = ListedPaper(name, arxiv_id, links=links, text=text)
             if where not in paper.categories:
                 paper.categories.append(where)

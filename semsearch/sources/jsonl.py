@@ -1,8 +1,12 @@
 """JSON Lines in the arXiv metadata-snapshot form, streamed one line at a time.
 
-Fields read: `id`, `title`, `abstract`, and when present `authors` (string or list),
-`authors_parsed`, `categories` (space-separated string or list), `update_date`, `versions`.
-Everything else is ignored, so a real snapshot and smaller exports read the same way.
+Every line is checked at the door against one schema (`Record`): the fields read are `id`,
+`title`, `abstract`, and when present `authors` (string or list of strings), `authors_parsed`
+(arXiv's [[last, first, suffix], ...]), `categories` (space-separated string or list),
+`update_date`, `versions` ([{"created": date}, ...]), `doi`, `journal-ref`, `url` (http or https
+only), `embedding` and `embedding_model`. A field of the wrong type makes the line malformed, named
+by its line number and field, so a bad record is refused or reported, never stored half-read.
+Fields not listed are ignored, so a real snapshot and smaller exports read the same way.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from semsearch.errors import SemsearchError
-from semsearch.paper import Paper, parse_arxiv_id, year_from_arxiv_id
+from semsearch.paper import Paper, parse_arxiv_id, web_url, year_from_arxiv_id
 
 T = TypeVar("T")
 
@@ -25,6 +31,86 @@ SOURCE = "jsonl"
 
 class MalformedLine(SemsearchError):
     pass
+
+
+class _Version(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+    created: str | None = None
+
+
+class Record(BaseModel):
+    """One line of a JSON Lines file, as the engine reads it. Strict: a number is not a title, a
+    list is not a date; null stands for absent."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
+
+    id: str | int | None = None
+    title: str | None = None
+    abstract: str | None = None
+    authors: str | list[str] | None = None
+    authors_parsed: list[list[str]] | None = None
+    categories: str | list[str] | None = None
+    update_date: str | None = None
+    versions: list[_Version] | None = None
+    doi: str | None = None
+    journal_ref: str | None = Field(None, alias="journal-ref")
+    url: str | None = None
+    embedding: list[float] | None = None
+    embedding_model: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _web_only(cls, value: str | None) -> str | None:
+        if value is not None and web_url(value) is None:
+            raise ValueError("only http and https links are stored")
+        return value
+
+
+_EXPECTED = {  # what each field holds, for the one-line message
+    "id": "a string",
+    "title": "a string",
+    "abstract": "a string",
+    "authors": "a string or a list of strings",
+    "authors_parsed": "a list of [last, first, suffix] string lists",
+    "categories": "a space-separated string or a list of strings",
+    "update_date": "a date string (YYYY-MM-DD)",
+    "versions": 'a list of {"created": date string} objects',
+    "doi": "a string",
+    "journal-ref": "a string",
+    "url": "an http(s) URL string",
+    "embedding": "a list of numbers",
+    "embedding_model": "a string",
+}
+
+
+def _json_type(value) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def check_record(record) -> Record:
+    """The record as the schema reads it; a ValueError naming the field if it does not fit."""
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {_json_type(record)}")
+    try:
+        return Record.model_validate(record)
+    except ValidationError as err:
+        # A union field fails once per member; the deepest failure points at the culprit
+        # (authors[2] rather than authors).
+        worst = max(err.errors(), key=lambda e: len([p for p in e["loc"] if p not in _UNION_TAGS]))
+        name = str(worst["loc"][0]) if worst["loc"] else "record"
+        where = name + "".join(
+            f"[{p}]" if isinstance(p, int) else f".{p}" for p in worst["loc"][1:] if p not in _UNION_TAGS
+        )
+        value = worst.get("input")
+        if name == "url" and isinstance(value, str):
+            raise ValueError(f"field 'url': only http and https links are stored, got {value[:40]!r}") from None
+        raise ValueError(
+            f"field {where!r}: expected {_EXPECTED.get(name, 'another type')}, got {_json_type(value)}"
+        ) from None
+
+
+_UNION_TAGS = {"str", "int", "list[str]", "list[list[str]]", "list[float]", "list[_Version]", "_Version"}
 
 
 class Cursor:
@@ -104,11 +190,13 @@ def read_jsonl(
     cursor: Cursor | None = None,
     progress: bool = False,
     with_vectors: bool = False,
+    skipped: list[int] | None = None,
 ) -> Iterator[Paper]:
     """Yield the papers in `path`; a malformed line stops the stream, or is reported and skipped.
     With a cursor, reading starts at its offset and the cursor follows each line read. With
     `with_vectors`, yield (paper, record) pairs instead, for a precomputed embedding (`embedding`,
-    `embedding_model`) or the record's place in the file (`cursor.records` counts the records)."""
+    `embedding_model`) or the record's place in the file (`cursor.records` counts the records).
+    The numbers of the lines skipped as malformed are appended to `skipped`."""
     cursor = cursor or Cursor()
     bar = None
     if progress:
@@ -127,87 +215,103 @@ def read_jsonl(
         )
     try:
         with _open(path, "rb") as handle:
-            handle.seek(cursor.offset)
-            line_number = 0 if cursor.offset == 0 else None  # line numbers are unknown after a resume
+            line_number = _seek(handle, cursor.offset)
+            position = cursor.offset
             for raw in handle:
-                cursor.offset += len(raw)
+                # The cursor passes a line only once it is handed over, filtered out or reported:
+                # a line that stops the run is read again (and stops it again) by the next run.
+                position += len(raw)
+                line_number += 1
                 if bar is not None:
                     bar.update(len(raw))
-                if line_number is not None:
-                    line_number += 1
                 line = raw.decode("utf-8", errors="replace")
                 if not line.strip():
+                    cursor.offset = position
                     continue
-                cursor.records += 1
+                ordinal = cursor.records  # the record's row in a --vectors file
                 try:
                     record = json.loads(line)
                     paper = paper_from_record(record)
-                except (ValueError, TypeError, KeyError) as err:
-                    location = line_number if line_number is not None else f"byte {cursor.offset - len(raw)}"
-                    message = f"{path}:{location}: {err}"
+                except (ValueError, RecursionError) as err:
+                    message = f"{path}:{line_number}: {err}"
                     if not skip_malformed:
                         raise MalformedLine(message + " (use --skip-malformed to continue past such lines)") from None
                     warn(message)
+                    if skipped is not None:
+                        skipped.append(line_number)
+                    cursor.offset, cursor.records = position, ordinal + 1
                     continue
+                cursor.offset, cursor.records = position, ordinal + 1
                 if categories and not categories.intersection(paper.arxiv_categories):
                     continue
                 if since and (paper.updated or paper.published or "") < since:
                     continue
-                yield (
-                    (paper, {**record, "_line": line_number, "_ordinal": cursor.records - 1}) if with_vectors else paper
-                )
+                yield ((paper, {**record, "_line": line_number, "_ordinal": ordinal}) if with_vectors else paper)
     finally:
         if bar is not None:
             bar.close()
 
 
-def paper_from_record(record: dict) -> Paper:
-    if not isinstance(record, dict):
-        raise ValueError("expected a JSON object")
-    raw_id = str(record.get("id") or "").strip()
-    title = " ".join(str(record.get("title") or "").split())
+def _seek(handle, offset: int) -> int:
+    """Move to byte `offset` (a line start); how many lines lie before it, so that a resumed run
+    still names lines by their number."""
+    lines, left = 0, offset
+    while left:
+        chunk = handle.read(min(left, 1 << 20))
+        if not chunk:
+            break
+        lines += chunk.count(b"\n")
+        left -= len(chunk)
+    return lines
+
+
+def paper_from_record(record) -> Paper:
+    """The paper a record describes; a ValueError naming the field when the record is malformed."""
+    checked = check_record(record)
+    raw_id = str(checked.id if checked.id is not None else "").strip()
+    title = " ".join((checked.title or "").split())
     if not raw_id:
         raise ValueError("missing 'id'")
     if not title:
         raise ValueError("missing 'title'")
     arxiv_id = parse_arxiv_id(raw_id)
-    categories = record.get("categories") or []
+    categories = checked.categories or []
     if isinstance(categories, str):
         categories = categories.split()
-    published = _first_version_date(record.get("versions"))
-    updated = record.get("update_date") or None
+    published = _first_version_date(checked.versions)
+    updated = checked.update_date or None
     return Paper(
         id=arxiv_id or raw_id,
         title=title,
-        abstract=" ".join(str(record.get("abstract") or "").split()),
-        authors=_authors(record),
+        abstract=" ".join((checked.abstract or "").split()),
+        authors=_authors(checked),
         published=published,
         updated=updated,
         arxiv_categories=list(categories),
         year=(year_from_arxiv_id(arxiv_id) if arxiv_id else None) or _year(published or updated),
-        url=f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else record.get("url"),
+        url=f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else checked.url,
         sources=[SOURCE],
     )
 
 
-def _authors(record: dict) -> list[str]:
-    parsed = record.get("authors_parsed")
-    if isinstance(parsed, list) and parsed:
-        return [" ".join(part for part in (name[1], name[0]) if part) for name in parsed if name]
-    authors = record.get("authors") or []
+def _authors(record: Record) -> list[str]:
+    parsed = record.authors_parsed
+    if parsed:
+        return [" ".join(part for part in (name[1:2] + name[:1]) if part) for name in parsed if name]
+    authors = record.authors or []
     if isinstance(authors, str):
         authors = authors.replace(" and ", ", ").split(",")
-    return [a.strip() for a in authors if str(a).strip()]
+    return [a.strip() for a in authors if a.strip()]
 
 
-def _first_version_date(versions) -> str | None:
-    if not isinstance(versions, list) or not versions:
+def _first_version_date(versions: list[_Version] | None) -> str | None:
+    if not versions or not versions[0].created:
         return None
     try:
-        return parsedate_to_datetime(versions[0]["created"]).date().isoformat()
-    except (KeyError, TypeError, ValueError):
-        return None
+        return parsedate_to_datetime(versions[0].created).date().isoformat()
+    except (TypeError, ValueError, OverflowError):
+        return None  # a date in another form: the record is kept, without its first version's date
 
 
 def _year(date: str | None) -> int | None:
-    return int(date[:4]) if date and date[:4].isdigit() else None
+    return int(date[:4]) if date and date[:4].isascii() and date[:4].isdigit() else None

@@ -11,7 +11,7 @@ from dataclasses import replace
 from functools import cache
 from importlib.resources import files
 
-from semsearch.paper import Paper, normalize_title, parse_arxiv_id
+from semsearch.paper import Paper, normalize_title, parse_arxiv_id, web_url
 
 SURVEY_LIST_URL = "https://github.com/AIoT-MLSys-Lab/Efficient-LLMs-Survey"
 SOURCE = "survey"
@@ -88,9 +88,30 @@ def survey_from_facts(raw: dict) -> Survey:
     return Survey(raw["nodes"], papers)
 
 
-_VENUE = re.compile(r"<ins>\s*(.*?)\s*(?:[,\s]\s*(\d{4}))?\s*<?/ins>", re.IGNORECASE)  # "<ins>ICML, 2025</ins>"
+_INS_OPEN = re.compile(r"<ins>", re.IGNORECASE)
+_INS_CLOSE = re.compile(r"/ins>", re.IGNORECASE)  # also the broken "ICML, 2024/ins>" the list has
 _PAPER_LINK = re.compile(r"\[\[?Paper\]?\]?\(\s*([^)\s]+)\s*\)", re.IGNORECASE)
 _CODE_LINK = re.compile(r"\[\[?Code\]?\]?\(\s*([^)\s]+)\s*\)", re.IGNORECASE)
+
+
+def _venue(text: str) -> tuple[str, str | None] | None:
+    """(venue, year or None) of the first `<ins>ICML, 2025</ins>` mark, else None. The split is
+    the one of `<ins>\\s*(.*?)\\s*(?:[,\\s]\\s*(\\d{4}))?\\s*<?/ins>`, computed from the ends of the
+    mark inward instead (that regex backtracks cubically over a run of spaces)."""
+    opened = _INS_OPEN.search(text)
+    closed = _INS_CLOSE.search(text, opened.end()) if opened else None
+    if closed is None:
+        return None
+    inner = text[opened.end() : closed.start()].lstrip()
+    inner = inner.removesuffix("<").rstrip()
+    digits, before = inner[-4:], inner[:-4]
+    if len(digits) == 4 and digits.isdecimal():
+        bare = before.rstrip()
+        if bare.endswith(","):
+            return bare[:-1].rstrip(), digits
+        if len(bare) < len(before):  # a space stood between the venue and the year
+            return bare, digits
+    return inner, None
 
 
 def survey_facts(markdown: str, source: str = SURVEY_LIST_URL) -> dict:
@@ -101,17 +122,17 @@ def survey_facts(markdown: str, source: str = SURVEY_LIST_URL) -> dict:
     listed = parse_list(markdown)
     papers = []
     for paper in listed.papers:
-        venue = _VENUE.search(paper.text)
-        year = (venue.group(2) if venue else None) or next(iter(re.findall(r"(\d{4})\s*</ins>", paper.text)), None)
+        venue = _venue(paper.text)
+        year = (venue[1] if venue else None) or next(iter(re.findall(r"(\d{4})\s*</ins>", paper.text)), None)
         link, code = _PAPER_LINK.search(paper.text), _CODE_LINK.search(paper.text)
         papers.append(
             {
                 "title": paper.title,
-                "venue": venue.group(1) if venue and venue.group(1) else None,
+                "venue": venue[0] if venue and venue[0] else None,
                 "year": int(year) if year else None,
-                "url": link.group(1) if link else None,
+                "url": web_url(link.group(1)) if link else None,  # facts hold web links only
                 "arxiv_id": paper.arxiv_id,
-                "code": code.group(1) if code else None,
+                "code": web_url(code.group(1)) if code else None,
                 "categories": paper.categories,
             }
         )

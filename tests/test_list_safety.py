@@ -1,0 +1,384 @@
+"""Curated lists under damage and attack: a README parser in linear time with limits, a refresh
+that cannot wipe a taxonomy's labels by mistake (refused unless forced, undoable), --offline that
+never touches the network, and no local paths shown."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from semsearch.errors import SemsearchError
+from semsearch.sources.curated import (
+    MAX_CHARS,
+    MAX_DEPTH,
+    MAX_HEADINGS,
+    _bold,
+    _heading,
+    _links,
+    _summary,
+    _unlinked,
+    _untagged,
+    parse_list,
+)
+from semsearch.sources.survey import _venue, survey_facts
+from tests.conftest import SHARED
+from tests.test_lists import LIST
+
+ROOT = Path(__file__).resolve().parents[1]
+LISTS = SHARED / "data" / "lists"
+
+# The parser's patterns before this change: the oracle the scanners must agree with (on short
+# inputs, where their backtracking is harmless).
+OLD_LINK = re.compile(r"\[+([^\]]*)\]+\(\s*([^)\s]+)[^)]*\)")
+OLD_TAGS = re.compile(r"<[^>]+>")
+OLD_BOLD = re.compile(r"\*\*(.+?)\*\*")
+OLD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+OLD_SUMMARY = re.compile(r"<summary>(.*?)</summary>", re.IGNORECASE)
+OLD_VENUE = re.compile(r"<ins>\s*(.*?)\s*(?:[,\s]\s*(\d{4}))?\s*<?/ins>", re.IGNORECASE)
+
+MARKUP = st.text(alphabet="[]()<>*#/ ,.ab1\t", max_size=40)
+FAST = settings(max_examples=600, deadline=200)
+
+
+@FAST
+@given(MARKUP)
+def test_the_link_scanner_finds_what_the_old_link_pattern_found(text):
+    assert _links(text) == [(m.start(), m.end(), m.group(1), m.group(2)) for m in OLD_LINK.finditer(text)]
+    assert _unlinked(text) == OLD_LINK.sub(r"\1", text)
+
+
+@FAST
+@given(MARKUP)
+def test_tags_bold_and_headings_read_as_the_old_patterns_read_them(text):
+    assert _untagged(text) == OLD_TAGS.sub("", text)
+    bold = OLD_BOLD.search(text)
+    assert _bold(text) == (bold.group(1) if bold else None)
+    heading = OLD_HEADING.match(text)
+    assert _heading(text) == ((len(heading.group(1)), heading.group(2)) if heading else None)
+
+
+@FAST
+@given(
+    st.lists(st.sampled_from(["<ins>", "</ins>", "/ins>", "<summary>", "</SUMMARY>", "ICML", ",", " ", "2024", "x"]))
+)
+def test_venue_marks_and_summaries_read_as_the_old_patterns_read_them(parts):
+    text = "".join(parts)
+    venue = OLD_VENUE.search(text)
+    assert _venue(text) == ((venue.group(1), venue.group(2)) if venue else None)
+    summary = OLD_SUMMARY.search(text)
+    assert _summary(text) == (summary.group(1) if summary else None)
+
+
+ATTACKS = {
+    # one item holding 2,500 "[" (the old link pattern took 69 s on it)
+    "brackets": "# T\n## S\n- **A title** " + "[" * 2500 + " https://arxiv.org/abs/2401.00001\n",
+    # a run of spaces inside a venue mark (the old venue pattern was cubic on it)
+    "venue": "## S\n- **A title** <ins>" + " " * 5000 + "x [[Paper](https://arxiv.org/abs/2401.00001)]\n",
+    # a heading with a long run of spaces before its last word (the old heading pattern: quadratic)
+    "heading": "## a" + " " * 50_000 + "b\n- **A title** [[Paper](https://arxiv.org/abs/2401.00001)]\n",
+    # unclosed tags and bold marks
+    "tags": "## S\n- **A title " + "<" * 50_000 + "**" * 20_000 + " [[Paper](https://arxiv.org/abs/2401.00001)]\n",
+    "summaries": "## S\n" + "<summary>" * 50_000 + "\n- **A title** [[Paper](https://arxiv.org/abs/2401.00001)]\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_hostile_markdown_is_parsed_in_well_under_a_second(name):
+    started = time.perf_counter()
+    try:
+        parse_list(ATTACKS[name])
+    except SemsearchError as err:
+        assert "\n" not in str(err)
+    assert time.perf_counter() - started < 0.5
+
+
+def _nested_headings(count: int) -> str:
+    lines = ["# T"] + ["#" * (2 + i % 5) + f" heading {i} with a few words to pad it out" for i in range(count)]
+    return "\n".join(lines) + "\n- **A title** [[Paper](https://arxiv.org/abs/2401.00001)]\n"
+
+
+@pytest.mark.parametrize(
+    "text, limit",
+    [
+        (_nested_headings(5_016), f"more than {MAX_HEADINGS:,}"),  # 270 KB
+        ("## S\n" + "<details><summary>g</summary>\n" * 40 + "- **A title**\n", f"more than {MAX_DEPTH} levels"),
+        ("## S\n" + "x" * (MAX_CHARS + 1), f"more than {MAX_CHARS:,} characters"),
+    ],
+    ids=["5016-headings", "nested-details", "over-5MB"],
+)  # fmt: skip
+def test_each_limit_is_a_one_line_error_naming_it_at_once(text, limit):
+    started = time.perf_counter()
+    with pytest.raises(SemsearchError, match=re.escape(limit)):
+        parse_list(text)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_a_50_mb_list_is_refused_before_it_is_read(tmp_path):
+    big = tmp_path / "big.md"
+    with big.open("wb") as handle:
+        handle.truncate(50_000_000)  # sparse: 50 MB on paper, nothing on disk
+    started = time.perf_counter()
+    code, _, err = semsearch("taxonomy", "add", "big", big, "--offline", "--index", tmp_path / "idx", cwd=tmp_path)
+    assert code == 2 and err.strip() == f"error: cannot read {big}: larger than the 5 MB a list may be"
+    assert time.perf_counter() - started < 10  # the process's start included; the refusal itself is a stat
+    assert not (tmp_path / "idx").exists()
+
+
+BLOCKS = st.sampled_from(
+    [
+        "# Title", "## Methods", "### Sub", "#### Deep ####", "####### seven", "<details><summary>Group</summary>",
+        "</details>", "- **Bold title.** [[pdf](https://arxiv.org/abs/2401.00001)]", "- [Linked title](https://arxiv.org/abs/2402.00002v2)",
+        "* [[Code]](https://github.com/x/y)", "1. `code` [", "| [Row paper](https://arxiv.org/pdf/2403.00003) | x |",
+        "|:--|:--|", "[[[[", "]]]](((", "**", "<ins>ICML, 2024</ins>", "``` ```", "", "continued line (",
+        "- ![img](javascript:alert(1)) **Bad link** [[Paper](javascript:x)]",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(BLOCKS, st.integers(1, 60)), max_size=40))
+def test_random_markdown_parses_or_is_one_clear_error(blocks):
+    text = "\n".join(block * repeat if block.startswith(("[", "]", "*", "`")) else block for block, repeat in blocks)
+    started = time.perf_counter()
+    try:
+        listed = parse_list(text)
+    except SemsearchError as err:
+        assert "\n" not in str(err)
+    else:
+        assert listed.papers and all(p.categories for p in listed.papers)
+        assert all(link.startswith(("http://", "https://")) for p in listed.papers for link in p.links)
+    assert time.perf_counter() - started < 0.25
+
+
+# Counts of today's lists, verified against the parser before its rewrite (its full output, old
+# against new, was identical on all four).
+@pytest.mark.skipif(not LISTS.exists(), reason="../shared not present")
+@pytest.mark.parametrize(
+    "name, nodes, papers, with_arxiv",
+    [
+        ("AIoT-MLSys-Lab__Efficient-LLMs-Survey.md", 74, 424, 350),
+        ("AIoT-MLSys-Lab__Efficient-LLMs-Survey.2024-07-25.md", 74, 391, 321),
+        ("October2001__Awesome-KV-Cache-Compression.md", 12, 163, 157),
+        ("hemingkx__SpeculativeDecodingPapers.md", 14, 336, 297),
+    ],
+)
+def test_the_real_lists_parse_as_before(name, nodes, papers, with_arxiv):
+    listed = parse_list((LISTS / name).read_text(encoding="utf-8"))
+    assert (len(listed.nodes), len(listed.papers), sum(1 for p in listed.papers if p.arxiv_id)) == (
+        nodes,
+        papers,
+        with_arxiv,
+    )
+
+
+@pytest.mark.skipif(not LISTS.exists(), reason="../shared not present")
+def test_the_packaged_survey_is_rebuilt_byte_for_byte():
+    markdown = (LISTS / "AIoT-MLSys-Lab__Efficient-LLMs-Survey.md").read_text(encoding="utf-8")
+    rebuilt = json.dumps(survey_facts(markdown), indent=1, ensure_ascii=False) + "\n"
+    assert rebuilt == files("semsearch").joinpath("data/survey.json").read_text(encoding="utf-8")
+
+
+# --- refresh: refused, dry run, forced, undone (real processes) -----------------------------------
+def semsearch(*args, cwd: Path) -> tuple[int, str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.cli_process", "--", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, done.stdout, done.stderr
+
+
+def survey_markdown(keep: float = 1.0) -> str:
+    """The packaged survey's list written back as a README (ids, titles and headings only), keeping
+    the first `keep` share of its papers."""
+    facts = json.loads(files("semsearch").joinpath("data/survey.json").read_text(encoding="utf-8"))
+    papers = facts["papers"][: round(len(facts["papers"]) * keep)]
+    lines = ["# Efficient LLMs"]
+    for node in facts["nodes"]:
+        lines.append("#" * (node.count("/") + 2) + " " + node.rsplit("/", 1)[-1])
+        for paper in papers:
+            if node in paper["categories"]:
+                link = f" [[Paper](https://arxiv.org/abs/{paper['arxiv_id']})]" if paper["arxiv_id"] else ""
+                lines.append(f"- **{paper['title']}**{link}")
+    return "\n".join(lines) + "\n"
+
+
+def survey_labelled(index: Path, cwd: Path) -> int:
+    code, out, err = semsearch("info", "--json", "--index", index, cwd=cwd)
+    assert code == 0, err
+    return json.loads(out)["survey_labelled"]
+
+
+def test_the_survey_written_back_is_the_packaged_list():
+    from semsearch.sources.survey import load_survey, survey_from_facts
+
+    assert len(survey_from_facts(survey_facts(survey_markdown())).papers) == len(load_survey().papers) == 424
+
+
+@pytest.mark.slow
+def test_refreshing_the_survey_from_a_wrong_file_is_refused_then_forced_then_undone(survey_only_index, tmp_path):
+    index = survey_only_index
+    small = tmp_path / "small-list.md"
+    small.write_text(LIST)  # seven papers of another field's list
+    code, _, err = semsearch("taxonomy", "refresh", small, "--offline", "--index", index, cwd=tmp_path)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "does not look like that list" in err
+    assert survey_labelled(index, tmp_path) == 424
+
+    # The survey's own list with a third of its papers gone: it looks like the list, but removes too many.
+    shorter = tmp_path / "shorter.md"
+    shorter.write_text(survey_markdown(keep=0.66))
+    code, out, err = semsearch("taxonomy", "refresh", shorter, "--offline", "--dry-run", "--index", index, cwd=tmp_path)
+    assert code == 0 and "dry run: nothing changed" in err and re.search(r"removed\s+1\d\d ", out)
+    code, _, err = semsearch("taxonomy", "refresh", shorter, "--offline", "--index", index, cwd=tmp_path)
+    assert code == 2 and "more than a fifth" in err and err.count("\n") == 1
+    assert survey_labelled(index, tmp_path) == 424
+
+    # A small change goes through without --force.
+    nearly = tmp_path / "nearly.md"
+    nearly.write_text(survey_markdown(keep=0.9))
+    code, out, err = semsearch("taxonomy", "refresh", nearly, "--offline", "--json", "--index", index, cwd=tmp_path)
+    assert code == 0, err
+    assert json.loads(out)["applied"] and 0 < json.loads(out)["removed"] <= 424 // 5
+    after_nearly = survey_labelled(index, tmp_path)
+
+    code, out, err = semsearch(
+        "taxonomy", "refresh", small, "--offline", "--force", "--json", "--index", index, cwd=tmp_path
+    )
+    assert code == 0, err
+    assert survey_labelled(index, tmp_path) == json.loads(out)["papers"] == 7
+    code, _, err = semsearch("taxonomy", "refresh", "--undo", "--index", index, cwd=tmp_path)
+    assert code == 0, err
+    assert survey_labelled(index, tmp_path) == after_nearly  # the labels the forced refresh replaced
+    code, _, err = semsearch("taxonomy", "refresh", "survey", "--undo", "--index", index, cwd=tmp_path)
+    assert code == 0 and survey_labelled(index, tmp_path) == 7  # undoing the undo redoes
+
+
+@pytest.mark.slow
+def test_an_added_list_is_guarded_the_same_way(survey_only_index, tmp_path):
+    index = survey_only_index
+    readme = tmp_path / "README.md"
+    readme.write_text(LIST)
+    assert semsearch("taxonomy", "add", "kv", readme, "--offline", "--index", index, cwd=tmp_path)[0] == 0
+    fewer = tmp_path / "fewer.md"
+    fewer.write_text("\n".join(line for line in LIST.splitlines() if "2501.0000" not in line or "0001" in line))
+    code, _, err = semsearch(
+        "taxonomy", "refresh", fewer, "--taxonomy", "kv", "--offline", "--index", index, cwd=tmp_path
+    )
+    assert code == 2 and "would remove 6 of the 7 papers of 'kv'" in err
+    code, out, _ = semsearch("taxonomy", "list", "--json", "--index", index, cwd=tmp_path)
+    assert {t["name"]: t["papers"] for t in json.loads(out)}["kv"] == 7
+    code, _, err = semsearch(
+        "taxonomy", "refresh", fewer, "--taxonomy", "kv", "--offline", "--force", "--index", index, cwd=tmp_path
+    )
+    assert code == 0, err
+    code, out, _ = semsearch("taxonomy", "list", "--json", "--index", index, cwd=tmp_path)
+    assert {t["name"]: t["papers"] for t in json.loads(out)}["kv"] == 1
+    code, _, err = semsearch("taxonomy", "refresh", "kv", "--undo", "--index", index, cwd=tmp_path)
+    assert code == 0, err
+    code, out, _ = semsearch("taxonomy", "list", "--json", "--index", index, cwd=tmp_path)
+    assert {t["name"]: t["papers"] for t in json.loads(out)}["kv"] == 7
+
+
+def test_undo_without_a_refresh_is_one_line(survey_only_index, tmp_path):
+    code, _, err = semsearch("taxonomy", "refresh", "--undo", "--index", survey_only_index, cwd=tmp_path)
+    assert code == 2 and err.strip() == "error: nothing to undo: the survey's list was never refreshed in this index"
+
+
+# --- --offline never touches the network ----------------------------------------------------------
+class CountingServer:
+    """A local HTTP server that serves a list and counts the requests it gets."""
+
+    def __init__(self, body: str):
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                served.requests += 1
+                data = body.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/markdown; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.requests = 0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/README.md"
+
+    def __enter__(self) -> CountingServer:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.slow
+def test_offline_with_a_url_is_one_line_and_no_request(survey_only_index, tmp_path):
+    index = survey_only_index
+    with CountingServer(LIST) as server:
+        for args in (
+            ["taxonomy", "add", "kv", server.url, "--offline"],
+            ["taxonomy", "refresh", server.url, "--offline"],
+            ["taxonomy", "refresh", server.url, "--offline", "--dry-run"],
+        ):
+            code, _, err = semsearch(*args, "--index", index, cwd=tmp_path)
+            assert code == 2 and err.strip() == f"error: --offline: not fetching {server.url}; give the list as a file"
+        assert server.requests == 0
+        # Online, the same list is fetched (once): the server is there and counting.
+        code, _, err = semsearch("taxonomy", "add", "kv", server.url, "--index", index, cwd=tmp_path)
+        assert code == 0, err
+        assert server.requests == 1
+        # A list added from a URL is refreshed from it by default, and not at all offline.
+        code, _, err = semsearch("taxonomy", "refresh", "--taxonomy", "kv", "--offline", "--index", index, cwd=tmp_path)
+        assert code == 2 and "--offline: not fetching" in err and server.requests == 1
+
+
+# --- no local paths shown ---------------------------------------------------------------------------
+def test_the_api_shows_a_list_by_its_file_name_or_url_never_a_local_path(survey_only_index, tmp_path, capsys):
+    from fastapi.testclient import TestClient
+
+    from semsearch.ingest import Ingest
+    from semsearch.server import create_app
+    from tests.test_cli import run
+
+    readme = tmp_path / "private" / "README.md"
+    readme.parent.mkdir()
+    readme.write_text(LIST)
+    assert run(capsys, "taxonomy", "add", "kv", readme, "--offline", "--index", survey_only_index)[0] == 0
+    with Ingest(index_dir=survey_only_index, progress=False) as ingest:  # as an index written before kept them
+        ingest.store.put_taxonomy("old", str(readme), ["Methods"], [])
+        ingest.store.put_taxonomy("web", "https://user:token@example.org/list/README.md?key=1", ["Methods"], [])
+        ingest.store.commit()
+    with TestClient(create_app(index_dir=survey_only_index)) as client:
+        answer = client.get("/api/taxonomies")
+    assert answer.status_code == 200
+    sources = {t["name"]: t.get("source") for t in answer.json()}
+    assert sources == {
+        "survey": None,
+        "kv": "README.md",
+        "old": "README.md",
+        "web": "https://example.org/list/README.md",
+    }
+    assert str(tmp_path) not in answer.text and "token" not in answer.text

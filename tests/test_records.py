@@ -1,0 +1,265 @@
+"""Records checked at the door: one schema for a JSON Lines record, only http(s) links on a paper,
+and a reader whose cursor never passes a line it neither handed over nor reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from semsearch.ingest import BATCH
+from semsearch.paper import Paper, web_url
+from semsearch.sources.jsonl import Cursor, MalformedLine, paper_from_record, read_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A line as the arXiv metadata snapshot writes it (facts and shape; the abstract is ours).
+SNAPSHOT_LINE = {
+    "id": "0704.0001",
+    "submitter": "Pavel Nadolsky",
+    "authors": "C. Bal\\'azs, E. L. Berger, P. M. Nadolsky, C.-P. Yuan",
+    "title": "Calculation of prompt diphoton production cross sections at Tevatron and\n  LHC energies",
+    "comments": "37 pages, 15 figures; published version",
+    "journal-ref": "Phys.Rev.D76:013009,2007",
+    "doi": "10.1103/PhysRevD.76.013009",
+    "report-no": "ANL-HEP-PR-07-12",
+    "categories": "hep-ph",
+    "license": None,
+    "abstract": "  A short abstract written for this test.\n",
+    "versions": [
+        {"version": "v1", "created": "Mon, 2 Apr 2007 19:18:42 GMT"},
+        {"version": "v2", "created": "Tue, 24 Jul 2007 20:10:27 GMT"},
+    ],
+    "update_date": "2008-11-13",
+    "authors_parsed": [
+        ["Balázs", "C.", ""],
+        ["Berger", "E. L.", ""],
+        ["Nadolsky", "P. M.", ""],
+        ["Yuan", "C. -P.", ""],
+    ],
+}
+
+
+def test_a_real_snapshot_line_still_reads_whole():
+    paper = paper_from_record(SNAPSHOT_LINE)
+    assert (paper.id, paper.year, paper.published, paper.updated) == ("0704.0001", 2007, "2007-04-02", "2008-11-13")
+    assert paper.authors[:2] == ["C. Balázs", "E. L. Berger"] and paper.arxiv_categories == ["hep-ph"]
+    assert paper.title.startswith("Calculation of prompt") and "\n" not in paper.title
+    # Every shape accepted before stays accepted: numeric ids, author and category lists, nulls.
+    other = paper_from_record(
+        {"id": 7, "title": "T", "authors": ["A", "B"], "categories": ["cs.CL"], "update_date": None, "doi": None}
+    )
+    assert (other.id, other.authors, other.arxiv_categories) == ("7", ["A", "B"], ["cs.CL"])
+
+
+@pytest.mark.parametrize(
+    "field, value, named",
+    [
+        ("update_date", [1, 2], "update_date"),
+        ("update_date", {"y": 2020}, "update_date"),
+        ("update_date", ["2020"], "update_date"),
+        ("versions", [{"created": 5}], "versions[0].created"),
+        ("versions", "v1", "versions"),
+        ("title", 12, "title"),
+        ("id", [1], "id"),
+        ("id", True, "id"),
+        ("authors", ["A", 3], "authors[1]"),
+        ("authors_parsed", [["Last"], "First"], "authors_parsed[1]"),
+        ("categories", {"cs": "CL"}, "categories"),
+        ("abstract", ["text"], "abstract"),
+        ("journal-ref", 2007, "journal-ref"),
+        ("embedding", [0.1, "x"], "embedding[1]"),
+        ("url", "javascript:alert(document.domain)", "url"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_a_malformed_line_naming_line_and_field(tmp_path, field, value, named):
+    path = tmp_path / "p.jsonl"
+    good = {"id": "2401.00001", "title": "Fine"}
+    path.write_text(json.dumps(good) + "\n" + json.dumps({"id": "x-2", "title": "Odd", field: value}) + "\n")
+    with pytest.raises(MalformedLine) as raised:
+        list(read_jsonl(path))
+    message = str(raised.value)
+    assert f"p.jsonl:2: field {named!r}" in message and "\n" not in message
+    skipped: list[int] = []
+    assert [p.id for p in read_jsonl(path, skip_malformed=True, skipped=skipped)] == ["2401.00001"]
+    assert skipped == [2]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(document.domain)",
+        "JavaScript:alert(1)",
+        " javascript:alert(1)",
+        "java\tscript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox(1)",
+        "file:///etc/passwd",
+        "//evil.example/x",
+        "https:///no-host",
+        "ftp://example.org/paper.pdf",
+    ],
+)
+def test_only_http_and_https_links_reach_a_paper(url):
+    assert web_url(url) is None
+    with pytest.raises(ValueError, match="field 'url'"):
+        paper_from_record({"id": "x-1", "title": "T", "url": url})
+    # Every other source builds a Paper: whatever it was given, the paper carries no such link.
+    assert Paper(id="x-1", title="T", url=url).url is None
+    assert Paper(id="x-1", title="T", url="https://example.org/p").link() == "https://example.org/p"
+
+
+def test_the_survey_and_list_sources_drop_links_that_are_not_web_links():
+    from semsearch.sources.curated import parse_list
+    from semsearch.sources.survey import survey_facts, survey_from_facts
+
+    readme = (
+        "## Methods\n"
+        "- **A paper with a bad code link** [[Paper](javascript:alert(1))] [[Code](javascript:alert(2))] "
+        "[[pdf](https://arxiv.org/abs/2401.00001)] [[Site](https://example.org/site)]\n"
+    )
+    listed = parse_list(readme)
+    assert listed.papers[0].links == ["https://example.org/site"]
+    facts = survey_facts(readme)  # what `taxonomy refresh` keeps in the index
+    assert (facts["papers"][0]["url"], facts["papers"][0]["code"]) == (None, None)
+    survey = survey_from_facts(facts)
+    assert survey.papers[0].url is None and survey.papers[0].link() == "https://arxiv.org/abs/2401.00001"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+FIELDS = [
+    "id", "title", "abstract", "authors", "authors_parsed", "categories", "update_date", "versions", "doi",
+    "journal-ref", "url", "embedding", "embedding_model", "other",
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=200, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES | st.sampled_from(["2401.00001", "A title", "x"])))
+def test_any_record_is_a_paper_or_a_malformed_line_naming_its_field(record):
+    try:
+        paper = paper_from_record(record)
+    except ValueError as err:
+        message = str(err)
+        assert "\n" not in message
+        named = message.startswith("field '") and message.split("'")[1].split("[")[0].split(".")[0] in record
+        assert named or message in ("missing 'id'", "missing 'title'"), message
+        return
+    assert isinstance(paper, Paper) and paper.id and paper.title
+    assert paper.url is None or web_url(paper.url) == paper.url
+
+
+@settings(max_examples=150, deadline=500, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["good", "bad", "blank", "junk", "deep"]), max_size=12))
+def test_the_reader_never_passes_a_line_it_neither_handed_over_nor_reported(tmp_path_factory, kinds):
+    """Read with a cursor until the first malformed line stops it, then again from the cursor: the
+    second read stops on that same line (by number), or goes on past lines already handed over."""
+    lines = {
+        "good": json.dumps({"id": "2401.00001", "title": "Fine"}),
+        "bad": json.dumps({"id": "2401.00002", "title": "Odd", "update_date": [1, 2]}),
+        "blank": "",
+        "junk": "{not json",
+        "deep": "[" * 5000 + "]" * 5000,
+    }
+    path = tmp_path_factory.mktemp("reader") / "p.jsonl"
+    path.write_text("".join(lines[k] + "\n" for k in kinds))
+    first_bad = next((n for n, k in enumerate(kinds, start=1) if k in ("bad", "junk", "deep")), None)
+    cursor = Cursor()
+    handed = []
+    try:
+        for paper in read_jsonl(path, cursor=cursor):
+            handed.append(paper)
+        assert first_bad is None
+    except MalformedLine as err:
+        assert f"p.jsonl:{first_bad}:" in str(err)
+        with pytest.raises(MalformedLine, match=rf"p.jsonl:{first_bad}:"):
+            list(read_jsonl(path, cursor=cursor))  # the rerun stops on the same line
+    assert len(handed) == (kinds.count("good") if first_bad is None else kinds[: first_bad - 1].count("good"))
+
+
+# --- real processes ----------------------------------------------------------------------------
+def semsearch(*args, cwd: Path, timeout: float = 120) -> tuple[int, str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.cli_process", "--", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_ingest_a_bad_typed_line_in_a_real_process(tmp_path):
+    source = tmp_path / "papers.jsonl"
+    rows = [
+        {"id": "2401.00001", "title": "Fine first"},
+        {"id": "2401.00002", "title": "Odd date", "update_date": [1, 2]},
+        {"id": "2401.00003", "title": "Odd version", "versions": [{"created": 5}]},
+        {"id": "x-4", "title": "Script link", "url": "javascript:alert(document.domain)"},
+        {"id": "2401.00005", "title": "Fine last"},
+    ]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    index = tmp_path / "idx"
+    code, _, err = semsearch("ingest", "jsonl", source, "--index", index, cwd=tmp_path)
+    assert code == 2 and err.strip().splitlines() == [err.strip()]
+    assert "papers.jsonl:2: field 'update_date'" in err
+    # The rerun does not resume past the line that stopped the first run: it stops there again.
+    code, _, err = semsearch("ingest", "jsonl", source, "--index", index, cwd=tmp_path)
+    assert code == 2 and "papers.jsonl:2: field 'update_date'" in err
+    code, out, err = semsearch("ingest", "jsonl", source, "--skip-malformed", "--json", "--index", index, cwd=tmp_path)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["skipped"] == 3 and report["skipped_lines"] == [f"{source}:{n}" for n in (2, 3, 4)]
+    assert report["papers"] == 2
+    assert f"skipped 3 malformed lines: {source}:2, {source}:3, {source}:4" in err
+    code, out, _ = semsearch("search", "script link", "--json", "--index", index, cwd=tmp_path)
+    assert code == 0 and "javascript" not in out
+
+
+@pytest.mark.slow
+def test_a_run_killed_part_way_resumes_and_still_stops_on_the_bad_line_by_its_number(tmp_path):
+    """A writer killed after its first batch leaves its place in the file; the rerun resumes there
+    and names the bad line further on by its line number (not a byte offset)."""
+    source = tmp_path / "big.jsonl"
+    bad_line = BATCH + 40
+    with source.open("w") as out:
+        for n in range(1, BATCH + 80):
+            record = {"id": f"2402.{n:05d}", "title": f"Paper {n} on caches"}
+            if n == bad_line:
+                record["versions"] = [{"created": 5}]
+            out.write(json.dumps(record) + "\n")
+    marker = tmp_path / "paused"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "tests.cli_process", "--pause-at", "batch", "--marker", str(marker), "--"]
+        + ["ingest", "jsonl", str(source), "--index", str(tmp_path / "idx")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline and writer.poll() is None:
+            time.sleep(0.05)
+        assert marker.exists(), "the writer never reached its first batch"
+    finally:
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+    code, _, err = semsearch("ingest", "jsonl", source, "--index", tmp_path / "idx", cwd=tmp_path)
+    assert "resuming" in err
+    assert code == 2 and f"big.jsonl:{bad_line}: field 'versions[0].created'" in err
