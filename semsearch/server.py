@@ -113,9 +113,11 @@ def create_app(
     watch_seconds: float | None = None,
     token: str | None = None,
     writes: bool = True,
+    watched_elsewhere: bool = False,
 ) -> FastAPI:
     """The app over the index at `index_dir`. Writing endpoints (labels) need `Authorization:
-    Bearer TOKEN` when a token is set, and are closed when `writes` is False."""
+    Bearer TOKEN` when a token is set, and are closed when `writes` is False. With `watch_seconds`
+    it watches arXiv itself; `watched_elsewhere` says another process does (health reports it)."""
     service = Service(index_dir=index_dir)
     background: list[threading.Event] = []  # set at shutdown: the reload and watch threads stop
 
@@ -135,7 +137,11 @@ def create_app(
     if reload_seconds:
         background.append(service.follow(reload_seconds))
     if watch_seconds:
-        background.append(_start_watching(service.directory, watch_seconds))
+        background.append(_start_watching(service.directory, watch_seconds, service))
+    elif watched_elsewhere:  # `serve --workers N`: the parent watches and writes its status beside the index
+        from semsearch.watch import read_watch_status
+
+        service.watch_status = lambda: read_watch_status(service.directory)
     app.add_middleware(LimitBody)
 
     @app.exception_handler(SemsearchError)
@@ -270,25 +276,16 @@ def create_app(
     return app
 
 
-def _start_watching(directory: Path, seconds: float) -> threading.Event:
-    """`serve --watch-every`: the daily watch in a daemon thread; what it publishes is picked up by
-    the reload like any other publish."""
-    from semsearch.watch import watch_every
+def _start_watching(directory: Path, seconds: float, service: Service | None = None) -> threading.Event:
+    """`serve --watch-every`: the watch in a daemon thread (its status in `service`'s health, its
+    failures one log line each, retried at the next turn); what it publishes is picked up by the
+    reload like any other publish. Set the returned event to stop it."""
+    from semsearch.watch import Watcher
 
-    def done(report, error) -> None:
-        if error is not None:
-            log.warning("semsearch serve: the watch failed (%s); it resumes at the next turn", error)
-        else:
-            log.warning(
-                "semsearch serve: watched %s–%s, %d new papers", report.since, report.until, len(report.entries)
-            )
-
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=watch_every, args=(directory, seconds, stop), kwargs={"on_done": done}, daemon=True
-    )
-    thread.start()
-    return stop
+    watcher = Watcher(directory, seconds)
+    if service is not None:
+        service.watch_status = watcher.status
+    return watcher.start()
 
 
 def app_from_environment() -> FastAPI:
@@ -297,6 +294,7 @@ def app_from_environment() -> FastAPI:
         index_dir=os.environ["SEMSEARCH_SERVE_INDEX"],
         token=os.environ.get("SEMSEARCH_TOKEN") or None,
         writes=os.environ.get("SEMSEARCH_SERVE_WRITES") == "1",
+        watched_elsewhere=os.environ.get("SEMSEARCH_SERVE_WATCHED") == "1",
     )
 
 
@@ -329,7 +327,9 @@ def serve(
     os.environ.update(SEMSEARCH_SERVE_INDEX=str(directory), SEMSEARCH_SERVE_WRITES="1" if writes else "0")
     if token:
         os.environ["SEMSEARCH_TOKEN"] = token
-    stop = _start_watching(directory, watch_seconds) if watch_seconds else None  # one watcher for all workers
+    os.environ["SEMSEARCH_SERVE_WATCHED"] = "1" if watch_seconds else "0"
+    # One watcher for all workers, started before them: its status file is fresh when they read it.
+    stop = _start_watching(directory, watch_seconds) if watch_seconds else None
     try:
         uvicorn.run(
             "semsearch.server:app_from_environment",
