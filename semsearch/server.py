@@ -141,7 +141,7 @@ def create_app(
     elif watched_elsewhere:  # `serve --workers N`: the parent watches and writes its status beside the index
         from semsearch.watch import read_watch_status
 
-        service.watch_status = lambda: read_watch_status(service.directory)
+        service.watch_status = lambda: read_watch_status(index_dir=service.directory)
     app.add_middleware(LimitBody)
 
     @app.exception_handler(SemsearchError)
@@ -282,7 +282,7 @@ def _start_watching(directory: Path, seconds: float, service: Service | None = N
     reload like any other publish. Set the returned event to stop it."""
     from semsearch.watch import Watcher
 
-    watcher = Watcher(directory, seconds)
+    watcher = Watcher(seconds, index_dir=directory)
     if service is not None:
         service.watch_status = watcher.status
     return watcher.start()

@@ -6,7 +6,8 @@ with keep_all) are stored with those embeddings. Pages and their classifications
 the index as they are done (`watch_pending:`, kept across publishes), so a watch that is
 interrupted, or whose connection fails part-way (the pages done are published), resumes at the
 next page of the same window, and its digest still lists what the first attempt found. On success
-the time of the watch is stored and the digest is saved in the index directory (`digests/`).
+the digest is saved in the index directory (`digests/`, atomically), then the time of the watch is
+stored with the publish.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -134,11 +136,13 @@ def watch(
             state.update(offset=offset, entries=[asdict(e) for e in entries])
             store.set_meta(state_key, json.dumps(state))
             store.commit()
+        # The digest is saved before the watch is published as done: a watch killed in between
+        # resumes this window and saves the same digest again (saved after, a kill would lose it).
+        finished = WatchReport(state["since"], until, fetched, entries, IngestReport())
+        save_digest(finished, index_dir=published.directory)
         store.db.execute("DELETE FROM meta WHERE key = ?", (state_key,))
         store.set_meta(LAST_WATCH, datetime.strptime(until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc).isoformat())
-    report = WatchReport(state["since"], until, fetched, entries, ingest.report)
-    save_digest(report, index_dir=published.directory)
-    return report
+    return WatchReport(state["since"], until, fetched, entries, ingest.report)
 
 
 # --- digests kept in the index directory -----------------------------------------------------------
@@ -280,6 +284,12 @@ def save_digest(report: WatchReport, *, index_dir: Path) -> Path:
     """Keep a finished watch's digest (JSON, every entry) as digests/<since>-<until>.json."""
     folder = Path(index_dir) / DIGESTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(".*.tmp"):  # left by a writer killed mid-write; none takes an hour
+        try:
+            if time.time() - stale.stat().st_mtime > 3600:
+                stale.unlink()
+        except OSError:
+            pass
     target = folder / f"{report.since}-{report.until}.json"
     data = {
         "since": report.since,
@@ -422,7 +432,12 @@ class Watcher:
     this object is that file's one writer, `read_watch_status` its readers."""
 
     def __init__(
-        self, index_dir: str | Path, seconds: float, categories: Sequence[str] = DEFAULT_CATEGORIES, **options: Any
+        self,
+        seconds: float,
+        categories: Sequence[str] = DEFAULT_CATEGORIES,
+        *,
+        index_dir: str | Path,
+        **options: Any,
     ):
         self.directory = Path(index_dir)
         self.seconds = seconds
@@ -467,8 +482,7 @@ class Watcher:
             )  # fmt: skip
         except BaseException as err:
             log.error("semsearch serve: the watch schedule ended: %s", _one_line(err))
-            self._update(last_error=f"the watch schedule ended: {_one_line(err)}")
-            raise
+            self._update(last_error=f"the watch schedule ended: {_one_line(err)}")  # logged: not raised again
         finally:
             self._update(alive=False, running=False, stopped=self.stop.is_set(), next_run=None)
 
@@ -508,7 +522,7 @@ class Watcher:
             self._unwritable = True
 
 
-def read_watch_status(index_dir: str | Path) -> dict:
+def read_watch_status(*, index_dir: str | Path) -> dict:
     """The watch status another process of this server wrote (see `Watcher`): `state` dead when
     the watching process is gone, unknown when the file cannot be read."""
     path = Path(index_dir) / STATUS_FILE
@@ -520,7 +534,7 @@ def read_watch_status(index_dir: str | Path) -> dict:
     except (OSError, ValueError, RecursionError) as err:
         return {"state": "unknown", "last_error": f"cannot read the watch status: {_one_line(err)[:200]}"}
     if status.get("alive") and not _pid_alive(status["pid"]):
-        status["alive"] = False
+        status.update(alive=False, stopped=False)  # the watching process went without a word (killed)
     return _with_state(status)
 
 

@@ -546,3 +546,126 @@ def test_no_bytes_in_a_digest_file_make_a_digest_route_answer_5xx(survey_index):
         assert GOOD in [d["name"] for d in listed["digests"]]  # the readable one is never hidden by it
 
     routes_answer()
+
+
+# --- serve --watch-every: the watcher and its status --------------------------------------------------
+def _recent(arxiv_id: str) -> dict:
+    """An in-scope stub paper submitted an hour ago: inside the first watch's window (the last day)."""
+    from datetime import datetime, timedelta, timezone
+
+    title, abstract = IN_SCOPE["2411.00001"]
+    published = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {arxiv_id: {"title": title, "abstract": abstract, "published": published}}
+
+
+def _until(check, seconds: float = 20.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not within {seconds} s")
+
+
+def test_serve_watch_every_reports_a_failing_watch_in_health_and_recovers(survey_index, stub):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+    from tests.arxiv_stub import Step
+
+    stub.papers = _recent("2612.00001")
+    stub.script = [Step(500)] * 10_000  # arXiv fails every request until the script is cleared
+    app = create_app(index_dir=survey_index, reload_seconds=0.05, watch_seconds=0.2)
+    with TestClient(app) as client:
+        failing = _until(lambda: (w := client.get("/api/health").json()["watch"])["state"] == "failing" and w)
+        assert "did not answer" in failing["last_error"] and "\n" not in failing["last_error"]
+        assert failing["every"] == 0.2 and failing["next_run"] and failing["last_success"] is None
+        stub.script.clear()  # arXiv is back: a later turn succeeds
+        ok = _until(lambda: (w := client.get("/api/health").json()["watch"])["last_success"] and w)
+        assert ok["last_error"] is None and ok["failures"] >= 1 and ok["state"] in ("ok", "running")
+        found = _until(
+            lambda: [r for r in client.get("/api/search", params={"q": "evicting tokens"}).json()["results"]
+                     if r["id"] == "2612.00001"]
+        )  # fmt: skip
+        assert found
+
+
+def test_a_turn_that_fails_in_any_way_is_retried_and_a_failing_report_does_not_end_the_schedule(
+    survey_index, monkeypatch
+):
+    import threading
+
+    from semsearch import watch as watch_module
+
+    failures = iter([KeyError("entries"), ValueError("bad XML"), RuntimeError("boom")])
+
+    def flaky_watch(*args, **kwargs):
+        error = next(failures, None)
+        if error:
+            raise error
+        return "report"
+
+    monkeypatch.setattr(watch_module, "watch", flaky_watch)
+    turns, stop = [], threading.Event()
+
+    def done(report, error):
+        turns.append(repr(error) if error else report)
+        if len(turns) == 4:
+            stop.set()
+        raise OSError("the reporter itself fails")  # e.g. a digest --output that cannot be written
+
+    watch_module.watch_every(0.0, stop, on_done=done, index_dir=survey_index)
+    assert turns == ["KeyError('entries')", "ValueError('bad XML')", "RuntimeError('boom')", "report"]
+
+
+def test_a_watch_thread_that_dies_anyway_shows_dead_in_health(survey_index, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from semsearch import watch as watch_module
+    from semsearch.server import create_app
+
+    def fatal(*args, **kwargs):
+        raise SystemExit(3)  # not an Exception: the schedule cannot go on
+
+    monkeypatch.setattr(watch_module, "watch", fatal)
+    with TestClient(create_app(index_dir=survey_index, reload_seconds=None, watch_seconds=0.1)) as client:
+        dead = _until(lambda: (w := client.get("/api/health").json()["watch"])["state"] == "dead" and w)
+        assert "ended" in dead["last_error"]
+
+
+def test_other_processes_read_the_watchers_status_file(survey_index, monkeypatch):
+    """`serve --workers N`: the parent watches; each worker's health reads the status it writes."""
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from semsearch import watch as watch_module
+    from semsearch.server import create_app
+
+    def unreachable(*args, **kwargs):
+        raise watch_module.SemsearchError("arXiv is unreachable (http://127.0.0.1:9/api/query)")
+
+    monkeypatch.setattr(watch_module, "watch", unreachable)
+    watcher = watch_module.Watcher(3600, index_dir=survey_index)
+    stop = watcher.start()
+    status_file = survey_index / watch_module.STATUS_FILE
+    with TestClient(create_app(index_dir=survey_index, reload_seconds=None, watched_elsewhere=True)) as worker:
+        seen = _until(lambda: (w := worker.get("/api/health").json()["watch"])["state"] == "failing" and w)
+        assert seen["last_error"] == "arXiv is unreachable (http://127.0.0.1:9/api/query)" and seen["every"] == 3600
+        stop.set()
+        watcher.thread.join(5)
+        assert worker.get("/api/health").json()["watch"]["state"] == "stopped"
+
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        status = json.loads(status_file.read_text())
+        status_file.write_text(json.dumps({**status, "alive": True, "pid": int(gone.stdout)}))  # killed mid-run
+        assert worker.get("/api/health").json()["watch"]["state"] == "dead"
+
+        for damaged in (b"", b"{", b"[]", b'{"pid": "x"}', b'{"pid": 1, "x": "\\ud800"}', b"\xff"):
+            status_file.write_bytes(damaged)
+            answer = worker.get("/api/health")
+            assert answer.status_code == 200 and answer.json()["watch"]["state"] == "unknown"
