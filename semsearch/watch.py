@@ -372,7 +372,8 @@ def watch_every(
 ) -> None:
     """Watch now and then every `seconds` until `stop` is set (`options` go to `watch`). A failed
     watch, whatever the exception, is reported and tried again at the next turn, where it resumes;
-    a failing `on_start`/`on_done` is logged and does not end the schedule either."""
+    a failing `on_start`/`on_done` is logged in one line and does not end the schedule either,
+    unless it raises a SemsearchError (the user's to fix)."""
     while not stop.is_set():
         _quietly(on_start)
         try:
@@ -389,8 +390,10 @@ def _quietly(callback: Callable[..., None] | None, *args: Any) -> None:
         return
     try:
         callback(*args)
-    except Exception:  # noqa: BLE001 - a report that fails must not stop the schedule
-        log.exception("semsearch: reporting a watch failed")
+    except SemsearchError:
+        raise  # the user's to fix (e.g. `watch --every --output` to a file that cannot be written): stop
+    except Exception as err:  # noqa: BLE001 - a report that fails otherwise must not stop the schedule
+        log.warning("semsearch: reporting a watch failed: %s: %s", type(err).__name__, _one_line(err))
 
 
 # --- `serve --watch-every`: the schedule and its status --------------------------------------------

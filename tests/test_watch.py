@@ -523,7 +523,8 @@ def _mutations():
     return st.binary(max_size=300) | cut | flipped | as_json
 
 
-def test_no_bytes_in_a_digest_file_make_a_digest_route_answer_5xx(survey_index):
+@pytest.mark.parametrize("examples", [60, pytest.param(600, marks=pytest.mark.slow)])
+def test_no_bytes_in_a_digest_file_make_a_digest_route_answer_5xx(survey_index, examples):
     from fastapi.testclient import TestClient
     from hypothesis import HealthCheck, given, settings
 
@@ -534,7 +535,7 @@ def test_no_bytes_in_a_digest_file_make_a_digest_route_answer_5xx(survey_index):
     target = survey_index / "digests" / f"{NEWER}.json"
     client = TestClient(create_app(index_dir=survey_index, reload_seconds=None), raise_server_exceptions=False)
 
-    @settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=examples, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
     @given(_mutations())
     def routes_answer(data: bytes) -> None:
         target.write_bytes(data)
@@ -570,20 +571,25 @@ def _until(check, seconds: float = 20.0):
     raise AssertionError(f"not within {seconds} s")
 
 
-def test_serve_watch_every_reports_a_failing_watch_in_health_and_recovers(survey_index, stub):
+@pytest.mark.parametrize("failure", ["answers 500", "refuses connections"])
+def test_serve_watch_every_reports_a_failing_watch_in_health_and_recovers(survey_index, stub, failure, monkeypatch):
     from fastapi.testclient import TestClient
 
     from semsearch.server import create_app
     from tests.arxiv_stub import Step
 
     stub.papers = _recent("2612.00001")
-    stub.script = [Step(500)] * 10_000  # arXiv fails every request until the script is cleared
+    if failure == "answers 500":
+        stub.script = [Step(500)] * 10_000  # until the script is cleared
+    else:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", "http://127.0.0.1:9/api/query")  # the discard port
     app = create_app(index_dir=survey_index, reload_seconds=0.05, watch_seconds=0.2)
     with TestClient(app) as client:
         failing = _until(lambda: (w := client.get("/api/health").json()["watch"])["state"] == "failing" and w)
         assert "did not answer" in failing["last_error"] and "\n" not in failing["last_error"]
         assert failing["every"] == 0.2 and failing["next_run"] and failing["last_success"] is None
         stub.script.clear()  # arXiv is back: a later turn succeeds
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
         ok = _until(lambda: (w := client.get("/api/health").json()["watch"])["last_success"] and w)
         assert ok["last_error"] is None and ok["failures"] >= 1 and ok["state"] in ("ok", "running")
         found = _until(
@@ -615,10 +621,18 @@ def test_a_turn_that_fails_in_any_way_is_retried_and_a_failing_report_does_not_e
         turns.append(repr(error) if error else report)
         if len(turns) == 4:
             stop.set()
-        raise OSError("the reporter itself fails")  # e.g. a digest --output that cannot be written
+        raise OSError("the reporter itself fails")
 
     watch_module.watch_every(0.0, stop, on_done=done, index_dir=survey_index)
     assert turns == ["KeyError('entries')", "ValueError('bad XML')", "RuntimeError('boom')", "report"]
+
+
+def test_watch_every_with_an_output_that_cannot_be_written_stops_in_one_line(survey_index, stub, tmp_path, capsys):
+    code, _, err = run(
+        capsys, "watch", "--every", "1s", "--output", tmp_path / "missing" / "digest.md", "--index", survey_index
+    )
+    assert code == 2 and err.strip().splitlines()[-1].startswith("error: cannot write")
+    assert "Traceback" not in err
 
 
 def test_a_watch_thread_that_dies_anyway_shows_dead_in_health(survey_index, monkeypatch):
