@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 import threading
 import time
@@ -210,13 +211,25 @@ def _one_line(err: BaseException) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
+def _read_small(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, up to `limit`: a FIFO, a device (a link to /dev/zero) or a huge
+    file would hang or exhaust a request (ValueError says which)."""
+    handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO does not block the open
+    with os.fdopen(handle, "rb") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise ValueError("not a regular file")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"over {limit} bytes")
+    return data
+
+
 def read_digest_file(path: Path) -> WatchReport:
     """The digest saved at `path`, checked whole; DamagedDigest (one line, no file content) when
     it cannot be read as one."""
     try:
-        if path.stat().st_size > MAX_DIGEST_BYTES:
-            raise DamagedDigest(f"digest {_printable(path.stem)} is over {MAX_DIGEST_BYTES} bytes")
-        data = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_refuse_constant)
+        data = json.loads(_read_small(path, MAX_DIGEST_BYTES).decode("utf-8"), parse_constant=_refuse_constant)
         stored = _StoredDigest.model_validate(data)
         json.dumps(data, ensure_ascii=False).encode("utf-8")  # lone surrogates (\ud800) cannot be served
     except ValidationError as err:
@@ -525,18 +538,39 @@ class Watcher:
             self._unwritable = True
 
 
+class _WatchStatus(BaseModel):
+    """The status file as the Watcher writes it; anything else there is reported as unknown."""
+
+    model_config = ConfigDict(extra="ignore")
+    every: float | None = Field(default=None, allow_inf_nan=False)
+    pid: int = Field(gt=0, lt=2**31)  # os.kill(0 or -1, 0) would ask about whole process groups
+    started: str | None = None
+    alive: bool
+    stopped: bool = False
+    running: bool = False
+    runs: int = 0
+    failures: int = 0
+    last_run: str | None = None
+    last_success: str | None = None
+    last_error: str | None = None
+    next_run: str | None = None
+
+
 def read_watch_status(*, index_dir: str | Path) -> dict:
     """The watch status another process of this server wrote (see `Watcher`): `state` dead when
     the watching process is gone, unknown when the file cannot be read."""
     path = Path(index_dir) / STATUS_FILE
     try:
-        status = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_refuse_constant)
-        if not isinstance(status, dict) or not isinstance(status.get("pid"), int):
-            raise ValueError("not a watch status")
+        data = json.loads(_read_small(path, 64 * 1024).decode("utf-8"), parse_constant=_refuse_constant)
+        status = _WatchStatus.model_validate(data).model_dump()
         json.dumps(status, ensure_ascii=False).encode("utf-8")  # served as it is: it must encode
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "top level"
+        return {"state": "unknown", "last_error": f"cannot read the watch status ({where}: {first['msg']})"}
     except (OSError, ValueError, RecursionError) as err:
         return {"state": "unknown", "last_error": f"cannot read the watch status: {_one_line(err)[:200]}"}
-    if status.get("alive") and not _pid_alive(status["pid"]):
+    if status["alive"] and not _pid_alive(status["pid"]):
         status.update(alive=False, stopped=False)  # the watching process went without a word (killed)
     return _with_state(status)
 

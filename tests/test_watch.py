@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -456,13 +457,16 @@ def test_a_digest_name_that_is_a_folder_or_leads_outside_is_refused_without_its_
     secret.write_text("password=hunter2")
     (folder / f"{NEWER}.json").symlink_to(secret)
     (folder / "202411030000-202411040000.json").mkdir()
-    for name in (NEWER, "202411030000-202411040000"):
+    (folder / "202411040000-202411050000.json").symlink_to("/dev/zero")  # endless: read whole, it exhausts memory
+    os.mkfifo(folder / "202411050000-202411060000.json")  # opened plainly, it blocks the request for good
+    for name in (NEWER, "202411030000-202411040000", "202411040000-202411050000", "202411050000-202411060000"):
         answer = client.get(f"/api/digests/{name}")
         assert answer.status_code == 422 and "hunter2" not in answer.text
     for name in ("..%2F..%2Fsecret", f"{GOOD}.json", f"{GOOD}%00", f"{GOOD}%0A"):
         assert client.get(f"/api/digests/{name}").status_code == 404
     listing = client.get("/api/digests")
-    assert listing.status_code == 200 and "hunter2" not in listing.text and len(listing.json()["skipped"]) == 2
+    assert listing.status_code == 200 and "hunter2" not in listing.text and len(listing.json()["skipped"]) == 4
+    assert client.get("/api/overview").status_code == 200
 
 
 def test_an_empty_digests_folder_or_none_at_all_answers_empty(survey_index):
@@ -679,7 +683,9 @@ def test_other_processes_read_the_watchers_status_file(survey_index, monkeypatch
         status_file.write_text(json.dumps({**status, "alive": True, "pid": int(gone.stdout)}))  # killed mid-run
         assert worker.get("/api/health").json()["watch"]["state"] == "dead"
 
-        for damaged in (b"", b"{", b"[]", b'{"pid": "x"}', b'{"pid": 1, "x": "\\ud800"}', b"\xff"):
+        damages = (b"", b"{", b"[]", b'{"pid": "x"}', b'{"pid": 0, "alive": true}', b'{"pid": 1e300, "alive": true}',
+                   b'{"pid": 1, "alive": true, "last_error": "\\ud800"}', b"\xff")  # fmt: skip
+        for damaged in damages:
             status_file.write_bytes(damaged)
             answer = worker.get("/api/health")
             assert answer.status_code == 200 and answer.json()["watch"]["state"] == "unknown"
