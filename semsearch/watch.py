@@ -314,21 +314,49 @@ def save_digest(report: WatchReport, *, index_dir: Path) -> Path:
     return target
 
 
+_summaries: dict[str, tuple[tuple, dict | None, str | None]] = {}  # path -> (version, listed, reason)
+_summaries_lock = threading.Lock()
+
+
+def _summary(path: Path) -> tuple[dict | None, str | None]:
+    """(its line in the listing, or why it is skipped), read once per version of the file: a
+    server lists the digests on every request, and a year of them is hundreds of files."""
+    try:
+        status = path.stat()
+        version = (status.st_ino, status.st_mtime_ns, status.st_size)
+    except OSError:
+        version = None
+    with _summaries_lock:
+        known = _summaries.get(str(path))
+    if version is not None and known is not None and known[0] == version:
+        return known[1], known[2]
+    try:
+        if not DIGEST_NAME.fullmatch(path.stem):
+            raise DamagedDigest(f"{_printable(path.name)} is not named like a digest (<since>-<until>.json)")
+        report = read_digest_file(path)
+        in_scope = sum(1 for e in report.entries if e.in_scope)
+        listed, reason = {"name": path.stem, "since": report.since, "until": report.until, "papers": in_scope}, None
+    except DamagedDigest as err:
+        _note_skipped(path, str(err))
+        listed, reason = None, str(err)
+    if version is not None:
+        with _summaries_lock:
+            if len(_summaries) > 10_000:
+                _summaries.clear()
+            _summaries[str(path)] = (version, listed, reason)
+    return listed, reason
+
+
 def scan_digests(*, index_dir: Path) -> tuple[list[dict], list[dict]]:
     """(the readable digests newest first: name, window, in-scope papers; the files skipped, each
     with its name and why). A file skipped is also logged, once."""
     listed, skipped = [], []
     for path in sorted((Path(index_dir) / DIGESTS_DIR).glob("*.json"), key=lambda p: p.name, reverse=True):
-        try:
-            if not DIGEST_NAME.fullmatch(path.stem):
-                raise DamagedDigest(f"{_printable(path.name)} is not named like a digest (<since>-<until>.json)")
-            report = read_digest_file(path)
-        except DamagedDigest as err:
-            _note_skipped(path, str(err))
-            skipped.append({"file": _printable(path.name), "reason": str(err)})
-            continue
-        in_scope = sum(1 for e in report.entries if e.in_scope)
-        listed.append({"name": path.stem, "since": report.since, "until": report.until, "papers": in_scope})
+        line, reason = _summary(path)
+        if line is not None:
+            listed.append(dict(line))
+        else:
+            skipped.append({"file": _printable(path.name), "reason": reason})
     return listed, skipped
 
 

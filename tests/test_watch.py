@@ -689,3 +689,20 @@ def test_other_processes_read_the_watchers_status_file(survey_index, monkeypatch
             status_file.write_bytes(damaged)
             answer = worker.get("/api/health")
             assert answer.status_code == 200 and answer.json()["watch"]["state"] == "unknown"
+
+
+def test_listing_digests_reads_each_file_once_until_it_changes(digest_client, monkeypatch):
+    from semsearch import watch as watch_module
+    from semsearch.watch import save_digest
+
+    client, folder = digest_client
+    reads = []
+    real_read = watch_module.read_digest_file
+    monkeypatch.setattr(watch_module, "read_digest_file", lambda path: reads.append(path.stem) or real_read(path))
+    for _ in range(3):
+        assert [d["name"] for d in client.get("/api/digests").json()["digests"]] == [GOOD]
+    assert reads == [GOOD]  # once, not on every request
+    save_digest(_report(*GOOD.split("-"), "Rewritten"), index_dir=folder.parent)  # a new file under the name
+    (folder / f"{NEWER}.json").write_bytes(_valid_bytes())
+    assert [d["name"] for d in client.get("/api/digests").json()["digests"]] == [NEWER, GOOD]
+    assert reads == [GOOD, NEWER, GOOD]  # the new file, and the old name's new version
