@@ -154,11 +154,13 @@ def create_app(
     token: str | None = None,
     writes: bool = True,
     hosts: Iterable[str] | None = None,
+    watched_elsewhere: bool = False,
 ) -> FastAPI:
     """The app over the index at `index_dir`. Writing endpoints (labels) need `Authorization:
     Bearer TOKEN` when a token is set, and are closed when `writes` is False. `hosts`: the names a
     request's Host header may give (any port); None admits any, for an app mounted in another
-    server or a test client (`serve` always passes them)."""
+    server or a test client (`serve` always passes them). With `watch_seconds` it watches arXiv
+    itself; `watched_elsewhere` says another process does (health reports it)."""
     service = Service(index_dir=index_dir)
     background: list[threading.Event] = []  # set at shutdown: the reload and watch threads stop
 
@@ -178,7 +180,11 @@ def create_app(
     if reload_seconds:
         background.append(service.follow(reload_seconds))
     if watch_seconds:
-        background.append(_start_watching(service.directory, watch_seconds))
+        background.append(_start_watching(service.directory, watch_seconds, service))
+    elif watched_elsewhere:  # `serve --workers N`: the parent watches and writes its status beside the index
+        from semsearch.watch import read_watch_status
+
+        service.watch_status = lambda: read_watch_status(index_dir=service.directory)
     app.add_middleware(LimitBody)
     app.add_middleware(NoSniff)
     if hosts is not None:
@@ -302,25 +308,16 @@ def create_app(
     return app
 
 
-def _start_watching(directory: Path, seconds: float) -> threading.Event:
-    """`serve --watch-every`: the daily watch in a daemon thread; what it publishes is picked up by
-    the reload like any other publish."""
-    from semsearch.watch import watch_every
+def _start_watching(directory: Path, seconds: float, service: Service | None = None) -> threading.Event:
+    """`serve --watch-every`: the watch in a daemon thread (its status in `service`'s health, its
+    failures one log line each, retried at the next turn); what it publishes is picked up by the
+    reload like any other publish. Set the returned event to stop it."""
+    from semsearch.watch import Watcher
 
-    def done(report, error) -> None:
-        if error is not None:
-            log.warning("semsearch serve: the watch failed (%s); it resumes at the next turn", error)
-        else:
-            log.warning(
-                "semsearch serve: watched %s–%s, %d new papers", report.since, report.until, len(report.entries)
-            )
-
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=watch_every, args=(directory, seconds, stop), kwargs={"on_done": done}, daemon=True
-    )
-    thread.start()
-    return stop
+    watcher = Watcher(seconds, index_dir=directory)
+    if service is not None:
+        service.watch_status = watcher.status
+    return watcher.start()
 
 
 def app_from_environment() -> FastAPI:
@@ -330,6 +327,7 @@ def app_from_environment() -> FastAPI:
         token=os.environ.get("SEMSEARCH_TOKEN") or None,
         writes=os.environ.get("SEMSEARCH_SERVE_WRITES") == "1",
         hosts=os.environ["SEMSEARCH_SERVE_HOSTS"].split(","),
+        watched_elsewhere=os.environ.get("SEMSEARCH_SERVE_WATCHED") == "1",
     )
 
 
@@ -377,7 +375,9 @@ def serve(
     os.environ["SEMSEARCH_SERVE_HOSTS"] = ",".join(hosts)
     if token:
         os.environ["SEMSEARCH_TOKEN"] = token
-    stop = _start_watching(directory, watch_seconds) if watch_seconds else None  # one watcher for all workers
+    os.environ["SEMSEARCH_SERVE_WATCHED"] = "1" if watch_seconds else "0"
+    # One watcher for all workers, started before them: its status file is fresh when they read it.
+    stop = _start_watching(directory, watch_seconds) if watch_seconds else None
     try:
         uvicorn.run(
             "semsearch.server:app_from_environment",

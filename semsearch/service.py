@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,12 +176,16 @@ class Service:
         return stop
 
     # --- answers ------------------------------------------------------------------------------
+    watch_status: Callable[[], dict] | None = None  # set by `serve --watch-every`: what the watcher last did
+
     def health(self) -> dict:
         with self.use() as live:
             manifest = live.index.manifest
             answer = {"status": "ok", "papers": manifest.count, "model": manifest.model, "generation": live.name}
         if self.reload_error:
             answer["reload_error"] = self.reload_error
+        if self.watch_status is not None:
+            answer["watch"] = self.watch_status()
         return answer
 
     def overview(self) -> dict:
@@ -322,11 +326,14 @@ class Service:
         return {"id": paper_id, "category": node}
 
     def digests(self) -> dict:
-        from semsearch.watch import list_digests
+        """The readable digests, newest first, and the files in digests/ skipped (with why)."""
+        from semsearch.watch import scan_digests
 
-        return {"digests": list_digests(index_dir=self.directory)}
+        listed, skipped = scan_digests(index_dir=self.directory)
+        return {"digests": listed, "skipped": skipped}
 
     def digest(self, name: str) -> dict:
+        """One digest; 404 for a name not of the digest form or not there, 422 for a damaged file."""
         from semsearch.watch import digest_json
 
         return digest_json(name, index_dir=self.directory)

@@ -6,22 +6,33 @@ with keep_all) are stored with those embeddings. Pages and their classifications
 the index as they are done (`watch_pending:`, kept across publishes), so a watch that is
 interrupted, or whose connection fails part-way (the pages done are published), resumes at the
 next page of the same window, and its digest still lists what the first attempt found. On success
-the time of the watch is stored and the digest is saved in the index directory (`digests/`).
+the digest is saved in the index directory (`digests/`, atomically), then the time of the watch is
+stored with the publish.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import logging
+import os
 import re
+import stat
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.ingest import Ingest, IngestReport
+
+log = logging.getLogger("semsearch.watch")
 
 DEFAULT_CATEGORIES = ("cs.CL", "cs.LG", "cs.AI")
 LAST_WATCH = "watch_last"  # index metadata: UTC time the last successful watch looked up to
@@ -126,18 +137,172 @@ def watch(
             state.update(offset=offset, entries=[asdict(e) for e in entries])
             store.set_meta(state_key, json.dumps(state))
             store.commit()
+        # The digest is saved before the watch is published as done: a watch killed in between
+        # resumes this window and saves the same digest again (saved after, a kill would lose it).
+        finished = WatchReport(state["since"], until, fetched, entries, IngestReport())
+        save_digest(finished, index_dir=published.directory)
         store.db.execute("DELETE FROM meta WHERE key = ?", (state_key,))
         store.set_meta(LAST_WATCH, datetime.strptime(until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc).isoformat())
-    report = WatchReport(state["since"], until, fetched, entries, ingest.report)
-    save_digest(report, index_dir=published.directory)
-    return report
+    return WatchReport(state["since"], until, fetched, entries, ingest.report)
 
 
 # --- digests kept in the index directory -----------------------------------------------------------
+# A digest is digests/<since>-<until>.json. Anything else found there (a stray file, one cut short
+# by a crash, garbage) is skipped with a note: one bad file must not take the API down with it.
+DIGEST_NAME = re.compile(r"\d{12}-\d{12}")  # <since>-<until>, each YYYYMMDDHHMM; no backtracking
+MAX_DIGEST_BYTES = 64 * 1024 * 1024  # a watch of MAX_RESULTS papers writes a few MB
+
+
+class DamagedDigest(SemsearchError):
+    """A digest file that cannot be read as one (cut short, garbage, not a digest): 422."""
+
+    http_status = 422
+
+
+class _Closest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    title: str
+    categories: list[str] = Field(default_factory=list)
+
+
+class _StoredEntry(BaseModel):
+    """A digest entry as saved; checked before it is rendered (the renderers trust their input)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    title: str
+    url: str | None
+    category: str
+    confidence: float = Field(allow_inf_nan=False)
+    in_scope: bool
+    closest: list[_Closest] = Field(default_factory=list)
+    authors: list[str] = Field(default_factory=list)
+    snippet: str = ""
+
+
+class _StoredDigest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    since: str
+    until: str
+    fetched: int = Field(ge=0)
+    entries: list[_StoredEntry]
+
+    @field_validator("since", "until")
+    @classmethod
+    def _a_time(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{12}", value):
+            raise ValueError("not a YYYYMMDDHHMM time")
+        datetime.strptime(value, "%Y%m%d%H%M")  # ValueError for 202413990000 and the like
+        return value
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number a digest holds")
+
+
+def _printable(name: str) -> str:
+    """A file name as text that encodes (names that are not UTF-8 carry surrogates)."""
+    return os.fsencode(name).decode("utf-8", "replace")
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _read_small(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, up to `limit`: a FIFO, a device (a link to /dev/zero) or a huge
+    file would hang or exhaust a request (ValueError says which)."""
+    handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO does not block the open
+    with os.fdopen(handle, "rb") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise ValueError("not a regular file")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"over {limit} bytes")
+    return data
+
+
+def read_digest_file(path: Path) -> WatchReport:
+    """The digest saved at `path`, checked whole; DamagedDigest (one line, no file content) when
+    it cannot be read as one."""
+    try:
+        data = json.loads(_read_small(path, MAX_DIGEST_BYTES).decode("utf-8"), parse_constant=_refuse_constant)
+        stored = _StoredDigest.model_validate(data)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")  # lone surrogates (\ud800) cannot be served
+    except ValidationError as err:
+        first = err.errors()[0]  # its location and message, never the offending value
+        where = ".".join(str(p) for p in first.get("loc", ())) or "top level"
+        raise DamagedDigest(f"digest {_printable(path.stem)} is not a digest ({where}: {first['msg']})") from None
+    except OSError as err:
+        raise DamagedDigest(f"cannot read digest {_printable(path.stem)}: {err.strerror or err}") from None
+    except (ValueError, RecursionError) as err:  # not UTF-8, not JSON (cut short, garbage), too deep
+        raise DamagedDigest(
+            f"digest {_printable(path.stem)} is damaged ({type(err).__name__}: {_one_line(err)[:120]})"
+        ) from None
+    if f"{stored.since}-{stored.until}" != path.stem:
+        raise DamagedDigest(f"digest {_printable(path.stem)} holds the window {stored.since}-{stored.until}")
+    entries = [DigestEntry(**e.model_dump()) for e in stored.entries]
+    return WatchReport(stored.since, stored.until, stored.fetched, entries, IngestReport())
+
+
+_noted: set[tuple[str, int, int]] = set()  # (path, mtime, size) of the files already warned about
+_noted_lock = threading.Lock()
+
+
+def _note_skipped(path: Path, reason: str) -> None:
+    """Warn once per file version: a server lists digests on every request."""
+    try:
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = (str(path), 0, 0)
+    with _noted_lock:
+        if key in _noted:
+            return
+        if len(_noted) > 1000:  # a file rewritten again and again: forget, rather than grow without end
+            _noted.clear()
+        _noted.add(key)
+    log.warning("semsearch: skipping %s: %s", _printable(str(path)), reason)
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Write `target` whole or not at all: a temp file beside it, fsync, rename, fsync the folder,
+    so neither a kill nor a power cut leaves a half-written file under the real name."""
+    handle, staging = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(staging, target)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    try:
+        folder = os.open(target.parent, os.O_RDONLY)
+    except OSError:
+        return  # a folder that cannot be opened for fsync (some filesystems): the rename is done
+    try:
+        os.fsync(folder)
+    except OSError:
+        pass
+    finally:
+        os.close(folder)
+
+
 def save_digest(report: WatchReport, *, index_dir: Path) -> Path:
     """Keep a finished watch's digest (JSON, every entry) as digests/<since>-<until>.json."""
     folder = Path(index_dir) / DIGESTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(".*.tmp"):  # left by a writer killed mid-write; none takes an hour
+        try:
+            if time.time() - stale.stat().st_mtime > 3600:
+                stale.unlink()
+        except OSError:
+            pass
     target = folder / f"{report.since}-{report.until}.json"
     data = {
         "since": report.since,
@@ -145,41 +310,87 @@ def save_digest(report: WatchReport, *, index_dir: Path) -> Path:
         "fetched": report.fetched,
         "entries": [asdict(e) for e in report.entries],
     }
-    staging = target.with_suffix(".tmp")
-    staging.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    staging.replace(target)
+    _write_atomically(target, json.dumps(data, ensure_ascii=False).encode("utf-8"))
     return target
+
+
+_summaries: dict[str, tuple[tuple, dict | None, str | None]] = {}  # path -> (version, listed, reason)
+_summaries_lock = threading.Lock()
+
+
+def _summary(path: Path) -> tuple[dict | None, str | None]:
+    """(its line in the listing, or why it is skipped), read once per version of the file: a
+    server lists the digests on every request, and a year of them is hundreds of files."""
+    try:
+        status = path.stat()
+        version = (status.st_ino, status.st_mtime_ns, status.st_size)
+    except OSError:
+        version = None
+    with _summaries_lock:
+        known = _summaries.get(str(path))
+    if version is not None and known is not None and known[0] == version:
+        return known[1], known[2]
+    try:
+        if not DIGEST_NAME.fullmatch(path.stem):
+            raise DamagedDigest(f"{_printable(path.name)} is not named like a digest (<since>-<until>.json)")
+        report = read_digest_file(path)
+        in_scope = sum(1 for e in report.entries if e.in_scope)
+        listed, reason = {"name": path.stem, "since": report.since, "until": report.until, "papers": in_scope}, None
+    except DamagedDigest as err:
+        _note_skipped(path, str(err))
+        listed, reason = None, str(err)
+    if version is not None:
+        with _summaries_lock:
+            if len(_summaries) > 10_000:
+                _summaries.clear()
+            _summaries[str(path)] = (version, listed, reason)
+    return listed, reason
+
+
+def scan_digests(*, index_dir: Path) -> tuple[list[dict], list[dict]]:
+    """(the readable digests newest first: name, window, in-scope papers; the files skipped, each
+    with its name and why). A file skipped is also logged, once."""
+    listed, skipped = [], []
+    for path in sorted((Path(index_dir) / DIGESTS_DIR).glob("*.json"), key=lambda p: p.name, reverse=True):
+        line, reason = _summary(path)
+        if line is not None:
+            listed.append(dict(line))
+        else:
+            skipped.append({"file": _printable(path.name), "reason": reason})
+    return listed, skipped
 
 
 def list_digests(*, index_dir: Path) -> list[dict]:
     """The saved digests, newest first: name, window and how many in-scope papers each lists."""
-    listed = []
-    for path in sorted((Path(index_dir) / DIGESTS_DIR).glob("*.json"), reverse=True):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        in_scope = sum(1 for e in data["entries"] if e["in_scope"])
-        listed.append({"name": path.stem, "since": data["since"], "until": data["until"], "papers": in_scope})
-    return listed
+    return scan_digests(index_dir=index_dir)[0]
 
 
 def digest_json(name: str | None = None, *, index_dir: Path) -> dict | None:
-    """A saved digest (the newest when `name` is None) as `render_digest(..., "json")` gives it;
-    None when there is none yet."""
-    if name is None:  # names sort by window: the newest is the largest, found without reading any
-        name = max((p.stem for p in (Path(index_dir) / DIGESTS_DIR).glob("*.json")), default=None)
-        if name is None:
-            return None
-    return json.loads(render_digest(load_digest(name, index_dir=index_dir), "json"))
+    """A saved digest (the newest readable one when `name` is None) as `render_digest(..., "json")`
+    gives it; None when there is none yet."""
+    if name is not None:
+        return json.loads(render_digest(load_digest(name, index_dir=index_dir), "json"))
+    folder = Path(index_dir) / DIGESTS_DIR
+    names = sorted((p.stem for p in folder.glob("*.json") if DIGEST_NAME.fullmatch(p.stem)), reverse=True)
+    for candidate in names:  # names sort by window: the newest first, the damaged ones passed over
+        try:
+            report = read_digest_file(folder / f"{candidate}.json")
+        except DamagedDigest as err:
+            _note_skipped(folder / f"{candidate}.json", str(err))
+            continue
+        return json.loads(render_digest(report, "json"))
+    return None
 
 
 def load_digest(name: str, *, index_dir: Path) -> WatchReport:
-    if not re.fullmatch(r"\d{12}-\d{12}", name):
+    """The digest called `name`; NotFound for a name not of the digest form (no path reaches
+    outside digests/) or not there, DamagedDigest for a file that cannot be read as one."""
+    if not DIGEST_NAME.fullmatch(name):
         raise NotFound(f"no digest {name!r}")
     path = Path(index_dir) / DIGESTS_DIR / f"{name}.json"
     if not path.exists():
         raise NotFound(f"no digest {name!r}")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    entries = [DigestEntry(**e) for e in data["entries"]]
-    return WatchReport(data["since"], data["until"], data["fetched"], entries, IngestReport())
+    return read_digest_file(path)
 
 
 def parse_interval(text: str) -> float:
@@ -197,18 +408,199 @@ def watch_every(
     on_done: Callable[[WatchReport | None, Exception | None], None] | None = None,
     *,
     index_dir: str | Path | None = None,
-    **options,
+    on_start: Callable[[], None] | None = None,
+    **options: Any,
 ) -> None:
     """Watch now and then every `seconds` until `stop` is set (`options` go to `watch`). A failed
-    watch is reported and tried again at the next turn, where it resumes."""
+    watch, whatever the exception, is reported and tried again at the next turn, where it resumes;
+    a failing `on_start`/`on_done` is logged in one line and does not end the schedule either,
+    unless it raises a SemsearchError (the user's to fix)."""
     while not stop.is_set():
+        _quietly(on_start)
         try:
             report, error = watch(categories, index_dir=index_dir, progress=False, **options), None
-        except Exception as err:  # noqa: BLE001 - the schedule outlives one bad connection
+        except Exception as err:  # noqa: BLE001 - the schedule outlives one bad connection or answer
             report, error = None, err
         if on_done:
-            on_done(report, error)
+            _quietly(on_done, report, error)
         stop.wait(seconds)
+
+
+def _quietly(callback: Callable[..., None] | None, *args: Any) -> None:
+    if callback is None:
+        return
+    try:
+        callback(*args)
+    except SemsearchError:
+        raise  # the user's to fix (e.g. `watch --every --output` to a file that cannot be written): stop
+    except Exception as err:  # noqa: BLE001 - a report that fails otherwise must not stop the schedule
+        log.warning("semsearch: reporting a watch failed: %s: %s", type(err).__name__, _one_line(err))
+
+
+# --- `serve --watch-every`: the schedule and its status --------------------------------------------
+STATUS_FILE = "watch-status.json"  # in the index directory; written only by the process that watches
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _with_state(status: dict) -> dict:
+    """Add `state`: dead (the schedule ended while it should run), running, failing (the last
+    watch failed; the next turn retries) or ok."""
+    if not status.get("alive", False):
+        state = "stopped" if status.get("stopped") else "dead"
+    elif status.get("running"):
+        state = "running"
+    elif status.get("last_error"):
+        state = "failing"
+    else:
+        state = "ok"
+    return {**status, "state": state}
+
+
+class Watcher:
+    """`serve --watch-every`: `watch_every` in a daemon thread, and what it last did (`status`) for
+    /api/health. The status is also written to STATUS_FILE in the index directory, atomically, so
+    that `serve --workers N`'s processes, which do not watch (the parent does), can report it:
+    this object is that file's one writer, `read_watch_status` its readers."""
+
+    def __init__(
+        self,
+        seconds: float,
+        categories: Sequence[str] = DEFAULT_CATEGORIES,
+        *,
+        index_dir: str | Path,
+        **options: Any,
+    ):
+        self.directory = Path(index_dir)
+        self.seconds = seconds
+        self.categories = list(categories)
+        self.options = options
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self._status: dict = {
+            "every": seconds,
+            "pid": os.getpid(),
+            "started": _now(),
+            "alive": True,
+            "running": False,
+            "runs": 0,
+            "failures": 0,
+            "last_run": None,
+            "last_success": None,
+            "last_error": None,
+            "next_run": _now(),
+        }
+        self._unwritable = False
+        self.thread = threading.Thread(target=self._run, name="semsearch-watch", daemon=True)
+
+    def start(self) -> threading.Event:
+        """Start watching; set the returned event to stop."""
+        self._publish()  # before any worker starts: none reads the status a previous server left
+        self.thread.start()
+        return self.stop
+
+    def status(self) -> dict:
+        with self._lock:
+            status = dict(self._status)
+        if status["alive"] and self.thread.ident is not None and not self.thread.is_alive():
+            status["alive"] = False  # ended without a word (cannot happen short of a BaseException)
+        return _with_state(status)
+
+    def _run(self) -> None:
+        try:
+            watch_every(
+                self.seconds, self.stop, self.categories, on_done=self._done, on_start=self._starting,
+                index_dir=self.directory, **self.options,
+            )  # fmt: skip
+        except BaseException as err:
+            log.error("semsearch serve: the watch schedule ended: %s", _one_line(err))
+            self._update(last_error=f"the watch schedule ended: {_one_line(err)}")  # logged: not raised again
+        finally:
+            self._update(alive=False, running=False, stopped=self.stop.is_set(), next_run=None)
+
+    def _starting(self) -> None:
+        self._update(running=True, last_run=_now())
+
+    def _done(self, report: WatchReport | None, error: Exception | None) -> None:
+        next_run = (datetime.now(timezone.utc) + timedelta(seconds=self.seconds)).isoformat(timespec="seconds")
+        if error is None:
+            self._update(running=False, last_error=None, last_success=_now(), next_run=next_run, increment="runs")
+            log.info(
+                "semsearch serve: watched %s–%s: %d fetched, %d new", report.since, report.until, report.fetched,
+                len(report.entries),
+            )  # fmt: skip
+            return
+        problem = (
+            _one_line(error) if isinstance(error, SemsearchError) else f"{type(error).__name__}: {_one_line(error)}"
+        )
+        self._update(running=False, last_error=problem, next_run=next_run, increment="failures")
+        log.warning("semsearch serve: the watch failed: %s; next try at %s", problem, next_run)
+
+    def _update(self, *, increment: str | None = None, **changes: Any) -> None:
+        with self._lock:
+            self._status.update(changes)
+            if increment:
+                self._status[increment] += 1
+        self._publish()
+
+    def _publish(self) -> None:
+        with self._lock:
+            data = json.dumps(self._status).encode("utf-8")
+        try:
+            _write_atomically(self.directory / STATUS_FILE, data)
+        except OSError as err:
+            if not self._unwritable:  # said once; the status in memory still serves this process
+                log.warning("semsearch serve: cannot write the watch status: %s", _one_line(err))
+            self._unwritable = True
+
+
+class _WatchStatus(BaseModel):
+    """The status file as the Watcher writes it; anything else there is reported as unknown."""
+
+    model_config = ConfigDict(extra="ignore")
+    every: float | None = Field(default=None, allow_inf_nan=False)
+    pid: int = Field(gt=0, lt=2**31)  # os.kill(0 or -1, 0) would ask about whole process groups
+    started: str | None = None
+    alive: bool
+    stopped: bool = False
+    running: bool = False
+    runs: int = 0
+    failures: int = 0
+    last_run: str | None = None
+    last_success: str | None = None
+    last_error: str | None = None
+    next_run: str | None = None
+
+
+def read_watch_status(*, index_dir: str | Path) -> dict:
+    """The watch status another process of this server wrote (see `Watcher`): `state` dead when
+    the watching process is gone, unknown when the file cannot be read."""
+    path = Path(index_dir) / STATUS_FILE
+    try:
+        data = json.loads(_read_small(path, 64 * 1024).decode("utf-8"), parse_constant=_refuse_constant)
+        status = _WatchStatus.model_validate(data).model_dump()
+        json.dumps(status, ensure_ascii=False).encode("utf-8")  # served as it is: it must encode
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "top level"
+        return {"state": "unknown", "last_error": f"cannot read the watch status ({where}: {first['msg']})"}
+    except (OSError, ValueError, RecursionError) as err:
+        return {"state": "unknown", "last_error": f"cannot read the watch status: {_one_line(err)[:200]}"}
+    if status["alive"] and not _pid_alive(status["pid"]):
+        status.update(alive=False, stopped=False)  # the watching process went without a word (killed)
+    return _with_state(status)
 
 
 SNIPPET_CHARS = 300

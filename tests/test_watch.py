@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -321,3 +322,387 @@ def test_categories_are_derived_once_at_publish_and_read_the_same_by_every_path(
     db.close()
     older = Index.open(survey_corpus_index).store
     assert older.categories_for(stored) == stored and older.content_counts() == counts
+
+
+# --- digests under damage ----------------------------------------------------------------------------
+GOOD = "202411010000-202411020000"  # an older, readable digest
+NEWER = "202411020000-202411030000"  # the newest by name: the one damaged in the tests below
+
+
+def _report(since: str, until: str, title: str):
+    from semsearch.ingest import IngestReport
+    from semsearch.watch import DigestEntry, WatchReport
+
+    entry = DigestEntry(
+        "2411.00001", title, None, "Model-Centric Methods/Model Compression/Quantization", 0.8, True,
+        closest=[{"id": "2306.00978", "title": "A known paper", "categories": []}], authors=["Grace Hopper"],
+        snippet="A snippet.",
+    )  # fmt: skip
+    return WatchReport(since, until, 1, [entry], IngestReport())
+
+
+@pytest.fixture
+def digest_client(survey_index):
+    """A server over an index with one readable digest (GOOD), for damaging more beside it."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+    from semsearch.watch import save_digest
+
+    save_digest(_report(*GOOD.split("-"), "The readable digest's paper"), index_dir=survey_index)
+    with TestClient(create_app(index_dir=survey_index, reload_seconds=None)) as client:
+        yield client, survey_index / "digests"
+
+
+def _valid_bytes(name: str = NEWER) -> bytes:
+    return json.dumps(
+        {
+            "since": name[:12],
+            "until": name[13:],
+            "fetched": 1,
+            "entries": [
+                {
+                    "id": "2411.00002",
+                    "title": "Newer paper",
+                    "url": None,
+                    "category": "Quantization",
+                    "confidence": 0.5,
+                    "in_scope": True,
+                }
+            ],
+        }  # fmt: skip
+    ).encode()
+
+
+def _with(field: str, value) -> bytes:
+    data = json.loads(_valid_bytes())
+    target = data["entries"][0] if field in data["entries"][0] else data
+    target[field] = value
+    return json.dumps(data).encode()
+
+
+DAMAGED = {
+    "garbage": b"\x00\xff\xfe garbage \x89PNG",
+    "empty": b"",
+    "half-written": _valid_bytes()[: len(_valid_bytes()) // 2],
+    "not UTF-8": _valid_bytes().replace(b"Newer", b"N\xe9wer"),
+    "a list, not a digest": b"[1, 2, 3]",
+    "no entries": json.dumps({"since": NEWER[:12], "until": NEWER[13:], "fetched": 0}).encode(),
+    "an entry without a title": _valid_bytes().replace(b'"title"', b'"name"'),
+    "a confidence of NaN": _valid_bytes().replace(b"0.5", b"NaN"),
+    "a string as confidence": _with("confidence", "high"),
+    "a lone surrogate": _valid_bytes().replace(b"Newer", b"\\ud800"),
+    "a month 13": json.dumps({**json.loads(_valid_bytes()), "since": "202413010000"}).encode(),
+    "a window unlike its name": _valid_bytes("202411050000-202411060000"),
+    "nested too deep": b"[" * 100_000 + b"]" * 100_000,
+    "a number too long": b'{"since": "' + NEWER[:12].encode() + b'", "fetched": ' + b"9" * 5000 + b"}",
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED))
+def test_a_damaged_digest_is_skipped_with_a_note_and_never_breaks_the_api(digest_client, damage):
+    client, folder = digest_client
+    (folder / f"{NEWER}.json").write_bytes(DAMAGED[damage])
+
+    listing = client.get("/api/digests")
+    assert listing.status_code == 200
+    assert [d["name"] for d in listing.json()["digests"]] == [GOOD]
+    [skipped] = listing.json()["skipped"]
+    assert skipped["file"] == f"{NEWER}.json" and "\n" not in skipped["reason"]
+
+    one = client.get(f"/api/digests/{NEWER}")
+    assert one.status_code == 422 and list(one.json()) == ["error"]
+    assert NEWER in one.json()["error"] and "\n" not in one.json()["error"]
+
+    overview = client.get("/api/overview")  # the newest readable digest, passing over the damaged one
+    assert overview.status_code == 200
+    assert [e["title"] for group in overview.json()["new_papers"].values() for e in group] == [
+        "The readable digest's paper"
+    ]
+    assert client.get(f"/api/digests/{GOOD}").status_code == 200
+
+
+def test_a_damaged_digest_is_logged_once_not_on_every_request(digest_client, caplog):
+    import logging
+
+    client, folder = digest_client
+    (folder / f"{NEWER}.json").write_bytes(b"{")
+    logger = logging.getLogger("semsearch.watch")  # the CLI stops "semsearch" propagating: listen here
+    logger.addHandler(caplog.handler)
+    try:
+        for _ in range(3):
+            client.get("/api/digests")
+            client.get("/api/overview")
+    finally:
+        logger.removeHandler(caplog.handler)
+    noted = [r.getMessage() for r in caplog.records if NEWER in r.getMessage()]
+    assert len(noted) == 1 and "skipping" in noted[0]
+
+
+def test_a_stray_file_in_digests_is_neither_the_newest_nor_served(digest_client):
+    client, folder = digest_client
+    (folder / "zzz.json").write_bytes(_valid_bytes())  # sorts after every digest name; its content is fine
+    (folder / "notes.txt").write_text("not a json file at all")
+    listing = client.get("/api/digests").json()
+    assert [d["name"] for d in listing["digests"]] == [GOOD]
+    assert [s["file"] for s in listing["skipped"]] == ["zzz.json"]
+    overview = client.get("/api/overview")
+    assert overview.status_code == 200 and overview.json()["new_papers"]
+    assert client.get("/api/digests/zzz").status_code == 404
+
+
+def test_a_digest_name_that_is_a_folder_or_leads_outside_is_refused_without_its_content(digest_client, tmp_path):
+    client, folder = digest_client
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password=hunter2")
+    (folder / f"{NEWER}.json").symlink_to(secret)
+    (folder / "202411030000-202411040000.json").mkdir()
+    (folder / "202411040000-202411050000.json").symlink_to("/dev/zero")  # endless: read whole, it exhausts memory
+    os.mkfifo(folder / "202411050000-202411060000.json")  # opened plainly, it blocks the request for good
+    for name in (NEWER, "202411030000-202411040000", "202411040000-202411050000", "202411050000-202411060000"):
+        answer = client.get(f"/api/digests/{name}")
+        assert answer.status_code == 422 and "hunter2" not in answer.text
+    for name in ("..%2F..%2Fsecret", f"{GOOD}.json", f"{GOOD}%00", f"{GOOD}%0A"):
+        assert client.get(f"/api/digests/{name}").status_code == 404
+    listing = client.get("/api/digests")
+    assert listing.status_code == 200 and "hunter2" not in listing.text and len(listing.json()["skipped"]) == 4
+    assert client.get("/api/overview").status_code == 200
+
+
+def test_an_empty_digests_folder_or_none_at_all_answers_empty(survey_index):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    with TestClient(create_app(index_dir=survey_index, reload_seconds=None)) as client:
+        assert client.get("/api/digests").json() == {"digests": [], "skipped": []}
+        assert client.get("/api/overview").json()["new_papers"] == {}
+        (survey_index / "digests").mkdir()
+        (survey_index / "digests" / f"{NEWER}.json").write_bytes(b"")
+        assert client.get("/api/overview").json()["new_papers"] == {}  # only a damaged one: none yet
+
+
+def test_a_digest_is_written_whole_or_not_at_all(survey_index, monkeypatch):
+    """The digest goes to a temp file, is flushed to disk, then renamed: a failure on the way leaves
+    neither a digest under its real name nor the temp file."""
+    from semsearch import watch as watch_module
+
+    synced = []
+    real_fsync = watch_module.os.fsync
+
+    def fsync_then_fail(fd):
+        synced.append(fd)
+        real_fsync(fd)
+        raise OSError(5, "input/output error")
+
+    monkeypatch.setattr(watch_module.os, "fsync", fsync_then_fail)
+    with pytest.raises(OSError):
+        watch_module.save_digest(_report(*NEWER.split("-"), "Never saved"), index_dir=survey_index)
+    assert synced and list((survey_index / "digests").iterdir()) == []
+    monkeypatch.setattr(watch_module.os, "fsync", real_fsync)
+    saved = watch_module.save_digest(_report(*NEWER.split("-"), "Saved"), index_dir=survey_index)
+    assert [p.name for p in saved.parent.iterdir()] == [f"{NEWER}.json"]
+    assert watch_module.list_digests(index_dir=survey_index)[0]["name"] == NEWER
+
+
+def _mutations():
+    """Bytes a digest file may hold after damage: anything at all, a valid digest cut short or with
+    bytes changed, or any JSON value."""
+    from hypothesis import strategies as st
+
+    valid = _valid_bytes()
+    cut = st.integers(0, len(valid)).map(lambda n: valid[:n])
+    flipped = st.lists(st.tuples(st.integers(0, len(valid) - 1), st.integers(0, 255)), min_size=1, max_size=4).map(
+        lambda changes: bytes(b if i not in dict(changes) else dict(changes)[i] for i, b in enumerate(valid))
+    )
+    leaves = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+    values = st.recursive(
+        leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+        max_leaves=20,
+    )  # fmt: skip
+    shaped = st.fixed_dictionaries(
+        {"since": st.just(NEWER[:12]), "until": st.just(NEWER[13:]), "fetched": values, "entries": values}
+    )
+    as_json = (values | shaped).map(lambda v: json.dumps(v).encode())
+    return st.binary(max_size=300) | cut | flipped | as_json
+
+
+@pytest.mark.parametrize("examples", [60, pytest.param(600, marks=pytest.mark.slow)])
+def test_no_bytes_in_a_digest_file_make_a_digest_route_answer_5xx(survey_index, examples):
+    from fastapi.testclient import TestClient
+    from hypothesis import HealthCheck, given, settings
+
+    from semsearch.server import create_app
+    from semsearch.watch import save_digest
+
+    save_digest(_report(*GOOD.split("-"), "The readable digest's paper"), index_dir=survey_index)
+    target = survey_index / "digests" / f"{NEWER}.json"
+    client = TestClient(create_app(index_dir=survey_index, reload_seconds=None), raise_server_exceptions=False)
+
+    @settings(max_examples=examples, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+    @given(_mutations())
+    def routes_answer(data: bytes) -> None:
+        target.write_bytes(data)
+        for route in ("/api/digests", f"/api/digests/{NEWER}", "/api/overview"):
+            answer = client.get(route)
+            assert answer.status_code < 500, (route, answer.text)
+            assert answer.status_code == 200 or list(answer.json()) == ["error"]
+        listed = client.get("/api/digests").json()
+        assert GOOD in [d["name"] for d in listed["digests"]]  # the readable one is never hidden by it
+
+    routes_answer()
+
+
+# --- serve --watch-every: the watcher and its status --------------------------------------------------
+def _recent(arxiv_id: str) -> dict:
+    """An in-scope stub paper submitted an hour ago: inside the first watch's window (the last day)."""
+    from datetime import datetime, timedelta, timezone
+
+    title, abstract = IN_SCOPE["2411.00001"]
+    published = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {arxiv_id: {"title": title, "abstract": abstract, "published": published}}
+
+
+def _until(check, seconds: float = 20.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not within {seconds} s")
+
+
+@pytest.mark.parametrize("failure", ["answers 500", "refuses connections"])
+def test_serve_watch_every_reports_a_failing_watch_in_health_and_recovers(survey_index, stub, failure, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+    from tests.arxiv_stub import Step
+
+    stub.papers = _recent("2612.00001")
+    if failure == "answers 500":
+        stub.script = [Step(500)] * 10_000  # until the script is cleared
+    else:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", "http://127.0.0.1:9/api/query")  # the discard port
+    app = create_app(index_dir=survey_index, reload_seconds=0.05, watch_seconds=0.2)
+    with TestClient(app) as client:
+        failing = _until(lambda: (w := client.get("/api/health").json()["watch"])["state"] == "failing" and w)
+        assert "did not answer" in failing["last_error"] and "\n" not in failing["last_error"]
+        assert failing["every"] == 0.2 and failing["next_run"] and failing["last_success"] is None
+        stub.script.clear()  # arXiv is back: a later turn succeeds
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        ok = _until(lambda: (w := client.get("/api/health").json()["watch"])["last_success"] and w)
+        assert ok["last_error"] is None and ok["failures"] >= 1 and ok["state"] in ("ok", "running")
+        found = _until(
+            lambda: [r for r in client.get("/api/search", params={"q": "evicting tokens"}).json()["results"]
+                     if r["id"] == "2612.00001"]
+        )  # fmt: skip
+        assert found
+
+
+def test_a_turn_that_fails_in_any_way_is_retried_and_a_failing_report_does_not_end_the_schedule(
+    survey_index, monkeypatch
+):
+    import threading
+
+    from semsearch import watch as watch_module
+
+    failures = iter([KeyError("entries"), ValueError("bad XML"), RuntimeError("boom")])
+
+    def flaky_watch(*args, **kwargs):
+        error = next(failures, None)
+        if error:
+            raise error
+        return "report"
+
+    monkeypatch.setattr(watch_module, "watch", flaky_watch)
+    turns, stop = [], threading.Event()
+
+    def done(report, error):
+        turns.append(repr(error) if error else report)
+        if len(turns) == 4:
+            stop.set()
+        raise OSError("the reporter itself fails")
+
+    watch_module.watch_every(0.0, stop, on_done=done, index_dir=survey_index)
+    assert turns == ["KeyError('entries')", "ValueError('bad XML')", "RuntimeError('boom')", "report"]
+
+
+def test_watch_every_with_an_output_that_cannot_be_written_stops_in_one_line(survey_index, stub, tmp_path, capsys):
+    code, _, err = run(
+        capsys, "watch", "--every", "1s", "--output", tmp_path / "missing" / "digest.md", "--index", survey_index
+    )
+    assert code == 2 and err.strip().splitlines()[-1].startswith("error: cannot write")
+    assert "Traceback" not in err
+
+
+def test_a_watch_thread_that_dies_anyway_shows_dead_in_health(survey_index, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from semsearch import watch as watch_module
+    from semsearch.server import create_app
+
+    def fatal(*args, **kwargs):
+        raise SystemExit(3)  # not an Exception: the schedule cannot go on
+
+    monkeypatch.setattr(watch_module, "watch", fatal)
+    with TestClient(create_app(index_dir=survey_index, reload_seconds=None, watch_seconds=0.1)) as client:
+        dead = _until(lambda: (w := client.get("/api/health").json()["watch"])["state"] == "dead" and w)
+        assert "ended" in dead["last_error"]
+
+
+def test_other_processes_read_the_watchers_status_file(survey_index, monkeypatch):
+    """`serve --workers N`: the parent watches; each worker's health reads the status it writes."""
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from semsearch import watch as watch_module
+    from semsearch.server import create_app
+
+    def unreachable(*args, **kwargs):
+        raise watch_module.SemsearchError("arXiv is unreachable (http://127.0.0.1:9/api/query)")
+
+    monkeypatch.setattr(watch_module, "watch", unreachable)
+    watcher = watch_module.Watcher(3600, index_dir=survey_index)
+    stop = watcher.start()
+    status_file = survey_index / watch_module.STATUS_FILE
+    with TestClient(create_app(index_dir=survey_index, reload_seconds=None, watched_elsewhere=True)) as worker:
+        seen = _until(lambda: (w := worker.get("/api/health").json()["watch"])["state"] == "failing" and w)
+        assert seen["last_error"] == "arXiv is unreachable (http://127.0.0.1:9/api/query)" and seen["every"] == 3600
+        stop.set()
+        watcher.thread.join(5)
+        assert worker.get("/api/health").json()["watch"]["state"] == "stopped"
+
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        status = json.loads(status_file.read_text())
+        status_file.write_text(json.dumps({**status, "alive": True, "pid": int(gone.stdout)}))  # killed mid-run
+        assert worker.get("/api/health").json()["watch"]["state"] == "dead"
+
+        damages = (b"", b"{", b"[]", b'{"pid": "x"}', b'{"pid": 0, "alive": true}', b'{"pid": 1e300, "alive": true}',
+                   b'{"pid": 1, "alive": true, "last_error": "\\ud800"}', b"\xff")  # fmt: skip
+        for damaged in damages:
+            status_file.write_bytes(damaged)
+            answer = worker.get("/api/health")
+            assert answer.status_code == 200 and answer.json()["watch"]["state"] == "unknown"
+
+
+def test_listing_digests_reads_each_file_once_until_it_changes(digest_client, monkeypatch):
+    from semsearch import watch as watch_module
+    from semsearch.watch import save_digest
+
+    client, folder = digest_client
+    reads = []
+    real_read = watch_module.read_digest_file
+    monkeypatch.setattr(watch_module, "read_digest_file", lambda path: reads.append(path.stem) or real_read(path))
+    for _ in range(3):
+        assert [d["name"] for d in client.get("/api/digests").json()["digests"]] == [GOOD]
+    assert reads == [GOOD]  # once, not on every request
+    save_digest(_report(*GOOD.split("-"), "Rewritten"), index_dir=folder.parent)  # a new file under the name
+    (folder / f"{NEWER}.json").write_bytes(_valid_bytes())
+    assert [d["name"] for d in client.get("/api/digests").json()["digests"]] == [NEWER, GOOD]
+    assert reads == [GOOD, NEWER, GOOD]  # the new file, and the old name's new version

@@ -1,0 +1,218 @@
+"""`semsearch serve --watch-every` and digest writing, in real processes against the arXiv stub.
+
+Run as a module, this file is also the process under test: `python -m tests.test_serve_watch
+[--pause-in-digest MARKER] -- semsearch args...` runs the real `semsearch` command with the hashing
+model (patched at import, so `serve --workers N`'s spawned processes, which import this module
+again, have it too). --pause-in-digest stops a watch while its digest is being written (written
+and flushed to a temp file, not yet renamed), creates MARKER and waits to be killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from semsearch import embeddings
+from tests.conftest import HashingModel
+
+ROOT = Path(__file__).resolve().parents[1]
+WAIT = 60.0  # seconds any one thing may take, generous for two shared cores
+
+
+def _use_the_hashing_model() -> None:
+    model = HashingModel()
+    embeddings._load = lambda name: model
+
+
+if __name__ in ("__main__", "__mp_main__"):  # the process under test, or one of its spawned workers
+    _use_the_hashing_model()
+
+
+# --- the process under test --------------------------------------------------------------------------
+def _pause_in_digest(marker: Path) -> None:
+    from semsearch import watch
+
+    real_fsync = os.fsync
+
+    class PausingOs:  # the watch module's `os`: the digest's temp file is on disk, not yet renamed
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        @staticmethod
+        def fsync(fd):
+            real_fsync(fd)
+            marker.write_text(str(os.getpid()))
+            while True:
+                time.sleep(60)
+
+    watch.os = PausingOs()
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--pause-in-digest"]:
+        _pause_in_digest(Path(argv[1]))
+        argv = argv[2:]
+    from semsearch.cli import main as semsearch
+
+    return semsearch(argv[1:] if argv[:1] == ["--"] else argv)
+
+
+# --- the tests ---------------------------------------------------------------------------------------
+pytestmark = pytest.mark.slow  # real processes
+
+
+def semsearch_process(*args, env: dict, log: Path, pause_in_digest: Path | None = None) -> subprocess.Popen:
+    command = [sys.executable, "-m", "tests.test_serve_watch"]
+    if pause_in_digest:
+        command += ["--pause-in-digest", str(pause_in_digest)]
+    return subprocess.Popen(
+        [*command, "--", *map(str, args)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        start_new_session=True,  # its own process group: the workers it starts end with it
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End the process and the workers it started (its process group): politely, then for sure."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(15)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get(port: int, path: str, **params) -> dict | None:
+    """The JSON at `path`, or None while the server is not answering yet."""
+    from urllib.parse import urlencode
+
+    url = f"http://127.0.0.1:{port}{path}" + (f"?{urlencode(params)}" if params else "")
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return json.loads(answer.read())
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+def until(check, what: str, process: subprocess.Popen, log: Path, seconds: float = WAIT):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the server ended: {log.read_text()[-2000:]}"
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {seconds} s; the server said: {log.read_text()[-2000:]}")
+
+
+def watch_state(port: int) -> dict:
+    health = get(port, "/api/health")
+    return (health or {}).get("watch") or {}
+
+
+def found(port: int, arxiv_id: str) -> bool:
+    answer = get(port, "/api/search", q="evicting tokens key-value cache", k=20)
+    return bool(answer) and arxiv_id in [r["id"] for r in answer["results"]]
+
+
+@pytest.fixture
+def stub():
+    from tests.arxiv_stub import ArxivStub
+    from tests.test_watch import _recent
+
+    with ArxivStub(papers=_recent("2612.00001")) as running:
+        yield running
+
+
+def test_serve_watch_every_makes_a_new_arxiv_paper_searchable(survey_only_index, stub, tmp_path):
+    port, log = free_port(), tmp_path / "server.log"
+    server = semsearch_process(
+        "serve", "--port", port, "--index", survey_only_index, "--watch-every", "2s",
+        env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log,
+    )  # fmt: skip
+    try:
+        until(lambda: found(port, "2612.00001"), "the stub's paper searchable", server, log)
+        state = until(lambda: (w := watch_state(port)).get("last_success") and w, "a watch done", server, log)
+        assert state["every"] == 2 and state["last_error"] is None and state["pid"] == server.pid
+        assert any("cat:cs.CL" in r["search_query"][0] for r in stub.requests)
+    finally:
+        stop(server)
+    assert "Traceback" not in log.read_text()
+
+
+def test_serve_workers_report_a_failing_watch_and_its_recovery(survey_only_index, stub, tmp_path):
+    from tests.arxiv_stub import Step
+
+    stub.script = [Step(500)] * 100_000  # arXiv answers 500 until the script is cleared
+    port, log = free_port(), tmp_path / "server.log"
+    server = semsearch_process(
+        "serve", "--port", port, "--index", survey_only_index, "--watch-every", "2s", "--workers", 2,
+        env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log,
+    )  # fmt: skip
+    try:
+        failing = until(lambda: (w := watch_state(port)).get("last_error") and w, "last_error in health", server, log)
+        assert failing["state"] in ("failing", "running") and "did not answer" in failing["last_error"]
+        assert failing["pid"] == server.pid  # the parent watches; a worker answered from its status file
+        assert not found(port, "2612.00001")
+        stub.script.clear()  # arXiv is back
+        recovered = until(
+            lambda: (w := watch_state(port)).get("last_success") and w["last_error"] is None and w,
+            "a later turn succeeding", server, log,
+        )  # fmt: skip
+        assert recovered["failures"] >= 1
+        until(lambda: found(port, "2612.00001"), "the stub's paper searchable in the workers", server, log)
+    finally:
+        stop(server)
+    said = log.read_text()
+    failures = [line for line in said.splitlines() if "the watch failed" in line]
+    assert failures and all("did not answer" in line and "next try at" in line for line in failures)
+    assert "Traceback" not in said
+
+
+def test_a_watch_killed_while_writing_its_digest_leaves_no_damaged_digest(survey_only_index, stub, tmp_path):
+    marker, log = tmp_path / "paused", tmp_path / "watch.log"
+    env = {"SEMSEARCH_ARXIV_URL": stub.url}
+    watcher = semsearch_process(
+        "watch", "--index", survey_only_index, "--no-progress", env=env, log=log, pause_in_digest=marker
+    )
+    try:
+        until(marker.exists, "the watch writing its digest", watcher, log)
+        os.killpg(watcher.pid, signal.SIGKILL)
+        watcher.wait(WAIT)
+    finally:
+        stop(watcher)
+    from semsearch.watch import scan_digests
+
+    assert scan_digests(index_dir=survey_only_index) == ([], [])  # nothing under a digest's name
+    rerun = semsearch_process("watch", "--index", survey_only_index, "--no-progress", env=env, log=log)
+    try:
+        assert rerun.wait(WAIT) == 0, log.read_text()
+    finally:
+        stop(rerun)
+    listed, skipped = scan_digests(index_dir=survey_only_index)
+    assert [d["papers"] for d in listed] == [1] and skipped == []
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
