@@ -18,3 +18,16 @@ class NotFound(SemsearchError):
     """What was asked for is not there (a paper not in the index); the API answers 404."""
 
     http_status = 404
+
+
+class IndexDamaged(SemsearchError):
+    """A file of the index is damaged or missing and no intact generation can answer instead;
+    the API answers 503 (the service cannot answer until the index is repaired or rebuilt)."""
+
+    http_status = 503
+
+
+class IndexUnwritable(SemsearchError):
+    """The index cannot be written (a read-only file system, no permission); reading still works."""
+
+    http_status = 503

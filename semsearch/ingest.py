@@ -32,13 +32,16 @@ class IngestReport:
     embed_seconds: float = 0.0
     seconds: float = 0.0
     manifest: Manifest | None = None
+    published: bool = False  # a run that changed nothing publishes nothing
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         count = self.manifest.count if self.manifest else "no"
+        read = f"read {self.read} papers: {self.added} new, {self.updated} updated, {self.unchanged} unchanged; "
+        if not self.published and self.manifest is not None:
+            return f"{read}nothing new: {self.manifest.generation} ({count} papers) is unchanged ({self.seconds:.1f}s)"
         return (
-            f"read {self.read} papers: {self.added} new, {self.updated} updated, {self.unchanged} unchanged; "
-            f"embedded {self.embedded} in {self.embed_seconds:.1f}s; index now holds {count} papers "
+            f"{read}embedded {self.embedded} in {self.embed_seconds:.1f}s; index now holds {count} papers "
             f"({self.seconds:.1f}s)"
         )
 
@@ -121,6 +124,7 @@ class Ingest:
         if self.writer.has_changes():
             dimension = self._embedder.dimension if self._embedder else None
             self.report.manifest = self.writer.publish(dimension)
+            self.report.published = True
         else:
             self.report.manifest = self.writer.published_manifest()
 
@@ -325,6 +329,10 @@ def ingest_jsonl(
 
     files = [Path(p) for p in paths]
     for path in files:
+        if path.exists() and not path.is_file() and not path.is_dir():
+            # A device or a pipe (/dev/null, <(...)): the file is read twice (its first record, then
+            # all of it) and resumed by its size, which only a regular file allows.
+            raise SemsearchError(f"cannot read {path}: not a regular file (save the records to a file first)")
         check_readable(path)
     matrix = _vector_file(vectors, files) if vectors is not None else None
     firsts = {path: first_record(path) or {} for path in files} if matrix is None else {}
@@ -356,7 +364,9 @@ def ingest_jsonl(
                 progress=progress,
                 with_vectors=check is not None,
             )
-            checkpoint = lambda key=key, cursor=cursor: ingest.store.set_meta(key, f"{cursor.offset}:{cursor.records}")  # noqa: E731
+            checkpoint = lambda key=key, cursor=cursor: ingest.writer.note_progress(  # noqa: E731
+                key, f"{cursor.offset}:{cursor.records}"
+            )
             if check is None:
                 ingest.add(stream, checkpoint=checkpoint)
             else:

@@ -86,6 +86,7 @@ class Service:
         self.directory = self.current.index.directory
         self.reload_error: str | None = None
         self._unloadable: str | None = None
+        self.integrity: str | None = self.current.index.integrity  # a damaged generation passed over
 
     # --- following the index ------------------------------------------------------------------
     @staticmethod
@@ -132,6 +133,10 @@ class Service:
             return False
         try:
             index = Index.open(self.directory)
+            if index.generation_dir.name != newest:  # the newest is damaged: never swapped in
+                self.integrity = f"{index.integrity.rsplit('; serving ', 1)[0]}; serving {self.current.name}"
+                index.close()
+                raise RuntimeError(self.integrity)
             same_model = index.manifest.model == self.current.index.manifest.model
             fresh = self._load(index, self.current.searcher.embedder if same_model else None)
         except Exception as err:  # noqa: BLE001 - keep answering from what works
@@ -143,7 +148,7 @@ class Service:
             old, self.current = self.current, fresh
             old.retired = True
             done = old.users == 0
-        self.reload_error = None
+        self.reload_error = self.integrity = None
         if done:
             old.index.close()
         return True
@@ -166,6 +171,8 @@ class Service:
             answer = {"status": "ok", "papers": manifest.count, "model": manifest.model, "generation": live.name}
         if self.reload_error:
             answer["reload_error"] = self.reload_error
+        if self.integrity:
+            answer["integrity"] = self.integrity
         return answer
 
     def overview(self) -> dict:
