@@ -56,9 +56,10 @@ _verified: dict[str, dict[str, list[int]]] = {}  # generation dir -> stamp, for 
 class GenerationDamaged(IndexDamaged):
     """One generation is damaged; an older intact one may answer instead."""
 
-    def __init__(self, directory: Path, generation: str, reason: str):
-        super().__init__(f"index at {directory} is damaged: {generation}: {reason}")
+    def __init__(self, directory: Path, generation: str, reason: str, *, missing: bool = False):
         self.generation, self.reason = generation, reason
+        self.what = f"{generation} is {'missing' if missing else 'damaged'} ({reason})"
+        super().__init__(f"index at {directory}: {self.what}")
 
 
 def resolve_index_dir(option: str | Path | None = None) -> Path:
@@ -166,7 +167,10 @@ def _write_stamp(generation_dir: Path, stats: dict[str, list[int]]) -> None:
         temporary.write_text(json.dumps(stats))
         os.replace(temporary, generation_dir / STAMP_FILE)
     except OSError:
-        temporary.unlink(missing_ok=True) if temporary.parent.exists() else None
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only file system: nothing was written
 
 
 def reseal(generation_dir: Path) -> None:
@@ -260,10 +264,9 @@ class Index:
                 if current_generation(directory) != generation:
                     continue  # a writer published and retired it meanwhile
                 if generation_dir.is_dir():
-                    reason = f"{Path(err.filename or MANIFEST_FILE).name} is missing"
+                    damage = GenerationDamaged(directory, generation, f"{Path(err.filename).name} is missing")
                 else:
-                    reason = "CURRENT names it, and it does not exist"
-                damage = GenerationDamaged(directory, generation, reason)
+                    damage = GenerationDamaged(directory, generation, "CURRENT names it", missing=True)
             except GenerationDamaged as err:
                 damage = err
             if not fall_back:
@@ -281,7 +284,7 @@ class Index:
                 index = cls._open_generation(directory, directory / name)
             except (FileNotFoundError, GenerationDamaged):
                 continue
-            index.integrity = f"{damage.generation} is damaged ({damage.reason}); serving {name}"
+            index.integrity = f"{damage.what}; serving {name}"
             log.warning("warning: index at %s: %s", directory, index.integrity)
             return index
         raise IndexDamaged(f"{damage}; no intact older generation to fall back to (rebuild the index)")
@@ -342,7 +345,12 @@ class Index:
         """The BM25 index of this generation, loaded (memory-mapped) on first use."""
         from semsearch.lexical import LexicalIndex
 
-        lexical = LexicalIndex.load(self.generation_dir)
+        try:
+            lexical = LexicalIndex.load(self.generation_dir)
+        except (OSError, ValueError, EOFError) as err:  # missing or garbled files of an unverified index
+            raise IndexDamaged(
+                f"index at {self.directory} is damaged: {self.generation_dir / 'lexical'} cannot be read ({err})"
+            ) from None
         if len(lexical.vec_ids) != self.manifest.count:
             raise IndexDamaged(
                 f"index at {self.directory} is inconsistent: {len(lexical.vec_ids)} papers in the lexical "

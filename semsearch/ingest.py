@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.errors import NotFound, PartialFailure, SemsearchError
+from semsearch.errors import DiskFull, IndexUnwritable, NotFound, PartialFailure, SemsearchError
 from semsearch.index import RESUME_PREFIX, IndexWriter, Manifest
 from semsearch.paper import Paper, normalize_title
 from semsearch.sources.survey import Survey, survey_of
@@ -48,6 +50,19 @@ class IngestReport:
 
 def _warn_stderr(message: str) -> None:
     logging.getLogger("semsearch.ingest").warning("warning: %s", message)
+
+
+def _told(err: BaseException) -> SemsearchError | None:
+    """A full disk or an index that cannot be written, as the error a person is shown (else None)."""
+    code = getattr(err, "errno", None)
+    if code == errno.ENOSPC or "disk is full" in str(err):
+        return DiskFull()
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM) or "readonly database" in str(err):
+        reason = getattr(err, "strerror", None) or str(err)
+        if getattr(err, "filename", None):
+            reason = f"{err.filename}: {reason}"
+        return IndexUnwritable(f"cannot write to the index ({reason}); it can still be searched")
+    return None
 
 
 class Ingest:
@@ -97,16 +112,24 @@ class Ingest:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            # A failed run publishes what it stored before failing (a source that broke part-way).
-            if exc_type is None or issubclass(exc_type, SemsearchError):
-                self.finish()
-        finally:
-            if self._bar is not None:
-                self._bar.close()
-            if hasattr(self._embedder, "close"):  # a Ray cluster's workers
-                self._embedder.close()
-            self.writer.__exit__(exc_type, exc, tb)
-            self.report.seconds = time.perf_counter() - self._started
+            try:
+                # A failed run publishes what it stored before failing (a source that broke part-way).
+                if exc_type is None or issubclass(exc_type, SemsearchError):
+                    self.finish()
+            finally:
+                if self._bar is not None:
+                    self._bar.close()
+                if hasattr(self._embedder, "close"):  # a Ray cluster's workers
+                    self._embedder.close()
+                self.writer.__exit__(exc_type, exc, tb)
+                self.report.seconds = time.perf_counter() - self._started
+        except (OSError, sqlite3.OperationalError) as err:
+            told = _told(err)
+            if told is None:
+                raise
+            raise told from None
+        if exc is not None and _told(exc):  # the CLI and the API say it in one line
+            raise _told(exc) from None
 
     def finish(self) -> None:
         """The stages after storing, in order: embed what is stale, train the classifier and
