@@ -133,10 +133,12 @@ class Service:
             return False
         try:
             index = Index.open(self.directory)
-            if index.generation_dir.name != newest:  # the newest is damaged: never swapped in
-                self.integrity = f"{index.integrity.rsplit('; serving ', 1)[0]}; serving {self.current.name}"
+            if index.generation_dir.name != newest:  # the newest is damaged (Index.open warned): never swapped in
+                damage = index.integrity.rsplit("; serving ", 1)[0]
                 index.close()
-                raise RuntimeError(self.integrity)
+                self._unloadable, self.reload_error = newest, damage
+                self.integrity = f"{damage}; serving {self.current.name}"
+                return False
             same_model = index.manifest.model == self.current.index.manifest.model
             fresh = self._load(index, self.current.searcher.embedder if same_model else None)
         except Exception as err:  # noqa: BLE001 - keep answering from what works
