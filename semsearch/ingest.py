@@ -183,8 +183,10 @@ class Ingest:
             for paper, vector in pairs:
                 vec_id = self._put(paper)
                 stored = self.store.papers_by_vec_id([vec_id])[vec_id]
-                if stored.embedding_text() == paper.embedding_text():  # else the merged text is embedded anew
-                    text_hash = stored.text_hash(self.writer.model)
+                text_hash = stored.text_hash(self.writer.model)
+                if stored.embedding_text() == paper.embedding_text() and not self.store.has_embedding(
+                    vec_id, text_hash, vector
+                ):  # else the merged text is embedded anew, or this vector is stored already
                     self.store.put_embeddings([PendingEmbedding(vec_id, "", text_hash)], vector[None, :])
                     self.store.set_meta("dimension", str(len(vector)))
                 stored_count += 1

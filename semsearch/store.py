@@ -236,7 +236,12 @@ class Store:
         return row[0] if row else default
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        # Writing the value a key already has is no change (an unchanged re-ingest publishes nothing).
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value WHERE value != excluded.value",
+            (key, value),
+        )
         if key == "model":
             self.model = value
 
@@ -377,6 +382,11 @@ class Store:
             for item, vector in zip(pending, vectors, strict=True)
         ]
         self.db.executemany("INSERT OR REPLACE INTO embeddings (vec_id, text_hash, vector) VALUES (?, ?, ?)", rows)
+
+    def has_embedding(self, vec_id: int, text_hash: str, vector: np.ndarray) -> bool:
+        """Whether this very vector is stored for the paper's current text."""
+        row = self.db.execute("SELECT text_hash, vector FROM embeddings WHERE vec_id = ?", (vec_id,)).fetchone()
+        return row is not None and row[0] == text_hash and row[1] == np.asarray(vector, np.float32).tobytes()
 
     def embeddings_for(self, vec_ids: Iterable[int]) -> dict[int, np.ndarray]:
         rows = self._rows_for("SELECT vec_id, vector FROM embeddings", vec_ids)

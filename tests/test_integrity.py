@@ -340,6 +340,17 @@ def test_an_unchanged_reingest_publishes_nothing(two_generations, tmp_path):
     assert "nothing new: gen-000002 (7 papers) is unchanged" in report.summary()
 
 
+def test_an_unchanged_reingest_of_precomputed_vectors_publishes_nothing(tmp_path, fake_model):
+    rows = [
+        {**r, "embedding": [float((i + j) % 5) for j in range(64)], "embedding_model": "all-MiniLM-L6-v2"}
+        for i, r in enumerate(corpus_records())
+    ]
+    source = write_jsonl(tmp_path / "vectors.jsonl", rows)
+    assert ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False).published
+    again = ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False)
+    assert not again.published and current_generation(tmp_path / "idx") == "gen-000001"
+
+
 @pytest.mark.slow
 def test_an_unchanged_reingest_says_nothing_new(two_generations, tmp_path):
     code, out, err = run("ingest", "jsonl", tmp_path / "all.jsonl", "--index", two_generations, "--no-progress")
