@@ -126,9 +126,16 @@ class Service:
         """Load and swap in the newest published generation, if it is newer; True when swapped.
         A generation that cannot be loaded leaves the current one serving (`reload_error` says why)
         and is not tried again."""
+        from semsearch.errors import SemsearchError
         from semsearch.index import Index, current_generation
 
-        newest = current_generation(self.directory)
+        try:
+            newest = current_generation(self.directory)
+        except SemsearchError as err:  # a damaged CURRENT: keep serving, say why in /api/health
+            if self.reload_error != str(err):
+                log.warning("semsearch: %s; still serving %s", err, self.current.name)
+            self.reload_error = str(err)
+            return False
         if newest in (None, self.current.name, self._unloadable):
             return False
         try:

@@ -533,3 +533,19 @@ def test_a_server_never_swaps_in_a_damaged_generation_and_health_says_so(two_gen
     overwrite_middle(two_generations / "gen-000002" / "vectors.faiss")  # nothing intact left (gen-000001 retired)
     code, out, err = run("serve", "--index", two_generations, "--port", "8765")
     assert code == 2 and "no intact older generation" in one_line(err)
+
+
+def test_a_server_keeps_serving_when_current_is_garbled(two_generations):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    app = create_app(index_dir=two_generations, reload_seconds=None)
+    client, service = TestClient(app), app.state.service
+    (two_generations / "CURRENT").write_bytes(b"/etc\n")
+    assert not service.refresh()  # raised in the reload thread before, which then stopped following
+    health = client.get("/api/health").json()
+    assert health["generation"] == "gen-000002" and "CURRENT must name a generation" in health["reload_error"]
+    assert client.get("/api/search", params={"q": "kv cache"}).status_code == 200
+    response = client.post("/api/labels", json={"id": "2401.00001", "category": "Quantization"})
+    assert response.status_code == 503 and "CURRENT must name a generation" in response.json()["error"]
