@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import sqlite3
+import threading
 import time
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -162,7 +163,7 @@ def _read_stamp(generation_dir: Path) -> dict | None:
 def _write_stamp(generation_dir: Path, stats: dict[str, list[int]]) -> None:
     """Remember a verification for later processes; an index we cannot write is verified again by
     each process (this one remembers it in memory)."""
-    temporary = generation_dir / f"{STAMP_FILE}.{os.getpid()}"
+    temporary = generation_dir / f"{STAMP_FILE}.{os.getpid()}.{threading.get_ident()}"
     try:
         temporary.write_text(json.dumps(stats))
         os.replace(temporary, generation_dir / STAMP_FILE)
