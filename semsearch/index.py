@@ -36,6 +36,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -183,31 +184,38 @@ def reseal(generation_dir: Path) -> None:
     _verified.pop(str(generation_dir.resolve()), None)
 
 
-def verify_generation(directory: Path, generation_dir: Path, manifest: Manifest) -> None:
-    """Raise GenerationDamaged unless every file the manifest lists is there with its checksum.
-    Hashes only when a file's stat() differs from the last verification's; a manifest without
-    checksums (an index written before they were kept) is taken as it is."""
+def verify_generation(
+    directory: Path, generation_dir: Path, manifest: Manifest, only: Collection[str] | None = None
+) -> None:
+    """Raise GenerationDamaged unless every file the manifest lists (or those of them in `only`) is
+    there with its checksum. A file is hashed only when its stat() differs from the one recorded
+    when it was last found intact; a manifest without checksums (an index written before they were
+    kept) is taken as it is."""
     if manifest.files is None:
         return
-    names = [MANIFEST_FILE, *manifest.files]
+    wanted = {name: digest for name, digest in manifest.files.items() if only is None or name in only}
     try:
-        stats = _stats(generation_dir, names)
+        stats = _stats(generation_dir, [MANIFEST_FILE, *wanted])
     except FileNotFoundError as err:
         missing = Path(err.filename).relative_to(generation_dir).as_posix()
         raise GenerationDamaged(directory, generation_dir.name, f"{missing} is missing") from None
     key = str(generation_dir.resolve())
-    if _verified.get(key) == stats:
-        return
-    if _read_stamp(generation_dir) != stats:
-        for name, digest in manifest.files.items():
-            try:
-                found = file_digest(generation_dir / name)
-            except OSError as err:
-                raise GenerationDamaged(directory, generation_dir.name, f"{name}: {err.strerror}") from None
-            if found != digest:
-                raise GenerationDamaged(directory, generation_dir.name, f"{name} checksum mismatch")
-        _write_stamp(generation_dir, stats)
-    _verified[key] = stats
+    known = _verified.get(key) or _read_stamp(generation_dir)
+    if not isinstance(known, dict) or known.get(MANIFEST_FILE) != stats[MANIFEST_FILE]:
+        known = {}  # another manifest: what was checked against the old one proves nothing
+    changed = [name for name in wanted if known.get(name) != stats[name]]
+    for name in changed:
+        try:
+            found = file_digest(generation_dir / name)
+        except OSError as err:
+            raise GenerationDamaged(directory, generation_dir.name, f"{name}: {err.strerror}") from None
+        if found != wanted[name]:
+            raise GenerationDamaged(directory, generation_dir.name, f"{name} checksum mismatch")
+    if changed or key not in _verified:
+        verified = {**known, **stats}
+        if changed or not known:
+            _write_stamp(generation_dir, verified)
+        _verified[key] = verified
 
 
 def _fsync_dir(path: Path) -> None:
@@ -532,12 +540,10 @@ class IndexWriter:
         from semsearch.embeddings import DEFAULT_MODEL
 
         base, published_model = "", None
-        if current_generation(self.directory) is not None:
-            # Built on the newest intact generation: a damaged one is not copied forward.
-            published = Index.open(self.directory)
-            base, self.base_manifest = published.generation_dir.name, published.manifest
-            published_model = published.manifest.model
-            published.close()
+        current = current_generation(self.directory)
+        if current is not None:
+            base, self.base_manifest = self._base(current)
+            published_model = self.base_manifest.model
         self._adopt_unpublished(base)
         if published_model and self.requested_model and self.requested_model != published_model:
             raise SemsearchError(
@@ -581,6 +587,22 @@ class IndexWriter:
             choose_index_type(self.requested_index_type, 0)  # refuse an unknown kind before any work
             self.store.set_meta("index_type", self.requested_index_type)
         self.store.commit()
+
+    def _base(self, current: str) -> tuple[str, Manifest]:
+        """The generation to build on: the published one when its papers.db is intact (its vector
+        and BM25 files are rebuilt from it anyway, which repairs them), else the newest intact one."""
+        generation_dir = self.directory / current
+        try:
+            manifest = Manifest.read(generation_dir / MANIFEST_FILE)
+            if manifest.format_version == FORMAT_VERSION:
+                verify_generation(self.directory, generation_dir, manifest, only=[DB_FILE])
+                if (generation_dir / DB_FILE).is_file():
+                    return current, manifest
+        except SemsearchError:  # unreadable manifest, damaged papers.db: look for an intact one
+            pass
+        published = Index.open(self.directory)  # warns when it passes over a damaged generation
+        published.close()
+        return published.generation_dir.name, published.manifest
 
     def _adopt_unpublished(self, base: str) -> None:
         """A writer killed after renaming staging to its generation, before CURRENT named it, left a

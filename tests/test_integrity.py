@@ -111,7 +111,7 @@ def test_a_published_generation_opens_without_hashing_and_damage_is_hashed_and_f
     index_module._verified.clear()
     with pytest.raises(IndexDamaged, match="gen-000002 is damaged"):
         Index.open(two_generations, fall_back=False)
-    assert "vectors.faiss" in hashed
+    assert hashed == ["vectors.faiss"]  # only the file whose stat() changed
 
 
 def test_a_copied_index_is_hashed_once_then_trusted_by_its_stamp(two_generations, tmp_path, monkeypatch):
@@ -323,6 +323,30 @@ def test_a_manifest_is_read_whole_or_refused_in_one_line(tmp_path, data, keep):
 
 
 # --- writers ----------------------------------------------------------------------------------------
+def test_an_ingest_after_the_vectors_were_damaged_rebuilds_them_from_the_intact_papers_db(
+    two_generations, tmp_path, caplog
+):
+    overwrite_middle(two_generations / "gen-000002" / "vectors.faiss")
+    more = write_jsonl(tmp_path / "more.jsonl", [{"id": "2409.00001", "title": "A paper on caches"}])
+    ingest_jsonl([more], index_dir=two_generations, progress=False)
+    index = Index.open(two_generations)
+    assert index.generation_dir.name == "gen-000003" and index.integrity is None
+    assert index.manifest.count == 8 and index.store.find(KV) is not None  # nothing of gen-000002 lost
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_an_ingest_after_papers_db_was_damaged_builds_on_the_last_intact_generation(two_generations, tmp_path, caplog):
+    overwrite_middle(two_generations / "gen-000002" / "papers.db")
+    more = write_jsonl(tmp_path / "more.jsonl", [{"id": "2409.00001", "title": "A paper on caches"}])
+    ingest_jsonl([more], index_dir=two_generations, progress=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"warning: index at {two_generations}: gen-000002 is damaged (papers.db checksum mismatch); "
+                        "serving gen-000001"]  # fmt: skip
+    index = Index.open(two_generations)
+    assert index.generation_dir.name == "gen-000003" and index.integrity is None
+    assert index.manifest.count == 7 and index.store.find(KV) is None  # gen-000001's papers and the new one
+
+
 @pytest.mark.slow
 def test_an_unparsable_lock_timeout_is_one_line(two_generations, tmp_path):
     code, out, err = run(
