@@ -128,6 +128,29 @@ def test_a_copied_index_is_hashed_once_then_trusted_by_its_stamp(two_generations
     assert hashed == []
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    stamp=st.one_of(
+        st.binary(max_size=200),
+        st.dictionaries(
+            st.sampled_from(["manifest.json", "papers.db", "vectors.faiss", "x"]),
+            st.lists(st.integers(), max_size=5) | st.text(max_size=5) | st.none(),
+        ).map(lambda d: json.dumps(d).encode()),
+    )
+)
+def test_no_stamp_on_disk_vouches_for_a_damaged_file(two_generations, stamp):
+    """Whatever `.verified` holds (garbage, a forged or stale record), damage is found: the stamp only
+    spares hashing a file whose stat() is exactly the one recorded."""
+    vectors = two_generations / "gen-000002" / "vectors.faiss"
+    if not (two_generations / "damaged").exists():
+        overwrite_middle(vectors)
+        (two_generations / "damaged").touch()
+    (two_generations / "gen-000002" / ".verified").write_bytes(stamp)
+    index_module._verified.clear()
+    with pytest.raises(IndexDamaged, match=r"gen-000002 is damaged \(vectors.faiss checksum mismatch\)"):
+        Index.open(two_generations, fall_back=False)
+
+
 def test_an_index_written_before_checksums_still_opens(two_generations):
     manifest_path = two_generations / "gen-000002" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
