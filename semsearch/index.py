@@ -89,6 +89,8 @@ class Manifest:
             files = data.get("files")
             if files is not None and not (isinstance(files, dict) and all(isinstance(v, str) for v in files.values())):
                 raise ValueError("'files' is not a map of file names to checksums")
+            if files and any(name.startswith("/") or ".." in name.split("/") for name in files):
+                raise ValueError("'files' names a file outside the generation")  # never read what it points to
             return cls(**fields, files=files)
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise SemsearchError(f"unreadable manifest {path}: {err}") from None
@@ -132,8 +134,11 @@ def _generation_names(directory: Path) -> list[str]:
 # --- integrity --------------------------------------------------------------------------------
 def file_digest(path: Path) -> str:
     """blake2b of a file: fast, in the standard library, and no one can pass damage off as intact."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "blake2b").hexdigest()
+    digest = hashlib.blake2b()
+    with open(path, "rb") as handle:  # (hashlib.file_digest is Python 3.11+; we support 3.10)
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def digest_files(generation_dir: Path) -> dict[str, str]:

@@ -169,6 +169,18 @@ def test_no_stamp_on_disk_vouches_for_a_damaged_file(two_generations, stamp):
         Index.open(two_generations, fall_back=False)
 
 
+def test_a_manifest_cannot_send_verification_outside_its_generation(two_generations, monkeypatch):
+    manifest_path = two_generations / "gen-000002" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["../../../etc/hostname"] = "0" * 128
+    manifest_path.write_text(json.dumps(manifest))
+    read = []
+    monkeypatch.setattr(index_module, "file_digest", lambda path: read.append(path) or "")
+    with pytest.raises(IndexDamaged, match="names a file outside the generation"):
+        Index.open(two_generations, fall_back=False)
+    assert read == []
+
+
 def test_an_index_written_before_checksums_still_opens(two_generations):
     manifest_path = two_generations / "gen-000002" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
