@@ -541,11 +541,10 @@ def test_the_api_refuses_a_label_on_a_read_only_index_with_503(read_only):
         assert client.get("/api/search", params={"q": "kv cache"}).status_code == 200
 
 
-def test_a_disk_that_fills_while_faiss_is_written_is_the_disk_full_message(
-    two_generations, tmp_path, monkeypatch, capsys
-):
+@pytest.fixture
+def vectors_to_a_full_disk(tmp_path, monkeypatch):
+    """publish() writes vectors.faiss to a real, full file system (a tiny tmpfs); all else as usual."""
     from semsearch import vectors
-    from semsearch.cli import main
 
     small = tmp_path / "small"
     small.mkdir()
@@ -553,20 +552,39 @@ def test_a_disk_that_fills_while_faiss_is_written_is_the_disk_full_message(
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
         real = vectors.write
-        # The vector file goes to the full disk; everything else to the index's own.
         monkeypatch.setattr(vectors, "write", lambda index, path: real(index, small / "vectors.faiss"))
-        with open(small / "filler", "wb", buffering=0) as filler:  # the disk is full
+        with open(small / "filler", "wb", buffering=0) as filler:
             try:
                 while True:
                     filler.write(b"\0" * 4096)
             except OSError:
                 pass
-        more = write_jsonl(tmp_path / "more.jsonl", [{"id": "2409.00001", "title": "A paper on caches"}])
-        code = main(["ingest", "jsonl", str(more), "--index", str(two_generations), "--no-progress"])
-        assert code == 1 and current_generation(two_generations) == "gen-000002"
-        assert one_line(capsys.readouterr().err).startswith("error: the disk is full; nothing was published")
+        yield small
     finally:
         subprocess.run(["umount", "--lazy", str(small)], capture_output=True)
+
+
+def test_a_disk_that_fills_while_faiss_is_written_is_the_disk_full_message(
+    two_generations, tmp_path, vectors_to_a_full_disk, capsys
+):
+    """FAISS's own writer printed the error at close and left a truncated file, which was published."""
+    from semsearch.cli import main
+
+    more = write_jsonl(tmp_path / "more.jsonl", [{"id": "2409.00001", "title": "A paper on caches"}])
+    code = main(["ingest", "jsonl", str(more), "--index", str(two_generations), "--no-progress"])
+    assert code == 1 and current_generation(two_generations) == "gen-000002"
+    assert one_line(capsys.readouterr().err).startswith("error: the disk is full; nothing was published")
+
+
+def test_the_api_says_a_full_disk_in_json(two_generations, vectors_to_a_full_disk):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    app = create_app(index_dir=two_generations, reload_seconds=None)
+    response = TestClient(app).post("/api/labels", json={"id": "2401.00001", "category": "Quantization"})
+    assert response.status_code == 507 and response.json()["error"].startswith("the disk is full")
+    assert current_generation(two_generations) == "gen-000002"
 
 
 def test_a_damaged_papers_db_found_by_a_query_is_503_not_500(two_generations):
