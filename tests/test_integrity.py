@@ -619,6 +619,7 @@ def test_a_server_never_swaps_in_a_damaged_generation_and_health_says_so(two_gen
     health = client.get("/api/health").json()
     assert health["generation"] == "gen-000002" and "gen-000003" in health["reload_error"]
     assert health["integrity"] == "gen-000003 is damaged (vectors.faiss checksum mismatch); serving gen-000002"
+    assert health["status"] == "degraded"  # a monitor reading only `status` learns of it too
     response = client.get("/api/search", params={"q": "kv cache eviction"})
     assert response.status_code == 200 and response.json()["results"][0]["id"] == KV
 
