@@ -572,7 +572,7 @@ def test_a_disk_that_fills_while_faiss_is_written_is_the_disk_full_message(
 
     more = write_jsonl(tmp_path / "more.jsonl", [{"id": "2409.00001", "title": "A paper on caches"}])
     code = main(["ingest", "jsonl", str(more), "--index", str(two_generations), "--no-progress"])
-    assert code == 1 and current_generation(two_generations) == "gen-000002"
+    assert code == 2 and current_generation(two_generations) == "gen-000002"
     assert one_line(capsys.readouterr().err).startswith("error: the disk is full; nothing was published")
 
 
