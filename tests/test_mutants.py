@@ -1,0 +1,253 @@
+"""Behaviours that single plausible changes to the engine used to break unnoticed (issue 26).
+
+Each test names the behaviour; the comment under it names the change (the mutant) it was written
+to catch, so that a reader can check it fails for the right reason. None reads the constant it
+guards: the fixtures put their cases on either side of the threshold as the docs state it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semsearch.paper import Paper
+from semsearch.store import Prediction, Store
+
+
+# --- store: a paper's effective categories -----------------------------------------------------------
+@pytest.fixture
+def store(tmp_path) -> Store:
+    opened = Store(tmp_path / "papers.db")
+    yield opened
+    opened.close()
+
+
+def test_an_out_of_scope_prediction_gives_an_unlabelled_paper_no_category(store):
+    # Mutant: `AND r.in_scope = 1` dropped from the effective-category rule.
+    inside = store.put(Paper(id="2401.00001", title="Four-bit weights"))
+    outside = store.put(Paper(id="2401.00002", title="Captions of holiday photographs"))
+    store.put_predictions(
+        [(inside, Prediction("Compression/Quantization", 0.9, True)), (outside, Prediction("Compression", 0.2, False))]
+    )
+    store.derive_categories()
+    assert store.categories_for([inside, outside]) == {inside: ["Compression/Quantization"]}
+    assert store.vec_ids_where(categories=["Compression"]) == [inside]
+    assert store.predictions([outside])[outside].in_scope is False  # the prediction is kept, only not used
+
+
+def test_a_node_holds_its_subtree_not_a_sibling_whose_name_it_begins(store):
+    # Mutant: the LIKE pattern without the `/` boundary ('Quant%' instead of 'Quant/%').
+    quant = store.put(Paper(id="2401.00011", title="A", survey_categories=["Compression/Quant"]))
+    below = store.put(Paper(id="2401.00012", title="B", survey_categories=["Compression/Quant/Weights"]))
+    store.put(Paper(id="2401.00013", title="C", survey_categories=["Compression/Quantization"]))
+    store.put(Paper(id="2401.00014", title="D", survey_categories=["Compression/Quant-aware training"]))
+    store.derive_categories()
+    assert sorted(store.vec_ids_where(categories=["Compression/Quant"])) == sorted([quant, below])
+    assert len(store.vec_ids_where(categories=["Compression"])) == 4
+
+
+def test_a_node_name_with_like_wildcards_matches_only_itself(store):
+    # `_` and `%` are LIKE wildcards: a node called 'KV_Cache' must not hold 'KVxCache/...'.
+    own = store.put(Paper(id="2401.00021", title="A", survey_categories=["KV_Cache/Eviction"]))
+    store.put(Paper(id="2401.00022", title="B", survey_categories=["KVxCache/Eviction"]))
+    store.put(Paper(id="2401.00023", title="C", survey_categories=["100%/Eviction"]))
+    store.derive_categories()
+    assert store.vec_ids_where(categories=["KV_Cache"]) == [own]
+    assert len(store.vec_ids_where(categories=["100%"])) == 1
+
+
+def test_a_paper_ingested_again_with_new_text_loses_its_stale_prediction(store):
+    # Mutant: `put` keeps the prediction made from the old text (its DELETE dropped).
+    vec_id = store.put(Paper(id="2401.00031", title="Pruning heads", abstract="We prune attention heads."))
+    store.put_predictions([(vec_id, Prediction("Compression/Pruning", 0.8, True))])
+    store.derive_categories()
+    assert store.categories_for([vec_id]) == {vec_id: ["Compression/Pruning"]}
+    again = store.put(Paper(id="2401.00031", title="Pruning heads", abstract="Now about caching keys and values."))
+    store.derive_categories()
+    assert again == vec_id  # the same paper, updated in place...
+    assert store.predictions([vec_id]) == {} and store.categories_for([vec_id]) == {}  # ...to be predicted anew
+
+
+def test_a_users_label_wins_over_a_prediction(store):
+    # Mutant: the rule that a label hides the prediction dropped (seen before only as an IntegrityError).
+    vec_id = store.put(Paper(id="2401.00041", title="Draft tokens"))
+    store.put_predictions([(vec_id, Prediction("Compression/Pruning", 0.9, True))])
+    store.put_label(vec_id, "Decoding/Speculative", "2024-01-01")
+    store.derive_categories()
+    assert store.category_evidence([vec_id])[vec_id][:2] == (["Decoding/Speculative"], "user")
+
+
+# --- lexical: what BM25 reads for a paper ------------------------------------------------------------
+def _bm25_order(tmp_path: Path, papers: list[tuple[str, str, list[str]]], question: str, descriptions=None):
+    from semsearch.lexical import LexicalIndex, lexical_text
+
+    texts = [lexical_text(title, abstract, categories, descriptions or {}) for title, abstract, categories in papers]
+    LexicalIndex.build(texts, list(range(len(texts))), tmp_path)
+    scores = LexicalIndex.load(tmp_path).scores(question)
+    return [int(i) for i in np.argsort(-scores, kind="stable") if scores[i] > 0]
+
+
+def test_a_title_only_paper_is_found_by_the_description_of_its_category(tmp_path):
+    # Mutant: descriptions borrowed only when the paper has an abstract (the condition flipped).
+    descriptions = {"Efficient Attention/Hashing": "locality sensitive hashing buckets attention"}
+    papers = [
+        ("Reformer", "", ["Efficient Attention/Hashing"]),
+        ("Dense retrieval", "Hashing documents into buckets for retrieval.", ["Efficient Attention/Hashing"]),
+        ("Longformer", "", ["Efficient Attention/Sparse"]),
+    ]
+    order = _bm25_order(tmp_path, papers, "locality sensitive hashing attention", descriptions)
+    assert order[0] == 0  # the bare title, through our description of its category
+    from semsearch.lexical import lexical_text
+
+    # A paper with an abstract speaks for itself: the description would only blur it.
+    assert "locality" not in lexical_text(*papers[1][:2], papers[1][2], descriptions)
+
+
+def test_a_word_in_the_title_outweighs_the_same_word_once_in_a_shorter_abstract(tmp_path):
+    # Mutant: the title counted once. Paper 0 names the method in its title; paper 1 mentions the
+    # word once in its abstract and is shorter, so with the title counted once paper 1 would lead.
+    papers = [
+        ("Zeroquant adapters", "tuning networks cheaply with small matrices in practice", []),
+        ("Efficient adapters", "zeroquant tuning networks cheaply", []),
+        ("Unrelated", "images and captions of photographs", []),
+    ]
+    assert _bm25_order(tmp_path, papers, "zeroquant") == [0, 1]
+
+
+# --- digests -----------------------------------------------------------------------------------------
+def _entry(paper_id: str, category: str, confidence: float, in_scope: bool = True):
+    from semsearch.watch import DigestEntry
+
+    return DigestEntry(paper_id, f"Paper {paper_id}", None, category, confidence, in_scope)
+
+
+def _report(entries):
+    from semsearch.ingest import IngestReport
+    from semsearch.watch import WatchReport
+
+    return WatchReport("202411010000", "202411020000", len(entries), entries, IngestReport())
+
+
+def test_a_digest_lists_each_node_most_confident_first(tmp_path):
+    # Mutant: the entries sorted least confident first.
+    from semsearch.watch import render_digest
+
+    entries = [
+        _entry("2411.00001", "Decoding", 0.55),
+        _entry("2411.00002", "Decoding", 0.91),
+        _entry("2411.00003", "Decoding", 0.73),
+        _entry("2411.00004", "Attention", 0.60),
+        _entry("2411.00005", "Decoding", 0.99, in_scope=False),
+    ]
+    groups = json.loads(render_digest(_report(entries), "json"))["groups"]
+    assert [e["id"] for e in groups["Decoding"]] == ["2411.00002", "2411.00003", "2411.00001"]
+    markdown = render_digest(_report(entries), "markdown")
+    assert markdown.index("2411.00002") < markdown.index("2411.00003") < markdown.index("2411.00001")
+    assert "2411.00005" not in markdown
+
+
+# --- the HTTP server, over a real socket --------------------------------------------------------------
+@pytest.fixture
+def server(survey_corpus_index):
+    """`create_app` served by uvicorn on a free port in this process: requests go over a real
+    socket, exactly as written (no client normalises the path or fills in the length)."""
+    import uvicorn
+
+    from semsearch.server import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(index_dir=survey_corpus_index, reload_seconds=None)
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not running.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.02)
+    yield port, survey_corpus_index
+    running.should_exit = True
+    thread.join(10)
+
+
+def raw_request(port: int, head: str, body: bytes = b"", timeout: float = 10.0) -> tuple[int, dict]:
+    """Send `head` (request line and headers, no blank line) and `body` as they are; (status, JSON)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        connection.sendall(head.encode("latin-1") + b"\r\nConnection: close\r\n\r\n")
+        if body:
+            try:
+                connection.sendall(body)
+            except (BrokenPipeError, ConnectionResetError):  # refused mid-body: the answer is still there
+                pass
+        answer = b""
+        try:
+            while chunk := connection.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    status_line, _, rest = answer.partition(b"\r\n")
+    payload = rest.partition(b"\r\n\r\n")[2]
+    return int(status_line.split()[1]), json.loads(payload) if payload.startswith(b"{") else {}
+
+
+# The limit as docs/usage.md states it ("bodies over 1 MB get 413"), not as the module spells it.
+DOCUMENTED_LIMIT = 1_000_000
+
+
+def test_a_declared_length_over_the_limit_is_refused_without_waiting_for_the_body(server):
+    # Mutant: Content-Length not checked up front. No byte of the body is sent: only a check of the
+    # declared length can answer; counting the body as it arrives would wait for it (and time out).
+    port, _ = server
+    head = (
+        "POST /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {DOCUMENTED_LIMIT + 1}"
+    )
+    started = time.monotonic()
+    status, answer = raw_request(port, head, timeout=8)
+    assert status == 413 and "over" in answer["error"]
+    assert time.monotonic() - started < 8
+
+
+@pytest.mark.parametrize("size, refused", [(DOCUMENTED_LIMIT, False), (DOCUMENTED_LIMIT + 1, True)])
+def test_the_body_limit_is_exact(server, size, refused):
+    # Mutants: the limit doubled, or `>` turned into `>=`. A body of exactly the limit is read (and
+    # refused as JSON, 422); one byte more is refused unread (413), streamed without a length too.
+    port, _ = server
+    body = b"x" * size
+    head = f"POST /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {size}"
+    assert raw_request(port, head, body)[0] == (413 if refused else 422)
+    chunked = b"".join(
+        f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in (body[: size // 2], body[size // 2 :])
+    )
+    head = (
+        "POST /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked"
+    )
+    assert raw_request(port, head, chunked + b"0\r\n\r\n")[0] == (413 if refused else 422)
+
+
+def test_a_digest_path_outside_the_digests_is_not_followed(server, tmp_path):
+    # Sent literally, `..` reaches the server as it is (a client would have normalised it away).
+    port, index_dir = server
+    for path in ["/api/digests/../../etc/passwd", "/api/digests/..%2F..%2Fetc%2Fpasswd", "/api/digests/.."]:
+        status, answer = raw_request(port, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1")
+        assert status == 404 and list(answer) == ["error"] and "root:" not in json.dumps(answer)
+
+
+def test_only_a_file_named_like_a_digest_is_served_as_one(server):
+    # Mutant: the digest-name check removed. A readable digest saved under another name in
+    # digests/ (a copy, a note, a symlink to elsewhere) is not a digest of this index.
+    from semsearch.watch import DIGESTS_DIR, save_digest
+
+    port, index_dir = server
+    saved = save_digest(_report([_entry("2411.00001", "Decoding", 0.9)]), index_dir=index_dir)
+    assert raw_request(port, f"GET /api/digests/{saved.stem} HTTP/1.1\r\nHost: 127.0.0.1")[0] == 200
+    (index_dir / DIGESTS_DIR / "latest.json").write_bytes(saved.read_bytes())
+    status, answer = raw_request(port, "GET /api/digests/latest HTTP/1.1\r\nHost: 127.0.0.1")
+    assert status == 404 and "latest" in answer["error"]
