@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -132,49 +133,70 @@ def corpus_file(tmp_path) -> Path:
     return path
 
 
-def _template(tmp_path_factory, with_corpus: bool) -> Path:
-    """An index built once per session with the test model, offline; tests get copies."""
-    from semsearch.ingest import Ingest, ingest_jsonl
-    from semsearch.sources.survey import load_survey
-
+def built_once(tmp_path_factory, build) -> Path:
+    """An index made by `build(index_dir, work_dir)` with the test model, offline, once per session:
+    tests get copies of it (`copy_of`), which is many times cheaper than building it again."""
     root = tmp_path_factory.mktemp("template")
     with pytest.MonkeyPatch.context() as patch:
         model = HashingModel()
         patch.setattr(embeddings, "_load", lambda name: model)
         patch.setenv("SEMSEARCH_ARXIV_URL", "http://127.0.0.1:9/api/query")
-        with Ingest(index_dir=root / "idx", progress=False) as job:
-            job.add(load_survey().papers)
-        if with_corpus:
-            source = root / "corpus.jsonl"
-            source.write_text("".join(json.dumps(r) + "\n" for r in corpus_records()))
-            ingest_jsonl([source], index_dir=root / "idx", progress=False)
+        patch.setenv("SEMSEARCH_ARXIV_DELAY", "0")
+        patch.chdir(root)
+        build(root / "idx", root)
     return root / "idx"
+
+
+def copy_of(template: Path, tmp_path: Path) -> Path:
+    shutil.copytree(template, tmp_path / "idx", symlinks=True)
+    return tmp_path / "idx"
+
+
+def _template(tmp_path_factory, with_survey: bool, with_corpus: bool) -> Path:
+    from semsearch.ingest import Ingest, ingest_jsonl
+    from semsearch.sources.survey import load_survey
+
+    def build(index_dir: Path, work: Path) -> None:
+        if with_survey:
+            with Ingest(index_dir=index_dir, progress=False) as job:
+                job.add(load_survey().papers)
+        if with_corpus:
+            source = work / "corpus.jsonl"
+            source.write_text("".join(json.dumps(r) + "\n" for r in corpus_records()))
+            ingest_jsonl([source], index_dir=index_dir, progress=False)
+
+    return built_once(tmp_path_factory, build)
 
 
 @pytest.fixture(scope="session")
 def _survey_corpus_template(tmp_path_factory) -> Path:
-    return _template(tmp_path_factory, with_corpus=True)
+    return _template(tmp_path_factory, with_survey=True, with_corpus=True)
 
 
 @pytest.fixture(scope="session")
 def _survey_template(tmp_path_factory) -> Path:
-    return _template(tmp_path_factory, with_corpus=False)
+    return _template(tmp_path_factory, with_survey=True, with_corpus=False)
+
+
+@pytest.fixture(scope="session")
+def _corpus_template(tmp_path_factory) -> Path:
+    return _template(tmp_path_factory, with_survey=False, with_corpus=True)
 
 
 @pytest.fixture
 def survey_only_index(tmp_path, fake_model, _survey_template) -> Path:
     """The survey's papers (titles only), with the test model (a copy of one built per session)."""
-    import shutil
-
-    shutil.copytree(_survey_template, tmp_path / "idx")
-    return tmp_path / "idx"
+    return copy_of(_survey_template, tmp_path)
 
 
 @pytest.fixture
 def survey_corpus_index(tmp_path, fake_model, _survey_corpus_template) -> Path:
     """The survey's papers (titles) and the small corpus (abstracts), with the test model: the index
     the server, page and MCP tests answer from (a copy of one built per session)."""
-    import shutil
+    return copy_of(_survey_corpus_template, tmp_path)
 
-    shutil.copytree(_survey_corpus_template, tmp_path / "idx")
-    return tmp_path / "idx"
+
+@pytest.fixture
+def corpus_index(tmp_path, fake_model, _corpus_template) -> Path:
+    """The small corpus alone (`ingest jsonl` of corpus_file), with the test model (a copy)."""
+    return copy_of(_corpus_template, tmp_path)

@@ -14,10 +14,9 @@ def run(capsys, *args):
 
 
 @pytest.fixture
-def built(tmp_path, fake_model, corpus_file, capsys):
-    code, _, err = run(capsys, "ingest", "jsonl", corpus_file, "--index", tmp_path / "idx")
-    assert code == 0, err
-    return tmp_path / "idx"
+def built(corpus_index):
+    """What `semsearch ingest jsonl corpus.jsonl` builds (a copy of one built per session)."""
+    return corpus_index
 
 
 def test_ingest_then_search_json(built, capsys):

@@ -26,7 +26,7 @@ from semsearch import index as index_module
 from semsearch.errors import IndexDamaged, SemsearchError
 from semsearch.index import GENERATION_NAME, Index, Manifest, current_generation
 from semsearch.ingest import ingest_jsonl
-from tests.conftest import corpus_records
+from tests.conftest import built_once, copy_of, corpus_records
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD = [r for r in corpus_records() if r["id"] != "2305.00004"]  # the first generation lacks the KV-cache paper
@@ -38,12 +38,26 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def _two_generations_template(tmp_path_factory) -> Path:
+    def build(index_dir: Path, work: Path) -> None:
+        ingest_jsonl([write_jsonl(work / "old.jsonl", OLD)], index_dir=index_dir, progress=False)
+        ingest_jsonl([write_jsonl(work / "all.jsonl", corpus_records())], index_dir=index_dir, progress=False)
+
+    return built_once(tmp_path_factory, build)
+
+
 @pytest.fixture
-def two_generations(tmp_path, fake_model) -> Path:
-    """gen-000001 (six papers), gen-000002 (all seven: it adds the KV-cache paper)."""
-    index_dir = tmp_path / "idx"
-    ingest_jsonl([write_jsonl(tmp_path / "old.jsonl", OLD)], index_dir=index_dir, progress=False)
-    ingest_jsonl([write_jsonl(tmp_path / "all.jsonl", corpus_records())], index_dir=index_dir, progress=False)
+def two_generations(tmp_path, fake_model, _two_generations_template) -> Path:
+    """gen-000001 (six papers), gen-000002 (all seven: it adds the KV-cache paper); a copy of an
+    index built once per session (the tests damage their copy)."""
+    write_jsonl(tmp_path / "old.jsonl", OLD)  # the sources it was built from, for tests that ingest them again
+    write_jsonl(tmp_path / "all.jsonl", corpus_records())
+    index_dir = copy_of(_two_generations_template, tmp_path)
+    # A copy has new inodes, so its stamps no longer vouch for its files: opening it once hashes
+    # and stamps them again, leaving it as publish leaves a new index (and forgetting that in memory).
+    Index.open(index_dir).close()
+    index_module._verified.clear()
     assert current_generation(index_dir) == "gen-000002"
     return index_dir
 

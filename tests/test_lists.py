@@ -7,7 +7,6 @@ import json
 import pytest
 
 from semsearch.index import Index
-from semsearch.ingest import ingest_jsonl
 from tests.arxiv_stub import ArxivStub
 from tests.test_cli import run
 
@@ -44,9 +43,8 @@ NODES = ["Methods", "Methods/Eviction", "Methods/Quantization", "Methods/Merging
 
 
 @pytest.fixture
-def index_dir(tmp_path, fake_model, corpus_file):
-    ingest_jsonl([corpus_file], index_dir=tmp_path / "idx", progress=False)
-    return tmp_path / "idx"
+def index_dir(corpus_index):
+    return corpus_index
 
 
 @pytest.fixture

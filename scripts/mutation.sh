@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Mutation testing, one module at a time, within a time budget:
+#
+#   scripts/mutation.sh MODULE [SECONDS]      e.g. scripts/mutation.sh store 1200
+#
+# mutmut (configured in pyproject.toml, [tool.mutmut]) makes small changes to semsearch/MODULE.py
+# one at a time and runs the quick suite's tests that reach the changed function against each.
+# A mutant that no test notices "survived": a behaviour the suite does not pin down. When the
+# budget runs out, the mutants checked so far count; the rest are reported as not checked, and a
+# second run picks up where this one stopped (results are kept in mutants/).
+#
+# Prints the survivors (see one with `mutmut show NAME`) and the module's score:
+# killed / checked, where checked leaves out those not checked and those mutmut skips.
+set -uo pipefail
+
+module=${1:?usage: scripts/mutation.sh MODULE [SECONDS]   (MODULE: search, store, server, watch, ...)}
+budget=${2:-1800}
+cd "$(dirname "$0")/.."
+module=${module%.py}
+module=${module#semsearch/}
+if [[ ! -f "semsearch/${module}.py" ]]; then
+  echo "mutation.sh: no module semsearch/${module}.py" >&2
+  exit 2
+fi
+
+# INT, as Ctrl-C would: mutmut saves what it has checked before it stops.
+timeout --signal=INT --kill-after=60 "$budget" \
+  mutmut run "semsearch.${module//\//.}.*" --max-children "${MUTMUT_CHILDREN:-2}" >mutants.log 2>&1
+ran=$?
+[[ $ran == 124 ]] && echo "mutation.sh: the budget of ${budget} s ran out; the score counts the mutants checked so far"
+
+mutmut results --all true 2>/dev/null | python3 -c '
+import collections, sys
+prefix = "semsearch." + sys.argv[1].replace("/", ".") + ".x"
+statuses = collections.Counter()
+for line in sys.stdin:
+    name, _, status = line.strip().rpartition(": ")
+    if name.startswith(prefix):  # x_function__mutmut_N, or xǁClassǁmethod__mutmut_N
+        statuses[status] += 1
+        if status in ("survived", "suspicious"):
+            print(f"  {status}: {name}")
+killed = statuses["killed"] + statuses["timeout"] + statuses["caught by type check"]
+checked = killed + statuses["survived"] + statuses["suspicious"] + statuses["no tests"] + statuses["segfault"]
+summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+print(f"semsearch/{sys.argv[1]}.py: {summary or 'no mutants checked'}")
+if checked:
+    print(f"score {killed}/{checked} = {killed / checked:.2f}")
+else:
+    print("score: none (nothing checked; see mutants.log)")
+    sys.exit(1)
+' "$module"
