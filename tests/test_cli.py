@@ -148,6 +148,7 @@ def test_ingest_arxiv_query(tmp_path, fake_model, capsys, monkeypatch):
     assert {r["id"] for r in json.loads(out)["results"]} == {"2402.00000", "2402.00001", "2402.00002"}
 
 
+@pytest.mark.slow  # ingests the survey's 424 papers twice
 def test_survey_offline_fallback_then_online_fills_abstracts(tmp_path, fake_model, capsys, monkeypatch):
     code, _, err = run(capsys, "ingest", "survey", "--index", tmp_path)  # arXiv unreachable in tests
     assert code == 0 and err.count("warning:") == 1 and "titles only" in err

@@ -177,11 +177,8 @@ SURVEY_V2 = """# Efficient Large Language Models: A Survey
 """
 
 
-def test_refresh_follows_the_survey_list_and_reports_the_diff(tmp_path, fake_model, capsys, monkeypatch):
-    from semsearch.ingest import ingest_survey
-
-    index_dir = tmp_path / "idx"
-    ingest_survey(index_dir=index_dir, offline=True, progress=False)
+def test_refresh_follows_the_survey_list_and_reports_the_diff(tmp_path, survey_only_index, capsys, monkeypatch):
+    index_dir = survey_only_index  # the survey ingested offline (a copy of one built per session)
     (tmp_path / "v1.md").write_text(SURVEY_V1)
     (tmp_path / "v2.md").write_text(SURVEY_V2)
     # A three-paper file would take the survey's 424 papers away: forced here (test_list_safety

@@ -146,9 +146,17 @@ FIELDS = [
 ]  # fmt: skip
 
 
-@settings(max_examples=400, deadline=200, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES | st.sampled_from(["2401.00001", "A title", "x"])))
-def test_any_record_is_a_paper_or_a_malformed_line_naming_its_field(record):
+RECORDS = st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES | st.sampled_from(["2401.00001", "A title", "x"]))
+
+
+# A few dozen examples in the quick loop, the full search in the slow suite.
+@pytest.mark.parametrize("examples", [80, pytest.param(400, marks=pytest.mark.slow)])
+def test_any_record_is_a_paper_or_a_malformed_line_naming_its_field(examples):
+    checked = settings(max_examples=examples, deadline=200, suppress_health_check=[HealthCheck.too_slow])
+    checked(given(RECORDS)(_a_paper_or_a_malformed_line_naming_its_field))()
+
+
+def _a_paper_or_a_malformed_line_naming_its_field(record: dict) -> None:
     try:
         paper = paper_from_record(record)
     except ValueError as err:
@@ -194,6 +202,7 @@ def semsearch(*args, cwd: Path, timeout: float = 120) -> tuple[int, str, str]:
     return run_cli(*args, cwd=cwd, timeout=timeout)
 
 
+@pytest.mark.slow  # a real process
 def test_ingest_a_bad_typed_line_in_a_real_process(tmp_path):
     source = tmp_path / "papers.jsonl"
     rows = [
