@@ -251,3 +251,22 @@ def test_only_a_file_named_like_a_digest_is_served_as_one(server):
     (index_dir / DIGESTS_DIR / "latest.json").write_bytes(saved.read_bytes())
     status, answer = raw_request(port, "GET /api/digests/latest HTTP/1.1\r\nHost: 127.0.0.1")
     assert status == 404 and "latest" in answer["error"]
+
+
+# --- bibtex ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("venue", ["CoRR", "corr", " arXiv ", ""])
+def test_an_arxiv_preprint_is_an_article_whatever_the_survey_calls_its_venue(venue):
+    # Mutant: "CoRR" (arXiv's name in DBLP) taken for a venue: @inproceedings{booktitle = {CoRR}}.
+    from semsearch.bibtex import to_bibtex
+
+    paper = Paper(id="2306.00978", title="AWQ", authors=["Ji Lin"], year=2023, venue=venue)
+    entry = to_bibtex([paper])
+    assert entry.startswith("@article{") and "booktitle" not in entry
+    assert "journal = {arXiv preprint arXiv:2306.00978}" in entry
+
+
+def test_a_paper_from_a_venue_is_in_its_proceedings():
+    from semsearch.bibtex import to_bibtex
+
+    entry = to_bibtex([Paper(id="2306.00978", title="AWQ", authors=["Ji Lin"], year=2024, venue="MLSys")])
+    assert entry.startswith("@inproceedings{") and "booktitle = {MLSys}" in entry and "journal" not in entry
