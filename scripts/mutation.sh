@@ -29,23 +29,28 @@ timeout --signal=INT --kill-after=60 "$budget" \
 ran=$?
 [[ $ran == 124 ]] && echo "mutation.sh: the budget of ${budget} s ran out; the score counts the mutants checked so far"
 
-mutmut results --all true 2>/dev/null | python3 -c '
-import collections, sys
-prefix = "semsearch." + sys.argv[1].replace("/", ".") + ".x"
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+mutmut results --all true >"$results" 2>/dev/null
+python3 - "$module" "$results" <<'PY'
+import collections
+import sys
+
+module, results = sys.argv[1], sys.argv[2]
+prefix = "semsearch." + module.replace("/", ".") + ".x"  # x_function__mutmut_N or xǁClassǁmethod__mutmut_N
 statuses = collections.Counter()
-for line in sys.stdin:
+for line in open(results, encoding="utf-8"):
     name, _, status = line.strip().rpartition(": ")
-    if name.startswith(prefix):  # x_function__mutmut_N, or xǁClassǁmethod__mutmut_N
+    if name.startswith(prefix):
         statuses[status] += 1
         if status in ("survived", "suspicious"):
             print(f"  {status}: {name}")
 killed = statuses["killed"] + statuses["timeout"] + statuses["caught by type check"]
 checked = killed + statuses["survived"] + statuses["suspicious"] + statuses["no tests"] + statuses["segfault"]
-summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
-print(f"semsearch/{sys.argv[1]}.py: {summary or 'no mutants checked'}")
-if checked:
-    print(f"score {killed}/{checked} = {killed / checked:.2f}")
-else:
+summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "no mutants checked"
+print(f"semsearch/{module}.py: {summary}")
+if not checked:
     print("score: none (nothing checked; see mutants.log)")
     sys.exit(1)
-' "$module"
+print(f"score {killed}/{checked} = {killed / checked:.2f}")
+PY

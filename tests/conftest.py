@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -12,6 +13,13 @@ import pytest
 from semsearch import embeddings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+# scripts/mutation.sh: while mutmut records which tests reach which function (its "stats" run, in
+# this process), the processes tests start would try to record too and fail to find mutmut's
+# config from their working directory; they run the code unmutated instead. (This process keeps
+# the mode: mutmut holds it in memory too.) Under a mutant, processes inherit the mutant.
+if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+    del os.environ["MUTANT_UNDER_TEST"]
 
 
 class HashingModel:
