@@ -369,7 +369,14 @@ def related(
         ids = _read_ids(batch)
         for each in ids:
             parse(RelatedRequest, id=each)
-            finder.resolve(each)  # every id is checked before any answer is printed
+        # Every id is checked before any answer is printed, and all unknown ones are named at once:
+        # a batch either answers whole or prints nothing (exit 2), so no output is half a file.
+        unknown = [each for each in ids if finder.store.find(each) is None]
+        if unknown:
+            shown = ", ".join(repr(u) for u in unknown[:10]) + (
+                f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            )
+            raise NotFound(f"{batch}: {len(unknown)} of {len(ids)} ids are not in the index: {shown}; nothing printed")
         for each in ids:
             _emit(output, {"id": each}, finder.related_to(each, k, diverse=diverse))
     elif paper_id is not None:
@@ -407,17 +414,18 @@ def recommend(
 
 @app.command()
 def export(
-    ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Papers in the index.")],
+    ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Papers in the index (also ID,ID).")],
     bibtex: Annotated[bool, typer.Option("--bibtex", help="BibTeX entries (the default).")] = True,
     index: IndexOption = None,
 ) -> None:
     """Citations for papers in the index, as BibTeX."""
-    from semsearch.bibtex import to_bibtex
+    from semsearch.bibtex import split_ids, to_bibtex
     from semsearch.index import Index
     from semsearch.related import RelatedFinder
+    from semsearch.requests_models import ExportRequest, parse
 
     finder = RelatedFinder(Index.open(index))
-    vec_ids = [finder.resolve(i) for i in ids]
+    vec_ids = [finder.resolve(i) for i in parse(ExportRequest, ids=split_ids(ids)).ids]
     papers = finder.store.papers_by_vec_id(vec_ids)
     print(to_bibtex(papers[v] for v in vec_ids), end="")
 
@@ -571,15 +579,24 @@ labels_app = typer.Typer(help="Your labels: export them (the default), or import
 app.add_typer(labels_app, name="labels")
 
 
-@labels_app.callback(invoke_without_command=True)
-def labels(ctx: typer.Context, index: IndexOption = None) -> None:
-    """Export your labels as JSON Lines: {"id", "title", "category", "labelled_at"}."""
-    if ctx.invoked_subcommand is not None:
-        return
+def _export_labels(index: Path | None) -> None:
     from semsearch.index import Index
 
     for row in Index.open(index).store.labels():
         _print_json(row)
+
+
+@labels_app.callback(invoke_without_command=True)
+def labels(ctx: typer.Context, index: IndexOption = None) -> None:
+    """Export your labels as JSON Lines: {"id", "title", "category", "labelled_at"}."""
+    if ctx.invoked_subcommand is None:  # `semsearch labels` alone is `labels export`
+        _export_labels(index)
+
+
+@labels_app.command("export")
+def labels_export(index: IndexOption = None) -> None:
+    """Print your labels as JSON Lines, {"id", "title", "category", "labelled_at"} (the default)."""
+    _export_labels(index)
 
 
 @labels_app.command("import")
@@ -611,8 +628,8 @@ def _open_index(index: Path | None):
         from semsearch.ingest import ingest_survey
 
         print(
-            f"no index at {default} yet: building it from the survey's papers first (once; abstracts from arXiv "
-            "when it can be reached)",
+            f"first run: building the index in {default.resolve()} from the survey's papers (once; abstracts "
+            "from arXiv when it can be reached)",
             file=sys.stderr,
         )
         print(ingest_survey(index_dir=default, progress=_progress(None)).summary(), file=sys.stderr)
@@ -791,8 +808,12 @@ def taxonomy_show(name: str, as_json: JsonOption = False, index: IndexOption = N
 @taxonomy_app.command("remove")
 def taxonomy_remove(name: str, index: IndexOption = None) -> None:
     """Remove an added taxonomy (its papers stay in the index)."""
-    from semsearch.lists import remove_list
+    from semsearch.lists import SURVEY, remove_list
 
+    if name.strip().lower() == SURVEY:
+        raise SemsearchError(
+            "the survey's taxonomy is built in and cannot be removed (only lists added with `taxonomy add` can)"
+        )
     remove_list(name, index_dir=index)
     print(f"taxonomy {name!r} removed", file=sys.stderr)
 
@@ -1050,7 +1071,20 @@ class _Stderr(logging.Handler):
 def _command():
     """The click command behind `app`, built once: typer reads every command's signature to build
     it, which a process calling `main` many times (tests, the MCP's host) need not repeat."""
-    return typer.main.get_command(app)
+    command = typer.main.get_command(app)
+    _untyped_flags(command)
+    return command
+
+
+def _untyped_flags(command) -> None:
+    """On/off options (--json, --diverse, --help) show no `<bool>` in help: they take no value,
+    and typer would print a type as if they did. An empty metavar is what its help shows instead."""
+    help_option = command.get_help_option(command.context_class(command))  # made once, then cached
+    for param in [*command.params, help_option]:
+        if param is not None and param.param_type_name == "option" and getattr(param, "is_flag", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _untyped_flags(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.errors import NotFound, SemsearchError
+from semsearch.errors import NotFound, SemsearchError, network_reason
 from semsearch.paper import Paper, normalize_title
 from semsearch.sources.curated import CuratedList, parse_list
 from semsearch.taxonomy import Taxonomy, load_taxonomy, subtree_counts
@@ -90,8 +90,7 @@ def read_source(source: str, *, offline: bool = False) -> str:
                         raise SemsearchError(too_large)
                 return body.decode(response.encoding or "utf-8", errors="replace")
         except requests.RequestException as err:
-            reason = str(err).splitlines()[0][:160]
-            raise SemsearchError(f"cannot fetch {public_source(source)}: {reason}") from None
+            raise SemsearchError(f"cannot fetch {public_source(source)}: {network_reason(err)}") from None
     path = Path(source)
     try:
         if path.stat().st_size > 4 * MAX_CHARS:

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException
 
+from semsearch.bibtex import split_ids
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.requests_models import (
     ClassifyRequest,
@@ -274,8 +275,13 @@ def create_app(
         return service.trends(request.category)
 
     @app.get("/api/export", response_class=PlainTextResponse)
-    def export(request: Annotated[ExportRequest, Query()]) -> str:
-        return service.export(request.ids)
+    def export(
+        ids: Annotated[
+            list[str] | None, Query(description="Papers to cite: `ids=a,b`, or `ids=a&ids=b`, or both.")
+        ] = None,
+    ) -> str:
+        """BibTeX entries for the papers named, in the order named."""
+        return service.export(parse(ExportRequest, ids=split_ids(ids)).ids)
 
     @app.get("/api/digests")
     def digests() -> dict:
