@@ -176,6 +176,8 @@ def create_app(
         description="Semantic search, taxonomy suggestions and related work for the efficient-LLM literature.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN: blank offline. The page documents the
+        redoc_url=None,  # API itself at /docs, from /openapi.json, with nothing from another host.
     )
     app.state.service = service
     if reload_seconds:
@@ -298,6 +300,10 @@ def create_app(
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
+        return web_file("index.html", "text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    def api_docs() -> FileResponse:  # the page's API view, rendered from /openapi.json
         return web_file("index.html", "text/html")
 
     @app.get("/paper/{paper_id:path}", include_in_schema=False)

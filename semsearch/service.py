@@ -71,7 +71,9 @@ def hit_json(hit, *, explain: bool = False, details: bool = False) -> dict:
     data = hit.to_dict(explain)
     data["url"] = web_url(data.get("url"))
     if details:
-        data.update(authors=hit.paper.authors, venue=hit.paper.venue, abstract=hit.paper.abstract)
+        data.update(
+            authors=hit.paper.authors, venue=hit.paper.venue, abstract=hit.paper.abstract, published=hit.paper.published
+        )
     return data
 
 
@@ -86,6 +88,20 @@ def arxiv_links(paper) -> dict:
     elif url and not arxiv_id:
         links["page"] = url
     return links
+
+
+def node_closeness(store, vec_ids: list[int]) -> list[float]:
+    """Each paper's closeness to the node it is listed under (0-1): the cosine of its embedding to
+    the mean of the node's papers, so the papers most typical of the node come first."""
+    import numpy as np
+
+    if not vec_ids:
+        return []
+    vectors = store.embeddings_for(vec_ids)
+    matrix = np.vstack([vectors[v] for v in vec_ids]).astype(np.float32)
+    centre = matrix.mean(axis=0)
+    centre /= max(float(np.linalg.norm(centre)), 1e-12)
+    return [min(1.0, max(0.0, float(s))) for s in matrix @ centre]
 
 
 class Service:
@@ -263,8 +279,10 @@ class Service:
         with self.use() as live:
             searcher = live.under(taxonomy)[0]
             node = searcher.taxonomy.resolve(category)
-            vec_ids = searcher.allowed_vec_ids(Filters(category=node))[:limit].tolist()
-            hits = searcher.hits([(v, 1.0) for v in vec_ids])
+            vec_ids = searcher.allowed_vec_ids(Filters(category=node)).tolist()
+            closeness = node_closeness(live.index.store, vec_ids)
+            ranked = sorted(zip(vec_ids, closeness, strict=True), key=lambda pair: -pair[1])[:limit]
+            hits = searcher.hits(ranked)
         return {"category": node, "results": [hit_json(h, details=details) for h in hits]}
 
     def paper(self, paper_id: str) -> dict:

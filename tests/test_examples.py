@@ -315,3 +315,19 @@ def test_the_python_api_example_runs(tmp_path, fake_model, capsys, monkeypatch):
     exec(compile(block, "usage.md", "exec"), {})  # noqa: S102 - our own documentation's example
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 5 and all(line.split(" ", 1)[0].replace(".", "").isdigit() for line in printed)
+
+
+def test_the_api_docs_are_the_pages_own_and_load_nothing_from_elsewhere(survey_only_index):
+    """FastAPI's Swagger UI and ReDoc load from a CDN (blank offline); /docs is the page's API view."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    client = TestClient(create_app(index_dir=survey_only_index, reload_seconds=None))
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in docs.headers["content-security-policy"]
+    assert all(ref.startswith("/") for ref in re.findall(r'(?:src|href)="([^"]+)"', docs.text))
+    assert '<script src="/static/app.js">' in docs.text
+    assert client.get("/redoc").status_code == 404
+    assert "/api/search" in client.get("/openapi.json").json()["paths"]

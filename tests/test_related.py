@@ -340,3 +340,16 @@ def test_related_batch_names_every_unknown_id_and_prints_nothing(related_index, 
     assert code == 2 and out == ""
     assert "2 of 4 ids are not in the index: 'nope-1', 'nope-2'; nothing printed" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_nodes_papers_come_closest_to_the_node_first_with_scores_0_to_1(survey_corpus_index):
+    """Listed under a node, papers were in the store's order with a score of 1 each."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    client = TestClient(create_app(index_dir=survey_corpus_index, reload_seconds=None))
+    results = client.get("/api/papers?category=Quantization&limit=100&details=true").json()["results"]
+    scores = [r["score"] for r in results]
+    assert len(results) > 10 and all(0 <= s <= 1 for s in scores) and scores == sorted(scores, reverse=True)
+    assert len(set(scores)) > 1 and all("published" in r for r in results)
