@@ -858,6 +858,33 @@ def taxonomy_propose(
     )
 
 
+@taxonomy_app.command("gaps")
+def taxonomy_gaps(
+    name: Annotated[str, typer.Argument(help="The taxonomy: survey, or a list added with `taxonomy add`.")],
+    since: SinceOption = None,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
+    """Topics the list has not named: groups of in-scope papers it lacks that fit none of its
+    headings, each with a suggested name, the heading it would sit under, and its papers."""
+    from semsearch.gaps import gaps_for
+    from semsearch.index import Index
+    from semsearch.propose import ProposeRequest
+    from semsearch.requests_models import parse
+
+    request = parse(ProposeRequest, taxonomy=name, since=since)
+    found = gaps_for(Index.open(index), request.taxonomy, since=request.since)
+    if as_json:
+        _print_json(found)
+        return
+    for gap in found["gaps"]:
+        parent = gap["parent"].replace("/", " › ") or "(top level)"
+        print(f"{gap['name']}  [{len(gap['papers'])} papers, under {parent}]")
+        for paper in gap["papers"]:
+            print(f"    {paper['id']}  {paper['title']}")
+    print(f"{len(found['gaps'])} gaps among {found['papers']} papers the list lacks", file=sys.stderr)
+
+
 def _classify_inputs(title, abstract, arxiv_id, batch, taxonomy) -> list[tuple[str | None, str, str]]:
     """(id, title, abstract) triples from exactly one of the three input forms, each read through
     the ClassifyRequest the HTTP API and the MCP tool use."""
@@ -1055,6 +1082,34 @@ def eval_propose(
     embedder = embedder_for(idx.manifest.model, index_dir=idx.directory)
     report = evaluate_propose(idx.store, old_text, new_text, embedder.encode, min_confidence=request.min_confidence)
     _print_report(report, as_json)
+
+
+@eval_app.command("gaps")
+def eval_gaps(
+    name: Annotated[str, typer.Argument(help="The taxonomy: survey, or a list added with `taxonomy add`.")],
+    min_papers: Annotated[int, typer.Option("--min-papers", min=2, help="Leave out headings this large.")] = 8,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
+    """Leave each heading with --min-papers or more papers out in turn: is it found again as a gap
+    (Jaccard of papers >= 0.5)?"""
+    from semsearch.embeddings import embedder_for
+    from semsearch.gaps import evaluate_gaps
+    from semsearch.index import Index
+    from semsearch.propose import ProposeRequest
+    from semsearch.requests_models import parse
+
+    request = parse(ProposeRequest, taxonomy=name)
+    idx = Index.open(index)
+    embedder = embedder_for(idx.manifest.model, index_dir=idx.directory)
+    report = evaluate_gaps(idx, request.taxonomy, embedder.encode, min_papers=min_papers)
+    if as_json:
+        _print_json(report)
+        return
+    for row in report["by_heading"]:
+        mark = "found" if row["best_jaccard"] >= 0.5 else "     "
+        print(f"{mark} {row['best_jaccard']:.2f} {row['papers']:>4}  {row['heading']}  <- {row['gap'] or '-'}")
+    print(f"{report['recovered']} of {report['headings']} headings recovered ({report['share']:.2f})")
 
 
 @eval_app.command("related")

@@ -29,6 +29,7 @@ import numpy as np
 from semsearch.errors import SemsearchError
 from semsearch.paper import Paper
 
+COHESION = 0.25  # a gap's papers are at least as close together as those of this quantile of headings
 LIST_RATIO = 4.0  # a gap's term is at least this many times more common among its papers than the list's
 MIN_GROUP = 3  # papers in a gap
 MAX_POOL = 3000  # papers grouped at once (the least fitting first): clustering is quadratic
@@ -121,16 +122,37 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def _heading_centroids(classifier) -> np.ndarray | None:
-    """The mean vector of each heading's papers (unit length), from the classifier's labelled papers."""
+def _by_heading(classifier) -> dict[str, list[int]]:
     by_leaf: dict[str, list[int]] = {}
     for row, categories in enumerate(classifier.labelled_categories):
         for category in categories:
             by_leaf.setdefault(category, []).append(row)
+    return by_leaf
+
+
+def _heading_centroids(classifier) -> np.ndarray | None:
+    """The mean vector of each heading's papers (unit length), from the classifier's labelled papers."""
+    by_leaf = _by_heading(classifier)
     if not by_leaf:
         return None
     vectors = classifier.labelled_vectors
     return _unit(np.vstack([vectors[rows].mean(axis=0) for rows in by_leaf.values()]))
+
+
+def _cohesion(vectors: np.ndarray) -> float:
+    """How close a group's papers are to their centre (mean cosine)."""
+    unit = _unit(vectors)
+    return float((unit @ _unit(unit.mean(axis=0))).mean())
+
+
+def _typical_cohesion(classifier) -> float:
+    """How close the papers of a typical heading are (the COHESION quantile over its headings)."""
+    cohesion = [
+        _cohesion(classifier.labelled_vectors[rows])
+        for rows in _by_heading(classifier).values()
+        if len(rows) >= MIN_GROUP
+    ]
+    return float(np.quantile(cohesion, COHESION)) if cohesion else 0.0
 
 
 def find_gaps(classifier, papers: Sequence[Paper], vectors: np.ndarray, *, context: Sequence[str] = ()) -> list[Gap]:
@@ -144,10 +166,13 @@ def find_gaps(classifier, papers: Sequence[Paper], vectors: np.ndarray, *, conte
     if len(inside) > MAX_POOL:  # the closest to the list's scope first
         inside = inside[np.argsort(-classifier.scope_scores(vectors[inside]), kind="stable")[:MAX_POOL]]
     texts = [p.embedding_text() for p in papers]
-    terms = {int(i): _terms(texts[i])[0] for i in inside}
+    titles = [p.title for p in papers]  # a list's papers are mostly known by title: words of the same kind
+    terms = {int(i): _terms(titles[i])[0] for i in inside}
     listed = Counter(term for text in context for term in _terms(text)[0])
     m, left = max(len(context), 1), set(terms)
     headings = _heading_centroids(classifier)
+    cohesive = _typical_cohesion(classifier)
+    tried: set[str] = set()
     gaps = []
     while len(left) >= MIN_GROUP:
         counts = Counter(term for i in left for term in terms[i])
@@ -155,12 +180,15 @@ def find_gaps(classifier, papers: Sequence[Paper], vectors: np.ndarray, *, conte
         scored = [
             (_score(c, n, listed[t], m), t)
             for t, c in counts.items()
-            if c >= MIN_GROUP and c / n >= LIST_RATIO * (listed[t] + 0.5) / m
+            if c >= MIN_GROUP and c / n >= LIST_RATIO * (listed[t] + 0.5) / m and t not in tried
         ]
         if not scored:
             break
         _, term = max(scored)
         members = [i for i in left if term in terms[i]]
+        tried.add(term)
+        if _cohesion(vectors[members]) < cohesive:  # a word shared by papers on many topics (a name, "new")
+            continue
         # Papers on the same topic that do not use the word: closer to the group than to any heading.
         centroid = _unit(vectors[members].mean(axis=0))
         rest = sorted(left - set(members))
@@ -172,8 +200,8 @@ def find_gaps(classifier, papers: Sequence[Paper], vectors: np.ndarray, *, conte
         members = sorted(members)
         left -= set(members)
         chosen = set(members)
-        rest = [texts[i] for i in range(len(texts)) if i not in chosen] + list(context)
-        name_terms = distinctive_terms([texts[i] for i in members], rest)
+        rest = [titles[i] for i in range(len(titles)) if i not in chosen] + list(context)
+        name_terms = distinctive_terms([titles[i] for i in members], rest)
         probabilities = classifier.probabilities(classifier.leaf_scores([texts[i] for i in members], vectors[members]))
         gaps.append(
             Gap(
