@@ -232,13 +232,13 @@ def unlisted(store, name: str, *, since: str | None = None) -> tuple[list[Paper]
     return [papers[v] for v in kept], np.vstack([vectors[v] for v in kept])
 
 
-def gaps_for(index, name: str, *, since: str | None = None, embedder=None) -> dict:
+def gaps_for(index, name: str, *, since: str | None = None, embedder=None, classifier=None) -> dict:
     """{"taxonomy", "gaps": [...], "papers": how many unlisted papers were looked at}."""
     from semsearch.lists import taxonomy_for
     from semsearch.propose import classifier_of
 
     taxonomy_for(index.store, name)
-    classifier = classifier_of(index, name, embedder)
+    classifier = classifier or classifier_of(index, name, embedder)
     papers, vectors = unlisted(index.store, name, since=since)
     found = find_gaps(classifier, papers, vectors, context=classifier.labelled_titles)
     return {"taxonomy": name, "papers": len(papers), "gaps": [g.to_dict() for g in found]}

@@ -228,7 +228,8 @@ def _in_link_target(text: str, at: int) -> bool:
 def _safe_title(title: str) -> str:
     """A title as list markup can carry it: no brackets, asterisks or line breaks that would end its
     link or bold early."""
-    return " ".join(title.translate(str.maketrans({"[": "(", "]": ")", "*": "", "\n": " ", "`": "'"})).split())
+    title = "".join(c if c.isprintable() else " " for c in title)
+    return " ".join(title.translate(str.maketrans({"[": "(", "]": ")", "*": "", "`": "'", "<": "‹", ">": "›"})).split())
 
 
 def _tidy(text: str) -> str:
@@ -540,8 +541,11 @@ def readme_for(store, name: str, given: str | None = None, *, offline: bool = Fa
     else:
         found = store.taxonomy(name)
         source = found["source"] if found else ""
-    if not is_url(source or ""):
-        raise SemsearchError(f"the index does not keep the README of {name!r}: give it with --list FILE")
+    if not is_url(source or "") or offline:
+        raise SemsearchError(
+            f"the index keeps no README of {name!r} yet: `semsearch taxonomy refresh` keeps it "
+            "(or give it with --list FILE)"
+        )
     return read_source(source, offline=offline), "README.md"
 
 
@@ -563,7 +567,9 @@ def classifier_of(index, name: str, embedder=None):
     return classifier
 
 
-def propose_for(index, request: ProposeRequest, markdown: str, filename: str = "README.md", embedder=None) -> dict:
+def propose_for(
+    index, request: ProposeRequest, markdown: str, filename: str = "README.md", embedder=None, classifier=None
+) -> dict:
     """Proposals for the taxonomy's list: {"proposals": [...], "patch": diff, "unsure": n}."""
     from semsearch.lists import taxonomy_for
 
@@ -571,7 +577,7 @@ def propose_for(index, request: ProposeRequest, markdown: str, filename: str = "
     proposals, patch = propose(
         markdown,
         index.store,
-        classifier_of(index, request.taxonomy, embedder),
+        classifier or classifier_of(index, request.taxonomy, embedder),
         since=request.since,
         ids=request.ids,
         min_confidence=request.min_confidence,
