@@ -527,8 +527,9 @@ README_META = "list_markdown:"  # index metadata: a list's README as `taxonomy a
 def readme_for(store, name: str, given: str | None = None, *, offline: bool = False) -> tuple[str, str]:
     """(markdown, file name) of the list's README: the one given (a file or URL), else the one the
     index kept when the list was added or refreshed, else the list's URL."""
-    from semsearch.lists import SURVEY, is_url, read_source
+    from semsearch.lists import SURVEY, is_url, read_source, taxonomy_for
 
+    taxonomy_for(store, name)  # an unknown name is refused before any file is read
     if given is not None:
         return read_source(given, offline=offline), "README.md"  # the patch is for the list's repository
     kept = store.get_meta(README_META + name)
