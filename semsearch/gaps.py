@@ -96,10 +96,13 @@ def distinctive_terms(group: Sequence[str], rest: Sequence[str], most: int = 3) 
     spelled = {term: word for _, written in found for term, word in written.items()}
     n, m = len(group), len(rest)
     ranked = sorted(
-        (t for t, c in inside.items() if c >= min(2, n)), key=lambda t: (-_score(inside[t], n, outside[t], m), t)
+        (t for t, c in inside.items() if c >= min(2, n)),
+        key=lambda t: (-_score(inside[t], n, outside[t], m), -t.count(" "), t),
     )
     chosen: list[str] = []
-    for term in ranked:  # a pair covers its words: "kv cache" rather than "kv", "cache" and "kv cache"
+    for (
+        term
+    ) in ranked:  # a pair (first among equals) covers its words: "kv cache" rather than "kv", "cache" and "kv cache"
         if any(set(term.split()) & set(c.split()) for c in chosen):
             continue
         chosen.append(term)
