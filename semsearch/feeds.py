@@ -19,7 +19,7 @@ from semsearch.paper import Paper
 ATOM = "http://www.w3.org/2005/Atom"
 MAX_ENTRIES = 50
 SUMMARY_CHARS = 600
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")  # C1 too: readers map them
 EPOCH = "1970-01-01T00:00:00Z"
 
 
@@ -73,7 +73,7 @@ def atom(*, feed_id: str, title: str, self_url: str, page_url: str, entries: Seq
     for item in entries:
         entry = add(feed, "entry")
         add(entry, "id", item.id)
-        add(entry, "title", item.title or item.id)
+        add(entry, "title", xml_text(item.title).strip() or item.id)  # a title of control characters only
         add(entry, "updated", item.updated)
         if item.link:
             add(entry, "link", rel="alternate", href=item.link)
@@ -96,7 +96,7 @@ def paper_entry(paper: Paper, base_url: str, categories: Iterable[str] = ()) -> 
     return Entry(
         id=f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else f"{base_url}paper/{quote(paper.id, safe='')}",
         title=" ".join(paper.title.split()),
-        updated=rfc3339(paper.updated or paper.published or paper_date(paper).replace("-00", "-01")),
+        updated=rfc3339(paper_date(paper)),  # the day it appeared: what the feed is ordered by
         link=paper.link() or f"{base_url}paper/{quote(paper.id, safe='')}",
         summary=summary,
         authors=list(paper.authors),
