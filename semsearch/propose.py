@@ -373,7 +373,11 @@ def propose(
     that writes the sure ones into it."""
     listed = parse_list(markdown)
     lines = markdown.splitlines()
-    placed = place(classifier, candidates(store, listed, since=since, ids=ids))
+    found = candidates(store, listed, since=since, ids=ids)
+    if found and not ids:  # out of scope is never proposed: skip placing it (the costly part)
+        scope = classifier.scope_scores(np.vstack([c.vector for c in found]).astype(np.float32))
+        found = [c for c, s in zip(found, scope, strict=True) if s >= classifier.scope_threshold]
+    placed = place(classifier, found)
     by_section = sections(listed, lines)
     fallback = [t for s in by_section.values() for t in s.templates]
     arxiv_word = _arxiv_spelling(markdown)
