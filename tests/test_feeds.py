@@ -4,6 +4,7 @@ and the routes that give back to a list (/api/propose, its patch, /api/gaps), ov
 from __future__ import annotations
 
 import json
+import shutil
 import urllib.error
 import urllib.request
 from urllib.parse import quote, unquote
@@ -185,3 +186,52 @@ def test_mcp_propose_and_gaps_answer_and_refuse_like_the_other_doors(survey_corp
     with pytest.raises(ToolError) as refused:
         anyio.run(server.call_tool, "propose", {"min_confidence": 3})
     assert "min_confidence" in str(refused.value)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian chromium not installed")
+def test_the_page_shows_a_lists_proposals_its_patch_its_gaps_and_links_the_feeds(survey_corpus_index, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_page import serving
+
+    left_out = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})[::80]
+    readme = tmp_path / "README.md"
+    readme.write_text(survey_readme(set(left_out)), encoding="utf-8")
+    semsearch("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index)
+    with_a_digest(survey_corpus_index)
+    base, stop = serving(survey_corpus_index)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"]
+            )
+            page = browser.new_page()
+            problems = []
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+
+            page.goto(base + "/?view=taxonomy")
+            page.click(".lists a:text('survey')")
+            page.wait_for_url("**view=list**")
+            page.goto(base + "/?view=list&taxonomy=survey&min_confidence=0")
+            page.wait_for_selector(".proposal")
+            shown = page.eval_on_selector_all(".proposal a", "links => links.map(a => a.getAttribute('href'))")
+            assert {href.removeprefix("/paper/") for href in shown} >= set(left_out)  # and the corpus, in scope
+            assert all("%" in c for c in page.locator(".proposal .confidence").all_inner_texts())
+            href = page.get_attribute("#download-patch", "href")
+            patch = page.request.get(base + href)
+            assert patch.ok and patch.text().startswith("--- a/README.md") and patch.text().count("\n+- ") == len(shown)
+            assert page.locator("h3:text('Topics the list has not named')").count() == 1
+
+            page.goto(base + "/?view=node&category=KV-Cache%20Optimization")
+            page.wait_for_selector("a.feed")
+            feed = page.request.get(base + page.get_attribute("a.feed", "href"))
+            assert feed.ok and not feedparser.parse(feed.body()).bozo
+            page.goto(base + "/?view=digest")
+            page.wait_for_selector("a.feed")
+            assert page.get_attribute("a.feed", "href") == "/feeds/digests.atom"
+            browser.close()
+        assert problems == []
+    finally:
+        stop()

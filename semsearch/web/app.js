@@ -317,10 +317,11 @@ const feedLink = (href, text) => el("a", { href, class: "feed", type: "applicati
 // --- a list's view: what semsearch would add to it, and the topics it has not named -----------------
 async function listView(params) {
   const name = params.get("taxonomy") || "survey";
-  const query = `taxonomy=${encodeURIComponent(name)}`;
+  const sureAt = params.get("min_confidence"); // the page's URL may set how sure a proposal must be
+  const query = `taxonomy=${encodeURIComponent(name)}${sureAt ? `&min_confidence=${encodeURIComponent(sureAt)}` : ""}`;
   view.replaceChildren(el("h2", {}, `Give back to ${name}`));
   say("Placing the papers the list lacks…");
-  const [found, gaps] = await Promise.all([api(`/api/propose?${query}`), api(`/api/gaps?${query}`).catch((err) => ({ error: err.message, gaps: [] }))]);
+  const [found, gaps] = await Promise.all([api(`/api/propose?${query}`), api(`/api/gaps?taxonomy=${encodeURIComponent(name)}`).catch((err) => ({ error: err.message, gaps: [] }))]);
   const sure = found.proposals.filter((p) => !p.unsure);
   const byNode = {};
   for (const p of sure) (byNode[p.node] ||= []).push(p);
@@ -329,7 +330,7 @@ async function listView(params) {
     el("pre", { class: "line" }, p.line));
   view.append(
     el("p", {}, found.patch
-      ? el("a", { href: `/api/propose/${encodeURIComponent(name)}.patch`, download: `${name}.patch`, class: "button", id: "download-patch" }, "Download the patch")
+      ? el("a", { href: `/api/propose/${encodeURIComponent(name)}.patch?${query}`, download: `${name}.patch`, class: "button", id: "download-patch" }, "Download the patch")
       : "Nothing to propose: the list holds every in-scope paper of the index."),
     el("h3", {}, `Proposed lines (${sure.length})`),
     ...Object.entries(byNode).map(([node, items]) => el("section", { class: "proposals" }, el("h4", {}, pathText(node)), el("ul", {}, items.map(proposal)))),
