@@ -170,7 +170,11 @@ class Template:
             written = text[authors[0] + 1 : authors[1] - 1]
             ending = "." if written.rstrip().endswith(".") else ""
             names = ", ".join(paper.authors)
-            edits.append((*authors, f"*{names}{ending}*" if names else ""))
+            if names:
+                edits.append((*authors, f"*{names}{ending}*"))
+            else:  # no authors known: the mark goes, with the period and space that followed it
+                end = authors[1] + (text[authors[1] : authors[1] + 1] == ".")
+                edits.append((authors[0], end + (text[end : end + 1] == " "), ""))
         # venue and year: the survey's <ins>Venue, Year</ins>; a venue badge; YYYY.MM; "Venue Year."
         lower = text.lower()
         ins, ins_end = lower.find("<ins>"), lower.find("</ins>")
@@ -420,7 +424,7 @@ def unified_diff(markdown: str, insertions: dict[int, list[str]], filename: str 
         if number in insertions:
             if not line.endswith(("\n", "\r")):  # the last line, without its line end: it gets one
                 new[-1] = line + newline
-            new += [text.replace("\n", newline) + newline for item in insertions[number] for text in [item]]
+            new += [line + newline for item in insertions[number] for line in item.split("\n")]  # items of two lines
     out = []
     for line in difflib.unified_diff(old, new, f"a/{filename}", f"b/{filename}", n=3):
         if not line.endswith("\n"):

@@ -13,12 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from semsearch.paper import Paper, normalize_title
-from semsearch.propose import list_key, render_line, sections, unified_diff
+from semsearch.propose import list_key, propose, render_line, sections, unified_diff
 from semsearch.sources.curated import parse_list
 from semsearch.sources.survey import load_survey
 from tests.conftest import SHARED
@@ -349,3 +350,76 @@ def test_a_list_added_keeps_its_readme_for_propose(survey_corpus_index, tmp_path
     )
     assert [r["id"] for r in rows] == ["2305.00004"]
     assert rows[0]["line"].startswith(tuple(f"{n}. [**" for n in range(1, 400)))
+
+
+# --- any list, any papers: the patch applies and files each paper where it was placed ---------------------
+class _Store:
+    """The two calls `propose` makes of an index, over a few papers."""
+
+    def __init__(self, papers: list[Paper]):
+        self.papers = dict(enumerate(papers))
+
+    def iter_papers(self):
+        return iter(self.papers.items())
+
+    def embeddings_for(self, vec_ids):
+        return {v: np.ones(4, dtype=np.float32) for v in vec_ids}
+
+
+class _Placer:
+    """A classifier that places paper i under leaf i mod n, surely, and finds every paper in scope."""
+
+    scope_threshold, scope_scale = 0.0, 1.0
+
+    def __init__(self, leaves: list[str]):
+        self.leaves = leaves
+
+    def scope_scores(self, vectors):
+        return np.ones(len(vectors))
+
+    def leaf_scores(self, texts, vectors):
+        scores = np.zeros((len(texts), len(self.leaves)))
+        for row, text in enumerate(texts):
+            scores[row, int(text.split()[1]) % len(self.leaves)] = 1.0
+        return scores
+
+    def probabilities(self, scores):
+        return scores
+
+
+STYLES = [
+    "- {t}, <ins>arXiv, 2024</ins> [[Paper](https://arxiv.org/abs/{i})]",
+    "{n}. [**{t}.**](https://arxiv.org/abs/{i}) *Ada Lovelace.* Arxiv 2024.\n",
+    "- **{t}**  \n  *Ada Lovelace.* [[pdf](https://arxiv.org/pdf/{i})], 2024.01. ![](https://img.shields.io/badge/Arxiv-orange)",
+]
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sections_=st.lists(st.tuples(st.integers(0, 2), st.integers(1, 3)), min_size=1, max_size=4),
+    new=st.integers(1, 6),
+    crlf=st.booleans(),
+)
+def test_any_list_takes_its_patch_and_then_holds_each_paper_under_its_heading(tmp_path_factory, sections_, new, crlf):
+    out, leaves, serial = ["# A list", ""], [], 0
+    for number, (style, items) in enumerate(sections_):
+        leaves.append(f"Heading {number}")
+        out += [f"## Heading {number}", ""]
+        for n in range(1, items + 1):
+            serial += 1
+            out.append(STYLES[style].format(t=f"Listed paper number {serial}", i=f"2401.{serial:05d}", n=n))
+    markdown = ("\r\n" if crlf else "\n").join(out) + ("\r\n" if crlf else "\n")
+    papers = [Paper(id=f"2502.{k:05d}", title=f"Paper {k} about caches") for k in range(new)]
+
+    proposals, patch = propose(markdown, _Store(papers), _Placer(leaves), min_confidence=0.0)
+
+    repo = tmp_path_factory.mktemp("list")
+    (repo / "README.md").write_bytes(markdown.encode())
+    (repo / "p.diff").write_bytes(patch.encode())
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "apply", "p.diff"], cwd=repo, check=True, capture_output=True)
+    taken = {p.arxiv_id: p.categories for p in parse_list((repo / "README.md").read_text()).papers}
+    assert {p.id: [p.node] for p in proposals} == {p.id: taken[p.id] for p in papers}
+    again, second = propose((repo / "README.md").read_bytes().decode(), _Store(papers), _Placer(leaves))
+    assert again == [] and second == ""
