@@ -28,7 +28,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.paper import Paper, normalize_title, year_from_arxiv_id
 from semsearch.requests_models import _iso_date
-from semsearch.sources.curated import _ARXIV_ID, CuratedList, ListedPaper, Placement, _links, parse_list
+from semsearch.sources.curated import _ARXIV_ID, CuratedList, ListedPaper, Placement, _links, clean_title, parse_list
 
 MAX_IDS = 200  # papers asked for by id at once
 DEFAULT_MIN_CONFIDENCE = 0.35  # under it a paper is listed apart ("unsure"), not written into the patch
@@ -336,6 +336,7 @@ def candidates(store, listed: CuratedList, *, since: str | None, ids: Sequence[s
         and list_key(paper) not in held
         and normalize_title(paper.title) not in held
         and (since is None or paper_date(paper) >= since)
+        and len(clean_title(paper.title)) >= 4  # shorter, a list's parser takes no item for a paper
     }
     vectors = store.embeddings_for(chosen)
     return [Candidate(paper, vectors[vec_id]) for vec_id, paper in chosen.items() if vec_id in vectors]

@@ -380,7 +380,8 @@ class _Placer:
     def leaf_scores(self, texts, vectors):
         scores = np.zeros((len(texts), len(self.leaves)))
         for row, text in enumerate(texts):
-            scores[row, int(text.split()[1]) % len(self.leaves)] = 1.0
+            words = text.split()
+            scores[row, int(words[1]) % len(self.leaves) if len(words) > 1 and words[1].isdigit() else 0] = 1.0
         return scores
 
     def probabilities(self, scores):
@@ -423,3 +424,12 @@ def test_any_list_takes_its_patch_and_then_holds_each_paper_under_its_heading(tm
     assert {p.id: [p.node] for p in proposals} == {p.id: taken[p.id] for p in papers}
     again, second = propose((repo / "README.md").read_bytes().decode(), _Store(papers), _Placer(leaves))
     assert again == [] and second == ""
+
+
+def test_a_paper_whose_title_no_list_item_could_carry_is_not_proposed():
+    """A title the list's parser would not take as a paper (under four characters, e.g. a PDF's
+    broken "ING") would be proposed again on every run after the list took it."""
+    markdown = "# L\n\n## H\n\n- A listed paper, <ins>arXiv, 2024</ins> [[Paper](https://arxiv.org/abs/2401.00001)]\n"
+    papers = [Paper(id="2502.00001", title="ING"), Paper(id="2502.00002", title="A real title")]
+    proposals, patch = propose(markdown, _Store(papers), _Placer(["H"]), min_confidence=0.0)
+    assert [p.id for p in proposals] == ["2502.00002"] and patch.count("\n+- ") == 1
