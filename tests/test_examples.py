@@ -45,6 +45,7 @@ FILLED = {
     "NAME": "survey",
     "N": "2",
     "T": "a-secret-token",
+    "DATE": "2024-01-01",
 }
 PER_LINE = {  # a word of one example -> what the reader would have in its place
     "semsearch taxonomy refresh FILE --dry-run": {"FILE": "survey-list.md"},
@@ -90,14 +91,20 @@ def survey_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-KV_LIST = """# KV cache compression (a list written for these tests)
-## Eviction
-- **Efficient Streaming Language Models with Attention Sinks** [[pdf](https://arxiv.org/abs/2309.17453)]
-- **H2O: Heavy-Hitter Oracle** [[pdf](https://arxiv.org/abs/2306.14048)]
-## Selection
-- **SnapKV** [[pdf](https://arxiv.org/abs/2404.14469)]
-- **Evicting tokens from the cache** [[pdf](https://arxiv.org/abs/2411.01234)]
-"""
+def kv_list() -> str:
+    """A KV-cache list written for these tests: the survey's KV-cache papers under two headings
+    (enough under each for `eval gaps --min-papers 8`), and a new paper the watch brings."""
+    from semsearch.sources.survey import load_survey
+
+    leaf = "Model-Centric Methods/Efficient Inference/KV-Cache Optimization"
+    papers = [p for p in load_survey().papers if leaf in p.survey_categories and p.arxiv_id]
+    half = len(papers) // 2
+    item = lambda p: f"- **{p.title}** [[pdf](https://arxiv.org/abs/{p.arxiv_id})]"  # noqa: E731
+    return "\n".join(
+        ["# KV cache compression (a list written for these tests)", "## Eviction", *map(item, papers[:half]),
+         "## Selection", *map(item, papers[half:]),
+         "- **Evicting tokens from the cache** [[pdf](https://arxiv.org/abs/2411.01234)]", ""]
+    )  # fmt: skip
 
 
 @dataclass
@@ -122,7 +129,13 @@ def workspace(tmp_path_factory, _survey_template):
     topics = [{"id": r["id"], "topics": ["decoding" if "decod" in r["abstract"] else "other"]} for r in records]
     (root / "topics.jsonl").write_text("".join(json.dumps(t) + "\n" for t in topics))
     (root / "survey-list.md").write_text(survey_markdown())
-    (root / "kv-list.md").write_text(KV_LIST)
+    (root / "kv-list.md").write_text(kv_list())
+    for name in ("README.md", "OLD.md"):  # the survey's list as a reader keeps it, and an older copy
+        (root / name).write_text(survey_markdown())
+    (root / "NEW.md").write_text(
+        survey_markdown().replace("## ", "## ", 1) + "- **A paper added later** "
+        "[[Paper](https://arxiv.org/abs/2411.05678)]\n"
+    )
     recent = (datetime.now(UTC) - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
     with ArxivStub() as stub:
         stub.papers.update(
@@ -271,7 +284,7 @@ def api_requests() -> list[tuple[str, str, dict | None]]:
     values = {
         "q": "quantizing weights to 4 bits", "k": "5", "year_from": "2023", "year_to": "2024",
         "category": "Model Compression", "explain": "true", "details": "true", "diverse": "true",
-        "ids": "2306.00978,2309.17453",
+        "ids": "2306.00978,2309.17453", "taxonomy": "survey", "since": "2024-01-01", "min_confidence": "0.5",
     }  # fmt: skip
     bodies = {
         "/api/classify": {"title": "Evicting tokens", "abstract": "We evict tokens from the KV cache."},
@@ -298,6 +311,9 @@ def test_every_request_the_api_section_shows_is_answered(survey_only_index):
     from tests.test_page import with_a_digest
 
     with_a_digest(survey_only_index)  # as a watch leaves one
+    listed = survey_only_index.parent / "survey-list.md"  # as `taxonomy refresh` keeps the list's README
+    listed.write_text(survey_markdown())
+    assert main(["taxonomy", "refresh", str(listed), "--offline", "--force", "--index", str(survey_only_index)]) == 0
     client = TestClient(create_app(index_dir=survey_only_index, reload_seconds=None))
     assert [d["name"] for d in client.get("/api/digests").json()["digests"]] == [DIGEST]
     shown = api_requests()
