@@ -952,12 +952,14 @@ def _print_new_papers_report(report: dict) -> None:
     )
     title = "first suggestion at or under the expected node (top-1), any of three (top-3)"
     table = Table(title=title, title_justify="left")
-    for column in ["engine", "top-1", "top-3", "branch top-1", "scope AUROC", "ECE", "mean confidence"]:
+    columns = ["engine", "top-1", "top-3", "branch top-1", "scope AUROC", "scope bal. acc.", "ECE", "mean confidence"]
+    for column in columns:
         table.add_column(column)
     for name in engines:
         r = report[name]
-        values = (r["node_top1"], r["node_top3"], r["branch_top1"], r["scope_auroc"], r["ece"], r["mean_confidence"])
-        table.add_row(name, *(f"{v:.3f}" for v in values))
+        keys = ("node_top1", "node_top3", "branch_top1", "scope_auroc", "scope_balanced_accuracy", "ece")
+        values = [r[key] for key in (*keys, "mean_confidence")]
+        table.add_row(name, *("–" if v is None else f"{v:.3f}" for v in values))
     console.print(table)
     table = Table(title="top-1 by expected branch", title_justify="left")
     for column in ["branch", "papers", *engines]:
