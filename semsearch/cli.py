@@ -946,7 +946,7 @@ def _print_new_papers_report(report: dict) -> None:
     from rich.table import Table
 
     engines = [name for name, value in report.items() if isinstance(value, dict) and "node_top1" in value]
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # off a terminal: no wrapped headers
     console.print(
         f"{report['papers']} papers: {report['in_taxonomy']} in the taxonomy, {report['out_of_scope']} outside it"
     )
