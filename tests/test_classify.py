@@ -574,3 +574,80 @@ def test_sparse_rows_multiply_as_dense_matrices(others):
     assert np.allclose(sparse(train).dot_rows(sparse(asked)), expected, atol=1e-6)
     assert np.allclose(sparse(train).head(5).dot_rows(sparse(asked)), expected[:, :5], atol=1e-6)
     assert np.allclose(sparse(train).select([7, 2]).dense(), train[[7, 2]], atol=1e-6)
+
+
+# --- the scope probability at every door ------------------------------------------------------
+SCOPE_CASES = [
+    {"id": "in", "title": "Pruning attention heads", "abstract": "Structured pruning removes heads of large models."},
+    {"id": "out", "title": "Sourdough bread", "abstract": "Flour, water and salt ferment overnight before baking."},
+    {"id": "mid", "title": "Heads", "abstract": "Bread heads and draft pruning of recipes."},
+]
+
+
+def _on_contract(answer: dict) -> None:
+    """`scope` is a probability and `in_scope` is exactly `scope >= scope_threshold`, as shown."""
+    assert 0.0 <= answer["scope"] <= 1.0 and 0.0 < answer["scope_threshold"] < 1.0
+    assert answer["in_scope"] == (answer["scope"] >= answer["scope_threshold"])
+
+
+def test_scope_is_in_every_classify_answer_at_every_door(survey_corpus_index, tmp_path):
+    """CLI --json and --batch in real processes, HTTP and the MCP tool: every answer carries `scope`,
+    the verdict follows it, and the same paper gets the same scope at every door."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import anyio
+    from fastapi.testclient import TestClient
+    from mcp.server import MCPServer
+
+    from semsearch.mcp_server import add_tools
+    from semsearch.server import create_app
+    from semsearch.service import Service
+
+    root = Path(__file__).resolve().parents[1]
+
+    def cli(*args: str) -> list[dict]:
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.cli_process", "--", "classify", *args, "--index", str(survey_corpus_index)],
+            capture_output=True, text=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    batch = tmp_path / "papers.jsonl"
+    batch.write_text("".join(json.dumps(case) + "\n" for case in SCOPE_CASES))
+    by_batch = cli("--batch", str(batch))
+    one = cli("--title", SCOPE_CASES[0]["title"], "--abstract", SCOPE_CASES[0]["abstract"], "--json")[0]
+    with TestClient(create_app(index_dir=survey_corpus_index)) as client:
+        by_http = [client.post("/api/classify", json={"title": c["title"], "abstract": c["abstract"]}).json()
+                   for c in SCOPE_CASES]  # fmt: skip
+    server = MCPServer("semsearch-test")
+    add_tools(server, Service(index_dir=survey_corpus_index))
+    by_mcp = [
+        json.loads(
+            anyio.run(server.call_tool, "classify", {"title": c["title"], "abstract": c["abstract"]}).content[0].text
+        )
+        for c in SCOPE_CASES
+    ]
+    for answers in (by_batch, [one], by_http, by_mcp):
+        for answer in answers:
+            _on_contract(answer)
+    assert [a["id"] for a in by_batch] == ["in", "out", "mid"]
+    for door in (by_http, by_mcp):
+        assert [a["scope"] for a in door] == [a["scope"] for a in by_batch]
+    assert one["scope"] == by_batch[0]["scope"]  # (which side a text falls on: the real model's tests)
+
+
+def test_the_verdict_is_the_shown_probability_against_the_threshold_even_at_the_edge():
+    """Rounding cannot split them: a probability just under one half that rounds to it is in scope,
+    as anyone thresholding the shown `scope` would find."""
+    from semsearch.classify import SCOPE_THRESHOLD, Classification, Suggestion
+
+    def placed(probability: float) -> Classification:
+        return Classification(None, [Suggestion("A", 1.0)], 0.5, scope=round(probability, 4))
+
+    for probability in (0.0, SCOPE_THRESHOLD - 1e-3, SCOPE_THRESHOLD - 1e-5, SCOPE_THRESHOLD, 0.73, 1.0):
+        _on_contract(placed(probability).to_dict())
+    assert placed(SCOPE_THRESHOLD - 1e-5).in_scope and not placed(SCOPE_THRESHOLD - 1e-3).in_scope

@@ -226,3 +226,46 @@ def test_the_ray_path_builds_the_same_index_as_the_local_path(survey_index, tmp_
     a, b = local.embeddings_for(ids), distributed.embeddings_for(ids)
     assert min(float(np.dot(a[v], b[v])) for v in ids) >= 0.9999
     assert local.categories_for(ids) == distributed.categories_for(ids)
+
+
+# Written for this test (our words): other fields that merely use language models, and efficiency
+# work on other modalities' models. The anchors in semsearch/classify.py were written with these
+# cases in view, so this pins the behaviour rather than measuring it (docs/evaluation.md does that).
+ELSEWHERE = [
+    (
+        "Folding proteins with a language model",
+        "We train a protein language model on millions of amino-acid sequences and predict three-dimensional "
+        "protein structure from a single sequence. Like large language models for text, it scales with parameters.",
+    ),
+    (
+        "Graph attention for traffic forecasting",
+        "Predicting traffic speed on road networks requires spatial and temporal dependencies. We propose a "
+        "spatio-temporal graph neural network with attention and compare it with large language model baselines.",
+    ),
+    (
+        "Weather forecasting with transformers",
+        "A global weather model based on a vision transformer forecasts temperature and wind ten days ahead from "
+        "reanalysis data, in the spirit of foundation models and large language models.",
+    ),
+]
+EFFICIENT_ELSEWHERE = [
+    (
+        "Token pruning for fast vision-language models",
+        "Vision-language models spend most of their compute on hundreds of image tokens. We prune redundant "
+        "visual tokens after the early layers, halving inference FLOPs with little accuracy loss.",
+    ),
+    (
+        "Quantizing speech recognition models",
+        "We quantize the weights of a large speech recognition transformer to 4 bits after training, reducing "
+        "memory and latency on device while keeping the word error rate.",
+    ),
+]
+
+
+def test_scope_turns_away_other_fields_that_mention_language_models_and_keeps_efficiency_elsewhere(survey_index):
+    from semsearch.classify import SCOPE_THRESHOLD, classify_texts
+
+    placed = classify_texts(survey_index, [(None, t, a) for t, a in ELSEWHERE + EFFICIENT_ELSEWHERE])
+    for result in placed:
+        assert result.in_scope == (result.scope >= SCOPE_THRESHOLD)
+    assert [r.in_scope for r in placed] == [False] * len(ELSEWHERE) + [True] * len(EFFICIENT_ELSEWHERE)
