@@ -590,6 +590,7 @@ def _on_contract(answer: dict) -> None:
     assert answer["in_scope"] == (answer["scope"] >= answer["scope_threshold"])
 
 
+@pytest.mark.slow  # real processes
 def test_scope_is_in_every_classify_answer_at_every_door(survey_corpus_index, tmp_path):
     """CLI --json and --batch in real processes, HTTP and the MCP tool: every answer carries `scope`,
     the verdict follows it, and the same paper gets the same scope at every door."""
