@@ -1087,9 +1087,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except (OSError, sqlite3.OperationalError) as err:
+    except (OSError, sqlite3.DatabaseError) as err:
         if not _disk_full(err):
-            raise
+            if not _damaged_or_unwritable(err):
+                raise
+            print(f"error: {err}", file=sys.stderr)  # a file the library did not name: still one line
+            return 2
         print(
             "error: the disk is full; nothing was published (the unfinished work is in the index's staging/ "
             "directory: free space and run again, or delete staging/ to start over)",
@@ -1104,6 +1107,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _disk_full(err: Exception) -> bool:
     return getattr(err, "errno", None) == errno.ENOSPC or "disk is full" in str(err)
+
+
+def _damaged_or_unwritable(err: Exception) -> bool:
+    if isinstance(err, sqlite3.DatabaseError):  # not a database, malformed, read-only, cannot open
+        return not isinstance(err, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError))
+    return getattr(err, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def run() -> None:

@@ -18,3 +18,30 @@ class NotFound(SemsearchError):
     """What was asked for is not there (a paper not in the index); the API answers 404."""
 
     http_status = 404
+
+
+class IndexDamaged(SemsearchError):
+    """A file of the index is damaged or missing and no intact generation can answer instead;
+    the API answers 503 (the service cannot answer until the index is repaired or rebuilt)."""
+
+    http_status = 503
+
+
+class IndexUnwritable(SemsearchError):
+    """The index cannot be written (a read-only file system, no permission); reading still works."""
+
+    http_status = 503
+
+
+class DiskFull(SemsearchError):
+    """The disk filled while the index was written; the published index is untouched."""
+
+    exit_code = 1
+    http_status = 507
+
+    def __init__(self, message: str = ""):
+        super().__init__(
+            message
+            or "the disk is full; nothing was published (the unfinished work is in the index's staging/ "
+            "directory: free space and run again, or delete staging/ to start over)"
+        )

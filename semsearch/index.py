@@ -4,7 +4,8 @@ Layout::
 
     index/
       CURRENT            name of the published generation, replaced atomically
-      gen-000007/        an immutable generation: papers.db, vectors.faiss, manifest.json
+      gen-000007/        an immutable generation: papers.db, vectors.faiss, lexical/, manifest.json
+                         (with a checksum of each file), .verified (when they were last checked)
       staging/           the generation being written (kept after a crash, resumed by the next writer)
       .lock              held by the one writer
 
@@ -14,22 +15,33 @@ untouched, and the papers already embedded in staging/ are reused by the next ru
 shared lock on its generation's `.readers` file for as long as it has it open, and a writer removes
 an old generation only when it can take that lock exclusively: a server answering from an older
 generation keeps it until its last request is done.
+
+A damaged file is never used silently: the manifest records a blake2b checksum of every file of its
+generation, checked the first time the generation is opened. What was checked is remembered in
+`.verified` (each file's size, mtime, ctime and inode), so later opens compare stat() only and hash
+again only a file whose stat changed (a read-only index remembers it for the process only). A
+damaged generation is not served: readers fall back to the newest intact older one, with a warning.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
+import threading
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
-from semsearch.errors import SemsearchError
+from semsearch.errors import IndexDamaged, IndexUnwritable, SemsearchError
 from semsearch.store import Store
 
 log = logging.getLogger(__name__)
@@ -37,6 +49,19 @@ FORMAT_VERSION = 1
 DB_FILE, VECTORS_FILE, MANIFEST_FILE = "papers.db", "vectors.faiss", "manifest.json"
 RESUME_PREFIX = "resume:"  # staging metadata: how far an interrupted ingest got; dropped at publish
 READERS_FILE = ".readers"  # readers hold a shared lock on it; a writer retires only a generation nobody holds
+STAMP_FILE = ".verified"  # the stat() of each file when its checksum was last found right
+UNHASHED = (READERS_FILE, STAMP_FILE, MANIFEST_FILE)  # a generation's files that its manifest does not hash
+GENERATION_NAME = re.compile(r"gen-[0-9]{6,12}")  # all CURRENT may hold: a generation inside the directory
+_verified: dict[str, dict[str, list[int]]] = {}  # generation dir -> stamp, for this process
+
+
+class GenerationDamaged(IndexDamaged):
+    """One generation is damaged; an older intact one may answer instead."""
+
+    def __init__(self, directory: Path, generation: str, reason: str, *, missing: bool = False):
+        self.generation, self.reason = generation, reason
+        self.what = f"{generation} is {'missing' if missing else 'damaged'} ({reason})"
+        super().__init__(f"index at {directory}: {self.what}")
 
 
 def resolve_index_dir(option: str | Path | None = None) -> Path:
@@ -54,12 +79,19 @@ class Manifest:
     index_type: str
     generation: str
     created_at: str
+    files: dict[str, str] | None = None  # path in the generation -> blake2b; None in older indexes
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
         try:
             data = json.loads(path.read_text())
-            return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+            fields = {name: data[name] for name in cls.__dataclass_fields__ if name != "files"}
+            files = data.get("files")
+            if files is not None and not (isinstance(files, dict) and all(isinstance(v, str) for v in files.values())):
+                raise ValueError("'files' is not a map of file names to checksums")
+            if files and any(name.startswith("/") or ".." in name.split("/") for name in files):
+                raise ValueError("'files' names a file outside the generation")  # never read what it points to
+            return cls(**fields, files=files)
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise SemsearchError(f"unreadable manifest {path}: {err}") from None
 
@@ -68,11 +100,127 @@ class Manifest:
 
 
 def current_generation(directory: Path) -> str | None:
+    """The generation CURRENT names (None when there is no CURRENT: no index yet). CURRENT may name
+    only a generation inside `directory`: anything else (a path, `..`, bytes that are not UTF-8,
+    nothing) is damage, never followed."""
     try:
-        name = (directory / "CURRENT").read_text().strip()
+        raw = (directory / "CURRENT").read_bytes()
     except FileNotFoundError:
         return None
-    return name or None
+    except OSError as err:
+        raise IndexDamaged(f"index at {directory} is damaged: CURRENT cannot be read ({err.strerror})") from None
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        name = None
+    if name is not None and GENERATION_NAME.fullmatch(name):
+        return name
+    shown = repr(name[:60]) if name is not None else f"{len(raw)} bytes that are not UTF-8"
+    newest = max(_generation_names(directory), key=_number, default=None)
+    hint = f"; write the name of a generation into it (the newest here is {newest})" if newest else ""
+    raise IndexDamaged(
+        f"index at {directory} is damaged: CURRENT must name a generation (gen-NNNNNN), not {shown}{hint}"
+    )
+
+
+def _number(generation: str) -> int:
+    return int(generation.split("-")[1])
+
+
+def _generation_names(directory: Path) -> list[str]:
+    return [p.name for p in directory.glob("gen-*") if GENERATION_NAME.fullmatch(p.name)]
+
+
+# --- integrity --------------------------------------------------------------------------------
+def file_digest(path: Path) -> str:
+    """blake2b of a file: fast, in the standard library, and no one can pass damage off as intact."""
+    digest = hashlib.blake2b()
+    with open(path, "rb") as handle:  # (hashlib.file_digest is Python 3.11+; we support 3.10)
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def digest_files(generation_dir: Path) -> dict[str, str]:
+    """The checksum of every file of a generation (not its lock, stamp or manifest), by relative path."""
+    return {
+        path.relative_to(generation_dir).as_posix(): file_digest(path)
+        for path in sorted(generation_dir.rglob("*"))
+        if path.is_file() and path.relative_to(generation_dir).as_posix() not in UNHASHED
+    }
+
+
+def _stats(generation_dir: Path, names: list[str]) -> dict[str, list[int]]:
+    stats = {}
+    for name in names:
+        st = (generation_dir / name).stat()
+        # ctime and inode too: `touch -r` can put an mtime back, nothing in user space sets a ctime.
+        stats[name] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    return stats
+
+
+def _read_stamp(generation_dir: Path) -> dict | None:
+    try:
+        return json.loads((generation_dir / STAMP_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_stamp(generation_dir: Path, stats: dict[str, list[int]]) -> None:
+    """Remember a verification for later processes; an index we cannot write is verified again by
+    each process (this one remembers it in memory)."""
+    temporary = generation_dir / f"{STAMP_FILE}.{os.getpid()}.{threading.get_ident()}"
+    try:
+        temporary.write_text(json.dumps(stats))
+        os.replace(temporary, generation_dir / STAMP_FILE)
+    except OSError:
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only file system: nothing was written
+
+
+def reseal(generation_dir: Path) -> None:
+    """Record a generation's checksums anew, for a tool or test that rewrote it in place on purpose
+    (anything else that changes a published generation is damage)."""
+    manifest = Manifest.read(generation_dir / MANIFEST_FILE)
+    manifest.files = digest_files(generation_dir)
+    manifest.write(generation_dir / MANIFEST_FILE)
+    _verified.pop(str(generation_dir.resolve()), None)
+
+
+def verify_generation(
+    directory: Path, generation_dir: Path, manifest: Manifest, only: Collection[str] | None = None
+) -> None:
+    """Raise GenerationDamaged unless every file the manifest lists (or those of them in `only`) is
+    there with its checksum. A file is hashed only when its stat() differs from the one recorded
+    when it was last found intact; a manifest without checksums (an index written before they were
+    kept) is taken as it is."""
+    if manifest.files is None:
+        return
+    wanted = {name: digest for name, digest in manifest.files.items() if only is None or name in only}
+    try:
+        stats = _stats(generation_dir, [MANIFEST_FILE, *wanted])
+    except FileNotFoundError as err:
+        missing = Path(err.filename).relative_to(generation_dir).as_posix()
+        raise GenerationDamaged(directory, generation_dir.name, f"{missing} is missing") from None
+    key = str(generation_dir.resolve())
+    known = _verified.get(key) or _read_stamp(generation_dir)
+    if not isinstance(known, dict) or known.get(MANIFEST_FILE) != stats[MANIFEST_FILE]:
+        known = {}  # another manifest: what was checked against the old one proves nothing
+    changed = [name for name in wanted if known.get(name) != stats[name]]
+    for name in changed:
+        try:
+            found = file_digest(generation_dir / name)
+        except OSError as err:
+            raise GenerationDamaged(directory, generation_dir.name, f"{name}: {err.strerror}") from None
+        if found != wanted[name]:
+            raise GenerationDamaged(directory, generation_dir.name, f"{name} checksum mismatch")
+    if changed or key not in _verified:
+        verified = {**known, **stats}
+        if changed or not known:
+            _write_stamp(generation_dir, verified)
+        _verified[key] = verified
 
 
 def _fsync_dir(path: Path) -> None:
@@ -92,6 +240,7 @@ class Index:
         self.manifest = manifest
         self.store = store
         self._lease = lease
+        self.integrity: str | None = None  # set when a damaged newer generation was passed over
 
     @cached_property
     def vectors(self):
@@ -103,16 +252,18 @@ class Index:
             vectors = vector_index.load(path)
         except RuntimeError as err:  # FAISS's own message is a C++ stack location
             reason = str(err).strip().splitlines()[-1][:120]
-            raise SemsearchError(f"index at {self.directory} is damaged: {path} cannot be read ({reason})") from None
+            raise IndexDamaged(f"index at {self.directory} is damaged: {path} cannot be read ({reason})") from None
         if vectors.d != self.manifest.dimension or vectors.ntotal != self.manifest.count:
-            raise SemsearchError(
+            raise IndexDamaged(
                 f"index at {self.directory} is inconsistent: {vectors.ntotal} vectors of dimension {vectors.d}, "
                 f"manifest says {self.manifest.count} of dimension {self.manifest.dimension}"
             )
         return vectors
 
     @classmethod
-    def open(cls, directory: str | Path | None = None) -> Index:
+    def open(cls, directory: str | Path | None = None, *, fall_back: bool = True) -> Index:
+        """The published generation; if it is damaged, the newest intact older one (with a warning,
+        and `integrity` saying so), unless `fall_back` is False."""
         directory = resolve_index_dir(directory)
         for _ in range(3):  # a writer may retire the generation we just read about: look again
             generation = current_generation(directory)
@@ -123,15 +274,47 @@ class Index:
             generation_dir = directory / generation
             try:
                 return cls._open_generation(directory, generation_dir)
-            except FileNotFoundError:
-                continue
+            except FileNotFoundError as err:
+                if current_generation(directory) != generation:
+                    continue  # a writer published and retired it meanwhile
+                if generation_dir.is_dir():
+                    damage = GenerationDamaged(directory, generation, f"{Path(err.filename).name} is missing")
+                else:
+                    damage = GenerationDamaged(directory, generation, "CURRENT names it", missing=True)
+            except GenerationDamaged as err:
+                damage = err
+            if not fall_back:
+                raise damage
+            return cls._fall_back(directory, damage)
         raise SemsearchError(f"index at {directory} keeps changing under us; try again")
+
+    @classmethod
+    def _fall_back(cls, directory: Path, damage: GenerationDamaged) -> Index:
+        """The newest intact generation older than the damaged one (publish keeps the one before)."""
+        damaged = _number(damage.generation)
+        older = sorted((n for n in _generation_names(directory) if _number(n) < damaged), key=_number)
+        for name in reversed(older):
+            try:
+                index = cls._open_generation(directory, directory / name)
+            except (FileNotFoundError, GenerationDamaged):
+                continue
+            index.integrity = f"{damage.what}; serving {name}"
+            log.warning("warning: index at %s: %s", directory, index.integrity)
+            return index
+        raise IndexDamaged(f"{damage}; no intact older generation to fall back to (rebuild the index)")
 
     @classmethod
     def _open_generation(cls, directory: Path, generation_dir: Path) -> Index:
         lease = _take_lease(generation_dir)
         try:
             return cls._read_generation(directory, generation_dir, lease)
+        except GenerationDamaged:
+            _drop_lease(lease)
+            raise
+        except IndexDamaged as err:  # papers.db cannot be read: this generation is damaged
+            _drop_lease(lease)
+            reason = str(err).split(" is damaged: ", 1)[-1].replace(f"{generation_dir}/", "")
+            raise GenerationDamaged(directory, generation_dir.name, reason) from None
         except BaseException:
             _drop_lease(lease)
             raise
@@ -140,8 +323,12 @@ class Index:
     def _read_generation(cls, directory: Path, generation_dir: Path, lease: int | None) -> Index:
         manifest_path = generation_dir / MANIFEST_FILE
         if not manifest_path.exists():
-            raise FileNotFoundError(manifest_path)
-        manifest = Manifest.read(manifest_path)
+            raise FileNotFoundError(errno.ENOENT, "missing", str(manifest_path))
+        try:
+            manifest = Manifest.read(manifest_path)
+        except SemsearchError as err:
+            raise GenerationDamaged(directory, generation_dir.name, str(err)) from None
+        verify_generation(directory, generation_dir, manifest)
         if manifest.format_version != FORMAT_VERSION:
             raise SemsearchError(
                 f"index at {directory} has format version {manifest.format_version}; this semsearch reads "
@@ -149,8 +336,8 @@ class Index:
             )
         if not (generation_dir / VECTORS_FILE).exists():
             if lease is not None:  # we hold the generation: no writer is removing it, so it is damaged
-                raise SemsearchError(f"index at {directory} is damaged: {generation_dir / VECTORS_FILE} is missing")
-            raise FileNotFoundError(generation_dir / VECTORS_FILE)
+                raise GenerationDamaged(directory, generation_dir.name, f"{VECTORS_FILE} is missing")
+            raise FileNotFoundError(errno.ENOENT, "missing", str(generation_dir / VECTORS_FILE))
         store = Store(generation_dir / DB_FILE, readonly=True)
         problems = []
         if store.get_meta("model") != manifest.model:
@@ -161,7 +348,7 @@ class Index:
             problems.append(f"{store.count()} papers, manifest says {manifest.count}")
         if problems:
             store.close()
-            raise SemsearchError(f"index at {directory} is inconsistent: {'; '.join(problems)}")
+            raise GenerationDamaged(directory, generation_dir.name, f"inconsistent: {'; '.join(problems)}")
         return cls(directory, generation_dir, manifest, store, lease)
 
     def size_bytes(self) -> int:
@@ -172,9 +359,14 @@ class Index:
         """The BM25 index of this generation, loaded (memory-mapped) on first use."""
         from semsearch.lexical import LexicalIndex
 
-        lexical = LexicalIndex.load(self.generation_dir)
+        try:
+            lexical = LexicalIndex.load(self.generation_dir)
+        except (OSError, ValueError, EOFError) as err:  # missing or garbled files of an unverified index
+            raise IndexDamaged(
+                f"index at {self.directory} is damaged: {self.generation_dir / 'lexical'} cannot be read ({err})"
+            ) from None
         if len(lexical.vec_ids) != self.manifest.count:
-            raise SemsearchError(
+            raise IndexDamaged(
                 f"index at {self.directory} is inconsistent: {len(lexical.vec_ids)} papers in the lexical "
                 f"index, manifest says {self.manifest.count}"
             )
@@ -184,6 +376,21 @@ class Index:
         self.store.close()
         _drop_lease(self._lease)
         self._lease = None
+
+
+_UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _lock_timeout() -> float:
+    """$SEMSEARCH_LOCK_TIMEOUT: how long a writer waits for another (seconds, 300 when unset)."""
+    raw = os.environ.get("SEMSEARCH_LOCK_TIMEOUT", "300")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds >= 0 or seconds == float("inf"):
+        raise SemsearchError(f"SEMSEARCH_LOCK_TIMEOUT must be a number of seconds, not {raw!r}")
+    return seconds
 
 
 def _take_lease(generation_dir: Path) -> int | None:
@@ -255,14 +462,14 @@ class IndexWriter:
         self.directory = resolve_index_dir(directory)
         self.requested_model = model
         self.requested_index_type = index_type
-        if lock_timeout is None:
-            lock_timeout = float(os.environ.get("SEMSEARCH_LOCK_TIMEOUT", "300"))
-        self.lock_timeout = lock_timeout
+        self.lock_timeout = lock_timeout if lock_timeout is not None else _lock_timeout()
         self.staging = self.directory / "staging"
         self._lock_fd: int | None = None
         self.store: Store | None = None
         self.model = ""
         self.resumed = False  # staging held an interrupted run's work: it differs from the published index
+        self.base_manifest: Manifest | None = None  # of the generation this one is built on
+        self._bookkeeping = 0  # changes that record progress (how far a file was read), not content
 
     # --- locking ------------------------------------------------------------------------------
     def _acquire_lock(self) -> None:
@@ -298,7 +505,14 @@ class IndexWriter:
 
     # --- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> IndexWriter:
-        self._acquire_lock()
+        try:
+            self._acquire_lock()
+        except OSError as err:
+            if err.errno not in _UNWRITABLE:
+                raise
+            raise IndexUnwritable(
+                f"cannot write to the index at {self.directory} ({err.strerror}); it can still be searched"
+            ) from None
         try:
             self._open_staging()
         except BaseException:
@@ -317,14 +531,25 @@ class IndexWriter:
         self._release_lock()
 
     def has_changes(self) -> bool:
-        """Whether staging differs from the published index: this run or an interrupted one wrote to it."""
-        return self.resumed or self.store.db.total_changes > self._changes_at_open
+        """Whether staging differs from the published index: this run or an interrupted one wrote to it
+        (recording how far a source was read is no change: an unchanged re-ingest publishes nothing)."""
+        return self.resumed or self.store.db.total_changes - self._bookkeeping > self._changes_at_open
+
+    def note_progress(self, key: str, value: str) -> None:
+        """Record in staging how far a source got (resume state), without counting as a change."""
+        before = self.store.db.total_changes
+        self.store.set_meta(key, value)
+        self._bookkeeping += self.store.db.total_changes - before
 
     def _open_staging(self) -> None:
         from semsearch.embeddings import DEFAULT_MODEL
 
-        base = current_generation(self.directory) or ""
-        published_model = index_model(self.directory) if base else None
+        base, published_model = "", None
+        current = current_generation(self.directory)
+        if current is not None:
+            base, self.base_manifest = self._base(current)
+            published_model = self.base_manifest.model
+        self._adopt_unpublished(base)
         if published_model and self.requested_model and self.requested_model != published_model:
             raise SemsearchError(
                 f"index at {self.directory} was built with model {published_model!r}, not "
@@ -333,10 +558,14 @@ class IndexWriter:
         self.model = published_model or self.requested_model or DEFAULT_MODEL
         db_path = self.staging / DB_FILE
         if db_path.exists():
-            resumable = Store(db_path)
-            same_base = resumable.get_meta("base_generation") == base
-            same_model = resumable.get_meta("model") == self.model
-            resumable.close()
+            try:
+                resumable = Store(db_path)
+                same_base = resumable.get_meta("base_generation") == base
+                same_model = resumable.get_meta("model") == self.model
+                resumable.close()
+            except sqlite3.DatabaseError as err:  # damaged leftovers: start over from the published index
+                log.warning("warning: %s cannot be read (%s); starting over from the published index", db_path, err)
+                same_base = same_model = False
             if not (same_base and same_model):
                 shutil.rmtree(self.staging)
             self.resumed = same_base and same_model
@@ -346,9 +575,13 @@ class IndexWriter:
             if base:
                 source = sqlite3.connect(f"file:{self.directory / base / DB_FILE}?mode=ro", uri=True)
                 target = sqlite3.connect(db_path)
-                source.backup(target)
-                source.close()
-                target.close()
+                try:
+                    source.backup(target)
+                except sqlite3.DatabaseError as err:  # damaged after it was verified
+                    raise IndexDamaged(f"index at {self.directory} is damaged: {base}/{DB_FILE}: {err}") from None
+                finally:
+                    source.close()
+                    target.close()
         self.store = Store(db_path)
         self.store.set_meta("base_generation", base)
         self.store.set_meta("model", self.model)
@@ -360,9 +593,46 @@ class IndexWriter:
             self.store.set_meta("index_type", self.requested_index_type)
         self.store.commit()
 
+    def _base(self, current: str) -> tuple[str, Manifest]:
+        """The generation to build on: the published one when its papers.db is intact (its vector
+        and BM25 files are rebuilt from it anyway, which repairs them), else the newest intact one."""
+        generation_dir = self.directory / current
+        try:
+            manifest = Manifest.read(generation_dir / MANIFEST_FILE)
+            if manifest.format_version == FORMAT_VERSION:
+                verify_generation(self.directory, generation_dir, manifest, only=[DB_FILE])
+                if (generation_dir / DB_FILE).is_file():
+                    return current, manifest
+        except SemsearchError:  # unreadable manifest, damaged papers.db: look for an intact one
+            pass
+        published = Index.open(self.directory)  # warns when it passes over a damaged generation
+        published.close()
+        return published.generation_dir.name, published.manifest
+
+    def _adopt_unpublished(self, base: str) -> None:
+        """A writer killed after renaming staging to its generation, before CURRENT named it, left a
+        whole generation nobody reads: it becomes staging again, so its embeddings are not redone."""
+        if self.staging.exists() or not base:
+            return
+        for name in _generation_names(self.directory):
+            if _number(name) <= _number(base):
+                continue
+            db_path = self.directory / name / DB_FILE
+            try:
+                with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+                    row = db.execute("SELECT value FROM meta WHERE key = 'base_generation'").fetchone()
+                db.close()
+            except sqlite3.Error:
+                continue
+            if row and row[0] == base:
+                os.replace(self.directory / name, self.staging)
+                for leftover in (MANIFEST_FILE, VECTORS_FILE, READERS_FILE, STAMP_FILE):
+                    (self.staging / leftover).unlink(missing_ok=True)
+                return
+
     def published_manifest(self) -> Manifest | None:
-        generation = current_generation(self.directory)
-        return Manifest.read(self.directory / generation / MANIFEST_FILE) if generation else None
+        """The manifest of the generation this writer builds on (None for a new index)."""
+        return self.base_manifest
 
     def publish(self, dimension: int | None = None) -> Manifest:
         """Build the vector index from the staged embeddings and make this generation current."""
@@ -398,18 +668,21 @@ class IndexWriter:
             generation=generation,
             created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
-        store.set_meta("base_generation", "")  # staging is about to become a generation of its own
+        # base_generation stays: until CURRENT names the new generation, a writer killed in here left
+        # staging (or the renamed generation) that the next run resumes from, embeddings and all.
         store.db.execute("DELETE FROM meta WHERE key LIKE ?", (RESUME_PREFIX + "%",))
         store.commit()
         store.close()
         self.store = None
         vector_index.write(vectors, self.staging / VECTORS_FILE)
+        manifest.files = digest_files(self.staging)
         manifest.write(self.staging / MANIFEST_FILE)
         (self.staging / READERS_FILE).touch()
         for path in self.staging.rglob("*"):
             if path.is_file():
                 with open(path, "rb+") as handle:
                     os.fsync(handle.fileno())
+        _write_stamp(self.staging, _stats(self.staging, [MANIFEST_FILE, *manifest.files]))  # hashed just now
         os.replace(self.staging, self.directory / generation)
         pointer = self.directory / "CURRENT.tmp"
         pointer.write_text(generation + "\n")

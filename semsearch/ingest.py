@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.errors import NotFound, PartialFailure, SemsearchError
+from semsearch.errors import DiskFull, IndexUnwritable, NotFound, PartialFailure, SemsearchError
 from semsearch.index import RESUME_PREFIX, IndexWriter, Manifest
 from semsearch.paper import Paper, normalize_title
 from semsearch.sources.survey import Survey, survey_of
@@ -32,20 +34,36 @@ class IngestReport:
     embed_seconds: float = 0.0
     seconds: float = 0.0
     manifest: Manifest | None = None
+    published: bool = False  # a run that changed nothing publishes nothing
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "file:line" of each malformed line skipped (jsonl)
 
     def summary(self) -> str:
         count = self.manifest.count if self.manifest else "no"
+        read = f"read {self.read} papers: {self.added} new, {self.updated} updated, {self.unchanged} unchanged; "
+        if not self.published and self.manifest is not None:
+            return f"{read}nothing new: {self.manifest.generation} ({count} papers) is unchanged ({self.seconds:.1f}s)"
         return (
-            f"read {self.read} papers: {self.added} new, {self.updated} updated, {self.unchanged} unchanged; "
-            f"embedded {self.embedded} in {self.embed_seconds:.1f}s; index now holds {count} papers "
+            f"{read}embedded {self.embedded} in {self.embed_seconds:.1f}s; index now holds {count} papers "
             f"({self.seconds:.1f}s)"
         )
 
 
 def _warn_stderr(message: str) -> None:
     logging.getLogger("semsearch.ingest").warning("warning: %s", message)
+
+
+def _told(err: BaseException) -> SemsearchError | None:
+    """A full disk or an index that cannot be written, as the error a person is shown (else None)."""
+    code = getattr(err, "errno", None)
+    if code == errno.ENOSPC or "disk is full" in str(err):
+        return DiskFull()
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM) or "readonly database" in str(err):
+        reason = getattr(err, "strerror", None) or str(err)
+        if getattr(err, "filename", None):
+            reason = f"{err.filename}: {reason}"
+        return IndexUnwritable(f"cannot write to the index ({reason}); it can still be searched")
+    return None
 
 
 class Ingest:
@@ -95,16 +113,24 @@ class Ingest:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            # A failed run publishes what it stored before failing (a source that broke part-way).
-            if exc_type is None or issubclass(exc_type, SemsearchError):
-                self.finish()
-        finally:
-            if self._bar is not None:
-                self._bar.close()
-            if hasattr(self._embedder, "close"):  # a Ray cluster's workers
-                self._embedder.close()
-            self.writer.__exit__(exc_type, exc, tb)
-            self.report.seconds = time.perf_counter() - self._started
+            try:
+                # A failed run publishes what it stored before failing (a source that broke part-way).
+                if exc_type is None or issubclass(exc_type, SemsearchError):
+                    self.finish()
+            finally:
+                if self._bar is not None:
+                    self._bar.close()
+                if hasattr(self._embedder, "close"):  # a Ray cluster's workers
+                    self._embedder.close()
+                self.writer.__exit__(exc_type, exc, tb)
+                self.report.seconds = time.perf_counter() - self._started
+        except (OSError, sqlite3.OperationalError) as err:
+            told = _told(err)
+            if told is None:
+                raise
+            raise told from None
+        if exc is not None and _told(exc):  # the CLI and the API say it in one line
+            raise _told(exc) from None
 
     def finish(self) -> None:
         """The stages after storing, in order: embed what is stale, train the classifier and
@@ -122,6 +148,7 @@ class Ingest:
         if self.writer.has_changes():
             dimension = self._embedder.dimension if self._embedder else None
             self.report.manifest = self.writer.publish(dimension)
+            self.report.published = True
         else:
             self.report.manifest = self.writer.published_manifest()
 
@@ -157,8 +184,10 @@ class Ingest:
             for paper, vector in pairs:
                 vec_id = self._put(paper)
                 stored = self.store.papers_by_vec_id([vec_id])[vec_id]
-                if stored.embedding_text() == paper.embedding_text():  # else the merged text is embedded anew
-                    text_hash = stored.text_hash(self.writer.model)
+                text_hash = stored.text_hash(self.writer.model)
+                if stored.embedding_text() == paper.embedding_text() and not self.store.has_embedding(
+                    vec_id, text_hash, vector
+                ):  # else the merged text is embedded anew, or this vector is stored already
                     self.store.put_embeddings([PendingEmbedding(vec_id, "", text_hash)], vector[None, :])
                     self.store.set_meta("dimension", str(len(vector)))
                 stored_count += 1
@@ -326,6 +355,10 @@ def ingest_jsonl(
 
     files = [Path(p) for p in paths]
     for path in files:
+        if path.exists() and not path.is_file() and not path.is_dir():
+            # A device or a pipe (/dev/null, <(...)): the file is read twice (its first record, then
+            # all of it) and resumed by its size, which only a regular file allows.
+            raise SemsearchError(f"cannot read {path}: not a regular file (save the records to a file first)")
         check_readable(path)
     matrix = _vector_file(vectors, files) if vectors is not None else None
     firsts = {path: first_record(path) or {} for path in files} if matrix is None else {}
@@ -359,7 +392,9 @@ def ingest_jsonl(
                 with_vectors=check is not None,
                 skipped=skipped_lines,
             )
-            checkpoint = lambda key=key, cursor=cursor: ingest.store.set_meta(key, f"{cursor.offset}:{cursor.records}")  # noqa: E731
+            checkpoint = lambda key=key, cursor=cursor: ingest.writer.note_progress(  # noqa: E731
+                key, f"{cursor.offset}:{cursor.records}"
+            )
             if check is None:
                 ingest.add(stream, checkpoint=checkpoint)
             else:

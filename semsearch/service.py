@@ -102,6 +102,7 @@ class Service:
         self.directory = self.current.index.directory
         self.reload_error: str | None = None
         self._unloadable: str | None = None
+        self.integrity: str | None = self.current.index.integrity  # a damaged generation passed over
 
     # --- following the index ------------------------------------------------------------------
     @staticmethod
@@ -141,13 +142,26 @@ class Service:
         """Load and swap in the newest published generation, if it is newer; True when swapped.
         A generation that cannot be loaded leaves the current one serving (`reload_error` says why)
         and is not tried again."""
+        from semsearch.errors import SemsearchError
         from semsearch.index import Index, current_generation
 
-        newest = current_generation(self.directory)
+        try:
+            newest = current_generation(self.directory)
+        except SemsearchError as err:  # a damaged CURRENT: keep serving, say why in /api/health
+            if self.reload_error != str(err):
+                log.warning("semsearch: %s; still serving %s", err, self.current.name)
+            self.reload_error = str(err)
+            return False
         if newest in (None, self.current.name, self._unloadable):
             return False
         try:
             index = Index.open(self.directory)
+            if index.generation_dir.name != newest:  # the newest is damaged (Index.open warned): never swapped in
+                damage = index.integrity.rsplit("; serving ", 1)[0]
+                index.close()
+                self._unloadable, self.reload_error = newest, damage
+                self.integrity = f"{damage}; serving {self.current.name}"
+                return False
             same_model = index.manifest.model == self.current.index.manifest.model
             fresh = self._load(index, self.current.searcher.embedder if same_model else None)
         except Exception as err:  # noqa: BLE001 - keep answering from what works
@@ -159,7 +173,7 @@ class Service:
             old, self.current = self.current, fresh
             old.retired = True
             done = old.users == 0
-        self.reload_error = None
+        self.reload_error = self.integrity = None
         if done:
             old.index.close()
         return True
@@ -186,6 +200,8 @@ class Service:
             answer["reload_error"] = self.reload_error
         if self.watch_status is not None:
             answer["watch"] = self.watch_status()
+        if self.integrity:
+            answer["integrity"] = self.integrity
         return answer
 
     def overview(self) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semsearch.errors import IndexDamaged
 from semsearch.paper import Paper, embedding_text, normalize_title
 
 _SCHEMA = """
@@ -114,6 +115,58 @@ class PendingEmbedding:
     text_hash: str
 
 
+# What SQLite says of a file it cannot read as a database (garbage, truncated, gone): damage, told as
+# one line, not a programming error. IntegrityError and ProgrammingError are bugs and stay as they are.
+_DAMAGE = (sqlite3.OperationalError, sqlite3.DatabaseError)
+_BUGS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+
+
+def damaged(path: Path, err: sqlite3.Error) -> IndexDamaged:
+    """The error a reader gives for a papers.db that SQLite cannot read."""
+    return IndexDamaged(f"index at {path.parent.parent} is damaged: {path} cannot be read ({err})")
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor of a published papers.db: a damaged file raises IndexDamaged wherever SQLite notices
+    it (preparing a query or fetching a row of it), so the CLI and the API say so in one line."""
+
+    def _guard(self, call, *args):
+        try:
+            return call(*args)
+        except _BUGS:
+            raise
+        except _DAMAGE as err:
+            raise damaged(self.connection.path, err) from None
+
+    def execute(self, *args):
+        return self._guard(super().execute, *args)
+
+    def executemany(self, *args):
+        return self._guard(super().executemany, *args)
+
+    def fetchone(self):
+        return self._guard(super().fetchone)
+
+    def fetchmany(self, *args):
+        return self._guard(super().fetchmany, *args)
+
+    def fetchall(self):
+        return self._guard(super().fetchall)
+
+    def __next__(self):
+        return self._guard(super().__next__)
+
+
+class _Connection(sqlite3.Connection):
+    path: Path
+
+    def cursor(self, factory=_Cursor):
+        return super().cursor(factory)
+
+    def execute(self, *args):  # sqlite3's own execute would make a plain cursor
+        return self.cursor().execute(*args)
+
+
 def _row_to_paper(row: sqlite3.Row) -> Paper:
     values = {name: row[name] for name in _FIELDS}
     for name in _JSON_FIELDS:
@@ -146,7 +199,15 @@ class Store:
             return self._db
         connection = getattr(self._local, "db", None)
         if connection is None:
-            connection = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+            if not self.path.is_file():  # SQLite would say only "unable to open database file"
+                raise IndexDamaged(f"index at {self.path.parent.parent} is damaged: {self.path} is missing")
+            try:
+                connection = sqlite3.connect(
+                    f"file:{self.path}?mode=ro&immutable=1", uri=True, check_same_thread=False, factory=_Connection
+                )
+            except _DAMAGE as err:
+                raise damaged(self.path, err) from None
+            connection.path = self.path
             connection.row_factory = sqlite3.Row
             if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'paper_categories'").fetchone():
                 # An index published before the categories were stored: derive them on reading.
@@ -175,7 +236,12 @@ class Store:
         return row[0] if row else default
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        # Writing the value a key already has is no change (an unchanged re-ingest publishes nothing).
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value WHERE value != excluded.value",
+            (key, value),
+        )
         if key == "model":
             self.model = value
 
@@ -316,6 +382,11 @@ class Store:
             for item, vector in zip(pending, vectors, strict=True)
         ]
         self.db.executemany("INSERT OR REPLACE INTO embeddings (vec_id, text_hash, vector) VALUES (?, ?, ?)", rows)
+
+    def has_embedding(self, vec_id: int, text_hash: str, vector: np.ndarray) -> bool:
+        """Whether this very vector is stored for the paper's current text."""
+        row = self.db.execute("SELECT text_hash, vector FROM embeddings WHERE vec_id = ?", (vec_id,)).fetchone()
+        return row is not None and row[0] == text_hash and row[1] == np.asarray(vector, np.float32).tobytes()
 
     def embeddings_for(self, vec_ids: Iterable[int]) -> dict[int, np.ndarray]:
         rows = self._rows_for("SELECT vec_id, vector FROM embeddings", vec_ids)

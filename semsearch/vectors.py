@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.errors import SemsearchError
+from semsearch.errors import DiskFull, SemsearchError
 
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
 AUTO_FLAT_LIMIT = 50_000
@@ -89,7 +89,16 @@ def kind_of(index) -> str:
 def write(index, path: Path) -> None:
     import faiss
 
-    faiss.write_index(index, str(path))
+    try:
+        # Through a Python file: FAISS's own writer reports a full disk at close on stderr only,
+        # leaving a truncated file behind; Python's raises OSError (ENOSPC).
+        with open(path, "wb") as handle:
+            faiss.write_index(index, faiss.PyCallbackIOWriter(handle.write))
+    except RuntimeError as err:  # FAISS's message is a C++ assertion; the reason is at its end
+        if "No space left" in str(err):
+            raise DiskFull() from None
+        reason = str(err).strip().splitlines()[-1][-160:]
+        raise SemsearchError(f"cannot write {path}: {reason}") from None
 
 
 def load(path: Path):

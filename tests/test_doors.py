@@ -184,10 +184,12 @@ def test_a_real_mcp_process_refuses_in_the_same_words(index_dir):
 # --- links: only http(s) leaves the server ----------------------------------------------------------
 def _set_url(index_dir: Path, paper_id: str, url: str) -> None:
     """What an index written before ingest refused other schemes may hold."""
-    from semsearch.index import current_generation
+    from semsearch.index import current_generation, reseal
 
-    with sqlite3.connect(index_dir / current_generation(index_dir) / "papers.db") as db:
+    generation = index_dir / current_generation(index_dir)
+    with sqlite3.connect(generation / "papers.db") as db:
         assert db.execute("UPDATE papers SET url = ? WHERE id = ?", (url, paper_id)).rowcount == 1
+    reseal(generation)  # published files carry checksums: the rewrite is on purpose
 
 
 @pytest.mark.parametrize(

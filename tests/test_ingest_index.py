@@ -168,6 +168,12 @@ def test_missing_and_inconsistent_indexes_are_explained(tmp_path, fake_model):
     db.execute("UPDATE meta SET value = 'another-model' WHERE key = 'model'")
     db.commit()
     db.close()
+    with pytest.raises(SemsearchError, match=r"gen-000001 is damaged \(papers.db checksum mismatch\)"):
+        Index.open(tmp_path)
+    # A manifest from before checksums were kept: the cross-checks still catch it.
+    manifest = json.loads((generation / "manifest.json").read_text())
+    del manifest["files"]
+    (generation / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SemsearchError, match="inconsistent.*another-model"):
         Index.open(tmp_path)
 

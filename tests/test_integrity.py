@@ -1,0 +1,646 @@
+"""Trust under damage: a damaged, missing or unwritable file of the index is never used silently.
+
+Each generation's manifest holds a checksum of each of its files; a damaged generation is passed
+over for the newest intact older one (one warning line), or, when there is none, the CLI says so in
+one line and exits 2 and the API answers 503. Real processes run `semsearch` (with the hashing test
+model, through tests.cli_process) against real damaged files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from semsearch import index as index_module
+from semsearch.errors import IndexDamaged, SemsearchError
+from semsearch.index import GENERATION_NAME, Index, Manifest, current_generation
+from semsearch.ingest import ingest_jsonl
+from tests.conftest import corpus_records
+
+ROOT = Path(__file__).resolve().parents[1]
+OLD = [r for r in corpus_records() if r["id"] != "2305.00004"]  # the first generation lacks the KV-cache paper
+KV = "2305.00004"
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture
+def two_generations(tmp_path, fake_model) -> Path:
+    """gen-000001 (six papers), gen-000002 (all seven: it adds the KV-cache paper)."""
+    index_dir = tmp_path / "idx"
+    ingest_jsonl([write_jsonl(tmp_path / "old.jsonl", OLD)], index_dir=index_dir, progress=False)
+    ingest_jsonl([write_jsonl(tmp_path / "all.jsonl", corpus_records())], index_dir=index_dir, progress=False)
+    assert current_generation(index_dir) == "gen-000002"
+    return index_dir
+
+
+@pytest.fixture
+def warnings() -> list[str]:
+    """The library's warnings, whether or not the CLI's stderr handler (which stops propagation to
+    pytest's caplog) was attached by an earlier test in this process."""
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                seen.append(record.getMessage())
+
+    handler = Collect()
+    logging.getLogger("semsearch").addHandler(handler)
+    yield seen
+    logging.getLogger("semsearch").removeHandler(handler)
+
+
+def semsearch(*args, env: dict | None = None, pause: str | None = None, marker: Path | None = None):
+    """`semsearch ARGS` in its own process (the hashing model in place of the real one)."""
+    command = [sys.executable, "-m", "tests.cli_process"]
+    if pause:
+        command = [sys.executable, "-c", PAUSING, pause, str(marker)]
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.Popen(
+        [*command, "--", *map(str, args)], cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def run(*args, env: dict | None = None) -> tuple[int, str, str]:
+    process = semsearch(*args, env=env)
+    out, err = process.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    return process.returncode, out, err
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def first_hit(out: str) -> str:
+    return json.loads(out)["results"][0]["id"]
+
+
+def overwrite_middle(path: Path, size: int = 100_000) -> None:
+    """Random bytes over the middle of a file, in place: same size, only the content changes."""
+    length = path.stat().st_size
+    size = min(size, length // 2)
+    with open(path, "r+b") as handle:
+        handle.seek((length - size) // 2)
+        handle.write(os.urandom(size))
+
+
+# --- the checksums ---------------------------------------------------------------------------
+def test_every_file_of_a_generation_has_its_checksum_in_the_manifest(two_generations):
+    generation = two_generations / "gen-000002"
+    files = json.loads((generation / "manifest.json").read_text())["files"]
+    on_disk = {
+        p.relative_to(generation).as_posix()
+        for p in generation.rglob("*")
+        if p.is_file() and p.name not in (".readers", ".verified", "manifest.json")
+    }
+    assert set(files) == on_disk and {"papers.db", "vectors.faiss", "lexical/vec_ids.npy"} <= on_disk
+    assert files["papers.db"] == index_module.file_digest(generation / "papers.db")
+
+
+def test_a_published_generation_opens_without_hashing_and_damage_is_hashed_and_found(two_generations, monkeypatch):
+    hashed = []
+    real = index_module.file_digest
+    monkeypatch.setattr(index_module, "file_digest", lambda path: hashed.append(path.name) or real(path))
+    Index.open(two_generations).close()
+    assert hashed == []  # publish stamped what it had just hashed: cold start pays for stat() only
+    vectors = two_generations / "gen-000002" / "vectors.faiss"
+    stat = vectors.stat()
+    overwrite_middle(vectors)
+    os.utime(vectors, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the mtime put back, as `touch -r` would
+    index_module._verified.clear()
+    with pytest.raises(IndexDamaged, match="gen-000002 is damaged"):
+        Index.open(two_generations, fall_back=False)
+    assert hashed == ["vectors.faiss"]  # only the file whose stat() changed
+
+
+def test_a_copied_index_is_hashed_once_then_trusted_by_its_stamp(two_generations, tmp_path, monkeypatch):
+    copy = tmp_path / "copy"
+    shutil.copytree(two_generations, copy)  # new inodes: the stamp no longer vouches for the files
+    hashed = []
+    real = index_module.file_digest
+    monkeypatch.setattr(index_module, "file_digest", lambda path: hashed.append(path.name) or real(path))
+    Index.open(copy).close()
+    assert "papers.db" in hashed
+    hashed.clear()
+    index_module._verified.clear()  # another process: only the stamp on disk remembers
+    Index.open(copy).close()
+    assert hashed == []
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    stamp=st.one_of(
+        st.binary(max_size=200),
+        st.dictionaries(
+            st.sampled_from(["manifest.json", "papers.db", "vectors.faiss", "x"]),
+            st.lists(st.integers(), max_size=5) | st.text(max_size=5) | st.none(),
+        ).map(lambda d: json.dumps(d).encode()),
+    )
+)
+def test_no_stamp_on_disk_vouches_for_a_damaged_file(two_generations, stamp):
+    """Whatever `.verified` holds (garbage, a forged or stale record), damage is found: the stamp only
+    spares hashing a file whose stat() is exactly the one recorded."""
+    vectors = two_generations / "gen-000002" / "vectors.faiss"
+    if not (two_generations / "damaged").exists():
+        overwrite_middle(vectors)
+        (two_generations / "damaged").touch()
+    (two_generations / "gen-000002" / ".verified").write_bytes(stamp)
+    index_module._verified.clear()
+    with pytest.raises(IndexDamaged, match=r"gen-000002 is damaged \(vectors.faiss checksum mismatch\)"):
+        Index.open(two_generations, fall_back=False)
+
+
+def test_a_manifest_cannot_send_verification_outside_its_generation(two_generations, monkeypatch):
+    manifest_path = two_generations / "gen-000002" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["../../../etc/hostname"] = "0" * 128
+    manifest_path.write_text(json.dumps(manifest))
+    read = []
+    monkeypatch.setattr(index_module, "file_digest", lambda path: read.append(path) or "")
+    with pytest.raises(IndexDamaged, match="names a file outside the generation"):
+        Index.open(two_generations, fall_back=False)
+    assert read == []
+
+
+def test_an_index_written_before_checksums_still_opens(two_generations):
+    manifest_path = two_generations / "gen-000002" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["files"]
+    manifest_path.write_text(json.dumps(manifest))
+    index = Index.open(two_generations)
+    assert index.manifest.files is None and index.integrity is None and index.manifest.count == 7
+
+
+# --- a damaged generation is passed over -------------------------------------------------------
+@pytest.mark.slow
+def test_random_bytes_in_the_newest_vectors_are_caught_and_the_previous_generation_answers(two_generations):
+    """The reported attack: 100 KB of random bytes into the middle of the newest vectors.faiss made
+    `search` answer exit 0 with an unrelated first hit."""
+    overwrite_middle(two_generations / "gen-000002" / "vectors.faiss")
+    code, out, err = run("search", "kv cache eviction", "--json", "--index", two_generations)
+    assert code == 0
+    assert one_line(err) == (
+        f"warning: index at {two_generations}: gen-000002 is damaged (vectors.faiss checksum mismatch); "
+        "serving gen-000001"
+    )
+    assert KV not in {r["id"] for r in json.loads(out)["results"]}  # gen-000001's answer, whole
+    code, out, err = run("related", "2401.00001", "--json", "--index", two_generations)
+    assert code == 0 and "gen-000002 is damaged" in one_line(err)
+
+
+DB_DAMAGE = {
+    "garbage header": lambda db: db.write_bytes(os.urandom(100) + db.read_bytes()[100:]),
+    "garbage middle": overwrite_middle,
+    "truncated": lambda db: os.truncate(db, db.stat().st_size // 2),
+    "empty": lambda db: db.write_bytes(b""),
+    "deleted": lambda db: db.unlink(),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", DB_DAMAGE)
+def test_a_damaged_papers_db_is_passed_over_or_one_line(two_generations, damage):
+    DB_DAMAGE[damage](two_generations / "gen-000002" / "papers.db")
+    code, out, err = run("search", "kv cache eviction", "--json", "--index", two_generations)
+    assert code == 0 and "warning: " in one_line(err) and "gen-000002 is damaged (papers.db" in err
+    assert KV not in {r["id"] for r in json.loads(out)["results"]}
+
+    shutil.rmtree(two_generations / "gen-000001")  # nothing to fall back to
+    for command in (["search", "kv cache"], ["related", "2401.00001"], ["info"]):
+        code, out, err = run(*command, "--index", two_generations)
+        assert code == 2 and out == ""
+        assert one_line(err).startswith(f"error: index at {two_generations}: gen-000002 is damaged (papers.db")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["garbage header", "empty"])
+def test_a_damaged_papers_db_of_an_index_without_checksums_is_one_line(two_generations, damage):
+    for generation in ("gen-000001", "gen-000002"):
+        manifest_path = two_generations / generation / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        del manifest["files"]
+        manifest_path.write_text(json.dumps(manifest))
+        DB_DAMAGE[damage](two_generations / generation / "papers.db")
+    code, out, err = run("search", "kv cache", "--index", two_generations)
+    assert code == 2 and "papers.db cannot be read" in one_line(err)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["missing", "garbled"])
+def test_a_missing_or_garbled_lexical_index_is_passed_over_or_one_line(two_generations, damage):
+    lexical = two_generations / "gen-000002" / "lexical"
+    if damage == "missing":
+        shutil.rmtree(lexical)
+    else:
+        (lexical / "vocab.index.json").write_text("{not json")
+    code, out, err = run("search", "kv cache eviction", "--json", "--index", two_generations)
+    assert code == 0 and "gen-000002 is damaged (lexical/" in one_line(err)
+
+    for generation in ("gen-000001", "gen-000002"):  # an index without checksums, no intact generation
+        manifest_path = two_generations / generation / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        del manifest["files"]
+        manifest_path.write_text(json.dumps(manifest))
+    shutil.rmtree(two_generations / "gen-000001" / "lexical")
+    if damage == "garbled":
+        shutil.rmtree(two_generations / "gen-000002" / "lexical")
+        (two_generations / "gen-000002" / "lexical").mkdir()
+        (two_generations / "gen-000002" / "lexical" / "vec_ids.npy").write_bytes(os.urandom(64))
+    code, out, err = run("search", "kv cache eviction", "--index", two_generations)
+    assert code == 2 and "lexical cannot be read" in one_line(err)
+
+
+@pytest.mark.slow
+def test_a_missing_manifest_is_named_not_a_race(two_generations):
+    (two_generations / "gen-000002" / "manifest.json").unlink()
+    code, out, err = run("search", "kv cache", "--index", two_generations)
+    assert code == 0 and "gen-000002 is damaged (manifest.json is missing); serving gen-000001" in one_line(err)
+    shutil.rmtree(two_generations / "gen-000001")
+    code, out, err = run("info", "--index", two_generations)
+    assert code == 2 and "manifest.json is missing" in one_line(err) and "keeps changing" not in err
+
+
+# --- CURRENT ---------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "content",
+    [b"\xff\xfe gen-000001\n", b"ABSOLUTE", b"../../../etc\n", b"gen-000001/../../other\n", b"", b"\n"],
+    ids=["not utf-8", "absolute path", "dot-dot", "dot-dot after a name", "empty", "blank"],
+)
+def test_current_may_only_name_a_generation_inside_the_index(two_generations, tmp_path, content):
+    elsewhere = tmp_path / "elsewhere"  # a whole other index that an absolute path could lead to
+    shutil.copytree(two_generations / "gen-000001", elsewhere / "gen-000001")
+    if content == b"ABSOLUTE":
+        content = str(elsewhere / "gen-000001").encode()
+    (two_generations / "CURRENT").write_bytes(content)
+    for command in (["search", "kv cache"], ["info"], ["ingest", "jsonl", tmp_path / "all.jsonl"]):
+        code, out, err = run(*command, "--index", two_generations)
+        assert code == 2 and out == ""
+        assert one_line(err).startswith(
+            f"error: index at {two_generations} is damaged: CURRENT must name a generation (gen-NNNNNN), not "
+        )
+        assert err.strip().endswith("(the newest here is gen-000002)")
+
+
+@pytest.mark.slow
+def test_current_naming_a_generation_that_does_not_exist_says_so(two_generations):
+    (two_generations / "CURRENT").write_text("gen-999999\n")
+    code, out, err = run("search", "kv cache eviction", "--json", "--index", two_generations)
+    assert code == 0 and first_hit(out) == KV
+    assert one_line(err).endswith("gen-999999 is missing (CURRENT names it); serving gen-000002")
+    for generation in ("gen-000001", "gen-000002"):
+        shutil.rmtree(two_generations / generation)
+    code, out, err = run("search", "kv cache", "--index", two_generations)
+    assert code == 2 and "gen-999999 is missing (CURRENT names it)" in one_line(err)
+    assert "keeps changing" not in err
+
+
+def test_a_generation_retired_between_reading_current_and_opening_it_is_looked_up_again(
+    two_generations, monkeypatch, warnings
+):
+    """The real race stays a retry, with no warning: a writer published gen-000002 and retired
+    gen-000001 between our reading CURRENT and opening what it named."""
+    (two_generations / "CURRENT").write_text("gen-000001\n")
+    real = Index._open_generation.__func__
+    calls = []
+
+    def racing(cls, directory, generation_dir):
+        calls.append(generation_dir.name)
+        if generation_dir.name == "gen-000001":
+            (two_generations / "CURRENT").write_text("gen-000002\n")
+            shutil.rmtree(generation_dir)
+            raise FileNotFoundError(generation_dir)
+        return real(cls, directory, generation_dir)
+
+    monkeypatch.setattr(Index, "_open_generation", classmethod(racing))
+    index = Index.open(two_generations)
+    assert calls == ["gen-000001", "gen-000002"] and index.integrity is None and warnings == []
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.one_of(st.binary(max_size=80), st.text(max_size=80).map(str.encode)))
+def test_current_is_a_generation_name_or_damage_never_anything_else(tmp_path, content):
+    (tmp_path / "CURRENT").write_bytes(content)
+    try:
+        name = current_generation(tmp_path)
+    except IndexDamaged as err:
+        assert "\n" not in str(err) and "CURRENT must name a generation" in str(err)
+        return
+    assert GENERATION_NAME.fullmatch(name) and (tmp_path / name).parent == tmp_path
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=10),
+        max_leaves=20,
+    ),
+    keep=st.booleans(),
+)
+def test_a_manifest_is_read_whole_or_refused_in_one_line(tmp_path, data, keep):
+    if keep and isinstance(data, dict):  # a real manifest with something odd in one field
+        real = dict(
+            format_version=1, model="m", dimension=4, normalized=True, count=1, index_type="flat",
+            generation="gen-000001", created_at="now",
+        )  # fmt: skip
+        data = {**real, **data}
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(data))
+    try:
+        manifest = Manifest.read(path)
+    except SemsearchError as err:
+        assert "\n" not in str(err)
+        return
+    assert manifest.files is None or all(isinstance(v, str) for v in manifest.files.values())
+
+
+# --- writers ----------------------------------------------------------------------------------------
+def test_an_ingest_after_the_vectors_were_damaged_rebuilds_them_from_the_intact_papers_db(
+    two_generations, tmp_path, warnings
+):
+    overwrite_middle(two_generations / "gen-000002" / "vectors.faiss")
+    more = write_jsonl(tmp_path / "more.jsonl", [{"id": "2409.00001", "title": "A paper on caches"}])
+    ingest_jsonl([more], index_dir=two_generations, progress=False)
+    index = Index.open(two_generations)
+    assert index.generation_dir.name == "gen-000003" and index.integrity is None
+    assert index.manifest.count == 8 and index.store.find(KV) is not None  # nothing of gen-000002 lost
+    assert warnings == []
+
+
+def test_an_ingest_after_papers_db_was_damaged_builds_on_the_last_intact_generation(
+    two_generations, tmp_path, warnings
+):
+    overwrite_middle(two_generations / "gen-000002" / "papers.db")
+    more = write_jsonl(tmp_path / "more.jsonl", [{"id": "2409.00001", "title": "A paper on caches"}])
+    ingest_jsonl([more], index_dir=two_generations, progress=False)
+    assert warnings == [f"warning: index at {two_generations}: gen-000002 is damaged (papers.db checksum mismatch); "
+                        "serving gen-000001"]  # fmt: skip
+    index = Index.open(two_generations)
+    assert index.generation_dir.name == "gen-000003" and index.integrity is None
+    assert index.manifest.count == 7 and index.store.find(KV) is None  # gen-000001's papers and the new one
+
+
+@pytest.mark.slow
+def test_an_unparsable_lock_timeout_is_one_line(two_generations, tmp_path):
+    code, out, err = run(
+        "ingest", "jsonl", tmp_path / "all.jsonl", "--index", two_generations, env={"SEMSEARCH_LOCK_TIMEOUT": "abc"}
+    )
+    assert code == 2 and one_line(err) == "error: SEMSEARCH_LOCK_TIMEOUT must be a number of seconds, not 'abc'"
+
+
+def test_an_unchanged_reingest_publishes_nothing(two_generations, tmp_path):
+    before = sorted(p.name for p in two_generations.iterdir())
+    report = ingest_jsonl([tmp_path / "all.jsonl"], index_dir=two_generations, progress=False)
+    assert not report.published and report.unchanged == 7
+    assert current_generation(two_generations) == "gen-000002"
+    assert sorted(p.name for p in two_generations.iterdir()) == before  # no new generation, no staging
+    assert "nothing new: gen-000002 (7 papers) is unchanged" in report.summary()
+
+
+def test_an_unchanged_reingest_of_precomputed_vectors_publishes_nothing(tmp_path, fake_model):
+    rows = [
+        {**r, "embedding": [float((i + j) % 5) for j in range(64)], "embedding_model": "all-MiniLM-L6-v2"}
+        for i, r in enumerate(corpus_records())
+    ]
+    source = write_jsonl(tmp_path / "vectors.jsonl", rows)
+    assert ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False).published
+    again = ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False)
+    assert not again.published and current_generation(tmp_path / "idx") == "gen-000001"
+
+
+@pytest.mark.slow
+def test_an_unchanged_reingest_says_nothing_new(two_generations, tmp_path):
+    code, out, err = run("ingest", "jsonl", tmp_path / "all.jsonl", "--index", two_generations, "--no-progress")
+    assert code == 0 and "nothing new" in err and current_generation(two_generations) == "gen-000002"
+
+
+@pytest.mark.slow
+def test_a_device_is_not_a_json_lines_file(two_generations):
+    code, out, err = run("ingest", "jsonl", "/dev/null", "--index", two_generations)
+    assert (
+        code == 2
+        and one_line(err) == "error: cannot read /dev/null: not a regular file (save the records to a file first)"
+    )
+
+
+# A writer that stops at a point inside publish() (for the test to kill it with SIGKILL).
+PAUSING = """
+import sys
+from pathlib import Path
+from tests import cli_process
+from semsearch import index, vectors
+
+point, marker = sys.argv[1], Path(sys.argv[2])
+sys.argv = [sys.argv[0], *sys.argv[3:]]
+if point == "vectors":  # the FAISS file half-written, resume keys already dropped
+    def write(built, path):
+        path.write_bytes(b"half a file")
+        cli_process.pause_here(marker)
+    vectors.write = write
+elif point == "checksums":  # every file written, the manifest not yet
+    index.digest_files = lambda directory: cli_process.pause_here(marker)
+elif point == "current":  # the generation renamed into place, CURRENT not yet replaced
+    import os
+    real = os.replace
+    class PausingOs:
+        def __getattr__(self, name):
+            return getattr(os, name)
+        @staticmethod
+        def replace(source, target):
+            if Path(target).name == "CURRENT":
+                cli_process.pause_here(marker)
+            real(source, target)
+    index.os = PausingOs()
+raise SystemExit(cli_process.main())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["vectors", "checksums", "current"])
+def test_a_writer_killed_inside_publish_leaves_its_embeddings_for_the_next_run(two_generations, tmp_path, point):
+    new = write_jsonl(
+        tmp_path / "new.jsonl", [{"id": f"2409.{i:05d}", "title": f"Paper {i} on caches"} for i in range(40)]
+    )
+    marker = tmp_path / "paused"
+    writer = semsearch("ingest", "jsonl", new, "--index", two_generations, "--no-progress", pause=point, marker=marker)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert writer.poll() is None, writer.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=10)
+    assert current_generation(two_generations) == "gen-000002"
+
+    code, out, err = run("ingest", "jsonl", new, "--index", two_generations, "--no-progress")
+    assert code == 0 and "embedded 0 in" in err  # all 40 were embedded before the kill
+    index = Index.open(two_generations)
+    assert index.manifest.count == 47 and index.integrity is None and index.store.find("2409.00039") is not None
+    assert not (two_generations / "staging").exists()
+
+
+# --- a read-only index ----------------------------------------------------------------------------------
+@pytest.fixture
+def read_only(two_generations, tmp_path):
+    """The index seen through a read-only bind mount: writes fail with EROFS even for root."""
+    view = tmp_path / "ro"
+    view.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount here")
+    done = subprocess.run(["mount", "--bind", str(two_generations), str(view)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {done.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True, capture_output=True)
+        (two_generations / "gen-000002" / ".verified").unlink()  # it must be verified, and cannot be stamped
+        yield view
+    finally:
+        subprocess.run(["umount", "--lazy", str(view)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_a_read_only_index_is_searched_and_refuses_writes_in_one_line(read_only, tmp_path):
+    code, out, err = run("search", "kv cache eviction", "--json", "--index", read_only)
+    assert code == 0 and first_hit(out) == KV and err == ""  # verified in memory: no stamp can be written
+    for command in (["ingest", "jsonl", tmp_path / "old.jsonl"], ["label", "2401.00001", "Quantization"]):
+        code, out, err = run(*command, "--index", read_only)
+        assert code == 2
+        assert one_line(err) == (
+            f"error: cannot write to the index at {read_only} (Read-only file system); it can still be searched"
+        )
+
+
+def test_the_api_refuses_a_label_on_a_read_only_index_with_503(read_only):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    with TestClient(create_app(index_dir=read_only, reload_seconds=0)) as client:
+        response = client.post("/api/labels", json={"id": "2401.00001", "category": "Quantization"})
+        assert response.status_code == 503 and "Read-only file system" in response.json()["error"]
+        assert client.get("/api/search", params={"q": "kv cache"}).status_code == 200
+
+
+@pytest.fixture
+def vectors_to_a_full_disk(tmp_path, monkeypatch):
+    """publish() writes vectors.faiss to a real, full file system (a tiny tmpfs); all else as usual."""
+    from semsearch import vectors
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        real = vectors.write
+        monkeypatch.setattr(vectors, "write", lambda index, path: real(index, small / "vectors.faiss"))
+        with open(small / "filler", "wb", buffering=0) as filler:
+            try:
+                while True:
+                    filler.write(b"\0" * 4096)
+            except OSError:
+                pass
+        yield small
+    finally:
+        subprocess.run(["umount", "--lazy", str(small)], capture_output=True)
+
+
+def test_a_disk_that_fills_while_faiss_is_written_is_the_disk_full_message(
+    two_generations, tmp_path, vectors_to_a_full_disk, capsys
+):
+    """FAISS's own writer printed the error at close and left a truncated file, which was published."""
+    from semsearch.cli import main
+
+    more = write_jsonl(tmp_path / "more.jsonl", [{"id": "2409.00001", "title": "A paper on caches"}])
+    code = main(["ingest", "jsonl", str(more), "--index", str(two_generations), "--no-progress"])
+    assert code == 1 and current_generation(two_generations) == "gen-000002"
+    assert one_line(capsys.readouterr().err).startswith("error: the disk is full; nothing was published")
+
+
+def test_the_api_says_a_full_disk_in_json(two_generations, vectors_to_a_full_disk):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    app = create_app(index_dir=two_generations, reload_seconds=None)
+    response = TestClient(app).post("/api/labels", json={"id": "2401.00001", "category": "Quantization"})
+    assert response.status_code == 507 and response.json()["error"].startswith("the disk is full")
+    assert current_generation(two_generations) == "gen-000002"
+
+
+def test_a_damaged_papers_db_found_by_a_query_is_503_not_500(two_generations):
+    """A papers.db damaged after it was verified (under a running server) is found by SQLite
+    part-way through a request: the API says so with a 503, not a 500."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    app = create_app(index_dir=two_generations, reload_seconds=None)
+    client, service = TestClient(app), app.state.service
+    db = two_generations / "gen-000002" / "papers.db"
+    db.write_bytes(db.read_bytes()[:1024] + os.urandom(db.stat().st_size - 1024))  # the header alone intact
+    service.current.index.store.close()  # the next request reads through a new connection
+    response = client.get("/api/search", params={"q": "kv cache"})
+    assert response.status_code == 503 and "papers.db cannot be read" in response.json()["error"]
+
+
+# --- the server -----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_server_never_swaps_in_a_damaged_generation_and_health_says_so(two_generations, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    app = create_app(index_dir=two_generations, reload_seconds=None)
+    client, service = TestClient(app), app.state.service
+    more = write_jsonl(tmp_path / "more.jsonl", [{"id": "2409.00001", "title": "A paper on caches"}])
+    assert run("ingest", "jsonl", more, "--index", two_generations, "--no-progress")[0] == 0  # another process
+    overwrite_middle(two_generations / "gen-000003" / "vectors.faiss")
+    assert not service.refresh()
+    health = client.get("/api/health").json()
+    assert health["generation"] == "gen-000002" and "gen-000003" in health["reload_error"]
+    assert health["integrity"] == "gen-000003 is damaged (vectors.faiss checksum mismatch); serving gen-000002"
+    response = client.get("/api/search", params={"q": "kv cache eviction"})
+    assert response.status_code == 200 and response.json()["results"][0]["id"] == KV
+
+    restarted = TestClient(create_app(index_dir=two_generations, reload_seconds=None))  # a server started now
+    assert restarted.get("/api/health").json()["integrity"] == health["integrity"]
+
+    overwrite_middle(two_generations / "gen-000002" / "vectors.faiss")  # nothing intact left (gen-000001 retired)
+    code, out, err = run("serve", "--index", two_generations, "--port", "8765")
+    assert code == 2 and "no intact older generation" in one_line(err)
+
+
+def test_a_server_keeps_serving_when_current_is_garbled(two_generations):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    app = create_app(index_dir=two_generations, reload_seconds=None)
+    client, service = TestClient(app), app.state.service
+    (two_generations / "CURRENT").write_bytes(b"/etc\n")
+    assert not service.refresh()  # raised in the reload thread before, which then stopped following
+    health = client.get("/api/health").json()
+    assert health["generation"] == "gen-000002" and "CURRENT must name a generation" in health["reload_error"]
+    assert client.get("/api/search", params={"q": "kv cache"}).status_code == 200
+    response = client.post("/api/labels", json={"id": "2401.00001", "category": "Quantization"})
+    assert response.status_code == 503 and "CURRENT must name a generation" in response.json()["error"]
