@@ -58,7 +58,7 @@ def evaluate_classifier(
 
     # What the user sees: the leaf found top-down, which may differ from the most probable leaf.
     probabilities = classifier.probabilities(scores)
-    first = [classifier.suggest(p)[0] for p in probabilities]
+    first = [classifier.suggest(p, walk)[0] for p, walk in zip(probabilities, classifier.path(scores), strict=True)]
     first_right = np.array([any(is_under(c, s.category) for c in true_sets[i]) for i, s in enumerate(first)])
     in_scope = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True) >= classifier.scope_threshold
     with_abstract = np.array([p.has_abstract for p in papers])

@@ -652,3 +652,25 @@ def test_the_verdict_is_the_shown_probability_against_the_threshold_even_at_the_
     for probability in (0.0, SCOPE_THRESHOLD - 1e-3, SCOPE_THRESHOLD - 1e-5, SCOPE_THRESHOLD, 0.73, 1.0):
         _on_contract(placed(probability).to_dict())
     assert placed(SCOPE_THRESHOLD - 1e-5).in_scope and not placed(SCOPE_THRESHOLD - 1e-3).in_scope
+
+
+def test_the_walk_to_the_first_suggestion_is_sharper_when_leave_one_out_says_so():
+    """Two half-likely leaves of one branch outweigh the one leaf that fits at the calibrated
+    temperature; at half of it the walk reaches that leaf. The walk's temperature is the one whose
+    top-down choice is right most often on held-out scores, and the shown scores stay calibrated."""
+    from semsearch.classify import softmax
+
+    classifier = TaxonomyClassifier.untrained(TOY)
+    quantization, pruning, speculation = classifier.leaves
+    classifier.temperature = 1.0
+    scores = np.array([[1.6, 1.6, 2.0]] * 4)  # Speculation fits best; Compression's two leaves add up
+    truth = [[speculation]] * 4
+    soft = classifier.suggest(softmax(scores, 1.0)[0])
+    assert soft[0].category in (quantization, pruning)  # the branch of many half-likely leaves wins
+    classifier.path_temperature = classifier._fit_path_temperature(scores, truth)
+    assert classifier.path_temperature == pytest.approx(0.5)  # the largest share that walks to it
+    walked = classifier.suggest(softmax(scores, 1.0)[0], classifier.path(scores)[0])
+    assert walked[0].category == speculation
+    assert walked[0].score == pytest.approx(softmax(scores, 1.0)[0][2])  # calibrated, not the walk's
+    # When the branch is right, the calibrated temperature is kept (a tie keeps the larger).
+    assert classifier._fit_path_temperature(scores, [[quantization, pruning]] * 4) == pytest.approx(1.0)
