@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from semsearch.errors import NotFound, SemsearchError
+from semsearch.errors import DiskFull, NotFound, SemsearchError
 
 app = typer.Typer(
     help="Semantic search, categories and related work for the efficient-LLM literature.",
@@ -1088,17 +1088,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except (OSError, sqlite3.DatabaseError) as err:
-        if not _disk_full(err):
-            if not _damaged_or_unwritable(err):
-                raise
-            print(f"error: {err}", file=sys.stderr)  # a file the library did not name: still one line
-            return 2
-        print(
-            "error: the disk is full; nothing was published (the unfinished work is in the index's staging/ "
-            "directory: free space and run again, or delete staging/ to start over)",
-            file=sys.stderr,
-        )
-        return 1
+        if _disk_full(err):
+            err = DiskFull()  # one message for a full disk, wherever it was noticed
+        elif not _damaged_or_unwritable(err):
+            raise
+        print(f"error: {err}", file=sys.stderr)  # a file the library did not name: still one line
+        return 2
     except typer.TyperException as err:  # usage errors: typer prints them with the usage line
         err.show()
         return getattr(err, "exit_code", 2)

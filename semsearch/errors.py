@@ -34,9 +34,9 @@ class IndexUnwritable(SemsearchError):
 
 
 class DiskFull(SemsearchError):
-    """The disk filled while the index was written; the published index is untouched."""
+    """The disk filled while the index was written; the published index is untouched (exit 2,
+    like every other file that cannot be written)."""
 
-    exit_code = 1
     http_status = 507
 
     def __init__(self, message: str = ""):

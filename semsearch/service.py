@@ -202,6 +202,8 @@ class Service:
             answer["watch"] = self.watch_status()
         if self.integrity:
             answer["integrity"] = self.integrity
+        if self.reload_error or self.integrity or answer.get("watch", {}).get("state") in ("dead", "failing"):
+            answer["status"] = "degraded"  # still answering, but a monitor that reads only `status` should know
         return answer
 
     def overview(self) -> dict:

@@ -12,11 +12,30 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from semsearch import embeddings
 from tests.conftest import HashingModel
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, cwd: Path = ROOT, timeout: float = 300) -> tuple[int, str, str]:
+    """`semsearch ARGS` in a process of its own, as a user runs it (the hashing model in place of the
+    real one): (exit code, stdout, stderr). Whatever it answers, it never prints a traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.cli_process", "--", *map(str, args)],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, done.stdout, done.stderr
 
 
 def pause_here(marker: Path) -> None:

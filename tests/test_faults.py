@@ -182,7 +182,7 @@ def test_a_disk_that_fills_fails_cleanly_and_loses_nothing(tmp_path, fake_model)
         big = write_papers(tmp_path / "big.jsonl", "2408", 6000)  # more than 3 MB once stored
         run = writer("ingest", "jsonl", big, "--index", index_dir, "--no-progress")
         out, err = run.communicate(timeout=300)
-        assert run.returncode != 0 and "Traceback" not in err and len(err.strip().splitlines()) <= 2
+        assert run.returncode == 2 and "Traceback" not in err and len(err.strip().splitlines()) <= 2
         assert Index.open(index_dir).manifest.count == 20  # the published index is untouched
         shutil.rmtree(index_dir / "staging", ignore_errors=True)  # the user frees space...
         run = writer("ingest", "jsonl", write_papers(tmp_path / "few.jsonl", "2409", 5), "--index", index_dir)

@@ -572,7 +572,7 @@ def test_a_disk_that_fills_while_faiss_is_written_is_the_disk_full_message(
 
     more = write_jsonl(tmp_path / "more.jsonl", [{"id": "2409.00001", "title": "A paper on caches"}])
     code = main(["ingest", "jsonl", str(more), "--index", str(two_generations), "--no-progress"])
-    assert code == 1 and current_generation(two_generations) == "gen-000002"
+    assert code == 2 and current_generation(two_generations) == "gen-000002"
     assert one_line(capsys.readouterr().err).startswith("error: the disk is full; nothing was published")
 
 
@@ -619,6 +619,7 @@ def test_a_server_never_swaps_in_a_damaged_generation_and_health_says_so(two_gen
     health = client.get("/api/health").json()
     assert health["generation"] == "gen-000002" and "gen-000003" in health["reload_error"]
     assert health["integrity"] == "gen-000003 is damaged (vectors.faiss checksum mismatch); serving gen-000002"
+    assert health["status"] == "degraded"  # a monitor reading only `status` learns of it too
     response = client.get("/api/search", params={"q": "kv cache eviction"})
     assert response.status_code == 200 and response.json()["results"][0]["id"] == KV
 

@@ -5,10 +5,7 @@ never touches the network, and no local paths shown."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +30,7 @@ from semsearch.sources.curated import (
     parse_list,
 )
 from semsearch.sources.survey import _venue, survey_facts
+from tests.cli_process import run_cli
 from tests.conftest import SHARED
 from tests.test_lists import LIST
 
@@ -192,17 +190,7 @@ def test_the_packaged_survey_is_rebuilt_byte_for_byte():
 
 # --- refresh: refused, dry run, forced, undone (real processes) -----------------------------------
 def semsearch(*args, cwd: Path) -> tuple[int, str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.cli_process", "--", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, done.stdout, done.stderr
+    return run_cli(*args, cwd=cwd)
 
 
 def survey_markdown(keep: float = 1.0) -> str:

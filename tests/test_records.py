@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from semsearch.ingest import BATCH
 from semsearch.paper import Paper, web_url
 from semsearch.sources.jsonl import Cursor, MalformedLine, paper_from_record, read_jsonl
+from tests.cli_process import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -190,17 +191,7 @@ def test_the_reader_never_passes_a_line_it_neither_handed_over_nor_reported(tmp_
 
 # --- real processes ----------------------------------------------------------------------------
 def semsearch(*args, cwd: Path, timeout: float = 120) -> tuple[int, str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.cli_process", "--", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, done.stdout, done.stderr
+    return run_cli(*args, cwd=cwd, timeout=timeout)
 
 
 def test_ingest_a_bad_typed_line_in_a_real_process(tmp_path):

@@ -593,10 +593,12 @@ def test_serve_watch_every_reports_a_failing_watch_in_health_and_recovers(survey
         failing = _until(lambda: (w := client.get("/api/health").json()["watch"])["state"] == "failing" and w)
         assert "did not answer" in failing["last_error"] and "\n" not in failing["last_error"]
         assert failing["every"] == 0.2 and failing["next_run"] and failing["last_success"] is None
+        assert client.get("/api/health").json()["status"] == "degraded"
         stub.script.clear()  # arXiv is back: a later turn succeeds
         monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
         ok = _until(lambda: (w := client.get("/api/health").json()["watch"])["last_success"] and w)
         assert ok["last_error"] is None and ok["failures"] >= 1 and ok["state"] in ("ok", "running")
+        assert client.get("/api/health").json()["status"] == "ok"
         found = _until(
             lambda: [r for r in client.get("/api/search", params={"q": "evicting tokens"}).json()["results"]
                      if r["id"] == "2612.00001"]
