@@ -807,6 +807,94 @@ def taxonomy_remove(name: str, index: IndexOption = None) -> None:
     print(f"taxonomy {name!r} removed", file=sys.stderr)
 
 
+ListOption = Annotated[
+    str | None,
+    typer.Option(
+        "--list",
+        metavar="FILE|URL",
+        help="The list's README to write against (default: the one kept when the list was added or refreshed).",
+    ),
+]
+SinceOption = Annotated[
+    str | None, typer.Option("--since", metavar="DATE", help="Only papers that appeared on or after YYYY-MM-DD.")
+]
+
+
+def _ids(values: list[str] | None) -> list[str]:
+    return [part for value in values or [] for part in value.replace(",", " ").split()]
+
+
+@taxonomy_app.command("propose")
+def taxonomy_propose(
+    name: Annotated[str, typer.Argument(help="The taxonomy: survey, or a list added with `taxonomy add`.")],
+    list_file: ListOption = None,
+    since: SinceOption = None,
+    ids: Annotated[
+        list[str] | None, typer.Option("--ids", metavar="ID…", help="Only these papers (repeat, or comma-separated).")
+    ] = None,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option("--min-confidence", metavar="X", help="Papers placed less surely are listed apart (0.35)."),
+    ] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Never fetch the list's README.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print [{"id", "title", "node", "confidence", "line", "unsure"}].')
+    ] = False,
+    index: IndexOption = None,
+) -> None:
+    """The index's in-scope papers that the list lacks, as a unified diff against its README in
+    the list's own line format (for a pull request); unsure papers are listed apart on stderr."""
+    from semsearch.index import Index
+    from semsearch.propose import ProposeRequest, propose_for, readme_for, text_report
+    from semsearch.requests_models import parse
+
+    request = parse(ProposeRequest, taxonomy=name, since=since, ids=_ids(ids), min_confidence=min_confidence)
+    idx = Index.open(index)
+    markdown, filename = readme_for(idx.store, name, list_file, offline=offline)
+    found = propose_for(idx, request, markdown, filename)
+    if as_json:
+        _print_json(found["proposals"])
+        return
+    from semsearch.propose import Proposal
+
+    proposals = [Proposal(**{k: v for k, v in p.items()}) for p in found["proposals"]]
+    for line in text_report(proposals):
+        print(line, file=sys.stderr)
+    sure = len(proposals) - found["unsure"]
+    print(found["patch"], end="")
+    print(
+        f"{sure} papers proposed, {found['unsure']} unsure (under --min-confidence {request.min_confidence})",
+        file=sys.stderr,
+    )
+
+
+@taxonomy_app.command("gaps")
+def taxonomy_gaps(
+    name: Annotated[str, typer.Argument(help="The taxonomy: survey, or a list added with `taxonomy add`.")],
+    since: SinceOption = None,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
+    """Topics the list has not named: groups of in-scope papers it lacks that fit none of its
+    headings, each with a suggested name, the heading it would sit under, and its papers."""
+    from semsearch.gaps import gaps_for
+    from semsearch.index import Index
+    from semsearch.propose import ProposeRequest
+    from semsearch.requests_models import parse
+
+    request = parse(ProposeRequest, taxonomy=name, since=since)
+    found = gaps_for(Index.open(index), request.taxonomy, since=request.since)
+    if as_json:
+        _print_json(found)
+        return
+    for gap in found["gaps"]:
+        parent = gap["parent"].replace("/", " › ") or "(top level)"
+        print(f"{gap['name']}  [{len(gap['papers'])} papers, under {parent}]")
+        for paper in gap["papers"]:
+            print(f"    {paper['id']}  {paper['title']}")
+    print(f"{len(found['gaps'])} gaps among {found['papers']} papers the list lacks", file=sys.stderr)
+
+
 def _classify_inputs(title, abstract, arxiv_id, batch, taxonomy) -> list[tuple[str | None, str, str]]:
     """(id, title, abstract) triples from exactly one of the three input forms, each read through
     the ClassifyRequest the HTTP API and the MCP tool use."""
@@ -980,6 +1068,60 @@ def _topics(path: Path | None) -> dict[str, set[str]]:
     from semsearch.evaluate import read_topics
 
     return read_topics(path) if path is not None else {}
+
+
+@eval_app.command("propose")
+def eval_propose(
+    old: Annotated[Path, typer.Argument(metavar="OLD.md", help="The list's README as it was.")],
+    new: Annotated[Path, typer.Argument(metavar="NEW.md", help="The same list later.")],
+    min_confidence: Annotated[
+        float | None, typer.Option("--min-confidence", metavar="X", help="As `taxonomy propose` (0.35).")
+    ] = None,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
+    """How `taxonomy propose` would have filed the papers a list added between two versions: first
+    suggestion and top three at or under the maintainers' heading, and how many it would have written."""
+    from semsearch.embeddings import embedder_for
+    from semsearch.index import Index
+    from semsearch.lists import read_source
+    from semsearch.propose import ProposeRequest, evaluate_propose
+    from semsearch.requests_models import parse
+
+    request = parse(ProposeRequest, taxonomy="eval", min_confidence=min_confidence)
+    old_text, new_text = read_source(str(old), offline=True), read_source(str(new), offline=True)
+    idx = Index.open(index)
+    embedder = embedder_for(idx.manifest.model, index_dir=idx.directory)
+    report = evaluate_propose(idx.store, old_text, new_text, embedder.encode, min_confidence=request.min_confidence)
+    _print_report(report, as_json)
+
+
+@eval_app.command("gaps")
+def eval_gaps(
+    name: Annotated[str, typer.Argument(help="The taxonomy: survey, or a list added with `taxonomy add`.")],
+    min_papers: Annotated[int, typer.Option("--min-papers", min=2, help="Leave out headings this large.")] = 8,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
+    """Leave each heading with --min-papers or more papers out in turn: is it found again as a gap
+    (Jaccard of papers >= 0.5)?"""
+    from semsearch.embeddings import embedder_for
+    from semsearch.gaps import evaluate_gaps
+    from semsearch.index import Index
+    from semsearch.propose import ProposeRequest
+    from semsearch.requests_models import parse
+
+    request = parse(ProposeRequest, taxonomy=name)
+    idx = Index.open(index)
+    embedder = embedder_for(idx.manifest.model, index_dir=idx.directory)
+    report = evaluate_gaps(idx, request.taxonomy, embedder.encode, min_papers=min_papers)
+    if as_json:
+        _print_json(report)
+        return
+    for row in report["by_heading"]:
+        mark = "found" if row["best_jaccard"] >= 0.5 else "     "
+        print(f"{mark} {row['best_jaccard']:.2f} {row['papers']:>4}  {row['heading']}  <- {row['gap'] or '-'}")
+    print(f"{report['recovered']} of {report['headings']} headings recovered ({report['share']:.2f})")
 
 
 @eval_app.command("related")

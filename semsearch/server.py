@@ -19,10 +19,12 @@ from typing import Annotated
 
 from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from semsearch.errors import NotFound, SemsearchError
+from semsearch.propose import ProposeRequest
 from semsearch.requests_models import (
     ClassifyRequest,
     ExportRequest,
@@ -49,6 +51,23 @@ PAGE_POLICY = (
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 log = logging.getLogger("semsearch.server")
+ATOM_TYPE = "application/atom+xml; charset=utf-8"
+
+
+class ProposeQuery(BaseModel):
+    """`/api/propose`'s and `/api/gaps`' query, checked again by ProposeRequest (the CLI's and MCP's)."""
+
+    taxonomy: str = "survey"
+    since: str | None = None
+    ids: list[str] = []
+    min_confidence: float | None = None
+
+    def model_dump(self, **kwargs):  # None means: the request's default
+        return {k: v for k, v in super().model_dump(**kwargs).items() if v is not None}
+
+
+def _safe_file(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "list"
 
 
 class Forbidden(SemsearchError):
@@ -286,6 +305,40 @@ def create_app(
     def digest(name: str) -> dict:
         """One digest: its in-scope new papers grouped by taxonomy node."""
         return service.digest(name)
+
+    @app.get("/api/propose")
+    def propose(request: Annotated[ProposeQuery, Query()]) -> dict:
+        """The papers a list lacks, placed under its headings: {"proposals": [...], "patch", "unsure"}."""
+        return service.propose(parse(ProposeRequest, **request.model_dump()))
+
+    @app.get("/api/propose/{taxonomy}.patch", response_class=PlainTextResponse)
+    def propose_patch(taxonomy: str, request: Annotated[ProposeQuery, Query()]) -> PlainTextResponse:
+        """The proposals as a unified diff against the list's README, to download."""
+        found = service.propose(parse(ProposeRequest, **(request.model_dump() | {"taxonomy": taxonomy})))
+        return PlainTextResponse(
+            found["patch"],
+            media_type="text/x-diff",
+            headers={"Content-Disposition": f'attachment; filename="{_safe_file(taxonomy)}.patch"'},
+        )
+
+    @app.get("/api/gaps")
+    def gaps(request: Annotated[ProposeQuery, Query()]) -> dict:
+        """Topics the list has not named: groups of papers it lacks, with a name and a parent heading."""
+        checked = parse(ProposeRequest, **request.model_dump())
+        return service.gaps(checked.taxonomy, checked.since)
+
+    @app.get("/feeds/digests.atom", include_in_schema=False)
+    def digests_feed(request: Request) -> Response:
+        return Response(service.digests_feed(str(request.base_url)), media_type=ATOM_TYPE)
+
+    @app.get("/feeds/{taxonomy}/{node:path}", include_in_schema=False)
+    def node_feed(taxonomy: str, node: str, request: Request) -> Response:
+        """The newest papers under a node, as Atom: /feeds/{taxonomy}/{node path}.atom."""
+        if not node.endswith(".atom"):
+            raise NotFound("a feed's address ends in .atom")
+        checked = parse(PapersRequest, category=node.removesuffix(".atom"), taxonomy=taxonomy)
+        body = service.node_feed(checked.category, checked.taxonomy, str(request.base_url))
+        return Response(body, media_type=ATOM_TYPE)
 
     def web_file(name: str, media_type: str) -> FileResponse:
         return FileResponse(str(WEB / name), media_type=media_type, headers={"Content-Security-Policy": PAGE_POLICY})

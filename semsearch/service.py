@@ -355,3 +355,47 @@ class Service:
         from semsearch.watch import digest_json
 
         return digest_json(name, index_dir=self.directory)
+
+    # --- giving back to the lists: proposals, gaps, feeds ----------------------------------------------
+    def propose(self, request) -> dict:
+        """`taxonomy propose` against the README the index kept for the list (never fetched here)."""
+        from semsearch.propose import propose_for, readme_for
+
+        with self.use() as live:
+            searcher = live.under(request.taxonomy)[0]
+            markdown, filename = readme_for(live.index.store, request.taxonomy, offline=True)
+            return propose_for(live.index, request, markdown, filename, classifier=searcher.classifier)
+
+    def gaps(self, taxonomy: str, since: str | None = None) -> dict:
+        from semsearch.gaps import gaps_for
+
+        with self.use() as live:
+            searcher = live.under(taxonomy)[0]
+            return gaps_for(live.index, taxonomy, since=since, classifier=searcher.classifier)
+
+    def node_feed(self, category: str, taxonomy: str | None, base_url: str) -> bytes:
+        """The Atom feed of the newest papers under a node."""
+        from semsearch.feeds import node_feed
+        from semsearch.lists import SURVEY
+        from semsearch.search import Filters
+
+        with self.use() as live:
+            searcher = live.under(taxonomy)[0]
+            node = searcher.taxonomy.resolve(category)
+            vec_ids = searcher.allowed_vec_ids(Filters(category=node)).tolist()
+            papers = live.index.store.papers_by_vec_id(vec_ids).values()
+        return node_feed(taxonomy or SURVEY, node, papers, base_url)
+
+    def digests_feed(self, base_url: str) -> bytes:
+        """The Atom feed of the digests (the newest first; damaged ones left out)."""
+        from semsearch.errors import NotFound
+        from semsearch.feeds import MAX_ENTRIES, digests_feed
+        from semsearch.watch import DamagedDigest
+
+        found = []
+        for listed in self.digests()["digests"][:MAX_ENTRIES]:
+            try:
+                found.append(self.digest(listed["name"]) | {"name": listed["name"], "papers": listed["papers"]})
+            except (DamagedDigest, NotFound):
+                continue
+        return digests_feed(found, base_url)

@@ -305,14 +305,51 @@ function treeView(nodes) {
 
 async function taxonomyView() {
   const tree = await api("/api/taxonomy");
-  view.replaceChildren(el("h2", {}, "Taxonomy"), treemap(tree), treemapLegend(tree), el("div", { class: "tree" }, treeView(tree)));
+  const lists = el("p", { class: "lists" }, "Give back to a list (proposed lines, gaps): ");
+  view.replaceChildren(el("h2", {}, "Taxonomy"), lists, treemap(tree), treemapLegend(tree), el("div", { class: "tree" }, treeView(tree)));
+  const rows = await api("/api/taxonomies").catch(() => []);
+  rows.forEach((t, i) => lists.append(i ? ", " : "", link(`/?view=list&taxonomy=${encodeURIComponent(t.name)}`, t.name)));
   say("");
+}
+
+const feedHref = (taxonomy, node) => `/feeds/${encodeURIComponent(taxonomy || "survey")}/${node.split("/").map(encodeURIComponent).join("/")}.atom`;
+const feedLink = (href, text) => el("a", { href, class: "feed", type: "application/atom+xml" }, text);
+
+// --- a list's view: what semsearch would add to it, and the topics it has not named -----------------
+async function listView(params) {
+  const name = params.get("taxonomy") || "survey";
+  const sureAt = params.get("min_confidence"); // the page's URL may set how sure a proposal must be
+  const query = `taxonomy=${encodeURIComponent(name)}${sureAt ? `&min_confidence=${encodeURIComponent(sureAt)}` : ""}`;
+  view.replaceChildren(el("h2", {}, `Give back to ${name}`));
+  say("Placing the papers the list lacks…");
+  const [found, gaps] = await Promise.all([api(`/api/propose?${query}`), api(`/api/gaps?taxonomy=${encodeURIComponent(name)}`).catch((err) => ({ error: err.message, gaps: [] }))]);
+  const sure = found.proposals.filter((p) => !p.unsure);
+  const byNode = {};
+  for (const p of sure) (byNode[p.node] ||= []).push(p);
+  const proposal = (p) => el("li", { class: "proposal" },
+    link(paperHref(p.id), p.title), " ", el("span", { class: "confidence" }, `${Math.round(p.confidence * 100)}%`),
+    el("pre", { class: "line" }, p.line));
+  view.append(
+    el("p", {}, found.patch
+      ? el("a", { href: `/api/propose/${encodeURIComponent(name)}.patch?${query}`, download: `${name}.patch`, class: "button", id: "download-patch" }, "Download the patch")
+      : "Nothing to propose: the list holds every in-scope paper of the index."),
+    el("h3", {}, `Proposed lines (${sure.length})`),
+    ...Object.entries(byNode).map(([node, items]) => el("section", { class: "proposals" }, el("h4", {}, pathText(node)), el("ul", {}, items.map(proposal)))),
+    found.unsure ? el("details", {}, el("summary", {}, `${found.unsure} unsure, left out of the patch`),
+      el("ul", {}, found.proposals.filter((p) => p.unsure).map((p) => el("li", {}, link(paperHref(p.id), p.title), ` → ${leaf(p.node)} (${Math.round(p.confidence * 100)}%)`)))) : null,
+    el("h3", {}, `Topics the list has not named (${gaps.gaps.length})`),
+    gaps.error ? el("p", { class: "error" }, gaps.error) : null,
+    ...gaps.gaps.map((g) => el("section", { class: "gap" },
+      el("h4", {}, g.name, " ", el("span", { class: "count" }, `${g.papers.length} papers, under ${g.parent ? pathText(g.parent) : "the top level"}`)),
+      el("ul", {}, g.papers.slice(0, 20).map((p) => el("li", {}, link(paperHref(p.id), p.title)))))));
+  say(`${sure.length} lines proposed, ${found.unsure} unsure; ${gaps.gaps.length} gaps`);
 }
 
 async function nodeView(params) {
   const data = await api(withTaxonomy(`/api/papers?category=${encodeURIComponent(params.get("category"))}&limit=100&details=true`));
   view.replaceChildren(el("h2", {}, pathText(data.category)),
     chosenTaxonomy() ? null : el("p", {}, link(`/?view=trends&category=${encodeURIComponent(data.category)}`, "Papers per year under this node")),
+    el("p", {}, feedLink(feedHref(chosenTaxonomy(), data.category), "Follow this node (Atom feed)")),
     ...data.results.map((h) => hitView(h)));
   say(`${data.results.length} papers under ${leaf(data.category)}`);
 }
@@ -431,16 +468,18 @@ async function paperView(id) {
 }
 
 // --- the latest digest ------------------------------------------------------------------------------
-async function digestView() {
+async function digestView(params) {
   const { digests } = await api("/api/digests");
+  const follow = el("p", {}, feedLink("/feeds/digests.atom", "Follow the digests (Atom feed)"));
   if (!digests.length) {
-    view.replaceChildren();
+    view.replaceChildren(follow);
     say("No digest yet: run `semsearch watch`, or serve with --watch-every 24h.");
     return;
   }
-  const digest = await api(`/api/digests/${encodeURIComponent(digests[0].name)}`);
-  view.replaceChildren(el("h2", {}, `New papers, ${digest.window || `${humanStamp(digest.since)} to ${humanStamp(digest.until)}`}`), ...digestEntries(digest.groups));
-  say(`${digests[0].papers} new papers in the latest digest`);
+  const shown = digests.find((d) => d.name === params?.get("name")) || digests[0];
+  const digest = await api(`/api/digests/${encodeURIComponent(shown.name)}`);
+  view.replaceChildren(el("h2", {}, `New papers, ${digest.window || `${humanStamp(digest.since)} to ${humanStamp(digest.until)}`}`), follow, ...digestEntries(digest.groups));
+  say(`${shown.papers} new papers in the ${shown === digests[0] ? "latest " : ""}digest`);
 }
 
 // --- routing ------------------------------------------------------------------------------------------
@@ -451,7 +490,7 @@ async function route() {
     if (location.pathname.startsWith("/paper/")) return await paperView(decodeURIComponent(location.pathname.slice(7)));
     if (params.get("q")) return await resultsView(params);
     $("#q").value = "";
-    const views = { taxonomy: taxonomyView, node: nodeView, trends: trendsView, classify: classifyView, digest: digestView };
+    const views = { taxonomy: taxonomyView, node: nodeView, trends: trendsView, classify: classifyView, digest: digestView, list: listView };
     return await (views[params.get("view")] || landingView)(params);
   } catch (err) { say(err.message, true); }
 }
