@@ -63,8 +63,13 @@ def _format(fmt: OutputFormat | None, as_json: bool, batch: bool = False) -> Out
     return OutputFormat.json if as_json or batch else OutputFormat.table
 
 
-def _emit(fmt: OutputFormat, header: dict, hits, explain: bool = False) -> None:
-    """Print one answer: a table, one JSON object ({**header, "results": [...]}) or BibTeX entries."""
+def _emit(fmt: OutputFormat, header: dict, hits, explain: bool = False, mode: str = "hybrid") -> None:
+    """Print one answer: a table, one JSON object ({**header, "results": [...]}) or BibTeX entries.
+    With `explain`, first what the question was taken for and what put the first results first."""
+    from semsearch.search import explanation
+
+    if explain and fmt is not OutputFormat.bibtex:
+        header = {**header, "explanation": explanation(hits, mode)}
     if fmt is OutputFormat.json:
         _print_json({**header, "results": [hit.to_dict(explain) for hit in hits]})
     elif fmt is OutputFormat.bibtex:
@@ -72,6 +77,8 @@ def _emit(fmt: OutputFormat, header: dict, hits, explain: bool = False) -> None:
 
         print(to_bibtex(hit.paper for hit in hits), end="")
     else:
+        if explain and header.get("explanation"):
+            print(header["explanation"])
         _print_hits(hits, explain)
 
 
@@ -262,6 +269,8 @@ def _print_hits(hits, explain: bool = False) -> None:
                 why += f", {leaf_name(e.category)} fits the question {e.category_probability:.0%}"
             if e.direct:
                 why += ", the best direct match"
+            elif rank == 1 and e.taxonomy_weight > 0:
+                why += f", taxonomy weighed {e.taxonomy_weight:.1f}"
             row.append(why)
         table.add_row(*row)
     # Off a terminal rich would wrap at 80 columns; give long titles room.
@@ -306,7 +315,8 @@ def search(
     searcher.allowed_vec_ids(filters)  # refuse an unknown category before loading the model
     output = _format(fmt, as_json, batch is not None)
     for request in requests:
-        _emit(output, {"query": request.question}, searcher.search(request.question, request.k, filters), explain)
+        hits = searcher.search(request.question, request.k, filters)
+        _emit(output, {"query": request.question}, hits, explain, mode)
 
 
 @app.command()
@@ -975,9 +985,9 @@ def _print_classification(result) -> None:
 
     console = Console()
     best = result.suggestions[0]
-    scope = "in scope" if result.in_scope else "[red]out of scope[/red]: far from every part of the taxonomy"
+    verdict = "in scope" if result.in_scope else "[red]out of scope[/red]: closer to other kinds of research"
     console.print(f"[bold]{best.category.replace('/', ' › ')}[/bold]")
-    console.print(f"confidence {result.confidence:.2f}, {scope}")
+    console.print(f"confidence {result.confidence:.2f}, scope {result.scope:.2f}: {verdict}")
     console.print("alternatives:")
     for suggestion in result.suggestions[1:]:
         console.print(f"  {suggestion.score:.2f}  {suggestion.category.replace('/', ' › ')}")
@@ -1045,18 +1055,20 @@ def _print_new_papers_report(report: dict) -> None:
     from rich.table import Table
 
     engines = [name for name, value in report.items() if isinstance(value, dict) and "node_top1" in value]
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # off a terminal: no wrapped headers
     console.print(
         f"{report['papers']} papers: {report['in_taxonomy']} in the taxonomy, {report['out_of_scope']} outside it"
     )
     title = "first suggestion at or under the expected node (top-1), any of three (top-3)"
     table = Table(title=title, title_justify="left")
-    for column in ["engine", "top-1", "top-3", "branch top-1", "scope AUROC", "ECE", "mean confidence"]:
+    columns = ["engine", "top-1", "top-3", "branch top-1", "scope AUROC", "scope bal. acc.", "ECE", "mean confidence"]
+    for column in columns:
         table.add_column(column)
     for name in engines:
         r = report[name]
-        values = (r["node_top1"], r["node_top3"], r["branch_top1"], r["scope_auroc"], r["ece"], r["mean_confidence"])
-        table.add_row(name, *(f"{v:.3f}" for v in values))
+        keys = ("node_top1", "node_top3", "branch_top1", "scope_auroc", "scope_balanced_accuracy", "ece")
+        values = [r[key] for key in (*keys, "mean_confidence")]
+        table.add_row(name, *("–" if v is None else f"{v:.3f}" for v in values))
     console.print(table)
     table = Table(title="top-1 by expected branch", title_justify="left")
     for column in ["branch", "papers", *engines]:

@@ -245,14 +245,15 @@ class Service:
         details: bool = False,
         taxonomy: str | None = None,
     ) -> dict:
-        from semsearch.search import Filters, check_query
+        from semsearch.search import Filters, check_query, explanation
 
         with self.use() as live:
-            hits = live.under(taxonomy)[0].search(question, k, Filters(year_from, year_to, category))
-        return {
-            "query": check_query(question),
-            "results": [hit_json(h, explain=explain, details=details) for h in hits],
-        }
+            searcher = live.under(taxonomy)[0]
+            hits = searcher.search(question, k, Filters(year_from, year_to, category))
+        answer = {"query": check_query(question)}
+        if explain:  # in words: what the question was taken for, what put the first results first
+            answer["explanation"] = explanation(hits, searcher.mode)
+        return answer | {"results": [hit_json(h, explain=explain, details=details) for h in hits]}
 
     def classify(self, title: str, abstract: str, taxonomy: str | None = None) -> dict:
         """Where a paper belongs; with the path of the first suggestion, each node's probability."""
@@ -262,8 +263,7 @@ class Service:
         with self.use() as live:
             classifier = live.under(taxonomy)[0].classifier
             result = classify_texts(live.index, [(None, title, abstract)], live.searcher.embedder, classifier)[0]
-        data = result.to_dict()
-        data["scope_probability"] = round(result.scope_probability, 4)
+        data = result.to_dict()  # carries `scope`, the calibrated probability `in_scope` thresholds
         probability = classifier.node_probabilities(result.leaf_probabilities[None, :])[0]
         data["path"] = [
             {"node": node, "probability": round(probability[node], 4)}

@@ -102,6 +102,7 @@ function whyText(explain) {
   if (!explain) return "";
   const parts = [`meaning matches ${(explain.dense * 100).toFixed(0)}%`];
   if (explain.lexical > 0) parts.push(`its words match ${(explain.lexical_share * 100).toFixed(0)}% as well as the best match`);
+  if (explain.question) parts.push(`the question was taken for one about ${explain.question} (${(Math.max(explain.known_item, 1 - explain.known_item) * 100).toFixed(0)}% sure), so the taxonomy weighed ${explain.taxonomy_weight.toFixed(1)} against the paper's own match`);
   if (explain.direct) parts.push("it is the question's sharp direct match, so it keeps first place");
   else if (explain.category) parts.push(`${(explain.category_probability * 100).toFixed(0)}% chance it is in the kind of work the question asks about (${leaf(explain.category)})`);
   return parts.join("; ") + ".";
@@ -201,7 +202,7 @@ async function resultsView(params) {
   const query = new URLSearchParams({ q: question, k, details: "true", explain: "true" });
   for (const name of ["year_from", "year_to", "category", "taxonomy"]) if (params.get(name)) query.set(name, params.get(name));
   const data = await api(`/api/search?${query}`);
-  list.replaceChildren(...data.results.map((h) => hitView(h, question)));
+  list.replaceChildren(...(data.explanation ? [el("p", { class: "why-summary" }, data.explanation)] : []), ...data.results.map((h) => hitView(h, question)));
   const filters = [params.get("year_from") && `from ${params.get("year_from")}`, params.get("year_to") && `up to ${params.get("year_to")}`,
     params.get("category") && `in “${params.get("category")}”`].filter(Boolean);
   if (!data.results.length) {
@@ -471,8 +472,8 @@ function classifyView() {
         body: JSON.stringify({ title: $("#c-title").value, abstract: $("#c-abstract").value, taxonomy: chosenTaxonomy() || null }) });
       const [, ...others] = data.suggestions;
       const verdict = data.in_scope
-        ? `In scope: it belongs with the survey's papers (${(data.scope_probability * 100).toFixed(0)}% sure). ${(data.confidence * 100).toFixed(0)}% chance this area of the taxonomy is right.`
-        : "Out of scope: it is far from every part of the taxonomy, closer to other kinds of research.";
+        ? `In scope: it belongs with the survey's papers (${(data.scope * 100).toFixed(0)}% sure). ${(data.confidence * 100).toFixed(0)}% chance this area of the taxonomy is right.`
+        : `Out of scope: ${(data.scope * 100).toFixed(0)}% chance it belongs with the survey's papers (in scope from ${(data.scope_threshold * 100).toFixed(0)}%); it is closer to other kinds of research.`;
       out.replaceChildren(
         el("h3", {}, "Suggested place"),
         el("ol", { class: "breadcrumbs suggestion" }, data.path.map((p) => el("li", {}, link(nodeHref(p.node), leaf(p.node)), " ", el("small", {}, `${(p.probability * 100).toFixed(0)}%`)))),
