@@ -33,13 +33,19 @@ def _ascii_word(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower())
 
 
+NO_AUTHOR = "anon"  # the surname part of a key when the index has no authors (a titles-only, offline survey)
+
+
 def citation_key(paper: Paper) -> str:
-    """`lastname` + year + first significant title word, e.g. frantar2023gptq; stable for a paper."""
-    surname = _ascii_word(paper.authors[0].split()[-1]) if paper.authors else ""
+    """One rule: the first author's surname (its letters), the year, the first significant title
+    word, in ASCII lower case: frantar2023gptq. Without authors the surname is `anon`
+    (anon2023gptq); without a year it is left out; a title with no significant word gives `paper`.
+    Stable for a paper as it is stored (an ingest that brings its authors turns anon into them)."""
+    names = paper.authors[0].split() if paper.authors else []
+    surname = "".join(c for c in _ascii_word(names[-1]) if c.isalpha()) if names else ""  # letters: the year follows
     words = [_ascii_word(w) for w in re.split(r"[\s\-:/]+", paper.title)]
     first = next((w for w in words if w and w not in _STOP), "paper")
-    year = paper.year or ""
-    return f"{surname}{year}{first}" if surname else f"{first}{year}"
+    return f"{surname or NO_AUTHOR}{paper.year or ''}{first}"
 
 
 def bibtex_entry(paper: Paper, key: str) -> str:
@@ -90,3 +96,11 @@ def to_bibtex(papers: Iterable[Paper]) -> str:
         used.add(key)
         entries.append(bibtex_entry(paper, key))
     return "\n".join(entries)
+
+
+def split_ids(values: Iterable[str] | None) -> list[str] | None:
+    """Paper ids given as `a,b`, repeated, or both, in order (no id holds a comma). None stays None,
+    so a request without ids is refused as "ids: Field required"."""
+    if values is None:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]

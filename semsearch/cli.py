@@ -63,8 +63,13 @@ def _format(fmt: OutputFormat | None, as_json: bool, batch: bool = False) -> Out
     return OutputFormat.json if as_json or batch else OutputFormat.table
 
 
-def _emit(fmt: OutputFormat, header: dict, hits, explain: bool = False) -> None:
-    """Print one answer: a table, one JSON object ({**header, "results": [...]}) or BibTeX entries."""
+def _emit(fmt: OutputFormat, header: dict, hits, explain: bool = False, mode: str = "hybrid") -> None:
+    """Print one answer: a table, one JSON object ({**header, "results": [...]}) or BibTeX entries.
+    With `explain`, first what the question was taken for and what put the first results first."""
+    from semsearch.search import explanation
+
+    if explain and fmt is not OutputFormat.bibtex:
+        header = {**header, "explanation": explanation(hits, mode)}
     if fmt is OutputFormat.json:
         _print_json({**header, "results": [hit.to_dict(explain) for hit in hits]})
     elif fmt is OutputFormat.bibtex:
@@ -72,6 +77,8 @@ def _emit(fmt: OutputFormat, header: dict, hits, explain: bool = False) -> None:
 
         print(to_bibtex(hit.paper for hit in hits), end="")
     else:
+        if explain and header.get("explanation"):
+            print(header["explanation"])
         _print_hits(hits, explain)
 
 
@@ -262,6 +269,8 @@ def _print_hits(hits, explain: bool = False) -> None:
                 why += f", {leaf_name(e.category)} fits the question {e.category_probability:.0%}"
             if e.direct:
                 why += ", the best direct match"
+            elif rank == 1 and e.taxonomy_weight > 0:
+                why += f", taxonomy weighed {e.taxonomy_weight:.1f}"
             row.append(why)
         table.add_row(*row)
     # Off a terminal rich would wrap at 80 columns; give long titles room.
@@ -306,7 +315,8 @@ def search(
     searcher.allowed_vec_ids(filters)  # refuse an unknown category before loading the model
     output = _format(fmt, as_json, batch is not None)
     for request in requests:
-        _emit(output, {"query": request.question}, searcher.search(request.question, request.k, filters), explain)
+        hits = searcher.search(request.question, request.k, filters)
+        _emit(output, {"query": request.question}, hits, explain, mode)
 
 
 @app.command()
@@ -369,7 +379,14 @@ def related(
         ids = _read_ids(batch)
         for each in ids:
             parse(RelatedRequest, id=each)
-            finder.resolve(each)  # every id is checked before any answer is printed
+        # Every id is checked before any answer is printed, and all unknown ones are named at once:
+        # a batch either answers whole or prints nothing (exit 2), so no output is half a file.
+        unknown = [each for each in ids if finder.store.find(each) is None]
+        if unknown:
+            shown = ", ".join(repr(u) for u in unknown[:10]) + (
+                f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            )
+            raise NotFound(f"{batch}: {len(unknown)} of {len(ids)} ids are not in the index: {shown}; nothing printed")
         for each in ids:
             _emit(output, {"id": each}, finder.related_to(each, k, diverse=diverse))
     elif paper_id is not None:
@@ -407,17 +424,18 @@ def recommend(
 
 @app.command()
 def export(
-    ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Papers in the index.")],
+    ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Papers in the index (also ID,ID).")],
     bibtex: Annotated[bool, typer.Option("--bibtex", help="BibTeX entries (the default).")] = True,
     index: IndexOption = None,
 ) -> None:
     """Citations for papers in the index, as BibTeX."""
-    from semsearch.bibtex import to_bibtex
+    from semsearch.bibtex import split_ids, to_bibtex
     from semsearch.index import Index
     from semsearch.related import RelatedFinder
+    from semsearch.requests_models import ExportRequest, parse
 
     finder = RelatedFinder(Index.open(index))
-    vec_ids = [finder.resolve(i) for i in ids]
+    vec_ids = [finder.resolve(i) for i in parse(ExportRequest, ids=split_ids(ids)).ids]
     papers = finder.store.papers_by_vec_id(vec_ids)
     print(to_bibtex(papers[v] for v in vec_ids), end="")
 
@@ -571,15 +589,24 @@ labels_app = typer.Typer(help="Your labels: export them (the default), or import
 app.add_typer(labels_app, name="labels")
 
 
-@labels_app.callback(invoke_without_command=True)
-def labels(ctx: typer.Context, index: IndexOption = None) -> None:
-    """Export your labels as JSON Lines: {"id", "title", "category", "labelled_at"}."""
-    if ctx.invoked_subcommand is not None:
-        return
+def _export_labels(index: Path | None) -> None:
     from semsearch.index import Index
 
     for row in Index.open(index).store.labels():
         _print_json(row)
+
+
+@labels_app.callback(invoke_without_command=True)
+def labels(ctx: typer.Context, index: IndexOption = None) -> None:
+    """Export your labels as JSON Lines: {"id", "title", "category", "labelled_at"}."""
+    if ctx.invoked_subcommand is None:  # `semsearch labels` alone is `labels export`
+        _export_labels(index)
+
+
+@labels_app.command("export")
+def labels_export(index: IndexOption = None) -> None:
+    """Print your labels as JSON Lines, {"id", "title", "category", "labelled_at"} (the default)."""
+    _export_labels(index)
 
 
 @labels_app.command("import")
@@ -611,8 +638,8 @@ def _open_index(index: Path | None):
         from semsearch.ingest import ingest_survey
 
         print(
-            f"no index at {default} yet: building it from the survey's papers first (once; abstracts from arXiv "
-            "when it can be reached)",
+            f"first run: building the index in {default.resolve()} from the survey's papers (once; abstracts "
+            "from arXiv when it can be reached)",
             file=sys.stderr,
         )
         print(ingest_survey(index_dir=default, progress=_progress(None)).summary(), file=sys.stderr)
@@ -791,10 +818,102 @@ def taxonomy_show(name: str, as_json: JsonOption = False, index: IndexOption = N
 @taxonomy_app.command("remove")
 def taxonomy_remove(name: str, index: IndexOption = None) -> None:
     """Remove an added taxonomy (its papers stay in the index)."""
-    from semsearch.lists import remove_list
+    from semsearch.lists import SURVEY, remove_list
 
+    if name.strip().lower() == SURVEY:
+        raise SemsearchError(
+            "the survey's taxonomy is built in and cannot be removed (only lists added with `taxonomy add` can)"
+        )
     remove_list(name, index_dir=index)
     print(f"taxonomy {name!r} removed", file=sys.stderr)
+
+
+ListOption = Annotated[
+    str | None,
+    typer.Option(
+        "--list",
+        metavar="FILE|URL",
+        help="The list's README to write against (default: the one kept when the list was added or refreshed).",
+    ),
+]
+SinceOption = Annotated[
+    str | None, typer.Option("--since", metavar="DATE", help="Only papers that appeared on or after YYYY-MM-DD.")
+]
+
+
+def _ids(values: list[str] | None) -> list[str]:
+    return [part for value in values or [] for part in value.replace(",", " ").split()]
+
+
+@taxonomy_app.command("propose")
+def taxonomy_propose(
+    name: Annotated[str, typer.Argument(help="The taxonomy: survey, or a list added with `taxonomy add`.")],
+    list_file: ListOption = None,
+    since: SinceOption = None,
+    ids: Annotated[
+        list[str] | None, typer.Option("--ids", metavar="ID…", help="Only these papers (repeat, or comma-separated).")
+    ] = None,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option("--min-confidence", metavar="X", help="Papers placed less surely are listed apart (0.35)."),
+    ] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Never fetch the list's README.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print [{"id", "title", "node", "confidence", "line", "unsure"}].')
+    ] = False,
+    index: IndexOption = None,
+) -> None:
+    """The index's in-scope papers that the list lacks, as a unified diff against its README in
+    the list's own line format (for a pull request); unsure papers are listed apart on stderr."""
+    from semsearch.index import Index
+    from semsearch.propose import ProposeRequest, propose_for, readme_for, text_report
+    from semsearch.requests_models import parse
+
+    request = parse(ProposeRequest, taxonomy=name, since=since, ids=_ids(ids), min_confidence=min_confidence)
+    idx = Index.open(index)
+    markdown, filename = readme_for(idx.store, name, list_file, offline=offline)
+    found = propose_for(idx, request, markdown, filename)
+    if as_json:
+        _print_json(found["proposals"])
+        return
+    from semsearch.propose import Proposal
+
+    proposals = [Proposal(**{k: v for k, v in p.items()}) for p in found["proposals"]]
+    for line in text_report(proposals):
+        print(line, file=sys.stderr)
+    sure = len(proposals) - found["unsure"]
+    print(found["patch"], end="")
+    print(
+        f"{sure} papers proposed, {found['unsure']} unsure (under --min-confidence {request.min_confidence})",
+        file=sys.stderr,
+    )
+
+
+@taxonomy_app.command("gaps")
+def taxonomy_gaps(
+    name: Annotated[str, typer.Argument(help="The taxonomy: survey, or a list added with `taxonomy add`.")],
+    since: SinceOption = None,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
+    """Topics the list has not named: groups of in-scope papers it lacks that fit none of its
+    headings, each with a suggested name, the heading it would sit under, and its papers."""
+    from semsearch.gaps import gaps_for
+    from semsearch.index import Index
+    from semsearch.propose import ProposeRequest
+    from semsearch.requests_models import parse
+
+    request = parse(ProposeRequest, taxonomy=name, since=since)
+    found = gaps_for(Index.open(index), request.taxonomy, since=request.since)
+    if as_json:
+        _print_json(found)
+        return
+    for gap in found["gaps"]:
+        parent = gap["parent"].replace("/", " › ") or "(top level)"
+        print(f"{gap['name']}  [{len(gap['papers'])} papers, under {parent}]")
+        for paper in gap["papers"]:
+            print(f"    {paper['id']}  {paper['title']}")
+    print(f"{len(found['gaps'])} gaps among {found['papers']} papers the list lacks", file=sys.stderr)
 
 
 def _classify_inputs(title, abstract, arxiv_id, batch, taxonomy) -> list[tuple[str | None, str, str]]:
@@ -866,9 +985,9 @@ def _print_classification(result) -> None:
 
     console = Console()
     best = result.suggestions[0]
-    scope = "in scope" if result.in_scope else "[red]out of scope[/red]: far from every part of the taxonomy"
+    verdict = "in scope" if result.in_scope else "[red]out of scope[/red]: closer to other kinds of research"
     console.print(f"[bold]{best.category.replace('/', ' › ')}[/bold]")
-    console.print(f"confidence {result.confidence:.2f}, {scope}")
+    console.print(f"confidence {result.confidence:.2f}, scope {result.scope:.2f}: {verdict}")
     console.print("alternatives:")
     for suggestion in result.suggestions[1:]:
         console.print(f"  {suggestion.score:.2f}  {suggestion.category.replace('/', ' › ')}")
@@ -936,18 +1055,20 @@ def _print_new_papers_report(report: dict) -> None:
     from rich.table import Table
 
     engines = [name for name, value in report.items() if isinstance(value, dict) and "node_top1" in value]
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # off a terminal: no wrapped headers
     console.print(
         f"{report['papers']} papers: {report['in_taxonomy']} in the taxonomy, {report['out_of_scope']} outside it"
     )
     title = "first suggestion at or under the expected node (top-1), any of three (top-3)"
     table = Table(title=title, title_justify="left")
-    for column in ["engine", "top-1", "top-3", "branch top-1", "scope AUROC", "ECE", "mean confidence"]:
+    columns = ["engine", "top-1", "top-3", "branch top-1", "scope AUROC", "scope bal. acc.", "ECE", "mean confidence"]
+    for column in columns:
         table.add_column(column)
     for name in engines:
         r = report[name]
-        values = (r["node_top1"], r["node_top3"], r["branch_top1"], r["scope_auroc"], r["ece"], r["mean_confidence"])
-        table.add_row(name, *(f"{v:.3f}" for v in values))
+        keys = ("node_top1", "node_top3", "branch_top1", "scope_auroc", "scope_balanced_accuracy", "ece")
+        values = [r[key] for key in (*keys, "mean_confidence")]
+        table.add_row(name, *("–" if v is None else f"{v:.3f}" for v in values))
     console.print(table)
     table = Table(title="top-1 by expected branch", title_justify="left")
     for column in ["branch", "papers", *engines]:
@@ -968,6 +1089,60 @@ def _topics(path: Path | None) -> dict[str, set[str]]:
     from semsearch.evaluate import read_topics
 
     return read_topics(path) if path is not None else {}
+
+
+@eval_app.command("propose")
+def eval_propose(
+    old: Annotated[Path, typer.Argument(metavar="OLD.md", help="The list's README as it was.")],
+    new: Annotated[Path, typer.Argument(metavar="NEW.md", help="The same list later.")],
+    min_confidence: Annotated[
+        float | None, typer.Option("--min-confidence", metavar="X", help="As `taxonomy propose` (0.35).")
+    ] = None,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
+    """How `taxonomy propose` would have filed the papers a list added between two versions: first
+    suggestion and top three at or under the maintainers' heading, and how many it would have written."""
+    from semsearch.embeddings import embedder_for
+    from semsearch.index import Index
+    from semsearch.lists import read_source
+    from semsearch.propose import ProposeRequest, evaluate_propose
+    from semsearch.requests_models import parse
+
+    request = parse(ProposeRequest, taxonomy="eval", min_confidence=min_confidence)
+    old_text, new_text = read_source(str(old), offline=True), read_source(str(new), offline=True)
+    idx = Index.open(index)
+    embedder = embedder_for(idx.manifest.model, index_dir=idx.directory)
+    report = evaluate_propose(idx.store, old_text, new_text, embedder.encode, min_confidence=request.min_confidence)
+    _print_report(report, as_json)
+
+
+@eval_app.command("gaps")
+def eval_gaps(
+    name: Annotated[str, typer.Argument(help="The taxonomy: survey, or a list added with `taxonomy add`.")],
+    min_papers: Annotated[int, typer.Option("--min-papers", min=2, help="Leave out headings this large.")] = 8,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
+    """Leave each heading with --min-papers or more papers out in turn: is it found again as a gap
+    (Jaccard of papers >= 0.5)?"""
+    from semsearch.embeddings import embedder_for
+    from semsearch.gaps import evaluate_gaps
+    from semsearch.index import Index
+    from semsearch.propose import ProposeRequest
+    from semsearch.requests_models import parse
+
+    request = parse(ProposeRequest, taxonomy=name)
+    idx = Index.open(index)
+    embedder = embedder_for(idx.manifest.model, index_dir=idx.directory)
+    report = evaluate_gaps(idx, request.taxonomy, embedder.encode, min_papers=min_papers)
+    if as_json:
+        _print_json(report)
+        return
+    for row in report["by_heading"]:
+        mark = "found" if row["best_jaccard"] >= 0.5 else "     "
+        print(f"{mark} {row['best_jaccard']:.2f} {row['papers']:>4}  {row['heading']}  <- {row['gap'] or '-'}")
+    print(f"{report['recovered']} of {report['headings']} headings recovered ({report['share']:.2f})")
 
 
 @eval_app.command("related")
@@ -1050,7 +1225,20 @@ class _Stderr(logging.Handler):
 def _command():
     """The click command behind `app`, built once: typer reads every command's signature to build
     it, which a process calling `main` many times (tests, the MCP's host) need not repeat."""
-    return typer.main.get_command(app)
+    command = typer.main.get_command(app)
+    _untyped_flags(command)
+    return command
+
+
+def _untyped_flags(command) -> None:
+    """On/off options (--json, --diverse, --help) show no `<bool>` in help: they take no value,
+    and typer would print a type as if they did. An empty metavar is what its help shows instead."""
+    help_option = command.get_help_option(command.context_class(command))  # made once, then cached
+    for param in [*command.params, help_option]:
+        if param is not None and param.param_type_name == "option" and getattr(param, "is_flag", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _untyped_flags(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

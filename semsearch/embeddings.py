@@ -170,6 +170,10 @@ class OnnxEmbedder:
         self.model_name = self.config["model"]
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        # Idle threads sleep instead of spinning: on a machine shared with other work (the ingest's
+        # own reading and storing, other processes) spinning burns the cores the encoder needs.
+        # Measured under load (256 abstracts, 2 cores): 4.6 papers/s without spinning, 3.6 with.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:  # a server answering many questions at once runs each on one thread
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1

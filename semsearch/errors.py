@@ -45,3 +45,30 @@ class DiskFull(SemsearchError):
             or "the disk is full; nothing was published (the unfinished work is in the index's staging/ "
             "directory: free space and run again, or delete staging/ to start over)"
         )
+
+
+def network_reason(err: BaseException) -> str:
+    """Why a web request failed, as a whole short phrase: a requests error's own text is a nested
+    repr ("HTTPSConnectionPool(...): Max retries exceeded ... (Caused by NameResolutionError(...")
+    that any length limit cuts mid-sentence."""
+    from urllib.parse import urlsplit
+
+    import requests
+
+    request = getattr(err, "request", None)
+    host = urlsplit(getattr(request, "url", "") or "").hostname or "the server"
+    text = str(err)
+    if isinstance(err, requests.HTTPError) and err.response is not None:
+        return f"{host} answered HTTP {err.response.status_code}"
+    if isinstance(err, requests.Timeout):
+        return f"{host} did not answer in time"
+    if isinstance(err, requests.exceptions.SSLError):
+        return f"the secure connection to {host} failed (certificate or TLS)"
+    if isinstance(err, requests.ConnectionError):
+        if "NameResolution" in text or "Name or service not known" in text or "getaddrinfo" in text:
+            return f"cannot resolve {host} (no network, or DNS is down)"
+        if "refused" in text.lower():
+            return f"{host} refused the connection"
+        return f"cannot connect to {host} (the connection failed or was dropped)"
+    first = " ".join(text.split()) or type(err).__name__
+    return first if len(first) <= 200 else first[:200].rsplit(" ", 1)[0] + " …"

@@ -58,7 +58,7 @@ def evaluate_classifier(
 
     # What the user sees: the leaf found top-down, which may differ from the most probable leaf.
     probabilities = classifier.probabilities(scores)
-    first = [classifier.suggest(p)[0] for p in probabilities]
+    first = [classifier.suggest(p, walk)[0] for p, walk in zip(probabilities, classifier.path(scores), strict=True)]
     first_right = np.array([any(is_under(c, s.category) for c in true_sets[i]) for i, s in enumerate(first)])
     in_scope = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True) >= classifier.scope_threshold
     with_abstract = np.array([p.has_abstract for p in papers])
@@ -131,6 +131,14 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def balanced_accuracy(predicted: Sequence[bool], truth: np.ndarray) -> float:
+    """Mean of the true-positive and true-negative rates (nan when a class is missing)."""
+    predicted, truth = np.asarray(predicted, dtype=bool), np.asarray(truth, dtype=bool)
+    if truth.all() or not truth.any():
+        return float("nan")
+    return float((predicted[truth].mean() + (~predicted[~truth]).mean()) / 2)
+
+
 def knn_vote(classifier: TaxonomyClassifier, vectors: np.ndarray, k: int = 10) -> list[tuple[list[str], float, float]]:
     """The baseline a classifier must beat: each of the k nearest labelled papers votes for its leaves
     with its cosine. Per paper: leaves by votes (best three), the winner's share of the votes, and
@@ -196,7 +204,8 @@ def evaluate_new_papers(index: Index, records: list[dict], embedder=None) -> dic
             expected,
             [[s.category for s in c.suggestions] for c in ours],
             [c.confidence for c in ours],
-            [c.scope_probability for c in ours],
+            [c.scope for c in ours],
+            [c.in_scope for c in ours],
         ),
         "kNN vote": score_suggestions(
             expected, [ranked for ranked, _, _ in knn], [share for _, share, _ in knn], [near for _, _, near in knn]
@@ -218,10 +227,13 @@ def score_suggestions(
     suggested: Sequence[Sequence[str]],
     confidence: Sequence[float],
     scope: Sequence[float],
+    in_scope: Sequence[bool] | None = None,
 ) -> dict:
     """Scores of one engine's suggestions (best first) against the expected nodes (None: outside the
     taxonomy). A suggestion is right at or under an expected node; `confidence` is judged against
-    the first suggestion being right, `scope` (higher: more likely inside) by AUROC."""
+    the first suggestion being right, `scope` (higher: more likely inside) by AUROC, and the
+    verdicts `in_scope` (when the engine gives them) by balanced accuracy: the mean of the share of
+    papers inside kept and the share outside turned away, which a verdict of "all in" cannot game."""
     inside = np.array([bool(e) for e in expected])
     rows = np.flatnonzero(inside)
 
@@ -238,6 +250,7 @@ def score_suggestions(
             np.mean([any(node_at(suggested[i][0], 2) == node_at(e, 2) for e in expected[i]) for i in rows])
         ),
         "scope_auroc": auroc(np.asarray(scope, dtype=float), inside),
+        "scope_balanced_accuracy": balanced_accuracy(in_scope, inside) if in_scope is not None else None,
         "ece": expected_calibration_error(first_confidence, top1),
         "mean_confidence": float(first_confidence.mean()),
         "top1_by_branch": {

@@ -95,6 +95,8 @@ class Ingest:
         self._embedder = None
         self._bar = None
         self._started = 0.0
+        self._pool = None  # one thread that runs the encoder while this one reads and stores (see _embed_ahead)
+        self._ahead = None  # (future of vectors, the pending embeddings they are for, when it started)
 
     def warn(self, message: str) -> None:
         self.report.warnings.append(message)
@@ -118,6 +120,8 @@ class Ingest:
                 if exc_type is None or issubclass(exc_type, SemsearchError):
                     self.finish()
             finally:
+                if self._pool is not None:  # an interrupted run drops the batch in flight: embedded next run
+                    self._pool.shutdown(wait=False, cancel_futures=True)
                 if self._bar is not None:
                     self._bar.close()
                 if hasattr(self._embedder, "close"):  # a Ray cluster's workers
@@ -156,18 +160,20 @@ class Ingest:
     def add(self, papers: Iterable[Paper], checkpoint: Callable[[], None] | None = None) -> None:
         """Store papers as they come (a source failing part-way loses nothing it already gave).
         `checkpoint` records how far the source got, in the same transaction as the papers."""
-        stored = 0
+        stored, storing = 0, False
         try:
             for paper in papers:
+                storing = True  # the source has moved past this paper: stopped now, it is not stored
                 self._put(paper)
+                storing = False
                 stored += 1
                 if stored % BATCH == 0:
                     if checkpoint:
                         checkpoint()
                     self.store.commit()
-                    self.embed_stale()
+                    self._embed_ahead()
         finally:
-            if checkpoint:
+            if checkpoint and not storing:  # else the place of the last commit stands: resumed, it is read again
                 checkpoint()
             self.store.commit()
         self.embed_stale()
@@ -243,27 +249,63 @@ class Ingest:
         return self._embedder
 
     def embed_stale(self) -> None:
-        """Embed every stored paper whose embedding is missing or out of date, BATCH at a time."""
+        """Embed every stored paper whose embedding is missing or out of date, BATCH at a time (the
+        batch already being embedded in the background first)."""
+        self._collect()
         last = -1
         while pending := self.store.stale_embeddings(BATCH, after=last):
             last = pending[-1].vec_id
-            embedder = self.embedder()
-            if self.progress and self._bar is None:
-                from tqdm import tqdm
-
-                self._bar = tqdm(desc="embedding", unit=" papers", file=sys.stderr, dynamic_ncols=True)
-            if self._bar is not None:
-                self._bar.total = self._bar.n + self.store.stale_count()
-                self._bar.refresh()
+            self._show_progress()
             started = time.perf_counter()
-            vectors = embedder.encode([item.text for item in pending])
-            self.report.embed_seconds += time.perf_counter() - started
-            self.store.put_embeddings(pending, vectors)
-            self.store.set_meta("dimension", str(vectors.shape[1]))
-            self.store.commit()
-            self.report.embedded += len(pending)
-            if self._bar is not None:
-                self._bar.update(len(pending))
+            vectors = self.embedder().encode([item.text for item in pending])
+            self._store_vectors(pending, vectors, started)
+
+    def _embed_ahead(self) -> None:
+        """Between two stored batches: keep the vectors of the batch embedded meanwhile, then start
+        embedding the next stale batch in the background while this thread reads and stores the
+        following papers. Reading, identity, survey facts and SQLite writes then cost no time
+        beside the encoder (ONNX Runtime releases the GIL). A Ray cluster embeds in its own way."""
+        self._collect()
+        pending = self.store.stale_embeddings(BATCH, after=-1)
+        if not pending:
+            return
+        embedder = self.embedder()
+        if self.ray_address:
+            self.embed_stale()
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="semsearch-embed")
+        self._show_progress()
+        texts = [item.text for item in pending]
+        self._ahead = (self._pool.submit(embedder.encode, texts), pending, time.perf_counter())
+
+    def _collect(self) -> None:
+        """Store the vectors of the batch embedded in the background, if one is (waiting for it)."""
+        if self._ahead is None:
+            return
+        future, pending, started = self._ahead
+        self._ahead = None
+        self._store_vectors(pending, future.result(), started)
+
+    def _show_progress(self) -> None:
+        if self.progress and self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(desc="embedding", unit=" papers", file=sys.stderr, dynamic_ncols=True)
+        if self._bar is not None:
+            self._bar.total = self._bar.n + self.store.stale_count()
+            self._bar.refresh()
+
+    def _store_vectors(self, pending, vectors: np.ndarray, started: float) -> None:
+        self.report.embed_seconds += time.perf_counter() - started
+        self.store.put_embeddings(pending, vectors)
+        self.store.set_meta("dimension", str(vectors.shape[1]))
+        self.store.commit()
+        self.report.embedded += len(pending)
+        if self._bar is not None:
+            self._bar.update(len(pending))
 
     def export_encoder(self) -> None:
         """Once per index directory and model: the ONNX export that embeds papers and questions

@@ -135,6 +135,22 @@ class LexicalIndex:
         found = known[at] == wanted if len(known) else np.zeros(len(wanted), dtype=bool)
         return np.where(found, scores[order[at]] if len(known) else 0.0, 0.0)
 
+    def specificity(self, query: str) -> float:
+        """How rare the question's words are here: their mean inverse document frequency over the
+        largest possible (a word no paper holds counts as rarest). A question about one paper
+        names its method's particular words; a topical one, the field's common ones."""
+        terms = question_terms(query)
+        n = len(self.vec_ids)
+        if not terms or n < 2:
+            return 0.0
+        most = np.log(n + 1.0)
+        idf = []
+        for token in terms:
+            term = self.vocabulary.get(token)
+            df = int(self.starts[term + 1]) - int(self.starts[term]) if term is not None else 0
+            idf.append(np.log((n + 1.0) / (df + 1.0)) / most)
+        return float(np.mean(idf))
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper (in vec_ids order) for the question `query`."""
         scores = np.zeros(len(self.vec_ids), dtype=np.float32)

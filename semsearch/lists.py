@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.errors import NotFound, SemsearchError
+from semsearch.errors import NotFound, SemsearchError, network_reason
 from semsearch.paper import Paper, normalize_title
 from semsearch.sources.curated import CuratedList, parse_list
 from semsearch.taxonomy import Taxonomy, load_taxonomy, subtree_counts
@@ -90,8 +90,7 @@ def read_source(source: str, *, offline: bool = False) -> str:
                         raise SemsearchError(too_large)
                 return body.decode(response.encoding or "utf-8", errors="replace")
         except requests.RequestException as err:
-            reason = str(err).splitlines()[0][:160]
-            raise SemsearchError(f"cannot fetch {public_source(source)}: {reason}") from None
+            raise SemsearchError(f"cannot fetch {public_source(source)}: {network_reason(err)}") from None
     path = Path(source)
     try:
         if path.stat().st_size > 4 * MAX_CHARS:
@@ -134,8 +133,18 @@ def add_list(
     """Make the curated list at `source` the taxonomy `name` of the index; a summary of it."""
 
     check_name(name)
-    listed = parse_list(read_source(source, offline=offline))
-    return _put_list(name, source, listed, index_dir=index_dir, offline=offline, replace=replace, progress=progress)
+    markdown = read_source(source, offline=offline)
+    listed = parse_list(markdown)
+    return _put_list(
+        name,
+        source,
+        listed,
+        index_dir=index_dir,
+        offline=offline,
+        replace=replace,
+        progress=progress,
+        markdown=markdown,
+    )
 
 
 def _put_list(
@@ -147,9 +156,11 @@ def _put_list(
     offline: bool,
     replace: bool,
     progress: bool,
+    markdown: str | None = None,
 ) -> dict:
     """Store `listed` as the taxonomy `name` (its papers fetched, its classifier trained); the labels
-    it replaces are kept for `--undo`."""
+    it replaces are kept for `--undo`. Its README (`markdown`) is kept too: `taxonomy propose`
+    writes its patch against it."""
     from semsearch.ingest import Ingest
 
     ingest = Ingest(index_dir=index_dir, progress=progress)
@@ -160,6 +171,8 @@ def _put_list(
         kept = _snapshot_list(store, name)
         if kept is not None:
             store.set_meta(PREVIOUS_PREFIX + name, kept)
+        if markdown is not None:
+            keep_readme(store, name, markdown)
         ingest.add(_with_abstracts(listed, store, offline, ingest.warn))
         labels = []
         for paper in listed.papers:
@@ -249,7 +262,8 @@ def remove_list(name: str, *, index_dir: str | Path | None = None) -> None:
         if not ingest.store.remove_taxonomy(name):
             raise NotFound(f"no taxonomy {name!r} in the index")
         ingest.store.db.execute("DELETE FROM artifacts WHERE name = ?", (classifier_artifact(name),))
-        ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (PREVIOUS_PREFIX + name,))
+        for key in (PREVIOUS_PREFIX, README_PREVIOUS, "list_markdown:"):
+            ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (key + name,))
 
 
 # --- refreshing a list, safely -------------------------------------------------------------------
@@ -330,7 +344,8 @@ def refresh_list(
             if not is_url(found["source"] or ""):
                 raise SemsearchError(f"{name!r} was read from a file: give the file to refresh it from")
             source = found["source"]
-        listed = parse_list(read_source(source, offline=offline))
+        markdown = read_source(source, offline=offline)
+        listed = parse_list(markdown)
         before = _list_labels(index.store, name)
     finally:
         if index is not None:
@@ -341,7 +356,9 @@ def refresh_list(
         return _report(plan, applied=False)
     if not force:
         _check_safe(name, plan, found["nodes"], listed.nodes)
-    _put_list(name, source, listed, index_dir=index_dir, offline=offline, replace=True, progress=progress)
+    _put_list(
+        name, source, listed, index_dir=index_dir, offline=offline, replace=True, progress=progress, markdown=markdown
+    )
     return _report(plan, applied=True)
 
 
@@ -387,6 +404,7 @@ def undo_refresh(name: str | None, *, index_dir: str | Path | None = None, progr
         ]
         store.put_taxonomy(name, kept["source"], kept["nodes"], labels)
         store.set_meta(PREVIOUS_PREFIX + name, current)
+        keep_readme(store, name, None, undo=True)
         classifier = train_list_classifier(store, name, ingest.embedder().encode)
         store.put_artifact(classifier_artifact(name), classifier.to_bytes())
         store.commit()
@@ -408,8 +426,17 @@ def refresh_survey(
     from semsearch.sources.survey import SURVEY_LIST_URL, survey_facts
 
     where = source or SURVEY_LIST_URL
-    facts = survey_facts(read_source(where, offline=offline), public_source(where))
-    return _apply_survey(facts, index_dir=index_dir, offline=offline, progress=progress, force=force, dry_run=dry_run)
+    markdown = read_source(where, offline=offline)
+    facts = survey_facts(markdown, public_source(where))
+    return _apply_survey(
+        facts,
+        index_dir=index_dir,
+        offline=offline,
+        progress=progress,
+        force=force,
+        dry_run=dry_run,
+        markdown=markdown,
+    )
 
 
 def _apply_survey(
@@ -421,6 +448,7 @@ def _apply_survey(
     force: bool = True,
     dry_run: bool = False,
     undo: bool = False,
+    markdown: str | None = None,
 ) -> dict:
     """Make `facts` the survey's list in the index; the list it replaces is kept for `--undo` (an
     undo fetches nothing: it puts labels back on papers the index already holds)."""
@@ -460,8 +488,26 @@ def _apply_survey(
                         store.put(replaced(stored, survey_categories=[]))
         store.set_meta(PREVIOUS_PREFIX + SURVEY, previous)
         store.set_meta(SURVEY_LIST_META, json.dumps(facts, ensure_ascii=False))
+        keep_readme(store, SURVEY, markdown, undo=undo)
         store.commit()
     return _report(plan, applied=True)
+
+
+README_PREVIOUS = "list_markdown_previous:"  # the README a refresh replaced, put back by --undo
+
+
+def keep_readme(store, name: str, markdown: str | None, *, undo: bool = False) -> None:
+    """Keep the list's README as read (for `taxonomy propose`), and the one it replaces; an undo
+    swaps them back."""
+    from semsearch.propose import README_META
+
+    current = store.get_meta(README_META + name)
+    new = store.get_meta(README_PREVIOUS + name) if undo else markdown
+    for key, value in ((README_META + name, new), (README_PREVIOUS + name, current)):
+        if value is None:
+            store.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            store.set_meta(key, value)
 
 
 def _packaged_facts() -> str:

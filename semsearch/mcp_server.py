@@ -96,6 +96,31 @@ def add_tools(server, service) -> None:
         """Papers per year under one to three taxonomy nodes, to compare how topics grew."""
         return answer(service.trends, parse(rm.TrendsRequest, category=category).category)
 
+    @server.tool()
+    def propose(
+        taxonomy: str = "survey",
+        since: str | None = None,
+        ids: list[str] | None = None,
+        min_confidence: float | None = None,
+    ) -> dict:
+        """Papers the library holds that a curated list (`taxonomy`: the survey's, or one added) lacks, each
+        placed under a heading of the list, as lines in the list's own format and a unified diff against
+        its README (read only: nothing is written). Papers placed with less than `min_confidence` are
+        marked unsure and left out of the diff. `since`: YYYY-MM-DD."""
+        from semsearch.propose import ProposeRequest
+
+        r = parse(ProposeRequest, taxonomy=taxonomy, since=since, ids=ids, min_confidence=min_confidence)
+        return answer(service.propose, r)
+
+    @server.tool()
+    def gaps(taxonomy: str = "survey", since: str | None = None) -> dict:
+        """Topics a curated list has not named yet: groups of papers it lacks that fit none of its headings,
+        each with a suggested name, the heading it would sit under, and its papers (read only)."""
+        from semsearch.propose import ProposeRequest
+
+        r = parse(ProposeRequest, taxonomy=taxonomy, since=since)
+        return answer(service.gaps, r.taxonomy, r.since)
+
 
 class AnsweringParseErrors:
     """The stdio transport's read stream, minus the lines that are not JSON-RPC messages: the SDK's

@@ -6,6 +6,12 @@ labelled paper's leaves, or the classifier's chance of each leaf for a predicted
 with `semsearch eval related`, that bonus lifts the share of related results in the same survey
 leaf or reading-list topic from 0.54 (plain nearest neighbours) to 0.79; with one predicted
 category per paper instead of its leaf distribution it was 0.70.
+
+Every score shown is between 0 and 1 and falls down the list (`readable`): related work shows
+(cosine + bonus) / (1 + CATEGORY_BONUS); with --diverse, the marginal relevance at the moment each
+paper was picked, MMR_TRADE_OFF × its score + (1 - MMR_TRADE_OFF) × its novelty (1 - its cosine
+to the closest paper above it), which never rises from one pick to the next; recommendations, the
+cosine to the liked side of the separating plane. Negative cosines show as 0.
 """
 
 from __future__ import annotations
@@ -22,6 +28,11 @@ CATEGORY_BONUS = 0.25  # about the cosine gap between a close and a loose neighb
 POOL = 1000  # nearest candidates re-ranked
 MMR_TRADE_OFF = 0.7  # relevance vs novelty for --diverse
 BACKGROUND = 2000  # other papers standing in for "not liked" in recommendations
+
+
+def readable(score: float) -> float:
+    """A score clipped to 0-1 (a cosine may be slightly negative, or over 1 by rounding)."""
+    return min(1.0, max(0.0, float(score)))
 
 
 class RelatedFinder:
@@ -81,26 +92,35 @@ class RelatedFinder:
                 return CATEGORY_BONUS * float(filed[vec_id][1] @ spread) if vec_id in filed else 0.0
 
             ranked = sorted(((v, s + bonus(v)) for v, s in ranked), key=lambda item: -item[1])
+        scale = 1.0 + (CATEGORY_BONUS if spread is not None else 0.0)  # the most a cosine plus its bonus can be
+        ranked = [(v, readable(s / scale)) for v, s in ranked]
         pool = ranked[: max(5 * k, 50)] if diverse else ranked[:k]
         hits = self.searcher.hits(pool)
         return self._diversify(hits, k) if diverse else hits
 
     def _diversify(self, hits: list[Hit], k: int) -> list[Hit]:
-        """Maximal marginal relevance: each next pick trades relevance against similarity to picks."""
+        """Maximal marginal relevance: each next pick trades relevance against similarity to picks.
+        Each hit's score becomes its value when picked, shifted into 0-1 (see the module's note):
+        a candidate's value only falls as picks accumulate, so the picked values fall too."""
         if not hits:
             return []
         vectors = self.store.embeddings_for(h.vec_id for h in hits)
         matrix = np.vstack([vectors[h.vec_id] for h in hits])
         relevance = np.array([h.score for h in hits])
-        chosen = [0]
-        closest = matrix @ matrix[0]
+        first = int(np.argmax(relevance))
+        chosen, gains = [first], [MMR_TRADE_OFF * relevance[first] + (1 - MMR_TRADE_OFF)]  # nothing above it: novel
+        closest = matrix @ matrix[first]
         while len(chosen) < min(k, len(hits)):
-            value = MMR_TRADE_OFF * relevance - (1 - MMR_TRADE_OFF) * closest
+            value = MMR_TRADE_OFF * relevance + (1 - MMR_TRADE_OFF) * (1 - np.clip(closest, 0.0, 1.0))
             value[chosen] = -np.inf
             pick = int(np.argmax(value))
             chosen.append(pick)
+            gains.append(float(value[pick]))
             closest = np.maximum(closest, matrix @ matrix[pick])
-        return [hits[i] for i in chosen]
+        picked = [hits[i] for i in chosen]
+        for hit, gain in zip(picked, gains, strict=True):
+            hit.score = readable(gain)
+        return picked
 
     # --- recommendations ----------------------------------------------------------------------
     def recommend(
@@ -130,8 +150,10 @@ class RelatedFinder:
             svm = LinearSVC(C=0.1, class_weight="balanced", max_iter=10_000)
             svm.fit(features, labels, sample_weight=weights)
             scores_query = svm.coef_[0].astype(np.float32)
+        # Unit length, so each paper's score is its cosine to the query: 0-1 once negatives show as 0.
+        scores_query = scores_query / max(float(np.linalg.norm(scores_query)), 1e-12)
         allowed = None
         if since:
             allowed = np.asarray([v for v in self.store.vec_ids_where(since=since) if v not in chosen], np.int64)
         ranked = self.searcher.nearest(scores_query[None, :], k + len(chosen), allowed)
-        return self.searcher.hits([(v, s) for v, s in ranked if v not in chosen])[:k]
+        return self.searcher.hits([(v, readable(s)) for v, s in ranked if v not in chosen])[:k]

@@ -19,6 +19,14 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (docs/
    out; the question's category, predicted with too much confidence, would otherwise bury it under
    its neighbours. When no paper stands out (most topical questions, and those put in other words
    than the papers use), the best direct match is just one more paper, and the category decides.
+   Whether a match stood out is also what the question was taken for (`--explain`: one paper, or a
+   kind of work). A logistic model of the question's kind learned from questions made from the
+   corpus (inverse cloze and the taxonomy's questions; scripts/eval_question_kind.py) was tried in
+   its place, weighting the taxonomy by the chance of a topical question, and did worse on every
+   set (docs/evaluation.md, "One ranking for both kinds of question").
+
+Every score shown is between 0 and 1 and falls down the list: the fused score here, the cosine
+(floored at 0) in dense mode, BM25 relative to the question's best match in lexical mode.
 """
 
 from __future__ import annotations
@@ -56,6 +64,8 @@ class Evidence:
     category: str | None = None  # the paper's category that matched the question
     category_probability: float = 0.0  # chance that the paper sits in the question's leaf
     direct: bool = False  # the sharp direct match: full category credit
+    known_item: bool = False  # the question was taken for one about a single paper (its match stands out)
+    taxonomy_weight: float = 0.0  # what the category evidence weighed for this question
 
     @property
     def direct_score(self) -> float:
@@ -70,6 +80,8 @@ class Evidence:
             "category": self.category,
             "category_probability": round(self.category_probability, 4),
             "direct": self.direct,
+            "question": "one paper" if self.known_item else "a kind of work",
+            "taxonomy_weight": round(self.taxonomy_weight, 4),
         }
 
 
@@ -112,19 +124,74 @@ class Filters:
         return any(value is not None for value in (self.year_from, self.year_to, self.category))
 
 
-def fused_score(evidence: Evidence) -> float:
-    """The hybrid ranking score of one paper for one question, at most 1."""
+def fused_score(evidence: Evidence, weight: float = TAXONOMY_WEIGHT) -> float:
+    """The hybrid ranking score of one paper for one question, between 0 and 1: its direct match
+    and, weighing `weight` against it, the chance that it sits where the question points."""
     credit = 1.0 if evidence.direct else evidence.category_probability
-    return (evidence.direct_score + TAXONOMY_WEIGHT * credit) / (1 + TAXONOMY_WEIGHT)
+    return min(max((evidence.direct_score + weight * credit) / (1 + weight), 0.0), 1.0)
 
 
-def rank_hybrid(evidence: dict[int, Evidence], k: int) -> list[tuple[int, float]]:
-    """(vec_id, fused score) of the best k, after marking the sharp direct match in `evidence`."""
+def rank_hybrid(evidence: dict[int, Evidence], k: int, weight: float = TAXONOMY_WEIGHT) -> list[tuple[int, float]]:
+    """(vec_id, fused score) of the best k, after marking the sharp direct match in `evidence`
+    (which makes the question one about that paper: `Evidence.known_item`)."""
     best = heapq.nlargest(2, evidence.values(), key=lambda e: e.direct_score)
-    if best and (len(best) == 1 or best[0].direct_score - best[1].direct_score >= SHARP_MARGIN):
+    sharp = bool(best) and (len(best) == 1 or best[0].direct_score - best[1].direct_score >= SHARP_MARGIN)
+    if sharp and weight > 0:
         best[0].direct = True
-    scored = sorted(((v, fused_score(e)) for v, e in evidence.items()), key=lambda item: -item[1])
+    for e in evidence.values():
+        e.known_item, e.taxonomy_weight = sharp, weight
+    scored = sorted(((v, fused_score(e, weight)) for v, e in evidence.items()), key=lambda item: -item[1])
     return scored[:k]
+
+
+def explanation(hits: list[Hit], mode: str = "hybrid") -> str:
+    """In words: what the question was taken for, and what put the first results first."""
+    if not hits or hits[0].evidence is None:
+        return ""
+    if mode == "dense":
+        return "Ranked by meaning alone (embedding cosine)."
+    if mode == "lexical":
+        return "Ranked by shared words alone (BM25, shown relative to the best match)."
+    from semsearch.taxonomy import leaf_name
+
+    first = hits[:3]
+    rest = hits[3:] or first
+    e = first[0].evidence
+    if e.taxonomy_weight == 0:
+        said = "Ranked by the papers' own match (meaning and words), the taxonomy left out."
+    elif e.known_item:
+        said = (
+            f"Taken for a question about one paper: its best match stands out (by {SHARP_MARGIN} or more "
+            "on meaning and words), so it keeps the first place; below it the taxonomy counts."
+        )
+    else:
+        said = (
+            "Taken for a question about a kind of work: no paper's own match stands out, so where a paper "
+            f"sits in the taxonomy weighs {e.taxonomy_weight:.0f} times its own match."
+        )
+
+    def mean(values) -> float:
+        return float(np.mean(list(values)))
+
+    direct_lead = mean(h.evidence.direct_score for h in first) - mean(h.evidence.direct_score for h in rest)
+    credit_lead = e.taxonomy_weight * (
+        mean(h.evidence.category_probability for h in first) - mean(h.evidence.category_probability for h in rest)
+    )
+    categories = [h.evidence.category for h in first if h.evidence.category]
+    if categories and credit_lead > direct_lead:
+        common = max(set(categories), key=categories.count)
+        chance = mean(h.evidence.category_probability for h in first)
+        said += (
+            f" The first results lead mostly because they likely sit where the question points "
+            f"({leaf_name(common)}; {chance:.0%} on average)."
+        )
+    else:
+        said += (
+            f" The first results lead mostly because their own text matches the question best "
+            f"(meaning {mean(h.evidence.dense for h in first):.2f}, words "
+            f"{mean(h.evidence.lexical_share for h in first):.0%} of the best match)."
+        )
+    return said
 
 
 def leaf_distributions(store, vec_ids, cache: dict | None = None) -> dict[int, tuple[list[str], np.ndarray]]:
@@ -302,6 +369,7 @@ class Searcher:
             hits = self.hits(self.nearest(vector, k, allowed))
             for hit in hits:
                 hit.evidence = Evidence(dense=hit.score)
+                hit.score = min(max(hit.score, 0.0), 1.0)  # a cosine; below 0 is as unlike as it gets
             return hits
         return self._hybrid(query, vector, k, allowed)
 
@@ -333,11 +401,14 @@ class Searcher:
     def _lexical_only(self, query: str, k: int, allowed: np.ndarray | None) -> list[Hit]:
         _, best = self._lexical_scores(query, allowed)
         hits = self.hits(sorted(best.items(), key=lambda item: -item[1])[:k])
-        for hit in hits:
-            hit.evidence = Evidence(lexical=hit.score)
+        top = max(best.values(), default=0.0)
+        for hit in hits:  # BM25 is unbounded: shown relative to the best match, as the hybrid uses it
+            hit.evidence = Evidence(lexical=hit.score, lexical_share=hit.score / top if top else 0.0)
+            hit.score = hit.evidence.lexical_share
         return hits
 
-    def _hybrid(self, query: str, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[Hit]:
+    def evidence(self, query: str, vector: np.ndarray, allowed: np.ndarray | None = None) -> dict[int, Evidence]:
+        """Every candidate's evidence for the question (vec_id -> Evidence); nothing is ranked yet."""
         dense = dict(self.nearest(vector, CANDIDATES, allowed))
         scores, lexical_best = self._lexical_scores(query, allowed)
         missing = [v for v in lexical_best if v not in dense]
@@ -356,7 +427,11 @@ class Searcher:
             if vec_id in filed:
                 categories, spread = filed[vec_id]
                 e.category, e.category_probability = categories[0], float(spread @ question)
-        hits = self.hits(rank_hybrid(evidence, k))
+        return evidence
+
+    def _hybrid(self, query: str, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[Hit]:
+        evidence = self.evidence(query, vector, allowed)
+        hits = self.hits(rank_hybrid(evidence, k, TAXONOMY_WEIGHT if self.use_taxonomy else 0.0))
         for hit in hits:
             hit.evidence = evidence[hit.vec_id]
         return hits

@@ -19,10 +19,13 @@ from typing import Annotated
 
 from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from semsearch.bibtex import split_ids
 from semsearch.errors import NotFound, SemsearchError
+from semsearch.propose import ProposeRequest
 from semsearch.requests_models import (
     ClassifyRequest,
     ExportRequest,
@@ -49,6 +52,26 @@ PAGE_POLICY = (
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 log = logging.getLogger("semsearch.server")
+ATOM_TYPE = "application/atom+xml; charset=utf-8"
+
+
+class ProposeQuery(BaseModel):
+    """`/api/propose`'s and `/api/gaps`' query, checked again by ProposeRequest (the CLI's and MCP's)."""
+
+    taxonomy: str = "survey"
+    since: str | None = None
+    ids: list[str] = []
+    min_confidence: float | None = None
+
+    def model_dump(self, **kwargs):  # None means: the request's default; ids as `a,b` or repeated, as for export
+        data = {k: v for k, v in super().model_dump(**kwargs).items() if v is not None}
+        if "ids" in data:
+            data["ids"] = split_ids(data["ids"])
+        return data
+
+
+def _safe_file(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "list"
 
 
 class Forbidden(SemsearchError):
@@ -175,6 +198,8 @@ def create_app(
         description="Semantic search, taxonomy suggestions and related work for the efficient-LLM literature.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN: blank offline. The page documents the
+        redoc_url=None,  # API itself at /docs, from /openapi.json, with nothing from another host.
     )
     app.state.service = service
     if reload_seconds:
@@ -274,8 +299,13 @@ def create_app(
         return service.trends(request.category)
 
     @app.get("/api/export", response_class=PlainTextResponse)
-    def export(request: Annotated[ExportRequest, Query()]) -> str:
-        return service.export(request.ids)
+    def export(
+        ids: Annotated[
+            list[str] | None, Query(description="Papers to cite: `ids=a,b`, or `ids=a&ids=b`, or both.")
+        ] = None,
+    ) -> str:
+        """BibTeX entries for the papers named, in the order named."""
+        return service.export(parse(ExportRequest, ids=split_ids(ids)).ids)
 
     @app.get("/api/digests")
     def digests() -> dict:
@@ -287,11 +317,49 @@ def create_app(
         """One digest: its in-scope new papers grouped by taxonomy node."""
         return service.digest(name)
 
+    @app.get("/api/propose")
+    def propose(request: Annotated[ProposeQuery, Query()]) -> dict:
+        """The papers a list lacks, placed under its headings: {"proposals": [...], "patch", "unsure"}."""
+        return service.propose(parse(ProposeRequest, **request.model_dump()))
+
+    @app.get("/api/propose/{taxonomy}.patch", response_class=PlainTextResponse)
+    def propose_patch(taxonomy: str, request: Annotated[ProposeQuery, Query()]) -> PlainTextResponse:
+        """The proposals as a unified diff against the list's README, to download."""
+        found = service.propose(parse(ProposeRequest, **(request.model_dump() | {"taxonomy": taxonomy})))
+        return PlainTextResponse(
+            found["patch"],
+            media_type="text/x-diff",
+            headers={"Content-Disposition": f'attachment; filename="{_safe_file(taxonomy)}.patch"'},
+        )
+
+    @app.get("/api/gaps")
+    def gaps(request: Annotated[ProposeQuery, Query()]) -> dict:
+        """Topics the list has not named: groups of papers it lacks, with a name and a parent heading."""
+        checked = parse(ProposeRequest, **request.model_dump())
+        return service.gaps(checked.taxonomy, checked.since)
+
+    @app.get("/feeds/digests.atom", include_in_schema=False)
+    def digests_feed(request: Request) -> Response:
+        return Response(service.digests_feed(str(request.base_url)), media_type=ATOM_TYPE)
+
+    @app.get("/feeds/{taxonomy}/{node:path}", include_in_schema=False)
+    def node_feed(taxonomy: str, node: str, request: Request) -> Response:
+        """The newest papers under a node, as Atom: /feeds/{taxonomy}/{node path}.atom."""
+        if not node.endswith(".atom"):
+            raise NotFound("a feed's address ends in .atom")
+        checked = parse(PapersRequest, category=node.removesuffix(".atom"), taxonomy=taxonomy)
+        body = service.node_feed(checked.category, checked.taxonomy, str(request.base_url))
+        return Response(body, media_type=ATOM_TYPE)
+
     def web_file(name: str, media_type: str) -> FileResponse:
         return FileResponse(str(WEB / name), media_type=media_type, headers={"Content-Security-Policy": PAGE_POLICY})
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
+        return web_file("index.html", "text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    def api_docs() -> FileResponse:  # the page's API view, rendered from /openapi.json
         return web_file("index.html", "text/html")
 
     @app.get("/paper/{paper_id:path}", include_in_schema=False)

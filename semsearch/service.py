@@ -71,7 +71,9 @@ def hit_json(hit, *, explain: bool = False, details: bool = False) -> dict:
     data = hit.to_dict(explain)
     data["url"] = web_url(data.get("url"))
     if details:
-        data.update(authors=hit.paper.authors, venue=hit.paper.venue, abstract=hit.paper.abstract)
+        data.update(
+            authors=hit.paper.authors, venue=hit.paper.venue, abstract=hit.paper.abstract, published=hit.paper.published
+        )
     return data
 
 
@@ -86,6 +88,20 @@ def arxiv_links(paper) -> dict:
     elif url and not arxiv_id:
         links["page"] = url
     return links
+
+
+def node_closeness(store, vec_ids: list[int]) -> list[float]:
+    """Each paper's closeness to the node it is listed under (0-1): the cosine of its embedding to
+    the mean of the node's papers, so the papers most typical of the node come first."""
+    import numpy as np
+
+    if not vec_ids:
+        return []
+    vectors = store.embeddings_for(vec_ids)
+    matrix = np.vstack([vectors[v] for v in vec_ids]).astype(np.float32)
+    centre = matrix.mean(axis=0)
+    centre /= max(float(np.linalg.norm(centre)), 1e-12)
+    return [min(1.0, max(0.0, float(s))) for s in matrix @ centre]
 
 
 class Service:
@@ -229,14 +245,15 @@ class Service:
         details: bool = False,
         taxonomy: str | None = None,
     ) -> dict:
-        from semsearch.search import Filters, check_query
+        from semsearch.search import Filters, check_query, explanation
 
         with self.use() as live:
-            hits = live.under(taxonomy)[0].search(question, k, Filters(year_from, year_to, category))
-        return {
-            "query": check_query(question),
-            "results": [hit_json(h, explain=explain, details=details) for h in hits],
-        }
+            searcher = live.under(taxonomy)[0]
+            hits = searcher.search(question, k, Filters(year_from, year_to, category))
+        answer = {"query": check_query(question)}
+        if explain:  # in words: what the question was taken for, what put the first results first
+            answer["explanation"] = explanation(hits, searcher.mode)
+        return answer | {"results": [hit_json(h, explain=explain, details=details) for h in hits]}
 
     def classify(self, title: str, abstract: str, taxonomy: str | None = None) -> dict:
         """Where a paper belongs; with the path of the first suggestion, each node's probability."""
@@ -246,8 +263,7 @@ class Service:
         with self.use() as live:
             classifier = live.under(taxonomy)[0].classifier
             result = classify_texts(live.index, [(None, title, abstract)], live.searcher.embedder, classifier)[0]
-        data = result.to_dict()
-        data["scope_probability"] = round(result.scope_probability, 4)
+        data = result.to_dict()  # carries `scope`, the calibrated probability `in_scope` thresholds
         probability = classifier.node_probabilities(result.leaf_probabilities[None, :])[0]
         data["path"] = [
             {"node": node, "probability": round(probability[node], 4)}
@@ -281,8 +297,10 @@ class Service:
         with self.use() as live:
             searcher = live.under(taxonomy)[0]
             node = searcher.taxonomy.resolve(category)
-            vec_ids = searcher.allowed_vec_ids(Filters(category=node))[:limit].tolist()
-            hits = searcher.hits([(v, 1.0) for v in vec_ids])
+            vec_ids = searcher.allowed_vec_ids(Filters(category=node)).tolist()
+            closeness = node_closeness(live.index.store, vec_ids)
+            ranked = sorted(zip(vec_ids, closeness, strict=True), key=lambda pair: -pair[1])[:limit]
+            hits = searcher.hits(ranked)
         return {"category": node, "results": [hit_json(h, details=details) for h in hits]}
 
     def paper(self, paper_id: str) -> dict:
@@ -355,3 +373,47 @@ class Service:
         from semsearch.watch import digest_json
 
         return digest_json(name, index_dir=self.directory)
+
+    # --- giving back to the lists: proposals, gaps, feeds ----------------------------------------------
+    def propose(self, request) -> dict:
+        """`taxonomy propose` against the README the index kept for the list (never fetched here)."""
+        from semsearch.propose import propose_for, readme_for
+
+        with self.use() as live:
+            searcher = live.under(request.taxonomy)[0]
+            markdown, filename = readme_for(live.index.store, request.taxonomy, offline=True)
+            return propose_for(live.index, request, markdown, filename, classifier=searcher.classifier)
+
+    def gaps(self, taxonomy: str, since: str | None = None) -> dict:
+        from semsearch.gaps import gaps_for
+
+        with self.use() as live:
+            searcher = live.under(taxonomy)[0]
+            return gaps_for(live.index, taxonomy, since=since, classifier=searcher.classifier)
+
+    def node_feed(self, category: str, taxonomy: str | None, base_url: str) -> bytes:
+        """The Atom feed of the newest papers under a node."""
+        from semsearch.feeds import node_feed
+        from semsearch.lists import SURVEY
+        from semsearch.search import Filters
+
+        with self.use() as live:
+            searcher = live.under(taxonomy)[0]
+            node = searcher.taxonomy.resolve(category)
+            vec_ids = searcher.allowed_vec_ids(Filters(category=node)).tolist()
+            papers = live.index.store.papers_by_vec_id(vec_ids).values()
+        return node_feed(taxonomy or SURVEY, node, papers, base_url)
+
+    def digests_feed(self, base_url: str) -> bytes:
+        """The Atom feed of the digests (the newest first; damaged ones left out)."""
+        from semsearch.errors import NotFound
+        from semsearch.feeds import MAX_ENTRIES, digests_feed
+        from semsearch.watch import DamagedDigest
+
+        found = []
+        for listed in self.digests()["digests"][:MAX_ENTRIES]:
+            try:
+                found.append(self.digest(listed["name"]) | {"name": listed["name"], "papers": listed["papers"]})
+            except (DamagedDigest, NotFound):
+                continue
+        return digests_feed(found, base_url)

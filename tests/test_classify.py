@@ -41,6 +41,17 @@ TOY_PAPERS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def toy_anchors_only(monkeypatch):
+    """The toy taxonomy's scope is judged by its own out-of-scope list alone: our English anchors of
+    other fields and other modalities mean nothing to the hashing model, which matches their
+    function words ("with", "the") to everything. They are tested with the real model."""
+    from semsearch import classify
+
+    monkeypatch.setattr(classify, "OTHER_FIELDS", ())
+    monkeypatch.setattr(classify, "OTHER_MODALITIES", ())
+
+
 def toy_papers(model) -> list[LabelledPaper]:
     return [
         LabelledPaper(f"{leaf}-{i}", text, text, model.encode([text])[0], [leaf])
@@ -213,7 +224,7 @@ def test_the_scope_probability_is_one_half_at_the_threshold_and_rises_above_it()
     results = classifier.classify(texts, vectors)
     for result, score in zip(results, scope(vectors), strict=True):
         expected = 1 / (1 + np.exp(-(score - at) / classifier.scope_scale))
-        assert result.scope_probability == pytest.approx(expected) and result.in_scope == (score >= at)
+        assert result.scope == round(expected, 4) and result.in_scope == (result.scope >= 0.5)
     # 0.95 at the labelled papers' median (as documented)
     median = np.median(scope(classifier.labelled_vectors, exclude_self=True))
     assert 1 / (1 + np.exp(-(median - at) / classifier.scope_scale)) == pytest.approx(0.95, abs=0.01)
@@ -248,7 +259,8 @@ def test_classify_json_contract(survey_index, capsys):
     )
     assert code == 0, err
     answer = json.loads(out)
-    assert set(answer) == {"id", "suggestions", "confidence", "in_scope"}
+    assert set(answer) == {"id", "suggestions", "confidence", "scope", "scope_threshold", "in_scope"}
+    assert 0.0 <= answer["scope"] <= 1.0 and answer["in_scope"] == (answer["scope"] >= answer["scope_threshold"])
     assert 1 <= len(answer["suggestions"]) <= 3 and 0.0 <= answer["confidence"] <= 1.0
     assert answer["suggestions"][0]["category"] in load_taxonomy().nodes
 
@@ -562,3 +574,103 @@ def test_sparse_rows_multiply_as_dense_matrices(others):
     assert np.allclose(sparse(train).dot_rows(sparse(asked)), expected, atol=1e-6)
     assert np.allclose(sparse(train).head(5).dot_rows(sparse(asked)), expected[:, :5], atol=1e-6)
     assert np.allclose(sparse(train).select([7, 2]).dense(), train[[7, 2]], atol=1e-6)
+
+
+# --- the scope probability at every door ------------------------------------------------------
+SCOPE_CASES = [
+    {"id": "in", "title": "Pruning attention heads", "abstract": "Structured pruning removes heads of large models."},
+    {"id": "out", "title": "Sourdough bread", "abstract": "Flour, water and salt ferment overnight before baking."},
+    {"id": "mid", "title": "Heads", "abstract": "Bread heads and draft pruning of recipes."},
+]
+
+
+def _on_contract(answer: dict) -> None:
+    """`scope` is a probability and `in_scope` is exactly `scope >= scope_threshold`, as shown."""
+    assert 0.0 <= answer["scope"] <= 1.0 and 0.0 < answer["scope_threshold"] < 1.0
+    assert answer["in_scope"] == (answer["scope"] >= answer["scope_threshold"])
+
+
+@pytest.mark.slow  # real processes
+def test_scope_is_in_every_classify_answer_at_every_door(survey_corpus_index, tmp_path):
+    """CLI --json and --batch in real processes, HTTP and the MCP tool: every answer carries `scope`,
+    the verdict follows it, and the same paper gets the same scope at every door."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import anyio
+    from fastapi.testclient import TestClient
+    from mcp.server import MCPServer
+
+    from semsearch.mcp_server import add_tools
+    from semsearch.server import create_app
+    from semsearch.service import Service
+
+    root = Path(__file__).resolve().parents[1]
+
+    def cli(*args: str) -> list[dict]:
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.cli_process", "--", "classify", *args, "--index", str(survey_corpus_index)],
+            capture_output=True, text=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    batch = tmp_path / "papers.jsonl"
+    batch.write_text("".join(json.dumps(case) + "\n" for case in SCOPE_CASES))
+    by_batch = cli("--batch", str(batch))
+    one = cli("--title", SCOPE_CASES[0]["title"], "--abstract", SCOPE_CASES[0]["abstract"], "--json")[0]
+    with TestClient(create_app(index_dir=survey_corpus_index)) as client:
+        by_http = [client.post("/api/classify", json={"title": c["title"], "abstract": c["abstract"]}).json()
+                   for c in SCOPE_CASES]  # fmt: skip
+    server = MCPServer("semsearch-test")
+    add_tools(server, Service(index_dir=survey_corpus_index))
+    by_mcp = [
+        json.loads(
+            anyio.run(server.call_tool, "classify", {"title": c["title"], "abstract": c["abstract"]}).content[0].text
+        )
+        for c in SCOPE_CASES
+    ]
+    for answers in (by_batch, [one], by_http, by_mcp):
+        for answer in answers:
+            _on_contract(answer)
+    assert [a["id"] for a in by_batch] == ["in", "out", "mid"]
+    for door in (by_http, by_mcp):
+        assert [a["scope"] for a in door] == [a["scope"] for a in by_batch]
+    assert one["scope"] == by_batch[0]["scope"]  # (which side a text falls on: the real model's tests)
+
+
+def test_the_verdict_is_the_shown_probability_against_the_threshold_even_at_the_edge():
+    """Rounding cannot split them: a probability just under one half that rounds to it is in scope,
+    as anyone thresholding the shown `scope` would find."""
+    from semsearch.classify import SCOPE_THRESHOLD, Classification, Suggestion
+
+    def placed(probability: float) -> Classification:
+        return Classification(None, [Suggestion("A", 1.0)], 0.5, scope=round(probability, 4))
+
+    for probability in (0.0, SCOPE_THRESHOLD - 1e-3, SCOPE_THRESHOLD - 1e-5, SCOPE_THRESHOLD, 0.73, 1.0):
+        _on_contract(placed(probability).to_dict())
+    assert placed(SCOPE_THRESHOLD - 1e-5).in_scope and not placed(SCOPE_THRESHOLD - 1e-3).in_scope
+
+
+def test_the_walk_to_the_first_suggestion_is_sharper_when_leave_one_out_says_so():
+    """Two half-likely leaves of one branch outweigh the one leaf that fits at the calibrated
+    temperature; at half of it the walk reaches that leaf. The walk's temperature is the one whose
+    top-down choice is right most often on held-out scores, and the shown scores stay calibrated."""
+    from semsearch.classify import softmax
+
+    classifier = TaxonomyClassifier.untrained(TOY)
+    quantization, pruning, speculation = classifier.leaves
+    classifier.temperature = 1.0
+    scores = np.array([[1.6, 1.6, 2.0]] * 4)  # Speculation fits best; Compression's two leaves add up
+    truth = [[speculation]] * 4
+    soft = classifier.suggest(softmax(scores, 1.0)[0])
+    assert soft[0].category in (quantization, pruning)  # the branch of many half-likely leaves wins
+    classifier.path_temperature = classifier._fit_path_temperature(scores, truth)
+    assert classifier.path_temperature == pytest.approx(0.5)  # the largest share that walks to it
+    walked = classifier.suggest(softmax(scores, 1.0)[0], classifier.path(scores)[0])
+    assert walked[0].category == speculation
+    assert walked[0].score == pytest.approx(softmax(scores, 1.0)[0][2])  # calibrated, not the walk's
+    # When the branch is right, the calibrated temperature is kept (a tie keeps the larger).
+    assert classifier._fit_path_temperature(scores, [[quantization, pruning]] * 4) == pytest.approx(1.0)

@@ -197,7 +197,7 @@ def test_the_first_question_builds_the_default_index(tmp_path, fake_model, capsy
     monkeypatch.chdir(tmp_path)  # no ./index yet, no $SEMSEARCH_INDEX (the autouse fixture clears it)
     code, out, err = run(capsys, "search", "speculative decoding with a draft model", "--json", "-k", "3")
     assert code == 0, err
-    assert "no index at index yet: building it from the survey's papers" in err
+    assert f"first run: building the index in {tmp_path / 'index'} from the survey's papers" in err
     assert len(json.loads(out)["results"]) == 3 and (tmp_path / "index" / "CURRENT").exists()
     code, _, err = run(capsys, "search", "kv cache", "--index", tmp_path / "elsewhere")
     assert code == 2 and "no index at" in err  # an index asked for by name is never built behind one's back

@@ -107,3 +107,102 @@ def test_index_dir_is_keyword_only_everywhere():
     for function in (mcp_server.build_server, mcp_server.serve_stdio):
         assert inspect.signature(function).parameters["index_dir"].kind is inspect.Parameter.KEYWORD_ONLY
     assert {"ingest_jsonl", "watch", "label_paper", "create_app", "Service.__init__"} <= set(checked)
+
+
+# --- help that reads right ------------------------------------------------------------------------
+def command_paths() -> list[tuple[str, ...]]:
+    """Every command and subcommand of `semsearch`, as the words that name it."""
+    from semsearch.cli import _command
+
+    paths, stack = [], [((), _command())]
+    while stack:
+        path, command = stack.pop()
+        paths.append(path)
+        stack += [((*path, name), sub) for name, sub in getattr(command, "commands", {}).items()]
+    return sorted(paths)
+
+
+@pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "semsearch")
+def test_on_off_flags_show_no_type_in_help(path, capsys):
+    """`--json`, `--diverse` and `--help` take no value: typer printed `<bool>` beside each."""
+    code, out, _ = run(capsys, *path, "--help")
+    assert code == 0 and "--help" in out and "Usage:" in out
+    assert "<bool>" not in out
+
+
+def test_labels_help_shows_export_and_import_and_export_runs_as_a_process(survey_only_index, capsys):
+    import json
+    import subprocess
+    import sys
+
+    code, out, _ = run(capsys, "labels", "--help")
+    assert code == 0 and "export" in out and "import" in out
+    code, _, err = run(capsys, "label", "2306.00978", "Weight-Only Quantization", "--index", survey_only_index)
+    assert code == 0, err
+    exported = subprocess.run(
+        [sys.executable, "-m", "tests.cli_process", "--", "labels", "export", "--index", str(survey_only_index)],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    assert [json.loads(line)["id"] for line in exported.stdout.splitlines()] == ["2306.00978"]
+    code, bare, _ = run(capsys, "labels", "--index", survey_only_index)
+    assert bare == exported.stdout  # `labels` alone is `labels export`
+
+
+def test_the_survey_taxonomy_cannot_be_removed_and_says_so(survey_only_index, capsys):
+    for name in ("survey", "Survey"):
+        code, _, err = run(capsys, "taxonomy", "remove", name, "--index", survey_only_index)
+        assert code == 2 and err.strip() == (
+            "error: the survey's taxonomy is built in and cannot be removed (only lists added with `taxonomy add` can)"
+        )
+
+
+# --- network errors in whole phrases -------------------------------------------------------------
+def test_a_list_that_cannot_be_fetched_is_one_whole_line_in_a_real_process(survey_only_index):
+    """requests' own text ("HTTPConnectionPool(...): Max retries exceeded ... (Caused by ...") was
+    cut at 160 characters mid-sentence."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.cli_process", "--", "taxonomy", "add", "kv", "http://127.0.0.1:9/README.md",
+         "--index", str(survey_only_index)],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == "error: cannot fetch http://127.0.0.1:9/README.md: 127.0.0.1 refused the connection"
+
+
+def _failure(kind: str):
+    import requests
+
+    request = requests.Request("GET", "https://raw.githubusercontent.com/a/b/HEAD/README.md").prepare()
+    pool = "HTTPSConnectionPool(host='raw.githubusercontent.com', port=443): Max retries exceeded with url: /a/b"
+    if kind == "dns":
+        return requests.ConnectionError(f"{pool} (Caused by NameResolutionError(\"<urllib3...>: Failed to resolve\"))",
+                                        request=request)  # fmt: skip
+    if kind == "timeout":
+        return requests.ReadTimeout(f"{pool} (Caused by ReadTimeoutError(...))", request=request)
+    if kind == "tls":
+        return requests.exceptions.SSLError(f"{pool} (Caused by SSLError(...))", request=request)
+    if kind == "reset":
+        return requests.ConnectionError(f"{pool} (Caused by ProtocolError('Connection aborted.'))", request=request)
+    response = requests.Response()
+    response.status_code, response.request = 404, request
+    return requests.HTTPError("404 Client Error: Not Found for url: ...", response=response, request=request)
+
+
+@pytest.mark.parametrize(
+    "kind, phrase",
+    [
+        ("dns", "cannot resolve raw.githubusercontent.com (no network, or DNS is down)"),
+        ("timeout", "raw.githubusercontent.com did not answer in time"),
+        ("tls", "the secure connection to raw.githubusercontent.com failed (certificate or TLS)"),
+        ("reset", "cannot connect to raw.githubusercontent.com (the connection failed or was dropped)"),
+        ("http", "raw.githubusercontent.com answered HTTP 404"),
+    ],
+)
+def test_network_failures_read_as_whole_phrases(kind, phrase):
+    from semsearch.errors import network_reason
+
+    assert network_reason(_failure(kind)) == phrase

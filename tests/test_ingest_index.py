@@ -251,21 +251,23 @@ def test_interrupted_jsonl_ingest_resumes_where_it_stopped(tmp_path, fake_model,
     source = tmp_path / "snapshot.jsonl"
     records = [{"id": f"2401.{i:05d}", "title": f"Paper {i}", "abstract": f"text {i}"} for i in range(BATCH + 10)]
     source.write_text("".join(json.dumps(r) + "\n" for r in records))
-    real_encode = fake_model.encode
+    from semsearch.store import Store
+
+    real_put = Store.put
     calls = {"n": 0}
 
-    def crash_on_first_batch(texts, **kwargs):
+    def ctrl_c_after_the_first_batch(self, paper, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 1:
-            raise KeyboardInterrupt  # the first BATCH lines are stored, not yet embedded
-        return real_encode(texts, **kwargs)
+        if calls["n"] == BATCH + 1:  # Ctrl-C reaches the main thread, here while it stores on
+            raise KeyboardInterrupt  # the first BATCH lines are stored; their embedding is dropped
+        return real_put(self, paper, **kwargs)
 
-    monkeypatch.setattr(fake_model, "encode", crash_on_first_batch)
+    monkeypatch.setattr(Store, "put", ctrl_c_after_the_first_batch)
     with pytest.raises(KeyboardInterrupt):
         ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False)
     assert not (tmp_path / "idx" / "CURRENT").exists()  # nothing published
 
-    monkeypatch.setattr(fake_model, "encode", real_encode)
+    monkeypatch.setattr(Store, "put", real_put)
     report = ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False)
     # The second run reads on from the end of the last committed batch instead of the first line,
     # and embeds what the first run stored but did not embed.

@@ -273,3 +273,38 @@ def test_the_api_and_the_watch_take_a_taxonomy(index_dir, list_file, stub, capsy
     report = watch(["cs.CL"], "2024-01-01", index_dir=index_dir, progress=False, taxonomy_name="kv")
     new = {e.id: e for e in report.entries}
     assert "2501.00042" in new and new["2501.00042"].category in NODES
+
+
+def test_a_refresh_keeps_the_readme_propose_writes_against_and_undo_puts_the_previous_back(
+    survey_corpus_index, tmp_path
+):
+    """The README a refresh read is kept in the index (for `taxonomy propose`); `--undo` swaps it
+    back with the labels."""
+    from semsearch.sources.survey import load_survey
+    from tests.test_propose import semsearch, survey_readme
+
+    ids = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})
+    first, second = tmp_path / "first.md", tmp_path / "second.md"
+    first.write_text(survey_readme({ids[0]}), encoding="utf-8")
+    second.write_text(survey_readme({ids[1]}), encoding="utf-8")
+    propose = [
+        "taxonomy",
+        "propose",
+        "survey",
+        "--offline",
+        "--json",
+        "--min-confidence",
+        "0",
+        "--ids",
+        f"{ids[0]},{ids[1]}",
+    ]
+
+    def proposed() -> set[str]:
+        return {row["id"] for row in json.loads(semsearch(*propose, "--index", survey_corpus_index).stdout)}
+
+    semsearch("taxonomy", "refresh", first, "--offline", "--force", "--index", survey_corpus_index)
+    assert proposed() == {ids[0]}  # the kept README lacks only the first paper
+    semsearch("taxonomy", "refresh", second, "--offline", "--force", "--index", survey_corpus_index)
+    assert proposed() == {ids[1]}
+    semsearch("taxonomy", "refresh", "--undo", "--index", survey_corpus_index)
+    assert proposed() == {ids[0]}

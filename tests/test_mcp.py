@@ -49,7 +49,16 @@ def payload(result) -> dict:
 
 def test_an_assistant_lists_the_tools_and_calls_them(index_dir):
     calls = anyio.run(session_calls, index_dir)
-    assert {t.name for t in calls["tools"].tools} == {"search", "classify", "related", "paper", "taxonomy", "trends"}
+    assert {t.name for t in calls["tools"].tools} == {
+        "search",
+        "classify",
+        "related",
+        "paper",
+        "taxonomy",
+        "trends",
+        "propose",
+        "gaps",
+    }
     found = payload(calls["search"])
     assert len(found["results"]) == 3 and found["results"][0]["id"] == "2302.00003"
     assert set(found["results"][0]) == {"id", "title", "score", "year", "categories", "category_source", "url"}

@@ -69,7 +69,25 @@ def toy_site(survey_corpus_index):
     stop()
 
 
-def tour(base: str, name: str, *, width: int, dark: bool, question: str, paper_id: str) -> None:
+def offline(page, base: str) -> tuple[list[str], list[str]]:
+    """Cut `page` off every host but `base`, as with no network: (requests to other hosts, which
+    are refused, and failed requests). Both must stay empty."""
+    outside, failed = [], []
+
+    def only_here(route):
+        if route.request.url.startswith(base + "/") or route.request.url == base:
+            return route.continue_()
+        outside.append(route.request.url)
+        return route.abort("internetdisconnected")
+
+    page.route("**/*", only_here)
+    page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}"))
+    return outside, failed
+
+
+def tour(
+    base: str, name: str, *, width: int, dark: bool, question: str, paper_id: str, unfiled_id: str | None = None
+) -> None:
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -81,10 +99,10 @@ def tour(base: str, name: str, *, width: int, dark: bool, question: str, paper_i
                   "--disable-sync", "--no-first-run", "--disable-quic"],
         )  # fmt: skip
         page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme="dark" if dark else "light")
-        problems, outside = [], []
+        problems = []
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(base) else None)
+        outside, failed = offline(page, base)
         # The page runs under its CSP: waits below are functions, never strings it would have to eval.
 
         # Landing: what the index holds, examples, the treemap, what is new.
@@ -93,6 +111,8 @@ def tour(base: str, name: str, *, width: int, dark: bool, question: str, paper_i
         assert page.inner_text(".stats .stat b").replace(",", "").isdigit()
         assert page.locator(".treemap rect").count() > 5 and page.locator(".examples a").count() == 5
         assert "Evicting <tokens> & more" in page.inner_text(".digest-group")
+        assert "semsearch ingest survey" in page.inner_text(".hint")  # titles only: how to get abstracts
+        labels_fit(page)
         shot(page, "landing")
 
         # Results from a question: filters, abstract, why, related, more, all in the URL.
@@ -130,7 +150,21 @@ def tour(base: str, name: str, *, width: int, dark: bool, question: str, paper_i
         page.wait_for_function("() => document.querySelectorAll('.chart polyline').length === 2")
         shot(page, "trends")
 
-        # One paper: links, related (diverse too), BibTeX, confirm a category.
+        # A node's papers, closest to it first, then newest first.
+        page.goto(f"{base}/?view=node&category=Quantization")
+        page.wait_for_selector(".result")
+        page.select_option("#node-sort", "date")
+        page.wait_for_url("**sort=date**")
+        page.wait_for_function("() => document.querySelector('#status').textContent.includes('newest first')")
+        years = [int(y) for y in page.eval_on_selector_all(".result[data-year]", "rs => rs.map(r => r.dataset.year)")]
+        assert years == sorted(years, reverse=True)
+
+        # A question no paper answers under its filters says which filters emptied it.
+        page.goto(f"{base}/?q={question.replace(' ', '+')}&year_from=2030")
+        page.wait_for_selector(".empty")
+        assert "from 2030" in page.inner_text(".empty") and page.locator(".empty a").count() == 1
+
+        # One paper: links, related (diverse too), BibTeX; filed by the survey, so nothing to confirm.
         page.goto(f"{base}/paper/{paper_id}")
         page.wait_for_selector(".paper h2")
         page.wait_for_selector(".related-list .result")
@@ -140,10 +174,22 @@ def tour(base: str, name: str, *, width: int, dark: bool, question: str, paper_i
         page.wait_for_selector("#bibtex-dialog[open]")
         assert page.inner_text("#bibtex-text").startswith("@")
         page.keyboard.press("Escape")
-        page.fill(".paper input[name=category]", "Speculative Decoding")
-        page.click(".paper .filters button[type=submit]")
-        page.wait_for_selector("text=Saved as yours")
+        assert "filed by the survey" in page.inner_text(".paper") and page.locator(".confirm").count() == 0
         shot(page, "paper")
+        if unfiled_id:  # a paper the survey does not file: its category is confirmed from a list of leaves
+            page.goto(f"{base}/paper/{unfiled_id}")
+            page.wait_for_selector("#confirm-category")
+            leaf = "Model-Centric Methods/Efficient Inference/Speculative Decoding"
+            page.select_option("#confirm-category", leaf)
+            page.click(".confirm button[type=submit]")
+            page.wait_for_selector("text=Saved as yours")
+
+        # A survey paper without an arXiv id: its index id is not shown.
+        page.goto(f"{base}/?view=node&category=Weight-Only+Quantization")
+        page.wait_for_selector(".result")
+        page.locator(".result h3 a[href*='survey%3A']").first.click()
+        page.wait_for_selector(".paper h2")
+        assert "survey:" not in page.inner_text("main")
 
         # Classify: breadcrumbs with probabilities, the verdict in words.
         page.click("#show-classify")
@@ -168,14 +214,41 @@ def tour(base: str, name: str, *, width: int, dark: bool, question: str, paper_i
         page.wait_for_selector(".digest-group")
         assert "Evicting <tokens> & more" in page.inner_text(".digest-group li")
         shot(page, "digest")
+
+        # The API, documented by the page itself from /openapi.json.
+        page.click("#show-api")
+        page.wait_for_selector(".endpoint")
+        assert page.locator(".endpoint h3", has_text="GET /api/search").count() == 1
+        assert page.locator(".endpoint").count() >= 15
+        shot(page, "api")
         browser.close()
-    assert problems == [] and outside == []
+    assert problems == [] and outside == [] and failed == []
+
+
+def labels_fit(page) -> None:
+    """Every treemap label is a node's whole name (never cut with …) and lies inside its area."""
+    boxes = page.evaluate(
+        """() => [...document.querySelectorAll('.treemap text')].map((t) => {
+             const r = t.previousElementSibling, b = t.getBBox();
+             return {text: t.textContent, name: r.getAttribute('aria-label'), x: b.x, y: b.y, w: b.width, h: b.height,
+                     rx: +r.getAttribute('x'), ry: +r.getAttribute('y'), rw: +r.getAttribute('width'),
+                     rh: +r.getAttribute('height')};
+           })"""
+    )
+    assert len(boxes) >= 5
+    for box in boxes:
+        assert "…" not in box["text"] and box["name"].split(" › ")[-1].split(":")[0].replace(" ", "") == box[
+            "text"
+        ].replace(" ", ""), box
+        assert box["x"] >= box["rx"] and box["x"] + box["w"] <= box["rx"] + box["rw"] + 0.5, box
+        assert box["y"] >= box["ry"] and box["y"] + box["h"] <= box["ry"] + box["rh"] + 0.5, box
 
 
 @pytest.mark.parametrize("width, dark", [(390, False), (1280, True)])
 def test_every_view_with_the_toy_index(toy_site, width, dark):
     tour(toy_site, f"toy-{width}-{'dark' if dark else 'light'}", width=width, dark=dark,
-         question="speculative decoding with a draft model", paper_id="2306.00978")  # fmt: skip
+         question="speculative decoding with a draft model", paper_id="2306.00978",
+         unfiled_id="2302.00003")  # fmt: skip
 
 
 def test_every_view_with_the_real_model(tmp_path):

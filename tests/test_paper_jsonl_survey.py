@@ -2,6 +2,8 @@ import gzip
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from semsearch.errors import SemsearchError
 from semsearch.paper import Paper, normalize_title, parse_arxiv_id, year_from_arxiv_id
@@ -102,7 +104,7 @@ def test_unreadable_files(tmp_path):
 def test_packaged_survey_is_facts_only_and_consistent():
     survey = load_survey()
     assert len(survey.nodes) == 74 and len(survey.papers) == 424
-    assert sum(1 for p in survey.papers if p.arxiv_id) == 350
+    assert sum(1 for p in survey.papers if p.arxiv_id) == 353  # 3 linked through huggingface.co/papers
     nodes = set(survey.nodes)
     assert all(p.survey_categories and set(p.survey_categories) <= nodes for p in survey.papers)
     assert all(not p.abstract for p in survey.papers)
@@ -141,3 +143,53 @@ def test_resolve_node():
     assert resolve_node(full) == full and resolve_node("speculative decoding") == full
     with pytest.raises(SemsearchError, match="did you mean"):
         resolve_node("Speculativ Decoding")
+
+
+# --- a survey paper's arXiv id from any link that carries one -----------------------------------------
+def test_survey_papers_linked_through_hugging_face_get_their_arxiv_id():
+    """Palu, SnapKV and LazyLLM are linked only as huggingface.co/papers/<id>: once survey:… ids."""
+    ids = {p.title.split(":")[0].strip(): p.id for p in load_survey().papers}
+    assert (ids["Palu"], ids["SnapKV"], ids["LazyLLM"]) == ("2407.21118", "2404.14469", "2407.14057")
+
+
+@pytest.mark.parametrize(
+    "link, arxiv_id",
+    [
+        ("https://huggingface.co/papers/2407.14057", "2407.14057"),
+        ("https://www.alphaxiv.org/abs/2404.14469v2", "2404.14469"),
+        ("https://alphaxiv.org/overview/2404.14469", "2404.14469"),
+        ("https://arxiv.org/pdf/2306.00978v3.pdf", "2306.00978"),
+        ("https://ar5iv.labs.arxiv.org/html/2306.00978", "2306.00978"),
+        ("https://doi.org/10.48550/arXiv.2210.17323", "2210.17323"),
+        ("https://arxiv.org/abs/cs/0101001", "cs/0101001"),
+        ("https://openreview.net/forum?id=tcbBPnfwxS", None),
+        ("https://huggingface.co/papers/", None),
+        ("https://evilhuggingface.co/papers/2407.14057", None),
+        ("https://huggingface.co/models/2407.14057", None),
+    ],
+)
+def test_arxiv_id_from_a_link(link, arxiv_id):
+    from semsearch.sources.survey import arxiv_id_from_link
+
+    assert arxiv_id_from_link(link) == arxiv_id
+
+
+def test_a_survey_item_linked_only_through_alphaxiv_is_filed_under_its_id():
+    from semsearch.sources.survey import survey_facts
+
+    markdown = (
+        "# S\n## Node\n- **Other**, [[Paper](https://arxiv.org/abs/2306.00978)]\n"
+        "- **A paper**, Someone, <ins>ICML, 2024</ins> [[Paper](https://www.alphaxiv.org/abs/2404.14469)]\n"
+    )
+    assert [p["arxiv_id"] for p in survey_facts(markdown)["papers"]] == ["2306.00978", "2404.14469"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_any_link_text_gives_an_id_or_none_quickly(text):
+    from semsearch.paper import parse_arxiv_id
+    from semsearch.sources.survey import arxiv_id_from_link
+
+    for link in (text, "https://huggingface.co/papers/" + text, "https://arxiv.org/abs/" + text):
+        found = arxiv_id_from_link(link)
+        assert found is None or parse_arxiv_id(found) == found

@@ -3,6 +3,8 @@ import re
 
 import bibtexparser
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from semsearch.bibtex import citation_key, escape, to_bibtex
 from semsearch.errors import SemsearchError
@@ -127,7 +129,7 @@ def test_bibtex_parses_back_with_the_right_fields():
 def test_citation_keys_are_stable_and_plain():
     paper = Paper(id="x", title="The Power of Scale for Prompt Tuning", year=2021, authors=["Brian Lester"])
     assert citation_key(paper) == citation_key(paper) == "lester2021power"
-    assert citation_key(Paper(id="y", title="Ünïcode: a test", year=2020)) == "unicode2020"
+    assert citation_key(Paper(id="y", title="Ünïcode: a test", year=2020)) == "anon2020unicode"  # no authors
     assert escape("a_b & c") == r"a\_b \& c"
 
 
@@ -201,3 +203,153 @@ def test_bibtex_escapes_latex_specials_and_keeps_keys_unique_past_z():
     same = [Paper(id=f"2401.{i:05d}", title="Caching", authors=["A. Smith"], year=2024) for i in range(30)]
     keys = [e.key for e in bibtexparser.parse_string(to_bibtex(same)).entries]
     assert len(set(keys)) == 30 and all(re.fullmatch(r"smith2024caching[a-z]*", k) for k in keys)
+
+
+# --- readable scores: 0-1, falling down the list ----------------------------------------------------
+def _falls_within_unit(hits) -> bool:
+    scores = [h.score for h in hits]
+    return bool(scores) and all(0.0 <= s <= 1.0 for s in scores) and scores == sorted(scores, reverse=True)
+
+
+def test_related_scores_are_between_0_and_1_and_fall_also_when_diverse(survey_corpus_index):
+    """A labelled paper's neighbours gain the category bonus (which once lifted SpQR to 1.03), and
+    the diverse re-ranking once listed a lower score above a higher one."""
+    from semsearch.related import CATEGORY_BONUS
+
+    finder = RelatedFinder(Index.open(survey_corpus_index))
+    for paper_id in ("2306.00978", "2309.17453", "2302.00003"):
+        plain = finder.related_to(paper_id, k=20)
+        diverse = finder.related_to(paper_id, k=20, diverse=True)
+        assert _falls_within_unit(plain) and _falls_within_unit(diverse), paper_id
+    assert CATEGORY_BONUS > 0  # the bonus the scale accounts for is in force
+
+
+def test_a_near_copy_in_the_same_leaf_scores_at_most_1(tmp_path, fake_model):
+    """Its cosine plus the full category bonus is over 1 (checked below); shown, it is at most 1."""
+    from semsearch.related import CATEGORY_BONUS
+
+    leaf = "Model-Centric Methods/Model Compression/Quantization/Post-Training Quantization/Weight-Only Quantization"
+    same = "weight quantization four bits calibration rounding integer"
+    papers = [
+        Paper(id="2401.00001", title="alpha quantization", abstract=same, survey_categories=[leaf], year=2024),
+        Paper(id="2401.00002", title="beta quantization", abstract=same, survey_categories=[leaf], year=2024),
+        Paper(id="2401.00003", title="other", abstract="speculative decoding drafts", year=2024),
+    ]
+    with Ingest(index_dir=tmp_path / "idx", progress=False) as job:
+        job.add(papers)
+    index = Index.open(tmp_path / "idx")
+    finder = RelatedFinder(index)
+    a, b = (index.store.embedding(index.store.find(i)) for i in ("2401.00001", "2401.00002"))
+    assert float(a @ b) + CATEGORY_BONUS > 1  # what was shown before
+    hits = finder.related_to("2401.00001", k=2)
+    assert hits[0].paper.id == "2401.00002" and 0.9 < hits[0].score <= 1.0
+    assert _falls_within_unit(hits)
+
+
+def test_recommend_scores_are_cosines_between_0_and_1_and_fall(finder):
+    """The SVM's weight vector is not unit length: its raw dot products were any size."""
+    hits = finder.recommend(["2403.00000", "2403.00001"], ["2402.00000"], k=10)
+    assert _falls_within_unit(hits)
+    assert _falls_within_unit(finder.recommend(["2400.00000"], k=5))
+
+
+def test_the_diverse_score_is_relevance_and_novelty_at_pick(finder):
+    """The first pick has nothing above it (novelty 1); a later pick that repeats an earlier one
+    scores below its plain relevance."""
+    from semsearch.related import MMR_TRADE_OFF
+
+    plain = {h.paper.id: h.score for h in finder.related_to("2401.00002", k=19)}
+    diverse = finder.related_to("2401.00002", k=6, diverse=True)
+    first = diverse[0]
+    assert first.score == pytest.approx(MMR_TRADE_OFF * plain[first.paper.id] + 1 - MMR_TRADE_OFF)
+    assert any(h.score < plain[h.paper.id] for h in diverse[1:])
+
+
+# --- BibTeX keys: one rule ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "paper, key",
+    [
+        (Paper(id="1", title="GPTQ: Accurate Post-Training Quantization", year=2023, authors=["Elias Frantar"]),
+         "frantar2023gptq"),
+        (Paper(id="2", title="GPTQ: Accurate Post-Training Quantization", year=2023), "anon2023gptq"),
+        (Paper(id="3", title="The Power of Scale", authors=["Brian Lester"]), "lesterpower"),
+        (Paper(id="4", title="On the of", year=2021, authors=["Zoë Ñúñez"]), "nunez2021paper"),
+    ],
+    ids=["surname-year-word", "no-authors-is-anon", "no-year-left-out", "no-significant-word"],
+)  # fmt: skip
+def test_one_citation_key_rule(paper, key):
+    assert citation_key(paper) == key
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    title=st.text(max_size=80),
+    authors=st.lists(st.text(max_size=30), max_size=3),
+    year=st.one_of(st.none(), st.integers(1900, 2100)),
+)
+def test_every_key_is_surname_year_word_in_plain_ascii(title, authors, year):
+    key = citation_key(Paper(id="x", title=title, authors=authors, year=year))
+    assert re.fullmatch(r"[a-z0-9]+", key) and key[0].isalpha()
+    assert str(year or "") in key
+
+
+# --- export: ids=a,b and repeated ids=, at both doors --------------------------------------------------
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.from_regex(r"[a-z0-9.:/-]{1,12}", fullmatch=True), min_size=1, max_size=3), max_size=4))
+def test_ids_split_on_commas_and_repetition_keep_their_order(groups):
+    from semsearch.bibtex import split_ids
+
+    assert split_ids([",".join(g) for g in groups]) == [i for g in groups for i in g]
+    assert split_ids(None) is None
+
+
+def test_export_takes_comma_separated_and_repeated_ids(survey_corpus_index):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    client = TestClient(create_app(index_dir=survey_corpus_index, reload_seconds=None))
+    for query in ("ids=2306.00978,2309.17453", "ids=2306.00978&ids=2309.17453", "ids=2306.00978,&ids=2309.17453"):
+        answer = client.get(f"/api/export?{query}")
+        assert answer.status_code == 200, (query, answer.text)
+        assert [e.fields_dict["eprint"].value for e in bibtexparser.parse_string(answer.text).entries] == [
+            "2306.00978",
+            "2309.17453",
+        ]
+    missing = client.get("/api/export?ids=2306.00978,nope")
+    assert missing.status_code == 404 and missing.json() == {"error": "no paper 'nope' in the index"}
+    assert client.get("/api/export").status_code == 422 and "ids" in client.get("/api/export").json()["error"]
+    assert client.get("/api/export?ids=,").json()["error"].startswith("ids: ")
+
+
+def test_export_on_the_command_line_takes_commas_too(related_index, capsys):
+    code, out, err = run(capsys, "export", "2400.00001,2403.00002", "2401.00000", "--index", related_index)
+    assert code == 0, err
+    assert [e.fields_dict["eprint"].value for e in bibtexparser.parse_string(out).entries] == [
+        "2400.00001",
+        "2403.00002",
+        "2401.00000",
+    ]
+
+
+# --- related --batch: all ids checked first, every unknown one named -----------------------------------
+def test_related_batch_names_every_unknown_id_and_prints_nothing(related_index, capsys, tmp_path):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("2401.00002\nnope-1\n2403.00001\nnope-2\n")
+    code, out, err = run(capsys, "related", "--batch", ids, "-k", 2, "--index", related_index)
+    assert code == 2 and out == ""
+    assert "2 of 4 ids are not in the index: 'nope-1', 'nope-2'; nothing printed" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_nodes_papers_come_closest_to_the_node_first_with_scores_0_to_1(survey_corpus_index):
+    """Listed under a node, papers were in the store's order with a score of 1 each."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    client = TestClient(create_app(index_dir=survey_corpus_index, reload_seconds=None))
+    results = client.get("/api/papers?category=Quantization&limit=100&details=true").json()["results"]
+    scores = [r["score"] for r in results]
+    assert len(results) > 10 and all(0 <= s <= 1 for s in scores) and scores == sorted(scores, reverse=True)
+    assert len(set(scores)) > 1 and all("published" in r for r in results)

@@ -9,7 +9,7 @@ from semsearch.evaluate import evaluate_search, ndcg_at, reciprocal_rank
 from semsearch.index import Index
 from semsearch.ingest import Ingest
 from semsearch.paper import Paper
-from semsearch.search import SHARP_MARGIN, Evidence, Searcher, fused_score, rank_hybrid
+from semsearch.search import DENSE_WEIGHT, SHARP_MARGIN, Evidence, Searcher, fused_score, rank_hybrid
 from tests.test_cli import run
 
 
@@ -365,3 +365,104 @@ def test_a_question_embedded_by_another_model_is_refused(tmp_path, fake_model):
     index = _index(tmp_path, [Paper(id="2401.00001", title="Caches", abstract="kv caches")])
     with pytest.raises(SemsearchError, match="'another-model' gives 32-d vectors but the index holds 64-d"):
         Searcher(index, OtherModel()).search("caches")
+
+
+# --- scores on one scale, and the ranking explained in words -------------------------------------
+@pytest.mark.slow  # real processes
+def test_every_score_is_between_0_and_1_and_falls_down_the_list_in_every_mode(survey_corpus_index):
+    """In real processes, as a user would run them: hybrid (with and without the taxonomy), dense and
+    lexical. BM25 used to be shown raw (8.4, 3.1, ...) and a cosine could be negative."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    runs = {
+        "hybrid": [],
+        "no taxonomy": ["--no-taxonomy"],
+        "dense": ["--mode", "dense"],
+        "lexical": ["--mode", "lexical"],
+    }
+    for name, options in runs.items():
+        for question in ("draft model verifies tokens", "kitchen recipes and football", "quantization"):
+            done = subprocess.run(
+                [sys.executable, "-m", "tests.cli_process", "--", "search", question, "-k", "30", "--json",
+                 *options, "--index", str(survey_corpus_index)],
+                capture_output=True, text=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=120,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            scores = [hit["score"] for hit in json.loads(done.stdout)["results"]]
+            assert scores and all(0.0 <= s <= 1.0 for s in scores), (name, question, scores)
+            assert scores == sorted(scores, reverse=True), (name, question)
+    lexical = subprocess.run(
+        [sys.executable, "-m", "tests.cli_process", "--", "search", "draft model", "--mode", "lexical", "--json",
+         "--index", str(survey_corpus_index)],
+        capture_output=True, text=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=120,
+    )  # fmt: skip
+    assert json.loads(lexical.stdout)["results"][0]["score"] == 1.0  # the best match is the measure
+
+
+def _explained(evidence: dict[int, Evidence], weight: float = 2.0) -> str:
+    from semsearch.search import Hit, explanation
+
+    ranked = rank_hybrid(evidence, k=len(evidence), weight=weight)
+    hits = []
+    for vec_id, score in ranked:
+        hit = Hit(Paper(id=str(vec_id), title=f"paper {vec_id}"), score, vec_id=vec_id)
+        hit.evidence = evidence[vec_id]
+        hits.append(hit)
+    return explanation(hits)
+
+
+def test_the_explanation_says_which_kind_of_question_it_was_taken_for_either_side_of_the_margin():
+    """Just above the margin the best match stands out: a question about one paper, and its own text
+    put it first. Just below, the same papers make a question about a kind of work, decided by
+    where the papers sit. Flip or drop the gate and these two sentences swap or vanish."""
+
+    def papers(lead: float) -> dict[int, Evidence]:
+        evidence = {
+            i: Evidence(dense=0.60, lexical_share=0.5, category="A/Quantization", category_probability=0.9)
+            for i in range(6)
+        }
+        evidence[99] = Evidence(dense=0.60 + lead / DENSE_WEIGHT, lexical_share=0.5, category_probability=0.0)
+        return evidence
+
+    above = _explained(papers(SHARP_MARGIN * 1.2))
+    assert above.startswith("Taken for a question about one paper") and "own text matches" in above
+    below = _explained(papers(SHARP_MARGIN * 0.8))
+    assert below.startswith("Taken for a question about a kind of work") and "(Quantization; 90% on average)" in below
+    off = _explained(papers(SHARP_MARGIN * 1.2), weight=0.0)
+    assert off.startswith("Ranked by the papers' own match") and "taxonomy left out" in off
+
+
+@pytest.mark.slow  # real processes
+def test_the_explanation_and_the_kind_of_question_reach_every_door(survey_corpus_index):
+    """A real `search --explain` process (table and JSON) and the HTTP answer the page reads."""
+    import os
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    root = Path(__file__).resolve().parents[1]
+
+    def cli(*options: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.cli_process", "--", "search", "speculative decoding draft model",
+             "--explain", *options, "--index", str(survey_corpus_index)],
+            capture_output=True, text=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    table = cli()
+    assert table.startswith("Taken for a question about ") and "The first results lead mostly because" in table
+    answer = json.loads(cli("--json"))
+    assert answer["explanation"].startswith("Taken for a question about ")
+    assert answer["results"][0]["explain"]["question"] in {"one paper", "a kind of work"}
+    with TestClient(create_app(index_dir=survey_corpus_index)) as client:
+        page = client.get("/api/search", params={"q": "speculative decoding draft model", "explain": "true"}).json()
+        plain = client.get("/api/search", params={"q": "speculative decoding draft model"}).json()
+    assert page["explanation"] == answer["explanation"] and "explanation" not in plain

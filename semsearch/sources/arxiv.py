@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import arxiv
 import requests
 
-from semsearch.errors import SemsearchError
+from semsearch.errors import SemsearchError, network_reason
 from semsearch.paper import Paper, normalize_title, parse_arxiv_id, year_from_arxiv_id
 
 SOURCE = "arxiv"
@@ -146,7 +146,8 @@ class ArxivClient:
                 if _is_name_resolution_failure(err):
                     raise ArxivUnavailable(f"arXiv is unreachable ({self.base_url}): name resolution failed") from None
                 last_error = err
-        raise ArxivUnavailable(f"arXiv did not answer after {self.retries + 1} tries: {last_error}")
+        reason = network_reason(last_error) if isinstance(last_error, requests.RequestException) else last_error
+        raise ArxivUnavailable(f"arXiv did not answer after {self.retries + 1} tries: {reason}")
 
     def fetch_ids(self, ids: Iterable[str], on_papers: Callable[[list[Paper]], None] | None = None) -> FetchResult:
         """Fetch papers by id in chunks; ids missing from an answer (arXiv sometimes sends empty

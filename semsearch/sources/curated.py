@@ -148,10 +148,24 @@ class ListedPaper:
 
 
 @dataclass
+class Placement:
+    """Where a list writes one paper: under `node`, lines `first` to `last` (0-based) of the file.
+    Proposals are written after a section's items, in the shape of those items."""
+
+    node: str
+    first: int
+    last: int
+    kind: str  # "item" or "row"
+    key: str  # the paper's arXiv id, else its normalised title
+
+
+@dataclass
 class CuratedList:
     title: str | None
     nodes: list[str]  # paths, parents before children, in document order
     papers: list[ListedPaper]
+    placements: list[Placement] = field(default_factory=list)  # every paper item, in document order
+    heading_lines: dict[str, int] = field(default_factory=dict)  # node -> the line of its heading
 
     def leaves(self) -> list[str]:
         parents = {node.rsplit("/", depth)[0] for node in self.nodes for depth in range(1, node.count("/") + 1)}
@@ -196,31 +210,32 @@ def _arxiv_id(text: str) -> str | None:
 
 
 def _items(lines: list[str]):
-    """(line number, kind, text) for headings, summaries, closing details, list items with their
-    continuation lines, and table rows."""
+    """(first line number, last line number, kind, text) for headings, summaries, closing details,
+    list items with their continuation lines, and table rows."""
     item: list[str] | None = None
-    start = 0
+    start = last = 0
     for number, line in enumerate(lines):
         heading, summary, bullet = _heading(line), _summary(line), _ITEM.match(line)
         row = line.lstrip().startswith("|")
         closing = "</details>" in line.lower()
         if item is not None and (heading or summary is not None or bullet or row or closing or not line.strip()):
-            yield start, "item", " ".join(item)
+            yield start, last, "item", " ".join(item)
             item = None
         if heading:
-            yield number, "heading", heading
+            yield number, number, "heading", heading
         elif summary is not None:
-            yield number, "summary", summary
+            yield number, number, "summary", summary
         elif bullet:
-            item, start = [bullet.group(2)], number
+            item, start, last = [bullet.group(2)], number, number
         elif row:
-            yield number, "row", line
+            yield number, number, "row", line
         elif item is not None:
             item.append(line.strip())
+            last = number
         if closing:
-            yield number, "close", ""
+            yield number, number, "close", ""
     if item is not None:
-        yield start, "item", " ".join(item)
+        yield start, last, "item", " ".join(item)
 
 
 def parse_list(markdown: str) -> CuratedList:
@@ -252,7 +267,9 @@ def parse_list(markdown: str) -> CuratedList:
         if len(stack) > MAX_DEPTH:
             raise SemsearchError(f"the list nests too deep: more than {MAX_DEPTH} levels of headings and groups")
 
-    for _, kind, text in _items(lines):
+    placements: list[Placement] = []
+    heading_lines: dict[str, int] = {}
+    for first, last, kind, text in _items(lines):
         if kind in counted:
             counted[kind] += 1
             if counted["heading"] + counted["summary"] > MAX_HEADINGS:
@@ -269,12 +286,14 @@ def parse_list(markdown: str) -> CuratedList:
             open_node(level, name)
             if path():
                 headings.setdefault(path(), None)
+                heading_lines.setdefault(path(), first)
         elif kind == "summary":
             base = stack[-1][0] if stack else 0
             details_base.append(base)
             open_node(base + 0.5, text)
             if path():
                 headings.setdefault(path(), None)
+                heading_lines.setdefault(path(), first)
         elif kind == "close":
             if details_base:
                 level = details_base.pop() + 0.5
@@ -306,6 +325,7 @@ def parse_list(markdown: str) -> CuratedList:
                 paper = found[key] = ListedPaper(name, arxiv_id, links=links, text=text)
             if where not in paper.categories:
                 paper.categories.append(where)
+            placements.append(Placement(where, first, last, kind, key))
             for depth in range(1, where.count("/") + 2):
                 node_order.setdefault("/".join(where.split("/")[:depth]), None)
     if not found:
@@ -314,4 +334,4 @@ def parse_list(markdown: str) -> CuratedList:
         raise SemsearchError("no arXiv links found: semsearch fetches a list's papers from arXiv by their links")
     with_papers = {node.split("/")[0] for node in node_order}
     nodes = [h for h in headings if h in node_order or h.split("/")[0] in with_papers]
-    return CuratedList(title, nodes, list(found.values()))
+    return CuratedList(title, nodes, list(found.values()), placements, heading_lines)

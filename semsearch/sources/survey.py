@@ -90,6 +90,51 @@ def survey_from_facts(raw: dict) -> Survey:
 
 _INS_OPEN = re.compile(r"<ins>", re.IGNORECASE)
 _INS_CLOSE = re.compile(r"/ins>", re.IGNORECASE)  # also the broken "ICML, 2024/ins>" the list has
+# Pages that name a paper by its arXiv id in their path: (host, path prefix). The id is what
+# follows the prefix (a version or ".pdf" suffix is dropped by `parse_arxiv_id`).
+ARXIV_ID_PAGES = (
+    ("arxiv.org", ("/abs/", "/pdf/", "/html/")),
+    ("export.arxiv.org", ("/abs/", "/pdf/")),
+    ("ar5iv.org", ("/abs/", "/html/")),
+    ("ar5iv.labs.arxiv.org", ("/html/",)),
+    ("huggingface.co", ("/papers/",)),
+    ("alphaxiv.org", ("/abs/", "/overview/", "/pdf/")),
+    ("arxiv-vanity.com", ("/papers/",)),
+    ("semanticscholar.org", ("/arxiv/",)),
+    ("doi.org", ("/10.48550/arxiv.",)),
+)
+_URL_IN_PARENS = re.compile(r"\((https?://[^()\s]+)\)", re.IGNORECASE)  # a markdown link's target; linear
+
+
+def arxiv_id_from_link(url: str) -> str | None:
+    """The arXiv id a link carries in its path (arxiv.org, huggingface.co/papers, alphaxiv, ar5iv,
+    arXiv's DOI, ...), else None. A list may link a paper only through one of these."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    host = (parts.hostname or "").removeprefix("www.")
+    path = parts.path.lower() if host == "doi.org" else parts.path
+    for known, prefixes in ARXIV_ID_PAGES:
+        if host != known:
+            continue
+        for prefix in prefixes:
+            if path.startswith(prefix):
+                rest = parts.path[len(prefix) :].strip("/")
+                return parse_arxiv_id(rest) or parse_arxiv_id(rest.rsplit("/", 1)[0]) if rest else None
+    return None
+
+
+def _linked_arxiv_id(text: str) -> str | None:
+    """The first arXiv id any link in a list item carries."""
+    for match in _URL_IN_PARENS.finditer(text):
+        if found := arxiv_id_from_link(match.group(1)):
+            return found
+    return None
+
+
 _PAPER_LINK = re.compile(r"\[\[?Paper\]?\]?\(\s*([^)\s]+)\s*\)", re.IGNORECASE)
 _CODE_LINK = re.compile(r"\[\[?Code\]?\]?\(\s*([^)\s]+)\s*\)", re.IGNORECASE)
 
@@ -131,7 +176,7 @@ def survey_facts(markdown: str, source: str = SURVEY_LIST_URL) -> dict:
                 "venue": venue[0] if venue and venue[0] else None,
                 "year": int(year) if year else None,
                 "url": web_url(link.group(1)) if link else None,  # facts hold web links only
-                "arxiv_id": paper.arxiv_id,
+                "arxiv_id": paper.arxiv_id or _linked_arxiv_id(paper.text),
                 "code": web_url(code.group(1)) if code else None,
                 "categories": paper.categories,
             }

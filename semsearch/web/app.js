@@ -102,6 +102,7 @@ function whyText(explain) {
   if (!explain) return "";
   const parts = [`meaning matches ${(explain.dense * 100).toFixed(0)}%`];
   if (explain.lexical > 0) parts.push(`its words match ${(explain.lexical_share * 100).toFixed(0)}% as well as the best match`);
+  if (explain.question) parts.push(`the question was taken for one about ${explain.question} (${(Math.max(explain.known_item, 1 - explain.known_item) * 100).toFixed(0)}% sure), so the taxonomy weighed ${explain.taxonomy_weight.toFixed(1)} against the paper's own match`);
   if (explain.direct) parts.push("it is the question's sharp direct match, so it keeps first place");
   else if (explain.category) parts.push(`${(explain.category_probability * 100).toFixed(0)}% chance it is in the kind of work the question asks about (${leaf(explain.category)})`);
   return parts.join("; ") + ".";
@@ -152,6 +153,20 @@ async function showBibtex(id) {
   } catch (err) { say(err.message, true); }
 }
 
+// An id a reader can use (an arXiv id); the index's own ids for papers without one ("survey:…") are not shown.
+const shownId = (id) => (String(id).startsWith("survey:") ? null : id);
+
+let leafNames = null;
+async function leafPaths() { // every leaf's path: where the survey files papers, so what a label names
+  if (!leafNames) {
+    const names = [];
+    const walk = (nodes) => nodes.forEach((n) => { if (n.children.length) walk(n.children); else names.push(n.path); });
+    walk(await api("/api/taxonomy")); // labels are the survey's taxonomy's
+    leafNames = names;
+  }
+  return leafNames;
+}
+
 let nodeNames = null;
 async function nodeOptions() { // every node path, for the category pickers
   if (!nodeNames) {
@@ -187,7 +202,18 @@ async function resultsView(params) {
   const query = new URLSearchParams({ q: question, k, details: "true", explain: "true" });
   for (const name of ["year_from", "year_to", "category", "taxonomy"]) if (params.get(name)) query.set(name, params.get(name));
   const data = await api(`/api/search?${query}`);
-  list.replaceChildren(...data.results.map((h) => hitView(h, question)));
+  list.replaceChildren(...(data.explanation ? [el("p", { class: "why-summary" }, data.explanation)] : []), ...data.results.map((h) => hitView(h, question)));
+  const filters = [params.get("year_from") && `from ${params.get("year_from")}`, params.get("year_to") && `up to ${params.get("year_to")}`,
+    params.get("category") && `in “${params.get("category")}”`].filter(Boolean);
+  if (!data.results.length) {
+    const unfiltered = new URLSearchParams({ q: question });
+    if (chosenTaxonomy()) unfiltered.set("taxonomy", chosenTaxonomy());
+    list.replaceChildren(el("p", { class: "empty" }, filters.length
+      ? [`No paper matches with these filters: ${filters.join(", ")}. `, link(`/?${unfiltered}`, "Search without filters")]
+      : "No paper matches this question. Try other words, or fewer of them."));
+    say(filters.length ? `0 papers for “${data.query}” ${filters.join(", ")}` : `0 papers for “${data.query}”`);
+    return;
+  }
   if (data.results.length === k && k < 100) {
     const more = new URLSearchParams(params); more.set("k", String(k + 10));
     list.append(el("p", { class: "more" }, el("a", { href: `/?${more}`, "data-route": true, "data-keep-scroll": true }, "More results")));
@@ -226,6 +252,27 @@ function squarify(items, x, y, w, h) { // items sorted by value desc → [{item,
 }
 
 const TOP_COLOURS = ["#2456c7", "#c2410c", "#15803d", "#7c3aed", "#b91c1c"];
+const CHAR_WIDTH = 7.6, LINE_HEIGHT = 15; // of the treemap's 12px labels, rounded up: a label that fits here fits
+
+// A node's whole name, word-wrapped to fit a w×h cell, or null when it cannot fit: a name is never
+// cut ("Efficient Pre-Tr…"); a cell too small for it shows none, and its title and the legend name it.
+function labelLines(name, w, h) {
+  const perLine = Math.floor((w - 10) / CHAR_WIDTH), most = Math.floor((h - 6) / LINE_HEIGHT);
+  if (perLine < 3 || most < 1) return null;
+  const lines = [];
+  for (const word of name.split(/\s+/)) {
+    if (word.length > perLine) return null;
+    const last = lines.length ? lines[lines.length - 1] : null;
+    if (last !== null && last.length + 1 + word.length <= perLine) lines[lines.length - 1] = `${last} ${word}`;
+    else lines.push(word);
+  }
+  return lines.length <= most ? lines : null;
+}
+
+function shade(hex, step) { // the colour darkened by 12% a step: white labels keep their contrast
+  const f = 1 - 0.12 * step;
+  return "#" + [1, 3, 5].map((i) => Math.round(parseInt(hex.slice(i, i + 2), 16) * f).toString(16).padStart(2, "0")).join("");
+}
 
 function treemapLegend(tree) {
   return el("ul", { class: "legend" }, tree.filter((n) => n.papers).sort((a, b) => b.papers - a.papers).map((n, i) =>
@@ -235,7 +282,7 @@ function treemapLegend(tree) {
 
 function treemap(tree, width = 900, height = 420) {
   const colours = TOP_COLOURS;
-  const svg = el("svg:svg", { class: "treemap", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "The taxonomy, each area sized by its papers" });
+  const svg = el("svg:svg", { class: "treemap", viewBox: `0 0 ${width} ${height}`, role: "group", "aria-label": "The taxonomy, each area sized by its papers" });
   const tops = tree.filter((n) => n.papers).map((n) => ({ node: n, value: n.papers })).sort((a, b) => b.value - a.value);
   squarify(tops, 0, 0, width, height).forEach((top, t) => {
     const children = top.item.node.children.filter((c) => c.papers).map((c) => ({ node: c, value: c.papers })).sort((a, b) => b.value - a.value);
@@ -244,15 +291,15 @@ function treemap(tree, width = 900, height = 420) {
       const node = cell.item.node;
       const title = `${pathText(node.path)}: ${number(node.papers)} papers`;
       const rect = el("svg:rect", { x: cell.x, y: cell.y, width: Math.max(cell.w, 0), height: Math.max(cell.h, 0),
-        fill: colours[t % colours.length], "fill-opacity": 0.55 + 0.45 * ((i % 4) / 4), tabindex: 0, role: "link",
+        fill: shade(colours[t % colours.length], i % 3), tabindex: 0, role: "link",
         "aria-label": title, onclick: () => go(nodeHref(node.path)),
         onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(nodeHref(node.path)); } } },
       el("svg:title", {}, title));
       svg.append(rect);
-      if (cell.w > 70 && cell.h > 22) {
-        const chars = Math.floor(cell.w / 7);
-        const name = node.name.length > chars ? node.name.slice(0, chars - 1) + "…" : node.name;
-        svg.append(el("svg:text", { x: cell.x + 6, y: cell.y + 16 }, name));
+      const lines = labelLines(node.name, cell.w, cell.h);
+      if (lines) {
+        svg.append(el("svg:text", { x: cell.x + 6, y: cell.y + 16, "aria-hidden": "true" },
+          lines.map((line, n) => el("svg:tspan", { x: cell.x + 6, dy: n ? 15 : 0 }, line))));
       }
     });
   });
@@ -264,7 +311,7 @@ function digestEntries(groups) {
     el("h3", {}, pathText(node)),
     el("ul", {}, items.map((e) => el("li", {},
       link(paperHref(e.id), e.title),
-      el("div", { class: "meta" }, dotted([authorsText(e.authors), e.id, `confidence ${e.confidence.toFixed(2)}`])),
+      el("div", { class: "meta" }, dotted([authorsText(e.authors), shownId(e.id), `confidence ${e.confidence.toFixed(2)}`])),
       e.snippet ? el("p", { class: "abstract" }, e.snippet) : null)))));
 }
 
@@ -281,6 +328,10 @@ async function landingView() {
       stat(number(overview.survey_labelled), "filed by the survey"),
       stat(number(overview.predicted + overview.user_labelled), "placed by semsearch or you"),
       stat(lastWatch, "last arXiv watch")),
+    overview.with_abstract < overview.papers ? el("p", { class: "hint" },
+      `${number(overview.papers - overview.with_abstract)} papers are indexed by title only (the survey lists titles; `,
+      "offline, nothing more is fetched). To search their abstracts too, run ", el("code", {}, "semsearch ingest survey"),
+      " once with a network connection.") : null,
     el("h2", {}, "Try a question"),
     el("ul", { class: "examples" }, EXAMPLES.map((q) => el("li", {}, link(`/?q=${encodeURIComponent(q)}`, q)))),
     el("h2", {}, "The taxonomy"),
@@ -296,24 +347,73 @@ function treeView(nodes) {
   return nodes.map((node) => {
     const predicted = node.papers - node.labelled;
     const count = predicted ? `(${node.labelled} + ${predicted} predicted)` : `(${node.papers})`;
-    const label = [link(nodeHref(node.path), node.name), " ", el("span", { class: "count" }, count)];
-    if (!node.children.length) return el("div", { class: "leaf" }, label);
-    return el("details", {}, el("summary", {}, label), ...treeView(node.children));
+    if (!node.children.length) return el("div", { class: "leaf" }, link(nodeHref(node.path), node.name), " ", el("span", { class: "count" }, count));
+    // A summary holds no link (a control inside a control): the node's list is the first line inside.
+    return el("details", {}, el("summary", {}, node.name, " ", el("span", { class: "count" }, count)),
+      el("div", { class: "leaf" }, link(nodeHref(node.path), `All papers under ${node.name}`)), ...treeView(node.children));
   });
 }
 
 async function taxonomyView() {
   const tree = await api("/api/taxonomy");
-  view.replaceChildren(el("h2", {}, "Taxonomy"), treemap(tree), treemapLegend(tree), el("div", { class: "tree" }, treeView(tree)));
+  const lists = el("p", { class: "lists" }, "Give back to a list (proposed lines, gaps): ");
+  view.replaceChildren(el("h2", {}, "Taxonomy"), lists, treemap(tree), treemapLegend(tree), el("div", { class: "tree" }, treeView(tree)));
+  const rows = await api("/api/taxonomies").catch(() => []);
+  rows.forEach((t, i) => lists.append(i ? ", " : "", link(`/?view=list&taxonomy=${encodeURIComponent(t.name)}`, t.name)));
   say("");
+}
+
+const feedHref = (taxonomy, node) => `/feeds/${encodeURIComponent(taxonomy || "survey")}/${node.split("/").map(encodeURIComponent).join("/")}.atom`;
+const feedLink = (href, text) => el("a", { href, class: "feed", type: "application/atom+xml" }, text);
+
+// --- a list's view: what semsearch would add to it, and the topics it has not named -----------------
+async function listView(params) {
+  const name = params.get("taxonomy") || "survey";
+  const sureAt = params.get("min_confidence"); // the page's URL may set how sure a proposal must be
+  const query = `taxonomy=${encodeURIComponent(name)}${sureAt ? `&min_confidence=${encodeURIComponent(sureAt)}` : ""}`;
+  view.replaceChildren(el("h2", {}, `Give back to ${name}`));
+  say("Placing the papers the list lacks…");
+  const [found, gaps] = await Promise.all([api(`/api/propose?${query}`), api(`/api/gaps?taxonomy=${encodeURIComponent(name)}`).catch((err) => ({ error: err.message, gaps: [] }))]);
+  const sure = found.proposals.filter((p) => !p.unsure);
+  const byNode = {};
+  for (const p of sure) (byNode[p.node] ||= []).push(p);
+  const proposal = (p) => el("li", { class: "proposal" },
+    link(paperHref(p.id), p.title), " ", el("span", { class: "confidence" }, `${Math.round(p.confidence * 100)}%`),
+    el("pre", { class: "line" }, p.line));
+  view.append(
+    el("p", {}, found.patch
+      ? el("a", { href: `/api/propose/${encodeURIComponent(name)}.patch?${query}`, download: `${name}.patch`, class: "button", id: "download-patch" }, "Download the patch")
+      : "Nothing to propose: the list holds every in-scope paper of the index."),
+    el("h3", {}, `Proposed lines (${sure.length})`),
+    ...Object.entries(byNode).map(([node, items]) => el("section", { class: "proposals" }, el("h4", {}, pathText(node)), el("ul", {}, items.map(proposal)))),
+    found.unsure ? el("details", {}, el("summary", {}, `${found.unsure} unsure, left out of the patch`),
+      el("ul", {}, found.proposals.filter((p) => p.unsure).map((p) => el("li", {}, link(paperHref(p.id), p.title), ` → ${leaf(p.node)} (${Math.round(p.confidence * 100)}%)`)))) : null,
+    el("h3", {}, `Topics the list has not named (${gaps.gaps.length})`),
+    gaps.error ? el("p", { class: "error" }, gaps.error) : null,
+    ...gaps.gaps.map((g) => el("section", { class: "gap" },
+      el("h4", {}, g.name, " ", el("span", { class: "count" }, `${g.papers.length} papers, under ${g.parent ? pathText(g.parent) : "the top level"}`)),
+      el("ul", {}, g.papers.slice(0, 20).map((p) => el("li", {}, link(paperHref(p.id), p.title)))))));
+  say(`${sure.length} lines proposed, ${found.unsure} unsure; ${gaps.gaps.length} gaps`);
 }
 
 async function nodeView(params) {
   const data = await api(withTaxonomy(`/api/papers?category=${encodeURIComponent(params.get("category"))}&limit=100&details=true`));
+  const byDate = params.get("sort") === "date";
+  const results = byDate
+    ? [...data.results].sort((a, b) => (b.published || String(b.year || "")).localeCompare(a.published || String(a.year || "")) || b.score - a.score)
+    : data.results; // the API lists them closest to the node first
+  const sorter = el("select", { id: "node-sort", onchange: () => {
+    const next = new URLSearchParams(location.search);
+    if (sorter.value === "date") next.set("sort", "date"); else next.delete("sort");
+    go(`/?${next}`, true);
+  } }, el("option", { value: "closeness", selected: !byDate }, "closest to this node first"),
+  el("option", { value: "date", selected: byDate }, "newest first"));
   view.replaceChildren(el("h2", {}, pathText(data.category)),
     chosenTaxonomy() ? null : el("p", {}, link(`/?view=trends&category=${encodeURIComponent(data.category)}`, "Papers per year under this node")),
-    ...data.results.map((h) => hitView(h)));
-  say(`${data.results.length} papers under ${leaf(data.category)}`);
+    el("p", {}, feedLink(feedHref(chosenTaxonomy(), data.category), "Follow this node (Atom feed)")),
+    el("p", { class: "filters" }, el("label", { for: "node-sort" }, "Sort "), sorter),
+    ...results.map((h) => hitView(h)));
+  say(`${data.results.length} papers under ${leaf(data.category)}, ${byDate ? "newest first" : "closest to the node first"}`);
 }
 
 function lineChart(trends) {
@@ -372,8 +472,8 @@ function classifyView() {
         body: JSON.stringify({ title: $("#c-title").value, abstract: $("#c-abstract").value, taxonomy: chosenTaxonomy() || null }) });
       const [, ...others] = data.suggestions;
       const verdict = data.in_scope
-        ? `In scope: it belongs with the survey's papers (${(data.scope_probability * 100).toFixed(0)}% sure). ${(data.confidence * 100).toFixed(0)}% chance this area of the taxonomy is right.`
-        : "Out of scope: it is far from every part of the taxonomy, closer to other kinds of research.";
+        ? `In scope: it belongs with the survey's papers (${(data.scope * 100).toFixed(0)}% sure). ${(data.confidence * 100).toFixed(0)}% chance this area of the taxonomy is right.`
+        : `Out of scope: ${(data.scope * 100).toFixed(0)}% chance it belongs with the survey's papers (in scope from ${(data.scope_threshold * 100).toFixed(0)}%); it is closer to other kinds of research.`;
       out.replaceChildren(
         el("h3", {}, "Suggested place"),
         el("ol", { class: "breadcrumbs suggestion" }, data.path.map((p) => el("li", {}, link(nodeHref(p.node), leaf(p.node)), " ", el("small", {}, `${(p.probability * 100).toFixed(0)}%`)))),
@@ -404,19 +504,24 @@ async function paperView(id) {
     related.replaceChildren(...data.results.map((h) => hitView(h)));
   }
   const confirmed = el("p", { "aria-live": "polite" });
-  const pick = el("input", { name: "category", list: "nodes", value: paper.categories[0] || "", "aria-label": "Category to confirm" });
-  const confirm = el("form", { class: "filters", onsubmit: async (event) => {
+  const current = paper.categories[0] || "";
+  const pick = el("select", { name: "category", id: "confirm-category", required: true },
+    el("option", { value: "" }, "Choose a category…"),
+    (await leafPaths()).map((path) => el("option", { value: path, selected: path === current }, pathText(path))));
+  const filedBySurvey = paper.category_source === "survey";
+  const confirm = filedBySurvey ? null : el("form", { class: "filters confirm", onsubmit: async (event) => {
     event.preventDefault();
     confirmed.textContent = "Saving…";
     try {
       const saved = await api("/api/labels", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ id: paper.id, category: pick.value }) });
       confirmed.textContent = `Saved as yours: ${pathText(saved.category)}. Later suggestions learn from it.`;
     } catch (err) { confirmed.textContent = err.message; confirmed.className = "error"; }
-  } }, el("label", {}, "Confirm its category", pick), el("button", { type: "submit", class: "secondary" }, "Confirm"), await nodeOptions());
+  } }, el("label", { for: "confirm-category" }, paper.category_source === "user" ? "Change your category" : "Confirm its category"),
+  pick, el("button", { type: "submit", class: "secondary" }, "Confirm"));
   const source = { survey: "filed by the survey", user: "confirmed by you", predicted: `predicted, ${((paper.confidence || 0) * 100).toFixed(0)}% sure of the area` }[paper.category_source] || "outside the taxonomy";
   view.replaceChildren(el("article", { class: "paper" },
     el("h2", {}, paper.title),
-    el("p", { class: "meta" }, dotted([authorsText(paper.authors), paper.year, paper.venue, paper.id])),
+    el("p", { class: "meta" }, dotted([authorsText(paper.authors), paper.year, paper.venue, shownId(paper.id)])),
     el("p", { class: "paper-links" }, Object.entries(paper.links).map(([name, href]) => el("a", { href, rel: "noopener" }, { arxiv: "arXiv", pdf: "PDF", code: "Code", page: "Page" }[name] || name)),
       el("button", { type: "button", class: "link", onclick: () => showBibtex(paper.id) }, "BibTeX")),
     paper.abstract ? el("p", { class: "abstract" }, paper.abstract) : el("p", { class: "meta" }, "No abstract in the index (the survey lists it by title)."),
@@ -430,16 +535,60 @@ async function paperView(id) {
 }
 
 // --- the latest digest ------------------------------------------------------------------------------
-async function digestView() {
+async function digestView(params) {
   const { digests } = await api("/api/digests");
+  const follow = el("p", {}, feedLink("/feeds/digests.atom", "Follow the digests (Atom feed)"));
   if (!digests.length) {
-    view.replaceChildren();
+    view.replaceChildren(follow);
     say("No digest yet: run `semsearch watch`, or serve with --watch-every 24h.");
     return;
   }
-  const digest = await api(`/api/digests/${encodeURIComponent(digests[0].name)}`);
-  view.replaceChildren(el("h2", {}, `New papers, ${digest.window || `${humanStamp(digest.since)} to ${humanStamp(digest.until)}`}`), ...digestEntries(digest.groups));
-  say(`${digests[0].papers} new papers in the latest digest`);
+  const shown = digests.find((d) => d.name === params?.get("name")) || digests[0];
+  const digest = await api(`/api/digests/${encodeURIComponent(shown.name)}`);
+  view.replaceChildren(el("h2", {}, `New papers, ${digest.window || `${humanStamp(digest.since)} to ${humanStamp(digest.until)}`}`), follow, ...digestEntries(digest.groups));
+  say(`${shown.papers} new papers in the ${shown === digests[0] ? "latest " : ""}digest`);
+}
+
+// --- the API, documented from its own OpenAPI description (no CDN: nothing but this server) -------------
+function schemaText(schema, spec) {
+  if (!schema) return "";
+  if (schema.$ref) return schema.$ref.split("/").pop();
+  if (schema.anyOf) return schema.anyOf.map((s) => schemaText(s, spec)).filter((t) => t !== "null").join(" or ");
+  if (schema.type === "array") return `list of ${schemaText(schema.items, spec)}`;
+  return schema.type || "any";
+}
+
+function bodyFields(operation, spec) {
+  const ref = operation.requestBody?.content?.["application/json"]?.schema?.$ref;
+  const model = ref ? spec.components.schemas[ref.split("/").pop()] : null;
+  if (!model?.properties) return null;
+  return el("table", {}, el("caption", {}, "JSON body"),
+    el("thead", {}, el("tr", {}, ["Field", "Type", "Required", "About"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, Object.entries(model.properties).map(([name, field]) => el("tr", {},
+      el("td", {}, el("code", {}, name)), el("td", {}, schemaText(field, spec)),
+      el("td", {}, (model.required || []).includes(name) ? "yes" : "no"), el("td", {}, field.description || "")))));
+}
+
+async function apiView() {
+  const spec = await api("/openapi.json");
+  document.title = "The semsearch API";
+  const sections = Object.entries(spec.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => {
+    const params = (op.parameters || []).filter((p) => p.in !== "header");
+    return el("section", { class: "endpoint" },
+      el("h3", {}, el("code", {}, `${method.toUpperCase()} ${path}`)),
+      op.description || op.summary ? el("p", {}, op.description || op.summary) : null,
+      params.length ? el("table", {}, el("caption", {}, "Parameters"),
+        el("thead", {}, el("tr", {}, ["Name", "In", "Type", "Required", "About"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, params.map((p) => el("tr", {}, el("td", {}, el("code", {}, p.name)), el("td", {}, p.in),
+          el("td", {}, schemaText(p.schema, spec)), el("td", {}, p.required ? "yes" : "no"),
+          el("td", {}, p.description || p.schema?.description || ""))))) : null,
+      bodyFields(op, spec));
+  }));
+  view.replaceChildren(el("h2", {}, `The API (${spec.info.title} ${spec.info.version})`),
+    el("p", {}, spec.info.description, " Every answer is JSON; every error is ", el("code", {}, '{"error": "..."}'),
+      " with a 4xx status. The machine-readable description: ", el("a", { href: "/openapi.json" }, "/openapi.json"), "."),
+    ...sections);
+  say(`${sections.length} endpoints`);
 }
 
 // --- routing ------------------------------------------------------------------------------------------
@@ -448,9 +597,10 @@ async function route() {
   document.title = "semsearch — efficient LLM literature";
   try {
     if (location.pathname.startsWith("/paper/")) return await paperView(decodeURIComponent(location.pathname.slice(7)));
+    if (location.pathname === "/docs") return await apiView();
     if (params.get("q")) return await resultsView(params);
     $("#q").value = "";
-    const views = { taxonomy: taxonomyView, node: nodeView, trends: trendsView, classify: classifyView, digest: digestView };
+    const views = { taxonomy: taxonomyView, node: nodeView, trends: trendsView, classify: classifyView, digest: digestView, list: listView };
     return await (views[params.get("view")] || landingView)(params);
   } catch (err) { say(err.message, true); }
 }

@@ -1,0 +1,228 @@
+"""Can the kind of a question (about one paper, or about a kind of work) be learned, and used to
+weigh the taxonomy evidence instead of the sharp-match gate? (issue 23; docs/evaluation.md)
+
+Training questions are made from the index itself, never from the evaluation sets:
+- about one paper (label 1): a sentence, or a span of 8-14 words of one, from the abstract of a
+  paper the survey does not label and the classifier places in the taxonomy (inverse cloze);
+- about a kind of work (label 0): the taxonomy's example questions and node names as a user would
+  type them ("pruning", "papers on pruning"), each read by a classifier trained without that
+  leaf's questions (two folds), so the question's leaf distribution is not flattered.
+
+A logistic model of the question's features (below) gives the chance that it is about one paper;
+the taxonomy then weighs TAXONOMY_WEIGHT · (1 − p)^γ, with γ and an offset of the logistic's bias
+chosen on the training questions (success@3 on the cloze questions plus nDCG@10 of the topical
+ones, papers under the node relevant). The question sets of the evaluation are only scored.
+
+    python scripts/eval_question_kind.py [--index DIR] [--shared ../shared]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+
+from semsearch import search
+from semsearch.evaluate import is_target, ndcg_at, read_questions, read_topics
+from semsearch.index import Index
+from semsearch.search import Searcher, rank_hybrid
+from semsearch.taxonomy import is_under, leaf_name, load_taxonomy
+
+FEATURES = ("lead", "stands_out", "top", "agree", "peak", "specificity", "like_asked", "like_described", "like_paper")
+HERE = Path(__file__).resolve().parent
+
+
+def features(searcher: Searcher, query: str, vector: np.ndarray, evidence: dict) -> np.ndarray:
+    """The question's features: how far its best direct match leads the next (and the next nine),
+    how good it is, whether dense and BM25 agree on it, how peaked the question's leaf
+    distribution is, how rare its words are, and how much it reads like an example question, a
+    node description or a labelled paper."""
+    values = list(evidence.values())
+    direct = sorted((e.direct_score for e in values), reverse=True)[:10] or [0.0]
+    top, second, tenth = direct[0], direct[min(1, len(direct) - 1)], direct[-1]
+    stands_out = (top - second) / (top - tenth) if top > tenth else 0.0
+    agree = float(bool(values) and max(values, key=lambda e: e.dense) is max(values, key=lambda e: e.lexical))
+    classifier = searcher.classifier
+    leaves = searcher.question_leaves(query, vector)
+    n, n_leaves = len(classifier.labelled_ids), len(classifier.leaves)
+    rows, v = classifier.train_vectors, vector[0]
+    asked = rows[n + n_leaves :]
+    return np.array(
+        [
+            top - second,
+            stands_out,
+            top,
+            agree,
+            float(leaves.max()),
+            searcher.index.lexical.specificity(query),
+            float((asked @ v).max()) if len(asked) else 0.0,
+            float((rows[n : n + n_leaves] @ v).max()),
+            float((rows[:n] @ v).max()),
+        ]
+    )
+
+
+def read(searcher: Searcher, query: str) -> tuple[dict, np.ndarray]:
+    vector = searcher.embed_query(query)
+    evidence = searcher.evidence(query, vector)
+    return evidence, features(searcher, query, vector, evidence)
+
+
+def training_questions(searcher: Searcher, papers: dict, seed: int = 0) -> list[tuple[str, int, str, dict, np.ndarray]]:
+    rng = random.Random(seed)
+    taxonomy = load_taxonomy()
+    placed = {papers[v].id for v in searcher.leaf_distributions(list(papers))}
+    pool = [p for p in papers.values() if p.abstract and not p.survey_categories and p.id in placed]
+    rng.shuffle(pool)
+    rows = []
+    for paper in pool[:500]:
+        sentences = [s for s in re.split(r"(?<=[.!?])\s+", paper.abstract) if 8 <= len(s.split()) <= 45]
+        if not sentences:
+            continue
+        words = rng.choice(sentences).split()
+        if rng.random() < 0.5 and len(words) > 14:
+            n = rng.randint(8, 14)
+            start = rng.randint(0, len(words) - n)
+            words = words[start : start + n]
+        question = " ".join(words)
+        rows.append((question, 1, paper.id, *read(searcher, question)))
+    from semsearch.classify import TaxonomyClassifier, labelled_papers
+
+    labelled = labelled_papers(searcher.index.store.survey_labelled())
+    leaves = sorted(taxonomy.questions)
+    names = [
+        (n, rng.choice([leaf_name(n), f"{leaf_name(n)} for large language models", f"papers on {leaf_name(n)}"]))
+        for n in taxonomy.nodes
+    ]
+    for fold in (0, 1):
+        held = set(leaves[fold::2])
+        kept = {leaf: asked for leaf, asked in taxonomy.questions.items() if leaf not in held}
+        searcher.__dict__["classifier"] = TaxonomyClassifier.train(
+            labelled, dataclasses.replace(taxonomy, questions=kept), searcher.embedder.encode
+        )
+        for leaf in held:
+            for question in taxonomy.questions[leaf]:
+                rows.append((question, 0, leaf, *read(searcher, question)))
+        for i, (node, question) in enumerate(names):
+            if i % 2 == fold:
+                rows.append((question, 0, node, *read(searcher, question)))
+    del searcher.__dict__["classifier"]  # back to the index's own
+    return rows
+
+
+def known_item_model(train) -> tuple[np.ndarray, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.array([f for *_, f in train])
+    y = np.array([label for _, label, *_ in train])
+    model = LogisticRegression(class_weight="balanced", max_iter=2000).fit(x, y)
+    print(
+        f"training questions: {int(y.sum())} about one paper, {int((1 - y).sum())} about a kind of work; "
+        f"accuracy on them {(model.predict(x) == y).mean():.3f}"
+    )
+    print("coefficients:", ", ".join(f"{n} {c:+.2f}" for n, c in zip(FEATURES, model.coef_[0], strict=True)))
+    return model.coef_[0], float(model.intercept_[0])
+
+
+def ranked(evidence: dict, known: float | None, gamma: float = 1.0, sharp: bool = False) -> list[int]:
+    """Top 10 by the engine's fusion: `known` None is the shipped sharp gate; else the taxonomy
+    weighs TAXONOMY_WEIGHT·(1 − known)^gamma (with `sharp`, the gate on top)."""
+    for e in evidence.values():
+        e.direct = False
+    margin = search.SHARP_MARGIN
+    if known is None:
+        return [v for v, _ in rank_hybrid(evidence, 10)]
+    search.SHARP_MARGIN = margin if sharp else float("inf")
+    try:
+        return [v for v, _ in rank_hybrid(evidence, 10, search.TAXONOMY_WEIGHT * (1 - known) ** gamma)]
+    finally:
+        search.SHARP_MARGIN = margin
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", type=Path, default=None)
+    parser.add_argument("--shared", type=Path, default=HERE.parent.parent / "shared")
+    args = parser.parse_args()
+    index = Index.open(args.index)
+    searcher = Searcher(index)
+    papers = dict(index.store.iter_papers())
+    train = training_questions(searcher, papers)
+    coef, bias = known_item_model(train)
+
+    def p_known(f: np.ndarray, shift: float = 0.0) -> float:
+        return float(1 / (1 + np.exp(-(bias + shift + coef @ f))))
+
+    def train_score(shift: float, gamma: float) -> tuple[float, float]:
+        known, topical = [], []
+        for _, label, target, evidence, f in train:
+            top = ranked(evidence, p_known(f, shift), gamma)
+            if label:
+                known.append(any(papers[v].id == target for v in top[:3]))
+            else:
+
+                def rel(v, evidence=evidence, target=target):
+                    cats = list(papers[v].survey_categories) or [evidence[v].category] * bool(evidence[v].category)
+                    return int(any(is_under(c, target) for c in cats))
+
+                topical.append(ndcg_at([rel(v) for v in top], sum(rel(v) for v in evidence)))
+        return float(np.mean(known)), float(np.mean(topical))
+
+    grid = {(s, g): train_score(s, g) for s in (-2, -1, 0, 1, 2) for g in (1, 2, 4)}
+    shift, gamma = max(grid, key=lambda key: sum(grid[key]))
+    print(
+        f"chosen on the training questions: bias offset {shift:+d}, gamma {gamma} "
+        f"(cloze success@3 {grid[shift, gamma][0]:.3f}, topical nDCG@10 {grid[shift, gamma][1]:.3f})"
+    )
+
+    topics = read_topics(args.shared / "data/arxiv_topics.jsonl")
+    sets = {
+        "known dev": args.shared / "eval/known_items_dev.jsonl",
+        "known abs": args.shared / "eval/known_items_dev_abstracts.jsonl",
+        "known ours": HERE / "eval/known_items_ours.jsonl",
+        "topical dev": args.shared / "eval/queries_dev.jsonl",
+        "ours": HERE / "eval/questions_ours.jsonl",
+        "problems": HERE / "eval/questions_problems.jsonl",
+        "later": HERE / "eval/questions_problems_later.jsonl",
+    }
+    variants = {
+        "sharp gate (shipped)": lambda f: (None, 1.0, False),
+        "no taxonomy": lambda f: (1.0, 1.0, False),
+        "taxonomy, no gate": lambda f: (0.0, 1.0, False),
+        "learned weight": lambda f: (p_known(f), 1.0, False),
+        "learned weight + sharp gate": lambda f: (p_known(f), 1.0, True),
+        "learned, chosen offset and gamma": lambda f: (p_known(f, shift), gamma, False),
+        "learned, hard (p >= 1/2: no taxonomy)": lambda f: (float(p_known(f) >= 0.5), 1.0, False),
+    }
+    results = {name: {} for name in variants}
+    for set_name, path in sets.items():
+        if not path.exists():
+            continue
+        kind, rows = read_questions(path)
+        read_rows = [(row, *read(searcher, row["query"])) for row in rows]
+        all_papers = list(papers.values())
+        for name, variant in variants.items():
+            scores = []
+            for row, evidence, f in read_rows:
+                top = [papers[v] for v in ranked(evidence, *variant(f))]
+                if kind == "topical":
+
+                    def rel(p, row=row):
+                        by_path = any(set(row["categories"]) & set(c.split("/")) for c in p.survey_categories)
+                        return int(by_path or bool(set(row.get("topics") or []) & topics.get(p.id, set())))
+
+                    scores.append(ndcg_at([rel(p) for p in top], sum(rel(p) for p in all_papers)))
+                else:
+                    scores.append(float(any(is_target(row, p) for p in top[:3])))
+            results[name][set_name] = float(np.mean(scores))
+    print("| variant | " + " | ".join(sets) + " |")
+    for name, row in results.items():
+        print(f"| {name} | " + " | ".join(f"{row.get(s, float('nan')):.3f}" for s in sets) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,601 @@
+"""`semsearch taxonomy propose NAME`: give papers back to a list, as a patch its maintainers can take.
+
+The in-scope papers of the index that a list does not hold are placed under its headings by the
+list's classifier and written as a unified diff against the list's README, each line in the shape
+of the lines already in its section (learned from one of them: its title, link, author, venue and
+year marks, numbering, blank lines between items). A paper whose place is unsure (confidence
+under `min_confidence`) is listed apart, never guessed into the patch. The diff applies to the
+README it was made from; once the list takes the papers, they are in the README and no later run
+proposes them again.
+
+The shape of a line is learned, not configured: a section's item is a template once its own
+title, arXiv id, authors, venue and year are found in it. Parts of it that belong to that paper
+alone (its code link, its feature badges) are left out unless the new paper has them too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import numpy as np
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from semsearch.errors import NotFound, SemsearchError
+from semsearch.paper import Paper, normalize_title, year_from_arxiv_id
+from semsearch.requests_models import _iso_date
+from semsearch.sources.curated import _ARXIV_ID, CuratedList, ListedPaper, Placement, _links, clean_title, parse_list
+
+MAX_IDS = 200  # papers asked for by id at once
+DEFAULT_MIN_CONFIDENCE = 0.35  # under it a paper is listed apart ("unsure"), not written into the patch
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
+_YEAR_MONTH = re.compile(r"(?<![\d.])((?:19|20)\d{2})\.(\d{2})(?![\d])")
+_ARXIV_WORD = re.compile(r"(?<![\w/.])arxiv(?![\w/.])", re.IGNORECASE)
+_BADGE = "img.shields.io/badge/"
+
+
+class ProposeRequest(BaseModel):
+    """What `propose` (and `gaps`) accept at every door: the CLI, the HTTP API and MCP."""
+
+    model_config = ConfigDict(extra="forbid")
+    taxonomy: Annotated[str, Field(min_length=1, max_length=60)]
+    since: Annotated[str | None, AfterValidator(lambda v: None if v is None else _iso_date(v))] = None
+    ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=MAX_IDS)] = []
+    min_confidence: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] = DEFAULT_MIN_CONFIDENCE
+
+
+@dataclass
+class Proposal:
+    id: str
+    title: str
+    node: str
+    confidence: float
+    line: str  # the markdown written into the list (several lines joined by "\n" when items span lines)
+    unsure: bool = False
+    alternatives: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "node": self.node,
+            "confidence": round(self.confidence, 4),
+            "line": self.line,
+            "unsure": self.unsure,
+        }
+
+
+# --- a list's own line format ------------------------------------------------------------------
+def list_key(paper: ListedPaper | Paper) -> str:
+    arxiv_id = paper.arxiv_id
+    return arxiv_id or normalize_title(paper.title)
+
+
+def _arxiv_spelling(markdown: str) -> str:
+    """How the list writes arXiv as a venue ("arXiv", "Arxiv", ...): its most common spelling
+    outside links."""
+    spelled = Counter(m.group(0) for m in _ARXIV_WORD.finditer(markdown))
+    return spelled.most_common(1)[0][0] if spelled else "arXiv"
+
+
+def _span_of(text: str, title: str) -> tuple[int, int] | None:
+    at = text.find(title)
+    if at == -1:
+        at = text.lower().find(title.lower())
+    return None if at == -1 else (at, at + len(title))
+
+
+def _authors_span(text: str, after: int) -> tuple[int, int] | None:
+    """The first `*italic*` (single asterisks) after `after`: how lists write authors. Runs of two
+    or more asterisks (bold marks) are stepped over."""
+
+    def lone_star(at: int) -> int:
+        while (at := text.find("*", at)) != -1:
+            run = len(text[at:]) - len(text[at:].lstrip("*"))
+            if run == 1:
+                return at
+            at += run
+        return -1
+
+    start = lone_star(after)
+    end = lone_star(start + 1) if start != -1 else -1
+    return None if end == -1 else (start, end + 1)
+
+
+def _images(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, url) of each image `![alt](url)`, wrapped in its link when it has one
+    (`[![alt](img)](href)`): badges."""
+    found, at = [], 0
+    while (start := text.find("![", at)) != -1:
+        close = text.find("](", start)
+        end = text.find(")", close) if close != -1 else -1
+        if close == -1 or end == -1:
+            break
+        url, begin, stop = text[close + 2 : end].strip(), start, end + 1
+        if start > 0 and text[start - 1] == "[" and text[stop : stop + 2] == "](":
+            outer = text.find(")", stop + 2)
+            if outer != -1:
+                begin, stop = start - 1, outer + 1
+        found.append((begin, stop, url))
+        at = stop
+    return found
+
+
+def _venue_badge(url: str) -> bool:
+    return _BADGE in url and url.rstrip("/").endswith("-orange") or _BADGE in url and "arxiv" in url.lower()
+
+
+def _shields(text: str) -> str:
+    return text.replace("-", "--").replace("_", "__").replace(" ", "_")
+
+
+@dataclass
+class Template:
+    """One item of a section, with the places of its own facts, to write another paper like it."""
+
+    text: str  # the item's lines joined by "\n", its list marker included
+    listed: ListedPaper  # the paper it writes
+    extras: int  # parts that belong to that paper alone and are dropped (code links, feature badges)
+
+    @classmethod
+    def learn(cls, lines: Sequence[str], listed: ListedPaper) -> Template | None:
+        text = "\n".join(lines)
+        if listed.arxiv_id is None or _span_of(text, listed.title) is None or not _ARXIV_ID.search(text):
+            return None
+        extras = sum(1 for _, _, url in _images(text) if not _venue_badge(url))
+        title = _span_of(text, listed.title)
+        extras += sum(
+            1 for start, end, label, url in _links(text) if _is_extra(label, url) and not start <= title[0] < end
+        )
+        return cls(text, listed, extras)
+
+    def render(self, paper: Paper, number: int | None, arxiv_word: str) -> str:
+        text, listed = self.text, self.listed
+        arxiv_id = paper.arxiv_id or ""
+        year = str(paper.year or (paper.published or "")[:4] or year_from_arxiv_id(arxiv_id) or "")
+        venue = paper.venue or arxiv_word
+        edits: list[tuple[int, int, str]] = []  # (start, end, replacement), non-overlapping
+        title = _span_of(text, listed.title)
+        edits.append((*title, _safe_title(paper.title)))
+        for match in _ARXIV_ID.finditer(text):
+            end = match.end(1)
+            version = re.match(r"v\d+", text[end : end + 4])
+            edits.append((match.start(1), end + (version.end() if version else 0), arxiv_id))
+        authors = _authors_span(text, title[1])
+        if authors is not None:
+            written = text[authors[0] + 1 : authors[1] - 1]
+            ending = "." if written.rstrip().endswith(".") else ""
+            names = ", ".join(paper.authors)
+            if names:
+                edits.append((*authors, f"*{names}{ending}*"))
+            else:  # no authors known: the mark goes, with the period and space that followed it
+                end = authors[1] + (text[authors[1] : authors[1] + 1] == ".")
+                edits.append((authors[0], end + (text[end : end + 1] == " "), ""))
+        # venue and year: the survey's <ins>Venue, Year</ins>; a venue badge; YYYY.MM; "Venue Year."
+        lower = text.lower()
+        ins, ins_end = lower.find("<ins>"), lower.find("</ins>")
+        if ins != -1 and ins_end > ins:
+            inner = text[ins + 5 : ins_end]
+            joiner = ", " if "," in inner else " "
+            edits.append((ins + 5, ins_end, f"{venue}{joiner}{year}" if _YEAR.search(inner) else venue))
+        for start, end, url in _images(text):
+            if _venue_badge(url):
+                name = _BADGE + _shields(venue if venue == arxiv_word else f"{venue}{year}") + "-orange"
+                edits.append((start, end, text[start:end].replace(url, "https://" + name if "//" in url else name)))
+            else:
+                edits.append((start, end, ""))
+        for start, end, label, url in _links(text):
+            if _is_extra(label, url) and not _inside(start, edits) and not start <= title[0] < end:
+                edits.append(
+                    (start, end + (1 if text[start : start + 2] == "[[" and text[end : end + 1] == "]" else 0), "")
+                )
+        month = arxiv_id[2:4] if re.fullmatch(r"\d{4}\.\d{4,5}", arxiv_id) else None
+        for match in _YEAR_MONTH.finditer(text):
+            if not _inside(match.start(), edits) and month:
+                edits.append((match.start(), match.end(), f"{year}.{month}"))
+        plain_from = authors[1] if authors else title[1]
+        for match in _YEAR.finditer(text, plain_from):
+            if _inside(match.start(), edits) or _in_link_target(text, match.start()):
+                continue
+            before = text[plain_from : match.start()]
+            word = re.search(r"([A-Za-z][\w\-]*)[ ,]*$", before)
+            start = plain_from + word.start(1) if word and "](" not in before[word.start() :] else match.start()
+            edits.append((start, match.end(), f"{venue} {year}" if start != match.start() else year))
+            break
+        for start, end, replacement in sorted(edits, reverse=True):
+            text = text[:start] + replacement + text[end:]
+        text = _tidy(text)
+        if number is not None:
+            text = re.sub(r"^(\s*)\d+([.)])", lambda m: f"{m.group(1)}{number}{m.group(2)}", text, count=1)
+        return text
+
+
+def _is_extra(label: str, url: str) -> bool:
+    """A link of that paper alone (code, blog, project page): any but its arXiv link and badges."""
+    return "arxiv" not in url.lower() and not label.startswith("!")
+
+
+def _inside(at: int, edits: list[tuple[int, int, str]]) -> bool:
+    return any(start <= at < end for start, end, _ in edits)
+
+
+def _in_link_target(text: str, at: int) -> bool:
+    """Whether `at` is inside a link's or image's (url)."""
+    opened = text.rfind("](", 0, at)
+    return opened != -1 and text.find(")", opened) >= at and "\n" not in text[opened:at]
+
+
+def _safe_title(title: str) -> str:
+    """A title as list markup can carry it: no brackets, asterisks or line breaks that would end its
+    link or bold early."""
+    title = "".join(c if c.isprintable() else " " for c in title)
+    return " ".join(title.translate(str.maketrans({"[": "(", "]": ")", "*": "", "`": "'", "<": "‹", ">": "›"})).split())
+
+
+def _tidy(text: str) -> str:
+    """Separators left by a dropped part: ", ," or a space before a comma; inner runs of spaces
+    (a line's trailing two spaces, a markdown line break, stay)."""
+    lines = []
+    for line in text.split("\n"):
+        body, trail = line.rstrip(" "), line[len(line.rstrip(" ")) :]
+        body = re.sub(r"(?<=\S) {2,}(?=\S)", " ", body)
+        body = body.replace(" ,", ",").replace(",,", ",").replace("], .", "].").rstrip(",")
+        body = re.sub(r",(?=\s*$)", "", body)
+        lines.append(body + trail)
+    return "\n".join(lines)
+
+
+@dataclass
+class Section:
+    node: str
+    insert_after: int  # the line after which new items go
+    templates: list[Template]
+    numbered: int | None  # the next number, when the section numbers its items
+    blank_between: bool  # items separated by a blank line
+    indent: str = ""
+
+
+def sections(listed: CuratedList, lines: Sequence[str]) -> dict[str, Section]:
+    """Where and how each heading of the list takes a new item."""
+    by_key = {list_key(p): p for p in listed.papers}
+    placed: dict[str, list[Placement]] = {}
+    for place in listed.placements:
+        placed.setdefault(place.node, []).append(place)
+    found = {}
+    for node, places in placed.items():
+        templates = []
+        for place in places:
+            template = Template.learn(lines[place.first : place.last + 1], by_key[place.key])
+            if template is not None:
+                templates.append(template)
+        last = places[-1]
+        number = re.match(r"^\s*(\d+)[.)]\s", lines[last.first])
+        gap = sum(1 for a, b in zip(places, places[1:], strict=False) if b.first > a.last + 1)
+        found[node] = Section(
+            node,
+            last.last,
+            templates,
+            int(number.group(1)) + 1 if number else None,
+            len(places) > 1 and gap * 2 >= len(places) - 1,
+        )
+    return found
+
+
+def render_line(section: Section, fallback: list[Template], paper: Paper, arxiv_word: str) -> str:
+    """`paper` written like the section's items (its most plain one: fewest parts to drop; the
+    latest among equals), else like the list's items elsewhere."""
+    templates = section.templates or fallback
+    if not templates:
+        return f"- [{_safe_title(paper.title)}](https://arxiv.org/abs/{paper.arxiv_id})"
+    best = min(reversed(templates), key=lambda t: t.extras)
+    number = section.numbered
+    if number is not None:
+        section.numbered = number + 1
+    return best.render(paper, number, arxiv_word)
+
+
+# --- which papers, where -------------------------------------------------------------------------
+@dataclass
+class Candidate:
+    paper: Paper
+    vector: np.ndarray
+
+
+def paper_date(paper: Paper) -> str:
+    """The day a paper appeared (its first version; else the month of its arXiv id)."""
+    if paper.published:
+        return paper.published[:10]
+    arxiv_id = paper.arxiv_id
+    if arxiv_id and re.fullmatch(r"\d{4}\.\d{4,5}", arxiv_id):
+        return f"20{arxiv_id[:2]}-{arxiv_id[2:4]}-01"
+    return "0000-00-00"
+
+
+def candidates(store, listed: CuratedList, *, since: str | None, ids: Sequence[str] | None) -> list[Candidate]:
+    """The index's papers with an arXiv id that the list does not hold (appeared on or after
+    `since`; only `ids` when given)."""
+    held = {list_key(p) for p in listed.papers}
+    if ids:
+        vec_ids = []
+        for paper_id in ids:
+            vec_id = store.find(paper_id)
+            if vec_id is None:
+                raise NotFound(f"no paper {paper_id!r} in the index")
+            vec_ids.append(vec_id)
+        papers = store.papers_by_vec_id(vec_ids)
+    else:
+        papers = dict(store.iter_papers())
+    chosen = {
+        vec_id: paper
+        for vec_id, paper in papers.items()
+        if paper.arxiv_id
+        and list_key(paper) not in held
+        and normalize_title(paper.title) not in held
+        and (since is None or paper_date(paper) >= since)
+        and len(clean_title(paper.title)) >= 4  # shorter, a list's parser takes no item for a paper
+    }
+    vectors = store.embeddings_for(chosen)
+    return [Candidate(paper, vectors[vec_id]) for vec_id, paper in chosen.items() if vec_id in vectors]
+
+
+def place(classifier, found: list[Candidate]) -> list[tuple[Candidate, list[str], float, float]]:
+    """(candidate, the three most probable headings, confidence, scope probability) for each
+    candidate. A list's line goes under one heading, so the first is the most probable leaf (not
+    the top-down walk `classify` shows for browsing), and the others the next most probable, even
+    siblings of it. The confidence is the chance the first is right and the paper in scope at all."""
+    if not found:
+        return []
+    texts = [c.paper.embedding_text() for c in found]
+    vectors = np.vstack([c.vector for c in found]).astype(np.float32)
+    placed = []
+    for start in range(0, len(found), 512):
+        chunk = slice(start, start + 512)
+        probabilities = classifier.probabilities(classifier.leaf_scores(texts[chunk], vectors[chunk]))
+        scope = classifier.scope_scores(vectors[chunk])
+        in_scope = 1.0 / (1.0 + np.exp(-(scope - classifier.scope_threshold) / classifier.scope_scale))
+        for candidate, row, inside in zip(found[chunk], probabilities, in_scope, strict=True):
+            best = np.argsort(-row)[:3]
+            headings = [classifier.leaves[j] for j in best]
+            placed.append((candidate, headings, float(row[best[0]] * inside), float(inside)))
+    return placed
+
+
+def propose(
+    markdown: str,
+    store,
+    classifier,
+    *,
+    since: str | None = None,
+    ids: Sequence[str] | None = None,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    filename: str = "README.md",
+) -> tuple[list[Proposal], str]:
+    """The proposals for the list `markdown` (sure ones first, by heading) and the unified diff
+    that writes the sure ones into it."""
+    listed = parse_list(markdown)
+    lines = markdown.splitlines()
+    found = candidates(store, listed, since=since, ids=ids)
+    if found and not ids:  # out of scope is never proposed: skip placing it (the costly part)
+        scope = classifier.scope_scores(np.vstack([c.vector for c in found]).astype(np.float32))
+        found = [c for c, s in zip(found, scope, strict=True) if s >= classifier.scope_threshold]
+    placed = place(classifier, found)
+    by_section = sections(listed, lines)
+    fallback = [t for s in by_section.values() for t in s.templates]
+    arxiv_word = _arxiv_spelling(markdown)
+    proposals: list[Proposal] = []
+    insertions: dict[int, list[str]] = {}
+    order = {node: i for i, node in enumerate(listed.nodes)}
+    placed = [p for p in placed if not ids and p[3] >= 0.5 or ids]  # out of scope: not the list's
+    placed.sort(key=lambda p: (order.get(p[1][0], len(order)), p[0].paper.arxiv_id or ""))
+    for candidate, suggested, confidence, _ in placed:
+        node, paper = suggested[0], candidate.paper
+        section = by_section.get(node)
+        sure = confidence >= min_confidence and (section is not None or node in listed.heading_lines)
+        if section is None and node in listed.heading_lines:
+            section = by_section[node] = Section(node, listed.heading_lines[node], [], None, True)
+        line = render_line(section, fallback, paper, arxiv_word) if sure else ""
+        proposals.append(Proposal(paper.id, paper.title, node, confidence, line, not sure, suggested[1:]))
+        if sure:
+            written = [line] if not section.blank_between else ["", line]
+            if section.insert_after == listed.heading_lines.get(node) and not section.blank_between:
+                written = ["", line] if _needs_blank(lines, section.insert_after) else [line]
+            insertions.setdefault(section.insert_after, []).extend(written)
+    proposals.sort(key=lambda p: p.unsure)
+    return proposals, unified_diff(markdown, insertions, filename)
+
+
+def _needs_blank(lines: Sequence[str], heading: int) -> bool:
+    return heading + 1 < len(lines) and bool(lines[heading + 1].strip())
+
+
+def unified_diff(markdown: str, insertions: dict[int, list[str]], filename: str = "README.md") -> str:
+    """A diff (git's a/ b/ form) inserting the new lines after the given lines of `markdown`,
+    in its own line endings."""
+    if not insertions:
+        return ""
+    newline = "\r\n" if "\r\n" in markdown else "\n"
+    old = markdown.splitlines(keepends=True)
+    new: list[str] = []
+    for number, line in enumerate(old):
+        new.append(line)
+        if number in insertions:
+            if not line.endswith(("\n", "\r")):  # the last line, without its line end: it gets one
+                new[-1] = line + newline
+            new += [line + newline for item in insertions[number] for line in item.split("\n")]  # items of two lines
+    out = []
+    for line in difflib.unified_diff(old, new, f"a/{filename}", f"b/{filename}", n=3):
+        if not line.endswith("\n"):
+            line += "\n\\ No newline at end of file\n"
+        out.append(line)
+    return "".join(out)
+
+
+def text_report(proposals: Sequence[Proposal]) -> list[str]:
+    """The unsure papers, one line each, for stderr (the patch is on stdout)."""
+    return [
+        f"unsure ({p.confidence:.2f}): {p.id} {p.title} -> {p.node.rsplit('/', 1)[-1]}" for p in proposals if p.unsure
+    ]
+
+
+EmbedFn = Callable[[list[str]], np.ndarray]
+
+
+# --- how well it files papers as the maintainers did ---------------------------------------------
+def list_taxonomy_of(listed: CuratedList):
+    """The survey's own taxonomy (with our descriptions and questions) when the list's headings are
+    the survey's, else one made from the list's headings."""
+    from semsearch.lists import list_taxonomy
+    from semsearch.taxonomy import load_taxonomy
+
+    survey = load_taxonomy()
+    return survey if set(listed.nodes) <= set(survey.nodes) else list_taxonomy(listed.nodes)
+
+
+def _indexed(store, papers: Sequence[ListedPaper], embed: EmbedFn) -> list[tuple[Paper, np.ndarray]]:
+    """Each listed paper as the index holds it (text and vector), else by its title alone."""
+    found: list[tuple[Paper, np.ndarray] | None] = []
+    missing = []
+    for listed in papers:
+        vec_ids = [v for v in [store.find(listed.arxiv_id) if listed.arxiv_id else None] if v is not None]
+        vec_ids = vec_ids or store.vec_ids_with_title(listed.title)
+        stored = store.papers_by_vec_id(vec_ids[:1])
+        vectors = store.embeddings_for(vec_ids[:1])
+        if vec_ids and vec_ids[0] in stored and vec_ids[0] in vectors:
+            found.append((stored[vec_ids[0]], vectors[vec_ids[0]]))
+        else:
+            found.append(None)
+            missing.append(len(found) - 1)
+    if missing:
+        titles = [papers[i].title for i in missing]
+        for i, vector in zip(missing, embed(titles), strict=True):
+            listed = papers[i]
+            found[i] = (
+                Paper(id=listed.arxiv_id or f"list:{normalize_title(listed.title)}", title=listed.title),
+                vector,
+            )
+    return found  # type: ignore[return-value]
+
+
+def evaluate_propose(
+    store, old_markdown: str, new_markdown: str, embed: EmbedFn, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE
+) -> dict:
+    """Place the papers a list added between two versions with a classifier trained on the older
+    version only, and compare with the headings its maintainers chose: first suggestion and any
+    of three at or under one of them, and how many the proposal would have written (in scope, sure)."""
+    from semsearch.classify import LabelledPaper, TaxonomyClassifier
+    from semsearch.taxonomy import is_under
+
+    old, new = parse_list(old_markdown), parse_list(new_markdown)
+    held = {list_key(p) for p in old.papers} | {normalize_title(p.title) for p in old.papers}
+    added = [p for p in new.papers if list_key(p) not in held and normalize_title(p.title) not in held]
+    added = [p for p in added if any(c in set(old.nodes) for c in p.categories)]  # headings the old list had
+    if not added:
+        raise SemsearchError("the newer list adds no papers under the older list's headings")
+    taxonomy = list_taxonomy_of(old)
+    nodes = set(taxonomy.nodes)
+    training = [(listed, found) for listed, found in zip(old.papers, _indexed(store, old.papers, embed), strict=True)]
+    labelled = [
+        LabelledPaper(
+            paper.id, paper.title, paper.embedding_text(), vector, [c for c in listed.categories if c in nodes]
+        )
+        for listed, (paper, vector) in training
+        if any(c in nodes for c in listed.categories)
+    ]
+    classifier = TaxonomyClassifier.train(labelled, taxonomy, embed)
+    placed = place(classifier, [Candidate(p, v) for p, v in _indexed(store, added, embed)])
+    first, top3, included, in_scope = [], [], [], []
+    for listed, (_, suggested, confidence, scope) in zip(added, placed, strict=True):
+        right = [any(is_under(node, truth) for truth in listed.categories) for node in suggested[:3]]
+        first.append(right[0])
+        top3.append(any(right))
+        in_scope.append(scope >= 0.5)
+        included.append(scope >= 0.5 and confidence >= min_confidence)
+    abstract = np.array([bool(c.paper.abstract) for c, *_ in placed])
+    first_a, top3_a, included_a = np.array(first), np.array(top3), np.array(included)
+    return {
+        "added": len(added),
+        "with_abstract": int(abstract.sum()),
+        "first_at_or_under": float(first_a.mean()),
+        "top3_at_or_under": float(top3_a.mean()),
+        "in_scope": int(sum(in_scope)),
+        "proposed": int(included_a.sum()),
+        "proposed_first_right": float(first_a[included_a].mean()) if included_a.any() else 0.0,
+        "unsure_or_out": int((~included_a).sum()),
+        "min_confidence": min_confidence,
+    }
+
+
+# --- the whole command ----------------------------------------------------------------------------
+README_META = "list_markdown:"  # index metadata: a list's README as `taxonomy add|refresh` last read it
+
+
+def readme_for(store, name: str, given: str | None = None, *, offline: bool = False) -> tuple[str, str]:
+    """(markdown, file name) of the list's README: the one given (a file or URL), else the one the
+    index kept when the list was added or refreshed, else the list's URL."""
+    from semsearch.lists import SURVEY, is_url, read_source, taxonomy_for
+
+    taxonomy_for(store, name)  # an unknown name is refused before any file is read
+    if given is not None:
+        return read_source(given, offline=offline), "README.md"  # the patch is for the list's repository
+    kept = store.get_meta(README_META + name)
+    if kept is not None:
+        return kept, "README.md"
+    if name == SURVEY:
+        from semsearch.sources.survey import SURVEY_LIST_URL
+
+        source = SURVEY_LIST_URL
+    else:
+        found = store.taxonomy(name)
+        source = found["source"] if found else ""
+    if not is_url(source or "") or offline:
+        raise SemsearchError(
+            f"the index keeps no README of {name!r} yet: `semsearch taxonomy refresh` keeps it "
+            "(or give it with --list FILE)"
+        )
+    return read_source(source, offline=offline), "README.md"
+
+
+def classifier_of(index, name: str, embedder=None):
+    """The taxonomy's classifier (saved at ingest; trained now only when it is not)."""
+    from semsearch.lists import classifier_for_taxonomy
+
+    def embed(texts: list[str]) -> np.ndarray:
+        nonlocal embedder
+        if embedder is None:
+            from semsearch.embeddings import embedder_for
+
+            embedder = embedder_for(index.manifest.model, index_dir=index.directory)
+        return embedder.encode(texts)
+
+    classifier = classifier_for_taxonomy(index.store, name, embed)
+    if classifier is None:
+        raise SemsearchError("the index has no labelled papers; run `semsearch ingest survey` first")
+    return classifier
+
+
+def propose_for(
+    index, request: ProposeRequest, markdown: str, filename: str = "README.md", embedder=None, classifier=None
+) -> dict:
+    """Proposals for the taxonomy's list: {"proposals": [...], "patch": diff, "unsure": n}."""
+    from semsearch.lists import taxonomy_for
+
+    taxonomy_for(index.store, request.taxonomy)  # refuses an unknown name
+    proposals, patch = propose(
+        markdown,
+        index.store,
+        classifier or classifier_of(index, request.taxonomy, embedder),
+        since=request.since,
+        ids=request.ids,
+        min_confidence=request.min_confidence,
+        filename=filename,
+    )
+    return {
+        "taxonomy": request.taxonomy,
+        "proposals": [p.to_dict() for p in proposals],
+        "patch": patch,
+        "unsure": sum(p.unsure for p in proposals),
+    }

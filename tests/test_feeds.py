@@ -1,0 +1,237 @@
+"""Atom feeds of a node's newest papers and of the digests, read by a real feed parser (feedparser);
+and the routes that give back to a list (/api/propose, its patch, /api/gaps), over HTTP and MCP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.error
+import urllib.request
+from urllib.parse import quote, unquote
+
+import anyio
+import feedparser
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from semsearch.feeds import Entry, atom, rfc3339, xml_text
+from semsearch.sources.curated import parse_list
+from semsearch.sources.survey import load_survey
+from tests.test_page import with_a_digest
+from tests.test_propose import semsearch, survey_readme
+
+KV = "Model-Centric Methods/Efficient Inference/KV-Cache Optimization"
+
+
+@pytest.fixture
+def client(survey_corpus_index):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    with TestClient(create_app(index_dir=survey_corpus_index)) as running:
+        yield running
+
+
+def parsed(response) -> feedparser.FeedParserDict:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/atom+xml")
+    feed = feedparser.parse(response.content)
+    assert not feed.bozo, feed.get("bozo_exception")
+    assert feed.version == "atom10"
+    return feed
+
+
+def test_a_nodes_feed_lists_its_newest_papers_as_valid_atom(client):
+    feed = parsed(client.get(f"/feeds/survey/{quote(KV)}.atom"))
+    under = {r["id"] for r in client.get("/api/papers", params={"category": KV, "limit": 500}).json()["results"]}
+
+    assert feed.feed.title == "semsearch: KV-Cache Optimization (survey)"
+    assert {link.rel for link in feed.feed.links} == {"self", "alternate"}
+    ids = [
+        unquote(e.id.removeprefix("https://arxiv.org/abs/").removeprefix("http://testserver/paper/"))
+        for e in feed.entries
+    ]
+    assert 0 < len(ids) <= 50 and set(ids) <= under and len(set(ids)) == len(ids)
+    days = [e.updated for e in feed.entries]
+    assert days == sorted(days, reverse=True)  # newest first
+    assert all(e.tags[0].term == KV for e in feed.entries)
+
+
+def test_a_node_is_found_by_its_last_name_too_and_a_list_taxonomy_has_feeds(client):
+    by_leaf = parsed(client.get("/feeds/survey/KV-Cache%20Optimization.atom"))
+    assert by_leaf.feed.title == "semsearch: KV-Cache Optimization (survey)"
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "says"),
+    [
+        ("/feeds/survey/No Such Node.atom", 400, "unknown category"),
+        ("/feeds/nope/KV-Cache Optimization.atom", 404, "no taxonomy 'nope'"),
+        ("/feeds/survey/KV-Cache Optimization", 404, "ends in .atom"),
+    ],
+)
+def test_a_feed_that_is_not_there_is_a_json_error(client, path, status, says):
+    answer = client.get(path)
+    assert answer.status_code == status and says in answer.json()["error"]
+
+
+def test_the_digests_feed_has_one_entry_a_digest_with_its_papers(survey_corpus_index, client):
+    assert parsed(client.get("/feeds/digests.atom")).entries == []
+    with_a_digest(survey_corpus_index)
+    feed = parsed(client.get("/feeds/digests.atom"))
+    assert len(feed.entries) == 1
+    entry = feed.entries[0]
+    assert entry.title.startswith("1 new papers") and entry.updated == "2024-11-02T00:00:00Z"
+    assert "Evicting <tokens> & more (2411.00001)" in entry.summary
+    assert entry.link.endswith("?view=digest&name=202411010000-202411020000")
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=60), st.text(max_size=200), st.lists(st.text(max_size=20), max_size=3)),
+        max_size=5,
+    )
+)
+def test_any_text_makes_valid_atom(items):
+    entries = [
+        Entry(id=f"urn:x:{i}", title=t, updated="2024-01-02T00:00:00Z", summary=s, authors=a)
+        for i, (t, s, a) in enumerate(items)
+    ]
+    feed = feedparser.parse(
+        atom(feed_id="urn:f", title="t", self_url="http://h/f", page_url="http://h/", entries=entries)
+    )
+    assert not feed.bozo, feed.get("bozo_exception")
+    assert [e.id for e in feed.entries] == [e.id for e in entries]
+    assert [" ".join(e.title.split()) for e in feed.entries] == [
+        " ".join((xml_text(t).strip() or f"urn:x:{i}").split()) for i, (t, _, _) in enumerate(items)
+    ]
+
+
+def test_dates_become_rfc3339_and_unreadable_ones_the_epoch():
+    assert rfc3339("2024-01-02") == "2024-01-02T00:00:00Z"
+    assert rfc3339("2024-01-02T10:11:12+02:00") == "2024-01-02T10:11:12+02:00"
+    assert rfc3339("soon") == rfc3339(None) == "1970-01-01T00:00:00Z"
+
+
+# --- the routes that give back to a list ---------------------------------------------------------------
+def test_http_propose_needs_the_readme_the_index_keeps(client):
+    answer = client.get("/api/propose", params={"taxonomy": "survey"})
+    assert answer.status_code == 400 and "keeps no README" in answer.json()["error"]
+    assert client.get("/api/propose", params={"min_confidence": 7}).status_code == 422
+    assert client.get("/api/gaps", params={"since": "soon"}).status_code == 422
+
+
+@pytest.mark.slow
+def test_a_real_server_serves_feeds_proposals_their_patch_and_gaps(survey_corpus_index, tmp_path):
+    from tests.test_serve_watch import free_port, semsearch_process, stop, until
+
+    left_out = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})[::50]
+    readme = tmp_path / "README.md"
+    readme.write_text(survey_readme(set(left_out)), encoding="utf-8")
+    # a refresh from the file keeps its README in the index: what the server proposes against
+    semsearch("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index)
+    port, log = free_port(), tmp_path / "server.log"
+    server = semsearch_process("serve", "--port", port, "--index", survey_corpus_index, env={}, log=log)
+
+    def fetch(path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+        except (urllib.error.URLError, ConnectionError):
+            return 0, b""
+
+    try:
+        until(lambda: fetch("/api/health")[0] == 200, "the server answering", server, log)
+        status, body = fetch(f"/feeds/survey/{quote(KV)}.atom")
+        assert status == 200 and not feedparser.parse(body).bozo and feedparser.parse(body).entries
+        status, body = fetch("/api/propose?taxonomy=survey&min_confidence=0&" + "&".join(f"ids={i}" for i in left_out))
+        found = json.loads(body)
+        assert status == 200 and {p["id"] for p in found["proposals"]} == set(left_out)
+        status, patch = fetch("/api/propose/survey.patch?min_confidence=0&" + "&".join(f"ids={i}" for i in left_out))
+        assert status == 200 and patch.decode() == found["patch"] and patch.startswith(b"--- a/README.md")
+        status, body = fetch("/api/gaps?taxonomy=survey")
+        assert status == 200 and set(json.loads(body)) == {"taxonomy", "papers", "gaps"}
+        status, body = fetch("/api/propose?taxonomy=nope")
+        assert status == 404 and "no taxonomy" in json.loads(body)["error"]
+    finally:
+        stop(server)
+
+
+def test_mcp_propose_and_gaps_answer_and_refuse_like_the_other_doors(survey_corpus_index, tmp_path):
+    from mcp.server import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from semsearch.mcp_server import add_tools
+    from semsearch.service import Service
+
+    left_out = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})[::70]
+    readme = tmp_path / "README.md"
+    readme.write_text(survey_readme(set(left_out)), encoding="utf-8")
+    semsearch("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index)
+    server = MCPServer("semsearch-test")
+    add_tools(server, Service(index_dir=survey_corpus_index))
+
+    answer = anyio.run(server.call_tool, "propose", {"ids": left_out, "min_confidence": 0})
+    found = json.loads(answer.content[0].text)
+    assert {p["id"] for p in found["proposals"]} == set(left_out)
+    patched = readme.read_text(encoding="utf-8")
+    assert parse_list(patched).papers  # read only: the README on disk is untouched by a proposal
+    gaps = json.loads(anyio.run(server.call_tool, "gaps", {"taxonomy": "survey"}).content[0].text)
+    assert set(gaps) == {"taxonomy", "papers", "gaps"}
+    with pytest.raises(ToolError) as refused:
+        anyio.run(server.call_tool, "propose", {"min_confidence": 3})
+    assert "min_confidence" in str(refused.value)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian chromium not installed")
+def test_the_page_shows_a_lists_proposals_its_patch_its_gaps_and_links_the_feeds(survey_corpus_index, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_page import serving
+
+    left_out = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})[::80]
+    readme = tmp_path / "README.md"
+    readme.write_text(survey_readme(set(left_out)), encoding="utf-8")
+    semsearch("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index)
+    with_a_digest(survey_corpus_index)
+    base, stop = serving(survey_corpus_index)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"]
+            )
+            page = browser.new_page()
+            problems = []
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+
+            page.goto(base + "/?view=taxonomy")
+            page.click(".lists a:text('survey')")
+            page.wait_for_url("**view=list**")
+            page.goto(base + "/?view=list&taxonomy=survey&min_confidence=0")
+            page.wait_for_selector(".proposal")
+            shown = page.eval_on_selector_all(".proposal a", "links => links.map(a => a.getAttribute('href'))")
+            assert {href.removeprefix("/paper/") for href in shown} >= set(left_out)  # and the corpus, in scope
+            assert all("%" in c for c in page.locator(".proposal .confidence").all_inner_texts())
+            href = page.get_attribute("#download-patch", "href")
+            patch = page.request.get(base + href)
+            assert patch.ok and patch.text().startswith("--- a/README.md") and patch.text().count("\n+- ") == len(shown)
+            assert page.locator("h3:text('Topics the list has not named')").count() == 1
+
+            page.goto(base + "/?view=node&category=KV-Cache%20Optimization")
+            page.wait_for_selector("a.feed")
+            feed = page.request.get(base + page.get_attribute("a.feed", "href"))
+            assert feed.ok and not feedparser.parse(feed.body()).bozo
+            page.goto(base + "/?view=digest")
+            page.wait_for_selector("a.feed")
+            assert page.get_attribute("a.feed", "href") == "/feeds/digests.atom"
+            browser.close()
+        assert problems == []
+    finally:
+        stop()

@@ -1,0 +1,435 @@
+"""`semsearch taxonomy propose`: papers given back to a list as a patch in the list's own format.
+
+The lists here are written by the tests from facts (headings, titles, arXiv ids, venues, years):
+no README prose is copied. The shared lists (../shared) are read when present, and skipped without.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from semsearch.paper import Paper, normalize_title
+from semsearch.propose import list_key, propose, render_line, sections, unified_diff
+from semsearch.sources.curated import parse_list
+from semsearch.sources.survey import load_survey
+from tests.conftest import SHARED
+
+ROOT = Path(__file__).resolve().parents[1]
+LISTS = SHARED / "data" / "lists"
+SHARED_LISTS = [
+    "AIoT-MLSys-Lab__Efficient-LLMs-Survey.md",
+    "October2001__Awesome-KV-Cache-Compression.md",
+    "hemingkx__SpeculativeDecodingPapers.md",
+]
+NEW = Paper(
+    id="2501.01234",
+    title="Folding Caches into Few Bits",
+    authors=["Ada Lovelace", "Alan Turing"],
+    venue="ICML",
+    year=2025,
+)
+
+
+def semsearch(*args, check: bool = True) -> subprocess.CompletedProcess:
+    """The real command in its own process (with the hashing model)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.cli_process", "--", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(ROOT)},
+    )
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+# --- the line format of a section --------------------------------------------------------------------
+# Three sections written here in the three shapes the shared lists use (facts only).
+BREAK = "  "  # a markdown line break, as the two-line items end their first line
+WRITTEN = "\n".join(
+    [
+        "# Test list",
+        "",
+        "## Quantization",
+        "",
+        "- Weight-only quantization of language models to four bits, <ins>arXiv, 2024</ins> "
+        "[[Paper](https://arxiv.org/abs/2401.00001)]",
+        "- SmoothQuant: Accurate and Efficient Post-Training Quantization for Large Language Models, "
+        "<ins>ICML, 2023</ins> [[Paper](https://arxiv.org/abs/2211.10438)] "
+        "[[Code]](https://github.com/mit-han-lab/smoothquant)",
+        "",
+        "## KV cache",
+        "",
+        "1. [**Compressing the key-value cache for long prompts.**](https://arxiv.org/abs/2305.00004) "
+        "*Ada Lovelace, Alan Turing.* Arxiv 2023.",
+        "",
+        "2. [**SnapKV: LLM Knows What You are Looking for Before Generation.**](https://arxiv.org/abs/2404.14469) "
+        "*Yuhong Li, Deming Chen.* Arxiv 2024. "
+        "[![GitHub Repo stars](https://img.shields.io/github/stars/FasterDecoding/SnapKV)]"
+        "(https://github.com/FasterDecoding/SnapKV)",
+        "",
+        "## Speculative decoding",
+        "",
+        "- **Speculative decoding with a small draft model**" + BREAK,
+        "  *Ada Lovelace, Alan Turing.* [[pdf](https://arxiv.org/pdf/2302.00003)], 2023.02. "
+        "![](https://img.shields.io/badge/Arxiv-orange)",
+        "- **Medusa: Simple LLM Inference Acceleration Framework with Multiple Decoding Heads**" + BREAK,
+        "  *Tianle Cai, Tri Dao.* [[pdf](https://arxiv.org/pdf/2401.10774)], "
+        "[[code](https://github.com/FasterDecoding/Medusa)], 2024.01. "
+        "![](https://img.shields.io/badge/ICML2024-orange) ![](https://img.shields.io/badge/Medusa-blue)",
+        "",
+    ]
+)
+
+
+def test_a_new_paper_is_written_like_the_plainest_line_of_its_section():
+    listed = parse_list(WRITTEN)
+    found = sections(listed, WRITTEN.splitlines())
+    templates = [t for s in found.values() for t in s.templates]
+
+    assert render_line(found["Quantization"], templates, NEW, "arXiv") == (
+        "- Folding Caches into Few Bits, <ins>ICML, 2025</ins> [[Paper](https://arxiv.org/abs/2501.01234)]"
+    )
+    assert render_line(found["KV cache"], templates, NEW, "Arxiv") == (
+        "3. [**Folding Caches into Few Bits.**](https://arxiv.org/abs/2501.01234) *Ada Lovelace, Alan Turing.* "
+        "ICML 2025."
+    )
+    assert render_line(found["Speculative decoding"], templates, NEW, "Arxiv") == (
+        "- **Folding Caches into Few Bits**  \n"
+        "  *Ada Lovelace, Alan Turing.* [[pdf](https://arxiv.org/pdf/2501.01234)], 2025.01. "
+        "![](https://img.shields.io/badge/ICML2025-orange)"
+    )
+
+
+def test_a_paper_without_a_venue_gets_the_lists_own_spelling_of_arxiv_and_no_invented_authors():
+    listed = parse_list(WRITTEN)
+    found = sections(listed, WRITTEN.splitlines())
+    bare = Paper(id="2502.00042", title="Another Cache Paper", published="2025-02-03")
+
+    line = render_line(found["KV cache"], [], bare, "Arxiv")
+
+    assert line == "3. [**Another Cache Paper.**](https://arxiv.org/abs/2502.00042) Arxiv 2025."
+
+
+def _skeleton(text: str, title: str) -> list[str]:
+    """A line's markup with its facts blanked: the title, links' targets, authors (italics), years,
+    dates and venues become placeholders, words become `w`, and the markup tokens remain."""
+    at = text.lower().find(title.lower())
+    text = text[:at] + "T" + text[at + len(title) :] if at != -1 else text
+    text = re.sub(r"\]\([^)\s]*\)", "](U)", text)
+    text = re.sub(r"(?<!\*)\*(?!\*)[^*\n]+?(?<!\*)\*(?!\*)", "A", text)
+    text = re.sub(r"<ins>[^<]*</ins>", "<ins>V</ins>", text)
+    text = re.sub(r"\b\d{4}\.\d{2}\b", "D", text)
+    text = re.sub(r"\b(?:19|20)\d{2}\b", "Y", text)
+    text = re.sub(r"^\s*\d+([.)])", r"N\1", text)
+    tokens = re.findall(r"\*\*|<ins>|</ins>|!\[|\]\(|[A-Za-z][\w\-]*|[^\sA-Za-z]", text)
+    collapsed: list[str] = []
+    for token in tokens:
+        word = token not in {"T", "U", "A", "V", "D", "Y", "N"} and token[0].isalpha()
+        token = "w" if word else token
+        if not (token == "w" and collapsed[-1:] == ["w"]):
+            collapsed.append(token)
+    return collapsed
+
+
+def _subsequence(short: list[str], long: list[str]) -> bool:
+    it = iter(long)
+    return all(token in it for token in short)
+
+
+@pytest.mark.skipif(not LISTS.exists(), reason="needs ../shared/data/lists")
+@pytest.mark.parametrize("name", SHARED_LISTS)
+def test_every_proposed_line_has_the_format_of_its_sections_lines_on_the_shared_lists(name):
+    markdown = (LISTS / name).read_text(encoding="utf-8")
+    listed = parse_list(markdown)
+    lines = markdown.splitlines()
+    found = sections(listed, lines)
+    templates = [t for s in found.values() for t in s.templates]
+    by_key = {list_key(p): p for p in listed.papers}
+    checked = 0
+    for node, section in found.items():
+        if not section.templates:
+            continue
+        line = render_line(section, templates, NEW, "arXiv")
+        # read back by the list's own parser, under that heading, it is the new paper
+        heading = "#" * (node.count("/") + 2) + " " + node.rsplit("/", 1)[-1]
+        back = parse_list(f"# t\n{heading}\n\n{line}\n").papers
+        assert [(p.arxiv_id, normalize_title(p.title)) for p in back] == [(NEW.id, normalize_title(NEW.title))], line
+        # and its markup is that of a line already there, less parts of that paper alone
+        existing = [
+            _skeleton("\n".join(lines[p.first : p.last + 1]), by_key[p.key].title)
+            for p in listed.placements
+            if p.node == node
+        ]
+        mine = _skeleton(line, NEW.title)
+        assert any(_subsequence(mine, theirs) and mine[:4] == theirs[:4] for theirs in existing), (node, line)
+        checked += 1
+    assert checked >= 10
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    title=st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=4, max_size=120),
+    authors=st.lists(st.text(st.characters(whitelist_categories=("L",)), min_size=1, max_size=12), max_size=4),
+)
+def test_any_title_written_in_any_section_reads_back_as_that_paper(title, authors):
+    readable = " ".join("".join(c for c in title if c.isprintable()).split())
+    if len(normalize_title(readable)) < 4 or len(re.sub(r"[\W_]", "", readable)) < 4:
+        return  # the parser ignores items whose title is too short to name a paper
+    paper = Paper(id="2503.04567", title=title, authors=authors)
+    listed = parse_list(WRITTEN)
+    found = sections(listed, WRITTEN.splitlines())
+    for node, section in found.items():
+        line = render_line(section, [], paper, "arXiv")
+        back = parse_list(f"# t\n## {node}\n\n{line}\n").papers
+        assert [p.arxiv_id for p in back] == ["2503.04567"], line
+        assert back[0].categories == [node]
+
+
+# --- the patch ---------------------------------------------------------------------------------------
+def test_the_diff_inserts_after_the_given_lines_in_the_files_line_endings(tmp_path):
+    markdown = "# L\r\n\r\n## A\r\n- one [x](https://arxiv.org/abs/2401.00001)\r\n## B\r\n- two"
+    diff = unified_diff(markdown, {3: ["- new"], 5: ["- last"]})
+    (tmp_path / "README.md").write_bytes(markdown.encode())
+    (tmp_path / "p.diff").write_text(diff, newline="")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "apply", "p.diff"], cwd=tmp_path, check=True)
+    assert (tmp_path / "README.md").read_bytes() == (
+        b"# L\r\n\r\n## A\r\n- one [x](https://arxiv.org/abs/2401.00001)\r\n- new\r\n## B\r\n- two\r\n- last\r\n"
+    )
+
+
+def survey_readme(leave_out: set[str]) -> str:
+    """The packaged survey's papers (facts) as a README in the survey's line format, less some."""
+    survey = load_survey()
+    out = ["# Test survey list", ""]
+    for node in survey.nodes:
+        out.append("#" * min(node.count("/") + 2, 6) + " " + node.rsplit("/", 1)[-1])
+        for paper in survey.papers:
+            if node in paper.survey_categories and paper.arxiv_id and paper.arxiv_id not in leave_out:
+                venue = f"{paper.venue or 'arXiv'}, {paper.year or 2024}"
+                out.append(f"- {paper.title}, <ins>{venue}</ins> [[Paper](https://arxiv.org/abs/{paper.arxiv_id})]")
+    return "\n".join(out) + "\n"
+
+
+def test_the_patch_applies_to_its_readme_and_a_second_run_proposes_none_of_it_again(survey_corpus_index, tmp_path):
+    survey = load_survey()
+    chosen = sorted({p.arxiv_id for p in survey.papers if p.arxiv_id})[::40]
+    repo = tmp_path / "list"
+    repo.mkdir()
+    (repo / "README.md").write_text(survey_readme(set(chosen)), encoding="utf-8")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+
+    first = semsearch(
+        "taxonomy", "propose", "survey", "--list", repo / "README.md", "--ids", ",".join(chosen),
+        "--min-confidence", "0", "--index", survey_corpus_index,
+    )  # fmt: skip
+    (tmp_path / "p.diff").write_text(first.stdout)
+    assert first.stdout.startswith("--- a/README.md\n+++ b/README.md\n")
+    assert first.stdout.count("\n+- ") == len(chosen)
+    subprocess.run(["git", "apply", "--check", tmp_path / "p.diff"], cwd=repo, check=True)
+    subprocess.run(["git", "apply", tmp_path / "p.diff"], cwd=repo, check=True)
+
+    taken = parse_list((repo / "README.md").read_text(encoding="utf-8"))
+    assert {p.arxiv_id for p in taken.papers} >= set(chosen)
+    second = semsearch(
+        "taxonomy", "propose", "survey", "--list", repo / "README.md", "--ids", ",".join(chosen), "--json",
+        "--index", survey_corpus_index,
+    )  # fmt: skip
+    assert json.loads(second.stdout) == []
+
+
+def test_json_gives_each_paper_its_heading_confidence_and_line_and_unsure_ones_stay_out_of_the_patch(
+    survey_corpus_index, tmp_path
+):
+    chosen = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})[::60]
+    readme = tmp_path / "README.md"
+    readme.write_text(survey_readme(set(chosen)), encoding="utf-8")
+    repeated = [part for paper_id in chosen for part in ("--ids", paper_id)]
+    args = ["taxonomy", "propose", "survey", "--list", readme, *repeated, "--index", survey_corpus_index]
+
+    rows = json.loads(semsearch(*args, "--json", "--min-confidence", "0").stdout)
+    assert {r["id"] for r in rows} == set(chosen)
+    assert all(set(r) == {"id", "title", "node", "confidence", "line", "unsure"} for r in rows)
+    assert all(r["line"].startswith(f"- {r['title']}, <ins>") and not r["unsure"] for r in rows)
+    assert all(0.0 <= r["confidence"] <= 1.0 and r["node"] in load_survey().nodes for r in rows)
+
+    unsure = semsearch(*args, "--min-confidence", "1")
+    assert unsure.stdout == ""  # no paper is sure at 1: nothing guessed into a patch
+    assert len([line for line in unsure.stderr.splitlines() if line.startswith("unsure")]) == len(chosen)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--since", "2024-13-01"], "since"),
+        (["--min-confidence", "2"], "min_confidence"),
+        (["--min-confidence", "nan"], "min_confidence"),
+        (["--ids", "9999.99999"], "no paper"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(survey_corpus_index, tmp_path, args, says):
+    readme = tmp_path / "README.md"
+    readme.write_text(survey_readme(set()), encoding="utf-8")
+    done = semsearch(
+        "taxonomy", "propose", "survey", "--list", readme, *args, "--index", survey_corpus_index, check=False
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and says in done.stderr
+
+
+def test_a_missing_or_damaged_readme_is_one_line_and_exit_2(survey_corpus_index, tmp_path):
+    damaged = tmp_path / "README.md"
+    damaged.write_bytes(b"\xff\xfe\x00binary" * 100)
+    for source in (tmp_path / "absent.md", damaged, tmp_path):
+        done = semsearch("taxonomy", "propose", "survey", "--list", source, "--index", survey_corpus_index, check=False)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_an_unknown_list_or_one_whose_readme_the_index_never_kept_is_refused(survey_corpus_index):
+    unknown = semsearch("taxonomy", "propose", "nope", "--index", survey_corpus_index, check=False)
+    assert unknown.returncode == 2 and "no taxonomy 'nope'" in unknown.stderr
+    offline = semsearch("taxonomy", "propose", "survey", "--offline", "--index", survey_corpus_index, check=False)
+    assert offline.returncode == 2 and "keeps no README" in offline.stderr
+
+
+# --- placement figures on two versions of a list -------------------------------------------------------
+def test_eval_propose_places_the_papers_a_newer_list_added(survey_only_index, tmp_path):
+    survey = load_survey()
+    added = sorted({p.arxiv_id for p in survey.papers if p.arxiv_id})[::25]
+    old, new = tmp_path / "old.md", tmp_path / "new.md"
+    old.write_text(survey_readme(set(added)), encoding="utf-8")
+    new.write_text(survey_readme(set()), encoding="utf-8")
+
+    report = json.loads(semsearch("eval", "propose", old, new, "--json", "--index", survey_only_index).stdout)
+
+    assert report["added"] == len(added)
+    assert 0.0 <= report["first_at_or_under"] <= report["top3_at_or_under"] <= 1.0
+    assert report["proposed"] + report["unsure_or_out"] == len(added)
+
+
+def test_eval_propose_refuses_two_versions_that_add_nothing(survey_only_index, tmp_path):
+    same = tmp_path / "same.md"
+    same.write_text(survey_readme(set()), encoding="utf-8")
+    done = semsearch("eval", "propose", same, same, "--index", survey_only_index, check=False)
+    assert done.returncode == 2 and "adds no papers" in done.stderr
+
+
+@pytest.mark.skipif(not LISTS.exists(), reason="needs ../shared/data/lists")
+def test_a_list_added_keeps_its_readme_for_propose(survey_corpus_index, tmp_path):
+    source = tmp_path / "kv.md"
+    shutil.copy(LISTS / "October2001__Awesome-KV-Cache-Compression.md", source)
+    semsearch("taxonomy", "add", "kv", source, "--offline", "--index", survey_corpus_index)
+    source.unlink()  # propose reads the README the index kept, not the file
+    rows = json.loads(
+        semsearch(
+            "taxonomy",
+            "propose",
+            "kv",
+            "--ids",
+            "2305.00004",
+            "--min-confidence",
+            "0",
+            "--json",
+            "--index",
+            survey_corpus_index,
+        ).stdout
+    )
+    assert [r["id"] for r in rows] == ["2305.00004"]
+    assert rows[0]["line"].startswith(tuple(f"{n}. [**" for n in range(1, 400)))
+
+
+# --- any list, any papers: the patch applies and files each paper where it was placed ---------------------
+class _Store:
+    """The two calls `propose` makes of an index, over a few papers."""
+
+    def __init__(self, papers: list[Paper]):
+        self.papers = dict(enumerate(papers))
+
+    def iter_papers(self):
+        return iter(self.papers.items())
+
+    def embeddings_for(self, vec_ids):
+        return {v: np.ones(4, dtype=np.float32) for v in vec_ids}
+
+
+class _Placer:
+    """A classifier that places paper i under leaf i mod n, surely, and finds every paper in scope."""
+
+    scope_threshold, scope_scale = 0.0, 1.0
+
+    def __init__(self, leaves: list[str]):
+        self.leaves = leaves
+
+    def scope_scores(self, vectors):
+        return np.ones(len(vectors))
+
+    def leaf_scores(self, texts, vectors):
+        scores = np.zeros((len(texts), len(self.leaves)))
+        for row, text in enumerate(texts):
+            words = text.split()
+            scores[row, int(words[1]) % len(self.leaves) if len(words) > 1 and words[1].isdigit() else 0] = 1.0
+        return scores
+
+    def probabilities(self, scores):
+        return scores
+
+
+STYLES = [
+    "- {t}, <ins>arXiv, 2024</ins> [[Paper](https://arxiv.org/abs/{i})]",
+    "{n}. [**{t}.**](https://arxiv.org/abs/{i}) *Ada Lovelace.* Arxiv 2024.\n",
+    "- **{t}**  \n  *Ada Lovelace.* [[pdf](https://arxiv.org/pdf/{i})], 2024.01. ![](https://img.shields.io/badge/Arxiv-orange)",
+]
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sections_=st.lists(st.tuples(st.integers(0, 2), st.integers(1, 3)), min_size=1, max_size=4),
+    new=st.integers(1, 6),
+    crlf=st.booleans(),
+)
+def test_any_list_takes_its_patch_and_then_holds_each_paper_under_its_heading(tmp_path_factory, sections_, new, crlf):
+    out, leaves, serial = ["# A list", ""], [], 0
+    for number, (style, items) in enumerate(sections_):
+        leaves.append(f"Heading {number}")
+        out += [f"## Heading {number}", ""]
+        for n in range(1, items + 1):
+            serial += 1
+            out.append(STYLES[style].format(t=f"Listed paper number {serial}", i=f"2401.{serial:05d}", n=n))
+    markdown = ("\r\n" if crlf else "\n").join(out) + ("\r\n" if crlf else "\n")
+    papers = [Paper(id=f"2502.{k:05d}", title=f"Paper {k} about caches") for k in range(new)]
+
+    proposals, patch = propose(markdown, _Store(papers), _Placer(leaves), min_confidence=0.0)
+
+    repo = tmp_path_factory.mktemp("list")
+    (repo / "README.md").write_bytes(markdown.encode())
+    (repo / "p.diff").write_bytes(patch.encode())
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "apply", "p.diff"], cwd=repo, check=True, capture_output=True)
+    taken = {p.arxiv_id: p.categories for p in parse_list((repo / "README.md").read_text()).papers}
+    assert {p.id: [p.node] for p in proposals} == {p.id: taken[p.id] for p in papers}
+    again, second = propose((repo / "README.md").read_bytes().decode(), _Store(papers), _Placer(leaves))
+    assert again == [] and second == ""
+
+
+def test_a_paper_whose_title_no_list_item_could_carry_is_not_proposed():
+    """A title the list's parser would not take as a paper (under four characters, e.g. a PDF's
+    broken "ING") would be proposed again on every run after the list took it."""
+    markdown = "# L\n\n## H\n\n- A listed paper, <ins>arXiv, 2024</ins> [[Paper](https://arxiv.org/abs/2401.00001)]\n"
+    papers = [Paper(id="2502.00001", title="ING"), Paper(id="2502.00002", title="A real title")]
+    proposals, patch = propose(markdown, _Store(papers), _Placer(["H"]), min_confidence=0.0)
+    assert [p.id for p in proposals] == ["2502.00002"] and patch.count("\n+- ") == 1
