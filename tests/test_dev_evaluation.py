@@ -123,6 +123,7 @@ def test_classification_and_scope_of_new_papers(dev_index):
     assert ours["node_top1"] >= FLOORS["new papers top-1"]
     assert ours["node_top3"] >= FLOORS["new papers top-3"]
     assert ours["scope_auroc"] >= FLOORS["new papers scope AUROC"]
+    assert ours["scope_balanced_accuracy"] >= FLOORS["new papers scope balanced accuracy"]
     assert ours["ece"] <= CEILINGS["new papers ECE"]
     assert ours["node_top1"] > report["kNN vote"]["node_top1"]  # better than the plain vote it replaced
 
@@ -140,20 +141,21 @@ def test_related_work(dev_index):
     assert report["precision_at_5"] > report["plain_nearest_precision_at_5"] + 0.1
 
 
-# A little under the figures measured on 2026-12-05 (in the comments; docs/evaluation.md has them
+# A little under the figures measured on the merged code of 2026-12-05 (in the comments; docs/evaluation.md has them
 # with their commands). On the smaller sets one question is worth 0.04-0.09: a floor there allows no
 # question lost.
 FLOORS = {
     "topical dev ndcg@10": 0.92,  # 0.944
-    "problems ndcg@10": 0.61,  # 0.639
+    "problems ndcg@10": 0.61,  # 0.643
     "known items dev s@3": 0.80,  # 0.818 (9 of 11)
     "known items dev with abstracts s@3": 0.73,  # 0.750 (18 of 24)
     "known items ours s@3": 0.67,  # 0.698 (37 of 53)
-    "new papers top-1": 0.68,  # 0.704
-    "new papers top-3": 0.88,  # 0.906
-    "new papers scope AUROC": 0.86,  # 0.880
-    "survey leave-one-out top-1": 0.60,  # 0.625
-    "survey leave-one-out top-3": 0.83,  # 0.851
-    "related P@5": 0.77,  # 0.790
+    "new papers top-1": 0.69,  # 0.715
+    "new papers top-3": 0.88,  # 0.904
+    "new papers scope AUROC": 0.85,  # 0.873
+    "new papers scope balanced accuracy": 0.78,  # 0.806
+    "survey leave-one-out top-1": 0.60,  # 0.621
+    "survey leave-one-out top-3": 0.83,  # 0.852
+    "related P@5": 0.77,  # 0.789
 }
-CEILINGS = {"new papers ECE": 0.09}  # 0.062
+CEILINGS = {"new papers ECE": 0.09}  # 0.057
