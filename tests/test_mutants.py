@@ -270,3 +270,56 @@ def test_a_paper_from_a_venue_is_in_its_proceedings():
 
     entry = to_bibtex([Paper(id="2306.00978", title="AWQ", authors=["Ji Lin"], year=2024, venue="MLSys")])
     assert entry.startswith("@inproceedings{") and "booktitle = {MLSys}" in entry and "journal" not in entry
+
+
+# --- search: how the evidence is weighed ---------------------------------------------------------------
+# Pairs of papers put on either side of the trade-offs the ranking is meant to make, with margins
+# that a halved or doubled weight crosses (docs/design.md, search).
+def test_meaning_weighs_more_than_shared_words_but_the_exact_words_still_count():
+    # Mutant: the dense weight 0.7 -> 0.35 (the first pair flips); a dense weight near 1 flips the second.
+    from semsearch.search import Evidence, fused_score
+
+    close_in_meaning = Evidence(dense=0.80, lexical_share=0.0)
+    only_shares_words = Evidence(dense=0.50, lexical_share=0.60)
+    assert fused_score(close_in_meaning, 0.0) > fused_score(only_shares_words, 0.0)
+    best_words_and_near = Evidence(dense=0.70, lexical_share=1.0)
+    a_little_nearer_no_words = Evidence(dense=0.85, lexical_share=0.0)
+    assert fused_score(best_words_and_near, 0.0) > fused_score(a_little_nearer_no_words, 0.0)
+
+
+def test_the_questions_category_decides_between_fair_matches_not_against_a_far_better_one():
+    # Mutant: the taxonomy weight 2 -> 1 (the first pair flips); at 3 the second would.
+    from semsearch.search import Evidence, fused_score
+
+    better_match = Evidence(dense=0.80)  # direct evidence 0.56, outside the question's leaf
+    in_the_leaf = Evidence(dense=0.45, category_probability=0.2)  # direct 0.315
+    assert fused_score(in_the_leaf) > fused_score(better_match)
+    barely_a_match = Evidence(dense=0.05, category_probability=0.2)  # direct 0.035
+    assert fused_score(better_match) > fused_score(barely_a_match)
+
+
+@pytest.mark.parametrize("lead, sharp", [(0.063, True), (0.035, False)])
+def test_a_match_that_leads_the_next_by_five_points_or_more_is_taken_for_the_paper_asked_about(lead, sharp):
+    # Mutant: the sharp-match margin doubled (0.05 -> 0.10): a lead of 0.063 would no longer count.
+    from semsearch.search import Evidence, rank_hybrid
+
+    evidence = {i: Evidence(dense=0.60, category_probability=0.9) for i in range(3)}
+    evidence[99] = Evidence(dense=0.61 + lead / 0.7, category_probability=0.0)  # direct = 0.7 * dense
+    evidence[98] = Evidence(dense=0.61, category_probability=0.0)
+    ranked = [vec_id for vec_id, _ in rank_hybrid(evidence, k=5)]
+    assert evidence[99].direct is sharp and evidence[99].known_item is sharp
+    assert (ranked[0] == 99) is sharp  # taken for the paper asked about, it comes first despite its category
+
+
+def test_bm25_evidence_is_relative_to_the_best_match_for_the_question(survey_corpus_index):
+    # Mutant: the BM25 share not divided by the best score (raw BM25 runs to 10 and more).
+    from semsearch.index import Index
+    from semsearch.search import Searcher
+
+    hits = Searcher(Index.open(survey_corpus_index)).search("speculative decoding with a small draft model", k=20)
+    shares = [h.evidence.lexical_share for h in hits]
+    raw = [h.evidence.lexical for h in hits]
+    assert max(raw) > 1.0  # a scale the share must not inherit
+    assert max(shares) == pytest.approx(1.0) and min(shares) >= 0.0
+    best = max(hits, key=lambda h: h.evidence.lexical)
+    assert all(h.evidence.lexical_share == pytest.approx(h.evidence.lexical / best.evidence.lexical) for h in hits)
