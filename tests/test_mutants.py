@@ -323,3 +323,47 @@ def test_bm25_evidence_is_relative_to_the_best_match_for_the_question(survey_cor
     assert max(shares) == pytest.approx(1.0) and min(shares) >= 0.0
     best = max(hits, key=lambda h: h.evidence.lexical)
     assert all(h.evidence.lexical_share == pytest.approx(h.evidence.lexical / best.evidence.lexical) for h in hits)
+
+
+# --- related: recommendations from likes and dislikes -------------------------------------------------
+@pytest.fixture
+def finder(tmp_path, fake_model):
+    """Four kinds of paper, five of each (tests/test_related.py), and three GPU-kernel quantization
+    papers: look-alikes of one another within the quantization kind."""
+    from semsearch.index import Index
+    from semsearch.ingest import Ingest
+    from semsearch.related import RelatedFinder
+    from tests.test_related import _papers
+
+    kernels = [
+        Paper(
+            id=f"2404.0000{i}",
+            title=f"quant kernels {i}",
+            abstract="quantization bits integer weights rounding gpu kernels fused matmul",
+            year=2024,
+        )
+        for i in range(3)
+    ]
+    with Ingest(index_dir=tmp_path / "idx", progress=False) as job:
+        job.add(_papers() + kernels)
+    return RelatedFinder(Index.open(tmp_path / "idx"))
+
+
+def test_a_disliked_paper_is_never_recommended_even_among_the_liked_kind(finder):
+    # Mutant: only the liked papers kept out of the recommendations. The disliked one is of the very
+    # kind liked four times over, so nearness alone would put it first.
+    likes = ["2403.00000", "2403.00001", "2403.00002", "2403.00003"]
+    hits = finder.recommend(likes, ["2403.00004"], k=3)
+    assert len(hits) == 3 and "2403.00004" not in [h.paper.id for h in hits]
+    assert not set(likes) & {h.paper.id for h in hits}
+
+
+def test_a_dislike_counts_more_than_silence(finder):
+    # Mutant: the dislike weighed like any unread paper (5 -> 1). Liking two quantization papers and
+    # disliking a GPU-kernel one: its look-alikes drop below papers of another kind altogether
+    # (pruning); weighed as silence, they would stay among the first.
+    ids = [h.paper.id for h in finder.recommend(["2403.00000", "2403.00001"], ["2404.00000"], k=6)]
+    assert ids[:3] == ["2403.00003", "2403.00004", "2403.00002"]  # the liked kind first
+    assert "2404.00002" not in ids and ids.index("2404.00001") > ids.index("2402.00000")
+    without = [h.paper.id for h in finder.recommend(["2403.00000", "2403.00001"], k=6)]
+    assert without.index("2404.00001") < 4  # without the dislike the look-alike is among the first
