@@ -367,3 +367,63 @@ def test_a_dislike_counts_more_than_silence(finder):
     assert "2404.00002" not in ids and ids.index("2404.00001") > ids.index("2402.00000")
     without = [h.paper.id for h in finder.recommend(["2403.00000", "2403.00001"], k=6)]
     assert without.index("2404.00001") < 4  # without the dislike the look-alike is among the first
+
+
+# --- classify: the probabilities it gives are the calibrated ones -------------------------------------
+@pytest.fixture
+def classifier(survey_only_index):
+    """The classifier of the survey's index (titles only, the test model), with the held-out
+    (leave-one-out) scores it was calibrated on."""
+    from semsearch.index import Index
+    from semsearch.search import Searcher
+
+    return Searcher(Index.open(survey_only_index)).classifier
+
+
+def _log_loss(p: np.ndarray, right: np.ndarray) -> float:
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return float(-np.where(right, np.log(p), np.log(1 - p)).mean())
+
+
+def test_leaf_probabilities_at_prediction_are_the_calibrated_ones(classifier):
+    # Mutant: the temperature doubled at prediction. The probabilities given for the held-out
+    # scores must fit the true leaves better than flatter or sharper ones would.
+    from semsearch.classify import softmax
+
+    scores, truth = classifier.loo_scores, classifier.loo_truth.astype(bool)
+
+    def fit(p: np.ndarray) -> float:  # mean log-probability of the true leaves
+        return float(np.log(np.maximum((p * truth).sum(axis=1), 1e-12)).mean())
+
+    given = fit(classifier.probabilities(scores))
+    assert given > fit(softmax(scores, classifier.temperature * 2)) + 0.01
+    assert given > fit(softmax(scores, classifier.temperature / 2)) + 0.01
+
+
+def test_confidence_is_calibrated_on_whether_the_area_is_right(classifier):
+    # Mutant: confidence computed at the leaf temperature instead of its own.
+    from semsearch.classify import CONFIDENCE_DEPTH
+    from semsearch.taxonomy import node_at
+
+    scores = classifier.loo_scores
+    firsts = [classifier.first_leaf(n) for n in classifier.node_probabilities(classifier.path(scores))]
+    right = np.array(
+        [
+            any(node_at(c, CONFIDENCE_DEPTH) == node_at(f, CONFIDENCE_DEPTH) for c in cats)
+            for f, cats in zip(firsts, classifier.labelled_categories, strict=True)
+        ]
+    )
+    confidence = classifier.confidence(scores, firsts)
+    areas, matrix = classifier._area_matrix
+    column = [areas.index(node_at(f, CONFIDENCE_DEPTH)) for f in firsts]
+    leaf_chance = (classifier.probabilities(scores) @ matrix)[np.arange(len(firsts)), column]
+    assert _log_loss(confidence, right) < _log_loss(leaf_chance, right) - 0.005
+    assert abs(confidence.mean() - right.mean()) < 0.05  # as confident as it is right, on average
+
+
+def test_about_one_labelled_paper_in_twenty_falls_below_even_odds_of_scope(classifier):
+    # Mutant: the scope percentile 5 -> 10. The threshold (even odds) is set so that about one in
+    # twenty of the labelled papers, each judged without itself, would be called out of scope.
+    held_out = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True)
+    below = float((held_out < classifier.scope_threshold).mean())
+    assert 0.03 <= below <= 0.07
