@@ -148,6 +148,10 @@ def test_a_first_suggestion_is_never_a_top_level_node():
     # Extreme evidence too: flat, or all of it on one top-level branch spread over its leaves.
     flat = np.full(len(classifier.leaves), 1 / len(classifier.leaves))
     assert classifier.suggest(flat)[0].category in leaves
+    for branch in {leaf.split("/")[0] for leaf in classifier.leaves}:
+        under = np.array([leaf.startswith(branch + "/") for leaf in classifier.leaves], dtype=float)
+        first = classifier.suggest(under / under.sum())[0].category
+        assert first in leaves and first.startswith(branch + "/")  # a leaf of that branch, not the branch
 
 
 def test_scope_is_calibrated_on_papers_with_an_abstract(monkeypatch):
