@@ -2,6 +2,7 @@
 # Mutation testing, one module at a time, within a time budget:
 #
 #   scripts/mutation.sh MODULE [SECONDS]      e.g. scripts/mutation.sh store 1200
+#   scripts/mutation.sh related,lexical 1800  (several modules share one start-up: see below)
 #
 # mutmut (configured in pyproject.toml, [tool.mutmut]) makes small changes to semsearch/MODULE.py
 # one at a time and runs the quick suite's tests that reach the changed function against each.
@@ -9,30 +10,40 @@
 # budget runs out, the mutants checked so far count; the rest are reported as not checked, and a
 # second run picks up where this one stopped (results are kept in mutants/).
 #
-# Prints the survivors (see one with `mutmut show NAME`) and the module's score:
+# Prints the survivors (see one with `mutmut show NAME`) and each module's score:
 # killed / checked, where checked leaves out those not checked and those mutmut skips.
+# Every run starts by running the whole quick suite once, unmutated (a few minutes on two busy
+# cores): give several modules to one run rather than one run each.
 set -uo pipefail
 
-module=${1:?usage: scripts/mutation.sh MODULE [SECONDS]   (MODULE: search, store, server, watch, ...)}
+modules=${1:?usage: scripts/mutation.sh MODULE[,MODULE...] [SECONDS]   (MODULE: search, store, server, ...)}
 budget=${2:-1800}
 cd "$(dirname "$0")/.."
-module=${module%.py}
-module=${module#semsearch/}
-if [[ ! -f "semsearch/${module}.py" ]]; then
-  echo "mutation.sh: no module semsearch/${module}.py" >&2
-  exit 2
-fi
+patterns=()
+for module in ${modules//,/ }; do
+  module=${module%.py}
+  module=${module#semsearch/}
+  if [[ ! -f "semsearch/${module}.py" ]]; then
+    echo "mutation.sh: no module semsearch/${module}.py" >&2
+    exit 2
+  fi
+  patterns+=("semsearch.${module//\//.}.*")
+done
 
 # INT, as Ctrl-C would: mutmut saves what it has checked before it stops.
 timeout --signal=INT --kill-after=60 "$budget" \
-  mutmut run "semsearch.${module//\//.}.*" --max-children "${MUTMUT_CHILDREN:-2}" >mutants.log 2>&1
+  mutmut run "${patterns[@]}" --max-children "${MUTMUT_CHILDREN:-2}" >mutants.log 2>&1
 ran=$?
 [[ $ran == 124 ]] && echo "mutation.sh: the budget of ${budget} s ran out; the score counts the mutants checked so far"
 
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 mutmut results --all true >"$results" 2>/dev/null
-python3 - "$module" "$results" <<'PY'
+status=0
+for module in ${modules//,/ }; do
+  module=${module%.py}
+  module=${module#semsearch/}
+  python3 - "$module" "$results" <<'PY' || status=1
 import collections
 import sys
 
@@ -54,3 +65,5 @@ if not checked:
     sys.exit(1)
 print(f"score {killed}/{checked} = {killed / checked:.2f}")
 PY
+done
+exit $status
