@@ -430,3 +430,26 @@ def test_about_one_labelled_paper_in_twenty_falls_below_even_odds_of_scope(class
     held_out = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True)
     below = float((held_out < classifier.scope_threshold).mean())
     assert 0.03 <= below <= 0.07
+
+
+def test_the_explain_block_says_each_signal_to_four_places_under_its_documented_name():
+    # Survivors of mutmut on search.py: Evidence.to_dict's keys and rounding were never pinned (the
+    # tests checked keys that are always emitted, not what they hold).
+    from semsearch.search import Evidence, Hit
+
+    evidence = Evidence(
+        dense=0.123456, lexical=12.345678, lexical_share=0.987654, category="Compression/Quantization",
+        category_probability=0.333333, direct=True, known_item=True, taxonomy_weight=2.0,
+    )  # fmt: skip
+    assert evidence.to_dict() == {
+        "dense": 0.1235, "lexical": 12.3457, "lexical_share": 0.9877, "category": "Compression/Quantization",
+        "category_probability": 0.3333, "direct": True, "question": "one paper", "taxonomy_weight": 2.0,
+    }  # fmt: skip
+    assert Evidence().to_dict()["question"] == "a kind of work"
+    hit = Hit(Paper(id="2306.00978", title="AWQ", year=2023), 0.12345678, evidence=evidence, categories=["A/B"])
+    shown = hit.to_dict(explain=True)
+    assert shown == {
+        "id": "2306.00978", "title": "AWQ", "score": 0.123457, "year": 2023, "categories": ["A/B"],
+        "category_source": None, "url": "https://arxiv.org/abs/2306.00978", "explain": evidence.to_dict(),
+    }  # fmt: skip
+    assert "explain" not in hit.to_dict()
