@@ -223,7 +223,8 @@ def verify_generation(
         _verified[key] = verified
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable (the directory entry, not only the file's bytes)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -690,7 +691,7 @@ class IndexWriter:
             os.fsync(handle.fileno())
         previous = current_generation(self.directory)
         os.replace(pointer, self.directory / "CURRENT")
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         for name in existing:
             if name not in (previous, generation):  # the previous one serves readers that just opened it
                 _retire(self.directory / name)

@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from semsearch.errors import NotFound, SemsearchError
+from semsearch.index import fsync_dir
 from semsearch.ingest import Ingest, IngestReport
 
 log = logging.getLogger("semsearch.watch")
@@ -282,15 +283,9 @@ def _write_atomically(target: Path, data: bytes) -> None:
         Path(staging).unlink(missing_ok=True)
         raise
     try:
-        folder = os.open(target.parent, os.O_RDONLY)
+        fsync_dir(target.parent)
     except OSError:
-        return  # a folder that cannot be opened for fsync (some filesystems): the rename is done
-    try:
-        os.fsync(folder)
-    except OSError:
-        pass
-    finally:
-        os.close(folder)
+        pass  # a folder that cannot be opened or synced (some filesystems): the rename is done
 
 
 def save_digest(report: WatchReport, *, index_dir: Path) -> Path:
