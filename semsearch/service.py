@@ -53,17 +53,20 @@ class Generation:
 
 
 def web_url(url: str | None) -> str | None:
-    """`url` if it is an absolute http(s) URL, else None: an index written before ingest refused
-    other schemes may hold `javascript:` links, and the page puts what it is given into href."""
-    if not url:
-        return None
+    """`url` if the papers' one link rule (`paper.web_url`) admits it and it parses as a URL: an
+    index written before ingest applied that rule may hold `javascript:` links, and the page puts
+    what it is given into href."""
     from urllib.parse import urlsplit
 
-    try:
-        parts = urlsplit(url)
-    except ValueError:
+    from semsearch.paper import web_url as admitted
+
+    if admitted(url) is None:
         return None
-    return url if parts.scheme.lower() in ("http", "https") and parts.netloc and url == url.strip() else None
+    try:
+        urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return None
+    return url
 
 
 def hit_json(hit, *, explain: bool = False, details: bool = False) -> dict:
