@@ -238,3 +238,19 @@ def test_the_page_shows_a_lists_proposals_its_patch_its_gaps_and_links_the_feeds
         assert problems == []
     finally:
         stop()
+
+
+def test_gaps_are_computed_once_per_index_generation_however_often_asked(client, monkeypatch):
+    from semsearch import gaps
+
+    computed = []
+    real = gaps._gaps_for
+
+    def counting(*args, **kwargs):
+        computed.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gaps, "_gaps_for", counting)
+    answers = [client.get("/api/gaps", params={"taxonomy": "survey", "since": "2001-02-03"}) for _ in range(3)]
+    assert all(a.status_code == 200 for a in answers) and len({a.text for a in answers}) == 1
+    assert computed == [1]
