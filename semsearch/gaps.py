@@ -25,7 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -73,14 +73,15 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
-def _terms(text: str) -> tuple[set[str], dict[str, str]]:
+@lru_cache(maxsize=50_000)
+def _terms(text: str) -> tuple[frozenset[str], dict[str, str]]:
     """A text's terms (stemmed words and adjacent pairs, stop words out) and how each was written."""
     words = [w.strip("-") for w in _WORD.findall(text.lower())]
     words = [w for w in words if len(w) > 2 and w not in STOPWORDS]
     stems = _stemmer().stemWords(words)
     written = dict(zip(stems, words, strict=True))
     pairs = {f"{a} {b}": f"{written[a]} {written[b]}" for a, b in zip(stems, stems[1:], strict=False) if a != b}
-    return set(stems) | set(pairs), written | pairs
+    return frozenset(stems) | frozenset(pairs), written | pairs
 
 
 def _score(inside: int, n: int, outside: int, m: int) -> float:
@@ -90,13 +91,20 @@ def _score(inside: int, n: int, outside: int, m: int) -> float:
     return share * math.log((share + 0.01) / ((outside + 0.5) / (m + 1) + 0.01))
 
 
-def distinctive_terms(group: Sequence[str], rest: Sequence[str], most: int = 3) -> list[str]:
-    """The terms most particular to `group`'s texts against `rest`'s, as the papers write them."""
+def distinctive_terms(
+    group: Sequence[str], rest: Sequence[str], most: int = 3, *, everywhere: tuple[Counter, int] | None = None
+) -> list[str]:
+    """The terms most particular to `group`'s texts against `rest`'s, as the papers write them.
+    `everywhere`, the term counts and number of the group's and the rest's texts together, spares
+    counting the rest again for every group (then `rest` is not read)."""
     found = [_terms(t) for t in group]
     inside = Counter(term for terms, _ in found for term in terms)
-    outside = Counter(term for text in rest for term in _terms(text)[0])
+    if everywhere is None:
+        outside, m = Counter(term for text in rest for term in _terms(text)[0]), len(rest)
+    else:
+        outside, m = everywhere[0] - inside, everywhere[1] - len(group)
     spelled = {term: word for _, written in found for term, word in written.items()}
-    n, m = len(group), len(rest)
+    n = len(group)
     ranked = sorted(
         (t for t, c in inside.items() if c >= min(2, n)),
         key=lambda t: (-_score(inside[t], n, outside[t], m), -t.count(" "), t),
@@ -250,17 +258,23 @@ def find_gaps(classifier, papers: Sequence[Paper], vectors: np.ndarray, *, conte
         _unit(vectors[inside]) @ _unit(classifier.labelled_vectors).T
         + classifier.train_tfidf.head(n).dot_rows(classifier.tfidf.transform(pool_texts))
     ) / 2.0
+    found = [
+        group
+        for group in clusters(alike, shape.tightness, shape.largest)
+        if len(group) >= MIN_GROUP
+        and not fits_a_heading(shape, _mean_alike(alike[np.ix_(group, group)], True), to_labelled[group])
+    ]
+    if not found:
+        return []
+    everywhere = (Counter(t for text in [*titles, *context] for t in _terms(text)[0]), len(titles) + len(context))
+    placed = np.flatnonzero(np.isin(np.arange(len(inside)), np.concatenate(found)))
+    scores = np.zeros((len(inside), len(classifier.leaves)))
+    scores[placed] = classifier.leaf_scores([pool_texts[i] for i in placed], vectors[inside[placed]])
     gaps = []
-    for group in clusters(alike, shape.tightness, shape.largest):
+    for group in found:
         members = [int(inside[i]) for i in group]
-        if len(members) < MIN_GROUP:
-            continue
-        if fits_a_heading(shape, _mean_alike(alike[np.ix_(group, group)], True), to_labelled[group]):
-            continue
-        chosen = set(members)
-        rest = [titles[i] for i in range(len(titles)) if i not in chosen] + list(context)
-        terms = distinctive_terms([titles[i] for i in members], rest)
-        probabilities = classifier.probabilities(classifier.leaf_scores([texts[i] for i in members], vectors[members]))
+        terms = distinctive_terms([titles[i] for i in members], (), everywhere=everywhere)
+        probabilities = classifier.probabilities(scores[group])
         gaps.append(
             Gap(
                 name=" / ".join(terms) if terms else titles[members[0]],
