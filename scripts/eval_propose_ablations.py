@@ -122,6 +122,37 @@ def placement(old_path: str, new_path: str, index_dir: str | None) -> None:
         return out
 
     recency, recency_new = recent(months, True), recent(months_new, False)
+
+    # Other lists the index follows that file the same paper: their heading -> this list's leaves,
+    # counted over the labelled papers both lists hold (leaving the paper itself out).
+    others: dict[int, list[tuple[str, str]]] = {}
+    for row in index.store.taxonomies():
+        for vec_id, categories in index.store.taxonomy_labels(row["name"]).items():
+            others.setdefault(vec_id, []).extend((row["name"], c) for c in categories)
+
+    def filed(paper_id: str | None) -> list[tuple[str, str]]:
+        vec_id = index.store.find(paper_id) if paper_id else None
+        return others.get(vec_id, []) if vec_id is not None else []
+
+    filed_old, filed_new = [filed(p.id) for p in labelled], [filed(a.arxiv_id) for a in added]
+    mapping: dict[tuple[str, str], np.ndarray] = {}
+    for headings, row in zip(filed_old, spread, strict=True):
+        for heading in headings:
+            mapping[heading] = mapping.get(heading, np.zeros(len(leaves))) + row
+
+    def cross_list(all_filed, leave_out: bool) -> np.ndarray:
+        out = np.zeros((len(all_filed), len(leaves)))
+        for i, headings in enumerate(all_filed):
+            for heading in headings:
+                counts = mapping.get(heading, np.zeros(len(leaves))) - (spread[i] if leave_out else 0.0)
+                out[i] += np.log((counts + 0.5) / (counts.sum() + 0.5 * len(leaves))) - np.log(1 / len(leaves))
+        return out
+
+    crossed, crossed_new = cross_list(filed_old, True), cross_list(filed_new, False)
+    print(
+        f"papers other lists file: {sum(bool(f) for f in filed_old)} of {n} labelled, "
+        f"{sum(bool(f) for f in filed_new)} of {len(added)} added"
+    )
     rows = [
         ("kernel ridge (the classifier; today)", [ridge], [ridge_new]),
         ("kNN vote, k=10, alone", [knn], [knn_new]),
@@ -130,6 +161,7 @@ def placement(old_path: str, new_path: str, index_dir: str | None) -> None:
         ("ridge + descriptions", [ridge, described], [ridge_new, described_new]),
         ("ridge + size prior", [ridge, size], [ridge_new, size_new]),
         ("ridge + recency prior (±12 months)", [ridge, recency], [ridge_new, recency_new]),
+        ("ridge + other lists' headings for the paper", [ridge, crossed], [ridge_new, crossed_new]),
         (
             "ridge + kNN + descriptions + size",
             [ridge, knn, described, size],
