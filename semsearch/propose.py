@@ -244,10 +244,12 @@ def _tidy(text: str) -> str:
     lines = []
     for line in text.split("\n"):
         body, trail = line.rstrip(" "), line[len(line.rstrip(" ")) :]
+        marker = re.match(r"\s*(?:[-*+]|\d+[.)])\s+", body)  # a list marker keeps its space (a title may start ",")
+        head, body = (body[: marker.end()], body[marker.end() :]) if marker else ("", body)
         body = re.sub(r"(?<=\S) {2,}(?=\S)", " ", body)
         body = body.replace(" ,", ",").replace(",,", ",").replace("], .", "].").rstrip(",")
         body = re.sub(r",(?=\s*$)", "", body)
-        lines.append(body + trail)
+        lines.append(head + body + trail)
     return "\n".join(lines)
 
 
