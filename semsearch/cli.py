@@ -1143,6 +1143,7 @@ def eval_gaps(
         mark = "found" if row["best_jaccard"] >= 0.5 else "     "
         print(f"{mark} {row['best_jaccard']:.2f} {row['papers']:>4}  {row['heading']}  <- {row['gap'] or '-'}")
     print(f"{report['recovered']} of {report['headings']} headings recovered ({report['share']:.2f})")
+    print(f"{report['false_gaps']} of {report['headings']} false gaps (half a heading hidden, the heading kept)")
 
 
 @eval_app.command("related")

@@ -1,18 +1,21 @@
 """`semsearch taxonomy gaps NAME`: topics a list has not named yet.
 
-The in-scope papers of the index that the list does not hold are gathered by the terms they share
-and the list's own papers seldom use (stemmed words and word pairs at least LIST_RATIO times more
-common among them than in the list), the most particular term first; papers on the same topic
-that do not use the word join when they are closer to the group than to any heading's papers. A
-group of MIN_GROUP or more papers is a topic the list has not named: a gap. It is named by its
-distinctive terms (frequent in the group, rare elsewhere) and placed under the deepest heading
-most of its papers sit under. Embedding clusters alone did not separate them: inside a focused
-list (all of it about KV caches) every paper is close to every other; words still tell
-"quantization" from "merging".
+The in-scope papers of the index that the list does not hold are clustered (average linkage) by
+the measure the list's classifier places papers with: the mean of their embeddings' cosine and of
+their character n-gram TF-IDF cosine. How alike a group must be is learned from the list itself:
+clustering stops where groups would be less alike than the list's own headings are (the TIGHTNESS
+quantile of their papers' mean pairwise similarity), and no group grows past the list's largest
+heading. A group of MIN_GROUP or more papers is a gap unless it fits a heading the list has: a
+group whose centre is closer to a heading's centre than the list's two most alike headings are to
+each other is that heading's, not a new topic. A gap is named by its distinctive terms (c-TF-IDF
+style: frequent in the group, rare in the rest and the list) and placed under the deepest heading
+most of its papers sit under.
 
 `semsearch eval gaps NAME` measures it on the list itself: each heading with MIN_EVAL_PAPERS or
 more papers is left out in turn (its papers unlabelled, a classifier trained without it), and the
-heading counts as recovered when one gap holds its papers with a Jaccard of at least 0.5.
+heading counts as recovered when one gap holds its papers with a Jaccard of at least 0.5. Its
+control: half of each such heading's papers hidden while the heading stays; a gap that holds
+them is a false gap (they fit a heading the list has).
 """
 
 from __future__ import annotations
@@ -22,17 +25,16 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
 from semsearch.errors import SemsearchError
 from semsearch.paper import Paper
 
-COHESION = 0.25  # a gap's papers are at least as close together as those of this quantile of headings
-LIST_RATIO = 4.0  # a gap's term is at least this many times more common among its papers than the list's
+TIGHTNESS = 0.25  # a gap's papers are at least as alike as those of this quantile of the list's headings
 MIN_GROUP = 3  # papers in a gap
-MAX_POOL = 3000  # papers grouped at once (the least fitting first): clustering is quadratic
+MAX_POOL = 3000  # papers grouped at once (the closest to the list's scope first): clustering is quadratic
 MIN_EVAL_PAPERS = 8
 RECOVERED = 0.5  # Jaccard of a gap's papers with a left-out heading's
 _WORD = re.compile(r"[a-z][a-z0-9\-]{2,}")
@@ -71,14 +73,15 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
-def _terms(text: str) -> tuple[set[str], dict[str, str]]:
+@lru_cache(maxsize=50_000)
+def _terms(text: str) -> tuple[frozenset[str], dict[str, str]]:
     """A text's terms (stemmed words and adjacent pairs, stop words out) and how each was written."""
     words = [w.strip("-") for w in _WORD.findall(text.lower())]
     words = [w for w in words if len(w) > 2 and w not in STOPWORDS]
     stems = _stemmer().stemWords(words)
     written = dict(zip(stems, words, strict=True))
     pairs = {f"{a} {b}": f"{written[a]} {written[b]}" for a, b in zip(stems, stems[1:], strict=False) if a != b}
-    return set(stems) | set(pairs), written | pairs
+    return frozenset(stems) | frozenset(pairs), written | pairs
 
 
 def _score(inside: int, n: int, outside: int, m: int) -> float:
@@ -88,13 +91,20 @@ def _score(inside: int, n: int, outside: int, m: int) -> float:
     return share * math.log((share + 0.01) / ((outside + 0.5) / (m + 1) + 0.01))
 
 
-def distinctive_terms(group: Sequence[str], rest: Sequence[str], most: int = 3) -> list[str]:
-    """The terms most particular to `group`'s texts against `rest`'s, as the papers write them."""
+def distinctive_terms(
+    group: Sequence[str], rest: Sequence[str], most: int = 3, *, everywhere: tuple[Counter, int] | None = None
+) -> list[str]:
+    """The terms most particular to `group`'s texts against `rest`'s, as the papers write them.
+    `everywhere`, the term counts and number of the group's and the rest's texts together, spares
+    counting the rest again for every group (then `rest` is not read)."""
     found = [_terms(t) for t in group]
     inside = Counter(term for terms, _ in found for term in terms)
-    outside = Counter(term for text in rest for term in _terms(text)[0])
+    if everywhere is None:
+        outside, m = Counter(term for text in rest for term in _terms(text)[0]), len(rest)
+    else:
+        outside, m = everywhere[0] - inside, everywhere[1] - len(group)
     spelled = {term: word for _, written in found for term, word in written.items()}
-    n, m = len(group), len(rest)
+    n = len(group)
     ranked = sorted(
         (t for t, c in inside.items() if c >= min(2, n)),
         key=lambda t: (-_score(inside[t], n, outside[t], m), -t.count(" "), t),
@@ -133,83 +143,142 @@ def _by_heading(classifier) -> dict[str, list[int]]:
     return by_leaf
 
 
-def _heading_centroids(classifier) -> np.ndarray | None:
-    """The mean vector of each heading's papers (unit length), from the classifier's labelled papers."""
-    by_leaf = _by_heading(classifier)
-    if not by_leaf:
+def similarity(classifier, texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+    """Pairwise similarity of papers as the list's classifier sees them: the mean of the
+    embeddings' cosine and the character n-gram TF-IDF cosine (its kernel's measure)."""
+    unit = _unit(np.asarray(vectors, dtype=np.float32))
+    tfidf = classifier.tfidf.transform(texts)
+    return (unit @ unit.T + tfidf.dot_rows(tfidf)) / 2.0
+
+
+def _mean_alike(block: np.ndarray, same: bool) -> float:
+    """Mean similarity of a block of pairs (leaving out each paper with itself when `same`)."""
+    if not same:
+        return float(block.mean())
+    k = len(block)
+    return float((block.sum() - np.trace(block)) / (k * (k - 1)))
+
+
+@dataclass
+class ListShape:
+    """What the list's own headings say a heading is: how alike its papers are, how large it grows,
+    and how alike two different headings are."""
+
+    tightness: float  # the TIGHTNESS quantile of headings' mean pairwise similarity
+    largest: int  # papers under the largest heading
+    rows: list[list[int]]  # each heading's labelled papers (headings with MIN_GROUP or more)
+    own: np.ndarray  # each heading's mean pairwise similarity
+    same_topic: float  # affinity at or over which papers are one of the list's headings
+
+
+def affinity(between: float, own_a: float, own_b: float) -> float:
+    """How alike two groups are for their spread: their papers' mean similarity across, over the
+    geometric mean of their own. Two samples of one topic score 1 whatever their sizes (a centre's
+    cosine would fall with a small group's noise); two topics score less."""
+    return between / max(math.sqrt(max(own_a, 1e-6) * max(own_b, 1e-6)), 1e-6)
+
+
+def list_shape(classifier) -> ListShape | None:
+    """The shape of the headings with MIN_GROUP or more labelled papers (None without two).
+    `same_topic` sits halfway between 1 (one topic) and the affinity of a typical heading with
+    its most alike other heading (the median over headings)."""
+    rows = [r for r in _by_heading(classifier).values() if len(r) >= MIN_GROUP]
+    if len(rows) < 2:
         return None
-    vectors = classifier.labelled_vectors
-    return _unit(np.vstack([vectors[rows].mean(axis=0) for rows in by_leaf.values()]))
-
-
-def _cohesion(vectors: np.ndarray) -> float:
-    """How close a group's papers are to their centre (mean cosine)."""
-    unit = _unit(vectors)
-    return float((unit @ _unit(unit.mean(axis=0))).mean())
-
-
-def _typical_cohesion(classifier) -> float:
-    """How close the papers of a typical heading are (the COHESION quantile over its headings)."""
-    cohesion = [
-        _cohesion(classifier.labelled_vectors[rows])
-        for rows in _by_heading(classifier).values()
-        if len(rows) >= MIN_GROUP
+    n = len(classifier.labelled_ids)
+    unit = _unit(classifier.labelled_vectors)
+    lexical = classifier.train_tfidf.head(n)
+    alike = (unit @ unit.T + lexical.dot_rows(lexical)) / 2.0
+    own = np.array([_mean_alike(alike[np.ix_(r, r)], True) for r in rows])
+    nearest = [
+        max(affinity(_mean_alike(alike[np.ix_(a, b)], False), own[i], own[j]) for j, b in enumerate(rows) if j != i)
+        for i, a in enumerate(rows)
     ]
-    return float(np.quantile(cohesion, COHESION)) if cohesion else 0.0
+    return ListShape(
+        tightness=float(np.quantile(own, TIGHTNESS)),
+        largest=max(len(r) for r in rows),
+        rows=rows,
+        own=own,
+        same_topic=(1.0 + float(np.median(nearest))) / 2.0,
+    )
+
+
+def clusters(alike: np.ndarray, tightness: float, largest: int) -> list[list[int]]:
+    """Average-linkage clusters of the rows of a similarity matrix: merged while two groups'
+    papers are on average at least `tightness` alike, and none larger than `largest` (a group
+    past it is split where the tree splits it)."""
+    from scipy.cluster.hierarchy import linkage, to_tree
+    from scipy.spatial.distance import squareform
+
+    if len(alike) < 2:
+        return [list(range(len(alike)))]
+    distance = np.clip(1.0 - (alike + alike.T) / 2.0, 0.0, None)
+    np.fill_diagonal(distance, 0.0)
+    root = to_tree(linkage(squareform(distance, checks=False), method="average"))
+    found, stack = [], [root]
+    while stack:
+        node = stack.pop()
+        if node.is_leaf() or (node.dist <= 1.0 - tightness and node.count <= largest):
+            found.append(sorted(node.pre_order()))
+        else:
+            stack += [node.right, node.left]
+    return sorted(found, key=lambda group: (-len(group), group[0]))
+
+
+def fits_a_heading(shape: ListShape, own: float, to_labelled: np.ndarray) -> bool:
+    """Whether a group (its papers' mean pairwise similarity `own`, their similarities to the
+    list's labelled papers `to_labelled`) is as alike one of the list's headings as a heading is
+    to itself: then they are that heading's papers, not a topic it lacks."""
+    return any(
+        affinity(float(to_labelled[:, rows].mean()), own, heading) >= shape.same_topic
+        for rows, heading in zip(shape.rows, shape.own, strict=True)
+    )
 
 
 def find_gaps(classifier, papers: Sequence[Paper], vectors: np.ndarray, *, context: Sequence[str] = ()) -> list[Gap]:
-    """The gaps among `papers` (not in the list): its in-scope papers gathered by the terms they
-    share and the list's papers (`context`, their texts) seldom use, most particular first; each
-    paper joins one gap at most."""
-    if not len(papers):
+    """The gaps among `papers` (not in the list): clusters of its in-scope papers as alike as the
+    list's headings, that fit none of them; the largest first. `context` is the list's papers'
+    titles, the rest a gap's name is told apart from."""
+    shape = list_shape(classifier)
+    if not len(papers) or shape is None:
         return []
     vectors = np.asarray(vectors, dtype=np.float32)
-    inside = np.flatnonzero(classifier.scope_scores(vectors) >= classifier.scope_threshold)
+    scope = classifier.scope_scores(vectors)
+    inside = np.flatnonzero(scope >= classifier.scope_threshold)
     if len(inside) > MAX_POOL:  # the closest to the list's scope first
-        inside = inside[np.argsort(-classifier.scope_scores(vectors[inside]), kind="stable")[:MAX_POOL]]
+        inside = inside[np.argsort(-scope[inside], kind="stable")[:MAX_POOL]]
+    if len(inside) < MIN_GROUP:
+        return []
     texts = [p.embedding_text() for p in papers]
     titles = [p.title for p in papers]  # a list's papers are mostly known by title: words of the same kind
-    terms = {int(i): _terms(titles[i])[0] for i in inside}
-    listed = Counter(term for text in context for term in _terms(text)[0])
-    m, left = max(len(context), 1), set(terms)
-    headings = _heading_centroids(classifier)
-    cohesive = _typical_cohesion(classifier)
-    tried: set[str] = set()
+    pool_texts = [texts[i] for i in inside]
+    alike = similarity(classifier, pool_texts, vectors[inside])
+    n = len(classifier.labelled_ids)
+    to_labelled = (
+        _unit(vectors[inside]) @ _unit(classifier.labelled_vectors).T
+        + classifier.train_tfidf.head(n).dot_rows(classifier.tfidf.transform(pool_texts))
+    ) / 2.0
+    found = [
+        group
+        for group in clusters(alike, shape.tightness, shape.largest)
+        if len(group) >= MIN_GROUP
+        and not fits_a_heading(shape, _mean_alike(alike[np.ix_(group, group)], True), to_labelled[group])
+    ]
+    if not found:
+        return []
+    everywhere = (Counter(t for text in [*titles, *context] for t in _terms(text)[0]), len(titles) + len(context))
+    placed = np.flatnonzero(np.isin(np.arange(len(inside)), np.concatenate(found)))
+    scores = np.zeros((len(inside), len(classifier.leaves)))
+    scores[placed] = classifier.leaf_scores([pool_texts[i] for i in placed], vectors[inside[placed]])
     gaps = []
-    while len(left) >= MIN_GROUP:
-        counts = Counter(term for i in left for term in terms[i])
-        n = len(left)
-        scored = [
-            (_score(c, n, listed[t], m), t)
-            for t, c in counts.items()
-            if c >= MIN_GROUP and c / n >= LIST_RATIO * (listed[t] + 0.5) / m and t not in tried
-        ]
-        if not scored:
-            break
-        _, term = max(scored)
-        members = [i for i in left if term in terms[i]]
-        tried.add(term)
-        if _cohesion(vectors[members]) < cohesive:  # a word shared by papers on many topics (a name, "new")
-            continue
-        # Papers on the same topic that do not use the word: closer to the group than to any heading.
-        centroid = _unit(vectors[members].mean(axis=0))
-        rest = sorted(left - set(members))
-        if rest and headings is not None:
-            near = _unit(vectors[rest]) @ centroid
-            members += [
-                i for i, s, h in zip(rest, near, (_unit(vectors[rest]) @ headings.T).max(axis=1), strict=True) if s > h
-            ]
-        members = sorted(members)
-        left -= set(members)
-        chosen = set(members)
-        rest = [titles[i] for i in range(len(titles)) if i not in chosen] + list(context)
-        name_terms = distinctive_terms([titles[i] for i in members], rest)
-        probabilities = classifier.probabilities(classifier.leaf_scores([texts[i] for i in members], vectors[members]))
+    for group in found:
+        members = [int(inside[i]) for i in group]
+        terms = distinctive_terms([titles[i] for i in members], (), everywhere=everywhere)
+        probabilities = classifier.probabilities(scores[group])
         gaps.append(
             Gap(
-                name=" / ".join(name_terms) if name_terms else term,
-                terms=name_terms,
+                name=" / ".join(terms) if terms else titles[members[0]],
+                terms=terms,
                 parent=_parent(classifier, probabilities),
                 papers=[papers[i] for i in members],
             )
@@ -236,11 +305,22 @@ def unlisted(store, name: str, *, since: str | None = None) -> tuple[list[Paper]
 
 
 def gaps_for(index, name: str, *, since: str | None = None, embedder=None, classifier=None) -> dict:
-    """{"taxonomy", "gaps": [...], "papers": how many unlisted papers were looked at}."""
+    """{"taxonomy", "gaps": [...], "papers": how many unlisted papers were looked at}, once per
+    index generation (see `propose.per_generation`)."""
     from semsearch.lists import taxonomy_for
-    from semsearch.propose import classifier_of
+    from semsearch.propose import per_generation
 
     taxonomy_for(index.store, name)
+    return per_generation(
+        index,
+        ("gaps", name, since),
+        lambda: _gaps_for(index, name, since=since, embedder=embedder, classifier=classifier),
+    )
+
+
+def _gaps_for(index, name: str, *, since: str | None, embedder, classifier) -> dict:
+    from semsearch.propose import classifier_of
+
     classifier = classifier or classifier_of(index, name, embedder)
     papers, vectors = unlisted(index.store, name, since=since)
     found = find_gaps(classifier, papers, vectors, context=classifier.labelled_titles)
@@ -263,7 +343,7 @@ def evaluate_gaps(
     index, name: str, embed: Callable[[list[str]], np.ndarray], *, min_papers: int = MIN_EVAL_PAPERS
 ) -> dict:
     """Each leaf heading with `min_papers` or more papers left out in turn: is it found as a gap?"""
-    from semsearch.classify import TaxonomyClassifier, labelled_papers
+    from semsearch.classify import labelled_papers
     from semsearch.lists import SURVEY, taxonomy_for
 
     store = index.store
@@ -291,22 +371,44 @@ def evaluate_gaps(
                 kept.append(paper if len(rest) == len(paper.categories) else _relabelled(paper, rest))
             else:
                 freed.append(paper)
-        classifier = TaxonomyClassifier.train(kept, _without(taxonomy, leaf), cached)
-        pool = [Paper(id=p.id, title=p.title, abstract=p.text[len(p.title) + 2 :]) for p in freed]
-        vectors = np.vstack([p.embedding for p in freed])
-        target = {p.id for p in freed}
-        gaps = find_gaps(classifier, pool, vectors, context=[p.title for p in kept])
-        best = max((_jaccard(target, {p.id for p in g.papers}) for g in gaps), default=0.0)
-        named = next((g.name for g in gaps if _jaccard(target, {p.id for p in g.papers}) == best), "")
-        results.append({"heading": leaf, "papers": len(target), "best_jaccard": round(best, 3), "gap": named})
+        best, named = _best_gap(_without(taxonomy, leaf), kept, freed, cached)
+        # The control: half of the heading's papers hidden, the heading kept. They fit it: no gap.
+        members = sorted((p for p in labelled if leaf in p.categories), key=lambda p: p.id)
+        hidden = {p.id for p in members[::2]}
+        false, _ = _best_gap(taxonomy, [p for p in labelled if p.id not in hidden], members[::2], cached)
+        results.append(
+            {
+                "heading": leaf,
+                "papers": len(freed),
+                "best_jaccard": round(best, 3),
+                "gap": named,
+                "held_in_jaccard": round(false, 3),
+            }
+        )
     recovered = sum(r["best_jaccard"] >= RECOVERED for r in results)
+    false_gaps = sum(r["held_in_jaccard"] >= RECOVERED for r in results)
     return {
         "taxonomy": name,
         "headings": len(results),
         "recovered": recovered,
         "share": recovered / len(results),
+        "false_gaps": false_gaps,
+        "false_share": false_gaps / len(results),
         "by_heading": results,
     }
+
+
+def _best_gap(taxonomy, kept, pool, embed) -> tuple[float, str]:
+    """Train on `kept`, look for gaps among `pool` alone: the best Jaccard of a gap with the pool,
+    and that gap's name."""
+    from semsearch.classify import TaxonomyClassifier
+
+    classifier = TaxonomyClassifier.train(kept, taxonomy, embed)
+    papers = [Paper(id=p.id, title=p.title, abstract=p.text[len(p.title) + 2 :]) for p in pool]
+    target = {p.id for p in pool}
+    gaps = find_gaps(classifier, papers, np.vstack([p.embedding for p in pool]), context=[p.title for p in kept])
+    scored = [(_jaccard(target, {p.id for p in g.papers}), g.name) for g in gaps]
+    return max(scored, key=lambda s: s[0], default=(0.0, ""))
 
 
 def _relabelled(paper, categories: list[str]):

@@ -16,8 +16,10 @@ alone (its code link, its feature badges) are left out unless the new paper has 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -242,10 +244,12 @@ def _tidy(text: str) -> str:
     lines = []
     for line in text.split("\n"):
         body, trail = line.rstrip(" "), line[len(line.rstrip(" ")) :]
+        marker = re.match(r"\s*(?:[-*+]|\d+[.)])\s+", body)  # a list marker keeps its space (a title may start ",")
+        head, body = (body[: marker.end()], body[marker.end() :]) if marker else ("", body)
         body = re.sub(r"(?<=\S) {2,}(?=\S)", " ", body)
         body = body.replace(" ,", ",").replace(",,", ",").replace("], .", "].").rstrip(",")
         body = re.sub(r",(?=\s*$)", "", body)
-        lines.append(body + trail)
+        lines.append(head + body + trail)
     return "\n".join(lines)
 
 
@@ -577,13 +581,56 @@ def classifier_of(index, name: str, embedder=None):
     return classifier
 
 
+# --- once per index generation ------------------------------------------------------------------------
+CACHED_ANSWERS = 32  # proposals and gap reports kept, the least recently asked for dropped first
+_answers: OrderedDict[tuple, dict] = OrderedDict()
+_answers_lock = threading.Lock()
+
+
+def per_generation(index, key: tuple, compute: Callable[[], dict]) -> dict:
+    """`compute()`'s answer, computed once per published index generation and `key`. A published
+    generation never changes (a write publishes a new one), so an answer for it stays right; the
+    server asks again for every page view and patch download, and placing a list's papers takes
+    seconds. An index without a generation directory is computed every time."""
+    generation = getattr(index, "generation_dir", None)
+    if generation is None:
+        return compute()
+    full = (str(generation), *key)
+    with _answers_lock:
+        if full in _answers:
+            _answers.move_to_end(full)
+            return _answers[full]
+    answer = compute()
+    with _answers_lock:
+        _answers[full] = answer
+        while len(_answers) > CACHED_ANSWERS:
+            _answers.popitem(last=False)
+    return answer
+
+
 def propose_for(
     index, request: ProposeRequest, markdown: str, filename: str = "README.md", embedder=None, classifier=None
 ) -> dict:
-    """Proposals for the taxonomy's list: {"proposals": [...], "patch": diff, "unsure": n}."""
+    """Proposals for the taxonomy's list: {"proposals": [...], "patch": diff, "unsure": n}, once
+    per index generation, request and README."""
     from semsearch.lists import taxonomy_for
 
     taxonomy_for(index.store, request.taxonomy)  # refuses an unknown name
+    key = (
+        "propose",
+        request.taxonomy,
+        request.since,
+        tuple(request.ids),
+        request.min_confidence,
+        filename,
+        hashlib.sha256(markdown.encode()).hexdigest(),
+    )
+    return per_generation(
+        index, key, lambda: _propose_for(index, request, markdown, filename, embedder=embedder, classifier=classifier)
+    )
+
+
+def _propose_for(index, request: ProposeRequest, markdown: str, filename: str, *, embedder, classifier) -> dict:
     proposals, patch = propose(
         markdown,
         index.store,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from semsearch.paper import Paper, normalize_title
@@ -184,6 +184,7 @@ def test_every_proposed_line_has_the_format_of_its_sections_lines_on_the_shared_
     title=st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=4, max_size=120),
     authors=st.lists(st.text(st.characters(whitelist_categories=("L",)), min_size=1, max_size=12), max_size=4),
 )
+@example(title=",0000", authors=[])  # a title that starts with a comma: the list marker keeps its space
 def test_any_title_written_in_any_section_reads_back_as_that_paper(title, authors):
     readable = " ".join("".join(c for c in title if c.isprintable()).split())
     if len(normalize_title(readable)) < 4 or len(re.sub(r"[\W_]", "", readable)) < 4:
@@ -433,3 +434,36 @@ def test_a_paper_whose_title_no_list_item_could_carry_is_not_proposed():
     papers = [Paper(id="2502.00001", title="ING"), Paper(id="2502.00002", title="A real title")]
     proposals, patch = propose(markdown, _Store(papers), _Placer(["H"]), min_confidence=0.0)
     assert [p.id for p in proposals] == ["2502.00002"] and patch.count("\n+- ") == 1
+
+
+# --- answers kept per index generation -------------------------------------------------------------
+class _Generation:
+    def __init__(self, path: Path):
+        self.generation_dir = path
+
+
+def test_an_answer_is_computed_once_per_index_generation_and_key(tmp_path):
+    from semsearch.propose import per_generation
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"n": len(calls)}
+
+    first, second = _Generation(tmp_path / "gen-000001"), _Generation(tmp_path / "gen-000002")
+    assert per_generation(first, ("propose", "survey"), compute) == {"n": 1}
+    assert per_generation(first, ("propose", "survey"), compute) == {"n": 1}  # asked again: kept
+    assert per_generation(first, ("gaps", "survey"), compute) == {"n": 2}  # another question
+    assert per_generation(second, ("propose", "survey"), compute) == {"n": 3}  # a new generation
+    assert per_generation(object(), ("propose", "survey"), compute) == {"n": 4}  # no generation: never kept
+    assert per_generation(object(), ("propose", "survey"), compute) == {"n": 5}
+
+
+def test_the_kept_answers_are_bounded(tmp_path, monkeypatch):
+    from semsearch import propose as module
+
+    monkeypatch.setattr(module, "CACHED_ANSWERS", 2)
+    for number in range(5):
+        module.per_generation(_Generation(tmp_path / f"gen-{number}"), ("gaps",), lambda: {})
+    assert len(module._answers) <= 2
