@@ -1,5 +1,5 @@
-"""Other ways to fuse the direct match and the taxonomy evidence, against the shipped sharp-match
-gate (issue 23; docs/evaluation.md, "One ranking for both kinds of question").
+"""Other ways to fuse the direct match and the taxonomy evidence, against the shipped question-kind
+model and the former sharp-match gate (issue 23; docs/evaluation.md, "One ranking for both kinds of question").
 
 Each question's candidates and evidence are read once from the index (`Searcher.evidence`: cosine,
 BM25 share, each candidate's leaf distribution, the question's leaf distribution); every variant
@@ -53,6 +53,7 @@ def read_question(searcher: Searcher, query: str, relevant: Callable) -> dict:
     question = searcher.question_leaves(query, vector)
     one_paper = searcher.one_paper(query, vector, evidence, question)
     shipped = [ids.index(v) for v, _ in rank_hybrid(evidence, K, TAXONOMY_WEIGHT, one_paper)]
+    forced = [ids.index(v) for v, _ in rank_hybrid(evidence, K, TAXONOMY_WEIGHT, 1.0)]  # the worst case
     return {
         "direct": np.array([evidence[v].direct_score for v in ids]),
         "question": question,
@@ -61,6 +62,7 @@ def read_question(searcher: Searcher, query: str, relevant: Callable) -> dict:
         "credit": np.array([evidence[v].category_probability for v in ids]),
         "relevant": np.array([relevant(papers[v]) for v in ids]),
         "shipped": shipped,
+        "forced": forced,
     }
 
 
@@ -158,6 +160,7 @@ def sharpened(temperature: float) -> Callable:
 
 VARIANTS: dict[str, Callable] = {
     "question kind learned, hard (shipped)": shipped,
+    "every question taken for one paper (shipped rule)": lambda q: q["forced"],
     "sharp-match gate (before)": former_gate,
     "no taxonomy": no_taxonomy,
     "slot 3 when (s1-s2)/(s1-s10) >= 0.3, gate kept": slot("ratio", 0.3, True),
