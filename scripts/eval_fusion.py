@@ -63,6 +63,7 @@ def read_question(searcher: Searcher, query: str, relevant: Callable) -> dict:
         "relevant": np.array([relevant(papers[v]) for v in ids]),
         "shipped": shipped,
         "forced": forced,
+        "one_paper": one_paper,
     }
 
 
@@ -159,8 +160,15 @@ def sharpened(temperature: float) -> Callable:
 
 
 VARIANTS: dict[str, Callable] = {
-    "question kind learned, hard (shipped)": shipped,
+    "question kind learned, hard; below 1/2 slot 3 at ratio >= 0.5 (shipped)": shipped,
+    "question kind, nothing below 1/2": lambda q: (
+        q["shipped"] if q["one_paper"] >= 0.5 else order_of(gated(q, q["credit"], False))
+    ),
     "every question taken for one paper (shipped rule)": lambda q: q["forced"],
+    "question kind, and below 1/2 the former gate": lambda q: q["shipped"] if q["one_paper"] >= 0.5 else former_gate(q),
+    "question kind, below 1/2 slot 3 at ratio >= 0.3": lambda q: (
+        q["shipped"] if q["one_paper"] >= 0.5 else slot("ratio", 0.3, False)(q)
+    ),
     "sharp-match gate (before)": former_gate,
     "no taxonomy": no_taxonomy,
     "slot 3 when (s1-s2)/(s1-s10) >= 0.3, gate kept": slot("ratio", 0.3, True),

@@ -145,6 +145,14 @@ def ranked(evidence: dict, known: float | None, gamma: float = 1.0, sharp: bool 
         e.direct = False
     if known == "hard":
         return [v for v, _ in rank_hybrid(evidence, 10, search.TAXONOMY_WEIGHT, gamma)]
+    stands_out, search.STANDS_OUT = search.STANDS_OUT, float("inf")  # the other rules have no third-place slot
+    try:
+        return _ranked(evidence, known, gamma, sharp)
+    finally:
+        search.STANDS_OUT = stands_out
+
+
+def _ranked(evidence: dict, known: float | None, gamma: float, sharp: bool) -> list[int]:
     best = sorted(evidence.values(), key=lambda e: -e.direct_score)[:2]
     leads = bool(best) and (len(best) == 1 or best[0].direct_score - best[1].direct_score >= SHARP_MARGIN)
     weight = search.TAXONOMY_WEIGHT * (1 if known is None else (1 - known) ** gamma)

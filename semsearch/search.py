@@ -18,10 +18,14 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (docs/
    and what it finds (how far its best direct match stands out, how peaked its leaf distribution
    is, how rare its words are, how near it is to an example question, a node description or a
    labelled paper). When that chance is one half or more the question is taken for one about a
-   single paper and ranked by the papers' own match alone: the question's category, predicted
-   with confidence, would bury the paper asked about under its labelled neighbours. Otherwise the
-   taxonomy weighs TAXONOMY_WEIGHT. The model is fitted on questions made from the corpus itself,
-   never on an evaluation set (`scripts/eval_question_kind.py --form`): sentences and spans of
+   single paper: its DIRECT_FIRST best direct matches come first, by their own match, and the
+   taxonomy ranks the rest (the question's category, predicted with confidence, would otherwise
+   bury the paper asked about under its labelled neighbours). Otherwise the taxonomy weighs
+   TAXONOMY_WEIGHT, and a best direct match that stands out of the question's own scores (its
+   lead over the next at least STANDS_OUT of the spread of the first ten) keeps third place: a
+   new paper asked for by a few of its title's words is not buried under the labelled papers of
+   its kind. The model is fitted on questions made from the corpus itself, never on an
+   evaluation set (`scripts/eval_question_kind.py --form`): sentences and spans of
    abstracts asked about their own paper (inverse cloze) against the taxonomy's example questions
    and node names. It replaced a hand-set gate (the best direct match kept the first place when it
    led the next by 0.05), which recognised few described papers (docs/evaluation.md, "One ranking
@@ -33,6 +37,7 @@ Every score shown is between 0 and 1 and falls down the list: the fused score he
 
 from __future__ import annotations
 
+import heapq
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -64,6 +69,7 @@ ONE_PAPER_COEFFICIENTS = np.array(
 ONE_PAPER_BIAS = -6.5591
 ONE_PAPER = 0.5  # the chance of a question about one paper from which its best direct matches come first
 DIRECT_FIRST = 3  # how many: the first screen a user reads
+STANDS_OUT = 0.5  # a best direct match leading the next by half the spread of the first ten stays on it
 INTERROGATIVE = re.compile(
     r"^\W*(how|what|which|why|where|when|who|whom|whose|is|are|can|could|should|would|do|does|did|any)\b", re.I
 )
@@ -149,28 +155,49 @@ def fused_score(evidence: Evidence, weight: float = TAXONOMY_WEIGHT) -> float:
     return min(max((evidence.direct_score + weight * evidence.category_probability) / (1 + weight), 0.0), 1.0)
 
 
+def stands_out(evidence: dict[int, Evidence]) -> float:
+    """How far the best direct match leads the next, as a share of the spread of the first ten
+    direct scores: 1 when the rest are level, near 0 when it is one of a crowd. Free of the scale
+    of the scores, which differs from question to question."""
+    direct = heapq.nlargest(10, (e.direct_score for e in evidence.values())) or [0.0]
+    top, second, tenth = direct[0], direct[min(1, len(direct) - 1)], direct[-1]
+    return (top - second) / (top - tenth) if top > tenth else 0.0
+
+
 def rank_hybrid(
     evidence: dict[int, Evidence], k: int, weight: float = TAXONOMY_WEIGHT, one_paper: float = 0.0
 ) -> list[tuple[int, float]]:
     """(vec_id, fused score) of the best k. A question whose chance of asking about one paper
     (`one_paper`) is ONE_PAPER or more gets its DIRECT_FIRST best direct matches first, by their own
-    match (marked `Evidence.direct`), and below them the taxonomy's ranking as for any question:
-    the paper asked about is among the first, and a request for a kind of work taken for one
-    about a paper still gets that kind of work below. Scores fall down the list."""
+    match, and below them the taxonomy's ranking as for any question: the paper asked about is
+    among the first, and a request for a kind of work taken for one about a paper still gets that
+    kind of work below. Any other question keeps its best direct match on the first screen (third
+    place, if lower) when it stands out of the question's own scores (`stands_out` ≥ STANDS_OUT):
+    a new paper named by its title's words is not buried under labelled papers of its kind.
+    Papers placed by their own match are marked `Evidence.direct`. Scores fall down the list."""
     known = weight > 0 and one_paper >= ONE_PAPER
     for e in evidence.values():
         e.known_item, e.one_paper, e.taxonomy_weight = known, one_paper, weight
     scored = sorted(((v, fused_score(e, weight)) for v, e in evidence.items()), key=lambda item: -item[1])
-    if not known:
+    if weight <= 0 or not evidence:
         return scored[:k]
-    first = sorted(evidence, key=lambda v: -evidence[v].direct_score)[:DIRECT_FIRST]
-    ranked = []
-    for v in first:
-        evidence[v].direct = True
-        ranked.append((v, min(evidence[v].direct_score, ranked[-1][1]) if ranked else evidence[v].direct_score))
-    floor = ranked[-1][1]
-    ranked += [(v, min(score, floor)) for v, score in scored if v not in first]
-    return ranked[:k]
+    if known:
+        first = sorted(evidence, key=lambda v: -evidence[v].direct_score)[:DIRECT_FIRST]
+        ranked = []
+        for v in first:
+            evidence[v].direct = True
+            ranked.append((v, min(evidence[v].direct_score, ranked[-1][1]) if ranked else evidence[v].direct_score))
+        floor = ranked[-1][1]
+        ranked += [(v, min(score, floor)) for v, score in scored if v not in first]
+        return ranked[:k]
+    best = max(evidence, key=lambda v: evidence[v].direct_score)
+    place = next(i for i, (v, _) in enumerate(scored) if v == best)
+    if place > DIRECT_FIRST - 1 and stands_out(evidence) >= STANDS_OUT:
+        evidence[best].direct = True
+        displaced = scored[DIRECT_FIRST - 1][1]
+        del scored[place]
+        scored.insert(DIRECT_FIRST - 1, (best, displaced))
+    return scored[:k]
 
 
 def question_form(query: str) -> tuple[float, float]:
@@ -189,9 +216,8 @@ def question_features(
     the question's leaf distribution is, how rare its words are, how near it is to an example
     question, a node description and a labelled paper (cosine), and its form."""
     values = list(evidence.values())
-    direct = sorted((e.direct_score for e in values), reverse=True)[:10] or [0.0]
-    top, second, tenth = direct[0], direct[min(1, len(direct) - 1)], direct[-1]
-    stands_out = (top - second) / (top - tenth) if top > tenth else 0.0
+    direct = heapq.nlargest(2, (e.direct_score for e in values)) or [0.0]
+    top, second = direct[0], direct[-1]
     agree = float(bool(values) and max(values, key=lambda e: e.dense) is max(values, key=lambda e: e.lexical))
     n, n_leaves = len(classifier.labelled_ids), len(classifier.leaves)
     rows = classifier.train_vectors
@@ -200,7 +226,7 @@ def question_features(
     return np.array(
         [
             top - second,
-            stands_out,
+            stands_out(evidence),
             top,
             agree,
             float(leaves.max()),

@@ -13,12 +13,14 @@ from semsearch.search import (
     DENSE_WEIGHT,
     DIRECT_FIRST,
     ONE_PAPER,
+    STANDS_OUT,
     Evidence,
     Searcher,
     fused_score,
     one_paper_probability,
     question_form,
     rank_hybrid,
+    stands_out,
 )
 from tests.test_cli import run
 
@@ -79,6 +81,34 @@ def test_one_half_is_where_a_question_turns_into_one_about_a_paper(one_paper, kn
     evidence = _neighbours_and_described_papers()
     first = rank_hybrid(evidence, k=1, one_paper=one_paper)[0][0]
     assert (first == 99) is known and evidence[0].known_item is known
+
+
+def _crowd_and_one(lead: float) -> dict[int, Evidence]:
+    # Nine fair matches in the question's category, spread evenly below 0.50 direct...
+    evidence = {i: Evidence(dense=(0.50 - 0.01 * i) / DENSE_WEIGHT, category_probability=0.9) for i in range(9)}
+    # ...and a paper filed elsewhere whose direct match leads them by `lead`.
+    evidence[99] = Evidence(dense=(0.50 + lead) / DENSE_WEIGHT, category_probability=0.0)
+    return evidence
+
+
+def test_stands_out_is_the_lead_as_a_share_of_the_first_tens_spread():
+    assert stands_out(_crowd_and_one(0.08)) == pytest.approx(0.08 / 0.16)
+    assert stands_out(_crowd_and_one(0.0)) == pytest.approx(0.0)
+    level = {i: Evidence(dense=0.5) for i in range(4)}
+    assert stands_out(level) == 0.0 and stands_out({}) == 0.0
+
+
+@pytest.mark.parametrize("lead, kept", [(0.09, True), (0.07, False)])
+def test_a_best_match_that_stands_out_of_a_kind_of_work_question_keeps_third_place(lead, kept):
+    # (s1 - s2) / (s1 - s10): 0.09 / 0.17 = 0.53 stands out, 0.07 / 0.15 = 0.47 does not.
+    evidence = _crowd_and_one(lead)
+    assert (stands_out(evidence) >= STANDS_OUT) is kept
+    ranked = rank_hybrid(evidence, k=len(evidence), one_paper=0.1)
+    order = [vec_id for vec_id, _ in ranked]
+    assert order[:2] == [0, 1]  # the category still decides the first places
+    assert (order[2] == 99) is kept and evidence[99].direct is kept and (order[-1] == 99) is not kept
+    scores = [score for _, score in ranked]
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_without_taxonomy_evidence_the_question_kind_changes_nothing():
