@@ -262,7 +262,8 @@ def explanation(hits: list[Hit], mode: str = "hybrid") -> str:
     elif e.known_item:
         said = (
             f"Taken for a question about one paper ({e.one_paper:.0%} likely by how it is put and what it "
-            "finds), so the papers are ranked by their own match (meaning and words), the taxonomy left out."
+            f"finds), so the {DIRECT_FIRST} papers that match it best by their own text come first, and "
+            "where a paper sits in the taxonomy ranks the rest."
         )
     else:
         said = (

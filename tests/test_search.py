@@ -517,6 +517,7 @@ def test_the_explanation_says_which_kind_of_question_it_was_taken_for_and_how_su
 
     above = _explained(papers(), one_paper=0.93)
     assert above.startswith("Taken for a question about one paper (93% likely") and "own text matches" in above
+    assert "the 3 papers that match it best by their own text come first" in above
     below = _explained(papers(), one_paper=0.2)
     assert below.startswith("Taken for a question about a kind of work (80% likely)")
     assert "(Quantization; 90% on average)" in below
