@@ -33,43 +33,40 @@ from semsearch.search import Searcher, rank_hybrid
 from semsearch.taxonomy import is_under, leaf_name, load_taxonomy
 
 FEATURES = ("lead", "stands_out", "top", "agree", "peak", "specificity", "like_asked", "like_described", "like_paper")
+FORM_FEATURES = ("asks", "words")  # with --form: how the question is put (`search.question_form`)
 HERE = Path(__file__).resolve().parent
 
 
 def features(searcher: Searcher, query: str, vector: np.ndarray, evidence: dict) -> np.ndarray:
-    """The question's features: how far its best direct match leads the next (and the next nine),
-    how good it is, whether dense and BM25 agree on it, how peaked the question's leaf
-    distribution is, how rare its words are, and how much it reads like an example question, a
-    node description or a labelled paper."""
-    values = list(evidence.values())
-    direct = sorted((e.direct_score for e in values), reverse=True)[:10] or [0.0]
-    top, second, tenth = direct[0], direct[min(1, len(direct) - 1)], direct[-1]
-    stands_out = (top - second) / (top - tenth) if top > tenth else 0.0
-    agree = float(bool(values) and max(values, key=lambda e: e.dense) is max(values, key=lambda e: e.lexical))
-    classifier = searcher.classifier
+    """The question's features (`search.question_features`; the first nine without --form)."""
     leaves = searcher.question_leaves(query, vector)
-    n, n_leaves = len(classifier.labelled_ids), len(classifier.leaves)
-    rows, v = classifier.train_vectors, vector[0]
-    asked = rows[n + n_leaves :]
-    return np.array(
-        [
-            top - second,
-            stands_out,
-            top,
-            agree,
-            float(leaves.max()),
-            searcher.index.lexical.specificity(query),
-            float((asked @ v).max()) if len(asked) else 0.0,
-            float((rows[n : n + n_leaves] @ v).max()),
-            float((rows[:n] @ v).max()),
-        ]
-    )
+    found = search.question_features(query, vector, evidence, leaves, searcher.classifier, searcher.index.lexical)
+    return found if USE_FORM else found[: len(FEATURES)]
+
+
+USE_FORM = False  # set by --form
+STATEMENTS = False  # set by --statements
+ASKING = re.compile(
+    r"^(how|what|which|why|where|when|who|is|are|can|could|should|would|do|does|did|any)\b"
+    r"(\s+(can|could|should|would|do|does|did|is|are|much|many|there|to))?"
+    r"(\s+(i|we|you|people|one|there))?\s*",
+    re.IGNORECASE,
+)
+
+
+def statement(question: str) -> str:
+    """An example question stated as a need: "How can I store weights in 4 bits?" -> "store weights
+    in 4 bits"; "My model is too big; can I shrink it?" -> "My model is too big; I shrink it"."""
+    stated = ASKING.sub("", question.strip()).replace("?", "").strip()
+    stated = re.sub(r"\b(can|could|should|do|does) (i|we)\b", r"\2", stated, flags=re.IGNORECASE)
+    return stated[:1].upper() + stated[1:] if stated else question
 
 
 def read(searcher: Searcher, query: str) -> tuple[dict, np.ndarray]:
     vector = searcher.embed_query(query)
     evidence = searcher.evidence(query, vector)
-    return evidence, features(searcher, query, vector, evidence)
+    found = features(searcher, query, vector, evidence)
+    return evidence, found
 
 
 def training_questions(searcher: Searcher, papers: dict, seed: int = 0) -> list[tuple[str, int, str, dict, np.ndarray]]:
@@ -107,6 +104,9 @@ def training_questions(searcher: Searcher, papers: dict, seed: int = 0) -> list[
         for leaf in held:
             for question in taxonomy.questions[leaf]:
                 rows.append((question, 0, leaf, *read(searcher, question)))
+                if STATEMENTS:  # the same need stated rather than asked: form alone must not decide
+                    stated = statement(question)
+                    rows.append((stated, 0, leaf, *read(searcher, stated)))
         for i, (node, question) in enumerate(names):
             if i % 2 == fold:
                 rows.append((question, 0, node, *read(searcher, question)))
@@ -114,45 +114,75 @@ def training_questions(searcher: Searcher, papers: dict, seed: int = 0) -> list[
     return rows
 
 
-def known_item_model(train) -> tuple[np.ndarray, float]:
+def known_item_model(train, used: np.ndarray) -> tuple[np.ndarray, float]:
+    """Coefficients over all features (zero for those not `used`) and the bias."""
     from sklearn.linear_model import LogisticRegression
 
-    x = np.array([f for *_, f in train])
+    x = np.array([f for *_, f in train])[:, used]
     y = np.array([label for _, label, *_ in train])
     model = LogisticRegression(class_weight="balanced", max_iter=2000).fit(x, y)
     print(
         f"training questions: {int(y.sum())} about one paper, {int((1 - y).sum())} about a kind of work; "
         f"accuracy on them {(model.predict(x) == y).mean():.3f}"
     )
-    print("coefficients:", ", ".join(f"{n} {c:+.2f}" for n, c in zip(FEATURES, model.coef_[0], strict=True)))
-    return model.coef_[0], float(model.intercept_[0])
+    names = np.array(FEATURES + FORM_FEATURES if USE_FORM else FEATURES)[used]
+    print("coefficients:", ", ".join(f"{n} {c:+.4f}" for n, c in zip(names, model.coef_[0], strict=True)))
+    print(f"bias {model.intercept_[0]:+.4f}")
+    coef = np.zeros(len(used))
+    coef[used] = model.coef_[0]
+    return coef, float(model.intercept_[0])
+
+
+SHARP_MARGIN = 0.05  # the hand-set gate this model was to replace (shipped until 2026-12-05)
 
 
 def ranked(evidence: dict, known: float | None, gamma: float = 1.0, sharp: bool = False) -> list[int]:
-    """Top 10 by the engine's fusion: `known` None is the shipped sharp gate; else the taxonomy
-    weighs TAXONOMY_WEIGHT·(1 − known)^gamma (with `sharp`, the gate on top)."""
+    """Top 10 by the engine's fusion: `known` None is the former sharp-match gate (the best direct
+    match keeps the first place when it leads the next by SHARP_MARGIN); "hard" is the shipped rule
+    (no taxonomy when p(one paper) >= 1/2); else the taxonomy weighs TAXONOMY_WEIGHT·(1 − known)^gamma
+    (with `sharp`, the gate on top)."""
     for e in evidence.values():
         e.direct = False
-    margin = search.SHARP_MARGIN
-    if known is None:
-        return [v for v, _ in rank_hybrid(evidence, 10)]
-    search.SHARP_MARGIN = margin if sharp else float("inf")
+    if known == "hard":
+        return [v for v, _ in rank_hybrid(evidence, 10, search.TAXONOMY_WEIGHT, gamma)]
+    stands_out, search.STANDS_OUT = search.STANDS_OUT, float("inf")  # the other rules have no third-place slot
     try:
-        return [v for v, _ in rank_hybrid(evidence, 10, search.TAXONOMY_WEIGHT * (1 - known) ** gamma)]
+        return _ranked(evidence, known, gamma, sharp)
     finally:
-        search.SHARP_MARGIN = margin
+        search.STANDS_OUT = stands_out
+
+
+def _ranked(evidence: dict, known: float | None, gamma: float, sharp: bool) -> list[int]:
+    best = sorted(evidence.values(), key=lambda e: -e.direct_score)[:2]
+    leads = bool(best) and (len(best) == 1 or best[0].direct_score - best[1].direct_score >= SHARP_MARGIN)
+    weight = search.TAXONOMY_WEIGHT * (1 if known is None else (1 - known) ** gamma)
+    if not ((known is None or sharp) and leads):
+        return [v for v, _ in rank_hybrid(evidence, 10, weight)]
+    credit = best[0].category_probability
+    best[0].category_probability = 1.0  # the gate: full category credit whatever its category
+    try:
+        return [v for v, _ in rank_hybrid(evidence, 10, weight)]
+    finally:
+        best[0].category_probability = credit
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, default=None)
     parser.add_argument("--shared", type=Path, default=HERE.parent.parent / "shared")
+    parser.add_argument("--form", action="store_true", help="add the question's form to its features")
+    parser.add_argument("--features", default="", help="comma-separated subset of the features to use")
+    parser.add_argument("--statements", action="store_true", help="add example questions stated, not asked")
     args = parser.parse_args()
+    global USE_FORM, STATEMENTS
+    USE_FORM, STATEMENTS = args.form, args.statements
     index = Index.open(args.index)
     searcher = Searcher(index)
     papers = dict(index.store.iter_papers())
     train = training_questions(searcher, papers)
-    coef, bias = known_item_model(train)
+    names = FEATURES + FORM_FEATURES if USE_FORM else FEATURES
+    chosen = args.features.split(",") if args.features else names
+    coef, bias = known_item_model(train, np.array([n in chosen for n in names]))
 
     def p_known(f: np.ndarray, shift: float = 0.0) -> float:
         return float(1 / (1 + np.exp(-(bias + shift + coef @ f))))
@@ -187,23 +217,26 @@ def main() -> None:
         "topical dev": args.shared / "eval/queries_dev.jsonl",
         "ours": HERE / "eval/questions_ours.jsonl",
         "problems": HERE / "eval/questions_problems.jsonl",
+        "early": HERE / "eval/questions_problems_early.jsonl",
         "later": HERE / "eval/questions_problems_later.jsonl",
     }
     variants = {
-        "sharp gate (shipped)": lambda f: (None, 1.0, False),
+        "sharp gate (before)": lambda f: (None, 1.0, False),
         "no taxonomy": lambda f: (1.0, 1.0, False),
         "taxonomy, no gate": lambda f: (0.0, 1.0, False),
         "learned weight": lambda f: (p_known(f), 1.0, False),
         "learned weight + sharp gate": lambda f: (p_known(f), 1.0, True),
         "learned, chosen offset and gamma": lambda f: (p_known(f, shift), gamma, False),
-        "learned, hard (p >= 1/2: no taxonomy)": lambda f: (float(p_known(f) >= 0.5), 1.0, False),
+        "learned, hard (shipped rule: p >= 1/2, 3 best direct first)": lambda f: ("hard", p_known(f), False),
     }
     results = {name: {} for name in variants}
+    results["mean p(one paper)"] = {}
     for set_name, path in sets.items():
         if not path.exists():
             continue
         kind, rows = read_questions(path)
         read_rows = [(row, *read(searcher, row["query"])) for row in rows]
+        results["mean p(one paper)"][set_name] = float(np.mean([p_known(f) for *_, f in read_rows]))
         all_papers = list(papers.values())
         for name, variant in variants.items():
             scores = []

@@ -268,7 +268,7 @@ def _print_hits(hits, explain: bool = False) -> None:
             if e.category:
                 why += f", {leaf_name(e.category)} fits the question {e.category_probability:.0%}"
             if e.direct:
-                why += ", the best direct match"
+                why += ", among the best direct matches (first for a question about one paper)"
             elif rank == 1 and e.taxonomy_weight > 0:
                 why += f", taxonomy weighed {e.taxonomy_weight:.1f}"
             row.append(why)

@@ -13,17 +13,23 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (docs/
    labelled leaves, or for a paper the survey does not label, the classifier's chance of each leaf,
    kept at ingest). Crediting a predicted paper with its whole distribution rather than its one
    predicted leaf does not bet everything on a guess that is wrong a third of the time;
-4. a sharp match keeps the first place: when the paper that matches the question best on its own
-   text (step 2) leads the next by SHARP_MARGIN or more, it gets the full category credit whatever
-   its category. A question about one paper is decided by that paper's own match, which stands
-   out; the question's category, predicted with too much confidence, would otherwise bury it under
-   its neighbours. When no paper stands out (most topical questions, and those put in other words
-   than the papers use), the best direct match is just one more paper, and the category decides.
-   Whether a match stood out is also what the question was taken for (`--explain`: one paper, or a
-   kind of work). A logistic model of the question's kind learned from questions made from the
-   corpus (inverse cloze and the taxonomy's questions; scripts/eval_question_kind.py) was tried in
-   its place, weighting the taxonomy by the chance of a topical question, and did worse on every
-   set (docs/evaluation.md, "One ranking for both kinds of question").
+4. what kind of question it is: a logistic model gives the chance that the question describes one
+   paper (`one_paper_probability`) from how it is put (asked as a question, or stated; its length)
+   and what it finds (how far its best direct match stands out, how peaked its leaf distribution
+   is, how rare its words are, how near it is to an example question, a node description or a
+   labelled paper). When that chance is one half or more the question is taken for one about a
+   single paper: its DIRECT_FIRST best direct matches come first, by their own match, and the
+   taxonomy ranks the rest (the question's category, predicted with confidence, would otherwise
+   bury the paper asked about under its labelled neighbours). Otherwise the taxonomy weighs
+   TAXONOMY_WEIGHT, and a best direct match that stands out of the question's own scores (its
+   lead over the next at least STANDS_OUT of the spread of the first ten) keeps third place: a
+   new paper asked for by a few of its title's words is not buried under the labelled papers of
+   its kind. The model is fitted on questions made from the corpus itself, never on an
+   evaluation set (`scripts/eval_question_kind.py --form`): sentences and spans of
+   abstracts asked about their own paper (inverse cloze) against the taxonomy's example questions
+   and node names. It replaced a hand-set gate (the best direct match kept the first place when it
+   led the next by 0.05), which recognised few described papers (docs/evaluation.md, "One ranking
+   for both kinds of question"). What the question was taken for is in `--explain`.
 
 Every score shown is between 0 and 1 and falls down the list: the fused score here, the cosine
 (floored at 0) in dense mode, BM25 relative to the question's best match in lexical mode.
@@ -32,6 +38,7 @@ Every score shown is between 0 and 1 and falls down the list: the fused score he
 from __future__ import annotations
 
 import heapq
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -49,7 +56,23 @@ MODES = ("hybrid", "dense", "lexical")
 CANDIDATES = 200
 DENSE_WEIGHT = 0.7
 TAXONOMY_WEIGHT = 2.0
-SHARP_MARGIN = 0.05  # how far the best direct match must lead the next to keep the first place
+# The question-kind model (step 4): features in this order, fitted by
+# `python scripts/eval_question_kind.py --form` on 724 questions made from the dev index's own papers
+# and taxonomy (survey offline + ../shared/data/arxiv_topics.jsonl); no evaluation question was used.
+QUESTION_FEATURES = (
+    "lead", "stands_out", "top", "agree", "peak", "specificity", "like_asked", "like_described", "like_paper",
+    "asks", "words",
+)  # fmt: skip
+ONE_PAPER_COEFFICIENTS = np.array(
+    [0.7313, 1.5059, -0.2491, 0.1432, -1.3798, 1.2293, -0.6357, -1.4302, -1.0679, -6.1380, 3.8808]
+)
+ONE_PAPER_BIAS = -6.5591
+ONE_PAPER = 0.5  # the chance of a question about one paper from which its best direct matches come first
+DIRECT_FIRST = 3  # how many: the first screen a user reads
+STANDS_OUT = 0.5  # a best direct match leading the next by half the spread of the first ten stays on it
+INTERROGATIVE = re.compile(
+    r"^\W*(how|what|which|why|where|when|who|whom|whose|is|are|can|could|should|would|do|does|did|any)\b", re.I
+)
 DISTRIBUTION_CACHE = 500_000  # papers whose leaf distribution a searcher keeps (~200 B each)
 _UNREAD = object()
 
@@ -63,8 +86,9 @@ class Evidence:
     lexical_share: float = 0.0  # BM25 relative to the best match for the question
     category: str | None = None  # the paper's category that matched the question
     category_probability: float = 0.0  # chance that the paper sits in the question's leaf
-    direct: bool = False  # the sharp direct match: full category credit
-    known_item: bool = False  # the question was taken for one about a single paper (its match stands out)
+    direct: bool = False  # the best direct match of a question taken for one about a single paper
+    known_item: bool = False  # the question was taken for one about a single paper
+    one_paper: float = 0.0  # the chance, by the question-kind model, that it asks about one paper
     taxonomy_weight: float = 0.0  # what the category evidence weighed for this question
 
     @property
@@ -81,6 +105,7 @@ class Evidence:
             "category_probability": round(self.category_probability, 4),
             "direct": self.direct,
             "question": "one paper" if self.known_item else "a kind of work",
+            "one_paper": round(self.one_paper, 4),
             "taxonomy_weight": round(self.taxonomy_weight, 4),
         }
 
@@ -127,21 +152,96 @@ class Filters:
 def fused_score(evidence: Evidence, weight: float = TAXONOMY_WEIGHT) -> float:
     """The hybrid ranking score of one paper for one question, between 0 and 1: its direct match
     and, weighing `weight` against it, the chance that it sits where the question points."""
-    credit = 1.0 if evidence.direct else evidence.category_probability
-    return min(max((evidence.direct_score + weight * credit) / (1 + weight), 0.0), 1.0)
+    return min(max((evidence.direct_score + weight * evidence.category_probability) / (1 + weight), 0.0), 1.0)
 
 
-def rank_hybrid(evidence: dict[int, Evidence], k: int, weight: float = TAXONOMY_WEIGHT) -> list[tuple[int, float]]:
-    """(vec_id, fused score) of the best k, after marking the sharp direct match in `evidence`
-    (which makes the question one about that paper: `Evidence.known_item`)."""
-    best = heapq.nlargest(2, evidence.values(), key=lambda e: e.direct_score)
-    sharp = bool(best) and (len(best) == 1 or best[0].direct_score - best[1].direct_score >= SHARP_MARGIN)
-    if sharp and weight > 0:
-        best[0].direct = True
+def stands_out(evidence: dict[int, Evidence]) -> float:
+    """How far the best direct match leads the next, as a share of the spread of the first ten
+    direct scores: 1 when the rest are level, near 0 when it is one of a crowd. Free of the scale
+    of the scores, which differs from question to question."""
+    direct = heapq.nlargest(10, (e.direct_score for e in evidence.values())) or [0.0]
+    top, second, tenth = direct[0], direct[min(1, len(direct) - 1)], direct[-1]
+    return (top - second) / (top - tenth) if top > tenth else 0.0
+
+
+def rank_hybrid(
+    evidence: dict[int, Evidence], k: int, weight: float = TAXONOMY_WEIGHT, one_paper: float = 0.0
+) -> list[tuple[int, float]]:
+    """(vec_id, fused score) of the best k. A question whose chance of asking about one paper
+    (`one_paper`) is ONE_PAPER or more gets its DIRECT_FIRST best direct matches first, by their own
+    match, and below them the taxonomy's ranking as for any question: the paper asked about is
+    among the first, and a request for a kind of work taken for one about a paper still gets that
+    kind of work below. Any other question keeps its best direct match on the first screen (third
+    place, if lower) when it stands out of the question's own scores (`stands_out` ≥ STANDS_OUT):
+    a new paper named by its title's words is not buried under labelled papers of its kind.
+    Papers placed by their own match are marked `Evidence.direct`. Scores fall down the list."""
+    known = weight > 0 and one_paper >= ONE_PAPER
     for e in evidence.values():
-        e.known_item, e.taxonomy_weight = sharp, weight
+        e.known_item, e.one_paper, e.taxonomy_weight = known, one_paper, weight
     scored = sorted(((v, fused_score(e, weight)) for v, e in evidence.items()), key=lambda item: -item[1])
+    if weight <= 0 or not evidence:
+        return scored[:k]
+    if known:
+        first = sorted(evidence, key=lambda v: -evidence[v].direct_score)[:DIRECT_FIRST]
+        ranked = []
+        for v in first:
+            evidence[v].direct = True
+            ranked.append((v, min(evidence[v].direct_score, ranked[-1][1]) if ranked else evidence[v].direct_score))
+        floor = ranked[-1][1]
+        ranked += [(v, min(score, floor)) for v, score in scored if v not in first]
+        return ranked[:k]
+    best = max(evidence, key=lambda v: evidence[v].direct_score)
+    place = next(i for i, (v, _) in enumerate(scored) if v == best)
+    if place > DIRECT_FIRST - 1 and stands_out(evidence) >= STANDS_OUT:
+        evidence[best].direct = True
+        displaced = scored[DIRECT_FIRST - 1][1]
+        del scored[place]
+        scored.insert(DIRECT_FIRST - 1, (best, displaced))
     return scored[:k]
+
+
+def question_form(query: str) -> tuple[float, float]:
+    """How the question is put: asked as one (a question mark, or an interrogative first word), and
+    the log of its length in words. A kind of work is asked for, or named in a few words; a paper
+    one remembers is described."""
+    asks = "?" in query or bool(INTERROGATIVE.match(query))
+    return float(asks), float(np.log(len(query.split()) + 1))
+
+
+def question_features(
+    query: str, vector: np.ndarray, evidence: dict[int, Evidence], leaves: np.ndarray, classifier, lexical
+) -> np.ndarray:
+    """The question-kind model's features (QUESTION_FEATURES): how far the best direct match leads
+    the next (and the next nine), how good it is, whether dense and BM25 agree on it, how peaked
+    the question's leaf distribution is, how rare its words are, how near it is to an example
+    question, a node description and a labelled paper (cosine), and its form."""
+    values = list(evidence.values())
+    direct = heapq.nlargest(2, (e.direct_score for e in values)) or [0.0]
+    top, second = direct[0], direct[-1]
+    agree = float(bool(values) and max(values, key=lambda e: e.dense) is max(values, key=lambda e: e.lexical))
+    n, n_leaves = len(classifier.labelled_ids), len(classifier.leaves)
+    rows = classifier.train_vectors
+    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+    asked = rows[n + n_leaves :]
+    return np.array(
+        [
+            top - second,
+            stands_out(evidence),
+            top,
+            agree,
+            float(leaves.max()),
+            lexical.specificity(query),
+            float((asked @ vector).max()) if len(asked) else 0.0,
+            float((rows[n : n + n_leaves] @ vector).max()),
+            float((rows[:n] @ vector).max()) if n else 0.0,
+            *question_form(query),
+        ]
+    )
+
+
+def one_paper_probability(features: np.ndarray) -> float:
+    """The chance that a question with these features asks about one paper (logistic model)."""
+    return float(1.0 / (1.0 + np.exp(-(ONE_PAPER_BIAS + ONE_PAPER_COEFFICIENTS @ features))))
 
 
 def explanation(hits: list[Hit], mode: str = "hybrid") -> str:
@@ -161,12 +261,13 @@ def explanation(hits: list[Hit], mode: str = "hybrid") -> str:
         said = "Ranked by the papers' own match (meaning and words), the taxonomy left out."
     elif e.known_item:
         said = (
-            f"Taken for a question about one paper: its best match stands out (by {SHARP_MARGIN} or more "
-            "on meaning and words), so it keeps the first place; below it the taxonomy counts."
+            f"Taken for a question about one paper ({e.one_paper:.0%} likely by how it is put and what it "
+            f"finds), so the {DIRECT_FIRST} papers that match it best by their own text come first, and "
+            "where a paper sits in the taxonomy ranks the rest."
         )
     else:
         said = (
-            "Taken for a question about a kind of work: no paper's own match stands out, so where a paper "
+            f"Taken for a question about a kind of work ({1 - e.one_paper:.0%} likely), so where a paper "
             f"sits in the taxonomy weighs {e.taxonomy_weight:.0f} times its own match."
         )
 
@@ -407,8 +508,11 @@ class Searcher:
             hit.score = hit.evidence.lexical_share
         return hits
 
-    def evidence(self, query: str, vector: np.ndarray, allowed: np.ndarray | None = None) -> dict[int, Evidence]:
-        """Every candidate's evidence for the question (vec_id -> Evidence); nothing is ranked yet."""
+    def evidence(
+        self, query: str, vector: np.ndarray, allowed: np.ndarray | None = None, question: np.ndarray | None = None
+    ) -> dict[int, Evidence]:
+        """Every candidate's evidence for the question (vec_id -> Evidence); nothing is ranked yet.
+        `question`: its leaf distribution when the caller has read it already."""
         dense = dict(self.nearest(vector, CANDIDATES, allowed))
         scores, lexical_best = self._lexical_scores(query, allowed)
         missing = [v for v in lexical_best if v not in dense]
@@ -416,7 +520,8 @@ class Searcher:
             dense[vec_id] = float(embedding @ vector[0])
         top_lexical = float(scores.max()) if len(scores) else 0.0
         lexical = dict(zip(dense, self.index.lexical.score_of(scores, list(dense)).tolist(), strict=True))
-        question = self.question_leaves(query, vector) if self.use_taxonomy else None
+        if question is None and self.use_taxonomy:
+            question = self.question_leaves(query, vector)
         filed = self.leaf_distributions(dense) if question is not None else {}
         evidence = {}
         for vec_id, cosine in dense.items():
@@ -429,9 +534,16 @@ class Searcher:
                 e.category, e.category_probability = categories[0], float(spread @ question)
         return evidence
 
+    def one_paper(self, query: str, vector: np.ndarray, evidence: dict[int, Evidence], leaves: np.ndarray) -> float:
+        """The chance that the question asks about one paper (step 4 of the module's ranking)."""
+        features = question_features(query, vector, evidence, leaves, self.classifier, self.index.lexical)
+        return one_paper_probability(features)
+
     def _hybrid(self, query: str, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[Hit]:
-        evidence = self.evidence(query, vector, allowed)
-        hits = self.hits(rank_hybrid(evidence, k, TAXONOMY_WEIGHT if self.use_taxonomy else 0.0))
+        leaves = self.question_leaves(query, vector) if self.use_taxonomy else None
+        evidence = self.evidence(query, vector, allowed, leaves)
+        one_paper = self.one_paper(query, vector, evidence, leaves) if leaves is not None else 0.0
+        hits = self.hits(rank_hybrid(evidence, k, TAXONOMY_WEIGHT if leaves is not None else 0.0, one_paper))
         for hit in hits:
             hit.evidence = evidence[hit.vec_id]
         return hits

@@ -298,17 +298,18 @@ def test_the_questions_category_decides_between_fair_matches_not_against_a_far_b
     assert fused_score(better_match) > fused_score(barely_a_match)
 
 
-@pytest.mark.parametrize("lead, sharp", [(0.063, True), (0.035, False)])
-def test_a_match_that_leads_the_next_by_five_points_or_more_is_taken_for_the_paper_asked_about(lead, sharp):
-    # Mutant: the sharp-match margin doubled (0.05 -> 0.10): a lead of 0.063 would no longer count.
+@pytest.mark.parametrize("one_paper, known", [(0.5, True), (0.49, False)])
+def test_a_question_one_half_likely_about_one_paper_gets_its_three_best_direct_matches_first(one_paper, known):
+    # Mutants: the threshold moved (0.5 -> 0.6 or 0.4), or the direct slots changed (3 -> 2 or 4).
     from semsearch.search import Evidence, rank_hybrid
 
-    evidence = {i: Evidence(dense=0.60, category_probability=0.9) for i in range(3)}
-    evidence[99] = Evidence(dense=0.61 + lead / 0.7, category_probability=0.0)  # direct = 0.7 * dense
-    evidence[98] = Evidence(dense=0.61, category_probability=0.0)
-    ranked = [vec_id for vec_id, _ in rank_hybrid(evidence, k=5)]
-    assert evidence[99].direct is sharp and evidence[99].known_item is sharp
-    assert (ranked[0] == 99) is sharp  # taken for the paper asked about, it comes first despite its category
+    evidence = {i: Evidence(dense=0.60, category_probability=0.9) for i in range(5)}
+    for rank, vec_id in enumerate((99, 98, 97, 96)):
+        evidence[vec_id] = Evidence(dense=0.70 - 0.01 * rank, category_probability=0.0)
+    ranked = [vec_id for vec_id, _ in rank_hybrid(evidence, k=9, one_paper=one_paper)]
+    assert evidence[99].direct is known and evidence[99].known_item is known
+    assert (ranked[:4] == [99, 98, 97, 0]) is known  # the fourth best direct match gets no slot
+    assert (ranked[:5] == [0, 1, 2, 3, 4]) is not known
 
 
 def test_bm25_evidence_is_relative_to_the_best_match_for_the_question(survey_corpus_index):
@@ -439,11 +440,12 @@ def test_the_explain_block_says_each_signal_to_four_places_under_its_documented_
 
     evidence = Evidence(
         dense=0.123456, lexical=12.345678, lexical_share=0.987654, category="Compression/Quantization",
-        category_probability=0.333333, direct=True, known_item=True, taxonomy_weight=2.0,
+        category_probability=0.333333, direct=True, known_item=True, one_paper=0.876543, taxonomy_weight=2.0,
     )  # fmt: skip
     assert evidence.to_dict() == {
         "dense": 0.1235, "lexical": 12.3457, "lexical_share": 0.9877, "category": "Compression/Quantization",
-        "category_probability": 0.3333, "direct": True, "question": "one paper", "taxonomy_weight": 2.0,
+        "category_probability": 0.3333, "direct": True, "question": "one paper", "one_paper": 0.8765,
+        "taxonomy_weight": 2.0,
     }  # fmt: skip
     assert Evidence().to_dict()["question"] == "a kind of work"
     hit = Hit(Paper(id="2306.00978", title="AWQ", year=2023), 0.12345678, evidence=evidence, categories=["A/B"])

@@ -9,17 +9,30 @@ from semsearch.evaluate import evaluate_search, ndcg_at, reciprocal_rank
 from semsearch.index import Index
 from semsearch.ingest import Ingest
 from semsearch.paper import Paper
-from semsearch.search import DENSE_WEIGHT, SHARP_MARGIN, Evidence, Searcher, fused_score, rank_hybrid
+from semsearch.search import (
+    DENSE_WEIGHT,
+    DIRECT_FIRST,
+    ONE_PAPER,
+    STANDS_OUT,
+    Evidence,
+    Searcher,
+    fused_score,
+    one_paper_probability,
+    question_form,
+    rank_hybrid,
+    stands_out,
+)
 from tests.test_cli import run
 
 
-def test_fusion_keeps_a_sharp_match_above_a_favoured_category():
+def test_a_question_about_one_paper_puts_its_best_direct_match_above_a_favoured_category():
     evidence = {
         1: Evidence(dense=0.85, lexical_share=1.0, category_probability=0.0),  # the paper asked about
         2: Evidence(dense=0.60, lexical_share=0.3, category_probability=1.0),  # its category's neighbour
     }
     assert fused_score(evidence[2]) > fused_score(evidence[1])  # by category evidence alone it would lose
-    assert [vec_id for vec_id, _ in rank_hybrid(evidence, k=2)] == [1, 2]
+    assert [vec_id for vec_id, _ in rank_hybrid(evidence, k=2, one_paper=0.9)] == [1, 2]
+    assert [vec_id for vec_id, _ in rank_hybrid(evidence, k=2, one_paper=0.1)] == [2, 1]
 
 
 def test_fusion_lets_category_evidence_break_near_ties():
@@ -35,28 +48,93 @@ def test_fusion_is_monotone_in_each_signal():
         assert fused_score(better) > fused_score(base)
 
 
-def test_a_sharp_direct_match_is_not_buried_under_a_favoured_category():
+def _neighbours_and_described_papers() -> dict[int, Evidence]:
     # Ten papers in the category the question seems to be about, each a fair match...
     evidence = {i: Evidence(dense=0.60, lexical_share=0.5, category_probability=0.95) for i in range(10)}
-    # ...the paper the question describes, a match that stands out, filed elsewhere...
-    evidence[99] = Evidence(dense=0.66, lexical_share=0.9, category_probability=0.0)
-    # ...and a paper filed elsewhere that matches a little better than the category's.
-    evidence[90] = Evidence(dense=0.61, lexical_share=0.5, category_probability=0.0)
-    ranked = [vec_id for vec_id, _ in rank_hybrid(evidence, k=len(evidence))]
-    assert ranked[0] == 99 and evidence[99].direct
-    assert sum(e.direct for e in evidence.values()) == 1
-    assert ranked[1:11] == list(range(10))  # below it the category evidence decides
-    scores = [score for _, score in rank_hybrid(evidence, k=len(evidence))]
+    # ...and four papers filed elsewhere that match the question's own words better, best first.
+    for rank, vec_id in enumerate((99, 98, 97, 96)):
+        evidence[vec_id] = Evidence(dense=0.70 - 0.02 * rank, lexical_share=0.9, category_probability=0.0)
+    return evidence
+
+
+def test_a_question_about_one_paper_gets_its_best_direct_matches_first_and_the_taxonomy_below():
+    evidence = _neighbours_and_described_papers()
+    ranked = rank_hybrid(evidence, k=len(evidence), one_paper=0.9)
+    order = [vec_id for vec_id, _ in ranked]
+    assert DIRECT_FIRST == 3 and order[:3] == [99, 98, 97]  # by their own match: the paper asked about is among them
+    assert order[3:13] == list(range(10)) and order[13] == 96  # below, the category decides as for any question
+    assert {v for v, e in evidence.items() if e.direct} == {99, 98, 97}
+    assert all(e.known_item and e.one_paper == 0.9 for e in evidence.values())
+    scores = [score for _, score in ranked]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_a_question_about_a_kind_of_work_is_ranked_by_where_papers_sit():
+    evidence = _neighbours_and_described_papers()
+    order = [vec_id for vec_id, _ in rank_hybrid(evidence, k=len(evidence), one_paper=0.2)]
+    assert order[:10] == list(range(10)) and order[10:] == [99, 98, 97, 96]
+    assert not any(e.direct or e.known_item for e in evidence.values())
+
+
+@pytest.mark.parametrize("one_paper, known", [(ONE_PAPER, True), (ONE_PAPER - 1e-6, False)])
+def test_one_half_is_where_a_question_turns_into_one_about_a_paper(one_paper, known):
+    evidence = _neighbours_and_described_papers()
+    first = rank_hybrid(evidence, k=1, one_paper=one_paper)[0][0]
+    assert (first == 99) is known and evidence[0].known_item is known
+
+
+def _crowd_and_one(lead: float) -> dict[int, Evidence]:
+    # Nine fair matches in the question's category, spread evenly below 0.50 direct...
+    evidence = {i: Evidence(dense=(0.50 - 0.01 * i) / DENSE_WEIGHT, category_probability=0.9) for i in range(9)}
+    # ...and a paper filed elsewhere whose direct match leads them by `lead`.
+    evidence[99] = Evidence(dense=(0.50 + lead) / DENSE_WEIGHT, category_probability=0.0)
+    return evidence
+
+
+def test_stands_out_is_the_lead_as_a_share_of_the_first_tens_spread():
+    assert stands_out(_crowd_and_one(0.08)) == pytest.approx(0.08 / 0.16)
+    assert stands_out(_crowd_and_one(0.0)) == pytest.approx(0.0)
+    level = {i: Evidence(dense=0.5) for i in range(4)}
+    assert stands_out(level) == 0.0 and stands_out({}) == 0.0
+
+
+@pytest.mark.parametrize("lead, kept", [(0.09, True), (0.07, False)])
+def test_a_best_match_that_stands_out_of_a_kind_of_work_question_keeps_third_place(lead, kept):
+    # (s1 - s2) / (s1 - s10): 0.09 / 0.17 = 0.53 stands out, 0.07 / 0.15 = 0.47 does not.
+    evidence = _crowd_and_one(lead)
+    assert (stands_out(evidence) >= STANDS_OUT) is kept
+    ranked = rank_hybrid(evidence, k=len(evidence), one_paper=0.1)
+    order = [vec_id for vec_id, _ in ranked]
+    assert order[:2] == [0, 1]  # the category still decides the first places
+    assert (order[2] == 99) is kept and evidence[99].direct is kept and (order[-1] == 99) is not kept
+    scores = [score for _, score in ranked]
     assert scores == sorted(scores, reverse=True)
 
 
-def test_a_best_direct_match_that_does_not_stand_out_gets_no_place():
-    # The best direct match leads the next by less than SHARP_MARGIN: nothing is sharp, and the
-    # category's papers come first.
-    evidence = {i: Evidence(dense=0.60, lexical_share=0.5, category_probability=0.95) for i in range(3)}
-    evidence[99] = Evidence(dense=0.60 + SHARP_MARGIN / 2, lexical_share=0.5, category_probability=0.0)
-    ranked = [vec_id for vec_id, _ in rank_hybrid(evidence, k=4)]
-    assert ranked == [0, 1, 2, 99] and not any(e.direct for e in evidence.values())
+def test_without_taxonomy_evidence_the_question_kind_changes_nothing():
+    evidence = _neighbours_and_described_papers()
+    order = [vec_id for vec_id, _ in rank_hybrid(evidence, k=len(evidence), weight=0.0, one_paper=0.9)]
+    assert order[:4] == [99, 98, 97, 96] and not any(e.direct or e.known_item for e in evidence.values())
+
+
+def test_the_form_of_a_question_is_whether_it_asks_and_how_long_it_is():
+    assert question_form("How can I make decoding faster?")[0] == 1.0
+    assert question_form("which methods quantize weights to 4 bits")[0] == 1.0  # asked, without the mark
+    assert question_form("Few-shot results swing wildly; any fix?")[0] == 1.0
+    stated = question_form("a square matrix instead of two low-rank factors for high-rank updates")
+    assert stated == (0.0, pytest.approx(np.log(11 + 1)))  # eleven words
+
+
+def test_a_described_paper_reads_as_one_paper_and_an_asked_or_named_kind_of_work_does_not():
+    # What the question finds held fixed (middling on every count): its form decides.
+    finds = [0.05, 0.3, 0.6, 1.0, 0.5, 0.6, 0.5, 0.5, 0.6]
+    described = one_paper_probability(np.array([*finds, 0.0, np.log(16)]))  # 15 words, stated
+    asked = one_paper_probability(np.array([*finds, 1.0, np.log(16)]))  # the same length, asked
+    named = one_paper_probability(np.array([*finds, 0.0, np.log(4)]))  # "pruning language models"
+    assert described > ONE_PAPER > max(asked, named)
+    # A peaked leaf distribution (the question names a kind of work) pulls toward a kind of work.
+    peaked = one_paper_probability(np.array([*finds[:4], 1.0, *finds[5:], 0.0, np.log(16)]))
+    assert peaked < described
 
 
 def test_ndcg_and_mrr_by_hand():
@@ -186,8 +264,9 @@ def test_modes_and_explain_in_the_cli(tmp_path, fake_model, capsys, corpus_file)
             assert why["dense"] == pytest.approx(top["score"], abs=1e-4) and why["lexical"] == 0
         elif mode == "lexical":
             assert why["lexical"] > 0 and why["lexical_share"] == top["score"] == 1.0 and why["dense"] == 0
-        else:  # both signals; the question names this paper, so it takes the category credit in full
-            assert why["dense"] > 0 and why["lexical_share"] == 1.0 and why["direct"] and why["question"] == "one paper"
+        else:  # both signals; no labelled paper, so no taxonomy to weigh and no kind of question to tell
+            assert why["dense"] > 0 and why["lexical_share"] == 1.0 and why["taxonomy_weight"] == 0
+            assert not why["direct"] and why["question"] == "a kind of work" and why["one_paper"] == 0
     code, out, _ = run(capsys, "search", "draft model", "--explain", "--index", index)
     assert code == 0 and "bm25" in out
     code, _, err = run(capsys, "search", "x", "--mode", "fancy", "--index", index)
@@ -410,10 +489,10 @@ def test_every_score_is_between_0_and_1_and_falls_down_the_list_in_every_mode(su
     assert json.loads(lexical.stdout)["results"][0]["score"] == 1.0  # the best match is the measure
 
 
-def _explained(evidence: dict[int, Evidence], weight: float = 2.0) -> str:
+def _explained(evidence: dict[int, Evidence], weight: float = 2.0, one_paper: float = 0.0) -> str:
     from semsearch.search import Hit, explanation
 
-    ranked = rank_hybrid(evidence, k=len(evidence), weight=weight)
+    ranked = rank_hybrid(evidence, k=len(evidence), weight=weight, one_paper=one_paper)
     hits = []
     for vec_id, score in ranked:
         hit = Hit(Paper(id=str(vec_id), title=f"paper {vec_id}"), score, vec_id=vec_id)
@@ -422,24 +501,27 @@ def _explained(evidence: dict[int, Evidence], weight: float = 2.0) -> str:
     return explanation(hits)
 
 
-def test_the_explanation_says_which_kind_of_question_it_was_taken_for_either_side_of_the_margin():
-    """Just above the margin the best match stands out: a question about one paper, and its own text
-    put it first. Just below, the same papers make a question about a kind of work, decided by
-    where the papers sit. Flip or drop the gate and these two sentences swap or vanish."""
+def test_the_explanation_says_which_kind_of_question_it_was_taken_for_and_how_sure():
+    """Either side of one half the same papers make a question about one paper, put first by its
+    own text, or one about a kind of work, decided by where the papers sit. Flip or drop the
+    question kind and these sentences swap or vanish."""
 
-    def papers(lead: float) -> dict[int, Evidence]:
+    def papers() -> dict[int, Evidence]:
         evidence = {
             i: Evidence(dense=0.60, lexical_share=0.5, category="A/Quantization", category_probability=0.9)
             for i in range(6)
         }
-        evidence[99] = Evidence(dense=0.60 + lead / DENSE_WEIGHT, lexical_share=0.5, category_probability=0.0)
+        for vec_id in (97, 98, 99):
+            evidence[vec_id] = Evidence(dense=0.60 + 0.06 / DENSE_WEIGHT, lexical_share=0.5, category_probability=0.0)
         return evidence
 
-    above = _explained(papers(SHARP_MARGIN * 1.2))
-    assert above.startswith("Taken for a question about one paper") and "own text matches" in above
-    below = _explained(papers(SHARP_MARGIN * 0.8))
-    assert below.startswith("Taken for a question about a kind of work") and "(Quantization; 90% on average)" in below
-    off = _explained(papers(SHARP_MARGIN * 1.2), weight=0.0)
+    above = _explained(papers(), one_paper=0.93)
+    assert above.startswith("Taken for a question about one paper (93% likely") and "own text matches" in above
+    assert "the 3 papers that match it best by their own text come first" in above
+    below = _explained(papers(), one_paper=0.2)
+    assert below.startswith("Taken for a question about a kind of work (80% likely)")
+    assert "(Quantization; 90% on average)" in below
+    off = _explained(papers(), weight=0.0, one_paper=0.93)
     assert off.startswith("Ranked by the papers' own match") and "taxonomy left out" in off
 
 

@@ -102,8 +102,11 @@ function whyText(explain) {
   if (!explain) return "";
   const parts = [`meaning matches ${(explain.dense * 100).toFixed(0)}%`];
   if (explain.lexical > 0) parts.push(`its words match ${(explain.lexical_share * 100).toFixed(0)}% as well as the best match`);
-  if (explain.question) parts.push(`the question was taken for one about ${explain.question} (${(Math.max(explain.known_item, 1 - explain.known_item) * 100).toFixed(0)}% sure), so the taxonomy weighed ${explain.taxonomy_weight.toFixed(1)} against the paper's own match`);
-  if (explain.direct) parts.push("it is the question's sharp direct match, so it keeps first place");
+  if (explain.question && explain.taxonomy_weight > 0) {
+    const sure = explain.question === "one paper" ? explain.one_paper : 1 - explain.one_paper;
+    parts.push(`the question was taken for one about ${explain.question} (${(sure * 100).toFixed(0)}% likely), so the taxonomy weighed ${explain.taxonomy_weight.toFixed(1)} against the paper's own match`);
+  }
+  if (explain.direct) parts.push("it is one of the question's best matches by its own text, which come first for a question about one paper");
   else if (explain.category) parts.push(`${(explain.category_probability * 100).toFixed(0)}% chance it is in the kind of work the question asks about (${leaf(explain.category)})`);
   return parts.join("; ") + ".";
 }
