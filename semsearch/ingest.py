@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import sqlite3
 import sys
 import time
@@ -47,6 +48,14 @@ class IngestReport:
             f"{read}embedded {self.embedded} in {self.embed_seconds:.1f}s; index now holds {count} papers "
             f"({self.seconds:.1f}s)"
         )
+
+
+def _cores() -> int:
+    """The cores this process may run on: the encoder runs one batch on each."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _warn_stderr(message: str) -> None:
@@ -245,7 +254,7 @@ class Ingest:
                     raise SemsearchError(f"--ray runs the model's ONNX export, and {self.writer.model!r} has none")
                 self._embedder = RayEmbedder(exported, self.ray_address)
             else:
-                self._embedder = embedder_for(self.writer.model, index_dir=self.writer.directory)
+                self._embedder = embedder_for(self.writer.model, index_dir=self.writer.directory, workers=_cores())
         return self._embedder
 
     def embed_stale(self) -> None:
@@ -310,12 +319,12 @@ class Ingest:
     def export_encoder(self) -> None:
         """Once per index directory and model: the ONNX export that embeds papers and questions
         without torch."""
-        from semsearch.embeddings import encoder_dir, export_onnx
+        from semsearch.embeddings import encoder_dir, export_onnx, is_current_export
 
         target = encoder_dir(self.writer.model, index_dir=self.writer.directory)
         # A model whose architecture cannot be exported is marked, so later ingests need not load it.
         unsupported = target.with_name(target.name + ".unsupported")
-        if (target / "encoder.json").exists() or unsupported.exists():
+        if is_current_export(target) or unsupported.exists():
             return
         try:
             exported = export_onnx(self.writer.model, index_dir=self.writer.directory)
