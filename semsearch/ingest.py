@@ -360,8 +360,9 @@ class Ingest:
             return  # nothing to retrain, nothing to predict
         classifier = load_saved(self.store) if unchanged else None
         if classifier is None:
-            embed = self.embedder().encode
+            embed = TextVectors(self.store, self.writer.model, self.embedder().encode)
             classifier = TaxonomyClassifier.train(labelled_papers(self.store.survey_labelled()), taxonomy, embed)
+            embed.save()
             self.store.put_artifact(CLASSIFIER_ARTIFACT, classifier.to_bytes())
             self.store.set_meta("classifier_fingerprint", fingerprint)
             self.store.clear_predictions()
@@ -378,6 +379,48 @@ class Ingest:
                 ]
             )
             self.store.commit()
+
+
+class TextVectors:
+    """`encode` that remembers, in the store, the vectors of the texts it embedded. Training the
+    classifier embeds the taxonomy's own texts (node descriptions, scope anchors, example questions:
+    ~270): once per index and model, not again at each ingest that changes a labelled paper."""
+
+    ARTIFACT = "text_vectors"
+
+    def __init__(self, store, model: str, encode: Callable[[list[str]], np.ndarray]):
+        self.store, self.model, self.encode = store, model, encode
+        self.known: dict[str, np.ndarray] = {}
+        self.used: dict[str, np.ndarray] = {}
+        saved = store.get_artifact(self.ARTIFACT)
+        if saved:
+            import io
+
+            with np.load(io.BytesIO(saved), allow_pickle=False) as arrays:
+                self.known = dict(zip(arrays["keys"].tolist(), arrays["vectors"], strict=True))
+
+    def _key(self, text: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(f"{self.model}\0{text}".encode()).hexdigest()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        keys = [self._key(text) for text in texts]
+        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in self.known}
+        if missing:
+            self.known.update(zip(missing, self.encode(list(missing.values())), strict=True))
+        self.used.update((key, self.known[key]) for key in keys)
+        return np.vstack([self.known[key] for key in keys]) if keys else self.encode([])
+
+    def save(self) -> None:
+        """Keep the vectors of the texts this training used (a text the taxonomy dropped goes)."""
+        import io
+
+        buffer = io.BytesIO()
+        keys = list(self.used)
+        vectors = np.vstack(list(self.used.values())) if keys else np.zeros((0, 0), dtype=np.float32)
+        np.savez(buffer, keys=np.array(keys, dtype=str), vectors=vectors.astype(np.float32))
+        self.store.put_artifact(self.ARTIFACT, buffer.getvalue())
 
 
 # --- one function per source: the Python API behind `semsearch ingest ...` ---------------------

@@ -369,3 +369,20 @@ def test_precomputed_vectors_of_another_model_are_refused(tmp_path, fake_model, 
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "idx" / "CURRENT").read_text() == published  # nothing stored, nothing published
     assert Index.open(tmp_path / "idx").store.get("2403.00000") is None
+
+
+def test_the_taxonomy_texts_are_embedded_once_per_index(tmp_path, fake_model):
+    """Retraining the classifier (a user labelled a paper) reuses the vectors of the taxonomy's own
+    texts stored at the first training: nothing is embedded again."""
+    from semsearch.ingest import ingest_survey, label_paper
+    from semsearch.taxonomy import load_taxonomy
+
+    ingest_survey(index_dir=tmp_path, offline=True, progress=False)
+    taxonomy = load_taxonomy()
+    assert {taxonomy.described(node) for node in taxonomy.nodes} <= set(fake_model.encoded)  # the first training
+    ingest(tmp_path, papers(1))
+    before = Index.open(tmp_path).store.get_artifact("taxonomy_classifier")
+    fake_model.encoded.clear()
+    label_paper(papers(1)[0].id, taxonomy.leaves[0], index_dir=tmp_path)
+    assert Index.open(tmp_path).store.get_artifact("taxonomy_classifier") != before  # retrained ...
+    assert fake_model.encoded == []  # ... without embedding anything
