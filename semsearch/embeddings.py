@@ -270,12 +270,47 @@ class OnnxEmbedder:
         return ((hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)).astype(np.float32)
 
 
+_warming: dict[Path, object] = {}  # export directory -> Future of its OnnxEmbedder (see warm_up)
+
+
+def warm_up(index_dir: Path) -> None:
+    """Start loading the question encoder of the index at `index_dir` on a thread of its own: a
+    question from a fresh process then finds it ready, its session having been built in native code
+    on the other core while this one parsed the arguments and opened the index (else the question
+    waited ~0.2 s for it). `embedder_for` takes it; an index with no single export is left alone."""
+    if os.environ.get("SEMSEARCH_NO_ONNX") == "1":
+        return
+    exports = list((Path(index_dir) / ENCODERS_DIR).glob("*/encoder.json"))
+    if len(exports) != 1:
+        return
+    import threading
+    from concurrent.futures import Future
+
+    directory, future = exports[0].parent, Future()
+
+    def load() -> None:
+        try:
+            future.set_result(OnnxEmbedder(directory))
+        except BaseException as err:  # noqa: BLE001 - embedder_for loads it again and reports
+            future.set_exception(err)
+
+    # Not a daemon: the interpreter must not exit (and unload ONNX Runtime) while it builds a session.
+    threading.Thread(target=load, name="semsearch-warm-encoder").start()
+    _warming[directory.resolve()] = future
+
+
 def embedder_for(model: str, *, index_dir: Path, threads: int | None = None, workers: int = 1):
     """The encoder of an index's model: its ONNX export when there is one (the same vectors, without
     importing torch), else sentence-transformers. `threads`, `workers`: as for OnnxEmbedder."""
     directory = encoder_dir(model, index_dir=index_dir)
     if os.environ.get("SEMSEARCH_NO_ONNX") != "1" and (directory / "encoder.json").exists():
+        warming = _warming.pop(directory.resolve(), None) if (threads, workers) == (None, 1) else None
         try:
+            if warming is not None:
+                try:
+                    return warming.result()
+                except Exception:  # noqa: BLE001 - loaded again below, where a failure falls back
+                    pass
             return OnnxEmbedder(directory, threads=threads, workers=workers)
         except Exception:  # noqa: BLE001 - a broken or foreign export: the slow path still answers
             pass

@@ -153,6 +153,23 @@ def test_the_export_runs_batches_side_by_side_to_the_same_vectors(survey_index):
     assert _load(survey_index.manifest.model)[0].auto_model.config._attn_implementation == "sdpa"
 
 
+def test_a_question_from_a_fresh_process_finds_its_encoder_loaded_ahead(survey_index):
+    """`semsearch search` starts loading the index's encoder before typer parses the arguments; the
+    search then uses that encoder (not a second one), and the answer is the same."""
+    from semsearch import embeddings
+    from semsearch.cli import _warm_question_encoder
+
+    _warm_question_encoder(["search", "kv cache", "--index", str(survey_index.directory)])
+    (warming,) = embeddings._warming.values()
+    embedder = embeddings.embedder_for(survey_index.manifest.model, index_dir=survey_index.directory)
+    assert embedder is warming.result() and not embeddings._warming
+    ahead = Searcher(survey_index, embedder).search("kv cache", 5)
+    assert [h.paper.id for h in ahead] == [h.paper.id for h in Searcher(survey_index).search("kv cache", 5)]
+    for not_embedding in (["search", "--help"], ["search", "kv", "--mode", "lexical"], ["info"]):
+        _warm_question_encoder([*not_embedding, "--index", str(survey_index.directory)])
+        assert not embeddings._warming
+
+
 def test_an_export_in_an_older_format_is_made_again_at_ingest(survey_index, tmp_path):
     import shutil
 
