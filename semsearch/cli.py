@@ -1288,7 +1288,7 @@ def _warm_question_encoder(args: list[str]) -> None:
     from semsearch.embeddings import warm_up
     from semsearch.index import resolve_index_dir
 
-    warm_up(resolve_index_dir(option))
+    warm_up(index_dir=resolve_index_dir(option))
 
 
 def _disk_full(err: Exception) -> bool:

@@ -273,7 +273,7 @@ class OnnxEmbedder:
 _warming: dict[Path, object] = {}  # export directory -> Future of its OnnxEmbedder (see warm_up)
 
 
-def warm_up(index_dir: Path) -> None:
+def warm_up(*, index_dir: Path) -> None:
     """Start loading the question encoder of the index at `index_dir` on a thread of its own: a
     question from a fresh process then finds it ready, its session having been built in native code
     on the other core while this one parsed the arguments and opened the index (else the question
