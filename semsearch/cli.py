@@ -1249,6 +1249,7 @@ def main(argv: list[str] | None = None) -> int:
         library.addHandler(_Stderr())
         library.setLevel(logging.INFO)
         library.propagate = False
+    _warm_question_encoder(sys.argv[1:] if argv is None else list(argv))
     try:
         result = _command().main(args=argv, prog_name="semsearch", standalone_mode=False)
     except typer.Abort:
@@ -1275,6 +1276,20 @@ def main(argv: list[str] | None = None) -> int:
         err.show()
         return getattr(err, "exit_code", 2)
     return result if isinstance(result, int) else 0
+
+
+def _warm_question_encoder(args: list[str]) -> None:
+    """`semsearch search QUESTION` from a fresh process: the question's encoder starts loading on
+    the other core before typer parses the arguments (embeddings.warm_up). Only a peek at --index:
+    typer still parses everything, and a wrong guess costs a session loaded in the background."""
+    if args[:1] != ["search"] or {"--help", "lexical", "--mode=lexical"} & set(args):
+        return
+    option = next((value for flag, value in zip(args, args[1:], strict=False) if flag == "--index"), None)
+    option = next((a.removeprefix("--index=") for a in args if a.startswith("--index=")), option)
+    from semsearch.embeddings import warm_up
+    from semsearch.index import resolve_index_dir
+
+    warm_up(index_dir=resolve_index_dir(option))
 
 
 def _disk_full(err: Exception) -> bool:

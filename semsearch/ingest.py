@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import sqlite3
 import sys
 import time
@@ -47,6 +48,14 @@ class IngestReport:
             f"{read}embedded {self.embedded} in {self.embed_seconds:.1f}s; index now holds {count} papers "
             f"({self.seconds:.1f}s)"
         )
+
+
+def _cores() -> int:
+    """The cores this process may run on: the encoder runs one batch on each."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _warn_stderr(message: str) -> None:
@@ -245,7 +254,7 @@ class Ingest:
                     raise SemsearchError(f"--ray runs the model's ONNX export, and {self.writer.model!r} has none")
                 self._embedder = RayEmbedder(exported, self.ray_address)
             else:
-                self._embedder = embedder_for(self.writer.model, index_dir=self.writer.directory)
+                self._embedder = embedder_for(self.writer.model, index_dir=self.writer.directory, workers=_cores())
         return self._embedder
 
     def embed_stale(self) -> None:
@@ -310,12 +319,12 @@ class Ingest:
     def export_encoder(self) -> None:
         """Once per index directory and model: the ONNX export that embeds papers and questions
         without torch."""
-        from semsearch.embeddings import encoder_dir, export_onnx
+        from semsearch.embeddings import encoder_dir, export_onnx, is_current_export
 
         target = encoder_dir(self.writer.model, index_dir=self.writer.directory)
         # A model whose architecture cannot be exported is marked, so later ingests need not load it.
         unsupported = target.with_name(target.name + ".unsupported")
-        if (target / "encoder.json").exists() or unsupported.exists():
+        if is_current_export(target) or unsupported.exists():
             return
         try:
             exported = export_onnx(self.writer.model, index_dir=self.writer.directory)
@@ -351,8 +360,9 @@ class Ingest:
             return  # nothing to retrain, nothing to predict
         classifier = load_saved(self.store) if unchanged else None
         if classifier is None:
-            embed = self.embedder().encode
+            embed = TextVectors(self.store, self.writer.model, self.embedder().encode)
             classifier = TaxonomyClassifier.train(labelled_papers(self.store.survey_labelled()), taxonomy, embed)
+            embed.save()
             self.store.put_artifact(CLASSIFIER_ARTIFACT, classifier.to_bytes())
             self.store.set_meta("classifier_fingerprint", fingerprint)
             self.store.clear_predictions()
@@ -369,6 +379,48 @@ class Ingest:
                 ]
             )
             self.store.commit()
+
+
+class TextVectors:
+    """`encode` that remembers, in the store, the vectors of the texts it embedded. Training the
+    classifier embeds the taxonomy's own texts (node descriptions, scope anchors, example questions:
+    ~270): once per index and model, not again at each ingest that changes a labelled paper."""
+
+    ARTIFACT = "text_vectors"
+
+    def __init__(self, store, model: str, encode: Callable[[list[str]], np.ndarray]):
+        self.store, self.model, self.encode = store, model, encode
+        self.known: dict[str, np.ndarray] = {}
+        self.used: dict[str, np.ndarray] = {}
+        saved = store.get_artifact(self.ARTIFACT)
+        if saved:
+            import io
+
+            with np.load(io.BytesIO(saved), allow_pickle=False) as arrays:
+                self.known = dict(zip(arrays["keys"].tolist(), arrays["vectors"], strict=True))
+
+    def _key(self, text: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(f"{self.model}\0{text}".encode()).hexdigest()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        keys = [self._key(text) for text in texts]
+        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in self.known}
+        if missing:
+            self.known.update(zip(missing, self.encode(list(missing.values())), strict=True))
+        self.used.update((key, self.known[key]) for key in keys)
+        return np.vstack([self.known[key] for key in keys]) if keys else self.encode([])
+
+    def save(self) -> None:
+        """Keep the vectors of the texts this training used (a text the taxonomy dropped goes)."""
+        import io
+
+        buffer = io.BytesIO()
+        keys = list(self.used)
+        vectors = np.vstack(list(self.used.values())) if keys else np.zeros((0, 0), dtype=np.float32)
+        np.savez(buffer, keys=np.array(keys, dtype=str), vectors=vectors.astype(np.float32))
+        self.store.put_artifact(self.ARTIFACT, buffer.getvalue())
 
 
 # --- one function per source: the Python API behind `semsearch ingest ...` ---------------------

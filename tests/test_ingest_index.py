@@ -233,6 +233,44 @@ def test_approximate_index_types_answer_and_filter(tmp_path, fake_model, kind):
     assert Index.open(tmp_path).manifest.index_type == kind
 
 
+def test_a_flat_index_is_searched_without_faiss_as_faiss_would(tmp_path, fake_model):
+    """A flat index (the kind up to 50,000 papers) is read from FAISS's file with numpy alone: the
+    same neighbours and scores as FAISS's own search (papers of equal score may come in another
+    order; this fake model ties often), filters included, and FAISS is never imported
+    to answer (its import was ~40 ms of a question from a fresh process)."""
+    import subprocess
+    import sys
+
+    import faiss
+
+    from semsearch import vectors
+
+    items = [Paper(id=f"2401.{i:05d}", title=f"Paper {i} topic{i % 7}", abstract=f"words{i}") for i in range(300)]
+    ingest(tmp_path, items)
+    index = Index.open(tmp_path)
+    path = index.generation_dir / "vectors.faiss"
+    flat, reference = vectors.load(path), faiss.read_index(str(path))
+    assert isinstance(flat, vectors.FlatVectors) and vectors.kind_of(flat) == "flat"
+    queries = np.vstack([index.store.embedding(v) for v in (3, 50, 299)])
+    for allowed in (None, np.array([7, 8, 120, 121, 122], dtype=np.int64), np.array([5], dtype=np.int64)):
+        params = {} if allowed is None else {"params": faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))}
+        expected_scores, expected_ids = reference.search(queries, 4, **params)
+        scores, ids = vectors.search(flat, queries, 4, allowed)
+        assert np.allclose(scores, expected_scores, atol=1e-5)
+        for query, found, values, expected in zip(queries, ids, scores, expected_ids, strict=True):
+            last = values[found >= 0].min()  # papers tied with the last one shown may differ
+            assert set(found[values > last + 1e-5]) == set(expected[values > last + 1e-5])
+            for vec_id, score in zip(found[found >= 0], values[found >= 0], strict=True):
+                assert abs(float(index.store.embedding(int(vec_id)) @ query) - score) < 1e-5
+    probe = (
+        "import sys; from semsearch.index import Index; from semsearch.search import Searcher; "
+        f"index = Index.open({str(tmp_path)!r}); "
+        "Searcher(index).nearest(index.store.embedding(3)[None, :], 5); print('faiss' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
 def test_unknown_index_type_is_refused(tmp_path, fake_model):
     with pytest.raises(SemsearchError, match="unknown index type 'kd-tree'"):
         with Ingest(index_dir=tmp_path, progress=False, index_type="kd-tree"):
@@ -369,3 +407,20 @@ def test_precomputed_vectors_of_another_model_are_refused(tmp_path, fake_model, 
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "idx" / "CURRENT").read_text() == published  # nothing stored, nothing published
     assert Index.open(tmp_path / "idx").store.get("2403.00000") is None
+
+
+def test_the_taxonomy_texts_are_embedded_once_per_index(tmp_path, fake_model):
+    """Retraining the classifier (a user labelled a paper) reuses the vectors of the taxonomy's own
+    texts stored at the first training: nothing is embedded again."""
+    from semsearch.ingest import ingest_survey, label_paper
+    from semsearch.taxonomy import load_taxonomy
+
+    ingest_survey(index_dir=tmp_path, offline=True, progress=False)
+    taxonomy = load_taxonomy()
+    assert {taxonomy.described(node) for node in taxonomy.nodes} <= set(fake_model.encoded)  # the first training
+    ingest(tmp_path, papers(1))
+    before = Index.open(tmp_path).store.get_artifact("taxonomy_classifier")
+    fake_model.encoded.clear()
+    label_paper(papers(1)[0].id, taxonomy.leaves[0], index_dir=tmp_path)
+    assert Index.open(tmp_path).store.get_artifact("taxonomy_classifier") != before  # retrained ...
+    assert fake_model.encoded == []  # ... without embedding anything
