@@ -7,12 +7,19 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
-import pytest
+# One BLAS/OpenMP thread per process, set before numpy loads (and inherited by the processes tests
+# start). The quick loop runs one worker per core already; a second thread per worker only spins
+# waiting for a core: a classifier's training took 2.7 times the CPU with OpenBLAS's default threads.
+for _threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
 
-from semsearch import embeddings
+import numpy as np  # noqa: E402  (after the thread settings above)
+import pytest  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from semsearch import embeddings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
 
 # scripts/mutation.sh: while mutmut records which tests reach which function (its "stats" run, in
 # this process), the processes tests start would try to record too and fail to find mutmut's
@@ -49,6 +56,24 @@ def fake_model(monkeypatch) -> HashingModel:
     model = HashingModel()
     monkeypatch.setattr(embeddings, "_load", lambda name: model)
     return model
+
+
+@pytest.fixture(params=["here", pytest.param("own-process", marks=pytest.mark.slow)])
+def cli(request, fake_model):
+    """`cli(*args, check=False, cwd=None)`: the `semsearch` command with ARGS -> (exit code, stdout,
+    stderr), also as `.returncode`, `.stdout`, `.stderr`; `check` requires exit code 0. The quick loop
+    calls the command in the test's own process (a process of its own costs a second in start-up and
+    imports); the full suite runs each such test once more with the command in a process of its own,
+    as a user runs it."""
+    from tests.cli_process import run_cli, run_here
+
+    def run(*args, check: bool = False, cwd: Path | None = None):
+        done = run_here(*args, cwd=cwd) if request.param == "here" else run_cli(*args, cwd=cwd or ROOT)
+        if check:
+            assert done.returncode == 0, done.stderr
+        return done
+
+    return run
 
 
 @pytest.fixture(autouse=True)

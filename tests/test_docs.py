@@ -130,20 +130,14 @@ def test_on_off_flags_show_no_type_in_help(path, capsys):
     assert "<bool>" not in out
 
 
-def test_labels_help_shows_export_and_import_and_export_runs_as_a_process(survey_only_index, capsys):
+def test_labels_help_shows_export_and_import_and_export_is_the_bare_command(cli, survey_only_index, capsys):
     import json
-    import subprocess
-    import sys
 
     code, out, _ = run(capsys, "labels", "--help")
     assert code == 0 and "export" in out and "import" in out
     code, _, err = run(capsys, "label", "2306.00978", "Weight-Only Quantization", "--index", survey_only_index)
     assert code == 0, err
-    exported = subprocess.run(
-        [sys.executable, "-m", "tests.cli_process", "--", "labels", "export", "--index", str(survey_only_index)],
-        capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
-    assert exported.returncode == 0, exported.stderr
+    exported = cli("labels", "export", "--index", survey_only_index, check=True)
     assert [json.loads(line)["id"] for line in exported.stdout.splitlines()] == ["2306.00978"]
     code, bare, _ = run(capsys, "labels", "--index", survey_only_index)
     assert bare == exported.stdout  # `labels` alone is `labels export`
@@ -158,17 +152,10 @@ def test_the_survey_taxonomy_cannot_be_removed_and_says_so(survey_only_index, ca
 
 
 # --- network errors in whole phrases -------------------------------------------------------------
-def test_a_list_that_cannot_be_fetched_is_one_whole_line_in_a_real_process(survey_only_index):
+def test_a_list_that_cannot_be_fetched_is_one_whole_line(cli, survey_only_index):
     """requests' own text ("HTTPConnectionPool(...): Max retries exceeded ... (Caused by ...") was
     cut at 160 characters mid-sentence."""
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.cli_process", "--", "taxonomy", "add", "kv", "http://127.0.0.1:9/README.md",
-         "--index", str(survey_only_index)],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
-    )  # fmt: skip
+    done = cli("taxonomy", "add", "kv", "http://127.0.0.1:9/README.md", "--index", survey_only_index)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip() == "error: cannot fetch http://127.0.0.1:9/README.md: 127.0.0.1 refused the connection"
 

@@ -12,14 +12,15 @@ from urllib.parse import quote, unquote
 import anyio
 import feedparser
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from semsearch.feeds import Entry, atom, rfc3339, xml_text
 from semsearch.sources.curated import parse_list
 from semsearch.sources.survey import load_survey
+from tests.cli_process import run_cli
 from tests.test_page import with_a_digest
-from tests.test_propose import semsearch, survey_readme
+from tests.test_propose import survey_readme
 
 KV = "Model-Centric Methods/Efficient Inference/KV-Cache Optimization"
 
@@ -88,6 +89,16 @@ def test_the_digests_feed_has_one_entry_a_digest_with_its_papers(survey_corpus_i
     assert entry.link.endswith("?view=digest&name=202411010000-202411020000")
 
 
+def _reads_as_double_encoded(text: str) -> bool:
+    """feedparser takes text whose characters are all Latin-1 and whose bytes are valid UTF-8 for
+    UTF-8 encoded twice and decodes it once more ('Â¡' reads back as '¡'): a guess of the oracle's,
+    not a fault of the feed, which carries the text as given."""
+    try:
+        return text.encode("latin-1").decode("utf-8") != text
+    except UnicodeError:
+        return False
+
+
 @settings(max_examples=80, deadline=None)
 @given(
     st.lists(
@@ -96,6 +107,7 @@ def test_the_digests_feed_has_one_entry_a_digest_with_its_papers(survey_corpus_i
     )
 )
 def test_any_text_makes_valid_atom(items):
+    assume(not any(_reads_as_double_encoded(t) for t, _, _ in items))
     entries = [
         Entry(id=f"urn:x:{i}", title=t, updated="2024-01-02T00:00:00Z", summary=s, authors=a)
         for i, (t, s, a) in enumerate(items)
@@ -132,7 +144,7 @@ def test_a_real_server_serves_feeds_proposals_their_patch_and_gaps(survey_corpus
     readme = tmp_path / "README.md"
     readme.write_text(survey_readme(set(left_out)), encoding="utf-8")
     # a refresh from the file keeps its README in the index: what the server proposes against
-    semsearch("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index)
+    run_cli("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index, check=True)
     port, log = free_port(), tmp_path / "server.log"
     server = semsearch_process("serve", "--port", port, "--index", survey_corpus_index, env={}, log=log)
 
@@ -162,7 +174,7 @@ def test_a_real_server_serves_feeds_proposals_their_patch_and_gaps(survey_corpus
         stop(server)
 
 
-def test_mcp_propose_and_gaps_answer_and_refuse_like_the_other_doors(survey_corpus_index, tmp_path):
+def test_mcp_propose_and_gaps_answer_and_refuse_like_the_other_doors(cli, survey_corpus_index, tmp_path):
     from mcp.server import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
@@ -172,7 +184,7 @@ def test_mcp_propose_and_gaps_answer_and_refuse_like_the_other_doors(survey_corp
     left_out = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})[::70]
     readme = tmp_path / "README.md"
     readme.write_text(survey_readme(set(left_out)), encoding="utf-8")
-    semsearch("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index)
+    cli("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index, check=True)
     server = MCPServer("semsearch-test")
     add_tools(server, Service(index_dir=survey_corpus_index))
 
@@ -198,7 +210,7 @@ def test_the_page_shows_a_lists_proposals_its_patch_its_gaps_and_links_the_feeds
     left_out = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})[::80]
     readme = tmp_path / "README.md"
     readme.write_text(survey_readme(set(left_out)), encoding="utf-8")
-    semsearch("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index)
+    run_cli("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index, check=True)
     with_a_digest(survey_corpus_index)
     base, stop = serving(survey_corpus_index)
     try:

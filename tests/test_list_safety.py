@@ -123,14 +123,14 @@ def test_each_limit_is_a_one_line_error_naming_it_at_once(text, limit):
     assert time.perf_counter() - started < 0.5
 
 
-def test_a_50_mb_list_is_refused_before_it_is_read(tmp_path):
+def test_a_50_mb_list_is_refused_before_it_is_read(cli, tmp_path):
     big = tmp_path / "big.md"
     with big.open("wb") as handle:
         handle.truncate(50_000_000)  # sparse: 50 MB on paper, nothing on disk
     started = time.perf_counter()
-    code, _, err = semsearch("taxonomy", "add", "big", big, "--offline", "--index", tmp_path / "idx", cwd=tmp_path)
+    code, _, err = cli("taxonomy", "add", "big", big, "--offline", "--index", tmp_path / "idx", cwd=tmp_path)
     assert code == 2 and err.strip() == f"error: cannot read {big}: larger than the 5 MB a list may be"
-    assert time.perf_counter() - started < 10  # the process's start included; the refusal itself is a stat
+    assert time.perf_counter() - started < 10  # a process's start included; the refusal itself is a stat
     assert not (tmp_path / "idx").exists()
 
 
@@ -284,8 +284,8 @@ def test_an_added_list_is_guarded_the_same_way(survey_only_index, tmp_path):
     assert {t["name"]: t["papers"] for t in json.loads(out)}["kv"] == 7
 
 
-def test_undo_without_a_refresh_is_one_line(survey_only_index, tmp_path):
-    code, _, err = semsearch("taxonomy", "refresh", "--undo", "--index", survey_only_index, cwd=tmp_path)
+def test_undo_without_a_refresh_is_one_line(cli, survey_only_index, tmp_path):
+    code, _, err = cli("taxonomy", "refresh", "--undo", "--index", survey_only_index, cwd=tmp_path)
     assert code == 2 and err.strip() == "error: nothing to undo: the survey's list was never refreshed in this index"
 
 

@@ -10,7 +10,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,19 +39,11 @@ NEW = Paper(
 )
 
 
-def semsearch(*args, check: bool = True) -> subprocess.CompletedProcess:
-    """The real command in its own process (with the hashing model)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.cli_process", "--", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(ROOT)},
-    )
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
+@pytest.fixture
+def semsearch(cli):
+    """The real command (with the hashing model): in this process in the quick loop, in a process of
+    its own in the full suite (conftest's `cli`). Exit code 0 required unless check=False."""
+    return lambda *args, check=True: cli(*args, check=check)
 
 
 # --- the line format of a section --------------------------------------------------------------------
@@ -224,7 +215,9 @@ def survey_readme(leave_out: set[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def test_the_patch_applies_to_its_readme_and_a_second_run_proposes_none_of_it_again(survey_corpus_index, tmp_path):
+def test_the_patch_applies_to_its_readme_and_a_second_run_proposes_none_of_it_again(
+    semsearch, survey_corpus_index, tmp_path
+):
     survey = load_survey()
     chosen = sorted({p.arxiv_id for p in survey.papers if p.arxiv_id})[::40]
     repo = tmp_path / "list"
@@ -252,7 +245,7 @@ def test_the_patch_applies_to_its_readme_and_a_second_run_proposes_none_of_it_ag
 
 
 def test_json_gives_each_paper_its_heading_confidence_and_line_and_unsure_ones_stay_out_of_the_patch(
-    survey_corpus_index, tmp_path
+    semsearch, survey_corpus_index, tmp_path
 ):
     chosen = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})[::60]
     readme = tmp_path / "README.md"
@@ -280,7 +273,7 @@ def test_json_gives_each_paper_its_heading_confidence_and_line_and_unsure_ones_s
         (["--ids", "9999.99999"], "no paper"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(survey_corpus_index, tmp_path, args, says):
+def test_bad_input_is_one_line_and_exit_2(semsearch, survey_corpus_index, tmp_path, args, says):
     readme = tmp_path / "README.md"
     readme.write_text(survey_readme(set()), encoding="utf-8")
     done = semsearch(
@@ -290,7 +283,7 @@ def test_bad_input_is_one_line_and_exit_2(survey_corpus_index, tmp_path, args, s
     assert len(done.stderr.strip().splitlines()) == 1 and says in done.stderr
 
 
-def test_a_missing_or_damaged_readme_is_one_line_and_exit_2(survey_corpus_index, tmp_path):
+def test_a_missing_or_damaged_readme_is_one_line_and_exit_2(semsearch, survey_corpus_index, tmp_path):
     damaged = tmp_path / "README.md"
     damaged.write_bytes(b"\xff\xfe\x00binary" * 100)
     for source in (tmp_path / "absent.md", damaged, tmp_path):
@@ -299,7 +292,7 @@ def test_a_missing_or_damaged_readme_is_one_line_and_exit_2(survey_corpus_index,
         assert "Traceback" not in done.stderr
 
 
-def test_an_unknown_list_or_one_whose_readme_the_index_never_kept_is_refused(survey_corpus_index):
+def test_an_unknown_list_or_one_whose_readme_the_index_never_kept_is_refused(semsearch, survey_corpus_index):
     unknown = semsearch("taxonomy", "propose", "nope", "--index", survey_corpus_index, check=False)
     assert unknown.returncode == 2 and "no taxonomy 'nope'" in unknown.stderr
     offline = semsearch("taxonomy", "propose", "survey", "--offline", "--index", survey_corpus_index, check=False)
@@ -307,7 +300,7 @@ def test_an_unknown_list_or_one_whose_readme_the_index_never_kept_is_refused(sur
 
 
 # --- placement figures on two versions of a list -------------------------------------------------------
-def test_eval_propose_places_the_papers_a_newer_list_added(survey_only_index, tmp_path):
+def test_eval_propose_places_the_papers_a_newer_list_added(semsearch, survey_only_index, tmp_path):
     survey = load_survey()
     added = sorted({p.arxiv_id for p in survey.papers if p.arxiv_id})[::25]
     old, new = tmp_path / "old.md", tmp_path / "new.md"
@@ -321,7 +314,7 @@ def test_eval_propose_places_the_papers_a_newer_list_added(survey_only_index, tm
     assert report["proposed"] + report["unsure_or_out"] == len(added)
 
 
-def test_eval_propose_refuses_two_versions_that_add_nothing(survey_only_index, tmp_path):
+def test_eval_propose_refuses_two_versions_that_add_nothing(semsearch, survey_only_index, tmp_path):
     same = tmp_path / "same.md"
     same.write_text(survey_readme(set()), encoding="utf-8")
     done = semsearch("eval", "propose", same, same, "--index", survey_only_index, check=False)
@@ -329,7 +322,7 @@ def test_eval_propose_refuses_two_versions_that_add_nothing(survey_only_index, t
 
 
 @pytest.mark.skipif(not LISTS.exists(), reason="needs ../shared/data/lists")
-def test_a_list_added_keeps_its_readme_for_propose(survey_corpus_index, tmp_path):
+def test_a_list_added_keeps_its_readme_for_propose(semsearch, survey_corpus_index, tmp_path):
     source = tmp_path / "kv.md"
     shutil.copy(LISTS / "October2001__Awesome-KV-Cache-Compression.md", source)
     semsearch("taxonomy", "add", "kv", source, "--offline", "--index", survey_corpus_index)
