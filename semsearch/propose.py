@@ -242,10 +242,12 @@ def _tidy(text: str) -> str:
     lines = []
     for line in text.split("\n"):
         body, trail = line.rstrip(" "), line[len(line.rstrip(" ")) :]
+        marker = re.match(r"\s*(?:[-*+]|\d+\.) ", body)  # the item's own space stays: "- ,title" is no item
+        head, body = (body[: marker.end()], body[marker.end() :]) if marker else ("", body)
         body = re.sub(r"(?<=\S) {2,}(?=\S)", " ", body)
         body = body.replace(" ,", ",").replace(",,", ",").replace("], .", "].").rstrip(",")
         body = re.sub(r",(?=\s*$)", "", body)
-        lines.append(body + trail)
+        lines.append(head + body + trail)
     return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 # One BLAS/OpenMP thread per process, set before numpy loads (and inherited by the processes tests
@@ -15,6 +16,7 @@ for _threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402  (after the thread settings above)
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 from semsearch import embeddings  # noqa: E402
 
@@ -27,6 +29,46 @@ SHARED = ROOT.parent / "shared"
 # the mode: mutmut holds it in memory too.) Under a mutant, processes inherit the mutant.
 if os.environ.get("MUTANT_UNDER_TEST") == "stats":
     del os.environ["MUTANT_UNDER_TEST"]
+
+
+# The quick loop (`-m "not slow"`, also what mutmut runs) tries a quarter of the examples each
+# property asks for; the full suite (CI) tries them all. Hypothesis keeps the examples that failed
+# once (.hypothesis/) and tries those first either way.
+QUICK = False
+_MEMORY_TEMP: Path | None = None
+
+
+def pytest_configure(config) -> None:
+    global QUICK, _MEMORY_TEMP
+    QUICK = (config.option.markexpr or "").replace(" ", "") == "notslow"
+    # Temporary directories in memory where there is a tmpfs: every ingest and label commits and
+    # fsyncs, and on a disk those waits were seconds of the run. A directory of its own per run
+    # (runs in other worktrees go on at the same time), removed at the end unless a test failed.
+    # (With xdist the workers get theirs inside the controller's.)
+    shm = Path("/dev/shm")
+    if config.option.basetemp is None and shm.is_dir() and os.access(shm, os.W_OK):
+        _MEMORY_TEMP = Path(tempfile.mkdtemp(prefix="semsearch-tests-", dir=shm))
+        config.option.basetemp = str(_MEMORY_TEMP)
+    if QUICK:  # properties that name no count of their own: 100 examples by default
+        settings.register_profile("quick", max_examples=examples(100))
+        settings.load_profile("quick")
+
+
+def pytest_unconfigure(config) -> None:
+    if _MEMORY_TEMP is not None and not getattr(config, "_semsearch_failed", False):
+        shutil.rmtree(_MEMORY_TEMP, ignore_errors=True)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if exitstatus not in (0, 5):  # 5: no tests collected
+        session.config._semsearch_failed = True
+        if _MEMORY_TEMP is not None:
+            print(f"\n(temporary directories kept in {_MEMORY_TEMP}; remove them when done)")
+
+
+def examples(wanted: int) -> int:
+    """How many examples a property tries in this run: `wanted` in the full suite."""
+    return max(10, wanted // 4) if QUICK else wanted
 
 
 class HashingModel:
@@ -185,35 +227,41 @@ def copy_of(template: Path, tmp_path: Path) -> Path:
     return tmp_path / "idx"
 
 
-def _template(tmp_path_factory, with_survey: bool, with_corpus: bool) -> Path:
-    from semsearch.ingest import Ingest, ingest_jsonl
+def _ingest_corpus(index_dir: Path, work: Path) -> None:
+    from semsearch.ingest import ingest_jsonl
+
+    source = work / "corpus.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in corpus_records()))
+    ingest_jsonl([source], index_dir=index_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def _survey_template(tmp_path_factory) -> Path:
+    from semsearch.ingest import Ingest
     from semsearch.sources.survey import load_survey
 
     def build(index_dir: Path, work: Path) -> None:
-        if with_survey:
-            with Ingest(index_dir=index_dir, progress=False) as job:
-                job.add(load_survey().papers)
-        if with_corpus:
-            source = work / "corpus.jsonl"
-            source.write_text("".join(json.dumps(r) + "\n" for r in corpus_records()))
-            ingest_jsonl([source], index_dir=index_dir, progress=False)
+        with Ingest(index_dir=index_dir, progress=False) as job:
+            job.add(load_survey().papers)
 
     return built_once(tmp_path_factory, build)
 
 
 @pytest.fixture(scope="session")
-def _survey_corpus_template(tmp_path_factory) -> Path:
-    return _template(tmp_path_factory, with_survey=True, with_corpus=True)
+def _survey_corpus_template(tmp_path_factory, _survey_template) -> Path:
+    """The survey template with the corpus ingested on top (what ingesting both in turn builds; the
+    survey's part, its embeddings and classifier, is not made twice)."""
 
+    def build(index_dir: Path, work: Path) -> None:
+        shutil.copytree(_survey_template, index_dir, symlinks=True)
+        _ingest_corpus(index_dir, work)
 
-@pytest.fixture(scope="session")
-def _survey_template(tmp_path_factory) -> Path:
-    return _template(tmp_path_factory, with_survey=True, with_corpus=False)
+    return built_once(tmp_path_factory, build)
 
 
 @pytest.fixture(scope="session")
 def _corpus_template(tmp_path_factory) -> Path:
-    return _template(tmp_path_factory, with_survey=False, with_corpus=True)
+    return built_once(tmp_path_factory, _ingest_corpus)
 
 
 @pytest.fixture

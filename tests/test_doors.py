@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from semsearch.cli import main
+from tests.conftest import examples
 
 ROOT = Path(__file__).resolve().parents[1]
 BLANK = "has no text (only white space or control characters)"
@@ -221,7 +222,7 @@ def test_an_old_index_never_gives_out_a_link_that_is_not_http(tmp_path, fake_mod
     assert [h["url"] for h in hits] == [shown]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text(max_size=60))
 def test_web_url_passes_only_absolute_http_urls(url):
     from urllib.parse import urlsplit
@@ -427,7 +428,7 @@ def _answered(response, started: float) -> None:
         assert list(body) == ["error"] and isinstance(body["error"], str) and "\n" not in body["error"]
 
 
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @FAST
@@ -491,7 +492,7 @@ def test_any_mcp_arguments_are_answered_or_refused_as_a_tool_error(tools, call):
 
 
 @pytest.mark.slow
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(route=ROUTE, params=st.lists(st.tuples(PARAM, VALUE), max_size=6), body=CLASSIFY_BODY, call=tool_calls())
 def test_many_more_random_requests_at_every_door(client, tools, route, params, body, call):
     from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError

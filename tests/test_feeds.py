@@ -19,6 +19,7 @@ from semsearch.feeds import Entry, atom, rfc3339, xml_text
 from semsearch.sources.curated import parse_list
 from semsearch.sources.survey import load_survey
 from tests.cli_process import run_cli
+from tests.conftest import examples
 from tests.test_page import with_a_digest
 from tests.test_propose import survey_readme
 
@@ -99,7 +100,7 @@ def _reads_as_double_encoded(text: str) -> bool:
         return False
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(
     st.lists(
         st.tuples(st.text(max_size=60), st.text(max_size=200), st.lists(st.text(max_size=20), max_size=3)),

@@ -14,7 +14,7 @@ from semsearch.gaps import Gap, distinctive_terms, find_gaps
 from semsearch.lists import list_taxonomy
 from semsearch.paper import Paper
 from tests.cli_process import run_cli
-from tests.conftest import HashingModel
+from tests.conftest import HashingModel, examples
 
 # Titles written for these tests.
 PRUNING = [
@@ -45,7 +45,7 @@ def test_a_groups_distinctive_terms_are_those_frequent_in_it_and_rare_elsewhere(
     assert "speculative" not in terms[1:] and "decoding" not in terms[1:]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.text(max_size=80), min_size=1, max_size=6), st.lists(st.text(max_size=80), max_size=6))
 def test_distinctive_terms_takes_any_text(group, rest):
     terms = distinctive_terms(group, rest)

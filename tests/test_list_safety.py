@@ -31,7 +31,7 @@ from semsearch.sources.curated import (
 )
 from semsearch.sources.survey import _venue, survey_facts
 from tests.cli_process import run_cli
-from tests.conftest import SHARED
+from tests.conftest import SHARED, examples
 from tests.test_lists import LIST
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +47,7 @@ OLD_SUMMARY = re.compile(r"<summary>(.*?)</summary>", re.IGNORECASE)
 OLD_VENUE = re.compile(r"<ins>\s*(.*?)\s*(?:[,\s]\s*(\d{4}))?\s*<?/ins>", re.IGNORECASE)
 
 MARKUP = st.text(alphabet="[]()<>*#/ ,.ab1\t", max_size=40)
-FAST = settings(max_examples=600, deadline=200)
+FAST = settings(max_examples=examples(600), deadline=200)
 
 
 @FAST
@@ -145,7 +145,7 @@ BLOCKS = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=300, deadline=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(BLOCKS, st.integers(1, 60)), max_size=40))
 def test_random_markdown_parses_or_is_one_clear_error(blocks):
     text = "\n".join(block * repeat if block.startswith(("[", "]", "*", "`")) else block for block, repeat in blocks)
