@@ -60,7 +60,8 @@ def pytest_unconfigure(config) -> None:
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    if exitstatus not in (0, 5):  # 5: no tests collected
+    # Kept after a failure, for a look, except under mutmut (a failure is a mutant caught).
+    if exitstatus not in (0, 5) and not os.environ.get("MUTANT_UNDER_TEST"):  # 5: no tests collected
         session.config._semsearch_failed = True
         if _MEMORY_TEMP is not None:
             print(f"\n(temporary directories kept in {_MEMORY_TEMP}; remove them when done)")
