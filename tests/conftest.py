@@ -278,6 +278,40 @@ def survey_corpus_index(tmp_path, fake_model, _survey_corpus_template) -> Path:
     return copy_of(_survey_corpus_template, tmp_path)
 
 
+@pytest.fixture(scope="module")
+def unchanged_survey_corpus_index(tmp_path_factory, _survey_corpus_template) -> Path:
+    """One copy of the survey+corpus index for all the tests of a module that only read it (a
+    refusal, a lookup); the test model stays in place for the module. Checked unchanged at the end:
+    a test that writes must take its own copy (`survey_corpus_index`)."""
+    directory = copy_of(_survey_corpus_template, tmp_path_factory.mktemp("shared"))
+    before = _fingerprint(directory)
+    with pytest.MonkeyPatch.context() as patch:
+        model = HashingModel()
+        patch.setattr(embeddings, "_load", lambda name: model)
+        yield directory
+    assert _fingerprint(directory) == before, "a test wrote to the shared index; give it survey_corpus_index"
+
+
+@pytest.fixture(scope="module")
+def unchanged_client(unchanged_survey_corpus_index):
+    """One server over the shared index for a module's requests that only read (refusals above all)."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    with TestClient(create_app(index_dir=unchanged_survey_corpus_index, reload_seconds=None)) as client:
+        yield client
+
+
+def _fingerprint(directory: Path) -> dict[str, str]:
+    """Each published file's content digest (the readers' markers and the lock are not content)."""
+    return {
+        str(path.relative_to(directory)): hashlib.md5(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name not in (".readers", ".lock", ".verified")
+    }
+
+
 @pytest.fixture
 def corpus_index(tmp_path, fake_model, _corpus_template) -> Path:
     """The small corpus alone (`ingest jsonl` of corpus_file), with the test model (a copy)."""

@@ -3,12 +3,16 @@ resolve, and the README keeps its two set-up commands (CI runs the second one ve
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import re
 import shlex
 from pathlib import Path
 
 import pytest
 
+from semsearch.cli import main
 from tests.test_cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,18 +29,28 @@ def shown_commands(path: Path) -> list[str]:
 COMMANDS = [(path.name, line) for path in DOCS for line in shown_commands(path)]
 
 
+@functools.cache
+def help_of(*path: str) -> tuple[int, str, str]:
+    """`semsearch PATH --help`: (exit code, stdout, stderr), asked once per path for all the lines
+    that name it (help depends on nothing but the command's definition)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([*path, "--help"])
+    return code, out.getvalue(), err.getvalue()
+
+
 @pytest.mark.parametrize("where, line", COMMANDS, ids=[f"{w}: {c[:50]}" for w, c in COMMANDS])
-def test_every_command_shown_exists_with_its_options(where, line, capsys):
+def test_every_command_shown_exists_with_its_options(where, line):
     words = shlex.split(line.replace("[", "").replace("]", "").replace("|", " "))[1:]
     path = []
     for word in words:  # the subcommand path: words up to the first argument or option
         if word.startswith("-"):
             break
-        code, out, _ = run(capsys, *path, word, "--help")
+        code, out, _ = help_of(*path, word)
         if code != 0 or "Usage:" not in out or (path and f"{' '.join(path)} {word}" not in out):
             break
         path.append(word)
-    code, help_text, err = run(capsys, *path, "--help")
+    code, help_text, err = help_of(*path)
     assert code == 0 and path, (line, err)
     for option in {w.split("=")[0] for w in words if w.startswith("--")}:
         assert option in help_text, f"{where}: `{line}` uses {option}, which `semsearch {' '.join(path)}` lacks"
@@ -123,9 +137,9 @@ def command_paths() -> list[tuple[str, ...]]:
 
 
 @pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "semsearch")
-def test_on_off_flags_show_no_type_in_help(path, capsys):
+def test_on_off_flags_show_no_type_in_help(path):
     """`--json`, `--diverse` and `--help` take no value: typer printed `<bool>` beside each."""
-    code, out, _ = run(capsys, *path, "--help")
+    code, out, _ = help_of(*path)
     assert code == 0 and "--help" in out and "Usage:" in out
     assert "<bool>" not in out
 
