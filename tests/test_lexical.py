@@ -62,3 +62,13 @@ def test_scores_are_read_back_by_vec_id_and_an_unknown_paper_scores_nothing(inde
     scores = index.scores("zebra caches")
     assert scores[2] > 0 and np.count_nonzero(scores) == 1  # in vec_ids order: paper 12 alone
     assert list(index.score_of(scores, [12, 99, 10])) == [scores[2], 0.0, 0.0]
+
+
+def test_a_paper_not_indexed_scores_nothing_in_an_index_of_one_or_none(tmp_path):
+    LexicalIndex.build(["zebra caches"], [7], tmp_path / "one")
+    one = LexicalIndex.load(tmp_path / "one")
+    scores = one.scores("zebra")
+    assert list(one.score_of(scores, [99, 7, 3])) == [0.0, scores[0], 0.0]
+    LexicalIndex.build([], [], tmp_path / "none")
+    none = LexicalIndex.load(tmp_path / "none")
+    assert list(none.score_of(none.scores("zebra"), [1, 2])) == [0.0, 0.0]
