@@ -72,3 +72,17 @@ def test_a_paper_not_indexed_scores_nothing_in_an_index_of_one_or_none(tmp_path)
     LexicalIndex.build([], [], tmp_path / "none")
     none = LexicalIndex.load(tmp_path / "none")
     assert list(none.score_of(none.scores("zebra"), [1, 2])) == [0.0, 0.0]
+
+
+def test_a_bare_title_keeps_its_own_words_beside_the_borrowed_description():
+    from semsearch.lexical import lexical_text
+
+    text = lexical_text("Reformer", "", ["Hashing"], {"Hashing": "locality sensitive hashing"})
+    assert text.split().count("Reformer") == 2 and "locality sensitive hashing" in text
+
+
+def test_building_again_into_a_directory_replaces_its_index(tmp_path):
+    LexicalIndex.build(["zebra caches"], [0], tmp_path)
+    LexicalIndex.build(["lion caches", "lion heads"], [5, 6], tmp_path)
+    again = LexicalIndex.load(tmp_path)
+    assert list(again.vec_ids) == [5, 6] and not again.scores("zebra").any() and again.scores("lion").all()
