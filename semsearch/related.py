@@ -118,7 +118,7 @@ class RelatedFinder:
             gains.append(float(value[pick]))
             closest = np.maximum(closest, matrix @ matrix[pick])
         picked = [hits[i] for i in chosen]
-        for hit, gain in zip(picked, gains, strict=True):
+        for hit, gain in zip(picked, gains, strict=True):  # pragma: no mutate (equal lengths by construction)
             hit.score = readable(gain)
         return picked
 

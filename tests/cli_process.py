@@ -1,7 +1,9 @@
 """`python -m tests.cli_process [--pause-at POINT --marker FILE] -- semsearch args...`
 
 Runs the real `semsearch` command in its own process, with the hashing model in place of the
-sentence-transformers one (so it starts in a second, not ten). With --pause-at it stops at a
+sentence-transformers one (so it starts in a second, not ten). `run_here` runs it in the test's own
+process instead (no second spent starting and importing): the `cli` fixture in conftest uses one in
+the quick loop and the other in the full suite. With --pause-at it stops at a
 point of the write, creates FILE and waits there forever, for the test to kill it with SIGKILL:
 
 - batch:   after the first batch of papers has been embedded and committed to staging;
@@ -11,11 +13,14 @@ point of the write, creates FILE and waits there forever, for the test to kill i
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from semsearch import embeddings
 from tests.conftest import HashingModel
@@ -23,9 +28,18 @@ from tests.conftest import HashingModel
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args, cwd: Path = ROOT, timeout: float = 300) -> tuple[int, str, str]:
+class Ran(NamedTuple):
+    """What a run of the command gave: `code, out, err = ran`, or `ran.returncode` etc."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args, cwd: Path = ROOT, timeout: float = 300, check: bool = False) -> Ran:
     """`semsearch ARGS` in a process of its own, as a user runs it (the hashing model in place of the
-    real one): (exit code, stdout, stderr). Whatever it answers, it never prints a traceback."""
+    real one): (exit code, stdout, stderr), exit code 0 required with `check`. Whatever it answers,
+    it never prints a traceback."""
     done = subprocess.run(
         [sys.executable, "-m", "tests.cli_process", "--", *map(str, args)],
         cwd=cwd,
@@ -35,7 +49,28 @@ def run_cli(*args, cwd: Path = ROOT, timeout: float = 300) -> tuple[int, str, st
         timeout=timeout,
     )
     assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, done.stdout, done.stderr
+    if check:
+        assert done.returncode == 0, done.stderr
+    return Ran(done.returncode, done.stdout, done.stderr)
+
+
+def run_here(*args, cwd: Path | None = None) -> Ran:
+    """`semsearch ARGS` called in this process, as `run_cli` runs it in another: the caller has put
+    the hashing model in place (the `fake_model` fixture). The library writes to whatever
+    sys.stdout and sys.stderr are at the time, so both are taken here."""
+    from semsearch.cli import main as semsearch
+
+    out, err = io.StringIO(), io.StringIO()
+    before = Path.cwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = semsearch([str(a) for a in args])
+    finally:
+        os.chdir(before)
+    assert "Traceback" not in err.getvalue(), err.getvalue()
+    return Ran(code, out.getvalue(), err.getvalue())
 
 
 def pause_here(marker: Path) -> None:

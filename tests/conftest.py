@@ -5,14 +5,23 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
-import numpy as np
-import pytest
+# One BLAS/OpenMP thread per process, set before numpy loads (and inherited by the processes tests
+# start). The quick loop runs one worker per core already; a second thread per worker only spins
+# waiting for a core: a classifier's training took 2.7 times the CPU with OpenBLAS's default threads.
+for _threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
 
-from semsearch import embeddings
+import numpy as np  # noqa: E402  (after the thread settings above)
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from semsearch import embeddings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
 
 # scripts/mutation.sh: while mutmut records which tests reach which function (its "stats" run, in
 # this process), the processes tests start would try to record too and fail to find mutmut's
@@ -20,6 +29,47 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 # the mode: mutmut holds it in memory too.) Under a mutant, processes inherit the mutant.
 if os.environ.get("MUTANT_UNDER_TEST") == "stats":
     del os.environ["MUTANT_UNDER_TEST"]
+
+
+# The quick loop (`-m "not slow"`, also what mutmut runs) tries a quarter of the examples each
+# property asks for; the full suite (CI) tries them all. Hypothesis keeps the examples that failed
+# once (.hypothesis/) and tries those first either way.
+QUICK = False
+_MEMORY_TEMP: Path | None = None
+
+
+def pytest_configure(config) -> None:
+    global QUICK, _MEMORY_TEMP
+    QUICK = (config.option.markexpr or "").replace(" ", "") == "notslow"
+    # Temporary directories in memory where there is a tmpfs: every ingest and label commits and
+    # fsyncs, and on a disk those waits were seconds of the run. A directory of its own per run
+    # (runs in other worktrees go on at the same time), removed at the end unless a test failed.
+    # (With xdist the workers get theirs inside the controller's.)
+    shm = Path("/dev/shm")
+    if config.option.basetemp is None and shm.is_dir() and os.access(shm, os.W_OK):
+        _MEMORY_TEMP = Path(tempfile.mkdtemp(prefix="semsearch-tests-", dir=shm))
+        config.option.basetemp = str(_MEMORY_TEMP)
+    if QUICK:  # properties that name no count of their own: 100 examples by default
+        settings.register_profile("quick", max_examples=examples(100))
+        settings.load_profile("quick")
+
+
+def pytest_unconfigure(config) -> None:
+    if _MEMORY_TEMP is not None and not getattr(config, "_semsearch_failed", False):
+        shutil.rmtree(_MEMORY_TEMP, ignore_errors=True)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    # Kept after a failure, for a look, except under mutmut (a failure is a mutant caught).
+    if exitstatus not in (0, 5) and not os.environ.get("MUTANT_UNDER_TEST"):  # 5: no tests collected
+        session.config._semsearch_failed = True
+        if _MEMORY_TEMP is not None:
+            print(f"\n(temporary directories kept in {_MEMORY_TEMP}; remove them when done)")
+
+
+def examples(wanted: int) -> int:
+    """How many examples a property tries in this run: `wanted` in the full suite."""
+    return max(10, wanted // 4) if QUICK else wanted
 
 
 class HashingModel:
@@ -49,6 +99,24 @@ def fake_model(monkeypatch) -> HashingModel:
     model = HashingModel()
     monkeypatch.setattr(embeddings, "_load", lambda name: model)
     return model
+
+
+@pytest.fixture(params=["here", pytest.param("own-process", marks=pytest.mark.slow)])
+def cli(request, fake_model):
+    """`cli(*args, check=False, cwd=None)`: the `semsearch` command with ARGS -> (exit code, stdout,
+    stderr), also as `.returncode`, `.stdout`, `.stderr`; `check` requires exit code 0. The quick loop
+    calls the command in the test's own process (a process of its own costs a second in start-up and
+    imports); the full suite runs each such test once more with the command in a process of its own,
+    as a user runs it."""
+    from tests.cli_process import run_cli, run_here
+
+    def run(*args, check: bool = False, cwd: Path | None = None):
+        done = run_here(*args, cwd=cwd) if request.param == "here" else run_cli(*args, cwd=cwd or ROOT)
+        if check:
+            assert done.returncode == 0, done.stderr
+        return done
+
+    return run
 
 
 @pytest.fixture(autouse=True)
@@ -160,35 +228,41 @@ def copy_of(template: Path, tmp_path: Path) -> Path:
     return tmp_path / "idx"
 
 
-def _template(tmp_path_factory, with_survey: bool, with_corpus: bool) -> Path:
-    from semsearch.ingest import Ingest, ingest_jsonl
+def _ingest_corpus(index_dir: Path, work: Path) -> None:
+    from semsearch.ingest import ingest_jsonl
+
+    source = work / "corpus.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in corpus_records()))
+    ingest_jsonl([source], index_dir=index_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def _survey_template(tmp_path_factory) -> Path:
+    from semsearch.ingest import Ingest
     from semsearch.sources.survey import load_survey
 
     def build(index_dir: Path, work: Path) -> None:
-        if with_survey:
-            with Ingest(index_dir=index_dir, progress=False) as job:
-                job.add(load_survey().papers)
-        if with_corpus:
-            source = work / "corpus.jsonl"
-            source.write_text("".join(json.dumps(r) + "\n" for r in corpus_records()))
-            ingest_jsonl([source], index_dir=index_dir, progress=False)
+        with Ingest(index_dir=index_dir, progress=False) as job:
+            job.add(load_survey().papers)
 
     return built_once(tmp_path_factory, build)
 
 
 @pytest.fixture(scope="session")
-def _survey_corpus_template(tmp_path_factory) -> Path:
-    return _template(tmp_path_factory, with_survey=True, with_corpus=True)
+def _survey_corpus_template(tmp_path_factory, _survey_template) -> Path:
+    """The survey template with the corpus ingested on top (what ingesting both in turn builds; the
+    survey's part, its embeddings and classifier, is not made twice)."""
 
+    def build(index_dir: Path, work: Path) -> None:
+        shutil.copytree(_survey_template, index_dir, symlinks=True)
+        _ingest_corpus(index_dir, work)
 
-@pytest.fixture(scope="session")
-def _survey_template(tmp_path_factory) -> Path:
-    return _template(tmp_path_factory, with_survey=True, with_corpus=False)
+    return built_once(tmp_path_factory, build)
 
 
 @pytest.fixture(scope="session")
 def _corpus_template(tmp_path_factory) -> Path:
-    return _template(tmp_path_factory, with_survey=False, with_corpus=True)
+    return built_once(tmp_path_factory, _ingest_corpus)
 
 
 @pytest.fixture
@@ -202,6 +276,40 @@ def survey_corpus_index(tmp_path, fake_model, _survey_corpus_template) -> Path:
     """The survey's papers (titles) and the small corpus (abstracts), with the test model: the index
     the server, page and MCP tests answer from (a copy of one built per session)."""
     return copy_of(_survey_corpus_template, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def unchanged_survey_corpus_index(tmp_path_factory, _survey_corpus_template) -> Path:
+    """One copy of the survey+corpus index for all the tests of a module that only read it (a
+    refusal, a lookup); the test model stays in place for the module. Checked unchanged at the end:
+    a test that writes must take its own copy (`survey_corpus_index`)."""
+    directory = copy_of(_survey_corpus_template, tmp_path_factory.mktemp("shared"))
+    before = _fingerprint(directory)
+    with pytest.MonkeyPatch.context() as patch:
+        model = HashingModel()
+        patch.setattr(embeddings, "_load", lambda name: model)
+        yield directory
+    assert _fingerprint(directory) == before, "a test wrote to the shared index; give it survey_corpus_index"
+
+
+@pytest.fixture(scope="module")
+def unchanged_client(unchanged_survey_corpus_index):
+    """One server over the shared index for a module's requests that only read (refusals above all)."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    with TestClient(create_app(index_dir=unchanged_survey_corpus_index, reload_seconds=None)) as client:
+        yield client
+
+
+def _fingerprint(directory: Path) -> dict[str, str]:
+    """Each published file's content digest (the readers' markers and the lock are not content)."""
+    return {
+        str(path.relative_to(directory)): hashlib.md5(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name not in (".readers", ".lock", ".verified")
+    }
 
 
 @pytest.fixture

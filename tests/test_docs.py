@@ -3,12 +3,16 @@ resolve, and the README keeps its two set-up commands (CI runs the second one ve
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import re
 import shlex
 from pathlib import Path
 
 import pytest
 
+from semsearch.cli import main
 from tests.test_cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,18 +29,28 @@ def shown_commands(path: Path) -> list[str]:
 COMMANDS = [(path.name, line) for path in DOCS for line in shown_commands(path)]
 
 
+@functools.cache
+def help_of(*path: str) -> tuple[int, str, str]:
+    """`semsearch PATH --help`: (exit code, stdout, stderr), asked once per path for all the lines
+    that name it (help depends on nothing but the command's definition)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([*path, "--help"])
+    return code, out.getvalue(), err.getvalue()
+
+
 @pytest.mark.parametrize("where, line", COMMANDS, ids=[f"{w}: {c[:50]}" for w, c in COMMANDS])
-def test_every_command_shown_exists_with_its_options(where, line, capsys):
+def test_every_command_shown_exists_with_its_options(where, line):
     words = shlex.split(line.replace("[", "").replace("]", "").replace("|", " "))[1:]
     path = []
     for word in words:  # the subcommand path: words up to the first argument or option
         if word.startswith("-"):
             break
-        code, out, _ = run(capsys, *path, word, "--help")
+        code, out, _ = help_of(*path, word)
         if code != 0 or "Usage:" not in out or (path and f"{' '.join(path)} {word}" not in out):
             break
         path.append(word)
-    code, help_text, err = run(capsys, *path, "--help")
+    code, help_text, err = help_of(*path)
     assert code == 0 and path, (line, err)
     for option in {w.split("=")[0] for w in words if w.startswith("--")}:
         assert option in help_text, f"{where}: `{line}` uses {option}, which `semsearch {' '.join(path)}` lacks"
@@ -123,27 +137,21 @@ def command_paths() -> list[tuple[str, ...]]:
 
 
 @pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "semsearch")
-def test_on_off_flags_show_no_type_in_help(path, capsys):
+def test_on_off_flags_show_no_type_in_help(path):
     """`--json`, `--diverse` and `--help` take no value: typer printed `<bool>` beside each."""
-    code, out, _ = run(capsys, *path, "--help")
+    code, out, _ = help_of(*path)
     assert code == 0 and "--help" in out and "Usage:" in out
     assert "<bool>" not in out
 
 
-def test_labels_help_shows_export_and_import_and_export_runs_as_a_process(survey_only_index, capsys):
+def test_labels_help_shows_export_and_import_and_export_is_the_bare_command(cli, survey_only_index, capsys):
     import json
-    import subprocess
-    import sys
 
     code, out, _ = run(capsys, "labels", "--help")
     assert code == 0 and "export" in out and "import" in out
     code, _, err = run(capsys, "label", "2306.00978", "Weight-Only Quantization", "--index", survey_only_index)
     assert code == 0, err
-    exported = subprocess.run(
-        [sys.executable, "-m", "tests.cli_process", "--", "labels", "export", "--index", str(survey_only_index)],
-        capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
-    assert exported.returncode == 0, exported.stderr
+    exported = cli("labels", "export", "--index", survey_only_index, check=True)
     assert [json.loads(line)["id"] for line in exported.stdout.splitlines()] == ["2306.00978"]
     code, bare, _ = run(capsys, "labels", "--index", survey_only_index)
     assert bare == exported.stdout  # `labels` alone is `labels export`
@@ -158,17 +166,10 @@ def test_the_survey_taxonomy_cannot_be_removed_and_says_so(survey_only_index, ca
 
 
 # --- network errors in whole phrases -------------------------------------------------------------
-def test_a_list_that_cannot_be_fetched_is_one_whole_line_in_a_real_process(survey_only_index):
+def test_a_list_that_cannot_be_fetched_is_one_whole_line(cli, survey_only_index):
     """requests' own text ("HTTPConnectionPool(...): Max retries exceeded ... (Caused by ...") was
     cut at 160 characters mid-sentence."""
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.cli_process", "--", "taxonomy", "add", "kv", "http://127.0.0.1:9/README.md",
-         "--index", str(survey_only_index)],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
-    )  # fmt: skip
+    done = cli("taxonomy", "add", "kv", "http://127.0.0.1:9/README.md", "--index", survey_only_index)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip() == "error: cannot fetch http://127.0.0.1:9/README.md: 127.0.0.1 refused the connection"
 

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from semsearch.cli import main
+from tests.conftest import examples
 
 ROOT = Path(__file__).resolve().parents[1]
 BLANK = "has no text (only white space or control characters)"
@@ -74,6 +75,19 @@ def client(index_dir):
         yield client
 
 
+@pytest.fixture(scope="module")
+def refusing_tools(unchanged_survey_corpus_index):
+    """The MCP tools over the shared index, for the refusals (which read nothing and write nothing)."""
+    from mcp.server import MCPServer
+
+    from semsearch.mcp_server import add_tools
+    from semsearch.service import Service
+
+    server = MCPServer("semsearch-test")
+    add_tools(server, Service(index_dir=unchanged_survey_corpus_index))
+    return server
+
+
 def cli_args(tool: str, args: dict) -> list[str]:
     flags = {"k": "-k", "year_from": "--year-from", "taxonomy": "--taxonomy", "title": "--title"}
     flags["abstract"] = "--abstract"
@@ -97,14 +111,14 @@ def http_call(client, tool: str, args: dict):
 
 # --- the same refusal at every door -----------------------------------------------------------------
 @pytest.mark.parametrize("tool, args, refusal", BAD_INPUT + NOT_FOR_THE_CLI, ids=CASE_IDS)
-def test_http_refuses_bad_input_with_the_models_words(client, tool, args, refusal):
-    answer = http_call(client, tool, args)
+def test_http_refuses_bad_input_with_the_models_words(unchanged_client, tool, args, refusal):
+    answer = http_call(unchanged_client, tool, args)
     assert (answer.status_code, answer.json()) == (422, {"error": refusal})
 
 
 @pytest.mark.parametrize("tool, args, refusal", BAD_INPUT, ids=CASE_IDS[: len(BAD_INPUT)])
-def test_the_cli_refuses_the_same_input_in_the_same_words(index_dir, capsys, tool, args, refusal):
-    code = main([*cli_args(tool, args), "--index", str(index_dir)])
+def test_the_cli_refuses_the_same_input_in_the_same_words(unchanged_survey_corpus_index, capsys, tool, args, refusal):
+    code = main([*cli_args(tool, args), "--index", str(unchanged_survey_corpus_index)])
     captured = capsys.readouterr()
     assert (code, captured.err, captured.out) == (2, f"error: {refusal}\n", "")
 
@@ -123,11 +137,11 @@ def tools(index_dir):
 
 
 @pytest.mark.parametrize("tool, args, refusal", BAD_INPUT + NOT_FOR_THE_CLI, ids=CASE_IDS)
-def test_the_mcp_tools_refuse_the_same_input_in_the_same_words(tools, tool, args, refusal):
+def test_the_mcp_tools_refuse_the_same_input_in_the_same_words(refusing_tools, tool, args, refusal):
     from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 
     with pytest.raises(ToolError) as refused:
-        anyio.run(tools.call_tool, tool, args)
+        anyio.run(refusing_tools.call_tool, tool, args)
     assert not isinstance(refused.value, UnexpectedToolError)
     assert str(refused.value) == f"Error executing tool {tool}: {refusal}"
 
@@ -221,7 +235,7 @@ def test_an_old_index_never_gives_out_a_link_that_is_not_http(tmp_path, fake_mod
     assert [h["url"] for h in hits] == [shown]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text(max_size=60))
 def test_web_url_passes_only_absolute_http_urls(url):
     from urllib.parse import urlsplit
@@ -427,7 +441,7 @@ def _answered(response, started: float) -> None:
         assert list(body) == ["error"] and isinstance(body["error"], str) and "\n" not in body["error"]
 
 
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @FAST
@@ -491,7 +505,7 @@ def test_any_mcp_arguments_are_answered_or_refused_as_a_tool_error(tools, call):
 
 
 @pytest.mark.slow
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(route=ROUTE, params=st.lists(st.tuples(PARAM, VALUE), max_size=6), body=CLASSIFY_BODY, call=tool_calls())
 def test_many_more_random_requests_at_every_door(client, tools, route, params, body, call):
     from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError

@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 from semsearch.feeds import Entry, atom, rfc3339, xml_text
 from semsearch.sources.curated import parse_list
 from semsearch.sources.survey import load_survey
+from tests.cli_process import run_cli
+from tests.conftest import examples
 from tests.test_page import with_a_digest
-from tests.test_propose import semsearch, survey_readme
+from tests.test_propose import survey_readme
 
 KV = "Model-Centric Methods/Efficient Inference/KV-Cache Optimization"
 
@@ -88,7 +90,7 @@ def test_the_digests_feed_has_one_entry_a_digest_with_its_papers(survey_corpus_i
     assert entry.link.endswith("?view=digest&name=202411010000-202411020000")
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(
     st.lists(
         st.tuples(st.text(max_size=60), st.text(max_size=200), st.lists(st.text(max_size=20), max_size=3)),
@@ -143,7 +145,7 @@ def test_a_real_server_serves_feeds_proposals_their_patch_and_gaps(survey_corpus
     readme = tmp_path / "README.md"
     readme.write_text(survey_readme(set(left_out)), encoding="utf-8")
     # a refresh from the file keeps its README in the index: what the server proposes against
-    semsearch("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index)
+    run_cli("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index, check=True)
     port, log = free_port(), tmp_path / "server.log"
     server = semsearch_process("serve", "--port", port, "--index", survey_corpus_index, env={}, log=log)
 
@@ -173,7 +175,7 @@ def test_a_real_server_serves_feeds_proposals_their_patch_and_gaps(survey_corpus
         stop(server)
 
 
-def test_mcp_propose_and_gaps_answer_and_refuse_like_the_other_doors(survey_corpus_index, tmp_path):
+def test_mcp_propose_and_gaps_answer_and_refuse_like_the_other_doors(cli, survey_corpus_index, tmp_path):
     from mcp.server import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
@@ -183,7 +185,7 @@ def test_mcp_propose_and_gaps_answer_and_refuse_like_the_other_doors(survey_corp
     left_out = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})[::70]
     readme = tmp_path / "README.md"
     readme.write_text(survey_readme(set(left_out)), encoding="utf-8")
-    semsearch("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index)
+    cli("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index, check=True)
     server = MCPServer("semsearch-test")
     add_tools(server, Service(index_dir=survey_corpus_index))
 
@@ -209,7 +211,7 @@ def test_the_page_shows_a_lists_proposals_its_patch_its_gaps_and_links_the_feeds
     left_out = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})[::80]
     readme = tmp_path / "README.md"
     readme.write_text(survey_readme(set(left_out)), encoding="utf-8")
-    semsearch("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index)
+    run_cli("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index, check=True)
     with_a_digest(survey_corpus_index)
     base, stop = serving(survey_corpus_index)
     try:

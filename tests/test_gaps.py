@@ -22,8 +22,8 @@ from semsearch.gaps import (
 )
 from semsearch.lists import list_taxonomy
 from semsearch.paper import Paper
-from tests.conftest import HashingModel
-from tests.test_propose import semsearch
+from tests.cli_process import run_cli
+from tests.conftest import HashingModel, examples
 
 # Titles written for these tests.
 PRUNING = [
@@ -54,7 +54,7 @@ def test_a_groups_distinctive_terms_are_those_frequent_in_it_and_rare_elsewhere(
     assert "speculative" not in terms[1:] and "decoding" not in terms[1:]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.text(max_size=80), min_size=1, max_size=6), st.lists(st.text(max_size=80), max_size=6))
 def test_distinctive_terms_takes_any_text(group, rest):
     terms = distinctive_terms(group, rest)
@@ -98,19 +98,21 @@ def test_no_gap_when_every_paper_fits_a_heading(monkeypatch):
     assert find_gaps(classifier, papers, model.encode(titles), context=PRUNING + QUANTIZATION) == []
 
 
-def test_taxonomy_gaps_in_a_real_process(survey_corpus_index):
-    found = json.loads(semsearch("taxonomy", "gaps", "survey", "--json", "--index", survey_corpus_index).stdout)
+def test_taxonomy_gaps_on_the_command_line(cli, survey_corpus_index):
+    found = json.loads(cli("taxonomy", "gaps", "survey", "--json", "--index", survey_corpus_index, check=True).stdout)
     assert found["taxonomy"] == "survey" and found["papers"] == 7  # the small corpus: the survey lacks it
     for gap in found["gaps"]:
         assert set(gap) == {"name", "terms", "parent", "papers"} and len(gap["papers"]) >= 3
-    text = semsearch("taxonomy", "gaps", "survey", "--since", "2030-01-01", "--index", survey_corpus_index)
+    text = cli("taxonomy", "gaps", "survey", "--since", "2030-01-01", "--index", survey_corpus_index, check=True)
     assert "0 gaps among 0 papers" in text.stderr
 
 
 @pytest.mark.slow
 def test_eval_gaps_leaves_each_large_heading_out_in_a_real_process(survey_only_index):
     report = json.loads(
-        semsearch("eval", "gaps", "survey", "--min-papers", "14", "--json", "--index", survey_only_index).stdout
+        run_cli(
+            "eval", "gaps", "survey", "--min-papers", "14", "--json", "--index", survey_only_index, check=True
+        ).stdout
     )
     assert report["headings"] == len(report["by_heading"]) >= 3
     assert all(row["papers"] >= 1 and 0.0 <= row["best_jaccard"] <= 1.0 for row in report["by_heading"])
@@ -129,8 +131,8 @@ def test_eval_gaps_leaves_each_large_heading_out_in_a_real_process(survey_only_i
         (["eval", "gaps", "survey", "--min-papers", "100000"], "no heading"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(survey_corpus_index, args, says):
-    done = semsearch(*args, "--index", survey_corpus_index, check=False)
+def test_bad_input_is_one_line_and_exit_2(cli, survey_corpus_index, args, says):
+    done = cli(*args, "--index", survey_corpus_index)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and says in done.stderr
 
 

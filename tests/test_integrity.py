@@ -26,7 +26,7 @@ from semsearch import index as index_module
 from semsearch.errors import IndexDamaged, SemsearchError
 from semsearch.index import GENERATION_NAME, Index, Manifest, current_generation
 from semsearch.ingest import ingest_jsonl
-from tests.conftest import built_once, copy_of, corpus_records
+from tests.conftest import built_once, copy_of, corpus_records, examples
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD = [r for r in corpus_records() if r["id"] != "2305.00004"]  # the first generation lacks the KV-cache paper
@@ -160,7 +160,7 @@ def test_a_copied_index_is_hashed_once_then_trusted_by_its_stamp(two_generations
     assert hashed == []
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     stamp=st.one_of(
         st.binary(max_size=200),
@@ -350,7 +350,7 @@ def test_a_generation_retired_between_reading_current_and_opening_it_is_looked_u
     assert calls == ["gen-000001", "gen-000002"] and index.integrity is None and warnings == []
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(content=st.one_of(st.binary(max_size=80), st.text(max_size=80).map(str.encode)))
 def test_current_is_a_generation_name_or_damage_never_anything_else(tmp_path, content):
     (tmp_path / "CURRENT").write_bytes(content)
@@ -362,7 +362,7 @@ def test_current_is_a_generation_name_or_damage_never_anything_else(tmp_path, co
     assert GENERATION_NAME.fullmatch(name) and (tmp_path / name).parent == tmp_path
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     data=st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(max_size=10),

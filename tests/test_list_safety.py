@@ -31,7 +31,7 @@ from semsearch.sources.curated import (
 )
 from semsearch.sources.survey import _venue, survey_facts
 from tests.cli_process import run_cli
-from tests.conftest import SHARED
+from tests.conftest import SHARED, examples
 from tests.test_lists import LIST
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +47,7 @@ OLD_SUMMARY = re.compile(r"<summary>(.*?)</summary>", re.IGNORECASE)
 OLD_VENUE = re.compile(r"<ins>\s*(.*?)\s*(?:[,\s]\s*(\d{4}))?\s*<?/ins>", re.IGNORECASE)
 
 MARKUP = st.text(alphabet="[]()<>*#/ ,.ab1\t", max_size=40)
-FAST = settings(max_examples=600, deadline=200)
+FAST = settings(max_examples=examples(600), deadline=200)
 
 
 @FAST
@@ -123,14 +123,14 @@ def test_each_limit_is_a_one_line_error_naming_it_at_once(text, limit):
     assert time.perf_counter() - started < 0.5
 
 
-def test_a_50_mb_list_is_refused_before_it_is_read(tmp_path):
+def test_a_50_mb_list_is_refused_before_it_is_read(cli, tmp_path):
     big = tmp_path / "big.md"
     with big.open("wb") as handle:
         handle.truncate(50_000_000)  # sparse: 50 MB on paper, nothing on disk
     started = time.perf_counter()
-    code, _, err = semsearch("taxonomy", "add", "big", big, "--offline", "--index", tmp_path / "idx", cwd=tmp_path)
+    code, _, err = cli("taxonomy", "add", "big", big, "--offline", "--index", tmp_path / "idx", cwd=tmp_path)
     assert code == 2 and err.strip() == f"error: cannot read {big}: larger than the 5 MB a list may be"
-    assert time.perf_counter() - started < 10  # the process's start included; the refusal itself is a stat
+    assert time.perf_counter() - started < 10  # a process's start included; the refusal itself is a stat
     assert not (tmp_path / "idx").exists()
 
 
@@ -145,7 +145,7 @@ BLOCKS = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=300, deadline=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(BLOCKS, st.integers(1, 60)), max_size=40))
 def test_random_markdown_parses_or_is_one_clear_error(blocks):
     text = "\n".join(block * repeat if block.startswith(("[", "]", "*", "`")) else block for block, repeat in blocks)
@@ -284,8 +284,8 @@ def test_an_added_list_is_guarded_the_same_way(survey_only_index, tmp_path):
     assert {t["name"]: t["papers"] for t in json.loads(out)}["kv"] == 7
 
 
-def test_undo_without_a_refresh_is_one_line(survey_only_index, tmp_path):
-    code, _, err = semsearch("taxonomy", "refresh", "--undo", "--index", survey_only_index, cwd=tmp_path)
+def test_undo_without_a_refresh_is_one_line(cli, survey_only_index, tmp_path):
+    code, _, err = cli("taxonomy", "refresh", "--undo", "--index", survey_only_index, cwd=tmp_path)
     assert code == 2 and err.strip() == "error: nothing to undo: the survey's list was never refreshed in this index"
 
 

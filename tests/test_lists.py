@@ -276,12 +276,12 @@ def test_the_api_and_the_watch_take_a_taxonomy(index_dir, list_file, stub, capsy
 
 
 def test_a_refresh_keeps_the_readme_propose_writes_against_and_undo_puts_the_previous_back(
-    survey_corpus_index, tmp_path
+    cli, survey_corpus_index, tmp_path
 ):
     """The README a refresh read is kept in the index (for `taxonomy propose`); `--undo` swaps it
     back with the labels."""
     from semsearch.sources.survey import load_survey
-    from tests.test_propose import semsearch, survey_readme
+    from tests.test_propose import survey_readme
 
     ids = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})
     first, second = tmp_path / "first.md", tmp_path / "second.md"
@@ -298,6 +298,9 @@ def test_a_refresh_keeps_the_readme_propose_writes_against_and_undo_puts_the_pre
         "--ids",
         f"{ids[0]},{ids[1]}",
     ]
+
+    def semsearch(*args):
+        return cli(*args, check=True)
 
     def proposed() -> set[str]:
         return {row["id"] for row in json.loads(semsearch(*propose, "--index", survey_corpus_index).stdout)}

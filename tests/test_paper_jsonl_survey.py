@@ -10,7 +10,7 @@ from semsearch.paper import Paper, normalize_title, parse_arxiv_id, year_from_ar
 from semsearch.sources.jsonl import check_readable, paper_from_record, read_jsonl
 from semsearch.sources.survey import load_survey
 from semsearch.taxonomy import resolve_node
-from tests.conftest import SHARED
+from tests.conftest import SHARED, examples
 
 
 @pytest.mark.parametrize(
@@ -184,7 +184,7 @@ def test_a_survey_item_linked_only_through_alphaxiv_is_filed_under_its_id():
     assert [p["arxiv_id"] for p in survey_facts(markdown)["papers"]] == ["2306.00978", "2404.14469"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(max_size=200))
 def test_any_link_text_gives_an_id_or_none_quickly(text):
     from semsearch.paper import parse_arxiv_id

@@ -10,7 +10,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from semsearch.paper import Paper, normalize_title
 from semsearch.propose import list_key, propose, render_line, sections, unified_diff
 from semsearch.sources.curated import parse_list
 from semsearch.sources.survey import load_survey
-from tests.conftest import SHARED
+from tests.conftest import SHARED, examples
 
 ROOT = Path(__file__).resolve().parents[1]
 LISTS = SHARED / "data" / "lists"
@@ -40,19 +39,11 @@ NEW = Paper(
 )
 
 
-def semsearch(*args, check: bool = True) -> subprocess.CompletedProcess:
-    """The real command in its own process (with the hashing model)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.cli_process", "--", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(ROOT)},
-    )
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
+@pytest.fixture
+def semsearch(cli):
+    """The real command (with the hashing model): in this process in the quick loop, in a process of
+    its own in the full suite (conftest's `cli`). Exit code 0 required unless check=False."""
+    return lambda *args, check=True: cli(*args, check=check)
 
 
 # --- the line format of a section --------------------------------------------------------------------
@@ -179,7 +170,7 @@ def test_every_proposed_line_has_the_format_of_its_sections_lines_on_the_shared_
     assert checked >= 10
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     title=st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=4, max_size=120),
     authors=st.lists(st.text(st.characters(whitelist_categories=("L",)), min_size=1, max_size=12), max_size=4),
@@ -225,7 +216,9 @@ def survey_readme(leave_out: set[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def test_the_patch_applies_to_its_readme_and_a_second_run_proposes_none_of_it_again(survey_corpus_index, tmp_path):
+def test_the_patch_applies_to_its_readme_and_a_second_run_proposes_none_of_it_again(
+    semsearch, survey_corpus_index, tmp_path
+):
     survey = load_survey()
     chosen = sorted({p.arxiv_id for p in survey.papers if p.arxiv_id})[::40]
     repo = tmp_path / "list"
@@ -253,7 +246,7 @@ def test_the_patch_applies_to_its_readme_and_a_second_run_proposes_none_of_it_ag
 
 
 def test_json_gives_each_paper_its_heading_confidence_and_line_and_unsure_ones_stay_out_of_the_patch(
-    survey_corpus_index, tmp_path
+    semsearch, survey_corpus_index, tmp_path
 ):
     chosen = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})[::60]
     readme = tmp_path / "README.md"
@@ -281,7 +274,7 @@ def test_json_gives_each_paper_its_heading_confidence_and_line_and_unsure_ones_s
         (["--ids", "9999.99999"], "no paper"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(survey_corpus_index, tmp_path, args, says):
+def test_bad_input_is_one_line_and_exit_2(semsearch, survey_corpus_index, tmp_path, args, says):
     readme = tmp_path / "README.md"
     readme.write_text(survey_readme(set()), encoding="utf-8")
     done = semsearch(
@@ -291,7 +284,7 @@ def test_bad_input_is_one_line_and_exit_2(survey_corpus_index, tmp_path, args, s
     assert len(done.stderr.strip().splitlines()) == 1 and says in done.stderr
 
 
-def test_a_missing_or_damaged_readme_is_one_line_and_exit_2(survey_corpus_index, tmp_path):
+def test_a_missing_or_damaged_readme_is_one_line_and_exit_2(semsearch, survey_corpus_index, tmp_path):
     damaged = tmp_path / "README.md"
     damaged.write_bytes(b"\xff\xfe\x00binary" * 100)
     for source in (tmp_path / "absent.md", damaged, tmp_path):
@@ -300,7 +293,7 @@ def test_a_missing_or_damaged_readme_is_one_line_and_exit_2(survey_corpus_index,
         assert "Traceback" not in done.stderr
 
 
-def test_an_unknown_list_or_one_whose_readme_the_index_never_kept_is_refused(survey_corpus_index):
+def test_an_unknown_list_or_one_whose_readme_the_index_never_kept_is_refused(semsearch, survey_corpus_index):
     unknown = semsearch("taxonomy", "propose", "nope", "--index", survey_corpus_index, check=False)
     assert unknown.returncode == 2 and "no taxonomy 'nope'" in unknown.stderr
     offline = semsearch("taxonomy", "propose", "survey", "--offline", "--index", survey_corpus_index, check=False)
@@ -308,7 +301,7 @@ def test_an_unknown_list_or_one_whose_readme_the_index_never_kept_is_refused(sur
 
 
 # --- placement figures on two versions of a list -------------------------------------------------------
-def test_eval_propose_places_the_papers_a_newer_list_added(survey_only_index, tmp_path):
+def test_eval_propose_places_the_papers_a_newer_list_added(semsearch, survey_only_index, tmp_path):
     survey = load_survey()
     added = sorted({p.arxiv_id for p in survey.papers if p.arxiv_id})[::25]
     old, new = tmp_path / "old.md", tmp_path / "new.md"
@@ -322,7 +315,7 @@ def test_eval_propose_places_the_papers_a_newer_list_added(survey_only_index, tm
     assert report["proposed"] + report["unsure_or_out"] == len(added)
 
 
-def test_eval_propose_refuses_two_versions_that_add_nothing(survey_only_index, tmp_path):
+def test_eval_propose_refuses_two_versions_that_add_nothing(semsearch, survey_only_index, tmp_path):
     same = tmp_path / "same.md"
     same.write_text(survey_readme(set()), encoding="utf-8")
     done = semsearch("eval", "propose", same, same, "--index", survey_only_index, check=False)
@@ -330,7 +323,7 @@ def test_eval_propose_refuses_two_versions_that_add_nothing(survey_only_index, t
 
 
 @pytest.mark.skipif(not LISTS.exists(), reason="needs ../shared/data/lists")
-def test_a_list_added_keeps_its_readme_for_propose(survey_corpus_index, tmp_path):
+def test_a_list_added_keeps_its_readme_for_propose(semsearch, survey_corpus_index, tmp_path):
     source = tmp_path / "kv.md"
     shutil.copy(LISTS / "October2001__Awesome-KV-Cache-Compression.md", source)
     semsearch("taxonomy", "add", "kv", source, "--offline", "--index", survey_corpus_index)
@@ -397,7 +390,7 @@ STYLES = [
 
 
 @pytest.mark.slow
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     sections_=st.lists(st.tuples(st.integers(0, 2), st.integers(1, 3)), min_size=1, max_size=4),
     new=st.integers(1, 6),

@@ -19,6 +19,7 @@ from semsearch.ingest import BATCH
 from semsearch.paper import Paper, web_url
 from semsearch.sources.jsonl import Cursor, MalformedLine, paper_from_record, read_jsonl
 from tests.cli_process import run_cli
+from tests.conftest import examples
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -169,7 +170,7 @@ def _a_paper_or_a_malformed_line_naming_its_field(record: dict) -> None:
     assert paper.url is None or web_url(paper.url) == paper.url
 
 
-@settings(max_examples=150, deadline=500, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=500, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(["good", "bad", "blank", "junk", "deep"]), max_size=12))
 def test_the_reader_never_passes_a_line_it_neither_handed_over_nor_reported(tmp_path_factory, kinds):
     """Read with a cursor until the first malformed line stops it, then again from the cursor: the

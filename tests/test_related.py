@@ -12,6 +12,7 @@ from semsearch.index import Index
 from semsearch.ingest import Ingest
 from semsearch.paper import Paper
 from semsearch.related import RelatedFinder
+from tests.conftest import examples
 from tests.test_cli import run
 
 
@@ -279,7 +280,7 @@ def test_one_citation_key_rule(paper, key):
     assert citation_key(paper) == key
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     title=st.text(max_size=80),
     authors=st.lists(st.text(max_size=30), max_size=3),
@@ -292,8 +293,8 @@ def test_every_key_is_surname_year_word_in_plain_ascii(title, authors, year):
 
 
 # --- export: ids=a,b and repeated ids=, at both doors --------------------------------------------------
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.lists(st.from_regex(r"[a-z0-9.:/-]{1,12}", fullmatch=True), min_size=1, max_size=3), max_size=4))
+@settings(max_examples=examples(100), deadline=None)
+@given(st.lists(st.lists(st.text("abcxyz0189.:/-", min_size=1, max_size=12), min_size=1, max_size=3), max_size=4))
 def test_ids_split_on_commas_and_repetition_keep_their_order(groups):
     from semsearch.bibtex import split_ids
 
@@ -351,3 +352,87 @@ def test_a_nodes_papers_come_closest_to_the_node_first_with_scores_0_to_1(survey
     scores = [r["score"] for r in results]
     assert len(results) > 10 and all(0 <= s <= 1 for s in scores) and scores == sorted(scores, reverse=True)
     assert len(set(scores)) > 1 and all("published" in r for r in results)
+
+
+# --- related work for a text that is not in the index ------------------------------------------------
+def test_a_text_is_related_like_a_paper_ten_at_a_time_without_itself(finder):
+    """`related --text` / `--arxiv`: ten by default and not diverse; a record with the same title, or
+    the paper's own id, is the paper itself and is left out."""
+    title, abstract = "draft study 2", "speculative decoding draft model verify tokens"
+    default = finder.related_to_text(title, abstract)
+    assert [h.paper.id for h in default] == [h.paper.id for h in finder.related_to_text(title, abstract, k=10)]
+    assert len(default) == 10 and "2401.00002" not in [h.paper.id for h in default]  # same title
+    assert {h.paper.id for h in default[:4]} == {"2401.00000", "2401.00001", "2401.00003", "2401.00004"}
+    renamed = finder.related_to_text("a preprint of draft study 2", abstract, k=19, paper_id="2401.00002")
+    assert "2401.00002" not in [h.paper.id for h in renamed] and len(renamed) == 19  # its own id
+    diverse = finder.related_to_text(title, abstract, k=6, diverse=True)
+    assert diverse[0].paper.id == default[0].paper.id
+    assert [h.paper.id for h in diverse] != [h.paper.id for h in default[:6]]
+
+
+def _without_the_classifier(finder: RelatedFinder, title: str, abstract: str) -> list[tuple[str, float]]:
+    classifier, finder.searcher.classifier = finder.searcher.classifier, None
+    try:
+        return [(h.paper.id, h.score) for h in finder.related_to_text(title, abstract, k=5)]
+    finally:
+        finder.searcher.classifier = classifier
+
+
+def test_a_text_in_scope_lifts_the_papers_of_the_leaf_it_is_placed_in(survey_corpus_index):
+    from semsearch.paper import embedding_text
+
+    finder = RelatedFinder(Index.open(survey_corpus_index))
+    title = "Speculative decoding with a small draft model"  # the corpus's paper: left out by its title
+    abstract = "A small draft model proposes several tokens that the large target model verifies in parallel."
+    placed = finder.searcher.classifier.classify(
+        [embedding_text(title, abstract)], finder.searcher.embed_query(embedding_text(title, abstract))
+    )[0]
+    assert placed.in_scope and placed.suggestions[0].category.endswith("/Speculative Decoding")
+    hits = finder.related_to_text(title, abstract, k=5)
+    assert "2302.00003" not in [h.paper.id for h in hits]
+    leaf = placed.suggestions[0].category
+    with_bonus = sum(leaf in h.categories for h in hits)
+    plain = _without_the_classifier(finder, title, abstract)
+    filed = {h.paper.id: h.categories for h in finder.searcher.hits([(finder.store.find(i), s) for i, s in plain])}
+    assert with_bonus >= 4 and with_bonus > sum(leaf in filed[i] for i, _ in plain)
+    assert all(0.0 <= h.score <= 1.0 for h in hits)
+
+
+def test_a_text_out_of_scope_is_related_by_its_words_alone(survey_corpus_index):
+    from semsearch.paper import embedding_text
+
+    finder = RelatedFinder(Index.open(survey_corpus_index))
+    title, abstract = "Photographs of birds", "Birds sing in the garden at dawn; photographs of feathers and nests."
+    text = embedding_text(title, abstract)
+    assert not finder.searcher.classifier.classify([text], finder.searcher.embed_query(text))[0].in_scope
+    hits = [(h.paper.id, h.score) for h in finder.related_to_text(title, abstract, k=5)]
+    assert hits == _without_the_classifier(finder, title, abstract)  # no leaf, no bonus, cosine as it is
+
+
+def test_the_first_diverse_pick_is_fully_novel_whatever_its_relevance(finder):
+    """Module note: a pick shows MMR_TRADE_OFF × its score + (1 − MMR_TRADE_OFF) × its novelty, and
+    the first has nothing above it. (With a near-duplicate on top, relevance 1, any such rule
+    gives 1: this text's best match is a loose one.)"""
+    from semsearch.related import MMR_TRADE_OFF
+
+    plain = finder.related_to_text("draft tokens", "speculative decoding memory", k=6)
+    diverse = finder.related_to_text("draft tokens", "speculative decoding memory", k=6, diverse=True)
+    assert plain[0].score < 0.8 and diverse[0].paper.id == plain[0].paper.id
+    assert diverse[0].score == pytest.approx(MMR_TRADE_OFF * plain[0].score + 1 - MMR_TRADE_OFF)
+    assert [h.score for h in diverse] == sorted((h.score for h in diverse), reverse=True)
+
+
+def test_recommendations_come_ten_at_a_time_and_need_a_liked_paper(finder):
+    assert len(finder.recommend(["2403.00000"])) == 10
+    with pytest.raises(SemsearchError, match="give at least one --like ID"):
+        finder.recommend([], ["2403.00000"])
+
+
+def test_liking_every_paper_leaves_nothing_to_recommend(tmp_path, fake_model):
+    """No other paper to set against the liked ones: the query is their centroid, and it finds
+    only them, which are left out."""
+    with Ingest(index_dir=tmp_path, progress=False) as job:
+        job.add(_papers()[:3])
+    finder = RelatedFinder(Index.open(tmp_path))
+    assert finder.recommend([p.id for p in _papers()[:3]]) == []
+    assert {h.paper.id for h in finder.recommend(["2400.00000"], k=2)} == {"2400.00001", "2400.00002"}

@@ -80,8 +80,8 @@ def test_classify_related_recommend_papers_taxonomy_export(client):
         ("get", "/static/secret.py", {}, 404),
     ],
 )
-def test_bad_input_is_a_json_4xx(client, method, path, kwargs, status):
-    response = getattr(client, method)(path, **kwargs)
+def test_bad_input_is_a_json_4xx(unchanged_client, method, path, kwargs, status):
+    response = getattr(unchanged_client, method)(path, **kwargs)
     assert response.status_code == status
     assert list(response.json()) == ["error"] and response.json()["error"]  # one shape for every 4xx
     assert "Traceback" not in response.text
