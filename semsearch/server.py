@@ -11,6 +11,7 @@ import hmac
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -41,6 +42,12 @@ from semsearch.requests_models import (
     parse,
 )
 from semsearch.service import RELOAD_SECONDS, Service
+
+# FastAPI reads a request model given as `Annotated[Model, Query()]` through a Field that carries the
+# parameter's alias; pydantic >= 2.12 warns that such an alias has no effect, on every route's first
+# request (the models are built when first used). The fields' own aliases (`q`) still apply, as the
+# API tests check: the warning is about FastAPI's wrapper, not about anything a user can change.
+warnings.filterwarnings("ignore", message="The 'alias' attribute with value", module="pydantic")
 
 MAX_BODY = 1_000_000  # bytes; larger bodies get 413 before they are read
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
