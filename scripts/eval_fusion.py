@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from eval_question_kind import question_sets  # the script beside this one (its folder is on sys.path)
 
 from semsearch.evaluate import is_target, ndcg_at, read_questions, read_topics, targets_with_abstract
 from semsearch.index import Index
@@ -196,16 +197,7 @@ def main() -> None:
     searcher = Searcher(index)
     topics = read_topics(args.shared / "data/arxiv_topics.jsonl")
     all_papers = [p for _, p in index.store.iter_papers()]
-    sets = {
-        "known dev": args.shared / "eval/known_items_dev.jsonl",
-        "known abs": args.shared / "eval/known_items_dev_abstracts.jsonl",
-        "known ours": HERE / "eval/known_items_ours.jsonl",
-        "topical dev": args.shared / "eval/queries_dev.jsonl",
-        "ours": HERE / "eval/questions_ours.jsonl",
-        "problems": HERE / "eval/questions_problems.jsonl",
-        "early": HERE / "eval/questions_problems_early.jsonl",
-        "later": HERE / "eval/questions_problems_later.jsonl",
-    }
+    sets = question_sets(args.shared)
     read = {}
     for name, path in sets.items():
         kind, rows = read_questions(path)

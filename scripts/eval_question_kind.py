@@ -37,6 +37,20 @@ FORM_FEATURES = ("asks", "words")  # with --form: how the question is put (`sear
 HERE = Path(__file__).resolve().parent
 
 
+def question_sets(shared: Path) -> dict[str, Path]:
+    """The question sets the ranking ablations are scored on: the shared dev sets and ours."""
+    return {
+        "known dev": shared / "eval/known_items_dev.jsonl",
+        "known abs": shared / "eval/known_items_dev_abstracts.jsonl",
+        "known ours": HERE / "eval/known_items_ours.jsonl",
+        "topical dev": shared / "eval/queries_dev.jsonl",
+        "ours": HERE / "eval/questions_ours.jsonl",
+        "problems": HERE / "eval/questions_problems.jsonl",
+        "early": HERE / "eval/questions_problems_early.jsonl",
+        "later": HERE / "eval/questions_problems_later.jsonl",
+    }
+
+
 def features(searcher: Searcher, query: str, vector: np.ndarray, evidence: dict) -> np.ndarray:
     """The question's features (`search.question_features`; the first nine without --form)."""
     leaves = searcher.question_leaves(query, vector)
@@ -210,16 +224,7 @@ def main() -> None:
     )
 
     topics = read_topics(args.shared / "data/arxiv_topics.jsonl")
-    sets = {
-        "known dev": args.shared / "eval/known_items_dev.jsonl",
-        "known abs": args.shared / "eval/known_items_dev_abstracts.jsonl",
-        "known ours": HERE / "eval/known_items_ours.jsonl",
-        "topical dev": args.shared / "eval/queries_dev.jsonl",
-        "ours": HERE / "eval/questions_ours.jsonl",
-        "problems": HERE / "eval/questions_problems.jsonl",
-        "early": HERE / "eval/questions_problems_early.jsonl",
-        "later": HERE / "eval/questions_problems_later.jsonl",
-    }
+    sets = question_sets(args.shared)
     variants = {
         "sharp gate (before)": lambda f: (None, 1.0, False),
         "no taxonomy": lambda f: (1.0, 1.0, False),
