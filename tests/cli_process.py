@@ -73,6 +73,15 @@ def run_here(*args, cwd: Path | None = None) -> Ran:
     return Ran(code, out.getvalue(), err.getvalue())
 
 
+def python_prints(code: str) -> str:
+    """What a fresh Python process running `code` prints (stripped): for checks of what a
+    process imports or builds, which the test's own process, having imported everything, cannot
+    tell. A crash fails the test with its stderr."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def pause_here(marker: Path) -> None:
     marker.write_text(str(os.getpid()))
     while True:

@@ -4,6 +4,7 @@ import pytest
 
 from semsearch.cli import main
 from tests.arxiv_stub import ArxivStub, Step
+from tests.cli_process import python_prints
 
 
 def run(capsys, *args):
@@ -180,33 +181,25 @@ def test_survey_offline_fallback_then_online_fills_abstracts(tmp_path, fake_mode
 
 def test_help_imports_nothing_heavy():
     """`semsearch --help` and a command's --help answer without torch, FAISS or the model."""
-    import subprocess
-    import sys
-
     code = (
         "import contextlib, io, sys, semsearch.cli as cli\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    cli.main(['--help']); cli.main(['search', '--help']); cli.main(['ingest', 'jsonl', '--help'])\n"
         "print(sorted(m for m in ('torch', 'faiss', 'sentence_transformers', 'onnxruntime') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert python_prints(code) == "[]"
 
 
 def test_a_request_model_builds_its_validator_only_when_used():
     """A command-line question validates a SearchRequest and nothing else: the other request
     models' validators are not built on import (building them all cost ~25 ms of a cold question)."""
-    import subprocess
-    import sys
-
     code = (
         "import pydantic, semsearch.requests_models as r\n"
         "models = [m for m in vars(r).values() if isinstance(m, type) and issubclass(m, pydantic.BaseModel)]\n"
         "r.parse(r.SearchRequest, question='kv cache', k=3)\n"
         "print(sorted(m.__name__ for m in models if m.__pydantic_complete__))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['SearchRequest']"
+    assert python_prints(code) == "['SearchRequest']"
 
 
 def test_the_first_question_builds_the_default_index(tmp_path, fake_model, capsys, monkeypatch):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from semsearch.cli import main
+from tests.cli_process import python_prints
 from tests.test_cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,12 +75,9 @@ def test_relative_links_resolve(path):
 
 
 def test_the_public_api_is_declared_and_light():
-    import subprocess
-    import sys
-
     heavy = "('torch', 'sentence_transformers', 'faiss')"
     probe = f"import sys, semsearch; print(sorted(m for m in {heavy} if m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "[]"
+    assert python_prints(probe) == "[]"
     import semsearch
 
     for name in semsearch.__all__:
