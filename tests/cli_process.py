@@ -54,10 +54,10 @@ def run_cli(*args, cwd: Path = ROOT, timeout: float = 300, check: bool = False) 
     return Ran(done.returncode, done.stdout, done.stderr)
 
 
-def run_here(*args, cwd: Path | None = None) -> Ran:
-    """`semsearch ARGS` called in this process, as `run_cli` runs it in another: the caller has put
-    the hashing model in place (the `fake_model` fixture). The library writes to whatever
-    sys.stdout and sys.stderr are at the time, so both are taken here."""
+def run_here(*args, cwd: Path | None = None, check: bool = False) -> Ran:
+    """`semsearch ARGS` called in this process, as `run_cli` runs it in another (`check` as there):
+    the caller has put the hashing model in place (the `fake_model` fixture). The library writes to
+    whatever sys.stdout and sys.stderr are at the time, so both are taken here."""
     from semsearch.cli import main as semsearch
 
     out, err = io.StringIO(), io.StringIO()
@@ -70,6 +70,8 @@ def run_here(*args, cwd: Path | None = None) -> Ran:
     finally:
         os.chdir(before)
     assert "Traceback" not in err.getvalue(), err.getvalue()
+    if check:
+        assert code == 0, err.getvalue()
     return Ran(code, out.getvalue(), err.getvalue())
 
 

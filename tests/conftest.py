@@ -111,10 +111,9 @@ def cli(request, fake_model):
     from tests.cli_process import run_cli, run_here
 
     def run(*args, check: bool = False, cwd: Path | None = None):
-        done = run_here(*args, cwd=cwd) if request.param == "here" else run_cli(*args, cwd=cwd or ROOT)
-        if check:
-            assert done.returncode == 0, done.stderr
-        return done
+        if request.param == "here":
+            return run_here(*args, cwd=cwd, check=check)
+        return run_cli(*args, cwd=cwd or ROOT, check=check)
 
     return run
 
