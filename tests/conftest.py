@@ -94,11 +94,17 @@ class HashingModel:
         return vectors / np.maximum(norms, 1e-9)
 
 
+def use_hashing_model(patch: pytest.MonkeyPatch) -> HashingModel:
+    """Put a HashingModel where the library loads its sentence-transformers model, for as long as
+    `patch` lasts."""
+    model = HashingModel()
+    patch.setattr(embeddings, "_load", lambda name: model)
+    return model
+
+
 @pytest.fixture
 def fake_model(monkeypatch) -> HashingModel:
-    model = HashingModel()
-    monkeypatch.setattr(embeddings, "_load", lambda name: model)
-    return model
+    return use_hashing_model(monkeypatch)
 
 
 @pytest.fixture(params=["here", pytest.param("own-process", marks=pytest.mark.slow)])
@@ -213,8 +219,7 @@ def built_once(tmp_path_factory, build) -> Path:
     tests get copies of it (`copy_of`), which is many times cheaper than building it again."""
     root = tmp_path_factory.mktemp("template")
     with pytest.MonkeyPatch.context() as patch:
-        model = HashingModel()
-        patch.setattr(embeddings, "_load", lambda name: model)
+        use_hashing_model(patch)
         patch.setenv("SEMSEARCH_ARXIV_URL", "http://127.0.0.1:9/api/query")
         patch.setenv("SEMSEARCH_ARXIV_DELAY", "0")
         patch.chdir(root)
@@ -285,8 +290,7 @@ def unchanged_survey_corpus_index(tmp_path_factory, _survey_corpus_template) -> 
     directory = copy_of(_survey_corpus_template, tmp_path_factory.mktemp("shared"))
     before = _fingerprint(directory)
     with pytest.MonkeyPatch.context() as patch:
-        model = HashingModel()
-        patch.setattr(embeddings, "_load", lambda name: model)
+        use_hashing_model(patch)
         yield directory
     assert _fingerprint(directory) == before, "a test wrote to the shared index; give it survey_corpus_index"
 
