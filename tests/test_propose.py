@@ -265,6 +265,20 @@ def test_json_gives_each_paper_its_heading_confidence_and_line_and_unsure_ones_s
     assert len([line for line in unsure.stderr.splitlines() if line.startswith("unsure")]) == len(chosen)
 
 
+def test_since_proposes_only_the_papers_that_appeared_on_or_after_the_day(semsearch, survey_corpus_index, tmp_path):
+    # The survey's papers carry no date offline: a paper appeared in the month its arXiv id names.
+    chosen = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})[::60]
+    readme = tmp_path / "README.md"
+    readme.write_text(survey_readme(set(chosen)), encoding="utf-8")
+    repeated = [part for paper_id in chosen for part in ("--ids", paper_id)]
+    args = ["taxonomy", "propose", "survey", "--list", readme, *repeated, "--json", "--min-confidence", "0"]
+    middle = chosen[len(chosen) // 2]
+    day = f"20{middle[:2]}-{middle[2:4]}-01"
+    later = json.loads(semsearch(*args, "--since", day, "--index", survey_corpus_index).stdout)
+    assert {r["id"] for r in later} == {i for i in chosen if i[:4] >= middle[:4]}
+    assert 0 < len(later) < len(chosen)
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
