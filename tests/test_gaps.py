@@ -188,3 +188,20 @@ def test_a_group_of_a_headings_own_papers_fits_it_and_a_new_topic_does_not(monke
             + classifier.train_tfidf.head(n).dot_rows(classifier.tfidf.transform(group))
         ) / 2
         assert fits_a_heading(shape, own, to_labelled) is fits
+
+
+def test_a_group_as_large_as_the_largest_heading_stays_one_group():
+    alike = _two_topics(np.random.default_rng(2), sizes=(4, 4))
+    assert clusters(alike, tightness=0.5, largest=4) == [list(range(4)), list(range(4, 8))]
+
+
+def test_fitting_a_heading_asks_more_than_another_heading_is_alike_and_less_than_its_own_papers():
+    # A gap must be a topic apart: a group as alike a heading as the list's two headings are to each
+    # other is not that heading's; a group need not be as alike it as the heading's own papers are.
+    model = HashingModel()
+    classifier = _classifier(model)
+    shape = list_shape(classifier)
+    (a, b) = shape.rows
+    alike = similarity(classifier, PRUNING + QUANTIZATION, classifier.labelled_vectors)  # the labelled papers' texts
+    between = affinity(float(alike[np.ix_(a, b)].mean()), shape.own[0], shape.own[1])
+    assert between < shape.same_topic < 1.0
