@@ -175,7 +175,7 @@ class Service:
             return False
         try:
             index = Index.open(self.directory)
-            if index.generation_dir.name != newest:  # the newest is damaged (Index.open warned): never swapped in
+            if index.integrity is not None:  # the newest is damaged (Index.open fell back, warned): never swapped in
                 damage = index.integrity.rsplit("; serving ", 1)[0]
                 index.close()
                 self._unloadable, self.reload_error = newest, damage

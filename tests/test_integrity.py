@@ -659,3 +659,25 @@ def test_a_server_keeps_serving_when_current_is_garbled(two_generations):
     assert client.get("/api/search", params={"q": "kv cache"}).status_code == 200
     response = client.post("/api/labels", json={"id": "2401.00001", "category": "Quantization"})
     assert response.status_code == 503 and "CURRENT must name a generation" in response.json()["error"]
+
+
+def test_a_generation_published_while_the_server_looks_is_served_not_called_damaged(
+    two_generations, tmp_path, monkeypatch
+):
+    """CURRENT read, then a writer publishes again before the server opens the index: it opens an
+    intact generation newer than the one it read of, and serves it (nothing fell back, nothing is
+    damaged)."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    app = create_app(index_dir=two_generations, reload_seconds=None)
+    client, service = TestClient(app), app.state.service
+    more = write_jsonl(tmp_path / "more.jsonl", [{"id": "2409.00001", "title": "A paper on caches"}])
+    ingest_jsonl([more], index_dir=two_generations, progress=False)  # gen-000003
+    read_before = iter(["gen-000001"])  # what CURRENT said a moment before gen-000003 was published
+    monkeypatch.setattr(index_module, "current_generation", lambda directory: next(read_before, "gen-000003"))
+    assert service.refresh()
+    health = client.get("/api/health").json()
+    assert health["generation"] == "gen-000003" and health["status"] == "ok", health
+    assert health.get("reload_error") is None
