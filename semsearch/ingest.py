@@ -142,8 +142,8 @@ class Ingest:
             if told is None:
                 raise
             raise told from None
-        if exc is not None and _told(exc):  # the CLI and the API say it in one line
-            raise _told(exc) from None
+        if exc is not None and (told := _told(exc)):  # the CLI and the API say it in one line
+            raise told from None
 
     def finish(self) -> None:
         """The stages after storing, in order: embed what is stale, train the classifier and
