@@ -657,7 +657,7 @@ class IndexWriter:
         build_lexical_index(store, self.staging)
 
         existing = [p.name for p in self.directory.glob("gen-*")]
-        number = max((int(name.split("-")[1]) for name in existing), default=0) + 1
+        number = max(map(_number, existing), default=0) + 1
         generation = f"gen-{number:06d}"
         manifest = Manifest(
             format_version=FORMAT_VERSION,
