@@ -379,7 +379,7 @@ class Index:
         self._lease = None
 
 
-_UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)  # the errnos of an index that cannot be written
 
 
 def _lock_timeout() -> float:
@@ -509,7 +509,7 @@ class IndexWriter:
         try:
             self._acquire_lock()
         except OSError as err:
-            if err.errno not in _UNWRITABLE:
+            if err.errno not in UNWRITABLE:
                 raise
             raise IndexUnwritable(
                 f"cannot write to the index at {self.directory} ({err.strerror}); it can still be searched"
@@ -657,7 +657,7 @@ class IndexWriter:
         build_lexical_index(store, self.staging)
 
         existing = [p.name for p in self.directory.glob("gen-*")]
-        number = max((int(name.split("-")[1]) for name in existing), default=0) + 1
+        number = max(map(_number, existing), default=0) + 1
         generation = f"gen-{number:06d}"
         manifest = Manifest(
             format_version=FORMAT_VERSION,

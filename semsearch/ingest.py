@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.errors import DiskFull, IndexUnwritable, NotFound, PartialFailure, SemsearchError
-from semsearch.index import RESUME_PREFIX, IndexWriter, Manifest
+from semsearch.index import RESUME_PREFIX, UNWRITABLE, IndexWriter, Manifest
 from semsearch.paper import Paper, normalize_title
 from semsearch.sources.survey import Survey, survey_of
 
@@ -67,7 +67,7 @@ def _told(err: BaseException) -> SemsearchError | None:
     code = getattr(err, "errno", None)
     if code == errno.ENOSPC or "disk is full" in str(err):
         return DiskFull()
-    if code in (errno.EROFS, errno.EACCES, errno.EPERM) or "readonly database" in str(err):
+    if code in UNWRITABLE or "readonly database" in str(err):
         reason = getattr(err, "strerror", None) or str(err)
         if getattr(err, "filename", None):
             reason = f"{err.filename}: {reason}"
@@ -142,8 +142,8 @@ class Ingest:
             if told is None:
                 raise
             raise told from None
-        if exc is not None and _told(exc):  # the CLI and the API say it in one line
-            raise _told(exc) from None
+        if exc is not None and (told := _told(exc)):  # the CLI and the API say it in one line
+            raise told from None
 
     def finish(self) -> None:
         """The stages after storing, in order: embed what is stale, train the classifier and
