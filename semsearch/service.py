@@ -98,13 +98,15 @@ def node_closeness(store, vec_ids: list[int]) -> list[float]:
     the mean of the node's papers, so the papers most typical of the node come first."""
     import numpy as np
 
+    from semsearch.related import readable
+
     if not vec_ids:
         return []
     vectors = store.embeddings_for(vec_ids)
     matrix = np.vstack([vectors[v] for v in vec_ids]).astype(np.float32)
     centre = matrix.mean(axis=0)
     centre /= max(float(np.linalg.norm(centre)), 1e-12)
-    return [min(1.0, max(0.0, float(s))) for s in matrix @ centre]
+    return [readable(s) for s in matrix @ centre]
 
 
 class Service:
