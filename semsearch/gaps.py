@@ -148,7 +148,13 @@ def similarity(classifier, texts: Sequence[str], vectors: np.ndarray) -> np.ndar
     embeddings' cosine and the character n-gram TF-IDF cosine (its kernel's measure)."""
     unit = _unit(np.asarray(vectors, dtype=np.float32))
     tfidf = classifier.tfidf.transform(texts)
-    return (unit @ unit.T + tfidf.dot_rows(tfidf)) / 2.0
+    return _alike(unit, tfidf, unit, tfidf)
+
+
+def _alike(unit_a: np.ndarray, tfidf_a, unit_b: np.ndarray, tfidf_b) -> np.ndarray:
+    """`similarity` between two sets of papers, given their unit embeddings and TF-IDF rows: one
+    row per paper of a, one column per paper of b."""
+    return (unit_a @ unit_b.T + tfidf_b.dot_rows(tfidf_a)) / 2.0
 
 
 def _mean_alike(block: np.ndarray, same: bool) -> float:
@@ -188,7 +194,7 @@ def list_shape(classifier) -> ListShape | None:
     n = len(classifier.labelled_ids)
     unit = _unit(classifier.labelled_vectors)
     lexical = classifier.train_tfidf.head(n)
-    alike = (unit @ unit.T + lexical.dot_rows(lexical)) / 2.0
+    alike = _alike(unit, lexical, unit, lexical)
     own = np.array([_mean_alike(alike[np.ix_(r, r)], True) for r in rows])
     nearest = [
         max(affinity(_mean_alike(alike[np.ix_(a, b)], False), own[i], own[j]) for j, b in enumerate(rows) if j != i)
@@ -249,15 +255,12 @@ def find_gaps(classifier, papers: Sequence[Paper], vectors: np.ndarray, *, conte
         inside = inside[np.argsort(-scope[inside], kind="stable")[:MAX_POOL]]
     if len(inside) < MIN_GROUP:
         return []
-    texts = [p.embedding_text() for p in papers]
     titles = [p.title for p in papers]  # a list's papers are mostly known by title: words of the same kind
-    pool_texts = [texts[i] for i in inside]
-    alike = similarity(classifier, pool_texts, vectors[inside])
+    pool_texts = [papers[i].embedding_text() for i in inside]
+    unit, tfidf = _unit(vectors[inside]), classifier.tfidf.transform(pool_texts)  # once: the costly part
+    alike = _alike(unit, tfidf, unit, tfidf)
     n = len(classifier.labelled_ids)
-    to_labelled = (
-        _unit(vectors[inside]) @ _unit(classifier.labelled_vectors).T
-        + classifier.train_tfidf.head(n).dot_rows(classifier.tfidf.transform(pool_texts))
-    ) / 2.0
+    to_labelled = _alike(unit, tfidf, _unit(classifier.labelled_vectors), classifier.train_tfidf.head(n))
     found = [
         group
         for group in clusters(alike, shape.tightness, shape.largest)
@@ -267,7 +270,7 @@ def find_gaps(classifier, papers: Sequence[Paper], vectors: np.ndarray, *, conte
     if not found:
         return []
     everywhere = (Counter(t for text in [*titles, *context] for t in _terms(text)[0]), len(titles) + len(context))
-    placed = np.flatnonzero(np.isin(np.arange(len(inside)), np.concatenate(found)))
+    placed = np.unique(np.concatenate(found))  # the pool's papers in some gap, in pool order
     scores = np.zeros((len(inside), len(classifier.leaves)))
     scores[placed] = classifier.leaf_scores([pool_texts[i] for i in placed], vectors[inside[placed]])
     gaps = []

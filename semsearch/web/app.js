@@ -159,26 +159,23 @@ async function showBibtex(id) {
 // An id a reader can use (an arXiv id); the index's own ids for papers without one ("survey:…") are not shown.
 const shownId = (id) => (String(id).startsWith("survey:") ? null : id);
 
-let leafNames = null;
-async function leafPaths() { // every leaf's path: where the survey files papers, so what a label names
-  if (!leafNames) {
-    const names = [];
-    const walk = (nodes) => nodes.forEach((n) => { if (n.children.length) walk(n.children); else names.push(n.path); });
-    walk(await api("/api/taxonomy")); // labels are the survey's taxonomy's
-    leafNames = names;
+let surveyNodes = null;
+async function taxonomyNodes() { // every node of the survey's taxonomy, parents first: [{path, leaf}], fetched once
+  if (!surveyNodes) {
+    const nodes = [];
+    const walk = (level) => level.forEach((n) => { nodes.push({ path: n.path, leaf: !n.children.length }); walk(n.children); });
+    walk(await api("/api/taxonomy"));
+    surveyNodes = nodes;
   }
-  return leafNames;
+  return surveyNodes;
 }
 
-let nodeNames = null;
+async function leafPaths() { // every leaf's path: where the survey files papers, so what a label names
+  return (await taxonomyNodes()).filter((n) => n.leaf).map((n) => n.path); // labels are the survey's taxonomy's
+}
+
 async function nodeOptions() { // every node path, for the category pickers
-  if (!nodeNames) {
-    const names = [];
-    const walk = (nodes) => nodes.forEach((n) => { names.push(n.path); walk(n.children); });
-    walk(await api("/api/taxonomy"));
-    nodeNames = names;
-  }
-  return el("datalist", { id: "nodes" }, nodeNames.map((n) => el("option", { value: n })));
+  return el("datalist", { id: "nodes" }, (await taxonomyNodes()).map((n) => el("option", { value: n.path })));
 }
 
 async function resultsView(params) {
@@ -302,7 +299,7 @@ function treemap(tree, width = 900, height = 420) {
       const lines = labelLines(node.name, cell.w, cell.h);
       if (lines) {
         svg.append(el("svg:text", { x: cell.x + 6, y: cell.y + 16, "aria-hidden": "true" },
-          lines.map((line, n) => el("svg:tspan", { x: cell.x + 6, dy: n ? 15 : 0 }, line))));
+          lines.map((line, n) => el("svg:tspan", { x: cell.x + 6, dy: n ? LINE_HEIGHT : 0 }, line))));
       }
     });
   });
