@@ -1297,9 +1297,12 @@ def _disk_full(err: Exception) -> bool:
 
 
 def _damaged_or_unwritable(err: Exception) -> bool:
+    from semsearch.index import UNWRITABLE
+    from semsearch.store import SQLITE_BUGS
+
     if isinstance(err, sqlite3.DatabaseError):  # not a database, malformed, read-only, cannot open
-        return not isinstance(err, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError))
-    return getattr(err, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM)
+        return not isinstance(err, SQLITE_BUGS)
+    return getattr(err, "errno", None) in UNWRITABLE
 
 
 def run() -> None:

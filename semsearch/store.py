@@ -118,7 +118,7 @@ class PendingEmbedding:
 # What SQLite says of a file it cannot read as a database (garbage, truncated, gone): damage, told as
 # one line, not a programming error. IntegrityError and ProgrammingError are bugs and stay as they are.
 _DAMAGE = (sqlite3.OperationalError, sqlite3.DatabaseError)
-_BUGS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+SQLITE_BUGS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
 
 
 def damaged(path: Path, err: sqlite3.Error) -> IndexDamaged:
@@ -133,7 +133,7 @@ class _Cursor(sqlite3.Cursor):
     def _guard(self, call, *args):
         try:
             return call(*args)
-        except _BUGS:
+        except SQLITE_BUGS:
             raise
         except _DAMAGE as err:
             raise damaged(self.connection.path, err) from None
