@@ -14,6 +14,11 @@
 # killed / checked, where checked leaves out those not checked and those mutmut skips.
 # Every run starts by running the whole quick suite once, unmutated (a few minutes on two busy
 # cores): give several modules to one run rather than one run each.
+#
+#   SAMPLE=150 scripts/mutation.sh watch 1800
+#
+# checks a random sample of each module's mutants (the same sample for the same SEED, default 0)
+# and scores the sample, with its 95 % interval: a big module's score within one budget.
 set -uo pipefail
 
 modules=${1:?usage: scripts/mutation.sh MODULE[,MODULE...] [SECONDS]   (MODULE: search, store, server, ...)}
@@ -30,29 +35,53 @@ for module in ${modules//,/ }; do
   patterns+=("semsearch.${module//\//.}.*")
 done
 
+sampled=$(mktemp)
+results=$(mktemp)
+trap 'rm -f "$results" "$sampled"' EXIT
+started=$SECONDS
+if [[ -n ${SAMPLE:-} ]]; then
+  # Makes the mutants and the test statistics, then stops: no mutant has this name.
+  timeout --signal=INT --kill-after=60 "$budget" \
+    mutmut run "semsearch.no_such_module.x_" --max-children "${MUTMUT_CHILDREN:-2}" >mutants.log 2>&1
+  mutmut results --all true >"$results" 2>/dev/null
+  python3 - "$modules" "$results" "$SAMPLE" "${SEED:-0}" >"$sampled" <<'PY'
+import random
+import sys
+
+modules, results, size, seed = sys.argv[1].split(","), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+names = [line.strip().rpartition(": ")[0] for line in open(results, encoding="utf-8")]
+for module in modules:
+    prefix = "semsearch." + module.removesuffix(".py").removeprefix("semsearch/").replace("/", ".") + ".x"
+    own = sorted(name for name in names if name.startswith(prefix))
+    print("\n".join(random.Random(seed).sample(own, min(size, len(own)))))
+PY
+  patterns=()
+  mapfile -t patterns <"$sampled"
+fi
+
 # INT, as Ctrl-C would: mutmut saves what it has checked before it stops.
-timeout --signal=INT --kill-after=60 "$budget" \
-  mutmut run "${patterns[@]}" --max-children "${MUTMUT_CHILDREN:-2}" >mutants.log 2>&1
+timeout --signal=INT --kill-after=60 "$((budget - (SECONDS - started)))" \
+  mutmut run "${patterns[@]}" --max-children "${MUTMUT_CHILDREN:-2}" >>mutants.log 2>&1
 ran=$?
 [[ $ran == 124 ]] && echo "mutation.sh: the budget of ${budget} s ran out; the score counts the mutants checked so far"
 
-results=$(mktemp)
-trap 'rm -f "$results"' EXIT
 mutmut results --all true >"$results" 2>/dev/null
 status=0
 for module in ${modules//,/ }; do
   module=${module%.py}
   module=${module#semsearch/}
-  python3 - "$module" "$results" <<'PY' || status=1
+  python3 - "$module" "$results" "$sampled" <<'PY' || status=1
 import collections
+import math
 import sys
 
-module, results = sys.argv[1], sys.argv[2]
+module, results, sampled = sys.argv[1], sys.argv[2], sys.argv[3]
+sample = set(open(sampled, encoding="utf-8").read().split())
 prefix = "semsearch." + module.replace("/", ".") + ".x"  # x_function__mutmut_N or xǁClassǁmethod__mutmut_N
 statuses = collections.Counter()
 for line in open(results, encoding="utf-8"):
     name, _, status = line.strip().rpartition(": ")
-    if name.startswith(prefix):
+    if name.startswith(prefix) and (not sample or name in sample):
         statuses[status] += 1
         if status in ("survived", "suspicious"):
             print(f"  {status}: {name}")
@@ -63,7 +92,13 @@ print(f"semsearch/{module}.py: {summary}")
 if not checked:
     print("score: none (nothing checked; see mutants.log)")
     sys.exit(1)
-print(f"score {killed}/{checked} = {killed / checked:.2f}")
+score = killed / checked
+# Wilson's interval: how far a sample's score may be from the module's.
+z = 1.96
+centre = (score + z * z / (2 * checked)) / (1 + z * z / checked)
+half = z * math.sqrt(score * (1 - score) / checked + z * z / (4 * checked * checked)) / (1 + z * z / checked)
+interval = f" (95 % interval {centre - half:.2f}-{centre + half:.2f})" if sample else ""
+print(f"score {killed}/{checked} = {score:.2f}{interval}" + (f", a sample of {len(sample)}" if sample else ""))
 PY
 done
 exit $status
