@@ -39,6 +39,9 @@ def normalize_title(title: str) -> str:
 
 
 WEB_SCHEMES = ("http", "https")
+# What `str.isspace` calls whitespace (re's \s is the same set) and the C0 controls and DEL: one
+# scan in C, since every paper read from a store passes here.
+_UNSAFE_IN_URL = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 def web_url(value: str | None) -> str | None:
@@ -46,7 +49,7 @@ def web_url(value: str | None) -> str | None:
     carries, whatever source brought it (a `javascript:` or `data:` link would run in the page that
     shows it). Whitespace and control characters are refused too: browsers drop them inside a
     scheme, so `java\tscript:` would otherwise slip through."""
-    if not isinstance(value, str) or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+    if not isinstance(value, str) or _UNSAFE_IN_URL.search(value):
         return None
     scheme, sep, rest = value.partition("://")
     if not sep or scheme.lower() not in WEB_SCHEMES or not rest or rest[0] in "/?#":
