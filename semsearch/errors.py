@@ -1,5 +1,7 @@
 """Errors meant for the person at the keyboard: the CLI prints them as one line and exits."""
 
+from __future__ import annotations
+
 
 class SemsearchError(Exception):
     """A problem with the user's input or environment; the message says what to do."""
@@ -22,9 +24,20 @@ class NotFound(SemsearchError):
 
 class IndexDamaged(SemsearchError):
     """A file of the index is damaged or missing and no intact generation can answer instead;
-    the API answers 503 (the service cannot answer until the index is repaired or rebuilt)."""
+    the API answers 503 (the service cannot answer until the index is repaired or rebuilt).
+    `damage` says what is damaged without where the index is: what a fallback to an older
+    generation repeats."""
 
     http_status = 503
+
+    def __init__(self, message: str, *, damage: str | None = None):
+        super().__init__(message)
+        self.damage = damage if damage is not None else message
+
+    @classmethod
+    def at(cls, directory, damage: str) -> IndexDamaged:
+        """`index at DIRECTORY is damaged: DAMAGE`, the one form of the message."""
+        return cls(f"index at {directory} is damaged: {damage}", damage=damage)
 
 
 class IndexUnwritable(SemsearchError):

@@ -108,7 +108,7 @@ def current_generation(directory: Path) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as err:
-        raise IndexDamaged(f"index at {directory} is damaged: CURRENT cannot be read ({err.strerror})") from None
+        raise IndexDamaged.at(directory, f"CURRENT cannot be read ({err.strerror})") from None
     try:
         name = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
@@ -118,9 +118,7 @@ def current_generation(directory: Path) -> str | None:
     shown = repr(name[:60]) if name is not None else f"{len(raw)} bytes that are not UTF-8"
     newest = max(_generation_names(directory), key=_number, default=None)
     hint = f"; write the name of a generation into it (the newest here is {newest})" if newest else ""
-    raise IndexDamaged(
-        f"index at {directory} is damaged: CURRENT must name a generation (gen-NNNNNN), not {shown}{hint}"
-    )
+    raise IndexDamaged.at(directory, f"CURRENT must name a generation (gen-NNNNNN), not {shown}{hint}")
 
 
 def _number(generation: str) -> int:
@@ -253,7 +251,7 @@ class Index:
             vectors = vector_index.load(path)
         except RuntimeError as err:  # FAISS's own message is a C++ stack location
             reason = str(err).strip().splitlines()[-1][:120]
-            raise IndexDamaged(f"index at {self.directory} is damaged: {path} cannot be read ({reason})") from None
+            raise IndexDamaged.at(self.directory, f"{path} cannot be read ({reason})") from None
         if vectors.d != self.manifest.dimension or vectors.ntotal != self.manifest.count:
             raise IndexDamaged(
                 f"index at {self.directory} is inconsistent: {vectors.ntotal} vectors of dimension {vectors.d}, "
@@ -314,7 +312,7 @@ class Index:
             raise
         except IndexDamaged as err:  # papers.db cannot be read: this generation is damaged
             _drop_lease(lease)
-            reason = str(err).split(" is damaged: ", 1)[-1].replace(f"{generation_dir}/", "")
+            reason = err.damage.replace(f"{generation_dir}/", "")
             raise GenerationDamaged(directory, generation_dir.name, reason) from None
         except BaseException:
             _drop_lease(lease)
@@ -363,9 +361,7 @@ class Index:
         try:
             lexical = LexicalIndex.load(self.generation_dir)
         except (OSError, ValueError, EOFError) as err:  # missing or garbled files of an unverified index
-            raise IndexDamaged(
-                f"index at {self.directory} is damaged: {self.generation_dir / 'lexical'} cannot be read ({err})"
-            ) from None
+            raise IndexDamaged.at(self.directory, f"{self.generation_dir / 'lexical'} cannot be read ({err})") from None
         if len(lexical.vec_ids) != self.manifest.count:
             raise IndexDamaged(
                 f"index at {self.directory} is inconsistent: {len(lexical.vec_ids)} papers in the lexical "
@@ -579,7 +575,7 @@ class IndexWriter:
                 try:
                     source.backup(target)
                 except sqlite3.DatabaseError as err:  # damaged after it was verified
-                    raise IndexDamaged(f"index at {self.directory} is damaged: {base}/{DB_FILE}: {err}") from None
+                    raise IndexDamaged.at(self.directory, f"{base}/{DB_FILE}: {err}") from None
                 finally:
                     source.close()
                     target.close()

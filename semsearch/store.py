@@ -123,7 +123,7 @@ SQLITE_BUGS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.Interfa
 
 def damaged(path: Path, err: sqlite3.Error) -> IndexDamaged:
     """The error a reader gives for a papers.db that SQLite cannot read."""
-    return IndexDamaged(f"index at {path.parent.parent} is damaged: {path} cannot be read ({err})")
+    return IndexDamaged.at(path.parent.parent, f"{path} cannot be read ({err})")
 
 
 class _Cursor(sqlite3.Cursor):
@@ -200,7 +200,7 @@ class Store:
         connection = getattr(self._local, "db", None)
         if connection is None:
             if not self.path.is_file():  # SQLite would say only "unable to open database file"
-                raise IndexDamaged(f"index at {self.path.parent.parent} is damaged: {self.path} is missing")
+                raise IndexDamaged.at(self.path.parent.parent, f"{self.path} is missing")
             try:
                 connection = sqlite3.connect(
                     f"file:{self.path}?mode=ro&immutable=1", uri=True, check_same_thread=False, factory=_Connection
