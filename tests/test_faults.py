@@ -31,14 +31,23 @@ def write_papers(path: Path, prefix: str, n: int) -> Path:
     return path
 
 
-def writer(*args, pause_at: str | None = None, marker: Path | None = None) -> subprocess.Popen:
+def writer(
+    *args, pause_at: str | None = None, marker: Path | None = None, stderr: Path | None = None
+) -> subprocess.Popen:
+    """`semsearch ARGS` in a process of its own; its stderr into the file `stderr` if given (to be
+    read while it runs), else a pipe."""
     command = [sys.executable, "-m", "tests.cli_process"]
     if pause_at:
         command += ["--pause-at", pause_at, "--marker", str(marker)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [*command, "--", *map(str, args)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    errors = stderr.open("w") if stderr else subprocess.PIPE
+    try:
+        return subprocess.Popen(
+            [*command, "--", *map(str, args)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=errors, text=True
+        )
+    finally:
+        if stderr:
+            errors.close()  # the process has its own copy
 
 
 def wait_for(marker: Path, process: subprocess.Popen, seconds: float = 60) -> None:
@@ -115,13 +124,20 @@ def test_two_writers_at_once_both_land_and_the_second_waits(served, tmp_path):
         pause_at="batch", marker=marker,
     )  # fmt: skip
     wait_for(marker, first)  # holds the lock, mid-write
-    second = writer("ingest", "jsonl", write_papers(tmp_path / "b.jsonl", "2404", 10), "--index", index_dir)
-    time.sleep(2.0)
-    assert second.poll() is None  # waiting for the lock, not writing
+    said = tmp_path / "second.err"
+    papers = write_papers(tmp_path / "b.jsonl", "2404", 10)
+    second = writer("ingest", "jsonl", papers, "--index", index_dir, stderr=said)
+    # Until it says it waits (however long a busy machine takes to start it), it neither ends nor writes.
+    deadline = time.monotonic() + 60
+    while "waiting for another writer" not in said.read_text():
+        assert second.poll() is None, said.read_text()
+        assert time.monotonic() < deadline, "the second writer never said it was waiting"
+        time.sleep(0.05)
+    assert not any(Index.open(index_dir).store.find(f"2404.{i:05d}") for i in range(10))
     first.send_signal(signal.SIGKILL)  # the lock dies with its holder
     first.wait(timeout=10)
-    out, err = second.communicate(timeout=120)
-    assert second.returncode == 0 and "waiting for another writer" in err
+    second.communicate(timeout=120)
+    assert second.returncode == 0, said.read_text()
     # The second run resumed the first one's staging: both sets of papers are in.
     store = Index.open(index_dir).store
     assert store.find("2404.00009") is not None and store.find("2403.00009") is not None
