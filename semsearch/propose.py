@@ -346,22 +346,29 @@ def candidates(store, listed: CuratedList, *, since: str | None, ids: Sequence[s
     return [Candidate(paper, vectors[vec_id]) for vec_id, paper in chosen.items() if vec_id in vectors]
 
 
-def place(classifier, found: list[Candidate]) -> list[tuple[Candidate, list[str], float, float]]:
+def place(
+    classifier, found: list[Candidate], *, in_scope_only: bool = False
+) -> list[tuple[Candidate, list[str], float, float]]:
     """(candidate, the three most probable headings, confidence, scope probability) for each
-    candidate. A list's line goes under one heading, so the first is the most probable leaf (not
-    the top-down walk `classify` shows for browsing), and the others the next most probable, even
-    siblings of it. The confidence is the chance the first is right and the paper in scope at all."""
-    if not found:
-        return []
-    texts = [c.paper.embedding_text() for c in found]
-    vectors = np.vstack([c.vector for c in found]).astype(np.float32)
+    candidate (with `in_scope_only`, for those in scope: the rest are not placed, the costly part).
+    A list's line goes under one heading, so the first is the most probable leaf (not the top-down
+    walk `classify` shows for browsing), and the others the next most probable, even siblings of it.
+    The confidence is the chance the first is right and the paper in scope at all."""
     placed = []
     for start in range(0, len(found), 512):
-        chunk = slice(start, start + 512)
-        probabilities = classifier.probabilities(classifier.leaf_scores(texts[chunk], vectors[chunk]))
-        scope = classifier.scope_scores(vectors[chunk])
+        chunk = found[start : start + 512]
+        vectors = np.vstack([c.vector for c in chunk]).astype(np.float32)
+        scope = classifier.scope_scores(vectors)
         in_scope = 1.0 / (1.0 + np.exp(-(scope - classifier.scope_threshold) / classifier.scope_scale))
-        for candidate, row, inside in zip(found[chunk], probabilities, in_scope, strict=True):
+        if in_scope_only:
+            kept = np.flatnonzero(in_scope >= 0.5)
+            chunk, vectors, in_scope = [chunk[i] for i in kept], vectors[kept], in_scope[kept]
+            if not chunk:
+                continue
+        probabilities = classifier.probabilities(
+            classifier.leaf_scores([c.paper.embedding_text() for c in chunk], vectors)
+        )
+        for candidate, row, inside in zip(chunk, probabilities, in_scope, strict=True):
             best = np.argsort(-row)[:3]
             headings = [classifier.leaves[j] for j in best]
             placed.append((candidate, headings, float(row[best[0]] * inside), float(inside)))
@@ -383,17 +390,14 @@ def propose(
     listed = parse_list(markdown)
     lines = markdown.splitlines()
     found = candidates(store, listed, since=since, ids=ids)
-    if found and not ids:  # out of scope is never proposed: skip placing it (the costly part)
-        scope = classifier.scope_scores(np.vstack([c.vector for c in found]).astype(np.float32))
-        found = [c for c, s in zip(found, scope, strict=True) if s >= classifier.scope_threshold]
-    placed = place(classifier, found)
+    # Out of scope is never proposed, unless asked for by id.
+    placed = place(classifier, found, in_scope_only=not ids)
     by_section = sections(listed, lines)
     fallback = [t for s in by_section.values() for t in s.templates]
     arxiv_word = _arxiv_spelling(markdown)
     proposals: list[Proposal] = []
     insertions: dict[int, list[str]] = {}
     order = {node: i for i, node in enumerate(listed.nodes)}
-    placed = [p for p in placed if not ids and p[3] >= 0.5 or ids]  # out of scope: not the list's
     placed.sort(key=lambda p: (order.get(p[1][0], len(order)), p[0].paper.arxiv_id or ""))
     for candidate, suggested, confidence, _ in placed:
         node, paper = suggested[0], candidate.paper
