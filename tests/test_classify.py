@@ -225,7 +225,7 @@ def test_the_temperature_fit_recovers_a_known_temperature():
     from semsearch.classify import fit_temperature, softmax
 
     rng = np.random.default_rng(7)
-    scores = rng.normal(size=(4000, 6))
+    scores = rng.normal(size=(1500, 6))
     chosen = [rng.choice(6, p=row) for row in softmax(scores, 0.2)]
     truth = np.eye(6)[chosen]
     assert fit_temperature(scores, truth, smoothing=0.0) == pytest.approx(0.2, rel=0.1)
@@ -940,6 +940,8 @@ def test_confidence_is_the_chance_of_the_right_second_level_node_fit_on_held_out
     assert classifier.confidence_temperature == pytest.approx(2 / np.log(5), rel=0.03)
     confidence = classifier.confidence(scores[:2], ["A/B/x", "A/B/y"])
     assert confidence == pytest.approx([0.75, 0.75], abs=0.01)  # the area's chance, not the leaf's
+    # Held-out first suggestions all in the right area: the sharpest temperature searched, 0.001.
+    assert classifier._fit_confidence_temperature(scores, [["A/B/y"]] * 4) == pytest.approx(0.001)
     # The confidence is its area's chance: leaves of one area share it, and the three areas share 1.
     other = np.array([[0.0, 0.0, 2.0, 1.0]] * 4)
     by_leaf = classifier.confidence(other, classifier.leaves)
@@ -965,3 +967,19 @@ def test_character_ngram_tfidf_by_hand():
     np.testing.assert_allclose(rows.dense(), [weights / np.linalg.norm(weights), [0, 0, 0], [0, 0, 0]], rtol=1e-6)
     assert rows.data.dtype == np.float32
     assert len(tfidf.transform([])) == 0 and tfidf.transform([]).dense().shape == (0, 3)
+
+
+def test_efficiency_work_on_other_modalities_counts_as_evidence_of_scope(monkeypatch):
+    """A described kind of in-scope work outside the taxonomy's words (here: vision transformers) lifts
+    the scope of a paper like it, and only as a description: no leaf is taught by it."""
+    from semsearch import classify
+
+    model = HashingModel()
+    papers = toy_papers(model)
+    without = TaxonomyClassifier.train(papers, TOY, model.encode)
+    monkeypatch.setattr(classify, "OTHER_MODALITIES", ("vision transformers image patches",))
+    with_it = TaxonomyClassifier.train(papers, TOY, model.encode)
+    text = ["image patches of vision transformers"]
+    vector = model.encode(text)
+    assert with_it.scope_scores(vector)[0] > without.scope_scores(vector)[0] + 0.2
+    np.testing.assert_allclose(with_it.leaf_scores(text, vector), without.leaf_scores(text, vector), atol=1e-6)
