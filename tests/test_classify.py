@@ -195,9 +195,10 @@ def test_unrelated_text_is_out_of_scope():
 
 
 def test_closed_form_leave_one_out_matches_retraining():
-    classifier, model = toy_classifier()
+    model = HashingModel()
+    papers = toy_papers(model)[:-1]  # leaves of unequal size: each has its own mean target (offset)
+    classifier = TaxonomyClassifier.train(papers, TOY, model.encode)
     leaves = classifier.leaves
-    papers = toy_papers(model)
     held_out = 5
     rest = papers[:held_out] + papers[held_out + 1 :]
     # Retraining without one paper changes the TF-IDF vocabulary too; compare on the kernel model
@@ -615,6 +616,7 @@ def test_sparse_rows_multiply_as_dense_matrices(others):
     assert np.allclose(sparse(train).dot_rows(sparse(asked)), expected, atol=1e-6)
     assert np.allclose(sparse(train).head(5).dot_rows(sparse(asked)), expected[:, :5], atol=1e-6)
     assert np.allclose(sparse(train).select([7, 2]).dense(), train[[7, 2]], atol=1e-6)
+    assert sparse(train).select([]).dense().shape == (0, 30)
 
 
 # --- the scope probability at every door ------------------------------------------------------
@@ -715,6 +717,10 @@ def test_the_walk_to_the_first_suggestion_is_sharper_when_leave_one_out_says_so(
     assert walked[0].score == pytest.approx(softmax(scores, 1.0)[0][2])  # calibrated, not the walk's
     # When the branch is right, the calibrated temperature is kept (a tie keeps the larger).
     assert classifier._fit_path_temperature(scores, [[quantization, pruning]] * 4) == pytest.approx(1.0)
+    # Half the papers right at every share, the other half only from a half down: the best, not the
+    # first that gets any right.
+    mixed = np.vstack([scores[:2], [[2.0, 0.0, 0.0]] * 2])
+    assert classifier._fit_path_temperature(mixed, [[speculation]] * 2 + [[quantization]] * 2) == pytest.approx(0.5)
 
 
 # --- a pinned classifier: every number by hand -----------------------------------------------------
@@ -940,8 +946,10 @@ def test_confidence_is_the_chance_of_the_right_second_level_node_fit_on_held_out
     assert classifier.confidence_temperature == pytest.approx(2 / np.log(5), rel=0.03)
     confidence = classifier.confidence(scores[:2], ["A/B/x", "A/B/y"])
     assert confidence == pytest.approx([0.75, 0.75], abs=0.01)  # the area's chance, not the leaf's
-    # Held-out first suggestions all in the right area: the sharpest temperature searched, 0.001.
+    # Held-out first suggestions all in the right area: the sharpest temperature searched, 0.001; all
+    # in a wrong one: the flattest, 10^0.5 (A/B's chance falls towards its share of the leaves, 1/2).
     assert classifier._fit_confidence_temperature(scores, [["A/B/y"]] * 4) == pytest.approx(0.001)
+    assert classifier._fit_confidence_temperature(scores, [["D/E/w"]] * 4) == pytest.approx(10**0.5)
     # The confidence is its area's chance: leaves of one area share it, and the three areas share 1.
     other = np.array([[0.0, 0.0, 2.0, 1.0]] * 4)
     by_leaf = classifier.confidence(other, classifier.leaves)
