@@ -123,41 +123,50 @@ def test_alternatives_come_from_other_kinds_of_method():
     assert not suggestions[2].category.startswith(quant + "/")
 
 
-def test_a_first_suggestion_is_never_a_top_level_node():
-    """Property over real papers' texts (../shared) with the fake model: the first suggestion is
-    always a leaf, whatever the spread of the evidence."""
+def test_a_first_suggestion_is_a_leaf_for_real_abstracts(survey_index):
+    """Property over real papers' texts (../shared), with the survey index's classifier and the fake
+    model: the first suggestion is always a leaf, and the three suggestions differ."""
+    from semsearch.classify import load_saved
+    from semsearch.index import Index
     from tests.conftest import SHARED
 
     path = SHARED / "data" / "arxiv_topics.jsonl"
     if not path.is_file():
         pytest.skip("needs ../shared")
-    taxonomy = load_taxonomy()
-    model = HashingModel()
-    from semsearch.sources.survey import load_survey
-
-    papers = [
-        LabelledPaper(p.id, p.title, p.title, model.encode([p.title])[0], p.survey_categories)
-        for p in load_survey().papers
-    ]
-    classifier = TaxonomyClassifier.train(papers, taxonomy, model.encode)
-    texts = [f"{r['title']}. {r['abstract']}" for r in map(json.loads, path.read_text().splitlines()[:400])]
-    results = classifier.classify(texts, model.encode(texts), explain=False)
-    leaves = set(taxonomy.leaves)
+    classifier = load_saved(Index.open(survey_index).store)
+    texts = [f"{r['title']}. {r['abstract']}" for r in map(json.loads, path.read_text().splitlines()[:120])]
+    results = classifier.classify(texts, HashingModel().encode(texts), explain=False)
+    leaves = set(load_taxonomy().leaves)
     assert all(r.category in leaves for r in results)
     assert all(len(r.suggestions) == 3 and len({s.category for s in r.suggestions}) == 3 for r in results)
-    # Extreme evidence too: flat, or all of it on one top-level branch spread over its leaves.
-    flat = np.full(len(classifier.leaves), 1 / len(classifier.leaves))
+
+
+def test_a_first_suggestion_is_never_an_inner_node_whatever_the_spread_of_the_evidence():
+    """Flat evidence, or all of it spread evenly over the leaves of one branch (top-level or
+    second-level): the first suggestion is a leaf of that branch, not the branch, and every node on
+    its path is at least as probable as the next one down (a node holds its leaves' sum)."""
+    classifier = TaxonomyClassifier.untrained(load_taxonomy())
+    leaves = classifier.leaves
+    flat = np.full(len(leaves), 1 / len(leaves))
     assert classifier.suggest(flat)[0].category in leaves
-    for branch in {leaf.split("/")[0] for leaf in classifier.leaves}:
-        under = np.array([leaf.startswith(branch + "/") for leaf in classifier.leaves], dtype=float)
-        first = classifier.suggest(under / under.sum())[0].category
-        assert first in leaves and first.startswith(branch + "/")  # a leaf of that branch, not the branch
+    branches = sorted({ancestor for leaf in leaves for ancestor in ancestors(leaf) if ancestor.count("/") <= 1})
+    assert len(branches) > 3
+    for branch in branches:
+        under = np.array([leaf.startswith(branch + "/") for leaf in leaves], dtype=float)
+        probabilities = under / under.sum()
+        first = classifier.suggest(probabilities)[0]
+        assert first.category in leaves and first.category.startswith(branch + "/")
+        assert first.score == pytest.approx(1 / under.sum())
+        nodes = classifier.node_probabilities(probabilities[None, :])[0]
+        down = [nodes[node] for node in [*reversed(ancestors(first.category)), first.category]]
+        assert down == sorted(down, reverse=True) and down[0] == pytest.approx(1.0)
+        assert nodes[branch] == pytest.approx(1.0)
 
 
 def test_scope_is_calibrated_on_papers_with_an_abstract(monkeypatch):
     from semsearch import classify
 
-    monkeypatch.setattr(classify, "MIN_CALIBRATION_PAPERS", 3)
+    monkeypatch.setattr(classify, "MIN_CALIBRATION_PAPERS", 6)  # exactly as many as have an abstract
     model = HashingModel()
     papers = [
         # Every other paper has an abstract (its text is more than its title).
@@ -167,7 +176,7 @@ def test_scope_is_calibrated_on_papers_with_an_abstract(monkeypatch):
     ]
     classifier = TaxonomyClassifier.train(papers, TOY, model.encode)
     with_abstract = np.array([p.has_abstract for p in papers])
-    assert 0 < with_abstract.sum() < len(papers)
+    assert with_abstract.sum() == 6 and len(papers) == 12
     own = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True)
     # A low percentile of the papers with an abstract (not of all): at or above the lowest of them,
     # under their median; test_mutants.py checks the share of labelled papers it leaves below.
@@ -186,9 +195,10 @@ def test_unrelated_text_is_out_of_scope():
 
 
 def test_closed_form_leave_one_out_matches_retraining():
-    classifier, model = toy_classifier()
+    model = HashingModel()
+    papers = toy_papers(model)[:-1]  # leaves of unequal size: each has its own mean target (offset)
+    classifier = TaxonomyClassifier.train(papers, TOY, model.encode)
     leaves = classifier.leaves
-    papers = toy_papers(model)
     held_out = 5
     rest = papers[:held_out] + papers[held_out + 1 :]
     # Retraining without one paper changes the TF-IDF vocabulary too; compare on the kernel model
@@ -216,7 +226,7 @@ def test_the_temperature_fit_recovers_a_known_temperature():
     from semsearch.classify import fit_temperature, softmax
 
     rng = np.random.default_rng(7)
-    scores = rng.normal(size=(4000, 6))
+    scores = rng.normal(size=(1500, 6))
     chosen = [rng.choice(6, p=row) for row in softmax(scores, 0.2)]
     truth = np.eye(6)[chosen]
     assert fit_temperature(scores, truth, smoothing=0.0) == pytest.approx(0.2, rel=0.1)
@@ -508,6 +518,19 @@ def test_a_saved_classifier_is_data_and_loads_back_the_same():
     before, after = (c.classify(texts, model.encode(texts)) for c in (classifier, loaded))
     assert [r.to_dict() for r in before] == [r.to_dict() for r in after]
     assert all(np.array_equal(a.leaf_probabilities, b.leaf_probabilities) for a, b in zip(before, after, strict=True))
+    # Field by field, down to what only a further training or saving would read (min_df).
+    import dataclasses
+
+    def state(c: TaxonomyClassifier) -> dict:
+        plain = {f.name: getattr(c, f.name) for f in dataclasses.fields(c) if f.name not in ("tfidf", "train_tfidf")}
+        rows, tfidf = c.train_tfidf, c.tfidf
+        return {
+            **{name: v.tolist() if isinstance(v, np.ndarray) else v for name, v in plain.items()},
+            "tfidf": (tuple(tfidf.lengths), tfidf.min_df, tfidf.vocabulary, tfidf.idf.tolist()),
+            "train_tfidf": (rows.data.tolist(), rows.indices.tolist(), rows.indptr.tolist(), rows.columns),
+        }
+
+    assert state(loaded) == state(classifier)
 
     class Payload:
         def __reduce__(self):
@@ -524,6 +547,8 @@ def test_a_saved_classifier_is_data_and_loads_back_the_same():
         buffer = io.BytesIO()
         np.savez(buffer, **changed)
         assert _usable(buffer.getvalue()) is None
+        with pytest.raises(ValueError, match="^not a classifier saved by this version of semsearch$"):
+            TaxonomyClassifier.from_bytes(buffer.getvalue())
 
 
 def test_example_questions_teach_the_question_model_only():
@@ -545,6 +570,9 @@ def test_example_questions_teach_the_question_model_only():
         TaxonomyClassifier.train(papers, TOY, model.encode),
         TaxonomyClassifier.train(papers, asked, model.encode),
     )
+    # Our own questions are fitted nearly exactly: about 1 for their leaf, 0 for the others.
+    ours = [questions[0] for questions in asked.questions.values()]
+    np.testing.assert_allclose(taught.leaf_scores(ours, model.encode(ours), questions=True), np.eye(3), atol=0.1)
     question = ["the model file is too big for my laptop memory"]
     vector = model.encode(question)
     leaf = taught.leaves.index("Compression/Quantization")
@@ -588,6 +616,7 @@ def test_sparse_rows_multiply_as_dense_matrices(others):
     assert np.allclose(sparse(train).dot_rows(sparse(asked)), expected, atol=1e-6)
     assert np.allclose(sparse(train).head(5).dot_rows(sparse(asked)), expected[:, :5], atol=1e-6)
     assert np.allclose(sparse(train).select([7, 2]).dense(), train[[7, 2]], atol=1e-6)
+    assert sparse(train).select([]).dense().shape == (0, 30)
 
 
 # --- the scope probability at every door ------------------------------------------------------
@@ -688,3 +717,277 @@ def test_the_walk_to_the_first_suggestion_is_sharper_when_leave_one_out_says_so(
     assert walked[0].score == pytest.approx(softmax(scores, 1.0)[0][2])  # calibrated, not the walk's
     # When the branch is right, the calibrated temperature is kept (a tie keeps the larger).
     assert classifier._fit_path_temperature(scores, [[quantization, pruning]] * 4) == pytest.approx(1.0)
+    # Half the papers right at every share, the other half only from a half down: the best, not the
+    # first that gets any right.
+    mixed = np.vstack([scores[:2], [[2.0, 0.0, 0.0]] * 2])
+    assert classifier._fit_path_temperature(mixed, [[speculation]] * 2 + [[quantization]] * 2) == pytest.approx(0.5)
+
+
+# --- a pinned classifier: every number by hand -----------------------------------------------------
+QUANT, PRUNE, SPEC = "Compression/Quantization", "Compression/Pruning", "Decoding/Speculation"
+
+
+def pinned_classifier() -> TaxonomyClassifier:
+    """A classifier set by hand on TOY, so that what it says can be worked out on paper.
+
+    Four directions: e1 quantization, e2 pruning, e3 speculation, e4 cooking (out of scope). Six
+    labelled papers, two a leaf, each scoring for its own leaf (weights one-hot), and a seventh
+    training row (a question) that papers must not be placed by. Lexically each leaf's papers share
+    one word ("qqq", "ppp", "sss"). The three temperatures differ, so using the wrong one shows."""
+    from semsearch.classify import CharNgramTfidf
+
+    classifier = TaxonomyClassifier.untrained(TOY)
+    classifier.train_vectors = np.array(
+        [[1, 0, 0, 0], [0.8, 0.6, 0, 0], [0, 1, 0, 0], [0, 0.8, 0, 0.6], [0, 0, 1, 0], [0.6, 0, 0.8, 0], [0, 0, 0, 1]],
+        dtype=np.float32,
+    )
+    texts = ["qqq", "qqq", "ppp", "ppp", "sss", "sss", "zzz"]
+    classifier.tfidf = CharNgramTfidf((3, 3), min_df=2).fit(texts[:6])
+    classifier.train_tfidf = classifier.tfidf.transform(texts)
+    classifier.weights = np.eye(3)[[0, 0, 1, 1, 2, 2]]
+    classifier.offset = np.array([0.05, 0.0, 0.0])
+    classifier.temperature, classifier.path_temperature, classifier.confidence_temperature = 0.5, 0.05, 0.2
+    classifier.description_vectors = np.eye(4, dtype=np.float32)[:3]
+    classifier.out_of_scope_vectors = np.eye(4, dtype=np.float32)[3:]
+    classifier.scope_threshold, classifier.scope_scale = 0.3, 0.1
+    classifier.labelled_ids = [f"p{i}" for i in range(6)]
+    classifier.labelled_titles = [f"title {i}" for i in range(6)]
+    classifier.labelled_categories = [[QUANT], [QUANT], [PRUNE], [PRUNE], [SPEC], [SPEC]]
+    return classifier
+
+
+def test_a_pinned_classifier_says_what_is_worked_out_by_hand():
+    """Kernel exp(2·(mean of the two cosines − 1)) against the papers' rows, leaf scores summed over
+    each leaf's papers plus the offset; probabilities at the calibrated temperature (0.5), the first
+    suggestion by the walk's (0.05), its confidence at the confidence temperature (0.2)."""
+    classifier = pinned_classifier()
+    texts = ["qqq", "xyz", "zzz"]
+    # Not unit length: the classifier normalises what it is given.
+    vectors = np.array([[2, 0, 0, 0], [0.5, 0.42, 0.7, 0], [0.1, 0, 0, 3]], dtype=np.float32)
+    scores = classifier.leaf_scores(texts, vectors)
+    # "qqq" along e1: its two quantization papers give exp(0) + exp(2·((0.8 + 1)/2 − 1)) = 1 + e^-0.2,
+    # plus the offset 0.05; pruning e^-2 + e^-2 (nothing shared); speculation e^-2 + e^-1.4 (its second
+    # paper is at cosine 0.6, with no shared word).
+    e = np.exp
+    assert scores[0] == pytest.approx([1 + e(-0.2) + 0.05, e(-2) + e(-2), e(-2) + e(-1.4)], abs=1e-6)
+    a, b, c = classifier.classify(texts, vectors, ["a", "b", "c"])
+    assert a.to_dict() == {
+        "id": "a",
+        "suggestions": [
+            {"category": QUANT, "score": 0.9157},
+            {"category": SPEC, "score": 0.0468},
+            {"category": PRUNE, "score": 0.0375},
+        ],
+        "confidence": 0.9991,
+        "scope": 0.9879,
+        "scope_threshold": 0.5,
+        "in_scope": True,
+    }
+    np.testing.assert_allclose(a.leaf_probabilities, [0.915718, 0.037472, 0.046811], atol=1e-6)
+    assert [(n.id, n.title, n.categories) for n in a.neighbours] == [
+        ("p0", "title 0", [QUANT]),
+        ("p1", "title 1", [QUANT]),
+        ("p5", "title 5", [SPEC]),
+    ]
+    assert [n.similarity for n in a.neighbours] == pytest.approx([1.0, 0.8, 0.6])
+    # b: Speculation is the likeliest leaf (0.3955), Compression the likelier branch (0.3453 + 0.2592):
+    # the walk at its sharper temperature goes to Speculation, and the scores stay the calibrated ones.
+    assert b.to_dict() == {
+        "id": "b",
+        "suggestions": [
+            {"category": SPEC, "score": 0.3955},
+            {"category": QUANT, "score": 0.3453},
+            {"category": PRUNE, "score": 0.2592},
+        ],
+        "confidence": 0.4855,
+        "scope": 0.9807,
+        "scope_threshold": 0.5,
+        "in_scope": True,
+    }
+    nodes = classifier.node_probabilities(b.leaf_probabilities[None, :])[0]
+    expected = {"Compression": 0.6045, QUANT: 0.3453, PRUNE: 0.2592, "Decoding": 0.3955, SPEC: 0.3955}
+    assert nodes == pytest.approx(expected, abs=1e-4)  # a node's probability: its leaves' sum
+    # c: nearly all cooking: out of scope, whatever leaf it would go to.
+    assert (c.id, c.scope, c.in_scope, c.category) == ("c", 0.0, False, PRUNE)
+    assert c.confidence == pytest.approx(0.4257, abs=1e-4)
+    # Without an explanation, no neighbours; without ids, none.
+    quiet = classifier.classify(texts[:1], vectors[:1], explain=False)[0]
+    assert quiet.neighbours == [] and quiet.id is None and quiet.to_dict()["suggestions"] == a.to_dict()["suggestions"]
+
+
+def test_the_scope_score_and_its_verdict_near_the_threshold_by_hand():
+    """Scope: (mean cosine of the five nearest labelled papers + the nearest description) / 2 minus the
+    nearest out-of-scope description; in scope at even odds of the logistic around the threshold, as
+    shown (rounded to four places)."""
+    import dataclasses
+
+    classifier = pinned_classifier()
+    along_e1 = np.array([[3, 0, 0, 0]], dtype=np.float32)
+    # Papers at cosines 1, 0.8, 0.6, 0, 0 (the five nearest of six): mean 0.48; description 1; cooking 0.
+    assert classifier.scope_scores(along_e1) == pytest.approx([0.74])
+    half_cooking = np.array([[1, 0, 0, 1]], dtype=np.float32) / np.sqrt(2)
+    # Cosines 0.7071, 0.5657, 0.4243, 0.4243, 0 -> mean 0.4243; description 0.7071; cooking 0.7071.
+    assert classifier.scope_scores(half_cooking) == pytest.approx([(0.42426 + 0.70711) / 2 - 0.70711], abs=1e-5)
+    # Each labelled paper judged without itself: p0's nearest others are at 0.8, 0.6, 0, 0, 0.
+    held_out = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True)
+    assert held_out == pytest.approx([0.64, 0.636, 0.64, -0.072, 0.58, 0.588], abs=1e-6)
+
+    def verdict(threshold: float) -> tuple[float, bool]:
+        at = dataclasses.replace(classifier, scope_threshold=threshold)
+        result = at.classify(["qqq"], along_e1, explain=False)[0]
+        return result.scope, result.in_scope
+
+    # Scale 0.1: 0.0002 above the threshold is 1 / (1 + e^-0.002) = 0.5005, below it 0.4995.
+    assert verdict(0.7398) == (0.5005, True)
+    assert verdict(0.7402) == (0.4995, False)
+    assert verdict(0.740004) == (0.5, True)  # 0.49999 is shown as 0.5, and in scope as shown
+    assert verdict(0.74 - 0.1 * np.log(19)) == (0.95, True)  # a scale's log 19 above: 0.95
+
+
+class _Directions:
+    """An embedder for the pinned classifier's four directions: a word picks its direction."""
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        words = {"qqq": 0, "ppp": 1, "sss": 2}
+        return np.array([np.eye(4)[words.get(text.split(".")[0], 3)] for text in texts], dtype=np.float32)
+
+
+def test_a_long_batch_is_classified_whole_and_in_order():
+    """classify_texts goes through a batch in chunks: every paper comes back once, with its own id and
+    the answer it gets alone, on both sides of a chunk's seam (256 papers)."""
+    from semsearch.classify import classify_texts
+
+    classifier, embedder = pinned_classifier(), _Directions()
+    kinds = ["qqq", "ppp", "sss", "cooking"]
+    items = [(f"id{i}", kinds[i % 4], "") for i in range(258)]
+    results = classify_texts(None, items, embedder, classifier)
+    assert [r.id for r in results] == [item[0] for item in items]
+    placed = [(r.category, r.in_scope) for r in results]
+    assert placed[252:258] == [(QUANT, True), (PRUNE, True), (SPEC, True), (PRUNE, False), (QUANT, True), (PRUNE, True)]
+    assert results[257].to_dict() == classify_texts(None, [items[257]], embedder, classifier)[0].to_dict()
+
+
+def test_an_index_without_a_saved_classifier_trains_one_and_one_without_labels_is_refused(monkeypatch, caplog):
+    """classify_texts over an index whose store holds no classifier trains one on the store's
+    labelled papers with the index's embedder (without the note about another version: there is
+    none); with no labelled paper it says what to run."""
+    from types import SimpleNamespace
+
+    from semsearch import taxonomy
+    from semsearch.classify import classify_texts
+    from semsearch.errors import SemsearchError
+    from semsearch.paper import Paper
+
+    monkeypatch.setattr(taxonomy, "load_taxonomy", lambda: TOY)  # the index's taxonomy, small
+    model = HashingModel()
+    labelled = [
+        (Paper(f"{leaf}-{i}", text), model.encode([text])[0], [leaf])
+        for leaf, texts in TOY_PAPERS.items()
+        for i, text in enumerate(texts)
+    ]
+
+    class Store:
+        def __init__(self, rows):
+            self.rows = rows
+
+        def get_artifact(self, name):
+            return None
+
+        def survey_labelled(self):
+            return self.rows
+
+    index = SimpleNamespace(store=Store(labelled))
+    [result] = classify_texts(index, [("x", "speculative tokens verify", "")], model)
+    assert (result.id, result.category, result.neighbours[0].id) == ("x", SPEC, f"{SPEC}-2")
+    assert "another version" not in caplog.text
+    with pytest.raises(SemsearchError, match="no labelled papers; run `semsearch ingest survey` first"):
+        classify_texts(SimpleNamespace(store=Store([])), [("x", "speculative draft tokens", "")], model)
+
+
+def test_the_temperature_search_spans_a_thousandth_to_three_and_skips_papers_without_a_leaf():
+    """Labels no score explains want the flattest temperature searched (10^0.5); perfectly separated
+    ones, without smoothing, the sharpest (0.001), where the first of equally good ones is kept. A
+    paper labelled only outside the taxonomy (no leaf) changes nothing."""
+    from semsearch.classify import fit_temperature
+
+    scores = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    coin = np.eye(2)[[0, 0, 1, 1]]  # each score pattern is right as often as wrong
+    assert fit_temperature(scores, coin) == pytest.approx(10**0.5)
+    separated = np.eye(2)[[0, 1, 0, 1]] * 50
+    assert fit_temperature(separated, np.eye(2)[[0, 1, 0, 1]], smoothing=0.0) == pytest.approx(0.001)
+    # A quarter of the labels wrong: the temperature that makes the top leaf 3/4 likely, 1 / ln 3.
+    mixed, truth = np.array([[1.0, 0.0]] * 4), np.eye(2)[[0, 0, 0, 1]]
+    assert fit_temperature(mixed, truth, smoothing=0.0) == pytest.approx(1 / np.log(3), rel=0.08)  # (a grid's step)
+    with_unplaced = np.vstack([truth, np.zeros((1, 2))])
+    assert fit_temperature(np.vstack([mixed, [[0.0, 1.0]]]), with_unplaced, smoothing=0.0) == fit_temperature(
+        mixed, truth, smoothing=0.0
+    )
+    # Smoothing keeps all-right labels from driving it to the sharpest: 5 % of the mass spread over
+    # the two leaves asks 0.975 of the top one, e^(1/T) / (e^(1/T) + 1) = 0.975, T = 1 / ln 39.
+    assert fit_temperature(np.eye(2)[[0, 1, 0, 1]], np.eye(2)[[0, 1, 0, 1]]) == pytest.approx(1 / np.log(39), rel=0.08)
+
+
+DEEP = Taxonomy(
+    nodes=("A", "A/B", "A/B/x", "A/B/y", "A/C", "A/C/z", "D", "D/E", "D/E/w"),
+    descriptions=dict.fromkeys(("A", "A/B", "A/B/x", "A/B/y", "A/C", "A/C/z", "D", "D/E", "D/E/w"), "-"),
+    out_of_scope=(),
+)
+
+
+def test_confidence_is_the_chance_of_the_right_second_level_node_fit_on_held_out_scores():
+    """Every paper scores leaf x highest; three of four are labelled y, x's sibling in A/B, and one
+    D/E/w. So the first suggestion's area (A/B) is right three times in four, and the confidence
+    temperature is the one at which A/B gets 3/4: (e^(2/T) + 1) / (e^(2/T) + 3) = 3/4, T = 2 / ln 5."""
+    classifier = TaxonomyClassifier.untrained(DEEP)
+    assert classifier.leaves == ["A/B/x", "A/B/y", "A/C/z", "D/E/w"]
+    scores = np.array([[2.0, 0.0, 0.0, 0.0]] * 4)
+    truth = [["A/B/y"], ["A/B/y"], ["A/B/y"], ["D/E/w"]]
+    classifier.confidence_temperature = classifier._fit_confidence_temperature(scores, truth)
+    assert classifier.confidence_temperature == pytest.approx(2 / np.log(5), rel=0.03)
+    confidence = classifier.confidence(scores[:2], ["A/B/x", "A/B/y"])
+    assert confidence == pytest.approx([0.75, 0.75], abs=0.01)  # the area's chance, not the leaf's
+    # Held-out first suggestions all in the right area: the sharpest temperature searched, 0.001; all
+    # in a wrong one: the flattest, 10^0.5 (A/B's chance falls towards its share of the leaves, 1/2).
+    assert classifier._fit_confidence_temperature(scores, [["A/B/y"]] * 4) == pytest.approx(0.001)
+    assert classifier._fit_confidence_temperature(scores, [["D/E/w"]] * 4) == pytest.approx(10**0.5)
+    # The confidence is its area's chance: leaves of one area share it, and the three areas share 1.
+    other = np.array([[0.0, 0.0, 2.0, 1.0]] * 4)
+    by_leaf = classifier.confidence(other, classifier.leaves)
+    assert by_leaf[0] == by_leaf[1] and by_leaf[[0, 2, 3]].sum() == pytest.approx(1.0)
+    assert by_leaf[2] > by_leaf[3] > by_leaf[0]
+
+
+def test_character_ngram_tfidf_by_hand():
+    """Grams of 3 to 4 characters inside each word padded with spaces; kept when in at least min_df
+    texts; idf ln((1 + texts) / (1 + df)) + 1; sublinear tf 1 + ln(count); rows of unit length;
+    case folded; a text with no known gram is an empty row."""
+    from semsearch.classify import CharNgramTfidf
+
+    # " ab " gives " ab", "ab " and " ab "; " xab " gives " xa", "xab", "ab ", " xab", "xab ".
+    tfidf = CharNgramTfidf((3, 4), min_df=3).fit(["ab", "ab", "AB", "xab"])
+    assert tfidf.vocabulary == {" ab": 0, " ab ": 1, "ab ": 2}  # in 3, 3 and 4 texts; the rest in 1
+    np.testing.assert_allclose(tfidf.idf, [np.log(5 / 4) + 1, np.log(5 / 4) + 1, 1.0], rtol=1e-6)
+    rows = tfidf.transform(["Ab ab xab", "", "zzz"])
+    assert rows.columns == 3 and len(rows) == 3
+    assert rows.indptr.tolist() == [0, 3, 3, 3] and rows.indices.tolist() == [0, 1, 2]
+    # " ab" and " ab " twice, "ab " three times.
+    weights = np.array([(1 + np.log(2)) * (np.log(5 / 4) + 1)] * 2 + [1 + np.log(3)])
+    np.testing.assert_allclose(rows.dense(), [weights / np.linalg.norm(weights), [0, 0, 0], [0, 0, 0]], rtol=1e-6)
+    assert rows.data.dtype == np.float32
+    assert len(tfidf.transform([])) == 0 and tfidf.transform([]).dense().shape == (0, 3)
+
+
+def test_efficiency_work_on_other_modalities_counts_as_evidence_of_scope(monkeypatch):
+    """A described kind of in-scope work outside the taxonomy's words (here: vision transformers) lifts
+    the scope of a paper like it, and only as a description: no leaf is taught by it."""
+    from semsearch import classify
+
+    model = HashingModel()
+    papers = toy_papers(model)
+    without = TaxonomyClassifier.train(papers, TOY, model.encode)
+    monkeypatch.setattr(classify, "OTHER_MODALITIES", ("vision transformers image patches",))
+    with_it = TaxonomyClassifier.train(papers, TOY, model.encode)
+    text = ["image patches of vision transformers"]
+    vector = model.encode(text)
+    assert with_it.scope_scores(vector)[0] > without.scope_scores(vector)[0] + 0.2
+    np.testing.assert_allclose(with_it.leaf_scores(text, vector), without.leaf_scores(text, vector), atol=1e-6)
