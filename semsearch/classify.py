@@ -151,10 +151,6 @@ class Classification:
         thresholds `scope` themselves never disagrees with it (rounding included)."""
         return self.scope >= SCOPE_THRESHOLD
 
-    @property
-    def scope_probability(self) -> float:  # the name older callers use
-        return self.scope
-
     def to_dict(self) -> dict:
         return {
             "id": self.id,
@@ -492,6 +488,11 @@ class TaxonomyClassifier:
         outside = (vectors @ self.out_of_scope_vectors.T).max(axis=1)
         return (near_papers + near_nodes) / 2.0 - outside
 
+    def scope_probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        """The calibrated chance that each paper belongs to the taxonomy at all: logistic in its
+        scope score, 1/2 at the threshold."""
+        return 1.0 / (1.0 + np.exp(-(self.scope_scores(vectors) - self.scope_threshold) / self.scope_scale))
+
     def first_leaf(self, node_probability: dict[str, float]) -> str:
         """The leaf reached top-down by the most probable child at every level."""
         node = ""
@@ -595,8 +596,7 @@ class TaxonomyClassifier:
         vectors = np.asarray(vectors, dtype=np.float32)
         scores = self.leaf_scores(texts, vectors)
         probabilities = self.probabilities(scores)
-        scope = self.scope_scores(vectors)
-        in_scope_probability = 1.0 / (1.0 + np.exp(-(scope - self.scope_threshold) / self.scope_scale))
+        in_scope_probability = self.scope_probabilities(vectors)
         ids = list(ids) if ids is not None else [None] * len(texts)
         suggestions = [self.suggest(p, walk) for p, walk in zip(probabilities, self.path(scores), strict=True)]
         confidence = self.confidence(scores, [s[0].category for s in suggestions])

@@ -358,8 +358,7 @@ def place(
     for start in range(0, len(found), 512):
         chunk = found[start : start + 512]
         vectors = np.vstack([c.vector for c in chunk]).astype(np.float32)
-        scope = classifier.scope_scores(vectors)
-        in_scope = 1.0 / (1.0 + np.exp(-(scope - classifier.scope_threshold) / classifier.scope_scale))
+        in_scope = classifier.scope_probabilities(vectors)
         if in_scope_only:
             kept = np.flatnonzero(in_scope >= 0.5)
             chunk, vectors, in_scope = [chunk[i] for i in kept], vectors[kept], in_scope[kept]

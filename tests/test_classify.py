@@ -191,7 +191,7 @@ def test_unrelated_text_is_out_of_scope():
     classifier, model = toy_classifier()
     text = ["kitchen recipes for cooking food at home"]
     result = classifier.classify(text, model.encode(text))[0]
-    assert not result.in_scope and result.scope_probability < 0.2
+    assert not result.in_scope and result.scope < 0.2
 
 
 def test_closed_form_leave_one_out_matches_retraining():

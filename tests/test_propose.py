@@ -377,12 +377,10 @@ class _Store:
 class _Placer:
     """A classifier that places paper i under leaf i mod n, surely, and finds every paper in scope."""
 
-    scope_threshold, scope_scale = 0.0, 1.0
-
     def __init__(self, leaves: list[str]):
         self.leaves = leaves
 
-    def scope_scores(self, vectors):
+    def scope_probabilities(self, vectors):
         return np.ones(len(vectors))
 
     def leaf_scores(self, texts, vectors):
