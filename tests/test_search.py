@@ -309,11 +309,17 @@ def test_eval_search_command(tmp_path, fake_model, capsys, corpus_file):
         assert code == 2 and message in err and "Traceback" not in err
 
 
-def test_withheld_abstracts_script(tmp_path, fake_model, capsys, monkeypatch):
+def test_withheld_abstracts_script(tmp_path, fake_model, capsys, monkeypatch, _survey_template):
     """scripts/eval_withheld_abstracts.py: the same known-item question with and without the
-    target's abstract (AWQ, a survey paper; the abstract is ours)."""
+    target's abstract (AWQ, a survey paper; the abstract is ours). The survey's offline part of
+    each index is a copy of the session's survey index rather than two ingests of it."""
     import runpy
+    import shutil
 
+    def survey_copied(*, index_dir, **_) -> None:
+        shutil.copytree(_survey_template, index_dir, symlinks=True)
+
+    monkeypatch.setattr("semsearch.ingest.ingest_survey", survey_copied)
     papers = tmp_path / "papers.jsonl"
     papers.write_text(
         json.dumps({"id": "2306.00978", "title": "AWQ", "abstract": "protect salient weight channels zeppelin"}) + "\n"
@@ -425,12 +431,11 @@ def test_bare_numbers_in_a_question_match_no_paper(tmp_path, fake_model):
     assert [h.paper.id for h in Searcher(index, mode="lexical").search("NLLB 200", k=2)] == ["2212.00001"]
 
 
-def test_year_and_category_filters_together(tmp_path, fake_model, corpus_file):
+def test_year_and_category_filters_together(unchanged_survey_corpus_index):
     from semsearch.search import Filters
     from semsearch.sources.survey import load_survey
 
-    index = _index(tmp_path, load_survey().papers)
-    searcher = Searcher(index)
+    searcher = Searcher(Index.open(unchanged_survey_corpus_index))
     node = "Model-Centric Methods/Efficient Inference/Speculative Decoding"
     hits = searcher.search(
         "speculative decoding", 50, Filters(year_from=2024, year_to=2024, category="Speculative Decoding")
@@ -640,8 +645,10 @@ def test_any_taxonomy_weight_lets_the_question_kind_count_and_an_unknown_kind_is
 
 
 def test_without_the_taxonomy_no_paper_is_placed_by_its_own_match_even_among_scores_floored_at_0():
-    # Cosines below 0 all fuse to 0: the order they came in stands, and none is marked direct.
-    evidence = {v: _direct(-0.1 * v) for v in (2, 3, 4, 5, 6)} | {1: _direct(-0.01)}
+    # Cosines below 0 all fuse to 0: the order they came in stands, and none is marked direct, not
+    # even the last, whose direct score stands out of the rest (-0.01 against -0.54 ... -0.62).
+    evidence = {v: _direct(-0.5 - 0.02 * v) for v in (2, 3, 4, 5, 6)} | {1: _direct(-0.01)}
+    assert stands_out(evidence) > 0.5
     ranked = rank_hybrid(evidence, k=6, weight=0.0)
     assert ranked == [(v, 0.0) for v in (2, 3, 4, 5, 6, 1)]
     assert not any(e.direct for e in evidence.values())
@@ -719,12 +726,12 @@ def test_evidence_and_hits_as_json_round_to_four_and_six_places():
 
     evidence = Evidence(
         dense=0.123456, lexical=7.654321, lexical_share=0.333333, category="A/B", category_probability=0.666666,
-        direct=True, known_item=True, one_paper=0.987654, taxonomy_weight=2.000049,
+        direct=True, known_item=True, one_paper=0.987654, taxonomy_weight=1.234567,
     )  # fmt: skip
     explained = {
         "dense": 0.1235, "lexical": 7.6543, "lexical_share": 0.3333, "category": "A/B",
         "category_probability": 0.6667, "direct": True, "question": "one paper", "one_paper": 0.9877,
-        "taxonomy_weight": 2.0,
+        "taxonomy_weight": 1.2346,
     }  # fmt: skip
     assert evidence.to_dict() == explained
     assert Evidence(known_item=False).to_dict()["question"] == "a kind of work"
@@ -869,7 +876,10 @@ def test_every_candidate_has_its_cosine_its_share_of_the_best_bm25_and_its_chanc
     given = searcher.evidence(query, vector, question=searcher.question_leaves(query, vector))
     assert [e.category_probability for e in evidence.values()] == [e.category_probability for e in given.values()]
     assert max(e.category_probability for e in evidence.values()) > 0.5
-    assert len(searcher.search(query)) == 10  # ten unless asked otherwise
+    shown = [(h.paper.id, h.categories, h.category_source) for h in searcher.search(query)]
+    assert len(shown) == 10  # ten unless asked otherwise
+    survey = Searcher(searcher.index, taxonomy_name="survey").search(query)  # the survey's, by name
+    assert [(h.paper.id, h.categories, h.category_source) for h in survey] == shown
 
 
 def test_a_searcher_reads_each_candidates_categories_once(unchanged_survey_corpus_index, monkeypatch):
@@ -904,3 +914,35 @@ def test_filters_k_and_words_that_match_nothing_in_every_mode(corpus_index):
     assert len(unmatched) == 3 and all(h.evidence.lexical == h.evidence.lexical_share == 0.0 for h in unmatched)
     with pytest.raises(SemsearchError, match=r"^unknown search mode 'fancy' \(choose from hybrid, dense, lexical\)$"):
         Searcher(index, mode="fancy")
+
+
+def test_under_a_list_its_papers_carry_its_nodes_and_the_others_a_prediction_made_once(corpus_index, tmp_path):
+    """Searched under a curated list (added offline: its 7 papers known by their titles), the
+    list's papers carry its labels and the corpus's papers the list classifier's prediction, made
+    on first sight and kept; its node filters to its own papers."""
+    from semsearch.lists import add_list
+    from semsearch.search import Filters
+    from tests.test_lists import LIST, NODES
+
+    (tmp_path / "README.md").write_text(LIST)
+    add_list("kv", str(tmp_path / "README.md"), index_dir=corpus_index, offline=True)
+    searcher = Searcher(Index.open(corpus_index), taxonomy_name="kv")
+    classified, classify = [], searcher.classifier.classify
+
+    def counted(texts, *rest, **options):
+        classified.extend(texts)
+        return classify(texts, *rest, **options)
+
+    searcher.classifier.classify = counted
+    hits = {h.paper.id: h for h in searcher.search("quantize the key-value cache to few bits", k=20)}
+    assert len(hits) == 14 and all(h.categories and set(h.categories) <= set(NODES) for h in hits.values())
+    assert (hits["2501.00004"].categories, hits["2501.00004"].category_source) == (["Methods/Quantization"], "list")
+    assert hits["2501.00004"].evidence.category == "Methods/Quantization"
+    corpus = [h for h in hits.values() if not h.paper.id.startswith("2501.")]
+    assert len(corpus) == len(classified) == 7 and all(h.category_source == "predicted" for h in corpus)
+    searcher.search("evict tokens from the cache", k=20)
+    assert len(classified) == 7  # predicted once
+    under = searcher.search("kv cache", k=20, filters=Filters(category="Quantization"))
+    assert sorted(h.paper.id for h in under) == ["2501.00004", "2501.00005", "2501.00006"]
+    for years in (Filters(year_from=2021, category="Quantization"), Filters(year_to=2025, category="Quantization")):
+        assert searcher.search("kv cache", k=20, filters=years) == []  # a title known offline has no year
