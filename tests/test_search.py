@@ -876,8 +876,12 @@ def test_every_candidate_has_its_cosine_its_share_of_the_best_bm25_and_its_chanc
     given = searcher.evidence(query, vector, question=searcher.question_leaves(query, vector))
     assert [e.category_probability for e in evidence.values()] == [e.category_probability for e in given.values()]
     assert max(e.category_probability for e in evidence.values()) > 0.5
-    shown = [(h.paper.id, h.categories, h.category_source) for h in searcher.search(query)]
-    assert len(shown) == 10  # ten unless asked otherwise
+    hits = searcher.search(query)
+    assert len(hits) == 10  # ten unless asked otherwise
+    # Asked for a kind of work: the taxonomy weighed in, by the question-kind model's own chance.
+    assert all(h.evidence.taxonomy_weight == 2.0 and not h.evidence.known_item for h in hits)
+    assert 0.0 < hits[0].evidence.one_paper < 0.5
+    shown = [(h.paper.id, h.categories, h.category_source) for h in hits]
     survey = Searcher(searcher.index, taxonomy_name="survey").search(query)  # the survey's, by name
     assert [(h.paper.id, h.categories, h.category_source) for h in survey] == shown
 
