@@ -908,6 +908,7 @@ def test_filters_k_and_words_that_match_nothing_in_every_mode(corpus_index):
     hits = lexical.search("draft model for language models", k=7, filters=in_2023)
     assert hits[0].paper.id == "2302.00003" and all(h.paper.year == 2023 for h in hits)
     assert len(lexical.search("draft model for language models", k=7)) > len(hits)  # the 2024 papers too
+    assert len(lexical.search("draft model for language models", k=2)) == 2
     nowhere = Filters(year_from=1990, year_to=1990)
     assert all(searcher.search("draft model", filters=nowhere) == [] for searcher in (lexical, dense, hybrid))
     assert len(dense.search("draft model", k=1)) == 1
@@ -933,19 +934,24 @@ def test_under_a_list_its_papers_carry_its_nodes_and_the_others_a_prediction_mad
     searcher = Searcher(Index.open(corpus_index), taxonomy_name="kv")
     classified, classify = [], searcher.classifier.classify
 
-    def counted(texts, *rest, **options):
+    def counted(texts, *rest, **options):  # and the captioning benchmark put outside the list's scope
         classified.extend(texts)
-        return classify(texts, *rest, **options)
+        placed = classify(texts, *rest, **options)
+        for text, result in zip(texts, placed, strict=True):
+            result.scope = 0.0 if "captioning" in text else result.scope
+        return placed
 
     searcher.classifier.classify = counted
     hits = {h.paper.id: h for h in searcher.search("quantize the key-value cache to few bits", k=20)}
-    assert len(hits) == 14 and all(h.categories and set(h.categories) <= set(NODES) for h in hits.values())
+    outside = hits.pop("2308.00007")
+    assert (outside.categories, outside.category_source, outside.evidence.category_probability) == ([], None, 0.0)
+    assert len(hits) == 13 and all(h.categories and set(h.categories) <= set(NODES) for h in hits.values())
     assert (hits["2501.00004"].categories, hits["2501.00004"].category_source) == (["Methods/Quantization"], "list")
     assert hits["2501.00004"].evidence.category == "Methods/Quantization"
     corpus = [h for h in hits.values() if not h.paper.id.startswith("2501.")]
-    assert len(corpus) == len(classified) == 7 and all(h.category_source == "predicted" for h in corpus)
+    assert len(corpus) == 6 and len(classified) == 7 and all(h.category_source == "predicted" for h in corpus)
     searcher.search("evict tokens from the cache", k=20)
-    assert len(classified) == 7  # predicted once
+    assert len(classified) == 7  # predicted once, even outside the scope
     under = searcher.search("kv cache", k=20, filters=Filters(category="Quantization"))
     assert sorted(h.paper.id for h in under) == ["2501.00004", "2501.00005", "2501.00006"]
     for years in (Filters(year_from=2021, category="Quantization"), Filters(year_to=2025, category="Quantization")):
