@@ -131,7 +131,7 @@ def test_a_described_paper_reads_as_one_paper_and_an_asked_or_named_kind_of_work
     described = one_paper_probability(np.array([*finds, 0.0, np.log(16)]))  # 15 words, stated
     asked = one_paper_probability(np.array([*finds, 1.0, np.log(16)]))  # the same length, asked
     named = one_paper_probability(np.array([*finds, 0.0, np.log(4)]))  # "pruning language models"
-    assert described > ONE_PAPER > max(asked, named)
+    assert 1.0 > described > ONE_PAPER > max(asked, named) and min(asked, named) > 0.0  # probabilities
     # A peaked leaf distribution (the question names a kind of work) pulls toward a kind of work.
     peaked = one_paper_probability(np.array([*finds[:4], 1.0, *finds[5:], 0.0, np.log(16)]))
     assert peaked < described
@@ -309,11 +309,17 @@ def test_eval_search_command(tmp_path, fake_model, capsys, corpus_file):
         assert code == 2 and message in err and "Traceback" not in err
 
 
-def test_withheld_abstracts_script(tmp_path, fake_model, capsys, monkeypatch):
+def test_withheld_abstracts_script(tmp_path, fake_model, capsys, monkeypatch, _survey_template):
     """scripts/eval_withheld_abstracts.py: the same known-item question with and without the
-    target's abstract (AWQ, a survey paper; the abstract is ours)."""
+    target's abstract (AWQ, a survey paper; the abstract is ours). The survey's offline part of
+    each index is a copy of the session's survey index rather than two ingests of it."""
     import runpy
+    import shutil
 
+    def survey_copied(*, index_dir, **_) -> None:
+        shutil.copytree(_survey_template, index_dir, symlinks=True)
+
+    monkeypatch.setattr("semsearch.ingest.ingest_survey", survey_copied)
     papers = tmp_path / "papers.jsonl"
     papers.write_text(
         json.dumps({"id": "2306.00978", "title": "AWQ", "abstract": "protect salient weight channels zeppelin"}) + "\n"
@@ -425,12 +431,11 @@ def test_bare_numbers_in_a_question_match_no_paper(tmp_path, fake_model):
     assert [h.paper.id for h in Searcher(index, mode="lexical").search("NLLB 200", k=2)] == ["2212.00001"]
 
 
-def test_year_and_category_filters_together(tmp_path, fake_model, corpus_file):
+def test_year_and_category_filters_together(unchanged_survey_corpus_index):
     from semsearch.search import Filters
     from semsearch.sources.survey import load_survey
 
-    index = _index(tmp_path, load_survey().papers)
-    searcher = Searcher(index)
+    searcher = Searcher(Index.open(unchanged_survey_corpus_index))
     node = "Model-Centric Methods/Efficient Inference/Speculative Decoding"
     hits = searcher.search(
         "speculative decoding", 50, Filters(year_from=2024, year_to=2024, category="Speculative Decoding")
@@ -556,3 +561,398 @@ def test_the_explanation_and_the_kind_of_question_reach_every_door(survey_corpus
         page = client.get("/api/search", params={"q": "speculative decoding draft model", "explain": "true"}).json()
         plain = client.get("/api/search", params={"q": "speculative decoding draft model"}).json()
     assert page["explanation"] == answer["explanation"] and "explanation" not in plain
+
+
+# --- the ranking's arithmetic, by hand on tiny examples ------------------------------------------
+def _direct(score: float, category_probability: float = 0.0, category: str | None = None) -> Evidence:
+    """Evidence whose direct score is exactly `score` (the same share of meaning and words)."""
+    return Evidence(dense=score, lexical_share=score, category_probability=category_probability, category=category)
+
+
+def test_the_fused_score_weighs_meaning_words_and_where_the_paper_sits_by_hand():
+    e = Evidence(dense=0.5, lexical_share=0.2, category_probability=0.4)
+    assert e.direct_score == pytest.approx(0.7 * 0.5 + 0.3 * 0.2)  # 0.41: meaning 0.7, words 0.3
+    assert fused_score(e) == pytest.approx((0.41 + 2 * 0.4) / 3)  # the taxonomy weighs 2 by default
+    assert fused_score(e, weight=1.0) == pytest.approx((0.41 + 0.4) / 2)
+    assert fused_score(e, weight=0.0) == pytest.approx(0.41)
+    # Between 0 and 1 whatever comes in: a negative cosine, a cosine a rounding error above 1.
+    assert fused_score(Evidence(dense=-0.4)) == 0.0
+    assert fused_score(Evidence(dense=1.000001, lexical_share=1.0, category_probability=1.0)) == 1.0
+
+
+def test_stands_out_counts_only_the_first_ten_and_needs_two_papers():
+    # Direct scores 1, 0.5, 0.4375, ... 0 (the tenth), and an eleventh far below the first ten.
+    evidence = {i: _direct(0.5 - i / 16) for i in range(9)}
+    evidence[99], evidence[50] = _direct(1.0), _direct(-0.5)
+    assert stands_out(evidence) == 0.5  # (1 - 0.5) / (1 - 0): the eleventh does not widen the spread
+    assert stands_out({1: _direct(0.8)}) == 0.0  # one paper stands out of nothing
+    assert stands_out({1: _direct(0.8), 2: _direct(0.2)}) == 1.0
+
+
+def test_a_best_match_that_stands_out_by_exactly_half_the_spread_is_moved_up():
+    # Nine in the question's category (direct 0.5 down to 0) and one filed elsewhere (direct 1):
+    # its lead, 0.5, is exactly half the spread of the first ten, 1.
+    evidence = {i: _direct(0.5 - i / 16, category_probability=0.9) for i in range(9)}
+    evidence[99], evidence[50] = _direct(1.0), _direct(-0.5)
+    ranked = rank_hybrid(evidence, k=11, one_paper=0.1)
+    third = fused_score(evidence[2])
+    assert ranked[:4] == [(0, fused_score(evidence[0])), (1, fused_score(evidence[1])), (99, third), (2, third)]
+    assert evidence[99].direct and not evidence[2].direct
+
+
+@pytest.mark.parametrize(
+    "category_probability, place, moved",
+    [
+        (0.6, 2, False),  # third by the fused score already: left alone, not marked
+        (0.5625, 3, True),  # fourth: moved up to third, with the score of the paper it displaces
+    ],
+)
+def test_a_standing_out_best_match_moves_up_to_third_place_only_from_below_it(category_probability, place, moved):
+    evidence = {i: _direct(0.5 - i / 16, category_probability=0.9) for i in range(9)}
+    evidence[99] = _direct(1.0, category_probability=category_probability)
+    before = [v for v, _ in sorted(((v, fused_score(e)) for v, e in evidence.items()), key=lambda item: -item[1])]
+    assert before.index(99) == place
+    ranked = rank_hybrid(evidence, k=10, one_paper=0.1)
+    assert evidence[99].direct is moved
+    third = fused_score(evidence[2])
+    if moved:
+        assert ranked[2:5] == [(99, third), (2, third), (3, fused_score(evidence[3]))]
+    else:
+        assert ranked[2] == (99, fused_score(evidence[99])) and [v for v, _ in ranked] == before
+
+
+def test_below_the_direct_matches_of_a_one_paper_question_no_score_exceeds_the_third():
+    evidence = {
+        1: _direct(1.0),
+        2: _direct(0.75),
+        3: _direct(0.5),
+        4: _direct(0.25, category_probability=0.8),  # fused (0.25 + 1.6) / 3 = 0.617: above the third's 0.5
+        5: _direct(0.125),
+    }
+    ranked = rank_hybrid(evidence, k=5, one_paper=0.5)
+    assert ranked == [(1, 1.0), (2, 0.75), (3, 0.5), (4, 0.5), (5, pytest.approx(0.125 / 3))]
+    assert [v for v, e in evidence.items() if e.direct] == [1, 2, 3]
+
+
+def test_any_taxonomy_weight_lets_the_question_kind_count_and_an_unknown_kind_is_a_kind_of_work():
+    evidence = _neighbours_and_described_papers()
+    light = [v for v, _ in rank_hybrid(evidence, k=4, weight=0.5, one_paper=0.9)]
+    assert light[:3] == [99, 98, 97] and evidence[99].taxonomy_weight == 0.5
+    evidence = _neighbours_and_described_papers()
+    unknown = [v for v, _ in rank_hybrid(evidence, k=14)]
+    assert unknown[:10] == list(range(10)) and not evidence[99].known_item and evidence[99].one_paper == 0.0
+    assert rank_hybrid({}, k=3) == [] and rank_hybrid({}, k=3, one_paper=0.9) == []
+
+
+def test_without_the_taxonomy_no_paper_is_placed_by_its_own_match_even_among_scores_floored_at_0():
+    # Cosines below 0 all fuse to 0: the order they came in stands, and none is marked direct, not
+    # even the last, whose direct score stands out of the rest (-0.01 against -0.54 ... -0.62).
+    evidence = {v: _direct(-0.5 - 0.02 * v) for v in (2, 3, 4, 5, 6)} | {1: _direct(-0.01)}
+    assert stands_out(evidence) > 0.5
+    ranked = rank_hybrid(evidence, k=6, weight=0.0)
+    assert ranked == [(v, 0.0) for v in (2, 3, 4, 5, 6, 1)]
+    assert not any(e.direct for e in evidence.values())
+
+
+# --- what the answer says about itself -----------------------------------------------------------
+def _explain_as_ranked(evidences: list[Evidence], weight: float = 2.0, one_paper: float = 0.2, mode="hybrid") -> str:
+    """The explanation of hits in exactly this order, each with the question's kind set as
+    `rank_hybrid` sets it."""
+    from semsearch.search import Hit, explanation
+
+    hits = []
+    for vec_id, e in enumerate(evidences):
+        e.known_item, e.one_paper, e.taxonomy_weight = weight > 0 and one_paper >= 0.5, one_paper, weight
+        hits.append(Hit(Paper(id=str(vec_id), title=f"paper {vec_id}"), 0.5, vec_id=vec_id, evidence=e))
+    return explanation(hits, mode)
+
+
+def test_the_explanation_of_a_one_paper_question_led_by_its_own_text_gives_the_first_three_means():
+    # The first three lead on their own text (direct 0.74 against 0.31); the category credit is level.
+    first = [(0.9, 1.0), (0.8, 0.5), (0.7, 0.3)]
+    evidence = [Evidence(dense=d, lexical_share=s, category="X/Quant", category_probability=0.3) for d, s in first]
+    evidence += [Evidence(dense=0.4, lexical_share=0.1, category="X/Pruning", category_probability=0.3)] * 2
+    assert _explain_as_ranked(evidence, one_paper=0.93) == (
+        "Taken for a question about one paper (93% likely by how it is put and what it finds), so the 3 papers "
+        "that match it best by their own text come first, and where a paper sits in the taxonomy ranks the rest. "
+        "The first results lead mostly because their own text matches the question best "
+        "(meaning 0.80, words 60% of the best match)."
+    )
+
+
+def test_the_explanation_names_the_commonest_category_of_the_first_three_when_the_taxonomy_put_them_there():
+    # Category credit 2 × (0.6 − 0.2) = 0.8 outweighs a direct lead of 0.6 − 0.3 = 0.3.
+    evidence = [
+        Evidence(dense=0.6, lexical_share=0.6, category="M/Pruning", category_probability=0.8),
+        Evidence(dense=0.6, lexical_share=0.6, category="M/Distillation", category_probability=0.6),
+        Evidence(dense=0.6, lexical_share=0.6, category="M/Distillation", category_probability=0.4),
+        Evidence(dense=0.3, lexical_share=0.3, category="M/Pruning", category_probability=0.2),
+    ]
+    assert _explain_as_ranked(evidence, one_paper=0.25) == (
+        "Taken for a question about a kind of work (75% likely), so where a paper sits in the taxonomy weighs 2 "
+        "times its own match. The first results lead mostly because they likely sit where the question points "
+        "(Distillation; 60% on average)."
+    )
+
+
+def test_the_explanation_claims_no_taxonomy_lead_with_nothing_below_to_lead():
+    alone = [Evidence(dense=0.5, lexical_share=0.25, category="M/Pruning", category_probability=0.9)]
+    assert _explain_as_ranked(alone, one_paper=0.4) == (
+        "Taken for a question about a kind of work (60% likely), so where a paper sits in the taxonomy weighs 2 "
+        "times its own match. The first results lead mostly because their own text matches the question best "
+        "(meaning 0.50, words 25% of the best match)."
+    )
+    off = [Evidence(dense=0.5, lexical_share=0.25)] * 4
+    assert _explain_as_ranked(off, weight=0.0, one_paper=0.0) == (
+        "Ranked by the papers' own match (meaning and words), the taxonomy left out. The first results lead "
+        "mostly because their own text matches the question best (meaning 0.50, words 25% of the best match)."
+    )
+
+
+def test_the_explanation_in_the_single_signal_modes_and_without_evidence():
+    from semsearch.search import Hit, explanation
+
+    evidence = [Evidence(dense=0.5)]
+    assert _explain_as_ranked(evidence, mode="dense") == "Ranked by meaning alone (embedding cosine)."
+    assert _explain_as_ranked(evidence, mode="lexical") == (
+        "Ranked by shared words alone (BM25, shown relative to the best match)."
+    )
+    assert explanation([]) == ""
+    assert explanation([Hit(Paper(id="1", title="t"), 0.5)]) == ""  # a hit read back without its evidence
+
+
+def test_evidence_and_hits_as_json_round_to_four_and_six_places():
+    from semsearch.search import Hit
+
+    evidence = Evidence(
+        dense=0.123456, lexical=7.654321, lexical_share=0.333333, category="A/B", category_probability=0.666666,
+        direct=True, known_item=True, one_paper=0.987654, taxonomy_weight=1.234567,
+    )  # fmt: skip
+    explained = {
+        "dense": 0.1235, "lexical": 7.6543, "lexical_share": 0.3333, "category": "A/B",
+        "category_probability": 0.6667, "direct": True, "question": "one paper", "one_paper": 0.9877,
+        "taxonomy_weight": 1.2346,
+    }  # fmt: skip
+    assert evidence.to_dict() == explained
+    assert Evidence(known_item=False).to_dict()["question"] == "a kind of work"
+    paper = Paper(id="2401.00001", title="Caches", year=2024)
+    hit = Hit(paper, np.float32(0.5), vec_id=3, evidence=evidence, categories=["A/B"], category_source="survey")
+    hit.score = 0.12345678
+    shown = {
+        "id": "2401.00001", "title": "Caches", "score": 0.123457, "year": 2024, "categories": ["A/B"],
+        "category_source": "survey", "url": "https://arxiv.org/abs/2401.00001",
+    }  # fmt: skip
+    assert hit.to_dict() == shown  # no explanation unless asked for
+    assert hit.to_dict(explain=True) == {**shown, "explain": explained}
+    assert Hit(paper, 0.5).to_dict(explain=True)["score"] == 0.5 and "explain" not in Hit(paper, 0.5).to_dict(True)
+
+
+# --- the question-kind model's inputs ------------------------------------------------------------
+def _classifier(labelled: list[float], described: list[float], asked: list[float]):
+    """A stand-in for the taxonomy classifier: its training rows (labelled papers, then one node
+    description per leaf, then example questions), each a given cosine from the question [1, 0, 0]."""
+    from types import SimpleNamespace
+
+    rows = np.array([[c, np.sqrt(1 - c * c), 0.0] for c in [*labelled, *described, *asked]]).reshape(-1, 3)
+    leaves = [f"L/{i}" for i in range(len(described))]
+    return SimpleNamespace(labelled_ids=[str(i) for i in range(len(labelled))], leaves=leaves, train_vectors=rows)
+
+
+class _Words:
+    """A stand-in for the lexical index: how rare the question's words are."""
+
+    def specificity(self, query: str) -> float:
+        return {"what is kv cache eviction": 0.42}[query]
+
+
+def test_the_question_kind_features_by_hand():
+    from semsearch.search import question_features
+
+    query, vector, leaves = "what is kv cache eviction", np.array([[1.0, 0.0, 0.0]]), np.array([0.2, 0.7, 0.1])
+    classifier = _classifier(labelled=[0.35, 0.05], described=[0.6, 0.5], asked=[0.15, 0.25])
+    # Direct scores 0.65, 0.78, 0.215: the best by meaning (0.9) is not the best by words (4.0).
+    evidence = {
+        1: Evidence(dense=0.5, lexical=4.0, lexical_share=1.0),
+        2: Evidence(dense=0.9, lexical=2.0, lexical_share=0.5),
+        3: Evidence(dense=0.2, lexical=1.0, lexical_share=0.25),
+    }
+    features = question_features(query, vector, evidence, leaves, classifier, _Words())
+    lead, spread = 0.78 - 0.65, 0.78 - 0.215
+    expected = [lead, lead / spread, 0.78, 0.0, 0.7, 0.42, 0.25, 0.6, 0.35, 1.0, np.log(5 + 1)]
+    assert features == pytest.approx(expected)
+    # The same papers, the best by meaning now also the best by words: they agree.
+    evidence = {3: evidence[3], 1: Evidence(dense=0.5, lexical=1.5), 2: Evidence(dense=0.9, lexical=4.0)}
+    assert question_features(query, vector, evidence, leaves, classifier, _Words())[3] == 1.0
+    # One candidate leads nothing; no candidate, no labelled paper and no example question: zeros.
+    one = question_features(query, vector, {2: Evidence(dense=0.9, lexical=2.0)}, leaves, classifier, _Words())
+    assert one[:4] == pytest.approx([0.0, 0.0, 0.63, 1.0])
+    bare = _classifier(labelled=[], described=[0.6, 0.5], asked=[])
+    nothing = question_features(query, vector, {}, leaves, bare, _Words())
+    assert nothing == pytest.approx([0.0, 0.0, 0.0, 0.0, 0.7, 0.42, 0.0, 0.6, 0.0, 1.0, np.log(6)])
+
+
+def test_year_filters_one_side_both_sides_or_the_same_year():
+    from semsearch.errors import SemsearchError
+    from semsearch.search import Filters
+
+    assert not Filters().active()
+    assert Filters(year_from=2020).active() and Filters(year_to=2020).active()
+    assert Filters(category="Quantization").active()
+    assert Filters(year_from=2020, year_to=2020).active()  # one year
+    with pytest.raises(SemsearchError, match=r"^no year is both from 2021 and to 2020$"):
+        Filters(year_from=2021, year_to=2020)
+
+
+def test_a_question_is_cleaned_of_control_characters_and_held_to_2000_characters():
+    from semsearch.errors import SemsearchError
+    from semsearch.search import check_query
+
+    assert check_query("  kv\x00cache\x07 eviction\n\tfor long\u00a0prompts ") == "kv cache eviction for long prompts"
+    assert check_query("é" * 2000) == "é" * 2000
+    with pytest.raises(SemsearchError, match=r"^the question is longer than 2000 characters$"):
+        check_query("é" * 2001)
+    for blank in ("", " \n\t", "\x00\x1b"):
+        with pytest.raises(SemsearchError, match=r"^the question is empty$"):
+            check_query(blank)
+
+
+class _Shelf:
+    """A stand-in for the store's category evidence, counting what it is asked for."""
+
+    def __init__(self, evidence: dict):
+        self.evidence, self.asked = evidence, []
+
+    def category_evidence(self, vec_ids):
+        self.asked.append(list(vec_ids))
+        return {v: self.evidence[v] for v in self.asked[-1] if v in self.evidence}
+
+
+def test_leaf_distributions_trust_a_stored_spread_of_the_right_length_and_read_each_paper_once():
+    from semsearch.search import leaf_distributions
+    from semsearch.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy()
+    leaf, node = taxonomy.leaves[0], taxonomy.leaves[0].rsplit("/", 1)[0]
+    predicted = np.linspace(0.0, 1.0, len(taxonomy.leaves), dtype=np.float32)
+    shelf = _Shelf(
+        {
+            1: ([leaf], "predicted", predicted),  # the classifier's own chances, kept at ingest
+            2: ([node], "predicted", predicted[:-1]),  # one leaf short (another taxonomy): not trusted
+            3: ([leaf, node], "survey", None),
+            4: ([], "survey", None),  # filed nowhere
+        }
+    )
+    cache: dict = {}
+    found = leaf_distributions(shelf, [1, 2, 3, 4, 5], cache)
+    assert sorted(found) == [1, 2, 3]
+    assert found[1][0] == [leaf] and found[1][1] is predicted
+    assert found[2][0] == [node] and np.array_equal(found[2][1], taxonomy.leaf_spread([node]))
+    assert np.array_equal(found[3][1], taxonomy.leaf_spread([leaf, node]))
+    again = leaf_distributions(shelf, [5, 3, 4, 6], cache)
+    assert shelf.asked == [[1, 2, 3, 4, 5], [6]]  # a paper read once, found or not, is not read again
+    assert list(again) == [3] and again[3] is found[3]
+    assert list(leaf_distributions(shelf, [1])) == [1] and shelf.asked[-1] == [1]  # without a cache: read
+
+
+# --- the searcher on real (small) indexes --------------------------------------------------------
+def test_every_candidate_has_its_cosine_its_share_of_the_best_bm25_and_its_chance_of_the_questions_leaf(
+    unchanged_survey_corpus_index,
+):
+    """Candidates come from both retrievers (the 200 nearest and the 200 best by BM25, of 431
+    papers): one found by words alone still gets its true cosine; BM25 is shown as a share of the
+    question's best; the question's leaves are read by the question model when not given."""
+    searcher = Searcher(Index.open(unchanged_survey_corpus_index))
+    query = "Could you recommend papers on weight quantization to 4 bits for large language models?"
+    vector = searcher.embed_query(query)
+    evidence = searcher.evidence(query, vector)
+    nearest = {v for v, _ in searcher.nearest(vector, 200)}
+    assert len(nearest) == 200 and set(evidence) > nearest  # some found by their words alone
+    ids = list(evidence)
+    stored = searcher.index.store.embeddings_for(ids)
+    assert [evidence[v].dense for v in ids] == pytest.approx([float(stored[v] @ vector[0]) for v in ids], abs=1e-6)
+    best = max(e.lexical for e in evidence.values())
+    assert max(e.lexical_share for e in evidence.values()) == 1.0
+    assert [e.lexical_share for e in evidence.values()] == pytest.approx([e.lexical / best for e in evidence.values()])
+    given = searcher.evidence(query, vector, question=searcher.question_leaves(query, vector))
+    assert [e.category_probability for e in evidence.values()] == [e.category_probability for e in given.values()]
+    assert max(e.category_probability for e in evidence.values()) > 0.5
+    hits = searcher.search(query)
+    assert len(hits) == 10  # ten unless asked otherwise
+    # Asked for a kind of work: the taxonomy weighed in, by the question-kind model's own chance.
+    assert all(h.evidence.taxonomy_weight == 2.0 and not h.evidence.known_item for h in hits)
+    assert 0.0 < hits[0].evidence.one_paper < 0.5
+    shown = [(h.paper.id, h.categories, h.category_source) for h in hits]
+    survey = Searcher(searcher.index, taxonomy_name="survey").search(query)  # the survey's, by name
+    assert [(h.paper.id, h.categories, h.category_source) for h in survey] == shown
+
+
+def test_a_searcher_reads_each_candidates_categories_once(unchanged_survey_corpus_index, monkeypatch):
+    searcher = Searcher(Index.open(unchanged_survey_corpus_index))
+    store, asked = searcher.index.store, []
+    read = store.category_evidence
+    monkeypatch.setattr(store, "category_evidence", lambda vec_ids: read(asked.append(list(vec_ids)) or asked[-1]))
+    first = searcher.search("speculative decoding with a draft model", k=3)
+    reads = len(asked)
+    again = searcher.search("speculative decoding with a draft model", k=3)
+    assert [h.vec_id for h in again] == [h.vec_id for h in first] and reads >= 2
+    assert [sorted(ids) for ids in asked[reads:]] == [sorted(h.vec_id for h in first)]  # only what is shown
+
+
+def test_filters_k_and_words_that_match_nothing_in_every_mode(corpus_index):
+    from semsearch.errors import SemsearchError
+    from semsearch.search import Filters
+
+    index = Index.open(corpus_index)
+    lexical, dense, hybrid = (Searcher(index, mode=mode) for mode in ("lexical", "dense", "hybrid"))
+    in_2023 = Filters(year_from=2023, year_to=2023)
+    hits = lexical.search("draft model for language models", k=7, filters=in_2023)
+    assert hits[0].paper.id == "2302.00003" and all(h.paper.year == 2023 for h in hits)
+    assert len(lexical.search("draft model for language models", k=7)) > len(hits)  # the 2024 papers too
+    assert len(lexical.search("draft model for language models", k=2)) == 2
+    nowhere = Filters(year_from=1990, year_to=1990)
+    assert all(searcher.search("draft model", filters=nowhere) == [] for searcher in (lexical, dense, hybrid))
+    assert len(dense.search("draft model", k=1)) == 1
+    with pytest.raises(SemsearchError, match=r"^k must be at least 1$"):
+        hybrid.search("draft model", k=0)
+    # A question none of whose words any paper holds: meaning alone, no share of a best BM25 match.
+    unmatched = hybrid.search("zeppelin airship", k=3)
+    assert len(unmatched) == 3 and all(h.evidence.lexical == h.evidence.lexical_share == 0.0 for h in unmatched)
+    with pytest.raises(SemsearchError, match=r"^unknown search mode 'fancy' \(choose from hybrid, dense, lexical\)$"):
+        Searcher(index, mode="fancy")
+
+
+def test_under_a_list_its_papers_carry_its_nodes_and_the_others_a_prediction_made_once(corpus_index, tmp_path):
+    """Searched under a curated list (added offline: its 7 papers known by their titles), the
+    list's papers carry its labels and the corpus's papers the list classifier's prediction, made
+    on first sight and kept; its node filters to its own papers."""
+    from semsearch.lists import add_list
+    from semsearch.search import Filters
+    from tests.test_lists import LIST, NODES
+
+    (tmp_path / "README.md").write_text(LIST)
+    add_list("kv", str(tmp_path / "README.md"), index_dir=corpus_index, offline=True)
+    searcher = Searcher(Index.open(corpus_index), taxonomy_name="kv")
+    classified, classify = [], searcher.classifier.classify
+
+    def counted(texts, *rest, **options):  # and the captioning benchmark put outside the list's scope
+        classified.extend(texts)
+        placed = classify(texts, *rest, **options)
+        for text, result in zip(texts, placed, strict=True):
+            result.scope = 0.0 if "captioning" in text else result.scope
+        return placed
+
+    searcher.classifier.classify = counted
+    hits = {h.paper.id: h for h in searcher.search("quantize the key-value cache to few bits", k=20)}
+    outside = hits.pop("2308.00007")
+    assert (outside.categories, outside.category_source, outside.evidence.category_probability) == ([], None, 0.0)
+    assert len(hits) == 13 and all(h.categories and set(h.categories) <= set(NODES) for h in hits.values())
+    assert (hits["2501.00004"].categories, hits["2501.00004"].category_source) == (["Methods/Quantization"], "list")
+    assert hits["2501.00004"].evidence.category == "Methods/Quantization"
+    corpus = [h for h in hits.values() if not h.paper.id.startswith("2501.")]
+    assert len(corpus) == 6 and len(classified) == 7 and all(h.category_source == "predicted" for h in corpus)
+    searcher.search("evict tokens from the cache", k=20)
+    assert len(classified) == 7  # predicted once, even outside the scope
+    under = searcher.search("kv cache", k=20, filters=Filters(category="Quantization"))
+    assert sorted(h.paper.id for h in under) == ["2501.00004", "2501.00005", "2501.00006"]
+    for years in (Filters(year_from=2021, category="Quantization"), Filters(year_to=2025, category="Quantization")):
+        assert searcher.search("kv cache", k=20, filters=years) == []  # a title known offline has no year
