@@ -58,8 +58,14 @@ for module in modules:
     own = sorted(name for name in names if name.startswith(prefix))
     print("\n".join(random.Random(seed).sample(own, min(size, len(own)))))
 PY
+  # A second run of the same sample picks up where the first stopped: what was killed stays
+  # killed (tests are only ever added); the rest (not checked, survived) is run.
   patterns=()
-  mapfile -t patterns <"$sampled"
+  killed_names=$(grep -E ": (killed|timeout)$" "$results" | sed -E 's/^ *//; s/: [a-z ]+$//')
+  mapfile -t patterns < <(grep -v -x -F -f <(printf '%s\n' "$killed_names") "$sampled")
+  if ((${#patterns[@]} == 0)); then
+    patterns=("semsearch.no_such_module.x_")  # every mutant of the sample is killed already
+  fi
 fi
 
 # INT, as Ctrl-C would: mutmut saves what it has checked before it stops.
@@ -101,7 +107,9 @@ z = 1.96
 centre = (score + z * z / (2 * checked)) / (1 + z * z / checked)
 half = z * math.sqrt(score * (1 - score) / checked + z * z / (4 * checked * checked)) / (1 + z * z / checked)
 interval = f" (95 % interval {centre - half:.2f}-{centre + half:.2f})" if sample else ""
-print(f"score {killed}/{checked} = {score:.2f}{interval}" + (f", a sample of {len(sample)}" if sample else ""))
+drawn = sum(1 for name in sample if name.startswith(prefix))
+of_sample = f", {checked} checked of a sample of {drawn}" if sample else ""
+print(f"score {killed}/{checked} = {score:.2f}{interval}{of_sample}")
 PY
 done
 exit $status

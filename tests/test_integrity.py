@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -108,13 +109,18 @@ def first_hit(out: str) -> str:
     return json.loads(out)["results"][0]["id"]
 
 
+def noise(size: int) -> bytes:
+    """Garbage bytes, the same for the same size: a damage that fails a test fails it again."""
+    return random.Random(size).randbytes(size)
+
+
 def overwrite_middle(path: Path, size: int = 100_000) -> None:
     """Random bytes over the middle of a file, in place: same size, only the content changes."""
     length = path.stat().st_size
     size = min(size, length // 2)
     with open(path, "r+b") as handle:
         handle.seek((length - size) // 2)
-        handle.write(os.urandom(size))
+        handle.write(noise(size))
 
 
 # --- the checksums ---------------------------------------------------------------------------
@@ -222,7 +228,7 @@ def test_random_bytes_in_the_newest_vectors_are_caught_and_the_previous_generati
 
 
 DB_DAMAGE = {
-    "garbage header": lambda db: db.write_bytes(os.urandom(100) + db.read_bytes()[100:]),
+    "garbage header": lambda db: db.write_bytes(noise(100) + db.read_bytes()[100:]),
     "garbage middle": overwrite_middle,
     "truncated": lambda db: os.truncate(db, db.stat().st_size // 2),
     "empty": lambda db: db.write_bytes(b""),
@@ -278,7 +284,7 @@ def test_a_missing_or_garbled_lexical_index_is_passed_over_or_one_line(two_gener
     if damage == "garbled":
         shutil.rmtree(two_generations / "gen-000002" / "lexical")
         (two_generations / "gen-000002" / "lexical").mkdir()
-        (two_generations / "gen-000002" / "lexical" / "vec_ids.npy").write_bytes(os.urandom(64))
+        (two_generations / "gen-000002" / "lexical" / "vec_ids.npy").write_bytes(noise(64))
     code, out, err = run("search", "kv cache eviction", "--index", two_generations)
     assert code == 2 and "lexical cannot be read" in one_line(err)
 
@@ -611,7 +617,7 @@ def test_a_damaged_papers_db_found_by_a_query_is_503_not_500(two_generations):
     app = create_app(index_dir=two_generations, reload_seconds=None)
     client, service = TestClient(app), app.state.service
     db = two_generations / "gen-000002" / "papers.db"
-    db.write_bytes(db.read_bytes()[:1024] + os.urandom(db.stat().st_size - 1024))  # the header alone intact
+    db.write_bytes(db.read_bytes()[:1024] + noise(db.stat().st_size - 1024))  # the header alone intact
     service.current.index.store.close()  # the next request reads through a new connection
     response = client.get("/api/search", params={"q": "kv cache"})
     assert response.status_code == 503 and "papers.db cannot be read" in response.json()["error"]
