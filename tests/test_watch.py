@@ -945,8 +945,9 @@ def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_proc
         return outcome
 
     monkeypatch.setattr(watch_module, "watch", one_turn)
-    assert watcher.start() is watcher.stop
-    watcher.thread.join(10)
+    with _Said() as said:
+        assert watcher.start() is watcher.stop
+        watcher.thread.join(10)
     assert [s[:2] for s in seen] == [(["cs.LG"], {"index_dir": tmp_path, "progress": False, "keep_all": True})] * 3
     assert watcher.stop.pauses == [3600] * 3
     first, second, third = (s[2] for s in seen)
@@ -961,6 +962,11 @@ def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_proc
     assert after["last_error"] is None and after["last_success"] and after["next_run"] is None
     assert not after["running"] and not after["alive"]
     assert read_watch_status(index_dir=tmp_path) == after
+    assert said == [
+        f"semsearch serve: the watch failed: arXiv is down; next try at {second['next_run']}",
+        f"semsearch serve: the watch failed: ValueError: {'x' * 299}…; next try at {third['next_run']}",
+        "semsearch serve: watched 202411010000–202411020000: 1 fetched, 1 new",
+    ]
 
 
 class _Said(logging.Handler):
@@ -975,11 +981,16 @@ class _Said(logging.Handler):
         self.messages.append(record.getMessage())
 
     def __enter__(self) -> list[str]:
-        logging.getLogger("semsearch.watch").addHandler(self)
+        logger = logging.getLogger("semsearch.watch")
+        self.level = logger.level
+        logger.setLevel(logging.INFO)
+        logger.addHandler(self)
         return self.messages
 
     def __exit__(self, *exc) -> None:
-        logging.getLogger("semsearch.watch").removeHandler(self)
+        logger = logging.getLogger("semsearch.watch")
+        logger.removeHandler(self)
+        logger.setLevel(self.level)
 
 
 def test_a_watch_schedule_that_ends_on_its_own_says_why_and_is_dead(tmp_path, monkeypatch):
@@ -1015,11 +1026,10 @@ def test_the_status_another_process_wrote_is_read_with_care(tmp_path, monkeypatc
         (tmp_path / "watch-status.json").write_bytes(data if isinstance(data, bytes) else json.dumps(data).encode())
         return read_watch_status(index_dir=tmp_path)
 
-    gone = tmp_path / "elsewhere"
-    assert read_watch_status(index_dir=gone) == {
-        "state": "unknown",
-        "last_error": f"cannot read the watch status: [Errno 2] No such file or directory: '{gone}/watch-status.json'",
-    }
+    gone = tmp_path / ("elsewhere" * 20)
+    unread = read_watch_status(index_dir=gone)
+    said = f"[Errno 2] No such file or directory: '{gone}/watch-status.json'"
+    assert unread == {"state": "unknown", "last_error": f"cannot read the watch status: {said[:200]}"}  # cut short
     alive = {"pid": os.getpid(), "alive": True, "every": 60}
     assert status_of(alive) == {
         "every": 60.0, "pid": os.getpid(), "started": None, "alive": True, "stopped": False, "running": False,
@@ -1189,14 +1199,16 @@ def test_a_digest_is_written_through_a_hidden_temp_file_and_old_leftovers_are_sw
         real_fsync(fd)
 
     monkeypatch.setattr(watch_module.os, "fsync", look_while_written)
-    saved = watch_module.save_digest(_report(*NEWER.split("-"), "Saved"), index_dir=tmp_path)
+    saved = watch_module.save_digest(_report(*NEWER.split("-"), "Saved – für später"), index_dir=tmp_path)
     assert saved == folder / f"{NEWER}.json"
     [temp] = [n for n in staged[0] if n != minutes_old.name]  # the hour-old leftover is gone already
     assert temp.startswith(f".{NEWER}.") and temp.endswith(".tmp")  # hidden, and swept if left behind
     assert sorted(p.name for p in folder.iterdir()) == sorted([minutes_old.name, f"{NEWER}.json"])
+    assert "Saved – für später".encode() in saved.read_bytes()  # UTF-8 text, as a reader would open it
     assert json.loads(saved.read_text()) == {
         "since": "202411020000", "until": "202411030000", "fetched": 1,
-        "entries": [{"id": "2411.00001", "title": "Saved", "url": None, "category": QUANT, "confidence": 0.8,
-                     "in_scope": True, "closest": [{"id": "2306.00978", "title": "A known paper", "categories": []}],
+        "entries": [{"id": "2411.00001", "title": "Saved – für später", "url": None, "category": QUANT,
+                     "confidence": 0.8, "in_scope": True,
+                     "closest": [{"id": "2306.00978", "title": "A known paper", "categories": []}],
                      "authors": ["Grace Hopper"], "snippet": "A snippet."}],
     }  # fmt: skip
