@@ -657,9 +657,7 @@ def test_serve_watch_every_reports_a_failing_watch_in_health_and_recovers(survey
         assert found
 
 
-def test_a_turn_that_fails_in_any_way_is_retried_and_a_failing_report_does_not_end_the_schedule(
-    survey_index, monkeypatch
-):
+def test_a_turn_that_fails_in_any_way_is_retried_and_a_failing_report_does_not_end_the_schedule(tmp_path, monkeypatch):
     import threading
 
     from semsearch import watch as watch_module
@@ -681,8 +679,10 @@ def test_a_turn_that_fails_in_any_way_is_retried_and_a_failing_report_does_not_e
             stop.set()
         raise OSError("the reporter itself fails")
 
-    watch_module.watch_every(0.0, stop, on_done=done, index_dir=survey_index)
+    with _Said() as said:
+        watch_module.watch_every(0.0, stop, on_done=done, index_dir=tmp_path)
     assert turns == ["KeyError('entries')", "ValueError('bad XML')", "RuntimeError('boom')", "report"]
+    assert said == ["semsearch: reporting a watch failed: OSError: the reporter itself fails"] * 4
 
 
 def test_watch_every_with_an_output_that_cannot_be_written_stops_in_one_line(survey_index, stub, tmp_path, capsys):
@@ -782,7 +782,7 @@ def _hand_made_report():
         ),
         DigestEntry("2411.00001", "Sure quantization", "https://arxiv.org/abs/2411.00001", QUANT, 0.9, True,
                     authors=["Ann", "Bob", "Cy", "Di"]),
-        DigestEntry("2411.00002", "Caching keys", None, KV, 0.55, True, snippet="Keys are cached."),
+        DigestEntry("2411.00002", "Caching keys – fast", None, KV, 0.55, True, snippet="Keys are cached."),
         DigestEntry("2411.00009", "Alignment", None, "Alignment", 0.99, False, authors=["Zed"], snippet="Off."),
     ]  # fmt: skip
     return WatchReport("202411010000", "202411020830", 4, entries, IngestReport())
@@ -794,7 +794,7 @@ def test_a_markdown_digest_groups_by_node_most_confident_first():
         "\n"
         "## Efficient Inference › KV Cache\n"
         "\n"
-        "- **[Caching keys](http://127.0.0.1:8000/paper/2411.00002)** (2411.00002), confidence 0.55\n"
+        "- **[Caching keys – fast](http://127.0.0.1:8000/paper/2411.00002)** (2411.00002), confidence 0.55\n"
         "  > Keys are cached.\n"
         "  - closest known: \n"
         "\n"
@@ -815,21 +815,23 @@ def test_min_confidence_keeps_papers_at_the_threshold_and_one_paper_is_singular(
     kept = render_digest(report, "markdown", min_confidence=0.55, paper_view="https://x.org/p/")
     assert kept.startswith("# semsearch digest: 2 new papers, ")
     assert "(2411.00002)" in kept and "(2411.00001)" in kept and "(2411.00003)" not in kept
-    assert "[Caching keys](https://x.org/p/2411.00002)" in kept  # a paper view of one's own
+    assert "[Caching keys – fast](https://x.org/p/2411.00002)" in kept  # a paper view of one's own
     one = render_digest(report, "markdown", min_confidence=0.56)
     assert one.startswith("# semsearch digest: 1 new paper, 1 Nov 2024 to ") and "(2411.00001)" in one
     assert render_digest(report, "markdown", min_confidence=0.91).startswith("# semsearch digest: 0 new papers, ")
 
 
 def test_a_json_digest_holds_the_window_and_the_groups_in_order():
-    data = json.loads(render_digest(_hand_made_report(), "json"))
+    text = render_digest(_hand_made_report(), "json")
+    assert '"title": "Caching keys – fast"' in text  # UTF-8, not escapes: it reads as it shows
+    data = json.loads(text)
     assert list(data) == ["since", "until", "window", "fetched", "groups"]
     assert data["since"] == "202411010000" and data["until"] == "202411020830" and data["fetched"] == 4
     assert data["window"] == "1 Nov 2024 to 2 Nov 2024 08:30 UTC"
     assert list(data["groups"]) == [KV, QUANT]
     assert [e["id"] for e in data["groups"][QUANT]] == ["2411.00001", "2411.00003"]
     assert data["groups"][KV] == [
-        {"id": "2411.00002", "title": "Caching keys", "url": None, "category": KV, "confidence": 0.55,
+        {"id": "2411.00002", "title": "Caching keys – fast", "url": None, "category": KV, "confidence": 0.55,
          "in_scope": True, "closest": [], "authors": [], "snippet": "Keys are cached."}
     ]  # fmt: skip
 
@@ -848,7 +850,7 @@ def test_an_html_digest_is_one_page_grouped_like_the_markdown():
     assert body == (
         "\n<h1>semsearch digest: 2 new papers, 1 Nov 2024 to 2 Nov 2024 08:30 UTC</h1>"
         "\n<h2>Efficient Inference › KV Cache</h2><ul>"
-        "\n<li><a href='/paper/2411.00002'>Caching keys</a><p class='meta'> · 2411.00002 · confidence 0.55 · "
+        "\n<li><a href='/paper/2411.00002'>Caching keys – fast</a><p class='meta'> · 2411.00002 · confidence 0.55 · "
         "<a href='/paper/2411.00002'>view in semsearch</a></p><p>Keys are cached.</p>"
         "<small>closest known: </small></li>"
         "\n</ul>"
@@ -933,7 +935,12 @@ def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_proc
     assert before["state"] == "ok" and before["runs"] == before["failures"] == 0 and before["every"] == 3600
     assert before["pid"] == os.getpid() and before["last_run"] is None and before["next_run"] == before["started"]
     assert watcher.thread.daemon and watcher.thread.name == "semsearch-watch"  # never keeps a process alive
-    outcomes = [SemsearchError("arXiv\n  is down"), ValueError("x" * 400), _report(*GOOD.split("-"), "Found")]
+    outcomes = [
+        SemsearchError("arXiv\n  is down"),
+        ValueError("x" * 400),
+        KeyError(),  # no message: its kind says it
+        _report(*GOOD.split("-"), "Found"),
+    ]
     seen = []
 
     def one_turn(categories, **options):
@@ -948,23 +955,25 @@ def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_proc
     with _Said() as said:
         assert watcher.start() is watcher.stop
         watcher.thread.join(10)
-    assert [s[:2] for s in seen] == [(["cs.LG"], {"index_dir": tmp_path, "progress": False, "keep_all": True})] * 3
-    assert watcher.stop.pauses == [3600] * 3
-    first, second, third = (s[2] for s in seen)
+    assert [s[:2] for s in seen] == [(["cs.LG"], {"index_dir": tmp_path, "progress": False, "keep_all": True})] * 4
+    assert watcher.stop.pauses == [3600] * 4
+    first, second, third, fourth = (s[2] for s in seen)
     assert first["state"] == "running" and first["last_run"] and first["runs"] == first["failures"] == 0
     assert second["state"] == "running" and second["last_error"] == "arXiv is down" and second["failures"] == 1
     next_run = datetime.fromisoformat(second["next_run"]) - datetime.now(timezone.utc)
     assert timedelta(minutes=59) < next_run <= timedelta(hours=1)
     assert third["last_error"] == "ValueError: " + "x" * 299 + "…" and third["failures"] == 2
+    assert fourth["last_error"] == "KeyError: KeyError" and fourth["failures"] == 3
     assert [s[3] for s in seen] == [{**s[2], "stopped": False} for s in seen]  # what other processes read
     after = watcher.status()
-    assert after["state"] == "stopped" and after["runs"] == 1 and after["failures"] == 2
+    assert after["state"] == "stopped" and after["runs"] == 1 and after["failures"] == 3
     assert after["last_error"] is None and after["last_success"] and after["next_run"] is None
     assert not after["running"] and not after["alive"]
     assert read_watch_status(index_dir=tmp_path) == after
     assert said == [
         f"semsearch serve: the watch failed: arXiv is down; next try at {second['next_run']}",
         f"semsearch serve: the watch failed: ValueError: {'x' * 299}…; next try at {third['next_run']}",
+        f"semsearch serve: the watch failed: KeyError: KeyError; next try at {fourth['next_run']}",
         "semsearch serve: watched 202411010000–202411020000: 1 fetched, 1 new",
     ]
 
@@ -1037,7 +1046,7 @@ def test_the_status_another_process_wrote_is_read_with_care(tmp_path, monkeypatc
         "state": "ok",
     }  # fmt: skip
     dead = status_of({**alive, "pid": 2**31 - 1, "stopped": True})  # no such process: killed mid-run
-    assert dead["state"] == "dead" and not dead["alive"] and not dead["stopped"]
+    assert dead["state"] == "dead" and dead["alive"] is False and dead["stopped"] is False
     assert status_of({**alive, "pid": 2**31})["last_error"] == (
         "cannot read the watch status (pid: Input should be less than 2147483648)"
     )
