@@ -3,6 +3,7 @@ import logging
 import os
 import re
 import threading
+from typing import Any
 
 import pytest
 
@@ -908,14 +909,16 @@ def test_the_watch_state_is_stopped_dead_running_failing_or_ok():
 
 
 class _Turns(threading.Event):
-    """A schedule's stop event that does not pause between turns, and notes the pauses asked for."""
+    """A schedule's stop event that does not pause between turns, and notes each pause asked for
+    with what `look()` sees then."""
 
-    def __init__(self):
+    def __init__(self, look):
         super().__init__()
-        self.pauses: list[float] = []
+        self.look = look
+        self.pauses: list[tuple[float, Any]] = []
 
     def wait(self, timeout=None) -> bool:
-        self.pauses.append(timeout)
+        self.pauses.append((timeout, self.look()))
         return self.is_set()
 
 
@@ -927,7 +930,7 @@ def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_proc
     from semsearch.watch import Watcher, read_watch_status
 
     watcher = Watcher(3600, ["cs.LG"], index_dir=tmp_path, keep_all=True)
-    watcher.stop = _Turns()
+    watcher.stop = _Turns(lambda: watcher.status()["state"])
     before = watcher.status()
     assert before["state"] == "ok" and before["runs"] == before["failures"] == 0 and before["every"] == 3600
     assert before["pid"] == os.getpid() and before["last_run"] is None and before["next_run"] == before["started"]
@@ -953,7 +956,7 @@ def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_proc
         assert watcher.start() is watcher.stop
         watcher.thread.join(10)
     assert [s[:2] for s in seen] == [(["cs.LG"], {"index_dir": tmp_path, "progress": False, "keep_all": True})] * 4
-    assert watcher.stop.pauses == [3600] * 4
+    assert watcher.stop.pauses == [(3600, "failing")] * 3 + [(3600, "ok")]  # between turns: never "running"
     first, second, third, fourth = (s[2] for s in seen)
     assert first["state"] == "running" and first["last_run"] and first["runs"] == first["failures"] == 0
     assert second["state"] == "running" and second["last_error"] == "arXiv is down" and second["failures"] == 1
