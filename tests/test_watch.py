@@ -181,13 +181,23 @@ def test_a_watch_whose_arxiv_fails_part_way_resumes_and_digests_every_page(surve
 def test_a_first_watch_looks_back_a_day_and_a_watch_asked_for_another_window_starts_afresh(
     survey_index, stub, monkeypatch
 ):
-    from datetime import datetime, timedelta
+    import time
+    from datetime import datetime, timedelta, timezone
 
     from semsearch.errors import SemsearchError
     from tests.arxiv_stub import Step
 
-    first = watch(index_dir=survey_index, progress=False)  # no watch before it, no window asked
-    day_before = f"{datetime.strptime(first.until, '%Y%m%d%H%M') - timedelta(days=1):%Y%m%d%H%M}"
+    with pytest.MonkeyPatch.context() as local_time:
+        local_time.setenv("TZ", "IST-5:30")  # a local time far from UTC: the windows are UTC all the same
+        time.tzset()
+        try:
+            first = watch(index_dir=survey_index, progress=False)  # no watch before it, no window asked
+        finally:
+            local_time.undo()
+            time.tzset()
+    until = datetime.strptime(first.until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc)
+    assert abs(until - datetime.now(timezone.utc)) < timedelta(minutes=5)
+    day_before = f"{until - timedelta(days=1):%Y%m%d%H%M}"
     assert first.since == day_before and first.fetched == 0
     assert stub.requests[-1]["search_query"] == [
         f"(cat:cs.CL OR cat:cs.LG OR cat:cs.AI) AND submittedDate:[{day_before} TO {first.until}]"
@@ -197,9 +207,21 @@ def test_a_first_watch_looks_back_a_day_and_a_watch_asked_for_another_window_sta
     with pytest.raises(SemsearchError, match="did not answer"):
         watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)  # left after its first page
     starts = len(stub.requests)
-    other = watch(["cs.CL"], "2024-11-03", index_dir=survey_index, progress=False)
-    assert stub.requests[starts]["start"] == ["0"] and other.since == "202411030000"
-    assert [e.id for e in other.entries] == ["2411.00003", "2411.00009"]  # none of the abandoned window's
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 1)
+    other = watch(["cs.CL"], "2024-11-02", index_dir=survey_index, progress=False, max_results=2)
+    assert stub.requests[starts]["start"] == ["0"] and other.since == "202411020000"
+    assert other.fetched == 2  # two pages of one, then max_results is reached
+    assert [e.id for e in other.entries] == ["2411.00003"]  # 2411.00002 was published by the watch left
+
+
+def test_a_watch_needs_labelled_papers_to_place_new_ones_by(corpus_index):
+    from semsearch.errors import SemsearchError
+
+    with pytest.raises(SemsearchError) as refused:
+        watch(index_dir=corpus_index, progress=False)
+    assert str(refused.value) == (
+        "the index has no labelled papers to place new ones by; run `semsearch ingest survey`"
+    )
 
 
 def test_digests_are_kept_and_served(survey_index, stub):
