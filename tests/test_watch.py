@@ -961,6 +961,7 @@ def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_proc
         SemsearchError("arXiv\n  is down"),
         ValueError("x" * 400),
         KeyError(),  # no message: its kind says it
+        SemsearchError("y" * 300),  # 300 characters: kept whole
         _report(*GOOD.split("-"), "Found"),
     ]
     seen = []
@@ -977,18 +978,19 @@ def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_proc
     with _Said() as said:
         assert watcher.start() is watcher.stop
         watcher.thread.join(10)
-    assert [s[:2] for s in seen] == [(["cs.LG"], {"index_dir": tmp_path, "progress": False, "keep_all": True})] * 4
-    assert watcher.stop.pauses == [(3600, "failing")] * 3 + [(3600, "ok")]  # between turns: never "running"
-    first, second, third, fourth = (s[2] for s in seen)
+    assert [s[:2] for s in seen] == [(["cs.LG"], {"index_dir": tmp_path, "progress": False, "keep_all": True})] * 5
+    assert watcher.stop.pauses == [(3600, "failing")] * 4 + [(3600, "ok")]  # between turns: never "running"
+    first, second, third, fourth, fifth = (s[2] for s in seen)
     assert first["state"] == "running" and first["last_run"] and first["runs"] == first["failures"] == 0
     assert second["state"] == "running" and second["last_error"] == "arXiv is down" and second["failures"] == 1
     next_run = datetime.fromisoformat(second["next_run"]) - datetime.now(timezone.utc)
     assert timedelta(minutes=59) < next_run <= timedelta(hours=1)
     assert third["last_error"] == "ValueError: " + "x" * 299 + "…" and third["failures"] == 2
     assert fourth["last_error"] == "KeyError: KeyError" and fourth["failures"] == 3
+    assert fifth["last_error"] == "y" * 300 and fifth["failures"] == 4
     assert [s[3] for s in seen] == [{**s[2], "stopped": False} for s in seen]  # what other processes read
     after = watcher.status()
-    assert after["state"] == "stopped" and after["runs"] == 1 and after["failures"] == 3
+    assert after["state"] == "stopped" and after["runs"] == 1 and after["failures"] == 4
     assert after["last_error"] is None and after["last_success"] and after["next_run"] is None
     assert not after["running"] and not after["alive"]
     assert read_watch_status(index_dir=tmp_path) == after
@@ -996,6 +998,7 @@ def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_proc
         f"semsearch serve: the watch failed: arXiv is down; next try at {second['next_run']}",
         f"semsearch serve: the watch failed: ValueError: {'x' * 299}…; next try at {third['next_run']}",
         f"semsearch serve: the watch failed: KeyError: KeyError; next try at {fourth['next_run']}",
+        f"semsearch serve: the watch failed: {'y' * 300}; next try at {fifth['next_run']}",
         "semsearch serve: watched 202411010000–202411020000: 1 fetched, 1 new",
     ]
 
@@ -1057,6 +1060,17 @@ def test_the_status_another_process_wrote_is_read_with_care(tmp_path, monkeypatc
         (tmp_path / "watch-status.json").write_bytes(data if isinstance(data, bytes) else json.dumps(data).encode())
         return read_watch_status(index_dir=tmp_path)
 
+    asked = []
+
+    def not_ours(pid, signal):
+        asked.append((pid, signal))
+        raise PermissionError(1, "Operation not permitted")  # a process of another user: alive
+
+    with monkeypatch.context() as elsewhere:
+        elsewhere.setattr(watch_module.os, "kill", not_ours)
+        assert status_of({"pid": 4242, "alive": True})["state"] == "ok"
+    assert asked == [(4242, 0)]  # asked whether it is there, not sent a signal
+
     gone = tmp_path / ("elsewhere" * 20)
     unread = read_watch_status(index_dir=gone)
     said = f"[Errno 2] No such file or directory: '{gone}/watch-status.json'"
@@ -1083,12 +1097,6 @@ def test_the_status_another_process_wrote_is_read_with_care(tmp_path, monkeypatc
     padded += b" " * (64 * 1024 - len(padded))  # a status of 64 KiB is read; one byte more is not
     assert status_of(padded)["state"] == "ok"
     assert status_of(padded + b" ")["last_error"] == "cannot read the watch status: over 65536 bytes"
-
-    def not_ours(pid, signal):
-        raise PermissionError(1, "Operation not permitted")  # a process of another user: alive
-
-    monkeypatch.setattr(watch_module.os, "kill", not_ours)
-    assert status_of(alive)["state"] == "ok"
 
 
 # --- digest files: read whole, named, listed newest first -------------------------------------------
