@@ -1043,6 +1043,13 @@ def test_a_watch_schedule_that_ends_on_its_own_says_why_and_is_dead(tmp_path, mo
         watcher.thread.join(10)
     status = watcher.status()
     assert status["state"] == "dead" and status["last_error"] == "the watch schedule ended: out of luck"
+    assert status["alive"] is False and status["running"] is False and status["next_run"] is None
+
+    silent = Watcher(3600, index_dir=tmp_path)
+    silent.thread = threading.Thread(target=lambda: None)  # a schedule that ended and never said so
+    silent.thread.start()
+    silent.thread.join()
+    assert silent.status()["alive"] is False and silent.status()["state"] == "dead"
     [unwritable] = [m for m in said if "cannot write" in m]  # written four times, said once
     assert re.fullmatch(
         r"semsearch serve: cannot write the watch status: \[Errno 2\] No such file or directory: "
