@@ -959,7 +959,7 @@ def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_proc
     assert watcher.thread.daemon and watcher.thread.name == "semsearch-watch"  # never keeps a process alive
     outcomes = [
         SemsearchError("arXiv\n  is down"),
-        ValueError("x" * 400),
+        ValueError("x" * 301),  # one character over: cut
         KeyError(),  # no message: its kind says it
         SemsearchError("y" * 300),  # 300 characters: kept whole
         _report(*GOOD.split("-"), "Found"),
@@ -1202,7 +1202,7 @@ def test_digests_are_listed_newest_first_with_their_in_scope_papers_and_the_file
 
 
 def test_a_damaged_digest_is_noted_again_only_once_it_changes(tmp_path):
-    from semsearch.watch import scan_digests
+    from semsearch.watch import _note_skipped, scan_digests
 
     folder = tmp_path / "digests"
     folder.mkdir()
@@ -1216,6 +1216,9 @@ def test_a_damaged_digest_is_noted_again_only_once_it_changes(tmp_path):
         scan_digests(index_dir=tmp_path)
         damaged.write_bytes(b"[[")  # another size
         scan_digests(index_dir=tmp_path)
+        for _ in range(2):  # files gone before they are noted (removed mid-listing): each said once, by name
+            _note_skipped(folder / "gone-a.json", "gone")
+            _note_skipped(folder / "gone-b.json", "gone")
     assert said == [
         f"semsearch: skipping {damaged}: digest {NEWER} is damaged (JSONDecodeError: Expecting property name "
         "enclosed in double quotes: line 1 column 2 (char 1))",
@@ -1223,6 +1226,8 @@ def test_a_damaged_digest_is_noted_again_only_once_it_changes(tmp_path):
         "column 2 (char 1))",
         f"semsearch: skipping {damaged}: digest {NEWER} is damaged (JSONDecodeError: Expecting value: line 1 "
         "column 3 (char 2))",
+        f"semsearch: skipping {folder / 'gone-a.json'}: gone",
+        f"semsearch: skipping {folder / 'gone-b.json'}: gone",
     ]
 
 
