@@ -859,7 +859,7 @@ def test_a_json_digest_holds_the_window_and_the_groups_in_order():
 def test_an_html_digest_is_one_page_grouped_like_the_markdown():
     from semsearch.errors import SemsearchError
 
-    page = render_digest(_hand_made_report(), "html", min_confidence=0.5, paper_view="/paper/")
+    page = render_digest(_hand_made_report(), "html", min_confidence=0.41, paper_view="/paper/")
     head, body = page.split("<body>")
     assert head.startswith(
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
@@ -868,7 +868,7 @@ def test_an_html_digest_is_one_page_grouped_like_the_markdown():
     )
     assert head.endswith("}}</style></head>")  # the style sheet is CSS, whole
     assert body == (
-        "\n<h1>semsearch digest: 2 new papers, 1 Nov 2024 to 2 Nov 2024 08:30 UTC</h1>"
+        "\n<h1>semsearch digest: 3 new papers, 1 Nov 2024 to 2 Nov 2024 08:30 UTC</h1>"
         "\n<h2>Efficient Inference › KV Cache</h2><ul>"
         "\n<li><a href='/paper/2411.00002'>Caching keys – fast</a><p class='meta'> · 2411.00002 · confidence 0.55 · "
         "<a href='/paper/2411.00002'>view in semsearch</a></p><p>Keys are cached.</p>"
@@ -878,6 +878,9 @@ def test_an_html_digest_is_one_page_grouped_like_the_markdown():
         "\n<li><a href='https://arxiv.org/abs/2411.00001'>Sure quantization</a><p class='meta'>Ann, Bob, Cy, Di · "
         "2411.00001 · confidence 0.90 · <a href='/paper/2411.00001'>view in semsearch</a></p><p></p>"
         "<small>closest known: </small></li>"
+        "\n<li><a href='/paper/2411.00003'>Less sure quantization</a><p class='meta'>Ann, Bob, Cy, Di et al. · "
+        "2411.00003 · confidence 0.41 · <a href='/paper/2411.00003'>view in semsearch</a></p>"
+        "<p>Quantizing weights.</p><small>closest known: Known one; Known two</small></li>"
         "\n</ul>"
         "\n</body></html>\n"
     )
@@ -952,7 +955,7 @@ def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_proc
     from semsearch.watch import Watcher, read_watch_status
 
     watcher = Watcher(3600, ["cs.LG"], index_dir=tmp_path, keep_all=True)
-    watcher.stop = _Turns(lambda: watcher.status()["state"])
+    watcher.stop = _Turns(watcher.status)
     before = watcher.status()
     assert before["state"] == "ok" and before["runs"] == before["failures"] == 0 and before["every"] == 3600
     assert before["pid"] == os.getpid() and before["last_run"] is None and before["next_run"] == before["started"]
@@ -979,7 +982,11 @@ def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_proc
         assert watcher.start() is watcher.stop
         watcher.thread.join(10)
     assert [s[:2] for s in seen] == [(["cs.LG"], {"index_dir": tmp_path, "progress": False, "keep_all": True})] * 5
-    assert watcher.stop.pauses == [(3600, "failing")] * 4 + [(3600, "ok")]  # between turns: never "running"
+    assert [(pause, s["state"], s["running"]) for pause, s in watcher.stop.pauses] == [(3600, "failing", False)] * 4 + [
+        (3600, "ok", False)
+    ]  # between turns: never running
+    for _, between in watcher.stop.pauses:  # and the next turn an hour on
+        assert timedelta(minutes=59) < datetime.fromisoformat(between["next_run"]) - datetime.now(timezone.utc)
     first, second, third, fourth, fifth = (s[2] for s in seen)
     assert first["state"] == "running" and first["last_run"] and first["runs"] == first["failures"] == 0
     assert second["state"] == "running" and second["last_error"] == "arXiv is down" and second["failures"] == 1
