@@ -958,7 +958,11 @@ def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_proc
     watcher.stop = _Turns(watcher.status)
     before = watcher.status()
     assert before["state"] == "ok" and before["runs"] == before["failures"] == 0 and before["every"] == 3600
-    assert before["pid"] == os.getpid() and before["last_run"] is None and before["next_run"] == before["started"]
+    assert before["pid"] == os.getpid() and before["last_run"] is None and before["last_success"] is None
+    started, first_run = (datetime.fromisoformat(before[k]) for k in ("started", "next_run"))
+    assert abs(datetime.now(timezone.utc) - started) < timedelta(minutes=1) and first_run - started < timedelta(
+        seconds=2
+    )
     assert watcher.thread.daemon and watcher.thread.name == "semsearch-watch"  # never keeps a process alive
     outcomes = [
         SemsearchError("arXiv\n  is down"),
