@@ -1254,7 +1254,7 @@ def test_a_digest_is_written_through_a_hidden_temp_file_and_old_leftovers_are_sw
     folder = tmp_path / "digests"
     folder.mkdir()
     hour_old, minutes_old = folder / f".{GOOD}.killed.tmp", folder / f".{NEWER}.writing.tmp"
-    for leftover, age in ((hour_old, 3630), (minutes_old, 3570)):
+    for leftover, age in ((hour_old, 3600.5), (minutes_old, 3590)):  # just over an hour; ten seconds under
         leftover.write_bytes(b"half a dig")
         os.utime(leftover, (time.time() - age, time.time() - age))
     staged = []
