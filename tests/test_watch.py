@@ -1,11 +1,15 @@
 import json
+import logging
 import os
+import re
+import threading
+from typing import Any
 
 import pytest
 
 from semsearch.index import Index, reseal
 from semsearch.ingest import Ingest, label_paper
-from semsearch.watch import LAST_WATCH, render_digest, watch
+from semsearch.watch import LAST_WATCH, PENDING, list_digests, render_digest, watch
 from tests.arxiv_stub import ArxivStub
 from tests.test_cli import run
 
@@ -63,7 +67,25 @@ def test_watch_ingests_in_scope_papers_and_digests_them(survey_index, stub):
     assert not by_id["2411.00009"].in_scope and all(by_id[i].in_scope for i in IN_SCOPE)
     index = Index.open(survey_index)
     assert index.manifest.count == 424 + 3 and index.store.get("2411.00009") is None
-    assert index.store.get_meta(LAST_WATCH)
+    assert report.since == "202411010000" and report.ingest.added == 3
+    until = report.until  # now, to the minute: the next watch starts there
+    last_watch = f"{until[:4]}-{until[4:6]}-{until[6:8]}T{until[8:10]}:{until[10:]}:00+00:00"
+    assert index.store.get_meta(LAST_WATCH) == last_watch
+    assert index.store.get_meta(PENDING + "cs.CL") is None  # finished: nothing left to resume
+    assert list_digests(index_dir=survey_index) == [
+        {"name": f"202411010000-{until}", "since": "202411010000", "until": until, "papers": 3}
+    ]
+    first = by_id["2411.00001"]
+    assert (first.title, first.url, first.authors) == (
+        IN_SCOPE["2411.00001"][0],
+        "https://arxiv.org/abs/2411.00001",
+        ["Grace Hopper", "Edsger Dijkstra"],
+    )
+    assert first.snippet == IN_SCOPE["2411.00001"][1] and first.category.endswith("/KV-Cache Optimization")
+    for entry in report.entries:  # confidences to four places; the nearest known papers, each named
+        assert 0 < entry.confidence <= 1 and entry.confidence == round(entry.confidence, 4)
+        assert len(entry.closest) == 3 and all(set(c) == {"id", "title", "categories"} for c in entry.closest)
+        assert all(index.store.get(c["id"]).title == c["title"] and c["categories"] for c in entry.closest)
     query = stub.requests[0]["search_query"][0]
     assert "cat:cs.CL" in query and "submittedDate:[202411010000 TO" in query
     assert stub.requests[0]["sortBy"] == ["submittedDate"]
@@ -99,7 +121,7 @@ def test_consecutive_watches_do_not_duplicate(survey_index, stub):
     assert again.fetched == 4 and [e for e in again.entries if e.in_scope] == []  # nothing new to report
     assert render_digest(again).startswith("# semsearch digest: 0 new papers")
     later = watch(["cs.CL"], index_dir=survey_index, progress=False)  # from the last watch on: nothing submitted since
-    assert later.fetched == 0
+    assert later.fetched == 0 and later.since == again.until
     index = Index.open(survey_index)
     assert index.manifest.count == 427 and len({p.id for _, p in index.store.iter_papers()}) == 427
 
@@ -140,15 +162,66 @@ def test_a_watch_whose_arxiv_fails_part_way_resumes_and_digests_every_page(surve
     monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
     stub.script = [Step(200)] + [Step(503)] * 5  # the first page, then arXiv fails every retry
     with pytest.raises(SemsearchError, match="did not answer"):
-        watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
-    assert Index.open(survey_index).manifest.count == 424 + 2  # the first page's papers are published
+        watch(["cs.CL", "cs.LG"], "2024-11-01", index_dir=survey_index, progress=False)
+    published = Index.open(survey_index)
+    assert published.manifest.count == 424 + 2  # the first page's papers are published
+    pending = json.loads(published.store.get_meta(PENDING + "cs.CL,cs.LG"))  # and where the watch stands
+    assert (pending["since"], pending["offset"]) == ("202411010000", 2)
+    assert [e["id"] for e in pending["entries"]] == ["2411.00001", "2411.00002"]
     assert list_digests(index_dir=survey_index) == []  # no digest for a watch that did not finish
     starts = len(stub.requests)
-    report = watch(["cs.CL"], index_dir=survey_index, progress=False)  # a plain rerun, as a schedule would do it
+    report = watch(["cs.CL", "cs.LG"], index_dir=survey_index, progress=False)  # a plain rerun, as a schedule would
+    assert (report.since, report.until) == (pending["since"], pending["until"])  # the same window
     assert stub.requests[starts]["start"] == ["2"]
     assert {e.id for e in report.entries} == set(IN_SCOPE) | set(OUT_OF_SCOPE)
     assert Index.open(survey_index).manifest.count == 427
     assert [d["papers"] for d in list_digests(index_dir=survey_index)] == [3]
+
+
+def test_a_first_watch_looks_back_a_day_and_a_watch_asked_for_another_window_starts_afresh(
+    survey_index, stub, monkeypatch
+):
+    import time
+    from datetime import datetime, timedelta, timezone
+
+    from semsearch.errors import SemsearchError
+    from tests.arxiv_stub import Step
+
+    with pytest.MonkeyPatch.context() as local_time:
+        local_time.setenv("TZ", "IST-5:30")  # a local time far from UTC: the windows are UTC all the same
+        time.tzset()
+        try:
+            first = watch(index_dir=survey_index, progress=False)  # no watch before it, no window asked
+        finally:
+            local_time.undo()
+            time.tzset()
+    until = datetime.strptime(first.until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc)
+    assert abs(until - datetime.now(timezone.utc)) < timedelta(minutes=5)
+    day_before = f"{until - timedelta(days=1):%Y%m%d%H%M}"
+    assert first.since == day_before and first.fetched == 0
+    assert stub.requests[-1]["search_query"] == [
+        f"(cat:cs.CL OR cat:cs.LG OR cat:cs.AI) AND submittedDate:[{day_before} TO {first.until}]"
+    ]
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    stub.script = [Step(200)] + [Step(503)] * 5
+    with pytest.raises(SemsearchError, match="did not answer"):
+        watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)  # left after its first page
+    starts = len(stub.requests)
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 1)
+    other = watch(["cs.CL"], "2024-11-02", index_dir=survey_index, progress=False, max_results=2)
+    assert stub.requests[starts]["start"] == ["0"] and other.since == "202411020000"
+    assert other.fetched == 2  # two pages of one, then max_results is reached
+    assert [e.id for e in other.entries] == ["2411.00003"]  # 2411.00002 was published by the watch left
+
+
+def test_a_watch_needs_labelled_papers_to_place_new_ones_by(corpus_index):
+    from semsearch.errors import SemsearchError
+
+    with pytest.raises(SemsearchError) as refused:
+        watch(index_dir=corpus_index, progress=False)
+    assert str(refused.value) == (
+        "the index has no labelled papers to place new ones by; run `semsearch ingest survey`"
+    )
 
 
 def test_digests_are_kept_and_served(survey_index, stub):
@@ -400,27 +473,28 @@ DAMAGED = {
 }
 
 
-@pytest.mark.parametrize("damage", list(DAMAGED))
-def test_a_damaged_digest_is_skipped_with_a_note_and_never_breaks_the_api(digest_client, damage):
+def test_a_damaged_digest_is_skipped_with_a_note_and_never_breaks_the_api(digest_client):
     client, folder = digest_client
-    (folder / f"{NEWER}.json").write_bytes(DAMAGED[damage])
+    for damage, data in DAMAGED.items():  # one server: each damage replaces the file, as a writer would
+        (folder / "incoming").write_bytes(data)
+        os.replace(folder / "incoming", folder / f"{NEWER}.json")
 
-    listing = client.get("/api/digests")
-    assert listing.status_code == 200
-    assert [d["name"] for d in listing.json()["digests"]] == [GOOD]
-    [skipped] = listing.json()["skipped"]
-    assert skipped["file"] == f"{NEWER}.json" and "\n" not in skipped["reason"]
+        listing = client.get("/api/digests")
+        assert listing.status_code == 200, damage
+        assert [d["name"] for d in listing.json()["digests"]] == [GOOD], damage
+        [skipped] = listing.json()["skipped"]
+        assert skipped["file"] == f"{NEWER}.json" and "\n" not in skipped["reason"], damage
 
-    one = client.get(f"/api/digests/{NEWER}")
-    assert one.status_code == 422 and list(one.json()) == ["error"]
-    assert NEWER in one.json()["error"] and "\n" not in one.json()["error"]
+        one = client.get(f"/api/digests/{NEWER}")
+        assert one.status_code == 422 and list(one.json()) == ["error"], damage
+        assert NEWER in one.json()["error"] and "\n" not in one.json()["error"], damage
 
-    overview = client.get("/api/overview")  # the newest readable digest, passing over the damaged one
-    assert overview.status_code == 200
-    assert [e["title"] for group in overview.json()["new_papers"].values() for e in group] == [
-        "The readable digest's paper"
-    ]
-    assert client.get(f"/api/digests/{GOOD}").status_code == 200
+        overview = client.get("/api/overview")  # the newest readable digest, passing over the damaged one
+        assert overview.status_code == 200, damage
+        assert [e["title"] for group in overview.json()["new_papers"].values() for e in group] == [
+            "The readable digest's paper"
+        ], damage
+        assert client.get(f"/api/digests/{GOOD}").status_code == 200, damage
 
 
 def test_a_damaged_digest_is_logged_once_not_on_every_request(digest_client, caplog):
@@ -606,9 +680,7 @@ def test_serve_watch_every_reports_a_failing_watch_in_health_and_recovers(survey
         assert found
 
 
-def test_a_turn_that_fails_in_any_way_is_retried_and_a_failing_report_does_not_end_the_schedule(
-    survey_index, monkeypatch
-):
+def test_a_turn_that_fails_in_any_way_is_retried_and_a_failing_report_does_not_end_the_schedule(tmp_path, monkeypatch):
     import threading
 
     from semsearch import watch as watch_module
@@ -630,8 +702,10 @@ def test_a_turn_that_fails_in_any_way_is_retried_and_a_failing_report_does_not_e
             stop.set()
         raise OSError("the reporter itself fails")
 
-    watch_module.watch_every(0.0, stop, on_done=done, index_dir=survey_index)
+    with _Said() as said:
+        watch_module.watch_every(0.0, stop, on_done=done, index_dir=tmp_path)
     assert turns == ["KeyError('entries')", "ValueError('bad XML')", "RuntimeError('boom')", "report"]
+    assert said == ["semsearch: reporting a watch failed: OSError: the reporter itself fails"] * 4
 
 
 def test_watch_every_with_an_output_that_cannot_be_written_stops_in_one_line(survey_index, stub, tmp_path, capsys):
@@ -659,9 +733,6 @@ def test_a_watch_thread_that_dies_anyway_shows_dead_in_health(survey_index, monk
 
 def test_other_processes_read_the_watchers_status_file(survey_index, monkeypatch):
     """`serve --workers N`: the parent watches; each worker's health reads the status it writes."""
-    import subprocess
-    import sys
-
     from fastapi.testclient import TestClient
 
     from semsearch import watch as watch_module
@@ -681,9 +752,9 @@ def test_other_processes_read_the_watchers_status_file(survey_index, monkeypatch
         watcher.thread.join(5)
         assert worker.get("/api/health").json()["watch"]["state"] == "stopped"
 
-        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
         status = json.loads(status_file.read_text())
-        status_file.write_text(json.dumps({**status, "alive": True, "pid": int(gone.stdout)}))  # killed mid-run
+        gone = 2**31 - 1  # above any pid_max: no process has it, as if the watcher was killed mid-run
+        status_file.write_text(json.dumps({**status, "alive": True, "pid": gone}))
         assert worker.get("/api/health").json()["watch"]["state"] == "dead"
 
         damages = (b"", b"{", b"[]", b'{"pid": "x"}', b'{"pid": 0, "alive": true}', b'{"pid": 1e300, "alive": true}',
@@ -709,3 +780,501 @@ def test_listing_digests_reads_each_file_once_until_it_changes(digest_client, mo
     (folder / f"{NEWER}.json").write_bytes(_valid_bytes())
     assert [d["name"] for d in client.get("/api/digests").json()["digests"]] == [NEWER, GOOD]
     assert reads == [GOOD, NEWER, GOOD]  # the new file, and the old name's new version
+
+
+# --- rendering a digest: pinned on a small hand-made report -------------------------------------------
+QUANT = "Model-Centric Methods/Model Compression/Quantization"
+KV = "Efficient Inference/KV Cache"
+
+
+def _hand_made_report():
+    """Four new papers: two in one node (the less confident listed first here), one in another,
+    one out of scope (the most confident of all, never shown)."""
+    from semsearch.ingest import IngestReport
+    from semsearch.watch import DigestEntry, WatchReport
+
+    entries = [
+        DigestEntry(
+            "2411.00003", "Less sure quantization", None, QUANT, 0.41, True,
+            closest=[{"id": "k1", "title": "Known one", "categories": []},
+                     {"id": "k2", "title": "Known two", "categories": []}],
+            authors=["Ann", "Bob", "Cy", "Di", "Ed"], snippet="Quantizing weights.",
+        ),
+        DigestEntry("2411.00001", "Sure quantization", "https://arxiv.org/abs/2411.00001", QUANT, 0.9, True,
+                    authors=["Ann", "Bob", "Cy", "Di"]),
+        DigestEntry("2411.00002", "Caching keys – fast", None, KV, 0.55, True, snippet="Keys are cached."),
+        DigestEntry("2411.00009", "Alignment", None, "Alignment", 0.99, False, authors=["Zed"], snippet="Off."),
+    ]  # fmt: skip
+    return WatchReport("202411010000", "202411020830", 4, entries, IngestReport())
+
+
+def test_a_markdown_digest_groups_by_node_most_confident_first():
+    assert render_digest(_hand_made_report()) == (
+        "# semsearch digest: 3 new papers, 1 Nov 2024 to 2 Nov 2024 08:30 UTC\n"
+        "\n"
+        "## Efficient Inference › KV Cache\n"
+        "\n"
+        "- **[Caching keys – fast](http://127.0.0.1:8000/paper/2411.00002)** (2411.00002), confidence 0.55\n"
+        "  > Keys are cached.\n"
+        "  - closest known: \n"
+        "\n"
+        "## Model-Centric Methods › Model Compression › Quantization\n"
+        "\n"
+        "- **[Sure quantization](https://arxiv.org/abs/2411.00001)** (2411.00001), confidence 0.90\n"
+        "  Ann, Bob, Cy, Di · [view in semsearch](http://127.0.0.1:8000/paper/2411.00001)\n"
+        "  - closest known: \n"
+        "- **[Less sure quantization](http://127.0.0.1:8000/paper/2411.00003)** (2411.00003), confidence 0.41\n"
+        "  Ann, Bob, Cy, Di et al. · [view in semsearch](http://127.0.0.1:8000/paper/2411.00003)\n"
+        "  > Quantizing weights.\n"
+        "  - closest known: Known one; Known two\n"
+    )
+
+
+def test_min_confidence_keeps_papers_at_the_threshold_and_one_paper_is_singular():
+    report = _hand_made_report()
+    kept = render_digest(report, "markdown", min_confidence=0.55, paper_view="https://x.org/p/")
+    assert kept.startswith("# semsearch digest: 2 new papers, ")
+    assert "(2411.00002)" in kept and "(2411.00001)" in kept and "(2411.00003)" not in kept
+    assert "[Caching keys – fast](https://x.org/p/2411.00002)" in kept  # a paper view of one's own
+    one = render_digest(report, "markdown", min_confidence=0.56)
+    assert one.startswith("# semsearch digest: 1 new paper, 1 Nov 2024 to ") and "(2411.00001)" in one
+    assert render_digest(report, "markdown", min_confidence=0.91).startswith("# semsearch digest: 0 new papers, ")
+
+
+def test_a_json_digest_holds_the_window_and_the_groups_in_order():
+    text = render_digest(_hand_made_report(), "json")
+    assert '"title": "Caching keys – fast"' in text  # UTF-8, not escapes: it reads as it shows
+    data = json.loads(text)
+    assert list(data) == ["since", "until", "window", "fetched", "groups"]
+    assert data["since"] == "202411010000" and data["until"] == "202411020830" and data["fetched"] == 4
+    assert data["window"] == "1 Nov 2024 to 2 Nov 2024 08:30 UTC"
+    assert list(data["groups"]) == [KV, QUANT]
+    assert [e["id"] for e in data["groups"][QUANT]] == ["2411.00001", "2411.00003"]
+    assert data["groups"][KV] == [
+        {"id": "2411.00002", "title": "Caching keys – fast", "url": None, "category": KV, "confidence": 0.55,
+         "in_scope": True, "closest": [], "authors": [], "snippet": "Keys are cached."}
+    ]  # fmt: skip
+
+
+def test_an_html_digest_is_one_page_grouped_like_the_markdown():
+    from semsearch.errors import SemsearchError
+
+    page = render_digest(_hand_made_report(), "html", min_confidence=0.41, paper_view="/paper/")
+    head, body = page.split("<body>")
+    assert head.startswith(
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<title>semsearch digest, 1 Nov 2024 to 2 Nov 2024 08:30 UTC</title><style>body{"
+    )
+    assert head.endswith("}}</style></head>")  # the style sheet is CSS, whole
+    assert body == (
+        "\n<h1>semsearch digest: 3 new papers, 1 Nov 2024 to 2 Nov 2024 08:30 UTC</h1>"
+        "\n<h2>Efficient Inference › KV Cache</h2><ul>"
+        "\n<li><a href='/paper/2411.00002'>Caching keys – fast</a><p class='meta'> · 2411.00002 · confidence 0.55 · "
+        "<a href='/paper/2411.00002'>view in semsearch</a></p><p>Keys are cached.</p>"
+        "<small>closest known: </small></li>"
+        "\n</ul>"
+        "\n<h2>Model-Centric Methods › Model Compression › Quantization</h2><ul>"
+        "\n<li><a href='https://arxiv.org/abs/2411.00001'>Sure quantization</a><p class='meta'>Ann, Bob, Cy, Di · "
+        "2411.00001 · confidence 0.90 · <a href='/paper/2411.00001'>view in semsearch</a></p><p></p>"
+        "<small>closest known: </small></li>"
+        "\n<li><a href='/paper/2411.00003'>Less sure quantization</a><p class='meta'>Ann, Bob, Cy, Di et al. · "
+        "2411.00003 · confidence 0.41 · <a href='/paper/2411.00003'>view in semsearch</a></p>"
+        "<p>Quantizing weights.</p><small>closest known: Known one; Known two</small></li>"
+        "\n</ul>"
+        "\n</body></html>\n"
+    )
+    with pytest.raises(SemsearchError, match="unknown digest format 'pdf' \\(markdown, json or html\\)"):
+        render_digest(_hand_made_report(), "pdf")
+
+
+def test_times_in_a_digest_are_a_day_with_a_time_of_day_only_when_there_is_one():
+    from semsearch.watch import human_time
+
+    assert [human_time(s) for s in ("202411280000", "202411280001", "202411280100", "202401051230")] == [
+        "28 Nov 2024", "28 Nov 2024 00:01 UTC", "28 Nov 2024 01:00 UTC", "5 Jan 2024 12:30 UTC",
+    ]  # fmt: skip
+
+
+def test_a_snippet_is_the_abstracts_opening_cut_at_a_word():
+    from semsearch.watch import snippet
+
+    assert snippet("  Short\n abstract,\tkept   whole. ") == "Short abstract, kept whole."
+    assert snippet("one two three four", limit=18) == "one two three four"  # exactly the limit: whole
+    assert snippet("one two three four", limit=17) == "one two three …"
+    assert snippet("one two three four", limit=9) == "one two …"
+    words = "x" * 298 + " y z tail"  # the default opening: 300 characters, cut at the last word inside
+    assert snippet(words) == "x" * 298 + " …"
+
+
+def test_intervals_allow_spaces_and_fractions_and_say_what_they_expect():
+    from semsearch.errors import SemsearchError
+    from semsearch.watch import parse_interval
+
+    assert [parse_interval(t) for t in (" 2 h ", "2.5m", "1s", "2d")] == [7200, 150, 1, 172800]
+    for bad in ("0.0s", "h", "1.h", "1 hour", "2h2"):
+        with pytest.raises(SemsearchError, match=r"^cannot read the interval '.*' \(e\.g\. 30m, 24h, 1d\)$"):
+            parse_interval(bad)
+
+
+# --- the watch schedule's status (`serve --watch-every`) ---------------------------------------------
+def test_the_watch_state_is_stopped_dead_running_failing_or_ok():
+    from semsearch.watch import _with_state
+
+    cases = [
+        ({"alive": False, "stopped": True, "running": True}, "stopped"),
+        ({"alive": False, "last_error": "x"}, "dead"),
+        ({}, "dead"),
+        ({"alive": True, "running": True, "last_error": "x"}, "running"),
+        ({"alive": True, "last_error": "x"}, "failing"),
+        ({"alive": True, "last_error": None, "stopped": True}, "ok"),
+    ]
+    for status, state in cases:
+        assert _with_state(status) == {**status, "state": state}
+
+
+class _Turns(threading.Event):
+    """A schedule's stop event that does not pause between turns, and notes each pause asked for
+    with what `look()` sees then."""
+
+    def __init__(self, look):
+        super().__init__()
+        self.look = look
+        self.pauses: list[tuple[float, Any]] = []
+
+    def wait(self, timeout=None) -> bool:
+        self.pauses.append((timeout, self.look()))
+        return self.is_set()
+
+
+def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_processes(tmp_path, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from semsearch import watch as watch_module
+    from semsearch.errors import SemsearchError
+    from semsearch.watch import Watcher, read_watch_status
+
+    watcher = Watcher(3600, ["cs.LG"], index_dir=tmp_path, keep_all=True)
+    watcher.stop = _Turns(watcher.status)
+    before = watcher.status()
+    assert before["state"] == "ok" and before["runs"] == before["failures"] == 0 and before["every"] == 3600
+    assert before["pid"] == os.getpid() and before["last_run"] is None and before["last_success"] is None
+    started, first_run = (datetime.fromisoformat(before[k]) for k in ("started", "next_run"))
+    assert abs(datetime.now(timezone.utc) - started) < timedelta(minutes=1) and first_run - started < timedelta(
+        seconds=2
+    )
+    assert watcher.thread.daemon and watcher.thread.name == "semsearch-watch"  # never keeps a process alive
+    outcomes = [
+        SemsearchError("arXiv\n  is down"),
+        ValueError("x" * 301),  # one character over: cut
+        KeyError(),  # no message: its kind says it
+        SemsearchError("y" * 300),  # 300 characters: kept whole
+        _report(*GOOD.split("-"), "Found"),
+    ]
+    seen = []
+
+    def one_turn(categories, **options):
+        seen.append((categories, options, watcher.status(), read_watch_status(index_dir=tmp_path)))
+        outcome = outcomes[len(seen) - 1]
+        if isinstance(outcome, Exception):
+            raise outcome
+        watcher.stop.set()
+        return outcome
+
+    monkeypatch.setattr(watch_module, "watch", one_turn)
+    with _Said() as said:
+        assert watcher.start() is watcher.stop
+        watcher.thread.join(10)
+    assert [s[:2] for s in seen] == [(["cs.LG"], {"index_dir": tmp_path, "progress": False, "keep_all": True})] * 5
+    assert [(pause, s["state"], s["running"]) for pause, s in watcher.stop.pauses] == [(3600, "failing", False)] * 4 + [
+        (3600, "ok", False)
+    ]  # between turns: never running
+    for _, between in watcher.stop.pauses:  # and the next turn an hour on
+        assert timedelta(minutes=59) < datetime.fromisoformat(between["next_run"]) - datetime.now(timezone.utc)
+    first, second, third, fourth, fifth = (s[2] for s in seen)
+    assert first["state"] == "running" and first["last_run"] and first["runs"] == first["failures"] == 0
+    assert second["state"] == "running" and second["last_error"] == "arXiv is down" and second["failures"] == 1
+    next_run = datetime.fromisoformat(second["next_run"]) - datetime.now(timezone.utc)
+    assert timedelta(minutes=59) < next_run <= timedelta(hours=1)
+    assert third["last_error"] == "ValueError: " + "x" * 299 + "…" and third["failures"] == 2
+    assert fourth["last_error"] == "KeyError: KeyError" and fourth["failures"] == 3
+    assert fifth["last_error"] == "y" * 300 and fifth["failures"] == 4
+    assert [s[3] for s in seen] == [{**s[2], "stopped": False} for s in seen]  # what other processes read
+    after = watcher.status()
+    assert after["state"] == "stopped" and after["runs"] == 1 and after["failures"] == 4
+    assert after["last_error"] is None and after["last_success"] and after["next_run"] is None
+    assert not after["running"] and not after["alive"]
+    assert read_watch_status(index_dir=tmp_path) == after
+    assert said == [
+        f"semsearch serve: the watch failed: arXiv is down; next try at {second['next_run']}",
+        f"semsearch serve: the watch failed: ValueError: {'x' * 299}…; next try at {third['next_run']}",
+        f"semsearch serve: the watch failed: KeyError: KeyError; next try at {fourth['next_run']}",
+        f"semsearch serve: the watch failed: {'y' * 300}; next try at {fifth['next_run']}",
+        "semsearch serve: watched 202411010000–202411020000: 1 fetched, 1 new",
+    ]
+
+
+class _Said(logging.Handler):
+    """The messages `semsearch.watch` logs while it is attached (the CLI stops "semsearch" propagating,
+    so caplog may not hear them)."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def __enter__(self) -> list[str]:
+        logger = logging.getLogger("semsearch.watch")
+        self.level = logger.level
+        logger.setLevel(logging.INFO)
+        logger.addHandler(self)
+        return self.messages
+
+    def __exit__(self, *exc) -> None:
+        logger = logging.getLogger("semsearch.watch")
+        logger.removeHandler(self)
+        logger.setLevel(self.level)
+
+
+def test_a_watch_schedule_that_ends_on_its_own_says_why_and_is_dead(tmp_path, monkeypatch):
+    import re
+
+    from semsearch import watch as watch_module
+    from semsearch.watch import Watcher
+
+    def fatal(*args, **kwargs):
+        raise SystemExit("out\nof luck")
+
+    monkeypatch.setattr(watch_module, "watch", fatal)
+    watcher = Watcher(3600, index_dir=tmp_path / "gone")  # a status that cannot be written: said once
+    with _Said() as said:
+        watcher.start()
+        watcher.thread.join(10)
+    status = watcher.status()
+    assert status["state"] == "dead" and status["last_error"] == "the watch schedule ended: out of luck"
+    assert status["alive"] is False and status["running"] is False and status["next_run"] is None
+
+    silent = Watcher(3600, index_dir=tmp_path)
+    silent.thread = threading.Thread(target=lambda: None)  # a schedule that ended and never said so
+    silent.thread.start()
+    silent.thread.join()
+    assert silent.status()["alive"] is False and silent.status()["state"] == "dead"
+    [unwritable] = [m for m in said if "cannot write" in m]  # written four times, said once
+    assert re.fullmatch(
+        r"semsearch serve: cannot write the watch status: \[Errno 2\] No such file or directory: "
+        r"'.*/gone/\.watch-status\.\w+\.tmp'",
+        unwritable,
+    )  # the temp file it would have renamed: hidden, beside the status
+    assert "semsearch serve: the watch schedule ended: out of luck" in said
+
+
+def test_the_status_another_process_wrote_is_read_with_care(tmp_path, monkeypatch):
+    from semsearch import watch as watch_module
+    from semsearch.watch import read_watch_status
+
+    def status_of(data) -> dict:
+        (tmp_path / "watch-status.json").write_bytes(data if isinstance(data, bytes) else json.dumps(data).encode())
+        return read_watch_status(index_dir=tmp_path)
+
+    asked = []
+
+    def not_ours(pid, signal):
+        asked.append((pid, signal))
+        raise PermissionError(1, "Operation not permitted")  # a process of another user: alive
+
+    with monkeypatch.context() as elsewhere:
+        elsewhere.setattr(watch_module.os, "kill", not_ours)
+        assert status_of({"pid": 4242, "alive": True})["state"] == "ok"
+    assert asked == [(4242, 0)]  # asked whether it is there, not sent a signal
+
+    gone = tmp_path / ("elsewhere" * 20)
+    unread = read_watch_status(index_dir=gone)
+    said = f"[Errno 2] No such file or directory: '{gone}/watch-status.json'"
+    assert unread == {"state": "unknown", "last_error": f"cannot read the watch status: {said[:200]}"}  # cut short
+    alive = {"pid": os.getpid(), "alive": True, "every": 60}
+    assert status_of(alive) == {
+        "every": 60.0, "pid": os.getpid(), "started": None, "alive": True, "stopped": False, "running": False,
+        "runs": 0, "failures": 0, "last_run": None, "last_success": None, "last_error": None, "next_run": None,
+        "state": "ok",
+    }  # fmt: skip
+    dead = status_of({**alive, "pid": 2**31 - 1, "stopped": True})  # no such process: killed mid-run
+    assert dead["state"] == "dead" and dead["alive"] is False and dead["stopped"] is False
+    assert status_of({**alive, "pid": 2**31})["last_error"] == (
+        "cannot read the watch status (pid: Input should be less than 2147483648)"
+    )
+    assert status_of({**alive, "pid": 0})["last_error"] == (
+        "cannot read the watch status (pid: Input should be greater than 0)"
+    )
+    assert status_of([alive])["last_error"].startswith("cannot read the watch status (top level: Input should be")
+    assert status_of(b'{"pid": 1, "alive": true, "every": NaN}') == {
+        "state": "unknown", "last_error": "cannot read the watch status: NaN is not a number a digest holds"
+    }  # fmt: skip
+    padded = json.dumps(alive).encode()
+    padded += b" " * (64 * 1024 - len(padded))  # a status of 64 KiB is read; one byte more is not
+    assert status_of(padded)["state"] == "ok"
+    assert status_of(padded + b" ")["last_error"] == "cannot read the watch status: over 65536 bytes"
+
+
+# --- digest files: read whole, named, listed newest first -------------------------------------------
+def test_each_damage_to_a_digest_file_is_named_in_one_line_without_its_content(tmp_path):
+    from semsearch.watch import DamagedDigest, read_digest_file
+
+    path = tmp_path / f"{NEWER}.json"
+
+    def damage(data: bytes) -> str:
+        path.write_bytes(data)
+        with pytest.raises(DamagedDigest) as caught:
+            read_digest_file(path)
+        return str(caught.value)
+
+    valid = json.loads(_valid_bytes())
+    said = {
+        "cut short": damage(b"{"),
+        "no title": damage(_valid_bytes().replace(b'"title"', b'"name"')),
+        "a list": damage(b"[1]"),
+        "a short time": damage(json.dumps({**valid, "until": "2024110300"}).encode()),
+        "no such day": damage(json.dumps({**valid, "until": "202411310000"}).encode()),
+        "fetched below 0": damage(json.dumps({**valid, "fetched": -1}).encode()),
+        "NaN": damage(_valid_bytes().replace(b"0.5", b"NaN")),
+        "a huge number": damage(json.dumps(valid).encode()[:-1] + b', "x": ' + b"9" * 5000 + b"}"),
+        "a lone surrogate": damage(_valid_bytes().replace(b"Newer", b"\\ud800")),
+        "another window": damage(_valid_bytes("202411050000-202411060000")),
+    }
+    digest = f"digest {NEWER}"
+    assert said == {
+        "cut short": f"{digest} is damaged (JSONDecodeError: Expecting property name enclosed in double quotes: "
+        "line 1 column 2 (char 1))",
+        "no title": f"{digest} is not a digest (entries.0.title: Field required)",
+        "a list": f"{digest} is not a digest (top level: Input should be a valid dictionary or instance of "
+        "_StoredDigest)",
+        "a short time": f"{digest} is not a digest (until: Value error, not a YYYYMMDDHHMM time)",
+        "no such day": f"{digest} is not a digest (until: Value error, day is out of range for month)",
+        "fetched below 0": f"{digest} is not a digest (fetched: Input should be greater than or equal to 0)",
+        "NaN": f"{digest} is damaged (ValueError: NaN is not a number a digest holds)",
+        "a huge number": f"{digest} is damaged (ValueError: Exceeds the limit (4300 digits) for integer string "
+        "conversion: value has 5000 digits; use sys.set_int_max_str_digits() t)",  # cut at 120 characters
+        "a lone surrogate": f"{digest} is damaged (UnicodeEncodeError: 'utf-8' codec can't encode character "
+        "'\\ud800' in position 108: surrogates not allowed)",
+        "another window": f"{digest} holds the window 202411050000-202411060000",
+    }
+    path.unlink()
+    assert damage(b"") == f"{digest} is damaged (JSONDecodeError: Expecting value: line 1 column 1 (char 0))"
+    path.unlink()
+    os.mkfifo(path)  # opened plainly, it would block for good
+    with pytest.raises(DamagedDigest, match=f"^{digest} is damaged \\(ValueError: not a regular file\\)$"):
+        read_digest_file(path)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(DamagedDigest, match=f"^cannot read digest {NEWER}: Is a directory$"):
+        read_digest_file(path)
+    path.rmdir()
+    with pytest.raises(DamagedDigest, match=f"^cannot read digest {NEWER}: No such file or directory$"):
+        read_digest_file(path)
+
+
+def test_digests_are_listed_newest_first_with_their_in_scope_papers_and_the_files_skipped(tmp_path):
+    from semsearch.errors import NotFound
+    from semsearch.watch import digest_json, load_digest, save_digest, scan_digests
+
+    assert scan_digests(index_dir=tmp_path) == ([], []) and digest_json(index_dir=tmp_path) is None
+    save_digest(_report(*GOOD.split("-"), "Older"), index_dir=tmp_path)
+    newer = _hand_made_report()
+    newer.since, newer.until = NEWER.split("-")
+    save_digest(newer, index_dir=tmp_path)
+    folder = tmp_path / "digests"
+    (folder / "202411030000-202411040000.json").write_bytes(b"{")  # the newest name, damaged
+    (folder / "zzz.json").write_bytes(_valid_bytes())  # a stray file, readable
+    (folder / os.fsdecode(b"\xff.json")).write_bytes(_valid_bytes())  # a name that is not UTF-8
+    (folder / "notes.txt").write_text("not a digest")
+    listed, skipped = scan_digests(index_dir=tmp_path)
+    assert listed == [
+        {"name": NEWER, "since": "202411020000", "until": "202411030000", "papers": 3},
+        {"name": GOOD, "since": "202411010000", "until": "202411020000", "papers": 1},
+    ]
+    assert skipped == [
+        {"file": "\ufffd.json", "reason": "\ufffd.json is not named like a digest (<since>-<until>.json)"},
+        {"file": "zzz.json", "reason": "zzz.json is not named like a digest (<since>-<until>.json)"},
+        {
+            "file": "202411030000-202411040000.json",
+            "reason": "digest 202411030000-202411040000 is damaged (JSONDecodeError: Expecting property name "
+            "enclosed in double quotes: line 1 column 2 (char 1))",
+        },
+    ]
+    assert scan_digests(index_dir=tmp_path) == (listed, skipped)  # the same from what it read before
+    newest = digest_json(index_dir=tmp_path)  # the newest readable one, passing over the damaged one
+    assert newest == json.loads(render_digest(newer, "json")) == digest_json(NEWER, index_dir=tmp_path)
+    assert digest_json(GOOD, index_dir=tmp_path)["since"] == "202411010000"
+    assert load_digest(GOOD, index_dir=tmp_path).entries[0].title == "Older"
+    for name in ("zzz", f"{GOOD}.json", "../digests/" + GOOD, "202411040000-202411050000"):
+        with pytest.raises(NotFound, match=f"^no digest {re.escape(repr(name))}$"):
+            load_digest(name, index_dir=tmp_path)
+
+
+def test_a_damaged_digest_is_noted_again_only_once_it_changes(tmp_path):
+    from semsearch.watch import _note_skipped, digest_json, scan_digests
+
+    folder = tmp_path / "digests"
+    folder.mkdir()
+    damaged, twin = folder / f"{NEWER}.json", folder / f"{GOOD}.json"
+    for path in (damaged, twin):  # two files alike in size and time, told apart by name
+        path.write_bytes(b"{")
+        os.utime(path, ns=(10**18, 10**18))
+    cut_short = "is damaged (JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 2"
+    with _Said() as said:
+        assert digest_json(index_dir=tmp_path) is None  # the overview finds none readable, and says why
+        for _ in range(2):
+            scan_digests(index_dir=tmp_path)  # the listing: nothing new to say
+        damaged.write_bytes(b"[")  # the same size, written later
+        os.utime(damaged, ns=(10**18, 10**18 + 10**9))
+        scan_digests(index_dir=tmp_path)
+        damaged.write_bytes(b"[[")  # another size
+        scan_digests(index_dir=tmp_path)
+        for _ in range(2):  # files gone before they are noted (removed mid-listing): each said once, by name
+            _note_skipped(folder / "gone-a.json", "gone")
+            _note_skipped(folder / "gone-b.json", "gone")
+    assert said == [
+        f"semsearch: skipping {damaged}: digest {NEWER} {cut_short} (char 1))",
+        f"semsearch: skipping {twin}: digest {GOOD} {cut_short} (char 1))",
+        f"semsearch: skipping {damaged}: digest {NEWER} is damaged (JSONDecodeError: Expecting value: line 1 "
+        "column 2 (char 1))",
+        f"semsearch: skipping {damaged}: digest {NEWER} is damaged (JSONDecodeError: Expecting value: line 1 "
+        "column 3 (char 2))",
+        f"semsearch: skipping {folder / 'gone-a.json'}: gone",
+        f"semsearch: skipping {folder / 'gone-b.json'}: gone",
+    ]
+
+
+def test_a_digest_is_written_through_a_hidden_temp_file_and_old_leftovers_are_swept(tmp_path, monkeypatch):
+    import time
+
+    from semsearch import watch as watch_module
+
+    folder = tmp_path / "digests"
+    folder.mkdir()
+    hour_old, minutes_old = folder / f".{GOOD}.killed.tmp", folder / f".{NEWER}.writing.tmp"
+    for leftover, age in ((hour_old, 3600.5), (minutes_old, 3590)):  # just over an hour; ten seconds under
+        leftover.write_bytes(b"half a dig")
+        os.utime(leftover, (time.time() - age, time.time() - age))
+    staged = []
+    real_fsync = watch_module.os.fsync
+
+    def look_while_written(fd):
+        staged.append(sorted(p.name for p in folder.iterdir()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(watch_module.os, "fsync", look_while_written)
+    saved = watch_module.save_digest(_report(*NEWER.split("-"), "Saved – für später"), index_dir=tmp_path)
+    assert saved == folder / f"{NEWER}.json"
+    [temp] = [n for n in staged[0] if n != minutes_old.name]  # the hour-old leftover is gone already
+    assert temp.startswith(f".{NEWER}.") and temp.endswith(".tmp")  # hidden, and swept if left behind
+    assert sorted(p.name for p in folder.iterdir()) == sorted([minutes_old.name, f"{NEWER}.json"])
+    assert "Saved – für später".encode() in saved.read_bytes()  # UTF-8 text, as a reader would open it
+    assert json.loads(saved.read_text()) == {
+        "since": "202411020000", "until": "202411030000", "fetched": 1,
+        "entries": [{"id": "2411.00001", "title": "Saved – für später", "url": None, "category": QUANT,
+                     "confidence": 0.8, "in_scope": True,
+                     "closest": [{"id": "2306.00978", "title": "A known paper", "categories": []}],
+                     "authors": ["Grace Hopper"], "snippet": "A snippet."}],
+    }  # fmt: skip
