@@ -217,6 +217,8 @@ def test_a_taxonomy_keeps_its_nodes_and_labels_until_replaced_or_removed(store):
 
 
 def test_predictions_are_made_once_for_each_unlabelled_paper_and_read_back(store):
+    store.derive_categories()
+    assert store.content_counts() == {"with_abstract": 0, "survey_labelled": 0, "user_labelled": 0, "predicted": 0}
     store.put(Paper(id="2401.00002", title="Paper number 2 on topic 14", survey_categories=["Compression/Pruning"]))
     todo = store.unpredicted(3)
     assert [(v, t, int(np.argmax(e))) for v, t, e in todo] == [
@@ -282,3 +284,11 @@ def test_a_published_store_that_is_missing_or_not_a_database_is_damaged_in_one_l
     path.write_bytes(b"not a database " * 100)
     with pytest.raises(IndexDamaged, match=r"is damaged: .*papers.db cannot be read \(file is not a database\)$"):
         Store(path, readonly=True)
+
+
+def test_a_node_name_with_a_backslash_holds_its_subtree(store):
+    """The backslash is the LIKE pattern's escape character: in a node's name it is a character."""
+    own = store.put(Paper(id="2402.00001", title="A", survey_categories=["I\\O/Disk"]))
+    store.put(Paper(id="2402.00002", title="B", survey_categories=["IO/Disk"]))
+    store.derive_categories()
+    assert store.vec_ids_where(categories=["I\\O"]) == [own]
