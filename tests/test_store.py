@@ -76,6 +76,8 @@ def test_a_paper_whose_text_changed_is_embedded_again_and_one_unchanged_is_not(s
     assert [p.vec_id for p in store.stale_embeddings(1)] == [3]  # a batch at a time, in vec_id order
     assert [p.vec_id for p in store.stale_embeddings(10, after=3)] == [11]  # the next batch
     assert store.stale_embeddings(10, after=11) == []
+    with pytest.raises(ValueError):  # one vector short: an error, not a paper silently left stale
+        store.put_embeddings(pending, _one_hot(3)[None, :])
     store.put_embeddings(pending, np.stack([_one_hot(3), _one_hot(11)]))
     assert store.stale_count() == 0 and store.embedding_count() == 11
     assert store.has_embedding(3, pending[0].text_hash, _one_hot(3))
