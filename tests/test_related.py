@@ -565,3 +565,24 @@ def test_recommendations_from_a_sample_of_the_other_papers_are_the_same_every_ti
     assert len(lists[0]) == 8 and all([h.paper.id for h in hits] == [h.paper.id for h in lists[0]] for hits in lists)
     for hits in lists[1:]:  # the SVM's solver itself may differ in the last float digits
         assert [h.score for h in hits] == pytest.approx([h.score for h in lists[0]], abs=1e-4)
+
+
+def test_a_shown_score_is_clipped_to_0_1():
+    """A cosine may be slightly negative, or over 1 by rounding."""
+    from semsearch.related import readable
+
+    assert (readable(-0.2), readable(0.4), readable(1.0000001), readable(1.3)) == (0.0, 0.4, 1.0, 1.0)
+
+
+def test_related_work_for_a_text_reads_it_with_the_embedder_given(finder):
+    """The caller's embedder (the service's, already loaded), not the default model loaded again."""
+    along = finder.store.embedding(finder.store.find("2403.00002"))
+
+    class Fixed:
+        model_name = "fixed"
+
+        def encode(self, texts, **_):
+            return along[None, :]
+
+    hits = RelatedFinder(finder.index, Fixed()).related_to_text("draft study 9", "speculative decoding", k=1)
+    assert [h.paper.id for h in hits] == ["2403.00002"]  # where the embedder points, not what the words say
