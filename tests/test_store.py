@@ -229,15 +229,17 @@ def test_predictions_are_made_once_for_each_unlabelled_paper_and_read_back(store
     assert [v for v, _, _ in store.unpredicted(2, after=4)] == [5, 6]  # the next batch
     spread = np.array([0.25, 0.75], dtype=np.float32)
     store.put_predictions([(1, Prediction("A", 0.9, True, spread)), (3, Prediction("B", 0.2, False))])
-    assert [v for v, _, _ in store.unpredicted(3)] == [4, 5, 6]
-    assert store.predictions([1, 3, 4]) == {1: Prediction("A", 0.9, True), 3: Prediction("B", 0.2, False)}
+    store.put_predictions([(4, Prediction("C", 0.6, True))])  # without the leaves' chances
+    assert [v for v, _, _ in store.unpredicted(3)] == [5, 6, 7]
+    assert store.predictions([1, 3, 5]) == {1: Prediction("A", 0.9, True), 3: Prediction("B", 0.2, False)}
     store.derive_categories()
-    evidence = store.category_evidence([1, 2, 3])
+    evidence = store.category_evidence([1, 2, 3, 4])
     assert evidence[2] == (["Compression/Pruning"], "survey", None) and 3 not in evidence  # out of scope
+    assert evidence[4] == (["C"], "predicted", None)
     assert evidence[1][:2] == (["A"], "predicted") and np.array_equal(evidence[1][2], spread)
     assert store.categories_for([1, 2]) == {1: ["A"], 2: ["Compression/Pruning"]}
     assert store.categories_for([1, 2], predicted=False) == {2: ["Compression/Pruning"]}
-    assert store.content_counts() == {"with_abstract": 0, "survey_labelled": 1, "user_labelled": 0, "predicted": 1}
+    assert store.content_counts() == {"with_abstract": 0, "survey_labelled": 1, "user_labelled": 0, "predicted": 2}
     store.clear_predictions()
     assert [v for v, _, _ in store.unpredicted(2)] == [1, 3] and store.predictions([1, 3]) == {}
 
@@ -249,6 +251,7 @@ def test_a_published_store_reads_the_categories_derived_at_publish(store):
     store.commit()
     reader = Store(store.path, readonly=True)
     assert reader.categories_for([3, 4]) == {3: ["Decoding"]} and reader.count() == 10
+    assert [list(ids) for ids, _ in reader.iter_embeddings(batch=6)] == [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10]]
     reader.close()
     store.db.execute("DROP TABLE paper_categories")  # as an index published before they were stored
     store.commit()
@@ -264,10 +267,12 @@ def test_an_older_index_gains_the_leaf_probabilities_column_when_written_and_rea
     old.execute("DROP TABLE predictions")
     old.execute("CREATE TABLE predictions (vec_id INTEGER PRIMARY KEY, category TEXT, confidence REAL, in_scope INT)")
     old.execute("INSERT INTO predictions VALUES (1, 'A', 0.9, 1)")
+    old.execute("INSERT INTO paper_categories VALUES (1, 0, 'A', 'predicted')")
     old.commit()
     old.close()
     reader = Store(path, readonly=True)
     assert reader.keeps_leaf_probabilities is False and reader.predictions([1]) == {1: Prediction("A", 0.9, True)}
+    assert reader.category_evidence([1]) == {1: (["A"], "predicted", None)}
     reader.close()
     writer = Store(path)
     assert writer.keeps_leaf_probabilities is True
