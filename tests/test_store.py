@@ -251,13 +251,19 @@ def test_a_published_store_reads_the_categories_derived_at_publish(store):
     store.commit()
     reader = Store(store.path, readonly=True)
     assert reader.categories_for([3, 4]) == {3: ["Decoding"]} and reader.count() == 10
-    assert [list(ids) for ids, _ in reader.iter_embeddings(batch=6)] == [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10]]
     reader.close()
     store.db.execute("DROP TABLE paper_categories")  # as an index published before they were stored
     store.commit()
     older = Store(store.path, readonly=True)
     assert older.categories_for([3, 4]) == {3: ["Decoding"], 4: ["Later"]}  # derived on reading
     older.close()
+
+
+def test_a_published_store_reads_its_embeddings_in_batches(store):
+    store.commit()
+    reader = Store(store.path, readonly=True)
+    assert [list(ids) for ids, _ in reader.iter_embeddings(batch=6)] == [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10]]
+    reader.close()
 
 
 def test_an_older_index_gains_the_leaf_probabilities_column_when_written_and_reads_without_it(tmp_path):
