@@ -86,3 +86,10 @@ def test_building_again_into_a_directory_replaces_its_index(tmp_path):
     LexicalIndex.build(["lion caches", "lion heads"], [5, 6], tmp_path)
     again = LexicalIndex.load(tmp_path)
     assert list(again.vec_ids) == [5, 6] and not again.scores("zebra").any() and again.scores("lion").all()
+
+
+def test_a_question_reads_the_saved_index_memory_mapped_and_read_only(index):
+    """Module note: a question is scored straight from the saved arrays, memory-mapped: a large
+    index is not read into memory for each process that answers."""
+    for array in (index.weights, index.rows, index.starts):
+        assert isinstance(array, np.memmap) and not array.flags.writeable
