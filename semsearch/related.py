@@ -147,7 +147,7 @@ class RelatedFinder:
         else:
             weights = np.ones(len(rows))
             weights[len(liked) : len(liked) + len(disliked)] = 5.0  # an explicit "no" counts more than silence
-            svm = LinearSVC(C=0.1, class_weight="balanced", max_iter=10_000)
+            svm = LinearSVC(C=0.1, class_weight="balanced", max_iter=10_000, random_state=0)  # its solver shuffles
             svm.fit(features, labels, sample_weight=weights)
             scores_query = svm.coef_[0].astype(np.float32)
         # Unit length, so each paper's score is its cosine to the query: 0-1 once negatives show as 0.
