@@ -282,7 +282,7 @@ def test_the_page_is_served_under_a_policy_it_keeps(client):
 @pytest.mark.parametrize(
     "header, name",
     [("localhost:8000", "localhost"), ("[::1]:8000", "::1"), ("::1", "::1"), ("LocalHost.", "localhost"),
-     ("127.0.0.1", "127.0.0.1"), ("evil.example:80", "evil.example"), ("", "")],
+     ("127.0.0.1", "127.0.0.1"), ("evil.example:80", "evil.example"), ("", ""), ("[::1", "[::1")],
 )  # fmt: skip
 def test_host_name_drops_the_port_and_brackets(header, name):
     from semsearch.server import host_name

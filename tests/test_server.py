@@ -1,5 +1,7 @@
+import json
 import time
 
+import anyio
 import pytest
 
 from semsearch.ingest import Ingest
@@ -320,22 +322,320 @@ def test_confirming_a_category_needs_the_token_when_there_is_one(toy_dir):
     )
 
 
-def test_serving_beyond_loopback_says_so_and_closes_writing_without_a_token(index_dir, monkeypatch, caplog, capsys):
+def test_the_page_and_its_files_are_served_with_their_types(unchanged_client):
+    # Under nosniff a browser runs a script only when it is served as one.
+    for path, kind in [("/", "text/html"), ("/docs", "text/html"), ("/paper/2302.00003", "text/html"),
+                       ("/static/app.js", "text/javascript"), ("/static/style.css", "text/css"),
+                       ("/static/favicon.svg", "image/svg+xml")]:  # fmt: skip
+        answer = unchanged_client.get(path)
+        assert answer.status_code == 200 and answer.headers["content-type"].partition(";")[0] == kind, path
+    assert unchanged_client.get("/static/index.html").json() == {"error": "no file index.html"}
+
+
+def test_the_api_description_names_the_tool_its_version_and_its_subject(unchanged_client):
+    from pathlib import Path
+
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    info = unchanged_client.get("/openapi.json").json()["info"]  # what the page's API view shows
+    assert (info["title"], info["version"]) == (project["name"], project["version"])
+    assert "efficient-LLM literature" in info["description"]
+
+
+def test_propose_and_gaps_take_their_query_like_the_other_doors(unchanged_client, monkeypatch):
+    from semsearch.propose import ProposeRequest
+
+    service, asked = unchanged_client.app.state.service, []
+    patch = "--- a/README.md\n+++ b/README.md\n"
+    monkeypatch.setattr(service, "propose", lambda request: asked.append(request) or {"proposals": [], "patch": patch})
+    monkeypatch.setattr(service, "gaps", lambda taxonomy, since=None: asked.append((taxonomy, since)) or {"gaps": []})
+    ids = [("ids", "2401.00001, 2401.00002"), ("ids", "2401.00003")]  # `a,b`, repeated, or both
+    assert unchanged_client.get("/api/propose", params=ids).json() == {"proposals": [], "patch": patch}
+    assert asked[-1] == ProposeRequest(taxonomy="survey", ids=["2401.00001", "2401.00002", "2401.00003"])
+    answer = unchanged_client.get('/api/propose/Awesome-LLM_list v2 "draft".patch', params={"min_confidence": 0.5})
+    assert asked[-1] == ProposeRequest(taxonomy='Awesome-LLM_list v2 "draft"', min_confidence=0.5)
+    assert answer.text == patch and answer.headers["content-type"].startswith("text/x-diff")
+    # The list's name, made safe for a file name (and for the header: no quote ends it early).
+    assert answer.headers["content-disposition"] == 'attachment; filename="Awesome-LLM_list_v2__draft_.patch"'
+    assert unchanged_client.get("/api/gaps", params={"taxonomy": "mine", "since": "2024-01-02"}).json() == {"gaps": []}
+    assert asked[-1] == ("mine", "2024-01-02")
+
+
+# --- `serve`: what it starts, and what it hands each process -------------------------------------------
+SERVE_VARIABLES = ("SEMSEARCH_SERVE_INDEX", "SEMSEARCH_SERVE_WRITES", "SEMSEARCH_SERVE_HOSTS", "SEMSEARCH_TOKEN",
+                   "SEMSEARCH_SERVE_WATCHED")  # fmt: skip
+LABEL = {"id": "nope", "category": "KV-Cache Optimization"}  # past the token check, a 404: nothing is written
+CLOSED = "writing is closed: serving beyond loopback needs --token"
+NEEDS_TOKEN = "writing needs the server's token (Authorization: Bearer TOKEN)"
+
+
+@pytest.fixture
+def launched(monkeypatch, caplog):
+    """`serve` with uvicorn and the arXiv watcher stood in for: what it would run, and the notes it logs."""
+    import logging
+    import threading
+    from types import SimpleNamespace
+
     import uvicorn
+
+    from semsearch import watch
+
+    started = SimpleNamespace(runs=[], watchers=[], caplog=caplog)
+
+    class Watcher:  # what `--watch-every` starts, without reaching arXiv
+        def __init__(self, seconds, *, index_dir):
+            self.seconds, self.directory, self.stop = seconds, index_dir, threading.Event()
+            started.watchers.append(self)
+
+        def start(self) -> threading.Event:
+            return self.stop
+
+        def status(self) -> dict:
+            return {"state": "ok", "every": self.seconds}
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.runs.append((app, kwargs)))
+    monkeypatch.setattr(watch, "Watcher", Watcher)
+    for name in SERVE_VARIABLES:  # `serve --workers` sets them for its workers: undone after the test
+        monkeypatch.delenv(name, raising=False)
+    caplog.set_level(logging.WARNING, logger="semsearch.server")
+    return started
+
+
+def labelled(client, **headers) -> tuple[int, str]:
+    answer = client.post("/api/labels", json=LABEL, headers=headers)
+    return answer.status_code, answer.json()["error"]
+
+
+def test_serving_on_loopback_opens_writing_and_passes_token_watch_and_names_to_the_app(
+    launched, unchanged_survey_corpus_index
+):
+    from fastapi.testclient import TestClient
 
     from semsearch import server
 
-    started = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.append((app, kwargs)))
-    server.serve("0.0.0.0", 8123, index_dir=index_dir)
-    said = caplog.text + capsys.readouterr().err  # through logging (the CLI prints it on stderr)
-    assert "reading needs no authentication" in said and "closed without --token" in said
+    index_dir = unchanged_survey_corpus_index
+    server.serve("127.0.0.1", 8123, index_dir=index_dir)
+    assert launched.caplog.messages == []  # nothing to warn about on loopback
+    ((app, kwargs),) = launched.runs
+    assert kwargs == {"host": "127.0.0.1", "port": 8123, "log_level": "warning"} and launched.watchers == []
+    with TestClient(app, base_url="http://localhost:8123") as client:
+        assert labelled(client)[0] == 404  # writing open, without a token
+        assert "watch" not in client.get("/api/health").json()
+
+    server.serve("::1", 8124, index_dir=index_dir, token="s3cret", watch_seconds=3600, allow_hosts=["papers.lab"])
+    app, kwargs = launched.runs[-1]
+    assert kwargs == {"host": "::1", "port": 8124, "log_level": "warning"}
+    (watcher,) = launched.watchers
+    assert (watcher.seconds, watcher.directory) == (3600, index_dir)
+    with TestClient(app, base_url="http://papers.lab:8124") as client:
+        assert client.get("/api/health").json()["watch"] == {"state": "ok", "every": 3600}
+        assert labelled(client) == (403, NEEDS_TOKEN)
+        assert labelled(client, Authorization="Bearer s3cret")[0] == 404
+        assert TestClient(app, base_url="http://evil.example").get("/api/health").status_code == 421
+        assert not watcher.stop.is_set()
+    assert watcher.stop.is_set()  # the server's shutdown stops its watch
+
+
+def test_serving_beyond_loopback_says_so_and_closes_writing_without_a_token(launched, unchanged_survey_corpus_index):
     from fastapi.testclient import TestClient
 
-    closed = TestClient(started[-1][0], base_url="http://127.0.0.1:8123").post(
-        "/api/labels", json={"id": "2306.00978", "category": "Quantization"}
-    )
-    assert closed.status_code == 403
-    caplog.clear()
-    server.serve("127.0.0.1", 8123, index_dir=index_dir)
-    assert "authentication" not in caplog.text + capsys.readouterr().err
+    from semsearch import server
+
+    server.serve("0.0.0.0", 8123, index_dir=unchanged_survey_corpus_index, allow_hosts=["papers.lab"])
+    assert launched.caplog.messages == [
+        "note: serving on 0.0.0.0: reading needs no authentication (anyone who can reach this address can search "
+        "the index); writing (labels) is closed without --token; requests must name it in their Host header as one "
+        "of 0.0.0.0, 127.0.0.1, ::1, localhost, papers.lab (--allow-host NAME adds one)"
+    ]
+    client = TestClient(launched.runs[-1][0], base_url="http://127.0.0.1:8123")
+    assert labelled(client) == (403, CLOSED)
+    assert labelled(client, Authorization="Bearer anything") == (403, CLOSED)
+    launched.caplog.clear()
+    server.serve("0.0.0.0", 8123, index_dir=unchanged_survey_corpus_index, token="s3cret")
+    assert "; writing (labels) needs the token; " in launched.caplog.messages[0]
+    assert labelled(TestClient(launched.runs[-1][0], base_url="http://0.0.0.0:8123")) == (403, NEEDS_TOKEN)
+
+
+def test_serve_workers_each_get_the_token_the_writing_rule_and_the_parents_watch(
+    launched, unchanged_survey_corpus_index
+):
+    """`serve --workers N`: uvicorn starts N processes, each building its app from the environment."""
+    from fastapi.testclient import TestClient
+
+    from semsearch import server
+
+    server.serve("0.0.0.0", 8123, index_dir=unchanged_survey_corpus_index, workers=2, token="s3cret", watch_seconds=60)
+    assert launched.runs == [
+        (
+            "semsearch.server:app_from_environment",
+            {"factory": True, "host": "0.0.0.0", "port": 8123, "workers": 2, "log_level": "warning"},
+        )
+    ]
+    (watcher,) = launched.watchers  # one watch, the parent's, over the index the workers serve
+    assert (watcher.seconds, watcher.directory) == (60, unchanged_survey_corpus_index)
+    assert watcher.stop.is_set()  # stopped when the workers are done
+    with TestClient(server.app_from_environment(), base_url="http://0.0.0.0") as worker:
+        assert labelled(worker) == (403, NEEDS_TOKEN)
+        assert labelled(worker, Authorization="Bearer s3cret")[0] == 404
+        assert "watch" in worker.get("/api/health").json()  # read from the file the parent's watch writes
+        assert worker.get("/api/health", headers={"host": "evil.example"}).status_code == 421
+
+    server.serve("0.0.0.0", 8123, index_dir=unchanged_survey_corpus_index, workers=3)
+    assert launched.runs[-1][1]["workers"] == 3 and len(launched.watchers) == 1  # no watch asked for: none
+    with TestClient(server.app_from_environment(), base_url="http://0.0.0.0") as worker:
+        assert labelled(worker, Authorization="Bearer s3cret") == (403, CLOSED)  # closed, whatever it carries
+        assert "watch" not in worker.get("/api/health").json()
+
+
+# --- the middlewares, called as the ASGI server calls them ------------------------------------------------
+# Each wraps a small app that reads its body the way Starlette does; the client's side of the
+# connection is a list of messages. What a middleware must do is then visible message by message:
+# what reached the app, what reached the client, and how much of the body was taken from it.
+class Reader:
+    """An app that reads the body until it ends (or the client goes), then answers 200 with the
+    number of bytes it read. `greedy` reads that many messages whatever they say: a careless app."""
+
+    def __init__(self, greedy: int = 0, fails: Exception | None = None):
+        self.greedy, self.fails = greedy, fails
+        self.calls: list[tuple] = []
+        self.seen: list[str] = []
+
+    async def __call__(self, scope, receive, send):
+        self.calls.append((scope, receive, send))
+        if scope["type"] != "http":
+            return
+        body = b""
+        for _ in range(self.greedy or 1000):
+            message = await receive()
+            self.seen.append(message["type"])
+            body += message.get("body", b"")
+            if not self.greedy and not (message["type"] == "http.request" and message.get("more_body")):
+                break
+        if self.fails is not None:
+            raise self.fails
+        await send({"type": "http.response.start", "status": 200})  # no headers at all: allowed by ASGI
+        await send({"type": "http.response.body", "body": b"read %d" % len(body)})
+
+
+def http_scope(headers: dict[bytes, bytes] | None = None, kind: str = "http") -> dict:
+    return {"type": kind, "method": "POST", "path": "/", "headers": list((headers or {}).items())}
+
+
+def call(app, scope: dict, *chunks: bytes) -> tuple[list[dict], int]:
+    """Run `app` on one request whose body arrives in `chunks`: (messages sent back, receives made)."""
+    pending = [{"type": "http.request", "body": c, "more_body": n < len(chunks) - 1} for n, c in enumerate(chunks)]
+    sent, receives = [], []
+
+    async def receive():
+        receives.append(1)
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    anyio.run(lambda: app(scope, receive, send))
+    return sent, len(receives)
+
+
+def status_and_body(sent: list[dict]) -> tuple[int, bytes]:
+    starts = [m for m in sent if m["type"].endswith("http.response.start")]
+    assert len(starts) == 1, sent  # one answer, never two
+    return starts[0]["status"], b"".join(m.get("body", b"") for m in sent if m["type"].endswith("response.body"))
+
+
+def test_a_body_up_to_the_limit_reaches_the_app_in_full():
+    from semsearch.server import LimitBody
+
+    for chunks, declared in [((b"0123", b"456789"), None), ((b"0123456789",), b"10"), ((b"01234",), b"5 ")]:
+        app = Reader()
+        headers = {b"content-length": declared} if declared else {}
+        sent, _ = call(LimitBody(app, limit=10), http_scope(headers), *chunks)
+        assert status_and_body(sent) == (200, b"read %d" % len(b"".join(chunks)))
+        assert app.seen == ["http.request"] * len(chunks)  # a length that is not a number is left to the count
+
+
+def test_a_body_one_byte_over_the_limit_is_refused_and_the_apps_answer_dropped():
+    from semsearch.server import LimitBody
+
+    refusal = (413, b'{"error":"the request body is over 10 bytes"}')
+    app = Reader()  # counted as it arrives: 6 + 5 bytes, no length declared
+    sent, _ = call(LimitBody(app, limit=10), http_scope(), b"012345", b"67890")
+    assert status_and_body(sent) == refusal
+    assert app.seen == ["http.request", "http.disconnect"]  # told the client went, at the byte over the limit
+    careless = Reader(greedy=3)  # keeps reading: nothing more is taken from the client
+    sent, receives = call(LimitBody(careless, limit=10), http_scope(), b"0123456789x", b"more", b"more")
+    assert status_and_body(sent) == refusal and receives == 1 and careless.seen == ["http.disconnect"] * 3
+    # An app that fails at the disconnect, as Starlette's does (ClientDisconnect), is refused the same way.
+    sent, _ = call(LimitBody(Reader(fails=RuntimeError("client went")), limit=10), http_scope(), b"x" * 11)
+    assert status_and_body(sent) == refusal
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_app_runs():
+    from semsearch.server import LimitBody
+
+    app = Reader()
+    sent, receives = call(LimitBody(app, limit=10), http_scope({b"content-length": b"11"}), b"x" * 11)
+    assert status_and_body(sent) == (413, b'{"error":"the request body is over 10 bytes"}')
+    assert app.calls == [] and receives == 0  # not a byte of the body read
+
+
+def test_an_apps_own_failure_under_the_limit_is_not_hidden_as_a_413():
+    from semsearch.server import LimitBody
+
+    with pytest.raises(ValueError, match="the app's own"):
+        call(LimitBody(Reader(fails=ValueError("the app's own")), limit=10), http_scope(), b"small")
+
+
+def test_the_middlewares_pass_other_traffic_through_untouched():
+    # Lifespan (startup and shutdown: the reload and watch threads stop there) is no request: every
+    # middleware hands the app the very scope, receive and send it was given.
+    from semsearch.server import CheckHost, LimitBody, NoSniff
+
+    for wrap in (LimitBody, NoSniff, lambda app: CheckHost(app, names=["localhost"])):
+        app = Reader()
+        scope = {"type": "lifespan"}
+        receive, send = object(), object()
+        anyio.run(lambda: wrap(app)(scope, receive, send))  # noqa: B023 - run at once
+        assert app.calls == [(scope, receive, send)]
+    for wrap in (LimitBody, NoSniff):  # a websocket has no body to limit and no page to sniff
+        app = Reader()
+        scope, receive, send = http_scope(kind="websocket"), object(), object()
+        anyio.run(lambda: wrap(app)(scope, receive, send))  # noqa: B023
+        assert app.calls[0][1:] == (receive, send)
+
+
+def test_every_answer_says_nosniff_and_keeps_its_own_headers():
+    from semsearch.server import NoSniff
+
+    sent, _ = call(NoSniff(Reader()), http_scope(), b"hello")
+    assert sent[0]["headers"] == [(b"x-content-type-options", b"nosniff")] and sent[1]["body"] == b"read 5"
+
+    async def typed(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sent, _ = call(NoSniff(typed), http_scope())
+    assert sent[0]["headers"] == [(b"content-type", b"text/plain"), (b"x-content-type-options", b"nosniff")]
+    assert "headers" not in sent[1]  # the body is not a place for headers
+
+
+def test_the_host_check_admits_its_names_at_any_port_and_refuses_the_rest_with_the_header_shown():
+    from semsearch.server import CheckHost
+
+    def refusal(shown: str) -> tuple[int, bytes]:
+        message = f"the Host header {shown} is not this server's name (serve --allow-host NAME admits one)"
+        return 421, json.dumps({"error": message}, ensure_ascii=False, separators=(",", ":")).encode()
+
+    app = Reader()
+    checked = CheckHost(app, names=["Papers.Lab."])  # names are compared as host_name reads them
+    assert status_and_body(call(checked, http_scope({b"host": b"papers.lab:8000"}), b"abc")[0]) == (200, b"read 3")
+    assert status_and_body(call(checked, http_scope())[0]) == refusal("'(none)'")
+    long_name = b"h" * 100 + b"TAIL.example"
+    assert status_and_body(call(checked, http_scope({b"host": long_name}))[0]) == refusal(f"'{'h' * 100}'")
+    latin = status_and_body(call(checked, http_scope({b"host": b"caf\xe9.example"}))[0])
+    assert latin == refusal("'café.example'")  # a header's bytes read as Latin-1, as HTTP defines them
+    assert len(app.calls) == 1  # only the request that named the server reached the app
+    # A websocket (e.g. one a rebinding page opens) is checked too: refused before the app sees it.
+    sent, _ = call(checked, http_scope({b"host": b"evil.example"}, kind="websocket"))
+    assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 421 and len(app.calls) == 1
