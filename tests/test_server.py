@@ -396,8 +396,9 @@ def launched(monkeypatch, caplog):
 
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.runs.append((app, kwargs)))
     monkeypatch.setattr(watch, "Watcher", Watcher)
-    for name in SERVE_VARIABLES:  # `serve --workers` sets them for its workers: undone after the test
-        monkeypatch.delenv(name, raising=False)
+    for name in SERVE_VARIABLES:  # `serve --workers` sets them for its workers: removed after the test
+        monkeypatch.setenv(name, "")  # (delenv alone records nothing for a name that is not set)
+        monkeypatch.delenv(name)
     caplog.set_level(logging.WARNING, logger="semsearch.server")
     return started
 
