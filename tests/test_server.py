@@ -12,29 +12,21 @@ def index_dir(survey_corpus_index):
     return survey_corpus_index
 
 
-@pytest.fixture
-def client(index_dir):
-    from fastapi.testclient import TestClient
-
-    from semsearch.server import create_app
-
-    with TestClient(create_app(index_dir=index_dir)) as client:  # the context runs shutdown: the reload thread stops
-        yield client
-
-
-def test_health_and_search(client):
-    assert client.get("/api/health").json()["status"] == "ok"
-    answer = client.get("/api/search", params={"q": "speculative decoding draft model", "k": 5}).json()
+def test_health_and_search(unchanged_client):
+    assert unchanged_client.get("/api/health").json()["status"] == "ok"
+    answer = unchanged_client.get("/api/search", params={"q": "speculative decoding draft model", "k": 5}).json()
     assert len(answer["results"]) == 5
     assert set(answer["results"][0]) == {"id", "title", "score", "year", "categories", "category_source", "url"}
-    filtered = client.get("/api/search", params={"q": "cache", "category": "KV-Cache Optimization"}).json()
+    filtered = unchanged_client.get("/api/search", params={"q": "cache", "category": "KV-Cache Optimization"}).json()
     assert filtered["results"] and all(any("KV-Cache" in c for c in r["categories"]) for r in filtered["results"])
-    explained = client.get("/api/search", params={"q": "cache", "explain": "true", "k": 1}).json()
+    explained = unchanged_client.get("/api/search", params={"q": "cache", "explain": "true", "k": 1}).json()
     assert "explain" in explained["results"][0]
 
 
-def test_classify_related_recommend_papers_taxonomy_export(client):
-    placed = client.post("/api/classify", json={"title": "Pruning heads", "abstract": "We prune attention heads."})
+def test_classify_related_recommend_papers_taxonomy_export(unchanged_client):
+    placed = unchanged_client.post(
+        "/api/classify", json={"title": "Pruning heads", "abstract": "We prune attention heads."}
+    )
     assert placed.status_code == 200 and set(placed.json()) >= {"suggestions", "confidence", "in_scope", "neighbours"}
     path = placed.json()["path"]  # the first suggestion from the top, each node with its probability
     assert path[-1]["node"] == placed.json()["suggestions"][0]["category"] and "/" not in path[0]["node"]
@@ -46,19 +38,19 @@ def test_classify_related_recommend_papers_taxonomy_export(client):
         under = [s["score"] for s in placed.json()["suggestions"] if s["category"].startswith(step["node"] + "/")]
         assert step["probability"] >= sum(under) - 1e-3
     assert path[0]["probability"] < 1.0  # the other roots get some of it: a real distribution, not a constant
-    related = client.get("/api/related/2302.00003", params={"k": 3}).json()
+    related = unchanged_client.get("/api/related/2302.00003", params={"k": 3}).json()
     assert related["id"] == "2302.00003" and len(related["results"]) == 3
-    recommended = client.post("/api/recommend", json={"likes": ["2302.00003"], "k": 4}).json()
+    recommended = unchanged_client.post("/api/recommend", json={"likes": ["2302.00003"], "k": 4}).json()
     assert len(recommended["results"]) == 4
-    paper = client.get("/api/papers/2306.00978").json()
+    paper = unchanged_client.get("/api/papers/2306.00978").json()
     assert paper["title"].startswith("AWQ") and paper["bibtex"].startswith("@")
-    listed = client.get("/api/papers", params={"category": "Speculative Decoding", "limit": 5}).json()
+    listed = unchanged_client.get("/api/papers", params={"category": "Speculative Decoding", "limit": 5}).json()
     assert listed["category"].endswith("Speculative Decoding") and len(listed["results"]) == 5
-    tree = client.get("/api/taxonomy").json()
+    tree = unchanged_client.get("/api/taxonomy").json()
     assert [t["name"] for t in tree][0] == "Model-Centric Methods" and tree[0]["papers"] > 0
-    exported = client.get("/api/export", params=[("ids", "2306.00978"), ("ids", "2302.00003")])
+    exported = unchanged_client.get("/api/export", params=[("ids", "2306.00978"), ("ids", "2302.00003")])
     assert exported.text.count("@") == 2
-    assert client.get("/docs").status_code == 200 and "paths" in client.get("/openapi.json").json()
+    assert unchanged_client.get("/docs").status_code == 200 and "paths" in unchanged_client.get("/openapi.json").json()
 
 
 @pytest.mark.parametrize(
@@ -89,18 +81,18 @@ def test_bad_input_is_a_json_4xx(unchanged_client, method, path, kwargs, status)
     assert "Traceback" not in response.text
 
 
-def test_a_validation_error_names_the_field(client):
-    assert client.get("/api/search", params={"q": "cache", "k": 0}).json()["error"].startswith("k: ")
-    assert "abstract" in client.post("/api/classify", json={"title": "T"}).json()["error"]
+def test_a_validation_error_names_the_field(unchanged_client):
+    assert unchanged_client.get("/api/search", params={"q": "cache", "k": 0}).json()["error"].startswith("k: ")
+    assert "abstract" in unchanged_client.post("/api/classify", json={"title": "T"}).json()["error"]
 
 
-def test_a_question_of_control_characters_is_empty(client):
-    answer = client.get("/api/search", params={"q": "\x00\x01\x07"})
+def test_a_question_of_control_characters_is_empty(unchanged_client):
+    answer = unchanged_client.get("/api/search", params={"q": "\x00\x01\x07"})
     assert answer.status_code == 422 and answer.json()["error"].startswith("question: has no text")
-    assert client.get("/api/search", params={"q": "kv\x00cache"}).json()["query"] == "kv cache"
+    assert unchanged_client.get("/api/search", params={"q": "kv\x00cache"}).json()["query"] == "kv cache"
 
 
-def test_a_body_over_the_limit_is_refused_before_it_is_read(client, monkeypatch):
+def test_a_body_over_the_limit_is_refused_before_it_is_read(unchanged_client, monkeypatch):
     # Sized from the limit docs/usage.md states (1 MB), not from the constant under test; the exact
     # boundary, over a raw socket, is in test_mutants.py.
     from semsearch.service import Service
@@ -108,17 +100,17 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(client, monkeypatch)
     classified = []
     monkeypatch.setattr(Service, "classify", lambda self, *a, **k: classified.append(a) or {})
     big = {"title": "T", "abstract": "x" * 1_000_000}  # over 1 MB once it is JSON
-    declared = client.post("/api/classify", json=big)
+    declared = unchanged_client.post("/api/classify", json=big)
     assert declared.status_code == 413 and declared.json()["error"] == "the request body is over 1000000 bytes"
 
     def chunks():  # no Content-Length: counted as it arrives
         for _ in range(21):
             yield b"x" * 50_000
 
-    streamed = client.post("/api/classify", content=chunks(), headers={"content-type": "application/json"})
+    streamed = unchanged_client.post("/api/classify", content=chunks(), headers={"content-type": "application/json"})
     assert streamed.status_code == 413 and streamed.json()["error"] == "the request body is over 1000000 bytes"
     assert classified == []  # neither reached the handler
-    under = client.post("/api/classify", json={"title": "T", "abstract": "x" * 900_000})
+    under = unchanged_client.post("/api/classify", json={"title": "T", "abstract": "x" * 900_000})
     assert under.status_code == 422 and "abstract" in under.json()["error"]  # under the limit: read and judged
 
 
@@ -134,13 +126,13 @@ def test_an_internal_error_is_json_without_a_trace(index_dir, monkeypatch):
     assert answer.status_code == 500 and answer.json() == {"error": "internal error"}
 
 
-def test_parallel_requests_answer_as_serial_ones(client):
+def test_parallel_requests_answer_as_serial_ones(unchanged_client):
     from concurrent.futures import ThreadPoolExecutor
 
     questions = ["speculative decoding", "kv cache", "quantization bits", "pruning heads", "low-rank adapters"] * 4
 
     def ask(q: str) -> list[str]:
-        return [r["id"] for r in client.get("/api/search", params={"q": q, "k": 5}).json()["results"]]
+        return [r["id"] for r in unchanged_client.get("/api/search", params={"q": q, "k": 5}).json()["results"]]
 
     serial = [ask(q) for q in questions]
     with ThreadPoolExecutor(8) as pool:
@@ -226,11 +218,11 @@ def test_a_generation_that_cannot_load_leaves_the_last_one_serving(index_dir):
     assert client.get("/api/search", params={"q": "cache"}).status_code == 200
 
 
-def test_page_is_self_contained(client):
-    page = client.get("/").text
+def test_page_is_self_contained(unchanged_client):
+    page = unchanged_client.get("/").text
     assert '<script src="/static/app.js">' in page and "viewport" in page
     for asset in ("/static/app.js", "/static/style.css"):
-        text = client.get(asset).text
+        text = unchanged_client.get(asset).text
         text = text.replace("http://www.w3.org/2000/svg", "")  # the SVG namespace names, it fetches nothing
         assert "http://" not in text.replace("http://localhost", "") and "https://" not in text
 
