@@ -392,6 +392,9 @@ def launched(monkeypatch, caplog):
         monkeypatch.setenv(name, "")  # (delenv alone records nothing for a name that is not set)
         monkeypatch.delenv(name)
     caplog.set_level(logging.WARNING, logger="semsearch.server")
+    # The CLI stops "semsearch" propagating (it prints its own lines): a CLI test earlier in this
+    # process would keep the notes from the capture.
+    monkeypatch.setattr(logging.getLogger("semsearch"), "propagate", True)
     return started
 
 
