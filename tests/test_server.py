@@ -324,13 +324,18 @@ def test_the_page_and_its_files_are_served_with_their_types(unchanged_client):
     assert unchanged_client.get("/static/index.html").json() == {"error": "no file index.html"}
 
 
-def test_the_api_description_names_the_tool_its_version_and_its_subject(unchanged_client):
+def test_the_api_description_names_the_tool_its_version_and_its_subject(unchanged_survey_corpus_index):
     from pathlib import Path
 
     import tomllib
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
 
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    info = unchanged_client.get("/openapi.json").json()["info"]  # what the page's API view shows
+    # Its own app, not the shared one: what is checked is how create_app describes the API.
+    client = TestClient(create_app(index_dir=unchanged_survey_corpus_index, reload_seconds=None))
+    info = client.get("/openapi.json").json()["info"]  # what the page's API view shows
     assert (info["title"], info["version"]) == (project["name"], project["version"])
     assert "efficient-LLM literature" in info["description"]
 
