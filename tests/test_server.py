@@ -324,7 +324,7 @@ def test_the_page_and_its_files_are_served_with_their_types(unchanged_client):
     assert unchanged_client.get("/static/index.html").json() == {"error": "no file index.html"}
 
 
-def test_the_api_description_names_the_tool_its_version_and_its_subject(unchanged_survey_corpus_index):
+def test_the_api_describes_itself_by_the_tools_name_version_and_subject(unchanged_survey_corpus_index):
     from pathlib import Path
 
     import tomllib
