@@ -282,7 +282,7 @@ def test_the_page_is_served_under_a_policy_it_keeps(client):
 @pytest.mark.parametrize(
     "header, name",
     [("localhost:8000", "localhost"), ("[::1]:8000", "::1"), ("::1", "::1"), ("LocalHost.", "localhost"),
-     ("127.0.0.1", "127.0.0.1"), ("evil.example:80", "evil.example"), ("", "")],
+     ("127.0.0.1", "127.0.0.1"), ("evil.example:80", "evil.example"), ("", ""), ("[::1", "[::1")],
 )  # fmt: skip
 def test_host_name_drops_the_port_and_brackets(header, name):
     from semsearch.server import host_name
@@ -316,8 +316,9 @@ def test_every_worker_checks_the_host(index_dir, monkeypatch):
 
     started = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.append(app))
-    for name in ("SEMSEARCH_SERVE_INDEX", "SEMSEARCH_SERVE_WRITES", "SEMSEARCH_SERVE_HOSTS"):
-        monkeypatch.delenv(name, raising=False)
+    for name in ("SEMSEARCH_SERVE_INDEX", "SEMSEARCH_SERVE_WRITES", "SEMSEARCH_SERVE_HOSTS", "SEMSEARCH_SERVE_WATCHED"):
+        monkeypatch.setenv(name, "")  # `serve` sets them for its workers: removed after the test (delenv alone
+        monkeypatch.delenv(name)  # records nothing for a name that is not set, and the next test would inherit it)
     server.serve("127.0.0.1", 8123, index_dir=index_dir, workers=2, allow_hosts=["papers.lab"])
     assert started == ["semsearch.server:app_from_environment"]
     app = server.app_from_environment()

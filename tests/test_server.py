@@ -1,5 +1,7 @@
+import json
 import time
 
+import anyio
 import pytest
 
 from semsearch.ingest import Ingest
@@ -10,29 +12,21 @@ def index_dir(survey_corpus_index):
     return survey_corpus_index
 
 
-@pytest.fixture
-def client(index_dir):
-    from fastapi.testclient import TestClient
-
-    from semsearch.server import create_app
-
-    with TestClient(create_app(index_dir=index_dir)) as client:  # the context runs shutdown: the reload thread stops
-        yield client
-
-
-def test_health_and_search(client):
-    assert client.get("/api/health").json()["status"] == "ok"
-    answer = client.get("/api/search", params={"q": "speculative decoding draft model", "k": 5}).json()
+def test_health_and_search(unchanged_client):
+    assert unchanged_client.get("/api/health").json()["status"] == "ok"
+    answer = unchanged_client.get("/api/search", params={"q": "speculative decoding draft model", "k": 5}).json()
     assert len(answer["results"]) == 5
     assert set(answer["results"][0]) == {"id", "title", "score", "year", "categories", "category_source", "url"}
-    filtered = client.get("/api/search", params={"q": "cache", "category": "KV-Cache Optimization"}).json()
+    filtered = unchanged_client.get("/api/search", params={"q": "cache", "category": "KV-Cache Optimization"}).json()
     assert filtered["results"] and all(any("KV-Cache" in c for c in r["categories"]) for r in filtered["results"])
-    explained = client.get("/api/search", params={"q": "cache", "explain": "true", "k": 1}).json()
+    explained = unchanged_client.get("/api/search", params={"q": "cache", "explain": "true", "k": 1}).json()
     assert "explain" in explained["results"][0]
 
 
-def test_classify_related_recommend_papers_taxonomy_export(client):
-    placed = client.post("/api/classify", json={"title": "Pruning heads", "abstract": "We prune attention heads."})
+def test_classify_related_recommend_papers_taxonomy_export(unchanged_client):
+    placed = unchanged_client.post(
+        "/api/classify", json={"title": "Pruning heads", "abstract": "We prune attention heads."}
+    )
     assert placed.status_code == 200 and set(placed.json()) >= {"suggestions", "confidence", "in_scope", "neighbours"}
     path = placed.json()["path"]  # the first suggestion from the top, each node with its probability
     assert path[-1]["node"] == placed.json()["suggestions"][0]["category"] and "/" not in path[0]["node"]
@@ -44,19 +38,19 @@ def test_classify_related_recommend_papers_taxonomy_export(client):
         under = [s["score"] for s in placed.json()["suggestions"] if s["category"].startswith(step["node"] + "/")]
         assert step["probability"] >= sum(under) - 1e-3
     assert path[0]["probability"] < 1.0  # the other roots get some of it: a real distribution, not a constant
-    related = client.get("/api/related/2302.00003", params={"k": 3}).json()
+    related = unchanged_client.get("/api/related/2302.00003", params={"k": 3}).json()
     assert related["id"] == "2302.00003" and len(related["results"]) == 3
-    recommended = client.post("/api/recommend", json={"likes": ["2302.00003"], "k": 4}).json()
+    recommended = unchanged_client.post("/api/recommend", json={"likes": ["2302.00003"], "k": 4}).json()
     assert len(recommended["results"]) == 4
-    paper = client.get("/api/papers/2306.00978").json()
+    paper = unchanged_client.get("/api/papers/2306.00978").json()
     assert paper["title"].startswith("AWQ") and paper["bibtex"].startswith("@")
-    listed = client.get("/api/papers", params={"category": "Speculative Decoding", "limit": 5}).json()
+    listed = unchanged_client.get("/api/papers", params={"category": "Speculative Decoding", "limit": 5}).json()
     assert listed["category"].endswith("Speculative Decoding") and len(listed["results"]) == 5
-    tree = client.get("/api/taxonomy").json()
+    tree = unchanged_client.get("/api/taxonomy").json()
     assert [t["name"] for t in tree][0] == "Model-Centric Methods" and tree[0]["papers"] > 0
-    exported = client.get("/api/export", params=[("ids", "2306.00978"), ("ids", "2302.00003")])
+    exported = unchanged_client.get("/api/export", params=[("ids", "2306.00978"), ("ids", "2302.00003")])
     assert exported.text.count("@") == 2
-    assert client.get("/docs").status_code == 200 and "paths" in client.get("/openapi.json").json()
+    assert unchanged_client.get("/docs").status_code == 200 and "paths" in unchanged_client.get("/openapi.json").json()
 
 
 @pytest.mark.parametrize(
@@ -87,18 +81,18 @@ def test_bad_input_is_a_json_4xx(unchanged_client, method, path, kwargs, status)
     assert "Traceback" not in response.text
 
 
-def test_a_validation_error_names_the_field(client):
-    assert client.get("/api/search", params={"q": "cache", "k": 0}).json()["error"].startswith("k: ")
-    assert "abstract" in client.post("/api/classify", json={"title": "T"}).json()["error"]
+def test_a_validation_error_names_the_field(unchanged_client):
+    assert unchanged_client.get("/api/search", params={"q": "cache", "k": 0}).json()["error"].startswith("k: ")
+    assert "abstract" in unchanged_client.post("/api/classify", json={"title": "T"}).json()["error"]
 
 
-def test_a_question_of_control_characters_is_empty(client):
-    answer = client.get("/api/search", params={"q": "\x00\x01\x07"})
+def test_a_question_of_control_characters_is_empty(unchanged_client):
+    answer = unchanged_client.get("/api/search", params={"q": "\x00\x01\x07"})
     assert answer.status_code == 422 and answer.json()["error"].startswith("question: has no text")
-    assert client.get("/api/search", params={"q": "kv\x00cache"}).json()["query"] == "kv cache"
+    assert unchanged_client.get("/api/search", params={"q": "kv\x00cache"}).json()["query"] == "kv cache"
 
 
-def test_a_body_over_the_limit_is_refused_before_it_is_read(client, monkeypatch):
+def test_a_body_over_the_limit_is_refused_before_it_is_read(unchanged_client, monkeypatch):
     # Sized from the limit docs/usage.md states (1 MB), not from the constant under test; the exact
     # boundary, over a raw socket, is in test_mutants.py.
     from semsearch.service import Service
@@ -106,17 +100,17 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(client, monkeypatch)
     classified = []
     monkeypatch.setattr(Service, "classify", lambda self, *a, **k: classified.append(a) or {})
     big = {"title": "T", "abstract": "x" * 1_000_000}  # over 1 MB once it is JSON
-    declared = client.post("/api/classify", json=big)
+    declared = unchanged_client.post("/api/classify", json=big)
     assert declared.status_code == 413 and declared.json()["error"] == "the request body is over 1000000 bytes"
 
     def chunks():  # no Content-Length: counted as it arrives
         for _ in range(21):
             yield b"x" * 50_000
 
-    streamed = client.post("/api/classify", content=chunks(), headers={"content-type": "application/json"})
+    streamed = unchanged_client.post("/api/classify", content=chunks(), headers={"content-type": "application/json"})
     assert streamed.status_code == 413 and streamed.json()["error"] == "the request body is over 1000000 bytes"
     assert classified == []  # neither reached the handler
-    under = client.post("/api/classify", json={"title": "T", "abstract": "x" * 900_000})
+    under = unchanged_client.post("/api/classify", json={"title": "T", "abstract": "x" * 900_000})
     assert under.status_code == 422 and "abstract" in under.json()["error"]  # under the limit: read and judged
 
 
@@ -132,13 +126,13 @@ def test_an_internal_error_is_json_without_a_trace(index_dir, monkeypatch):
     assert answer.status_code == 500 and answer.json() == {"error": "internal error"}
 
 
-def test_parallel_requests_answer_as_serial_ones(client):
+def test_parallel_requests_answer_as_serial_ones(unchanged_client):
     from concurrent.futures import ThreadPoolExecutor
 
     questions = ["speculative decoding", "kv cache", "quantization bits", "pruning heads", "low-rank adapters"] * 4
 
     def ask(q: str) -> list[str]:
-        return [r["id"] for r in client.get("/api/search", params={"q": q, "k": 5}).json()["results"]]
+        return [r["id"] for r in unchanged_client.get("/api/search", params={"q": q, "k": 5}).json()["results"]]
 
     serial = [ask(q) for q in questions]
     with ThreadPoolExecutor(8) as pool:
@@ -224,11 +218,11 @@ def test_a_generation_that_cannot_load_leaves_the_last_one_serving(index_dir):
     assert client.get("/api/search", params={"q": "cache"}).status_code == 200
 
 
-def test_page_is_self_contained(client):
-    page = client.get("/").text
+def test_page_is_self_contained(unchanged_client):
+    page = unchanged_client.get("/").text
     assert '<script src="/static/app.js">' in page and "viewport" in page
     for asset in ("/static/app.js", "/static/style.css"):
-        text = client.get(asset).text
+        text = unchanged_client.get(asset).text
         text = text.replace("http://www.w3.org/2000/svg", "")  # the SVG namespace names, it fetches nothing
         assert "http://" not in text.replace("http://localhost", "") and "https://" not in text
 
@@ -320,22 +314,329 @@ def test_confirming_a_category_needs_the_token_when_there_is_one(toy_dir):
     )
 
 
-def test_serving_beyond_loopback_says_so_and_closes_writing_without_a_token(index_dir, monkeypatch, caplog, capsys):
+def test_the_page_and_its_files_are_served_with_their_types(unchanged_client):
+    # Under nosniff a browser runs a script only when it is served as one.
+    for path, kind in [("/", "text/html"), ("/docs", "text/html"), ("/paper/2302.00003", "text/html"),
+                       ("/static/app.js", "text/javascript"), ("/static/style.css", "text/css"),
+                       ("/static/favicon.svg", "image/svg+xml")]:  # fmt: skip
+        answer = unchanged_client.get(path)
+        assert answer.status_code == 200 and answer.headers["content-type"].partition(";")[0] == kind, path
+    assert unchanged_client.get("/static/index.html").json() == {"error": "no file index.html"}
+
+
+def test_the_api_describes_itself_by_the_tools_name_version_and_subject(unchanged_survey_corpus_index):
+    from pathlib import Path
+
+    import tomllib
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    # Its own app, not the shared one: what is checked is how create_app describes the API.
+    client = TestClient(create_app(index_dir=unchanged_survey_corpus_index, reload_seconds=None))
+    info = client.get("/openapi.json").json()["info"]  # what the page's API view shows
+    assert (info["title"], info["version"]) == (project["name"], project["version"])
+    assert "efficient-LLM literature" in info["description"]
+
+
+def test_propose_and_gaps_take_their_query_like_the_other_doors(unchanged_client, monkeypatch):
+    from semsearch.propose import ProposeRequest
+
+    service, asked = unchanged_client.app.state.service, []
+    patch = "--- a/README.md\n+++ b/README.md\n"
+    monkeypatch.setattr(service, "propose", lambda request: asked.append(request) or {"proposals": [], "patch": patch})
+    monkeypatch.setattr(service, "gaps", lambda taxonomy, since=None: asked.append((taxonomy, since)) or {"gaps": []})
+    ids = [("ids", "2401.00001, 2401.00002"), ("ids", "2401.00003")]  # `a,b`, repeated, or both
+    assert unchanged_client.get("/api/propose", params=ids).json() == {"proposals": [], "patch": patch}
+    assert asked[-1] == ProposeRequest(taxonomy="survey", ids=["2401.00001", "2401.00002", "2401.00003"])
+    answer = unchanged_client.get('/api/propose/Awesome-LLM_list v2 "draft".patch', params={"min_confidence": 0.5})
+    assert asked[-1] == ProposeRequest(taxonomy='Awesome-LLM_list v2 "draft"', min_confidence=0.5)
+    assert answer.text == patch and answer.headers["content-type"].startswith("text/x-diff")
+    # The list's name, made safe for a file name (and for the header: no quote ends it early).
+    assert answer.headers["content-disposition"] == 'attachment; filename="Awesome-LLM_list_v2__draft_.patch"'
+    assert unchanged_client.get("/api/gaps", params={"taxonomy": "mine", "since": "2024-01-02"}).json() == {"gaps": []}
+    assert asked[-1] == ("mine", "2024-01-02")
+
+
+# --- `serve`: what it starts, and what it hands each process -------------------------------------------
+SERVE_VARIABLES = ("SEMSEARCH_SERVE_INDEX", "SEMSEARCH_SERVE_WRITES", "SEMSEARCH_SERVE_HOSTS", "SEMSEARCH_TOKEN",
+                   "SEMSEARCH_SERVE_WATCHED")  # fmt: skip
+LABEL = {"id": "nope", "category": "KV-Cache Optimization"}  # past the token check, a 404: nothing is written
+CLOSED = "writing is closed: serving beyond loopback needs --token"
+NEEDS_TOKEN = "writing needs the server's token (Authorization: Bearer TOKEN)"
+
+
+@pytest.fixture
+def launched(monkeypatch, caplog):
+    """`serve` with uvicorn and the arXiv watcher stood in for: what it would run, and the notes it logs."""
+    import logging
+    import threading
+    from types import SimpleNamespace
+
     import uvicorn
+
+    from semsearch import watch
+
+    started = SimpleNamespace(runs=[], watchers=[], caplog=caplog)
+
+    class Watcher:  # what `--watch-every` starts, without reaching arXiv
+        def __init__(self, seconds, *, index_dir):
+            self.seconds, self.directory, self.stop = seconds, index_dir, threading.Event()
+            started.watchers.append(self)
+
+        def start(self) -> threading.Event:
+            return self.stop
+
+        def status(self) -> dict:
+            return {"state": "ok", "every": self.seconds}
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.runs.append((app, kwargs)))
+    monkeypatch.setattr(watch, "Watcher", Watcher)
+    for name in SERVE_VARIABLES:  # `serve --workers` sets them for its workers: removed after the test
+        monkeypatch.setenv(name, "")  # (delenv alone records nothing for a name that is not set)
+        monkeypatch.delenv(name)
+    caplog.set_level(logging.WARNING, logger="semsearch.server")
+    # The CLI stops "semsearch" propagating (it prints its own lines): a CLI test earlier in this
+    # process would keep the notes from the capture.
+    monkeypatch.setattr(logging.getLogger("semsearch"), "propagate", True)
+    return started
+
+
+def labelled(client, **headers) -> tuple[int, str]:
+    answer = client.post("/api/labels", json=LABEL, headers=headers)
+    return answer.status_code, answer.json()["error"]
+
+
+def test_serving_on_loopback_opens_writing_and_passes_token_watch_and_names_to_the_app(
+    launched, unchanged_survey_corpus_index
+):
+    from fastapi.testclient import TestClient
 
     from semsearch import server
 
-    started = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.append((app, kwargs)))
-    server.serve("0.0.0.0", 8123, index_dir=index_dir)
-    said = caplog.text + capsys.readouterr().err  # through logging (the CLI prints it on stderr)
-    assert "reading needs no authentication" in said and "closed without --token" in said
+    index_dir = unchanged_survey_corpus_index
+    server.serve("127.0.0.1", 8123, index_dir=index_dir)
+    assert launched.caplog.messages == []  # nothing to warn about on loopback
+    ((app, kwargs),) = launched.runs
+    assert kwargs == {"host": "127.0.0.1", "port": 8123, "log_level": "warning"} and launched.watchers == []
+    with TestClient(app, base_url="http://localhost:8123") as client:
+        assert labelled(client)[0] == 404  # writing open, without a token
+        assert "watch" not in client.get("/api/health").json()
+
+    server.serve("::1", 8124, index_dir=index_dir, token="s3cret", watch_seconds=3600, allow_hosts=["papers.lab"])
+    app, kwargs = launched.runs[-1]
+    assert kwargs == {"host": "::1", "port": 8124, "log_level": "warning"}
+    (watcher,) = launched.watchers
+    assert (watcher.seconds, watcher.directory) == (3600, index_dir)
+    with TestClient(app, base_url="http://papers.lab:8124") as client:
+        assert client.get("/api/health").json()["watch"] == {"state": "ok", "every": 3600}
+        assert labelled(client) == (403, NEEDS_TOKEN)
+        assert labelled(client, Authorization="Bearer s3cret")[0] == 404
+        assert TestClient(app, base_url="http://evil.example").get("/api/health").status_code == 421
+        assert not watcher.stop.is_set()
+    assert watcher.stop.is_set()  # the server's shutdown stops its watch
+
+
+def test_serving_beyond_loopback_says_so_and_closes_writing_without_a_token(launched, unchanged_survey_corpus_index):
     from fastapi.testclient import TestClient
 
-    closed = TestClient(started[-1][0], base_url="http://127.0.0.1:8123").post(
-        "/api/labels", json={"id": "2306.00978", "category": "Quantization"}
-    )
-    assert closed.status_code == 403
-    caplog.clear()
-    server.serve("127.0.0.1", 8123, index_dir=index_dir)
-    assert "authentication" not in caplog.text + capsys.readouterr().err
+    from semsearch import server
+
+    server.serve("0.0.0.0", 8123, index_dir=unchanged_survey_corpus_index, allow_hosts=["papers.lab"])
+    assert launched.caplog.messages == [
+        "note: serving on 0.0.0.0: reading needs no authentication (anyone who can reach this address can search "
+        "the index); writing (labels) is closed without --token; requests must name it in their Host header as one "
+        "of 0.0.0.0, 127.0.0.1, ::1, localhost, papers.lab (--allow-host NAME adds one)"
+    ]
+    client = TestClient(launched.runs[-1][0], base_url="http://127.0.0.1:8123")
+    assert labelled(client) == (403, CLOSED)
+    assert labelled(client, Authorization="Bearer anything") == (403, CLOSED)
+    launched.caplog.clear()
+    server.serve("0.0.0.0", 8123, index_dir=unchanged_survey_corpus_index, token="s3cret")
+    assert "; writing (labels) needs the token; " in launched.caplog.messages[0]
+    assert labelled(TestClient(launched.runs[-1][0], base_url="http://0.0.0.0:8123")) == (403, NEEDS_TOKEN)
+
+
+def test_serve_workers_each_get_the_token_the_writing_rule_and_the_parents_watch(
+    launched, unchanged_survey_corpus_index
+):
+    """`serve --workers N`: uvicorn starts N processes, each building its app from the environment."""
+    from fastapi.testclient import TestClient
+
+    from semsearch import server
+
+    server.serve("0.0.0.0", 8123, index_dir=unchanged_survey_corpus_index, workers=2, token="s3cret", watch_seconds=60)
+    assert launched.runs == [
+        (
+            "semsearch.server:app_from_environment",
+            {"factory": True, "host": "0.0.0.0", "port": 8123, "workers": 2, "log_level": "warning"},
+        )
+    ]
+    (watcher,) = launched.watchers  # one watch, the parent's, over the index the workers serve
+    assert (watcher.seconds, watcher.directory) == (60, unchanged_survey_corpus_index)
+    assert watcher.stop.is_set()  # stopped when the workers are done
+    with TestClient(server.app_from_environment(), base_url="http://0.0.0.0") as worker:
+        assert labelled(worker) == (403, NEEDS_TOKEN)
+        assert labelled(worker, Authorization="Bearer s3cret")[0] == 404
+        assert "watch" in worker.get("/api/health").json()  # read from the file the parent's watch writes
+        assert worker.get("/api/health", headers={"host": "evil.example"}).status_code == 421
+
+    server.serve("0.0.0.0", 8123, index_dir=unchanged_survey_corpus_index, workers=3)
+    assert launched.runs[-1][1]["workers"] == 3 and len(launched.watchers) == 1  # no watch asked for: none
+    with TestClient(server.app_from_environment(), base_url="http://0.0.0.0") as worker:
+        assert labelled(worker, Authorization="Bearer s3cret") == (403, CLOSED)  # closed, whatever it carries
+        assert "watch" not in worker.get("/api/health").json()
+
+
+# --- the middlewares, called as the ASGI server calls them ------------------------------------------------
+# Each wraps a small app that reads its body the way Starlette does; the client's side of the
+# connection is a list of messages. What a middleware must do is then visible message by message:
+# what reached the app, what reached the client, and how much of the body was taken from it.
+class Reader:
+    """An app that reads the body until it ends (or the client goes), then answers 200 with the
+    number of bytes it read. `greedy` reads that many messages whatever they say: a careless app."""
+
+    def __init__(self, greedy: int = 0, fails: Exception | None = None):
+        self.greedy, self.fails = greedy, fails
+        self.calls: list[tuple] = []
+        self.seen: list[str] = []
+
+    async def __call__(self, scope, receive, send):
+        self.calls.append((scope, receive, send))
+        if scope["type"] != "http":
+            return
+        body = b""
+        for _ in range(self.greedy or 1000):
+            message = await receive()
+            self.seen.append(message["type"])
+            body += message.get("body", b"")
+            if not self.greedy and not (message["type"] == "http.request" and message.get("more_body")):
+                break
+        if self.fails is not None:
+            raise self.fails
+        await send({"type": "http.response.start", "status": 200})  # no headers at all: allowed by ASGI
+        await send({"type": "http.response.body", "body": b"read %d" % len(body)})
+
+
+def http_scope(headers: dict[bytes, bytes] | None = None, kind: str = "http") -> dict:
+    return {"type": kind, "method": "POST", "path": "/", "headers": list((headers or {}).items())}
+
+
+def call(app, scope: dict, *chunks: bytes) -> tuple[list[dict], int]:
+    """Run `app` on one request whose body arrives in `chunks`: (messages sent back, receives made)."""
+    pending = [{"type": "http.request", "body": c, "more_body": n < len(chunks) - 1} for n, c in enumerate(chunks)]
+    sent, receives = [], []
+
+    async def receive():
+        receives.append(1)
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    anyio.run(lambda: app(scope, receive, send))
+    return sent, len(receives)
+
+
+def status_and_body(sent: list[dict]) -> tuple[int, bytes]:
+    starts = [m for m in sent if m["type"].endswith("http.response.start")]
+    assert len(starts) == 1, sent  # one answer, never two
+    return starts[0]["status"], b"".join(m.get("body", b"") for m in sent if m["type"].endswith("response.body"))
+
+
+def test_a_body_up_to_the_limit_reaches_the_app_in_full():
+    from semsearch.server import LimitBody
+
+    for chunks, declared in [((b"0123", b"456789"), None), ((b"0123456789",), b"10"), ((b"01234",), b"5 ")]:
+        app = Reader()
+        headers = {b"content-length": declared} if declared else {}
+        sent, _ = call(LimitBody(app, limit=10), http_scope(headers), *chunks)
+        assert status_and_body(sent) == (200, b"read %d" % len(b"".join(chunks)))
+        assert app.seen == ["http.request"] * len(chunks)  # a length that is not a number is left to the count
+
+
+def test_a_body_one_byte_over_the_limit_is_refused_and_the_apps_answer_dropped():
+    from semsearch.server import LimitBody
+
+    refusal = (413, b'{"error":"the request body is over 10 bytes"}')
+    app = Reader()  # counted as it arrives: 6 + 5 bytes, no length declared
+    sent, _ = call(LimitBody(app, limit=10), http_scope(), b"012345", b"67890")
+    assert status_and_body(sent) == refusal
+    assert app.seen == ["http.request", "http.disconnect"]  # told the client went, at the byte over the limit
+    careless = Reader(greedy=3)  # keeps reading: nothing more is taken from the client
+    sent, receives = call(LimitBody(careless, limit=10), http_scope(), b"0123456789x", b"more", b"more")
+    assert status_and_body(sent) == refusal and receives == 1 and careless.seen == ["http.disconnect"] * 3
+    # An app that fails at the disconnect, as Starlette's does (ClientDisconnect), is refused the same way.
+    sent, _ = call(LimitBody(Reader(fails=RuntimeError("client went")), limit=10), http_scope(), b"x" * 11)
+    assert status_and_body(sent) == refusal
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_app_runs():
+    from semsearch.server import LimitBody
+
+    app = Reader()
+    sent, receives = call(LimitBody(app, limit=10), http_scope({b"content-length": b"11"}), b"x" * 11)
+    assert status_and_body(sent) == (413, b'{"error":"the request body is over 10 bytes"}')
+    assert app.calls == [] and receives == 0  # not a byte of the body read
+
+
+def test_an_apps_own_failure_under_the_limit_is_not_hidden_as_a_413():
+    from semsearch.server import LimitBody
+
+    with pytest.raises(ValueError, match="the app's own"):
+        call(LimitBody(Reader(fails=ValueError("the app's own")), limit=10), http_scope(), b"small")
+
+
+def test_the_middlewares_pass_other_traffic_through_untouched():
+    # Lifespan (startup and shutdown: the reload and watch threads stop there) is no request: every
+    # middleware hands the app the very scope, receive and send it was given.
+    from semsearch.server import CheckHost, LimitBody, NoSniff
+
+    for wrap in (LimitBody, NoSniff, lambda app: CheckHost(app, names=["localhost"])):
+        app = Reader()
+        scope = {"type": "lifespan"}
+        receive, send = object(), object()
+        anyio.run(lambda: wrap(app)(scope, receive, send))  # noqa: B023 - run at once
+        assert app.calls == [(scope, receive, send)]
+    for wrap in (LimitBody, NoSniff):  # a websocket has no body to limit and no page to sniff
+        app = Reader()
+        scope, receive, send = http_scope(kind="websocket"), object(), object()
+        anyio.run(lambda: wrap(app)(scope, receive, send))  # noqa: B023
+        assert app.calls[0][1:] == (receive, send)
+
+
+def test_every_answer_says_nosniff_and_keeps_its_own_headers():
+    from semsearch.server import NoSniff
+
+    sent, _ = call(NoSniff(Reader()), http_scope(), b"hello")
+    assert sent[0]["headers"] == [(b"x-content-type-options", b"nosniff")] and sent[1]["body"] == b"read 5"
+
+    async def typed(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sent, _ = call(NoSniff(typed), http_scope())
+    assert sent[0]["headers"] == [(b"content-type", b"text/plain"), (b"x-content-type-options", b"nosniff")]
+    assert "headers" not in sent[1]  # the body is not a place for headers
+
+
+def test_the_host_check_admits_its_names_at_any_port_and_refuses_the_rest_with_the_header_shown():
+    from semsearch.server import CheckHost
+
+    def refusal(shown: str) -> tuple[int, bytes]:
+        message = f"the Host header {shown} is not this server's name (serve --allow-host NAME admits one)"
+        return 421, json.dumps({"error": message}, ensure_ascii=False, separators=(",", ":")).encode()
+
+    app = Reader()
+    checked = CheckHost(app, names=["Papers.Lab."])  # names are compared as host_name reads them
+    assert status_and_body(call(checked, http_scope({b"host": b"papers.lab:8000"}), b"abc")[0]) == (200, b"read 3")
+    assert status_and_body(call(checked, http_scope())[0]) == refusal("'(none)'")
+    long_name = b"h" * 100 + b"TAIL.example"
+    assert status_and_body(call(checked, http_scope({b"host": long_name}))[0]) == refusal(f"'{'h' * 100}'")
+    latin = status_and_body(call(checked, http_scope({b"host": b"caf\xe9.example"}))[0])
+    assert latin == refusal("'café.example'")  # a header's bytes read as Latin-1, as HTTP defines them
+    assert len(app.calls) == 1  # only the request that named the server reached the app
+    # A websocket (e.g. one a rebinding page opens) is checked too: refused before the app sees it.
+    sent, _ = call(checked, http_scope({b"host": b"evil.example"}, kind="websocket"))
+    assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 421 and len(app.calls) == 1
