@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class SemsearchError(Exception):
     """A problem with the user's input or environment; the message says what to do."""
@@ -35,7 +37,7 @@ class IndexDamaged(SemsearchError):
         self.damage = damage if damage is not None else message
 
     @classmethod
-    def at(cls, directory, damage: str) -> IndexDamaged:
+    def at(cls, directory: str | os.PathLike, damage: str) -> IndexDamaged:
         """`index at DIRECTORY is damaged: DAMAGE`, the one form of the message."""
         return cls(f"index at {directory} is damaged: {damage}", damage=damage)
 
