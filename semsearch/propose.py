@@ -594,11 +594,15 @@ def per_generation(index, key: tuple, compute: Callable[[], dict]) -> dict:
     """`compute()`'s answer, computed once per published index generation and `key`. A published
     generation never changes (a write publishes a new one), so an answer for it stays right; the
     server asks again for every page view and patch download, and placing a list's papers takes
-    seconds. An index without a generation directory is computed every time."""
+    seconds. An index without a generation directory is computed every time. A generation is
+    known by its path and its manifest (creation time, each file's checksum): an index removed
+    and built again at the same path starts again at gen-000001, with other papers."""
     generation = getattr(index, "generation_dir", None)
     if generation is None:
         return compute()
-    full = (str(generation), *key)
+    manifest = getattr(index, "manifest", None)
+    made = (getattr(manifest, "created_at", None), tuple(sorted((getattr(manifest, "files", None) or {}).items())))
+    full = (str(generation), made, *key)
     with _answers_lock:
         if full in _answers:
             _answers.move_to_end(full)

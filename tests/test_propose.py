@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -443,8 +444,9 @@ def test_a_paper_whose_title_no_list_item_could_carry_is_not_proposed():
 
 # --- answers kept per index generation -------------------------------------------------------------
 class _Generation:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, created_at: str = "2026-12-05T10:00:00Z", files: dict | None = None):
         self.generation_dir = path
+        self.manifest = SimpleNamespace(created_at=created_at, files=files)
 
 
 def test_an_answer_is_computed_once_per_index_generation_and_key(tmp_path):
@@ -461,8 +463,14 @@ def test_an_answer_is_computed_once_per_index_generation_and_key(tmp_path):
     assert per_generation(first, ("propose", "survey"), compute) == {"n": 1}  # asked again: kept
     assert per_generation(first, ("gaps", "survey"), compute) == {"n": 2}  # another question
     assert per_generation(second, ("propose", "survey"), compute) == {"n": 3}  # a new generation
-    assert per_generation(object(), ("propose", "survey"), compute) == {"n": 4}  # no generation: never kept
-    assert per_generation(object(), ("propose", "survey"), compute) == {"n": 5}
+    # The index removed and built again at the same path: gen-000001 again, but not the same one.
+    rebuilt = _Generation(tmp_path / "gen-000001", "2026-12-05T11:00:00Z")
+    assert per_generation(rebuilt, ("propose", "survey"), compute) == {"n": 4}
+    same_second = _Generation(tmp_path / "gen-000001", "2026-12-05T11:00:00Z", {"papers.db": "b2:other"})
+    assert per_generation(same_second, ("propose", "survey"), compute) == {"n": 5}
+    assert per_generation(same_second, ("propose", "survey"), compute) == {"n": 5}
+    assert per_generation(object(), ("propose", "survey"), compute) == {"n": 6}  # no generation: never kept
+    assert per_generation(object(), ("propose", "survey"), compute) == {"n": 7}
 
 
 def test_the_kept_answers_are_bounded(tmp_path, monkeypatch):
