@@ -108,6 +108,14 @@ def test_a_field_of_the_wrong_type_is_a_malformed_line_naming_line_and_field(tmp
         "//evil.example/x",
         "https:///no-host",
         "ftp://example.org/paper.pdf",
+        # http(s) in form, with what no link may hold: white space (also Unicode's), controls, DEL.
+        "https://example.org/a paper",
+        "https://example.org/a\u00a0paper",
+        "https://example.org/\u2028",
+        "https://exa\tmple.org/",
+        "https://example.org/\x00",
+        "https://example.org/\x1f",
+        "https://example.org/\x7f",
     ],
 )
 def test_only_http_and_https_links_reach_a_paper(url):
