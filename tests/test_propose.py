@@ -363,7 +363,7 @@ def test_a_list_added_keeps_its_readme_for_propose(semsearch, survey_corpus_inde
 
 # --- any list, any papers: the patch applies and files each paper where it was placed ---------------------
 class _Store:
-    """The two calls `propose` makes of an index, over a few papers."""
+    """The calls `propose` makes of an index, over a few papers."""
 
     def __init__(self, papers: list[Paper]):
         self.papers = dict(enumerate(papers))
@@ -371,8 +371,14 @@ class _Store:
     def iter_papers(self):
         return iter(self.papers.items())
 
+    def find(self, paper_id):
+        return next((v for v, p in self.papers.items() if p.id == paper_id), None)
+
+    def papers_by_vec_id(self, vec_ids):
+        return {v: self.papers[v] for v in vec_ids}
+
     def embeddings_for(self, vec_ids):
-        return {v: np.ones(4, dtype=np.float32) for v in vec_ids}
+        return {v: np.full(4, v, dtype=np.float32) for v in vec_ids}  # a paper's vector says its vec_id
 
 
 class _Placer:
@@ -440,6 +446,22 @@ def test_a_paper_whose_title_no_list_item_could_carry_is_not_proposed():
     papers = [Paper(id="2502.00001", title="ING"), Paper(id="2502.00002", title="A real title")]
     proposals, patch = propose(markdown, _Store(papers), _Placer(["H"]), min_confidence=0.0)
     assert [p.id for p in proposals] == ["2502.00002"] and patch.count("\n+- ") == 1
+
+
+def test_a_paper_out_of_scope_is_proposed_only_when_asked_for_by_id():
+    """Out of scope (a scope probability under one half, however near) is not the list's topic:
+    never proposed on its own, but placed when its id is asked for."""
+    markdown = "# L\n\n## H\n\n- A listed paper, <ins>arXiv, 2024</ins> [[Paper](https://arxiv.org/abs/2401.00001)]\n"
+    papers = [Paper(id="2502.00001", title="Folding proteins"), Paper(id="2502.00002", title="Decoding faster")]
+
+    class JustOutside(_Placer):
+        def scope_probabilities(self, vectors):
+            return np.where(vectors[:, 0] == 0, 0.499, 0.5)  # vec_id 0 just under one half
+
+    proposals, _ = propose(markdown, _Store(papers), JustOutside(["H"]), min_confidence=0.0)
+    assert [p.id for p in proposals] == ["2502.00002"]
+    proposals, _ = propose(markdown, _Store(papers), JustOutside(["H"]), ids=["2502.00001"], min_confidence=0.0)
+    assert [p.id for p in proposals] == ["2502.00001"]
 
 
 # --- answers kept per index generation -------------------------------------------------------------
