@@ -120,14 +120,16 @@ def read_expected(path) -> list[dict]:
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve: the chance that a random positive outscores a random negative (ties half)."""
-    from scipy.stats import rankdata
-
+    """Area under the ROC curve: the chance that a random positive outscores a random negative (ties
+    half), from the positives' rank sum (Mann-Whitney). Ranked in numpy: scipy.stats alone takes a
+    second to import, longer than any evaluation it would serve."""
     positive = np.asarray(positive, dtype=bool)
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if not n_pos or not n_neg:
         return float("nan")
-    ranks = rankdata(scores)
+    _, group, size = np.unique(np.asarray(scores, dtype=float), return_inverse=True, return_counts=True)
+    last_rank = np.cumsum(size)  # 1-based rank of each group of equal scores' last member
+    ranks = (last_rank - (size - 1) / 2)[group]  # tied scores share their ranks' mean
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from semsearch.classify import LabelledPaper, TaxonomyClassifier
 from semsearch.taxonomy import Taxonomy, ancestors, load_taxonomy
-from tests.conftest import HashingModel
+from tests.conftest import HashingModel, examples
 from tests.test_cli import run
 
 TOY = Taxonomy(
@@ -445,6 +445,29 @@ def test_new_paper_scores_by_hand():
     # Bins: 0.9 right (error 0.1), 0.5 wrong (0.5), 0.2 wrong (0.2); each a third of the papers.
     assert report["ece"] == pytest.approx((0.1 + 0.5 + 0.2) / 3)
     assert report["top1_by_branch"] == {"Model-Centric Methods/Model Compression": (3, pytest.approx(1 / 3))}
+
+
+def test_auroc_is_the_chance_a_positive_outscores_a_negative_ties_half():
+    """Against its definition, pair by pair, for any scores (many ties among few values included)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from semsearch.evaluate import auroc
+
+    scores = st.lists(st.integers(-3, 3).map(float) | st.floats(-1e6, 1e6), min_size=2, max_size=30)
+
+    @settings(max_examples=examples(200), deadline=2000)
+    @given(scores.flatmap(lambda s: st.tuples(st.just(s), st.lists(st.booleans(), min_size=len(s), max_size=len(s)))))
+    def agrees(case):
+        values, positive = np.array(case[0]), np.array(case[1])
+        pairs = [(p, n) for p in values[positive] for n in values[~positive]]
+        if not pairs:
+            assert np.isnan(auroc(values, positive))
+            return
+        expected = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs) / len(pairs)
+        assert auroc(values, positive) == pytest.approx(expected)
+
+    agrees()
 
 
 def test_eval_classify_reads_id_only_rows_from_the_index(survey_index, capsys, tmp_path, corpus_file):
