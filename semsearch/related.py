@@ -28,6 +28,7 @@ CATEGORY_BONUS = 0.25  # about the cosine gap between a close and a loose neighb
 POOL = 1000  # nearest candidates re-ranked
 MMR_TRADE_OFF = 0.7  # relevance vs novelty for --diverse
 BACKGROUND = 2000  # other papers standing in for "not liked" in recommendations
+SVM_C = 0.1  # the linear SVM's error cost: soft, a few liked papers should not be fitted exactly
 
 
 def readable(score: float) -> float:
@@ -128,8 +129,6 @@ class RelatedFinder:
     ) -> list[Hit]:
         """Papers to read next, in the spirit of arxiv-sanity: a linear SVM separates the liked papers
         from the disliked ones and a sample of all others, and its weight vector is the query."""
-        from sklearn.svm import LinearSVC
-
         if not likes:
             raise SemsearchError("give at least one --like ID")
         liked = [self.resolve(i) for i in likes]
@@ -147,9 +146,7 @@ class RelatedFinder:
         else:
             weights = np.ones(len(rows))
             weights[len(liked) : len(liked) + len(disliked)] = 5.0  # an explicit "no" counts more than silence
-            svm = LinearSVC(C=0.1, class_weight="balanced", max_iter=10_000, random_state=0)  # its solver shuffles
-            svm.fit(features, labels, sample_weight=weights)
-            scores_query = svm.coef_[0].astype(np.float32)
+            scores_query = separating_direction(features, labels, weights).astype(np.float32)
         # Unit length, so each paper's score is its cosine to the query: 0-1 once negatives show as 0.
         scores_query = scores_query / max(float(np.linalg.norm(scores_query)), 1e-12)
         allowed = None
@@ -157,3 +154,39 @@ class RelatedFinder:
             allowed = np.asarray([v for v in self.store.vec_ids_where(since=since) if v not in chosen], np.int64)
         ranked = self.searcher.nearest(scores_query[None, :], k + len(chosen), allowed)
         return self.searcher.hits([(v, readable(s)) for v, s in ranked if v not in chosen])[:k]
+
+
+def separating_direction(features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
+    """The weight vector of a linear SVM separating `labels` 1 from 0: scikit-learn's
+    `LinearSVC(C=SVM_C, class_weight="balanced")` problem (squared hinge loss; the bias a feature of
+    constant 1 under the same penalty; each paper's cost C × its class's weight × its own, each class
+    weighing half of all), solved here by Newton's method in numpy. The problem is strictly convex,
+    so the answer is the same, without the second that importing scikit-learn took on every
+    `recommend`."""
+    x = np.hstack([np.asarray(features, dtype=np.float64), np.ones((len(features), 1))])
+    y = np.where(np.asarray(labels) == 1, 1.0, -1.0)
+    weight = np.asarray(sample_weight, dtype=np.float64)
+    # "balanced" as scikit-learn weighs it: each class's papers together weigh half of all.
+    liked_share = float(weight[y > 0].sum()) / float(weight.sum())
+    cost = SVM_C * weight / (2 * np.where(y > 0, liked_share, 1 - liked_share))
+
+    def objective(w: np.ndarray) -> float:
+        slack = np.maximum(0.0, 1.0 - y * (x @ w))
+        return 0.5 * float(w @ w) + float(cost @ slack**2)
+
+    w, tolerance = np.zeros(x.shape[1]), None
+    for _ in range(100):
+        slack = 1.0 - y * (x @ w)
+        active = slack > 0  # the papers inside the margin or on the wrong side: only they cost
+        gradient = w - 2.0 * x[active].T @ (cost[active] * y[active] * slack[active])
+        size = float(np.linalg.norm(gradient))
+        tolerance = 1e-8 * size if tolerance is None else tolerance
+        if size <= tolerance:
+            break
+        hessian = np.eye(len(w)) + 2.0 * (x[active].T * cost[active]) @ x[active]
+        step = np.linalg.solve(hessian, -gradient)
+        current, scale = objective(w), 1.0
+        while objective(w + scale * step) > current + 1e-4 * scale * float(gradient @ step) and scale > 1e-10:
+            scale /= 2  # backtrack: the squared hinge's Hessian changes where a paper crosses its margin
+        w = w + scale * step
+    return w[:-1]

@@ -417,24 +417,18 @@ def test_liking_every_paper_leaves_nothing_to_recommend(tmp_path, fake_model):
     assert {h.paper.id for h in finder.recommend(["2400.00000"], k=2)} == {"2400.00001", "2400.00002"}
 
 
-class _FixedSeparator:
-    """Stands in for the linear SVM: its weight vector is a given one, of a length of its own (as
-    the SVM's margin makes it), and it keeps what it was asked to fit."""
-
-    def __init__(self, weights: np.ndarray, seen: dict):
-        self.coef_, self.seen = weights[None, :], seen
-
-    def fit(self, features, labels, sample_weight):
-        self.seen.update(features=features, labels=labels, sample_weight=sample_weight)
-        return self
-
-
 def _recommend_along(finder: RelatedFinder, monkeypatch, weights: np.ndarray) -> tuple[list, dict]:
-    """Liking two quantization papers and disliking a pruning one, with the SVM's weights given."""
-    import sklearn.svm
+    """Liking two quantization papers and disliking a pruning one, with the SVM's weight vector given
+    (of a length of its own, as the SVM's margin makes it); `seen` keeps what it was asked to separate."""
+    import semsearch.related
 
     seen: dict = {}
-    monkeypatch.setattr(sklearn.svm, "LinearSVC", lambda **_: _FixedSeparator(weights, seen))
+
+    def fixed_separator(features, labels, sample_weight):
+        seen.update(features=features, labels=labels, sample_weight=sample_weight)
+        return weights
+
+    monkeypatch.setattr(semsearch.related, "separating_direction", fixed_separator)
     return finder.recommend(["2403.00000", "2403.00001"], ["2402.00000"], k=17), seen
 
 
@@ -464,6 +458,62 @@ def test_the_separator_learns_the_likes_against_the_rest_and_a_dislike_weighs_mo
     weights = np.asarray(seen["sample_weight"])
     assert {n for n, w in enumerate(weights) if w > 1.0} == {row["2402.00000"]}
     assert set(np.delete(weights, row["2402.00000"])) == {1.0}
+
+
+def _svm_problem(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A few liked unit vectors near one direction, the rest anywhere, one disliked weighing 5."""
+    rng = np.random.default_rng(seed)
+    liked = 1.5 * rng.normal(size=16) + rng.normal(size=(3, 16))
+    rest = rng.normal(size=(40, 16))
+    features = np.vstack([liked, rest])
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    weights = np.ones(len(features))
+    weights[3] = 5.0
+    return features, np.array([1] * 3 + [0] * 40), weights
+
+
+def _linear_svc_objective(w: np.ndarray, b: float, features, labels, weights) -> float:
+    """LinearSVC(C=0.1, class_weight="balanced")'s problem as scikit-learn (1.9) states it: 1/2 (|w|^2 +
+    b^2) + C sum of class weight x sample weight x squared hinge, the class weight balancing the two
+    classes' total sample weights (all weight / (2 x the class's weight))."""
+    y = np.where(labels == 1, 1.0, -1.0)
+    balanced = {1.0: weights.sum() / (2 * weights[y > 0].sum()), -1.0: weights.sum() / (2 * weights[y < 0].sum())}
+    cost = 0.1 * np.array([balanced[v] for v in y]) * weights
+    hinge = np.maximum(0.0, 1.0 - y * (features @ w + b))
+    return 0.5 * (w @ w + b * b) + float(cost @ hinge**2)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_separating_direction_is_the_linear_svms_optimum(seed):
+    """No step away from the answer lowers the SVM's objective (with the best bias for it): the problem
+    is strictly convex, so this is scikit-learn's answer, without scikit-learn."""
+    from semsearch.related import separating_direction
+
+    features, labels, weights = _svm_problem(seed)
+    w = separating_direction(features, labels, weights)
+    assert w.shape == (16,)
+    biases = np.linspace(-3, 3, 6001)
+    bias = biases[np.argmin([_linear_svc_objective(w, b, features, labels, weights) for b in biases])]
+    best = _linear_svc_objective(w, bias, features, labels, weights)
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        step = 1e-3 * rng.normal(size=17)
+        assert _linear_svc_objective(w + step[:16], bias + step[16], features, labels, weights) > best - 1e-9
+    liked_side = features @ w
+    assert liked_side[:3].min() > liked_side[4:].max()  # the liked come first along it
+
+
+@pytest.mark.slow
+def test_the_separating_direction_is_scikit_learns_linear_svc():
+    from sklearn.svm import LinearSVC
+
+    from semsearch.related import separating_direction
+
+    for seed in range(5):
+        features, labels, weights = _svm_problem(seed)
+        svm = LinearSVC(C=0.1, class_weight="balanced", tol=1e-10, max_iter=100_000).fit(features, labels, weights)
+        ours = separating_direction(features, labels, weights)
+        assert ours == pytest.approx(svm.coef_[0], abs=1e-5)
 
 
 def test_a_paper_opposite_to_the_picks_is_no_more_novel_than_an_unrelated_one():
