@@ -120,13 +120,13 @@ def test_error_part_way_publishes_what_came_before(tmp_path, fake_model):
 def test_second_writer_waits_then_gives_up_with_a_clear_message(tmp_path, fake_model):
     with IndexWriter(tmp_path, None):
         with pytest.raises(SemsearchError, match="another semsearch process"):
-            with IndexWriter(tmp_path, None, lock_timeout=0.3):
+            with IndexWriter(tmp_path, None, lock_timeout=0.1):
                 pass
 
 
 def test_second_writer_proceeds_once_the_first_is_done(tmp_path, fake_model):
     first = IndexWriter(tmp_path, None).__enter__()
-    timer = threading.Timer(0.3, first.__exit__, args=(None, None, None))
+    timer = threading.Timer(0.1, first.__exit__, args=(None, None, None))
     timer.start()
     with IndexWriter(tmp_path, None, lock_timeout=5):
         pass

@@ -153,18 +153,24 @@ def test_a_digest_lists_each_node_most_confident_first(tmp_path):
 
 
 # --- the HTTP server, over a real socket --------------------------------------------------------------
-@pytest.fixture
-def server(survey_corpus_index):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, _survey_corpus_template):
     """`create_app` served by uvicorn on a free port in this process: requests go over a real
-    socket, exactly as written (no client normalises the path or fills in the length)."""
+    socket, exactly as written (no client normalises the path or fills in the length). One server
+    for the module (stopping one takes uvicorn a fifth of a second), over its own copy of the index:
+    only digests are written to it, and no test here reads a digest another one wrote."""
     import uvicorn
 
     from semsearch.server import create_app
+    from tests.conftest import copy_of, use_hashing_model
 
+    index_dir = copy_of(_survey_corpus_template, tmp_path_factory.mktemp("served"))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = create_app(index_dir=survey_corpus_index, reload_seconds=None)
+    patch = pytest.MonkeyPatch()
+    use_hashing_model(patch)
+    app = create_app(index_dir=index_dir, reload_seconds=None)
     running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
@@ -172,9 +178,10 @@ def server(survey_corpus_index):
     while not running.started:
         assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
         time.sleep(0.02)
-    yield port, survey_corpus_index
+    yield port, index_dir
     running.should_exit = True
     thread.join(10)
+    patch.undo()
 
 
 def raw_request(port: int, head: str, body: bytes = b"", timeout: float = 10.0) -> tuple[int, dict]:

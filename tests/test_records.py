@@ -159,7 +159,7 @@ RECORDS = st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES | st.sampled_from
 
 
 # A few dozen examples in the quick loop, the full search in the slow suite.
-@pytest.mark.parametrize("examples", [80, pytest.param(400, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("examples", [40, pytest.param(400, marks=pytest.mark.slow)])
 def test_any_record_is_a_paper_or_a_malformed_line_naming_its_field(examples):
     checked = settings(max_examples=examples, deadline=200, suppress_health_check=[HealthCheck.too_slow])
     checked(given(RECORDS)(_a_paper_or_a_malformed_line_naming_its_field))()

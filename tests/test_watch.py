@@ -605,7 +605,7 @@ def _mutations():
     return st.binary(max_size=300) | cut | flipped | as_json
 
 
-@pytest.mark.parametrize("examples", [60, pytest.param(600, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("examples", [30, pytest.param(600, marks=pytest.mark.slow)])
 def test_no_bytes_in_a_digest_file_make_a_digest_route_answer_5xx(survey_index, examples):
     from fastapi.testclient import TestClient
     from hypothesis import HealthCheck, given, settings
