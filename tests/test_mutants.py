@@ -168,20 +168,20 @@ def server(tmp_path_factory, _survey_corpus_template):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    patch = pytest.MonkeyPatch()
-    use_hashing_model(patch)
-    app = create_app(index_dir=index_dir, reload_seconds=None)
-    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.02)
-    yield port, index_dir
-    running.should_exit = True
-    thread.join(10)
-    patch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        use_hashing_model(patch)
+        app = create_app(index_dir=index_dir, reload_seconds=None)
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        running = uvicorn.Server(config)
+        thread = threading.Thread(target=running.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not running.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
+        yield port, index_dir
+        running.should_exit = True
+        thread.join(10)
 
 
 def raw_request(port: int, head: str, body: bytes = b"", timeout: float = 10.0) -> tuple[int, dict]:
