@@ -49,7 +49,7 @@ import numpy as np
 
 from semsearch.taxonomy import Taxonomy, is_under, node_at
 
-METHOD_VERSION = 13
+METHOD_VERSION = 14
 GAMMA = 2.0  # kernel width on the averaged cosine
 RIDGE = 0.1  # ridge penalty
 DESCRIPTION_WEIGHT = 10.0  # our description of a leaf is its prototype: fit nearly exactly
@@ -58,7 +58,8 @@ CONFIDENCE_DEPTH = 2  # confidence: the chance that the first suggestion is in t
 ALTERNATIVE_DEPTH = 3  # alternatives come from other nodes of this level than the first suggestion
 SCOPE_PERCENTILE = 5.0
 SCOPE_THRESHOLD = 0.5  # `in_scope` is `scope >= SCOPE_THRESHOLD`: the calibrated probability's even odds
-MIN_CALIBRATION_PAPERS = 20  # labelled papers with an abstract needed to calibrate scope on them alone
+MIN_CALIBRATION_PAPERS = 20  # labelled papers of one form (abstract, or title alone) needed to calibrate on them
+SHORT_TEXT_WORDS = 40  # a text this short is a title (or a title and a line): judged against labelled titles
 SMOOTHING = 0.05  # label smoothing when fitting the softmax temperature
 PATH_SCALES = (0.25, 0.5, 0.75, 1.0)  # the top-down walk's temperature, as a share of the calibrated one
 NEIGHBOURS = 3
@@ -116,6 +117,11 @@ class LabelledPaper:
     @property
     def has_abstract(self) -> bool:
         return self.text != self.title
+
+
+def is_short(text: str) -> bool:
+    """A title, or little more: scope judges it against the labelled papers known by title alone."""
+    return len(text.split()) <= SHORT_TEXT_WORDS
 
 
 @dataclass
@@ -292,6 +298,14 @@ class CharNgramTfidf:
         )
 
 
+def _scope_calibration(left_out_scope: np.ndarray) -> tuple[float, float]:
+    """Threshold and logistic width from labelled papers' left-out scope scores: the probability is 1/2
+    at their SCOPE_PERCENTILE-th percentile and 0.95 at their median."""
+    threshold = float(np.percentile(left_out_scope, SCOPE_PERCENTILE))
+    spread = max(float(np.median(left_out_scope)) - threshold, 1e-3)
+    return threshold, spread / math.log(19.0)
+
+
 def labelled_fingerprint(rows: Sequence[tuple[str, str, str]], taxonomy: Taxonomy, model: str) -> str:
     """Changes whenever retraining would give another classifier: labels, texts, descriptions, model."""
     digest = hashlib.sha1(f"{METHOD_VERSION}\n{model}\n".encode())
@@ -330,8 +344,10 @@ class TaxonomyClassifier:
     loo_truth: np.ndarray | None = None
     description_vectors: np.ndarray | None = None  # every node's description: evidence of scope
     out_of_scope_vectors: np.ndarray | None = None  # described kinds of research outside the taxonomy
-    scope_threshold: float = 0.0
+    scope_threshold: float = 0.0  # for a paper with its abstract
     scope_scale: float = 1.0  # logistic width of the scope probability around the threshold
+    short_scope_threshold: float = 0.0  # the same two for a title alone (`is_short`)
+    short_scope_scale: float = 1.0
     labelled_ids: list[str] = field(default_factory=list)
     labelled_titles: list[str] = field(default_factory=list)
     labelled_categories: list[list[str]] = field(default_factory=list)
@@ -403,18 +419,18 @@ class TaxonomyClassifier:
         self.labelled_titles = [p.title for p in papers]
         self.labelled_categories = [list(p.categories) for p in papers]
         loo_scope = self.scope_scores(self.labelled_vectors, exclude_self=True)
-        # Calibrated on papers like those it will judge: new papers come with an abstract, and a
-        # bare title sits systematically further from everything.
+        # Calibrated on papers like those it will judge, form by form: a bare title sits
+        # systematically further from everything than the same paper with its abstract.
+        # (A text's form at prediction is told by its length, `is_short`: only the text is given.)
         with_abstract = np.array([p.has_abstract for p in papers])
-        calibrate = with_abstract if with_abstract.sum() >= MIN_CALIBRATION_PAPERS else np.ones(n, dtype=bool)
-        loo_scope = loo_scope[calibrate]
+        everything = np.ones(n, dtype=bool)
+        full = with_abstract if with_abstract.sum() >= MIN_CALIBRATION_PAPERS else everything
         self.confidence_temperature = self._fit_confidence_temperature(
-            self.loo_scores[calibrate], [p.categories for p, keep in zip(papers, calibrate, strict=True) if keep]
+            self.loo_scores[full], [p.categories for p, keep in zip(papers, full, strict=True) if keep]
         )
-        self.scope_threshold = float(np.percentile(loo_scope, SCOPE_PERCENTILE))
-        # Logistic scope probability: 1/2 at the threshold, 0.95 at the labelled papers' median.
-        spread = max(float(np.median(loo_scope)) - self.scope_threshold, 1e-3)
-        self.scope_scale = spread / math.log(19.0)
+        self.scope_threshold, self.scope_scale = _scope_calibration(loo_scope[full])
+        titles = ~with_abstract if (~with_abstract).sum() >= MIN_CALIBRATION_PAPERS else full
+        self.short_scope_threshold, self.short_scope_scale = _scope_calibration(loo_scope[titles])
         return self
 
     @property
@@ -488,10 +504,19 @@ class TaxonomyClassifier:
         outside = (vectors @ self.out_of_scope_vectors.T).max(axis=1)
         return (near_papers + near_nodes) / 2.0 - outside
 
-    def scope_probabilities(self, vectors: np.ndarray) -> np.ndarray:
+    def scope_thresholds(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Each text's scope threshold and logistic width: a title's own (`is_short`), else an abstract's."""
+        short = np.array([is_short(t) for t in texts], dtype=bool)
+        return (
+            np.where(short, self.short_scope_threshold, self.scope_threshold),
+            np.where(short, self.short_scope_scale, self.scope_scale),
+        )
+
+    def scope_probabilities(self, texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
         """The calibrated chance that each paper belongs to the taxonomy at all: logistic in its
-        scope score, 1/2 at the threshold."""
-        return 1.0 / (1.0 + np.exp(-(self.scope_scores(vectors) - self.scope_threshold) / self.scope_scale))
+        scope score, 1/2 at the threshold of its form (title alone, or with an abstract)."""
+        threshold, scale = self.scope_thresholds(texts)
+        return 1.0 / (1.0 + np.exp(-(self.scope_scores(vectors) - threshold) / scale))
 
     def first_leaf(self, node_probability: dict[str, float]) -> str:
         """The leaf reached top-down by the most probable child at every level."""
@@ -596,7 +621,7 @@ class TaxonomyClassifier:
         vectors = np.asarray(vectors, dtype=np.float32)
         scores = self.leaf_scores(texts, vectors)
         probabilities = self.probabilities(scores)
-        in_scope_probability = self.scope_probabilities(vectors)
+        in_scope_probability = self.scope_probabilities(texts, vectors)
         ids = list(ids) if ids is not None else [None] * len(texts)
         suggestions = [self.suggest(p, walk) for p, walk in zip(probabilities, self.path(scores), strict=True)]
         confidence = self.confidence(scores, [s[0].category for s in suggestions])

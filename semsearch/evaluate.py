@@ -60,7 +60,8 @@ def evaluate_classifier(
     probabilities = classifier.probabilities(scores)
     first = [classifier.suggest(p, walk)[0] for p, walk in zip(probabilities, classifier.path(scores), strict=True)]
     first_right = np.array([any(is_under(c, s.category) for c in true_sets[i]) for i, s in enumerate(first)])
-    in_scope = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True) >= classifier.scope_threshold
+    left_out_scope = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True)
+    in_scope = left_out_scope >= classifier.scope_thresholds([p.text for p in papers])[0]
     with_abstract = np.array([p.has_abstract for p in papers])
 
     # Baseline for reference: distance-weighted 10-nearest-neighbour vote on embeddings alone.

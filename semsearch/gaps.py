@@ -245,12 +245,14 @@ def find_gaps(classifier, papers: Sequence[Paper], vectors: np.ndarray, *, conte
     """The gaps among `papers` (not in the list): clusters of its in-scope papers as alike as the
     list's headings, that fit none of them; the largest first. `context` is the list's papers'
     titles, the rest a gap's name is told apart from."""
+    from semsearch.classify import SCOPE_THRESHOLD
+
     shape = list_shape(classifier)
     if not len(papers) or shape is None:
         return []
     vectors = np.asarray(vectors, dtype=np.float32)
-    scope = classifier.scope_scores(vectors)
-    inside = np.flatnonzero(scope >= classifier.scope_threshold)
+    scope = classifier.scope_probabilities([p.embedding_text() for p in papers], vectors)
+    inside = np.flatnonzero(scope >= SCOPE_THRESHOLD)
     if len(inside) > MAX_POOL:  # the closest to the list's scope first
         inside = inside[np.argsort(-scope[inside], kind="stable")[:MAX_POOL]]
     if len(inside) < MIN_GROUP:

@@ -358,7 +358,7 @@ def place(
     for start in range(0, len(found), 512):
         chunk = found[start : start + 512]
         vectors = np.vstack([c.vector for c in chunk]).astype(np.float32)
-        in_scope = classifier.scope_probabilities(vectors)
+        in_scope = classifier.scope_probabilities([c.paper.embedding_text() for c in chunk], vectors)
         if in_scope_only:
             kept = np.flatnonzero(in_scope >= 0.5)
             chunk, vectors, in_scope = [chunk[i] for i in kept], vectors[kept], in_scope[kept]

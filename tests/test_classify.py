@@ -181,6 +181,18 @@ def test_scope_is_calibrated_on_papers_with_an_abstract(monkeypatch):
     # A low percentile of the papers with an abstract (not of all): at or above the lowest of them,
     # under their median; test_mutants.py checks the share of labelled papers it leaves below.
     assert own[with_abstract].min() <= classifier.scope_threshold < np.median(own[with_abstract])
+    # A title alone is judged against the labelled titles alone (with the real model they sit
+    # further from everything), the form told by the length of the text given.
+    titles = ~with_abstract
+    assert own[titles].min() <= classifier.short_scope_threshold < np.median(own[titles])
+    title, abstract = "Speculative decoding", " ".join(["a draft model proposes tokens the target verifies"] * 5)
+    thresholds, scales = classifier.scope_thresholds([title, f"{title}. {abstract}"])
+    assert thresholds.tolist() == [classifier.short_scope_threshold, classifier.scope_threshold]
+    assert scales.tolist() == [classifier.short_scope_scale, classifier.scope_scale]
+    assert classifier.short_scope_scale != classifier.scope_scale  # (else the line above shows nothing)
+    # "40 words or fewer" (docs/usage.md) is a title's form; one word more is an abstract's.
+    forty, forty_one = " ".join(["word"] * 40), " ".join(["word"] * 41)
+    assert classifier.scope_thresholds([forty, forty_one])[0].tolist() == thresholds.tolist()
     # With too few papers with an abstract it is set on every paper: elsewhere, here.
     monkeypatch.setattr(classify, "MIN_CALIBRATION_PAPERS", len(papers) + 1)
     on_every_paper = TaxonomyClassifier.train(papers, TOY, model.encode)
@@ -773,6 +785,7 @@ def pinned_classifier() -> TaxonomyClassifier:
     classifier.description_vectors = np.eye(4, dtype=np.float32)[:3]
     classifier.out_of_scope_vectors = np.eye(4, dtype=np.float32)[3:]
     classifier.scope_threshold, classifier.scope_scale = 0.3, 0.1
+    classifier.short_scope_threshold, classifier.short_scope_scale = 0.3, 0.1  # its papers' texts are words
     classifier.labelled_ids = [f"p{i}" for i in range(6)]
     classifier.labelled_titles = [f"title {i}" for i in range(6)]
     classifier.labelled_categories = [[QUANT], [QUANT], [PRUNE], [PRUNE], [SPEC], [SPEC]]
@@ -856,8 +869,12 @@ def test_the_scope_score_and_its_verdict_near_the_threshold_by_hand():
     assert held_out == pytest.approx([0.64, 0.636, 0.64, -0.072, 0.58, 0.588], abs=1e-6)
 
     def verdict(threshold: float) -> tuple[float, bool]:
-        at = dataclasses.replace(classifier, scope_threshold=threshold)
-        result = at.classify(["qqq"], along_e1, explain=False)[0]
+        # "qqq" is a title alone: its form's threshold decides; a text with an abstract is not judged by it.
+        at = dataclasses.replace(classifier, short_scope_threshold=threshold, scope_threshold=threshold + 1)
+        result, with_abstract = at.classify(
+            ["qqq", "qqq. " + "an abstract of many words " * 10], np.vstack([along_e1] * 2), explain=False
+        )
+        assert with_abstract.scope < 0.01
         return result.scope, result.in_scope
 
     # Scale 0.1: 0.0002 above the threshold is 1 / (1 + e^-0.002) = 0.5005, below it 0.4995.

@@ -72,7 +72,7 @@ def _classifier(model: HashingModel) -> TaxonomyClassifier:
 def test_papers_on_a_topic_the_list_lacks_make_one_gap_named_by_its_words(monkeypatch):
     model = HashingModel()
     classifier = _classifier(model)
-    monkeypatch.setattr(classifier, "scope_threshold", -10.0)  # the hashing model's scope is not under test
+    monkeypatch.setattr(classifier, "short_scope_threshold", -10.0)  # titles: the test model's scope is not tested
     titles = SPECULATIVE + ["Pruning heads of attention in large models", "Quantization of caches to two bits"]
     papers = [Paper(id=f"2501.0000{i}", title=t) for i, t in enumerate(titles)]
 
@@ -88,7 +88,7 @@ def test_papers_on_a_topic_the_list_lacks_make_one_gap_named_by_its_words(monkey
 def test_no_gap_when_every_paper_fits_a_heading(monkeypatch):
     model = HashingModel()
     classifier = _classifier(model)
-    monkeypatch.setattr(classifier, "scope_threshold", -10.0)
+    monkeypatch.setattr(classifier, "short_scope_threshold", -10.0)
     titles = [
         "Pruning attention heads by magnitude",
         "Quantization of weights by layer",

@@ -387,7 +387,7 @@ class _Placer:
     def __init__(self, leaves: list[str]):
         self.leaves = leaves
 
-    def scope_probabilities(self, vectors):
+    def scope_probabilities(self, texts, vectors):
         return np.ones(len(vectors))
 
     def leaf_scores(self, texts, vectors):
@@ -455,7 +455,7 @@ def test_a_paper_out_of_scope_is_proposed_only_when_asked_for_by_id():
     papers = [Paper(id="2502.00001", title="Folding proteins"), Paper(id="2502.00002", title="Decoding faster")]
 
     class JustOutside(_Placer):
-        def scope_probabilities(self, vectors):
+        def scope_probabilities(self, texts, vectors):
             return np.where(vectors[:, 0] == 0, 0.499, 0.5)  # vec_id 0 just under one half
 
     proposals, _ = propose(markdown, _Store(papers), JustOutside(["H"]), min_confidence=0.0)
