@@ -423,8 +423,7 @@ class TaxonomyClassifier:
         # systematically further from everything than the same paper with its abstract.
         # (A text's form at prediction is told by its length, `is_short`: only the text is given.)
         with_abstract = np.array([p.has_abstract for p in papers])
-        everything = np.ones(n, dtype=bool)
-        full = with_abstract if with_abstract.sum() >= MIN_CALIBRATION_PAPERS else everything
+        full = with_abstract if with_abstract.sum() >= MIN_CALIBRATION_PAPERS else np.ones(n, dtype=bool)
         self.confidence_temperature = self._fit_confidence_temperature(
             self.loo_scores[full], [p.categories for p, keep in zip(papers, full, strict=True) if keep]
         )
