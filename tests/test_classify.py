@@ -185,6 +185,12 @@ def test_scope_is_calibrated_on_papers_with_an_abstract(monkeypatch):
     # further from everything), the form told by the length of the text given.
     titles = ~with_abstract
     assert own[titles].min() <= classifier.short_scope_threshold < np.median(own[titles])
+    # And either form's probability is 0.95 at its labelled papers' median (docs/design.md).
+    for threshold, scale, rows in (
+        (classifier.scope_threshold, classifier.scope_scale, with_abstract),
+        (classifier.short_scope_threshold, classifier.short_scope_scale, titles),
+    ):
+        assert 1 / (1 + np.exp(-(np.median(own[rows]) - threshold) / scale)) == pytest.approx(0.95)
     title, abstract = "Speculative decoding", " ".join(["a draft model proposes tokens the target verifies"] * 5)
     thresholds, scales = classifier.scope_thresholds([title, f"{title}. {abstract}"])
     assert thresholds.tolist() == [classifier.short_scope_threshold, classifier.scope_threshold]
