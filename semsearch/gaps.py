@@ -251,14 +251,15 @@ def find_gaps(classifier, papers: Sequence[Paper], vectors: np.ndarray, *, conte
     if not len(papers) or shape is None:
         return []
     vectors = np.asarray(vectors, dtype=np.float32)
-    scope = classifier.scope_probabilities([p.embedding_text() for p in papers], vectors)
+    texts = [p.embedding_text() for p in papers]
+    scope = classifier.scope_probabilities(texts, vectors)
     inside = np.flatnonzero(scope >= SCOPE_THRESHOLD)
     if len(inside) > MAX_POOL:  # the closest to the list's scope first
         inside = inside[np.argsort(-scope[inside], kind="stable")[:MAX_POOL]]
     if len(inside) < MIN_GROUP:
         return []
     titles = [p.title for p in papers]  # a list's papers are mostly known by title: words of the same kind
-    pool_texts = [papers[i].embedding_text() for i in inside]
+    pool_texts = [texts[i] for i in inside]
     unit, tfidf = _unit(vectors[inside]), classifier.tfidf.transform(pool_texts)  # once: the costly part
     alike = _alike(unit, tfidf, unit, tfidf)
     n = len(classifier.labelled_ids)

@@ -354,19 +354,25 @@ def place(
     A list's line goes under one heading, so the first is the most probable leaf (not the top-down
     walk `classify` shows for browsing), and the others the next most probable, even siblings of it.
     The confidence is the chance the first is right and the paper in scope at all."""
+    from semsearch.classify import SCOPE_THRESHOLD
+
     placed = []
     for start in range(0, len(found), 512):
         chunk = found[start : start + 512]
+        texts = [c.paper.embedding_text() for c in chunk]
         vectors = np.vstack([c.vector for c in chunk]).astype(np.float32)
-        in_scope = classifier.scope_probabilities([c.paper.embedding_text() for c in chunk], vectors)
+        in_scope = classifier.scope_probabilities(texts, vectors)
         if in_scope_only:
-            kept = np.flatnonzero(in_scope >= 0.5)
-            chunk, vectors, in_scope = [chunk[i] for i in kept], vectors[kept], in_scope[kept]
+            kept = np.flatnonzero(in_scope >= SCOPE_THRESHOLD)
+            chunk, texts, vectors, in_scope = (
+                [chunk[i] for i in kept],
+                [texts[i] for i in kept],
+                vectors[kept],
+                in_scope[kept],
+            )
             if not chunk:
                 continue
-        probabilities = classifier.probabilities(
-            classifier.leaf_scores([c.paper.embedding_text() for c in chunk], vectors)
-        )
+        probabilities = classifier.probabilities(classifier.leaf_scores(texts, vectors))
         for candidate, row, inside in zip(chunk, probabilities, in_scope, strict=True):
             best = np.argsort(-row)[:3]
             headings = [classifier.leaves[j] for j in best]
@@ -493,7 +499,7 @@ def evaluate_propose(
     """Place the papers a list added between two versions with a classifier trained on the older
     version only, and compare with the headings its maintainers chose: first suggestion and any
     of three at or under one of them, and how many the proposal would have written (in scope, sure)."""
-    from semsearch.classify import LabelledPaper, TaxonomyClassifier
+    from semsearch.classify import SCOPE_THRESHOLD, LabelledPaper, TaxonomyClassifier
     from semsearch.taxonomy import is_under
 
     old, new = parse_list(old_markdown), parse_list(new_markdown)
@@ -519,8 +525,8 @@ def evaluate_propose(
         right = [any(is_under(node, truth) for truth in listed.categories) for node in suggested[:3]]
         first.append(right[0])
         top3.append(any(right))
-        in_scope.append(scope >= 0.5)
-        included.append(scope >= 0.5 and confidence >= min_confidence)
+        in_scope.append(scope >= SCOPE_THRESHOLD)
+        included.append(scope >= SCOPE_THRESHOLD and confidence >= min_confidence)
     abstract = np.array([bool(c.paper.abstract) for c, *_ in placed])
     first_a, top3_a, included_a = np.array(first), np.array(top3), np.array(included)
     return {
