@@ -523,6 +523,16 @@ def test_the_separating_direction_is_the_linear_svms_optimum(problem):
         assert liked_side[:3].min() > liked_side[4:].max()  # the liked come first along it
 
 
+def test_papers_that_cannot_be_told_apart_give_no_direction_rather_than_nan():
+    """Liked and other papers all the same vector: nothing separates them, the direction is zero (and
+    recommend's scores fall to 0), never a NaN from a step of zero length."""
+    from semsearch.related import separating_direction
+
+    features = np.tile(np.eye(1, 8), (6, 1))
+    w = separating_direction(features, np.array([1, 1, 0, 0, 0, 0]), np.array([1.0, 1.0, 5.0, 1.0, 1.0, 1.0]))
+    assert np.isfinite(w).all() and np.allclose(w, 0.0)
+
+
 @pytest.mark.slow
 def test_the_separating_direction_is_scikit_learns_linear_svc():
     from sklearn.svm import LinearSVC
