@@ -33,7 +33,7 @@ from semsearch.search import Searcher, rank_hybrid
 from semsearch.taxonomy import is_under, leaf_name, load_taxonomy
 
 FEATURES = ("lead", "stands_out", "top", "agree", "peak", "specificity", "like_asked", "like_described", "like_paper")
-FORM_FEATURES = ("asks", "words")  # with --form: how the question is put (`search.question_form`)
+FORM_FEATURES = ("asks", "words", "a_paper")  # with --form: how the question is put (`search.question_form`)
 HERE = Path(__file__).resolve().parent
 
 
@@ -60,6 +60,15 @@ def features(searcher: Searcher, query: str, vector: np.ndarray, evidence: dict)
 
 USE_FORM = False  # set by --form
 STATEMENTS = False  # set by --statements
+SINGULAR_TOPICS: tuple[str, ...] = ()  # set by --singular-topics: node names also asked for as "a paper on"
+PAPER_REQUESTS: tuple[str, ...] = ()  # set by --paper-requests: a third of the cloze questions put in one
+ONE_PAPER_REQUESTS = (
+    "Which paper says that {}?",
+    "the paper where {}",
+    "I'm looking for the paper in which {}",
+    "Is there a paper showing that {}?",
+    "I remember a paper: {}. Which one was it?",
+)
 ASKING = re.compile(
     r"^(how|what|which|why|where|when|who|is|are|can|could|should|would|do|does|did|any)\b"
     r"(\s+(can|could|should|would|do|does|did|is|are|much|many|there|to))?"
@@ -100,15 +109,15 @@ def training_questions(searcher: Searcher, papers: dict, seed: int = 0) -> list[
             start = rng.randint(0, len(words) - n)
             words = words[start : start + n]
         question = " ".join(words)
+        if PAPER_REQUESTS and rng.random() < 1 / 3:  # a paper one remembers, asked for as one paper
+            question = rng.choice(PAPER_REQUESTS).format(question[:1].lower() + question[1:].rstrip("."))
         rows.append((question, 1, paper.id, *read(searcher, question)))
     from semsearch.classify import TaxonomyClassifier, labelled_papers
 
     labelled = labelled_papers(searcher.index.store.survey_labelled())
     leaves = sorted(taxonomy.questions)
-    names = [
-        (n, rng.choice([leaf_name(n), f"{leaf_name(n)} for large language models", f"papers on {leaf_name(n)}"]))
-        for n in taxonomy.nodes
-    ]
+    typed = ["{}", "{} for large language models", "papers on {}", *SINGULAR_TOPICS]
+    names = [(n, rng.choice(typed).format(leaf_name(n))) for n in taxonomy.nodes]
     for fold in (0, 1):
         held = set(leaves[fold::2])
         kept = {leaf: asked for leaf, asked in taxonomy.questions.items() if leaf not in held}
@@ -187,9 +196,17 @@ def main() -> None:
     parser.add_argument("--form", action="store_true", help="add the question's form to its features")
     parser.add_argument("--features", default="", help="comma-separated subset of the features to use")
     parser.add_argument("--statements", action="store_true", help="add example questions stated, not asked")
+    parser.add_argument(
+        "--paper-requests", action="store_true", help="put a third of the cloze questions as requests for one paper"
+    )
+    parser.add_argument(
+        "--singular-topics", action="store_true", help="node names also typed as requests for one paper on them"
+    )
     args = parser.parse_args()
-    global USE_FORM, STATEMENTS
+    global USE_FORM, STATEMENTS, PAPER_REQUESTS, SINGULAR_TOPICS
+    SINGULAR_TOPICS = ("a paper on {}", "Is there a good paper about {}?") if args.singular_topics else ()
     USE_FORM, STATEMENTS = args.form, args.statements
+    PAPER_REQUESTS = ONE_PAPER_REQUESTS if args.paper_requests else ()
     index = Index.open(args.index)
     searcher = Searcher(index)
     papers = dict(index.store.iter_papers())

@@ -14,8 +14,8 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (docs/
    kept at ingest). Crediting a predicted paper with its whole distribution rather than its one
    predicted leaf does not bet everything on a guess that is wrong a third of the time;
 4. what kind of question it is: a logistic model gives the chance that the question describes one
-   paper (`one_paper_probability`) from how it is put (asked as a question, or stated; its length)
-   and what it finds (how far its best direct match stands out, how peaked its leaf distribution
+   paper (`one_paper_probability`) from how it is put (asked as a question, or stated; its length;
+   whether it asks for a paper in the singular) and what it finds (how far its best direct match stands out, how peaked its leaf distribution
    is, how rare its words are, how near it is to an example question, a node description or a
    labelled paper). When that chance is one half or more the question is taken for one about a
    single paper: its DIRECT_FIRST best direct matches come first, by their own match, and the
@@ -25,8 +25,9 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (docs/
    lead over the next at least STANDS_OUT of the spread of the first ten) keeps third place: a
    new paper asked for by a few of its title's words is not buried under the labelled papers of
    its kind. The model is fitted on questions made from the corpus itself, never on an
-   evaluation set (`scripts/eval_question_kind.py --form`): sentences and spans of
-   abstracts asked about their own paper (inverse cloze) against the taxonomy's example questions
+   evaluation set (`scripts/eval_question_kind.py --form --paper-requests`): sentences and spans
+   of abstracts asked about their own paper (inverse cloze; a third of them put as requests for one
+   paper, "Which paper says that ...?") against the taxonomy's example questions
    and node names. It replaced a hand-set gate (the best direct match kept the first place when it
    led the next by 0.05), which recognised few described papers (docs/evaluation.md, "One ranking
    for both kinds of question"). What the question was taken for is in `--explain`.
@@ -57,19 +58,20 @@ CANDIDATES = 200
 DENSE_WEIGHT = 0.7
 TAXONOMY_WEIGHT = 2.0
 # The question-kind model (step 4): features in this order, fitted by
-# `python scripts/eval_question_kind.py --form` on 724 questions made from the dev index's own papers
+# `python scripts/eval_question_kind.py --form --paper-requests` on 724 questions made from the dev index's own papers
 # and taxonomy (survey offline + ../shared/data/arxiv_topics.jsonl); no evaluation question was used.
 QUESTION_FEATURES = (
     "lead", "stands_out", "top", "agree", "peak", "specificity", "like_asked", "like_described", "like_paper",
-    "asks", "words",
+    "asks", "words", "a_paper",
 )  # fmt: skip
 ONE_PAPER_COEFFICIENTS = np.array(
-    [0.7313, 1.5059, -0.2491, 0.1432, -1.3798, 1.2293, -0.6357, -1.4302, -1.0679, -6.1380, 3.8808]
+    [0.7384, 1.4128, -0.4374, 0.1139, -1.1083, 0.7367, -0.7555, -1.2541, -1.1334, -5.8778, 3.9970, 4.2798]
 )
-ONE_PAPER_BIAS = -6.5591
+ONE_PAPER_BIAS = -6.8833
 ONE_PAPER = 0.5  # the chance of a question about one paper from which its best direct matches come first
 DIRECT_FIRST = 3  # how many: the first screen a user reads
 STANDS_OUT = 0.5  # a best direct match leading the next by half the spread of the first ten stays on it
+ONE_PAPER_NOUN = re.compile(r"\b(paper|article|preprint|publication)\b", re.I)  # singular: "papers" is a kind of work
 INTERROGATIVE = re.compile(
     r"^\W*(how|what|which|why|where|when|who|whom|whose|is|are|can|could|should|would|do|does|did|any)\b", re.I
 )
@@ -200,12 +202,13 @@ def rank_hybrid(
     return scored[:k]
 
 
-def question_form(query: str) -> tuple[float, float]:
-    """How the question is put: asked as one (a question mark, or an interrogative first word), and
-    the log of its length in words. A kind of work is asked for, or named in a few words; a paper
-    one remembers is described."""
+def question_form(query: str) -> tuple[float, float, float]:
+    """How the question is put: asked as one (a question mark, or an interrogative first word), the
+    log of its length in words, and whether it asks for a paper in the singular ("which paper ...?",
+    "the paper that ..."). A kind of work is asked for, or named in a few words; a paper one
+    remembers is described, or asked for as one paper."""
     asks = "?" in query or bool(INTERROGATIVE.match(query))
-    return float(asks), float(np.log(len(query.split()) + 1))
+    return float(asks), float(np.log(len(query.split()) + 1)), float(bool(ONE_PAPER_NOUN.search(query)))
 
 
 def question_features(

@@ -265,6 +265,32 @@ def test_readme_examples_answer_on_topic_first(survey_index, question, on_topic)
     assert any(re.search(on_topic, category) for category in hit.categories), (hit.paper.title, hit.categories)
 
 
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        # A paper one remembers, described, and the same asked for as one paper: one paper both times.
+        ("keeping the first few tokens as attention sinks lets a model stream text far beyond its window", "one paper"),
+        (
+            "Which paper showed that keeping the first few tokens as attention sinks lets a model stream text "
+            "far beyond its window?",
+            "one paper",
+        ),
+        # Asked about the kind of work, without asking for a paper: a kind of work.
+        ("How do attention sinks let a model stream text far beyond its window?", "a kind of work"),
+    ],
+)
+def test_a_paper_asked_for_as_one_paper_is_taken_for_one_paper(survey_index, question, kind):
+    run = subprocess.run(
+        ["semsearch", "search", question, "--json", "--explain", "-k", "3", "--index", str(survey_index.directory)],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout)
+    assert answer["results"][0]["explain"]["question"] == kind, answer["explanation"]
+    assert answer["results"][0]["title"].startswith("Efficient Streaming Language Models with Attention Sinks")
+
+
 def test_the_ray_path_builds_the_same_index_as_the_local_path(survey_index, tmp_path, monkeypatch):
     """`ingest jsonl --ray local`: two workers (this machine's cores) run the ONNX export; the index
     holds the same papers, vectors (cosine >= 0.9999) and predicted categories as a local ingest."""
