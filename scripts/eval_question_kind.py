@@ -3,7 +3,8 @@ weigh the taxonomy evidence instead of the sharp-match gate? (issue 23; docs/eva
 
 Training questions are made from the index itself, never from the evaluation sets:
 - about one paper (label 1): a sentence, or a span of 8-14 words of one, from the abstract of a
-  paper the survey does not label and the classifier places in the taxonomy (inverse cloze);
+  paper the survey does not label and the classifier places in the taxonomy (inverse cloze); with
+  --paper-requests a third of them put as requests for one paper ("Which paper says that ...?");
 - about a kind of work (label 0): the taxonomy's example questions and node names as a user would
   type them ("pruning", "papers on pruning"), each read by a classifier trained without that
   leaf's questions (two folds), so the question's leaf distribution is not flattered.
@@ -60,8 +61,8 @@ def features(searcher: Searcher, query: str, vector: np.ndarray, evidence: dict)
 
 USE_FORM = False  # set by --form
 STATEMENTS = False  # set by --statements
-SINGULAR_TOPICS: tuple[str, ...] = ()  # set by --singular-topics: node names also asked for as "a paper on"
-PAPER_REQUESTS: tuple[str, ...] = ()  # set by --paper-requests: a third of the cloze questions put in one
+PAPER_REQUESTS: tuple[str, ...] = ()  # set by --paper-requests: templates for a third of the cloze questions
+SINGULAR_TOPICS: tuple[str, ...] = ()  # set by --singular-topics: node names also typed as "a paper on ..."
 ONE_PAPER_REQUESTS = (
     "Which paper says that {}?",
     "the paper where {}",
@@ -204,9 +205,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     global USE_FORM, STATEMENTS, PAPER_REQUESTS, SINGULAR_TOPICS
-    SINGULAR_TOPICS = ("a paper on {}", "Is there a good paper about {}?") if args.singular_topics else ()
     USE_FORM, STATEMENTS = args.form, args.statements
     PAPER_REQUESTS = ONE_PAPER_REQUESTS if args.paper_requests else ()
+    SINGULAR_TOPICS = ("a paper on {}", "Is there a good paper about {}?") if args.singular_topics else ()
     index = Index.open(args.index)
     searcher = Searcher(index)
     papers = dict(index.store.iter_papers())

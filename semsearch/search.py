@@ -15,22 +15,22 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (docs/
    predicted leaf does not bet everything on a guess that is wrong a third of the time;
 4. what kind of question it is: a logistic model gives the chance that the question describes one
    paper (`one_paper_probability`) from how it is put (asked as a question, or stated; its length;
-   whether it asks for a paper in the singular) and what it finds (how far its best direct match stands out, how peaked its leaf distribution
-   is, how rare its words are, how near it is to an example question, a node description or a
-   labelled paper). When that chance is one half or more the question is taken for one about a
-   single paper: its DIRECT_FIRST best direct matches come first, by their own match, and the
-   taxonomy ranks the rest (the question's category, predicted with confidence, would otherwise
-   bury the paper asked about under its labelled neighbours). Otherwise the taxonomy weighs
-   TAXONOMY_WEIGHT, and a best direct match that stands out of the question's own scores (its
-   lead over the next at least STANDS_OUT of the spread of the first ten) keeps third place: a
-   new paper asked for by a few of its title's words is not buried under the labelled papers of
-   its kind. The model is fitted on questions made from the corpus itself, never on an
-   evaluation set (`scripts/eval_question_kind.py --form --paper-requests`): sentences and spans
-   of abstracts asked about their own paper (inverse cloze; a third of them put as requests for one
-   paper, "Which paper says that ...?") against the taxonomy's example questions
-   and node names. It replaced a hand-set gate (the best direct match kept the first place when it
-   led the next by 0.05), which recognised few described papers (docs/evaluation.md, "One ranking
-   for both kinds of question"). What the question was taken for is in `--explain`.
+   whether it asks for a paper in the singular) and what it finds (how far its best direct match
+   stands out, how peaked its leaf distribution is, how rare its words are, how near it is to an
+   example question, a node description or a labelled paper). When that chance is one half or more
+   the question is taken for one about a single paper: its DIRECT_FIRST best direct matches come
+   first, by their own match, and the taxonomy ranks the rest (the question's category, predicted
+   with confidence, would otherwise bury the paper asked about under its labelled neighbours).
+   Otherwise the taxonomy weighs TAXONOMY_WEIGHT, and a best direct match that stands out of the
+   question's own scores (its lead over the next at least STANDS_OUT of the spread of the first ten)
+   keeps third place: a new paper asked for by a few of its title's words is not buried under the
+   labelled papers of its kind. The model is fitted on questions made from the corpus itself, never
+   on an evaluation set (`scripts/eval_question_kind.py --form --paper-requests`): sentences and
+   spans of abstracts asked about their own paper (inverse cloze; a third of them put as requests
+   for one paper, "Which paper says that ...?") against the taxonomy's example questions and node
+   names. It replaced a hand-set gate (the best direct match kept the first place when it led the
+   next by 0.05), which recognised few described papers (docs/evaluation.md, "One ranking for both
+   kinds of question"). What the question was taken for is in `--explain`.
 
 Every score shown is between 0 and 1 and falls down the list: the fused score here, the cosine
 (floored at 0) in dense mode, BM25 relative to the question's best match in lexical mode.
@@ -58,8 +58,8 @@ CANDIDATES = 200
 DENSE_WEIGHT = 0.7
 TAXONOMY_WEIGHT = 2.0
 # The question-kind model (step 4): features in this order, fitted by
-# `python scripts/eval_question_kind.py --form --paper-requests` on 724 questions made from the dev index's own papers
-# and taxonomy (survey offline + ../shared/data/arxiv_topics.jsonl); no evaluation question was used.
+# `python scripts/eval_question_kind.py --form --paper-requests` on 724 questions made from the dev
+# index's own papers and taxonomy (survey offline + ../shared/data/arxiv_topics.jsonl); no evaluation question was used.
 QUESTION_FEATURES = (
     "lead", "stands_out", "top", "agree", "peak", "specificity", "like_asked", "like_described", "like_paper",
     "asks", "words", "a_paper",
