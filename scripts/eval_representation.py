@@ -55,7 +55,7 @@ def label_pairs(labelled, taxonomy, rng: random.Random) -> list[tuple[str, str, 
     """Labelled papers with their leaf's description and a paper of the same leaf; example questions
     with their leaf's description and one of its papers. The leaf is the group: never a negative."""
     leaves_of = {
-        p.id: [leaf for leaf in taxonomy.leaves if taxonomy.leaf_spread(cats)[taxonomy.leaves.index(leaf)] > 0]
+        p.id: [leaf for leaf, share in zip(taxonomy.leaves, taxonomy.leaf_spread(cats), strict=True) if share > 0]
         for p, _, cats in labelled
     }
     texts_of: dict[str, list[str]] = {}
