@@ -131,6 +131,26 @@ def test_the_form_of_a_question_is_whether_it_asks_how_long_it_is_and_whether_it
     assert question_form("paperless offices")[2] == 0.0  # a whole word only
 
 
+def test_any_text_has_a_form_of_three_finite_values_the_last_a_yes_or_no():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tests.conftest import examples
+
+    paperish = st.sampled_from(["paper", "Papers", "paperback", "article", "a", "the", "?", "which", " ", "\n"])
+    texts = st.text(max_size=300) | st.lists(paperish, max_size=12).map(" ".join)
+
+    @settings(max_examples=examples(300), deadline=2000)
+    @given(texts)
+    def check(text):
+        asks, words, a_paper = question_form(text)
+        assert asks in (0.0, 1.0) and a_paper in (0.0, 1.0) and 0.0 <= words < 10.0
+        singular = any(w.lower() in {"paper", "article", "preprint", "publication"} for w in re.findall(r"\w+", text))
+        assert a_paper == float(singular)
+
+    check()
+
+
 def test_a_described_paper_reads_as_one_paper_and_an_asked_or_named_kind_of_work_does_not():
     # What the question finds held fixed (middling on every count): its form decides.
     finds = [0.05, 0.3, 0.6, 1.0, 0.5, 0.6, 0.5, 0.5, 0.6]
