@@ -24,14 +24,15 @@ to say what the labels themselves would allow):
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 import time
 from pathlib import Path
 
 import numpy as np
+from eval_question_kind import question_sets  # the script beside this one (its folder is on sys.path)
 
+from semsearch.evaluate import read_expected
 from semsearch.index import Index
 
 HERE = Path(__file__).resolve().parent
@@ -138,7 +139,7 @@ def ceiling(args) -> None:
 
     index = Index.open(args.index)
     store = index.store
-    records = [json.loads(line) for line in (args.shared / "eval" / "new_papers_dev.jsonl").open()]
+    records = read_expected(args.shared / "eval" / "new_papers_dev.jsonl")
     records = [r for r in records if r["expected"] and store.find(r["id"]) is not None]
     vec_ids = [store.find(r["id"]) for r in records]
     vectors, papers = store.embeddings_for(vec_ids), store.papers_by_vec_id(vec_ids)
@@ -175,14 +176,7 @@ def sentences(args) -> None:
 
     index = Index.open(args.index)
     topics = read_topics(args.shared / "data" / "arxiv_topics.jsonl")
-    files = [
-        args.shared / "eval" / "queries_dev.jsonl",
-        HERE / "eval" / "questions_ours.jsonl",
-        *sorted((HERE / "eval").glob("questions_problems*.jsonl")),
-        args.shared / "eval" / "known_items_dev.jsonl",
-        args.shared / "eval" / "known_items_dev_abstracts.jsonl",
-        HERE / "eval" / "known_items_ours.jsonl",
-    ]
+    files = [path for path in question_sets(args.shared).values() if path.exists()]
     whole = Searcher.question_leaves
 
     def combine(how: str):
