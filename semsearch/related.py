@@ -185,7 +185,7 @@ def separating_direction(features: np.ndarray, labels: np.ndarray, sample_weight
             break
         hessian = np.eye(len(w)) + 2.0 * (x[active].T * cost[active]) @ x[active]
         step = np.linalg.solve(hessian, -gradient)
-        current, scale = objective(w), 1.0
+        current, scale = 0.5 * float(w @ w) + float(cost[active] @ slack[active] ** 2), 1.0  # objective(w)
         while objective(w + scale * step) > current + 1e-4 * scale * float(gradient @ step) and scale > 1e-10:
             scale /= 2  # backtrack: the squared hinge's Hessian changes where a paper crosses its margin
         w = w + scale * step
