@@ -59,7 +59,8 @@ DENSE_WEIGHT = 0.7
 TAXONOMY_WEIGHT = 2.0
 # The question-kind model (step 4): features in this order, fitted by
 # `python scripts/eval_question_kind.py --form --paper-requests` on 724 questions made from the dev
-# index's own papers and taxonomy (survey offline + ../shared/data/arxiv_topics.jsonl); no evaluation question was used.
+# index's own papers and taxonomy (survey offline + ../shared/data/arxiv_topics.jsonl); no evaluation
+# question was used.
 QUESTION_FEATURES = (
     "lead", "stands_out", "top", "agree", "peak", "specificity", "like_asked", "like_described", "like_paper",
     "asks", "words", "a_paper",
