@@ -514,8 +514,12 @@ class TaxonomyClassifier:
     def scope_probabilities(self, texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
         """The calibrated chance that each paper belongs to the taxonomy at all: logistic in its
         scope score, 1/2 at the threshold of its form (title alone, or with an abstract)."""
+        return self.calibrated_scope(self.scope_scores(vectors), texts)
+
+    def calibrated_scope(self, scores: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """`scope_probabilities` of texts whose scope scores are known (a labelled paper's left out)."""
         threshold, scale = self.scope_thresholds(texts)
-        return 1.0 / (1.0 + np.exp(-(self.scope_scores(vectors) - threshold) / scale))
+        return 1.0 / (1.0 + np.exp(-(scores - threshold) / scale))
 
     def first_leaf(self, node_probability: dict[str, float]) -> str:
         """The leaf reached top-down by the most probable child at every level."""

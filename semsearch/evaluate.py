@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from semsearch.classify import TaxonomyClassifier, fit_temperature, labelled_papers, softmax
+from semsearch.classify import SCOPE_THRESHOLD, TaxonomyClassifier, fit_temperature, labelled_papers, softmax
 from semsearch.errors import SemsearchError
 from semsearch.index import Index
 from semsearch.paper import normalize_title
@@ -61,7 +61,7 @@ def evaluate_classifier(
     first = [classifier.suggest(p, walk)[0] for p, walk in zip(probabilities, classifier.path(scores), strict=True)]
     first_right = np.array([any(is_under(c, s.category) for c in true_sets[i]) for i, s in enumerate(first)])
     left_out_scope = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True)
-    in_scope = left_out_scope >= classifier.scope_thresholds([p.text for p in papers])[0]
+    in_scope = classifier.calibrated_scope(left_out_scope, [p.text for p in papers]) >= SCOPE_THRESHOLD
     with_abstract = np.array([p.has_abstract for p in papers])
 
     # Baseline for reference: distance-weighted 10-nearest-neighbour vote on embeddings alone.

@@ -402,6 +402,8 @@ def test_leave_one_out_figures_by_hand():
     papers = toy_papers(model)
     clean = evaluate_classifier(None, model, TOY, papers)
     assert (clean["papers"], clean["leaf_top1"], clean["leaf_top3"], clean["suggestion_precision"]) == (12, 1, 1, 1)
+    # Scope's threshold is the 5th percentile of the papers' left-out scores: all but the lowest are in.
+    assert clean["in_scope_share"] == pytest.approx(11 / 12)
     assert papers[4].categories == ["Compression/Pruning"]
     papers[4] = dataclasses.replace(papers[4], categories=["Compression/Quantization"])
     report = evaluate_classifier(None, model, TOY, papers)
