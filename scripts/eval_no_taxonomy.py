@@ -62,6 +62,7 @@ def main() -> None:
         "known dev": args.shared / "eval/known_items_dev.jsonl",
         "known abs": args.shared / "eval/known_items_dev_abstracts.jsonl",
         "known ours": HERE / "eval/known_items_ours.jsonl",
+        "known abs ours": HERE / "eval/known_items_abstracts_ours.jsonl",
     }
     questions = {}
     for name, path in sets.items():
