@@ -107,3 +107,13 @@ def test_the_survey_list_is_one_instance_of_the_parser():
     packaged = json.loads((Path(__file__).parents[1] / "semsearch" / "data" / "survey.json").read_text())
     assert listed.nodes == packaged["nodes"]
     assert {p.title: p.categories for p in listed.papers} == {p["title"]: p["categories"] for p in packaged["papers"]}
+
+
+def test_a_paper_named_in_fewer_than_four_letters_is_kept_by_its_arxiv_link_and_only_then():
+    listed = parse_list(
+        "# KV\n## Eviction\n"
+        "- [H2O](https://arxiv.org/abs/2306.14048) heavy hitters\n"
+        "- [D2O](https://arxiv.org/abs/2406.13035)\n"
+        "- **T5** [[Paper](https://aclanthology.org/x.pdf)]\n"  # short, and no arXiv link: not a paper here
+    )
+    assert {(p.title, p.arxiv_id) for p in listed.papers} == {("H2O", "2306.14048"), ("D2O", "2406.13035")}

@@ -312,8 +312,8 @@ def parse_list(markdown: str) -> CuratedList:
             if arxiv_id is None and (kind == "row" or not (_bold(text) is not None or "[paper]" in text.lower())):
                 continue  # prose, a tool, a link list: a paper without an arXiv link shows as one
             name = _title_of(text)
-            if len(name) < 4:
-                continue
+            if not name or (len(name) < 4 and arxiv_id is None):
+                continue  # a short name is a paper's only with its arXiv link ("[H2O](arxiv...)")
             key = arxiv_id or normalize_title(name)
             paper = found.get(key)
             if paper is None:
