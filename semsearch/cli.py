@@ -1289,7 +1289,11 @@ def _warm_question_encoder(args: list[str]) -> None:
     from semsearch.embeddings import warm_up
     from semsearch.index import resolve_index_dir
 
-    warm_up(index_dir=resolve_index_dir(option))
+    try:
+        directory = resolve_index_dir(option)
+    except SemsearchError:
+        return  # a wrong --index: the command itself says so, in one line
+    warm_up(index_dir=directory)
 
 
 def _disk_full(err: Exception) -> bool:

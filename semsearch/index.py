@@ -65,8 +65,12 @@ class GenerationDamaged(IndexDamaged):
 
 
 def resolve_index_dir(option: str | Path | None = None) -> Path:
-    """The directory asked for, else `$SEMSEARCH_INDEX`, else ./index (a flag beats the variable)."""
-    return Path(option or os.environ.get("SEMSEARCH_INDEX") or "index")
+    """The directory asked for, else `$SEMSEARCH_INDEX`, else ./index (a flag beats the variable).
+    An existing file there is a wrong argument (`--index papers.jsonl`), not a damaged index."""
+    directory = Path(option or os.environ.get("SEMSEARCH_INDEX") or "index")
+    if directory.exists() and not directory.is_dir():
+        raise SemsearchError(f"{directory} is a file, not an index directory (--index and $SEMSEARCH_INDEX name a directory)")
+    return directory
 
 
 @dataclass

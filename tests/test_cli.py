@@ -210,3 +210,18 @@ def test_the_first_question_builds_the_default_index(tmp_path, fake_model, capsy
     assert len(json.loads(out)["results"]) == 3 and (tmp_path / "index" / "CURRENT").exists()
     code, _, err = run(capsys, "search", "kv cache", "--index", tmp_path / "elsewhere")
     assert code == 2 and "no index at" in err  # an index asked for by name is never built behind one's back
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["search", "kv cache"], ["ingest", "survey", "--offline"], ["taxonomy", "list"], ["info"], ["serve"], ["mcp"]],
+)
+def test_an_index_option_naming_a_file_is_a_wrong_argument_not_damage(command, tmp_path, capsys, monkeypatch):
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text('{"id": "2302.00003", "title": "T", "abstract": "A"}\n')
+    code, out, err = run(capsys, *command, "--index", papers)
+    expected = f"error: {papers} is a file, not an index directory (--index and $SEMSEARCH_INDEX name a directory)\n"
+    assert (code, err) == (2, expected)
+    monkeypatch.setenv("SEMSEARCH_INDEX", str(papers))  # the variable is read by the same rule
+    assert run(capsys, *command)[:3:2] == (2, expected)
+    assert papers.read_text() == '{"id": "2302.00003", "title": "T", "abstract": "A"}\n'  # left as it was
