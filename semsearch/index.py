@@ -69,7 +69,9 @@ def resolve_index_dir(option: str | Path | None = None) -> Path:
     An existing file there is a wrong argument (`--index papers.jsonl`), not a damaged index."""
     directory = Path(option or os.environ.get("SEMSEARCH_INDEX") or "index")
     if directory.exists() and not directory.is_dir():
-        raise SemsearchError(f"{directory} is a file, not an index directory (--index and $SEMSEARCH_INDEX name a directory)")
+        raise SemsearchError(
+            f"{directory} is a file, not an index directory (--index and $SEMSEARCH_INDEX name a directory)"
+        )
     return directory
 
 

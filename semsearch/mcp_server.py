@@ -19,15 +19,37 @@ INSTRUCTIONS = (
 
 def build_server(*, index_dir: str | Path | None = None):
     """The MCP server over the index at `index_dir` (loaded now, followed as it is published)."""
-    from mcp.server import MCPServer
-
     from semsearch.service import Service
 
     service = Service(index_dir=index_dir)
     service.follow()
-    server = MCPServer("semsearch", instructions=INSTRUCTIONS, log_level="WARNING")
+    server = tool_server("semsearch", instructions=INSTRUCTIONS, log_level="WARNING")
     add_tools(server, service)
     return server
+
+
+def tool_server(name: str, **options):
+    """An `MCPServer` whose argument errors read as the CLI's and the API's. The SDK checks a call's
+    arguments against the tool's signature before our request models see them, and a missing or
+    mistyped one ("classify" without an abstract, k "ten") came back as pydantic's multi-line
+    report; now it is the same one line ("abstract: Field required")."""
+    from mcp.server import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+    from pydantic import ValidationError
+
+    from semsearch.requests_models import describe
+
+    class ToolServer(MCPServer):
+        async def call_tool(self, name, arguments, context=None):
+            try:
+                return await super().call_tool(name, arguments, context)
+            except ToolError as err:
+                cause = err.__cause__
+                if isinstance(err, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                    raise
+                raise ToolError(f"Error executing tool {name}: {describe(cause.errors())}") from cause
+
+    return ToolServer(name, **options)
 
 
 def add_tools(server, service) -> None:
@@ -122,23 +144,41 @@ def add_tools(server, service) -> None:
         return answer(service.gaps, r.taxonomy, r.since)
 
 
+DRAIN_SECONDS = 300.0  # after stdin closes, how long requests already read may take to be answered
+
+
 class AnsweringParseErrors:
     """The stdio transport's read stream, minus the lines that are not JSON-RPC messages: the SDK's
     reader passes such a line on as an exception, which the server drops without a word; JSON-RPC
     asks for an answer with `"id": null` (-32700 for text that is not JSON, -32600 for JSON that is
-    not a message), so the client learns its line was lost instead of waiting."""
+    not a message), so the client learns its line was lost instead of waiting.
 
-    def __init__(self, inner, write_stream):
+    It also holds the end of input back until every request already read is answered (`Answers`
+    counts them): the SDK ends the session when stdin closes and cancels the requests still
+    running, so `cat requests.jsonl | semsearch mcp` lost most of its answers."""
+
+    def __init__(self, inner, write_stream, answers: Answers | None = None):
         self._inner, self._write = inner, write_stream
+        self._answers = answers
 
     @property
     def last_context(self):  # the SDK restores the sender's context from it
         return getattr(self._inner, "last_context", None)
 
     async def receive(self):
+        import anyio
+
         while True:
-            item = await self._inner.receive()
+            try:
+                item = await self._inner.receive()
+            except anyio.EndOfStream:
+                if self._answers is not None:
+                    with anyio.move_on_after(DRAIN_SECONDS):
+                        await self._answers.all_sent()
+                raise
             if not isinstance(item, Exception):
+                if self._answers is not None:
+                    self._answers.asked(item)
                 return item
             await self._write.send(_refusal(item))
 
@@ -166,6 +206,49 @@ class AnsweringParseErrors:
         await self.aclose()
 
 
+class Answers:
+    """The write stream, counting the requests read (`asked`) that have no answer sent yet."""
+
+    def __init__(self, inner):
+        import anyio
+
+        self._inner = inner
+        self._waiting: set = set()
+        self._none_waiting = anyio.Event()
+        self._none_waiting.set()
+
+    def asked(self, item) -> None:
+        import anyio
+        from mcp_types import JSONRPCRequest
+
+        if isinstance(item.message, JSONRPCRequest):
+            self._waiting.add(item.message.id)
+            if self._none_waiting.is_set():
+                self._none_waiting = anyio.Event()
+
+    async def all_sent(self) -> None:
+        await self._none_waiting.wait()
+
+    async def send(self, item) -> None:
+        from mcp_types import JSONRPCError, JSONRPCResponse
+
+        await self._inner.send(item)
+        if isinstance(item.message, JSONRPCResponse | JSONRPCError):
+            self._waiting.discard(item.message.id)
+            if not self._waiting:
+                self._none_waiting.set()
+
+    def __getattr__(self, name):  # close, aclose, clone and the rest: the stream's own
+        return getattr(self._inner, name)
+
+    async def __aenter__(self):
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc):
+        return await self._inner.__aexit__(*exc)
+
+
 def _refusal(err: Exception):
     from mcp.shared.message import SessionMessage
     from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
@@ -184,8 +267,9 @@ async def _run_stdio(server) -> None:
 
     lowlevel = server._lowlevel_server  # noqa: SLF001 - the SDK's own run_stdio_async drives it so
     async with stdio_server() as (read_stream, write_stream):
+        answers = Answers(write_stream)
         await lowlevel.run(
-            AnsweringParseErrors(read_stream, write_stream), write_stream, lowlevel.create_initialization_options()
+            AnsweringParseErrors(read_stream, write_stream, answers), answers, lowlevel.create_initialization_options()
         )
 
 

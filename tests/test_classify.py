@@ -336,6 +336,7 @@ def test_readable_view_explains(survey_index, capsys):
     "args, message",
     [
         (["--title", "T"], "abstract: Field required"),
+        (["--abstract", "Evict tokens from the cache."], "title: Field required"),
         (["--title", " ", "--abstract", "A"], "title: has no text"),
         ([], "give --title and --abstract"),
         (["--arxiv", "nonsense"], "invalid arXiv id"),
@@ -687,9 +688,8 @@ def test_scope_is_in_every_classify_answer_at_every_door(survey_corpus_index, tm
 
     import anyio
     from fastapi.testclient import TestClient
-    from mcp.server import MCPServer
 
-    from semsearch.mcp_server import add_tools
+    from semsearch.mcp_server import add_tools, tool_server
     from semsearch.server import create_app
     from semsearch.service import Service
 
@@ -703,28 +703,26 @@ def test_scope_is_in_every_classify_answer_at_every_door(survey_corpus_index, tm
         assert done.returncode == 0, done.stderr
         return [json.loads(line) for line in done.stdout.splitlines()]
 
+    cases = [*SCOPE_CASES, {"id": "short", "title": "Evicting tokens from the KV cache", "abstract": "Eviction."}]
     batch = tmp_path / "papers.jsonl"
-    batch.write_text("".join(json.dumps(case) + "\n" for case in SCOPE_CASES))
+    batch.write_text("".join(json.dumps(case) + "\n" for case in cases))
     by_batch = cli("--batch", str(batch))
-    one = cli("--title", SCOPE_CASES[0]["title"], "--abstract", SCOPE_CASES[0]["abstract"], "--json")[0]
+    one = cli("--title", cases[0]["title"], "--abstract", cases[0]["abstract"], "--json")[0]
+    short = cli("--title", cases[-1]["title"], "--abstract", cases[-1]["abstract"], "--json")[0]
+    paper = [{k: v for k, v in c.items() if k != "id"} for c in cases]
     with TestClient(create_app(index_dir=survey_corpus_index)) as client:
-        by_http = [client.post("/api/classify", json={"title": c["title"], "abstract": c["abstract"]}).json()
-                   for c in SCOPE_CASES]  # fmt: skip
-    server = MCPServer("semsearch-test")
+        by_http = [client.post("/api/classify", json=p).json() for p in paper]
+    server = tool_server("semsearch-test")
     add_tools(server, Service(index_dir=survey_corpus_index))
-    by_mcp = [
-        json.loads(
-            anyio.run(server.call_tool, "classify", {"title": c["title"], "abstract": c["abstract"]}).content[0].text
-        )
-        for c in SCOPE_CASES
-    ]
-    for answers in (by_batch, [one], by_http, by_mcp):
+    by_mcp = [json.loads(anyio.run(server.call_tool, "classify", p).content[0].text) for p in paper]
+    for answers in (by_batch, [one, short], by_http, by_mcp):
         for answer in answers:
             _on_contract(answer)
-    assert [a["id"] for a in by_batch] == ["in", "out", "mid"]
+    assert [a["id"] for a in by_batch] == ["in", "out", "mid", "short"]
     for door in (by_http, by_mcp):
         assert [a["scope"] for a in door] == [a["scope"] for a in by_batch]
     assert one["scope"] == by_batch[0]["scope"]  # (which side a text falls on: the real model's tests)
+    assert short["scope"] == by_batch[-1]["scope"] and short["suggestions"] == by_batch[-1]["suggestions"]
 
 
 def test_the_verdict_is_the_shown_probability_against_the_threshold_even_at_the_edge():

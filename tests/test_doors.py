@@ -47,8 +47,17 @@ BAD_INPUT = [
     ("classify", {"title": "t" * 1001, "abstract": "A"}, "title: String should have at most 1000 characters"),
     ("classify", {"title": "T", "abstract": "a" * 20001}, "abstract: String should have at most 20000 characters"),
 ]
-# The CLI has no trends command, and an argument cannot hold NUL: these go through HTTP and MCP only.
+# The CLI has no trends command, an argument cannot hold NUL, and its options are typed before the
+# request model reads them: these go through HTTP and MCP only. (An argument missing or of the wrong
+# type is checked by the MCP SDK against the tool's signature first: still the same line.)
 NOT_FOR_THE_CLI = [
+    ("classify", {"abstract": "We prune heads."}, "title: Field required"),
+    ("classify", {"title": "Pruning heads"}, "abstract: Field required"),
+    (
+        "search",
+        {"question": "cache", "k": "ten"},
+        "k: Input should be a valid integer, unable to parse string as an integer",
+    ),
     ("search", {"question": "\x00\x00"}, f"question: {BLANK}"),
     ("classify", {"title": "\x00", "abstract": "\x00 "}, f"title: {BLANK}; abstract: {BLANK}"),
     (
@@ -78,12 +87,10 @@ def client(index_dir):
 @pytest.fixture(scope="module")
 def refusing_tools(unchanged_survey_corpus_index):
     """The MCP tools over the shared index, for the refusals (which read nothing and write nothing)."""
-    from mcp.server import MCPServer
-
-    from semsearch.mcp_server import add_tools
+    from semsearch.mcp_server import add_tools, tool_server
     from semsearch.service import Service
 
-    server = MCPServer("semsearch-test")
+    server = tool_server("semsearch-test")
     add_tools(server, Service(index_dir=unchanged_survey_corpus_index))
     return server
 
@@ -126,12 +133,10 @@ def test_the_cli_refuses_the_same_input_in_the_same_words(unchanged_survey_corpu
 @pytest.fixture
 def tools(index_dir):
     """The MCP server's tools over the index, called in this process."""
-    from mcp.server import MCPServer
-
-    from semsearch.mcp_server import add_tools
+    from semsearch.mcp_server import add_tools, tool_server
     from semsearch.service import Service
 
-    server = MCPServer("semsearch-test")
+    server = tool_server("semsearch-test")
     add_tools(server, Service(index_dir=index_dir))
     return server
 

@@ -176,17 +176,16 @@ def test_a_real_server_serves_feeds_proposals_their_patch_and_gaps(survey_corpus
 
 
 def test_mcp_propose_and_gaps_answer_and_refuse_like_the_other_doors(cli, survey_corpus_index, tmp_path):
-    from mcp.server import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
-    from semsearch.mcp_server import add_tools
+    from semsearch.mcp_server import add_tools, tool_server
     from semsearch.service import Service
 
     left_out = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})[::70]
     readme = tmp_path / "README.md"
     readme.write_text(survey_readme(set(left_out)), encoding="utf-8")
     cli("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index, check=True)
-    server = MCPServer("semsearch-test")
+    server = tool_server("semsearch-test")
     add_tools(server, Service(index_dir=survey_corpus_index))
 
     answer = anyio.run(server.call_tool, "propose", {"ids": left_out, "min_confidence": 0})

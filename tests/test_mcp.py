@@ -68,3 +68,38 @@ def test_an_assistant_lists_the_tools_and_calls_them(index_dir):
         "Model-Centric Methods/Efficient Inference/Speculative Decoding"
     ]
     assert calls["missing"].is_error and "no paper 'nope'" in calls["missing"].content[0].text
+
+
+def test_requests_piped_in_are_all_answered_after_the_input_ends(index_dir):
+    """`cat requests.jsonl | semsearch mcp`: stdin closes at once, while the calls are still running.
+    Every request read gets its answer before the server exits (the SDK alone cancelled most)."""
+    import subprocess
+
+    opening = [
+        {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "cat", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    ]  # fmt: skip
+    calls = [
+        ("search", {"question": "speculative decoding draft model"}),
+        ("related", {"id": "2302.00003"}),
+        ("taxonomy", {}),
+        ("classify", {"title": "Pruning heads", "abstract": "We prune attention heads."}),
+        ("classify", {"title": "Evicting tokens from the KV cache"}),  # no abstract: refused
+        ("paper", {"id": "nope"}),
+        ("search", {"question": "quantization"}),
+    ]
+    requests = opening + [
+        {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+        for n, (name, arguments) in enumerate(calls, start=1)
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
+        input="".join(json.dumps(r) + "\n" for r in requests),
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+    )  # fmt: skip
+    answers = {a["id"]: a for a in map(json.loads, done.stdout.splitlines())}
+    assert done.returncode == 0 and sorted(answers) == list(range(len(calls) + 1)), done.stderr[-2000:]
+    errors = {n for n, a in answers.items() if n and a["result"].get("isError")}
+    assert errors == {5, 6}  # only the paper without an abstract and the unknown one are refused
+    assert answers[5]["result"]["content"][0]["text"] == "Error executing tool classify: abstract: Field required"
