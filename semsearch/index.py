@@ -106,13 +106,19 @@ class Manifest:
 
 
 def current_generation(directory: Path) -> str | None:
-    """The generation CURRENT names (None when there is no CURRENT: no index yet). CURRENT may name
-    only a generation inside `directory`: anything else (a path, `..`, bytes that are not UTF-8,
-    nothing) is damage, never followed."""
+    """The generation CURRENT names (None when there is no CURRENT and no generation: no index yet).
+    CURRENT may name only a generation inside `directory`: anything else (a path, `..`, bytes that
+    are not UTF-8, nothing) is damage, never followed. So is a missing CURRENT beside generations: taken
+    for a new index, the next writer would publish one paper and retire every generation there."""
     try:
         raw = (directory / "CURRENT").read_bytes()
     except FileNotFoundError:
-        return None
+        newest = max(_generation_names(directory), key=_number, default=None)
+        if newest is None:
+            return None
+        raise IndexDamaged.at(
+            directory, f"CURRENT is missing; write the name of a generation into it (the newest here is {newest})"
+        ) from None
     except OSError as err:
         raise IndexDamaged.at(directory, f"CURRENT cannot be read ({err.strerror})") from None
     try:
@@ -686,12 +692,12 @@ class IndexWriter:
                 with open(path, "rb+") as handle:
                     os.fsync(handle.fileno())
         _write_stamp(self.staging, _stats(self.staging, [MANIFEST_FILE, *manifest.files]))  # hashed just now
+        previous = current_generation(self.directory)  # before the new generation sits beside it
         os.replace(self.staging, self.directory / generation)
         pointer = self.directory / "CURRENT.tmp"
         pointer.write_text(generation + "\n")
         with open(pointer, "rb+") as handle:
             os.fsync(handle.fileno())
-        previous = current_generation(self.directory)
         os.replace(pointer, self.directory / "CURRENT")
         fsync_dir(self.directory)
         for name in existing:

@@ -325,6 +325,24 @@ def test_current_may_only_name_a_generation_inside_the_index(two_generations, tm
 
 
 @pytest.mark.slow
+def test_a_missing_current_beside_generations_is_damage_not_a_new_index(two_generations, tmp_path):
+    """Taken for a new index, the next ingest published its one paper and retired both generations."""
+    (two_generations / "CURRENT").unlink()
+    new = write_jsonl(tmp_path / "one.jsonl", [{"id": "2409.00001", "title": "One more paper on caches"}])
+    for command in (["search", "kv cache"], ["info"], ["ingest", "jsonl", new]):
+        code, out, err = run(*command, "--index", two_generations)
+        assert (code, out) == (2, "")
+        assert one_line(err) == (
+            f"error: index at {two_generations} is damaged: CURRENT is missing; write the name of a generation "
+            "into it (the newest here is gen-000002)"
+        )
+    assert sorted(p.name for p in two_generations.glob("gen-*")) == ["gen-000001", "gen-000002"]
+    (two_generations / "CURRENT").write_text("gen-000002\n")  # the repair the message asks for
+    code, out, err = run("search", "kv cache eviction", "--json", "--index", two_generations)
+    assert code == 0 and first_hit(out) == KV
+
+
+@pytest.mark.slow
 def test_current_naming_a_generation_that_does_not_exist_says_so(two_generations):
     (two_generations / "CURRENT").write_text("gen-999999\n")
     code, out, err = run("search", "kv cache eviction", "--json", "--index", two_generations)
