@@ -57,6 +57,9 @@ class Step:
     stall: float = 0.0
     drop: int = 0  # leave out this many of the requested ids (the feed's total still counts them)
     hang_up: bool = False  # close the connection without any answer
+    page: bytes | None = None  # answer HTTP 200 with these bytes instead of a feed (a proxy's page, garbage)
+    content_type: str = "application/atom+xml"
+    trickle: float = 0.0  # send the answer a byte at a time, this many seconds apart
 
 
 @dataclass
@@ -79,12 +82,13 @@ class ArxivStub:
             )
         return (body + "</feed>\n").encode()
 
-    def respond(self, query: dict) -> tuple[int, bytes]:
-        step = self.script.pop(0) if self.script else Step()
+    def respond(self, query: dict, step: Step) -> tuple[int, bytes]:
         if step.stall:
             time.sleep(step.stall)
         if step.status != 200:
             return step.status, b"busy"
+        if step.page is not None:
+            return 200, step.page
         start = int(query.get("start", ["0"])[0])
         size = int(query.get("max_results", ["10"])[0])
         if query.get("id_list", [""])[0]:
@@ -117,18 +121,23 @@ class ArxivStub:
                 query = parse_qs(urlparse(self.path).query)
                 stub.requests.append(query)
                 stub.request_times.append(time.monotonic())
-                if stub.script and stub.script[0].hang_up:
-                    stub.script.pop(0)
+                step = stub.script.pop(0) if stub.script else Step()
+                if step.hang_up:
                     self.close_connection = True
                     self.connection.shutdown(2)  # the socket closes with no status line sent
                     return
-                status, body = stub.respond(query)
+                status, body = stub.respond(query, step)
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/atom+xml")
-                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Content-Type", step.content_type)
+                    if not step.trickle:
+                        self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(body)
+                    for start in range(0, len(body), 1 if step.trickle else len(body) or 1):
+                        self.wfile.write(body[start : start + (1 if step.trickle else len(body))])
+                        self.wfile.flush()
+                        time.sleep(step.trickle)
+                    self.close_connection = bool(step.trickle)  # without a length, the end is the close
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
 

@@ -1,3 +1,4 @@
+import re
 import time
 
 import pytest
@@ -101,7 +102,7 @@ def test_ids_that_never_arrive_are_retried_alone_then_reported(stub):
 
 def test_persistent_failure_raises_when_nothing_arrived(stub):
     stub.script = [Step(status=503)] * 20
-    with pytest.raises(ArxivUnavailable, match="did not answer"):
+    with pytest.raises(ArxivUnavailable, match="arXiv did not answer after 3 tries"):
         ArxivClient(retries=2).fetch_ids(["2401.00001"])
     assert len(stub.requests) == 3
 
@@ -122,6 +123,58 @@ def test_a_stalled_request_times_out_and_is_retried(stub):
     assert [p.id for p in result.papers] == ["2401.00001"]
     assert time.monotonic() - started < 0.8  # gave up on the stalled answer instead of waiting it out
     assert len(stub.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "page, content_type",
+    [
+        (b"<html><body>Sign in to the hotel wifi</body></html>", "text/html"),  # a captive portal
+        (b"\x00\xffgarbage<feed><entry>", "application/atom+xml"),
+        (b"", "application/atom+xml"),
+        (b'<?xml version="1.0"?><rss version="2.0"><channel/></rss>', "application/xml"),  # a feed, not Atom
+    ],
+    ids=["html", "garbage", "nothing", "rss"],
+)
+def test_an_answer_that_is_not_an_atom_feed_is_retried_then_refused_never_read_as_no_papers(stub, page, content_type):
+    stub.script = [Step(page=page, content_type=content_type)] * 3
+    with pytest.raises(
+        ArxivUnavailable, match="arXiv gave no usable answer after 3 tries: its answer is not an Atom feed"
+    ):
+        ArxivClient(retries=2).fetch_ids(["2401.00001"])
+    with pytest.raises(ArxivUnavailable, match=re.escape(f"not an Atom feed ({content_type}, {len(page):,} bytes)")):
+        stub.script = [Step(page=page, content_type=content_type)] * 3
+        list(ArxivClient(retries=2).search('ti:"caches"'))
+    stub.script = [Step(page=page, content_type=content_type)]  # once: the retry gets the feed
+    assert [p.id for p in ArxivClient().fetch_ids(["2401.00001"]).papers] == ["2401.00001"]
+
+
+def test_an_empty_atom_feed_is_an_answer_with_no_papers(stub):
+    assert list(ArxivClient().search('ti:"nothing by this title"')) == [] and len(stub.requests) >= 1
+
+
+def test_an_answer_trickled_a_byte_at_a_time_is_cut_off_at_the_timeout(stub):
+    """requests' timeout bounds each read; a server that sends a byte now and then held a call for ever."""
+    stub.script = [Step(trickle=0.02)]
+    started = time.monotonic()
+    result = ArxivClient(timeout=0.5).fetch_ids(["2401.00001"])
+    assert [p.id for p in result.papers] == ["2401.00001"] and len(stub.requests) == 2  # cut, then asked again
+    assert time.monotonic() - started < 3  # the whole feed trickled would take about 30 s
+
+
+@pytest.mark.parametrize("name", ["SEMSEARCH_ARXIV_DELAY", "SEMSEARCH_ARXIV_TIMEOUT"])
+@pytest.mark.parametrize("value", ["nan", "inf", "1e308", "-3", "abc"])
+def test_a_delay_or_timeout_that_is_not_a_sane_number_of_seconds_is_refused(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SemsearchError, match=f"{name} must be a number of seconds from 0 to 86400"):
+        ArxivClient()
+
+
+def test_a_timeout_of_zero_is_refused_and_a_delay_of_zero_is_not(monkeypatch):
+    monkeypatch.setenv("SEMSEARCH_ARXIV_DELAY", "0")
+    assert ArxivClient().delay == 0.0
+    monkeypatch.setenv("SEMSEARCH_ARXIV_TIMEOUT", "0")
+    with pytest.raises(SemsearchError, match="a timeout above 0"):
+        ArxivClient()
 
 
 def test_requests_are_paced(stub):

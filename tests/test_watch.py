@@ -178,6 +178,21 @@ def test_a_watch_whose_arxiv_fails_part_way_resumes_and_digests_every_page(surve
     assert [d["papers"] for d in list_digests(index_dir=survey_index)] == [3]
 
 
+def test_a_watch_answered_with_a_page_that_is_not_a_feed_fails_and_keeps_its_window(survey_index, stub):
+    """A proxy's or captive portal's page read as "no new papers" moved the next watch past the
+    papers it never saw; now the watch fails, and the next one asks for the same window."""
+    from semsearch.errors import SemsearchError
+    from semsearch.watch import list_digests
+    from tests.arxiv_stub import Step
+
+    stub.script = [Step(page=b"<html><body>Sign in</body></html>", content_type="text/html")] * 5
+    with pytest.raises(SemsearchError, match=r"not an Atom feed \(text/html, 33 bytes\)"):
+        watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    assert Index.open(survey_index).store.get_meta(LAST_WATCH) is None and list_digests(index_dir=survey_index) == []
+    report = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    assert report.since == "202411010000" and report.fetched == 4
+
+
 def test_a_first_watch_looks_back_a_day_and_a_watch_asked_for_another_window_starts_afresh(
     survey_index, stub, monkeypatch
 ):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import arxiv
 import requests
+import urllib3
 
 from semsearch.errors import SemsearchError, network_reason
 from semsearch.paper import Paper, normalize_title, parse_arxiv_id, year_from_arxiv_id
@@ -26,6 +27,8 @@ RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 ID_CHUNK = 50  # ids per request: keeps the URL short and each page small
 TITLE_CHUNK = 8  # titles per request when looking papers up by title
 QUERY_PAGE = 100
+MAX_ANSWER_BYTES = 64 * 2**20  # a page of 100 papers is about 300 KB; more than this is not arXiv
+ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"
 
 # arXiv asks for one request every 3 s from a client, so the pacing is shared by every client here.
 _pace_lock = threading.Lock()
@@ -44,24 +47,73 @@ class FetchResult:
     missing: list[str] = field(default_factory=list)
 
 
+class NotAFeed(requests.RequestException):
+    """An answer that is not arXiv's Atom feed (a proxy's or captive portal's page, garbage, nothing):
+    the `arxiv` package reads it as a page without papers, which a watch took for "nothing new"."""
+
+
 class _TimeoutSession(requests.Session):
+    """Every call whole within `timeout` seconds (requests' own timeout bounds each read, so a server
+    that trickles bytes held a call for ever), at most MAX_ANSWER_BYTES, and an Atom feed when HTTP 200."""
+
     def __init__(self, timeout: float):
         super().__init__()
         self.timeout = timeout
 
-    def request(self, *args, **kwargs):
+    def request(self, method, url, **kwargs):
         kwargs.setdefault("timeout", self.timeout)
-        return super().request(*args, **kwargs)
+        kwargs["stream"] = True
+        deadline = time.monotonic() + self.timeout
+        response = super().request(method, url, **kwargs)
+        body = bytearray()
+        try:
+            while chunk := response.raw.read1(2**16, decode_content=True):
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise NotAFeed(f"its answer is larger than {MAX_ANSWER_BYTES // 2**20} MB")
+                if time.monotonic() > deadline:
+                    raise requests.Timeout(f"its answer took longer than {self.timeout:g} s")
+        except requests.RequestException:
+            raise
+        except urllib3.exceptions.ReadTimeoutError:
+            raise requests.Timeout(f"its answer stalled for {self.timeout:g} s") from None
+        except (OSError, urllib3.exceptions.HTTPError) as err:
+            raise requests.ConnectionError(f"its answer broke off ({type(err).__name__})") from None
+        finally:
+            response.close()
+        response._content = bytes(body)
+        if response.status_code == 200 and not _is_atom_feed(response._content):
+            kind = response.headers.get("content-type", "no content type")
+            raise NotAFeed(f"its answer is not an Atom feed ({kind}, {len(body):,} bytes)")
+        return response
+
+
+def _is_atom_feed(content: bytes) -> bool:
+    """Whether the document's root is an Atom <feed> (what arXiv sends, with or without entries).
+    Parsed as the `arxiv` package parses it: no entities expanded, nothing fetched."""
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=True)
+    try:
+        root = etree.fromstring(content, parser=parser)
+    except etree.XMLSyntaxError:
+        return False
+    return root is not None and root.tag == ATOM_FEED
 
 
 def _env_float(name: str, default: float) -> float:
+    """A number of seconds from the environment: finite and not negative (a delay may be 0, a
+    timeout must be more)."""
     value = os.environ.get(name)
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        raise SemsearchError(f"{name} must be a number of seconds, got {value!r}") from None
+        seconds = float("nan")
+    if not 0 <= seconds <= 86400 or (seconds == 0 and name.endswith("TIMEOUT")):
+        raise SemsearchError(f"{name} must be a number of seconds from 0 to 86400 (a timeout above 0): {value!r}")
+    return seconds
 
 
 def validate_ids(values: Iterable[str]) -> list[str]:
@@ -147,7 +199,8 @@ class ArxivClient:
                     raise ArxivUnavailable(f"arXiv is unreachable ({self.base_url}): name resolution failed") from None
                 last_error = err
         reason = network_reason(last_error) if isinstance(last_error, requests.RequestException) else last_error
-        raise ArxivUnavailable(f"arXiv did not answer after {self.retries + 1} tries: {reason}")
+        failed = "gave no usable answer" if isinstance(last_error, NotAFeed) else "did not answer"
+        raise ArxivUnavailable(f"arXiv {failed} after {self.retries + 1} tries: {reason}")
 
     def fetch_ids(self, ids: Iterable[str], on_papers: Callable[[list[Paper]], None] | None = None) -> FetchResult:
         """Fetch papers by id in chunks; ids missing from an answer (arXiv sometimes sends empty
