@@ -272,3 +272,62 @@ def test_a_run_killed_part_way_resumes_and_still_stops_on_the_bad_line_by_its_nu
     code, _, err = semsearch("ingest", "jsonl", source, "--index", tmp_path / "idx", cwd=tmp_path)
     assert "resuming" in err
     assert code == 2 and f"big.jsonl:{bad_line}: field 'versions[0].created'" in err
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "\n"
+
+
+@pytest.mark.parametrize(
+    "command, refusal",
+    [
+        (["classify", "--batch"], 'deep.jsonl:1: expected a JSON object with "title" and "abstract"'),
+        (["labels", "import"], 'deep.jsonl:1: expected a JSON object with "id" and "category"'),
+        (["eval", "search", "--queries"], "deep.jsonl:1: expected"),
+    ],
+)
+def test_json_nested_past_any_parser_is_a_malformed_line_not_a_traceback(tmp_path, capsys, command, refusal):
+    from semsearch.cli import main
+
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text(_nested(100_000))
+    code = main([*map(str, command), str(deep), "--index", str(tmp_path / "none")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and refusal in err and err.count("\n") == 1
+
+
+def test_ingest_of_json_nested_past_any_parser_stops_on_the_line_or_skips_it(tmp_path, capsys):
+    from semsearch.cli import main
+
+    source = tmp_path / "papers.jsonl"
+    source.write_text(_nested(100_000) + json.dumps({"id": "2401.00001", "title": "Fine"}) + "\n")
+    code = main(["ingest", "jsonl", str(source), "--index", str(tmp_path / "idx"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{source}:1: maximum recursion depth exceeded" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("reader", ["ingest", "classify"])
+def test_a_compressed_file_cut_short_is_a_file_that_cannot_be_read(tmp_path, capsys, reader):
+    """gzip raises EOFError at the cut, which the CLI took for Ctrl-D: "interrupted", exit 130."""
+    import gzip
+
+    from semsearch.cli import main
+
+    lines = "".join(
+        json.dumps({"id": f"2401.{n:05d}", "title": f"Paper {n}", "abstract": "a " * 40}) + "\n" for n in range(2000)
+    )
+    whole = gzip.compress(lines.encode())
+    cut = tmp_path / "papers.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    index = tmp_path / "idx"
+    command = (
+        ["ingest", "jsonl", str(cut), "--no-progress"] if reader == "ingest" else ["classify", "--batch", str(cut)]
+    )
+    code = main([*command, "--index", str(index)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: cannot read {cut}: the compressed file is damaged or ends early")
+    if reader == "ingest":  # as before a malformed line: the papers read before the cut are kept
+        from semsearch.index import Index
+
+        assert 0 < Index.open(index).manifest.count < 2000

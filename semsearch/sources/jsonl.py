@@ -14,7 +14,9 @@ from __future__ import annotations
 import gzip
 import json
 import sys
+import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TypeVar
@@ -139,6 +141,16 @@ def _open(path: Path, mode: str = "rt"):
     return path.open(mode, encoding="utf-8") if "t" in mode else path.open(mode)
 
 
+@contextmanager
+def _whole(path: Path):
+    """A .gz file cut short or damaged is a file that cannot be read, said in one line (gzip raises
+    EOFError, which the CLI took for an interrupt)."""
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise SemsearchError(f"cannot read {path}: the compressed file is damaged or ends early ({err})") from None
+
+
 def read_records(path: Path, parse: Callable[[dict], T], expected: str) -> list[T]:
     """`parse` applied to each JSON object of a small JSON Lines file ('-': standard input):
     questions, labels, papers to classify, expected categories. A line it cannot take is one error
@@ -148,7 +160,7 @@ def read_records(path: Path, parse: Callable[[dict], T], expected: str) -> list[
         lines = sys.stdin.read().splitlines()
     else:
         check_readable(Path(path))
-        with _open(Path(path), "rt") as handle:
+        with _whole(path), _open(Path(path), "rt") as handle:
             lines = handle.read().splitlines()
     rows = []
     for number, line in enumerate(lines, start=1):
@@ -160,7 +172,7 @@ def read_records(path: Path, parse: Callable[[dict], T], expected: str) -> list[
                 rows.append(parse(record))
             except SemsearchError as err:
                 raise SemsearchError(f"{path}:{number}: {err}") from None
-            except (ValueError, KeyError, TypeError, AttributeError):
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
                 raise SemsearchError(f"{path}:{number}: expected {expected}") from None
     if not rows:
         raise SemsearchError(f"{path}: nothing to read")
@@ -169,12 +181,12 @@ def read_records(path: Path, parse: Callable[[dict], T], expected: str) -> list[
 
 def first_record(path: Path) -> dict | None:
     """The first record of a JSON Lines file (None if it has none or it is not an object)."""
-    with _open(path, "rb") as handle:
+    with _whole(path), _open(path, "rb") as handle:
         for raw in handle:
             if raw.strip():
                 try:
                     record = json.loads(raw)
-                except ValueError:
+                except (ValueError, RecursionError):
                     return None
                 return record if isinstance(record, dict) else None
     return None
@@ -214,7 +226,7 @@ def read_jsonl(
             position=1,
         )
     try:
-        with _open(path, "rb") as handle:
+        with _whole(path), _open(path, "rb") as handle:
             line_number = _seek(handle, cursor.offset)
             position = cursor.offset
             for raw in handle:
