@@ -305,8 +305,10 @@ def search(
     from semsearch.requests_models import SearchRequest, parse
     from semsearch.search import Filters, Searcher
 
-    if (question is None) == (batch is None):
-        raise SemsearchError("give a QUESTION or --batch FILE (not both)")
+    if question is None and batch is None:
+        raise SemsearchError('give a question (semsearch search "how do I shrink the KV cache?") or --batch FILE')
+    if question is not None and batch is not None:
+        raise SemsearchError("give a question or --batch FILE, not both")
     options = dict(k=k, year_from=year_from, year_to=year_to, category=category, taxonomy=taxonomy_name)
     requests = _read_questions(batch, **options) if batch else [parse(SearchRequest, question=question, **options)]
     first = requests[0] if requests else parse(SearchRequest, question="-", **options)  # an empty batch: the options
@@ -515,12 +517,11 @@ def watch(
 ) -> None:
     """New arXiv papers since the last watch, placed in the taxonomy; the in-scope ones are ingested.
     Each finished watch's digest is also kept in the index directory (`digests/`)."""
+    from semsearch.sources.arxiv import check_categories
     from semsearch.watch import parse_interval, render_digest
     from semsearch.watch import watch as run_watch
 
-    wanted = [c.strip() for c in categories.split(",") if c.strip()]
-    if not wanted:
-        raise SemsearchError("give at least one arXiv category")
+    wanted = check_categories(categories.split(","))
     seconds = parse_interval(every) if every else None
     if seconds is not None and since is not None:
         raise SemsearchError("--every watches on from the last watch; run once with --since first")
@@ -1272,8 +1273,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)  # a file the library did not name: still one line
         return 2
-    except typer.TyperException as err:  # usage errors: typer prints them with the usage line
-        err.show()
+    except typer.TyperException as err:  # usage errors (an unknown option, "-k nan"): one line too
+        command = getattr(getattr(err, "ctx", None), "command_path", None) or "semsearch"
+        print(f"error: {err.format_message()} (see {command} --help)", file=sys.stderr)
         return getattr(err, "exit_code", 2)
     return result if isinstance(result, int) else 0
 

@@ -84,8 +84,11 @@ def watch(
     from semsearch.embeddings import embedder_for
     from semsearch.index import Index
     from semsearch.lists import classifier_for_taxonomy
-    from semsearch.sources.arxiv import ArxivClient, submitted_between
+    from semsearch.sources.arxiv import ArxivClient, check_categories, submitted_between
 
+    categories = check_categories(categories)
+    if since and datetime.fromisoformat(since).replace(tzinfo=timezone.utc) > datetime.now(timezone.utc):
+        raise SemsearchError(f"--since {since} is in the future: arXiv has nothing submitted after now")
     published = Index.open(index_dir)  # a watch places papers among known ones: the index must exist
     known = published.store
     embedder = embedder_for(published.manifest.model, index_dir=published.directory)
@@ -388,12 +391,19 @@ def load_digest(name: str, *, index_dir: Path) -> WatchReport:
     return read_digest_file(path)
 
 
+MAX_INTERVAL_DAYS = 366
+
+
 def parse_interval(text: str) -> float:
-    """Seconds in an interval such as 90s, 30m, 24h or 1d."""
+    """Seconds in an interval such as 90s, 30m, 24h or 1d, at most MAX_INTERVAL_DAYS (the next turn
+    must be a time the clock can hold)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text or "")
     if not match or float(match.group(1)) <= 0:
         raise SemsearchError(f"cannot read the interval {text!r} (e.g. 30m, 24h, 1d)")
-    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    if seconds > MAX_INTERVAL_DAYS * 86400:
+        raise SemsearchError(f"the interval {text.strip()!r} is longer than {MAX_INTERVAL_DAYS} days")
+    return seconds
 
 
 def watch_every(

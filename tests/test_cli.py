@@ -102,7 +102,7 @@ def test_info(built, capsys):
         (["eval", "search", "--queries", "missing.jsonl"], "cannot read missing.jsonl: no such file"),
         (["eval", "related", "--topics", "."], "cannot read .: it is a directory"),
         (["ingest", "jsonl", "x.jsonl", "--since", "yesterday"], "invalid date"),
-        (["search"], "give a QUESTION"),
+        (["search"], "give a question"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(built, capsys, tmp_path, args, message, monkeypatch):
@@ -225,3 +225,23 @@ def test_an_index_option_naming_a_file_is_a_wrong_argument_not_damage(command, t
     monkeypatch.setenv("SEMSEARCH_INDEX", str(papers))  # the variable is read by the same rule
     assert run(capsys, *command)[:3:2] == (2, expected)
     assert papers.read_text() == '{"id": "2302.00003", "title": "T", "abstract": "A"}\n'  # left as it was
+
+
+@pytest.mark.parametrize(
+    "argv, refusal",
+    [
+        (["search", "kv", "-k", "nan"], "Invalid value for '-k': Input should be a valid integer"),
+        (["search", "kv", "--top", "5"], "No such option: --top (see semsearch search --help)"),
+        (["watch", "--format", "pdf"], "Invalid value for '--format'"),
+        (["frobnicate"], "No such command 'frobnicate'. (see semsearch --help)"),
+        (["search"], 'give a question (semsearch search "how do I shrink the KV cache?") or --batch FILE'),
+        (["search", "kv", "--batch", "q.txt"], "give a question or --batch FILE, not both"),
+        (["watch", "--categories", "cs.CL) OR (all:x"], "not an arXiv category: 'cs.CL) OR (all:x'"),
+        (["watch", "--categories", " , "], "no arXiv category given"),
+        (["watch", "--since", "9999-01-01"], "--since 9999-01-01 is in the future"),
+        (["watch", "--every", "99999999999999d"], "the interval '99999999999999d' is longer than 366 days"),
+    ],
+)
+def test_a_usage_error_is_one_line_with_where_to_look(argv, refusal, capsys, tmp_path):
+    code, out, err = run(capsys, *argv, "--index", tmp_path / "none")
+    assert (code, out) == (2, "") and err.startswith("error: ") and refusal in err and err.count("\n") == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -280,7 +281,22 @@ class ArxivClient:
                 return
 
 
+ARXIV_CATEGORY = re.compile(r"[a-z][a-z-]*(?:\.[A-Za-z][A-Za-z-]*)?")  # cs.CL, hep-th, physics.comp-ph
+
+
+def check_categories(categories: Iterable[str]) -> list[str]:
+    """arXiv category names, or a user error: they go into a query, where "cs.CL) OR (all:x" would
+    lift the date window."""
+    checked = [c.strip() for c in categories if c.strip()]
+    for category in checked:
+        if not ARXIV_CATEGORY.fullmatch(category):
+            raise SemsearchError(f"not an arXiv category: {category[:60]!r} (e.g. cs.CL, cs.LG, stat.ML, hep-th)")
+    if not checked:
+        raise SemsearchError("no arXiv category given (e.g. cs.CL,cs.LG)")
+    return checked
+
+
 def submitted_between(categories: Iterable[str], since: str, until: str) -> str:
     """An arXiv query for papers in any of `categories` submitted between two UTC times (YYYYMMDDHHMM)."""
-    listed = " OR ".join(f"cat:{c}" for c in categories)
+    listed = " OR ".join(f"cat:{c}" for c in check_categories(categories))
     return f"({listed}) AND submittedDate:[{since} TO {until}]"
