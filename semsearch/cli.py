@@ -634,8 +634,8 @@ def _open_index(index: Path | None):
     bundled survey on first use, so that a newcomer's first question gets an answer."""
     from semsearch.index import Index, current_generation, resolve_index_dir
 
-    default = resolve_index_dir(None)
-    if index is None and current_generation(default) is None:
+    default = resolve_index_dir(None) if index is None else None
+    if default is not None and current_generation(default) is None:
         from semsearch.ingest import ingest_survey
 
         print(

@@ -68,10 +68,14 @@ def resolve_index_dir(option: str | Path | None = None) -> Path:
     """The directory asked for, else `$SEMSEARCH_INDEX`, else ./index (a flag beats the variable).
     An existing file there is a wrong argument (`--index papers.jsonl`), not a damaged index."""
     directory = Path(option or os.environ.get("SEMSEARCH_INDEX") or "index")
-    if directory.exists() and not directory.is_dir():
-        raise SemsearchError(
-            f"{directory} is a file, not an index directory (--index and $SEMSEARCH_INDEX name a directory)"
-        )
+    for place in (directory, *directory.parents):  # the nearest part of the path that exists
+        if place.exists():
+            if not place.is_dir():
+                under = "" if place == directory else f" (in the path {directory})"
+                raise SemsearchError(
+                    f"{place} is a file, not an index directory{under}; --index and $SEMSEARCH_INDEX name a directory"
+                )
+            break
     return directory
 
 
@@ -516,9 +520,7 @@ class IndexWriter:
     def __enter__(self) -> IndexWriter:
         try:
             self._acquire_lock()
-        except OSError as err:
-            if err.errno not in UNWRITABLE:
-                raise
+        except OSError as err:  # read-only, no permission, or a directory nothing can be made in (/proc)
             raise IndexUnwritable(
                 f"cannot write to the index at {self.directory} ({err.strerror}); it can still be searched"
             ) from None

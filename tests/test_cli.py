@@ -220,10 +220,13 @@ def test_an_index_option_naming_a_file_is_a_wrong_argument_not_damage(command, t
     papers = tmp_path / "papers.jsonl"
     papers.write_text('{"id": "2302.00003", "title": "T", "abstract": "A"}\n')
     code, out, err = run(capsys, *command, "--index", papers)
-    expected = f"error: {papers} is a file, not an index directory (--index and $SEMSEARCH_INDEX name a directory)\n"
+    expected = f"error: {papers} is a file, not an index directory; --index and $SEMSEARCH_INDEX name a directory\n"
     assert (code, err) == (2, expected)
     monkeypatch.setenv("SEMSEARCH_INDEX", str(papers))  # the variable is read by the same rule
     assert run(capsys, *command)[:3:2] == (2, expected)
+    under = papers / "index"  # a directory that cannot be made: one line too, naming the file in the way
+    code, out, err = run(capsys, *command, "--index", under)
+    assert (code, err) == (2, expected.replace("directory;", f"directory (in the path {under});"))
     assert papers.read_text() == '{"id": "2302.00003", "title": "T", "abstract": "A"}\n'  # left as it was
 
 
