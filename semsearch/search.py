@@ -190,16 +190,18 @@ def rank_hybrid(
         for v in first:
             evidence[v].direct = True
             ranked.append((v, min(evidence[v].direct_score, ranked[-1][1]) if ranked else evidence[v].direct_score))
-        floor = ranked[-1][1]
-        ranked += [(v, min(score, floor)) for v, score in scored if v not in first]
-        return ranked[:k]
+        # Below them the taxonomy's order, its scores scaled under the last direct match's: clipped
+        # instead, a dozen papers showed one score and the order among them was lost to the reader.
+        rest = [(v, score) for v, score in scored if v not in first]
+        scale = min(1.0, ranked[-1][1] / rest[0][1]) if rest and rest[0][1] > 0 else 1.0
+        return (ranked + [(v, score * scale) for v, score in rest])[:k]
     best = max(evidence, key=lambda v: evidence[v].direct_score)
     place = next(i for i, (v, _) in enumerate(scored) if v == best)
     if place > DIRECT_FIRST - 1 and stands_out(evidence) >= STANDS_OUT:
         evidence[best].direct = True
-        displaced = scored[DIRECT_FIRST - 1][1]
+        above, displaced = scored[DIRECT_FIRST - 2][1], scored[DIRECT_FIRST - 1][1]
         del scored[place]
-        scored.insert(DIRECT_FIRST - 1, (best, displaced))
+        scored.insert(DIRECT_FIRST - 1, (best, (above + displaced) / 2))  # between its neighbours' scores
     return scored[:k]
 
 

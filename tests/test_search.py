@@ -624,8 +624,9 @@ def test_a_best_match_that_stands_out_by_exactly_half_the_spread_is_moved_up():
     evidence = {i: _direct(0.5 - i / 16, category_probability=0.9) for i in range(9)}
     evidence[99], evidence[50] = _direct(1.0), _direct(-0.5)
     ranked = rank_hybrid(evidence, k=11, one_paper=0.1)
-    third = fused_score(evidence[2])
-    assert ranked[:4] == [(0, fused_score(evidence[0])), (1, fused_score(evidence[1])), (99, third), (2, third)]
+    second, third = fused_score(evidence[1]), fused_score(evidence[2])
+    between = (second + third) / 2  # a score of its own, between those it now sits between
+    assert ranked[:4] == [(0, fused_score(evidence[0])), (1, second), (99, between), (2, third)]
     assert evidence[99].direct and not evidence[2].direct
 
 
@@ -643,23 +644,26 @@ def test_a_standing_out_best_match_moves_up_to_third_place_only_from_below_it(ca
     assert before.index(99) == place
     ranked = rank_hybrid(evidence, k=10, one_paper=0.1)
     assert evidence[99].direct is moved
-    third = fused_score(evidence[2])
+    second, third = fused_score(evidence[1]), fused_score(evidence[2])
     if moved:
-        assert ranked[2:5] == [(99, third), (2, third), (3, fused_score(evidence[3]))]
+        assert ranked[2:5] == [(99, (second + third) / 2), (2, third), (3, fused_score(evidence[3]))]
     else:
         assert ranked[2] == (99, fused_score(evidence[99])) and [v for v, _ in ranked] == before
 
 
-def test_below_the_direct_matches_of_a_one_paper_question_no_score_exceeds_the_third():
+def test_below_the_direct_matches_of_a_one_paper_question_scores_are_scaled_under_the_third():
     evidence = {
         1: _direct(1.0),
         2: _direct(0.75),
         3: _direct(0.5),
         4: _direct(0.25, category_probability=0.8),  # fused (0.25 + 1.6) / 3 = 0.617: above the third's 0.5
-        5: _direct(0.125),
+        5: _direct(0.125),  # fused 0.125 / 3
+        6: _direct(0.1, category_probability=0.5),  # fused 1.1 / 3 = 0.367
     }
-    ranked = rank_hybrid(evidence, k=5, one_paper=0.5)
-    assert ranked == [(1, 1.0), (2, 0.75), (3, 0.5), (4, 0.5), (5, pytest.approx(0.125 / 3))]
+    ranked = rank_hybrid(evidence, k=6, one_paper=0.5)
+    scale = 0.5 / (1.85 / 3)  # the best of the rest is shown at the third's score, the others in proportion
+    assert [v for v, _ in ranked] == [1, 2, 3, 4, 6, 5]
+    assert [s for _, s in ranked] == pytest.approx([1.0, 0.75, 0.5, 0.5, 1.1 / 3 * scale, 0.125 / 3 * scale])
     assert [v for v, e in evidence.items() if e.direct] == [1, 2, 3]
 
 
