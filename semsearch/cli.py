@@ -221,9 +221,17 @@ def _read_lines(path: Path) -> list[str]:
     return text.splitlines()
 
 
-def _fetch_from_arxiv(arxiv_id: str):
-    from semsearch.sources.arxiv import ArxivClient
+def _fetch_from_arxiv(arxiv_id: str, index=None):
+    """The paper `--arxiv ID` names: the index's copy when it holds the abstract (no request, and
+    the answer offline), else arXiv's."""
+    from semsearch.sources.arxiv import ArxivClient, validate_ids
 
+    (arxiv_id,) = validate_ids([arxiv_id])
+    vec_id = index.store.find(arxiv_id) if index is not None else None
+    if vec_id is not None:
+        held = index.store.papers_by_vec_id([vec_id])[vec_id]
+        if held.abstract:
+            return held
     fetched = ArxivClient().fetch_ids([arxiv_id])
     if not fetched.papers:
         raise SemsearchError(f"arXiv has no paper {arxiv_id}")
@@ -356,7 +364,10 @@ def _read_ids(path: Path) -> list[str]:
 def related(
     paper_id: Annotated[str | None, typer.Argument(metavar="ID", help="A paper in the index.")] = None,
     text: Annotated[str | None, typer.Option("--text", help="Title and abstract of a paper not indexed.")] = None,
-    arxiv_id: Annotated[str | None, typer.Option("--arxiv", help="Fetch this paper from arXiv first.")] = None,
+    arxiv_id: Annotated[
+        str | None,
+        typer.Option("--arxiv", help="A paper by arXiv id: the index's copy if it has the abstract, else arXiv's."),
+    ] = None,
     batch: Annotated[Path | None, typer.Option("--batch", help="File of paper ids, one per line; JSON out.")] = None,
     k: KOption = 10,
     diverse: Annotated[
@@ -400,7 +411,7 @@ def related(
     elif text is not None:
         _emit(output, {"id": None}, finder.related_to_text(_required_text(text, "text"), "", k, diverse=diverse))
     else:
-        paper = _fetch_from_arxiv(arxiv_id)
+        paper = _fetch_from_arxiv(arxiv_id, finder.index)
         hits = finder.related_to_text(paper.title, paper.abstract, k, diverse=diverse, paper_id=paper.id)
         _emit(output, {"id": paper.id}, hits)
 
@@ -917,7 +928,7 @@ def taxonomy_gaps(
     print(f"{len(found['gaps'])} gaps among {found['papers']} papers the list lacks", file=sys.stderr)
 
 
-def _classify_inputs(title, abstract, arxiv_id, batch, taxonomy) -> list[tuple[str | None, str, str]]:
+def _classify_inputs(title, abstract, arxiv_id, batch, taxonomy, index=None) -> list[tuple[str | None, str, str]]:
     """(id, title, abstract) triples from exactly one of the three input forms, each read through
     the ClassifyRequest the HTTP API and the MCP tool use."""
     from semsearch.requests_models import ClassifyRequest, parse
@@ -931,7 +942,7 @@ def _classify_inputs(title, abstract, arxiv_id, batch, taxonomy) -> list[tuple[s
         return paper_id, request.title, request.abstract
 
     if arxiv_id is not None:
-        paper = _fetch_from_arxiv(arxiv_id)
+        paper = _fetch_from_arxiv(arxiv_id, _open_index_if_any(index))
         return [checked(paper.id, paper.title, paper.abstract)]
     if batch is None:
         return [checked(None, title, abstract)]
@@ -954,7 +965,10 @@ def _required_text(value, name: str) -> str:
 def classify(
     title: Annotated[str | None, typer.Option("--title", help="The paper's title.")] = None,
     abstract: Annotated[str | None, typer.Option("--abstract", help="The paper's abstract.")] = None,
-    arxiv_id: Annotated[str | None, typer.Option("--arxiv", help="Fetch the paper from arXiv by id.")] = None,
+    arxiv_id: Annotated[
+        str | None,
+        typer.Option("--arxiv", help="A paper by arXiv id: the index's copy if it has the abstract, else arXiv's."),
+    ] = None,
     batch: Annotated[
         Path | None, typer.Option("--batch", help='JSON Lines of {"id", "title", "abstract"}; JSON out.')
     ] = None,
@@ -967,7 +981,7 @@ def classify(
     from semsearch.embeddings import embedder_for
     from semsearch.lists import classifier_for_taxonomy
 
-    items = _classify_inputs(title, abstract, arxiv_id, batch, taxonomy_name)
+    items = _classify_inputs(title, abstract, arxiv_id, batch, taxonomy_name, index)
     idx = _open_index(index)
     embedder = embedder_for(idx.manifest.model, index_dir=idx.directory)
     classifier = classifier_for_taxonomy(idx.store, taxonomy_name, embedder.encode)

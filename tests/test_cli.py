@@ -248,3 +248,22 @@ def test_an_index_option_naming_a_file_is_a_wrong_argument_not_damage(command, t
 def test_a_usage_error_is_one_line_with_where_to_look(argv, refusal, capsys, tmp_path):
     code, out, err = run(capsys, *argv, "--index", tmp_path / "none")
     assert (code, out) == (2, "") and err.startswith("error: ") and refusal in err and err.count("\n") == 1
+
+
+def test_a_paper_named_by_arxiv_id_is_read_from_the_index_when_it_holds_the_abstract(
+    survey_corpus_index, capsys, monkeypatch
+):
+    """`classify --arxiv` and `related --arxiv` answer offline for a paper the index has whole; one it
+    lacks is fetched."""
+    index = survey_corpus_index
+    with ArxivStub() as stub:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        monkeypatch.setenv("SEMSEARCH_ARXIV_DELAY", "0")
+        code, out, err = run(capsys, "classify", "--arxiv", "2302.00003", "--json", "--index", index)
+        assert code == 0 and json.loads(out)["id"] == "2302.00003" and stub.requests == [], err
+        code, out, err = run(capsys, "related", "--arxiv", "arXiv:2302.00003v2", "--json", "--index", index)
+        answer = json.loads(out)
+        assert code == 0 and answer["id"] == "2302.00003" and stub.requests == [], err
+        assert answer["results"] and "2302.00003" not in [r["id"] for r in answer["results"]]  # not itself
+        code, out, err = run(capsys, "classify", "--arxiv", "2499.00001", "--json", "--index", index)
+        assert code == 0 and json.loads(out)["id"] == "2499.00001" and len(stub.requests) == 1, err
