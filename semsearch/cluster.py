@@ -57,6 +57,8 @@ class RayEmbedder:
             try:
                 ray.init(**options, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
             except (ConnectionError, ValueError, RuntimeError) as err:
+                if "ray[client]" in str(err):  # a missing package, not the network
+                    raise SemsearchError(f"--ray {address} needs Ray's client: pip install 'semsearch[ray]'") from None
                 raise SemsearchError(f"cannot reach the Ray cluster at {address!r}: {err}") from None
         count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         files = ray.put({name: (export_dir / name).read_bytes() for name in EXPORT_FILES})

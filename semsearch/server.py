@@ -414,6 +414,20 @@ def check_host_names(names: Iterable[str]) -> None:
             raise SemsearchError(f"--allow-host {name!r}: expected a host name or address, e.g. example.org")
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process holds before saying where we serve: uvicorn found out only after
+    "serving http://..." was printed, and a user could open that page and reach the other process."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as err:
+            raise SemsearchError(f"cannot serve on {host}:{port}: {err.strerror} (give another --port)") from None
+
+
 def serve(
     host: str,
     port: int,
@@ -425,6 +439,7 @@ def serve(
     allow_hosts: Iterable[str] = (),
 ) -> None:
     """Serve the app; requests must name `host`, a loopback name or one of `allow_hosts` in Host."""
+    check_port_free(host, port)
     import uvicorn
 
     from semsearch.index import resolve_index_dir

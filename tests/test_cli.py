@@ -267,3 +267,15 @@ def test_a_paper_named_by_arxiv_id_is_read_from_the_index_when_it_holds_the_abst
         assert answer["results"] and "2302.00003" not in [r["id"] for r in answer["results"]]  # not itself
         code, out, err = run(capsys, "classify", "--arxiv", "2499.00001", "--json", "--index", index)
         assert code == 0 and json.loads(out)["id"] == "2499.00001" and len(stub.requests) == 1, err
+
+
+def test_serve_on_a_port_another_process_holds_is_refused_before_announcing_itself(survey_corpus_index, capsys):
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code, out, err = run(capsys, "serve", "--port", port, "--index", survey_corpus_index)
+    assert (code, out) == (2, "") and "serving" not in err
+    assert err == f"error: cannot serve on 127.0.0.1:{port}: Address already in use (give another --port)\n"
