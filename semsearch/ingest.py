@@ -506,6 +506,11 @@ def _vector_file(path: str | Path, files: list[Path]):
         raise SemsearchError(f"{path}: expected a 2-d array of vectors, got shape {matrix.shape}")
     if len(files) != 1:
         raise SemsearchError("--vectors goes with one JSON Lines file, whose records its rows follow")
+    from semsearch.sources.jsonl import count_records
+
+    records = count_records(files[0])  # rows and records must pair up whole, checked before anything is stored
+    if records != len(matrix):
+        raise SemsearchError(f"{path} has {len(matrix):,} rows for the {records:,} records of {files[0]}")
     return matrix
 
 

@@ -388,6 +388,25 @@ def test_precomputed_vectors_from_an_npy_file(tmp_path, fake_model, capsys):
     assert np.allclose(store.embedding(store.vec_id("2403.00002")), matrix[2] / np.linalg.norm(matrix[2]), atol=1e-6)
 
 
+@pytest.mark.parametrize("rows", [3, 5])
+def test_a_vectors_file_whose_rows_do_not_pair_up_with_the_records_is_refused_before_anything_is_stored(
+    tmp_path, fake_model, capsys, rows
+):
+    from tests.test_cli import run
+
+    source = tmp_path / "papers.jsonl"
+    _write(source, _records(4, embedded=False))
+    with source.open("a") as more:
+        more.write("\n")  # a blank line is no record
+    np.save(tmp_path / "v.npy", np.ones((rows, 64), dtype=np.float32))
+    code, _, err = run(
+        capsys, "ingest", "jsonl", source, "--vectors", tmp_path / "v.npy", "--vectors-model", "all-MiniLM-L6-v2",
+        "--index", tmp_path / "idx", "--no-progress",
+    )  # fmt: skip
+    assert code == 2 and err == f"error: {tmp_path / 'v.npy'} has {rows} rows for the 4 records of {source}\n"
+    assert not (tmp_path / "idx" / "CURRENT").exists()
+
+
 @pytest.mark.parametrize(
     "rows, message",
     [

@@ -179,6 +179,12 @@ def read_records(path: Path, parse: Callable[[dict], T], expected: str) -> list[
     return rows
 
 
+def count_records(path: Path) -> int:
+    """How many records (lines that are not blank) a JSON Lines file holds."""
+    with _whole(path), _open(path, "rb") as handle:
+        return sum(1 for raw in handle if raw.strip())
+
+
 def first_record(path: Path) -> dict | None:
     """The first record of a JSON Lines file (None if it has none or it is not an object)."""
     with _whole(path), _open(path, "rb") as handle:
