@@ -30,7 +30,13 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (docs/
    for one paper, "Which paper says that ...?") against the taxonomy's example questions and node
    names. It replaced a hand-set gate (the best direct match kept the first place when it led the
    next by 0.05), which recognised few described papers (docs/evaluation.md, "One ranking for both
-   kinds of question"). What the question was taken for is in `--explain`.
+   kinds of question"). What the question was taken for is in `--explain`;
+5. a paper the question names: a method's name is the one word before its title's colon ("GPTQ:
+   Accurate Post-Training Quantization ..."). When the question holds that word as a name (typed
+   with a capital inside it or a digit, "QLoRA", "H2O", or as one of at most NAMED_WORDS words,
+   "reformer paper"), the paper comes first, whatever the rest says (`named_papers`); in a longer
+   question, where a name is often the context of the paper described, second. Its meaning is a
+   name, not a topic: by meaning and words "GPTQ" was nearer "GPT Understands, Too".
 
 Every score shown is between 0 and 1 and falls down the list: the fused score here, the cosine
 (floored at 0) in dense mode, BM25 relative to the question's best match in lexical mode.
@@ -76,6 +82,9 @@ ONE_PAPER_NOUN = re.compile(r"\b(paper|article|preprint|publication)\b", re.I)  
 INTERROGATIVE = re.compile(
     r"^\W*(how|what|which|why|where|when|who|whom|whose|is|are|can|could|should|would|do|does|did|any)\b", re.I
 )
+NAMED_WORDS = 3  # a question of at most this many words (request words aside) may name a paper in lower case
+NAME_LOOKUP = 20  # the question's best BM25 matches searched for a paper it names
+_EDGE_PUNCTUATION = "\"'`?!.,;:()[]{}"
 DISTRIBUTION_CACHE = 500_000  # papers whose leaf distribution a searcher keeps (~200 B each)
 _UNREAD = object()
 
@@ -93,6 +102,7 @@ class Evidence:
     known_item: bool = False  # the question was taken for one about a single paper
     one_paper: float = 0.0  # the chance, by the question-kind model, that it asks about one paper
     taxonomy_weight: float = 0.0  # what the category evidence weighed for this question
+    named: bool = False  # the question names this paper (step 5)
 
     @property
     def direct_score(self) -> float:
@@ -110,6 +120,7 @@ class Evidence:
             "question": "one paper" if self.known_item else "a kind of work",
             "one_paper": round(self.one_paper, 4),
             "taxonomy_weight": round(self.taxonomy_weight, 4),
+            "named": self.named,
         }
 
 
@@ -205,6 +216,43 @@ def rank_hybrid(
     return scored[:k]
 
 
+def paper_name(title: str) -> str | None:
+    """The name a title gives its method: the one word before its colon ("GPTQ", "LLM.int8()",
+    "FlashAttention-2"), in lower case; None for a title without one."""
+    head, colon, _ = title.partition(":")
+    words = head.split()
+    return words[0].lower() if colon and len(words) == 1 and len(words[0]) >= 2 else None
+
+
+def names_in(query: str) -> set[str]:
+    """The words of a question that may name a paper, in lower case: any typed like a name (a
+    capital after its first letter, or a digit: "QLoRA", "H2O", "int8"), and every word of a
+    question of at most NAMED_WORDS words (request words aside: "the reformer paper")."""
+    words = [w.strip(_EDGE_PUNCTUATION) or w for w in query.split()]
+    short = len(strip_request(query).split()) <= NAMED_WORDS
+    return {
+        w.lower()
+        for w in words
+        if len(w) >= 2 and (short or any(c.isupper() for c in w[1:]) or any(c.isdigit() for c in w))
+    }
+
+
+def rank_named(
+    ranked: list[tuple[int, float]], named: list[int], evidence: dict[int, Evidence], k: int, after: int = 0
+) -> list[tuple[int, float]]:
+    """`ranked` with the papers the question names (best direct match first) placed after its first
+    `after` papers, each shown at least at the score of the paper it now precedes and at most at the
+    one before it, so scores still fall down the list."""
+    rest = [(v, s) for v, s in ranked if v not in named]
+    shown = rest[:after]
+    floor = rest[after][1] if len(rest) > after else 0.0
+    for v in sorted(named, key=lambda v: -evidence[v].direct_score):
+        evidence[v].named = True
+        score = max(evidence[v].direct_score, floor)
+        shown.append((v, min(score, shown[-1][1]) if shown else score))
+    return (shown + rest[after:])[:k]
+
+
 def question_form(query: str) -> tuple[float, float, float]:
     """How the question is put: asked as one (a question mark, or an interrogative first word), the
     log of its length in words, and whether it asks for a paper in the singular ("which paper ...?",
@@ -260,6 +308,10 @@ def explanation(hits: list[Hit], mode: str = "hybrid") -> str:
         return "Ranked by shared words alone (BM25, shown relative to the best match)."
     from semsearch.taxonomy import leaf_name
 
+    named = [h.paper.title for h in hits if h.evidence is not None and h.evidence.named]
+    if named:
+        rest = explanation([h for h in hits if not h.evidence.named], mode)
+        return f"The question names {'; '.join(named)}, which comes first. {rest}".strip()
     first = hits[:3]
     rest = hits[3:] or first
     e = first[0].evidence
@@ -545,11 +597,27 @@ class Searcher:
         features = question_features(query, vector, evidence, leaves, self.classifier, self.index.lexical)
         return one_paper_probability(features)
 
+    def named_papers(self, query: str, evidence: dict[int, Evidence]) -> list[int]:
+        """The candidates the question names (step 5), among its NAME_LOOKUP best by BM25 (a name is
+        in its title, twice). A name that BM25 splits into short parts ("Q-Transformer") is missed."""
+        names = names_in(query)
+        if not names:
+            return []
+        looked = heapq.nlargest(
+            NAME_LOOKUP, (v for v in evidence if evidence[v].lexical > 0), key=lambda v: evidence[v].lexical
+        )
+        papers = self.index.store.papers_by_vec_id(looked)
+        return [v for v in looked if v in papers and paper_name(papers[v].title) in names]
+
     def _hybrid(self, query: str, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[Hit]:
         leaves = self.question_leaves(query, vector) if self.use_taxonomy else None
         evidence = self.evidence(query, vector, allowed, leaves)
         one_paper = self.one_paper(query, vector, evidence, leaves) if leaves is not None else 0.0
-        hits = self.hits(rank_hybrid(evidence, k, TAXONOMY_WEIGHT if leaves is not None else 0.0, one_paper))
+        named = self.named_papers(query, evidence)
+        ranked = rank_hybrid(evidence, k + len(named), TAXONOMY_WEIGHT if leaves is not None else 0.0, one_paper)
+        # In a longer question a name is context ("... adding temporal views to RWKV"): after the first.
+        after = 0 if len(strip_request(query).split()) <= NAMED_WORDS else 1
+        hits = self.hits(rank_named(ranked, named, evidence, k, after) if named else ranked[:k])
         for hit in hits:
             hit.evidence = evidence[hit.vec_id]
         return hits

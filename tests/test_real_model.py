@@ -330,6 +330,28 @@ def test_a_paper_asked_for_as_one_paper_is_taken_for_one_paper(survey_index, que
     assert answer["results"][0]["title"].startswith("Efficient Streaming Language Models with Attention Sinks")
 
 
+@pytest.mark.parametrize(
+    "question, first",
+    [
+        ("GPTQ", "GPTQ: Accurate Quantization"),  # by meaning and words alone: "GPT Understands, Too"
+        ("Which paper introduced FlashAttention?", "FlashAttention: Fast and Memory-Efficient"),  # not -2 or -3
+        ("qlora", "QLoRA: Efficient Finetuning"),
+    ],
+)
+def test_a_paper_named_by_its_method_comes_first(survey_index, question, first):
+    run = subprocess.run(
+        ["semsearch", "search", question, "--json", "--explain", "-k", "3", "--index", str(survey_index.directory)],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout)
+    top = answer["results"][0]
+    assert top["title"].startswith(first) and top["explain"]["named"], answer["explanation"]
+    assert answer["explanation"].startswith(f"The question names {top['title']}, which comes first.")
+    assert not any(r["explain"]["named"] for r in answer["results"][1:])
+
+
 def test_the_ray_path_builds_the_same_index_as_the_local_path(survey_index, tmp_path, monkeypatch):
     """`ingest jsonl --ray local`: two workers (this machine's cores) run the ONNX export; the index
     holds the same papers, vectors (cosine >= 0.9999) and predicted categories as a local ingest."""

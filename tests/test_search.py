@@ -764,7 +764,7 @@ def test_evidence_and_hits_as_json_round_to_four_and_six_places():
     explained = {
         "dense": 0.1235, "lexical": 7.6543, "lexical_share": 0.3333, "category": "A/B",
         "category_probability": 0.6667, "direct": True, "question": "one paper", "one_paper": 0.9877,
-        "taxonomy_weight": 1.2346,
+        "taxonomy_weight": 1.2346, "named": False,
     }  # fmt: skip
     assert evidence.to_dict() == explained
     assert Evidence(known_item=False).to_dict()["question"] == "a kind of work"
@@ -990,3 +990,58 @@ def test_under_a_list_its_papers_carry_its_nodes_and_the_others_a_prediction_mad
     assert sorted(h.paper.id for h in under) == ["2501.00004", "2501.00005", "2501.00006"]
     for years in (Filters(year_from=2021, category="Quantization"), Filters(year_to=2025, category="Quantization")):
         assert searcher.search("kv cache", k=20, filters=years) == []  # a title known offline has no year
+
+
+# --- a paper the question names -------------------------------------------------------------------
+def test_a_title_names_its_method_by_the_one_word_before_its_colon():
+    from semsearch.search import paper_name
+
+    assert paper_name("GPTQ: Accurate Post-Training Quantization") == "gptq"
+    assert paper_name("LLM.int8(): 8-bit Matrix Multiplication") == "llm.int8()"
+    assert paper_name("FlashAttention-2: Faster Attention") == "flashattention-2"
+    assert paper_name("Efficient Streaming Language Models with Attention Sinks") is None  # no colon
+    assert paper_name("Big Bird: Transformers for Longer Sequences") is None  # two words: a phrase, not a name
+    assert paper_name("X: one letter") is None and paper_name(": nothing before") is None
+
+
+def test_a_question_names_a_paper_by_a_word_typed_as_a_name_or_in_a_short_question():
+    from semsearch.search import names_in
+
+    assert names_in("GPTQ") == {"gptq"}
+    assert names_in("the reformer paper") == {"the", "reformer", "paper"}  # short: any word may be a name
+    assert names_in("Which paper introduced FlashAttention?") >= {"flashattention"}
+    long = "how does self attention compare to linear attention for long documents in QLoRA or H2O setups"
+    assert names_in(long) == {"qlora", "h2o"}  # long: only words typed as names (a capital inside, a digit)
+
+
+def test_named_papers_come_first_or_after_the_first_and_scores_still_fall():
+    from semsearch.search import rank_named
+
+    evidence = {v: _direct(0.9 - 0.1 * v) for v in range(6)}
+    evidence[9] = _direct(0.1)  # the paper the question names, far down by its own match
+    ranked = [(v, 0.9 - 0.1 * v) for v in range(6)] + [(9, 0.05)]
+    first = rank_named(ranked, [9], evidence, k=4)
+    assert [v for v, _ in first] == [9, 0, 1, 2] and evidence[9].named
+    assert first[0][1] == pytest.approx(0.9)  # shown at the score of the paper it now precedes
+    second = rank_named(ranked, [9], evidence, k=4, after=1)
+    assert [v for v, _ in second] == [0, 9, 1, 2]
+    for shown in (first, second):
+        scores = [s for _, s in shown]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_any_question_gives_names_that_are_its_own_words_in_lower_case():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from semsearch.search import names_in
+    from tests.conftest import examples
+
+    @settings(max_examples=examples(300), deadline=2000)
+    @given(st.text(max_size=200))
+    def check(text):
+        names = names_in(text)
+        lowered = {w.lower() for w in text.split()} | {w.lower().strip("\"'`?!.,;:()[]{}") for w in text.split()}
+        assert names <= lowered and all(len(n) >= 2 for n in names)
+
+    check()
