@@ -657,6 +657,12 @@ def label_paper(paper_id: str, category: str | None, *, index_dir: str | Path | 
                 raise SemsearchError(f"paper {paper_id!r} has no label to remove")
         else:
             ingest.store.put_label(vec_id, node, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            survey = ingest.store.papers_by_vec_id([vec_id])[vec_id].survey_categories
+            if survey and node not in survey:  # stored, and not used while the survey labels the paper
+                _warn_stderr(
+                    f"{paper_id} is labelled by the survey ({'; '.join(survey)}), which stands: your label is "
+                    "kept, and counts if the survey stops labelling it"
+                )
     return node
 
 

@@ -364,7 +364,14 @@ class Service:
             live.finder.resolve(paper_id)  # 404 before taking the writer's lock
         node = label_paper(paper_id, category, index_dir=self.directory)
         self.refresh()
-        return {"id": paper_id, "category": node}
+        with self.use() as live:  # a survey label stands over the user's (`in_effect` false then)
+            survey = live.index.store.papers_by_vec_id([live.finder.resolve(paper_id)])
+        (paper,) = survey.values()
+        return {
+            "id": paper_id,
+            "category": node,
+            "in_effect": not paper.survey_categories or node in paper.survey_categories,
+        }
 
     def digests(self) -> dict:
         """The readable digests, newest first, and the files in digests/ skipped (with why)."""

@@ -305,7 +305,7 @@ def test_confirming_a_category_needs_the_token_when_there_is_one(toy_dir):
     assert guarded.post("/api/labels", json=body).status_code == 403
     assert guarded.post("/api/labels", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 403
     answer = guarded.post("/api/labels", json=body, headers={"Authorization": "Bearer s3cret"})
-    assert answer.status_code == 200 and answer.json() == {"id": "2301.00006", "category": KV}
+    assert answer.status_code == 200 and answer.json() == {"id": "2301.00006", "category": KV, "in_effect": True}
     shown = guarded.get("/api/papers/2301.00006").json()  # served at once: the service reloaded
     assert shown["categories"] == [KV] and shown["category_source"] == "user"
     assert (

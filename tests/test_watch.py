@@ -1296,3 +1296,15 @@ def test_a_digest_is_written_through_a_hidden_temp_file_and_old_leftovers_are_sw
                      "closest": [{"id": "2306.00978", "title": "A known paper", "categories": []}],
                      "authors": ["Grace Hopper"], "snippet": "A snippet."}],
     }  # fmt: skip
+
+
+def test_a_label_on_a_paper_the_survey_labels_otherwise_is_kept_and_said_not_to_count(survey_index, capsys):
+    from semsearch.cli import main
+
+    code = main(["label", "2306.00978", "KV-Cache Optimization", "--index", str(survey_index)])
+    err = capsys.readouterr().err
+    assert code == 0 and err.startswith("warning: 2306.00978 is labelled by the survey (")
+    assert "which stands: your label is kept, and counts if the survey stops labelling it" in err
+    assert Index.open(survey_index).store.labels()[0]["category"].endswith("KV-Cache Optimization")
+    code = main(["label", "2306.00978", "Weight-Only Quantization", "--index", str(survey_index)])
+    assert code == 0 and "warning" not in capsys.readouterr().err  # the survey's own: nothing to say
