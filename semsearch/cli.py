@@ -29,6 +29,24 @@ app = typer.Typer(
 ingest_app = typer.Typer(help="Add papers to the index (re-ingesting a paper updates it).", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        print(f"semsearch {version('semsearch')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Semantic search, categories and related work for the efficient-LLM literature."""
+
+
 IndexOption = Annotated[
     Path | None,
     typer.Option("--index", envvar="SEMSEARCH_INDEX", help="Index directory (else $SEMSEARCH_INDEX, else ./index)."),
@@ -59,6 +77,8 @@ FormatOption = Annotated[
 
 def _format(fmt: OutputFormat | None, as_json: bool, batch: bool = False) -> OutputFormat:
     if fmt is not None:
+        if as_json and fmt is not OutputFormat.json:
+            raise SemsearchError(f"--json asks for JSON and --format for {fmt.value}: give one")
         return fmt
     return OutputFormat.json if as_json or batch else OutputFormat.table
 
@@ -317,13 +337,13 @@ def search(
         raise SemsearchError('give a question (semsearch search "how do I shrink the KV cache?") or --batch FILE')
     if question is not None and batch is not None:
         raise SemsearchError("give a question or --batch FILE, not both")
+    output = _format(fmt, as_json, batch is not None)
     options = dict(k=k, year_from=year_from, year_to=year_to, category=category, taxonomy=taxonomy_name)
     requests = _read_questions(batch, **options) if batch else [parse(SearchRequest, question=question, **options)]
     first = requests[0] if requests else parse(SearchRequest, question="-", **options)  # an empty batch: the options
     filters = Filters(first.year_from, first.year_to, first.category)
     searcher = Searcher(_open_index(index), mode=mode, taxonomy=not no_taxonomy, taxonomy_name=first.taxonomy)
     searcher.allowed_vec_ids(filters)  # refuse an unknown category before loading the model
-    output = _format(fmt, as_json, batch is not None)
     for request in requests:
         hits = searcher.search(request.question, request.k, filters)
         _emit(output, {"query": request.question}, hits, explain, mode)
@@ -384,10 +404,10 @@ def related(
 
     if sum(x is not None for x in (paper_id, text, arxiv_id, batch)) != 1:
         raise SemsearchError("give one of: ID, --text TEXT, --arxiv ID, --batch FILE")
+    output = _format(fmt, as_json, batch is not None)
     request = parse(RelatedRequest, id=paper_id, k=k, diverse=diverse, taxonomy=taxonomy_name)
     k, taxonomy_name = request.k, request.taxonomy
     finder = RelatedFinder(_open_index(index), taxonomy_name=taxonomy_name)
-    output = _format(fmt, as_json, batch is not None)
     if batch is not None:
         ids = _read_ids(batch)
         for each in ids:
@@ -430,15 +450,20 @@ def recommend(
     from semsearch.related import RelatedFinder
     from semsearch.requests_models import RecommendRequest, parse
 
-    request = parse(RecommendRequest, likes=like or [], dislikes=dislike or [], k=k, since=since)
+    if not like:
+        raise SemsearchError("give at least one paper you liked: --like ID (repeatable)")
+    output = _format(fmt, as_json)
+    request = parse(RecommendRequest, likes=like, dislikes=dislike or [], k=k, since=since)
     hits = RelatedFinder(_open_index(index)).recommend(request.likes, request.dislikes, request.k, since=request.since)
-    _emit(_format(fmt, as_json), {"likes": request.likes, "dislikes": request.dislikes}, hits)
+    _emit(output, {"likes": request.likes, "dislikes": request.dislikes}, hits)
 
 
 @app.command()
 def export(
     ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Papers in the index (also ID,ID).")],
-    bibtex: Annotated[bool, typer.Option("--bibtex", help="BibTeX entries (the default).")] = True,
+    bibtex: Annotated[
+        bool, typer.Option("--bibtex", help="BibTeX entries (the only form; accepted for clarity).")
+    ] = False,
     index: IndexOption = None,
 ) -> None:
     """Citations for papers in the index, as BibTeX."""
@@ -1289,6 +1314,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)  # a file the library did not name: still one line
         return 2
     except typer.TyperException as err:  # usage errors (an unknown option, "-k nan"): one line too
+        if type(err).__name__ == "NoArgsIsHelpError":  # `semsearch`, `semsearch ingest`: the help asked for
+            err.show()
+            return getattr(err, "exit_code", 2)
         command = getattr(getattr(err, "ctx", None), "command_path", None) or "semsearch"
         print(f"error: {err.format_message()} (see {command} --help)", file=sys.stderr)
         return getattr(err, "exit_code", 2)

@@ -148,6 +148,9 @@ def describe(errors: Iterable[dict]) -> str:
     """Pydantic's (or FastAPI's) errors as one line: "field: message; field: message"."""
     parts = []
     for problem in errors:
+        if problem.get("type") == "json_invalid":  # FastAPI's loc is ("body", character offset)
+            parts.append("body: is not valid JSON")
+            continue
         loc = [str(p) for p in problem.get("loc", ()) if p not in ("query", "body", "path")]
         if loc:
             loc[0] = ALIASES.get(loc[0], loc[0])

@@ -361,7 +361,7 @@ def create_app(
     def web_file(name: str, media_type: str) -> FileResponse:
         return FileResponse(str(WEB / name), media_type=media_type, headers={"Content-Security-Policy": PAGE_POLICY})
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def page() -> FileResponse:
         return web_file("index.html", "text/html")
 

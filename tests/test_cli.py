@@ -243,6 +243,8 @@ def test_an_index_option_naming_a_file_is_a_wrong_argument_not_damage(command, t
         (["watch", "--categories", " , "], "no arXiv category given"),
         (["watch", "--since", "9999-01-01"], "--since 9999-01-01 is in the future"),
         (["watch", "--every", "99999999999999d"], "the interval '99999999999999d' is longer than 366 days"),
+        (["search", "kv", "--json", "--format", "table"], "--json asks for JSON and --format for table: give one"),
+        (["recommend"], "give at least one paper you liked: --like ID (repeatable)"),
     ],
 )
 def test_a_usage_error_is_one_line_with_where_to_look(argv, refusal, capsys, tmp_path):
@@ -279,3 +281,11 @@ def test_serve_on_a_port_another_process_holds_is_refused_before_announcing_itse
         code, out, err = run(capsys, "serve", "--port", port, "--index", survey_corpus_index)
     assert (code, out) == (2, "") and "serving" not in err
     assert err == f"error: cannot serve on 127.0.0.1:{port}: Address already in use (give another --port)\n"
+
+
+def test_version_and_bare_commands(capsys):
+    from importlib.metadata import version
+
+    assert run(capsys, "--version")[:2] == (0, f"semsearch {version('semsearch')}\n")
+    code, out, err = run(capsys)  # no command: the help, as asked for by giving nothing
+    assert code == 2 and "Usage: semsearch" in out + err and "error:" not in err

@@ -177,7 +177,7 @@ def test_related_text_recommend_and_export(related_index, capsys):
         (["related", "nope"], "no paper 'nope'"),
         (["related"], "give one of"),
         (["related", "2401.00002", "--text", "x"], "give one of"),
-        (["recommend"], "likes: List should have at least 1 item"),
+        (["recommend"], "give at least one paper you liked: --like ID"),
         (["recommend", "--like", "missing"], "no paper 'missing'"),
         (["export", "missing"], "no paper 'missing'"),
     ],

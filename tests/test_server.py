@@ -640,3 +640,10 @@ def test_the_host_check_admits_its_names_at_any_port_and_refuses_the_rest_with_t
     # A websocket (e.g. one a rebinding page opens) is checked too: refused before the app sees it.
     sent, _ = call(checked, http_scope({b"host": b"evil.example"}, kind="websocket"))
     assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 421 and len(app.calls) == 1
+
+
+def test_a_body_that_is_not_json_is_named_so_and_the_page_answers_head(unchanged_client):
+    answer = unchanged_client.post("/api/classify", content=b"not json", headers={"content-type": "application/json"})
+    assert answer.status_code == 422 and answer.json() == {"error": "body: is not valid JSON"}
+    head = unchanged_client.head("/")
+    assert head.status_code == 200 and head.headers["content-type"].startswith("text/html") and head.content == b""
