@@ -30,6 +30,9 @@ ingest_app = typer.Typer(help="Add papers to the index (re-ingesting a paper upd
 app.add_typer(ingest_app, name="ingest")
 
 
+FEW_QUERIES = 20  # an evaluation over fewer questions than this is noise, and says so
+
+
 def _print_version(asked: bool) -> None:
     if asked:
         from importlib.metadata import version
@@ -1199,7 +1202,14 @@ def eval_related(
     from semsearch.index import Index
 
     labels = _topics(topics)
-    _print_report(evaluate_related(Index.open(index), labels, k), as_json)
+    report = evaluate_related(Index.open(index), labels, k)
+    if report["queries"] < FEW_QUERIES:
+        print(
+            f"warning: only {report['queries']} survey papers with an abstract to ask about: the figure says little "
+            "(`semsearch ingest survey` online, or `ingest jsonl` of their abstracts, gives more)",
+            file=sys.stderr,
+        )
+    _print_report(report, as_json)
 
 
 @eval_app.command("search")

@@ -289,3 +289,15 @@ def test_version_and_bare_commands(capsys):
     assert run(capsys, "--version")[:2] == (0, f"semsearch {version('semsearch')}\n")
     code, out, err = run(capsys)  # no command: the help, as asked for by giving nothing
     assert code == 2 and "Usage: semsearch" in out + err and "error:" not in err
+
+
+def test_eval_related_over_a_handful_of_papers_warns_that_the_figure_says_little(survey_corpus_index, capsys, tmp_path):
+    index = survey_corpus_index  # this test's own copy
+    awq = tmp_path / "awq.jsonl"  # a survey paper, now with an abstract: the one paper to ask about
+    awq.write_text('{"id": "2306.00978", "title": "AWQ", "abstract": "Activation-aware 4-bit weight quantization."}\n')
+    assert run(capsys, "ingest", "jsonl", awq, "--index", index, "--no-progress")[0] == 0
+    topics = tmp_path / "topics.jsonl"
+    topics.write_text('{"id": "2306.00978", "topics": ["quantization"]}\n')
+    code, out, err = run(capsys, "eval", "related", "--topics", topics, "--json", "--index", index)
+    assert code == 0 and json.loads(out)["queries"] == 1
+    assert err.startswith("warning: only 1 survey papers with an abstract to ask about: the figure says little")
