@@ -978,7 +978,10 @@ def _classify_inputs(title, abstract, arxiv_id, batch, taxonomy, index=None) -> 
     from semsearch.sources.jsonl import read_records
 
     def paper(record: dict) -> tuple[str | None, str, str]:
-        return checked(record.get("id"), record.get("title"), record.get("abstract"))
+        paper_id = record.get("id")
+        if paper_id is not None and not isinstance(paper_id, str):  # echoed back: a string or nothing
+            raise SemsearchError(f"id: expected a string, got {type(paper_id).__name__}")
+        return checked(paper_id, record.get("title"), record.get("abstract"))
 
     return read_records(batch, paper, 'a JSON object with "title" and "abstract"')
 

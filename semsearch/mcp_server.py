@@ -10,6 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# The numbers' types, as the request models have them: the SDK checks a call against the signature
+# first, and a plain `int` there took JSON's true for 1.
+from semsearch.requests_models import K, Year
+
 INSTRUCTIONS = (
     "A local library of research papers on efficient large language models, placed in the taxonomy of "
     "the survey 'Efficient Large Language Models'. Search it in plain words, place a new paper in the "
@@ -72,9 +76,9 @@ def add_tools(server, service) -> None:
     @server.tool()
     def search(
         question: str,
-        k: int = 10,
-        year_from: int | None = None,
-        year_to: int | None = None,
+        k: K = 10,
+        year_from: Year | None = None,
+        year_to: Year | None = None,
         category: str | None = None,
         taxonomy: str | None = None,
     ) -> dict:
@@ -98,7 +102,7 @@ def add_tools(server, service) -> None:
         return answer(service.classify, r.title, r.abstract, r.taxonomy)
 
     @server.tool()
-    def related(id: str, k: int = 10) -> dict:  # noqa: A002 - the tool's argument name is part of its contract
+    def related(id: str, k: K = 10) -> dict:  # noqa: A002 - the tool's argument name is part of its contract
         """Related work for a paper in the library (an arXiv id or URL). `k`: 1 to 100."""
         r = parse(rm.RelatedRequest, id=id, k=k)
         return answer(service.related, r.id, r.k)

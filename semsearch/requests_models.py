@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
 from semsearch.errors import SemsearchError
@@ -57,8 +57,15 @@ def Text(limit: int) -> Any:  # noqa: N802 - reads as a type in the models below
     return Annotated[str, Field(max_length=limit), AfterValidator(clean_text)]
 
 
-K = Annotated[int, Field(ge=1, le=MAX_K, description="How many papers.")]
-Year = Annotated[int, Field(ge=YEARS[0], le=YEARS[1])]
+def _not_a_boolean(value: Any) -> Any:
+    """JSON's true is not the number 1 (pydantic's lax mode takes it for one)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer, not a boolean")
+    return value
+
+
+K = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=1, le=MAX_K, description="How many papers.")]
+Year = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=YEARS[0], le=YEARS[1])]
 PaperId = Annotated[str, Field(min_length=1, max_length=MAX_ID, description="An arXiv id or URL, or a paper's id.")]
 Category = Annotated[str, Field(min_length=1, max_length=MAX_CATEGORY, description="A taxonomy node: path or name.")]
 TaxonomyName = Annotated[

@@ -524,3 +524,11 @@ def test_many_more_random_requests_at_every_door(client, tools, route, params, b
         anyio.run(tools.call_tool, *call)
     except ToolError as err:
         assert not isinstance(err, UnexpectedToolError), repr(err.__cause__)
+
+
+@pytest.mark.parametrize("k", [True, False])
+def test_the_mcp_tools_take_json_true_for_a_boolean_not_the_number_1(refusing_tools, k):
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    with pytest.raises(ToolError, match="k: Input should be a valid integer, not a boolean"):
+        anyio.run(refusing_tools.call_tool, "search", {"question": "cache", "k": k})

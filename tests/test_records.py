@@ -68,6 +68,8 @@ def test_a_real_snapshot_line_still_reads_whole():
         ("update_date", [1, 2], "update_date"),
         ("update_date", {"y": 2020}, "update_date"),
         ("update_date", ["2020"], "update_date"),
+        ("update_date", "not-a-date", "update_date"),  # compared as a date by --since: it must be one
+        ("update_date", "2020-13-45", "update_date"),
         ("versions", [{"created": 5}], "versions[0].created"),
         ("versions", "v1", "versions"),
         ("title", 12, "title"),
@@ -331,3 +333,26 @@ def test_a_compressed_file_cut_short_is_a_file_that_cannot_be_read(tmp_path, cap
         from semsearch.index import Index
 
         assert 0 < Index.open(index).manifest.count < 2000
+
+
+def test_a_byte_order_mark_before_the_first_line_is_not_part_of_the_record(tmp_path, capsys):
+    from semsearch.cli import main
+    from semsearch.sources.jsonl import first_record
+
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text("\ufeff" + json.dumps({"id": "2401.00001", "title": "Fine", "update_date": "2024-01-15"}) + "\n")
+    assert [p.id for p in read_jsonl(papers)] == ["2401.00001"] and first_record(papers)["id"] == "2401.00001"
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("\ufeff" + json.dumps({"id": "a", "title": "Pruning heads", "abstract": "We prune heads."}) + "\n")
+    code = main(["classify", "--batch", str(batch), "--index", str(tmp_path / "none")])
+    assert "expected a JSON object" not in capsys.readouterr().err and code == 2  # read; then: no index here
+
+
+@pytest.mark.parametrize("paper_id, shown", [(["a"], "list"), ({"$x": 1}, "dict"), (7, "int")])
+def test_a_batch_line_whose_id_is_not_a_string_is_refused_not_echoed(tmp_path, capsys, paper_id, shown):
+    from semsearch.cli import main
+
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text(json.dumps({"id": paper_id, "title": "T", "abstract": "A"}) + "\n")
+    code = main(["classify", "--batch", str(batch), "--index", str(tmp_path / "none")])
+    assert (code, capsys.readouterr().err) == (2, f"error: {batch}:1: id: expected a string, got {shown}\n")

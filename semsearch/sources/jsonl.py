@@ -17,6 +17,7 @@ import sys
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TypeVar
@@ -67,6 +68,17 @@ class Record(BaseModel):
             raise ValueError("only http and https links are stored")
         return value
 
+    @field_validator("update_date")
+    @classmethod
+    def _a_date(cls, value: str | None) -> str | None:
+        """A date (a time after it is allowed): `--since` and `recommend --since` compare it as one."""
+        if value is not None:
+            try:
+                date.fromisoformat(value[:10])
+            except ValueError:
+                raise ValueError("not a date") from None
+        return value
+
 
 _EXPECTED = {  # what each field holds, for the one-line message
     "id": "a string",
@@ -107,6 +119,8 @@ def check_record(record) -> Record:
         value = worst.get("input")
         if name == "url" and isinstance(value, str):
             raise ValueError(f"field 'url': only http and https links are stored, got {value[:40]!r}") from None
+        if name == "update_date" and isinstance(value, str):
+            raise ValueError(f"field 'update_date': expected a date string (YYYY-MM-DD), got {value[:40]!r}") from None
         raise ValueError(
             f"field {where!r}: expected {_EXPECTED.get(name, 'another type')}, got {_json_type(value)}"
         ) from None
@@ -133,6 +147,9 @@ def check_readable(path: Path) -> None:
             handle.read(1)
     except (OSError, UnicodeDecodeError) as err:
         raise SemsearchError(f"cannot read {path}: {err}") from None
+
+
+BOM = "\ufeff"
 
 
 def _open(path: Path, mode: str = "rt"):
@@ -162,6 +179,8 @@ def read_records(path: Path, parse: Callable[[dict], T], expected: str) -> list[
         check_readable(Path(path))
         with _whole(path), _open(Path(path), "rt") as handle:
             lines = handle.read().splitlines()
+    if lines:
+        lines[0] = lines[0].removeprefix(BOM)  # what some editors put before the first line
     rows = []
     for number, line in enumerate(lines, start=1):
         if line.strip():
@@ -191,7 +210,7 @@ def first_record(path: Path) -> dict | None:
         for raw in handle:
             if raw.strip():
                 try:
-                    record = json.loads(raw)
+                    record = json.loads(raw.removeprefix(BOM.encode()))
                 except (ValueError, RecursionError):
                     return None
                 return record if isinstance(record, dict) else None
@@ -243,6 +262,8 @@ def read_jsonl(
                 if bar is not None:
                     bar.update(len(raw))
                 line = raw.decode("utf-8", errors="replace")
+                if line_number == 1:
+                    line = line.removeprefix(BOM)
                 if not line.strip():
                     cursor.offset = position
                     continue
