@@ -828,7 +828,7 @@ def taxonomy_list(as_json: JsonOption = False, index: IndexOption = None) -> Non
 
     rows = listed_taxonomies(Index.open(index).store)
     if as_json:
-        _print_json([{"name": r["name"], "nodes": r["nodes"], "papers": r["papers"]} for r in rows])
+        _print_json(rows)  # what /api/taxonomies answers: a list's `source` too
         return
     for row in rows:
         print(f"{row['name']:<20} {len(row['nodes']):>4} nodes {row['papers']:>6} papers  {row.get('source', '')}")

@@ -251,6 +251,9 @@ def test_the_api_and_the_watch_take_a_taxonomy(index_dir, list_file, stub, capsy
     assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
     client = TestClient(create_app(index_dir=index_dir, reload_seconds=None))
     assert [t["name"] for t in client.get("/api/taxonomies").json()] == ["survey", "kv"]
+    code, out, _ = run(capsys, "taxonomy", "list", "--json", "--index", index_dir)
+    assert code == 0 and json.loads(out) == client.get("/api/taxonomies").json()  # the list's source too
+    assert json.loads(out)[1]["source"]
     found = client.get("/api/search", params={"q": "evict kv cache tokens", "taxonomy": "kv", "k": 3}).json()
     # Searched under the list: the hits are the list's papers, each with the list's node (under the
     # survey they would carry the survey's categories or none, and the check below would hold vacuously).
