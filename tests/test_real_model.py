@@ -304,6 +304,17 @@ def test_readme_examples_answer_on_topic_first(survey_index, question, on_topic)
     assert any(re.search(on_topic, category) for category in hit.categories), (hit.paper.title, hit.categories)
 
 
+def _explained_search(survey_index, question: str) -> dict:
+    """`semsearch search QUESTION --json --explain -k 3` in a real process, its answer."""
+    run = subprocess.run(
+        ["semsearch", "search", question, "--json", "--explain", "-k", "3", "--index", str(survey_index.directory)],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
 @pytest.mark.parametrize(
     "question, kind",
     [
@@ -319,13 +330,7 @@ def test_readme_examples_answer_on_topic_first(survey_index, question, on_topic)
     ],
 )
 def test_a_paper_asked_for_as_one_paper_is_taken_for_one_paper(survey_index, question, kind):
-    run = subprocess.run(
-        ["semsearch", "search", question, "--json", "--explain", "-k", "3", "--index", str(survey_index.directory)],
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 0, run.stderr
-    answer = json.loads(run.stdout)
+    answer = _explained_search(survey_index, question)
     assert answer["results"][0]["explain"]["question"] == kind, answer["explanation"]
     assert answer["results"][0]["title"].startswith("Efficient Streaming Language Models with Attention Sinks")
 
@@ -339,13 +344,7 @@ def test_a_paper_asked_for_as_one_paper_is_taken_for_one_paper(survey_index, que
     ],
 )
 def test_a_paper_named_by_its_method_comes_first(survey_index, question, first):
-    run = subprocess.run(
-        ["semsearch", "search", question, "--json", "--explain", "-k", "3", "--index", str(survey_index.directory)],
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 0, run.stderr
-    answer = json.loads(run.stdout)
+    answer = _explained_search(survey_index, question)
     top = answer["results"][0]
     assert top["title"].startswith(first) and top["explain"]["named"], answer["explanation"]
     assert answer["explanation"].startswith(f"The question names {top['title']}, which comes first.")
