@@ -228,7 +228,8 @@ def names_in(query: str) -> set[str]:
     """The words of a question that may name a paper, in lower case: any typed like a name (a
     capital after its first letter, or a digit: "QLoRA", "H2O", "int8"), and every word of a
     question of at most NAMED_WORDS words (request words aside: "the reformer paper")."""
-    words = [w.strip(_EDGE_PUNCTUATION) or w for w in query.split()]
+    # Each word as typed and without the punctuation around it: "LLM.int8()" and "(QLoRA)," both name.
+    words = {form for w in query.split() for form in (w, w.strip(_EDGE_PUNCTUATION)) if form}
     short = len(strip_request(query).split()) <= NAMED_WORDS
     return {
         w.lower()

@@ -1010,6 +1010,7 @@ def test_a_question_names_a_paper_by_a_word_typed_as_a_name_or_in_a_short_questi
     assert names_in("GPTQ") == {"gptq"}
     assert names_in("the reformer paper") == {"the", "reformer", "paper"}  # short: any word may be a name
     assert names_in("Which paper introduced FlashAttention?") >= {"flashattention"}
+    assert "llm.int8()" in names_in("the LLM.int8() paper") and "qlora" in names_in("is it (QLoRA), or not")
     long = "how does self attention compare to linear attention for long documents in QLoRA or H2O setups"
     assert names_in(long) == {"qlora", "h2o"}  # long: only words typed as names (a capital inside, a digit)
 
