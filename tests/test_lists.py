@@ -74,7 +74,12 @@ def test_a_list_becomes_a_taxonomy_with_its_papers_fetched(index_dir, list_file,
 
     code, out, _ = run(capsys, "taxonomy", "list", "--json", "--index", index_dir)
     listed = {row["name"]: row for row in json.loads(out)}
-    assert set(listed) == {"survey", "kv"} and listed["kv"] == {"name": "kv", "nodes": NODES, "papers": 7}
+    assert set(listed) == {"survey", "kv"} and listed["kv"] == {
+        "name": "kv",
+        "nodes": NODES,
+        "papers": 7,
+        "source": "README.md",
+    }
 
     code, out, _ = run(capsys, "taxonomy", "show", "kv", "--json", "--index", index_dir)
     tree = json.loads(out)
