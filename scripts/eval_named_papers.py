@@ -2,8 +2,9 @@
 
 Questions are made from the index's own titles, never from an evaluation set: every paper whose
 title names its method (the one word before the colon, `search.paper_name`) and whose name no other
-paper has, a seeded sample of them, each asked four ways: the name as the title spells it, in
-lower case, "the NAME paper" and "Which paper introduced NAME?". Prints success@1 and success@3.
+paper has, a seeded sample of them, each asked five ways: the name as the title spells it, in
+lower case, "the NAME paper", "Which paper introduced NAME?" and a longer question around the
+name. Prints success@1 and success@3.
 
     python scripts/eval_named_papers.py [--index DIR] [--sample 150] [--seed 0]
 """
@@ -23,6 +24,10 @@ FORMS = {
     "in lower case": lambda name: name.lower(),
     '"the NAME paper"': lambda name: f"the {name} paper",
     '"Which paper introduced NAME?"': lambda name: f"Which paper introduced {name}?",
+    # A longer question, where the name may be context: the named paper is put second unless first already.
+    '"What does NAME change to make large language models cheaper to run?"': lambda name: (
+        f"What does {name} change to make large language models cheaper to run?"
+    ),
 }
 
 

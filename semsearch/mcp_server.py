@@ -7,6 +7,7 @@ one-line message the CLI prints.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -211,24 +212,36 @@ class AnsweringParseErrors:
 
 
 class Answers:
-    """The write stream, counting the requests read (`asked`) that have no answer sent yet."""
+    """The write stream, counting the requests read (`asked`) that have no answer sent yet: by id,
+    as many as were asked under it; a request the client cancels gets no answer and is not waited for."""
 
     def __init__(self, inner):
         import anyio
 
         self._inner = inner
-        self._waiting: set = set()
+        self._waiting: Counter = Counter()
         self._none_waiting = anyio.Event()
         self._none_waiting.set()
 
     def asked(self, item) -> None:
         import anyio
-        from mcp_types import JSONRPCRequest
+        from mcp_types import JSONRPCNotification, JSONRPCRequest
 
-        if isinstance(item.message, JSONRPCRequest):
-            self._waiting.add(item.message.id)
+        message = item.message
+        if isinstance(message, JSONRPCRequest):
+            self._waiting[message.id] += 1
             if self._none_waiting.is_set():
                 self._none_waiting = anyio.Event()
+        elif isinstance(message, JSONRPCNotification) and message.method == "notifications/cancelled":
+            self._answered((message.params or {}).get("requestId"))
+
+    def _answered(self, request_id) -> None:
+        if self._waiting[request_id] > 1:
+            self._waiting[request_id] -= 1
+        else:
+            self._waiting.pop(request_id, None)
+        if not self._waiting:
+            self._none_waiting.set()
 
     async def all_sent(self) -> None:
         await self._none_waiting.wait()
@@ -238,9 +251,7 @@ class Answers:
 
         await self._inner.send(item)
         if isinstance(item.message, JSONRPCResponse | JSONRPCError):
-            self._waiting.discard(item.message.id)
-            if not self._waiting:
-                self._none_waiting.set()
+            self._answered(item.message.id)
 
     def __getattr__(self, name):  # close, aclose, clone and the rest: the stream's own
         return getattr(self._inner, name)

@@ -33,10 +33,11 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (docs/
    kinds of question"). What the question was taken for is in `--explain`;
 5. a paper the question names: a method's name is the one word before its title's colon ("GPTQ:
    Accurate Post-Training Quantization ..."). When the question holds that word as a name (typed
-   with a capital inside it or a digit, "QLoRA", "H2O", or as one of at most NAMED_WORDS words,
-   "reformer paper"), the paper comes first, whatever the rest says (`named_papers`); in a longer
-   question, where a name is often the context of the paper described, second. Its meaning is a
-   name, not a topic: by meaning and words "GPTQ" was nearer "GPT Understands, Too".
+   with a capital inside it or a digit, "QLoRA", "H2O", or as all the question says, "reformer
+   paper"), the paper comes first, whatever the rest says (`named_papers`); in a question of more
+   than NAMED_WORDS words, where a name is often the context of the paper described, second unless
+   it stood first already. Its meaning is a name, not a topic: by meaning and words "GPTQ" was
+   nearer "GPT Understands, Too".
 
 Every score shown is between 0 and 1 and falls down the list: the fused score here, the cosine
 (floored at 0) in dense mode, BM25 relative to the question's best match in lexical mode.
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import heapq
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -53,7 +55,7 @@ import numpy as np
 
 from semsearch.errors import SemsearchError
 from semsearch.index import Index
-from semsearch.lexical import strip_request
+from semsearch.lexical import STOPWORDS, strip_request
 from semsearch.paper import Paper
 from semsearch.store import Prediction
 from semsearch.taxonomy import is_under, load_taxonomy, resolve_node
@@ -82,9 +84,9 @@ ONE_PAPER_NOUN = re.compile(r"\b(paper|article|preprint|publication)\b", re.I)  
 INTERROGATIVE = re.compile(
     r"^\W*(how|what|which|why|where|when|who|whom|whose|is|are|can|could|should|would|do|does|did|any)\b", re.I
 )
-NAMED_WORDS = 3  # a question of at most this many words (request words aside) may name a paper in lower case
-NAME_LOOKUP = 20  # the question's best BM25 matches searched for a paper it names
-_EDGE_PUNCTUATION = "\"'`?!.,;:()[]{}"
+NAMED_WORDS = 3  # a longer question (request words aside) gives a paper it names the second place
+NAME_LOOKUP = 20  # the question's best matches by BM25, and by meaning, searched for a paper it names
+_NAME = re.compile(r"\w[\w.+()-]*")
 DISTRIBUTION_CACHE = 500_000  # papers whose leaf distribution a searcher keeps (~200 B each)
 _UNREAD = object()
 
@@ -226,24 +228,24 @@ def paper_name(title: str) -> str | None:
 
 def names_in(query: str) -> set[str]:
     """The words of a question that may name a paper, in lower case: any typed like a name (a
-    capital after its first letter, or a digit: "QLoRA", "H2O", "int8"), and every word of a
-    question of at most NAMED_WORDS words (request words aside: "the reformer paper")."""
-    # Each word as typed and without the punctuation around it: "LLM.int8()" and "(QLoRA)," both name.
-    words = {form for w in query.split() for form in (w, w.strip(_EDGE_PUNCTUATION)) if form}
-    short = len(strip_request(query).split()) <= NAMED_WORDS
-    return {
-        w.lower()
-        for w in words
-        if len(w) >= 2 and (short or any(c.isupper() for c in w[1:]) or any(c.isdigit() for c in w))
-    }
+    capital after its first letter, or a digit: "QLoRA", "H2O", "int8"), and the word of a question
+    that says nothing else ("reformer", "the mamba paper"). A lower-case word in a longer question is
+    a word: "zero shot quantization" does not ask for ZeRO."""
+    text = unicodedata.normalize("NFKC", query)  # full-width letters, ligatures
+    # Names are letters and digits joined by . - + ( ): "LLM.int8()", "FlashAttention-2", "LoRA+";
+    # anything else (quotes, 's, slashes, dashes) ends one. Each also without a trailing . or -.
+    tokens = {form for t in _NAME.findall(text) for form in (t, t.rstrip(".-"), t.strip("()")) if len(form) >= 2}
+    alone = len([t for t in _NAME.findall(strip_request(text).lower()) if t not in STOPWORDS]) <= 1
+    return {t.lower() for t in tokens if alone or any(c.isupper() for c in t[1:]) or any(c.isdigit() for c in t)}
 
 
 def rank_named(
     ranked: list[tuple[int, float]], named: list[int], evidence: dict[int, Evidence], k: int, after: int = 0
 ) -> list[tuple[int, float]]:
     """`ranked` with the papers the question names (best direct match first) placed after its first
-    `after` papers, each shown at least at the score of the paper it now precedes and at most at the
-    one before it, so scores still fall down the list."""
+    `after` papers (never lower than one of them already stood), each shown at least at the score of
+    the paper it now precedes and at most at the one before it, so scores still fall down the list."""
+    after = min([after, *(i for i, (v, _) in enumerate(ranked) if v in named)])
     rest = [(v, s) for v, s in ranked if v not in named]
     shown = rest[:after]
     floor = rest[after][1] if len(rest) > after else 0.0
@@ -309,10 +311,12 @@ def explanation(hits: list[Hit], mode: str = "hybrid") -> str:
         return "Ranked by shared words alone (BM25, shown relative to the best match)."
     from semsearch.taxonomy import leaf_name
 
-    named = [h.paper.title for h in hits if h.evidence is not None and h.evidence.named]
+    named = [i for i, h in enumerate(hits) if h.evidence is not None and h.evidence.named]
     if named:
+        titles = " and ".join(f"“{hits[i].paper.title}”" for i in named)
+        place = "first" if named[0] == 0 else "second, after the best match of a longer question"
         rest = explanation([h for h in hits if not h.evidence.named], mode)
-        return f"The question names {'; '.join(named)}, which comes first. {rest}".strip()
+        return f"The question names {titles}, put {place}. {rest}".strip()
     first = hits[:3]
     rest = hits[3:] or first
     e = first[0].evidence
@@ -600,13 +604,14 @@ class Searcher:
 
     def named_papers(self, query: str, evidence: dict[int, Evidence]) -> list[int]:
         """The candidates the question names (step 5), among its NAME_LOOKUP best by BM25 (a name is
-        in its title, twice). A name that BM25 splits into short parts ("Q-Transformer") is missed."""
+        in its title, twice) and by meaning (a name made of request words, "LOOK-M", has no BM25).
+        A name that BM25 splits into short parts and meaning misses ("Q-Transformer") is missed."""
         names = names_in(query)
         if not names:
             return []
-        looked = heapq.nlargest(
-            NAME_LOOKUP, (v for v in evidence if evidence[v].lexical > 0), key=lambda v: evidence[v].lexical
-        )
+        by_words = heapq.nlargest(NAME_LOOKUP, evidence, key=lambda v: evidence[v].lexical)
+        by_meaning = heapq.nlargest(NAME_LOOKUP, evidence, key=lambda v: evidence[v].dense)
+        looked = list(dict.fromkeys(by_words + by_meaning))
         papers = self.index.store.papers_by_vec_id(looked)
         return [v for v in looked if v in papers and paper_name(papers[v].title) in names]
 

@@ -103,3 +103,32 @@ def test_requests_piped_in_are_all_answered_after_the_input_ends(index_dir):
     errors = {n for n, a in answers.items() if n and a["result"].get("isError")}
     assert errors == {5, 6}  # only the paper without an abstract and the unknown one are refused
     assert answers[5]["result"]["content"][0]["text"] == "Error executing tool classify: abstract: Field required"
+
+
+def test_piped_requests_under_one_id_are_each_answered_and_a_cancelled_one_is_not_waited_for(index_dir):
+    """Two requests under one id get two answers; a request the client cancels gets none (the SDK
+    sends none), and the server still exits at once when the input ends (it waited 300 s)."""
+    import subprocess
+    import time
+
+    opening = [
+        {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "cat", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    ]  # fmt: skip
+    call = {"name": "search", "arguments": {"question": "speculative decoding draft model"}}
+    requests = opening + [
+        {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": call},
+        {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": call},
+        {"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": call},
+        {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 8}},
+    ]
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
+        input="".join(json.dumps(r) + "\n" for r in requests),
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+    )  # fmt: skip
+    ids = [json.loads(line)["id"] for line in done.stdout.splitlines()]
+    assert done.returncode == 0 and sorted(i for i in ids if i != 8) == [0, 7, 7], done.stderr[-2000:]
+    assert time.monotonic() - started < 60

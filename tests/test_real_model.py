@@ -347,7 +347,7 @@ def test_a_paper_named_by_its_method_comes_first(survey_index, question, first):
     answer = _explained_search(survey_index, question)
     top = answer["results"][0]
     assert top["title"].startswith(first) and top["explain"]["named"], answer["explanation"]
-    assert answer["explanation"].startswith(f"The question names {top['title']}, which comes first.")
+    assert answer["explanation"].startswith(f"The question names “{top['title']}”, put first.")
     assert not any(r["explain"]["named"] for r in answer["results"][1:])
 
 

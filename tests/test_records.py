@@ -70,6 +70,9 @@ def test_a_real_snapshot_line_still_reads_whole():
         ("update_date", ["2020"], "update_date"),
         ("update_date", "not-a-date", "update_date"),  # compared as a date by --since: it must be one
         ("update_date", "2020-13-45", "update_date"),
+        ("update_date", "20240101", "update_date"),
+        ("update_date", "2024-W01-1", "update_date"),
+        ("update_date", "2024-01-01 nonsense", "update_date"),
         ("versions", [{"created": 5}], "versions[0].created"),
         ("versions", "v1", "versions"),
         ("title", 12, "title"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import sys
 import zlib
 from collections.abc import Callable, Iterator
@@ -73,7 +74,9 @@ class Record(BaseModel):
     def _a_date(cls, value: str | None) -> str | None:
         """A date (a time after it is allowed): `--since` and `recommend --since` compare it as one."""
         if value is not None:
-            try:
+            try:  # YYYY-MM-DD itself: fromisoformat alone takes 20240101 and 2024-W01-1 too
+                if not _DATED.fullmatch(value):
+                    raise ValueError
                 date.fromisoformat(value[:10])
             except ValueError:
                 raise ValueError("not a date") from None
@@ -150,6 +153,9 @@ def check_readable(path: Path) -> None:
 
 
 BOM = "\ufeff"
+_DATED = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+)  # a time after it
 
 
 def _open(path: Path, mode: str = "rt"):
