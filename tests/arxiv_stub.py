@@ -60,6 +60,7 @@ class Step:
     page: bytes | None = None  # answer HTTP 200 with these bytes instead of a feed (a proxy's page, garbage)
     content_type: str = "application/atom+xml"
     trickle: float = 0.0  # send the answer a byte at a time, this many seconds apart
+    trickle_head: float = 0.0  # the same for the status line and headers (the body never comes)
 
 
 @dataclass
@@ -69,6 +70,7 @@ class ArxivStub:
     unknown: set[str] = field(default_factory=set)  # ids arXiv never returns
     requests: list[dict] = field(default_factory=list)
     request_times: list[float] = field(default_factory=list)
+    peers: set = field(default_factory=set)  # the client's (address, port) of each connection
 
     def feed(self, ids: list[str], start: int, size: int, total: int) -> bytes:
         body = FEED_HEAD.format(total=total, start=start, size=size)
@@ -120,11 +122,22 @@ class ArxivStub:
             def do_GET(self):
                 query = parse_qs(urlparse(self.path).query)
                 stub.requests.append(query)
+                stub.peers.add(self.client_address)  # one per connection
                 stub.request_times.append(time.monotonic())
                 step = stub.script.pop(0) if stub.script else Step()
                 if step.hang_up:
                     self.close_connection = True
                     self.connection.shutdown(2)  # the socket closes with no status line sent
+                    return
+                if step.trickle_head:
+                    try:
+                        for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/atom+xml\r\n" * 50:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(step.trickle_head)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    self.close_connection = True
                     return
                 status, body = stub.respond(query, step)
                 try:

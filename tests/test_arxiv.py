@@ -161,6 +161,23 @@ def test_an_answer_trickled_a_byte_at_a_time_is_cut_off_at_the_timeout(stub):
     assert time.monotonic() - started < 3  # the whole feed trickled would take about 30 s
 
 
+def test_headers_trickled_a_byte_at_a_time_are_cut_off_at_the_timeout_too(stub):
+    stub.script = [Step(trickle_head=0.02)]
+    started = time.monotonic()
+    result = ArxivClient(timeout=0.5).fetch_ids(["2401.00001"])
+    assert [p.id for p in result.papers] == ["2401.00001"] and len(stub.requests) == 2  # cut, then asked again
+    assert time.monotonic() - started < 3  # the headers trickled whole would take a minute
+
+
+def test_every_call_opens_its_own_connection_and_a_slow_but_steady_answer_is_kept(stub):
+    stub.script = [Step(trickle=0.0005)]  # a whole feed in well under the timeout
+    assert [p.id for p in ArxivClient(timeout=20).fetch_ids(["2401.00001"]).papers] == ["2401.00001"]
+    client = ArxivClient(delay=0)
+    client.fetch_ids(["2401.00002"])
+    client.fetch_ids(["2401.00003"])
+    assert len(stub.requests) == 3 and len(stub.peers) == 3  # no connection kept alive across calls
+
+
 @pytest.mark.parametrize("name", ["SEMSEARCH_ARXIV_DELAY", "SEMSEARCH_ARXIV_TIMEOUT"])
 @pytest.mark.parametrize("value", ["nan", "inf", "1e308", "-3", "abc"])
 def test_a_delay_or_timeout_that_is_not_a_sane_number_of_seconds_is_refused(monkeypatch, name, value):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -53,35 +54,92 @@ class NotAFeed(requests.RequestException):
     the `arxiv` package reads it as a page without papers, which a watch took for "nothing new"."""
 
 
+_calls = threading.local()  # the sockets the current call opened, for its deadline to cut
+
+
+class _Cuttable:
+    """A connection whose socket its call's deadline can shut down (`_TimeoutSession.request`)."""
+
+    def connect(self):
+        super().connect()
+        getattr(_calls, "sockets", []).append(self.sock)
+
+
+class _CuttableHTTP(_Cuttable, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _CuttableHTTPS(_Cuttable, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _CuttableHTTP
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _CuttableHTTPS
+
+
+class _CuttableAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 class _TimeoutSession(requests.Session):
-    """Every call whole within `timeout` seconds (requests' own timeout bounds each read, so a server
-    that trickles bytes held a call for ever), at most MAX_ANSWER_BYTES, and an Atom feed when HTTP 200."""
+    """Every call whole within `timeout` seconds, headers and body (requests' own timeout bounds each
+    read, so a server that trickled bytes held a call for ever): at the deadline a timer shuts the
+    call's socket. At most MAX_ANSWER_BYTES, and an Atom feed when HTTP 200."""
 
     def __init__(self, timeout: float):
         super().__init__()
         self.timeout = timeout
+        for scheme in ("http://", "https://"):
+            self.mount(scheme, _CuttableAdapter())
 
     def request(self, method, url, **kwargs):
         kwargs.setdefault("timeout", self.timeout)
         kwargs["stream"] = True
-        deadline = time.monotonic() + self.timeout
-        response = super().request(method, url, **kwargs)
+        # A fresh connection per call (arXiv is asked once every few seconds): its socket is the one cut.
+        kwargs["headers"] = {**(kwargs.get("headers") or {}), "Connection": "close"}
+        _calls.sockets = sockets = []
+        expired = threading.Event()
+
+        def cut() -> None:
+            expired.set()
+            for sock in sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        timer = threading.Timer(self.timeout, cut)
+        timer.daemon = True
+        timer.start()
         body = bytearray()
         try:
-            while chunk := response.raw.read1(2**16, decode_content=True):
-                body += chunk
-                if len(body) > MAX_ANSWER_BYTES:
-                    raise NotAFeed(f"its answer is larger than {MAX_ANSWER_BYTES // 2**20} MB")
-                if time.monotonic() > deadline:
-                    raise requests.Timeout(f"its answer took longer than {self.timeout:g} s")
-        except requests.RequestException:
+            response = super().request(method, url, **kwargs)
+            try:
+                while chunk := response.raw.read1(2**16, decode_content=True):
+                    body += chunk
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise NotAFeed(f"its answer is larger than {MAX_ANSWER_BYTES // 2**20} MB")
+            finally:
+                response.close()
+        except requests.RequestException as err:
+            if expired.is_set() and not isinstance(err, NotAFeed):
+                raise requests.Timeout(f"its answer took longer than {self.timeout:g} s") from None
             raise
         except urllib3.exceptions.ReadTimeoutError:
             raise requests.Timeout(f"its answer stalled for {self.timeout:g} s") from None
         except (OSError, urllib3.exceptions.HTTPError) as err:
+            if expired.is_set():
+                raise requests.Timeout(f"its answer took longer than {self.timeout:g} s") from None
             raise requests.ConnectionError(f"its answer broke off ({type(err).__name__})") from None
         finally:
-            response.close()
+            timer.cancel()
+            _calls.sockets = []
         response._content = bytes(body)
         if response.status_code == 200 and not _is_atom_feed(response._content):
             kind = response.headers.get("content-type", "no content type")
