@@ -423,9 +423,16 @@ def check_port_free(host: str, port: int) -> None:
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
-            probe.bind((host.strip("[]"), port))
+            probe.bind((host, port))
+        except socket.gaierror:
+            raise SemsearchError(f"cannot serve on {host}: no such host name here (give another --host)") from None
         except OSError as err:
             raise SemsearchError(f"cannot serve on {host}:{port}: {err.strerror} (give another --port)") from None
+
+
+def page_url(host: str, port: int) -> str:
+    """Where the page is: an IPv6 address goes in brackets."""
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 def serve(

@@ -301,3 +301,14 @@ def test_eval_related_over_a_handful_of_papers_warns_that_the_figure_says_little
     code, out, err = run(capsys, "eval", "related", "--topics", topics, "--json", "--index", index)
     assert code == 0 and json.loads(out)["queries"] == 1
     assert err.startswith("warning: only 1 survey papers with an abstract to ask about: the figure says little")
+
+
+def test_serve_names_a_host_it_cannot_resolve_and_writes_an_ipv6_page_address_in_brackets(survey_corpus_index, capsys):
+    from semsearch.server import page_url
+
+    code, out, err = run(capsys, "serve", "--host", "nosuchhost.invalid", "--index", survey_corpus_index)
+    assert (code, err) == (
+        2,
+        "error: cannot serve on nosuchhost.invalid: no such host name here (give another --host)\n",
+    )
+    assert page_url("::1", 8000) == "http://[::1]:8000/" and page_url("127.0.0.1", 80) == "http://127.0.0.1:80/"
