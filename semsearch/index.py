@@ -68,6 +68,8 @@ def resolve_index_dir(option: str | Path | None = None) -> Path:
     """The directory asked for, else `$SEMSEARCH_INDEX`, else ./index (a flag beats the variable).
     An existing file there is a wrong argument (`--index papers.jsonl`), not a damaged index."""
     directory = Path(option or os.environ.get("SEMSEARCH_INDEX") or "index")
+    if directory.is_symlink() and not directory.exists():
+        raise SemsearchError(f"{directory} is a symbolic link to nothing ({os.readlink(directory)})")
     for place in (directory, *directory.parents):  # the nearest part of the path that exists
         if place.exists():
             if not place.is_dir():

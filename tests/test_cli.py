@@ -224,6 +224,10 @@ def test_an_index_option_naming_a_file_is_a_wrong_argument_not_damage(command, t
     assert (code, err) == (2, expected)
     monkeypatch.setenv("SEMSEARCH_INDEX", str(papers))  # the variable is read by the same rule
     assert run(capsys, *command)[:3:2] == (2, expected)
+    dangling = tmp_path / "gone"
+    dangling.symlink_to(tmp_path / "nowhere")
+    code, out, err = run(capsys, *command, "--index", dangling)
+    assert (code, err) == (2, f"error: {dangling} is a symbolic link to nothing ({tmp_path / 'nowhere'})\n")
     under = papers / "index"  # a directory that cannot be made: one line too, naming the file in the way
     code, out, err = run(capsys, *command, "--index", under)
     assert (code, err) == (2, expected.replace("directory;", f"directory (in the path {under});"))
