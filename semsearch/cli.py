@@ -429,7 +429,10 @@ def related(
         try:
             hits = finder.related_to(paper_id, k, diverse=diverse)
         except NotFound as err:
-            raise NotFound(f"{err} (use --arxiv to fetch it from arXiv)") from None
+            from semsearch.paper import parse_arxiv_id
+
+            hint = "use --arxiv to fetch it from arXiv" if parse_arxiv_id(paper_id) else "give an id `search` shows"
+            raise NotFound(f"{err} ({hint}, or a method's name such as GPTQ)") from None
         _emit(output, {"id": paper_id}, hits)
     elif text is not None:
         _emit(output, {"id": None}, finder.related_to_text(_required_text(text, "text"), "", k, diverse=diverse))

@@ -104,7 +104,7 @@ def add_tools(server, service) -> None:
 
     @server.tool()
     def related(id: str, k: K = 10) -> dict:  # noqa: A002 - the tool's argument name is part of its contract
-        """Related work for a paper in the library (an arXiv id or URL). `k`: 1 to 100."""
+        """Related work for a paper in the library (an arXiv id or URL, or its method's name: "GPTQ"). `k`: 1 to 100."""
         r = parse(rm.RelatedRequest, id=id, k=k)
         return answer(service.related, r.id, r.k)
 

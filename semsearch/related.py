@@ -48,10 +48,21 @@ class RelatedFinder:
         return self.index.store
 
     def resolve(self, paper_id: str) -> int:
-        """The vec_id of an indexed paper, by id (arXiv versions and URLs accepted)."""
+        """The vec_id of an indexed paper, by id (arXiv versions and URLs accepted), or by the name
+        its title gives its method when one paper has it ("GPTQ": many survey papers have no arXiv
+        id here, and their ids are long)."""
         vec_id = self.store.find(paper_id)
         if vec_id is not None:
             return vec_id
+        from semsearch.search import names_in
+
+        try:
+            hits = self.searcher.search(paper_id, 3) if names_in(paper_id) else []
+        except SemsearchError:  # not even a question: no name either
+            hits = []
+        named = [h.vec_id for h in hits if h.evidence is not None and h.evidence.named]
+        if len(named) == 1:
+            return named[0]
         raise NotFound(f"no paper {paper_id!r} in the index")
 
     # --- related ------------------------------------------------------------------------------

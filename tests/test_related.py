@@ -643,3 +643,20 @@ def test_related_work_for_a_text_reads_it_with_the_embedder_given(finder):
 
     hits = RelatedFinder(finder.index, Fixed()).related_to_text("draft study 9", "speculative decoding", k=1)
     assert [h.paper.id for h in hits] == ["2403.00002"]  # where the embedder points, not what the words say
+
+
+def test_a_paper_is_found_by_its_methods_name_when_one_paper_has_it(survey_corpus_index, capsys):
+    """Many survey papers have no arXiv id offline, and their ids are long slugs: a name will do."""
+    from semsearch.cli import main
+
+    finder = RelatedFinder(Index.open(survey_corpus_index))
+    gptq = finder.resolve("GPTQ")
+    assert finder.store.papers_by_vec_id([gptq])[gptq].title.startswith("GPTQ:")
+    assert finder.resolve("gptq") == gptq  # all the "id" says: a name in any case
+    with pytest.raises(SemsearchError, match="no paper 'quantization of weights'"):
+        finder.resolve("quantization of weights")  # words, not a name
+    assert main(["related", "GPTQ", "--json", "-k", "3", "--index", str(survey_corpus_index)]) == 0
+    assert gptq not in [finder.store.find(h["id"]) for h in json.loads(capsys.readouterr().out)["results"]]
+    assert main(["related", "nope", "--index", str(survey_corpus_index)]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: no paper 'nope' in the index (give an id `search` shows, or a method's name such as GPTQ)\n"
