@@ -640,6 +640,12 @@ def ingest_survey(
     return ingest.report
 
 
+def label_counts(survey_categories, node: str) -> bool:
+    """Whether a user's label places its paper: a survey label stands over it (store's
+    _EFFECTIVE_CATEGORIES), unless it says the same."""
+    return not survey_categories or node in survey_categories
+
+
 def label_paper(paper_id: str, category: str | None, *, index_dir: str | Path | None = None) -> str | None:
     """Confirm a paper's category (None removes the label); labels join the classifier's training
     set at once. Returns the full node path."""
@@ -658,7 +664,7 @@ def label_paper(paper_id: str, category: str | None, *, index_dir: str | Path | 
         else:
             ingest.store.put_label(vec_id, node, datetime.now(timezone.utc).isoformat(timespec="seconds"))
             survey = ingest.store.papers_by_vec_id([vec_id])[vec_id].survey_categories
-            if survey and node not in survey:  # stored, and not used while the survey labels the paper
+            if not label_counts(survey, node):  # stored, and not used while the survey labels the paper
                 _warn_stderr(
                     f"{paper_id} is labelled by the survey ({'; '.join(survey)}), which stands: your label is "
                     "kept, and counts if the survey stops labelling it"

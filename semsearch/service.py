@@ -358,20 +358,14 @@ class Service:
 
     def label(self, paper_id: str, category: str) -> dict:
         """Confirm a paper's category (a user label): published, then served."""
-        from semsearch.ingest import label_paper
+        from semsearch.ingest import label_counts, label_paper
 
         with self.use() as live:
-            live.finder.resolve(paper_id)  # 404 before taking the writer's lock
+            vec_id = live.finder.resolve(paper_id)  # 404 before taking the writer's lock
+            survey = live.index.store.papers_by_vec_id([vec_id])[vec_id].survey_categories
         node = label_paper(paper_id, category, index_dir=self.directory)
         self.refresh()
-        with self.use() as live:  # a survey label stands over the user's (`in_effect` false then)
-            survey = live.index.store.papers_by_vec_id([live.finder.resolve(paper_id)])
-        (paper,) = survey.values()
-        return {
-            "id": paper_id,
-            "category": node,
-            "in_effect": not paper.survey_categories or node in paper.survey_categories,
-        }
+        return {"id": paper_id, "category": node, "in_effect": label_counts(survey, node)}
 
     def digests(self) -> dict:
         """The readable digests, newest first, and the files in digests/ skipped (with why)."""
