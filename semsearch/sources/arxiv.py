@@ -160,9 +160,8 @@ def _is_atom_feed(content: bytes) -> bool:
     return root is not None and root.tag == ATOM_FEED
 
 
-def _env_float(name: str, default: float) -> float:
-    """A number of seconds from the environment: finite and not negative (a delay may be 0, a
-    timeout must be more)."""
+def _env_float(name: str, default: float, *, positive: bool = False) -> float:
+    """A number of seconds from the environment: finite and not negative (`positive`: above 0)."""
     value = os.environ.get(name)
     if value is None or value == "":
         return default
@@ -170,7 +169,7 @@ def _env_float(name: str, default: float) -> float:
         seconds = float(value)
     except ValueError:
         seconds = float("nan")
-    if not 0 <= seconds <= 86400 or (seconds == 0 and name.endswith("TIMEOUT")):
+    if not 0 <= seconds <= 86400 or (seconds == 0 and positive):
         raise SemsearchError(f"{name} must be a number of seconds from 0 to 86400 (a timeout above 0): {value!r}")
     return seconds
 
@@ -221,7 +220,7 @@ class ArxivClient:
     ):
         self.base_url = base_url or os.environ.get("SEMSEARCH_ARXIV_URL") or DEFAULT_URL
         self.delay = delay if delay is not None else _env_float("SEMSEARCH_ARXIV_DELAY", 3.0)
-        self.timeout = timeout if timeout is not None else _env_float("SEMSEARCH_ARXIV_TIMEOUT", 30.0)
+        self.timeout = timeout if timeout is not None else _env_float("SEMSEARCH_ARXIV_TIMEOUT", 30.0, positive=True)
         self.retries = retries
         # Back off from the pacing interval: a server that paces us at 3 s is retried at 3, 6, 12 s...
         self.backoff = backoff if backoff is not None else max(self.delay, 0.0)
