@@ -515,16 +515,14 @@ def serve(
     index: IndexOption = None,
 ) -> None:
     """A web page and a JSON API (OpenAPI docs at /docs) that follow the index as it is updated."""
-    from semsearch.server import check_host_names, check_port_free, page_url
+    from semsearch.server import check_host_names
     from semsearch.server import serve as run_server
     from semsearch.watch import parse_interval
 
     host = host.strip("[]")  # "[::1]", as a URL writes it, is the address ::1
     seconds = parse_interval(watch_every) if watch_every else None
     check_host_names(allow_host or ())
-    check_port_free(host, port)
     _open_index(index).close()  # the default index is built on first use
-    print(f"semsearch: serving {page_url(host, port)} (API docs at /docs); Ctrl-C stops", file=sys.stderr)
     run_server(
         host, port, index_dir=index, workers=workers, watch_seconds=seconds, token=token, allow_hosts=allow_host or ()
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Iterable
@@ -415,8 +416,9 @@ def check_host_names(names: Iterable[str]) -> None:
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Refuse a port another process holds before saying where we serve: uvicorn found out only after
-    "serving http://..." was printed, and a user could open that page and reach the other process."""
+    """Refuse a port another process holds before saying where we serve (`serve`): uvicorn found out
+    only after "serving http://..." was printed, and a user could open that page and reach the other
+    process."""
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -447,6 +449,7 @@ def serve(
 ) -> None:
     """Serve the app; requests must name `host`, a loopback name or one of `allow_hosts` in Host."""
     check_port_free(host, port)
+    print(f"semsearch: serving {page_url(host, port)} (API docs at /docs); Ctrl-C stops", file=sys.stderr)
     import uvicorn
 
     from semsearch.index import resolve_index_dir
