@@ -165,11 +165,12 @@ def _open(path: Path, mode: str = "rt"):
 
 
 @contextmanager
-def _whole(path: Path):
-    """A .gz file cut short or damaged is a file that cannot be read, said in one line (gzip raises
-    EOFError, which the CLI took for an interrupt)."""
+def _reading(path: Path, mode: str = "rt"):
+    """The file open for reading (`_open`); a .gz file cut short or damaged is a file that cannot be
+    read, said in one line (gzip raises EOFError, which the CLI took for an interrupt)."""
     try:
-        yield
+        with _open(path, mode) as handle:
+            yield handle
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise SemsearchError(f"cannot read {path}: the compressed file is damaged or ends early ({err})") from None
 
@@ -183,7 +184,7 @@ def read_records(path: Path, parse: Callable[[dict], T], expected: str) -> list[
         lines = sys.stdin.read().splitlines()
     else:
         check_readable(Path(path))
-        with _whole(path), _open(Path(path), "rt") as handle:
+        with _reading(Path(path), "rt") as handle:
             lines = handle.read().splitlines()
     if lines:
         lines[0] = lines[0].removeprefix(BOM)  # what some editors put before the first line
@@ -206,13 +207,13 @@ def read_records(path: Path, parse: Callable[[dict], T], expected: str) -> list[
 
 def count_records(path: Path) -> int:
     """How many records (lines that are not blank) a JSON Lines file holds."""
-    with _whole(path), _open(path, "rb") as handle:
+    with _reading(path, "rb") as handle:
         return sum(1 for raw in handle if raw.strip())
 
 
 def first_record(path: Path) -> dict | None:
     """The first record of a JSON Lines file (None if it has none or it is not an object)."""
-    with _whole(path), _open(path, "rb") as handle:
+    with _reading(path, "rb") as handle:
         for raw in handle:
             if raw.strip():
                 try:
@@ -257,7 +258,7 @@ def read_jsonl(
             position=1,
         )
     try:
-        with _whole(path), _open(path, "rb") as handle:
+        with _reading(path, "rb") as handle:
             line_number = _seek(handle, cursor.offset)
             position = cursor.offset
             for raw in handle:
