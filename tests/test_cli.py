@@ -316,3 +316,24 @@ def test_serve_names_a_host_it_cannot_resolve_and_writes_an_ipv6_page_address_in
         "error: cannot serve on nosuchhost.invalid: no such host name here (give another --host)\n",
     )
     assert page_url("::1", 8000) == "http://[::1]:8000/" and page_url("127.0.0.1", 80) == "http://127.0.0.1:80/"
+
+
+@pytest.mark.slow  # real processes
+def test_version_a_taken_port_and_a_paper_named_by_its_method_in_real_processes(survey_corpus_index):
+    import socket
+    from importlib.metadata import version
+
+    from tests.cli_process import run_cli
+
+    assert run_cli("--version")[:2] == (0, f"semsearch {version('semsearch')}\n")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code, out, err = run_cli("serve", "--port", port, "--index", survey_corpus_index)
+    assert (code, out) == (
+        2,
+        "",
+    ) and err == f"error: cannot serve on 127.0.0.1:{port}: Address already in use (give another --port)\n"
+    code, out, err = run_cli("related", "GPTQ", "--json", "-k", "2", "--index", survey_corpus_index)
+    assert code == 0 and len(json.loads(out)["results"]) == 2, err

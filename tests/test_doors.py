@@ -374,6 +374,11 @@ def test_a_real_server_answers_only_to_its_names(index_dir):
     port, process = _serving(index_dir)
     try:
         assert _get(port, f"localhost:{port}")[0] == 200
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("HEAD", "/")  # the page answers HEAD, headers only
+        head = connection.getresponse()
+        assert head.status == 200 and head.getheader("content-type").startswith("text/html") and head.read() == b""
+        connection.close()
         status, body = _get(port, "evil.example")
         assert status == 421 and body["error"].startswith("the Host header 'evil.example' is not this server's name")
     finally:
