@@ -1308,3 +1308,18 @@ def test_a_label_on_a_paper_the_survey_labels_otherwise_is_kept_and_said_not_to_
     assert Index.open(survey_index).store.labels()[0]["category"].endswith("KV-Cache Optimization")
     code = main(["label", "2306.00978", "Weight-Only Quantization", "--index", str(survey_index)])
     assert code == 0 and "warning" not in capsys.readouterr().err  # the survey's own: nothing to say
+
+
+@pytest.mark.slow  # a real process
+def test_semsearch_watch_refuses_a_page_that_is_not_a_feed_in_a_real_process(survey_index, monkeypatch):
+    from tests.arxiv_stub import ArxivStub, Step
+    from tests.cli_process import run_cli
+
+    with ArxivStub(script=[Step(page=b"<html>Sign in</html>", content_type="text/html")] * 5) as stub:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        monkeypatch.setenv("SEMSEARCH_ARXIV_DELAY", "0")
+        code, out, err = run_cli("watch", "--since", "2024-11-01", "--index", survey_index)
+    assert (code, out) == (1, "") and len(stub.requests) == 5
+    assert err.strip().splitlines() == [
+        "error: arXiv gave no usable answer after 5 tries: its answer is not an Atom feed (text/html, 20 bytes)"
+    ]
