@@ -8,6 +8,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 # Bytecode caches, even where the environment turns them off (PYTHONDONTWRITEBYTECODE=1 on this
@@ -47,6 +48,44 @@ QUICK = False
 _MEMORY_TEMP: Path | None = None
 
 
+# A run's directory is named semsearch-tests-PID-XXXX, PID the run's: pytest empties a given basetemp
+# when it first uses it, so nothing written inside beforehand would last.
+FAILED_FILE = ".failed"  # the run failed: kept a day, for a look
+KEEP_FAILED_SECONDS = 24 * 3600
+
+
+def sweep_stale_test_dirs(parent: Path, *, now: float | None = None) -> list[Path]:
+    """Remove the test directories of runs that are over: a run killed before its end (a timeout,
+    the OOM killer, ^C twice) never removed its own, and in memory they add up (22 GB once, which
+    got the next run killed). A run still going is left alone, and so, for a day, is one that failed.
+    Returns what was removed."""
+    now = time.time() if now is None else now
+    removed = []
+    for directory in parent.glob("semsearch-tests-*"):
+        owner = directory.name.split("-")[2]
+        if owner.isdigit() and _running(int(owner)):
+            continue
+        try:
+            failed_at = (directory / FAILED_FILE).stat().st_mtime
+        except OSError:
+            failed_at = None
+        if failed_at is not None and now - failed_at < KEEP_FAILED_SECONDS:
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def pytest_configure(config) -> None:
     global QUICK, _MEMORY_TEMP
     QUICK = (config.option.markexpr or "").replace(" ", "") == "notslow"
@@ -56,7 +95,8 @@ def pytest_configure(config) -> None:
     # (With xdist the workers get theirs inside the controller's.)
     shm = Path("/dev/shm")
     if config.option.basetemp is None and shm.is_dir() and os.access(shm, os.W_OK):
-        _MEMORY_TEMP = Path(tempfile.mkdtemp(prefix="semsearch-tests-", dir=shm))
+        sweep_stale_test_dirs(shm)
+        _MEMORY_TEMP = Path(tempfile.mkdtemp(prefix=f"semsearch-tests-{os.getpid()}-", dir=shm))
         config.option.basetemp = str(_MEMORY_TEMP)
     if QUICK:  # properties that name no count of their own: 100 examples by default
         settings.register_profile("quick", max_examples=examples(100))
@@ -89,7 +129,8 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     if exitstatus not in (0, 5) and not os.environ.get("MUTANT_UNDER_TEST"):  # 5: no tests collected
         session.config._semsearch_failed = True
         if _MEMORY_TEMP is not None:
-            print(f"\n(temporary directories kept in {_MEMORY_TEMP}; remove them when done)")
+            (_MEMORY_TEMP / FAILED_FILE).touch()
+            print(f"\n(temporary directories kept in {_MEMORY_TEMP} for a day; remove them when done)")
 
 
 def examples(wanted: int) -> int:
