@@ -202,7 +202,10 @@ def rank_hybrid(
         ranked = []
         for v in first:
             evidence[v].direct = True
-            ranked.append((v, min(evidence[v].direct_score, ranked[-1][1]) if ranked else evidence[v].direct_score))
+            # A direct match's own score, shown between 0 and 1: a cosine can be negative, and where
+            # filters leave few papers the best direct matches can be unrelated ones.
+            own = min(max(evidence[v].direct_score, 0.0), 1.0)
+            ranked.append((v, min(own, ranked[-1][1]) if ranked else own))
         # Below them the taxonomy's order, its scores scaled under the last direct match's: clipped
         # instead, a dozen papers showed one score and the order among them was lost to the reader.
         rest = [(v, score) for v, score in scored if v not in first]
@@ -251,7 +254,7 @@ def rank_named(
     floor = rest[after][1] if len(rest) > after else 0.0
     for v in sorted(named, key=lambda v: -evidence[v].direct_score):
         evidence[v].named = True
-        score = max(evidence[v].direct_score, floor)
+        score = min(max(evidence[v].direct_score, floor, 0.0), 1.0)
         shown.append((v, min(score, shown[-1][1]) if shown else score))
     return (shown + rest[after:])[:k]
 

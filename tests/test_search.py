@@ -37,6 +37,35 @@ def test_a_question_about_one_paper_puts_its_best_direct_match_above_a_favoured_
     assert [vec_id for vec_id, _ in rank_hybrid(evidence, k=2, one_paper=0.1)] == [2, 1]
 
 
+def test_shown_scores_stay_between_0_and_1_and_fall_whatever_the_evidence():
+    """Cosines run from -1 to 1: where filters leave a few unrelated papers, the best direct matches
+    of a question about one paper had negative scores (an attacker's pass: -0.031). Every way a
+    paper is placed (the taxonomy's ranking, direct matches first, the third-place slot, a named
+    paper) shows a score in [0, 1], falling down the list."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from semsearch.search import rank_named
+    from tests.conftest import examples
+
+    unit = st.floats(0.0, 1.0)
+    one = st.builds(Evidence, dense=st.floats(-1.0, 1.0), lexical_share=unit, category_probability=unit)
+
+    @settings(max_examples=examples(300), deadline=2000)
+    @given(st.lists(one, min_size=1, max_size=12), unit, st.sampled_from([0.0, 0.5, 2.0]), st.data())
+    def check(papers, one_paper, weight, data):
+        evidence = dict(enumerate(papers))
+        ranked = rank_hybrid(evidence, k=len(evidence), weight=weight, one_paper=one_paper)
+        named = data.draw(st.lists(st.sampled_from(sorted(evidence)), max_size=2, unique=True))
+        for shown in (ranked, rank_named(ranked, named, evidence, k=len(evidence), after=data.draw(st.integers(0, 2)))):
+            scores = [score for _, score in shown]
+            assert all(0.0 <= score <= 1.0 for score in scores), scores
+            assert scores == sorted(scores, reverse=True), scores
+            assert len({v for v, _ in shown}) == len(shown) == len(evidence)
+
+    check()
+
+
 def test_fusion_lets_category_evidence_break_near_ties():
     in_category = Evidence(dense=0.60, lexical_share=0.4, category_probability=0.9)
     outside = Evidence(dense=0.65, lexical_share=0.5, category_probability=0.0)
