@@ -417,23 +417,30 @@ def related(
             parse(RelatedRequest, id=each)
         # Every id is checked before any answer is printed, and all unknown ones are named at once:
         # a batch either answers whole or prints nothing (exit 2), so no output is half a file.
-        unknown = [each for each in ids if finder.store.find(each) is None]
+        found, unknown = {}, []
+        for each in ids:
+            try:
+                found[each] = finder.paper_id(each)
+            except NotFound:
+                unknown.append(each)
         if unknown:
             shown = ", ".join(repr(u) for u in unknown[:10]) + (
                 f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
             )
             raise NotFound(f"{batch}: {len(unknown)} of {len(ids)} ids are not in the index: {shown}; nothing printed")
         for each in ids:
-            _emit(output, {"id": each}, finder.related_to(each, k, diverse=diverse))
+            _emit(output, {"id": found[each]}, finder.related_to(found[each], k, diverse=diverse))
     elif paper_id is not None:
         try:
-            hits = finder.related_to(paper_id, k, diverse=diverse)
+            own_id = finder.paper_id(paper_id)
         except NotFound as err:
             from semsearch.paper import parse_arxiv_id
 
+            if not str(err).startswith("no paper"):
+                raise  # a name several papers carry: the message lists them
             hint = "use --arxiv to fetch it from arXiv" if parse_arxiv_id(paper_id) else "give an id `search` shows"
             raise NotFound(f"{err} ({hint}, or a method's name such as GPTQ)") from None
-        _emit(output, {"id": paper_id}, hits)
+        _emit(output, {"id": own_id}, finder.related_to(own_id, k, diverse=diverse))
     elif text is not None:
         _emit(output, {"id": None}, finder.related_to_text(_required_text(text, "text"), "", k, diverse=diverse))
     else:
@@ -478,10 +485,7 @@ def export(
     from semsearch.related import RelatedFinder
     from semsearch.requests_models import ExportRequest, parse
 
-    finder = RelatedFinder(Index.open(index))
-    vec_ids = [finder.resolve(i) for i in parse(ExportRequest, ids=split_ids(ids)).ids]
-    papers = finder.store.papers_by_vec_id(vec_ids)
-    print(to_bibtex(papers[v] for v in vec_ids), end="")
+    print(to_bibtex(RelatedFinder(Index.open(index)).papers(parse(ExportRequest, ids=split_ids(ids)).ids)), end="")
 
 
 @app.command()

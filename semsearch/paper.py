@@ -57,6 +57,16 @@ def web_url(value: str | None) -> str | None:
     return value
 
 
+# C0 and C1 controls, DEL, and the bidirectional overrides and isolates: in a title from a PDF or
+# a hostile record they would ring the terminal, colour it, or show text in another order.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters as spaces (and then its white space collapsed)."""
+    return " ".join(_CONTROL.sub(" ", text).split()) if _CONTROL.search(text) else text
+
+
 def embedding_text(title: str, abstract: str) -> str:
     """What the model reads: the title, then the abstract when there is one."""
     title, abstract = " ".join(title.split()), " ".join(abstract.split())
@@ -84,6 +94,11 @@ class Paper:
         # input (a JSON Lines line) refuse it before this point, with its line and field.
         if self.url is not None and web_url(self.url) is None:
             self.url = None
+        # Likewise no control character reaches a terminal, a page or a BibTeX file from a paper.
+        self.title, self.abstract = printable(self.title), printable(self.abstract)
+        self.authors = [printable(name) for name in self.authors]
+        if self.venue is not None:
+            self.venue = printable(self.venue)
 
     @property
     def arxiv_id(self) -> str | None:

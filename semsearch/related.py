@@ -22,6 +22,7 @@ import numpy as np
 
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
+from semsearch.paper import Paper
 from semsearch.search import Hit, Searcher
 
 CATEGORY_BONUS = 0.25  # about the cosine gap between a close and a loose neighbour
@@ -60,10 +61,25 @@ class RelatedFinder:
             hits = self.searcher.search(paper_id, 3) if names_in(paper_id) else []
         except SemsearchError:  # not even a question: no name either
             hits = []
-        named = [h.vec_id for h in hits if h.evidence is not None and h.evidence.named]
+        named = [h for h in hits if h.evidence is not None and h.evidence.named]
         if len(named) == 1:
-            return named[0]
+            return named[0].vec_id
+        if named:
+            ids = ", ".join(h.paper.id for h in named)
+            raise NotFound(f"{paper_id!r} names {len(named)} papers in the index ({ids}); give one of their ids")
         raise NotFound(f"no paper {paper_id!r} in the index")
+
+    def papers(self, ids: Sequence[str]) -> list[Paper]:
+        """The papers named, in the order named, each once however it was named (`2306.00978`,
+        `arXiv:2306.00978v2`, `AWQ`): what `export` cites."""
+        vec_ids = list(dict.fromkeys(self.resolve(i) for i in ids))
+        papers = self.store.papers_by_vec_id(vec_ids)
+        return [papers[v] for v in vec_ids]
+
+    def paper_id(self, paper_id: str) -> str:
+        """The indexed paper's own id for any way of naming it (`arXiv:2306.00978v2`, `GPTQ`)."""
+        vec_id = self.resolve(paper_id)
+        return self.store.papers_by_vec_id([vec_id])[vec_id].id
 
     # --- related ------------------------------------------------------------------------------
     def related_to(self, paper_id: str, k: int = 10, *, diverse: bool = False) -> list[Hit]:

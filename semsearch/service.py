@@ -284,8 +284,10 @@ class Service:
         self, paper_id: str, k: int = 10, *, diverse: bool = False, details: bool = False, taxonomy: str | None = None
     ) -> dict:
         with self.use() as live:
-            hits = live.under(taxonomy)[1].related_to(paper_id, k, diverse=diverse)
-        return {"id": paper_id, "results": [hit_json(h, details=details) for h in hits]}
+            finder = live.under(taxonomy)[1]
+            own_id = finder.paper_id(paper_id)
+            hits = finder.related_to(own_id, k, diverse=diverse)
+        return {"id": own_id, "results": [hit_json(h, details=details) for h in hits]}
 
     def recommend(self, likes: Sequence[str], dislikes: Sequence[str] = (), k: int = 10, since: str | None = None):
         with self.use() as live:
@@ -352,9 +354,7 @@ class Service:
         from semsearch.bibtex import to_bibtex
 
         with self.use() as live:
-            vec_ids = [live.finder.resolve(i) for i in ids]
-            papers = live.index.store.papers_by_vec_id(vec_ids)
-        return to_bibtex(papers[v] for v in vec_ids)
+            return to_bibtex(live.finder.papers(ids))
 
     def label(self, paper_id: str, category: str) -> dict:
         """Confirm a paper's category (a user label): published, then served."""

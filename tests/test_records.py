@@ -244,6 +244,34 @@ def test_ingest_a_bad_typed_line_in_a_real_process(tmp_path):
     assert code == 0 and "javascript" not in out
 
 
+CONTROLS = "\x1b[31m\x07\x00\x9b\u202e"  # a colour, the bell, NUL, CSI, a right-to-left override
+CONTROL_CHARACTERS = ("\x1b", "\x07", "\x00", "\x9b", "\u202e")
+
+
+def test_no_control_character_reaches_a_papers_fields():
+    """From a PDF's text or a hostile record, a title held escape sequences that coloured the
+    terminal (and `\x03`, in 36 titles of the dev data): a paper's text never keeps them."""
+    paper = Paper(id="2401.00001", title=f"Cache{CONTROLS}eviction", abstract="Tabs\tand\nlines stay.",
+                  authors=[f"A{CONTROLS}B"], venue=f"Venue{CONTROLS}")  # fmt: skip
+    for text in (paper.title, *paper.authors, paper.venue):
+        assert not any(c in text for c in CONTROL_CHARACTERS), repr(text)
+    assert paper.title == "Cache [31m eviction" and paper.authors == ["A [31m B"]
+    assert paper.abstract == "Tabs\tand\nlines stay."  # white space is not a control here
+
+
+@pytest.mark.slow  # a real process: what a terminal and a BibTeX file get
+def test_escape_sequences_in_a_record_never_reach_the_terminal_or_bibtex(tmp_path):
+    source = tmp_path / "papers.jsonl"
+    record = {"id": "2401.00001", "title": f"Cache{CONTROLS}eviction", "abstract": f"Key value{CONTROLS} cache."}
+    source.write_text(json.dumps(record) + "\n")
+    index = tmp_path / "idx"
+    assert semsearch("ingest", "jsonl", source, "--index", index, cwd=tmp_path)[0] == 0
+    for args in (("search", "cache eviction"), ("export", "2401.00001"), ("search", "cache", "--json")):
+        code, out, err = semsearch(*args, "--index", index, cwd=tmp_path)
+        assert code == 0, err
+        assert "eviction" in out and not any(c in out for c in CONTROL_CHARACTERS), (args, repr(out))
+
+
 @pytest.mark.slow
 def test_a_run_killed_part_way_resumes_and_still_stops_on_the_bad_line_by_its_number(tmp_path):
     """A writer killed after its first batch leaves its place in the file; the rerun resumes there

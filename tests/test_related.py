@@ -167,6 +167,9 @@ def test_related_text_recommend_and_export(related_index, capsys):
         "2400.00001",
         "2403.00002",
     ]
+    forms = ("2400.00001", "arXiv:2400.00001v2", "https://arxiv.org/abs/2400.00001")
+    code, out, _ = run(capsys, "export", *forms, "--index", related_index)
+    assert code == 0 and len(bibtexparser.parse_string(out).entries) == 1  # one paper, however it is named
     code, out, _ = run(capsys, "search", "quantization bits", "--format", "bibtex", "-k", 1, "--index", related_index)
     assert code == 0 and out.startswith("@article{")
 
@@ -660,3 +663,30 @@ def test_a_paper_is_found_by_its_methods_name_when_one_paper_has_it(survey_corpu
     assert main(["related", "nope", "--index", str(survey_corpus_index)]) == 2
     err = capsys.readouterr().err
     assert err == "error: no paper 'nope' in the index (give an id `search` shows, or a method's name such as GPTQ)\n"
+
+
+def test_the_answer_names_the_paper_by_its_own_id_however_it_was_asked_for(survey_corpus_index, capsys, tmp_path):
+    """`related arXiv:2306.00978v2` and `related GPTQ` answer for the paper's id, not the words typed
+    (an answer echoed "GPTQ", and `--batch` refused the names a single call takes)."""
+    from semsearch.cli import main
+    from semsearch.service import Service
+
+    gptq = RelatedFinder(Index.open(survey_corpus_index)).paper_id("GPTQ")
+    assert main(["related", "GPTQ", "--json", "-k", "2", "--index", str(survey_corpus_index)]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == gptq
+    ids = tmp_path / "ids.txt"
+    ids.write_text("gptq\n")
+    assert main(["related", "--batch", str(ids), "-k", "2", "--index", str(survey_corpus_index)]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == gptq
+    assert Service(index_dir=survey_corpus_index).related("GPTQ", k=2)["id"] == gptq  # the HTTP API's and MCP's answer
+
+
+def test_a_name_several_papers_carry_is_refused_with_their_ids(tmp_path, fake_model):
+    twins = [
+        Paper(id="2401.00001", title="Twin: Fast Decoding", abstract="speculative decoding draft"),
+        Paper(id="2401.00002", title="Twin: Small Caches", abstract="key value cache eviction"),
+    ]
+    with Ingest(index_dir=tmp_path, progress=False) as job:
+        job.add(twins)
+    with pytest.raises(SemsearchError, match=r"'Twin' names 2 papers in the index \(2401.0000[12], 2401.0000[12]\)"):
+        RelatedFinder(Index.open(tmp_path)).resolve("Twin")
