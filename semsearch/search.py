@@ -53,10 +53,10 @@ from functools import cached_property
 
 import numpy as np
 
-from semsearch.errors import SemsearchError
+from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
 from semsearch.lexical import STOPWORDS, strip_request
-from semsearch.paper import Paper
+from semsearch.paper import Paper, parse_arxiv_id
 from semsearch.store import Prediction
 from semsearch.taxonomy import is_under, load_taxonomy, resolve_node
 
@@ -304,6 +304,22 @@ def one_paper_probability(features: np.ndarray) -> float:
     return float(1.0 / (1.0 + np.exp(-(ONE_PAPER_BIAS + ONE_PAPER_COEFFICIENTS @ features))))
 
 
+def taken_for(e: Evidence) -> str:
+    """What a question was taken for, and so how its papers were ranked, in a sentence."""
+    if e.taxonomy_weight == 0:
+        return "Ranked by the papers' own match (meaning and words), the taxonomy left out."
+    if e.known_item:
+        return (
+            f"Taken for a question about one paper ({e.one_paper:.0%} likely by how it is put and what it "
+            f"finds), so the {DIRECT_FIRST} papers that match it best by their own text come first, and "
+            "where a paper sits in the taxonomy ranks the rest."
+        )
+    return (
+        f"Taken for a question about a kind of work ({1 - e.one_paper:.0%} likely), so where a paper "
+        f"sits in the taxonomy weighs {e.taxonomy_weight:.0f} times its own match."
+    )
+
+
 def explanation(hits: list[Hit], mode: str = "hybrid") -> str:
     """In words: what the question was taken for, and what put the first results first."""
     if not hits or hits[0].evidence is None:
@@ -318,24 +334,14 @@ def explanation(hits: list[Hit], mode: str = "hybrid") -> str:
     if named:
         titles = " and ".join(f"“{hits[i].paper.title}”" for i in named)
         place = "first" if named[0] == 0 else "second, after the best match of a longer question"
-        rest = explanation([h for h in hits if not h.evidence.named], mode)
+        others = [h for h in hits if not h.evidence.named]
+        # With nothing below the named paper (k = 1), what the question was taken for is still said.
+        rest = explanation(others, mode) if others else taken_for(hits[0].evidence)
         return f"The question names {titles}, put {place}. {rest}".strip()
     first = hits[:3]
     rest = hits[3:] or first
     e = first[0].evidence
-    if e.taxonomy_weight == 0:
-        said = "Ranked by the papers' own match (meaning and words), the taxonomy left out."
-    elif e.known_item:
-        said = (
-            f"Taken for a question about one paper ({e.one_paper:.0%} likely by how it is put and what it "
-            f"finds), so the {DIRECT_FIRST} papers that match it best by their own text come first, and "
-            "where a paper sits in the taxonomy ranks the rest."
-        )
-    else:
-        said = (
-            f"Taken for a question about a kind of work ({1 - e.one_paper:.0%} likely), so where a paper "
-            f"sits in the taxonomy weighs {e.taxonomy_weight:.0f} times its own match."
-        )
+    said = taken_for(e)
 
     def mean(values) -> float:
         return float(np.mean(list(values)))
@@ -529,6 +535,8 @@ class Searcher:
             raise SemsearchError("k must be at least 1")
         query = check_query(query)
         allowed = self.allowed_vec_ids(filters or Filters())
+        if (arxiv_id := parse_arxiv_id(query)) is not None:
+            return self._by_arxiv_id(arxiv_id, allowed)
         if self.mode == "lexical":
             return self._lexical_only(query, k, allowed)
         vector = self._first_vector(query) if "embedder" not in self.__dict__ else self.embed_query(query)
@@ -539,6 +547,22 @@ class Searcher:
                 hit.score = min(max(hit.score, 0.0), 1.0)  # a cosine; below 0 is as unlike as it gets
             return hits
         return self._hybrid(query, vector, k, allowed)
+
+    def _by_arxiv_id(self, arxiv_id: str, allowed: np.ndarray | None) -> list[Hit]:
+        """A question that is an arXiv id (`2305.05920`, `arXiv:…v2`, its abs or pdf URL) asks for
+        that paper: its words would match nothing, and its vector papers at random."""
+        vec_id = self.index.store.find(arxiv_id)
+        if vec_id is None:
+            raise NotFound(
+                f"no paper {arxiv_id} in the index (`semsearch ingest arxiv {arxiv_id}` adds it; "
+                f"`semsearch related --arxiv {arxiv_id}` finds its related work without adding it)"
+            )
+        if allowed is not None and vec_id not in set(allowed.tolist()):
+            return []
+        hits = self.hits([(vec_id, 1.0)])
+        for hit in hits:
+            hit.evidence = Evidence(dense=1.0, lexical_share=1.0, direct=True, named=True)
+        return hits
 
     def _first_vector(self, query: str) -> np.ndarray:
         """The first question's vector, embedded while the rest loads: the encoder's session starts
