@@ -277,6 +277,7 @@ def _read_questions(path: Path, **options) -> list:
 
 def _print_hits(hits, explain: bool = False) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from semsearch.taxonomy import leaf_name
@@ -292,12 +293,13 @@ def _print_hits(hits, explain: bool = False) -> None:
         category = ", ".join(leaf_name(c) for c in hit.categories)
         if hit.category_source == "predicted":
             category += " (predicted)"
-        row = [str(rank), f"{hit.score:.3f}", str(paper.year or ""), paper.title, category, paper.id]
+        # Titles, headings and ids are data: rich would read "[/dim]" in one as markup, and fail.
+        row = [str(rank), f"{hit.score:.3f}", str(paper.year or ""), *map(escape, (paper.title, category, paper.id))]
         if explain and hit.evidence is not None:
             e = hit.evidence
             why = f"dense {e.dense:.2f}, bm25 {e.lexical:.1f} ({e.lexical_share:.0%} of best)"
             if e.category:
-                why += f", {leaf_name(e.category)} fits the question {e.category_probability:.0%}"
+                why += f", {escape(leaf_name(e.category))} fits the question {e.category_probability:.0%}"
             if e.direct:
                 why += ", among the best direct matches (first for a question about one paper)"
             elif rank == 1 and e.taxonomy_weight > 0:
@@ -708,15 +710,16 @@ app.add_typer(taxonomy_app, name="taxonomy")
 
 def _print_tree(tree: list[dict], title: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.tree import Tree
 
-    root = Tree(f"[bold]{title}[/bold]")
+    root = Tree(f"[bold]{escape(title)}[/bold]")
 
     def add(branch, nodes):
         for node in nodes:
             predicted = node["papers"] - node["labelled"]
             count = f"{node['labelled']} + {predicted} predicted" if predicted else str(node["papers"])
-            add(branch.add(f"{node['name']} [dim]({count})[/dim]"), node["children"])
+            add(branch.add(f"{escape(node['name'])} [dim]({count})[/dim]"), node["children"])
 
     add(root, tree)
     Console().print(root)
@@ -1033,20 +1036,22 @@ def classify(
 
 def _print_classification(result) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     from semsearch.taxonomy import leaf_name
 
     console = Console()
     best = result.suggestions[0]
     verdict = "in scope" if result.in_scope else "[red]out of scope[/red]: closer to other kinds of research"
-    console.print(f"[bold]{best.category.replace('/', ' › ')}[/bold]")
+    console.print(f"[bold]{escape(best.category.replace('/', ' › '))}[/bold]")
     console.print(f"confidence {result.confidence:.2f}, scope {result.scope:.2f}: {verdict}")
     console.print("alternatives:")
     for suggestion in result.suggestions[1:]:
-        console.print(f"  {suggestion.score:.2f}  {suggestion.category.replace('/', ' › ')}")
+        console.print(f"  {suggestion.score:.2f}  {escape(suggestion.category.replace('/', ' › '))}")
     console.print("closest labelled papers:")
     for n in result.neighbours:
-        console.print(f"  {n.similarity:.2f}  {n.title}  [dim]({', '.join(map(leaf_name, n.categories))})[/dim]")
+        shown = escape(", ".join(map(leaf_name, n.categories)))
+        console.print(f"  {n.similarity:.2f}  {escape(n.title)}  [dim]({shown})[/dim]")
 
 
 @eval_app.command("classify")
@@ -1254,10 +1259,11 @@ def eval_search(
         _print_json(report)
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     for title, results in report.items():
-        table = Table(title=title, title_justify="left")
+        table = Table(title=escape(title), title_justify="left")  # it holds a file's name
         metrics = list(next(iter(results.values())))
         for column in ["engine", *metrics]:
             table.add_column(column)

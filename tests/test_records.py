@@ -387,3 +387,21 @@ def test_a_batch_line_whose_id_is_not_a_string_is_refused_not_echoed(tmp_path, c
     batch.write_text(json.dumps({"id": paper_id, "title": "T", "abstract": "A"}) + "\n")
     code = main(["classify", "--batch", str(batch), "--index", str(tmp_path / "none")])
     assert (code, capsys.readouterr().err) == (2, f"error: {batch}:1: id: expected a string, got {shown}\n")
+
+
+def test_a_title_that_reads_as_rich_markup_is_printed_as_text(tmp_path, capsys, fake_model):
+    """The tables are drawn by rich, which read "[/dim]" in a title as a closing tag and failed
+    (a MarkupError traceback, exit 1): titles are data, printed as they are."""
+    from tests.test_cli import run
+
+    hostile = "Quantization [/dim] closes [bold]early[/bold] [link=javascript:alert(1)]x"
+    source = tmp_path / "papers.jsonl"
+    source.write_text(
+        json.dumps({"id": "2401.00001", "title": hostile, "abstract": "weights in four bits"}) + "\n"
+        + json.dumps({"id": "2401.00002", "title": "Other [/red] paper", "abstract": "weights in four bits too"}) + "\n"
+    )  # fmt: skip
+    index = tmp_path / "idx"
+    assert run(capsys, "ingest", "jsonl", source, "--index", index)[0] == 0
+    for args in (("search", "quantization weights", "--explain"), ("related", "2401.00002")):
+        code, out, _ = run(capsys, *args, "--index", index)
+        assert code == 0 and "[/dim] closes [bold]early[/bold]" in " ".join(out.split()), out
