@@ -15,13 +15,19 @@ _SPECIAL = {
     "$": r"\$",
     "#": r"\#",
     "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
+    # BibTeX counts every brace, escaped or not, to find a field's end: a lone `\}` still closed it.
+    "{": r"\textbraceleft{}",
+    "}": r"\textbraceright{}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
 }
 _STOP = {"a", "an", "the", "on", "of", "for", "to", "in", "and", "with", "towards", "toward", "is", "are", "via"}
 PREPRINT_VENUES = {"", "arxiv", "corr"}
+
+
+_ARXIV_CATEGORY = re.compile(r"[a-z][a-z\-]*(\.[A-Za-z\-]+)?")
+# A URL keeps its meaning with these percent-encoded, and can then never close its field.
+_URL_UNSAFE = {"{": "%7B", "}": "%7D", "\\": "%5C"}
 
 
 def escape(text: str) -> str:
@@ -63,10 +69,10 @@ def bibtex_entry(paper: Paper, key: str) -> str:
         fields.append(("year", str(paper.year)))
     if arxiv_id:
         fields += [("eprint", arxiv_id), ("archivePrefix", "arXiv")]
-        if paper.arxiv_categories:
-            fields.append(("primaryClass", paper.arxiv_categories[0]))
-    if paper.link():
-        fields.append(("url", paper.link()))
+        if paper.arxiv_categories and _ARXIV_CATEGORY.fullmatch(paper.arxiv_categories[0]):
+            fields.append(("primaryClass", paper.arxiv_categories[0]))  # what a record says it is, if it is one
+    if link := paper.link():
+        fields.append(("url", "".join(_URL_UNSAFE.get(ch, ch) for ch in link)))
     kind = "inproceedings" if published else ("article" if arxiv_id else "misc")
     body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
     return f"@{kind}{{{key},\n{body}\n}}\n"

@@ -119,7 +119,8 @@ def test_bibtex_parses_back_with_the_right_fields():
     fields = {f.key: f.value for f in first.fields}
     assert fields["eprint"] == "2306.00978" and fields["archivePrefix"] == "arXiv" and fields["primaryClass"] == "cs.CL"
     assert fields["author"] == "Ji Lin and Jiaming Tang"
-    assert r"\&" in fields["title"] and r"100\%" in fields["title"] and r"\{fun\}\_x" in fields["title"]
+    assert r"\&" in fields["title"] and r"100\%" in fields["title"]
+    assert r"\textbraceleft{}fun\textbraceright{}\_x" in fields["title"]  # braces BibTeX does not count as one
     assert second.entry_type == "inproceedings" and second.fields_dict["booktitle"].value == "ICLR"
     assert "eprint" not in second.fields_dict
     assert second.key == "frantar2023gptq" and third.key == "frantar2023gptqb"  # unique within the file
@@ -206,6 +207,36 @@ def test_bibtex_escapes_latex_specials_and_keeps_keys_unique_past_z():
     same = [Paper(id=f"2401.{i:05d}", title="Caching", authors=["A. Smith"], year=2024) for i in range(30)]
     keys = [e.key for e in bibtexparser.parse_string(to_bibtex(same)).entries]
     assert len(set(keys)) == 30 and all(re.fullmatch(r"smith2024caching[a-z]*", k) for k in keys)
+
+
+def test_no_field_of_a_record_can_end_its_bibtex_entry_early():
+    """An attacker's pass closed a field from a record's category (`cs.CL},note={INJECTED`) and
+    its URL (`.../}},@misc{pwn2,...`), and a lone `}` in a title closed the title (BibTeX counts
+    escaped braces too). Whatever a paper holds, its entry's braces balance, only at its end."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from semsearch.paper import web_url
+    from tests.conftest import examples
+
+    hostile = st.text(alphabet=st.sampled_from('{}\\%@#,="a b'), max_size=30)
+    url = hostile.map(lambda t: "https://evil.example/" + t.replace(" ", ""))
+
+    @settings(max_examples=examples(300), deadline=2000)
+    @given(hostile, st.lists(hostile, max_size=2), hostile, url, st.booleans())
+    def check(title, authors, category, link, arxiv):
+        paper = Paper(id="2401.00001" if arxiv else "custom-1", title=title or "t", authors=authors,
+                      arxiv_categories=[category], url=link if web_url(link) else None)  # fmt: skip
+        entry = to_bibtex([paper])
+        depth = 0
+        for position, character in enumerate(entry.rstrip()):
+            depth += {"{": 1, "}": -1}.get(character, 0)
+            assert depth > 0 or position == len(entry.rstrip()) - 1 or position < entry.index("{"), entry
+        assert depth == 0, entry
+        library = bibtexparser.parse_string(entry)
+        assert len(library.entries) == 1 and not library.failed_blocks, entry
+
+    check()
 
 
 # --- readable scores: 0-1, falling down the list ----------------------------------------------------
