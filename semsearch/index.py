@@ -64,6 +64,10 @@ class GenerationDamaged(IndexDamaged):
         super().__init__(f"index at {directory}: {self.what}")
 
 
+def no_index_at(directory: Path) -> SemsearchError:
+    return SemsearchError(f"no index at {directory} (build one with `semsearch ingest survey`, or pass --index DIR)")
+
+
 def resolve_index_dir(option: str | Path | None = None) -> Path:
     """The directory asked for, else `$SEMSEARCH_INDEX`, else ./index (a flag beats the variable).
     An existing file there is a wrong argument (`--index papers.jsonl`), not a damaged index."""
@@ -287,6 +291,15 @@ class Index:
             )
         return vectors
 
+    @staticmethod
+    def existing(directory: str | Path | None = None) -> Path:
+        """The index directory, refused when no index is there: for changes to papers an index
+        holds (a label), which a mistyped --index must not meet with an empty new index."""
+        directory = resolve_index_dir(directory)
+        if current_generation(directory) is None:
+            raise no_index_at(directory)
+        return directory
+
     @classmethod
     def open(cls, directory: str | Path | None = None, *, fall_back: bool = True) -> Index:
         """The published generation; if it is damaged, the newest intact older one (with a warning,
@@ -295,9 +308,7 @@ class Index:
         for _ in range(3):  # a writer may retire the generation we just read about: look again
             generation = current_generation(directory)
             if generation is None:
-                raise SemsearchError(
-                    f"no index at {directory} (build one with `semsearch ingest survey`, or pass --index DIR)"
-                )
+                raise no_index_at(directory)
             generation_dir = directory / generation
             try:
                 return cls._open_generation(directory, generation_dir)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.errors import DiskFull, IndexUnwritable, NotFound, PartialFailure, SemsearchError
-from semsearch.index import RESUME_PREFIX, UNWRITABLE, IndexWriter, Manifest
+from semsearch.index import RESUME_PREFIX, UNWRITABLE, Index, IndexWriter, Manifest
 from semsearch.paper import Paper, normalize_title
 from semsearch.sources.survey import Survey, survey_of
 
@@ -654,7 +654,7 @@ def label_paper(paper_id: str, category: str | None, *, index_dir: str | Path | 
     from semsearch.taxonomy import resolve_node
 
     node = resolve_node(category) if category is not None else None
-    with Ingest(index_dir=index_dir, progress=False) as ingest:
+    with Ingest(index_dir=Index.existing(index_dir), progress=False) as ingest:
         vec_id = ingest.store.find(paper_id)
         if vec_id is None:
             raise NotFound(f"no paper {paper_id!r} in the index")
@@ -685,6 +685,7 @@ def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> d
         return str(record["id"]), resolve_node(str(record["category"])), str(when)
 
     rows = read_records(Path(path), parse, 'a JSON object with "id" and "category"')
+    index_dir = Index.existing(index_dir)
     imported, missing = 0, 0
     with Ingest(index_dir=index_dir, progress=False) as ingest:
         for paper_id, node, when in rows:

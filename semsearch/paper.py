@@ -58,8 +58,9 @@ def web_url(value: str | None) -> str | None:
 
 
 # C0 and C1 controls, DEL, and the bidirectional overrides and isolates: in a title from a PDF or
-# a hostile record they would ring the terminal, colour it, or show text in another order.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# a hostile record they would ring the terminal, colour it, or show text in another order. And
+# lone surrogates (JSON's "\ud800"), which no UTF-8 text can hold: storing one was a traceback.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def printable(text: str) -> str:

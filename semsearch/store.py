@@ -273,6 +273,8 @@ class Store:
         """The vec_id of a paper by any form of its id (arXiv versions, `arXiv:` and URLs accepted)."""
         from semsearch.paper import parse_arxiv_id
 
+        if not paper_id.strip().isprintable():
+            return None  # no id holds a control character or a lone surrogate (SQLite cannot take one)
         for candidate in (paper_id.strip(), parse_arxiv_id(paper_id) or ""):
             vec_id = self.vec_id(candidate) if candidate else None
             if vec_id is not None:

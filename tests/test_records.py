@@ -405,3 +405,47 @@ def test_a_title_that_reads_as_rich_markup_is_printed_as_text(tmp_path, capsys, 
     for args in (("search", "quantization weights", "--explain"), ("related", "2401.00002")):
         code, out, _ = run(capsys, *args, "--index", index)
         assert code == 0 and "[/dim] closes [bold]early[/bold]" in " ".join(out.split()), out
+
+
+def test_a_lone_surrogate_in_a_record_is_text_that_cannot_be_shown_not_a_traceback(tmp_path, capsys, fake_model):
+    """JSON may spell a lone surrogate ("\\ud800"), which no UTF-8 text holds: storing the paper and
+    looking up the id were UnicodeEncodeError tracebacks (exit 1, nothing kept)."""
+    from tests.test_cli import run
+
+    source = tmp_path / "papers.jsonl"
+    source.write_text(
+        '{"id": "2501.00010", "title": "Before", "abstract": "x"}\n'
+        '{"id": "2501.00009", "title": "Lone \\ud800 surrogate", "abstract": "Distillation \\udfff."}\n'
+        '{"id": "2501.00011", "title": "After", "abstract": "y"}\n'
+    )
+    index = tmp_path / "idx"
+    code, _, err = run(capsys, "ingest", "jsonl", source, "--index", index)
+    assert code == 0, err
+    code, out, _ = run(capsys, "search", "lone surrogate distillation", "--json", "--index", index)
+    assert code == 0 and "Lone surrogate" in [hit["title"] for hit in json.loads(out)["results"]]
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"id": "2501.00010\\ud800", "category": "Speculative Decoding"}\n')
+    code, _, err = run(capsys, "labels", "import", labels, "--index", index)
+    assert code == 0 and "1 are for papers not in the index" in err
+    code, _, err = run(capsys, "related", "2501.00010\ud800", "--index", index)
+    assert code == 2 and err.startswith("error: id: ") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("labels", "import", "LABELS"), ("label", "2306.00978", "Weight-Only Quantization")],
+    ids=["labels import", "label"],
+)
+def test_a_label_for_an_index_that_is_not_there_is_refused_and_makes_nothing(tmp_path, capsys, args):
+    """A mistyped --index met an empty new index: 'imported 0 labels', exit 0, and a directory made."""
+    from tests.test_cli import run
+
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"id": "2306.00978", "category": "Weight-Only Quantization"}\n')
+    missing = tmp_path / "typo"
+    code, out, err = run(capsys, *(str(labels) if a == "LABELS" else a for a in args), "--index", missing)
+    assert (
+        code == 2
+        and err == f"error: no index at {missing} (build one with `semsearch ingest survey`, or pass --index DIR)\n"
+    )
+    assert not missing.exists() and out == ""
