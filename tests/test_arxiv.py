@@ -148,6 +148,15 @@ def test_an_answer_that_is_not_an_atom_feed_is_retried_then_refused_never_read_a
     assert [p.id for p in ArxivClient().fetch_ids(["2401.00001"]).papers] == ["2401.00001"]
 
 
+def test_an_entry_the_arxiv_package_cannot_read_is_a_feed_that_cannot_be_used_not_a_traceback(stub):
+    """A date the `arxiv` package cannot parse ended the watch in a 57-line ValueError (an attacker's
+    stub): now retried as an unusable answer, then one line, the watch's window kept."""
+    stub.papers["2401.00001"] = {"title": "T", "abstract": "A", "published": "not-a-date"}
+    with pytest.raises(ArxivUnavailable, match=r"gave no usable answer after 2 tries: an entry it could not read"):
+        ArxivClient(retries=1).fetch_ids(["2401.00001"])
+    assert len(stub.requests) == 2
+
+
 def test_an_empty_atom_feed_is_an_answer_with_no_papers(stub):
     assert list(ArxivClient().search('ti:"nothing by this title"')) == [] and len(stub.requests) >= 1
 
@@ -183,6 +192,14 @@ def test_every_call_opens_its_own_connection_and_a_slow_but_steady_answer_is_kep
 def test_a_delay_or_timeout_that_is_not_a_sane_number_of_seconds_is_refused(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(SemsearchError, match=f"{name} must be a number of seconds from 0 to 86400"):
+        ArxivClient()
+
+
+@pytest.mark.parametrize("value", ["file:///etc/passwd", "javascript:alert(1)", "ftp://example.org/api", "http://"])
+def test_an_api_url_that_is_not_a_web_url_is_a_setting_refused_at_once(monkeypatch, value):
+    """It was tried as a network failure: retried for 47 s, then exit 1."""
+    monkeypatch.setenv("SEMSEARCH_ARXIV_URL", value)
+    with pytest.raises(SemsearchError, match="SEMSEARCH_ARXIV_URL must be an http\\(s\\) URL with a host"):
         ArxivClient()
 
 

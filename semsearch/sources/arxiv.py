@@ -21,7 +21,7 @@ import requests
 import urllib3
 
 from semsearch.errors import SemsearchError, network_reason
-from semsearch.paper import Paper, normalize_title, parse_arxiv_id, year_from_arxiv_id
+from semsearch.paper import Paper, normalize_title, parse_arxiv_id, web_url, year_from_arxiv_id
 
 SOURCE = "arxiv"
 DEFAULT_URL = "https://export.arxiv.org/api/query"
@@ -219,6 +219,8 @@ class ArxivClient:
         backoff: float | None = None,
     ):
         self.base_url = base_url or os.environ.get("SEMSEARCH_ARXIV_URL") or DEFAULT_URL
+        if web_url(self.base_url) is None:  # file:, javascript:, no host: a setting, not the network, is wrong
+            raise SemsearchError(f"SEMSEARCH_ARXIV_URL must be an http(s) URL with a host: {self.base_url!r}")
         self.delay = delay if delay is not None else _env_float("SEMSEARCH_ARXIV_DELAY", 3.0)
         self.timeout = timeout if timeout is not None else _env_float("SEMSEARCH_ARXIV_TIMEOUT", 30.0, positive=True)
         self.retries = retries
@@ -252,6 +254,10 @@ class ArxivClient:
                 last_error = err
             except arxiv.UnexpectedEmptyPageError as err:
                 last_error = err
+            except (ValueError, TypeError) as err:
+                # An entry the `arxiv` package cannot read ("published: not-a-date") ends its whole
+                # page in a traceback; a feed like that is as unusable as a portal's page.
+                last_error = NotAFeed(f"an entry it could not read ({type(err).__name__}: {str(err)[:80]})")
             except requests.RequestException as err:
                 if _is_name_resolution_failure(err):
                     raise ArxivUnavailable(f"arXiv is unreachable ({self.base_url}): name resolution failed") from None
