@@ -573,6 +573,8 @@ def watch(
     seconds = parse_interval(every) if every else None
     if seconds is not None and since is not None:
         raise SemsearchError("--every watches on from the last watch; run once with --since first")
+    if output is not None and not output.parent.is_dir():  # found out now, not after a watch's fetching
+        raise SemsearchError(f"cannot write {output}: there is no directory {output.parent}")
 
     def report_watch(report) -> None:
         digest = render_digest(report, digest_format.value, min_confidence)
@@ -599,6 +601,7 @@ def watch(
                 keep_all=keep_all,
                 progress=_progress(progress),
                 max_results=max_results,
+                taxonomy_name=taxonomy_name,
             )
         )
         return

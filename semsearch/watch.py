@@ -682,13 +682,30 @@ def render_digest(
         raise SemsearchError(f"unknown digest format {fmt!r} (markdown, json or html)")
     lines = [f"# semsearch digest: {papers}, {window}", ""]
     for node, items in groups.items():
-        lines += [f"## {node.replace('/', ' › ')}", ""]
+        lines += [f"## {_md(node.replace('/', ' › '))}", ""]
         for e in items:
-            lines.append(f"- **[{e.title}]({e.url or paper_view + e.id})** ({e.id}), confidence {e.confidence:.2f}")
+            target, view = _md_url(e.url or paper_view + e.id), _md_url(paper_view + e.id)
+            lines.append(f"- **[{_md(e.title)}]({target})** ({_md(e.id)}), confidence {e.confidence:.2f}")
             if e.authors:
-                lines.append(f"  {_authors(e.authors)} · [view in semsearch]({paper_view + e.id})")
+                lines.append(f"  {_md(_authors(e.authors))} · [view in semsearch]({view})")
             if e.snippet:
-                lines.append(f"  > {e.snippet}")
-            lines.append("  - closest known: " + "; ".join(c["title"] for c in e.closest))
+                lines.append(f"  > {_md(e.snippet)}")
+            lines.append("  - closest known: " + "; ".join(_md(c["title"]) for c in e.closest))
         lines.append("")
     return "\n".join(lines)
+
+
+# What can start markup inside a line: links and images ([ ]), HTML and autolinks (< >), emphasis,
+# code, and the backslash itself. The rest of the text reads as it came.
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]<>])")
+
+
+def _md(text: str) -> str:
+    """Text from arXiv as Markdown text only: "[phish](javascript:...)", an image or a tag in a title
+    or abstract stays words (the HTML digest escapes the same way)."""
+    return _MD_PUNCTUATION.sub(r"\\\1", " ".join(text.split()))
+
+
+def _md_url(url: str) -> str:
+    """A link target that ends where it should: spaces and brackets percent-encoded."""
+    return url.translate({ord(" "): "%20", ord("("): "%28", ord(")"): "%29", ord("<"): "%3C", ord(">"): "%3E"})

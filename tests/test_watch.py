@@ -1,3 +1,4 @@
+import html
 import json
 import logging
 import os
@@ -346,6 +347,33 @@ def test_label_and_watch_cli(survey_index, stub, capsys, tmp_path):
     assert out == "" and digest.read_text().startswith("# semsearch digest: 3 new papers")
     code, out, _ = run(capsys, "watch", "--format", "json", "--index", survey_index)
     assert code == 0 and json.loads(out)["groups"] == {}
+
+
+def test_the_markdown_digest_keeps_what_arxiv_sends_as_words():
+    """Titles, abstracts and names went into the Markdown as they came: a title made a
+    `javascript:` link, an abstract a remote image. Rendered by a CommonMark parser, the digest
+    has only the links it writes itself, and the words arXiv sent."""
+    from markdown_it import MarkdownIt
+
+    from semsearch.ingest import IngestReport
+    from semsearch.watch import DigestEntry, WatchReport
+
+    entry = DigestEntry(
+        "2612.00041", "Quantizing LLM weights](javascript:alert(1)) **click** [to 4 bits <script>x</script>",
+        "https://arxiv.org/abs/2612.00041", "A/B", 0.9, True,
+        closest=[{"id": "x", "title": "[near](javascript:alert(4))", "categories": []}],
+        authors=["Mallory](javascript:alert(3)) [x"], snippet="We quantize. [phish](javascript:alert(2)) ![img](http://evil.example/t.png)",
+    )  # fmt: skip
+    digest = render_digest(WatchReport("202411010000", "202411020000", 1, [entry], IngestReport()), "markdown")
+    page = MarkdownIt("commonmark").render(digest)
+    from semsearch.watch import PAPER_VIEW
+
+    assert re.findall(r'(?:href|src)="([^"]*)"', page) == [
+        "https://arxiv.org/abs/2612.00041",
+        PAPER_VIEW + "2612.00041",
+    ]
+    assert "<img" not in page and "<script" not in page and "<strong>click</strong>" not in page
+    assert "Quantizing LLM weights](javascript:alert(1)) **click** [to 4 bits" in html.unescape(page)
 
 
 def test_the_html_digest_escapes_what_arxiv_sends():
@@ -1323,3 +1351,32 @@ def test_semsearch_watch_refuses_a_page_that_is_not_a_feed_in_a_real_process(sur
     assert err.strip().splitlines() == [
         "error: arXiv gave no usable answer after 5 tries: its answer is not an Atom feed (text/html, 20 bytes)"
     ]
+
+
+def test_a_watch_places_new_papers_in_the_taxonomy_it_is_given(survey_index, stub, cli, tmp_path):
+    """`watch --taxonomy NAME` once (not only with --every) places papers under the list's headings;
+    an unknown name or a digest path with no folder is refused before arXiv is asked anything."""
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "# Mine\n\n## Caches\n\n"
+        "- [Efficient Streaming Language Models with Attention Sinks](https://arxiv.org/abs/2309.17453)\n"
+        "- [H2O: Heavy-Hitter Oracle for Efficient Generative Inference](https://arxiv.org/abs/2306.14048)\n\n"
+        "## Drafts\n\n"
+        "- [Fast Inference from Transformers via Speculative Decoding](https://arxiv.org/abs/2211.17192)\n"
+        "- [Accelerating Large Language Model Decoding with Speculative Sampling](https://arxiv.org/abs/2302.01318)\n"
+    )
+    cli("taxonomy", "add", "mine", readme, "--offline", "--index", survey_index, check=True)
+    for args, said in (
+        (("--taxonomy", "nope"), "no taxonomy 'nope' in the index"),
+        (("--output", tmp_path / "no" / "digest.md"), f"there is no directory {tmp_path / 'no'}"),
+    ):
+        code, _, err = cli("watch", "--since", "2024-11-01", *args, "--index", survey_index)
+        assert code == 2 and said in err and len(err.splitlines()) == 1
+    assert stub.requests == []
+    code, out, err = cli(
+        "watch", "--since", "2024-11-01", "--taxonomy", "mine", "--keep-all", "--format", "json",
+        "--index", survey_index,
+    )  # fmt: skip
+    assert code == 0, err
+    groups = json.loads(out)["groups"]
+    assert groups and set(groups) <= {"Caches", "Drafts"}, groups
