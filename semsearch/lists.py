@@ -33,7 +33,7 @@ from semsearch.taxonomy import Taxonomy, load_taxonomy, subtree_counts
 SURVEY = "survey"  # the built-in taxonomy's name
 LIST_ID_PREFIX = "list:"  # ids of listed papers that have no arXiv id
 MIN_NODE_PAPERS = 3
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,40}")  # the whole name (fullmatch: `$` lets a final newline by)
 FETCH_TIMEOUT = 30.0
 MAX_REMOVED_SHARE = 0.2  # a refresh removing more of a list's papers than this needs --force
 MIN_SHARED_HEADINGS = 0.5  # a file sharing fewer of the list's headings is not that list
@@ -110,7 +110,7 @@ def list_taxonomy(nodes: list[str]) -> Taxonomy:
 
 
 def check_name(name: str) -> str:
-    if name == SURVEY or not _NAME.match(name):
+    if name == SURVEY or not _NAME.fullmatch(name):
         raise SemsearchError(
             f"a taxonomy name is lower-case letters, digits, - and _ (and not {SURVEY!r}); got {name!r}"
         )

@@ -115,7 +115,7 @@ def test_names_replace_and_remove(index_dir, list_file, stub, capsys):
     code, _, err = run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)
     assert code == 2 and "--replace" in err
     assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir, "--replace")[0] == 0
-    for bad in ("survey", "Bad Name"):
+    for bad in ("survey", "Bad Name", "kv\n", "../x", ""):  # a final newline once passed `$`
         code, _, err = run(capsys, "taxonomy", "add", bad, list_file, "--index", index_dir)
         assert code == 2 and "taxonomy name" in err
     assert run(capsys, "taxonomy", "remove", "kv", "--index", index_dir)[0] == 0
