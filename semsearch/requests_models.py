@@ -78,7 +78,9 @@ class Request(BaseModel):
     """A request model's validator is built when first used, not on import: a command-line
     question validates a SearchRequest only, and building the nine models cost ~25 ms of it."""
 
-    model_config = ConfigDict(defer_build=True)
+    # A parameter no model names is refused, not ignored: `/api/search?q=kv&mode=dense` answered
+    # in the default mode without a word.
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 class SearchRequest(Request):
@@ -152,13 +154,18 @@ ALIASES = _aliases([SearchRequest])  # a refusal names the field, not the HTTP s
 
 
 def describe(errors: Iterable[dict]) -> str:
-    """Pydantic's (or FastAPI's) errors as one line: "field: message; field: message"."""
+    """Pydantic's (or FastAPI's) errors as one line: "field: message; field: message". A field is
+    named as every door knows it ("question", over HTTP `q`); a parameter no model takes, as sent."""
     parts = []
     for problem in errors:
         if problem.get("type") == "json_invalid":  # FastAPI's loc is ("body", character offset)
             parts.append("body: is not valid JSON")
             continue
         loc = [str(p) for p in problem.get("loc", ()) if p not in ("query", "body", "path")]
+        if problem.get("type") == "extra_forbidden":  # named as sent; quoted when it is not a plain name
+            name = ".".join(loc)
+            parts.append(f"{name if name.isidentifier() and len(name) <= 40 else repr(name[:40])}: is not a parameter")
+            continue
         if loc:
             loc[0] = ALIASES.get(loc[0], loc[0])
         parts.append(f"{'.'.join(loc) or 'body'}: {problem.get('msg', 'invalid')}")

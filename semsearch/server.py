@@ -22,7 +22,7 @@ from typing import Annotated
 from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from semsearch.bibtex import split_ids
@@ -63,19 +63,38 @@ log = logging.getLogger("semsearch.server")
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 
 
-class ProposeQuery(BaseModel):
-    """`/api/propose`'s and `/api/gaps`' query, checked again by ProposeRequest (the CLI's and MCP's)."""
+class _ListQuery(BaseModel):
+    """A query about a list's papers, checked again by ProposeRequest (the CLI's and MCP's). A
+    parameter it does not name is refused, as by every request model."""
 
-    taxonomy: str = "survey"
+    model_config = ConfigDict(extra="forbid")
     since: str | None = None
-    ids: list[str] = []
-    min_confidence: float | None = None
 
     def model_dump(self, **kwargs):  # None means: the request's default; ids as `a,b` or repeated, as for export
         data = {k: v for k, v in super().model_dump(**kwargs).items() if v is not None}
         if "ids" in data:
             data["ids"] = split_ids(data["ids"])
         return data
+
+
+class GapsQuery(_ListQuery):
+    taxonomy: str = "survey"
+
+
+class PatchQuery(_ListQuery):
+    """`/api/propose/{taxonomy}.patch`'s query: the taxonomy is in the path."""
+
+    ids: list[str] = []
+    min_confidence: float | None = None
+
+
+class ProposeQuery(PatchQuery):
+    taxonomy: str = "survey"
+
+
+class ExportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[str] | None = Field(default=None, description="Papers to cite: `ids=a,b`, or `ids=a&ids=b`, or both.")
 
 
 def _safe_file(name: str) -> str:
@@ -307,13 +326,9 @@ def create_app(
         return service.trends(request.category)
 
     @app.get("/api/export", response_class=PlainTextResponse)
-    def export(
-        ids: Annotated[
-            list[str] | None, Query(description="Papers to cite: `ids=a,b`, or `ids=a&ids=b`, or both.")
-        ] = None,
-    ) -> str:
+    def export(request: Annotated[ExportQuery, Query()]) -> str:
         """BibTeX entries for the papers named, in the order named."""
-        return service.export(parse(ExportRequest, ids=split_ids(ids)).ids)
+        return service.export(parse(ExportRequest, ids=split_ids(request.ids)).ids)
 
     @app.get("/api/digests")
     def digests() -> dict:
@@ -331,7 +346,7 @@ def create_app(
         return service.propose(parse(ProposeRequest, **request.model_dump()))
 
     @app.get("/api/propose/{taxonomy}.patch", response_class=PlainTextResponse)
-    def propose_patch(taxonomy: str, request: Annotated[ProposeQuery, Query()]) -> PlainTextResponse:
+    def propose_patch(taxonomy: str, request: Annotated[PatchQuery, Query()]) -> PlainTextResponse:
         """The proposals as a unified diff against the list's README, to download."""
         found = service.propose(parse(ProposeRequest, **(request.model_dump() | {"taxonomy": taxonomy})))
         return PlainTextResponse(
@@ -341,7 +356,7 @@ def create_app(
         )
 
     @app.get("/api/gaps")
-    def gaps(request: Annotated[ProposeQuery, Query()]) -> dict:
+    def gaps(request: Annotated[GapsQuery, Query()]) -> dict:
         """Topics the list has not named: groups of papers it lacks, with a name and a parent heading."""
         checked = parse(ProposeRequest, **request.model_dump())
         return service.gaps(checked.taxonomy, checked.since)

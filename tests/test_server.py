@@ -647,3 +647,30 @@ def test_a_body_that_is_not_json_is_named_so_and_the_page_answers_head(unchanged
     assert answer.status_code == 422 and answer.json() == {"error": "body: is not valid JSON"}
     head = unchanged_client.head("/")
     assert head.status_code == 200 and head.headers["content-type"].startswith("text/html") and head.content == b""
+
+
+@pytest.mark.parametrize(
+    "url, named",
+    [
+        ("/api/search?q=kv&mode=dense", "mode"),  # the CLI's --mode has no HTTP spelling: said, not ignored
+        ("/api/search?q=kv&no_taxonomy=true", "no_taxonomy"),
+        ("/api/related/2306.00978?k=2&diverse=true&foo=1", "foo"),
+        ("/api/papers?category=Quantization&limit=5&x=1", "x"),
+        ("/api/trends?category=Quantization&q=kv", "q"),
+        ("/api/export?ids=2306.00978&bibtex=true", "bibtex"),
+        ("/api/propose?taxonomy=survey&bogus=1", "bogus"),
+        ("/api/propose/survey.patch?taxonomy=survey", "taxonomy"),  # it is the path's
+        ("/api/gaps?taxonomy=survey&min_confidence=0.5", "min_confidence"),  # proposals', not gaps'
+    ],
+)
+def test_a_parameter_a_route_does_not_take_is_refused_by_name(unchanged_client, url, named):
+    """A misspelt or CLI-only option (`mode`) was ignored: an answer, just not to what was asked."""
+    answer = unchanged_client.get(url)
+    assert answer.status_code == 422 and answer.json() == {"error": f"{named}: is not a parameter"}
+
+
+def test_the_list_routes_name_only_the_parameters_they_take(unchanged_client):
+    spec = unchanged_client.get("/openapi.json").json()["paths"]
+    assert {p["name"] for p in spec["/api/gaps"]["get"]["parameters"]} == {"taxonomy", "since"}
+    patch = [p["name"] for p in spec["/api/propose/{taxonomy}.patch"]["get"]["parameters"]]
+    assert sorted(patch) == ["ids", "min_confidence", "since", "taxonomy"] and patch.count("taxonomy") == 1
