@@ -830,6 +830,8 @@ def taxonomy_refresh(
         print(f"{list_name} now lists {report['papers']} papers (`taxonomy refresh --undo` goes back)", file=sys.stderr)
     else:
         print(f"dry run: nothing changed ({list_name} would list {report['papers']} papers)", file=sys.stderr)
+        if report["refused"]:  # what the run itself would answer
+            print(f"without --dry-run: {report['refused']}", file=sys.stderr)
 
 
 @taxonomy_app.command("list")

@@ -284,23 +284,35 @@ def _plan(
     return {"changes": changes, "titles": titles, "before": len(before), "papers": len(after)}
 
 
-def _check_safe(name: str, plan: dict, old_nodes, new_nodes) -> None:
-    """Refuse a refresh that looks like a mistake: a file that is not this list, or one that would
-    take away more than a fifth of its papers."""
+def _refusal(name: str, plan: dict, old_nodes, new_nodes) -> str | None:
+    """Why a refresh looks like a mistake, if it does: a file that is not this list, or one that
+    would take away more than a fifth of its papers."""
     leaf = lambda node: node.rsplit("/", 1)[-1].lower()  # noqa: E731  (a heading, wherever it moved)
     old_names, new_names = {leaf(n) for n in old_nodes}, {leaf(n) for n in new_nodes}
     shared = len(old_names & new_names)
     if old_names and shared < MIN_SHARED_HEADINGS * len(old_names):
-        raise SemsearchError(
+        return (
             f"refresh refused: the file shares {shared} of the {len(old_names)} headings of {name!r}, so it does "
             "not look like that list (check the file, or add --force to take it anyway)"
         )
     removed, before = len(plan["changes"]["removed"]), plan["before"]
     if before and removed > MAX_REMOVED_SHARE * before:
-        raise SemsearchError(
+        return (
             f"refresh refused: it would remove {removed} of the {before} papers of {name!r}, more than a fifth "
             "(see them with --dry-run; add --force to apply it; `taxonomy refresh --undo` restores the labels)"
         )
+    return None
+
+
+def _planned(name: str, plan: dict, old_nodes, new_nodes, *, force: bool, dry_run: bool) -> dict | None:
+    """A dry run's report (saying whether the run itself would be refused), else None once the
+    refresh is safe or forced; an unsafe one is refused here."""
+    refusal = None if force else _refusal(name, plan, old_nodes, new_nodes)
+    if dry_run:
+        return _report(plan, applied=False) | {"refused": refusal}
+    if refusal:
+        raise SemsearchError(refusal)
+    return None
 
 
 def _report(plan: dict, applied: bool) -> dict:
@@ -352,10 +364,8 @@ def refresh_list(
             index.close()
     after = {p.arxiv_id or _paper_id(p.title): (p.title, set(p.categories)) for p in listed.papers}
     plan = _plan(before, after, found["nodes"], listed.nodes)
-    if dry_run:
-        return _report(plan, applied=False)
-    if not force:
-        _check_safe(name, plan, found["nodes"], listed.nodes)
+    if (dry := _planned(name, plan, found["nodes"], listed.nodes, force=force, dry_run=dry_run)) is not None:
+        return dry
     _put_list(
         name, source, listed, index_dir=index_dir, offline=offline, replace=True, progress=progress, markdown=markdown
     )
@@ -466,10 +476,8 @@ def _apply_survey(
     before = {key(p): (p.title, set(p.survey_categories)) for p in old.papers}
     after = {key(p): (p.title, set(p.survey_categories)) for p in fresh.papers}
     plan = _plan(before, after, old.nodes, fresh.nodes)
-    if dry_run:
-        return _report(plan, applied=False)
-    if not force:
-        _check_safe(SURVEY, plan, old.nodes, fresh.nodes)
+    if (dry := _planned(SURVEY, plan, old.nodes, fresh.nodes, force=force, dry_run=dry_run)) is not None:
+        return dry
     changes = plan["changes"]
     ingest = Ingest(index_dir=index_dir, progress=progress)
     with ingest:

@@ -234,6 +234,15 @@ def test_refreshing_the_survey_from_a_wrong_file_is_refused_then_forced_then_und
     shorter.write_text(survey_markdown(keep=0.66))
     code, out, err = semsearch("taxonomy", "refresh", shorter, "--offline", "--dry-run", "--index", index, cwd=tmp_path)
     assert code == 0 and "dry run: nothing changed" in err and re.search(r"removed\s+1\d\d ", out)
+    assert "without --dry-run: refresh refused: it would remove" in err  # the dry run says what the run would
+    code, out, _ = semsearch(
+        "taxonomy", "refresh", small, "--offline", "--dry-run", "--json", "--index", index, cwd=tmp_path
+    )
+    assert code == 0 and "does not look like that list" in json.loads(out)["refused"]
+    code, out, _ = semsearch(
+        "taxonomy", "refresh", small, "--offline", "--dry-run", "--force", "--json", "--index", index, cwd=tmp_path
+    )
+    assert code == 0 and json.loads(out)["refused"] is None  # forced, it would go through
     code, _, err = semsearch("taxonomy", "refresh", shorter, "--offline", "--index", index, cwd=tmp_path)
     assert code == 2 and "more than a fifth" in err and err.count("\n") == 1
     assert survey_labelled(index, tmp_path) == 424
