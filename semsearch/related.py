@@ -28,6 +28,7 @@ from semsearch.search import Hit, Searcher
 CATEGORY_BONUS = 0.25  # about the cosine gap between a close and a loose neighbour
 POOL = 1000  # nearest candidates re-ranked
 MMR_TRADE_OFF = 0.7  # relevance vs novelty for --diverse
+SAME_TEXT = 0.99  # cosine at which a text given to `related --text` is an indexed paper's own
 BACKGROUND = 2000  # other papers standing in for "not liked" in recommendations
 SVM_C = 0.1  # the linear SVM's error cost: soft, a few liked papers should not be fitted exactly
 
@@ -105,6 +106,9 @@ class RelatedFinder:
         exclude = set(self.store.vec_ids_with_title(title))
         if paper_id and (own := self.store.vec_id(paper_id)) is not None:
             exclude.add(own)
+        # A text that is an indexed paper's own (pasted title and abstract) is that paper: left out
+        # as `related ID` leaves it out. Nothing but the same text comes this close.
+        exclude.update(v for v, cosine in self.searcher.nearest(vector, 3) if cosine >= SAME_TEXT)
         return self._rank(vector[0], spread, exclude, k, diverse)
 
     def _rank(self, vector, spread: np.ndarray | None, exclude: set[int], k: int, diverse: bool) -> list[Hit]:
