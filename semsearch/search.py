@@ -37,7 +37,9 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (docs/
    paper"), the paper comes first, whatever the rest says (`named_papers`); in a question of more
    than NAMED_WORDS words, where a name is often the context of the paper described, second unless
    it stood first already. Its meaning is a name, not a topic: by meaning and words "GPTQ" was
-   nearer "GPT Understands, Too".
+   nearer "GPT Understands, Too". A question that is a paper's title (TITLE_WORDS words or more,
+   compared as `normalize_title` keys), or from TITLE_PREFIX_WORDS words the beginning of one, puts
+   that paper first (`titled_papers`), and a question that is an arXiv id asks for that paper alone.
 
 Every score shown is between 0 and 1 and falls down the list: the fused score here, the cosine
 (floored at 0) in dense mode, BM25 relative to the question's best match in lexical mode.
@@ -56,7 +58,7 @@ import numpy as np
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
 from semsearch.lexical import STOPWORDS, strip_request
-from semsearch.paper import Paper, parse_arxiv_id
+from semsearch.paper import Paper, normalize_title, parse_arxiv_id
 from semsearch.store import Prediction
 from semsearch.taxonomy import is_under, load_taxonomy, resolve_node
 
@@ -86,6 +88,8 @@ INTERROGATIVE = re.compile(
 )
 NAMED_WORDS = 3  # a longer question (request words aside) gives a paper it names the second place
 NAME_LOOKUP = 20  # the question's best matches by BM25, and by meaning, searched for a paper it names
+TITLE_WORDS = 4  # a question of this many words or more that is a paper's title puts the paper first
+TITLE_PREFIX_WORDS = 6  # ... and from this many, one that a paper's title begins with
 _NAME = re.compile(r"\w[\w.+()-]*")
 DISTRIBUTION_CACHE = 500_000  # papers whose leaf distribution a searcher keeps (~200 B each)
 _UNREAD = object()
@@ -246,16 +250,19 @@ def rank_named(
     ranked: list[tuple[int, float]], named: list[int], evidence: dict[int, Evidence], k: int, after: int = 0
 ) -> list[tuple[int, float]]:
     """`ranked` with the papers the question names (best direct match first) placed after its first
-    `after` papers (never lower than one of them already stood), each shown at least at the score of
-    the paper it now precedes and at most at the one before it, so scores still fall down the list."""
+    `after` papers (never lower than one of them already stood), each shown between the score of the
+    paper it now precedes and the one before it, so scores still fall down the list."""
     after = min([after, *(i for i, (v, _) in enumerate(ranked) if v in named)])
     rest = [(v, s) for v, s in ranked if v not in named]
     shown = rest[:after]
     floor = rest[after][1] if len(rest) > after else 0.0
     for v in sorted(named, key=lambda v: -evidence[v].direct_score):
         evidence[v].named = True
-        score = min(max(evidence[v].direct_score, floor, 0.0), 1.0)
-        shown.append((v, min(score, shown[-1][1]) if shown else score))
+        ceiling = shown[-1][1] if shown else 1.0
+        own = min(max(evidence[v].direct_score, 0.0), 1.0)
+        # Its own score when that fits between its neighbours', else the midpoint: a tie with the
+        # paper below would not tell the reader which the question named.
+        shown.append((v, own if floor < own <= ceiling else (floor + ceiling) / 2))
     return (shown + rest[after:])[:k]
 
 
@@ -642,15 +649,33 @@ class Searcher:
         papers = self.index.store.papers_by_vec_id(looked)
         return [v for v in looked if v in papers and paper_name(papers[v].title) in names]
 
+    def titled_papers(self, query: str, evidence: dict[int, Evidence]) -> list[int]:
+        """The candidates whose title the question is (TITLE_WORDS words or more, compared as
+        `normalize_title` keys), or begins, in a question of TITLE_PREFIX_WORDS words or more: a
+        title from a PDF often carries its authors' names after it. A pasted title is the surest
+        question about one paper, and its words alone did not always find it (Wanda's title: not
+        in the first ten)."""
+        key = normalize_title(query)
+        words = len(key.split())
+        if words < TITLE_WORDS:
+            return []
+        found = self.index.store.vec_ids_with_title_key(key, prefix=words >= TITLE_PREFIX_WORDS)
+        return [v for v in found if v in evidence]
+
     def _hybrid(self, query: str, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[Hit]:
         leaves = self.question_leaves(query, vector) if self.use_taxonomy else None
         evidence = self.evidence(query, vector, allowed, leaves)
         one_paper = self.one_paper(query, vector, evidence, leaves) if leaves is not None else 0.0
-        named = self.named_papers(query, evidence)
-        ranked = rank_hybrid(evidence, k + len(named), TAXONOMY_WEIGHT if leaves is not None else 0.0, one_paper)
+        named, titled = self.named_papers(query, evidence), self.titled_papers(query, evidence)
+        weight = TAXONOMY_WEIGHT if leaves is not None else 0.0
+        ranked = rank_hybrid(evidence, k + len(named) + len(titled), weight, one_paper)
         # In a longer question a name is context ("... adding temporal views to RWKV"): after the first.
         after = 0 if len(strip_request(query).split()) <= NAMED_WORDS else 1
-        hits = self.hits(rank_named(ranked, named, evidence, k, after) if named else ranked[:k])
+        if named:
+            ranked = rank_named(ranked, named, evidence, k + len(titled), after)
+        if titled:  # a title is never context: first
+            ranked = rank_named(ranked, titled, evidence, k, 0)
+        hits = self.hits(ranked[:k])
         for hit in hits:
             hit.evidence = evidence[hit.vec_id]
         return hits

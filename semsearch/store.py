@@ -398,6 +398,16 @@ class Store:
         rows = self.db.execute("SELECT vec_id FROM papers WHERE title_key = ?", (normalize_title(title),))
         return [row[0] for row in rows]
 
+    def vec_ids_with_title_key(self, key: str, *, prefix: bool = False) -> list[int]:
+        """Papers whose `normalize_title` key is `key`, or with `prefix` also begins with it and a
+        word after (read off the key's index as a range, not a scan)."""
+        rows = self.db.execute("SELECT vec_id FROM papers WHERE title_key = ?", (key,)).fetchall()
+        if prefix:
+            rows += self.db.execute(
+                "SELECT vec_id FROM papers WHERE title_key > ? AND title_key < ?", (key + " ", key + "!")
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def papers_with_title(self, title: str) -> list[Paper]:
         """Every record of a paper under this title (by normalised title), whatever its id."""
         return list(self.papers_by_vec_id(self.vec_ids_with_title(title)).values())
