@@ -631,7 +631,9 @@ def label(
     """Confirm a paper's category; your labels train later suggestions (kept apart from the survey's)."""
     from semsearch.ingest import label_paper
 
-    if remove == (category is not None):
+    if remove and category is not None:
+        raise SemsearchError("give a CATEGORY or --remove, not both")
+    if not remove and category is None:
         raise SemsearchError("give a CATEGORY, or --remove")
     node = label_paper(paper_id, None if remove else category, index_dir=index)
     print(f"{paper_id}: {'label removed' if remove else node}", file=sys.stderr)

@@ -164,6 +164,8 @@ class RelatedFinder:
             raise SemsearchError("give at least one --like ID")
         liked = [self.resolve(i) for i in likes]
         disliked = [self.resolve(i) for i in dislikes]
+        if both := [i for i, v in zip(dislikes, disliked, strict=True) if v in set(liked)]:
+            raise SemsearchError(f"a paper is liked and disliked at once: {', '.join(map(repr, both[:5]))}")
         chosen = set(liked) | set(disliked)
         others = [v for v in self.store.all_vec_ids() if v not in chosen]
         rng = np.random.default_rng(0)

@@ -183,6 +183,7 @@ def test_related_text_recommend_and_export(related_index, capsys):
         (["related", "2401.00002", "--text", "x"], "give one of"),
         (["recommend"], "give at least one paper you liked: --like ID"),
         (["recommend", "--like", "missing"], "no paper 'missing'"),
+        (["recommend", "--like", "2401.00001", "--dislike", "arXiv:2401.00001v2"], "liked and disliked at once"),
         (["export", "missing"], "no paper 'missing'"),
     ],
 )

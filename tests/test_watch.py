@@ -329,6 +329,10 @@ def test_label_and_watch_cli(survey_index, stub, capsys, tmp_path):
     assert code == 2 and "no paper 'nope'" in err
     code, _, err = run(capsys, "label", "2306.00978", "Not A Node", "--index", survey_index)
     assert code == 2 and "unknown category" in err
+    code, _, err = run(capsys, "label", "2306.00978", "Quantization", "--remove", "--index", survey_index)
+    assert code == 2 and err == "error: give a CATEGORY or --remove, not both\n"
+    code, _, err = run(capsys, "label", "2306.00978", "--index", survey_index)
+    assert code == 2 and err == "error: give a CATEGORY, or --remove\n"
 
     digest = tmp_path / "digest.md"
     code, out, err = run(
