@@ -28,7 +28,9 @@ def build_server(*, index_dir: str | Path | None = None):
 
     service = Service(index_dir=index_dir)
     service.follow()
-    server = tool_server("semsearch", instructions=INSTRUCTIONS, log_level="WARNING")
+    from importlib.metadata import version
+
+    server = tool_server("semsearch", instructions=INSTRUCTIONS, log_level="WARNING", version=version("semsearch"))
     add_tools(server, service)
     return server
 

@@ -100,6 +100,10 @@ def test_requests_piped_in_are_all_answered_after_the_input_ends(index_dir):
     )  # fmt: skip
     answers = {a["id"]: a for a in map(json.loads, done.stdout.splitlines())}
     assert done.returncode == 0 and sorted(answers) == list(range(len(calls) + 1)), done.stderr[-2000:]
+    from importlib.metadata import version
+
+    info = answers[0]["result"]["serverInfo"]
+    assert info["name"] == "semsearch" and info["version"] == version("semsearch")  # it was ""
     errors = {n for n, a in answers.items() if n and a["result"].get("isError")}
     assert errors == {5, 6}  # only the paper without an abstract and the unknown one are refused
     assert answers[5]["result"]["content"][0]["text"] == "Error executing tool classify: abstract: Field required"
