@@ -118,8 +118,10 @@ def watch(
             vectors = embedder.encode(texts)
             placed = classifier.classify(texts, vectors, [p.id for p in page])
             keep = []
+            listed = {e.id for e in entries}  # a paper arXiv sends twice (in a page or across pages) is one line
             for paper, vector, result in zip(page, vectors, placed, strict=True):
-                if known.vec_id(paper.id) is None:  # new to the index: worth a line in the digest
+                if known.vec_id(paper.id) is None and paper.id not in listed:  # new: worth a line in the digest
+                    listed.add(paper.id)
                     entries.append(
                         DigestEntry(
                             id=paper.id,

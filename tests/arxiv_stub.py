@@ -61,6 +61,7 @@ class Step:
     content_type: str = "application/atom+xml"
     trickle: float = 0.0  # send the answer a byte at a time, this many seconds apart
     trickle_head: float = 0.0  # the same for the status line and headers (the body never comes)
+    repeat: bool = False  # send the page's first entry twice
 
 
 @dataclass
@@ -113,6 +114,7 @@ class ArxivStub:
         if step.empty:
             ids = []
         ids = ids[: len(ids) - step.drop] if step.drop else ids
+        ids = ids + ids[:1] if step.repeat else ids
         return 200, self.feed(ids, start, size, total)
 
     def __enter__(self) -> ArxivStub:

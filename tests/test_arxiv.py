@@ -30,6 +30,18 @@ def test_fetches_ids_and_parses_the_feed(stub):
     assert paper.year == 2024 and paper.url == "https://arxiv.org/abs/2401.00001"
 
 
+def test_an_entry_without_a_title_is_no_paper_and_an_endless_abstract_is_cut(stub):
+    """A feed whose entity the parser would not expand gave an entry with an empty title, stored as
+    a paper; a 6 MB abstract was stored and served whole."""
+    from semsearch.sources.arxiv import MAX_ABSTRACT_CHARS
+
+    stub.papers["2401.00001"] = {"title": " ", "abstract": "No title."}
+    stub.papers["2401.00002"] = {"title": "Long", "abstract": "word " * MAX_ABSTRACT_CHARS}
+    result = ArxivClient().fetch_ids(["2401.00001", "2401.00002"])
+    assert [p.id for p in result.papers] == ["2401.00002"] and result.missing == ["2401.00001"]
+    assert len(result.papers[0].abstract) < MAX_ABSTRACT_CHARS
+
+
 def test_ids_are_fetched_in_chunks(stub):
     ids = [f"2401.{n:05d}" for n in range(ID_CHUNK * 2 + 5)]
     result = ArxivClient().fetch_ids(ids)

@@ -116,6 +116,16 @@ def test_digests_read_like_a_newsletter(survey_index, stub):
     assert "<style>" in page and "prefers-color-scheme: dark" in page and "viewport" in page
 
 
+def test_a_paper_arxiv_sends_twice_is_one_line_of_the_digest(survey_index, stub):
+    from tests.arxiv_stub import Step
+
+    stub.script = [Step(repeat=True)]
+    report = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    ids = [e.id for e in report.entries]
+    assert sorted(ids) == sorted(set(IN_SCOPE) | set(OUT_OF_SCOPE))  # once each, though one came twice
+    assert Index.open(survey_index).manifest.count == 424 + 3
+
+
 def test_consecutive_watches_do_not_duplicate(survey_index, stub):
     watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
     again = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)  # the same window once more

@@ -186,14 +186,21 @@ def validate_ids(values: Iterable[str]) -> list[str]:
     return ids
 
 
+MAX_ABSTRACT_CHARS = 20_000  # arXiv caps abstracts at 1,920 characters; more is not an abstract
+
+
 def paper_from_result(result: arxiv.Result) -> Paper | None:
+    """The paper an entry describes; None for what is not one: an error entry (arXiv reports errors
+    as entries with a non-paper id) or an entry without a title (an entity the parser would not
+    expand left one empty)."""
     arxiv_id = parse_arxiv_id(result.entry_id)
-    if arxiv_id is None:  # arXiv reports errors as entries with a non-paper id
+    title = " ".join(result.title.split())
+    if arxiv_id is None or not title:
         return None
     return Paper(
         id=arxiv_id,
-        title=" ".join(result.title.split()),
-        abstract=" ".join(result.summary.split()),
+        title=title,
+        abstract=" ".join(result.summary[:MAX_ABSTRACT_CHARS].split()),
         authors=[author.name for author in result.authors],
         published=result.published.date().isoformat() if result.published else None,
         updated=result.updated.date().isoformat() if result.updated else None,
