@@ -86,9 +86,12 @@ def _format(fmt: OutputFormat | None, as_json: bool, batch: bool = False) -> Out
     return OutputFormat.json if as_json or batch else OutputFormat.table
 
 
-def _emit(fmt: OutputFormat, header: dict, hits, explain: bool = False, mode: str = "hybrid") -> None:
+def _emit(
+    fmt: OutputFormat, header: dict, hits, explain: bool = False, mode: str = "hybrid", *, titled: bool = False
+) -> None:
     """Print one answer: a table, one JSON object ({**header, "results": [...]}) or BibTeX entries.
-    With `explain`, first what the question was taken for and what put the first results first."""
+    With `explain`, first what the question was taken for and what put the first results first.
+    `titled` (one answer of a batch): a table is headed by what it answers."""
     from semsearch.search import explanation
 
     if explain and fmt is not OutputFormat.bibtex:
@@ -100,6 +103,8 @@ def _emit(fmt: OutputFormat, header: dict, hits, explain: bool = False, mode: st
 
         print(to_bibtex(hit.paper for hit in hits), end="")
     else:
+        if titled:
+            print(next((f"{name}: {value}" for name, value in header.items() if value is not None), ""))
         if explain and header.get("explanation"):
             print(header["explanation"])
         _print_hits(hits, explain)
@@ -351,7 +356,7 @@ def search(
     searcher.allowed_vec_ids(filters)  # refuse an unknown category before loading the model
     for request in requests:
         hits = searcher.search(request.question, request.k, filters)
-        _emit(output, {"query": request.question}, hits, explain, mode)
+        _emit(output, {"query": request.question}, hits, explain, mode, titled=batch is not None)
 
 
 @app.command()
@@ -431,7 +436,7 @@ def related(
             )
             raise NotFound(f"{batch}: {len(unknown)} of {len(ids)} ids are not in the index: {shown}; nothing printed")
         for each in ids:
-            _emit(output, {"id": found[each]}, finder.related_to(found[each], k, diverse=diverse))
+            _emit(output, {"id": found[each]}, finder.related_to(found[each], k, diverse=diverse), titled=True)
     elif paper_id is not None:
         try:
             own_id = finder.paper_id(paper_id)

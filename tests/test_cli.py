@@ -63,6 +63,9 @@ def test_batch_keeps_order_and_loads_once(built, capsys, tmp_path, fake_model, m
     lines = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and [a["query"] for a in lines] == ["pruning attention heads", "key-value cache eviction"]
     assert lines[0]["results"][0]["id"] == "2401.00002" and lines[1]["results"][0]["id"] == "2305.00004"
+    code, out, _ = run(capsys, "search", "--batch", questions, "-k", 1, "--format", "table", "--index", built)
+    heads = [line for line in out.splitlines() if line.startswith("query: ")]
+    assert code == 0 and heads == ["query: pruning attention heads", "query: key-value cache eviction"]
 
 
 def test_filters(built, capsys):
