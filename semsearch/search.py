@@ -561,7 +561,7 @@ class Searcher:
         vec_id = self.index.store.find(arxiv_id)
         if vec_id is None:
             raise NotFound(
-                f"no paper {arxiv_id} in the index (`semsearch ingest arxiv {arxiv_id}` adds it; "
+                f"no paper {arxiv_id} in the index (`semsearch ingest arxiv --id {arxiv_id}` adds it; "
                 f"`semsearch related --arxiv {arxiv_id}` finds its related work without adding it)"
             )
         if allowed is not None and vec_id not in set(allowed.tolist()):

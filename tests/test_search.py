@@ -1096,7 +1096,9 @@ def test_a_question_that_is_an_arxiv_id_asks_for_that_paper(survey_corpus_index)
         assert [(h.paper.id, h.score) for h in hits] == [("2306.00978", 1.0)], form
     assert "names “AWQ" in explanation(hits)
     assert searcher.search("2306.00978", filters=Filters(year_to=2000)) == []  # filters still hold
-    with pytest.raises(NotFound, match=r"^no paper 2399.99999 in the index \(`semsearch ingest arxiv 2399.99999`"):
+    with pytest.raises(
+        NotFound, match=r"^no paper 2399.99999 in the index \(`semsearch ingest arxiv --id 2399.99999` adds it"
+    ):
         searcher.search("2399.99999")
     assert searcher.search("2306.00978 and its rivals", k=3)[0].paper.id  # words besides: a question
 
