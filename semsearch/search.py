@@ -214,7 +214,8 @@ def rank_hybrid(
         # instead, a dozen papers showed one score and the order among them was lost to the reader.
         rest = [(v, score) for v, score in scored if v not in first]
         scale = min(1.0, ranked[-1][1] / rest[0][1]) if rest and rest[0][1] > 0 else 1.0
-        return (ranked + [(v, score * scale) for v, score in rest])[:k]
+        last = ranked[-1][1]  # scaled, a score can land a rounding error above it
+        return (ranked + [(v, min(score * scale, last)) for v, score in rest])[:k]
     best = max(evidence, key=lambda v: evidence[v].direct_score)
     place = next(i for i, (v, _) in enumerate(scored) if v == best)
     if place > DIRECT_FIRST - 1 and stands_out(evidence) >= STANDS_OUT:

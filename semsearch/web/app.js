@@ -370,7 +370,8 @@ const feedLink = (href, text) => el("a", { href, class: "feed", type: "applicati
 async function listView(params) {
   const name = params.get("taxonomy") || "survey";
   const sureAt = params.get("min_confidence"); // the page's URL may set how sure a proposal must be
-  const query = `taxonomy=${encodeURIComponent(name)}${sureAt ? `&min_confidence=${encodeURIComponent(sureAt)}` : ""}`;
+  const sureParam = sureAt ? `min_confidence=${encodeURIComponent(sureAt)}` : ""; // the patch's path names the list
+  const query = `taxonomy=${encodeURIComponent(name)}${sureParam ? `&${sureParam}` : ""}`;
   view.replaceChildren(el("h2", {}, `Give back to ${name}`));
   say("Placing the papers the list lacks…");
   const [found, gaps] = await Promise.all([api(`/api/propose?${query}`), api(`/api/gaps?taxonomy=${encodeURIComponent(name)}`).catch((err) => ({ error: err.message, gaps: [] }))]);
@@ -382,7 +383,7 @@ async function listView(params) {
     el("pre", { class: "line" }, p.line));
   view.append(
     el("p", {}, found.patch
-      ? el("a", { href: `/api/propose/${encodeURIComponent(name)}.patch?${query}`, download: `${name}.patch`, class: "button", id: "download-patch" }, "Download the patch")
+      ? el("a", { href: `/api/propose/${encodeURIComponent(name)}.patch?${sureParam}`, download: `${name}.patch`, class: "button", id: "download-patch" }, "Download the patch")
       : "Nothing to propose: the list holds every in-scope paper of the index."),
     el("h3", {}, `Proposed lines (${sure.length})`),
     ...Object.entries(byNode).map(([node, items]) => el("section", { class: "proposals" }, el("h4", {}, pathText(node)), el("ul", {}, items.map(proposal)))),
