@@ -34,6 +34,10 @@ from semsearch.sources.curated import _ARXIV_ID, CuratedList, ListedPaper, Place
 
 MAX_IDS = 200  # papers asked for by id at once
 DEFAULT_MIN_CONFIDENCE = 0.35  # under it a paper is listed apart ("unsure"), not written into the patch
+TOPIC_PERCENTILE = 10.0  # on a list's topic: scored at least as high as 9 in 10 of the list's own papers
+TOPIC_BACKGROUND = 400  # the index's other papers, sampled, standing for the rest of the field
+TOPIC_FOLDS = 5
+MIN_TOPIC_PAPERS = 5  # a list this small has no topic to learn: its candidates are judged by scope alone
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
 _YEAR_MONTH = re.compile(r"(?<![\d.])((?:19|20)\d{2})\.(\d{2})(?![\d])")
 _ARXIV_WORD = re.compile(r"(?<![\w/.])arxiv(?![\w/.])", re.IGNORECASE)
@@ -306,7 +310,7 @@ def render_line(section: Section, fallback: list[Template], paper: Paper, arxiv_
 @dataclass
 class Candidate:
     paper: Paper
-    vector: np.ndarray
+    vector: np.ndarray | None  # as stored (None: a list's paper the index does not hold)
 
 
 def paper_date(paper: Paper) -> str:
@@ -344,6 +348,74 @@ def candidates(store, listed: CuratedList, *, since: str | None, ids: Sequence[s
     }
     vectors = store.embeddings_for(chosen)
     return [Candidate(paper, vectors[vec_id]) for vec_id, paper in chosen.items() if vec_id in vectors]
+
+
+def background(store, listed: CuratedList, taken: Sequence[Candidate], size: int = TOPIC_BACKGROUND) -> list[Candidate]:
+    """Up to `size` of the index's papers that neither the list holds nor are candidates (a seeded
+    sample): the rest of the field, for `on_topic`."""
+    held = {list_key(p) for p in listed.papers} | {list_key(c.paper) for c in taken}
+    rest = [(v, p) for v, p in store.iter_papers() if list_key(p) not in held]
+    rng = np.random.default_rng(0)
+    picked = [rest[i] for i in sorted(rng.choice(len(rest), size=min(size, len(rest)), replace=False))] if rest else []
+    vectors = store.embeddings_for(v for v, _ in picked)
+    return [Candidate(p, vectors[v]) for v, p in picked if v in vectors]
+
+
+def on_topic(
+    own: Sequence[Candidate], chosen: Sequence[Candidate], others: Sequence[Candidate], embed: EmbedFn
+) -> np.ndarray:
+    """Which of `chosen` are on the own topic of a list whose papers are `own`, not only in its
+    field. A list's classifier calls in scope what is efficient-LLM work: a KV-cache list was
+    offered weight quantization and state-space papers (it took 0.80 of the speculative-decoding
+    list's papers). Here a linear SVM (`recommend`'s) separates the list's papers from `others`,
+    the rest of the index, and `chosen`, each scored by a model that did not see it (TOPIC_FOLDS
+    folds); a candidate is on topic when it scores at least as high as 9 in 10 of the list's own
+    papers do (TOPIC_PERCENTILE). By their titles on both sides (`title_vectors`): offline a list's
+    papers are known by title while the index holds abstracts, and a model of the texts as
+    stored would learn their form."""
+    from semsearch.related import separating_direction
+
+    if len(own) < MIN_TOPIC_PAPERS or not chosen:
+        return np.ones(len(chosen), dtype=bool)
+    features = title_vectors([*own, *chosen, *others], embed)
+    labels = np.r_[np.ones(len(own)), np.zeros(len(chosen) + len(others))]
+    fold = np.random.default_rng(0).integers(0, TOPIC_FOLDS, len(features))
+    scores = np.zeros(len(features))
+    for k in range(TOPIC_FOLDS):
+        train, test = fold != k, fold == k
+        if test.any() and 0 < labels[train].sum() < train.sum():
+            scores[test] = features[test] @ separating_direction(features[train], labels[train], np.ones(train.sum()))
+    threshold = np.percentile(scores[: len(own)], TOPIC_PERCENTILE)
+    return scores[len(own) : len(own) + len(chosen)] >= threshold
+
+
+def title_vectors(papers: Sequence[Candidate], embed: EmbedFn) -> np.ndarray:
+    """Unit vectors of the papers' titles: the stored vector of a paper known by its title alone
+    (what the index embedded), the title embedded now for the rest (in one call)."""
+    fresh = [i for i, c in enumerate(papers) if c.vector is None or c.paper.abstract]
+    embedded = np.asarray(embed([papers[i].paper.title for i in fresh]), dtype=np.float64) if fresh else None
+    stored = {i: c.vector for i, c in enumerate(papers) if i not in set(fresh)}
+    dimension = embedded.shape[1] if embedded is not None else len(next(iter(stored.values())))
+    vectors = np.zeros((len(papers), dimension))
+    for i, vector in stored.items():
+        vectors[i] = vector
+    if embedded is not None:
+        vectors[fresh] = embedded
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def listed_candidates(store, listed: CuratedList) -> list[Candidate]:
+    """The list's papers as the index holds them (for the vector of one known by title alone), or
+    by their title as the list gives it."""
+    found = []
+    for paper in listed.papers:
+        vec_id = (store.find(paper.arxiv_id) if paper.arxiv_id else None) or next(
+            iter(store.vec_ids_with_title(paper.title)), None
+        )
+        held = store.papers_by_vec_id([vec_id]).get(vec_id) if vec_id is not None else None
+        vector = store.embedding(vec_id) if held is not None else None
+        found.append(Candidate(held or Paper(id=list_key(paper), title=paper.title), vector))
+    return found
 
 
 def place(
@@ -389,14 +461,20 @@ def propose(
     ids: Sequence[str] | None = None,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     filename: str = "README.md",
+    embed: EmbedFn | None = None,
 ) -> tuple[list[Proposal], str]:
     """The proposals for the list `markdown` (sure ones first, by heading) and the unified diff
-    that writes the sure ones into it."""
+    that writes the sure ones into it. With `embed` (the index's model), only papers on the list's
+    own topic are proposed (`on_topic`), not all of the field its classifier calls in scope."""
     listed = parse_list(markdown)
     lines = markdown.splitlines()
     found = candidates(store, listed, since=since, ids=ids)
-    # Out of scope is never proposed, unless asked for by id.
+    # Out of scope is never proposed, nor off the list's topic, unless asked for by id.
     placed = place(classifier, found, in_scope_only=not ids)
+    if embed is not None and not ids and placed:
+        chosen = [p[0] for p in placed]
+        keep = on_topic(listed_candidates(store, listed), chosen, background(store, listed, found), embed)
+        placed = [p for p, kept in zip(placed, keep, strict=True) if kept]
     by_section = sections(listed, lines)
     fallback = [t for s in by_section.values() for t in s.templates]
     arxiv_word = _arxiv_spelling(markdown)
@@ -500,7 +578,7 @@ def evaluate_propose(
     version only, and compare with the headings its maintainers chose: first suggestion and any
     of three at or under one of them, and how many the proposal would have written (in scope, sure)."""
     from semsearch.classify import SCOPE_THRESHOLD, LabelledPaper, TaxonomyClassifier
-    from semsearch.taxonomy import is_under
+    from semsearch.taxonomy import is_under, load_taxonomy
 
     old, new = parse_list(old_markdown), parse_list(new_markdown)
     held = {list_key(p) for p in old.papers} | {normalize_title(p.title) for p in old.papers}
@@ -519,14 +597,20 @@ def evaluate_propose(
         if any(c in nodes for c in listed.categories)
     ]
     classifier = TaxonomyClassifier.train(labelled, taxonomy, embed)
-    placed = place(classifier, [Candidate(p, v) for p, v in _indexed(store, added, embed)])
+    found = [Candidate(p, v) for p, v in _indexed(store, added, embed)]
+    placed = place(classifier, found)
+    # What the older list would have been offered: a curated list's papers also on its own topic
+    # (`on_topic`, as `propose` asks); the survey's classifier judges the survey's topic already.
+    own = [Candidate(paper, vector) for _, (paper, vector) in training]
+    survey = taxonomy is load_taxonomy()
+    topical = np.ones(len(found), bool) if survey else on_topic(own, found, background(store, new, found), embed)
     first, top3, included, in_scope = [], [], [], []
-    for listed, (_, suggested, confidence, scope) in zip(added, placed, strict=True):
+    for listed, (_, suggested, confidence, scope), on in zip(added, placed, topical, strict=True):
         right = [any(is_under(node, truth) for truth in listed.categories) for node in suggested[:3]]
         first.append(right[0])
         top3.append(any(right))
         in_scope.append(scope >= SCOPE_THRESHOLD)
-        included.append(scope >= SCOPE_THRESHOLD and confidence >= min_confidence)
+        included.append(scope >= SCOPE_THRESHOLD and confidence >= min_confidence and bool(on))
     abstract = np.array([bool(c.paper.abstract) for c, *_ in placed])
     first_a, top3_a, included_a = np.array(first), np.array(top3), np.array(included)
     return {
@@ -535,6 +619,7 @@ def evaluate_propose(
         "first_at_or_under": float(first_a.mean()),
         "top3_at_or_under": float(top3_a.mean()),
         "in_scope": int(sum(in_scope)),
+        "on_topic": int(topical.sum()),
         "proposed": int(included_a.sum()),
         "proposed_first_right": float(first_a[included_a].mean()) if included_a.any() else 0.0,
         "unsure_or_out": int((~included_a).sum()),
@@ -572,9 +657,9 @@ def readme_for(store, name: str, given: str | None = None, *, offline: bool = Fa
     return read_source(source, offline=offline), "README.md"
 
 
-def classifier_of(index, name: str, embedder=None):
-    """The taxonomy's classifier (saved at ingest; trained now only when it is not)."""
-    from semsearch.lists import classifier_for_taxonomy
+def embed_fn(index, embedder=None) -> EmbedFn:
+    """The index's model as a function of texts, loaded at its first use (a saved classifier
+    needs none)."""
 
     def embed(texts: list[str]) -> np.ndarray:
         nonlocal embedder
@@ -584,7 +669,14 @@ def classifier_of(index, name: str, embedder=None):
             embedder = embedder_for(index.manifest.model, index_dir=index.directory)
         return embedder.encode(texts)
 
-    classifier = classifier_for_taxonomy(index.store, name, embed)
+    return embed
+
+
+def classifier_of(index, name: str, embedder=None, *, embed: EmbedFn | None = None):
+    """The taxonomy's classifier (saved at ingest; trained now only when it is not)."""
+    from semsearch.lists import classifier_for_taxonomy
+
+    classifier = classifier_for_taxonomy(index.store, name, embed or embed_fn(index, embedder))
     if classifier is None:
         raise SemsearchError("the index has no labelled papers; run `semsearch ingest survey` first")
     return classifier
@@ -644,14 +736,19 @@ def propose_for(
 
 
 def _propose_for(index, request: ProposeRequest, markdown: str, filename: str, *, embedder, classifier) -> dict:
+    from semsearch.lists import SURVEY
+
+    embed = embed_fn(index, embedder)
     proposals, patch = propose(
         markdown,
         index.store,
-        classifier or classifier_of(index, request.taxonomy, embedder),
+        classifier or classifier_of(index, request.taxonomy, embed=embed),
         since=request.since,
         ids=request.ids,
         min_confidence=request.min_confidence,
         filename=filename,
+        # A curated list's classifier judges scope by the survey's field; the survey's is its topic.
+        embed=None if request.taxonomy == SURVEY else embed,
     )
     return {
         "taxonomy": request.taxonomy,

@@ -380,6 +380,12 @@ class _Store:
     def embeddings_for(self, vec_ids):
         return {v: np.full(4, v, dtype=np.float32) for v in vec_ids}  # a paper's vector says its vec_id
 
+    def embedding(self, vec_id):
+        return self.embeddings_for([vec_id])[vec_id]
+
+    def vec_ids_with_title(self, title):
+        return [v for v, p in self.papers.items() if normalize_title(p.title) == normalize_title(title)]
+
 
 class _Placer:
     """A classifier that places paper i under leaf i mod n, surely, and finds every paper in scope."""
@@ -462,6 +468,44 @@ def test_a_paper_out_of_scope_is_proposed_only_when_asked_for_by_id():
     assert [p.id for p in proposals] == ["2502.00002"]
     proposals, _ = propose(markdown, _Store(papers), JustOutside(["H"]), ids=["2502.00001"], min_confidence=0.0)
     assert [p.id for p in proposals] == ["2502.00001"]
+
+
+CACHE_WORDS = ["key value cache eviction", "kv cache compression", "cache token eviction", "evicting cached keys"]
+QUANT_WORDS = ["weight quantization bits", "low bit integer weights", "quantized weights rounding", "bits per weight"]
+
+
+def _titled(words: list[str], n: int, start: int) -> list[Paper]:
+    """Papers whose titles differ by their topic's words only (with an abstract: titles embedded anew)."""
+    return [
+        Paper(id=f"2501.{start + i:05d}", title=f"{words[i % len(words)]} variant {start + i}", abstract="An abstract.")
+        for i in range(n)
+    ]
+
+
+def test_a_list_is_offered_papers_on_its_own_topic_not_all_of_its_field():
+    """A list's classifier calls in scope what is efficient-LLM work, and a KV-cache list was offered
+    weight quantization (a list's own scope, docs/evaluation.md). `on_topic` separates the list's
+    titles from the rest of the index: of candidates all in scope, only its topic's are proposed."""
+    from semsearch.propose import MIN_TOPIC_PAPERS, Candidate, on_topic
+    from tests.conftest import HashingModel
+
+    embed = HashingModel().encode
+    listed = [Candidate(p, None) for p in _titled(CACHE_WORDS, 12, 0)]
+    cache, quant = _titled(CACHE_WORDS, 6, 100), _titled(QUANT_WORDS, 6, 200)
+    field = [Candidate(p, None) for p in _titled(QUANT_WORDS + ["pruning heads", "draft decoding"], 30, 300)]
+    kept = on_topic(listed, [Candidate(p, None) for p in cache + quant], field, embed)
+    assert kept[:6].sum() >= 5 and not kept[6:].any(), kept
+    # Too few papers to learn a topic from: scope alone decides, as before.
+    assert on_topic(listed[: MIN_TOPIC_PAPERS - 1], [Candidate(p, None) for p in quant], field, embed).all()
+
+    lines = "".join(f"- [{p.title}](https://arxiv.org/abs/{p.id})\n" for p in (c.paper for c in listed))
+    markdown = f"# L\n\n## Caches\n\n{lines}"
+    store = _Store(cache + quant + [c.paper for c in field])
+    proposed, _ = propose(markdown, store, _Placer(["Caches"]), min_confidence=0.0, embed=embed)
+    offered = {p.id for p in proposed}
+    assert offered and offered <= {p.id for p in cache}  # in scope, all; on the list's topic, these
+    everything, _ = propose(markdown, store, _Placer(["Caches"]), min_confidence=0.0)
+    assert {p.id for p in quant} <= {p.id for p in everything}  # without the model: scope alone
 
 
 # --- answers kept per index generation -------------------------------------------------------------
