@@ -27,7 +27,7 @@ import numpy as np
 
 from semsearch.errors import NotFound, SemsearchError, network_reason
 from semsearch.paper import Paper, normalize_title
-from semsearch.sources.curated import CuratedList, parse_list
+from semsearch.sources.curated import CuratedList, ListedPaper, parse_list
 from semsearch.taxonomy import Taxonomy, load_taxonomy, subtree_counts
 
 SURVEY = "survey"  # the built-in taxonomy's name
@@ -121,6 +121,28 @@ def _paper_id(title: str) -> str:
     return LIST_ID_PREFIX + hashlib.sha1(normalize_title(title).encode()).hexdigest()[:12]
 
 
+def indexed_as(store, paper: ListedPaper) -> int | None:
+    """The index's record of a listed paper: by its arXiv id; else, for an item without an arXiv
+    link, any record of its title (one with an arXiv id first). Such an item became a record of
+    its own beside the index's, and a search showed the paper twice."""
+    if paper.arxiv_id:
+        return store.find(paper.arxiv_id)
+    same = store.vec_ids_with_title(paper.title)
+    if not same:
+        return None
+    records = store.papers_by_vec_id(same)
+    return min(same, key=lambda v: (v not in records or not records[v].arxiv_id, v))
+
+
+def _listed_key(store, paper: ListedPaper) -> str:
+    """A listed paper's key in a refresh's plan, as `_list_labels` keys the labels stored."""
+    vec_id = indexed_as(store, paper) if store is not None else None
+    record = store.papers_by_vec_id([vec_id]).get(vec_id) if vec_id is not None else None
+    if record is not None:
+        return record.arxiv_id or record.id
+    return paper.arxiv_id or _paper_id(paper.title)
+
+
 def add_list(
     name: str,
     source: str,
@@ -176,7 +198,7 @@ def _put_list(
         ingest.add(_with_abstracts(listed, store, offline, ingest.warn))
         labels = []
         for paper in listed.papers:
-            vec_id = store.find(paper.arxiv_id or _paper_id(paper.title))
+            vec_id = indexed_as(store, paper)
             if vec_id is not None:  # always, unless another record of it took its place
                 labels += [(vec_id, category) for category in paper.categories]
         store.put_taxonomy(name, public_source(source), listed.nodes, labels)
@@ -195,6 +217,8 @@ def _with_abstracts(listed: CuratedList, store, offline: bool, warn: Callable[[s
     fetched = _fetch([p.arxiv_id for p in listed.papers if p.arxiv_id], store, offline, warn)
     papers = []
     for paper in listed.papers:
+        if not paper.arxiv_id and indexed_as(store, paper) is not None:
+            continue  # the index holds it already: labelled there, not stored again
         record = Paper(id=paper.arxiv_id or _paper_id(paper.title), title=paper.title, sources=["list"])
         papers.append(record.merged_with(fetched[paper.arxiv_id]) if paper.arxiv_id in fetched else record)
     return papers
@@ -359,10 +383,10 @@ def refresh_list(
         markdown = read_source(source, offline=offline)
         listed = parse_list(markdown)
         before = _list_labels(index.store, name)
+        after = {_listed_key(index.store, p): (p.title, set(p.categories)) for p in listed.papers}
     finally:
         if index is not None:
             index.close()
-    after = {p.arxiv_id or _paper_id(p.title): (p.title, set(p.categories)) for p in listed.papers}
     plan = _plan(before, after, found["nodes"], listed.nodes)
     if (dry := _planned(name, plan, found["nodes"], listed.nodes, force=force, dry_run=dry_run)) is not None:
         return dry

@@ -319,3 +319,27 @@ def test_a_refresh_keeps_the_readme_propose_writes_against_and_undo_puts_the_pre
     assert proposed() == {ids[1]}
     semsearch("taxonomy", "refresh", "--undo", "--index", survey_corpus_index)
     assert proposed() == {ids[0]}
+
+
+def test_an_item_without_an_arxiv_link_labels_the_indexed_paper_of_its_title(index_dir, tmp_path, capsys):
+    """Such an item became a `list:` record of its own beside the index's record of the same title,
+    and a search showed the paper twice (a maintainer's pass: Big Little Decoder)."""
+    store = Index.open(index_dir).store
+    vec_id = store.find("2401.00001")
+    title = store.papers_by_vec_id([vec_id])[vec_id].title
+    papers_before = Index.open(index_dir).manifest.count
+    readme = tmp_path / "mine.md"
+    readme.write_text(
+        f"# Mine\n\n## Found\n\n- **{title.upper()}** [[code](https://github.com/someone/code)]\n"
+        "- **A paper nobody indexed yet** [[code](https://github.com/someone/else)]\n"
+        "- [Pruning attention heads](https://arxiv.org/abs/2401.00002)\n"
+    )
+    code, _, err = run(capsys, "taxonomy", "add", "mine", readme, "--offline", "--index", index_dir)
+    assert code == 0, err
+    index = Index.open(index_dir)
+    assert vec_id in index.store.taxonomy_labels("mine") and index.store.vec_ids_with_title(title) == [vec_id]
+    assert index.manifest.count == papers_before + 1  # only the paper the index did not hold
+    code, out, _ = run(capsys, "taxonomy", "refresh", readme, "--taxonomy", "mine", "--offline", "--json",
+                       "--index", index_dir)  # fmt: skip
+    report = json.loads(out)
+    assert code == 0 and (report["added"], report["removed"], report["moved"]) == (0, 0, 0)  # the same list
