@@ -48,6 +48,13 @@ def tool_server(name: str, **options):
 
     class ToolServer(MCPServer):
         async def call_tool(self, name, arguments, context=None):
+            # An argument the tool does not take is refused, as the HTTP API refuses a parameter:
+            # `related` with `diverse: true` answered the plain list without a word.
+            tool = self._tool_manager.get_tool(name)
+            taken = set(tool.parameters.get("properties", {})) if tool is not None else None
+            if taken is not None and (unknown := [a for a in arguments or {} if a not in taken]):
+                shown = unknown[0] if unknown[0].isidentifier() and len(unknown[0]) <= 40 else repr(unknown[0][:40])
+                raise ToolError(f"Error executing tool {name}: {shown}: is not a parameter")
             try:
                 return await super().call_tool(name, arguments, context)
             except ToolError as err:

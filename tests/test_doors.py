@@ -59,6 +59,13 @@ NOT_FOR_THE_CLI = [
         "k: Input should be a valid integer, unable to parse string as an integer",
     ),
     ("search", {"question": "\x00\x00"}, f"question: {BLANK}"),
+    # An option only the CLI has, or a misspelt one: refused, not ignored (it answered another question).
+    ("search", {"question": "cache", "mode": "dense"}, "mode: is not a parameter"),
+    (
+        "classify",
+        {"title": "Pruning heads", "abstract": "We prune heads.", "diverse": True},
+        "diverse: is not a parameter",
+    ),
     ("classify", {"title": "\x00", "abstract": "\x00 "}, f"title: {BLANK}; abstract: {BLANK}"),
     (
         "trends",
