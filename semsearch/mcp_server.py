@@ -44,7 +44,7 @@ def tool_server(name: str, **options):
     from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
     from pydantic import ValidationError
 
-    from semsearch.requests_models import describe
+    from semsearch.requests_models import describe, not_a_parameter
 
     class ToolServer(MCPServer):
         async def call_tool(self, name, arguments, context=None):
@@ -53,8 +53,7 @@ def tool_server(name: str, **options):
             tool = self._tool_manager.get_tool(name)
             taken = set(tool.parameters.get("properties", {})) if tool is not None else None
             if taken is not None and (unknown := [a for a in arguments or {} if a not in taken]):
-                shown = unknown[0] if unknown[0].isidentifier() and len(unknown[0]) <= 40 else repr(unknown[0][:40])
-                raise ToolError(f"Error executing tool {name}: {shown}: is not a parameter")
+                raise ToolError(f"Error executing tool {name}: {not_a_parameter(unknown[0])}")
             try:
                 return await super().call_tool(name, arguments, context)
             except ToolError as err:

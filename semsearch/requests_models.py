@@ -153,6 +153,12 @@ def _aliases(models: Iterable[type[BaseModel]]) -> dict[str, str]:
 ALIASES = _aliases([SearchRequest])  # a refusal names the field, not the HTTP spelling of it
 
 
+def not_a_parameter(name: str) -> str:
+    """The refusal of a parameter (or argument) no model names, in the same words at every door;
+    the name as sent, quoted when it is not a plain one (it may hold anything)."""
+    return f"{name if name.isidentifier() and len(name) <= 40 else repr(name[:40])}: is not a parameter"
+
+
 def describe(errors: Iterable[dict]) -> str:
     """Pydantic's (or FastAPI's) errors as one line: "field: message; field: message". A field is
     named as every door knows it ("question", over HTTP `q`); a parameter no model takes, as sent."""
@@ -162,9 +168,8 @@ def describe(errors: Iterable[dict]) -> str:
             parts.append("body: is not valid JSON")
             continue
         loc = [str(p) for p in problem.get("loc", ()) if p not in ("query", "body", "path")]
-        if problem.get("type") == "extra_forbidden":  # named as sent; quoted when it is not a plain name
-            name = ".".join(loc)
-            parts.append(f"{name if name.isidentifier() and len(name) <= 40 else repr(name[:40])}: is not a parameter")
+        if problem.get("type") == "extra_forbidden":
+            parts.append(not_a_parameter(".".join(loc)))
             continue
         if loc:
             loc[0] = ALIASES.get(loc[0], loc[0])

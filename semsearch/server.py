@@ -19,7 +19,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Body, FastAPI, Header, Query, Request
+from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +29,7 @@ from semsearch.bibtex import split_ids
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.propose import ProposeRequest
 from semsearch.requests_models import (
+    BadRequest,
     ClassifyRequest,
     ExportRequest,
     LabelRequest,
@@ -40,6 +41,7 @@ from semsearch.requests_models import (
     SearchRequest,
     TrendsRequest,
     describe,
+    not_a_parameter,
     parse,
 )
 from semsearch.service import RELOAD_SECONDS, Service
@@ -95,6 +97,16 @@ class ProposeQuery(PatchQuery):
 class ExportQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ids: list[str] | None = Field(default=None, description="Papers to cite: `ids=a,b`, or `ids=a&ids=b`, or both.")
+
+
+def _no_stray_parameters(request: Request) -> None:
+    """An API route that takes no query parameter refuses one, as the request models refuse a
+    parameter they do not name (`/api/taxonomy?taxonomy=kv` answered the survey's tree). The
+    page's own routes are left alone: its script reads their query."""
+    route = request.scope.get("route")
+    if request.url.path.startswith("/api/") and route is not None and not route.dependant.query_params:
+        for name in request.query_params:
+            raise BadRequest(not_a_parameter(name))
 
 
 def _safe_file(name: str) -> str:
@@ -231,6 +243,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # Swagger UI and ReDoc load from a CDN: blank offline. The page documents the
         redoc_url=None,  # API itself at /docs, from /openapi.json, with nothing from another host.
+        dependencies=[Depends(_no_stray_parameters)],
     )
     app.state.service = service
     if reload_seconds:

@@ -670,12 +670,21 @@ def test_a_body_that_is_not_json_is_named_so_and_the_page_answers_head(unchanged
         ("/api/propose?taxonomy=survey&bogus=1", "bogus"),
         ("/api/propose/survey.patch?taxonomy=survey", "taxonomy"),  # it is the path's
         ("/api/gaps?taxonomy=survey&min_confidence=0.5", "min_confidence"),  # proposals', not gaps'
+        ("/api/taxonomy?taxonomy=kv", "taxonomy"),  # answered the survey's tree
+        ("/api/papers/2306.00978?details=true", "details"),
+        ("/api/health?x=1", "x"),
+        ("/api/digests?%0A=1", "'\\n'"),  # a name that is not a plain one is quoted
     ],
 )
 def test_a_parameter_a_route_does_not_take_is_refused_by_name(unchanged_client, url, named):
     """A misspelt or CLI-only option (`mode`) was ignored: an answer, just not to what was asked."""
     answer = unchanged_client.get(url)
     assert answer.status_code == 422 and answer.json() == {"error": f"{named}: is not a parameter"}
+
+
+def test_the_pages_own_routes_keep_their_query_for_its_script(unchanged_client):
+    for url in ("/?view=list&taxonomy=survey", "/paper/2306.00978?taxonomy=kv", "/feeds/digests.atom?utm=1"):
+        assert unchanged_client.get(url).status_code == 200, url
 
 
 def test_the_list_routes_name_only_the_parameters_they_take(unchanged_client):
