@@ -68,7 +68,11 @@ async function taxonomyPicker() { // shown only when the index has taxonomies fr
 const number = (n) => Number(n).toLocaleString("en");
 const pathText = (path) => path.replaceAll("/", " › ");
 const paperHref = (id) => `/paper/${encodeURIComponent(id)}`;
+// A node of the picked list's taxonomy (a hit's chips, classify's answer) keeps the pick; a node of
+// the survey's (the tree, the treemap, trends, a paper's own categories) is the survey's: with a
+// list picked its link asked the list for a survey node (400).
 const nodeHref = (path) => withTaxonomy(`/?view=node&category=${encodeURIComponent(path)}`);
+const surveyNodeHref = (path) => `/?view=node&category=${encodeURIComponent(path)}`;
 const link = (href, ...children) => el("a", { href, "data-route": true }, ...children);
 
 function authorsText(authors = []) {
@@ -93,9 +97,9 @@ function dotted(parts) { // "Ada Lovelace · 2023 · arXiv", leaving out what is
     .flatMap((p, i) => (i ? [" · ", p] : [p])));
 }
 
-function chip(category, source) {
+function chip(category, source, href = nodeHref) {
   const label = leaf(category) + (source === "predicted" ? " (predicted)" : source === "user" ? " (yours)" : "");
-  return el("a", { class: `chip ${source || ""}`, href: nodeHref(category), "data-route": true, title: pathText(category) }, label);
+  return el("a", { class: `chip ${source || ""}`, href: href(category), "data-route": true, title: pathText(category) }, label);
 }
 
 function whyText(explain) {
@@ -277,7 +281,7 @@ function shade(hex, step) { // the colour darkened by 12% a step: white labels k
 function treemapLegend(tree) {
   return el("ul", { class: "legend" }, tree.filter((n) => n.papers).sort((a, b) => b.papers - a.papers).map((n, i) =>
     el("li", {}, el("span", { class: "swatch", style: `background: ${TOP_COLOURS[i % TOP_COLOURS.length]}` }),
-      link(nodeHref(n.path), n.name), ` (${number(n.papers)})`)));
+      link(surveyNodeHref(n.path), n.name), ` (${number(n.papers)})`)));
 }
 
 function treemap(tree, width = 900, height = 420) {
@@ -292,8 +296,8 @@ function treemap(tree, width = 900, height = 420) {
       const title = `${pathText(node.path)}: ${number(node.papers)} papers`;
       const rect = el("svg:rect", { x: cell.x, y: cell.y, width: Math.max(cell.w, 0), height: Math.max(cell.h, 0),
         fill: shade(colours[t % colours.length], i % 3), tabindex: 0, role: "link",
-        "aria-label": title, onclick: () => go(nodeHref(node.path)),
-        onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(nodeHref(node.path)); } } },
+        "aria-label": title, onclick: () => go(surveyNodeHref(node.path)),
+        onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(surveyNodeHref(node.path)); } } },
       el("svg:title", {}, title));
       svg.append(rect);
       const lines = labelLines(node.name, cell.w, cell.h);
@@ -347,10 +351,10 @@ function treeView(nodes) {
   return nodes.map((node) => {
     const predicted = node.papers - node.labelled;
     const count = predicted ? `(${node.labelled} + ${predicted} predicted)` : `(${node.papers})`;
-    if (!node.children.length) return el("div", { class: "leaf" }, link(nodeHref(node.path), node.name), " ", el("span", { class: "count" }, count));
+    if (!node.children.length) return el("div", { class: "leaf" }, link(surveyNodeHref(node.path), node.name), " ", el("span", { class: "count" }, count));
     // A summary holds no link (a control inside a control): the node's list is the first line inside.
     return el("details", {}, el("summary", {}, node.name, " ", el("span", { class: "count" }, count)),
-      el("div", { class: "leaf" }, link(nodeHref(node.path), `All papers under ${node.name}`)), ...treeView(node.children));
+      el("div", { class: "leaf" }, link(surveyNodeHref(node.path), `All papers under ${node.name}`)), ...treeView(node.children));
   });
 }
 
@@ -374,23 +378,31 @@ async function listView(params) {
   const query = `taxonomy=${encodeURIComponent(name)}${sureParam ? `&${sureParam}` : ""}`;
   view.replaceChildren(el("h2", {}, `Give back to ${name}`));
   say("Placing the papers the list lacks…");
-  const [found, gaps] = await Promise.all([api(`/api/propose?${query}`), api(`/api/gaps?taxonomy=${encodeURIComponent(name)}`).catch((err) => ({ error: err.message, gaps: [] }))]);
+  // Either part may fail on its own (the index may keep no README of the list to propose against):
+  // the other is shown all the same, with the failure in words.
+  const [found, gaps] = await Promise.all([
+    api(`/api/propose?${query}`).catch((err) => ({ error: err.message, proposals: [], patch: "", unsure: 0 })),
+    api(`/api/gaps?taxonomy=${encodeURIComponent(name)}`).catch((err) => ({ error: err.message, gaps: [] }))]);
   const sure = found.proposals.filter((p) => !p.unsure);
   const byNode = {};
   for (const p of sure) (byNode[p.node] ||= []).push(p);
   const proposal = (p) => el("li", { class: "proposal" },
     link(paperHref(p.id), p.title), " ", el("span", { class: "confidence" }, `${Math.round(p.confidence * 100)}%`),
     el("pre", { class: "line" }, p.line));
+  const nothing = found.unsure
+    ? `No line is sure enough for the patch: ${found.unsure} unsure, below.`
+    : "Nothing to propose: the list holds every paper of the index on its topic.";
   view.append(
-    el("p", {}, found.patch
-      ? el("a", { href: `/api/propose/${encodeURIComponent(name)}.patch?${sureParam}`, download: `${name}.patch`, class: "button", id: "download-patch" }, "Download the patch")
-      : "Nothing to propose: the list holds every in-scope paper of the index."),
+    found.error ? el("p", { class: "error" }, found.error)
+      : el("p", {}, found.patch
+        ? el("a", { href: `/api/propose/${encodeURIComponent(name)}.patch?${sureParam}`, download: `${name}.patch`, class: "button", id: "download-patch" }, "Download the patch")
+        : nothing),
     el("h3", {}, `Proposed lines (${sure.length})`),
     ...Object.entries(byNode).map(([node, items]) => el("section", { class: "proposals" }, el("h4", {}, pathText(node)), el("ul", {}, items.map(proposal)))),
-    found.unsure ? el("details", {}, el("summary", {}, `${found.unsure} unsure, left out of the patch`),
-      el("ul", {}, found.proposals.filter((p) => p.unsure).map((p) => el("li", {}, link(paperHref(p.id), p.title), ` → ${leaf(p.node)} (${Math.round(p.confidence * 100)}%)`)))) : null,
+    ...(found.unsure ? [el("details", {}, el("summary", {}, `${found.unsure} unsure, left out of the patch`),
+      el("ul", {}, found.proposals.filter((p) => p.unsure).map((p) => el("li", {}, link(paperHref(p.id), p.title), ` → ${leaf(p.node)} (${Math.round(p.confidence * 100)}%)`))))] : []),
     el("h3", {}, `Topics the list has not named (${gaps.gaps.length})`),
-    gaps.error ? el("p", { class: "error" }, gaps.error) : null,
+    ...(gaps.error ? [el("p", { class: "error" }, gaps.error)] : []),
     ...gaps.gaps.map((g) => el("section", { class: "gap" },
       el("h4", {}, g.name, " ", el("span", { class: "count" }, `${g.papers.length} papers, under ${g.parent ? pathText(g.parent) : "the top level"}`)),
       el("ul", {}, g.papers.slice(0, 20).map((p) => el("li", {}, link(paperHref(p.id), p.title)))))));
@@ -458,7 +470,7 @@ async function trendsView(params) {
   const { trends } = await api(`/api/trends?${chosen.map((c) => `category=${encodeURIComponent(c)}`).join("&")}`);
   view.append(lineChart(trends), el("ul", { class: "legend" }, Object.entries(trends).map(([node, counts], i) =>
     el("li", {}, el("span", { class: "swatch", style: `background: var(--series-${i + 1})` }),
-      link(nodeHref(node), leaf(node)), ` (${Object.values(counts).reduce((a, b) => a + b, 0)} papers)`))));
+      link(surveyNodeHref(node), leaf(node)), ` (${Object.values(counts).reduce((a, b) => a + b, 0)} papers)`))));
   say("");
 }
 
@@ -526,7 +538,7 @@ async function paperView(id) {
     el("p", { class: "paper-links" }, Object.entries(paper.links).map(([name, href]) => el("a", { href, rel: "noopener" }, { arxiv: "arXiv", pdf: "PDF", code: "Code", page: "Page" }[name] || name)),
       el("button", { type: "button", class: "link", onclick: () => showBibtex(paper.id) }, "BibTeX")),
     paper.abstract ? el("p", { class: "abstract" }, paper.abstract) : el("p", { class: "meta" }, "No abstract in the index (the survey lists it by title)."),
-    el("p", { class: "meta" }, paper.categories.map((c) => chip(c, paper.category_source)), paper.categories.length ? ` ${source}` : source),
+    el("p", { class: "meta" }, paper.categories.map((c) => chip(c, paper.category_source, surveyNodeHref)), paper.categories.length ? ` ${source}` : source),
     confirm, confirmed,
     el("h3", {}, "Related work"),
     el("label", {}, diverse, " cover more kinds of work (diverse)"),
