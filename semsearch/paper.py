@@ -9,12 +9,20 @@ from dataclasses import dataclass, field, fields
 
 _NEW_ID = re.compile(r"^(\d{4}\.\d{4,5})(v\d+)?$")
 _OLD_ID = re.compile(r"^([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(v\d+)?$")
-_ID_PREFIXES = re.compile(r"^(?:arxiv:|https?://(?:export\.|www\.)?arxiv\.org/(?:abs|pdf)/)", re.IGNORECASE)
+# `arXiv:`, arXiv's DOI (`10.48550/arXiv.`, also as a doi.org link), and its abs, pdf and html pages
+# (with or without the scheme).
+_ID_PREFIXES = re.compile(
+    r"^(?:arxiv:|(?:https?://(?:dx\.)?doi\.org/)?10\.48550/arxiv\.|(?:https?://)?(?:export\.|www\.)?arxiv\.org/(?:abs|pdf|html)/)",
+    re.IGNORECASE,
+)
 
 
 def parse_arxiv_id(value: str) -> str | None:
-    """The versionless arXiv id in `value` (a bare id, `arXiv:...` or an abs/pdf URL), else None."""
+    """The versionless arXiv id in `value` (a bare id, `arXiv:...`, arXiv's DOI, or an abs, pdf or
+    html URL, its query or fragment aside), else None."""
     text = _ID_PREFIXES.sub("", value.strip())
+    if text != value.strip():  # a URL's query or fragment ("?context=cs") is not part of the id
+        text = re.split(r"[?#]", text, maxsplit=1)[0]
     text = text.removesuffix(".pdf")
     for pattern in (_NEW_ID, _OLD_ID):
         match = pattern.match(text)

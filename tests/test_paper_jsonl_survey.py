@@ -24,6 +24,13 @@ from tests.conftest import SHARED, examples
         ("hep-th/9901001v1", "hep-th/9901001"),
         ("math.GT/0309136", "math.GT/0309136"),
         ("0704.0001", "0704.0001"),
+        ("https://arxiv.org/html/2308.13137v2", "2308.13137"),  # the forms a helper's pass found refused
+        ("arxiv.org/abs/2308.13137", "2308.13137"),
+        ("https://arxiv.org/abs/2308.13137?context=cs", "2308.13137"),
+        ("https://arxiv.org/pdf/2308.13137v3#page=2", "2308.13137"),
+        ("10.48550/arXiv.2308.13137", "2308.13137"),
+        ("https://doi.org/10.48550/arXiv.2308.13137", "2308.13137"),
+        ("2308.13137?x", None),  # a bare id's text is all id
         ("survey:gptq", None),
         ("12345.678", None),
     ],
