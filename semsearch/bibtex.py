@@ -35,6 +35,13 @@ def escape(text: str) -> str:
     return "".join(_SPECIAL.get(ch, ch) for ch in " ".join(text.split()))
 
 
+def _author(name: str) -> str:
+    """One author's name: braced when it holds the word "and", which BibTeX would read as a second
+    author ("Alice and Injected Author" became two)."""
+    shown = escape(name)
+    return "{" + shown + "}" if re.search(r"\band\b", shown, re.IGNORECASE) else shown
+
+
 def _ascii_word(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower())
 
@@ -60,7 +67,7 @@ def bibtex_entry(paper: Paper, key: str) -> str:
     published = venue.lower() not in PREPRINT_VENUES
     fields: list[tuple[str, str]] = [("title", "{" + escape(paper.title) + "}")]
     if paper.authors:
-        fields.append(("author", " and ".join(escape(a) for a in paper.authors)))
+        fields.append(("author", " and ".join(_author(a) for a in paper.authors)))
     if published:
         fields.append(("booktitle", escape(venue)))
     elif arxiv_id:

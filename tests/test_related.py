@@ -210,6 +210,12 @@ def test_bibtex_escapes_latex_specials_and_keeps_keys_unique_past_z():
     assert len(set(keys)) == 30 and all(re.fullmatch(r"smith2024caching[a-z]*", k) for k in keys)
 
 
+def test_an_author_named_with_the_word_and_stays_one_author():
+    paper = Paper(id="2401.00001", title="T", authors=["Alice and Injected Author", "Bob AND Carol", "Sandra Anderson"])
+    entry = bibtexparser.parse_string(to_bibtex([paper])).entries[0]
+    assert entry.fields_dict["author"].value == "{Alice and Injected Author} and {Bob AND Carol} and Sandra Anderson"
+
+
 def test_no_field_of_a_record_can_end_its_bibtex_entry_early():
     """An attacker's pass closed a field from a record's category (`cs.CL},note={INJECTED`) and
     its URL (`.../}},@misc{pwn2,...`), and a lone `}` in a title closed the title (BibTeX counts
