@@ -81,6 +81,17 @@ def list_key(paper: ListedPaper | Paper) -> str:
     return arxiv_id or normalize_title(paper.title)
 
 
+def _venue(stored: str | None, arxiv_word: str) -> str:
+    """The venue a line names: the paper's own without its year (the line writes the year where
+    the list does) and without arXiv, which the list spells its own way; the list's arXiv when
+    nothing else is left ("arXiv 2024" had become an "arXiv2024" badge)."""
+    from semsearch.bibtex import PREPRINT_VENUES
+
+    parts = [" ".join(_YEAR.sub("", part).split()).strip(" .") for part in (stored or "").split(",")]
+    kept = [part for part in parts if part.lower() not in PREPRINT_VENUES]
+    return ", ".join(kept) or arxiv_word
+
+
 def _arxiv_spelling(markdown: str) -> str:
     """How the list writes arXiv as a venue ("arXiv", "Arxiv", ...): its most common spelling
     outside links."""
@@ -163,7 +174,7 @@ class Template:
         text, listed = self.text, self.listed
         arxiv_id = paper.arxiv_id or ""
         year = str(paper.year or (paper.published or "")[:4] or year_from_arxiv_id(arxiv_id) or "")
-        venue = paper.venue or arxiv_word
+        venue = _venue(paper.venue, arxiv_word)
         edits: list[tuple[int, int, str]] = []  # (start, end, replacement), non-overlapping
         title = _span_of(text, listed.title)
         edits.append((*title, _safe_title(paper.title)))
@@ -199,10 +210,12 @@ class Template:
                 edits.append(
                     (start, end + (1 if text[start : start + 2] == "[[" and text[end : end + 1] == "]" else 0), "")
                 )
+        # YYYY.MM is when it appeared on arXiv: both from its id (a venue's later year beside the
+        # id's month wrote 2412.00876 as "2025.12").
         month = arxiv_id[2:4] if re.fullmatch(r"\d{4}\.\d{4,5}", arxiv_id) else None
         for match in _YEAR_MONTH.finditer(text):
             if not _inside(match.start(), edits) and month:
-                edits.append((match.start(), match.end(), f"{year}.{month}"))
+                edits.append((match.start(), match.end(), f"{year_from_arxiv_id(arxiv_id)}.{month}"))
         plain_from = authors[1] if authors else title[1]
         for match in _YEAR.finditer(text, plain_from):
             if _inside(match.start(), edits) or _in_link_target(text, match.start()):

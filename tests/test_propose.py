@@ -105,6 +105,24 @@ def test_a_new_paper_is_written_like_the_plainest_line_of_its_section():
     )
 
 
+def test_a_stored_preprint_venue_is_the_lists_arxiv_and_a_lines_month_is_its_arxiv_month():
+    """A maintainer's pass: a venue stored as "arXiv 2024" became an "arXiv2024" badge (68 lines of
+    514), "arXiv, ICML 2024" an "arXiv,_ICML2024" one, and 2412.00876 published at a 2025 venue was
+    written "2025.12"."""
+    listed = parse_list(WRITTEN)
+    found = sections(listed, WRITTEN.splitlines())
+    templates = [t for s in found.values() for t in s.templates]
+    speculative = found["Speculative decoding"]
+    preprint = Paper(id="2412.00876", title="Folding Caches into Few Bits", venue="arXiv 2024", year=2024)
+    assert render_line(speculative, templates, preprint, "Arxiv").endswith(
+        "2024.12. ![](https://img.shields.io/badge/Arxiv-orange)"
+    )
+    later = Paper(id="2412.00876", title="Folding Caches into Few Bits", venue="arXiv, ICML 2025", year=2025)
+    assert render_line(speculative, templates, later, "Arxiv").endswith(
+        "2024.12. ![](https://img.shields.io/badge/ICML2025-orange)"
+    )
+
+
 def test_a_paper_without_a_venue_gets_the_lists_own_spelling_of_arxiv_and_no_invented_authors():
     listed = parse_list(WRITTEN)
     found = sections(listed, WRITTEN.splitlines())
