@@ -315,9 +315,10 @@ def _refusal(name: str, plan: dict, old_nodes, new_nodes) -> str | None:
     old_names, new_names = {leaf(n) for n in old_nodes}, {leaf(n) for n in new_nodes}
     shared = len(old_names & new_names)
     if old_names and shared < MIN_SHARED_HEADINGS * len(old_names):
+        other = " or --taxonomy NAME for a list added with `taxonomy add`," if name == SURVEY else ""
         return (
             f"refresh refused: the file shares {shared} of the {len(old_names)} headings of {name!r}, so it does "
-            "not look like that list (check the file, or add --force to take it anyway)"
+            f"not look like that list (check the file,{other} or add --force to take it anyway)"
         )
     removed, before = len(plan["changes"]["removed"]), plan["before"]
     if before and removed > MAX_REMOVED_SHARE * before:

@@ -229,6 +229,7 @@ def test_refreshing_the_survey_from_a_wrong_file_is_refused_then_forced_then_und
     small.write_text(LIST)  # seven papers of another field's list
     code, _, err = semsearch("taxonomy", "refresh", small, "--offline", "--index", index, cwd=tmp_path)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "does not look like that list" in err
+    assert "--taxonomy NAME" in err  # a maintainer's own list, refreshed without its name
     assert survey_labelled(index, tmp_path) == 424
 
     # The survey's own list with a third of its papers gone: it looks like the list, but removes too many.
