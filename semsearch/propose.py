@@ -420,11 +420,11 @@ def title_vectors(papers: Sequence[Candidate], embed: EmbedFn) -> np.ndarray:
 def listed_candidates(store, listed: CuratedList) -> list[Candidate]:
     """The list's papers as the index holds them (for the vector of one known by title alone), or
     by their title as the list gives it."""
+    from semsearch.lists import indexed_as
+
     found = []
     for paper in listed.papers:
-        vec_id = (store.find(paper.arxiv_id) if paper.arxiv_id else None) or next(
-            iter(store.vec_ids_with_title(paper.title)), None
-        )
+        vec_id = indexed_as(store, paper)
         held = store.papers_by_vec_id([vec_id]).get(vec_id) if vec_id is not None else None
         vector = store.embedding(vec_id) if held is not None else None
         found.append(Candidate(held or Paper(id=list_key(paper), title=paper.title), vector))
