@@ -200,6 +200,19 @@ def test_mcp_propose_and_gaps_answer_and_refuse_like_the_other_doors(cli, survey
     assert "min_confidence" in str(refused.value)
 
 
+def watched_page(playwright):
+    """(browser, page, problems): Debian's Chromium with a page whose script errors and console
+    errors are collected in `problems`."""
+    browser = playwright.chromium.launch(
+        executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"]
+    )
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    return browser, page, problems
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("chromium"), reason="Debian chromium not installed")
 def test_the_page_shows_a_lists_proposals_its_patch_its_gaps_and_links_the_feeds(survey_corpus_index, tmp_path):
@@ -215,14 +228,7 @@ def test_the_page_shows_a_lists_proposals_its_patch_its_gaps_and_links_the_feeds
     base, stop = serving(survey_corpus_index)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"]
-            )
-            page = browser.new_page()
-            problems = []
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-
+            browser, page, problems = watched_page(p)
             page.goto(base + "/?view=taxonomy")
             page.click(".lists a:text('survey')")
             page.wait_for_url("**view=list**")
@@ -288,15 +294,8 @@ def test_with_a_list_picked_the_survey_tree_links_work_and_a_list_view_shows_wha
     base, stop = serving(survey_corpus_index)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"]
-            )
-            page = browser.new_page()
-            problems = []
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            browser, page, problems = watched_page(p)
             page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-
             page.goto(base + "/?view=taxonomy&taxonomy=mine")
             page.click(".legend a >> nth=0")  # a survey node, the list still picked
             page.wait_for_selector("article.result")
