@@ -395,8 +395,7 @@ class Store:
         return {row[0]: np.frombuffer(row[1], dtype=np.float32) for row in rows}
 
     def vec_ids_with_title(self, title: str) -> list[int]:
-        rows = self.db.execute("SELECT vec_id FROM papers WHERE title_key = ?", (normalize_title(title),))
-        return [row[0] for row in rows]
+        return self.vec_ids_with_title_key(normalize_title(title))
 
     def vec_ids_with_title_key(self, key: str, *, prefix: bool = False) -> list[int]:
         """Papers whose `normalize_title` key is `key`, or with `prefix` also begins with it and a
