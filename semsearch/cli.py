@@ -409,7 +409,7 @@ def related(
     index: IndexOption = None,
 ) -> None:
     """Papers related to one you know (never the paper itself or another version of it)."""
-    from semsearch.related import RelatedFinder
+    from semsearch.related import RelatedFinder, SharedName
     from semsearch.requests_models import RelatedRequest, parse
 
     if sum(x is not None for x in (paper_id, text, arxiv_id, batch)) != 1:
@@ -440,11 +440,11 @@ def related(
     elif paper_id is not None:
         try:
             own_id = finder.paper_id(paper_id)
+        except SharedName:
+            raise  # the message lists the papers: no hint to add
         except NotFound as err:
             from semsearch.paper import parse_arxiv_id
 
-            if not str(err).startswith("no paper"):
-                raise  # a name several papers carry: the message lists them
             hint = "use --arxiv to fetch it from arXiv" if parse_arxiv_id(paper_id) else "give an id `search` shows"
             raise NotFound(f"{err} ({hint}, or a method's name such as GPTQ)") from None
         _emit(output, {"id": own_id}, finder.related_to(own_id, k, diverse=diverse))

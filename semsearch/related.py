@@ -38,6 +38,10 @@ def readable(score: float) -> float:
     return min(1.0, max(0.0, float(score)))
 
 
+class SharedName(NotFound):
+    """A method's name that several papers carry: found, but not one paper (the message lists them)."""
+
+
 class RelatedFinder:
     def __init__(
         self, index: Index, embedder=None, *, searcher: Searcher | None = None, taxonomy_name: str | None = None
@@ -67,7 +71,7 @@ class RelatedFinder:
             return named[0].vec_id
         if named:
             ids = ", ".join(h.paper.id for h in named)
-            raise NotFound(f"{paper_id!r} names {len(named)} papers in the index ({ids}); give one of their ids")
+            raise SharedName(f"{paper_id!r} names {len(named)} papers in the index ({ids}); give one of their ids")
         raise NotFound(f"no paper {paper_id!r} in the index")
 
     def papers(self, ids: Sequence[str]) -> list[Paper]:

@@ -723,7 +723,7 @@ def test_the_answer_names_the_paper_by_its_own_id_however_it_was_asked_for(surve
     assert Service(index_dir=survey_corpus_index).related("GPTQ", k=2)["id"] == gptq  # the HTTP API's and MCP's answer
 
 
-def test_a_name_several_papers_carry_is_refused_with_their_ids(tmp_path, fake_model):
+def test_a_name_several_papers_carry_is_refused_with_their_ids(tmp_path, fake_model, capsys):
     twins = [
         Paper(id="2401.00001", title="Twin: Fast Decoding", abstract="speculative decoding draft"),
         Paper(id="2401.00002", title="Twin: Small Caches", abstract="key value cache eviction"),
@@ -732,6 +732,8 @@ def test_a_name_several_papers_carry_is_refused_with_their_ids(tmp_path, fake_mo
         job.add(twins)
     with pytest.raises(SemsearchError, match=r"'Twin' names 2 papers in the index \(2401.0000[12], 2401.0000[12]\)"):
         RelatedFinder(Index.open(tmp_path)).resolve("Twin")
+    code, _, err = run(capsys, "related", "Twin", "--index", tmp_path)
+    assert code == 2 and err.startswith("error: 'Twin' names 2 papers") and err.endswith("give one of their ids\n")
 
 
 def test_a_pasted_title_and_abstract_of_an_indexed_paper_leave_that_paper_out(finder):
