@@ -565,7 +565,7 @@ class Searcher:
                 f"no paper {arxiv_id} in the index (`semsearch ingest arxiv --id {arxiv_id}` adds it; "
                 f"`semsearch related --arxiv {arxiv_id}` finds its related work without adding it)"
             )
-        if allowed is not None and vec_id not in set(allowed.tolist()):
+        if allowed is not None and not np.isin(vec_id, allowed):
             return []
         hits = self.hits([(vec_id, 1.0)])
         for hit in hits:
