@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -212,6 +213,18 @@ def run_long(workspace: Workspace, argv: list[str]) -> str:
             assert health["status"] == "ok" and health["papers"] > 400
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as page:
                 assert b"semsearch" in page.read()
+            # A question that is an arXiv id gives that paper; a parameter the route does not take is
+            # refused in the doors' one wording, by the server as a user runs it.
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/api/search?q=arXiv:2306.00978v2", timeout=30
+            ) as found:
+                assert [hit["id"] for hit in json.loads(found.read())["results"]] == ["2306.00978"]
+            for stray in ("api/search?q=kv&mode=dense", "api/taxonomy?taxonomy=kv"):
+                with pytest.raises(urllib.error.HTTPError) as refused:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/{stray}", timeout=30)
+                assert refused.value.code == 422 and json.loads(refused.value.read())["error"].endswith(
+                    ": is not a parameter"
+                )
         else:  # watch --every: its first turn is done when it reports it
             while "watched " not in log.read_text():
                 assert process.poll() is None, log.read_text()

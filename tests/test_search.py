@@ -1130,3 +1130,18 @@ def test_a_pasted_title_puts_its_paper_first(survey_corpus_index):
     beginning = " ".join(long.title.split()[:TITLE_PREFIX_WORDS])
     assert searcher.titled_papers(beginning, {v: Evidence() for v in searcher.index.store.all_vec_ids()})
     assert TITLE_WORDS == 4 and searcher.titled_papers("speculative decoding", {}) == []  # a topic, not a title
+
+
+@pytest.mark.slow  # a real process, as a user runs it
+def test_an_id_or_a_pasted_title_in_a_real_process(survey_corpus_index):
+    from tests.cli_process import run_cli
+
+    code, out, _ = run_cli("search", "https://arxiv.org/abs/2306.00978v2", "--json", "--index", survey_corpus_index)
+    assert code == 0 and [hit["id"] for hit in json.loads(out)["results"]] == ["2306.00978"]
+    title = Index.open(survey_corpus_index).store.get("2306.00978").title
+    code, out, _ = run_cli("search", title.lower(), "-k", "3", "--json", "--index", survey_corpus_index)
+    assert code == 0 and json.loads(out)["results"][0]["id"] == "2306.00978"
+    code, out, err = run_cli("search", "2399.99999", "--index", survey_corpus_index)
+    assert (
+        code == 2 and out == "" and err.startswith("error: no paper 2399.99999 in the index") and err.count("\n") == 1
+    )
