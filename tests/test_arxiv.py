@@ -36,10 +36,13 @@ def test_an_entry_without_a_title_is_no_paper_and_an_endless_abstract_is_cut(stu
     from semsearch.sources.arxiv import MAX_ABSTRACT_CHARS
 
     stub.papers["2401.00001"] = {"title": " ", "abstract": "No title."}
-    stub.papers["2401.00002"] = {"title": "Long", "abstract": "word " * MAX_ABSTRACT_CHARS}
+    stub.papers["2401.00002"] = {
+        "title": "Long",
+        "abstract": "word " * 6_000,
+    }  # 30,000 characters; arXiv's cap is 1,920
     result = ArxivClient().fetch_ids(["2401.00001", "2401.00002"])
     assert [p.id for p in result.papers] == ["2401.00002"] and result.missing == ["2401.00001"]
-    assert len(result.papers[0].abstract) < MAX_ABSTRACT_CHARS
+    assert len(result.papers[0].abstract) <= MAX_ABSTRACT_CHARS < 30_000  # cut
 
 
 def test_ids_are_fetched_in_chunks(stub):
