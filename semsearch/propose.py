@@ -561,15 +561,16 @@ def list_taxonomy_of(listed: CuratedList):
 
 def _indexed(store, papers: Sequence[ListedPaper], embed: EmbedFn) -> list[tuple[Paper, np.ndarray]]:
     """Each listed paper as the index holds it (text and vector), else by its title alone."""
+    from semsearch.lists import indexed_as
+
     found: list[tuple[Paper, np.ndarray] | None] = []
     missing = []
     for listed in papers:
-        vec_ids = [v for v in [store.find(listed.arxiv_id) if listed.arxiv_id else None] if v is not None]
-        vec_ids = vec_ids or store.vec_ids_with_title(listed.title)
-        stored = store.papers_by_vec_id(vec_ids[:1])
-        vectors = store.embeddings_for(vec_ids[:1])
-        if vec_ids and vec_ids[0] in stored and vec_ids[0] in vectors:
-            found.append((stored[vec_ids[0]], vectors[vec_ids[0]]))
+        vec_id = indexed_as(store, listed)
+        stored = store.papers_by_vec_id([vec_id]) if vec_id is not None else {}
+        vectors = store.embeddings_for([vec_id]) if vec_id is not None else {}
+        if vec_id in stored and vec_id in vectors:
+            found.append((stored[vec_id], vectors[vec_id]))
         else:
             found.append(None)
             missing.append(len(found) - 1)
