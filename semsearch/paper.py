@@ -72,8 +72,16 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud
 
 
 def printable(text: str) -> str:
-    """`text` with control characters as spaces (and then its white space collapsed)."""
+    """`text` with control characters as spaces (and then its white space collapsed); a stored
+    text without them is kept as it came."""
     return " ".join(_CONTROL.sub(" ", text).split()) if _CONTROL.search(text) else text
+
+
+def one_line(text: str) -> str:
+    """`text` as one line of printable characters: everything else (line breaks, controls, format
+    characters such as zero-width spaces) a space, white space collapsed. For what a user types,
+    and for a line written into a list."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
 def embedding_text(title: str, abstract: str) -> str:

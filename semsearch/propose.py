@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from semsearch.errors import NotFound, SemsearchError
-from semsearch.paper import Paper, normalize_title, year_from_arxiv_id
+from semsearch.paper import Paper, normalize_title, one_line, year_from_arxiv_id
 from semsearch.requests_models import _iso_date
 from semsearch.sources.curated import _ARXIV_ID, CuratedList, ListedPaper, Placement, _links, clean_title, parse_list
 
@@ -251,8 +251,7 @@ def _in_link_target(text: str, at: int) -> bool:
 def _safe_title(title: str) -> str:
     """A title as list markup can carry it: no brackets, asterisks or line breaks that would end its
     link or bold early."""
-    title = "".join(c if c.isprintable() else " " for c in title)
-    return " ".join(title.translate(str.maketrans({"[": "(", "]": ")", "*": "", "`": "'", "<": "‹", ">": "›"})).split())
+    return one_line(title.translate(str.maketrans({"[": "(", "]": ")", "*": "", "`": "'", "<": "‹", ">": "›"})))
 
 
 def _tidy(text: str) -> str:

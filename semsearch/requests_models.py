@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from semsearch.errors import SemsearchError
+from semsearch.paper import one_line
 
 MAX_K = 100
 MAX_QUESTION = 2000
@@ -39,7 +40,7 @@ class BadRequest(SemsearchError):
 def clean_text(value: str) -> str:
     """Control characters become spaces, white space is collapsed; nothing left is refused (a
     question of NULs or tabs says nothing, and would match papers at random)."""
-    text = " ".join("".join(c if c.isprintable() or c.isspace() else " " for c in value).split())
+    text = one_line(value)
     if not text:
         raise PydanticCustomError("blank", "has no text (only white space or control characters)")
     return text

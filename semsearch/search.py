@@ -58,7 +58,7 @@ import numpy as np
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
 from semsearch.lexical import STOPWORDS, strip_request
-from semsearch.paper import Paper, normalize_title, parse_arxiv_id
+from semsearch.paper import Paper, normalize_title, one_line, parse_arxiv_id
 from semsearch.store import Prediction
 from semsearch.taxonomy import is_under, load_taxonomy, resolve_node
 
@@ -405,7 +405,7 @@ def leaf_distributions(store, vec_ids, cache: dict | None = None) -> dict[int, t
 
 def check_query(query: str) -> str:
     """The question with control characters dropped and white space collapsed; refused if empty."""
-    text = " ".join("".join(c if c.isprintable() or c.isspace() else " " for c in query).split())
+    text = one_line(query)
     if not text:
         raise SemsearchError("the question is empty")
     if len(text) > MAX_QUERY_CHARS:
