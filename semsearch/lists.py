@@ -205,7 +205,7 @@ def _put_list(
         classifier = train_list_classifier(store, name, ingest.embedder().encode)
         store.put_artifact(classifier_artifact(name), classifier.to_bytes())
         store.commit()
-        summary = describe(listed, name)
+        summary = describe(listed, name) | {"papers": len({vec_id for vec_id, _ in labels})}
         if weak := summary["weak_nodes"]:
             ingest.warn(
                 f"{len(weak)} nodes of {name!r} have fewer than {MIN_NODE_PAPERS} papers; suggestions there are weak"
@@ -217,8 +217,11 @@ def _with_abstracts(listed: CuratedList, store, offline: bool, warn: Callable[[s
     fetched = _fetch([p.arxiv_id for p in listed.papers if p.arxiv_id], store, offline, warn)
     papers = []
     for paper in listed.papers:
-        if not paper.arxiv_id and indexed_as(store, paper) is not None:
-            continue  # the index holds it already: labelled there, not stored again
+        if indexed_as(store, paper) is not None:
+            # The index holds it: labelled there, its record kept (the list's title for an arXiv
+            # link may be another name of the work, and renamed the paper), filled in from arXiv.
+            papers += [fetched[paper.arxiv_id]] if paper.arxiv_id in fetched else []
+            continue
         record = Paper(id=paper.arxiv_id or _paper_id(paper.title), title=paper.title, sources=["list"])
         papers.append(record.merged_with(fetched[paper.arxiv_id]) if paper.arxiv_id in fetched else record)
     return papers
@@ -384,7 +387,10 @@ def refresh_list(
         markdown = read_source(source, offline=offline)
         listed = parse_list(markdown)
         before = _list_labels(index.store, name)
-        after = {_listed_key(index.store, p): (p.title, set(p.categories)) for p in listed.papers}
+        after: dict[str, tuple[str, set[str]]] = {}
+        for paper in listed.papers:  # two items of one indexed paper (two names of it) label it once
+            _, categories = after.setdefault(_listed_key(index.store, paper), (paper.title, set()))
+            categories.update(paper.categories)
     finally:
         if index is not None:
             index.close()

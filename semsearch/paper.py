@@ -41,9 +41,12 @@ def year_from_arxiv_id(arxiv_id: str) -> int | None:
 
 
 def normalize_title(title: str) -> str:
-    """Lower-case alphanumerics only: the key used to recognise one paper under two ids."""
+    """Lower-case alphanumerics only: the key used to recognise one paper under two ids. Letters
+    are compared without accents; a title with no Latin letter or digit at all (a Chinese one) keys
+    on its own letters, or every such title would share the empty key and be one paper."""
     text = unicodedata.normalize("NFKD", title).lower()
-    return re.sub(r"[^a-z0-9]+", " ", text).strip()
+    key = re.sub(r"[^a-z0-9]+", " ", text).strip()
+    return key or " ".join(re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", title).casefold()))
 
 
 WEB_SCHEMES = ("http", "https")

@@ -399,7 +399,9 @@ class Store:
 
     def vec_ids_with_title_key(self, key: str, *, prefix: bool = False) -> list[int]:
         """Papers whose `normalize_title` key is `key`, or with `prefix` also begins with it and a
-        word after (read off the key's index as a range, not a scan)."""
+        word after (read off the key's index as a range, not a scan). An empty key is no title's."""
+        if not key:
+            return []
         rows = self.db.execute("SELECT vec_id FROM papers WHERE title_key = ?", (key,)).fetchall()
         if prefix:
             rows += self.db.execute(

@@ -117,3 +117,23 @@ def test_a_paper_named_in_fewer_than_four_letters_is_kept_by_its_arxiv_link_and_
         "- **T5** [[Paper](https://aclanthology.org/x.pdf)]\n"  # short, and no arXiv link: not a paper here
     )
     assert {(p.title, p.arxiv_id) for p in listed.papers} == {("H2O", "2306.14048"), ("D2O", "2406.13035")}
+
+
+def test_a_paper_listed_with_and_without_its_arxiv_link_is_one_paper_under_its_id():
+    """Kept apart, the item without the link became a record of its own and every search showed
+    the paper twice (an attacker's pass: Graph-Structured Speculative Decoding)."""
+    listed = parse_list(
+        "# Spec\n## Drafting\n- **Graph-Structured Speculative Decoding** [[code](https://github.com/a/b)]\n"
+        "## Verification\n- [Graph-structured speculative decoding](https://arxiv.org/abs/2407.16207)\n"
+    )
+    assert [(p.arxiv_id, p.categories) for p in listed.papers] == [("2407.16207", ["Drafting", "Verification"])]
+    assert [(p.node, p.key) for p in listed.placements] == [("Drafting", "2407.16207"), ("Verification", "2407.16207")]
+
+
+def test_titles_in_other_scripts_are_papers_of_their_own():
+    listed = parse_list(
+        "# 列表\n## 剪枝\n- **大模型剪枝综述** [[paper]](https://example.com/a)\n"
+        "- **大语言模型的量化方法** [[paper]](https://example.com/b)\n"
+        "- [Heavy hitters](https://arxiv.org/abs/2306.14048)\n"
+    )
+    assert [p.title for p in listed.papers] == ["大模型剪枝综述", "大语言模型的量化方法", "Heavy hitters"]

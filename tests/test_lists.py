@@ -343,3 +343,27 @@ def test_an_item_without_an_arxiv_link_labels_the_indexed_paper_of_its_title(ind
                        "--index", index_dir)  # fmt: skip
     report = json.loads(out)
     assert code == 0 and (report["added"], report["removed"], report["moved"]) == (0, 0, 0)  # the same list
+
+
+def test_a_listed_arxiv_paper_keeps_the_title_the_index_gave_it(index_dir, tmp_path, capsys):
+    """A list naming a paper by another name (its benchmark's) renamed the stored record, and the
+    list's item of the real title then labelled nothing (an attacker's pass: Spec-Bench)."""
+    store = Index.open(index_dir).store
+    vec_id = store.find("2401.00001")
+    title = store.papers_by_vec_id([vec_id])[vec_id].title
+    readme = tmp_path / "mine.md"
+    readme.write_text(
+        "# Mine\n\n## Benchmarks\n\n- [Bench-Mark: a benchmark](https://arxiv.org/abs/2401.00001)\n"
+        f"## Surveys\n\n- **{title}** [[code](https://github.com/someone/code)]\n"
+    )
+    papers_before = Index.open(index_dir).manifest.count
+    code, _, err = run(capsys, "taxonomy", "add", "mine", readme, "--offline", "--index", index_dir)
+    assert code == 0, err
+    index = Index.open(index_dir)
+    assert index.store.papers_by_vec_id([vec_id])[vec_id].title == title
+    assert index.manifest.count == papers_before
+    assert sorted(index.store.taxonomy_labels("mine")[vec_id]) == ["Benchmarks", "Surveys"]
+    code, out, _ = run(capsys, "taxonomy", "refresh", readme, "--taxonomy", "mine", "--offline", "--json",
+                       "--index", index_dir)  # fmt: skip
+    report = json.loads(out)  # the same list, read again: nothing moves (it moved on every refresh)
+    assert code == 0 and (report["added"], report["removed"], report["moved"], report["papers"]) == (0, 0, 0, 1)

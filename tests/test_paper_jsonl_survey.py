@@ -56,6 +56,13 @@ def test_normalize_title():
     assert normalize_title("LLM.int8(): 8-bit  Matrix") == normalize_title("llm int8 8 bit matrix")
 
 
+def test_titles_without_a_latin_letter_keep_their_own_letters_as_key():
+    """They all keyed as "" and were one paper: a list of three Chinese titles kept one."""
+    keys = {normalize_title(t) for t in ["大模型剪枝综述", "大语言模型的量化方法", "«大模型» 剪枝综述!"]}
+    assert keys == {"大模型剪枝综述", "大语言模型的量化方法", "大模型 剪枝综述"}
+    assert normalize_title("ＧＰＴＱ量化") == "gptq"  # a Latin letter anywhere: the key it always had
+
+
 def test_snapshot_record_fields():
     paper = paper_from_record(
         {

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from semsearch.errors import SemsearchError
 from semsearch.paper import normalize_title, parse_arxiv_id, web_url
@@ -238,6 +238,22 @@ def _items(lines: list[str]):
         yield start, last, "item", " ".join(item)
 
 
+def _one_record_per_title(
+    found: dict[str, ListedPaper], placements: list[Placement]
+) -> tuple[dict[str, ListedPaper], list[Placement]]:
+    """A paper the list gives once without an arXiv link and once with one is one paper, under
+    the arXiv id: kept apart, it was stored twice and showed twice in every search."""
+    linked = {normalize_title(p.title): key for key, p in found.items() if p.arxiv_id}
+    moved = {key: linked[key] for key, p in found.items() if not p.arxiv_id and key in linked}
+    order = list(found)
+    for key, into in moved.items():
+        first, then = found.pop(key), found[into]
+        if order.index(key) > order.index(into):
+            first, then = then, first
+        found[into].categories = first.categories + [c for c in then.categories if c not in first.categories]
+    return found, [replace(p, key=moved.get(p.key, p.key)) for p in placements]
+
+
 def parse_list(markdown: str) -> CuratedList:
     """The nodes and papers of a curated markdown list (see the module's rules)."""
     if len(markdown) > MAX_CHARS:
@@ -328,6 +344,7 @@ def parse_list(markdown: str) -> CuratedList:
             placements.append(Placement(where, first, last, kind, key))
             for depth in range(1, where.count("/") + 2):
                 node_order.setdefault("/".join(where.split("/")[:depth]), None)
+    found, placements = _one_record_per_title(found, placements)
     if not found:
         raise SemsearchError("no papers found: the list needs headings and items that link to arXiv")
     if not any(p.arxiv_id for p in found.values()):
