@@ -88,8 +88,8 @@ def _venue(stored: str | None, arxiv_word: str) -> str:
     from semsearch.bibtex import PREPRINT_VENUES
 
     parts = [" ".join(_YEAR.sub("", part).split()).strip(" .") for part in (stored or "").split(",")]
-    kept = [part for part in parts if part.lower() not in PREPRINT_VENUES]
-    return ", ".join(kept) or arxiv_word
+    kept = [_safe_title(part) for part in parts if part.lower() not in PREPRINT_VENUES]
+    return ", ".join(part for part in kept if part) or arxiv_word
 
 
 def _arxiv_spelling(markdown: str) -> str:
@@ -186,7 +186,7 @@ class Template:
         if authors is not None:
             written = text[authors[0] + 1 : authors[1] - 1]
             ending = "." if written.rstrip().endswith(".") else ""
-            names = ", ".join(paper.authors)
+            names = ", ".join(name for name in map(_safe_title, paper.authors) if name)
             if names:
                 edits.append((*authors, f"*{names}{ending}*"))
             else:  # no authors known: the mark goes, with the period and space that followed it
@@ -249,8 +249,8 @@ def _in_link_target(text: str, at: int) -> bool:
 
 
 def _safe_title(title: str) -> str:
-    """A title as list markup can carry it: no brackets, asterisks or line breaks that would end its
-    link or bold early."""
+    """A title (or an author's name, a venue) as list markup can carry it: no brackets, asterisks,
+    tags or line breaks that would end its link or bold early, or make a link or image of it."""
     return one_line(title.translate(str.maketrans({"[": "(", "]": ")", "*": "", "`": "'", "<": "‹", ">": "›"})))
 
 

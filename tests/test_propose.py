@@ -123,6 +123,26 @@ def test_a_stored_preprint_venue_is_the_lists_arxiv_and_a_lines_month_is_its_arx
     )
 
 
+def test_authors_and_venues_cannot_add_links_images_or_markup_to_a_line():
+    """An author's name went into the patch as written: a working link and a remote image in a
+    pull request (an attacker's pass)."""
+    listed = parse_list(WRITTEN)
+    found = sections(listed, WRITTEN.splitlines())
+    templates = [t for s in found.values() for t in s.templates]
+    hostile = Paper(
+        id="2501.01234",
+        title="Folding Caches into Few Bits",
+        authors=["Ann Lee* [phish](https://evil.example/login) <img src=https://evil.example/t.png>", "<b>Eve</b>"],
+        venue="ICML](https://evil.example) <script>",
+        year=2025,
+    )
+    for section in found.values():
+        line = render_line(section, templates, hostile, "Arxiv")
+        assert "evil.example" in line and "](https://evil" not in line and "<img" not in line, line
+        assert "<b>" not in line and "<script" not in line and "Lee*" not in line, line
+        assert [p.arxiv_id for p in parse_list(f"# t\n## x\n\n{line}\n").papers] == ["2501.01234"]
+
+
 def test_a_paper_without_a_venue_gets_the_lists_own_spelling_of_arxiv_and_no_invented_authors():
     listed = parse_list(WRITTEN)
     found = sections(listed, WRITTEN.splitlines())
