@@ -354,8 +354,14 @@ def search(
     filters = Filters(first.year_from, first.year_to, first.category)
     searcher = Searcher(_open_index(index), mode=mode, taxonomy=not no_taxonomy, taxonomy_name=first.taxonomy)
     searcher.allowed_vec_ids(filters)  # refuse an unknown category before loading the model
-    for request in requests:
-        hits = searcher.search(request.question, request.k, filters)
+    # A batch answers whole or prints nothing (exit 2), as related --batch: no output is half a file.
+    answers = []
+    for number, request in enumerate(requests, 1):
+        try:
+            answers.append((request, searcher.search(request.question, request.k, filters)))
+        except NotFound as err:  # an arXiv id the index lacks
+            raise NotFound(f"{batch}: question {number}: {err}; nothing printed" if batch else str(err)) from None
+    for request, hits in answers:
         _emit(output, {"query": request.question}, hits, explain, mode, titled=batch is not None)
 
 

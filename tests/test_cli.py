@@ -68,6 +68,16 @@ def test_batch_keeps_order_and_loads_once(built, capsys, tmp_path, fake_model, m
     assert code == 0 and heads == ["query: pruning attention heads", "query: key-value cache eviction"]
 
 
+def test_a_batch_with_an_id_the_index_lacks_prints_nothing_and_names_the_question(built, capsys, tmp_path):
+    """It printed the answers before it and then stopped: half a file, exit 2 (an attacker's pass)."""
+    questions = tmp_path / "q.txt"
+    questions.write_text("pruning attention heads\n2399.99999\nkey-value cache eviction\n")
+    code, out, err = run(capsys, "search", "--batch", questions, "--index", built)
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert err.startswith(f"error: {questions}: question 2: no paper 2399.99999 in the index")
+    assert "nothing printed" in err
+
+
 def test_filters(built, capsys):
     code, out, _ = run(capsys, "search", "models", "--json", "--year-from", 2023, "--year-to", 2023, "--index", built)
     assert code == 0 and {r["year"] for r in json.loads(out)["results"]} == {2023}
