@@ -7,8 +7,10 @@ import re
 import unicodedata
 from dataclasses import dataclass, field, fields
 
-_NEW_ID = re.compile(r"^(\d{4}\.\d{4,5})(v\d+)?$")
-_OLD_ID = re.compile(r"^([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(v\d+)?$")
+# ASCII digits only: `\d` also takes other scripts' digits, and "２３０６.００９７８" became an id
+# no arXiv page has (a question is put in compatibility form first, where it is 2306.00978).
+_NEW_ID = re.compile(r"^([0-9]{4}\.[0-9]{4,5})(v[0-9]+)?$")
+_OLD_ID = re.compile(r"^([a-z][a-z\-]*(?:\.[A-Z]{2})?/[0-9]{7})(v[0-9]+)?$")
 # `arXiv:`, arXiv's DOI (`10.48550/arXiv.`, also as a doi.org link), and its abs, pdf and html pages
 # (with or without the scheme).
 _ID_PREFIXES = re.compile(

@@ -404,8 +404,10 @@ def leaf_distributions(store, vec_ids, cache: dict | None = None) -> dict[int, t
 
 
 def check_query(query: str) -> str:
-    """The question with control characters dropped and white space collapsed; refused if empty."""
-    text = one_line(query)
+    """The question in compatibility form (full-width letters and digits, ligatures as plain ones:
+    "ＧＰＴＱ" is GPTQ, "２３０６.００９７８" an arXiv id), control characters dropped and white space
+    collapsed; refused if empty."""
+    text = one_line(unicodedata.normalize("NFKC", query))
     if not text:
         raise SemsearchError("the question is empty")
     if len(text) > MAX_QUERY_CHARS:

@@ -33,6 +33,8 @@ from tests.conftest import SHARED, examples
         ("2308.13137?x", None),  # a bare id's text is all id
         ("survey:gptq", None),
         ("12345.678", None),
+        ("２３０６.００９７８", None),  # digits of another width are no id arXiv has ("\\d" took them)
+        ("٢٣٠٦.٠٠٩٧٨", None),
     ],
 )
 def test_parse_arxiv_id(value, expected):

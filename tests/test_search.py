@@ -1091,7 +1091,7 @@ def test_a_question_that_is_an_arxiv_id_asks_for_that_paper(survey_corpus_index)
     from semsearch.search import explanation
 
     searcher = Searcher(Index.open(survey_corpus_index))
-    for form in ("2306.00978", "arXiv:2306.00978v2", "https://arxiv.org/pdf/2306.00978.pdf"):
+    for form in ("2306.00978", "arXiv:2306.00978v2", "https://arxiv.org/pdf/2306.00978.pdf", "２３０６.００９７８"):
         hits = searcher.search(form, k=5)
         assert [(h.paper.id, h.score) for h in hits] == [("2306.00978", 1.0)], form
     assert "names “AWQ" in explanation(hits)
@@ -1107,6 +1107,7 @@ def test_a_named_paper_alone_on_the_list_still_says_what_the_question_was_taken_
     from semsearch.search import explanation
 
     hits = Searcher(Index.open(survey_corpus_index)).search("GPTQ", k=1)
+    assert [h.paper.id for h in Searcher(Index.open(survey_corpus_index)).search("ＧＰＴＱ", k=1)] == [hits[0].paper.id]
     said = explanation(hits)
     assert said.startswith("The question names “GPTQ") and ("Taken for" in said or "Ranked by" in said), said
 

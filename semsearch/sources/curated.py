@@ -42,7 +42,7 @@ MAX_HEADINGS = 1_000  # headings and <summary> groups: each can be a node, and 4
 MAX_DEPTH = 12  # a node path's names (6 heading levels, then nested <details>)
 MAX_ITEMS = 100_000  # list items and table rows
 _ARXIV_ID = re.compile(  # abs, pdf and html pages, any version, and arXiv's DOIs
-    r"(?:arxiv\.org/(?:abs|pdf|html)/|10\.48550/arxiv\.)(\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})",
+    r"(?:arxiv\.org/(?:abs|pdf|html)/|10\.48550/arxiv\.)([0-9]{4}\.[0-9]{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/[0-9]{7})",
     re.IGNORECASE,
 )
 
