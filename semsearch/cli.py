@@ -302,7 +302,11 @@ def _print_hits(hits, explain: bool = False) -> None:
         row = [str(rank), f"{hit.score:.3f}", str(paper.year or ""), *map(escape, (paper.title, category, paper.id))]
         if explain and hit.evidence is not None:
             e = hit.evidence
-            why = f"dense {e.dense:.2f}, bm25 {e.lexical:.1f} ({e.lexical_share:.0%} of best)"
+            why = (
+                "its arXiv id"
+                if e.by_id
+                else f"dense {e.dense:.2f}, bm25 {e.lexical:.1f} ({e.lexical_share:.0%} of best)"
+            )
             if e.category:
                 why += f", {escape(leaf_name(e.category))} fits the question {e.category_probability:.0%}"
             if e.direct:

@@ -109,6 +109,7 @@ class Evidence:
     one_paper: float = 0.0  # the chance, by the question-kind model, that it asks about one paper
     taxonomy_weight: float = 0.0  # what the category evidence weighed for this question
     named: bool = False  # the question names this paper (step 5)
+    by_id: bool = False  # the question is this paper's arXiv id: no match was scored
 
     @property
     def direct_score(self) -> float:
@@ -123,7 +124,7 @@ class Evidence:
             "category": self.category,
             "category_probability": round(self.category_probability, 4),
             "direct": self.direct,
-            "question": "one paper" if self.known_item else "a kind of work",
+            "question": "an arXiv id" if self.by_id else "one paper" if self.known_item else "a kind of work",
             "one_paper": round(self.one_paper, 4),
             "taxonomy_weight": round(self.taxonomy_weight, 4),
             "named": self.named,
@@ -332,6 +333,8 @@ def explanation(hits: list[Hit], mode: str = "hybrid") -> str:
     """In words: what the question was taken for, and what put the first results first."""
     if not hits or hits[0].evidence is None:
         return ""
+    if hits[0].evidence.by_id:
+        return f"The question is the arXiv id of “{hits[0].paper.title}”: that paper alone."
     if mode == "dense":
         return "Ranked by meaning alone (embedding cosine)."
     if mode == "lexical":
@@ -571,7 +574,7 @@ class Searcher:
             return []
         hits = self.hits([(vec_id, 1.0)])
         for hit in hits:
-            hit.evidence = Evidence(dense=1.0, lexical_share=1.0, direct=True, named=True)
+            hit.evidence = Evidence(one_paper=1.0, known_item=True, named=True, by_id=True)
         return hits
 
     def _first_vector(self, query: str) -> np.ndarray:

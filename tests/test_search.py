@@ -1094,7 +1094,9 @@ def test_a_question_that_is_an_arxiv_id_asks_for_that_paper(survey_corpus_index)
     for form in ("2306.00978", "arXiv:2306.00978v2", "https://arxiv.org/pdf/2306.00978.pdf", "２３０６.００９７８"):
         hits = searcher.search(form, k=5)
         assert [(h.paper.id, h.score) for h in hits] == [("2306.00978", 1.0)], form
-    assert "names “AWQ" in explanation(hits)
+    said, why = explanation(hits), hits[0].evidence.to_dict()
+    assert said.startswith("The question is the arXiv id of “AWQ") and "kind of work" not in said, said
+    assert (why["question"], why["dense"], why["lexical"], why["lexical_share"]) == ("an arXiv id", 0, 0, 0)
     assert searcher.search("2306.00978", filters=Filters(year_to=2000)) == []  # filters still hold
     with pytest.raises(
         NotFound, match=r"^no paper 2399.99999 in the index \(`semsearch ingest arxiv --id 2399.99999` adds it"

@@ -104,6 +104,7 @@ function chip(category, source, href = nodeHref) {
 
 function whyText(explain) {
   if (!explain) return "";
+  if (explain.question === "an arXiv id") return "The question is its arXiv id.";
   const parts = [`meaning matches ${(explain.dense * 100).toFixed(0)}%`];
   if (explain.lexical > 0) parts.push(`its words match ${(explain.lexical_share * 100).toFixed(0)}% as well as the best match`);
   if (explain.question && explain.taxonomy_weight > 0) {
