@@ -677,16 +677,18 @@ def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> d
     e.g. into a rebuilt index; papers the index lacks are counted and left out."""
     from datetime import datetime, timezone
 
+    from semsearch.requests_models import LabelRecord, parse
     from semsearch.sources.jsonl import read_records
     from semsearch.taxonomy import resolve_node
 
-    def parse(record: dict) -> tuple[str, str, str]:
-        when = record.get("labelled_at") or datetime.now(timezone.utc).isoformat(timespec="seconds")
-        return str(record["id"]), resolve_node(str(record["category"])), str(when)
+    def read(record: dict) -> tuple[str, str, str]:
+        label = parse(LabelRecord, **record)
+        when = label.labelled_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return label.id, resolve_node(label.category), when
 
-    rows = read_records(Path(path), parse, 'a JSON object with "id" and "category"')
+    rows = read_records(Path(path), read, 'a JSON object with "id" and "category"')
     index_dir = Index.existing(index_dir)
-    imported, missing = 0, 0
+    imported, missing, standing = 0, 0, 0
     with Ingest(index_dir=index_dir, progress=False) as ingest:
         for paper_id, node, when in rows:
             vec_id = ingest.store.find(paper_id)
@@ -695,4 +697,10 @@ def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> d
                 continue
             ingest.store.put_label(vec_id, node, when)
             imported += 1
+            standing += not label_counts(ingest.store.papers_by_vec_id([vec_id])[vec_id].survey_categories, node)
+    if standing:  # as `label` says for one
+        _warn_stderr(
+            f"{standing} of the imported labels are on papers the survey labels otherwise, which stands: they "
+            "are kept, and count if the survey stops labelling them"
+        )
     return {"imported": imported, "not_in_index": missing}

@@ -9,7 +9,7 @@ control characters become spaces and white space is collapsed; text with nothing
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -145,6 +145,25 @@ class ExportRequest(Request):
 class LabelRequest(Request):
     id: PaperId
     category: Category
+
+
+def _iso_moment(value: str) -> str:
+    try:
+        return datetime.fromisoformat(value).isoformat()
+    except ValueError:
+        raise PydanticCustomError(
+            "datetime", "expected a date and time (ISO 8601, as `semsearch labels` writes)"
+        ) from None
+
+
+class LabelRecord(LabelRequest):
+    """A line of `semsearch labels`, read back by `labels import`: strings as written (an id of
+    null or 2402.01530 as a number was taken as "None" or "2402.0153"), its time checked (it is
+    stored and shown), its "title" for people only."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    labelled_at: Annotated[str, Field(max_length=40), AfterValidator(_iso_moment)] | None = None
 
 
 def _aliases(models: Iterable[type[BaseModel]]) -> dict[str, str]:

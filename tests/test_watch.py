@@ -425,6 +425,37 @@ def test_labels_survive_a_rebuild_through_export_and_import(survey_index, tmp_pa
     assert code == 2 and "bad.jsonl:1:" in err
 
 
+@pytest.mark.parametrize(
+    "record, refusal",
+    [
+        ({"id": None, "category": "Quantization"}, "id: Field required"),
+        ({"id": True, "category": "Quantization"}, "id: Input should be a valid string"),
+        ({"id": 2402.0153, "category": "Quantization"}, "id: Input should be a valid string"),
+        ({"id": {"a": 1}, "category": "Quantization"}, "id: Input should be a valid string"),
+        ({"id": "2306.00978", "category": ["Quantization"]}, "category: Input should be a valid string"),
+        ({"id": "2306.00978", "category": "Quantization", "labelled_at": "not a date"}, "labelled_at: expected a"),
+        ({"id": "2306.00978", "category": "Quantization", "labelled_at": "\u001b[31m\u0007"}, "labelled_at: expected"),
+        ({"id": "2306.00978", "category": "Quantization", "labelled_at": 5}, "labelled_at: Input should be a valid"),
+    ],
+)
+def test_a_label_record_is_read_as_labels_writes_it_or_refused_by_line(survey_index, tmp_path, capsys, record, refusal):
+    """Ids of null, true or a number were stored as "None", "True", "2402.0153" and counted as not
+    in the index, and any labelled_at was kept and shown (an attacker's pass)."""
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"id": "2306.00978", "category": "Quantization"}) + "\n" + json.dumps(record) + "\n")
+    code, out, err = run(capsys, "labels", "import", labels, "--index", survey_index)
+    assert (code, out) == (2, "") and err.startswith(f"error: {labels}:2: {refusal}") and err.count("\n") == 1, err
+    assert run(capsys, "labels", "--index", survey_index)[1] == ""  # nothing of the file stored
+
+
+def test_an_imported_label_on_a_paper_the_survey_labels_is_said_to_stand_behind_it(survey_index, tmp_path, capsys):
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"id": "2306.00978", "category": "Low-Rank Approximation", "labelled_at": "2026-01-02"}\n')
+    code, _, err = run(capsys, "labels", "import", labels, "--index", survey_index)
+    assert code == 0 and "1 of the imported labels are on papers the survey labels otherwise" in err
+    assert json.loads(run(capsys, "labels", "--index", survey_index)[1])["labelled_at"] == "2026-01-02T00:00:00"
+
+
 def test_categories_are_derived_once_at_publish_and_read_the_same_by_every_path(survey_corpus_index):
     """Search hits, the --category filter and the counts read the categories stored with the
     generation; an index published before they were stored derives the same ones on reading."""
