@@ -913,10 +913,6 @@ SinceOption = Annotated[
 ]
 
 
-def _ids(values: list[str] | None) -> list[str]:
-    return [part for value in values or [] for part in value.replace(",", " ").split()]
-
-
 @taxonomy_app.command("propose")
 def taxonomy_propose(
     name: Annotated[str, typer.Argument(help="The taxonomy: survey, or a list added with `taxonomy add`.")],
@@ -937,11 +933,14 @@ def taxonomy_propose(
 ) -> None:
     """The index's in-scope papers that the list lacks, as a unified diff against its README in
     the list's own line format (for a pull request); unsure papers are listed apart on stderr."""
+    from semsearch.bibtex import split_ids
     from semsearch.index import Index
     from semsearch.propose import ProposeRequest, propose_for, readme_for, text_report
     from semsearch.requests_models import parse
 
-    request = parse(ProposeRequest, taxonomy=name, since=since, ids=_ids(ids), min_confidence=min_confidence)
+    if ids is not None and not split_ids(ids):  # `--ids ,,` proposed every paper
+        raise SemsearchError("--ids: give at least one paper id")
+    request = parse(ProposeRequest, taxonomy=name, since=since, ids=split_ids(ids) or [], min_confidence=min_confidence)
     idx = Index.open(index)
     markdown, filename = readme_for(idx.store, name, list_file, offline=offline)
     found = propose_for(idx, request, markdown, filename)
