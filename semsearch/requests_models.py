@@ -173,10 +173,10 @@ def _aliases(models: Iterable[type[BaseModel]]) -> dict[str, str]:
 ALIASES = _aliases([SearchRequest])  # a refusal names the field, not the HTTP spelling of it
 
 
-def not_a_parameter(name: str) -> str:
+def not_a_parameter(name: str, problem: str = "is not a parameter") -> str:
     """The refusal of a parameter (or argument) no model names, in the same words at every door;
     the name as sent, quoted when it is not a plain one (it may hold anything)."""
-    return f"{name if name.isidentifier() and len(name) <= 40 else repr(name[:40])}: is not a parameter"
+    return f"{name if name.isidentifier() and len(name) <= 40 else repr(name[:40])}: {problem}"
 
 
 def describe(errors: Iterable[dict]) -> str:

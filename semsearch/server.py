@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args, get_origin
 
 from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -104,9 +104,27 @@ def _no_stray_parameters(request: Request) -> None:
     parameter they do not name (`/api/taxonomy?taxonomy=kv` answered the survey's tree). The
     page's own routes are left alone: its script reads their query."""
     route = request.scope.get("route")
-    if request.url.path.startswith("/api/") and route is not None and not route.dependant.query_params:
+    if not request.url.path.startswith("/api/") or route is None:
+        return
+    if not route.dependant.query_params:
         for name in request.query_params:
             raise BadRequest(not_a_parameter(name))
+    # A parameter of one value given twice (`q=kv&q=quant`) is refused: the last silently won.
+    names = [name for name, _ in request.query_params.multi_items()]
+    for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+        if name in _single_parameters(route):
+            raise BadRequest(not_a_parameter(name, "is given more than once (it takes one value)"))
+
+
+def _single_parameters(route) -> set[str]:
+    """The query parameters of `route` that take one value, by name and alias (not `ids=a&ids=b`)."""
+    names = set()
+    for parameter in route.dependant.query_params:
+        model = parameter.field_info.annotation
+        for name, field in getattr(model, "model_fields", {}).items():
+            if not (get_origin(field.annotation) is list or list in map(get_origin, get_args(field.annotation))):
+                names |= {name, field.alias or name}
+    return names
 
 
 def _safe_file(name: str) -> str:

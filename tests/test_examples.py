@@ -219,12 +219,14 @@ def run_long(workspace: Workspace, argv: list[str]) -> str:
                 f"http://127.0.0.1:{port}/api/search?q=arXiv:2306.00978v2", timeout=30
             ) as found:
                 assert [hit["id"] for hit in json.loads(found.read())["results"]] == ["2306.00978"]
-            for stray in ("api/search?q=kv&mode=dense", "api/taxonomy?taxonomy=kv"):
+            for stray, said in (
+                ("api/search?q=kv&mode=dense", ": is not a parameter"),
+                ("api/taxonomy?taxonomy=kv", ": is not a parameter"),
+                ("api/search?q=kv&q=quantization", "q: is given more than once (it takes one value)"),
+            ):
                 with pytest.raises(urllib.error.HTTPError) as refused:
                     urllib.request.urlopen(f"http://127.0.0.1:{port}/{stray}", timeout=30)
-                assert refused.value.code == 422 and json.loads(refused.value.read())["error"].endswith(
-                    ": is not a parameter"
-                )
+                assert refused.value.code == 422 and json.loads(refused.value.read())["error"].endswith(said)
         else:  # watch --every: its first turn is done when it reports it
             while "watched " not in log.read_text():
                 assert process.poll() is None, log.read_text()

@@ -678,6 +678,28 @@ def test_a_parameter_a_route_does_not_take_is_refused_by_name(unchanged_client, 
     assert answer.status_code == 422 and answer.json() == {"error": f"{named}: is not a parameter"}
 
 
+@pytest.mark.parametrize(
+    "url, named",
+    [
+        ("/api/search?q=kv&q=quantization", "q"),  # answered "quantization": the last one won
+        ("/api/search?question=kv&question=quantization", "question"),
+        ("/api/search?q=kv&k=1&k=2", "k"),
+        ("/api/related/2306.00978?diverse=true&diverse=false", "diverse"),
+        ("/api/propose?taxonomy=survey&taxonomy=kv", "taxonomy"),
+    ],
+)
+def test_a_parameter_of_one_value_given_twice_is_refused(unchanged_client, url, named):
+    answer = unchanged_client.get(url)
+    assert answer.status_code == 422 and answer.json() == {
+        "error": f"{named}: is given more than once (it takes one value)"
+    }
+
+
+def test_parameters_of_several_values_may_repeat(unchanged_client):
+    assert unchanged_client.get("/api/export?ids=2306.00978&ids=2302.00003").status_code == 200
+    assert unchanged_client.get("/api/trends?category=Quantization&category=Parameter Pruning").status_code == 200
+
+
 def test_the_pages_own_routes_keep_their_query_for_its_script(unchanged_client):
     for url in ("/?view=list&taxonomy=survey", "/paper/2306.00978?taxonomy=kv", "/feeds/digests.atom?utm=1"):
         assert unchanged_client.get(url).status_code == 200, url
