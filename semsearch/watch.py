@@ -25,13 +25,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import fsync_dir
 from semsearch.ingest import Ingest, IngestReport
+from semsearch.paper import printable, web_url
 
 log = logging.getLogger("semsearch.watch")
 
@@ -165,26 +166,31 @@ class DamagedDigest(SemsearchError):
     http_status = 422
 
 
+# A digest file may come from a copied index: its text is shown as a stored paper's is (control and
+# bidirectional characters as spaces), its link only when it is a web address.
+_Text = Annotated[str, AfterValidator(printable)]
+
+
 class _Closest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: str
-    title: str
-    categories: list[str] = Field(default_factory=list)
+    id: _Text
+    title: _Text
+    categories: list[_Text] = Field(default_factory=list)
 
 
 class _StoredEntry(BaseModel):
     """A digest entry as saved; checked before it is rendered (the renderers trust their input)."""
 
     model_config = ConfigDict(extra="ignore")
-    id: str
-    title: str
-    url: str | None
-    category: str
-    confidence: float = Field(allow_inf_nan=False)
+    id: _Text
+    title: _Text
+    url: Annotated[str | None, AfterValidator(web_url)]
+    category: _Text
+    confidence: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
     in_scope: bool
     closest: list[_Closest] = Field(default_factory=list)
-    authors: list[str] = Field(default_factory=list)
-    snippet: str = ""
+    authors: list[_Text] = Field(default_factory=list)
+    snippet: _Text = ""
 
 
 class _StoredDigest(BaseModel):

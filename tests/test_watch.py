@@ -553,6 +553,7 @@ DAMAGED = {
     "an entry without a title": _valid_bytes().replace(b'"title"', b'"name"'),
     "a confidence of NaN": _valid_bytes().replace(b"0.5", b"NaN"),
     "a string as confidence": _with("confidence", "high"),
+    "a confidence of 7.5": _with("confidence", 7.5),
     "a lone surrogate": _valid_bytes().replace(b"Newer", b"\\ud800"),
     "a month 13": json.dumps({**json.loads(_valid_bytes()), "since": "202413010000"}).encode(),
     "a window unlike its name": _valid_bytes("202411050000-202411060000"),
@@ -583,6 +584,23 @@ def test_a_damaged_digest_is_skipped_with_a_note_and_never_breaks_the_api(digest
             "The readable digest's paper"
         ], damage
         assert client.get(f"/api/digests/{GOOD}").status_code == 200, damage
+
+
+def test_a_copied_digest_is_shown_as_the_index_shows_its_papers_links_and_text_checked(digest_client):
+    """A digest file is read back as it lies in the folder, which may be a copied index's: a
+    `javascript:` link, ESC and U+202E were served as stored (an attacker's pass)."""
+    client, folder = digest_client
+    hostile = json.loads(_with("url", "javascript:alert(1)"))
+    hostile["entries"][0] |= {"title": "Newer\u001b[31m paper\u202e", "authors": ["Eve\u0007"], "snippet": "a\u2066b"}
+    hostile["entries"][0]["closest"] = [{"id": "2306.00978", "title": "Known\u202e", "categories": ["Q\u001b"]}]
+    (folder / f"{NEWER}.json").write_text(json.dumps(hostile))
+    [[entry]] = client.get(f"/api/digests/{NEWER}").json()["groups"].values()
+    assert entry["url"] is None and entry["title"] == "Newer [31m paper" and entry["authors"] == ["Eve"]
+    assert entry["snippet"] == "a b" and entry["closest"] == [
+        {"id": "2306.00978", "title": "Known", "categories": ["Q"]}
+    ]
+    feed = client.get("/feeds/digests.atom").text
+    assert "\u202e" not in feed and "\u001b" not in feed and "javascript:" not in feed
 
 
 def test_a_damaged_digest_is_logged_once_not_on_every_request(digest_client, caplog, monkeypatch):
