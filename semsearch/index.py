@@ -105,6 +105,8 @@ class Manifest:
             files = data.get("files")
             if files is not None and not (isinstance(files, dict) and all(isinstance(v, str) for v in files.values())):
                 raise ValueError("'files' is not a map of file names to checksums")
+            if files is not None and not files:  # a manifest of generation files always has some
+                raise ValueError("'files' lists no file, so its checksums would check nothing")
             if files and any(name.startswith("/") or ".." in name.split("/") for name in files):
                 raise ValueError("'files' names a file outside the generation")  # never read what it points to
             return cls(**fields, files=files)

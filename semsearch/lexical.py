@@ -113,9 +113,12 @@ class LexicalIndex:
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
         source = directory / LEXICAL_DIR
+        vocabulary = json.loads((source / "vocab.index.json").read_text())
+        if not (isinstance(vocabulary, dict) and all(type(term) is int for term in vocabulary.values())):
+            raise ValueError("vocab.index.json is not a map of words to term numbers")
         return cls(
             np.load(source / IDS_FILE),
-            json.loads((source / "vocab.index.json").read_text()),
+            vocabulary,
             np.load(source / "data.csc.index.npy", mmap_mode="r"),
             np.load(source / "indices.csc.index.npy", mmap_mode="r"),
             np.load(source / "indptr.csc.index.npy", mmap_mode="r"),

@@ -52,6 +52,7 @@ def normalize_title(title: str) -> str:
 
 
 WEB_SCHEMES = ("http", "https")
+YEARS = (1900, 2100)  # a paper's year, as every door takes it
 # What `str.isspace` calls whitespace (re's \s is the same set) and the C0 controls and DEL: one
 # scan in C, since every paper read from a store passes here.
 _UNSAFE_IN_URL = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -121,6 +122,8 @@ class Paper:
         self.authors = [printable(name) for name in self.authors]
         if self.venue is not None:
             self.venue = printable(self.venue)
+        if self.year is not None and not YEARS[0] <= self.year <= YEARS[1]:
+            self.year = None  # a date read as year 1 or 99999 is no year to show, filter or cite
 
     @property
     def arxiv_id(self) -> str | None:

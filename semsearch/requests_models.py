@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from semsearch.errors import SemsearchError
-from semsearch.paper import one_line
+from semsearch.paper import YEARS, one_line
 
 MAX_K = 100
 MAX_QUESTION = 2000
@@ -28,7 +28,6 @@ MAX_CATEGORY = 300
 MAX_TAXONOMY_NAME = 60
 MAX_IDS = 200  # papers in one export or recommendation
 MAX_LIST = 500  # papers listed under a node
-YEARS = (1900, 2100)
 
 
 class BadRequest(SemsearchError):

@@ -168,9 +168,18 @@ class _Connection(sqlite3.Connection):
 
 
 def _row_to_paper(row: sqlite3.Row) -> Paper:
+    """A stored row as a paper, its shape checked: a papers.db whose checksums were made to match
+    held authors as a JSON object, and every search that met the paper failed with a traceback."""
     values = {name: row[name] for name in _FIELDS}
     for name in _JSON_FIELDS:
         values[name] = json.loads(values[name])
+    if not (
+        all(isinstance(values[n], list) and all(isinstance(x, str) for x in values[n]) for n in _JSON_FIELDS)
+        and all(isinstance(values[n], str) for n in ("id", "title", "abstract"))
+        and all(values[n] is None or isinstance(values[n], str) for n in ("published", "updated", "venue", "url"))
+        and (values["year"] is None or type(values["year"]) is int)
+    ):
+        raise IndexDamaged(f"papers.db: the record of {str(values['id'])[:80]!r} is not a paper's; rebuild the index")
     return Paper(**values)
 
 

@@ -210,6 +210,47 @@ def test_an_index_written_before_checksums_still_opens(two_generations):
     assert index.manifest.files is None and index.integrity is None and index.manifest.count == 7
 
 
+def test_a_manifest_with_an_empty_checksum_map_is_damage_not_an_index_without_checksums(two_generations):
+    """`"files": {}` switched every check off, and a garbled file behind it was read as it was."""
+    manifest_path = two_generations / "gen-000002" / "manifest.json"
+    manifest_path.write_text(json.dumps({**json.loads(manifest_path.read_text()), "files": {}}))
+    with pytest.raises(IndexDamaged, match="'files' lists no file"):
+        Index.open(two_generations, fall_back=False)
+
+
+def _unchecked(index_dir: Path) -> None:
+    """Every generation's manifest without checksums, as an index written before them."""
+    for manifest_path in index_dir.glob("gen-*/manifest.json"):
+        manifest = json.loads(manifest_path.read_text())
+        del manifest["files"]
+        manifest_path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("vocabulary", ["[1]", '{"kv": "x"}', '"words"'])
+def test_a_bm25_vocabulary_of_another_shape_is_damage_in_one_line(two_generations, vocabulary):
+    _unchecked(two_generations)
+    (two_generations / "gen-000002" / "lexical" / "vocab.index.json").write_text(vocabulary)
+    with pytest.raises(IndexDamaged, match="vocab.index.json is not a map of words to term numbers"):
+        Index.open(two_generations, fall_back=False).lexical  # noqa: B018 - loading it is the test
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [("authors", '{"a": 1}'), ("authors", "[1]"), ("sources", '"list"'), ("title", b"bytes"), ("year", "MMXXIV")],
+)
+def test_a_paper_record_of_another_shape_is_damage_in_one_line(two_generations, capsys, column, value):
+    """With its checksums made to match (here: none), authors as a JSON object made every search
+    that met the paper fail with a traceback (an attacker's pass)."""
+    import sqlite3
+
+    _unchecked(two_generations)
+    with sqlite3.connect(two_generations / "gen-000002" / "papers.db") as db:
+        db.execute(f"UPDATE papers SET {column} = ? WHERE id = ?", (value, KV))
+    store = Index.open(two_generations, fall_back=False).store
+    with pytest.raises(IndexDamaged, match=rf"^papers.db: the record of '{KV}' is not a paper's; rebuild the index$"):
+        store.get(KV)
+
+
 # --- a damaged generation is passed over -------------------------------------------------------
 @pytest.mark.slow
 def test_random_bytes_in_the_newest_vectors_are_caught_and_the_previous_generation_answers(two_generations):

@@ -58,6 +58,13 @@ def test_normalize_title():
     assert normalize_title("LLM.int8(): 8-bit  Matrix") == normalize_title("llm int8 8 bit matrix")
 
 
+def test_a_year_no_paper_has_is_no_year():
+    """A date read as year 1 (or a record's 99999) was shown, filtered on and cited."""
+    assert [Paper(id="x", title="t", year=y).year for y in (1, 1899, 1900, 2100, 2101, 99999)] == [
+        None, None, 1900, 2100, None, None,
+    ]  # fmt: skip
+
+
 def test_titles_without_a_latin_letter_keep_their_own_letters_as_key():
     """They all keyed as "" and were one paper: a list of three Chinese titles kept one."""
     keys = {normalize_title(t) for t in ["大模型剪枝综述", "大语言模型的量化方法", "«大模型» 剪枝综述!"]}
