@@ -1345,7 +1345,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as done:
         return done.exit_code
     except SemsearchError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("interrupted; work already embedded is kept and the next run resumes from it", file=sys.stderr)
@@ -1357,7 +1357,7 @@ def main(argv: list[str] | None = None) -> int:
             err = DiskFull()  # one message for a full disk, wherever it was noticed
         elif not _damaged_or_unwritable(err):
             raise
-        print(f"error: {err}", file=sys.stderr)  # a file the library did not name: still one line
+        print(f"error: {_one_line(err)}", file=sys.stderr)  # a file the library did not name: still one line
         return 2
     except typer.TyperException as err:  # usage errors (an unknown option, "-k nan"): one line too
         if type(err).__name__ == "NoArgsIsHelpError":  # `semsearch`, `semsearch ingest`: the help asked for
@@ -1367,6 +1367,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err.format_message()} (see {command} --help)", file=sys.stderr)
         return getattr(err, "exit_code", 2)
     return result if isinstance(result, int) else 0
+
+
+def _one_line(err: BaseException) -> str:
+    """An error's message on one line: a message from another library (Ray's) can hold several."""
+    return " ".join(str(err).split())
 
 
 def _warm_question_encoder(args: list[str]) -> None:

@@ -78,6 +78,19 @@ def test_a_batch_with_an_id_the_index_lacks_prints_nothing_and_names_the_questio
     assert "nothing printed" in err
 
 
+def test_an_error_message_of_several_lines_is_printed_as_one(built, capsys, monkeypatch):
+    """Ray's errors hold line breaks, and `ingest --ray bogus://x` printed two lines."""
+    from semsearch import index
+    from semsearch.errors import SemsearchError
+
+    def failing(*args, **kwargs):
+        raise SemsearchError("could not connect:\n  bogus://x\nis no cluster")
+
+    monkeypatch.setattr(index.Index, "open", failing)
+    code, out, err = run(capsys, "info", "--index", built)
+    assert (code, out, err) == (2, "", "error: could not connect: bogus://x is no cluster\n")
+
+
 def test_filters(built, capsys):
     code, out, _ = run(capsys, "search", "models", "--json", "--year-from", 2023, "--year-to", 2023, "--index", built)
     assert code == 0 and {r["year"] for r in json.loads(out)["results"]} == {2023}
