@@ -434,8 +434,12 @@ def test_a_lone_surrogate_in_a_record_is_text_that_cannot_be_shown_not_a_traceba
 
 @pytest.mark.parametrize(
     "args",
-    [("labels", "import", "LABELS"), ("label", "2306.00978", "Weight-Only Quantization")],
-    ids=["labels import", "label"],
+    [
+        ("labels", "import", "LABELS"),
+        ("label", "2306.00978", "Weight-Only Quantization"),
+        ("taxonomy", "--json"),  # it showed the survey's bare tree, exit 0
+    ],
+    ids=["labels import", "label", "taxonomy"],
 )
 def test_a_label_for_an_index_that_is_not_there_is_refused_and_makes_nothing(tmp_path, capsys, args):
     """A mistyped --index met an empty new index: 'imported 0 labels', exit 0, and a directory made."""
@@ -450,3 +454,13 @@ def test_a_label_for_an_index_that_is_not_there_is_refused_and_makes_nothing(tmp
         and err == f"error: no index at {missing} (build one with `semsearch ingest survey`, or pass --index DIR)\n"
     )
     assert not missing.exists() and out == ""
+
+
+def test_the_taxonomy_without_an_index_named_or_built_is_the_surveys_own(tmp_path, capsys, monkeypatch):
+    from tests.test_cli import run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SEMSEARCH_INDEX", raising=False)
+    code, out, _ = run(capsys, "taxonomy", "--json")
+    assert code == 0 and [node["name"] for node in json.loads(out)][:1] == ["Model-Centric Methods"]
+    assert not (tmp_path / "index").exists()
