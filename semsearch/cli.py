@@ -251,16 +251,22 @@ def _read_lines(path: Path) -> list[str]:
 
 def _fetch_from_arxiv(arxiv_id: str, index=None):
     """The paper `--arxiv ID` names: the index's copy when it holds the abstract (no request, and
-    the answer offline), else arXiv's."""
-    from semsearch.sources.arxiv import ArxivClient, validate_ids
+    the answer offline), else arXiv's; the index's title alone when arXiv cannot be reached (the
+    offline index holds the survey's papers by title, and the docs' examples failed there)."""
+    from semsearch.sources.arxiv import ArxivClient, ArxivUnavailable, validate_ids
 
     (arxiv_id,) = validate_ids([arxiv_id])
     vec_id = index.store.find(arxiv_id) if index is not None else None
-    if vec_id is not None:
-        held = index.store.papers_by_vec_id([vec_id])[vec_id]
-        if held.abstract:
-            return held
-    fetched = ArxivClient().fetch_ids([arxiv_id])
+    held = index.store.papers_by_vec_id([vec_id])[vec_id] if vec_id is not None else None
+    if held is not None and held.abstract:
+        return held
+    try:
+        fetched = ArxivClient().fetch_ids([arxiv_id])
+    except ArxivUnavailable as err:
+        if held is None:
+            raise
+        logging.getLogger("semsearch").warning("warning: %s; answered from the title the index holds", _one_line(err))
+        return held
     if not fetched.papers:
         raise SemsearchError(f"arXiv has no paper {arxiv_id}")
     return fetched.papers[0]
@@ -1007,6 +1013,8 @@ def _classify_inputs(title, abstract, arxiv_id, batch, taxonomy, index=None) -> 
 
     if arxiv_id is not None:
         paper = _fetch_from_arxiv(arxiv_id, _open_index_if_any(index))
+        if not paper.abstract:  # held by its title alone (offline): placed on it, as the index places it
+            return [(paper.id, checked(paper.id, paper.title, paper.title)[1], "")]
         return [checked(paper.id, paper.title, paper.abstract)]
     if batch is None:
         return [checked(None, title, abstract)]
