@@ -38,10 +38,13 @@ class IngestReport:
     published: bool = False  # a run that changed nothing publishes nothing
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "file:line" of each malformed line skipped (jsonl)
+    carried_over: int = 0  # papers an interrupted or failed run had staged, published by this one
 
     def summary(self) -> str:
         count = self.manifest.count if self.manifest else "no"
         read = f"read {self.read} papers: {self.added} new, {self.updated} updated, {self.unchanged} unchanged; "
+        if self.carried_over:  # else the index grew by more than this run's "new", unexplained
+            read += f"{self.carried_over} more new from an earlier run that stopped before publishing; "
         if not self.published and self.manifest is not None:
             return f"{read}nothing new: {self.manifest.generation} ({count} papers) is unchanged ({self.seconds:.1f}s)"
         return (
@@ -118,6 +121,9 @@ class Ingest:
     def __enter__(self) -> Ingest:
         self._started = time.perf_counter()
         self.writer.__enter__()
+        if self.writer.resumed:
+            published = self.writer.base_manifest.count if self.writer.base_manifest else 0
+            self.report.carried_over = max(self.store.count() - published, 0)
         if self.survey is None:
             self.survey = survey_of(self.store)
         return self

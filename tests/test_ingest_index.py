@@ -107,6 +107,11 @@ def test_interrupted_ingest_leaves_previous_index_and_resumes(tmp_path, fake_mod
     assert len(fake_model.encoded) == 10  # the first batch was embedded before the crash and is reused
     assert report.embedded == 10
     assert Index.open(tmp_path).manifest.count == 3 + BATCH + 10
+    # The run says where the papers it did not read as new came from: "0 new" while the index grew
+    # by hundreds, after a kill -9 (a contract pass).
+    assert (report.added, report.carried_over) == (0, BATCH + 10)
+    assert f"{BATCH + 10} more new from an earlier run that stopped before publishing" in report.summary()
+    assert ingest(tmp_path, papers(BATCH + 10)).carried_over == 0  # nothing staged: nothing carried
 
 
 def test_error_part_way_publishes_what_came_before(tmp_path, fake_model):
