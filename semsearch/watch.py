@@ -300,7 +300,8 @@ def _write_atomically(target: Path, data: bytes) -> None:
 
 
 def save_digest(report: WatchReport, *, index_dir: Path) -> Path:
-    """Keep a finished watch's digest (JSON, every entry) as digests/<since>-<until>.json."""
+    """Keep a finished watch's digest (JSON, every entry) as digests/<since>-<until>.json; a digest of
+    the same window already there keeps its entries (an empty second run wrote over the first)."""
     folder = Path(index_dir) / DIGESTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob(".*.tmp"):  # left by a writer killed mid-write; none takes an hour
@@ -310,12 +311,16 @@ def save_digest(report: WatchReport, *, index_dir: Path) -> Path:
         except OSError:
             pass
     target = folder / f"{report.since}-{report.until}.json"
-    data = {
-        "since": report.since,
-        "until": report.until,
-        "fetched": report.fetched,
-        "entries": [asdict(e) for e in report.entries],
-    }
+    entries, fetched = report.entries, report.fetched
+    if target.exists():  # two watches of one window (the same minute): the second found nothing new
+        try:
+            kept = read_digest_file(target)
+        except DamagedDigest:
+            kept = None  # not a digest to keep; written over
+        if kept is not None:
+            fresh = {e.id for e in entries}
+            entries, fetched = [e for e in kept.entries if e.id not in fresh] + entries, max(kept.fetched, fetched)
+    data = {"since": report.since, "until": report.until, "fetched": fetched, "entries": [asdict(e) for e in entries]}
     _write_atomically(target, json.dumps(data, ensure_ascii=False).encode("utf-8"))
     return target
 

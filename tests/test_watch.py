@@ -689,6 +689,26 @@ def test_a_digest_is_written_whole_or_not_at_all(survey_index, monkeypatch):
     assert watch_module.list_digests(index_dir=survey_index)[0]["name"] == NEWER
 
 
+def test_a_second_watch_of_the_same_window_keeps_the_first_ones_papers(survey_index):
+    """Two watches in one minute write one file name; the second (nothing new: the first had
+    ingested it) wrote over the first's paper (a contract pass)."""
+    from dataclasses import replace
+
+    from semsearch.watch import read_digest_file, save_digest
+
+    first = _report(*NEWER.split("-"), "Found by the first watch")
+    save_digest(first, index_dir=survey_index)
+    saved = save_digest(replace(first, entries=[], fetched=0), index_dir=survey_index)
+    assert [e.title for e in read_digest_file(saved).entries] == ["Found by the first watch"]
+    again = replace(first.entries[0], title="Found again, newer")
+    other = replace(first.entries[0], id="2411.00009", title="Another")
+    save_digest(replace(first, entries=[again, other]), index_dir=survey_index)
+    assert [e.title for e in read_digest_file(saved).entries] == ["Found again, newer", "Another"]
+    saved.write_bytes(b"{damaged")
+    save_digest(first, index_dir=survey_index)  # a damaged one is written over
+    assert [e.title for e in read_digest_file(saved).entries] == ["Found by the first watch"]
+
+
 def _mutations():
     """Bytes a digest file may hold after damage: anything at all, a valid digest cut short or with
     bytes changed, or any JSON value."""
