@@ -124,7 +124,15 @@ def add_tools(server, service) -> None:
     @server.tool()
     def taxonomy() -> list[dict]:
         """The taxonomy as a tree, with how many papers sit under each node."""
-        return answer(service.taxonomy)
+        import json
+
+        from mcp_types import CallToolResult, TextContent
+
+        # One text block holding the API's JSON array, as every other tool gives its JSON: the SDK
+        # makes a block of each item of a list, and a client reading the first had one branch.
+        tree = answer(service.taxonomy)
+        text = TextContent(type="text", text=json.dumps(tree, ensure_ascii=False))
+        return CallToolResult(content=[text], structured_content={"result": tree})  # type: ignore[return-value]
 
     @server.tool()
     def trends(category: list[str]) -> dict:

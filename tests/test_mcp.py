@@ -107,6 +107,11 @@ def test_requests_piped_in_are_all_answered_after_the_input_ends(index_dir):
     errors = {n for n, a in answers.items() if n and a["result"].get("isError")}
     assert errors == {5, 6}  # only the paper without an abstract and the unknown one are refused
     assert answers[5]["result"]["content"][0]["text"] == "Error executing tool classify: abstract: Field required"
+    # The taxonomy is one text block holding the API's array (it was one block per branch), and
+    # the same array as structured content.
+    tree = answers[3]["result"]
+    assert len(tree["content"]) == 1 and json.loads(tree["content"][0]["text"]) == tree["structuredContent"]["result"]
+    assert [node["name"] for node in tree["structuredContent"]["result"]][:1] == ["Model-Centric Methods"]
 
 
 def test_piped_requests_under_one_id_are_each_answered_and_a_cancelled_one_is_not_waited_for(index_dir):
