@@ -8,6 +8,7 @@ imports neither bm25s nor scipy.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from functools import cache, cached_property
@@ -123,6 +124,14 @@ class LexicalIndex:
             np.load(source / "indices.csc.index.npy", mmap_mode="r"),
             np.load(source / "indptr.csc.index.npy", mmap_mode="r"),
         )
+
+    def idf(self, term: str) -> float:
+        """How rare a term is across the indexed papers (0 for one no paper holds)."""
+        column = self.vocabulary.get(term)
+        if column is None:
+            return 0.0
+        holding = int(self.starts[column + 1] - self.starts[column])
+        return math.log((len(self.vec_ids) + 1) / (holding + 0.5)) if holding else 0.0
 
     @cached_property
     def _by_vec_id(self) -> tuple[np.ndarray, np.ndarray]:

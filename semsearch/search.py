@@ -19,8 +19,10 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (docs/
    stands out, how peaked its leaf distribution is, how rare its words are, how near it is to an
    example question, a node description or a labelled paper). When that chance is one half or more
    the question is taken for one about a single paper: its DIRECT_FIRST best direct matches come
-   first, by their own match, and the taxonomy ranks the rest (the question's category, predicted
-   with confidence, would otherwise bury the paper asked about under its labelled neighbours).
+   first, ordered by their own match and the share of the question's distinctive words in their
+   title (TITLE_SHARE_WEIGHT: a paper is recalled by its title's rarer words), and the taxonomy
+   ranks the rest (the question's category, predicted with confidence, would otherwise bury the
+   paper asked about under its labelled neighbours).
    Otherwise the taxonomy weighs TAXONOMY_WEIGHT, and a best direct match that stands out of the
    question's own scores (its lead over the next at least STANDS_OUT of the spread of the first ten)
    keeps third place: a new paper asked for by a few of its title's words is not buried under the
@@ -57,7 +59,7 @@ import numpy as np
 
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
-from semsearch.lexical import STOPWORDS, strip_request
+from semsearch.lexical import STOPWORDS, question_terms, strip_request, tokenize
 from semsearch.paper import Paper, normalize_title, one_line, parse_arxiv_id
 from semsearch.store import Prediction
 from semsearch.taxonomy import is_under, load_taxonomy, resolve_node
@@ -89,6 +91,7 @@ INTERROGATIVE = re.compile(
 NAMED_WORDS = 3  # a longer question (request words aside) gives a paper it names the second place
 NAME_LOOKUP = 20  # the question's best matches by BM25, and by meaning, searched for a paper it names
 TITLE_WORDS = 4  # a question of this many words or more that is a paper's title puts the paper first
+TITLE_SHARE_WEIGHT = 0.2  # what the question's words in a title add to a first-screen direct match
 TITLE_PREFIX_WORDS = 6  # ... and from this many, one that a paper's title begins with
 _NAME = re.compile(r"\w[\w.+()-]*")
 DISTRIBUTION_CACHE = 500_000  # papers whose leaf distribution a searcher keeps (~200 B each)
@@ -109,6 +112,7 @@ class Evidence:
     one_paper: float = 0.0  # the chance, by the question-kind model, that it asks about one paper
     taxonomy_weight: float = 0.0  # what the category evidence weighed for this question
     named: bool = False  # the question names this paper (step 5)
+    title_share: float = 0.0  # of the question's words (by IDF), the share its title holds (step 4)
     by_id: bool = False  # the question is this paper's arXiv id: no match was scored
 
     @property
@@ -128,6 +132,7 @@ class Evidence:
             "one_paper": round(self.one_paper, 4),
             "taxonomy_weight": round(self.taxonomy_weight, 4),
             "named": self.named,
+            "title_share": round(self.title_share, 4),
         }
 
 
@@ -185,6 +190,14 @@ def stands_out(evidence: dict[int, Evidence]) -> float:
     return (top - second) / (top - tenth) if top > tenth else 0.0
 
 
+def first_screen_score(e: Evidence) -> float:
+    """How a best direct match of a question about one paper ranks among the first DIRECT_FIRST:
+    its own match, and the question's words found in its title. Which papers are first is left to
+    the match alone: with title words choosing them too, a described paper with an abstract fell
+    out of the first three (known items with an abstract 0.875 → 0.833, docs/evaluation.md)."""
+    return e.direct_score + TITLE_SHARE_WEIGHT * e.title_share
+
+
 def rank_hybrid(
     evidence: dict[int, Evidence], k: int, weight: float = TAXONOMY_WEIGHT, one_paper: float = 0.0
 ) -> list[tuple[int, float]]:
@@ -204,12 +217,13 @@ def rank_hybrid(
         return scored[:k]
     if known:
         first = sorted(evidence, key=lambda v: -evidence[v].direct_score)[:DIRECT_FIRST]
+        first.sort(key=lambda v: -first_screen_score(evidence[v]))
         ranked = []
         for v in first:
             evidence[v].direct = True
             # A direct match's own score, shown between 0 and 1: a cosine can be negative, and where
             # filters leave few papers the best direct matches can be unrelated ones.
-            own = min(max(evidence[v].direct_score, 0.0), 1.0)
+            own = min(max(first_screen_score(evidence[v]), 0.0), 1.0)
             ranked.append((v, min(own, ranked[-1][1]) if ranked else own))
         # Below them the taxonomy's order, its scores scaled under the last direct match's: clipped
         # instead, a dozen papers showed one score and the order among them was lost to the reader.
@@ -668,12 +682,28 @@ class Searcher:
         found = self.index.store.vec_ids_with_title_key(key, prefix=words >= TITLE_PREFIX_WORDS)
         return [v for v in found if v in evidence]
 
+    def title_shares(self, query: str, evidence: dict[int, Evidence]) -> None:
+        """Set `title_share` of the question's DIRECT_FIRST best direct matches: the share of its
+        terms' IDF that their titles hold ("keeps attention sinks": StreamingLLM's title has the
+        rare "sinks", TransformerFAM's only "attention")."""
+        lexical = self.index.lexical
+        idf = {term: lexical.idf(term) for term in dict.fromkeys(question_terms(query))}
+        total = sum(idf.values())
+        if not total:
+            return
+        first = heapq.nlargest(DIRECT_FIRST, evidence, key=lambda v: evidence[v].direct_score)
+        for vec_id, paper in self.index.store.papers_by_vec_id(first).items():
+            words = set(tokenize(paper.title))
+            evidence[vec_id].title_share = sum(weight for term, weight in idf.items() if term in words) / total
+
     def _hybrid(self, query: str, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[Hit]:
         leaves = self.question_leaves(query, vector) if self.use_taxonomy else None
         evidence = self.evidence(query, vector, allowed, leaves)
         one_paper = self.one_paper(query, vector, evidence, leaves) if leaves is not None else 0.0
         named, titled = self.named_papers(query, evidence), self.titled_papers(query, evidence)
         weight = TAXONOMY_WEIGHT if leaves is not None else 0.0
+        if weight > 0 and one_paper >= ONE_PAPER:
+            self.title_shares(query, evidence)
         ranked = rank_hybrid(evidence, k + len(named) + len(titled), weight, one_paper)
         # In a longer question a name is context ("... adding temporal views to RWKV"): after the first.
         after = 0 if len(strip_request(query).split()) <= NAMED_WORDS else 1

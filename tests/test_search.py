@@ -794,7 +794,7 @@ def test_evidence_and_hits_as_json_round_to_four_and_six_places():
     explained = {
         "dense": 0.1235, "lexical": 7.6543, "lexical_share": 0.3333, "category": "A/B",
         "category_probability": 0.6667, "direct": True, "question": "one paper", "one_paper": 0.9877,
-        "taxonomy_weight": 1.2346, "named": False,
+        "taxonomy_weight": 1.2346, "named": False, "title_share": 0.0,
     }  # fmt: skip
     assert evidence.to_dict() == explained
     assert Evidence(known_item=False).to_dict()["question"] == "a kind of work"
@@ -1148,3 +1148,30 @@ def test_an_id_or_a_pasted_title_in_a_real_process(survey_corpus_index):
     assert (
         code == 2 and out == "" and err.startswith("error: no paper 2399.99999 in the index") and err.count("\n") == 1
     )
+
+
+def test_a_question_about_one_paper_orders_its_first_three_by_their_titles_too():
+    """The brief's own example on the offline index ("the paper that keeps attention sinks"):
+    TransformerFAM led StreamingLLM by 0.001 on its own match; the rare "sinks" is in StreamingLLM's
+    title. Title words only order the first three: choosing them too cost known items with an
+    abstract (0.875 → 0.833 on dev)."""
+    from semsearch.search import TITLE_SHARE_WEIGHT, rank_hybrid
+
+    evidence = {
+        1: Evidence(dense=0.42, lexical_share=0.72, title_share=0.18),  # TransformerFAM
+        2: Evidence(dense=0.32, lexical_share=0.94, title_share=0.56),  # StreamingLLM
+        3: Evidence(dense=0.25, lexical_share=0.97, title_share=0.18),
+        4: Evidence(dense=0.10, lexical_share=0.30, title_share=1.00),  # all its title: not first three
+    }
+    ranked = rank_hybrid(evidence, 4, weight=2.0, one_paper=0.97)
+    assert [v for v, _ in ranked] == [2, 1, 3, 4] and TITLE_SHARE_WEIGHT == 0.2
+    scores = [score for _, score in ranked]
+    assert scores == sorted(scores, reverse=True) and 0 <= scores[-1] and scores[0] <= 1
+    assert ranked[0][1] == pytest.approx(evidence[2].direct_score + 0.2 * 0.56)
+
+
+def test_a_terms_idf_is_how_rare_it_is_among_the_indexed_papers(survey_corpus_index):
+    lexical = Index.open(survey_corpus_index).lexical
+    common, rare = lexical.vocabulary.get("model"), lexical.vocabulary.get("specul")
+    assert common is not None and rare is not None
+    assert lexical.idf("specul") > lexical.idf("model") > 0 and lexical.idf("zzzunheard") == 0.0
