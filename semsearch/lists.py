@@ -520,10 +520,15 @@ def _apply_survey(
         fetched = {} if undo else _fetch([p.arxiv_id for p in new_papers if p.arxiv_id], store, offline, ingest.warn)
         ingest.add(p.merged_with(fetched[p.arxiv_id]) if p.arxiv_id in fetched else p for p in new_papers)
         gone = set(changes["removed"])
+        # A paper listed now under another key (by its title, where the old list had its arXiv id,
+        # or the other way round) is still listed: its record, merged with the new entry above,
+        # keeps the label (REST lost it on a refresh, and again on the undo).
+        listed = set(after) | {normalize_title(p.title) for p in fresh.papers}
         for paper in old.papers:  # no longer listed: no longer the survey's
             if key(paper) in gone:
                 for stored in [store.get(paper.id), *store.papers_with_title(paper.title)]:
-                    if stored is not None and stored.survey_categories:
+                    still = stored is not None and (key(stored) in listed or normalize_title(stored.title) in listed)
+                    if stored is not None and stored.survey_categories and not still:
                         store.put(replaced(stored, survey_categories=[]))
         store.set_meta(PREVIOUS_PREFIX + SURVEY, previous)
         store.set_meta(SURVEY_LIST_META, json.dumps(facts, ensure_ascii=False))

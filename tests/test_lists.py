@@ -215,6 +215,35 @@ def test_refresh_follows_the_survey_list_and_reports_the_diff(tmp_path, survey_o
     assert Index.open(index_dir).store.content_counts()["survey_labelled"] == 3
 
 
+def test_a_survey_paper_listed_under_its_arxiv_id_instead_of_its_title_keeps_its_label_both_ways(
+    tmp_path, survey_only_index, capsys
+):
+    """The list of 2024-07-25 gives REST its arXiv link, today's list only its title: a refresh to
+    the older list took REST's label away (389 of 390 listed), and so did the undo (423 of 424)."""
+    index_dir = survey_only_index
+    rest = "REST: Retrieval-Based Speculative Decoding"
+    (tmp_path / "older.md").write_text(
+        SURVEY_V1.replace(
+            "- Draft A,", f"- {rest}, <ins>arXiv, 2023</ins> [[Paper](https://arxiv.org/abs/2311.08252)]\n- Draft A,"
+        )
+    )
+    code, out, err = run(
+        capsys, "taxonomy", "refresh", tmp_path / "older.md", "--offline", "--force", "--json", "--index", index_dir
+    )
+    assert code == 0 and json.loads(out)["papers"] == 4, err
+    store = Index.open(index_dir).store
+    assert store.content_counts()["survey_labelled"] == 4
+    [record] = store.papers_with_title(rest)
+    assert record.id == "2311.08252" and record.survey_categories
+    code, _, err = run(capsys, "taxonomy", "refresh", "--undo", "--index", index_dir)
+    assert code == 0, err
+    store = Index.open(index_dir).store
+    assert store.content_counts()["survey_labelled"] == 424
+    assert [r.survey_categories for r in store.papers_with_title(rest)] == [
+        ["Model-Centric Methods/Efficient Inference/Speculative Decoding"]
+    ]
+
+
 def test_search_and_related_under_a_list(index_dir, list_file, stub, capsys):
     assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
     code, out, err = run(
