@@ -1311,7 +1311,8 @@ def _print_report(report: dict, as_json: bool) -> None:
         _print_json(report)
         return
     for key, value in report.items():
-        print(f"{key:<32} {value:.3f}" if isinstance(value, float) else f"{key:<32} {value}")
+        shown = f"{value:.3f}" if isinstance(value, float) else "n/a (none to measure)" if value is None else value
+        print(f"{key:<32} {shown}")
 
 
 # --- entry point --------------------------------------------------------------------------------

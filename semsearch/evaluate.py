@@ -85,7 +85,7 @@ def evaluate_classifier(
         "mean_confidence": float(confidence.mean()),
         "suggestion_precision": float(first_right.mean()),
         "in_scope_share": float(in_scope.mean()),
-        "in_scope_share_with_abstract": float(in_scope[with_abstract].mean()) if with_abstract.any() else 0.0,
+        "in_scope_share_with_abstract": float(in_scope[with_abstract].mean()) if with_abstract.any() else None,
         "knn_baseline_top1": float(np.mean(knn_top1)),
     } | (_scope_auroc(classifier, outside_vectors) if outside_vectors is not None else {})
 

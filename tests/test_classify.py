@@ -1076,3 +1076,15 @@ def test_suggestions_are_leaves_of_three_kinds_of_method_with_falling_scores(con
         classifier.node_probabilities((leaves if walk is None else walk)[None, :])[0]
     )
     assert suggestions[0].category == expected_first
+
+
+def test_a_figure_with_nothing_to_measure_is_said_so_not_zero(survey_only_index, capsys):
+    """On the offline index no labelled paper has an abstract: "in_scope_share_with_abstract
+    0.000" read as none of them in scope."""
+    from tests.test_cli import run
+
+    code, out, _ = run(capsys, "eval", "classify", "--json", "--index", survey_only_index)
+    report = json.loads(out)
+    assert code == 0 and report["with_abstract"] == 0 and report["in_scope_share_with_abstract"] is None
+    code, out, _ = run(capsys, "eval", "classify", "--index", survey_only_index)
+    assert code == 0 and "in_scope_share_with_abstract     n/a (none to measure)" in out
