@@ -1288,6 +1288,12 @@ def eval_search(
         title = f"{query_file.name} ({kind}, {len(rows)} questions"
         if kind == "known-item":
             title += f"; {targets_with_abstract(papers, rows).sum()} targets with an abstract"
+            if missing := int((~targets_with_abstract(papers, rows, abstract=False)).sum()):
+                title += f"; {missing} not in the index"  # a miss whatever the ranking: said, not hidden
+                logging.getLogger("semsearch").warning(
+                    f"warning: {query_file.name}: {missing} of {len(rows)} targets are not in the index "
+                    "(each counts as a miss; ingest them first)"
+                )
         report[title + ")"] = evaluate_search(idx, rows, kind, labels, searchers)
     if as_json:
         _print_json(report)

@@ -337,11 +337,13 @@ def is_target(question: dict, paper) -> int:
     return int(normalize_title(paper.title) == normalize_title(question["title"]))
 
 
-def targets_with_abstract(papers: list, questions: list[dict]) -> np.ndarray:
+def targets_with_abstract(papers: list, questions: list[dict], *, abstract: bool = True) -> np.ndarray:
     """For each known-item question, whether the index holds its target's abstract (else it knows
-    the title alone, as for survey papers whose abstract only arXiv could supply)."""
-    ids = {p.arxiv_id for p in papers if p.abstract and p.arxiv_id}
-    titles = {normalize_title(p.title) for p in papers if p.abstract}  # is_target's rule, indexed once
+    the title alone, as for survey papers whose abstract only arXiv could supply); with `abstract`
+    False, whether it holds its target at all."""
+    held = [p for p in papers if p.abstract or not abstract]
+    ids = {p.arxiv_id for p in held if p.arxiv_id}
+    titles = {normalize_title(p.title) for p in held}  # is_target's rule, indexed once
     found = [q.get("arxiv_id") in ids or normalize_title(q["title"]) in titles for q in questions]
     return np.array(found, dtype=bool)
 

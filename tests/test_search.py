@@ -353,7 +353,15 @@ def test_eval_search_command(tmp_path, fake_model, capsys, corpus_file):
     assert code == 0, err
     report = next(iter(json.loads(out).values()))
     assert set(report) == {"semsearch (hybrid + taxonomy)", "hybrid, no taxonomy", "dense only", "BM25 only"}
-    assert report["BM25 only"]["success@3"] == 1.0
+    assert report["BM25 only"]["success@3"] == 1.0 and "not in the index" not in err
+
+    # A target the index does not hold is a miss whatever the ranking: said, in the title and aloud
+    # (a newcomer's pass: 0.025 success@3, and no word that 38 of 40 targets were not indexed).
+    with questions.open("a") as more:
+        more.write(json.dumps({"qid": "k2", "query": "a paper nobody indexed", "title": "Nobody Indexed This"}) + "\n")
+    code, out, err = run(capsys, "eval", "search", "--queries", questions, "--json", "--index", index)
+    assert code == 0 and list(json.loads(out))[0].endswith("; 1 not in the index)")
+    assert "warning: known.jsonl: 1 of 2 targets are not in the index" in err
 
     # A file the harness cannot read is one line and exit code 2: questions, then reading-list topics.
     bad = tmp_path / "bad.jsonl"
