@@ -18,6 +18,14 @@ class PartialFailure(SemsearchError):
     exit_code = 1
 
 
+class Unreachable(SemsearchError):
+    """A source on the network could not be reached (no network, DNS down, every retry failed):
+    the input may be right, so not the bad-input code 2; an API answers 502."""
+
+    exit_code = 1
+    http_status = 502
+
+
 class NotFound(SemsearchError):
     """What was asked for is not there (a paper not in the index); the API answers 404."""
 

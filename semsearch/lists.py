@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.errors import NotFound, SemsearchError, network_reason
+from semsearch.errors import NotFound, SemsearchError, Unreachable, network_reason
 from semsearch.paper import Paper, normalize_title
 from semsearch.sources.curated import CuratedList, ListedPaper, parse_list
 from semsearch.taxonomy import Taxonomy, load_taxonomy, subtree_counts
@@ -90,7 +90,10 @@ def read_source(source: str, *, offline: bool = False) -> str:
                         raise SemsearchError(too_large)
                 return body.decode(response.encoding or "utf-8", errors="replace")
         except requests.RequestException as err:
-            raise SemsearchError(f"cannot fetch {public_source(source)}: {network_reason(err)}") from None
+            # A page that is not there is a wrong URL (exit 2); a host that does not answer, not.
+            status = err.response.status_code if isinstance(err, requests.HTTPError) and err.response is not None else 0
+            error = SemsearchError if 400 <= status < 500 else Unreachable
+            raise error(f"cannot fetch {public_source(source)}: {network_reason(err)}") from None
     path = Path(source)
     try:
         if path.stat().st_size > 4 * MAX_CHARS:

@@ -142,11 +142,28 @@ def test_a_list_without_papers_changes_nothing(index_dir, tmp_path, capsys, text
     assert (index_dir / "CURRENT").read_text() == published
 
 
-def test_a_list_that_cannot_be_fetched_is_one_line(index_dir, capsys):
+def test_a_list_that_cannot_be_fetched_is_one_line(index_dir, capsys, tmp_path):
+    """A host that does not answer exits 1, as an unreachable arXiv does (it exited 2, the code for
+    bad input); a page the host does not have is a wrong URL: 2."""
+    import functools
+    import http.server
+    import threading
+
     code, _, err = run(capsys, "taxonomy", "add", "kv", "http://127.0.0.1:9/README.md", "--index", index_dir)
-    assert (
-        code == 2 and err.startswith("error: cannot fetch http://127.0.0.1:9/README.md") and len(err.splitlines()) == 1
-    )
+    assert code == 1 and err.startswith("error: cannot fetch http://127.0.0.1:9/README.md") and err.count("\n") == 1
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # its request log would go to the stderr under test
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/no-such-README.md"
+        code, _, err = run(capsys, "taxonomy", "add", "kv", url, "--index", index_dir)
+    finally:
+        server.shutdown()
+    assert code == 2 and err.startswith(f"error: cannot fetch {url}") and err.count("\n") == 1
 
 
 def test_offline_a_list_is_indexed_on_its_titles(index_dir, list_file, capsys):

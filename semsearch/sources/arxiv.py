@@ -20,7 +20,7 @@ import arxiv
 import requests
 import urllib3
 
-from semsearch.errors import SemsearchError, network_reason
+from semsearch.errors import SemsearchError, Unreachable, network_reason
 from semsearch.paper import Paper, normalize_title, parse_arxiv_id, web_url, year_from_arxiv_id
 
 SOURCE = "arxiv"
@@ -37,10 +37,8 @@ _pace_lock = threading.Lock()
 _last_request_at = 0.0
 
 
-class ArxivUnavailable(SemsearchError):
+class ArxivUnavailable(Unreachable):
     """arXiv could not be reached at all (no network, DNS failure, or every retry failed)."""
-
-    exit_code = 1
 
 
 @dataclass
