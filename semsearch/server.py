@@ -406,7 +406,12 @@ def create_app(
         if not node.endswith(".atom"):
             raise NotFound("a feed's address ends in .atom")
         checked = parse(PapersRequest, category=node.removesuffix(".atom"), taxonomy=taxonomy)
-        body = service.node_feed(checked.category, checked.taxonomy, str(request.base_url))
+        try:
+            body = service.node_feed(checked.category, checked.taxonomy, str(request.base_url))
+        except NotFound:
+            raise
+        except SemsearchError as err:  # a node the taxonomy lacks: the feed's address names nothing
+            raise NotFound(str(err)) from None
         return Response(body, media_type=ATOM_TYPE)
 
     def web_file(name: str, media_type: str) -> FileResponse:

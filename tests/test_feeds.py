@@ -69,7 +69,7 @@ def test_a_node_is_found_by_its_last_name_too_and_a_list_taxonomy_has_feeds(clie
 @pytest.mark.parametrize(
     ("path", "status", "says"),
     [
-        ("/feeds/survey/No Such Node.atom", 400, "unknown category"),
+        ("/feeds/survey/No Such Node.atom", 404, "unknown category"),  # was 400: the address names nothing
         ("/feeds/nope/KV-Cache Optimization.atom", 404, "no taxonomy 'nope'"),
         ("/feeds/survey/KV-Cache Optimization", 404, "ends in .atom"),
     ],
