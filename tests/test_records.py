@@ -340,7 +340,7 @@ def test_ingest_of_json_nested_past_any_parser_stops_on_the_line_or_skips_it(tmp
 
 
 @pytest.mark.parametrize("reader", ["ingest", "classify"])
-def test_a_compressed_file_cut_short_is_a_file_that_cannot_be_read(tmp_path, capsys, reader):
+def test_a_compressed_file_cut_short_is_a_file_that_cannot_be_read(tmp_path, capsys, reader, fake_model):
     """gzip raises EOFError at the cut, which the CLI took for Ctrl-D: "interrupted", exit 130."""
     import gzip
 
