@@ -370,7 +370,9 @@ def search(
         try:
             answers.append((request, searcher.search(request.question, request.k, filters)))
         except NotFound as err:  # an arXiv id the index lacks
-            raise NotFound(f"{batch}: question {number}: {err}; nothing printed" if batch else str(err)) from None
+            if batch is None:
+                raise
+            raise NotFound(f"{batch}: question {number}: {err}; nothing printed") from None
     for request, hits in answers:
         _emit(output, {"query": request.question}, hits, explain, mode, titled=batch is not None)
 

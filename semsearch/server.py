@@ -45,6 +45,7 @@ from semsearch.requests_models import (
     parse,
 )
 from semsearch.service import RELOAD_SECONDS, Service
+from semsearch.taxonomy import UnknownCategory
 
 # FastAPI reads a request model given as `Annotated[Model, Query()]` through a Field that carries the
 # parameter's alias; pydantic >= 2.12 warns that such an alias has no effect, on every route's first
@@ -408,9 +409,7 @@ def create_app(
         checked = parse(PapersRequest, category=node.removesuffix(".atom"), taxonomy=taxonomy)
         try:
             body = service.node_feed(checked.category, checked.taxonomy, str(request.base_url))
-        except NotFound:
-            raise
-        except SemsearchError as err:  # a node the taxonomy lacks: the feed's address names nothing
+        except UnknownCategory as err:  # the feed's address names nothing
             raise NotFound(str(err)) from None
         return Response(body, media_type=ATOM_TYPE)
 

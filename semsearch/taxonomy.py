@@ -140,6 +140,10 @@ def load_taxonomy() -> Taxonomy:
     )
 
 
+class UnknownCategory(SemsearchError):
+    """A name no node of the taxonomy has (bad input to a search; a feed's address naming nothing)."""
+
+
 def resolve_node(name: str, nodes: tuple[str, ...] | None = None) -> str:
     """The full node path meant by `name`: a full path, or a node's last segment (any case)."""
     nodes = nodes if nodes is not None else load_survey().nodes
@@ -154,4 +158,4 @@ def resolve_node(name: str, nodes: tuple[str, ...] | None = None) -> str:
         raise SemsearchError(f"category {name!r} is ambiguous: " + "; ".join(by_leaf))
     close = difflib.get_close_matches(name, [leaf_name(n) for n in nodes], n=3, cutoff=0.5)
     hint = f" (did you mean: {', '.join(close)}?)" if close else " (see `semsearch taxonomy`)"
-    raise SemsearchError(f"unknown category {name!r}{hint}")
+    raise UnknownCategory(f"unknown category {name!r}{hint}")
