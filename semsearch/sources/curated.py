@@ -245,10 +245,10 @@ def _one_record_per_title(
     the arXiv id: kept apart, it was stored twice and showed twice in every search."""
     linked = {normalize_title(p.title): key for key, p in found.items() if p.arxiv_id}
     moved = {key: linked[key] for key, p in found.items() if not p.arxiv_id and key in linked}
-    order = list(found)
+    position = {key: at for at, key in enumerate(found)}  # linear, as the parser promises
     for key, into in moved.items():
         first, then = found.pop(key), found[into]
-        if order.index(key) > order.index(into):
+        if position[key] > position[into]:
             first, then = then, first
         found[into].categories = first.categories + [c for c in then.categories if c not in first.categories]
     return found, [replace(p, key=moved.get(p.key, p.key)) for p in placements]
