@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -129,12 +130,10 @@ def test_authors_and_venues_cannot_add_links_images_or_markup_to_a_line():
     listed = parse_list(WRITTEN)
     found = sections(listed, WRITTEN.splitlines())
     templates = [t for s in found.values() for t in s.templates]
-    hostile = Paper(
-        id="2501.01234",
-        title="Folding Caches into Few Bits",
+    hostile = replace(
+        NEW,
         authors=["Ann Lee* [phish](https://evil.example/login) <img src=https://evil.example/t.png>", "<b>Eve</b>"],
         venue="ICML](https://evil.example) <script>",
-        year=2025,
     )
     for section in found.values():
         line = render_line(section, templates, hostile, "Arxiv")
