@@ -151,6 +151,7 @@ def test_a_list_that_cannot_be_fetched_is_one_line(index_dir, capsys, tmp_path):
 
     code, _, err = run(capsys, "taxonomy", "add", "kv", "http://127.0.0.1:9/README.md", "--index", index_dir)
     assert code == 1 and err.startswith("error: cannot fetch http://127.0.0.1:9/README.md") and err.count("\n") == 1
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):  # its request log would go to the stderr under test
             pass
