@@ -52,15 +52,16 @@ _MEMORY_TEMP: Path | None = None
 # when it first uses it, so nothing written inside beforehand would last.
 FAILED_FILE = ".failed"  # the run failed: kept a day, for a look
 KEEP_FAILED_SECONDS = 24 * 3600
+KEEP_FAILED_RUNS = 3  # the newest failed runs kept: hand mutations fail run after run (23 GB of them once)
 
 
 def sweep_stale_test_dirs(parent: Path, *, now: float | None = None) -> list[Path]:
     """Remove the test directories of runs that are over: a run killed before its end (a timeout,
     the OOM killer, ^C twice) never removed its own, and in memory they add up (22 GB once, which
-    got the next run killed). A run still going is left alone, and so, for a day, is one that failed.
-    Returns what was removed."""
+    got the next run killed). A run still going is left alone, and so, for a day, are the
+    KEEP_FAILED_RUNS newest that failed. Returns what was removed."""
     now = time.time() if now is None else now
-    removed = []
+    removed, failed = [], []
     for directory in parent.glob("semsearch-tests-*"):
         owner = directory.name.split("-")[2]
         if owner.isdigit() and _running(int(owner)):
@@ -70,7 +71,11 @@ def sweep_stale_test_dirs(parent: Path, *, now: float | None = None) -> list[Pat
         except OSError:
             failed_at = None
         if failed_at is not None and now - failed_at < KEEP_FAILED_SECONDS:
+            failed.append((failed_at, directory))
             continue
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory)
+    for _, directory in sorted(failed, reverse=True)[KEEP_FAILED_RUNS:]:  # only the newest few are kept
         shutil.rmtree(directory, ignore_errors=True)
         removed.append(directory)
     return removed

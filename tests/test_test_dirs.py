@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import FAILED_FILE, KEEP_FAILED_SECONDS, sweep_stale_test_dirs
+from tests.conftest import FAILED_FILE, KEEP_FAILED_RUNS, KEEP_FAILED_SECONDS, sweep_stale_test_dirs
 
 
 def _dead_pid() -> int:
@@ -40,3 +40,17 @@ def test_a_failed_runs_directory_is_kept_for_a_day(tmp_path):
     assert failed.exists()
     assert sweep_stale_test_dirs(tmp_path, now=time.time() + KEEP_FAILED_SECONDS + 60) == [failed]
     assert not failed.exists()
+
+
+def test_only_the_newest_failed_runs_are_kept(tmp_path):
+    """Hand mutations fail run after run: every failed run kept for a day filled /dev/shm (23 GB),
+    and the OOM killer took servers and test runs."""
+    dirs = []
+    for age in range(KEEP_FAILED_RUNS + 2):
+        directory = tmp_path / f"semsearch-tests-{_dead_pid()}-{age}"
+        directory.mkdir()
+        (directory / FAILED_FILE).touch()
+        os.utime(directory / FAILED_FILE, (time.time() - 60 * age, time.time() - 60 * age))
+        dirs.append(directory)
+    removed = sweep_stale_test_dirs(tmp_path)
+    assert sorted(removed) == sorted(dirs[KEEP_FAILED_RUNS:]) and all(d.exists() for d in dirs[:KEEP_FAILED_RUNS])
