@@ -114,7 +114,7 @@ def node_feed(taxonomy: str, node: str, papers: Iterable[Paper], base_url: str) 
         feed_id=f"{base_url}feeds/{quote(taxonomy)}/{path}.atom",
         title=f"semsearch: {node.rsplit('/', 1)[-1]} ({taxonomy})",
         self_url=f"{base_url}feeds/{quote(taxonomy)}/{path}.atom",
-        page_url=f"{base_url}?view=node&node={quote(node, safe='')}"
+        page_url=f"{base_url}?view=node&category={quote(node, safe='')}"  # the page reads `category`
         + (f"&taxonomy={quote(taxonomy)}" if taxonomy != "survey" else ""),
         entries=[paper_entry(p, base_url, [node]) for p in newest],
     )

@@ -51,6 +51,10 @@ def test_a_nodes_feed_lists_its_newest_papers_as_valid_atom(client):
 
     assert feed.feed.title == "semsearch: KV-Cache Optimization (survey)"
     assert {link.rel for link in feed.feed.links} == {"self", "alternate"}
+    # "Open the site" in a feed reader opens the page's view of the node (it said `node=`, which the
+    # page does not read: "unknown category 'null'")
+    [page] = [link.href for link in feed.feed.links if link.rel == "alternate"]
+    assert page == f"http://testserver/?view=node&category={quote(KV, safe='')}"
     ids = [
         unquote(e.id.removeprefix("https://arxiv.org/abs/").removeprefix("http://testserver/paper/"))
         for e in feed.entries
