@@ -26,6 +26,14 @@ class Unreachable(SemsearchError):
     http_status = 502
 
 
+class IndexBusy(SemsearchError):
+    """Another process holds the index's writer lock past the wait: nothing is wrong with the
+    request, so not the bad-input code; the API answers 503 (try again)."""
+
+    exit_code = 1
+    http_status = 503
+
+
 class NotFound(SemsearchError):
     """What was asked for is not there (a paper not in the index); the API answers 404."""
 

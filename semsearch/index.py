@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
-from semsearch.errors import IndexDamaged, IndexUnwritable, SemsearchError
+from semsearch.errors import IndexBusy, IndexDamaged, IndexUnwritable, SemsearchError
 from semsearch.store import Store
 
 log = logging.getLogger(__name__)
@@ -523,7 +523,7 @@ class IndexWriter:
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
                 if time.monotonic() >= deadline:
                     os.close(fd)
-                    raise SemsearchError(
+                    raise IndexBusy(
                         f"another semsearch process (pid {holder}) is writing to {self.directory}; "
                         "try again when it has finished"
                     ) from None

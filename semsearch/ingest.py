@@ -96,9 +96,10 @@ class Ingest:
         survey: Survey | None = None,
         index_type: str | None = None,
         ray_address: str | None = None,
+        lock_timeout: float | None = None,
     ):
         """`ray_address`: embed on a Ray cluster (`semsearch.cluster`; "local" starts one here)."""
-        self.writer = IndexWriter(index_dir, model, index_type=index_type)
+        self.writer = IndexWriter(index_dir, model, index_type=index_type, lock_timeout=lock_timeout)
         self.ray_address = ray_address
         self.survey = survey  # else, once the index is open, its own list (as refreshed, else the packaged one)
         self.progress = progress
@@ -652,15 +653,18 @@ def label_counts(survey_categories, node: str) -> bool:
     return not survey_categories or node in survey_categories
 
 
-def label_paper(paper_id: str, category: str | None, *, index_dir: str | Path | None = None) -> str | None:
+def label_paper(
+    paper_id: str, category: str | None, *, index_dir: str | Path | None = None, lock_timeout: float | None = None
+) -> str | None:
     """Confirm a paper's category (None removes the label); labels join the classifier's training
-    set at once. Returns the full node path."""
+    set at once. Returns the full node path. `lock_timeout`: how long to wait for another writer
+    ($SEMSEARCH_LOCK_TIMEOUT when None)."""
     from datetime import datetime, timezone
 
     from semsearch.taxonomy import resolve_node
 
     node = resolve_node(category) if category is not None else None
-    with Ingest(index_dir=Index.existing(index_dir), progress=False) as ingest:
+    with Ingest(index_dir=Index.existing(index_dir), progress=False, lock_timeout=lock_timeout) as ingest:
         vec_id = ingest.store.find(paper_id)
         if vec_id is None:
             raise NotFound(f"no paper {paper_id!r} in the index")

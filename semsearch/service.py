@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RELOAD_SECONDS = 1.0
+LABEL_LOCK_SECONDS = 10.0  # how long a label request waits for another writer before a 503
 SESSION_THREADS = 1  # per question: concurrent requests use the cores better than one request split
 log = logging.getLogger("semsearch.service")
 
@@ -363,7 +364,9 @@ class Service:
         with self.use() as live:
             vec_id = live.finder.resolve(paper_id)  # 404 before taking the writer's lock
             survey = live.index.store.papers_by_vec_id([vec_id])[vec_id].survey_categories
-        node = label_paper(paper_id, category, index_dir=self.directory)
+        # A request does not wait minutes for a writer (a watch fetching from a slow arXiv holds the
+        # lock): 503 after LABEL_LOCK_SECONDS, try again.
+        node = label_paper(paper_id, category, index_dir=self.directory, lock_timeout=LABEL_LOCK_SECONDS)
         self.refresh()
         return {"id": paper_id, "category": node, "in_effect": label_counts(survey, node)}
 

@@ -314,6 +314,27 @@ def test_confirming_a_category_needs_the_token_when_there_is_one(toy_dir):
     )
 
 
+def test_a_label_while_another_process_writes_is_a_503_in_seconds_not_a_400_in_minutes(toy_dir, monkeypatch):
+    """A watch waiting on a slow arXiv holds the writer's lock: a label request hung 5 minutes and
+    then answered 400, the code for bad input (an attacker's pass)."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from semsearch import service
+    from semsearch.index import IndexWriter
+    from semsearch.server import create_app
+
+    monkeypatch.setattr(service, "LABEL_LOCK_SECONDS", 0.2)
+    client = TestClient(create_app(index_dir=toy_dir, reload_seconds=None))
+    with IndexWriter(toy_dir, None):  # another writer, holding the lock
+        started = time.monotonic()
+        answer = client.post("/api/labels", json={"id": "2301.00006", "category": "KV-Cache Optimization"})
+    assert answer.status_code == 503 and "is writing to" in answer.json()["error"]
+    assert time.monotonic() - started < 5
+    assert client.post("/api/labels", json={"id": "2301.00006", "category": "KV-Cache Optimization"}).status_code == 200
+
+
 def test_the_page_and_its_files_are_served_with_their_types(unchanged_client):
     # Under nosniff a browser runs a script only when it is served as one.
     for path, kind in [("/", "text/html"), ("/docs", "text/html"), ("/paper/2302.00003", "text/html"),
