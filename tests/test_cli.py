@@ -76,6 +76,8 @@ def test_a_batch_with_an_id_the_index_lacks_prints_nothing_and_names_the_questio
     assert (code, out) == (2, "") and err.count("\n") == 1
     assert err.startswith(f"error: {questions}: question 2: no paper 2399.99999 in the index")
     assert "nothing printed" in err
+    code, out, err = run(capsys, "search", "2399.99999", "--index", built)  # one question: as it is
+    assert (code, out) == (2, "") and err.startswith("error: no paper 2399.99999 in the index (")
 
 
 def test_an_error_message_of_several_lines_is_printed_as_one(built, capsys, monkeypatch):

@@ -128,6 +128,11 @@ def test_a_paper_listed_with_and_without_its_arxiv_link_is_one_paper_under_its_i
     )
     assert [(p.arxiv_id, p.categories) for p in listed.papers] == [("2407.16207", ["Drafting", "Verification"])]
     assert [(p.node, p.key) for p in listed.placements] == [("Drafting", "2407.16207"), ("Verification", "2407.16207")]
+    linked_first = parse_list(  # the categories in the list's order, whichever item comes first
+        "# Spec\n## Verification\n- [Graph-structured speculative decoding](https://arxiv.org/abs/2407.16207)\n"
+        "## Drafting\n- **Graph-Structured Speculative Decoding** [[code](https://github.com/a/b)]\n"
+    )
+    assert [p.categories for p in linked_first.papers] == [["Verification", "Drafting"]]
 
 
 def test_titles_in_other_scripts_are_papers_of_their_own():

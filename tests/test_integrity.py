@@ -236,7 +236,16 @@ def test_a_bm25_vocabulary_of_another_shape_is_damage_in_one_line(two_generation
 
 @pytest.mark.parametrize(
     "column, value",
-    [("authors", '{"a": 1}'), ("authors", "[1]"), ("sources", '"list"'), ("title", b"bytes"), ("year", "MMXXIV")],
+    [
+        ("authors", '{"a": 1}'),
+        ("authors", "[1]"),
+        ("sources", '"list"'),
+        ("title", b"bytes"),
+        ("year", "MMXXIV"),
+        ("venue", b"ICML"),  # a TEXT column stores a number as text: only a blob is another shape
+        ("published", b"\x00"),
+        ("url", b"https://x"),
+    ],
 )
 def test_a_paper_record_of_another_shape_is_damage_in_one_line(two_generations, capsys, column, value):
     """With its checksums made to match (here: none), authors as a JSON object made every search

@@ -156,15 +156,24 @@ def test_a_list_that_cannot_be_fetched_is_one_line(index_dir, capsys, tmp_path):
         def log_message(self, *args):  # its request log would go to the stderr under test
             pass
 
+        def do_GET(self):  # noqa: N802 - the handler's name
+            if self.path.endswith("busy.md"):  # a host that is there but cannot answer now
+                self.send_error(503)
+            else:
+                super().do_GET()
+
     handler = functools.partial(Quiet, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/no-such-README.md"
         code, _, err = run(capsys, "taxonomy", "add", "kv", url, "--index", index_dir)
+        busy = f"http://127.0.0.1:{server.server_address[1]}/busy.md"
+        busy_code, _, busy_err = run(capsys, "taxonomy", "add", "kv", busy, "--index", index_dir)
     finally:
         server.shutdown()
     assert code == 2 and err.startswith(f"error: cannot fetch {url}") and err.count("\n") == 1
+    assert busy_code == 1 and busy_err.startswith(f"error: cannot fetch {busy}: 127.0.0.1 answered HTTP 503")
 
 
 def test_offline_a_list_is_indexed_on_its_titles(index_dir, list_file, capsys):

@@ -35,6 +35,7 @@ from tests.conftest import SHARED, examples
         ("12345.678", None),
         ("２３０６.００９７８", None),  # digits of another width are no id arXiv has ("\\d" took them)
         ("٢٣٠٦.٠٠٩٧٨", None),
+        ("hep-th/９９０１００１", None),
     ],
 )
 def test_parse_arxiv_id(value, expected):
@@ -216,3 +217,9 @@ def test_any_link_text_gives_an_id_or_none_quickly(text):
     for link in (text, "https://huggingface.co/papers/" + text, "https://arxiv.org/abs/" + text):
         found = arxiv_id_from_link(link)
         assert found is None or parse_arxiv_id(found) == found
+
+
+def test_one_line_is_printable_text_on_one_line():
+    from semsearch.paper import one_line
+
+    assert one_line("GP\u200bTQ\n\tquant\x00ization  \u202ex") == "GP TQ quant ization x"

@@ -362,6 +362,12 @@ def test_eval_search_command(tmp_path, fake_model, capsys, corpus_file):
     code, out, err = run(capsys, "eval", "search", "--queries", questions, "--json", "--index", index)
     assert code == 0 and list(json.loads(out))[0].endswith("; 1 not in the index)")
     assert "warning: known.jsonl: 1 of 2 targets are not in the index" in err
+    from semsearch.evaluate import targets_with_abstract
+
+    held = [Paper(id="2501.00001", title="Known By Title"), Paper(id="x", title="With Text", abstract="a b")]
+    asked = [{"title": "Known by title"}, {"title": "With text"}, {"title": "Elsewhere"}]
+    assert targets_with_abstract(held, asked).tolist() == [False, True, False]
+    assert targets_with_abstract(held, asked, abstract=False).tolist() == [True, True, False]  # a title is held
 
     # A file the harness cannot read is one line and exit code 2: questions, then reading-list topics.
     bad = tmp_path / "bad.jsonl"
@@ -1179,7 +1185,40 @@ def test_a_question_about_one_paper_orders_its_first_three_by_their_titles_too()
 
 
 def test_a_terms_idf_is_how_rare_it_is_among_the_indexed_papers(survey_corpus_index):
+    import math
+
     lexical = Index.open(survey_corpus_index).lexical
     common, rare = lexical.vocabulary.get("model"), lexical.vocabulary.get("specul")
     assert common is not None and rare is not None
     assert lexical.idf("specul") > lexical.idf("model") > 0 and lexical.idf("zzzunheard") == 0.0
+    n = len(lexical.vec_ids)
+    for term, column in [("model", common), ("specul", rare)]:
+        holding = int(lexical.starts[column + 1] - lexical.starts[column])
+        assert lexical.idf(term) == pytest.approx(math.log((n + 1) / (holding + 0.5)))
+    once = next(t for t, c in lexical.vocabulary.items() if lexical.starts[c + 1] - lexical.starts[c] == 1)
+    assert lexical.idf(once) == pytest.approx(math.log((n + 1) / 1.5))  # a term one paper holds counts
+
+
+def test_title_shares_are_the_questions_rare_words_found_in_each_first_title(survey_corpus_index):
+    """The share of the question's term IDF in the title alone (not the abstract), for its three
+    best direct matches, in [0, 1]; and a real question about one paper sets them."""
+    from semsearch.search import DIRECT_FIRST
+
+    searcher = Searcher(Index.open(survey_corpus_index))
+    store = searcher.index.store
+    vec_id = store.find("2306.00978")
+    title = store.papers_by_vec_id([vec_id])[vec_id].title  # AWQ's
+    evidence = {v: Evidence() for v in store.all_vec_ids()}
+    evidence[vec_id].dense = 1.0  # the best direct match
+    question = f"{title} zzzunheard"
+    searcher.title_shares(question, evidence)
+    shares = {v: e.title_share for v, e in evidence.items() if e.title_share}
+    assert evidence[vec_id].title_share == pytest.approx(1.0)  # every indexed word of it is in the title
+    assert len(shares) <= DIRECT_FIRST and all(0 < x <= 1 for x in shares.values())
+    abstract_only = {v: Evidence(dense=1.0) for v in [store.find("2302.00003")]}
+    paper = store.papers_by_vec_id(list(abstract_only))[next(iter(abstract_only))]
+    words = [w for w in paper.abstract.split() if w.lower() not in paper.title.lower()][:6]
+    searcher.title_shares(" ".join(words), abstract_only)
+    assert next(iter(abstract_only.values())).title_share < 1.0  # its abstract's words are not its title's
+    hits = searcher.search(f"the paper that proposed {title}", k=3)
+    assert hits[0].paper.id == "2306.00978" and hits[0].evidence.title_share > 0

@@ -700,6 +700,7 @@ def test_a_second_watch_of_the_same_window_keeps_the_first_ones_papers(survey_in
     save_digest(first, index_dir=survey_index)
     saved = save_digest(replace(first, entries=[], fetched=0), index_dir=survey_index)
     assert [e.title for e in read_digest_file(saved).entries] == ["Found by the first watch"]
+    assert read_digest_file(saved).fetched == first.fetched  # what the first fetched, not the second's 0
     again = replace(first.entries[0], title="Found again, newer")
     other = replace(first.entries[0], id="2411.00009", title="Another")
     save_digest(replace(first, entries=[again, other]), index_dir=survey_index)
