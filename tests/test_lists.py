@@ -423,3 +423,16 @@ def test_a_listed_arxiv_paper_keeps_the_title_the_index_gave_it(index_dir, tmp_p
                        "--index", index_dir)  # fmt: skip
     report = json.loads(out)  # the same list, read again: nothing moves (it moved on every refresh)
     assert code == 0 and (report["added"], report["removed"], report["moved"], report["papers"]) == (0, 0, 0, 1)
+
+
+def test_a_listed_paper_the_index_holds_by_title_gets_its_abstract_from_arxiv(
+    index_dir, list_file, stub, capsys, tmp_path
+):
+    """The index's record is kept (its title), and what arXiv adds to it is stored."""
+    known = tmp_path / "known.jsonl"
+    known.write_text(json.dumps({"id": "2501.00001", "title": "Heavy hitters stay"}) + "\n")
+    assert run(capsys, "ingest", "jsonl", known, "--index", index_dir)[0] == 0
+    assert Index.open(index_dir).store.get("2501.00001").abstract == ""
+    code, _, err = run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)
+    assert code == 0, err
+    assert Index.open(index_dir).store.get("2501.00001").abstract == ABSTRACTS["2501.00001"][1]
