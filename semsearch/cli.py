@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from semsearch.errors import DiskFull, NotFound, SemsearchError
+from semsearch.paper import one_line
 
 app = typer.Typer(
     help="Semantic search, categories and related work for the efficient-LLM literature.",
@@ -265,7 +266,9 @@ def _fetch_from_arxiv(arxiv_id: str, index=None):
     except ArxivUnavailable as err:
         if held is None:
             raise
-        logging.getLogger("semsearch").warning("warning: %s; answered from the title the index holds", _one_line(err))
+        logging.getLogger("semsearch").warning(
+            "warning: %s; answered from the title the index holds", one_line(str(err))
+        )
         return held
     if not fetched.papers:
         raise SemsearchError(f"arXiv has no paper {arxiv_id}")
@@ -1366,8 +1369,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as done:
         return done.exit_code
-    except SemsearchError as err:
-        print(f"error: {_one_line(err)}", file=sys.stderr)
+    except SemsearchError as err:  # on one line: another library's message (Ray's) can hold several
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("interrupted; work already embedded is kept and the next run resumes from it", file=sys.stderr)
@@ -1379,7 +1382,7 @@ def main(argv: list[str] | None = None) -> int:
             err = DiskFull()  # one message for a full disk, wherever it was noticed
         elif not _damaged_or_unwritable(err):
             raise
-        print(f"error: {_one_line(err)}", file=sys.stderr)  # a file the library did not name: still one line
+        print(f"error: {one_line(str(err))}", file=sys.stderr)  # a file the library did not name: still one line
         return 2
     except typer.TyperException as err:  # usage errors (an unknown option, "-k nan"): one line too
         if type(err).__name__ == "NoArgsIsHelpError":  # `semsearch`, `semsearch ingest`: the help asked for
@@ -1389,11 +1392,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err.format_message()} (see {command} --help)", file=sys.stderr)
         return getattr(err, "exit_code", 2)
     return result if isinstance(result, int) else 0
-
-
-def _one_line(err: BaseException) -> str:
-    """An error's message on one line: a message from another library (Ray's) can hold several."""
-    return " ".join(str(err).split())
 
 
 def _warm_question_encoder(args: list[str]) -> None:
