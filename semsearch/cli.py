@@ -730,14 +730,11 @@ def _open_index_if_any(index: Path | None):
     """The index, or None when none was named and ./index holds none (the survey's own facts answer
     then). One named (--index, $SEMSEARCH_INDEX) must be there: a mistyped one showed the survey's
     bare tree without a word; and damage is said, not passed over."""
-    from semsearch.index import Index, current_generation, no_index_at, resolve_index_dir
+    from semsearch.index import Index, current_generation, resolve_index_dir
 
-    directory = resolve_index_dir(index)
-    if current_generation(directory) is None:
-        if index is not None:
-            raise no_index_at(directory)
+    if index is None and current_generation(resolve_index_dir(None)) is None:
         return None
-    return Index.open(directory)
+    return Index.open(Index.existing(index))
 
 
 taxonomy_app = typer.Typer(help="The survey's taxonomy, and curated lists added as taxonomies.")
