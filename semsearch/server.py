@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import warnings
+from collections import Counter
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -111,8 +112,8 @@ def _no_stray_parameters(request: Request) -> None:
         for name in request.query_params:
             raise BadRequest(not_a_parameter(name))
     # A parameter of one value given twice (`q=kv&q=quant`) is refused: the last silently won.
-    names = [name for name, _ in request.query_params.multi_items()]
-    for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+    given = Counter(name for name, _ in request.query_params.multi_items())  # counted once, not rescanned per name
+    for name in (name for name, times in given.items() if times > 1):
         if name in _single_parameters(route):
             raise BadRequest(not_a_parameter(name, "is given more than once (it takes one value)"))
 
