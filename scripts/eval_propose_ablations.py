@@ -82,12 +82,12 @@ def placement(old_path: str, new_path: str, index_dir: str | None) -> None:
         LabelledPaper(
             paper.id, paper.title, paper.embedding_text(), vector, [c for c in listed.categories if c in nodes]
         )
-        for listed, (paper, vector) in zip(old.papers, indexed, strict=True)
+        for listed, (paper, vector) in zip(old.papers, ((c.paper, c.vector) for c in indexed), strict=True)
         if any(c in nodes for c in listed.categories)
     ]
     found = P._indexed(index.store, added, embed)
-    texts = [p.embedding_text() for p, _ in found]
-    vectors = _unit_rows(np.vstack([v for _, v in found]).astype(np.float32))
+    texts = [c.paper.embedding_text() for c in found]
+    vectors = _unit_rows(np.vstack([c.vector for c in found]).astype(np.float32))
 
     def evaluate(train: list[LabelledPaper], new_vectors: np.ndarray):
         classifier = TaxonomyClassifier.train(train, taxonomy, embed)
@@ -190,7 +190,7 @@ def placement(old_path: str, new_path: str, index_dir: str | None) -> None:
     for k in (3, 10):
         moved = expand(np.vstack([p.embedding for p in labelled]), [p.id for p in labelled], k)
         train = [LabelledPaper(p.id, p.title, p.text, v, p.categories) for p, v in zip(labelled, moved, strict=True)]
-        _, r, r_new, loo, scores = evaluate(train, expand(vectors, [p.id for p, _ in found], k))
+        _, r, r_new, loo, scores = evaluate(train, expand(vectors, [c.paper.id for c in found], k))
         print(f"{f'vectors expanded by {k} nearest abstracts':45s} {_accuracy(loo, r)} | {_accuracy(scores, r_new)}")
 
 

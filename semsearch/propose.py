@@ -416,18 +416,18 @@ def title_vectors(papers: Sequence[Candidate], embed: EmbedFn) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def listed_candidates(store, listed: CuratedList) -> list[Candidate]:
-    """The list's papers as the index holds them (for the vector of one known by title alone), or
-    by their title as the list gives it."""
+def listed_candidates(store, papers: Sequence[ListedPaper]) -> list[Candidate]:
+    """The listed papers as the index holds them (`lists.indexed_as`), with their stored vectors;
+    one the index does not hold by its title as the list gives it, without a vector."""
     from semsearch.lists import indexed_as
 
-    found = []
-    for paper in listed.papers:
-        vec_id = indexed_as(store, paper)
-        held = store.papers_by_vec_id([vec_id]).get(vec_id) if vec_id is not None else None
-        vector = store.embedding(vec_id) if held is not None else None
-        found.append(Candidate(held or Paper(id=list_key(paper), title=paper.title), vector))
-    return found
+    vec_ids = [indexed_as(store, paper) for paper in papers]
+    known = [v for v in vec_ids if v is not None]
+    held, vectors = store.papers_by_vec_id(known), store.embeddings_for(known)
+    return [
+        Candidate(held[v], vectors.get(v)) if v in held else Candidate(Paper(id=list_key(p), title=p.title), None)
+        for p, v in zip(papers, vec_ids, strict=True)
+    ]
 
 
 def place(
@@ -485,7 +485,7 @@ def propose(
     placed = place(classifier, found, in_scope_only=not ids)
     if embed is not None and not ids and placed:
         chosen = [p[0] for p in placed]
-        keep = on_topic(listed_candidates(store, listed), chosen, background(store, listed, found), embed)
+        keep = on_topic(listed_candidates(store, listed.papers), chosen, background(store, listed, found), embed)
         placed = [p for p, kept in zip(placed, keep, strict=True) if kept]
     by_section = sections(listed, lines)
     fallback = [t for s in by_section.values() for t in s.templates]
@@ -558,30 +558,17 @@ def list_taxonomy_of(listed: CuratedList):
     return survey if set(listed.nodes) <= set(survey.nodes) else list_taxonomy(listed.nodes)
 
 
-def _indexed(store, papers: Sequence[ListedPaper], embed: EmbedFn) -> list[tuple[Paper, np.ndarray]]:
-    """Each listed paper as the index holds it (text and vector), else by its title alone."""
-    from semsearch.lists import indexed_as
-
-    found: list[tuple[Paper, np.ndarray] | None] = []
-    missing = []
-    for listed in papers:
-        vec_id = indexed_as(store, listed)
-        stored = store.papers_by_vec_id([vec_id]) if vec_id is not None else {}
-        vectors = store.embeddings_for([vec_id]) if vec_id is not None else {}
-        if vec_id in stored and vec_id in vectors:
-            found.append((stored[vec_id], vectors[vec_id]))
-        else:
-            found.append(None)
-            missing.append(len(found) - 1)
+def _indexed(store, papers: Sequence[ListedPaper], embed: EmbedFn) -> list[Candidate]:
+    """Each listed paper as the index holds it (text and vector), else by its title alone, the
+    title embedded now."""
+    found = listed_candidates(store, papers)
+    missing = [i for i, c in enumerate(found) if c.vector is None]
     if missing:
-        titles = [papers[i].title for i in missing]
-        for i, vector in zip(missing, embed(titles), strict=True):
+        for i, vector in zip(missing, embed([papers[i].title for i in missing]), strict=True):
             listed = papers[i]
-            found[i] = (
-                Paper(id=listed.arxiv_id or f"list:{normalize_title(listed.title)}", title=listed.title),
-                vector,
-            )
-    return found  # type: ignore[return-value]
+            title_only = Paper(id=listed.arxiv_id or f"list:{normalize_title(listed.title)}", title=listed.title)
+            found[i] = Candidate(title_only, vector)
+    return found
 
 
 def evaluate_propose(
@@ -601,20 +588,19 @@ def evaluate_propose(
         raise SemsearchError("the newer list adds no papers under the older list's headings")
     taxonomy = list_taxonomy_of(old)
     nodes = set(taxonomy.nodes)
-    training = [(listed, found) for listed, found in zip(old.papers, _indexed(store, old.papers, embed), strict=True)]
+    own = _indexed(store, old.papers, embed)
     labelled = [
         LabelledPaper(
-            paper.id, paper.title, paper.embedding_text(), vector, [c for c in listed.categories if c in nodes]
+            c.paper.id, c.paper.title, c.paper.embedding_text(), c.vector, [x for x in listed.categories if x in nodes]
         )
-        for listed, (paper, vector) in training
-        if any(c in nodes for c in listed.categories)
+        for listed, c in zip(old.papers, own, strict=True)
+        if any(x in nodes for x in listed.categories)
     ]
     classifier = TaxonomyClassifier.train(labelled, taxonomy, embed)
-    found = [Candidate(p, v) for p, v in _indexed(store, added, embed)]
+    found = _indexed(store, added, embed)
     placed = place(classifier, found)
     # What the older list would have been offered: a curated list's papers also on its own topic
     # (`on_topic`, as `propose` asks); the survey's classifier judges the survey's topic already.
-    own = [Candidate(paper, vector) for _, (paper, vector) in training]
     survey = taxonomy is load_taxonomy()
     topical = np.ones(len(found), bool) if survey else on_topic(own, found, background(store, new, found), embed)
     first, top3, included, in_scope = [], [], [], []
