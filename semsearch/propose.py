@@ -405,14 +405,10 @@ def title_vectors(papers: Sequence[Candidate], embed: EmbedFn) -> np.ndarray:
     """Unit vectors of the papers' titles: the stored vector of a paper known by its title alone
     (what the index embedded), the title embedded now for the rest (in one call)."""
     fresh = [i for i, c in enumerate(papers) if c.vector is None or c.paper.abstract]
-    embedded = np.asarray(embed([papers[i].paper.title for i in fresh]), dtype=np.float64) if fresh else None
-    stored = {i: c.vector for i, c in enumerate(papers) if i not in set(fresh)}
-    dimension = embedded.shape[1] if embedded is not None else len(next(iter(stored.values())))
-    vectors = np.zeros((len(papers), dimension))
-    for i, vector in stored.items():
-        vectors[i] = vector
-    if embedded is not None:
-        vectors[fresh] = embedded
+    rows = [c.vector for c in papers]
+    for i, vector in zip(fresh, embed([papers[i].paper.title for i in fresh]) if fresh else [], strict=True):
+        rows[i] = vector
+    vectors = np.vstack(rows).astype(np.float64)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
