@@ -1042,16 +1042,14 @@ def test_efficiency_work_on_other_modalities_counts_as_evidence_of_scope(monkeyp
     np.testing.assert_allclose(with_it.leaf_scores(text, vector), without.leaf_scores(text, vector), atol=1e-6)
 
 
-def test_an_arxiv_id_the_index_holds_by_title_is_answered_offline_from_its_title(survey_only_index, capsys):
+def test_an_arxiv_id_the_index_holds_by_title_is_answered_offline_from_its_title(survey_only_index, cli):
     """The docs' `classify --arxiv 2401.04081` and `related --arxiv ...` failed on the offline
     index ("arXiv is unreachable"), which holds those papers by their titles."""
-    from tests.test_cli import run
-
     for command in ("classify", "related"):
-        code, out, err = run(capsys, command, "--arxiv", "2306.00978", "--json", "--index", survey_only_index)
+        code, out, err = cli(command, "--arxiv", "2306.00978", "--json", "--index", survey_only_index)
         assert code == 0 and err.startswith("warning: arXiv did not answer") and err.count("\n") == 1, err
         assert "answered from the title the index holds" in err and json.loads(out)["id"] == "2306.00978"
-    code, out, err = run(capsys, "classify", "--arxiv", "2399.00001", "--index", survey_only_index)
+    code, out, err = cli("classify", "--arxiv", "2399.00001", "--index", survey_only_index)
     assert (code, out) == (1, "") and err.startswith("error: arXiv did not answer") and err.count("\n") == 1
 
 
