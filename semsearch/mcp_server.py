@@ -197,11 +197,14 @@ class AnsweringParseErrors:
                     with anyio.move_on_after(DRAIN_SECONDS):
                         await self._answers.all_sent()
                 raise
-            if not isinstance(item, Exception):
+            if isinstance(item, Exception):
+                await self._write.send(_refusal(item))
+            elif _request_without_id(item.message):
+                await self._write.send(_refusal(None))
+            else:
                 if self._answers is not None:
                     self._answers.asked(item)
                 return item
-            await self._write.send(_refusal(item))
 
     def __aiter__(self):
         return self
@@ -280,12 +283,25 @@ class Answers:
         return await self._inner.__aexit__(*exc)
 
 
-def _refusal(err: Exception):
+def _request_without_id(message) -> bool:
+    """A request sent with no usable id: the SDK reads `{"id": true, "method": "tools/list"}` (an id
+    must be a string or an integer) as a notification, which is never answered, so the client would
+    wait for ever. Every MCP notification's method starts `notifications/`."""
+    from mcp_types import JSONRPCNotification
+
+    return isinstance(message, JSONRPCNotification) and not message.method.startswith("notifications/")
+
+
+def _refusal(err: Exception | None):
+    """The answer to a line that is not a message: `err` is why it was not read, None for a request
+    without a usable id."""
     from mcp.shared.message import SessionMessage
     from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
     from pydantic import ValidationError
 
-    not_json = not isinstance(err, ValidationError) or any(e["type"] == "json_invalid" for e in err.errors())
+    not_json = err is not None and (
+        not isinstance(err, ValidationError) or any(e["type"] == "json_invalid" for e in err.errors())
+    )
     error = ErrorData(code=PARSE_ERROR, message="Parse error") if not_json else ErrorData(
         code=INVALID_REQUEST, message="Invalid Request"
     )  # fmt: skip
