@@ -32,7 +32,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import fsync_dir
 from semsearch.ingest import Ingest, IngestReport
-from semsearch.paper import printable, web_url
+from semsearch.paper import one_line, printable, web_url
 
 log = logging.getLogger("semsearch.watch")
 
@@ -219,7 +219,8 @@ def _printable(name: str) -> str:
 
 
 def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
+    """An error as one short line for a log or the watch status (its own text may span lines)."""
+    text = one_line(str(err)) or type(err).__name__
     return text if len(text) <= 300 else text[:299] + "…"
 
 
