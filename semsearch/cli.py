@@ -1337,7 +1337,21 @@ def _command():
     it, which a process calling `main` many times (tests, the MCP's host) need not repeat."""
     command = typer.main.get_command(app)
     _untyped_flags(command)
+    invoke = command.invoke
+
+    def invoke_keeping_ctrl_c(ctx):
+        try:
+            return invoke(ctx)
+        except KeyboardInterrupt as err:
+            raise _Interrupted from err
+
+    command.invoke = invoke_keeping_ctrl_c
     return command
+
+
+class _Interrupted(Exception):
+    """Ctrl-C carried past typer, which turns a KeyboardInterrupt into a silent exit 130 when
+    `main` runs it in non-standalone mode: `main` says what was kept."""
 
 
 def _untyped_flags(command) -> None:
@@ -1349,6 +1363,9 @@ def _untyped_flags(command) -> None:
             param.metavar = ""
     for sub in getattr(command, "commands", {}).values():
         _untyped_flags(sub)
+
+
+INTERRUPTED = "interrupted; work already embedded is kept and the next run resumes from it"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1369,8 +1386,8 @@ def main(argv: list[str] | None = None) -> int:
     except SemsearchError as err:  # on one line: another library's message (Ray's) can hold several
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; work already embedded is kept and the next run resumes from it", file=sys.stderr)
+    except (KeyboardInterrupt, _Interrupted):
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

@@ -91,6 +91,22 @@ def answers(client) -> None:
     assert response.status_code == 200 and len(response.json()["results"]) == 5
 
 
+def test_ctrl_c_mid_ingest_says_the_work_is_kept_and_a_second_run_resumes_it(tmp_path):
+    new = write_papers(tmp_path / "new.jsonl", "2402", BATCH + 30)  # two batches
+    marker, index_dir = tmp_path / "paused", tmp_path / "idx"
+    process = writer("ingest", "jsonl", new, "--index", index_dir, "--no-progress", pause_at="batch", marker=marker)
+    wait_for(marker, process)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "interrupted; work already embedded is kept and the next run resumes from it"
+
+    again = writer("ingest", "jsonl", new, "--index", index_dir, "--no-progress")
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    assert Index.open(index_dir).manifest.count == BATCH + 30 and "more new from an earlier run" in err
+
+
 @pytest.mark.parametrize("pause_at", ["batch", "publish"])
 def test_a_writer_killed_mid_ingest_loses_nothing_and_the_server_keeps_answering(served, tmp_path, pause_at):
     index_dir, client = served
