@@ -76,6 +76,12 @@ class Proposal:
 
 
 # --- a list's own line format ------------------------------------------------------------------
+def listed_titles(listed: CuratedList) -> set[str]:
+    """The title keys of every item of a list, linked or not, under every name it gives a paper: a
+    paper of the index by one of them is already in the list, whatever arXiv id the list links."""
+    return {normalize_title(title) for p in listed.papers for title in (p.title, *p.other_titles)}
+
+
 def list_key(paper: ListedPaper | Paper) -> str:
     arxiv_id = paper.arxiv_id
     return arxiv_id or normalize_title(paper.title)
@@ -338,7 +344,7 @@ def paper_date(paper: Paper) -> str:
 def candidates(store, listed: CuratedList, *, since: str | None, ids: Sequence[str] | None) -> list[Candidate]:
     """The index's papers with an arXiv id that the list does not hold (appeared on or after
     `since`; only `ids` when given)."""
-    held = {list_key(p) for p in listed.papers}
+    held = {list_key(p) for p in listed.papers} | listed_titles(listed)
     if ids:
         vec_ids = []
         for paper_id in ids:

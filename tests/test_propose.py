@@ -492,6 +492,20 @@ def test_a_paper_whose_title_no_list_item_could_carry_is_not_proposed():
     assert [p.id for p in proposals] == ["2502.00002"] and patch.count("\n+- ") == 1
 
 
+def test_a_paper_the_list_gives_under_another_items_link_is_not_proposed_again():
+    """Two items linking one arXiv id (a slip in the list) are one record; the second item's
+    paper, in the index under its own id, was offered back to the list as new."""
+    markdown = (
+        "# L\n\n## H\n\n- A listed paper, <ins>arXiv, 2024</ins> [[Paper](https://arxiv.org/abs/2401.00001)]\n"
+        "- Another listed paper, <ins>arXiv, 2024</ins> [[Paper](https://arxiv.org/abs/2401.00001)]\n"
+    )
+    listed = parse_list(markdown)
+    assert [(p.title, p.other_titles) for p in listed.papers] == [("A listed paper", ["Another listed paper"])]
+    papers = [Paper(id="2502.00001", title="Another Listed Paper"), Paper(id="2502.00002", title="A new paper")]
+    proposals, _ = propose(markdown, _Store(papers), _Placer(["H"]), min_confidence=0.0)
+    assert [p.id for p in proposals] == ["2502.00002"]
+
+
 def test_a_paper_out_of_scope_is_proposed_only_when_asked_for_by_id():
     """Out of scope (a scope probability under one half, however near) is not the list's topic:
     never proposed on its own, but placed when its id is asked for."""

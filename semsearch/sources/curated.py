@@ -145,6 +145,9 @@ class ListedPaper:
     categories: list[str] = field(default_factory=list)  # node paths, in the order the list gives them
     links: list[str] = field(default_factory=list)  # other links (code, venue page), first seen first
     text: str = ""  # the item as written (markdown): where a list's own marks, e.g. a venue, may be read
+    # Names of other items that link the same arXiv id (a list's slip, or one paper under two names):
+    # the paper is one record, and none of them is new to the list.
+    other_titles: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -332,6 +335,9 @@ def parse_list(markdown: str) -> CuratedList:
                 continue  # a short name is a paper's only with its arXiv link ("[H2O](arxiv...)")
             key = arxiv_id or normalize_title(name)
             paper = found.get(key)
+            if paper is not None and normalize_title(name) != normalize_title(paper.title):
+                if name not in paper.other_titles:
+                    paper.other_titles.append(name)
             if paper is None:
                 links = [
                     url
