@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from semsearch.errors import DiskFull, NotFound, SemsearchError
-from semsearch.paper import one_line
+from semsearch.paper import one_line, split_lines
 
 app = typer.Typer(
     help="Semantic search, categories and related work for the efficient-LLM literature.",
@@ -247,7 +247,7 @@ def _read_lines(path: Path) -> list[str]:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise SemsearchError(f"cannot read {path}: {err}") from None
-    return text.splitlines()
+    return split_lines(text)
 
 
 def _fetch_from_arxiv(arxiv_id: str, index=None):

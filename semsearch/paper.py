@@ -90,6 +90,22 @@ def one_line(text: str) -> str:
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
+_LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")
+
+
+def split_lines(text: str, *, keepends: bool = False) -> list[str]:
+    """The lines of a file as git and JSON Lines count them: each ends at a line feed ("\r\n"
+    is one ending). `str.splitlines` also breaks at form feeds, U+2028 and other separators a JSON
+    string or a README line may hold: a valid JSON line was refused, a question file answered more
+    questions than it had lines, and a patch's line numbers missed the file."""
+    if keepends:
+        return _LINE.findall(text)
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
 def embedding_text(title: str, abstract: str) -> str:
     """What the model reads: the title, then the abstract when there is one."""
     title, abstract = " ".join(title.split()), " ".join(abstract.split())

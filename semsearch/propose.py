@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from semsearch.errors import NotFound, SemsearchError
-from semsearch.paper import Paper, normalize_title, one_line, year_from_arxiv_id
+from semsearch.paper import Paper, normalize_title, one_line, split_lines, year_from_arxiv_id
 from semsearch.requests_models import _iso_date
 from semsearch.sources.curated import _ARXIV_ID, CuratedList, ListedPaper, Placement, _links, clean_title, parse_list
 
@@ -481,7 +481,7 @@ def propose(
     that writes the sure ones into it. With `embed` (the index's model), only papers on the list's
     own topic are proposed (`on_topic`), not all of the field its classifier calls in scope."""
     listed = parse_list(markdown)
-    lines = markdown.splitlines()
+    lines = split_lines(markdown)
     found = candidates(store, listed, since=since, ids=ids)
     # Out of scope is never proposed, nor off the list's topic, unless asked for by id.
     placed = place(classifier, found, in_scope_only=not ids)
@@ -523,7 +523,7 @@ def unified_diff(markdown: str, insertions: dict[int, list[str]], filename: str 
     if not insertions:
         return ""
     newline = "\r\n" if "\r\n" in markdown else "\n"
-    old = markdown.splitlines(keepends=True)
+    old = split_lines(markdown, keepends=True)
     new: list[str] = []
     for number, line in enumerate(old):
         new.append(line)

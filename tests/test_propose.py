@@ -458,15 +458,20 @@ STYLES = [
     sections_=st.lists(st.tuples(st.integers(0, 2), st.integers(1, 3)), min_size=1, max_size=4),
     new=st.integers(1, 6),
     crlf=st.booleans(),
+    odd=st.sampled_from(["", "\x0c", "\x0b", "\x1c", "\x85", "\u2028", "\u2029"]),
 )
-def test_any_list_takes_its_patch_and_then_holds_each_paper_under_its_heading(tmp_path_factory, sections_, new, crlf):
-    out, leaves, serial = ["# A list", ""], [], 0
+def test_any_list_takes_its_patch_and_then_holds_each_paper_under_its_heading(
+    tmp_path_factory, sections_, new, crlf, odd
+):
+    """`odd`: a character Python's `splitlines` takes for a line end and git does not, at the end of
+    the intro and of every item: the patch's line numbers must be git's."""
+    out, leaves, serial = ["# A list", f"An intro{odd} in two parts", ""], [], 0
     for number, (style, items) in enumerate(sections_):
         leaves.append(f"Heading {number}")
         out += [f"## Heading {number}", ""]
         for n in range(1, items + 1):
             serial += 1
-            out.append(STYLES[style].format(t=f"Listed paper number {serial}", i=f"2401.{serial:05d}", n=n))
+            out.append(STYLES[style].format(t=f"Listed paper number {serial}", i=f"2401.{serial:05d}", n=n) + odd)
     markdown = ("\r\n" if crlf else "\n").join(out) + ("\r\n" if crlf else "\n")
     papers = [Paper(id=f"2502.{k:05d}", title=f"Paper {k} about caches") for k in range(new)]
 
@@ -477,7 +482,7 @@ def test_any_list_takes_its_patch_and_then_holds_each_paper_under_its_heading(tm
     (repo / "p.diff").write_bytes(patch.encode())
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     subprocess.run(["git", "apply", "p.diff"], cwd=repo, check=True, capture_output=True)
-    taken = {p.arxiv_id: p.categories for p in parse_list((repo / "README.md").read_text()).papers}
+    taken = {p.arxiv_id: p.categories for p in parse_list((repo / "README.md").read_bytes().decode()).papers}
     assert {p.id: [p.node] for p in proposals} == {p.id: taken[p.id] for p in papers}
     again, second = propose((repo / "README.md").read_bytes().decode(), _Store(papers), _Placer(leaves))
     assert again == [] and second == ""

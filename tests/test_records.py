@@ -464,3 +464,21 @@ def test_the_taxonomy_without_an_index_named_or_built_is_the_surveys_own(tmp_pat
     code, out, _ = run(capsys, "taxonomy", "--json")
     assert code == 0 and [node["name"] for node in json.loads(out)][:1] == ["Model-Centric Methods"]
     assert not (tmp_path / "index").exists()
+
+
+def test_a_line_ends_only_at_a_line_feed_whatever_separators_its_text_holds(tmp_path, cli, corpus_index):
+    """JSON allows U+2028, U+0085 and form feeds raw inside a string, and a question may hold them;
+    Python's `splitlines` broke lines there: a valid record was refused, and a file of two questions
+    got four answers, matched to the wrong lines."""
+    from semsearch.sources.jsonl import read_records
+
+    odd = "\u2028\u2029\x85\x0c\x0b\x1c\x1d\x1e"
+    records = tmp_path / "records.jsonl"
+    lines = [json.dumps({"id": "a", "title": f"Pruning{odd} heads"}, ensure_ascii=False), json.dumps({"id": "b"})]
+    records.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    assert [r["id"] for r in read_records(records, lambda r: r, "a record")] == ["a", "b"]
+
+    questions = tmp_path / "questions.txt"
+    questions.write_text("kv cache\u2028eviction\nquantization\x1cfour bits\n", encoding="utf-8")
+    answers = cli("search", "--batch", questions, "-k", "1", "--index", corpus_index, check=True).stdout
+    assert len(answers.splitlines()) == 2

@@ -26,7 +26,7 @@ import unicodedata
 from dataclasses import dataclass, field, replace
 
 from semsearch.errors import SemsearchError
-from semsearch.paper import normalize_title, parse_arxiv_id, web_url
+from semsearch.paper import normalize_title, parse_arxiv_id, split_lines, web_url
 
 SKIPPED_SECTIONS = re.compile(
     r"^(news|updates?|notice|citation|cite|contribut\w*|contributors|acknowledge?ments?|license|star history|"
@@ -261,7 +261,7 @@ def parse_list(markdown: str) -> CuratedList:
     """The nodes and papers of a curated markdown list (see the module's rules)."""
     if len(markdown) > MAX_CHARS:
         raise SemsearchError(f"the list is too large: more than {MAX_CHARS:,} characters")
-    lines = markdown.splitlines()
+    lines = split_lines(markdown)
     levels = [found[0] for found in map(_heading, lines) if found]
     if len(levels) > MAX_HEADINGS:
         raise SemsearchError(f"the list has too many headings: more than {MAX_HEADINGS:,}")

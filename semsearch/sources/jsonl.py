@@ -26,7 +26,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from semsearch.errors import SemsearchError
-from semsearch.paper import Paper, parse_arxiv_id, web_url, year_from_arxiv_id
+from semsearch.paper import Paper, parse_arxiv_id, split_lines, web_url, year_from_arxiv_id
 
 T = TypeVar("T")
 
@@ -181,11 +181,11 @@ def read_records(path: Path, parse: Callable[[dict], T], expected: str) -> list[
     naming the file and line (`expected` says what a line should hold). Papers to index, which can
     be millions, are streamed by `read_jsonl` instead."""
     if str(path) == "-":
-        lines = sys.stdin.read().splitlines()
+        lines = split_lines(sys.stdin.read())
     else:
         check_readable(Path(path))
         with _reading(Path(path), "rt") as handle:
-            lines = handle.read().splitlines()
+            lines = split_lines(handle.read())
     if lines:
         lines[0] = lines[0].removeprefix(BOM)  # what some editors put before the first line
     rows = []
