@@ -111,6 +111,21 @@ def _emit(
         _print_hits(hits, explain)
 
 
+def _emit_batch(
+    fmt: OutputFormat, answers: list[tuple[dict, list]], explain: bool = False, mode: str = "hybrid"
+) -> None:
+    """Print the answers of a batch, each as `_emit` does; as BibTeX, one bibliography: each paper
+    once, its key unique in the file (an entry per answer repeated keys and papers)."""
+    if fmt is not OutputFormat.bibtex:
+        for header, hits in answers:
+            _emit(fmt, header, hits, explain, mode, titled=True)
+        return
+    from semsearch.bibtex import to_bibtex
+
+    papers = {hit.paper.id: hit.paper for _, hits in answers for hit in hits}
+    print(to_bibtex(papers.values()), end="")
+
+
 KOption = Annotated[int, typer.Option("-k", help="How many papers (1 to 100).")]  # checked by the request models
 ProgressOption = Annotated[
     bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when on a terminal).")
@@ -371,13 +386,15 @@ def search(
     answers = []
     for number, request in enumerate(requests, 1):
         try:
-            answers.append((request, searcher.search(request.question, request.k, filters)))
+            answers.append(({"query": request.question}, searcher.search(request.question, request.k, filters)))
         except NotFound as err:  # an arXiv id the index lacks
             if batch is None:
                 raise
             raise NotFound(f"{batch}: question {number}: {err}; nothing printed") from None
-    for request, hits in answers:
-        _emit(output, {"query": request.question}, hits, explain, mode, titled=batch is not None)
+    if batch is None:
+        _emit(output, *answers[0], explain, mode)
+    else:
+        _emit_batch(output, answers, explain, mode)
 
 
 @app.command()
@@ -456,8 +473,7 @@ def related(
                 f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
             )
             raise NotFound(f"{batch}: {len(unknown)} of {len(ids)} ids are not in the index: {shown}; nothing printed")
-        for each in ids:
-            _emit(output, {"id": found[each]}, finder.related_to(found[each], k, diverse=diverse), titled=True)
+        _emit_batch(output, [({"id": found[each]}, finder.related_to(found[each], k, diverse=diverse)) for each in ids])
     elif paper_id is not None:
         try:
             own_id = finder.paper_id(paper_id)

@@ -175,6 +175,23 @@ def test_related_text_recommend_and_export(related_index, capsys):
     assert code == 0 and out.startswith("@article{")
 
 
+def test_a_batch_as_bibtex_is_one_bibliography_each_paper_once_under_a_key_of_its_own(related_index, capsys, tmp_path):
+    """An entry list per answer gave two papers one key, and one paper two entries."""
+    questions = tmp_path / "questions.txt"
+    questions.write_text("quantization bits\nquantization bits\ndraft model speculative tokens\n")
+    code, out, _ = run(capsys, "search", "--batch", questions, "--format", "bibtex", "-k", 3, "--index", related_index)
+    library = bibtexparser.parse_string(out)  # an entry whose key is taken is a failed block
+    eprints = [e.fields_dict["eprint"].value for e in library.entries]
+    assert code == 0 and not library.failed_blocks and out.count("\n@") + 1 == len(library.entries)
+    assert len(eprints) == len(set(eprints)) >= 4
+    ids = tmp_path / "ids.txt"
+    ids.write_text("2401.00002\n2403.00001\n2401.00002\n")
+    code, out, _ = run(capsys, "related", "--batch", ids, "--format", "bibtex", "-k", 3, "--index", related_index)
+    library = bibtexparser.parse_string(out)
+    eprints = [e.fields_dict["eprint"].value for e in library.entries]
+    assert code == 0 and not library.failed_blocks and out.count("\n@") + 1 == len(eprints) == len(set(eprints))
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
