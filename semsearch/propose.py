@@ -76,6 +76,19 @@ class Proposal:
 
 
 # --- a list's own line format ------------------------------------------------------------------
+def _line_year(paper: Paper) -> int | str:
+    """The year a line gives: the paper's own, but never before its arXiv id's for a preprint (the
+    survey's list dates some preprints a year before arXiv had them, "2308.14352 … arXiv, 2022"); a
+    venue may come first (a workshop paper posted later)."""
+    from semsearch.bibtex import PREPRINT_VENUES
+
+    posted = year_from_arxiv_id(paper.arxiv_id or "")
+    year = paper.year or (paper.published or "")[:4] or posted or ""
+    if posted and str(year).isdigit() and int(year) < posted and (paper.venue or "").lower() in PREPRINT_VENUES:
+        return posted
+    return year
+
+
 def listed_titles(listed: CuratedList) -> set[str]:
     """The title keys of every item of a list, linked or not, under every name it gives a paper: a
     paper of the index by one of them is already in the list, whatever arXiv id the list links."""
@@ -179,7 +192,7 @@ class Template:
     def render(self, paper: Paper, number: int | None, arxiv_word: str) -> str:
         text, listed = self.text, self.listed
         arxiv_id = paper.arxiv_id or ""
-        year = str(paper.year or (paper.published or "")[:4] or year_from_arxiv_id(arxiv_id) or "")
+        year = str(_line_year(paper))
         venue = _venue(paper.venue, arxiv_word)
         edits: list[tuple[int, int, str]] = []  # (start, end, replacement), non-overlapping
         title = _span_of(text, listed.title)

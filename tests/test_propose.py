@@ -124,6 +124,18 @@ def test_a_stored_preprint_venue_is_the_lists_arxiv_and_a_lines_month_is_its_arx
     )
 
 
+def test_a_preprint_is_never_dated_before_arxiv_had_it_but_a_venue_may_come_first():
+    """The survey's list dates some preprints a year before their arXiv ids (2308.14352, "2022"):
+    written into a list as "Arxiv 2022". A workshop may precede the posting."""
+    listed = parse_list(WRITTEN)
+    found = sections(listed, WRITTEN.splitlines())
+    templates = [t for s in found.values() for t in s.templates]
+    early = Paper(id="2308.14352", title="Folding Caches into Few Bits", venue="arXiv", year=2022)
+    assert render_line(found["KV cache"], templates, early, "Arxiv").endswith("Arxiv 2023.")
+    workshop = Paper(id="2406.02542", title="Folding Caches into Few Bits", venue="ICML Workshop", year=2023)
+    assert render_line(found["KV cache"], templates, workshop, "Arxiv").endswith("ICML Workshop 2023.")
+
+
 def test_authors_and_venues_cannot_add_links_images_or_markup_to_a_line():
     """An author's name went into the patch as written: a working link and a remote image in a
     pull request (an attacker's pass)."""
