@@ -314,6 +314,20 @@ def _plan(
     return {"changes": changes, "titles": titles, "before": len(before), "papers": len(after)}
 
 
+def _listed_under_another_key(
+    before: dict[str, tuple[str, set[str]]], after: dict[str, tuple[str, set[str]]]
+) -> dict[str, str]:
+    """New key -> old key of each paper a list gives now under another key than before (its arXiv
+    id then, only its title now, or the other way round), found by its title: the same paper, not
+    one removed and one added (REST was both on every survey refresh)."""
+    by_title = {normalize_title(title): old for old, (title, _) in before.items() if old not in after}
+    return {
+        new: by_title[normalize_title(title)]
+        for new, (title, _) in after.items()
+        if new not in before and normalize_title(title) in by_title
+    }
+
+
 def _refusal(name: str, plan: dict, old_nodes, new_nodes) -> str | None:
     """Why a refresh looks like a mistake, if it does: a file that is not this list, or one that
     would take away more than a fifth of its papers."""
@@ -509,6 +523,8 @@ def _apply_survey(
         index.close()
     before = {key(p): (p.title, set(p.survey_categories)) for p in old.papers}
     after = {key(p): (p.title, set(p.survey_categories)) for p in fresh.papers}
+    aliases = _listed_under_another_key(before, after)
+    after = {aliases.get(k, k): entry for k, entry in after.items()}
     plan = _plan(before, after, old.nodes, fresh.nodes)
     if (dry := _planned(SURVEY, plan, old.nodes, fresh.nodes, force=force, dry_run=dry_run)) is not None:
         return dry
@@ -518,7 +534,7 @@ def _apply_survey(
         store, old = ingest.store, ingest.survey
         previous = store.get_meta(SURVEY_LIST_META) or _packaged_facts()
         ingest.survey = fresh
-        touched = set(changes["added"]) | set(changes["moved"])
+        touched = set(changes["added"]) | set(changes["moved"]) | set(aliases)  # a paper relinked takes its new key
         new_papers = [p for p in fresh.papers if key(p) in touched]
         fetched = {} if undo else _fetch([p.arxiv_id for p in new_papers if p.arxiv_id], store, offline, ingest.warn)
         ingest.add(p.merged_with(fetched[p.arxiv_id]) if p.arxiv_id in fetched else p for p in new_papers)

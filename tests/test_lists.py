@@ -258,12 +258,16 @@ def test_a_survey_paper_listed_under_its_arxiv_id_instead_of_its_title_keeps_its
         capsys, "taxonomy", "refresh", tmp_path / "older.md", "--offline", "--force", "--json", "--index", index_dir
     )
     assert code == 0 and json.loads(out)["papers"] == 4, err
+    shown = json.loads(out)["titles"]
+    assert rest not in shown["added"] + shown["removed"]  # one paper relinked: neither added nor removed
     store = Index.open(index_dir).store
     assert store.content_counts()["survey_labelled"] == 4
     [record] = store.papers_with_title(rest)
     assert record.id == "2311.08252" and record.survey_categories
-    code, _, err = run(capsys, "taxonomy", "refresh", "--undo", "--index", index_dir)
-    assert code == 0, err
+    code, out, err = run(capsys, "taxonomy", "refresh", "--undo", "--json", "--index", index_dir)
+    assert code == 0 and (json.loads(out)["added"], json.loads(out)["removed"]) == (424 - 4, 0), (
+        err
+    )  # REST is not added again
     store = Index.open(index_dir).store
     assert store.content_counts()["survey_labelled"] == 424
     assert [r.survey_categories for r in store.papers_with_title(rest)] == [
