@@ -79,15 +79,16 @@ def main() -> None:
         others = list({p.id: p for other in names if other != name for p in members[other] if p.id not in own}.values())
         outside_survey = [p for p in survey_papers if p.id not in own]
         fold = np.random.default_rng(0).integers(0, FOLDS, len(papers_of))
-        kept_scope, kept_topic = np.zeros(len(papers_of), bool), np.zeros(len(papers_of), bool)
+        kept_scope, kept_topic, kept_sure = (np.zeros(len(papers_of), bool) for _ in range(3))
         for k in range(FOLDS):
             train = [p for p, f in zip(papers_of, fold, strict=True) if f != k]
             test = [p for p, f in zip(papers_of, fold, strict=True) if f == k]
             kept_scope[fold == k] = in_scope(TaxonomyClassifier.train(train, taxonomy, embed), test)
-            topic = on_topic([p.title for p in train], as_candidates(test), field, embed)
-            kept_topic[fold == k] = kept_scope[fold == k] & topic
+            topic = on_topic(as_candidates(train), as_candidates(test), field, embed)
+            kept_topic[fold == k] = kept_scope[fold == k] & topic.near
+            kept_sure[fold == k] = kept_scope[fold == k] & topic.sure
         whole = TaxonomyClassifier.train(papers_of, taxonomy, embed)
-        titles = [p.title for p in papers_of]
+        titles = as_candidates(papers_of)
         scope = {"others": in_scope(whole, others), "survey": in_scope(whole, outside_survey)}
         pool_texts = [c.paper.embedding_text() for c in unlisted]
         pool_scope = whole.scope_probabilities(pool_texts, np.vstack([c.vector for c in unlisted])) >= SCOPE_THRESHOLD
@@ -100,8 +101,10 @@ def main() -> None:
         seconds = time.perf_counter() - started
         for label, kept, other, survey, pool in (
             ("scope", kept_scope, scope["others"], scope["survey"], int(pool_scope.sum())),
-            ("scope and topic", kept_topic, scope["others"] & topic["others"], scope["survey"] & topic["survey"],
-             int(pool_topic.sum())),
+            ("scope and near the topic (proposed)", kept_topic, scope["others"] & topic["others"].near,
+             scope["survey"] & topic["survey"].near, int(pool_topic.near.sum())),
+            ("scope and on the topic (written into the patch)", kept_sure, scope["others"] & topic["others"].sure,
+             scope["survey"] & topic["survey"].sure, int(pool_topic.sure.sum())),
         ):  # fmt: skip
             print(
                 f"| {name} | {len(papers_of)} | {label} | {kept.mean():.3f} | {other.mean():.3f} of {len(others)} "

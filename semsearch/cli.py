@@ -979,12 +979,13 @@ def taxonomy_propose(
     from semsearch.propose import Proposal
 
     proposals = [Proposal(**{k: v for k, v in p.items()}) for p in found["proposals"]]
-    for line in text_report(proposals):
+    for line in text_report(proposals, request.min_confidence):
         print(line, file=sys.stderr)
     sure = len(proposals) - found["unsure"]
     print(found["patch"], end="")
     print(
-        f"{sure} papers proposed, {found['unsure']} unsure (under --min-confidence {request.min_confidence})",
+        f"{sure} papers proposed, {found['unsure']} unsure (under --min-confidence {request.min_confidence}, "
+        "or at the edge of the list's topic)",
         file=sys.stderr,
     )
 

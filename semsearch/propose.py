@@ -22,7 +22,7 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -34,7 +34,10 @@ from semsearch.sources.curated import _ARXIV_ID, CuratedList, ListedPaper, Place
 
 MAX_IDS = 200  # papers asked for by id at once
 DEFAULT_MIN_CONFIDENCE = 0.35  # under it a paper is listed apart ("unsure"), not written into the patch
-TOPIC_PERCENTILE = 10.0  # on a list's topic: scored at least as high as 9 in 10 of the list's own papers
+# A list's own topic (`on_topic`): a candidate scored under 9 in 10 of the list's own papers is not
+# proposed; one under 3 in 4 is listed apart, unsure, not written into the patch.
+TOPIC_NEAR_PERCENTILE = 10.0
+TOPIC_SURE_PERCENTILE = 25.0
 TOPIC_BACKGROUND = 400  # the index's other papers, sampled, standing for the rest of the field
 TOPIC_FOLDS = 5
 MIN_TOPIC_PAPERS = 5  # a list this small has no topic to learn: its candidates are judged by scope alone
@@ -392,22 +395,28 @@ def background(store, listed: CuratedList, taken: Sequence[Candidate], size: int
     return [Candidate(p, vectors[v]) for v, p in picked if v in vectors]
 
 
+class TopicVerdict(NamedTuple):
+    near: np.ndarray  # at least as high as 9 in 10 of the list's own papers: may be proposed
+    sure: np.ndarray  # at least as high as 3 in 4 of them: may be written into the patch
+
+
 def on_topic(
     own: Sequence[Candidate], chosen: Sequence[Candidate], others: Sequence[Candidate], embed: EmbedFn
-) -> np.ndarray:
+) -> TopicVerdict:
     """Which of `chosen` are on the own topic of a list whose papers are `own`, not only in its
     field. A list's classifier calls in scope what is efficient-LLM work: a KV-cache list was
     offered weight quantization and state-space papers (it took 0.80 of the speculative-decoding
     list's papers). Here a linear SVM (`recommend`'s) separates the list's papers from `others`,
     the rest of the index, and `chosen`, each scored by a model that did not see it (TOPIC_FOLDS
-    folds); a candidate is on topic when it scores at least as high as 9 in 10 of the list's own
-    papers do (TOPIC_PERCENTILE). By their titles on both sides (`title_vectors`): offline a list's
-    papers are known by title while the index holds abstracts, and a model of the texts as
-    stored would learn their form."""
+    folds), and each candidate is measured against the list's own papers' scores (the
+    TOPIC_*_PERCENTILE constants; at 9 in 10 alone, 120 lines for a KV-cache list, few of them on
+    KV caches). By their titles on both sides (`title_vectors`): offline a list's papers are
+    known by title while the index holds abstracts, and a model of the texts as stored would
+    learn their form."""
     from semsearch.related import separating_direction
 
     if len(own) < MIN_TOPIC_PAPERS or not chosen:
-        return np.ones(len(chosen), dtype=bool)
+        return TopicVerdict(np.ones(len(chosen), dtype=bool), np.ones(len(chosen), dtype=bool))
     features = title_vectors([*own, *chosen, *others], embed)
     labels = np.r_[np.ones(len(own)), np.zeros(len(chosen) + len(others))]
     fold = np.random.default_rng(0).integers(0, TOPIC_FOLDS, len(features))
@@ -416,8 +425,11 @@ def on_topic(
         train, test = fold != k, fold == k
         if test.any() and 0 < labels[train].sum() < train.sum():
             scores[test] = features[test] @ separating_direction(features[train], labels[train], np.ones(train.sum()))
-    threshold = np.percentile(scores[: len(own)], TOPIC_PERCENTILE)
-    return scores[len(own) : len(own) + len(chosen)] >= threshold
+    own_scores, chosen_scores = scores[: len(own)], scores[len(own) : len(own) + len(chosen)]
+    return TopicVerdict(
+        chosen_scores >= np.percentile(own_scores, TOPIC_NEAR_PERCENTILE),
+        chosen_scores >= np.percentile(own_scores, TOPIC_SURE_PERCENTILE),
+    )
 
 
 def title_vectors(papers: Sequence[Candidate], embed: EmbedFn) -> np.ndarray:
@@ -498,10 +510,12 @@ def propose(
     found = candidates(store, listed, since=since, ids=ids)
     # Out of scope is never proposed, nor off the list's topic, unless asked for by id.
     placed = place(classifier, found, in_scope_only=not ids)
+    at_the_edge: set[str] = set()  # near the list's topic, not on it: listed apart, unsure
     if embed is not None and not ids and placed:
         chosen = [p[0] for p in placed]
-        keep = on_topic(listed_candidates(store, listed.papers), chosen, background(store, listed, found), embed)
-        placed = [p for p, kept in zip(placed, keep, strict=True) if kept]
+        topic = on_topic(listed_candidates(store, listed.papers), chosen, background(store, listed, found), embed)
+        at_the_edge = {p[0].paper.id for p, sure in zip(placed, topic.sure, strict=True) if not sure}
+        placed = [p for p, near in zip(placed, topic.near, strict=True) if near]
     by_section = sections(listed, lines)
     fallback = [t for s in by_section.values() for t in s.templates]
     arxiv_word = _arxiv_spelling(markdown)
@@ -512,7 +526,11 @@ def propose(
     for candidate, suggested, confidence, _ in placed:
         node, paper = suggested[0], candidate.paper
         section = by_section.get(node)
-        sure = confidence >= min_confidence and (section is not None or node in listed.heading_lines)
+        sure = (
+            confidence >= min_confidence
+            and paper.id not in at_the_edge
+            and (section is not None or node in listed.heading_lines)
+        )
         if section is None and node in listed.heading_lines:
             section = by_section[node] = Section(node, listed.heading_lines[node], [], None, True)
         line = render_line(section, fallback, paper, arxiv_word) if sure else ""
@@ -552,11 +570,23 @@ def unified_diff(markdown: str, insertions: dict[int, list[str]], filename: str 
     return "".join(out)
 
 
-def text_report(proposals: Sequence[Proposal]) -> list[str]:
-    """The unsure papers, one line each, for stderr (the patch is on stdout)."""
-    return [
-        f"unsure ({p.confidence:.2f}): {p.id} {p.title} -> {p.node.rsplit('/', 1)[-1]}" for p in proposals if p.unsure
-    ]
+def text_report(proposals: Sequence[Proposal], min_confidence: float) -> list[str]:
+    """The unsure papers, one line each, for stderr (the patch is on stdout): each says why, its
+    placement's confidence under `min_confidence` (shown cut, not rounded up to it) or its topic."""
+    lines = []
+    for p in proposals:
+        if p.unsure:
+            why = (
+                _cut(p.confidence)
+                if p.confidence < min_confidence
+                else f"{_cut(p.confidence)}, at the edge of the list's topic"
+            )
+            lines.append(f"unsure ({why}): {p.id} {p.title} -> {p.node.rsplit('/', 1)[-1]}")
+    return lines
+
+
+def _cut(value: float) -> str:
+    return f"{int(value * 100) / 100:.2f}"  # 0.3499 under a cutoff of 0.35 showed as "0.35"
 
 
 EmbedFn = Callable[[list[str]], np.ndarray]

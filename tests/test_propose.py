@@ -563,9 +563,11 @@ def test_a_list_is_offered_papers_on_its_own_topic_not_all_of_its_field():
     cache, quant = _titled(CACHE_WORDS, 6, 100), _titled(QUANT_WORDS, 6, 200)
     field = [Candidate(p, None) for p in _titled(QUANT_WORDS + ["pruning heads", "draft decoding"], 30, 300)]
     kept = on_topic(listed, [Candidate(p, None) for p in cache + quant], field, embed)
-    assert kept[:6].sum() >= 5 and not kept[6:].any(), kept
+    assert kept.near[:6].sum() >= 5 and not kept.near[6:].any(), kept
+    assert not (kept.sure & ~kept.near).any() and kept.sure[:6].sum() >= 4  # sure: nearer still
     # Too few papers to learn a topic from: scope alone decides, as before.
-    assert on_topic(listed[: MIN_TOPIC_PAPERS - 1], [Candidate(p, None) for p in quant], field, embed).all()
+    few = on_topic(listed[: MIN_TOPIC_PAPERS - 1], [Candidate(p, None) for p in quant], field, embed)
+    assert few.near.all() and few.sure.all()
 
     lines = "".join(f"- [{p.title}](https://arxiv.org/abs/{p.id})\n" for p in (c.paper for c in listed))
     markdown = f"# L\n\n## Caches\n\n{lines}"
@@ -575,6 +577,28 @@ def test_a_list_is_offered_papers_on_its_own_topic_not_all_of_its_field():
     assert offered and offered <= {p.id for p in cache}  # in scope, all; on the list's topic, these
     everything, _ = propose(markdown, store, _Placer(["Caches"]), min_confidence=0.0)
     assert {p.id for p in quant} <= {p.id for p in everything}  # without the model: scope alone
+
+
+def test_a_paper_at_the_edge_of_a_lists_topic_is_listed_apart_not_written_into_the_patch(monkeypatch):
+    """On the topic at 9 in 10 of the list's own papers, 120 lines went into a KV-cache list's patch,
+    few on KV caches; under 3 in 4 a paper is now unsure, and says why."""
+    from semsearch import propose as module
+    from semsearch.propose import Proposal, text_report
+    from tests.conftest import HashingModel
+
+    embed = HashingModel().encode
+    lines = "".join(f"- [{p.title}](https://arxiv.org/abs/{p.id})\n" for p in _titled(CACHE_WORDS, 12, 0))
+    markdown = f"# L\n\n## Caches\n\n{lines}"
+    store = _Store(_titled(CACHE_WORDS, 6, 100) + _titled(QUANT_WORDS + ["pruning heads", "draft decoding"], 30, 300))
+    sure, patch = propose(markdown, store, _Placer(["Caches"]), min_confidence=0.0, embed=embed)
+    assert any(not p.unsure for p in sure) and patch.count("\n+- ") == sum(not p.unsure for p in sure)
+
+    monkeypatch.setattr(module, "TOPIC_SURE_PERCENTILE", 100.0)  # no candidate as high as every listed paper
+    edge, patch = propose(markdown, store, _Placer(["Caches"]), min_confidence=0.0, embed=embed)
+    assert {p.id for p in edge} == {p.id for p in sure} and all(p.unsure for p in edge) and patch == ""
+    said = text_report([Proposal(p.id, p.title, p.node, 0.9, "", True) for p in edge], 0.35)
+    assert said and all(line.startswith("unsure (0.90, at the edge of the list's topic): ") for line in said)
+    assert text_report([Proposal("x", "T", "A/B", 0.3499, "", True)], 0.35) == ["unsure (0.34): x T -> B"]
 
 
 # --- answers kept per index generation -------------------------------------------------------------
