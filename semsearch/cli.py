@@ -627,12 +627,7 @@ def watch(
                 raise SemsearchError(f"cannot write {output}: {err}") from None
         else:
             print(digest, end="" if digest.endswith("\n") else "\n", flush=True)
-        in_scope = sum(1 for e in report.entries if e.in_scope)
-        print(
-            f"watched {report.since}–{report.until}: {report.fetched} fetched, {len(report.entries)} new, "
-            f"{in_scope} in scope; {report.ingest.summary()}",
-            file=sys.stderr,
-        )
+        print(report.summary(), file=sys.stderr)
 
     if seconds is None:
         report_watch(

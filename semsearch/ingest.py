@@ -107,6 +107,7 @@ class Ingest:
         self.report = IngestReport()
         self._embedder = None
         self._bar = None
+        self._to_come: int | None = 0  # papers a caller that embeds them itself still expects (None: unknown)
         self._started = 0.0
         self._pool = None  # one thread that runs the encoder while this one reads and stores (see _embed_ahead)
         self._ahead = None  # (future of vectors, the pending embeddings they are for, when it started)
@@ -305,14 +306,28 @@ class Ingest:
         self._ahead = None
         self._store_vectors(pending, future.result(), started)
 
-    def _show_progress(self) -> None:
+    def _show_progress(self, done: int = 0) -> None:
+        """The bar (made on first use), `done` more papers along; its end is what is embedded, what
+        is stale and what a caller that embeds papers itself still expects."""
         if self.progress and self._bar is None:
             from tqdm import tqdm
 
             self._bar = tqdm(desc="embedding", unit=" papers", file=sys.stderr, dynamic_ncols=True)
         if self._bar is not None:
-            self._bar.total = self._bar.n + self.store.stale_count()
+            if done:
+                self._bar.update(done)
+            stale = self.store.stale_count()
+            self._bar.total = None if self._to_come is None else self._bar.n + stale + self._to_come
             self._bar.refresh()
+
+    def count_embedded(self, papers: int, seconds: float, *, to_come: int | None = None) -> None:
+        """Count papers the caller embedded itself (a watch embeds each page to classify it before
+        `add_embedded`) in the report and on the progress bar, as this run's own are; `to_come`:
+        how many more it expects to embed (None: it cannot tell, and the bar shows no end)."""
+        self.report.embedded += papers
+        self.report.embed_seconds += seconds
+        self._to_come = to_come
+        self._show_progress(done=papers)
 
     def _store_vectors(self, pending, vectors: np.ndarray, started: float) -> None:
         self.report.embed_seconds += time.perf_counter() - started

@@ -42,6 +42,7 @@ PENDING = "watch_pending:"  # + categories: the window, next page and entries of
 DIGESTS_DIR = "digests"
 FIRST_WATCH_DAYS = 1
 MAX_RESULTS = 5000
+ARXIV_BEGAN = datetime(1991, 1, 1, tzinfo=timezone.utc)  # its first papers came in August 1991
 
 
 @dataclass
@@ -65,9 +66,24 @@ class WatchReport:
     entries: list[DigestEntry]
     ingest: IngestReport
 
+    @property
+    def window(self) -> str:
+        """The window watched as people read it ("1 Nov 2024 to 2 Nov 2024 08:38 UTC")."""
+        return f"{human_time(self.since)} to {human_time(self.until)}"
+
+    def summary(self) -> str:
+        """The one line a finished watch says on stderr: its window in the digest's words."""
+        in_scope = sum(1 for e in self.entries if e.in_scope)
+        return (
+            f"watched {self.window}: {self.fetched} fetched, {len(self.entries)} new, {in_scope} in scope; "
+            f"{self.ingest.summary()}"
+        )
+
 
 def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y%m%d%H%M")
+    """YYYYMMDDHHMM, the year in four digits whatever it is (strftime's %Y leaves years before 1000
+    short on Linux: 0500-06-15 became 50006150000, read back as the year 5000)."""
+    return f"{moment.year:04d}{moment.month:02d}{moment.day:02d}{moment.hour:02d}{moment.minute:02d}"
 
 
 def watch(
@@ -88,8 +104,12 @@ def watch(
     from semsearch.sources.arxiv import ArxivClient, check_categories, submitted_between
 
     categories = check_categories(categories)
-    if since and datetime.fromisoformat(since).replace(tzinfo=timezone.utc) > datetime.now(timezone.utc):
-        raise SemsearchError(f"--since {since} is in the future: arXiv has nothing submitted after now")
+    if since:
+        moment = datetime.fromisoformat(since).replace(tzinfo=timezone.utc)
+        if moment > datetime.now(timezone.utc):
+            raise SemsearchError(f"--since {since} is in the future: arXiv has nothing submitted after now")
+        if moment < ARXIV_BEGAN:  # nothing to find, and a window arXiv's query and the stamps cannot hold
+            raise SemsearchError(f"--since {since} is before arXiv began ({ARXIV_BEGAN.year})")
     published = Index.open(index_dir)  # a watch places papers among known ones: the index must exist
     known = published.store
     embedder = embedder_for(published.manifest.model, index_dir=published.directory)
@@ -116,7 +136,13 @@ def watch(
         for offset, page in client.pages(query, max_results, start=state["offset"], by_submission=True):
             fetched += len(page)
             texts = [p.embedding_text() for p in page]
+            started = time.perf_counter()
             vectors = embedder.encode(texts)
+            # Embedded here, not by the ingest: counted and shown as its own are (the bar's end is
+            # what arXiv says the window holds, up to max_results).
+            total = client.total_results
+            to_come = None if total is None else max(min(total, max_results) - offset, 0)
+            ingest.count_embedded(len(texts), time.perf_counter() - started, to_come=to_come)
             placed = classifier.classify(texts, vectors, [p.id for p in page])
             keep = []
             listed = {e.id for e in entries}  # a paper arXiv sends twice (in a page or across pages) is one line
@@ -557,9 +583,8 @@ class Watcher:
         if error is None:
             self._update(running=False, last_error=None, last_success=_now(), next_run=next_run, increment="runs")
             log.info(
-                "semsearch serve: watched %s–%s: %d fetched, %d new", report.since, report.until, report.fetched,
-                len(report.entries),
-            )  # fmt: skip
+                "semsearch serve: watched %s: %d fetched, %d new", report.window, report.fetched, len(report.entries)
+            )
             return
         problem = (
             _one_line(error) if isinstance(error, SemsearchError) else f"{type(error).__name__}: {_one_line(error)}"
@@ -659,7 +684,7 @@ def render_digest(
     groups: dict[str, list[DigestEntry]] = {}
     for entry in sorted(shown, key=lambda e: (e.category, -e.confidence)):
         groups.setdefault(entry.category, []).append(entry)
-    window = f"{human_time(report.since)} to {human_time(report.until)}"
+    window = report.window
     papers = f"{len(shown)} new paper{'' if len(shown) == 1 else 's'}"
     if fmt == "json":
         return json.dumps(

@@ -1,10 +1,20 @@
+from __future__ import annotations
+
+import logging
 import re
+import threading
 import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from semsearch.errors import SemsearchError
-from semsearch.sources.arxiv import ID_CHUNK, ArxivClient, ArxivUnavailable, validate_ids
+from semsearch.sources import arxiv as arxiv_source
+from semsearch.sources.arxiv import ID_CHUNK, MAX_RETRY_AFTER, ArxivClient, ArxivUnavailable, retry_after, validate_ids
 from tests.arxiv_stub import ArxivStub, Step
 
 
@@ -279,3 +289,215 @@ def test_valid_id_forms():
         "2401.00001",
         "hep-th/9901001",
     ]
+
+
+# --- answers the stub cannot give: headers (Retry-After), the same page whatever the start -------------
+Answer = tuple[int, dict[str, str], bytes]  # status, headers, body
+
+
+class Answering:
+    """A local arXiv that answers its n-th request (from 0) with `answer(query, n)`."""
+
+    def __init__(self, answer: Callable[[dict, int], Answer]):
+        self.answer = answer
+        self.requests: list[dict] = []
+
+    def __enter__(self) -> Answering:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = parse_qs(urlparse(self.path).query)
+                status, headers, body = outer.answer(query, len(outer.requests))
+                outer.requests.append(query)
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/atom+xml", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/api/query"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def throttled(*answers: tuple[int, str | None], feeds: ArxivStub | None = None) -> Callable[[dict, int], Answer]:
+    """First these statuses, each with its Retry-After (None: none), then the feeds of `feeds`."""
+    feeds = feeds or ArxivStub()
+
+    def answer(query: dict, n: int) -> Answer:
+        if n < len(answers):
+            status, wait = answers[n]
+            return status, {} if wait is None else {"Retry-After": wait}, b"busy"
+        status, body = feeds.respond(query, Step())
+        return status, {}, body
+
+    return answer
+
+
+def the_same_page(ids: list[str], total: int = 1_000_000) -> Callable[[dict, int], Answer]:
+    """A server that ignores `start`: the same full page, whatever is asked, of a huge result set."""
+    page = ArxivStub().feed(ids, 0, len(ids), total)
+    return lambda query, n: (200, {}, page)
+
+
+@pytest.fixture
+def waits(monkeypatch) -> list[float]:
+    """The waits the client asks for, recorded and not slept (the pacing is 0 s in tests: only
+    the waits above 0 are kept)."""
+    asked: list[float] = []
+
+    class Clock:  # the arxiv module's `time`
+        def __getattr__(self, name):
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            if seconds > 0:
+                asked.append(seconds)
+
+    monkeypatch.setattr(arxiv_source, "time", Clock())
+    return asked
+
+
+def _an_http_date(seconds_from_now: float) -> str:
+    return format_datetime(datetime.now(timezone.utc) + timedelta(seconds=seconds_from_now), usegmt=True)
+
+
+def _ask(client: ArxivClient, how: str) -> list[str]:
+    """The ids one request of each kind brings: papers by id, or a query's pages."""
+    if how == "by id":
+        return [p.id for p in client.fetch_ids(["2401.00001"]).papers]
+    return [p.id for p in client.search('ti:"caches"')]
+
+
+@pytest.mark.parametrize("how", ["by id", "by query"])
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_retry_after_up_to_a_minute_is_waited_out_in_seconds_or_until_its_date(monkeypatch, waits, status, how):
+    """It was ignored: asked to wait, the client came back at its own backoff (0, 1, 3, 7, 15 s)."""
+    feeds = ArxivStub(papers={"2401.00001": {"title": "KV caches", "abstract": "Caches."}})
+    answers = [(status, "2"), (status, _an_http_date(30)), (status, str(int(MAX_RETRY_AFTER)))]
+    with Answering(throttled(*answers, feeds=feeds)) as server:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
+        assert _ask(ArxivClient(backoff=0.5), how) == ["2401.00001"]
+    assert len(server.requests) == 4
+    assert waits[0] == 2 and 28 < waits[1] <= 30 and waits[2] == MAX_RETRY_AFTER == 60  # what arXiv asked
+
+
+def test_a_retry_after_shorter_than_the_backoff_or_unreadable_leaves_the_wait_to_the_backoff(monkeypatch, waits):
+    with Answering(throttled((503, "0"), (503, "soon"), (429, _an_http_date(-60)))) as server:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
+        assert _ask(ArxivClient(backoff=0.5), "by id") == ["2401.00001"]
+    assert waits == [0.5, 1.0, 2.0]  # the backoff's own doubling
+
+
+@pytest.mark.parametrize(
+    "asked, said",
+    [
+        ("3600", "arXiv asked to wait 3,600 seconds before asking again (HTTP 503)"),
+        ("61", "arXiv asked to wait 61 seconds before asking again (HTTP 503)"),
+        (format_datetime(datetime(2099, 10, 21, 7, 28, tzinfo=timezone.utc), usegmt=True), "arXiv asked to wait "
+         "until 21 Oct 2099 07:28:00 UTC before asking again (HTTP 503)"),
+        ("9" * 400, "arXiv asked to wait a 400-digit number of seconds before asking again (HTTP 503)"),
+    ],
+    ids=["an hour", "a minute and a second", "until a date", "absurd"],
+)  # fmt: skip
+@pytest.mark.parametrize("how", ["by id", "by query"])
+def test_a_retry_after_longer_than_a_minute_stops_at_once_saying_how_long_arxiv_asked(
+    monkeypatch, waits, asked, said, how
+):
+    """It was retried five times in 26 s, then "did not answer"; arXiv had said when to come back."""
+    with Answering(throttled((503, asked))) as server:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
+        with pytest.raises(ArxivUnavailable) as stopped:
+            _ask(ArxivClient(), how)
+    assert str(stopped.value) == f"{said}, longer than semsearch waits (60 s); try again later"
+    assert stopped.value.exit_code == 1 and len(server.requests) == 1 and waits == []
+
+
+@pytest.mark.parametrize(
+    "header, seconds, words",
+    [
+        ("120", 120.0, "120 seconds"),
+        (" 7 ", 7.0, "7 seconds"),
+        ("Wed, 21 Oct 2026 07:28:00 GMT", 7 * 86400.0, "until 21 Oct 2026 07:28:00 UTC"),
+        ("Wed, 14 Oct 2026 07:27:00 GMT", 0.0, "until 14 Oct 2026 07:27:00 UTC"),  # past: now
+        (None, None, None),
+        ("", None, None),
+        ("soon", None, None),
+        ("-5", None, None),
+        ("1.5", None, None),
+        ("²", None, None),  # a digit to str.isdigit, not a number
+    ],
+)
+def test_a_retry_after_is_read_as_seconds_or_an_http_date_and_anything_else_is_no_answer(header, seconds, words):
+    now = datetime(2026, 10, 14, 7, 28, tzinfo=timezone.utc)
+    read = retry_after(header, now)
+    assert read == (None if seconds is None else (seconds, words))
+
+
+class _Warnings(logging.Handler):
+    """What `semsearch.arxiv` warns while attached (the CLI stops "semsearch" propagating, so caplog
+    may not hear it)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def __enter__(self) -> list[str]:
+        logging.getLogger("semsearch.arxiv").addHandler(self)
+        return self.messages
+
+    def __exit__(self, *exc) -> None:
+        logging.getLogger("semsearch.arxiv").removeHandler(self)
+
+
+def test_a_page_that_brings_no_paper_not_already_sent_stops_the_paging_as_a_failure(monkeypatch):
+    """A server that ignored `start` and claimed a huge total was asked for the same page up to
+    max_results / 100 times (50 for a watch's 5,000: hours at arXiv's pace). It fails rather than
+    ends: ended as done, a watch would close its window on the papers not yet sent."""
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    pages = []
+    with Answering(the_same_page(["2401.00001", "2401.00002"])) as server:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
+        with pytest.raises(ArxivUnavailable) as failed:
+            pages.extend(ArxivClient().pages("all:cache", max_results=60))
+    assert [(offset, [p.id for p in papers]) for offset, papers in pages] == [(2, ["2401.00001", "2401.00002"])]
+    assert [int(r["start"][0]) for r in server.requests] == [0, 2]  # the repeat was the last page asked
+    assert str(failed.value).startswith("arXiv repeated a page (its 2 results from result 2 on were all sent before)")
+
+
+def test_a_page_with_some_papers_not_sent_before_is_read_on(monkeypatch):
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    feeds = ArxivStub()
+
+    def overlapping(query: dict, n: int) -> Answer:  # each page repeats the last paper of the one before
+        return 200, {}, feeds.feed([f"2402.{n:05d}", f"2402.{n + 1:05d}"], 2 * n, 2, 6)
+
+    with Answering(overlapping) as server, _Warnings() as warned:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
+        pages = [[p.id for p in papers] for _, papers in ArxivClient().pages("all:cache", max_results=6)]
+    assert pages == [["2402.00000", "2402.00001"], ["2402.00001", "2402.00002"], ["2402.00002", "2402.00003"]]
+    assert warned == []
+
+
+def test_the_client_knows_how_many_results_arxiv_says_a_query_has(stub):
+    for n in range(7):
+        stub.papers[f"2402.{n:05d}"] = {"title": f"Paper {n}", "abstract": "About caches."}
+    client = ArxivClient()
+    assert client.total_results is None  # nothing asked yet
+    next(client.pages("all:cache", max_results=3))
+    assert client.total_results == 7  # opensearch:totalResults, for a watch's progress bar

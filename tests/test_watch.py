@@ -1142,7 +1142,7 @@ def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_proc
         f"semsearch serve: the watch failed: ValueError: {'x' * 299}…; next try at {third['next_run']}",
         f"semsearch serve: the watch failed: KeyError: KeyError; next try at {fourth['next_run']}",
         f"semsearch serve: the watch failed: {'y' * 300}; next try at {fifth['next_run']}",
-        "semsearch serve: watched 202411010000–202411020000: 1 fetched, 1 new",
+        "semsearch serve: watched 1 Nov 2024 to 2 Nov 2024: 1 fetched, 1 new",  # the digest's words, not stamps
     ]
 
 
@@ -1466,3 +1466,109 @@ def test_a_watch_places_new_papers_in_the_taxonomy_it_is_given(survey_index, stu
     assert code == 0, err
     groups = json.loads(out)["groups"]
     assert groups and set(groups) <= {"Caches", "Drafts"}, groups
+
+
+@pytest.mark.parametrize("since", ["0001-01-01", "0999-12-31", "0500-06-15", "1990-12-31"])
+def test_a_since_before_arxiv_began_is_refused_in_one_line_before_arxiv_is_asked(survey_index, stub, cli, since):
+    """0001-01-01 and 0999-12-31 ended in a traceback; 0500-06-15 watched "15 Jun 5000" and wrote a
+    digest named 50006150000-….json (strftime's %Y does not pad years before 1000)."""
+    code, out, err = cli("watch", "--since", since, "--index", survey_index)
+    assert (code, out, err) == (2, "", f"error: --since {since} is before arXiv began (1991)\n")
+    assert stub.requests == [] and not (survey_index / "digests").exists()
+    assert Index.open(survey_index).store.get_meta(PENDING + "cs.CL,cs.LG,cs.AI") is None  # no window begun
+
+
+def test_a_since_from_the_day_arxiv_began_is_watched_with_a_four_digit_year(survey_index, stub):
+    report = watch(["cs.CL"], "1991-01-01", index_dir=survey_index, progress=False)
+    assert report.since == "199101010000" and report.fetched == 4
+    assert [d["name"] for d in list_digests(index_dir=survey_index)] == [f"199101010000-{report.until}"]
+
+
+def test_a_stamp_has_a_four_digit_year_whatever_the_year():
+    from datetime import datetime
+
+    from semsearch.watch import _stamp
+
+    assert _stamp(datetime(500, 6, 15)) == "050006150000" and _stamp(datetime(1, 1, 1, 9, 5)) == "000101010905"
+    assert _stamp(datetime(2026, 12, 6, 8, 38)) == "202612060838"
+    for moment in (datetime(1, 1, 1), datetime(999, 12, 31, 23, 59), datetime(9999, 12, 31, 23, 59)):
+        assert datetime.strptime(_stamp(moment), "%Y%m%d%H%M") == moment  # read back as written
+
+
+def test_a_watch_summary_names_its_window_as_the_digest_does(survey_index, stub):
+    from semsearch.watch import human_time
+
+    report = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    line = report.summary()
+    assert line.startswith(f"watched 1 Nov 2024 to {human_time(report.until)}: 4 fetched, 4 new, 3 in scope; ")
+    assert report.since not in line and report.until not in line and "\n" not in line
+    assert f"1 Nov 2024 to {human_time(report.until)}" in render_digest(report)  # the same words
+
+
+def test_a_watch_counts_the_papers_it_embedded_and_shows_each_page_on_a_progress_bar(
+    survey_index, stub, capsys, monkeypatch
+):
+    """A watch embeds each page itself: its summary said "embedded 0 in 0.0s" after hundreds, and
+    `--progress` showed nothing."""
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    report = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=True)
+    assert report.ingest.embedded == 4 and report.ingest.embed_seconds > 0
+    assert "embedded 4 in " in report.ingest.summary()
+    bar = capsys.readouterr().err
+    assert "embedding: " in bar and "2/4" in bar and "4/4" in bar  # two pages of the four arXiv said it has
+    assert watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False).ingest.embedded == 4
+    assert capsys.readouterr().err == ""  # no bar asked for: nothing on stderr
+
+
+def test_semsearch_watch_says_what_it_embedded_and_shows_a_bar_only_when_asked(survey_index, stub, cli):
+    code, out, err = cli("watch", "--since", "2024-11-01", "--no-progress", "--index", survey_index)
+    assert code == 0 and "Evicting tokens" in out
+    [line] = err.splitlines()  # the summary alone
+    assert line.startswith("watched 1 Nov 2024 to ") and "4 fetched, 4 new, 3 in scope; " in line
+    assert "embedded 4 in " in line
+    code, _, err = cli("watch", "--since", "2024-11-02", "--progress", "--index", survey_index)
+    assert code == 0 and "embedding: " in err and "3/3" in err  # the window from 2 Nov holds three
+    assert "embedded 3 in " in err.splitlines()[-1]
+
+
+def test_a_watch_arxiv_asks_to_wait_an_hour_stops_at_once_in_one_line_and_keeps_its_window(
+    survey_index, cli, monkeypatch
+):
+    """arXiv's Retry-After: 3600 was ignored: asked again five times in seconds, then "did not answer"."""
+    from tests.test_arxiv import Answering, throttled
+
+    with Answering(throttled((503, "3600"), feeds=ArxivStub(papers=stub_papers()))) as server:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
+        code, out, err = cli("watch", "--since", "2024-11-01", "--index", survey_index)
+        assert (code, out) == (1, "") and len(server.requests) == 1
+        assert err == (
+            "error: arXiv asked to wait 3,600 seconds before asking again (HTTP 503), longer than semsearch "
+            "waits (60 s); try again later\n"
+        )
+        assert Index.open(survey_index).store.get_meta(LAST_WATCH) is None  # the window is asked again
+        assert list_digests(index_dir=survey_index) == []
+        code, _, _ = cli("watch", "--since", "2024-11-01", "--no-progress", "--index", survey_index)  # arXiv is back
+    assert code == 0 and [d["papers"] for d in list_digests(index_dir=survey_index)] == [3]
+
+
+def test_a_watch_answered_the_same_page_whatever_it_asks_fails_after_the_repeat_and_keeps_its_window(
+    survey_index, monkeypatch
+):
+    """A server that ignored `start`, with a huge totalResults, was asked up to MAX_RESULTS / 100
+    times in one watch (four hours at arXiv's pace). The watch stops at the repeat, as a failure:
+    what it embedded is kept, and the window stays open for the next watch, which would have
+    been closed on the papers not yet sent had the repeat been taken for the end."""
+    from semsearch.sources.arxiv import ArxivUnavailable
+    from tests.test_arxiv import Answering
+
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    papers = stub_papers(["2411.00001", "2411.00002"])
+    page = ArxivStub(papers=papers).feed(sorted(papers), 0, 2, 1_000_000)
+    with Answering(lambda query, n: (200, {}, page)) as server:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
+        with pytest.raises(ArxivUnavailable, match="arXiv repeated a page"):
+            watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False, max_results=200)
+    assert len(server.requests) == 2  # the page, then its repeat
+    store = Index.open(survey_index).store
+    assert store.get_meta(LAST_WATCH) is None and store.get_meta(PENDING + "cs.CL") is not None
+    assert list_digests(index_dir=survey_index) == []

@@ -1,4 +1,5 @@
-"""Papers from the arXiv API, through the `arxiv` package: rate-limited, with timeouts and retries.
+"""Papers from the arXiv API, through the `arxiv` package: rate-limited, with timeouts and retries
+(waiting what arXiv's Retry-After asks, up to MAX_RETRY_AFTER; asked for longer, it stops at once).
 
 Settings come from the environment so that tests and mirrors can redirect the client:
 `SEMSEARCH_ARXIV_URL` (API base URL), `SEMSEARCH_ARXIV_DELAY` (seconds between requests, default 3,
@@ -15,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
 import arxiv
 import requests
@@ -31,6 +34,12 @@ TITLE_CHUNK = 8  # titles per request when looking papers up by title
 QUERY_PAGE = 100
 MAX_ANSWER_BYTES = 64 * 2**20  # a page of 100 papers is about 300 KB; more than this is not arXiv
 ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"
+TOTAL_RESULTS = "{http://a9.com/-/spec/opensearch/1.1/}totalResults"
+# The longest Retry-After (429, 503) waited out. arXiv's throttling asks for seconds; a longer wait
+# (maintenance, a block) is said at once rather than slept through by a command or a request
+# someone waits on, or by a scheduled watch that would then hold the index's writer lock meanwhile.
+MAX_RETRY_AFTER = 60.0
+
 
 # arXiv asks for one request every 3 s from a client, so the pacing is shared by every client here.
 _pace_lock = threading.Lock()
@@ -52,7 +61,9 @@ class NotAFeed(requests.RequestException):
     the `arxiv` package reads it as a page without papers, which a watch took for "nothing new"."""
 
 
-_calls = threading.local()  # the sockets the current call opened, for its deadline to cut
+# Per thread, about the current call: the sockets it opened (for its deadline to cut), and what its
+# answer said beyond the status that the `arxiv` package drops: Retry-After and totalResults.
+_calls = threading.local()
 
 
 class _Cuttable:
@@ -102,6 +113,7 @@ class _TimeoutSession(requests.Session):
         # A fresh connection per call (arXiv is asked once every few seconds): its socket is the one cut.
         kwargs["headers"] = {**(kwargs.get("headers") or {}), "Connection": "close"}
         _calls.sockets = sockets = []
+        _calls.retry_after = _calls.total_results = None
         expired = threading.Event()
 
         def cut() -> None:
@@ -118,6 +130,7 @@ class _TimeoutSession(requests.Session):
         body = bytearray()
         try:
             response = super().request(method, url, **kwargs)
+            _calls.retry_after = response.headers.get("Retry-After")
             try:
                 while chunk := response.raw.read1(2**16, decode_content=True):
                     body += chunk
@@ -139,23 +152,50 @@ class _TimeoutSession(requests.Session):
             timer.cancel()
             _calls.sockets = []
         response._content = bytes(body)
-        if response.status_code == 200 and not _is_atom_feed(response._content):
-            kind = response.headers.get("content-type", "no content type")
-            raise NotAFeed(f"its answer is not an Atom feed ({kind}, {len(body):,} bytes)")
+        if response.status_code == 200:
+            root = _atom_feed(response._content)
+            if root is None:
+                kind = response.headers.get("content-type", "no content type")
+                raise NotAFeed(f"its answer is not an Atom feed ({kind}, {len(body):,} bytes)")
+            _calls.total_results = _total_results(root)
         return response
 
 
-def _is_atom_feed(content: bytes) -> bool:
-    """Whether the document's root is an Atom <feed> (what arXiv sends, with or without entries).
-    Parsed as the `arxiv` package parses it: no entities expanded, nothing fetched."""
+def _atom_feed(content: bytes):
+    """The document's root when it is an Atom <feed> (what arXiv sends, with or without entries),
+    else None. Parsed as the `arxiv` package parses it: no entities expanded, nothing fetched."""
     from lxml import etree
 
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=True)
     try:
         root = etree.fromstring(content, parser=parser)
     except etree.XMLSyntaxError:
-        return False
-    return root is not None and root.tag == ATOM_FEED
+        return None
+    return root if root is not None and root.tag == ATOM_FEED else None
+
+
+def _total_results(feed) -> int | None:
+    """How many results the feed says its query has (opensearch:totalResults), if it says."""
+    text = (feed.findtext(TOTAL_RESULTS) or "").strip()
+    return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else None
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> tuple[float, str] | None:
+    """A Retry-After header as (seconds to wait, what arXiv asked in words): delay-seconds
+    ("120") or an HTTP date ("Wed, 21 Oct 2026 07:28:00 GMT", a past one meaning now). None when
+    absent or unreadable, which leaves the wait to the backoff."""
+    value = (value or "").strip()
+    if re.fullmatch(r"[0-9]+", value):
+        words = f"{int(value):,} seconds" if len(value) <= 15 else f"a {len(value)}-digit number of seconds"
+        return float(value), words
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:  # HTTP dates are GMT
+        moment = moment.replace(tzinfo=timezone.utc)
+    seconds = (moment - (now or datetime.now(timezone.utc))).total_seconds()
+    return max(seconds, 0.0), f"until {moment.astimezone(timezone.utc):%d %b %Y %H:%M:%S} UTC"
 
 
 def _env_float(name: str, default: float, *, positive: bool = False) -> float:
@@ -231,6 +271,7 @@ class ArxivClient:
         self.retries = retries
         # Back off from the pacing interval: a server that paces us at 3 s is retried at 3, 6, 12 s...
         self.backoff = backoff if backoff is not None else max(self.delay, 0.0)
+        self.total_results: int | None = None  # what arXiv said the last query has (totalResults), if it said
         self._client = arxiv.Client(delay_seconds=self.delay, num_retries=0)
         self._client.query_url_format = self.base_url.rstrip("?") + "?{}"
         self._client._session = _TimeoutSession(self.timeout)
@@ -243,20 +284,37 @@ class ArxivClient:
                 time.sleep(wait)
             _last_request_at = time.monotonic()
 
+    def _backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt` (from 1): doubling from `backoff`. The one
+        policy of every retry here, unless arXiv's own Retry-After asks for longer."""
+        return self.backoff * 2 ** (attempt - 1)
+
     def _page(self, search: arxiv.Search, offset: int, size: int) -> list[arxiv.Result]:
-        """One page of results, retrying throttling, server errors, timeouts and dropped connections."""
+        """One page of results, retrying throttling, server errors, timeouts and dropped connections;
+        a Retry-After is waited out up to MAX_RETRY_AFTER, and longer is ArxivUnavailable at once."""
         self._client.page_size = size
         last_error: Exception | None = None
+        asked = 0.0  # what the last answer's Retry-After asked for
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(max(asked, self._backoff(attempt)))
+            asked = 0.0
             self._wait_turn()
             try:
-                return list(itertools.islice(self._client.results(search, offset), size))
+                page = list(itertools.islice(self._client.results(search, offset), size))
+                self.total_results = getattr(_calls, "total_results", None)
+                return page
             except arxiv.HTTPError as err:
                 if err.status not in RETRYABLE_STATUS:
                     raise SemsearchError(f"arXiv answered HTTP {err.status} for {err.url}") from None
                 last_error = err
+                wait = retry_after(getattr(_calls, "retry_after", None))
+                if wait is not None and wait[0] > MAX_RETRY_AFTER:
+                    raise ArxivUnavailable(
+                        f"arXiv asked to wait {wait[1]} before asking again (HTTP {err.status}), longer than "
+                        f"semsearch waits ({MAX_RETRY_AFTER:g} s); try again later"
+                    ) from None
+                asked = wait[0] if wait is not None else 0.0
             except arxiv.UnexpectedEmptyPageError as err:
                 last_error = err
             except (ValueError, TypeError) as err:
@@ -280,7 +338,7 @@ class ArxivClient:
             pending = wanted[start : start + ID_CHUNK]
             for attempt in range(self.retries + 1):
                 if attempt:
-                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                    time.sleep(self._backoff(attempt))
                 try:
                     page = self._page(arxiv.Search(id_list=pending, max_results=len(pending)), 0, len(pending))
                 except ArxivUnavailable:
@@ -324,7 +382,10 @@ class ArxivClient:
         self, query: str, max_results: int = 100, *, start: int = 0, by_submission: bool = False
     ) -> Iterator[tuple[int, list[Paper]]]:
         """(offset after the page, papers) for each page of a query, from result `start` on;
-        `by_submission` orders results by submission date, oldest first (for watching)."""
+        `by_submission` orders results by submission date, oldest first (for watching). A page that
+        brings no paper not already sent is ArxivUnavailable: a server that ignores `start` was
+        asked up to max_results / QUERY_PAGE times for the same page, and ending the paging as if
+        done would have closed a watch's window on the papers not yet sent."""
         if not query.strip():
             raise SemsearchError("the arXiv query is empty")
         order = {}
@@ -332,6 +393,7 @@ class ArxivClient:
             order = {"sort_by": arxiv.SortCriterion.SubmittedDate, "sort_order": arxiv.SortOrder.Ascending}
         search = arxiv.Search(query=query, max_results=max_results, **order)
         offset, empty_pages = start, 0
+        sent: set[str] = set()
         while offset < max_results:
             size = min(QUERY_PAGE, max_results - offset)
             page = self._page(search, offset, size)
@@ -340,11 +402,20 @@ class ArxivClient:
                 empty_pages += 1
                 if empty_pages > min(self.retries, 2):
                     return
-                time.sleep(self.backoff * 2 ** (empty_pages - 1))
+                time.sleep(self._backoff(empty_pages))
                 continue
             empty_pages = 0
+            papers = [p for p in map(paper_from_result, page) if p]
+            fresh = {p.id for p in papers} - sent
+            if not fresh:
+                if papers:
+                    said = f"repeated a page (its {len(page)} results from result {offset} on were all sent before)"
+                else:
+                    said = f"sent a page with no paper it could read (results from {offset} on)"
+                raise ArxivUnavailable(f"arXiv {said}; stopped asking (a watch keeps its window for the next run)")
+            sent |= fresh
             offset += len(page)
-            yield offset, [p for p in map(paper_from_result, page) if p]
+            yield offset, papers
             if len(page) < size:
                 return
 
