@@ -566,16 +566,26 @@ class VectorCheck:
             if matrix is not None:
                 if record["_ordinal"] >= len(matrix):
                     raise SemsearchError(f"{where}: the vectors file has only {len(matrix)} rows")
-                vector = np.asarray(matrix[record["_ordinal"]], dtype=np.float32)
+                vector = np.asarray(matrix[record["_ordinal"]], dtype=np.float64)
             else:
                 if not isinstance(record.get("embedding"), list):
                     raise SemsearchError(f"{where}: no 'embedding' (every record needs one)")
-                vector = np.asarray(record["embedding"], dtype=np.float32)
+                vector = np.asarray(record["embedding"], dtype=np.float64)
                 self(record.get("embedding_model"), len(vector), where)
-            norm = float(np.linalg.norm(vector))
-            if not np.isfinite(norm) or norm == 0:
-                raise SemsearchError(f"{where}: the vector is zero or not finite")
-            yield paper, vector / norm
+            yield paper, unit_vector(vector, where)
+
+
+def unit_vector(vector: np.ndarray, where: str) -> np.ndarray:
+    """`vector` scaled to length 1, as float32. Scaled by its largest entry first: a vector of
+    1e30s (or 1e-25s) is a direction like any other, but its float32 length overflows (or
+    underflows), which printed numpy's warnings and called it zero or not finite."""
+    if not np.isfinite(vector).all():
+        raise SemsearchError(f"{where}: the vector is not finite")
+    largest = float(np.abs(vector).max(initial=0.0))
+    if largest == 0.0:
+        raise SemsearchError(f"{where}: the vector is zero")
+    scaled = vector / largest
+    return (scaled / np.linalg.norm(scaled)).astype(np.float32)
 
 
 def ingest_arxiv(

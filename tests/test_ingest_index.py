@@ -433,6 +433,45 @@ def test_precomputed_vectors_of_another_model_are_refused(tmp_path, fake_model, 
     assert Index.open(tmp_path / "idx").store.get("2403.00000") is None
 
 
+@pytest.mark.parametrize("scale", [1e30, 1e39, 1e-25, 1e-300, 1e300])
+def test_a_precomputed_vector_of_any_finite_size_is_a_direction_stored_without_a_warning(
+    tmp_path, fake_model, capsys, scale
+):
+    """1e30s overflowed float32's length (numpy's warnings on stderr, then "zero or not finite"),
+    1e-25s underflowed it: the direction is what counts."""
+    import warnings
+
+    from tests.test_cli import run
+
+    rows = _records(2)
+    rows[1]["embedding"] = [scale * x for x in rows[1]["embedding"]]
+    _write(tmp_path / "v.jsonl", rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy RuntimeWarning fails the test
+        code, _, err = run(
+            capsys, "ingest", "jsonl", tmp_path / "v.jsonl", "--index", tmp_path / "idx", "--no-progress"
+        )
+    assert code == 0 and "Warning" not in err, err
+    store = Index.open(tmp_path / "idx").store
+    given = np.asarray(_records(2)[1]["embedding"])
+    assert np.allclose(store.embedding(store.vec_id("2403.00001")), given / np.linalg.norm(given), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "values, said", [([0.0] * 64, "the vector is zero"), ([1.0] * 63 + [float("inf")], "not finite")]
+)
+def test_a_precomputed_vector_that_is_zero_or_not_finite_is_refused_in_one_line(
+    tmp_path, fake_model, capsys, values, said
+):
+    from tests.test_cli import run
+
+    rows = _records(1)
+    rows[0]["embedding"] = values
+    (tmp_path / "v.jsonl").write_text(json.dumps(rows[0]).replace("Infinity", "1e999") + "\n")
+    code, _, err = run(capsys, "ingest", "jsonl", tmp_path / "v.jsonl", "--index", tmp_path / "idx", "--no-progress")
+    assert code == 2 and said in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_the_taxonomy_texts_are_embedded_once_per_index(tmp_path, fake_model):
     """Retraining the classifier (a user labelled a paper) reuses the vectors of the taxonomy's own
     texts stored at the first training: nothing is embedded again."""
