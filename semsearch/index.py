@@ -286,10 +286,16 @@ class Index:
         except RuntimeError as err:  # FAISS's own message is a C++ stack location
             reason = str(err).strip().splitlines()[-1][:120]
             raise IndexDamaged.at(self.directory, f"{path} cannot be read ({reason})") from None
-        if vectors.d != self.manifest.dimension or vectors.ntotal != self.manifest.count:
+        kind = vector_index.kind_of(vectors)
+        if (vectors.d, vectors.ntotal, kind) != (
+            self.manifest.dimension,
+            self.manifest.count,
+            self.manifest.index_type,
+        ):
             raise IndexDamaged(
-                f"index at {self.directory} is inconsistent: {vectors.ntotal} vectors of dimension {vectors.d}, "
-                f"manifest says {self.manifest.count} of dimension {self.manifest.dimension}"
+                f"index at {self.directory} is inconsistent: {vectors.ntotal} vectors of dimension {vectors.d} "
+                f"({kind}), manifest says {self.manifest.count} of dimension {self.manifest.dimension} "
+                f"({self.manifest.index_type})"
             )
         return vectors
 
@@ -386,6 +392,10 @@ class Index:
             )
         if store.count() != manifest.count:
             problems.append(f"{store.count()} papers, manifest says {manifest.count}")
+        if (stored := store.stored_dimension()) not in (None, manifest.dimension):
+            problems.append(f"papers.db holds {stored}-d vectors, manifest says {manifest.dimension}")
+        if manifest.generation != generation_dir.name:  # `info` shows it: a copied manifest must not pass
+            problems.append(f"the manifest is {manifest.generation}'s")
         if problems:
             store.close()
             raise GenerationDamaged(directory, generation_dir.name, f"inconsistent: {'; '.join(problems)}")

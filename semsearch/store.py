@@ -446,6 +446,11 @@ class Store:
             rows = self.db.execute("SELECT vector FROM embeddings LIMIT ?", (n,)).fetchall()
         return np.vstack([np.frombuffer(r[0], dtype=np.float32) for r in rows])
 
+    def stored_dimension(self) -> int | None:
+        """The length of the stored embeddings (of one: they are all of the index's model), or None."""
+        row = self.db.execute("SELECT length(vector) FROM embeddings LIMIT 1").fetchone()
+        return None if row is None or row[0] is None else row[0] // 4
+
     def embedding_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
 

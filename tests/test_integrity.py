@@ -352,6 +352,34 @@ def test_a_missing_manifest_is_named_not_a_race(two_generations):
     assert code == 2 and "manifest.json is missing" in one_line(err) and "keeps changing" not in err
 
 
+@pytest.mark.parametrize(
+    "field, value, said",
+    [
+        ("dimension", 768, "papers.db holds 64-d vectors, manifest says 768"),
+        ("generation", "gen-000001", "the manifest is gen-000001's"),
+    ],
+)
+def test_a_manifest_whose_claims_its_generation_belies_is_passed_over_or_one_line(two_generations, field, value, said):
+    """The manifest is the anchor of the checksums, so nothing hashes it: an edited dimension failed
+    every search with an intact older generation beside it, and `info` showed an edited generation."""
+    path = two_generations / "gen-000002" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, field: value}))
+    index = Index.open(two_generations)
+    assert index.manifest.generation == "gen-000001" and said in index.integrity
+    index.close()
+    shutil.rmtree(two_generations / "gen-000001")
+    with pytest.raises(IndexDamaged, match=said):
+        Index.open(two_generations)
+
+
+def test_a_manifest_naming_another_kind_of_vector_index_is_damage_in_one_line(two_generations, cli):
+    path = two_generations / "gen-000002" / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "index_type": "hnsw"}))
+    code, out, err = cli("search", "kv cache", "--index", two_generations)
+    assert code == 2 and out == "" and "(flat), manifest says 7 of dimension 64 (hnsw)" in one_line(err)
+
+
 # --- CURRENT ---------------------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize(
