@@ -85,6 +85,40 @@ def test_papers_on_a_topic_the_list_lacks_make_one_gap_named_by_its_words(monkey
     assert isinstance(gaps[0], Gap) and gaps[0].parent == ""  # a flat list: it sits at the top level
 
 
+def test_a_curated_lists_gaps_nearest_its_own_topic_come_first():
+    """A KV-cache list's first gaps were speculative decoding and pruning: in its classifier's scope
+    (efficient-LLM work), the other lists' topics."""
+    from semsearch.gaps import by_the_lists_topic
+
+    def gap(name: str, ids: list[str]) -> Gap:
+        return Gap(name, [], "", [Paper(id=i, title=i) for i in ids])
+
+    far, half, near = gap("far", ["a", "b", "c", "d"]), gap("half", ["e", "f"]), gap("near", ["g", "h", "i"])
+    assert [g.name for g in by_the_lists_topic([far, half, near], {"e", "g", "h", "i"})] == ["near", "half", "far"]
+
+
+def test_the_papers_near_a_curated_lists_topic_are_told_from_the_rest_of_its_scope(monkeypatch):
+    """What `by_the_lists_topic` counts: in the list's scope and near its own topic."""
+    from semsearch.gaps import field_sample, on_the_lists_topic
+    from semsearch.propose import Candidate
+
+    model = HashingModel()
+    classifier = _classifier(model)  # a list of pruning and quantization papers
+    monkeypatch.setattr(classifier, "short_scope_threshold", -10.0)
+    own = [Candidate(Paper(id=f"p{i}", title=t), model.encode([t])[0]) for i, t in enumerate(PRUNING + QUANTIZATION)]
+    near = ["Pruning of attention heads in layers", "Quantization of weights to three bits"]
+    elsewhere = ["Retrieval augmented answers from documents", "Dense retrieval for open domain answers"]
+    titles = SPECULATIVE + elsewhere + near
+    papers = [Paper(id=f"2501.0000{i}", title=t) for i, t in enumerate(titles)]
+    field_titles = [f"{w} study number {i}" for i in range(20) for w in ("retrieval answers", "speculative decoding")]
+    field = [Paper(id=f"2502.{i:05d}", title=t) for i, t in enumerate(field_titles)]
+    others = field_sample(field, model.encode(field_titles))
+    kept, vectors = on_the_lists_topic(classifier, own, papers, model.encode(titles), others, model.encode)
+    titled = {p.title for p in kept}
+    assert set(near) <= titled and not titled & set(elsewhere) and len(vectors) == len(kept)
+    assert len(titled & set(SPECULATIVE)) <= 1  # the test model reads words alone: one shares "with a model"
+
+
 def test_no_gap_when_every_paper_fits_a_heading(monkeypatch):
     model = HashingModel()
     classifier = _classifier(model)

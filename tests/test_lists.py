@@ -277,6 +277,8 @@ def test_a_survey_paper_listed_under_its_arxiv_id_instead_of_its_title_keeps_its
 
 def test_search_and_related_under_a_list(index_dir, list_file, stub, capsys):
     assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
+    code, out, err = run(capsys, "taxonomy", "gaps", "kv", "--json", "--index", index_dir)  # the list's topic first
+    assert code == 0 and json.loads(out)["taxonomy"] == "kv", err
     code, out, err = run(
         capsys,
         "search",
