@@ -196,7 +196,8 @@ class CheckHost:
     with its own name in Host, so it can neither read the index nor post labels."""
 
     def __init__(self, app, names: Iterable[str]):
-        self.app, self.names = app, frozenset(host_name(n) for n in names)
+        # An empty name is no name: '' (from `serve --host ''`) admitted a request with an empty Host.
+        self.app, self.names = app, frozenset(host_name(n) for n in names) - {""}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
@@ -208,7 +209,7 @@ class CheckHost:
         if len(given) > 1:  # checked by one, URLs built from another: a foreign name got into feed links
             message = f"a request names one host; this one gave {len(given)} Host headers"
         else:
-            shown = header[:100] or "(none)"
+            shown = header[:100] if given else "(none)"
             message = f"the Host header {shown!r} is not this server's name (serve --allow-host NAME admits one)"
         await JSONResponse({"error": message}, status_code=421)(scope, receive, send)
 
@@ -230,6 +231,39 @@ class NoSniff:
             await send(message)
 
         await self.app(scope, receive, with_header)
+
+
+class HeadAsGet:
+    """ASGI middleware: HEAD is answered wherever GET is (RFC 9110), with GET's status and headers
+    (its content-length too) and no body, so no route has to list HEAD (FastAPI's routes answered
+    it 405)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def without_body(message):
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        # A copy: the server's own scope still says HEAD, so it sends no body whatever it is given.
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
+def token_matches(authorization: str | None, token: str) -> bool:
+    """Whether `authorization` is `Bearer TOKEN`, compared as bytes: hmac.compare_digest takes no
+    non-ASCII str (a 500). The header is the bytes the client sent (the ASGI server reads them as
+    Latin-1); the token is the UTF-8 a client sends for it, and an argument that was no UTF-8 its
+    own bytes again (surrogateescape, as Python read it)."""
+    try:
+        given = (authorization or "").encode("latin-1")
+    except UnicodeEncodeError:  # not a header's bytes: no client could have sent the token
+        return False
+    return hmac.compare_digest(given, b"Bearer " + token.encode("utf-8", "surrogateescape"))
 
 
 def create_app(
@@ -277,7 +311,8 @@ def create_app(
     app.add_middleware(LimitBody)
     app.add_middleware(NoSniff)
     if hosts is not None:
-        app.add_middleware(CheckHost, names=hosts)  # added last: the outermost, before anything is read
+        app.add_middleware(CheckHost, names=hosts)  # outside the others: refused before anything is read
+    app.add_middleware(HeadAsGet)  # the outermost: every answer to HEAD (a 421 or 413 too) loses its body
 
     @app.exception_handler(SemsearchError)
     async def user_error(request: Request, err: SemsearchError) -> JSONResponse:
@@ -294,12 +329,15 @@ def create_app(
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException) -> JSONResponse:  # unknown routes, wrong methods
-        return JSONResponse({"error": str(err.detail)}, status_code=err.status_code)
+        headers = dict(err.headers or {})  # a 405's Allow: the methods the route does take
+        if "GET" in headers.get("Allow", "").split(", "):
+            headers["Allow"] += ", HEAD"  # answered by HeadAsGet
+        return JSONResponse({"error": str(err.detail)}, status_code=err.status_code, headers=headers)
 
     def check_token(authorization: str | None) -> None:
         if not writes:
             raise Forbidden("writing is closed: serving beyond loopback needs --token")
-        if token is not None and not hmac.compare_digest(authorization or "", f"Bearer {token}"):
+        if token is not None and not token_matches(authorization, token):
             raise Forbidden("writing needs the server's token (Authorization: Bearer TOKEN)")
 
     @app.get("/api/health")
@@ -417,7 +455,7 @@ def create_app(
     def web_file(name: str, media_type: str) -> FileResponse:
         return FileResponse(str(WEB / name), media_type=media_type, headers={"Content-Security-Policy": PAGE_POLICY})
 
-    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return web_file("index.html", "text/html")
 
@@ -470,6 +508,13 @@ def check_host_names(names: Iterable[str]) -> None:
             raise SemsearchError(f"--allow-host {name!r}: expected a host name or address, e.g. example.org")
 
 
+def check_listen_host(host: str) -> None:
+    """`serve --host ''` is a mistake, not a choice: the socket bound every interface (0.0.0.0 and ::)
+    and the start-up line said `http://:PORT/`. Every interface is asked for by name, 0.0.0.0."""
+    if not host.strip():
+        raise SemsearchError("--host '': expected an address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
+
+
 def check_port_free(host: str, port: int) -> None:
     """Refuse a port another process holds before saying where we serve (`serve`): uvicorn found out
     only after "serving http://..." was printed, and a user could open that page and reach the other
@@ -503,6 +548,7 @@ def serve(
     allow_hosts: Iterable[str] = (),
 ) -> None:
     """Serve the app; requests must name `host`, a loopback name or one of `allow_hosts` in Host."""
+    check_listen_host(host)
     check_port_free(host, port)
     print(f"semsearch: serving {page_url(host, port)} (API docs at /docs); Ctrl-C stops", file=sys.stderr)
     import uvicorn

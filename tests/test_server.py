@@ -1,5 +1,8 @@
 import json
 import time
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
 
 import anyio
 import pytest
@@ -345,6 +348,27 @@ def test_the_page_and_its_files_are_served_with_their_types(unchanged_client):
     assert unchanged_client.get("/static/index.html").json() == {"error": "no file index.html"}
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/docs", "/paper/2302.00003", "/static/app.js", "/static/nope.js", "/api/health", "/api/search?q=kv",
+     "/api/papers/2306.00978", "/api/papers/nope", "/api/export?ids=2306.00978", "/api/taxonomy", "/openapi.json",
+     "/feeds/digests.atom", "/feeds/survey/Model-Centric Methods.atom", "/feeds/survey/nope.atom", "/api/nope"],
+)  # fmt: skip
+def test_head_answers_wherever_get_does_with_the_same_status_and_headers(unchanged_client, path):
+    """Only the page answered HEAD; every other GET route said 405 without an Allow header (RFC 9110:
+    HEAD is GET without the body)."""
+    got, head = unchanged_client.get(path), unchanged_client.head(path)
+    assert (head.status_code, head.headers) == (got.status_code, got.headers) and head.content == b""
+
+
+def test_a_method_a_route_does_not_take_is_405_naming_the_ones_it_does(unchanged_client):
+    asked = [("post", "/api/search?q=kv", "GET, HEAD"), ("delete", "/feeds/digests.atom", "GET, HEAD"),
+             ("get", "/api/labels", "POST"), ("head", "/api/labels", "POST")]  # fmt: skip
+    for method, path, allowed in asked:
+        answer = getattr(unchanged_client, method)(path)
+        assert (answer.status_code, answer.headers.get("allow")) == (405, allowed), (method, path)
+
+
 def test_the_api_describes_itself_by_the_tools_name_version_and_subject(unchanged_survey_corpus_index):
     from pathlib import Path
 
@@ -510,6 +534,46 @@ def test_serve_workers_each_get_the_token_the_writing_rule_and_the_parents_watch
         assert "watch" not in worker.get("/api/health").json()
 
 
+# Each token with the bytes a client sends for it: `--token sékrit` typed in a UTF-8 terminal, and a
+# byte that is no UTF-8 (argv reads it as a lone surrogate, as Python reads any argument it cannot decode).
+TOKENS = [("s3cret", b"Bearer s3cret"), ("sékrit", b"Bearer s\xc3\xa9krit"), ("\udcff", b"Bearer \xff")]
+
+
+@pytest.mark.parametrize("token, sent", TOKENS, ids=["ascii", "utf-8", "not-utf-8"])
+def test_a_token_of_any_characters_is_compared_as_the_bytes_a_client_sends(unchanged_survey_corpus_index, token, sent):
+    """A non-ASCII token or Authorization header answered 500: hmac.compare_digest takes no non-ASCII
+    str (an attacker's pass). A header is bytes (read as Latin-1 by the ASGI server), a token the
+    bytes of its UTF-8."""
+    import httpx
+
+    from semsearch.server import create_app
+
+    app = create_app(index_dir=unchanged_survey_corpus_index, reload_seconds=None, token=token)
+
+    async def labelled_with(*headers: bytes) -> list[tuple[int, str]]:
+        # httpx's ASGI transport hands the app a header's bytes as sent; TestClient re-encodes them.
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+            answers = [await client.post("/api/labels", json=LABEL, headers={"Authorization": h}) for h in headers]
+        return [(answer.status_code, answer.json()["error"]) for answer in answers]
+
+    wrong = [other for _, other in TOKENS if other != sent]
+    wrong += [b"Bearer s\xe9krit", b"Bearer \xc3\xa9", b"Bearer \xff\xfe", sent + b"\xff", sent[:-1]]
+    answers = anyio.run(labelled_with, sent, *wrong)
+    assert answers[0][0] == 404  # past the token check
+    assert answers[1:] == [(403, NEEDS_TOKEN)] * len(wrong)  # sékrit in Latin-1 is not its UTF-8, nor \xff
+
+
+@pytest.mark.parametrize("host", ["", "   ", "[]"])
+def test_serve_refuses_an_empty_host_in_one_line_rather_than_listening_everywhere(
+    launched, cli, unchanged_survey_corpus_index, host
+):
+    """`--host ''` bound every interface (0.0.0.0 and ::) and said `serving http://:8746/`."""
+    ran = cli("serve", "--host", host, "--port", "8746", "--index", unchanged_survey_corpus_index)
+    assert (ran.returncode, ran.stdout) == (2, "")
+    assert ran.stderr == "error: --host '': expected an address to listen on, e.g. 127.0.0.1 or 0.0.0.0\n"
+    assert launched.runs == []
+
+
 # --- the middlewares, called as the ASGI server calls them ------------------------------------------------
 # Each wraps a small app that reads its body the way Starlette does; the client's side of the
 # connection is a list of messages. What a middleware must do is then visible message by message:
@@ -612,15 +676,15 @@ def test_an_apps_own_failure_under_the_limit_is_not_hidden_as_a_413():
 def test_the_middlewares_pass_other_traffic_through_untouched():
     # Lifespan (startup and shutdown: the reload and watch threads stop there) is no request: every
     # middleware hands the app the very scope, receive and send it was given.
-    from semsearch.server import CheckHost, LimitBody, NoSniff
+    from semsearch.server import CheckHost, HeadAsGet, LimitBody, NoSniff
 
-    for wrap in (LimitBody, NoSniff, lambda app: CheckHost(app, names=["localhost"])):
+    for wrap in (LimitBody, NoSniff, HeadAsGet, lambda app: CheckHost(app, names=["localhost"])):
         app = Reader()
         scope = {"type": "lifespan"}
         receive, send = object(), object()
         anyio.run(lambda: wrap(app)(scope, receive, send))  # noqa: B023 - run at once
         assert app.calls == [(scope, receive, send)]
-    for wrap in (LimitBody, NoSniff):  # a websocket has no body to limit and no page to sniff
+    for wrap in (LimitBody, NoSniff, HeadAsGet):  # a websocket has no body to limit, page to sniff or HEAD
         app = Reader()
         scope, receive, send = http_scope(kind="websocket"), object(), object()
         anyio.run(lambda: wrap(app)(scope, receive, send))  # noqa: B023
@@ -640,6 +704,43 @@ def test_every_answer_says_nosniff_and_keeps_its_own_headers():
     sent, _ = call(NoSniff(typed), http_scope())
     assert sent[0]["headers"] == [(b"content-type", b"text/plain"), (b"x-content-type-options", b"nosniff")]
     assert "headers" not in sent[1]  # the body is not a place for headers
+
+
+def test_head_is_answered_as_get_with_its_headers_and_no_body():
+    """The app answers GET; HEAD gets that answer's status and headers (its length too), not its bytes."""
+    from semsearch.server import HeadAsGet
+
+    asked = []
+
+    async def page(scope, receive, send):
+        asked.append(scope["method"])
+        headers = [(b"content-type", b"text/plain"), (b"content-length", b"10")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"01234", "more_body": True})
+        await send({"type": "http.response.body", "body": b"56789"})
+
+    scope = {**http_scope(), "method": "HEAD"}
+    sent, _ = call(HeadAsGet(page), scope)
+    assert asked == ["GET"] and scope["method"] == "HEAD"  # the server's own scope still says HEAD
+    assert sent[0] == {"type": "http.response.start", "status": 200,
+                       "headers": [(b"content-type", b"text/plain"), (b"content-length", b"10")]}  # fmt: skip
+    assert [(m["body"], m.get("more_body", False)) for m in sent[1:]] == [(b"", True), (b"", False)]
+    for method in ("GET", "POST"):
+        sent, _ = call(HeadAsGet(page), {**http_scope(), "method": method})
+        assert asked[-1] == method and status_and_body(sent) == (200, b"0123456789")
+
+
+def test_an_empty_host_header_names_no_server():
+    """`serve --host ''` made '' one of the server's names: a request with an empty Host was admitted."""
+    from semsearch.server import CheckHost
+
+    app = Reader()
+    checked = CheckHost(app, names=["", ".", "localhost"])
+    for header in (b"", b"   ", b":8000", b".", b"[]:80"):
+        refused = status_and_body(call(checked, http_scope({b"host": header}))[0])
+        assert refused[0] == 421 and b"is not this server's name" in refused[1], header
+    assert app.calls == []
+    assert status_and_body(call(checked, http_scope({b"host": b"localhost:80"}))[0])[0] == 200
 
 
 def test_the_host_check_admits_its_names_at_any_port_and_refuses_the_rest_with_the_header_shown():
@@ -731,3 +832,76 @@ def test_the_list_routes_name_only_the_parameters_they_take(unchanged_client):
     assert {p["name"] for p in spec["/api/gaps"]["get"]["parameters"]} == {"taxonomy", "since"}
     patch = [p["name"] for p in spec["/api/propose/{taxonomy}.patch"]["get"]["parameters"]]
     assert sorted(patch) == ["ids", "min_confidence", "since", "taxonomy"] and patch.count("taxonomy") == 1
+
+
+# --- a real server: what the ASGI server hands on, byte for byte ---------------------------------------
+def _request(port: int, method: str, path: str, headers: dict[str, bytes]) -> tuple[int, dict[str, str], bytes]:
+    """One request as bytes on the wire (http.client would refuse a header that is not ASCII): status,
+    headers (without Date) and body."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.putrequest(method, quote(path, safe="/?=&"), skip_host=True)
+        for name, value in {"Host": b"127.0.0.1", **headers}.items():
+            connection.putheader(name, value)
+        body = json.dumps(LABEL).encode() if method == "POST" else b""
+        if method == "POST":
+            connection.putheader("Content-Type", "application/json")
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        answer = connection.getresponse()
+        return answer.status, {k.lower(): v for k, v in answer.getheaders() if k.lower() != "date"}, answer.read()
+    finally:
+        connection.close()
+
+
+@contextmanager
+def serving(index_dir, *args: str | bytes):
+    """`semsearch serve ARGS` in a process of its own (the hashing model in place): its port, once it answers."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "tests.cli_process", "--", "serve", "--port", str(port), "--index", str(index_dir)]
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(
+        [*command, *args], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _request(port, "GET", "/api/health", {})
+                break
+            except OSError:
+                assert process.poll() is None, process.stderr.read().decode()
+                assert time.monotonic() < deadline, "semsearch serve did not start"
+                time.sleep(0.2)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.mark.slow
+def test_a_real_server_takes_a_token_typed_in_utf_8_and_answers_head_on_every_get_route(
+    unchanged_survey_corpus_index,
+):
+    with serving(unchanged_survey_corpus_index, "--token", "sékrit") as port:
+        assert _request(port, "POST", "/api/labels", {"Authorization": b"Bearer s\xc3\xa9krit"})[0] == 404
+        for wrong in (b"Bearer \xff", b"Bearer s\xe9krit", b"Bearer sekrit"):
+            status, _, body = _request(port, "POST", "/api/labels", {"Authorization": wrong})
+            assert (status, json.loads(body)) == (403, {"error": NEEDS_TOKEN}), wrong
+        for path in ("/", "/api/health", "/api/papers/2306.00978", "/api/papers/nope", "/paper/2306.00978",
+                     "/static/app.js", "/feeds/digests.atom", "/feeds/survey/Model-Centric Methods.atom"):  # fmt: skip
+            status, headers, body = _request(port, "GET", path, {})
+            assert _request(port, "HEAD", path, {}) == (status, headers, b""), path
+        status, headers, _ = _request(port, "HEAD", "/api/labels", {})
+        assert (status, headers["allow"]) == (405, "POST")
+        assert _request(port, "GET", "/api/health", {"Host": b""})[0] == 421
