@@ -121,16 +121,22 @@ def node_feed(taxonomy: str, node: str, papers: Iterable[Paper], base_url: str) 
 
 
 def digests_feed(digests: Sequence[dict], base_url: str) -> bytes:
-    """One entry a digest (newest first): its window and its in-scope papers by node."""
+    """One entry a digest with papers in scope (newest first): its window and those papers by node.
+    A watch that found none is no news (a feed reader showed "0 new papers" every day)."""
     entries = []
-    for digest in digests[:MAX_ENTRIES]:
+    for digest in digests:
         lines = [
             f"{item['title']} ({item.get('id', '')})" for items in digest.get("groups", {}).values() for item in items
         ]
+        count = digest.get("papers", len(lines))
+        if not count:
+            continue
+        if len(entries) == MAX_ENTRIES:
+            break
         entries.append(
             Entry(
                 id=f"{base_url}api/digests/{quote(digest['name'])}",
-                title=f"{digest.get('papers', len(lines))} new papers, {digest.get('window') or digest['name']}",
+                title=f"{count} new paper{'' if count == 1 else 's'}, {digest.get('window') or digest['name']}",
                 updated=rfc3339(_stamp_time(digest.get("until", ""))),
                 link=f"{base_url}?view=digest&name={quote(digest['name'])}",
                 summary="\n".join(lines[:100]),

@@ -16,8 +16,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from semsearch.feeds import Entry, atom, rfc3339, xml_text
+from semsearch.ingest import IngestReport
 from semsearch.sources.curated import parse_list
 from semsearch.sources.survey import load_survey
+from semsearch.watch import WatchReport, save_digest
 from tests.cli_process import run_cli
 from tests.conftest import examples
 from tests.test_page import with_a_digest
@@ -89,9 +91,12 @@ def test_the_digests_feed_has_one_entry_a_digest_with_its_papers(survey_corpus_i
     feed = parsed(client.get("/feeds/digests.atom"))
     assert len(feed.entries) == 1
     entry = feed.entries[0]
-    assert entry.title.startswith("1 new papers") and entry.updated == "2024-11-02T00:00:00Z"
+    assert entry.title.startswith("1 new paper, ") and entry.updated == "2024-11-02T00:00:00Z"
     assert "Evicting <tokens> & more (2411.00001)" in entry.summary
     assert entry.link.endswith("?view=digest&name=202411010000-202411020000")
+    # A watch that found nothing in scope is no news: no "0 new papers" entry every day.
+    save_digest(WatchReport("202411020000", "202411030000", 5, [], IngestReport()), index_dir=survey_corpus_index)
+    assert [e.link for e in parsed(client.get("/feeds/digests.atom")).entries] == [entry.link]
 
 
 @settings(max_examples=examples(80), deadline=None)
