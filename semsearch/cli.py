@@ -849,7 +849,11 @@ def taxonomy_refresh(
         if as_json:
             _print_json(report)
         else:
-            print(f"restored the previous labels of {taxonomy_name or source or 'survey'!r}", file=sys.stderr)
+            print(
+                f"restored the previous labels of {taxonomy_name or source or 'survey'!r}: it lists {report['papers']} "
+                "papers again (`taxonomy refresh --undo` once more redoes)",
+                file=sys.stderr,
+            )
         return
     report = refresh_list(
         taxonomy_name,

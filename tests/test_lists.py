@@ -379,8 +379,12 @@ def test_a_refresh_keeps_the_readme_propose_writes_against_and_undo_puts_the_pre
     assert proposed() == {ids[0]}  # the kept README lacks only the first paper
     semsearch("taxonomy", "refresh", second, "--offline", "--force", "--index", survey_corpus_index)
     assert proposed() == {ids[1]}
-    semsearch("taxonomy", "refresh", "--undo", "--index", survey_corpus_index)
+    undone = semsearch("taxonomy", "refresh", "--undo", "--index", survey_corpus_index)
     assert proposed() == {ids[0]}
+    from semsearch.sources.curated import parse_list
+
+    listed = len(parse_list(first.read_text(encoding="utf-8")).papers)
+    assert f"restored the previous labels of 'survey': it lists {listed} papers again" in undone.stderr
 
 
 def test_an_item_without_an_arxiv_link_labels_the_indexed_paper_of_its_title(index_dir, tmp_path, capsys):
