@@ -40,6 +40,7 @@ TOPIC_NEAR_PERCENTILE = 10.0
 TOPIC_SURE_PERCENTILE = 25.0
 TOPIC_BACKGROUND = 400  # the index's other papers, sampled, standing for the rest of the field
 TOPIC_FOLDS = 5
+IN_ORDER_SHARE = 0.9  # of a section's neighbouring items in arXiv order, for it to be kept in that order
 MIN_TOPIC_PAPERS = 5  # a list this small has no topic to learn: its candidates are judged by scope alone
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
 _YEAR_MONTH = re.compile(r"(?<![\d.])((?:19|20)\d{2})\.(\d{2})(?![\d])")
@@ -299,6 +300,22 @@ class Section:
     numbered: int | None  # the next number, when the section numbers its items
     blank_between: bool  # items separated by a blank line
     indent: str = ""
+    # A section whose items run in arXiv order (oldest first: 1, newest first: -1; 0 when not, or
+    # numbered) takes a new item at its place, after the item (first line, last line) given here.
+    order: int = 0
+    dated: list[tuple[str, int, int]] = field(default_factory=list)  # (YYMM, first line, last line)
+
+    def place_for(self, paper: Paper) -> int:
+        """The line a new item about `paper` goes after: its place by date in a section kept in
+        arXiv order (a maintainer moved every appended line by hand), else after the last item."""
+        posted = _yymm(paper.arxiv_id)
+        if not self.order or posted is None:
+            return self.insert_after
+        later = (i for i, (date, _, _) in enumerate(self.dated) if (date > posted if self.order > 0 else date < posted))
+        first_later = next(later, None)  # the new item goes just before it (a list mostly in order: the first)
+        if first_later is None:
+            return self.insert_after
+        return self.dated[first_later - 1][2] if first_later else self.dated[0][1] - 1
 
 
 def sections(listed: CuratedList, lines: Sequence[str]) -> dict[str, Section]:
@@ -324,7 +341,27 @@ def sections(listed: CuratedList, lines: Sequence[str]) -> dict[str, Section]:
             int(number.group(1)) + 1 if number else None,
             len(places) > 1 and gap * 2 >= len(places) - 1,
         )
+        if number is None:
+            found[node].dated = [(d, p.first, p.last) for p in places if (d := _yymm(p.key)) is not None]
+            found[node].order = _arxiv_order([d for d, _, _ in found[node].dated])
     return found
+
+
+def _yymm(arxiv_id: str | None) -> str | None:
+    """The year and month of a new-style arXiv id (2401.00001 -> "2401"), else None."""
+    return arxiv_id[:4] if arxiv_id and re.fullmatch(r"[0-9]{4}\.[0-9]{4,5}", arxiv_id) else None
+
+
+def _arxiv_order(dates: Sequence[str]) -> int:
+    """1 when the dates run oldest first, -1 newest first, 0 otherwise (or too few to tell). In
+    order means nine in ten neighbours are: a long list kept by hand has a few items out of place."""
+    if len(dates) < 4 or dates[0] == dates[-1]:  # three in a row are in order one time in three
+        return 0
+    pairs = list(zip(dates, dates[1:], strict=False))
+    for order, in_order in ((1, lambda a, b: a <= b), (-1, lambda a, b: a >= b)):
+        if sum(in_order(a, b) for a, b in pairs) >= IN_ORDER_SHARE * len(pairs):
+            return order
+    return 0
 
 
 def render_line(section: Section, fallback: list[Template], paper: Paper, arxiv_word: str) -> str:
@@ -536,10 +573,14 @@ def propose(
         line = render_line(section, fallback, paper, arxiv_word) if sure else ""
         proposals.append(Proposal(paper.id, paper.title, node, confidence, line, not sure, suggested[1:]))
         if sure:
+            after = section.place_for(paper)
             written = [line] if not section.blank_between else ["", line]
-            if section.insert_after == listed.heading_lines.get(node) and not section.blank_between:
-                written = ["", line] if _needs_blank(lines, section.insert_after) else [line]
-            insertions.setdefault(section.insert_after, []).extend(written)
+            if section.order and after < section.dated[0][1]:  # before the first item: its blank after it
+                written = [line, ""] if section.blank_between else [line]
+            elif after == listed.heading_lines.get(node) and not section.blank_between:
+                written = ["", line] if _needs_blank(lines, after) else [line]
+            at = insertions.setdefault(after, [])
+            insertions[after] = written + at if section.order < 0 else at + written  # newest first there too
     proposals.sort(key=lambda p: p.unsure)
     return proposals, unified_diff(markdown, insertions, filename)
 

@@ -500,6 +500,35 @@ def test_any_list_takes_its_patch_and_then_holds_each_paper_under_its_heading(
     assert again == [] and second == ""
 
 
+@pytest.mark.parametrize("newest_first", [False, True])
+@pytest.mark.parametrize("blank", [False, True])
+def test_a_section_kept_in_arxiv_order_takes_each_new_paper_at_its_place(tmp_path, newest_first, blank):
+    """A speculative-decoding list runs oldest first; its new lines of 2023 went after those of 2026,
+    and its maintainer moved each by hand. A numbered section, or one in no order, still grows at its end."""
+    ids = ["2301.00001", "2305.00001", "2401.00001", "2402.00001"][:: -1 if newest_first else 1]
+    items = [f"- [Listed paper {i}](https://arxiv.org/abs/{i})" for i in ids]
+    body = "\n\n".join(items) if blank else "\n".join(items)
+    markdown = f"# L\n\n## H\n\n{body}\n\n## Other\n\n- [Other paper](https://arxiv.org/abs/2402.00009)\n"
+    papers = [Paper(id=i, title=f"New paper {i}") for i in ("2212.00002", "2303.00002", "2303.00003", "2412.00002")]
+    papers.append(Paper(id="2305.00002", title="New paper of the month of a listed one"))
+    proposals, patch = propose(markdown, _Store(papers), _Placer(["H"]), min_confidence=0.0)
+    (tmp_path / "README.md").write_text(markdown)
+    (tmp_path / "p.diff").write_text(patch)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "apply", "p.diff"], cwd=tmp_path, check=True)
+    text = (tmp_path / "README.md").read_text()
+    listed = re.findall(r"arxiv.org/abs/([0-9.]+)", text.split("## Other")[0])
+    # By month (an id's first four digits); a new paper of a listed one's month goes after it.
+    oldest_first = ["2212.00002", "2301.00001", "2303.00002", "2303.00003", "2305.00001", "2305.00002"]
+    oldest_first += ["2401.00001", "2402.00001", "2412.00002"]
+    newest_first_ = ["2412.00002", "2402.00001", "2401.00001", "2305.00001", "2305.00002", "2303.00003"]
+    newest_first_ += ["2303.00002", "2301.00001", "2212.00002"]
+    expected = newest_first_ if newest_first else oldest_first
+    assert listed == expected and len(proposals) == 5
+    gaps = re.findall(r"\)\n\n- \[", text.split("## Other")[0])
+    assert (len(gaps) == len(expected) - 1) if blank else not gaps  # the section's own spacing
+
+
 def test_a_paper_whose_title_no_list_item_could_carry_is_not_proposed():
     """A title the list's parser would not take as a paper (under four characters, e.g. a PDF's
     broken "ING") would be proposed again on every run after the list took it."""
