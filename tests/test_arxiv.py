@@ -139,6 +139,26 @@ def test_persistent_failure_keeps_what_arrived(stub):
     result = ArxivClient(retries=1).fetch_ids(ids, on_papers=got.extend)
     assert len(result.papers) == ID_CHUNK == len(got)
     assert result.missing == ids[ID_CHUNK:]
+    assert result.stopped.startswith("arXiv did not answer after 2 tries")  # said with the ids missing
+
+
+def test_ingest_of_ids_that_arxiv_stops_answering_part_way_says_why_the_rest_is_missing(monkeypatch, cli, tmp_path):
+    """Asked to wait an hour after the first chunk, `ingest arxiv` said only "could not get N of M ids"."""
+    feeds = ArxivStub()
+
+    def answer(query: dict, n: int) -> Answer:
+        if n == 0:
+            status, body = feeds.respond(query, Step())
+            return status, {}, body
+        return 503, {"Retry-After": "3600"}, b"busy"
+
+    ids = [f"2401.{n:05d}" for n in range(ID_CHUNK + 3)]
+    with Answering(answer) as server:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
+        asked = [part for paper_id in ids for part in ("--id", paper_id)]
+        code, _, err = cli("ingest", "arxiv", *asked, "--index", tmp_path / "idx", "--no-progress")
+    said = f"could not get 3 of {len(ids)} ids from arXiv (arXiv asked to wait 3,600 seconds"
+    assert code == 1 and said in err, err
 
 
 def test_a_stalled_request_times_out_and_is_retried(stub):

@@ -54,6 +54,7 @@ class ArxivUnavailable(Unreachable):
 class FetchResult:
     papers: list[Paper] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    stopped: str | None = None  # why the rest was not fetched, when arXiv stopped answering part-way
 
 
 class NotAFeed(requests.RequestException):
@@ -341,11 +342,12 @@ class ArxivClient:
                     time.sleep(self._backoff(attempt))
                 try:
                     page = self._page(arxiv.Search(id_list=pending, max_results=len(pending)), 0, len(pending))
-                except ArxivUnavailable:
+                except ArxivUnavailable as err:
                     if not result.papers:
                         raise
-                    # What arrived so far is kept; everything not yet fetched is reported missing.
+                    # What arrived so far is kept; everything not yet fetched is reported missing, and why.
                     result.missing.extend(pending + wanted[start + ID_CHUNK :])
+                    result.stopped = str(err)
                     return result
                 arrived = [p for p in map(paper_from_result, page) if p and p.id in pending]
                 if arrived:
