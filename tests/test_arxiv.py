@@ -458,6 +458,8 @@ def test_a_retry_after_longer_than_a_minute_stops_at_once_saying_how_long_arxiv_
         ("-5", None, None),
         ("1.5", None, None),
         ("²", None, None),  # a digit to str.isdigit, not a number
+        ("Wed, 21 Oct 2026 07:28:00 -0000", 7 * 86400.0, "until 21 Oct 2026 07:28:00 UTC"),  # read as no zone
+        ("86400000", 86400000.0, "86,400,000 seconds"),
     ],
 )
 def test_a_retry_after_is_read_as_seconds_or_an_http_date_and_anything_else_is_no_answer(header, seconds, words):

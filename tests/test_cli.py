@@ -66,6 +66,9 @@ def test_batch_keeps_order_and_loads_once(built, capsys, tmp_path, fake_model, m
     code, out, _ = run(capsys, "search", "--batch", questions, "-k", 1, "--format", "table", "--index", built)
     heads = [line for line in out.splitlines() if line.startswith("query: ")]
     assert code == 0 and heads == ["query: pruning attention heads", "query: key-value cache eviction"]
+    questions.write_text("pruning attention heads\n")  # a batch of one is still a batch: headed
+    code, out, _ = run(capsys, "search", "--batch", questions, "-k", 1, "--format", "table", "--index", built)
+    assert code == 0 and out.splitlines()[0] == "query: pruning attention heads"
 
 
 def test_a_batch_with_an_id_the_index_lacks_prints_nothing_and_names_the_question(built, capsys, tmp_path):

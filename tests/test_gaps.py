@@ -95,6 +95,60 @@ def test_a_curated_lists_gaps_nearest_its_own_topic_come_first():
 
     far, half, near = gap("far", ["a", "b", "c", "d"]), gap("half", ["e", "f"]), gap("near", ["g", "h", "i"])
     assert [g.name for g in by_the_lists_topic([far, half, near], {"e", "g", "h", "i"})] == ["near", "half", "far"]
+    # By share, not count (3 of 6 after 2 of 2), and the larger of an equal share first.
+    big, small, other = gap("big", list("abcdef")), gap("small", ["g", "h"]), gap("other", ["i", "j", "k"])
+    assert [g.name for g in by_the_lists_topic([big, small], set("abcgh"))] == ["small", "big"]
+    assert [g.name for g in by_the_lists_topic([small, other], set())] == ["other", "small"]
+
+
+def test_near_a_lists_topic_means_in_its_scope_and_at_the_near_level(monkeypatch):
+    from semsearch import gaps as module
+    from semsearch import propose
+    from semsearch.propose import TopicVerdict
+
+    papers = [Paper(id=f"p{i}", title=f"Paper {i}") for i in range(4)]
+    judged = []
+
+    def verdict(own, chosen, others, embed):
+        judged.extend(c.paper.id for c in chosen)
+        return TopicVerdict(np.array([True, True, False]), np.array([False, True, False]))
+
+    class Scope:
+        def scope_probabilities(self, texts, vectors):
+            return np.array([0.9, 0.1, 0.9, 0.9])  # p1 is outside the list's scope
+
+    monkeypatch.setattr(propose, "on_topic", verdict)
+    kept, vectors = module.on_the_lists_topic(Scope(), [], papers, np.eye(4), [], None)
+    assert judged == ["p0", "p2", "p3"] and [p.id for p in kept] == ["p0", "p2"]  # near, sure or not
+    assert vectors.tolist() == np.eye(4)[[0, 2]].tolist()
+
+
+def test_the_gaps_command_orders_a_curated_lists_gaps_by_its_topic_and_leaves_the_surveys(monkeypatch):
+    from semsearch import gaps as module
+
+    papers = [Paper(id=f"p{i}", title=f"Paper {i}") for i in range(6)]
+    found = [Gap("far", [], "", papers[:4]), Gap("near", [], "", papers[4:])]
+    sampled = []
+
+    class Store:
+        def taxonomy_papers(self, name):
+            return []
+
+    index = type("Index", (), {"store": Store()})()
+    monkeypatch.setattr(module, "unlisted", lambda store, name, since=None: (papers[: 3 if since else 6], np.eye(6)))
+    monkeypatch.setattr(module, "find_gaps", lambda *a, **k: list(found))
+    monkeypatch.setattr(module, "field_sample", lambda papers, vectors: sampled.append(len(papers)) or [])
+    monkeypatch.setattr(module, "on_the_lists_topic", lambda *a: (papers[4:], None))
+    monkeypatch.setattr("semsearch.propose.classifier_of", lambda *a, **k: type("C", (), {"labelled_titles": []})())
+    monkeypatch.setattr("semsearch.propose.embed_fn", lambda *a, **k: None)
+
+    def names(name: str, since: str | None = None) -> list[str]:
+        return [g["name"] for g in module._gaps_for(index, name, since=since, embedder=None, classifier=None)["gaps"]]
+
+    assert names("kv") == ["near", "far"]
+    assert names("kv", since="2024-01-01") == ["near", "far"] and sampled == [6, 6]  # the field: every unlisted paper
+    monkeypatch.setattr(module, "on_the_lists_topic", lambda *a: pytest.fail("the survey's scope is its topic"))
+    assert names("survey") == ["far", "near"]
 
 
 def test_the_papers_near_a_curated_lists_topic_are_told_from_the_rest_of_its_scope(monkeypatch):

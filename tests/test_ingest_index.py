@@ -457,6 +457,23 @@ def test_a_precomputed_vector_of_any_finite_size_is_a_direction_stored_without_a
     assert np.allclose(store.embedding(store.vec_id("2403.00001")), given / np.linalg.norm(given), atol=1e-6)
 
 
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+def test_a_vectors_file_row_of_any_finite_size_is_a_direction_too(tmp_path, fake_model, capsys, scale):
+    from tests.test_cli import run
+
+    source = tmp_path / "papers.jsonl"
+    _write(source, _records(2, embedded=False))
+    matrix = np.random.default_rng(1).normal(size=(2, 64))  # float64: 1e300 is no float32
+    np.save(tmp_path / "v.npy", matrix * scale)
+    code, _, err = run(
+        capsys, "ingest", "jsonl", source, "--vectors", tmp_path / "v.npy", "--vectors-model", "all-MiniLM-L6-v2",
+        "--index", tmp_path / "idx", "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    store = Index.open(tmp_path / "idx").store
+    assert np.allclose(store.embedding(store.vec_id("2403.00001")), matrix[1] / np.linalg.norm(matrix[1]), atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "values, said", [([0.0] * 64, "the vector is zero"), ([1.0] * 63 + [float("inf")], "not finite")]
 )

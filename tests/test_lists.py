@@ -446,3 +446,12 @@ def test_a_listed_paper_the_index_holds_by_title_gets_its_abstract_from_arxiv(
     code, _, err = run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)
     assert code == 0, err
     assert Index.open(index_dir).store.get("2501.00001").abstract == ABSTRACTS["2501.00001"][1]
+
+
+def test_a_paper_is_relinked_only_when_its_old_key_is_gone_and_its_new_one_is_new():
+    from semsearch.lists import _listed_under_another_key as relinked
+
+    rest, by_title = ("REST", set()), ("REST", {"A"})
+    assert relinked({"2311.08252": rest}, {"rest": by_title}) == {"rest": "2311.08252"}
+    assert relinked({"2311.08252": rest}, {"2311.08252": rest, "rest": by_title}) == {}  # the old key still listed
+    assert relinked({"2311.08252": rest, "rest": rest}, {"rest": by_title}) == {}  # the new key was listed already

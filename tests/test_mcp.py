@@ -141,3 +141,16 @@ def test_piped_requests_under_one_id_are_each_answered_and_a_cancelled_one_is_no
     ids = [json.loads(line)["id"] for line in done.stdout.splitlines()]
     assert done.returncode == 0 and sorted(i for i in ids if i != 8) == [0, 7, 7], done.stderr[-2000:]
     assert time.monotonic() - started < 60
+
+
+def test_a_request_without_a_usable_id_is_told_apart_from_a_notification_and_refused_as_invalid():
+    """The SDK reads `{"id": true, "method": "tools/list"}` as a notification, never answered."""
+    from mcp_types import JSONRPCNotification
+
+    from semsearch.mcp_server import _refusal, _request_without_id
+
+    assert _request_without_id(JSONRPCNotification(jsonrpc="2.0", method="tools/list"))
+    assert not _request_without_id(JSONRPCNotification(jsonrpc="2.0", method="notifications/initialized"))
+    refused = _refusal(None).message
+    assert refused.id is None and refused.error.code == -32600
+    assert _refusal(ValueError("not json")).message.error.code == -32700

@@ -628,6 +628,16 @@ def test_a_paper_at_the_edge_of_a_lists_topic_is_listed_apart_not_written_into_t
     said = text_report([Proposal(p.id, p.title, p.node, 0.9, "", True) for p in edge], 0.35)
     assert said and all(line.startswith("unsure (0.90, at the edge of the list's topic): ") for line in said)
     assert text_report([Proposal("x", "T", "A/B", 0.3499, "", True)], 0.35) == ["unsure (0.34): x T -> B"]
+    at_the_cutoff = text_report([Proposal("x", "T", "A/B", 0.35, "", True)], 0.35)  # placed surely enough
+    assert at_the_cutoff == ["unsure (0.35, at the edge of the list's topic): x T -> B"]
+
+
+def test_on_a_lists_topic_is_as_high_as_9_in_10_of_its_papers_and_surely_so_as_3_in_4():
+    from semsearch.propose import topic_verdict
+
+    verdict = topic_verdict(np.arange(101.0), np.array([5.0, 10.0, 15.0, 25.0, 90.0]))
+    assert verdict.near.tolist() == [False, True, True, True, True]
+    assert verdict.sure.tolist() == [False, False, False, True, True]
 
 
 # --- answers kept per index generation -------------------------------------------------------------

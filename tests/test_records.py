@@ -482,3 +482,20 @@ def test_a_line_ends_only_at_a_line_feed_whatever_separators_its_text_holds(tmp_
     questions.write_text("kv cache\u2028eviction\nquantization\x1cfour bits\n", encoding="utf-8")
     answers = cli("search", "--batch", questions, "-k", "1", "--index", corpus_index, check=True).stdout
     assert len(answers.splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    "text, lines, kept",
+    [
+        ("", [], []),
+        ("a\n\n", ["a", ""], ["a\n", "\n"]),
+        ("a\r\nb\r\n", ["a", "b"], ["a\r\n", "b\r\n"]),
+        ("a\r\nb", ["a", "b"], ["a\r\n", "b"]),
+        ("a\rb\u2028c\x0c", ["a\rb\u2028c\x0c"], ["a\rb\u2028c\x0c"]),  # a lone CR is no line end to git
+    ],
+)
+def test_split_lines_counts_lines_as_git_does(text, lines, kept):
+    from semsearch.paper import split_lines
+
+    assert split_lines(text) == lines and split_lines(text, keepends=True) == kept
+    assert "".join(kept) == text

@@ -739,6 +739,8 @@ def test_an_empty_host_header_names_no_server():
     for header in (b"", b"   ", b":8000", b".", b"[]:80"):
         refused = status_and_body(call(checked, http_scope({b"host": header}))[0])
         assert refused[0] == 421 and b"is not this server's name" in refused[1], header
+    assert b"the Host header '' is not" in status_and_body(call(checked, http_scope({b"host": b""}))[0])[1]
+    assert b"the Host header '(none)' is not" in status_and_body(call(checked, http_scope({}))[0])[1]
     assert app.calls == []
     assert status_and_body(call(checked, http_scope({b"host": b"localhost:80"}))[0])[0] == 200
 
@@ -905,3 +907,18 @@ def test_a_real_server_takes_a_token_typed_in_utf_8_and_answers_head_on_every_ge
         status, headers, _ = _request(port, "HEAD", "/api/labels", {})
         assert (status, headers["allow"]) == (405, "POST")
         assert _request(port, "GET", "/api/health", {"Host": b""})[0] == 421
+
+
+def test_a_token_is_never_matched_by_a_header_no_client_could_send():
+    from semsearch.server import token_matches
+
+    assert token_matches("Bearer s\u00e9krit".encode().decode("latin-1"), "s\u00e9krit")  # the UTF-8 bytes sent
+    assert not token_matches("Bearer \u20ac", "\u20ac")  # not Latin-1: no header's bytes read that way
+    assert not token_matches("Bearer \u20ac", "x") and not token_matches(None, "x")
+
+
+def test_serve_with_an_empty_host_builds_nothing_first(cli, tmp_path):
+    """The default index was built (minutes) before `--host ''` was refused."""
+    code, out, err = cli("serve", "--host", "", "--port", "8765", cwd=tmp_path)
+    assert code == 2 and err.startswith("error: --host '': expected an address") and err.count("\n") == 1
+    assert not (tmp_path / "index").exists() and "building" not in err

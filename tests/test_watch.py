@@ -1572,3 +1572,10 @@ def test_a_watch_answered_the_same_page_whatever_it_asks_fails_after_the_repeat_
     store = Index.open(survey_index).store
     assert store.get_meta(LAST_WATCH) is None and store.get_meta(PENDING + "cs.CL") is not None
     assert list_digests(index_dir=survey_index) == []
+
+
+def test_an_error_reported_by_a_watch_is_one_line_of_printable_text():
+    from semsearch.watch import _one_line
+
+    assert _one_line(ValueError("arXiv\u200bsaid\x1b[31m no\n more")) == "arXiv said [31m no more"
+    assert _one_line(ValueError("")) == "ValueError" and len(_one_line(ValueError("x" * 999))) == 300
