@@ -462,7 +462,11 @@ def on_topic(
         train, test = fold != k, fold == k
         if test.any() and 0 < labels[train].sum() < train.sum():
             scores[test] = features[test] @ separating_direction(features[train], labels[train], np.ones(train.sum()))
-    own_scores, chosen_scores = scores[: len(own)], scores[len(own) : len(own) + len(chosen)]
+    return topic_verdict(scores[: len(own)], scores[len(own) : len(own) + len(chosen)])
+
+
+def topic_verdict(own_scores: np.ndarray, chosen_scores: np.ndarray) -> TopicVerdict:
+    """Each candidate's score against the list's own papers' (both out of fold)."""
     return TopicVerdict(
         chosen_scores >= np.percentile(own_scores, TOPIC_NEAR_PERCENTILE),
         chosen_scores >= np.percentile(own_scores, TOPIC_SURE_PERCENTILE),
