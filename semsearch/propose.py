@@ -692,7 +692,8 @@ def evaluate_propose(
     # What the older list would have been offered: a curated list's papers also on its own topic
     # (`on_topic`, as `propose` asks); the survey's classifier judges the survey's topic already.
     survey = taxonomy is load_taxonomy()
-    topical = np.ones(len(found), bool) if survey else on_topic(own, found, background(store, new, found), embed)
+    # Written into the patch only on the topic proper (`sure`), as `propose` writes it.
+    topical = np.ones(len(found), bool) if survey else on_topic(own, found, background(store, new, found), embed).sure
     first, top3, included, in_scope = [], [], [], []
     for listed, (_, suggested, confidence, scope), on in zip(added, placed, topical, strict=True):
         right = [any(is_under(node, truth) for truth in listed.categories) for node in suggested[:3]]

@@ -380,6 +380,30 @@ def test_eval_propose_places_the_papers_a_newer_list_added(semsearch, survey_onl
     assert report["proposed"] + report["unsure_or_out"] == len(added)
 
 
+def test_eval_propose_of_a_curated_list_keeps_what_it_proposes_to_the_lists_topic(
+    semsearch, survey_only_index, tmp_path
+):
+    """A curated list's proposals are also judged by its own topic; the evaluation crashed on the
+    topic step's two levels (a traceback, exit 1)."""
+    papers = [p for p in load_survey().papers if p.arxiv_id]
+    kinds = {"Caches": "KV-Cache", "Quantization": "Quantization"}
+    chosen = {h: [p for p in papers if any(k in c for c in p.survey_categories)][:12] for h, k in kinds.items()}
+
+    def readme(leave_out: set[str]) -> str:
+        out = ["# A curated list", ""]
+        for heading, listed in chosen.items():
+            out += [f"## {heading}", ""]
+            out += [f"- [{p.title}](https://arxiv.org/abs/{p.arxiv_id})" for p in listed if p.arxiv_id not in leave_out]
+        return "\n".join(out) + "\n"
+
+    added = {p.arxiv_id for listed in chosen.values() for p in listed[::4]}
+    old, new = tmp_path / "old.md", tmp_path / "new.md"
+    old.write_text(readme(added), encoding="utf-8")
+    new.write_text(readme(set()), encoding="utf-8")
+    report = json.loads(semsearch("eval", "propose", old, new, "--json", "--index", survey_only_index).stdout)
+    assert report["added"] == len(added) and report["proposed"] <= report["on_topic"] <= len(added)
+
+
 def test_eval_propose_refuses_two_versions_that_add_nothing(semsearch, survey_only_index, tmp_path):
     same = tmp_path / "same.md"
     same.write_text(survey_readme(set()), encoding="utf-8")
