@@ -98,7 +98,8 @@ def read_source(source: str, *, offline: bool = False) -> str:
     try:
         if path.stat().st_size > 4 * MAX_CHARS:
             raise SemsearchError(too_large)
-        return path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8", newline="") as handle:  # its own line ends: a patch must match them
+            return handle.read()
     except (OSError, UnicodeDecodeError) as err:
         raise SemsearchError(f"cannot read {source}: {err.strerror if isinstance(err, OSError) else err}") from None
 

@@ -45,13 +45,14 @@ def run_cli(*args, cwd: Path = ROOT, timeout: float = 300, check: bool = False) 
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
-        text=True,
         timeout=timeout,
     )
-    assert "Traceback" not in done.stderr, done.stderr
+    # Decoded as written: text mode would turn a patch's CRLF line ends into LF.
+    stdout, stderr = done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
+    assert "Traceback" not in stderr, stderr
     if check:
-        assert done.returncode == 0, done.stderr
-    return Ran(done.returncode, done.stdout, done.stderr)
+        assert done.returncode == 0, stderr
+    return Ran(done.returncode, stdout, stderr)
 
 
 def run_here(*args, cwd: Path | None = None, check: bool = False) -> Ran:

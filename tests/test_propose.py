@@ -266,14 +266,17 @@ def survey_readme(leave_out: set[str]) -> str:
     return "\n".join(out) + "\n"
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_the_patch_applies_to_its_readme_and_a_second_run_proposes_none_of_it_again(
-    semsearch, survey_corpus_index, tmp_path
+    semsearch, survey_corpus_index, tmp_path, newline
 ):
+    """A README with CRLF line ends was read with Python's newline translation: its patch had LF
+    ends, and `git apply` refused it."""
     survey = load_survey()
     chosen = sorted({p.arxiv_id for p in survey.papers if p.arxiv_id})[::40]
     repo = tmp_path / "list"
     repo.mkdir()
-    (repo / "README.md").write_text(survey_readme(set(chosen)), encoding="utf-8")
+    (repo / "README.md").write_bytes(survey_readme(set(chosen)).replace("\n", newline).encode())
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
 
     first = semsearch(
