@@ -499,7 +499,21 @@ def test_a_page_that_brings_no_paper_not_already_sent_stops_the_paging_as_a_fail
             pages.extend(ArxivClient().pages("all:cache", max_results=60))
     assert [(offset, [p.id for p in papers]) for offset, papers in pages] == [(2, ["2401.00001", "2401.00002"])]
     assert [int(r["start"][0]) for r in server.requests] == [0, 2]  # the repeat was the last page asked
-    assert str(failed.value).startswith("arXiv repeated a page (its 2 results from result 2 on were all sent before)")
+    assert (
+        str(failed.value)
+        == "arXiv sent the papers of results 2 to 3 before; stopped asking for more (what arrived is kept)"
+    )
+
+
+def test_a_short_last_page_that_only_repeats_a_paper_is_the_end_not_a_failure(monkeypatch):
+    """A last page of one paper sent before failed an `ingest arxiv --query` that had read everything."""
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    feeds = ArxivStub()
+    first, last = feeds.feed(["2401.00001", "2401.00002"], 0, 2, 3), feeds.feed(["2401.00002"], 2, 1, 3)
+    with Answering(lambda query, n: (200, {}, first if n == 0 else last)) as server:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
+        pages = [[p.id for p in papers] for _, papers in ArxivClient().pages("all:cache", max_results=60)]
+    assert pages == [["2401.00001", "2401.00002"]] and len(server.requests) == 2
 
 
 def test_a_page_with_some_papers_not_sent_before_is_read_on(monkeypatch):

@@ -1566,7 +1566,7 @@ def test_a_watch_answered_the_same_page_whatever_it_asks_fails_after_the_repeat_
     page = ArxivStub(papers=papers).feed(sorted(papers), 0, 2, 1_000_000)
     with Answering(lambda query, n: (200, {}, page)) as server:
         monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
-        with pytest.raises(ArxivUnavailable, match="arXiv repeated a page"):
+        with pytest.raises(ArxivUnavailable, match="arXiv sent the papers of results 2 to 3 before"):
             watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False, max_results=200)
     assert len(server.requests) == 2  # the page, then its repeat
     store = Index.open(survey_index).store

@@ -410,11 +410,13 @@ class ArxivClient:
             papers = [p for p in map(paper_from_result, page) if p]
             fresh = {p.id for p in papers} - sent
             if not fresh:
+                if len(page) < size:  # the last page, only repeating papers sent before: the end
+                    return
                 if papers:
-                    said = f"repeated a page (its {len(page)} results from result {offset} on were all sent before)"
+                    said = f"sent the papers of results {offset} to {offset + len(page) - 1} before"
                 else:
-                    said = f"sent a page with no paper it could read (results from {offset} on)"
-                raise ArxivUnavailable(f"arXiv {said}; stopped asking (a watch keeps its window for the next run)")
+                    said = f"sent a page with no paper it could read (results {offset} on)"
+                raise ArxivUnavailable(f"arXiv {said}; stopped asking for more (what arrived is kept)")
             sent |= fresh
             offset += len(page)
             yield offset, papers
