@@ -7,6 +7,7 @@ one-line message the CLI prints.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -199,8 +200,6 @@ class AnsweringParseErrors:
                 raise
             if isinstance(item, Exception):
                 await self._write.send(_refusal(item))
-            elif _request_without_id(item.message):
-                await self._write.send(_refusal(None))
             else:
                 if self._answers is not None:
                     self._answers.asked(item)
@@ -283,25 +282,42 @@ class Answers:
         return await self._inner.__aexit__(*exc)
 
 
-def _request_without_id(message) -> bool:
-    """A request sent with no usable id: the SDK reads `{"id": true, "method": "tools/list"}` (an id
-    must be a string or an integer) as a notification, which is never answered, so the client would
-    wait for ever. Every MCP notification's method starts `notifications/`."""
-    from mcp_types import JSONRPCNotification
-
-    return isinstance(message, JSONRPCNotification) and not message.method.startswith("notifications/")
+NOT_A_MESSAGE = '{"jsonrpc": "2.0"}\n'  # what the SDK's reader refuses, for -32600 with id null
 
 
-def _refusal(err: Exception | None):
-    """The answer to a line that is not a message: `err` is why it was not read, None for a request
-    without a usable id."""
+def odd_id(line: str) -> bool:
+    """Whether a line is a request whose id is there but no id JSON-RPC allows (a string or an
+    integer): the SDK reads `{"id": true, "method": "tools/list"}` as a notification, which is
+    never answered, so the client waited for ever. A notification has no id at all."""
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        return False  # the SDK's reader says what is wrong with it
+    if not isinstance(message, dict) or "method" not in message or "id" not in message:
+        return False
+    request_id = message["id"]
+    return isinstance(request_id, bool) or not isinstance(request_id, str | int)
+
+
+class OddIdsRefused:
+    """Standard input's lines as the SDK reads them, a request with an odd id (`odd_id`) turned into
+    a line the SDK's reader refuses, which `AnsweringParseErrors` answers."""
+
+    def __init__(self, lines):
+        self._lines = lines
+
+    async def __aiter__(self):
+        async for line in self._lines:
+            yield NOT_A_MESSAGE if odd_id(line) else line
+
+
+def _refusal(err: Exception):
+    """The answer to a line that is not a message, `err` saying why it was not read."""
     from mcp.shared.message import SessionMessage
     from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
     from pydantic import ValidationError
 
-    not_json = err is not None and (
-        not isinstance(err, ValidationError) or any(e["type"] == "json_invalid" for e in err.errors())
-    )
+    not_json = not isinstance(err, ValidationError) or any(e["type"] == "json_invalid" for e in err.errors())
     error = ErrorData(code=PARSE_ERROR, message="Parse error") if not_json else ErrorData(
         code=INVALID_REQUEST, message="Invalid Request"
     )  # fmt: skip
@@ -310,10 +326,16 @@ def _refusal(err: Exception | None):
 
 async def _run_stdio(server) -> None:
     """`MCPServer.run_stdio_async`, with the read stream answering lines that are not messages."""
+    import io
+    import sys
+
+    import anyio
     from mcp.server.stdio import stdio_server
 
     lowlevel = server._lowlevel_server  # noqa: SLF001 - the SDK's own run_stdio_async drives it so
-    async with stdio_server() as (read_stream, write_stream):
+    # Standard input as the SDK wraps it itself (UTF-8, a bad byte replaced), its lines checked first.
+    stdin = anyio.wrap_file(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
+    async with stdio_server(stdin=OddIdsRefused(stdin)) as (read_stream, write_stream):
         answers = Answers(write_stream)
         await lowlevel.run(
             AnsweringParseErrors(read_stream, write_stream, answers), answers, lowlevel.create_initialization_options()

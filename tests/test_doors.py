@@ -426,6 +426,11 @@ def test_mcp_answers_a_line_that_is_not_json_and_keeps_serving(index_dir):
         for odd_id in (b"true", b'{"a": 1}', b"null", b"[1]"):  # the SDK took these for notifications: no answer
             refused = ask(b'{"jsonrpc": "2.0", "id": ' + odd_id + b', "method": "tools/list"}')
             assert refused["id"] is None and refused["error"]["code"] == -32600, odd_id
+        for notification in (
+            b'{"jsonrpc": "2.0", "method": "ping"}',
+            b'{"jsonrpc": "2.0", "method": "$/cancelRequest"}',
+        ):
+            process.stdin.write(notification + b"\n")  # no id: a notification, and never answered
         init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}
         answer = ask(json.dumps({"jsonrpc": "2.0", "id": 7, "method": "initialize", "params": init}).encode())
         assert answer["id"] == 7 and answer["result"]["serverInfo"]["name"] == "semsearch"

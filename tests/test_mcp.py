@@ -143,14 +143,28 @@ def test_piped_requests_under_one_id_are_each_answered_and_a_cancelled_one_is_no
     assert time.monotonic() - started < 60
 
 
-def test_a_request_without_a_usable_id_is_told_apart_from_a_notification_and_refused_as_invalid():
-    """The SDK reads `{"id": true, "method": "tools/list"}` as a notification, never answered."""
-    from mcp_types import JSONRPCNotification
+@pytest.mark.parametrize(
+    "line, odd",
+    [
+        ('{"jsonrpc": "2.0", "id": true, "method": "tools/list"}', True),
+        ('{"jsonrpc": "2.0", "id": null, "method": "tools/list"}', True),
+        ('{"jsonrpc": "2.0", "id": 1.5, "method": "tools/list"}', True),
+        ('{"jsonrpc": "2.0", "id": {"a": 1}, "method": "tools/list"}', True),
+        ('{"jsonrpc": "2.0", "id": 7, "method": "tools/list"}', False),
+        ('{"jsonrpc": "2.0", "id": "x", "method": "tools/list"}', False),
+        ('{"jsonrpc": "2.0", "method": "ping"}', False),  # a notification: never answered
+        ('{"jsonrpc": "2.0", "id": true, "result": {}}', False),  # a response: not a request
+        ("not json", False),
+        ("[1, 2]", False),
+    ],
+)
+def test_a_request_with_an_id_json_rpc_does_not_allow_is_told_from_a_notification(line, odd):
+    """The SDK reads `{"id": true, "method": ...}` as a notification, never answered."""
+    from semsearch.mcp_server import NOT_A_MESSAGE, odd_id
 
-    from semsearch.mcp_server import _refusal, _request_without_id
+    assert odd_id(line) is odd
+    from mcp_types import jsonrpc_message_adapter
+    from pydantic import ValidationError
 
-    assert _request_without_id(JSONRPCNotification(jsonrpc="2.0", method="tools/list"))
-    assert not _request_without_id(JSONRPCNotification(jsonrpc="2.0", method="notifications/initialized"))
-    refused = _refusal(None).message
-    assert refused.id is None and refused.error.code == -32600
-    assert _refusal(ValueError("not json")).message.error.code == -32700
+    with pytest.raises(ValidationError):  # what is put in its place: refused by the SDK's reader, answered -32600
+        jsonrpc_message_adapter.validate_json(NOT_A_MESSAGE, by_name=False)
