@@ -1382,7 +1382,15 @@ def _untyped_flags(command) -> None:
         _untyped_flags(sub)
 
 
-INTERRUPTED = "interrupted; work already embedded is kept and the next run resumes from it"
+EMBEDDING_COMMANDS = (("ingest",), ("watch",), ("taxonomy", "add"), ("taxonomy", "refresh"))
+
+
+def _interrupted(args: list[str]) -> str:
+    """What Ctrl-C leaves: a command that embeds keeps what it embedded; the others wrote nothing."""
+    words = [a for a in args if not a.startswith("-")][:2]
+    if any(tuple(words[: len(command)]) == command for command in EMBEDDING_COMMANDS):
+        return "interrupted; work already embedded is kept and the next run resumes from it"
+    return "interrupted"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1404,7 +1412,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return err.exit_code
     except (KeyboardInterrupt, _Interrupted):
-        print(INTERRUPTED, file=sys.stderr)
+        print(_interrupted(sys.argv[1:] if argv is None else list(argv)), file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

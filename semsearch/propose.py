@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 import re
 import threading
 from collections import Counter, OrderedDict
@@ -631,7 +632,9 @@ def text_report(proposals: Sequence[Proposal], min_confidence: float) -> list[st
 
 
 def _cut(value: float) -> str:
-    return f"{int(value * 100) / 100:.2f}"  # 0.3499 under a cutoff of 0.35 showed as "0.35"
+    """Two decimals, cut rather than rounded: 0.3499 under a cutoff of 0.35 showed as "0.35". The
+    product is rounded first, as 0.58 × 100 is 57.99999… in binary."""
+    return f"{math.floor(round(value * 100, 6)) / 100:.2f}"
 
 
 EmbedFn = Callable[[list[str]], np.ndarray]

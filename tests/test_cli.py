@@ -368,3 +368,26 @@ def test_version_a_taken_port_and_a_paper_named_by_its_method_in_real_processes(
     ) and err == f"error: cannot serve on 127.0.0.1:{port}: Address already in use (give another --port)\n"
     code, out, err = run_cli("related", "GPTQ", "--json", "-k", "2", "--index", survey_corpus_index)
     assert code == 0 and len(json.loads(out)["results"]) == 2, err
+
+
+@pytest.mark.parametrize(
+    "args, kept",
+    [
+        (["ingest", "jsonl", "x.jsonl"], True),
+        (["watch", "--since", "2024-01-01"], True),
+        (["taxonomy", "add", "kv", "README.md"], True),
+        (["taxonomy", "refresh", "--offline"], True),
+        (["search", "--batch", "-"], False),
+        (["related", "2401.00001"], False),
+        (["taxonomy", "propose", "kv"], False),
+        ([], False),
+    ],
+)
+def test_ctrl_c_speaks_of_kept_work_only_for_commands_that_embed(args, kept):
+    """`search --batch -` interrupted said work already embedded was kept: it embeds nothing."""
+    from semsearch.cli import _interrupted
+
+    said = _interrupted(args)
+    assert said == (
+        "interrupted; work already embedded is kept and the next run resumes from it" if kept else "interrupted"
+    )

@@ -655,6 +655,11 @@ def test_a_paper_at_the_edge_of_a_lists_topic_is_listed_apart_not_written_into_t
     said = text_report([Proposal(p.id, p.title, p.node, 0.9, "", True) for p in edge], 0.35)
     assert said and all(line.startswith("unsure (0.90, at the edge of the list's topic): ") for line in said)
     assert text_report([Proposal("x", "T", "A/B", 0.3499, "", True)], 0.35) == ["unsure (0.34): x T -> B"]
+    assert [text_report([Proposal("x", "T", "A/B", c, "", True)], 0.9)[0][8:12] for c in (0.29, 0.57, 0.58)] == [
+        "0.29",
+        "0.57",
+        "0.58",
+    ]  # not 0.28, 0.56, 0.57: binary floats a hair under
     at_the_cutoff = text_report([Proposal("x", "T", "A/B", 0.35, "", True)], 0.35)  # placed surely enough
     assert at_the_cutoff == ["unsure (0.35, at the edge of the list's topic): x T -> B"]
 
