@@ -43,6 +43,7 @@ from pathlib import Path
 
 from semsearch.errors import IndexBusy, IndexDamaged, IndexUnwritable, SemsearchError
 from semsearch.store import Store
+from semsearch.vectors import INDEX_TYPES
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -392,8 +393,11 @@ class Index:
             )
         if store.count() != manifest.count:
             problems.append(f"{store.count()} papers, manifest says {manifest.count}")
-        if (stored := store.stored_dimension()) not in (None, manifest.dimension):
-            problems.append(f"papers.db holds {stored}-d vectors, manifest says {manifest.dimension}")
+        stored, said = store.stored_dimension(), manifest.dimension
+        if isinstance(said, bool) or stored not in (None, said):  # JSON's true is 1 to Python
+            problems.append(f"papers.db holds {stored}-d vectors, manifest says {said!r}")
+        if manifest.index_type not in INDEX_TYPES or manifest.index_type == "auto":  # `info` shows it unloaded
+            problems.append(f"the manifest names no kind of vector index ({manifest.index_type!r})")
         if manifest.generation != generation_dir.name:  # `info` shows it: a copied manifest must not pass
             problems.append(f"the manifest is {manifest.generation}'s")
         if problems:
