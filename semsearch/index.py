@@ -37,6 +37,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Collection
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -433,6 +434,40 @@ class Index:
 UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)  # the errnos of an index that cannot be written
 
 
+def take_lock(path: Path, timeout: float, doing: str, who: str = "writer") -> int:
+    """An exclusive lock on `path` (created), waited for up to `timeout` seconds, else IndexBusy
+    naming the holder's pid (written into the file) and what it is `doing`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise IndexBusy(
+                    f"another semsearch process (pid {holder}) is {doing} {path.parent}; try again when it has finished"
+                ) from None
+            if not told:
+                log.warning("waiting for another %s (pid %s) to finish with %s…", who, holder, path.parent)
+                told = True
+            time.sleep(0.05)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def drop_lock(fd: int | None) -> None:
+    """Release a lock `take_lock` gave (None: none held); returns None, the fd's new value."""
+    if fd is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def _lock_timeout() -> float:
     """$SEMSEARCH_LOCK_TIMEOUT: how long a writer waits for another (seconds, 300 when unset)."""
     raw = os.environ.get("SEMSEARCH_LOCK_TIMEOUT", "300")
@@ -525,35 +560,27 @@ class IndexWriter:
 
     # --- locking ------------------------------------------------------------------------------
     def _acquire_lock(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + self.lock_timeout
-        told = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise IndexBusy(
-                        f"another semsearch process (pid {holder}) is writing to {self.directory}; "
-                        "try again when it has finished"
-                    ) from None
-                if not told:
-                    log.warning("waiting for another writer (pid %s) to finish with %s…", holder, self.directory)
-                    told = True
-                time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._lock_fd = fd
+        self._lock_fd = take_lock(self.directory / ".lock", self.lock_timeout, "writing to")
 
     def _release_lock(self) -> None:
-        if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._lock_fd = drop_lock(self._lock_fd)
+
+    @contextmanager
+    def released(self):
+        """Other writers let in for a while (a watch waiting on arXiv): what is staged is committed
+        and left for them, and when the lock is back, staging is opened afresh — theirs to publish
+        with their own change (a label), or still ours. A label posted meanwhile waited out the
+        whole watch and got a 503."""
+        self.store.commit()
+        self.store.close()
+        self.store = None
+        self._release_lock()
+        try:
+            yield
+        finally:
+            self._acquire_lock()
+            self._bookkeeping = 0  # counted on the connection just closed
+            self._open_staging()
 
     # --- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> IndexWriter:

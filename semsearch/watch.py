@@ -30,7 +30,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from semsearch.errors import NotFound, SemsearchError
-from semsearch.index import fsync_dir
+from semsearch.index import _lock_timeout, drop_lock, fsync_dir, take_lock
 from semsearch.ingest import Ingest, IngestReport
 from semsearch.paper import one_line, printable, web_url
 
@@ -41,6 +41,7 @@ LAST_WATCH = "watch_last"  # index metadata: UTC time the last successful watch 
 PENDING = "watch_pending:"  # + categories: the window, next page and entries of an unfinished watch
 DIGESTS_DIR = "digests"
 FIRST_WATCH_DAYS = 1
+WATCH_LOCK = ".watch.lock"  # held by the one watch of an index
 MAX_RESULTS = 5000
 ARXIV_BEGAN = datetime(1991, 1, 1, tzinfo=timezone.utc)  # its first papers came in August 1991
 
@@ -101,7 +102,7 @@ def watch(
     from semsearch.embeddings import embedder_for
     from semsearch.index import Index
     from semsearch.lists import classifier_for_taxonomy
-    from semsearch.sources.arxiv import ArxivClient, check_categories, submitted_between
+    from semsearch.sources.arxiv import ArxivClient, check_categories
 
     categories = check_categories(categories)
     if since:
@@ -118,64 +119,85 @@ def watch(
         raise SemsearchError("the index has no labelled papers to place new ones by; run `semsearch ingest survey`")
     client = ArxivClient()
     ingest = Ingest(index_dir=published.directory, model=published.manifest.model, progress=progress)
-    entries: list[DigestEntry] = []
+    # One watch of an index at a time: the writer's lock is let go while arXiv is asked (below).
+    one_watch = take_lock(published.directory / WATCH_LOCK, _lock_timeout(), "watching arXiv for", who="watch")
+    try:
+        with ingest:
+            return _watch_pages(
+                ingest, client, published, classifier, embedder, categories, since, keep_all, max_results
+            )
+    finally:
+        drop_lock(one_watch)
+
+
+def _watch_pages(ingest, client, published, classifier, embedder, categories, since, keep_all, max_results):
+    """The pages of the watch's window, each stored as it comes. arXiv is asked, and the page
+    embedded and placed, with the index's writer lock let go (`IndexWriter.released`): a label
+    posted meanwhile is written at once, not refused after 10 s; what this watch staged so far is
+    published with it, and its place in the window (the pending state) too."""
+    from semsearch.sources.arxiv import submitted_between
+
+    known = published.store
+    now = datetime.now(timezone.utc)
+    state_key = PENDING + ",".join(categories)
+    state = json.loads(ingest.store.get_meta(state_key) or "{}")  # left by an unfinished watch
+    asked = _stamp(datetime.fromisoformat(since).replace(tzinfo=timezone.utc)) if since else None
+    if not state or (asked and state["since"] != asked):  # a new window
+        last = known.get_meta(LAST_WATCH)
+        start = datetime.fromisoformat(last) if last else now - timedelta(days=FIRST_WATCH_DAYS)
+        state = {"since": asked or _stamp(start), "until": _stamp(now), "offset": 0, "entries": []}
+    until = state["until"]
+    entries = [DigestEntry(**e) for e in state["entries"]]
     fetched = 0
-    with ingest:
-        store = ingest.store
-        now = datetime.now(timezone.utc)
-        state_key = PENDING + ",".join(categories)
-        state = json.loads(store.get_meta(state_key) or "{}")  # left by an unfinished watch
-        asked = _stamp(datetime.fromisoformat(since).replace(tzinfo=timezone.utc)) if since else None
-        if not state or (asked and state["since"] != asked):  # a new window
-            last = known.get_meta(LAST_WATCH)
-            start = datetime.fromisoformat(last) if last else now - timedelta(days=FIRST_WATCH_DAYS)
-            state = {"since": asked or _stamp(start), "until": _stamp(now), "offset": 0, "entries": []}
-        until = state["until"]
-        entries = [DigestEntry(**e) for e in state["entries"]]
-        query = submitted_between(categories, state["since"], until)
-        for offset, page in client.pages(query, max_results, start=state["offset"], by_submission=True):
-            fetched += len(page)
+    query = submitted_between(categories, state["since"], until)
+    pages = client.pages(query, max_results, start=state["offset"], by_submission=True)
+    while True:
+        with ingest.writer.released():
+            item = next(pages, None)
+            if item is None:
+                break
+            offset, page = item
             texts = [p.embedding_text() for p in page]
             started = time.perf_counter()
             vectors = embedder.encode(texts)
-            # Embedded here, not by the ingest: counted and shown as its own are (the bar's end is
-            # what arXiv says the window holds, up to max_results).
-            total = client.total_results
-            to_come = None if total is None else max(min(total, max_results) - offset, 0)
-            ingest.count_embedded(len(texts), time.perf_counter() - started, to_come=to_come)
+            seconds = time.perf_counter() - started
             placed = classifier.classify(texts, vectors, [p.id for p in page])
-            keep = []
-            listed = {e.id for e in entries}  # a paper arXiv sends twice (in a page or across pages) is one line
-            for paper, vector, result in zip(page, vectors, placed, strict=True):
-                if known.vec_id(paper.id) is None and paper.id not in listed:  # new: worth a line in the digest
-                    listed.add(paper.id)
-                    entries.append(
-                        DigestEntry(
-                            id=paper.id,
-                            title=paper.title,
-                            url=paper.link(),
-                            category=result.category,
-                            confidence=round(result.confidence, 4),
-                            in_scope=result.in_scope,
-                            closest=[
-                                {"id": n.id, "title": n.title, "categories": n.categories} for n in result.neighbours
-                            ],
-                            authors=paper.authors,
-                            snippet=snippet(paper.abstract),
-                        )
+        fetched += len(page)
+        # Embedded here, not by the ingest: counted and shown as its own are (the bar's end is what
+        # arXiv says the window holds, up to max_results).
+        total = client.total_results
+        to_come = None if total is None else max(min(total, max_results) - offset, 0)
+        ingest.count_embedded(len(texts), seconds, to_come=to_come)
+        keep = []
+        listed = {e.id for e in entries}  # a paper arXiv sends twice (in a page or across pages) is one line
+        for paper, vector, result in zip(page, vectors, placed, strict=True):
+            if known.vec_id(paper.id) is None and paper.id not in listed:  # new: worth a line in the digest
+                listed.add(paper.id)
+                entries.append(
+                    DigestEntry(
+                        id=paper.id,
+                        title=paper.title,
+                        url=paper.link(),
+                        category=result.category,
+                        confidence=round(result.confidence, 4),
+                        in_scope=result.in_scope,
+                        closest=[{"id": n.id, "title": n.title, "categories": n.categories} for n in result.neighbours],
+                        authors=paper.authors,
+                        snippet=snippet(paper.abstract),
                     )
-                if result.in_scope or keep_all:
-                    keep.append((paper, vector))
-            ingest.add_embedded(keep)
-            state.update(offset=offset, entries=[asdict(e) for e in entries])
-            store.set_meta(state_key, json.dumps(state))
-            store.commit()
-        # The digest is saved before the watch is published as done: a watch killed in between
-        # resumes this window and saves the same digest again (saved after, a kill would lose it).
-        finished = WatchReport(state["since"], until, fetched, entries, IngestReport())
-        save_digest(finished, index_dir=published.directory)
-        store.db.execute("DELETE FROM meta WHERE key = ?", (state_key,))
-        store.set_meta(LAST_WATCH, datetime.strptime(until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc).isoformat())
+                )
+            if result.in_scope or keep_all:
+                keep.append((paper, vector))
+        ingest.add_embedded(keep)
+        state.update(offset=offset, entries=[asdict(e) for e in entries])
+        ingest.store.set_meta(state_key, json.dumps(state))
+        ingest.store.commit()
+    # The digest is saved before the watch is published as done: a watch killed in between
+    # resumes this window and saves the same digest again (saved after, a kill would lose it).
+    finished = WatchReport(state["since"], until, fetched, entries, IngestReport())
+    save_digest(finished, index_dir=published.directory)
+    ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (state_key,))
+    ingest.store.set_meta(LAST_WATCH, datetime.strptime(until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc).isoformat())
     return WatchReport(state["since"], until, fetched, entries, ingest.report)
 
 

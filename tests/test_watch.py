@@ -4,14 +4,16 @@ import logging
 import os
 import re
 import threading
+import time
 from typing import Any
 
 import pytest
 
-from semsearch.index import Index, reseal
+from semsearch.errors import IndexBusy
+from semsearch.index import Index, drop_lock, reseal
 from semsearch.ingest import Ingest, label_paper
 from semsearch.watch import LAST_WATCH, PENDING, list_digests, render_digest, watch
-from tests.arxiv_stub import ArxivStub
+from tests.arxiv_stub import ArxivStub, Step
 from tests.test_cli import run
 
 IN_SCOPE = {
@@ -1579,3 +1581,54 @@ def test_an_error_reported_by_a_watch_is_one_line_of_printable_text():
 
     assert _one_line(ValueError("arXiv\u200bsaid\x1b[31m no\n more")) == "arXiv said [31m no more"
     assert _one_line(ValueError("")) == "ValueError" and len(_one_line(ValueError("x" * 999))) == 300
+
+
+def test_a_label_posted_while_a_watch_waits_on_arxiv_is_written_at_once(survey_index, monkeypatch):
+    """A watch held the index's writer lock while it asked arXiv (pages, retries, a Retry-After of up
+    to a minute): a label posted from the page waited 10 s and got a 503. arXiv is now asked with
+    the lock let go; the label is written at once, with what the watch had staged, and the watch
+    goes on to the end of its window."""
+    from tests.test_arxiv import Answering
+
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    feeds = ArxivStub(papers=stub_papers())
+    second_page_asked = threading.Event()
+
+    def answer(query: dict, n: int):
+        if n == 1:  # the second page keeps the watch waiting while a label comes in
+            second_page_asked.set()
+            time.sleep(2)
+        status, body = feeds.respond(query, Step())
+        return status, {}, body
+
+    outcome = {}
+    with Answering(answer) as server:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
+        watching = threading.Thread(
+            target=lambda: outcome.update(report=watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False))
+        )
+        watching.start()
+        assert second_page_asked.wait(30)
+        node = label_paper("2505.07004", "Weight-Only Quantization", index_dir=survey_index, lock_timeout=1.0)
+        watching.join(60)
+    assert not watching.is_alive() and sorted(e.id for e in outcome["report"].entries) == sorted(stub_papers())
+    store = Index.open(survey_index).store
+    assert [(label["id"], label["category"]) for label in store.labels()] == [("2505.07004", node)]
+    assert store.get_meta(LAST_WATCH) and store.get_meta(PENDING + "cs.CL") is None
+    assert all(store.find(paper_id) is not None for paper_id in IN_SCOPE)
+
+
+def test_two_watches_of_one_index_take_turns(survey_index, stub, monkeypatch):
+    """With the writer's lock let go between pages, a second watch must not interleave its pages and
+    its place in the window with the first's: it waits for the watch lock, then finds nothing new."""
+    from semsearch.index import take_lock
+    from semsearch.watch import WATCH_LOCK
+
+    held = take_lock(survey_index / WATCH_LOCK, 1.0, "watching arXiv for", who="watch")
+    monkeypatch.setenv("SEMSEARCH_LOCK_TIMEOUT", "0.2")
+    try:
+        with pytest.raises(IndexBusy, match="is watching arXiv for"):
+            watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    finally:
+        drop_lock(held)
+    assert watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False).fetched == 4
