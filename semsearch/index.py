@@ -437,8 +437,13 @@ UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)  # the errnos of an index 
 def take_lock(path: Path, timeout: float, doing: str, who: str = "writer") -> int:
     """An exclusive lock on `path` (created), waited for up to `timeout` seconds, else IndexBusy
     naming the holder's pid (written into the file) and what it is `doing`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:  # read-only, no permission, or a directory nothing can be made in (/proc)
+        raise IndexUnwritable(
+            f"cannot write to the index at {path.parent} ({err.strerror}); it can still be searched"
+        ) from None
     deadline = time.monotonic() + timeout
     told = False
     while True:
@@ -571,25 +576,32 @@ class IndexWriter:
         and left for them, and when the lock is back, staging is opened afresh — theirs to publish
         with their own change (a label), or still ours. A label posted meanwhile waited out the
         whole watch and got a 503."""
+        had_changes = self.has_changes()
         self.store.commit()
         self.store.close()
         self.store = None
         self._release_lock()
         try:
             yield
-        finally:
-            self._acquire_lock()
-            self._bookkeeping = 0  # counted on the connection just closed
-            self._open_staging()
+        except Exception:
+            self._take_back(had_changes)  # a failure publishes what was staged, as any writer's does
+            raise
+        except BaseException:
+            raise  # Ctrl-C leaves at once: staging waits for the next run, not for another writer to finish
+        else:
+            self._take_back(had_changes)
+
+    def _take_back(self, had_changes: bool) -> None:
+        self._acquire_lock()
+        self._bookkeeping = 0  # counted on the connection just closed
+        self._open_staging()
+        # Our own staging found again is not an interrupted run's work: it differs from the published
+        # index only if it did before (else a failed watch published an unchanged generation each time).
+        self.resumed = self.resumed and had_changes
 
     # --- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> IndexWriter:
-        try:
-            self._acquire_lock()
-        except OSError as err:  # read-only, no permission, or a directory nothing can be made in (/proc)
-            raise IndexUnwritable(
-                f"cannot write to the index at {self.directory} ({err.strerror}); it can still be searched"
-            ) from None
+        self._acquire_lock()
         try:
             self._open_staging()
         except BaseException:
@@ -621,6 +633,7 @@ class IndexWriter:
     def _open_staging(self) -> None:
         from semsearch.embeddings import DEFAULT_MODEL
 
+        self.resumed = False
         base, published_model = "", None
         current = current_generation(self.directory)
         if current is not None:

@@ -111,22 +111,24 @@ def watch(
             raise SemsearchError(f"--since {since} is in the future: arXiv has nothing submitted after now")
         if moment < ARXIV_BEGAN:  # nothing to find, and a window arXiv's query and the stamps cannot hold
             raise SemsearchError(f"--since {since} is before arXiv began ({ARXIV_BEGAN.year})")
-    published = Index.open(index_dir)  # a watch places papers among known ones: the index must exist
-    known = published.store
-    embedder = embedder_for(published.manifest.model, index_dir=published.directory)
-    classifier = classifier_for_taxonomy(known, taxonomy_name, embedder.encode)
-    if classifier is None:
-        raise SemsearchError("the index has no labelled papers to place new ones by; run `semsearch ingest survey`")
-    client = ArxivClient()
-    ingest = Ingest(index_dir=published.directory, model=published.manifest.model, progress=progress)
-    # One watch of an index at a time: the writer's lock is let go while arXiv is asked (below).
-    one_watch = take_lock(published.directory / WATCH_LOCK, _lock_timeout(), "watching arXiv for", who="watch")
+    directory = Index.existing(index_dir)  # a watch places papers among known ones: the index must exist
+    # One watch of an index at a time (the writer's lock is let go while arXiv is asked, below); the
+    # index is opened once it is ours, so a watch that waited reads where the other one ended.
+    one_watch = take_lock(directory / WATCH_LOCK, _lock_timeout(), "watching arXiv for", who="watch")
+    published = None
     try:
-        with ingest:
+        published = Index.open(directory)
+        embedder = embedder_for(published.manifest.model, index_dir=directory)
+        classifier = classifier_for_taxonomy(published.store, taxonomy_name, embedder.encode)
+        if classifier is None:
+            raise SemsearchError("the index has no labelled papers to place new ones by; run `semsearch ingest survey`")
+        with Ingest(index_dir=directory, model=published.manifest.model, progress=progress) as ingest:
             return _watch_pages(
-                ingest, client, published, classifier, embedder, categories, since, keep_all, max_results
+                ingest, ArxivClient(), published, classifier, embedder, categories, since, keep_all, max_results
             )
     finally:
+        if published is not None:
+            published.close()  # its lease kept every later generation from being retired
         drop_lock(one_watch)
 
 

@@ -1632,3 +1632,75 @@ def test_two_watches_of_one_index_take_turns(survey_index, stub, monkeypatch):
     finally:
         drop_lock(held)
     assert watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False).fetched == 4
+
+
+def test_a_watch_that_fails_before_any_page_publishes_nothing(survey_index, monkeypatch):
+    """With staging let go and taken back around each fetch, a failing watch found its own unchanged
+    staging, took it for an interrupted run's work and published it: `serve --watch-every` against
+    an arXiv that did not answer made a new generation every turn."""
+    from semsearch.index import current_generation
+    from semsearch.sources.arxiv import ArxivUnavailable
+
+    monkeypatch.setenv("SEMSEARCH_ARXIV_URL", "http://127.0.0.1:9/api/query")  # refused
+    before = current_generation(survey_index)
+    for _ in range(2):
+        with pytest.raises(ArxivUnavailable):
+            watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    assert current_generation(survey_index) == before
+
+
+def test_ctrl_c_while_the_writer_lock_is_let_go_leaves_at_once(survey_index):
+    """It waited for another writer to finish (up to the lock timeout) before saying "interrupted"."""
+    from semsearch.index import IndexWriter, take_lock
+
+    with IndexWriter(survey_index, None, lock_timeout=5) as writer:
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt), writer.released():
+            other = take_lock(survey_index / ".lock", 1, "writing to")  # another writer comes in
+            raise KeyboardInterrupt
+    drop_lock(other)
+    assert time.monotonic() - started < 2 and writer.store is None
+
+
+def test_a_watch_lock_that_cannot_be_made_is_an_unwritable_index(tmp_path):
+    from pathlib import Path
+
+    from semsearch.errors import IndexUnwritable
+    from semsearch.index import take_lock
+
+    with pytest.raises(IndexUnwritable, match="cannot write to the index at /proc/.*; it can still be searched"):
+        take_lock(Path("/proc/semsearch-test/.watch.lock"), 1, "watching arXiv for", who="watch")
+
+
+def test_a_watch_that_waited_for_another_reads_the_index_that_one_left(survey_index, monkeypatch):
+    """It opened the index before it waited, so every paper the first watch stored was new to it
+    again, and a second digest listed them all."""
+    from tests.test_arxiv import Answering
+
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    feeds = ArxivStub(papers=stub_papers())
+    first_asked = threading.Event()
+
+    def answer(query: dict, n: int):
+        if n == 0:
+            first_asked.set()
+            time.sleep(1)
+        status, body = feeds.respond(query, Step())
+        return status, {}, body
+
+    reports = {}
+    with Answering(answer) as server:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
+
+        def run(name: str) -> None:
+            reports[name] = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+
+        first = threading.Thread(target=run, args=("first",))
+        first.start()
+        assert first_asked.wait(30)
+        second = threading.Thread(target=run, args=("second",))
+        second.start()
+        first.join(60)
+        second.join(60)
+    in_scope = {name: [e.id for e in report.entries if e.in_scope] for name, report in reports.items()}
+    assert len(in_scope["first"]) == 3 and in_scope["second"] == []  # (out of scope is never stored: new again)
