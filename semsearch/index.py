@@ -586,10 +586,8 @@ class IndexWriter:
         except Exception:
             self._take_back(had_changes)  # a failure publishes what was staged, as any writer's does
             raise
-        except BaseException:
-            raise  # Ctrl-C leaves at once: staging waits for the next run, not for another writer to finish
-        else:
-            self._take_back(had_changes)
+        # Ctrl-C (no Exception) leaves at once: staging waits for the next run, not for another writer.
+        self._take_back(had_changes)
 
     def _take_back(self, had_changes: bool) -> None:
         self._acquire_lock()
