@@ -1583,6 +1583,22 @@ def test_an_error_reported_by_a_watch_is_one_line_of_printable_text():
     assert _one_line(ValueError("")) == "ValueError" and len(_one_line(ValueError("x" * 999))) == 300
 
 
+def arxiv_that_waits(request: int, seconds: float):
+    """An answer for `tests.test_arxiv.Answering`: the stub papers as arXiv pages them, request number
+    `request` (from 0) answered `seconds` late, and an event set when that request comes."""
+    feeds = ArxivStub(papers=stub_papers())
+    asked = threading.Event()
+
+    def answer(query: dict, n: int):
+        if n == request:
+            asked.set()
+            time.sleep(seconds)
+        status, body = feeds.respond(query, Step())
+        return status, {}, body
+
+    return answer, asked
+
+
 def test_a_label_posted_while_a_watch_waits_on_arxiv_is_written_at_once(survey_index, monkeypatch):
     """A watch held the index's writer lock while it asked arXiv (pages, retries, a Retry-After of up
     to a minute): a label posted from the page waited 10 s and got a 503. arXiv is now asked with
@@ -1591,16 +1607,7 @@ def test_a_label_posted_while_a_watch_waits_on_arxiv_is_written_at_once(survey_i
     from tests.test_arxiv import Answering
 
     monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
-    feeds = ArxivStub(papers=stub_papers())
-    second_page_asked = threading.Event()
-
-    def answer(query: dict, n: int):
-        if n == 1:  # the second page keeps the watch waiting while a label comes in
-            second_page_asked.set()
-            time.sleep(2)
-        status, body = feeds.respond(query, Step())
-        return status, {}, body
-
+    answer, second_page_asked = arxiv_that_waits(1, 2.0)  # the second page keeps the watch waiting
     outcome = {}
     with Answering(answer) as server:
         monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
@@ -1678,16 +1685,7 @@ def test_a_watch_that_waited_for_another_reads_the_index_that_one_left(survey_in
     from tests.test_arxiv import Answering
 
     monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
-    feeds = ArxivStub(papers=stub_papers())
-    first_asked = threading.Event()
-
-    def answer(query: dict, n: int):
-        if n == 0:
-            first_asked.set()
-            time.sleep(1)
-        status, body = feeds.respond(query, Step())
-        return status, {}, body
-
+    answer, first_asked = arxiv_that_waits(0, 1.0)
     reports = {}
     with Answering(answer) as server:
         monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
