@@ -434,9 +434,11 @@ class Index:
 UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)  # the errnos of an index that cannot be written
 
 
-def take_lock(path: Path, timeout: float, doing: str, who: str = "writer") -> int:
-    """An exclusive lock on `path` (created), waited for up to `timeout` seconds, else IndexBusy
-    naming the holder's pid (written into the file) and what it is `doing`."""
+def take_lock(path: Path, timeout: float | None, doing: str, who: str = "writer") -> int:
+    """An exclusive lock on `path` (created), waited for up to `timeout` seconds (None:
+    $SEMSEARCH_LOCK_TIMEOUT), else IndexBusy naming the holder's pid (written into the file) and
+    what it is `doing`."""
+    timeout = _lock_timeout() if timeout is None else timeout
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

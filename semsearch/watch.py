@@ -30,7 +30,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from semsearch.errors import NotFound, SemsearchError
-from semsearch.index import _lock_timeout, drop_lock, fsync_dir, take_lock
+from semsearch.index import drop_lock, fsync_dir, take_lock
 from semsearch.ingest import Ingest, IngestReport
 from semsearch.paper import one_line, printable, web_url
 
@@ -114,7 +114,7 @@ def watch(
     directory = Index.existing(index_dir)  # a watch places papers among known ones: the index must exist
     # One watch of an index at a time (the writer's lock is let go while arXiv is asked, below); the
     # index is opened once it is ours, so a watch that waited reads where the other one ended.
-    one_watch = take_lock(directory / WATCH_LOCK, _lock_timeout(), "watching arXiv for", who="watch")
+    one_watch = take_lock(directory / WATCH_LOCK, None, "watching arXiv for", who="watch")
     published = None
     try:
         published = Index.open(directory)
