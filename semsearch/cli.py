@@ -983,7 +983,9 @@ def taxonomy_propose(
         print(line, file=sys.stderr)
     sure = len(proposals) - found["unsure"]
     print(found["patch"], end="")
-    edge = "" if request.taxonomy == "survey" else ", or at the edge of the list's topic"  # the survey's is its scope
+    from semsearch.lists import SURVEY
+
+    edge = "" if request.taxonomy == SURVEY else ", or at the edge of the list's topic"  # the survey's is its scope
     print(
         f"{sure} papers proposed, {found['unsure']} unsure (under --min-confidence {request.min_confidence}{edge})",
         file=sys.stderr,
