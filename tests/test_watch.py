@@ -1702,3 +1702,30 @@ def test_a_watch_that_waited_for_another_reads_the_index_that_one_left(survey_in
         second.join(60)
     in_scope = {name: [e.id for e in report.entries if e.in_scope] for name, report in reports.items()}
     assert len(in_scope["first"]) == 3 and in_scope["second"] == []  # (out of scope is never stored: new again)
+
+
+def test_a_writer_that_lets_its_lock_go_and_takes_it_back_counts_its_changes_afresh(survey_index):
+    """Bookkeeping (how far a source was read) is no change; counted on the connection just closed,
+    it made the writer's own later changes look like none."""
+    from semsearch.index import IndexWriter
+
+    with IndexWriter(survey_index, None) as writer:
+        writer.note_progress("resume:test", "1")
+        with writer.released():
+            pass
+        assert not writer.has_changes()
+        writer.store.set_meta("a change", "1")
+        assert writer.has_changes()
+
+
+def test_watches_let_go_of_the_generation_they_read_so_old_ones_are_retired(survey_index, stub):
+    """A watch never closed the index it read: its lease kept that generation, and under
+    `serve --watch-every` every generation since, on disk."""
+    for day in ("2024-11-01", "2024-11-02", "2024-11-03"):
+        stub.papers[f"2411.9{day[-1]}001"] = {
+            "title": f"Evicting cache tokens {day}",
+            "abstract": "We evict tokens from the key-value cache.",
+            "published": f"{day}T09:00:00Z",
+        }
+        watch(["cs.CL"], day, index_dir=survey_index, progress=False)
+    assert len(list(survey_index.glob("gen-*"))) <= 2  # the one served and the one before
