@@ -1,23 +1,24 @@
-"""Can the index's own papers teach scope the words that the embedding scope misses? (issue 23;
-docs/evaluation.md, "Scope")
+"""Scope's words (`classify.ScopeWords`), learned from the index's own abstracts: what they add to
+the embedding's scope, measured on new papers with an expected node or null (issue 23;
+docs/evaluation.md, "Scope's words").
 
-The shipped scope score (`TaxonomyClassifier.scope_scores`: nearness to labelled papers and node
-descriptions minus nearness to described research outside) is used to pseudo-label the index's
-unlabelled papers with an abstract: the top q % as in scope, the bottom q % as out; the survey's
-labelled papers with an abstract are in. A logistic regression over word TF-IDF (sublinear, English
-stopwords) learns from them. No evaluation label is read to train; the dev file only scores:
+The classifier is trained as ingest trains it (`TaxonomyClassifier.train(..., corpus=...)`, the
+index's unlabelled abstracts as the corpus), with the corpus varied:
 
-- cross-fitted: the index's papers in five folds, each scored by a model trained on the others;
-- unseen: the evaluated papers removed from the corpus before training (what a new paper meets);
-- combined: the shipped score and the word score, each in standard units of the index's papers, summed;
-  `in_scope` by the shipped rule (the 5th percentile of the labelled papers with an abstract,
-  their scores out-of-fold).
+- none: the embedding's scope alone (the engine before scope's words);
+- in place: the whole corpus, as `semsearch ingest` trains it; the evaluated papers, which this
+  index holds, are among the texts it learned from (pseudo-labelled by the embedding, never by
+  their labels);
+- cross-fitted: the evaluated papers in five folds, each scored by a classifier whose corpus
+  leaves that fold out: a paper the index has never seen, as a new paper is, with a corpus
+  nearly as large;
+- unseen: every evaluated paper left out of the corpus at once (a smaller corpus).
 
-Two rows are ceilings, not methods: the best threshold of the shipped score on the dev set, and a
-word model trained on the dev labels themselves (five-fold), which says how much of scope the words
-can carry at all.
+No evaluation label is read to train; the dev file only scores. With --lists, the share of each
+curated list's papers called in scope (in place, and with the list's papers left out of the corpus).
 
-    python scripts/eval_scope_words.py [--index DIR] [--shared ../shared]
+    python scripts/eval_scope_words.py [--index DIR] [--papers ../shared/eval/new_papers_dev.jsonl]
+        [--lists ../shared/data/lists/*.md]
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from eval_scope_anchors import list_texts
 
-from semsearch.classify import SCOPE_PERCENTILE, classifier_for
+from semsearch.classify import MAX_WORD_SCOPE_PAPERS, TaxonomyClassifier, labelled_papers
 from semsearch.embeddings import embedder_for
-from semsearch.evaluate import auroc, balanced_accuracy, read_expected
+from semsearch.evaluate import auroc, balanced_accuracy, read_expected, texts_and_vectors
 from semsearch.index import Index
 from semsearch.taxonomy import load_taxonomy
 
@@ -37,91 +39,63 @@ HERE = Path(__file__).resolve().parent
 FOLDS = 5
 
 
-def word_scores(words, shipped, labelled, has_abstract, train, score, q: float, c: float = 10.0) -> np.ndarray:
-    """Decision values for the `score` rows of a word model trained on the `train` rows' pseudo-labels."""
-    from sklearn.linear_model import LogisticRegression
-
-    unlabelled = ~labelled & has_abstract & train
-    low, high = np.percentile(shipped[unlabelled], [q, 100 - q])
-    inside = (unlabelled & (shipped >= high)) | (labelled & has_abstract & train)
-    outside = unlabelled & (shipped <= low)
-    rows = np.flatnonzero(inside | outside)
-    model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(words[rows], inside[rows])
-    return model.decision_function(words[score])
-
-
 def main() -> None:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_predict
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, default=None)
-    parser.add_argument("--shared", type=Path, default=HERE.parent.parent / "shared")
+    parser.add_argument("--papers", type=Path, default=HERE.parent.parent / "shared/eval/new_papers_dev.jsonl")
+    parser.add_argument("--lists", type=Path, nargs="*", default=[])
     args = parser.parse_args()
     index = Index.open(args.index)
-    store = index.store
     embedder = embedder_for(index.manifest.model, index_dir=index.directory)
-    classifier = classifier_for(store, load_taxonomy(), embedder.encode)
+    taxonomy, papers = load_taxonomy(), labelled_papers(index.store.survey_labelled())
+    records = read_expected(args.papers)
+    texts, vectors = texts_and_vectors(index, records, embedder)
+    inside = np.array([bool(r["expected"]) for r in records])
+    corpus = index.store.unlabelled_abstracts(MAX_WORD_SCOPE_PAPERS)
+    key = {text: i for i, (text, _) in enumerate(corpus)}  # a paper's text is how the corpus holds it
+    fold = np.random.default_rng(0).permutation(len(texts)) % FOLDS
 
-    vec_ids, papers = zip(*store.iter_papers(), strict=True)
-    stored = store.embeddings_for(vec_ids)
-    vectors = np.vstack([stored[v] for v in vec_ids]).astype(np.float32)
-    texts = [p.embedding_text() for p in papers]
-    labelled = np.array([bool(p.survey_categories) for p in papers])
-    has_abstract = np.array([bool(p.abstract) for p in papers])
-    shipped = classifier.scope_scores(vectors)
-    # A labelled paper's own score leaves itself out, as the shipped calibration does.
-    labelled_rows = {pid: i for i, pid in enumerate(classifier.labelled_ids)}
-    loo = classifier.scope_scores(classifier.labelled_vectors, exclude_self=True)
-    for i, p in enumerate(papers):
-        if p.id in labelled_rows:
-            shipped[i] = loo[labelled_rows[p.id]]
-    words = TfidfVectorizer(sublinear_tf=True, min_df=2, stop_words="english").fit_transform(texts)
+    def without(left_out: list[str]) -> list:
+        drop = {key[t] for t in left_out if t in key}
+        return [row for i, row in enumerate(corpus) if i not in drop]
 
-    records = read_expected(args.shared / "eval/new_papers_dev.jsonl")
-    row_of = {p.id: i for i, p in enumerate(papers)}
-    dev = np.array([row_of[r["id"]] for r in records])
-    truth = np.array([bool(r["expected"]) for r in records])
-    evaluated = np.zeros(len(papers), dtype=bool)
-    evaluated[dev] = True
-    fold = np.random.default_rng(0).integers(0, FOLDS, len(papers))
-    calibrate = labelled & has_abstract
+    def trained(on) -> TaxonomyClassifier:
+        return TaxonomyClassifier.train(papers, taxonomy, embedder.encode, corpus=on)
 
-    def standard(values: np.ndarray) -> np.ndarray:
-        return (values - values.mean()) / values.std()
-
-    def report(label: str, score: np.ndarray) -> None:
-        threshold = np.percentile(score[calibrate], SCOPE_PERCENTILE)
-        kept = score[dev] >= threshold
-        print(
-            f"| {label} | {auroc(score[dev], truth):.3f} | {balanced_accuracy(kept, truth):.3f} "
-            f"| {kept[truth].mean():.3f} | {(~kept[~truth]).mean():.3f} |"
-        )
-
-    print("| scope score | AUROC | balanced accuracy | inside kept | outside turned away |")
+    variants = {"none (embedding only)": trained(()), "in place (as ingest trains it)": trained(corpus)}
+    scores = {name: c.scope_probabilities(texts, vectors) for name, c in variants.items()}
+    crossed = np.zeros(len(texts))
+    for k in range(FOLDS):
+        held = np.flatnonzero(fold == k)
+        classifier = trained(without([texts[i] for i in held]))
+        crossed[held] = classifier.scope_probabilities([texts[i] for i in held], vectors[held])
+    scores["cross-fitted (each fold left out of the corpus)"] = crossed
+    scores["unseen (every evaluated paper left out)"] = trained(without(texts)).scope_probabilities(texts, vectors)
+    held_in = sum(t in key for t in texts)
+    print(f"{len(texts)} papers ({int(inside.sum())} inside), {held_in} of them in the corpus of {len(corpus)}")
+    print("| scope | AUROC | balanced accuracy | inside kept | outside turned away |")
     print("|---|---|---|---|---|")
-    report("shipped (embedding nearness minus anchors)", shipped)
-    for q in (20, 30, 40):
-        crossed = np.zeros(len(papers))
-        for k in range(FOLDS):
-            crossed[fold == k] = word_scores(words, shipped, labelled, has_abstract, fold != k, fold == k, q)
-        report(f"words, cross-fitted, q {q}", crossed)
-        report(f"shipped + words, cross-fitted, q {q}", standard(shipped) + standard(crossed))
-        unseen = np.zeros(len(papers))
-        unseen[evaluated] = word_scores(words, shipped, labelled, has_abstract, ~evaluated, evaluated, q)
-        # the labelled papers (never evaluated) still need out-of-fold scores for the threshold
-        for k in range(FOLDS):
-            rows = ~evaluated & (fold == k)
-            unseen[rows] = word_scores(words, shipped, labelled, has_abstract, ~evaluated & (fold != k), rows, q)
-        report(f"shipped + words, evaluated papers unseen, q {q}", standard(shipped) + standard(unseen))
-
-    best = max(balanced_accuracy(shipped[dev] >= t, truth) for t in np.percentile(shipped[dev], np.arange(1, 100)))
-    print(f"\nceiling, not a method: the shipped score's best threshold on the dev set: balanced accuracy {best:.3f}")
-    for name, features in (("word TF-IDF", words[dev]), ("embedding", vectors[dev])):
-        model = LogisticRegression(C=10, max_iter=2000)
-        fitted = cross_val_predict(model, features, truth, cv=5, method="predict_proba")[:, 1]
-        print(f"ceiling, not a method: {name} logistic on the dev labels (5-fold): AUROC {auroc(fitted, truth):.3f}")
+    for name, scope in scores.items():
+        kept = scope >= 0.5
+        print(
+            f"| {name} | {auroc(scope, inside):.3f} | {balanced_accuracy(kept, inside):.3f} "
+            f"| {kept[inside].mean():.3f} | {(~kept[~inside]).mean():.3f} |"
+        )
+    for path in args.lists:
+        listed = list_texts(index, path)
+        listed_vectors = embedder.encode(listed)
+        shares = [
+            np.mean(c.scope_probabilities(listed, listed_vectors) >= 0.5)
+            for c in (
+                variants["none (embedding only)"],
+                variants["in place (as ingest trains it)"],
+                trained(without(listed)),
+            )
+        ]
+        print(
+            f"{path.name}: in scope {shares[0]:.3f} embedding only, {shares[1]:.3f} in place, "
+            f"{shares[2]:.3f} with its papers left out of the corpus"
+        )
 
 
 if __name__ == "__main__":

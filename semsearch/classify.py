@@ -31,6 +31,12 @@ The method, chosen with `semsearch eval classify` (leave-one-out over the survey
   The in-scope threshold is the 5th percentile of the labelled papers' own leave-one-out values,
   over those with an abstract (as new papers have) when there are enough: 95% of them count as in
   scope.
+- Scope's words (`ScopeWords`): the embedding misses words that mark efficiency work ("sparsity",
+  "memory", "compress"). Where the index holds enough abstracts, a logistic regression over their
+  word TF-IDF learns them from the embedding's own verdicts (its surest 30 % each way, and the
+  labelled papers as in); a text longer than a title is then judged by both scores, each in
+  standard units of the index's papers. No label of any evaluation is read; the index's texts
+  teach it, so it is retrained as the corpus grows (`ingest.update_predictions`).
 """
 
 from __future__ import annotations
@@ -47,9 +53,10 @@ from functools import cached_property
 
 import numpy as np
 
+from semsearch.lexical import tokenize
 from semsearch.taxonomy import Taxonomy, is_under, node_at
 
-METHOD_VERSION = 14
+METHOD_VERSION = 15
 GAMMA = 2.0  # kernel width on the averaged cosine
 RIDGE = 0.1  # ridge penalty
 DESCRIPTION_WEIGHT = 10.0  # our description of a leaf is its prototype: fit nearly exactly
@@ -63,6 +70,11 @@ SHORT_TEXT_WORDS = 40  # a text this short is a title (or a title and a line): j
 SMOOTHING = 0.05  # label smoothing when fitting the softmax temperature
 PATH_SCALES = (0.25, 0.5, 0.75, 1.0)  # the top-down walk's temperature, as a share of the calibrated one
 NEIGHBOURS = 3
+WORD_SCOPE_SHARE = 30.0  # % of the index's abstracts at each end of the embedding's scope taken as in / out
+MIN_WORD_SCOPE_PAPERS = 200  # unlabelled abstracts needed before scope learns their words
+MAX_WORD_SCOPE_PAPERS = 10_000  # an evenly spaced sample beyond this: more costs ingest time, adds little
+WORD_SCOPE_FOLDS = 5  # the labelled papers' word scores, for the threshold, come from models without them
+WORD_SCOPE_C = 10.0  # inverse L2 penalty of the word model (scikit-learn's C)
 CLASSIFIER_ARTIFACT = "taxonomy_classifier"
 # Other fields that borrow language models or transformers as a tool, in our words: anchors of what
 # is out of scope beside the taxonomy's own list (which describes LLM research outside it). A
@@ -298,6 +310,71 @@ class CharNgramTfidf:
         )
 
 
+@dataclass(eq=False, repr=False)
+class ScopeWords:
+    """Which words mark a paper of the taxonomy's field: a linear model over a text's word TF-IDF
+    (stemmed words as BM25 reads them, sublinear counts, unit rows). Fitted with scikit-learn at
+    ingest; scored here with numpy, so a question or a classify call never imports it."""
+
+    terms: list[str]
+    idf: np.ndarray
+    coefficients: np.ndarray
+    intercept: float
+
+    @classmethod
+    def vocabulary(cls, counts: Sequence[Counter]) -> tuple[list[str], np.ndarray]:
+        """Terms found in two texts or more, and their smoothed IDF, over the texts' word counts."""
+        document_frequency: Counter = Counter()
+        for words in counts:
+            document_frequency.update(words.keys())
+        terms = sorted(term for term, df in document_frequency.items() if df >= 2)
+        df = np.array([document_frequency[t] for t in terms], dtype=np.float64)
+        return terms, np.log((1 + len(counts)) / (1 + df)) + 1
+
+    @cached_property
+    def _column(self) -> dict[str, int]:
+        return {term: i for i, term in enumerate(self.terms)}
+
+    def row(self, words: Counter) -> tuple[np.ndarray, np.ndarray]:
+        """A text's unit TF-IDF row: its columns and their weights."""
+        found = [(self._column[t], n) for t, n in words.items() if t in self._column]
+        if not found:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        columns, n = (np.array(part) for part in zip(*found, strict=True))
+        weights = (1 + np.log(n)) * self.idf[columns]
+        return columns, weights / np.linalg.norm(weights)
+
+    @classmethod
+    def fit(cls, terms: list[str], idf: np.ndarray, counts: Sequence[Counter], inside: np.ndarray) -> ScopeWords:
+        from scipy.sparse import csr_matrix
+        from sklearn.linear_model import LogisticRegression
+
+        shape = cls(terms, idf, np.zeros(len(terms)), 0.0)
+        rows = [shape.row(words) for words in counts]
+        matrix = csr_matrix(
+            (
+                np.concatenate([w for _, w in rows]),
+                np.concatenate([c for c, _ in rows]),
+                np.concatenate([[0], np.cumsum([len(c) for c, _ in rows])]),
+            ),
+            shape=(len(rows), len(terms)),
+        )
+        model = LogisticRegression(C=WORD_SCOPE_C, max_iter=2000, class_weight="balanced").fit(matrix, inside)
+        return cls(terms, idf, model.coef_[0].astype(np.float64), float(model.intercept_[0]))
+
+    def scores(self, counts: Sequence[Counter]) -> np.ndarray:
+        """The model's log-odds of "in the field" for each text's word counts."""
+        scores = np.empty(len(counts))
+        for i, words in enumerate(counts):
+            columns, weights = self.row(words)
+            scores[i] = weights @ self.coefficients[columns] + self.intercept
+        return scores
+
+
+def word_counts(texts: Sequence[str]) -> list[Counter]:
+    return [Counter(tokenize(text)) for text in texts]
+
+
 def _scope_calibration(left_out_scope: np.ndarray) -> tuple[float, float]:
     """Threshold and logistic width from labelled papers' left-out scope scores: the probability is 1/2
     at their SCOPE_PERCENTILE-th percentile and 0.95 at their median."""
@@ -348,6 +425,8 @@ class TaxonomyClassifier:
     scope_scale: float = 1.0  # logistic width of the scope probability around the threshold
     short_scope_threshold: float = 0.0  # the same two for a title alone (`is_short`)
     short_scope_scale: float = 1.0
+    scope_words: ScopeWords | None = None  # scope's words, learned from the index's abstracts (None: too few)
+    scope_units: list[float] = field(default_factory=list)  # mean and sd of the embedding's and the words' scores
     labelled_ids: list[str] = field(default_factory=list)
     labelled_titles: list[str] = field(default_factory=list)
     labelled_categories: list[list[str]] = field(default_factory=list)
@@ -366,7 +445,10 @@ class TaxonomyClassifier:
         papers: Sequence[LabelledPaper],
         taxonomy: Taxonomy,
         embed: Callable[[list[str]], np.ndarray],
+        corpus: Sequence[tuple[str, np.ndarray]] = (),
     ) -> TaxonomyClassifier:
+        """Fit to the labelled `papers`; with `corpus`, the index's unlabelled papers as (text,
+        vector), scope also learns its words from them (`ScopeWords`)."""
         self = cls.untrained(taxonomy)
         leaf_index = {leaf: i for i, leaf in enumerate(self.leaves)}
         description_texts = [taxonomy.described(leaf) for leaf in self.leaves]
@@ -428,9 +510,57 @@ class TaxonomyClassifier:
             self.loo_scores[full], [p.categories for p, keep in zip(papers, full, strict=True) if keep]
         )
         self.scope_threshold, self.scope_scale = _scope_calibration(loo_scope[full])
+        long = np.array([not is_short(p.text) for p in papers], dtype=bool)
+        corpus = [(text, vector) for text, vector in corpus if not is_short(text)]
+        if len(corpus) >= MIN_WORD_SCOPE_PAPERS and long.sum() >= MIN_CALIBRATION_PAPERS:
+            left_out = self._fit_scope_words([p.text for p in papers if not is_short(p.text)], loo_scope[long], corpus)
+            if left_out is not None:
+                self.scope_threshold, self.scope_scale = _scope_calibration(left_out)
         titles = ~with_abstract if (~with_abstract).sum() >= MIN_CALIBRATION_PAPERS else full
         self.short_scope_threshold, self.short_scope_scale = _scope_calibration(loo_scope[titles])
         return self
+
+    def _fit_scope_words(
+        self, labelled_texts: list[str], labelled_scores: np.ndarray, corpus: Sequence[tuple[str, np.ndarray]]
+    ) -> np.ndarray | None:
+        """Fit `scope_words` and `scope_units` on the labelled papers (in) and the corpus's abstracts
+        pseudo-labelled by the embedding's scope score; return the labelled papers' combined scope
+        scores, their word scores from models that never saw them, for the threshold. None, and no
+        words, when the corpus has too few papers on either side of the embedding's own verdict."""
+        texts = labelled_texts + [text for text, _ in corpus]
+        embedding = np.concatenate([labelled_scores, self.scope_scores(np.vstack([v for _, v in corpus]))])
+        labelled = np.arange(len(texts)) < len(labelled_texts)
+        low, high = np.percentile(embedding[~labelled], [WORD_SCOPE_SHARE, 100.0 - WORD_SCOPE_SHARE])
+        # The surest of each side, and on that side of the embedding's threshold. In an index grown
+        # by watching (in-scope papers only) its least likely share is still in the field: unless
+        # half of each share is on its side, there is nothing to learn the field's words against.
+        outside = ~labelled & (embedding <= low) & (embedding < self.scope_threshold)
+        inside = labelled | ((embedding >= high) & (embedding >= self.scope_threshold))
+        if min(outside.sum(), (inside & ~labelled).sum()) < WORD_SCOPE_SHARE / 200 * len(corpus):
+            return None
+        taught = inside | outside
+        counts = word_counts(texts)
+        terms, idf = ScopeWords.vocabulary(counts)
+        fold = np.random.default_rng(0).permutation(len(texts)) % WORD_SCOPE_FOLDS
+        left_out = np.zeros(len(texts))
+        for k in range(WORD_SCOPE_FOLDS):
+            rows = np.flatnonzero(taught & (fold != k))
+            model = ScopeWords.fit(terms, idf, [counts[i] for i in rows], inside[rows])
+            held = np.flatnonzero(fold == k)
+            left_out[held] = model.scores([counts[i] for i in held])
+        rows = np.flatnonzero(taught)
+        self.scope_words = ScopeWords.fit(terms, idf, [counts[i] for i in rows], inside[rows])
+        self.scope_units = [
+            float(embedding.mean()),
+            float(max(embedding.std(), 1e-6)),
+            float(left_out.mean()),
+            float(max(left_out.std(), 1e-6)),
+        ]
+        return self._combined_scope(embedding[labelled], left_out[labelled])
+
+    def _combined_scope(self, embedding: np.ndarray, words: np.ndarray) -> np.ndarray:
+        embedding_mean, embedding_sd, words_mean, words_sd = self.scope_units
+        return (embedding - embedding_mean) / embedding_sd + (words - words_mean) / words_sd
 
     @property
     def labelled_vectors(self) -> np.ndarray:
@@ -448,6 +578,9 @@ class TaxonomyClassifier:
             elif name == "tfidf":
                 arrays["tfidf.idf"] = value.idf
                 state[name] = {"lengths": list(value.lengths), "min_df": value.min_df, "vocabulary": value.vocabulary}
+            elif name == "scope_words" and value is not None:
+                arrays |= {"scope_words.idf": value.idf, "scope_words.coefficients": value.coefficients}
+                state[name] = {"terms": value.terms, "intercept": value.intercept}
             elif name == "train_tfidf":
                 arrays |= {f"{name}.{part}": getattr(value, part) for part in ("data", "indices", "indptr")}
                 state[f"{name}.columns"] = value.columns
@@ -468,7 +601,12 @@ class TaxonomyClassifier:
         tfidf.vocabulary, tfidf.idf = saved_tfidf["vocabulary"], arrays.pop("tfidf.idf")
         sparse = tuple(arrays.pop(f"train_tfidf.{part}") for part in ("data", "indices", "indptr"))
         train_tfidf = SparseRows(*sparse, columns=state.pop("train_tfidf.columns"))
-        values = state | arrays | {"tfidf": tfidf, "train_tfidf": train_tfidf}
+        if (words := state.pop("scope_words", None)) is not None:
+            idf, coefficients = arrays.pop("scope_words.idf"), arrays.pop("scope_words.coefficients")
+            if not (len(words["terms"]) == len(idf) == len(coefficients)):
+                raise ValueError("scope's word model does not match its terms")
+            words = ScopeWords(list(words["terms"]), idf, coefficients, float(words["intercept"]))
+        values = state | arrays | {"tfidf": tfidf, "train_tfidf": train_tfidf, "scope_words": words}
         if set(values) != {f.name for f in fields(cls)}:
             raise ValueError("not a classifier saved by this version of semsearch")
         return cls(**values)
@@ -511,13 +649,25 @@ class TaxonomyClassifier:
             np.where(short, self.short_scope_scale, self.scope_scale),
         )
 
+    def scope_evidence(self, texts: Sequence[str], scores: np.ndarray) -> np.ndarray:
+        """The scope score of each text whose embedding scope score is given: with scope's words, a
+        text longer than a title is judged by both (a title has too few words to judge by)."""
+        scores = np.asarray(scores, dtype=np.float64).copy()
+        if self.scope_words is None:
+            return scores
+        long = np.flatnonzero([not is_short(t) for t in texts])
+        if len(long):
+            words = self.scope_words.scores(word_counts([texts[i] for i in long]))
+            scores[long] = self._combined_scope(scores[long], words)
+        return scores
+
     def scope_probabilities(self, texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
         """The calibrated chance that each paper belongs to the taxonomy at all: logistic in its
         scope score, 1/2 at the threshold of its form (title alone, or with an abstract)."""
-        return self.calibrated_scope(self.scope_scores(vectors), texts)
+        return self.calibrated_scope(self.scope_evidence(texts, self.scope_scores(vectors)), texts)
 
     def calibrated_scope(self, scores: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-        """`scope_probabilities` of texts whose scope scores are known (a labelled paper's left out)."""
+        """`scope_probabilities` of texts whose scope scores (`scope_evidence`) are known."""
         threshold, scale = self.scope_thresholds(texts)
         return 1.0 / (1.0 + np.exp(-(scores - threshold) / scale))
 

@@ -360,10 +360,12 @@ class Ingest:
 
     # --- taxonomy predictions -----------------------------------------------------------------
     def update_predictions(self) -> None:
-        """Retrain the taxonomy classifier when the labelled papers changed, then predict a category
-        for every unlabelled paper that has none yet."""
+        """Retrain the taxonomy classifier when the labelled papers changed, or the abstracts scope
+        learns its words from grew by a quarter (`scope_corpus_grew`), then predict a category for
+        every unlabelled paper that has none yet."""
         from semsearch.classify import (
             CLASSIFIER_ARTIFACT,
+            MAX_WORD_SCOPE_PAPERS,
             TaxonomyClassifier,
             labelled_fingerprint,
             labelled_papers,
@@ -377,16 +379,23 @@ class Ingest:
         if not signature:
             return
         fingerprint = labelled_fingerprint(signature, taxonomy, self.writer.model)
-        unchanged = fingerprint == self.store.get_meta("classifier_fingerprint")
+        corpus_size = self.store.unlabelled_abstract_count()
+        unchanged = fingerprint == self.store.get_meta("classifier_fingerprint") and not scope_corpus_grew(
+            int(self.store.get_meta("scope_corpus_papers", "0") or 0), corpus_size
+        )
         if unchanged and not self.store.unpredicted(1):
             return  # nothing to retrain, nothing to predict
         classifier = load_saved(self.store) if unchanged else None
         if classifier is None:
             embed = TextVectors(self.store, self.writer.model, self.embedder().encode)
-            classifier = TaxonomyClassifier.train(labelled_papers(self.store.survey_labelled()), taxonomy, embed)
+            corpus = self.store.unlabelled_abstracts(MAX_WORD_SCOPE_PAPERS)
+            classifier = TaxonomyClassifier.train(
+                labelled_papers(self.store.survey_labelled()), taxonomy, embed, corpus=corpus
+            )
             embed.save()
             self.store.put_artifact(CLASSIFIER_ARTIFACT, classifier.to_bytes())
             self.store.set_meta("classifier_fingerprint", fingerprint)
+            self.store.set_meta("scope_corpus_papers", str(corpus_size))
             self.store.clear_predictions()
             self.store.commit()
         last = -1
@@ -401,6 +410,14 @@ class Ingest:
                 ]
             )
             self.store.commit()
+
+
+def scope_corpus_grew(trained_on: int, now: int) -> bool:
+    """Whether the classifier should learn scope's words again: the index has enough abstracts and a
+    quarter more than it was trained with (a day's watch does not retrain; a new corpus does)."""
+    from semsearch.classify import MIN_WORD_SCOPE_PAPERS
+
+    return now >= MIN_WORD_SCOPE_PAPERS and now >= 1.25 * trained_on and now > trained_on
 
 
 class TextVectors:

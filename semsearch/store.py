@@ -573,6 +573,22 @@ class Store:
             for vec_id, title, abstract, vector in rows
         ]
 
+    def _unlabelled_with_abstract(self, columns: str) -> str:
+        return f"""SELECT {columns} FROM papers AS p LEFT JOIN labels AS l ON l.vec_id = p.vec_id
+                   WHERE p.survey_categories = '[]' AND l.vec_id IS NULL AND p.abstract != ''"""
+
+    def unlabelled_abstract_count(self) -> int:
+        return self.db.execute(self._unlabelled_with_abstract("COUNT(*)")).fetchone()[0]
+
+    def unlabelled_abstracts(self, limit: int) -> list[tuple[str, np.ndarray]]:
+        """(text, embedding) of the papers with an abstract that nobody labelled: what scope learns
+        its words from. Beyond `limit`, an evenly spaced sample by vec_id (the same one each time)."""
+        vec_ids = [row[0] for row in self.db.execute(self._unlabelled_with_abstract("p.vec_id") + " ORDER BY p.vec_id")]
+        if len(vec_ids) > limit:
+            vec_ids = [vec_ids[i] for i in np.linspace(0, len(vec_ids) - 1, limit).round().astype(int)]
+        papers, vectors = self.papers_by_vec_id(vec_ids), self.embeddings_for(vec_ids)
+        return [(papers[v].embedding_text(), vectors[v]) for v in vec_ids if v in papers and v in vectors]
+
     def put_predictions(self, rows: list[tuple[int, Prediction]]) -> None:
         self.db.executemany(
             """INSERT OR REPLACE INTO predictions (vec_id, category, confidence, in_scope, leaf_probabilities)

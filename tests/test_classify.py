@@ -1086,3 +1086,144 @@ def test_a_figure_with_nothing_to_measure_is_said_so_not_zero(survey_only_index,
     assert code == 0 and report["with_abstract"] == 0 and report["in_scope_share_with_abstract"] is None
     code, out, _ = run(capsys, "eval", "classify", "--index", survey_only_index)
     assert code == 0 and "in_scope_share_with_abstract     n/a (none to measure)" in out
+
+
+# --- scope's words, learned from the index's abstracts ---------------------------------------
+FILLER = "model method results show study data approach large language tasks evaluation training".split()
+
+
+def abstract(*words: str, seed: int) -> str:
+    """An abstract of more than a title's length (`is_short`): the given words among filler."""
+    rng = np.random.default_rng(seed)
+    return " ".join([*words, *rng.choice(FILLER, 44)])
+
+
+def long_toy_papers(model) -> list[LabelledPaper]:
+    """The toy taxonomy's papers with abstracts: each leaf's words, eight papers a leaf."""
+    found = []
+    for leaf, texts in TOY_PAPERS.items():
+        for i in range(8):
+            text = abstract(*texts[i % len(texts)].split(), seed=i)
+            found.append(LabelledPaper(f"{leaf}-{i}", texts[i % len(texts)], text, model.encode([text])[0], [leaf]))
+    return found
+
+
+def field_corpus(model, n: int = 240) -> list[tuple[str, np.ndarray]]:
+    """Unlabelled abstracts: half on the toy field's topics, which also say "throughput" (a word
+    no labelled paper or description uses), half on the out-of-scope topics, which say "protein"."""
+    texts = [
+        abstract(*(("quantization bits", "pruning sparse", "draft tokens")[i % 3].split()), "throughput", seed=i)
+        if i % 2 == 0
+        else abstract(*(("cooking recipes kitchen", "football match league")[i % 4 // 2].split()), "protein", seed=i)
+        for i in range(n)
+    ]
+    return list(zip(texts, model.encode(texts), strict=True))
+
+
+def test_scope_learns_the_fields_words_from_the_indexs_abstracts():
+    """A word the labelled papers and descriptions never use, but that the index's in-scope
+    abstracts share ("throughput"), lifts scope; one that the out-of-scope abstracts share
+    ("protein") lowers it. Without a corpus, the two texts are judged alike."""
+    model = HashingModel()
+    papers = long_toy_papers(model)
+    alone = TaxonomyClassifier.train(papers, TOY, model.encode)
+    learned = TaxonomyClassifier.train(papers, TOY, model.encode, corpus=field_corpus(model))
+    assert alone.scope_words is None and learned.scope_words is not None
+    texts = [abstract("throughput", "throughput", seed=99), abstract("protein", "protein", seed=99)]
+    vectors = model.encode(texts)
+    before, after = alone.scope_probabilities(texts, vectors), learned.scope_probabilities(texts, vectors)
+    assert abs(before[0] - before[1]) < 0.3
+    assert after[0] - after[1] > 0.5
+    # The labelled papers stay in scope as calibrated: 95 % of them at or above one half.
+    left_out = learned.scope_evidence(
+        [p.text for p in papers], learned.scope_scores(learned.labelled_vectors, exclude_self=True)
+    )
+    assert np.mean(learned.calibrated_scope(left_out, [p.text for p in papers]) >= 0.5) >= 0.9
+
+
+def test_a_title_is_judged_by_the_embedding_alone_and_too_few_abstracts_teach_no_words():
+    from semsearch.classify import MIN_WORD_SCOPE_PAPERS
+
+    model = HashingModel()
+    papers = long_toy_papers(model)
+    learned = TaxonomyClassifier.train(papers, TOY, model.encode, corpus=field_corpus(model))
+    alone = TaxonomyClassifier.train(papers, TOY, model.encode)
+    titles = ["throughput of quantization", "protein kitchen"]
+    np.testing.assert_allclose(
+        learned.scope_probabilities(titles, model.encode(titles)),
+        alone.scope_probabilities(titles, model.encode(titles)),
+    )
+    too_few = TaxonomyClassifier.train(papers, TOY, model.encode, corpus=field_corpus(model, MIN_WORD_SCOPE_PAPERS - 1))
+    assert too_few.scope_words is None
+    # Titles in the corpus do not count: only abstracts teach words.
+    titles_only = [(t[:40], v) for t, v in field_corpus(model)]
+    assert TaxonomyClassifier.train(papers, TOY, model.encode, corpus=titles_only).scope_words is None
+
+
+def test_scopes_words_are_saved_as_data_and_a_damaged_word_model_is_refused():
+    import io
+
+    from semsearch.classify import _usable
+
+    model = HashingModel()
+    learned = TaxonomyClassifier.train(long_toy_papers(model), TOY, model.encode, corpus=field_corpus(model))
+    texts = [abstract("throughput", seed=5), abstract("protein", seed=5), "draft tokens"]
+    loaded = _usable(learned.to_bytes())
+    before, after = (c.classify(texts, model.encode(texts)) for c in (learned, loaded))
+    assert [r.to_dict() for r in before] == [r.to_dict() for r in after]
+    assert loaded.scope_words.terms == learned.scope_words.terms and loaded.scope_units == learned.scope_units
+    archive = dict(np.load(io.BytesIO(learned.to_bytes()), allow_pickle=False))
+    archive["scope_words.coefficients"] = archive["scope_words.coefficients"][:-1]
+    buffer = io.BytesIO()
+    np.savez(buffer, **archive)
+    with pytest.raises(ValueError, match="does not match its terms"):
+        TaxonomyClassifier.from_bytes(buffer.getvalue())
+    assert _usable(buffer.getvalue()) is None
+
+
+def test_judging_scope_by_its_words_imports_no_scikit_learn(tmp_path):
+    """scikit-learn fits scope's words at ingest; a classify answer scores them with numpy alone
+    (importing scikit-learn costs a second)."""
+    from tests.cli_process import python_prints
+
+    model = HashingModel()
+    learned = TaxonomyClassifier.train(long_toy_papers(model), TOY, model.encode, corpus=field_corpus(model))
+    (tmp_path / "classifier.npz").write_bytes(learned.to_bytes())
+    text = abstract("throughput", seed=1)
+    code = (
+        "import sys, numpy as np\n"
+        "from semsearch.classify import TaxonomyClassifier\n"
+        f"c = TaxonomyClassifier.from_bytes(open({str(tmp_path / 'classifier.npz')!r}, 'rb').read())\n"
+        f"print(round(float(c.scope_evidence([{text!r}], np.zeros(1))[0]), 6), 'sklearn' in sys.modules)"
+    )
+    expected = round(float(learned.scope_evidence([text], np.zeros(1))[0]), 6)
+    assert python_prints(code) == f"{expected} False"
+
+
+@settings(max_examples=60, deadline=2000)
+@given(st.text(max_size=400))
+def test_scopes_words_score_any_text_as_a_finite_number(text):
+    from semsearch.classify import ScopeWords, word_counts
+
+    words = ScopeWords(["bit", "quantiz"], np.array([1.0, 2.0]), np.array([3.0, -1.0]), 0.25)
+    score = words.scores(word_counts([text]))[0]
+    assert np.isfinite(score)
+    if not set(word_counts([text])[0]) & {"bit", "quantiz"}:
+        assert score == 0.25  # no known word: the intercept alone
+
+
+def test_an_index_of_the_fields_papers_alone_teaches_scope_no_words():
+    """An index grown by watching holds in-scope papers only: its least likely third is still in
+    the field, and teaching the words of that third as "out" would push borderline papers out.
+    Pseudo-labels must also agree with the embedding's own verdict, and too few outside means no
+    words."""
+    model = HashingModel()
+    papers = long_toy_papers(model)
+    texts = [abstract(*p.title.split(), seed=1000 + i) for i in range(10) for p in papers][:240]
+    in_field = list(zip(texts, model.encode(texts), strict=True))
+    alone = TaxonomyClassifier.train(papers, TOY, model.encode)
+    inside = alone.scope_probabilities(texts, model.encode(texts)) >= 0.5
+    assert inside.mean() > 0.85  # what the embedding alone says of them
+    learned = TaxonomyClassifier.train(papers, TOY, model.encode, corpus=in_field)
+    assert learned.scope_words is None
+    assert (learned.scope_threshold, learned.scope_scale) == (alone.scope_threshold, alone.scope_scale)

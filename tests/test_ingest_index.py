@@ -489,3 +489,54 @@ def test_the_taxonomy_texts_are_embedded_once_per_index(tmp_path, fake_model):
     label_paper(papers(1)[0].id, taxonomy.leaves[0], index_dir=tmp_path)
     assert Index.open(tmp_path).store.get_artifact("taxonomy_classifier") != before  # retrained ...
     assert fake_model.encoded == []  # ... without embedding anything
+
+
+def test_scope_learns_its_words_again_when_the_indexs_abstracts_grow_by_a_quarter(tmp_path, fake_model):
+    """Scope's words are learned from the index's unlabelled abstracts (classify.ScopeWords): a
+    first corpus of 200 teaches them; 40 more (a fifth) are only predicted; 20 more after them (a
+    quarter over the 200 learned from) retrain, and every paper is predicted again by it."""
+    from semsearch.classify import CLASSIFIER_ARTIFACT, MIN_WORD_SCOPE_PAPERS, load_saved
+    from semsearch.taxonomy import load_taxonomy
+
+    leaves = load_taxonomy().leaves[:3]
+    field = "weights bits cache tokens memory latency draft sparse heads experts layers context".split()
+    other = "cooking recipes kitchen football league goals protein weather traffic music poems".split()
+
+    def long_papers(start: int, n: int, labelled: bool = False) -> list[Paper]:
+        """Labelled papers are in the field; of the others, every second is from another one."""
+        return [
+            Paper(
+                id=f"{2301 if labelled else 2402}.{i:05d}",
+                title=f"Paper {i}",
+                abstract=" ".join(words[(i + j) % len(words)] for j in range(45)),
+                survey_categories=[leaves[i % 3]] if labelled else [],
+            )
+            for i in range(start, start + n)
+            for words in [field if labelled or i % 2 == 0 else other]
+        ]
+
+    directory = tmp_path / "idx"
+    ingest(directory, long_papers(0, 24, labelled=True) + long_papers(0, MIN_WORD_SCOPE_PAPERS))
+
+    def state():
+        store = Index.open(directory).store
+        return store.get_meta("scope_corpus_papers"), store.get_artifact(CLASSIFIER_ARTIFACT), store
+
+    learned_on, first, store = state()
+    assert learned_on == "200" and load_saved(store).scope_words is not None
+    ingest(directory, long_papers(200, 40))
+    learned_on, second, store = state()
+    assert learned_on == "200" and second == first and not store.unpredicted(1)
+    ingest(directory, long_papers(240, 20))
+    learned_on, third, store = state()
+    assert learned_on == "260" and third != first and not store.unpredicted(1)
+
+
+@pytest.mark.parametrize(
+    ("trained_on", "now", "again"),
+    [(0, 199, False), (0, 200, True), (200, 249, False), (200, 250, True), (1000, 1000, False), (1000, 900, False)],
+)
+def test_scope_corpus_grew_by_a_quarter_over_the_minimum(trained_on, now, again):
+    from semsearch.ingest import scope_corpus_grew
+
+    assert scope_corpus_grew(trained_on, now) is again
