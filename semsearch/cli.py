@@ -256,13 +256,17 @@ def _check_date(value: str | None) -> str | None:
 
 
 # --- search -------------------------------------------------------------------------------------
-def _read_lines(path: Path) -> list[str]:
-    """The lines of a --batch file ('-' is standard input); an unreadable one is a user error."""
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    """The non-blank lines of a --batch file ('-' is standard input) with their numbers; an
+    unreadable file, or one with nothing to answer, is a user error (as for classify --batch)."""
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise SemsearchError(f"cannot read {path}: {err}") from None
-    return split_lines(text)
+    lines = [(number, line.strip()) for number, line in enumerate(split_lines(text), start=1) if line.strip()]
+    if not lines:
+        raise SemsearchError(f"{path}: nothing to read")
+    return lines
 
 
 def _fetch_from_arxiv(arxiv_id: str, index=None):
@@ -295,12 +299,11 @@ def _read_questions(path: Path, **options) -> list:
     from semsearch.requests_models import BadRequest, SearchRequest, parse
 
     requests = []
-    for number, line in enumerate(_read_lines(path), start=1):
-        if line.strip():
-            try:
-                requests.append(parse(SearchRequest, question=line, **options))
-            except BadRequest as err:
-                raise BadRequest(f"{path}:{number}: {err}") from None
+    for number, line in _read_lines(path):
+        try:
+            requests.append(parse(SearchRequest, question=line, **options))
+        except BadRequest as err:
+            raise BadRequest(f"{path}:{number}: {err}") from None
     return requests
 
 
@@ -378,7 +381,7 @@ def search(
     output = _format(fmt, as_json, batch is not None)
     options = dict(k=k, year_from=year_from, year_to=year_to, category=category, taxonomy=taxonomy_name)
     requests = _read_questions(batch, **options) if batch else [parse(SearchRequest, question=question, **options)]
-    first = requests[0] if requests else parse(SearchRequest, question="-", **options)  # an empty batch: the options
+    first = requests[0]
     filters = Filters(first.year_from, first.year_to, first.category)
     searcher = Searcher(_open_index(index), mode=mode, taxonomy=not no_taxonomy, taxonomy_name=first.taxonomy)
     searcher.allowed_vec_ids(filters)  # refuse an unknown category before loading the model
@@ -425,7 +428,7 @@ def info(as_json: JsonOption = False, index: IndexOption = None) -> None:
 
 # --- related work, recommendations, export ---------------------------------------------------------
 def _read_ids(path: Path) -> list[str]:
-    return [line.strip() for line in _read_lines(path) if line.strip()]
+    return [line for _, line in _read_lines(path)]
 
 
 @app.command()

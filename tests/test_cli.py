@@ -83,6 +83,18 @@ def test_a_batch_with_an_id_the_index_lacks_prints_nothing_and_names_the_questio
     assert (code, out) == (2, "") and err.startswith("error: no paper 2399.99999 in the index (")
 
 
+@pytest.mark.parametrize(
+    "command", [("search", "--batch"), ("related", "--batch"), ("classify", "--batch"), ("labels", "import")]
+)
+def test_a_batch_with_nothing_to_answer_is_refused_by_every_command_alike(built, cli, tmp_path, command):
+    """search and related answered a batch of blank lines with nothing and exit 0, where classify
+    and labels import refused it: a file that asks nothing is a wrong file, named, exit 2."""
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n  \n\t\n")
+    done = cli(*command, blank, "--index", built)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", f"error: {blank}: nothing to read\n")
+
+
 def test_an_error_message_of_several_lines_is_printed_as_one(built, capsys, monkeypatch):
     """Ray's errors hold line breaks, and `ingest --ray bogus://x` printed two lines."""
     from semsearch import index
