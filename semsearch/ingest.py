@@ -380,12 +380,14 @@ class Ingest:
             return
         fingerprint = labelled_fingerprint(signature, taxonomy, self.writer.model)
         corpus_size = self.store.unlabelled_abstract_count()
+        learned_from = self.store.get_meta("scope_corpus_papers", "0") or "0"
         unchanged = fingerprint == self.store.get_meta("classifier_fingerprint") and not scope_corpus_grew(
-            int(self.store.get_meta("scope_corpus_papers", "0") or 0), corpus_size
+            int(learned_from) if learned_from.isdigit() else 0,
+            corpus_size,  # anything else: learn again
         )
-        if unchanged and not self.store.unpredicted(1):
+        classifier = load_saved(self.store) if unchanged else None  # None too when the saved one is damaged
+        if classifier is not None and not self.store.unpredicted(1):
             return  # nothing to retrain, nothing to predict
-        classifier = load_saved(self.store) if unchanged else None
         if classifier is None:
             embed = TextVectors(self.store, self.writer.model, self.embedder().encode)
             corpus = self.store.unlabelled_abstracts(MAX_WORD_SCOPE_PAPERS)

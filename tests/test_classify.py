@@ -1227,3 +1227,94 @@ def test_an_index_of_the_fields_papers_alone_teaches_scope_no_words():
     learned = TaxonomyClassifier.train(papers, TOY, model.encode, corpus=in_field)
     assert learned.scope_words is None
     assert (learned.scope_threshold, learned.scope_scale) == (alone.scope_threshold, alone.scope_scale)
+
+
+def _edited(saved: bytes, edit) -> bytes:
+    """A saved classifier with `edit(arrays, state)` applied, as someone else's index may hold it."""
+    import io
+
+    arrays = dict(np.load(io.BytesIO(saved), allow_pickle=False))
+    state = json.loads(arrays.pop("state").tobytes())
+    edit(arrays, state)
+    buffer = io.BytesIO()
+    np.savez(buffer, state=np.frombuffer(json.dumps(state).encode(), dtype=np.uint8), **arrays)
+    return buffer.getvalue()
+
+
+def _set(where: str, key: str, value):
+    def edit(arrays, state):
+        (arrays if where == "arrays" else state)[key] = value(arrays, state) if callable(value) else value
+
+    return edit
+
+
+DAMAGE = {
+    "NaN coefficients": _set("arrays", "scope_words.coefficients", lambda a, s: a["scope_words.coefficients"] * np.nan),
+    "zero idf": _set("arrays", "scope_words.idf", lambda a, s: a["scope_words.idf"] * 0),
+    "two-column coefficients": _set(
+        "arrays", "scope_words.coefficients", lambda a, s: np.stack([a["scope_words.coefficients"]] * 2, 1)
+    ),
+    "coefficients as text": _set(
+        "arrays", "scope_words.coefficients", lambda a, s: a["scope_words.coefficients"].astype("U8")
+    ),
+    "NaN among the kernel weights": _set("arrays", "weights", lambda a, s: a["weights"] * np.nan),
+    "a zero spread": _set("state", "scope_units", lambda a, s: [s["scope_units"][0], 0.0, *s["scope_units"][2:]]),
+    "a NaN unit": _set("state", "scope_units", lambda a, s: [*s["scope_units"][:3], float("nan")]),
+    "no units": _set("state", "scope_units", []),
+    "units as text": _set("state", "scope_units", "abcd"),
+    "an infinite intercept": _set("state", "scope_words", lambda a, s: {**s["scope_words"], "intercept": float("inf")}),
+    "terms as numbers": _set(
+        "state", "scope_words", lambda a, s: {**s["scope_words"], "terms": list(range(len(s["scope_words"]["terms"])))}
+    ),
+    "an infinite threshold": _set("state", "scope_threshold", float("inf")),
+    "units without words": _set("state", "scope_words", None),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_saved_classifier_is_refused_not_answered_from(damage):
+    """Edited classifiers loaded, then answered "scope": NaN (not JSON) or 1.0, or crashed every
+    classify and every ingest after (an attacker's pass): each is now refused on loading, which
+    trains a new one."""
+    from semsearch.classify import _usable
+
+    model = HashingModel()
+    learned = TaxonomyClassifier.train(long_toy_papers(model), TOY, model.encode, corpus=field_corpus(model))
+    saved = learned.to_bytes()
+    assert _usable(_edited(saved, lambda arrays, state: None)) is not None  # the round trip itself is fine
+    with pytest.raises(ValueError):
+        TaxonomyClassifier.from_bytes(_edited(saved, DAMAGE[damage]))
+    assert _usable(_edited(saved, DAMAGE[damage])) is None
+
+
+def test_an_index_with_a_damaged_classifier_answers_and_the_next_ingest_mends_it(survey_corpus_index, cli, caplog):
+    """The damage of a NaN word model made classify print "scope": NaN and stored in_scope false
+    for every paper the next ingest added; now the run trains its own, says so, and an ingest saves
+    a sound one."""
+    import sqlite3
+
+    from semsearch.classify import CLASSIFIER_ARTIFACT, load_saved
+    from semsearch.index import Index, current_generation, reseal
+
+    generation = survey_corpus_index / current_generation(survey_corpus_index)
+    saved = Index.open(survey_corpus_index).store.get_artifact(CLASSIFIER_ARTIFACT)
+    damaged = _edited(saved, DAMAGE["NaN among the kernel weights"])
+    with sqlite3.connect(generation / "papers.db") as db:
+        db.execute("UPDATE artifacts SET value = ? WHERE name = ?", (damaged, CLASSIFIER_ARTIFACT))
+    db.close()
+    reseal(generation)
+    done = cli(
+        "classify",
+        "--title",
+        "Quantization",
+        "--abstract",
+        "Weights in four bits.",
+        "--json",
+        "--index",
+        survey_corpus_index,
+    )
+    assert done.returncode == 0 and "NaN" not in done.stdout
+    assert 0 <= json.loads(done.stdout)["scope"] <= 1
+    assert "or is damaged; training one for this run" in done.stderr + caplog.text
+    cli("ingest", "survey", "--offline", "--index", survey_corpus_index, check=True)
+    assert load_saved(Index.open(survey_corpus_index).store) is not None
