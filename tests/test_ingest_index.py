@@ -530,6 +530,16 @@ def test_scope_learns_its_words_again_when_the_indexs_abstracts_grow_by_a_quarte
     ingest(directory, long_papers(240, 20))
     learned_on, third, store = state()
     assert learned_on == "260" and third != first and not store.unpredicted(1)
+    # A count that is no count (an edited index) means: learn again, not a crash of every ingest.
+    from semsearch.index import current_generation, reseal
+
+    generation = directory / current_generation(directory)
+    with sqlite3.connect(generation / "papers.db") as db:
+        db.execute("UPDATE meta SET value = '260.0' WHERE key = 'scope_corpus_papers'")
+    db.close()
+    reseal(generation)
+    ingest(directory, long_papers(260, 1))
+    assert state()[0] == "261"
 
 
 @pytest.mark.parametrize(
