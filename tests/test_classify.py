@@ -1318,3 +1318,81 @@ def test_an_index_with_a_damaged_classifier_answers_and_the_next_ingest_mends_it
     assert "or is damaged; training one for this run" in done.stderr + caplog.text
     cli("ingest", "survey", "--offline", "--index", survey_corpus_index, check=True)
     assert load_saved(Index.open(survey_corpus_index).store) is not None
+
+
+def test_scopes_vocabulary_and_idf_by_hand():
+    """Terms of two texts or more, smoothed IDF log((1 + n) / (1 + df)) + 1, as the character
+    n-grams have it."""
+    from collections import Counter
+
+    from semsearch.classify import ScopeWords
+
+    terms, idf = ScopeWords.vocabulary([Counter(a=1, b=1), Counter(a=2), Counter(c=1), Counter(a=1, b=3)])
+    assert terms == ["a", "b"]
+    np.testing.assert_allclose(idf, [np.log(5 / 4) + 1, np.log(5 / 3) + 1])
+    words = ScopeWords(terms, idf, np.array([2.0, -1.0]), 0.5)
+    columns, weights = words.row(Counter(a=1, b=np.e - 1 + 1))  # b counted e times: 1 + log(e) = 2
+    raw = np.array([idf[0], 2 * idf[1]])
+    assert columns.tolist() == [0, 1]
+    np.testing.assert_allclose(weights, raw / np.linalg.norm(raw))
+    np.testing.assert_allclose(words.scores([Counter(a=1, b=np.e)]), [weights @ [2.0, -1.0] + 0.5])
+
+
+def test_the_two_scope_scores_are_summed_in_standard_units_of_the_index():
+    model = HashingModel()
+    papers = long_toy_papers(model)
+    corpus = field_corpus(model)
+    learned = TaxonomyClassifier.train(papers, TOY, model.encode, corpus=corpus)
+    embedding_mean, embedding_sd, words_mean, words_sd = learned.scope_units
+    both = learned._combined_scope(np.array([embedding_mean + embedding_sd]), np.array([words_mean - 2 * words_sd]))
+    np.testing.assert_allclose(both, [-1.0])
+    # The units are those of the index's abstracts: the embedding's over them, the words' too (left out).
+    texts = [p.text for p in papers] + [t for t, _ in corpus]
+    embedding = learned.scope_scores(np.vstack([model.encode([p.text for p in papers]), [v for _, v in corpus]]))
+    assert abs(embedding_sd / embedding.std() - 1) < 0.2
+    assert abs(words_sd / learned.scope_words.scores(word_counts_of(texts)).std() - 1) < 0.5
+
+
+def word_counts_of(texts):
+    from semsearch.classify import word_counts
+
+    return word_counts(texts)
+
+
+def test_the_threshold_is_kept_on_word_scores_of_models_that_did_not_see_the_paper():
+    """Scored by the model they trained, labelled papers look surer than a new paper will: a
+    threshold kept on those scores stood higher and turned more new papers away."""
+    from semsearch.classify import _scope_calibration, is_short
+
+    model = HashingModel()
+    papers = long_toy_papers(model)
+    learned = TaxonomyClassifier.train(papers, TOY, model.encode, corpus=field_corpus(model))
+    texts = [p.text for p in papers if not is_short(p.text)]
+    left_out_embedding = learned.scope_scores(learned.labelled_vectors, exclude_self=True)
+    in_sample = learned._combined_scope(left_out_embedding, learned.scope_words.scores(word_counts_of(texts)))
+    assert learned.scope_threshold < _scope_calibration(in_sample)[0] - 0.05
+
+
+def test_scope_learns_words_only_with_enough_labelled_abstracts_and_papers_on_both_sides():
+    from semsearch.classify import MIN_CALIBRATION_PAPERS
+
+    model = HashingModel()
+    papers = long_toy_papers(model)
+    corpus = field_corpus(model, 400)
+    in_field, out_field = corpus[0::2], corpus[1::2]
+    # A fifth of the corpus from other fields is enough to learn from; a tenth in the field is not.
+    fifth = in_field[:160] + out_field[:40]
+    assert TaxonomyClassifier.train(papers, TOY, model.encode, corpus=fifth).scope_words is not None
+    tenth = out_field[:180] + in_field[:20]
+    assert TaxonomyClassifier.train(papers, TOY, model.encode, corpus=tenth).scope_words is None
+    # Too few labelled papers with an abstract to keep a threshold on: titles do not count.
+    few = papers[: MIN_CALIBRATION_PAPERS - 1] + toy_papers(model)
+    assert TaxonomyClassifier.train(few, TOY, model.encode, corpus=corpus).scope_words is None
+
+
+def test_scope_evidence_leaves_the_scores_it_is_given_alone():
+    model = HashingModel()
+    learned = TaxonomyClassifier.train(long_toy_papers(model), TOY, model.encode, corpus=field_corpus(model))
+    given = np.array([0.1, 0.2])
+    changed = learned.scope_evidence([abstract("throughput", seed=3), "a title"], given)
+    assert given.tolist() == [0.1, 0.2] and changed[1] == 0.2 and changed[0] != 0.1

@@ -530,6 +530,20 @@ def test_scope_learns_its_words_again_when_the_indexs_abstracts_grow_by_a_quarte
     ingest(directory, long_papers(240, 20))
     learned_on, third, store = state()
     assert learned_on == "260" and third != first and not store.unpredicted(1)
+    # A label retrains too, and every other paper's prediction is then the new classifier's.
+    from semsearch.ingest import label_paper
+
+    label_paper("2402.00001", leaves[2], index_dir=directory)
+    store = Index.open(directory).store
+    vec_ids = [store.find(p.id) for p in long_papers(0, 260) if p.id != "2402.00001"]
+    papers, vectors = store.papers_by_vec_id(vec_ids), store.embeddings_for(vec_ids)
+    again = load_saved(store).classify(
+        [papers[v].embedding_text() for v in vec_ids], np.vstack([vectors[v] for v in vec_ids]), explain=False
+    )
+    stored = store.predictions(vec_ids)
+    assert [(stored[v].category, round(stored[v].confidence, 6), stored[v].in_scope) for v in vec_ids] == [
+        (r.category, round(r.confidence, 6), r.in_scope) for r in again
+    ]
     # A count that is no count (an edited index) means: learn again, not a crash of every ingest.
     from semsearch.index import current_generation, reseal
 
@@ -539,7 +553,7 @@ def test_scope_learns_its_words_again_when_the_indexs_abstracts_grow_by_a_quarte
     db.close()
     reseal(generation)
     ingest(directory, long_papers(260, 1))
-    assert state()[0] == "261"
+    assert state()[0] == "260"  # 261 abstracts, one of them labelled
 
 
 @pytest.mark.parametrize(

@@ -305,3 +305,21 @@ def test_a_node_name_with_a_backslash_holds_its_subtree(store):
     store.put(Paper(id="2402.00002", title="B", survey_categories=["IO/Disk"]))
     store.derive_categories()
     assert store.vec_ids_where(categories=["I\\O"]) == [own]
+
+
+def test_scope_learns_its_words_from_unlabelled_abstracts_an_even_sample_the_same_each_time(store):
+    """What scope's words are taught from (classify.ScopeWords): abstracts that neither the survey
+    nor a user labels; beyond the limit an evenly spaced sample, not the first rows."""
+    for i in range(1, 11):  # every paper gets an abstract, its embedding stays one-hot
+        store.put(Paper(id=f"2401.{i:05d}", title=f"Paper number {i} on topic {i * 7}", abstract=f"Abstract {i}."))
+    store.put_embeddings(store.stale_embeddings(100), np.eye(16, dtype=np.float32)[range(1, 11)])
+    store.put(Paper(id="2401.00099", title="A title alone"))  # vec_id 11: no abstract, not taught
+    store.db.execute("UPDATE papers SET survey_categories = '[\"Quantization\"]' WHERE vec_id = 2")
+    store.put_label(5, "Decoding/Speculative", "2024-01-01")
+    taught = [1, 3, 4, 6, 7, 8, 9, 10]
+    assert store.unlabelled_abstract_count() == len(taught)
+    assert [_rows_of(v[None, :], store)[0] for _, v in store.unlabelled_abstracts(100)] == taught
+    first = store.unlabelled_abstracts(3)
+    assert [_rows_of(v[None, :], store)[0] for _, v in first] == [1, 7, 10]  # evenly spaced: ends and middle
+    assert [text for text, _ in first] == [text for text, _ in store.unlabelled_abstracts(3)]
+    assert first[0][0] == "Paper number 1 on topic 7. Abstract 1."  # the text as the classifier reads it
