@@ -605,6 +605,14 @@ def watch(
     every: Annotated[
         str | None, typer.Option("--every", help="Keep watching every INTERVAL (e.g. 24h) until Ctrl-C.")
     ] = None,
+    site: Annotated[
+        str,
+        typer.Option(
+            "--site",
+            envvar="SEMSEARCH_SITE",
+            help="Where `semsearch serve` runs, for the digest's 'view in semsearch' links ('' for none).",
+        ),
+    ] = "http://127.0.0.1:8000",
     taxonomy_name: TaxonomyOption = None,
     index: IndexOption = None,
     progress: ProgressOption = None,
@@ -612,9 +620,10 @@ def watch(
     """New arXiv papers since the last watch, placed in the taxonomy; the in-scope ones are ingested.
     Each finished watch's digest is also kept in the index directory (`digests/`)."""
     from semsearch.sources.arxiv import check_categories
-    from semsearch.watch import parse_interval, render_digest
+    from semsearch.watch import paper_view, parse_interval, render_digest
     from semsearch.watch import watch as run_watch
 
+    view = paper_view(site)  # a wrong address is found out now, not after a watch's fetching
     wanted = check_categories(categories.split(","))
     seconds = parse_interval(every) if every else None
     if seconds is not None and since is not None:
@@ -623,7 +632,7 @@ def watch(
         raise SemsearchError(f"cannot write {output}: there is no directory {output.parent}")
 
     def report_watch(report) -> None:
-        digest = render_digest(report, digest_format.value, min_confidence)
+        digest = render_digest(report, digest_format.value, min_confidence, paper_view=view)
         if output is not None:
             try:
                 output.write_text(digest, encoding="utf-8")

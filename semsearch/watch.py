@@ -672,7 +672,28 @@ def read_watch_status(*, index_dir: str | Path) -> dict:
 
 
 SNIPPET_CHARS = 300
-PAPER_VIEW = "http://127.0.0.1:8000/paper/"  # where `semsearch serve` shows a paper, for links in digests
+SITE = "http://127.0.0.1:8000"  # where `semsearch serve` listens by default: digests link to its paper view
+
+
+def paper_view(site: str | None) -> str | None:
+    """The address of a paper's view under `site` (a digest's "view in semsearch" link), or None
+    for no such link: `site` is empty, or None. Only http(s) goes into a digest."""
+    from urllib.parse import urlsplit
+
+    if not site:
+        return None
+    parts = urlsplit(site.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise SemsearchError(f"--site {site!r}: expected an http(s) address such as {SITE}, or '' for no links")
+    return site.strip().rstrip("/") + "/paper/"
+
+
+PAPER_VIEW = paper_view(SITE)
+
+
+def _paper_link(entry: DigestEntry, paper_view: str | None) -> str:
+    """Where a digest's title links: the paper's own address, else its view, else arXiv's page."""
+    return entry.url or (paper_view + entry.id if paper_view else f"https://arxiv.org/abs/{entry.id}")
 
 
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
@@ -700,10 +721,11 @@ h2,small,.meta{color:#9198a1}a{color:#4493f8}}"""
 
 
 def render_digest(
-    report: WatchReport, fmt: str = "markdown", min_confidence: float = 0.0, paper_view: str = PAPER_VIEW
+    report: WatchReport, fmt: str = "markdown", min_confidence: float = 0.0, paper_view: str | None = PAPER_VIEW
 ) -> str:
     """The digest of a watch: in-scope new papers grouped by taxonomy node, most confident first,
-    each with its authors, the opening of its abstract and links to arXiv and to its paper view."""
+    each with its authors, the opening of its abstract and links to arXiv and to its paper view
+    (none when `paper_view` is None: no server to show it)."""
     shown = [e for e in report.entries if e.in_scope and e.confidence >= min_confidence]
     groups: dict[str, list[DigestEntry]] = {}
     for entry in sorted(shown, key=lambda e: (e.category, -e.confidence)):
@@ -732,11 +754,12 @@ def render_digest(
         for node, items in groups.items():
             parts.append(f"<h2>{esc(node.replace('/', ' › '))}</h2><ul>")
             for e in items:
-                link = f"<a href='{esc(e.url or paper_view + e.id)}'>{esc(e.title)}</a>"
+                link = f"<a href='{esc(_paper_link(e, paper_view))}'>{esc(e.title)}</a>"
                 closest = "; ".join(esc(c["title"]) for c in e.closest)
+                view = f" · <a href='{esc(paper_view + e.id)}'>view in semsearch</a>" if paper_view else ""
                 parts.append(
                     f"<li>{link}<p class='meta'>{esc(_authors(e.authors))} · {esc(e.id)} · "
-                    f"confidence {e.confidence:.2f} · <a href='{esc(paper_view + e.id)}'>view in semsearch</a></p>"
+                    f"confidence {e.confidence:.2f}{view}</p>"
                     f"<p>{esc(e.snippet)}</p><small>closest known: {closest}</small></li>"
                 )
             parts.append("</ul>")
@@ -747,10 +770,11 @@ def render_digest(
     for node, items in groups.items():
         lines += [f"## {_md(node.replace('/', ' › '))}", ""]
         for e in items:
-            target, view = _md_url(e.url or paper_view + e.id), _md_url(paper_view + e.id)
+            target = _md_url(_paper_link(e, paper_view))
             lines.append(f"- **[{_md(e.title)}]({target})** ({_md(e.id)}), confidence {e.confidence:.2f}")
             if e.authors:
-                lines.append(f"  {_md(_authors(e.authors))} · [view in semsearch]({view})")
+                view = f" · [view in semsearch]({_md_url(paper_view + e.id)})" if paper_view else ""
+                lines.append(f"  {_md(_authors(e.authors))}{view}")
             if e.snippet:
                 lines.append(f"  > {_md(e.snippet)}")
             lines.append("  - closest known: " + "; ".join(_md(c["title"]) for c in e.closest))

@@ -1729,3 +1729,37 @@ def test_watches_let_go_of_the_generation_they_read_so_old_ones_are_retired(surv
         }
         watch(["cs.CL"], day, index_dir=survey_index, progress=False)
     assert len(list(survey_index.glob("gen-*"))) <= 2  # the one served and the one before
+
+
+@pytest.mark.parametrize(
+    ("site", "view"),
+    [
+        (None, "http://127.0.0.1:8000/paper/2411.00001"),  # where `semsearch serve` listens by default
+        ("https://papers.example.org/semsearch/", "https://papers.example.org/semsearch/paper/2411.00001"),
+        ("", None),  # no server: no link that leads nowhere
+    ],
+)
+def test_a_digest_links_to_the_paper_view_of_the_site_given_or_to_none(survey_index, stub, cli, site, view):
+    """The digest's "view in semsearch" link went to 127.0.0.1:8000 whether a server ran or not."""
+    args = ["watch", "--categories", "cs.CL", "--since", "2024-11-01", "--index", survey_index]
+    done = cli(*args, *(["--site", site] if site is not None else []), check=True)
+    views = re.findall(r"\[view in semsearch\]\(([^)]*)\)", done.stdout)
+    assert len(re.findall(r"^- \*\*", done.stdout, re.MULTILINE)) == 3
+    if view is not None:
+        assert len(views) == 3 and view in views
+    else:
+        assert views == [] and "view in semsearch" not in done.stdout and "/paper/" not in done.stdout
+        assert "(https://arxiv.org/abs/2411.00001)" in done.stdout  # titles still link to arXiv
+
+
+@pytest.mark.parametrize("site", ["javascript:alert(1)", "ftp://example.org", "example.org", "http://x.org/?q=1"])
+def test_a_site_that_is_no_http_address_is_refused_before_arxiv_is_asked(survey_index, stub, cli, site):
+    done = cli("watch", "--categories", "cs.CL", "--since", "2024-11-01", "--site", site, "--index", survey_index)
+    assert (done.returncode, done.stdout) == (2, "") and done.stderr.count("\n") == 1
+    assert "expected an http(s) address" in done.stderr and stub.requests == []
+
+
+def test_the_site_comes_from_the_environment_too(survey_index, stub, cli, monkeypatch):
+    monkeypatch.setenv("SEMSEARCH_SITE", "https://lab.example.org")
+    done = cli("watch", "--categories", "cs.CL", "--since", "2024-11-01", "--index", survey_index, check=True)
+    assert "(https://lab.example.org/paper/2411.00001)" in done.stdout
