@@ -468,6 +468,25 @@ def take_lock(path: Path, timeout: float | None, doing: str, who: str = "writer"
     return fd
 
 
+WATCH_LOCK = ".watch.lock"  # held by the one watch of an index (semsearch.watch), beside the writer's .lock
+
+
+def lock_is_held(path: Path) -> bool:
+    """Whether someone holds the lock at `path` (`take_lock`) now; no file is no lock. Asked by
+    taking it for an instant, never waiting (a holder in this process counts too)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing the descriptor lets go of the instant's lock
+    return False
+
+
 def drop_lock(fd: int | None) -> None:
     """Release a lock `take_lock` gave (None: none held); returns None, the fd's new value."""
     if fd is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.errors import DiskFull, IndexUnwritable, NotFound, PartialFailure, SemsearchError
-from semsearch.index import RESUME_PREFIX, UNWRITABLE, Index, IndexWriter, Manifest
+from semsearch.index import RESUME_PREFIX, UNWRITABLE, WATCH_LOCK, Index, IndexWriter, Manifest, lock_is_held
 from semsearch.paper import Paper, normalize_title
 from semsearch.sources.survey import Survey, survey_of
 
@@ -39,12 +39,16 @@ class IngestReport:
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "file:line" of each malformed line skipped (jsonl)
     carried_over: int = 0  # papers an interrupted or failed run had staged, published by this one
+    carried_from_watch: bool = False  # ... or that a watch running now had staged (it lets the lock go)
 
     def summary(self) -> str:
         count = self.manifest.count if self.manifest else "no"
         read = f"read {self.read} papers: {self.added} new, {self.updated} updated, {self.unchanged} unchanged; "
         if self.carried_over:  # else the index grew by more than this run's "new", unexplained
-            read += f"{self.carried_over} more new from an earlier run that stopped before publishing; "
+            source = (
+                "the watch running now" if self.carried_from_watch else "an earlier run that stopped before publishing"
+            )
+            read += f"{self.carried_over} more new from {source}; "
         if not self.published and self.manifest is not None:
             return f"{read}nothing new: {self.manifest.generation} ({count} papers) is unchanged ({self.seconds:.1f}s)"
         return (
@@ -126,6 +130,7 @@ class Ingest:
         if self.writer.resumed:
             published = self.writer.base_manifest.count if self.writer.base_manifest else 0
             self.report.carried_over = max(self.store.count() - published, 0)
+            self.report.carried_from_watch = lock_is_held(self.writer.directory / WATCH_LOCK)
         if self.survey is None:
             self.survey = survey_of(self.store)
         return self

@@ -30,7 +30,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from semsearch.errors import NotFound, SemsearchError
-from semsearch.index import drop_lock, fsync_dir, take_lock
+from semsearch.index import WATCH_LOCK, drop_lock, fsync_dir, take_lock
 from semsearch.ingest import Ingest, IngestReport
 from semsearch.paper import one_line, printable, web_url
 
@@ -41,7 +41,6 @@ LAST_WATCH = "watch_last"  # index metadata: UTC time the last successful watch 
 PENDING = "watch_pending:"  # + categories: the window, next page and entries of an unfinished watch
 DIGESTS_DIR = "digests"
 FIRST_WATCH_DAYS = 1
-WATCH_LOCK = ".watch.lock"  # held by the one watch of an index
 MAX_RESULTS = 5000
 ARXIV_BEGAN = datetime(1991, 1, 1, tzinfo=timezone.utc)  # its first papers came in August 1991
 

@@ -1763,3 +1763,27 @@ def test_the_site_comes_from_the_environment_too(survey_index, stub, cli, monkey
     monkeypatch.setenv("SEMSEARCH_SITE", "https://lab.example.org")
     done = cli("watch", "--categories", "cs.CL", "--since", "2024-11-01", "--index", survey_index, check=True)
     assert "(https://lab.example.org/paper/2411.00001)" in done.stdout
+
+
+def test_an_ingest_that_publishes_a_running_watchs_pages_says_whose_they_are(survey_index, monkeypatch):
+    """An ingest while a watch waited on arXiv published the watch's staged papers with its own and
+    said they were "from an earlier run that stopped before publishing": the watch was running."""
+    from semsearch.ingest import Ingest
+    from semsearch.paper import Paper
+    from tests.test_arxiv import Answering
+
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    answer, second_page_asked = arxiv_that_waits(1, 2.0)
+    with Answering(answer) as server:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
+        watching = threading.Thread(
+            target=lambda: watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+        )
+        watching.start()
+        assert second_page_asked.wait(30)
+        with Ingest(index_dir=survey_index, progress=False, lock_timeout=1.0) as job:
+            job.add([Paper(id="2501.00001", title="A paper added by hand", abstract="Pruning heads.")])
+        watching.join(60)
+    summary = job.report.summary()
+    assert job.report.carried_over > 0 and "more new from the watch running now;" in summary, summary
+    assert "earlier run" not in summary
