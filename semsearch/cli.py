@@ -676,16 +676,18 @@ def label(
     paper_id: Annotated[str, typer.Argument(metavar="ID", help="A paper in the index.")],
     category: Annotated[str | None, typer.Argument(help="Taxonomy node (path or name).")] = None,
     remove: Annotated[bool, typer.Option("--remove", help="Remove the paper's label.")] = False,
+    taxonomy_name: TaxonomyOption = None,
     index: IndexOption = None,
 ) -> None:
-    """Confirm a paper's category; your labels train later suggestions (kept apart from the survey's)."""
+    """Confirm a paper's category; your labels train later suggestions (kept apart from the survey's,
+    or a list's: with --taxonomy NAME, `taxonomy propose NAME` then writes the paper under it)."""
     from semsearch.ingest import label_paper
 
     if remove and category is not None:
         raise SemsearchError("give a CATEGORY or --remove, not both")
     if not remove and category is None:
         raise SemsearchError("give a CATEGORY, or --remove")
-    node = label_paper(paper_id, None if remove else category, index_dir=index)
+    node = label_paper(paper_id, None if remove else category, taxonomy=taxonomy_name, index_dir=index)
     print(f"{paper_id}: {'label removed' if remove else node}", file=sys.stderr)
 
 

@@ -43,7 +43,8 @@ class IngestReport:
 
     def summary(self) -> str:
         count = self.manifest.count if self.manifest else "no"
-        read = f"read {self.read} papers: {self.added} new, {self.updated} updated, {self.unchanged} unchanged; "
+        papers = "paper" if self.read == 1 else "papers"
+        read = f"read {self.read} {papers}: {self.added} new, {self.updated} updated, {self.unchanged} unchanged; "
         if self.carried_over:  # else the index grew by more than this run's "new", unexplained
             source = (
                 "the watch running now" if self.carried_from_watch else "an earlier run that stopped before publishing"
@@ -420,11 +421,12 @@ class Ingest:
 
 
 def scope_corpus_grew(trained_on: int, now: int) -> bool:
-    """Whether the classifier should learn scope's words again: the index has enough abstracts and a
-    quarter more than it was trained with (a day's watch does not retrain; a new corpus does)."""
+    """Whether the classifier should learn scope's words again: the index holds enough abstracts
+    for the first time, or a quarter more than it was trained with (a day's watch does not retrain;
+    a new corpus does)."""
     from semsearch.classify import MIN_WORD_SCOPE_PAPERS
 
-    return now >= MIN_WORD_SCOPE_PAPERS and now >= 1.25 * trained_on and now > trained_on
+    return now >= MIN_WORD_SCOPE_PAPERS and (trained_on < MIN_WORD_SCOPE_PAPERS or now >= 1.25 * trained_on)
 
 
 class TextVectors:
@@ -700,21 +702,29 @@ def ingest_survey(
 
 
 def label_counts(survey_categories, node: str) -> bool:
-    """Whether a user's label places its paper: a survey label stands over it (store's
-    _EFFECTIVE_CATEGORIES), unless it says the same."""
+    """Whether a user's label places its paper: a survey label (or, in a curated list, the list's own)
+    stands over it (store's _EFFECTIVE_CATEGORIES, lists.effective_labels), unless it says the same."""
     return not survey_categories or node in survey_categories
 
 
 def label_paper(
-    paper_id: str, category: str | None, *, index_dir: str | Path | None = None, lock_timeout: float | None = None
+    paper_id: str,
+    category: str | None,
+    *,
+    taxonomy: str | None = None,
+    index_dir: str | Path | None = None,
+    lock_timeout: float | None = None,
 ) -> str | None:
     """Confirm a paper's category (None removes the label); labels join the classifier's training
-    set at once. Returns the full node path. `lock_timeout`: how long to wait for another writer
+    set at once. Returns the full node path. With `taxonomy`, a curated list's (`taxonomy add`): the
+    label trains that list's classifier, places the paper when searching by the list, and `taxonomy
+    propose` writes the paper under it. `lock_timeout`: how long to wait for another writer
     ($SEMSEARCH_LOCK_TIMEOUT when None)."""
-    from datetime import datetime, timezone
-
+    from semsearch.lists import SURVEY
     from semsearch.taxonomy import resolve_node
 
+    if taxonomy not in (None, SURVEY):
+        return _label_in_list(paper_id, category, taxonomy, index_dir=index_dir, lock_timeout=lock_timeout)
     node = resolve_node(category) if category is not None else None
     with Ingest(index_dir=Index.existing(index_dir), progress=False, lock_timeout=lock_timeout) as ingest:
         vec_id = ingest.store.find(paper_id)
@@ -724,7 +734,7 @@ def label_paper(
             if not ingest.store.remove_label(vec_id):
                 raise SemsearchError(f"paper {paper_id!r} has no label to remove")
         else:
-            ingest.store.put_label(vec_id, node, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            ingest.store.put_label(vec_id, node, _now())
             survey = ingest.store.papers_by_vec_id([vec_id])[vec_id].survey_categories
             if not label_counts(survey, node):  # stored, and not used while the survey labels the paper
                 _warn_stderr(
@@ -734,35 +744,102 @@ def label_paper(
     return node
 
 
-def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> dict:
-    """Labels exported with `semsearch labels` ({"id", "category", "labelled_at"} per line) put back,
-    e.g. into a rebuilt index; papers the index lacks are counted and left out."""
+def _now() -> str:
     from datetime import datetime, timezone
 
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _label_in_list(
+    paper_id: str, category: str | None, name: str, *, index_dir: str | Path | None, lock_timeout: float | None
+) -> str | None:
+    """`label_paper` in the curated list `name`; its classifier is trained again at once."""
+    from semsearch.lists import save_list_classifier
+    from semsearch.taxonomy import resolve_node
+
+    with Ingest(index_dir=Index.existing(index_dir), progress=False, lock_timeout=lock_timeout) as ingest:
+        store = ingest.store
+        found = store.taxonomy(name)
+        if found is None:
+            raise NotFound(f"no taxonomy {name!r} in the index (see `semsearch taxonomy list`)")
+        node = resolve_node(category, tuple(found["nodes"])) if category is not None else None
+        vec_id = store.find(paper_id)
+        if vec_id is None:
+            raise NotFound(f"no paper {paper_id!r} in the index")
+        if node is None:
+            if not store.remove_list_label(name, vec_id):
+                raise SemsearchError(f"paper {paper_id!r} has no label in {name!r} to remove")
+        else:
+            store.put_list_label(name, vec_id, node, _now())
+            listed = store.taxonomy_labels(name).get(vec_id, [])
+            if not label_counts(listed, node):
+                _warn_stderr(
+                    f"{paper_id} is listed in {name!r} ({'; '.join(listed)}), which stands: your label is kept, "
+                    "and counts if the list stops listing it there"
+                )
+        save_list_classifier(store, name, ingest.embedder().encode)
+    return node
+
+
+def _list_node(store, name: str | None, category: str, path: str | Path) -> str:
+    """The node of the list `name` a label names (the survey's labels are resolved already)."""
+    from semsearch.taxonomy import resolve_node
+
+    if name is None:
+        return category
+    found = store.taxonomy(name)
+    if found is None:
+        raise NotFound(f"{path}: a label in {name!r}, a list the index does not hold: add it first (nothing stored)")
+    try:
+        return resolve_node(category, tuple(found["nodes"]))
+    except SemsearchError as err:
+        raise SemsearchError(f"{path}: a label in {name!r}: {err} (nothing stored)") from None
+
+
+def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> dict:
+    """Labels exported with `semsearch labels` ({"id", "category", "labelled_at"} per line, and
+    "taxonomy" for a curated list's) put back, e.g. into a rebuilt index; papers the index lacks are
+    counted and left out. A list's labels need the list added first (`taxonomy add`)."""
+    from semsearch.lists import SURVEY, save_list_classifier
     from semsearch.requests_models import LabelRecord, parse
     from semsearch.sources.jsonl import read_records
     from semsearch.taxonomy import resolve_node
 
-    def read(record: dict) -> tuple[str, str, str]:
+    def read(record: dict) -> tuple[str, str, str, str | None]:
         label = parse(LabelRecord, **record)
-        when = label.labelled_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
-        return label.id, resolve_node(label.category), when
+        name = None if label.taxonomy in (None, SURVEY) else label.taxonomy
+        node = resolve_node(label.category) if name is None else label.category  # a list's: once it is open
+        return label.id, node, label.labelled_at or _now(), name
 
     rows = read_records(Path(path), read, 'a JSON object with "id" and "category"')
     index_dir = Index.existing(index_dir)
-    imported, missing, standing = 0, 0, 0
+    imported, missing, standing, listed_otherwise = 0, 0, 0, 0
     with Ingest(index_dir=index_dir, progress=False) as ingest:
-        for paper_id, node, when in rows:
-            vec_id = ingest.store.find(paper_id)
+        store, retrain = ingest.store, set()
+        rows = [(paper_id, _list_node(store, name, node, path), when, name) for paper_id, node, when, name in rows]
+        for paper_id, node, when, name in rows:
+            vec_id = store.find(paper_id)
             if vec_id is None:
                 missing += 1
                 continue
-            ingest.store.put_label(vec_id, node, when)
+            if name is None:
+                store.put_label(vec_id, node, when)
+                standing += not label_counts(store.papers_by_vec_id([vec_id])[vec_id].survey_categories, node)
+            else:
+                store.put_list_label(name, vec_id, node, when)
+                listed_otherwise += not label_counts(store.taxonomy_labels(name).get(vec_id, []), node)
+                retrain.add(name)
             imported += 1
-            standing += not label_counts(ingest.store.papers_by_vec_id([vec_id])[vec_id].survey_categories, node)
+        for name in sorted(retrain):  # each list's classifier learns its labels at once, as with `label`
+            save_list_classifier(store, name, ingest.embedder().encode)
     if standing:  # as `label` says for one
         _warn_stderr(
             f"{standing} of the imported labels are on papers the survey labels otherwise, which stands: they "
             "are kept, and count if the survey stops labelling them"
+        )
+    if listed_otherwise:
+        _warn_stderr(
+            f"{listed_otherwise} of the imported labels are on papers their list lists otherwise, which stands: "
+            "they are kept, and count if the list stops listing them there"
         )
     return {"imported": imported, "not_in_index": missing}

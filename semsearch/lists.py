@@ -206,8 +206,7 @@ def _put_list(
             if vec_id is not None:  # always, unless another record of it took its place
                 labels += [(vec_id, category) for category in paper.categories]
         store.put_taxonomy(name, public_source(source), listed.nodes, labels)
-        classifier = train_list_classifier(store, name, ingest.embedder().encode)
-        store.put_artifact(classifier_artifact(name), classifier.to_bytes())
+        save_list_classifier(store, name, ingest.embedder().encode)
         store.commit()
         summary = describe(listed, name) | {"papers": len({vec_id for vec_id, _ in labels})}
         if weak := summary["weak_nodes"]:
@@ -242,11 +241,27 @@ def describe(listed: CuratedList, name: str) -> dict:
     }
 
 
+def user_labels(store, name: str) -> dict[int, str]:
+    """The user's labels in the list `name` that count (`label --taxonomy`): on papers the list does
+    not label itself, under a heading it still has (a refresh may have renamed one)."""
+    found = store.taxonomy(name)
+    nodes = set(found["nodes"]) if found else set()
+    return {vec_id: category for vec_id, category in store.list_user_labels(name).items() if category in nodes}
+
+
+def effective_labels(store, name: str) -> dict[int, list[str]]:
+    """Each paper's categories in the list `name`: the list's own, else the user's label."""
+    return store.taxonomy_labels(name) | {vec_id: [category] for vec_id, category in user_labels(store, name).items()}
+
+
 def labelled_papers(store, name: str):
-    """The taxonomy's papers as the classifier trains on them."""
+    """The taxonomy's papers as the classifier trains on them: the list's, and the user's labels."""
     from semsearch.classify import labelled_papers as training_papers
 
-    return training_papers(store.taxonomy_papers(name))
+    labelled = user_labels(store, name)
+    papers, vectors = store.papers_by_vec_id(labelled), store.embeddings_for(labelled)
+    by_user = [(papers[v], vectors[v], [category]) for v, category in labelled.items() if v in papers and v in vectors]
+    return training_papers(store.taxonomy_papers(name) + by_user)
 
 
 def train_list_classifier(store, name: str, embed: Callable[[list[str]], np.ndarray]):
@@ -254,6 +269,11 @@ def train_list_classifier(store, name: str, embed: Callable[[list[str]], np.ndar
 
     found = store.taxonomy(name)
     return TaxonomyClassifier.train(labelled_papers(store, name), list_taxonomy(found["nodes"]), embed)
+
+
+def save_list_classifier(store, name: str, embed: Callable[[list[str]], np.ndarray]) -> None:
+    """Train the list's classifier on its papers and labels as they stand, and keep it in the index."""
+    store.put_artifact(classifier_artifact(name), train_list_classifier(store, name, embed).to_bytes())
 
 
 def taxonomy_for(store, name: str | None) -> Taxonomy:
@@ -292,6 +312,7 @@ def remove_list(name: str, *, index_dir: str | Path | None = None) -> None:
     with Ingest(index_dir=index_dir, progress=False) as ingest:
         if not ingest.store.remove_taxonomy(name):
             raise NotFound(f"no taxonomy {name!r} in the index")
+        ingest.store.forget_list_labels(name)  # a refresh keeps them (put_taxonomy); a removal does not
         ingest.store.db.execute("DELETE FROM artifacts WHERE name = ?", (classifier_artifact(name),))
         for key in (PREVIOUS_PREFIX, README_PREVIOUS, "list_markdown:"):
             ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (key + name,))
@@ -464,8 +485,7 @@ def undo_refresh(name: str | None, *, index_dir: str | Path | None = None, progr
         store.put_taxonomy(name, kept["source"], kept["nodes"], labels)
         store.set_meta(PREVIOUS_PREFIX + name, current)
         keep_readme(store, name, None, undo=True)
-        classifier = train_list_classifier(store, name, ingest.embedder().encode)
-        store.put_artifact(classifier_artifact(name), classifier.to_bytes())
+        save_list_classifier(store, name, ingest.embedder().encode)
         store.commit()
     return {"name": name, "nodes": len(kept["nodes"]), "papers": len({v for v, _ in labels}), "applied": True}
 

@@ -543,13 +543,20 @@ def propose(
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     filename: str = "README.md",
     embed: EmbedFn | None = None,
+    confirmed: dict[str, str] | None = None,
 ) -> tuple[list[Proposal], str]:
     """The proposals for the list `markdown` (sure ones first, by heading) and the unified diff
     that writes the sure ones into it. With `embed` (the index's model), only papers on the list's
-    own topic are proposed (`on_topic`), not all of the field its classifier calls in scope."""
+    own topic are proposed (`on_topic`), not all of the field its classifier calls in scope.
+    `confirmed` (paper id -> heading, the user's labels in the list) are proposed under their
+    heading, sure, whatever the classifier and `since` say (when `ids` are given, those of them)."""
     listed = parse_list(markdown)
     lines = split_lines(markdown)
     found = candidates(store, listed, since=since, ids=ids)
+    confirmed = {k: v for k, v in (confirmed or {}).items() if not ids or k in ids}
+    labelled = candidates(store, listed, since=None, ids=list(confirmed)) if confirmed else []
+    by_user = {c.paper.id: c for c in labelled if c.paper.id in confirmed}
+    found = [c for c in found if c.paper.id not in by_user]
     # Out of scope is never proposed, nor off the list's topic, unless asked for by id.
     placed = place(classifier, found, in_scope_only=not ids)
     at_the_edge: set[str] = set()  # near the list's topic, not on it: listed apart, unsure
@@ -558,6 +565,7 @@ def propose(
         topic = on_topic(listed_candidates(store, listed.papers), chosen, background(store, listed, found), embed)
         at_the_edge = {p[0].paper.id for p, sure in zip(placed, topic.sure, strict=True) if not sure}
         placed = [p for p, near in zip(placed, topic.near, strict=True) if near]
+    placed += [(candidate, [confirmed[paper_id]], 1.0, 1.0) for paper_id, candidate in by_user.items()]
     by_section = sections(listed, lines)
     fallback = [t for s in by_section.values() for t in s.templates]
     arxiv_word = _arxiv_spelling(markdown)
@@ -829,9 +837,12 @@ def propose_for(
 
 
 def _propose_for(index, request: ProposeRequest, markdown: str, filename: str, *, embedder, classifier) -> dict:
-    from semsearch.lists import SURVEY
+    from semsearch.lists import SURVEY, user_labels
 
     embed = embed_fn(index, embedder)
+    store = index.store
+    labelled = {} if request.taxonomy == SURVEY else user_labels(store, request.taxonomy)
+    papers = store.papers_by_vec_id(labelled)
     proposals, patch = propose(
         markdown,
         index.store,
@@ -842,6 +853,7 @@ def _propose_for(index, request: ProposeRequest, markdown: str, filename: str, *
         filename=filename,
         # A curated list's classifier judges scope by the survey's field; the survey's is its topic.
         embed=None if request.taxonomy == SURVEY else embed,
+        confirmed={papers[v].id: node for v, node in labelled.items() if v in papers},
     )
     return {
         "taxonomy": request.taxonomy,

@@ -101,7 +101,7 @@ class RelatedFinder:
         from semsearch.paper import embedding_text
 
         text = embedding_text(title, abstract)
-        vector = self.searcher.embed_query(text)
+        vector = self.searcher.embed_paper(text)
         classifier = self.searcher.classifier
         spread = None
         if classifier is not None:

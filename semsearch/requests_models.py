@@ -144,6 +144,7 @@ class ExportRequest(Request):
 class LabelRequest(Request):
     id: PaperId
     category: Category
+    taxonomy: TaxonomyName | None = None  # a curated list's (`taxonomy add`); the survey's when None
 
 
 def _iso_moment(value: str) -> str:

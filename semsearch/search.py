@@ -65,6 +65,7 @@ from semsearch.store import Prediction
 from semsearch.taxonomy import is_under, load_taxonomy, resolve_node
 
 MAX_QUERY_CHARS = 2000
+MAX_PAPER_CHARS = 21_000  # a title and an abstract, as classify takes them (requests_models)
 MODES = ("hybrid", "dense", "lexical")
 CANDIDATES = 200
 DENSE_WEIGHT = 0.7
@@ -476,7 +477,9 @@ class Searcher:
 
     @cached_property
     def list_labels(self) -> dict[int, list[str]]:
-        return self.index.store.taxonomy_labels(self.taxonomy_name) if self.taxonomy_name else {}
+        from semsearch.lists import effective_labels
+
+        return effective_labels(self.index.store, self.taxonomy_name) if self.taxonomy_name else {}
 
     def leaf_distributions(self, vec_ids) -> dict[int, tuple[list[str], np.ndarray]]:
         """Each categorised paper's categories and chance of each leaf, in the taxonomy searched: the
@@ -502,7 +505,14 @@ class Searcher:
         return {v: cache[v][:2] for v in vec_ids if cache.get(v) is not None}
 
     def embed_query(self, query: str) -> np.ndarray:
-        vector = self.embedder.encode([check_query(query)])
+        return self.embed_paper(check_query(query))
+
+    def embed_paper(self, text: str) -> np.ndarray:
+        """A paper's title and abstract as a vector: not held to a question's length (an abstract
+        runs past 2,000 characters; `related --arxiv` refused 77 of the dev index's papers)."""
+        if len(text) > MAX_PAPER_CHARS:
+            raise SemsearchError(f"the paper's text is longer than {MAX_PAPER_CHARS} characters")
+        vector = self.embedder.encode([text])
         if vector.shape[1] != self.index.manifest.dimension:
             raise SemsearchError(
                 f"model {self.embedder.model_name!r} gives {vector.shape[1]}-d vectors but the index holds "

@@ -384,7 +384,7 @@ def create_app(
     def label(request: LabelRequest, authorization: Annotated[str | None, Header()] = None) -> dict:
         """Confirm a paper's category (stored as your label; it trains later suggestions)."""
         check_token(authorization)
-        return service.label(request.id, request.category)
+        return service.label(request.id, request.category, request.taxonomy)
 
     @app.get("/api/taxonomies")
     def taxonomies() -> list[dict]:

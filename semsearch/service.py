@@ -357,18 +357,27 @@ class Service:
         with self.use() as live:
             return to_bibtex(live.finder.papers(ids))
 
-    def label(self, paper_id: str, category: str) -> dict:
-        """Confirm a paper's category (a user label): published, then served."""
+    def label(self, paper_id: str, category: str, taxonomy: str | None = None) -> dict:
+        """Confirm a paper's category (a user label, in the survey's taxonomy or a list's): published,
+        then served."""
         from semsearch.ingest import label_counts, label_paper
+        from semsearch.lists import SURVEY
 
         with self.use() as live:
             vec_id = live.finder.resolve(paper_id)  # 404 before taking the writer's lock
-            survey = live.index.store.papers_by_vec_id([vec_id])[vec_id].survey_categories
+            store = live.index.store
+            if taxonomy in (None, SURVEY):
+                standing = store.papers_by_vec_id([vec_id])[vec_id].survey_categories
+            else:
+                standing = store.taxonomy_labels(taxonomy).get(vec_id, [])
         # A request does not wait minutes for a writer (a watch fetching from a slow arXiv holds the
         # lock): 503 after LABEL_LOCK_SECONDS, try again.
-        node = label_paper(paper_id, category, index_dir=self.directory, lock_timeout=LABEL_LOCK_SECONDS)
+        node = label_paper(
+            paper_id, category, taxonomy=taxonomy, index_dir=self.directory, lock_timeout=LABEL_LOCK_SECONDS
+        )
         self.refresh()
-        return {"id": paper_id, "category": node, "in_effect": label_counts(survey, node)}
+        answer = {"id": paper_id, "category": node, "in_effect": label_counts(standing, node)}
+        return answer | ({"taxonomy": taxonomy} if taxonomy not in (None, SURVEY) else {})
 
     def digests(self) -> dict:
         """The readable digests, newest first, and the files in digests/ skipped (with why)."""

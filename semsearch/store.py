@@ -49,6 +49,13 @@ CREATE TABLE IF NOT EXISTS labels (          -- categories users confirmed (`sem
     category TEXT NOT NULL,
     labelled_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS list_labels (     -- categories users confirmed in a curated list (`label --taxonomy`)
+    name TEXT NOT NULL,                  -- the list's taxonomy; its labels outlive a refresh, not a removal
+    vec_id INTEGER NOT NULL REFERENCES papers(vec_id),
+    category TEXT NOT NULL,
+    labelled_at TEXT NOT NULL,
+    PRIMARY KEY (name, vec_id)
+);
 CREATE TABLE IF NOT EXISTS artifacts (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS taxonomies (      -- curated lists added as taxonomies (`semsearch taxonomy add`)
     name TEXT PRIMARY KEY,
@@ -221,6 +228,9 @@ class Store:
             if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'paper_categories'").fetchone():
                 # An index published before the categories were stored: derive them on reading.
                 connection.execute(f"CREATE TEMP VIEW paper_categories AS {_EFFECTIVE_CATEGORIES}")
+            if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'list_labels'").fetchone():
+                # An index published before labels of lists: it holds none.
+                connection.execute("CREATE TEMP TABLE list_labels (name, vec_id, category, labelled_at)")
             self._local.db = connection
             with self._connections_lock:
                 self._connections.append(connection)
@@ -483,11 +493,42 @@ class Store:
         return self.db.execute("DELETE FROM labels WHERE vec_id = ?", (vec_id,)).rowcount > 0
 
     def labels(self) -> list[dict]:
+        """Every user label, oldest first; one in a curated list's taxonomy names it (`taxonomy`)."""
         rows = self.db.execute(
-            """SELECT p.id, p.title, l.category, l.labelled_at FROM labels AS l
-               JOIN papers AS p ON p.vec_id = l.vec_id ORDER BY l.labelled_at, p.id"""
+            """SELECT p.id, p.title, l.category, l.labelled_at, NULL FROM labels AS l
+               JOIN papers AS p ON p.vec_id = l.vec_id
+               UNION ALL
+               SELECT p.id, p.title, l.category, l.labelled_at, l.name FROM list_labels AS l
+               JOIN papers AS p ON p.vec_id = l.vec_id
+               ORDER BY 4, 1, 5"""
         )
-        return [{"id": r[0], "title": r[1], "category": r[2], "labelled_at": r[3]} for r in rows]
+        return [
+            {"id": r[0], "title": r[1], "category": r[2], "labelled_at": r[3]} | ({"taxonomy": r[4]} if r[4] else {})
+            for r in rows
+        ]
+
+    def put_list_label(self, name: str, vec_id: int, category: str, when: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO list_labels (name, vec_id, category, labelled_at) VALUES (?, ?, ?, ?)",
+            (name, vec_id, category, when),
+        )
+
+    def remove_list_label(self, name: str, vec_id: int) -> bool:
+        return self.db.execute("DELETE FROM list_labels WHERE name = ? AND vec_id = ?", (name, vec_id)).rowcount > 0
+
+    def forget_list_labels(self, name: str) -> None:
+        self.db.execute("DELETE FROM list_labels WHERE name = ?", (name,))
+
+    def list_user_labels(self, name: str) -> dict[int, str]:
+        """The user's labels in the list `name`, on papers the list itself does not label (its own
+        label stands, as the survey's does)."""
+        rows = self.db.execute(
+            """SELECT u.vec_id, u.category FROM list_labels AS u WHERE u.name = ? AND NOT EXISTS
+               (SELECT 1 FROM taxonomy_labels AS t WHERE t.name = u.name AND t.vec_id = u.vec_id)
+               ORDER BY u.vec_id""",
+            (name,),
+        )
+        return dict(rows.fetchall())
 
     def survey_labelled(self) -> list[tuple[Paper, np.ndarray, list[str]]]:
         """The papers the survey's classifier learns from (labelled by the survey or a user), with

@@ -676,15 +676,23 @@ SITE = "http://127.0.0.1:8000"  # where `semsearch serve` listens by default: di
 
 def paper_view(site: str | None) -> str | None:
     """The address of a paper's view under `site` (a digest's "view in semsearch" link), or None
-    for no such link: `site` is empty, or None. Only http(s) goes into a digest."""
+    for no such link: `site` is empty, or None. Only an http(s) address with a host (the rule of
+    every link, `paper.web_url`), and no query or fragment to append a path to."""
     from urllib.parse import urlsplit
 
     if not site:
         return None
-    parts = urlsplit(site.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise SemsearchError(f"--site {site!r}: expected an http(s) address such as {SITE}, or '' for no links")
-    return site.strip().rstrip("/") + "/paper/"
+    address = site.strip()
+    try:
+        parts = urlsplit(address)
+        has_host = bool(parts.hostname)
+    except ValueError:  # a bracketed host that is no IP address, and the like
+        has_host = False
+    if web_url(address) is None or not has_host or parts.query or parts.fragment:
+        raise SemsearchError(
+            f"site {site!r} (--site or $SEMSEARCH_SITE): expected an http(s) address such as {SITE}, or '' for no links"
+        )
+    return address.rstrip("/") + "/paper/"
 
 
 PAPER_VIEW = paper_view(SITE)

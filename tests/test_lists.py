@@ -455,3 +455,121 @@ def test_a_paper_is_relinked_only_when_its_old_key_is_gone_and_its_new_one_is_ne
     assert relinked({"2311.08252": rest}, {"rest": by_title}) == {"rest": "2311.08252"}
     assert relinked({"2311.08252": rest}, {"2311.08252": rest, "rest": by_title}) == {}  # the old key still listed
     assert relinked({"2311.08252": rest, "rest": rest}, {"rest": by_title}) == {}  # the new key was listed already
+
+
+# --- your labels in a curated list (`label --taxonomy NAME`) -----------------------------------------------
+def test_a_label_in_a_list_is_learned_searched_and_proposed_under_its_heading(index_dir, list_file, stub, cli):
+    """A user could confirm a category of the survey only; a list's maintainer had no way to say
+    "this paper goes under Quantization" and have `taxonomy propose` write it there."""
+    cli("taxonomy", "add", "kv", list_file, "--index", index_dir, check=True)
+    store = Index.open(index_dir).store
+    before = store.get_artifact("taxonomy_classifier:kv")
+    done = cli("label", "2401.00001", "quantization", "--taxonomy", "kv", "--index", index_dir, check=True)
+    assert done.stderr.strip().endswith("2401.00001: Methods/Quantization")
+    store = Index.open(index_dir).store
+    assert store.get_artifact("taxonomy_classifier:kv") != before  # the list's classifier learned it at once
+    assert store.labels()[-1] | {"labelled_at": ""} == {
+        "id": "2401.00001",
+        "title": store.get("2401.00001").title,
+        "category": "Methods/Quantization",
+        "labelled_at": "",
+        "taxonomy": "kv",
+    }
+    assert not [row for row in store.labels() if "taxonomy" not in row]  # the survey's labels are not touched
+
+    found = cli("search", "kv cache", "--taxonomy", "kv", "--category", "Quantization", "--json", "-k", "10",
+                "--index", index_dir, check=True)  # fmt: skip
+    assert "2401.00001" in [h["id"] for h in json.loads(found.stdout)["results"]]
+
+    proposed = json.loads(cli("taxonomy", "propose", "kv", "--json", "--index", index_dir, check=True).stdout)
+    mine = [p for p in proposed if p["id"] == "2401.00001"]
+    assert len(mine) == 1 and mine[0]["node"] == "Methods/Quantization" and mine[0]["confidence"] == 1.0
+    assert not mine[0]["unsure"]
+    patch = cli("taxonomy", "propose", "kv", "--index", index_dir, check=True).stdout
+    added = [line for line in patch.splitlines() if line.startswith("+") and "2401.00001" in line]
+    lines = patch.splitlines()
+    section = [i for i, line in enumerate(lines) if "Mixed precision caches" in line or "### Merging" in line]
+    assert len(added) == 1 and section[0] < lines.index(added[0]) < section[1], patch  # in its section
+
+    # It outlives a refresh of the list; removing it, or the list, forgets it.
+    cli("taxonomy", "refresh", list_file, "--taxonomy", "kv", "--index", index_dir, check=True)
+    assert Index.open(index_dir).store.list_user_labels("kv") == {store.find("2401.00001"): "Methods/Quantization"}
+    cli("label", "2401.00001", "--remove", "--taxonomy", "kv", "--index", index_dir, check=True)
+    again = cli("label", "2401.00001", "--remove", "--taxonomy", "kv", "--index", index_dir)
+    assert (again.returncode, again.stderr) == (2, "error: paper '2401.00001' has no label in 'kv' to remove\n")
+    cli("label", "2401.00002", "Eviction", "--taxonomy", "kv", "--index", index_dir, check=True)
+    cli("taxonomy", "remove", "kv", "--index", index_dir, check=True)
+    assert Index.open(index_dir).store.list_user_labels("kv") == {}
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("2401.00001", "Quantization", "--taxonomy", "nope"), "error: no taxonomy 'nope' in the index"),
+        (("2401.00001", "Pruning", "--taxonomy", "kv"), "error: unknown category 'Pruning'"),
+        (("2499.99999", "Quantization", "--taxonomy", "kv"), "error: no paper '2499.99999' in the index"),
+        (("2401.00001", "Quantization", "--taxonomy", "KV!"), "error: "),
+    ],
+)
+def test_a_label_in_a_list_that_cannot_be_is_one_line_and_changes_nothing(index_dir, list_file, stub, cli, args, says):
+    cli("taxonomy", "add", "kv", list_file, "--index", index_dir, check=True)
+    generation = Index.open(index_dir).manifest.generation
+    done = cli("label", *args, "--index", index_dir)
+    assert (done.returncode, done.stdout) == (2, "") and done.stderr.startswith(says) and done.stderr.count("\n") == 1
+    assert Index.open(index_dir).manifest.generation == generation
+
+
+def test_a_label_on_a_paper_the_list_files_otherwise_is_kept_and_said_not_to_count(index_dir, list_file, stub, cli):
+    cli("taxonomy", "add", "kv", list_file, "--index", index_dir, check=True)
+    done = cli("label", "2501.00001", "Merging", "--taxonomy", "kv", "--index", index_dir, check=True)
+    assert "listed in 'kv' (Methods/Eviction), which stands" in done.stderr
+    from semsearch.lists import effective_labels
+
+    store = Index.open(index_dir).store
+    assert effective_labels(store, "kv")[store.find("2501.00001")] == ["Methods/Eviction"]
+
+
+def test_labels_in_a_list_are_exported_and_imported_with_their_list(index_dir, list_file, stub, cli, tmp_path):
+    cli("taxonomy", "add", "kv", list_file, "--index", index_dir, check=True)
+    cli("label", "2401.00001", "Quantization", "--taxonomy", "kv", "--index", index_dir, check=True)
+    exported = tmp_path / "labels.jsonl"
+    exported.write_text(cli("labels", "--index", index_dir, check=True).stdout)
+    cli("label", "2401.00001", "--remove", "--taxonomy", "kv", "--index", index_dir, check=True)
+    cli("labels", "import", exported, "--index", index_dir, check=True)
+    store = Index.open(index_dir).store
+    assert store.list_user_labels("kv") == {store.find("2401.00001"): "Methods/Quantization"}
+    # Into an index without the list: refused whole, naming the list; a heading it lacks, the same.
+    cli("taxonomy", "remove", "kv", "--index", index_dir, check=True)
+    done = cli("labels", "import", exported, "--index", index_dir)
+    assert done.returncode == 2 and "a label in 'kv', a list the index does not hold" in done.stderr
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text(json.dumps({"id": "2401.00001", "category": "Pruning", "taxonomy": "kv"}) + "\n")
+    cli("taxonomy", "add", "kv", list_file, "--index", index_dir, check=True)
+    done = cli("labels", "import", wrong, "--index", index_dir)
+    assert done.returncode == 2 and "a label in 'kv': unknown category 'Pruning'" in done.stderr
+    assert Index.open(index_dir).store.list_user_labels("kv") == {}
+
+
+def test_the_api_labels_in_a_list_too(index_dir, list_file, stub, cli):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    cli("taxonomy", "add", "kv", list_file, "--index", index_dir, check=True)
+    client = TestClient(create_app(index_dir=index_dir, reload_seconds=None))
+    answer = client.post("/api/labels", json={"id": "2401.00001", "category": "Quantization", "taxonomy": "kv"})
+    assert answer.status_code == 200 and answer.json() == {
+        "id": "2401.00001",
+        "category": "Methods/Quantization",
+        "in_effect": True,
+        "taxonomy": "kv",
+    }
+    assert (
+        client.post(
+            "/api/labels", json={"id": "2401.00001", "category": "Quantization", "taxonomy": "nope"}
+        ).status_code
+        == 404
+    )
+    assert client.post(
+        "/api/labels", json={"id": "2401.00001", "category": "Pruning", "taxonomy": "kv"}
+    ).status_code in (400, 404, 422)

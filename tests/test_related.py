@@ -762,3 +762,16 @@ def test_a_pasted_title_and_abstract_of_an_indexed_paper_leave_that_paper_out(fi
     hits = finder.related_to_text(paper.embedding_text(), "", k=4)
     assert "2401.00002" not in [h.paper.id for h in hits] and len(hits) == 4
     assert 0.95 < SAME_TEXT < 1.0
+
+
+def test_a_papers_text_is_not_held_to_a_questions_length(survey_corpus_index, cli):
+    """`related --arxiv ID` and `--text` embedded the paper as a question, and refused any abstract
+    past 2,000 characters (77 of the 1,537 papers of the dev corpus): "the question is longer"."""
+    long_abstract = "We quantize the weights of large language models to four bits after training. " * 40
+    assert len(long_abstract) > 3000
+    done = cli("related", "--text", "Four-bit weights. " + long_abstract, "--json", "-k", "2",
+               "--index", survey_corpus_index, check=True)  # fmt: skip
+    assert len(json.loads(done.stdout)["results"]) == 2
+    too_long = cli("related", "--text", "x " * 11_000, "--index", survey_corpus_index)
+    assert (too_long.returncode, too_long.stdout) == (2, "")
+    assert too_long.stderr == "error: the paper's text is longer than 21000 characters\n"

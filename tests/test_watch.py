@@ -1752,11 +1752,13 @@ def test_a_digest_links_to_the_paper_view_of_the_site_given_or_to_none(survey_in
         assert "(https://arxiv.org/abs/2411.00001)" in done.stdout  # titles still link to arXiv
 
 
-@pytest.mark.parametrize("site", ["javascript:alert(1)", "ftp://example.org", "example.org", "http://x.org/?q=1"])
+@pytest.mark.parametrize(
+    "site", ["javascript:alert(1)", "ftp://example.org", "example.org", "http://x.org/?q=1", "http://a b", "http://:80"]
+)
 def test_a_site_that_is_no_http_address_is_refused_before_arxiv_is_asked(survey_index, stub, cli, site):
     done = cli("watch", "--categories", "cs.CL", "--since", "2024-11-01", "--site", site, "--index", survey_index)
     assert (done.returncode, done.stdout) == (2, "") and done.stderr.count("\n") == 1
-    assert "expected an http(s) address" in done.stderr and stub.requests == []
+    assert "(--site or $SEMSEARCH_SITE): expected an http(s) address" in done.stderr and stub.requests == []
 
 
 def test_the_site_comes_from_the_environment_too(survey_index, stub, cli, monkeypatch):
