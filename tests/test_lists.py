@@ -573,3 +573,24 @@ def test_the_api_labels_in_a_list_too(index_dir, list_file, stub, cli):
     assert client.post(
         "/api/labels", json={"id": "2401.00001", "category": "Pruning", "taxonomy": "kv"}
     ).status_code in (400, 404, 422)
+
+
+def test_an_index_written_before_labels_in_lists_reads_as_holding_none(index_dir, list_file, stub, cli):
+    """Published generations never change: one written before the table existed must still export
+    labels and search by a list, with no label in any list."""
+    import sqlite3
+
+    from semsearch.index import current_generation, reseal
+
+    cli("taxonomy", "add", "kv", list_file, "--index", index_dir, check=True)
+    generation = index_dir / current_generation(index_dir)
+    with sqlite3.connect(generation / "papers.db") as db:
+        db.execute("DROP TABLE list_labels")
+    db.close()
+    reseal(generation)
+    assert cli("labels", "--index", index_dir, check=True).stdout == ""
+    found = cli("search", "kv cache", "--taxonomy", "kv", "--json", "--index", index_dir, check=True)
+    assert json.loads(found.stdout)["results"]
+    cli("label", "2401.00001", "Quantization", "--taxonomy", "kv", "--index", index_dir, check=True)  # a writer adds it
+    exported = cli("labels", "--index", index_dir, check=True).stdout.splitlines()
+    assert [json.loads(line)["taxonomy"] for line in exported] == ["kv"]
