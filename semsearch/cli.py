@@ -687,6 +687,10 @@ def label(
         raise SemsearchError("give a CATEGORY or --remove, not both")
     if not remove and category is None:
         raise SemsearchError("give a CATEGORY, or --remove")
+    if category is not None:  # the limits of POST /api/labels and of `labels import`, which read its export
+        from semsearch.requests_models import LabelRequest, parse
+
+        parse(LabelRequest, id=paper_id, category=category, taxonomy=taxonomy_name)
     node = label_paper(paper_id, None if remove else category, taxonomy=taxonomy_name, index_dir=index)
     print(f"{paper_id}: {'label removed' if remove else node}", file=sys.stderr)
 
@@ -993,7 +997,9 @@ def taxonomy_propose(
     from semsearch.propose import Proposal
 
     proposals = [Proposal(**{k: v for k, v in p.items()}) for p in found["proposals"]]
-    for line in text_report(proposals, request.min_confidence):
+    from semsearch.sources.curated import parse_list
+
+    for line in text_report(proposals, request.min_confidence, parse_list(markdown).heading_lines):
         print(line, file=sys.stderr)
     sure = len(proposals) - found["unsure"]
     print(found["patch"], end="")

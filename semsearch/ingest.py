@@ -762,7 +762,8 @@ def _label_in_list(
         found = store.taxonomy(name)
         if found is None:
             raise NotFound(f"no taxonomy {name!r} in the index (see `semsearch taxonomy list`)")
-        node = resolve_node(category, tuple(found["nodes"])) if category is not None else None
+        nodes, shown_by = tuple(found["nodes"]), f"semsearch taxonomy show {name}"
+        node = resolve_node(category, nodes, listed_by=shown_by) if category is not None else None
         vec_id = store.find(paper_id)
         if vec_id is None:
             raise NotFound(f"no paper {paper_id!r} in the index")
@@ -777,22 +778,31 @@ def _label_in_list(
                     f"{paper_id} is listed in {name!r} ({'; '.join(listed)}), which stands: your label is kept, "
                     "and counts if the list stops listing it there"
                 )
+            elif not store.papers_by_vec_id([vec_id])[vec_id].arxiv_id:
+                _warn_stderr(
+                    f"{paper_id} has no arXiv id: the list's classifier and search by it use your label, but "
+                    "`taxonomy propose` cannot write a line for it"
+                )
         save_list_classifier(store, name, ingest.embedder().encode)
     return node
 
 
-def _list_node(store, name: str | None, category: str, path: str | Path) -> str:
-    """The node of the list `name` a label names (the survey's labels are resolved already)."""
-    from semsearch.taxonomy import resolve_node
+def _list_node(store, name: str | None, category: str, path: str | Path) -> tuple[str, bool]:
+    """The node of the list `name` a label names (the survey's labels are resolved already), and
+    whether it waits: a heading the list does not have now (a refresh renamed or dropped it; the
+    label was exported waiting) is kept as given, and counts if the heading comes back."""
+    from semsearch.taxonomy import UnknownCategory, resolve_node
 
     if name is None:
-        return category
+        return category, False
     found = store.taxonomy(name)
     if found is None:
         raise NotFound(f"{path}: a label in {name!r}, a list the index does not hold: add it first (nothing stored)")
     try:
-        return resolve_node(category, tuple(found["nodes"]))
-    except SemsearchError as err:
+        return resolve_node(category, tuple(found["nodes"]), listed_by=f"semsearch taxonomy show {name}"), False
+    except UnknownCategory:
+        return category.strip().strip("/"), True
+    except SemsearchError as err:  # ambiguous: which one is meant cannot be told
         raise SemsearchError(f"{path}: a label in {name!r}: {err} (nothing stored)") from None
 
 
@@ -816,8 +826,9 @@ def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> d
     imported, missing, standing, listed_otherwise = 0, 0, 0, 0
     with Ingest(index_dir=index_dir, progress=False) as ingest:
         store, retrain = ingest.store, set()
-        rows = [(paper_id, _list_node(store, name, node, path), when, name) for paper_id, node, when, name in rows]
-        for paper_id, node, when, name in rows:
+        rows = [(paper_id, *_list_node(store, name, node, path), when, name) for paper_id, node, when, name in rows]
+        waiting = sum(1 for row in rows if row[2] and store.find(row[0]) is not None)
+        for paper_id, node, _, when, name in rows:
             vec_id = store.find(paper_id)
             if vec_id is None:
                 missing += 1
@@ -836,6 +847,11 @@ def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> d
         _warn_stderr(
             f"{standing} of the imported labels are on papers the survey labels otherwise, which stands: they "
             "are kept, and count if the survey stops labelling them"
+        )
+    if waiting:
+        _warn_stderr(
+            f"{waiting} of the imported labels name a heading their list does not have now: kept, waiting, and they "
+            "count if the list has that heading again (a typo? `semsearch taxonomy show NAME` shows its headings)"
         )
     if listed_otherwise:
         _warn_stderr(

@@ -21,7 +21,7 @@ import math
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, NamedTuple
 
@@ -624,17 +624,19 @@ def unified_diff(markdown: str, insertions: dict[int, list[str]], filename: str 
     return "".join(out)
 
 
-def text_report(proposals: Sequence[Proposal], min_confidence: float) -> list[str]:
+def text_report(proposals: Sequence[Proposal], min_confidence: float, headings: Collection[str] = ()) -> list[str]:
     """The unsure papers, one line each, for stderr (the patch is on stdout): each says why, its
-    placement's confidence under `min_confidence` (shown cut, not rounded up to it) or its topic."""
+    placement's confidence under `min_confidence` (shown cut, not rounded up to it), a heading the
+    README lacks (when its `headings` are given), or its topic."""
     lines = []
     for p in proposals:
         if p.unsure:
-            why = (
-                _cut(p.confidence)
-                if p.confidence < min_confidence
-                else f"{_cut(p.confidence)}, at the edge of the list's topic"
-            )
+            if p.confidence < min_confidence:
+                why = _cut(p.confidence)
+            elif headings and p.node not in headings:
+                why = f"{_cut(p.confidence)}, no such heading in the README"
+            else:
+                why = f"{_cut(p.confidence)}, at the edge of the list's topic"
             lines.append(f"unsure ({why}): {p.id} {p.title} -> {p.node.rsplit('/', 1)[-1]}")
     return lines
 

@@ -481,6 +481,13 @@ class Searcher:
 
         return effective_labels(self.index.store, self.taxonomy_name) if self.taxonomy_name else {}
 
+    @cached_property
+    def list_user_labelled(self) -> set[int]:
+        """The papers the list's categories come from a user for (`label --taxonomy`), not the list."""
+        from semsearch.lists import user_labels
+
+        return set(user_labels(self.index.store, self.taxonomy_name)) if self.taxonomy_name else set()
+
     def leaf_distributions(self, vec_ids) -> dict[int, tuple[list[str], np.ndarray]]:
         """Each categorised paper's categories and chance of each leaf, in the taxonomy searched: the
         survey's (stored at ingest), or a list's: its labels, else a prediction made now (kept)."""
@@ -491,7 +498,8 @@ class Searcher:
         unlabelled = [v for v in missing if v not in self.list_labels]
         for v in missing:
             if v in self.list_labels:
-                cache[v] = (self.list_labels[v], self.taxonomy.leaf_spread(self.list_labels[v]), "list")
+                source = "user" if v in self.list_user_labelled else "list"
+                cache[v] = (self.list_labels[v], self.taxonomy.leaf_spread(self.list_labels[v]), source)
         if unlabelled and self.classifier is not None:
             store = self.index.store
             papers, vectors = store.papers_by_vec_id(unlabelled), store.embeddings_for(unlabelled)

@@ -144,18 +144,23 @@ class UnknownCategory(SemsearchError):
     """A name no node of the taxonomy has (bad input to a search; a feed's address naming nothing)."""
 
 
-def resolve_node(name: str, nodes: tuple[str, ...] | None = None) -> str:
-    """The full node path meant by `name`: a full path, or a node's last segment (any case)."""
+def resolve_node(name: str, nodes: tuple[str, ...] | None = None, *, listed_by: str = "semsearch taxonomy") -> str:
+    """The full node path meant by `name`: a full path, or a node's last segment (any case; as
+    written first, for a list whose headings differ only in case). `listed_by`: the command that
+    shows the nodes, for the hint."""
     nodes = nodes if nodes is not None else load_survey().nodes
-    wanted = name.strip().strip("/").lower()
-    for node in nodes:
-        if node.lower() == wanted:
-            return node
-    by_leaf = [node for node in nodes if leaf_name(node).lower() == wanted]
-    if len(by_leaf) == 1:
-        return by_leaf[0]
-    if len(by_leaf) > 1:
-        raise SemsearchError(f"category {name!r} is ambiguous: " + "; ".join(by_leaf))
+    given = name.strip().strip("/")
+    wanted = given.lower()
+    for candidates in (
+        [node for node in nodes if node == given],
+        [node for node in nodes if node.lower() == wanted],
+        [node for node in nodes if leaf_name(node) == given],
+        [node for node in nodes if leaf_name(node).lower() == wanted],
+    ):
+        if len(candidates) == 1:
+            return candidates[0]
+        if len(candidates) > 1:
+            raise SemsearchError(f"category {name!r} is ambiguous: " + "; ".join(candidates))
     close = difflib.get_close_matches(name, [leaf_name(n) for n in nodes], n=3, cutoff=0.5)
-    hint = f" (did you mean: {', '.join(close)}?)" if close else " (see `semsearch taxonomy`)"
+    hint = f" (did you mean: {', '.join(close)}?)" if close else f" (see `{listed_by}`)"
     raise UnknownCategory(f"unknown category {name!r}{hint}")

@@ -542,12 +542,23 @@ def test_labels_in_a_list_are_exported_and_imported_with_their_list(index_dir, l
     cli("taxonomy", "remove", "kv", "--index", index_dir, check=True)
     done = cli("labels", "import", exported, "--index", index_dir)
     assert done.returncode == 2 and "a label in 'kv', a list the index does not hold" in done.stderr
-    wrong = tmp_path / "wrong.jsonl"
-    wrong.write_text(json.dumps({"id": "2401.00001", "category": "Pruning", "taxonomy": "kv"}) + "\n")
+    # A heading the list does not have now (a refresh renamed it, or a typo): kept, waiting, and said.
+    waiting = tmp_path / "waiting.jsonl"
+    waiting.write_text(
+        json.dumps({"id": "2401.00001", "category": "Methods/Pruning", "taxonomy": "kv"}) + "\n"
+        + json.dumps({"id": "2401.00002", "category": "Eviction", "taxonomy": "kv"}) + "\n"
+    )  # fmt: skip
     cli("taxonomy", "add", "kv", list_file, "--index", index_dir, check=True)
-    done = cli("labels", "import", wrong, "--index", index_dir)
-    assert done.returncode == 2 and "a label in 'kv': unknown category 'Pruning'" in done.stderr
-    assert Index.open(index_dir).store.list_user_labels("kv") == {}
+    done = cli("labels", "import", waiting, "--index", index_dir, check=True)
+    assert "1 of the imported labels name a heading their list does not have now: kept, waiting" in done.stderr
+    store = Index.open(index_dir).store
+    assert store.list_user_labels("kv") == {
+        store.find("2401.00001"): "Methods/Pruning",
+        store.find("2401.00002"): "Methods/Eviction",
+    }
+    from semsearch.lists import user_labels
+
+    assert user_labels(store, "kv") == {store.find("2401.00002"): "Methods/Eviction"}  # the waiting one counts not
 
 
 def test_the_api_labels_in_a_list_too(index_dir, list_file, stub, cli):
@@ -594,3 +605,53 @@ def test_an_index_written_before_labels_in_lists_reads_as_holding_none(index_dir
     cli("label", "2401.00001", "Quantization", "--taxonomy", "kv", "--index", index_dir, check=True)  # a writer adds it
     exported = cli("labels", "--index", index_dir, check=True).stdout.splitlines()
     assert [json.loads(line)["taxonomy"] for line in exported] == ["kv"]
+
+
+def test_a_label_in_a_list_is_shown_as_yours_and_told_when_propose_cannot_write_it(index_dir, list_file, stub, cli):
+    """Search by the list showed a user's label as the list's own ("list"); a labelled paper with no
+    arXiv id was left out of `taxonomy propose` without a word (an attacker's pass)."""
+    cli("taxonomy", "add", "kv", list_file, "--index", index_dir, check=True)
+    cli("label", "2401.00001", "Quantization", "--taxonomy", "kv", "--index", index_dir, check=True)
+    found = cli("search", "weight-only quantization to four bits", "--taxonomy", "kv", "--json", "-k", "10",
+                "--index", index_dir, check=True)  # fmt: skip
+    sources = {h["id"]: h["category_source"] for h in json.loads(found.stdout)["results"]}
+    assert sources["2401.00001"] == "user" and "list" in sources.values()
+    local = index_dir.parent / "local.jsonl"
+    local.write_text(
+        json.dumps({"id": "note-1", "title": "Our own notes on caches", "abstract": "Evict tokens."}) + "\n"
+    )
+    cli("ingest", "jsonl", local, "--index", index_dir, check=True)
+    done = cli("label", "note-1", "Eviction", "--taxonomy", "kv", "--index", index_dir, check=True)
+    assert "note-1 has no arXiv id" in done.stderr and "cannot write a line for it" in done.stderr
+
+
+def test_a_heading_is_found_as_written_first_and_a_long_one_is_refused_as_the_api_refuses_it(
+    index_dir, tmp_path, stub, cli
+):
+    """Two headings differing only in case: the other one was taken without a word; a heading of
+    5,000 characters was echoed whole, and one of 450 labelled but then refused by `labels import`."""
+    readme = tmp_path / "odd.md"
+    readme.write_text(
+        "# Odd\n\n## Quantization\n- **Two-bit keys.** [[pdf](https://arxiv.org/abs/2501.00004)]\n"
+        "## quantization\n- **Four-bit values.** [[pdf](https://arxiv.org/abs/2501.00005)]\n"
+    )
+    cli("taxonomy", "add", "odd", readme, "--index", index_dir, check=True)
+    done = cli("label", "2401.00001", "quantization", "--taxonomy", "odd", "--index", index_dir, check=True)
+    assert done.stderr.strip().endswith("2401.00001: quantization")
+    done = cli("label", "2401.00001", "QUANTIZATION", "--taxonomy", "odd", "--index", index_dir)
+    assert done.returncode == 2 and "is ambiguous: Quantization; quantization" in done.stderr
+    done = cli("label", "2401.00001", "x" * 5000, "--taxonomy", "odd", "--index", index_dir)
+    assert done.returncode == 2 and done.stderr.startswith("error: category:") and len(done.stderr) < 300
+    done = cli("label", "2401.00001", "Pruning", "--taxonomy", "odd", "--index", index_dir)
+    assert done.returncode == 2 and "`semsearch taxonomy show odd`" in done.stderr  # its headings, not the survey's
+
+
+def test_a_label_under_a_heading_the_readme_lacks_is_held_back_saying_so(index_dir, list_file, stub, cli, tmp_path):
+    """It was held back as "at the edge of the list's topic", at confidence 1."""
+    cli("taxonomy", "add", "kv", list_file, "--index", index_dir, check=True)
+    cli("label", "2401.00001", "Quantization", "--taxonomy", "kv", "--index", index_dir, check=True)
+    other = tmp_path / "other.md"
+    other.write_text(LIST.split("### Quantization")[0])
+    done = cli("taxonomy", "propose", "kv", "--list", other, "--index", index_dir, check=True)
+    assert "unsure (1.00, no such heading in the README): 2401.00001" in done.stderr
+    assert "2401.00001" not in done.stdout
