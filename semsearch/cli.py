@@ -606,13 +606,14 @@ def watch(
         str | None, typer.Option("--every", help="Keep watching every INTERVAL (e.g. 24h) until Ctrl-C.")
     ] = None,
     site: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--site",
             envvar="SEMSEARCH_SITE",
-            help="Where `semsearch serve` runs, for the digest's 'view in semsearch' links ('' for none).",
+            help="Where `semsearch serve` runs, for the digest's 'view in semsearch' links ('' for none; "
+            "default http://127.0.0.1:8000).",
         ),
-    ] = "http://127.0.0.1:8000",
+    ] = None,
     taxonomy_name: TaxonomyOption = None,
     index: IndexOption = None,
     progress: ProgressOption = None,
@@ -620,10 +621,10 @@ def watch(
     """New arXiv papers since the last watch, placed in the taxonomy; the in-scope ones are ingested.
     Each finished watch's digest is also kept in the index directory (`digests/`)."""
     from semsearch.sources.arxiv import check_categories
-    from semsearch.watch import paper_view, parse_interval, render_digest
+    from semsearch.watch import SITE, paper_view, parse_interval, render_digest
     from semsearch.watch import watch as run_watch
 
-    view = paper_view(site)  # a wrong address is found out now, not after a watch's fetching
+    view = paper_view(SITE if site is None else site)  # a wrong address is found out now, not after fetching
     wanted = check_categories(categories.split(","))
     seconds = parse_interval(every) if every else None
     if seconds is not None and since is not None:

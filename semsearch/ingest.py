@@ -387,9 +387,9 @@ class Ingest:
         fingerprint = labelled_fingerprint(signature, taxonomy, self.writer.model)
         corpus_size = self.store.unlabelled_abstract_count()
         learned_from = self.store.get_meta("scope_corpus_papers", "0") or "0"
+        trained_on = int(learned_from) if learned_from.isdigit() else 0  # an edited count: learn again
         unchanged = fingerprint == self.store.get_meta("classifier_fingerprint") and not scope_corpus_grew(
-            int(learned_from) if learned_from.isdigit() else 0,
-            corpus_size,  # anything else: learn again
+            trained_on, corpus_size
         )
         classifier = load_saved(self.store) if unchanged else None  # None too when the saved one is damaged
         if classifier is not None and not self.store.unpredicted(1):
