@@ -572,3 +572,10 @@ def test_scope_corpus_grew_by_a_quarter_over_the_minimum(trained_on, now, again)
     from semsearch.ingest import scope_corpus_grew
 
     assert scope_corpus_grew(trained_on, now) is again
+
+
+def test_a_summary_counts_one_paper_in_the_singular():
+    from semsearch.ingest import IngestReport
+
+    assert IngestReport(read=1, added=1).summary().startswith("read 1 paper: 1 new")
+    assert IngestReport(read=2, added=2).summary().startswith("read 2 papers: 2 new")

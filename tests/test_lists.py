@@ -584,6 +584,8 @@ def test_the_api_labels_in_a_list_too(index_dir, list_file, stub, cli):
     assert client.post(
         "/api/labels", json={"id": "2401.00001", "category": "Pruning", "taxonomy": "kv"}
     ).status_code in (400, 404, 422)
+    listed_otherwise = client.post("/api/labels", json={"id": "2501.00001", "category": "Merging", "taxonomy": "kv"})
+    assert listed_otherwise.json()["in_effect"] is False  # the list files it under Eviction, which stands
 
 
 def test_an_index_written_before_labels_in_lists_reads_as_holding_none(index_dir, list_file, stub, cli):
@@ -655,3 +657,74 @@ def test_a_label_under_a_heading_the_readme_lacks_is_held_back_saying_so(index_d
     done = cli("taxonomy", "propose", "kv", "--list", other, "--index", index_dir, check=True)
     assert "unsure (1.00, no such heading in the README): 2401.00001" in done.stderr
     assert "2401.00001" not in done.stdout
+
+
+def test_a_leaf_named_as_written_wins_over_one_that_differs_in_case():
+    from semsearch.taxonomy import resolve_node
+
+    assert resolve_node("Foo", ("A", "A/Foo", "B", "B/foo")) == "A/Foo"
+    assert resolve_node("foo", ("A", "A/Foo", "B", "B/foo")) == "B/foo"
+
+
+def test_the_last_label_in_a_list_stands_each_list_keeps_its_own_and_ids_limit_what_is_proposed(
+    index_dir, list_file, stub, cli
+):
+    cli("taxonomy", "add", "kv", list_file, "--index", index_dir, check=True)
+    cli("taxonomy", "add", "kv2", list_file, "--index", index_dir, check=True)
+    for paper_id, heading, name in [
+        ("2401.00001", "Quantization", "kv"),
+        ("2401.00001", "Eviction", "kv"),  # changed my mind: the last word stands
+        ("2401.00002", "Merging", "kv"),
+        ("2401.00001", "Merging", "kv2"),
+    ]:
+        cli("label", paper_id, heading, "--taxonomy", name, "--index", index_dir, check=True)
+    cli("taxonomy", "remove", "kv2", "--index", index_dir, check=True)
+    store = Index.open(index_dir).store
+    assert store.list_user_labels("kv") == {
+        store.find("2401.00001"): "Methods/Eviction",
+        store.find("2401.00002"): "Methods/Merging",
+    }
+    asked = cli("taxonomy", "propose", "kv", "--ids", "2401.00002", "--json", "--index", index_dir, check=True)
+    assert [(p["id"], p["node"]) for p in json.loads(asked.stdout)] == [("2401.00002", "Methods/Merging")]
+
+
+def test_labels_import_retrains_the_list_and_counts_what_waits_or_does_not_count(
+    index_dir, list_file, stub, cli, tmp_path
+):
+    cli("taxonomy", "add", "kv", list_file, "--index", index_dir, check=True)
+    before = Index.open(index_dir).store.get_artifact("taxonomy_classifier:kv")
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(
+        json.dumps({"id": "2401.00001", "category": "Quantization", "taxonomy": "kv"}) + "\n"
+        + json.dumps({"id": "2501.00001", "category": "Merging", "taxonomy": "kv"}) + "\n"  # filed otherwise by it
+        + json.dumps({"id": "2499.99999", "category": "Pruning", "taxonomy": "kv"}) + "\n"  # a paper the index lacks
+        + json.dumps({"id": "2401.00002", "category": "Structured Pruning", "taxonomy": "survey"}) + "\n"
+    )  # fmt: skip
+    done = cli("labels", "import", labels, "--index", index_dir, check=True)
+    assert "1 of the imported labels are on papers their list lists otherwise" in done.stderr
+    assert "name a heading their list does not have now" not in done.stderr  # not for a paper it lacks
+    store = Index.open(index_dir).store
+    assert store.get_artifact("taxonomy_classifier:kv") != before  # the list learned its labels at once
+    assert sorted((row["id"], row.get("taxonomy")) for row in store.labels() if row.get("taxonomy")) == [
+        ("2401.00001", "kv"),
+        ("2501.00001", "kv"),
+    ]
+    assert [row["id"] for row in store.labels() if not row.get("taxonomy")] == ["2401.00002"]  # the survey's
+    odd = tmp_path / "odd.md"
+    odd.write_text("# Odd\n\n## Keys\n- **Two-bit keys.** [[pdf](https://arxiv.org/abs/2501.00004)]\n"
+                   "## keys\n- **Four-bit values.** [[pdf](https://arxiv.org/abs/2501.00005)]\n")  # fmt: skip
+    cli("taxonomy", "add", "odd", odd, "--index", index_dir, check=True)
+    ambiguous = tmp_path / "ambiguous.jsonl"
+    ambiguous.write_text(json.dumps({"id": "2401.00001", "category": "KEYS", "taxonomy": "odd"}) + "\n")
+    done = cli("labels", "import", ambiguous, "--index", index_dir)
+    assert done.returncode == 2 and f"{ambiguous}: a label in 'odd': category 'KEYS' is ambiguous" in done.stderr
+    assert "(nothing stored)" in done.stderr
+
+
+def test_the_survey_by_name_is_the_survey_for_labels(index_dir, cli, tmp_path):
+    done = cli("label", "2401.00001", "--remove", "--taxonomy", "survey", "--index", index_dir)
+    assert (done.returncode, done.stderr) == (2, "error: paper '2401.00001' has no label to remove\n")
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"id": "2401.00001", "category": "Structured Pruning", "taxonomy": "survey"}) + "\n")
+    cli("labels", "import", labels, "--index", index_dir, check=True)
+    assert [row.get("taxonomy") for row in Index.open(index_dir).store.labels()] == [None]

@@ -1789,3 +1789,10 @@ def test_an_ingest_that_publishes_a_running_watchs_pages_says_whose_they_are(sur
     summary = job.report.summary()
     assert job.report.carried_over > 0 and "more new from the watch running now;" in summary, summary
     assert "earlier run" not in summary
+
+
+def test_without_a_site_a_title_without_its_own_address_links_to_its_arxiv_page():
+    for fmt in ("markdown", "html"):
+        digest = render_digest(_hand_made_report(), fmt, paper_view=None)
+        assert "view in semsearch" not in digest and "/paper/" not in digest
+        assert "https://arxiv.org/abs/2411.00003" in digest and "https://arxiv.org/abs/2411.00002" in digest
