@@ -754,16 +754,12 @@ def _label_in_list(
     paper_id: str, category: str | None, name: str, *, index_dir: str | Path | None, lock_timeout: float | None
 ) -> str | None:
     """`label_paper` in the curated list `name`; its classifier is trained again at once."""
-    from semsearch.lists import save_list_classifier
-    from semsearch.taxonomy import resolve_node
+    from semsearch.lists import save_list_classifier, taxonomy_for
 
     with Ingest(index_dir=Index.existing(index_dir), progress=False, lock_timeout=lock_timeout) as ingest:
         store = ingest.store
-        found = store.taxonomy(name)
-        if found is None:
-            raise NotFound(f"no taxonomy {name!r} in the index (see `semsearch taxonomy list`)")
-        nodes, shown_by = tuple(found["nodes"]), f"semsearch taxonomy show {name}"
-        node = resolve_node(category, nodes, listed_by=shown_by) if category is not None else None
+        taxonomy = taxonomy_for(store, name)
+        node = taxonomy.resolve(category) if category is not None else None
         vec_id = store.find(paper_id)
         if vec_id is None:
             raise NotFound(f"no paper {paper_id!r} in the index")
@@ -787,19 +783,14 @@ def _label_in_list(
     return node
 
 
-def _list_node(store, name: str | None, category: str, path: str | Path) -> tuple[str, bool]:
-    """The node of the list `name` a label names (the survey's labels are resolved already), and
-    whether it waits: a heading the list does not have now (a refresh renamed or dropped it; the
-    label was exported waiting) is kept as given, and counts if the heading comes back."""
-    from semsearch.taxonomy import UnknownCategory, resolve_node
+def _list_node(taxonomy, category: str, name: str, path: str | Path) -> tuple[str, bool]:
+    """The node of the list `taxonomy` (added as `name`) a label names, and whether it waits: a
+    heading the list does not have now (a refresh renamed or dropped it; the label was exported
+    waiting) is kept as given, and counts if the heading comes back."""
+    from semsearch.taxonomy import UnknownCategory
 
-    if name is None:
-        return category, False
-    found = store.taxonomy(name)
-    if found is None:
-        raise NotFound(f"{path}: a label in {name!r}, a list the index does not hold: add it first (nothing stored)")
     try:
-        return resolve_node(category, tuple(found["nodes"]), listed_by=f"semsearch taxonomy show {name}"), False
+        return taxonomy.resolve(category), False
     except UnknownCategory:
         return category.strip().strip("/"), True
     except SemsearchError as err:  # ambiguous: which one is meant cannot be told
@@ -810,7 +801,9 @@ def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> d
     """Labels exported with `semsearch labels` ({"id", "category", "labelled_at"} per line, and
     "taxonomy" for a curated list's) put back, e.g. into a rebuilt index; papers the index lacks are
     counted and left out. A list's labels need the list added first (`taxonomy add`)."""
-    from semsearch.lists import SURVEY, save_list_classifier
+    from functools import cache
+
+    from semsearch.lists import SURVEY, save_list_classifier, taxonomy_for
     from semsearch.requests_models import LabelRecord, parse
     from semsearch.sources.jsonl import read_records
     from semsearch.taxonomy import resolve_node
@@ -823,12 +816,26 @@ def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> d
 
     rows = read_records(Path(path), read, 'a JSON object with "id" and "category"')
     index_dir = Index.existing(index_dir)
-    imported, missing, standing, listed_otherwise = 0, 0, 0, 0
+    imported, missing, standing, waiting, listed_otherwise = 0, 0, 0, 0, 0
     with Ingest(index_dir=index_dir, progress=False) as ingest:
         store, retrain = ingest.store, set()
-        rows = [(paper_id, *_list_node(store, name, node, path), when, name) for paper_id, node, when, name in rows]
-        waiting = sum(1 for row in rows if row[2] and store.find(row[0]) is not None)
-        for paper_id, node, _, when, name in rows:
+
+        @cache
+        def listed(name: str) -> tuple:
+            """The list `name` as a taxonomy, and the papers it files itself: read once an import."""
+            try:
+                return taxonomy_for(store, name), store.taxonomy_labels(name)
+            except NotFound:
+                raise NotFound(
+                    f"{path}: a label in {name!r}, a list the index does not hold: add it first (nothing stored)"
+                ) from None
+
+        # Every line's node is resolved before anything is written: a refused one stores nothing.
+        rows = [
+            (paper_id, *(_list_node(listed(name)[0], node, name, path) if name else (node, False)), when, name)
+            for paper_id, node, when, name in rows
+        ]
+        for paper_id, node, waits, when, name in rows:
             vec_id = store.find(paper_id)
             if vec_id is None:
                 missing += 1
@@ -838,7 +845,8 @@ def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> d
                 standing += not label_counts(store.papers_by_vec_id([vec_id])[vec_id].survey_categories, node)
             else:
                 store.put_list_label(name, vec_id, node, when)
-                listed_otherwise += not label_counts(store.taxonomy_labels(name).get(vec_id, []), node)
+                listed_otherwise += not label_counts(listed(name)[1].get(vec_id, []), node)
+                waiting += waits
                 retrain.add(name)
             imported += 1
         for name in sorted(retrain):  # each list's classifier learns its labels at once, as with `label`

@@ -104,12 +104,13 @@ def read_source(source: str, *, offline: bool = False) -> str:
         raise SemsearchError(f"cannot read {source}: {err.strerror if isinstance(err, OSError) else err}") from None
 
 
-def list_taxonomy(nodes: list[str]) -> Taxonomy:
-    """A taxonomy for a list: its nodes, each described by its path's names."""
+def list_taxonomy(nodes: list[str], name: str | None = None) -> Taxonomy:
+    """A taxonomy for a list (added as `name`): its nodes, each described by its path's names."""
     return Taxonomy(
         nodes=tuple(nodes),
         descriptions={node: node.replace("/", ", ") for node in nodes},
         out_of_scope=load_taxonomy().out_of_scope,
+        listed_by=f"semsearch taxonomy show {name}" if name else "semsearch taxonomy list",
     )
 
 
@@ -283,7 +284,7 @@ def taxonomy_for(store, name: str | None) -> Taxonomy:
     found = store.taxonomy(name)
     if found is None:
         raise NotFound(f"no taxonomy {name!r} in the index (see `semsearch taxonomy list`)")
-    return list_taxonomy(found["nodes"])
+    return list_taxonomy(found["nodes"], name)
 
 
 def classifier_for_taxonomy(store, name: str | None, embed: Callable[[list[str]], np.ndarray]):

@@ -51,6 +51,7 @@ class Taxonomy:
     out_of_scope: tuple[str, ...]  # kinds of LLM research outside the taxonomy, described in our words
     # Questions a practitioner might ask for a leaf's methods, in their words (ours, not the survey's).
     questions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    listed_by: str = "semsearch taxonomy"  # the command that shows its nodes, for an unknown one's hint
 
     def children(self, path: str | None) -> list[str]:
         depth = 0 if path is None else path.count("/") + 1
@@ -89,7 +90,7 @@ class Taxonomy:
         return f"{leaf_name(path)}. {self.descriptions[path]}"
 
     def resolve(self, name: str) -> str:
-        return resolve_node(name, self.nodes)
+        return resolve_node(name, self.nodes, listed_by=self.listed_by)
 
     def tree(self, counts: dict[str, int] | None = None, labelled: dict[str, int] | None = None) -> list[dict]:
         """Nested {"path", "name", "description", "papers", "labelled", "children"}: how many papers
