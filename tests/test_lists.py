@@ -728,3 +728,16 @@ def test_the_survey_by_name_is_the_survey_for_labels(index_dir, cli, tmp_path):
     labels.write_text(json.dumps({"id": "2401.00001", "category": "Structured Pruning", "taxonomy": "survey"}) + "\n")
     cli("labels", "import", labels, "--index", index_dir, check=True)
     assert [row.get("taxonomy") for row in Index.open(index_dir).store.labels()] == [None]
+
+
+def test_an_unknown_heading_of_a_list_points_at_the_lists_headings_at_every_door(index_dir, list_file, stub, cli):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    cli("taxonomy", "add", "kv", list_file, "--index", index_dir, check=True)
+    done = cli("search", "kv cache", "--taxonomy", "kv", "--category", "Zebra", "--index", index_dir)
+    assert done.returncode == 2 and "(see `semsearch taxonomy show kv`)" in done.stderr
+    client = TestClient(create_app(index_dir=index_dir, reload_seconds=None))
+    answer = client.get("/api/search", params={"q": "kv cache", "taxonomy": "kv", "category": "Zebra"})
+    assert "(see `semsearch taxonomy show kv`)" in answer.json()["error"]
