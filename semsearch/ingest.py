@@ -633,9 +633,8 @@ def ingest_arxiv(
         if wanted:
             result = client.fetch_ids(wanted, on_papers=ingest.add)
             if result.missing:
-                why = f" ({result.stopped})" if result.stopped else ""
                 raise PartialFailure(
-                    f"could not get {len(result.missing)} of {len(wanted)} ids from arXiv{why}: "
+                    f"could not get {len(result.missing)} of {len(wanted)} ids from arXiv{result.why_missing}: "
                     + " ".join(result.missing)
                 )
         if query:
@@ -681,10 +680,9 @@ def ingest_survey(
                     result = client.fetch_ids(need)
                     by_id = {p.id: p for p in result.papers}
                     if result.missing:
-                        why = f" ({result.stopped})" if result.stopped else ""
                         ingest.warn(
-                            f"{len(result.missing)} survey papers did not arrive from arXiv{why} and are "
-                            "indexed on their titles; run `semsearch ingest survey` again to retry"
+                            f"{len(result.missing)} survey papers did not arrive from arXiv{result.why_missing} and "
+                            "are indexed on their titles; run `semsearch ingest survey` again to retry"
                         )
                 if titles:
                     by_title = client.find_titles(titles)

@@ -149,6 +149,7 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
         state = {"since": asked or _stamp(start), "until": _stamp(now), "offset": 0, "entries": []}
     until = state["until"]
     entries = [DigestEntry(**e) for e in state["entries"]]
+    listed = {e.id for e in entries}  # a paper arXiv sends twice (in a page or across pages) is one line
     fetched = 0
     query = submitted_between(categories, state["since"], until)
     pages = client.pages(query, max_results, start=state["offset"], by_submission=True)
@@ -170,7 +171,6 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
         to_come = None if total is None else max(min(total, max_results) - offset, 0)
         ingest.count_embedded(len(texts), seconds, to_come=to_come)
         keep = []
-        listed = {e.id for e in entries}  # a paper arXiv sends twice (in a page or across pages) is one line
         for paper, vector, result in zip(page, vectors, placed, strict=True):
             if known.vec_id(paper.id) is None and paper.id not in listed:  # new: worth a line in the digest
                 listed.add(paper.id)

@@ -56,6 +56,11 @@ class FetchResult:
     missing: list[str] = field(default_factory=list)
     stopped: str | None = None  # why the rest was not fetched, when arXiv stopped answering part-way
 
+    @property
+    def why_missing(self) -> str:
+        """Why ids are missing, in brackets after their count, when arXiv stopped part-way; else empty."""
+        return f" ({self.stopped})" if self.stopped else ""
+
 
 class NotAFeed(requests.RequestException):
     """An answer that is not arXiv's Atom feed (a proxy's or captive portal's page, garbage, nothing):
