@@ -741,3 +741,25 @@ def test_an_unknown_heading_of_a_list_points_at_the_lists_headings_at_every_door
     client = TestClient(create_app(index_dir=index_dir, reload_seconds=None))
     answer = client.get("/api/search", params={"q": "kv cache", "taxonomy": "kv", "category": "Zebra"})
     assert "(see `semsearch taxonomy show kv`)" in answer.json()["error"]
+
+
+@pytest.mark.slow
+def test_a_real_server_files_a_paper_under_a_lists_heading(index_dir, list_file, stub, cli):
+    """POST /api/labels with a "taxonomy", as a page or a script sends it to `semsearch serve`."""
+    import urllib.request
+
+    from tests.test_server import serving
+
+    cli("taxonomy", "add", "kv", list_file, "--index", index_dir, check=True)
+    with serving(index_dir, "--token", "t0ken") as port:
+        body = json.dumps({"id": "2401.00001", "category": "Quantization", "taxonomy": "kv"}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/labels", data=body, method="POST",
+            headers={"Content-Type": "application/json", "Authorization": "Bearer t0ken"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert json.loads(answer.read())["taxonomy"] == "kv"
+        query = "q=weight-only+quantization&taxonomy=kv&category=Quantization&k=10"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/search?{query}", timeout=60) as answer:
+            hits = {h["id"]: h["category_source"] for h in json.loads(answer.read())["results"]}
+    assert hits["2401.00001"] == "user"
