@@ -1,29 +1,33 @@
-"""Scope with and without our anchors (other fields that use language models: out; efficiency work
-on other modalities' models: in), on new papers with an expected node or null (issue 23).
+"""Scope with and without our anchors (other fields that use language models and computing outside
+machine learning: out; efficiency work on other modalities' models: in), on new papers with an
+expected node or null (issue 23).
 
-Each variant retrains the classifier on the index's labelled papers; the papers judged are only
-scored: AUROC of `scope`, balanced accuracy of `in_scope`, the share of papers inside kept (TPR)
-and outside turned away (TNR).
+Each variant retrains the classifier as ingest trains it (the index's labelled papers, and its
+unlabelled abstracts for scope's words); the papers judged are only scored: AUROC of `scope`,
+balanced accuracy of `in_scope`, the share of papers inside kept (TPR) and outside turned away (TNR).
 
     python scripts/eval_scope_anchors.py [--index DIR] [--papers ../shared/eval/new_papers_dev.jsonl]
-        [--lists ../shared/data/lists/October2001__Awesome-KV-Cache-Compression.md ...]
+        [--lists ../shared/data/lists/*.md] [--probes scripts/eval/scope_probes_*.jsonl]
 
 With --lists, also the share of each curated list's papers called in scope (the index's abstract
-where it holds the paper, else its title as listed).
+where it holds the paper, else its title as listed); with --probes, the same four figures on files of
+{"id", "title", "abstract", "in_scope"} we wrote (scripts/eval/README.md says when).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 
 from semsearch import classify
-from semsearch.classify import TaxonomyClassifier, labelled_papers
+from semsearch.classify import MAX_WORD_SCOPE_PAPERS, TaxonomyClassifier, labelled_papers
 from semsearch.embeddings import embedder_for
 from semsearch.evaluate import auroc, balanced_accuracy, read_expected, texts_and_vectors
 from semsearch.index import Index
+from semsearch.paper import embedding_text
 from semsearch.taxonomy import load_taxonomy
 
 HERE = Path(__file__).resolve().parent
@@ -42,11 +46,20 @@ def list_texts(index: Index, path: Path) -> list[str]:
     return texts
 
 
+def figures(scope: np.ndarray, inside: np.ndarray) -> str:
+    kept = scope >= 0.5
+    return (
+        f"{auroc(scope, inside):.3f} | {balanced_accuracy(kept, inside):.3f} | "
+        f"{kept[inside].mean():.3f} | {(~kept[~inside]).mean():.3f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, default=None)
     parser.add_argument("--papers", type=Path, default=HERE.parent.parent / "shared/eval/new_papers_dev.jsonl")
     parser.add_argument("--lists", type=Path, nargs="*", default=[])
+    parser.add_argument("--probes", type=Path, nargs="*", default=[])
     args = parser.parse_args()
     index = Index.open(args.index)
     embedder = embedder_for(index.manifest.model, index_dir=index.directory)
@@ -54,34 +67,40 @@ def main() -> None:
     texts, vectors = texts_and_vectors(index, records, embedder)
     inside = np.array([bool(r["expected"]) for r in records])
     papers = labelled_papers(index.store.survey_labelled())
+    corpus = index.store.unlabelled_abstracts(MAX_WORD_SCOPE_PAPERS)
     listed = {path.name: list_texts(index, path) for path in args.lists}
-    fields, modalities = classify.OTHER_FIELDS, classify.OTHER_MODALITIES
+    probes = {}
+    for path in args.probes:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        probe_texts = [embedding_text(r["title"], r["abstract"]) for r in rows]
+        probes[path.name] = (probe_texts, embedder.encode(probe_texts), np.array([r["in_scope"] for r in rows]))
+    fields, computing, modalities = classify.OTHER_FIELDS, classify.OTHER_COMPUTING, classify.OTHER_MODALITIES
     variants = {
-        "neither": ((), ()),
-        "other fields (out)": (fields, ()),
-        "other modalities (in)": ((), modalities),
-        "both (shipped)": (fields, modalities),
+        "the taxonomy's list only": ((), (), ()),
+        "+ other fields (out)": (fields, (), ()),
+        "+ other modalities (in)": ((), (), modalities),
+        "+ both (before computing)": (fields, (), modalities),
+        "+ both + computing outside ML (out; shipped)": (fields, computing, modalities),
     }
     print(
         "| anchors | scope AUROC | balanced accuracy | inside kept | outside turned away |"
         + "".join(f" {name} in scope |" for name in listed)
+        + "".join(f" {name}: AUROC, balanced, kept, turned away |" for name in probes)
     )
     try:
-        for name, (classify.OTHER_FIELDS, classify.OTHER_MODALITIES) in variants.items():
-            classifier = TaxonomyClassifier.train(papers, load_taxonomy(), embedder.encode)
-            placed = classifier.classify(texts, vectors, explain=False)
-            scope = np.array([r.scope for r in placed])
-            kept = np.array([r.in_scope for r in placed])
-            shares = []
-            for texts_of_list in listed.values():
-                found = classifier.classify(texts_of_list, embedder.encode(texts_of_list), explain=False)
-                shares.append(np.mean([r.in_scope for r in found]))
+        for name, (classify.OTHER_FIELDS, classify.OTHER_COMPUTING, classify.OTHER_MODALITIES) in variants.items():
+            classifier = TaxonomyClassifier.train(papers, load_taxonomy(), embedder.encode, corpus=corpus)
+            shares = [
+                np.mean(classifier.scope_probabilities(found, embedder.encode(found)) >= 0.5)
+                for found in listed.values()
+            ]
             print(
-                f"| {name} | {auroc(scope, inside):.3f} | {balanced_accuracy(kept, inside):.3f} | "
-                f"{kept[inside].mean():.3f} | {(~kept[~inside]).mean():.3f} |" + "".join(f" {s:.3f} |" for s in shares)
+                f"| {name} | {figures(classifier.scope_probabilities(texts, vectors), inside)} |"
+                + "".join(f" {s:.3f} |" for s in shares)
+                + "".join(f" {figures(classifier.scope_probabilities(t, v), y)} |" for t, v, y in probes.values())
             )
     finally:
-        classify.OTHER_FIELDS, classify.OTHER_MODALITIES = fields, modalities
+        classify.OTHER_FIELDS, classify.OTHER_COMPUTING, classify.OTHER_MODALITIES = fields, computing, modalities
 
 
 if __name__ == "__main__":

@@ -46,11 +46,12 @@ TOY_PAPERS = {
 @pytest.fixture(autouse=True)
 def toy_anchors_only(monkeypatch):
     """The toy taxonomy's scope is judged by its own out-of-scope list alone: our English anchors of
-    other fields and other modalities mean nothing to the hashing model, which matches their
-    function words ("with", "the") to everything. They are tested with the real model."""
+    other fields, other computing and other modalities mean nothing to the hashing model, which
+    matches their function words ("with", "the") to everything. They are tested with the real model."""
     from semsearch import classify
 
     monkeypatch.setattr(classify, "OTHER_FIELDS", ())
+    monkeypatch.setattr(classify, "OTHER_COMPUTING", ())
     monkeypatch.setattr(classify, "OTHER_MODALITIES", ())
 
 

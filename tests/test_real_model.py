@@ -384,9 +384,10 @@ def test_the_ray_path_builds_the_same_index_as_the_local_path(survey_index, tmp_
     assert local.categories_for(ids) == distributed.categories_for(ids)
 
 
-# Written for this test (our words): other fields that merely use language models, and efficiency
-# work on other modalities' models. The anchors in semsearch/classify.py were written with these
-# cases in view, so this pins the behaviour rather than measuring it (docs/evaluation.md does that).
+# Written for this test (our words): other fields that merely use language models, computing outside
+# machine learning, and efficiency work on other modalities' models. The anchors in
+# semsearch/classify.py were written with these cases in view, so this pins the behaviour rather than
+# measuring it (docs/evaluation.md does that).
 ELSEWHERE = [
     (
         "Folding proteins with a language model",
@@ -402,6 +403,16 @@ ELSEWHERE = [
         "Weather forecasting with transformers",
         "A global weather model based on a vision transformer forecasts temperature and wind ten days ahead from "
         "reanalysis data, in the spirit of foundation models and large language models.",
+    ),
+    (
+        "Post-quantum key exchange for constrained IoT devices",
+        "We implement a lattice-based key encapsulation mechanism on microcontrollers with a few kilobytes of "
+        "RAM, optimising the number-theoretic transform to cut handshake time and energy on battery-powered sensors.",
+    ),
+    (
+        "Scalable lock-free hash tables for many-core processors",
+        "A lock-free hash table supports concurrent inserts, deletes and resizing with cache-aligned buckets, "
+        "scaling to hundreds of threads with lower memory overhead and latency than existing concurrent maps.",
     ),
 ]
 EFFICIENT_ELSEWHERE = [
