@@ -326,14 +326,16 @@ class Ingest:
             self._bar.total = None if self._to_come is None else self._bar.n + stale + self._to_come
             self._bar.refresh()
 
-    def count_embedded(self, papers: int, seconds: float, *, to_come: int | None = None) -> None:
+    def count_embedded(self, papers: int, seconds: float, *, to_come: int | None = None, passed: int = 0) -> None:
         """Count papers the caller embedded itself (a watch embeds each page to classify it before
         `add_embedded`) in the report and on the progress bar, as this run's own are; `to_come`:
-        how many more it expects to embed (None: it cannot tell, and the bar shows no end)."""
+        how many more it expects to look at (None: it cannot tell, and the bar shows no end);
+        `passed`: papers it looked at and did not need to embed (placed before), which the bar
+        moves past too."""
         self.report.embedded += papers
         self.report.embed_seconds += seconds
         self._to_come = to_come
-        self._show_progress(done=papers)
+        self._show_progress(done=papers + passed)
 
     def _store_vectors(self, pending, vectors: np.ndarray, started: float) -> None:
         self.report.embed_seconds += time.perf_counter() - started

@@ -1,8 +1,9 @@
 """Watching arXiv: each day's new papers, placed in the taxonomy, the in-scope ones ingested.
 
 A watch asks arXiv for papers submitted since the last successful watch (kept in the index),
-page by page, oldest first. Each page is embedded once, classified, and its in-scope papers (all
-with keep_all) are stored with those embeddings. Pages and their classifications are recorded in
+reaching back over arXiv's announcement lag (`ANNOUNCEMENT_LAG`), page by page, oldest first. The
+papers of a page not placed before are embedded once, classified, and the in-scope ones (all with
+keep_all) are stored with those embeddings. Pages and their classifications are recorded in
 the index as they are done (`watch_pending:`, kept across publishes), so a watch that is
 interrupted, or whose connection fails part-way (the pages done are published), resumes at the
 next page of the same window, and its digest still lists what the first attempt found. On success
@@ -21,7 +22,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -32,7 +33,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import WATCH_LOCK, drop_lock, fsync_dir, take_lock
 from semsearch.ingest import Ingest, IngestReport
-from semsearch.paper import one_line, printable, web_url
+from semsearch.paper import Paper, one_line, printable, web_url
 
 log = logging.getLogger("semsearch.watch")
 
@@ -41,6 +42,12 @@ LAST_WATCH = "watch_last"  # index metadata: UTC time the last successful watch 
 PENDING = "watch_pending:"  # + categories: the window, next page and entries of an unfinished watch
 DIGESTS_DIR = "digests"
 FIRST_WATCH_DAYS = 1
+# arXiv lists a paper once it announces it, up to 3¼ days after its submission time, which is what
+# a window asks for (Friday afternoon's papers appear on Monday evening, New York time). A window
+# that began where the last one ended never saw the papers submitted before that watch but
+# announced after it; each window now reaches back this far, and what it has seen is skipped.
+ANNOUNCEMENT_LAG = timedelta(days=4)
+SEEN_OUTSIDE = "watch_seen_outside"  # index metadata: {id: window end} of papers placed out of scope, not kept
 MAX_RESULTS = 5000
 ARXIV_BEGAN = datetime(1991, 1, 1, tzinfo=timezone.utc)  # its first papers came in August 1991
 
@@ -145,34 +152,40 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
     asked = _stamp(datetime.fromisoformat(since).replace(tzinfo=timezone.utc)) if since else None
     if not state or (asked and state["since"] != asked):  # a new window
         last = known.get_meta(LAST_WATCH)
-        start = datetime.fromisoformat(last) if last else now - timedelta(days=FIRST_WATCH_DAYS)
+        start = datetime.fromisoformat(last) - ANNOUNCEMENT_LAG if last else now - timedelta(days=FIRST_WATCH_DAYS)
         state = {"since": asked or _stamp(start), "until": _stamp(now), "offset": 0, "entries": []}
     until = state["until"]
     entries = [DigestEntry(**e) for e in state["entries"]]
     listed = {e.id for e in entries}  # a paper arXiv sends twice (in a page or across pages) is one line
+    seen_outside = _seen_outside(ingest.store, state["since"])
     fetched = 0
     query = submitted_between(categories, state["since"], until)
     pages = client.pages(query, max_results, start=state["offset"], by_submission=True)
     while True:
         with ingest.writer.released():
             item = next(pages, None)
-            if item is None:
-                break
-            offset, page = item
-            texts = [p.embedding_text() for p in page]
-            started = time.perf_counter()
-            vectors = embedder.encode(texts)
-            seconds = time.perf_counter() - started
-            placed = classifier.classify(texts, vectors, [p.id for p in page])
-        fetched += len(page)
+        if item is None:
+            break
+        offset, page = item
+        # What this window or an earlier one (they overlap: ANNOUNCEMENT_LAG) placed already is not
+        # embedded again; a stored paper whose text arXiv changed is, to store the new text.
+        arrived, page = len(page), list(_unseen(page, ingest.store, listed | set(seen_outside)))
+        fetched += arrived
+        texts, vectors, placed, seconds = [p.embedding_text() for p in page], [], [], 0.0
+        if texts:
+            with ingest.writer.released():
+                started = time.perf_counter()
+                vectors = embedder.encode(texts)
+                seconds = time.perf_counter() - started
+                placed = classifier.classify(texts, vectors, [p.id for p in page])
         # Embedded here, not by the ingest: counted and shown as its own are (the bar's end is what
         # arXiv says the window holds, up to max_results).
         total = client.total_results
         to_come = None if total is None else max(min(total, max_results) - offset, 0)
-        ingest.count_embedded(len(texts), seconds, to_come=to_come)
+        ingest.count_embedded(len(texts), seconds, to_come=to_come, passed=arrived - len(texts))
         keep = []
         for paper, vector, result in zip(page, vectors, placed, strict=True):
-            if known.vec_id(paper.id) is None and paper.id not in listed:  # new: worth a line in the digest
+            if ingest.store.vec_id(paper.id) is None:  # new: worth a line in the digest
                 listed.add(paper.id)
                 entries.append(
                     DigestEntry(
@@ -189,9 +202,12 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
                 )
             if result.in_scope or keep_all:
                 keep.append((paper, vector))
+            else:
+                seen_outside[paper.id] = until
         ingest.add_embedded(keep)
         state.update(offset=offset, entries=[asdict(e) for e in entries])
         ingest.store.set_meta(state_key, json.dumps(state))
+        ingest.store.set_meta(SEEN_OUTSIDE, json.dumps(seen_outside))
         ingest.store.commit()
     # The digest is saved before the watch is published as done: a watch killed in between
     # resumes this window and saves the same digest again (saved after, a kill would lose it).
@@ -200,6 +216,32 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
     ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (state_key,))
     ingest.store.set_meta(LAST_WATCH, datetime.strptime(until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc).isoformat())
     return WatchReport(state["since"], until, fetched, entries, ingest.report)
+
+
+def _seen_outside(store, since: str) -> dict[str, str]:
+    """{id: end of its window} of the papers watches placed out of scope and did not keep (so the
+    index does not hold them), from windows that ended after `since`: one that ended before this
+    window began cannot send them again. Anything else in the record (an index from elsewhere) is
+    dropped: it only spares embedding a paper again."""
+    try:
+        seen = json.loads(store.get_meta(SEEN_OUTSIDE) or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(seen, dict):
+        return {}
+    return {k: v for k, v in seen.items() if isinstance(v, str) and re.fullmatch(r"\d{12}", v) and v >= since}
+
+
+def _unseen(page: Sequence[Paper], store, seen: set[str]) -> Iterator[Paper]:
+    """The papers of a page not placed before: neither `seen` (listed by this window, or out of
+    scope in an earlier one), nor stored with the same text, nor earlier in the page."""
+    for paper in page:
+        if paper.id in seen:
+            continue
+        seen.add(paper.id)
+        stored = store.get(paper.id)
+        if stored is None or stored.embedding_text() != paper.embedding_text():
+            yield paper
 
 
 # --- digests kept in the index directory -----------------------------------------------------------
