@@ -456,7 +456,7 @@ def related(
     if sum(x is not None for x in (paper_id, text, arxiv_id, batch)) != 1:
         raise SemsearchError("give one of: ID, --text TEXT, --arxiv ID, --batch FILE")
     output = _format(fmt, as_json, batch is not None)
-    request = parse(RelatedRequest, id=paper_id, k=k, diverse=diverse, taxonomy=taxonomy_name)
+    request = parse(RelatedRequest, id=paper_id, text=text, k=k, diverse=diverse, taxonomy=taxonomy_name)
     k, taxonomy_name = request.k, request.taxonomy
     finder = RelatedFinder(_open_index(index), taxonomy_name=taxonomy_name)
     if batch is not None:
@@ -489,7 +489,7 @@ def related(
             raise NotFound(f"{err} ({hint}, or a method's name such as GPTQ)") from None
         _emit(output, {"id": own_id}, finder.related_to(own_id, k, diverse=diverse))
     elif text is not None:
-        _emit(output, {"id": None}, finder.related_to_text(_required_text(text, "text"), "", k, diverse=diverse))
+        _emit(output, {"id": None}, finder.related_to_text(request.text, "", k, diverse=diverse))
     else:
         paper = _fetch_from_arxiv(arxiv_id, finder.index)
         hits = finder.related_to_text(paper.title, paper.abstract, k, diverse=diverse, paper_id=paper.id)
@@ -1069,13 +1069,6 @@ def _classify_inputs(title, abstract, arxiv_id, batch, taxonomy, index=None) -> 
         return checked(paper_id, record.get("title"), record.get("abstract"))
 
     return read_records(batch, paper, 'a JSON object with "title" and "abstract"')
-
-
-def _required_text(value, name: str) -> str:
-    text = " ".join(str(value or "").split())
-    if not text:
-        raise SemsearchError(f"missing {name}")
-    return text
 
 
 @app.command()

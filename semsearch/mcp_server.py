@@ -8,6 +8,7 @@ one-line message the CLI prints.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -299,16 +300,35 @@ def odd_id(line: str) -> bool:
     return isinstance(request_id, bool) or not isinstance(request_id, str | int)
 
 
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def surrogates_replaced(line: str) -> str:
+    """The line with each lone surrogate its JSON holds (`"\\ud800"`) read as U+FFFD, as a byte
+    that is not UTF-8 is: the SDK's reader refused such a line as "Parse error" with id null, and
+    the client waited for the answer to its request for ever. Other lines are left as they are."""
+    if "\\ud" not in line.lower():
+        return line
+    try:
+        text = json.dumps(json.loads(line), ensure_ascii=False)
+    except (ValueError, RecursionError):
+        return line  # the SDK's reader says what is wrong with it
+    if not LONE_SURROGATE.search(text):  # a pair decodes to one character: none is left alone
+        return line
+    return LONE_SURROGATE.sub("\ufffd", text) + "\n"
+
+
 class OddIdsRefused:
     """Standard input's lines as the SDK reads them, a request with an odd id (`odd_id`) turned into
-    a line the SDK's reader refuses, which `AnsweringParseErrors` answers."""
+    a line the SDK's reader refuses, which `AnsweringParseErrors` answers; lone surrogates read as
+    U+FFFD (`surrogates_replaced`)."""
 
     def __init__(self, lines):
         self._lines = lines
 
     async def __aiter__(self):
         async for line in self._lines:
-            yield NOT_A_MESSAGE if odd_id(line) else line
+            yield NOT_A_MESSAGE if odd_id(line) else surrogates_replaced(line)
 
 
 def _refusal(err: Exception):

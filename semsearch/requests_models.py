@@ -113,6 +113,7 @@ class RelatedOptions(Request):
 
 class RelatedRequest(RelatedOptions):
     id: PaperId | None = None  # None: the CLI's --text and --arxiv forms name no paper of the index
+    text: Text(MAX_TITLE + MAX_ABSTRACT) | None = None  # the CLI's --text: a paper's title and abstract
 
 
 class PaperRequest(Request):
@@ -179,6 +180,11 @@ def not_a_parameter(name: str, problem: str = "is not a parameter") -> str:
     return f"{name if name.isidentifier() and len(name) <= 40 else repr(name[:40])}: {problem}"
 
 
+# pydantic says "unable to parse raw data as a unicode string": a command line's byte that is not
+# UTF-8 (Python keeps it as a lone surrogate) or a JSON body's lone "\ud800".
+NOT_UNICODE = "is not valid text (a byte that is not UTF-8, or a lone surrogate)"
+
+
 def describe(errors: Iterable[dict]) -> str:
     """Pydantic's (or FastAPI's) errors as one line: "field: message; field: message". A field is
     named as every door knows it ("question", over HTTP `q`); a parameter no model takes, as sent."""
@@ -193,7 +199,8 @@ def describe(errors: Iterable[dict]) -> str:
             continue
         if loc:
             loc[0] = ALIASES.get(loc[0], loc[0])
-        parts.append(f"{'.'.join(loc) or 'body'}: {problem.get('msg', 'invalid')}")
+        message = NOT_UNICODE if problem.get("type") == "string_unicode" else problem.get("msg", "invalid")
+        parts.append(f"{'.'.join(loc) or 'body'}: {message}")
     return "; ".join(parts)
 
 

@@ -403,3 +403,20 @@ def test_ctrl_c_speaks_of_kept_work_only_for_commands_that_embed(args, kept):
     assert said == (
         "interrupted; work already embedded is kept and the next run resumes from it" if kept else "interrupted"
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["search", "kv cache \udcff"],
+        ["related", "--text", "Efficient streaming with attention sinks \udcff"],
+        ["classify", "--title", "Sinks \udcff", "--abstract", "Attention sinks keep streaming stable."],
+    ],
+)
+def test_a_byte_that_is_not_utf8_on_the_command_line_is_refused_in_one_line(built, cli, args):
+    """Python keeps such a byte of argv as a lone surrogate; `related --text` handed it to the
+    tokenizer (a TypeError traceback, exit 1), the others said pydantic's "unable to parse raw data
+    as a unicode string"."""
+    code, out, err = cli(*args, "--index", built)
+    assert (code, out) == (2, "") and err.count("\n") == 1, err
+    assert err.endswith(": is not valid text (a byte that is not UTF-8, or a lone surrogate)\n"), err

@@ -434,6 +434,12 @@ def test_mcp_answers_a_line_that_is_not_json_and_keeps_serving(index_dir):
         init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}
         answer = ask(json.dumps({"jsonrpc": "2.0", "id": 7, "method": "initialize", "params": init}).encode())
         assert answer["id"] == 7 and answer["result"]["serverInfo"]["name"] == "semsearch"
+        process.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+        # A lone surrogate is valid JSON: the SDK's reader refused it as "Parse error" with id null,
+        # and the client waited for ever; now it is read as U+FFFD, as a byte that is not UTF-8 is.
+        call = b'{"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "search", '
+        answer = ask(call + b'"arguments": {"question": "kv cache \\ud800 eviction", "k": 1}}}')
+        assert answer["id"] == 8 and "result" in answer and "\ufffd" in answer["result"]["content"][0]["text"]
     finally:
         watchdog.cancel()
         process.kill()

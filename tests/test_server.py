@@ -117,6 +117,13 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(unchanged_client, mo
     assert under.status_code == 422 and "abstract" in under.json()["error"]  # under the limit: read and judged
 
 
+def test_a_lone_surrogate_in_a_json_body_is_refused_in_the_words_of_every_door(unchanged_client):
+    body = b'{"title": "Sinks \\ud800", "abstract": "Attention sinks keep streaming stable."}'
+    answer = unchanged_client.post("/api/classify", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 422
+    assert answer.json() == {"error": "title: is not valid text (a byte that is not UTF-8, or a lone surrogate)"}
+
+
 def test_an_internal_error_is_json_without_a_trace(index_dir, monkeypatch):
     from fastapi.testclient import TestClient
 
