@@ -426,7 +426,7 @@ def test_a_lone_surrogate_in_a_record_is_text_that_cannot_be_shown_not_a_traceba
     labels = tmp_path / "labels.jsonl"
     labels.write_text('{"id": "2501.00010\\ud800", "category": "Speculative Decoding"}\n')
     code, _, err = run(capsys, "labels", "import", labels, "--index", index)
-    assert code == 2 and err.startswith(f"error: {labels}:1: id: Input should be a valid string")
+    assert code == 2 and err == f"error: {labels}:1: id: is not valid text (a byte that is not UTF-8, or a lone surrogate)\n"
     assert err.count("\n") == 1
     code, _, err = run(capsys, "related", "2501.00010\ud800", "--index", index)
     assert code == 2 and err.startswith("error: id: ") and len(err.splitlines()) == 1

@@ -774,4 +774,4 @@ def test_a_papers_text_is_not_held_to_a_questions_length(survey_corpus_index, cl
     assert len(json.loads(done.stdout)["results"]) == 2
     too_long = cli("related", "--text", "x " * 11_000, "--index", survey_corpus_index)
     assert (too_long.returncode, too_long.stdout) == (2, "")
-    assert too_long.stderr == "error: the paper's text is longer than 21000 characters\n"
+    assert too_long.stderr == "error: text: String should have at most 21000 characters\n"  # as every limit says
