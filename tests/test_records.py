@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from semsearch.ingest import BATCH
 from semsearch.paper import Paper, web_url
+from semsearch.requests_models import NOT_UNICODE
 from semsearch.sources.jsonl import Cursor, MalformedLine, paper_from_record, read_jsonl
 from tests.cli_process import run_cli
 from tests.conftest import examples
@@ -426,7 +427,7 @@ def test_a_lone_surrogate_in_a_record_is_text_that_cannot_be_shown_not_a_traceba
     labels = tmp_path / "labels.jsonl"
     labels.write_text('{"id": "2501.00010\\ud800", "category": "Speculative Decoding"}\n')
     code, _, err = run(capsys, "labels", "import", labels, "--index", index)
-    assert code == 2 and err == f"error: {labels}:1: id: is not valid text (a byte that is not UTF-8, or a lone surrogate)\n"
+    assert code == 2 and err == f"error: {labels}:1: id: {NOT_UNICODE}\n"
     assert err.count("\n") == 1
     code, _, err = run(capsys, "related", "2501.00010\ud800", "--index", index)
     assert code == 2 and err.startswith("error: id: ") and len(err.splitlines()) == 1
