@@ -129,6 +129,7 @@ def watch(
         if classifier is None:
             raise SemsearchError("the index has no labelled papers to place new ones by; run `semsearch ingest survey`")
         with Ingest(index_dir=directory, model=published.manifest.model, progress=progress) as ingest:
+            ingest.report.carried_from_watch = False  # this watch holds the watch lock: what it finds is older
             return _watch_pages(
                 ingest, ArxivClient(), published, classifier, embedder, categories, since, keep_all, max_results
             )
@@ -158,7 +159,7 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
     entries = [DigestEntry(**e) for e in state["entries"]]
     listed = {e.id for e in entries}  # a paper arXiv sends twice (in a page or across pages) is one line
     seen_outside = _seen_outside(ingest.store, state["since"])
-    fetched = 0
+    fetched = state.get("fetched", 0)  # a resumed window counts the pages its first attempt read too
     query = submitted_between(categories, state["since"], until)
     pages = client.pages(query, max_results, start=state["offset"], by_submission=True)
     while True:
@@ -205,7 +206,7 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
             else:
                 seen_outside[paper.id] = until
         ingest.add_embedded(keep)
-        state.update(offset=offset, entries=[asdict(e) for e in entries])
+        state.update(offset=offset, entries=[asdict(e) for e in entries], fetched=fetched)
         ingest.store.set_meta(state_key, json.dumps(state))
         ingest.store.set_meta(SEEN_OUTSIDE, json.dumps(seen_outside))
         ingest.store.commit()

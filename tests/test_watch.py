@@ -215,6 +215,10 @@ def test_interrupted_watch_resumes_at_the_next_page(survey_index, stub, fake_mod
     assert [r["start"] for r in stub.requests[starts:]][0] == ["2"]  # the first page is not asked again
     assert {e.id for e in report.entries} == set(IN_SCOPE) | set(OUT_OF_SCOPE)  # still in the digest
     assert Index.open(survey_index).manifest.count == 427
+    # Counted whole, as the digest lists it ("2 fetched, 4 new"), and the first attempt named as an
+    # earlier run: this watch holds the watch lock itself ("from the watch running now").
+    assert report.fetched == 4 and list_digests(index_dir=survey_index)[0]["papers"] == 3
+    assert "2 more new from an earlier run that stopped before publishing" in report.ingest.summary()
 
 
 def test_a_watch_whose_arxiv_fails_part_way_resumes_and_digests_every_page(survey_index, stub, monkeypatch):
