@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from semsearch.errors import SemsearchError
 from semsearch.paper import YEARS, one_line
+from semsearch.sources.curated import MAX_NAME
 
 MAX_K = 100
 MAX_QUESTION = 2000
@@ -24,7 +25,7 @@ MAX_TITLE = 1000
 MAX_ABSTRACT = 20_000
 MAX_TRENDS = 3  # nodes compared at once
 MAX_ID = 200
-MAX_CATEGORY = 300
+MAX_CATEGORY = MAX_NAME  # no heading of a list is named longer: every node can be named
 MAX_TAXONOMY_NAME = 60
 MAX_IDS = 200  # papers in one export or recommendation
 MAX_LIST = 500  # papers listed under a node

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -150,7 +151,7 @@ def resolve_node(name: str, nodes: tuple[str, ...] | None = None, *, listed_by: 
     written first, for a list whose headings differ only in case). `listed_by`: the command that
     shows the nodes, for the hint."""
     nodes = nodes if nodes is not None else load_survey().nodes
-    given = name.strip().strip("/")
+    given = unicodedata.normalize("NFKC", name).strip().strip("/")  # as list headings are (`clean_name`)
     wanted = given.lower()
     for candidates in (
         [node for node in nodes if node == given],

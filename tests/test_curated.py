@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from semsearch.errors import SemsearchError
 from semsearch.sources.curated import clean_name, parse_list
-from tests.conftest import SHARED
+from tests.conftest import SHARED, examples
 
 README = """# Awesome Fast Decoding
 
@@ -78,6 +80,23 @@ def test_headings_details_and_tables_become_nodes_and_papers():
     assert by_title["Lookahead Decoding"].categories == ["Methods/Lookahead"]
     # News, Contents and Citation are not about papers: nothing of theirs is kept
     assert not {"2401.99999", "2501.00000"} & {p.arxiv_id for p in listed.papers}
+
+
+HEADING_CHARACTERS = st.characters(codec="utf-8") | st.sampled_from(["e\u0301", "Ｐ", "/", " ", "*", "1.", "[x](y)"])
+
+
+@settings(max_examples=examples(300), deadline=1000)
+@given(st.lists(HEADING_CHARACTERS, max_size=400).map("".join))
+def test_a_heading_name_is_one_any_door_takes_in_one_unicode_form(raw):
+    """Whatever a heading holds: a name no longer than a category may be, without the path
+    separator, and the same for the heading typed in another Unicode form."""
+    import unicodedata
+
+    from semsearch.requests_models import MAX_CATEGORY
+
+    name = clean_name(raw)
+    assert len(name) <= MAX_CATEGORY and "/" not in name and name == name.strip()
+    assert clean_name(unicodedata.normalize("NFD", raw)) == name == clean_name(unicodedata.normalize("NFKC", raw))
 
 
 def test_heading_names_are_clean():

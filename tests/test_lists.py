@@ -763,3 +763,32 @@ def test_a_real_server_files_a_paper_under_a_lists_heading(index_dir, list_file,
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/search?{query}", timeout=60) as answer:
             hits = {h["id"]: h["category_source"] for h in json.loads(answer.read())["results"]}
     assert hits["2401.00001"] == "user"
+
+
+def test_headings_are_named_in_one_unicode_form_and_no_longer_than_a_door_takes(index_dir, cli, tmp_path):
+    """An attacker's pass: "Café" typed on a Mac (e + a combining accent) beside "Café" made two
+    nodes that look alike, search by the typed name finding one node's papers; full-width
+    "Ｐruning" stayed apart from "Pruning"; a 400-character heading became a node that `search
+    --category`, `label` and the feeds refused ("at most 300 characters")."""
+    long_heading = "Long " * 80
+    listed = tmp_path / "hostile.md"
+    listed.write_text(
+        "# Hostile\n## Café Methods\n- [Paper A](https://arxiv.org/abs/2501.00001)\n"
+        "## Cafe\u0301 Methods\n- [Paper B](https://arxiv.org/abs/2501.00002)\n"
+        "## Ｐruning\n- [Paper C](https://arxiv.org/abs/2501.00003)\n"
+        "## Pruning\n- [Paper D](https://arxiv.org/abs/2501.00004)\n"
+        f"## {long_heading}\n- [Paper E](https://arxiv.org/abs/2501.00005)\n"
+    )
+    cli("taxonomy", "add", "hl", listed, "--offline", "--index", index_dir, check=True)
+    nodes = json.loads(cli("taxonomy", "list", "--json", "--index", index_dir, check=True).stdout)
+    [hostile] = [row["nodes"] for row in nodes if row["name"] == "hl"]
+    assert hostile[:2] == ["Café Methods", "Pruning"] and len(hostile) == 3 and len(hostile[2]) <= 300
+
+    def found(category: str) -> set[str]:
+        done = cli("search", "paper", "--taxonomy", "hl", "--category", category, "--json", "--index", index_dir)
+        assert done.returncode == 0, done.stderr
+        return {hit["id"] for hit in json.loads(done.stdout)["results"]}
+
+    assert found("Cafe\u0301 methods") == found("Café Methods") == {"2501.00001", "2501.00002"}
+    assert found("Ｐruning") == {"2501.00003", "2501.00004"}
+    assert found(hostile[2]) == {"2501.00005"}

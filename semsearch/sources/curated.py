@@ -41,6 +41,7 @@ MAX_CHARS = 5_000_000  # a README of 5 MB is far past any real list (the survey'
 MAX_HEADINGS = 1_000  # headings and <summary> groups: each can be a node, and 4,900 nodes took 3.1 GB to train on
 MAX_DEPTH = 12  # a node path's names (6 heading levels, then nested <details>)
 MAX_ITEMS = 100_000  # list items and table rows
+MAX_NAME = 300  # a heading's name is cut (at a word) to what every door takes as a category
 _ARXIV_ID = re.compile(  # abs, pdf and html pages, any version, and arXiv's DOIs
     r"(?:arxiv\.org/(?:abs|pdf|html)/|10\.48550/arxiv\.)([0-9]{4}\.[0-9]{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/[0-9]{7})",
     re.IGNORECASE,
@@ -176,14 +177,20 @@ class CuratedList:
 
 
 def clean_name(text: str) -> str:
-    """A heading as a node name: markdown, emoji, numbering and path separators removed."""
-    text = _unlinked(_untagged(text))
+    """A heading as a node name: markdown, emoji, numbering and path separators removed, in Unicode's
+    compatibility form (a heading typed on a Mac, "Cafe\u0301", and "Café" are one node, as are
+    "Ｐruning" and "Pruning": questions are read in that form too), at most MAX_NAME characters."""
+    text = unicodedata.normalize("NFKC", _unlinked(_untagged(text)))
     text = re.sub(r"[*_`]", "", text)
     text = re.sub(r"\d?\ufe0f?\u20e3", "", text)  # keycap digits: 1️⃣
     text = "".join(c for c in text if unicodedata.category(c)[0] not in ("S", "C") and c != "\ufe0f" or c in " -")
     text = re.sub(r"^\s*(?:\d+[.)]\s+|[IVX]+\.\s+)", "", text)
     text = text.replace(" / ", ", ").replace("/", "-")
-    return " ".join(text.split()).strip(" :-")
+    text = " ".join(text.split()).strip(" :-")
+    if len(text) > MAX_NAME:
+        cut = text[: MAX_NAME + 1].rsplit(" ", 1)[0]
+        text = (cut if 0 < len(cut) <= MAX_NAME else text[:MAX_NAME]).strip(" :-")
+    return text
 
 
 def _title_of(text: str) -> str:
