@@ -333,11 +333,11 @@ class Index:
                 damage = err
             if not fall_back:
                 raise damage
-            return cls._fall_back(directory, damage)
+            return cls.fall_back(directory, damage)
         raise SemsearchError(f"index at {directory} keeps changing under us; try again")
 
     @classmethod
-    def _fall_back(cls, directory: Path, damage: GenerationDamaged) -> Index:
+    def fall_back(cls, directory: Path, damage: GenerationDamaged) -> Index:
         """The newest intact generation older than the damaged one (publish keeps the one before)."""
         damaged = _number(damage.generation)
         older = sorted((n for n in _generation_names(directory) if _number(n) < damaged), key=_number)

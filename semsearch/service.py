@@ -125,6 +125,7 @@ class Service:
         self.reload_error: str | None = None
         self._unloadable: str | None = None
         self.integrity: str | None = self.current.index.integrity  # a damaged generation passed over
+        self.unusable: str | None = None  # the generation serving was damaged under us, and none is intact
 
     # --- following the index ------------------------------------------------------------------
     @staticmethod
@@ -148,7 +149,11 @@ class Service:
 
     @contextmanager
     def use(self) -> Iterator[Generation]:
+        from semsearch.errors import IndexDamaged
+
         with self._lock:
+            if self.unusable:
+                raise IndexDamaged(self.unusable)
             generation = self.current
             generation.users += 1
         try:
@@ -175,7 +180,7 @@ class Service:
             self.reload_error = str(err)
             return False
         if newest in (None, self.current.name, self._unloadable):
-            return False
+            return self._recheck()
         try:
             index = Index.open(self.directory)
             if index.integrity is not None:  # the newest is damaged (Index.open fell back, warned): never swapped in
@@ -191,13 +196,47 @@ class Service:
             self.reload_error = f"{newest}: {err}"
             log.warning("semsearch: cannot load %s; still serving %s", self.reload_error, self.current.name)
             return False
+        self._swap(fresh)
+        self.reload_error = self.integrity = None
+        return True
+
+    def _swap(self, fresh: Generation) -> None:
         with self._lock:
             old, self.current = self.current, fresh
             old.retired = True
             done = old.users == 0
-        self.reload_error = self.integrity = None
+            self.unusable = None
         if done:
             old.index.close()
+
+    def _recheck(self) -> bool:
+        """Check the generation serving again: the stat() of each file, a changed one hashed. A file
+        changed in place under a running server (a disk fault, `rsync --inplace`, an editor) changed
+        its answers while health said ok; a fresh process refused it. A damaged one is replaced by the
+        newest intact older generation, as a fresh open chooses; with none, every request is refused
+        (503) until an intact one is published. True when another generation was swapped in."""
+        from semsearch.errors import IndexDamaged
+        from semsearch.index import GenerationDamaged, Index, verify_generation
+
+        if self.unusable:
+            return False
+        live = self.current.index
+        try:
+            verify_generation(live.directory, live.generation_dir, live.manifest)
+            return False
+        except GenerationDamaged as err:
+            damage = err
+        log.warning("semsearch: %s under the running server", damage.what)
+        try:
+            index = Index.fall_back(self.directory, damage)  # the choice Index.open makes
+            fresh = self._load(index, self.current.searcher.embedder)
+        except (IndexDamaged, OSError, ValueError) as err:
+            with self._lock:
+                self.unusable = str(err)
+            self.integrity = str(err)
+            return False
+        self._swap(fresh)
+        self.integrity = index.integrity
         return True
 
     def follow(self, interval: float = RELOAD_SECONDS) -> threading.Event:
@@ -215,6 +254,8 @@ class Service:
     watch_status: Callable[[], dict] | None = None  # set by `serve --watch-every`: what the watcher last did
 
     def health(self) -> dict:
+        if self.unusable:  # answers nothing until an intact generation is published
+            return {"status": "degraded", "integrity": self.unusable, "generation": self.current.name}
         with self.use() as live:
             manifest = live.index.manifest
             answer = {"status": "ok", "papers": manifest.count, "model": manifest.model, "generation": live.name}

@@ -278,6 +278,59 @@ def test_random_bytes_in_the_newest_vectors_are_caught_and_the_previous_generati
     assert code == 0 and "gen-000002 is damaged" in one_line(err)
 
 
+def test_a_file_damaged_under_a_running_server_is_found_and_the_previous_generation_answers(two_generations):
+    """An attacker's pass: vectors.faiss changed in place under `semsearch serve` (a disk fault,
+    `rsync --inplace`) changed its answers while health said ok; only a fresh process noticed."""
+    from semsearch.service import Service
+
+    service = Service(index_dir=two_generations)
+    assert KV in {hit["id"] for hit in service.search("kv cache eviction")["results"]}
+    assert service.refresh() is False and service.health()["status"] == "ok"  # checked, intact: nothing to do
+    overwrite_middle(two_generations / "gen-000002" / "vectors.faiss")
+    assert service.refresh() is True
+    health = service.health()
+    assert health["status"] == "degraded" and health["generation"] == "gen-000001"
+    assert health["integrity"] == "gen-000002 is damaged (vectors.faiss checksum mismatch); serving gen-000001"
+    assert KV not in {hit["id"] for hit in service.search("kv cache eviction")["results"]}  # gen-000001's answer
+
+
+def test_a_server_with_no_intact_generation_left_refuses_until_one_is_published(two_generations, tmp_path):
+    from semsearch.service import Service
+
+    service = Service(index_dir=two_generations)
+    for generation in ("gen-000001", "gen-000002"):
+        overwrite_middle(two_generations / generation / "vectors.faiss")
+    assert service.refresh() is False
+    with pytest.raises(IndexDamaged, match="gen-000002 is damaged .*no intact older generation"):
+        service.search("kv cache eviction")
+    health = service.health()
+    assert health["status"] == "degraded" and "no intact older generation" in health["integrity"]
+    more = write_jsonl(tmp_path / "more.jsonl", [{"id": "2409.00001", "title": "A paper on caches"}])
+    ingest_jsonl([more], index_dir=two_generations, progress=False)  # its vectors rebuilt from papers.db
+    assert service.refresh() is True and service.health()["status"] == "ok"
+    assert KV in {hit["id"] for hit in service.search("kv cache eviction")["results"]}
+
+
+@pytest.mark.slow
+def test_a_real_server_notices_a_file_damaged_under_it(two_generations):
+    from tests.test_doors import _get, _serving
+
+    port, process = _serving(two_generations)
+    try:
+        assert _get(port, "127.0.0.1")[1]["status"] == "ok"
+        overwrite_middle(two_generations / "gen-000002" / "vectors.faiss")
+        deadline = time.monotonic() + 20
+        while _get(port, "127.0.0.1")[1]["status"] == "ok" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        health = _get(port, "127.0.0.1")[1]
+        assert health["status"] == "degraded" and health["generation"] == "gen-000001", health
+        status, answer = _get(port, "127.0.0.1", "/api/search?q=kv+cache+eviction")
+        assert status == 200 and KV not in {hit["id"] for hit in answer["results"]}
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
 DB_DAMAGE = {
     "garbage header": lambda db: db.write_bytes(noise(100) + db.read_bytes()[100:]),
     "garbage middle": overwrite_middle,
