@@ -591,6 +591,24 @@ class IndexWriter:
     def _release_lock(self) -> None:
         self._lock_fd = drop_lock(self._lock_fd)
 
+    def _check_lock_is_ours(self) -> None:
+        """Refuse to publish unless `.lock` is still the file this writer locked: one removed as
+        "stale" while it ran let a second writer in, and both published from one staging folder
+        (CURRENT then named a generation without its papers.db). What is staged stays, to resume."""
+        path = self.directory / ".lock"
+        try:
+            ours = os.fstat(self._lock_fd)
+            there = os.stat(path)
+            same = (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino)
+        except (OSError, TypeError):
+            same = False
+        if not same:
+            raise IndexBusy(
+                f"{path} was removed or replaced while this process held it, so another writer may be "
+                "running; nothing was published (what was staged is kept): run again once no other "
+                "semsearch process writes to the index"
+            )
+
     @contextmanager
     def released(self):
         """Other writers let in for a while (a watch waiting on arXiv): what is staged is committed
@@ -792,6 +810,7 @@ class IndexWriter:
                 with open(path, "rb+") as handle:
                     os.fsync(handle.fileno())
         _write_stamp(self.staging, _stats(self.staging, [MANIFEST_FILE, *manifest.files]))  # hashed just now
+        self._check_lock_is_ours()
         previous = current_generation(self.directory)  # before the new generation sits beside it
         os.replace(self.staging, self.directory / generation)
         pointer = self.directory / "CURRENT.tmp"

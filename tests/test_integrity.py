@@ -331,6 +331,30 @@ def test_a_real_server_notices_a_file_damaged_under_it(two_generations):
         process.wait(timeout=20)
 
 
+def test_a_writer_whose_lock_file_was_removed_meanwhile_publishes_nothing_and_keeps_its_work(
+    two_generations, tmp_path, monkeypatch
+):
+    """An operator's "stale lock" cleanup while an ingest ran let a label in beside it: both published
+    from one staging folder, and CURRENT named a generation without its papers.db."""
+    from semsearch.errors import IndexBusy
+
+    more = write_jsonl(tmp_path / "more.jsonl", [{"id": "2409.00001", "title": "A paper on caches"}])
+    real = index_module.build_lexical_index
+
+    def lock_removed_meanwhile(store, staging):
+        (two_generations / ".lock").unlink()
+        return real(store, staging)
+
+    monkeypatch.setattr(index_module, "build_lexical_index", lock_removed_meanwhile)
+    with pytest.raises(IndexBusy, match=r"\.lock was removed or replaced while this process held it"):
+        ingest_jsonl([more], index_dir=two_generations, progress=False)
+    assert current_generation(two_generations) == "gen-000002"
+    monkeypatch.setattr(index_module, "build_lexical_index", real)
+    report = ingest_jsonl([more], index_dir=two_generations, progress=False)  # resumes what was staged
+    index = Index.open(two_generations)
+    assert report.published and index.integrity is None and index.store.find("2409.00001") is not None
+
+
 DB_DAMAGE = {
     "garbage header": lambda db: db.write_bytes(noise(100) + db.read_bytes()[100:]),
     "garbage middle": overwrite_middle,
