@@ -601,7 +601,9 @@ def watch(
     min_confidence: Annotated[
         float, typer.Option("--min-confidence", min=0.0, max=1.0, help="Leave less certain papers out of the digest.")
     ] = 0.0,
-    max_results: Annotated[int, typer.Option("--max", min=1, max=50_000, help="Most papers to fetch.")] = 5000,
+    max_results: Annotated[
+        int, typer.Option("--max", min=1, max=50_000, help="Most papers to read; the next watch goes on from there.")
+    ] = 10_000,
     every: Annotated[
         str | None, typer.Option("--every", help="Keep watching every INTERVAL (e.g. 24h) until Ctrl-C.")
     ] = None,

@@ -48,7 +48,7 @@ FIRST_WATCH_DAYS = 1
 # announced after it; each window now reaches back this far, and what it has seen is skipped.
 ANNOUNCEMENT_LAG = timedelta(days=4)
 SEEN_OUTSIDE = "watch_seen_outside"  # index metadata: {id: window end} of papers placed out of scope, not kept
-MAX_RESULTS = 5000
+MAX_RESULTS = 10_000  # a window of the default categories holds about 5,000 (a day and ANNOUNCEMENT_LAG)
 ARXIV_BEGAN = datetime(1991, 1, 1, tzinfo=timezone.utc)  # its first papers came in August 1991
 
 
@@ -72,6 +72,7 @@ class WatchReport:
     fetched: int
     entries: list[DigestEntry]
     ingest: IngestReport
+    cut_short: str = ""  # why the window was not read to its end (more papers than max_results), if it was not
 
     @property
     def window(self) -> str:
@@ -83,7 +84,7 @@ class WatchReport:
         in_scope = sum(1 for e in self.entries if e.in_scope)
         return (
             f"watched {self.window}: {self.fetched} fetched, {len(self.entries)} new, {in_scope} in scope; "
-            f"{self.ingest.summary()}"
+            f"{self.cut_short}{self.ingest.summary()}"
         )
 
 
@@ -168,6 +169,7 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
         if item is None:
             break
         offset, page = item
+        state["read_to"] = max([state.get("read_to") or "", *(p.published or "" for p in page)])  # a day
         # What this window or an earlier one (they overlap: ANNOUNCEMENT_LAG) placed already is not
         # embedded again; a stored paper whose text arXiv changed is, to store the new text.
         arrived, page = len(page), list(_unseen(page, ingest.store, listed | set(seen_outside)))
@@ -210,13 +212,21 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
         ingest.store.set_meta(state_key, json.dumps(state))
         ingest.store.set_meta(SEEN_OUTSIDE, json.dumps(seen_outside))
         ingest.store.commit()
+    # More papers than max_results: the window was read, oldest first, up to the day of the last
+    # paper read, and the next watch goes on from there (it closed on the rest without a word).
+    ends, cut_short = datetime.strptime(until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc), ""
+    total = client.total_results
+    if total is not None and state["offset"] < total and state.get("read_to"):
+        ends = min(ends, datetime.fromisoformat(state["read_to"]).replace(tzinfo=timezone.utc))
+        cut_short = f"the window holds {total} papers, more than --max {max_results}: the next watch goes on from "
+        cut_short += f"{human_time(_stamp(ends))}; "
     # The digest is saved before the watch is published as done: a watch killed in between
     # resumes this window and saves the same digest again (saved after, a kill would lose it).
     finished = WatchReport(state["since"], until, fetched, entries, IngestReport())
     save_digest(finished, index_dir=published.directory)
     ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (state_key,))
-    ingest.store.set_meta(LAST_WATCH, datetime.strptime(until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc).isoformat())
-    return WatchReport(state["since"], until, fetched, entries, ingest.report)
+    ingest.store.set_meta(LAST_WATCH, ends.isoformat())
+    return WatchReport(state["since"], until, fetched, entries, ingest.report, cut_short)
 
 
 def _seen_outside(store, since: str) -> dict[str, str]:

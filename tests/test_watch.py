@@ -165,6 +165,18 @@ def test_a_paper_announced_after_a_watch_ran_is_found_by_the_next_one(survey_ind
     assert third.fetched == 3 and third.entries == [] and third.ingest.embedded == 0
 
 
+def test_a_window_holding_more_than_max_is_read_on_by_the_next_watch(survey_index, stub, cli):
+    """The papers past --max were left unread and the next window began after them: lost without a
+    word. Now the watch says so, and the next one goes on from the day of the last paper read."""
+    done = cli("watch", "--since", "2024-11-01", "--max", "2", "--no-progress", "--index", survey_index, check=True)
+    assert "the window holds 4 papers, more than --max 2: the next watch goes on from 2 Nov 2024; " in done.stderr
+    assert Index.open(survey_index).store.get_meta(LAST_WATCH) == "2024-11-02T00:00:00+00:00"
+    later = watch(["cs.CL"], index_dir=survey_index, progress=False)
+    assert later.since == "202410290000" and later.cut_short == ""  # from 2 Nov, reaching back ANNOUNCEMENT_LAG
+    assert {e.id for e in later.entries} == {"2411.00003", "2411.00009"}  # the two left unread
+    assert Index.open(survey_index).store.get("2411.00003") is not None
+
+
 @pytest.mark.parametrize("record", ["not json", "[1, 2]", '{"2411.00009": 5}', '{"2411.00009": "yesterday"}'])
 def test_a_damaged_record_of_papers_seen_out_of_scope_only_costs_embedding_them_again(survey_index, stub, record):
     from semsearch.watch import SEEN_OUTSIDE
