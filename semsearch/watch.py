@@ -13,6 +13,7 @@ stored with the publish.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import logging
@@ -47,8 +48,8 @@ FIRST_WATCH_DAYS = 1
 # that began where the last one ended never saw the papers submitted before that watch but
 # announced after it; each window now reaches back this far, and what it has seen is skipped.
 ANNOUNCEMENT_LAG = timedelta(days=4)
-SEEN_OUTSIDE = "watch_seen_outside"  # index metadata: {id: window end} of papers placed out of scope, not kept
-MAX_RESULTS = 10_000  # a window of the default categories holds about 5,000 (a day and ANNOUNCEMENT_LAG)
+SEEN_OUTSIDE = "watch_seen_outside"  # index metadata: papers placed out of scope and not kept, by whom (below)
+MAX_RESULTS = 10_000  # papers one watch reads; a day of the default categories and ANNOUNCEMENT_LAG hold ~5,000
 ARXIV_BEGAN = datetime(1991, 1, 1, tzinfo=timezone.utc)  # its first papers came in August 1991
 
 
@@ -72,7 +73,7 @@ class WatchReport:
     fetched: int
     entries: list[DigestEntry]
     ingest: IngestReport
-    cut_short: str = ""  # why the window was not read to its end (more papers than max_results), if it was not
+    cut_short: str = ""  # why the window is not done (more papers than max_results), if it is not
 
     @property
     def window(self) -> str:
@@ -159,17 +160,23 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
     until = state["until"]
     entries = [DigestEntry(**e) for e in state["entries"]]
     listed = {e.id for e in entries}  # a paper arXiv sends twice (in a page or across pages) is one line
-    seen_outside = _seen_outside(ingest.store, state["since"])
+    # Judged by another classifier (another taxonomy, labels or corpus since), or with keep_all (which
+    # keeps them), papers turned away before are placed again.
+    judge = hashlib.sha1(classifier.to_bytes()).hexdigest()
+    recent = _stamp(now - ANNOUNCEMENT_LAG - timedelta(days=1))
+    seen_outside = {} if keep_all else _seen_outside(ingest.store, judge, recent)
     fetched = state.get("fetched", 0)  # a resumed window counts the pages its first attempt read too
     query = submitted_between(categories, state["since"], until)
-    pages = client.pages(query, max_results, start=state["offset"], by_submission=True)
+    # max_results is what one watch reads: a window holding more stays open, and the next watch
+    # reads on from where this one stopped, as a resumed one does.
+    cap = state["offset"] + max_results
+    pages = client.pages(query, cap, start=state["offset"], by_submission=True)
     while True:
         with ingest.writer.released():
             item = next(pages, None)
         if item is None:
             break
         offset, page = item
-        state["read_to"] = max([state.get("read_to") or "", *(p.published or "" for p in page)])  # a day
         # What this window or an earlier one (they overlap: ANNOUNCEMENT_LAG) placed already is not
         # embedded again; a stored paper whose text arXiv changed is, to store the new text.
         arrived, page = len(page), list(_unseen(page, ingest.store, listed | set(seen_outside)))
@@ -184,7 +191,7 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
         # Embedded here, not by the ingest: counted and shown as its own are (the bar's end is what
         # arXiv says the window holds, up to max_results).
         total = client.total_results
-        to_come = None if total is None else max(min(total, max_results) - offset, 0)
+        to_come = None if total is None else max(min(total, cap) - offset, 0)
         ingest.count_embedded(len(texts), seconds, to_come=to_come, passed=arrived - len(texts))
         keep = []
         for paper, vector, result in zip(page, vectors, placed, strict=True):
@@ -210,37 +217,41 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
         ingest.add_embedded(keep)
         state.update(offset=offset, entries=[asdict(e) for e in entries], fetched=fetched)
         ingest.store.set_meta(state_key, json.dumps(state))
-        ingest.store.set_meta(SEEN_OUTSIDE, json.dumps(seen_outside))
+        ingest.store.set_meta(SEEN_OUTSIDE, json.dumps({"judge": judge, "papers": seen_outside}))
         ingest.store.commit()
-    # More papers than max_results: the window was read, oldest first, up to the day of the last
-    # paper read, and the next watch goes on from there (it closed on the rest without a word).
-    ends, cut_short = datetime.strptime(until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc), ""
-    total = client.total_results
-    if total is not None and state["offset"] < total and state.get("read_to"):
-        ends = min(ends, datetime.fromisoformat(state["read_to"]).replace(tzinfo=timezone.utc))
-        cut_short = f"the window holds {total} papers, more than --max {max_results}: the next watch goes on from "
-        cut_short += f"{human_time(_stamp(ends))}; "
+    total, cut_short = client.total_results, ""
+    if total is not None and cap <= state["offset"] < total:  # stopped by max_results, not by the end
+        cut_short = (
+            f"the window holds {total} papers, more than --max {max_results}: the next watch reads on from "
+            f"paper {state['offset'] + 1}; "
+        )
     # The digest is saved before the watch is published as done: a watch killed in between
-    # resumes this window and saves the same digest again (saved after, a kill would lose it).
+    # resumes this window and saves the same digest again (saved after, a kill would lose it). A
+    # window left open saves what it found so far; the watch that ends it saves it whole.
     finished = WatchReport(state["since"], until, fetched, entries, IngestReport())
     save_digest(finished, index_dir=published.directory)
-    ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (state_key,))
-    ingest.store.set_meta(LAST_WATCH, ends.isoformat())
+    if not cut_short:
+        ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (state_key,))
+        ingest.store.set_meta(
+            LAST_WATCH, datetime.strptime(until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc).isoformat()
+        )
     return WatchReport(state["since"], until, fetched, entries, ingest.report, cut_short)
 
 
-def _seen_outside(store, since: str) -> dict[str, str]:
-    """{id: end of its window} of the papers watches placed out of scope and did not keep (so the
-    index does not hold them), from windows that ended after `since`: one that ended before this
-    window began cannot send them again. Anything else in the record (an index from elsewhere) is
-    dropped: it only spares embedding a paper again."""
+def _seen_outside(store, judge: str, after: str) -> dict[str, str]:
+    """{id: end of its window} of the papers that `judge` (a classifier's digest) placed out of scope
+    and that were not kept (so the index does not hold them), from windows that ended after `after`:
+    a regular window reaches back ANNOUNCEMENT_LAG, so older ones cannot come again (a `--since`
+    window further back lists them again). Anything else in the record (another judge's, an index's
+    from elsewhere) is dropped: it only spares placing a paper again."""
     try:
-        seen = json.loads(store.get_meta(SEEN_OUTSIDE) or "{}")
+        record = json.loads(store.get_meta(SEEN_OUTSIDE) or "{}")
     except ValueError:
         return {}
-    if not isinstance(seen, dict):
+    if not isinstance(record, dict) or record.get("judge") != judge or not isinstance(record.get("papers"), dict):
         return {}
-    return {k: v for k, v in seen.items() if isinstance(v, str) and re.fullmatch(r"\d{12}", v) and v >= since}
+    seen = record["papers"].items()
+    return {k: v for k, v in seen if isinstance(v, str) and re.fullmatch(r"\d{12}", v) and v >= after}
 
 
 def _unseen(page: Sequence[Paper], store, seen: set[str]) -> Iterator[Paper]:

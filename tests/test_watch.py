@@ -167,26 +167,58 @@ def test_a_paper_announced_after_a_watch_ran_is_found_by_the_next_one(survey_ind
 
 def test_a_window_holding_more_than_max_is_read_on_by_the_next_watch(survey_index, stub, cli):
     """The papers past --max were left unread and the next window began after them: lost without a
-    word. Now the watch says so, and the next one goes on from the day of the last paper read."""
-    done = cli("watch", "--since", "2024-11-01", "--max", "2", "--no-progress", "--index", survey_index, check=True)
-    assert "the window holds 4 papers, more than --max 2: the next watch goes on from 2 Nov 2024; " in done.stderr
-    assert Index.open(survey_index).store.get_meta(LAST_WATCH) == "2024-11-02T00:00:00+00:00"
-    later = watch(["cs.CL"], index_dir=survey_index, progress=False)
-    assert later.since == "202410290000" and later.cut_short == ""  # from 2 Nov, reaching back ANNOUNCEMENT_LAG
-    assert {e.id for e in later.entries} == {"2411.00003", "2411.00009"}  # the two left unread
-    assert Index.open(survey_index).store.get("2411.00003") is not None
+    word (a first fix moved the next window to the last day read, and a --max smaller than the
+    days it reaches back kept every later watch on the same papers). Now the window stays open and
+    the next watch reads on from where this one stopped, --max more each time, as a resumed one."""
+    done = cli("watch", "--since", "2024-11-01", "--max", "3", "--no-progress", "--index", survey_index, check=True)
+    assert "the window holds 4 papers, more than --max 3: the next watch reads on from paper 4; " in done.stderr
+    assert Index.open(survey_index).store.get_meta(LAST_WATCH) is None  # not done: no later window yet
+    assert list_digests(index_dir=survey_index)[0]["papers"] == 3  # what it found so far, kept
+    starts = len(stub.requests)
+    later = watch(index_dir=survey_index, progress=False, max_results=3)  # a plain watch, as a schedule runs it
+    assert stub.requests[starts]["start"] == ["3"] and later.since == "202411010000" and later.cut_short == ""
+    assert later.fetched == 4 and {e.id for e in later.entries} == set(IN_SCOPE) | set(OUT_OF_SCOPE)
+    assert Index.open(survey_index).store.get_meta(LAST_WATCH).startswith(later.until[:4])  # done: the next goes on
+    assert [d["papers"] for d in list_digests(index_dir=survey_index)] == [3]  # one digest of the window, whole
 
 
-@pytest.mark.parametrize("record", ["not json", "[1, 2]", '{"2411.00009": 5}', '{"2411.00009": "yesterday"}'])
+def test_papers_turned_away_are_placed_again_by_another_judge(survey_index, stub):
+    """One record of papers seen out of scope served every watch: a --keep-all watch, a watch by
+    another taxonomy, or one after the labels changed the classifier, passed over the papers an
+    earlier watch had turned away and kept none of them."""
+    watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    assert Index.open(survey_index).store.get("2411.00009") is None
+    label_paper("2411.00001", "Speculative Decoding", index_dir=survey_index)  # the classifier learns again
+    again = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    assert again.ingest.embedded == 1 and [e.id for e in again.entries] == ["2411.00009"]  # placed anew
+    kept = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, keep_all=True, progress=False)
+    assert kept.ingest.embedded == 1 and Index.open(survey_index).store.get("2411.00009") is not None
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        "not json",
+        "[1, 2]",
+        '{"2411.00009": "209912312359"}',  # the record of an earlier version
+        '{"judge": "another", "papers": {"2411.00009": "209912312359"}}',
+        '{"judge": "JUDGE", "papers": [1]}',
+        '{"judge": "JUDGE", "papers": {"2411.00009": 5}}',
+        '{"judge": "JUDGE", "papers": {"2411.00009": "yesterday"}}',
+        '{"judge": "JUDGE", "papers": {"2411.00009": "202001010000"}}',  # too long ago to come again: dropped
+    ],
+)
 def test_a_damaged_record_of_papers_seen_out_of_scope_only_costs_embedding_them_again(survey_index, stub, record):
     from semsearch.watch import SEEN_OUTSIDE
 
     watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
     with Ingest(index_dir=survey_index) as ingest:
-        ingest.store.set_meta(SEEN_OUTSIDE, record)
+        judge = json.loads(ingest.store.get_meta(SEEN_OUTSIDE))["judge"]
+        ingest.store.set_meta(SEEN_OUTSIDE, record.replace("JUDGE", judge))
     again = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
     assert [e.id for e in again.entries] == ["2411.00009"] and again.ingest.embedded == 1
-    assert json.loads(Index.open(survey_index).store.get_meta(SEEN_OUTSIDE)) == {"2411.00009": again.until}
+    saved = json.loads(Index.open(survey_index).store.get_meta(SEEN_OUTSIDE))
+    assert saved == {"judge": judge, "papers": {"2411.00009": again.until}}
 
 
 def test_a_watch_stores_the_new_text_of_a_paper_it_placed_before(survey_index, stub):
