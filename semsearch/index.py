@@ -766,6 +766,7 @@ class IndexWriter:
         from semsearch import vectors as vector_index
 
         assert self.store is not None, "publish() outside `with IndexWriter(...)`"
+        self._check_lock_is_ours()  # before the sources' resume state is cleared below; again before the rename
         store = self.store
         missing = store.stale_count()
         if missing:

@@ -120,6 +120,7 @@ class Service:
 
         faiss.omp_set_num_threads(SESSION_THREADS)
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
         self.current = self._load(Index.open(index_dir), embedder=None)
         self.directory = self.current.index.directory
         self.reload_error: str | None = None
@@ -166,9 +167,15 @@ class Service:
                 generation.index.close()
 
     def refresh(self) -> bool:
-        """Load and swap in the newest published generation, if it is newer; True when swapped.
-        A generation that cannot be loaded leaves the current one serving (`reload_error` says why)
-        and is not tried again."""
+        """Load and swap in the newest published generation, if it is newer, else check the one
+        serving (`_recheck`); True when swapped. A generation that cannot be loaded leaves the
+        current one serving (`reload_error` says why) and is not tried again. One refresh at a time:
+        the reload thread and a label's request both refresh, and a check of a generation a
+        concurrent swap had just retired found it "missing"."""
+        with self._refreshing:
+            return self._refresh()
+
+    def _refresh(self) -> bool:
         from semsearch.errors import SemsearchError
         from semsearch.index import Index, current_generation
 
@@ -215,7 +222,6 @@ class Service:
         its answers while health said ok; a fresh process refused it. A damaged one is replaced by the
         newest intact older generation, as a fresh open chooses; with none, every request is refused
         (503) until an intact one is published. True when another generation was swapped in."""
-        from semsearch.errors import IndexDamaged
         from semsearch.index import GenerationDamaged, Index, verify_generation
 
         if self.unusable:
@@ -226,11 +232,13 @@ class Service:
             return False
         except GenerationDamaged as err:
             damage = err
+        except OSError:  # its files cannot be looked at now (permissions): the next tick asks again
+            return False
         log.warning("semsearch: %s under the running server", damage.what)
         try:
             index = Index.fall_back(self.directory, damage)  # the choice Index.open makes
             fresh = self._load(index, self.current.searcher.embedder)
-        except (IndexDamaged, OSError, ValueError) as err:
+        except Exception as err:  # noqa: BLE001 - nothing intact to load: refuse rather than answer wrongly
             with self._lock:
                 self.unusable = str(err)
             self.integrity = str(err)
@@ -245,7 +253,11 @@ class Service:
 
         def loop() -> None:
             while not stop.wait(interval):
-                self.refresh()
+                try:
+                    self.refresh()
+                except Exception as err:  # noqa: BLE001 - a stat() refused, say: the next tick tries again
+                    self.reload_error = f"{type(err).__name__}: {err}"
+                    log.warning("semsearch: reloading failed: %s", self.reload_error)
 
         threading.Thread(target=loop, name="semsearch-reload", daemon=True).start()
         return stop

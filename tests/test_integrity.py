@@ -311,6 +311,50 @@ def test_a_server_with_no_intact_generation_left_refuses_until_one_is_published(
     assert KV in {hit["id"] for hit in service.search("kv cache eviction")["results"]}
 
 
+def test_a_fall_back_that_cannot_load_leaves_the_server_refusing_and_checked_once(two_generations, monkeypatch):
+    from semsearch.service import Service
+
+    service = Service(index_dir=two_generations)
+    overwrite_middle(two_generations / "gen-000002" / "vectors.faiss")
+    real_load = Service._load
+    monkeypatch.setattr(Service, "_load", lambda *args: (_ for _ in ()).throw(OSError(5, "Input/output error")))
+    assert service.refresh() is False and service.health()["status"] == "degraded"
+    with pytest.raises(IndexDamaged):
+        service.search("kv cache")
+    checked = []
+    real_verify = index_module.verify_generation
+    monkeypatch.setattr(index_module, "verify_generation", lambda *a, **k: checked.append(1) or real_verify(*a, **k))
+    monkeypatch.setattr(Service, "_load", real_load)
+    assert service.refresh() is False and checked == []  # refusing: nothing to check until a publish
+
+
+def test_a_reload_that_fails_in_any_way_is_said_in_health_and_tried_again(two_generations, monkeypatch):
+    """The reload thread caught nothing: one unexpected error (a stat() refused, a database error
+    while loading) ended it for good, and health said ok while the server never reloaded again."""
+    from semsearch.service import Service
+
+    service = Service(index_dir=two_generations)
+    calls = []
+
+    def failing_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise PermissionError(13, "Permission denied")
+        return False
+
+    monkeypatch.setattr(service, "refresh", failing_once)
+    stop = service.follow(0.01)
+    try:
+        deadline = time.monotonic() + 10
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+    assert len(calls) >= 3  # the thread lived on
+    health = service.health()
+    assert health["status"] == "degraded" and health["reload_error"] == "PermissionError: [Errno 13] Permission denied"
+
+
 @pytest.mark.slow
 def test_a_real_server_notices_a_file_damaged_under_it(two_generations):
     from tests.test_doors import _get, _serving
@@ -347,6 +391,17 @@ def test_a_writer_whose_lock_file_was_removed_meanwhile_publishes_nothing_and_ke
 
     monkeypatch.setattr(index_module, "build_lexical_index", lock_removed_meanwhile)
     with pytest.raises(IndexBusy, match=r"\.lock was removed or replaced while this process held it"):
+        ingest_jsonl([more], index_dir=two_generations, progress=False)
+    assert current_generation(two_generations) == "gen-000002" and not (two_generations / "gen-000003").exists()
+    assert (two_generations / "staging").is_dir()
+
+    def lock_replaced_meanwhile(store, staging):  # by a writer that made it again: a file, but not ours
+        (two_generations / ".lock").unlink()
+        (two_generations / ".lock").write_text("4242")
+        return real(store, staging)
+
+    monkeypatch.setattr(index_module, "build_lexical_index", lock_replaced_meanwhile)
+    with pytest.raises(IndexBusy, match="removed or replaced"):
         ingest_jsonl([more], index_dir=two_generations, progress=False)
     assert current_generation(two_generations) == "gen-000002"
     monkeypatch.setattr(index_module, "build_lexical_index", real)
