@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -354,7 +355,8 @@ def _listed_under_another_key(
 def _refusal(name: str, plan: dict, old_nodes, new_nodes) -> str | None:
     """Why a refresh looks like a mistake, if it does: a file that is not this list, or one that
     would take away more than a fifth of its papers."""
-    leaf = lambda node: node.rsplit("/", 1)[-1].lower()  # noqa: E731  (a heading, wherever it moved)
+    # A heading wherever it moved, in the form names are read in (a list added before kept "Cafe\u0301").
+    leaf = lambda node: unicodedata.normalize("NFKC", node.rsplit("/", 1)[-1]).lower()  # noqa: E731
     old_names, new_names = {leaf(n) for n in old_nodes}, {leaf(n) for n in new_nodes}
     shared = len(old_names & new_names)
     if old_names and shared < MIN_SHARED_HEADINGS * len(old_names):

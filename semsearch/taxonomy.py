@@ -146,18 +146,24 @@ class UnknownCategory(SemsearchError):
     """A name no node of the taxonomy has (bad input to a search; a feed's address naming nothing)."""
 
 
+def _compatible(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
 def resolve_node(name: str, nodes: tuple[str, ...] | None = None, *, listed_by: str = "semsearch taxonomy") -> str:
     """The full node path meant by `name`: a full path, or a node's last segment (any case; as
     written first, for a list whose headings differ only in case). `listed_by`: the command that
     shows the nodes, for the hint."""
     nodes = nodes if nodes is not None else load_survey().nodes
-    given = unicodedata.normalize("NFKC", name).strip().strip("/")  # as list headings are (`clean_name`)
+    # Both sides in Unicode's compatibility form, as list headings are now (`clean_name`): a list
+    # added before keeps its headings as they were typed ("Cafe\u0301").
+    given = _compatible(name).strip().strip("/")
     wanted = given.lower()
     for candidates in (
-        [node for node in nodes if node == given],
-        [node for node in nodes if node.lower() == wanted],
-        [node for node in nodes if leaf_name(node) == given],
-        [node for node in nodes if leaf_name(node).lower() == wanted],
+        [node for node in nodes if _compatible(node) == given],
+        [node for node in nodes if _compatible(node).lower() == wanted],
+        [node for node in nodes if _compatible(leaf_name(node)) == given],
+        [node for node in nodes if _compatible(leaf_name(node)).lower() == wanted],
     ):
         if len(candidates) == 1:
             return candidates[0]

@@ -792,3 +792,28 @@ def test_headings_are_named_in_one_unicode_form_and_no_longer_than_a_door_takes(
     assert found("Cafe\u0301 methods") == found("Café Methods") == {"2501.00001", "2501.00002"}
     assert found("Ｐruning") == {"2501.00003", "2501.00004"}
     assert found(hostile[2]) == {"2501.00005"}
+
+
+def test_a_list_added_before_headings_were_read_in_one_form_is_still_named_and_refreshed(
+    index_dir, tmp_path, capsys, monkeypatch
+):
+    """A list added by the earlier parser keeps its headings as typed ("Cafe\\u0301"): the typed
+    names, read in compatibility form, found none of them, not even the name `taxonomy show`
+    printed, and a refresh with the same file was refused ("shares 0 of the 2 headings")."""
+    from semsearch.sources import curated
+
+    listed = tmp_path / "cafe.md"
+    listed.write_text(
+        "# Cafe\n## Methods\n### Café Methods\n- [Paper A](https://arxiv.org/abs/2501.00001)\n"
+        "### Ｐruning\n- [Paper C](https://arxiv.org/abs/2501.00003)\n"
+    )
+    real = curated.clean_name
+    monkeypatch.setattr(curated, "clean_name", lambda text: text.strip("# ").replace("é", "e\u0301"))
+    assert run(capsys, "taxonomy", "add", "old", listed, "--offline", "--index", index_dir)[0] == 0
+    monkeypatch.setattr(curated, "clean_name", real)
+    for typed in ("Café Methods", "Cafe\u0301 Methods", "Ｐruning", "Pruning"):
+        code, out, err = run(capsys, "search", "paper", "--taxonomy", "old", "--category", typed, "--json",
+                             "--index", index_dir)  # fmt: skip
+        assert code == 0 and json.loads(out)["results"], (typed, err)
+    code, _, err = run(capsys, "taxonomy", "refresh", listed, "--taxonomy", "old", "--offline", "--index", index_dir)
+    assert code == 0, err
