@@ -160,6 +160,7 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
     until = state["until"]
     entries = [DigestEntry(**e) for e in state["entries"]]
     listed = {e.id for e in entries}  # a paper arXiv sends twice (in a page or across pages) is one line
+    placed_now: set[str] = set()  # ... and is placed once, new or not
     # Judged by another classifier (another taxonomy, labels or corpus since), or with keep_all (which
     # keeps them), papers turned away before are placed again.
     judge = hashlib.sha1(classifier.to_bytes()).hexdigest()
@@ -178,8 +179,10 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
             break
         offset, page = item
         # What this window or an earlier one (they overlap: ANNOUNCEMENT_LAG) placed already is not
-        # embedded again; a stored paper whose text arXiv changed is, to store the new text.
-        arrived, page = len(page), list(_unseen(page, ingest.store, listed | set(seen_outside)))
+        # embedded again; a paper whose text arXiv changed is, to store the new text. Placed means
+        # published: what an interrupted watch of another window staged is placed and listed again.
+        arrived, page = len(page), list(_unseen(page, known, listed | placed_now | set(seen_outside)))
+        placed_now.update(p.id for p in page)
         fetched += arrived
         texts, vectors, placed, seconds = [p.embedding_text() for p in page], [], [], 0.0
         if texts:
@@ -195,7 +198,7 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
         ingest.count_embedded(len(texts), seconds, to_come=to_come, passed=arrived - len(texts))
         keep = []
         for paper, vector, result in zip(page, vectors, placed, strict=True):
-            if ingest.store.vec_id(paper.id) is None:  # new: worth a line in the digest
+            if known.vec_id(paper.id) is None:  # new: worth a line in the digest
                 listed.add(paper.id)
                 entries.append(
                     DigestEntry(
@@ -255,8 +258,9 @@ def _seen_outside(store, judge: str, after: str) -> dict[str, str]:
 
 
 def _unseen(page: Sequence[Paper], store, seen: set[str]) -> Iterator[Paper]:
-    """The papers of a page not placed before: neither `seen` (listed by this window, or out of
-    scope in an earlier one), nor stored with the same text, nor earlier in the page."""
+    """The papers of a page not placed before: neither `seen` (listed by this window, placed by
+    this run, or out of scope in an earlier one), nor in `store` (the published index) with the
+    same text, nor earlier in the page."""
     for paper in page:
         if paper.id in seen:
             continue

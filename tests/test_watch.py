@@ -221,6 +221,28 @@ def test_a_damaged_record_of_papers_seen_out_of_scope_only_costs_embedding_them_
     assert saved == {"judge": judge, "papers": {"2411.00009": again.until}}
 
 
+def test_papers_an_abandoned_window_staged_are_listed_by_the_window_that_follows(
+    survey_index, stub, fake_model, monkeypatch
+):
+    """A watch interrupted after its first page, then one asked for another window: the papers the
+    first had staged (never published, never in a digest) were passed over as placed before."""
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    real_encode = fake_model.encode
+
+    def crash_on_second_page(texts, **kwargs):
+        if texts[0].startswith("Four-bit"):
+            raise KeyboardInterrupt
+        return real_encode(texts, **kwargs)
+
+    monkeypatch.setattr(fake_model, "encode", crash_on_second_page)
+    with pytest.raises(KeyboardInterrupt):
+        watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    monkeypatch.setattr(fake_model, "encode", real_encode)
+    other = watch(["cs.CL"], "2024-10-31", index_dir=survey_index, progress=False)
+    assert {e.id for e in other.entries} == set(IN_SCOPE) | set(OUT_OF_SCOPE)
+    assert Index.open(survey_index).manifest.count == 427
+
+
 def test_a_watch_stores_the_new_text_of_a_paper_it_placed_before(survey_index, stub):
     """Windows overlap, and what a watch placed before is skipped; a paper whose text arXiv changed
     is placed again and stored with its new text."""
