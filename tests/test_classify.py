@@ -1397,3 +1397,14 @@ def test_scope_evidence_leaves_the_scores_it_is_given_alone():
     given = np.array([0.1, 0.2])
     changed = learned.scope_evidence([abstract("throughput", seed=3), "a title"], given)
     assert given.tolist() == [0.1, 0.2] and changed[1] == 0.2 and changed[0] != 0.1
+
+
+def test_the_classifier_is_trained_again_when_any_anchor_changes(monkeypatch):
+    from semsearch import classify
+    from semsearch.taxonomy import load_taxonomy
+
+    before = classify.labelled_fingerprint([], load_taxonomy(), "m")
+    for anchors in ("OTHER_FIELDS", "OTHER_COMPUTING", "OTHER_MODALITIES"):
+        with monkeypatch.context() as changed:
+            changed.setattr(classify, anchors, ("Something else entirely.",))
+            assert classify.labelled_fingerprint([], load_taxonomy(), "m") != before, anchors

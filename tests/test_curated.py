@@ -99,6 +99,16 @@ def test_a_heading_name_is_one_any_door_takes_in_one_unicode_form(raw):
     assert clean_name(unicodedata.normalize("NFD", raw)) == name == clean_name(unicodedata.normalize("NFKC", raw))
 
 
+def test_a_heading_name_is_cut_at_a_word_to_300_characters():
+    from semsearch.requests_models import MAX_CATEGORY
+
+    name = "a" * 295 + " bcde"
+    assert MAX_CATEGORY == 300 and clean_name(name) == name  # 300 exactly: whole
+    assert clean_name(name + " more words") == name
+    assert clean_name("x" * 400) == "x" * 300  # no word to cut at
+    assert clean_name("a" * 296 + ": bbbbbbbbbb") == "a" * 296  # no colon left hanging
+
+
 def test_heading_names_are_clean():
     assert clean_name("🔍 Method") == "Method"
     assert clean_name("1️⃣ Pruning / Evicting / Sparse") == "Pruning, Evicting, Sparse"

@@ -168,3 +168,16 @@ def test_a_request_with_an_id_json_rpc_does_not_allow_is_told_from_a_notificatio
 
     with pytest.raises(ValidationError):  # what is put in its place: refused by the SDK's reader, answered -32600
         jsonrpc_message_adapter.validate_json(NOT_A_MESSAGE, by_name=False)
+
+
+def test_a_lone_surrogate_of_either_half_in_any_case_is_read_as_a_replacement_character():
+    from semsearch.mcp_server import surrogates_replaced
+
+    for escape in ("\\ud800", "\\uD800", "\\udfff", "\\uDC00"):
+        assert surrogates_replaced('{"q": "a ' + escape + ' b"}') == '{"q": "a \ufffd b"}\n', escape
+    paired = '{"q": "\\ud83d\\ude00"}\n'  # a pair is one character, left as sent
+    assert surrogates_replaced(paired) == paired
+    escaped = '{"q": "\\\\ud800"}\n'  # a backslash and the letters, not a surrogate
+    assert surrogates_replaced(escaped) == escaped
+    deep = "[" * 100_000 + '"\\ud800"' + "]" * 100_000  # the SDK's reader says what is wrong with it
+    assert surrogates_replaced(deep) == deep
