@@ -1918,3 +1918,15 @@ def test_without_a_site_a_title_without_its_own_address_links_to_its_arxiv_page(
         digest = render_digest(_hand_made_report(), fmt, paper_view=None)
         assert "view in semsearch" not in digest and "/paper/" not in digest
         assert "https://arxiv.org/abs/2411.00003" in digest and "https://arxiv.org/abs/2411.00002" in digest
+
+
+def test_the_commands_defaults_are_the_librarys():
+    """A watch from the CLI and from Python reads as much and watches the same categories."""
+    import inspect
+
+    from semsearch import cli
+    from semsearch import watch as watching
+
+    given = inspect.signature(cli.watch).parameters
+    assert given["max_results"].default == watching.MAX_RESULTS
+    assert given["categories"].default.split(",") == list(watching.DEFAULT_CATEGORIES)
