@@ -39,8 +39,9 @@ from semsearch.paper import Paper, one_line, printable, web_url
 log = logging.getLogger("semsearch.watch")
 
 DEFAULT_CATEGORIES = ("cs.CL", "cs.LG", "cs.AI")
-LAST_WATCH = "watch_last"  # index metadata: UTC time the last successful watch looked up to
-PENDING = "watch_pending:"  # + categories: the window, next page and entries of an unfinished watch
+LAST_WATCH = "watch_last"  # index metadata: UTC time the last successful watch looked up to (any watch)
+WINDOW_END = "watch_last:"  # + `watch_key`: the same for one kind of watch, where its next window starts
+PENDING = "watch_pending:"  # + `watch_key`: the window, next page and entries of an unfinished watch
 DIGESTS_DIR = "digests"
 FIRST_WATCH_DAYS = 1
 # arXiv lists a paper once it announces it, up to 3¼ days after its submission time, which is what
@@ -115,7 +116,7 @@ def watch(
     categories = check_categories(categories)
     if since:
         moment = datetime.fromisoformat(since).replace(tzinfo=timezone.utc)
-        if moment > datetime.now(timezone.utc):
+        if moment > datetime.now(timezone.utc) + timedelta(hours=14):  # today somewhere (UTC+14), not yet in UTC
             raise SemsearchError(f"--since {since} is in the future: arXiv has nothing submitted after now")
         if moment < ARXIV_BEGAN:  # nothing to find, and a window arXiv's query and the stamps cannot hold
             raise SemsearchError(f"--since {since} is before arXiv began ({ARXIV_BEGAN.year})")
@@ -133,38 +134,46 @@ def watch(
         with Ingest(index_dir=directory, model=published.manifest.model, progress=progress) as ingest:
             ingest.report.carried_from_watch = False  # this watch holds the watch lock: what it finds is older
             return _watch_pages(
-                ingest, ArxivClient(), published, classifier, embedder, categories, since, keep_all, max_results
-            )
+                ingest, ArxivClient(), published, classifier, embedder, categories, since, keep_all, max_results,
+                taxonomy_name,
+            )  # fmt: skip
     finally:
         if published is not None:
             published.close()  # its lease kept every later generation from being retired
         drop_lock(one_watch)
 
 
-def _watch_pages(ingest, client, published, classifier, embedder, categories, since, keep_all, max_results):
+def _watch_pages(
+    ingest, client, published, classifier, embedder, categories, since, keep_all, max_results, taxonomy_name=None
+):
     """The pages of the watch's window, each stored as it comes. arXiv is asked, and the page
     embedded and placed, with the index's writer lock let go (`IndexWriter.released`): a label
     posted meanwhile is written at once, not refused after 10 s; what this watch staged so far is
     published with it, and its place in the window (the pending state) too."""
-    from semsearch.sources.arxiv import submitted_between
+    from semsearch.sources.arxiv import ArxivUnavailable, submitted_between
 
     known = published.store
     now = datetime.now(timezone.utc)
-    state_key = PENDING + ",".join(categories)
+    key = watch_key(categories, taxonomy_name, keep_all)
+    state_key, notes = PENDING + key, ""
     state = json.loads(ingest.store.get_meta(state_key) or "{}")  # left by an unfinished watch
     asked = _stamp(datetime.fromisoformat(since).replace(tzinfo=timezone.utc)) if since else None
     if not state or (asked and state["since"] != asked):  # a new window
-        last = known.get_meta(LAST_WATCH)
+        if state:  # said, as the rest of it is never read
+            notes = f"the unfinished window {human_time(state['since'])} to {human_time(state['until'])} was left "
+            notes += f"after paper {state['offset']} for the one asked for; "
+        last = known.get_meta(WINDOW_END + key) or (known.get_meta(LAST_WATCH) if key == DEFAULT_KEY else None)
         start = datetime.fromisoformat(last) - ANNOUNCEMENT_LAG if last else now - timedelta(days=FIRST_WATCH_DAYS)
         state = {"since": asked or _stamp(start), "until": _stamp(now), "offset": 0, "entries": []}
     until = state["until"]
     entries = [DigestEntry(**e) for e in state["entries"]]
+    shown = state.get("shown", 0)  # entries a watch that left this window open already reported
     listed = {e.id for e in entries}  # a paper arXiv sends twice (in a page or across pages) is one line
     placed_now: set[str] = set()  # ... and is placed once, new or not
     # Judged by another classifier (another taxonomy, labels or corpus since), or with keep_all (which
     # keeps them), papers turned away before are placed again.
     judge = hashlib.sha1(classifier.to_bytes()).hexdigest()
-    recent = _stamp(now - ANNOUNCEMENT_LAG - timedelta(days=1))
+    recent = min(state["since"], _stamp(now - ANNOUNCEMENT_LAG - timedelta(days=1)))
     seen_outside = {} if keep_all else _seen_outside(ingest.store, judge, recent)
     fetched = state.get("fetched", 0)  # a resumed window counts the pages its first attempt read too
     query = submitted_between(categories, state["since"], until)
@@ -181,7 +190,7 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
         # What this window or an earlier one (they overlap: ANNOUNCEMENT_LAG) placed already is not
         # embedded again; a paper whose text arXiv changed is, to store the new text. Placed means
         # published: what an interrupted watch of another window staged is placed and listed again.
-        arrived, page = len(page), list(_unseen(page, known, listed | placed_now | set(seen_outside)))
+        arrived, page = len(page), list(_unseen(page, known, listed | placed_now, seen_outside))
         placed_now.update(p.id for p in page)
         fetched += arrived
         texts, vectors, placed, seconds = [p.embedding_text() for p in page], [], [], 0.0
@@ -216,37 +225,57 @@ def _watch_pages(ingest, client, published, classifier, embedder, categories, si
             if result.in_scope or keep_all:
                 keep.append((paper, vector))
             else:
-                seen_outside[paper.id] = until
+                seen_outside[paper.id] = f"{until}|{_text_digest(paper)}"
         ingest.add_embedded(keep)
         state.update(offset=offset, entries=[asdict(e) for e in entries], fetched=fetched)
         ingest.store.set_meta(state_key, json.dumps(state))
         ingest.store.set_meta(SEEN_OUTSIDE, json.dumps({"judge": judge, "papers": seen_outside}))
         ingest.store.commit()
-    total, cut_short = client.total_results, ""
-    if total is not None and cap <= state["offset"] < total:  # stopped by max_results, not by the end
-        cut_short = (
+    total = client.total_results
+    if total is not None and state["offset"] < min(total, cap):  # arXiv ended the paging early: empty pages
+        raise ArxivUnavailable(
+            f"arXiv stopped sending papers at result {state['offset']} of the {total} it holds for the window; "
+            "what arrived is kept, and the next watch reads on from there"
+        )
+    if total is not None and state["offset"] < total:  # stopped by max_results: the window stays open
+        notes += (
             f"the window holds {total} papers, more than --max {max_results}: the next watch reads on from "
             f"paper {state['offset'] + 1}; "
         )
     # The digest is saved before the watch is published as done: a watch killed in between
     # resumes this window and saves the same digest again (saved after, a kill would lose it). A
     # window left open saves what it found so far; the watch that ends it saves it whole.
-    finished = WatchReport(state["since"], until, fetched, entries, IngestReport())
-    save_digest(finished, index_dir=published.directory)
-    if not cut_short:
+    save_digest(WatchReport(state["since"], until, fetched, entries, IngestReport()), index_dir=published.directory)
+    if total is not None and state["offset"] < total:
+        ingest.store.set_meta(state_key, json.dumps(state | {"shown": len(entries)}))
+    else:
         ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (state_key,))
-        ingest.store.set_meta(
-            LAST_WATCH, datetime.strptime(until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc).isoformat()
-        )
-    return WatchReport(state["since"], until, fetched, entries, ingest.report, cut_short)
+        ended = datetime.strptime(until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc).isoformat()
+        ingest.store.set_meta(WINDOW_END + key, ended)
+        ingest.store.set_meta(LAST_WATCH, ended)
+    return WatchReport(state["since"], until, fetched, entries[shown:], ingest.report, notes)
+
+
+def watch_key(categories: Sequence[str], taxonomy_name: str | None, keep_all: bool) -> str:
+    """Whose windows these are: a set of categories (in any order), the taxonomy that judges, and
+    whether everything is kept. Each follows its own: a weekly cs.LG watch began where the daily
+    cs.CL one had ended, and a survey watch finished (and claimed) a list's window."""
+    return ",".join(sorted(categories)) + (f"|{taxonomy_name}" if taxonomy_name else "") + ("|all" if keep_all else "")
+
+
+DEFAULT_KEY = watch_key(DEFAULT_CATEGORIES, None, False)  # the windows an index watched before keys had
+
+
+def _text_digest(paper: Paper) -> str:
+    return hashlib.sha1(paper.embedding_text().encode()).hexdigest()[:16]
 
 
 def _seen_outside(store, judge: str, after: str) -> dict[str, str]:
-    """{id: end of its window} of the papers that `judge` (a classifier's digest) placed out of scope
-    and that were not kept (so the index does not hold them), from windows that ended after `after`:
-    a regular window reaches back ANNOUNCEMENT_LAG, so older ones cannot come again (a `--since`
-    window further back lists them again). Anything else in the record (another judge's, an index's
-    from elsewhere) is dropped: it only spares placing a paper again."""
+    """{id: "end of its window|digest of its text"} of the papers that `judge` (a classifier's
+    digest) placed out of scope and that were not kept (so the index does not hold them), from
+    windows that ended after `after`: older ones cannot come again in this window or a regular
+    later one (a `--since` window further back places them again). Anything else in the record
+    (another judge's, an index's from elsewhere) is dropped: it only spares placing a paper again."""
     try:
         record = json.loads(store.get_meta(SEEN_OUTSIDE) or "{}")
     except ValueError:
@@ -254,17 +283,19 @@ def _seen_outside(store, judge: str, after: str) -> dict[str, str]:
     if not isinstance(record, dict) or record.get("judge") != judge or not isinstance(record.get("papers"), dict):
         return {}
     seen = record["papers"].items()
-    return {k: v for k, v in seen if isinstance(v, str) and re.fullmatch(r"\d{12}", v) and v >= after}
+    return {k: v for k, v in seen if isinstance(v, str) and re.fullmatch(r"\d{12}\|[0-9a-f]{16}", v) and v >= after}
 
 
-def _unseen(page: Sequence[Paper], store, seen: set[str]) -> Iterator[Paper]:
-    """The papers of a page not placed before: neither `seen` (listed by this window, placed by
-    this run, or out of scope in an earlier one), nor in `store` (the published index) with the
-    same text, nor earlier in the page."""
+def _unseen(page: Sequence[Paper], store, seen: set[str], outside: dict[str, str]) -> Iterator[Paper]:
+    """The papers of a page not placed before: neither `seen` (listed by this window or placed by
+    this run), nor turned away (`outside`) or in `store` (the published index) with the same text,
+    nor earlier in the page."""
     for paper in page:
         if paper.id in seen:
             continue
         seen.add(paper.id)
+        if paper.id in outside and outside[paper.id].endswith(_text_digest(paper)):
+            continue
         stored = store.get(paper.id)
         if stored is None or stored.embedding_text() != paper.embedding_text():
             yield paper
@@ -480,13 +511,20 @@ def scan_digests(*, index_dir: Path) -> tuple[list[dict], list[dict]]:
     """(the readable digests newest first: name, window, in-scope papers; the files skipped, each
     with its name and why). A file skipped is also logged, once."""
     listed, skipped = [], []
-    for path in sorted((Path(index_dir) / DIGESTS_DIR).glob("*.json"), key=lambda p: p.name, reverse=True):
+    for path in sorted((Path(index_dir) / DIGESTS_DIR).glob("*.json"), key=lambda p: _newest(p.stem), reverse=True):
         line, reason = _summary(path)
         if line is not None:
             listed.append(dict(line))
         else:
             skipped.append({"file": _printable(path.name), "reason": reason})
     return listed, skipped
+
+
+def _newest(name: str) -> tuple[str, str]:
+    """A digest's place, newest first: by the end of its window, then its start (<since>-<until>):
+    by the start, a window reaching back further (a backfill with --since, or the first after a
+    first watch) sorted below older ones."""
+    return (name[13:], name[:12]) if DIGEST_NAME.fullmatch(name) else (name, "")
 
 
 def list_digests(*, index_dir: Path) -> list[dict]:
@@ -500,8 +538,8 @@ def digest_json(name: str | None = None, *, index_dir: Path) -> dict | None:
     if name is not None:
         return json.loads(render_digest(load_digest(name, index_dir=index_dir), "json"))
     folder = Path(index_dir) / DIGESTS_DIR
-    names = sorted((p.stem for p in folder.glob("*.json") if DIGEST_NAME.fullmatch(p.stem)), reverse=True)
-    for candidate in names:  # names sort by window: the newest first, the damaged ones passed over
+    names = sorted((p.stem for p in folder.glob("*.json") if DIGEST_NAME.fullmatch(p.stem)), key=_newest, reverse=True)
+    for candidate in names:  # the newest window first, the damaged ones passed over
         try:
             report = read_digest_file(folder / f"{candidate}.json")
         except DamagedDigest as err:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from semsearch.errors import IndexBusy
+from semsearch.errors import IndexBusy, SemsearchError
 from semsearch.index import Index, drop_lock, reseal
 from semsearch.ingest import Ingest, label_paper
-from semsearch.watch import LAST_WATCH, PENDING, list_digests, render_digest, watch
+from semsearch.watch import LAST_WATCH, PENDING, list_digests, load_digest, render_digest, watch
 from tests.arxiv_stub import ArxivStub, Step
 from tests.test_cli import run
 
@@ -177,9 +177,10 @@ def test_a_window_holding_more_than_max_is_read_on_by_the_next_watch(survey_inde
     starts = len(stub.requests)
     later = watch(index_dir=survey_index, progress=False, max_results=3)  # a plain watch, as a schedule runs it
     assert stub.requests[starts]["start"] == ["3"] and later.since == "202411010000" and later.cut_short == ""
-    assert later.fetched == 4 and {e.id for e in later.entries} == set(IN_SCOPE) | set(OUT_OF_SCOPE)
+    assert later.fetched == 4 and [e.id for e in later.entries] == ["2411.00009"]  # only what it found itself
     assert Index.open(survey_index).store.get_meta(LAST_WATCH).startswith(later.until[:4])  # done: the next goes on
     assert [d["papers"] for d in list_digests(index_dir=survey_index)] == [3]  # one digest of the window, whole
+    assert len(load_digest(list_digests(index_dir=survey_index)[0]["name"], index_dir=survey_index).entries) == 4
 
 
 def test_papers_turned_away_are_placed_again_by_another_judge(survey_index, stub):
@@ -201,11 +202,12 @@ def test_papers_turned_away_are_placed_again_by_another_judge(survey_index, stub
         "not json",
         "[1, 2]",
         '{"2411.00009": "209912312359"}',  # the record of an earlier version
-        '{"judge": "another", "papers": {"2411.00009": "209912312359"}}',
+        '{"judge": "another", "papers": {"2411.00009": "209912312359|0123456789abcdef"}}',
+        '{"judge": "JUDGE", "papers": {"2411.00009": "209912312359"}}',  # no digest of the text
         '{"judge": "JUDGE", "papers": [1]}',
         '{"judge": "JUDGE", "papers": {"2411.00009": 5}}',
         '{"judge": "JUDGE", "papers": {"2411.00009": "yesterday"}}',
-        '{"judge": "JUDGE", "papers": {"2411.00009": "202001010000"}}',  # too long ago to come again: dropped
+        '{"judge": "JUDGE", "papers": {"2411.00009": "202001010000|0123456789abcdef"}}',  # too long ago: dropped
     ],
 )
 def test_a_damaged_record_of_papers_seen_out_of_scope_only_costs_embedding_them_again(survey_index, stub, record):
@@ -218,7 +220,8 @@ def test_a_damaged_record_of_papers_seen_out_of_scope_only_costs_embedding_them_
     again = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
     assert [e.id for e in again.entries] == ["2411.00009"] and again.ingest.embedded == 1
     saved = json.loads(Index.open(survey_index).store.get_meta(SEEN_OUTSIDE))
-    assert saved == {"judge": judge, "papers": {"2411.00009": again.until}}
+    assert saved["judge"] == judge and list(saved["papers"]) == ["2411.00009"]
+    assert re.fullmatch(rf"{again.until}\|[0-9a-f]{{16}}", saved["papers"]["2411.00009"])  # its window, its text
 
 
 def test_papers_an_abandoned_window_staged_are_listed_by_the_window_that_follows(
@@ -1597,7 +1600,7 @@ def test_a_since_before_arxiv_began_is_refused_in_one_line_before_arxiv_is_asked
     code, out, err = cli("watch", "--since", since, "--index", survey_index)
     assert (code, out, err) == (2, "", f"error: --since {since} is before arXiv began (1991)\n")
     assert stub.requests == [] and not (survey_index / "digests").exists()
-    assert Index.open(survey_index).store.get_meta(PENDING + "cs.CL,cs.LG,cs.AI") is None  # no window begun
+    assert Index.open(survey_index).store.get_meta(PENDING + "cs.AI,cs.CL,cs.LG") is None  # no window begun
 
 
 def test_a_since_from_the_day_arxiv_began_is_watched_with_a_four_digit_year(survey_index, stub):
@@ -1930,3 +1933,89 @@ def test_the_commands_defaults_are_the_librarys():
     given = inspect.signature(cli.watch).parameters
     assert given["max_results"].default == watching.MAX_RESULTS
     assert given["categories"].default.split(",") == list(watching.DEFAULT_CATEGORIES)
+
+
+def test_a_window_arxiv_stops_sending_early_is_kept_and_read_on(survey_index, stub, monkeypatch):
+    """arXiv answering empty pages part-way (it holds 4, sent 2) ended the paging as if the window
+    were done: the rest was never read, exit 0, nothing said (a third attacker's pass)."""
+    from semsearch.sources.arxiv import ArxivUnavailable
+
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    stub.script = [Step(200)] + [Step(empty=True)] * 5
+    with pytest.raises(ArxivUnavailable, match="stopped sending papers at result 2 of the 4 it holds"):
+        watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    assert Index.open(survey_index).store.get_meta(LAST_WATCH) is None  # the window is not done
+    later = watch(["cs.CL"], index_dir=survey_index, progress=False)
+    assert later.since == "202411010000" and {e.id for e in later.entries} == set(IN_SCOPE) | set(OUT_OF_SCOPE)
+
+
+def test_each_kind_of_watch_follows_its_own_windows(survey_index, stub):
+    """One time where every next window began: a weekly cs.LG watch after a daily cs.CL one began
+    where cs.CL had ended, and a survey watch finished (and claimed) a list's window."""
+    from datetime import datetime, timedelta, timezone
+
+    from semsearch.watch import ANNOUNCEMENT_LAG
+
+    first = watch(["cs.CL", "cs.LG"], "2024-11-01", index_dir=survey_index, progress=False)
+    other = watch(["cs.AI"], index_dir=survey_index, progress=False)  # never watched: the last day
+    ran = datetime.strptime(other.until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc)
+    assert other.since == f"{ran - timedelta(days=1):%Y%m%d%H%M}"
+    same = watch(["cs.LG", "cs.CL"], index_dir=survey_index, progress=False)  # the same set in another order
+    ended = datetime.strptime(first.until, "%Y%m%d%H%M")
+    assert same.since == f"{ended - ANNOUNCEMENT_LAG:%Y%m%d%H%M}"
+    everything = watch(["cs.CL", "cs.LG"], index_dir=survey_index, keep_all=True, progress=False)
+    assert everything.since != same.since and Index.open(survey_index).store.get("2411.00009") is None
+
+
+def test_a_since_that_leaves_an_unfinished_window_says_so(survey_index, stub):
+    watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False, max_results=3)
+    other = watch(["cs.CL"], "2024-11-02", index_dir=survey_index, progress=False)
+    assert other.summary().count("the unfinished window 1 Nov 2024 to ") == 1
+    assert " was left after paper 3 for the one asked for; " in other.summary()
+
+
+def test_a_paper_turned_away_whose_text_changed_is_placed_again(survey_index, stub):
+    watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    stub.papers["2411.00009"] = {**stub.papers["2411.00009"], **stub_papers()["2411.00002"]} | {
+        "published": stub.papers["2411.00009"]["published"]
+    }  # a new version, on speculative decoding
+    again = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    assert again.ingest.embedded == 1 and Index.open(survey_index).store.get("2411.00009") is not None
+
+
+def test_the_newest_digest_is_the_window_that_ended_last(tmp_path):
+    """Sorted by their start, a backfill (`--since` a month back) sorted below every daily digest,
+    and the overview showed an older one as the newest."""
+    from semsearch.watch import digest_json, save_digest
+
+    save_digest(_report("202411090000", "202411100000", "Daily"), index_dir=tmp_path)
+    save_digest(_report("202410010000", "202411110000", "Backfill"), index_dir=tmp_path)
+    assert [d["name"] for d in list_digests(index_dir=tmp_path)][0] == "202410010000-202411110000"
+    assert digest_json(index_dir=tmp_path)["since"] == "202410010000"
+
+
+def test_since_the_day_it_is_somewhere_is_not_the_future(survey_index, stub):
+    """Days are UTC days: in UTC+14, `--since $(date +%F)` was refused as "in the future"."""
+    from datetime import datetime, timedelta, timezone
+
+    today_somewhere = (datetime.now(timezone.utc) + timedelta(hours=13)).date().isoformat()
+    assert watch(["cs.CL"], today_somewhere, index_dir=survey_index, progress=False).fetched == 0
+    with pytest.raises(SemsearchError, match="in the future"):
+        watch(["cs.CL"], (datetime.now(timezone.utc) + timedelta(days=2)).date().isoformat(), index_dir=survey_index)
+
+
+def test_papers_turned_away_in_a_window_that_ended_days_ago_are_not_placed_again(survey_index, stub):
+    """Pruned by today's date, the record forgot a window that ended before the last four days: a
+    watch after six days without one placed and listed its papers again."""
+    from datetime import datetime, timedelta, timezone
+
+    from semsearch.watch import SEEN_OUTSIDE
+
+    watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    week_ago = f"{datetime.now(timezone.utc) - timedelta(days=7):%Y%m%d%H%M}"
+    with Ingest(index_dir=survey_index) as ingest:
+        record = json.loads(ingest.store.get_meta(SEEN_OUTSIDE))
+        record["papers"] = {i: week_ago + v[12:] for i, v in record["papers"].items()}
+        ingest.store.set_meta(SEEN_OUTSIDE, json.dumps(record))
+    again = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)  # a window older than that
+    assert again.entries == [] and again.ingest.embedded == 0
