@@ -49,7 +49,7 @@ FIRST_WATCH_DAYS = 1
 # that began where the last one ended never saw the papers submitted before that watch but
 # announced after it; each window now reaches back this far, and what it has seen is skipped.
 ANNOUNCEMENT_LAG = timedelta(days=4)
-SEEN_OUTSIDE = "watch_seen_outside"  # index metadata: papers placed out of scope and not kept, by whom (below)
+SEEN_OUTSIDE = "watch_seen_outside:"  # + `watch_key`: papers placed out of scope and not kept, by whom
 MAX_RESULTS = 10_000  # papers one watch reads; a day of the default categories and ANNOUNCEMENT_LAG hold ~5,000
 ARXIV_BEGAN = datetime(1991, 1, 1, tzinfo=timezone.utc)  # its first papers came in August 1991
 
@@ -116,8 +116,11 @@ def watch(
     categories = check_categories(categories)
     if since:
         moment = datetime.fromisoformat(since).replace(tzinfo=timezone.utc)
-        if moment > datetime.now(timezone.utc) + timedelta(hours=14):  # today somewhere (UTC+14), not yet in UTC
-            raise SemsearchError(f"--since {since} is in the future: arXiv has nothing submitted after now")
+        if moment > (utc_now := datetime.now(timezone.utc)):
+            raise SemsearchError(
+                f"--since {since} is in the future: arXiv has nothing submitted after now (days are UTC days; "
+                f"it is {utc_now:%Y-%m-%d %H:%M} UTC)"
+            )
         if moment < ARXIV_BEGAN:  # nothing to find, and a window arXiv's query and the stamps cannot hold
             raise SemsearchError(f"--since {since} is before arXiv began ({ARXIV_BEGAN.year})")
     directory = Index.existing(index_dir)  # a watch places papers among known ones: the index must exist
@@ -174,19 +177,22 @@ def _watch_pages(
     # keeps them), papers turned away before are placed again.
     judge = hashlib.sha1(classifier.to_bytes()).hexdigest()
     recent = min(state["since"], _stamp(now - ANNOUNCEMENT_LAG - timedelta(days=1)))
-    seen_outside = {} if keep_all else _seen_outside(ingest.store, judge, recent)
+    seen_key = SEEN_OUTSIDE + key  # each kind of watch its own: alternating kinds wiped each other's
+    seen_outside = {} if keep_all else _seen_outside(ingest.store, seen_key, judge, recent)
     fetched = state.get("fetched", 0)  # a resumed window counts the pages its first attempt read too
     query = submitted_between(categories, state["since"], until)
     # max_results is what one watch reads: a window holding more stays open, and the next watch
     # reads on from where this one stopped, as a resumed one does.
     cap = state["offset"] + max_results
     pages = client.pages(query, cap, start=state["offset"], by_submission=True)
+    most = 0  # the most papers arXiv said the window holds, this run (an empty answer may say 0, or nothing)
     while True:
         with ingest.writer.released():
             item = next(pages, None)
         if item is None:
             break
         offset, page = item
+        most = max(most, client.total_results or 0)
         # What this window or an earlier one (they overlap: ANNOUNCEMENT_LAG) placed already is not
         # embedded again; a paper whose text arXiv changed is, to store the new text. Placed means
         # published: what an interrupted watch of another window staged is placed and listed again.
@@ -227,17 +233,20 @@ def _watch_pages(
             else:
                 seen_outside[paper.id] = f"{until}|{_text_digest(paper)}"
         ingest.add_embedded(keep)
-        state.update(offset=offset, entries=[asdict(e) for e in entries], fetched=fetched)
+        state.update(offset=offset, entries=[asdict(e) for e in entries], fetched=fetched, total=most)
         ingest.store.set_meta(state_key, json.dumps(state))
-        ingest.store.set_meta(SEEN_OUTSIDE, json.dumps({"judge": judge, "papers": seen_outside}))
+        if not keep_all:
+            ingest.store.set_meta(seen_key, json.dumps({"judge": judge, "papers": seen_outside}))
         ingest.store.commit()
-    total = client.total_results
-    if total is not None and state["offset"] < min(total, cap):  # arXiv ended the paging early: empty pages
+    # Empty pages end the paging: done only once as many papers were read as arXiv said the window
+    # holds (the most it said this run; a run told nothing, the most an earlier attempt was told).
+    total = max(most, client.total_results or 0) or state.get("total", 0)
+    if state["offset"] < min(total, cap):
         raise ArxivUnavailable(
             f"arXiv stopped sending papers at result {state['offset']} of the {total} it holds for the window; "
             "what arrived is kept, and the next watch reads on from there"
         )
-    if total is not None and state["offset"] < total:  # stopped by max_results: the window stays open
+    if state["offset"] < total:  # stopped by max_results: the window stays open
         notes += (
             f"the window holds {total} papers, more than --max {max_results}: the next watch reads on from "
             f"paper {state['offset'] + 1}; "
@@ -246,7 +255,7 @@ def _watch_pages(
     # resumes this window and saves the same digest again (saved after, a kill would lose it). A
     # window left open saves what it found so far; the watch that ends it saves it whole.
     save_digest(WatchReport(state["since"], until, fetched, entries, IngestReport()), index_dir=published.directory)
-    if total is not None and state["offset"] < total:
+    if state["offset"] < total:
         ingest.store.set_meta(state_key, json.dumps(state | {"shown": len(entries)}))
     else:
         ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (state_key,))
@@ -270,14 +279,14 @@ def _text_digest(paper: Paper) -> str:
     return hashlib.sha1(paper.embedding_text().encode()).hexdigest()[:16]
 
 
-def _seen_outside(store, judge: str, after: str) -> dict[str, str]:
+def _seen_outside(store, key: str, judge: str, after: str) -> dict[str, str]:
     """{id: "end of its window|digest of its text"} of the papers that `judge` (a classifier's
     digest) placed out of scope and that were not kept (so the index does not hold them), from
     windows that ended after `after`: older ones cannot come again in this window or a regular
     later one (a `--since` window further back places them again). Anything else in the record
     (another judge's, an index's from elsewhere) is dropped: it only spares placing a paper again."""
     try:
-        record = json.loads(store.get_meta(SEEN_OUTSIDE) or "{}")
+        record = json.loads(store.get_meta(key) or "{}")
     except ValueError:
         return {}
     if not isinstance(record, dict) or record.get("judge") != judge or not isinstance(record.get("papers"), dict):

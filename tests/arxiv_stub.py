@@ -62,6 +62,7 @@ class Step:
     trickle: float = 0.0  # send the answer a byte at a time, this many seconds apart
     trickle_head: float = 0.0  # the same for the status line and headers (the body never comes)
     repeat: bool = False  # send the page's first entry twice
+    total: int | None = None  # say the results number this many (arXiv's empty answers may say 0)
 
 
 @dataclass
@@ -115,7 +116,7 @@ class ArxivStub:
             ids = []
         ids = ids[: len(ids) - step.drop] if step.drop else ids
         ids = ids + ids[:1] if step.repeat else ids
-        return 200, self.feed(ids, start, size, total)
+        return 200, self.feed(ids, start, size, total if step.total is None else step.total)
 
     def __enter__(self) -> ArxivStub:
         stub = self

@@ -211,15 +211,16 @@ def test_papers_turned_away_are_placed_again_by_another_judge(survey_index, stub
     ],
 )
 def test_a_damaged_record_of_papers_seen_out_of_scope_only_costs_embedding_them_again(survey_index, stub, record):
-    from semsearch.watch import SEEN_OUTSIDE
+    from semsearch.watch import SEEN_OUTSIDE, watch_key
 
+    key = SEEN_OUTSIDE + watch_key(["cs.CL"], None, False)
     watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
     with Ingest(index_dir=survey_index) as ingest:
-        judge = json.loads(ingest.store.get_meta(SEEN_OUTSIDE))["judge"]
-        ingest.store.set_meta(SEEN_OUTSIDE, record.replace("JUDGE", judge))
+        judge = json.loads(ingest.store.get_meta(key))["judge"]
+        ingest.store.set_meta(key, record.replace("JUDGE", judge))
     again = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
     assert [e.id for e in again.entries] == ["2411.00009"] and again.ingest.embedded == 1
-    saved = json.loads(Index.open(survey_index).store.get_meta(SEEN_OUTSIDE))
+    saved = json.loads(Index.open(survey_index).store.get_meta(key))
     assert saved["judge"] == judge and list(saved["papers"]) == ["2411.00009"]
     assert re.fullmatch(rf"{again.until}\|[0-9a-f]{{16}}", saved["papers"]["2411.00009"])  # its window, its text
 
@@ -1994,14 +1995,18 @@ def test_the_newest_digest_is_the_window_that_ended_last(tmp_path):
     assert digest_json(index_dir=tmp_path)["since"] == "202410010000"
 
 
-def test_since_the_day_it_is_somewhere_is_not_the_future(survey_index, stub):
-    """Days are UTC days: in UTC+14, `--since $(date +%F)` was refused as "in the future"."""
+def test_a_since_after_today_in_utc_is_refused_saying_days_are_utc_days(survey_index, stub):
+    """In UTC+14, `--since $(date +%F)` is tomorrow in UTC: refused, and the refusal says why (a
+    first fix took it, and watched an inverted window, "4 Dec to 3 Dec 13:39")."""
     from datetime import datetime, timedelta, timezone
 
-    today_somewhere = (datetime.now(timezone.utc) + timedelta(hours=13)).date().isoformat()
-    assert watch(["cs.CL"], today_somewhere, index_dir=survey_index, progress=False).fetched == 0
-    with pytest.raises(SemsearchError, match="in the future"):
-        watch(["cs.CL"], (datetime.now(timezone.utc) + timedelta(days=2)).date().isoformat(), index_dir=survey_index)
+    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()
+    with pytest.raises(
+        SemsearchError, match=r"in the future: .* \(days are UTC days; it is \d{4}-\d\d-\d\d \d\d:\d\d UTC\)"
+    ):
+        watch(["cs.CL"], tomorrow, index_dir=survey_index)
+    today = datetime.now(timezone.utc).date().isoformat()
+    assert watch(["cs.CL"], today, index_dir=survey_index, progress=False).fetched == 0
 
 
 def test_papers_turned_away_in_a_window_that_ended_days_ago_are_not_placed_again(survey_index, stub):
@@ -2009,13 +2014,72 @@ def test_papers_turned_away_in_a_window_that_ended_days_ago_are_not_placed_again
     watch after six days without one placed and listed its papers again."""
     from datetime import datetime, timedelta, timezone
 
-    from semsearch.watch import SEEN_OUTSIDE
+    from semsearch.watch import SEEN_OUTSIDE, watch_key
 
+    key = SEEN_OUTSIDE + watch_key(["cs.CL"], None, False)
     watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
     week_ago = f"{datetime.now(timezone.utc) - timedelta(days=7):%Y%m%d%H%M}"
     with Ingest(index_dir=survey_index) as ingest:
-        record = json.loads(ingest.store.get_meta(SEEN_OUTSIDE))
+        record = json.loads(ingest.store.get_meta(key))
         record["papers"] = {i: week_ago + v[12:] for i, v in record["papers"].items()}
-        ingest.store.set_meta(SEEN_OUTSIDE, json.dumps(record))
+        ingest.store.set_meta(key, json.dumps(record))
     again = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)  # a window older than that
     assert again.entries == [] and again.ingest.embedded == 0
+
+
+def test_a_window_whose_empty_answers_say_it_holds_nothing_is_kept_and_read_on(survey_index, stub, monkeypatch):
+    """arXiv's empty answers part-way may say the window holds 0 papers (or nothing, read the same):
+    checked against the last answer only, the window closed at 2 of 4, exit 0 (a fourth pass)."""
+    from semsearch.sources.arxiv import ArxivUnavailable
+
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    stub.script = [Step(200)] + [Step(empty=True, total=0)] * 5
+    with pytest.raises(ArxivUnavailable, match="stopped sending papers at result 2 of the 4 it holds"):
+        watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    stub.script = [Step(empty=True, total=0)] * 5  # a resumed watch told nothing: the first attempt's count holds
+    with pytest.raises(ArxivUnavailable, match="at result 2 of the 4"):
+        watch(["cs.CL"], index_dir=survey_index, progress=False)
+    stub.script = []
+    later = watch(["cs.CL"], index_dir=survey_index, progress=False)
+    assert later.since == "202411010000" and {e.id for e in later.entries} == set(IN_SCOPE) | set(OUT_OF_SCOPE)
+
+
+def test_kinds_of_watch_are_told_apart_by_categories_in_any_order_taxonomy_and_keep_all():
+    from semsearch.watch import watch_key
+
+    plain = watch_key(["cs.CL", "cs.LG"], None, False)
+    assert watch_key(["cs.LG", "cs.CL"], None, False) == plain
+    others = [
+        watch_key(["cs.CL", "cs.LG"], "kv", False),
+        watch_key(["cs.CL", "cs.LG"], None, True),
+        watch_key(["cs.CL"], None, False),
+    ]
+    assert len({plain, *others}) == 4
+
+
+def test_a_paper_turned_away_at_the_minute_a_window_starts_is_remembered_by_it():
+    """arXiv's date range holds both its ends: a window starting at the minute another ended sees its
+    papers again."""
+    from semsearch.watch import _seen_outside
+
+    class Store:
+        def get_meta(self, key):
+            return json.dumps(
+                {"judge": "j", "papers": {"a": "202411010000|0123456789abcdef", "b": "202410312359|0123456789abcdef"}}
+            )
+
+    assert _seen_outside(Store(), "k", "j", "202411010000") == {"a": "202411010000|0123456789abcdef"}
+
+
+def test_each_kind_of_watch_keeps_its_own_record_of_papers_turned_away(survey_index, stub):
+    """One record for every kind: alternating kinds wiped each other's (each then placed and listed
+    the other's papers again every day), and a --keep-all watch wrote it empty."""
+    from semsearch.watch import SEEN_OUTSIDE, watch_key
+
+    watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    record = Index.open(survey_index).store.get_meta(SEEN_OUTSIDE + watch_key(["cs.CL"], None, False))
+    other = watch(["cs.LG"], "2024-11-01", index_dir=survey_index, progress=False)
+    assert [e.id for e in other.entries] == ["2411.00009"]  # its own digest lists it
+    watch(["cs.AI"], "2024-11-01", index_dir=survey_index, keep_all=True, progress=False)
+    assert Index.open(survey_index).store.get_meta(SEEN_OUTSIDE + watch_key(["cs.CL"], None, False)) == record
+    assert Index.open(survey_index).store.get_meta(SEEN_OUTSIDE + watch_key(["cs.AI"], None, True)) is None
