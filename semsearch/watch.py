@@ -1,14 +1,15 @@
 """Watching arXiv: each day's new papers, placed in the taxonomy, the in-scope ones ingested.
 
-A watch asks arXiv for papers submitted since the last successful watch (kept in the index),
-reaching back over arXiv's announcement lag (`ANNOUNCEMENT_LAG`), page by page, oldest first. The
-papers of a page not placed before are embedded once, classified, and the in-scope ones (all with
-keep_all) are stored with those embeddings. Pages and their classifications are recorded in
-the index as they are done (`watch_pending:`, kept across publishes), so a watch that is
-interrupted, or whose connection fails part-way (the pages done are published), resumes at the
-next page of the same window, and its digest still lists what the first attempt found. On success
-the digest is saved in the index directory (`digests/`, atomically), then the time of the watch is
-stored with the publish.
+A watch asks arXiv for papers submitted since the last successful watch of its kind (`watch_key`:
+categories, taxonomy, keep_all; kept in the index), reaching back over arXiv's announcement lag
+(`ANNOUNCEMENT_LAG`), page by page, oldest first. The papers of a page not placed before are
+embedded once, classified, and the in-scope ones (all with keep_all) are stored with those
+embeddings. Pages and their classifications are recorded in the index as they are done
+(`watch_pending:`, kept across publishes), so a watch that is interrupted, whose connection fails
+part-way (the pages done are published), or that reached max_results, is gone on with at the next
+page of the same window, and its digest still lists what the first attempt found. A window is done
+once as many papers were read as arXiv said it holds; then its digest is saved in the index
+directory (`digests/`, atomically), and the time of the watch is stored with the publish.
 """
 
 from __future__ import annotations
