@@ -161,12 +161,19 @@ def _watch_pages(
     key = watch_key(categories, taxonomy_name, keep_all)
     state_key, notes = PENDING + key, ""
     state = json.loads(ingest.store.get_meta(state_key) or "{}")  # left by an unfinished watch
+    legacy = PENDING + ",".join(categories)  # where it was left before kinds were told apart
+    if not (state or taxonomy_name or keep_all) and legacy != state_key and (left := ingest.store.get_meta(legacy)):
+        state = json.loads(left)
+        ingest.store.set_meta(state_key, left)
+        ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (legacy,))
     asked = _stamp(datetime.fromisoformat(since).replace(tzinfo=timezone.utc)) if since else None
     if not state or (asked and state["since"] != asked):  # a new window
         if state:  # said, as the rest of it is never read
             notes = f"the unfinished window {human_time(state['since'])} to {human_time(state['until'])} was left "
             notes += f"after paper {state['offset']} for the one asked for; "
-        last = known.get_meta(WINDOW_END + key) or (known.get_meta(LAST_WATCH) if key == DEFAULT_KEY else None)
+        # A kind's first window reaches back from the last watch of any kind (where every window
+        # began before kinds were told apart; more than FIRST_WATCH_DAYS, never less).
+        last = known.get_meta(WINDOW_END + key) or known.get_meta(LAST_WATCH)
         start = datetime.fromisoformat(last) - ANNOUNCEMENT_LAG if last else now - timedelta(days=FIRST_WATCH_DAYS)
         state = {"since": asked or _stamp(start), "until": _stamp(now), "offset": 0, "entries": []}
     until = state["until"]
@@ -245,7 +252,8 @@ def _watch_pages(
     if state["offset"] < min(total, cap):
         raise ArxivUnavailable(
             f"arXiv stopped sending papers at result {state['offset']} of the {total} it holds for the window; "
-            "what arrived is kept, and the next watch reads on from there"
+            "what arrived is kept, and the next watch reads on from there (if arXiv keeps saying so, "
+            "`--since` starts another window)"
         )
     if state["offset"] < total:  # stopped by max_results: the window stays open
         notes += (
@@ -271,9 +279,6 @@ def watch_key(categories: Sequence[str], taxonomy_name: str | None, keep_all: bo
     whether everything is kept. Each follows its own: a weekly cs.LG watch began where the daily
     cs.CL one had ended, and a survey watch finished (and claimed) a list's window."""
     return ",".join(sorted(categories)) + (f"|{taxonomy_name}" if taxonomy_name else "") + ("|all" if keep_all else "")
-
-
-DEFAULT_KEY = watch_key(DEFAULT_CATEGORIES, None, False)  # the windows an index watched before keys had
 
 
 def _text_digest(paper: Paper) -> str:

@@ -1952,20 +1952,35 @@ def test_a_window_arxiv_stops_sending_early_is_kept_and_read_on(survey_index, st
 
 def test_each_kind_of_watch_follows_its_own_windows(survey_index, stub):
     """One time where every next window began: a weekly cs.LG watch after a daily cs.CL one began
-    where cs.CL had ended, and a survey watch finished (and claimed) a list's window."""
-    from datetime import datetime, timedelta, timezone
+    where cs.CL had ended, and a survey watch finished (and claimed) a list's window. A kind's first
+    window still reaches back from the last watch of any kind, as every window did before."""
+    from datetime import datetime
 
     from semsearch.watch import ANNOUNCEMENT_LAG
 
     first = watch(["cs.CL", "cs.LG"], "2024-11-01", index_dir=survey_index, progress=False)
-    other = watch(["cs.AI"], index_dir=survey_index, progress=False)  # never watched: the last day
-    ran = datetime.strptime(other.until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc)
-    assert other.since == f"{ran - timedelta(days=1):%Y%m%d%H%M}"
+    with Ingest(index_dir=survey_index) as ingest:  # another kind watched last, long ago
+        ingest.store.set_meta(LAST_WATCH, "2024-01-01T00:00:00+00:00")
     same = watch(["cs.LG", "cs.CL"], index_dir=survey_index, progress=False)  # the same set in another order
     ended = datetime.strptime(first.until, "%Y%m%d%H%M")
-    assert same.since == f"{ended - ANNOUNCEMENT_LAG:%Y%m%d%H%M}"
-    everything = watch(["cs.CL", "cs.LG"], index_dir=survey_index, keep_all=True, progress=False)
-    assert everything.since != same.since and Index.open(survey_index).store.get("2411.00009") is None
+    assert same.since == f"{ended - ANNOUNCEMENT_LAG:%Y%m%d%H%M}"  # from its own last window
+    with Ingest(index_dir=survey_index) as ingest:
+        ingest.store.set_meta(LAST_WATCH, "2024-01-01T00:00:00+00:00")
+    assert watch(["cs.AI"], index_dir=survey_index, progress=False).since == "202312280000"  # a first of its kind
+
+
+def test_a_window_left_open_before_kinds_were_told_apart_is_gone_on_with(survey_index, stub):
+    """Left under the categories as given ("cs.CL,cs.LG"), it was abandoned by the first watch after
+    the upgrade, which looks under the sorted set."""
+    watch(["cs.LG", "cs.CL"], "2024-11-01", index_dir=survey_index, progress=False, max_results=3)
+    with Ingest(index_dir=survey_index) as ingest:  # as the version before kept it
+        left = ingest.store.get_meta(PENDING + "cs.CL,cs.LG")
+        ingest.store.set_meta(PENDING + "cs.LG,cs.CL", left)
+        ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (PENDING + "cs.CL,cs.LG",))
+    later = watch(["cs.LG", "cs.CL"], index_dir=survey_index, progress=False)
+    assert later.since == "202411010000" and later.fetched == 4 and [e.id for e in later.entries] == ["2411.00009"]
+    store = Index.open(survey_index).store
+    assert store.get_meta(PENDING + "cs.LG,cs.CL") is None and store.get_meta(PENDING + "cs.CL,cs.LG") is None
 
 
 def test_a_since_that_leaves_an_unfinished_window_says_so(survey_index, stub):
