@@ -2098,3 +2098,26 @@ def test_each_kind_of_watch_keeps_its_own_record_of_papers_turned_away(survey_in
     watch(["cs.AI"], "2024-11-01", index_dir=survey_index, keep_all=True, progress=False)
     assert Index.open(survey_index).store.get_meta(SEEN_OUTSIDE + watch_key(["cs.CL"], None, False)) == record
     assert Index.open(survey_index).store.get_meta(SEEN_OUTSIDE + watch_key(["cs.AI"], None, True)) is None
+
+
+def test_a_paper_the_first_attempt_listed_is_not_placed_again_when_arxiv_sends_it_again(
+    survey_index, stub, fake_model, monkeypatch
+):
+    """A paper announced late shifts a window's results by one: the resumed attempt's first page
+    brings again the last paper the first attempt listed (staged, not yet published)."""
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    real_encode = fake_model.encode
+
+    def crash_on_second_page(texts, **kwargs):
+        if texts[0].startswith("Four-bit"):
+            raise KeyboardInterrupt
+        return real_encode(texts, **kwargs)
+
+    monkeypatch.setattr(fake_model, "encode", crash_on_second_page)
+    with pytest.raises(KeyboardInterrupt):
+        watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    monkeypatch.setattr(fake_model, "encode", real_encode)
+    stub.papers["2411.00000"] = {**stub_papers()["2411.00003"], "published": "2024-11-01T08:00:00Z"}
+    resumed = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    ids = [e.id for e in resumed.entries]
+    assert len(ids) == len(set(ids)) and resumed.ingest.embedded == 2  # 2411.00003 and 2411.00009 only
