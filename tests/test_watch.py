@@ -2121,3 +2121,18 @@ def test_a_paper_the_first_attempt_listed_is_not_placed_again_when_arxiv_sends_i
     resumed = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
     ids = [e.id for e in resumed.entries]
     assert len(ids) == len(set(ids)) and resumed.ingest.embedded == 2  # 2411.00003 and 2411.00009 only
+
+
+def test_a_short_page_and_then_an_empty_one_keep_what_arrived_and_the_window(survey_index, stub, monkeypatch):
+    """The `arxiv` package asks for the next page itself when one comes short of the total, and an
+    empty one then raised: the page that had arrived was thrown away, asked for again on every
+    attempt and every watch, and the error said arXiv "did not answer" (a newcomer's pass)."""
+    from semsearch.sources.arxiv import ArxivUnavailable
+
+    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
+    stub.script = [Step(drop=1), Step(empty=True, total=0)]  # one of two, then nothing (saying 0)
+    with pytest.raises(ArxivUnavailable, match="stopped sending papers at result 1 of the 4 it holds"):
+        watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    assert Index.open(survey_index).store.get("2411.00001") is not None  # what arrived is kept
+    later = watch(["cs.CL"], index_dir=survey_index, progress=False)
+    assert stub.requests[2]["start"] == ["1"] and later.fetched == 4

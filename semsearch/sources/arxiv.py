@@ -119,7 +119,7 @@ class _TimeoutSession(requests.Session):
         # A fresh connection per call (arXiv is asked once every few seconds): its socket is the one cut.
         kwargs["headers"] = {**(kwargs.get("headers") or {}), "Connection": "close"}
         _calls.sockets = sockets = []
-        _calls.retry_after = _calls.total_results = None
+        _calls.retry_after = None
         expired = threading.Event()
 
         def cut() -> None:
@@ -163,7 +163,9 @@ class _TimeoutSession(requests.Session):
             if root is None:
                 kind = response.headers.get("content-type", "no content type")
                 raise NotAFeed(f"its answer is not an Atom feed ({kind}, {len(body):,} bytes)")
-            _calls.total_results = _total_results(root)
+            total = _total_results(root)
+            if total is not None:  # the most any answer of one page said (`ArxivClient._page`)
+                _calls.most_total = max(total, getattr(_calls, "most_total", None) or 0)
         return response
 
 
@@ -306,9 +308,18 @@ class ArxivClient:
                 time.sleep(max(asked, self._backoff(attempt)))
             asked = 0.0
             self._wait_turn()
+            page: list[arxiv.Result] = []
+            _calls.most_total = None
             try:
-                page = list(itertools.islice(self._client.results(search, offset), size))
-                self.total_results = getattr(_calls, "total_results", None)
+                # The package asks for the next page itself when one comes short of the total it was
+                # told; an empty one then raises: what this call already has is its page (it was
+                # thrown away, and the same page asked for again on every attempt and every watch).
+                try:
+                    page.extend(itertools.islice(self._client.results(search, offset), size))
+                except arxiv.UnexpectedEmptyPageError:
+                    if not page:
+                        raise
+                self.total_results = getattr(_calls, "most_total", None)
                 return page
             except arxiv.HTTPError as err:
                 if err.status not in RETRYABLE_STATUS:
