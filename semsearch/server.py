@@ -329,6 +329,9 @@ def create_app(
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException) -> JSONResponse:  # unknown routes, wrong methods
+        if err.status_code == 400 and err.detail == "There was an error parsing the body":  # FastAPI's words
+            # for a body that is not UTF-8; one that is but is not JSON was already 422 in ours
+            return JSONResponse({"error": "body: is not valid JSON (a byte that is not UTF-8)"}, status_code=422)
         headers = dict(err.headers or {})  # a 405's Allow: the methods the route does take
         if "GET" in headers.get("Allow", "").split(", "):
             headers["Allow"] += ", HEAD"  # answered by HeadAsGet

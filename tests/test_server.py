@@ -122,6 +122,13 @@ def test_a_lone_surrogate_in_a_json_body_is_refused_in_the_words_of_every_door(u
     answer = unchanged_client.post("/api/classify", content=body, headers={"content-type": "application/json"})
     assert answer.status_code == 422
     assert answer.json() == {"error": "title: is not valid text (a byte that is not UTF-8, or a lone surrogate)"}
+    raw = b'{"title": "Sinks \xff", "abstract": "Attention sinks keep streaming stable."}'  # not UTF-8 at all
+    for route in ("/api/classify", "/api/labels"):
+        answer = unchanged_client.post(route, content=raw, headers={"content-type": "application/json"})
+        assert (answer.status_code, answer.json()) == (
+            422,
+            {"error": "body: is not valid JSON (a byte that is not UTF-8)"},
+        )
 
 
 def test_an_internal_error_is_json_without_a_trace(index_dir, monkeypatch):
