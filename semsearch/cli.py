@@ -593,7 +593,10 @@ def watch(
         str, typer.Option("--categories", help="arXiv categories to watch, comma-separated.")
     ] = "cs.CL,cs.LG,cs.AI",
     since: Annotated[
-        str | None, typer.Option("--since", help="Start from YYYY-MM-DD (default: the last watch, else a day ago).")
+        str | None,
+        typer.Option(
+            "--since", help="Start a window at YYYY-MM-DD, UTC (default: 4 days before the last watch, else a day ago)."
+        ),
     ] = None,
     keep_all: Annotated[bool, typer.Option("--keep-all", help="Ingest out-of-scope papers too.")] = False,
     digest_format: Annotated[DigestFormat, typer.Option("--format", help="Digest form.")] = DigestFormat.markdown,
