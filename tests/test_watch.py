@@ -225,11 +225,9 @@ def test_a_damaged_record_of_papers_seen_out_of_scope_only_costs_embedding_them_
     assert re.fullmatch(rf"{again.until}\|[0-9a-f]{{16}}", saved["papers"]["2411.00009"])  # its window, its text
 
 
-def test_papers_an_abandoned_window_staged_are_listed_by_the_window_that_follows(
-    survey_index, stub, fake_model, monkeypatch
-):
-    """A watch interrupted after its first page, then one asked for another window: the papers the
-    first had staged (never published, never in a digest) were passed over as placed before."""
+def interrupted_after_the_first_page(survey_index, fake_model, monkeypatch) -> None:
+    """A watch of the stub's window (pages of two) stopped by Ctrl-C while it embeds its second page:
+    the first page is staged and listed in its pending state, nothing published."""
     monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
     real_encode = fake_model.encode
 
@@ -242,6 +240,14 @@ def test_papers_an_abandoned_window_staged_are_listed_by_the_window_that_follows
     with pytest.raises(KeyboardInterrupt):
         watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
     monkeypatch.setattr(fake_model, "encode", real_encode)
+
+
+def test_papers_an_abandoned_window_staged_are_listed_by_the_window_that_follows(
+    survey_index, stub, fake_model, monkeypatch
+):
+    """A watch interrupted after its first page, then one asked for another window: the papers the
+    first had staged (never published, never in a digest) were passed over as placed before."""
+    interrupted_after_the_first_page(survey_index, fake_model, monkeypatch)
     other = watch(["cs.CL"], "2024-10-31", index_dir=survey_index, progress=False)
     assert {e.id for e in other.entries} == set(IN_SCOPE) | set(OUT_OF_SCOPE)
     assert Index.open(survey_index).manifest.count == 427
@@ -2105,18 +2111,7 @@ def test_a_paper_the_first_attempt_listed_is_not_placed_again_when_arxiv_sends_i
 ):
     """A paper announced late shifts a window's results by one: the resumed attempt's first page
     brings again the last paper the first attempt listed (staged, not yet published)."""
-    monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
-    real_encode = fake_model.encode
-
-    def crash_on_second_page(texts, **kwargs):
-        if texts[0].startswith("Four-bit"):
-            raise KeyboardInterrupt
-        return real_encode(texts, **kwargs)
-
-    monkeypatch.setattr(fake_model, "encode", crash_on_second_page)
-    with pytest.raises(KeyboardInterrupt):
-        watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
-    monkeypatch.setattr(fake_model, "encode", real_encode)
+    interrupted_after_the_first_page(survey_index, fake_model, monkeypatch)
     stub.papers["2411.00000"] = {**stub_papers()["2411.00003"], "published": "2024-11-01T08:00:00Z"}
     resumed = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
     ids = [e.id for e in resumed.entries]
