@@ -251,9 +251,11 @@ def user_labels(store, name: str) -> dict[int, str]:
     return {vec_id: category for vec_id, category in store.list_user_labels(name).items() if category in nodes}
 
 
-def effective_labels(store, name: str) -> dict[int, list[str]]:
-    """Each paper's categories in the list `name`: the list's own, else the user's label."""
-    return store.taxonomy_labels(name) | {vec_id: [category] for vec_id, category in user_labels(store, name).items()}
+def effective_labels(store, name: str, users: dict[int, str] | None = None) -> dict[int, list[str]]:
+    """Each paper's categories in the list `name`: the list's own, else the user's label (`users`,
+    when the caller has read them already)."""
+    users = user_labels(store, name) if users is None else users
+    return store.taxonomy_labels(name) | {vec_id: [category] for vec_id, category in users.items()}
 
 
 def labelled_papers(store, name: str):

@@ -476,17 +476,19 @@ class Searcher:
         return classifier_for_taxonomy(self.index.store, self.taxonomy_name, embed)
 
     @cached_property
+    def list_user_labels(self) -> dict[int, str]:
+        """The list's categories that come from a user (`label --taxonomy`), not from the list."""
+        from semsearch.lists import user_labels
+
+        return user_labels(self.index.store, self.taxonomy_name) if self.taxonomy_name else {}
+
+    @cached_property
     def list_labels(self) -> dict[int, list[str]]:
         from semsearch.lists import effective_labels
 
-        return effective_labels(self.index.store, self.taxonomy_name) if self.taxonomy_name else {}
-
-    @cached_property
-    def list_user_labelled(self) -> set[int]:
-        """The papers the list's categories come from a user for (`label --taxonomy`), not the list."""
-        from semsearch.lists import user_labels
-
-        return set(user_labels(self.index.store, self.taxonomy_name)) if self.taxonomy_name else set()
+        if self.taxonomy_name is None:
+            return {}
+        return effective_labels(self.index.store, self.taxonomy_name, self.list_user_labels)
 
     def leaf_distributions(self, vec_ids) -> dict[int, tuple[list[str], np.ndarray]]:
         """Each categorised paper's categories and chance of each leaf, in the taxonomy searched: the
@@ -498,7 +500,7 @@ class Searcher:
         unlabelled = [v for v in missing if v not in self.list_labels]
         for v in missing:
             if v in self.list_labels:
-                source = "user" if v in self.list_user_labelled else "list"
+                source = "user" if v in self.list_user_labels else "list"
                 cache[v] = (self.list_labels[v], self.taxonomy.leaf_spread(self.list_labels[v]), source)
         if unlabelled and self.classifier is not None:
             store = self.index.store
