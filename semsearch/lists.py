@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import numpy as np
 
 from semsearch.errors import NotFound, SemsearchError, Unreachable, network_reason
 from semsearch.paper import Paper, normalize_title
-from semsearch.sources.curated import CuratedList, ListedPaper, parse_list
+from semsearch.sources.curated import CuratedList, ListedPaper, name_form, parse_list
 from semsearch.taxonomy import Taxonomy, load_taxonomy, subtree_counts
 
 SURVEY = "survey"  # the built-in taxonomy's name
@@ -358,7 +357,7 @@ def _refusal(name: str, plan: dict, old_nodes, new_nodes) -> str | None:
     """Why a refresh looks like a mistake, if it does: a file that is not this list, or one that
     would take away more than a fifth of its papers."""
     # A heading wherever it moved, in the form names are read in (a list added before kept "Cafe\u0301").
-    leaf = lambda node: unicodedata.normalize("NFKC", node.rsplit("/", 1)[-1]).lower()  # noqa: E731
+    leaf = lambda node: name_form(node.rsplit("/", 1)[-1]).lower()  # noqa: E731
     old_names, new_names = {leaf(n) for n in old_nodes}, {leaf(n) for n in new_nodes}
     shared = len(old_names & new_names)
     if old_names and shared < MIN_SHARED_HEADINGS * len(old_names):

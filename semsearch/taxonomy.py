@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -13,6 +12,7 @@ from importlib.resources import files
 import numpy as np
 
 from semsearch.errors import SemsearchError
+from semsearch.sources.curated import name_form
 from semsearch.sources.survey import load_survey
 
 
@@ -146,24 +146,21 @@ class UnknownCategory(SemsearchError):
     """A name no node of the taxonomy has (bad input to a search; a feed's address naming nothing)."""
 
 
-def _compatible(text: str) -> str:
-    return unicodedata.normalize("NFKC", text)
-
-
 def resolve_node(name: str, nodes: tuple[str, ...] | None = None, *, listed_by: str = "semsearch taxonomy") -> str:
     """The full node path meant by `name`: a full path, or a node's last segment (any case; as
     written first, for a list whose headings differ only in case). `listed_by`: the command that
     shows the nodes, for the hint."""
     nodes = nodes if nodes is not None else load_survey().nodes
-    # Both sides in Unicode's compatibility form, as list headings are now (`clean_name`): a list
-    # added before keeps its headings as they were typed ("Cafe\u0301").
-    given = _compatible(name).strip().strip("/")
+    # Both sides in the form list headings are now read in (`name_form`): a list added before keeps
+    # its headings as they were typed ("Cafe\u0301").
+    given = name_form(name).strip().strip("/")
     wanted = given.lower()
+    forms = [(node, name_form(node), name_form(leaf_name(node))) for node in nodes]
     for candidates in (
-        [node for node in nodes if _compatible(node) == given],
-        [node for node in nodes if _compatible(node).lower() == wanted],
-        [node for node in nodes if _compatible(leaf_name(node)) == given],
-        [node for node in nodes if _compatible(leaf_name(node)).lower() == wanted],
+        [node for node, path, _ in forms if path == given],
+        [node for node, path, _ in forms if path.lower() == wanted],
+        [node for node, _, leaf in forms if leaf == given],
+        [node for node, _, leaf in forms if leaf.lower() == wanted],
     ):
         if len(candidates) == 1:
             return candidates[0]

@@ -176,11 +176,17 @@ class CuratedList:
         return [n for n in self.nodes if n not in parents]
 
 
+def name_form(text: str) -> str:
+    """Unicode's compatibility form, the one heading names are read in and typed names compared in:
+    "Cafe\u0301" (as a Mac types it) is "Café", full-width "Ｐruning" is "Pruning"."""
+    return unicodedata.normalize("NFKC", text)
+
+
 def clean_name(text: str) -> str:
     """A heading as a node name: markdown, emoji, numbering and path separators removed, in Unicode's
     compatibility form (a heading typed on a Mac, "Cafe\u0301", and "Café" are one node, as are
     "Ｐruning" and "Pruning": questions are read in that form too), at most MAX_NAME characters."""
-    text = unicodedata.normalize("NFKC", _unlinked(_untagged(text)))
+    text = name_form(_unlinked(_untagged(text)))
     text = re.sub(r"[*_`]", "", text)
     text = re.sub(r"\d?\ufe0f?\u20e3", "", text)  # keycap digits: 1️⃣
     text = "".join(c for c in text if unicodedata.category(c)[0] not in ("S", "C") and c != "\ufe0f" or c in " -")
