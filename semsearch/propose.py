@@ -843,7 +843,7 @@ def _propose_for(index, request: ProposeRequest, markdown: str, filename: str, *
 
     embed = embed_fn(index, embedder)
     store = index.store
-    labelled = {} if request.taxonomy == SURVEY else user_labels(store, request.taxonomy)
+    labelled = store.survey_user_labels() if request.taxonomy == SURVEY else user_labels(store, request.taxonomy)
     papers = store.papers_by_vec_id(labelled)
     proposals, patch = propose(
         markdown,

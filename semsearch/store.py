@@ -530,6 +530,15 @@ class Store:
         )
         return dict(rows.fetchall())
 
+    def survey_user_labels(self) -> dict[int, str]:
+        """The user's labels in the survey's taxonomy that count: on papers the survey does not label
+        (its own label stands)."""
+        rows = self.db.execute(
+            """SELECT l.vec_id, l.category FROM labels AS l JOIN papers AS p ON p.vec_id = l.vec_id
+               WHERE p.survey_categories = '[]' ORDER BY l.vec_id"""
+        )
+        return dict(rows.fetchall())
+
     def survey_labelled(self) -> list[tuple[Paper, np.ndarray, list[str]]]:
         """The papers the survey's classifier learns from (labelled by the survey or a user), with
         their embeddings and categories."""

@@ -414,6 +414,28 @@ def test_eval_propose_refuses_two_versions_that_add_nothing(semsearch, survey_on
     assert done.returncode == 2 and "adds no papers" in done.stderr
 
 
+def test_your_label_in_the_survey_is_written_under_its_heading_whatever_the_classifier_says(
+    semsearch, survey_corpus_index, tmp_path
+):
+    """`label ID NODE` says where a paper goes in the survey, as `label --taxonomy NAME` does in a list:
+    `taxonomy propose survey` writes it there, sure, in scope or not (it was left out when out of scope)."""
+    readme = tmp_path / "README.md"
+    readme.write_text(survey_readme(set()), encoding="utf-8")
+    args = ["taxonomy", "propose", "survey", "--list", readme, "--json", "--index", survey_corpus_index]
+    node = next(n for n in load_survey().nodes if n.endswith("/Post-Training Quantization"))
+    before = [r for r in json.loads(semsearch(*args).stdout) if r["id"] == "2308.00007"]
+    assert not before or (before[0]["node"], before[0]["confidence"]) != (node, 1.0)
+
+    semsearch("label", "2308.00007", "Post-Training Quantization", "--index", survey_corpus_index)
+    mine = [r for r in json.loads(semsearch(*args).stdout) if r["id"] == "2308.00007"]
+    assert [(r["node"], r["confidence"], r["unsure"]) for r in mine] == [(node, 1.0, False)]
+    patch = semsearch(*args[:-3], "--index", survey_corpus_index).stdout
+    lines = patch.splitlines()
+    added = [i for i, line in enumerate(lines) if line.startswith("+") and "2308.00007" in line]
+    heading = next(i for i, line in enumerate(lines) if line.endswith(" Post-Training Quantization"))
+    assert len(added) == 1 and added[0] > heading, patch
+
+
 @pytest.mark.skipif(not LISTS.exists(), reason="needs ../shared/data/lists")
 def test_a_list_added_keeps_its_readme_for_propose(semsearch, survey_corpus_index, tmp_path):
     source = tmp_path / "kv.md"
