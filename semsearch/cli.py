@@ -988,7 +988,7 @@ def taxonomy_propose(
     the list's own line format (for a pull request); unsure papers are listed apart on stderr."""
     from semsearch.bibtex import split_ids
     from semsearch.index import Index
-    from semsearch.propose import ProposeRequest, propose_for, readme_for, text_report
+    from semsearch.propose import Proposal, ProposeRequest, propose_for, readme_for, text_report
     from semsearch.requests_models import parse
 
     if ids is not None and not split_ids(ids):  # `--ids ,,` proposed every paper
@@ -1000,17 +1000,14 @@ def taxonomy_propose(
     if as_json:
         _print_json(found["proposals"])
         return
-    from semsearch.propose import Proposal
-
-    proposals = [Proposal(**{k: v for k, v in p.items()}) for p in found["proposals"]]
+    from semsearch.lists import SURVEY
     from semsearch.sources.curated import parse_list
 
+    proposals = [Proposal(**p) for p in found["proposals"]]
     for line in text_report(proposals, request.min_confidence, parse_list(markdown).heading_lines):
         print(line, file=sys.stderr)
     sure = len(proposals) - found["unsure"]
     print(found["patch"], end="")
-    from semsearch.lists import SURVEY
-
     edge = "" if request.taxonomy == SURVEY else ", or at the edge of the list's topic"  # the survey's is its scope
     print(
         f"{sure} papers proposed, {found['unsure']} unsure (under --min-confidence {request.min_confidence}{edge})",
