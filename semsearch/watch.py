@@ -4,7 +4,8 @@ A watch asks arXiv for papers submitted since the last successful watch of its k
 categories, taxonomy, keep_all; kept in the index), reaching back over arXiv's announcement lag
 (`ANNOUNCEMENT_LAG`), page by page, oldest first. The papers of a page not placed before are
 embedded once, classified, and the in-scope ones (all with keep_all) are stored with those
-embeddings. Pages and their classifications are recorded in the index as they are done
+embeddings; those the index holds that another kind stored are placed by their stored vectors,
+new to this kind. Pages and their classifications are recorded in the index as they are done
 (`watch_pending:`, kept across publishes), so a watch that is interrupted, whose connection fails
 part-way (the pages done are published), or that reached max_results, is gone on with at the next
 page of the same window, and its digest still lists what the first attempt found. A window is done
@@ -24,7 +25,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -51,6 +52,7 @@ FIRST_WATCH_DAYS = 1
 # announced after it; each window now reaches back this far, and what it has seen is skipped.
 ANNOUNCEMENT_LAG = timedelta(days=4)
 SEEN_OUTSIDE = "watch_seen_outside:"  # + `watch_key`: papers placed out of scope and not kept, by whom
+PLACED = "watch_placed:"  # + `watch_key`: papers a kind of watch placed lately (the rest held are new to it)
 MAX_RESULTS = 10_000  # papers one watch reads; a day of the default categories and ANNOUNCEMENT_LAG hold ~5,000
 ARXIV_BEGAN = datetime(1991, 1, 1, tzinfo=timezone.utc)  # its first papers came in August 1991
 
@@ -187,6 +189,12 @@ def _watch_pages(
     recent = min(state["since"], _stamp(now - ANNOUNCEMENT_LAG - timedelta(days=1)))
     seen_key = SEEN_OUTSIDE + key  # each kind of watch its own: alternating kinds wiped each other's
     seen_outside = {} if keep_all else _seen_outside(ingest.store, seen_key, judge, recent)
+    # A paper another kind of watch (or an ingest) stored is new to this kind: listed, placed by its
+    # stored vector. A kind that watched before this record was kept lists only what it stores, as
+    # it did, this once: its record begins with this watch.
+    placed_key = PLACED + key
+    placed_by_kind, list_stored = _placed_by_kind(ingest.store, placed_key, recent)
+    list_stored = list_stored or (known.get_meta(WINDOW_END + key) is None and not state.get("offset"))
     fetched = state.get("fetched", 0)  # a resumed window counts the pages its first attempt read too
     query = submitted_between(categories, state["since"], until)
     # max_results is what one watch reads: a window holding more stays open, and the next watch
@@ -204,8 +212,11 @@ def _watch_pages(
         # What this window or an earlier one (they overlap: ANNOUNCEMENT_LAG) placed already is not
         # embedded again; a paper whose text arXiv changed is, to store the new text. Placed means
         # published: what an interrupted watch of another window staged is placed and listed again.
-        arrived, page = len(page), list(_unseen(page, known, listed | placed_now, seen_outside))
-        placed_now.update(p.id for p in page)
+        arrived = len(page)
+        page, stored = _unseen(page, known, listed | placed_now, seen_outside, placed_by_kind)
+        placed_now.update(p.id for p in page + stored)
+        placed_by_kind.update((p.id, until) for p in page + stored)
+        stored = stored if list_stored else []
         fetched += arrived
         texts, vectors, placed, seconds = [p.embedding_text() for p in page], [], [], 0.0
         if texts:
@@ -219,23 +230,17 @@ def _watch_pages(
         total = client.total_results
         to_come = None if total is None else max(min(total, cap) - offset, 0)
         ingest.count_embedded(len(texts), seconds, to_come=to_come, passed=arrived - len(texts))
+        new = [(p, r) for p, r in zip(page, placed, strict=True) if known.vec_id(p.id) is None]
+        if stored:  # held already, new to this kind: placed by their stored vectors, not stored again
+            held = known.embeddings_for(known.vec_id(p.id) for p in stored)
+            held_texts = [p.embedding_text() for p in stored]
+            held_vectors = [held[known.vec_id(p.id)] for p in stored]
+            new += zip(stored, classifier.classify(held_texts, held_vectors, [p.id for p in stored]), strict=True)
+        for paper, result in new:  # worth a line in the digest
+            listed.add(paper.id)
+            entries.append(_entry(paper, result))
         keep = []
         for paper, vector, result in zip(page, vectors, placed, strict=True):
-            if known.vec_id(paper.id) is None:  # new: worth a line in the digest
-                listed.add(paper.id)
-                entries.append(
-                    DigestEntry(
-                        id=paper.id,
-                        title=paper.title,
-                        url=paper.link(),
-                        category=result.category,
-                        confidence=round(result.confidence, 4),
-                        in_scope=result.in_scope,
-                        closest=[{"id": n.id, "title": n.title, "categories": n.categories} for n in result.neighbours],
-                        authors=paper.authors,
-                        snippet=snippet(paper.abstract),
-                    )
-                )
             if result.in_scope or keep_all:
                 keep.append((paper, vector))
             else:
@@ -245,6 +250,7 @@ def _watch_pages(
         ingest.store.set_meta(state_key, json.dumps(state))
         if not keep_all:
             ingest.store.set_meta(seen_key, json.dumps({"judge": judge, "papers": seen_outside}))
+        ingest.store.set_meta(placed_key, json.dumps(placed_by_kind))
         ingest.store.commit()
     # Empty pages end the paging: done only once as many papers were read as arXiv said the window
     # holds (the most it said this run; a run told nothing, the most an earlier attempt was told).
@@ -301,19 +307,59 @@ def _seen_outside(store, key: str, judge: str, after: str) -> dict[str, str]:
     return {k: v for k, v in seen if isinstance(v, str) and re.fullmatch(r"\d{12}\|[0-9a-f]{16}", v) and v >= after}
 
 
-def _unseen(page: Sequence[Paper], store, seen: set[str], outside: dict[str, str]) -> Iterator[Paper]:
-    """The papers of a page not placed before: neither `seen` (listed by this window or placed by
-    this run), nor turned away (`outside`) or in `store` (the published index) with the same text,
-    nor earlier in the page."""
+def _placed_by_kind(store, key: str, after: str) -> tuple[dict[str, str], bool]:
+    """({id: end of its window} of the papers a kind of watch placed in windows that ended after
+    `after`: older ones cannot come again in a regular window), and whether the record was kept
+    (papers the index held already are listed as new to the kind only then). Anything unreadable
+    is an empty record: it only spares listing a paper again."""
+    raw = store.get_meta(key)
+    if raw is None:
+        return {}, False
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return {}, True
+    if not isinstance(record, dict):
+        return {}, True
+    kept = {k: v for k, v in record.items() if isinstance(v, str) and re.fullmatch(r"\d{12}", v) and v >= after}
+    return kept, True
+
+
+def _entry(paper: Paper, result) -> DigestEntry:
+    """A paper's line in the digest, as `result` (a classification) placed it."""
+    return DigestEntry(
+        id=paper.id,
+        title=paper.title,
+        url=paper.link(),
+        category=result.category,
+        confidence=round(result.confidence, 4),
+        in_scope=result.in_scope,
+        closest=[{"id": n.id, "title": n.title, "categories": n.categories} for n in result.neighbours],
+        authors=paper.authors,
+        snippet=snippet(paper.abstract),
+    )
+
+
+def _unseen(
+    page: Sequence[Paper], store, seen: set[str], outside: dict[str, str], placed_by_kind: dict[str, str]
+) -> tuple[list[Paper], list[Paper]]:
+    """The papers of a page not placed before, none twice, none in `seen` (listed by this window or
+    placed by this run): (those to embed and place: not in `store`, the published index, nor turned
+    away (`outside`) with the same text; those `store` holds with the same text that this kind of
+    watch has not placed (`placed_by_kind`))."""
+    fresh, stored = [], []
     for paper in page:
         if paper.id in seen:
             continue
         seen.add(paper.id)
         if paper.id in outside and outside[paper.id].endswith(_text_digest(paper)):
             continue
-        stored = store.get(paper.id)
-        if stored is None or stored.embedding_text() != paper.embedding_text():
-            yield paper
+        held = store.get(paper.id)
+        if held is None or held.embedding_text() != paper.embedding_text():
+            fresh.append(paper)
+        elif paper.id not in placed_by_kind:
+            stored.append(paper)
+    return fresh, stored
 
 
 # --- digests kept in the index directory -----------------------------------------------------------
