@@ -2134,6 +2134,28 @@ def test_a_paper_another_kind_of_watch_stored_is_new_to_this_kind_listed_once_an
     assert watch(["cs.AI"], "2024-11-01", **again).entries == []
 
 
+def test_a_lists_watch_beside_the_surveys_lists_what_the_surveys_stored_first(survey_index, stub, cli, tmp_path):
+    """The case as a maintainer meets it, in a process of its own: `watch --taxonomy mine` after
+    the survey's watch of the same days."""
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "# Mine\n\n## Caches\n\n"
+        "- [Efficient Streaming Language Models with Attention Sinks](https://arxiv.org/abs/2309.17453)\n"
+        "- [H2O: Heavy-Hitter Oracle for Efficient Generative Inference](https://arxiv.org/abs/2306.14048)\n\n"
+        "## Drafts\n\n"
+        "- [Fast Inference from Transformers via Speculative Decoding](https://arxiv.org/abs/2211.17192)\n"
+    )
+    cli("taxonomy", "add", "mine", readme, "--offline", "--index", survey_index, check=True)
+    cli("watch", "--since", "2024-11-01", "--index", survey_index, check=True)
+    stored = {i for i in IN_SCOPE if Index.open(survey_index).store.get(i) is not None}
+    code, out, err = cli(
+        "watch", "--since", "2024-11-01", "--taxonomy", "mine", "--format", "json", "--index", survey_index
+    )
+    assert code == 0, err
+    listed = {paper["id"] for papers in json.loads(out)["groups"].values() for paper in papers}
+    assert stored and listed == stored, err
+
+
 def test_a_paper_the_first_attempt_listed_is_not_placed_again_when_arxiv_sends_it_again(
     survey_index, stub, fake_model, monkeypatch
 ):
