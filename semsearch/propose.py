@@ -28,8 +28,9 @@ from typing import Annotated, NamedTuple
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from semsearch import markup
 from semsearch.errors import NotFound, SemsearchError
-from semsearch.paper import Paper, normalize_title, one_line, split_lines, year_from_arxiv_id
+from semsearch.paper import Paper, normalize_title, split_lines, year_from_arxiv_id
 from semsearch.requests_models import _iso_date
 from semsearch.sources.curated import _ARXIV_ID, CuratedList, ListedPaper, Placement, _links, clean_title, parse_list
 
@@ -273,9 +274,10 @@ def _in_link_target(text: str, at: int) -> bool:
 
 
 def _safe_title(title: str) -> str:
-    """A title (or an author's name, a venue) as list markup can carry it: no brackets, asterisks,
-    tags or line breaks that would end its link or bold early, or make a link or image of it."""
-    return one_line(title.translate(str.maketrans({"[": "(", "]": ")", "*": "", "`": "'", "<": "‹", ">": "›"})))
+    """A title (or an author's name, a venue) as list markup can carry it: brackets, asterisks,
+    quotes and tags as look-alikes (a maintainer reads the file), the rest of markup escaped
+    (`markup.text`): nothing ends its link or bold early, or opens a link, heading or table cell."""
+    return markup.text(title.translate(str.maketrans({"[": "(", "]": ")", "*": "", "`": "'", "<": "‹", ">": "›"})))
 
 
 def _tidy(text: str) -> str:

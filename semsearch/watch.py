@@ -33,6 +33,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from semsearch import markup
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import WATCH_LOCK, drop_lock, fsync_dir, take_lock
 from semsearch.ingest import Ingest, IngestReport
@@ -942,29 +943,20 @@ def render_digest(
         raise SemsearchError(f"unknown digest format {fmt!r} (markdown, json or html)")
     lines = [f"# semsearch digest: {papers}, {window}", ""]
     for node, items in groups.items():
-        lines += [f"## {_md(node.replace('/', ' › '))}", ""]
+        lines += [f"## {markup.text(node.replace('/', ' › '))}", ""]
         for e in items:
             target = _md_url(_paper_link(e, paper_view))
-            lines.append(f"- **[{_md(e.title)}]({target})** ({_md(e.id)}), confidence {e.confidence:.2f}")
+            lines.append(
+                f"- **[{markup.text(e.title)}]({target})** ({markup.text(e.id)}), confidence {e.confidence:.2f}"
+            )
             if e.authors:
                 view = f" · [view in semsearch]({_md_url(paper_view + e.id)})" if paper_view else ""
-                lines.append(f"  {_md(_authors(e.authors))}{view}")
+                lines.append(f"  {markup.text(_authors(e.authors))}{view}")
             if e.snippet:
-                lines.append(f"  > {_md(e.snippet)}")
-            lines.append("  - closest known: " + "; ".join(_md(c["title"]) for c in e.closest))
+                lines.append(f"  > {markup.text(e.snippet)}")
+            lines.append("  - closest known: " + "; ".join(markup.text(c["title"]) for c in e.closest))
         lines.append("")
     return "\n".join(lines)
-
-
-# What can start markup inside a line: links and images ([ ]), HTML and autolinks (< >), emphasis,
-# code, and the backslash itself. The rest of the text reads as it came.
-_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]<>])")
-
-
-def _md(text: str) -> str:
-    """Text from arXiv as Markdown text only: "[phish](javascript:...)", an image or a tag in a title
-    or abstract stays words (the HTML digest escapes the same way)."""
-    return _MD_PUNCTUATION.sub(r"\\\1", " ".join(text.split()))
 
 
 def _md_url(url: str) -> str:

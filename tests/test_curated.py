@@ -148,6 +148,17 @@ def test_a_paper_named_in_fewer_than_four_letters_is_kept_by_its_arxiv_link_and_
     assert {(p.title, p.arxiv_id) for p in listed.papers} == {("H2O", "2306.14048"), ("D2O", "2406.13035")}
 
 
+def test_an_item_is_the_paper_its_link_names_not_one_its_words_name():
+    """A title or note naming another paper's arXiv address or DOI made the item that paper."""
+    listed = parse_list(
+        "# KV\n## Quantization\n"
+        "- Quantized caches (weights as in arxiv.org/abs/2306.00978) [[Paper](https://arxiv.org/abs/2501.00002)]\n"
+        "- 10.48550/arXiv.2309.17453 streaming, [**the paper**](https://arxiv.org/pdf/2501.00014v2)\n"
+        "- Only its words name it: arxiv.org/abs/2401.00001, **Caches in words**\n"
+    )
+    assert [p.arxiv_id for p in listed.papers] == ["2501.00002", "2501.00014", "2401.00001"]
+
+
 def test_a_paper_listed_with_and_without_its_arxiv_link_is_one_paper_under_its_id():
     """Kept apart, the item without the link became a record of its own and every search showed
     the paper twice (an attacker's pass: Graph-Structured Speculative Decoding)."""

@@ -240,6 +240,39 @@ def test_any_title_written_in_any_section_reads_back_as_that_paper(title, author
         assert back[0].categories == [node]
 
 
+TABLE = (
+    "# T\n\n## Caches\n\n| Paper | Venue |\n|---|---|\n"
+    "| [Evicting tokens from the key-value cache](https://arxiv.org/abs/2401.00001) | ICML 2024 |\n"
+)
+HOSTILE_TITLES = [
+    "Quantized caches, see arxiv.org/abs/2306.00978 for the weights",  # another paper's arXiv address
+    "10.48550/arXiv.2309.17453 Streaming caches",
+    "# A heading of its own",
+    "1. An ordered list of its own",
+    "Caches | in | cells",
+    "A title ending in a backslash \\",
+    "Phishing https://evil.example/login and www.evil.example",
+    "~~Struck~~ _emphasis_ &amp; entities",
+]
+
+
+@pytest.mark.parametrize("title", HOSTILE_TITLES)
+def test_a_hostile_title_or_author_is_written_as_words_and_read_back_as_its_own_paper(title):
+    """A proposed line read back by the list's parser is the proposed paper, and GitHub shows it
+    with the markup of a plain line: a title naming another paper's arXiv address filed that paper
+    instead, and titles or authors opened headings, lists, table cells and links (an attacker's pass)."""
+    from tests.test_markup import GITHUB, _shown
+
+    hostile, plain = replace(NEW, title=title, authors=[title, "Ada Lovelace"]), replace(NEW, title="Plain words")
+    for markdown in (WRITTEN, TABLE):
+        found = sections(parse_list(markdown), markdown.splitlines())
+        for node, section in found.items():
+            context = TABLE.split("| [")[0] if markdown is TABLE else f"# t\n## {node}\n\n"
+            line, usual = (context + render_line(section, [], p, "arXiv") + "\n" for p in (hostile, plain))
+            assert [(p.arxiv_id, p.categories) for p in parse_list(line).papers] == [(NEW.id, [node])], line
+            assert _shown(line, GITHUB)[0] == _shown(usual, GITHUB)[0], line
+
+
 # --- the patch ---------------------------------------------------------------------------------------
 def test_the_diff_inserts_after_the_given_lines_in_the_files_line_endings(tmp_path):
     markdown = "# L\r\n\r\n## A\r\n- one [x](https://arxiv.org/abs/2401.00001)\r\n## B\r\n- two"

@@ -497,21 +497,23 @@ def test_label_and_watch_cli(survey_index, stub, capsys, tmp_path):
 
 def test_the_markdown_digest_keeps_what_arxiv_sends_as_words():
     """Titles, abstracts and names went into the Markdown as they came: a title made a
-    `javascript:` link, an abstract a remote image. Rendered by a CommonMark parser, the digest
-    has only the links it writes itself, and the words arXiv sent."""
-    from markdown_it import MarkdownIt
-
+    `javascript:` link, an abstract a remote image; an author or an abstract that began "# " or
+    "1. " a heading or a list, a bare address a link (an attacker's pass). Rendered as GitHub
+    does, the digest has only the links it writes itself, its own headings, and the words arXiv sent."""
     from semsearch.ingest import IngestReport
     from semsearch.watch import DigestEntry, WatchReport
+    from tests.test_markup import GITHUB
 
     entry = DigestEntry(
         "2612.00041", "Quantizing LLM weights](javascript:alert(1)) **click** [to 4 bits <script>x</script>",
         "https://arxiv.org/abs/2612.00041", "A/B", 0.9, True,
         closest=[{"id": "x", "title": "[near](javascript:alert(4))", "categories": []}],
-        authors=["Mallory](javascript:alert(3)) [x"], snippet="We quantize. [phish](javascript:alert(2)) ![img](http://evil.example/t.png)",
+        authors=["# Injected author heading", "Mallory](javascript:alert(3)) [x", "Eve https://evil.example/x"],
+        snippet="1. We quantize. [phish](javascript:alert(2)) ![img](http://evil.example/t.png) www.evil.example",
     )  # fmt: skip
     digest = render_digest(WatchReport("202411010000", "202411020000", 1, [entry], IngestReport()), "markdown")
-    page = MarkdownIt("commonmark").render(digest)
+    page = GITHUB.render(digest)
+    assert re.findall(r"<(h\d|ol)>", page) == ["h1", "h2"]
     from semsearch.watch import PAPER_VIEW
 
     assert re.findall(r'(?:href|src)="([^"]*)"', page) == [

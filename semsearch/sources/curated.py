@@ -221,6 +221,11 @@ def clean_title(text: str) -> str:
 
 
 def _arxiv_id(text: str) -> str | None:
+    """The item's arXiv id: a link's target first, then its text (a title may name another paper's
+    arXiv address, and a proposed line puts the title before its own link)."""
+    for *_, url in _links(text):
+        if match := _ARXIV_ID.search(url):
+            return parse_arxiv_id(match.group(1))
     match = _ARXIV_ID.search(text)
     return parse_arxiv_id(match.group(1)) if match else None
 
