@@ -311,6 +311,7 @@ def _print_hits(hits, explain: bool = False) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     from semsearch.taxonomy import leaf_name
 
@@ -325,8 +326,9 @@ def _print_hits(hits, explain: bool = False) -> None:
         category = ", ".join(leaf_name(c) for c in hit.categories)
         if hit.category_source == "predicted":
             category += " (predicted)"
-        # Titles, headings and ids are data: rich would read "[/dim]" in one as markup, and fail.
-        row = [str(rank), f"{hit.score:.3f}", str(paper.year or ""), *map(escape, (paper.title, category, paper.id))]
+        # Titles, headings and ids are data, not markup: rich read "[/dim]" in one as a tag, and failed
+        # (and escaping shows a title's last backslash twice).
+        row = [str(rank), f"{hit.score:.3f}", str(paper.year or ""), *map(Text, (paper.title, category, paper.id))]
         if explain and hit.evidence is not None:
             e = hit.evidence
             why = (

@@ -71,10 +71,14 @@ def web_url(value: str | None) -> str | None:
     return value
 
 
-# C0 and C1 controls, DEL, and the bidirectional overrides and isolates: in a title from a PDF or
-# a hostile record they would ring the terminal, colour it, or show text in another order. And
-# lone surrogates (JSON's "\ud800"), which no UTF-8 text can hold: storing one was a traceback.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# C0 and C1 controls, DEL, the bidirectional overrides, isolates and marks, zero-width spaces and
+# Unicode's line separators: in a title from a PDF or a hostile record they would ring the terminal,
+# colour it, show text in another order, hide in a word or break a line. (The zero-width joiners
+# stay: scripts such as Persian need them.) And lone surrogates (JSON's "\ud800"), which no UTF-8
+# text can hold: storing one was a traceback.
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]"
+)
 
 
 def printable(text: str) -> str:

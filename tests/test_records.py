@@ -245,8 +245,9 @@ def test_ingest_a_bad_typed_line_in_a_real_process(tmp_path):
     assert code == 0 and "javascript" not in out
 
 
-CONTROLS = "\x1b[31m\x07\x00\x9b\u202e"  # a colour, the bell, NUL, CSI, a right-to-left override
-CONTROL_CHARACTERS = ("\x1b", "\x07", "\x00", "\x9b", "\u202e")
+# a colour, the bell, NUL, CSI, a right-to-left override, a zero-width space, a line separator
+CONTROLS = "\x1b[31m\x07\x00\x9b\u202e\u200b\u2028"
+CONTROL_CHARACTERS = ("\x1b", "\x07", "\x00", "\x9b", "\u202e", "\u200b", "\u2028")
 
 
 def test_no_control_character_reaches_a_papers_fields():
@@ -406,6 +407,39 @@ def test_a_title_that_reads_as_rich_markup_is_printed_as_text(tmp_path, capsys, 
     for args in (("search", "quantization weights", "--explain"), ("related", "2401.00002")):
         code, out, _ = run(capsys, *args, "--index", index)
         assert code == 0 and "[/dim] closes [bold]early[/bold]" in " ".join(out.split()), out
+
+
+@pytest.mark.parametrize(
+    "paper_id", ["evil\x1b[2J\x1b[Hfake", "two\nlines", "back\rover", "zero\u200bwidth", "bidi\u202eevil", "tab\tid"]
+)
+def test_an_id_that_would_move_a_terminal_or_hide_is_a_malformed_line(tmp_path, capsys, paper_id):
+    """Titles were made printable, ids kept as given: an id cleared the screen of whoever searched,
+    or faked a line of the table (an attacker's pass)."""
+    from tests.test_cli import run
+
+    source = tmp_path / "papers.jsonl"
+    source.write_text(json.dumps({"id": paper_id, "title": "Evicting cached tokens", "abstract": "A cache."}) + "\n")
+    code, out, err = run(capsys, "ingest", "jsonl", source, "--index", tmp_path / "idx")
+    assert (code, out) == (2, "") and f"{source}:1: field 'id': holds a control, line-break or invisible" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_an_arxiv_id_in_full_width_digits_is_that_arxiv_id_and_an_overlong_title_is_refused():
+    paper = paper_from_record({"id": "\uff12\uff13\uff10\uff16.\uff10\uff10\uff19\uff17\uff18", "title": "AWQ"})
+    assert (paper.id, paper.url) == ("2306.00978", "https://arxiv.org/abs/2306.00978")
+    assert paper_from_record({"id": "x", "title": "t" * 1000}).title == "t" * 1000
+    with pytest.raises(ValueError, match="field 'title': longer than 1,000 characters"):
+        paper_from_record({"id": "x", "title": "t" * 1001})
+
+
+def test_a_title_ending_in_a_backslash_is_printed_once(tmp_path, capsys, fake_model):
+    from tests.test_cli import run
+
+    source = tmp_path / "papers.jsonl"
+    source.write_text(json.dumps({"id": "2401.00001", "title": "Caches\\", "abstract": "Caches."}) + "\n")
+    assert run(capsys, "ingest", "jsonl", source, "--index", tmp_path / "idx")[0] == 0
+    code, out, _ = run(capsys, "search", "caches", "--index", tmp_path / "idx")
+    assert code == 0 and "Caches\\ " in out and "Caches\\\\" not in out, out
 
 
 def test_a_lone_surrogate_in_a_record_is_text_that_cannot_be_shown_not_a_traceback(tmp_path, capsys, fake_model):

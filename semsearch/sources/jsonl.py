@@ -15,6 +15,7 @@ import gzip
 import json
 import re
 import sys
+import unicodedata
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from semsearch.errors import SemsearchError
 from semsearch.paper import Paper, parse_arxiv_id, split_lines, web_url, year_from_arxiv_id
+from semsearch.requests_models import MAX_TITLE
 
 T = TypeVar("T")
 
@@ -314,12 +316,18 @@ def _seek(handle, offset: int) -> int:
 def paper_from_record(record) -> Paper:
     """The paper a record describes; a ValueError naming the field when the record is malformed."""
     checked = check_record(record)
-    raw_id = str(checked.id if checked.id is not None else "").strip()
+    # An id is shown as it is (a table, a link): in one Unicode form, an arXiv id in full-width
+    # digits read as the arXiv id it is, and nothing that moves a terminal's cursor or hides.
+    raw_id = unicodedata.normalize("NFKC", str(checked.id if checked.id is not None else "")).strip()
     title = " ".join((checked.title or "").split())
     if not raw_id:
         raise ValueError("missing 'id'")
+    if not raw_id.isprintable():
+        raise ValueError("field 'id': holds a control, line-break or invisible character")
     if not title:
         raise ValueError("missing 'title'")
+    if len(title) > MAX_TITLE:  # what every door takes; a PDF's text run on is not a title
+        raise ValueError(f"field 'title': longer than {MAX_TITLE:,} characters")
     arxiv_id = parse_arxiv_id(raw_id)
     categories = checked.categories or []
     if isinstance(categories, str):
