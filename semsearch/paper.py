@@ -68,6 +68,8 @@ def web_url(value: str | None) -> str | None:
     scheme, sep, rest = value.partition("://")
     if not sep or scheme.lower() not in WEB_SCHEMES or not rest or rest[0] in "/?#":
         return None
+    if "@" in re.split(r"[/?#]", rest, maxsplit=1)[0]:  # "https://arxiv.org@evil.example" goes to evil.example
+        return None
     return value
 
 

@@ -347,6 +347,11 @@ def test_only_http_links_and_the_apps_own_paths_become_links(toy_site):
                       "/\\evil.example", "/\t/evil.example", "vbscript:x", "https:evil.example", ""].map(safeUrl)"""
         )  # fmt: skip
         assert verdicts == ["https://arxiv.org/abs/1", "http://x.org/", "/paper/1", "/?q=a"] + [None] * 10
+        arxiv = page.evaluate(  # a link is called arXiv's by its host (an attacker's pass)
+            r"""() => ["https://arxiv.org/abs/1", "http://export.arxiv.org/abs/1", "https://arxiv.org@evil.example/",
+                      "https://evil.example/arxiv.org/abs/1", "https://notarxiv.org/", "x"].map(onArxiv)"""
+        )  # fmt: skip
+        assert arxiv == [True, True, False, False, False, False]
         page.unroute("**/api/**")
         problems.clear()
         try:

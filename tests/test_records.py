@@ -114,6 +114,8 @@ def test_a_field_of_the_wrong_type_is_a_malformed_line_naming_line_and_field(tmp
         "//evil.example/x",
         "https:///no-host",
         "ftp://example.org/paper.pdf",
+        "https://arxiv.org@evil.example/abs/2306.00978",  # shown as arXiv's, goes to evil.example
+        "https://arxiv.org:x@evil.example/",
         # http(s) in form, with what no link may hold: white space (also Unicode's), controls, DEL.
         "https://example.org/a paper",
         "https://example.org/a\u00a0paper",

@@ -68,7 +68,7 @@ class Record(BaseModel):
     @classmethod
     def _web_only(cls, value: str | None) -> str | None:
         if value is not None and web_url(value) is None:
-            raise ValueError("only http and https links are stored")
+            raise ValueError("only http and https links to a host (no user name) are stored")
         return value
 
     @field_validator("update_date")
@@ -123,7 +123,9 @@ def check_record(record) -> Record:
         )
         value = worst.get("input")
         if name == "url" and isinstance(value, str):
-            raise ValueError(f"field 'url': only http and https links are stored, got {value[:40]!r}") from None
+            raise ValueError(
+                f"field 'url': only http and https links to a host (no user name) are stored, got {value[:40]!r}"
+            ) from None
         if name == "update_date" and isinstance(value, str):
             raise ValueError(f"field 'update_date': expected a date string (YYYY-MM-DD), got {value[:40]!r}") from None
         raise ValueError(

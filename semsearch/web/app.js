@@ -25,6 +25,12 @@ function safeUrl(value) {
   return null;
 }
 
+// Whether a link goes to arXiv, by its host ("https://arxiv.org@evil.example/" and
+// "https://evil.example/arxiv.org/" do not).
+function onArxiv(value) {
+  try { const host = new URL(value).hostname; return host === "arxiv.org" || host.endsWith(".arxiv.org"); } catch { return false; }
+}
+
 function el(tag, attrs = {}, ...children) {
   const node = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
@@ -123,7 +129,7 @@ function hitView(hit, question = "") {
   const text = el("p", { class: "abstract" }, highlighted(short, question));
   const related = el("div", { class: "related", hidden: true });
   const why = el("p", { class: "why", hidden: true }, whyText(hit.explain));
-  const where = hit.venue || (hit.url ? el("a", { href: hit.url, rel: "noopener" }, hit.url.includes("arxiv.org") ? "arXiv" : "link") : "");
+  const where = hit.venue || (hit.url ? el("a", { href: hit.url, rel: "noopener" }, onArxiv(hit.url) ? "arXiv" : "link") : "");
   let expanded = false;
   const actions = [
     abstract.length > 300 && el("button", { type: "button", class: "secondary", "aria-expanded": "false", onclick: (e) => {
