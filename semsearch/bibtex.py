@@ -36,10 +36,11 @@ def escape(text: str) -> str:
 
 
 def _author(name: str) -> str:
-    """One author's name: braced when it holds the word "and", which BibTeX would read as a second
-    author ("Alice and Injected Author" became two)."""
+    """One author's name, braced (one name, as written) when BibTeX would not read it as one: it
+    holds the word "and" ("Alice and Injected Author" became two authors), or more than one comma
+    ("Last, First" is a name; "Z, Y, X, W" was an entry no parser could read)."""
     shown = escape(name)
-    return "{" + shown + "}" if re.search(r"\band\b", shown, re.IGNORECASE) else shown
+    return "{" + shown + "}" if re.search(r"\band\b", shown, re.IGNORECASE) or shown.count(",") > 1 else shown
 
 
 def _ascii_word(text: str) -> str:

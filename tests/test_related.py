@@ -233,6 +233,22 @@ def test_an_author_named_with_the_word_and_stays_one_author():
     assert entry.fields_dict["author"].value == "{Alice and Injected Author} and {Bob AND Carol} and Sandra Anderson"
 
 
+def test_an_author_named_with_more_than_one_comma_stays_one_name_every_parser_splits():
+    """ "Z, Y, X, W" made an entry bibtexparser could not split ("Too many commas"); "Last, First"
+    is BibTeX's own form of a name, left as it is (an attacker's pass)."""
+    from bibtexparser.middlewares import SeparateCoAuthors, SplitNameParts
+
+    paper = Paper(id="2401.00001", title="T", authors=["Z, Y, X, W", "Lovelace, Ada", "Alan Turing"])
+    library = bibtexparser.parse_string(to_bibtex([paper]), append_middleware=[SeparateCoAuthors(), SplitNameParts()])
+    assert not library.failed_blocks
+    names = library.entries[0].fields_dict["author"].value
+    assert [(n.last, n.first) for n in names] == [
+        (["{Z, Y, X, W}"], []),
+        (["Lovelace"], ["Ada"]),
+        (["Turing"], ["Alan"]),
+    ]
+
+
 def test_no_field_of_a_record_can_end_its_bibtex_entry_early():
     """An attacker's pass closed a field from a record's category (`cs.CL},note={INJECTED`) and
     its URL (`.../}},@misc{pwn2,...`), and a lone `}` in a title closed the title (BibTeX counts
