@@ -234,8 +234,8 @@ def test_an_author_named_with_the_word_and_stays_one_author():
 
 
 def test_an_author_named_with_more_than_one_comma_stays_one_name_every_parser_splits():
-    """ "Z, Y, X, W" made an entry bibtexparser could not split ("Too many commas"); "Last, First"
-    is BibTeX's own form of a name, left as it is (an attacker's pass)."""
+    """An author "Z, Y, X, W" made an entry bibtexparser could not split ("Too many commas");
+    "Last, First" is BibTeX's own form of a name, left as it is (an attacker's pass)."""
     from bibtexparser.middlewares import SeparateCoAuthors, SplitNameParts
 
     paper = Paper(id="2401.00001", title="T", authors=["Z, Y, X, W", "Lovelace, Ada", "Alan Turing"])
