@@ -25,8 +25,8 @@ function safeUrl(value) {
   return null;
 }
 
-// Whether a link goes to arXiv, by its host ("https://arxiv.org@evil.example/" and
-// "https://evil.example/arxiv.org/" do not).
+// Whether a link goes to arXiv, by its host: one with arxiv.org as a user name before another
+// host, or in another host's path, does not.
 function onArxiv(value) {
   try { const host = new URL(value).hostname; return host === "arxiv.org" || host.endsWith(".arxiv.org"); } catch { return false; }
 }
