@@ -6,7 +6,6 @@ them, so `semsearch --help` stays instant.
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import logging
@@ -18,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from semsearch.errors import DiskFull, NotFound, SemsearchError
+from semsearch.errors import DiskFull, NotFound, SemsearchError, is_disk_full
 from semsearch.paper import one_line, split_lines
 
 app = typer.Typer(
@@ -1437,7 +1436,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except (OSError, sqlite3.DatabaseError) as err:
-        if _disk_full(err):
+        if is_disk_full(err):
             err = DiskFull()  # one message for a full disk, wherever it was noticed
         elif not _damaged_or_unwritable(err):
             raise
@@ -1469,10 +1468,6 @@ def _warm_question_encoder(args: list[str]) -> None:
     except SemsearchError:
         return  # a wrong --index: the command itself says so, in one line
     warm_up(index_dir=directory)
-
-
-def _disk_full(err: Exception) -> bool:
-    return getattr(err, "errno", None) == errno.ENOSPC or "disk is full" in str(err)
 
 
 def _damaged_or_unwritable(err: Exception) -> bool:

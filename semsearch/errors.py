@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 
 
 class SemsearchError(Exception):
@@ -62,6 +64,16 @@ class IndexUnwritable(SemsearchError):
     """The index cannot be written (a read-only file system, no permission); reading still works."""
 
     http_status = 503
+
+
+# numpy's tofile (bm25s saves with it) on a full disk says "145263 requested and 15328 written", no errno.
+_SHORT_WRITE = re.compile(r"\b\d+ requested and \d+ written\b")
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether `err` says the disk is full, in any of the ways a library says it."""
+    text = str(err)
+    return getattr(err, "errno", None) == errno.ENOSPC or "disk is full" in text or bool(_SHORT_WRITE.search(text))
 
 
 class DiskFull(SemsearchError):

@@ -34,6 +34,8 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
+import tempfile
 import threading
 import time
 from collections.abc import Collection
@@ -42,7 +44,7 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
-from semsearch.errors import IndexBusy, IndexDamaged, IndexUnwritable, SemsearchError
+from semsearch.errors import DiskFull, IndexBusy, IndexDamaged, IndexUnwritable, SemsearchError, is_disk_full
 from semsearch.store import Store
 from semsearch.vectors import INDEX_TYPES
 
@@ -441,11 +443,18 @@ def take_lock(path: Path, timeout: float | None, doing: str, who: str = "writer"
     timeout = _lock_timeout() if timeout is None else timeout
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Never through a symbolic link: an index handed over with `.lock` linked to a file elsewhere
+        # had that file overwritten with a pid by the first writer.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as err:  # read-only, no permission, or a directory nothing can be made in (/proc)
+        if err.errno == errno.ELOOP:
+            raise SemsearchError(f"{path} is a symbolic link, which semsearch never makes; remove it") from None
         raise IndexUnwritable(
             f"cannot write to the index at {path.parent} ({err.strerror}); it can still be searched"
         ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SemsearchError(f"{path} is not a file semsearch made (a pipe or a device); remove it")
     deadline = time.monotonic() + timeout
     told = False
     while True:
@@ -475,7 +484,7 @@ def lock_is_held(path: Path) -> bool:
     """Whether someone holds the lock at `path` (`take_lock`) now; no file is no lock. Asked by
     taking it for an instant, never waiting (a holder in this process counts too)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False
     try:
@@ -677,6 +686,7 @@ class IndexWriter:
             base, self.base_manifest = self._base(current)
             published_model = self.base_manifest.model
         self._adopt_unpublished(base)
+        self._drop_staging_not_ours()
         if published_model and self.requested_model and self.requested_model != published_model:
             raise SemsearchError(
                 f"index at {self.directory} was built with model {published_model!r}, not "
@@ -704,7 +714,14 @@ class IndexWriter:
                 target = sqlite3.connect(db_path)
                 try:
                     source.backup(target)
-                except sqlite3.DatabaseError as err:  # damaged after it was verified
+                except sqlite3.DatabaseError as err:  # damaged after it was verified, or no room for the copy
+                    if is_disk_full(err):
+                        target.close()
+                        shutil.rmtree(self.staging, ignore_errors=True)  # a part copy holds no work
+                        raise DiskFull(
+                            "the disk is full: there is no room to copy the index into staging/ to change it "
+                            "(nothing was changed; free space and run again)"
+                        ) from None
                     raise IndexDamaged.at(self.directory, f"{base}/{DB_FILE}: {err}") from None
                 finally:
                     source.close()
@@ -735,6 +752,25 @@ class IndexWriter:
         published = Index.open(self.directory)  # warns when it passes over a damaged generation
         published.close()
         return published.generation_dir.name, published.manifest
+
+    def _drop_staging_not_ours(self) -> None:
+        """staging/ as semsearch leaves it is a folder of files and folders. A symbolic link in its
+        place or in it (an index handed over) would have this writer write where the link points:
+        such a staging/ is dropped, with a warning (it only spares an interrupted run's work)."""
+        staging = self.staging
+        if not (staging.is_symlink() or staging.exists()):
+            return
+        odd = staging.is_symlink() or not staging.is_dir()
+        for folder, folders, files in [] if odd else os.walk(staging):
+            for name in folders + files:
+                mode = os.lstat(os.path.join(folder, name)).st_mode
+                odd = odd or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+        if odd:
+            log.warning("warning: %s held a link or a file semsearch never makes; dropped", staging)
+            if staging.is_symlink() or not staging.is_dir():
+                staging.unlink()
+            else:
+                shutil.rmtree(staging)
 
     def _adopt_unpublished(self, base: str) -> None:
         """A writer killed after renaming staging to its generation, before CURRENT named it, left a
@@ -814,10 +850,13 @@ class IndexWriter:
         self._check_lock_is_ours()
         previous = current_generation(self.directory)  # before the new generation sits beside it
         os.replace(self.staging, self.directory / generation)
-        pointer = self.directory / "CURRENT.tmp"
-        pointer.write_text(generation + "\n")
-        with open(pointer, "rb+") as handle:
-            os.fsync(handle.fileno())
+        # A name of its own (never a `CURRENT.tmp` left there, which could be a link to a file elsewhere).
+        fd, pointer = tempfile.mkstemp(prefix=".CURRENT.", suffix=".tmp", dir=self.directory)
+        with os.fdopen(fd, "w") as handle:
+            os.fchmod(fd, 0o644)  # readable by a server run as another user, as CURRENT always was
+            handle.write(generation + "\n")
+            handle.flush()
+            os.fsync(fd)
         os.replace(pointer, self.directory / "CURRENT")
         fsync_dir(self.directory)
         for name in existing:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.errors import DiskFull, IndexUnwritable, NotFound, PartialFailure, SemsearchError
+from semsearch.errors import DiskFull, IndexUnwritable, NotFound, PartialFailure, SemsearchError, is_disk_full
 from semsearch.index import RESUME_PREFIX, UNWRITABLE, WATCH_LOCK, Index, IndexWriter, Manifest, lock_is_held
 from semsearch.paper import Paper, normalize_title
 from semsearch.sources.survey import Survey, survey_of
@@ -73,7 +72,7 @@ def _warn_stderr(message: str) -> None:
 def _told(err: BaseException) -> SemsearchError | None:
     """A full disk or an index that cannot be written, as the error a person is shown (else None)."""
     code = getattr(err, "errno", None)
-    if code == errno.ENOSPC or "disk is full" in str(err):
+    if is_disk_full(err):
         return DiskFull()
     if code in UNWRITABLE or "readonly database" in str(err):
         reason = getattr(err, "strerror", None) or str(err)

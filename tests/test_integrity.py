@@ -410,6 +410,94 @@ def test_a_writer_whose_lock_file_was_removed_meanwhile_publishes_nothing_and_ke
     assert report.published and index.integrity is None and index.store.find("2409.00001") is not None
 
 
+# --- an index handed over: links where semsearch writes (an attacker's pass) ----------------------------
+@pytest.mark.parametrize("name", [".lock", ".watch.lock"])
+def test_a_lock_file_that_is_a_link_is_refused_and_what_it_points_to_left_alone(two_generations, tmp_path, name):
+    """A writer opened `.lock` through a link and wrote its pid over the file it pointed to."""
+    from semsearch.index import take_lock
+
+    victim = tmp_path / "precious.txt"
+    victim.write_text("precious")
+    (two_generations / name).unlink(missing_ok=True)
+    (two_generations / name).symlink_to(victim)
+    with pytest.raises(SemsearchError, match=rf"{re.escape(name)} is a symbolic link, which semsearch never makes"):
+        take_lock(two_generations / name, 0, "writing to")
+    code, _, err = run("label", "2401.00001", "Quantization", "--index", two_generations)
+    if name == ".lock":
+        assert code == 2 and "is a symbolic link, which semsearch never makes; remove it" in one_line(err)
+    assert victim.read_text() == "precious"
+
+
+def test_links_in_or_for_staging_and_a_current_tmp_link_are_never_written_through(two_generations, tmp_path):
+    """`CURRENT.tmp` linked to a file had it overwritten with a generation's name (and CURRENT made
+    a link to it); staging/ or a file in it linked elsewhere would be written where it points."""
+    victim, elsewhere = tmp_path / "precious.txt", tmp_path / "elsewhere"
+    victim.write_text("precious")
+    elsewhere.mkdir()
+    (two_generations / "CURRENT.tmp").symlink_to(victim)
+    (two_generations / "staging").symlink_to(elsewhere)
+    assert run("label", "2401.00001", "Quantization", "--index", two_generations)[0] == 0
+    assert not (two_generations / "CURRENT").is_symlink() and current_generation(two_generations) == "gen-000003"
+    assert victim.read_text() == "precious" and list(elsewhere.iterdir()) == []
+
+    # An interrupted run's staging/ (as the next writer would resume it) with a file linked elsewhere.
+    shutil.copytree(two_generations / "gen-000003", two_generations / "staging")
+    (two_generations / "staging" / "vectors.faiss").unlink()
+    (two_generations / "staging" / "vectors.faiss").symlink_to(victim)
+    code, _, err = run("label", "2401.00002", "Quantization", "--index", two_generations)
+    assert code == 0 and "held a link or a file semsearch never makes; dropped" in err
+    assert victim.read_text() == "precious" and current_generation(two_generations) == "gen-000004"
+
+
+def test_a_short_write_of_the_word_index_is_the_disk_full_message(two_generations, tmp_path, monkeypatch, capsys):
+    """numpy, writing the BM25 arrays onto a full disk, says "145263 requested and 15328 written" with
+    no errno: a traceback in the CLI and a 500 from the API."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.cli import main
+    from semsearch.server import create_app
+
+    def short_write(store, staging):
+        raise OSError("145263 requested and 15328 written")
+
+    monkeypatch.setattr(index_module, "build_lexical_index", short_write)
+    code = main(["label", "2401.00001", "Quantization", "--index", str(two_generations)])
+    assert code == 2 and one_line(capsys.readouterr().err).startswith("error: the disk is full; nothing was published")
+    app = create_app(index_dir=two_generations, reload_seconds=None)
+    response = TestClient(app).post("/api/labels", json={"id": "2401.00001", "category": "Quantization"})
+    assert response.status_code == 507 and current_generation(two_generations) == "gen-000002"
+
+
+def test_no_room_to_stage_a_copy_is_the_disk_full_message_not_damage(two_generations, monkeypatch, capsys):
+    """The first step of every writer, copying papers.db into staging/, failed on a full disk and
+    was told as "index ... is damaged" (inviting a rebuild that loses the labels); the part copy
+    was left, keeping the disk full."""
+    import sqlite3
+
+    from semsearch.cli import main
+
+    class FullDisk:
+        def __init__(self, real):
+            self.real = real
+
+        def backup(self, target):
+            raise sqlite3.OperationalError("database or disk is full")
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(
+        index_module.sqlite3,
+        "connect",
+        lambda path, **kw: FullDisk(real_connect(path, **kw)) if "mode=ro" in str(path) else real_connect(path, **kw),
+    )
+    code = main(["label", "2401.00001", "Quantization", "--index", str(two_generations)])
+    err = one_line(capsys.readouterr().err)
+    assert code == 2 and err.startswith("error: the disk is full: there is no room to copy the index into staging/")
+    assert not (two_generations / "staging").exists() and current_generation(two_generations) == "gen-000002"
+
+
 DB_DAMAGE = {
     "garbage header": lambda db: db.write_bytes(noise(100) + db.read_bytes()[100:]),
     "garbage middle": overwrite_middle,
