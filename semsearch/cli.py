@@ -1404,11 +1404,20 @@ def _untyped_flags(command) -> None:
 EMBEDDING_COMMANDS = (("ingest",), ("watch",), ("taxonomy", "add"), ("taxonomy", "refresh"))
 
 
+CHANGING_COMMANDS = (("label",), ("labels", "import"), ("taxonomy", "remove"))
+
+
 def _interrupted(args: list[str]) -> str:
-    """What Ctrl-C leaves: a command that embeds keeps what it embedded; the others wrote nothing."""
+    """What Ctrl-C leaves: a command that embeds keeps what it embedded; one that changes the index
+    may have staged its change, which the next writer publishes; the others wrote nothing."""
     words = [a for a in args if not a.startswith("-")][:2]
     if any(tuple(words[: len(command)]) == command for command in EMBEDDING_COMMANDS):
         return "interrupted; work already embedded is kept and the next run resumes from it"
+    if any(tuple(words[: len(command)]) == command for command in CHANGING_COMMANDS):
+        return (
+            "interrupted; a change it had begun waits in the index's staging/ and is published by the next "
+            "command that writes to the index (delete staging/ to drop it)"
+        )
     return "interrupted"
 
 

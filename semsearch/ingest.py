@@ -124,6 +124,13 @@ class Ingest:
     def store(self):
         return self.writer.store
 
+    def tell_carried_over(self) -> None:
+        """Say that this change publishes what an interrupted run had staged, for a command that
+        prints no summary (a label): a Ctrl-C'd label or ingest took effect with the next label, unsaid."""
+        if self.writer.resumed:
+            papers = f" ({self.report.carried_over} papers)" if self.report.carried_over else ""
+            self.warn(f"this change also publishes what an interrupted run had staged{papers}")
+
     def __enter__(self) -> Ingest:
         self._started = time.perf_counter()
         self.writer.__enter__()
@@ -726,6 +733,7 @@ def label_paper(
         return _label_in_list(paper_id, category, taxonomy, index_dir=index_dir, lock_timeout=lock_timeout)
     node = resolve_node(category) if category is not None else None
     with Ingest(index_dir=Index.existing(index_dir), progress=False, lock_timeout=lock_timeout) as ingest:
+        ingest.tell_carried_over()
         vec_id = ingest.store.find(paper_id)
         if vec_id is None:
             raise NotFound(f"no paper {paper_id!r} in the index")
@@ -756,6 +764,7 @@ def _label_in_list(
     from semsearch.lists import save_list_classifier, taxonomy_for
 
     with Ingest(index_dir=Index.existing(index_dir), progress=False, lock_timeout=lock_timeout) as ingest:
+        ingest.tell_carried_over()
         store = ingest.store
         taxonomy = taxonomy_for(store, name)
         node = taxonomy.resolve(category) if category is not None else None
@@ -817,6 +826,7 @@ def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> d
     index_dir = Index.existing(index_dir)
     imported, missing, standing, waiting, listed_otherwise = 0, 0, 0, 0, 0
     with Ingest(index_dir=index_dir, progress=False) as ingest:
+        ingest.tell_carried_over()
         store, retrain = ingest.store, set()
 
         @cache

@@ -174,6 +174,24 @@ def add_list(
     )
 
 
+def _published_has(writer, name: str) -> bool:
+    """Whether the published index (not staging, which an interrupted run may have left) has the
+    taxonomy `name`."""
+    import sqlite3
+
+    from semsearch.index import DB_FILE
+
+    if writer.base_manifest is None:
+        return False
+    db = sqlite3.connect(f"file:{writer.directory / writer.base_manifest.generation / DB_FILE}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT 1 FROM taxonomies WHERE name = ?", (name,)).fetchone() is not None
+    except sqlite3.OperationalError:  # an index from before lists were added holds none
+        return False
+    finally:
+        db.close()
+
+
 def _put_list(
     name: str,
     source: str,
@@ -193,7 +211,8 @@ def _put_list(
     ingest = Ingest(index_dir=index_dir, progress=progress)
     with ingest:
         store = ingest.store
-        if store.taxonomy(name) is not None and not replace:
+        # Judged by what readers see: an interrupted `taxonomy add` of it, staged, is gone on with.
+        if store.taxonomy(name) is not None and not replace and _published_has(ingest.writer, name):
             raise SemsearchError(f"the index already has a taxonomy {name!r}; add --replace to replace it")
         kept = _snapshot_list(store, name)
         if kept is not None:
@@ -313,6 +332,7 @@ def remove_list(name: str, *, index_dir: str | Path | None = None) -> None:
 
     check_name(name)
     with Ingest(index_dir=index_dir, progress=False) as ingest:
+        ingest.tell_carried_over()
         if not ingest.store.remove_taxonomy(name):
             raise NotFound(f"no taxonomy {name!r} in the index")
         ingest.store.forget_list_labels(name)  # a refresh keeps them (put_taxonomy); a removal does not

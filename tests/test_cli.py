@@ -406,6 +406,17 @@ def test_ctrl_c_speaks_of_kept_work_only_for_commands_that_embed(args, kept):
 
 
 @pytest.mark.parametrize(
+    "args", [["label", "2401.00001", "Pruning"], ["labels", "import", "x"], ["taxonomy", "remove", "kv"]]
+)
+def test_ctrl_c_of_a_change_says_the_next_writer_publishes_what_it_staged(args):
+    """An interrupted label said only "interrupted", and took effect with the next label (a clumsy
+    operator's pass)."""
+    from semsearch.cli import _interrupted
+
+    assert "is published by the next command that writes to the index (delete staging/" in _interrupted(args)
+
+
+@pytest.mark.parametrize(
     "args",
     [
         ["search", "kv cache \udcff"],

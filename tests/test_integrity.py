@@ -498,6 +498,27 @@ def test_no_room_to_stage_a_copy_is_the_disk_full_message_not_damage(two_generat
     assert not (two_generations / "staging").exists() and current_generation(two_generations) == "gen-000002"
 
 
+def test_a_change_that_publishes_what_an_interrupted_run_staged_says_so(two_generations, monkeypatch, capsys):
+    """A Ctrl-C'd label, which said "interrupted" only, took effect with the next label of another
+    paper, which said nothing of it (a clumsy operator's pass)."""
+    from semsearch.cli import main
+
+    real = index_module.IndexWriter.publish
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index_module.IndexWriter, "publish", interrupted)
+    assert main(["label", "2401.00001", "Quantization", "--index", str(two_generations)]) == 130
+    assert "is published by the next command that writes to the index" in capsys.readouterr().err
+    monkeypatch.setattr(index_module.IndexWriter, "publish", real)
+    assert main(["label", "2401.00002", "Quantization", "--index", str(two_generations)]) == 0
+    assert "this change also publishes what an interrupted run had staged" in capsys.readouterr().err
+    assert {row["id"] for row in Index.open(two_generations).store.labels()} == {"2401.00001", "2401.00002"}
+    assert main(["label", "2302.00003", "Quantization", "--index", str(two_generations)]) == 0
+    assert "interrupted run" not in capsys.readouterr().err  # only while there was such work
+
+
 DB_DAMAGE = {
     "garbage header": lambda db: db.write_bytes(noise(100) + db.read_bytes()[100:]),
     "garbage middle": overwrite_middle,

@@ -62,6 +62,30 @@ def stub(monkeypatch):
         yield running
 
 
+def test_an_interrupted_add_is_gone_on_with_not_refused_as_already_there(
+    index_dir, list_file, stub, capsys, monkeypatch
+):
+    """After a Ctrl-C'd `taxonomy add kv`, which no reader saw, the same command said the index
+    "already has a taxonomy 'kv'" (exit 2), and published the interrupted add doing so; `taxonomy
+    remove` then said it removed a list nobody had seen (a clumsy operator's pass)."""
+    from semsearch import index as index_module
+
+    real = index_module.IndexWriter.publish
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index_module.IndexWriter, "publish", interrupted)
+    assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 130
+    monkeypatch.setattr(index_module.IndexWriter, "publish", real)
+    assert [t["name"] for t in Index.open(index_dir).store.taxonomies()] == []  # no reader sees it
+    code, _, err = run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)
+    assert code == 0, err
+    assert [t["name"] for t in Index.open(index_dir).store.taxonomies()] == ["kv"]
+    code, _, err = run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)  # now it is there
+    assert code == 2 and "already has a taxonomy 'kv'" in err
+
+
 def test_a_list_becomes_a_taxonomy_with_its_papers_fetched(index_dir, list_file, stub, capsys):
     code, out, err = run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir, "--json")
     assert code == 0, err
