@@ -127,7 +127,13 @@ def current_generation(directory: Path) -> str | None:
     are not UTF-8, nothing) is damage, never followed. So is a missing CURRENT beside generations: taken
     for a new index, the next writer would publish one paper and retire every generation there."""
     try:
-        raw = (directory / "CURRENT").read_bytes()
+        # Never through a link: a CURRENT linked to a file elsewhere had its first line quoted in the
+        # error, which `/api/health` shows anyone.
+        fd = os.open(directory / "CURRENT", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise IndexDamaged.at(directory, "CURRENT cannot be read (it is not a file)")
+            raw = handle.read(4096)
     except FileNotFoundError:
         newest = max(_generation_names(directory), key=_number, default=None)
         if newest is None:
@@ -136,7 +142,8 @@ def current_generation(directory: Path) -> str | None:
             directory, f"CURRENT is missing; write the name of a generation into it (the newest here is {newest})"
         ) from None
     except OSError as err:
-        raise IndexDamaged.at(directory, f"CURRENT cannot be read ({err.strerror})") from None
+        why = "it is a symbolic link, which semsearch never makes" if err.errno == errno.ELOOP else err.strerror
+        raise IndexDamaged.at(directory, f"CURRENT cannot be read ({why})") from None
     try:
         name = raw.decode("utf-8").strip()
     except UnicodeDecodeError:

@@ -519,6 +519,36 @@ def test_a_change_that_publishes_what_an_interrupted_run_staged_says_so(two_gene
     assert "interrupted run" not in capsys.readouterr().err  # only while there was such work
 
 
+def test_a_current_that_is_a_link_is_damage_and_what_it_points_to_is_never_shown(two_generations, tmp_path, capsys):
+    """A CURRENT linked to a file had that file's first 60 characters quoted in the error, which
+    `/api/health` shows anyone who asks (an attacker's pass: a link to a credentials file)."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.cli import main
+    from semsearch.server import create_app
+
+    secret = tmp_path / "credentials"
+    secret.write_text("aws_secret_access_key = SECRET-VALUE\n")
+    (two_generations / "CURRENT").unlink()
+    (two_generations / "CURRENT").symlink_to(secret)
+    assert main(["search", "cache", "--index", str(two_generations)]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert "CURRENT cannot be read (it is a symbolic link, which semsearch never makes)" in err and "SECRET" not in err
+    try:  # a server refuses to start on it, or answers health with the same words
+        said = TestClient(create_app(index_dir=two_generations, reload_seconds=None)).get("/api/health").text
+    except IndexDamaged as err:
+        said = str(err)
+    assert "symbolic link" in said and "SECRET" not in said
+    (two_generations / "CURRENT").unlink()
+    (two_generations / "CURRENT").mkdir()
+    assert main(["search", "cache", "--index", str(two_generations)]) == 2
+    assert "CURRENT cannot be read (Is a directory)" in one_line(capsys.readouterr().err)
+    (two_generations / "CURRENT").rmdir()
+    os.mkfifo(two_generations / "CURRENT")  # read, it would wait for a writer for ever
+    assert main(["search", "cache", "--index", str(two_generations)]) == 2
+    assert "CURRENT cannot be read (it is not a file)" in one_line(capsys.readouterr().err)
+
+
 DB_DAMAGE = {
     "garbage header": lambda db: db.write_bytes(noise(100) + db.read_bytes()[100:]),
     "garbage middle": overwrite_middle,
