@@ -179,6 +179,9 @@ def _watch_pages(
         last = known.get_meta(WINDOW_END + key) or known.get_meta(LAST_WATCH)
         start = datetime.fromisoformat(last) - ANNOUNCEMENT_LAG if last else now - timedelta(days=FIRST_WATCH_DAYS)
         state = {"since": asked or _stamp(start), "until": _stamp(now), "offset": 0, "entries": []}
+        if asked:  # kept at once: a watch stopped before its first page left the next one a day's window
+            ingest.store.set_meta(state_key, json.dumps(state))
+            ingest.store.commit()
     until = state["until"]
     entries = [DigestEntry(**e) for e in state["entries"]]
     shown = state.get("shown", 0)  # entries a watch that left this window open already reported

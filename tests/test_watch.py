@@ -270,6 +270,24 @@ def test_keep_all_ingests_out_of_scope_papers_too(survey_index, stub):
     assert Index.open(survey_index).store.get("2411.00009") is not None
 
 
+def test_a_since_watch_stopped_before_its_first_page_is_gone_on_with_by_the_next_watch(survey_index, stub, monkeypatch):
+    """Killed before its first page was stored, `watch --since D` left nothing: the next plain watch
+    covered the last day only, and the days asked for were never read (a clumsy operator's pass)."""
+    from semsearch.sources.arxiv import ArxivClient
+
+    def stopped(self, *args, **kwargs):
+        raise KeyboardInterrupt
+        yield
+
+    real = ArxivClient.pages
+    monkeypatch.setattr(ArxivClient, "pages", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    monkeypatch.setattr(ArxivClient, "pages", real)
+    report = watch(["cs.CL"], index_dir=survey_index, progress=False)
+    assert report.since == "202411010000" and {e.id for e in report.entries} == set(IN_SCOPE) | set(OUT_OF_SCOPE)
+
+
 def test_interrupted_watch_resumes_at_the_next_page(survey_index, stub, fake_model, monkeypatch):
     monkeypatch.setattr("semsearch.sources.arxiv.QUERY_PAGE", 2)
     real_encode = fake_model.encode
@@ -1786,8 +1804,16 @@ def test_a_watch_that_fails_before_any_page_publishes_nothing(survey_index, monk
     before = current_generation(survey_index)
     for _ in range(2):
         with pytest.raises(ArxivUnavailable):
-            watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+            watch(["cs.CL"], index_dir=survey_index, progress=False)
     assert current_generation(survey_index) == before
+    # A window asked for with --since is kept from the start (published once, with the failure),
+    # so that the next watch goes on with it; failing again publishes nothing more.
+    with pytest.raises(ArxivUnavailable):
+        watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    kept = current_generation(survey_index)
+    with pytest.raises(ArxivUnavailable):
+        watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    assert current_generation(survey_index) == kept
 
 
 def test_ctrl_c_while_the_writer_lock_is_let_go_leaves_at_once(survey_index):
