@@ -499,6 +499,7 @@ def _write_atomically(target: Path, data: bytes) -> None:
     so neither a kill nor a power cut leaves a half-written file under the real name."""
     handle, staging = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
     try:
+        os.fchmod(handle, 0o644)  # as the index's other files: mkstemp's 0600 kept a server run as another user out
         with os.fdopen(handle, "wb") as out:
             out.write(data)
             out.flush()

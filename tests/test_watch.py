@@ -849,7 +849,8 @@ def test_a_second_watch_of_the_same_window_keeps_the_first_ones_papers(survey_in
     from semsearch.watch import read_digest_file, save_digest
 
     first = _report(*NEWER.split("-"), "Found by the first watch")
-    save_digest(first, index_dir=survey_index)
+    saved = save_digest(first, index_dir=survey_index)
+    assert saved.stat().st_mode & 0o777 == 0o644  # readable by a server run as another user (it was 0600)
     saved = save_digest(replace(first, entries=[], fetched=0), index_dir=survey_index)
     assert [e.title for e in read_digest_file(saved).entries] == ["Found by the first watch"]
     assert read_digest_file(saved).fetched == first.fetched  # what the first fetched, not the second's 0
