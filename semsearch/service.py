@@ -224,11 +224,19 @@ class Service:
         (503) until an intact one is published. True when another generation was swapped in."""
         from semsearch.index import GenerationDamaged, Index, verify_generation
 
-        if self.unusable:
+        gone = f"the index directory {self.directory} is gone (moved or deleted); answering again once it is back"
+        if not self.directory.is_dir():  # not damage, and nothing to fall back to
+            with self._lock:
+                self.unusable = self.integrity = gone
+            return False
+        if self.unusable and self.unusable != gone:  # damaged, nothing intact: checked again after a publish
             return False
         live = self.current.index
         try:
             verify_generation(live.directory, live.generation_dir, live.manifest)
+            if self.unusable:  # back as it was
+                with self._lock:
+                    self.unusable = self.integrity = None
             return False
         except GenerationDamaged as err:
             damage = err

@@ -328,6 +328,26 @@ def test_a_fall_back_that_cannot_load_leaves_the_server_refusing_and_checked_onc
     assert service.refresh() is False and checked == []  # refusing: nothing to check until a publish
 
 
+def test_an_index_moved_away_under_the_server_is_said_gone_and_served_again_once_back(two_generations, tmp_path):
+    """Moved away, it was "damaged ... rebuild the index" (advice that loses labels), and moved back
+    it stayed refused until something was published (a clumsy operator's pass)."""
+    from semsearch.service import Service
+
+    service = Service(index_dir=two_generations)
+    before = service.search("kv cache")
+    away = tmp_path / "away"
+    two_generations.rename(away)
+    assert service.refresh() is False
+    health = service.health()
+    assert health["status"] == "degraded" and "is gone (moved or deleted)" in health["integrity"]
+    assert "rebuild" not in health["integrity"]
+    with pytest.raises(IndexDamaged, match="is gone"):
+        service.search("kv cache")
+    away.rename(two_generations)
+    assert service.refresh() is False and service.health()["status"] == "ok"
+    assert service.search("kv cache") == before
+
+
 def test_a_reload_that_fails_in_any_way_is_said_in_health_and_tried_again(two_generations, monkeypatch):
     """The reload thread caught nothing: one unexpected error (a stat() refused, a database error
     while loading) ended it for good, and health said ok while the server never reloaded again."""
