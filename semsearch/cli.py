@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from semsearch.errors import DiskFull, NotFound, SemsearchError, is_disk_full
+from semsearch.errors import DiskFull, NotFound, OutOfResources, SemsearchError, is_disk_full
 from semsearch.paper import one_line, split_lines
 
 app = typer.Typer(
@@ -1447,6 +1447,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, sqlite3.DatabaseError) as err:
         if is_disk_full(err):
             err = DiskFull()  # one message for a full disk, wherever it was noticed
+        elif exhausted := OutOfResources.of(err):
+            print(f"error: {exhausted}", file=sys.stderr)
+            return exhausted.exit_code
         elif not _damaged_or_unwritable(err):
             raise
         print(f"error: {one_line(str(err))}", file=sys.stderr)  # a file the library did not name: still one line

@@ -36,6 +36,20 @@ class IndexBusy(SemsearchError):
     http_status = 503
 
 
+class OutOfResources(SemsearchError):
+    """The machine, not the index: too many open files. Said as such (it was called damage, which
+    invites a rebuild); exit 1 and 503, as the same request can succeed later."""
+
+    exit_code = 1
+    http_status = 503
+
+    @classmethod
+    def of(cls, err: BaseException) -> OutOfResources | None:
+        if getattr(err, "errno", None) in (errno.EMFILE, errno.ENFILE):
+            return cls(f"too many open files ({err.strerror}); raise the limit (`ulimit -n`) and run again")
+        return None
+
+
 class NotFound(SemsearchError):
     """What was asked for is not there (a paper not in the index); the API answers 404."""
 

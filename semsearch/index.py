@@ -44,7 +44,15 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
-from semsearch.errors import DiskFull, IndexBusy, IndexDamaged, IndexUnwritable, SemsearchError, is_disk_full
+from semsearch.errors import (
+    DiskFull,
+    IndexBusy,
+    IndexDamaged,
+    IndexUnwritable,
+    OutOfResources,
+    SemsearchError,
+    is_disk_full,
+)
 from semsearch.store import Store
 from semsearch.vectors import INDEX_TYPES
 
@@ -426,6 +434,8 @@ class Index:
         try:
             lexical = LexicalIndex.load(self.generation_dir)
         except (OSError, ValueError, EOFError) as err:  # missing or garbled files of an unverified index
+            if exhausted := OutOfResources.of(err):
+                raise exhausted from None
             raise IndexDamaged.at(self.directory, f"{self.generation_dir / 'lexical'} cannot be read ({err})") from None
         if len(lexical.vec_ids) != self.manifest.count:
             raise IndexDamaged(

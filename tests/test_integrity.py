@@ -569,6 +569,25 @@ def test_a_current_that_is_a_link_is_damage_and_what_it_points_to_is_never_shown
     assert "CURRENT cannot be read (it is not a file)" in one_line(capsys.readouterr().err)
 
 
+def test_too_many_open_files_is_said_as_such_not_as_damage(two_generations, monkeypatch, capsys):
+    """Under `ulimit -n 10` a search said the index was damaged (inviting a rebuild); nothing was."""
+    import errno
+
+    from semsearch.cli import main
+    from semsearch.lexical import LexicalIndex
+
+    def exhausted(directory):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(LexicalIndex, "load", exhausted)
+    assert main(["search", "kv cache", "--index", str(two_generations)]) == 1
+    err = one_line(capsys.readouterr().err)
+    assert err.startswith("error: too many open files (Too many open files); raise the limit") and "damaged" not in err
+    monkeypatch.setattr(Index, "open", exhausted)  # anywhere else: one line too, not a traceback
+    assert main(["info", "--index", str(two_generations)]) == 1
+    assert one_line(capsys.readouterr().err).startswith("error: too many open files")
+
+
 DB_DAMAGE = {
     "garbage header": lambda db: db.write_bytes(noise(100) + db.read_bytes()[100:]),
     "garbage middle": overwrite_middle,
