@@ -99,8 +99,8 @@ class DiskFull(SemsearchError):
     def __init__(self, message: str = ""):
         super().__init__(
             message
-            or "the disk is full; nothing was published (the unfinished work is in the index's staging/ "
-            "directory: free space and run again, or delete staging/ to start over)"
+            or "the disk is full; nothing was published (free space and run again: work already staged, if any, "
+            "is gone on with; delete the index's staging/ to drop it)"
         )
 
 
