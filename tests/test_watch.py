@@ -1592,18 +1592,22 @@ def test_semsearch_watch_refuses_a_page_that_is_not_a_feed_in_a_real_process(sur
     ]
 
 
+# A list of two headings, written here from facts (titles, arXiv ids).
+MINE = (
+    "# Mine\n\n## Caches\n\n"
+    "- [Efficient Streaming Language Models with Attention Sinks](https://arxiv.org/abs/2309.17453)\n"
+    "- [H2O: Heavy-Hitter Oracle for Efficient Generative Inference](https://arxiv.org/abs/2306.14048)\n\n"
+    "## Drafts\n\n"
+    "- [Fast Inference from Transformers via Speculative Decoding](https://arxiv.org/abs/2211.17192)\n"
+    "- [Accelerating Large Language Model Decoding with Speculative Sampling](https://arxiv.org/abs/2302.01318)\n"
+)
+
+
 def test_a_watch_places_new_papers_in_the_taxonomy_it_is_given(survey_index, stub, cli, tmp_path):
     """`watch --taxonomy NAME` once (not only with --every) places papers under the list's headings;
     an unknown name or a digest path with no folder is refused before arXiv is asked anything."""
     readme = tmp_path / "README.md"
-    readme.write_text(
-        "# Mine\n\n## Caches\n\n"
-        "- [Efficient Streaming Language Models with Attention Sinks](https://arxiv.org/abs/2309.17453)\n"
-        "- [H2O: Heavy-Hitter Oracle for Efficient Generative Inference](https://arxiv.org/abs/2306.14048)\n\n"
-        "## Drafts\n\n"
-        "- [Fast Inference from Transformers via Speculative Decoding](https://arxiv.org/abs/2211.17192)\n"
-        "- [Accelerating Large Language Model Decoding with Speculative Sampling](https://arxiv.org/abs/2302.01318)\n"
-    )
+    readme.write_text(MINE)
     cli("taxonomy", "add", "mine", readme, "--offline", "--index", survey_index, check=True)
     for args, said in (
         (("--taxonomy", "nope"), "no taxonomy 'nope' in the index"),
@@ -2167,13 +2171,7 @@ def test_a_lists_watch_beside_the_surveys_lists_what_the_surveys_stored_first(su
     """The case as a maintainer meets it, in a process of its own: `watch --taxonomy mine` after
     the survey's watch of the same days."""
     readme = tmp_path / "README.md"
-    readme.write_text(
-        "# Mine\n\n## Caches\n\n"
-        "- [Efficient Streaming Language Models with Attention Sinks](https://arxiv.org/abs/2309.17453)\n"
-        "- [H2O: Heavy-Hitter Oracle for Efficient Generative Inference](https://arxiv.org/abs/2306.14048)\n\n"
-        "## Drafts\n\n"
-        "- [Fast Inference from Transformers via Speculative Decoding](https://arxiv.org/abs/2211.17192)\n"
-    )
+    readme.write_text(MINE)
     cli("taxonomy", "add", "mine", readme, "--offline", "--index", survey_index, check=True)
     cli("watch", "--since", "2024-11-01", "--index", survey_index, check=True)
     stored = {i for i in IN_SCOPE if Index.open(survey_index).store.get(i) is not None}
