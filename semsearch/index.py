@@ -138,10 +138,12 @@ def current_generation(directory: Path) -> str | None:
         # Never through a link: a CURRENT linked to a file elsewhere had its first line quoted in the
         # error, which `/api/health` shows anyone.
         fd = os.open(directory / "CURRENT", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder, or a pipe read would wait on for ever
                 raise IndexDamaged.at(directory, "CURRENT cannot be read (it is not a file)")
-            raw = handle.read(4096)
+            raw = os.read(fd, 4096)
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         newest = max(_generation_names(directory), key=_number, default=None)
         if newest is None:

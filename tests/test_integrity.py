@@ -562,7 +562,7 @@ def test_a_current_that_is_a_link_is_damage_and_what_it_points_to_is_never_shown
     (two_generations / "CURRENT").unlink()
     (two_generations / "CURRENT").mkdir()
     assert main(["search", "cache", "--index", str(two_generations)]) == 2
-    assert "CURRENT cannot be read (Is a directory)" in one_line(capsys.readouterr().err)
+    assert "CURRENT cannot be read (it is not a file)" in one_line(capsys.readouterr().err)
     (two_generations / "CURRENT").rmdir()
     os.mkfifo(two_generations / "CURRENT")  # read, it would wait for a writer for ever
     assert main(["search", "cache", "--index", str(two_generations)]) == 2
