@@ -252,9 +252,11 @@ def test_ingest_embeds_through_the_export_without_torch(survey_index, tmp_path):
 
     index_dir = tmp_path / "idx"
     shutil.copytree(survey_index.directory, index_dir)
-    papers = [Paper(id=f"2501.{i:05d}", title=text) for i, text in enumerate(_varied_texts())]
+    # A title is at most 1,000 characters; the long texts (past the model's window) are abstracts.
+    papers = [Paper(id=f"2501.{i:05d}", title=text[:100], abstract=text) for i, text in enumerate(_varied_texts())]
     source = tmp_path / "varied.jsonl"
-    source.write_text("".join(json.dumps({"id": p.id, "title": p.title}) + "\n" for p in papers))
+    rows = [{"id": p.id, "title": p.title, "abstract": p.abstract} for p in papers]
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
     probe = (
         "import sys; from semsearch.ingest import ingest_jsonl; "
         f"ingest_jsonl([{str(source)!r}], index_dir={str(index_dir)!r}, progress=False); "
@@ -362,7 +364,7 @@ def test_the_ray_path_builds_the_same_index_as_the_local_path(survey_index, tmp_
     from semsearch import cluster
     from semsearch.paper import Paper
 
-    papers = [Paper(id=f"2502.{i:05d}", title=text, abstract=text[::-1]) for i, text in enumerate(_varied_texts(150))]
+    papers = [Paper(id=f"2502.{i:05d}", title=text[:100], abstract=text) for i, text in enumerate(_varied_texts(150))]
     source = tmp_path / "papers.jsonl"
     rows = [{"id": p.id, "title": p.title, "abstract": p.abstract} for p in papers]
     source.write_text("".join(json.dumps(row) + "\n" for row in rows))
