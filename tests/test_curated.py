@@ -182,3 +182,14 @@ def test_titles_in_other_scripts_are_papers_of_their_own():
         "- [Heavy hitters](https://arxiv.org/abs/2306.14048)\n"
     )
     assert [p.title for p in listed.papers] == ["大模型剪枝综述", "大语言模型的量化方法", "Heavy hitters"]
+
+
+def test_an_items_arxiv_link_is_its_paper_though_a_code_link_follows_it():
+    """The first link whose target is arXiv's names the item, wherever it stands among the links
+    (a code link after it left only the words to read, and they named another paper)."""
+    listed = parse_list(
+        "# KV\n## Quantization\n"
+        "- [Caches as in arxiv.org/abs/2306.00978](https://arxiv.org/abs/2501.00002)"
+        " [[code](https://github.com/a/b)]\n"
+    )
+    assert [p.arxiv_id for p in listed.papers] == ["2501.00002"]

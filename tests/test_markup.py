@@ -82,3 +82,29 @@ def test_any_text_is_shown_as_its_words(value):
     assert kinds == _shown("- plain\n")[0] and words == shown
     assert "www." not in text(value).lower()  # what GITHUB leaves out, GitHub links
     assert not re.search(r"arxiv\.org/|10\.48550/", text(value), re.I)  # a list parser's arXiv link
+
+
+def test_text_in_a_links_label_ends_no_link_and_opens_none():
+    """A digest writes a title as a link's label (`**[title](url)**`): a `]` in it that is not
+    escaped ends the label early, and "A](https://evil.example) B" made a link of its own."""
+    for hostile in ["A](https://evil.example) B", "x] [y](https://evil.example)", "[x]: https://evil.example"]:
+        kinds, words = _shown(f"- **[{text(hostile)}](https://example.org/)**\n", GITHUB)
+        assert kinds.count("link_open") == 1 and words == one_line(hostile)
+
+
+def test_a_number_of_up_to_nine_digits_opening_a_line_is_no_list():
+    """CommonMark reads 1 to 9 digits and "." or ")" as an ordered item ("123456789. x" is one)."""
+    plain = _shown("- plain words\n")[0]
+    for value in ("123456789. Nine digits", "123456789) Nine digits", "12. Twelve"):
+        assert _shown(f"- {text(value)}\n") == (plain, value)
+
+
+def test_an_arxiv_address_or_doi_in_text_is_no_id_a_list_parser_reads():
+    """A title naming another paper ("… as in arXiv.org/abs/2306.00978", its DOI 10.48550/arXiv.…)
+    proposed into a list: the list's parser must not read that paper's id from the line."""
+    from semsearch.sources.curated import _ARXIV_ID
+
+    for value in ("as in ArXiv.org/abs/2306.00978", "doi 10.48550/arXiv.2309.17453", "WWW.evil.example"):
+        assert _ARXIV_ID.search(text(value)) is None
+        assert "www." not in text(value).lower()
+        assert _shown(f"- {text(value)}\n")[1] == value

@@ -361,3 +361,28 @@ def test_only_http_links_and_the_apps_own_paths_become_links(toy_site):
         assert page.evaluate("window.inlineRan === undefined")
         assert any("Content Security Policy" in p for p in problems)  # refused by the policy, not by chance
         browser.close()
+
+
+def test_a_result_linking_elsewhere_with_arxiv_org_in_its_path_is_not_called_arxiv(toy_site):
+    """A hit's link is shown as "arXiv" by its host (`onArxiv`), not by "arxiv.org" anywhere in it:
+    "https://evil.example/arxiv.org/abs/1" is an http link the API hands out, and is "link"."""
+    from playwright.sync_api import sync_playwright
+
+    elsewhere = "https://evil.example/arxiv.org/abs/1"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+
+        def elsewhere_links(route):
+            answer = route.fetch()
+            data = answer.json()
+            for hit in data.get("results", []) if isinstance(data, dict) else []:
+                hit.update(url=elsewhere, venue=None)
+            route.fulfill(response=answer, json=data)
+
+        page.route("**/api/**", elsewhere_links)
+        page.goto(f"{toy_site}/?q=speculative+decoding")
+        page.wait_for_selector(".result")
+        shown = page.eval_on_selector_all(f'.result a[href="{elsewhere}"]', "links => links.map(a => a.textContent)")
+        browser.close()
+    assert shown and set(shown) == {"link"}

@@ -765,3 +765,11 @@ def test_the_kept_answers_are_bounded(tmp_path, monkeypatch):
     for number in range(5):
         module.per_generation(_Generation(tmp_path / f"gen-{number}"), ("gaps",), lambda: {})
     assert len(module._answers) <= 2
+
+
+def test_a_titles_brackets_asterisks_quotes_and_tags_are_written_as_look_alikes():
+    """A maintainer reads the list's file: "[x]" is "(x)", bold marks are dropped, a backtick is a
+    quote and a tag's brackets are ‹ ›, not a line of backslashes (`markup.text` escapes the rest)."""
+    from semsearch.propose import _safe_title
+
+    assert _safe_title("[Bold] **claim** `code` <tag>") == "(Bold) claim 'code' ‹tag›"

@@ -536,3 +536,20 @@ def test_split_lines_counts_lines_as_git_does(text, lines, kept):
 
     assert split_lines(text) == lines and split_lines(text, keepends=True) == kept
     assert "".join(kept) == text
+
+
+def test_an_at_sign_after_a_links_host_is_part_of_the_link():
+    """Only a user name before the host is refused ("https://arxiv.org@evil.example"): an "@" in a
+    path, a query or a fragment is a link as any other (a Medium author's page, a mail in a query)."""
+    for url in ("https://medium.com/@user/post", "https://example.org?from=a@b.example", "https://example.org#me@here"):
+        assert web_url(url) == url
+        assert paper_from_record({"id": "x-1", "title": "T", "url": url}).url == url
+
+
+@pytest.mark.parametrize(
+    "character", ["\u061c", "\u200b", "\u200e", "\u200f", "\u2028", "\u2029", "\u202e", "\u2066", "\ufeff"]
+)
+def test_each_invisible_or_line_breaking_character_alone_is_a_space_in_a_title(character):
+    """A title holding only one of them, and no other control, kept it (`printable` looks once for
+    any; str.split takes Unicode's line separators for white space and hid the gap)."""
+    assert Paper(id="2401.00001", title=f"Cache{character}eviction").title == "Cache eviction"

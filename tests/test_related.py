@@ -791,3 +791,11 @@ def test_a_papers_text_is_not_held_to_a_questions_length(survey_corpus_index, cl
     too_long = cli("related", "--text", "x " * 11_000, "--index", survey_corpus_index)
     assert (too_long.returncode, too_long.stdout) == (2, "")
     assert too_long.stderr == "error: text: String should have at most 21000 characters\n"  # as every limit says
+
+
+def test_an_author_named_with_exactly_two_commas_is_braced_as_one_name():
+    """The rule is "more than one comma": two already is braced (written as given), not read as
+    BibTeX's "Last, Jr, First"."""
+    paper = Paper(id="2401.00001", title="T", authors=["Z, Y, X", "Lovelace, Ada"])
+    entry = bibtexparser.parse_string(to_bibtex([paper])).entries[0]
+    assert entry.fields_dict["author"].value == "{Z, Y, X} and Lovelace, Ada"

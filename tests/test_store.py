@@ -323,3 +323,18 @@ def test_scope_learns_its_words_from_unlabelled_abstracts_an_even_sample_the_sam
     assert [_rows_of(v[None, :], store)[0] for _, v in first] == [1, 7, 10]  # evenly spaced: ends and middle
     assert [text for text, _ in first] == [text for text, _ in store.unlabelled_abstracts(3)]
     assert first[0][0] == "Paper number 1 on topic 7. Abstract 1."  # the text as the classifier reads it
+
+
+def test_a_users_survey_label_on_a_paper_the_survey_labels_does_not_count(tmp_path):
+    """The survey's own label stands: `propose` for the survey takes the user's label as confirmed
+    only on a paper the survey leaves unlabelled."""
+    from semsearch.paper import Paper
+    from semsearch.store import Store
+
+    store = Store(tmp_path / "papers.db")
+    surveyed = store.put(Paper(id="2401.00001", title="Four-bit weights", survey_categories=["Quantization"]))
+    unlabelled = store.put(Paper(id="2401.00002", title="Evicting tokens"))
+    store.put_label(surveyed, "Caching", "2026-12-06")
+    store.put_label(unlabelled, "Caching", "2026-12-06")
+    assert store.survey_user_labels() == {unlabelled: "Caching"}
+    store.close()

@@ -2208,3 +2208,68 @@ def test_a_short_page_and_then_an_empty_one_keep_what_arrived_and_the_window(sur
     assert Index.open(survey_index).store.get("2411.00001") is not None  # what arrived is kept
     later = watch(["cs.CL"], index_dir=survey_index, progress=False)
     assert stub.requests[2]["start"] == ["1"] and later.fetched == 4
+
+
+@pytest.mark.parametrize("damaged", ["not json", "[1, 2]"])
+def test_an_unreadable_record_of_what_a_kind_placed_still_lists_what_the_index_held(survey_index, stub, damaged):
+    """An unreadable record is an empty one ("it only spares listing a paper again"): a kind that
+    watched before still lists the papers another kind stored, not only what it stores itself."""
+    from semsearch.watch import PLACED, WINDOW_END, watch_key
+
+    watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    key = watch_key(["cs.LG"], None, False)
+    with Ingest(index_dir=survey_index) as ingest:
+        ingest.store.set_meta(WINDOW_END + key, "2024-11-05T00:00:00+00:00")
+        ingest.store.set_meta(PLACED + key, damaged)
+    listed = {e.id for e in watch(["cs.LG"], "2024-11-01", index_dir=survey_index, progress=False).entries}
+    assert set(IN_SCOPE) <= listed
+
+
+def test_a_kinds_record_of_what_it_placed_keeps_windows_ending_from_the_minute_it_asks_after():
+    """A window starting at the minute another ended sees its papers again (arXiv's range holds
+    both ends); a value that is no window's end is dropped; no record is "never kept", an
+    unreadable one is an empty record kept."""
+    from semsearch.watch import _placed_by_kind
+
+    class Store:
+        def __init__(self, raw):
+            self.raw = raw
+
+        def get_meta(self, key):
+            return self.raw
+
+    record = {"a": "202411010000", "b": "202410312359", "c": "x", "d": 202411020000, "e": "2024110200001"}
+    assert _placed_by_kind(Store(json.dumps(record)), "k", "202411010000") == ({"a": "202411010000"}, True)
+    assert _placed_by_kind(Store(None), "k", "202411010000") == ({}, False)
+    assert _placed_by_kind(Store("{"), "k", "202411010000") == ({}, True)
+    assert _placed_by_kind(Store("[]"), "k", "202411010000") == ({}, True)
+
+
+def test_a_window_an_earlier_version_left_open_lists_only_what_it_stores_when_resumed(survey_index, stub):
+    """A kind that watched before its record of placed papers was kept lists only what it stores,
+    this once, also when it resumes a first window the earlier version left part-way (offset > 0)."""
+    from datetime import datetime, timezone
+
+    from semsearch.watch import watch_key
+
+    watch(["cs.LG"], "2024-11-01", index_dir=survey_index, progress=False)  # another kind stores the in-scope ones
+    state = {"since": "202411010000", "until": f"{datetime.now(timezone.utc):%Y%m%d%H%M}", "offset": 1,
+             "entries": [], "fetched": 1, "total": 4}  # fmt: skip
+    with Ingest(index_dir=survey_index) as ingest:
+        ingest.store.set_meta(PENDING + watch_key(["cs.CL"], None, False), json.dumps(state))
+    resumed = watch(["cs.CL"], index_dir=survey_index, progress=False)
+    # read on to the end; listed only what it embedded itself
+    assert resumed.fetched == 4 and [e.id for e in resumed.entries] == ["2411.00009"]
+
+
+def test_a_digest_line_carries_the_opening_of_a_long_abstract_not_all_of_it():
+    """A paper's line in the digest (`_entry`, new or new to this kind) shows a snippet."""
+    from types import SimpleNamespace
+
+    from semsearch.paper import Paper
+    from semsearch.watch import SNIPPET_CHARS, _entry
+
+    paper = Paper(id="2411.00001", title="T", abstract="cache " * 400)
+    result = SimpleNamespace(category="A", confidence=0.5, in_scope=True, neighbours=[])
+    shown = _entry(paper, result).snippet
+    assert len(shown) <= SNIPPET_CHARS + 2 and shown.endswith(" …") and paper.abstract.startswith(shown[:-2])
