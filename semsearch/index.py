@@ -160,7 +160,9 @@ def current_generation(directory: Path) -> str | None:
         name = None
     if name is not None and GENERATION_NAME.fullmatch(name):
         return name
-    shown = repr(name[:60]) if name is not None else f"{len(raw)} bytes that are not UTF-8"
+    # Quoted only when it reads like a name: CURRENT may share its inode with any file (a hard link).
+    looks_like_a_name = name is not None and re.fullmatch(r"[\w.-]{1,40}", name)
+    shown = repr(name) if looks_like_a_name else f"{len(raw)} bytes that name no generation"
     newest = max(_generation_names(directory), key=_number, default=None)
     hint = f"; write the name of a generation into it (the newest here is {newest})" if newest else ""
     raise IndexDamaged.at(directory, f"CURRENT must name a generation (gen-NNNNNN), not {shown}{hint}")
@@ -171,7 +173,13 @@ def _number(generation: str) -> int:
 
 
 def _generation_names(directory: Path) -> list[str]:
-    return [p.name for p in directory.glob("gen-*") if GENERATION_NAME.fullmatch(p.name)]
+    """The generations here: folders of this index, never a link (an index handed over with
+    `gen-000009` linked to another index's generation had a writer adopt it and delete its files)."""
+    return [
+        p.name
+        for p in directory.glob("gen-*")
+        if GENERATION_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
+    ]
 
 
 # --- integrity --------------------------------------------------------------------------------
@@ -471,9 +479,10 @@ def take_lock(path: Path, timeout: float | None, doing: str, who: str = "writer"
         raise IndexUnwritable(
             f"cannot write to the index at {path.parent} ({err.strerror}); it can still be searched"
         ) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode) or status.st_nlink > 1:  # a hard link writes into the file it shares
         os.close(fd)
-        raise SemsearchError(f"{path} is not a file semsearch made (a pipe or a device); remove it")
+        raise SemsearchError(f"{path} is not a file semsearch made (a pipe, a device or a hard link); remove it")
     deadline = time.monotonic() + timeout
     told = False
     while True:

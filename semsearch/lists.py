@@ -210,6 +210,7 @@ def _put_list(
 
     ingest = Ingest(index_dir=index_dir, progress=progress)
     with ingest:
+        ingest.tell_carried_over()
         store = ingest.store
         # Judged by what readers see: an interrupted `taxonomy add` of it, staged, is gone on with.
         if store.taxonomy(name) is not None and not replace and _published_has(ingest.writer, name):

@@ -469,6 +469,46 @@ def test_links_in_or_for_staging_and_a_current_tmp_link_are_never_written_throug
     assert victim.read_text() == "precious" and current_generation(two_generations) == "gen-000004"
 
 
+def test_a_generation_that_is_a_link_is_never_adopted_nor_written_through(two_generations, tmp_path):
+    """`gen-000009` linked to another index's unpublished-looking generation: a writer adopted it as
+    its own interrupted work and deleted that generation's manifest and vectors through the link."""
+    other = tmp_path / "other"
+    shutil.copytree(two_generations, other)
+    victim = other / "gen-000002"
+    import sqlite3
+
+    with sqlite3.connect(victim / "papers.db") as db:  # looks like work built on this index's CURRENT
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('base_generation', 'gen-000002')")
+    db.close()
+    before = sorted(p.name for p in victim.iterdir())
+    (two_generations / "gen-000009").symlink_to(victim)
+    code, _, err = run("label", "2401.00001", "Quantization", "--index", two_generations)
+    assert code == 0, err
+    assert sorted(p.name for p in victim.iterdir()) == before  # nothing deleted there
+
+
+def test_a_hard_link_as_the_lock_or_as_current_is_neither_written_nor_quoted(two_generations, tmp_path, capsys):
+    """A hard link passes every symbolic-link check: `.lock` sharing a file's inode had that file
+    overwritten with a pid; `CURRENT` sharing a secret's had its first line quoted."""
+    from semsearch.cli import main
+    from semsearch.index import take_lock
+
+    victim = tmp_path / "precious.txt"
+    victim.write_text("precious")
+    (two_generations / ".lock").unlink(missing_ok=True)
+    os.link(victim, two_generations / ".lock")
+    with pytest.raises(SemsearchError, match="is not a file semsearch made .* a hard link"):
+        take_lock(two_generations / ".lock", 0, "writing to")
+    assert victim.read_text() == "precious"
+    secret = tmp_path / "credentials"
+    secret.write_text("aws_secret_access_key = SECRET-VALUE\n")
+    (two_generations / "CURRENT").unlink()
+    os.link(secret, two_generations / "CURRENT")
+    assert main(["search", "cache", "--index", str(two_generations)]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert "bytes that name no generation" in err and "SECRET" not in err
+
+
 def test_a_short_write_of_the_word_index_is_the_disk_full_message(two_generations, tmp_path, monkeypatch, capsys):
     """numpy, writing the BM25 arrays onto a full disk, says "145263 requested and 15328 written" with
     no errno: a traceback in the CLI and a 500 from the API."""

@@ -81,6 +81,7 @@ def test_an_interrupted_add_is_gone_on_with_not_refused_as_already_there(
     assert [t["name"] for t in Index.open(index_dir).store.taxonomies()] == []  # no reader sees it
     code, _, err = run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)
     assert code == 0, err
+    assert "this change also publishes what an interrupted run had staged" in err  # said, as a label says it
     assert [t["name"] for t in Index.open(index_dir).store.taxonomies()] == ["kv"]
     code, _, err = run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)  # now it is there
     assert code == 2 and "already has a taxonomy 'kv'" in err
