@@ -46,7 +46,7 @@ class OutOfResources(SemsearchError):
     @classmethod
     def of(cls, err: BaseException) -> OutOfResources | None:
         if getattr(err, "errno", None) in (errno.EMFILE, errno.ENFILE):
-            return cls(f"too many open files ({err.strerror}); raise the limit (`ulimit -n`) and run again")
+            return cls("too many open files; raise the limit (`ulimit -n`) and run again")
         return None
 
 
@@ -99,8 +99,8 @@ class DiskFull(SemsearchError):
     def __init__(self, message: str = ""):
         super().__init__(
             message
-            or "the disk is full; nothing was published (free space and run again: work already staged, if any, "
-            "is gone on with; delete the index's staging/ to drop it)"
+            or "the disk is full; nothing was published (free space and run again: it resumes any work already "
+            "staged; delete the index's staging/ to drop that)"
         )
 
 

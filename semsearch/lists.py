@@ -232,7 +232,8 @@ def _put_list(
         summary = describe(listed, name) | {"papers": len({vec_id for vec_id, _ in labels})}
         if weak := summary["weak_nodes"]:
             ingest.warn(
-                f"{len(weak)} nodes of {name!r} have fewer than {MIN_NODE_PAPERS} papers; suggestions there are weak"
+                f"{len(weak)} {'node' if len(weak) == 1 else 'nodes'} of {name!r} "
+                f"{'has' if len(weak) == 1 else 'have'} fewer than {MIN_NODE_PAPERS} papers; suggestions there are weak"
             )
     return summary
 

@@ -622,7 +622,7 @@ def test_too_many_open_files_is_said_as_such_not_as_damage(two_generations, monk
     monkeypatch.setattr(LexicalIndex, "load", exhausted)
     assert main(["search", "kv cache", "--index", str(two_generations)]) == 1
     err = one_line(capsys.readouterr().err)
-    assert err.startswith("error: too many open files (Too many open files); raise the limit") and "damaged" not in err
+    assert err == "error: too many open files; raise the limit (`ulimit -n`) and run again"
     monkeypatch.setattr(Index, "open", exhausted)  # anywhere else: one line too, not a traceback
     assert main(["info", "--index", str(two_generations)]) == 1
     assert one_line(capsys.readouterr().err).startswith("error: too many open files")

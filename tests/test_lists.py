@@ -92,7 +92,7 @@ def test_a_list_becomes_a_taxonomy_with_its_papers_fetched(index_dir, list_file,
     assert code == 0, err
     summary = json.loads(out)
     assert summary["nodes"] == NODES and summary["papers"] == 7 and summary["with_arxiv_id"] == 7
-    assert "1 nodes of 'kv' have fewer than 3 papers" in err  # Merging: usable, but weak
+    assert "1 node of 'kv' has fewer than 3 papers" in err  # Merging: usable, but weak
     store = Index.open(index_dir).store
     assert store.get("2501.00002").abstract.startswith("evict old tokens")  # fetched from arXiv (the stub)
     assert "2501.00007" in ",".join(r.get("id_list", [""])[0] for r in stub.requests)  # asked by id
