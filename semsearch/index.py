@@ -293,6 +293,26 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write `target` whole or not at all: a temp file beside it, fsync, rename, fsync the folder,
+    so neither a kill nor a power cut leaves a half-written file under the real name."""
+    handle, staging = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
+    try:
+        os.fchmod(handle, 0o644)  # as the index's other files: mkstemp's 0600 kept a server run as another user out
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(staging, target)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    try:
+        fsync_dir(target.parent)
+    except OSError:
+        pass  # a folder that cannot be opened or synced (some filesystems): the rename is done
+
+
 class Index:
     """A published generation opened for reading: manifest, paper store and vector index."""
 
@@ -878,15 +898,8 @@ class IndexWriter:
         self._check_lock_is_ours()
         previous = current_generation(self.directory)  # before the new generation sits beside it
         os.replace(self.staging, self.directory / generation)
-        # A name of its own (never a `CURRENT.tmp` left there, which could be a link to a file elsewhere).
-        fd, pointer = tempfile.mkstemp(prefix=".CURRENT.", suffix=".tmp", dir=self.directory)
-        with os.fdopen(fd, "w") as handle:
-            os.fchmod(fd, 0o644)  # readable by a server run as another user, as CURRENT always was
-            handle.write(generation + "\n")
-            handle.flush()
-            os.fsync(fd)
-        os.replace(pointer, self.directory / "CURRENT")
-        fsync_dir(self.directory)
+        # Under a name of its own (never a `CURRENT.tmp` left there, which could link to a file elsewhere).
+        write_atomically(self.directory / "CURRENT", (generation + "\n").encode())
         for name in existing:
             if name not in (previous, generation):  # the previous one serves readers that just opened it
                 _retire(self.directory / name)

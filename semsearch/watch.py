@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +34,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from semsearch import markup
 from semsearch.errors import NotFound, SemsearchError
-from semsearch.index import WATCH_LOCK, drop_lock, fsync_dir, take_lock
+from semsearch.index import WATCH_LOCK, drop_lock, take_lock, write_atomically
 from semsearch.ingest import Ingest, IngestReport
 from semsearch.paper import Paper, one_line, printable, web_url
 
@@ -494,26 +493,6 @@ def _note_skipped(path: Path, reason: str) -> None:
     log.warning("semsearch: skipping %s: %s", _printable(str(path)), reason)
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
-    """Write `target` whole or not at all: a temp file beside it, fsync, rename, fsync the folder,
-    so neither a kill nor a power cut leaves a half-written file under the real name."""
-    handle, staging = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
-    try:
-        os.fchmod(handle, 0o644)  # as the index's other files: mkstemp's 0600 kept a server run as another user out
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(staging, target)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-    try:
-        fsync_dir(target.parent)
-    except OSError:
-        pass  # a folder that cannot be opened or synced (some filesystems): the rename is done
-
-
 def save_digest(report: WatchReport, *, index_dir: Path) -> Path:
     """Keep a finished watch's digest (JSON, every entry) as digests/<since>-<until>.json; a digest of
     the same window already there keeps its entries (an empty second run wrote over the first)."""
@@ -536,7 +515,7 @@ def save_digest(report: WatchReport, *, index_dir: Path) -> Path:
             fresh = {e.id for e in entries}
             entries, fetched = [e for e in kept.entries if e.id not in fresh] + entries, max(kept.fetched, fetched)
     data = {"since": report.since, "until": report.until, "fetched": fetched, "entries": [asdict(e) for e in entries]}
-    _write_atomically(target, json.dumps(data, ensure_ascii=False).encode("utf-8"))
+    write_atomically(target, json.dumps(data, ensure_ascii=False).encode("utf-8"))
     return target
 
 
@@ -798,7 +777,7 @@ class Watcher:
         with self._lock:
             data = json.dumps(self._status).encode("utf-8")
         try:
-            _write_atomically(self.directory / STATUS_FILE, data)
+            write_atomically(self.directory / STATUS_FILE, data)
         except OSError as err:
             if not self._unwritable:  # said once; the status in memory still serves this process
                 log.warning("semsearch serve: cannot write the watch status: %s", _one_line(err))
