@@ -180,16 +180,17 @@ def _published_has(writer, name: str) -> bool:
     import sqlite3
 
     from semsearch.index import DB_FILE
+    from semsearch.store import Store
 
     if writer.base_manifest is None:
         return False
-    db = sqlite3.connect(f"file:{writer.directory / writer.base_manifest.generation / DB_FILE}?mode=ro", uri=True)
+    published = Store(writer.directory / writer.base_manifest.generation / DB_FILE, readonly=True)
     try:
-        return db.execute("SELECT 1 FROM taxonomies WHERE name = ?", (name,)).fetchone() is not None
+        return published.taxonomy(name) is not None
     except sqlite3.OperationalError:  # an index from before lists were added holds none
         return False
     finally:
-        db.close()
+        published.close()
 
 
 def _put_list(
