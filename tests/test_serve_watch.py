@@ -40,11 +40,11 @@ if __name__ in ("__main__", "__mp_main__"):  # the process under test, or one of
 
 # --- the process under test --------------------------------------------------------------------------
 def _pause_in_digest(marker: Path) -> None:
-    from semsearch import watch
+    from semsearch import index, watch
 
-    real_fsync = os.fsync
+    real_fsync, real_write = os.fsync, watch.write_atomically
 
-    class PausingOs:  # the watch module's `os`: the digest's temp file is on disk, not yet renamed
+    class PausingOs:  # `write_atomically`'s `os`: the digest's temp file is on disk, not yet renamed
         def __getattr__(self, name):
             return getattr(os, name)
 
@@ -55,7 +55,11 @@ def _pause_in_digest(marker: Path) -> None:
             while True:
                 time.sleep(60)
 
-    watch.os = PausingOs()
+    def pausing(target, data):  # the digest's write only, not the other files the watch writes
+        index.os = PausingOs()
+        real_write(target, data)
+
+    watch.write_atomically = pausing
 
 
 def main(argv: list[str]) -> int:
