@@ -1411,9 +1411,13 @@ def _interrupted(args: list[str]) -> str:
     """What Ctrl-C leaves: a command that embeds keeps what it embedded; one that changes the index
     may have staged its change, which the next writer publishes; the others wrote nothing."""
     words = [a for a in args if not a.startswith("-")][:2]
-    if any(tuple(words[: len(command)]) == command for command in EMBEDDING_COMMANDS):
+
+    def one_of(commands) -> bool:
+        return any(tuple(words[: len(command)]) == command for command in commands)
+
+    if one_of(EMBEDDING_COMMANDS):
         return "interrupted; work already embedded is kept and the next run resumes from it"
-    if any(tuple(words[: len(command)]) == command for command in CHANGING_COMMANDS):
+    if one_of(CHANGING_COMMANDS):
         return (
             "interrupted; a change it had begun waits in the index's staging/ and is published by the next "
             "command that writes to the index (delete staging/ to drop it)"

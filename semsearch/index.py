@@ -808,14 +808,15 @@ class IndexWriter:
         staging = self.staging
         if not (staging.is_symlink() or staging.exists()):
             return
-        odd = staging.is_symlink() or not staging.is_dir()
+        not_a_folder = staging.is_symlink() or not staging.is_dir()
+        odd = not_a_folder
         for folder, folders, files in [] if odd else os.walk(staging):
             for name in folders + files:
                 mode = os.lstat(os.path.join(folder, name)).st_mode
                 odd = odd or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
         if odd:
             log.warning("warning: %s held a link or a file semsearch never makes; dropped", staging)
-            if staging.is_symlink() or not staging.is_dir():
+            if not_a_folder:
                 staging.unlink()
             else:
                 shutil.rmtree(staging)

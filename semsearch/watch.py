@@ -235,10 +235,10 @@ def _watch_pages(
         ingest.count_embedded(len(texts), seconds, to_come=to_come, passed=arrived - len(texts))
         new = [(p, r) for p, r in zip(page, placed, strict=True) if known.vec_id(p.id) is None]
         if stored:  # held already, new to this kind: placed by their stored vectors, not stored again
-            held = known.embeddings_for(known.vec_id(p.id) for p in stored)
-            held_texts = [p.embedding_text() for p in stored]
-            held_vectors = [held[known.vec_id(p.id)] for p in stored]
-            new += zip(stored, classifier.classify(held_texts, held_vectors, [p.id for p in stored]), strict=True)
+            vec_ids = [known.vec_id(p.id) for p in stored]
+            held = known.embeddings_for(vec_ids)
+            texts_held, vectors_held = [p.embedding_text() for p in stored], [held[v] for v in vec_ids]
+            new += zip(stored, classifier.classify(texts_held, vectors_held, [p.id for p in stored]), strict=True)
         for paper, result in new:  # worth a line in the digest
             listed.add(paper.id)
             entries.append(_entry(paper, result))
@@ -306,8 +306,7 @@ def _seen_outside(store, key: str, judge: str, after: str) -> dict[str, str]:
         return {}
     if not isinstance(record, dict) or record.get("judge") != judge or not isinstance(record.get("papers"), dict):
         return {}
-    seen = record["papers"].items()
-    return {k: v for k, v in seen if isinstance(v, str) and re.fullmatch(r"\d{12}\|[0-9a-f]{16}", v) and v >= after}
+    return _recent(record["papers"], r"\d{12}\|[0-9a-f]{16}", after)
 
 
 def _placed_by_kind(store, key: str, after: str) -> tuple[dict[str, str], bool]:
@@ -322,10 +321,13 @@ def _placed_by_kind(store, key: str, after: str) -> tuple[dict[str, str], bool]:
         record = json.loads(raw)
     except ValueError:
         return {}, True
-    if not isinstance(record, dict):
-        return {}, True
-    kept = {k: v for k, v in record.items() if isinstance(v, str) and re.fullmatch(r"\d{12}", v) and v >= after}
-    return kept, True
+    return (_recent(record, r"\d{12}", after) if isinstance(record, dict) else {}), True
+
+
+def _recent(record: dict, form: str, after: str) -> dict[str, str]:
+    """The entries of a watch's record whose value has its `form` (a window's end first) and whose
+    window ended after `after`: anything else (an index's from elsewhere, damage) is dropped."""
+    return {k: v for k, v in record.items() if isinstance(v, str) and re.fullmatch(form, v) and v >= after}
 
 
 def _entry(paper: Paper, result) -> DigestEntry:
