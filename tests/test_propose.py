@@ -273,6 +273,37 @@ def test_a_hostile_title_or_author_is_written_as_words_and_read_back_as_its_own_
             assert _shown(line, GITHUB)[0] == _shown(usual, GITHUB)[0], line
 
 
+def test_a_hostile_title_proposed_by_the_command_is_its_own_paper_once_the_patch_is_applied(
+    semsearch, survey_corpus_index, tmp_path
+):
+    """As a maintainer meets it: `ingest jsonl` then `taxonomy propose` (a process of its own in the
+    full suite), the patch applied with git, the list read back and rendered as GitHub does."""
+    from tests.test_markup import GITHUB, _shown
+
+    hostile = tmp_path / "hostile.jsonl"
+    title = "# Caches | see arxiv.org/abs/2101.00001 and https://evil.example/x \\"
+    record = {"id": "2501.04242", "title": title, "abstract": "We quantize the key-value cache to four bits."}
+    hostile.write_text(json.dumps(record) + "\n")
+    semsearch("ingest", "jsonl", hostile, "--index", survey_corpus_index)
+    repo = tmp_path / "list"
+    repo.mkdir()
+    (repo / "README.md").write_text(survey_readme(set()), encoding="utf-8")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    before = _shown((repo / "README.md").read_text(encoding="utf-8"), GITHUB)[0]
+    patch = semsearch(
+        "taxonomy", "propose", "survey", "--list", repo / "README.md", "--ids", "2501.04242",
+        "--min-confidence", "0", "--index", survey_corpus_index,
+    ).stdout  # fmt: skip
+    (tmp_path / "p.diff").write_text(patch)
+    subprocess.run(["git", "apply", tmp_path / "p.diff"], cwd=repo, check=True)
+    after = (repo / "README.md").read_text(encoding="utf-8")
+    taken = {p.arxiv_id for p in parse_list(after).papers}
+    assert "2501.04242" in taken and "2101.00001" not in taken
+    kinds = _shown(after, GITHUB)[0]
+    assert kinds.count("heading_open") == before.count("heading_open")
+    assert kinds.count("link_open") == before.count("link_open") + 1  # its own arXiv link, no other
+
+
 # --- the patch ---------------------------------------------------------------------------------------
 def test_the_diff_inserts_after_the_given_lines_in_the_files_line_endings(tmp_path):
     markdown = "# L\r\n\r\n## A\r\n- one [x](https://arxiv.org/abs/2401.00001)\r\n## B\r\n- two"

@@ -274,6 +274,9 @@ def test_escape_sequences_in_a_record_never_reach_the_terminal_or_bibtex(tmp_pat
         code, out, err = semsearch(*args, "--index", index, cwd=tmp_path)
         assert code == 0, err
         assert "eviction" in out and not any(c in out for c in CONTROL_CHARACTERS), (args, repr(out))
+    source.write_text(json.dumps({"id": f"evil{CONTROLS}", "title": "Cache eviction", "abstract": "A cache."}) + "\n")
+    code, out, err = semsearch("ingest", "jsonl", source, "--index", index, cwd=tmp_path)  # an id, as a title was
+    assert (code, out) == (2, "") and "papers.jsonl:1: field 'id': holds a control" in err
 
 
 @pytest.mark.slow
