@@ -101,14 +101,18 @@ class Ingest:
         index_type: str | None = None,
         ray_address: str | None = None,
         lock_timeout: float | None = None,
+        prints_summary: bool = False,
     ):
-        """`ray_address`: embed on a Ray cluster (`semsearch.cluster`; "local" starts one here)."""
+        """`ray_address`: embed on a Ray cluster (`semsearch.cluster`; "local" starts one here).
+        `prints_summary`: the caller shows `report.summary()`, which tells of papers an interrupted
+        run had staged; else opening says it (a Ctrl-C'd label took effect with the next one, unsaid)."""
         self.writer = IndexWriter(index_dir, model, index_type=index_type, lock_timeout=lock_timeout)
         self.ray_address = ray_address
         self.survey = survey  # else, once the index is open, its own list (as refreshed, else the packaged one)
         self.progress = progress
         self._warn = warn
         self.report = IngestReport()
+        self._prints_summary = prints_summary
         self._embedder = None
         self._bar = None
         self._to_come: int | None = 0  # papers a caller that embeds them itself still expects (None: unknown)
@@ -124,13 +128,6 @@ class Ingest:
     def store(self):
         return self.writer.store
 
-    def tell_carried_over(self) -> None:
-        """Say that this change publishes what an interrupted run had staged, for a command that
-        prints no summary (a label): a Ctrl-C'd label or ingest took effect with the next label, unsaid."""
-        if self.writer.resumed:
-            papers = f" ({self.report.carried_over} papers)" if self.report.carried_over else ""
-            self.warn(f"this change also publishes what an interrupted run had staged{papers}")
-
     def __enter__(self) -> Ingest:
         self._started = time.perf_counter()
         self.writer.__enter__()
@@ -138,6 +135,9 @@ class Ingest:
             published = self.writer.base_manifest.count if self.writer.base_manifest else 0
             self.report.carried_over = max(self.store.count() - published, 0)
             self.report.carried_from_watch = lock_is_held(self.writer.directory / WATCH_LOCK)
+            if not self._prints_summary:
+                papers = f" ({self.report.carried_over} papers)" if self.report.carried_over else ""
+                self.warn(f"this change also publishes what an interrupted run had staged{papers}")
         if self.survey is None:
             self.survey = survey_of(self.store)
         return self
@@ -513,7 +513,14 @@ def ingest_jsonl(
     matrix = _vector_file(vectors, files) if vectors is not None else None
     firsts = {path: first_record(path) or {} for path in files} if matrix is None else {}
     precomputed = precomputed or any("embedding" in first for first in firsts.values())
-    ingest = Ingest(index_dir=index_dir, model=model, progress=progress, index_type=index_type, ray_address=ray_address)
+    ingest = Ingest(
+        index_dir=index_dir,
+        model=model,
+        progress=progress,
+        index_type=index_type,
+        ray_address=ray_address,
+        prints_summary=True,
+    )
     with ingest:
         check = VectorCheck(ingest) if precomputed or matrix is not None else None
         if matrix is not None:
@@ -636,7 +643,7 @@ def ingest_arxiv(
 
     wanted = validate_ids(ids)  # bad ids are refused before anything is fetched or written
     client = ArxivClient()
-    ingest = Ingest(index_dir=index_dir, model=model, progress=progress)
+    ingest = Ingest(index_dir=index_dir, model=model, progress=progress, prints_summary=True)
     with ingest:
         if wanted:
             result = client.fetch_ids(wanted, on_papers=ingest.add)
@@ -660,7 +667,7 @@ def ingest_survey(
     """The survey's papers with their categories; online, with abstracts from arXiv where known."""
     from semsearch.sources.arxiv import ArxivClient, ArxivUnavailable
 
-    ingest = Ingest(index_dir=index_dir, model=model, progress=progress)
+    ingest = Ingest(index_dir=index_dir, model=model, progress=progress, prints_summary=True)
     with ingest:
         survey = ingest.survey  # the index's: as `taxonomy refresh` last read the list, else the packaged one
         by_id: dict[str, Paper] = {}
@@ -733,7 +740,6 @@ def label_paper(
         return _label_in_list(paper_id, category, taxonomy, index_dir=index_dir, lock_timeout=lock_timeout)
     node = resolve_node(category) if category is not None else None
     with Ingest(index_dir=Index.existing(index_dir), progress=False, lock_timeout=lock_timeout) as ingest:
-        ingest.tell_carried_over()
         vec_id = ingest.store.find(paper_id)
         if vec_id is None:
             raise NotFound(f"no paper {paper_id!r} in the index")
@@ -764,7 +770,6 @@ def _label_in_list(
     from semsearch.lists import save_list_classifier, taxonomy_for
 
     with Ingest(index_dir=Index.existing(index_dir), progress=False, lock_timeout=lock_timeout) as ingest:
-        ingest.tell_carried_over()
         store = ingest.store
         taxonomy = taxonomy_for(store, name)
         node = taxonomy.resolve(category) if category is not None else None
@@ -826,7 +831,6 @@ def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> d
     index_dir = Index.existing(index_dir)
     imported, missing, standing, waiting, listed_otherwise = 0, 0, 0, 0, 0
     with Ingest(index_dir=index_dir, progress=False) as ingest:
-        ingest.tell_carried_over()
         store, retrain = ingest.store, set()
 
         @cache

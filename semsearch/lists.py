@@ -211,7 +211,6 @@ def _put_list(
 
     ingest = Ingest(index_dir=index_dir, progress=progress)
     with ingest:
-        ingest.tell_carried_over()
         store = ingest.store
         # Judged by what readers see: an interrupted `taxonomy add` of it, staged, is gone on with.
         if store.taxonomy(name) is not None and not replace and _published_has(ingest.writer, name):
@@ -335,7 +334,6 @@ def remove_list(name: str, *, index_dir: str | Path | None = None) -> None:
 
     check_name(name)
     with Ingest(index_dir=index_dir, progress=False) as ingest:
-        ingest.tell_carried_over()
         if not ingest.store.remove_taxonomy(name):
             raise NotFound(f"no taxonomy {name!r} in the index")
         ingest.store.forget_list_labels(name)  # a refresh keeps them (put_taxonomy); a removal does not

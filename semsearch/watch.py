@@ -137,7 +137,9 @@ def watch(
         classifier = classifier_for_taxonomy(published.store, taxonomy_name, embedder.encode)
         if classifier is None:
             raise SemsearchError("the index has no labelled papers to place new ones by; run `semsearch ingest survey`")
-        with Ingest(index_dir=directory, model=published.manifest.model, progress=progress) as ingest:
+        with Ingest(
+            index_dir=directory, model=published.manifest.model, progress=progress, prints_summary=True
+        ) as ingest:
             ingest.report.carried_from_watch = False  # this watch holds the watch lock: what it finds is older
             return _watch_pages(
                 ingest, ArxivClient(), published, classifier, embedder, categories, since, keep_all, max_results,

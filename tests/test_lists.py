@@ -87,6 +87,35 @@ def test_an_interrupted_add_is_gone_on_with_not_refused_as_already_there(
     assert code == 2 and "already has a taxonomy 'kv'" in err
 
 
+@pytest.mark.parametrize(
+    "command",
+    [("taxonomy", "refresh", "kv", "--undo"), ("taxonomy", "remove", "kv")],
+    ids=["refresh --undo", "remove"],
+)
+def test_every_change_that_prints_no_summary_says_it_publishes_an_interrupted_runs_work(
+    index_dir, list_file, stub, capsys, monkeypatch, command
+):
+    """`taxonomy refresh --undo` after a Ctrl-C'd label published the label and said nothing of it
+    (each command called the warning itself; undo did not): `Ingest` says it now, for every
+    command that prints no summary."""
+    from semsearch import index as index_module
+
+    assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
+    assert run(capsys, "taxonomy", "add", "kv", list_file, "--replace", "--index", index_dir)[0] == 0  # undoable
+    real = index_module.IndexWriter.publish
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index_module.IndexWriter, "publish", interrupted)
+    assert run(capsys, "label", "2401.00001", "Quantization", "--index", index_dir)[0] == 130
+    monkeypatch.setattr(index_module.IndexWriter, "publish", real)
+    code, _, err = run(capsys, *command, "--index", index_dir)
+    assert code == 0, err
+    assert "this change also publishes what an interrupted run had staged" in err
+    assert [row["id"] for row in Index.open(index_dir).store.labels()] == ["2401.00001"]
+
+
 def test_a_list_becomes_a_taxonomy_with_its_papers_fetched(index_dir, list_file, stub, capsys):
     code, out, err = run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir, "--json")
     assert code == 0, err
