@@ -14,7 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.errors import DiskFull, IndexUnwritable, NotFound, PartialFailure, SemsearchError, is_disk_full
+from semsearch.errors import (
+    DiskFull,
+    IndexUnwritable,
+    NotFound,
+    OutOfResources,
+    PartialFailure,
+    SemsearchError,
+    is_disk_full,
+)
 from semsearch.index import RESUME_PREFIX, UNWRITABLE, WATCH_LOCK, Index, IndexWriter, Manifest, lock_is_held
 from semsearch.paper import Paper, normalize_title
 from semsearch.sources.survey import Survey, survey_of
@@ -70,10 +78,13 @@ def _warn_stderr(message: str) -> None:
 
 
 def _told(err: BaseException) -> SemsearchError | None:
-    """A full disk or an index that cannot be written, as the error a person is shown (else None)."""
+    """A full disk, no file handles left or an index that cannot be written, as the error a person
+    is shown (else None): the CLI and the API (507, 503) say it in one line, not a traceback or a 500."""
     code = getattr(err, "errno", None)
     if is_disk_full(err):
         return DiskFull()
+    if exhausted := OutOfResources.of(err):
+        return exhausted
     if code in UNWRITABLE or "readonly database" in str(err):
         reason = getattr(err, "strerror", None) or str(err)
         if getattr(err, "filename", None):

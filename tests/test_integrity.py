@@ -509,6 +509,26 @@ def test_a_hard_link_as_the_lock_or_as_current_is_neither_written_nor_quoted(two
     assert "bytes that name no generation" in err and "SECRET" not in err
 
 
+def test_a_writer_out_of_file_handles_is_said_as_such_by_the_api_too(two_generations, monkeypatch, capsys):
+    """Out of file handles part-way through a label, the CLI said so but the API answered 500
+    "internal error": the writer's errors now tell it as the CLI does (503: the same request can
+    succeed later; nothing published)."""
+    import errno
+
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    def out_of_handles(store, staging):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(index_module, "build_lexical_index", out_of_handles)
+    app = create_app(index_dir=two_generations, reload_seconds=None)
+    response = TestClient(app).post("/api/labels", json={"id": "2401.00001", "category": "Quantization"})
+    assert response.status_code == 503 and response.json()["error"].startswith("too many open files")
+    assert current_generation(two_generations) == "gen-000002"
+
+
 def test_a_short_write_of_the_word_index_is_the_disk_full_message(two_generations, tmp_path, monkeypatch, capsys):
     """numpy, writing the BM25 arrays onto a full disk, says "145263 requested and 15328 written" with
     no errno: a traceback in the CLI and a 500 from the API."""
