@@ -1407,9 +1407,10 @@ EMBEDDING_COMMANDS = (("ingest",), ("watch",), ("taxonomy", "add"), ("taxonomy",
 CHANGING_COMMANDS = (("label",), ("labels", "import"), ("taxonomy", "remove"))
 
 
-def _interrupted(args: list[str]) -> str:
+def _interrupted(args: list[str], index_left: str | None = None) -> str:
     """What Ctrl-C leaves: a command that embeds keeps what it embedded; one that changes the index
-    may have staged its change, which the next writer publishes; the others wrote nothing."""
+    left its change staged (the next writer publishes it), published or nothing (`index_left`, the
+    index writer's `leaves`; None when no writer was open); the others wrote nothing."""
     words = [a for a in args if not a.startswith("-")][:2]
 
     def one_of(commands) -> bool:
@@ -1417,7 +1418,11 @@ def _interrupted(args: list[str]) -> str:
 
     if one_of(EMBEDDING_COMMANDS):
         return "interrupted; work already embedded is kept and the next run resumes from it"
-    if one_of(CHANGING_COMMANDS):
+    if one_of(CHANGING_COMMANDS) and index_left in ("nothing", "published"):
+        return (
+            "interrupted; nothing was changed" if index_left == "nothing" else "interrupted; the change was published"
+        )
+    if one_of(CHANGING_COMMANDS) and index_left == "staged":
         return (
             "interrupted; a change it had begun waits in the index's staging/ and is published by the next "
             "command that writes to the index (delete staging/ to drop it)"
@@ -1443,8 +1448,9 @@ def main(argv: list[str] | None = None) -> int:
     except SemsearchError as err:  # on one line: another library's message (Ray's) can hold several
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return err.exit_code
-    except (KeyboardInterrupt, _Interrupted):
-        print(_interrupted(sys.argv[1:] if argv is None else list(argv)), file=sys.stderr)
+    except (KeyboardInterrupt, _Interrupted) as err:
+        index_left = getattr(err.__cause__ if isinstance(err, _Interrupted) else err, "index_left", None)
+        print(_interrupted(sys.argv[1:] if argv is None else list(argv), index_left), file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

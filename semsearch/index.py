@@ -638,6 +638,8 @@ class IndexWriter:
         self.store: Store | None = None
         self.model = ""
         self.resumed = False  # staging held an interrupted run's work: it differs from the published index
+        # What stopping now leaves, for Ctrl-C's message: None (nothing opened), "nothing", "staged", "published".
+        self.leaves: str | None = None
         self.base_manifest: Manifest | None = None  # of the generation this one is built on
         self._bookkeeping = 0  # changes that record progress (how far a file was read), not content
 
@@ -703,7 +705,7 @@ class IndexWriter:
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if self.store is not None:
             unchanged = not self.has_changes()
             self.store.commit()  # whatever was embedded is kept for the next run to resume from
@@ -711,6 +713,9 @@ class IndexWriter:
             self.store = None
             if unchanged:  # nothing to resume from
                 shutil.rmtree(self.staging, ignore_errors=True)
+            self.leaves = "nothing" if unchanged else "staged"
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C's message says what waits (cli._interrupted)
+            exc.index_left = self.leaves
         self._release_lock()
 
     def has_changes(self) -> bool:
@@ -886,7 +891,7 @@ class IndexWriter:
         store.db.execute("DELETE FROM meta WHERE key LIKE ?", (RESUME_PREFIX + "%",))
         store.commit()
         store.close()
-        self.store = None
+        self.store, self.leaves = None, "staged"
         vector_index.write(vectors, self.staging / VECTORS_FILE)
         manifest.files = digest_files(self.staging)
         manifest.write(self.staging / MANIFEST_FILE)
@@ -901,6 +906,7 @@ class IndexWriter:
         os.replace(self.staging, self.directory / generation)
         # Under a name of its own (never a `CURRENT.tmp` left there, which could link to a file elsewhere).
         write_atomically(self.directory / "CURRENT", (generation + "\n").encode())
+        self.leaves = "published"
         for name in existing:
             if name not in (previous, generation):  # the previous one serves readers that just opened it
                 _retire(self.directory / name)

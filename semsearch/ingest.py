@@ -159,6 +159,9 @@ class Ingest:
                 # A failed run publishes what it stored before failing (a source that broke part-way).
                 if exc_type is None or issubclass(exc_type, SemsearchError):
                     self.finish()
+            except BaseException as failed:  # finishing failed (a Ctrl-C while publishing): the writer is told
+                exc_type, exc, tb = type(failed), failed, failed.__traceback__
+                raise
             finally:
                 if self._pool is not None:  # an interrupted run drops the batch in flight: embedded next run
                     self._pool.shutdown(wait=False, cancel_futures=True)

@@ -410,10 +410,15 @@ def test_ctrl_c_speaks_of_kept_work_only_for_commands_that_embed(args, kept):
 )
 def test_ctrl_c_of_a_change_says_the_next_writer_publishes_what_it_staged(args):
     """An interrupted label said only "interrupted", and took effect with the next label (a clumsy
-    operator's pass)."""
+    operator's pass); one stopped before it staged anything, or before it opened the index, said its
+    change waited in staging/ too."""
     from semsearch.cli import _interrupted
 
-    assert "is published by the next command that writes to the index (delete staging/" in _interrupted(args)
+    said = _interrupted(args, index_left="staged")
+    assert "is published by the next command that writes to the index (delete staging/" in said
+    assert _interrupted(args, index_left="nothing") == "interrupted; nothing was changed"
+    assert _interrupted(args, index_left="published") == "interrupted; the change was published"
+    assert _interrupted(args, index_left=None) == "interrupted"  # no writer was open: it wrote nothing
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,25 @@ def test_ctrl_c_mid_ingest_says_the_work_is_kept_and_a_second_run_resumes_it(tmp
     assert Index.open(index_dir).manifest.count == BATCH + 30 and "more new from an earlier run" in err
 
 
+def test_ctrl_c_of_a_label_says_what_it_left_as_the_next_writer_finds_it(tmp_path):
+    """Stopped after its generation was renamed and before CURRENT named it, a label's change waits
+    for the next writer, and its message says so; the next label publishes both and says that."""
+    index_dir, marker = tmp_path / "idx", tmp_path / "paused"
+    ingest_jsonl([write_papers(tmp_path / "papers.jsonl", "2401", 20)], index_dir=index_dir, progress=False)
+    process = writer("label", "2401.00001", "Quantization", "--index", index_dir, pause_at="publish", marker=marker)
+    wait_for(marker, process)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("interrupted; a change it had begun waits in the index's staging/")
+    assert not Index.open(index_dir).store.labels()  # no reader sees it yet
+
+    again = writer("label", "2401.00002", "Quantization", "--index", index_dir)
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0 and "this change also publishes what an interrupted run had staged" in err, err
+    assert {row["id"] for row in Index.open(index_dir).store.labels()} == {"2401.00001", "2401.00002"}
+
+
 @pytest.mark.parametrize("pause_at", ["batch", "publish"])
 def test_a_writer_killed_mid_ingest_loses_nothing_and_the_server_keeps_answering(served, tmp_path, pause_at):
     index_dir, client = served

@@ -578,6 +578,21 @@ def test_no_room_to_stage_a_copy_is_the_disk_full_message_not_damage(two_generat
     assert not (two_generations / "staging").exists() and current_generation(two_generations) == "gen-000002"
 
 
+def test_a_change_stopped_before_it_staged_anything_says_nothing_was_changed(two_generations, monkeypatch, capsys):
+    """Ctrl-C in a label's first instant said its change waited in staging/ for the next writer,
+    when none did (a clumsy operator's pass): the writer tells the message what it left."""
+    from semsearch.cli import main
+    from semsearch.store import Store
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Store, "put_label", interrupted)
+    assert main(["label", "2401.00001", "Quantization", "--index", str(two_generations)]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted; nothing was changed"
+    assert not (two_generations / "staging").exists() and current_generation(two_generations) == "gen-000002"
+
+
 def test_a_change_that_publishes_what_an_interrupted_run_staged_says_so(two_generations, monkeypatch, capsys):
     """A Ctrl-C'd label, which said "interrupted" only, took effect with the next label of another
     paper, which said nothing of it (a clumsy operator's pass)."""
