@@ -293,12 +293,23 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _file_mode() -> int:
+    """The mode a new file gets here (0666 less the umask), as SQLite and FAISS make theirs: the umask
+    can only be read by setting it, so once, on import, before any thread could make a file meanwhile."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 def write_atomically(target: Path, data: bytes) -> None:
     """Write `target` whole or not at all: a temp file beside it, fsync, rename, fsync the folder,
     so neither a kill nor a power cut leaves a half-written file under the real name."""
     handle, staging = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
     try:
-        os.fchmod(handle, 0o644)  # as the index's other files: mkstemp's 0600 kept a server run as another user out
+        os.fchmod(handle, FILE_MODE)  # as the index's other files: mkstemp's 0600 kept a server run as another user out
         with os.fdopen(handle, "wb") as out:
             out.write(data)
             out.flush()

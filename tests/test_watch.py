@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from semsearch.errors import IndexBusy, SemsearchError
-from semsearch.index import Index, drop_lock, reseal
+from semsearch.index import FILE_MODE, Index, drop_lock, reseal
 from semsearch.ingest import Ingest, label_paper
 from semsearch.watch import LAST_WATCH, PENDING, list_digests, load_digest, render_digest, watch
 from tests.arxiv_stub import ArxivStub, Step
@@ -841,6 +841,21 @@ def test_a_digest_is_written_whole_or_not_at_all(survey_index, monkeypatch):
     assert watch_module.list_digests(index_dir=survey_index)[0]["name"] == NEWER
 
 
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)], ids=["022", "077", "002"])
+def test_digests_and_current_are_written_as_the_users_umask_asks(tmp_path, umask, mode):
+    """Digests and CURRENT were 0644 whatever the umask: a user who keeps files private (umask 077)
+    had their digests readable by all, unlike the index's SQLite and FAISS files beside them."""
+    from tests.cli_process import python_prints
+
+    target = tmp_path / "digest.md"
+    code = (
+        f"import os; os.umask({umask}); from pathlib import Path; from semsearch.index import write_atomically; "
+        f"write_atomically(Path({str(target)!r}), b'x'); open({str(tmp_path / 'plain')!r}, 'w').close()"
+    )
+    python_prints(code)
+    assert target.stat().st_mode & 0o777 == mode == (tmp_path / "plain").stat().st_mode & 0o777  # as any file
+
+
 def test_a_second_watch_of_the_same_window_keeps_the_first_ones_papers(survey_index):
     """Two watches in one minute write one file name; the second (nothing new: the first had
     ingested it) wrote over the first's paper (a contract pass)."""
@@ -850,7 +865,7 @@ def test_a_second_watch_of_the_same_window_keeps_the_first_ones_papers(survey_in
 
     first = _report(*NEWER.split("-"), "Found by the first watch")
     saved = save_digest(first, index_dir=survey_index)
-    assert saved.stat().st_mode & 0o777 == 0o644  # readable by a server run as another user (it was 0600)
+    assert saved.stat().st_mode & 0o777 == FILE_MODE  # a server run as another user reads it (was 0600)
     saved = save_digest(replace(first, entries=[], fetched=0), index_dir=survey_index)
     assert [e.title for e in read_digest_file(saved).entries] == ["Found by the first watch"]
     assert read_digest_file(saved).fetched == first.fetched  # what the first fetched, not the second's 0
