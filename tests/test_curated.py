@@ -193,3 +193,69 @@ def test_an_items_arxiv_link_is_its_paper_though_a_code_link_follows_it():
         " [[code](https://github.com/a/b)]\n"
     )
     assert [p.arxiv_id for p in listed.papers] == ["2501.00002"]
+
+
+def test_what_github_shows_as_code_or_a_comment_is_no_heading_and_no_paper():
+    """Read line by line, a paper commented out (`<!-- ... -->`) was listed, and a fenced block's
+    `## ...` line and list items became a node and papers: GitHub shows neither."""
+    listed = parse_list(
+        "# L\n## Methods\n- [Real paper](https://arxiv.org/abs/2401.00001)\n"
+        "<!--\n- [Commented out](https://arxiv.org/abs/2401.00002)\n-->\n"
+        "```markdown\n## Not a heading\n- [In a fence](https://arxiv.org/abs/2401.00003)\n```\n"
+        "    - [Indented code](https://arxiv.org/abs/2401.00004)\n"
+        "- [Also real](https://arxiv.org/abs/2401.00005)\n"
+    )
+    assert listed.nodes == ["Methods"]
+    assert [(p.arxiv_id, p.categories) for p in listed.papers] == [
+        ("2401.00001", ["Methods"]),
+        ("2401.00005", ["Methods"]),
+    ]
+
+
+def test_a_title_is_its_words_as_github_shows_them():
+    """Escapes, entities and code spans were kept as written, or lost a character: `\\*star\\*`
+    became `\\star\\`, `&amp;` stayed, `x_y` in code became `xy` (and titles read back from a
+    proposal, which escapes markup, kept their backslashes)."""
+    listed = parse_list(
+        "# L\n## Methods\n"
+        "- [A \\| B \\*star\\* \\# x](https://arxiv.org/abs/2401.00001)\n"
+        "- Caches \\[not a link\\] &amp; `kv_cache` tricks, <ins>arXiv, 2024</ins> [[Paper](https://arxiv.org/abs/2401.00002)]\n"
+        "- **Bold &lt;and&gt; \\_under\\_**, [[Paper](https://arxiv.org/abs/2401.00003)]\n"
+    )
+    assert [p.title for p in listed.papers] == [
+        "A | B *star* # x",
+        "Caches [not a link] & kv_cache tricks",
+        "Bold <and> _under_",
+    ]
+
+
+def test_markdown_inside_a_group_without_a_blank_line_is_read_all_the_same():
+    """GitHub keeps Markdown right after `<summary>` (no blank line) as HTML, and many lists write
+    it so: its papers belong to the group."""
+    listed = parse_list(
+        "# L\n## Methods\n<details><summary>Early **work**</summary>\n"
+        "- [Old paper](https://arxiv.org/abs/1811.03115)\n</details>\n"
+        "- [After the group](https://arxiv.org/abs/2401.00001)\n"
+    )
+    assert listed.nodes == ["Methods", "Methods/Early work"]
+    assert [(p.title, p.categories) for p in listed.papers] == [
+        ("Old paper", ["Methods/Early work"]),
+        ("After the group", ["Methods"]),
+    ]
+    assert [(p.first, p.last) for p in listed.placements] == [(3, 3), (5, 5)]  # lines of the file
+
+
+def test_a_badge_is_no_link_of_the_paper_and_a_link_is_kept_once():
+    listed = parse_list(
+        "# L\n## Methods\n1. [**A title**](https://arxiv.org/abs/2401.00001) "
+        "[![stars](https://img.shields.io/github/stars/a/b)](https://github.com/a/b) "
+        "[[code](https://github.com/a/b)] ![](https://img.shields.io/badge/ICML-orange)\n"
+    )
+    assert [p.links for p in listed.papers] == [["https://github.com/a/b"]]
+
+
+def test_a_lone_carriage_return_is_no_line_end_so_placements_keep_git_line_numbers():
+    listed = parse_list(
+        "# L\r\n## Methods\n- a\rb [x](https://arxiv.org/abs/2401.00001)\n- [y](https://arxiv.org/abs/2401.00002)\n"
+    )
+    assert [(p.first, p.last) for p in listed.placements] == [(2, 2), (3, 3)]

@@ -21,12 +21,8 @@ from semsearch.sources.curated import (
     MAX_CHARS,
     MAX_DEPTH,
     MAX_HEADINGS,
-    _bold,
-    _heading,
     _links,
     _summary,
-    _unlinked,
-    _untagged,
     parse_list,
 )
 from semsearch.sources.survey import _venue, survey_facts
@@ -40,9 +36,6 @@ LISTS = SHARED / "data" / "lists"
 # The parser's patterns before this change: the oracle the scanners must agree with (on short
 # inputs, where their backtracking is harmless).
 OLD_LINK = re.compile(r"\[+([^\]]*)\]+\(\s*([^)\s]+)[^)]*\)")
-OLD_TAGS = re.compile(r"<[^>]+>")
-OLD_BOLD = re.compile(r"\*\*(.+?)\*\*")
-OLD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 OLD_SUMMARY = re.compile(r"<summary>(.*?)</summary>", re.IGNORECASE)
 OLD_VENUE = re.compile(r"<ins>\s*(.*?)\s*(?:[,\s]\s*(\d{4}))?\s*<?/ins>", re.IGNORECASE)
 
@@ -54,17 +47,6 @@ FAST = settings(max_examples=examples(600), deadline=200)
 @given(MARKUP)
 def test_the_link_scanner_finds_what_the_old_link_pattern_found(text):
     assert _links(text) == [(m.start(), m.end(), m.group(1), m.group(2)) for m in OLD_LINK.finditer(text)]
-    assert _unlinked(text) == OLD_LINK.sub(r"\1", text)
-
-
-@FAST
-@given(MARKUP)
-def test_tags_bold_and_headings_read_as_the_old_patterns_read_them(text):
-    assert _untagged(text) == OLD_TAGS.sub("", text)
-    bold = OLD_BOLD.search(text)
-    assert _bold(text) == (bold.group(1) if bold else None)
-    heading = OLD_HEADING.match(text)
-    assert _heading(text) == ((len(heading.group(1)), heading.group(2)) if heading else None)
 
 
 @FAST

@@ -258,7 +258,7 @@ HOSTILE_TITLES = [
 
 @pytest.mark.parametrize("title", HOSTILE_TITLES)
 def test_a_hostile_title_or_author_is_written_as_words_and_read_back_as_its_own_paper(title):
-    """A proposed line read back by the list's parser is the proposed paper, and GitHub shows it
+    """A proposed line read back by the list's parser is the proposed paper under its own title, and GitHub shows it
     with the markup of a plain line: a title naming another paper's arXiv address filed that paper
     instead, and titles or authors opened headings, lists, table cells and links (an attacker's pass)."""
     from tests.test_markup import GITHUB, _shown
@@ -270,6 +270,7 @@ def test_a_hostile_title_or_author_is_written_as_words_and_read_back_as_its_own_
             context = TABLE.split("| [")[0] if markdown is TABLE else f"# t\n## {node}\n\n"
             line, usual = (context + render_line(section, [], p, "arXiv") + "\n" for p in (hostile, plain))
             assert [(p.arxiv_id, p.categories) for p in parse_list(line).papers] == [(NEW.id, [node])], line
+            assert parse_list(line).papers[0].title == title  # its words, not the escapes that keep them words
             assert _shown(line, GITHUB)[0] == _shown(usual, GITHUB)[0], line
 
 

@@ -13,10 +13,14 @@ paper, its title, its arXiv id and its other links.
   without any paper under it is a node only inside a top-level section that has papers (a survey's
   "LLM Frameworks" table of tools is part of its taxonomy; "Why ... are needed?" is not).
 
-The parser runs in linear time on any input: links, tags, bold text, headings and `<summary>`s are
-found by small scanners (str.find), and the few regexes left cannot backtrack (no nested or
-adjacent quantifiers over overlapping classes). A list larger than the limits below is refused
-with one line naming the limit, before any parsing.
+- The Markdown is read as CommonMark with GitHub's tables (markdown-it-py): what GitHub shows as
+  code, a comment or plain text is no heading and no paper, and a title is its words (escapes,
+  entities and code spans read as GitHub reads them). Markdown GitHub keeps inside an HTML block
+  (`<details><summary>..</summary>` with no blank line after it) is read as Markdown all the same.
+
+A list larger than the limits below is refused with one line naming the limit. `_links`, the
+scanner `taxonomy propose` finds a line's links with, runs in linear time (str.find, no regex that
+can backtrack).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field, replace
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from semsearch.errors import SemsearchError
 from semsearch.paper import normalize_title, parse_arxiv_id, split_lines, web_url
@@ -33,7 +40,10 @@ SKIPPED_SECTIONS = re.compile(
     r"table of contents?|contents?|community support|keywords? convention|tutorials?|blogs?( & projects?)?)\b",
     re.IGNORECASE,
 )
-_ITEM = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+(.*)$")
+# GitHub's blocks; escapes and entities kept as tokens of their own (no text_join): an escaped `[`
+# is a title's character, not where its links begin.
+_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable("table").disable("text_join")
+_ESCAPED_BRACKET = "\ue05b"  # an escaped "[" while a title's head is cut at its first link
 _SUMMARY_OPEN = re.compile(r"<summary>", re.IGNORECASE)
 _SUMMARY_CLOSE = re.compile(r"</summary>", re.IGNORECASE)
 
@@ -84,50 +94,6 @@ def _links(text: str) -> list[tuple[int, int, str, str]]:
         else:  # every `[` up to the `]` fails the same way
             start = text.find("[", close)
     return found
-
-
-def _unlinked(text: str) -> str:
-    """`text` with each link replaced by its label."""
-    parts, at = [], 0
-    for start, end, label, _ in _links(text):
-        parts += [text[at:start], label]
-        at = end
-    return "".join(parts) + text[at:]
-
-
-def _untagged(text: str) -> str:
-    """`text` without HTML tags (`<` up to the next `>`, at least one character between)."""
-    parts, at, start = [], 0, text.find("<")
-    while start != -1:
-        end = text.find(">", start + 1)
-        if end == -1:
-            break
-        if end == start + 1:  # "<>" is no tag; a tag may start at that ">"'s neighbour
-            start = text.find("<", start + 1)
-            continue
-        parts.append(text[at:start])
-        at = end + 1
-        start = text.find("<", at)
-    return "".join(parts) + text[at:]
-
-
-def _bold(text: str) -> str | None:
-    """The first `**bold**` part's text (at least one character), else None."""
-    start = text.find("**")
-    while start != -1:
-        end = text.find("**", start + 3)
-        if end != -1:
-            return text[start + 2 : end]
-        return None  # no closing `**` after this one: none after a later one either
-    return None
-
-
-def _heading(line: str) -> tuple[int, str] | None:
-    """(level, text) of an ATX heading line (`## Name ##`), else None."""
-    level = len(line) - len(line.lstrip("#"))
-    if not 1 <= level <= 6 or level == len(line) or not line[level].isspace():
-        return None
-    return level, line[level:].strip().rstrip("#").rstrip()
 
 
 def _summary(line: str) -> str | None:
@@ -183,10 +149,11 @@ def name_form(text: str) -> str:
 
 
 def clean_name(text: str) -> str:
-    """A heading as a node name: markdown, emoji, numbering and path separators removed, in Unicode's
-    compatibility form (a heading typed on a Mac, "Cafe\u0301", and "Café" are one node, as are
-    "Ｐruning" and "Pruning": questions are read in that form too), at most MAX_NAME characters."""
-    text = name_form(_unlinked(_untagged(text)))
+    """A heading (Markdown) as a node name: its words as GitHub shows them, without emoji, numbering,
+    path separators or markup characters, in Unicode's compatibility form (a heading typed on a Mac,
+    "Cafe\u0301", and "Café" are one node, as are "Ｐruning" and "Pruning": questions are read in
+    that form too), at most MAX_NAME characters."""
+    text = name_form(_plain(_inline(name_form(text))))
     text = re.sub(r"[*_`]", "", text)
     text = re.sub(r"\d?\ufe0f?\u20e3", "", text)  # keycap digits: 1️⃣
     text = "".join(c for c in text if unicodedata.category(c)[0] not in ("S", "C") and c != "\ufe0f" or c in " -")
@@ -199,64 +166,122 @@ def clean_name(text: str) -> str:
     return text
 
 
-def _title_of(text: str) -> str:
-    """The paper's title in a list item: its bold part, else its first link's text, else the text
-    before the first link or venue mark."""
-    bold = _bold(text)
-    if bold is not None:
-        return clean_title(bold)
-    links = _links(text)
-    label = links[0][2] if links and links[0][0] == 0 else ""
-    if label.strip() and not label.startswith("!"):
-        return clean_title(label)
-    head = re.split(r"\[\[|\s\[|</?ins>|!\[", text, maxsplit=1)[0]
-    return clean_title(head)
-
-
 def clean_title(text: str) -> str:
-    text = _unlinked(_untagged(text))
-    text = re.sub(r"[*_`]", "", text).replace("，", ",")
+    """A title as read (its words): without a venue and year a broken markup left at its end, with
+    single spaces and no trailing punctuation."""
+    text = text.replace("，", ",")
     text = re.sub(r",\s*(?:[A-Za-z][\w\- ]*,\s*)?(?:19|20)\d{2}\s*$", "", text)  # venue, year of broken markup
     return " ".join(text.split()).strip(" ,.;:")
 
 
-def _arxiv_id(text: str) -> str | None:
-    """The item's arXiv id: a link's target first, then its text (a title may name another paper's
-    arXiv address, and a proposed line puts the title before its own link)."""
-    for *_, url in _links(text):
+def _inline(markdown: str) -> list[Token]:
+    """The inline tokens of a line of Markdown (links, emphasis, code, escapes, tags, text)."""
+    return _MARKDOWN.parseInline(markdown)[0].children or []
+
+
+def _plain(tokens: list[Token]) -> str:
+    """What GitHub shows of inline tokens as words: text, code, escaped and entity characters; no
+    markup, tags or images."""
+    return "".join(
+        " " if token.type in ("softbreak", "hardbreak") else token.content
+        for token in tokens
+        if token.type in ("text", "text_special", "code_inline", "softbreak", "hardbreak")
+    )
+
+
+def _until_close(tokens: list[Token], at: int, close: str) -> list[Token]:
+    """The tokens inside the one opened at `at`, up to its `close` (nested ones of its kind kept)."""
+    depth, end = 0, at
+    for end in range(at, len(tokens)):
+        depth += tokens[end].nesting if tokens[end].type in (tokens[at].type, close) else 0
+        if depth == 0:
+            break
+    return tokens[at + 1 : end]
+
+
+def _title_of(tokens: list[Token]) -> str:
+    """The paper's title in a list item: its bold part, else the text of the link it starts with,
+    else its words before the first link, tag, image or `[`."""
+    for at, token in enumerate(tokens):
+        if token.type == "strong_open":
+            return clean_title(_plain(_until_close(tokens, at, "strong_close")))
+    if tokens and tokens[0].type == "link_open":
+        label = _until_close(tokens, 0, "link_close")
+        if _plain(label).strip() and not any(t.type == "image" for t in label):
+            return clean_title(_plain(label))
+    head = []
+    for token in tokens:
+        if token.type in ("link_open", "image", "html_inline"):
+            break
+        if token.type == "text":
+            head.append(token.content)
+        elif token.type in ("text_special", "code_inline"):  # a `[` written as a character, not markup
+            head.append(token.content.replace("[", _ESCAPED_BRACKET))
+        elif token.type in ("softbreak", "hardbreak"):
+            head.append(" ")
+    words = re.split(r"\[\[|\s\[", "".join(head), maxsplit=1)[0]
+    return clean_title(words.replace(_ESCAPED_BRACKET, "["))
+
+
+def _hrefs(tokens: list[Token]) -> list[str]:
+    return [token.attrs["href"] for token in tokens if token.type == "link_open" and token.attrs.get("href")]
+
+
+def _arxiv_id(tokens: list[Token], text: str) -> str | None:
+    """The item's arXiv id: a link's target first, then its text as written (a title may name
+    another paper's arXiv address, and a proposed line puts the title before its own link; one it
+    escaped, `arxiv\\.org`, names none)."""
+    for url in _hrefs(tokens):
         if match := _ARXIV_ID.search(url):
             return parse_arxiv_id(match.group(1))
     match = _ARXIV_ID.search(text)
     return parse_arxiv_id(match.group(1)) if match else None
 
 
-def _items(lines: list[str]):
-    """(first line number, last line number, kind, text) for headings, summaries, closing details,
-    list items with their continuation lines, and table rows."""
-    item: list[str] | None = None
-    start = last = 0
-    for number, line in enumerate(lines):
-        heading, summary, bullet = _heading(line), _summary(line), _ITEM.match(line)
-        row = line.lstrip().startswith("|")
-        closing = "</details>" in line.lower()
-        if item is not None and (heading or summary is not None or bullet or row or closing or not line.strip()):
-            yield start, last, "item", " ".join(item)
-            item = None
-        if heading:
-            yield number, number, "heading", heading
-        elif summary is not None:
-            yield number, number, "summary", summary
-        elif bullet:
-            item, start, last = [bullet.group(2)], number, number
-        elif row:
-            yield number, number, "row", line
-        elif item is not None:
-            item.append(line.strip())
-            last = number
-        if closing:
-            yield number, number, "close", ""
-    if item is not None:
-        yield start, last, "item", " ".join(item)
+_VERBATIM = ("<!--", "<?", "<![", "<!", "<pre", "<script", "<style", "<textarea")  # HTML blocks shown as written
+
+
+def _blocks(lines: list[str], offset: int = 0, depth: int = 0):
+    """(first line, last line, kind, what) in document order: ("heading", (level, Markdown)),
+    ("summary", Markdown), ("close", None), ("item" or "row", (the Markdown in one line, its inline
+    tokens)). Only a list item's first paragraph is its paper; a table row's cells are read as one."""
+    tokens = _MARKDOWN.parse("\n".join(lines))
+    for at, token in enumerate(tokens):
+        if token.type == "heading_open":
+            line = offset + token.map[0]
+            yield line, line, "heading", (int(token.tag[1]), tokens[at + 1].content)
+        elif token.type == "tr_open":
+            cells = [t for t in _until_close(tokens, at, "tr_close") if t.type == "inline"]
+            inline = [part for cell in cells for part in [*(cell.children or []), Token("softbreak", "", 0)]]
+            line = offset + token.map[0]
+            yield line, line, "row", (" ".join(cell.content.strip() for cell in cells), inline)
+        elif token.type == "html_block" and not token.content.lstrip().lower().startswith(_VERBATIM):
+            yield from _html_block(lines, offset, token.map, depth)
+        elif token.type == "inline" and tokens[at - 1].type == "paragraph_open":
+            first, end = token.map
+            if at >= 2 and tokens[at - 2].type == "list_item_open":
+                text = " ".join(line.strip() for line in token.content.split("\n"))
+                yield offset + first, offset + end - 1, "item", (text, token.children or [])
+            if "<" in token.content:  # a group opened or closed inside a paragraph
+                yield from _html_block(lines, offset, token.map, depth=None)
+
+
+def _html_block(lines: list[str], offset: int, span: list[int], depth: int | None):
+    """A `<details>` group's summary and end, line by line; Markdown lines GitHub shows as they are
+    (no blank line after the `<summary>`) are read as Markdown all the same (`depth` None: not)."""
+    waiting: int | None = None  # the first of a run of Markdown lines
+    for number in range(span[0], span[1] + 1):
+        line = lines[number] if number < span[1] else ""
+        if depth is not None and line.strip() and not line.lstrip().startswith("<"):
+            waiting = number if waiting is None else waiting
+            continue
+        if waiting is not None and depth < 2:
+            yield from _blocks(lines[waiting:number], offset + waiting, depth + 1)
+        waiting = None
+        if (summary := _summary(line)) is not None:
+            yield offset + number, offset + number, "summary", summary
+        if "</details>" in line.lower():
+            yield offset + number, offset + number, "close", None
 
 
 def _one_record_per_title(
@@ -279,8 +304,10 @@ def parse_list(markdown: str) -> CuratedList:
     """The nodes and papers of a curated markdown list (see the module's rules)."""
     if len(markdown) > MAX_CHARS:
         raise SemsearchError(f"the list is too large: more than {MAX_CHARS:,} characters")
-    lines = split_lines(markdown)
-    levels = [found[0] for found in map(_heading, lines) if found]
+    # Lines as git counts them (a patch's line numbers): a lone "\r", a line end to markdown-it, is not one.
+    lines = [line.replace("\r", " ") for line in split_lines(markdown)]
+    blocks = list(_blocks(lines))
+    levels = [what[0] for _, _, kind, what in blocks if kind == "heading"]
     if len(levels) > MAX_HEADINGS:
         raise SemsearchError(f"the list has too many headings: more than {MAX_HEADINGS:,}")
     title = None
@@ -306,7 +333,7 @@ def parse_list(markdown: str) -> CuratedList:
 
     placements: list[Placement] = []
     heading_lines: dict[str, int] = {}
-    for first, last, kind, text in _items(lines):
+    for first, last, kind, what in blocks:
         if kind in counted:
             counted[kind] += 1
             if counted["heading"] + counted["summary"] > MAX_HEADINGS:
@@ -314,7 +341,7 @@ def parse_list(markdown: str) -> CuratedList:
             if counted["item"] + counted["row"] > MAX_ITEMS:
                 raise SemsearchError(f"the list has too many items: more than {MAX_ITEMS:,}")
         if kind == "heading":
-            level, name = text
+            level, name = what
             if drop_title and level == 1:
                 title = clean_name(name)
                 stack.clear()
@@ -327,7 +354,7 @@ def parse_list(markdown: str) -> CuratedList:
         elif kind == "summary":
             base = stack[-1][0] if stack else 0
             details_base.append(base)
-            open_node(base + 0.5, text)
+            open_node(base + 0.5, what)
             if path():
                 headings.setdefault(path(), None)
                 heading_lines.setdefault(path(), first)
@@ -340,15 +367,12 @@ def parse_list(markdown: str) -> CuratedList:
             where = path()
             if where is None:
                 continue
-            if kind == "row":
-                cells = [c.strip() for c in text.strip().strip("|").split("|")]
-                if not cells or set("".join(cells)) <= set(":- "):
-                    continue
-                text = " ".join(cells)  # the first cell names the paper
-            arxiv_id = _arxiv_id(text)
-            if arxiv_id is None and (kind == "row" or not (_bold(text) is not None or "[paper]" in text.lower())):
+            text, tokens = what  # a row's cells as one: the first cell names the paper
+            arxiv_id = _arxiv_id(tokens, text)
+            bold = any(token.type == "strong_open" for token in tokens)
+            if arxiv_id is None and (kind == "row" or not (bold or "[paper]" in text.lower())):
                 continue  # prose, a tool, a link list: a paper without an arXiv link shows as one
-            name = _title_of(text)
+            name = _title_of(tokens)
             if not name or (len(name) < 4 and arxiv_id is None):
                 continue  # a short name is a paper's only with its arXiv link ("[H2O](arxiv...)")
             key = arxiv_id or normalize_title(name)
@@ -357,11 +381,13 @@ def parse_list(markdown: str) -> CuratedList:
                 if name not in paper.other_titles:
                     paper.other_titles.append(name)
             if paper is None:
-                links = [
-                    url
-                    for *_, url in _links(text)
-                    if "arxiv" not in url.lower() and not url.startswith("#") and web_url(url) is not None
-                ]
+                links = list(
+                    dict.fromkeys(  # a badge's link and the name's link often go to one page
+                        url
+                        for url in _hrefs(tokens)
+                        if "arxiv" not in url.lower() and not url.startswith("#") and web_url(url) is not None
+                    )
+                )
                 paper = found[key] = ListedPaper(name, arxiv_id, links=links, text=text)
             if where not in paper.categories:
                 paper.categories.append(where)
