@@ -127,6 +127,7 @@ class Service:
         self._unloadable: str | None = None
         self.integrity: str | None = self.current.index.integrity  # a damaged generation passed over
         self.unusable: str | None = None  # the generation serving was damaged under us, and none is intact
+        self._gone = False  # ... because the index is not there (moved, deleted): not damage
 
     # --- following the index ------------------------------------------------------------------
     @staticmethod
@@ -224,19 +225,23 @@ class Service:
         (503) until an intact one is published. True when another generation was swapped in."""
         from semsearch.index import GenerationDamaged, Index, verify_generation
 
-        gone = f"the index directory {self.directory} is gone (moved or deleted); answering again once it is back"
-        if not self.directory.is_dir():  # not damage, and nothing to fall back to
+        live = self.current.index
+        # Not damage, and nothing to fall back to: the index moved away or deleted, or an empty folder
+        # made in its place. Looked at again each tick (a stat), so it answers again once it is back.
+        if not live.generation_dir.is_dir() and not any(self.directory.glob("gen-*")):
+            gone = f"the index directory {self.directory} is gone (moved or deleted); answering again once it is back"
             with self._lock:
                 self.unusable = self.integrity = gone
+            self._gone = True
             return False
-        if self.unusable and self.unusable != gone:  # damaged, nothing intact: checked again after a publish
+        if self.unusable and not self._gone:  # damaged, nothing intact: checked again after a publish
             return False
-        live = self.current.index
         try:
             verify_generation(live.directory, live.generation_dir, live.manifest)
             if self.unusable:  # back as it was
                 with self._lock:
                     self.unusable = self.integrity = None
+                self._gone = False
             return False
         except GenerationDamaged as err:
             damage = err

@@ -347,6 +347,14 @@ def test_an_index_moved_away_under_the_server_is_said_gone_and_served_again_once
     assert service.refresh() is False and service.health()["status"] == "ok"
     assert service.search("kv cache") == before
 
+    two_generations.rename(away)  # and an empty folder made in its place meanwhile: gone, not damaged
+    two_generations.mkdir()
+    assert service.refresh() is False and "is gone (moved or deleted)" in service.health()["integrity"]
+    two_generations.rmdir()
+    away.rename(two_generations)
+    assert service.refresh() is False and service.health()["status"] == "ok"  # it was refused until a publish
+    assert service.search("kv cache") == before
+
 
 def test_a_reload_that_fails_in_any_way_is_said_in_health_and_tried_again(two_generations, monkeypatch):
     """The reload thread caught nothing: one unexpected error (a stat() refused, a database error
