@@ -3,7 +3,7 @@ curated list. One rule for both: what arXiv or a record says is shown as words, 
 
 GitHub renders these files, so the rule covers its flavour too: inline markup (links, images,
 emphasis, code, HTML, strike-through, a table cell's `|`), a block a line's first text can open (a
-heading, a list, a quote), the links GitHub makes of bare `https://…` and `www.…` text, and an
+heading, a list, a quote), the links GitHub makes of bare `https://…`, `www.…` and e-mail text, and an
 arXiv address in a title, which a list parser would take for the paper's own link.
 """
 
@@ -19,9 +19,11 @@ _INLINE = re.compile(r"([\\`*_\[\]<>|~]|&(?=#?[0-9A-Za-z]+;))")  # "&" where it 
 # break (a quote's ">" is escaped inline); and a numbered item, escaped after its number.
 _BLOCK_MARK = re.compile(r"^([#=+-])")
 _NUMBER_MARK = re.compile(r"^(\d{1,9})(?=[.)](?:\s|$))")
-# Addresses GitHub links by themselves, and the arXiv addresses and DOIs a list parser reads an id
-# from: a backslash before their ':' or '.' keeps them text (shown as they were).
-_AUTOLINK = re.compile(r"(?<=[A-Za-z])(:)(?=//)|(?<=www)(\.)|(?<=arxiv)(\.)(?=org/)|(?<=10)(\.)(?=48550/)", re.I)
+# Addresses GitHub links by themselves (web and e-mail), and the arXiv addresses and DOIs a list
+# parser reads an id from: a backslash before their ':', '.' or '@' keeps them text (shown as they were).
+_AUTOLINK = re.compile(
+    r"(?<=[A-Za-z])(:)(?=//)|(?<=www)(\.)|(?<=arxiv)(\.)(?=org/)|(?<=10)(\.)(?=48550/)|(?<=[\w.+-])(@)(?=\w)", re.I
+)
 
 
 def text(value: str) -> str:

@@ -16,7 +16,7 @@ from tests.conftest import examples
 
 GFM = MarkdownIt("gfm-like")  # links bare domains too ("example.org"), which GitHub does not
 GITHUB = MarkdownIt("gfm-like")
-GITHUB.linkify.set({"fuzzy_link": False, "fuzzy_email": False})  # GitHub: scheme:// and www. (kept apart)
+GITHUB.linkify.set({"fuzzy_link": False})  # GitHub: scheme://, www. and e-mail addresses (kept apart)
 GITHUB.linkify.add("//", None)  # nor does it link "//host"
 HOSTILE = [
     "# A heading",
@@ -28,7 +28,8 @@ HOSTILE = [
     "===",
     "---",
     "```",
-    "see https://evil.example/x or www.evil.example",
+    "see https://evil.example/x or www.evil.com",
+    "write to security@evil.com or first.last+tag@mail.evil.org",
     "arxiv.org/abs/2306.00978 and 10.48550/arXiv.2309.17453",
     "a | b | c",
     "a trailing backslash \\",
@@ -63,7 +64,8 @@ def test_hostile_text_is_shown_as_its_words_in_a_list_item_a_table_cell_and_afte
 
 # Text made of markup's pieces as much as of any characters.
 PIECES = st.sampled_from(
-    ["https://", "www.", "arxiv.org/abs/2306.00978", "&amp;", "&#1;", "1.", "1)", "**", "](", "\n"]
+    ["https://", "www.", "www.evil.com", "a.b+c@evil.com", "@", "arxiv.org/abs/2306.00978", "&amp;", "&#1;", "1.", "1)"]
+    + ["**", "](", "\n"]
 )
 ANY = st.characters(codec="utf-8", exclude_categories=("Cs",))
 MARKUP = st.sampled_from(list("#-+=>*_[]()<>|~`\\&;:/.! 1aw\t"))
@@ -74,6 +76,7 @@ MARKUP = st.sampled_from(list("#-+=>*_[]()<>|~`\\&;:/.! 1aw\t"))
 @example("1. x")
 @example("#")
 @example("www.a.b")
+@example("me@evil.com")
 def test_any_text_is_shown_as_its_words(value):
     shown = one_line(value)
     if not shown:
