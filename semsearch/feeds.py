@@ -120,9 +120,11 @@ def node_feed(taxonomy: str, node: str, papers: Iterable[Paper], base_url: str) 
     )
 
 
-def digests_feed(digests: Sequence[dict], base_url: str) -> bytes:
+def digests_feed(digests: Sequence[dict], base_url: str, taxonomy: str | None = None) -> bytes:
     """One entry a digest with papers in scope (newest first): its window and those papers by node.
-    A watch that found none is no news (a feed reader showed "0 new papers" every day)."""
+    A watch that found none is no news (a feed reader showed "0 new papers" every day). `taxonomy`:
+    the digests of a curated list's watch (`watch --taxonomy NAME`)."""
+    kind = f"taxonomy={quote(taxonomy)}" if taxonomy not in (None, "survey") else ""
     entries = []
     for digest in digests:
         lines = [
@@ -135,18 +137,18 @@ def digests_feed(digests: Sequence[dict], base_url: str) -> bytes:
             break
         entries.append(
             Entry(
-                id=f"{base_url}api/digests/{quote(digest['name'])}",
+                id=f"{base_url}api/digests/{quote(digest['name'])}" + (f"?{kind}" if kind else ""),
                 title=f"{count} new paper{'' if count == 1 else 's'}, {digest.get('window') or digest['name']}",
                 updated=rfc3339(_stamp_time(digest.get("until", ""))),
-                link=f"{base_url}?view=digest&name={quote(digest['name'])}",
+                link=f"{base_url}?view=digest&name={quote(digest['name'])}" + (f"&{kind}" if kind else ""),
                 summary="\n".join(lines[:100]),
             )
         )
     return atom(
-        feed_id=f"{base_url}feeds/digests.atom",
-        title="semsearch: new papers from arXiv (digests)",
-        self_url=f"{base_url}feeds/digests.atom",
-        page_url=f"{base_url}?view=digest",
+        feed_id=f"{base_url}feeds/digests.atom" + (f"?{kind}" if kind else ""),
+        title="semsearch: new papers from arXiv (digests" + (f" for {taxonomy})" if kind else ")"),
+        self_url=f"{base_url}feeds/digests.atom" + (f"?{kind}" if kind else ""),
+        page_url=f"{base_url}?view=digest" + (f"&{kind}" if kind else ""),
         entries=entries,
     )
 

@@ -40,6 +40,7 @@ from semsearch.requests_models import (
     RelatedOptions,
     RelatedRequest,
     SearchRequest,
+    TaxonomyName,
     TrendsRequest,
     describe,
     not_a_parameter,
@@ -94,6 +95,13 @@ class PatchQuery(_ListQuery):
 
 class ProposeQuery(PatchQuery):
     taxonomy: str = "survey"
+
+
+class DigestsQuery(BaseModel):
+    """Whose digests: the survey's watch, or a curated list's (`watch --taxonomy NAME`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    taxonomy: TaxonomyName | None = None
 
 
 class ExportQuery(BaseModel):
@@ -409,14 +417,14 @@ def create_app(
         return service.export(parse(ExportRequest, ids=split_ids(request.ids)).ids)
 
     @app.get("/api/digests")
-    def digests() -> dict:
-        """The digests of finished watches, newest first."""
-        return service.digests()
+    def digests(request: Annotated[DigestsQuery, Query()]) -> dict:
+        """The digests of finished watches (the survey's, or `taxonomy`'s), newest first."""
+        return service.digests(request.taxonomy)
 
     @app.get("/api/digests/{name}")
-    def digest(name: str) -> dict:
+    def digest(name: str, request: Annotated[DigestsQuery, Query()]) -> dict:
         """One digest: its in-scope new papers grouped by taxonomy node."""
-        return service.digest(name)
+        return service.digest(name, request.taxonomy)
 
     @app.get("/api/propose")
     def propose(request: Annotated[ProposeQuery, Query()]) -> dict:
@@ -440,8 +448,9 @@ def create_app(
         return service.gaps(checked.taxonomy, checked.since)
 
     @app.get("/feeds/digests.atom", include_in_schema=False)
-    def digests_feed(request: Request) -> Response:
-        return Response(service.digests_feed(str(request.base_url)), media_type=ATOM_TYPE)
+    def digests_feed(request: Request, taxonomy: Annotated[TaxonomyName | None, Query()] = None) -> Response:
+        # Other parameters are left alone, as on the page's routes: feed readers add their own (utm_...).
+        return Response(service.digests_feed(str(request.base_url), taxonomy), media_type=ATOM_TYPE)
 
     @app.get("/feeds/{taxonomy}/{node:path}", include_in_schema=False)
     def node_feed(taxonomy: str, node: str, request: Request) -> Response:

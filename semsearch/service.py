@@ -445,18 +445,31 @@ class Service:
         answer = {"id": paper_id, "category": node, "in_effect": label_counts(standing, node)}
         return answer | ({"taxonomy": taxonomy} if taxonomy not in (None, SURVEY) else {})
 
-    def digests(self) -> dict:
-        """The readable digests, newest first, and the files in digests/ skipped (with why)."""
+    def _watched(self, taxonomy: str | None) -> str | None:
+        """The kind of watch whose digests are asked for: the survey's (None), else a list the index holds."""
+        from semsearch.errors import NotFound
+        from semsearch.lists import SURVEY
+
+        if taxonomy in (None, SURVEY):
+            return None
+        with self.use() as live:
+            if live.index.store.taxonomy(taxonomy) is None:
+                raise NotFound(f"no taxonomy {taxonomy!r} in the index")
+        return taxonomy
+
+    def digests(self, taxonomy: str | None = None) -> dict:
+        """The readable digests of the survey's watch (or a list's), newest first, and the files of
+        its folder skipped (with why)."""
         from semsearch.watch import scan_digests
 
-        listed, skipped = scan_digests(index_dir=self.directory)
+        listed, skipped = scan_digests(index_dir=self.directory, taxonomy=self._watched(taxonomy))
         return {"digests": listed, "skipped": skipped}
 
-    def digest(self, name: str) -> dict:
+    def digest(self, name: str, taxonomy: str | None = None) -> dict:
         """One digest; 404 for a name not of the digest form or not there, 422 for a damaged file."""
         from semsearch.watch import digest_json
 
-        return digest_json(name, index_dir=self.directory)
+        return digest_json(name, index_dir=self.directory, taxonomy=self._watched(taxonomy))
 
     # --- giving back to the lists: proposals, gaps, feeds ----------------------------------------------
     def propose(self, request) -> dict:
@@ -488,16 +501,17 @@ class Service:
             papers = live.index.store.papers_by_vec_id(vec_ids).values()
         return node_feed(taxonomy or SURVEY, node, papers, base_url)
 
-    def digests_feed(self, base_url: str) -> bytes:
+    def digests_feed(self, base_url: str, taxonomy: str | None = None) -> bytes:
         """The Atom feed of the digests (the newest first; damaged ones left out)."""
         from semsearch.errors import NotFound
         from semsearch.feeds import MAX_ENTRIES, digests_feed
         from semsearch.watch import DamagedDigest
 
         found = []
-        for listed in self.digests()["digests"][:MAX_ENTRIES]:
+        for listed in self.digests(taxonomy)["digests"][:MAX_ENTRIES]:
             try:
-                found.append(self.digest(listed["name"]) | {"name": listed["name"], "papers": listed["papers"]})
+                digest = self.digest(listed["name"], taxonomy)
+                found.append(digest | {"name": listed["name"], "papers": listed["papers"]})
             except (DamagedDigest, NotFound):
                 continue
-        return digests_feed(found, base_url)
+        return digests_feed(found, base_url, self._watched(taxonomy))

@@ -274,7 +274,11 @@ def _watch_pages(
     # The digest is saved before the watch is published as done: a watch killed in between
     # resumes this window and saves the same digest again (saved after, a kill would lose it). A
     # window left open saves what it found so far; the watch that ends it saves it whole.
-    save_digest(WatchReport(state["since"], until, fetched, entries, IngestReport()), index_dir=published.directory)
+    save_digest(
+        WatchReport(state["since"], until, fetched, entries, IngestReport()),
+        index_dir=published.directory,
+        taxonomy=taxonomy_name,
+    )
     if state["offset"] < total:
         ingest.store.set_meta(state_key, json.dumps(state | {"shown": len(entries)}))
     else:
@@ -497,10 +501,21 @@ def _note_skipped(path: Path, reason: str) -> None:
     log.warning("semsearch: skipping %s: %s", _printable(str(path)), reason)
 
 
-def save_digest(report: WatchReport, *, index_dir: Path) -> Path:
-    """Keep a finished watch's digest (JSON, every entry) as digests/<since>-<until>.json; a digest of
-    the same window already there keeps its entries (an empty second run wrote over the first)."""
+def _digests_folder(*, index_dir: Path, taxonomy: str | None = None) -> Path:
+    """Where one kind of watch keeps its digests: the survey's in digests/, a curated list's in
+    digests/<name>/. Its entries are placed in that list: kept with the survey's, the page showed a
+    list's placements as the survey's, and two kinds of watch in one minute wrote one file."""
+    from semsearch.lists import SURVEY, check_name
+
     folder = Path(index_dir) / DIGESTS_DIR
+    return folder if taxonomy in (None, SURVEY) else folder / check_name(taxonomy)
+
+
+def save_digest(report: WatchReport, *, index_dir: Path, taxonomy: str | None = None) -> Path:
+    """Keep a finished watch's digest (JSON, every entry) as <since>-<until>.json in its kind's
+    folder (`_digests_folder`); a digest of the same window already there keeps its entries (an
+    empty second run wrote over the first)."""
+    folder = _digests_folder(index_dir=index_dir, taxonomy=taxonomy)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob(".*.tmp"):  # left by a writer killed mid-write; none takes an hour
         try:
@@ -556,11 +571,12 @@ def _summary(path: Path) -> tuple[dict | None, str | None]:
     return listed, reason
 
 
-def scan_digests(*, index_dir: Path) -> tuple[list[dict], list[dict]]:
-    """(the readable digests newest first: name, window, in-scope papers; the files skipped, each
-    with its name and why). A file skipped is also logged, once."""
+def scan_digests(*, index_dir: Path, taxonomy: str | None = None) -> tuple[list[dict], list[dict]]:
+    """(the readable digests of a kind of watch newest first: name, window, in-scope papers; the
+    files skipped, each with its name and why). A file skipped is also logged, once."""
     listed, skipped = [], []
-    for path in sorted((Path(index_dir) / DIGESTS_DIR).glob("*.json"), key=lambda p: _newest(p.stem), reverse=True):
+    folder = _digests_folder(index_dir=index_dir, taxonomy=taxonomy)
+    for path in sorted(folder.glob("*.json"), key=lambda p: _newest(p.stem), reverse=True):
         line, reason = _summary(path)
         if line is not None:
             listed.append(dict(line))
@@ -576,17 +592,17 @@ def _newest(name: str) -> tuple[str, str]:
     return (name[13:], name[:12]) if DIGEST_NAME.fullmatch(name) else (name, "")
 
 
-def list_digests(*, index_dir: Path) -> list[dict]:
+def list_digests(*, index_dir: Path, taxonomy: str | None = None) -> list[dict]:
     """The saved digests, newest first: name, window and how many in-scope papers each lists."""
-    return scan_digests(index_dir=index_dir)[0]
+    return scan_digests(index_dir=index_dir, taxonomy=taxonomy)[0]
 
 
-def digest_json(name: str | None = None, *, index_dir: Path) -> dict | None:
+def digest_json(name: str | None = None, *, index_dir: Path, taxonomy: str | None = None) -> dict | None:
     """A saved digest (the newest readable one when `name` is None) as `render_digest(..., "json")`
     gives it; None when there is none yet."""
     if name is not None:
-        return json.loads(render_digest(load_digest(name, index_dir=index_dir), "json"))
-    folder = Path(index_dir) / DIGESTS_DIR
+        return json.loads(render_digest(load_digest(name, index_dir=index_dir, taxonomy=taxonomy), "json"))
+    folder = _digests_folder(index_dir=index_dir, taxonomy=taxonomy)
     names = sorted((p.stem for p in folder.glob("*.json") if DIGEST_NAME.fullmatch(p.stem)), key=_newest, reverse=True)
     for candidate in names:  # the newest window first, the damaged ones passed over
         try:
@@ -598,12 +614,12 @@ def digest_json(name: str | None = None, *, index_dir: Path) -> dict | None:
     return None
 
 
-def load_digest(name: str, *, index_dir: Path) -> WatchReport:
+def load_digest(name: str, *, index_dir: Path, taxonomy: str | None = None) -> WatchReport:
     """The digest called `name`; NotFound for a name not of the digest form (no path reaches
     outside digests/) or not there, DamagedDigest for a file that cannot be read as one."""
     if not DIGEST_NAME.fullmatch(name):
         raise NotFound(f"no digest {name!r}")
-    path = Path(index_dir) / DIGESTS_DIR / f"{name}.json"
+    path = _digests_folder(index_dir=index_dir, taxonomy=taxonomy) / f"{name}.json"
     if not path.exists():
         raise NotFound(f"no digest {name!r}")
     return read_digest_file(path)

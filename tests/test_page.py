@@ -277,6 +277,10 @@ def test_a_taxonomy_from_a_list_is_chosen_on_the_page(tmp_path, fake_model, corp
         "## Caching\n- **Cache eviction** [[pdf](https://arxiv.org/abs/2305.00004)]\n"
     )
     add_list("decoding", str(readme), index_dir=index_dir, offline=True)
+    with_a_digest(index_dir)  # the survey's watch's
+    drafted = DigestEntry("2411.00002", "Drafts that verify themselves", None, "Drafting", 0.9, True)
+    save_digest(WatchReport("202411010000", "202411020000", 1, [drafted], IngestReport()), index_dir=index_dir,
+                taxonomy="decoding")  # fmt: skip
     base, stop = serving(index_dir)
     try:
         with sync_playwright() as p:
@@ -303,6 +307,11 @@ def test_a_taxonomy_from_a_list_is_chosen_on_the_page(tmp_path, fake_model, corp
             page.wait_for_selector("main h2")
             assert "taxonomy=decoding" in page.url and page.inner_text("main h2") == "Drafting"
             page.wait_for_selector(".result")
+            page.goto(base + "/?view=digest&taxonomy=decoding")  # the list's watch's digest, not the survey's
+            page.wait_for_selector(".digest-group")
+            assert "Drafts that verify themselves" in page.inner_text("main")
+            assert "Evicting" not in page.inner_text("main")
+            assert "taxonomy=decoding" in page.get_attribute("a[href*='digests.atom']", "href")
             browser.close()
         assert problems == []
     finally:

@@ -2198,6 +2198,41 @@ def test_a_lists_watch_beside_the_surveys_lists_what_the_surveys_stored_first(su
     assert stored and listed == stored, err
 
 
+def test_a_lists_watch_keeps_its_digests_apart_and_serves_them_by_its_name(survey_index, stub, cli, tmp_path):
+    """Both kinds of watch wrote digests/<window>.json: in the same minute the list's placements
+    went into the survey's digest (its papers under the list's headings, shown as the survey's on
+    the page and in the feed), and at other times the page's latest digest could be the list's."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+    from semsearch.taxonomy import load_taxonomy
+
+    readme = tmp_path / "README.md"
+    readme.write_text(MINE)
+    cli("taxonomy", "add", "mine", readme, "--offline", "--index", survey_index, check=True)
+    cli("watch", "--since", "2024-11-01", "--index", survey_index, check=True)
+    cli("watch", "--since", "2024-11-01", "--taxonomy", "mine", "--index", survey_index, check=True)
+    [survey_file] = (survey_index / "digests").glob("*.json")
+    [mine_file] = (survey_index / "digests" / "mine").glob("*.json")
+    assert survey_file.name == mine_file.name  # the same window, two files
+
+    with TestClient(create_app(index_dir=survey_index, reload_seconds=None)) as client:
+
+        def nodes(query: str = "") -> set[str]:
+            [listed] = client.get(f"/api/digests{query}").json()["digests"]
+            digest = client.get(f"/api/digests/{listed['name']}{query}").json()
+            return {node.split("/")[0] for node in digest["groups"]}
+
+        assert nodes() and nodes() <= set(load_taxonomy().nodes)  # the survey's digest: its own nodes only
+        assert nodes("?taxonomy=mine") and nodes("?taxonomy=mine") <= {"Caches", "Drafts"}
+        assert nodes("?taxonomy=survey") == nodes()
+        feed = client.get("/feeds/digests.atom?taxonomy=mine").text
+        assert "?view=digest&amp;name=" in feed and "&amp;taxonomy=mine" in feed
+        assert client.get("/api/digests?taxonomy=nope").status_code == 404
+        assert client.get("/api/digests?taxonomy=..%2Fx").status_code == 404  # no folder looked at: not a list
+        assert client.get("/api/digests?kind=mine").status_code in (400, 422)  # a parameter it does not name
+
+
 def test_a_paper_the_first_attempt_listed_is_not_placed_again_when_arxiv_sends_it_again(
     survey_index, stub, fake_model, monkeypatch
 ):

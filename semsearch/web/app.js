@@ -555,16 +555,17 @@ async function paperView(id) {
 }
 
 // --- the latest digest ------------------------------------------------------------------------------
-async function digestView(params) {
-  const { digests } = await api("/api/digests");
-  const follow = el("p", {}, feedLink("/feeds/digests.atom", "Follow the digests (Atom feed)"));
+async function digestView(params) { // the survey's watch, or the chosen list's (`watch --taxonomy NAME`)
+  const kind = chosenTaxonomy() ? `?taxonomy=${encodeURIComponent(chosenTaxonomy())}` : "";
+  const { digests } = await api(`/api/digests${kind}`);
+  const follow = el("p", {}, feedLink(`/feeds/digests.atom${kind}`, "Follow the digests (Atom feed)"));
   if (!digests.length) {
     view.replaceChildren(follow);
     say("No digest yet: run `semsearch watch`, or serve with --watch-every 24h.");
     return;
   }
   const shown = digests.find((d) => d.name === params?.get("name")) || digests[0];
-  const digest = await api(`/api/digests/${encodeURIComponent(shown.name)}`);
+  const digest = await api(`/api/digests/${encodeURIComponent(shown.name)}${kind}`);
   view.replaceChildren(el("h2", {}, `New papers, ${digest.window || `${humanStamp(digest.since)} to ${humanStamp(digest.until)}`}`), follow, ...digestEntries(digest.groups));
   say(`${shown.papers} new papers in the ${shown === digests[0] ? "latest " : ""}digest`);
 }
