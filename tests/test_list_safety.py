@@ -125,6 +125,8 @@ BLOCKS = st.sampled_from(
         "* [[Code]](https://github.com/x/y)", "1. `code` [", "| [Row paper](https://arxiv.org/pdf/2403.00003) | x |",
         "|:--|:--|", "[[[[", "]]]](((", "**", "<ins>ICML, 2024</ins>", "``` ```", "", "continued line (",
         "- ![img](javascript:alert(1)) **Bad link** [[Paper](javascript:x)]",
+        "<!--", "-->", "```", "    - [Indented](https://arxiv.org/abs/2404.00004)", "> - [Quoted](https://arxiv.org/abs/2405.00005)",
+        "- Escaped \\[x\\] &amp; `a_b` [[Paper](https://arxiv.org/abs/2406.00006)]", "\r", "  - nested",
     ]
 )  # fmt: skip
 
@@ -141,6 +143,10 @@ def test_random_markdown_parses_or_is_one_clear_error(blocks):
     else:
         assert listed.papers and all(p.categories for p in listed.papers)
         assert all(link.startswith(("http://", "https://")) for p in listed.papers for link in p.links)
+        assert {c for p in listed.papers for c in p.categories} <= set(listed.nodes)
+        assert all(p.title == " ".join(p.title.split()) for p in listed.papers)
+        lines = text.split("\n")  # as git counts them: a placement names lines of the file
+        assert all(0 <= p.first <= p.last < len(lines) for p in listed.placements)
     assert time.perf_counter() - started < 0.25
 
 
