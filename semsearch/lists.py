@@ -21,6 +21,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -174,23 +175,42 @@ def add_list(
     )
 
 
-def _published_has(writer, name: str) -> bool:
-    """Whether the published index (not staging, which an interrupted run may have left) has the
-    taxonomy `name`."""
-    import sqlite3
-
+@contextmanager
+def _as_readers_see_it(writer):
+    """The published index's store, read-only (None for a new index): what readers see, where
+    staging may also hold an interrupted run's half-done change. A change judges by it whether a
+    list is there and what it replaces (kept for --undo): judged by staging, a Ctrl-C'd refresh run
+    again kept its own half-done labels as the ones replaced, and --undo never gave the list back."""
     from semsearch.index import DB_FILE
     from semsearch.store import Store
 
     if writer.base_manifest is None:
-        return False
+        yield None
+        return
     published = Store(writer.directory / writer.base_manifest.generation / DB_FILE, readonly=True)
     try:
-        return published.taxonomy(name) is not None
-    except sqlite3.OperationalError:  # an index from before lists were added holds none
-        return False
+        yield published
     finally:
         published.close()
+
+
+def _published_has(writer, name: str) -> bool:
+    """Whether the published index (not staging) has the taxonomy `name`."""
+    return _replaced(writer, name)[0] is not None
+
+
+def _replaced(writer, name: str) -> tuple[str | None, str | None]:
+    """(the list `name` as readers see it now, for --undo (None when it is not there); the one
+    its last refresh replaced)."""
+    import sqlite3
+
+    with _as_readers_see_it(writer) as published:
+        if published is None:
+            return None, None
+        try:
+            return _snapshot_list(published, name), published.get_meta(PREVIOUS_PREFIX + name)
+        except sqlite3.OperationalError:  # an index from before lists were added holds none
+            return None, None
 
 
 def _put_list(
@@ -215,11 +235,11 @@ def _put_list(
         # Judged by what readers see: an interrupted `taxonomy add` of it, staged, is gone on with.
         if store.taxonomy(name) is not None and not replace and _published_has(ingest.writer, name):
             raise SemsearchError(f"the index already has a taxonomy {name!r}; add --replace to replace it")
-        kept = _snapshot_list(store, name)
+        kept = _replaced(ingest.writer, name)[0]
         if kept is not None:
             store.set_meta(PREVIOUS_PREFIX + name, kept)
         if markdown is not None:
-            keep_readme(store, name, markdown)
+            keep_readme(ingest.writer, name, markdown)
         ingest.add(_with_abstracts(listed, store, offline, ingest.warn))
         labels = []
         for paper in listed.papers:
@@ -500,16 +520,18 @@ def undo_refresh(name: str | None, *, index_dir: str | Path | None = None, progr
     check_name(name)
     with Ingest(index_dir=index_dir, progress=progress) as ingest:
         store = ingest.store
-        previous = store.get_meta(PREVIOUS_PREFIX + name)
-        if previous is None or store.taxonomy(name) is None:
+        current, previous = _replaced(ingest.writer, name)
+        if current is None:
+            raise NotFound(f"no taxonomy {name!r} in the index")
+        if previous is None:
             raise SemsearchError(f"nothing to undo: {name!r} was not refreshed or replaced in this index")
-        current, kept = _snapshot_list(store, name), json.loads(previous)
+        kept = json.loads(previous)
         labels = [
             (vec_id, category) for paper_id, category in kept["labels"] if (vec_id := store.find(paper_id)) is not None
         ]
         store.put_taxonomy(name, kept["source"], kept["nodes"], labels)
         store.set_meta(PREVIOUS_PREFIX + name, current)
-        keep_readme(store, name, None, undo=True)
+        keep_readme(ingest.writer, name, None, undo=True)
         save_list_classifier(store, name, ingest.embedder().encode)
         store.commit()
     return {"name": name, "nodes": len(kept["nodes"]), "papers": len({v for v, _ in labels}), "applied": True}
@@ -578,7 +600,8 @@ def _apply_survey(
     ingest = Ingest(index_dir=index_dir, progress=progress)
     with ingest:
         store, old = ingest.store, ingest.survey
-        previous = store.get_meta(SURVEY_LIST_META) or _packaged_facts()
+        with _as_readers_see_it(ingest.writer) as published:
+            previous = (published.get_meta(SURVEY_LIST_META) if published else None) or _packaged_facts()
         ingest.survey = fresh
         touched = set(changes["added"]) | set(changes["moved"]) | set(aliases)  # a paper relinked takes its new key
         new_papers = [p for p in fresh.papers if key(p) in touched]
@@ -597,7 +620,7 @@ def _apply_survey(
                         store.put(replaced(stored, survey_categories=[]))
         store.set_meta(PREVIOUS_PREFIX + SURVEY, previous)
         store.set_meta(SURVEY_LIST_META, json.dumps(facts, ensure_ascii=False))
-        keep_readme(store, SURVEY, markdown, undo=undo)
+        keep_readme(ingest.writer, SURVEY, markdown, undo=undo)
         store.commit()
     return _report(plan, applied=True)
 
@@ -605,18 +628,20 @@ def _apply_survey(
 README_PREVIOUS = "list_markdown_previous:"  # the README a refresh replaced, put back by --undo
 
 
-def keep_readme(store, name: str, markdown: str | None, *, undo: bool = False) -> None:
-    """Keep the list's README as read (for `taxonomy propose`), and the one it replaces; an undo
-    swaps them back."""
+def keep_readme(writer, name: str, markdown: str | None, *, undo: bool = False) -> None:
+    """Keep the list's README as read (for `taxonomy propose`), and the one it replaces (as readers
+    see it); an undo swaps them back."""
     from semsearch.propose import README_META
 
-    current = store.get_meta(README_META + name)
-    new = store.get_meta(README_PREVIOUS + name) if undo else markdown
+    with _as_readers_see_it(writer) as published:
+        seen = published or writer.store
+        current = seen.get_meta(README_META + name)
+        new = seen.get_meta(README_PREVIOUS + name) if undo else markdown
     for key, value in ((README_META + name, new), (README_PREVIOUS + name, current)):
         if value is None:
-            store.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            writer.store.db.execute("DELETE FROM meta WHERE key = ?", (key,))
         else:
-            store.set_meta(key, value)
+            writer.store.set_meta(key, value)
 
 
 def _packaged_facts() -> str:
