@@ -1404,30 +1404,26 @@ def _untyped_flags(command) -> None:
 EMBEDDING_COMMANDS = (("ingest",), ("watch",), ("taxonomy", "add"), ("taxonomy", "refresh"))
 
 
-CHANGING_COMMANDS = (("label",), ("labels", "import"), ("taxonomy", "remove"))
-
-
 def _interrupted(args: list[str], index_left: str | None = None) -> str:
-    """What Ctrl-C leaves: a command that embeds keeps what it embedded; one that changes the index
-    left its change staged (the next writer publishes it), published or nothing (`index_left`, the
-    index writer's `leaves`; None when no writer was open); the others wrote nothing."""
-    words = [a for a in args if not a.startswith("-")][:2]
-
-    def one_of(commands) -> bool:
-        return any(tuple(words[: len(command)]) == command for command in commands)
-
-    if one_of(EMBEDDING_COMMANDS):
-        return "interrupted; work already embedded is kept and the next run resumes from it"
-    if one_of(CHANGING_COMMANDS) and index_left in ("nothing", "published"):
+    """What Ctrl-C leaves, as the index's writer tells it (`index_left`, its `leaves`; None when no
+    writer was open: nothing written): nothing, a change published, or work staged, which the next
+    command that writes to the index publishes (a command that embeds also resumes from it)."""
+    if index_left == "nothing":
+        return "interrupted; nothing was changed"
+    if index_left == "published":
+        return "interrupted; the change was published"
+    if index_left != "staged":
+        return "interrupted"
+    words = tuple(a for a in args if not a.startswith("-"))
+    if any(words[: len(command)] == command for command in EMBEDDING_COMMANDS):
         return (
-            "interrupted; nothing was changed" if index_left == "nothing" else "interrupted; the change was published"
+            "interrupted; work already embedded is kept: the next run resumes from it, and the next command "
+            "that writes to the index publishes it (delete staging/ to drop it)"
         )
-    if one_of(CHANGING_COMMANDS) and index_left == "staged":
-        return (
-            "interrupted; a change it had begun waits in the index's staging/ and is published by the next "
-            "command that writes to the index (delete staging/ to drop it)"
-        )
-    return "interrupted"
+    return (
+        "interrupted; a change it had begun waits in the index's staging/ and is published by the next "
+        "command that writes to the index (delete staging/ to drop it)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -148,7 +148,8 @@ class Ingest:
             self.report.carried_from_watch = lock_is_held(self.writer.directory / WATCH_LOCK)
             if not self._prints_summary:
                 papers = f" ({self.report.carried_over} papers)" if self.report.carried_over else ""
-                self.warn(f"this change also publishes what an interrupted run had staged{papers}")
+                who = "the watch running now has" if self.report.carried_from_watch else "an interrupted run had"
+                self.warn(f"this change also publishes what {who} staged{papers}")
         if self.survey is None:
             self.survey = survey_of(self.store)
         return self

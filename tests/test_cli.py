@@ -383,42 +383,39 @@ def test_version_a_taken_port_and_a_paper_named_by_its_method_in_real_processes(
 
 
 @pytest.mark.parametrize(
-    "args, kept",
+    "args, embeds",
     [
         (["ingest", "jsonl", "x.jsonl"], True),
         (["watch", "--since", "2024-01-01"], True),
         (["taxonomy", "add", "kv", "README.md"], True),
         (["taxonomy", "refresh", "--offline"], True),
-        (["search", "--batch", "-"], False),
-        (["related", "2401.00001"], False),
-        (["taxonomy", "propose", "kv"], False),
-        ([], False),
+        (["label", "2401.00001", "Pruning"], False),
+        (["labels", "import", "x"], False),
+        (["taxonomy", "remove", "kv"], False),
     ],
 )
-def test_ctrl_c_speaks_of_kept_work_only_for_commands_that_embed(args, kept):
-    """`search --batch -` interrupted said work already embedded was kept: it embeds nothing."""
+def test_ctrl_c_says_what_the_index_writer_left(args, embeds):
+    """An interrupted label said only "interrupted", and took effect with the next label; one
+    stopped before it staged anything said its change waited in staging/; a Ctrl-C'd refresh said
+    "the next run resumes from it", and the next label published its labels (clumsy operators)."""
     from semsearch.cli import _interrupted
 
-    said = _interrupted(args)
-    assert said == (
-        "interrupted; work already embedded is kept and the next run resumes from it" if kept else "interrupted"
+    staged = _interrupted(args, index_left="staged")
+    assert "the next command that writes to the index publishes it (delete staging/" in staged or (
+        "is published by the next command that writes to the index (delete staging/" in staged
     )
-
-
-@pytest.mark.parametrize(
-    "args", [["label", "2401.00001", "Pruning"], ["labels", "import", "x"], ["taxonomy", "remove", "kv"]]
-)
-def test_ctrl_c_of_a_change_says_the_next_writer_publishes_what_it_staged(args):
-    """An interrupted label said only "interrupted", and took effect with the next label (a clumsy
-    operator's pass); one stopped before it staged anything, or before it opened the index, said its
-    change waited in staging/ too."""
-    from semsearch.cli import _interrupted
-
-    said = _interrupted(args, index_left="staged")
-    assert "is published by the next command that writes to the index (delete staging/" in said
+    assert ("work already embedded is kept: the next run resumes from it" in staged) == embeds
     assert _interrupted(args, index_left="nothing") == "interrupted; nothing was changed"
     assert _interrupted(args, index_left="published") == "interrupted; the change was published"
     assert _interrupted(args, index_left=None) == "interrupted"  # no writer was open: it wrote nothing
+
+
+@pytest.mark.parametrize("args", [["search", "--batch", "-"], ["related", "2401.00001"], ["taxonomy", "propose"], []])
+def test_ctrl_c_of_a_command_that_writes_nothing_is_interrupted_only(args):
+    """`search --batch -` interrupted said work already embedded was kept: it embeds nothing."""
+    from semsearch.cli import _interrupted
+
+    assert _interrupted(args) == "interrupted"
 
 
 @pytest.mark.parametrize(

@@ -601,6 +601,32 @@ def test_a_change_stopped_before_it_staged_anything_says_nothing_was_changed(two
     assert not (two_generations / "staging").exists() and current_generation(two_generations) == "gen-000002"
 
 
+def test_a_change_beside_a_running_watch_says_it_publishes_the_watchs_work_not_an_interrupted_runs(
+    two_generations, monkeypatch, capsys
+):
+    """A label while a watch waited on arXiv said it published "what an interrupted run had staged":
+    nothing was interrupted (a week of use)."""
+    from semsearch.cli import main
+    from semsearch.index import WATCH_LOCK, drop_lock, take_lock
+
+    real = index_module.IndexWriter.publish
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index_module.IndexWriter, "publish", interrupted)  # staged work, as a watch leaves it
+    assert main(["label", "2401.00001", "Quantization", "--index", str(two_generations)]) == 130
+    monkeypatch.setattr(index_module.IndexWriter, "publish", real)
+    capsys.readouterr()
+    watching = take_lock(two_generations / WATCH_LOCK, 0, "watching arXiv for", who="watch")
+    try:
+        assert main(["label", "2401.00002", "Quantization", "--index", str(two_generations)]) == 0
+    finally:
+        drop_lock(watching)
+    err = capsys.readouterr().err
+    assert "this change also publishes what the watch running now has staged" in err and "interrupted" not in err
+
+
 def test_a_change_that_publishes_what_an_interrupted_run_staged_says_so(two_generations, monkeypatch, capsys):
     """A Ctrl-C'd label, which said "interrupted" only, took effect with the next label of another
     paper, which said nothing of it (a clumsy operator's pass)."""
