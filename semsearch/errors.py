@@ -50,6 +50,12 @@ class OutOfResources(SemsearchError):
         return None
 
 
+class Stopped(Exception):
+    """Asked to stop part-way (a server shutting down its watch): as after Ctrl-C, what was
+    embedded waits in staging and the next run resumes from it. Not a SemsearchError: nothing is
+    published on the way out."""
+
+
 class NotFound(SemsearchError):
     """What was asked for is not there (a paper not in the index); the API answers 404."""
 

@@ -11,7 +11,6 @@ import hmac
 import logging
 import os
 import sys
-import threading
 import warnings
 from collections import Counter
 from collections.abc import Iterable
@@ -290,13 +289,13 @@ def create_app(
     server or a test client (`serve` always passes them). With `watch_seconds` it watches arXiv
     itself; `watched_elsewhere` says another process does (health reports it)."""
     service = Service(index_dir=index_dir)
-    background: list[threading.Event] = []  # set at shutdown: the reload and watch threads stop
+    background: list = []  # stopped at shutdown: the reload thread (its event) and the watch (its Watcher)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        for stop in background:
-            stop.set()
+        for running in background:
+            running.close() if hasattr(running, "close") else running.set()
 
     app = FastAPI(
         title="semsearch",
@@ -489,10 +488,10 @@ def create_app(
     return app
 
 
-def _start_watching(directory: Path, seconds: float, service: Service | None = None) -> threading.Event:
+def _start_watching(directory: Path, seconds: float, service: Service | None = None):
     """`serve --watch-every`: the watch in a daemon thread (its status in `service`'s health, its
     failures one log line each, retried at the next turn); what it publishes is picked up by the
-    reload like any other publish. Set the returned event to stop it."""
+    reload like any other publish. The Watcher returned stops with `close()`."""
     from semsearch.watch import Watcher
 
     watcher = Watcher(seconds, index_dir=directory)
@@ -590,7 +589,7 @@ def serve(
         os.environ["SEMSEARCH_TOKEN"] = token
     os.environ["SEMSEARCH_SERVE_WATCHED"] = "1" if watch_seconds else "0"
     # One watcher for all workers, started before them: its status file is fresh when they read it.
-    stop = _start_watching(directory, watch_seconds) if watch_seconds else None
+    watcher = _start_watching(directory, watch_seconds) if watch_seconds else None
     try:
         uvicorn.run(
             "semsearch.server:app_from_environment",
@@ -601,5 +600,5 @@ def serve(
             log_level="warning",
         )
     finally:
-        if stop is not None:
-            stop.set()
+        if watcher is not None:
+            watcher.close()

@@ -33,7 +33,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from semsearch import markup
-from semsearch.errors import NotFound, SemsearchError
+from semsearch.errors import NotFound, SemsearchError, Stopped
 from semsearch.index import WATCH_LOCK, drop_lock, take_lock, write_atomically
 from semsearch.ingest import Ingest, IngestReport
 from semsearch.paper import Paper, one_line, printable, web_url
@@ -108,9 +108,11 @@ def watch(
     progress: bool = True,
     max_results: int = MAX_RESULTS,
     taxonomy_name: str | None = None,
+    stop: threading.Event | None = None,
 ) -> WatchReport:
     """Watch arXiv once (see the module); papers are placed in the survey's taxonomy, or in
-    `taxonomy_name`, one added from a curated list, which then also decides what is in scope."""
+    `taxonomy_name`, one added from a curated list, which then also decides what is in scope.
+    `stop` set, it stops at the next page (`Stopped`); the next watch resumes the window."""
     from semsearch.embeddings import embedder_for
     from semsearch.index import Index
     from semsearch.lists import classifier_for_taxonomy
@@ -143,7 +145,7 @@ def watch(
             ingest.report.carried_from_watch = False  # this watch holds the watch lock: what it finds is older
             return _watch_pages(
                 ingest, ArxivClient(), published, classifier, embedder, categories, since, keep_all, max_results,
-                taxonomy_name,
+                taxonomy_name, stop,
             )  # fmt: skip
     finally:
         if published is not None:
@@ -152,8 +154,9 @@ def watch(
 
 
 def _watch_pages(
-    ingest, client, published, classifier, embedder, categories, since, keep_all, max_results, taxonomy_name=None
-):
+    ingest, client, published, classifier, embedder, categories, since, keep_all, max_results, taxonomy_name=None,
+    stop=None,
+):  # fmt: skip
     """The pages of the watch's window, each stored as it comes. arXiv is asked, and the page
     embedded and placed, with the index's writer lock let go (`IndexWriter.released`): a label
     posted meanwhile is written at once, not refused after 10 s; what this watch staged so far is
@@ -207,11 +210,18 @@ def _watch_pages(
     cap = state["offset"] + max_results
     pages = client.pages(query, cap, start=state["offset"], by_submission=True)
     most = 0  # the most papers arXiv said the window holds, this run (an empty answer may say 0, or nothing)
+
+    def stopping() -> None:  # between pages, and before a page is embedded (the one long step)
+        if stop is not None and stop.is_set():
+            raise Stopped("the watch was stopped; the next watch resumes its window")
+
     while True:
+        stopping()
         with ingest.writer.released():
             item = next(pages, None)
         if item is None:
             break
+        stopping()
         offset, page = item
         most = max(most, client.total_results or 0)
         # What this window or an earlier one (they overlap: ANNOUNCEMENT_LAG) placed already is not
@@ -657,7 +667,9 @@ def watch_every(
     while not stop.is_set():
         _quietly(on_start)
         try:
-            report, error = watch(categories, index_dir=index_dir, progress=False, **options), None
+            report, error = watch(categories, index_dir=index_dir, progress=False, stop=stop, **options), None
+        except Stopped:
+            return
         except Exception as err:  # noqa: BLE001 - the schedule outlives one bad connection or answer
             report, error = None, err
         if on_done:
@@ -678,6 +690,7 @@ def _quietly(callback: Callable[..., None] | None, *args: Any) -> None:
 
 # --- `serve --watch-every`: the schedule and its status --------------------------------------------
 STATUS_FILE = "watch-status.json"  # in the index directory; written only by the process that watches
+STOP_WAIT = 60.0  # seconds a stopping server waits for its watch to stop (a page embedded, an answer from arXiv)
 
 
 def _now() -> str:
@@ -744,11 +757,25 @@ class Watcher:
         self._unwritable = False
         self.thread = threading.Thread(target=self._run, name="semsearch-watch", daemon=True)
 
-    def start(self) -> threading.Event:
-        """Start watching; set the returned event to stop."""
+    def start(self) -> Watcher:
+        """Start watching; `close()` stops."""
         self._publish()  # before any worker starts: none reads the status a previous server left
         self.thread.start()
-        return self.stop
+        return self
+
+    def close(self, seconds: float = STOP_WAIT) -> None:
+        """Stop, and wait for the watch to stop at its next page: a server stopped with Ctrl-C while
+        its watch embedded ended in an abort (the interpreter left the thread inside the encoder)."""
+        self.stop.set()
+        if self.thread.ident is None:
+            return
+        self.thread.join(seconds)
+        if self.thread.is_alive():
+            log.warning(
+                "semsearch serve: the watch did not stop within %d s; what it embedded waits in staging/ for the "
+                "next watch",
+                seconds,
+            )
 
     def status(self) -> dict:
         with self._lock:

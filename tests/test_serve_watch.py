@@ -218,5 +218,40 @@ def test_a_watch_killed_while_writing_its_digest_leaves_no_damaged_digest(survey
     assert [d["papers"] for d in listed] == [1] and skipped == []
 
 
+def test_ctrl_c_stops_the_servers_watch_at_its_next_page_and_the_next_watch_resumes(survey_only_index, stub, tmp_path):
+    """Ctrl-C while the watch worked ended in an abort ("terminate called without an active
+    exception", exit 134: the interpreter left its thread inside the encoder) and a status file still
+    saying it was running (a week of use). The server now stops its watch at the next page first."""
+    from tests.arxiv_stub import Step
+
+    stub.script = [Step(stall=4)]  # the first page comes slowly: Ctrl-C lands while the watch runs
+    port, log = free_port(), tmp_path / "server.log"
+    server = semsearch_process(
+        "serve", "--port", port, "--index", survey_only_index, "--watch-every", "1h",
+        env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log,
+    )  # fmt: skip
+    try:
+        until(lambda: watch_state(port).get("running"), "the watch running", server, log)
+        os.killpg(server.pid, signal.SIGINT)
+        code = server.wait(WAIT)
+    finally:
+        stop(server)
+    said = log.read_text()
+    assert code in (0, 130) and "terminate called" not in said and "Traceback" not in said, said
+    assert "the watch failed" not in said  # stopped, not failed
+    status = json.loads((survey_only_index / "watch-status.json").read_text())
+    assert status["alive"] is False and status["running"] is False and status["stopped"] is True
+    rerun = semsearch_process(
+        "watch", "--index", survey_only_index, "--no-progress", env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log
+    )
+    try:
+        assert rerun.wait(WAIT) == 0, log.read_text()
+    finally:
+        stop(rerun)
+    from semsearch.index import Index
+
+    assert Index.open(survey_only_index).store.get("2612.00001") is not None
+
+
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

@@ -444,8 +444,11 @@ def launched(monkeypatch, caplog):
             self.seconds, self.directory, self.stop = seconds, index_dir, threading.Event()
             started.watchers.append(self)
 
-        def start(self) -> threading.Event:
-            return self.stop
+        def start(self):
+            return self
+
+        def close(self) -> None:
+            self.stop.set()
 
         def status(self) -> dict:
             return {"state": "ok", "every": self.seconds}

@@ -1041,13 +1041,12 @@ def test_other_processes_read_the_watchers_status_file(survey_index, monkeypatch
 
     monkeypatch.setattr(watch_module, "watch", unreachable)
     watcher = watch_module.Watcher(3600, index_dir=survey_index)
-    stop = watcher.start()
+    watcher.start()
     status_file = survey_index / watch_module.STATUS_FILE
     with TestClient(create_app(index_dir=survey_index, reload_seconds=None, watched_elsewhere=True)) as worker:
         seen = _until(lambda: (w := worker.get("/api/health").json()["watch"])["state"] == "failing" and w)
         assert seen["last_error"] == "arXiv is unreachable (http://127.0.0.1:9/api/query)" and seen["every"] == 3600
-        stop.set()
-        watcher.thread.join(5)
+        watcher.close(5)
         assert worker.get("/api/health").json()["watch"]["state"] == "stopped"
 
         status = json.loads(status_file.read_text())
@@ -1283,9 +1282,11 @@ def test_a_watcher_counts_runs_and_failures_and_writes_its_status_for_other_proc
 
     monkeypatch.setattr(watch_module, "watch", one_turn)
     with _Said() as said:
-        assert watcher.start() is watcher.stop
+        assert watcher.start() is watcher
         watcher.thread.join(10)
-    assert [s[:2] for s in seen] == [(["cs.LG"], {"index_dir": tmp_path, "progress": False, "keep_all": True})] * 5
+    assert [s[:2] for s in seen] == [
+        (["cs.LG"], {"index_dir": tmp_path, "progress": False, "stop": watcher.stop, "keep_all": True})
+    ] * 5
     assert [(pause, s["state"], s["running"]) for pause, s in watcher.stop.pauses] == [(3600, "failing", False)] * 4 + [
         (3600, "ok", False)
     ]  # between turns: never running
