@@ -229,6 +229,9 @@ def _watch_pages(
         # published: what an interrupted watch of another window staged is placed and listed again.
         arrived = len(page)
         page, stored = _unseen(page, known, listed | placed_now, seen_outside, placed_by_kind)
+        # Held already with other text (a list's title alone, say) and never placed by this kind:
+        # new to it, as a paper held with the same text is (stored, below).
+        new_to_kind = {p.id for p in page if list_stored and p.id not in placed_by_kind}
         placed_now.update(p.id for p in page + stored)
         placed_by_kind.update((p.id, until) for p in page + stored)
         stored = stored if list_stored else []
@@ -245,7 +248,7 @@ def _watch_pages(
         total = client.total_results
         to_come = None if total is None else max(min(total, cap) - offset, 0)
         ingest.count_embedded(len(texts), seconds, to_come=to_come, passed=arrived - len(texts))
-        new = [(p, r) for p, r in zip(page, placed, strict=True) if known.vec_id(p.id) is None]
+        new = [(p, r) for p, r in zip(page, placed, strict=True) if p.id in new_to_kind or known.vec_id(p.id) is None]
         if stored:  # held already, new to this kind: placed by their stored vectors, not stored again
             vec_ids = [known.vec_id(p.id) for p in stored]
             held = known.embeddings_for(vec_ids)

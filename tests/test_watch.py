@@ -2183,6 +2183,20 @@ def test_a_paper_another_kind_of_watch_stored_is_new_to_this_kind_listed_once_an
     assert watch(["cs.AI"], "2024-11-01", **again).entries == []
 
 
+def test_a_paper_held_by_its_title_alone_is_new_to_a_watch_that_gets_its_abstract(survey_index, stub):
+    """A paper the index held with other text (a list's title alone) was stored with the abstract
+    arXiv sent, and placed, but never listed in the digest: one held with the same text was."""
+    held = Index.open(survey_index).store.get("2306.00978")  # AWQ, from the survey's list, offline: its title
+    assert held is not None and not held.abstract
+    title, abstract = held.title, "We quantize the weights of large language models to four bits, activation-aware."
+    stub.papers["2306.00978"] = {"title": title, "abstract": abstract, "published": "2024-11-02T10:00:00Z"}
+    report = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    assert "2306.00978" in [e.id for e in report.entries]
+    assert Index.open(survey_index).store.get("2306.00978").abstract == abstract
+    again = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    assert "2306.00978" not in [e.id for e in again.entries]  # placed by this kind: listed once
+
+
 def test_a_lists_watch_beside_the_surveys_lists_what_the_surveys_stored_first(survey_index, stub, cli, tmp_path):
     """The case as a maintainer meets it, in a process of its own: `watch --taxonomy mine` after
     the survey's watch of the same days."""
