@@ -149,6 +149,14 @@ def _listed_key(store, paper: ListedPaper) -> str:
     return paper.arxiv_id or _paper_id(paper.title)
 
 
+def _existing(*, index_dir: str | Path | None) -> Path:
+    """The index a list is added to, refreshed in or removed from: it must exist (a mistyped
+    --index made a new one holding the list alone, without a word)."""
+    from semsearch.index import Index
+
+    return Index.existing(index_dir)
+
+
 def add_list(
     name: str,
     source: str,
@@ -159,8 +167,8 @@ def add_list(
     progress: bool = False,
 ) -> dict:
     """Make the curated list at `source` the taxonomy `name` of the index; a summary of it."""
-
     check_name(name)
+    index_dir = _existing(index_dir=index_dir)  # before the list is fetched
     markdown = read_source(source, offline=offline)
     listed = parse_list(markdown)
     return _put_list(
@@ -229,7 +237,7 @@ def _put_list(
     writes its patch against it."""
     from semsearch.ingest import Ingest
 
-    ingest = Ingest(index_dir=index_dir, progress=progress)
+    ingest = Ingest(index_dir=_existing(index_dir=index_dir), progress=progress)
     with ingest:
         store = ingest.store
         # Judged by what readers see: an interrupted `taxonomy add` of it, staged, is gone on with.
@@ -353,7 +361,7 @@ def remove_list(name: str, *, index_dir: str | Path | None = None) -> None:
     from semsearch.ingest import Ingest
 
     check_name(name)
-    with Ingest(index_dir=index_dir, progress=False) as ingest:
+    with Ingest(index_dir=_existing(index_dir=index_dir), progress=False) as ingest:
         if not ingest.store.remove_taxonomy(name):
             raise NotFound(f"no taxonomy {name!r} in the index")
         ingest.store.forget_list_labels(name)  # a refresh keeps them (put_taxonomy); a removal does not
@@ -454,6 +462,7 @@ def refresh_list(
 ) -> dict:
     """Re-read the list `name` (the survey's when None or "survey") from `source` (its URL by
     default), and relabel by it when that is safe (or forced); what would or did change."""
+    index_dir = _existing(index_dir=index_dir)  # before the list is fetched
     if name in (None, SURVEY):
         return refresh_survey(
             source, index_dir=index_dir, offline=offline, progress=progress, force=force, dry_run=dry_run
@@ -518,7 +527,7 @@ def undo_refresh(name: str | None, *, index_dir: str | Path | None = None, progr
             raise SemsearchError("nothing to undo: the survey's list was never refreshed in this index")
         return _apply_survey(json.loads(previous), index_dir=index_dir, offline=True, progress=progress, undo=True)
     check_name(name)
-    with Ingest(index_dir=index_dir, progress=progress) as ingest:
+    with Ingest(index_dir=_existing(index_dir=index_dir), progress=progress) as ingest:
         store = ingest.store
         current, previous = _replaced(ingest.writer, name)
         if current is None:
@@ -551,6 +560,7 @@ def refresh_survey(
     would or did change."""
     from semsearch.sources.survey import SURVEY_LIST_URL, survey_facts
 
+    index_dir = _existing(index_dir=index_dir)
     where = source or SURVEY_LIST_URL
     markdown = read_source(where, offline=offline)
     facts = survey_facts(markdown, public_source(where))
@@ -597,7 +607,7 @@ def _apply_survey(
     if (dry := _planned(SURVEY, plan, old.nodes, fresh.nodes, force=force, dry_run=dry_run)) is not None:
         return dry
     changes = plan["changes"]
-    ingest = Ingest(index_dir=index_dir, progress=progress)
+    ingest = Ingest(index_dir=_existing(index_dir=index_dir), progress=progress)
     with ingest:
         store, old = ingest.store, ingest.survey
         with _as_readers_see_it(ingest.writer) as published:

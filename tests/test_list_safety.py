@@ -107,15 +107,29 @@ def test_each_limit_is_a_one_line_error_naming_it_at_once(text, limit):
     assert time.perf_counter() - started < 0.5
 
 
-def test_a_50_mb_list_is_refused_before_it_is_read(cli, tmp_path):
+def test_a_50_mb_list_is_refused_before_it_is_read(cli, tmp_path, survey_only_index):
+    from semsearch.index import current_generation
+
     big = tmp_path / "big.md"
     with big.open("wb") as handle:
         handle.truncate(50_000_000)  # sparse: 50 MB on paper, nothing on disk
+    before = current_generation(survey_only_index)
     started = time.perf_counter()
-    code, _, err = cli("taxonomy", "add", "big", big, "--offline", "--index", tmp_path / "idx", cwd=tmp_path)
+    code, _, err = cli("taxonomy", "add", "big", big, "--offline", "--index", survey_only_index, cwd=tmp_path)
     assert code == 2 and err.strip() == f"error: cannot read {big}: larger than the 5 MB a list may be"
     assert time.perf_counter() - started < 10  # a process's start included; the refusal itself is a stat
-    assert not (tmp_path / "idx").exists()
+    assert current_generation(survey_only_index) == before
+
+
+def test_a_list_added_to_a_mistyped_index_is_refused_and_makes_none(cli, tmp_path):
+    """`taxonomy add NAME FILE --index <typo>` built a new index holding the list alone, without a
+    word; label, watch and labels import refuse a missing index (a week of use)."""
+    readme = tmp_path / "README.md"
+    readme.write_text(LIST)
+    for command in (("taxonomy", "add", "kv", readme, "--offline"), ("taxonomy", "refresh", readme, "--offline")):
+        code, _, err = cli(*command, "--index", tmp_path / "idxx", cwd=tmp_path)
+        assert code == 2 and err.startswith(f"error: no index at {tmp_path / 'idxx'}"), err
+        assert not (tmp_path / "idxx").exists()
 
 
 BLOCKS = st.sampled_from(
