@@ -38,14 +38,46 @@ def _load(name: str):
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    from huggingface_hub.utils import logging as hub_logging
     from sentence_transformers import SentenceTransformer
 
-    from semsearch.errors import SemsearchError
+    from semsearch.errors import SemsearchError, Unreachable
 
+    hub_logging.set_verbosity_error()  # its import set it back to warnings: a line per retry of a download
+    location = model_location(name)
+    try:  # on this machine (the bundled model, a folder, the download cache): no network asked
+        return SentenceTransformer(location, device="cpu", local_files_only=True)
+    except (OSError, ValueError) as err:
+        here = f"cannot load embedding model {name!r}: {str(err).splitlines()[0]}"
+    if Path(location).exists() or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise SemsearchError(here) from None
+    if not _hub_answers():  # a model name to download: asking an unreachable hub took minutes of retries
+        raise Unreachable(
+            f"cannot load embedding model {name!r}: it is not on this machine, and {_hub()} cannot be reached to "
+            "download it"
+        )
     try:
-        return SentenceTransformer(model_location(name), device="cpu")
+        return SentenceTransformer(location, device="cpu")
     except (OSError, ValueError) as err:
         raise SemsearchError(f"cannot load embedding model {name!r}: {str(err).splitlines()[0]}") from None
+
+
+def _hub() -> str:
+    return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+
+
+def _hub_answers(seconds: float = 5.0) -> bool:
+    """Whether the model hub answers at all (any HTTP status; proxies as the environment sets them)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(_hub(), method="HEAD"), timeout=seconds):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 class Embedder:

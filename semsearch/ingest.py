@@ -379,6 +379,8 @@ class Ingest:
             return
         try:
             exported = export_onnx(self.writer.model, index_dir=self.writer.directory)
+        except SemsearchError:
+            raise  # the model cannot be loaded at all (or the disk is full): said once, by the error
         except Exception as err:  # noqa: BLE001 - embedding and questions still work, only slower
             reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
             self.warn(f"could not export the fast encoder ({reason}); sentence-transformers embeds instead")

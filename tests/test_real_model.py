@@ -438,3 +438,33 @@ def test_scope_turns_away_other_fields_that_mention_language_models_and_keeps_ef
     for result in placed:
         assert result.in_scope == (result.scope >= SCOPE_THRESHOLD)
     assert [r.in_scope for r in placed] == [False] * len(ELSEWHERE) + [True] * len(EFFICIENT_ELSEWHERE)
+
+
+def _ingest_with_model(tmp_path, model: str, **env) -> subprocess.CompletedProcess:
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text(json.dumps({"id": "2401.00001", "title": "A paper on caches"}) + "\n")
+    command = [sys.executable, "-m", "semsearch", "ingest", "jsonl", str(papers), "--model", model]
+    command += ["--index", str(tmp_path / "idx"), "--no-progress"]
+    return subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+
+
+def test_a_model_neither_here_nor_downloadable_is_one_line_at_once(tmp_path):
+    """A mistyped --model asked an unreachable model hub for minutes, a line per retry (35 lines, and
+    a warning about the fast encoder before the error): a newcomer's pass."""
+    import time
+
+    started = time.monotonic()
+    done = _ingest_with_model(tmp_path, "no-such/model-xyz", HF_ENDPOINT="http://127.0.0.1:9")
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        "error: cannot load embedding model 'no-such/model-xyz': it is not on this machine, and "
+        "http://127.0.0.1:9 cannot be reached to download it"
+    ]
+    assert time.monotonic() - started < 60  # a process start and a model library import; the probe is 5 s at most
+
+
+def test_a_folder_that_holds_no_model_is_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    done = _ingest_with_model(tmp_path, str(tmp_path / "empty"))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"error: cannot load embedding model '{tmp_path / 'empty'}'")
