@@ -373,7 +373,7 @@ def search(
 ) -> None:
     """Ask a question; get the most relevant papers."""
     from semsearch.requests_models import SearchRequest, parse
-    from semsearch.search import Filters, Searcher
+    from semsearch.search import Filters, Searcher, check_query
 
     if question is None and batch is None:
         raise SemsearchError('give a question (semsearch search "how do I shrink the KV cache?") or --batch FILE')
@@ -390,7 +390,8 @@ def search(
     answers = []
     for number, request in enumerate(requests, 1):
         try:
-            answers.append(({"query": request.question}, searcher.search(request.question, request.k, filters)))
+            echoed = {"query": check_query(request.question)}  # as read, as the API and MCP echo it
+            answers.append((echoed, searcher.search(request.question, request.k, filters)))
         except NotFound as err:  # an arXiv id the index lacks
             if batch is None:
                 raise

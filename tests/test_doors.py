@@ -158,6 +158,17 @@ def test_the_mcp_tools_refuse_the_same_input_in_the_same_words(refusing_tools, t
     assert str(refused.value) == f"Error executing tool {tool}: {refusal}"
 
 
+def test_each_door_echoes_the_question_as_it_was_read(client, tools, index_dir, capsys):
+    """The CLI echoed "ＧＰＴＱ" as typed; the API and MCP echo the compatibility form they search
+    with, "GPTQ" (a newcomer's pass)."""
+    typed = "ＧＰＴＱ  weights"
+    assert client.get("/api/search", params={"q": typed, "k": 1}).json()["query"] == "GPTQ weights"
+    found = anyio.run(tools.call_tool, "search", {"question": typed, "k": 1})
+    assert json.loads(found.content[0].text)["query"] == "GPTQ weights"
+    assert main(["search", typed, "-k", "1", "--json", "--index", str(index_dir)]) == 0
+    assert json.loads(capsys.readouterr().out)["query"] == "GPTQ weights"
+
+
 def test_good_input_still_answers_at_each_door(client, tools, index_dir, capsys):
     """The bounds are bounds: k=100 and k=1, a question of exactly 2000 characters, three trend nodes."""
     assert len(client.get("/api/search", params={"q": "cache", "k": 100}).json()["results"]) == 100
