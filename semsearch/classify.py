@@ -191,6 +191,24 @@ class Classification:
             "in_scope": self.in_scope,
         }
 
+    def answer(self, classifier: TaxonomyClassifier) -> dict:
+        """What every door gives (CLI --json and --batch, HTTP, MCP): `to_dict`, the probability of
+        each node on the first suggestion's path (by `classifier`, which made it), and the closest
+        labelled papers."""
+        from semsearch.taxonomy import ancestors
+
+        probability = classifier.node_probabilities(self.leaf_probabilities[None, :])[0]
+        return self.to_dict() | {
+            "path": [
+                {"node": node, "probability": round(probability[node], 4)}
+                for node in [*reversed(ancestors(self.category)), self.category]
+            ],
+            "neighbours": [
+                {"id": n.id, "title": n.title, "categories": n.categories, "similarity": round(n.similarity, 4)}
+                for n in self.neighbours
+            ],
+        }
+
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)

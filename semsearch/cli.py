@@ -1102,7 +1102,7 @@ def classify(
     results = classify_texts(idx, items, embedder, classifier)
     for result in results:
         if as_json or batch:
-            _print_json(result.to_dict())
+            _print_json(result.answer(classifier))
         else:
             _print_classification(result)
 

@@ -330,22 +330,11 @@ class Service:
     def classify(self, title: str, abstract: str, taxonomy: str | None = None) -> dict:
         """Where a paper belongs; with the path of the first suggestion, each node's probability."""
         from semsearch.classify import classify_texts
-        from semsearch.taxonomy import ancestors
 
         with self.use() as live:
             classifier = live.under(taxonomy)[0].classifier
             result = classify_texts(live.index, [(None, title, abstract)], live.searcher.embedder, classifier)[0]
-        data = result.to_dict()  # carries `scope`, the calibrated probability `in_scope` thresholds
-        probability = classifier.node_probabilities(result.leaf_probabilities[None, :])[0]
-        data["path"] = [
-            {"node": node, "probability": round(probability[node], 4)}
-            for node in [*reversed(ancestors(result.category)), result.category]
-        ]
-        data["neighbours"] = [
-            {"id": n.id, "title": n.title, "categories": n.categories, "similarity": round(n.similarity, 4)}
-            for n in result.neighbours
-        ]
-        return data
+        return result.answer(classifier)  # carries `scope`, the calibrated probability `in_scope` thresholds
 
     def related(
         self, paper_id: str, k: int = 10, *, diverse: bool = False, details: bool = False, taxonomy: str | None = None

@@ -302,7 +302,17 @@ def test_classify_json_contract(survey_index, capsys):
     )
     assert code == 0, err
     answer = json.loads(out)
-    assert set(answer) == {"id", "suggestions", "confidence", "scope", "scope_threshold", "in_scope"}
+    assert set(answer) == {
+        "id",
+        "suggestions",
+        "confidence",
+        "scope",
+        "scope_threshold",
+        "in_scope",
+        "path",
+        "neighbours",
+    }
+    assert answer["path"][-1]["node"] == answer["suggestions"][0]["category"]  # the HTTP and MCP answer's fields too
     assert 0.0 <= answer["scope"] <= 1.0 and answer["in_scope"] == (answer["scope"] >= answer["scope_threshold"])
     assert 1 <= len(answer["suggestions"]) <= 3 and 0.0 <= answer["confidence"] <= 1.0
     assert answer["suggestions"][0]["category"] in load_taxonomy().nodes

@@ -169,6 +169,16 @@ def test_each_door_echoes_the_question_as_it_was_read(client, tools, index_dir, 
     assert json.loads(capsys.readouterr().out)["query"] == "GPTQ weights"
 
 
+def test_each_door_gives_one_classify_answer(client, tools, index_dir, capsys):
+    """The CLI's --json left out `path` and `neighbours`, which the API and MCP gave (a newcomer's pass)."""
+    paper = {"title": "Evicting tokens from the cache", "abstract": "We keep heavy hitters and evict the rest."}
+    over_http = client.post("/api/classify", json=paper).json()
+    over_mcp = json.loads(anyio.run(tools.call_tool, "classify", paper).content[0].text)
+    assert main(["classify", "--title", paper["title"], "--abstract", paper["abstract"], "--json",
+                 "--index", str(index_dir)]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out) == over_http == over_mcp and over_http["neighbours"]
+
+
 def test_good_input_still_answers_at_each_door(client, tools, index_dir, capsys):
     """The bounds are bounds: k=100 and k=1, a question of exactly 2000 characters, three trend nodes."""
     assert len(client.get("/api/search", params={"q": "cache", "k": 100}).json()["results"]) == 100
