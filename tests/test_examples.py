@@ -31,7 +31,7 @@ import pytest
 
 from semsearch.cli import main
 from tests.arxiv_stub import ArxivStub
-from tests.conftest import corpus_records
+from tests.conftest import SHARED, corpus_records
 from tests.test_docs import DOCS, shown_commands
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,8 +93,8 @@ def survey_markdown() -> str:
 
 
 def kv_list() -> str:
-    """A KV-cache list written for these tests: the survey's KV-cache papers under two headings
-    (enough under each for `eval gaps --min-papers 8`), and a new paper the watch brings."""
+    """A KV-cache list written for these tests, two of the real list's headings: the survey's KV-cache
+    papers under them (enough under each for `eval gaps --min-papers 8`), and a new paper the watch brings."""
     from semsearch.sources.survey import load_survey
 
     leaf = "Model-Centric Methods/Efficient Inference/KV-Cache Optimization"
@@ -102,8 +102,8 @@ def kv_list() -> str:
     half = len(papers) // 2
     item = lambda p: f"- **{p.title}** [[pdf](https://arxiv.org/abs/{p.arxiv_id})]"  # noqa: E731
     return "\n".join(
-        ["# KV cache compression (a list written for these tests)", "## Eviction", *map(item, papers[:half]),
-         "## Selection", *map(item, papers[half:]),
+        ["# KV cache compression (a list written for these tests)", "## Pruning / Evicting / Sparse",
+         *map(item, papers[:half]), "## Quantization", *map(item, papers[half:]),
          "- **Evicting tokens from the cache** [[pdf](https://arxiv.org/abs/2411.01234)]", ""]
     )  # fmt: skip
 
@@ -362,3 +362,13 @@ def test_the_api_docs_are_the_pages_own_and_load_nothing_from_elsewhere(survey_o
     assert '<script src="/static/app.js">' in docs.text
     assert client.get("/redoc").status_code == 404
     assert "/api/search" in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "lists").exists(), reason="../shared not present")
+def test_the_label_example_works_against_the_real_list_it_adds(cli, survey_only_index):
+    """The docs' `label ... --taxonomy kv` named a heading ("Eviction") that only the list written
+    for these tests had: against the real KV-cache list it failed (a newcomer's pass)."""
+    real = SHARED / "data" / "lists" / "October2001__Awesome-KV-Cache-Compression.md"
+    cli("taxonomy", "add", "kv", real, "--offline", "--index", survey_only_index, check=True)
+    code, _, err = cli("label", "2402.02750", "Quantization", "--taxonomy", "kv", "--index", survey_only_index)
+    assert code == 0, err
