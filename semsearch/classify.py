@@ -816,12 +816,14 @@ class TaxonomyClassifier:
         column = [areas.index(node_at(f, CONFIDENCE_DEPTH)) for f in firsts]
         return (softmax(scores, self.confidence_temperature) @ matrix)[np.arange(len(firsts)), column]
 
-    def neighbours(self, vector: np.ndarray, k: int = NEIGHBOURS) -> list[Neighbour]:
+    def neighbours(self, vector: np.ndarray, k: int = NEIGHBOURS, *, other_than: str | None = None) -> list[Neighbour]:
+        """The k labelled papers closest to `vector`, never the paper `other_than` itself (a paper
+        of the index classified again was its own closest labelled paper, at 1.00)."""
         similar = self.labelled_vectors @ _unit_rows(vector[None, :].astype(np.float32))[0]
-        best = np.argsort(-similar)[:k]
+        best = [i for i in np.argsort(-similar)[: k + 1] if other_than is None or self.labelled_ids[i] != other_than]
         return [
             Neighbour(self.labelled_ids[i], self.labelled_titles[i], self.labelled_categories[i], float(similar[i]))
-            for i in best
+            for i in best[:k]
         ]
 
     def classify(
@@ -847,7 +849,7 @@ class TaxonomyClassifier:
                     suggestions=suggestions[row],
                     confidence=float(confidence[row]),
                     scope=round(float(in_scope_probability[row]), 4),
-                    neighbours=self.neighbours(vectors[row]) if explain else [],
+                    neighbours=self.neighbours(vectors[row], other_than=paper_id) if explain else [],
                     leaf_probabilities=probabilities[row],
                 )
             )

@@ -352,7 +352,8 @@ def search(
     question: Annotated[str | None, typer.Argument(help="A question in plain words.")] = None,
     k: KOption = 10,
     batch: Annotated[
-        Path | None, typer.Option("--batch", help="File with one question per line ('-' for stdin); JSON out.")
+        Path | None,
+        typer.Option("--batch", help="File with one question per line ('-' for stdin); JSON out unless --format."),
     ] = None,
     year_from: Annotated[int | None, typer.Option("--year-from", help="Only papers from this year on.")] = None,
     year_to: Annotated[int | None, typer.Option("--year-to", help="Only papers up to this year.")] = None,
@@ -441,7 +442,9 @@ def related(
         str | None,
         typer.Option("--arxiv", help="A paper by arXiv id: the index's copy if it has the abstract, else arXiv's."),
     ] = None,
-    batch: Annotated[Path | None, typer.Option("--batch", help="File of paper ids, one per line; JSON out.")] = None,
+    batch: Annotated[
+        Path | None, typer.Option("--batch", help="File of paper ids, one per line; JSON out unless --format.")
+    ] = None,
     k: KOption = 10,
     diverse: Annotated[
         bool, typer.Option("--diverse", help="Re-rank for coverage (maximal marginal relevance).")

@@ -1064,6 +1064,14 @@ def test_an_arxiv_id_the_index_holds_by_title_is_answered_offline_from_its_title
     assert (code, out) == (1, "") and err.startswith("error: arXiv did not answer") and err.count("\n") == 1
 
 
+def test_a_paper_classified_again_is_not_its_own_closest_labelled_paper(survey_only_index, cli):
+    """`classify --arxiv ID` of a labelled paper the index holds listed the paper itself first, at
+    1.00 (a newcomer's pass)."""
+    code, out, err = cli("classify", "--arxiv", "2306.00978", "--json", "--index", survey_only_index)
+    neighbours = json.loads(out)["neighbours"]
+    assert code == 0 and len(neighbours) == 3 and "2306.00978" not in [n["id"] for n in neighbours], err
+
+
 @settings(max_examples=examples(200), deadline=None)
 @given(concentration=st.floats(0.05, 3.0), seed=st.integers(0, 2**32 - 1), walk_differs=st.booleans())
 def test_suggestions_are_leaves_of_three_kinds_of_method_with_falling_scores(concentration, seed, walk_differs):
