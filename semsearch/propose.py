@@ -281,11 +281,14 @@ def _safe_title(title: str) -> str:
 
 
 def _tidy(text: str) -> str:
-    """Separators left by a dropped part: ", ," or a space before a comma; inner runs of spaces
-    (a line's trailing two spaces, a markdown line break, stay)."""
+    """Separators left by a dropped part: ", ," or a space before a comma; inner runs of spaces;
+    trailing spaces that are no line break (`git apply` warns of them), the item's last line's too:
+    two or more ending an inner line, a markdown line break, stay."""
     lines = []
-    for line in text.split("\n"):
+    split = text.split("\n")
+    for number, line in enumerate(split):
         body, trail = line.rstrip(" "), line[len(line.rstrip(" ")) :]
+        trail = trail if len(trail) >= 2 and number < len(split) - 1 else ""
         marker = re.match(r"\s*(?:[-*+]|\d+[.)])\s+", body)  # a list marker keeps its space (a title may start ",")
         head, body = (body[: marker.end()], body[marker.end() :]) if marker else ("", body)
         body = re.sub(r"(?<=\S) {2,}(?=\S)", " ", body)

@@ -805,3 +805,21 @@ def test_a_titles_brackets_asterisks_quotes_and_tags_are_written_as_look_alikes(
     from semsearch.propose import _safe_title
 
     assert _safe_title("[Bold] **claim** `code` <tag>") == "(Bold) claim 'code' ‹tag›"
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "# L\n## Caches\n- Old caches, <ins>arXiv, 2024</ins> [[Paper](https://arxiv.org/abs/2401.00001)] \n",
+        "# L\n## Caches\n- **Old caches**  \n  *A. Author.* [[pdf](https://arxiv.org/pdf/2401.00001.pdf)], 2024.01. \n",
+    ],
+    ids=["one-line", "line-break"],
+)
+def test_a_proposed_line_ends_with_no_space_a_line_break_kept(markdown):
+    """The survey's items end in a space, which proposed lines copied: `git apply` warned "2 lines add
+    whitespace errors" (a week of use). A markdown line break (two spaces inside an item) stays."""
+    [section] = sections(parse_list(markdown), markdown.splitlines()).values()
+    line = render_line(section, [], NEW, "arXiv")
+    assert all(not part.endswith(" ") for part in line.split("\n")[-1:]) and not line.endswith(" ")
+    assert ("**Folding Caches into Few Bits**  \n" in line) == ("**Old caches**  \n" in markdown)
+    assert [p.title for p in parse_list(f"# L\n## Caches\n{line}\n").papers] == [NEW.title]
