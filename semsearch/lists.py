@@ -202,11 +202,6 @@ def _as_readers_see_it(writer):
         published.close()
 
 
-def _published_has(writer, name: str) -> bool:
-    """Whether the published index (not staging) has the taxonomy `name`."""
-    return _replaced(writer, name)[0] is not None
-
-
 def _replaced(writer, name: str) -> tuple[str | None, str | None]:
     """(the list `name` as readers see it now, for --undo (None when it is not there); the one
     its last refresh replaced)."""
@@ -237,13 +232,13 @@ def _put_list(
     writes its patch against it."""
     from semsearch.ingest import Ingest
 
-    ingest = Ingest(index_dir=_existing(index_dir=index_dir), progress=progress)
+    ingest = Ingest(index_dir=index_dir, progress=progress)
     with ingest:
         store = ingest.store
-        # Judged by what readers see: an interrupted `taxonomy add` of it, staged, is gone on with.
-        if store.taxonomy(name) is not None and not replace and _published_has(ingest.writer, name):
-            raise SemsearchError(f"the index already has a taxonomy {name!r}; add --replace to replace it")
         kept = _replaced(ingest.writer, name)[0]
+        # Judged by what readers see: an interrupted `taxonomy add` of it, staged, is gone on with.
+        if store.taxonomy(name) is not None and not replace and kept is not None:
+            raise SemsearchError(f"the index already has a taxonomy {name!r}; add --replace to replace it")
         if kept is not None:
             store.set_meta(PREVIOUS_PREFIX + name, kept)
         if markdown is not None:
@@ -607,7 +602,7 @@ def _apply_survey(
     if (dry := _planned(SURVEY, plan, old.nodes, fresh.nodes, force=force, dry_run=dry_run)) is not None:
         return dry
     changes = plan["changes"]
-    ingest = Ingest(index_dir=_existing(index_dir=index_dir), progress=progress)
+    ingest = Ingest(index_dir=index_dir, progress=progress)
     with ingest:
         store, old = ingest.store, ingest.survey
         with _as_readers_see_it(ingest.writer) as published:
