@@ -158,6 +158,15 @@ def add_tools(server, service) -> None:
         return answer(service.propose, r)
 
     @server.tool()
+    def digest(name: str | None = None, taxonomy: str | None = None) -> dict:
+        """What a watch of arXiv found new: the newest digest (or the one `name`d, <since>-<until>),
+        its in-scope papers grouped by taxonomy node with their placement; `taxonomy`: a curated
+        list's watch (`watch --taxonomy NAME`). `names` in the answer: every digest kept, newest first."""
+        r = parse(rm.DigestRequest, name=name, taxonomy=taxonomy)
+        listed = answer(service.digests, r.taxonomy)["digests"]
+        return answer(service.digest, r.name, r.taxonomy) | {"names": [d["name"] for d in listed]}
+
+    @server.tool()
     def gaps(taxonomy: str = "survey", since: str | None = None) -> dict:
         """Topics a curated list has not named yet: groups of papers it lacks that fit none of its headings,
         each with a suggested name, the heading it would sit under, and its papers (read only)."""

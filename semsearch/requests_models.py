@@ -121,6 +121,13 @@ class PaperRequest(Request):
     id: PaperId
 
 
+class DigestRequest(Request):
+    """A digest of a watch of arXiv: the newest when `name` is None; a list's watch's with `taxonomy`."""
+
+    name: str | None = Field(default=None, max_length=25, description="<since>-<until>, as the digests list names it.")
+    taxonomy: TaxonomyName | None = None
+
+
 class RecommendRequest(Request):
     likes: list[PaperId] = Field(min_length=1, max_length=MAX_IDS)
     dislikes: list[PaperId] = Field(default_factory=list, max_length=MAX_IDS)

@@ -454,11 +454,16 @@ class Service:
         listed, skipped = scan_digests(index_dir=self.directory, taxonomy=self._watched(taxonomy))
         return {"digests": listed, "skipped": skipped}
 
-    def digest(self, name: str, taxonomy: str | None = None) -> dict:
-        """One digest; 404 for a name not of the digest form or not there, 422 for a damaged file."""
+    def digest(self, name: str | None, taxonomy: str | None = None) -> dict:
+        """One digest (the newest readable one when `name` is None); 404 for a name not of the digest
+        form or not there, or when no watch has kept one yet; 422 for a damaged file."""
+        from semsearch.errors import NotFound
         from semsearch.watch import digest_json
 
-        return digest_json(name, index_dir=self.directory, taxonomy=self._watched(taxonomy))
+        found = digest_json(name, index_dir=self.directory, taxonomy=self._watched(taxonomy))
+        if found is None:
+            raise NotFound("no digest yet: run `semsearch watch`, or serve with --watch-every 24h")
+        return found
 
     # --- giving back to the lists: proposals, gaps, feeds ----------------------------------------------
     def propose(self, request) -> dict:

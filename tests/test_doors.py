@@ -179,6 +179,40 @@ def test_each_door_gives_one_classify_answer(client, tools, index_dir, capsys):
     assert json.loads(capsys.readouterr().out) == over_http == over_mcp and over_http["neighbours"]
 
 
+def test_an_assistant_asks_what_is_new(tools, index_dir):
+    """Staying current was the one job of the mission no MCP tool did: `digest` gives what a watch
+    kept, the newest by default or a named one, or one line saying why not."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from semsearch.ingest import IngestReport
+    from semsearch.watch import DigestEntry, WatchReport, save_digest
+    from tests.test_page import with_a_digest
+
+    def call(**arguments):
+        return anyio.run(tools.call_tool, "digest", arguments)
+
+    def refusal(**arguments) -> str:
+        with pytest.raises(ToolError) as refused:
+            call(**arguments)
+        return str(refused.value)
+
+    assert refusal().endswith("no digest yet: run `semsearch watch`, or serve with --watch-every 24h")
+    with_a_digest(index_dir)
+    newer = DigestEntry("2411.00002", "Drafts that verify themselves", None, "Speculative Decoding", 0.9, True)
+    save_digest(WatchReport("202411020000", "202411030000", 1, [newer], IngestReport()), index_dir=index_dir)
+    latest = json.loads(call().content[0].text)
+    assert latest["names"] == ["202411020000-202411030000", "202411010000-202411020000"]
+    assert [p["title"] for group in latest["groups"].values() for p in group] == ["Drafts that verify themselves"]
+    older = json.loads(call(name="202411010000-202411020000").content[0].text)
+    assert [p["title"] for group in older["groups"].values() for p in group] == ["Evicting <tokens> & more"]
+    for arguments, said in [
+        ({"name": "../../etc/passwd"}, "no digest '../../etc/passwd'"),
+        ({"taxonomy": "nope"}, "no taxonomy 'nope' in the index"),
+        ({"name": "x" * 26}, "name: String should have at most 25 characters"),
+    ]:
+        assert refusal(**arguments) == f"Error executing tool digest: {said}"
+
+
 def test_good_input_still_answers_at_each_door(client, tools, index_dir, capsys):
     """The bounds are bounds: k=100 and k=1, a question of exactly 2000 characters, three trend nodes."""
     assert len(client.get("/api/search", params={"q": "cache", "k": 100}).json()["results"]) == 100

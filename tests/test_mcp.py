@@ -38,7 +38,10 @@ async def session_calls(index_dir: Path) -> dict:
         )
         trends = await session.call_tool("trends", {"category": ["Speculative Decoding"]})
         missing = await session.call_tool("paper", {"id": "nope"})
-        return {"tools": tools, "search": found, "classify": placed, "trends": trends, "missing": missing}
+        digest = await session.call_tool("digest", {})
+        return {
+            "tools": tools, "search": found, "classify": placed, "trends": trends, "missing": missing, "digest": digest
+        }  # fmt: skip
 
 
 def payload(result) -> dict:
@@ -48,6 +51,9 @@ def payload(result) -> dict:
 
 
 def test_an_assistant_lists_the_tools_and_calls_them(index_dir):
+    from tests.test_page import with_a_digest
+
+    with_a_digest(index_dir)
     calls = anyio.run(session_calls, index_dir)
     assert {t.name for t in calls["tools"].tools} == {
         "search",
@@ -58,6 +64,7 @@ def test_an_assistant_lists_the_tools_and_calls_them(index_dir):
         "trends",
         "propose",
         "gaps",
+        "digest",
     }
     found = payload(calls["search"])
     assert len(found["results"]) == 3 and found["results"][0]["id"] == "2302.00003"
@@ -68,6 +75,7 @@ def test_an_assistant_lists_the_tools_and_calls_them(index_dir):
         "Model-Centric Methods/Efficient Inference/Speculative Decoding"
     ]
     assert calls["missing"].is_error and "no paper 'nope'" in calls["missing"].content[0].text
+    assert payload(calls["digest"])["names"] == ["202411010000-202411020000"]  # the one the fixture's watch kept
 
 
 def test_requests_piped_in_are_all_answered_after_the_input_ends(index_dir):
