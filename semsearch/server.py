@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -289,13 +289,13 @@ def create_app(
     server or a test client (`serve` always passes them). With `watch_seconds` it watches arXiv
     itself; `watched_elsewhere` says another process does (health reports it)."""
     service = Service(index_dir=index_dir)
-    background: list = []  # stopped at shutdown: the reload thread (its event) and the watch (its Watcher)
+    stopping: list[Callable[[], None]] = []  # called at shutdown: the reload thread and the watch stop
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        for running in background:
-            running.close() if hasattr(running, "close") else running.set()
+        for stop in stopping:
+            stop()
 
     app = FastAPI(
         title="semsearch",
@@ -308,9 +308,9 @@ def create_app(
     )
     app.state.service = service
     if reload_seconds:
-        background.append(service.follow(reload_seconds))
+        stopping.append(service.follow(reload_seconds).set)
     if watch_seconds:
-        background.append(_start_watching(service.directory, watch_seconds, service))
+        stopping.append(_start_watching(service.directory, watch_seconds, service).close)
     elif watched_elsewhere:  # `serve --workers N`: the parent watches and writes its status beside the index
         from semsearch.watch import read_watch_status
 
