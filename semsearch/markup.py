@@ -22,7 +22,7 @@ _NUMBER_MARK = re.compile(r"^(\d{1,9})(?=[.)](?:\s|$))")
 # Addresses GitHub links by themselves (web and e-mail), and the arXiv addresses and DOIs a list
 # parser reads an id from: a backslash before their ':', '.' or '@' keeps them text (shown as they were).
 _AUTOLINK = re.compile(
-    r"(?<=[A-Za-z])(:)(?=//)|(?<=www)(\.)|(?<=arxiv)(\.)(?=org/)|(?<=10)(\.)(?=48550/)|(?<=[\w.+-])(@)(?=\w)", re.I
+    r"(?<=[A-Za-z])(:)(?=//)|(?<=www)(\.)|(?<=arxiv)(\.)(?=org/)|(?<=10)(\.)(?=48550/)|(?<=\S)(@)(?=\w)", re.I
 )
 
 

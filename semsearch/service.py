@@ -213,7 +213,7 @@ class Service:
             old, self.current = self.current, fresh
             old.retired = True
             done = old.users == 0
-            self.unusable = None
+            self.unusable, self._gone = None, False
         if done:
             old.index.close()
 

@@ -259,3 +259,88 @@ def test_a_lone_carriage_return_is_no_line_end_so_placements_keep_git_line_numbe
         "# L\r\n## Methods\n- a\rb [x](https://arxiv.org/abs/2401.00001)\n- [y](https://arxiv.org/abs/2401.00002)\n"
     )
     assert [(p.first, p.last) for p in listed.placements] == [(2, 2), (3, 3)]
+
+
+AX, AX2 = "https://arxiv.org/abs/2205.14131", "https://arxiv.org/abs/2205.14132"
+
+
+def _read(markdown: str):
+    """The list `## A` (one anchor paper) then `## B` then `markdown`, read."""
+    return parse_list(f"# T\n\n## A\n\n- **Anchor** [arXiv](https://arxiv.org/abs/2401.00001)\n\n## B\n\n{markdown}")
+
+
+@pytest.mark.parametrize(
+    "markdown, titles",
+    [
+        ("- **Fast\n  Paper** [arXiv](AX)", ["Fast Paper"]),  # a line break inside is a space
+        ("- Fast\n  Attention [arXiv](AX)", ["Fast Attention"]),
+        ("- **`FlashAttention` kernels** [arXiv](AX)", ["FlashAttention kernels"]),  # code is words
+        ("- Fast Attention [arXiv](AX)", ["Fast Attention"]),  # the words before its first link
+        ("- Fast Attention ![b](https://img.shields.io/b.svg) for all [arXiv](AX)", ["Fast Attention"]),
+        ("- Fast Attention [ICML] [arXiv](AX)", ["Fast Attention"]),
+        ("- [![x](https://img.shields.io/b.svg) FlashAttention](AX)", []),  # a badge's link names no paper
+        ("| Fast Paper | ICML | [arXiv](AX) |\n|---|---|---|\n| Other Paper | ICML | [arXiv](AX2) |",
+         ["Fast Paper ICML", "Other Paper ICML"]),  # a row's cells are read as one, the header's too
+        ("See [this work](AX) for details.", []),  # prose, not a list item
+        ("<pre>\n- [Hidden](AX)\n</pre>", []),  # HTML shown as written
+        ("<PRE>\n- [Hidden](AX)\n</PRE>", []),
+        ("  <pre>\n- [Hidden](AX)\n  </pre>", []),
+        ("<!X\n- [Hidden](AX)\n>", []),
+        ("<?x\n- [Hidden](AX)\n?>", []),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)  # fmt: skip
+def test_what_github_shows_is_what_a_paper_is_named(markdown, titles):
+    """Each case a mutant of the parser left unnoticed (a mutation pass)."""
+    listed = _read(markdown.replace("AX2", AX2).replace("AX", AX))
+    assert [p.title for p in listed.papers if p.title != "Anchor"] == titles
+
+
+@pytest.mark.parametrize(
+    "markdown, placed",
+    [
+        ("<details><summary>G</summary>\n\n- [P1](AX)\n\n</details><details><summary>H</summary>\n\n- [P2](AX2)\n",
+         [("P1", "B/G"), ("P2", "B/H")]),  # one group's end and the next one's start on a line
+        ("<details><summary>G</summary>\n\n- [P1](AX)\n\nEnd.</details>\n\n- [P2](AX2)", [("P1", "B/G"), ("P2", "B")]),
+        ("<details><summary>G</summary>\n\n- [P1](AX)\n\nEnd.</DETAILS>\n\n- [P2](AX2)", [("P1", "B/G"), ("P2", "B")]),
+        ("Intro text <details><summary>G</summary>\n\n- [P](AX)\n\n</details>", [("P", "B/G")]),
+        ("<details>\n  <summary>G</summary>\n- [P1](AX)\n</details>", [("P1", "B/G")]),
+        ("> <div>\n<details><summary>G</summary>\n\n- [P](AX)", [("P", "B/G")]),
+        ("## B2 <summary>X</summary>\n\n- [P](AX)", [("P", "B2 X")]),  # a heading's words, not a group
+    ],
+)  # fmt: skip
+def test_groups_open_and_close_where_github_shows_them(markdown, placed):
+    listed = _read(markdown.replace("AX2", AX2).replace("AX", AX))
+    assert [(p.title, p.categories[0]) for p in listed.papers if p.title != "Anchor"] == placed
+
+
+def test_headings_keep_the_words_github_shows_in_unicodes_compatibility_form():
+    assert clean_name("＆amp; Tools") == "& Tools"  # an entity written in full-width letters
+    assert clean_name("［Q］（https://x.org）") == "Q"  # a link written in full-width brackets
+    assert clean_name("&#65328;runing") == "Pruning"  # an entity of a full-width letter
+    assert clean_name("`vLLM` serving") == "vLLM serving"
+    assert clean_name("KV_cache methods") == "KVcache methods"  # as names were read before: nodes kept
+
+
+def test_ids_links_text_and_lines_are_read_from_the_links_github_makes():
+    listed = _read(
+        f"- Fast, see arxiv.org/abs/2301.00002 [Code](https://github.com/x/y) [Paper]({AX})\n"
+        f"- **Fast Paper** [Code](https://github.com/x/z)\n  [arXiv]({AX2})\n\n"
+        "<details><summary>G</summary>\n### Sub\n- [P](https://arxiv.org/abs/2205.14133)\n</details>\n\n"
+        "<details><summary>R</summary>\n| Name | Link |\n|---|---|\n"
+        "| Row Paper | [arXiv](https://arxiv.org/abs/2205.14134) |\n</details>\n"
+    )
+    by_id = {p.arxiv_id: p for p in listed.papers}
+    assert set(by_id) == {"2401.00001", "2205.14131", "2205.14132", "2205.14133", "2205.14134"}
+    assert by_id["2205.14132"].links == ["https://github.com/x/z"]
+    assert by_id["2205.14132"].text == f"**Fast Paper** [Code](https://github.com/x/z) [arXiv]({AX2})"
+    assert by_id["2205.14134"].text == "Row Paper [arXiv](https://arxiv.org/abs/2205.14134)"
+    lines = "# T\n\n## A\n\n- **Anchor** [arXiv](https://arxiv.org/abs/2401.00001)\n\n## B\n\n".count("\n")
+    assert listed.heading_lines["B/G/Sub"] == lines + 5
+    assert [(p.first, p.last) for p in listed.placements if p.key == "2205.14134"] == [(lines + 12, lines + 12)]
+
+
+def test_the_headings_limit_is_said_before_the_depth_limit():
+    text = "## A\n\n" + "<details><summary>x</summary>\n\n" * 12 + f"- [P]({AX})\n\n" + "## Hi\n\n" * 1001
+    with pytest.raises(SemsearchError, match="too many headings"):
+        parse_list(text)

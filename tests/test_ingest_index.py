@@ -579,3 +579,36 @@ def test_a_summary_counts_one_paper_in_the_singular():
 
     assert IngestReport(read=1, added=1).summary().startswith("read 1 paper: 1 new")
     assert IngestReport(read=2, added=2).summary().startswith("read 2 papers: 2 new")
+
+
+@pytest.mark.parametrize("source", ["jsonl", "arxiv", "survey"])
+def test_a_resumed_ingest_says_it_in_its_summary_not_again_as_a_warning(tmp_path, fake_model, monkeypatch, source):
+    """The commands that print a summary say "N more new from an earlier run" there; a change that
+    prints none warns instead (a mutation pass: each ingest's `prints_summary` was unchecked)."""
+    from semsearch.ingest import ingest_arxiv, ingest_survey
+    from semsearch.store import Store
+
+    index_dir = tmp_path / "idx"
+    records = papers(BATCH + 10)
+    source_file = tmp_path / "papers.jsonl"
+    source_file.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in records))
+    real_put, calls = Store.put, {"n": 0}
+
+    def ctrl_c(self, paper, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == BATCH + 1:
+            raise KeyboardInterrupt
+        return real_put(self, paper, **kwargs)
+
+    monkeypatch.setattr(Store, "put", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_jsonl([source_file], index_dir=index_dir, progress=False)
+    monkeypatch.setattr(Store, "put", real_put)
+    if source == "jsonl":
+        report = ingest_jsonl([source_file], index_dir=index_dir, progress=False)
+    elif source == "arxiv":
+        report = ingest_arxiv([], None, index_dir=index_dir, progress=False)
+    else:
+        report = ingest_survey(index_dir=index_dir, offline=True, progress=False)
+    assert not any("interrupted run had staged" in w for w in report.warnings), report.warnings
+    assert "more new from an earlier run" in report.summary()

@@ -356,6 +356,80 @@ def test_an_index_moved_away_under_the_server_is_said_gone_and_served_again_once
     assert service.search("kv cache") == before
 
 
+def test_the_serving_generation_deleted_beside_an_older_one_is_damage_with_a_fall_back_not_gone(two_generations):
+    import shutil
+
+    from semsearch.service import Service
+
+    service = Service(index_dir=two_generations)
+    service.search("kv cache")
+    shutil.rmtree(two_generations / "gen-000002")
+    service.refresh()
+    assert "is gone" not in str(service.health().get("integrity"))  # gen-000001 answers, said so
+
+
+def test_a_folder_holding_a_stray_file_at_the_index_path_is_gone_and_the_index_served_once_back(
+    two_generations, tmp_path
+):
+    from semsearch.service import Service
+
+    service = Service(index_dir=two_generations)
+    away = tmp_path / "away"
+    two_generations.rename(away)
+    two_generations.mkdir()
+    (two_generations / "notes.txt").write_text("x")
+    service.refresh()
+    assert "is gone" in service.health()["integrity"]
+    (two_generations / "notes.txt").unlink()
+    two_generations.rmdir()
+    away.rename(two_generations)
+    service.refresh()
+    assert service.health()["status"] == "ok"
+
+
+def test_after_gone_and_back_damage_with_nothing_intact_waits_for_a_publish(two_generations, tmp_path, monkeypatch):
+    """Once back, the index is judged as before: damage with nothing to fall back to is refused, and
+    not checked again every tick."""
+    from semsearch.service import Service
+
+    service = Service(index_dir=two_generations)
+    away = tmp_path / "away"
+    two_generations.rename(away)
+    service.refresh()
+    away.rename(two_generations)
+    service.refresh()
+    assert service.health()["status"] == "ok"
+    overwrite_middle(two_generations / "gen-000002" / "vectors.faiss")
+    monkeypatch.setattr(Service, "_load", lambda *args: (_ for _ in ()).throw(OSError(5, "Input/output error")))
+    assert service.refresh() is False and service.health()["status"] == "degraded"
+    checked = []
+    real_verify = index_module.verify_generation
+    monkeypatch.setattr(index_module, "verify_generation", lambda *a, **k: checked.append(1) or real_verify(*a, **k))
+    service.refresh()
+    assert checked == []
+
+
+@pytest.mark.parametrize(
+    "where, said",
+    [
+        (
+            "digest_files",
+            "is published by the next command that writes to the index",
+        ),  # staging closed, not yet current
+        ("_retire", "interrupted; the change was published"),  # CURRENT written
+    ],
+)
+def test_ctrl_c_inside_a_publish_says_where_it_stopped(two_generations, monkeypatch, capsys, where, said):
+    from semsearch.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index_module, where, interrupted)
+    assert main(["label", "2401.00001", "Quantization", "--index", str(two_generations)]) == 130
+    assert said in capsys.readouterr().err
+
+
 def test_a_reload_that_fails_in_any_way_is_said_in_health_and_tried_again(two_generations, monkeypatch):
     """The reload thread caught nothing: one unexpected error (a stat() refused, a database error
     while loading) ended it for good, and health said ok while the server never reloaded again."""

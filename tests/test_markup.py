@@ -30,6 +30,7 @@ HOSTILE = [
     "```",
     "see https://evil.example/x or www.evil.com",
     "write to security@evil.com or first.last+tag@mail.evil.org",
+    "a.@evil.com a+@evil.com a-@evil.com me@1evil.com x=@evil.com",
     "arxiv.org/abs/2306.00978 and 10.48550/arXiv.2309.17453",
     "a | b | c",
     "a trailing backslash \\",

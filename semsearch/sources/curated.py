@@ -278,10 +278,12 @@ def _html_block(lines: list[str], offset: int, span: list[int], depth: int | Non
         if waiting is not None and depth < 2:
             yield from _blocks(lines[waiting:number], offset + waiting, depth + 1)
         waiting = None
-        if (summary := _summary(line)) is not None:
-            yield offset + number, offset + number, "summary", summary
-        if "</details>" in line.lower():
-            yield offset + number, offset + number, "close", None
+        # A group's end and the next one's start on one line (`</details><details><summary>`), in their order.
+        summary, opened, closed = _summary(line), _SUMMARY_OPEN.search(line), line.lower().find("</details>")
+        events = [(opened.start(), "summary", summary)] if summary is not None else []
+        events += [(closed, "close", None)] if closed != -1 else []
+        for _, kind, what in sorted(events, key=lambda event: event[0]):
+            yield offset + number, offset + number, kind, what
 
 
 def _one_record_per_title(
