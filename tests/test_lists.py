@@ -62,22 +62,26 @@ def stub(monkeypatch):
         yield running
 
 
+def interrupted_at_publish(capsys, monkeypatch, *command) -> int:
+    """`semsearch COMMAND` Ctrl-C'd as it publishes (its change staged, not published): its exit code."""
+    from semsearch import index as index_module
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(index_module.IndexWriter, "publish", interrupted)
+        return run(capsys, *command)[0]
+
+
 def test_an_interrupted_add_is_gone_on_with_not_refused_as_already_there(
     index_dir, list_file, stub, capsys, monkeypatch
 ):
     """After a Ctrl-C'd `taxonomy add kv`, which no reader saw, the same command said the index
     "already has a taxonomy 'kv'" (exit 2), and published the interrupted add doing so; `taxonomy
     remove` then said it removed a list nobody had seen (a clumsy operator's pass)."""
-    from semsearch import index as index_module
 
-    real = index_module.IndexWriter.publish
-
-    def interrupted(self, *args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(index_module.IndexWriter, "publish", interrupted)
-    assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 130
-    monkeypatch.setattr(index_module.IndexWriter, "publish", real)
+    assert interrupted_at_publish(capsys, monkeypatch, "taxonomy", "add", "kv", list_file, "--index", index_dir) == 130
     assert [t["name"] for t in Index.open(index_dir).store.taxonomies()] == []  # no reader sees it
     code, _, err = run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)
     assert code == 0, err
@@ -98,18 +102,12 @@ def test_every_change_that_prints_no_summary_says_it_publishes_an_interrupted_ru
     """`taxonomy refresh --undo` after a Ctrl-C'd label published the label and said nothing of it
     (each command called the warning itself; undo did not): `Ingest` says it now, for every
     command that prints no summary."""
-    from semsearch import index as index_module
 
     assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
     assert run(capsys, "taxonomy", "add", "kv", list_file, "--replace", "--index", index_dir)[0] == 0  # undoable
-    real = index_module.IndexWriter.publish
-
-    def interrupted(self, *args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(index_module.IndexWriter, "publish", interrupted)
-    assert run(capsys, "label", "2401.00001", "Quantization", "--index", index_dir)[0] == 130
-    monkeypatch.setattr(index_module.IndexWriter, "publish", real)
+    assert (
+        interrupted_at_publish(capsys, monkeypatch, "label", "2401.00001", "Quantization", "--index", index_dir) == 130
+    )
     code, _, err = run(capsys, *command, "--index", index_dir)
     assert code == 0, err
     assert "this change also publishes what an interrupted run had staged" in err
@@ -121,20 +119,12 @@ def test_a_refresh_interrupted_then_run_again_is_still_undone_to_the_list_as_it_
 ):
     """Ctrl-C'd, then run again, a refresh kept its own half-done labels as the ones it replaced:
     `--undo` gave back the refreshed list, every time (a week of use: 163 papers never came back)."""
-    from semsearch import index as index_module
 
     assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
     smaller = tmp_path / "smaller.md"
     smaller.write_text(LIST.replace("- **Four-bit values.** [[pdf](https://arxiv.org/abs/2501.00005)]\n", ""))
     refresh = ("taxonomy", "refresh", smaller, "--taxonomy", "kv", "--index", index_dir, "--json")
-    real = index_module.IndexWriter.publish
-
-    def interrupted(self, *args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(index_module.IndexWriter, "publish", interrupted)
-    assert run(capsys, *refresh)[0] == 130
-    monkeypatch.setattr(index_module.IndexWriter, "publish", real)
+    assert interrupted_at_publish(capsys, monkeypatch, *refresh) == 130
     code, out, err = run(capsys, *refresh)
     assert code == 0 and json.loads(out)["papers"] == 6, err
     code, out, err = run(capsys, "taxonomy", "refresh", "kv", "--undo", "--json", "--index", index_dir)
@@ -298,18 +288,10 @@ SURVEY_V2 = """# Efficient Large Language Models: A Survey
 def test_a_survey_refresh_interrupted_then_run_again_is_still_undone_to_the_packaged_list(
     tmp_path, survey_only_index, capsys, monkeypatch
 ):
-    from semsearch import index as index_module
 
     (tmp_path / "v1.md").write_text(SURVEY_V1)
     refresh = ("taxonomy", "refresh", tmp_path / "v1.md", "--offline", "--force", "--index", survey_only_index)
-    real = index_module.IndexWriter.publish
-
-    def interrupted(self, *args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(index_module.IndexWriter, "publish", interrupted)
-    assert run(capsys, *refresh)[0] == 130
-    monkeypatch.setattr(index_module.IndexWriter, "publish", real)
+    assert interrupted_at_publish(capsys, monkeypatch, *refresh) == 130
     assert run(capsys, *refresh)[0] == 0
     assert Index.open(survey_only_index).store.content_counts()["survey_labelled"] == 3
     code, _, err = run(capsys, "taxonomy", "refresh", "--undo", "--index", survey_only_index)
