@@ -499,13 +499,14 @@ class Service:
         """The Atom feed of the digests (the newest first; damaged ones left out)."""
         from semsearch.errors import NotFound
         from semsearch.feeds import MAX_ENTRIES, digests_feed
-        from semsearch.watch import DamagedDigest
+        from semsearch.watch import DamagedDigest, digest_json, scan_digests
 
+        kind = self._watched(taxonomy)  # once: asked again for each digest, it was 50 lookups a feed
         found = []
-        for listed in self.digests(taxonomy)["digests"][:MAX_ENTRIES]:
+        for listed in scan_digests(index_dir=self.directory, taxonomy=kind)[0][:MAX_ENTRIES]:
             try:
-                digest = self.digest(listed["name"], taxonomy)
+                digest = digest_json(listed["name"], index_dir=self.directory, taxonomy=kind)
                 found.append(digest | {"name": listed["name"], "papers": listed["papers"]})
             except (DamagedDigest, NotFound):
                 continue
-        return digests_feed(found, base_url, self._watched(taxonomy))
+        return digests_feed(found, base_url, kind)
