@@ -825,11 +825,11 @@ class IndexWriter:
         if not (staging.is_symlink() or staging.exists()):
             return
         not_a_folder = staging.is_symlink() or not staging.is_dir()
-        odd = not_a_folder
-        for folder, folders, files in [] if odd else os.walk(staging):
-            for name in folders + files:
-                mode = os.lstat(os.path.join(folder, name)).st_mode
-                odd = odd or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+        odd = not_a_folder or any(
+            not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+            for folder, folders, files in os.walk(staging)
+            for mode in (os.lstat(os.path.join(folder, name)).st_mode for name in folders + files)
+        )
         if odd:
             log.warning("warning: %s held a link or a file semsearch never makes; dropped", staging)
             if not_a_folder:
