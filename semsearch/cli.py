@@ -11,6 +11,7 @@ import json
 import logging
 import sqlite3
 import sys
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -268,29 +269,39 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
     return lines
 
 
-def _fetch_from_arxiv(arxiv_id: str, index=None):
-    """The paper `--arxiv ID` names: the index's copy when it holds the abstract (no request, and
-    the answer offline), else arXiv's; the index's title alone when arXiv cannot be reached (the
-    offline index holds the survey's papers by title, and the docs' examples failed there)."""
-    from semsearch.sources.arxiv import ArxivClient, ArxivUnavailable, validate_ids
+def _papers_named(paper_ids: Sequence[str], index=None) -> list:
+    """The papers `--arxiv ID` (or a --batch line's lone "id") names, in order: the index's copy when
+    it holds the abstract (no request, and the answer offline), else arXiv's, asked for all at once;
+    the index's title alone when arXiv cannot be reached or does not know the paper (the offline
+    index holds the survey's papers by title, and the docs' examples failed there)."""
+    from semsearch.paper import parse_arxiv_id
+    from semsearch.sources.arxiv import ArxivClient, ArxivUnavailable
 
-    (arxiv_id,) = validate_ids([arxiv_id])
-    vec_id = index.store.find(arxiv_id) if index is not None else None
-    held = index.store.papers_by_vec_id([vec_id])[vec_id] if vec_id is not None else None
-    if held is not None and held.abstract:
-        return held
-    try:
-        fetched = ArxivClient().fetch_ids([arxiv_id])
-    except ArxivUnavailable as err:
-        if held is None:
-            raise
-        logging.getLogger("semsearch").warning(
-            "warning: %s; answered from the title the index holds", one_line(str(err))
-        )
-        return held
-    if not fetched.papers:
-        raise SemsearchError(f"arXiv has no paper {arxiv_id}")
-    return fetched.papers[0]
+    held = {}
+    for paper_id in paper_ids:
+        vec_id = index.store.find(paper_id) if index is not None else None
+        if vec_id is not None:
+            held[paper_id] = index.store.papers_by_vec_id([vec_id])[vec_id]
+    asked = {p: parse_arxiv_id(p) for p in paper_ids if not (p in held and held[p].abstract)}
+    unknown = [p for p, arxiv_id in asked.items() if arxiv_id is None and p not in held]
+    if unknown:
+        raise SemsearchError(f"no paper {', '.join(map(repr, unknown))} in the index, and not an arXiv id")
+    fetched, why = {}, ""
+    if wanted := list(dict.fromkeys(a for a in asked.values() if a)):
+        try:
+            result = ArxivClient().fetch_ids(wanted)
+        except ArxivUnavailable as err:
+            if any(p not in held for p in asked):
+                raise
+            logging.getLogger("semsearch").warning(
+                "warning: %s; answered from the title the index holds", one_line(str(err))
+            )
+        else:
+            fetched, why = {p.id: p for p in result.papers}, result.why_missing
+    papers = [fetched.get(asked.get(p)) or held.get(p) for p in paper_ids]
+    if missing := [p for p, paper in zip(paper_ids, papers, strict=True) if paper is None]:
+        raise SemsearchError(f"arXiv has no paper {', '.join(missing)}{why}")
+    return papers
 
 
 def _read_questions(path: Path, **options) -> list:
@@ -496,7 +507,9 @@ def related(
     elif text is not None:
         _emit(output, {"id": None}, finder.related_to_text(request.text, "", k, diverse=diverse))
     else:
-        paper = _fetch_from_arxiv(arxiv_id, finder.index)
+        from semsearch.sources.arxiv import validate_ids
+
+        (paper,) = _papers_named(validate_ids([arxiv_id]), finder.index)
         hits = finder.related_to_text(paper.title, paper.abstract, k, diverse=diverse, paper_id=paper.id)
         _emit(output, {"id": paper.id}, hits)
 
@@ -1049,33 +1062,41 @@ def taxonomy_gaps(
 
 def _classify_inputs(title, abstract, arxiv_id, batch, taxonomy, index=None) -> list[tuple[str | None, str, str]]:
     """(id, title, abstract) triples from exactly one of the three input forms, each read through
-    the ClassifyRequest the HTTP API and the MCP tool use."""
+    the ClassifyRequest the HTTP API and the MCP tool use; a --batch line may name a paper by its
+    "id" alone, as --arxiv does (all such papers fetched at once)."""
     from semsearch.requests_models import ClassifyRequest, parse
+    from semsearch.sources.arxiv import validate_ids
 
     forms = [title is not None or abstract is not None, arxiv_id is not None, batch is not None]
     if sum(forms) != 1:
         raise SemsearchError("give --title and --abstract, or --arxiv ID, or --batch FILE")
 
-    def checked(paper_id: str | None, title, abstract) -> tuple[str | None, str, str]:
-        request = parse(ClassifyRequest, title=title, abstract=abstract, taxonomy=taxonomy)
-        return paper_id, request.title, request.abstract
+    def checked(paper_id: str | None, title, abstract) -> tuple[str | None, str | None, str | None]:
+        request = parse(ClassifyRequest, id=paper_id, title=title, abstract=abstract, taxonomy=taxonomy)
+        return request.id, request.title, request.abstract
+
+    def text_of(paper) -> tuple[str | None, str, str]:
+        if not paper.abstract:  # held by its title alone (offline): placed on it, as the index places it
+            return paper.id, checked(None, paper.title, paper.title)[1], ""
+        return checked(paper.id, paper.title, paper.abstract)
 
     if arxiv_id is not None:
-        paper = _fetch_from_arxiv(arxiv_id, _open_index_if_any(index))
-        if not paper.abstract:  # held by its title alone (offline): placed on it, as the index places it
-            return [(paper.id, checked(paper.id, paper.title, paper.title)[1], "")]
-        return [checked(paper.id, paper.title, paper.abstract)]
+        return [text_of(p) for p in _papers_named(validate_ids([arxiv_id]), _open_index_if_any(index))]
     if batch is None:
         return [checked(None, title, abstract)]
     from semsearch.sources.jsonl import read_records
 
-    def paper(record: dict) -> tuple[str | None, str, str]:
+    def paper(record: dict) -> tuple[str | None, str | None, str | None]:
         paper_id = record.get("id")
         if paper_id is not None and not isinstance(paper_id, str):  # echoed back: a string or nothing
             raise SemsearchError(f"id: expected a string, got {type(paper_id).__name__}")
         return checked(paper_id, record.get("title"), record.get("abstract"))
 
-    return read_records(batch, paper, 'a JSON object with "title" and "abstract"')
+    items = read_records(batch, paper, 'a JSON object with "title" and "abstract", or an "id"')
+    named = list(dict.fromkeys(paper_id for paper_id, title, _ in items if title is None))
+    papers = _papers_named(named, _open_index_if_any(index)) if named else []
+    found = dict(zip(named, map(text_of, papers), strict=True))
+    return [found[item[0]] if item[1] is None else item for item in items]
 
 
 @app.command()

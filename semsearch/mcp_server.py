@@ -106,11 +106,14 @@ def add_tools(server, service) -> None:
         )  # fmt: skip
 
     @server.tool()
-    def classify(title: str, abstract: str, taxonomy: str | None = None) -> dict:
+    def classify(
+        title: str | None = None, abstract: str | None = None, id: str | None = None, taxonomy: str | None = None
+    ) -> dict:  # noqa: A002 - the argument name is part of the tool's contract, as for `related`
         """Where a paper belongs in the taxonomy (the survey's, or `taxonomy` added from a list): three
-        suggestions, a confidence, whether it is in scope at all, and the closest labelled papers."""
-        r = parse(rm.ClassifyRequest, title=title, abstract=abstract, taxonomy=taxonomy)
-        return answer(service.classify, r.title, r.abstract, r.taxonomy)
+        suggestions, a confidence, whether it is in scope at all, and the closest labelled papers. Give
+        the paper's title and abstract, or the `id` of a paper in the library (an arXiv id, or its method's name)."""
+        r = parse(rm.ClassifyRequest, id=id, title=title, abstract=abstract, taxonomy=taxonomy)
+        return answer(service.classify, r.title, r.abstract, r.taxonomy, paper_id=r.id)
 
     @server.tool()
     def related(id: str, k: K = 10) -> dict:  # noqa: A002 - the tool's argument name is part of its contract

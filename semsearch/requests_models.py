@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from semsearch.errors import SemsearchError
@@ -29,6 +29,7 @@ MAX_CATEGORY = MAX_NAME  # no heading of a list is named longer: every node can 
 MAX_TAXONOMY_NAME = 60
 MAX_IDS = 200  # papers in one export or recommendation
 MAX_LIST = 500  # papers listed under a node
+WHOLE_REFUSAL = "whole_refusal"  # a model's own refusal, which names its fields itself
 
 
 class BadRequest(SemsearchError):
@@ -100,9 +101,21 @@ class SearchRequest(Request):
 
 
 class ClassifyRequest(Request):
-    title: Text(MAX_TITLE)
-    abstract: Text(MAX_ABSTRACT)
+    """A paper to place: its title and abstract, or the `id` of a paper the index holds (its text is
+    then the index's; any name related work takes). With a text, an `id` is only echoed back."""
+
+    id: PaperId | None = None
+    title: Text(MAX_TITLE) | None = None
+    abstract: Text(MAX_ABSTRACT) | None = None
     taxonomy: TaxonomyName | None = None
+
+    @model_validator(mode="after")
+    def _text_or_id(self) -> ClassifyRequest:
+        missing = [name for name in ("title", "abstract") if getattr(self, name) is None]
+        if missing and not (self.id is not None and len(missing) == 2):
+            # Said as pydantic says a missing field (the words every door used before `id` was taken).
+            raise PydanticCustomError(WHOLE_REFUSAL, "; ".join(f"{name}: Field required" for name in missing))
+        return self
 
 
 class RelatedOptions(Request):
@@ -202,6 +215,9 @@ def describe(errors: Iterable[dict]) -> str:
             parts.append("body: is not valid JSON")
             continue
         loc = [str(p) for p in problem.get("loc", ()) if p not in ("query", "body", "path")]
+        if problem.get("type") == WHOLE_REFUSAL:
+            parts.append(problem["msg"])
+            continue
         if problem.get("type") == "extra_forbidden":
             parts.append(not_a_parameter(".".join(loc)))
             continue

@@ -368,7 +368,7 @@ def create_app(
 
     @app.post("/api/classify")
     def classify(request: ClassifyRequest) -> dict:
-        return service.classify(request.title, request.abstract, request.taxonomy)
+        return service.classify(request.title, request.abstract, request.taxonomy, paper_id=request.id)
 
     @app.get("/api/related/{paper_id:path}")
     def related(paper_id: str, options: Annotated[RelatedOptions, Query()]) -> dict:

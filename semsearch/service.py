@@ -327,14 +327,22 @@ class Service:
             answer["explanation"] = explanation(hits, searcher.mode)
         return answer | {"results": [hit_json(h, explain=explain, details=details) for h in hits]}
 
-    def classify(self, title: str, abstract: str, taxonomy: str | None = None) -> dict:
-        """Where a paper belongs; with the path of the first suggestion, each node's probability."""
+    def classify(
+        self, title: str | None, abstract: str | None, taxonomy: str | None = None, *, paper_id: str | None = None
+    ) -> dict:
+        """Where a paper belongs; with the path of the first suggestion, each node's probability. A
+        paper the index holds may be named by `paper_id` instead of its text (the index's text)."""
         from semsearch.classify import classify_texts
 
         with self.use() as live:
-            classifier = live.under(taxonomy)[0].classifier
-            result = classify_texts(live.index, [(None, title, abstract)], live.searcher.embedder, classifier)[0]
-        return result.answer(classifier)  # carries `scope`, the calibrated probability `in_scope` thresholds
+            searcher, finder = live.under(taxonomy)
+            item = (paper_id, title, abstract)
+            if title is None:
+                vec_id = finder.resolve(paper_id)
+                paper = live.index.store.papers_by_vec_id([vec_id])[vec_id]
+                item = (paper.id, paper.title, paper.abstract)
+            result = classify_texts(live.index, [item], live.searcher.embedder, searcher.classifier)[0]
+        return result.answer(searcher.classifier)  # carries `scope`, the calibrated probability `in_scope` thresholds
 
     def related(
         self, paper_id: str, k: int = 10, *, diverse: bool = False, details: bool = False, taxonomy: str | None = None

@@ -318,6 +318,34 @@ def test_a_paper_named_by_arxiv_id_is_read_from_the_index_when_it_holds_the_abst
         assert code == 0 and json.loads(out)["id"] == "2499.00001" and len(stub.requests) == 1, err
 
 
+def test_a_batch_names_papers_by_id_alone_and_arxiv_is_asked_once_for_all(
+    survey_corpus_index, capsys, tmp_path, monkeypatch
+):
+    """A --batch line may be {"id"} alone, as `--arxiv` names a paper (a user with a list of arXiv
+    ids had to fetch each title and abstract first): the index's copy when it holds the abstract,
+    the rest from arXiv in one request, answers in the batch's order; an id arXiv does not know
+    fails the whole batch in one line, before anything is printed."""
+    batch = tmp_path / "ids.jsonl"
+    batch.write_text(
+        '{"id": "2499.00001"}\n{"id": "arXiv:2302.00003v2"}\n'
+        '{"id": "mine", "title": "Pruning heads", "abstract": "We prune attention heads."}\n{"id": "2499.00002"}\n'
+    )
+    with ArxivStub(unknown={"2499.00009"}) as stub:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        monkeypatch.setenv("SEMSEARCH_ARXIV_DELAY", "0")
+        code, out, err = run(capsys, "classify", "--batch", batch, "--index", survey_corpus_index)
+        answers = [json.loads(line) for line in out.splitlines()]
+        assert code == 0 and [a["id"] for a in answers] == ["2499.00001", "2302.00003", "mine", "2499.00002"], err
+        assert all(0 <= a["scope"] <= 1 and a["suggestions"] for a in answers)
+        assert [r["id_list"] for r in stub.requests] == [["2499.00001,2499.00002"]]
+        batch.write_text('{"id": "2302.00003"}\n{"id": "2499.00009"}\n{"id": "no such paper"}\n')
+        code, out, err = run(capsys, "classify", "--batch", batch, "--index", survey_corpus_index)
+        assert (code, out) == (2, "") and err == "error: no paper 'no such paper' in the index, and not an arXiv id\n"
+        batch.write_text('{"id": "2302.00003"}\n{"id": "2499.00009"}\n')
+        code, out, err = run(capsys, "classify", "--batch", batch, "--index", survey_corpus_index)
+        assert (code, out, err) == (2, "", "error: arXiv has no paper 2499.00009\n")
+
+
 def test_serve_on_a_port_another_process_holds_is_refused_before_announcing_itself(survey_corpus_index, capsys):
     import socket
 

@@ -53,6 +53,9 @@ BAD_INPUT = [
 NOT_FOR_THE_CLI = [
     ("classify", {"abstract": "We prune heads."}, "title: Field required"),
     ("classify", {"title": "Pruning heads"}, "abstract: Field required"),
+    ("classify", {}, "title: Field required; abstract: Field required"),
+    ("classify", {"id": "2302.00003", "title": "Pruning heads"}, "abstract: Field required"),
+    ("classify", {"id": ""}, "id: String should have at least 1 character"),
     (
         "search",
         {"question": "cache", "k": "ten"},
@@ -177,6 +180,29 @@ def test_each_door_gives_one_classify_answer(client, tools, index_dir, capsys):
     assert main(["classify", "--title", paper["title"], "--abstract", paper["abstract"], "--json",
                  "--index", str(index_dir)]) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out) == over_http == over_mcp and over_http["neighbours"]
+
+
+def test_each_door_classifies_a_paper_of_the_index_named_by_its_id(client, tools, index_dir, capsys, tmp_path):
+    """The mission's "title + abstract, or an arXiv id" held at the CLI only: HTTP and MCP took a
+    text alone. Now `id` names a paper the index holds (any name related work takes), with one
+    answer at every door, and one refusal for a paper it does not hold."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    over_http = client.post("/api/classify", json={"id": "arXiv:2302.00003v1"}).json()
+    over_mcp = json.loads(anyio.run(tools.call_tool, "classify", {"id": "2302.00003"}).content[0].text)
+    batch = tmp_path / "one.jsonl"
+    batch.write_text('{"id": "2302.00003"}\n')
+    assert main(["classify", "--batch", str(batch), "--index", str(index_dir)]) == 0
+    assert json.loads(capsys.readouterr().out) == over_http == over_mcp and over_http["id"] == "2302.00003"
+    assert "2302.00003" not in [n["id"] for n in over_http["neighbours"]]
+    refused = client.post("/api/classify", json={"id": "2499.99999"})
+    assert (refused.status_code, refused.json()) == (404, {"error": "no paper '2499.99999' in the index"})
+    with pytest.raises(ToolError, match="^Error executing tool classify: no paper '2499.99999' in the index$"):
+        anyio.run(tools.call_tool, "classify", {"id": "2499.99999"})
+    # With a text, an id is only echoed: the text is what is placed.
+    paper = {"title": "Evicting tokens from the cache", "abstract": "We keep heavy hitters and evict the rest."}
+    echoed = client.post("/api/classify", json=paper | {"id": "2302.00003"}).json()
+    assert echoed["suggestions"] == client.post("/api/classify", json=paper).json()["suggestions"]
 
 
 def test_an_assistant_asks_what_is_new(tools, index_dir):

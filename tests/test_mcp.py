@@ -96,6 +96,7 @@ def test_requests_piped_in_are_all_answered_after_the_input_ends(index_dir):
         ("classify", {"title": "Evicting tokens from the KV cache"}),  # no abstract: refused
         ("paper", {"id": "nope"}),
         ("search", {"question": "quantization"}),
+        ("classify", {"id": "2302.00003"}),  # a paper the library holds, named
     ]
     requests = opening + [
         {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
@@ -115,6 +116,7 @@ def test_requests_piped_in_are_all_answered_after_the_input_ends(index_dir):
     errors = {n for n, a in answers.items() if n and a["result"].get("isError")}
     assert errors == {5, 6}  # only the paper without an abstract and the unknown one are refused
     assert answers[5]["result"]["content"][0]["text"] == "Error executing tool classify: abstract: Field required"
+    assert json.loads(answers[8]["result"]["content"][0]["text"])["id"] == "2302.00003"
     # The taxonomy is one text block holding the API's array (it was one block per branch), and
     # the same array as structured content.
     tree = answers[3]["result"]
