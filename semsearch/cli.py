@@ -348,7 +348,11 @@ def _print_hits(hits, explain: bool = False) -> None:
             )
             if e.category:
                 why += f", {escape(leaf_name(e.category))} fits the question {e.category_probability:.0%}"
-            if e.direct:
+            if e.named and not e.by_id:
+                # Placed by name or pasted title, whatever its scores: said, or a named paper above
+                # better-scored ones (or first, credited to the taxonomy) went unexplained.
+                why += ", named by the question (its name or title)"
+            elif e.direct:
                 why += ", among the best direct matches (first for a question about one paper)"
             elif rank == 1 and e.taxonomy_weight > 0:
                 why += f", taxonomy weighed {e.taxonomy_weight:.1f}"

@@ -461,3 +461,23 @@ def test_a_byte_that_is_not_utf8_on_the_command_line_is_refused_in_one_line(buil
     code, out, err = cli(*args, "--index", built)
     assert (code, out) == (2, "") and err.count("\n") == 1, err
     assert err.endswith(": is not valid text (a byte that is not UTF-8, or a lone surrogate)\n"), err
+
+
+def test_the_why_column_says_a_paper_is_there_because_the_question_names_it(capsys):
+    """A named paper is placed above better-scored ones (or first, and was then credited to the
+    taxonomy): its "why" says the question names it, or the ranking it explains reads as wrong."""
+    from semsearch.cli import _print_hits
+    from semsearch.paper import Paper
+    from semsearch.search import Evidence, Hit
+
+    named = Evidence(dense=0.3, lexical=4.6, lexical_share=1.0, taxonomy_weight=2.0, named=True)
+    plain = Evidence(dense=0.5, lexical=2.0, lexical_share=0.4, taxonomy_weight=2.0)
+    hits = [
+        Hit(Paper("2210.17323", "GPTQ: Accurate Quantization"), 0.56, evidence=named),
+        Hit(Paper("2306.00978", "AWQ: Activation-aware Weight Quantization"), 0.2, evidence=plain),
+    ]
+    _print_hits(hits, explain=True)
+    out = " ".join(capsys.readouterr().out.split())
+    first, second = out.split("2306.00978")
+    assert "named by the question" in first and "taxonomy weighed" not in first
+    assert "named by the question" not in second
