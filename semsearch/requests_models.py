@@ -66,8 +66,11 @@ def _not_a_boolean(value: Any) -> Any:
     return value
 
 
-K = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=1, le=MAX_K, description="How many papers.")]
-Year = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=YEARS[0], le=YEARS[1])]
+# The constraints before the validator: after it, pydantic wrote them into the JSON Schema (MCP's
+# tools/list, /openapi.json) as "ge"/"le", words JSON Schema lacks, so no client saw the limits.
+# A before-validator runs first wherever it stands.
+K = Annotated[int, Field(ge=1, le=MAX_K, description="How many papers."), BeforeValidator(_not_a_boolean)]
+Year = Annotated[int, Field(ge=YEARS[0], le=YEARS[1]), BeforeValidator(_not_a_boolean)]
 PaperId = Annotated[str, Field(min_length=1, max_length=MAX_ID, description="An arXiv id or URL, or a paper's id.")]
 Category = Annotated[str, Field(min_length=1, max_length=MAX_CATEGORY, description="A taxonomy node: path or name.")]
 TaxonomyName = Annotated[

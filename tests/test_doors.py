@@ -639,3 +639,18 @@ def test_the_mcp_tools_take_json_true_for_a_boolean_not_the_number_1(refusing_to
 
     with pytest.raises(ToolError, match="k: Input should be a valid integer, not a boolean"):
         anyio.run(refusing_tools.call_tool, "search", {"question": "cache", "k": k})
+
+
+def test_the_published_schemas_state_the_limits_in_json_schema_words():
+    """`k` 1-100 and years 1900-2100 reach an assistant (MCP tools/list) and an API client
+    (/openapi.json) as JSON Schema's `minimum`/`maximum`: written `ge`/`le`, which JSON Schema has
+    no word for, every client read k as any integer."""
+    from pydantic import create_model
+
+    from semsearch.requests_models import K, Year, SearchRequest
+
+    tool = create_model("search", k=(K, 10), year_from=(Year | None, None)).model_json_schema()["properties"]
+    api = SearchRequest.model_json_schema()["properties"]
+    for k, year in ((tool["k"], tool["year_from"]["anyOf"][0]), (api["k"], api["year_from"]["anyOf"][0])):
+        assert (k["minimum"], k["maximum"], year["minimum"], year["maximum"]) == (1, 100, 1900, 2100)
+        assert not {"ge", "le"} & (set(k) | set(year))
