@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from functools import cache, cached_property
 from pathlib import Path
@@ -61,6 +62,9 @@ def _stem():
 
 
 def tokenize(text: str) -> list[str]:
+    # In compatibility form, as questions are read: a paper's text from a PDF spells "efficient"
+    # with the ligature "ﬁ", a word no question could then match.
+    text = unicodedata.normalize("NFKC", text) if not text.isascii() else text
     words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
     return _stem()(words)
 

@@ -93,3 +93,15 @@ def test_a_question_reads_the_saved_index_memory_mapped_and_read_only(index):
     index is not read into memory for each process that answers."""
     for array in (index.weights, index.rows, index.starts):
         assert isinstance(array, np.memmap) and not array.flags.writeable
+
+
+def test_a_paper_whose_text_has_ligatures_matches_the_words_they_spell(tmp_path):
+    """Text taken from a PDF writes "efﬁcient" with the one character "ﬁ" (U+FB01): a question is
+    read in compatibility form, so the paper must be too, or "efficient" never matched it (269 of
+    the dev index's 1,855 papers hold such a character)."""
+    from semsearch.lexical import tokenize
+
+    assert tokenize("Efﬁcient ﬁne-tuning, ofﬂine") == tokenize("Efficient fine-tuning, offline")
+    LexicalIndex.build(["COMPACTER: Efﬁcient Low-Rank Adapters", "Quantization of weights"], [7, 8], tmp_path)
+    index = LexicalIndex.load(tmp_path)
+    assert index.score_of(index.scores("efficient"), [7])[0] > 0
