@@ -52,13 +52,14 @@ NO_AUTHOR = "anon"  # the surname part of a key when the index has no authors (a
 
 def citation_key(paper: Paper) -> str:
     """One rule: the first author's surname (its letters), the year, the first significant title
-    word, in ASCII lower case: frantar2023gptq. Without authors the surname is `anon`
+    word (one that begins with a letter), in ASCII lower case: frantar2023gptq. Without authors the surname is `anon`
     (anon2023gptq); without a year it is left out; a title with no significant word gives `paper`.
     Stable for a paper as it is stored (an ingest that brings its authors turns anon into them)."""
     names = paper.authors[0].split() if paper.authors else []
     surname = "".join(c for c in _ascii_word(names[-1]) if c.isalpha()) if names else ""  # letters: the year follows
     words = [_ascii_word(w) for w in re.split(r"[\s\-:/]+", paper.title)]
-    first = next((w for w in words if w and w not in _STOP), "paper")
+    # A word that begins with a digit ("4-bit", "70B") would run into the year: hopper20264.
+    first = next((w for w in words if w and w not in _STOP and w[0].isalpha()), "paper")
     return f"{surname or NO_AUTHOR}{paper.year or ''}{first}"
 
 

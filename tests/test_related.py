@@ -326,8 +326,12 @@ def test_the_diverse_score_is_relevance_and_novelty_at_pick(finder):
         (Paper(id="2", title="GPTQ: Accurate Post-Training Quantization", year=2023), "anon2023gptq"),
         (Paper(id="3", title="The Power of Scale", authors=["Brian Lester"]), "lesterpower"),
         (Paper(id="4", title="On the of", year=2021, authors=["Zoë Ñúñez"]), "nunez2021paper"),
+        # A word that begins with a digit ran into the year: hopper20264 read as the year 20264.
+        (Paper(id="5", title="4-bit Weight Quantization", year=2026, authors=["Grace Hopper"]), "hopper2026bit"),
+        (Paper(id="6", title="70B on one GPU", year=2024), "anon2024one"),
     ],
-    ids=["surname-year-word", "no-authors-is-anon", "no-year-left-out", "no-significant-word"],
+    ids=["surname-year-word", "no-authors-is-anon", "no-year-left-out", "no-significant-word", "digits-after-year",
+         "a-word-of-digits-and-letters"],
 )  # fmt: skip
 def test_one_citation_key_rule(paper, key):
     assert citation_key(paper) == key
@@ -343,6 +347,7 @@ def test_every_key_is_surname_year_word_in_plain_ascii(title, authors, year):
     key = citation_key(Paper(id="x", title=title, authors=authors, year=year))
     assert re.fullmatch(r"[a-z0-9]+", key) and key[0].isalpha()
     assert str(year or "") in key
+    assert re.fullmatch(r"[a-z]+" + str(year or "") + r"[a-z][a-z0-9]*", key)  # the year is followed by a letter
 
 
 # --- export: ids=a,b and repeated ids=, at both doors --------------------------------------------------
