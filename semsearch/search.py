@@ -263,6 +263,27 @@ def names_in(query: str) -> set[str]:
     return {t.lower() for t in tokens if alone or any(c.isupper() for c in t[1:]) or any(c.isdigit() for c in t)}
 
 
+_VERSION = re.compile(r"(\w[\w.+()-]*?)(?:[\s-]+v?|\s*v)(\d{1,2})(?![\w.])", re.IGNORECASE)
+
+
+def name_key(name: str) -> str:
+    """A name as compared with a title's: without its hyphens ("FlashAttention2" is "FlashAttention-2")."""
+    return name.replace("-", "")
+
+
+def versions_in(query: str) -> dict[str, str]:
+    """The versions a question asks for by a name and a number typed apart ("FlashAttention 2",
+    "FlashAttention v2"), as {the versioned name's key: the name}: "flashattention2": "flashattention".
+    The name must be one the question would name without its number."""
+    text = unicodedata.normalize("NFKC", query)
+    found = {}
+    for match in _VERSION.finditer(text):
+        base = match.group(1).lower()
+        if base in names_in(text[: match.start(1)] + match.group(1) + text[match.end() :]):
+            found[name_key(base) + match.group(2)] = base
+    return found
+
+
 def rank_named(
     ranked: list[tuple[int, float]], named: list[int], evidence: dict[int, Evidence], k: int, after: int = 0
 ) -> list[tuple[int, float]]:
@@ -680,14 +701,18 @@ class Searcher:
         """The candidates the question names (step 5), among its NAME_LOOKUP best by BM25 (a name is
         in its title, twice) and by meaning (a name made of request words, "LOOK-M", has no BM25).
         A name that BM25 splits into short parts and meaning misses ("Q-Transformer") is missed."""
-        names = names_in(query)
-        if not names:
+        names, versions = names_in(query), versions_in(query)
+        if not names and not versions:
             return []
         by_words = heapq.nlargest(NAME_LOOKUP, evidence, key=lambda v: evidence[v].lexical)
         by_meaning = heapq.nlargest(NAME_LOOKUP, evidence, key=lambda v: evidence[v].dense)
         looked = list(dict.fromkeys(by_words + by_meaning))
         papers = self.index.store.papers_by_vec_id(looked)
-        return [v for v in looked if v in papers and paper_name(papers[v].title) in names]
+        keys = {name_key(n) for n in names} | set(versions)
+        found = {v: key for v in looked if v in papers and (key := name_key(paper_name(papers[v].title) or "")) in keys}
+        # A version asked for ("FlashAttention 2") that a paper carries: the bare name's paper gives way.
+        replaced = {name_key(versions[key]) for key in found.values() if key in versions}
+        return [v for v, key in found.items() if key not in replaced]
 
     def titled_papers(self, query: str, evidence: dict[int, Evidence]) -> list[int]:
         """The candidates whose title the question is (TITLE_WORDS words or more, compared as

@@ -1098,6 +1098,20 @@ def test_any_question_gives_names_that_are_its_own_words_in_lower_case():
     check()
 
 
+def test_a_version_typed_apart_from_its_name_names_that_version(survey_corpus_index):
+    """"FlashAttention 2" and "FlashAttention v2" put FlashAttention (the first) first, named, and
+    "flashattention 2" FlashAttention-3: a version asked for is that version's
+    paper. A number after a name that no version carries ("QLoRA 4 bit") leaves the name as it was."""
+    searcher = Searcher(Index.open(survey_corpus_index))
+    for question in ("FlashAttention 2", "FlashAttention v2", "flashattention 2", "the flashattention 2 paper"):
+        hits = searcher.search(question, k=3)
+        assert hits[0].paper.title.startswith("FlashAttention-2:") and hits[0].evidence.named, question
+        assert not any(h.evidence.named for h in hits[1:]), question
+    assert searcher.search("FlashAttention", k=1)[0].paper.title.startswith("FlashAttention:")
+    qlora = searcher.search("QLoRA 4 bit", k=3)
+    assert qlora[0].paper.title.startswith("QLoRA:") and qlora[0].evidence.named
+
+
 def test_a_question_that_is_an_arxiv_id_asks_for_that_paper(survey_corpus_index):
     """Its words match nothing and its vector papers at random ("2305.05920" gave Mistral 7B first
     for 20 ids of 20, an attacker's pass): the paper, or one line saying it is not indexed."""
