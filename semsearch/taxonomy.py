@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -153,7 +154,8 @@ def resolve_node(name: str, nodes: tuple[str, ...] | None = None, *, listed_by: 
     nodes = nodes if nodes is not None else load_survey().nodes
     # Both sides in the form list headings are now read in (`name_form`): a list added before keeps
     # its headings as they were typed ("Cafe\u0301").
-    given = name_form(name).strip().strip("/")
+    # A path as semsearch shows it ("A › B": classify, digests, gaps) is the path "A/B".
+    given = re.sub(r"\s*›\s*", "/", name_form(name)).strip().strip("/")
     wanted = given.lower()
     forms = [(node, name_form(node), name_form(leaf_name(node))) for node in nodes]
     for candidates in (

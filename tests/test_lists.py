@@ -756,6 +756,16 @@ def test_a_leaf_named_as_written_wins_over_one_that_differs_in_case():
     assert resolve_node("foo", ("A", "A/Foo", "B", "B/foo")) == "B/foo"
 
 
+def test_a_path_as_semsearch_shows_it_names_that_node():
+    """`classify`, digests and `taxonomy gaps` show a path as "A › B": copied into --category it was an
+    unknown category."""
+    from semsearch.taxonomy import resolve_node
+
+    assert resolve_node("Model-Centric Methods › Model Compression") == "Model-Centric Methods/Model Compression"
+    quantization = "Model-Centric Methods/Model Compression/Quantization"
+    assert resolve_node("model-centric methods›model compression › quantization") == quantization
+
+
 def test_the_last_label_in_a_list_stands_each_list_keeps_its_own_and_ids_limit_what_is_proposed(
     index_dir, list_file, stub, cli
 ):
