@@ -647,7 +647,7 @@ def test_the_published_schemas_state_the_limits_in_json_schema_words():
     no word for, every client read k as any integer."""
     from pydantic import create_model
 
-    from semsearch.requests_models import K, Year, SearchRequest
+    from semsearch.requests_models import K, SearchRequest, Year
 
     tool = create_model("search", k=(K, 10), year_from=(Year | None, None)).model_json_schema()["properties"]
     api = SearchRequest.model_json_schema()["properties"]

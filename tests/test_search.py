@@ -1099,9 +1099,9 @@ def test_any_question_gives_names_that_are_its_own_words_in_lower_case():
 
 
 def test_a_version_typed_apart_from_its_name_names_that_version(survey_corpus_index):
-    """"FlashAttention 2" and "FlashAttention v2" put FlashAttention (the first) first, named, and
-    "flashattention 2" FlashAttention-3: a version asked for is that version's
-    paper. A number after a name that no version carries ("QLoRA 4 bit") leaves the name as it was."""
+    """A version asked for is that version's paper: "FlashAttention 2" and "FlashAttention v2" put
+    FlashAttention (the first) first, and "flashattention 2" named nothing. A number after a name
+    that no version carries ("QLoRA 4 bit") leaves the name as it was."""
     searcher = Searcher(Index.open(survey_corpus_index))
     for question in ("FlashAttention 2", "FlashAttention v2", "flashattention 2", "the flashattention 2 paper"):
         hits = searcher.search(question, k=3)
