@@ -7,7 +7,10 @@ Training questions are made from the index itself, never from the evaluation set
   --paper-requests a third of them put as requests for one paper ("Which paper says that ...?");
 - about a kind of work (label 0): the taxonomy's example questions and node names as a user would
   type them ("pruning", "papers on pruning"), each read by a classifier trained without that
-  leaf's questions (two folds), so the question's leaf distribution is not flattered.
+  leaf's questions (two folds), so the question's leaf distribution is not flattered; with --needs
+  those asked in the first person also stated as the asker's need ("I want to store weights in 4
+  bits"), and with --readers-voice the cloze questions' "we" (the authors') put in the third
+  person, as a reader describes a paper.
 
 A logistic model of the question's features (below) gives the chance that it is about one paper;
 the taxonomy then weighs TAXONOMY_WEIGHT · (1 − p)^γ, with γ and an offset of the logistic's bias
@@ -34,7 +37,12 @@ from semsearch.search import Searcher, rank_hybrid
 from semsearch.taxonomy import is_under, leaf_name, load_taxonomy
 
 FEATURES = ("lead", "stands_out", "top", "agree", "peak", "specificity", "like_asked", "like_described", "like_paper")
-FORM_FEATURES = ("asks", "words", "a_paper")  # with --form: how the question is put (`search.question_form`)
+FORM_FEATURES = (
+    "asks",
+    "words",
+    "a_paper",
+    "first_person",
+)  # with --form: how the question is put (`search.question_form`)
 HERE = Path(__file__).resolve().parent
 
 
@@ -49,6 +57,9 @@ def question_sets(shared: Path) -> dict[str, Path]:
         "problems": HERE / "eval/questions_problems.jsonl",
         "early": HERE / "eval/questions_problems_early.jsonl",
         "later": HERE / "eval/questions_problems_later.jsonl",
+        "known ours abs": HERE / "eval/known_items_abstracts_ours.jsonl",
+        "stated": HERE / "eval/questions_problems_stated.jsonl",
+        "known 1st person": HERE / "eval/known_items_first_person.jsonl",
     }
 
 
@@ -61,6 +72,9 @@ def features(searcher: Searcher, query: str, vector: np.ndarray, evidence: dict)
 
 USE_FORM = False  # set by --form
 STATEMENTS = False  # set by --statements
+NEEDS = False  # set by --needs: example questions asked in the first person also stated as one's need
+READERS_VOICE = False  # set by --readers-voice: the cloze questions' "we" (the authors) become "they"
+AUTHORS_VOICE = {"we": "they", "our": "their", "ours": "theirs", "us": "them", "we're": "they're", "we've": "they've"}
 PAPER_REQUESTS: tuple[str, ...] = ()  # set by --paper-requests: templates for a third of the cloze questions
 SINGULAR_TOPICS: tuple[str, ...] = ()  # set by --singular-topics: node names also typed as "a paper on ..."
 ONE_PAPER_REQUESTS = (
@@ -84,6 +98,18 @@ def statement(question: str) -> str:
     stated = ASKING.sub("", question.strip()).replace("?", "").strip()
     stated = re.sub(r"\b(can|could|should|do|does) (i|we)\b", r"\2", stated, flags=re.IGNORECASE)
     return stated[:1].upper() + stated[1:] if stated else question
+
+
+ASKED_BY_ONESELF = re.compile(r"\b(?:how |what |which \w+ )?(?:can|could|should|do|would|might) (i|we)\b", re.I)
+
+
+def need(question: str) -> str | None:
+    """An example question asked in the first person, stated as the asker's need: "How can I store
+    weights in 4 bits?" -> "I want to store weights in 4 bits"; None when no one asks of themselves."""
+    if not ASKED_BY_ONESELF.search(question):
+        return None
+    stated = ASKED_BY_ONESELF.sub(lambda m: f"{m.group(1)} want to", question, count=1).replace("?", "").strip()
+    return stated[:1].upper() + stated[1:]
 
 
 def read(searcher: Searcher, query: str) -> tuple[dict, np.ndarray]:
@@ -110,6 +136,17 @@ def training_questions(searcher: Searcher, papers: dict, seed: int = 0) -> list[
             start = rng.randint(0, len(words) - n)
             words = words[start : start + n]
         question = " ".join(words)
+        if READERS_VOICE:  # a reader describes a paper's authors in the third person; "we" is theirs
+            question = re.sub(
+                r"\b(we're|we've|we|our|ours|us)\b",
+                lambda m: (
+                    AUTHORS_VOICE[m.group(1).lower()].capitalize()
+                    if m.group(1)[0].isupper()
+                    else AUTHORS_VOICE[m.group(1).lower()]
+                ),
+                question,
+                flags=re.IGNORECASE,
+            )
         if PAPER_REQUESTS and rng.random() < 1 / 3:  # a paper one remembers, asked for as one paper
             question = rng.choice(PAPER_REQUESTS).format(question[:1].lower() + question[1:].rstrip("."))
         rows.append((question, 1, paper.id, *read(searcher, question)))
@@ -128,6 +165,8 @@ def training_questions(searcher: Searcher, papers: dict, seed: int = 0) -> list[
         for leaf in held:
             for question in taxonomy.questions[leaf]:
                 rows.append((question, 0, leaf, *read(searcher, question)))
+                if NEEDS and (stated := need(question)):  # the asker's own need, stated
+                    rows.append((stated, 0, leaf, *read(searcher, stated)))
                 if STATEMENTS:  # the same need stated rather than asked: form alone must not decide
                     stated = statement(question)
                     rows.append((stated, 0, leaf, *read(searcher, stated)))
@@ -200,12 +239,16 @@ def main() -> None:
     parser.add_argument(
         "--paper-requests", action="store_true", help="put a third of the cloze questions as requests for one paper"
     )
+    parser.add_argument("--needs", action="store_true", help="example questions asked in the first person also stated")
+    parser.add_argument(
+        "--readers-voice", action="store_true", help="the cloze questions' first person (the authors') made third"
+    )
     parser.add_argument(
         "--singular-topics", action="store_true", help="node names also typed as requests for one paper on them"
     )
     args = parser.parse_args()
-    global USE_FORM, STATEMENTS, PAPER_REQUESTS, SINGULAR_TOPICS
-    USE_FORM, STATEMENTS = args.form, args.statements
+    global USE_FORM, STATEMENTS, PAPER_REQUESTS, SINGULAR_TOPICS, READERS_VOICE, NEEDS
+    USE_FORM, STATEMENTS, READERS_VOICE, NEEDS = args.form, args.statements, args.readers_voice, args.needs
     PAPER_REQUESTS = ONE_PAPER_REQUESTS if args.paper_requests else ()
     SINGULAR_TOPICS = ("a paper on {}", "Is there a good paper about {}?") if args.singular_topics else ()
     index = Index.open(args.index)

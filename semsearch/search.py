@@ -71,21 +71,22 @@ CANDIDATES = 200
 DENSE_WEIGHT = 0.7
 TAXONOMY_WEIGHT = 2.0
 # The question-kind model (step 4): features in this order, fitted by
-# `python scripts/eval_question_kind.py --form --paper-requests` on 724 questions made from the dev
-# index's own papers and taxonomy (survey offline + ../shared/data/arxiv_topics.jsonl); no evaluation
-# question was used.
+# `python scripts/eval_question_kind.py --form --paper-requests --readers-voice --needs` on 769
+# questions made from the dev index's own papers and taxonomy (survey offline +
+# ../shared/data/arxiv_topics.jsonl); no evaluation question was used.
 QUESTION_FEATURES = (
     "lead", "stands_out", "top", "agree", "peak", "specificity", "like_asked", "like_described", "like_paper",
-    "asks", "words", "a_paper",
+    "asks", "words", "a_paper", "first_person",
 )  # fmt: skip
 ONE_PAPER_COEFFICIENTS = np.array(
-    [0.7384, 1.4128, -0.4374, 0.1139, -1.1083, 0.7367, -0.7555, -1.2541, -1.1334, -5.8778, 3.9970, 4.2798]
+    [0.8614, 1.8742, -0.7719, 0.1517, -1.1421, 0.6278, -0.4999, -1.4230, -0.8813, -4.3051, 3.1691, 5.6171, -4.2811]
 )
-ONE_PAPER_BIAS = -6.8833
+ONE_PAPER_BIAS = -5.2243
 ONE_PAPER = 0.5  # the chance of a question about one paper from which its best direct matches come first
 DIRECT_FIRST = 3  # how many: the first screen a user reads
 STANDS_OUT = 0.5  # a best direct match leading the next by half the spread of the first ten stays on it
 ONE_PAPER_NOUN = re.compile(r"\b(paper|article|preprint|publication)\b", re.I)  # singular: "papers" is a kind of work
+FIRST_PERSON = re.compile(r"\b(i|i'm|i've|i'd|my|me|mine|we|we're|we've|we'd|our|ours|us)\b", re.I)
 INTERROGATIVE = re.compile(
     r"^\W*(how|what|which|why|where|when|who|whom|whose|is|are|can|could|should|would|do|does|did|any)\b", re.I
 )
@@ -304,13 +305,19 @@ def rank_named(
     return (shown + rest[after:])[:k]
 
 
-def question_form(query: str) -> tuple[float, float, float]:
+def question_form(query: str) -> tuple[float, float, float, float]:
     """How the question is put: asked as one (a question mark, or an interrogative first word), the
-    log of its length in words, and whether it asks for a paper in the singular ("which paper ...?",
-    "the paper that ..."). A kind of work is asked for, or named in a few words; a paper one
-    remembers is described, or asked for as one paper."""
+    log of its length in words, whether it asks for a paper in the singular ("which paper ...?",
+    "the paper that ..."), and whether the asker speaks of themselves ("my model", "we need"). A
+    kind of work is asked for, named in a few words, or needed for one's own problem; a paper one
+    remembers is described (its authors in the third person), or asked for as one paper."""
     asks = "?" in query or bool(INTERROGATIVE.match(query))
-    return float(asks), float(np.log(len(query.split()) + 1)), float(bool(ONE_PAPER_NOUN.search(query)))
+    return (
+        float(asks),
+        float(np.log(len(query.split()) + 1)),
+        float(bool(ONE_PAPER_NOUN.search(query))),
+        float(bool(FIRST_PERSON.search(query))),
+    )
 
 
 def question_features(
