@@ -452,10 +452,13 @@ def leaf_distributions(store, vec_ids, cache: dict | None = None) -> dict[int, t
 def check_query(query: str) -> str:
     """The question in compatibility form (full-width letters and digits, ligatures as plain ones:
     "ＧＰＴＱ" is GPTQ, "２３０６.００９７８" an arXiv id), control characters dropped and white space
-    collapsed; refused if empty."""
+    collapsed; refused if empty, or with no letter or digit to search by ("🚀", "???" answered ten
+    papers at random, explained as a question about a kind of work)."""
     text = one_line(unicodedata.normalize("NFKC", query))
     if not text:
         raise SemsearchError("the question is empty")
+    if not any(c.isalnum() for c in text):
+        raise SemsearchError("the question has no letter or digit to search by")
     if len(text) > MAX_QUERY_CHARS:
         raise SemsearchError(f"the question is longer than {MAX_QUERY_CHARS} characters")
     return text

@@ -172,6 +172,20 @@ def test_each_door_echoes_the_question_as_it_was_read(client, tools, index_dir, 
     assert json.loads(capsys.readouterr().out)["query"] == "GPTQ weights"
 
 
+def test_a_question_with_nothing_to_search_by_is_refused_at_every_door(client, tools, index_dir, capsys):
+    """ "🚀" or "???" answered ten papers at random, explained as a question about a kind of work
+    (a researcher's pass): now one refusal at every door."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    said = "the question has no letter or digit to search by"
+    answer = client.get("/api/search", params={"q": "🚀 ???"})
+    assert (answer.status_code, answer.json()) == (400, {"error": said})
+    with pytest.raises(ToolError, match=f"^Error executing tool search: {said}$"):
+        anyio.run(tools.call_tool, "search", {"question": "🚀 ???"})
+    assert main(["search", "🚀 ???", "--index", str(index_dir)]) == 2
+    assert capsys.readouterr().err == f"error: {said}\n"
+
+
 def test_each_door_gives_one_classify_answer(client, tools, index_dir, capsys):
     """The CLI's --json left out `path` and `neighbours`, which the API and MCP gave (a newcomer's pass)."""
     paper = {"title": "Evicting tokens from the cache", "abstract": "We keep heavy hitters and evict the rest."}

@@ -907,6 +907,10 @@ def test_a_question_is_cleaned_of_control_characters_and_held_to_2000_characters
     for blank in ("", " \n\t", "\x00\x1b"):
         with pytest.raises(SemsearchError, match=r"^the question is empty$"):
             check_query(blank)
+    for nothing_to_search_by in ("🚀", "???", "🚀 … !", "—"):
+        with pytest.raises(SemsearchError, match=r"^the question has no letter or digit to search by$"):
+            check_query(nothing_to_search_by)
+    assert check_query("量子化") == "量子化" and check_query("4?") == "4?"  # letters of any script, digits
 
 
 class _Shelf:
