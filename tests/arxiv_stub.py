@@ -61,6 +61,8 @@ class Step:
     content_type: str = "application/atom+xml"
     trickle: float = 0.0  # send the answer a byte at a time, this many seconds apart
     trickle_head: float = 0.0  # the same for the status line and headers (the body never comes)
+    pause_at: bytes = b""  # send the answer up to these bytes, wait `pause` seconds, then the rest (no length)
+    pause: float = 0.0
     repeat: bool = False  # send the page's first entry twice
     total: int | None = None  # say the results number this many (arXiv's empty answers may say 0)
 
@@ -146,9 +148,16 @@ class ArxivStub:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", step.content_type)
-                    if not step.trickle:
+                    if not step.trickle and not step.pause_at:
                         self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
+                    if step.pause_at and step.pause_at in body:
+                        cut = body.index(step.pause_at)
+                        self.wfile.write(body[:cut])
+                        self.wfile.flush()
+                        time.sleep(step.pause)
+                        body = body[cut:]
+                        self.close_connection = True  # without a length, the end is the close
                     for start in range(0, len(body), 1 if step.trickle else len(body) or 1):
                         self.wfile.write(body[start : start + (1 if step.trickle else len(body))])
                         self.wfile.flush()

@@ -215,6 +215,16 @@ def test_an_answer_trickled_a_byte_at_a_time_is_cut_off_at_the_timeout(stub):
     assert time.monotonic() - started < 3  # the whole feed trickled would take about 30 s
 
 
+def test_an_answer_cut_at_the_timeout_mid_entry_is_never_read_as_a_shorter_feed(stub):
+    """The deadline shuts the socket, which ends a body without a length like the server's own close:
+    the bytes before the cut, read leniently, gave a paper whose abstract stopped mid-word, stored."""
+    whole = "An abstract that the deadline cuts in the middle of this sentence, then comes whole."
+    stub.papers["2401.00001"] = {"title": "Cut mid-entry", "abstract": whole}
+    stub.script = [Step(pause_at=b"the middle", pause=1.5)]
+    result = ArxivClient(timeout=0.5).fetch_ids(["2401.00001"])
+    assert [p.abstract for p in result.papers] == [whole] and len(stub.requests) == 2  # cut, then asked again
+
+
 def test_headers_trickled_a_byte_at_a_time_are_cut_off_at_the_timeout_too(stub):
     stub.script = [Step(trickle_head=0.02)]
     started = time.monotonic()

@@ -144,6 +144,9 @@ class _TimeoutSession(requests.Session):
                         raise NotAFeed(f"its answer is larger than {MAX_ANSWER_BYTES // 2**20} MB")
             finally:
                 response.close()
+            timer.cancel()
+            if expired.is_set():  # the cut socket ended a body without a length as a close would: a part, not the answer
+                raise requests.Timeout(f"its answer took longer than {self.timeout:g} s")
         except requests.RequestException as err:
             if expired.is_set() and not isinstance(err, NotAFeed):
                 raise requests.Timeout(f"its answer took longer than {self.timeout:g} s") from None
