@@ -63,6 +63,7 @@ class Step:
     trickle_head: float = 0.0  # the same for the status line and headers (the body never comes)
     pause_at: bytes = b""  # send the answer up to these bytes, wait `pause` seconds, then the rest (no length)
     pause: float = 0.0
+    cut_at: bytes = b""  # send the answer up to these bytes (no length) and close the connection
     repeat: bool = False  # send the page's first entry twice
     total: int | None = None  # say the results number this many (arXiv's empty answers may say 0)
 
@@ -148,7 +149,10 @@ class ArxivStub:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", step.content_type)
-                    if not step.trickle and not step.pause_at:
+                    if step.cut_at and step.cut_at in body:
+                        body = body[: body.index(step.cut_at)]
+                        self.close_connection = True
+                    if not step.trickle and not step.pause_at and not step.cut_at:
                         self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     if step.pause_at and step.pause_at in body:
@@ -162,7 +166,7 @@ class ArxivStub:
                         self.wfile.write(body[start : start + (1 if step.trickle else len(body))])
                         self.wfile.flush()
                         time.sleep(step.trickle)
-                    self.close_connection = bool(step.trickle)  # without a length, the end is the close
+                    self.close_connection = bool(step.trickle or step.pause_at or step.cut_at)  # without a length, the end is the close
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
 

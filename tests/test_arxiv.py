@@ -225,6 +225,16 @@ def test_an_answer_cut_at_the_timeout_mid_entry_is_never_read_as_a_shorter_feed(
     assert [p.abstract for p in result.papers] == [whole] and len(stub.requests) == 2  # cut, then asked again
 
 
+def test_an_answer_whose_connection_closes_mid_entry_is_asked_for_again(stub):
+    """Without a Content-Length a close ends the body: read leniently, the bytes before a dropped
+    connection were a feed whose last papers had their abstracts cut mid-word, stored, exit 0."""
+    whole = "An abstract the server drops in the middle of this sentence, then sends whole."
+    stub.papers["2401.00002"] = {"title": "Dropped mid-entry", "abstract": whole}
+    stub.script = [Step(cut_at=b"the middle")]
+    result = ArxivClient(delay=0).fetch_ids(["2401.00001", "2401.00002"])
+    assert {p.id: p.abstract for p in result.papers}["2401.00002"] == whole and len(stub.requests) == 2
+
+
 def test_headers_trickled_a_byte_at_a_time_are_cut_off_at_the_timeout_too(stub):
     stub.script = [Step(trickle_head=0.02)]
     started = time.monotonic()

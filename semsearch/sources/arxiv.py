@@ -35,6 +35,7 @@ QUERY_PAGE = 100
 MAX_ANSWER_BYTES = 64 * 2**20  # a page of 100 papers is about 300 KB; more than this is not arXiv
 ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"
 TOTAL_RESULTS = "{http://a9.com/-/spec/opensearch/1.1/}totalResults"
+FEED_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?feed\s*>\s*\Z")  # a whole feed ends with its root's end tag
 # The longest Retry-After (429, 503) waited out. arXiv's throttling asks for seconds; a longer wait
 # (maintenance, a block) is said at once rather than slept through by a command or a request
 # someone waits on, or by a scheduled watch that would then hold the index's writer lock meanwhile.
@@ -177,6 +178,8 @@ def _atom_feed(content: bytes):
     else None. Parsed as the `arxiv` package parses it: no entities expanded, nothing fetched."""
     from lxml import etree
 
+    if not FEED_END.search(content[-4096:]):  # cut short (a connection closed mid-answer): read leniently, the
+        return None  # bytes before the cut were a feed whose last entry stopped mid-abstract, stored as a paper
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=True)
     try:
         root = etree.fromstring(content, parser=parser)
