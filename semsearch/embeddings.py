@@ -193,8 +193,10 @@ def export_onnx(name: str, *, index_dir: Path) -> Path | None:
 def is_current_export(directory: Path) -> bool:
     """An intact export in the present format (an older one still answers, but is made again at
     ingest, as is a damaged one)."""
+    from semsearch.index import read_small_file
+
     try:
-        return json.loads((directory / EXPORT_CONFIG).read_text()).get("format", 1) >= EXPORT_FORMAT and (
+        return json.loads(read_small_file(directory / EXPORT_CONFIG)).get("format", 1) >= EXPORT_FORMAT and (
             export_damage(directory) is None
         )
     except (OSError, ValueError, AttributeError):
@@ -211,10 +213,10 @@ def _settings_digest(config: dict) -> str:
 def export_damage(directory: Path) -> str | None:
     """What is damaged in an export (its settings, a file missing or changed), or None. An export
     made before checksums were kept (format 2) is taken as it is, as an index's files are."""
-    from semsearch.index import damaged_files
+    from semsearch.index import damaged_files, read_small_file
 
     try:
-        config = json.loads((directory / EXPORT_CONFIG).read_text())
+        config = json.loads(read_small_file(directory / EXPORT_CONFIG))
     except (OSError, ValueError) as err:
         return f"{EXPORT_CONFIG} cannot be read ({err})"
     if not isinstance(config, dict):
@@ -274,7 +276,9 @@ class OnnxEmbedder:
         damage = export_damage(directory)
         if damage:
             raise ExportDamaged(f"the ONNX export in {directory} is damaged: {damage}")
-        self.config = json.loads((directory / EXPORT_CONFIG).read_text())
+        from semsearch.index import read_small_file
+
+        self.config = json.loads(read_small_file(directory / EXPORT_CONFIG))
         self.model_name = self.config["model"]
         self.workers = max(1, workers)
         if self.workers > 1:

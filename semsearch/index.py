@@ -112,7 +112,7 @@ class Manifest:
     @classmethod
     def read(cls, path: Path) -> Manifest:
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_small_file(path))
             fields = {name: data[name] for name in cls.__dataclass_fields__ if name != "files"}
             files = data.get("files")
             if files is not None and not (isinstance(files, dict) and all(isinstance(v, str) for v in files.values())):
@@ -183,6 +183,28 @@ def _generation_names(directory: Path) -> list[str]:
 
 
 # --- integrity --------------------------------------------------------------------------------
+SMALL_FILE_LIMIT = 1 << 20  # a manifest, a stamp, an export's settings: a few KB each
+
+
+def read_small_file(path: Path, limit: int = SMALL_FILE_LIMIT) -> str:
+    """The text of one of an index's small JSON files, read only when it is a regular file of at most
+    `limit` bytes: one replaced by a FIFO blocked every reader for ever, and one linked to /dev/zero
+    was read until memory ran out (12 GB in 30 s). OSError otherwise, as for a missing file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO does not block the open
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit:,} bytes", str(path))
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit:,} bytes", str(path))
+    return data.decode("utf-8")
+
 def file_digest(path: Path) -> str:
     """blake2b of a file: fast, in the standard library, and no one can pass damage off as intact."""
     digest = hashlib.blake2b()
@@ -201,10 +223,16 @@ def digest_files(generation_dir: Path) -> dict[str, str]:
     }
 
 
+class NotAFile(Exception):
+    """A file of a generation or an export that is a folder, a FIFO or a device: damage."""
+
+
 def _stats(generation_dir: Path, names: list[str]) -> dict[str, list[int]]:
     stats = {}
     for name in names:
         st = (generation_dir / name).stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the hash for ever, /dev/zero never end it
+            raise NotAFile(name)
         # ctime and inode too: `touch -r` can put an mtime back, nothing in user space sets a ctime.
         stats[name] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
     return stats
@@ -212,7 +240,7 @@ def _stats(generation_dir: Path, names: list[str]) -> dict[str, list[int]]:
 
 def _read_stamp(generation_dir: Path) -> dict | None:
     try:
-        return json.loads((generation_dir / STAMP_FILE).read_text())
+        return json.loads(read_small_file(generation_dir / STAMP_FILE))
     except (OSError, ValueError):
         return None
 
@@ -264,6 +292,8 @@ def damaged_files(folder: Path, wanted: dict[str, str], anchor: str) -> str | No
         stats = _stats(folder, [anchor, *wanted])
     except FileNotFoundError as err:
         return f"{Path(err.filename).relative_to(folder).as_posix()} is missing"
+    except NotAFile as err:
+        return f"{err} is not a file"
     key = str(folder.resolve())
     known = _verified.get(key) or _read_stamp(folder)
     if not isinstance(known, dict) or known.get(anchor) != stats[anchor]:

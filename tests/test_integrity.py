@@ -263,6 +263,37 @@ def test_a_paper_record_of_another_shape_is_damage_in_one_line(two_generations, 
 
 # --- a damaged generation is passed over -------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.parametrize("name", ["manifest.json", ".verified", "papers.db", "lexical/vocab.index.json"])
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_a_file_of_a_generation_that_is_a_fifo_or_a_device_is_damage_not_a_hang(two_generations, name, kind):
+    """A FIFO in its place blocked every reader for ever (the open of a manifest or a stamp, or the
+    hash of a data file), and a link to /dev/zero was read without end: a manifest's until memory ran
+    out (12 GB in 30 s), a data file's hash for ever. Run with a memory limit, so a failure is not the
+    machine's."""
+    import resource
+
+    path = two_generations / "gen-000002" / name
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # noqa: E731
+    process = subprocess.run(
+        [sys.executable, "-m", "tests.cli_process", "--", "search", "kv cache eviction", "--json", "--index",
+         str(two_generations)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
+        preexec_fn=limit,
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr
+    if name == ".verified":  # only a record of past checks: the files are hashed again, and intact
+        assert process.stderr == "" and KV in {r["id"] for r in json.loads(process.stdout)["results"]}
+        return
+    assert one_line(process.stderr).startswith(f"warning: index at {two_generations}: gen-000002 is damaged (")
+    assert one_line(process.stderr).endswith("; serving gen-000001")
+    assert KV not in {r["id"] for r in json.loads(process.stdout)["results"]}  # gen-000001's answer
+
+
 def test_random_bytes_in_the_newest_vectors_are_caught_and_the_previous_generation_answers(two_generations):
     """The reported attack: 100 KB of random bytes into the middle of the newest vectors.faiss made
     `search` answer exit 0 with an unrelated first hit."""
