@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,15 +82,26 @@ def read_source(source: str, *, offline: bool = False) -> str:
             r"https://raw.githubusercontent.com/\1/\2/HEAD/README.md",
             source,
         )
+        import urllib3
+
+        # requests' timeout bounds each read: a server sending a byte now and then held the command
+        # for ever. The whole answer gets FETCH_TIMEOUT, checked as each piece arrives.
+        deadline = time.monotonic() + FETCH_TIMEOUT
         try:
             with requests.get(url, timeout=FETCH_TIMEOUT, headers={"User-Agent": "semsearch"}, stream=True) as response:
                 response.raise_for_status()
                 body = bytearray()
-                for chunk in response.iter_content(1 << 16):
+                while chunk := response.raw.read1(1 << 16, decode_content=True):
                     body += chunk
                     if len(body) > 4 * MAX_CHARS:  # a character is at most four bytes
                         raise SemsearchError(too_large)
+                    if time.monotonic() > deadline:
+                        raise Unreachable(
+                            f"cannot fetch {public_source(source)}: its answer took longer than {FETCH_TIMEOUT:g} s"
+                        )
                 return body.decode(response.encoding or "utf-8", errors="replace")
+        except urllib3.exceptions.HTTPError as err:  # read1 is below requests: its errors are urllib3's
+            raise Unreachable(f"cannot fetch {public_source(source)}: its answer broke off ({type(err).__name__})") from None
         except requests.RequestException as err:
             # A page that is not there is a wrong URL (exit 2); a host that does not answer, not.
             status = err.response.status_code if isinstance(err, requests.HTTPError) and err.response is not None else 0
@@ -99,8 +111,14 @@ def read_source(source: str, *, offline: bool = False) -> str:
     try:
         if path.stat().st_size > 4 * MAX_CHARS:
             raise SemsearchError(too_large)
-        with path.open(encoding="utf-8", newline="") as handle:  # its own line ends: a patch must match them
-            return handle.read()
+        # Read up to the limit, whatever the size said: /dev/zero (or a pipe) says 0 and never ends,
+        # and was read until memory ran out. Bytes decoded as they are keep the file's own line ends,
+        # which a patch must match.
+        with path.open("rb") as handle:
+            raw = handle.read(4 * MAX_CHARS + 1)
+        if len(raw) > 4 * MAX_CHARS:
+            raise SemsearchError(too_large)
+        return raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise SemsearchError(f"cannot read {source}: {err.strerror if isinstance(err, OSError) else err}") from None
 

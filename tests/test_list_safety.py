@@ -5,6 +5,7 @@ never touches the network, and no local paths shown."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -388,3 +389,64 @@ def test_the_api_shows_a_list_by_its_file_name_or_url_never_a_local_path(survey_
         "web": "https://example.org/list/README.md",
     }
     assert str(tmp_path) not in answer.text and "token" not in answer.text
+
+
+# --- a list that never ends ---------------------------------------------------------------------------
+def test_a_list_file_that_never_ends_is_refused_at_the_size_limit(tmp_path):
+    """A pipe (or /dev/zero) says its size is 0 and was read whole: `taxonomy add kv /dev/zero`
+    took memory until it ran out. Here a pipe fed 21 MB: refused once 20 MB are read."""
+    from semsearch.lists import read_source
+
+    pipe = tmp_path / "list.md"
+    os.mkfifo(pipe)
+
+    def feed() -> None:
+        try:
+            with open(pipe, "wb") as handle:
+                for _ in range(21):
+                    handle.write(b"x" * 1_000_000)
+        except BrokenPipeError:
+            pass  # the reader stopped at the limit
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    with pytest.raises(SemsearchError, match="larger than the 5 MB a list may be"):
+        read_source(str(pipe))
+    writer.join(10)
+
+
+def test_a_list_url_that_trickles_its_answer_is_cut_at_the_timeout(monkeypatch):
+    """requests' timeout bounds each read: a server sending a byte now and then held `taxonomy add`
+    for ever (90 s and counting with FETCH_TIMEOUT 30)."""
+    from semsearch import lists
+    from semsearch.errors import Unreachable
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/markdown; charset=utf-8")
+            self.end_headers()
+            try:
+                for byte in LIST.encode():
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(lists, "FETCH_TIMEOUT", 0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Unreachable, match="its answer took longer than 0.5 s"):
+            lists.read_source(f"http://127.0.0.1:{server.server_port}/README.md")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert time.monotonic() - started < 5
