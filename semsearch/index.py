@@ -607,7 +607,8 @@ def _lock_timeout() -> float:
 def _take_lease(generation_dir: Path) -> int | None:
     """A shared lock on the generation's readers file (None for a generation written without one)."""
     try:
-        fd = os.open(generation_dir / READERS_FILE, os.O_RDONLY)
+        # O_NONBLOCK: a .readers replaced by a FIFO blocked the open, so every reader, for ever.
+        fd = os.open(generation_dir / READERS_FILE, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         if not generation_dir.exists():
             raise
@@ -624,7 +625,7 @@ def _drop_lease(fd: int | None) -> None:
 def _retire(generation_dir: Path) -> bool:
     """Remove an old generation unless a reader holds it; True when removed."""
     try:
-        fd = os.open(generation_dir / READERS_FILE, os.O_RDONLY)
+        fd = os.open(generation_dir / READERS_FILE, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO would block
     except FileNotFoundError:
         fd = None
     try:

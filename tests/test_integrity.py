@@ -263,7 +263,7 @@ def test_a_paper_record_of_another_shape_is_damage_in_one_line(two_generations, 
 
 # --- a damaged generation is passed over -------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["manifest.json", ".verified", "papers.db", "lexical/vocab.index.json"])
+@pytest.mark.parametrize("name", ["manifest.json", ".verified", ".readers", "papers.db", "lexical/vocab.index.json"])
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
 def test_a_file_of_a_generation_that_is_a_fifo_or_a_device_is_damage_not_a_hang(two_generations, name, kind):
     """A FIFO in its place blocked every reader for ever (the open of a manifest or a stamp, or the
@@ -286,7 +286,7 @@ def test_a_file_of_a_generation_that_is_a_fifo_or_a_device_is_damage_not_a_hang(
         preexec_fn=limit,
     )  # fmt: skip
     assert process.returncode == 0, process.stderr
-    if name == ".verified":  # only a record of past checks: the files are hashed again, and intact
+    if name in (".verified", ".readers"):  # a record of past checks (hashed again), a lock (a FIFO locks too)
         assert process.stderr == "" and KV in {r["id"] for r in json.loads(process.stdout)["results"]}
         return
     assert one_line(process.stderr).startswith(f"warning: index at {two_generations}: gen-000002 is damaged (")
