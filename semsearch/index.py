@@ -194,15 +194,15 @@ def read_small_file(path: Path, limit: int = SMALL_FILE_LIMIT) -> str:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
+            raise OSError(errno.EINVAL, "not a regular file")
         if info.st_size > limit:
-            raise OSError(errno.EFBIG, f"larger than {limit:,} bytes", str(path))
+            raise OSError(errno.EFBIG, f"larger than {limit:,} bytes")
         with os.fdopen(os.dup(fd), "rb") as handle:
             data = handle.read(limit + 1)
     finally:
         os.close(fd)
     if len(data) > limit:
-        raise OSError(errno.EFBIG, f"larger than {limit:,} bytes", str(path))
+        raise OSError(errno.EFBIG, f"larger than {limit:,} bytes")
     return data.decode("utf-8")
 
 def file_digest(path: Path) -> str:
