@@ -205,6 +205,7 @@ def read_small_file(path: Path, limit: int = SMALL_FILE_LIMIT) -> str:
         raise OSError(errno.EFBIG, f"larger than {limit:,} bytes")
     return data.decode("utf-8")
 
+
 def file_digest(path: Path) -> str:
     """blake2b of a file: fast, in the standard library, and no one can pass damage off as intact."""
     digest = hashlib.blake2b()

@@ -101,7 +101,8 @@ def read_source(source: str, *, offline: bool = False) -> str:
                         )
                 return body.decode(response.encoding or "utf-8", errors="replace")
         except urllib3.exceptions.HTTPError as err:  # read1 is below requests: its errors are urllib3's
-            raise Unreachable(f"cannot fetch {public_source(source)}: its answer broke off ({type(err).__name__})") from None
+            broke = f"cannot fetch {public_source(source)}: its answer broke off ({type(err).__name__})"
+            raise Unreachable(broke) from None
         except requests.RequestException as err:
             # A page that is not there is a wrong URL (exit 2); a host that does not answer, not.
             status = err.response.status_code if isinstance(err, requests.HTTPError) and err.response is not None else 0

@@ -166,7 +166,8 @@ class ArxivStub:
                         self.wfile.write(body[start : start + (1 if step.trickle else len(body))])
                         self.wfile.flush()
                         time.sleep(step.trickle)
-                    self.close_connection = bool(step.trickle or step.pause_at or step.cut_at)  # without a length, the end is the close
+                    # Without a length, the end of the answer is the close.
+                    self.close_connection = bool(step.trickle or step.pause_at or step.cut_at)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
 

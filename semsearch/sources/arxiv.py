@@ -146,7 +146,8 @@ class _TimeoutSession(requests.Session):
             finally:
                 response.close()
             timer.cancel()
-            if expired.is_set():  # the cut socket ended a body without a length as a close would: a part, not the answer
+            # The cut socket ended a body without a length as a close would: a part, not the answer.
+            if expired.is_set():
                 raise requests.Timeout(f"its answer took longer than {self.timeout:g} s")
         except requests.RequestException as err:
             if expired.is_set() and not isinstance(err, NotAFeed):
