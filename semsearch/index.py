@@ -500,7 +500,7 @@ class Index:
 
     @cached_property
     def lexical(self):
-        """The BM25 index of this generation, loaded (memory-mapped) on first use."""
+        """The BM25 index of this generation, loaded on first use."""
         from semsearch.lexical import LexicalIndex
 
         try:

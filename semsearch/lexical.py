@@ -1,8 +1,8 @@
 """The sparse (BM25) index kept beside the vector index, built from the same papers at publish.
 
 `bm25s` builds the index (precomputed BM25 weights in a term-major sparse matrix); questions are
-scored straight from its saved arrays with numpy, memory-mapped, so that answering a question
-imports neither bm25s nor scipy.
+scored straight from its saved arrays with numpy (memory-mapped when large), so that answering a
+question imports neither bm25s nor scipy.
 """
 
 from __future__ import annotations
@@ -121,12 +121,18 @@ class LexicalIndex:
         vocabulary = json.loads((source / "vocab.index.json").read_text())
         if not (isinstance(vocabulary, dict) and all(type(term) is int for term in vocabulary.values())):
             raise ValueError("vocab.index.json is not a map of words to term numbers")
+        from semsearch.vectors import MAP_ABOVE_BYTES
+
+        def array(name: str) -> np.ndarray:  # in memory unless large (why: vectors.MAP_ABOVE_BYTES)
+            path = source / name
+            return np.load(path, mmap_mode="r" if path.stat().st_size > MAP_ABOVE_BYTES else None)
+
         return cls(
             np.load(source / IDS_FILE),
             vocabulary,
-            np.load(source / "data.csc.index.npy", mmap_mode="r"),
-            np.load(source / "indices.csc.index.npy", mmap_mode="r"),
-            np.load(source / "indptr.csc.index.npy", mmap_mode="r"),
+            array("data.csc.index.npy"),
+            array("indices.csc.index.npy"),
+            array("indptr.csc.index.npy"),
         )
 
     def idf(self, term: str) -> float:

@@ -24,6 +24,10 @@ NPROBE = 48
 HNSW_NEIGHBOURS = 32
 HNSW_EF_SEARCH = 96
 TRAINING_SAMPLE = 100_000
+# Arrays up to this size are read into memory, larger ones memory-mapped: a mapped file truncated
+# in place under a server (`rsync --inplace`) ends the process with SIGBUS before the reload tick
+# can find the damage, and a copy of tens of MB costs milliseconds (the lexical arrays use it too).
+MAP_ABOVE_BYTES = 256 << 20
 
 
 def choose_index_type(requested: str, count: int) -> str:
@@ -105,7 +109,7 @@ def write(index, path: Path) -> None:
 
 
 class FlatVectors:
-    """A flat inner-product index read from FAISS's own file with numpy (memory-mapped): exact
+    """A flat inner-product index read from FAISS's own file with numpy (mapped when large): exact
     search needs no FAISS, whose import was ~40 ms of a question from a fresh process. It answers
     as FAISS's flat search does: the k best scores, id -1 where fewer match. Of rows tied in score,
     the earlier come first (FAISS's heap may pick and order tied rows otherwise: real embeddings
@@ -167,13 +171,19 @@ def _read_flat(path: Path) -> FlatVectors | None:
         ids = np.frombuffer(handle.read(8 * count), dtype="<i8")
     if count == 0:
         return FlatVectors(np.zeros((0, dimension), dtype=np.float32), ids)
-    matrix = np.memmap(path, dtype="<f4", mode="r", offset=offset, shape=(count, dimension))
-    return FlatVectors(matrix, ids)
+    if 4 * words > MAP_ABOVE_BYTES:
+        return FlatVectors(np.memmap(path, dtype="<f4", mode="r", offset=offset, shape=(count, dimension)), ids)
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        matrix = np.fromfile(handle, dtype="<f4", count=words)
+    if len(matrix) != words:  # changed since its size was read
+        return None
+    return FlatVectors(matrix.reshape(count, dimension), ids)
 
 
 def load(path: Path):
     """Read an index, memory-mapping what FAISS allows (IVF lists, flat codes); a flat index is read
-    with numpy alone (FlatVectors)."""
+    with numpy alone (FlatVectors), into memory up to MAP_ABOVE_BYTES."""
     flat = _read_flat(path)
     if flat is not None:
         return flat

@@ -256,6 +256,14 @@ def test_a_flat_index_is_searched_without_faiss_as_faiss_would(tmp_path, fake_mo
     path = index.generation_dir / "vectors.faiss"
     flat, reference = vectors.load(path), faiss.read_index(str(path))
     assert isinstance(flat, vectors.FlatVectors) and vectors.kind_of(flat) == "flat"
+    # Read into memory (a mapped file truncated under a server ends it: SIGBUS), mapped when large.
+    assert not isinstance(flat.matrix, np.memmap)
+    vectors.MAP_ABOVE_BYTES, limit = 0, vectors.MAP_ABOVE_BYTES
+    try:
+        mapped = vectors.load(path)
+    finally:
+        vectors.MAP_ABOVE_BYTES = limit
+    assert isinstance(mapped.matrix, np.memmap) and np.array_equal(mapped.matrix, flat.matrix)
     queries = np.vstack([index.store.embedding(v) for v in (3, 50, 299)])
     for allowed in (None, np.array([7, 8, 120, 121, 122], dtype=np.int64), np.array([5], dtype=np.int64)):
         params = {} if allowed is None else {"params": faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))}

@@ -325,6 +325,39 @@ def test_a_file_damaged_under_a_running_server_is_found_and_the_previous_generat
     assert KV not in {hit["id"] for hit in service.search("kv cache eviction")["results"]}  # gen-000001's answer
 
 
+def test_files_truncated_in_place_under_a_server_do_not_end_it_before_its_check_finds_them(two_generations):
+    """An attacker's pass: `truncate` of vectors.faiss under a running `serve` killed it at the next
+    question (SIGBUS: its pages were mapped), in the second before the reload tick would have found
+    the damage. Read into memory, the arrays answer as before until the check moves the server to
+    the intact generation. In a process of its own: a SIGBUS would end the test's."""
+    import subprocess
+    import sys
+
+    from tests.cli_process import ROOT
+
+    code = f"""
+import os, json
+from semsearch import embeddings
+from tests.conftest import HashingModel
+model = HashingModel()
+embeddings._load = lambda name: model
+from semsearch.service import Service
+service = Service(index_dir={str(two_generations)!r})
+before = service.search("kv cache eviction")
+generation = {str(two_generations / "gen-000002")!r}
+for name in ["vectors.faiss"] + [f"lexical/{{part}}.csc.index.npy" for part in ("data", "indices", "indptr")]:
+    os.truncate(os.path.join(generation, name), 0)
+after = service.search("kv cache eviction")
+print(json.dumps([before == after, service.refresh(), service.health()["generation"]]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [True, True, "gen-000001"]
+
+
 def test_a_server_with_no_intact_generation_left_refuses_until_one_is_published(two_generations, tmp_path):
     from semsearch.service import Service
 

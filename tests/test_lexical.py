@@ -88,10 +88,19 @@ def test_building_again_into_a_directory_replaces_its_index(tmp_path):
     assert list(again.vec_ids) == [5, 6] and not again.scores("zebra").any() and again.scores("lion").all()
 
 
-def test_a_question_reads_the_saved_index_memory_mapped_and_read_only(index):
-    """Module note: a question is scored straight from the saved arrays, memory-mapped: a large
-    index is not read into memory for each process that answers."""
-    for array in (index.weights, index.rows, index.starts):
+def test_a_question_reads_a_large_saved_index_memory_mapped_and_read_only_and_a_small_one_into_memory(
+    index, tmp_path, monkeypatch
+):
+    """Module note: a question is scored straight from the saved arrays, memory-mapped when large (a
+    large index is not read into memory for each process that answers); a small one is read, so a
+    file truncated in place under a server cannot end it with SIGBUS (vectors.MAP_ABOVE_BYTES)."""
+    from semsearch import vectors
+
+    assert not any(isinstance(a, np.memmap) for a in (index.weights, index.rows, index.starts))
+    LexicalIndex.build(["lion caches", "lion heads"], [5, 6], tmp_path)
+    monkeypatch.setattr(vectors, "MAP_ABOVE_BYTES", 0)
+    large = LexicalIndex.load(tmp_path)
+    for array in (large.weights, large.rows, large.starts):
         assert isinstance(array, np.memmap) and not array.flags.writeable
 
 
