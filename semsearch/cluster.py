@@ -24,15 +24,17 @@ LOCAL = "local"  # start a Ray instance on this machine (its cores are the worke
 
 
 class _Encoder:
-    """A Ray actor: the ONNX encoder, written from the shipped files into the worker's temp dir."""
+    """A Ray actor: the ONNX encoder, loaded from the shipped files written to a temp dir for the
+    while. The session and the tokenizer hold what they read, so the files go at once: Ray kills
+    its workers, which never cleaned up after themselves (87 MB left in /tmp per worker and run)."""
 
     def __init__(self, files: dict[str, bytes]):
         from semsearch.embeddings import OnnxEmbedder
 
-        self._directory = tempfile.TemporaryDirectory(prefix="semsearch-encoder-")
-        for name, content in files.items():
-            (Path(self._directory.name) / name).write_bytes(content)
-        self.embedder = OnnxEmbedder(Path(self._directory.name), threads=1)  # one core per worker
+        with tempfile.TemporaryDirectory(prefix="semsearch-encoder-") as folder:
+            for name, content in files.items():
+                (Path(folder) / name).write_bytes(content)
+            self.embedder = OnnxEmbedder(Path(folder), threads=1)  # one core per worker
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return self.embedder.encode(texts)

@@ -371,6 +371,11 @@ def test_the_ray_path_builds_the_same_index_as_the_local_path(survey_index, tmp_
     workers = []
     real_close = cluster.RayEmbedder.close
     monkeypatch.setattr(cluster.RayEmbedder, "close", lambda self: workers.append(len(self.actors)) or real_close(self))
+    import tempfile
+    from pathlib import Path
+
+    left = lambda: set(Path(tempfile.gettempdir()).glob("semsearch-encoder-*"))  # noqa: E731
+    before = left()
     stores = []
     for name, address in (("local", None), ("ray", cluster.LOCAL)):
         shutil.copytree(survey_index.directory, tmp_path / name)
@@ -378,6 +383,7 @@ def test_the_ray_path_builds_the_same_index_as_the_local_path(survey_index, tmp_
         assert report.embedded == len(papers)
         stores.append(Index.open(tmp_path / name).store)
     assert workers == [2]
+    assert left() == before  # each worker's copy of the export (87 MB) was left in /tmp for good
     local, distributed = stores
     ids = [local.vec_id(p.id) for p in papers]
     assert ids == [distributed.vec_id(p.id) for p in papers]
