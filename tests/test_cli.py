@@ -346,6 +346,81 @@ def test_a_batch_names_papers_by_id_alone_and_arxiv_is_asked_once_for_all(
         assert (code, out, err) == (2, "", "error: arXiv has no paper 2499.00009\n")
 
 
+def test_a_batch_id_the_index_holds_by_title_alone_is_placed_on_its_title_without_asking_arxiv(
+    survey_only_index, capsys, tmp_path, monkeypatch
+):
+    """A survey paper without an arXiv id is held by its title under an id of the index's own
+    ("survey:gptq-..."): named so on a --batch line, it is placed on its title, as the index places
+    it, and arXiv (which could not know the id) is not asked; refused, it was "no paper in the index"."""
+    gptq = "survey:gptq-accurate-quantization-for-generative-pre-trained-transformers"
+    batch = tmp_path / "ids.jsonl"
+    batch.write_text(json.dumps({"id": gptq}) + "\n")
+    with ArxivStub() as stub:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        code, out, err = run(capsys, "classify", "--batch", batch, "--index", survey_only_index)
+        assert code == 0 and [json.loads(line)["id"] for line in out.splitlines()] == [gptq], err
+        assert stub.requests == [] and err == ""
+
+
+def test_a_batch_whose_papers_arxiv_stopped_sending_says_why_they_are_missing(
+    survey_corpus_index, capsys, tmp_path, monkeypatch
+):
+    """arXiv answered the first chunk of ids and then asked to wait an hour: the papers it never
+    sent are named with the reason it gave, not as papers arXiv lacks."""
+    from semsearch.sources.arxiv import ID_CHUNK
+    from tests.test_arxiv import Answering
+
+    feeds = ArxivStub()
+
+    def answer(query: dict, n: int):
+        if n == 0:
+            status, body = feeds.respond(query, Step())
+            return status, {}, body
+        return 503, {"Retry-After": "3600"}, b"busy"
+
+    ids = [f"2499.{n:05d}" for n in range(ID_CHUNK + 1)]
+    batch = tmp_path / "ids.jsonl"
+    batch.write_text("".join(json.dumps({"id": paper_id}) + "\n" for paper_id in ids))
+    with Answering(answer) as server:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
+        monkeypatch.setenv("SEMSEARCH_ARXIV_DELAY", "0")
+        code, out, err = run(capsys, "classify", "--batch", batch, "--index", survey_corpus_index)
+    assert (code, out) == (2, "") and err.count("\n") == 1, err
+    assert err.startswith(f"error: arXiv has no paper {ids[-1]} (arXiv asked to wait 3,600 seconds"), err
+
+
+def test_a_batch_with_a_paper_only_arxiv_has_fails_as_unreachable_when_arxiv_does_not_answer(
+    survey_only_index, capsys, tmp_path
+):
+    """arXiv unreachable (the tests' default) and a batch naming a paper the index holds by title
+    with one it does not hold at all: the batch fails on arXiv's silence (exit 1), not with "arXiv
+    has no paper ..." (a wrong URL's exit 2, for a paper arXiv was never heard to lack)."""
+    batch = tmp_path / "ids.jsonl"
+    batch.write_text('{"id": "2306.00978"}\n{"id": "2399.00001"}\n')
+    code, out, err = run(capsys, "classify", "--batch", batch, "--index", survey_only_index)
+    assert (code, out) == (1, "") and err.startswith("error: arXiv did not answer") and err.count("\n") == 1, err
+
+
+def test_a_paper_held_by_title_alone_is_placed_on_the_abstract_arxiv_gives(survey_only_index, capsys, monkeypatch):
+    """The index's copy stands in for arXiv's only when it holds the abstract, or arXiv cannot be
+    reached: a paper held by its title alone is placed on the title and abstract arXiv answers, as
+    the same text given with --title and --abstract is."""
+    from tests.arxiv_stub import stub_paper
+
+    with ArxivStub() as stub:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        monkeypatch.setenv("SEMSEARCH_ARXIV_DELAY", "0")
+        code, out, err = run(capsys, "classify", "--arxiv", "2306.00978", "--json", "--index", survey_only_index)
+        assert code == 0 and len(stub.requests) == 1, err
+    paper = stub_paper("2306.00978")
+    code, given, err = run(
+        capsys, "classify", "--title", paper["title"], "--abstract", paper["abstract"], "--json",
+        "--index", survey_only_index,
+    )  # fmt: skip
+    assert code == 0, err
+    assert {**json.loads(out), "id": None} == {**json.loads(given), "id": None}
+
+
 def test_serve_on_a_port_another_process_holds_is_refused_before_announcing_itself(survey_corpus_index, capsys):
     import socket
 
@@ -481,3 +556,16 @@ def test_the_why_column_says_a_paper_is_there_because_the_question_names_it(caps
     first, second = out.split("2306.00978")
     assert "named by the question" in first and "taxonomy weighed" not in first
     assert "named by the question" not in second
+
+
+def test_the_why_column_of_a_paper_asked_for_by_its_arxiv_id_says_only_that(capsys):
+    """A question that is a paper's arXiv id finds it by the id, no name or title read: "its arXiv
+    id", not also "named by the question (its name or title)", which it was not."""
+    from semsearch.cli import _print_hits
+    from semsearch.paper import Paper
+    from semsearch.search import Evidence, Hit
+
+    by_id = Evidence(one_paper=1.0, known_item=True, named=True, by_id=True)
+    _print_hits([Hit(Paper("2210.17323", "GPTQ: Accurate Quantization"), 1.0, evidence=by_id)], explain=True)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "its arXiv id" in out and "named by the question" not in out
