@@ -217,6 +217,9 @@ def test_each_door_classifies_a_paper_of_the_index_named_by_its_id(client, tools
     paper = {"title": "Evicting tokens from the cache", "abstract": "We keep heavy hitters and evict the rest."}
     echoed = client.post("/api/classify", json=paper | {"id": "2302.00003"}).json()
     assert echoed["suggestions"] == client.post("/api/classify", json=paper).json()["suggestions"]
+    # And echoed it is, at each door, as a --batch line's id: a caller matches answers to its papers by it.
+    over_mcp = json.loads(anyio.run(tools.call_tool, "classify", paper | {"id": "mine"}).content[0].text)
+    assert (echoed["id"], over_mcp["id"]) == ("2302.00003", "mine")
 
 
 def test_an_assistant_asks_what_is_new(tools, index_dir):

@@ -435,6 +435,26 @@ def test_the_api_and_the_watch_take_a_taxonomy(index_dir, list_file, stub, capsy
     assert "2501.00042" in new and new["2501.00042"].category in NODES
 
 
+def test_the_mcp_classify_tool_places_a_paper_under_the_taxonomy_it_is_given(index_dir, list_file, stub, capsys):
+    """An assistant asking where a paper belongs in an added list gets the list's nodes, as the API
+    answers: the tool read `taxonomy` and could have placed the paper in the survey regardless."""
+    import anyio
+    from fastapi.testclient import TestClient
+
+    from semsearch.mcp_server import add_tools, tool_server
+    from semsearch.server import create_app
+    from semsearch.service import Service
+
+    assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
+    tools = tool_server("semsearch-test")
+    add_tools(tools, Service(index_dir=index_dir))
+    paper = {"title": "T", "abstract": "merge kv cache tokens", "taxonomy": "kv"}
+    placed = json.loads(anyio.run(tools.call_tool, "classify", paper).content[0].text)
+    assert placed["suggestions"][0]["category"] == "Methods/Merging"
+    with TestClient(create_app(index_dir=index_dir, reload_seconds=None)) as client:
+        assert placed == client.post("/api/classify", json=paper).json()
+
+
 def test_a_refresh_keeps_the_readme_propose_writes_against_and_undo_puts_the_previous_back(
     cli, survey_corpus_index, tmp_path
 ):
