@@ -165,9 +165,16 @@ def test_the_form_of_a_question_is_whether_it_asks_how_long_it_is_wants_one_pape
         "my GPU runs out of memory",
         "We'd like fewer bits",
         "help us",
+        "we need faster decoding",
     ):
         assert question_form(own)[3] == 1.0
-    for other in ("They prune heads", "In-context learning", "using the US grid", "welcome mine"):
+    for other in (
+        "They prune heads",
+        "In-context learning",
+        "using the US grid",
+        "welcome mine",
+        "multi-query attention",
+    ):
         assert question_form(other)[3] == float(other in ("using the US grid", "welcome mine"))  # words, not letters
 
 
@@ -911,6 +918,7 @@ def test_a_question_is_cleaned_of_control_characters_and_held_to_2000_characters
         with pytest.raises(SemsearchError, match=r"^the question has no letter or digit to search by$"):
             check_query(nothing_to_search_by)
     assert check_query("量子化") == "量子化" and check_query("4?") == "4?"  # letters of any script, digits
+    assert check_query("🚀 faster decoding") == "🚀 faster decoding"  # a letter anywhere will do
 
 
 class _Shelf:
@@ -1130,6 +1138,23 @@ def test_a_version_typed_apart_from_its_name_names_that_version(survey_corpus_in
     assert searcher.search("FlashAttention", k=1)[0].paper.title.startswith("FlashAttention:")
     qlora = searcher.search("QLoRA 4 bit", k=3)
     assert qlora[0].paper.title.startswith("QLoRA:") and qlora[0].evidence.named
+
+
+def test_a_version_is_a_short_number_alone_after_a_name_the_question_names():
+    """ "FlashAttention 2" asks for a version; "pruning 2 of 4 weights" has no name to version, and a
+    year, a number running on into a word or a decimal ("FlashAttention 2023", "GPTQ 4bit",
+    "FlashAttention 2.5") is no version number: each would have named a paper the question did not."""
+    from semsearch.search import versions_in
+
+    assert versions_in("FlashAttention 2") == versions_in("flashattention v2") == {"flashattention2": "flashattention"}
+    for no_version in (
+        "pruning 2 of 4 weights",
+        "keep 2 heads",
+        "FlashAttention 2023",
+        "GPTQ 4bit",
+        "FlashAttention 2.5",
+    ):
+        assert versions_in(no_version) == {}, no_version
 
 
 def test_a_question_that_is_an_arxiv_id_asks_for_that_paper(survey_corpus_index):
