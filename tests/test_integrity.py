@@ -294,6 +294,79 @@ def test_a_file_of_a_generation_that_is_a_fifo_or_a_device_is_damage_not_a_hang(
     assert KV not in {r["id"] for r in json.loads(process.stdout)["results"]}  # gen-000001's answer
 
 
+def _within(seconds: int):
+    """A context in which a call that blocks (an open of a FIFO) fails the test instead of hanging it."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def bounded():
+        def expire(*_):
+            raise TimeoutError(f"blocked for {seconds} s")
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.alarm(seconds)
+        try:
+            yield
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+
+    return bounded()
+
+
+def test_a_small_file_is_read_only_when_it_is_a_regular_file_within_its_limit(tmp_path, monkeypatch):
+    """A manifest, a stamp or an export's settings is read when it is a regular file of at most the
+    limit, to its last byte; a FIFO or a device is refused at once as not a regular file (one blocked
+    every reader for ever, /dev/zero was read until memory ran out), a larger file as too large, even
+    one that grows after its size was read."""
+    import errno
+
+    from semsearch.index import read_small_file
+
+    whole = tmp_path / "whole.json"
+    whole.write_text("x" * 64)
+    assert read_small_file(whole, limit=64) == "x" * 64
+    with pytest.raises(OSError) as refused:
+        read_small_file(whole, limit=63)
+    assert refused.value.errno == errno.EFBIG
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    for not_a_file in (fifo, Path("/dev/zero")):
+        with _within(5), pytest.raises(OSError) as refused:
+            read_small_file(not_a_file)
+        assert (refused.value.errno, refused.value.strerror) == (errno.EINVAL, "not a regular file"), not_a_file
+    said_empty = os.stat_result((0o100644, 0, 0, 1, 0, 0, 0, 0, 0, 0))  # its size read before it grew
+    monkeypatch.setattr(index_module.os, "fstat", lambda fd: said_empty)
+    with pytest.raises(OSError) as refused:
+        read_small_file(whole, limit=63)
+    assert refused.value.errno == errno.EFBIG
+
+
+def test_a_file_of_a_folder_checked_that_is_a_fifo_is_said_not_to_be_a_file_at_once(tmp_path):
+    """A FIFO in a data file's place was hashed for ever: it is damage, named as such."""
+    from semsearch.index import damaged_files
+
+    (tmp_path / "manifest.json").write_text("{}")
+    os.mkfifo(tmp_path / "vectors.faiss")
+    with _within(5):
+        assert damaged_files(tmp_path, {"vectors.faiss": "0" * 64}, "manifest.json") == "vectors.faiss is not a file"
+
+
+def test_a_readers_file_that_is_a_fifo_neither_blocks_a_reader_nor_the_writer_retiring_it(tmp_path):
+    """A .readers replaced by a FIFO blocked the open of every reader's lease, and of the writer that
+    retires the generation: both go on at once (a FIFO locks as a file does)."""
+    from semsearch.index import READERS_FILE, _drop_lease, _retire, _take_lease
+
+    generation = tmp_path / "gen-000001"
+    generation.mkdir()
+    os.mkfifo(generation / READERS_FILE)
+    with _within(5):
+        lease = _take_lease(generation)
+        assert lease is not None and _retire(generation) is False  # held by the reader
+        _drop_lease(lease)
+        assert _retire(generation) is True and not generation.exists()
+
+
 def test_random_bytes_in_the_newest_vectors_are_caught_and_the_previous_generation_answers(two_generations):
     """The reported attack: 100 KB of random bytes into the middle of the newest vectors.faiss made
     `search` answer exit 0 with an unrelated first hit."""
