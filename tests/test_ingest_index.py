@@ -284,6 +284,28 @@ def test_a_flat_index_is_searched_without_faiss_as_faiss_would(tmp_path, fake_mo
     assert done.stdout.strip() == "False"
 
 
+def test_a_flat_matrix_is_mapped_only_above_the_limit_in_bytes_and_one_cut_while_read_is_left_to_faiss(
+    tmp_path, fake_model, monkeypatch
+):
+    """MAP_ABOVE_BYTES counts bytes (four a number): a matrix of exactly that size is read into
+    memory, one a byte larger mapped. A file cut between its size being read and its numbers (a
+    copy `rsync --inplace` is writing) gives fewer numbers than its header said: not a flat index
+    to reshape (which failed with a ValueError), but a file for FAISS to read or refuse."""
+    from semsearch import vectors
+
+    ingest(tmp_path, [Paper(id=f"2401.{i:05d}", title=f"Paper {i}", abstract=f"words{i}") for i in range(5)])
+    path = Index.open(tmp_path).generation_dir / "vectors.faiss"
+    size = vectors.load(path).matrix.size * 4
+    monkeypatch.setattr(vectors, "MAP_ABOVE_BYTES", size)
+    assert not isinstance(vectors.load(path).matrix, np.memmap)
+    monkeypatch.setattr(vectors, "MAP_ABOVE_BYTES", size - 1)
+    assert isinstance(vectors.load(path).matrix, np.memmap)
+    monkeypatch.setattr(vectors, "MAP_ABOVE_BYTES", size)
+    read = np.fromfile
+    monkeypatch.setattr(np, "fromfile", lambda *args, **kwargs: read(*args, **kwargs)[:-1])
+    assert vectors._read_flat(path) is None
+
+
 def test_unknown_index_type_is_refused(tmp_path, fake_model):
     with pytest.raises(SemsearchError, match="unknown index type 'kd-tree'"):
         with Ingest(index_dir=tmp_path, progress=False, index_type="kd-tree"):

@@ -102,6 +102,13 @@ def test_a_question_reads_a_large_saved_index_memory_mapped_and_read_only_and_a_
     large = LexicalIndex.load(tmp_path)
     for array in (large.weights, large.rows, large.starts):
         assert isinstance(array, np.memmap) and not array.flags.writeable
+    # The limit is a file's size: one of exactly that size is still read.
+    from semsearch.lexical import LEXICAL_DIR
+
+    parts = [tmp_path / LEXICAL_DIR / f"{part}.csc.index.npy" for part in ("data", "indices", "indptr")]
+    monkeypatch.setattr(vectors, "MAP_ABOVE_BYTES", max(path.stat().st_size for path in parts))
+    read = LexicalIndex.load(tmp_path)
+    assert not any(isinstance(a, np.memmap) for a in (read.weights, read.rows, read.starts))
 
 
 def test_a_paper_whose_text_has_ligatures_matches_the_words_they_spell(tmp_path):
