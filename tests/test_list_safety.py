@@ -400,19 +400,109 @@ def test_a_list_file_that_never_ends_is_refused_at_the_size_limit(tmp_path):
     pipe = tmp_path / "list.md"
     os.mkfifo(pipe)
 
+    cut = []
+
     def feed() -> None:
         try:
             with open(pipe, "wb") as handle:
                 for _ in range(21):
                     handle.write(b"x" * 1_000_000)
         except BrokenPipeError:
-            pass  # the reader stopped at the limit
+            cut.append(True)  # the reader stopped at the limit, not after reading all there was
 
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()
     with pytest.raises(SemsearchError, match="larger than the 5 MB a list may be"):
         read_source(str(pipe))
     writer.join(10)
+    assert cut == [True]
+
+
+def test_a_list_file_of_exactly_the_size_limit_is_read(tmp_path):
+    """The limit is the most a list may be: a file of that many bytes is read, one more refused."""
+    from semsearch.lists import read_source
+
+    path = tmp_path / "list.md"
+    with path.open("wb") as handle:
+        handle.truncate(4 * MAX_CHARS)  # sparse
+    assert len(read_source(str(path))) == 4 * MAX_CHARS
+    with path.open("ab") as handle:
+        handle.write(b"x")
+    with pytest.raises(SemsearchError, match="larger than the 5 MB a list may be"):
+        read_source(str(path))
+
+
+class _Serving:
+    """A local HTTP server answering each GET with `answer(handler)`."""
+
+    def __init__(self, answer):
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                try:
+                    answer(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/README.md"
+
+    def __enter__(self) -> _Serving:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_list_url_answered_compressed_is_read_as_its_text():
+    """requests asks for gzip, and a server (GitHub's raw pages among them) may send it: the list is
+    the text, not the compressed bytes read as text."""
+    import gzip
+
+    from semsearch.lists import read_source
+
+    def answer(handler):
+        body = gzip.compress(LIST.encode())
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/markdown; charset=utf-8")
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    with _Serving(answer) as serving:
+        assert read_source(serving.url) == LIST
+
+
+def test_a_list_url_whose_answer_breaks_off_or_runs_past_the_limit_is_one_line():
+    """An answer shorter than its Content-Length (the connection closed mid-list) is a fetch that
+    broke off, said in one line (urllib3's error came through as a traceback); one longer than a
+    list may be is refused once the limit is read, not read whole."""
+    from semsearch.errors import Unreachable
+    from semsearch.lists import read_source
+
+    def broken(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(LIST.encode()) + 100))
+        handler.end_headers()
+        handler.wfile.write(LIST.encode())
+
+    def endless(handler):
+        handler.send_response(200)
+        handler.end_headers()
+        for _ in range(4 * MAX_CHARS // 1_000_000 + 2):
+            handler.wfile.write(b"x" * 1_000_000)
+
+    with _Serving(broken) as serving, pytest.raises(Unreachable, match=r"its answer broke off \("):
+        read_source(serving.url)
+    with _Serving(endless) as serving, pytest.raises(SemsearchError, match="larger than the 5 MB a list may be"):
+        read_source(serving.url)
 
 
 def test_a_list_url_that_trickles_its_answer_is_cut_at_the_timeout(monkeypatch):
