@@ -206,6 +206,18 @@ def test_an_empty_atom_feed_is_an_answer_with_no_papers(stub):
     assert list(ArxivClient().search('ti:"nothing by this title"')) == [] and len(stub.requests) >= 1
 
 
+def test_a_feed_is_whole_when_it_ends_with_its_root_end_tag_prefixed_or_not():
+    """A whole feed ends with `</feed>` (white space after it allowed), or `</atom:feed>` when the
+    Atom namespace is written with a prefix, as XML allows; the same bytes cut short are no feed."""
+    from semsearch.sources.arxiv import _atom_feed
+
+    plain = b'<feed xmlns="http://www.w3.org/2005/Atom"><title>arXiv</title></feed>\n'
+    prefixed = b'<atom:feed xmlns:atom="http://www.w3.org/2005/Atom"><atom:title>arXiv</atom:title></atom:feed>\r\n'
+    for whole in (plain, prefixed):
+        assert _atom_feed(whole) is not None, whole
+        assert _atom_feed(whole[: whole.rindex(b"</")]) is None, whole
+
+
 def test_an_answer_trickled_a_byte_at_a_time_is_cut_off_at_the_timeout(stub):
     """requests' timeout bounds each read; a server that sends a byte now and then held a call for ever."""
     stub.script = [Step(trickle=0.02)]
