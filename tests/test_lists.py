@@ -784,6 +784,9 @@ def test_a_path_as_semsearch_shows_it_names_that_node():
     assert resolve_node("Model-Centric Methods › Model Compression") == "Model-Centric Methods/Model Compression"
     quantization = "Model-Centric Methods/Model Compression/Quantization"
     assert resolve_node("model-centric methods›model compression › quantization") == quantization
+    # A separator at either end, as "A/B/" is read: a path copied with one too many.
+    assert resolve_node("Model-Centric Methods › Model Compression › ") == "Model-Centric Methods/Model Compression"
+    assert resolve_node(" › Model-Centric Methods › Model Compression") == "Model-Centric Methods/Model Compression"
 
 
 def test_the_last_label_in_a_list_stands_each_list_keeps_its_own_and_ids_limit_what_is_proposed(
