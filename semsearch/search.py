@@ -79,14 +79,17 @@ QUESTION_FEATURES = (
     "asks", "words", "a_paper", "first_person",
 )  # fmt: skip
 ONE_PAPER_COEFFICIENTS = np.array(
-    [0.8614, 1.8742, -0.7719, 0.1517, -1.1421, 0.6278, -0.4999, -1.4230, -0.8813, -4.3051, 3.1691, 5.6171, -4.2811]
+    [0.8613, 1.8742, -0.7719, 0.1517, -1.1421, 0.6278, -0.4999, -1.4230, -0.8813, -4.3051, 3.1692, 5.6171, -4.2811]
 )
 ONE_PAPER_BIAS = -5.2243
 ONE_PAPER = 0.5  # the chance of a question about one paper from which its best direct matches come first
 DIRECT_FIRST = 3  # how many: the first screen a user reads
 STANDS_OUT = 0.5  # a best direct match leading the next by half the spread of the first ten stays on it
 ONE_PAPER_NOUN = re.compile(r"\b(paper|article|preprint|publication)\b", re.I)  # singular: "papers" is a kind of work
-FIRST_PERSON = re.compile(r"\b(i|i'm|i've|i'd|my|me|mine|we|we're|we've|we'd|our|ours|us)\b", re.I)
+# The asker's own words, as typed in lower case too; not "i.e." nor the shouted "US".
+FIRST_PERSON = re.compile(
+    r"\b(?:[Ii](?!\.e\.)|[Ii]'m|[Ii]'ve|[Ii]'d|[Mm]y|[Mm]e|[Mm]ine|[Ww]e|[Ww]e're|[Ww]e've|[Ww]e'd|[Oo]urs?|[Uu]s)\b"
+)
 INTERROGATIVE = re.compile(
     r"^\W*(how|what|which|why|where|when|who|whom|whose|is|are|can|could|should|would|do|does|did|any)\b", re.I
 )

@@ -170,12 +170,14 @@ def test_the_form_of_a_question_is_whether_it_asks_how_long_it_is_wants_one_pape
         assert question_form(own)[3] == 1.0
     for other in (
         "They prune heads",
-        "In-context learning",
-        "using the US grid",
-        "welcome mine",
+        "In-context learning",  # words, not letters
         "multi-query attention",
+        "using the US grid",  # the country, shouted
+        "keys, i.e. the cache",  # "i.e." is no one
+        "welcome",
     ):
-        assert question_form(other)[3] == float(other in ("using the US grid", "welcome mine"))  # words, not letters
+        assert question_form(other)[3] == 0.0, other
+    assert question_form("how do i prune?")[3] == question_form("the cache is mine")[3] == 1.0  # typed in lower case
 
 
 def test_any_text_has_a_form_of_four_finite_values_the_others_yes_or_no():
