@@ -76,14 +76,13 @@ def read_source(source: str, *, offline: bool = False) -> str:
         if offline:
             raise SemsearchError(f"--offline: not fetching {public_source(source)}; give the list as a file")
         import requests
+        import urllib3
 
         url = re.sub(
             r"^https://github\.com/([^/]+)/([^/]+)/?$",
             r"https://raw.githubusercontent.com/\1/\2/HEAD/README.md",
             source,
         )
-        import urllib3
-
         # requests' timeout bounds each read: a server sending a byte now and then held the command
         # for ever. The whole answer gets FETCH_TIMEOUT, checked as each piece arrives.
         deadline = time.monotonic() + FETCH_TIMEOUT
