@@ -112,6 +112,17 @@ def need(question: str) -> str | None:
     return stated[:1].upper() + stated[1:]
 
 
+def in_readers_voice(sentence: str) -> str:
+    """An abstract's sentence as a reader describes the paper: its authors' "we" and "our" become
+    "they" and "their" (the asker's own first person is what marks a need)."""
+
+    def third(match: re.Match) -> str:
+        word = AUTHORS_VOICE[match.group(1).lower()]
+        return word.capitalize() if match.group(1)[0].isupper() else word
+
+    return re.sub(r"\b(we're|we've|we|our|ours|us)\b", third, sentence, flags=re.IGNORECASE)
+
+
 def read(searcher: Searcher, query: str) -> tuple[dict, np.ndarray]:
     vector = searcher.embed_query(query)
     evidence = searcher.evidence(query, vector)
@@ -136,17 +147,8 @@ def training_questions(searcher: Searcher, papers: dict, seed: int = 0) -> list[
             start = rng.randint(0, len(words) - n)
             words = words[start : start + n]
         question = " ".join(words)
-        if READERS_VOICE:  # a reader describes a paper's authors in the third person; "we" is theirs
-            question = re.sub(
-                r"\b(we're|we've|we|our|ours|us)\b",
-                lambda m: (
-                    AUTHORS_VOICE[m.group(1).lower()].capitalize()
-                    if m.group(1)[0].isupper()
-                    else AUTHORS_VOICE[m.group(1).lower()]
-                ),
-                question,
-                flags=re.IGNORECASE,
-            )
+        if READERS_VOICE:
+            question = in_readers_voice(question)
         if PAPER_REQUESTS and rng.random() < 1 / 3:  # a paper one remembers, asked for as one paper
             question = rng.choice(PAPER_REQUESTS).format(question[:1].lower() + question[1:].rstrip("."))
         rows.append((question, 1, paper.id, *read(searcher, question)))

@@ -79,9 +79,9 @@ QUESTION_FEATURES = (
     "asks", "words", "a_paper", "first_person",
 )  # fmt: skip
 ONE_PAPER_COEFFICIENTS = np.array(
-    [0.8613, 1.8742, -0.7719, 0.1517, -1.1421, 0.6278, -0.4999, -1.4230, -0.8813, -4.3051, 3.1692, 5.6171, -4.2811]
+    [0.8500, 1.9094, -0.7962, 0.1446, -1.1433, 0.6438, -0.5100, -1.4286, -0.8380, -4.3112, 3.1929, 5.6731, -4.3864]
 )
-ONE_PAPER_BIAS = -5.2243
+ONE_PAPER_BIAS = -5.2919
 ONE_PAPER = 0.5  # the chance of a question about one paper from which its best direct matches come first
 DIRECT_FIRST = 3  # how many: the first screen a user reads
 STANDS_OUT = 0.5  # a best direct match leading the next by half the spread of the first ten stays on it
