@@ -67,6 +67,45 @@ def test_duplicate_records_of_the_paper_are_left_out(tmp_path, fake_model):
     assert "other:copy" not in [h.paper.id for h in finder.related_to("2401.00002", k=10)]
 
 
+def test_another_record_of_the_paper_under_a_garbled_or_run_on_title_is_left_out(tmp_path, fake_model):
+    """A survey's entry (title only) and the PDF-read copy of the same paper ("LORA: L OW-RANK ...
+    Edward Hu ...") came back as each other's first related paper (a researcher's pass: LoRA,
+    Performers, PoSE, Compacter on the dev index). With `--diverse` too, and k still met."""
+    survey = Paper(id="survey:draft-study-2", title="Draft study two: verify tokens", abstract="")
+    garbled = Paper(
+        id="2401.00009", title="DRAFT S TUDY TWO : VERIFY TOKENS Ada Lovelace 1, Alan Turing 2",
+        abstract="speculative decoding draft model verify tokens",
+    )  # fmt: skip
+    with Ingest(index_dir=tmp_path, progress=False) as job:
+        job.add([*_papers(), survey, garbled])
+    finder = RelatedFinder(Index.open(tmp_path))
+    for one, other in (("survey:draft-study-2", "2401.00009"), ("2401.00009", "survey:draft-study-2")):
+        for diverse in (False, True):
+            found = [h.paper.id for h in finder.related_to(one, k=6, diverse=diverse)]
+            assert other not in found and len(found) == 6, (one, diverse, found)
+
+
+@pytest.mark.parametrize(
+    "one, other, same",
+    [
+        ("LoRA: Low-Rank Adaptation of Large Language Models",
+         "LORA: L OW-RANK ADAPTATION OF LARGE LANGUAGE MODELS Edward Hu Yelong Shen", True),
+        ("Rethinking Attention with Performers", "RETHINKING ATTENTION WITH PERFORMERS Krzysztof Choromanski 1", True),
+        ("PoSE: Efficient Context Window Extension", "POSE: E FFICIENT CONTEXT WINDOW EXTENSION", True),
+        ("Zephyr", "ZEPH YR", True),  # the same letters: any length
+        ("Attention Is All You Need", "Attention Is All You Need In Speech Separation", False),  # title words run on
+        ("Efficient Large Language Models", "Efficient Large Language Models: A Survey", False),
+        ("Large Language Models", "Large Language Models Jane Doe", False),  # too short to tell
+        ("Speculative Decoding with Drafts", "Speculative Sampling with Drafts", False),
+        ("Speculative Decoding with Drafts", "Speculative Decoding with Drafts", True),
+    ],
+)  # fmt: skip
+def test_two_titles_are_one_papers_when_only_spacing_or_names_run_on_tell_them_apart(one, other, same):
+    from semsearch.related import same_paper_titles
+
+    assert same_paper_titles(one, other) is same and same_paper_titles(other, one) is same
+
+
 def test_diverse_keeps_the_best_hit_and_changes_the_list(finder):
     plain = finder.related_to("2401.00002", k=6)
     diverse = finder.related_to("2401.00002", k=6, diverse=True)
