@@ -309,36 +309,50 @@ def test_undo_without_a_refresh_is_one_line(cli, survey_only_index, tmp_path):
 
 
 # --- --offline never touches the network ----------------------------------------------------------
-class CountingServer:
-    """A local HTTP server that serves a list and counts the requests it gets."""
+class _Serving:
+    """A local HTTP server answering each GET with `answer(handler)`."""
 
-    def __init__(self, body: str):
-        served = self
-
+    def __init__(self, answer):
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                served.requests += 1
-                data = body.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/markdown; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    answer(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
 
             def log_message(self, *args):
                 pass
 
-        self.requests = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}/README.md"
 
-    def __enter__(self) -> CountingServer:
+    def __enter__(self):
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class CountingServer(_Serving):
+    """A local HTTP server that serves a list and counts the requests it gets."""
+
+    def __init__(self, body: str):
+        self.requests = 0
+
+        def answer(handler: BaseHTTPRequestHandler) -> None:
+            self.requests += 1
+            data = body.encode()
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/markdown; charset=utf-8")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+
+        super().__init__(answer)
 
 
 @pytest.mark.slow
@@ -430,34 +444,6 @@ def test_a_list_file_of_exactly_the_size_limit_is_read(tmp_path):
         handle.write(b"x")
     with pytest.raises(SemsearchError, match="larger than the 5 MB a list may be"):
         read_source(str(path))
-
-
-class _Serving:
-    """A local HTTP server answering each GET with `answer(handler)`."""
-
-    def __init__(self, answer):
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                try:
-                    answer(self)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-                self.close_connection = True
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/README.md"
-
-    def __enter__(self) -> _Serving:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def test_a_list_url_answered_compressed_is_read_as_its_text():
