@@ -259,11 +259,10 @@ def _check_date(value: str | None) -> str | None:
 def _read_lines(path: Path) -> list[tuple[int, str]]:
     """The non-blank lines of a --batch file ('-' is standard input) with their numbers; an
     unreadable file, or one with nothing to answer, is a user error (as for classify --batch)."""
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise SemsearchError(f"cannot read {path}: {err}") from None
-    lines = [(number, line.strip()) for number, line in enumerate(split_lines(text), start=1) if line.strip()]
+    from semsearch.sources.jsonl import read_text
+
+    numbered = enumerate(split_lines(read_text(path)), start=1)
+    lines = [(number, line.strip()) for number, line in numbered if line.strip()]
     if not lines:
         raise SemsearchError(f"{path}: nothing to read")
     return lines

@@ -421,6 +421,27 @@ def test_a_paper_held_by_title_alone_is_placed_on_the_abstract_arxiv_gives(surve
     assert {**json.loads(out), "id": None} == {**json.loads(given), "id": None}
 
 
+def test_a_batch_read_from_a_pipe_is_answered_and_one_from_dev_zero_is_refused(survey_corpus_index, capsys, tmp_path):
+    """`classify --batch <(...)` was "no such file" (a pipe is not a regular file); `search --batch
+    /dev/zero` was read until memory ran out (an attacker's pass found the same of other files)."""
+    import os
+    import threading
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+
+    def write() -> None:
+        with open(pipe, "w") as end:
+            end.write('{"id": "2302.00003"}\n')
+
+    threading.Thread(target=write, daemon=True).start()
+    code, out, err = run(capsys, "classify", "--batch", pipe, "--index", survey_corpus_index)
+    assert code == 0 and json.loads(out)["id"] == "2302.00003", err
+    for command in ("search", "classify", "related"):
+        code, out, err = run(capsys, command, "--batch", "/dev/zero", "--index", survey_corpus_index)
+        assert (code, out, err) == (2, "", "error: cannot read /dev/zero: larger than 64 MB\n")
+
+
 def test_serve_on_a_port_another_process_holds_is_refused_before_announcing_itself(survey_corpus_index, capsys):
     import socket
 

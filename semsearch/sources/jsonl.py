@@ -147,8 +147,10 @@ class Cursor:
 def check_readable(path: Path) -> None:
     if path.is_dir():
         raise SemsearchError(f"cannot read {path}: it is a directory")
-    if not path.is_file():
+    if not path.exists():
         raise SemsearchError(f"cannot read {path}: no such file")
+    if not path.is_file():  # a pipe or a device (`read_text` reads those): its first byte is read below
+        raise SemsearchError(f"cannot read {path}: not a regular file (a pipe or a device)")
     try:
         with _open(path) as handle:
             handle.read(1)
@@ -179,17 +181,41 @@ def _reading(path: Path, mode: str = "rt"):
         raise SemsearchError(f"cannot read {path}: the compressed file is damaged or ends early ({err})") from None
 
 
+MAX_TEXT_BYTES = 64 << 20  # questions, batches, labels, expected categories: a few MB at most
+
+
+def read_text(path: Path | str) -> str:
+    """A small input file's text: '-' is standard input, a pipe (`<(...)` in a shell) or a device is
+    read as it comes, a regular file as `_reading` opens it (gzip too). At most MAX_TEXT_BYTES:
+    `search --batch /dev/zero` (or `yes | ... --batch -`) was read until memory ran out."""
+    path = Path(path)
+    too_large = f"cannot read {path}: larger than {MAX_TEXT_BYTES >> 20} MB"
+    try:
+        if str(path) == "-":
+            text = sys.stdin.read(MAX_TEXT_BYTES + 1)
+        elif path.exists() and not path.is_file() and not path.is_dir():
+            with path.open("rb") as handle:
+                raw = handle.read(MAX_TEXT_BYTES + 1)
+            if len(raw) > MAX_TEXT_BYTES:
+                raise SemsearchError(too_large)
+            text = raw.decode("utf-8")
+        else:
+            check_readable(path)
+            with _reading(path, "rt") as handle:
+                text = handle.read(MAX_TEXT_BYTES + 1)
+    except (OSError, UnicodeDecodeError) as err:
+        raise SemsearchError(f"cannot read {path}: {err.strerror if isinstance(err, OSError) else err}") from None
+    if len(text) > MAX_TEXT_BYTES:
+        raise SemsearchError(too_large)
+    return text
+
+
 def read_records(path: Path, parse: Callable[[dict], T], expected: str) -> list[T]:
     """`parse` applied to each JSON object of a small JSON Lines file ('-': standard input):
     questions, labels, papers to classify, expected categories. A line it cannot take is one error
     naming the file and line (`expected` says what a line should hold). Papers to index, which can
     be millions, are streamed by `read_jsonl` instead."""
-    if str(path) == "-":
-        lines = split_lines(sys.stdin.read())
-    else:
-        check_readable(Path(path))
-        with _reading(Path(path), "rt") as handle:
-            lines = split_lines(handle.read())
+    lines = split_lines(read_text(path))
     if lines:
         lines[0] = lines[0].removeprefix(BOM)  # what some editors put before the first line
     rows = []
