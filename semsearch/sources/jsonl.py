@@ -181,32 +181,26 @@ def _reading(path: Path, mode: str = "rt"):
         raise SemsearchError(f"cannot read {path}: the compressed file is damaged or ends early ({err})") from None
 
 
-MAX_TEXT_BYTES = 64 << 20  # questions, batches, labels, expected categories: a few MB at most
+MAX_TEXT_CHARS = 64 << 20  # questions, batches, labels, expected categories: a few MB at most
 
 
 def read_text(path: Path | str) -> str:
     """A small input file's text: '-' is standard input, a pipe (`<(...)` in a shell) or a device is
-    read as it comes, a regular file as `_reading` opens it (gzip too). At most MAX_TEXT_BYTES:
+    read as it comes, a regular file as `_reading` opens it (gzip too). At most MAX_TEXT_CHARS:
     `search --batch /dev/zero` (or `yes | ... --batch -`) was read until memory ran out."""
     path = Path(path)
-    too_large = f"cannot read {path}: larger than {MAX_TEXT_BYTES >> 20} MB"
     try:
         if str(path) == "-":
-            text = sys.stdin.read(MAX_TEXT_BYTES + 1)
-        elif path.exists() and not path.is_file() and not path.is_dir():
-            with path.open("rb") as handle:
-                raw = handle.read(MAX_TEXT_BYTES + 1)
-            if len(raw) > MAX_TEXT_BYTES:
-                raise SemsearchError(too_large)
-            text = raw.decode("utf-8")
+            text = sys.stdin.read(MAX_TEXT_CHARS + 1)
         else:
-            check_readable(path)
+            if not path.exists() or path.is_file() or path.is_dir():
+                check_readable(path)  # not a pipe's: the byte its check reads would be lost to the text
             with _reading(path, "rt") as handle:
-                text = handle.read(MAX_TEXT_BYTES + 1)
+                text = handle.read(MAX_TEXT_CHARS + 1)
     except (OSError, UnicodeDecodeError) as err:
         raise SemsearchError(f"cannot read {path}: {err.strerror if isinstance(err, OSError) else err}") from None
-    if len(text) > MAX_TEXT_BYTES:
-        raise SemsearchError(too_large)
+    if len(text) > MAX_TEXT_CHARS:
+        raise SemsearchError(f"cannot read {path}: larger than {MAX_TEXT_CHARS >> 20} MB")
     return text
 
 
