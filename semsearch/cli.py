@@ -276,11 +276,9 @@ def _papers_named(paper_ids: Sequence[str], index=None) -> list:
     from semsearch.paper import parse_arxiv_id
     from semsearch.sources.arxiv import ArxivClient, ArxivUnavailable
 
-    held = {}
-    for paper_id in paper_ids:
-        vec_id = index.store.find(paper_id) if index is not None else None
-        if vec_id is not None:
-            held[paper_id] = index.store.papers_by_vec_id([vec_id])[vec_id]
+    found = {p: v for p in paper_ids if index is not None and (v := index.store.find(p)) is not None}
+    papers = index.store.papers_by_vec_id(list(found.values())) if found else {}
+    held = {p: papers[v] for p, v in found.items()}
     asked = {p: parse_arxiv_id(p) for p in paper_ids if not (p in held and held[p].abstract)}
     unknown = [p for p, arxiv_id in asked.items() if arxiv_id is None and p not in held]
     if unknown:
@@ -297,10 +295,10 @@ def _papers_named(paper_ids: Sequence[str], index=None) -> list:
             )
         else:
             fetched, why = {p.id: p for p in result.papers}, result.why_missing
-    papers = [fetched.get(asked.get(p)) or held.get(p) for p in paper_ids]
-    if missing := [p for p, paper in zip(paper_ids, papers, strict=True) if paper is None]:
+    named = [fetched.get(asked.get(p)) or held.get(p) for p in paper_ids]
+    if missing := [p for p, paper in zip(paper_ids, named, strict=True) if paper is None]:
         raise SemsearchError(f"arXiv has no paper {', '.join(missing)}{why}")
-    return papers
+    return named
 
 
 def _read_questions(path: Path, **options) -> list:
