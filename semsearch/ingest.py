@@ -522,10 +522,6 @@ def ingest_jsonl(
 
     files = [Path(p) for p in paths]
     for path in files:
-        if path.exists() and not path.is_file() and not path.is_dir():
-            # A device or a pipe (/dev/null, <(...)): the file is read twice (its first record, then
-            # all of it) and resumed by its size, which only a regular file allows.
-            raise SemsearchError(f"cannot read {path}: not a regular file (save the records to a file first)")
         check_readable(path)
     matrix = _vector_file(vectors, files) if vectors is not None else None
     firsts = {path: first_record(path) or {} for path in files} if matrix is None else {}

@@ -149,8 +149,11 @@ def check_readable(path: Path) -> None:
         raise SemsearchError(f"cannot read {path}: it is a directory")
     if not path.exists():
         raise SemsearchError(f"cannot read {path}: no such file")
-    if not path.is_file():  # a pipe or a device (`read_text` reads those): its first byte is read below
-        raise SemsearchError(f"cannot read {path}: not a regular file (a pipe or a device)")
+    if not path.is_file():
+        # A device or a pipe (/dev/null, <(...)): a file checked here is read again (its first byte
+        # below, then whole; an ingest resumes it by its size), which only a regular file allows.
+        # (`read_text` reads a pipe once, without this check.)
+        raise SemsearchError(f"cannot read {path}: not a regular file (save the records to a file first)")
     try:
         with _open(path) as handle:
             handle.read(1)
