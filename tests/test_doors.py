@@ -279,6 +279,28 @@ def test_a_real_cli_process_refuses_in_the_same_words(index_dir):
         assert (done.returncode, done.stderr, done.stdout) == (2, f"error: {refusal}\n", "")
 
 
+@pytest.mark.slow
+def test_a_real_server_and_a_real_cli_classify_a_paper_named_by_its_id_alike(unchanged_survey_corpus_index, tmp_path):
+    """The id route of `POST /api/classify` and a `classify --batch` line {"id"}, each in a process
+    of its own (`semsearch serve`, `semsearch classify`): one answer."""
+    import urllib.request
+
+    from tests.cli_process import run_cli
+    from tests.test_server import serving
+
+    batch = tmp_path / "ids.jsonl"
+    batch.write_text('{"id": "2302.00003"}\n')
+    ran = run_cli("classify", "--batch", batch, "--index", unchanged_survey_corpus_index, check=True)
+    with serving(unchanged_survey_corpus_index) as port:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/classify", data=json.dumps({"id": "2302.00003"}).encode(),
+            headers={"Content-Type": "application/json"}, method="POST",
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            over_http = json.loads(answer.read())
+    assert json.loads(ran.stdout) == over_http and over_http["id"] == "2302.00003"
+
+
 async def _mcp_refusals(index_dir: Path) -> list[tuple[bool, str]]:
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
