@@ -10,7 +10,7 @@ import numpy as np
 from semsearch.classify import SCOPE_THRESHOLD, TaxonomyClassifier, fit_temperature, labelled_papers, softmax
 from semsearch.errors import SemsearchError
 from semsearch.index import Index
-from semsearch.paper import normalize_title
+from semsearch.paper import Paper, normalize_title
 from semsearch.sources.jsonl import read_records
 from semsearch.taxonomy import is_under, load_taxonomy, node_at, resolve_node
 
@@ -269,6 +269,12 @@ def read_topics(path) -> dict[str, set[str]]:
     return dict(pairs)
 
 
+def share_a_category(one: Paper, other: Paper, topics: dict[str, set[str]]) -> bool:
+    """Whether two papers share a survey leaf or a reading-list topic: related work's relevance."""
+    same_leaf = set(one.survey_categories) & set(other.survey_categories)
+    return bool(same_leaf or topics.get(one.id, set()) & topics.get(other.id, set()))
+
+
 def evaluate_related(index: Index, topics: dict[str, set[str]], k: int = 5) -> dict:
     """For each survey paper with an abstract: the share of its top-k related papers that share a
     survey leaf or a reading-list topic with it. Compared with plain nearest neighbours."""
@@ -282,19 +288,15 @@ def evaluate_related(index: Index, topics: dict[str, set[str]], k: int = 5) -> d
     if not queries:
         raise SemsearchError("no labelled paper with an abstract in the index to evaluate with")
 
-    def relevant(query, other) -> bool:
-        same_leaf = set(query.survey_categories) & set(other.survey_categories)
-        return bool(same_leaf or topics.get(query.id, set()) & topics.get(other.id, set()))
-
     ours, plain, latencies = [], [], []
     for vec_id, paper in queries:
         started = time.perf_counter()
         hits = finder.related_to(paper.id, k)
         latencies.append((time.perf_counter() - started) * 1000)
-        ours.append(np.mean([relevant(paper, h.paper) for h in hits]))
+        ours.append(np.mean([share_a_category(paper, h.paper, topics) for h in hits]))
         nearest = finder.searcher.nearest(store.embedding(vec_id)[None, :], k + 1)
         baseline = finder.searcher.hits([(v, s) for v, s in nearest if v != vec_id][:k])
-        plain.append(np.mean([relevant(paper, h.paper) for h in baseline]))
+        plain.append(np.mean([share_a_category(paper, h.paper, topics) for h in baseline]))
     latencies.sort()
     return {
         "queries": len(queries),

@@ -110,12 +110,19 @@ class RelatedFinder:
 
     # --- related ------------------------------------------------------------------------------
     def related_to(self, paper_id: str, k: int = 10, *, diverse: bool = False) -> list[Hit]:
-        vec_id = self.resolve(paper_id)
+        return self.related_to_vec_id(self.resolve(paper_id), k, diverse=diverse)
+
+    def related_to_vec_id(
+        self, vec_id: int, k: int = 10, *, diverse: bool = False, allowed: np.ndarray | None = None
+    ) -> list[Hit]:
+        """Related work of an indexed paper, among the `allowed` vec_ids if given (a search's filters);
+        without the taxonomy (`Searcher.use_taxonomy` off), the plain nearest papers."""
         paper = self.store.papers_by_vec_id([vec_id])[vec_id]
         exclude = {vec_id, *self.store.vec_ids_with_title(paper.title)}
-        filed = self.searcher.leaf_distributions([vec_id]).get(vec_id)
+        filed = self.searcher.leaf_distributions([vec_id]).get(vec_id) if self.searcher.use_taxonomy else None
         spread = None if filed is None else filed[1]
-        return self._rank(self.store.embedding(vec_id), spread, exclude, k, diverse, title=paper.title)
+        vector = self.store.embedding(vec_id)
+        return self._rank(vector, spread, exclude, k, diverse, title=paper.title, allowed=allowed)
 
     def related_to_text(
         self, title: str, abstract: str, k: int = 10, *, diverse: bool = False, paper_id: str | None = None
@@ -139,7 +146,15 @@ class RelatedFinder:
         return self._rank(vector[0], spread, exclude, k, diverse, title=title)
 
     def _rank(
-        self, vector, spread: np.ndarray | None, exclude: set[int], k: int, diverse: bool, *, title: str = ""
+        self,
+        vector,
+        spread: np.ndarray | None,
+        exclude: set[int],
+        k: int,
+        diverse: bool,
+        *,
+        title: str = "",
+        allowed: np.ndarray | None = None,
     ) -> list[Hit]:
         """Nearest papers, each gaining CATEGORY_BONUS × the chance that it shares a leaf with the
         paper (`spread`: the paper's chance of each leaf; None when it has no category), other
@@ -147,7 +162,8 @@ class RelatedFinder:
         PDF-read copy of it came back as its first related paper)."""
         if k < 1:
             raise SemsearchError("k must be at least 1")
-        ranked = [(v, s) for v, s in self.searcher.nearest(vector[None, :], POOL + len(exclude)) if v not in exclude]
+        nearest = self.searcher.nearest(vector[None, :], POOL + len(exclude), allowed)
+        ranked = [(v, s) for v, s in nearest if v not in exclude]
         if spread is not None:
             filed = self.searcher.leaf_distributions([v for v, _ in ranked])
 

@@ -42,6 +42,8 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (docs/
    nearer "GPT Understands, Too". A question that is a paper's title (TITLE_WORDS words or more,
    compared as `normalize_title` keys), or from TITLE_PREFIX_WORDS words the beginning of one, puts
    that paper first (`titled_papers`), and a question that is an arXiv id asks for that paper alone.
+   A question that is nothing but a name ("GPTQ", "the GPTQ paper") has no other words to rank the
+   rest by: the named paper's related work follows it (`beside_named`).
 
 Every score shown is between 0 and 1 and falls down the list: the fused score here, the cosine
 (floored at 0) in dense mode, BM25 relative to the question's best match in lexical mode.
@@ -119,6 +121,7 @@ class Evidence:
     named: bool = False  # the question names this paper (step 5)
     title_share: float = 0.0  # of the question's words (by IDF), the share its title holds (step 4)
     by_id: bool = False  # the question is this paper's arXiv id: no match was scored
+    beside_named: bool = False  # the question is a name alone: ranked by nearness to the named paper
 
     @property
     def direct_score(self) -> float:
@@ -138,6 +141,7 @@ class Evidence:
             "taxonomy_weight": round(self.taxonomy_weight, 4),
             "named": self.named,
             "title_share": round(self.title_share, 4),
+            "beside_named": self.beside_named,
         }
 
 
@@ -267,7 +271,17 @@ def names_in(query: str) -> set[str]:
     return {t.lower() for t in tokens if alone or any(c.isupper() for c in t[1:]) or any(c.isdigit() for c in t)}
 
 
+_VERSION_NUMBER = re.compile(r"v?\d{1,2}")
 _VERSION = re.compile(r"(\w[\w.+()-]*?)(?:[\s-]+v?|\s*v)(\d{1,2})(?![\w.])", re.IGNORECASE)
+
+
+def name_alone(query: str, names: set[str]) -> bool:
+    """Whether the question, request and stop words aside, is nothing but names among `names` and
+    version numbers ("GPTQ", "the LoRA paper", "FlashAttention 2"): it says no more about a topic."""
+    said = strip_request(unicodedata.normalize("NFKC", query)).lower()
+    words = [w for w in _NAME.findall(said) if w not in STOPWORDS]
+    keys = {name_key(n) for n in names}
+    return bool(words) and all(name_key(w.rstrip(".-")) in keys or _VERSION_NUMBER.fullmatch(w) for w in words)
 
 
 def name_key(name: str) -> str:
@@ -394,6 +408,8 @@ def explanation(hits: list[Hit], mode: str = "hybrid") -> str:
         others = [h for h in hits if not h.evidence.named]
         # With nothing below the named paper (k = 1), what the question was taken for is still said.
         rest = explanation(others, mode) if others else taken_for(hits[0].evidence)
+        if others and others[0].evidence.beside_named:
+            rest = "The question is the name alone, so the papers nearest that paper follow it (its related work)."
         return f"The question names {titles}, put {place}. {rest}".strip()
     first = hits[:3]
     rest = hits[3:] or first
@@ -727,6 +743,34 @@ class Searcher:
         replaced = {name_key(versions[key]) for key in found.values() if key in versions}
         return [v for v, key in found.items() if key not in replaced]
 
+    def beside_named(
+        self,
+        ranked: list[tuple[int, float]],
+        evidence: dict[int, Evidence],
+        vector: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None,
+    ) -> list[tuple[int, float]]:
+        """`ranked`'s named papers, then the related work of the first (`RelatedFinder`), each
+        shown at its related-work score times the last named paper's. A name alone says nothing else
+        the question's vector or words could rank by: after "GPTQ", the question's best matches were
+        "Instruction Tuning with GPT-4" and "What Makes Good In-Context Examples for GPT-3?"."""
+        from semsearch.related import RelatedFinder
+
+        named = [(v, score) for v, score in ranked if evidence[v].named]
+        related = RelatedFinder(self.index, searcher=self).related_to_vec_id(named[0][0], k, allowed=allowed)
+        below = [hit for hit in related if hit.vec_id not in evidence or not evidence[hit.vec_id].named]
+        missing = [hit.vec_id for hit in below if hit.vec_id not in evidence]
+        first = evidence[named[0][0]]
+        for vec_id, embedding in self.index.store.embeddings_for(missing).items():
+            evidence[vec_id] = Evidence(dense=float(embedding @ vector[0]))  # not among the question's matches
+        for hit in below:
+            e = evidence[hit.vec_id]
+            e.beside_named = True
+            e.one_paper, e.known_item, e.taxonomy_weight = first.one_paper, first.known_item, first.taxonomy_weight
+        last = named[-1][1]
+        return (named + [(hit.vec_id, hit.score * last) for hit in below])[:k]
+
     def titled_papers(self, query: str, evidence: dict[int, Evidence]) -> list[int]:
         """The candidates whose title the question is (TITLE_WORDS words or more, compared as
         `normalize_title` keys), or begins, in a question of TITLE_PREFIX_WORDS words or more: a
@@ -769,6 +813,8 @@ class Searcher:
             ranked = rank_named(ranked, named, evidence, k + len(titled), after)
         if titled:  # a title is never context: first
             ranked = rank_named(ranked, titled, evidence, k, 0)
+        elif named and name_alone(query, names_in(query) | set(versions_in(query))):
+            ranked = self.beside_named(ranked, evidence, vector, k, allowed)
         hits = self.hits(ranked[:k])
         for hit in hits:
             hit.evidence = evidence[hit.vec_id]

@@ -1159,6 +1159,65 @@ def test_a_version_is_a_short_number_alone_after_a_name_the_question_names():
         assert versions_in(no_version) == {}, no_version
 
 
+def test_a_question_is_a_name_alone_when_request_and_stop_words_aside_it_holds_only_names_and_versions():
+    from semsearch.search import name_alone
+
+    for question, names in (
+        ("GPTQ", {"gptq"}),
+        ("the gptq paper", {"gptq"}),
+        ("Which paper introduced GPTQ?", {"gptq"}),
+        ("ＧＰＴＱ", {"gptq"}),
+        ("FlashAttention 2", {"flashattention", "flashattention2"}),
+        ("FlashAttention-2", {"flashattention-2"}),
+        ("GPTQ or AWQ", {"gptq", "awq"}),
+    ):
+        assert name_alone(question, names), question
+    for question, names in (
+        ("GPTQ quantization", {"gptq"}),  # a topic besides the name: ranked by it
+        ("GPTQ 2023", {"gptq"}),  # a year is no version
+        ("how does GPTQ quantize weights?", {"gptq"}),
+        ("the paper", set()),
+        ("GPTQ", set()),  # named nothing
+    ):
+        assert not name_alone(question, names), question
+
+
+def test_a_name_alone_is_followed_by_the_named_papers_related_work(survey_corpus_index):
+    """A name says nothing else to rank the rest by: on the dev index, after "GPTQ" came "Instruction
+    Tuning with GPT-4" and "What Makes Good In-Context Examples for GPT-3?" (the question's own
+    letters). Below the named paper now: its related work, as `semsearch related` gives it, within
+    the search's filters, scores under the named paper's and falling (docs/evaluation.md)."""
+    from semsearch.related import RelatedFinder
+    from semsearch.search import explanation
+
+    index = Index.open(survey_corpus_index)
+    searcher = Searcher(index)
+    finder = RelatedFinder(index, searcher=searcher)
+    for question in ("GPTQ", "the gptq paper", "Which paper introduced GPTQ?"):
+        hits = searcher.search(question, k=6)
+        assert hits[0].paper.title.startswith("GPTQ:") and hits[0].evidence.named, question
+        related = [h.paper.id for h in finder.related_to(hits[0].paper.id, 5)]
+        assert [h.paper.id for h in hits[1:]] == related, question
+        assert all(h.evidence.beside_named and not h.evidence.named for h in hits[1:])
+        scores = [h.score for h in hits]
+        assert scores == sorted(scores, reverse=True) and 0 <= scores[-1] and scores[0] <= 1
+        assert "the name alone" in explanation(hits) and hits[1].to_dict(explain=True)["explain"]["beside_named"]
+    under = Filters(category=hits[0].categories[0])  # the search's filters hold below the name too
+    filtered = searcher.search("GPTQ", k=6, filters=under)
+    allowed = set(searcher.allowed_vec_ids(under).tolist())
+    assert filtered[0].evidence.named and all(h.evidence.beside_named for h in filtered[1:])
+    assert len(filtered) > 2 and {h.vec_id for h in filtered} <= allowed < set(range(index.vectors.ntotal))
+    assert not any(h.evidence.beside_named for h in searcher.search("GPTQ for mobile phones", k=6))
+    two = searcher.search("GPTQ or LLM.int8()", k=6)  # each named paper once (the second is the first's
+    assert {h.paper.title.split(":")[0] for h in two[:2]} == {"GPTQ", "LLM.int8()"}  # related work too)
+    assert two[2].evidence.beside_named
+    assert len({h.paper.id for h in two}) == 6
+    without = Searcher(index, taxonomy=False)  # no taxonomy: the plain nearest papers below the name
+    plain = without.search("GPTQ", k=4)
+    nearest = [v for v, _ in without.nearest(index.store.embedding(plain[0].vec_id)[None, :], 10)]
+    assert [h.vec_id for h in plain[1:]] == [v for v in nearest if v != plain[0].vec_id][:3]
+
+
 def test_a_question_that_is_an_arxiv_id_asks_for_that_paper(survey_corpus_index):
     """Its words match nothing and its vector papers at random ("2305.05920" gave Mistral 7B first
     for 20 ids of 20, an attacker's pass): the paper, or one line saying it is not indexed."""
