@@ -443,7 +443,9 @@ def test_a_retry_after_up_to_a_minute_is_waited_out_in_seconds_or_until_its_date
         monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
         assert _ask(ArxivClient(backoff=0.5), how) == ["2401.00001"]
     assert len(server.requests) == 4
-    assert waits[0] == 2 and 28 < waits[1] <= 30 and waits[2] == MAX_RETRY_AFTER == 60  # what arXiv asked
+    # An HTTP date has whole seconds and was written before the stub started: up to a second is cut
+    # off, and the round trips before it is read take what a loaded machine makes them take.
+    assert waits[0] == 2 and 20 < waits[1] <= 30 and waits[2] == MAX_RETRY_AFTER == 60  # what arXiv asked
 
 
 def test_a_retry_after_shorter_than_the_backoff_or_unreadable_leaves_the_wait_to_the_backoff(monkeypatch, waits):

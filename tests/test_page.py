@@ -372,6 +372,26 @@ def test_only_http_links_and_the_apps_own_paths_become_links(toy_site):
         browser.close()
 
 
+def test_the_last_watch_is_shown_as_a_utc_day_whatever_the_readers_time_zone(toy_site):
+    """Digests and windows are UTC days; the landing page showed the last watch in the browser's
+    own zone: a watch at 23:30 UTC on 6 Dec read "7 Dec 2026" in Auckland (a helper's clock audit)."""
+    from playwright.sync_api import sync_playwright
+
+    def late_watch(route):
+        answer = route.fetch()
+        route.fulfill(response=answer, json={**answer.json(), "last_watch": "2026-12-06T23:30:00+00:00"})
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        for zone in ("Pacific/Auckland", "America/Los_Angeles"):
+            page = browser.new_context(timezone_id=zone).new_page()
+            page.route("**/api/overview", late_watch)
+            page.goto(f"{toy_site}/")
+            page.wait_for_selector(".stats")
+            assert "6 Dec 2026" in page.inner_text(".stats"), zone
+        browser.close()
+
+
 def test_a_result_linking_elsewhere_with_arxiv_org_in_its_path_is_not_called_arxiv(toy_site):
     """A hit's link is shown as "arXiv" by its host (`onArxiv`), not by "arxiv.org" anywhere in it:
     "https://evil.example/arxiv.org/abs/1" is an http link the API hands out, and is "link"."""

@@ -962,10 +962,13 @@ def test_serve_watch_every_reports_a_failing_watch_in_health_and_recovers(survey
         monkeypatch.setenv("SEMSEARCH_ARXIV_URL", "http://127.0.0.1:9/api/query")  # the discard port
     app = create_app(index_dir=survey_index, reload_seconds=0.05, watch_seconds=0.2)
     with TestClient(app) as client:
-        failing = _until(lambda: (w := client.get("/api/health").json()["watch"])["state"] == "failing" and w)
+        # One answer read whole: the watch turns every 0.2 s, and a second request could land in the
+        # next turn's "running" (status "ok"; a helper's clock audit made it fail so).
+        health = _until(lambda: (h := client.get("/api/health").json())["watch"]["state"] == "failing" and h)
+        failing = health["watch"]
         assert "did not answer" in failing["last_error"] and "\n" not in failing["last_error"]
         assert failing["every"] == 0.2 and failing["next_run"] and failing["last_success"] is None
-        assert client.get("/api/health").json()["status"] == "degraded"
+        assert health["status"] == "degraded"
         stub.script.clear()  # arXiv is back: a later turn succeeds
         monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
         ok = _until(lambda: (w := client.get("/api/health").json()["watch"])["last_success"] and w)
@@ -2070,7 +2073,9 @@ def test_a_since_after_today_in_utc_is_refused_saying_days_are_utc_days(survey_i
     first fix took it, and watched an inverted window, "4 Dec to 3 Dec 13:39")."""
     from datetime import datetime, timedelta, timezone
 
-    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()
+    # Tomorrow as of a minute from now: read just before midnight, plain tomorrow would be today by
+    # the time the watch reads the clock, and no longer in the future.
+    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1, minutes=1)).date().isoformat()
     with pytest.raises(
         SemsearchError, match=r"in the future: .* \(days are UTC days; it is \d{4}-\d\d-\d\d \d\d:\d\d UTC\)"
     ):

@@ -331,7 +331,7 @@ async function landingView() {
   say("");
   const [overview, tree] = await Promise.all([api("/api/overview"), api("/api/taxonomy")]);
   const stat = (value, label) => el("div", { class: "stat" }, el("b", {}, value), el("span", {}, label));
-  const lastWatch = overview.last_watch ? new Date(overview.last_watch).toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric" }) : "never";
+  const lastWatch = overview.last_watch ? new Date(overview.last_watch).toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" }) : "never";
   const fresh = Object.values(overview.new_papers).reduce((s, items) => s + items.length, 0);
   view.replaceChildren(
     el("section", { class: "stats", "aria-label": "What the index holds" },
