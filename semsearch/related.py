@@ -22,15 +22,12 @@ import numpy as np
 
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
-from semsearch.lexical import STOPWORDS
-from semsearch.paper import Paper, normalize_title
-from semsearch.search import Hit, Searcher
+from semsearch.paper import Paper, same_paper_titles
+from semsearch.search import TWIN_ROOM, Hit, Searcher
 
 CATEGORY_BONUS = 0.25  # about the cosine gap between a close and a loose neighbour
 POOL = 1000  # nearest candidates re-ranked
 MMR_TRADE_OFF = 0.7  # relevance vs novelty for --diverse
-TWIN_ROOM = 5  # candidates read beyond k, for other records of the paper to be left out
-TWIN_WORDS = 4  # a title that another runs on from with names is the same paper's, from this long
 SAME_TEXT = 0.99  # cosine at which a text given to `related --text` is an indexed paper's own
 BACKGROUND = 2000  # other papers standing in for "not liked" in recommendations
 SVM_C = 0.1  # the linear SVM's error cost: soft, a few liked papers should not be fitted exactly
@@ -39,25 +36,6 @@ SVM_C = 0.1  # the linear SVM's error cost: soft, a few liked papers should not 
 def readable(score: float) -> float:
     """A score clipped to 0-1 (a cosine may be slightly negative, or over 1 by rounding)."""
     return min(1.0, max(0.0, float(score)))
-
-
-def same_paper_titles(one: str, other: str) -> bool:
-    """Whether two titles are one paper's as two sources wrote them: the same letters and digits
-    once spaces are ignored (a PDF's "L OW-RANK A DAPTATION"), or one running on past the other
-    with names, not title words (a PDF's title with its authors after it: no stop word in what runs
-    on, and the shorter of TWIN_WORDS words or more; "Attention Is All You Need In Speech Separation"
-    is another paper). Over every pair of the dev index's 1,855 titles: 7 pairs, each one paper twice."""
-    short, long = sorted((normalize_title(one), normalize_title(other)), key=len)
-    letters = short.replace(" ", "")
-    if letters == long.replace(" ", ""):
-        return True
-    if len(short.split()) < TWIN_WORDS:
-        return False
-    if not long.replace(" ", "").startswith(letters):
-        return False
-    end = [i for i, char in enumerate(long) if char != " "][len(letters) - 1]  # spaces may fall elsewhere
-    runs_on = long[end + 1 :].split()
-    return bool(runs_on) and not any(word in STOPWORDS for word in runs_on)
 
 
 class SharedName(NotFound):

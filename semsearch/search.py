@@ -62,7 +62,7 @@ import numpy as np
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
 from semsearch.lexical import STOPWORDS, question_terms, strip_request, tokenize
-from semsearch.paper import Paper, normalize_title, one_line, parse_arxiv_id
+from semsearch.paper import Paper, normalize_title, one_line, parse_arxiv_id, same_paper_titles
 from semsearch.store import Prediction
 from semsearch.taxonomy import is_under, load_taxonomy, resolve_node
 
@@ -100,6 +100,7 @@ NAME_LOOKUP = 20  # the question's best matches by BM25, and by meaning, searche
 TITLE_WORDS = 4  # a question of this many words or more that is a paper's title puts the paper first
 TITLE_SHARE_WEIGHT = 0.2  # what the question's words in a title add to a first-screen direct match
 TITLE_PREFIX_WORDS = 6  # ... and from this many, one that a paper's title begins with
+TWIN_ROOM = 5  # papers ranked beyond k, for other records of a paper listed above to be left out
 _NAME = re.compile(r"\w[\w.+()-]*")
 DISTRIBUTION_CACHE = 500_000  # papers whose leaf distribution a searcher keeps (~200 B each)
 _UNREAD = object()
@@ -368,6 +369,32 @@ def question_features(
     )
 
 
+def one_record_each(ranked: list[tuple[int, float]], papers: dict[int, Paper], k: int) -> list[tuple[int, float]]:
+    """The first k of `ranked` with each paper once (`same_paper_titles`: a survey entry known by its
+    title and the PDF-read arXiv copy of it; 13 of 264 dev and own questions showed both in their
+    first ten). The survey's labelled record is the one kept, at the place and score of the first."""
+    kept: list[tuple[int, float]] = []
+    letters: list[str] = []
+    for vec_id, score in ranked:
+        title = papers[vec_id].title
+        own = normalize_title(title).replace(" ", "")
+        twin = next(
+            (
+                i
+                for i, other in enumerate(letters)
+                if (own.startswith(other) or other.startswith(own))  # a twin's letters begin alike: cheap first
+                and same_paper_titles(papers[kept[i][0]].title, title)
+            ),
+            None,
+        )
+        if twin is None:
+            kept.append((vec_id, score))
+            letters.append(own)
+        elif papers[vec_id].survey_categories and not papers[kept[twin][0]].survey_categories:
+            kept[twin], letters[twin] = (vec_id, kept[twin][1]), own
+    return kept[:k]
+
+
 def one_paper_probability(features: np.ndarray) -> float:
     """The chance that a question with these features asks about one paper (logistic model)."""
     return float(1.0 / (1.0 + np.exp(-(ONE_PAPER_BIAS + ONE_PAPER_COEFFICIENTS @ features))))
@@ -604,11 +631,16 @@ class Searcher:
         scores, ids = vector_index.search(vectors, vector, k, allowed)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
-    def hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
+    def hits(self, ranked: list[tuple[int, float]], k: int | None = None) -> list[Hit]:
+        """The papers of `ranked` as hits with their categories; with `k`, the first k, each paper
+        once (`one_record_each`: `ranked` holds TWIN_ROOM more for that)."""
         store = self.index.store
         papers = store.papers_by_vec_id(vec_id for vec_id, _ in ranked)
-        predictions = store.predictions(v for v, _ in ranked if v in papers and not papers[v].survey_categories)
-        hits = [Hit(papers[v], score, predictions.get(v), v) for v, score in ranked if v in papers]
+        ranked = [(v, score) for v, score in ranked if v in papers]
+        if k is not None:
+            ranked = one_record_each(ranked, papers, k)
+        predictions = store.predictions(v for v, _ in ranked if not papers[v].survey_categories)
+        hits = [Hit(papers[v], score, predictions.get(v), v) for v, score in ranked]
         if self.taxonomy_name:
             self.leaf_distributions([h.vec_id for h in hits])
             found = {h.vec_id: (e[0], e[2]) for h in hits if (e := self.distributions.get(h.vec_id))}
@@ -638,7 +670,7 @@ class Searcher:
             return self._lexical_only(query, k, allowed)
         vector = self._first_vector(query) if "embedder" not in self.__dict__ else self.embed_query(query)
         if self.mode == "dense":
-            hits = self.hits(self.nearest(vector, k, allowed))
+            hits = self.hits(self.nearest(vector, k + TWIN_ROOM, allowed), k)
             for hit in hits:
                 hit.evidence = Evidence(dense=hit.score)
                 hit.score = min(max(hit.score, 0.0), 1.0)  # a cosine; below 0 is as unlike as it gets
@@ -688,7 +720,7 @@ class Searcher:
 
     def _lexical_only(self, query: str, k: int, allowed: np.ndarray | None) -> list[Hit]:
         _, best = self._lexical_scores(query, allowed)
-        hits = self.hits(sorted(best.items(), key=lambda item: -item[1])[:k])
+        hits = self.hits(sorted(best.items(), key=lambda item: -item[1])[: k + TWIN_ROOM], k)
         top = max(best.values(), default=0.0)
         for hit in hits:  # BM25 is unbounded: shown relative to the best match, as the hybrid uses it
             hit.evidence = Evidence(lexical=hit.score, lexical_share=hit.score / top if top else 0.0)
@@ -806,16 +838,17 @@ class Searcher:
         weight = TAXONOMY_WEIGHT if leaves is not None else 0.0
         if weight > 0 and one_paper >= ONE_PAPER:
             self.title_shares(query, evidence)
-        ranked = rank_hybrid(evidence, k + len(named) + len(titled), weight, one_paper)
+        room = k + TWIN_ROOM  # for other records of a paper listed above, left out at the end
+        ranked = rank_hybrid(evidence, room + len(named) + len(titled), weight, one_paper)
         # In a longer question a name is context ("... adding temporal views to RWKV"): after the first.
         after = 0 if len(strip_request(query).split()) <= NAMED_WORDS else 1
         if named:
-            ranked = rank_named(ranked, named, evidence, k + len(titled), after)
+            ranked = rank_named(ranked, named, evidence, room + len(titled), after)
         if titled:  # a title is never context: first
-            ranked = rank_named(ranked, titled, evidence, k, 0)
+            ranked = rank_named(ranked, titled, evidence, room, 0)
         elif named and name_alone(query, names_in(query) | set(versions_in(query))):
-            ranked = self.beside_named(ranked, evidence, vector, k, allowed)
-        hits = self.hits(ranked[:k])
+            ranked = self.beside_named(ranked, evidence, vector, room, allowed)
+        hits = self.hits(ranked[:room], k)
         for hit in hits:
             hit.evidence = evidence[hit.vec_id]
         return hits

@@ -453,7 +453,7 @@ def test_the_explain_block_says_each_signal_to_four_places_under_its_documented_
     assert evidence.to_dict() == {
         "dense": 0.1235, "lexical": 12.3457, "lexical_share": 0.9877, "category": "Compression/Quantization",
         "category_probability": 0.3333, "direct": True, "question": "one paper", "one_paper": 0.8765,
-        "taxonomy_weight": 2.0, "named": False, "title_share": 0.5556,
+        "taxonomy_weight": 2.0, "named": False, "title_share": 0.5556, "beside_named": False,
     }  # fmt: skip
     assert Evidence().to_dict()["question"] == "a kind of work"
     hit = Hit(Paper(id="2306.00978", title="AWQ", year=2023), 0.12345678, evidence=evidence, categories=["A/B"])

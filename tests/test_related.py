@@ -101,7 +101,7 @@ def test_another_record_of_the_paper_under_a_garbled_or_run_on_title_is_left_out
     ],
 )  # fmt: skip
 def test_two_titles_are_one_papers_when_only_spacing_or_names_run_on_tell_them_apart(one, other, same):
-    from semsearch.related import same_paper_titles
+    from semsearch.paper import same_paper_titles
 
     assert same_paper_titles(one, other) is same and same_paper_titles(other, one) is same
 

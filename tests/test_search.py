@@ -833,7 +833,7 @@ def test_evidence_and_hits_as_json_round_to_four_and_six_places():
     explained = {
         "dense": 0.1235, "lexical": 7.6543, "lexical_share": 0.3333, "category": "A/B",
         "category_probability": 0.6667, "direct": True, "question": "one paper", "one_paper": 0.9877,
-        "taxonomy_weight": 1.2346, "named": False, "title_share": 0.0,
+        "taxonomy_weight": 1.2346, "named": False, "title_share": 0.0, "beside_named": False,
     }  # fmt: skip
     assert evidence.to_dict() == explained
     assert Evidence(known_item=False).to_dict()["question"] == "a kind of work"
@@ -1216,6 +1216,39 @@ def test_a_name_alone_is_followed_by_the_named_papers_related_work(survey_corpus
     plain = without.search("GPTQ", k=4)
     nearest = [v for v, _ in without.nearest(index.store.embedding(plain[0].vec_id)[None, :], 10)]
     assert [h.vec_id for h in plain[1:]] == [v for v in nearest if v != plain[0].vec_id][:3]
+
+
+def test_a_paper_held_twice_is_shown_once_as_the_survey_labels_it_at_the_first_ones_place(tmp_path, fake_model):
+    """A survey entry known by its title and the PDF-read arXiv copy of it (garbled spacing, authors
+    run on) came up as two results: 13 of 264 dev and own questions showed both in their first ten
+    (mixture of experts, Performers, Scatterbrain, PoSE). Every mode shows one, the survey's."""
+    from semsearch.search import one_record_each
+
+    survey = Paper(
+        id="survey:draft-study-2", title="Draft study two: verify tokens", abstract="",
+        survey_categories=["Model-Centric Methods/Efficient Inference/Speculative Decoding"],
+    )  # fmt: skip
+    garbled = Paper(
+        id="2401.00009", title="DRAFT S TUDY TWO : VERIFY TOKENS Ada Lovelace 1, Alan Turing 2",
+        abstract="draft study two speculative decoding draft model verify tokens",
+    )  # fmt: skip
+    others = [
+        Paper(id=f"2401.0001{i}", title=f"Verify tokens study {i}", abstract=f"draft verify tokens decoding {i}")
+        for i in range(6)
+    ]
+    with Ingest(index_dir=tmp_path, progress=False) as job:
+        job.add([survey, garbled, *others])
+    index = Index.open(tmp_path)
+    for searcher in (Searcher(index), Searcher(index, mode="dense"), Searcher(index, mode="lexical")):
+        for question in ("draft study two verify tokens", "Draft study two"):
+            hits = searcher.search(question, k=4)
+            ids = [h.paper.id for h in hits]
+            assert "survey:draft-study-2" in ids and "2401.00009" not in ids and len(ids) == 4, (searcher.mode, ids)
+            scores = [h.score for h in hits]
+            assert scores == sorted(scores, reverse=True), (searcher.mode, question)
+    papers = dict(enumerate([garbled, others[0], survey, others[1], Paper(id="2", title=f"{garbled.title} Grace")]))
+    assert one_record_each([(0, 0.9), (1, 0.8), (2, 0.7), (3, 0.6)], papers, 3) == [(2, 0.9), (1, 0.8), (3, 0.6)]
+    assert one_record_each([(0, 0.9), (4, 0.8)], papers, 2) == [(0, 0.9)]  # neither labelled: the first
 
 
 def test_a_question_that_is_an_arxiv_id_asks_for_that_paper(survey_corpus_index):
