@@ -28,7 +28,7 @@ from semsearch.evaluate import read_topics, share_a_category
 from semsearch.index import Index
 from semsearch.search import Searcher, paper_name
 
-ALONE = ("as the title spells it", "in lower case", '"the NAME paper"')  # the name alone
+ALONE = ("as the title spells it", "in lower case", '"the NAME paper"', '"Which paper introduced NAME?"')  # names alone
 FORMS = {
     "as the title spells it": lambda name: name,
     "in lower case": lambda name: name.lower(),

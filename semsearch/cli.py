@@ -349,6 +349,8 @@ def _print_hits(hits, explain: bool = False) -> None:
                 # Placed by name or pasted title, whatever its scores: said, or a named paper above
                 # better-scored ones (or first, credited to the taxonomy) went unexplained.
                 why += ", named by the question (its name or title)"
+            elif e.beside_named:
+                why += ", related work of the paper the question names (the question is a name alone)"
             elif e.direct:
                 why += ", among the best direct matches (first for a question about one paper)"
             elif rank == 1 and e.taxonomy_weight > 0:

@@ -135,12 +135,14 @@ class LexicalIndex:
             array("indptr.csc.index.npy"),
         )
 
+    def holding(self, term: str) -> int:
+        """How many indexed papers hold a term."""
+        column = self.vocabulary.get(term)
+        return 0 if column is None else int(self.starts[column + 1] - self.starts[column])
+
     def idf(self, term: str) -> float:
         """How rare a term is across the indexed papers (0 for one no paper holds)."""
-        column = self.vocabulary.get(term)
-        if column is None:
-            return 0.0
-        holding = int(self.starts[column + 1] - self.starts[column])
+        holding = self.holding(term)
         return math.log((len(self.vec_ids) + 1) / (holding + 0.5)) if holding else 0.0
 
     @cached_property

@@ -100,6 +100,7 @@ NAME_LOOKUP = 20  # the question's best matches by BM25, and by meaning, searche
 TITLE_WORDS = 4  # a question of this many words or more that is a paper's title puts the paper first
 TITLE_SHARE_WEIGHT = 0.2  # what the question's words in a title add to a first-screen direct match
 TITLE_PREFIX_WORDS = 6  # ... and from this many, one that a paper's title begins with
+COMMON_NAME_SHARE = 0.01  # a name typed in lower case that more of the papers hold is read as a word
 TWIN_ROOM = 5  # papers ranked beyond k, for other records of a paper listed above to be left out
 _NAME = re.compile(r"\w[\w.+()-]*")
 DISTRIBUTION_CACHE = 500_000  # papers whose leaf distribution a searcher keeps (~200 B each)
@@ -775,6 +776,23 @@ class Searcher:
         replaced = {name_key(versions[key]) for key in found.values() if key in versions}
         return [v for v, key in found.items() if key not in replaced]
 
+    def names_alone(self, query: str, named: list[int]) -> bool:
+        """Whether the question is nothing but the names of the papers it names (`name_alone`), each
+        typed as a name or a word few of the index's papers hold: in "scale" (431 of the dev index's
+        1,855 papers) or "adapters" the reader may mean the word, and its papers are the list."""
+        keys = {name_key(paper_name(p.title) or "") for p in self.index.store.papers_by_vec_id(named).values()}
+        keys |= {name_key(base) for key, base in versions_in(query).items() if key in keys}  # "FlashAttention 2"
+        if not name_alone(query, keys):
+            return False
+        lexical, text = self.index.lexical, unicodedata.normalize("NFKC", query)
+        for word in _NAME.findall(text):
+            terms = tokenize(word)
+            typed = not word.isalpha() or any(c.isupper() for c in word[1:])  # "QLoRA", "H2O", "Look-M"
+            if name_key(word.rstrip(".-").lower()) in keys and not typed and len(terms) == 1:
+                if lexical.holding(terms[0]) > COMMON_NAME_SHARE * len(lexical.vec_ids):
+                    return False
+        return True
+
     def beside_named(
         self,
         ranked: list[tuple[int, float]],
@@ -798,7 +816,7 @@ class Searcher:
             evidence[vec_id] = Evidence(dense=float(embedding @ vector[0]))  # not among the question's matches
         for hit in below:
             e = evidence[hit.vec_id]
-            e.beside_named = True
+            e.beside_named, e.direct = True, False  # placed as related work, not by its own match
             e.one_paper, e.known_item, e.taxonomy_weight = first.one_paper, first.known_item, first.taxonomy_weight
         last = named[-1][1]
         return (named + [(hit.vec_id, hit.score * last) for hit in below])[:k]
@@ -835,18 +853,20 @@ class Searcher:
         evidence = self.evidence(query, vector, allowed, leaves)
         one_paper = self.one_paper(query, vector, evidence, leaves) if leaves is not None else 0.0
         named, titled = self.named_papers(query, evidence), self.titled_papers(query, evidence)
+        alone = bool(named) and not titled and self.names_alone(query, named)
         weight = TAXONOMY_WEIGHT if leaves is not None else 0.0
         if weight > 0 and one_paper >= ONE_PAPER:
             self.title_shares(query, evidence)
         room = k + TWIN_ROOM  # for other records of a paper listed above, left out at the end
         ranked = rank_hybrid(evidence, room + len(named) + len(titled), weight, one_paper)
-        # In a longer question a name is context ("... adding temporal views to RWKV"): after the first.
-        after = 0 if len(strip_request(query).split()) <= NAMED_WORDS else 1
+        # In a longer question a name is context ("... adding temporal views to RWKV"): after the first;
+        # a question of names alone ("What is the HINT paper about?") has nothing else to be about.
+        after = 0 if alone or len(strip_request(query).split()) <= NAMED_WORDS else 1
         if named:
             ranked = rank_named(ranked, named, evidence, room + len(titled), after)
         if titled:  # a title is never context: first
             ranked = rank_named(ranked, titled, evidence, room, 0)
-        elif named and name_alone(query, names_in(query) | set(versions_in(query))):
+        elif alone:
             ranked = self.beside_named(ranked, evidence, vector, room, allowed)
         hits = self.hits(ranked[:room], k)
         for hit in hits:

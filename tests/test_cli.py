@@ -579,6 +579,23 @@ def test_the_why_column_says_a_paper_is_there_because_the_question_names_it(caps
     assert "named by the question" not in second
 
 
+def test_the_papers_below_a_name_alone_are_said_to_be_its_related_work(survey_corpus_index, cli, capsys):
+    """Below a question that is a name alone, papers are the named paper's related work: said in the
+    answer, its explain block and the why column, as the page says it (an attacker's pass: they were
+    explained by scores that did not rank them)."""
+    from semsearch.cli import _print_hits
+    from semsearch.paper import Paper
+    from semsearch.search import Evidence, Hit
+
+    answer = json.loads(cli("search", "GPTQ", "-k", "3", "--json", "--explain", "--index", survey_corpus_index).stdout)
+    assert [hit["explain"]["beside_named"] for hit in answer["results"]] == [False, True, True]
+    assert "the name alone" in answer["explanation"]
+    below = Evidence(dense=0.2, taxonomy_weight=2.0, beside_named=True)
+    _print_hits([Hit(Paper("2306.00978", "AWQ"), 0.3, evidence=below)], True)
+    why = " ".join(word for word in capsys.readouterr().out.split() if word not in "│┃")
+    assert "related work of the paper the question names (the question is a name alone)" in why
+
+
 def test_the_why_column_of_a_paper_asked_for_by_its_arxiv_id_says_only_that(capsys):
     """A question that is a paper's arXiv id finds it by the id, no name or title read: "its arXiv
     id", not also "named by the question (its name or title)", which it was not."""

@@ -392,6 +392,22 @@ def test_the_last_watch_is_shown_as_a_utc_day_whatever_the_readers_time_zone(toy
         browser.close()
 
 
+def test_the_why_of_a_paper_below_a_name_alone_says_it_is_the_named_papers_related_work(toy_site):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.goto(f"{toy_site}/?q=GPTQ")
+        page.wait_for_selector(".result")
+        first, second = page.locator(".result").nth(0), page.locator(".result").nth(1)
+        for result in (first, second):
+            result.locator(".why-button").click()
+        assert "the question names it" in first.locator(".why").inner_text()
+        assert "the question is a name alone" in second.locator(".why").inner_text()
+        browser.close()
+
+
 def test_a_result_linking_elsewhere_with_arxiv_org_in_its_path_is_not_called_arxiv(toy_site):
     """A hit's link is shown as "arXiv" by its host (`onArxiv`), not by "arxiv.org" anywhere in it:
     "https://evil.example/arxiv.org/abs/1" is an http link the API hands out, and is "link"."""

@@ -1207,7 +1207,26 @@ def test_a_name_alone_is_followed_by_the_named_papers_related_work(survey_corpus
     allowed = set(searcher.allowed_vec_ids(under).tolist())
     assert filtered[0].evidence.named and all(h.evidence.beside_named for h in filtered[1:])
     assert len(filtered) > 2 and {h.vec_id for h in filtered} <= allowed < set(range(index.vectors.ntotal))
-    assert not any(h.evidence.beside_named for h in searcher.search("GPTQ for mobile phones", k=6))
+    for question in ("GPTQ for mobile phones", "GPTQ 2023", "GPTQ BERT"):  # a topic, a year, another name
+        assert not any(h.evidence.beside_named for h in searcher.search(question, k=6)), question
+    # A longer question of names alone puts them first too, at any k (an attacker's pass: k=1 of
+    # "What is the HINT paper about?" was a traceback, and named papers fell out at small k).
+    for question in ("What is the GPTQ paper about?", "the GPTQ and the LLM.int8() paper"):
+        longest = [h.paper.id for h in searcher.search(question, k=7)]
+        assert all([h.paper.id for h in searcher.search(question, k=n)] == longest[:n] for n in range(1, 7))
+        assert searcher.search(question, k=1)[0].evidence.named, question
+    for question in ("the GPTQ paper", "Which paper introduced GPTQ?", "FlashAttention 2"):
+        hits = searcher.search(question, k=10)
+        assert all(h.evidence.beside_named for h in hits[1:]), question  # a version named is a name alone too
+        assert not any(h.evidence.direct for h in hits[1:]), question  # placed as related work, not by its match
+    gptq = searcher.search("GPTQ", k=2)  # a best direct match that is also related work: told as related work
+    evidence = {gptq[0].vec_id: Evidence(named=True), gptq[1].vec_id: Evidence(direct=True)}
+    searcher.beside_named([(gptq[0].vec_id, 0.9)], evidence, searcher.embed_query("GPTQ"), 2, None)
+    assert evidence[gptq[1].vec_id].beside_named and not evidence[gptq[1].vec_id].direct
+    # A name typed in lower case that many papers hold is read as the word it also is: its papers follow.
+    assert all(h.evidence.beside_named for h in searcher.search("LoRA", k=4)[1:])
+    lora = searcher.search("lora", k=4)
+    assert lora[0].evidence.named and not any(h.evidence.beside_named for h in lora)
     two = searcher.search("GPTQ or LLM.int8()", k=6)  # each named paper once (the second is the first's
     assert {h.paper.title.split(":")[0] for h in two[:2]} == {"GPTQ", "LLM.int8()"}  # related work too)
     assert two[2].evidence.beside_named

@@ -118,6 +118,7 @@ function whyText(explain) {
     parts.push(`the question was taken for one about ${explain.question} (${(sure * 100).toFixed(0)}% likely), so the taxonomy weighed ${explain.taxonomy_weight.toFixed(1)} against the paper's own match`);
   }
   if (explain.named) parts.push("the question names it (its method's name or its title), so it is placed first, or second after the best match of a longer question");
+  else if (explain.beside_named) parts.push("the question is a name alone, so the named paper's related work follows it, this paper among it");
   else if (explain.direct) parts.push("it is one of the question's best matches by its own text, which come first for a question about one paper");
   else if (explain.category) parts.push(`${(explain.category_probability * 100).toFixed(0)}% chance it is in the kind of work the question asks about (${leaf(explain.category)})`);
   return parts.join("; ") + ".";
