@@ -46,7 +46,8 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (docs/
    rest by: the named paper's related work follows it (`beside_named`).
 
 Every score shown is between 0 and 1 and falls down the list: the fused score here, the cosine
-(floored at 0) in dense mode, BM25 relative to the question's best match in lexical mode.
+(floored at 0) in dense mode, BM25 relative to the question's best match in lexical mode. Each
+paper is shown once in every mode (`one_record_each`: a survey entry and its PDF-read arXiv copy).
 """
 
 from __future__ import annotations
