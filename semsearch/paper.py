@@ -54,6 +54,7 @@ def normalize_title(title: str) -> str:
 
 
 TWIN_WORDS = 4  # a title that another runs on from with names is the same paper's, from this long
+TWIN_BUCKET = 6  # letters two titles of one paper begin with alike (four words or more, or the same letters)
 
 
 def same_paper_titles(one: str, other: str) -> bool:
@@ -72,8 +73,40 @@ def same_paper_titles(one: str, other: str) -> bool:
     if not long.replace(" ", "").startswith(letters):
         return False
     end = [i for i, char in enumerate(long) if char != " "][len(letters) - 1]  # spaces may fall elsewhere
+    if not long[end + 1 :].startswith(" "):  # what runs on begins a word: "variant 10" is not "variant 100"'s
+        return False
     runs_on = long[end + 1 :].split()
     return bool(runs_on) and not any(word in STOPWORDS for word in runs_on)
+
+
+class TitlesHeld:
+    """Titles held (a list's), asked whether a paper's title is one of them as any source writes it:
+    the same `normalize_title` key, or a twin by `same_paper_titles` (a PDF's spacing, its authors
+    run on). Twins begin with the same letters, so only the titles sharing a title's first
+    TWIN_BUCKET letters are compared."""
+
+    def __init__(self, titles):
+        self.keys: set[str] = set()
+        self.buckets: dict[str, list[tuple[str, str]]] = {}
+        for title in titles:
+            key = normalize_title(title)
+            self.keys.add(key)
+            letters = key.replace(" ", "")
+            self.buckets.setdefault(letters[:TWIN_BUCKET], []).append((letters, title))
+
+    def __contains__(self, title: str) -> bool:
+        key = normalize_title(title)
+        if key in self.keys:
+            return True
+        letters = key.replace(" ", "")
+        if len(letters) < TWIN_BUCKET:  # a short title may begin any longer one: every title is compared
+            near = [pair for bucket in self.buckets.values() for pair in bucket]
+        else:  # a longer one: the titles filed under its first letters, a shorter title under all of its own
+            near = [pair for n in range(TWIN_BUCKET + 1) for pair in self.buckets.get(letters[:n], ())]
+        return any(
+            (letters.startswith(held) or held.startswith(letters)) and same_paper_titles(other, title)
+            for held, other in near
+        )
 
 
 WEB_SCHEMES = ("http", "https")

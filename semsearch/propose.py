@@ -30,7 +30,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from semsearch import markup
 from semsearch.errors import NotFound, SemsearchError
-from semsearch.paper import Paper, normalize_title, split_lines, year_from_arxiv_id
+from semsearch.paper import Paper, TitlesHeld, normalize_title, split_lines, year_from_arxiv_id
 from semsearch.requests_models import _iso_date
 from semsearch.sources.curated import _ARXIV_ID, CuratedList, ListedPaper, Placement, _links, clean_title, parse_list
 
@@ -95,10 +95,12 @@ def _line_year(paper: Paper) -> int | str:
     return year
 
 
-def listed_titles(listed: CuratedList) -> set[str]:
-    """The title keys of every item of a list, linked or not, under every name it gives a paper: a
-    paper of the index by one of them is already in the list, whatever arXiv id the list links."""
-    return {normalize_title(title) for p in listed.papers for title in (p.title, *p.other_titles)}
+def listed_titles(listed: CuratedList) -> TitlesHeld:
+    """The titles of every item of a list, linked or not, under every name it gives a paper: a paper
+    of the index by one of them, or by a PDF's reading of one (`TitlesHeld`), is already in the
+    list, whatever arXiv id the list links (the survey's list was proposed LoRA, Performers, PoSE,
+    Scatterbrain and expert-choice routing, which it holds, from their PDF-read copies)."""
+    return TitlesHeld(title for p in listed.papers for title in (p.title, *p.other_titles))
 
 
 def list_key(paper: ListedPaper | Paper) -> str:
@@ -403,7 +405,7 @@ def paper_date(paper: Paper) -> str:
 def candidates(store, listed: CuratedList, *, since: str | None, ids: Sequence[str] | None) -> list[Candidate]:
     """The index's papers with an arXiv id that the list does not hold (appeared on or after
     `since`; only `ids` when given)."""
-    held = {list_key(p) for p in listed.papers} | listed_titles(listed)
+    held, titles = {list_key(p) for p in listed.papers}, listed_titles(listed)
     if ids:
         vec_ids = []
         for paper_id in ids:
@@ -419,7 +421,7 @@ def candidates(store, listed: CuratedList, *, since: str | None, ids: Sequence[s
         for vec_id, paper in papers.items()
         if paper.arxiv_id
         and list_key(paper) not in held
-        and normalize_title(paper.title) not in held
+        and paper.title not in titles
         and (since is None or paper_date(paper) >= since)
         and len(clean_title(paper.title)) >= 4  # shorter, a list's parser takes no item for a paper
     }

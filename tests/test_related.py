@@ -98,12 +98,49 @@ def test_another_record_of_the_paper_under_a_garbled_or_run_on_title_is_left_out
         ("Large Language Models", "Large Language Models Jane Doe", False),  # too short to tell
         ("Speculative Decoding with Drafts", "Speculative Sampling with Drafts", False),
         ("Speculative Decoding with Drafts", "Speculative Decoding with Drafts", True),
+        ("key value cache eviction variant 10", "key value cache eviction variant 100", False),  # mid-word
+        ("Key Value Cache Eviction Variant", "KEY VALUE CACHE EVICTION VARIANTS Ada", False),
     ],
 )  # fmt: skip
 def test_two_titles_are_one_papers_when_only_spacing_or_names_run_on_tell_them_apart(one, other, same):
     from semsearch.paper import same_paper_titles
 
     assert same_paper_titles(one, other) is same and same_paper_titles(other, one) is same
+
+
+def test_titles_held_answer_as_comparing_every_title_would():
+    """`TitlesHeld` compares a title only with the titles filed under its first letters: never a
+    twin missed, whatever the spacing, case, names run on or length (short titles too)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from semsearch.paper import TitlesHeld, normalize_title, same_paper_titles
+    from tests.conftest import examples
+
+    words = st.sampled_from(["lora", "low", "rank", "of", "the", "a", "b", "attention", "Edward", "Hu", "1,", "x"])
+    titles = st.lists(words, min_size=1, max_size=8).map(" ".join)
+    names = st.lists(st.sampled_from(["Edward", "Hu", "1,", "x", "b"]), min_size=1, max_size=3).map(" ".join)
+
+    @settings(max_examples=examples(300), deadline=2000)
+    @given(st.lists(titles, min_size=1, max_size=8), st.data())
+    def check(held, data):
+        title = data.draw(st.sampled_from(held))  # a held title as another source writes it, or another
+        form = data.draw(st.sampled_from(["spaced", "run on", "shortened", "other"]))
+        if form == "spaced":
+            at = data.draw(st.integers(0, len(title)))
+            title = (title[:at] + " " + title[at:]).upper()
+        elif form == "run on":
+            title = f"{title} {data.draw(names)}"
+        elif form == "shortened":
+            title = " ".join(title.split()[: data.draw(st.integers(1, 8))])
+        else:
+            title = data.draw(titles)
+        every = any(normalize_title(h) == normalize_title(title) or same_paper_titles(h, title) for h in held)
+        assert (title in TitlesHeld(held)) is every
+
+    check()
+    for short, long in (("b x b x", "b x b x Edward"), ("LoRA low rank of", "LORA LOW RANK OF Edward Hu")):
+        assert long in TitlesHeld([short]) and short in TitlesHeld([long])  # fewer letters than a bucket's key
 
 
 def test_diverse_keeps_the_best_hit_and_changes_the_list(finder):
