@@ -40,7 +40,7 @@ REQUEST_WORDS = """find show give list recommend recommended recommendation reco
     thanks paper papers work works research literature article articles publication publications study studies way
     ways method methods approach approaches technique techniques idea ideas option options anything something anyone
     someone good best great recent latest remember propose proposed proposes introduce introduced introduces
-    present presented presents""".split()
+    present presented presents named called""".split()
 REQUEST_PHRASES = re.compile(r"\bstate[- ]of[- ]the[- ]art\b|\b(?:should|to|must|worth) read(?:ing)?\b", re.IGNORECASE)
 
 

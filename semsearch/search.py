@@ -282,7 +282,7 @@ def name_alone(query: str, names: set[str]) -> bool:
     """Whether the question, request and stop words aside, is nothing but names among `names` and
     version numbers ("GPTQ", "the LoRA paper", "FlashAttention 2"): it says no more about a topic."""
     said = strip_request(unicodedata.normalize("NFKC", query)).lower()
-    words = [w for w in _NAME.findall(said) if w not in STOPWORDS]
+    words = [w for w in _NAME.findall(said) if w not in STOPWORDS and w != "s"]  # "GPTQ's": the name's "s"
     keys = {name_key(n) for n in names}
     return bool(words) and all(name_key(w.rstrip(".-")) in keys or _VERSION_NUMBER.fullmatch(w) for w in words)
 

@@ -1170,6 +1170,9 @@ def test_a_question_is_a_name_alone_when_request_and_stop_words_aside_it_holds_o
         ("FlashAttention 2", {"flashattention", "flashattention2"}),
         ("FlashAttention-2", {"flashattention-2"}),
         ("GPTQ or AWQ", {"gptq", "awq"}),
+        ("GPTQ's", {"gptq"}),  # a possessive's "s" is the name's
+        ("a paper named GPTQ", {"gptq"}),
+        ("the paper called GPTQ", {"gptq"}),
     ):
         assert name_alone(question, names), question
     for question, names in (
@@ -1193,7 +1196,7 @@ def test_a_name_alone_is_followed_by_the_named_papers_related_work(survey_corpus
     index = Index.open(survey_corpus_index)
     searcher = Searcher(index)
     finder = RelatedFinder(index, searcher=searcher)
-    for question in ("GPTQ", "the gptq paper", "Which paper introduced GPTQ?"):
+    for question in ("GPTQ", "the gptq paper", "Which paper introduced GPTQ?", "a paper named GPTQ", "GPTQ's"):
         hits = searcher.search(question, k=6)
         assert hits[0].paper.title.startswith("GPTQ:") and hits[0].evidence.named, question
         related = [h.paper.id for h in finder.related_to(hits[0].paper.id, 5)]
