@@ -62,8 +62,9 @@ def same_paper_titles(one: str, other: str) -> bool:
     once spaces are ignored (a PDF's "L OW-RANK A DAPTATION"), or one running on past the other
     with names, not title words (a PDF's title with its authors after it: no stop word in what runs
     on, and the shorter of TWIN_WORDS words or more; "Attention Is All You Need In Speech Separation"
-    is another paper). Over every pair of the dev index's 1,855 titles: 7 pairs, each one paper twice. Related
-    work leaves the other record out, and search shows one record of each paper."""
+    is another paper). Over every pair of the dev index's 1,855 titles: 7 pairs, each one paper
+    twice. Related work leaves the other record out, search shows one, and a list holding one is not
+    proposed the other."""
     short, long = sorted((normalize_title(one), normalize_title(other)), key=len)
     letters = short.replace(" ", "")
     if letters == long.replace(" ", ""):
@@ -80,33 +81,44 @@ def same_paper_titles(one: str, other: str) -> bool:
 
 
 class TitlesHeld:
-    """Titles held (a list's), asked whether a paper's title is one of them as any source writes it:
-    the same `normalize_title` key, or a twin by `same_paper_titles` (a PDF's spacing, its authors
-    run on). Twins begin with the same letters, so only the titles sharing a title's first
-    TWIN_BUCKET letters are compared."""
+    """Titles held (a list's, a result list's), asked whether a paper's title is one of them as any
+    source writes it: the same `normalize_title` key, or a twin by `same_paper_titles` (a PDF's
+    spacing, its authors run on). Twins begin with the same letters, so only the titles sharing a
+    title's first TWIN_BUCKET letters are compared."""
 
-    def __init__(self, titles):
-        self.keys: set[str] = set()
+    def __init__(self, titles=()):
+        self.keys: dict[str, str] = {}
         self.buckets: dict[str, list[tuple[str, str]]] = {}
         for title in titles:
-            key = normalize_title(title)
-            self.keys.add(key)
-            letters = key.replace(" ", "")
-            self.buckets.setdefault(letters[:TWIN_BUCKET], []).append((letters, title))
+            self.add(title)
 
-    def __contains__(self, title: str) -> bool:
+    def add(self, title: str) -> None:
+        key = normalize_title(title)
+        self.keys.setdefault(key, title)
+        letters = key.replace(" ", "")
+        self.buckets.setdefault(letters[:TWIN_BUCKET], []).append((letters, title))
+
+    def find(self, title: str) -> str | None:
+        """The title held that is `title`'s paper's, if any."""
         key = normalize_title(title)
         if key in self.keys:
-            return True
+            return self.keys[key]
         letters = key.replace(" ", "")
         if len(letters) < TWIN_BUCKET:  # a short title may begin any longer one: every title is compared
             near = [pair for bucket in self.buckets.values() for pair in bucket]
         else:  # a longer one: the titles filed under its first letters, a shorter title under all of its own
             near = [pair for n in range(TWIN_BUCKET + 1) for pair in self.buckets.get(letters[:n], ())]
-        return any(
-            (letters.startswith(held) or held.startswith(letters)) and same_paper_titles(other, title)
-            for held, other in near
+        return next(
+            (
+                other
+                for held, other in near
+                if (letters.startswith(held) or held.startswith(letters)) and same_paper_titles(other, title)
+            ),
+            None,
         )
+
+    def __contains__(self, title: str) -> bool:
+        return self.find(title) is not None
 
 
 WEB_SCHEMES = ("http", "https")

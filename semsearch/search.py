@@ -63,7 +63,7 @@ import numpy as np
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
 from semsearch.lexical import STOPWORDS, question_terms, strip_request, tokenize
-from semsearch.paper import Paper, normalize_title, one_line, parse_arxiv_id, same_paper_titles
+from semsearch.paper import Paper, TitlesHeld, normalize_title, one_line, parse_arxiv_id
 from semsearch.store import Prediction
 from semsearch.taxonomy import is_under, load_taxonomy, resolve_node
 
@@ -372,28 +372,23 @@ def question_features(
 
 
 def one_record_each(ranked: list[tuple[int, float]], papers: dict[int, Paper], k: int) -> list[tuple[int, float]]:
-    """The first k of `ranked` with each paper once (`same_paper_titles`: a survey entry known by its
-    title and the PDF-read arXiv copy of it; 13 of 264 dev and own questions showed both in their
-    first ten). The survey's labelled record is the one kept, at the place and score of the first."""
+    """The first k of `ranked` with each paper once (`TitlesHeld`: a survey entry known by its title
+    and the PDF-read arXiv copy of it; 13 of 264 dev and own questions showed both in their first
+    ten). The survey's labelled record is the one kept, at the place and score of the first."""
     kept: list[tuple[int, float]] = []
-    letters: list[str] = []
+    shown, place = TitlesHeld(), {}
     for vec_id, score in ranked:
         title = papers[vec_id].title
-        own = normalize_title(title).replace(" ", "")
-        twin = next(
-            (
-                i
-                for i, other in enumerate(letters)
-                if (own.startswith(other) or other.startswith(own))  # a twin's letters begin alike: cheap first
-                and same_paper_titles(papers[kept[i][0]].title, title)
-            ),
-            None,
-        )
+        twin = shown.find(title)
         if twin is None:
+            place[title] = len(kept)
             kept.append((vec_id, score))
-            letters.append(own)
-        elif papers[vec_id].survey_categories and not papers[kept[twin][0]].survey_categories:
-            kept[twin], letters[twin] = (vec_id, kept[twin][1]), own
+        elif papers[vec_id].survey_categories and not papers[kept[place[twin]][0]].survey_categories:
+            place[title] = place[twin]
+            kept[place[twin]] = (vec_id, kept[place[twin]][1])
+        else:
+            continue
+        shown.add(title)
     return kept[:k]
 
 
