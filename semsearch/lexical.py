@@ -40,8 +40,14 @@ REQUEST_WORDS = """find show give list recommend recommended recommendation reco
     thanks paper papers work works research literature article articles publication publications study studies way
     ways method methods approach approaches technique techniques idea ideas option options anything something anyone
     someone good best great recent latest remember propose proposed proposes introduce introduced introduces
-    present presented presents named called""".split()
-REQUEST_PHRASES = re.compile(r"\bstate[- ]of[- ]the[- ]art\b|\b(?:should|to|must|worth) read(?:ing)?\b", re.IGNORECASE)
+    present presented presents""".split()
+# Phrases that ask, not say: "state of the art", "worth reading", and a thing named or called
+# ("a paper named GPTQ", "what was it called?"; "named entity recognition" says what it is about).
+REQUEST_PHRASES = re.compile(
+    r"\bstate[- ]of[- ]the[- ]art\b|\b(?:should|to|must|worth) read(?:ing)?\b"
+    r"|\b(?:paper|work|method|model|approach|technique|one|it)s?\s+(?:(?:is|was)\s+)?(?:named|called)\b",
+    re.IGNORECASE,
+)
 
 
 def lexical_text(title: str, abstract: str, categories: Sequence[str], descriptions: dict[str, str]) -> str:

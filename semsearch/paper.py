@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import unicodedata
@@ -54,71 +55,101 @@ def normalize_title(title: str) -> str:
 
 
 TWIN_WORDS = 4  # a title that another runs on from with names is the same paper's, from this long
-TWIN_BUCKET = 6  # letters two titles of one paper begin with alike (four words or more, or the same letters)
+# Letter runs a PDF sets as one ligature glyph, which its text extraction may drop ("E cient").
+_LIGATURES = re.compile("ffi|ffl|ff|fi|fl")
+
+
+def title_letters(key: str) -> str:
+    """A `normalize_title` key's letters and digits as two sources of one title agree on them: no
+    spaces (a PDF's "L OW-RANK") and no letters a ligature stands for ("Efficient", "E cient")."""
+    return _LIGATURES.sub("", key.replace(" ", ""))
+
+
+def _runs_on_with_names(words: list[str]) -> bool:
+    """Whether what a title runs on with reads as names (its authors): words, none a stop word."""
+    return bool(words) and not any(word in STOPWORDS for word in words)
 
 
 def same_paper_titles(one: str, other: str) -> bool:
     """Whether two titles are one paper's as two sources wrote them: the same letters and digits
-    once spaces are ignored (a PDF's "L OW-RANK A DAPTATION"), or one running on past the other
-    with names, not title words (a PDF's title with its authors after it: no stop word in what runs
-    on, and the shorter of TWIN_WORDS words or more; "Attention Is All You Need In Speech Separation"
-    is another paper). Over every pair of the dev index's 1,855 titles: 7 pairs, each one paper
-    twice. Related work leaves the other record out, search shows one, and a list holding one is not
-    proposed the other."""
-    short, long = sorted((normalize_title(one), normalize_title(other)), key=len)
-    letters = short.replace(" ", "")
-    if letters == long.replace(" ", ""):
+    once spaces and ligatures are set aside (`title_letters`), or one running on past the other,
+    from a word's start, with names, not title words (a PDF's title with its authors after it: no
+    stop word in what runs on, and the shorter of TWIN_WORDS words or more; "Attention Is All You
+    Need In Speech Separation" is another paper). A title with no letter or digit is no one's twin.
+    Two records with different arXiv ids are two papers whatever their titles (`TitlesHeld`); with
+    that, 7 pairs of the dev index's 1,855 papers, each one paper twice."""
+    keys = normalize_title(one), normalize_title(other)
+    (short, letters), (long, long_letters) = sorted(((k, title_letters(k)) for k in keys), key=lambda t: len(t[1]))
+    if not letters:
+        return False
+    if letters == long_letters:
         return True
     if len(short.split()) < TWIN_WORDS:
         return False
-    if not long.replace(" ", "").startswith(letters):
-        return False
-    end = [i for i, char in enumerate(long) if char != " "][len(letters) - 1]  # spaces may fall elsewhere
-    if not long[end + 1 :].startswith(" "):  # what runs on begins a word: "variant 10" is not "variant 100"'s
-        return False
-    runs_on = long[end + 1 :].split()
-    return bool(runs_on) and not any(word in STOPWORDS for word in runs_on)
+    words = long.split()
+    return any(
+        title_letters("".join(words[:n])) == letters and _runs_on_with_names(words[n:]) for n in range(1, len(words))
+    )
 
 
 class TitlesHeld:
-    """Titles held (a list's, a result list's), asked whether a paper's title is one of them as any
-    source writes it: the same `normalize_title` key, or a twin by `same_paper_titles` (a PDF's
-    spacing, its authors run on). Twins begin with the same letters, so only the titles sharing a
-    title's first TWIN_BUCKET letters are compared."""
+    """Papers held by title (a list's, a result list's), asked whether a paper is one of them: its
+    title's `normalize_title` key, or a title of the same paper as another source writes it
+    (`same_paper_titles`), and never a paper whose arXiv id differs from the one held (phi-1.5's
+    title runs on from phi-1's with no stop word). Looked up by exact letters, by the beginnings of
+    a title at each word, and by a sorted range for the titles a title begins: a few lookups, not a
+    comparison with every title held."""
 
-    def __init__(self, titles=()):
-        self.keys: dict[str, str] = {}
-        self.buckets: dict[str, list[tuple[str, str]]] = {}
-        for title in titles:
-            self.add(title)
+    def __init__(self, papers=()):
+        self.keys: dict[str, list[tuple[str, str | None]]] = {}  # exact key -> (title, arXiv id)
+        self._by_letters: dict[str, list[tuple[str, str | None]]] = {}
+        self._sorted: list[str] = []
+        self._unsorted = False
+        for title, arxiv_id in papers:
+            self.add(title, arxiv_id)
 
-    def add(self, title: str) -> None:
+    def add(self, title: str, arxiv_id: str | None = None) -> None:
         key = normalize_title(title)
-        self.keys.setdefault(key, title)
-        letters = key.replace(" ", "")
-        self.buckets.setdefault(letters[:TWIN_BUCKET], []).append((letters, title))
+        self.keys.setdefault(key, []).append((title, arxiv_id))
+        letters = title_letters(key)
+        if letters:
+            if letters not in self._by_letters:
+                self._sorted.append(letters)
+                self._unsorted = True
+            self._by_letters.setdefault(letters, []).append((title, arxiv_id))
 
-    def find(self, title: str) -> str | None:
-        """The title held that is `title`'s paper's, if any."""
+    def find(self, title: str, arxiv_id: str | None = None) -> str | None:
+        """The title held of `title`'s paper (with the arXiv id `arxiv_id`, if known), if any."""
         key = normalize_title(title)
-        if key in self.keys:
-            return self.keys[key]
-        letters = key.replace(" ", "")
-        if len(letters) < TWIN_BUCKET:  # a short title may begin any longer one: every title is compared
-            near = [pair for bucket in self.buckets.values() for pair in bucket]
-        else:  # a longer one: the titles filed under its first letters, a shorter title under all of its own
-            near = [pair for n in range(TWIN_BUCKET + 1) for pair in self.buckets.get(letters[:n], ())]
-        return next(
-            (
-                other
-                for held, other in near
-                if (letters.startswith(held) or held.startswith(letters)) and same_paper_titles(other, title)
-            ),
-            None,
-        )
+        letters = title_letters(key)
+        if not letters:  # no letter or digit: nothing to tell one paper by
+            return None
 
-    def __contains__(self, title: str) -> bool:
-        return self.find(title) is not None
+        def held(found) -> str | None:
+            return next((t for t, i in found if i is None or arxiv_id is None or i == arxiv_id), None)
+
+        if hit := held(self.keys.get(key, ())) or held(self._by_letters.get(letters, ())):
+            return hit
+        words = key.split()
+        for n in range(1, len(words)):  # a title held that this one runs on from
+            if _runs_on_with_names(words[n:]):
+                found = self._by_letters.get(title_letters("".join(words[:n])), ())
+                if hit := held((t, i) for t, i in found if len(normalize_title(t).split()) >= TWIN_WORDS):
+                    return hit
+        if len(words) < TWIN_WORDS:
+            return None
+        if self._unsorted:
+            self._sorted.sort()
+            self._unsorted = False
+        at = bisect.bisect_right(self._sorted, letters)  # titles held that run on from this one
+        while at < len(self._sorted) and self._sorted[at].startswith(letters):
+            if hit := held((t, i) for t, i in self._by_letters[self._sorted[at]] if same_paper_titles(title, t)):
+                return hit
+            at += 1
+        return None
+
+    def __contains__(self, paper: tuple[str, str | None]) -> bool:
+        return self.find(*paper) is not None
 
 
 WEB_SCHEMES = ("http", "https")

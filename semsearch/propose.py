@@ -97,10 +97,11 @@ def _line_year(paper: Paper) -> int | str:
 
 def listed_titles(listed: CuratedList) -> TitlesHeld:
     """The titles of every item of a list, linked or not, under every name it gives a paper: a paper
-    of the index by one of them, or by a PDF's reading of one (`TitlesHeld`), is already in the
-    list, whatever arXiv id the list links (the survey's list was proposed LoRA, Performers, PoSE,
-    Scatterbrain and expert-choice routing, which it holds, from their PDF-read copies)."""
-    return TitlesHeld(title for p in listed.papers for title in (p.title, *p.other_titles))
+    of the index by one of them, whatever arXiv id the list links, or by a PDF's reading of one
+    unless the list links another id (`TitlesHeld`), is already in the list (the survey's list was
+    proposed LoRA, Performers, PoSE, Scatterbrain and expert-choice routing, which it holds, from
+    their PDF-read copies)."""
+    return TitlesHeld((title, p.arxiv_id) for p in listed.papers for title in (p.title, *p.other_titles))
 
 
 def list_key(paper: ListedPaper | Paper) -> str:
@@ -421,7 +422,8 @@ def candidates(store, listed: CuratedList, *, since: str | None, ids: Sequence[s
         for vec_id, paper in papers.items()
         if paper.arxiv_id
         and list_key(paper) not in held
-        and paper.title not in titles
+        and normalize_title(paper.title) not in titles.keys  # the same title, whatever id the list links
+        and (paper.title, paper.arxiv_id) not in titles
         and (since is None or paper_date(paper) >= since)
         and len(clean_title(paper.title)) >= 4  # shorter, a list's parser takes no item for a paper
     }

@@ -22,7 +22,7 @@ import numpy as np
 
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
-from semsearch.paper import Paper, same_paper_titles
+from semsearch.paper import Paper, TitlesHeld, parse_arxiv_id
 from semsearch.search import TWIN_ROOM, Hit, Searcher
 
 CATEGORY_BONUS = 0.25  # about the cosine gap between a close and a loose neighbour
@@ -100,7 +100,8 @@ class RelatedFinder:
         filed = self.searcher.leaf_distributions([vec_id]).get(vec_id) if self.searcher.use_taxonomy else None
         spread = None if filed is None else filed[1]
         vector = self.store.embedding(vec_id)
-        return self._rank(vector, spread, exclude, k, diverse, title=paper.title, allowed=allowed)
+        own = (paper.title, paper.arxiv_id)
+        return self._rank(vector, spread, exclude, k, diverse, paper=own, allowed=allowed)
 
     def related_to_text(
         self, title: str, abstract: str, k: int = 10, *, diverse: bool = False, paper_id: str | None = None
@@ -121,7 +122,8 @@ class RelatedFinder:
         # A text that is an indexed paper's own (pasted title and abstract) is that paper: left out
         # as `related ID` leaves it out. Nothing but the same text comes this close.
         exclude.update(v for v, cosine in self.searcher.nearest(vector, 3) if cosine >= SAME_TEXT)
-        return self._rank(vector[0], spread, exclude, k, diverse, title=title)
+        own = (title, parse_arxiv_id(paper_id) if paper_id else None)
+        return self._rank(vector[0], spread, exclude, k, diverse, paper=own)
 
     def _rank(
         self,
@@ -131,13 +133,14 @@ class RelatedFinder:
         k: int,
         diverse: bool,
         *,
-        title: str = "",
+        paper: tuple[str, str | None],
         allowed: np.ndarray | None = None,
     ) -> list[Hit]:
         """Nearest papers, each gaining CATEGORY_BONUS × the chance that it shares a leaf with the
-        paper (`spread`: the paper's chance of each leaf; None when it has no category), other
-        records of the paper `title` names left out (`same_paper_titles`: a survey's entry and the
-        PDF-read copy of it came back as its first related paper)."""
+        paper (`spread`: the paper's chance of each leaf; None when it has no category), each paper
+        once and other records of the paper itself (its title and arXiv id, `paper`) left out
+        (`TitlesHeld`: a survey's entry and the PDF-read copy of it came back as its first related
+        paper)."""
         if k < 1:
             raise SemsearchError("k must be at least 1")
         nearest = self.searcher.nearest(vector[None, :], POOL + len(exclude), allowed)
@@ -151,9 +154,9 @@ class RelatedFinder:
             ranked = sorted(((v, s + bonus(v)) for v, s in ranked), key=lambda item: -item[1])
         scale = 1.0 + (CATEGORY_BONUS if spread is not None else 0.0)  # the most a cosine plus its bonus can be
         ranked = [(v, readable(s / scale)) for v, s in ranked]
-        pool = ranked[: max(5 * k, 50)] if diverse else ranked[: k + TWIN_ROOM]
-        hits = [h for h in self.searcher.hits(pool) if not (title and same_paper_titles(h.paper.title, title))]
-        return self._diversify(hits, k) if diverse else hits[:k]
+        pool = ranked[: max(5 * k, 50)] if diverse else ranked[: TWIN_ROOM * (k + 1)]
+        hits = self.searcher.hits(pool, len(pool) if diverse else k, left_out=TitlesHeld([paper]), allowed=allowed)
+        return self._diversify(hits, k) if diverse else hits
 
     def _diversify(self, hits: list[Hit], k: int) -> list[Hit]:
         """Maximal marginal relevance: each next pick trades relevance against similarity to picks.

@@ -102,7 +102,7 @@ TITLE_WORDS = 4  # a question of this many words or more that is a paper's title
 TITLE_SHARE_WEIGHT = 0.2  # what the question's words in a title add to a first-screen direct match
 TITLE_PREFIX_WORDS = 6  # ... and from this many, one that a paper's title begins with
 COMMON_NAME_SHARE = 0.01  # a name typed in lower case that more of the papers hold is read as a word
-TWIN_ROOM = 5  # papers ranked beyond k, for other records of a paper listed above to be left out
+TWIN_ROOM = 2  # k papers are shown from TWIN_ROOM × k ranked: other records of a paper are left out
 _NAME = re.compile(r"\w[\w.+()-]*")
 DISTRIBUTION_CACHE = 500_000  # papers whose leaf distribution a searcher keeps (~200 B each)
 _UNREAD = object()
@@ -157,6 +157,7 @@ class Hit:
     evidence: Evidence | None = None
     categories: list[str] = field(default_factory=list)  # as stored for the taxonomy searched
     category_source: str | None = None  # survey, user, predicted, or a list's label ("list")
+    ranked_as: int | None = None  # the record whose match ranked it, when it shows another of its paper
 
     def to_dict(self, explain: bool = False) -> dict:
         data = {
@@ -371,25 +372,30 @@ def question_features(
     )
 
 
-def one_record_each(ranked: list[tuple[int, float]], papers: dict[int, Paper], k: int) -> list[tuple[int, float]]:
-    """The first k of `ranked` with each paper once (`TitlesHeld`: a survey entry known by its title
-    and the PDF-read arXiv copy of it; 13 of 264 dev and own questions showed both in their first
-    ten). The survey's labelled record is the one kept, at the place and score of the first."""
-    kept: list[tuple[int, float]] = []
-    shown, place = TitlesHeld(), {}
+def one_record_each(
+    ranked: list[tuple[int, float]],
+    papers: dict[int, Paper],
+    k: int,
+    left_out: TitlesHeld | None = None,
+    shown_as: dict[int, int] | None = None,
+) -> list[tuple[int, float, int]]:
+    """(shown, score, ranked) for the first k of `ranked` with each paper once, at the place of its
+    best-ranked record, and none of the papers `left_out` holds (`TitlesHeld`: a survey entry known
+    by its title and the PDF-read arXiv copy of it; 13 of 264 dev and own questions showed both in
+    their first ten). A record is shown as `shown_as` says (the survey's record of the paper; a
+    rule of the record, not of its rank, so every k agrees). A paper is held at most twice, so
+    TWIN_ROOM × k ranked give k."""
+    kept: list[tuple[int, float, int]] = []
+    shown = left_out or TitlesHeld()
     for vec_id, score in ranked:
-        title = papers[vec_id].title
-        twin = shown.find(title)
-        if twin is None:
-            place[title] = len(kept)
-            kept.append((vec_id, score))
-        elif papers[vec_id].survey_categories and not papers[kept[place[twin]][0]].survey_categories:
-            place[title] = place[twin]
-            kept[place[twin]] = (vec_id, kept[place[twin]][1])
-        else:
-            continue
-        shown.add(title)
-    return kept[:k]
+        record = (shown_as or {}).get(vec_id, vec_id)
+        paper = papers[record]
+        if shown.find(paper.title, paper.arxiv_id) is None:
+            kept.append((record, score, vec_id))
+            shown.add(paper.title, paper.arxiv_id)
+            if len(kept) == k:
+                break
+    return kept
 
 
 def one_paper_probability(features: np.ndarray) -> float:
@@ -628,16 +634,29 @@ class Searcher:
         scores, ids = vector_index.search(vectors, vector, k, allowed)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
-    def hits(self, ranked: list[tuple[int, float]], k: int | None = None) -> list[Hit]:
+    def hits(
+        self,
+        ranked: list[tuple[int, float]],
+        k: int | None = None,
+        *,
+        left_out: TitlesHeld | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> list[Hit]:
         """The papers of `ranked` as hits with their categories; with `k`, the first k, each paper
-        once (`one_record_each`: `ranked` holds TWIN_ROOM more for that)."""
+        once, shown by its survey record where it has one among the `allowed`, and none `left_out`
+        holds (`one_record_each`: `ranked` holds TWIN_ROOM × k for that). A hit shown by another
+        record than the one ranked says which in `ranked_as`."""
         store = self.index.store
         papers = store.papers_by_vec_id(vec_id for vec_id, _ in ranked)
         ranked = [(v, score) for v, score in ranked if v in papers]
-        if k is not None:
-            ranked = one_record_each(ranked, papers, k)
-        predictions = store.predictions(v for v, _ in ranked if not papers[v].survey_categories)
-        hits = [Hit(papers[v], score, predictions.get(v), v) for v, score in ranked]
+        if k is None:
+            shown = [(v, score, v) for v, score in ranked]
+        else:
+            shown_as = self.survey_records_of(papers, allowed)
+            papers.update(store.papers_by_vec_id(set(shown_as.values()) - set(papers)))
+            shown = one_record_each(ranked, papers, k, left_out, shown_as)
+        predictions = store.predictions(v for v, _, _ in shown if not papers[v].survey_categories)
+        hits = [Hit(papers[v], score, predictions.get(v), v, ranked_as=r) for v, score, r in shown]
         if self.taxonomy_name:
             self.leaf_distributions([h.vec_id for h in hits])
             found = {h.vec_id: (e[0], e[2]) for h in hits if (e := self.distributions.get(h.vec_id))}
@@ -646,6 +665,28 @@ class Searcher:
         for hit in hits:
             hit.categories, hit.category_source = found.get(hit.vec_id, ([], None))
         return hits
+
+    @cached_property
+    def survey_titles(self) -> tuple[TitlesHeld, dict[str, int]]:
+        """The survey's papers by title (`TitlesHeld`) and their vec_ids by title."""
+        filed = self.index.store.survey_papers()
+        return TitlesHeld((p.title, p.arxiv_id) for p in filed.values()), {p.title: v for v, p in filed.items()}
+
+    def survey_records_of(self, papers: dict[int, Paper], allowed: np.ndarray | None) -> dict[int, int]:
+        """{vec_id: the survey's record of the same paper} for the papers the survey files under
+        another record (a title only, beside the PDF-read arXiv copy), where that record is
+        `allowed`: the survey's title and place are the ones shown (known-item questions name the
+        paper by that title)."""
+        held, by_title = self.survey_titles
+        found = {
+            v: by_title[title]
+            for v, paper in papers.items()
+            if not paper.survey_categories and (title := held.find(paper.title, paper.arxiv_id)) is not None
+        }
+        if allowed is not None and found:
+            inside = set(allowed[np.isin(allowed, list(found.values()))].tolist())
+            found = {v: survey for v, survey in found.items() if survey in inside}
+        return found
 
     def question_leaves(self, query: str, vector: np.ndarray) -> np.ndarray | None:
         """The chance of each taxonomy leaf (document order) that the question is about, by the
@@ -667,7 +708,7 @@ class Searcher:
             return self._lexical_only(query, k, allowed)
         vector = self._first_vector(query) if "embedder" not in self.__dict__ else self.embed_query(query)
         if self.mode == "dense":
-            hits = self.hits(self.nearest(vector, k + TWIN_ROOM, allowed), k)
+            hits = self.hits(self.nearest(vector, TWIN_ROOM * k, allowed), k, allowed=allowed)
             for hit in hits:
                 hit.evidence = Evidence(dense=hit.score)
                 hit.score = min(max(hit.score, 0.0), 1.0)  # a cosine; below 0 is as unlike as it gets
@@ -717,7 +758,7 @@ class Searcher:
 
     def _lexical_only(self, query: str, k: int, allowed: np.ndarray | None) -> list[Hit]:
         _, best = self._lexical_scores(query, allowed)
-        hits = self.hits(sorted(best.items(), key=lambda item: -item[1])[: k + TWIN_ROOM], k)
+        hits = self.hits(sorted(best.items(), key=lambda item: -item[1])[: TWIN_ROOM * k], k, allowed=allowed)
         top = max(best.values(), default=0.0)
         for hit in hits:  # BM25 is unbounded: shown relative to the best match, as the hybrid uses it
             hit.evidence = Evidence(lexical=hit.score, lexical_share=hit.score / top if top else 0.0)
@@ -853,7 +894,7 @@ class Searcher:
         weight = TAXONOMY_WEIGHT if leaves is not None else 0.0
         if weight > 0 and one_paper >= ONE_PAPER:
             self.title_shares(query, evidence)
-        room = k + TWIN_ROOM  # for other records of a paper listed above, left out at the end
+        room = TWIN_ROOM * k  # for other records of a paper listed above, left out at the end
         ranked = rank_hybrid(evidence, room + len(named) + len(titled), weight, one_paper)
         # In a longer question a name is context ("... adding temporal views to RWKV"): after the first;
         # a question of names alone ("What is the HINT paper about?") has nothing else to be about.
@@ -864,7 +905,7 @@ class Searcher:
             ranked = rank_named(ranked, titled, evidence, room, 0)
         elif alone:
             ranked = self.beside_named(ranked, evidence, vector, room, allowed)
-        hits = self.hits(ranked[:room], k)
+        hits = self.hits(ranked[:room], k, allowed=allowed)
         for hit in hits:
-            hit.evidence = evidence[hit.vec_id]
+            hit.evidence = evidence[hit.ranked_as]
         return hits

@@ -539,6 +539,11 @@ class Store:
         )
         return dict(rows.fetchall())
 
+    def survey_papers(self) -> dict[int, Paper]:
+        """The papers the survey files (by vec_id), without embeddings."""
+        rows = self.db.execute("SELECT * FROM papers WHERE survey_categories != '[]'")
+        return {row["vec_id"]: _row_to_paper(row) for row in rows}
+
     def survey_labelled(self) -> list[tuple[Paper, np.ndarray, list[str]]]:
         """The papers the survey's classifier learns from (labelled by the survey or a user), with
         their embeddings and categories."""

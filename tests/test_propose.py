@@ -669,20 +669,24 @@ def test_a_paper_the_list_gives_under_another_items_link_is_not_proposed_again()
 def test_a_paper_the_list_holds_is_not_proposed_from_its_pdf_read_copy():
     """The survey's list was proposed LoRA, Performers, PoSE, Scatterbrain, Compacter and
     expert-choice routing, which it holds by title, from the arXiv copies whose titles a PDF gave
-    with its spacing garbled or its authors run on (dev index, `taxonomy propose survey`: 641 → 635)."""
+    with its spacing garbled or its authors run on (dev index, `taxonomy propose survey`: 641 → 635);
+    phi-1.5, whose title runs on from phi-1's, is another arXiv paper (an attacker's pass)."""
     markdown = (
         "# L\n\n## H\n\n- LoRA: Low-Rank Adaptation of Large Language Models, <ins>ICLR, 2022</ins> "
         "[[Paper](https://openreview.net/forum?id=nZeVKeeFYf9)]\n"
         "- Rethinking Attention with Performers, <ins>ICLR, 2021</ins> [[Paper](https://openreview.net/forum?id=Ua6z)]\n"
         "- Attention Is All You Need, <ins>NeurIPS, 2017</ins> [[Paper](https://arxiv.org/abs/1706.03762)]\n"
+        "- Textbooks Are All You Need, <ins>arXiv, 2023</ins> [[Paper](https://arxiv.org/abs/2306.11644)]\n"
     )
     papers = [
         Paper(id="2106.09685", title="LORA: L OW-RANK ADAPTATION OF LARGE LANGUAGE MODELS Edward Hu Yelong Shen"),
         Paper(id="2009.14794", title="RETHINKING ATTENTION WITH PERFORMERS Krzysztof Choromanski 1, Valerii"),
         Paper(id="2502.00003", title="Attention Is All You Need In Speech Separation"),  # another paper
+        Paper(id="2309.05463", title="Textbooks Are All You Need II: phi-1.5 technical report"),  # another arXiv id
+        Paper(id="2502.00004", title="Attention is all you need"),  # the very title: held, whatever its id
     ]
     proposals, _ = propose(markdown, _Store(papers), _Placer(["H"]), min_confidence=0.0)
-    assert [p.id for p in proposals] == ["2502.00003"]
+    assert sorted(p.id for p in proposals) == ["2309.05463", "2502.00003"]
 
 
 def test_a_paper_out_of_scope_is_proposed_only_when_asked_for_by_id():

@@ -100,6 +100,10 @@ def test_another_record_of_the_paper_under_a_garbled_or_run_on_title_is_left_out
         ("Speculative Decoding with Drafts", "Speculative Decoding with Drafts", True),
         ("key value cache eviction variant 10", "key value cache eviction variant 100", False),  # mid-word
         ("Key Value Cache Eviction Variant", "KEY VALUE CACHE EVICTION VARIANTS Ada", False),
+        ("Switch Transformers: Simple and Efficient Sparsity", "Switch Transformers: Simple and E cient Sparsity",
+         True),  # a PDF dropped the ligature's letters
+        ("???", "∑", False),  # no letter or digit: nothing to tell a paper by
+        ("", "", False),
     ],
 )  # fmt: skip
 def test_two_titles_are_one_papers_when_only_spacing_or_names_run_on_tell_them_apart(one, other, same):
@@ -109,23 +113,33 @@ def test_two_titles_are_one_papers_when_only_spacing_or_names_run_on_tell_them_a
 
 
 def test_titles_held_answer_as_comparing_every_title_would():
-    """`TitlesHeld` compares a title only with the titles filed under its first letters: never a
-    twin missed, whatever the spacing, case, names run on or length (short titles too)."""
+    """`TitlesHeld` looks a title up by its letters, its beginnings and a sorted range, never
+    comparing it with every title held: never a twin missed nor one found too many, whatever the
+    spacing, case, names run on, ligatures lost or length, and never across two arXiv ids."""
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from semsearch.paper import TitlesHeld, normalize_title, same_paper_titles
+    from semsearch.paper import TitlesHeld, normalize_title, same_paper_titles, title_letters
     from tests.conftest import examples
 
-    words = st.sampled_from(["lora", "low", "rank", "of", "the", "a", "b", "attention", "Edward", "Hu", "1,", "x"])
+    words = st.sampled_from(
+        ["lora", "low", "rank", "of", "the", "a", "b", "attention", "Edward", "Hu", "1,", "x", "efficient", "fi", "?"]
+    )
     titles = st.lists(words, min_size=1, max_size=8).map(" ".join)
-    names = st.lists(st.sampled_from(["Edward", "Hu", "1,", "x", "b"]), min_size=1, max_size=3).map(" ".join)
+    names = st.lists(st.sampled_from(["Edward", "Hu", "1,", "x", "b", "fi"]), min_size=1, max_size=3).map(" ".join)
+    ids = st.sampled_from([None, "2401.00001", "2401.00002"])
+
+    def one_paper(held: tuple[str, str | None], paper: tuple[str, str | None]) -> bool:
+        (one, one_id), (other, other_id) = held, paper
+        if not title_letters(normalize_title(other)) or None not in (one_id, other_id) and one_id != other_id:
+            return False
+        return normalize_title(one) == normalize_title(other) or same_paper_titles(one, other)
 
     @settings(max_examples=examples(300), deadline=2000)
-    @given(st.lists(titles, min_size=1, max_size=8), st.data())
+    @given(st.lists(st.tuples(titles, ids), min_size=1, max_size=8), st.data())
     def check(held, data):
-        title = data.draw(st.sampled_from(held))  # a held title as another source writes it, or another
-        form = data.draw(st.sampled_from(["spaced", "run on", "shortened", "other"]))
+        title = data.draw(st.sampled_from(held))[0]  # a held title as another source writes it, or another
+        form = data.draw(st.sampled_from(["spaced", "run on", "shortened", "ligature lost", "other"]))
         if form == "spaced":
             at = data.draw(st.integers(0, len(title)))
             title = (title[:at] + " " + title[at:]).upper()
@@ -133,14 +147,19 @@ def test_titles_held_answer_as_comparing_every_title_would():
             title = f"{title} {data.draw(names)}"
         elif form == "shortened":
             title = " ".join(title.split()[: data.draw(st.integers(1, 8))])
+        elif form == "ligature lost":
+            title = title.replace("ffi", " ").replace("fi", "")
         else:
             title = data.draw(titles)
-        every = any(normalize_title(h) == normalize_title(title) or same_paper_titles(h, title) for h in held)
-        assert (title in TitlesHeld(held)) is every
+        paper = (title, data.draw(ids))
+        assert (paper in TitlesHeld(held)) is any(one_paper(h, paper) for h in held)
 
     check()
     for short, long in (("b x b x", "b x b x Edward"), ("LoRA low rank of", "LORA LOW RANK OF Edward Hu")):
-        assert long in TitlesHeld([short]) and short in TitlesHeld([long])  # fewer letters than a bucket's key
+        assert (long, None) in TitlesHeld([(short, None)]) and (short, None) in TitlesHeld([(long, None)])
+    phi = TitlesHeld([("Textbooks Are All You Need", "2306.11644")])  # phi-1.5's title runs on from phi-1's
+    assert ("Textbooks Are All You Need II: phi-1.5 technical report", "2309.05463") not in phi
+    assert ("TEXTBOOKS ARE ALL YOU NEED Suriya Gunasekar", "2306.11644") in phi
 
 
 def test_diverse_keeps_the_best_hit_and_changes_the_list(finder):

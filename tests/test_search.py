@@ -1240,10 +1240,13 @@ def test_a_name_alone_is_followed_by_the_named_papers_related_work(survey_corpus
     assert [h.vec_id for h in plain[1:]] == [v for v in nearest if v != plain[0].vec_id][:3]
 
 
-def test_a_paper_held_twice_is_shown_once_as_the_survey_labels_it_at_the_first_ones_place(tmp_path, fake_model):
+def test_a_paper_held_twice_is_shown_once_by_the_surveys_record_at_its_best_place(tmp_path, fake_model):
     """A survey entry known by its title and the PDF-read arXiv copy of it (garbled spacing, authors
     run on) came up as two results: 13 of 264 dev and own questions showed both in their first ten
-    (mixture of experts, Performers, Scatterbrain, PoSE). Every mode shows one, the survey's."""
+    (mixture of experts, Performers, Scatterbrain, PoSE). Every mode shows the paper once, by the
+    survey's record (the title known-item questions name it by), at the better place of the two,
+    the same at any k (an attacker's pass: the survey's record came in only within k + 5), and k
+    papers while the index has them; two arXiv papers are two papers whatever their titles."""
     from semsearch.search import one_record_each
 
     survey = Paper(
@@ -1252,8 +1255,9 @@ def test_a_paper_held_twice_is_shown_once_as_the_survey_labels_it_at_the_first_o
     )  # fmt: skip
     garbled = Paper(
         id="2401.00009", title="DRAFT S TUDY TWO : VERIFY TOKENS Ada Lovelace 1, Alan Turing 2",
-        abstract="draft study two speculative decoding draft model verify tokens",
+        abstract="draft study two speculative decoding draft model verify tokens", year=2024,
     )  # fmt: skip
+    sequel = Paper(id="2401.00020", title="DRAFT S TUDY TWO : VERIFY TOKENS II Hopper")  # another arXiv paper
     others = [
         Paper(id=f"2401.0001{i}", title=f"Verify tokens study {i}", abstract=f"draft verify tokens decoding {i}")
         for i in range(6)
@@ -1263,14 +1267,21 @@ def test_a_paper_held_twice_is_shown_once_as_the_survey_labels_it_at_the_first_o
     index = Index.open(tmp_path)
     for searcher in (Searcher(index), Searcher(index, mode="dense"), Searcher(index, mode="lexical")):
         for question in ("draft study two verify tokens", "Draft study two"):
-            hits = searcher.search(question, k=4)
-            ids = [h.paper.id for h in hits]
-            assert "survey:draft-study-2" in ids and "2401.00009" not in ids and len(ids) == 4, (searcher.mode, ids)
-            scores = [h.score for h in hits]
-            assert scores == sorted(scores, reverse=True), (searcher.mode, question)
-    papers = dict(enumerate([garbled, others[0], survey, others[1], Paper(id="2", title=f"{garbled.title} Grace")]))
-    assert one_record_each([(0, 0.9), (1, 0.8), (2, 0.7), (3, 0.6)], papers, 3) == [(2, 0.9), (1, 0.8), (3, 0.6)]
-    assert one_record_each([(0, 0.9), (4, 0.8)], papers, 2) == [(0, 0.9)]  # neither labelled: the first
+            longest = [h.paper.id for h in searcher.search(question, k=9)]
+            assert "survey:draft-study-2" in longest and "2401.00009" not in longest, (searcher.mode, longest)
+            assert len(longest) == 7 or searcher.mode == "lexical", (searcher.mode, longest)  # all 7 papers
+            for k in range(1, 9):
+                hits = searcher.search(question, k=k)
+                assert [h.paper.id for h in hits] == longest[:k], (searcher.mode, question, k)
+                scores = [h.score for h in hits]
+                assert scores == sorted(scores, reverse=True), (searcher.mode, question)
+    papers = dict(enumerate([garbled, others[0], survey, others[1], sequel]))
+    ranked = [(0, 0.9), (1, 0.8), (2, 0.7), (3, 0.6)]
+    assert one_record_each(ranked, papers, 3) == [(0, 0.9, 0), (1, 0.8, 1), (3, 0.6, 3)]
+    assert one_record_each(ranked, papers, 3, shown_as={0: 2}) == [(2, 0.9, 0), (1, 0.8, 1), (3, 0.6, 3)]
+    assert one_record_each([(0, 0.9), (4, 0.8)], papers, 2) == [(0, 0.9, 0), (4, 0.8, 4)]  # two arXiv ids
+    dated = Searcher(index).search("draft study two verify tokens", k=3, filters=Filters(year_from=2000))
+    assert [h.paper.id for h in dated][:1] == ["2401.00009"]  # the survey's record has no year: outside
 
 
 def test_a_question_that_is_an_arxiv_id_asks_for_that_paper(survey_corpus_index):
