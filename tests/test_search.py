@@ -443,6 +443,8 @@ def test_request_words_are_dropped_from_questions_not_papers(tmp_path, fake_mode
     # Words that can name a topic stay unless a request phrase holds them.
     assert strip_request("state of the art in state space models") == "in state space models"
     assert strip_request("neural architecture search that reads less") == "neural architecture search that reads less"
+    assert strip_request("a paper named GPTQ") == "a GPTQ" and strip_request("What was it called?") == "What was ?"
+    assert strip_request("named entity recognition") == "named entity recognition"  # what it is about
     index = _index(
         tmp_path,
         [
