@@ -47,7 +47,8 @@ Ranking (mode "hybrid", the default), chosen with `semsearch eval search` (docs/
 
 Every score shown is between 0 and 1 and falls down the list: the fused score here, the cosine
 (floored at 0) in dense mode, BM25 relative to the question's best match in lexical mode. Each
-paper is shown once in every mode (`one_record_each`: a survey entry and its PDF-read arXiv copy).
+paper is shown once in every mode, by the survey's record where it has one (`Searcher.hits`: a
+survey entry known by its title and the PDF-read arXiv copy of it are one paper).
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ class Hit:
     evidence: Evidence | None = None
     categories: list[str] = field(default_factory=list)  # as stored for the taxonomy searched
     category_source: str | None = None  # survey, user, predicted, or a list's label ("list")
-    ranked_as: int | None = None  # the record whose match ranked it, when it shows another of its paper
+    ranked_as: int | None = None  # the record whose match ranked it (another, when the survey's is shown)
 
     def to_dict(self, explain: bool = False) -> dict:
         data = {
@@ -386,9 +387,9 @@ def one_record_each(
     rule of the record, not of its rank, so every k agrees). A paper is held at most twice, so
     TWIN_ROOM × k ranked give k."""
     kept: list[tuple[int, float, int]] = []
-    shown = left_out or TitlesHeld()
+    shown, shown_as = left_out or TitlesHeld(), shown_as or {}
     for vec_id, score in ranked:
-        record = (shown_as or {}).get(vec_id, vec_id)
+        record = shown_as.get(vec_id, vec_id)
         paper = papers[record]
         if shown.find(paper.title, paper.arxiv_id) is None:
             kept.append((record, score, vec_id))
