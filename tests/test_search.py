@@ -1277,6 +1277,11 @@ def test_a_paper_held_twice_is_shown_once_by_the_surveys_record_at_its_best_plac
                 assert [h.paper.id for h in hits] == longest[:k], (searcher.mode, question, k)
                 scores = [h.score for h in hits]
                 assert scores == sorted(scores, reverse=True), (searcher.mode, question)
+    searcher, question = Searcher(index), "draft study two speculative decoding draft model verify tokens"
+    swapped = [h for h in searcher.search(question, k=3) if h.ranked_as != h.vec_id]
+    assert [h.paper.id for h in swapped] == ["survey:draft-study-2"]  # ranked by its PDF-read copy's match:
+    copy = index.store.embedding(swapped[0].ranked_as) @ searcher.embed_query(question)[0]
+    assert swapped[0].evidence.dense == pytest.approx(float(copy))  # the evidence that ranked it is explained
     papers = dict(enumerate([garbled, others[0], survey, others[1], sequel]))
     ranked = [(0, 0.9), (1, 0.8), (2, 0.7), (3, 0.6)]
     assert one_record_each(ranked, papers, 3) == [(0, 0.9, 0), (1, 0.8, 1), (3, 0.6, 3)]
