@@ -45,7 +45,8 @@ REQUEST_WORDS = """find show give list recommend recommended recommendation reco
 # ("a paper named GPTQ", "what was it called?"; "named entity recognition" says what it is about).
 REQUEST_PHRASES = re.compile(
     r"\bstate[- ]of[- ]the[- ]art\b|\b(?:should|to|must|worth) read(?:ing)?\b"
-    r"|\b(?:paper|work|method|model|approach|technique|one|it)s?\s+(?:(?:is|was)\s+)?(?:named|called)\b",
+    r"|\b(?:a|an|the|this|that|which|what|one)\s+(?:paper|work|method|model|approach|technique)s?\s+"
+    r"(?:(?:is|was)\s+)?(?:named|called)\b(?!\s+entit)|\bit\s+(?:is|was\s+)?called\b",
     re.IGNORECASE,
 )
 

@@ -59,15 +59,27 @@ TWIN_WORDS = 4  # a title that another runs on from with names is the same paper
 _LIGATURES = re.compile("ffi|ffl|ff|fi|fl")
 
 
+def _word_letters(word: str) -> str:
+    return _LIGATURES.sub("", word)
+
+
 def title_letters(key: str) -> str:
     """A `normalize_title` key's letters and digits as two sources of one title agree on them: no
-    spaces (a PDF's "L OW-RANK") and no letters a ligature stands for ("Efficient", "E cient")."""
-    return _LIGATURES.sub("", key.replace(" ", ""))
+    spaces (a PDF's "L OW-RANK") and, word by word, no letters a ligature stands for ("Efficient",
+    "E cient"); so a title's first words give the beginning of its letters."""
+    return "".join(_word_letters(word) for word in key.split())
 
 
-def _runs_on_with_names(words: list[str]) -> bool:
-    """Whether what a title runs on with reads as names (its authors): words, none a stop word."""
-    return bool(words) and not any(word in STOPWORDS for word in words)
+def _runs_on_from(letters: str, words: list[str]) -> bool:
+    """Whether a title of `words` is one of `letters` with names run on: its first words give those
+    letters exactly, and what follows is words with no stop word (a PDF's authors)."""
+    last_stop = max((i for i, word in enumerate(words) if word in STOPWORDS), default=-1)
+    so_far = ""
+    for n, word in enumerate(words[:-1], start=1):
+        so_far += _word_letters(word)
+        if len(so_far) >= len(letters):
+            return so_far == letters and n > last_stop
+    return False
 
 
 def same_paper_titles(one: str, other: str) -> bool:
@@ -76,33 +88,32 @@ def same_paper_titles(one: str, other: str) -> bool:
     from a word's start, with names, not title words (a PDF's title with its authors after it: no
     stop word in what runs on, and the shorter of TWIN_WORDS words or more; "Attention Is All You
     Need In Speech Separation" is another paper). A title with no letter or digit is no one's twin.
-    Two records with different arXiv ids are two papers whatever their titles (`TitlesHeld`); with
-    that, 7 pairs of the dev index's 1,855 papers, each one paper twice."""
+    Titles alone cannot tell a sequel ("Textbooks Are All You Need II: phi-1.5 ...") from names run
+    on: `TitlesHeld` and `Searcher.survey_records_of` also weigh arXiv ids."""
     keys = normalize_title(one), normalize_title(other)
     (short, letters), (long, long_letters) = sorted(((k, title_letters(k)) for k in keys), key=lambda t: len(t[1]))
     if not letters:
         return False
     if letters == long_letters:
         return True
-    if len(short.split()) < TWIN_WORDS:
+    if len(short.split()) < TWIN_WORDS or not long_letters.startswith(letters):
         return False
-    words = long.split()
-    return any(
-        title_letters("".join(words[:n])) == letters and _runs_on_with_names(words[n:]) for n in range(1, len(words))
-    )
+    return _runs_on_from(letters, long.split())
 
 
 class TitlesHeld:
-    """Papers held by title (a list's, a result list's), asked whether a paper is one of them: its
-    title's `normalize_title` key, or a title of the same paper as another source writes it
-    (`same_paper_titles`), and never a paper whose arXiv id differs from the one held (phi-1.5's
-    title runs on from phi-1's with no stop word). Looked up by exact letters, by the beginnings of
-    a title at each word, and by a sorted range for the titles a title begins: a few lookups, not a
-    comparison with every title held."""
+    """Papers held by title (a list's, a result list's), asked whether a paper is one of them: the
+    same `normalize_title` key or letters (`title_letters`), or, unless `strict`, a title of the
+    same paper with names run on (`same_paper_titles`); never a paper whose arXiv id differs from
+    the one held (phi-1.5's title runs on from phi-1's with no stop word). Looked up by letters, by
+    the beginnings of a title at each word and by a sorted range for the titles a title begins: a
+    few lookups, not a comparison with every title held. A result list is `strict`: a title that
+    runs on from another is the same paper there only by the survey's word (`survey_records_of`)."""
 
-    def __init__(self, papers=()):
+    def __init__(self, papers=(), *, strict: bool = False):
+        self.strict = strict
         self.keys: dict[str, list[tuple[str, str | None]]] = {}  # exact key -> (title, arXiv id)
-        self._by_letters: dict[str, list[tuple[str, str | None]]] = {}
+        self._by_letters: dict[str, list[tuple[str, str | None, str]]] = {}  # letters -> (title, id, key)
         self._sorted: list[str] = []
         self._unsorted = False
         for title, arxiv_id in papers:
@@ -116,7 +127,7 @@ class TitlesHeld:
             if letters not in self._by_letters:
                 self._sorted.append(letters)
                 self._unsorted = True
-            self._by_letters.setdefault(letters, []).append((title, arxiv_id))
+            self._by_letters.setdefault(letters, []).append((title, arxiv_id, key))
 
     def find(self, title: str, arxiv_id: str | None = None) -> str | None:
         """The title held of `title`'s paper (with the arXiv id `arxiv_id`, if known), if any."""
@@ -125,17 +136,23 @@ class TitlesHeld:
         if not letters:  # no letter or digit: nothing to tell one paper by
             return None
 
-        def held(found) -> str | None:
-            return next((t for t, i in found if i is None or arxiv_id is None or i == arxiv_id), None)
+        def fits(held_id: str | None) -> bool:
+            return held_id is None or arxiv_id is None or held_id == arxiv_id
 
-        if hit := held(self.keys.get(key, ())) or held(self._by_letters.get(letters, ())):
-            return hit
+        same = [t for t, i in self.keys.get(key, ()) if fits(i)] or [
+            t for t, i, _ in self._by_letters.get(letters, ()) if fits(i)
+        ]
+        if same or self.strict:
+            return same[0] if same else None
         words = key.split()
-        for n in range(1, len(words)):  # a title held that this one runs on from
-            if _runs_on_with_names(words[n:]):
-                found = self._by_letters.get(title_letters("".join(words[:n])), ())
-                if hit := held((t, i) for t, i in found if len(normalize_title(t).split()) >= TWIN_WORDS):
-                    return hit
+        last_stop = max((i for i, word in enumerate(words) if word in STOPWORDS), default=-1)
+        so_far = ""
+        for n, word in enumerate(words[:-1], start=1):  # a title held that this one runs on from
+            so_far += _word_letters(word)
+            if n > last_stop:
+                for t, i, held_key in self._by_letters.get(so_far, ()):
+                    if fits(i) and len(held_key.split()) >= TWIN_WORDS:
+                        return t
         if len(words) < TWIN_WORDS:
             return None
         if self._unsorted:
@@ -143,8 +160,9 @@ class TitlesHeld:
             self._unsorted = False
         at = bisect.bisect_right(self._sorted, letters)  # titles held that run on from this one
         while at < len(self._sorted) and self._sorted[at].startswith(letters):
-            if hit := held((t, i) for t, i in self._by_letters[self._sorted[at]] if same_paper_titles(title, t)):
-                return hit
+            for t, i, held_key in self._by_letters[self._sorted[at]]:
+                if fits(i) and _runs_on_from(letters, held_key.split()):
+                    return t
             at += 1
         return None
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
-from semsearch.paper import Paper, TitlesHeld, parse_arxiv_id
+from semsearch.paper import Paper
 from semsearch.search import TWIN_ROOM, Hit, Searcher
 
 CATEGORY_BONUS = 0.25  # about the cosine gap between a close and a loose neighbour
@@ -100,8 +100,7 @@ class RelatedFinder:
         filed = self.searcher.leaf_distributions([vec_id]).get(vec_id) if self.searcher.use_taxonomy else None
         spread = None if filed is None else filed[1]
         vector = self.store.embedding(vec_id)
-        own = (paper.title, paper.arxiv_id)
-        return self._rank(vector, spread, exclude, k, diverse, paper=own, allowed=allowed)
+        return self._rank(vector, spread, exclude, k, diverse, paper=paper, allowed=allowed)
 
     def related_to_text(
         self, title: str, abstract: str, k: int = 10, *, diverse: bool = False, paper_id: str | None = None
@@ -122,7 +121,7 @@ class RelatedFinder:
         # A text that is an indexed paper's own (pasted title and abstract) is that paper: left out
         # as `related ID` leaves it out. Nothing but the same text comes this close.
         exclude.update(v for v, cosine in self.searcher.nearest(vector, 3) if cosine >= SAME_TEXT)
-        own = (title, parse_arxiv_id(paper_id) if paper_id else None)
+        own = Paper(id=paper_id or "", title=title)
         return self._rank(vector[0], spread, exclude, k, diverse, paper=own)
 
     def _rank(
@@ -133,14 +132,13 @@ class RelatedFinder:
         k: int,
         diverse: bool,
         *,
-        paper: tuple[str, str | None],
+        paper: Paper,
         allowed: np.ndarray | None = None,
     ) -> list[Hit]:
         """Nearest papers, each gaining CATEGORY_BONUS × the chance that it shares a leaf with the
         paper (`spread`: the paper's chance of each leaf; None when it has no category), each paper
-        once and other records of the paper itself (its title and arXiv id, `paper`) left out
-        (`TitlesHeld`: a survey's entry and the PDF-read copy of it came back as its first related
-        paper)."""
+        once and other records of `paper` itself left out (`papers_held`: a survey's entry and the
+        PDF-read copy of it came back as its first related paper)."""
         if k < 1:
             raise SemsearchError("k must be at least 1")
         nearest = self.searcher.nearest(vector[None, :], POOL + len(exclude), allowed)
@@ -155,7 +153,8 @@ class RelatedFinder:
         scale = 1.0 + (CATEGORY_BONUS if spread is not None else 0.0)  # the most a cosine plus its bonus can be
         ranked = [(v, readable(s / scale)) for v, s in ranked]
         pool = ranked[: max(5 * k, 50)] if diverse else ranked[: TWIN_ROOM * (k + 1)]
-        hits = self.searcher.hits(pool, len(pool) if diverse else k, left_out=TitlesHeld([paper]), allowed=allowed)
+        left_out = self.searcher.papers_held([paper])
+        hits = self.searcher.hits(pool, len(pool) if diverse else k, left_out=left_out, allowed=allowed)
         return self._diversify(hits, k) if diverse else hits
 
     def _diversify(self, hits: list[Hit], k: int) -> list[Hit]:
@@ -213,8 +212,9 @@ class RelatedFinder:
         allowed = None
         if since:
             allowed = np.asarray([v for v in self.store.vec_ids_where(since=since) if v not in chosen], np.int64)
-        ranked = self.searcher.nearest(scores_query[None, :], k + len(chosen), allowed)
-        return self.searcher.hits([(v, readable(s)) for v, s in ranked if v not in chosen])[:k]
+        ranked = self.searcher.nearest(scores_query[None, :], TWIN_ROOM * k + len(chosen), allowed)
+        left_out = self.searcher.papers_held(self.store.papers_by_vec_id(chosen).values())  # and their other records
+        return self.searcher.hits([(v, readable(s)) for v, s in ranked if v not in chosen], k, left_out=left_out)
 
 
 def separating_direction(features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:

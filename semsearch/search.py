@@ -64,7 +64,7 @@ import numpy as np
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
 from semsearch.lexical import STOPWORDS, question_terms, strip_request, tokenize
-from semsearch.paper import Paper, TitlesHeld, normalize_title, one_line, parse_arxiv_id
+from semsearch.paper import Paper, TitlesHeld, normalize_title, one_line, parse_arxiv_id, same_paper_titles
 from semsearch.store import Prediction
 from semsearch.taxonomy import is_under, load_taxonomy, resolve_node
 
@@ -387,13 +387,14 @@ def one_record_each(
     rule of the record, not of its rank, so every k agrees). A paper is held at most twice, so
     TWIN_ROOM × k ranked give k."""
     kept: list[tuple[int, float, int]] = []
-    shown, shown_as = left_out or TitlesHeld(), shown_as or {}
+    shown, shown_as = left_out or TitlesHeld(strict=True), shown_as or {}
     for vec_id, score in ranked:
         record = shown_as.get(vec_id, vec_id)
         paper = papers[record]
-        if shown.find(paper.title, paper.arxiv_id) is None:
+        arxiv_id = paper.arxiv_id or papers[vec_id].arxiv_id  # the survey's record, for the copy it shows
+        if shown.find(paper.title, arxiv_id) is None:
             kept.append((record, score, vec_id))
-            shown.add(paper.title, paper.arxiv_id)
+            shown.add(paper.title, arxiv_id)
             if len(kept) == k:
                 break
     return kept
@@ -673,6 +674,27 @@ class Searcher:
         filed = self.index.store.survey_papers()
         return TitlesHeld((p.title, p.arxiv_id) for p in filed.values()), {p.title: v for v, p in filed.items()}
 
+    def one_arxiv_twin(self, survey: int) -> bool:
+        """Whether the papers whose titles begin with the survey record's title (a range of the
+        title index) carry one arXiv id at most among those it could be: "Textbooks Are All You
+        Need" (the survey's, no id) is phi-1 or phi-1.5 by its title alone, and then neither."""
+        store = self.index.store
+        record = store.papers_by_vec_id([survey])[survey]
+        found = store.papers_by_vec_id(store.vec_ids_with_title_key(normalize_title(record.title), prefix=True))
+        ids = {p.arxiv_id for p in found.values() if p.arxiv_id and same_paper_titles(record.title, p.title)}
+        return len(ids) <= 1
+
+    def papers_held(self, papers) -> TitlesHeld:
+        """The papers given, and the survey's record of each that has one, as a result list holds
+        them (`TitlesHeld`, strict): left out of their own related work or recommendations."""
+        papers = list(papers)
+        held = TitlesHeld(((p.title, p.arxiv_id) for p in papers), strict=True)
+        survey = self.survey_records_of(dict(enumerate(papers)), None)
+        for at, record in self.index.store.papers_by_vec_id(set(survey.values())).items():
+            for i in (i for i, s in survey.items() if s == at):
+                held.add(record.title, papers[i].arxiv_id)
+        return held
+
     def survey_records_of(self, papers: dict[int, Paper], allowed: np.ndarray | None) -> dict[int, int]:
         """{vec_id: the survey's record of the same paper} for the papers the survey files under
         another record (a title only, beside the PDF-read arXiv copy), where that record is
@@ -684,6 +706,12 @@ class Searcher:
             for v, paper in papers.items()
             if not paper.survey_categories and (title := held.find(paper.title, paper.arxiv_id)) is not None
         }
+        ids: dict[int, set[str | None]] = {}
+        for v, survey in found.items():
+            ids.setdefault(survey, set()).add(papers[v].arxiv_id)
+        # A sequel's title runs on from it too: a survey record two arXiv papers could be is neither.
+        ambiguous = {survey for survey, its in ids.items() if len(its) > 1 or not self.one_arxiv_twin(survey)}
+        found = {v: survey for v, survey in found.items() if survey not in ambiguous}
         if allowed is not None and found:
             inside = set(allowed[np.isin(allowed, list(found.values()))].tolist())
             found = {v: survey for v, survey in found.items() if survey in inside}

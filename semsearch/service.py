@@ -363,15 +363,16 @@ class Service:
     ) -> dict:
         """Papers under a taxonomy node (labelled there by the survey or a user, or predicted there;
         for a taxonomy from a list, labelled there by the list)."""
-        from semsearch.search import Filters
+        from semsearch.search import TWIN_ROOM, Filters
 
         with self.use() as live:
             searcher = live.under(taxonomy)[0]
             node = searcher.taxonomy.resolve(category)
-            vec_ids = searcher.allowed_vec_ids(Filters(category=node)).tolist()
+            allowed = searcher.allowed_vec_ids(Filters(category=node))
+            vec_ids = allowed.tolist()
             closeness = node_closeness(live.index.store, vec_ids)
-            ranked = sorted(zip(vec_ids, closeness, strict=True), key=lambda pair: -pair[1])[:limit]
-            hits = searcher.hits(ranked)
+            ranked = sorted(zip(vec_ids, closeness, strict=True), key=lambda pair: -pair[1])
+            hits = searcher.hits(ranked[: TWIN_ROOM * limit], limit, allowed=allowed)
         return {"category": node, "results": [hit_json(h, details=details) for h in hits]}
 
     def paper(self, paper_id: str) -> dict:

@@ -71,7 +71,10 @@ def test_another_record_of_the_paper_under_a_garbled_or_run_on_title_is_left_out
     """A survey's entry (title only) and the PDF-read copy of the same paper ("LORA: L OW-RANK ...
     Edward Hu ...") came back as each other's first related paper (a researcher's pass: LoRA,
     Performers, PoSE, Compacter on the dev index). With `--diverse` too, and k still met."""
-    survey = Paper(id="survey:draft-study-2", title="Draft study two: verify tokens", abstract="")
+    survey = Paper(
+        id="survey:draft-study-2", title="Draft study two: verify tokens", abstract="",
+        survey_categories=["Model-Centric Methods/Efficient Inference/Speculative Decoding"],
+    )  # fmt: skip
     garbled = Paper(
         id="2401.00009", title="DRAFT S TUDY TWO : VERIFY TOKENS Ada Lovelace 1, Alan Turing 2",
         abstract="speculative decoding draft model verify tokens",
@@ -83,6 +86,9 @@ def test_another_record_of_the_paper_under_a_garbled_or_run_on_title_is_left_out
         for diverse in (False, True):
             found = [h.paper.id for h in finder.related_to(one, k=6, diverse=diverse)]
             assert other not in found and len(found) == 6, (one, diverse, found)
+    for liked in ("survey:draft-study-2", "2401.00009"):  # nor recommended as a paper one liked
+        found = [h.paper.id for h in finder.recommend([liked], k=6)]
+        assert not {"survey:draft-study-2", "2401.00009"} & set(found) and len(found) == 6, (liked, found)
 
 
 @pytest.mark.parametrize(
@@ -153,8 +159,11 @@ def test_titles_held_answer_as_comparing_every_title_would():
             title = data.draw(titles)
         paper = (title, data.draw(ids))
         assert (paper in TitlesHeld(held)) is any(one_paper(h, paper) for h in held)
+        same_letters = any(title_letters(normalize_title(h)) == title_letters(normalize_title(title)) for h, _ in held)
+        assert (paper in TitlesHeld(held, strict=True)) is (same_letters and any(one_paper(h, paper) for h in held))
 
     check()
+    assert same_paper_titles("lora lora lora of", "lora lora lora of fi")  # letters word by word: not "ffi"
     for short, long in (("b x b x", "b x b x Edward"), ("LoRA low rank of", "LORA LOW RANK OF Edward Hu")):
         assert (long, None) in TitlesHeld([(short, None)]) and (short, None) in TitlesHeld([(long, None)])
     phi = TitlesHeld([("Textbooks Are All You Need", "2306.11644")])  # phi-1.5's title runs on from phi-1's

@@ -443,8 +443,9 @@ def test_request_words_are_dropped_from_questions_not_papers(tmp_path, fake_mode
     # Words that can name a topic stay unless a request phrase holds them.
     assert strip_request("state of the art in state space models") == "in state space models"
     assert strip_request("neural architecture search that reads less") == "neural architecture search that reads less"
-    assert strip_request("a paper named GPTQ") == "a GPTQ" and strip_request("What was it called?") == "What was ?"
-    assert strip_request("named entity recognition") == "named entity recognition"  # what it is about
+    assert strip_request("a paper named GPTQ") == "GPTQ" and strip_request("What was it called?") == "What was ?"
+    for about in ("named entity recognition", "language model named entity recognition"):  # what it is about
+        assert strip_request(about) == about
     index = _index(
         tmp_path,
         [
@@ -1284,11 +1285,41 @@ def test_a_paper_held_twice_is_shown_once_by_the_surveys_record_at_its_best_plac
     assert swapped[0].evidence.dense == pytest.approx(float(copy))  # the evidence that ranked it is explained
     papers = dict(enumerate([garbled, others[0], survey, others[1], sequel]))
     ranked = [(0, 0.9), (1, 0.8), (2, 0.7), (3, 0.6)]
-    assert one_record_each(ranked, papers, 3) == [(0, 0.9, 0), (1, 0.8, 1), (3, 0.6, 3)]
+    assert one_record_each(ranked, papers, 3) == [(0, 0.9, 0), (1, 0.8, 1), (2, 0.7, 2)]  # by the survey's word
     assert one_record_each(ranked, papers, 3, shown_as={0: 2}) == [(2, 0.9, 0), (1, 0.8, 1), (3, 0.6, 3)]
     assert one_record_each([(0, 0.9), (4, 0.8)], papers, 2) == [(0, 0.9, 0), (4, 0.8, 4)]  # two arXiv ids
     dated = Searcher(index).search("draft study two verify tokens", k=3, filters=Filters(year_from=2000))
     assert [h.paper.id for h in dated][:1] == ["2401.00009"]  # the survey's record has no year: outside
+
+
+def test_a_sequel_whose_title_runs_on_from_a_survey_title_is_its_own_paper(tmp_path, fake_model):
+    """phi-1.5's title ("Textbooks Are All You Need II: phi-1.5 technical report") runs on from
+    phi-1's with no stop word: beside a survey record of phi-1 with no arXiv id, it was hidden as
+    phi-1's other record (an attacker's pass), in every mode."""
+    node = "Model-Centric Methods/Efficient Inference/Speculative Decoding"
+    papers = [
+        Paper(id="survey:draft-study-2", title="Draft study two: verify tokens", survey_categories=[node]),
+        Paper(id="2401.00030", title="Draft Study Two: Verify Tokens", abstract="draft study two verify tokens"),
+        Paper(id="2401.00020", title="Draft study two: verify tokens II Hopper", abstract="draft study two sequel"),
+        *[Paper(id=f"2401.0001{i}", title=f"Other study {i}", abstract=f"unrelated words {i}") for i in range(4)],
+    ]
+    with Ingest(index_dir=tmp_path, progress=False) as job:
+        job.add(papers)
+    index = Index.open(tmp_path)
+    for searcher in (Searcher(index), Searcher(index, mode="dense"), Searcher(index, mode="lexical")):
+        ids = [h.paper.id for h in searcher.search("draft study two verify tokens", k=6)]
+        assert "2401.00020" in ids, (searcher.mode, ids)  # the sequel
+        assert len({"survey:draft-study-2", "2401.00030"} & set(ids)) == 1, (searcher.mode, ids)  # phi-1, once
+    garbled = Paper(id="2401.00009", title="DRAFT S TUDY TWO : VERIFY TOKENS Ada Lovelace", abstract="draft study two")
+    papers[1] = garbled  # the survey's record keeps no arXiv id: two papers its title could be, shown as themselves
+    with Ingest(index_dir=tmp_path / "idless", progress=False) as job:
+        job.add(papers)
+    for searcher in (
+        Searcher(Index.open(tmp_path / "idless")),
+        Searcher(Index.open(tmp_path / "idless"), mode="dense"),
+    ):
+        ids = [h.paper.id for h in searcher.search("draft study two verify tokens", k=6)]
+        assert {"2401.00020", "2401.00009"} <= set(ids), (searcher.mode, ids)
 
 
 def test_a_question_that_is_an_arxiv_id_asks_for_that_paper(survey_corpus_index):
