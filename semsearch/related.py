@@ -214,7 +214,8 @@ class RelatedFinder:
             allowed = np.asarray([v for v in self.store.vec_ids_where(since=since) if v not in chosen], np.int64)
         ranked = self.searcher.nearest(scores_query[None, :], TWIN_ROOM * k + len(chosen), allowed)
         left_out = self.searcher.papers_held(self.store.papers_by_vec_id(chosen).values())  # and their other records
-        return self.searcher.hits([(v, readable(s)) for v, s in ranked if v not in chosen], k, left_out=left_out)
+        pool = [(v, readable(s)) for v, s in ranked if v not in chosen]
+        return self.searcher.hits(pool, k, left_out=left_out, allowed=allowed)  # `since` holds for what is shown
 
 
 def separating_direction(features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:

@@ -77,7 +77,7 @@ def test_another_record_of_the_paper_under_a_garbled_or_run_on_title_is_left_out
     )  # fmt: skip
     garbled = Paper(
         id="2401.00009", title="DRAFT S TUDY TWO : VERIFY TOKENS Ada Lovelace 1, Alan Turing 2",
-        abstract="speculative decoding draft model verify tokens",
+        abstract="speculative decoding draft model verify tokens", published="2024-01-09",
     )  # fmt: skip
     with Ingest(index_dir=tmp_path, progress=False) as job:
         job.add([*_papers(), survey, garbled])
@@ -89,6 +89,8 @@ def test_another_record_of_the_paper_under_a_garbled_or_run_on_title_is_left_out
     for liked in ("survey:draft-study-2", "2401.00009"):  # nor recommended as a paper one liked
         found = [h.paper.id for h in finder.recommend([liked], k=6)]
         assert not {"survey:draft-study-2", "2401.00009"} & set(found) and len(found) == 6, (liked, found)
+    recent = finder.recommend(["2401.00001"], k=20, since="2000-01-01")  # the survey's record has no date:
+    assert "2401.00009" in [h.paper.id for h in recent] and all(h.paper.published for h in recent)  # its copy
 
 
 @pytest.mark.parametrize(
