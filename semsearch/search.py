@@ -690,9 +690,9 @@ class Searcher:
         papers = list(papers)
         held = TitlesHeld(((p.title, p.arxiv_id) for p in papers), strict=True)
         survey = self.survey_records_of(dict(enumerate(papers)), None)
-        for at, record in self.index.store.papers_by_vec_id(set(survey.values())).items():
-            for i in (i for i, s in survey.items() if s == at):
-                held.add(record.title, papers[i].arxiv_id)
+        records = self.index.store.papers_by_vec_id(set(survey.values()))
+        for i, record in survey.items():
+            held.add(records[record].title, papers[i].arxiv_id)
         return held
 
     def survey_records_of(self, papers: dict[int, Paper], allowed: np.ndarray | None) -> dict[int, int]:
