@@ -264,6 +264,22 @@ CORPUS = [
 ]
 
 
+def survey_entry_and_its_pdf_copy(**copy: object):
+    """A survey entry known by its title alone, and the arXiv copy of the same paper whose title a
+    PDF gave with its spacing garbled and its authors run on (`copy`: more of that record's fields)."""
+    from semsearch.paper import Paper
+
+    survey = Paper(
+        id="survey:draft-study-2", title="Draft study two: verify tokens", abstract="",
+        survey_categories=["Model-Centric Methods/Efficient Inference/Speculative Decoding"],
+    )  # fmt: skip
+    garbled = Paper(
+        id="2401.00009", title="DRAFT S TUDY TWO : VERIFY TOKENS Ada Lovelace 1, Alan Turing 2",
+        abstract="speculative decoding draft model verify tokens", **copy,
+    )  # fmt: skip
+    return survey, garbled
+
+
 def corpus_records() -> list[dict]:
     return [
         {

@@ -71,14 +71,9 @@ def test_another_record_of_the_paper_under_a_garbled_or_run_on_title_is_left_out
     """A survey's entry (title only) and the PDF-read copy of the same paper ("LORA: L OW-RANK ...
     Edward Hu ...") came back as each other's first related paper (a researcher's pass: LoRA,
     Performers, PoSE, Compacter on the dev index). With `--diverse` too, and k still met."""
-    survey = Paper(
-        id="survey:draft-study-2", title="Draft study two: verify tokens", abstract="",
-        survey_categories=["Model-Centric Methods/Efficient Inference/Speculative Decoding"],
-    )  # fmt: skip
-    garbled = Paper(
-        id="2401.00009", title="DRAFT S TUDY TWO : VERIFY TOKENS Ada Lovelace 1, Alan Turing 2",
-        abstract="speculative decoding draft model verify tokens", published="2024-01-09",
-    )  # fmt: skip
+    from tests.conftest import survey_entry_and_its_pdf_copy
+
+    survey, garbled = survey_entry_and_its_pdf_copy(published="2024-01-09")
     with Ingest(index_dir=tmp_path, progress=False) as job:
         job.add([*_papers(), survey, garbled])
     finder = RelatedFinder(Index.open(tmp_path))

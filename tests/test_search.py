@@ -1251,15 +1251,9 @@ def test_a_paper_held_twice_is_shown_once_by_the_surveys_record_at_its_best_plac
     the same at any k (an attacker's pass: the survey's record came in only within k + 5), and k
     papers while the index has them; two arXiv papers are two papers whatever their titles."""
     from semsearch.search import one_record_each
+    from tests.conftest import survey_entry_and_its_pdf_copy
 
-    survey = Paper(
-        id="survey:draft-study-2", title="Draft study two: verify tokens", abstract="",
-        survey_categories=["Model-Centric Methods/Efficient Inference/Speculative Decoding"],
-    )  # fmt: skip
-    garbled = Paper(
-        id="2401.00009", title="DRAFT S TUDY TWO : VERIFY TOKENS Ada Lovelace 1, Alan Turing 2",
-        abstract="draft study two speculative decoding draft model verify tokens", year=2024,
-    )  # fmt: skip
+    survey, garbled = survey_entry_and_its_pdf_copy(year=2024)
     sequel = Paper(id="2401.00020", title="DRAFT S TUDY TWO : VERIFY TOKENS II Hopper")  # another arXiv paper
     others = [
         Paper(id=f"2401.0001{i}", title=f"Verify tokens study {i}", abstract=f"draft verify tokens decoding {i}")
