@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import re
 import unicodedata
@@ -45,6 +46,7 @@ def year_from_arxiv_id(arxiv_id: str) -> int | None:
     return (1900 if yy >= 91 else 2000) + yy
 
 
+@functools.lru_cache(maxsize=65_536)  # a result list compares its titles several times
 def normalize_title(title: str) -> str:
     """Lower-case alphanumerics only: the key used to recognise one paper under two ids. Letters
     are compared without accents; a title with no Latin letter or digit at all (a Chinese one) keys
@@ -63,6 +65,7 @@ def _word_letters(word: str) -> str:
     return _LIGATURES.sub("", word)
 
 
+@functools.lru_cache(maxsize=65_536)
 def title_letters(key: str) -> str:
     """A `normalize_title` key's letters and digits as two sources of one title agree on them: no
     spaces (a PDF's "L OW-RANK") and, word by word, no letters a ligature stands for ("Efficient",

@@ -104,6 +104,7 @@ TITLE_SHARE_WEIGHT = 0.2  # what the question's words in a title add to a first-
 TITLE_PREFIX_WORDS = 6  # ... and from this many, one that a paper's title begins with
 COMMON_NAME_SHARE = 0.01  # a name typed in lower case that more of the papers hold is read as a word
 TWIN_ROOM = 2  # k papers are shown from TWIN_ROOM × k ranked: other records of a paper are left out
+TWIN_READ = 10  # ... of which k + TWIN_READ are read first
 _NAME = re.compile(r"\w[\w.+()-]*")
 DISTRIBUTION_CACHE = 500_000  # papers whose leaf distribution a searcher keeps (~200 B each)
 _UNREAD = object()
@@ -387,11 +388,13 @@ def one_record_each(
     rule of the record, not of its rank, so every k agrees). A paper is held at most twice, so
     TWIN_ROOM × k ranked give k."""
     kept: list[tuple[int, float, int]] = []
-    shown, shown_as = left_out or TitlesHeld(strict=True), shown_as or {}
+    shown, shown_as = TitlesHeld(strict=True), shown_as or {}
     for vec_id, score in ranked:
         record = shown_as.get(vec_id, vec_id)
         paper = papers[record]
         arxiv_id = paper.arxiv_id or papers[vec_id].arxiv_id  # the survey's record, for the copy it shows
+        if left_out is not None and left_out.find(paper.title, arxiv_id) is not None:
+            continue
         if shown.find(paper.title, arxiv_id) is None:
             kept.append((record, score, vec_id))
             shown.add(paper.title, arxiv_id)
@@ -649,14 +652,20 @@ class Searcher:
         holds (`one_record_each`: `ranked` holds TWIN_ROOM × k for that). A hit shown by another
         record than the one ranked says which in `ranked_as`."""
         store = self.index.store
-        papers = store.papers_by_vec_id(vec_id for vec_id, _ in ranked)
-        ranked = [(v, score) for v, score in ranked if v in papers]
-        if k is None:
-            shown = [(v, score, v) for v, score in ranked]
-        else:
+        # Records are read as far as k needs: a few beyond it, and the rest only if twins took them.
+        size = len(ranked) if k is None else min(len(ranked), k + TWIN_READ)
+        while True:
+            papers = store.papers_by_vec_id(vec_id for vec_id, _ in ranked[:size])
+            read = [(v, score) for v, score in ranked[:size] if v in papers]
+            if k is None:
+                shown = [(v, score, v) for v, score in read]
+                break
             shown_as = self.survey_records_of(papers, allowed)
             papers.update(store.papers_by_vec_id(set(shown_as.values()) - set(papers)))
-            shown = one_record_each(ranked, papers, k, left_out, shown_as)
+            shown = one_record_each(read, papers, k, left_out, shown_as)
+            if len(shown) >= k or size >= len(ranked):
+                break
+            size = len(ranked)
         predictions = store.predictions(v for v, _, _ in shown if not papers[v].survey_categories)
         hits = [Hit(papers[v], score, predictions.get(v), v, ranked_as=r) for v, score, r in shown]
         if self.taxonomy_name:

@@ -1243,16 +1243,21 @@ def test_a_name_alone_is_followed_by_the_named_papers_related_work(survey_corpus
     assert [h.vec_id for h in plain[1:]] == [v for v in nearest if v != plain[0].vec_id][:3]
 
 
-def test_a_paper_held_twice_is_shown_once_by_the_surveys_record_at_its_best_place(tmp_path, fake_model):
+@pytest.mark.parametrize("read_beyond_k", [10, 0])  # 0: every twin read later, as the records run short
+def test_a_paper_held_twice_is_shown_once_by_the_surveys_record_at_its_best_place(
+    tmp_path, fake_model, monkeypatch, read_beyond_k
+):
     """A survey entry known by its title and the PDF-read arXiv copy of it (garbled spacing, authors
     run on) came up as two results: 13 of 264 dev and own questions showed both in their first ten
     (mixture of experts, Performers, Scatterbrain, PoSE). Every mode shows the paper once, by the
     survey's record (the title known-item questions name it by), at the better place of the two,
     the same at any k (an attacker's pass: the survey's record came in only within k + 5), and k
     papers while the index has them; two arXiv papers are two papers whatever their titles."""
+    from semsearch import search
     from semsearch.search import one_record_each
     from tests.conftest import survey_entry_and_its_pdf_copy
 
+    monkeypatch.setattr(search, "TWIN_READ", read_beyond_k)
     survey, garbled = survey_entry_and_its_pdf_copy(year=2024)
     sequel = Paper(id="2401.00020", title="DRAFT S TUDY TWO : VERIFY TOKENS II Hopper")  # another arXiv paper
     others = [
