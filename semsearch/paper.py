@@ -115,7 +115,7 @@ class TitlesHeld:
 
     def __init__(self, papers=(), *, strict: bool = False):
         self.strict = strict
-        self.keys: dict[str, list[tuple[str, str | None]]] = {}  # exact key -> (title, arXiv id)
+        self.keys: set[str] = set()  # the titles' `normalize_title` keys
         self._by_letters: dict[str, list[tuple[str, str | None, str]]] = {}  # letters -> (title, id, key)
         self._sorted: list[str] = []
         self._unsorted = False
@@ -124,7 +124,7 @@ class TitlesHeld:
 
     def add(self, title: str, arxiv_id: str | None = None) -> None:
         key = normalize_title(title)
-        self.keys.setdefault(key, []).append((title, arxiv_id))
+        self.keys.add(key)
         letters = title_letters(key)
         if letters:
             if letters not in self._by_letters:
@@ -142,9 +142,7 @@ class TitlesHeld:
         def fits(held_id: str | None) -> bool:
             return held_id is None or arxiv_id is None or held_id == arxiv_id
 
-        same = [t for t, i in self.keys.get(key, ()) if fits(i)] or [
-            t for t, i, _ in self._by_letters.get(letters, ()) if fits(i)
-        ]
+        same = [t for t, i, _ in self._by_letters.get(letters, ()) if fits(i)]  # the same key, or letters
         if same or self.strict:
             return same[0] if same else None
         words = key.split()
