@@ -144,15 +144,18 @@ class Cursor:
         self.records = records  # non-blank lines read: a record's row in a --vectors file
 
 
-def check_readable(path: Path) -> None:
+def check_readable(path: Path, *, read_once: bool = False) -> None:
+    """Refuse a path that cannot be read as records, in one line. A device or a pipe (/dev/null,
+    <(...)) passes only when it is to be `read_once` as it comes (`read_text`): elsewhere the file
+    is read again (its first byte below, then whole; an ingest resumes it by its size), which only a
+    regular file allows, and its first byte read here would be lost to the text."""
     if path.is_dir():
         raise SemsearchError(f"cannot read {path}: it is a directory")
     if not path.exists():
         raise SemsearchError(f"cannot read {path}: no such file")
     if not path.is_file():
-        # A device or a pipe (/dev/null, <(...)): a file checked here is read again (its first byte
-        # below, then whole; an ingest resumes it by its size), which only a regular file allows.
-        # (`read_text` reads a pipe once, without this check.)
+        if read_once:
+            return
         raise SemsearchError(f"cannot read {path}: not a regular file (save the records to a file first)")
     try:
         with _open(path) as handle:
@@ -196,8 +199,7 @@ def read_text(path: Path | str) -> str:
         if str(path) == "-":
             text = sys.stdin.read(MAX_TEXT_CHARS + 1)
         else:
-            if not path.exists() or path.is_file() or path.is_dir():
-                check_readable(path)  # not a pipe's: the byte its check reads would be lost to the text
+            check_readable(path, read_once=True)
             with _reading(path, "rt") as handle:
                 text = handle.read(MAX_TEXT_CHARS + 1)
     except (OSError, UnicodeDecodeError) as err:
