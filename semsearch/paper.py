@@ -7,6 +7,7 @@ import functools
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
 from semsearch.lexical import STOPWORDS
@@ -73,16 +74,22 @@ def title_letters(key: str) -> str:
     return "".join(_word_letters(word) for word in key.split())
 
 
-def _runs_on_from(letters: str, words: list[str]) -> bool:
-    """Whether a title of `words` is one of `letters` with names run on: its first words give those
-    letters exactly, and what follows is words with no stop word (a PDF's authors)."""
+def _name_cuts(words: list[str], longest: int) -> Iterator[str]:
+    """The letters of a title's first words at each cut after which only names follow (words, no
+    stop word: a PDF's authors), up to `longest` letters: where a title it runs on from would end."""
     last_stop = max((i for i, word in enumerate(words) if word in STOPWORDS), default=-1)
     so_far = ""
     for n, word in enumerate(words[:-1], start=1):
         so_far += _word_letters(word)
-        if len(so_far) >= len(letters):
-            return so_far == letters and n > last_stop
-    return False
+        if len(so_far) > longest:
+            return
+        if n > last_stop:
+            yield so_far
+
+
+def _runs_on_from(letters: str, words: list[str]) -> bool:
+    """Whether a title of `words` is one of `letters` with names run on (`_name_cuts`)."""
+    return letters in _name_cuts(words, len(letters))
 
 
 def same_paper_titles(one: str, other: str) -> bool:
@@ -119,6 +126,7 @@ class TitlesHeld:
         self._by_letters: dict[str, list[tuple[str, str | None, str]]] = {}  # letters -> (title, id, key)
         self._sorted: list[str] = []
         self._unsorted = False
+        self._longest = 0  # letters of the longest title held: where a look-up can stop
         for title, arxiv_id in papers:
             self.add(title, arxiv_id)
 
@@ -130,6 +138,7 @@ class TitlesHeld:
             if letters not in self._by_letters:
                 self._sorted.append(letters)
                 self._unsorted = True
+                self._longest = max(self._longest, len(letters))
             self._by_letters.setdefault(letters, []).append((title, arxiv_id, key))
 
     def find(self, title: str, arxiv_id: str | None = None) -> str | None:
@@ -146,14 +155,10 @@ class TitlesHeld:
         if same or self.strict:
             return same[0] if same else None
         words = key.split()
-        last_stop = max((i for i, word in enumerate(words) if word in STOPWORDS), default=-1)
-        so_far = ""
-        for n, word in enumerate(words[:-1], start=1):  # a title held that this one runs on from
-            so_far += _word_letters(word)
-            if n > last_stop:
-                for t, i, held_key in self._by_letters.get(so_far, ()):
-                    if fits(i) and len(held_key.split()) >= TWIN_WORDS:
-                        return t
+        for cut in _name_cuts(words, self._longest):  # a title held that this one runs on from
+            for t, i, held_key in self._by_letters.get(cut, ()):
+                if fits(i) and len(held_key.split()) >= TWIN_WORDS:
+                    return t
         if len(words) < TWIN_WORDS:
             return None
         if self._unsorted:
