@@ -193,14 +193,8 @@ def export_onnx(name: str, *, index_dir: Path) -> Path | None:
 def is_current_export(directory: Path) -> bool:
     """An intact export in the present format (an older one still answers, but is made again at
     ingest, as is a damaged one)."""
-    from semsearch.index import read_small_file
-
-    try:
-        return json.loads(read_small_file(directory / EXPORT_CONFIG)).get("format", 1) >= EXPORT_FORMAT and (
-            export_damage(directory) is None
-        )
-    except (OSError, ValueError, AttributeError):
-        return False
+    config, damage = read_export(directory)
+    return damage is None and config.get("format", 1) >= EXPORT_FORMAT
 
 
 def _settings_digest(config: dict) -> str:
@@ -210,22 +204,23 @@ def _settings_digest(config: dict) -> str:
     return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
-def export_damage(directory: Path) -> str | None:
-    """What is damaged in an export (its settings, a file missing or changed), or None. An export
-    made before checksums were kept (format 2) is taken as it is, as an index's files are."""
+def read_export(directory: Path) -> tuple[dict, str | None]:
+    """An export's settings, read once, and what is damaged in it (its settings, a file missing or
+    changed), or None. An export made before checksums were kept (format 2) is taken as it is, as
+    an index's files are."""
     from semsearch.index import damaged_files, read_small_file
 
     try:
         config = json.loads(read_small_file(directory / EXPORT_CONFIG))
     except (OSError, ValueError) as err:
-        return f"{EXPORT_CONFIG} cannot be read ({err})"
+        return {}, f"{EXPORT_CONFIG} cannot be read ({err})"
     if not isinstance(config, dict):
-        return f"{EXPORT_CONFIG} is not a JSON object"
+        return {}, f"{EXPORT_CONFIG} is not a JSON object"
     if config.get("format", 1) < 3:
-        return None
+        return config, None
     if config.get("check") != _settings_digest(config) or not isinstance(config.get("files"), dict):
-        return f"{EXPORT_CONFIG} checksum mismatch"
-    return damaged_files(directory, config["files"], EXPORT_CONFIG)
+        return config, f"{EXPORT_CONFIG} checksum mismatch"
+    return config, damaged_files(directory, config["files"], EXPORT_CONFIG)
 
 
 @contextmanager
@@ -273,12 +268,9 @@ class OnnxEmbedder:
         import onnxruntime
         from tokenizers import Tokenizer
 
-        damage = export_damage(directory)
+        self.config, damage = read_export(directory)
         if damage:
             raise ExportDamaged(f"the ONNX export in {directory} is damaged: {damage}")
-        from semsearch.index import read_small_file
-
-        self.config = json.loads(read_small_file(directory / EXPORT_CONFIG))
         self.model_name = self.config["model"]
         self.workers = max(1, workers)
         if self.workers > 1:
