@@ -434,6 +434,35 @@ def test_withheld_abstracts_script(tmp_path, fake_model, capsys, monkeypatch, _s
     assert re.search(r"target title only \(withheld\)\s+0\.000", out)
 
 
+@pytest.mark.slow  # processes of their own
+def test_the_named_paper_and_title_scripts_run_as_a_user_runs_them(unchanged_survey_corpus_index, tmp_path):
+    """scripts/eval_named_papers.py --topics (the papers below a name alone, with its ablation) and
+    scripts/eval_titles.py, each in a process of its own with the test model."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    topics = tmp_path / "topics.jsonl"
+    topics.write_text(json.dumps({"id": "2306.00978", "topics": ["quantization"]}) + "\n")
+
+    def run(script: str, *args) -> str:
+        code = (
+            "import runpy, sys; from semsearch import embeddings; from tests.conftest import HashingModel; "
+            "model = HashingModel(); embeddings._load = lambda name: model; "
+            f"sys.argv = {[script, *map(str, args)]!r}; runpy.run_path({script!r}, run_name='__main__')"
+        )
+        done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        return done.stdout
+
+    named = run("scripts/eval_named_papers.py", "--index", unchanged_survey_corpus_index, "--sample", 5,
+                "--topics", topics)  # fmt: skip
+    assert "| as the title spells it |" in named and "the question's own ranking below |" in named
+    assert re.search(r'\| "Which paper introduced NAME\?" \| [01]\.\d{3} \| [01]\.\d{3} \|\n', named), named
+    titles = run("scripts/eval_titles.py", "--index", unchanged_survey_corpus_index, "--limit", 20)
+    assert re.search(r"as stored: 20 titles, success@1 [01]\.\d{3}", titles), titles
+
+
 def test_request_words_are_dropped_from_questions_not_papers(tmp_path, fake_model):
     from semsearch.lexical import strip_request
 
