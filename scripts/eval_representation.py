@@ -1,8 +1,8 @@
 """Would a better representation of papers and questions reach issue 23's last targets? (docs/evaluation.md,
 "A better representation")
 
-Three measurements, none of which reads an evaluation label to train (the ceiling reads them on purpose,
-to say what the labels themselves would allow):
+Four measurements, none of which reads an evaluation label to train (the ceiling and the oracle of
+`leaves` read them on purpose, to say what the labels themselves would allow):
 
 - `tune`: all-MiniLM-L6-v2 tuned contrastively on an index's own texts, saved as a sentence-transformers
   directory to build an index with (`semsearch ingest ... --model DIR`). Pairs: the inverse cloze task
@@ -10,15 +10,19 @@ to say what the labels themselves would allow):
   `--labels`, the survey's labelled papers with their leaf's description, with another paper of the
   leaf, and our example questions with their leaf's description and one of its papers. In-batch
   negatives, symmetric loss; pairs of one leaf are not each other's negatives.
-- `ceiling`: a logistic regression trained on the dev set's own `expected` nodes (five-fold), over the
-  index's vectors and optionally word TF-IDF: how often a first suggestion could be right if the judge's
-  labels were training data.
+- `ceiling`: a logistic regression trained on the dev set's own labels (five-fold), over the index's
+  vectors and optionally word TF-IDF: how well scope (in or out) could be told and how often a first
+  suggestion could be right if the judge's labels were training data.
 - `sentences`: a question of several sentences read sentence by sentence (the leaf distributions of each
   sentence and of the whole combined: mean, most peaked, geometric mean, mean of scores) in search.
+- `leaves`: topical questions' nDCG@10 with the question model's leaf distribution, with the leaves their
+  labels name given instead (an oracle), and with the example questions weighing more in the question
+  model (judged first by each example question left out of it).
 
     python scripts/eval_representation.py tune --index DIR --out MODEL_DIR [--labels] [--epochs N] [--seed S]
     python scripts/eval_representation.py ceiling --index DIR [--shared ../shared]
     python scripts/eval_representation.py sentences --index DIR [--shared ../shared]
+    python scripts/eval_representation.py leaves --index DIR [--shared ../shared]
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from eval_question_kind import question_sets  # the script beside this one (its folder is on sys.path)
 
-from semsearch.evaluate import read_expected
+from semsearch.evaluate import auroc, balanced_accuracy, read_expected
 from semsearch.index import Index
 
 HERE = Path(__file__).resolve().parent
@@ -139,12 +143,43 @@ def ceiling(args) -> None:
 
     index = Index.open(args.index)
     store = index.store
-    records = read_expected(args.shared / "eval" / "new_papers_dev.jsonl")
-    records = [r for r in records if r["expected"] and store.find(r["id"]) is not None]
-    vec_ids = [store.find(r["id"]) for r in records]
+    every = read_expected(args.shared / "eval" / "new_papers_dev.jsonl")
+    every = [r for r in every if store.find(r["id"]) is not None]
+    vec_ids = [store.find(r["id"]) for r in every]
     vectors, papers = store.embeddings_for(vec_ids), store.papers_by_vec_id(vec_ids)
-    x = np.vstack([vectors[v] for v in vec_ids])
-    texts = [papers[v].embedding_text() for v in vec_ids]
+    x_every = np.vstack([vectors[v] for v in vec_ids])
+    texts_every = [papers[v].embedding_text() for v in vec_ids]
+
+    def folds(x, texts, words: bool):
+        """(train, test, features) for five folds; word TF-IDF fitted on each training fold only."""
+        for train, test in KFold(5, shuffle=True, random_state=0).split(x):
+            tfidf = TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2), stop_words="english")
+            tfidf.fit([texts[i] for i in train])
+
+            def features(rows, tfidf=tfidf):
+                dense = csr_matrix(x[rows])
+                return hstack([dense, tfidf.transform([texts[i] for i in rows])]).tocsr() if words else dense
+
+            yield train, test, features
+
+    # Scope: in the taxonomy (an expected node) against outside (null), the same way.
+    inside = np.array([bool(r["expected"]) for r in every])
+    print(f"{len(every)} dev papers, {inside.sum()} inside, {(~inside).sum()} outside")
+    for words in (False, True):
+        for c in (1.0, 10.0, 100.0):
+            chance = np.zeros(len(every))
+            for train, test, features in folds(x_every, texts_every, words):
+                model = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
+                chance[test] = model.fit(features(train), inside[train]).predict_proba(features(test))[:, 1]
+            best = max(balanced_accuracy(chance >= t, inside) for t in np.unique(chance))
+            print(
+                f"{'vectors + words' if words else 'vectors'}, C {c:g}: scope AUROC {auroc(chance, inside):.3f}, "
+                f"balanced accuracy {balanced_accuracy(chance >= 0.5, inside):.3f} at one half, "
+                f"{best:.3f} at the best threshold (chosen on the judged papers themselves)"
+            )
+
+    keep = [i for i, r in enumerate(every) if r["expected"]]
+    records, x, texts = [every[i] for i in keep], x_every[keep], [texts_every[i] for i in keep]
     classes = sorted({r["expected"][0] for r in records})
     y = np.array([classes.index(r["expected"][0]) for r in records])
 
@@ -155,14 +190,7 @@ def ceiling(args) -> None:
     for words in (False, True):
         for c in (1.0, 10.0, 100.0):
             hits = np.zeros(len(records))
-            for train, test in KFold(5, shuffle=True, random_state=0).split(x):
-                tfidf = TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2), stop_words="english")
-                tfidf.fit([texts[i] for i in train])
-
-                def features(rows, tfidf=tfidf, words=words):
-                    dense = csr_matrix(x[rows])
-                    return hstack([dense, tfidf.transform([texts[i] for i in rows])]).tocsr() if words else dense
-
+            for train, test, features in folds(x, texts, words):
                 model = LogisticRegression(C=c, max_iter=3000).fit(features(train), y[train])
                 predicted = model.classes_[model.predict_proba(features(test)).argmax(axis=1)]
                 hits[test] = [right(classes[p], records[i]["expected"]) for p, i in zip(predicted, test, strict=True)]
@@ -211,10 +239,99 @@ def sentences(args) -> None:
     Searcher.question_leaves = whole
 
 
+def leaves(args) -> None:
+    """Where topical questions lose: the share of the question model's leaf distribution on the
+    leaves their labels name, the ranking with those leaves given (an oracle: it reads the labels),
+    and the example questions' weight in the question model, judged first by training data alone
+    (each example question placed by a model fitted without it)."""
+    from semsearch import classify
+    from semsearch.evaluate import evaluate_search, read_questions, read_topics
+    from semsearch.ingest import TextVectors
+    from semsearch.search import Searcher
+    from semsearch.taxonomy import load_taxonomy
+
+    index = Index.open(args.index)
+    topics = read_topics(args.shared / "data" / "arxiv_topics.jsonl")
+    sets = {name: path for name, path in question_sets(args.shared).items() if path.exists()}
+    sets = {name: read_questions(path) for name, path in sets.items()}
+    sets = {name: questions for name, (kind, questions) in sets.items() if kind == "topical"}
+    taxonomy = load_taxonomy()
+    asking: dict = {}  # the question being scored, for the oracle
+
+    def named(question: dict, classifier) -> np.ndarray:
+        """1 on each leaf whose path holds a node the question's labels name (evaluate's rule)."""
+        nodes = set(question.get("categories") or [])
+        return np.array([float(bool(nodes & set(leaf.split("/")))) for leaf in classifier.leaves])
+
+    class Given(Searcher):
+        def question_leaves(self, query: str, vector: np.ndarray):
+            right = named(asking["question"], self.classifier)
+            return right / right.sum() if right.any() else super().question_leaves(query, vector)
+
+    def scores(searcher, *, mass: bool = False) -> list[str]:
+        row = []
+        for questions in sets.values():
+            found, share = [], []
+            for question in questions:
+                asking["question"] = question
+                found.append(evaluate_search(index, [question], "topical", topics, {"s": searcher})["s"]["ndcg@10"])
+                if mass:
+                    query = question["query"]
+                    distribution = searcher.question_leaves(query, searcher.embedder.encode([query]))
+                    share.append(named(question, searcher.classifier) @ distribution)
+            row.append(f"{np.mean(found):.3f}" + (f" ({np.mean(share):.2f})" if mass else ""))
+        return row
+
+    base = Searcher(index)
+    print("ranking | " + " | ".join(sets))
+    print("as shipped (the question's mass on its right leaves) | " + " | ".join(scores(base, mass=True)), flush=True)
+    print("right leaves given (oracle) | " + " | ".join(scores(Given(index, base.embedder))), flush=True)
+
+    store, shipped = index.store, classify.QUESTION_WEIGHT
+    embed = TextVectors(store, index.manifest.model, base.embedder.encode)
+    labelled = classify.labelled_papers(store.survey_labelled())
+    corpus = store.unlabelled_abstracts(classify.MAX_WORD_SCOPE_PAPERS)
+    for weight in (1.0, 3.0, 10.0, 30.0):
+        classify.QUESTION_WEIGHT = weight
+        classifier = classify.TaxonomyClassifier.train(labelled, taxonomy, embed, corpus=corpus)
+        searcher = Searcher(index, base.embedder)
+        searcher.classifier = classifier  # a cached property: set, it is the one searches use
+        top, rank = left_out_questions(classifier, taxonomy)
+        print(
+            f"example questions weigh {weight:g} (left out: top-1 {top:.3f}, MRR {rank:.3f}) | "
+            + " | ".join(scores(searcher)),
+            flush=True,
+        )
+    classify.QUESTION_WEIGHT = shipped
+
+
+def left_out_questions(classifier, taxonomy) -> tuple[float, float]:
+    """Top-1 and MRR of each example question's leaf, placed by the question model refitted
+    without that question (closed-form leave-one-out of the kernel ridge)."""
+    from semsearch import classify
+
+    n, leaves = len(classifier.labelled_ids), classifier.leaves
+    asked = [leaf for leaf in leaves for _ in taxonomy.questions.get(leaf, ())]
+    kernel = classifier._kernel(classifier.train_vectors, classifier.train_tfidf)
+    targets = np.zeros((len(kernel), len(leaves)))
+    for row, categories in enumerate(classifier.labelled_categories):
+        targets[row] = taxonomy.leaf_spread(categories)
+    for row, leaf in enumerate(leaves + asked, start=n):
+        targets[row, leaves.index(leaf)] = 1.0
+    ridge = np.full(len(kernel), classify.RIDGE)
+    ridge[n : n + len(leaves)] /= classify.DESCRIPTION_WEIGHT
+    ridge[n + len(leaves) :] /= classify.QUESTION_WEIGHT
+    inverse = np.linalg.inv(kernel + np.diag(ridge))
+    left_out = (targets - inverse @ (targets - classifier.offset) / np.diag(inverse)[:, None])[n + len(leaves) :]
+    truth = np.array([leaves.index(leaf) for leaf in asked])
+    above = (left_out > left_out[np.arange(len(truth)), truth][:, None]).sum(axis=1)
+    return float((above == 0).mean()), float(np.mean(1.0 / (above + 1)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("tune", "ceiling", "sentences"):
+    for name in ("tune", "ceiling", "sentences", "leaves"):
         command = commands.add_parser(name)
         command.add_argument("--index", type=Path, required=True)
         command.add_argument("--shared", type=Path, default=HERE.parent.parent / "shared")
@@ -223,7 +340,7 @@ def main() -> None:
     commands.choices["tune"].add_argument("--epochs", type=int, default=1)
     commands.choices["tune"].add_argument("--seed", type=int, default=0, help="pairs drawn, their order, torch")
     args = parser.parse_args()
-    {"tune": tune, "ceiling": ceiling, "sentences": sentences}[args.command](args)
+    {"tune": tune, "ceiling": ceiling, "sentences": sentences, "leaves": leaves}[args.command](args)
 
 
 if __name__ == "__main__":

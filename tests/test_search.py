@@ -463,6 +463,56 @@ def test_the_named_paper_and_title_scripts_run_as_a_user_runs_them(unchanged_sur
     assert re.search(r"as stored: 20 titles, success@1 [01]\.\d{3}", titles), titles
 
 
+@pytest.mark.slow  # a process of its own, four classifiers trained
+def test_the_representation_ceilings_and_the_leaves_oracle_run_as_a_user_runs_them(
+    unchanged_survey_corpus_index, tmp_path
+):
+    """scripts/eval_representation.py `ceiling` (scope and first suggestion from the judge's labels)
+    and `leaves` (leaves given, and the example questions' weight) in a process with the test model."""
+    import subprocess
+    import sys
+
+    from semsearch.index import Index
+
+    root = Path(__file__).resolve().parents[1]
+    shared = tmp_path / "shared"
+    (shared / "eval").mkdir(parents=True)
+    (shared / "data").mkdir()
+    survey = [p for _, p in Index.open(unchanged_survey_corpus_index).store.iter_papers() if p.survey_categories]
+    spread = survey[:: max(1, len(survey) // 40)]  # across the survey's branches, which it lists in turn
+    rows = [{"id": p.id, "expected": "/".join(p.survey_categories[0].split("/")[:2])} for p in spread[:40]]
+    others = [p for p in survey if p not in spread][::7][:40]
+    rows += [{"id": p.id, "expected": None} for p in others]  # "outside", for the script's sake
+    (shared / "eval" / "new_papers_dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (shared / "data" / "arxiv_topics.jsonl").write_text(json.dumps({"id": survey[0].id, "topics": ["x"]}) + "\n")
+    asked = {"query": "how do I quantize weights to 4 bits?", "categories": ["Quantization"], "topics": ["x"]}
+    (shared / "eval" / "queries_dev.jsonl").write_text(json.dumps(asked) + "\n")
+
+    def run(command: str) -> str:
+        script, argv = "scripts/eval_representation.py", ["x", command, "--index", str(unchanged_survey_corpus_index)]
+        code = (
+            "import runpy, sys; from semsearch import embeddings; from tests.conftest import HashingModel; "
+            "model = HashingModel(); embeddings._load = lambda name: model; sys.path.insert(0, 'scripts'); "
+            f"sys.argv = {[*argv, '--shared', str(shared)]!r}; runpy.run_path({script!r}, run_name='__main__')"
+        )
+        done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        return done.stdout
+
+    ceiling = run("ceiling")
+    assert "80 dev papers, 40 inside, 40 outside" in ceiling, ceiling
+    assert re.search(r"vectors \+ words, C 100: scope AUROC [01]\.\d{3}, balanced accuracy [01]\.\d{3} at one half, "
+                     r"[01]\.\d{3} at the best threshold", ceiling), ceiling  # fmt: skip
+    assert re.search(r"vectors \+ words, C 100: first suggestion [01]\.\d{3}", ceiling), ceiling
+    leaves = run("leaves")
+    assert leaves.splitlines()[0].startswith("ranking | topical dev | ours | problems"), leaves
+    assert re.search(r"right leaves given \(oracle\) \| [01]\.\d{3} \|", leaves), leaves
+    for weight in (1, 3, 10, 30):
+        assert re.search(
+            rf"example questions weigh {weight} \(left out: top-1 [01]\.\d{{3}}, MRR [01]\.\d{{3}}\) \|", leaves
+        )
+
+
 def test_request_words_are_dropped_from_questions_not_papers(tmp_path, fake_model):
     from semsearch.lexical import strip_request
 
