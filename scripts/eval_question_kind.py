@@ -152,9 +152,10 @@ def training_questions(searcher: Searcher, papers: dict, seed: int = 0) -> list[
         if PAPER_REQUESTS and rng.random() < 1 / 3:  # a paper one remembers, asked for as one paper
             question = rng.choice(PAPER_REQUESTS).format(question[:1].lower() + question[1:].rstrip("."))
         rows.append((question, 1, paper.id, *read(searcher, question)))
-    from semsearch.classify import TaxonomyClassifier, labelled_papers
+    from semsearch.classify import MAX_WORD_SCOPE_PAPERS, TaxonomyClassifier, labelled_papers
 
     labelled = labelled_papers(searcher.index.store.survey_labelled())
+    corpus = searcher.index.store.unlabelled_abstracts(MAX_WORD_SCOPE_PAPERS)  # as ingest trains it
     leaves = sorted(taxonomy.questions)
     typed = ["{}", "{} for large language models", "papers on {}", *SINGULAR_TOPICS]
     names = [(n, rng.choice(typed).format(leaf_name(n))) for n in taxonomy.nodes]
@@ -162,7 +163,7 @@ def training_questions(searcher: Searcher, papers: dict, seed: int = 0) -> list[
         held = set(leaves[fold::2])
         kept = {leaf: asked for leaf, asked in taxonomy.questions.items() if leaf not in held}
         searcher.__dict__["classifier"] = TaxonomyClassifier.train(
-            labelled, dataclasses.replace(taxonomy, questions=kept), searcher.embedder.encode
+            labelled, dataclasses.replace(taxonomy, questions=kept), searcher.embedder.encode, corpus=corpus
         )
         for leaf in held:
             for question in taxonomy.questions[leaf]:

@@ -1,7 +1,7 @@
 """Would a better representation of papers and questions reach issue 23's last targets? (docs/evaluation.md,
 "A better representation")
 
-Four measurements, none of which reads an evaluation label to train (the ceiling and the oracle of
+Five measurements, none of which reads an evaluation label to train (the ceiling and the oracle of
 `leaves` read them on purpose, to say what the labels themselves would allow):
 
 - `tune`: all-MiniLM-L6-v2 tuned contrastively on an index's own texts, saved as a sentence-transformers
@@ -18,11 +18,14 @@ Four measurements, none of which reads an evaluation label to train (the ceiling
 - `leaves`: topical questions' nDCG@10 with the question model's leaf distribution, with the leaves their
   labels name given instead (an oracle), and with the example questions weighing more in the question
   model (judged first by each example question left out of it).
+- `openings`: what the openings of the index's abstracts teach the question model, and the ablations of
+  the rule that takes them (sentences, the authors' words, scope, weight), on every question set.
 
     python scripts/eval_representation.py tune --index DIR --out MODEL_DIR [--labels] [--epochs N] [--seed S]
     python scripts/eval_representation.py ceiling --index DIR [--shared ../shared]
     python scripts/eval_representation.py sentences --index DIR [--shared ../shared]
     python scripts/eval_representation.py leaves --index DIR [--shared ../shared]
+    python scripts/eval_representation.py openings --index DIR [--shared ../shared]
 """
 
 from __future__ import annotations
@@ -305,6 +308,57 @@ def leaves(args) -> None:
     classify.QUESTION_WEIGHT = shipped
 
 
+def openings(args) -> None:
+    """What the openings of the index's abstracts teach the question model (classify.abstract_opening),
+    and the ablations of its rule: every question set, the classifier trained as ingest trains it
+    with one setting changed at a time."""
+    import re as regex
+
+    from semsearch import classify
+    from semsearch.evaluate import evaluate_search, read_questions, read_topics
+    from semsearch.ingest import TextVectors
+    from semsearch.search import Searcher
+    from semsearch.taxonomy import load_taxonomy
+
+    index = Index.open(args.index)
+    store, taxonomy = index.store, load_taxonomy()
+    topics = read_topics(args.shared / "data" / "arxiv_topics.jsonl")
+    sets = {name: read_questions(path) for name, path in question_sets(args.shared).items() if path.exists()}
+    base = Searcher(index)
+    embed = TextVectors(store, index.manifest.model, base.embedder.encode)  # in memory: nothing is saved
+    labelled = classify.labelled_papers(store.survey_labelled())
+    corpus = store.unlabelled_abstracts(classify.MAX_WORD_SCOPE_PAPERS)
+    never = regex.compile(r"(?!)")
+    variants = {
+        "no openings (the corpus without its abstracts)": ({}, [row[:2] for row in corpus]),
+        "shipped: two sentences, before the authors speak, abstracts in scope": ({}, corpus),
+        "one sentence": ({"OPENING_SENTENCES": 1}, corpus),
+        "three sentences": ({"OPENING_SENTENCES": 3}, corpus),
+        "every sentence before the authors speak": ({"OPENING_SENTENCES": 1000}, corpus),
+        "the first two sentences, whoever speaks": ({"AUTHORS_SPEAK": never}, corpus),
+        "every abstract, in scope or not": ({"SCOPE_THRESHOLD": 0.0}, corpus),
+        "an opening weighs 0.3 papers": ({"OPENING_WEIGHT": 0.3}, corpus),
+        "an opening weighs 3 papers": ({"OPENING_WEIGHT": 3.0}, corpus),
+    }
+    print("training | openings | " + " | ".join(sets))
+    for name, (settings, taught) in variants.items():
+        shipped = {key: getattr(classify, key) for key in settings}
+        for key, value in settings.items():
+            setattr(classify, key, value)
+        try:
+            classifier = classify.TaxonomyClassifier.train(labelled, taxonomy, embed, corpus=taught)
+        finally:
+            for key, value in shipped.items():
+                setattr(classify, key, value)
+        searcher = Searcher(index, base.embedder)
+        searcher.classifier = classifier  # a cached property: set, it is the one searches use
+        row = []
+        for kind, questions in sets.values():
+            found = evaluate_search(index, questions, kind, topics, {"s": searcher})["s"]
+            row.append(f"{found['ndcg@10']:.3f}" if kind == "topical" else f"{found['success@3']:.3f}")
+        print(f"{name} | {classifier.opening_rows} | " + " | ".join(row), flush=True)
+
+
 def left_out_questions(classifier, taxonomy) -> tuple[float, float]:
     """Top-1 and MRR of each example question's leaf, placed by the question model refitted
     without that question (closed-form leave-one-out of the kernel ridge)."""
@@ -312,7 +366,8 @@ def left_out_questions(classifier, taxonomy) -> tuple[float, float]:
 
     n, leaves = len(classifier.labelled_ids), classifier.leaves
     asked = [leaf for leaf in leaves for _ in taxonomy.questions.get(leaf, ())]
-    kernel = classifier._kernel(classifier.train_vectors, classifier.train_tfidf)
+    rows = len(classifier.train_vectors) - classifier.opening_rows  # the abstracts' openings left aside
+    kernel = classifier._kernel(classifier.train_vectors[:rows], classifier.train_tfidf.head(rows), rows=rows)
     targets = np.zeros((len(kernel), len(leaves)))
     for row, categories in enumerate(classifier.labelled_categories):
         targets[row] = taxonomy.leaf_spread(categories)
@@ -331,7 +386,7 @@ def left_out_questions(classifier, taxonomy) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("tune", "ceiling", "sentences", "leaves"):
+    for name in ("tune", "ceiling", "sentences", "leaves", "openings"):
         command = commands.add_parser(name)
         command.add_argument("--index", type=Path, required=True)
         command.add_argument("--shared", type=Path, default=HERE.parent.parent / "shared")
@@ -340,7 +395,8 @@ def main() -> None:
     commands.choices["tune"].add_argument("--epochs", type=int, default=1)
     commands.choices["tune"].add_argument("--seed", type=int, default=0, help="pairs drawn, their order, torch")
     args = parser.parse_args()
-    {"tune": tune, "ceiling": ceiling, "sentences": sentences, "leaves": leaves}[args.command](args)
+    measure = {"tune": tune, "ceiling": ceiling, "sentences": sentences, "leaves": leaves, "openings": openings}
+    measure[args.command](args)
 
 
 if __name__ == "__main__":

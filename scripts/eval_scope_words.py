@@ -52,7 +52,7 @@ def main() -> None:
     texts, vectors = texts_and_vectors(index, records, embedder)
     inside = np.array([bool(r["expected"]) for r in records])
     corpus = index.store.unlabelled_abstracts(MAX_WORD_SCOPE_PAPERS)
-    key = {text: i for i, (text, _) in enumerate(corpus)}  # a paper's text is how the corpus holds it
+    key = {row[0]: i for i, row in enumerate(corpus)}  # a paper's text is how the corpus holds it
     fold = np.random.default_rng(0).permutation(len(texts)) % FOLDS
 
     def without(left_out: list[str]) -> list:

@@ -37,6 +37,12 @@ The method, chosen with `semsearch eval classify` (leave-one-out over the survey
   labelled papers as in); a text longer than a title is then judged by both scores, each in
   standard units of the index's papers. No label of any evaluation is read; the index's texts
   teach it, so it is retrained as the corpus grows (`ingest.update_predictions`).
+- Questions are placed by a second fit on the same kernel (`question_weights`): the rows above,
+  our example questions, and the openings of the index's abstracts in scope (`abstract_opening`:
+  the sentences before the authors speak of their own work), each aimed at the leaf distribution
+  the paper model gives its paper. An abstract opens on the situation its paper answers, in the
+  words a user puts a problem in; our 150 example questions alone left problem-phrased questions
+  with under half their leaf mass on the right leaves (docs/evaluation.md, "Openings").
 """
 
 from __future__ import annotations
@@ -46,21 +52,27 @@ import io
 import json
 import logging
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
 from semsearch.lexical import tokenize
 from semsearch.taxonomy import Taxonomy, is_under, node_at
 
-METHOD_VERSION = 15
+METHOD_VERSION = 16
 GAMMA = 2.0  # kernel width on the averaged cosine
 RIDGE = 0.1  # ridge penalty
 DESCRIPTION_WEIGHT = 10.0  # our description of a leaf is its prototype: fit nearly exactly
 QUESTION_WEIGHT = 1.0  # a question we wrote for a leaf counts as one labelled paper
+OPENING_WEIGHT = 1.0  # so does an abstract's opening, aimed at its paper's leaf distribution
+OPENING_SENTENCES = 2  # an opening is at most this many sentences ...
+OPENING_MIN_WORDS = 8  # ... and at least this many words (else the abstract has none)
+MAX_OPENINGS = 2_000  # an evenly spaced sample beyond this: the question model's fit grows as its cube
 CONFIDENCE_DEPTH = 2  # confidence: the chance that the first suggestion is in the right node of this level
 ALTERNATIVE_DEPTH = 3  # alternatives come from other nodes of this level than the first suggestion
 SCOPE_PERCENTILE = 5.0
@@ -238,6 +250,35 @@ def fit_temperature(scores: np.ndarray, truth: np.ndarray, smoothing: float = SM
     return best
 
 
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# Where an abstract's authors start to speak of their own work; what comes before is the situation.
+AUTHORS_SPEAK = re.compile(
+    r"\b(we|our|us|this paper|this work|this study|in this|here,|propose|present|introduce)\b", re.IGNORECASE
+)
+
+
+def abstract_opening(abstract: str) -> str:
+    """The sentences an abstract opens with before its authors speak of their own work ("we",
+    "this paper", "propose"), at most OPENING_SENTENCES; "" when they are fewer than OPENING_MIN_WORDS
+    words. ("Long prompts make the KV cache outgrow GPU memory." is how a user puts the problem too.)"""
+    before = []
+    for sentence in SENTENCE_END.split(" ".join(abstract.split())):
+        if AUTHORS_SPEAK.search(sentence) or len(before) == OPENING_SENTENCES:
+            break
+        before.append(sentence)
+    opening = " ".join(before)
+    return opening if len(opening.split()) >= OPENING_MIN_WORDS else ""
+
+
+class CorpusPaper(NamedTuple):
+    """An unlabelled paper of the index with its abstract: what scope learns its words from, and
+    whose opening teaches the question model (`TaxonomyClassifier.train`)."""
+
+    text: str  # as embedded: the title, then the abstract
+    vector: np.ndarray
+    abstract: str = ""
+
+
 @dataclass
 class SparseRows:
     """Rows of a sparse matrix in compressed form (scipy's CSR layout, without importing scipy)."""
@@ -262,6 +303,12 @@ class SparseRows:
         data = np.concatenate([self.data[part] for part in parts]) if parts else self.data[:0]
         indices = np.concatenate([self.indices[part] for part in parts]) if parts else self.indices[:0]
         return SparseRows(data, indices, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), self.columns)
+
+    def extended(self, more: SparseRows) -> SparseRows:
+        """These rows, then `more`'s (the same columns)."""
+        indptr = np.concatenate([self.indptr, more.indptr[1:] + self.indptr[-1]]).astype(np.int64)
+        data, indices = np.concatenate([self.data, more.data]), np.concatenate([self.indices, more.indices])
+        return SparseRows(data, indices, indptr, self.columns)
 
     def dense(self) -> np.ndarray:
         out = np.zeros((len(self), self.columns), dtype=np.float32)
@@ -445,13 +492,15 @@ class TaxonomyClassifier:
     nodes: list[str]
     children: dict[str, list[str]]
     method_version: int  # a saved classifier shows which method made it
-    # Training rows: labelled papers, then one description per leaf, then example questions.
+    # Training rows: labelled papers, then one description per leaf, then example questions, then
+    # the last `opening_rows`: openings of the index's abstracts (the question model's alone).
     train_vectors: np.ndarray | None = None
     train_tfidf: SparseRows | None = None  # one row per training row
     tfidf: CharNgramTfidf | None = None
     offset: np.ndarray | None = None  # mean target, added back to every score
     weights: np.ndarray | None = None  # papers' and descriptions' rows -> leaves: places papers
     question_weights: np.ndarray | None = None  # every row -> leaves: places questions
+    opening_rows: int = 0
     temperature: float = 1.0  # softmax temperature of leaf scores (fit on leave-one-out scores)
     confidence_temperature: float = 1.0  # the same for the confidence of the first suggestion's area
     path_temperature: float = 1.0  # the softmax temperature of the top-down walk to the first suggestion
@@ -483,10 +532,12 @@ class TaxonomyClassifier:
         papers: Sequence[LabelledPaper],
         taxonomy: Taxonomy,
         embed: Callable[[list[str]], np.ndarray],
-        corpus: Sequence[tuple[str, np.ndarray]] = (),
+        corpus: Sequence[tuple] = (),
     ) -> TaxonomyClassifier:
         """Fit to the labelled `papers`; with `corpus`, the index's unlabelled papers as (text,
-        vector), scope also learns its words from them (`ScopeWords`)."""
+        vector, abstract) (`CorpusPaper`), scope also learns its words from them (`ScopeWords`) and
+        the question model their openings (`abstract_opening`)."""
+        corpus = [CorpusPaper(*row) for row in corpus]
         self = cls.untrained(taxonomy)
         leaf_index = {leaf: i for i, leaf in enumerate(self.leaves)}
         description_texts = [taxonomy.described(leaf) for leaf in self.leaves]
@@ -523,10 +574,10 @@ class TaxonomyClassifier:
         ridge[n:n_described] /= DESCRIPTION_WEIGHT
         ridge[n_described:] /= QUESTION_WEIGHT
         # Two fits on one kernel: papers are placed by a model of papers and descriptions; questions
-        # by one that has also seen our example questions, which would only blur the first.
+        # (at the end, `_fit_question_model`) by one that has also seen our example questions and
+        # the openings of abstracts, which would only blur the first.
         inverse = np.linalg.inv(kernel[described, described] + np.diag(ridge[described]))
         self.weights = inverse @ (targets[described] - self.offset)  # one row per paper and description
-        self.question_weights = np.linalg.solve(kernel + np.diag(ridge), targets - self.offset)
 
         # Closed-form leave-one-out: prediction for row i from a model trained without row i.
         loo = targets[described] - self.weights / np.diag(inverse)[:, None]
@@ -549,24 +600,59 @@ class TaxonomyClassifier:
         )
         self.scope_threshold, self.scope_scale = _scope_calibration(loo_scope[full])
         long = np.array([not is_short(p.text) for p in papers], dtype=bool)
-        corpus = [(text, vector) for text, vector in corpus if not is_short(text)]
+        corpus = [row for row in corpus if not is_short(row.text)]
         if len(corpus) >= MIN_WORD_SCOPE_PAPERS and long.sum() >= MIN_CALIBRATION_PAPERS:
             left_out = self._fit_scope_words([p.text for p in papers if not is_short(p.text)], loo_scope[long], corpus)
             if left_out is not None:
                 self.scope_threshold, self.scope_scale = _scope_calibration(left_out)
         titles = ~with_abstract if (~with_abstract).sum() >= MIN_CALIBRATION_PAPERS else full
         self.short_scope_threshold, self.short_scope_scale = _scope_calibration(loo_scope[titles])
+        self._fit_question_model(kernel, ridge, targets, corpus, embed)
         return self
 
+    def _fit_question_model(
+        self,
+        kernel: np.ndarray,
+        ridge: np.ndarray,
+        targets: np.ndarray,
+        corpus: Sequence[CorpusPaper],
+        embed: Callable[[list[str]], np.ndarray],
+    ) -> None:
+        """`question_weights` over every training row and the openings of the corpus's abstracts in
+        scope, each aimed at its paper's leaf distribution by the paper model fitted above."""
+        found = [(abstract_opening(row.abstract), row) for row in corpus if row.abstract]
+        found = [(opening, row) for opening, row in found if opening]
+        if found:
+            papers = [row.text for _, row in found]
+            vectors = np.vstack([row.vector for _, row in found])
+            kept = self.scope_probabilities(papers, vectors) >= SCOPE_THRESHOLD
+            if kept.sum() > MAX_OPENINGS:
+                sample = np.flatnonzero(kept)[np.linspace(0, kept.sum() - 1, MAX_OPENINGS).round().astype(int)]
+                kept = np.isin(np.arange(len(found)), sample)
+            found = [pair for pair, keep in zip(found, kept, strict=True) if keep]
+        if found:
+            openings = [opening for opening, _ in found]
+            placed = self.probabilities(
+                self.leaf_scores([row.text for _, row in found], np.vstack([row.vector for _, row in found]))
+            )
+            rows = self.tfidf.transform(openings)
+            self.train_vectors = np.vstack([self.train_vectors, _unit_rows(embed(openings))])
+            self.train_tfidf = self.train_tfidf.extended(rows)
+            self.opening_rows = len(openings)
+            kernel = self._kernel(self.train_vectors, self.train_tfidf)
+            ridge = np.concatenate([ridge, np.full(len(openings), RIDGE / OPENING_WEIGHT)])
+            targets = np.vstack([targets, placed])
+        self.question_weights = np.linalg.solve(kernel + np.diag(ridge), targets - self.offset)
+
     def _fit_scope_words(
-        self, labelled_texts: list[str], labelled_scores: np.ndarray, corpus: Sequence[tuple[str, np.ndarray]]
+        self, labelled_texts: list[str], labelled_scores: np.ndarray, corpus: Sequence[CorpusPaper]
     ) -> np.ndarray | None:
         """Fit `scope_words` and `scope_units` on the labelled papers (in) and the corpus's abstracts
         pseudo-labelled by the embedding's scope score; return the labelled papers' combined scope
         scores, their word scores from models that never saw them, for the threshold. None, and no
         words, when the corpus has too few papers on either side of the embedding's own verdict."""
-        texts = labelled_texts + [text for text, _ in corpus]
-        embedding = np.concatenate([labelled_scores, self.scope_scores(np.vstack([v for _, v in corpus]))])
+        texts = labelled_texts + [row.text for row in corpus]
+        embedding = np.concatenate([labelled_scores, self.scope_scores(np.vstack([row.vector for row in corpus]))])
         labelled = np.arange(len(texts)) < len(labelled_texts)
         low, high = np.percentile(embedding[~labelled], [WORD_SCOPE_SHARE, 100.0 - WORD_SCOPE_SHARE])
         # The surest of each side, and on that side of the embedding's threshold. In an index grown
@@ -665,6 +751,10 @@ class TaxonomyClassifier:
         values = state | arrays | {"tfidf": tfidf, "train_tfidf": train_tfidf, "scope_words": words}
         if set(values) != {f.name for f in fields(cls)}:
             raise ValueError("not a classifier saved by this version of semsearch")
+        openings, trained, weights = values["opening_rows"], values["train_vectors"], values["question_weights"]
+        rows = 0 if trained is None else len(trained)
+        if type(openings) is not int or not 0 <= openings <= rows or (weights is not None and len(weights) != rows):
+            raise ValueError("the classifier's question model does not match its training rows")
         return cls(**values)
 
     def _kernel(self, vectors: np.ndarray, tfidf, rows: int | None = None) -> np.ndarray:

@@ -357,7 +357,7 @@ def question_features(
     n, n_leaves = len(classifier.labelled_ids), len(classifier.leaves)
     rows = classifier.train_vectors
     vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-    asked = rows[n + n_leaves :]
+    asked = rows[n + n_leaves : len(rows) - classifier.opening_rows]  # our example questions
     return np.array(
         [
             top - second,

@@ -635,14 +635,17 @@ class Store:
     def unlabelled_abstract_count(self) -> int:
         return self.db.execute(self._unlabelled_with_abstract("COUNT(*)")).fetchone()[0]
 
-    def unlabelled_abstracts(self, limit: int) -> list[tuple[str, np.ndarray]]:
-        """(text, embedding) of the papers with an abstract that nobody labelled: what scope learns
-        its words from. Beyond `limit`, an evenly spaced sample by vec_id (the same one each time)."""
+    def unlabelled_abstracts(self, limit: int) -> list[tuple[str, np.ndarray, str]]:
+        """(text, embedding, abstract) of the papers with an abstract that nobody labelled: what
+        scope learns its words from, and whose openings teach the question model
+        (`classify.CorpusPaper`). Beyond `limit`, an evenly spaced sample by vec_id (the same one
+        each time)."""
         vec_ids = [row[0] for row in self.db.execute(self._unlabelled_with_abstract("p.vec_id") + " ORDER BY p.vec_id")]
         if len(vec_ids) > limit:
             vec_ids = [vec_ids[i] for i in np.linspace(0, len(vec_ids) - 1, limit).round().astype(int)]
         papers, vectors = self.papers_by_vec_id(vec_ids), self.embeddings_for(vec_ids)
-        return [(papers[v].embedding_text(), vectors[v]) for v in vec_ids if v in papers and v in vectors]
+        held = [v for v in vec_ids if v in papers and v in vectors]
+        return [(papers[v].embedding_text(), vectors[v], papers[v].abstract) for v in held]
 
     def put_predictions(self, rows: list[tuple[int, Prediction]]) -> None:
         self.db.executemany(

@@ -1287,6 +1287,10 @@ DAMAGE = {
     ),
     "an infinite threshold": _set("state", "scope_threshold", float("inf")),
     "units without words": _set("state", "scope_words", None),
+    "more openings than rows": _set("state", "opening_rows", lambda a, s: len(a["train_vectors"]) + 1),
+    "negative openings": _set("state", "opening_rows", -1),
+    "openings as text": _set("state", "opening_rows", "0"),
+    "a question model of other rows": _set("arrays", "question_weights", lambda a, s: a["question_weights"][1:]),
 }
 
 
@@ -1438,3 +1442,95 @@ def test_a_classifier_saves_to_the_same_bytes_at_any_time(monkeypatch):
     monkeypatch.setattr(time, "time", lambda: 1_000_000_000.0)
     monkeypatch.setattr(time, "localtime", lambda *args: time.struct_time((2001, 9, 9, 1, 46, 40, 6, 252, 0)))
     assert classifier.to_bytes() == before
+
+
+# --- the openings of the index's abstracts teach the question model ---------------------------
+def test_an_abstracts_opening_is_what_it_says_before_its_authors_speak_of_their_work():
+    from semsearch.classify import abstract_opening
+
+    problem = "Long prompts make the key-value cache outgrow the memory of one GPU."
+    assert abstract_opening(f"{problem} We propose a cache that forgets.") == problem
+    assert abstract_opening(f"{problem}  Serving  slows down.\nThis paper evicts.") == (
+        f"{problem} Serving slows down."  # its spacing as one line
+    )
+    three = f"{problem} Serving slows down. Batches shrink too."
+    assert abstract_opening(three) == f"{problem} Serving slows down."  # two sentences at most
+    assert abstract_opening("Too short to say much. We propose a method that is long enough.") == ""
+    assert abstract_opening("Caches grow with every token of context. We evict.") == ""  # seven words
+    assert abstract_opening("Caches grow with every new token of context. We evict.") == (
+        "Caches grow with every new token of context."  # eight
+    )
+    assert abstract_opening("In this paper, we study caches and memory on many devices at once.") == ""
+    assert abstract_opening("") == ""
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab .!?\nWwe")), max_size=300))
+@settings(max_examples=examples(300), deadline=2000)
+def test_an_opening_is_a_start_of_the_abstract_of_two_sentences_at_most_never_the_authors_words(abstract):
+    from semsearch.classify import AUTHORS_SPEAK, OPENING_MIN_WORDS, SENTENCE_END, abstract_opening
+
+    opening = abstract_opening(abstract)
+    assert opening == "" or (
+        " ".join(abstract.split()).startswith(opening)
+        and len(SENTENCE_END.split(opening)) <= 2
+        and not AUTHORS_SPEAK.search(opening)
+        and len(opening.split()) >= OPENING_MIN_WORDS
+    )
+
+
+OPENINGS = {  # a situation no labelled paper, description or example question words, then the method
+    "quantization bits": "Laptops lack memory for the model file of a chat assistant.",
+    "pruning sparse": "Phones run out of battery when every part of the network stays switched on.",
+    "draft tokens": "Chat users wait while replies crawl out one word after another.",
+}
+
+
+def opening_corpus(model, n: int = 240) -> list[tuple[str, np.ndarray, str]]:
+    """`field_corpus` with each abstract opening on its topic's situation (in the field) or on a
+    kitchen's (outside), before "We propose"."""
+    rows = []
+    for (text, vector), i in zip(field_corpus(model, n), range(n), strict=True):
+        topic = ("quantization bits", "pruning sparse", "draft tokens")[i % 3]
+        situation = OPENINGS[topic] if i % 2 == 0 else "Kitchens get loud at dinner time when every cook shouts orders."
+        rows.append((text, vector, f"{situation} We propose {text}"))
+    return rows
+
+
+def test_openings_of_abstracts_in_scope_teach_the_question_model_only(monkeypatch):
+    """A problem in a user's words ("the model file does not fit my laptop's memory") reaches the
+    leaf of the papers whose abstracts open on it, placed there by the paper model; papers are
+    placed exactly as without the openings; openings of abstracts out of scope teach nothing; and
+    beyond MAX_OPENINGS an even sample of them is learned."""
+    from semsearch import classify
+
+    model = HashingModel()
+    papers, corpus = long_toy_papers(model), opening_corpus(model)
+    plain = TaxonomyClassifier.train(papers, TOY, model.encode, corpus=[row[:2] for row in corpus])
+    taught = TaxonomyClassifier.train(papers, TOY, model.encode, corpus=corpus)
+    assert plain.opening_rows == 0 and taught.scope_words is not None
+    in_scope = taught.scope_probabilities([t for t, _, _ in corpus], np.vstack([v for _, v, _ in corpus])) >= 0.5
+    assert 0 < taught.opening_rows == in_scope.sum() < len(corpus)  # the kitchens' openings are not learned
+    assert len(taught.question_weights) == len(taught.train_vectors) == len(plain.train_vectors) + in_scope.sum()
+
+    def chances(classifier, asked: str) -> np.ndarray:
+        return classifier.probabilities(classifier.leaf_scores([asked], model.encode([asked]), questions=True))[0]
+
+    for asked, leaf in [
+        ("the model file does not fit in my laptop memory", "Compression/Quantization"),
+        ("my phone battery runs out", "Compression/Pruning"),
+        ("chat replies crawl out word after word", "Decoding/Speculation"),
+    ]:
+        right = taught.leaves.index(leaf)
+        assert chances(taught, asked).argmax() == right and chances(taught, asked)[right] > 0.5, asked
+        assert chances(plain, asked).max() < 0.4, asked  # without the openings: no leaf stands out
+    kitchen = "kitchens get loud at dinner"  # what the openings out of scope said: nothing learned
+    np.testing.assert_allclose(chances(taught, kitchen), chances(plain, kitchen), atol=0.05)
+    paper = ["rounding weights to few bits with quantization"]
+    np.testing.assert_allclose(
+        taught.leaf_scores(paper, model.encode(paper)), plain.leaf_scores(paper, model.encode(paper)), atol=1e-6
+    )
+    loaded = TaxonomyClassifier.from_bytes(taught.to_bytes())
+    assert loaded.opening_rows == taught.opening_rows
+    np.testing.assert_array_equal(loaded.question_weights, taught.question_weights)
+    monkeypatch.setattr(classify, "MAX_OPENINGS", 5)
+    assert TaxonomyClassifier.train(papers, TOY, model.encode, corpus=corpus).opening_rows == 5

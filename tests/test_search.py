@@ -932,14 +932,17 @@ def test_evidence_and_hits_as_json_round_to_four_and_six_places():
 
 
 # --- the question-kind model's inputs ------------------------------------------------------------
-def _classifier(labelled: list[float], described: list[float], asked: list[float]):
+def _classifier(labelled: list[float], described: list[float], asked: list[float], openings: tuple[float, ...] = ()):
     """A stand-in for the taxonomy classifier: its training rows (labelled papers, then one node
-    description per leaf, then example questions), each a given cosine from the question [1, 0, 0]."""
+    description per leaf, then example questions, then abstracts' openings), each a given cosine
+    from the question [1, 0, 0]."""
     from types import SimpleNamespace
 
-    rows = np.array([[c, np.sqrt(1 - c * c), 0.0] for c in [*labelled, *described, *asked]]).reshape(-1, 3)
+    cosines = [*labelled, *described, *asked, *openings]
+    rows = np.array([[c, np.sqrt(1 - c * c), 0.0] for c in cosines]).reshape(-1, 3)
     leaves = [f"L/{i}" for i in range(len(described))]
-    return SimpleNamespace(labelled_ids=[str(i) for i in range(len(labelled))], leaves=leaves, train_vectors=rows)
+    labelled_ids = [str(i) for i in range(len(labelled))]
+    return SimpleNamespace(labelled_ids=labelled_ids, leaves=leaves, train_vectors=rows, opening_rows=len(openings))
 
 
 class _Words:
@@ -953,7 +956,9 @@ def test_the_question_kind_features_by_hand():
     from semsearch.search import question_features
 
     query, vector, leaves = "what is kv cache eviction", np.array([[1.0, 0.0, 0.0]]), np.array([0.2, 0.7, 0.1])
-    classifier = _classifier(labelled=[0.35, 0.05], described=[0.6, 0.5], asked=[0.15, 0.25])
+    # An abstract's opening near the question (0.95) is not an example question: the seventh
+    # feature stays the nearest of ours (0.25).
+    classifier = _classifier(labelled=[0.35, 0.05], described=[0.6, 0.5], asked=[0.15, 0.25], openings=(0.95, 0.1))
     # Direct scores 0.65, 0.78, 0.215: the best by meaning (0.9) is not the best by words (4.0).
     evidence = {
         1: Evidence(dense=0.5, lexical=4.0, lexical_share=1.0),

@@ -318,11 +318,12 @@ def test_scope_learns_its_words_from_unlabelled_abstracts_an_even_sample_the_sam
     store.put_label(5, "Decoding/Speculative", "2024-01-01")
     taught = [1, 3, 4, 6, 7, 8, 9, 10]
     assert store.unlabelled_abstract_count() == len(taught)
-    assert [_rows_of(v[None, :], store)[0] for _, v in store.unlabelled_abstracts(100)] == taught
+    assert [_rows_of(v[None, :], store)[0] for _, v, _ in store.unlabelled_abstracts(100)] == taught
     first = store.unlabelled_abstracts(3)
-    assert [_rows_of(v[None, :], store)[0] for _, v in first] == [1, 7, 10]  # evenly spaced: ends and middle
-    assert [text for text, _ in first] == [text for text, _ in store.unlabelled_abstracts(3)]
+    assert [_rows_of(v[None, :], store)[0] for _, v, _ in first] == [1, 7, 10]  # evenly spaced: ends and middle
+    assert [text for text, _, _ in first] == [text for text, _, _ in store.unlabelled_abstracts(3)]
     assert first[0][0] == "Paper number 1 on topic 7. Abstract 1."  # the text as the classifier reads it
+    assert first[0][2] == "Abstract 1."  # and the abstract alone, whose opening teaches the question model
 
 
 def test_a_users_survey_label_on_a_paper_the_survey_labels_does_not_count(tmp_path):
