@@ -127,22 +127,25 @@ def add_tools(server, service) -> None:
         return answer(service.paper, parse(rm.PaperRequest, id=id).id)
 
     @server.tool()
-    def taxonomy() -> list[dict]:
-        """The taxonomy as a tree, with how many papers sit under each node."""
+    def taxonomy(taxonomy: str | None = None) -> list[dict]:
+        """The taxonomy as a tree, with how many papers sit under each node: the survey's, or
+        `taxonomy`, one added from a curated list."""
         import json
 
         from mcp_types import CallToolResult, TextContent
 
         # One text block holding the API's JSON array, as every other tool gives its JSON: the SDK
         # makes a block of each item of a list, and a client reading the first had one branch.
-        tree = answer(service.taxonomy)
+        tree = answer(service.taxonomy, parse(rm.TaxonomyRequest, taxonomy=taxonomy).taxonomy)
         text = TextContent(type="text", text=json.dumps(tree, ensure_ascii=False))
         return CallToolResult(content=[text], structured_content={"result": tree})  # type: ignore[return-value]
 
     @server.tool()
-    def trends(category: list[str]) -> dict:
-        """Papers per year under one to three taxonomy nodes, to compare how topics grew."""
-        return answer(service.trends, parse(rm.TrendsRequest, category=category).category)
+    def trends(category: list[str], taxonomy: str | None = None) -> dict:
+        """Papers per year under one to three taxonomy nodes, to compare how topics grew; `taxonomy`
+        names one added from a curated list (default: the survey's)."""
+        r = parse(rm.TrendsRequest, category=category, taxonomy=taxonomy)
+        return answer(service.trends, r.category, r.taxonomy)
 
     @server.tool()
     def propose(

@@ -160,6 +160,13 @@ class PapersRequest(Request):
 
 class TrendsRequest(Request):
     category: list[Category] = Field(min_length=1, max_length=MAX_TRENDS)
+    taxonomy: TaxonomyName | None = None  # a curated list's nodes (`taxonomy add`); the survey's when None
+
+
+class TaxonomyRequest(Request):
+    """Which taxonomy's tree: a curated list's (`taxonomy show NAME`), the survey's when None."""
+
+    taxonomy: TaxonomyName | None = None
 
 
 class ExportRequest(Request):

@@ -40,6 +40,7 @@ from semsearch.requests_models import (
     RelatedRequest,
     SearchRequest,
     TaxonomyName,
+    TaxonomyRequest,
     TrendsRequest,
     describe,
     not_a_parameter,
@@ -110,7 +111,7 @@ class ExportQuery(BaseModel):
 
 def _no_stray_parameters(request: Request) -> None:
     """An API route that takes no query parameter refuses one, as the request models refuse a
-    parameter they do not name (`/api/taxonomy?taxonomy=kv` answered the survey's tree). The
+    parameter they do not name (`/api/taxonomies?taxonomy=kv` answered as if none was given). The
     page's own routes are left alone: its script reads their query."""
     route = request.scope.get("route")
     if not request.url.path.startswith("/api/") or route is None:
@@ -402,13 +403,14 @@ def create_app(
         return service.taxonomies()
 
     @app.get("/api/taxonomy")
-    def taxonomy() -> list[dict]:
-        return service.taxonomy()
+    def taxonomy(request: Annotated[TaxonomyRequest, Query()]) -> list[dict]:
+        """The taxonomy (the survey's, or `taxonomy`, a list's) as a tree with its paper counts."""
+        return service.taxonomy(request.taxonomy)
 
     @app.get("/api/trends")
     def trends(request: Annotated[TrendsRequest, Query()]) -> dict:
         """Papers per year under each node: `{"trends": {node path: {year: count}}}`."""
-        return service.trends(request.category)
+        return service.trends(request.category, request.taxonomy)
 
     @app.get("/api/export", response_class=PlainTextResponse)
     def export(request: Annotated[ExportQuery, Query()]) -> str:

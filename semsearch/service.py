@@ -81,6 +81,19 @@ def hit_json(hit, *, explain: bool = False, details: bool = False) -> dict:
     return data
 
 
+def taxonomy_tree(store, name: str | None = None) -> list[dict]:
+    """The tree of the taxonomy `name` with how many papers sit under each node: the survey's
+    (None or "survey") counts labelled and predicted papers; a list's, the papers it labels. What
+    `taxonomy show NAME --json` prints."""
+    from semsearch.lists import SURVEY, taxonomy_for
+    from semsearch.taxonomy import index_tree, subtree_counts
+
+    if name in (None, SURVEY):
+        return index_tree(store)
+    taxonomy = taxonomy_for(store, name)  # NotFound for a name the index does not hold
+    return taxonomy.tree(subtree_counts(categories for _, _, categories in store.taxonomy_papers(name)))
+
+
 def arxiv_links(paper) -> dict:
     arxiv_id = paper.arxiv_id
     links = (
@@ -398,21 +411,24 @@ class Service:
         with self.use() as live:
             return listed_taxonomies(live.index.store)
 
-    def taxonomy(self) -> list[dict]:
-        from semsearch.taxonomy import index_tree
+    def taxonomy(self, taxonomy: str | None = None) -> list[dict]:
+        """The taxonomy `taxonomy` as a tree with its counts (the survey's when None); an unknown
+        name is NotFound, as for search."""
+        with self.use() as live:
+            return taxonomy_tree(live.index.store, taxonomy)
+
+    def trends(self, categories: Sequence[str], taxonomy: str | None = None) -> dict:
+        """Papers per year under each node, of the survey's taxonomy or of `taxonomy` (a list's):
+        the papers a search filtered by that node would consider (`allowed_vec_ids`)."""
+        from semsearch.search import Filters
 
         with self.use() as live:
-            return index_tree(live.index.store)
-
-    def trends(self, categories: Sequence[str]) -> dict:
-        """Papers per year under each node (by the categories the node lists use)."""
-        from semsearch.taxonomy import load_taxonomy
-
-        taxonomy = load_taxonomy()
-        nodes = [taxonomy.resolve(c) for c in categories]
-        with self.use() as live:
+            searcher = live.under(taxonomy)[0]
+            nodes = [searcher.taxonomy.resolve(c) for c in categories]
             store = live.index.store
-            counted = {node: store.year_counts(store.vec_ids_where(categories=[node])) for node in nodes}
+            counted = {
+                node: store.year_counts(searcher.allowed_vec_ids(Filters(category=node)).tolist()) for node in nodes
+            }
         return {"trends": {node: {str(year): n for year, n in years.items()} for node, years in counted.items()}}
 
     def export(self, ids: Sequence[str]) -> str:

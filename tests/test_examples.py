@@ -221,7 +221,7 @@ def run_long(workspace: Workspace, argv: list[str]) -> str:
                 assert [hit["id"] for hit in json.loads(found.read())["results"]] == ["2306.00978"]
             for stray, said in (
                 ("api/search?q=kv&mode=dense", ": is not a parameter"),
-                ("api/taxonomy?taxonomy=kv", ": is not a parameter"),
+                ("api/taxonomies?taxonomy=kv", ": is not a parameter"),
                 ("api/search?q=kv&q=quantization", "q: is given more than once (it takes one value)"),
             ):
                 with pytest.raises(urllib.error.HTTPError) as refused:

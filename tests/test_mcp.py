@@ -191,3 +191,54 @@ def test_a_lone_surrogate_of_either_half_in_any_case_is_read_as_a_replacement_ch
     assert surrogates_replaced(escaped) == escaped
     deep = "[" * 100_000 + '"\\ud800"' + "]" * 100_000  # the SDK's reader says what is wrong with it
     assert surrogates_replaced(deep) == deep
+
+
+async def _list_calls(index_dir: Path) -> dict:
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=str(ROOT),
+    )
+    async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        return {
+            "tree": await session.call_tool("taxonomy", {"taxonomy": "mine"}),
+            "trends": await session.call_tool("trends", {"category": ["Caches"], "taxonomy": "mine"}),
+            "no tree": await session.call_tool("taxonomy", {"taxonomy": "nope"}),
+            "no trends": await session.call_tool("trends", {"category": ["Caches"], "taxonomy": "nope"}),
+        }
+
+
+def test_a_lists_tree_and_trends_reach_a_real_server_and_a_real_mcp_process_as_the_cli_shows_them(index_dir, tmp_path):
+    """`taxonomy=` on /api/taxonomy and /api/trends, and on the MCP tools `taxonomy` and `trends`,
+    each in a process of its own as a user runs them: the CLI's tree and one set of trends; an
+    unknown name a 404 or a tool error, in one line."""
+    import urllib.error
+    import urllib.request
+
+    from tests.cli_process import run_cli
+    from tests.test_server import NO_TAXONOMY, serving, with_a_list
+
+    with_a_list(index_dir, tmp_path)
+    shown = json.loads(run_cli("taxonomy", "show", "mine", "--json", "--index", index_dir, check=True).stdout)
+    calls = anyio.run(_list_calls, index_dir)
+    with serving(index_dir) as port:
+
+        def get(path: str) -> tuple[int, object]:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as answer:
+                    return answer.status, json.loads(answer.read())
+            except urllib.error.HTTPError as refused:
+                return refused.code, json.loads(refused.read())
+
+        assert get("/api/taxonomy?taxonomy=mine") == (200, shown) and payload(calls["tree"]) == shown
+        trends = get("/api/trends?category=Caches&taxonomy=mine")
+        assert trends == (200, payload(calls["trends"])) and list(trends[1]["trends"]) == ["Caches"]
+        assert get("/api/taxonomy?taxonomy=nope") == get("/api/trends?category=Caches&taxonomy=nope")
+        assert get("/api/taxonomy?taxonomy=nope") == (404, {"error": NO_TAXONOMY})
+    for call, tool in (("no tree", "taxonomy"), ("no trends", "trends")):
+        assert calls[call].is_error and calls[call].content[0].text == f"Error executing tool {tool}: {NO_TAXONOMY}"

@@ -1,5 +1,6 @@
 import json
 import time
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -397,6 +398,70 @@ def test_the_api_describes_itself_by_the_tools_name_version_and_subject(unchange
     info = client.get("/openapi.json").json()["info"]  # what the page's API view shows
     assert (info["title"], info["version"]) == (project["name"], project["version"])
     assert "efficient-LLM literature" in info["description"]
+
+
+LIST_README = (
+    "# Mine\n\n## Caches\n\n- [H2O](https://arxiv.org/abs/2306.14048)\n"
+    "- [StreamingLLM](https://arxiv.org/abs/2309.17453)\n\n## Drafts\n\n"
+    "- [Speculative decoding](https://arxiv.org/abs/2211.17192)\n"
+)
+NO_TAXONOMY = "no taxonomy 'nope' in the index (see `semsearch taxonomy list`)"
+
+
+def with_a_list(index_dir: Path, tmp_path: Path) -> None:
+    """The curated list `mine` (two headings, three papers of the index) added as a taxonomy."""
+    from semsearch.cli import main
+
+    readme = tmp_path / "mine.md"
+    readme.write_text(LIST_README, encoding="utf-8")
+    assert main(["taxonomy", "add", "mine", str(readme), "--offline", "--index", str(index_dir)]) == 0
+
+
+def test_a_lists_tree_and_trends_are_read_over_http_and_mcp_as_the_cli_shows_them(index_dir, tmp_path, capsys):
+    """`taxonomy show mine --json` had no HTTP or MCP form (`/api/taxonomy?taxonomy=mine` was refused,
+    the tool took no argument), and trends took no taxonomy, though `taxonomy=` was documented as
+    choosing a list's categories everywhere in the API. An unknown name is refused as search refuses it."""
+    from fastapi.testclient import TestClient
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from semsearch.cli import main
+    from semsearch.mcp_server import add_tools, tool_server
+    from semsearch.server import create_app
+    from semsearch.service import Service
+
+    with_a_list(index_dir, tmp_path)
+    capsys.readouterr()
+    client = TestClient(create_app(index_dir=index_dir, reload_seconds=None))
+    tools = tool_server("semsearch-test")
+    add_tools(tools, Service(index_dir=index_dir))
+
+    def mcp(tool: str, **arguments):
+        return json.loads(anyio.run(tools.call_tool, tool, arguments).content[0].text)
+
+    assert main(["taxonomy", "show", "mine", "--json", "--index", str(index_dir)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert client.get("/api/taxonomy", params={"taxonomy": "mine"}).json() == mcp("taxonomy", taxonomy="mine") == shown
+    assert [(node["name"], node["papers"]) for node in shown] == [("Caches", 2), ("Drafts", 1)]
+    survey = client.get("/api/taxonomy").json()
+    assert client.get("/api/taxonomy", params={"taxonomy": "survey"}).json() == survey == mcp("taxonomy")
+
+    # Papers per year under a list's node: the papers it files there, as `/api/papers` lists them.
+    listed = client.get("/api/papers", params={"category": "Caches", "taxonomy": "mine"}).json()["results"]
+    years = Counter(str(p["year"]) for p in listed if p["year"] is not None)
+    trends = client.get("/api/trends", params={"category": "caches", "taxonomy": "mine"}).json()
+    assert trends == mcp("trends", category=["caches"], taxonomy="mine") == {"trends": {"Caches": dict(years)}}
+    assert sum(years.values()) == 2
+    assert client.get("/api/trends", params={"category": "Caches"}).status_code == 400  # not a survey node
+
+    for path, params in [("/api/taxonomy", {}), ("/api/trends", {"category": "Caches"})]:
+        refused = client.get(path, params={**params, "taxonomy": "nope"})
+        assert (refused.status_code, refused.json()) == (404, {"error": NO_TAXONOMY})
+    for tool, arguments in [("taxonomy", {}), ("trends", {"category": ["Caches"]})]:
+        with pytest.raises(ToolError) as refused:
+            anyio.run(tools.call_tool, tool, {**arguments, "taxonomy": "nope"})
+        assert str(refused.value) == f"Error executing tool {tool}: {NO_TAXONOMY}"
+    too_long = client.get("/api/taxonomy", params={"taxonomy": "t" * 61})
+    assert too_long.json() == {"error": "taxonomy: String should have at most 60 characters"}
 
 
 def test_propose_and_gaps_take_their_query_like_the_other_doors(unchanged_client, monkeypatch):
@@ -807,7 +872,7 @@ def test_a_body_that_is_not_json_is_named_so_and_the_page_answers_head(unchanged
         ("/api/propose?taxonomy=survey&bogus=1", "bogus"),
         ("/api/propose/survey.patch?taxonomy=survey", "taxonomy"),  # it is the path's
         ("/api/gaps?taxonomy=survey&min_confidence=0.5", "min_confidence"),  # proposals', not gaps'
-        ("/api/taxonomy?taxonomy=kv", "taxonomy"),  # answered the survey's tree
+        ("/api/taxonomies?taxonomy=kv", "taxonomy"),  # a route of no parameter answered as if none was given
         ("/api/papers/2306.00978?details=true", "details"),
         ("/api/health?x=1", "x"),
         ("/api/digests?%0A=1", "'\\n'"),  # a name that is not a plain one is quoted
