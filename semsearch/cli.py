@@ -943,18 +943,9 @@ def taxonomy_list(as_json: JsonOption = False, index: IndexOption = None) -> Non
 def taxonomy_show(name: str, as_json: JsonOption = False, index: IndexOption = None) -> None:
     """One taxonomy as a tree, with how many papers it labels under each node."""
     from semsearch.index import Index
-    from semsearch.lists import SURVEY, taxonomy_for
-    from semsearch.taxonomy import subtree_counts
+    from semsearch.service import taxonomy_tree
 
-    store = Index.open(index).store
-    taxonomy = taxonomy_for(store, name)
-    if name == SURVEY:
-        from semsearch.taxonomy import index_tree
-
-        tree = index_tree(store)
-    else:
-        counts = subtree_counts(categories for _, _, categories in store.taxonomy_papers(name))
-        tree = taxonomy.tree(counts)
+    tree = taxonomy_tree(Index.open(index).store, name)
     if as_json:
         _print_json(tree)
     else:
