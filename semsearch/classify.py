@@ -62,6 +62,7 @@ from typing import NamedTuple
 import numpy as np
 
 from semsearch.lexical import tokenize
+from semsearch.paper import normalize_title, title_letters
 from semsearch.taxonomy import Taxonomy, is_under, node_at
 
 METHOD_VERSION = 16
@@ -906,15 +907,27 @@ class TaxonomyClassifier:
         column = [areas.index(node_at(f, CONFIDENCE_DEPTH)) for f in firsts]
         return (softmax(scores, self.confidence_temperature) @ matrix)[np.arange(len(firsts)), column]
 
-    def neighbours(self, vector: np.ndarray, k: int = NEIGHBOURS, *, other_than: str | None = None) -> list[Neighbour]:
-        """The k labelled papers closest to `vector`, never the paper `other_than` itself (a paper
-        of the index classified again was its own closest labelled paper, at 1.00)."""
+    def neighbours(
+        self, vector: np.ndarray, k: int = NEIGHBOURS, *, other_than: str | None = None, title: str | None = None
+    ) -> list[Neighbour]:
+        """The k labelled papers closest to `vector`, never the paper itself: the paper `other_than`,
+        or the one with the same `title` (a paper of the index classified again, by its id or by
+        its pasted title and abstract, was its own closest labelled paper, at 1.00)."""
         similar = self.labelled_vectors @ _unit_rows(vector[None, :].astype(np.float32))[0]
-        best = [i for i in np.argsort(-similar)[: k + 1] if other_than is None or self.labelled_ids[i] != other_than]
+        letters = title_letters(normalize_title(title)) if title else None
+        best = [
+            i
+            for i in np.argsort(-similar)[: k + 1]
+            if self.labelled_ids[i] != other_than and (not letters or self._labelled_letters[i] != letters)
+        ]
         return [
             Neighbour(self.labelled_ids[i], self.labelled_titles[i], self.labelled_categories[i], float(similar[i]))
             for i in best[:k]
         ]
+
+    @cached_property
+    def _labelled_letters(self) -> list[str]:
+        return [title_letters(normalize_title(title)) for title in self.labelled_titles]
 
     def classify(
         self,
@@ -922,13 +935,17 @@ class TaxonomyClassifier:
         vectors: np.ndarray,
         ids: Sequence[str | None] | None = None,
         *,
+        titles: Sequence[str | None] | None = None,
         explain: bool = True,
     ) -> list[Classification]:
+        """`ids` are echoed in the answers; with `titles` too (each text's title), a labelled paper
+        is not its own neighbour when given again by its text alone."""
         vectors = np.asarray(vectors, dtype=np.float32)
         scores = self.leaf_scores(texts, vectors)
         probabilities = self.probabilities(scores)
         in_scope_probability = self.scope_probabilities(texts, vectors)
         ids = list(ids) if ids is not None else [None] * len(texts)
+        titles = list(titles) if titles is not None else [None] * len(texts)
         suggestions = [self.suggest(p, walk) for p, walk in zip(probabilities, self.path(scores), strict=True)]
         confidence = self.confidence(scores, [s[0].category for s in suggestions])
         results = []
@@ -939,7 +956,7 @@ class TaxonomyClassifier:
                     suggestions=suggestions[row],
                     confidence=float(confidence[row]),
                     scope=round(float(in_scope_probability[row]), 4),
-                    neighbours=self.neighbours(vectors[row], other_than=paper_id) if explain else [],
+                    neighbours=self.neighbours(vectors[row], other_than=paper_id, title=titles[row]) if explain else [],
                     leaf_probabilities=probabilities[row],
                 )
             )
@@ -1002,6 +1019,6 @@ def classify_texts(
     results = []
     for start in range(0, len(texts), 256):
         chunk = texts[start : start + 256]
-        ids = [item[0] for item in items[start : start + 256]]
-        results += classifier.classify(chunk, embedder.encode(chunk), ids)
+        ids, titles = zip(*[(item[0], item[1]) for item in items[start : start + 256]], strict=True)
+        results += classifier.classify(chunk, embedder.encode(chunk), ids, titles=titles)
     return results

@@ -1072,6 +1072,24 @@ def test_a_paper_classified_again_is_not_its_own_closest_labelled_paper(survey_o
     assert code == 0 and len(neighbours) == 3 and "2306.00978" not in [n["id"] for n in neighbours], err
 
 
+def test_a_paper_given_again_by_its_text_alone_is_not_its_own_neighbour(survey_only_index, cli):
+    """Its title and abstract pasted, with no id, listed the paper itself first at 1.00 (a
+    consumer's pass): its title says which paper it is (its letters, as `title_letters` compares titles)."""
+    from semsearch.index import Index
+
+    title = Index.open(survey_only_index).store.get("2306.00978").title
+    for typed in (title, title.upper(), f"  {title}. "):
+        code, out, err = cli(
+            "classify", "--title", typed, "--abstract", "We quantize weights.", "--json", "--index", survey_only_index
+        )
+        ids = [n["id"] for n in json.loads(out)["neighbours"]]
+        assert code == 0 and len(ids) == 3 and "2306.00978" not in ids, (typed, err)
+    code, out, _ = cli(
+        "classify", "--title", "Weights", "--abstract", "We quantize.", "--json", "--index", survey_only_index
+    )
+    assert code == 0 and len(json.loads(out)["neighbours"]) == 3  # another title keeps every neighbour it has
+
+
 @settings(max_examples=examples(200), deadline=None)
 @given(concentration=st.floats(0.05, 3.0), seed=st.integers(0, 2**32 - 1), walk_differs=st.booleans())
 def test_suggestions_are_leaves_of_three_kinds_of_method_with_falling_scores(concentration, seed, walk_differs):
