@@ -25,8 +25,17 @@ _ID_PREFIXES = re.compile(
 
 
 def parse_arxiv_id(value: str) -> str | None:
-    """The versionless arXiv id in `value` (a bare id, `arXiv:...`, arXiv's DOI, or an abs, pdf or
-    html URL, its query or fragment aside), else None."""
+    """The versionless arXiv id in `value` (a bare id, `arXiv:...`, arXiv's DOI, an abs, pdf or html
+    URL, its query or fragment aside, or a link to another page of the paper, `arxiv_id_from_link`),
+    else None."""
+    if "/" in value and (found := arxiv_id_from_link(value if "://" in value else f"https://{value.strip()}")):
+        return found
+    return _arxiv_id_of(value)
+
+
+def _arxiv_id_of(value: str) -> str | None:
+    """`parse_arxiv_id` of a bare id, `arXiv:...`, arXiv's DOI or an arXiv URL (never a link to
+    another page: a link's path is read by this, so a link inside a link is not followed)."""
     text = _ID_PREFIXES.sub("", value.strip())
     if text != value.strip():  # a URL's query or fragment ("?context=cs") is not part of the id
         text = re.split(r"[?#]", text, maxsplit=1)[0]
@@ -35,6 +44,43 @@ def parse_arxiv_id(value: str) -> str | None:
         match = pattern.match(text)
         if match:
             return match.group(1)
+    return None
+
+
+# Pages that name a paper by its arXiv id in their path: (host, path prefix). The id is what
+# follows the prefix (a version or ".pdf" suffix is dropped by `parse_arxiv_id`).
+ARXIV_ID_PAGES = (
+    ("arxiv.org", ("/abs/", "/pdf/", "/html/")),
+    ("export.arxiv.org", ("/abs/", "/pdf/")),
+    ("ar5iv.org", ("/abs/", "/html/")),
+    ("ar5iv.labs.arxiv.org", ("/html/",)),
+    ("huggingface.co", ("/papers/",)),
+    ("hf.co", ("/papers/",)),
+    ("alphaxiv.org", ("/abs/", "/overview/", "/pdf/")),
+    ("arxiv-vanity.com", ("/papers/",)),
+    ("semanticscholar.org", ("/arxiv/",)),
+    ("doi.org", ("/10.48550/arxiv.",)),
+)
+
+
+def arxiv_id_from_link(url: str) -> str | None:
+    """The arXiv id a link carries in its path (arxiv.org, huggingface.co/papers, alphaxiv, ar5iv,
+    arXiv's DOI, ...), else None. A list may link a paper only through one of these."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    host = (parts.hostname or "").removeprefix("www.")
+    path = parts.path.lower() if host == "doi.org" else parts.path
+    for known, prefixes in ARXIV_ID_PAGES:
+        if host != known:
+            continue
+        for prefix in prefixes:
+            if path.startswith(prefix):
+                rest = parts.path[len(prefix) :].strip("/")
+                return _arxiv_id_of(rest) or _arxiv_id_of(rest.rsplit("/", 1)[0]) if rest else None
     return None
 
 

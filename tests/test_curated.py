@@ -195,6 +195,17 @@ def test_an_items_arxiv_link_is_its_paper_though_a_code_link_follows_it():
     assert [p.arxiv_id for p in listed.papers] == ["2501.00002"]
 
 
+def test_a_paper_linked_by_its_hugging_face_or_alphaxiv_page_has_its_arxiv_id():
+    """The survey's list links three papers only through huggingface.co/papers: its own ingest read
+    their ids, a list added with `taxonomy add` kept them by title (one rule now, `arxiv_id_from_link`)."""
+    listed = parse_list(
+        "# L\n## KV\n- SnapKV, arXiv, 2024 [[Paper](https://huggingface.co/papers/2404.14469)]\n"
+        "- Another [[Paper](https://www.alphaxiv.org/abs/2407.21118v2)]\n"
+        "- A model card [[Model](https://huggingface.co/models/2401.00001)]\n"
+    )
+    assert [p.arxiv_id for p in listed.papers] == ["2404.14469", "2407.21118"]  # a model's page names no paper
+
+
 def test_what_github_shows_as_code_or_a_comment_is_no_heading_and_no_paper():
     """Read line by line, a paper commented out (`<!-- ... -->`) was listed, and a fenced block's
     `## ...` line and list items became a node and papers: GitHub shows neither."""

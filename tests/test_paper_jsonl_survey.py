@@ -30,6 +30,11 @@ from tests.conftest import SHARED, examples
         ("https://arxiv.org/pdf/2308.13137v3#page=2", "2308.13137"),
         ("10.48550/arXiv.2308.13137", "2308.13137"),
         ("https://doi.org/10.48550/arXiv.2308.13137", "2308.13137"),
+        ("https://huggingface.co/papers/2306.00978", "2306.00978"),  # a consumer's pass found it refused
+        ("hf.co/papers/2306.00978?utm=x", "2306.00978"),
+        ("https://www.alphaxiv.org/abs/2306.00978v2", "2306.00978"),
+        ("https://huggingface.co/models/2306.00978", None),  # a model's page is not the paper's
+        ("https://huggingface.co/papers/https://huggingface.co/papers/2306.00978", None),  # not followed
         ("2308.13137?x", None),  # a bare id's text is all id
         ("survey:gptq", None),
         ("12345.678", None),

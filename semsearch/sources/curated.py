@@ -33,7 +33,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from semsearch.errors import SemsearchError
-from semsearch.paper import normalize_title, parse_arxiv_id, split_lines, web_url
+from semsearch.paper import arxiv_id_from_link, normalize_title, parse_arxiv_id, split_lines, web_url
 
 SKIPPED_SECTIONS = re.compile(
     r"^(news|updates?|notice|citation|cite|contribut\w*|contributors|acknowledge?ments?|license|star history|"
@@ -232,6 +232,8 @@ def _arxiv_id(tokens: list[Token], text: str) -> str | None:
     another paper's arXiv address, and a proposed line puts the title before its own link; one it
     escaped, `arxiv\\.org`, names none)."""
     for url in _hrefs(tokens):
+        if found := arxiv_id_from_link(url):
+            return found
         if match := _ARXIV_ID.search(url):
             return parse_arxiv_id(match.group(1))
     match = _ARXIV_ID.search(text)

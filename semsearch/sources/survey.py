@@ -11,7 +11,7 @@ from dataclasses import replace
 from functools import cache
 from importlib.resources import files
 
-from semsearch.paper import Paper, normalize_title, parse_arxiv_id, web_url
+from semsearch.paper import Paper, arxiv_id_from_link, normalize_title, parse_arxiv_id, web_url
 
 SURVEY_LIST_URL = "https://github.com/AIoT-MLSys-Lab/Efficient-LLMs-Survey"
 SOURCE = "survey"
@@ -90,41 +90,7 @@ def survey_from_facts(raw: dict) -> Survey:
 
 _INS_OPEN = re.compile(r"<ins>", re.IGNORECASE)
 _INS_CLOSE = re.compile(r"/ins>", re.IGNORECASE)  # also the broken "ICML, 2024/ins>" the list has
-# Pages that name a paper by its arXiv id in their path: (host, path prefix). The id is what
-# follows the prefix (a version or ".pdf" suffix is dropped by `parse_arxiv_id`).
-ARXIV_ID_PAGES = (
-    ("arxiv.org", ("/abs/", "/pdf/", "/html/")),
-    ("export.arxiv.org", ("/abs/", "/pdf/")),
-    ("ar5iv.org", ("/abs/", "/html/")),
-    ("ar5iv.labs.arxiv.org", ("/html/",)),
-    ("huggingface.co", ("/papers/",)),
-    ("alphaxiv.org", ("/abs/", "/overview/", "/pdf/")),
-    ("arxiv-vanity.com", ("/papers/",)),
-    ("semanticscholar.org", ("/arxiv/",)),
-    ("doi.org", ("/10.48550/arxiv.",)),
-)
 _URL_IN_PARENS = re.compile(r"\((https?://[^()\s]+)\)", re.IGNORECASE)  # a markdown link's target; linear
-
-
-def arxiv_id_from_link(url: str) -> str | None:
-    """The arXiv id a link carries in its path (arxiv.org, huggingface.co/papers, alphaxiv, ar5iv,
-    arXiv's DOI, ...), else None. A list may link a paper only through one of these."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return None
-    host = (parts.hostname or "").removeprefix("www.")
-    path = parts.path.lower() if host == "doi.org" else parts.path
-    for known, prefixes in ARXIV_ID_PAGES:
-        if host != known:
-            continue
-        for prefix in prefixes:
-            if path.startswith(prefix):
-                rest = parts.path[len(prefix) :].strip("/")
-                return parse_arxiv_id(rest) or parse_arxiv_id(rest.rsplit("/", 1)[0]) if rest else None
-    return None
 
 
 def _linked_arxiv_id(text: str) -> str | None:
