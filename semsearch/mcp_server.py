@@ -92,17 +92,21 @@ def add_tools(server, service) -> None:
         year_to: Year | None = None,
         category: str | None = None,
         taxonomy: str | None = None,
+        explain: bool = False,
+        details: bool = False,
     ) -> dict:
         """Papers for a question in plain words, best first (a topic, a problem, or one paper described).
         `category` keeps papers under a taxonomy node (its path or last part, e.g. "KV-Cache Optimization");
-        `taxonomy` names one added from a curated list (default: the survey's). `k`: 1 to 100."""
+        `taxonomy` names one added from a curated list (default: the survey's). `k`: 1 to 100. `explain`:
+        why each paper ranks where it does, and what the question was taken for; `details`: authors,
+        venue and abstract of each."""
         r = parse(
             rm.SearchRequest, question=question, k=k, year_from=year_from, year_to=year_to, category=category,
-            taxonomy=taxonomy,
+            taxonomy=taxonomy, explain=explain, details=details,
         )  # fmt: skip
         return answer(
             service.search, r.question, r.k, year_from=r.year_from, year_to=r.year_to, category=r.category,
-            taxonomy=r.taxonomy,
+            explain=r.explain, details=r.details, taxonomy=r.taxonomy,
         )  # fmt: skip
 
     @server.tool()
@@ -116,10 +120,14 @@ def add_tools(server, service) -> None:
         return answer(service.classify, r.title, r.abstract, r.taxonomy, paper_id=r.id)
 
     @server.tool()
-    def related(id: str, k: K = 10) -> dict:  # noqa: A002 - the tool's argument name is part of its contract
-        """Related work for a paper in the library (an arXiv id or URL, or its method's name: "GPTQ"). `k`: 1 to 100."""
-        r = parse(rm.RelatedRequest, id=id, k=k)
-        return answer(service.related, r.id, r.k)
+    def related(  # noqa: A002 - the tool's argument name is part of its contract
+        id: str, k: K = 10, diverse: bool = False, details: bool = False, taxonomy: str | None = None
+    ) -> dict:
+        """Related work for a paper in the library (an arXiv id or URL, or its method's name: "GPTQ"). `k`: 1 to 100.
+        `diverse`: spread over more kinds of work; `details`: authors, venue and abstract of each; `taxonomy`:
+        one added from a curated list, whose categories are shown (default: the survey's)."""
+        r = parse(rm.RelatedRequest, id=id, k=k, diverse=diverse, details=details, taxonomy=taxonomy)
+        return answer(service.related, r.id, r.k, diverse=r.diverse, details=r.details, taxonomy=r.taxonomy)
 
     @server.tool()
     def paper(id: str) -> dict:  # noqa: A002

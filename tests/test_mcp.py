@@ -39,8 +39,13 @@ async def session_calls(index_dir: Path) -> dict:
         trends = await session.call_tool("trends", {"category": ["Speculative Decoding"]})
         missing = await session.call_tool("paper", {"id": "nope"})
         digest = await session.call_tool("digest", {})
+        explained = await session.call_tool(
+            "search", {"question": "speculative decoding draft model", "k": 2, "explain": True, "details": True}
+        )
+        spread = await session.call_tool("related", {"id": "2302.00003", "k": 2, "diverse": True, "details": True})
         return {
-            "tools": tools, "search": found, "classify": placed, "trends": trends, "missing": missing, "digest": digest
+            "tools": tools, "search": found, "classify": placed, "trends": trends, "missing": missing, "digest": digest,
+            "explained": explained, "spread": spread,
         }  # fmt: skip
 
 
@@ -76,6 +81,10 @@ def test_an_assistant_lists_the_tools_and_calls_them(index_dir):
     ]
     assert calls["missing"].is_error and "no paper 'nope'" in calls["missing"].content[0].text
     assert payload(calls["digest"])["names"] == ["202411010000-202411020000"]  # the one the fixture's watch kept
+    explained = payload(calls["explained"])
+    assert "explanation" in explained and {"explain", "abstract", "authors"} <= set(explained["results"][0])
+    spread = payload(calls["spread"])["results"]
+    assert len(spread) == 2 and all("abstract" in hit for hit in spread)
 
 
 def test_requests_piped_in_are_all_answered_after_the_input_ends(index_dir):

@@ -1004,3 +1004,30 @@ def test_serve_with_an_empty_host_builds_nothing_first(cli, tmp_path):
     code, out, err = cli("serve", "--host", "", "--port", "8765", cwd=tmp_path)
     assert code == 2 and err.startswith("error: --host '': expected an address") and err.count("\n") == 1
     assert not (tmp_path / "index").exists() and "building" not in err
+
+
+def test_search_and_related_take_the_same_options_over_mcp_as_over_http(index_dir, tmp_path):
+    """MCP's `search` had no `explain` or `details`, its `related` no `diverse`, `details` or
+    `taxonomy` (a consumer's pass): each tool now answers as the HTTP route with the same options."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.mcp_server import add_tools, tool_server
+    from semsearch.server import create_app
+    from semsearch.service import Service
+
+    with_a_list(index_dir, tmp_path)
+    client = TestClient(create_app(index_dir=index_dir, reload_seconds=None))
+    tools = tool_server("semsearch-test")
+    add_tools(tools, Service(index_dir=index_dir))
+
+    def mcp(tool: str, **arguments):
+        return json.loads(anyio.run(tools.call_tool, tool, arguments).content[0].text)
+
+    options = {"k": 3, "explain": True, "details": True}
+    over_http = client.get("/api/search", params={"q": "speculative decoding draft model", **options}).json()
+    assert mcp("search", question="speculative decoding draft model", **options) == over_http
+    assert {"explain", "abstract"} <= set(over_http["results"][0])
+    for options in ({"diverse": True}, {"details": True}, {"taxonomy": "mine"}, {"diverse": True, "k": 2}):
+        over_http = client.get("/api/related/2309.17453", params=options).json()
+        assert mcp("related", id="2309.17453", **options) == over_http, options
+    assert "abstract" in mcp("related", id="2309.17453", details=True)["results"][0]
