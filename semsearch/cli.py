@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -587,13 +588,15 @@ def serve(
     index: IndexOption = None,
 ) -> None:
     """A web page and a JSON API (OpenAPI docs at /docs) that follow the index as it is updated."""
-    from semsearch.server import check_host_names, check_listen_host
+    from semsearch.server import check_host_names, check_listen_host, check_token_given
     from semsearch.server import serve as run_server
     from semsearch.watch import parse_interval
 
     host = host.strip("[]")  # "[::1]", as a URL writes it, is the address ::1
     seconds = parse_interval(watch_every) if watch_every else None
     check_listen_host(host)  # before the default index is built, not after
+    # typer reads SEMSEARCH_TOKEN='' as not set: refused here as an empty --token is
+    check_token_given(token if token is not None else os.environ.get("SEMSEARCH_TOKEN"))
     check_host_names(allow_host or ())
     _open_index(index).close()  # the default index is built on first use
     run_server(

@@ -734,6 +734,16 @@ def check_listen_host(host: str) -> None:
         raise SemsearchError("--host '': expected an address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
 
 
+def check_token_given(token: str | None) -> None:
+    """An empty or blank token is refused, never served: it is what `--token "$UNSET_VARIABLE"` (or
+    `SEMSEARCH_TOKEN=` from one) passes. Taken as a token, `--workers N` opened writing to anyone (its
+    workers read "no token") while one process closed it, and the start-up note said "closed"."""
+    if token is not None and not token.strip():
+        raise SemsearchError(
+            "--token is empty (is the variable you passed set?): give a token, or neither --token nor SEMSEARCH_TOKEN"
+        )
+
+
 def check_port_free(host: str, port: int) -> None:
     """Refuse a port another process holds before saying where we serve (`serve`): uvicorn found out
     only after "serving http://..." was printed, and a user could open that page and reach the other
@@ -768,6 +778,7 @@ def serve(
 ) -> None:
     """Serve the app; requests must name `host`, a loopback name or one of `allow_hosts` in Host."""
     check_listen_host(host)
+    check_token_given(token)
     check_port_free(host, port)
     print(f"semsearch: serving {page_url(host, port)} (API docs at /docs); Ctrl-C stops", file=sys.stderr)
     import uvicorn
@@ -793,8 +804,10 @@ def serve(
     directory = resolve_index_dir(index_dir)
     os.environ.update(SEMSEARCH_SERVE_INDEX=str(directory), SEMSEARCH_SERVE_WRITES="1" if writes else "0")
     os.environ["SEMSEARCH_SERVE_HOSTS"] = ",".join(hosts)
-    if token:
+    if token is not None:  # and none inherited when there is none: each worker reads only what this says
         os.environ["SEMSEARCH_TOKEN"] = token
+    else:
+        os.environ.pop("SEMSEARCH_TOKEN", None)
     os.environ["SEMSEARCH_SERVE_WATCHED"] = "1" if watch_seconds else "0"
     # One watcher for all workers, started before them: its status file is fresh when they read it.
     watcher = _start_watching(directory, watch_seconds) if watch_seconds else None

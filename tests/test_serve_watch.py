@@ -194,6 +194,35 @@ def test_serve_workers_report_a_failing_watch_and_its_recovery(survey_only_index
     assert "Traceback" not in said
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(
+    "given",
+    [["--token", ""], ["--token", "  "], ["--token=\t"], []],
+    ids=["empty", "blank", "tab", "SEMSEARCH_TOKEN-empty"],
+)
+def test_serve_refuses_an_empty_token_at_start_for_one_worker_and_for_many(survey_only_index, tmp_path, workers, given):
+    """`--token "$UNSET"` passes ''. It left writing open to anyone in `--workers N` (each worker
+    read "no token") and closed with one worker, while the note said "closed" in both: now neither
+    starts, and an empty SEMSEARCH_TOKEN (typer reads it as not set) is refused the same way."""
+    log = tmp_path / "server.log"
+    env = {} if given else {"SEMSEARCH_TOKEN": ""}
+    server = semsearch_process(
+        "serve", "--host", "0.0.0.0", "--port", free_port(), "--workers", workers, *given,
+        "--index", survey_only_index, env=env, log=log,
+    )  # fmt: skip
+    try:
+        code = server.wait(WAIT)
+    except subprocess.TimeoutExpired:
+        code = "still serving"
+    finally:
+        stop(server)
+    assert (code, log.read_text()) == (
+        2,
+        "error: --token is empty (is the variable you passed set?): give a token, or neither --token nor "
+        "SEMSEARCH_TOKEN\n",
+    )
+
+
 def test_a_watch_killed_while_writing_its_digest_leaves_no_damaged_digest(survey_only_index, stub, tmp_path):
     marker, log = tmp_path / "paused", tmp_path / "watch.log"
     env = {"SEMSEARCH_ARXIV_URL": stub.url}
