@@ -138,7 +138,29 @@ def _progress(flag: bool | None) -> bool:
 
 
 def _print_json(data) -> None:
-    print(json.dumps(data, ensure_ascii=False))
+    """UTF-8 as it is; to an output that cannot carry it (PYTHONIOENCODING=ascii, a latin-1 locale),
+    JSON's own escapes, which read back as the same text (backslashreplace would give "\\U0001f600",
+    not JSON)."""
+    print(json.dumps(data, ensure_ascii=not _carries_unicode(sys.stdout)))
+
+
+def _carries_unicode(stream) -> bool:
+    import codecs
+
+    try:
+        return codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name.startswith("utf")
+    except LookupError:
+        return False
+
+
+def _survive_any_encoding() -> None:
+    """Each character stdout or stderr cannot encode is written as an escape (`\\u203a`), not a
+    UnicodeEncodeError: that crashed `search`, `export` and `watch` (after publishing, its digest
+    unshown) with a traceback under PYTHONIOENCODING=ascii or a latin-1 locale. Set once, where the
+    CLI is entered; a stream that is no text file (a test's StringIO) is left as it is."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and not _carries_unicode(stream):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _finish_ingest(report) -> None:
@@ -1450,6 +1472,7 @@ def _interrupted(args: list[str], index_left: str | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors become one line on stderr and an exit code, never a traceback."""
+    _survive_any_encoding()
     library = logging.getLogger("semsearch")
     if not any(isinstance(h, _Stderr) for h in library.handlers):
         library.addHandler(_Stderr())

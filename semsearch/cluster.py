@@ -50,7 +50,7 @@ class RayEmbedder:
             import ray
         except ImportError:
             raise SemsearchError("--ray needs Ray: pip install 'semsearch[ray]'") from None
-        config = json.loads((export_dir / "encoder.json").read_text())
+        config = json.loads((export_dir / "encoder.json").read_text(encoding="utf-8"))
         self.model_name, self.dimension = config["model"], int(config["dimension"])
         self._ray = ray
         self._started_here = not ray.is_initialized()

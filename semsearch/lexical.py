@@ -125,7 +125,7 @@ class LexicalIndex:
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
         source = directory / LEXICAL_DIR
-        vocabulary = json.loads((source / "vocab.index.json").read_text())
+        vocabulary = json.loads((source / "vocab.index.json").read_text(encoding="utf-8"))  # as bm25s writes it
         if not (isinstance(vocabulary, dict) and all(type(term) is int for term in vocabulary.values())):
             raise ValueError("vocab.index.json is not a map of words to term numbers")
         from semsearch.vectors import MAP_ABOVE_BYTES

@@ -241,10 +241,25 @@ def describe(errors: Iterable[dict]) -> str:
 M = TypeVar("M", bound=BaseModel)
 
 
+def as_utf8(value: Any) -> Any:
+    """A command-line argument as the UTF-8 its bytes are: under a locale that is not UTF-8
+    (`LC_ALL=C PYTHONUTF8=0`) Python reads `Nyströmformer` byte by byte as lone surrogates, which
+    were refused as "not valid text". Bytes that are no UTF-8 stay as they were (and are refused);
+    lists are read item by item."""
+    if isinstance(value, list):
+        return [as_utf8(item) for item in value]
+    if not isinstance(value, str) or not any("\udc80" <= c <= "\udcff" for c in value):
+        return value
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
 def parse(model: type[M], **arguments: Any) -> M:
     """`model` from the arguments a door was given, or `BadRequest` with the one-line refusal. An
     argument given as None is left out: a required one is then "Field required", as over HTTP."""
     try:
-        return model.model_validate({name: value for name, value in arguments.items() if value is not None})
+        return model.model_validate({name: as_utf8(value) for name, value in arguments.items() if value is not None})
     except ValidationError as err:
         raise BadRequest(describe(err.errors())) from None

@@ -1,0 +1,109 @@
+"""The command in the environment a careless script or a cron job gives it: an output encoding that
+is not UTF-8, a locale that is not UTF-8, a stdout on a full disk, stderr closed. Each case is a
+real `semsearch` process (the hashing model in place of the real one), as the user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from semsearch.ingest import ingest_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+TITLE = "Nyströmformer › PanGu-Σ: attention for 😀 caches"  # Latin-1, beyond it, beyond the BMP
+PAPER = {"id": "2401.09999", "title": TITLE, "abstract": "Approximating self-attention with landmarks."}
+
+
+def semsearch(*args, env: dict | None = None, **popen) -> subprocess.CompletedProcess:
+    """`semsearch ARGS` in its own process, stdout and stderr as bytes (unless `popen` redirects
+    them); `env` added to this process's environment (a value None removes the variable)."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for name, value in (env or {}).items():
+        environment.pop(name, None) if value is None else environment.__setitem__(name, value)
+    popen.setdefault("capture_output", "stdout" not in popen and "stderr" not in popen)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.cli_process", "--", *(a if isinstance(a, bytes) else str(a) for a in args)],
+        cwd=ROOT,
+        env=environment,
+        timeout=300,
+        **popen,
+    )
+
+
+@pytest.fixture
+def unicode_index(corpus_index, tmp_path, fake_model) -> Path:
+    """The test corpus and one paper whose title no 8-bit encoding holds."""
+    papers = tmp_path / "unicode.jsonl"
+    papers.write_text(json.dumps(PAPER, ensure_ascii=False) + "\n", encoding="utf-8")
+    ingest_jsonl([papers], index_dir=corpus_index, progress=False)
+    return corpus_index
+
+
+# --- output encodings ---------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_any_output_encoding_gets_every_answer_its_characters_escaped_never_a_traceback(unicode_index, encoding):
+    """PYTHONIOENCODING=ascii (or a latin-1 locale) crashed `search` and `export` with a
+    UnicodeEncodeError, exit 1. A character the output cannot hold is now written as an escape;
+    JSON uses JSON's own escapes, so it still reads back as the same title."""
+    env = {"PYTHONIOENCODING": encoding}
+    table = semsearch("search", "landmarks self-attention", "-k", 1, "--index", unicode_index, env=env)
+    assert table.returncode == 0 and b"Traceback" not in table.stderr, table.stderr
+    assert b"2401.09999" in table.stdout and b"PanGu-\\u03a3" in table.stdout
+    as_json = semsearch("search", "landmarks self-attention", "-k", 1, "--json", "--index", unicode_index, env=env)
+    assert as_json.returncode == 0, as_json.stderr
+    assert as_json.stdout.isascii() and json.loads(as_json.stdout)["results"][0]["title"] == TITLE
+    bibtex = semsearch("export", "2401.09999", "--index", unicode_index, env=env)
+    assert bibtex.returncode == 0 and b"2401.09999" in bibtex.stdout, bibtex.stderr
+
+
+@pytest.mark.slow
+def test_a_watch_whose_output_cannot_show_its_digest_still_shows_it_after_publishing(survey_only_index):
+    """`watch` published, then died on the digest's own "›" under PYTHONIOENCODING=ascii: exit 1,
+    no digest shown. Now it shows the digest (escaped) and exits 0."""
+    from tests.arxiv_stub import ArxivStub
+    from tests.test_watch import _recent
+
+    with ArxivStub(papers=_recent("2612.00001")) as stub:
+        ran = semsearch(
+            "watch", "--index", survey_only_index, "--no-progress",
+            env={"PYTHONIOENCODING": "ascii", "SEMSEARCH_ARXIV_URL": stub.url},
+        )  # fmt: skip
+    assert ran.returncode == 0 and b"Traceback" not in ran.stderr, ran.stderr
+    assert b"2612.00001" in ran.stdout and b"\\u203a" in ran.stdout  # the digest, its "›" escaped
+    from semsearch.index import Index
+
+    assert Index.open(survey_only_index).store.get("2612.00001") is not None
+
+
+@pytest.mark.slow
+def test_a_utf8_question_under_a_locale_that_is_not_utf8_is_read_as_utf8(unicode_index):
+    """Under `LC_ALL=C PYTHONUTF8=0` Python reads argv byte by byte ("Nystr\\udcc3\\udcb6m"): the
+    question was refused as "not valid text". Its bytes are UTF-8, and it is read as such; bytes
+    that are no UTF-8 are still refused."""
+    env = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": None}
+    ran = semsearch("search", "Nyströmformer landmarks", "-k", 1, "--json", "--index", unicode_index, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["query"] == "Nyströmformer landmarks"
+    table = semsearch("search", "Nyströmformer landmarks", "-k", 1, "--index", unicode_index, env=env)
+    assert table.returncode == 0 and b"2401.09999" in table.stdout, table.stderr
+    refused = semsearch("search", b"Nystr\xffm", "--index", unicode_index, env=env)
+    assert (refused.returncode, refused.stderr) == (
+        2,
+        b"error: question: is not valid text (a byte that is not UTF-8, or a lone surrogate)\n",
+    )
+
+
+def test_a_command_line_argument_is_read_as_the_utf8_its_bytes_are():
+    from semsearch.requests_models import as_utf8
+
+    assert as_utf8("Nystr\udcc3\udcb6m") == "Nyström"
+    assert as_utf8(["\udcce\udca3", "plain", 3]) == ["Σ", "plain", 3]
+    assert as_utf8("Nystr\udcffm") == "Nystr\udcffm"  # no UTF-8: left to be refused
+    assert as_utf8("\ud800") == "\ud800"  # JSON's lone surrogate: not bytes, left to be refused
+    assert as_utf8(None) is None
