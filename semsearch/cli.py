@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from semsearch.errors import DiskFull, NotFound, OutOfResources, SemsearchError, is_disk_full
+from semsearch.errors import DiskFull, NotFound, OutOfResources, OutputUnwritable, SemsearchError, is_disk_full
 from semsearch.paper import one_line, split_lines
 
 app = typer.Typer(
@@ -151,6 +151,48 @@ def _carries_unicode(stream) -> bool:
         return codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name.startswith("utf")
     except LookupError:
         return False
+
+
+class _Output:
+    """sys.stdout while a command runs: a write that fails (not a closed pipe, which `main` answers
+    apart) is an `OutputUnwritable`, so that an ENOSPC from `> file-on-a-full-disk` is not taken for
+    the index's disk filling. Everything else is the stream's own."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._guarded(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._guarded(self._stream.flush)
+
+    def _guarded(self, operation, *args):
+        try:
+            return operation(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            _drop_output(self._stream)
+            raise OutputUnwritable(err) from None
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _drop_output(stream) -> None:
+    """Point `stream`'s file at /dev/null once it cannot be written (a closed pipe, a full disk), so
+    the interpreter's flush at exit does not fail again ("Exception ignored ...", exit 120)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, AttributeError, ValueError):  # no file behind it (a test's StringIO)
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _survive_any_encoding() -> None:
@@ -1479,8 +1521,12 @@ def main(argv: list[str] | None = None) -> int:
         library.setLevel(logging.INFO)
         library.propagate = False
     _warm_question_encoder(sys.argv[1:] if argv is None else list(argv))
+    stdout = sys.stdout
+    if stdout is not None:
+        sys.stdout = _Output(stdout)
     try:
         result = _command().main(args=argv, prog_name="semsearch", standalone_mode=False)
+        sys.stdout.flush()  # a write that fails, fails here, said as such, not at the interpreter's exit
     except typer.Abort:
         print("interrupted", file=sys.stderr)
         return 130
@@ -1494,6 +1540,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_interrupted(sys.argv[1:] if argv is None else list(argv), index_left), file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _drop_output(stdout)
         return 0
     except (OSError, sqlite3.DatabaseError) as err:
         if is_disk_full(err):
@@ -1512,6 +1559,8 @@ def main(argv: list[str] | None = None) -> int:
         command = getattr(getattr(err, "ctx", None), "command_path", None) or "semsearch"
         print(f"error: {err.format_message()} (see {command} --help)", file=sys.stderr)
         return getattr(err, "exit_code", 2)
+    finally:
+        sys.stdout = stdout
     return result if isinstance(result, int) else 0
 
 

@@ -110,6 +110,15 @@ class DiskFull(SemsearchError):
         )
 
 
+class OutputUnwritable(SemsearchError):
+    """The command's own output (stdout) could not be written: a full disk behind `> file`, an I/O
+    error. Said as such, and nothing about the index: it was "the disk is full; nothing was
+    published" after `watch` or `ingest --json` had published, and for `search`, which writes nothing."""
+
+    def __init__(self, err: OSError):
+        super().__init__(f"could not write the output: {(err.strerror or str(err)).lower()}")
+
+
 def network_reason(err: BaseException) -> str:
     """Why a web request failed, as a whole short phrase: a requests error's own text is a nested
     repr ("HTTPSConnectionPool(...): Max retries exceeded ... (Caused by NameResolutionError(...")
