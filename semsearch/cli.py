@@ -722,8 +722,12 @@ def watch(
     seconds = parse_interval(every) if every else None
     if seconds is not None and since is not None:
         raise SemsearchError("--every watches on from the last watch; run once with --since first")
-    if output is not None and not output.parent.is_dir():  # found out now, not after a watch's fetching
-        raise SemsearchError(f"cannot write {output}: there is no directory {output.parent}")
+    if output is not None:  # found out now, not after a watch's fetching
+        from semsearch.index import check_outside_index
+
+        if not output.parent.is_dir():
+            raise SemsearchError(f"cannot write {output}: there is no directory {output.parent}")
+        check_outside_index(output, "--output", index_dir=index)
 
     def report_watch(report) -> None:
         digest = render_digest(report, digest_format.value, min_confidence, paper_view=view)

@@ -97,6 +97,16 @@ def resolve_index_dir(option: str | Path | None = None) -> Path:
     return directory
 
 
+def check_outside_index(path: Path, option: str, *, index_dir: str | Path | None = None) -> None:
+    """A file the user names for writing (`watch --output`) may not lie in the index directory, through
+    symbolic links or not: `--output IDX/CURRENT` (or .lock, a generation's papers.db) overwrote the
+    index's own file, and every reader then found the index damaged."""
+    directory = resolve_index_dir(index_dir).resolve()
+    target = path.resolve()
+    if target == directory or directory in target.parents:
+        raise SemsearchError(f"{option} {path}: is inside the index directory {directory}; name a file outside it")
+
+
 @dataclass
 class Manifest:
     format_version: int

@@ -1644,6 +1644,33 @@ def test_a_watch_places_new_papers_in_the_taxonomy_it_is_given(survey_index, stu
     assert groups and set(groups) <= {"Caches", "Drafts"}, groups
 
 
+def test_a_digest_is_never_written_into_the_index_directory(survey_index, stub, cli, tmp_path):
+    """`watch --output IDX/CURRENT` (or .lock, a generation's papers.db) overwrote the index's own
+    file with the digest, exit 0, and every reader then found the index damaged. A path inside the
+    index directory, however it is spelled (through a symbolic link, with ..), is refused in one
+    line before arXiv is asked anything, and the index is as it was."""
+    from tests.conftest import _fingerprint
+
+    generation = next(survey_index.glob("gen-*"))
+    (tmp_path / "link").symlink_to(survey_index)
+    before = _fingerprint(survey_index), (survey_index / ".lock").read_bytes()
+    for inside in (
+        survey_index / "CURRENT",
+        survey_index / ".lock",
+        generation / "papers.db",
+        survey_index / "digest.md",
+        tmp_path / "link" / "CURRENT",
+        tmp_path / "link" / ".." / survey_index.name / "CURRENT",
+    ):
+        code, out, err = cli("watch", "--output", inside, "--index", survey_index)
+        assert (code, out) == (2, "") and len(err.splitlines()) == 1, err
+        assert err.startswith(f"error: --output {inside}: is inside the index directory ")
+    assert stub.requests == [] and (_fingerprint(survey_index), (survey_index / ".lock").read_bytes()) == before
+    beside = tmp_path / "digest.md"  # beside it, not in it: written
+    code, _, err = cli("watch", "--since", "2024-11-01", "--output", beside, "--index", survey_index)
+    assert code == 0 and beside.read_text(encoding="utf-8").startswith("#"), err
+
+
 @pytest.mark.parametrize("since", ["0001-01-01", "0999-12-31", "0500-06-15", "1990-12-31"])
 def test_a_since_before_arxiv_began_is_refused_in_one_line_before_arxiv_is_asked(survey_index, stub, cli, since):
     """0001-01-01 and 0999-12-31 ended in a traceback; 0500-06-15 watched "15 Jun 5000" and wrote a
