@@ -1548,7 +1548,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except (OSError, sqlite3.DatabaseError) as err:
         if is_disk_full(err):
-            err = DiskFull()  # one message for a full disk, wherever it was noticed
+            err = DiskFull.of(err)  # one message for no room to write, wherever it was noticed
         elif exhausted := OutOfResources.of(err):
             print(f"error: {exhausted}", file=sys.stderr)
             return exhausted.exit_code

@@ -90,24 +90,60 @@ class IndexUnwritable(SemsearchError):
 _SHORT_WRITE = re.compile(r"\b\d+ requested and \d+ written\b")
 
 
+def no_room(err: BaseException) -> tuple[str, str] | None:
+    """Why a write found no room, as (cause, what to do), in any of the ways a library says it; None
+    when it is not that. A full disk (ENOSPC), a file-size limit (EFBIG: `ulimit -f`) and a quota
+    (EDQUOT) are one case, said by its own cause: the last two were "index ... is damaged: disk I/O
+    error". SQLite names no errno, and says "disk I/O error" (or "disk is full") for a write past the
+    size limit: with a limit in place, that is taken for the limit."""
+    code, text = getattr(err, "errno", None), str(err)
+    limit = _file_size_limit()
+    sqlite_write = code is None and ("disk I/O error" in text or "disk is full" in text)
+    if code == errno.EFBIG or (limit is not None and sqlite_write):
+        shown = f"{limit:,} bytes" if limit is not None else "its limit"
+        return f"a file reached the size limit for files (ulimit -f: {shown})", "raise the limit and run again"
+    if code == errno.EDQUOT:
+        return "the disk quota is used up", "free space within the quota and run again"
+    if code == errno.ENOSPC or "disk is full" in text or _SHORT_WRITE.search(text):
+        return "the disk is full", "free space and run again"
+    return None
+
+
+def _file_size_limit() -> int | None:
+    """The largest file this process may write (`ulimit -f`), or None when there is no limit."""
+    try:
+        import resource
+    except ImportError:  # not on every platform
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
 def is_disk_full(err: BaseException) -> bool:
-    """Whether `err` says the disk is full, in any of the ways a library says it."""
-    text = str(err)
-    return getattr(err, "errno", None) == errno.ENOSPC or "disk is full" in text or bool(_SHORT_WRITE.search(text))
+    """Whether `err` says there was no room to write (`no_room`)."""
+    return no_room(err) is not None
 
 
 class DiskFull(SemsearchError):
-    """The disk filled while the index was written; the published index is untouched (exit 2,
-    like every other file that cannot be written)."""
+    """No room to write while the index was written (a full disk, a file-size limit, a quota); the
+    published index is untouched (exit 2, like every other file that cannot be written)."""
 
     http_status = 507
 
     def __init__(self, message: str = ""):
-        super().__init__(
-            message
-            or "the disk is full; nothing was published (free space and run again: it resumes any work already "
-            "staged; delete the index's staging/ to drop that)"
+        super().__init__(message or self.text("the disk is full", "free space and run again"))
+
+    @staticmethod
+    def text(cause: str, remedy: str) -> str:
+        return (
+            f"{cause}; nothing was published ({remedy}: it resumes any work already staged; delete the "
+            "index's staging/ to drop that)"
         )
+
+    @classmethod
+    def of(cls, err: BaseException) -> DiskFull:
+        """The error for `err`, naming its cause (the disk, a size limit, a quota)."""
+        return cls(cls.text(*(no_room(err) or ("the disk is full", "free space and run again"))))
 
 
 class OutputUnwritable(SemsearchError):

@@ -51,7 +51,7 @@ from semsearch.errors import (
     IndexUnwritable,
     OutOfResources,
     SemsearchError,
-    is_disk_full,
+    no_room,
 )
 from semsearch.store import Store
 from semsearch.vectors import INDEX_TYPES
@@ -821,12 +821,12 @@ class IndexWriter:
                 try:
                     source.backup(target)
                 except sqlite3.DatabaseError as err:  # damaged after it was verified, or no room for the copy
-                    if is_disk_full(err):
+                    if room := no_room(err):
                         target.close()
                         shutil.rmtree(self.staging, ignore_errors=True)  # a part copy holds no work
                         raise DiskFull(
-                            "the disk is full: there is no room to copy the index into staging/ to change it "
-                            "(nothing was changed; free space and run again)"
+                            f"{room[0]}: there is no room to copy the index into staging/ to change it "
+                            f"(nothing was changed; {room[1]})"
                         ) from None
                     raise IndexDamaged.at(self.directory, f"{base}/{DB_FILE}: {err}") from None
                 finally:

@@ -82,7 +82,7 @@ def _told(err: BaseException) -> SemsearchError | None:
     is shown (else None): the CLI and the API (507, 503) say it in one line, not a traceback or a 500."""
     code = getattr(err, "errno", None)
     if is_disk_full(err):
-        return DiskFull()
+        return DiskFull.of(err)
     if exhausted := OutOfResources.of(err):
         return exhausted
     if code in UNWRITABLE or "readonly database" in str(err):

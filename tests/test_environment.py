@@ -142,3 +142,64 @@ def test_an_output_on_a_full_disk_is_said_as_such_and_what_was_published_stays(u
         assert b"published" not in ran.stderr.splitlines()[-1] and b"Exception ignored" not in ran.stderr
     store = Index.open(unicode_index).store
     assert store.get("2401.09998") is not None and store.get("2612.00001") is not None  # both published
+
+
+# --- a file-size limit, a quota -----------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_file_size_limit_during_ingest_is_said_as_such_and_leaves_no_part_copy(unicode_index, tmp_path):
+    """Under `ulimit -f` the copy of the index into staging/ stopped at the limit: "index ... is
+    damaged: ... disk I/O error" (it was intact), and the part copy stayed in staging/. The limit is
+    now named, as a full disk is, the part copy removed, and the index unchanged."""
+    import resource
+    import signal
+
+    from semsearch.index import Index
+    from tests.conftest import _fingerprint
+
+    database = next(unicode_index.glob("gen-*/papers.db"))
+    limit = database.stat().st_size // 2  # the staging copy cannot be made whole
+
+    def limited() -> None:  # as a shell's `ulimit -f` (Python ignores SIGXFSZ too; said for sure)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    papers = tmp_path / "more.jsonl"
+    papers.write_text(json.dumps({**PAPER, "id": "2401.09998"}) + "\n", encoding="utf-8")
+    before = _fingerprint(unicode_index)
+    ran = semsearch("ingest", "jsonl", papers, "--no-progress", "--index", unicode_index, preexec_fn=limited)
+    assert ran.returncode == 2 and ran.stderr.decode().splitlines()[-1] == (
+        f"error: a file reached the size limit for files (ulimit -f: {limit:,} bytes): there is no room to copy "
+        "the index into staging/ to change it (nothing was changed; raise the limit and run again)"
+    )
+    assert not (unicode_index / "staging").exists() and _fingerprint(unicode_index) == before
+    assert Index.open(unicode_index).store.get("2401.09998") is None
+    assert semsearch("ingest", "jsonl", papers, "--no-progress", "--index", unicode_index).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("err", "said"),
+    [
+        (OSError(28, "No space left on device"), "the disk is full; nothing was published (free space and run"),
+        (OSError(27, "File too large"), "a file reached the size limit for files (ulimit -f: "),
+        (OSError(122, "Disk quota exceeded"), "the disk quota is used up; nothing was published (free space within"),
+    ],
+    ids=["ENOSPC", "EFBIG", "EDQUOT"],
+)
+def test_no_room_to_write_is_one_error_that_names_its_cause(err, said):
+    from semsearch.errors import DiskFull, is_disk_full
+
+    assert is_disk_full(err) and str(DiskFull.of(err)).startswith(said)
+
+
+def test_a_write_that_fails_under_a_file_size_limit_is_taken_for_the_limit(monkeypatch):
+    """SQLite names no errno: a write past `ulimit -f` is its "disk I/O error" (or "disk is full")."""
+    import sqlite3
+
+    from semsearch import errors
+
+    monkeypatch.setattr(errors, "_file_size_limit", lambda: 8_192_000)
+    assert errors.no_room(sqlite3.OperationalError("disk I/O error"))[0] == (
+        "a file reached the size limit for files (ulimit -f: 8,192,000 bytes)"
+    )
+    monkeypatch.setattr(errors, "_file_size_limit", lambda: None)
+    assert errors.no_room(sqlite3.OperationalError("disk I/O error")) is None  # no limit: not a question of room
