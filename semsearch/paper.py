@@ -244,6 +244,25 @@ def web_url(value: str | None) -> str | None:
     return value
 
 
+def service_address(value: str | None) -> str | None:
+    """`value` if it can be the base of requests to a service (a web link by `web_url`, whose host,
+    and port if given, parse, from 1 to 65535, with no query or fragment for a path or query to be
+    appended to), else None. `SEMSEARCH_ARXIV_URL=http://127.0.0.1:99999/api` or `http://[::1` passed
+    the link rule and were retried for 46 s as arXiv's failure; a fragment swallowed the query."""
+    from urllib.parse import urlsplit
+
+    if web_url(value) is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:  # an unclosed IPv6 bracket, a port that is no number or out of range
+        return None
+    if not parts.hostname or port == 0 or parts.query or parts.fragment:
+        return None
+    return value
+
+
 # C0 and C1 controls, DEL, the bidirectional overrides, isolates and marks, zero-width spaces and
 # Unicode's line separators: in a title from a PDF or a hostile record they would ring the terminal,
 # colour it, show text in another order, hide in a word or break a line. (The zero-width joiners

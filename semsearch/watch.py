@@ -36,7 +36,7 @@ from semsearch import markup
 from semsearch.errors import NotFound, SemsearchError, Stopped
 from semsearch.index import WATCH_LOCK, drop_lock, take_lock, write_atomically
 from semsearch.ingest import Ingest, IngestReport
-from semsearch.paper import Paper, one_line, printable, web_url
+from semsearch.paper import Paper, one_line, printable, service_address, web_url
 
 log = logging.getLogger("semsearch.watch")
 
@@ -878,18 +878,11 @@ SITE = "http://127.0.0.1:8000"  # where `semsearch serve` listens by default: di
 def paper_view(site: str | None) -> str | None:
     """The address of a paper's view under `site` (a digest's "view in semsearch" link), or None
     for no such link: `site` is empty, or None. Only an http(s) address with a host (the rule of
-    every link, `paper.web_url`), and no query or fragment to append a path to."""
-    from urllib.parse import urlsplit
-
+    every link, `paper.service_address`: no query or fragment to append a path to)."""
     if not site:
         return None
     address = site.strip()
-    try:
-        parts = urlsplit(address)
-        has_host = bool(parts.hostname)
-    except ValueError:  # a bracketed host that is no IP address, and the like
-        has_host = False
-    if web_url(address) is None or not has_host or parts.query or parts.fragment:
+    if service_address(address) is None:
         raise SemsearchError(
             f"site {site!r} (--site or $SEMSEARCH_SITE): expected an http(s) address such as {SITE}, or '' for no links"
         )

@@ -272,12 +272,35 @@ def test_a_delay_or_timeout_that_is_not_a_sane_number_of_seconds_is_refused(monk
         ArxivClient()
 
 
-@pytest.mark.parametrize("value", ["file:///etc/passwd", "javascript:alert(1)", "ftp://example.org/api", "http://"])
-def test_an_api_url_that_is_not_a_web_url_is_a_setting_refused_at_once(monkeypatch, value):
-    """It was tried as a network failure: retried for 47 s, then exit 1."""
+BAD_API_URLS = [
+    "file:///etc/passwd", "javascript:alert(1)", "ftp://example.org/api", "http://", "127.0.0.1:8310/api/query",
+    "http://127.0.0.1:99999/api", "http://127.0.0.1:0/api", "http://127.0.0.1:port/api", "http://[::1",
+    "http://[::1/api", "http://127.0.0.1:8310/api/query#frag", "http://127.0.0.1:8310/api/query?x=1",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", BAD_API_URLS)
+def test_an_api_url_that_cannot_be_requested_is_a_setting_refused_at_once(monkeypatch, value):
+    """It was tried as a network failure: retried for 46 s, blamed on arXiv, then exit 1 (a port out
+    of range, an unclosed bracket); a fragment swallowed the query the client appends."""
     monkeypatch.setenv("SEMSEARCH_ARXIV_URL", value)
-    with pytest.raises(SemsearchError, match="SEMSEARCH_ARXIV_URL must be an http\\(s\\) URL with a host"):
+    with pytest.raises(SemsearchError, match="^SEMSEARCH_ARXIV_URL .*: expected an http\\(s\\) address with a host"):
         ArxivClient()
+
+
+def test_an_api_url_with_a_password_is_refused_without_repeating_it(monkeypatch):
+    monkeypatch.setenv("SEMSEARCH_ARXIV_URL", "http://me:s3cret@127.0.0.1:8310/api/query")
+    with pytest.raises(SemsearchError) as refused:
+        ArxivClient()
+    assert "s3cret" not in str(refused.value) and "'http://…@127.0.0.1:8310/api/query'" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "value", ["http://127.0.0.1:8310/api/query", "https://export.arxiv.org/api/query", "http://[::1]:80/"]
+)
+def test_an_api_url_a_service_can_answer_at_is_taken(monkeypatch, value):
+    monkeypatch.setenv("SEMSEARCH_ARXIV_URL", value)
+    assert ArxivClient().base_url == value
 
 
 def test_a_timeout_of_zero_is_refused_and_a_delay_of_zero_is_not(monkeypatch):

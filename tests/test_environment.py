@@ -203,3 +203,21 @@ def test_a_write_that_fails_under_a_file_size_limit_is_taken_for_the_limit(monke
     )
     monkeypatch.setattr(errors, "_file_size_limit", lambda: None)
     assert errors.no_room(sqlite3.OperationalError("disk I/O error")) is None  # no limit: not a question of room
+
+
+# --- SEMSEARCH_ARXIV_URL ------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/api", "http://[::1", "http://127.0.0.1:8310/api/query#frag"])
+def test_an_arxiv_url_that_cannot_be_requested_is_refused_at_once_by_each_command_that_asks_arxiv(
+    survey_only_index, url
+):
+    """It was retried for 46 s and blamed on arXiv ("arXiv gave no usable answer after 5 tries"),
+    exit 1; a fragment swallowed the query. Now it is the setting that is wrong: one line, exit 2."""
+    import time
+
+    for args in (("watch", "--no-progress"), ("ingest", "arxiv", "--id", "2612.20001", "--no-progress")):
+        started = time.monotonic()
+        ran = semsearch(*args, "--index", survey_only_index, env={"SEMSEARCH_ARXIV_URL": url})
+        said = ran.stderr.decode()
+        assert ran.returncode == 2 and said.startswith(f"error: SEMSEARCH_ARXIV_URL {url!r}: expected an http(s)")
+        assert len(said.splitlines()) == 1 and time.monotonic() - started < 20, (args, said)

@@ -24,7 +24,7 @@ import requests
 import urllib3
 
 from semsearch.errors import SemsearchError, Unreachable, network_reason
-from semsearch.paper import Paper, normalize_title, parse_arxiv_id, web_url, year_from_arxiv_id
+from semsearch.paper import Paper, normalize_title, parse_arxiv_id, service_address, year_from_arxiv_id
 
 SOURCE = "arxiv"
 DEFAULT_URL = "https://export.arxiv.org/api/query"
@@ -279,8 +279,12 @@ class ArxivClient:
         backoff: float | None = None,
     ):
         self.base_url = base_url or os.environ.get("SEMSEARCH_ARXIV_URL") or DEFAULT_URL
-        if web_url(self.base_url) is None:  # file:, javascript:, no host: a setting, not the network, is wrong
-            raise SemsearchError(f"SEMSEARCH_ARXIV_URL must be an http(s) URL with a host: {self.base_url!r}")
+        if service_address(self.base_url) is None:  # a setting, not the network, is wrong: said at once
+            shown = re.sub(r"//[^/@]*@", "//…@", self.base_url)  # a password in it is not repeated
+            raise SemsearchError(
+                f"SEMSEARCH_ARXIV_URL {shown!r}: expected an http(s) address with a host (a port from 1 to 65535, "
+                f"no query or fragment), such as {DEFAULT_URL}"
+            )
         self.delay = delay if delay is not None else _env_float("SEMSEARCH_ARXIV_DELAY", 3.0)
         self.timeout = timeout if timeout is not None else _env_float("SEMSEARCH_ARXIV_TIMEOUT", 30.0, positive=True)
         self.retries = retries
