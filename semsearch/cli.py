@@ -134,7 +134,16 @@ ProgressOption = Annotated[
 
 
 def _progress(flag: bool | None) -> bool:
-    return sys.stderr.isatty() if flag is None else flag
+    return _is_terminal(sys.stderr) if flag is None else flag
+
+
+def _is_terminal(stream) -> bool:
+    """Whether `stream` is a terminal; a stream that is missing (a cron job's closed fd 2: sys.stderr
+    is None) or closed is not one. `None.isatty()` stopped every writer, exit 1, without a word."""
+    try:
+        return stream is not None and stream.isatty()
+    except ValueError:  # closed
+        return False
 
 
 def _print_json(data) -> None:
@@ -423,7 +432,7 @@ def _print_hits(hits, explain: bool = False) -> None:
             row.append(why)
         table.add_row(*row)
     # Off a terminal rich would wrap at 80 columns; give long titles room.
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    Console(width=None if _is_terminal(sys.stdout) else 160).print(table)
 
 
 @app.command()
@@ -1275,7 +1284,7 @@ def _print_new_papers_report(report: dict) -> None:
     from rich.table import Table
 
     engines = [name for name, value in report.items() if isinstance(value, dict) and "node_top1" in value]
-    console = Console(width=None if sys.stdout.isatty() else 160)  # off a terminal: no wrapped headers
+    console = Console(width=None if _is_terminal(sys.stdout) else 160)  # off a terminal: no wrapped headers
     console.print(
         f"{report['papers']} papers: {report['in_taxonomy']} in the taxonomy, {report['out_of_scope']} outside it"
     )
@@ -1525,9 +1534,11 @@ def main(argv: list[str] | None = None) -> int:
         library.setLevel(logging.INFO)
         library.propagate = False
     _warm_question_encoder(sys.argv[1:] if argv is None else list(argv))
-    stdout = sys.stdout
+    stdout, stderr = sys.stdout, sys.stderr
     if stdout is not None:
         sys.stdout = _Output(stdout)
+    if stderr is None:  # started with fd 2 closed (`2>&-`): as 2>/dev/null; print(file=None) wrote errors to stdout
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # for the run; closed after it
     try:
         result = _command().main(args=argv, prog_name="semsearch", standalone_mode=False)
         sys.stdout.flush()  # a write that fails, fails here, said as such, not at the interpreter's exit
@@ -1564,7 +1575,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err.format_message()} (see {command} --help)", file=sys.stderr)
         return getattr(err, "exit_code", 2)
     finally:
-        sys.stdout = stdout
+        if stderr is None:
+            sys.stderr.close()
+        sys.stdout, sys.stderr = stdout, stderr
     return result if isinstance(result, int) else 0
 
 

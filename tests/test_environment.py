@@ -221,3 +221,32 @@ def test_an_arxiv_url_that_cannot_be_requested_is_refused_at_once_by_each_comman
         said = ran.stderr.decode()
         assert ran.returncode == 2 and said.startswith(f"error: SEMSEARCH_ARXIV_URL {url!r}: expected an http(s)")
         assert len(said.splitlines()) == 1 and time.monotonic() - started < 20, (args, said)
+
+
+# --- stderr closed ------------------------------------------------------------------------------------
+def closed_stderr(*args) -> subprocess.CompletedProcess:
+    """`semsearch ARGS 2>&-`, as a cron job or a daemon may start it: sys.stderr is None."""
+    import shlex
+
+    command = shlex.join([sys.executable, "-m", "tests.cli_process", "--", *map(str, args)])
+    return subprocess.run(
+        ["sh", "-c", f"exec {command} 2>&-"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, timeout=300,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_with_stderr_closed_a_writer_works_and_an_error_never_goes_to_stdout(unicode_index, tmp_path):
+    """With fd 2 closed every writer stopped at once (`None.isatty()` in the progress check), exit 1,
+    nothing stored; and an error line went to stdout. Now it is as with 2>/dev/null."""
+    from semsearch.index import Index
+
+    papers = tmp_path / "more.jsonl"
+    papers.write_text(json.dumps({**PAPER, "id": "2401.09998"}) + "\n", encoding="utf-8")
+    ingested = closed_stderr("ingest", "jsonl", papers, "--index", unicode_index)  # progress: "when on a terminal"
+    assert (ingested.returncode, ingested.stdout) == (0, b"")
+    assert Index.open(unicode_index).store.get("2401.09998") is not None
+    found = closed_stderr("search", "2401.09998", "-k", 1, "--index", unicode_index)
+    assert found.returncode == 0 and b"2401.09998" in found.stdout
+    refused = closed_stderr("search", "", "--json", "--index", unicode_index)
+    assert (refused.returncode, refused.stdout) == (2, b"")  # "error: question: has no text" was on stdout
