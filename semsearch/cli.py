@@ -180,13 +180,18 @@ class _Output:
         try:
             return operation(*args)
         except BrokenPipeError:
-            raise
+            raise _OutputClosed from None  # not an OSError: click would make it exit 1 before `main` saw it
         except OSError as err:
             _drop_output(self._stream)
             raise OutputUnwritable(err) from None
 
     def __getattr__(self, name: str):
         return getattr(self._stream, name)
+
+
+class _OutputClosed(Exception):
+    """The reader of stdout went away (`| head`): `main` exits 0 however much was printed. As a
+    BrokenPipeError, click caught it first and exited 1 once the output outgrew a pipe's buffer."""
 
 
 def _drop_output(stream) -> None:
@@ -1554,7 +1559,7 @@ def main(argv: list[str] | None = None) -> int:
         index_left = getattr(err.__cause__ if isinstance(err, _Interrupted) else err, "index_left", None)
         print(_interrupted(sys.argv[1:] if argv is None else list(argv), index_left), file=sys.stderr)
         return 130
-    except BrokenPipeError:
+    except (BrokenPipeError, _OutputClosed):
         _drop_output(stdout)
         return 0
     except (OSError, sqlite3.DatabaseError) as err:

@@ -250,3 +250,21 @@ def test_with_stderr_closed_a_writer_works_and_an_error_never_goes_to_stdout(uni
     assert found.returncode == 0 and b"2401.09998" in found.stdout
     refused = closed_stderr("search", "", "--json", "--index", unicode_index)
     assert (refused.returncode, refused.stdout) == (2, b"")  # "error: question: has no text" was on stdout
+
+
+# --- a reader that stops reading ----------------------------------------------------------------------
+@pytest.mark.slow
+def test_output_cut_short_by_its_reader_exits_0_however_long_it_was(unicode_index, tmp_path):
+    """`search --batch … --json | head -c 1000` exited 1 (click took the broken pipe first) while a
+    short output cut by `head -1` exited 0: under `set -o pipefail` a script failed on `| head`."""
+    questions = tmp_path / "questions.txt"
+    questions.write_text("".join(f"caches and decoding {n}\n" for n in range(60)), encoding="utf-8")
+    for args in (("search", "--batch", questions, "-k", 100, "--json"), ("search", "caches")):
+        reader = subprocess.Popen(
+            [sys.executable, "-m", "tests.cli_process", "--", *map(str, args), "--index", str(unicode_index)],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        reader.stdout.read(100)
+        reader.stdout.close()  # as `head -c 100` does
+        stderr = reader.stderr.read()
+        assert (reader.wait(300), stderr) == (0, b""), args
