@@ -621,28 +621,21 @@ class TaxonomyClassifier:
     ) -> None:
         """`question_weights` over every training row and the openings of the corpus's abstracts in
         scope, each aimed at its paper's leaf distribution by the paper model fitted above."""
-        found = [(abstract_opening(row.abstract), row) for row in corpus if row.abstract]
-        found = [(opening, row) for opening, row in found if opening]
+        found = [(opening, row) for row in corpus if (opening := abstract_opening(row.abstract))]
         if found:
-            papers = [row.text for _, row in found]
-            vectors = np.vstack([row.vector for _, row in found])
-            kept = self.scope_probabilities(papers, vectors) >= SCOPE_THRESHOLD
-            if kept.sum() > MAX_OPENINGS:
-                sample = np.flatnonzero(kept)[np.linspace(0, kept.sum() - 1, MAX_OPENINGS).round().astype(int)]
-                kept = np.isin(np.arange(len(found)), sample)
-            found = [pair for pair, keep in zip(found, kept, strict=True) if keep]
-        if found:
-            openings = [opening for opening, _ in found]
-            placed = self.probabilities(
-                self.leaf_scores([row.text for _, row in found], np.vstack([row.vector for _, row in found]))
-            )
-            rows = self.tfidf.transform(openings)
-            self.train_vectors = np.vstack([self.train_vectors, _unit_rows(embed(openings))])
-            self.train_tfidf = self.train_tfidf.extended(rows)
-            self.opening_rows = len(openings)
-            kernel = self._kernel(self.train_vectors, self.train_tfidf)
-            ridge = np.concatenate([ridge, np.full(len(openings), RIDGE / OPENING_WEIGHT)])
-            targets = np.vstack([targets, placed])
+            texts, vectors = [row.text for _, row in found], np.vstack([row.vector for _, row in found])
+            kept = np.flatnonzero(self.scope_probabilities(texts, vectors) >= SCOPE_THRESHOLD)
+            if len(kept) > MAX_OPENINGS:
+                kept = kept[np.linspace(0, len(kept) - 1, MAX_OPENINGS).round().astype(int)]
+            if len(kept):
+                openings = [found[i][0] for i in kept]
+                placed = self.probabilities(self.leaf_scores([texts[i] for i in kept], vectors[kept]))
+                self.train_vectors = np.vstack([self.train_vectors, _unit_rows(embed(openings))])
+                self.train_tfidf = self.train_tfidf.extended(self.tfidf.transform(openings))
+                self.opening_rows = len(openings)
+                kernel = self._kernel(self.train_vectors, self.train_tfidf)
+                ridge = np.concatenate([ridge, np.full(len(openings), RIDGE / OPENING_WEIGHT)])
+                targets = np.vstack([targets, placed])
         self.question_weights = np.linalg.solve(kernel + np.diag(ridge), targets - self.offset)
 
     def _fit_scope_words(
