@@ -1577,13 +1577,23 @@ def main(argv: list[str] | None = None) -> int:
             err.show()
             return getattr(err, "exit_code", 2)
         command = getattr(getattr(err, "ctx", None), "command_path", None) or "semsearch"
-        print(f"error: {err.format_message()} (see {command} --help)", file=sys.stderr)
+        print(f"error: {_field_refusal(err) or f'{err.format_message()} (see {command} --help)'}", file=sys.stderr)
         return getattr(err, "exit_code", 2)
     finally:
         if stderr is None:
             sys.stderr.close()
         sys.stdout, sys.stderr = stdout, stderr
     return result if isinstance(result, int) else 0
+
+
+def _field_refusal(err: typer.TyperException) -> str | None:
+    """A value the request models check at every door (`-k ten`, `--year-from x`), refused in
+    their words, the field named ("k: Input should be a valid integer, ..."), as HTTP and MCP
+    refuse it (the CLI alone said "Invalid value for '-k': ..."); None for any other usage error."""
+    from semsearch.requests_models import FIELD_NAMES
+
+    name = getattr(getattr(err, "param", None), "name", None)
+    return f"{name}: {err.message}" if type(err).__name__ == "BadParameter" and name in FIELD_NAMES else None
 
 
 def _warm_question_encoder(args: list[str]) -> None:

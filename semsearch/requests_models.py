@@ -203,6 +203,24 @@ def _aliases(models: Iterable[type[BaseModel]]) -> dict[str, str]:
 
 
 ALIASES = _aliases([SearchRequest])  # a refusal names the field, not the HTTP spelling of it
+# Every field a door may be given: a command-line option of one of these names is refused in its words.
+FIELD_NAMES = frozenset(
+    name
+    for model in (
+        SearchRequest,
+        ClassifyRequest,
+        RelatedRequest,
+        PaperRequest,
+        DigestRequest,
+        RecommendRequest,
+        PapersRequest,
+        TrendsRequest,
+        TaxonomyRequest,
+        ExportRequest,
+        LabelRequest,
+    )  # fmt: skip
+    for name in model.model_fields
+)
 
 
 def not_a_parameter(name: str, problem: str = "is not a parameter") -> str:

@@ -280,7 +280,7 @@ def test_an_index_option_naming_a_file_is_a_wrong_argument_not_damage(command, t
 @pytest.mark.parametrize(
     "argv, refusal",
     [
-        (["search", "kv", "-k", "nan"], "Invalid value for '-k': Input should be a valid integer"),
+        (["search", "kv", "-k", "nan"], "error: k: Input should be a valid integer"),  # as HTTP and MCP say it
         (["search", "kv", "--top", "5"], "No such option: --top (see semsearch search --help)"),
         (["watch", "--format", "pdf"], "Invalid value for '--format'"),
         (["frobnicate"], "No such command 'frobnicate'. (see semsearch --help)"),

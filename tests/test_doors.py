@@ -29,6 +29,7 @@ from tests.conftest import examples
 ROOT = Path(__file__).resolve().parents[1]
 BLANK = "has no text (only white space or control characters)"
 AT_LEAST_1 = "k: Input should be greater than or equal to 1"
+NOT_AN_INTEGER = "Input should be a valid integer, unable to parse string as an integer"
 
 # (tool, arguments as the MCP tool names them, the refusal every door gives)
 BAD_INPUT = [
@@ -46,9 +47,11 @@ BAD_INPUT = [
     ("classify", {"title": "   ", "abstract": "\x01 \x02"}, f"title: {BLANK}; abstract: {BLANK}"),
     ("classify", {"title": "t" * 1001, "abstract": "A"}, "title: String should have at most 1000 characters"),
     ("classify", {"title": "T", "abstract": "a" * 20001}, "abstract: String should have at most 20000 characters"),
+    ("search", {"question": "cache", "k": "ten"}, f"k: {NOT_AN_INTEGER}"),  # the CLI said "Invalid value for '-k'"
+    ("search", {"question": "cache", "year_from": "x"}, f"year_from: {NOT_AN_INTEGER}"),
 ]
-# The CLI has no trends command, an argument cannot hold NUL, and its options are typed before the
-# request model reads them: these go through HTTP and MCP only. (An argument missing or of the wrong
+# The CLI has no trends command, an argument cannot hold NUL, and an option's absence is its
+# default: these go through HTTP and MCP only. (An argument missing or of the wrong
 # type is checked by the MCP SDK against the tool's signature first: still the same line.)
 NOT_FOR_THE_CLI = [
     ("classify", {"abstract": "We prune heads."}, "title: Field required"),
@@ -56,11 +59,6 @@ NOT_FOR_THE_CLI = [
     ("classify", {}, "title: Field required; abstract: Field required"),
     ("classify", {"id": "2302.00003", "title": "Pruning heads"}, "abstract: Field required"),
     ("classify", {"id": ""}, "id: String should have at least 1 character"),
-    (
-        "search",
-        {"question": "cache", "k": "ten"},
-        "k: Input should be a valid integer, unable to parse string as an integer",
-    ),
     ("search", {"question": "\x00\x00"}, f"question: {BLANK}"),
     # An option only the CLI has, or a misspelt one: refused, not ignored (it answered another question).
     ("search", {"question": "cache", "mode": "dense"}, "mode: is not a parameter"),
