@@ -386,6 +386,25 @@ async def _run_stdio(server) -> None:
 
 
 def serve_stdio(*, index_dir: str | Path | None = None) -> None:
+    """Serve until the client closes standard input, or stops reading what is answered: then there
+    is no one to answer, and nothing to say (an 81-line traceback of a broken pipe, exit 1, was)."""
+    import os
+
     import anyio
 
-    anyio.run(_run_stdio, build_server(index_dir=index_dir))
+    try:
+        anyio.run(_run_stdio, build_server(index_dir=index_dir))
+    except Exception as err:
+        if not _broken_pipes(err):
+            raise
+        devnull = os.open(os.devnull, os.O_WRONLY)  # the interpreter's flush at exit would fail again
+        os.dup2(devnull, 1)
+        os.close(devnull)
+
+
+def _broken_pipes(err: BaseException) -> bool:
+    """Whether `err` is a broken pipe, or a group (anyio's task group) of nothing else."""
+    if isinstance(err, BrokenPipeError):
+        return True
+    inner = getattr(err, "exceptions", None)
+    return bool(inner) and all(_broken_pipes(e) for e in inner)

@@ -251,3 +251,38 @@ def test_a_lists_tree_and_trends_reach_a_real_server_and_a_real_mcp_process_as_t
         assert get("/api/taxonomy?taxonomy=nope") == (404, {"error": NO_TAXONOMY})
     for call, tool in (("no tree", "taxonomy"), ("no trends", "trends")):
         assert calls[call].is_error and calls[call].content[0].text == f"Error executing tool {tool}: {NO_TAXONOMY}"
+
+
+def test_a_client_that_stops_reading_ends_the_server_quietly(index_dir):
+    """An assistant that closes its end of the answers (a crashed editor) left an 81-line traceback
+    of a broken pipe and exit 1 (an attacker's pass): the server now ends at the next answer it
+    cannot send, exit 0, nothing on stderr."""
+    import subprocess
+    import time
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=str(ROOT),
+    )  # fmt: skip
+
+    def send(message: dict) -> None:
+        server.stdin.write((json.dumps(message) + "\n").encode())
+        server.stdin.flush()
+
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
+    assert b'"id":1' in server.stdout.readline()
+    send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    server.stdout.close()  # the client stops reading
+    asked = {"name": "search", "arguments": {"question": "speculative decoding", "k": 100, "details": True}}
+    for n in range(40):
+        try:
+            send({"jsonrpc": "2.0", "id": 2 + n, "method": "tools/call", "params": asked})
+        except BrokenPipeError:
+            break  # the server is gone
+        time.sleep(0.25)
+    else:
+        server.stdin.close()
+    assert server.wait(timeout=60) == 0
+    assert server.stderr.read() == b""
