@@ -1521,8 +1521,8 @@ def _interrupted(args: list[str], index_left: str | None = None) -> str:
     words = tuple(a for a in args if not a.startswith("-"))
     if any(words[: len(command)] == command for command in EMBEDDING_COMMANDS):
         return (
-            "interrupted; work already embedded is kept: the next run resumes from it, and the next command "
-            "that writes to the index publishes it (delete staging/ to drop it)"
+            "interrupted; the papers read so far are kept, with any already embedded: the next run resumes from "
+            "them, and the next command that writes to the index publishes them (delete staging/ to drop them)"
         )
     return (
         "interrupted; a change it had begun waits in the index's staging/ and is published by the next "

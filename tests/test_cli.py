@@ -525,10 +525,10 @@ def test_ctrl_c_says_what_the_index_writer_left(args, embeds):
     from semsearch.cli import _interrupted
 
     staged = _interrupted(args, index_left="staged")
-    assert "the next command that writes to the index publishes it (delete staging/" in staged or (
+    assert "the next command that writes to the index publishes them (delete staging/" in staged or (
         "is published by the next command that writes to the index (delete staging/" in staged
     )
-    assert ("work already embedded is kept: the next run resumes from it" in staged) == embeds
+    assert ("the papers read so far are kept, with any already embedded: the next run resumes" in staged) == embeds
     assert _interrupted(args, index_left="nothing") == "interrupted; nothing was changed"
     assert _interrupted(args, index_left="published") == "interrupted; the change was published"
     assert _interrupted(args, index_left=None) == "interrupted"  # no writer was open: it wrote nothing

@@ -99,7 +99,7 @@ def test_ctrl_c_mid_ingest_says_the_work_is_kept_and_a_second_run_resumes_it(tmp
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130 and "Traceback" not in err
-    assert err.strip().splitlines()[-1].startswith("interrupted; work already embedded is kept: the next run resumes")
+    assert err.strip().splitlines()[-1].startswith("interrupted; the papers read so far are kept, with any already")
 
     again = writer("ingest", "jsonl", new, "--index", index_dir, "--no-progress")
     out, err = again.communicate(timeout=120)
