@@ -604,8 +604,9 @@ def drop_lock(fd: int | None) -> None:
 
 
 def _lock_timeout() -> float:
-    """$SEMSEARCH_LOCK_TIMEOUT: how long a writer waits for another (seconds, 300 when unset)."""
-    raw = os.environ.get("SEMSEARCH_LOCK_TIMEOUT", "300")
+    """$SEMSEARCH_LOCK_TIMEOUT: how long a writer waits for another (seconds, 300 when unset or
+    empty, as every SEMSEARCH_ variable set to nothing means its default)."""
+    raw = os.environ.get("SEMSEARCH_LOCK_TIMEOUT", "").strip() or "300"
     try:
         seconds = float(raw)
     except ValueError:

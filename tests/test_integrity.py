@@ -1160,6 +1160,11 @@ def test_an_unparsable_lock_timeout_is_one_line(two_generations, tmp_path):
         "ingest", "jsonl", tmp_path / "all.jsonl", "--index", two_generations, env={"SEMSEARCH_LOCK_TIMEOUT": "abc"}
     )
     assert code == 2 and one_line(err) == "error: SEMSEARCH_LOCK_TIMEOUT must be a number of seconds, not 'abc'"
+    # Set to nothing it means its default, as every SEMSEARCH_ variable does (it was refused as '').
+    code, out, err = run(
+        "ingest", "jsonl", tmp_path / "all.jsonl", "--index", two_generations, env={"SEMSEARCH_LOCK_TIMEOUT": " "}
+    )
+    assert code == 0, err
 
 
 def test_an_unchanged_reingest_publishes_nothing(two_generations, tmp_path):
