@@ -563,13 +563,16 @@ def take_lock(path: Path, timeout: float | None, doing: str, who: str = "writer"
             break
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            # A server's own writers (a label, its watch) queue too: named as this process, not another.
+            held_by = "this process's other" if holder == str(os.getpid()) else "another"
             if time.monotonic() >= deadline:
                 os.close(fd)
                 raise IndexBusy(
-                    f"another semsearch process (pid {holder}) is {doing} {path.parent}; try again when it has finished"
+                    f"{held_by} semsearch {'writer' if held_by != 'another' else 'process'} (pid {holder}) is "
+                    f"{doing} {path.parent}; try again when it has finished"
                 ) from None
             if not told:
-                log.warning("waiting for another %s (pid %s) to finish with %s…", who, holder, path.parent)
+                log.warning("waiting for %s %s (pid %s) to finish with %s…", held_by, who, holder, path.parent)
                 told = True
             time.sleep(0.05)
     os.ftruncate(fd, 0)

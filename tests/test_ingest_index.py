@@ -1,4 +1,5 @@
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -123,8 +124,10 @@ def test_error_part_way_publishes_what_came_before(tmp_path, fake_model):
 
 
 def test_second_writer_waits_then_gives_up_with_a_clear_message(tmp_path, fake_model):
+    """Another process is named as such (tests/test_faults.py); a writer of this very process (a
+    server's label beside its watch) as this process's, not as "another process" with its own pid."""
     with IndexWriter(tmp_path, None):
-        with pytest.raises(SemsearchError, match="another semsearch process"):
+        with pytest.raises(SemsearchError, match=rf"^this process's other semsearch writer \(pid {os.getpid()}\) is"):
             with IndexWriter(tmp_path, None, lock_timeout=0.1):
                 pass
 
