@@ -434,27 +434,29 @@ def test_withheld_abstracts_script(tmp_path, fake_model, capsys, monkeypatch, _s
     assert re.search(r"target title only \(withheld\)\s+0\.000", out)
 
 
+def run_script(script: str, *args) -> str:
+    """A script of scripts/ in a process of its own, as a user runs it, with the test model; its output."""
+    import subprocess
+    import sys
+
+    code = (
+        "import runpy, sys; from semsearch import embeddings; from tests.conftest import HashingModel; "
+        "model = HashingModel(); embeddings._load = lambda name: model; sys.path.insert(0, 'scripts'); "
+        f"sys.argv = {[script, *map(str, args)]!r}; runpy.run_path({script!r}, run_name='__main__')"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    return done.stdout
+
+
 @pytest.mark.slow  # processes of their own
 def test_the_named_paper_and_title_scripts_run_as_a_user_runs_them(unchanged_survey_corpus_index, tmp_path):
     """scripts/eval_named_papers.py --topics (the papers below a name alone, with its ablation) and
     scripts/eval_titles.py, each in a process of its own with the test model."""
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[1]
     topics = tmp_path / "topics.jsonl"
     topics.write_text(json.dumps({"id": "2306.00978", "topics": ["quantization"]}) + "\n")
-
-    def run(script: str, *args) -> str:
-        code = (
-            "import runpy, sys; from semsearch import embeddings; from tests.conftest import HashingModel; "
-            "model = HashingModel(); embeddings._load = lambda name: model; "
-            f"sys.argv = {[script, *map(str, args)]!r}; runpy.run_path({script!r}, run_name='__main__')"
-        )
-        done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-        return done.stdout
-
+    run = run_script
     named = run("scripts/eval_named_papers.py", "--index", unchanged_survey_corpus_index, "--sample", 5,
                 "--topics", topics)  # fmt: skip
     assert "| as the title spells it |" in named and "the question's own ranking below |" in named
@@ -467,14 +469,11 @@ def test_the_named_paper_and_title_scripts_run_as_a_user_runs_them(unchanged_sur
 def test_the_representation_ceilings_and_the_leaves_oracle_run_as_a_user_runs_them(
     unchanged_survey_corpus_index, tmp_path
 ):
-    """scripts/eval_representation.py `ceiling` (scope and first suggestion from the judge's labels)
-    and `leaves` (leaves given, and the example questions' weight) in a process with the test model."""
-    import subprocess
-    import sys
-
+    """scripts/eval_representation.py `ceiling` (scope and first suggestion from the judge's labels),
+    `leaves` (leaves given, and the example questions' weight) and `openings` (its ablations), each
+    in a process with the test model."""
     from semsearch.index import Index
 
-    root = Path(__file__).resolve().parents[1]
     shared = tmp_path / "shared"
     (shared / "eval").mkdir(parents=True)
     (shared / "data").mkdir()
@@ -489,15 +488,8 @@ def test_the_representation_ceilings_and_the_leaves_oracle_run_as_a_user_runs_th
     (shared / "eval" / "queries_dev.jsonl").write_text(json.dumps(asked) + "\n")
 
     def run(command: str) -> str:
-        script, argv = "scripts/eval_representation.py", ["x", command, "--index", str(unchanged_survey_corpus_index)]
-        code = (
-            "import runpy, sys; from semsearch import embeddings; from tests.conftest import HashingModel; "
-            "model = HashingModel(); embeddings._load = lambda name: model; sys.path.insert(0, 'scripts'); "
-            f"sys.argv = {[*argv, '--shared', str(shared)]!r}; runpy.run_path({script!r}, run_name='__main__')"
-        )
-        done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-        return done.stdout
+        index = unchanged_survey_corpus_index
+        return run_script("scripts/eval_representation.py", command, "--index", index, "--shared", shared)
 
     ceiling = run("ceiling")
     assert "80 dev papers, 40 inside, 40 outside" in ceiling, ceiling
@@ -511,6 +503,10 @@ def test_the_representation_ceilings_and_the_leaves_oracle_run_as_a_user_runs_th
         assert re.search(
             rf"example questions weigh {weight} \(left out: top-1 [01]\.\d{{3}}, MRR [01]\.\d{{3}}\) \|", leaves
         )
+    openings = run("openings")
+    assert openings.splitlines()[0].startswith("training | openings | known ours | topical dev"), openings
+    assert re.search(r"^no openings \(the corpus without its abstracts\) \| 0 \|", openings, re.M), openings
+    assert re.search(r"^an opening weighs 3 papers \| \d+ \|", openings, re.M), openings
 
 
 def test_request_words_are_dropped_from_questions_not_papers(tmp_path, fake_model):
