@@ -17,14 +17,29 @@ from collections.abc import Callable, Iterable
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, get_args, get_origin
 
 from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from semsearch.answers import (
+    ClassifyAnswer,
+    HealthAnswer,
+    LabelAnswer,
+    OverviewAnswer,
+    PaperAnswer,
+    PapersAnswer,
+    RecommendAnswer,
+    RelatedAnswer,
+    SearchAnswer,
+    TaxonomyListed,
+    TaxonomyNode,
+    TrendsAnswer,
+    answering,
+)
 from semsearch.bibtex import split_ids
 from semsearch.errors import NotFound, SemsearchError
 from semsearch.propose import ProposeRequest
@@ -107,210 +122,6 @@ class DigestsQuery(BaseModel):
 class ExportQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ids: list[str] | None = Field(default=None, description="Papers to cite: `ids=a,b`, or `ids=a&ids=b`, or both.")
-
-
-# --- what the API answers, as /openapi.json publishes it ----------------------------------------------
-# The models below only describe answers: each route sends the service's dict as it is (the bytes the
-# CLI's --json and MCP give, and no model built per hit), published under the model's name
-# (`answering`). tests/test_openapi.py validates real answers against the published schema, so the
-# two cannot drift apart silently: a field these models do not name fails it (extra="forbid").
-Share = Annotated[float, Field(ge=0, le=1)]
-
-
-class _Answer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ErrorAnswer(_Answer):
-    """Every refusal and failure, whatever the status: one line, naming the field for bad input."""
-
-    error: str = Field(examples=["k: Input should be less than or equal to 100"])
-
-
-class Explanation(_Answer):
-    """Why a hit ranks where it does (`explain=true`), as `search --explain` shows it."""
-
-    dense: float = Field(description="Cosine of the question's and the paper's embeddings.")
-    lexical: float = Field(ge=0, description="Raw BM25 of the question's words in the paper.")
-    lexical_share: Share = Field(description="BM25 relative to the best match for the question.")
-    category: str | None = Field(description="The paper's category that matched the question.")
-    category_probability: Share = Field(description="The chance that the paper sits in the question's leaf.")
-    direct: bool = Field(description="The best direct match of a question taken for one about a single paper.")
-    question: Literal["an arXiv id", "one paper", "a kind of work"]
-    one_paper: Share = Field(description="The chance that the question asks about one paper.")
-    taxonomy_weight: float = Field(ge=0, description="What the category evidence weighed for this question.")
-    named: bool = Field(description="The question names this paper.")
-    title_share: Share = Field(description="The share of the question's words (by IDF) its title holds.")
-    beside_named: bool = Field(description="The question is a name alone: ranked by nearness to the named paper.")
-
-
-class Hit(_Answer):
-    """A paper in a list of results; `details=true` adds authors, venue, abstract and publication date."""
-
-    id: str
-    title: str
-    score: Share = Field(description="Falls down the list.")
-    year: int | None
-    categories: list[str] = Field(description="Its taxonomy nodes (paths), in the taxonomy asked for.")
-    category_source: str | None = Field(description='"survey", "user", "predicted" or "list": who placed it there.')
-    url: str | None = Field(description="An http(s) link, never another kind.")
-    explain: Explanation = Field(default=None, description="With explain=true.")
-    authors: list[str] = Field(default=None, description="With details=true.")
-    venue: str | None = Field(default=None, description="With details=true.")
-    abstract: str = Field(default=None, description='With details=true ("" when the index has none).')
-    published: str | None = Field(default=None, description="With details=true: the first version's date.")
-
-
-class SearchAnswer(_Answer):
-    query: str = Field(description="The question as it was read (cleaned, compatibility characters folded).")
-    explanation: str = Field(default=None, description="With explain=true: in words, what put the first results first.")
-    results: list[Hit]
-
-
-class Suggestion(_Answer):
-    category: str
-    score: Share
-
-
-class PathStep(_Answer):
-    node: str
-    probability: Share
-
-
-class Neighbour(_Answer):
-    id: str
-    title: str
-    categories: list[str]
-    similarity: float = Field(description="Cosine of the two papers' embeddings.")
-
-
-class ClassifyAnswer(_Answer):
-    id: str | None = Field(description="The paper named, or the `id` sent with a text.")
-    suggestions: list[Suggestion] = Field(max_length=3, description="Leaves, the likeliest first.")
-    confidence: Share
-    scope: Share = Field(description="The calibrated chance that the paper is about efficient LLMs at all.")
-    scope_threshold: Share
-    in_scope: bool = Field(description="scope >= scope_threshold.")
-    path: list[PathStep] = Field(description="The first suggestion's ancestors and itself, each with its probability.")
-    neighbours: list[Neighbour] = Field(description="The closest labelled papers.")
-
-
-class RelatedAnswer(_Answer):
-    id: str = Field(description="The paper's own id, however it was named.")
-    results: list[Hit]
-
-
-class RecommendAnswer(_Answer):
-    likes: list[str]
-    dislikes: list[str]
-    results: list[Hit]
-
-
-class PapersAnswer(_Answer):
-    category: str = Field(description="The node's path.")
-    results: list[Hit]
-
-
-class Links(_Answer):
-    arxiv: str = None
-    pdf: str = None
-    code: str = None
-    page: str = None
-
-
-class PaperAnswer(_Answer):
-    id: str
-    title: str
-    year: int | None
-    categories: list[str]
-    category_source: str | None
-    url: str | None
-    authors: list[str]
-    venue: str | None
-    abstract: str
-    published: str | None
-    links: Links
-    confidence: Share | None = Field(description="The classifier's, when its categories are predicted.")
-    bibtex: str
-
-
-class TaxonomyNode(_Answer):
-    path: str
-    name: str
-    description: str | None
-    papers: int = Field(ge=0, description="Papers under the node (in its subtree).")
-    labelled: int = Field(ge=0, description="Of them, labelled (the rest predicted there).")
-    children: list[TaxonomyNode]
-
-
-class TaxonomyListed(_Answer):
-    name: str
-    nodes: list[str]
-    papers: int = Field(ge=0)
-    source: str = Field(default=None, description="Where a list was read from.")
-
-
-class TrendsAnswer(_Answer):
-    trends: dict[str, dict[str, Annotated[int, Field(ge=0)]]] = Field(description="{node path: {year: papers}}")
-
-
-class HealthAnswer(_Answer):
-    status: Literal["ok", "degraded"]
-    generation: str
-    papers: int = Field(default=None, ge=0)
-    model: str = None
-    reload_error: str = None
-    integrity: str = None
-    watch: dict[str, Any] = Field(default=None, description="With serve --watch-every: the watcher's state.")
-
-
-class OverviewAnswer(_Answer):
-    papers: int = Field(ge=0)
-    with_abstract: int = Field(ge=0)
-    survey_labelled: int = Field(ge=0)
-    user_labelled: int = Field(ge=0)
-    predicted: int = Field(ge=0)
-    last_watch: str | None
-    new_papers: dict[str, list[dict[str, Any]]] = Field(description="The last digest's papers by taxonomy node.")
-
-
-class LabelAnswer(_Answer):
-    id: str
-    category: str
-    in_effect: bool = Field(description="False when the survey, or the list, files the paper otherwise.")
-    taxonomy: str = None
-
-
-ERRORS = {
-    400: "Not answerable as asked: an unknown category, years the wrong way round, a question with no letter.",
-    403: "Writing is closed, or needs the server's token.",
-    404: "No such paper, taxonomy or digest.",
-    413: "The body is over 1 MB (refused before it is read).",
-    421: "The Host header names another server.",
-    422: "A parameter refused, named first (or one the route does not take).",
-    500: "Internal error (logged; no trace is sent).",
-    503: "The index cannot answer now (damaged with nothing intact, or busy writing): try again.",
-}
-EVERY_ROUTE = (421, 422, 500)
-
-
-def answering(model: Any = None, *errors: int, text: bool = False) -> dict:
-    """A route's options for /openapi.json: its answer published as `model` while the dict is sent
-    as it is (the `dict` response model keeps FastAPI's serialisation, and so the bytes, as they
-    were), and the statuses it can give besides, each with the one error body. A `text` route's
-    errors are JSON all the same (FastAPI would say text/plain, its answer's type)."""
-    as_json = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}}}
-    responses: dict[int | str, dict] = {
-        code: {"description": ERRORS[code], **(as_json if text else {"model": ErrorAnswer})}
-        for code in sorted({*EVERY_ROUTE, *errors})
-    }
-    if model is None:
-        return {"responses": responses}
-    listed = get_origin(model) is list
-    item = get_args(model)[0] if listed else model
-    ref = {"$ref": f"#/components/schemas/{item.__name__}"}
-    sent = Annotated[list[dict] if listed else dict, WithJsonSchema({"type": "array", "items": ref} if listed else ref)]
-    return {"response_model": sent, "responses": {200: {"model": model}, **responses}}
 
 
 def _no_stray_parameters(request: Request) -> None:

@@ -310,7 +310,8 @@ async def _mcp_refusals(index_dir: Path) -> list[tuple[bool, str]]:
         cwd=str(ROOT),
     )
     answers = []
-    async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+    # errlog as now: the SDK's default is the sys.stderr of when it was imported (a test's capsys, gone since)
+    async with stdio_client(server, errlog=sys.stderr) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         for tool, args, _ in BAD_INPUT + NOT_FOR_THE_CLI:
             result = await session.call_tool(tool, args)

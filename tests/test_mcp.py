@@ -29,7 +29,8 @@ async def session_calls(index_dir: Path) -> dict:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         cwd=str(ROOT),
     )
-    async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+    # errlog as now: the SDK's default is the sys.stderr of when it was imported (a test's capsys, gone since)
+    async with stdio_client(server, errlog=sys.stderr) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         tools = await session.list_tools()
         found = await session.call_tool("search", {"question": "speculative decoding draft model", "k": 3})
@@ -212,7 +213,8 @@ async def _list_calls(index_dir: Path) -> dict:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         cwd=str(ROOT),
     )
-    async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+    # errlog as now: the SDK's default is the sys.stderr of when it was imported (a test's capsys, gone since)
+    async with stdio_client(server, errlog=sys.stderr) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         return {
             "tree": await session.call_tool("taxonomy", {"taxonomy": "mine"}),
