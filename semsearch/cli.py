@@ -1548,6 +1548,7 @@ def main(argv: list[str] | None = None) -> int:
         result = _command().main(args=argv, prog_name="semsearch", standalone_mode=False)
         sys.stdout.flush()  # a write that fails, fails here, said as such, not at the interpreter's exit
     except typer.Abort:
+        _interrupt_answered()
         print("interrupted", file=sys.stderr)
         return 130
     except typer.Exit as done:
@@ -1556,6 +1557,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return err.exit_code
     except (KeyboardInterrupt, _Interrupted) as err:
+        _interrupt_answered()
         index_left = getattr(err.__cause__ if isinstance(err, _Interrupted) else err, "index_left", None)
         print(_interrupted(sys.argv[1:] if argv is None else list(argv), index_left), file=sys.stderr)
         return 130
@@ -1623,5 +1625,23 @@ def _damaged_or_unwritable(err: Exception) -> bool:
     return getattr(err, "errno", None) in UNWRITABLE
 
 
-def run() -> None:
-    sys.exit(main())
+def run(argv: list[str] | None = None) -> None:
+    """The `semsearch` command, whose process ends with its answer: once Ctrl-C has been answered,
+    another is ignored (`main`)."""
+    global _A_COMMAND
+    _A_COMMAND = True
+    sys.exit(main(argv))
+
+
+_A_COMMAND = False  # run as the `semsearch` command, not called by a program that keeps running
+
+
+def _interrupt_answered() -> None:
+    """After the first Ctrl-C of the command, the next ones are ignored: they came while the
+    interpreter joined an embedding thread on the way out, and printed twelve lines of "Exception
+    ignored in threading" under the one-line answer (an attacker's pass). A program calling `main`
+    keeps its own Ctrl-C."""
+    if _A_COMMAND:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

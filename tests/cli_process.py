@@ -128,10 +128,11 @@ def main() -> int:
 
         index.os = PausingOs()
 
-    from semsearch.cli import main as semsearch
+    from semsearch.cli import run as semsearch  # the command's own entry, as `semsearch` runs it
 
     args = options.args[1:] if options.args[:1] == ["--"] else options.args
-    return semsearch(args)
+    semsearch(args)  # exits
+    return 0
 
 
 if __name__ == "__main__":

@@ -107,6 +107,22 @@ def test_ctrl_c_mid_ingest_says_the_work_is_kept_and_a_second_run_resumes_it(tmp
     assert Index.open(index_dir).manifest.count == BATCH + 30 and "more new from an earlier run" in err
 
 
+def test_an_impatient_ctrl_c_pressed_three_times_is_answered_once(tmp_path):
+    """Three Ctrl-C 50 ms apart printed the one-line answer and then twelve lines of "Exception
+    ignored in threading" (the later ones came while the interpreter joined the embedding thread
+    on its way out), exit -2: the first is answered, the others are ignored (an attacker's pass)."""
+    new = write_papers(tmp_path / "new.jsonl", "2402", BATCH + 30)
+    marker, index_dir = tmp_path / "paused", tmp_path / "idx"
+    process = writer("ingest", "jsonl", new, "--index", index_dir, "--no-progress", pause_at="batch", marker=marker)
+    wait_for(marker, process)
+    for _ in range(3):
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("interrupted; the papers read so far are kept")
+
+
 def test_ctrl_c_of_a_label_says_what_it_left_as_the_next_writer_finds_it(tmp_path):
     """Stopped after its generation was renamed and before CURRENT named it, a label's change waits
     for the next writer, and its message says so; the next label publishes both and says that."""
