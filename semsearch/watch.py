@@ -769,6 +769,7 @@ class Watcher:
     def close(self, seconds: float = STOP_WAIT) -> None:
         """Stop, and wait for the watch to stop at its next page: a server stopped with Ctrl-C while
         its watch embedded ended in an abort (the interpreter left the thread inside the encoder)."""
+        running = self.status()["running"]
         self.stop.set()
         if self.thread.ident is None:
             return
@@ -779,6 +780,8 @@ class Watcher:
                 "next watch",
                 seconds,
             )
+        elif running:  # said, as `watch` says it: the server's stop was silent about the watch it cut short
+            log.warning("semsearch serve: the watch was stopped mid-run; the next watch resumes its window")
 
     def status(self) -> dict:
         with self._lock:

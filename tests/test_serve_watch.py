@@ -268,6 +268,7 @@ def test_ctrl_c_stops_the_servers_watch_at_its_next_page_and_the_next_watch_resu
     said = log.read_text()
     assert code in (0, 130) and "terminate called" not in said and "Traceback" not in said, said
     assert "the watch failed" not in said  # stopped, not failed
+    assert "the watch was stopped mid-run; the next watch resumes its window" in said  # and said so
     status = json.loads((survey_only_index / "watch-status.json").read_text())
     assert status["alive"] is False and status["running"] is False and status["stopped"] is True
     rerun = semsearch_process(
