@@ -5,7 +5,6 @@ so the published schema cannot drift from them without a test failing."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -174,7 +173,6 @@ def test_the_main_answers_are_described_field_by_field_with_their_ranges(app):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not shutil.which("schemathesis"), reason="schemathesis is not installed")
 def test_schemathesis_finds_no_undocumented_status_body_or_type_at_a_real_server(survey_corpus_index, tmp_path):
     """Schemathesis's requests, generated from /openapi.json, at `semsearch serve` as a user runs it:
     every answer's status, content type and body as published, and no 5xx. (It found 13 statuses the
