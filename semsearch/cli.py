@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
@@ -182,7 +182,7 @@ class _Output:
         except BrokenPipeError:
             raise _OutputClosed from None  # not an OSError: click would make it exit 1 before `main` saw it
         except OSError as err:
-            _drop_output(self._stream)
+            drop_output(self._stream)
             raise OutputUnwritable(err) from None
 
     def __getattr__(self, name: str):
@@ -194,7 +194,7 @@ class _OutputClosed(Exception):
     BrokenPipeError, click caught it first and exited 1 once the output outgrew a pipe's buffer."""
 
 
-def _drop_output(stream) -> None:
+def drop_output(stream: TextIO) -> None:
     """Point `stream`'s file at /dev/null once it cannot be written (a closed pipe, a full disk), so
     the interpreter's flush at exit does not fail again ("Exception ignored ...", exit 120)."""
     try:
@@ -1562,7 +1562,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_interrupted(sys.argv[1:] if argv is None else list(argv), index_left), file=sys.stderr)
         return 130
     except (BrokenPipeError, _OutputClosed):
-        _drop_output(stdout)
+        drop_output(stdout)
         return 0
     except (OSError, sqlite3.DatabaseError) as err:
         if is_disk_full(err):

@@ -388,7 +388,7 @@ async def _run_stdio(server) -> None:
 def serve_stdio(*, index_dir: str | Path | None = None) -> None:
     """Serve until the client closes standard input, or stops reading what is answered: then there
     is no one to answer, and nothing to say (an 81-line traceback of a broken pipe, exit 1, was)."""
-    import os
+    import sys
 
     import anyio
 
@@ -397,9 +397,9 @@ def serve_stdio(*, index_dir: str | Path | None = None) -> None:
     except Exception as err:
         if not _broken_pipes(err):
             raise
-        devnull = os.open(os.devnull, os.O_WRONLY)  # the interpreter's flush at exit would fail again
-        os.dup2(devnull, 1)
-        os.close(devnull)
+        from semsearch.cli import drop_output
+
+        drop_output(sys.stdout)  # the interpreter's flush at exit would fail again
 
 
 def _broken_pipes(err: BaseException) -> bool:
