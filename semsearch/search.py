@@ -544,6 +544,7 @@ class Searcher:
         self.mode = mode
         self.use_taxonomy = taxonomy and mode == "hybrid"
         self.distributions: dict = {}  # vec_id -> (categories, leaf distribution) or None, read once
+        self.twin_ids: dict[int, bool] = {}  # survey record -> `one_arxiv_twin`, looked up once
 
     @cached_property
     def embedder(self):
@@ -686,12 +687,16 @@ class Searcher:
     def one_arxiv_twin(self, survey: int) -> bool:
         """Whether the papers whose titles begin with the survey record's title (a range of the
         title index) carry one arXiv id at most among those it could be: "Textbooks Are All You
-        Need" (the survey's, no id) is phi-1 or phi-1.5 by its title alone, and then neither."""
+        Need" (the survey's, no id) is phi-1 or phi-1.5 by its title alone, and then neither. Read
+        once per record: a question whose results hold the twin asked again reads nothing."""
+        if survey in self.twin_ids:
+            return self.twin_ids[survey]
         store = self.index.store
         record = store.papers_by_vec_id([survey])[survey]
         found = store.papers_by_vec_id(store.vec_ids_with_title_key(normalize_title(record.title), prefix=True))
         ids = {p.arxiv_id for p in found.values() if p.arxiv_id and same_paper_titles(record.title, p.title)}
-        return len(ids) <= 1
+        self.twin_ids[survey] = len(ids) <= 1
+        return self.twin_ids[survey]
 
     def papers_held(self, papers) -> TitlesHeld:
         """The papers given, and the survey's record of each that has one, as a result list holds
