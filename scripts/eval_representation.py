@@ -218,9 +218,9 @@ def sentences(args) -> None:
             classifier = self.classifier
             vectors = np.vstack([vector, self.embedder.encode(parts)])
             scores = classifier.leaf_scores([strip_request(t) for t in [query, *parts]], vectors, questions=True)
-            probabilities = classifier.probabilities(scores)
+            probabilities = classifier.probabilities(scores, questions=True)
             if how == "mean of scores":
-                return classifier.probabilities(scores.mean(axis=0, keepdims=True))[0]
+                return classifier.probabilities(scores.mean(axis=0, keepdims=True), questions=True)[0]
             if how == "most peaked":
                 return probabilities[int(np.argmax(probabilities.max(axis=1)))]
             if how == "geometric mean":

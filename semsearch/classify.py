@@ -65,7 +65,7 @@ from semsearch.lexical import tokenize
 from semsearch.paper import normalize_title, title_letters
 from semsearch.taxonomy import Taxonomy, is_under, node_at
 
-METHOD_VERSION = 16
+METHOD_VERSION = 17
 GAMMA = 2.0  # kernel width on the averaged cosine
 RIDGE = 0.1  # ridge penalty
 DESCRIPTION_WEIGHT = 10.0  # our description of a leaf is its prototype: fit nearly exactly
@@ -503,6 +503,7 @@ class TaxonomyClassifier:
     question_weights: np.ndarray | None = None  # every row -> leaves: places questions
     opening_rows: int = 0
     temperature: float = 1.0  # softmax temperature of leaf scores (fit on leave-one-out scores)
+    question_temperature: float = 1.0  # the question model's own (fit on its example questions left out)
     confidence_temperature: float = 1.0  # the same for the confidence of the first suggestion's area
     path_temperature: float = 1.0  # the softmax temperature of the top-down walk to the first suggestion
     loo_scores: np.ndarray | None = None  # labelled papers' leave-one-out leaf scores
@@ -608,7 +609,7 @@ class TaxonomyClassifier:
                 self.scope_threshold, self.scope_scale = _scope_calibration(left_out)
         titles = ~with_abstract if (~with_abstract).sum() >= MIN_CALIBRATION_PAPERS else full
         self.short_scope_threshold, self.short_scope_scale = _scope_calibration(loo_scope[titles])
-        self._fit_question_model(kernel, ridge, targets, corpus, embed)
+        self._fit_question_model(kernel, ridge, targets, corpus, embed, asked=slice(n_described, len(texts)))
         return self
 
     def _fit_question_model(
@@ -618,9 +619,13 @@ class TaxonomyClassifier:
         targets: np.ndarray,
         corpus: Sequence[CorpusPaper],
         embed: Callable[[list[str]], np.ndarray],
+        asked: slice,
     ) -> None:
         """`question_weights` over every training row and the openings of the corpus's abstracts in
-        scope, each aimed at its paper's leaf distribution by the paper model fitted above."""
+        scope, each aimed at its paper's leaf distribution by the paper model fitted above; and
+        `question_temperature`, fit on the example questions (rows `asked`) each placed by the
+        model without it. Questions are shorter than papers and read differently, so the papers'
+        temperature is not theirs (on the dev index it spread a question's chances too thinly)."""
         found = [(opening, row) for row in corpus if (opening := abstract_opening(row.abstract))]
         if found:
             texts, vectors = [row.text for _, row in found], np.vstack([row.vector for _, row in found])
@@ -636,7 +641,16 @@ class TaxonomyClassifier:
                 kernel = self._kernel(self.train_vectors, self.train_tfidf)
                 ridge = np.concatenate([ridge, np.full(len(openings), RIDGE / OPENING_WEIGHT)])
                 targets = np.vstack([targets, placed])
-        self.question_weights = np.linalg.solve(kernel + np.diag(ridge), targets - self.offset)
+        system, questions = kernel + np.diag(ridge), np.arange(asked.start, asked.stop)
+        unit = np.zeros((len(system), len(questions)))
+        unit[questions, np.arange(len(questions))] = 1.0
+        solved = np.linalg.solve(system, np.hstack([targets - self.offset, unit]))
+        self.question_weights = solved[:, : len(self.leaves)]
+        self.question_temperature = self.temperature
+        if len(questions):  # closed-form leave-one-out, as for the papers: the inverse's diagonal
+            diagonal = solved[questions, len(self.leaves) + np.arange(len(questions))]
+            left_out = targets[asked] - self.question_weights[asked] / diagonal[:, None]
+            self.question_temperature = fit_temperature(left_out, (targets[asked] > 0).astype(np.float64))
 
     def _fit_scope_words(
         self, labelled_texts: list[str], labelled_scores: np.ndarray, corpus: Sequence[CorpusPaper]
@@ -745,6 +759,9 @@ class TaxonomyClassifier:
         values = state | arrays | {"tfidf": tfidf, "train_tfidf": train_tfidf, "scope_words": words}
         if set(values) != {f.name for f in fields(cls)}:
             raise ValueError("not a classifier saved by this version of semsearch")
+        widths = [values[name] for name in WIDTHS]
+        if not all(isinstance(width, float) and width > 0 for width in widths):
+            raise ValueError("the classifier's temperatures and scales must be positive numbers")
         openings, trained, weights = values["opening_rows"], values["train_vectors"], values["question_weights"]
         rows = 0 if trained is None else len(trained)
         if type(openings) is not int or not 0 <= openings <= rows or (weights is not None and len(weights) != rows):
@@ -767,8 +784,9 @@ class TaxonomyClassifier:
         vectors = _unit_rows(np.asarray(vectors, dtype=np.float32))
         return self._kernel(vectors, self.tfidf.transform(texts), rows=len(weights)) @ weights + self.offset
 
-    def probabilities(self, scores: np.ndarray) -> np.ndarray:
-        return softmax(scores, self.temperature)
+    def probabilities(self, scores: np.ndarray, *, questions: bool = False) -> np.ndarray:
+        """Leaf scores as chances (with `questions`, scores of the question model)."""
+        return softmax(scores, self.question_temperature if questions else self.temperature)
 
     def scope_scores(self, vectors: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
         vectors = _unit_rows(np.asarray(vectors, dtype=np.float32))
@@ -954,6 +972,17 @@ class TaxonomyClassifier:
                 )
             )
         return results
+
+
+# Divisors of scores (softmax temperatures, logistic widths): zero or below gives no probability.
+WIDTHS = (
+    "temperature",
+    "question_temperature",
+    "confidence_temperature",
+    "path_temperature",
+    "scope_scale",
+    "short_scope_scale",
+)
 
 
 def _usable(saved: bytes | None) -> TaxonomyClassifier | None:

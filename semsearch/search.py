@@ -343,6 +343,14 @@ def question_form(query: str) -> tuple[float, float, float, float]:
     )
 
 
+def peak_as_fitted(leaves: np.ndarray, classifier) -> float:
+    """The peak of the question's leaf distribution at the papers' softmax temperature, on which
+    the question-kind model was fitted (ONE_PAPER_COEFFICIENTS) before questions had their own:
+    p ** (T_question / T_paper), renormalised, is exactly the softmax of the same scores at T_paper."""
+    powered = leaves ** (classifier.question_temperature / classifier.temperature)
+    return float(powered.max() / powered.sum())
+
+
 def question_features(
     query: str, vector: np.ndarray, evidence: dict[int, Evidence], leaves: np.ndarray, classifier, lexical
 ) -> np.ndarray:
@@ -364,7 +372,7 @@ def question_features(
             stands_out(evidence),
             top,
             agree,
-            float(leaves.max()),
+            peak_as_fitted(leaves, classifier),
             lexical.specificity(query),
             float((asked @ vector).max()) if len(asked) else 0.0,
             float((rows[n : n + n_leaves] @ vector).max()),
@@ -738,7 +746,7 @@ class Searcher:
             return None
         classifier = self.classifier
         text = strip_request(query)
-        return classifier.probabilities(classifier.leaf_scores([text], vector, questions=True))[0]
+        return classifier.probabilities(classifier.leaf_scores([text], vector, questions=True), questions=True)[0]
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         if k < 1:

@@ -642,6 +642,46 @@ def test_example_questions_teach_the_question_model_only():
     )
 
 
+ASKED = {
+    "Compression/Quantization": ("my laptop lacks memory for the model file", "fewer bits for each weight"),
+    "Compression/Pruning": ("which parts can be cut away", "remove the heads nobody needs"),
+    "Decoding/Speculation": ("replies appear too slowly for chat users", "guess several tokens then check them"),
+}
+
+
+def test_the_question_model_has_its_own_temperature_fit_on_its_example_questions_left_out():
+    """Questions are read with their own softmax temperature: the one that best fits each example
+    question as placed by the question model trained without it (openings included), as the
+    papers' is fit on each labelled paper left out. Without example questions, the papers'."""
+    import dataclasses
+
+    from semsearch.classify import fit_temperature, softmax
+
+    model = HashingModel()
+    papers, corpus = long_toy_papers(model), opening_corpus(model)
+    taught = TaxonomyClassifier.train(papers, dataclasses.replace(TOY, questions=ASKED), model.encode, corpus=corpus)
+    assert taught.opening_rows > 0
+    left_out, truth = [], []
+    for leaf, questions in ASKED.items():
+        for question in questions:
+            without = {**ASKED, leaf: tuple(q for q in questions if q != question)}
+            fewer = TaxonomyClassifier.train(
+                papers, dataclasses.replace(TOY, questions=without), model.encode, corpus=corpus
+            )
+            left_out.append(fewer.leaf_scores([question], model.encode([question]), questions=True)[0])
+            truth.append(np.eye(len(taught.leaves))[taught.leaves.index(leaf)])
+    assert taught.question_temperature == pytest.approx(fit_temperature(np.array(left_out), np.array(truth)))
+    assert taught.question_temperature != pytest.approx(taught.temperature)
+    scores = taught.leaf_scores(["fewer bits"], model.encode(["fewer bits"]), questions=True)
+    np.testing.assert_allclose(
+        taught.probabilities(scores, questions=True), softmax(scores, taught.question_temperature)
+    )
+    np.testing.assert_allclose(taught.probabilities(scores), softmax(scores, taught.temperature))
+    assert TaxonomyClassifier.from_bytes(taught.to_bytes()).question_temperature == taught.question_temperature
+    plain = TaxonomyClassifier.train(papers, TOY, model.encode, corpus=corpus)
+    assert plain.question_temperature == plain.temperature
+
+
 def test_a_label_at_an_inner_node_is_spread_over_its_leaves():
     """A user may file a paper under "Compression" without saying which kind: it teaches both
     leaves under it, and calibration still fits (a row without a leaf once made every loss NaN)."""
@@ -1310,6 +1350,9 @@ DAMAGE = {
     "negative openings": _set("state", "opening_rows", -1),
     "openings as text": _set("state", "opening_rows", "0"),
     "a question model of other rows": _set("arrays", "question_weights", lambda a, s: a["question_weights"][1:]),
+    "a zero question temperature": _set("state", "question_temperature", 0.0),
+    "a negative scope scale": _set("state", "scope_scale", -1.0),
+    "a temperature as text": _set("state", "temperature", "0.06"),
 }
 
 

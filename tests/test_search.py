@@ -938,7 +938,15 @@ def _classifier(labelled: list[float], described: list[float], asked: list[float
     rows = np.array([[c, np.sqrt(1 - c * c), 0.0] for c in cosines]).reshape(-1, 3)
     leaves = [f"L/{i}" for i in range(len(described))]
     labelled_ids = [str(i) for i in range(len(labelled))]
-    return SimpleNamespace(labelled_ids=labelled_ids, leaves=leaves, train_vectors=rows, opening_rows=len(openings))
+    # Questions read twice as sharp as papers (temperatures 0.5 and 1).
+    return SimpleNamespace(
+        labelled_ids=labelled_ids,
+        leaves=leaves,
+        train_vectors=rows,
+        opening_rows=len(openings),
+        temperature=1.0,
+        question_temperature=0.5,
+    )
 
 
 class _Words:
@@ -963,7 +971,9 @@ def test_the_question_kind_features_by_hand():
     }
     features = question_features(query, vector, evidence, leaves, classifier, _Words())
     lead, spread = 0.78 - 0.65, 0.78 - 0.215
-    expected = [lead, lead / spread, 0.78, 0.0, 0.7, 0.42, 0.25, 0.6, 0.35, 1.0, np.log(5 + 1), 0.0, 0.0]
+    # The peak as the question-kind model was fitted: at the papers' temperature, not the questions'.
+    peak = np.sqrt(0.7) / (np.sqrt(0.2) + np.sqrt(0.7) + np.sqrt(0.1))
+    expected = [lead, lead / spread, 0.78, 0.0, peak, 0.42, 0.25, 0.6, 0.35, 1.0, np.log(5 + 1), 0.0, 0.0]
     assert features == pytest.approx(expected)
     # The same papers, the best by meaning now also the best by words: they agree.
     evidence = {3: evidence[3], 1: Evidence(dense=0.5, lexical=1.5), 2: Evidence(dense=0.9, lexical=4.0)}
@@ -973,7 +983,7 @@ def test_the_question_kind_features_by_hand():
     assert one[:4] == pytest.approx([0.0, 0.0, 0.63, 1.0])
     bare = _classifier(labelled=[], described=[0.6, 0.5], asked=[])
     nothing = question_features(query, vector, {}, leaves, bare, _Words())
-    assert nothing == pytest.approx([0.0, 0.0, 0.0, 0.0, 0.7, 0.42, 0.0, 0.6, 0.0, 1.0, np.log(6), 0.0, 0.0])
+    assert nothing == pytest.approx([0.0, 0.0, 0.0, 0.0, peak, 0.42, 0.0, 0.6, 0.0, 1.0, np.log(6), 0.0, 0.0])
     assert len(nothing) == len(QUESTION_FEATURES) == len(ONE_PAPER_COEFFICIENTS)
 
 
