@@ -194,8 +194,8 @@ def test_gaps_find_left_out_headings_of_the_survey_and_the_shared_lists(dev_inde
 # with their commands). On the smaller sets one question is worth 0.04-0.09: a floor there allows no
 # question lost.
 FLOORS = {
-    "topical dev ndcg@10": 0.92,  # 0.944
-    "problems ndcg@10": 0.61,  # 0.645
+    "topical dev ndcg@10": 0.93,  # 0.956
+    "problems ndcg@10": 0.65,  # 0.681 (0.673 with the papers' temperature for questions)
     "known items dev s@3": 0.70,  # 0.727 (8 of 11; most targets are titles only)
     "known items dev with abstracts s@3": 0.85,  # 0.875 (21 of 24)
     "known items ours s@3": 0.60,  # 0.623 (33 of 53)

@@ -1535,3 +1535,20 @@ def test_title_shares_are_the_questions_rare_words_found_in_each_first_title(sur
     assert next(iter(abstract_only.values())).title_share < 1.0  # its abstract's words are not its title's
     hits = searcher.search(f"the paper that proposed {title}", k=3)
     assert hits[0].paper.id == "2306.00978" and hits[0].evidence.title_share > 0
+
+
+def test_a_question_is_read_at_the_question_models_own_temperature(unchanged_survey_corpus_index):
+    """A question's leaf distribution is the question model's scores at its own temperature (fit on
+    its example questions left out), not the papers'."""
+    from semsearch.classify import softmax
+    from semsearch.lexical import strip_request
+
+    searcher = Searcher(Index.open(unchanged_survey_corpus_index))
+    classifier = searcher.classifier
+    assert classifier.question_temperature != pytest.approx(classifier.temperature)
+    query = "Which papers shrink the KV cache for long prompts?"
+    vector = searcher.embed_query(query)
+    scores = classifier.leaf_scores([strip_request(query)], vector, questions=True)
+    np.testing.assert_allclose(
+        searcher.question_leaves(query, vector), softmax(scores, classifier.question_temperature)[0]
+    )
