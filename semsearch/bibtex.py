@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from semsearch.paper import Paper
+from semsearch.paper import Paper, title_without_authors
 
 _SPECIAL = {
     "\\": r"\textbackslash{}",
@@ -67,7 +67,7 @@ def bibtex_entry(paper: Paper, key: str) -> str:
     venue = (paper.venue or "").strip()
     arxiv_id = paper.arxiv_id
     published = venue.lower() not in PREPRINT_VENUES
-    fields: list[tuple[str, str]] = [("title", "{" + escape(paper.title) + "}")]
+    fields: list[tuple[str, str]] = [("title", "{" + escape(title_without_authors(paper.title)) + "}")]
     if paper.authors:
         fields.append(("author", " and ".join(_author(a) for a in paper.authors)))
     if published:

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
@@ -155,6 +156,52 @@ def same_paper_titles(one: str, other: str) -> bool:
     if len(short.split()) < TWIN_WORDS or not long_letters.startswith(letters):
         return False
     return _runs_on_from(letters, long.split())
+
+
+# A title read from a PDF may run on into its authors ("... Language Models Liang Li, Qingyuan
+# Li, Bo Zhang"): names are capitalised words, an initial ("Z."), between commas and "and"s.
+_NAME_SEPARATOR = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+")
+_NAME_WORD = re.compile(r"[A-Z]\.|[A-Z][A-Za-z'’.-]*[a-z][A-Za-z'’.-]*")
+_INITIAL = re.compile(r"[A-Z]\.")
+
+
+def _is_name(part: str, shortest: int = 2) -> bool:
+    words = part.split()
+    return shortest <= len(words) <= 4 and all(_NAME_WORD.fullmatch(word) for word in words)
+
+
+def _cut_short(part: str) -> bool:
+    """The last name of a list a PDF's text ran on: maybe cut short ("Zhifeng") or garbled by an
+    accent it set apart ("Christopher R´ e"), still a capitalised start of four words at most."""
+    return 1 <= len(part.split()) <= 4 and bool(_NAME_WORD.fullmatch(part.split()[0]))
+
+
+def title_without_authors(title: str) -> str:
+    """`title` without the authors' names a PDF's text ran on after it, for what is written for
+    others (a line proposed to a list). Only a list of names is cut: after the title's last words,
+    names of two to four capitalised words (or initials), the first two set apart by a comma (an
+    author list's), the last perhaps cut short (`_cut_short`); the first name as long as most of
+    the others. "Sparse, Dense, and Attentional Representations for Text Retrieval" and "... via
+    Recursive Subsampling and Data Pruning" stay whole, as does a subtitle (after a colon)."""
+    text = title.strip().rstrip(",").rstrip()
+    separators = list(_NAME_SEPARATOR.finditer(text))
+    starts = [0, *(m.end() for m in separators)]
+    parts = [text[start:end] for start, end in zip(starts, [*(m.start() for m in separators), len(text)], strict=True)]
+    at = len(parts) - 1  # the part holding the title's end and the first name
+    while at > 0 and (_is_name(parts[at]) or (at == len(parts) - 1 >= 2 and _cut_short(parts[at]))):
+        at -= 1
+    lengths = Counter(len(part.split()) for part in parts[at + 1 :] if _is_name(part))
+    if not lengths or "," not in separators[at].group():
+        return title
+    most = max(lengths.values())
+    size = min(length for length, count in lengths.items() if count == most)
+    words = parts[at].split()
+    if len(words) > size and _INITIAL.fullmatch(words[-size]):  # "Frank F. Xu": the initial is a middle one
+        size += 1
+    kept, first_name = words[:-size], words[-size:]
+    if len(kept) < 3 or kept[-1].endswith(":") or not all(_NAME_WORD.fullmatch(word) for word in first_name):
+        return title
+    return text[: starts[at]] + parts[at].rsplit(None, size)[0]
 
 
 class TitlesHeld:

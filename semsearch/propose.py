@@ -22,7 +22,7 @@ import re
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, NamedTuple
 
 import numpy as np
@@ -30,7 +30,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from semsearch import markup
 from semsearch.errors import NotFound, SemsearchError
-from semsearch.paper import Paper, TitlesHeld, normalize_title, split_lines, year_from_arxiv_id
+from semsearch.paper import (
+    Paper,
+    TitlesHeld,
+    normalize_title,
+    split_lines,
+    title_without_authors,
+    year_from_arxiv_id,
+)
 from semsearch.requests_models import _iso_date
 from semsearch.sources.curated import _ARXIV_ID, CuratedList, ListedPaper, Placement, _links, clean_title, parse_list
 
@@ -583,7 +590,8 @@ def propose(
     order = {node: i for i, node in enumerate(listed.nodes)}
     placed.sort(key=lambda p: (order.get(p[1][0], len(order)), p[0].paper.arxiv_id or ""))
     for candidate, suggested, confidence, _ in placed:
-        node, paper = suggested[0], candidate.paper
+        # Written for the list's maintainers: without the authors a PDF's text ran on after the title.
+        node, paper = suggested[0], replace(candidate.paper, title=title_without_authors(candidate.paper.title))
         section = by_section.get(node)
         sure = (
             confidence >= min_confidence

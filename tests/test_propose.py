@@ -689,6 +689,21 @@ def test_a_paper_the_list_holds_is_not_proposed_from_its_pdf_read_copy():
     assert sorted(p.id for p in proposals) == ["2309.05463", "2502.00003"]
 
 
+def test_a_paper_is_proposed_without_the_authors_its_pdf_ran_on_after_its_title():
+    """41 of the 634 papers the dev index proposed to the survey's list carried their authors in
+    their titles ("... of Large Language Models Liang Li, Qingyuan Li, Bo Zhang, Xiangxiang Chu"),
+    read from a PDF; a maintainer would have pasted the names as title."""
+    markdown = "# L\n\n## H\n\n- A listed paper, <ins>arXiv, 2024</ins> [[Paper](https://arxiv.org/abs/2401.00001)]\n"
+    papers = [Paper(id="2502.00001", title="Fast Decoding of Small Models Ada Lovelace, Alan Turing, Grace Hopper")]
+    (proposal,), patch = propose(markdown, _Store(papers), _Placer(["H"]), min_confidence=0.0)
+    assert proposal.title == "Fast Decoding of Small Models"
+    assert (
+        proposal.line
+        == "- Fast Decoding of Small Models, <ins>arXiv, 2025</ins> [[Paper](https://arxiv.org/abs/2502.00001)]"
+    )
+    assert "Lovelace" not in patch
+
+
 def test_a_paper_out_of_scope_is_proposed_only_when_asked_for_by_id():
     """Out of scope (a scope probability under one half, however near) is not the list's topic:
     never proposed on its own, but placed when its id is asked for."""

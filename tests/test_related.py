@@ -334,6 +334,12 @@ def test_an_author_named_with_the_word_and_stays_one_author():
     assert entry.fields_dict["author"].value == "{Alice and Injected Author} and {Bob AND Carol} and Sandra Anderson"
 
 
+def test_a_citation_has_the_title_without_the_authors_a_pdf_ran_on_after_it():
+    paper = Paper(id="2401.00001", title="Fast Decoding of Small Models Ada Lovelace, Alan Turing, Grace Hopper")
+    entry = bibtexparser.parse_string(to_bibtex([paper])).entries[0]
+    assert entry.fields_dict["title"].value == "{Fast Decoding of Small Models}"
+
+
 def test_an_author_named_with_more_than_one_comma_stays_one_name_every_parser_splits():
     """An author "Z, Y, X, W" made an entry bibtexparser could not split ("Too many commas");
     "Last, First" is BibTeX's own form of a name, left as it is (an attacker's pass)."""
