@@ -299,7 +299,7 @@ def leaves(args) -> None:
         classifier = classify.TaxonomyClassifier.train(labelled, taxonomy, embed, corpus=corpus)
         searcher = Searcher(index, base.embedder)
         searcher.classifier = classifier  # a cached property: set, it is the one searches use
-        top, rank = left_out_questions(classifier, taxonomy)
+        top, rank = left_out_questions(classifier)
         print(
             f"example questions weigh {weight:g} (left out: top-1 {top:.3f}, MRR {rank:.3f}) | "
             + " | ".join(scores(searcher)),
@@ -359,27 +359,12 @@ def openings(args) -> None:
         print(f"{name} | {classifier.opening_rows} | " + " | ".join(row), flush=True)
 
 
-def left_out_questions(classifier, taxonomy) -> tuple[float, float]:
+def left_out_questions(classifier) -> tuple[float, float]:
     """Top-1 and MRR of each example question's leaf, placed by the question model refitted
-    without that question (closed-form leave-one-out of the kernel ridge)."""
-    from semsearch import classify
-
-    n, leaves = len(classifier.labelled_ids), classifier.leaves
-    asked = [leaf for leaf in leaves for _ in taxonomy.questions.get(leaf, ())]
-    rows = len(classifier.train_vectors) - classifier.opening_rows  # the abstracts' openings left aside
-    kernel = classifier._kernel(classifier.train_vectors[:rows], classifier.train_tfidf.head(rows), rows=rows)
-    targets = np.zeros((len(kernel), len(leaves)))
-    for row, categories in enumerate(classifier.labelled_categories):
-        targets[row] = taxonomy.leaf_spread(categories)
-    for row, leaf in enumerate(leaves + asked, start=n):
-        targets[row, leaves.index(leaf)] = 1.0
-    ridge = np.full(len(kernel), classify.RIDGE)
-    ridge[n : n + len(leaves)] /= classify.DESCRIPTION_WEIGHT
-    ridge[n + len(leaves) :] /= classify.QUESTION_WEIGHT
-    inverse = np.linalg.inv(kernel + np.diag(ridge))
-    left_out = (targets - inverse @ (targets - classifier.offset) / np.diag(inverse)[:, None])[n + len(leaves) :]
-    truth = np.array([leaves.index(leaf) for leaf in asked])
-    above = (left_out > left_out[np.arange(len(truth)), truth][:, None]).sum(axis=1)
+    without that question (`TaxonomyClassifier.left_out_questions`)."""
+    scores, truth = classifier.left_out_questions()
+    right = scores[truth.astype(bool)]
+    above = (scores > right[:, None]).sum(axis=1)
     return float((above == 0).mean()), float(np.mean(1.0 / (above + 1)))
 
 

@@ -461,6 +461,13 @@ def word_counts(texts: Sequence[str]) -> list[Counter]:
     return [Counter(tokenize(text)) for text in texts]
 
 
+def row_ridge(papers: int, leaves: int, questions: int, openings: int = 0) -> np.ndarray:
+    """The ridge penalty of each training row, in their order (labelled papers, one description per
+    leaf, example questions, abstracts' openings): a row that counts as w papers has RIDGE / w."""
+    weights = [(papers, 1.0), (leaves, DESCRIPTION_WEIGHT), (questions, QUESTION_WEIGHT), (openings, OPENING_WEIGHT)]
+    return np.concatenate([np.full(rows, RIDGE / weight) for rows, weight in weights])
+
+
 def _scope_calibration(left_out_scope: np.ndarray) -> tuple[float, float]:
     """Threshold and logistic width from labelled papers' left-out scope scores: the probability is 1/2
     at their SCOPE_PERCENTILE-th percentile and 0.95 at their median."""
@@ -571,10 +578,7 @@ class TaxonomyClassifier:
         kernel = self._kernel(self.train_vectors, self.train_tfidf)
         described = slice(0, n_described)
         self.offset = targets[described].mean(axis=0)
-        # Per-row ridge: a description row counts as DESCRIPTION_WEIGHT papers, a question as QUESTION_WEIGHT.
-        ridge = np.full(len(texts), RIDGE)
-        ridge[n:n_described] /= DESCRIPTION_WEIGHT
-        ridge[n_described:] /= QUESTION_WEIGHT
+        ridge = row_ridge(n, len(self.leaves), len(question_texts))
         # Two fits on one kernel: papers are placed by a model of papers and descriptions; questions
         # (at the end, `_fit_question_model`) by one that has also seen our example questions and
         # the openings of abstracts, which would only blur the first.
@@ -609,23 +613,21 @@ class TaxonomyClassifier:
                 self.scope_threshold, self.scope_scale = _scope_calibration(left_out)
         titles = ~with_abstract if (~with_abstract).sum() >= MIN_CALIBRATION_PAPERS else full
         self.short_scope_threshold, self.short_scope_scale = _scope_calibration(loo_scope[titles])
-        self._fit_question_model(kernel, ridge, targets, corpus, embed, asked=slice(n_described, len(texts)))
+        self._fit_question_model(kernel, targets, corpus, embed)
         return self
 
     def _fit_question_model(
         self,
         kernel: np.ndarray,
-        ridge: np.ndarray,
         targets: np.ndarray,
         corpus: Sequence[CorpusPaper],
         embed: Callable[[list[str]], np.ndarray],
-        asked: slice,
     ) -> None:
         """`question_weights` over every training row and the openings of the corpus's abstracts in
         scope, each aimed at its paper's leaf distribution by the paper model fitted above; and
-        `question_temperature`, fit on the example questions (rows `asked`) each placed by the
-        model without it. Questions are shorter than papers and read differently, so the papers'
-        temperature is not theirs (on the dev index it spread a question's chances too thinly)."""
+        `question_temperature`, fit on the example questions each placed by the model without it
+        (`left_out_questions`). Questions are shorter than papers and read differently, so the
+        papers' temperature is not theirs (on the dev index it spread a question's chances too thinly)."""
         found = [(opening, row) for row in corpus if (opening := abstract_opening(row.abstract))]
         if found:
             texts, vectors = [row.text for _, row in found], np.vstack([row.vector for _, row in found])
@@ -639,18 +641,31 @@ class TaxonomyClassifier:
                 self.train_tfidf = self.train_tfidf.extended(self.tfidf.transform(openings))
                 self.opening_rows = len(openings)
                 kernel = self._kernel(self.train_vectors, self.train_tfidf)
-                ridge = np.concatenate([ridge, np.full(len(openings), RIDGE / OPENING_WEIGHT)])
                 targets = np.vstack([targets, placed])
-        system, questions = kernel + np.diag(ridge), np.arange(asked.start, asked.stop)
-        unit = np.zeros((len(system), len(questions)))
-        unit[questions, np.arange(len(questions))] = 1.0
-        solved = np.linalg.solve(system, np.hstack([targets - self.offset, unit]))
-        self.question_weights = solved[:, : len(self.leaves)]
-        self.question_temperature = self.temperature
-        if len(questions):  # closed-form leave-one-out, as for the papers: the inverse's diagonal
-            diagonal = solved[questions, len(self.leaves) + np.arange(len(questions))]
-            left_out = targets[asked] - self.question_weights[asked] / diagonal[:, None]
-            self.question_temperature = fit_temperature(left_out, (targets[asked] > 0).astype(np.float64))
+        system = kernel + np.diag(self._ridge())
+        self.question_weights = np.linalg.solve(system, targets - self.offset)
+        scores, truth = self.left_out_questions(system)
+        self.question_temperature = fit_temperature(scores, truth) if len(truth) else self.temperature
+
+    def _ridge(self) -> np.ndarray:
+        """The ridge penalty of each of the question model's training rows (`row_ridge`)."""
+        n, leaves, rows = len(self.labelled_ids), len(self.leaves), len(self.train_vectors)
+        return row_ridge(n, leaves, rows - n - leaves - self.opening_rows, self.opening_rows)
+
+    def left_out_questions(self, system: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Each example question's leaf scores by the question model fitted without it (closed-form
+        leave-one-out, as for the papers: through the diagonal of the system's inverse), and its
+        leaf (one-hot). `system`: the model's kernel plus its ridge, when the caller has it."""
+        n, leaves = len(self.labelled_ids), len(self.leaves)
+        asked = np.arange(n + leaves, len(self.train_vectors) - self.opening_rows)
+        if system is None:
+            system = self._kernel(self.train_vectors, self.train_tfidf) + np.diag(self._ridge())
+        unit = np.zeros((len(system), len(asked)))
+        unit[asked, np.arange(len(asked))] = 1.0
+        diagonal = np.linalg.solve(system, unit)[asked, np.arange(len(asked))]
+        fitted = (system @ self.question_weights)[asked] + self.offset  # the targets: one-hot, exactly fitted
+        truth = (fitted > 0.5).astype(np.float64)
+        return fitted - self.question_weights[asked] / diagonal[:, None], truth
 
     def _fit_scope_words(
         self, labelled_texts: list[str], labelled_scores: np.ndarray, corpus: Sequence[CorpusPaper]

@@ -649,6 +649,14 @@ ASKED = {
 }
 
 
+def test_a_description_weighs_ten_papers_an_example_question_or_an_opening_one():
+    """The ridge penalty of each training row, as docs/design.md states the weights (0.1 a paper)."""
+    from semsearch.classify import row_ridge
+
+    np.testing.assert_allclose(row_ridge(2, 1, 1, 2), [0.1, 0.1, 0.01, 0.1, 0.1, 0.1])
+    assert len(row_ridge(3, 2, 0)) == 5
+
+
 def test_the_question_model_has_its_own_temperature_fit_on_its_example_questions_left_out():
     """Questions are read with their own softmax temperature: the one that best fits each example
     question as placed by the question model trained without it (openings included), as the
