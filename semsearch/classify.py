@@ -42,7 +42,9 @@ The method, chosen with `semsearch eval classify` (leave-one-out over the survey
   the sentences before the authors speak of their own work), each aimed at the leaf distribution
   the paper model gives its paper. An abstract opens on the situation its paper answers, in the
   words a user puts a problem in; our 150 example questions alone left problem-phrased questions
-  with under half their leaf mass on the right leaves (docs/evaluation.md, "Openings").
+  with under half their leaf mass on the right leaves (docs/evaluation.md, "Openings"). Its scores
+  become chances at its own softmax temperature, fit as the papers' is on left-out rows: each
+  example question placed by the question model fitted without it (`left_out_questions`).
 """
 
 from __future__ import annotations
