@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Annotated, NamedTuple
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from semsearch import markup
 from semsearch.errors import NotFound, SemsearchError
@@ -38,7 +38,7 @@ from semsearch.paper import (
     title_without_authors,
     year_from_arxiv_id,
 )
-from semsearch.requests_models import _iso_date
+from semsearch.requests_models import Day, TaxonomyName
 from semsearch.sources.curated import _ARXIV_ID, CuratedList, ListedPaper, Placement, _links, clean_title, parse_list
 
 MAX_IDS = 200  # papers asked for by id at once
@@ -57,14 +57,17 @@ _ARXIV_WORD = re.compile(r"(?<![\w/.])arxiv(?![\w/.])", re.IGNORECASE)
 _BADGE = "img.shields.io/badge/"
 
 
+MinConfidence = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]  # the HTTP query's too, so published
+
+
 class ProposeRequest(BaseModel):
     """What `propose` (and `gaps`) accept at every door: the CLI, the HTTP API and MCP."""
 
     model_config = ConfigDict(extra="forbid")
-    taxonomy: Annotated[str, Field(min_length=1, max_length=60)]
-    since: Annotated[str | None, AfterValidator(lambda v: None if v is None else _iso_date(v))] = None
+    taxonomy: TaxonomyName
+    since: Day | None = None
     ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=MAX_IDS)] = []
-    min_confidence: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] = DEFAULT_MIN_CONFIDENCE
+    min_confidence: MinConfidence = DEFAULT_MIN_CONFIDENCE
 
 
 @dataclass

@@ -65,6 +65,7 @@ from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
 from semsearch.lexical import STOPWORDS, question_terms, strip_request, tokenize
 from semsearch.paper import Paper, TitlesHeld, normalize_title, one_line, parse_arxiv_id, same_paper_titles
+from semsearch.requests_models import SEARCHABLE
 from semsearch.store import Prediction
 from semsearch.taxonomy import is_under, load_taxonomy, resolve_node
 
@@ -519,7 +520,7 @@ def check_query(query: str) -> str:
     text = one_line(unicodedata.normalize("NFKC", query))
     if not text:
         raise SemsearchError("the question is empty")
-    if not any(c.isalnum() for c in text):
+    if not SEARCHABLE.search(text):  # the rule /openapi.json publishes as the question's pattern
         raise SemsearchError("the question has no letter or digit to search by")
     if len(text) > MAX_QUERY_CHARS:
         raise SemsearchError(f"the question is longer than {MAX_QUERY_CHARS} characters")

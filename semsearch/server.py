@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterable
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
 from starlette.exceptions import HTTPException
 
 from semsearch.answers import (
@@ -42,12 +42,16 @@ from semsearch.answers import (
 )
 from semsearch.bibtex import split_ids
 from semsearch.errors import NotFound, SemsearchError
-from semsearch.propose import ProposeRequest
+from semsearch.propose import MinConfidence, ProposeRequest
 from semsearch.requests_models import (
+    MAX_ID,
     BadRequest,
     ClassifyRequest,
+    Day,
+    DigestName,
     ExportRequest,
     LabelRequest,
+    PaperId,
     PaperRequest,
     PapersRequest,
     RecommendRequest,
@@ -83,12 +87,19 @@ log = logging.getLogger("semsearch.server")
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 
 
+# Paper ids as one value of a query gives them, `a,b`: each at most MAX_ID characters (checked once
+# split, by ExportRequest and ProposeRequest). That they are at most MAX_IDS in all, no rule on one
+# value can say (with `maxItems` published too, generated URLs grew past what uvicorn reads: its own 400).
+ID_LIST = rf"[^,]{{0,{MAX_ID}}}(?:,[^,]{{0,{MAX_ID}}})*"
+
+
 class _ListQuery(BaseModel):
-    """A query about a list's papers, checked again by ProposeRequest (the CLI's and MCP's). A
-    parameter it does not name is refused, as by every request model."""
+    """A query about a list's papers, checked again by ProposeRequest (the CLI's and MCP's), whose
+    rules its fields take, so /openapi.json states them. A parameter it does not name is refused, as
+    by every request model."""
 
     model_config = ConfigDict(extra="forbid")
-    since: str | None = None
+    since: Day | None = None
 
     def model_dump(self, **kwargs):  # None means: the request's default; ids as `a,b` or repeated, as for export
         data = {k: v for k, v in super().model_dump(**kwargs).items() if v is not None}
@@ -98,18 +109,18 @@ class _ListQuery(BaseModel):
 
 
 class GapsQuery(_ListQuery):
-    taxonomy: str = "survey"
+    taxonomy: TaxonomyName = "survey"
 
 
 class PatchQuery(_ListQuery):
     """`/api/propose/{taxonomy}.patch`'s query: the taxonomy is in the path."""
 
-    ids: list[str] = []
-    min_confidence: float | None = None
+    ids: list[Annotated[str, Field(json_schema_extra={"pattern": f"^{ID_LIST}$"})]] = []
+    min_confidence: MinConfidence | None = None
 
 
 class ProposeQuery(PatchQuery):
-    taxonomy: str = "survey"
+    taxonomy: TaxonomyName = "survey"
 
 
 class DigestsQuery(BaseModel):
@@ -120,8 +131,19 @@ class DigestsQuery(BaseModel):
 
 
 class ExportQuery(BaseModel):
+    """ExportRequest's `ids` as a query gives them, checked by it once split (its refusals as they
+    were); published as ID_LIST, each value naming a paper."""
+
     model_config = ConfigDict(extra="forbid")
-    ids: list[str] | None = Field(default=None, description="Papers to cite: `ids=a,b`, or `ids=a&ids=b`, or both.")
+    ids: list[Annotated[str, Field(json_schema_extra={"pattern": rf"^(?=[\s\S]*[^\s,]){ID_LIST}$"})]] = Field(
+        description="Papers to cite: `ids=a,b`, or `ids=a&ids=b`, or both.", json_schema_extra={"minItems": 1}
+    )
+
+
+def published_as(annotation: Any) -> WithJsonSchema:
+    """A path parameter checked inside its route by a request model (so a refusal names the model's
+    field, `id`, at every door), published with that model's rules."""
+    return WithJsonSchema(TypeAdapter(annotation).json_schema())
 
 
 def _no_stray_parameters(request: Request) -> None:
@@ -387,7 +409,7 @@ def create_app(
         return service.classify(request.title, request.abstract, request.taxonomy, paper_id=request.id)
 
     @app.get("/api/related/{paper_id:path}", **answering(RelatedAnswer, 400, 404, 503))
-    def related(paper_id: str, options: Annotated[RelatedOptions, Query()]) -> dict:
+    def related(paper_id: Annotated[str, published_as(PaperId)], options: Annotated[RelatedOptions, Query()]) -> dict:
         request = parse(RelatedRequest, id=paper_id, **options.model_dump())
         return service.related(
             request.id, request.k, diverse=request.diverse, details=request.details, taxonomy=request.taxonomy
@@ -403,7 +425,7 @@ def create_app(
         return service.papers_under(request.category, request.limit, details=request.details, taxonomy=request.taxonomy)
 
     @app.get("/api/papers/{paper_id:path}", **answering(PaperAnswer, 404, 503))
-    def paper(paper_id: str) -> dict:
+    def paper(paper_id: Annotated[str, published_as(PaperId)]) -> dict:
         return service.paper(parse(PaperRequest, id=paper_id).id)
 
     @app.post("/api/labels", **answering(LabelAnswer, 400, 403, 404, 413, 503))
@@ -438,7 +460,7 @@ def create_app(
         return service.digests(request.taxonomy)
 
     @app.get("/api/digests/{name}", **answering(None, 404, 503))
-    def digest(name: str, request: Annotated[DigestsQuery, Query()]) -> dict:
+    def digest(name: Annotated[str, published_as(DigestName)], request: Annotated[DigestsQuery, Query()]) -> dict:
         """One digest: its in-scope new papers grouped by taxonomy node."""
         return service.digest(name, request.taxonomy)
 
@@ -450,7 +472,9 @@ def create_app(
     @app.get(
         "/api/propose/{taxonomy}.patch", response_class=PlainTextResponse, **answering(None, 400, 404, 503, text=True)
     )
-    def propose_patch(taxonomy: str, request: Annotated[PatchQuery, Query()]) -> PlainTextResponse:
+    def propose_patch(
+        taxonomy: Annotated[str, published_as(TaxonomyName)], request: Annotated[PatchQuery, Query()]
+    ) -> PlainTextResponse:
         """The proposals as a unified diff against the list's README, to download."""
         found = service.propose(parse(ProposeRequest, **(request.model_dump() | {"taxonomy": taxonomy})))
         return PlainTextResponse(

@@ -37,6 +37,7 @@ from semsearch.errors import NotFound, SemsearchError, Stopped
 from semsearch.index import WATCH_LOCK, drop_lock, take_lock, write_atomically
 from semsearch.ingest import Ingest, IngestReport
 from semsearch.paper import Paper, one_line, printable, service_address, web_url
+from semsearch.requests_models import DIGEST_NAME
 
 log = logging.getLogger("semsearch.watch")
 
@@ -389,7 +390,6 @@ def _unseen(
 # --- digests kept in the index directory -----------------------------------------------------------
 # A digest is digests/<since>-<until>.json. Anything else found there (a stray file, one cut short
 # by a crash, garbage) is skipped with a note: one bad file must not take the API down with it.
-DIGEST_NAME = re.compile(r"\d{12}-\d{12}")  # <since>-<until>, each YYYYMMDDHHMM; no backtracking
 MAX_DIGEST_BYTES = 64 * 1024 * 1024  # a watch of MAX_RESULTS papers writes a few MB
 
 
