@@ -1,5 +1,5 @@
-"""What the HTTP API answers, as /openapi.json publishes it: one model per answer and the one
-error body, for the routes of `semsearch.server`.
+"""What the HTTP API answers, as /openapi.json publishes it: one model per answer (a `TextAnswer`
+for BibTeX and a patch) and the one error body, for the routes of `semsearch.server`.
 
 The models only describe answers: each route sends the service's dict as it is (the bytes the CLI's
 --json and MCP give, and no model built per hit), published under the model's name (`answering`).
@@ -9,11 +9,16 @@ apart silently: a field these models do not name fails it (extra="forbid").
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin
 
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from semsearch.requests_models import DigestName
+
 Share = Annotated[float, Field(ge=0, le=1)]
+Moment = Annotated[str, Field(pattern=r"^\d{12}$", description="YYYYMMDDHHMM, UTC.")]
 
 
 class _Answer(BaseModel):
@@ -163,6 +168,26 @@ class HealthAnswer(_Answer):
     watch: dict[str, Any] = Field(default=None, description="With serve --watch-every: the watcher's state.")
 
 
+class ClosestKnown(_Answer):
+    id: str
+    title: str
+    categories: list[str]
+
+
+class DigestPaper(_Answer):
+    """A new paper a watch placed in scope, as its digest lists it."""
+
+    id: str
+    title: str
+    url: str | None = Field(description="An http(s) link, never another kind.")
+    category: str = Field(description="The taxonomy node it was placed under (its group's).")
+    confidence: Share
+    in_scope: bool = Field(description="Always true: a digest lists the papers in scope.")
+    closest: list[ClosestKnown] = Field(description="The closest papers the index knew.")
+    authors: list[str]
+    snippet: str = Field(description="The opening of its abstract.")
+
+
 class OverviewAnswer(_Answer):
     papers: int = Field(ge=0)
     with_abstract: int = Field(ge=0)
@@ -170,7 +195,66 @@ class OverviewAnswer(_Answer):
     user_labelled: int = Field(ge=0)
     predicted: int = Field(ge=0)
     last_watch: str | None
-    new_papers: dict[str, list[dict[str, Any]]] = Field(description="The last digest's papers by taxonomy node.")
+    new_papers: dict[str, list[DigestPaper]] = Field(description="The last digest's papers by taxonomy node.")
+
+
+class DigestListed(_Answer):
+    name: DigestName = Field(description="<since>-<until>: what /api/digests/{name} takes.")
+    since: Moment
+    until: Moment
+    papers: int = Field(ge=0, description="The new papers in scope it lists.")
+
+
+class DigestSkipped(_Answer):
+    file: str = Field(description="A file of the digests folder that is no readable digest.")
+    reason: str
+
+
+class DigestsAnswer(_Answer):
+    digests: list[DigestListed] = Field(description="Newest first (by the end of its window).")
+    skipped: list[DigestSkipped]
+
+
+class DigestAnswer(_Answer):
+    since: Moment
+    until: Moment
+    window: str = Field(description='The window in words: "1 Nov 2024 to 2 Nov 2024 08:38 UTC".')
+    fetched: int = Field(ge=0, description="The papers read from arXiv in the window.")
+    groups: dict[str, list[DigestPaper]] = Field(description="{taxonomy node: its new papers, most confident first}")
+
+
+class Proposal(_Answer):
+    id: str
+    title: str
+    node: str = Field(description="The list's heading it would go under.")
+    confidence: Share
+    line: str = Field(description="The line in the list's own format ( when unsure: left out of the patch).")
+    unsure: bool = Field(description="Placed with less than min_confidence.")
+
+
+class ProposeAnswer(_Answer):
+    taxonomy: str
+    proposals: list[Proposal] = Field(description="Papers the index holds that the list lacks.")
+    patch: str = Field(description="A unified diff against the list's README, of the proposals not unsure.")
+    unsure: int = Field(ge=0, description="How many proposals are unsure.")
+
+
+class GapPaper(_Answer):
+    id: str
+    title: str
+
+
+class Gap(_Answer):
+    name: str = Field(description="A suggested heading.")
+    terms: list[str] = Field(description="The words its papers share.")
+    parent: str = Field(description='The heading it would sit under ("" for the top level).')
+    papers: list[GapPaper]
+
+
+class GapsAnswer(_Answer):
+    taxonomy: str
+    papers: int = Field(ge=0, description="The papers the list lacks, that were looked at.")
+    gaps: list[Gap] = Field(description="Topics the list has not named, nearest its own topic first.")
 
 
 class LabelAnswer(_Answer):
@@ -179,6 +263,23 @@ class LabelAnswer(_Answer):
     in_effect: bool = Field(description="False when the survey, or the list, files the paper otherwise.")
     taxonomy: str = None
 
+
+class DiffResponse(PlainTextResponse):
+    """A proposal's patch, as the type a diff is: so /openapi.json says the type the route sends."""
+
+    media_type = "text/x-diff"
+
+
+@dataclass(frozen=True)
+class TextAnswer:
+    """An answer that is text, not JSON: sent as `response_class`, published as a string of its type."""
+
+    response_class: type[PlainTextResponse]
+    description: str
+
+
+BIBTEX = TextAnswer(PlainTextResponse, "BibTeX entries for the papers named, in the order named.")
+PATCH = TextAnswer(DiffResponse, "The proposals as a unified diff against the list's README, to download.")
 
 ERRORS = {
     400: "Not answerable as asked: an unknown category, years the wrong way round, a question with no letter.",
@@ -193,16 +294,23 @@ ERRORS = {
 EVERY_ROUTE = (421, 422, 500)
 
 
-def answering(model: Any = None, *errors: int, text: bool = False) -> dict:
+def answering(model: Any = None, *errors: int) -> dict:
     """A route's options for /openapi.json: its answer published as `model` while the dict is sent
     as it is (the `dict` response model keeps FastAPI's serialisation, and so the bytes, as they
-    were), and the statuses it can give besides, each with the one error body. A `text` route's
-    errors are JSON all the same (FastAPI would say text/plain, its answer's type)."""
+    were), and the statuses it can give besides, each with the one error body. A `TextAnswer`
+    route's errors are JSON all the same (FastAPI would say text/plain, its answer's type)."""
+    text = isinstance(model, TextAnswer)
     as_json = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}}}
     responses: dict[int | str, dict] = {
         code: {"description": ERRORS[code], **(as_json if text else {"model": ErrorAnswer})}
         for code in sorted({*EVERY_ROUTE, *errors})
     }
+    if text:
+        sent = {model.response_class.media_type: {"schema": {"type": "string"}}}
+        return {
+            "response_class": model.response_class,
+            "responses": {200: {"description": model.description, "content": sent}, **responses},
+        }
     if model is None:
         return {"responses": responses}
     listed = get_origin(model) is list

@@ -26,12 +26,18 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
 from starlette.exceptions import HTTPException
 
 from semsearch.answers import (
+    BIBTEX,
+    PATCH,
     ClassifyAnswer,
+    DigestAnswer,
+    DigestsAnswer,
+    GapsAnswer,
     HealthAnswer,
     LabelAnswer,
     OverviewAnswer,
     PaperAnswer,
     PapersAnswer,
+    ProposeAnswer,
     RecommendAnswer,
     RelatedAnswer,
     SearchAnswer,
@@ -449,29 +455,27 @@ def create_app(
         """Papers per year under each node: `{"trends": {node path: {year: count}}}`."""
         return service.trends(request.category, request.taxonomy)
 
-    @app.get("/api/export", response_class=PlainTextResponse, **answering(None, 404, 503, text=True))
+    @app.get("/api/export", **answering(BIBTEX, 404, 503))
     def export(request: Annotated[ExportQuery, Query()]) -> str:
         """BibTeX entries for the papers named, in the order named."""
         return service.export(parse(ExportRequest, ids=split_ids(request.ids)).ids)
 
-    @app.get("/api/digests", **answering(None, 404, 503))
+    @app.get("/api/digests", **answering(DigestsAnswer, 404, 503))
     def digests(request: Annotated[DigestsQuery, Query()]) -> dict:
         """The digests of finished watches (the survey's, or `taxonomy`'s), newest first."""
         return service.digests(request.taxonomy)
 
-    @app.get("/api/digests/{name}", **answering(None, 404, 503))
+    @app.get("/api/digests/{name}", **answering(DigestAnswer, 404, 503))
     def digest(name: Annotated[str, published_as(DigestName)], request: Annotated[DigestsQuery, Query()]) -> dict:
         """One digest: its in-scope new papers grouped by taxonomy node."""
         return service.digest(name, request.taxonomy)
 
-    @app.get("/api/propose", **answering(None, 400, 404, 503))
+    @app.get("/api/propose", **answering(ProposeAnswer, 400, 404, 503))
     def propose(request: Annotated[ProposeQuery, Query()]) -> dict:
         """The papers a list lacks, placed under its headings: {"proposals": [...], "patch", "unsure"}."""
         return service.propose(parse(ProposeRequest, **request.model_dump()))
 
-    @app.get(
-        "/api/propose/{taxonomy}.patch", response_class=PlainTextResponse, **answering(None, 400, 404, 503, text=True)
-    )
+    @app.get("/api/propose/{taxonomy}.patch", **answering(PATCH, 400, 404, 503))
     def propose_patch(
         taxonomy: Annotated[str, published_as(TaxonomyName)], request: Annotated[PatchQuery, Query()]
     ) -> PlainTextResponse:
@@ -483,7 +487,7 @@ def create_app(
             headers={"Content-Disposition": f'attachment; filename="{_safe_file(taxonomy)}.patch"'},
         )
 
-    @app.get("/api/gaps", **answering(None, 400, 404, 503))
+    @app.get("/api/gaps", **answering(GapsAnswer, 400, 404, 503))
     def gaps(request: Annotated[GapsQuery, Query()]) -> dict:
         """Topics the list has not named: groups of papers it lacks, with a name and a parent heading."""
         checked = parse(ProposeRequest, **request.model_dump())

@@ -16,23 +16,37 @@ from tests.test_server import with_a_list
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = "2302.00003"  # a survey paper of the test corpus, with related work
 CLASSIFY = {"title": "Evicting tokens from the cache", "abstract": "We keep heavy hitters and evict the rest."}
+DIGEST = "202411010000-202411020000"  # the watch's digest the app's index keeps
 
 
 @pytest.fixture
 def app(survey_corpus_index, tmp_path):
-    """The app over an index holding a curated list (`mine`), with the Host check `serve` sets."""
+    """The app over an index holding a curated list (`mine`, whose README it keeps) and a watch's
+    digest (beside a stray file its listing skips), with the Host check `serve` sets."""
+    from semsearch.ingest import IngestReport
     from semsearch.server import create_app
+    from semsearch.watch import DigestEntry, WatchReport, save_digest
 
     with_a_list(survey_corpus_index, tmp_path)
+    entry = DigestEntry(
+        "2411.00001", "Evicting tokens", "https://arxiv.org/abs/2411.00001", "Model-Centric Methods/KV-Cache", 0.8,
+        True, closest=[{"id": PAPER, "title": "T", "categories": ["Model-Centric Methods"]}], authors=["G. Hopper"],
+        snippet="We keep heavy hitters.",
+    )  # fmt: skip
+    save_digest(WatchReport(*DIGEST.split("-"), 1, [entry], IngestReport()), index_dir=survey_corpus_index)
+    (survey_corpus_index / "digests" / "zzz.json").write_text("not a digest")
     return create_app(index_dir=survey_corpus_index, reload_seconds=None, hosts=["testserver"])
 
 
-def published(document: dict, path: str, method: str, status: int) -> Draft202012Validator:
-    """The validator of the JSON answer `document` publishes for (path, method, status); a status it
-    does not name for the route fails."""
+def published(
+    document: dict, path: str, method: str, status: int, media: str = "application/json"
+) -> Draft202012Validator:
+    """The validator of the answer (JSON, or text of type `media`) `document` publishes for (path,
+    method, status); a status or type it does not name for the route fails."""
     responses = document["paths"][path][method]["responses"]
     assert str(status) in responses, f"{method.upper()} {path} gives {status}, not in /openapi.json"
-    schema = responses[str(status)]["content"]["application/json"]["schema"]
+    assert media in responses[str(status)]["content"], f"{method.upper()} {path} sends {media}, not in /openapi.json"
+    schema = responses[str(status)]["content"][media]["schema"]
     # The schema's refs (#/components/...) are resolved against the document's components.
     return Draft202012Validator({**schema, "components": document["components"]})
 
@@ -82,9 +96,17 @@ ANSWERS = [
     ("/api/trends", "get", ("/api/trends", {"params": {"category": ["Quantization", "KV-Cache Optimization"]}}), 200),
     ("/api/trends", "get", ("/api/trends", {"params": {"category": "Caches", "taxonomy": "mine"}}), 200),
     ("/api/trends", "get", ("/api/trends", {"params": {"category": "Nope"}}), 400),
+    ("/api/export", "get", ("/api/export", {"params": {"ids": [PAPER, "2306.00978"]}}), 200),  # BibTeX, as text
     ("/api/export", "get", ("/api/export", {"params": {"ids": "nope"}}), 404),
+    ("/api/digests", "get", ("/api/digests", {}), 200),  # one digest, one file skipped
+    ("/api/digests", "get", ("/api/digests", {"params": {"taxonomy": "mine"}}), 200),  # none
+    ("/api/digests/{name}", "get", (f"/api/digests/{DIGEST}", {}), 200),
     ("/api/digests/{name}", "get", ("/api/digests/nope", {}), 404),
+    ("/api/propose", "get", ("/api/propose", {"params": {"taxonomy": "mine", "min_confidence": 0.6}}), 200),
+    ("/api/propose", "get", ("/api/propose", {"params": {"taxonomy": "survey"}}), 400),  # no README kept
     ("/api/propose", "get", ("/api/propose", {"params": {"taxonomy": "nope"}}), 404),
+    ("/api/propose/{taxonomy}.patch", "get", ("/api/propose/mine.patch", {}), 200),  # a diff, as text
+    ("/api/gaps", "get", ("/api/gaps", {"params": {"taxonomy": "survey"}}), 200),  # a gap
     ("/api/gaps", "get", ("/api/gaps", {"params": {"taxonomy": "nope"}}), 404),
     ("/api/labels", "post", ("/api/labels", {"json": {"id": PAPER, "category": "Quantization"}}), 200),
     ("/api/labels", "post", ("/api/labels", {"json": {"id": PAPER, "category": "Nope"}}), 400),
@@ -103,9 +125,15 @@ def test_every_answer_of_the_main_routes_is_what_the_schema_publishes(app):
     for path, method, (url, request), status in ANSWERS + paper_answers:
         answer = client.request(method.upper(), url, **request)
         assert answer.status_code == status, (url, answer.text)
-        problems = [e.message for e in published(document, path, method, status).iter_errors(answer.json())]
+        media = answer.headers["content-type"].partition(";")[0]
+        body = answer.json() if media == "application/json" else answer.text
+        problems = [e.message for e in published(document, path, method, status, media).iter_errors(body)]
         assert problems == [], (url, problems[:3])
     assert predicted, "a paper placed by the classifier, whose `confidence` is a number"
+    gaps = client.get("/api/gaps", params={"taxonomy": "survey"}).json()["gaps"]
+    listed = client.get("/api/digests").json()
+    assert gaps and gaps[0]["papers"] and listed["digests"] and listed["skipped"], "answers with every part to check"
+    assert client.get("/api/overview").json()["new_papers"], "the digest's papers, as the overview shows them"
 
 
 def test_a_refusal_by_host_or_by_a_closed_door_is_published_too(survey_corpus_index):
@@ -157,6 +185,8 @@ def test_the_main_answers_are_described_field_by_field_with_their_ranges(app):
         "/api/search": "SearchAnswer", "/api/classify": "ClassifyAnswer", "/api/related/{paper_id}": "RelatedAnswer",
         "/api/recommend": "RecommendAnswer", "/api/papers": "PapersAnswer", "/api/papers/{paper_id}": "PaperAnswer",
         "/api/trends": "TrendsAnswer", "/api/health": "HealthAnswer", "/api/overview": "OverviewAnswer",
+        "/api/digests": "DigestsAnswer", "/api/digests/{name}": "DigestAnswer", "/api/propose": "ProposeAnswer",
+        "/api/gaps": "GapsAnswer",
     }  # fmt: skip
     for path, name in answers.items():
         (operation,) = document["paths"][path].values()
@@ -170,6 +200,14 @@ def test_the_main_answers_are_described_field_by_field_with_their_ranges(app):
     assert (score["minimum"], score["maximum"]) == (0, 1)
     assert schemas["ClassifyAnswer"]["properties"]["in_scope"]["type"] == "boolean"
     assert schemas["ClassifyAnswer"]["properties"]["suggestions"]["maxItems"] == 3
+    assert schemas["OverviewAnswer"]["properties"]["new_papers"]["additionalProperties"]["items"] == {
+        "$ref": "#/components/schemas/DigestPaper"
+    }
+    for path, media in [("/api/export", "text/plain"), ("/api/propose/{taxonomy}.patch", "text/x-diff")]:
+        (operation,) = document["paths"][path].values()
+        answer = operation["responses"]["200"]
+        assert list(answer["content"]) == [media] and answer["content"][media]["schema"]["type"] == "string"
+        assert answer["description"] != "Successful Response", path  # says what the text is
 
 
 MISSING = object()  # a parameter left out
