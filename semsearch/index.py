@@ -25,7 +25,6 @@ damaged generation is not served: readers fall back to the newest intact older o
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import hashlib
@@ -100,31 +99,12 @@ def resolve_index_dir(option: str | Path | None = None) -> Path:
 
 def check_outside_index(path: Path, option: str, *, index_dir: str | Path | None = None) -> None:
     """A file the user names for writing (`watch --output`) may not lie in the index directory, through
-    symbolic links or not, nor be a hard link to one of its files: `--output IDX/CURRENT` (or .lock, a
-    generation's papers.db) overwrote the index's own file, and every reader then found the index damaged."""
+    symbolic links or not: `--output IDX/CURRENT` (or .lock, a generation's papers.db) overwrote the
+    index's own file, and every reader then found the index damaged."""
     directory = resolve_index_dir(index_dir).resolve()
     target = path.resolve()
     if target == directory or directory in target.parents:
         raise SemsearchError(f"{option} {path}: is inside the index directory {directory}; name a file outside it")
-    try:
-        found = target.stat()
-    except OSError:
-        return  # a new file: no index file is it
-    if found.st_nlink > 1 and directory.is_dir() and (found.st_dev, found.st_ino) in _file_ids(directory):
-        raise SemsearchError(
-            f"{option} {path}: is a hard link to a file of the index directory {directory}; name another file"
-        )
-
-
-def _file_ids(directory: Path) -> set[tuple[int, int]]:
-    """(device, inode) of every file under `directory`, symbolic links not followed."""
-    ids = set()
-    for root, _, names in os.walk(directory):
-        for name in names:
-            with contextlib.suppress(OSError):
-                found = os.lstat(os.path.join(root, name))
-                ids.add((found.st_dev, found.st_ino))
-    return ids
 
 
 @dataclass
