@@ -100,11 +100,39 @@ def resolve_index_dir(option: str | Path | None = None) -> Path:
 def check_outside_index(path: Path, option: str, *, index_dir: str | Path | None = None) -> None:
     """A file the user names for writing (`watch --output`) may not lie in the index directory, through
     symbolic links or not: `--output IDX/CURRENT` (or .lock, a generation's papers.db) overwrote the
-    index's own file, and every reader then found the index damaged."""
+    index's own file, and every reader then found the index damaged. Nor may it be one of the index's
+    files under another name (a hard link elsewhere to IDX/CURRENT): a path is not where a file is,
+    so the file is known by its device and inode."""
     directory = resolve_index_dir(index_dir).resolve()
     target = path.resolve()
     if target == directory or directory in target.parents:
         raise SemsearchError(f"{option} {path}: is inside the index directory {directory}; name a file outside it")
+    try:
+        found = target.stat()
+    except OSError:  # not there yet (or unreadable, which writing it will say): no file of the index
+        return
+    if found.st_nlink > 1 and stat.S_ISREG(found.st_mode):  # one name only: no other name in the index
+        linked = _files_by_inode(directory).get((found.st_dev, found.st_ino))
+        if linked is not None:
+            raise SemsearchError(
+                f"{option} {path}: is a hard link to {linked}, a file of the index directory {directory}; "
+                "name a file outside it"
+            )
+
+
+def _files_by_inode(directory: Path) -> dict[tuple[int, int], str]:
+    """Each regular file under `directory` (symbolic links not followed), by (device, inode): its
+    path in the directory."""
+    found = {}
+    for folder, _, names in os.walk(directory):
+        for name in names:
+            try:
+                status = os.lstat(os.path.join(folder, name))
+            except OSError:  # gone meanwhile (a writer retiring a generation)
+                continue
+            if stat.S_ISREG(status.st_mode):
+                found.setdefault((status.st_dev, status.st_ino), os.path.relpath(os.path.join(folder, name), directory))
+    return found
 
 
 @dataclass

@@ -1671,6 +1671,37 @@ def test_a_digest_is_never_written_into_the_index_directory(survey_index, stub, 
     assert code == 0 and beside.read_text(encoding="utf-8").startswith("#"), err
 
 
+def test_a_digest_is_never_written_through_a_hard_link_to_a_file_of_the_index(survey_index, stub, tmp_path):
+    """A hard link elsewhere to `IDX/CURRENT` or a generation's papers.db is no path inside the
+    index, so `watch --output LINK` wrote the digest through it, exit 0, and the index was damaged
+    for every reader. It is refused as a path inside is (one line, exit 2, before arXiv is asked
+    anything), by the file it is; a hard link to a file of no index is written, as any file."""
+    from tests.cli_process import run_cli
+    from tests.conftest import _fingerprint
+
+    generation = next(survey_index.glob("gen-*"))
+    links = {tmp_path / "current": survey_index / "CURRENT", tmp_path / "papers.db": generation / "papers.db"}
+    for link, target in links.items():
+        try:
+            os.link(target, link)
+        except OSError as err:  # another file system: no hard link can be made there
+            pytest.skip(f"no hard link from {tmp_path} into the index: {err}")
+    (tmp_path / "beside").symlink_to(tmp_path / "current")  # and through a symbolic link to the hard link
+    before = _fingerprint(survey_index)
+    for link in (*links, tmp_path / "beside"):
+        code, out, err = run_cli("watch", "--output", link, "--index", survey_index)
+        assert (code, out) == (2, "") and len(err.splitlines()) == 1, err
+        assert err.startswith(f"error: --output {link}: is a hard link to ") and "of the index directory" in err, err
+    assert stub.requests == [] and _fingerprint(survey_index) == before
+    mine = tmp_path / "digest.md"
+    mine.write_text("old digest\n", encoding="utf-8")
+    os.link(mine, tmp_path / "also-mine.md")
+    code, _, err = run_cli(
+        "watch", "--since", "2024-11-01", "--output", tmp_path / "also-mine.md", "--index", survey_index
+    )
+    assert code == 0 and mine.read_text(encoding="utf-8").startswith("#"), err
+
+
 @pytest.mark.parametrize("since", ["0001-01-01", "0999-12-31", "0500-06-15", "1990-12-31"])
 def test_a_since_before_arxiv_began_is_refused_in_one_line_before_arxiv_is_asked(survey_index, stub, cli, since):
     """0001-01-01 and 0999-12-31 ended in a traceback; 0500-06-15 watched "15 Jun 5000" and wrote a
