@@ -228,7 +228,7 @@ class Proposal(_Answer):
     title: str
     node: str = Field(description="The list's heading it would go under.")
     confidence: Share
-    line: str = Field(description="The line in the list's own format ( when unsure: left out of the patch).")
+    line: str = Field(description='The line in the list\'s own format ("" when unsure: left out of the patch).')
     unsure: bool = Field(description="Placed with less than min_confidence.")
 
 

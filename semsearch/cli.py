@@ -1595,7 +1595,7 @@ def _field_refusal(err: typer.TyperException) -> str | None:
     from semsearch.requests_models import FIELD_NAMES
 
     name = getattr(getattr(err, "param", None), "name", None)
-    return f"{name}: {err.message}" if type(err).__name__ == "BadParameter" and name in FIELD_NAMES else None
+    return f"{name}: {err.message}" if type(err) is typer.BadParameter and name in FIELD_NAMES else None
 
 
 def _warm_question_encoder(args: list[str]) -> None:

@@ -592,11 +592,12 @@ def take_lock(path: Path, timeout: float | None, doing: str, who: str = "writer"
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             # A server's own writers (a label, its watch) queue too: named as this process, not another.
-            held_by = "this process's other" if holder == str(os.getpid()) else "another"
+            ours = holder == str(os.getpid())
+            held_by = "this process's other" if ours else "another"
             if time.monotonic() >= deadline:
                 os.close(fd)
                 raise IndexBusy(
-                    f"{held_by} semsearch {'writer' if held_by != 'another' else 'process'} (pid {holder}) is "
+                    f"{held_by} semsearch {'writer' if ours else 'process'} (pid {holder}) is "
                     f"{doing} {path.parent}; try again when it has finished"
                 ) from None
             if not told:
