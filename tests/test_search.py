@@ -509,6 +509,37 @@ def test_the_representation_ceilings_and_the_leaves_oracle_run_as_a_user_runs_th
     assert re.search(r"^an opening weighs 3 papers \| \d+ \|", openings, re.M), openings
 
 
+@pytest.mark.slow  # a process of its own
+def test_the_scope_by_topic_script_runs_as_a_user_runs_it(unchanged_survey_corpus_index, tmp_path):
+    """scripts/eval_scope_topics.py: the scope verdict on new papers grouped by their topic folders,
+    each topic with as many papers as carry it, in a process with the test model."""
+    from semsearch.index import Index
+
+    shared = tmp_path / "shared"
+    (shared / "eval").mkdir(parents=True)
+    (shared / "data").mkdir()
+    survey = [p for _, p in Index.open(unchanged_survey_corpus_index).store.iter_papers() if p.survey_categories]
+    inside = survey[:30]
+    rows = [{"id": p.id, "expected": p.survey_categories[0]} for p in inside]
+    subjects = ["Faster Decoding", "Compressed Retrieval", "Sparse Planning", "Retrieval for Open QA"] + [
+        f"Planning Agents {i}" for i in range(6)
+    ]  # three outside papers whose titles name an efficiency method, seven whose titles do not
+    rows += [
+        {"id": f"9901.{i:05d}", "title": subject, "abstract": "We study language models.", "expected": None}
+        for i, subject in enumerate(subjects)
+    ]
+    (shared / "eval" / "new_papers_dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    topics = [{"id": p.id, "topics": ["peft"]} for p in inside]
+    topics += [{"id": f"9901.{i:05d}", "topics": ["rag"] + ["planning"] * (i >= 3)} for i in range(10)]
+    (shared / "data" / "arxiv_topics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in topics))
+
+    out = run_script("scripts/eval_scope_topics.py", "--index", unchanged_survey_corpus_index, "--shared", shared)
+    assert re.search(r"^40 papers \(30 inside\): scope AUROC [01]\.\d{3}, balanced accuracy [01]\.\d{3}$", out, re.M)
+    assert re.search(r"^\| rag \| 10 \| [01]\.\d{3} \| [01]\.\d{2} \|$", out, re.M), out
+    assert re.search(r"^\| planning \| 7 \| ", out, re.M) and re.search(r"^\| peft \| 30 \| ", out, re.M), out
+    assert "names an efficiency method: 3 of 10," in out, out
+
+
 def test_request_words_are_dropped_from_questions_not_papers(tmp_path, fake_model):
     from semsearch.lexical import strip_request
 
