@@ -74,6 +74,7 @@ def add_tools(server, service) -> None:
 
     from semsearch import requests_models as rm
     from semsearch.errors import SemsearchError
+    from semsearch.propose import ProposeRequest
 
     def answer(call, *args, **kwargs) -> Any:
         try:
@@ -84,7 +85,18 @@ def add_tools(server, service) -> None:
     def parse(model, **arguments):
         return answer(rm.parse, model, **arguments)
 
-    @server.tool()
+    def tool(model, **renamed: str):
+        """`server.tool()`, the tool's published arguments ruled by `model` (`publish_rules`);
+        `renamed`: an argument the model names otherwise (the question is the API's `q`)."""
+
+        def register(function):
+            server.tool()(function)
+            publish_rules(server._tool_manager.get_tool(function.__name__), model, renamed)  # noqa: SLF001
+            return function
+
+        return register
+
+    @tool(rm.SearchRequest, question="q")
     def search(
         question: str,
         k: K = 10,
@@ -109,7 +121,7 @@ def add_tools(server, service) -> None:
             explain=r.explain, details=r.details, taxonomy=r.taxonomy,
         )  # fmt: skip
 
-    @server.tool()
+    @tool(rm.ClassifyRequest)
     def classify(
         title: str | None = None, abstract: str | None = None, id: str | None = None, taxonomy: str | None = None
     ) -> dict:  # noqa: A002 - the argument name is part of the tool's contract, as for `related`
@@ -119,7 +131,7 @@ def add_tools(server, service) -> None:
         r = parse(rm.ClassifyRequest, id=id, title=title, abstract=abstract, taxonomy=taxonomy)
         return answer(service.classify, r.title, r.abstract, r.taxonomy, paper_id=r.id)
 
-    @server.tool()
+    @tool(rm.RelatedRequest)
     def related(  # noqa: A002 - the tool's argument name is part of its contract
         id: str, k: K = 10, diverse: bool = False, details: bool = False, taxonomy: str | None = None
     ) -> dict:
@@ -129,12 +141,12 @@ def add_tools(server, service) -> None:
         r = parse(rm.RelatedRequest, id=id, k=k, diverse=diverse, details=details, taxonomy=taxonomy)
         return answer(service.related, r.id, r.k, diverse=r.diverse, details=r.details, taxonomy=r.taxonomy)
 
-    @server.tool()
+    @tool(rm.PaperRequest)
     def paper(id: str) -> dict:  # noqa: A002
         """One paper whole: title, authors, abstract, links, categories and BibTeX."""
         return answer(service.paper, parse(rm.PaperRequest, id=id).id)
 
-    @server.tool()
+    @tool(rm.TaxonomyRequest)
     def taxonomy(taxonomy: str | None = None) -> list[dict]:
         """The taxonomy as a tree, with how many papers sit under each node: the survey's, or
         `taxonomy`, one added from a curated list."""
@@ -148,14 +160,14 @@ def add_tools(server, service) -> None:
         text = TextContent(type="text", text=json.dumps(tree, ensure_ascii=False))
         return CallToolResult(content=[text], structured_content={"result": tree})  # type: ignore[return-value]
 
-    @server.tool()
+    @tool(rm.TrendsRequest)
     def trends(category: list[str], taxonomy: str | None = None) -> dict:
         """Papers per year under one to three taxonomy nodes, to compare how topics grew; `taxonomy`
         names one added from a curated list (default: the survey's)."""
         r = parse(rm.TrendsRequest, category=category, taxonomy=taxonomy)
         return answer(service.trends, r.category, r.taxonomy)
 
-    @server.tool()
+    @tool(ProposeRequest)
     def propose(
         taxonomy: str = "survey",
         since: str | None = None,
@@ -166,12 +178,10 @@ def add_tools(server, service) -> None:
         placed under a heading of the list, as lines in the list's own format and a unified diff against
         its README (read only: nothing is written). Papers placed with less than `min_confidence` are
         marked unsure and left out of the diff. `since`: YYYY-MM-DD."""
-        from semsearch.propose import ProposeRequest
-
         r = parse(ProposeRequest, taxonomy=taxonomy, since=since, ids=ids, min_confidence=min_confidence)
         return answer(service.propose, r)
 
-    @server.tool()
+    @tool(rm.DigestRequest)
     def digest(name: str | None = None, taxonomy: str | None = None) -> dict:
         """What a watch of arXiv found new: the newest digest (or the one `name`d, <since>-<until>),
         its in-scope papers grouped by taxonomy node with their placement; `taxonomy`: a curated
@@ -180,14 +190,31 @@ def add_tools(server, service) -> None:
         listed = answer(service.digests, r.taxonomy)["digests"]
         return answer(service.digest, r.name, r.taxonomy) | {"names": [d["name"] for d in listed]}
 
-    @server.tool()
+    @tool(ProposeRequest)
     def gaps(taxonomy: str = "survey", since: str | None = None) -> dict:
         """Topics a curated list has not named yet: groups of papers it lacks that fit none of its headings,
         each with a suggested name, the heading it would sit under, and its papers (read only)."""
-        from semsearch.propose import ProposeRequest
-
         r = parse(ProposeRequest, taxonomy=taxonomy, since=since)
         return answer(service.gaps, r.taxonomy, r.since)
+
+
+def publish_rules(tool, model, renamed: dict[str, str]) -> None:
+    """Publish each of `tool`'s arguments with the rules `model` reads it by (a pattern, a length, a
+    range, a date; title and abstract, or an id), as /openapi.json publishes them: the SDK publishes
+    the signature's bare types, so an assistant learned of a rule only from a refusal. What is
+    published changes, not what is read: the request model reads every call, as before."""
+    ruled = model.model_json_schema()
+    published = tool.parameters
+    for name, field in published["properties"].items():
+        rule = {k: v for k, v in ruled["properties"][renamed.get(name, name)].items() if k not in ("title", "default")}
+        if branches := [branch for branch in rule.pop("anyOf", []) if branch != {"type": "null"}]:
+            rule |= branches[0] if len(branches) == 1 else {"anyOf": branches}
+        if {"type": "null"} in field.get("anyOf", []):  # the tool takes null (its default) where the model may not
+            rule = {"anyOf": [rule, {"type": "null"}]}
+        published["properties"][name] = {k: field[k] for k in ("title", "default") if k in field} | rule
+    published["additionalProperties"] = False  # refused by name (`tool_server`)
+    if "anyOf" in ruled:  # the model's forms: classify's text or id
+        published["anyOf"] = ruled["anyOf"]
 
 
 DRAIN_SECONDS = 300.0  # after stdin closes, how long requests already read may take to be answered

@@ -679,6 +679,67 @@ def test_the_mcp_tools_take_json_true_for_a_boolean_not_the_number_1(refusing_to
         anyio.run(refusing_tools.call_tool, "search", {"question": "cache", "k": k})
 
 
+# Calls of the tools that their request models refuse by form alone, beside BAD_INPUT and NOT_FOR_THE_CLI.
+MCP_REFUSED_BY_FORM = [
+    ("search", {"question": "???"}), ("search", {"question": "🚀"}), ("search", {}),
+    ("classify", {"id": "2302.00003", "title": "T"}), ("classify", {"title": "T", "abstract": None}),
+    ("related", {"id": ""}), ("paper", {"id": "x" * 201}), ("taxonomy", {"taxonomy": ""}),
+    ("trends", {"category": []}), ("trends", {"category": ["x" * 301]}),
+    ("propose", {"since": "2024-13-01"}), ("propose", {"min_confidence": 2}), ("propose", {"ids": [""]}),
+    ("propose", {"taxonomy": "x" * 61}), ("gaps", {"since": "soon"}), ("digest", {"name": "nope"}),
+]  # fmt: skip
+MCP_TAKEN = [
+    ("search", {"question": "量子化"}), ("search", {"question": "4?", "k": 5, "year_from": 2023, "year_to": None}),
+    ("search", {"question": "ｶﾞ", "category": "Quantization", "explain": True, "details": True}),
+    ("classify", {"title": "Ω?", "abstract": "é"}), ("classify", {"id": "2302.00003"}),
+    ("classify", {"id": "2302.00003", "title": None, "abstract": None}),
+    ("classify", {"title": "T", "abstract": "A", "id": "mine", "taxonomy": "kv"}),
+    ("related", {"id": "https://arxiv.org/abs/2306.00978v2", "diverse": True}), ("paper", {"id": "GPTQ"}),
+    ("taxonomy", {}), ("trends", {"category": ["Quantization", "Pruning"]}), ("propose", {}),
+    ("propose", {"taxonomy": "kv", "since": "2024-02-29", "min_confidence": 0, "ids": ["2302.00003"]}),
+    ("propose", {"min_confidence": None, "ids": None}), ("gaps", {"since": "2024-01-01"}),
+    ("digest", {"name": "202411010000-202411050000", "taxonomy": None}),
+]  # fmt: skip
+
+
+def test_what_a_tool_refuses_by_its_form_its_published_arguments_refuse_too(refusing_tools):
+    """tools/list published the signatures' bare types: a question of no letter, a title of
+    spaces, a `since` of any text, a classify with neither text nor id were valid to an assistant
+    that checks a call against the schema, and refused once sent. Now each tool publishes the
+    rules its request model reads by, and each call a model takes, the schema takes."""
+    from jsonschema import Draft202012Validator
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from semsearch import requests_models as rm
+    from semsearch.propose import ProposeRequest
+
+    models = {"search": rm.SearchRequest, "classify": rm.ClassifyRequest, "related": rm.RelatedRequest,
+              "paper": rm.PaperRequest, "taxonomy": rm.TaxonomyRequest, "trends": rm.TrendsRequest,
+              "propose": ProposeRequest, "gaps": ProposeRequest, "digest": rm.DigestRequest}  # fmt: skip
+    checker = Draft202012Validator.FORMAT_CHECKER
+    published = {t.name: Draft202012Validator(t.input_schema, format_checker=checker)
+                 for t in anyio.run(refusing_tools.list_tools)}  # fmt: skip
+    assert set(published) == set(models)
+    for tool, args, _ in [*BAD_INPUT, *NOT_FOR_THE_CLI]:
+        assert not published[tool].is_valid(args), (tool, args)
+
+    def read(tool: str, args: dict):
+        """The call as the tool reads it: through its model, with the tool's own defaults (the tools
+        are not called: a taxonomy or a digest of these may not exist)."""
+        defaults = {"taxonomy": "survey"} if tool in ("propose", "gaps") else {}
+        given = {"q" if k == "question" else k: v for k, v in args.items() if v is not None or tool == "classify"}
+        return rm.parse(models[tool], **defaults | given)
+
+    for tool, args in MCP_REFUSED_BY_FORM:
+        assert not published[tool].is_valid(args), (tool, args)
+        with pytest.raises(ToolError):
+            anyio.run(refusing_tools.call_tool, tool, args)
+    for tool, args in MCP_TAKEN:
+        errors = [e.message for e in published[tool].iter_errors(args)]
+        assert errors == [], (tool, args, errors)
+        read(tool, args)
+
+
 def test_the_published_schemas_state_the_limits_in_json_schema_words():
     """`k` 1-100 and years 1900-2100 reach an assistant (MCP tools/list) and an API client
     (/openapi.json) as JSON Schema's `minimum`/`maximum`: written `ge`/`le`, which JSON Schema has

@@ -86,6 +86,10 @@ def test_an_assistant_lists_the_tools_and_calls_them(index_dir):
     assert "explanation" in explained and {"explain", "abstract", "authors"} <= set(explained["results"][0])
     spread = payload(calls["spread"])["results"]
     assert len(spread) == 2 and all("abstract" in hit for hit in spread)
+    published = {t.name: t.input_schema for t in calls["tools"].tools}  # the rules reach the assistant
+    assert published["search"]["properties"]["question"]["pattern"].startswith("^[\\s\\S]*?[^\\W_")
+    assert published["classify"]["anyOf"][1]["required"] == ["id"]
+    assert all(schema["additionalProperties"] is False for schema in published.values())
 
 
 def test_requests_piped_in_are_all_answered_after_the_input_ends(index_dir):
