@@ -501,6 +501,22 @@ def test_your_label_in_the_survey_is_written_under_its_heading_whatever_the_clas
     assert len(added) == 1 and added[0] > heading, patch
 
 
+@pytest.mark.parametrize("asked", ["2308.00007v2", "https://arxiv.org/abs/2308.00007", "arXiv:2308.00007"])
+def test_your_label_holds_for_a_paper_asked_for_by_any_form_of_its_id(semsearch, survey_corpus_index, tmp_path, asked):
+    """`--ids` takes a paper by a version or a URL as it takes it by its id; its label holds all the
+    same: it was placed by the classifier instead, less surely than 1, so a cutoff left it out."""
+    readme = tmp_path / "README.md"
+    readme.write_text(survey_readme(set()), encoding="utf-8")
+    node = next(n for n in load_survey().nodes if n.endswith("/Post-Training Quantization"))
+    semsearch("label", "2308.00007", "Post-Training Quantization", "--index", survey_corpus_index)
+    args = ["taxonomy", "propose", "survey", "--list", readme, "--index", survey_corpus_index]
+    args += ["--min-confidence", "0.99"]  # under 1: only the label makes it sure
+
+    mine = json.loads(semsearch(*args, "--ids", asked, "--json").stdout)
+    assert [(r["id"], r["node"], r["confidence"], r["unsure"]) for r in mine] == [("2308.00007", node, 1.0, False)]
+    assert semsearch(*args, "--ids", asked).stdout == semsearch(*args, "--ids", "2308.00007").stdout != ""
+
+
 @pytest.mark.skipif(not LISTS.exists(), reason="needs ../shared/data/lists")
 def test_a_list_added_keeps_its_readme_for_propose(semsearch, survey_corpus_index, tmp_path):
     source = tmp_path / "kv.md"
