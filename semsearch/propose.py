@@ -361,9 +361,19 @@ def sections(listed: CuratedList, lines: Sequence[str]) -> dict[str, Section]:
             len(places) > 1 and gap * 2 >= len(places) - 1,
         )
         if number is None:
-            found[node].dated = [(d, p.first, p.last) for p in places if (d := _yymm(p.key)) is not None]
+            dated = ((_shown_month(lines[p.first : p.last + 1]) or _yymm(p.key), p) for p in places)
+            found[node].dated = [(d, p.first, p.last) for d, p in dated if d is not None]
             found[node].order = _arxiv_order([d for d, _, _ in found[node].dated])
     return found
+
+
+def _shown_month(item: Sequence[str]) -> str | None:
+    """The month an item shows ("2023.12" -> "2312"; not in a link's address), else None. A list
+    ordered by the months it shows holds items linked elsewhere than arXiv (OpenReview) in that
+    order too: a new 2024.01 line went above two 2023.12 ones, dated by arXiv ids alone."""
+    text = "\n".join(item)
+    shown = (m for m in _YEAR_MONTH.finditer(text) if not _in_link_target(text, m.start()))
+    return next((m.group(1)[2:] + m.group(2) for m in shown), None)
 
 
 def _yymm(arxiv_id: str | None) -> str | None:

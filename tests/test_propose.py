@@ -659,6 +659,26 @@ def test_a_section_kept_in_arxiv_order_takes_each_new_paper_at_its_place(tmp_pat
     assert (len(gaps) == len(expected) - 1) if blank else not gaps  # the section's own spacing
 
 
+def test_a_section_ordered_by_the_months_its_items_show_takes_a_new_paper_by_that_month():
+    """The speculative-decoding list shows each item's month ("2023.12") and orders by it, whatever
+    the link: an OpenReview one, or an arXiv id of a later month. Dated by arXiv ids alone, a 2024.01
+    line went above 2023.12 ones (or, the order not seen, to the section's end)."""
+    shown = [
+        ("2311.00001", "https://arxiv.org/pdf/2311.00001", "2023.11"),
+        (None, "https://openreview.net/pdf?id=abc", "2023.12"),
+        ("2405.00001", "https://arxiv.org/pdf/2405.00001", "2023.12"),
+        ("2401.00005", "https://arxiv.org/pdf/2401.00005", "2024.01"),
+        ("2402.00001", "https://arxiv.org/pdf/2402.00001", "2024.02"),
+    ]
+    items = [f"- **Listed paper {n}**{BREAK}\n  [[pdf]({url})], {month}." for n, (_, url, month) in enumerate(shown)]
+    markdown = "# L\n\n## H\n\n" + "\n".join(items) + "\n"
+    proposals, patch = propose(markdown, _Store([Paper(id="2401.00009", title="A new one")]), _Placer(["H"]))
+    lines = patch.splitlines()
+    at = lines.index(f"+- **A new one**{BREAK}")
+    assert [p.id for p in proposals] == ["2401.00009"] and lines[at + 1].endswith("], 2024.01."), patch
+    assert lines[at - 1].endswith("2024.01.") and lines[at + 2] == f" - **Listed paper 4**{BREAK}", patch  # 2024.02
+
+
 def test_a_paper_whose_title_no_list_item_could_carry_is_not_proposed():
     """A title the list's parser would not take as a paper (under four characters, e.g. a PDF's
     broken "ING") would be proposed again on every run after the list took it."""
