@@ -106,6 +106,25 @@ def test_a_new_paper_is_written_like_the_plainest_line_of_its_section():
     )
 
 
+def test_a_new_line_links_arxiv_as_most_of_its_sections_items_do():
+    """The survey's pruning section links arXiv's abstract pages but for one arXiv DOI, on its last
+    plain item: the line copied from that item gave every pruning paper proposed a DOI link."""
+    markdown = "\n".join(
+        [
+            "# L",
+            "## H",
+            "- Paper one, <ins>arXiv, 2023</ins> [[Paper](https://arxiv.org/abs/2301.00001)]",
+            "- Paper two, <ins>arXiv, 2023</ins> [[Paper](https://arxiv.org/abs/2301.00002)] [[Code](https://github.com/a/b)]",
+            "- Paper three, <ins>arXiv, 2023</ins> [[Paper](https://doi.org/10.48550/arXiv.2301.00003)]",
+            "",
+        ]
+    )
+    proposals, _ = propose(markdown, _Store([NEW]), _Placer(["H"]))
+    assert [p.line for p in proposals] == [
+        "- Folding Caches into Few Bits, <ins>ICML, 2025</ins> [[Paper](https://arxiv.org/abs/2501.01234)]"
+    ]
+
+
 def test_a_stored_preprint_venue_is_the_lists_arxiv_and_a_lines_month_is_its_arxiv_month():
     """A maintainer's pass: a venue stored as "arXiv 2024" became an "arXiv2024" badge (68 lines of
     514), "arXiv, ICML 2024" an "arXiv,_ICML2024" one, and 2412.00876 published at a 2025 venue was
