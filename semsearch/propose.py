@@ -221,7 +221,10 @@ class Template:
         venue = _venue(paper.venue, arxiv_word)
         edits: list[tuple[int, int, str]] = []  # (start, end, replacement), non-overlapping
         title = _span_of(text, listed.title)
-        edits.append((*title, _safe_title(paper.title)))
+        written = _safe_title(paper.title)
+        # The list's period after a title is the title's own end mark when it has one: not "One?."
+        ends = written.endswith((".", "?", "!")) and text[title[1] : title[1] + 1] == "."
+        edits.append((title[0], title[1] + ends, written))
         for match in _ARXIV_ID.finditer(text):
             end = match.end(1)
             version = re.match(r"v\d+", text[end : end + 4])

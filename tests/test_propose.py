@@ -106,6 +106,19 @@ def test_a_new_paper_is_written_like_the_plainest_line_of_its_section():
     )
 
 
+@pytest.mark.parametrize("mark", ["?", "!", "."])
+def test_a_title_that_ends_with_its_own_mark_takes_no_period_after_it(mark):
+    """The KV-cache list closes its bold titles with a period: "Worth the Wait?" came out "Wait?."."""
+    listed = parse_list(WRITTEN)
+    found = sections(listed, WRITTEN.splitlines())
+    asking = replace(NEW, title=f"Are Caches Worth the Wait{mark}")
+    assert render_line(found["KV cache"], [], asking, "Arxiv").startswith(
+        f"3. [**Are Caches Worth the Wait{mark}**](https://arxiv.org/abs/2501.01234) *Ada Lovelace"
+    )
+    survey_like = render_line(found["Quantization"], [], asking, "arXiv")
+    assert survey_like.startswith(f"- Are Caches Worth the Wait{mark}, <ins>")  # no period there to drop
+
+
 def test_a_new_line_links_arxiv_as_most_of_its_sections_items_do():
     """The survey's pruning section links arXiv's abstract pages but for one arXiv DOI, on its last
     plain item: the line copied from that item gave every pruning paper proposed a DOI link."""
