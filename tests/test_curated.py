@@ -206,6 +206,17 @@ def test_a_paper_linked_by_its_hugging_face_or_alphaxiv_page_has_its_arxiv_id():
     assert [p.arxiv_id for p in listed.papers] == ["2404.14469", "2407.21118"]  # a model's page names no paper
 
 
+def test_a_paper_cited_as_arxiv_cites_it_has_its_arxiv_id():
+    """An item that names its paper as "arXiv:2402.13718" (arXiv's own citation form), linked
+    elsewhere or not at all, was held by its title alone, and proposed again if its title differed."""
+    listed = parse_list(
+        "# L\n## KV\n- Cache Paper, arXiv:2402.13718, 2024\n"
+        "- [Other Paper](https://openreview.net/forum?id=x) (arXiv: 2401.00001v2)\n"
+        "- [Third Paper](https://example.org/p) names none: myarxiv:2401.00002, xarXiv:2401.00003\n"
+    )
+    assert [p.arxiv_id for p in listed.papers] == ["2402.13718", "2401.00001"]  # the third names no arXiv paper
+
+
 def test_what_github_shows_as_code_or_a_comment_is_no_heading_and_no_paper():
     """Read line by line, a paper commented out (`<!-- ... -->`) was listed, and a fenced block's
     `## ...` line and list items became a node and papers: GitHub shows neither."""

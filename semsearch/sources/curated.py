@@ -52,8 +52,9 @@ MAX_HEADINGS = 1_000  # headings and <summary> groups: each can be a node, and 4
 MAX_DEPTH = 12  # a node path's names (6 heading levels, then nested <details>)
 MAX_ITEMS = 100_000  # list items and table rows
 MAX_NAME = 300  # a heading's name is cut (at a word) to what every door takes as a category
-_ARXIV_ID = re.compile(  # abs, pdf and html pages, any version, and arXiv's DOIs
-    r"(?:arxiv\.org/(?:abs|pdf|html)/|10\.48550/arxiv\.)([0-9]{4}\.[0-9]{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/[0-9]{7})",
+_ARXIV_ID = re.compile(  # abs, pdf and html pages, any version, arXiv's DOIs, and "arXiv:ID" as arXiv cites it
+    r"(?:arxiv\.org/(?:abs|pdf|html)/|10\.48550/arxiv\.|(?<![\w/.])arxiv: ?)"
+    r"([0-9]{4}\.[0-9]{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/[0-9]{7})",
     re.IGNORECASE,
 )
 
