@@ -295,17 +295,24 @@ def service_address(value: str | None) -> str | None:
     """`value` if it can be the base of requests to a service (a web link by `web_url`, whose host,
     and port if given, parse, from 1 to 65535, with no query or fragment for a path or query to be
     appended to), else None. `SEMSEARCH_ARXIV_URL=http://127.0.0.1:99999/api` or `http://[::1` passed
-    the link rule and were retried for 46 s as arXiv's failure; a fragment swallowed the query."""
+    the link rule and were retried for 46 s as arXiv's failure; a fragment swallowed the query. The
+    address must also parse for urllib3, which makes the requests: `http://[v1.fe]/` or a soft
+    hyphen in the host passed urlsplit and were retried as arXiv's failure in the same way."""
     from urllib.parse import urlsplit
+
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
 
     if web_url(value) is None:
         return None
     try:
         parts = urlsplit(value)
         port = parts.port
-    except ValueError:  # an unclosed IPv6 bracket, a port that is no number or out of range
+        parse_url(value)
+    except (ValueError, LocationParseError):  # an unclosed IPv6 bracket, a port out of range, a host urllib3 refuses
         return None
-    if not parts.hostname or port == 0 or parts.query or parts.fragment:
+    # "#" even with nothing after it: `...query#` sent no search at all (the query went into the fragment).
+    if not parts.hostname or port == 0 or parts.query or "#" in value:
         return None
     return value
 

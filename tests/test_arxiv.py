@@ -276,6 +276,9 @@ BAD_API_URLS = [
     "file:///etc/passwd", "javascript:alert(1)", "ftp://example.org/api", "http://", "127.0.0.1:8310/api/query",
     "http://127.0.0.1:99999/api", "http://127.0.0.1:0/api", "http://127.0.0.1:port/api", "http://[::1",
     "http://[::1/api", "http://127.0.0.1:8310/api/query#frag", "http://127.0.0.1:8310/api/query?x=1",
+    # An empty fragment still swallows the query; these hosts pass urlsplit but not urllib3, which requests.
+    "http://127.0.0.1:8310/api/query#", "http://127.0.0.1:8310/api/query?#", "http://[v1.fe]/api",
+    "http://[::1]x/api", "http://exa\u00admple.org/api",
 ]  # fmt: skip
 
 
@@ -296,8 +299,12 @@ def test_an_api_url_with_a_password_is_refused_without_repeating_it(monkeypatch)
 
 
 @pytest.mark.parametrize(
-    "value", ["http://127.0.0.1:8310/api/query", "https://export.arxiv.org/api/query", "http://[::1]:80/"]
-)
+    "value",
+    [
+        "http://127.0.0.1:8310/api/query", "https://export.arxiv.org/api/query", "http://[::1]:80/",
+        "http://127.0.0.1:8310/api/query?",  # an empty query: the client's own is appended in its place
+    ],
+)  # fmt: skip
 def test_an_api_url_a_service_can_answer_at_is_taken(monkeypatch, value):
     monkeypatch.setenv("SEMSEARCH_ARXIV_URL", value)
     assert ArxivClient().base_url == value
