@@ -742,6 +742,8 @@ def watch(
         if not output.parent.is_dir():
             raise SemsearchError(f"cannot write {output}: there is no directory {output.parent}")
         check_outside_index(output, "--output", index_dir=index)
+        if output.is_dir():  # '', '.' or a folder: found after the watch had asked arXiv and published
+            raise SemsearchError(f"cannot write {output}: it is a directory; name a file")
 
     def report_watch(report) -> None:
         digest = render_digest(report, digest_format.value, min_confidence, paper_view=view)

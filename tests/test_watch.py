@@ -1702,6 +1702,20 @@ def test_a_digest_is_never_written_through_a_hard_link_to_a_file_of_the_index(su
     assert code == 0 and mine.read_text(encoding="utf-8").startswith("#"), err
 
 
+def test_a_digest_output_that_is_a_directory_is_refused_before_arxiv_is_asked(survey_index, stub, cli, tmp_path):
+    """`--output DIR` (or '', or '.': the working directory) was found out only when the digest was
+    written, after the watch had asked arXiv and published: 'Is a directory', exit 2. A file must be
+    named, in one line, before anything is fetched."""
+    from tests.conftest import _fingerprint
+
+    before = _fingerprint(survey_index)
+    for output in (tmp_path, "", "."):
+        code, out, err = cli("watch", "--output", output, "--index", survey_index, cwd=tmp_path)
+        assert (code, out) == (2, "") and len(err.splitlines()) == 1, err
+        assert err.startswith("error: cannot write ") and err.endswith(": it is a directory; name a file\n"), err
+    assert stub.requests == [] and _fingerprint(survey_index) == before
+
+
 @pytest.mark.parametrize("since", ["0001-01-01", "0999-12-31", "0500-06-15", "1990-12-31"])
 def test_a_since_before_arxiv_began_is_refused_in_one_line_before_arxiv_is_asked(survey_index, stub, cli, since):
     """0001-01-01 and 0999-12-31 ended in a traceback; 0500-06-15 watched "15 Jun 5000" and wrote a
