@@ -1702,6 +1702,30 @@ def test_a_digest_is_never_written_through_a_hard_link_to_a_file_of_the_index(su
     assert code == 0 and mine.read_text(encoding="utf-8").startswith("#"), err
 
 
+def test_a_link_into_the_index_made_while_the_watch_runs_is_refused_when_the_digest_is_written(
+    survey_index, stub, cli, tmp_path
+):
+    """`--output PATH` was checked once, at the start: a link to IDX/CURRENT made at PATH while the
+    watch ran (it takes minutes; `--every`, days) had the digest written over CURRENT, exit 0, and
+    every reader then found the index damaged. It is checked again when written: one line, exit 2,
+    and the index the watch published is whole."""
+    from semsearch.index import Index
+
+    output = tmp_path / "digest.md"
+    answer = stub.respond
+
+    def link_while_running(query, step):  # the link appears while arXiv is being asked
+        if not output.is_symlink():
+            output.symlink_to(survey_index / "CURRENT")
+        return answer(query, step)
+
+    stub.respond = link_while_running
+    code, out, err = cli("watch", "--since", "2024-11-01", "--output", output, "--index", survey_index)
+    assert output.is_symlink() and (code, out) == (2, "") and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: --output {output}: is inside the index directory "), err
+    assert Index.open(survey_index).manifest.count == 424 + 3  # readable, with the watch's papers
+
+
 def test_a_digest_output_that_is_a_directory_is_refused_before_arxiv_is_asked(survey_index, stub, cli, tmp_path):
     """`--output DIR` (or '', or '.': the working directory) was found out only when the digest was
     written, after the watch had asked arXiv and published: 'Is a directory', exit 2. A file must be
