@@ -577,7 +577,7 @@ def related(
         _emit_batch(output, [({"id": found[each]}, finder.related_to(found[each], k, diverse=diverse)) for each in ids])
     elif paper_id is not None:
         try:
-            own_id = finder.paper_id(paper_id)
+            own_id = finder.paper_id(request.id)  # as parsed: read as UTF-8 under any locale
         except SharedName:
             raise  # the message lists the papers: no hint to add
         except NotFound as err:

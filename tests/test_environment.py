@@ -99,6 +99,17 @@ def test_a_utf8_question_under_a_locale_that_is_not_utf8_is_read_as_utf8(unicode
     )
 
 
+@pytest.mark.slow
+def test_a_paper_named_in_utf8_under_a_locale_that_is_not_utf8_is_found_by_related(unicode_index):
+    """`related Nyströmformer` under `LC_ALL=C PYTHONUTF8=0` said "no paper 'Nystr\\udcc3\\udcb6mformer'",
+    exit 2, while `search` and `export` read the same argument as the UTF-8 it is."""
+    env = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": None}
+    ran = semsearch("related", "Nyströmformer", "-k", 1, "--json", "--index", unicode_index, env=env)
+    assert ran.returncode == 0, ran.stderr
+    in_utf8 = semsearch("related", "Nyströmformer", "-k", 1, "--json", "--index", unicode_index)
+    assert json.loads(ran.stdout) == json.loads(in_utf8.stdout)  # the same paper's related work
+
+
 def test_a_command_line_argument_is_read_as_the_utf8_its_bytes_are():
     from semsearch.requests_models import as_utf8
 
