@@ -1538,6 +1538,7 @@ def _interrupted(args: list[str], index_left: str | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors become one line on stderr and an exit code, never a traceback."""
+    _fill_closed_descriptors()
     _survive_any_encoding()
     library = logging.getLogger("semsearch")
     if not any(isinstance(h, _Stderr) for h in library.handlers):
@@ -1546,8 +1547,8 @@ def main(argv: list[str] | None = None) -> int:
         library.propagate = False
     _warm_question_encoder(sys.argv[1:] if argv is None else list(argv))
     stdout, stderr = sys.stdout, sys.stderr
-    if stdout is not None:
-        sys.stdout = _Output(stdout)
+    # Started with fd 1 closed (`>&-`): as >/dev/null; the flush below failed on None (a traceback, exit 1).
+    sys.stdout = _Output(stdout if stdout is not None else open(os.devnull, "w", encoding="utf-8"))
     if stderr is None:  # started with fd 2 closed (`2>&-`): as 2>/dev/null; print(file=None) wrote errors to stdout
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # for the run; closed after it
     try:
@@ -1588,10 +1589,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {_field_refusal(err) or f'{err.format_message()} (see {command} --help)'}", file=sys.stderr)
         return getattr(err, "exit_code", 2)
     finally:
+        if stdout is None:
+            sys.stdout.close()
         if stderr is None:
             sys.stderr.close()
         sys.stdout, sys.stderr = stdout, stderr
     return result if isinstance(result, int) else 0
+
+
+def _fill_closed_descriptors() -> None:
+    """/dev/null in place of a closed fd 1 or 2 (`>&-`, `2>&-`, a daemon's start), before any file is
+    opened: the first file opened took the free number, and with `>&-` that was the index's .lock,
+    where anything written to fd 1 (a library's print, a server's worker) would have gone."""
+    for fd in (1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != fd:  # a lower one was closed too (fd 0): the lowest free number was given
+                os.dup2(null, fd)
+                os.close(null)
 
 
 def _field_refusal(err: typer.TyperException) -> str | None:

@@ -263,6 +263,35 @@ def test_with_stderr_closed_a_writer_works_and_an_error_never_goes_to_stdout(uni
     assert (refused.returncode, refused.stdout) == (2, b"")  # "error: question: has no text" was on stdout
 
 
+@pytest.mark.slow
+def test_with_stdout_closed_a_command_works_as_with_dev_null_and_no_file_of_the_index_takes_fd_1(
+    unicode_index, tmp_path
+):
+    """`semsearch ... >&-` ended every command in a traceback, exit 1 (the final flush of a None
+    stdout), after an ingest had published; and the first file opened took the free fd 1: the
+    index's .lock, where anything written to stdout would have gone. Now it is as with >/dev/null."""
+    import shlex
+
+    papers = tmp_path / "more.jsonl"
+    papers.write_text(json.dumps({**PAPER, "id": "2401.09998"}) + "\n", encoding="utf-8")
+    probe = tmp_path / "probe.py"  # the command, then what fd 1 is at its end
+    probe.write_text(
+        "import os, sys\n"
+        "from tests.cli_process import main\n"
+        "try:\n    main()\nexcept SystemExit as done:\n    code = done.code\n"
+        "print(os.readlink('/proc/self/fd/1'), code, file=sys.stderr)\n",
+        encoding="utf-8",
+    )
+    for args in (("ingest", "jsonl", papers), ("search", "2401.09998"), ("info",)):
+        command = shlex.join([sys.executable, str(probe), "--", *map(str, args), "--index", str(unicode_index)])
+        ran = subprocess.run(
+            ["sh", "-c", f"exec {command} >&-"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stderr=subprocess.PIPE, timeout=300,
+        )  # fmt: skip
+        said = ran.stderr.decode().splitlines()
+        assert b"Traceback" not in ran.stderr and said[-1] == f"{os.devnull} 0", (args, said)
+
+
 # --- a reader that stops reading ----------------------------------------------------------------------
 @pytest.mark.slow
 def test_output_cut_short_by_its_reader_exits_0_however_long_it_was(unicode_index, tmp_path):
