@@ -581,6 +581,13 @@ def check_token_given(token: str | None) -> None:
         raise SemsearchError(
             "--token is empty (is the variable you passed set?): give a token, or neither --token nor SEMSEARCH_TOKEN"
         )
+    # A token read with its file's line break ("abc\n") started a server no client could write to:
+    # a header's value carries no control character and loses white space at its ends (all 403).
+    if token is not None and (token != token.strip() or any(ord(c) < 32 or ord(c) == 127 for c in token)):
+        raise SemsearchError(
+            "--token has white space at an end or a control character (a line break read with it?), which no "
+            "Authorization header can carry: give the token alone"
+        )
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -223,6 +223,26 @@ def test_serve_refuses_an_empty_token_at_start_for_one_worker_and_for_many(surve
     )
 
 
+@pytest.mark.parametrize("token", ["s3cret\n", " s3cret", "s3\x1bcret"], ids=["line-break", "space", "escape"])
+def test_serve_refuses_a_token_no_authorization_header_can_carry(survey_only_index, tmp_path, token):
+    """A token read with its file's line break started a server that answered every write 403: no
+    client can send a line break (or another control character, or white space at an end) in a
+    header. It is refused at start in one line, exit 2."""
+    log = tmp_path / "server.log"
+    server = semsearch_process(
+        "serve", "--port", free_port(), "--token", token, "--index", survey_only_index, env={}, log=log
+    )  # fmt: skip
+    try:
+        code = server.wait(WAIT)
+    except subprocess.TimeoutExpired:
+        code = "still serving"
+    finally:
+        stop(server)
+    said = log.read_text()
+    assert code == 2 and said.startswith("error: --token has white space at an end or a control character"), said
+    assert len(said.splitlines()) == 1 and "s3" not in said  # the token is not repeated
+
+
 def test_a_watch_killed_while_writing_its_digest_leaves_no_damaged_digest(survey_only_index, stub, tmp_path):
     marker, log = tmp_path / "paused", tmp_path / "watch.log"
     env = {"SEMSEARCH_ARXIV_URL": stub.url}
