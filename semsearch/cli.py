@@ -748,8 +748,6 @@ def watch(
     def report_watch(report) -> None:
         digest = render_digest(report, digest_format.value, min_confidence, paper_view=view)
         if output is not None:
-            from semsearch.index import check_outside_index
-
             # Again now: a link made while the watch ran (minutes; days with --every) led into the index.
             check_outside_index(output, "--output", index_dir=index)
             try:
