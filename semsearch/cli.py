@@ -1651,7 +1651,13 @@ def run(argv: list[str] | None = None) -> None:
     another is ignored (`main`)."""
     global _A_COMMAND
     _A_COMMAND = True
-    sys.exit(main(argv))
+    try:
+        code = main(argv)
+    except KeyboardInterrupt:  # before `main` could answer it: while it set the streams up, or warmed the encoder
+        _interrupt_answered()
+        print(_interrupted([], "nothing"), file=sys.stderr)
+        code = 130
+    sys.exit(code)
 
 
 _A_COMMAND = False  # run as the `semsearch` command, not called by a program that keeps running

@@ -123,6 +123,29 @@ def test_an_impatient_ctrl_c_pressed_three_times_is_answered_once(tmp_path):
     assert err.startswith("interrupted; the papers read so far are kept")
 
 
+@pytest.mark.parametrize("loading", ["typer", "semsearch.embeddings"])
+def test_ctrl_c_while_the_command_is_still_loading_is_answered_in_one_line(tmp_path, loading):
+    """Ctrl-C in the first tenths of a second, while `semsearch` imported its CLI (typer) or warmed
+    the question's encoder, printed a traceback of what it cut short (an attacker's pass). The
+    installed command is run as its console script runs it, and the Ctrl-C raised where that import
+    happens, as the signal raises it there, so the test does not race the clock."""
+    code = (
+        "import sys\n"
+        "class CtrlC:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == {loading!r}:\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, CtrlC())\n"
+        f"sys.argv = ['semsearch', 'search', 'kv cache', '--index', {str(tmp_path / 'idx')!r}]\n"
+        "from importlib.metadata import entry_points\n"
+        "(command,) = entry_points(group='console_scripts', name='semsearch')\n"
+        "sys.exit(command.load()())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (130, "interrupted; nothing was changed\n")
+    assert not (tmp_path / "idx").exists()
+
+
 def test_ctrl_c_of_a_label_says_what_it_left_as_the_next_writer_finds_it(tmp_path):
     """Stopped after its generation was renamed and before CURRENT named it, a label's change waits
     for the next writer, and its message says so; the next label publishes both and says that."""
