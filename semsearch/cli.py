@@ -702,7 +702,9 @@ def watch(
     ] = None,
     keep_all: Annotated[bool, typer.Option("--keep-all", help="Ingest out-of-scope papers too.")] = False,
     digest_format: Annotated[DigestFormat, typer.Option("--format", help="Digest form.")] = DigestFormat.markdown,
-    output: Annotated[Path | None, typer.Option("--output", help="Write the digest to FILE (default stdout).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write the digest to FILE (default, or -, stdout).")
+    ] = None,
     min_confidence: Annotated[
         float, typer.Option("--min-confidence", min=0.0, max=1.0, help="Leave less certain papers out of the digest.")
     ] = 0.0,
@@ -736,6 +738,8 @@ def watch(
     seconds = parse_interval(every) if every else None
     if seconds is not None and since is not None:
         raise SemsearchError("--every watches on from the last watch; run once with --since first")
+    if output is not None and str(output) == "-":  # stdout, as tools read "-"; it wrote a file named "-"
+        output = None
     if output is not None:  # found out now, not after a watch's fetching
         from semsearch.index import check_outside_index
 

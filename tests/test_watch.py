@@ -1671,6 +1671,15 @@ def test_a_digest_is_never_written_into_the_index_directory(survey_index, stub, 
     assert code == 0 and beside.read_text(encoding="utf-8").startswith("#"), err
 
 
+def test_a_digest_output_of_dash_is_standard_output(survey_index, stub, cli, tmp_path):
+    """`--output -` wrote a file named "-" in the working directory; it means stdout, as the default."""
+    here = tmp_path / "here"
+    here.mkdir()
+    code, out, err = cli("watch", "--since", "2024-11-01", "--output", "-", "--index", survey_index, cwd=here)
+    assert code == 0 and out.startswith("# ") and "2411.00001" in out, err
+    assert list(here.iterdir()) == []
+
+
 def test_a_digest_is_never_written_through_a_hard_link_to_a_file_of_the_index(survey_index, stub, tmp_path):
     """A hard link elsewhere to `IDX/CURRENT` or a generation's papers.db is no path inside the
     index, so `watch --output LINK` wrote the digest through it, exit 0, and the index was damaged
