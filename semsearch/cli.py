@@ -137,6 +137,11 @@ def _progress(flag: bool | None) -> bool:
     return _is_terminal(sys.stderr) if flag is None else flag
 
 
+def _undo_command(name: str | None) -> str:
+    """The command that undoes the last refresh of taxonomy `name` (None: the survey's)."""
+    return "`taxonomy refresh --undo`" if name in (None, "survey") else f"`taxonomy refresh {name} --undo`"
+
+
 def _is_terminal(stream) -> bool:
     """Whether `stream` is a terminal; a stream that is missing (a cron job's closed fd 2: sys.stderr
     is None) or closed is not one. `None.isatty()` stopped every writer, exit 1, without a word."""
@@ -989,7 +994,7 @@ def taxonomy_refresh(
         else:
             print(
                 f"restored the previous labels of {taxonomy_name or source or 'survey'!r}: it lists {report['papers']} "
-                "papers again (`taxonomy refresh --undo` once more redoes)",
+                f"papers again ({_undo_command(taxonomy_name or source)} once more redoes)",
                 file=sys.stderr,
             )
         return
@@ -1011,7 +1016,8 @@ def taxonomy_refresh(
         print(f"{name.replace('_', ' '):<14} {report[name]:>4}  {'; '.join(shown)}{more}")
     list_name = taxonomy_name or "the survey"
     if report["applied"]:
-        print(f"{list_name} now lists {report['papers']} papers (`taxonomy refresh --undo` goes back)", file=sys.stderr)
+        undo_hint = _undo_command(taxonomy_name)
+        print(f"{list_name} now lists {report['papers']} papers ({undo_hint} goes back)", file=sys.stderr)
     else:
         print(f"dry run: nothing changed ({list_name} would list {report['papers']} papers)", file=sys.stderr)
         if report["refused"]:  # what the run itself would answer

@@ -432,7 +432,8 @@ def _refusal(name: str, plan: dict, old_nodes, new_nodes) -> str | None:
     if before and removed > MAX_REMOVED_SHARE * before:
         return (
             f"refresh refused: it would remove {removed} of the {before} papers of {name!r}, more than a fifth "
-            "(see them with --dry-run; add --force to apply it; `taxonomy refresh --undo` restores the labels)"
+            "(see them with --dry-run; add --force to apply it; "
+            f"`taxonomy refresh {'' if name == SURVEY else name + ' '}--undo` restores the labels)"
         )
     return None
 

@@ -133,6 +133,24 @@ def test_a_refresh_interrupted_then_run_again_is_still_undone_to_the_list_as_it_
     assert code == 0 and json.loads(out)["papers"] == 6, err  # and undone again, the refresh
 
 
+def test_a_lists_refresh_names_the_undo_of_that_list_not_the_surveys(index_dir, list_file, stub, capsys, tmp_path):
+    """After `taxonomy refresh FILE --taxonomy kv` the hint was `taxonomy refresh --undo`, which undoes
+    the survey's refresh ("nothing to undo: the survey's list was never refreshed")."""
+
+    assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
+    smaller = tmp_path / "smaller.md"
+    smaller.write_text(LIST.replace("- **Four-bit values.** [[pdf](https://arxiv.org/abs/2501.00005)]\n", ""))
+    code, _, err = run(capsys, "taxonomy", "refresh", smaller, "--taxonomy", "kv", "--index", index_dir)
+    assert code == 0 and "kv now lists 6 papers (`taxonomy refresh kv --undo` goes back)" in err
+    code, _, err = run(capsys, "taxonomy", "refresh", "kv", "--undo", "--index", index_dir)
+    assert code == 0 and "(`taxonomy refresh kv --undo` once more redoes)" in err
+    smallest = tmp_path / "smallest.md"
+    two_bit = "- **Two-bit keys.** [[pdf](https://arxiv.org/abs/2501.00004)]\n"
+    smallest.write_text(smaller.read_text().replace(two_bit, ""))
+    code, _, err = run(capsys, "taxonomy", "refresh", smallest, "--taxonomy", "kv", "--index", index_dir)
+    assert code == 2 and "`taxonomy refresh kv --undo` restores the labels" in err
+
+
 def test_undo_of_a_list_the_index_does_not_hold_says_there_is_none(index_dir, capsys):
     code, _, err = run(capsys, "taxonomy", "refresh", "nosuch", "--undo", "--index", index_dir)
     assert code == 2 and "no taxonomy 'nosuch' in the index" in err  # as `taxonomy show` says it
