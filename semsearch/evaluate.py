@@ -286,7 +286,10 @@ def evaluate_related(index: Index, topics: dict[str, set[str]], k: int = 5) -> d
     store = index.store
     queries = [(v, p) for v, p in store.iter_papers() if p.survey_categories and p.abstract]
     if not queries:
-        raise SemsearchError("no labelled paper with an abstract in the index to evaluate with")
+        raise SemsearchError(
+            "no survey paper with an abstract in the index to evaluate with (an offline index holds their titles"
+            " only: `semsearch ingest survey` online adds the abstracts)"
+        )
 
     ours, plain, latencies = [], [], []
     for vec_id, paper in queries:

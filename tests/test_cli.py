@@ -474,6 +474,14 @@ def test_eval_related_over_a_handful_of_papers_warns_that_the_figure_says_little
     assert err.startswith("warning: only 1 survey papers with an abstract to ask about: the figure says little")
 
 
+def test_eval_related_on_an_offline_survey_index_says_how_to_get_the_abstracts_it_needs(survey_only_index, capsys):
+    """usage.md: `eval related` "needs abstracts: an online ingest"; the refusal said only that there were none."""
+    code, out, err = run(capsys, "eval", "related", "--index", survey_only_index)
+    assert (code, out) == (2, "")
+    assert err.startswith("error: no survey paper with an abstract in the index to evaluate with")
+    assert "`semsearch ingest survey` online adds the abstracts" in err
+
+
 def test_serve_names_a_host_it_cannot_resolve_and_writes_an_ipv6_page_address_in_brackets(survey_corpus_index, capsys):
     from semsearch.server import page_url
 
