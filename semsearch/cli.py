@@ -137,11 +137,6 @@ def _progress(flag: bool | None) -> bool:
     return _is_terminal(sys.stderr) if flag is None else flag
 
 
-def _undo_command(name: str | None) -> str:
-    """The command that undoes the last refresh of taxonomy `name` (None: the survey's)."""
-    return "`taxonomy refresh --undo`" if name in (None, "survey") else f"`taxonomy refresh {name} --undo`"
-
-
 def _is_terminal(stream) -> bool:
     """Whether `stream` is a terminal; a stream that is missing (a cron job's closed fd 2: sys.stderr
     is None) or closed is not one. `None.isatty()` stopped every writer, exit 1, without a word."""
@@ -981,7 +976,7 @@ def taxonomy_refresh(
     """Follow a list as its authors maintain it: relabel, add new papers, retrain. A refresh that
     would remove more than a fifth of the list's papers, or a file unlike the list, is refused
     unless --force; --undo puts the previous labels back."""
-    from semsearch.lists import refresh_list, undo_refresh
+    from semsearch.lists import refresh_list, undo_command, undo_refresh
 
     if undo:
         if source is not None and taxonomy_name is not None:
@@ -994,7 +989,7 @@ def taxonomy_refresh(
         else:
             print(
                 f"restored the previous labels of {taxonomy_name or source or 'survey'!r}: it lists {report['papers']} "
-                f"papers again ({_undo_command(taxonomy_name or source)} once more redoes)",
+                f"papers again ({undo_command(taxonomy_name or source)} once more redoes)",
                 file=sys.stderr,
             )
         return
@@ -1016,7 +1011,7 @@ def taxonomy_refresh(
         print(f"{name.replace('_', ' '):<14} {report[name]:>4}  {'; '.join(shown)}{more}")
     list_name = taxonomy_name or "the survey"
     if report["applied"]:
-        undo_hint = _undo_command(taxonomy_name)
+        undo_hint = undo_command(taxonomy_name)
         print(f"{list_name} now lists {report['papers']} papers ({undo_hint} goes back)", file=sys.stderr)
     else:
         print(f"dry run: nothing changed ({list_name} would list {report['papers']} papers)", file=sys.stderr)

@@ -415,6 +415,11 @@ def _listed_under_another_key(
     }
 
 
+def undo_command(name: str | None) -> str:
+    """The command that undoes the last refresh of taxonomy `name` (None: the survey's)."""
+    return "`taxonomy refresh --undo`" if name in (None, SURVEY) else f"`taxonomy refresh {name} --undo`"
+
+
 def _refusal(name: str, plan: dict, old_nodes, new_nodes) -> str | None:
     """Why a refresh looks like a mistake, if it does: a file that is not this list, or one that
     would take away more than a fifth of its papers."""
@@ -432,8 +437,7 @@ def _refusal(name: str, plan: dict, old_nodes, new_nodes) -> str | None:
     if before and removed > MAX_REMOVED_SHARE * before:
         return (
             f"refresh refused: it would remove {removed} of the {before} papers of {name!r}, more than a fifth "
-            "(see them with --dry-run; add --force to apply it; "
-            f"`taxonomy refresh {'' if name == SURVEY else name + ' '}--undo` restores the labels)"
+            f"(see them with --dry-run; add --force to apply it; {undo_command(name)} restores the labels)"
         )
     return None
 
