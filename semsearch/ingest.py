@@ -152,6 +152,12 @@ class Ingest:
                 self.warn(f"this change also publishes what {who} staged{papers}")
         if self.survey is None:
             self.survey = survey_of(self.store)
+        if self.ray_address:  # the cluster reached before a paper is read: a refusal then stores nothing
+            try:
+                self.embedder()
+            except BaseException as err:  # `with` runs no __exit__ when __enter__ fails: the writer lets go here
+                self.writer.__exit__(type(err), err, err.__traceback__)
+                raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -108,6 +108,24 @@ def test_an_error_message_of_several_lines_is_printed_as_one(built, capsys, monk
     assert (code, out, err) == (2, "", "error: could not connect: bogus://x is no cluster\n")
 
 
+def test_an_ingest_refused_for_its_ray_cluster_stores_nothing(tmp_path, fake_model, capsys):
+    """`ingest jsonl FILE --ray ADDRESS` whose cluster cannot be used (no client, no export to run
+    there) was refused only once its papers were read into staging, and the next writer published
+    them, even one that was itself refused. The cluster is now reached first."""
+    from semsearch.index import Index, lock_is_held
+
+    index = tmp_path / "idx"
+    first, new = tmp_path / "first.jsonl", tmp_path / "new.jsonl"
+    first.write_text(json.dumps({"id": "2401.00001", "title": "KV caches", "abstract": "We evict keys."}) + "\n")
+    new.write_text(json.dumps({"id": "2401.00002", "title": "Draft models", "abstract": "We draft tokens."}) + "\n")
+    assert run(capsys, "ingest", "jsonl", first, "--index", index)[0] == 0
+    code, out, err = run(capsys, "ingest", "jsonl", new, "--ray", "ray://127.0.0.1:1", "--index", index)
+    assert (code, out) == (2, "") and err.startswith("error: --ray ") and len(err.splitlines()) == 1, err
+    assert not (index / "staging").exists() and not lock_is_held(index / ".lock")
+    assert run(capsys, "label", "2401.00001", "Quantization", "--index", index)[0] == 0  # the next writer
+    assert Index.open(index).store.find("2401.00002") is None and Index.open(index).manifest.count == 1
+
+
 def test_filters(built, capsys):
     code, out, _ = run(capsys, "search", "models", "--json", "--year-from", 2023, "--year-to", 2023, "--index", built)
     assert code == 0 and {r["year"] for r in json.loads(out)["results"]} == {2023}
