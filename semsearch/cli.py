@@ -281,7 +281,8 @@ def ingest_jsonl_command(
     _finish_ingest(report)
     if report.skipped:
         shown = ", ".join(report.skipped[:5]) + (", …" if len(report.skipped) > 5 else "")
-        print(f"skipped {len(report.skipped)} malformed lines: {shown}", file=sys.stderr)
+        lines = "line" if len(report.skipped) == 1 else "lines"
+        print(f"skipped {len(report.skipped)} malformed {lines}: {shown}", file=sys.stderr)
     if as_json:
         counts = ("read", "added", "updated", "unchanged", "embedded")
         _print_json(
@@ -835,7 +836,8 @@ def labels(ctx: typer.Context, index: IndexOption = None) -> None:
 
 @labels_app.command("export")
 def labels_export(index: IndexOption = None) -> None:
-    """Print your labels as JSON Lines, {"id", "title", "category", "labelled_at"} (the default)."""
+    """Print your labels as JSON Lines, {"id", "title", "category", "labelled_at"}, and a list's label
+    its "taxonomy" (the default)."""
     _export_labels(index)
 
 
@@ -1034,7 +1036,11 @@ def taxonomy_list(as_json: JsonOption = False, index: IndexOption = None) -> Non
 
 
 @taxonomy_app.command("show")
-def taxonomy_show(name: str, as_json: JsonOption = False, index: IndexOption = None) -> None:
+def taxonomy_show(
+    name: Annotated[str, typer.Argument(help="A taxonomy added from a list (`taxonomy list`), or survey.")],
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+) -> None:
     """One taxonomy as a tree, with how many papers it labels under each node."""
     from semsearch.index import Index
     from semsearch.service import taxonomy_tree
@@ -1047,7 +1053,10 @@ def taxonomy_show(name: str, as_json: JsonOption = False, index: IndexOption = N
 
 
 @taxonomy_app.command("remove")
-def taxonomy_remove(name: str, index: IndexOption = None) -> None:
+def taxonomy_remove(
+    name: Annotated[str, typer.Argument(help="The taxonomy added from a list (`taxonomy list`).")],
+    index: IndexOption = None,
+) -> None:
     """Remove an added taxonomy (its papers stay in the index)."""
     from semsearch.lists import SURVEY, remove_list
 
@@ -1196,7 +1205,8 @@ def classify(
         typer.Option("--arxiv", help="A paper by arXiv id: the index's copy if it has the abstract, else arXiv's."),
     ] = None,
     batch: Annotated[
-        Path | None, typer.Option("--batch", help='JSON Lines of {"id", "title", "abstract"}; JSON out.')
+        Path | None,
+        typer.Option("--batch", help='JSON Lines of {"id", "title", "abstract"}, or {"id"} of a paper held; JSON out.'),
     ] = None,
     taxonomy_name: TaxonomyOption = None,
     as_json: JsonOption = False,
@@ -1392,7 +1402,7 @@ def eval_gaps(
 @eval_app.command("related")
 def eval_related(
     topics: TopicsOption = None,
-    k: Annotated[int, typer.Option("-k", min=1, max=100)] = 5,
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="Related papers judged per paper (P@k).")] = 5,
     as_json: JsonOption = False,
     index: IndexOption = None,
 ) -> None:

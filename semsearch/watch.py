@@ -645,8 +645,10 @@ def parse_interval(text: str) -> float:
     """Seconds in an interval such as 90s, 30m, 24h or 1d, at most MAX_INTERVAL_DAYS (the next turn
     must be a time the clock can hold)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text or "")
-    if not match or float(match.group(1)) <= 0:
+    if not match:
         raise SemsearchError(f"cannot read the interval {text!r} (e.g. 30m, 24h, 1d)")
+    if float(match.group(1)) <= 0:  # read well enough: it is the length that is wrong
+        raise SemsearchError(f"the interval {text.strip()!r} is no time at all: give one longer than zero (e.g. 24h)")
     seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
     if seconds > MAX_INTERVAL_DAYS * 86400:
         raise SemsearchError(f"the interval {text.strip()!r} is longer than {MAX_INTERVAL_DAYS} days")

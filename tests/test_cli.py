@@ -126,6 +126,14 @@ def test_an_ingest_refused_for_its_ray_cluster_stores_nothing(tmp_path, fake_mod
     assert Index.open(index).store.find("2401.00002") is None and Index.open(index).manifest.count == 1
 
 
+def test_one_malformed_line_skipped_is_one_line(tmp_path, fake_model, capsys):
+    source = tmp_path / "papers.jsonl"
+    paper = {"id": "2401.00001", "title": "KV caches", "abstract": "We evict keys."}
+    source.write_text(json.dumps(paper) + "\n{oops\n")
+    code, _, err = run(capsys, "ingest", "jsonl", source, "--skip-malformed", "--index", tmp_path / "idx")
+    assert code == 0 and f"skipped 1 malformed line: {source}:2\n" in err, err
+
+
 def test_filters(built, capsys):
     code, out, _ = run(capsys, "search", "models", "--json", "--year-from", 2023, "--year-to", 2023, "--index", built)
     assert code == 0 and {r["year"] for r in json.loads(out)["results"]} == {2023}

@@ -1214,9 +1214,12 @@ def test_intervals_allow_spaces_and_fractions_and_say_what_they_expect():
     from semsearch.watch import parse_interval
 
     assert [parse_interval(t) for t in (" 2 h ", "2.5m", "1s", "2d")] == [7200, 150, 1, 172800]
-    for bad in ("0.0s", "h", "1.h", "1 hour", "2h2"):
+    for bad in ("h", "1.h", "1 hour", "2h2"):
         with pytest.raises(SemsearchError, match=r"^cannot read the interval '.*' \(e\.g\. 30m, 24h, 1d\)$"):
             parse_interval(bad)
+    for zero in ("0.0s", " 0h ", "0d"):  # it said it could not read "0s", which it reads
+        with pytest.raises(SemsearchError, match=rf"^the interval '{zero.strip()}' is no time at all: give one longer"):
+            parse_interval(zero)
 
 
 # --- the watch schedule's status (`serve --watch-every`) ---------------------------------------------
