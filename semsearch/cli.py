@@ -672,7 +672,8 @@ def serve(
     from semsearch.watch import parse_interval
 
     host = host.strip("[]")  # "[::1]", as a URL writes it, is the address ::1
-    seconds = parse_interval(watch_every) if watch_every else None
+    # '' (`--watch-every "$UNSET"`) is refused, not read as no watch: the server ran without one, silently
+    seconds = parse_interval(watch_every) if watch_every is not None else None
     check_listen_host(host)  # before the default index is built, not after
     # typer reads SEMSEARCH_TOKEN='' as not set: refused here as an empty --token is
     check_token_given(token if token is not None else os.environ.get("SEMSEARCH_TOKEN"))
@@ -736,7 +737,7 @@ def watch(
 
     view = paper_view(SITE if site is None else site)  # a wrong address is found out now, not after fetching
     wanted = check_categories(categories.split(","))
-    seconds = parse_interval(every) if every else None
+    seconds = parse_interval(every) if every is not None else None  # '' refused, as --watch-every ''
     if seconds is not None and since is not None:
         raise SemsearchError("--every watches on from the last watch; run once with --since first")
     if output is not None and str(output) == "-":  # stdout, as tools read "-"; it wrote a file named "-"

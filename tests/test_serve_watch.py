@@ -223,6 +223,27 @@ def test_serve_refuses_an_empty_token_at_start_for_one_worker_and_for_many(surve
     )
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["serve", "--watch-every", "", "--port", str(free_port())], ["watch", "--every", ""]],
+    ids=["serve", "watch"],
+)
+def test_an_empty_interval_is_refused_not_read_as_no_schedule(survey_only_index, tmp_path, command):
+    """`--watch-every "$UNSET"` passes '': the server started and served with no watch at all, and
+    `watch --every ''` watched once and ended, neither saying a word. Now one line, exit 2."""
+    log = tmp_path / "run.log"
+    process = semsearch_process(
+        *command, "--index", survey_only_index, env={"SEMSEARCH_ARXIV_URL": "http://127.0.0.1:9/api/query"}, log=log,
+    )  # fmt: skip
+    try:
+        code = process.wait(WAIT)
+    except subprocess.TimeoutExpired:
+        code = "still running"
+    finally:
+        stop(process)
+    assert (code, log.read_text()) == (2, "error: cannot read the interval '' (e.g. 30m, 24h, 1d)\n")
+
+
 @pytest.mark.parametrize("token", ["s3cret\n", " s3cret", "s3\x1bcret"], ids=["line-break", "space", "escape"])
 def test_serve_refuses_a_token_no_authorization_header_can_carry(survey_only_index, tmp_path, token):
     """A token read with its file's line break started a server that answered every write 403: no
