@@ -326,12 +326,13 @@ def create_app(
     writes: bool = True,
     hosts: Iterable[str] | None = None,
     watched_elsewhere: bool = False,
+    watcher_pid: int | None = None,
 ) -> FastAPI:
     """The app over the index at `index_dir`. Writing endpoints (labels) need `Authorization:
     Bearer TOKEN` when a token is set, and are closed when `writes` is False. `hosts`: the names a
     request's Host header may give (any port); None admits any, for an app mounted in another
     server or a test client (`serve` always passes them). With `watch_seconds` it watches arXiv
-    itself; `watched_elsewhere` says another process does (health reports it)."""
+    itself; `watched_elsewhere` says another process does (health reports it), `watcher_pid` which one."""
     service = Service(index_dir=index_dir)
     stopping: list[Callable[[], None]] = []  # called at shutdown: the reload thread and the watch stop
 
@@ -358,7 +359,7 @@ def create_app(
     elif watched_elsewhere:  # `serve --workers N`: the parent watches and writes its status beside the index
         from semsearch.watch import read_watch_status
 
-        service.watch_status = lambda: read_watch_status(index_dir=service.directory)
+        service.watch_status = lambda: read_watch_status(index_dir=service.directory, watcher=watcher_pid)
     app.add_middleware(LimitBody)
     app.add_middleware(NoSniff)
     if hosts is not None:
@@ -549,12 +550,14 @@ def _start_watching(directory: Path, seconds: float, service: Service | None = N
 
 def app_from_environment() -> FastAPI:
     """The app for each of `serve --workers N`'s processes (uvicorn imports it by name)."""
+    watcher = int(os.environ.get("SEMSEARCH_SERVE_WATCHED") or 0)  # the parent's pid when it watches
     return create_app(  # one watcher: `serve` runs it in the parent
         index_dir=os.environ["SEMSEARCH_SERVE_INDEX"],
         token=os.environ.get("SEMSEARCH_TOKEN") or None,
         writes=os.environ.get("SEMSEARCH_SERVE_WRITES") == "1",
         hosts=os.environ["SEMSEARCH_SERVE_HOSTS"].split(","),
-        watched_elsewhere=os.environ.get("SEMSEARCH_SERVE_WATCHED") == "1",
+        watched_elsewhere=watcher > 0,
+        watcher_pid=watcher or None,
     )
 
 
@@ -654,7 +657,7 @@ def serve(
         os.environ["SEMSEARCH_TOKEN"] = token
     else:
         os.environ.pop("SEMSEARCH_TOKEN", None)
-    os.environ["SEMSEARCH_SERVE_WATCHED"] = "1" if watch_seconds else "0"
+    os.environ["SEMSEARCH_SERVE_WATCHED"] = str(os.getpid()) if watch_seconds else "0"  # the watcher: this process
     # One watcher for all workers, started before them: its status file is fresh when they read it.
     watcher = _start_watching(directory, watch_seconds) if watch_seconds else None
     try:

@@ -857,9 +857,10 @@ class _WatchStatus(BaseModel):
     next_run: str | None = None
 
 
-def read_watch_status(*, index_dir: str | Path) -> dict:
+def read_watch_status(*, index_dir: str | Path, watcher: int | None = None) -> dict:
     """The watch status another process of this server wrote (see `Watcher`): `state` dead when
-    the watching process is gone, unknown when the file cannot be read."""
+    the watching process is gone, unknown when the file cannot be read, or when it was written by
+    another process than `watcher` (the pid of this server's watching process, when known)."""
     path = Path(index_dir) / STATUS_FILE
     try:
         data = json.loads(_read_small(path, 64 * 1024).decode("utf-8"), parse_constant=_refuse_constant)
@@ -871,6 +872,14 @@ def read_watch_status(*, index_dir: str | Path) -> dict:
         return {"state": "unknown", "last_error": f"cannot read the watch status ({where}: {first['msg']})"}
     except (OSError, ValueError, RecursionError) as err:
         return {"state": "unknown", "last_error": f"cannot read the watch status: {_one_line(err)[:200]}"}
+    if watcher is not None and status["pid"] != watcher:
+        # A second server watching this index (its own --watch-every) writes the same file: its
+        # state was reported as this server's (a day "stopped" after it stopped, with a 24h turn).
+        return {
+            "state": "unknown",
+            "last_error": f"the watch status was last written by another server's watch (pid {status['pid']}) of "
+            f"this index; this server's (pid {watcher}) writes it again at its next turn",
+        }
     if status["alive"] and not _pid_alive(status["pid"]):
         status.update(alive=False, stopped=False)  # the watching process went without a word (killed)
     return _with_state(status)

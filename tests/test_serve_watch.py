@@ -326,3 +326,31 @@ def test_ctrl_c_stops_the_servers_watch_at_its_next_page_and_the_next_watch_resu
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
+
+
+def test_serve_workers_never_report_another_servers_watch_as_their_own(survey_only_index, stub, tmp_path):
+    """Two servers watching one index (a new one started before the old one is stopped) write the
+    same status file: the workers of the first reported the second's watch as their own, and once
+    the second stopped, "stopped" (its pid) for as long as the first's turn (a day with 24h)."""
+    port, log = free_port(), tmp_path / "first.log"
+    first = semsearch_process(
+        "serve", "--port", port, "--index", survey_only_index, "--watch-every", "1h", "--workers", 2,
+        env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log,
+    )  # fmt: skip
+    second = None
+    try:
+        until(lambda: watch_state(port).get("last_success"), "the first server's watch done", first, log)
+        other, other_log = free_port(), tmp_path / "second.log"
+        second = semsearch_process(
+            "serve", "--port", other, "--index", survey_only_index, "--watch-every", "1h",
+            env={"SEMSEARCH_ARXIV_URL": stub.url}, log=other_log,
+        )  # fmt: skip
+        until(lambda: watch_state(other).get("last_success"), "the second server's watch done", second, other_log)
+        stop(second)
+        seen = watch_state(port)
+        assert seen["state"] == "unknown" and f"another server's watch (pid {second.pid})" in seen["last_error"]
+        assert seen.get("pid") != second.pid
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
