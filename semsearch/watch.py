@@ -771,7 +771,8 @@ class Watcher:
     def close(self, seconds: float = STOP_WAIT) -> None:
         """Stop, and wait for the watch to stop at its next page: a server stopped with Ctrl-C while
         its watch embedded ended in an abort (the interpreter left the thread inside the encoder)."""
-        running = self.status()["running"]
+        before = self.status()
+        running, turns = before["running"], before["runs"] + before["failures"]
         self.stop.set()
         if self.thread.ident is None:
             return
@@ -782,8 +783,14 @@ class Watcher:
                 "next watch",
                 seconds,
             )
-        elif running:  # said, as `watch` says it: the server's stop was silent about the watch it cut short
+        elif running and self._turns() == turns:  # said, as `watch` says it: the server's stop was silent
+            # about the watch it cut short. Not said of a turn that ended meanwhile (its last page had
+            # come, it was publishing): that watch is done, and the next one does not resume it.
             log.warning("semsearch serve: the watch was stopped mid-run; the next watch resumes its window")
+
+    def _turns(self) -> int:
+        with self._lock:
+            return self._status["runs"] + self._status["failures"]
 
     def status(self) -> dict:
         with self._lock:

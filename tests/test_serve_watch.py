@@ -324,6 +324,35 @@ def test_ctrl_c_stops_the_servers_watch_at_its_next_page_and_the_next_watch_resu
     assert Index.open(survey_only_index).store.get("2612.00001") is not None
 
 
+def test_stopping_the_server_while_its_watch_finishes_does_not_say_it_was_cut_short(survey_only_index, tmp_path):
+    """Stopped while the watch's last answer was on its way (or it was publishing), the watch ran to
+    its end and was published as done, yet the server said "the watch was stopped mid-run; the next
+    watch resumes its window": there was nothing to resume."""
+    from tests.arxiv_stub import ArxivStub, Step
+    from tests.test_watch import _recent
+
+    papers = {}
+    for n in range(1, 101):  # a full page (100): the client asks again, and an empty answer ends it
+        papers |= _recent(f"2612.{n:05d}")
+    with ArxivStub(papers=papers, script=[Step(), Step(stall=4)]) as stub:
+        port, log = free_port(), tmp_path / "server.log"
+        server = semsearch_process(
+            "serve", "--port", port, "--index", survey_only_index, "--watch-every", "1h",
+            env={"SEMSEARCH_ARXIV_URL": stub.url, "SEMSEARCH_ARXIV_DELAY": "0"}, log=log,
+        )  # fmt: skip
+        try:
+            until(lambda: len(stub.requests) >= 2, "the watch asking past its full page", server, log)
+            os.killpg(server.pid, signal.SIGINT)
+            code = server.wait(WAIT)
+        finally:
+            stop(server)
+    said = log.read_text()
+    status = json.loads((survey_only_index / "watch-status.json").read_text())
+    assert code in (0, 130) and "Traceback" not in said, said
+    assert status["runs"] == 1 and status["last_success"] and status["stopped"] is True  # the watch was done
+    assert "stopped mid-run" not in said, said
+
+
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
 
