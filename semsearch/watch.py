@@ -145,8 +145,8 @@ def watch(
         ) as ingest:
             ingest.report.carried_from_watch = False  # this watch holds the watch lock: what it finds is older
             return _watch_pages(
-                ingest, ArxivClient(), published, classifier, embedder, categories, since, keep_all, max_results,
-                taxonomy_name, stop,
+                ingest, ArxivClient(stop=stop), published, classifier, embedder, categories, since, keep_all,
+                max_results, taxonomy_name, stop,
             )  # fmt: skip
     finally:
         if published is not None:

@@ -62,7 +62,23 @@ def _pause_in_digest(marker: Path) -> None:
     watch.write_atomically = pausing
 
 
+def _slow_digest(marker: Path) -> None:
+    from semsearch import watch
+
+    real_save = watch.save_digest
+
+    def slow(*args, **kwargs):  # the watch's last page is in: it saves its digest, then publishes
+        marker.write_text(str(os.getpid()))
+        time.sleep(4)
+        return real_save(*args, **kwargs)
+
+    watch.save_digest = slow
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--slow-digest"]:
+        _slow_digest(Path(argv[1]))
+        argv = argv[2:]
     if argv[:1] == ["--pause-in-digest"]:
         _pause_in_digest(Path(argv[1]))
         argv = argv[2:]
@@ -75,8 +91,12 @@ def main(argv: list[str]) -> int:
 pytestmark = pytest.mark.slow  # real processes
 
 
-def semsearch_process(*args, env: dict, log: Path, pause_in_digest: Path | None = None) -> subprocess.Popen:
+def semsearch_process(
+    *args, env: dict, log: Path, pause_in_digest: Path | None = None, slow_digest: Path | None = None
+) -> subprocess.Popen:
     command = [sys.executable, "-m", "tests.test_serve_watch"]
+    if slow_digest:
+        command += ["--slow-digest", str(slow_digest)]
     if pause_in_digest:
         command += ["--pause-in-digest", str(pause_in_digest)]
     return subprocess.Popen(
@@ -324,33 +344,52 @@ def test_ctrl_c_stops_the_servers_watch_at_its_next_page_and_the_next_watch_resu
     assert Index.open(survey_only_index).store.get("2612.00001") is not None
 
 
-def test_stopping_the_server_while_its_watch_finishes_does_not_say_it_was_cut_short(survey_only_index, tmp_path):
-    """Stopped while the watch's last answer was on its way (or it was publishing), the watch ran to
-    its end and was published as done, yet the server said "the watch was stopped mid-run; the next
+def test_stopping_the_server_while_its_watch_finishes_does_not_say_it_was_cut_short(survey_only_index, stub, tmp_path):
+    """Stopped once the watch's last page was in (saving its digest, publishing), the watch ran to its
+    end and was published as done, yet the server said "the watch was stopped mid-run; the next
     watch resumes its window": there was nothing to resume."""
-    from tests.arxiv_stub import ArxivStub, Step
-    from tests.test_watch import _recent
-
-    papers = {}
-    for n in range(1, 101):  # a full page (100): the client asks again, and an empty answer ends it
-        papers |= _recent(f"2612.{n:05d}")
-    with ArxivStub(papers=papers, script=[Step(), Step(stall=4)]) as stub:
-        port, log = free_port(), tmp_path / "server.log"
-        server = semsearch_process(
-            "serve", "--port", port, "--index", survey_only_index, "--watch-every", "1h",
-            env={"SEMSEARCH_ARXIV_URL": stub.url, "SEMSEARCH_ARXIV_DELAY": "0"}, log=log,
-        )  # fmt: skip
-        try:
-            until(lambda: len(stub.requests) >= 2, "the watch asking past its full page", server, log)
-            os.killpg(server.pid, signal.SIGINT)
-            code = server.wait(WAIT)
-        finally:
-            stop(server)
+    marker, port, log = tmp_path / "saving", free_port(), tmp_path / "server.log"
+    server = semsearch_process(
+        "serve", "--port", port, "--index", survey_only_index, "--watch-every", "1h",
+        env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log, slow_digest=marker,
+    )  # fmt: skip
+    try:
+        until(marker.exists, "the watch saving its digest", server, log)
+        os.killpg(server.pid, signal.SIGINT)
+        code = server.wait(WAIT)
+    finally:
+        stop(server)
     said = log.read_text()
     status = json.loads((survey_only_index / "watch-status.json").read_text())
     assert code in (0, 130) and "Traceback" not in said, said
     assert status["runs"] == 1 and status["last_success"] and status["stopped"] is True  # the watch was done
     assert "stopped mid-run" not in said, said
+
+
+def test_stopping_the_server_while_arxiv_fails_does_not_wait_out_the_retries(survey_only_index, stub, tmp_path):
+    """Ctrl-C while arXiv answered 503: the server sat out its watch's retries (3, 6, 12, 24 s of
+    backoff: 40 s) before it exited, then logged "the watch failed ...; next try at ...", a try that
+    never came. The waits end when the server stops."""
+    from tests.arxiv_stub import Step
+
+    stub.script = [Step(503)] * 100
+    port, log = free_port(), tmp_path / "server.log"
+    server = semsearch_process(
+        "serve", "--port", port, "--index", survey_only_index, "--watch-every", "1h",
+        env={"SEMSEARCH_ARXIV_URL": stub.url, "SEMSEARCH_ARXIV_DELAY": "3"}, log=log,
+    )  # fmt: skip
+    try:
+        until(lambda: len(stub.requests) >= 2, "the watch retrying", server, log)
+        os.killpg(server.pid, signal.SIGINT)
+        started = time.monotonic()
+        code = server.wait(WAIT)
+        took = time.monotonic() - started
+    finally:
+        stop(server)
+    said = log.read_text()
+    assert code in (0, 130) and took < 10 and "Traceback" not in said, (took, said)
+    assert "the watch failed" not in said and "the watch was stopped mid-run" in said, said
+    assert len(stub.requests) == 2  # not asked again once stopped
 
 
 if __name__ == "__main__":

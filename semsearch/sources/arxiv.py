@@ -23,7 +23,7 @@ import arxiv
 import requests
 import urllib3
 
-from semsearch.errors import SemsearchError, Unreachable, network_reason
+from semsearch.errors import SemsearchError, Stopped, Unreachable, network_reason
 from semsearch.paper import Paper, normalize_title, parse_arxiv_id, service_address, year_from_arxiv_id
 
 SOURCE = "arxiv"
@@ -277,7 +277,9 @@ class ArxivClient:
         timeout: float | None = None,
         retries: int = 4,
         backoff: float | None = None,
+        stop: threading.Event | None = None,
     ):
+        self.stop = stop  # set (a server stopping its watch): every wait here ends at once, in Stopped
         self.base_url = base_url or os.environ.get("SEMSEARCH_ARXIV_URL") or DEFAULT_URL
         if service_address(self.base_url) is None:  # a setting, not the network, is wrong: said at once
             shown = re.sub(r"//[^/@]*@", "//…@", self.base_url)  # a password in it is not repeated
@@ -300,8 +302,16 @@ class ArxivClient:
         with _pace_lock:
             wait = _last_request_at + self.delay - time.monotonic()
             if wait > 0:
-                time.sleep(wait)
+                self._sleep(wait)
             _last_request_at = time.monotonic()
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait, unless `stop` is set first: a server stopped while arXiv failed sat out the retries'
+        backoff (40 s and more) before it exited, then logged a "next try" that would never come."""
+        if self.stop is None:
+            time.sleep(seconds)
+        elif self.stop.wait(seconds):
+            raise Stopped("the watch was stopped; the next watch resumes its window")
 
     def _backoff(self, attempt: int) -> float:
         """Seconds to wait before retry number `attempt` (from 1): doubling from `backoff`. The one
@@ -316,7 +326,7 @@ class ArxivClient:
         asked = 0.0  # what the last answer's Retry-After asked for
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(max(asked, self._backoff(attempt)))
+                self._sleep(max(asked, self._backoff(attempt)))
             asked = 0.0
             self._wait_turn()
             page: list[arxiv.Result] = []
@@ -366,7 +376,7 @@ class ArxivClient:
             pending = wanted[start : start + ID_CHUNK]
             for attempt in range(self.retries + 1):
                 if attempt:
-                    time.sleep(self._backoff(attempt))
+                    self._sleep(self._backoff(attempt))
                 try:
                     page = self._page(arxiv.Search(id_list=pending, max_results=len(pending)), 0, len(pending))
                 except ArxivUnavailable as err:
@@ -431,7 +441,7 @@ class ArxivClient:
                 empty_pages += 1
                 if empty_pages > min(self.retries, 2):
                     return
-                time.sleep(self._backoff(empty_pages))
+                self._sleep(self._backoff(empty_pages))
                 continue
             empty_pages = 0
             papers = [p for p in map(paper_from_result, page) if p]
