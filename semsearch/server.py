@@ -540,8 +540,13 @@ def _start_watching(directory: Path, seconds: float, service: Service | None = N
     """`serve --watch-every`: the watch in a daemon thread (its status in `service`'s health, its
     failures one log line each, retried at the next turn); what it publishes is picked up by the
     reload like any other publish. The Watcher returned stops with `close()`."""
+    import semsearch.sources.arxiv  # noqa: F401 - imported here, not first in the watch's thread (below)
     from semsearch.watch import Watcher
 
+    # `requests` silences urllib3's "SOCKS support requires PySocks" DependencyWarning with a global
+    # filter as it is imported; imported in the watch's thread while the server's own imports saved
+    # and restored the filters (`warnings.catch_warnings`, not thread-safe), the filter was lost and
+    # most starts printed that warning on stderr.
     watcher = Watcher(seconds, index_dir=directory)
     if service is not None:
         service.watch_status = watcher.status

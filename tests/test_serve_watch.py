@@ -392,6 +392,24 @@ def test_stopping_the_server_while_arxiv_fails_does_not_wait_out_the_retries(sur
     assert len(stub.requests) == 2  # not asked again once stopped
 
 
+def test_serve_watch_every_prints_no_third_party_warning(survey_only_index, stub, tmp_path):
+    """Most `serve --watch-every` starts printed urllib3's "DependencyWarning: SOCKS support in
+    urllib3 requires the installation of optional dependencies: specifically, PySocks" (two lines
+    on stderr, as if something had to be installed): `requests`, first imported in the watch's
+    thread, lost the filter that silences it to the server's imports running meanwhile."""
+    port, log = free_port(), tmp_path / "server.log"
+    server = semsearch_process(
+        "serve", "--port", port, "--index", survey_only_index, "--watch-every", "1h",
+        env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log,
+    )  # fmt: skip
+    try:
+        until(lambda: watch_state(port).get("last_success"), "a watch done", server, log)
+    finally:
+        stop(server)
+    said = log.read_text()
+    assert "Warning" not in said and "Traceback" not in said, said
+
+
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
 
