@@ -109,6 +109,19 @@ def semsearch_process(
     )
 
 
+def refused_at_start(*args, env: dict, log: Path) -> tuple[int | str, str]:
+    """A `semsearch` process that should refuse its arguments at start: its exit code ("still
+    running" if it went on instead) and what it wrote on stderr."""
+    process = semsearch_process(*args, env=env, log=log)
+    try:
+        code = process.wait(WAIT)
+    except subprocess.TimeoutExpired:
+        code = "still running"
+    finally:
+        stop(process)
+    return code, log.read_text()
+
+
 def stop(process: subprocess.Popen) -> None:
     """End the process and the workers it started (its process group): politely, then for sure."""
     if process.poll() is not None:
@@ -224,19 +237,12 @@ def test_serve_refuses_an_empty_token_at_start_for_one_worker_and_for_many(surve
     """`--token "$UNSET"` passes ''. It left writing open to anyone in `--workers N` (each worker
     read "no token") and closed with one worker, while the note said "closed" in both: now neither
     starts, and an empty SEMSEARCH_TOKEN (typer reads it as not set) is refused the same way."""
-    log = tmp_path / "server.log"
     env = {} if given else {"SEMSEARCH_TOKEN": ""}
-    server = semsearch_process(
+    said = refused_at_start(
         "serve", "--host", "0.0.0.0", "--port", free_port(), "--workers", workers, *given,
-        "--index", survey_only_index, env=env, log=log,
+        "--index", survey_only_index, env=env, log=tmp_path / "server.log",
     )  # fmt: skip
-    try:
-        code = server.wait(WAIT)
-    except subprocess.TimeoutExpired:
-        code = "still serving"
-    finally:
-        stop(server)
-    assert (code, log.read_text()) == (
+    assert said == (
         2,
         "error: --token is empty (is the variable you passed set?): give a token, or neither --token nor "
         "SEMSEARCH_TOKEN\n",
@@ -251,17 +257,9 @@ def test_serve_refuses_an_empty_token_at_start_for_one_worker_and_for_many(surve
 def test_an_empty_interval_is_refused_not_read_as_no_schedule(survey_only_index, tmp_path, command):
     """`--watch-every "$UNSET"` passes '': the server started and served with no watch at all, and
     `watch --every ''` watched once and ended, neither saying a word. Now one line, exit 2."""
-    log = tmp_path / "run.log"
-    process = semsearch_process(
-        *command, "--index", survey_only_index, env={"SEMSEARCH_ARXIV_URL": "http://127.0.0.1:9/api/query"}, log=log,
-    )  # fmt: skip
-    try:
-        code = process.wait(WAIT)
-    except subprocess.TimeoutExpired:
-        code = "still running"
-    finally:
-        stop(process)
-    assert (code, log.read_text()) == (2, "error: cannot read the interval '' (e.g. 30m, 24h, 1d)\n")
+    env = {"SEMSEARCH_ARXIV_URL": "http://127.0.0.1:9/api/query"}
+    said = refused_at_start(*command, "--index", survey_only_index, env=env, log=tmp_path / "run.log")
+    assert said == (2, "error: cannot read the interval '' (e.g. 30m, 24h, 1d)\n")
 
 
 @pytest.mark.parametrize("token", ["s3cret\n", " s3cret", "s3\x1bcret"], ids=["line-break", "space", "escape"])
@@ -269,17 +267,10 @@ def test_serve_refuses_a_token_no_authorization_header_can_carry(survey_only_ind
     """A token read with its file's line break started a server that answered every write 403: no
     client can send a line break (or another control character, or white space at an end) in a
     header. It is refused at start in one line, exit 2."""
-    log = tmp_path / "server.log"
-    server = semsearch_process(
-        "serve", "--port", free_port(), "--token", token, "--index", survey_only_index, env={}, log=log
+    code, said = refused_at_start(
+        "serve", "--port", free_port(), "--token", token, "--index", survey_only_index, env={},
+        log=tmp_path / "server.log",
     )  # fmt: skip
-    try:
-        code = server.wait(WAIT)
-    except subprocess.TimeoutExpired:
-        code = "still serving"
-    finally:
-        stop(server)
-    said = log.read_text()
     assert code == 2 and said.startswith("error: --token has white space at an end or a control character"), said
     assert len(said.splitlines()) == 1 and "s3" not in said  # the token is not repeated
 
