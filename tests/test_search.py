@@ -538,6 +538,9 @@ def test_the_scope_by_topic_script_runs_as_a_user_runs_it(unchanged_survey_corpu
     assert re.search(r"^\| rag \| 10 \| [01]\.\d{3} \| [01]\.\d{2} \|$", out, re.M), out
     assert re.search(r"^\| planning \| 7 \| ", out, re.M) and re.search(r"^\| peft \| 30 \| ", out, re.M), out
     assert "names an efficiency method: 3 of 10," in out, out
+    fewer = run_script("scripts/eval_scope_topics.py", "--index", unchanged_survey_corpus_index, "--shared", shared,
+                       "--min-papers", 8)  # fmt: skip
+    assert "| rag | 10 |" in fewer and "| planning |" not in fewer, fewer  # a topic of 7 papers is not shown
 
 
 def test_request_words_are_dropped_from_questions_not_papers(tmp_path, fake_model):
