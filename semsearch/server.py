@@ -553,8 +553,29 @@ def _start_watching(directory: Path, seconds: float, service: Service | None = N
     return watcher.start()
 
 
+PARENT_CHECK_SECONDS = 1.0  # how often a worker of `serve --workers N` looks for the server that started it
+
+
+def _end_with_parent(parent: int) -> None:
+    """End this worker of `serve --workers N` once the server that started it is gone. Killed with
+    SIGKILL (the OOM killer, `kill -9`), the server left its workers serving its port, and starting
+    it again failed ("address already in use") until someone found and killed them by hand."""
+    import signal
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's own shutdown: requests under way are answered
+
+    threading.Thread(target=watch, name="semsearch-parent", daemon=True).start()
+
+
 def app_from_environment() -> FastAPI:
     """The app for each of `serve --workers N`'s processes (uvicorn imports it by name)."""
+    if parent := int(os.environ.get("SEMSEARCH_SERVE_PARENT") or 0):
+        _end_with_parent(parent)
     watcher = int(os.environ.get("SEMSEARCH_SERVE_WATCHED") or 0)  # the parent's pid when it watches
     return create_app(  # one watcher: `serve` runs it in the parent
         index_dir=os.environ["SEMSEARCH_SERVE_INDEX"],
@@ -663,6 +684,7 @@ def serve(
     else:
         os.environ.pop("SEMSEARCH_TOKEN", None)
     os.environ["SEMSEARCH_SERVE_WATCHED"] = str(os.getpid()) if watch_seconds else "0"  # the watcher: this process
+    os.environ["SEMSEARCH_SERVE_PARENT"] = str(os.getpid())  # the workers end when it is gone
     # One watcher for all workers, started before them: its status file is fresh when they read it.
     watcher = _start_watching(directory, watch_seconds) if watch_seconds else None
     try:

@@ -9,6 +9,7 @@ and flushed to a temp file, not yet renamed), creates MARKER and waits to be kil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -401,10 +402,6 @@ def test_serve_watch_every_prints_no_third_party_warning(survey_only_index, stub
     assert "Warning" not in said and "Traceback" not in said, said
 
 
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
-
-
 def test_serve_workers_never_report_another_servers_watch_as_their_own(survey_only_index, stub, tmp_path):
     """Two servers watching one index (a new one started before the old one is stopped) write the
     same status file: the workers of the first reported the second's watch as their own, and once
@@ -431,3 +428,38 @@ def test_serve_workers_never_report_another_servers_watch_as_their_own(survey_on
         stop(first)
         if second is not None:
             stop(second)
+
+
+def test_the_workers_of_a_server_killed_outright_end_with_it(survey_only_index, tmp_path):
+    """`kill -9` of `serve --workers 2` (the OOM killer does the same) left its workers serving the
+    port: a new server could not start ("address already in use") until they were found and killed
+    by hand. They now end within seconds of it, and the port is free for the next server."""
+    port, log = free_port(), tmp_path / "server.log"
+    server = semsearch_process("serve", "--port", port, "--workers", 2, "--index", survey_only_index, env={}, log=log)
+    try:
+        until(lambda: get(port, "/api/health"), "the workers answering", server, log)
+        server.kill()  # the server alone, not its process group: its workers are left as they were
+        server.wait(WAIT)
+
+        def workers_gone() -> bool:
+            try:
+                os.killpg(server.pid, 0)  # any process left in the server's group
+            except ProcessLookupError:
+                return True
+            return False
+
+        deadline = time.monotonic() + WAIT
+        while not workers_gone() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert workers_gone(), f"a worker still serves port {port}"
+        from semsearch.server import check_port_free
+
+        check_port_free("127.0.0.1", port)  # a new server can start (else: refused, "address already in use")
+    finally:
+        stop(server)
+        with contextlib.suppress(ProcessLookupError):  # workers the test found still serving
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
