@@ -574,7 +574,8 @@ def _end_with_parent(parent: int) -> None:
 
 def app_from_environment() -> FastAPI:
     """The app for each of `serve --workers N`'s processes (uvicorn imports it by name)."""
-    if parent := int(os.environ.get("SEMSEARCH_SERVE_PARENT") or 0):
+    parent = int(os.environ.get("SEMSEARCH_SERVE_PARENT") or 0)
+    if parent and parent != os.getpid():  # a worker uvicorn started, not the server's own process
         _end_with_parent(parent)
     watcher = int(os.environ.get("SEMSEARCH_SERVE_WATCHED") or 0)  # the parent's pid when it watches
     return create_app(  # one watcher: `serve` runs it in the parent

@@ -608,6 +608,9 @@ def test_serve_workers_each_get_the_token_the_writing_rule_and_the_parents_watch
         assert labelled(worker, Authorization="Bearer s3cret")[0] == 404
         assert "watch" in worker.get("/api/health").json()  # read from the file the parent's watch writes
         assert worker.get("/api/health", headers={"host": "evil.example"}).status_code == 421
+    import threading  # the app built in the server's own process looks for no parent (it stopped this one)
+
+    assert "semsearch-parent" not in {thread.name for thread in threading.enumerate()}
 
     server.serve("0.0.0.0", 8123, index_dir=unchanged_survey_corpus_index, workers=3)
     assert launched.runs[-1][1]["workers"] == 3 and len(launched.watchers) == 1  # no watch asked for: none
