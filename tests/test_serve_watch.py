@@ -110,6 +110,15 @@ def semsearch_process(
     )
 
 
+def watching_server(stub, port: int, index: Path, every: str, *args, log: Path, env: dict | None = None, **options):
+    """`semsearch serve --port PORT --index INDEX --watch-every EVERY ARGS` watching the arXiv stub,
+    its stderr in `log`; `env` adds to the stub's address, `options` as `semsearch_process` takes them."""
+    return semsearch_process(
+        "serve", "--port", port, "--index", index, "--watch-every", every, *args,
+        env={"SEMSEARCH_ARXIV_URL": stub.url, **(env or {})}, log=log, **options,
+    )  # fmt: skip
+
+
 def refused_at_start(*args, env: dict, log: Path) -> tuple[int | str, str]:
     """A `semsearch` process that should refuse its arguments at start: its exit code ("still
     running" if it went on instead) and what it wrote on stderr."""
@@ -185,10 +194,7 @@ def stub():
 
 def test_serve_watch_every_makes_a_new_arxiv_paper_searchable(survey_only_index, stub, tmp_path):
     port, log = free_port(), tmp_path / "server.log"
-    server = semsearch_process(
-        "serve", "--port", port, "--index", survey_only_index, "--watch-every", "2s",
-        env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log,
-    )  # fmt: skip
+    server = watching_server(stub, port, survey_only_index, "2s", log=log)
     try:
         until(lambda: found(port, "2612.00001"), "the stub's paper searchable", server, log)
         state = until(lambda: (w := watch_state(port)).get("last_success") and w, "a watch done", server, log)
@@ -204,10 +210,7 @@ def test_serve_workers_report_a_failing_watch_and_its_recovery(survey_only_index
 
     stub.script = [Step(500)] * 100_000  # arXiv answers 500 until the script is cleared
     port, log = free_port(), tmp_path / "server.log"
-    server = semsearch_process(
-        "serve", "--port", port, "--index", survey_only_index, "--watch-every", "2s", "--workers", 2,
-        env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log,
-    )  # fmt: skip
+    server = watching_server(stub, port, survey_only_index, "2s", "--workers", 2, log=log)
     try:
         failing = until(lambda: (w := watch_state(port)).get("last_error") and w, "last_error in health", server, log)
         assert failing["state"] in ("failing", "running") and "did not answer" in failing["last_error"]
@@ -308,10 +311,7 @@ def test_ctrl_c_stops_the_servers_watch_at_its_next_page_and_the_next_watch_resu
 
     stub.script = [Step(stall=4)]  # the first page comes slowly: Ctrl-C lands while the watch runs
     port, log = free_port(), tmp_path / "server.log"
-    server = semsearch_process(
-        "serve", "--port", port, "--index", survey_only_index, "--watch-every", "1h",
-        env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log,
-    )  # fmt: skip
+    server = watching_server(stub, port, survey_only_index, "1h", log=log)
     try:
         until(lambda: watch_state(port).get("running"), "the watch running", server, log)
         os.killpg(server.pid, signal.SIGINT)
@@ -341,10 +341,7 @@ def test_stopping_the_server_while_its_watch_finishes_does_not_say_it_was_cut_sh
     end and was published as done, yet the server said "the watch was stopped mid-run; the next
     watch resumes its window": there was nothing to resume."""
     marker, port, log = tmp_path / "saving", free_port(), tmp_path / "server.log"
-    server = semsearch_process(
-        "serve", "--port", port, "--index", survey_only_index, "--watch-every", "1h",
-        env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log, slow_digest=marker,
-    )  # fmt: skip
+    server = watching_server(stub, port, survey_only_index, "1h", log=log, slow_digest=marker)
     try:
         until(marker.exists, "the watch saving its digest", server, log)
         os.killpg(server.pid, signal.SIGINT)
@@ -366,10 +363,7 @@ def test_stopping_the_server_while_arxiv_fails_does_not_wait_out_the_retries(sur
 
     stub.script = [Step(503)] * 100
     port, log = free_port(), tmp_path / "server.log"
-    server = semsearch_process(
-        "serve", "--port", port, "--index", survey_only_index, "--watch-every", "1h",
-        env={"SEMSEARCH_ARXIV_URL": stub.url, "SEMSEARCH_ARXIV_DELAY": "3"}, log=log,
-    )  # fmt: skip
+    server = watching_server(stub, port, survey_only_index, "1h", log=log, env={"SEMSEARCH_ARXIV_DELAY": "3"})
     try:
         until(lambda: len(stub.requests) >= 2, "the watch retrying", server, log)
         os.killpg(server.pid, signal.SIGINT)
@@ -390,10 +384,7 @@ def test_serve_watch_every_prints_no_third_party_warning(survey_only_index, stub
     on stderr, as if something had to be installed): `requests`, first imported in the watch's
     thread, lost the filter that silences it to the server's imports running meanwhile."""
     port, log = free_port(), tmp_path / "server.log"
-    server = semsearch_process(
-        "serve", "--port", port, "--index", survey_only_index, "--watch-every", "1h",
-        env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log,
-    )  # fmt: skip
+    server = watching_server(stub, port, survey_only_index, "1h", log=log)
     try:
         until(lambda: watch_state(port).get("last_success"), "a watch done", server, log)
     finally:
@@ -407,18 +398,12 @@ def test_serve_workers_never_report_another_servers_watch_as_their_own(survey_on
     same status file: the workers of the first reported the second's watch as their own, and once
     the second stopped, "stopped" (its pid) for as long as the first's turn (a day with 24h)."""
     port, log = free_port(), tmp_path / "first.log"
-    first = semsearch_process(
-        "serve", "--port", port, "--index", survey_only_index, "--watch-every", "1h", "--workers", 2,
-        env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log,
-    )  # fmt: skip
+    first = watching_server(stub, port, survey_only_index, "1h", "--workers", 2, log=log)
     second = None
     try:
         until(lambda: watch_state(port).get("last_success"), "the first server's watch done", first, log)
         other, other_log = free_port(), tmp_path / "second.log"
-        second = semsearch_process(
-            "serve", "--port", other, "--index", survey_only_index, "--watch-every", "1h",
-            env={"SEMSEARCH_ARXIV_URL": stub.url}, log=other_log,
-        )  # fmt: skip
+        second = watching_server(stub, other, survey_only_index, "1h", log=other_log)
         until(lambda: watch_state(other).get("last_success"), "the second server's watch done", second, other_log)
         stop(second)
         seen = watch_state(port)
