@@ -772,7 +772,6 @@ class Watcher:
         """Stop, and wait for the watch to stop at its next page: a server stopped with Ctrl-C while
         its watch embedded ended in an abort (the interpreter left the thread inside the encoder)."""
         before = self.status()
-        running, turns = before["running"], before["runs"] + before["failures"]
         self.stop.set()
         if self.thread.ident is None:
             return
@@ -783,14 +782,11 @@ class Watcher:
                 "next watch",
                 seconds,
             )
-        elif running and self._turns() == turns:  # said, as `watch` says it: the server's stop was silent
-            # about the watch it cut short. Not said of a turn that ended meanwhile (its last page had
-            # come, it was publishing): that watch is done, and the next one does not resume it.
+        elif before["running"] and _turns(self.status()) == _turns(before):
+            # Said, as `watch` says it: the server's stop was silent about the watch it cut short. Not
+            # said of a turn that ended meanwhile (its last page had come, it was publishing): that
+            # watch is done, and the next one does not resume it.
             log.warning("semsearch serve: the watch was stopped mid-run; the next watch resumes its window")
-
-    def _turns(self) -> int:
-        with self._lock:
-            return self._status["runs"] + self._status["failures"]
 
     def status(self) -> dict:
         with self._lock:
@@ -862,6 +858,11 @@ class _WatchStatus(BaseModel):
     last_success: str | None = None
     last_error: str | None = None
     next_run: str | None = None
+
+
+def _turns(status: dict) -> int:
+    """The watch's turns ended so far, done or failed, by its status."""
+    return status["runs"] + status["failures"]
 
 
 def read_watch_status(*, index_dir: str | Path, watcher: int | None = None) -> dict:
