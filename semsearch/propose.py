@@ -594,8 +594,8 @@ def propose(
     listed = parse_list(markdown)
     lines = split_lines(markdown)
     found = candidates(store, listed, since=since, ids=ids)
-    # `ids` as typed (a version, a URL): a label is kept for the paper they name, as stored.
-    asked = {paper.id for paper in store.papers_by_vec_id([store.find(i) for i in ids or []]).values()}
+    # `ids` as typed (a version, a URL): a label is kept for the paper they name, as `candidates` found it.
+    asked = {c.paper.id for c in found}
     confirmed = {k: v for k, v in (confirmed or {}).items() if not ids or k in asked}
     labelled = candidates(store, listed, since=None, ids=list(confirmed)) if confirmed else []
     by_user = {c.paper.id: c for c in labelled if c.paper.id in confirmed}
