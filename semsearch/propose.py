@@ -232,8 +232,12 @@ class Template:
         authors = _authors_span(text, title[1])
         if authors is not None:
             written = text[authors[0] + 1 : authors[1] - 1]
-            ending = "." if written.rstrip().endswith(".") else ""
-            names = ", ".join(name for name in map(_safe_title, paper.authors) if name)
+            known = [name for name in map(_safe_title, paper.authors) if name]
+            if re.search(r"\bet al\.?\s*$", written) and len(known) > 1:  # "Leviathan et al.": its style
+                names, ending = f"{known[0].split()[-1]} et al.", ""
+            else:  # "al."'s period is no period closing the names
+                names = ", ".join(known)
+                ending = "." if written.rstrip().endswith(".") and not written.rstrip().endswith("al.") else ""
             if names:
                 edits.append((*authors, f"*{names}{ending}*"))
             else:  # no authors known: the mark goes, with the period and space that followed it

@@ -196,6 +196,36 @@ def test_a_paper_without_a_venue_gets_the_lists_own_spelling_of_arxiv_and_no_inv
     assert line == "3. [**Another Cache Paper.**](https://arxiv.org/abs/2502.00042) Arxiv 2025."
 
 
+# "[Title](link) - *Surname et al.*, Venue Year.": the form of many awesome lists (written here).
+ET_AL = "\n".join(
+    [
+        "# Another test list",
+        "",
+        "## Speculative decoding",
+        "",
+        "- [Fast Inference from Transformers via Speculative Decoding](https://arxiv.org/abs/2211.17192) - "
+        "*Leviathan et al.*, ICML 2023.",
+        "- [Accelerating Large Language Model Decoding with Speculative Sampling](https://arxiv.org/abs/2302.01318) - "
+        "*Chen et al.*, arXiv 2023.",
+        "",
+    ]
+)
+
+
+def test_authors_are_written_as_the_section_abbreviates_them():
+    """A section of "*Leviathan et al.*," lines got "*Ada Lovelace, Alan Turing.*,": every name, and
+    "al."'s period kept as if it closed the names (a helper's pass, on a list of its own)."""
+    found = sections(parse_list(ET_AL), ET_AL.splitlines())["Speculative decoding"]
+
+    assert render_line(found, [], NEW, "arXiv") == (
+        "- [Folding Caches into Few Bits](https://arxiv.org/abs/2501.01234) - *Lovelace et al.*, ICML 2025."
+    )
+    alone = replace(NEW, authors=["Ada Lovelace"])
+    assert render_line(found, [], alone, "arXiv") == (
+        "- [Folding Caches into Few Bits](https://arxiv.org/abs/2501.01234) - *Ada Lovelace*, ICML 2025."
+    )
+
+
 def _skeleton(text: str, title: str) -> list[str]:
     """A line's markup with its facts blanked: the title, links' targets, authors (italics), years,
     dates and venues become placeholders, words become `w`, and the markup tokens remain."""
