@@ -240,8 +240,8 @@ class Template:
                 ending = "." if written.rstrip().endswith(".") and not written.rstrip().endswith("al.") else ""
             if names:
                 edits.append((*authors, f"*{names}{ending}*"))
-            else:  # no authors known: the mark goes, with the period and space that followed it
-                end = authors[1] + (text[authors[1] : authors[1] + 1] == ".")
+            else:  # no authors known: the mark goes, with the period or comma and space that followed it
+                end = authors[1] + (text[authors[1] : authors[1] + 1] in (".", ","))
                 edits.append((authors[0], end + (text[end : end + 1] == " "), ""))
         # venue and year: the survey's <ins>Venue, Year</ins>; a venue badge; YYYY.MM; "Venue Year."
         lower = text.lower()

@@ -226,6 +226,16 @@ def test_authors_are_written_as_the_section_abbreviates_them():
     )
 
 
+def test_a_paper_without_authors_leaves_no_dangling_separator():
+    """Without authors, "- *Leviathan et al.*, ICML 2023." became " -, arXiv 2025." (a helper's pass)."""
+    found = sections(parse_list(ET_AL), ET_AL.splitlines())["Speculative decoding"]
+    bare = Paper(id="2502.00042", title="Another Cache Paper", published="2025-02-03")
+
+    assert render_line(found, [], bare, "arXiv") == (
+        "- [Another Cache Paper](https://arxiv.org/abs/2502.00042) - arXiv 2025."
+    )
+
+
 def _skeleton(text: str, title: str) -> list[str]:
     """A line's markup with its facts blanked: the title, links' targets, authors (italics), years,
     dates and venues become placeholders, words become `w`, and the markup tokens remain."""
