@@ -372,3 +372,43 @@ def test_the_label_example_works_against_the_real_list_it_adds(cli, survey_only_
     cli("taxonomy", "add", "kv", real, "--offline", "--index", survey_only_index, check=True)
     code, _, err = cli("label", "2402.02750", "Quantization", "--taxonomy", "kv", "--index", survey_only_index)
     assert code == 0, err
+
+
+# --- the JSON the text says a command prints ---------------------------------------------------------
+def _names(fragment: str) -> set[str]:
+    return set(re.findall(r'"(\w+)"', fragment))
+
+
+def _described(text: str, opening: str) -> str:
+    """The code span of usage.md that begins with `opening`: a JSON answer as the text describes it."""
+    found = re.search(r"`(" + re.escape(opening) + r"[^`]*)`", text)
+    assert found, f"usage.md no longer describes {opening}"
+    return found.group(1)
+
+
+def test_the_json_the_text_describes_is_the_json_printed(cli, survey_only_index):
+    """usage.md spells out the fields of search's, related's and classify's `--json`; the tests
+    that check those fields (test_cli, test_mcp) hold copies of their own, so the text could drift
+    from the answers with every test passing."""
+    usage = (ROOT / "docs" / "usage.md").read_text()
+    index = ["--index", survey_only_index]
+
+    search = _described(usage, '{"query": Q, "results": [{')
+    answer = json.loads(cli("search", "quantizing weights to 4 bits", "--json", *index, check=True).stdout)
+    assert set(answer) == _names(search.split("[", 1)[0]) | {"query"}
+    assert all(set(hit) == _names(search.split("[", 1)[1]) for hit in answer["results"])
+
+    related = _described(usage, '{"id": ..., "results": [hit, ...]}')
+    answer = json.loads(cli("related", "2306.00978", "--json", *index, check=True).stdout)
+    assert set(answer) == _names(related)
+    assert all(set(hit) == _names(search.split("[", 1)[1]) for hit in answer["results"])  # "the same hit fields"
+
+    classify = _described(usage, '{"id", "suggestions":')
+    lists = dict(re.findall(r'"(\w+)":\s*\[\{([^}]*)\}', classify))
+    answer = json.loads(
+        cli("classify", "--title", "Evicting tokens", "--abstract", "We evict tokens from the KV cache.", "--json",
+            *index, check=True).stdout
+    )  # fmt: skip
+    assert set(answer) == _names(re.sub(r"\[\{[^}]*\}[^\]]*\]", "", classify))
+    for field, inner in lists.items():
+        assert answer[field] and all(set(item) == _names(inner) for item in answer[field]), field
