@@ -804,7 +804,7 @@ def test_the_walk_to_the_first_suggestion_is_sharper_when_leave_one_out_says_so(
     """Two half-likely leaves of one branch outweigh the one leaf that fits at the calibrated
     temperature; at half of it the walk reaches that leaf. The walk's temperature is the one whose
     top-down choice is right most often on held-out scores, and the shown scores stay calibrated."""
-    from semsearch.classify import softmax
+    from semsearch.classify import PATH_SCALES, softmax
 
     classifier = TaxonomyClassifier.untrained(TOY)
     quantization, pruning, speculation = classifier.leaves
@@ -814,16 +814,22 @@ def test_the_walk_to_the_first_suggestion_is_sharper_when_leave_one_out_says_so(
     soft = classifier.suggest(softmax(scores, 1.0)[0])
     assert soft[0].category in (quantization, pruning)  # the branch of many half-likely leaves wins
     classifier.path_temperature = classifier._fit_path_temperature(scores, truth)
-    assert classifier.path_temperature == pytest.approx(0.5)  # the largest share that walks to it
+    assert classifier.path_temperature == pytest.approx(0.25)  # walks to it, as does ½: a tie keeps the sharper
     walked = classifier.suggest(softmax(scores, 1.0)[0], classifier.path(scores)[0])
     assert walked[0].category == speculation
     assert walked[0].score == pytest.approx(softmax(scores, 1.0)[0][2])  # calibrated, not the walk's
-    # When the branch is right, the calibrated temperature is kept (a tie keeps the larger).
-    assert classifier._fit_path_temperature(scores, [[quantization, pruning]] * 4) == pytest.approx(1.0)
-    # Half the papers right at every share, the other half only from a half down: the best, not the
-    # first that gets any right.
-    mixed = np.vstack([scores[:2], [[2.0, 0.0, 0.0]] * 2])
-    assert classifier._fit_path_temperature(mixed, [[speculation]] * 2 + [[quantization]] * 2) == pytest.approx(0.5)
+    # When the branch is right, a walk that reaches it: at ¾ and at the calibrated one, the sharper.
+    assert classifier._fit_path_temperature(scores, [[quantization, pruning]] * 4) == pytest.approx(0.75)
+    # Papers no walk gets wrong (or right) cannot tell them apart: the sharpest is kept, whose first
+    # suggestion is the most probable leaf, so that `suggest` leaves no more probable leaf out.
+    plain = np.array([[0.0, 0.0, 2.0]] * 4)
+    assert classifier._fit_path_temperature(plain, truth) == pytest.approx(min(PATH_SCALES))
+    classifier.path_temperature = classifier._fit_path_temperature(plain, truth)
+    near = np.array([[1.7, 1.7, 2.0]])  # at the calibrated temperature, Compression's two outweigh it
+    assert classifier.suggest(softmax(near, 1.0)[0], classifier.path(near)[0])[0].category == speculation
+    # Three papers right from ¾ up, one from ½ down: the best, not the first that gets any right.
+    mostly_branch = [[quantization, pruning]] * 3 + [[speculation]]
+    assert classifier._fit_path_temperature(scores, mostly_branch) == pytest.approx(0.75)
 
 
 # --- a pinned classifier: every number by hand -----------------------------------------------------
