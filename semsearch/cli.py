@@ -721,8 +721,8 @@ def watch(
         typer.Option(
             "--site",
             envvar="SEMSEARCH_SITE",
-            help="Where `semsearch serve` runs, for the digest's 'view in semsearch' links ('' for none; "
-            "default http://127.0.0.1:8000).",
+            help="Where `semsearch serve` runs, for the digest's 'view in semsearch' links (default "
+            "127.0.0.1:8000; '' for none).",
         ),
     ] = None,
     taxonomy_name: TaxonomyOption = None,
@@ -837,8 +837,8 @@ def labels(ctx: typer.Context, index: IndexOption = None) -> None:
 
 @labels_app.command("export")
 def labels_export(index: IndexOption = None) -> None:
-    """Print your labels as JSON Lines, {"id", "title", "category", "labelled_at"}, and a list's label
-    its "taxonomy" (the default)."""
+    """Print your labels as JSON Lines, {"id", "title", "category", "labelled_at"}, a list's label
+    with its "taxonomy" too. `semsearch labels` alone does the same."""
     _export_labels(index)
 
 
@@ -1207,7 +1207,10 @@ def classify(
     ] = None,
     batch: Annotated[
         Path | None,
-        typer.Option("--batch", help='JSON Lines of {"id", "title", "abstract"}, or {"id"} of a paper held; JSON out.'),
+        typer.Option(
+            "--batch",
+            help='JSON Lines of {"id", "title", "abstract"}, or {"id"} alone (read as --arxiv reads it); JSON out.',
+        ),
     ] = None,
     taxonomy_name: TaxonomyOption = None,
     as_json: JsonOption = False,
