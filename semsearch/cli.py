@@ -782,10 +782,15 @@ def watch(
     from semsearch.watch import watch_every
 
     def done(report, error) -> None:
+        from datetime import datetime, timedelta, timezone
+
+        moment = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+        then = f"{moment.day} {moment:%b %Y %H:%M:%S} UTC"  # as the watched window reads
         if error is not None:
-            print(f"watch failed: {error}; it resumes in {every}", file=sys.stderr)
+            print(f"watch failed: {error}; it resumes at {then} (in {every})", file=sys.stderr)
         else:
             report_watch(report)
+            print(f"next watch at {then} (in {every}; Ctrl-C stops)", file=sys.stderr)
 
     watch_every(
         seconds, threading.Event(), wanted, on_done=done, index_dir=index, keep_all=keep_all,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -331,6 +332,29 @@ def test_ctrl_c_stops_the_servers_watch_at_its_next_page_and_the_next_watch_resu
         assert rerun.wait(WAIT) == 0, log.read_text()
     finally:
         stop(rerun)
+    from semsearch.index import Index
+
+    assert Index.open(survey_only_index).store.get("2612.00001") is not None
+
+
+def test_watch_every_watches_again_says_when_and_stops_on_ctrl_c(survey_only_index, stub, tmp_path):
+    """`semsearch watch --every 2s` as a user runs it: a watch, the time of the next (it said
+    nothing, so a terminal left watching could not tell when it would run again), another watch
+    there, and Ctrl-C ends it in one line, exit 130, the index as the watches left it."""
+    log = tmp_path / "watch.log"
+    watcher = semsearch_process(
+        "watch", "--every", "2s", "--index", survey_only_index, "--no-progress",
+        env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log,
+    )  # fmt: skip
+    try:
+        said = until(lambda: log.read_text().count("next watch at") >= 2 and log.read_text(), "two turns", watcher, log)
+        os.killpg(watcher.pid, signal.SIGINT)
+        code = watcher.wait(WAIT)
+    finally:
+        stop(watcher)
+    assert re.search(r"next watch at \d+ \w{3} \d{4} \d\d:\d\d:\d\d UTC \(in 2s; Ctrl-C stops\)", said), said
+    assert code == 130 and "Traceback" not in log.read_text(), log.read_text()
+    assert log.read_text().strip().splitlines()[-1].startswith("interrupted"), log.read_text()
     from semsearch.index import Index
 
     assert Index.open(survey_only_index).store.get("2612.00001") is not None
