@@ -6,8 +6,9 @@ their character n-gram TF-IDF cosine. How alike a group must be is learned from 
 clustering stops where groups would be less alike than the list's own headings are (the TIGHTNESS
 quantile of their papers' mean pairwise similarity), and no group grows past the list's largest
 heading. A group of MIN_GROUP or more papers is a gap unless it fits a heading the list has: a
-group whose centre is closer to a heading's centre than the list's two most alike headings are to
-each other is that heading's, not a new topic. A gap is named by its distinctive terms (c-TF-IDF
+group whose papers are, for the spread of both (`affinity`), nearer a heading's papers than
+halfway between one topic and a heading's most alike other heading (`ListShape.same_topic`) is
+that heading's, not a new topic. A gap is named by its distinctive terms (c-TF-IDF
 style: frequent in the group, rare in the rest and the list) and placed under the deepest heading
 most of its papers sit under.
 
