@@ -9,6 +9,7 @@ control characters become spaces and white space is collapsed; text with nothing
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
@@ -41,9 +42,6 @@ WHOLE_REFUSAL = "whole_refusal"  # a model's own refusal, which names its fields
 # generating them from the bare class in about a third of its runs ("too many filtered out").
 FOLDS_TO_NO_LETTER = r"\u037a\ufc5e-\ufc63\ufe70\ufe72\ufe74\ufe76\ufe78\ufe7a\ufe7c\ufe7e\uff9e\uff9f"
 SEARCHABLE = re.compile(rf"^[\s\S]*?[^\W_{FOLDS_TO_NO_LETTER}]")
-# Text with something `clean_text` keeps, as JSON Schema can say it (it has no word for "printable"):
-# a letter, digit or ASCII sign. A text of other signs alone ("—") is kept, though the pattern refuses it.
-HAS_TEXT = r"[\w!-~]"
 DATE = {"format": "date"}  # YYYY-MM-DD, as JSON Schema names it; `_iso_date` checks it
 
 
@@ -69,9 +67,19 @@ def _iso_date(value: str) -> str:
         raise PydanticCustomError("date", "expected a date YYYY-MM-DD") from None
 
 
-def Text(limit: int) -> Any:  # noqa: N802 - reads as a type in the models below
-    """Text of at most `limit` characters as sent, cleaned by `clean_text`."""
-    return Annotated[str, Field(max_length=limit, json_schema_extra={"pattern": HAS_TEXT}), AfterValidator(clean_text)]
+def has_letter(value: str) -> str:
+    """A paper's text needs a letter or digit, as a question does: "..." was placed with a
+    confident-looking answer, at random (the rule `search.check_query` reads a question by)."""
+    if not SEARCHABLE.search(unicodedata.normalize("NFKC", value)):
+        raise PydanticCustomError("no_letter", "has no letter or digit")
+    return value
+
+
+def Text(limit: int, *checks: Any) -> Any:  # noqa: N802 - reads as a type in the models below
+    """Text of at most `limit` characters as sent, cleaned by `clean_text`, then read by `checks`;
+    published with the pattern of a text with a letter or digit."""
+    published = Field(max_length=limit, json_schema_extra={"pattern": SEARCHABLE.pattern})
+    return Annotated[(str, published, AfterValidator(clean_text), *map(AfterValidator, checks))]
 
 
 def _not_a_boolean(value: Any) -> Any:
@@ -122,8 +130,7 @@ class SearchRequest(Request):
     question: Text(MAX_QUESTION) = Field(
         alias="q",
         description="The question, in plain words, with a letter or digit (in Unicode compatibility form).",
-        json_schema_extra={"pattern": SEARCHABLE.pattern},  # checked by search.check_query: a 400, as it was
-    )
+    )  # its letter is checked by search.check_query: a 400, as it was
     k: K = 10
     year_from: Year | None = None
     year_to: Year | None = None
@@ -154,8 +161,8 @@ class ClassifyRequest(Request):
     )
 
     id: PaperId | None = None
-    title: Text(MAX_TITLE) | None = None
-    abstract: Text(MAX_ABSTRACT) | None = None
+    title: Text(MAX_TITLE, has_letter) | None = None
+    abstract: Text(MAX_ABSTRACT, has_letter) | None = None
     taxonomy: TaxonomyName | None = None
 
     @model_validator(mode="after")
@@ -176,7 +183,7 @@ class RelatedOptions(Request):
 
 class RelatedRequest(RelatedOptions):
     id: PaperId | None = None  # None: the CLI's --text and --arxiv forms name no paper of the index
-    text: Text(MAX_TITLE + MAX_ABSTRACT) | None = None  # the CLI's --text: a paper's title and abstract
+    text: Text(MAX_TITLE + MAX_ABSTRACT, has_letter) | None = None  # the CLI's --text: a paper's title and abstract
 
 
 class PaperRequest(Request):

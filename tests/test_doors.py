@@ -47,6 +47,13 @@ BAD_INPUT = [
     ("classify", {"title": "   ", "abstract": "\x01 \x02"}, f"title: {BLANK}; abstract: {BLANK}"),
     ("classify", {"title": "t" * 1001, "abstract": "A"}, "title: String should have at most 1000 characters"),
     ("classify", {"title": "T", "abstract": "a" * 20001}, "abstract: String should have at most 20000 characters"),
+    # Placed at random, with a confident-looking answer, as "???" was searched.
+    (
+        "classify",
+        {"title": "...", "abstract": "— —"},
+        "title: has no letter or digit; abstract: has no letter or digit",
+    ),
+    ("classify", {"title": "Pruning heads", "abstract": "🚀"}, "abstract: has no letter or digit"),
     ("search", {"question": "cache", "k": "ten"}, f"k: {NOT_AN_INTEGER}"),  # the CLI said "Invalid value for '-k'"
     ("search", {"question": "cache", "year_from": "x"}, f"year_from: {NOT_AN_INTEGER}"),
 ]
