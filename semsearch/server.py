@@ -637,6 +637,16 @@ def check_port_free(host: str, port: int) -> None:
             raise SemsearchError(f"cannot serve on {host}:{port}: {err.strerror} (give another --port)") from None
 
 
+def http_protocol():
+    """uvicorn's HTTP protocol for `serve`: httptools' with each request's head bounded
+    (`bounded_http`), or h11, which bounds it itself, where httptools is missing."""
+    try:
+        from semsearch.bounded_http import BoundedHead
+    except ImportError:
+        return "h11"
+    return BoundedHead
+
+
 def page_url(host: str, port: int) -> str:
     """Where the page is: an IPv6 address goes in brackets."""
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
@@ -675,7 +685,7 @@ def serve(
         )
     if workers == 1:
         app = create_app(index_dir=index_dir, watch_seconds=watch_seconds, token=token, writes=writes, hosts=hosts)
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning", http=http_protocol())
         return
     directory = resolve_index_dir(index_dir)
     os.environ.update(SEMSEARCH_SERVE_INDEX=str(directory), SEMSEARCH_SERVE_WRITES="1" if writes else "0")
@@ -696,6 +706,7 @@ def serve(
             port=port,
             workers=workers,
             log_level="warning",
+            http=http_protocol(),
         )
     finally:
         if watcher is not None:

@@ -8,6 +8,7 @@ from urllib.parse import quote
 import anyio
 import pytest
 
+from semsearch.bounded_http import BoundedHead
 from semsearch.ingest import Ingest
 
 
@@ -546,14 +547,15 @@ def test_serving_on_loopback_opens_writing_and_passes_token_watch_and_names_to_t
     server.serve("127.0.0.1", 8123, index_dir=index_dir)
     assert launched.caplog.messages == []  # nothing to warn about on loopback
     ((app, kwargs),) = launched.runs
-    assert kwargs == {"host": "127.0.0.1", "port": 8123, "log_level": "warning"} and launched.watchers == []
+    assert kwargs == {"host": "127.0.0.1", "port": 8123, "log_level": "warning", "http": BoundedHead}
+    assert launched.watchers == []
     with TestClient(app, base_url="http://localhost:8123") as client:
         assert labelled(client)[0] == 404  # writing open, without a token
         assert "watch" not in client.get("/api/health").json()
 
     server.serve("::1", 8124, index_dir=index_dir, token="s3cret", watch_seconds=3600, allow_hosts=["papers.lab"])
     app, kwargs = launched.runs[-1]
-    assert kwargs == {"host": "::1", "port": 8124, "log_level": "warning"}
+    assert kwargs == {"host": "::1", "port": 8124, "log_level": "warning", "http": BoundedHead}
     (watcher,) = launched.watchers
     assert (watcher.seconds, watcher.directory) == (3600, index_dir)
     with TestClient(app, base_url="http://papers.lab:8124") as client:
@@ -597,7 +599,14 @@ def test_serve_workers_each_get_the_token_the_writing_rule_and_the_parents_watch
     assert launched.runs == [
         (
             "semsearch.server:app_from_environment",
-            {"factory": True, "host": "0.0.0.0", "port": 8123, "workers": 2, "log_level": "warning"},
+            {
+                "factory": True,
+                "host": "0.0.0.0",
+                "port": 8123,
+                "workers": 2,
+                "log_level": "warning",
+                "http": BoundedHead,
+            },
         )
     ]
     (watcher,) = launched.watchers  # one watch, the parent's, over the index the workers serve
@@ -1034,3 +1043,76 @@ def test_search_and_related_take_the_same_options_over_mcp_as_over_http(index_di
         over_http = client.get("/api/related/2309.17453", params=options).json()
         assert mcp("related", id="2309.17453", **options) == over_http, options
     assert "abstract" in mcp("related", id="2309.17453", details=True)["results"][0]
+
+
+# --- a request's head: bounded, however a client sends it ------------------------------------------------
+@contextmanager
+def uvicorn_serving(app):
+    """`app` served by uvicorn with `serve`'s HTTP protocol, in a thread of this process: its port."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from semsearch.server import http_protocol
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http=http_protocol()))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    """`data` sent at once on a connection of its own, and all the server answers until it closes it."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(data)
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    return answer
+
+
+async def _echo_length(scope, receive, send) -> None:
+    """An ASGI app answering with the size of the request's headers and body, and closing."""
+    if scope["type"] != "http":
+        return
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body, more = body + message.get("body", b""), message.get("more_body", False)
+    sizes = json.dumps({"headers": sum(len(n) + len(v) for n, v in scope["headers"]), "body": len(body)}).encode()
+    headers = [(b"connection", b"close"), (b"content-length", str(len(sizes)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": sizes})
+
+
+def test_a_request_head_over_the_limit_is_a_431_and_a_large_body_after_a_small_head_is_read():
+    """One client's 100 MB header held every other request for 24 s (uvicorn's httptools protocol
+    read it whole, quadratically, in the event loop) and grew the server by 180 MB."""
+    from semsearch.bounded_http import MAX_HEAD
+
+    start = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: "
+    with uvicorn_serving(_echo_length) as port:
+        fits = _raw(port, start + b"a" * (MAX_HEAD - len(start) - 4) + b"\r\n\r\n")
+        assert fits.startswith(b"HTTP/1.1 200 ") and json.loads(fits.partition(b"\r\n\r\n")[2])["body"] == 0
+        over = _raw(port, start + b"a" * (MAX_HEAD - len(start) + 1))  # one byte over, the head unfinished
+        head, _, body = over.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 431 ") and b"content-type: application/json" in head
+        assert json.loads(body) == {"error": f"the request line and headers are over {MAX_HEAD} bytes"}
+        posted = b"x" * (4 * MAX_HEAD)  # arrives with its small head in the same reads
+        sent = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n%s" % (len(posted), posted)
+        head, _, body = _raw(port, sent).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body)["body"] == len(posted)
