@@ -286,13 +286,14 @@ ERRORS = {
     403: "Writing is closed, or needs the server's token.",
     404: "No such paper, taxonomy or digest.",
     413: "The body is over 1 MB (refused before it is read).",
+    408: "The request did not arrive whole within 30 s (its connection is closed).",
     421: "The Host header names another server.",
     431: "The request line and headers are over 128 KiB (refused before they are read whole).",
     422: "A parameter refused, named first (or one the route does not take).",
     500: "Internal error (logged; no trace is sent).",
     503: "The index cannot answer now (damaged with nothing intact, or busy writing): try again.",
 }
-EVERY_ROUTE = (421, 422, 431, 500)
+EVERY_ROUTE = (408, 421, 422, 431, 500)
 
 
 def answering(model: Any = None, *errors: int) -> dict:

@@ -1116,3 +1116,39 @@ def test_a_request_head_over_the_limit_is_a_431_and_a_large_body_after_a_small_h
         sent = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n%s" % (len(posted), posted)
         head, _, body = _raw(port, sent).partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body)["body"] == len(posted)
+
+
+def _answer_within(client, seconds: float) -> bytes:
+    """What the server sends on `client` until it closes the connection, within `seconds`."""
+    client.settimeout(seconds)
+    answer = b""
+    while chunk := client.recv(65536):
+        answer += chunk
+    return answer
+
+
+def test_a_request_that_does_not_arrive_in_time_is_a_408_and_its_connection_closed(monkeypatch):
+    """Connections that sent nothing, or half a request, were held for ever: a client opening them
+    by the thousand used up the server's open files, and every other client was refused."""
+    import socket
+
+    from semsearch.bounded_http import BoundedHead
+
+    monkeypatch.setattr(BoundedHead, "read_seconds", 0.5)
+    error = {"error": "the request did not arrive whole within 0.5 s"}
+    halves = [b"", b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"]
+    with uvicorn_serving(_echo_length) as port:
+        for half in halves:
+            with socket.create_connection(("127.0.0.1", port)) as client:
+                client.sendall(half)
+                head, _, body = _answer_within(client, 10).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 408 ") and json.loads(body) == error, half
+        with socket.create_connection(("127.0.0.1", port)) as client:  # half a body: the app reads a disconnect
+            client.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nhalf")
+            assert _answer_within(client, 10) == b""
+        with socket.create_connection(("127.0.0.1", port)) as client:  # a request in time is answered in full
+            client.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\r\n")
+            time.sleep(0.2)
+            client.sendall(b"body")
+            head, _, body = _answer_within(client, 10).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body)["body"] == 4
