@@ -200,6 +200,8 @@ class Service:
                 log.warning("semsearch: %s; still serving %s", err, self.current.name)
             self.reload_error = str(err)
             return False
+        if newest == self.current.name:  # CURRENT reads again, naming what is served: a past error of
+            self.reload_error = None  # reading it (out of open files, a save half done) is over
         if newest in (None, self.current.name, self._unloadable):
             return self._recheck()
         try:

@@ -1406,6 +1406,26 @@ def test_a_server_keeps_serving_when_current_is_garbled(two_generations):
     assert response.status_code == 503 and "CURRENT must name a generation" in response.json()["error"]
 
 
+def test_health_is_ok_again_once_current_reads_again(two_generations):
+    """CURRENT unreadable for a moment (a server out of open files, 'Too many open files'; an editor
+    saving it): health said the index was damaged until the next publish, long after it read again."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    app = create_app(index_dir=two_generations, reload_seconds=None)
+    client, service = TestClient(app), app.state.service
+    current = (two_generations / "CURRENT").read_bytes()
+    (two_generations / "CURRENT").write_bytes(b"/etc\n")
+    assert not service.refresh()
+    assert client.get("/api/health").json()["status"] == "degraded"
+    (two_generations / "CURRENT").write_bytes(current)
+    assert not service.refresh()  # the same generation: nothing to swap in
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and "reload_error" not in health, health
+    assert client.post("/api/labels", json={"id": "2401.00001", "category": "Quantization"}).status_code != 503
+
+
 def test_a_generation_published_while_the_server_looks_is_served_not_called_damaged(
     two_generations, tmp_path, monkeypatch
 ):
