@@ -287,6 +287,7 @@ ERRORS = {
     404: "No such paper, taxonomy or digest.",
     413: "The body is over 1 MB (refused before it is read).",
     408: "The request did not arrive whole within 30 s (its connection is closed).",
+    415: "The body is not sent as JSON (`Content-Type: application/json`).",
     421: "The Host header names another server.",
     431: "The request line and headers are over 128 KiB (refused before they are read whole).",
     422: "A parameter refused, named first (or one the route does not take).",

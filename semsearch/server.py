@@ -169,6 +169,22 @@ def _no_stray_parameters(request: Request) -> None:
             raise BadRequest(not_a_parameter(name, "is given more than once (it takes one value)"))
 
 
+def _json_body(request: Request) -> None:
+    """A route that reads a JSON body takes only a body that says it is JSON (`Content-Type:
+    application/json`). A form's body (`curl -d`) was refused as "body: Input should be a valid
+    dictionary", which did not say what was wrong; and a body saying nothing was read as JSON by
+    FastAPI before 0.132, so a page on any site could post a label to a server on loopback without
+    asking first (a browser sends a Blob with no type across sites without a preflight)."""
+    route = request.scope.get("route")
+    if route is None or getattr(route, "body_field", None) is None:
+        return
+    given = request.headers.get("content-type", "")
+    kind = given.partition(";")[0].strip().lower()
+    if kind != "application/json" and not (kind.startswith("application/") and kind.endswith("+json")):
+        shown = repr(given[:60]) if given else "none"
+        raise UnsupportedMediaType(f"body: send it as JSON, with Content-Type: application/json (given: {shown})")
+
+
 def _single_parameters(route) -> set[str]:
     """The query parameters of `route` that take one value, by name and alias (not `ids=a&ids=b`)."""
     names = set()
@@ -186,6 +202,10 @@ def _safe_file(name: str) -> str:
 
 class Forbidden(SemsearchError):
     http_status = 403
+
+
+class UnsupportedMediaType(SemsearchError):
+    http_status = 415
 
 
 class LimitBody:
@@ -349,7 +369,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # Swagger UI and ReDoc load from a CDN: blank offline. The page documents the
         redoc_url=None,  # API itself at /docs, from /openapi.json, with nothing from another host.
-        dependencies=[Depends(_no_stray_parameters)],
+        dependencies=[Depends(_no_stray_parameters), Depends(_json_body)],
     )
     app.state.service = service
     if reload_seconds:
@@ -411,7 +431,7 @@ def create_app(
             category=request.category, explain=request.explain, details=request.details, taxonomy=request.taxonomy,
         )  # fmt: skip
 
-    @app.post("/api/classify", **answering(ClassifyAnswer, 400, 404, 413, 503))
+    @app.post("/api/classify", **answering(ClassifyAnswer, 400, 404, 413, 415, 503))
     def classify(request: ClassifyRequest) -> dict:
         return service.classify(request.title, request.abstract, request.taxonomy, paper_id=request.id)
 
@@ -422,7 +442,7 @@ def create_app(
             request.id, request.k, diverse=request.diverse, details=request.details, taxonomy=request.taxonomy
         )
 
-    @app.post("/api/recommend", **answering(RecommendAnswer, 400, 404, 413, 503))
+    @app.post("/api/recommend", **answering(RecommendAnswer, 400, 404, 413, 415, 503))
     def recommend(request: Annotated[RecommendRequest, Body()]) -> dict:
         return service.recommend(request.likes, request.dislikes, request.k, request.since)
 
@@ -435,7 +455,7 @@ def create_app(
     def paper(paper_id: Annotated[str, published_as(PaperId)]) -> dict:
         return service.paper(parse(PaperRequest, id=paper_id).id)
 
-    @app.post("/api/labels", **answering(LabelAnswer, 400, 403, 404, 413, 503))
+    @app.post("/api/labels", **answering(LabelAnswer, 400, 403, 404, 413, 415, 503))
     def label(request: LabelRequest, authorization: Annotated[str | None, Header()] = None) -> dict:
         """Confirm a paper's category (stored as your label; it trains later suggestions)."""
         check_token(authorization)

@@ -1152,3 +1152,30 @@ def test_a_request_that_does_not_arrive_in_time_is_a_408_and_its_connection_clos
             client.sendall(b"body")
             head, _, body = _answer_within(client, 10).partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body)["body"] == 4
+
+
+@pytest.mark.parametrize(
+    "headers, given",
+    [
+        ({}, "none"),  # a page's Blob sent across sites: no preflight asked first
+        ({"content-type": "text/plain;charset=UTF-8"}, "'text/plain;charset=UTF-8'"),
+        ({"content-type": "application/x-www-form-urlencoded"}, "'application/x-www-form-urlencoded'"),  # curl -d
+    ],
+)
+def test_a_body_not_sent_as_json_is_a_415_saying_so_and_writes_nothing(toy_dir, headers, given):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    client = TestClient(create_app(index_dir=toy_dir, reload_seconds=None))
+    error = f"body: send it as JSON, with Content-Type: application/json (given: {given})"
+    label = {"id": "2301.00006", "category": KV}
+    for route, body in [("/api/labels", label), ("/api/classify", {"title": "KV", "abstract": "cache"})]:
+        answer = client.post(route, content=json.dumps(body), headers=headers)
+        assert (answer.status_code, answer.json()) == (415, {"error": error}), route
+    assert client.get("/api/papers/2301.00006").json()["category_source"] != "user"
+    sent = client.post(
+        "/api/labels", content=json.dumps(label), headers={"content-type": "application/json; charset=utf-8"}
+    )
+    assert sent.status_code == 200 and sent.json()["category"] == KV
+    assert client.get("/api/papers/2301.00006").json()["category_source"] == "user"
