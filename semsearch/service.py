@@ -94,13 +94,25 @@ def taxonomy_tree(store, name: str | None = None) -> list[dict]:
     return taxonomy.tree(subtree_counts(categories for _, _, categories in store.taxonomy_papers(name)))
 
 
+def on_github(url: str) -> bool:
+    """Whether `url` is on GitHub by its host: one with "github.com" in its path or query, or in
+    another host's name, was shown as the paper's code."""
+    from urllib.parse import urlsplit
+
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".")
+    except ValueError:
+        return False
+    return host == "github.com" or host.endswith(".github.com")
+
+
 def arxiv_links(paper) -> dict:
     arxiv_id = paper.arxiv_id
     links = (
         {"arxiv": f"https://arxiv.org/abs/{arxiv_id}", "pdf": f"https://arxiv.org/pdf/{arxiv_id}"} if arxiv_id else {}
     )
     url = web_url(paper.url)
-    if url and "github.com" in url:
+    if url and on_github(url):
         links["code"] = url
     elif url and not arxiv_id:
         links["page"] = url

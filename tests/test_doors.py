@@ -373,6 +373,31 @@ def test_an_old_index_never_gives_out_a_link_that_is_not_http(tmp_path, fake_mod
     assert [h["url"] for h in hits] == [shown]
 
 
+@pytest.mark.parametrize(
+    "url, kind",
+    [
+        ("https://github.com/mit-han-lab/streaming-llm", "code"),
+        ("https://www.github.com/x/y", "code"),
+        ("https://evil.example/github.com/x", "page"),  # shown as the paper's "Code" on GitHub
+        ("https://evil.example/?from=github.com", "page"),
+        ("https://notgithub.com/x", "page"),
+        ("https://github.com.evil.example/x", "page"),
+    ],
+)
+def test_a_link_is_called_code_only_when_it_is_on_github(tmp_path, fake_model, url, kind):
+    from fastapi.testclient import TestClient
+
+    from semsearch.ingest import Ingest
+    from semsearch.paper import Paper
+    from semsearch.server import create_app
+
+    index_dir = tmp_path / "links"
+    with Ingest(index_dir=index_dir, progress=False) as job:
+        job.add([Paper(id="local-1", title="Zebra caches", abstract="Zebra caches.", url=url)])
+    client = TestClient(create_app(index_dir=index_dir, reload_seconds=None))
+    assert client.get("/api/papers/local-1").json()["links"] == {kind: url}
+
+
 @settings(max_examples=examples(200), deadline=None)
 @given(st.text(max_size=60))
 def test_web_url_passes_only_absolute_http_urls(url):
