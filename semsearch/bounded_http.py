@@ -24,7 +24,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 MAX_HEAD = 128 * 1024
 READ_SECONDS = 30.0  # a request of 1 MB, the most a body may be, arrives in that time at 35 kB/s
 
-STATUS = {408: b"408 Request Timeout", 431: b"431 Request Header Fields Too Large"}
+STATUS = {400: b"400 Bad Request", 408: b"408 Request Timeout", 431: b"431 Request Header Fields Too Large"}
+NOT_HTTP = "the request is not HTTP this server can read (a URL is read up to 64 KiB)"
 
 
 def refusal(status: int, message: str) -> bytes:
@@ -73,6 +74,11 @@ class BoundedHead(HttpToolsProtocol):
         super().data_received(data)  # one piece read: a body after a small head may come with it
         if self._reading_head and self._head > self.limit and not self.transport.is_closing():
             self._refuse(431, f"the request line and headers are over {self.limit} bytes")
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that are no request (or a URL over 64 KiB, which httptools does
+        not read), with the one error body: it was text, "Invalid HTTP request received."."""
+        self._refuse(400, NOT_HTTP)
 
     def _start_clock(self) -> None:
         if self._deadline is None:

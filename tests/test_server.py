@@ -1179,3 +1179,17 @@ def test_a_body_not_sent_as_json_is_a_415_saying_so_and_writes_nothing(toy_dir, 
     )
     assert sent.status_code == 200 and sent.json()["category"] == KV
     assert client.get("/api/papers/2301.00006").json()["category_source"] == "user"
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"NOT HTTP AT ALL\r\n\r\n", b"GET /?q=" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"],
+    ids=["garbage", "url-over-64-KiB"],
+)
+def test_bytes_that_are_no_request_are_a_400_with_the_one_error_body(sent):
+    from semsearch.bounded_http import NOT_HTTP
+
+    with uvicorn_serving(_echo_length) as port:
+        head, _, body = _raw(port, sent).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: application/json" in head
+    assert json.loads(body) == {"error": NOT_HTTP}
