@@ -334,7 +334,12 @@ def token_matches(authorization: str | None, token: str) -> bool:
         given = (authorization or "").encode("latin-1")
     except UnicodeEncodeError:  # not a header's bytes: no client could have sent the token
         return False
-    return hmac.compare_digest(given, b"Bearer " + token.encode("utf-8", "surrogateescape"))
+    # The scheme in any case, then one space or more (RFC 9110, 11.4): `bearer TOKEN` was refused.
+    scheme, _, credentials = given.partition(b" ")
+    credentials = credentials.lstrip(b" ")
+    if scheme.lower() != b"bearer":
+        return False
+    return hmac.compare_digest(credentials, token.encode("utf-8", "surrogateescape"))
 
 
 def create_app(

@@ -1011,6 +1011,19 @@ def test_a_token_is_never_matched_by_a_header_no_client_could_send():
     assert not token_matches("Bearer \u20ac", "x") and not token_matches(None, "x")
 
 
+@pytest.mark.parametrize("header", ["bearer s3cret", "BEARER s3cret", "Bearer  s3cret", "bEaReR s3cret"])
+def test_the_bearer_scheme_is_read_in_any_case_as_http_reads_it(header):
+    """An authentication scheme is case-insensitive, and may be followed by more than one space (RFC 9110,
+    11.4): a client sending `bearer TOKEN` with the right token was refused 403."""
+    from semsearch.server import token_matches
+
+    assert token_matches(header, "s3cret")
+    assert not token_matches(header.replace("s3cret", "s3cre"), "s3cret")
+    assert not token_matches(header.replace("s3cret", "s3crett"), "s3cret")
+    for wrong in ("Basic s3cret", "Bearers3cret", "Bearer", "s3cret", "Bearer s3cret x", ""):
+        assert not token_matches(wrong, "s3cret"), wrong
+
+
 def test_serve_with_an_empty_host_builds_nothing_first(cli, tmp_path):
     """The default index was built (minutes) before `--host ''` was refused."""
     code, out, err = cli("serve", "--host", "", "--port", "8765", cwd=tmp_path)
