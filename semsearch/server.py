@@ -325,6 +325,18 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
+def unreadable_body(cause: BaseException | None) -> str:
+    """Why a JSON body could not be read, by what the parser raised: every one of them was called
+    "a byte that is not UTF-8", a body 2,000 arrays deep (4 kB) or with a number of 5,000 digits too."""
+    if isinstance(cause, RecursionError):
+        return "body: is nested too deep to read (arrays or objects inside one another)"
+    if isinstance(cause, ValueError) and not isinstance(cause, UnicodeError) and "digits" in str(cause):
+        return "body: holds a number of more digits than can be read (4,300 at most)"
+    if isinstance(cause, UnicodeError):
+        return "body: is not valid JSON (a byte that is not UTF-8)"
+    return "body: is not valid JSON"
+
+
 def token_matches(authorization: str | None, token: str) -> bool:
     """Whether `authorization` is `Bearer TOKEN`, compared as bytes: hmac.compare_digest takes no
     non-ASCII str (a 500). The header is the bytes the client sent (the ASGI server reads them as
@@ -407,8 +419,8 @@ def create_app(
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException) -> JSONResponse:  # unknown routes, wrong methods
         if err.status_code == 400 and err.detail == "There was an error parsing the body":  # FastAPI's words
-            # for a body that is not UTF-8; one that is but is not JSON was already 422 in ours
-            return JSONResponse({"error": "body: is not valid JSON (a byte that is not UTF-8)"}, status_code=422)
+            # for a body its JSON parser could not read; one that is not JSON at all was already 422 in ours
+            return JSONResponse({"error": unreadable_body(err.__cause__)}, status_code=422)
         headers = dict(err.headers or {})  # a 405's Allow: the methods the route does take
         if "GET" in headers.get("Allow", "").split(", "):
             headers["Allow"] += ", HEAD"  # answered by HeadAsGet

@@ -133,6 +133,24 @@ def test_a_lone_surrogate_in_a_json_body_is_refused_in_the_words_of_every_door(u
         )
 
 
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        (b"[" * 2000 + b"]" * 2000, "body: is nested too deep to read (arrays or objects inside one another)"),
+        (
+            b'{"likes": ["2305.17118"], "k": ' + b"9" * 5000 + b"}",
+            "body: holds a number of more digits than can be read (4,300 at most)",
+        ),
+        ('{"likes": ["caf\u00e9"]}'.encode("latin-1"), "body: is not valid JSON (a byte that is not UTF-8)"),
+    ],
+    ids=["deep", "long-number", "latin-1"],
+)
+def test_a_json_body_the_parser_cannot_read_is_refused_saying_why(unchanged_client, body, error):
+    """A body 2,000 arrays deep (4 kB) or with a 5,000-digit number was called "a byte that is not UTF-8"."""
+    answer = unchanged_client.post("/api/recommend", content=body, headers={"content-type": "application/json"})
+    assert (answer.status_code, answer.json()) == (422, {"error": error})
+
+
 def test_an_internal_error_is_json_without_a_trace(index_dir, monkeypatch):
     from fastapi.testclient import TestClient
 
