@@ -60,11 +60,18 @@ def clean_text(value: str) -> str:
     return text
 
 
+ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _iso_date(value: str) -> str:
+    """A date as YYYY-MM-DD only: Python 3.11's date.fromisoformat reads "20240101" and "2024-W01-1"
+    too (3.10 refused them), which the published `format: date` does not name."""
     try:
-        return date.fromisoformat(value).isoformat()
+        if ISO_DAY.fullmatch(value):
+            return date.fromisoformat(value).isoformat()
     except ValueError:
-        raise PydanticCustomError("date", "expected a date YYYY-MM-DD") from None
+        pass
+    raise PydanticCustomError("date", "expected a date YYYY-MM-DD")
 
 
 def has_letter(value: str) -> str:
