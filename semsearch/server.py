@@ -684,6 +684,25 @@ def http_protocol():
     return BoundedHead
 
 
+def raise_open_files_limit() -> None:
+    """Let `serve` hold as many connections as the system allows this process: every connection is
+    an open file, and at the usual soft limit of 1,024 a client opening a thousand connections left
+    nothing for other clients (refused) or for reading the index ("CURRENT cannot be read (Too many
+    open files)"). The hard limit is the most a process may raise itself to; where that cannot be set
+    (macOS refuses more than OPEN_MAX), the limit stays as it was."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to raise
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def page_url(host: str, port: int) -> str:
     """Where the page is: an IPv6 address goes in brackets."""
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
@@ -703,6 +722,7 @@ def serve(
     check_listen_host(host)
     check_token_given(token)
     check_port_free(host, port)
+    raise_open_files_limit()  # before the workers start: they inherit it
     print(f"semsearch: serving {page_url(host, port)} (API docs at /docs); Ctrl-C stops", file=sys.stderr)
     import uvicorn
 

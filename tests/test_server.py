@@ -585,6 +585,25 @@ def test_serving_on_loopback_opens_writing_and_passes_token_watch_and_names_to_t
     assert watcher.stop.is_set()  # the server's shutdown stops its watch
 
 
+def test_serve_raises_its_open_files_to_the_most_the_system_allows(launched, unchanged_survey_corpus_index):
+    """Each connection is an open file: at a soft limit of 1,024 (many systems' default), a client
+    holding a thousand connections had every other one refused and the index reported damaged."""
+    resource = pytest.importorskip("resource")
+
+    from semsearch import server
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip("no room to lower the limit below the hard one")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        server.serve("127.0.0.1", 8123, index_dir=unchanged_survey_corpus_index)
+        raised = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert raised == (hard if hard != resource.RLIM_INFINITY else 1 << 20)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_serving_beyond_loopback_says_so_and_closes_writing_without_a_token(launched, unchanged_survey_corpus_index):
     from fastapi.testclient import TestClient
 
