@@ -428,7 +428,7 @@ def create_app(
 
     def check_token(authorization: str | None) -> None:
         if not writes:
-            raise Forbidden("writing is closed: serving beyond loopback needs --token")
+            raise Forbidden("writing is closed: serving beyond loopback (--host, --allow-host) needs --token")
         if token is not None and not token_matches(authorization, token):
             raise Forbidden("writing needs the server's token (Authorization: Bearer TOKEN)")
 
@@ -729,14 +729,18 @@ def serve(
     from semsearch.index import resolve_index_dir
 
     check_host_names(allow_hosts)
-    writes = host in LOOPBACK or token is not None
+    # A name beyond loopback in --allow-host is how the server is reached through a proxy on this
+    # machine (the documented way behind one): its clients are not this machine's, however it listens.
+    # Writing was left open to them without a token, as if only this machine could ask.
+    named = [name for name in allow_hosts if host_name(name) not in LOOPBACK]
+    writes = (host in LOOPBACK and not named) or token is not None
     hosts = sorted({*LOOPBACK, host, *allow_hosts})
-    if host not in LOOPBACK:
+    if host not in LOOPBACK or named:
         log.warning(
-            "note: serving on %s: reading needs no authentication (anyone who can reach this address can search "
+            "note: serving %s: reading needs no authentication (anyone who can reach this address can search "
             "the index); writing (labels) %s; requests must name it in their Host header as one of %s "
             "(--allow-host NAME adds one)",
-            host,
+            f"on {host}" if host not in LOOPBACK else f"as {', '.join(named)} (--allow-host)",
             "needs the token" if token else "is closed without --token",
             ", ".join(hosts),
         )

@@ -506,7 +506,7 @@ def test_propose_and_gaps_take_their_query_like_the_other_doors(unchanged_client
 SERVE_VARIABLES = ("SEMSEARCH_SERVE_INDEX", "SEMSEARCH_SERVE_WRITES", "SEMSEARCH_SERVE_HOSTS", "SEMSEARCH_TOKEN",
                    "SEMSEARCH_SERVE_WATCHED")  # fmt: skip
 LABEL = {"id": "nope", "category": "KV-Cache Optimization"}  # past the token check, a 404: nothing is written
-CLOSED = "writing is closed: serving beyond loopback needs --token"
+CLOSED = "writing is closed: serving beyond loopback (--host, --allow-host) needs --token"
 NEEDS_TOKEN = "writing needs the server's token (Authorization: Bearer TOKEN)"
 
 
@@ -622,6 +622,30 @@ def test_serving_beyond_loopback_says_so_and_closes_writing_without_a_token(laun
     server.serve("0.0.0.0", 8123, index_dir=unchanged_survey_corpus_index, token="s3cret")
     assert "; writing (labels) needs the token; " in launched.caplog.messages[0]
     assert labelled(TestClient(launched.runs[-1][0], base_url="http://0.0.0.0:8123")) == (403, NEEDS_TOKEN)
+
+
+def test_a_name_allowed_beyond_loopback_closes_writing_without_a_token(launched, unchanged_survey_corpus_index):
+    """`serve --allow-host papers.lab` on 127.0.0.1 is the documented way behind a proxy on this machine:
+    anyone reaching the proxy could post labels without a token, as if only this machine could ask."""
+    from fastapi.testclient import TestClient
+
+    from semsearch import server
+
+    server.serve("127.0.0.1", 8123, index_dir=unchanged_survey_corpus_index, allow_hosts=["papers.lab"])
+    assert launched.caplog.messages == [
+        "note: serving as papers.lab (--allow-host): reading needs no authentication (anyone who can reach this "
+        "address can search the index); writing (labels) is closed without --token; requests must name it in "
+        "their Host header as one of 127.0.0.1, ::1, localhost, papers.lab (--allow-host NAME adds one)"
+    ]
+    for name in ("papers.lab", "127.0.0.1"):
+        assert labelled(TestClient(launched.runs[-1][0], base_url=f"http://{name}:8123")) == (403, CLOSED)
+    server.serve("127.0.0.1", 8123, index_dir=unchanged_survey_corpus_index, allow_hosts=["papers.lab"], token="t")
+    client = TestClient(launched.runs[-1][0], base_url="http://papers.lab:8123")
+    assert labelled(client) == (403, NEEDS_TOKEN) and labelled(client, Authorization="Bearer t")[0] == 404
+    launched.caplog.clear()
+    server.serve("127.0.0.1", 8123, index_dir=unchanged_survey_corpus_index, allow_hosts=["localhost", "[::1]"])
+    assert launched.caplog.messages == []  # loopback's own names: writing open, as without them
+    assert labelled(TestClient(launched.runs[-1][0], base_url="http://localhost:8123"))[0] == 404
 
 
 def test_serve_workers_each_get_the_token_the_writing_rule_and_the_parents_watch(
