@@ -91,8 +91,12 @@ class BoundedHead(HttpToolsProtocol):
 
     def _too_slow(self) -> None:
         self._deadline = None
-        if not self.transport.is_closing():
-            self._refuse(408, f"the request did not arrive whole within {self.read_seconds:g} s")
+        if self.transport.is_closing():
+            return
+        if self.pipeline or self.flow.read_paused:  # reading waits on the server answering a request before
+            self._start_clock()  # it (pipelined), not on the client: the answer under way is not cut off
+            return
+        self._refuse(408, f"the request did not arrive whole within {self.read_seconds:g} s")
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer `status` unless another request's answer is under way on this connection (or this

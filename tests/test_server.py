@@ -1255,6 +1255,28 @@ def test_a_body_not_sent_as_json_is_a_415_saying_so_and_writes_nothing(toy_dir, 
     assert client.get("/api/papers/2301.00006").json()["category_source"] == "user"
 
 
+def test_a_request_waiting_behind_a_slow_answer_does_not_cut_that_answer_off(monkeypatch):
+    """Pipelined: the second request waits (unread) while the first is answered; the clock is the
+    client's, not the server's, so the first answer is sent whole."""
+    import asyncio
+    import socket
+
+    from semsearch.bounded_http import BoundedHead
+
+    async def slow(scope, receive, send):
+        if scope.get("path") == "/slow":
+            await asyncio.sleep(1.0)
+        await _echo_length(scope, receive, send)
+
+    monkeypatch.setattr(BoundedHead, "read_seconds", 0.3)
+    first = b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    second = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nhalf"
+    with uvicorn_serving(slow) as port, socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(first + second)
+        head, _, body = _answer_within(client, 10).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body)["body"] == 0
+
+
 @pytest.mark.parametrize(
     "sent",
     [b"NOT HTTP AT ALL\r\n\r\n", b"GET /?q=" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"],
