@@ -325,14 +325,11 @@ def ingest_survey_command(
 
 
 def _check_date(value: str | None) -> str | None:
-    if value is None:
-        return None
-    from datetime import date
+    from semsearch.requests_models import iso_day
 
-    try:
-        return date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise SemsearchError(f"invalid date {value!r}: expected YYYY-MM-DD") from None
+    if value is not None and (day := iso_day(value)) is None:
+        raise SemsearchError(f"invalid date {value!r}: expected YYYY-MM-DD")
+    return None if value is None else day
 
 
 # --- search -------------------------------------------------------------------------------------

@@ -63,15 +63,20 @@ def clean_text(value: str) -> str:
 ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def _iso_date(value: str) -> str:
-    """A date as YYYY-MM-DD only: Python 3.11's date.fromisoformat reads "20240101" and "2024-W01-1"
-    too (3.10 refused them), which the published `format: date` does not name."""
+def iso_day(value: str) -> str | None:
+    """The date `value` names as YYYY-MM-DD, None if it names none that way: Python 3.11's
+    date.fromisoformat reads "20240101" and "2024-W01-1" too (3.10 refused them), which the
+    published `format: date` does not name. Every door's dates (`since`, the CLI's --since)."""
     try:
-        if ISO_DAY.fullmatch(value):
-            return date.fromisoformat(value).isoformat()
+        return date.fromisoformat(value).isoformat() if ISO_DAY.fullmatch(value) else None
     except ValueError:
-        pass
-    raise PydanticCustomError("date", "expected a date YYYY-MM-DD")
+        return None
+
+
+def _iso_date(value: str) -> str:
+    if (day := iso_day(value)) is None:
+        raise PydanticCustomError("date", "expected a date YYYY-MM-DD")
+    return day
 
 
 def has_letter(value: str) -> str:

@@ -171,6 +171,9 @@ def test_info(built, capsys):
         (["eval", "search", "--queries", "missing.jsonl"], "cannot read missing.jsonl: no such file"),
         (["eval", "related", "--topics", "."], "cannot read .: it is a directory"),
         (["ingest", "jsonl", "x.jsonl", "--since", "yesterday"], "invalid date"),
+        # As every door reads a date: Python 3.11 alone took these (a week, no dashes).
+        (["ingest", "jsonl", "x.jsonl", "--since", "20240101"], "invalid date '20240101': expected YYYY-MM-DD"),
+        (["watch", "--since", "2024-W01-1"], "invalid date '2024-W01-1': expected YYYY-MM-DD"),
         (["search"], "give a question"),
     ],
 )
