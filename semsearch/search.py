@@ -65,12 +65,11 @@ from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
 from semsearch.lexical import STOPWORDS, question_terms, strip_request, tokenize
 from semsearch.paper import Paper, TitlesHeld, normalize_title, one_line, parse_arxiv_id, same_paper_titles
-from semsearch.requests_models import SEARCHABLE
+from semsearch.requests_models import MAX_ABSTRACT, MAX_QUESTION, MAX_TITLE, SEARCHABLE
 from semsearch.store import Prediction
 from semsearch.taxonomy import is_under, load_taxonomy, resolve_node
 
-MAX_QUERY_CHARS = 2000
-MAX_PAPER_CHARS = 21_000  # a title and an abstract, as classify takes them (requests_models)
+MAX_PAPER_CHARS = MAX_TITLE + MAX_ABSTRACT  # a title and an abstract, as classify takes them
 MODES = ("hybrid", "dense", "lexical")
 CANDIDATES = 200
 DENSE_WEIGHT = 0.7
@@ -517,13 +516,13 @@ def check_query(query: str) -> str:
     "ＧＰＴＱ" is GPTQ, "２３０６.００９７８" an arXiv id), control characters dropped and white space
     collapsed; refused if empty, or with no letter or digit to search by ("🚀", "???" answered ten
     papers at random, explained as a question about a kind of work)."""
+    if len(query) > MAX_QUESTION:  # as sent, as /openapi.json says: "ﬃ" folds to three letters
+        raise SemsearchError(f"the question is longer than {MAX_QUESTION} characters")
     text = one_line(unicodedata.normalize("NFKC", query))
     if not text:
         raise SemsearchError("the question is empty")
     if not SEARCHABLE.search(text):  # the rule /openapi.json publishes as the question's pattern
         raise SemsearchError("the question has no letter or digit to search by")
-    if len(text) > MAX_QUERY_CHARS:
-        raise SemsearchError(f"the question is longer than {MAX_QUERY_CHARS} characters")
     return text
 
 

@@ -1040,6 +1040,8 @@ def test_a_question_is_cleaned_of_control_characters_and_held_to_2000_characters
     assert check_query("é" * 2000) == "é" * 2000
     with pytest.raises(SemsearchError, match=r"^the question is longer than 2000 characters$"):
         check_query("é" * 2001)
+    # Held to its length as sent (the published limit), not as folded: "ﬃ" reads as "ffi".
+    assert check_query("ﬃ" * 2000) == "ffi" * 2000
     for blank in ("", " \n\t", "\x00\x1b"):
         with pytest.raises(SemsearchError, match=r"^the question is empty$"):
             check_query(blank)
