@@ -1253,6 +1253,9 @@ def test_a_body_not_sent_as_json_is_a_415_saying_so_and_writes_nothing(toy_dir, 
     )
     assert sent.status_code == 200 and sent.json()["category"] == KV
     assert client.get("/api/papers/2301.00006").json()["category_source"] == "user"
+    structured = {"content-type": "application/vnd.example+json"}  # JSON by its structured suffix (RFC 6839)
+    placed = client.post("/api/classify", content=json.dumps({"title": "KV", "abstract": "cache"}), headers=structured)
+    assert placed.status_code == 200, placed.text
 
 
 def test_a_request_waiting_behind_a_slow_answer_does_not_cut_that_answer_off(monkeypatch):
