@@ -1173,6 +1173,13 @@ async def _echo_length(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": sizes})
 
 
+async def _ok_kept_alive(scope, receive, send) -> None:
+    """An ASGI app answering "ok", its connection kept open for the next request."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
 def test_a_request_head_over_the_limit_is_a_431_and_a_large_body_after_a_small_head_is_read():
     """One client's 100 MB header held every other request for 24 s (uvicorn's httptools protocol
     read it whole, quadratically, in the event loop) and grew the server by 180 MB."""
@@ -1226,6 +1233,13 @@ def test_a_request_that_does_not_arrive_in_time_is_a_408_and_its_connection_clos
             client.sendall(b"body")
             head, _, body = _answer_within(client, 10).partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body)["body"] == 4
+    with uvicorn_serving(_ok_kept_alive) as port, socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # answered, the connection kept:
+        client.settimeout(10)
+        assert client.recv(65536).startswith(b"HTTP/1.1 200 ")
+        client.sendall(halves[1])  # the next request on it has a clock of its own
+        head, _, body = _answer_within(client, 10).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 ") and json.loads(body) == error
 
 
 @pytest.mark.parametrize(
