@@ -474,3 +474,27 @@ def test_a_folder_that_holds_no_model_is_one_line(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith(f"error: cannot load embedding model '{tmp_path / 'empty'}'")
+
+
+def test_the_readmes_first_command_builds_the_index_and_answers_on_topic(tmp_path):
+    """The README's set-up, as a newcomer runs it (after its `pip install -e .`): in a folder with no
+    index, arXiv out of reach, the first question builds ./index from the survey's titles, says so
+    in two lines, and its first answer is about the KV cache."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (first,) = [line for line in readme.splitlines() if line.startswith("pip install -e . && semsearch ")]
+    command = first.split(" && ", 1)[1]
+    env = {k: v for k, v in os.environ.items() if k != "SEMSEARCH_INDEX"}
+    env.update(SEMSEARCH_ARXIV_URL="http://127.0.0.1:9/api/query", COLUMNS="200")  # the discard port: refused
+    ran = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert ran.returncode == 0, ran.stderr
+    said = ran.stderr.splitlines()
+    assert (
+        said[0] == f"first run: building the index in {tmp_path / 'index'} from the survey's papers "
+        "(once; abstracts from arXiv when it can be reached)"
+    ), said
+    assert said[1].startswith("warning: arXiv did not answer") and "indexing survey titles only" in said[1], said
+    assert (tmp_path / "index" / "CURRENT").exists()
+    first_row = next(line for line in ran.stdout.splitlines() if line.startswith("│ 1 "))
+    assert "KV-Cache Optimization" in first_row, ran.stdout
