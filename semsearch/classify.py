@@ -783,6 +783,8 @@ class TaxonomyClassifier:
         rows = 0 if trained is None else len(trained)
         if type(openings) is not int or not 0 <= openings <= rows or (weights is not None and len(weights) != rows):
             raise ValueError("the classifier's question model does not match its training rows")
+        if problem := _shape_problem(values):
+            raise ValueError(f"the classifier's arrays do not fit together ({problem})")
         return cls(**values)
 
     def _kernel(self, vectors: np.ndarray, tfidf, rows: int | None = None) -> np.ndarray:
@@ -1005,14 +1007,77 @@ WIDTHS = (
 )
 
 
-def _usable(saved: bytes | None) -> TaxonomyClassifier | None:
+def _shape_problem(values: dict) -> str | None:
+    """What in a saved classifier's fields does not fit the rest (None when all fits): each array
+    is read against the others (a matrix of the leaves' width, rows of the vectors' width, sparse
+    rows whose columns lie within the vocabulary), so an archive whose checksums were made to match,
+    with one array cut or widened, is refused at loading rather than failing inside a question."""
+    leaves, labelled = values["leaves"], values["labelled_ids"]
+    if not (isinstance(leaves, list) and leaves and all(isinstance(leaf, str) for leaf in leaves)):
+        return "no leaves"
+    if not all(
+        isinstance(values[name], list) for name in ("nodes", "labelled_ids", "labelled_titles", "labelled_categories")
+    ):
+        return "its lists are not lists"
+    if not len(labelled) == len(values["labelled_titles"]) == len(values["labelled_categories"]):
+        return "labelled papers"
+    width = len(leaves)
+    trained = values["train_vectors"]
+    if trained is None:  # untrained: nothing else is kept
+        return None
+    if trained.ndim != 2 or not np.issubdtype(trained.dtype, np.floating):
+        return "train_vectors"
+    rows, dimension = trained.shape
+    for name in ("description_vectors", "out_of_scope_vectors"):
+        array = values[name]
+        if array is not None and (array.ndim != 2 or array.shape[1] != dimension):
+            return name
+    expected = {
+        "offset": (width,),
+        "weights": (len(labelled) + width, width),
+        "question_weights": (rows, width),
+        "loo_scores": (len(labelled), width),
+        "loo_truth": (len(labelled), width),
+    }
+    for name, shape in expected.items():
+        if values[name] is not None and values[name].shape != shape:
+            return name
+    tfidf, sparse = values["tfidf"], values["train_tfidf"]
+    terms = len(tfidf.idf) if getattr(tfidf.idf, "ndim", 0) == 1 else -1
+    vocabulary = tfidf.vocabulary
+    if not (
+        isinstance(vocabulary, dict)
+        and all(type(column) is int and 0 <= column < terms for column in vocabulary.values())
+    ):
+        return "tfidf vocabulary"
+    indptr, indices = sparse.indptr, sparse.indices
+    if not (
+        sparse.columns == terms
+        and indptr.ndim == indices.ndim == sparse.data.ndim == 1
+        and np.issubdtype(indptr.dtype, np.integer)
+        and np.issubdtype(indices.dtype, np.integer)
+        and len(indptr) == rows + 1
+        and indptr[0] == 0
+        and np.all(np.diff(indptr) >= 0)
+        and indptr[-1] == len(indices) == len(sparse.data)
+        and (not len(indices) or 0 <= indices.min() and indices.max() < terms)
+    ):
+        return "train_tfidf"
+    return None
+
+
+def _usable(saved: bytes | None, dimension: int | None = None) -> TaxonomyClassifier | None:
     """A saved classifier, unless there is none or it cannot be used here (saved by another
-    version of semsearch, or in an older format)."""
+    version of semsearch, or in an older format, or over vectors of another width than the
+    index's `dimension`)."""
     if saved is None:
         return None
     try:
         classifier = TaxonomyClassifier.from_bytes(saved)
     except Exception:  # noqa: BLE001 - anything unreadable means: train again
+        return None
+    trained = classifier.train_vectors
+    if dimension is not None and trained is not None and trained.shape[1] != dimension:
         return None
     return classifier if classifier.method_version == METHOD_VERSION else None
 
@@ -1025,13 +1090,14 @@ def labelled_papers(rows) -> list[LabelledPaper]:
 def load_saved(store, artifact: str = CLASSIFIER_ARTIFACT) -> TaxonomyClassifier | None:
     """The classifier saved in `store` at ingest (the survey's, or a list's `artifact`), if this
     version can use it."""
-    return _usable(store.get_artifact(artifact))
+    saved = store.get_artifact(artifact)
+    return _usable(saved, store.stored_dimension() if saved is not None else None)
 
 
 def classifier_for(store, taxonomy: Taxonomy, embed: Callable[[list[str]], np.ndarray]) -> TaxonomyClassifier | None:
     """The saved classifier, else one trained now; None when no paper is labelled."""
     saved = store.get_artifact(CLASSIFIER_ARTIFACT)
-    classifier = _usable(saved)
+    classifier = _usable(saved, store.stored_dimension() if saved is not None else None)
     if classifier is None:
         if saved is not None:
             log.warning(

@@ -1610,3 +1610,59 @@ def test_openings_of_abstracts_in_scope_teach_the_question_model_only(monkeypatc
     np.testing.assert_array_equal(loaded.question_weights, taught.question_weights)
     monkeypatch.setattr(classify, "MAX_OPENINGS", 5)
     assert TaxonomyClassifier.train(papers, TOY, model.encode, corpus=corpus).opening_rows == 5
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "train_vectors narrower",
+        "weights of fewer leaves",
+        "weights of fewer rows",
+        "question_weights of fewer leaves",
+        "offset of fewer leaves",
+        "idf shorter than the columns",
+        "a column past the vocabulary",
+        "indptr past the data",
+        "a vocabulary term past the idf",
+        "fewer leaves",
+    ],
+)
+def test_a_saved_classifier_whose_arrays_do_not_fit_together_is_refused_and_trained_again(edit):
+    """An index someone hands over (its checksums made to match) held a classifier with one array
+    cut or widened: `from_bytes` took it, and every search and classify then failed with a
+    traceback deep in numpy (a matrix product, an index out of range). Each array is read against
+    the others when it is loaded; one that does not fit is refused, as a damaged archive is, and
+    the classifier is trained again."""
+    import io
+    import json
+
+    from semsearch.classify import _usable
+
+    classifier, _ = toy_classifier()
+    archive = dict(np.load(io.BytesIO(classifier.to_bytes()), allow_pickle=False))
+    state = json.loads(archive["state"].tobytes())
+    changes = {
+        "train_vectors narrower": lambda: archive.__setitem__("train_vectors", archive["train_vectors"][:, :-1]),
+        "weights of fewer leaves": lambda: archive.__setitem__("weights", archive["weights"][:, :-1]),
+        "weights of fewer rows": lambda: archive.__setitem__("weights", archive["weights"][:-1]),
+        "question_weights of fewer leaves": lambda: archive.__setitem__(
+            "question_weights", archive["question_weights"][:, :-1]
+        ),
+        "offset of fewer leaves": lambda: archive.__setitem__("offset", archive["offset"][:-1]),
+        "idf shorter than the columns": lambda: archive.__setitem__("tfidf.idf", archive["tfidf.idf"][:-1]),
+        "a column past the vocabulary": lambda: archive.__setitem__(
+            "train_tfidf.indices", archive["train_tfidf.indices"] + len(archive["tfidf.idf"])
+        ),
+        "indptr past the data": lambda: archive.__setitem__("train_tfidf.indptr", archive["train_tfidf.indptr"] * 2),
+        "a vocabulary term past the idf": lambda: state["tfidf"]["vocabulary"].__setitem__("zzz", 10**9),
+        "fewer leaves": lambda: state.__setitem__("leaves", state["leaves"][:1]),
+    }
+    changes[edit]()
+    archive["state"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **archive)
+    with pytest.raises(ValueError, match="do not fit together"):
+        TaxonomyClassifier.from_bytes(buffer.getvalue())
+    assert _usable(buffer.getvalue()) is None
+    assert _usable(classifier.to_bytes()) is not None  # the archive as saved loads
+    assert _usable(classifier.to_bytes(), dimension=classifier.train_vectors.shape[1] + 1) is None
