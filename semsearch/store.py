@@ -174,12 +174,30 @@ class _Connection(sqlite3.Connection):
         return self.cursor().execute(*args)
 
 
+def _node_paths(name: str, stored) -> list[str]:
+    """A taxonomy's stored nodes (a JSON list of paths), their shape checked: a papers.db whose
+    checksums were made to match held them as an object, or as no JSON at all, and every command
+    naming the list failed with a traceback."""
+    try:
+        nodes = json.loads(stored)
+    except (TypeError, ValueError, RecursionError):
+        nodes = None
+    if not (isinstance(nodes, list) and all(isinstance(node, str) and node for node in nodes)):
+        raise IndexDamaged(
+            f"papers.db: the nodes of taxonomy {name[:60]!r} are not a list of headings; rebuild the index"
+        )
+    return nodes
+
+
 def _row_to_paper(row: sqlite3.Row) -> Paper:
     """A stored row as a paper, its shape checked: a papers.db whose checksums were made to match
     held authors as a JSON object, and every search that met the paper failed with a traceback."""
     values = {name: row[name] for name in _FIELDS}
     for name in _JSON_FIELDS:
-        values[name] = json.loads(values[name])
+        try:
+            values[name] = json.loads(values[name])
+        except (TypeError, ValueError, RecursionError):
+            values[name] = None  # refused below, as any other shape that is not a paper's
     if not (
         all(isinstance(values[n], list) and all(isinstance(x, str) for x in values[n]) for n in _JSON_FIELDS)
         and all(isinstance(values[n], str) for n in ("id", "title", "abstract"))
@@ -411,7 +429,7 @@ class Store:
 
     def embeddings_for(self, vec_ids: Iterable[int]) -> dict[int, np.ndarray]:
         rows = self._rows_for("SELECT vec_id, vector FROM embeddings", vec_ids)
-        return {row[0]: np.frombuffer(row[1], dtype=np.float32) for row in rows}
+        return {row[0]: self._vector(row[1]) for row in rows}
 
     def vec_ids_with_title(self, title: str) -> list[int]:
         return self.vec_ids_with_title_key(normalize_title(title))
@@ -437,7 +455,23 @@ class Store:
 
     def embedding(self, vec_id: int) -> np.ndarray | None:
         row = self.db.execute("SELECT vector FROM embeddings WHERE vec_id = ?", (vec_id,)).fetchone()
-        return np.frombuffer(row[0], dtype=np.float32) if row else None
+        return self._vector(row[0]) if row else None
+
+    def _vector(self, blob: bytes) -> np.ndarray:
+        """A stored embedding; in a published generation, refused unless it is as long as the
+        index's vectors (a blob cut short, checksums made to match, failed a related-work query with a
+        numpy traceback)."""
+        vector = np.frombuffer(blob, dtype=np.float32) if len(blob) % 4 == 0 else None
+        if self.readonly:
+            if "_dimension" not in self.__dict__:
+                self._dimension = self.stored_dimension()
+            if vector is None or len(vector) != self._dimension:
+                raise IndexDamaged(
+                    f"papers.db: an embedding holds {len(blob)} bytes, not {self._dimension} numbers; rebuild the index"
+                )
+        elif vector is None:
+            raise IndexDamaged(f"{self.path}: an embedding holds {len(blob)} bytes, not whole numbers")
+        return vector
 
     def iter_embeddings(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(vec_ids, vectors) in vec_id order, `batch` rows at a time, for building the vector index."""
@@ -554,7 +588,7 @@ class Store:
                WHERE p.survey_categories != '[]' OR l.category IS NOT NULL ORDER BY p.id"""
         )
         return [
-            (paper, np.frombuffer(row["vector"], dtype=np.float32), paper.survey_categories or [row["user_category"]])
+            (paper, self._vector(row["vector"]), paper.survey_categories or [row["user_category"]])
             for row in rows
             for paper in [_row_to_paper(row)]
         ]
@@ -581,7 +615,7 @@ class Store:
             """SELECT t.name, t.source, t.nodes, count(DISTINCT l.vec_id) FROM taxonomies AS t
                LEFT JOIN taxonomy_labels AS l ON l.name = t.name GROUP BY t.name ORDER BY t.name"""
         )
-        return [{"name": n, "source": s, "nodes": json.loads(nodes), "papers": c} for n, s, nodes, c in rows]
+        return [{"name": n, "source": s, "nodes": _node_paths(n, nodes), "papers": c} for n, s, nodes, c in rows]
 
     def taxonomy(self, name: str) -> dict | None:
         return next((t for t in self.taxonomies() if t["name"] == name), None)
@@ -603,10 +637,7 @@ class Store:
                WHERE l.name = ? GROUP BY p.vec_id ORDER BY p.id""",
             (name,),
         )
-        return [
-            (_row_to_paper(row), np.frombuffer(row["vector"], dtype=np.float32), row["categories"].split(chr(31)))
-            for row in rows
-        ]
+        return [(_row_to_paper(row), self._vector(row["vector"]), row["categories"].split(chr(31))) for row in rows]
 
     def clear_predictions(self) -> None:
         self.db.execute("DELETE FROM predictions")

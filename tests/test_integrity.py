@@ -240,6 +240,7 @@ def test_a_bm25_vocabulary_of_another_shape_is_damage_in_one_line(two_generation
     [
         ("authors", '{"a": 1}'),
         ("authors", "[1]"),
+        ("authors", "not JSON"),
         ("sources", '"list"'),
         ("title", b"bytes"),
         ("year", "MMXXIV"),
@@ -259,6 +260,45 @@ def test_a_paper_record_of_another_shape_is_damage_in_one_line(two_generations, 
     store = Index.open(two_generations, fall_back=False).store
     with pytest.raises(IndexDamaged, match=rf"^papers.db: the record of '{KV}' is not a paper's; rebuild the index$"):
         store.get(KV)
+
+
+def test_an_embedding_of_another_length_is_damage_in_one_line(two_generations):
+    """With its checksums made to match, one paper's embedding cut short made `related` (and
+    recommendations) fail with a numpy traceback, exit 1."""
+    import sqlite3
+
+    _unchecked(two_generations)
+    with sqlite3.connect(two_generations / "gen-000002" / "papers.db") as db:
+        db.execute(
+            "UPDATE embeddings SET vector = substr(vector, 1, 100) "
+            "WHERE vec_id = (SELECT vec_id FROM papers WHERE id = ?)",
+            (KV,),
+        )
+    code, out, err = run("related", KV, "--index", two_generations)
+    assert (code, out) == (2, "")
+    assert re.fullmatch(
+        r"error: papers.db: an embedding holds 100 bytes, not \d+ numbers; rebuild the index", one_line(err)
+    )
+    code, out, _ = run("search", "kv cache", "--json", "--index", two_generations)  # the other papers still answer
+    assert code == 0 and json.loads(out)["results"]
+
+
+@pytest.mark.parametrize("nodes", ['{"Pruning": 1}', "not JSON", "[1, 2]", '[""]'])
+def test_a_lists_nodes_of_another_shape_are_damage_in_one_line(two_generations, nodes):
+    """With its checksums made to match, a list's nodes stored as an object (or no JSON at all) made
+    every command naming the list fail with a traceback (`taxonomy show kv`, `search --taxonomy kv`)."""
+    import sqlite3
+
+    _unchecked(two_generations)
+    with sqlite3.connect(two_generations / "gen-000002" / "papers.db") as db:
+        db.execute("INSERT INTO taxonomies (name, source, nodes) VALUES ('kv', 'x.md', ?)", (nodes,))
+    for command in (["taxonomy", "show", "kv"], ["taxonomy", "list"], ["search", "kv cache", "--taxonomy", "kv"]):
+        code, out, err = run(*command, "--index", two_generations)
+        assert (code, out) == (2, "")
+        assert (
+            one_line(err)
+            == "error: papers.db: the nodes of taxonomy 'kv' are not a list of headings; rebuild the index"
+        )
 
 
 # --- a damaged generation is passed over -------------------------------------------------------
