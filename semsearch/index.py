@@ -416,6 +416,8 @@ class Index:
             reason = str(err).strip().splitlines()[-1][:120]
             raise IndexDamaged.at(self.directory, f"{path} cannot be read ({reason})") from None
         kind = vector_index.kind_of(vectors)
+        if getattr(vectors, "metric_type", 0) != 0:  # FAISS's METRIC_INNER_PRODUCT: scores are cosines
+            raise IndexDamaged.at(self.directory, f"{path} does not rank by inner product (cosine)")
         if (vectors.d, vectors.ntotal, kind) != (
             self.manifest.dimension,
             self.manifest.count,
@@ -426,7 +428,22 @@ class Index:
                 f"({kind}), manifest says {self.manifest.count} of dimension {self.manifest.dimension} "
                 f"({self.manifest.index_type})"
             )
+        self._check_paper_numbers(vector_index.ids_of(vectors), VECTORS_FILE)
         return vectors
+
+    def _check_paper_numbers(self, ids, what: str) -> None:
+        """Refuse a vector or BM25 index whose papers (their vec_ids: `ids`, None when the kind keeps
+        them out of reach) are not papers.db's: one whose ids were changed (its checksums made to
+        match) answered with other papers, or dropped its hits, without a word. Compared by count,
+        least, greatest and sum, and each once: SQLite and numpy sum them in C."""
+        import numpy as np
+
+        if ids is None:
+            return
+        ids = np.asarray(ids, dtype=np.int64)
+        found = (len(ids), int(ids.min()), int(ids.max()), int(ids.sum())) if len(ids) else (0, None, None, 0)
+        if found != self.store.paper_numbers() or len(np.unique(ids)) != len(ids):
+            raise IndexDamaged.at(self.directory, f"{self.generation_dir / what} holds other papers than papers.db")
 
     @staticmethod
     def existing(directory: str | Path | None = None) -> Path:
@@ -552,6 +569,7 @@ class Index:
                 f"index at {self.directory} is inconsistent: {len(lexical.vec_ids)} papers in the lexical "
                 f"index, manifest says {self.manifest.count}"
             )
+        self._check_paper_numbers(lexical.vec_ids, "lexical")
         return lexical
 
     def close(self) -> None:

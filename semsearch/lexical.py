@@ -134,13 +134,24 @@ class LexicalIndex:
             path = source / name
             return np.load(path, mmap_mode="r" if path.stat().st_size > MAP_ABOVE_BYTES else None)
 
-        return cls(
-            np.load(source / IDS_FILE),
-            vocabulary,
-            array("data.csc.index.npy"),
-            array("indices.csc.index.npy"),
-            array("indptr.csc.index.npy"),
-        )
+        vec_ids, weights = np.load(source / IDS_FILE), array("data.csc.index.npy")
+        rows, starts = array("indices.csc.index.npy"), array("indptr.csc.index.npy")
+        # The arrays read against each other (each a few comparisons, or one pass over the terms'
+        # starts): cut or shifted, with no checksum to tell (an index written before them), a
+        # question read past their ends and failed with a numpy traceback.
+        if not (
+            vec_ids.ndim == weights.ndim == rows.ndim == starts.ndim == 1
+            and np.issubdtype(vec_ids.dtype, np.integer)
+            and np.issubdtype(rows.dtype, np.integer)
+            and np.issubdtype(starts.dtype, np.integer)
+            and len(starts) >= 1
+            and starts[0] == 0
+            and starts[-1] == len(rows) == len(weights)
+            and bool(np.all(np.diff(starts) >= 0))
+            and all(0 <= term < len(starts) - 1 for word, term in vocabulary.items() if word)  # bm25s maps "" past them
+        ):
+            raise ValueError("its arrays do not fit together")
+        return cls(vec_ids, vocabulary, weights, rows, starts)
 
     def holding(self, term: str) -> int:
         """How many indexed papers hold a term."""
@@ -189,5 +200,10 @@ class LexicalIndex:
             term = self.vocabulary.get(token)
             if term is not None:
                 start, end = int(self.starts[term]), int(self.starts[term + 1])
-                scores[self.rows[start:end]] += self.weights[start:end]  # a term lists each paper once
+                papers = self.rows[start:end]
+                if len(papers) and (papers.min() < 0 or papers.max() >= len(scores)):  # not checked at load: a pass
+                    from semsearch.errors import IndexDamaged  # over every entry would cost each fresh question
+
+                    raise IndexDamaged("the BM25 index names papers it does not hold; rebuild the index")
+                scores[papers] += self.weights[start:end]  # a term lists each paper once
         return scores

@@ -61,7 +61,7 @@ from functools import cached_property
 
 import numpy as np
 
-from semsearch.errors import NotFound, SemsearchError
+from semsearch.errors import IndexDamaged, NotFound, SemsearchError
 from semsearch.index import Index
 from semsearch.lexical import STOPWORDS, question_terms, strip_request, tokenize
 from semsearch.paper import Paper, TitlesHeld, normalize_title, one_line, parse_arxiv_id, same_paper_titles
@@ -665,6 +665,13 @@ class Searcher:
         size = len(ranked) if k is None else min(len(ranked), k + TWIN_READ)
         while True:
             papers = store.papers_by_vec_id(vec_id for vec_id, _ in ranked[:size])
+            if unknown := [v for v, _ in ranked[:size] if v not in papers]:
+                # The vectors, BM25 and papers.db of one generation hold the same papers: one the others
+                # lack was dropped from the answer without a word (ids changed, checksums made to match).
+                raise IndexDamaged(
+                    f"index at {self.index.directory}: {self.index.generation_dir.name}'s vector or BM25 index "
+                    f"names paper number {unknown[0]}, which its papers.db does not hold; rebuild the index"
+                )
             read = [(v, score) for v, score in ranked[:size] if v in papers]
             if k is None:
                 shown = [(v, score, v) for v, score in read]

@@ -325,6 +325,14 @@ class Store:
             chunk = wanted[start : start + 500]
             yield from self.db.execute(f"{select} WHERE {column} IN ({','.join('?' * len(chunk))})", chunk)
 
+    def paper_numbers(self) -> tuple[int, int | None, int | None, int]:
+        """How many papers, and their least, greatest and summed vec_ids: what a generation's vector
+        and BM25 indexes must hold too (`Index`)."""
+        count, least, most, total = self.db.execute(
+            "SELECT count(*), min(vec_id), max(vec_id), coalesce(sum(vec_id), 0) FROM papers"
+        ).fetchone()
+        return count, least, most, total
+
     def papers_by_vec_id(self, vec_ids: Iterable[int]) -> dict[int, Paper]:
         return {row["vec_id"]: _row_to_paper(row) for row in self._rows_for("SELECT * FROM papers", vec_ids)}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.errors import DiskFull, SemsearchError
+from semsearch.errors import DiskFull, IndexDamaged, SemsearchError
 
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
 AUTO_FLAT_LIMIT = 50_000
@@ -93,6 +93,18 @@ def kind_of(index) -> str:
     return "flat"
 
 
+def ids_of(index) -> np.ndarray | None:
+    """The ids (vec_ids) an index holds, where they are at hand: a flat index's, an id map's, the
+    places of one without a map; None for IVF's, kept in its inverted lists."""
+    if isinstance(index, FlatVectors):
+        return index.ids
+    if hasattr(index, "id_map"):
+        import faiss
+
+        return faiss.vector_to_array(index.id_map)
+    return None if kind_of(index) == "ivf" else np.arange(index.ntotal)  # without a map, ids are places
+
+
 def write(index, path: Path) -> None:
     import faiss
 
@@ -121,6 +133,8 @@ class FlatVectors:
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         scores = np.asarray(queries, dtype=np.float32) @ self.matrix.T
+        if not np.isfinite(scores).all():  # a question's vector is finite: a stored one is not a vector
+            raise IndexDamaged("vectors.faiss holds values that are not numbers; rebuild the index")
         if allowed is not None:
             scores[:, ~np.isin(self.ids, allowed)] = -np.inf
         k = min(k, self.ntotal)

@@ -301,6 +301,76 @@ def test_a_lists_nodes_of_another_shape_are_damage_in_one_line(two_generations, 
         )
 
 
+def _rewrite_vectors(generation: Path, change) -> None:
+    """vectors.faiss written again as a flat index of `change(matrix, ids)`'s (matrix, ids, metric)."""
+    import faiss
+    import numpy as np
+
+    from semsearch import vectors
+
+    flat = vectors.load(generation / "vectors.faiss")
+    matrix, ids, metric = change(np.array(flat.matrix), np.array(flat.ids))
+    inner = faiss.IndexFlatIP(matrix.shape[1]) if metric == "ip" else faiss.IndexFlatL2(matrix.shape[1])
+    index = faiss.IndexIDMap2(inner) if ids is not None else inner
+    if ids is not None:
+        index.add_with_ids(matrix, ids)
+    else:
+        index.add(matrix)
+    faiss.write_index(index, str(generation / "vectors.faiss"))
+
+
+@pytest.mark.parametrize(
+    "change, said",
+    [
+        (lambda m, ids: (m, ids + 1000, "ip"), "vectors.faiss holds other papers than papers.db"),
+        (lambda m, ids: (m, ids * 0, "ip"), "vectors.faiss holds other papers than papers.db"),
+        (lambda m, ids: (m, None, "ip"), "vectors.faiss holds other papers than papers.db"),  # places, not vec_ids
+        (lambda m, ids: (m * float("nan"), ids, "ip"), "vectors.faiss holds values that are not numbers"),
+        (lambda m, ids: (m, ids, "l2"), "vectors.faiss does not rank by inner product"),
+    ],
+    ids=["ids shifted", "ids repeated", "no id map", "not numbers", "L2 distance"],
+)
+def test_vectors_that_do_not_match_the_papers_are_damage_in_one_line(two_generations, change, said):
+    """With its checksums made to match (here: none), a vectors.faiss whose ids were not papers.db's
+    answered with other papers or dropped hits without a word, one of NaNs failed with a numpy
+    traceback, and one ranking by L2 distance took distances for cosines."""
+    _unchecked(two_generations)
+    _rewrite_vectors(two_generations / "gen-000002", change)
+    for command in (["search", "kv cache", "--json"], ["related", KV], ["recommend", "--like", KV]):
+        code, out, err = run(*command, "--index", two_generations)
+        assert (code, out) == (2, ""), command
+        assert said in one_line(err)
+
+
+@pytest.mark.parametrize(
+    "name, change",
+    [
+        ("vec_ids.npy", lambda a: a + 1000),
+        ("vec_ids.npy", lambda a: a.astype(float)),
+        ("indices.csc.index.npy", lambda a: a * 0 + 10**6),
+        ("indptr.csc.index.npy", lambda a: a + 7),
+        ("data.csc.index.npy", lambda a: a[:5]),
+    ],
+    ids=["vec_ids shifted", "vec_ids as numbers", "rows past the papers", "starts shifted", "weights cut"],
+)
+def test_bm25_arrays_that_do_not_fit_together_or_the_papers_are_damage_in_one_line(two_generations, name, change):
+    """In an index without checksums (written before them), BM25 arrays cut or shifted made every
+    search fail with a numpy traceback, or answer from other papers' scores without a word."""
+    import numpy as np
+
+    _unchecked(two_generations)
+    path = two_generations / "gen-000002" / "lexical" / name
+    np.save(path, change(np.load(path)))
+    for command in (["search", "kv cache", "--json"], ["search", "kv cache", "--mode", "lexical", "--json"]):
+        code, out, err = run(*command, "--index", two_generations)
+        assert (code, out) == (2, ""), command
+        assert re.search(
+            r"lexical (cannot be read \(its arrays do not fit together\)|holds other papers)"
+            r"|BM25 index names papers it does not hold",
+            one_line(err),
+        )
+
+
 # --- a damaged generation is passed over -------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["manifest.json", ".verified", ".readers", "papers.db", "lexical/vocab.index.json"])
