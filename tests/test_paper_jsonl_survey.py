@@ -113,6 +113,23 @@ def test_malformed_line_stops_with_its_number_or_is_skipped(tmp_path):
     assert len(warnings) == 1 and ":3:" in warnings[0]
 
 
+def test_a_line_that_is_not_utf8_is_a_malformed_line_wherever_it_is(tmp_path):
+    """A Latin-1 "café" in line 101 was stored as "caf\ufffd" without a word (the same byte in the
+    file's first 8 KB refused the whole file): a line that is not UTF-8 is malformed, named by its
+    number and the byte, stopped at or skipped, as any line that is not a record."""
+    lines = [json.dumps({"id": f"2401.{n:05d}", "title": f"Paper {n}"}).encode() for n in range(1, 101)]
+    lines.append(b'{"id": "2401.00101", "title": "Caf\xe9 au lait"}')
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    check_readable(path)  # its first line reads: the file is read, up to the line that does not
+    with pytest.raises(SemsearchError, match=r"^.*p.jsonl:101: not UTF-8 text \(byte 0xe9 at column 35\)"):
+        list(read_jsonl(path))
+    warnings = []
+    papers = list(read_jsonl(path, skip_malformed=True, warn=warnings.append))
+    assert len(papers) == 100 and not any("\ufffd" in p.title for p in papers)
+    assert len(warnings) == 1 and ":101:" in warnings[0]
+
+
 def test_filters_and_gzip(tmp_path, corpus_file):
     packed = tmp_path / "c.jsonl.gz"
     with gzip.open(packed, "wt") as handle:

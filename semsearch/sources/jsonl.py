@@ -11,6 +11,7 @@ Fields not listed are ignored, so a real snapshot and smaller exports read the s
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
 import re
@@ -158,8 +159,11 @@ def check_readable(path: Path, *, read_once: bool = False) -> None:
             return
         raise SemsearchError(f"cannot read {path}: not a regular file (save the records to a file first)")
     try:
-        with _open(path) as handle:
-            handle.read(1)
+        with _open(path, "rb") as handle:
+            # The start of its first line only: a later line that is not UTF-8 is that line's fault,
+            # named by its number as `read_jsonl` meets it (a file refused whole for a byte in its
+            # first 8 KB, and a line further on garbled into U+FFFD without a word, before).
+            codecs.getincrementaldecoder("utf-8")().decode(handle.readline(4096), final=False)
     except (OSError, UnicodeDecodeError) as err:
         raise SemsearchError(f"cannot read {path}: {err}") from None
 
@@ -297,7 +301,12 @@ def read_jsonl(
                 line_number += 1
                 if bar is not None:
                     bar.update(len(raw))
-                line = raw.decode("utf-8", errors="replace")
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as err:  # malformed below, as any line that is not a record
+                    line, bad = raw.decode("utf-8", errors="replace"), err
+                else:
+                    bad = None
                 if line_number == 1:
                     line = line.removeprefix(BOM)
                 if not line.strip():
@@ -305,6 +314,8 @@ def read_jsonl(
                     continue
                 ordinal = cursor.records  # the record's row in a --vectors file
                 try:
+                    if bad is not None:  # stored as U+FFFD, a Latin-1 title was garbled without a word
+                        raise ValueError(f"not UTF-8 text (byte 0x{raw[bad.start]:02x} at column {bad.start + 1})")
                     record = json.loads(line)
                     paper = paper_from_record(record)
                 except (ValueError, RecursionError) as err:
