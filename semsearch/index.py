@@ -804,6 +804,15 @@ class IndexWriter:
         self._acquire_lock()
         try:
             self._open_staging()
+        except OSError as err:
+            self._release_lock()
+            if err.errno not in UNWRITABLE:
+                raise
+            # A folder made immutable (`chattr +i`), or read-only to this user, once .lock is there:
+            # said as take_lock says it, not as a bare "[Errno 1] Operation not permitted: 'idx/staging'".
+            raise IndexUnwritable(
+                f"cannot write to the index at {self.directory} ({err.strerror}); it can still be searched"
+            ) from None
         except BaseException:
             self._release_lock()
             raise

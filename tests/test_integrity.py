@@ -1399,6 +1399,32 @@ def test_a_read_only_index_is_searched_and_refuses_writes_in_one_line(read_only,
         )
 
 
+@pytest.fixture
+def immutable(two_generations):
+    """The index folder made immutable (`chattr +i`): no file can be made in it, even by root, while
+    its files (.lock among them) can still be written."""
+    (two_generations / ".lock").touch()  # as a writer leaves it
+    done = subprocess.run(["chattr", "+i", str(two_generations)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot make a folder immutable here: {done.stderr.decode().strip()}")
+    try:
+        yield two_generations
+    finally:
+        subprocess.run(["chattr", "-i", str(two_generations)], capture_output=True)
+
+
+def test_an_immutable_index_folder_refuses_writes_as_a_read_only_one_does(immutable, tmp_path):
+    """Each writer said only "error: [Errno 1] Operation not permitted: 'IDX/staging'"."""
+    for command in (["ingest", "jsonl", tmp_path / "old.jsonl"], ["label", "2401.00001", "Quantization"]):
+        code, out, err = run(*command, "--index", immutable)
+        assert code == 2
+        assert one_line(err) == (
+            f"error: cannot write to the index at {immutable} (Operation not permitted); it can still be searched"
+        )
+    code, out, err = run("search", "kv cache eviction", "--json", "--index", immutable)
+    assert code == 0 and first_hit(out) == KV
+
+
 def test_the_api_refuses_a_label_on_a_read_only_index_with_503(read_only):
     from fastapi.testclient import TestClient
 
