@@ -152,6 +152,12 @@ class Manifest:
         try:
             data = json.loads(read_small_file(path))
             fields = {name: data[name] for name in cls.__dataclass_fields__ if name != "files"}
+            kinds = {"format_version": int, "dimension": int, "count": int, "normalized": bool}
+            for name, value in fields.items():  # `"1"` was "format version 1; this semsearch reads version 1"
+                if type(value) is not kinds.get(name, str):
+                    raise ValueError(
+                        f"{name!r} is {type(value).__name__} {str(value)[:40]!r}, not {kinds.get(name, str).__name__}"
+                    )
             files = data.get("files")
             if files is not None and not (isinstance(files, dict) and all(isinstance(v, str) for v in files.values())):
                 raise ValueError("'files' is not a map of file names to checksums")

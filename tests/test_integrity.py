@@ -219,6 +219,20 @@ def test_a_manifest_with_an_empty_checksum_map_is_damage_not_an_index_without_ch
         Index.open(two_generations, fall_back=False)
 
 
+@pytest.mark.parametrize(
+    "field, value", [("format_version", "1"), ("dimension", 384.0), ("count", True), ("model", 5), ("normalized", 1)]
+)
+def test_a_manifest_field_of_another_type_is_damage_and_the_previous_generation_answers(two_generations, field, value):
+    """`"format_version": "1"` said "format version 1; this semsearch reads version 1: rebuild it" and
+    served nothing; `"dimension": 384.0` was shown by `info` as it was."""
+    manifest_path = two_generations / "gen-000002" / "manifest.json"
+    manifest_path.write_text(json.dumps({**json.loads(manifest_path.read_text()), field: value}))
+    with pytest.raises(IndexDamaged, match=rf"unreadable manifest .*'{field}' is "):
+        Index.open(two_generations, fall_back=False)
+    index = Index.open(two_generations)
+    assert index.generation_dir.name == "gen-000001" and f"'{field}' is " in index.integrity
+
+
 def _unchecked(index_dir: Path) -> None:
     """Every generation's manifest without checksums, as an index written before them."""
     for manifest_path in index_dir.glob("gen-*/manifest.json"):
@@ -1098,10 +1112,10 @@ def test_a_missing_manifest_is_named_not_a_race(two_generations):
     [
         ("dimension", 768, "papers.db holds 64-d vectors, manifest says 768"),
         ("generation", "gen-000001", "the manifest is gen-000001's"),
-        ("dimension", "64", "manifest says '64'"),
-        ("dimension", True, "manifest says True"),
+        ("dimension", "64", "'dimension' is str '64', not int"),
+        ("dimension", True, "'dimension' is bool 'True', not int"),
         ("index_type", "FLAT", "names no kind of vector index ('FLAT')"),
-        ("index_type", None, "names no kind of vector index (None)"),
+        ("index_type", None, "'index_type' is NoneType 'None', not str"),
     ],
 )
 def test_a_manifest_whose_claims_its_generation_belies_is_passed_over_or_one_line(two_generations, field, value, said):
