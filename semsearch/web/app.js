@@ -55,6 +55,12 @@ async function api(path, options = {}) {
   return body;
 }
 
+// A view's parts, leaving out those that are not there (null, false): the DOM's own replaceChildren
+// writes null as the word "null". Every view is written through show().
+function show(...parts) {
+  view.replaceChildren(...parts.flat().filter((part) => part !== null && part !== undefined && part !== false));
+}
+
 function say(message, isError = false) {
   statusLine.textContent = message;
   statusLine.className = isError ? "error" : "";
@@ -210,7 +216,7 @@ async function resultsView(params) {
   el("label", {}, "Category", el("input", { name: "category", list: "nodes", value: params.get("category"), placeholder: "any" })),
   el("button", { type: "submit", class: "secondary" }, "Filter"), await nodeOptions());
   const list = el("div", { id: "results" });
-  view.replaceChildren(form, list);
+  show(form, list);
   say("Searching…");
   const query = new URLSearchParams({ q: question, k, details: "true", explain: "true" });
   for (const name of ["year_from", "year_to", "category", "taxonomy"]) if (params.get(name)) query.set(name, params.get(name));
@@ -334,7 +340,7 @@ async function landingView() {
   const stat = (value, label) => el("div", { class: "stat" }, el("b", {}, value), el("span", {}, label));
   const lastWatch = overview.last_watch ? new Date(overview.last_watch).toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" }) : "never";
   const fresh = Object.values(overview.new_papers).reduce((s, items) => s + items.length, 0);
-  view.replaceChildren(
+  show(
     el("section", { class: "stats", "aria-label": "What the index holds" },
       stat(number(overview.papers), "papers"),
       stat(number(overview.with_abstract), "with an abstract"),
@@ -370,7 +376,7 @@ function treeView(nodes) {
 async function taxonomyView() {
   const tree = await api("/api/taxonomy");
   const lists = el("p", { class: "lists" }, "Give back to a list (proposed lines, gaps): ");
-  view.replaceChildren(el("h2", {}, "Taxonomy"), lists, treemap(tree), treemapLegend(tree), el("div", { class: "tree" }, treeView(tree)));
+  show(el("h2", {}, "Taxonomy"), lists, treemap(tree), treemapLegend(tree), el("div", { class: "tree" }, treeView(tree)));
   const rows = await api("/api/taxonomies").catch(() => []);
   rows.forEach((t, i) => lists.append(i ? ", " : "", link(`/?view=list&taxonomy=${encodeURIComponent(t.name)}`, t.name)));
   say("");
@@ -385,7 +391,7 @@ async function listView(params) {
   const sureAt = params.get("min_confidence"); // the page's URL may set how sure a proposal must be
   const sureParam = sureAt ? `min_confidence=${encodeURIComponent(sureAt)}` : ""; // the patch's path names the list
   const query = `taxonomy=${encodeURIComponent(name)}${sureParam ? `&${sureParam}` : ""}`;
-  view.replaceChildren(el("h2", {}, `Give back to ${name}`));
+  show(el("h2", {}, `Give back to ${name}`));
   say("Placing the papers the list lacks…");
   // Either part may fail on its own (the index may keep no README of the list to propose against):
   // the other is shown all the same, with the failure in words.
@@ -430,7 +436,7 @@ async function nodeView(params) {
     go(`/?${next}`, true);
   } }, el("option", { value: "closeness", selected: !byDate }, "closest to this node first"),
   el("option", { value: "date", selected: byDate }, "newest first"));
-  view.replaceChildren(el("h2", {}, pathText(data.category)),
+  show(el("h2", {}, pathText(data.category)),
     chosenTaxonomy() ? null : el("p", {}, link(`/?view=trends&category=${encodeURIComponent(data.category)}`, "Papers per year under this node")),
     el("p", {}, feedLink(feedHref(chosenTaxonomy(), data.category), "Follow this node (Atom feed)")),
     el("p", { class: "filters" }, el("label", { for: "node-sort" }, "Sort "), sorter),
@@ -474,7 +480,7 @@ async function trendsView(params) {
     inputs.map((input) => input.value.trim()).filter(Boolean).forEach((value) => next.append("category", value));
     go(`/?${next}`);
   } }, ...inputs.map((input) => el("label", {}, input)), el("button", { type: "submit", class: "secondary" }, "Draw"), await nodeOptions());
-  view.replaceChildren(el("h2", {}, "Papers per year"), form);
+  show(el("h2", {}, "Papers per year"), form);
   if (!chosen.length) { say("Pick up to three nodes to compare."); return; }
   const { trends } = await api(`/api/trends?${chosen.map((c) => `category=${encodeURIComponent(c)}`).join("&")}`);
   view.append(lineChart(trends), el("ul", { class: "legend" }, Object.entries(trends).map(([node, counts], i) =>
@@ -509,7 +515,7 @@ function classifyView() {
   el("label", { for: "c-title" }, "Title"), el("input", { id: "c-title", required: true, maxlength: 1000 }),
   el("label", { for: "c-abstract" }, "Abstract"), el("textarea", { id: "c-abstract", rows: 7, required: true, maxlength: 20000 }),
   el("button", { type: "submit" }, "Suggest a category"));
-  view.replaceChildren(el("h2", {}, "Where does a paper belong?"), form, out);
+  show(el("h2", {}, "Where does a paper belong?"), form, out);
   say("");
   $("#c-title").focus();
 }
@@ -541,7 +547,7 @@ async function paperView(id) {
   } }, el("label", { for: "confirm-category" }, paper.category_source === "user" ? "Change your category" : "Confirm its category"),
   pick, el("button", { type: "submit", class: "secondary" }, "Confirm"));
   const source = { survey: "filed by the survey", user: "confirmed by you", predicted: `predicted, ${((paper.confidence || 0) * 100).toFixed(0)}% sure of the area` }[paper.category_source] || "outside the taxonomy";
-  view.replaceChildren(el("article", { class: "paper" },
+  show(el("article", { class: "paper" },
     el("h2", {}, paper.title),
     el("p", { class: "meta" }, dotted([authorsText(paper.authors), paper.year, paper.venue, shownId(paper.id)])),
     el("p", { class: "paper-links" }, Object.entries(paper.links).map(([name, href]) => el("a", { href, rel: "noopener" }, { arxiv: "arXiv", pdf: "PDF", code: "Code", page: "Page" }[name] || name)),
@@ -562,13 +568,13 @@ async function digestView(params) { // the survey's watch, or the chosen list's 
   const { digests } = await api(`/api/digests${kind}`);
   const follow = el("p", {}, feedLink(`/feeds/digests.atom${kind}`, "Follow the digests (Atom feed)"));
   if (!digests.length) {
-    view.replaceChildren(follow);
+    show(follow);
     say("No digest yet: run `semsearch watch`, or serve with --watch-every 24h.");
     return;
   }
   const shown = digests.find((d) => d.name === params?.get("name")) || digests[0];
   const digest = await api(`/api/digests/${encodeURIComponent(shown.name)}${kind}`);
-  view.replaceChildren(el("h2", {}, `New papers, ${digest.window || `${humanStamp(digest.since)} to ${humanStamp(digest.until)}`}`), follow, ...digestEntries(digest.groups));
+  show(el("h2", {}, `New papers, ${digest.window || `${humanStamp(digest.since)} to ${humanStamp(digest.until)}`}`), follow, ...digestEntries(digest.groups));
   say(`${shown.papers} new papers in the ${shown === digests[0] ? "latest " : ""}digest`);
 }
 
@@ -607,7 +613,7 @@ async function apiView() {
           el("td", {}, p.description || p.schema?.description || ""))))) : null,
       bodyFields(op, spec));
   }));
-  view.replaceChildren(el("h2", {}, `The API (${spec.info.title} ${spec.info.version})`),
+  show(el("h2", {}, `The API (${spec.info.title} ${spec.info.version})`),
     el("p", {}, spec.info.description, " Every answer is JSON; every error is ", el("code", {}, '{"error": "..."}'),
       " with a 4xx status. The machine-readable description: ", el("a", { href: "/openapi.json" }, "/openapi.json"), "."),
     ...sections);

@@ -1,0 +1,76 @@
+"""The page in the states a tour does not meet: answers that are slow, fail or arrive after the
+reader has moved on, an index whose every paper has an abstract, text that does not fit a phone's
+width or runs right to left, and a keyboard on the treemap. Debian's Chromium, as tests/test_page.py."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+
+from tests.test_page import CHROMIUM, offline, serving
+
+pytestmark = [
+    pytest.mark.slow,  # a real browser
+    pytest.mark.skipif(not CHROMIUM, reason="Debian chromium not installed"),
+]
+
+# Fetches whose URL holds a key wait that many milliseconds first: an answer the server is slow to give.
+SLOW_FETCH = """(() => {
+  const fetchNow = window.fetch;
+  window.slow = {};
+  window.fetch = async (url, options) => {
+    for (const [part, ms] of Object.entries(window.slow)) {
+      if (String(url).includes(part)) await new Promise((r) => setTimeout(r, ms));
+    }
+    return fetchNow(url, options);
+  };
+})();"""
+
+
+@pytest.fixture(scope="module")
+def site(unchanged_survey_corpus_index):
+    base, stop = serving(unchanged_survey_corpus_index)
+    yield base
+    stop()
+
+
+@contextmanager
+def browsing(base: str, *, width: int = 1280):
+    """A page cut off from every other host: (page, JS errors). No error may be left at the end."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
+        page.add_init_script(SLOW_FETCH)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        outside, _ = offline(page, base)
+        yield page, errors
+        browser.close()
+    assert outside == []
+
+
+def patched(page, pattern: str, **fields) -> None:
+    """Answers of `pattern` as the server gives them, with `fields` set."""
+
+    def answer(route):
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), **fields})
+
+    page.route(pattern, answer)
+
+
+def test_an_index_whose_every_paper_has_an_abstract_shows_no_stray_null(site):
+    """The landing page left out its "indexed by title only" hint with `null`, which the DOM wrote
+    as the word "null" under the statistics; a node's view did the same with a list chosen."""
+    with browsing(site) as (page, errors):
+        patched(page, "**/api/overview", with_abstract=10, papers=10)
+        page.goto(site + "/")
+        page.wait_for_selector(".treemap rect")
+        assert "null" not in page.inner_text("main")
+        page.goto(site + "/?view=node&category=Quantization&taxonomy=survey")
+        page.wait_for_selector(".result")
+        assert "null" not in page.inner_text("main")
+    assert errors == []
