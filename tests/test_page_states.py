@@ -74,3 +74,47 @@ def test_an_index_whose_every_paper_has_an_abstract_shows_no_stray_null(site):
         page.wait_for_selector(".result")
         assert "null" not in page.inner_text("main")
     assert errors == []
+
+
+def test_an_answer_that_arrives_after_the_reader_moved_on_is_not_drawn(site):
+    """A paper slow to load, then "Classify a paper": the paper was drawn over the classify view
+    when it came, under the classify view's URL; a slow search's "10 papers for …" was said over
+    the taxonomy the reader had gone to."""
+    with browsing(site) as (page, errors):
+        page.goto(site + "/?q=speculative+decoding")
+        page.wait_for_selector(".result")
+        page.evaluate("window.slow['/api/papers/'] = 1500")
+        page.locator(".result h3 a").first.click()
+        page.click("#show-classify")
+        page.wait_for_selector("#classify-form")
+        page.wait_for_timeout(2500)  # the paper's answer has come by now
+        assert page.inner_text("#view h2") == "Where does a paper belong?" and "/paper/" not in page.title()
+        assert page.locator("#classify-form").count() == 1
+
+        page.evaluate("window.slow = {'/api/search': 1500}")
+        page.fill("#q", "quantizing weights")
+        page.keyboard.press("Enter")
+        page.click("#show-taxonomy")
+        page.wait_for_selector(".tree details")
+        page.wait_for_timeout(2500)
+        assert page.inner_text("#view h2") == "Taxonomy" and "papers for" not in page.inner_text("#status")
+    assert errors == []
+
+
+def test_a_view_slow_to_answer_says_it_is_loading(site):
+    """Only a search said "Searching…": a paper, a node or the landing page slow to answer left the
+    last view and its status ("10 papers for …") in place, as if the click had done nothing."""
+    with browsing(site) as (page, errors):
+        page.goto(site + "/?q=speculative+decoding")
+        page.wait_for_selector(".result")
+        page.evaluate("window.slow['/api/papers'] = 1500")
+        page.locator(".result h3 a").first.click()
+        page.wait_for_timeout(300)
+        assert page.inner_text("#status") == "Loading…" and page.get_attribute("#view", "aria-busy") == "true"
+        page.wait_for_selector(".paper h2")
+        page.wait_for_function("() => document.querySelector('#status').textContent === ''")
+        assert page.get_attribute("#view", "aria-busy") is None
+        page.click("#show-taxonomy")  # not slowed: no "Loading…" left behind once it is drawn
+        page.wait_for_selector(".tree details")
+        assert page.inner_text("#status") == ""
+    assert errors == []

@@ -48,9 +48,24 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-async function api(path, options = {}) {
-  const response = await fetch(path, options);
-  const body = await response.json().catch(() => ({}));
+// Each move to another view (a link, back, a search) starts a new navigation and ends the last
+// one: its requests are cancelled, and an answer of theirs is never drawn over the view the reader
+// has moved on to (a slow paper over the classify form), nor said in the status line.
+let navigation = new AbortController();
+const never = () => new Promise(() => {}); // what a cancelled request gives: the view it was for stops there
+
+// `lasting`: the request is the whole page's (the taxonomy picker), not one view's.
+async function api(path, options = {}, { lasting = false } = {}) {
+  const turn = lasting ? null : navigation.signal;
+  let response, body;
+  try {
+    response = await fetch(path, turn ? { ...options, signal: turn } : options);
+    body = await response.json().catch(() => ({}));
+  } catch (err) {
+    if (turn?.aborted) return never();
+    throw err;
+  }
+  if (turn?.aborted) return never();
   if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
   return body;
 }
@@ -72,7 +87,7 @@ const withTaxonomy = (query) => (chosenTaxonomy() ? `${query}&taxonomy=${encodeU
 
 async function taxonomyPicker() { // shown only when the index has taxonomies from curated lists
   const picker = $("#taxonomy");
-  const rows = await api("/api/taxonomies").catch(() => []);
+  const rows = await api("/api/taxonomies", {}, { lasting: true }).catch(() => []);
   picker.replaceChildren(...rows.map((t) => el("option", { value: t.name === "survey" ? "" : t.name }, t.name)));
   picker.value = chosenTaxonomy();
   picker.hidden = rows.length < 2;
@@ -335,7 +350,6 @@ function digestEntries(groups) {
 }
 
 async function landingView() {
-  say("");
   const [overview, tree] = await Promise.all([api("/api/overview"), api("/api/taxonomy")]);
   const stat = (value, label) => el("div", { class: "stat" }, el("b", {}, value), el("span", {}, label));
   const lastWatch = overview.last_watch ? new Date(overview.last_watch).toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" }) : "never";
@@ -359,6 +373,7 @@ async function landingView() {
     el("h2", {}, fresh ? `New since the last watch (${fresh})` : "New since the last watch"),
     fresh ? el("div", {}, digestEntries(overview.new_papers))
       : el("p", { class: "meta" }, "Nothing yet: run `semsearch watch`, or serve with --watch-every 24h."));
+  say("");
 }
 
 // --- taxonomy, node lists, trends ---------------------------------------------------------------
@@ -622,8 +637,12 @@ async function apiView() {
 
 // --- routing ------------------------------------------------------------------------------------------
 async function route() {
+  navigation.abort();
+  navigation = new AbortController();
   const params = new URLSearchParams(location.search);
   document.title = "semsearch — efficient LLM literature";
+  say("Loading…"); // each view says what it found, or "" once drawn
+  view.setAttribute("aria-busy", "true");
   try {
     if (location.pathname.startsWith("/paper/")) return await paperView(decodeURIComponent(location.pathname.slice(7)));
     if (location.pathname === "/docs") return await apiView();
@@ -631,7 +650,7 @@ async function route() {
     $("#q").value = "";
     const views = { taxonomy: taxonomyView, node: nodeView, trends: trendsView, classify: classifyView, digest: digestView, list: listView };
     return await (views[params.get("view")] || landingView)(params);
-  } catch (err) { say(err.message, true); }
+  } catch (err) { say(err.message, true); } finally { view.removeAttribute("aria-busy"); }
 }
 
 function go(href, keepScroll = false) {
