@@ -43,6 +43,7 @@ def browsing(base: str, *, width: int = 1280):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
+        page.set_default_timeout(10_000)
         page.add_init_script(SLOW_FETCH)
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -117,4 +118,39 @@ def test_a_view_slow_to_answer_says_it_is_loading(site):
         page.click("#show-taxonomy")  # not slowed: no "Loading…" left behind once it is drawn
         page.wait_for_selector(".tree details")
         assert page.inner_text("#status") == ""
+    assert errors == []
+
+
+def test_a_failed_answer_is_said_in_words_where_the_reader_looks(site):
+    """Failures the reader met: "cover more kinds of work" failing left "Loading related work…"
+    for good (an uncaught error); a paper that is not there was said in the status line above the
+    last search's ten results, still shown under the paper's URL; a server that is down was
+    "Failed to fetch", a proxy's HTML 502 "HTTP 502"."""
+    with browsing(site) as (page, errors):
+        page.goto(site + "/paper/2306.00978")
+        page.wait_for_selector(".related-list .result")
+        busy = {"error": "the index is being republished: try again"}
+        page.route("**/api/related/**", lambda route: route.fulfill(status=503, json=busy))
+        page.check("#diverse")
+        page.wait_for_selector(".related-list .error")
+        assert page.inner_text(".related-list") == busy["error"]
+        page.unroute("**/api/related/**")
+
+        page.goto(site + "/?q=speculative+decoding")
+        page.wait_for_selector(".result")
+        page.evaluate("go('/paper/9999.99999')")
+        page.wait_for_selector("#view .error")
+        assert page.locator(".result").count() == 0 and "9999.99999" in page.inner_text("#view")
+        assert "9999.99999" in page.inner_text("#status.error")
+
+        page.route("**/api/search?**", lambda route: route.fulfill(status=502, body="<h1>Bad Gateway</h1>"))
+        page.goto(site + "/?q=speculative+decoding")
+        page.wait_for_selector("#status.error")
+        assert "server answered 502" in page.inner_text("#status")
+        page.unroute("**/api/search?**")
+
+        page.route("**/api/**", lambda route: route.abort("connectionrefused"))
+        page.goto(site + "/?view=taxonomy")
+        page.wait_for_selector("#status.error")
+        assert "server did not answer" in page.inner_text("#status") and "fetch" not in page.inner_text("main")
     assert errors == []

@@ -60,13 +60,16 @@ async function api(path, options = {}, { lasting = false } = {}) {
   let response, body;
   try {
     response = await fetch(path, turn ? { ...options, signal: turn } : options);
-    body = await response.json().catch(() => ({}));
+    body = await response.json().catch(() => null);
   } catch (err) {
     if (turn?.aborted) return never();
-    throw err;
+    // The browser's own words ("Failed to fetch", "Load failed") say nothing to a reader.
+    throw new Error("The server did not answer: is `semsearch serve` still running?");
   }
   if (turn?.aborted) return never();
-  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+  if (!response.ok || body === null) { // semsearch's errors are {"error": ...}; a proxy's may be a page of HTML
+    throw new Error(body?.error || `The server answered ${response.status} ${response.statusText}`.trim() + ", not with an answer the page can read.");
+  }
   return body;
 }
 
@@ -543,8 +546,10 @@ async function paperView(id) {
   const diverse = el("input", { type: "checkbox", id: "diverse", onchange: () => loadRelated() });
   async function loadRelated() {
     related.replaceChildren(el("p", {}, "Loading related work…"));
-    const data = await api(withTaxonomy(`/api/related/${encodeURIComponent(paper.id)}?k=8&details=true${diverse.checked ? "&diverse=true" : ""}`));
-    related.replaceChildren(...data.results.map((h) => hitView(h)));
+    try {
+      const data = await api(withTaxonomy(`/api/related/${encodeURIComponent(paper.id)}?k=8&details=true${diverse.checked ? "&diverse=true" : ""}`));
+      related.replaceChildren(...data.results.map((h) => hitView(h)));
+    } catch (err) { related.replaceChildren(el("p", { class: "error" }, err.message)); }
   }
   const confirmed = el("p", { "aria-live": "polite" });
   const current = paper.categories[0] || "";
@@ -643,6 +648,7 @@ async function route() {
   document.title = "semsearch — efficient LLM literature";
   say("Loading…"); // each view says what it found, or "" once drawn
   view.setAttribute("aria-busy", "true");
+  const lastView = view.firstChild;
   try {
     if (location.pathname.startsWith("/paper/")) return await paperView(decodeURIComponent(location.pathname.slice(7)));
     if (location.pathname === "/docs") return await apiView();
@@ -650,7 +656,12 @@ async function route() {
     $("#q").value = "";
     const views = { taxonomy: taxonomyView, node: nodeView, trends: trendsView, classify: classifyView, digest: digestView, list: listView };
     return await (views[params.get("view")] || landingView)(params);
-  } catch (err) { say(err.message, true); } finally { view.removeAttribute("aria-busy"); }
+  } catch (err) {
+    say(err.message, true);
+    // Failed before it drew anything: the last view (another paper, a search's results) is not
+    // left on show under this URL as if it were the answer.
+    if (view.firstChild === lastView) show(el("h2", {}, "Nothing to show"), el("p", { class: "error" }, err.message));
+  } finally { view.removeAttribute("aria-busy"); }
 }
 
 function go(href, keepScroll = false) {
