@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.test_page import CHROMIUM, offline, serving
+from tests.test_page import ARTIFACTS, CHROMIUM, offline, serving
 
 pytestmark = [
     pytest.mark.slow,  # a real browser
@@ -153,4 +153,22 @@ def test_a_failed_answer_is_said_in_words_where_the_reader_looks(site):
         page.goto(site + "/?view=taxonomy")
         page.wait_for_selector("#status.error")
         assert "server did not answer" in page.inner_text("#status") and "fetch" not in page.inner_text("main")
+    assert errors == []
+
+
+def test_the_treemap_area_the_keyboard_is_on_is_outlined_as_every_control_is(site):
+    """Tabbing onto the treemap showed no focus ring: its areas' `:focus` rule took the outline
+    away and only lightened the area by a fifth, which nobody could tell from its neighbours."""
+    with browsing(site) as (page, errors):
+        page.goto(site + "/")
+        page.wait_for_selector(".treemap rect")
+        page.locator(".examples a").last.focus()
+        page.keyboard.press("Tab")
+        ring = page.evaluate(
+            """() => { const e = document.activeElement, s = getComputedStyle(e);
+                       return [e.tagName, s.outlineStyle, parseFloat(s.outlineWidth), s.outlineColor]; }"""
+        )
+        assert ring[0] == "rect" and ring[1] == "solid" and ring[2] >= 3, ring
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.locator(".treemap").screenshot(path=str(ARTIFACTS / "treemap-focus.png"))
     assert errors == []
