@@ -172,3 +172,33 @@ def test_the_treemap_area_the_keyboard_is_on_is_outlined_as_every_control_is(sit
         ARTIFACTS.mkdir(exist_ok=True)
         page.locator(".treemap").screenshot(path=str(ARTIFACTS / "treemap-focus.png"))
     assert errors == []
+
+
+WORD = "Supercalifragilisticexpialidociousquantizationwithoutanyspacesinthisword"
+
+
+@pytest.mark.parametrize("path", ["/?q=speculative+decoding", "/paper/2306.00978", "/docs"])
+def test_a_phone_320_pixels_wide_never_scrolls_sideways(site, path):
+    """At 320 px (a small phone, or 1280 px zoomed to 400%), a word longer than the screen (the dev
+    index holds an abstract with "states,inLLMtrainingcanemploylow-precision…") pushed the whole
+    page sideways, and so did the API view's tables."""
+    with browsing(site, width=320) as (page, errors):
+        long_title = f"A title of many words and one that does not end: {WORD}{WORD}"
+        patched(page, "**/api/papers/2306.00978", title=long_title, abstract=f"We study {WORD}{WORD}.")
+
+        def long_hits(route):
+            answer = route.fetch()
+            data = answer.json()
+            for hit in data["results"]:
+                hit.update(title=long_title, abstract=f"We study {WORD}{WORD}. " * 3)
+            route.fulfill(response=answer, json=data)
+
+        page.route("**/api/search?**", long_hits)
+        page.goto(site + path)
+        page.wait_for_selector(".result, .endpoint")
+        page.wait_for_function("() => !document.querySelector('#view').hasAttribute('aria-busy')")
+        width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert width[0] <= width[1]
+        if path != "/docs":
+            assert WORD in page.inner_text("main")  # wrapped, not hidden
+    assert errors == []

@@ -607,16 +607,19 @@ function schemaText(schema, spec) {
   return schema.type || "any";
 }
 
-function bodyFields(operation, spec) {
+function bodyFields(operation, spec, name) {
   const ref = operation.requestBody?.content?.["application/json"]?.schema?.$ref;
   const model = ref ? spec.components.schemas[ref.split("/").pop()] : null;
   if (!model?.properties) return null;
-  return el("table", {}, el("caption", {}, "JSON body"),
+  return tableBox(`${name} JSON body`, el("table", {}, el("caption", {}, "JSON body"),
     el("thead", {}, el("tr", {}, ["Field", "Type", "Required", "About"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, Object.entries(model.properties).map(([name, field]) => el("tr", {},
       el("td", {}, el("code", {}, name)), el("td", {}, schemaText(field, spec)),
-      el("td", {}, (model.required || []).includes(name) ? "yes" : "no"), el("td", {}, field.description || "")))));
+      el("td", {}, (model.required || []).includes(name) ? "yes" : "no"), el("td", {}, field.description || ""))))));
 }
+
+// A table wider than a phone scrolls in its own box, by keyboard too, rather than pushing the page sideways.
+const tableBox = (name, table) => el("div", { class: "table-box", tabindex: 0, role: "region", "aria-label": name }, table);
 
 async function apiView() {
   const spec = await api("/openapi.json");
@@ -626,12 +629,12 @@ async function apiView() {
     return el("section", { class: "endpoint" },
       el("h3", {}, el("code", {}, `${method.toUpperCase()} ${path}`)),
       op.description || op.summary ? el("p", {}, op.description || op.summary) : null,
-      params.length ? el("table", {}, el("caption", {}, "Parameters"),
+      params.length ? tableBox(`${method.toUpperCase()} ${path} parameters`, el("table", {}, el("caption", {}, "Parameters"),
         el("thead", {}, el("tr", {}, ["Name", "In", "Type", "Required", "About"].map((h) => el("th", { scope: "col" }, h)))),
         el("tbody", {}, params.map((p) => el("tr", {}, el("td", {}, el("code", {}, p.name)), el("td", {}, p.in),
           el("td", {}, schemaText(p.schema, spec)), el("td", {}, p.required ? "yes" : "no"),
-          el("td", {}, p.description || p.schema?.description || ""))))) : null,
-      bodyFields(op, spec));
+          el("td", {}, p.description || p.schema?.description || "")))))) : null,
+      bodyFields(op, spec, `${method.toUpperCase()} ${path}`));
   }));
   show(el("h2", {}, `The API (${spec.info.title} ${spec.info.version})`),
     el("p", {}, spec.info.description, " Every answer is JSON; every error is ", el("code", {}, '{"error": "..."}'),
