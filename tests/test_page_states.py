@@ -202,3 +202,27 @@ def test_a_phone_320_pixels_wide_never_scrolls_sideways(site, path):
         if path != "/docs":
             assert WORD in page.inner_text("main")  # wrapped, not hidden
     assert errors == []
+
+
+def test_why_never_says_a_meaning_matches_below_nothing(site):
+    """`explain.dense` is a cosine, below 0 for a paper found by its words alone (the dev index's
+    "banana bread recipe with walnuts" gives -0.0041): "Why" said "meaning matches -0%", and a
+    cosine of -0.2 would have been "-20%". Every share the page shows is 0–100%."""
+    with browsing(site) as (page, errors):
+
+        def below_nothing(route):
+            answer = route.fetch()
+            data = answer.json()
+            for hit, dense in zip(data["results"], (-0.0041, -0.2, 1.0000002), strict=False):  # the first three
+                hit["explain"]["dense"] = dense
+            route.fulfill(response=answer, json=data)
+
+        page.route("**/api/search?**", below_nothing)
+        page.goto(site + "/?q=speculative+decoding")
+        page.wait_for_selector(".result")
+        whys = []
+        for n in range(3):
+            page.locator(".why-button").nth(n).click()
+            whys.append(page.locator(".why").nth(n).inner_text())
+        assert [why.split(";")[0].rstrip(".") for why in whys] == ["meaning matches 0%"] * 2 + ["meaning matches 100%"]
+    assert errors == []

@@ -96,6 +96,9 @@ async function taxonomyPicker() { // shown only when the index has taxonomies fr
   picker.hidden = rows.length < 2;
 }
 const number = (n) => Number(n).toLocaleString("en");
+// A share or a probability as "N%", 0–100: a cosine (the "meaning" of a match) is below 0 for a
+// paper found by its words alone, and was shown as "-0%" or "-20%".
+const percent = (share) => `${Math.round(Math.min(1, Math.max(0, Number(share) || 0)) * 100)}%`;
 const pathText = (path) => path.replaceAll("/", " › ");
 const paperHref = (id) => `/paper/${encodeURIComponent(id)}`;
 // A node of the picked list's taxonomy (a hit's chips, classify's answer) keeps the pick; a node of
@@ -135,16 +138,16 @@ function chip(category, source, href = nodeHref) {
 function whyText(explain) {
   if (!explain) return "";
   if (explain.question === "an arXiv id") return "The question is its arXiv id.";
-  const parts = [`meaning matches ${(explain.dense * 100).toFixed(0)}%`];
-  if (explain.lexical > 0) parts.push(`its words match ${(explain.lexical_share * 100).toFixed(0)}% as well as the best match`);
+  const parts = [`meaning matches ${percent(explain.dense)}`];
+  if (explain.lexical > 0) parts.push(`its words match ${percent(explain.lexical_share)} as well as the best match`);
   if (explain.question && explain.taxonomy_weight > 0) {
     const sure = explain.question === "one paper" ? explain.one_paper : 1 - explain.one_paper;
-    parts.push(`the question was taken for one about ${explain.question} (${(sure * 100).toFixed(0)}% likely), so the taxonomy weighed ${explain.taxonomy_weight.toFixed(1)} against the paper's own match`);
+    parts.push(`the question was taken for one about ${explain.question} (${percent(sure)} likely), so the taxonomy weighed ${explain.taxonomy_weight.toFixed(1)} against the paper's own match`);
   }
   if (explain.named) parts.push("the question names it (its method's name or its title), so it is placed first, or second after the best match of a longer question");
   else if (explain.beside_named) parts.push("the question is a name alone, so the named paper's related work follows it, this paper among it");
   else if (explain.direct) parts.push("it is one of the question's best matches by its own text, which come first for a question about one paper");
-  else if (explain.category) parts.push(`${(explain.category_probability * 100).toFixed(0)}% chance it is in the kind of work the question asks about (${leaf(explain.category)})`);
+  else if (explain.category) parts.push(`${percent(explain.category_probability)} chance it is in the kind of work the question asks about (${leaf(explain.category)})`);
   return parts.join("; ") + ".";
 }
 
@@ -420,7 +423,7 @@ async function listView(params) {
   const byNode = {};
   for (const p of sure) (byNode[p.node] ||= []).push(p);
   const proposal = (p) => el("li", { class: "proposal" },
-    link(paperHref(p.id), p.title), " ", el("span", { class: "confidence" }, `${Math.round(p.confidence * 100)}%`),
+    link(paperHref(p.id), p.title), " ", el("span", { class: "confidence" }, percent(p.confidence)),
     el("pre", { class: "line" }, p.line));
   const nothing = found.unsure
     ? `No line is sure enough for the patch: ${found.unsure} unsure, below.`
@@ -433,7 +436,7 @@ async function listView(params) {
     el("h3", {}, `Proposed lines (${sure.length})`),
     ...Object.entries(byNode).map(([node, items]) => el("section", { class: "proposals" }, el("h4", {}, pathText(node)), el("ul", {}, items.map(proposal)))),
     ...(found.unsure ? [el("details", {}, el("summary", {}, `${found.unsure} unsure, left out of the patch`),
-      el("ul", {}, found.proposals.filter((p) => p.unsure).map((p) => el("li", {}, link(paperHref(p.id), p.title), ` → ${leaf(p.node)} (${Math.round(p.confidence * 100)}%)`))))] : []),
+      el("ul", {}, found.proposals.filter((p) => p.unsure).map((p) => el("li", {}, link(paperHref(p.id), p.title), ` → ${leaf(p.node)} (${percent(p.confidence)})`))))] : []),
     el("h3", {}, `Topics the list has not named (${gaps.gaps.length})`),
     ...(gaps.error ? [el("p", { class: "error" }, gaps.error)] : []),
     ...gaps.gaps.map((g) => el("section", { class: "gap" },
@@ -518,14 +521,14 @@ function classifyView() {
         body: JSON.stringify({ title: $("#c-title").value, abstract: $("#c-abstract").value, taxonomy: chosenTaxonomy() || null }) });
       const [, ...others] = data.suggestions;
       const verdict = data.in_scope
-        ? `In scope: it belongs with the survey's papers (${(data.scope * 100).toFixed(0)}% sure). ${(data.confidence * 100).toFixed(0)}% chance this area of the taxonomy is right.`
-        : `Out of scope: ${(data.scope * 100).toFixed(0)}% chance it belongs with the survey's papers (in scope from ${(data.scope_threshold * 100).toFixed(0)}%); it is closer to other kinds of research.`;
+        ? `In scope: it belongs with the survey's papers (${percent(data.scope)} sure). ${percent(data.confidence)} chance this area of the taxonomy is right.`
+        : `Out of scope: ${percent(data.scope)} chance it belongs with the survey's papers (in scope from ${percent(data.scope_threshold)}); it is closer to other kinds of research.`;
       out.replaceChildren(
         el("h3", {}, "Suggested place"),
-        el("ol", { class: "breadcrumbs suggestion" }, data.path.map((p) => el("li", {}, link(nodeHref(p.node), leaf(p.node)), " ", el("small", {}, `${(p.probability * 100).toFixed(0)}%`)))),
+        el("ol", { class: "breadcrumbs suggestion" }, data.path.map((p) => el("li", {}, link(nodeHref(p.node), leaf(p.node)), " ", el("small", {}, percent(p.probability))))),
         el("p", { class: "verdict" }, verdict),
         el("h3", {}, "Alternatives"),
-        el("ul", {}, others.map((s) => el("li", {}, link(nodeHref(s.category), pathText(s.category)), ` (${(s.score * 100).toFixed(0)}%)`))),
+        el("ul", {}, others.map((s) => el("li", {}, link(nodeHref(s.category), pathText(s.category)), ` (${percent(s.score)})`))),
         el("h3", {}, "Closest labelled papers"),
         el("ul", {}, data.neighbours.map((n) => el("li", {}, link(paperHref(n.id), n.title), ` — ${n.categories.map(leaf).join(", ")}`))));
     } catch (err) { out.replaceChildren(el("p", { class: "error" }, err.message)); }
@@ -566,7 +569,7 @@ async function paperView(id) {
     } catch (err) { confirmed.textContent = err.message; confirmed.className = "error"; }
   } }, el("label", { for: "confirm-category" }, paper.category_source === "user" ? "Change your category" : "Confirm its category"),
   pick, el("button", { type: "submit", class: "secondary" }, "Confirm"));
-  const source = { survey: "filed by the survey", user: "confirmed by you", predicted: `predicted, ${((paper.confidence || 0) * 100).toFixed(0)}% sure of the area` }[paper.category_source] || "outside the taxonomy";
+  const source = { survey: "filed by the survey", user: "confirmed by you", predicted: `predicted, ${percent(paper.confidence)} sure of the area` }[paper.category_source] || "outside the taxonomy";
   show(el("article", { class: "paper" },
     el("h2", {}, paper.title),
     el("p", { class: "meta" }, dotted([authorsText(paper.authors), paper.year, paper.venue, shownId(paper.id)])),
