@@ -226,3 +226,31 @@ def test_why_never_says_a_meaning_matches_below_nothing(site):
             whys.append(page.locator(".why").nth(n).inner_text())
         assert [why.split(";")[0].rstrip(".") for why in whys] == ["meaning matches 0%"] * 2 + ["meaning matches 100%"]
     assert errors == []
+
+
+def test_a_title_and_abstract_in_arabic_read_right_to_left(site):
+    """A paper in a right-to-left script was laid out left to right: its abstract "نقترح طريقة لضغط
+    ذاكرة KV في النماذج …" showed its first words at the left, so read from the right it began in
+    the middle, and its full stop stood at the wrong end. Titles and abstracts take their own direction."""
+    title, abstract = "ضغط ذاكرة KV في النماذج الكبيرة؟", "نقترح طريقة لضغط ذاكرة KV في النماذج اللغوية الكبيرة."
+    with browsing(site) as (page, errors):
+
+        def arabic(route):
+            answer = route.fetch()
+            data = answer.json()
+            data["results"][0].update(title=title, abstract=abstract)
+            route.fulfill(response=answer, json=data)
+
+        page.route("**/api/search?**", arabic)
+        patched(page, "**/api/papers/2306.00978", title=title, abstract=abstract)
+        page.goto(site + "/?q=speculative+decoding")
+        page.wait_for_selector(".result")
+        direction = "(e) => (e.matches(':dir(rtl)') ? 'rtl' : 'ltr')"
+        first, second = page.locator(".result").nth(0), page.locator(".result").nth(1)
+        assert first.locator("h3").evaluate(direction) == first.locator(".abstract").evaluate(direction) == "rtl"
+        assert second.locator("h3").evaluate(direction) == "ltr"  # English stays as it was
+        page.goto(site + "/paper/2306.00978")
+        page.wait_for_selector(".paper h2")
+        heading, words = page.locator(".paper h2"), page.locator(".paper > .abstract")
+        assert heading.evaluate(direction) == words.evaluate(direction) == "rtl"
+    assert errors == []

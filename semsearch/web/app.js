@@ -107,6 +107,9 @@ const paperHref = (id) => `/paper/${encodeURIComponent(id)}`;
 const nodeHref = (path) => withTaxonomy(`/?view=node&category=${encodeURIComponent(path)}`);
 const surveyNodeHref = (path) => `/?view=node&category=${encodeURIComponent(path)}`;
 const link = (href, ...children) => el("a", { href, "data-route": true }, ...children);
+// A paper's own words (its title, its abstract) take their own direction: a title in Arabic or
+// Hebrew reads right to left, its punctuation at its end, whatever the page's direction.
+const titleLink = (paper) => el("a", { href: paperHref(paper.id), "data-route": true, dir: "auto" }, paper.title);
 
 function authorsText(authors = []) {
   return authors.length > 4 ? `${authors.slice(0, 4).join(", ")} et al.` : authors.join(", ");
@@ -155,7 +158,7 @@ function whyText(explain) {
 function hitView(hit, question = "") {
   const abstract = hit.abstract || "";
   const short = abstract.length > 300 ? abstract.slice(0, 300).replace(/\s+\S*$/, "") + " …" : abstract;
-  const text = el("p", { class: "abstract" }, highlighted(short, question));
+  const text = el("p", { class: "abstract", dir: "auto" }, highlighted(short, question));
   const related = el("div", { class: "related", hidden: true });
   const why = el("p", { class: "why", hidden: true }, whyText(hit.explain));
   const where = hit.venue || (hit.url ? el("a", { href: hit.url, rel: "noopener" }, onArxiv(hit.url) ? "arXiv" : "link") : "");
@@ -172,7 +175,7 @@ function hitView(hit, question = "") {
     el("button", { type: "button", class: "secondary", onclick: () => showBibtex(hit.id) }, "BibTeX"),
   ];
   return el("article", { class: "result", "data-id": hit.id, "data-year": hit.year },
-    el("h3", {}, link(paperHref(hit.id), hit.title)),
+    el("h3", { dir: "auto" }, link(paperHref(hit.id), hit.title)), // the heading takes the direction, and is right-aligned with it
     el("div", { class: "meta" }, dotted([authorsText(hit.authors), hit.year, where]),
       ...hit.categories.map((c) => chip(c, hit.category_source))),
     abstract ? text : null, why, el("div", { class: "actions" }, actions), related);
@@ -350,9 +353,9 @@ function digestEntries(groups) {
   return Object.entries(groups).map(([node, items]) => el("section", { class: "digest-group" },
     el("h3", {}, pathText(node)),
     el("ul", {}, items.map((e) => el("li", {},
-      link(paperHref(e.id), e.title),
+      titleLink(e),
       el("div", { class: "meta" }, dotted([authorsText(e.authors), shownId(e.id), `confidence ${e.confidence.toFixed(2)}`])),
-      e.snippet ? el("p", { class: "abstract" }, e.snippet) : null)))));
+      e.snippet ? el("p", { class: "abstract", dir: "auto" }, e.snippet) : null)))));
 }
 
 async function landingView() {
@@ -423,7 +426,7 @@ async function listView(params) {
   const byNode = {};
   for (const p of sure) (byNode[p.node] ||= []).push(p);
   const proposal = (p) => el("li", { class: "proposal" },
-    link(paperHref(p.id), p.title), " ", el("span", { class: "confidence" }, percent(p.confidence)),
+    titleLink(p), " ", el("span", { class: "confidence" }, percent(p.confidence)),
     el("pre", { class: "line" }, p.line));
   const nothing = found.unsure
     ? `No line is sure enough for the patch: ${found.unsure} unsure, below.`
@@ -436,12 +439,12 @@ async function listView(params) {
     el("h3", {}, `Proposed lines (${sure.length})`),
     ...Object.entries(byNode).map(([node, items]) => el("section", { class: "proposals" }, el("h4", {}, pathText(node)), el("ul", {}, items.map(proposal)))),
     ...(found.unsure ? [el("details", {}, el("summary", {}, `${found.unsure} unsure, left out of the patch`),
-      el("ul", {}, found.proposals.filter((p) => p.unsure).map((p) => el("li", {}, link(paperHref(p.id), p.title), ` → ${leaf(p.node)} (${percent(p.confidence)})`))))] : []),
+      el("ul", {}, found.proposals.filter((p) => p.unsure).map((p) => el("li", {}, titleLink(p), ` → ${leaf(p.node)} (${percent(p.confidence)})`))))] : []),
     el("h3", {}, `Topics the list has not named (${gaps.gaps.length})`),
     ...(gaps.error ? [el("p", { class: "error" }, gaps.error)] : []),
     ...gaps.gaps.map((g) => el("section", { class: "gap" },
       el("h4", {}, g.name, " ", el("span", { class: "count" }, `${g.papers.length} papers, under ${g.parent ? pathText(g.parent) : "the top level"}`)),
-      el("ul", {}, g.papers.slice(0, 20).map((p) => el("li", {}, link(paperHref(p.id), p.title)))))));
+      el("ul", {}, g.papers.slice(0, 20).map((p) => el("li", {}, titleLink(p)))))));
   say(`${sure.length} lines proposed, ${found.unsure} unsure; ${gaps.gaps.length} gaps`);
 }
 
@@ -530,7 +533,7 @@ function classifyView() {
         el("h3", {}, "Alternatives"),
         el("ul", {}, others.map((s) => el("li", {}, link(nodeHref(s.category), pathText(s.category)), ` (${percent(s.score)})`))),
         el("h3", {}, "Closest labelled papers"),
-        el("ul", {}, data.neighbours.map((n) => el("li", {}, link(paperHref(n.id), n.title), ` — ${n.categories.map(leaf).join(", ")}`))));
+        el("ul", {}, data.neighbours.map((n) => el("li", {}, titleLink(n), ` — ${n.categories.map(leaf).join(", ")}`))));
     } catch (err) { out.replaceChildren(el("p", { class: "error" }, err.message)); }
   } },
   el("label", { for: "c-title" }, "Title"), el("input", { id: "c-title", required: true, maxlength: 1000 }),
@@ -571,11 +574,11 @@ async function paperView(id) {
   pick, el("button", { type: "submit", class: "secondary" }, "Confirm"));
   const source = { survey: "filed by the survey", user: "confirmed by you", predicted: `predicted, ${percent(paper.confidence)} sure of the area` }[paper.category_source] || "outside the taxonomy";
   show(el("article", { class: "paper" },
-    el("h2", {}, paper.title),
+    el("h2", { dir: "auto" }, paper.title),
     el("p", { class: "meta" }, dotted([authorsText(paper.authors), paper.year, paper.venue, shownId(paper.id)])),
     el("p", { class: "paper-links" }, Object.entries(paper.links).map(([name, href]) => el("a", { href, rel: "noopener" }, { arxiv: "arXiv", pdf: "PDF", code: "Code", page: "Page" }[name] || name)),
       el("button", { type: "button", class: "link", onclick: () => showBibtex(paper.id) }, "BibTeX")),
-    paper.abstract ? el("p", { class: "abstract" }, paper.abstract) : el("p", { class: "meta" }, "No abstract in the index (the survey lists it by title)."),
+    paper.abstract ? el("p", { class: "abstract", dir: "auto" }, paper.abstract) : el("p", { class: "meta" }, "No abstract in the index (the survey lists it by title)."),
     el("p", { class: "meta" }, paper.categories.map((c) => chip(c, paper.category_source, surveyNodeHref)), paper.categories.length ? ` ${source}` : source),
     confirm, confirmed,
     el("h3", {}, "Related work"),
