@@ -254,3 +254,20 @@ def test_a_title_and_abstract_in_arabic_read_right_to_left(site):
         heading, words = page.locator(".paper h2"), page.locator(".paper > .abstract")
         assert heading.evaluate(direction) == words.evaluate(direction) == "rtl"
     assert errors == []
+
+
+def test_why_and_related_say_whether_they_are_open(site):
+    """The "Whole abstract" button told a screen reader it was expanded or not; "Why" and "Related", which
+    open a passage below them in the same way, said nothing of it."""
+    with browsing(site) as (page, errors):
+        page.goto(site + "/?q=speculative+decoding")
+        page.wait_for_selector(".result")
+        first = page.locator(".result").first
+        for button, opened in ((".why-button", ".why"), (".related-button", ".related")):
+            control, opened = first.locator(f":scope > .actions {button}"), f":scope > {opened}"
+            assert control.get_attribute("aria-expanded") == "false"
+            control.click()
+            assert control.get_attribute("aria-expanded") == "true" and first.locator(opened).is_visible()
+            control.click()
+            assert control.get_attribute("aria-expanded") == "false" and not first.locator(opened).is_visible()
+    assert errors == []

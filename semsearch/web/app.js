@@ -170,8 +170,14 @@ function hitView(hit, question = "") {
       e.target.textContent = expanded ? "Less" : "Whole abstract";
       e.target.setAttribute("aria-expanded", String(expanded));
     } }, "Whole abstract"),
-    hit.explain && el("button", { type: "button", class: "secondary why-button", onclick: () => { why.hidden = !why.hidden; } }, "Why"),
-    el("button", { type: "button", class: "secondary related-button", onclick: () => toggleRelated(hit.id, related) }, "Related"),
+    hit.explain && el("button", { type: "button", class: "secondary why-button", "aria-expanded": "false", onclick: (e) => {
+      why.hidden = !why.hidden;
+      e.currentTarget.setAttribute("aria-expanded", String(!why.hidden));
+    } }, "Why"),
+    el("button", { type: "button", class: "secondary related-button", "aria-expanded": "false", onclick: (e) => {
+      e.currentTarget.setAttribute("aria-expanded", String(related.hidden)); // it is about to open, or to close
+      toggleRelated(hit.id, related);
+    } }, "Related"),
     el("button", { type: "button", class: "secondary", onclick: () => showBibtex(hit.id) }, "BibTeX"),
   ];
   return el("article", { class: "result", "data-id": hit.id, "data-year": hit.year },
