@@ -271,3 +271,29 @@ def test_why_and_related_say_whether_they_are_open(site):
             control.click()
             assert control.get_attribute("aria-expanded") == "false" and not first.locator(opened).is_visible()
     assert errors == []
+
+
+def test_a_new_view_is_not_read_out_whole_and_the_keyboard_starts_at_its_heading(site):
+    """The whole view was a live region: a screen reader read every result, or all 18 endpoints of
+    the API, aloud as each view was drawn (and each opened list of related work). And the link
+    followed was gone with the old view, so the keyboard started again at the top of the page.
+    The status line says what a view found; the focus lands on the new view's heading."""
+    with browsing(site) as (page, errors):
+        page.goto(site + "/?q=speculative+decoding")
+        page.wait_for_selector(".result")
+        assert page.evaluate("document.querySelector('#view').closest('[aria-live]')") is None
+        title = page.inner_text(".result h3")
+        page.locator(".result h3 a").first.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".paper h2")
+        page.wait_for_function("() => document.activeElement.tagName === 'H2'")
+        assert page.evaluate("document.activeElement.textContent") == title
+        page.keyboard.press("Tab")  # on into the paper, not back to the header
+        assert page.evaluate("!!document.activeElement.closest('.paper')")
+
+        page.fill("#q", "quantizing weights")  # a search keeps the focus in its field
+        page.keyboard.press("Enter")
+        page.wait_for_url("**quantizing**")
+        page.wait_for_selector(".result")
+        assert page.evaluate("document.activeElement.id") == "q"
+    assert errors == []

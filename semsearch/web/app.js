@@ -679,9 +679,21 @@ async function route() {
   } finally { view.removeAttribute("aria-busy"); }
 }
 
+// After a move to another view the keyboard, and a screen reader, start at its heading: the link
+// followed went with the old view, and the focus with it, back to the top of the page. A view that
+// places the focus itself (the classify form; the question field, searched from) keeps it.
+function landFocus() {
+  const active = document.activeElement;
+  if (active && active !== document.body && active.isConnected) return;
+  const heading = view.querySelector("h2, h3");
+  if (!heading) return;
+  heading.tabIndex = -1;
+  heading.focus({ preventScroll: true });
+}
+
 function go(href, keepScroll = false) {
   history.pushState(null, "", href);
-  route().then(() => { if (!keepScroll) window.scrollTo(0, 0); });
+  route().then(() => { if (!keepScroll) window.scrollTo(0, 0); landFocus(); });
 }
 
 document.addEventListener("click", (event) => {
@@ -690,7 +702,7 @@ document.addEventListener("click", (event) => {
   event.preventDefault();
   go(anchor.getAttribute("href"), anchor.hasAttribute("data-keep-scroll"));
 });
-window.addEventListener("popstate", route);
+window.addEventListener("popstate", () => route().then(landFocus));
 $("#search-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const question = $("#q").value.trim();
