@@ -310,7 +310,7 @@ def test_a_taxonomy_from_a_list_is_chosen_on_the_page(tmp_path, fake_model, corp
             }
             page.locator(".result .chip", has_text="Drafting").first.click()  # the list's node, listed
             page.wait_for_url("**view=node**")
-            page.wait_for_selector("main h2")
+            page.wait_for_selector("#view:not([aria-busy]) h2")  # drawn, not the results' heading before it
             assert "taxonomy=decoding" in page.url and page.inner_text("main h2") == "Drafting"
             page.wait_for_selector(".result")
             page.goto(base + "/?view=digest&taxonomy=decoding")  # the list's watch's digest, not the survey's

@@ -297,3 +297,16 @@ def test_a_new_view_is_not_read_out_whole_and_the_keyboard_starts_at_its_heading
         page.wait_for_selector(".result")
         assert page.evaluate("document.activeElement.id") == "q"
     assert errors == []
+
+
+@pytest.mark.parametrize("path", ["/?q=speculative+decoding", "/?q=speculative+decoding&year_from=2030"])
+def test_a_result_list_has_a_heading_of_its_own(site, path):
+    """Results were h3s straight under the page's h1 (axe: heading-order): a screen reader's list of
+    headings had no "Results" to jump to, nor a level between."""
+    with browsing(site) as (page, errors):
+        page.goto(site + path)
+        page.wait_for_selector(".result, .empty")
+        levels = page.eval_on_selector_all("h1, h2, h3, h4", "hs => hs.map((h) => +h.tagName[1])")
+        assert all(b - a <= 1 for a, b in zip(levels, levels[1:], strict=False)), levels
+        assert page.inner_text("#view h2") == "Results for “speculative decoding”"
+    assert errors == []

@@ -246,7 +246,7 @@ async function resultsView(params) {
   el("label", {}, "Category", el("input", { name: "category", list: "nodes", value: params.get("category"), placeholder: "any" })),
   el("button", { type: "submit", class: "secondary" }, "Filter"), await nodeOptions());
   const list = el("div", { id: "results" });
-  show(form, list);
+  show(el("h2", { class: "visually-hidden" }, `Results for “${question}”`), form, list); // the results' own heading, for a screen reader's list
   say("Searching…");
   const query = new URLSearchParams({ q: question, k, details: "true", explain: "true" });
   for (const name of ["year_from", "year_to", "category", "taxonomy"]) if (params.get(name)) query.set(name, params.get(name));
