@@ -310,3 +310,21 @@ def test_a_result_list_has_a_heading_of_its_own(site, path):
         assert all(b - a <= 1 for a, b in zip(levels, levels[1:], strict=False)), levels
         assert page.inner_text("#view h2") == "Results for “speculative decoding”"
     assert errors == []
+
+
+@pytest.mark.parametrize("width", [320, 1280])
+def test_every_button_keeps_its_label_on_one_line(site, width):
+    """Breaking long words anywhere (so that they never push the page sideways) also broke the
+    header's "Search" into "Searc / h": a flex item may shrink to its longest piece of a word."""
+    with browsing(site, width=width) as (page, errors):
+        page.goto(site + "/?q=speculative+decoding")
+        page.wait_for_selector(".result")
+        broken = page.eval_on_selector_all(
+            "button",
+            """bs => bs.filter((b) => b.offsetParent && b.textContent.trim()).filter((b) => {
+                 const r = document.createRange(); r.selectNodeContents(b);
+                 return new Set([...r.getClientRects()].map((line) => Math.round(line.top))).size > 1;
+               }).map((b) => b.textContent)""",
+        )
+        assert broken == []
+    assert errors == []
