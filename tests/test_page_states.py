@@ -312,6 +312,36 @@ def test_a_result_list_has_a_heading_of_its_own(site, path):
     assert errors == []
 
 
+def test_a_damaged_index_under_the_open_page_is_said_on_it(site):
+    """With the newest generation damaged under the running server (a label just confirmed on the
+    page is in it), the server answers from the one before and /api/health says "degraded"; the
+    page said nothing, and the label seemed to have vanished. It now says so above every view,
+    as it does a failing watch, and says nothing once the index is whole again."""
+    damaged = {
+        "status": "degraded", "generation": "gen-000003", "papers": 1855,
+        "integrity": "gen-000004 is damaged (vectors.faiss checksum mismatch); serving gen-000003",
+    }  # fmt: skip
+    with browsing(site) as (page, errors):
+        health = {"answer": damaged}
+        page.route("**/api/health", lambda route: route.fulfill(json=health["answer"]))
+        page.goto(site + "/?q=speculative+decoding")
+        page.wait_for_selector(".result")
+        page.wait_for_selector("#notice:not([hidden])")
+        assert "gen-000004 is damaged" in page.inner_text("#notice") and "older" in page.inner_text("#notice")
+        health["answer"] = {
+            "status": "degraded",
+            "generation": "gen-000003",
+            "watch": {"state": "failing", "last_error": "arXiv unreachable"},
+        }
+        page.click("#show-taxonomy")
+        page.wait_for_function("() => document.querySelector('#notice').textContent.includes('arXiv unreachable')")
+        assert "watch" in page.inner_text("#notice")
+        health["answer"] = {"status": "ok", "generation": "gen-000005"}
+        page.click("#show-classify")
+        page.wait_for_selector("#notice[hidden]", state="attached")
+    assert errors == []
+
+
 @pytest.mark.parametrize("width", [320, 1280])
 def test_every_button_keeps_its_label_on_one_line(site, width):
     """Breaking long words anywhere (so that they never push the page sideways) also broke the

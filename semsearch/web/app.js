@@ -656,7 +656,23 @@ async function apiView() {
 }
 
 // --- routing ------------------------------------------------------------------------------------------
+// What /api/health says is wrong, above every view: answers from an older generation of the index
+// (the newest one is damaged, or could not be loaded: what was written since, a label just
+// confirmed, is not in them), or a watch that is failing. Nothing when all is well.
+async function checkHealth() {
+  const notice = $("#notice");
+  const health = await api("/api/health", {}, { lasting: true }).catch(() => null);
+  const watch = health?.watch;
+  const problems = [
+    (health?.integrity || health?.reload_error) && `Answers come from an older version of the index: ${health.integrity || health.reload_error}.`,
+    ["failing", "dead"].includes(watch?.state) && `The arXiv watch is ${watch.state}${watch.last_error ? `: ${watch.last_error}` : ""}.`,
+  ].filter(Boolean);
+  notice.textContent = health?.status === "degraded" ? problems.join(" ") || "The server says it is degraded (see /api/health)." : "";
+  notice.hidden = !notice.textContent;
+}
+
 async function route() {
+  checkHealth();
   navigation.abort();
   navigation = new AbortController();
   const params = new URLSearchParams(location.search);
