@@ -358,3 +358,19 @@ def test_every_button_keeps_its_label_on_one_line(site, width):
         )
         assert broken == []
     assert errors == []
+
+
+def test_more_results_by_keyboard_goes_on_at_the_first_new_result(site):
+    """The "More results" link drew the list again, longer, and the keyboard started over at the top of
+    the page: fifty Tabs back down to where the reader was. The focus now lands on the first new
+    result."""
+    with browsing(site) as (page, errors):
+        page.goto(site + "/?q=speculative+decoding")
+        page.wait_for_selector(".more a")
+        page.locator(".more a").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => document.querySelectorAll('#results > .result').length > 10")
+        page.wait_for_function("() => document.activeElement.closest('.result')")
+        eleventh = page.locator("#results > .result").nth(10)
+        assert page.evaluate("document.activeElement.textContent") == eleventh.locator("h3").inner_text()
+    assert errors == []

@@ -263,6 +263,8 @@ async function resultsView(params) {
     say(filters.length ? `0 papers for “${data.query}” ${filters.join(", ")}` : `0 papers for “${data.query}”`);
     return;
   }
+  const firstNew = list.querySelectorAll(":scope > .result")[k - 10]; // after "More results": where the reader goes on
+  if (k > 10 && firstNew) firstNew.querySelector("h3 a").dataset.focusHere = "";
   if (data.results.length === k && k < 100) {
     const more = new URLSearchParams(params); more.set("k", String(k + 10));
     list.append(el("p", { class: "more" }, el("a", { href: `/?${more}`, "data-route": true, "data-keep-scroll": true }, "More results")));
@@ -701,6 +703,8 @@ async function route() {
 function landFocus() {
   const active = document.activeElement;
   if (active && active !== document.body && active.isConnected) return;
+  const marked = view.querySelector("[data-focus-here]"); // a view may say where the reader goes on
+  if (marked) { marked.focus(); return; }
   const heading = view.querySelector("h2, h3");
   if (!heading) return;
   heading.tabIndex = -1;
