@@ -374,3 +374,34 @@ def test_more_results_by_keyboard_goes_on_at_the_first_new_result(site):
         eleventh = page.locator("#results > .result").nth(10)
         assert page.evaluate("document.activeElement.textContent") == eleventh.locator("h3").inner_text()
     assert errors == []
+
+
+def contrast(one: str, other: str) -> float:
+    """WCAG's contrast ratio of two "rgb(r, g, b)" colours."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(c) / 255 for c in colour[colour.index("(") + 1 : -1].split(",")[:3]]
+        r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    light, dark = sorted((luminance(one), luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_focus_ring_stands_out_from_the_page(site, scheme):
+    """The focus ring was #f0b429 on white in the light scheme: 1.9:1, where a focus indicator needs
+    3:1 against what is next to it (WCAG 1.4.11); a low-vision reader lost the keyboard's place."""
+    with browsing(site) as (page, errors):
+        page.emulate_media(color_scheme=scheme)
+        page.goto(site + "/")
+        page.wait_for_selector(".examples a")
+        page.locator("#q").focus()
+        page.keyboard.press("Tab")  # the Search button, then a link: rings drawn by the keyboard
+        page.keyboard.press("Tab")
+        ring, ground = page.evaluate(
+            """() => [getComputedStyle(document.activeElement).outlineColor,
+                      getComputedStyle(document.body).backgroundColor]"""
+        )
+        assert contrast(ring, ground) >= 3, (ring, ground)
+    assert errors == []
