@@ -271,6 +271,13 @@ def _put_list(
         save_list_classifier(store, name, ingest.embedder().encode)
         store.commit()
         summary = describe(listed, name) | {"papers": len({vec_id for vec_id, _ in labels})}
+        if unread := listed.unread:  # an item left out without a word looked like a paper lost
+            first = unread[0] if len(unread[0]) <= 100 else unread[0][:99] + "…"
+            ingest.warn(
+                f"{len(unread)} {'item' if len(unread) == 1 else 'items'} of {name!r} not read as "
+                f"{'a paper' if len(unread) == 1 else 'papers'} (a link, but no arXiv link and no bold title), "
+                f"e.g. {first!r}"
+            )
         if weak := summary["weak_nodes"]:
             ingest.warn(
                 f"{len(weak)} {'node' if len(weak) == 1 else 'nodes'} of {name!r} "

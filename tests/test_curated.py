@@ -82,6 +82,15 @@ def test_headings_details_and_tables_become_nodes_and_papers():
     assert not {"2401.99999", "2501.00000"} & {p.arxiv_id for p in listed.papers}
 
 
+def test_items_that_link_somewhere_but_are_not_read_as_papers_are_noted():
+    """`taxonomy add` says how many: an item left out without a word looked like a paper lost."""
+    listed = parse_list(README)
+    assert listed.unread == ["Tool without a paper"]  # a row linking its code; no News or Contents item
+    plain = README.replace("### Lookahead\n", "### Lookahead\n- [A Paper Elsewhere](https://example.org/paper.pdf)\n\n")
+    assert parse_list(plain).unread == ["A Paper Elsewhere", "Tool without a paper"]
+    assert parse_list(plain.replace("- [A Paper", "- Prose, no link. [A Paper")).unread[0] == "Prose, no link"
+
+
 HEADING_CHARACTERS = st.characters(codec="utf-8") | st.sampled_from(["e\u0301", "Ｐ", "/", " ", "*", "1.", "[x](y)"])
 
 

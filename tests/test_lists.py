@@ -958,3 +958,29 @@ def test_a_list_added_before_headings_were_read_in_one_form_is_still_named_and_r
         assert code == 0 and json.loads(out)["results"], (typed, err)
     code, _, err = run(capsys, "taxonomy", "refresh", listed, "--taxonomy", "old", "--offline", "--index", index_dir)
     assert code == 0, err
+
+
+def test_taxonomy_add_says_how_many_items_it_could_not_read_as_papers(index_dir, tmp_path, stub, capsys):
+    """An item that links a paper elsewhere than arXiv, with a plain title (not bold), was left out of
+    the list without a word: its maintainer saw 7 papers and never learnt which line was lost."""
+    listed = tmp_path / "README.md"
+    listed.write_text(
+        LIST.replace(
+            "### Merging\n",
+            "### Merging\n- [Tokens merged by a learned rule](https://example.org/paper.pdf)\n"
+            "- Notes on merging (no link: prose, not a paper)\n",
+        )
+    )
+    code, out, err = run(capsys, "taxonomy", "add", "kv", listed, "--index", index_dir, "--json")
+    assert code == 0, err  # the list is added all the same
+    assert json.loads(out)["papers"] == 7
+    said = [line for line in err.splitlines() if "not read as" in line]
+    assert said == [
+        "warning: 1 item of 'kv' not read as a paper (a link, but no arXiv link and no bold title), "
+        "e.g. 'Tokens merged by a learned rule'"
+    ]
+
+
+def test_taxonomy_add_of_a_list_it_reads_whole_says_nothing_of_unread_items(index_dir, list_file, stub, capsys):
+    code, _, err = run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)
+    assert code == 0 and "not read as" not in err

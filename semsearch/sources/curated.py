@@ -137,6 +137,9 @@ class CuratedList:
     papers: list[ListedPaper]
     placements: list[Placement] = field(default_factory=list)  # every paper item, in document order
     heading_lines: dict[str, int] = field(default_factory=dict)  # node -> the line of its heading
+    # Items and rows under the list's headings that link somewhere but were not read as papers (no
+    # arXiv link, no bold title): their names, in document order. `taxonomy add` says how many.
+    unread: list[str] = field(default_factory=list)
 
     def leaves(self) -> list[str]:
         parents = {node.rsplit("/", depth)[0] for node in self.nodes for depth in range(1, node.count("/") + 1)}
@@ -338,6 +341,7 @@ def parse_list(markdown: str) -> CuratedList:
 
     placements: list[Placement] = []
     heading_lines: dict[str, int] = {}
+    unread: list[str] = []
     for first, last, kind, what in blocks:
         if kind in counted:
             counted[kind] += 1
@@ -376,10 +380,12 @@ def parse_list(markdown: str) -> CuratedList:
             arxiv_id = _arxiv_id(tokens, text)
             bold = any(token.type == "strong_open" for token in tokens)
             if arxiv_id is None and (kind == "row" or not (bold or "[paper]" in text.lower())):
-                continue  # prose, a tool, a link list: a paper without an arXiv link shows as one
+                _unread(unread, tokens, text)  # prose, a tool, a link list: a paper without an arXiv link shows as one
+                continue
             name = _title_of(tokens)
             if not name or (len(name) < 4 and arxiv_id is None):
-                continue  # a short name is a paper's only with its arXiv link ("[H2O](arxiv...)")
+                _unread(unread, tokens, text)  # a short name is a paper's only with its arXiv link ("[H2O](arxiv...)")
+                continue
             key = arxiv_id or normalize_title(name)
             paper = found.get(key)
             if paper is not None and normalize_title(name) != normalize_title(paper.title):
@@ -406,4 +412,12 @@ def parse_list(markdown: str) -> CuratedList:
         raise SemsearchError("no arXiv links found: semsearch fetches a list's papers from arXiv by their links")
     with_papers = {node.split("/")[0] for node in node_order}
     nodes = [h for h in headings if h in node_order or h.split("/")[0] in with_papers]
-    return CuratedList(title, nodes, list(found.values()), placements, heading_lines)
+    return CuratedList(title, nodes, list(found.values()), placements, heading_lines, unread)
+
+
+def _unread(unread: list[str], tokens: list[Token], text: str) -> None:
+    """Note an item or row not read as a paper when it links to a page (a paper's entry, as a reader
+    sees it, without an arXiv link): prose and table headers link nowhere, and in-page links are
+    a table of contents."""
+    if any(not url.startswith("#") and web_url(url) is not None for url in _hrefs(tokens)):
+        unread.append(_title_of(tokens) or clean_title(text))
