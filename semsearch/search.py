@@ -672,7 +672,7 @@ class Searcher:
                     f"index at {self.index.directory}: {self.index.generation_dir.name}'s vector or BM25 index "
                     f"names paper number {unknown[0]}, which its papers.db does not hold; rebuild the index"
                 )
-            read = [(v, score) for v, score in ranked[:size] if v in papers]
+            read = ranked[:size]
             if k is None:
                 shown = [(v, score, v) for v, score in read]
                 break
