@@ -477,7 +477,7 @@ def explanation(hits: list[Hit], mode: str = "hybrid") -> str:
     else:
         said += (
             f" The first results lead mostly because their own text matches the question best "
-            f"(meaning {mean(h.evidence.dense for h in first):.2f}, words "
+            f"(meaning {max(0.0, mean(h.evidence.dense for h in first)):.2f}, words "  # a cosine, floored as scores are
             f"{mean(h.evidence.lexical_share for h in first):.0%} of the best match)."
         )
     return said

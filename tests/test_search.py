@@ -916,6 +916,12 @@ def test_the_explanation_claims_no_taxonomy_lead_with_nothing_below_to_lead():
         "times its own match. The first results lead mostly because their own text matches the question best "
         "(meaning 0.50, words 25% of the best match)."
     )
+    # Found by their words alone, the first papers' meaning is a cosine below 0: said as none, as a
+    # dense score is floored (it read "meaning -0.01", where every other figure is 0-1).
+    unlike = [Evidence(dense=-0.04, lexical_share=1.0)] * 3 + [Evidence(dense=-0.1, lexical_share=0.2)]
+    assert _explain_as_ranked(unlike, weight=0.0, one_paper=0.0).endswith(
+        "(meaning 0.00, words 100% of the best match)."
+    )
     off = [Evidence(dense=0.5, lexical_share=0.25)] * 4
     assert _explain_as_ranked(off, weight=0.0, one_paper=0.0) == (
         "Ranked by the papers' own match (meaning and words), the taxonomy left out. The first results lead "
