@@ -283,7 +283,7 @@ PATCH = TextAnswer(DiffResponse, "The proposals as a unified diff against the li
 
 ERRORS = {
     400: "Not answerable as asked: an unknown category, years the wrong way round, a question with no letter.",
-    403: "Writing is closed, or needs the server's token.",
+    403: "Writing is closed, or needs the server's token; or a page of another site asked (Sec-Fetch-Site).",
     404: "No such paper, taxonomy or digest.",
     408: "The request did not arrive whole within 30 s (its connection is closed).",
     413: "The body is over 1 MB (refused before it is read).",
@@ -294,7 +294,7 @@ ERRORS = {
     500: "Internal error (logged; no trace is sent).",
     503: "The index cannot answer now (damaged with nothing intact, or busy writing): try again.",
 }
-EVERY_ROUTE = (408, 421, 422, 431, 500)
+EVERY_ROUTE = (403, 408, 421, 422, 431, 500)
 
 
 def answering(model: Any = None, *errors: int) -> dict:

@@ -285,6 +285,25 @@ class CheckHost:
         await JSONResponse({"error": message}, status_code=421)(scope, receive, send)
 
 
+class SameSiteOnly:
+    """ASGI middleware: a browser's request made by a page of another site (`Sec-Fetch-Site:
+    cross-site`), other than following a link to this server (`Sec-Fetch-Mode: navigate`), is
+    refused with 403. Such a page cannot read the answers (no CORS header is sent), but while it was
+    open it could make the server work for it, unseen: each `GET /api/gaps` costs seconds of CPU.
+    Tools (curl, feed readers, MCP) send no such header; this server's own page is same-origin."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = dict(scope.get("headers") or [])
+            if headers.get(b"sec-fetch-site") == b"cross-site" and headers.get(b"sec-fetch-mode") != b"navigate":
+                message = "a page of another site cannot ask this server (Sec-Fetch-Site: cross-site)"
+                return await JSONResponse({"error": message}, status_code=403)(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 class NoSniff:
     """ASGI middleware: every answer says `X-Content-Type-Options: nosniff`, so a browser never
     runs JSON or text it was given as script or a page."""
@@ -398,6 +417,7 @@ def create_app(
 
         service.watch_status = lambda: read_watch_status(index_dir=service.directory, watcher=watcher_pid)
     app.add_middleware(LimitBody)
+    app.add_middleware(SameSiteOnly)  # before the body is read
     app.add_middleware(NoSniff)
     if hosts is not None:
         app.add_middleware(CheckHost, names=hosts)  # outside the others: refused before anything is read

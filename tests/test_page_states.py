@@ -405,3 +405,23 @@ def test_the_focus_ring_stands_out_from_the_page(site, scheme):
         )
         assert contrast(ring, ground) >= 3, (ring, ground)
     assert errors == []
+
+
+def test_a_page_of_another_site_cannot_make_the_server_work(site):
+    """A page on any site could have the reader's browser send GET /api/gaps (seconds of CPU each) to
+    a server on loopback: the answers stayed unread, the work was done. Chromium says where such a
+    request comes from; `localhost` is another site than `127.0.0.1`, so a page served as one asks
+    the other as a foreign site would. Its own server's page, same-origin, is answered as before."""
+    from playwright.sync_api import sync_playwright
+
+    foreign = site.replace("127.0.0.1", "localhost")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_context(bypass_csp=True).new_page()  # the page's own policy would stop the fetch first
+        page.goto(f"{foreign}/?view=classify")  # a page of "another site", as far as the browser can tell
+        with page.expect_response(lambda r: r.url.startswith(site + "/api/search")) as asked:
+            page.evaluate("url => fetch(url, {mode: 'no-cors'}).catch(() => null)", f"{site}/api/search?q=kv+cache")
+        refused = asked.value.status
+        own = page.evaluate("() => fetch('/api/search?q=kv+cache').then((r) => r.status)")
+        browser.close()
+    assert (refused, own) == (403, 200)

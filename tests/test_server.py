@@ -1306,3 +1306,35 @@ def test_bytes_that_are_no_request_are_a_400_with_the_one_error_body(sent):
         head, _, body = _raw(port, sent).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: application/json" in head
     assert json.loads(body) == {"error": NOT_HTTP}
+
+
+@pytest.mark.parametrize(
+    "site, mode, status",
+    [
+        ("cross-site", "no-cors", 403),  # a page of another site, <img src> or fetch(..., {mode: "no-cors"})
+        ("cross-site", "cors", 403),
+        ("cross-site", "navigate", 200),  # a link to this server followed from another site
+        ("same-origin", "cors", 200),  # this server's own page
+        ("same-site", "cors", 200),  # another port of this machine
+        (None, None, 200),  # curl, a feed reader, an MCP client
+    ],
+)
+def test_a_page_of_another_site_cannot_make_the_server_work(toy_dir, site, mode, status):
+    """A page on any site could send GET /api/gaps (seconds of CPU each) to a server on loopback while
+    it was open, unseen: it could not read the answers, but the work was done. A browser says where a
+    request comes from (Sec-Fetch-Site); one from another site is refused before anything is read,
+    unless it follows a link to the page."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    client = TestClient(create_app(index_dir=toy_dir, reload_seconds=None))
+    headers = {"Sec-Fetch-Site": site, "Sec-Fetch-Mode": mode} if site else {}
+    for method, url in [("GET", "/api/search?q=kv+cache"), ("GET", "/"), ("POST", "/api/classify")]:
+        body = {"json": {"title": "KV", "abstract": "cache"}} if method == "POST" else {}
+        answer = client.request(method, url, headers=headers, **body)
+        assert answer.status_code == status, (method, url, answer.text)
+        if status == 403:
+            assert answer.json() == {
+                "error": "a page of another site cannot ask this server (Sec-Fetch-Site: cross-site)"
+            }
