@@ -471,11 +471,10 @@ class Store:
         numpy traceback)."""
         vector = np.frombuffer(blob, dtype=np.float32) if len(blob) % 4 == 0 else None
         if self.readonly:
-            if "_dimension" not in self.__dict__:
-                self._dimension = self.stored_dimension()
-            if vector is None or len(vector) != self._dimension:
+            if vector is None or len(vector) != self._published_dimension:
                 raise IndexDamaged(
-                    f"papers.db: an embedding holds {len(blob)} bytes, not {self._dimension} numbers; rebuild the index"
+                    f"papers.db: an embedding holds {len(blob)} bytes, not {self._published_dimension} numbers; "
+                    "rebuild the index"
                 )
         elif vector is None:
             raise IndexDamaged(f"{self.path}: an embedding holds {len(blob)} bytes, not whole numbers")
@@ -730,6 +729,11 @@ class Store:
                 spread_of = None if leaf_probabilities is None else np.frombuffer(leaf_probabilities, dtype=np.float32)
                 found[vec_id] = ([category], source, spread_of)
         return found
+
+    @cached_property
+    def _published_dimension(self) -> int | None:
+        """`stored_dimension`, read once: a published generation's papers.db never changes."""
+        return self.stored_dimension()
 
     @cached_property
     def keeps_leaf_probabilities(self) -> bool:
