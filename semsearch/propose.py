@@ -233,11 +233,12 @@ class Template:
         if authors is not None:
             written = text[authors[0] + 1 : authors[1] - 1]
             known = [name for name in map(_safe_title, paper.authors) if name]
-            if re.search(r"\bet al\.?\s*$", written) and len(known) > 1:  # "Leviathan et al.": its style
+            et_al = re.search(r"\bet al\.?\s*$", written)
+            if et_al and len(known) > 1:  # "Leviathan et al.": its style
                 names, ending = f"{known[0].split()[-1]} et al.", ""
-            else:  # "al."'s period is no period closing the names
+            else:  # "et al."'s period is no period closing the names
                 names = ", ".join(known)
-                ending = "." if written.rstrip().endswith(".") and not written.rstrip().endswith("al.") else ""
+                ending = "." if written.rstrip().endswith(".") and not et_al else ""
             if names:
                 edits.append((*authors, f"*{names}{ending}*"))
             else:  # no authors known: the mark goes, with the period or comma and space that followed it

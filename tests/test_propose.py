@@ -224,6 +224,14 @@ def test_authors_are_written_as_the_section_abbreviates_them():
     assert render_line(found, [], alone, "arXiv") == (
         "- [Folding Caches into Few Bits](https://arxiv.org/abs/2501.01234) - *Ada Lovelace*, ICML 2025."
     )
+    # A name ending in "al." closes the names with its period, as any other: only "et al." is not one.
+    closing = ET_AL.replace("*Leviathan et al.*", "*Yaniv Leviathan, Yossi Neal.*").replace(
+        "*Chen et al.*", "*Charlie Chen, Noor Jamal.*"
+    )
+    found = sections(parse_list(closing), closing.splitlines())["Speculative decoding"]
+    assert render_line(found, [], NEW, "arXiv") == (
+        "- [Folding Caches into Few Bits](https://arxiv.org/abs/2501.01234) - *Ada Lovelace, Alan Turing.*, ICML 2025."
+    )
 
 
 def test_a_paper_without_authors_leaves_no_dangling_separator():
