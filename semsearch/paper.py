@@ -16,7 +16,9 @@ from semsearch.lexical import STOPWORDS
 # ASCII digits only: `\d` also takes other scripts' digits, and "２３０６.００９７８" became an id
 # no arXiv page has (a question is put in compatibility form first, where it is 2306.00978).
 _NEW_ID = re.compile(r"^([0-9]{4}\.[0-9]{4,5})(v[0-9]+)?$")
-_OLD_ID = re.compile(r"^([a-z][a-z\-]*(?:\.[A-Z]{2})?/[0-9]{7})(v[0-9]+)?$")
+# An old-style id is its archive and number: arXiv reads `math.GT/0309136` (the subject class a
+# citation may add) and `MATH/0309136` as `math/0309136`, so they are one paper here too.
+_OLD_ID = re.compile(r"^([a-z][a-z\-]*)(?:\.[a-z][a-z\-]+)?/([0-9]{7})(v[0-9]+)?$")
 # `arXiv:`, arXiv's DOI (`10.48550/arXiv.`, also as a doi.org link), and its abs, pdf and html pages
 # (with or without the scheme).
 _ID_PREFIXES = re.compile(
@@ -41,10 +43,11 @@ def _arxiv_id_of(value: str) -> str | None:
     if text != value.strip():  # a URL's query or fragment ("?context=cs") is not part of the id
         text = re.split(r"[?#]", text, maxsplit=1)[0]
     text = text.removesuffix(".pdf")
-    for pattern in (_NEW_ID, _OLD_ID):
-        match = pattern.match(text)
-        if match:
-            return match.group(1)
+    if match := _NEW_ID.match(text):
+        return match.group(1)
+    archive, slash, number = text.partition("/")
+    if slash and (match := _OLD_ID.match(archive.lower() + slash + number)):
+        return f"{match.group(1)}/{match.group(2)}"
     return None
 
 

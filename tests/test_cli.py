@@ -644,3 +644,20 @@ def test_the_why_column_of_a_paper_asked_for_by_its_arxiv_id_says_only_that(caps
     _print_hits([Hit(Paper("2210.17323", "GPTQ: Accurate Quantization"), 1.0, evidence=by_id)], explain=True)
     out = " ".join(capsys.readouterr().out.split())
     assert "its arXiv id" in out and "named by the question" not in out
+
+
+def test_an_old_style_id_written_three_ways_is_one_paper(tmp_path, cli):
+    """`cs.CL/0601001` (its subject class) and `CS/0601001` name arXiv's `cs/0601001`; each was
+    stored as a paper of its own, listed twice in search and recommended beside itself when liked."""
+    text = {"title": "Compressing Key-Value Caches with Old Tricks", "abstract": "Cached keys quantized."}
+    other = {"id": "2401.00001", "title": "Speculative decoding with drafts", "abstract": "Drafts verified."}
+    source = tmp_path / "old.jsonl"
+    rows = [{"id": i, **text} for i in ("cs/0601001", "cs.CL/0601001v2", "CS/0601001", "arXiv:cs.CL/0601001")]
+    source.write_text("".join(json.dumps(r) + "\n" for r in [*rows, other]))
+    index = tmp_path / "idx"
+    cli("ingest", "jsonl", source, "--index", index, "--no-progress", check=True)
+    assert json.loads(cli("info", "--index", index, "--json", check=True).stdout)["papers"] == 2
+    found = json.loads(cli("search", "Compressing Key-Value Caches", "--index", index, "--json", check=True).stdout)
+    assert [hit["id"] for hit in found["results"]].count("cs/0601001") == 1
+    liked = json.loads(cli("recommend", "--like", "cs.CL/0601001", "--index", index, "--json", check=True).stdout)
+    assert [hit["id"] for hit in liked["results"]] == ["2401.00001"]

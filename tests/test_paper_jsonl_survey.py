@@ -22,7 +22,12 @@ from tests.conftest import SHARED, examples
         ("https://arxiv.org/abs/2308.13137v1", "2308.13137"),
         ("https://arxiv.org/pdf/2308.13137.pdf", "2308.13137"),
         ("hep-th/9901001v1", "hep-th/9901001"),
-        ("math.GT/0309136", "math.GT/0309136"),
+        # An old-style id's subject class is not part of it, and its archive is read in lower case,
+        # as arXiv reads them (math.GT/0309136 is math/0309136): kept, they were a second paper.
+        ("math.GT/0309136", "math/0309136"),
+        ("arXiv:cs.CL/0601001v2", "cs/0601001"),
+        ("CS/0601001", "cs/0601001"),
+        ("https://arxiv.org/abs/Hep-Th/9901001", "hep-th/9901001"),
         ("0704.0001", "0704.0001"),
         ("https://arxiv.org/html/2308.13137v2", "2308.13137"),  # the forms a helper's pass found refused
         ("arxiv.org/abs/2308.13137", "2308.13137"),
