@@ -260,7 +260,9 @@ def _watch_pages(
             entries.append(_entry(paper, result))
         keep = []
         for paper, vector, result in zip(page, vectors, placed, strict=True):
-            if result.in_scope or keep_all:
+            # A paper the index holds is stored with arXiv's new text whatever its scope: left out,
+            # search, related and classify went on answering from words arXiv no longer gives.
+            if result.in_scope or keep_all or known.vec_id(paper.id) is not None:
                 keep.append((paper, vector))
             else:
                 seen_outside[paper.id] = f"{until}|{_text_digest(paper)}"
@@ -377,9 +379,11 @@ def _unseen(
         if paper.id in seen:
             continue
         seen.add(paper.id)
-        if paper.id in outside and outside[paper.id].endswith(_text_digest(paper)):
-            continue
         held = store.get(paper.id)
+        # Turned away with this text: passed over, unless the index holds the paper (with its old
+        # text, which a watch before this rule left there).
+        if held is None and paper.id in outside and outside[paper.id].endswith(_text_digest(paper)):
+            continue
         if held is None or held.embedding_text() != paper.embedding_text():
             fresh.append(paper)
         elif paper.id not in placed_by_kind:

@@ -265,6 +265,40 @@ def test_a_watch_stores_the_new_text_of_a_paper_it_placed_before(survey_index, s
     assert index.manifest.count == 427 and len({p.id for _, p in index.store.iter_papers()}) == 427
 
 
+def test_a_paper_the_index_holds_is_stored_with_its_new_text_even_when_that_is_out_of_scope(survey_index, stub, cli):
+    """A stored paper whose new version arXiv's text puts out of scope kept its old text: search,
+    related and `classify --arxiv` went on answering from words arXiv no longer gives, and the
+    watch's record of papers turned away passed the new text over from then on."""
+    watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    title, abstract = OUT_OF_SCOPE["2411.00009"]
+    stub.papers["2411.00002"] |= {"title": "Revised: " + title, "abstract": abstract}  # its version 2
+    cli("watch", "--since", "2024-11-01", "--index", survey_index, "--format", "json", check=True)
+    held = Index.open(survey_index).store.get("2411.00002")
+    assert (held.title, held.abstract) == ("Revised: " + title, abstract)
+    found = json.loads(cli("search", "Revised: " + title, "--index", survey_index, "--json", check=True).stdout)
+    assert found["results"][0]["id"] == "2411.00002"
+    again = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    assert again.ingest.embedded == 0 and again.entries == []  # placed once: nothing to do again
+
+
+def test_a_held_paper_an_earlier_watch_turned_away_with_its_new_text_is_stored_with_it(survey_index, stub):
+    """What a watch before that rule left: the index holds the old text and the record of papers
+    turned away the new one, which every later watch passed over."""
+    from semsearch.paper import Paper
+    from semsearch.watch import SEEN_OUTSIDE, _text_digest, watch_key
+
+    first = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    title, abstract = OUT_OF_SCOPE["2411.00009"]
+    stub.papers["2411.00002"] |= {"title": title, "abstract": abstract}
+    key = SEEN_OUTSIDE + watch_key(["cs.CL"], None, False)
+    with Ingest(index_dir=survey_index) as ingest:
+        record = json.loads(ingest.store.get_meta(key))
+        record["papers"]["2411.00002"] = f"{first.until}|{_text_digest(Paper(id='x', title=title, abstract=abstract))}"
+        ingest.store.set_meta(key, json.dumps(record))
+    again = watch(["cs.CL"], "2024-11-01", index_dir=survey_index, progress=False)
+    assert again.ingest.updated == 1 and Index.open(survey_index).store.get("2411.00002").abstract == abstract
+
+
 def test_keep_all_ingests_out_of_scope_papers_too(survey_index, stub):
     watch(["cs.CL"], "2024-11-01", index_dir=survey_index, keep_all=True, progress=False)
     assert Index.open(survey_index).store.get("2411.00009") is not None
