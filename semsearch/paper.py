@@ -97,6 +97,17 @@ def year_from_arxiv_id(arxiv_id: str) -> int | None:
     return (1900 if yy >= 91 else 2000) + yy
 
 
+def appeared(arxiv_id: str | None, published: str | None) -> str | None:
+    """The day (YYYY-MM-DD) a paper appeared: its first version's, else the first of the month its
+    arXiv id was given in (the id says it: 2402.00002 is February 2024); None when neither tells. A
+    record without dates (an offline survey's, a JSON Lines line without versions) is dated so."""
+    if published:
+        return published[:10]
+    digits = arxiv_id.split("/")[-1] if arxiv_id else ""
+    year = year_from_arxiv_id(arxiv_id) if arxiv_id else None
+    return f"{year}-{digits[2:4]}-01" if year and digits[2:4].isdigit() else None
+
+
 @functools.lru_cache(maxsize=65_536)  # a result list compares its titles several times
 def normalize_title(title: str) -> str:
     """Lower-case alphanumerics only: the key used to recognise one paper under two ids. Letters
@@ -397,6 +408,10 @@ class Paper:
     @property
     def arxiv_id(self) -> str | None:
         return parse_arxiv_id(self.id)
+
+    @property
+    def appeared(self) -> str | None:
+        return appeared(self.arxiv_id, self.published)
 
     def embedding_text(self) -> str:
         return embedding_text(self.title, self.abstract)

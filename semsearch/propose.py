@@ -431,13 +431,8 @@ class Candidate:
 
 
 def paper_date(paper: Paper) -> str:
-    """The day a paper appeared (its first version; else the month of its arXiv id)."""
-    if paper.published:
-        return paper.published[:10]
-    arxiv_id = paper.arxiv_id
-    if arxiv_id and re.fullmatch(r"\d{4}\.\d{4,5}", arxiv_id):
-        return f"20{arxiv_id[:2]}-{arxiv_id[2:4]}-01"
-    return "0000-00-00"
+    """The day a paper appeared (`Paper.appeared`), for sorting and `since`; undated, before all."""
+    return paper.appeared or "0000-00-00"
 
 
 def candidates(store, listed: CuratedList, *, since: str | None, ids: Sequence[str] | None) -> list[Candidate]:

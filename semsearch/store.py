@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.errors import IndexDamaged
-from semsearch.paper import Paper, embedding_text, normalize_title
+from semsearch.paper import Paper, appeared, embedding_text, normalize_title, parse_arxiv_id
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS papers (
@@ -208,6 +208,11 @@ def _row_to_paper(row: sqlite3.Row) -> Paper:
     return Paper(**values)
 
 
+def _appeared(paper_id: str, published: str | None) -> str | None:
+    """`Paper.appeared` of a stored row, for SQL: one rule for the day a paper appeared."""
+    return appeared(parse_arxiv_id(paper_id), published)
+
+
 class Store:
     def __init__(self, path: Path, *, readonly: bool = False):
         self.path = path
@@ -369,14 +374,17 @@ class Store:
         categories: Iterable[str] = (),
         since: str | None = None,
     ) -> list[int]:
-        """vec_ids of papers within the year range, under any of the given taxonomy paths, and dated
-        on or after `since` (YYYY-MM-DD; papers known only by year count from their year)."""
+        """vec_ids of papers within the year range, under any of the given taxonomy paths, and that
+        appeared on or after `since` (YYYY-MM-DD): by `Paper.appeared` (the first version's day, else
+        the arXiv id's month), else by their last version's day, else by their year."""
         clauses, params = [], []
         if since is not None:
+            self.db.create_function("appeared", 2, _appeared, deterministic=True)
             clauses.append(
-                "(COALESCE(published, updated) >= ? OR (published IS NULL AND updated IS NULL AND year >= ?))"
+                "(appeared(id, published) >= ? OR (appeared(id, published) IS NULL"
+                " AND (updated >= ? OR (updated IS NULL AND year >= ?))))"
             )
-            params += [since, int(since[:4])]
+            params += [since, since, int(since[:4])]
         if year_from is not None:
             clauses.append("year >= ?")
             params.append(year_from)

@@ -58,6 +58,16 @@ def test_year_from_arxiv_id():
     assert year_from_arxiv_id("0704.0001") == 2007
 
 
+def test_a_paper_appeared_on_its_first_versions_day_else_in_its_arxiv_ids_month():
+    from semsearch.paper import appeared
+
+    assert appeared("2402.00002", "2024-03-05T10:00:00") == "2024-03-05"
+    assert [appeared(i, None) for i in ("2402.00002", "cs/0601001", "hep-th/9901001")] == [
+        "2024-02-01", "2006-01-01", "1999-01-01",
+    ]  # fmt: skip
+    assert appeared(None, None) is None and Paper(id="notes-1", title="t").appeared is None
+
+
 def test_merge_keeps_known_values_and_accumulates_sources():
     old = Paper(id="1", title="T", abstract="A", venue="ICLR", sources=["survey"])
     new = Paper(id="1", title="T2", abstract="", sources=["jsonl"])

@@ -911,3 +911,24 @@ def test_an_author_named_with_exactly_two_commas_is_braced_as_one_name():
     paper = Paper(id="2401.00001", title="T", authors=["Z, Y, X", "Lovelace, Ada"])
     entry = bibtexparser.parse_string(to_bibtex([paper])).entries[0]
     assert entry.fields_dict["author"].value == "{Z, Y, X} and Lovelace, Ada"
+
+
+def test_recommend_since_reads_an_undated_papers_day_from_its_arxiv_id(tmp_path, cli):
+    """A record with no date (an offline survey's, a JSON Lines line without versions) counted by
+    its year: `--since 2024-06-01` recommended 2402.00002, which arXiv numbered in February 2024,
+    while `taxonomy propose --since` left it out by the month its id names. One rule now for both."""
+    words = "key value cache eviction memory long context tokens"
+    rows = [
+        {"id": "2401.00001", "title": "Liked cache study", "abstract": words},
+        {"id": "2402.00002", "title": "February cache study", "abstract": words + " february"},
+        {"id": "2406.00003", "title": "June cache study", "abstract": words + " june"},
+        {"id": "2412.00004v2", "title": "December cache study", "abstract": words + " december"},
+        {"id": "notes-1", "title": "My own notes on caches", "abstract": words, "update_date": "2024-03-01"},
+        {"id": "notes-2", "title": "Other notes on caches", "abstract": words, "update_date": "2024-07-01"},
+    ]
+    source = tmp_path / "undated.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    index = tmp_path / "idx"
+    cli("ingest", "jsonl", source, "--index", index, "--no-progress", check=True)
+    found = cli("recommend", "--like", "2401.00001", "--since", "2024-06-01", "--index", index, "--json", check=True)
+    assert sorted(hit["id"] for hit in json.loads(found.stdout)["results"]) == ["2406.00003", "2412.00004", "notes-2"]
