@@ -426,9 +426,13 @@ class Paper:
         return f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else None
 
     def merged_with(self, newer: Paper) -> Paper:
-        """This paper updated by a newer record of it: non-empty new values win, sources accumulate."""
-        merged = self.to_dict()
-        for key, value in newer.to_dict().items():
+        """This paper updated by another record of it: the later record's non-empty values win,
+        sources accumulate. A record last updated before this one (an old snapshot read again) only
+        fills what this one lacks: it brought a replaced title and abstract back."""
+        older = bool(self.updated and newer.updated and newer.updated < self.updated)
+        first, last = (newer, self) if older else (self, newer)
+        merged = first.to_dict()
+        for key, value in last.to_dict().items():
             if key == "sources":
                 merged[key] = sorted(set(self.sources) | set(value))
             elif value not in (None, "", []):

@@ -69,6 +69,25 @@ def test_versions_of_one_paper_are_one_record(tmp_path, fake_model):
     assert index.manifest.count == 1 and index.store.get("2401.00001").title == "New title"
 
 
+def test_an_older_record_of_a_paper_read_again_does_not_bring_back_its_old_text(tmp_path, cli):
+    """A snapshot read again after a newer version was stored (an old file re-ingested, two
+    snapshots in the wrong order) put the replaced title and abstract back, silently: search
+    answered from version 1 again and the paper's last update moved back a month."""
+    v1 = {"id": "2411.00001v1", "title": "Old title", "abstract": "Old abstract.", "update_date": "2024-11-01"}
+    v2 = {"id": "2411.00001v2", "title": "New title", "abstract": "New abstract.", "update_date": "2024-12-01"}
+    index = tmp_path / "idx"
+    for name, record in (("new.jsonl", v2), ("old.jsonl", v1)):
+        (tmp_path / name).write_text(json.dumps(record) + "\n")
+        cli("ingest", "jsonl", tmp_path / name, "--index", index, "--no-progress", "--json", check=True)
+    held = Index.open(index).store.get("2411.00001")
+    assert (held.title, held.abstract, held.updated) == ("New title", "New abstract.", "2024-12-01")
+    found = json.loads(cli("search", "Old title", "--index", index, "--json", check=True).stdout)["results"]
+    assert [hit["title"] for hit in found] == ["New title"]
+    (tmp_path / "newer.jsonl").write_text(json.dumps(v2 | {"title": "Newest", "update_date": "2025-01-02"}) + "\n")
+    cli("ingest", "jsonl", tmp_path / "newer.jsonl", "--index", index, "--no-progress", check=True)
+    assert Index.open(index).store.get("2411.00001").title == "Newest"  # a newer one still replaces it
+
+
 def test_survey_entry_without_id_merges_with_the_arxiv_record_of_the_same_title(tmp_path, fake_model):
     from semsearch.sources.survey import load_survey
 
