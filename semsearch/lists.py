@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,32 +75,25 @@ def read_source(source: str, *, offline: bool = False) -> str:
         if offline:
             raise SemsearchError(f"--offline: not fetching {public_source(source)}; give the list as a file")
         import requests
-        import urllib3
+
+        from semsearch.fetch import BoundedSession, BrokeOff, Overdue, TooLarge
 
         url = re.sub(
             r"^https://github\.com/([^/]+)/([^/]+)/?$",
             r"https://raw.githubusercontent.com/\1/\2/HEAD/README.md",
             source,
         )
-        # requests' timeout bounds each read: a server sending a byte now and then held the command
-        # for ever. The whole answer gets FETCH_TIMEOUT, checked as each piece arrives.
-        deadline = time.monotonic() + FETCH_TIMEOUT
+        # The whole answer, headers included, gets FETCH_TIMEOUT (`BoundedSession`): requests' own
+        # timeout bounds each read, and a server sending a byte now and then held the command for ever.
         try:
-            with requests.get(url, timeout=FETCH_TIMEOUT, headers={"User-Agent": "semsearch"}, stream=True) as response:
+            with BoundedSession(FETCH_TIMEOUT, 4 * MAX_CHARS) as session:  # a character is at most four bytes
+                response = session.get(url, headers={"User-Agent": "semsearch"})
                 response.raise_for_status()
-                body = bytearray()
-                while chunk := response.raw.read1(1 << 16, decode_content=True):
-                    body += chunk
-                    if len(body) > 4 * MAX_CHARS:  # a character is at most four bytes
-                        raise SemsearchError(too_large)
-                    if time.monotonic() > deadline:
-                        raise Unreachable(
-                            f"cannot fetch {public_source(source)}: its answer took longer than {FETCH_TIMEOUT:g} s"
-                        )
-                return body.decode(response.encoding or "utf-8", errors="replace")
-        except urllib3.exceptions.HTTPError as err:  # read1 is below requests: its errors are urllib3's
-            broke = f"cannot fetch {public_source(source)}: its answer broke off ({type(err).__name__})"
-            raise Unreachable(broke) from None
+                return response.content.decode(response.encoding or "utf-8", errors="replace")
+        except TooLarge:
+            raise SemsearchError(too_large) from None
+        except (Overdue, BrokeOff) as err:
+            raise Unreachable(f"cannot fetch {public_source(source)}: {err}") from None
         except requests.RequestException as err:
             # A page that is not there is a wrong URL (exit 2); a host that does not answer, not.
             status = err.response.status_code if isinstance(err, requests.HTTPError) and err.response is not None else 0

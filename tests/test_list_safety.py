@@ -527,3 +527,23 @@ def test_a_list_url_that_trickles_its_answer_is_cut_at_the_timeout(monkeypatch):
         server.shutdown()
         server.server_close()
     assert time.monotonic() - started < 5
+
+
+def test_a_list_url_that_trickles_its_headers_is_cut_at_the_timeout(monkeypatch):
+    """The deadline covers the status line and headers, not only the body: a server sending its
+    headers a byte at a time held `taxonomy add URL` for as long as it liked (95 s with
+    FETCH_TIMEOUT 30, for ever with headers that never end), as each byte restarted requests' timeout."""
+    from semsearch import lists
+    from semsearch.errors import Unreachable
+
+    def answer(handler):
+        for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Slow: yes\r\n" * 1000:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.02)
+
+    monkeypatch.setattr(lists, "FETCH_TIMEOUT", 0.5)
+    started = time.monotonic()
+    with _Serving(answer) as serving, pytest.raises(Unreachable, match="its answer took longer than 0.5 s"):
+        lists.read_source(serving.url)
+    assert time.monotonic() - started < 3

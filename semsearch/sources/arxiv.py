@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,9 +20,9 @@ from email.utils import parsedate_to_datetime
 
 import arxiv
 import requests
-import urllib3
 
 from semsearch.errors import SemsearchError, Stopped, Unreachable, network_reason
+from semsearch.fetch import BoundedSession, TooLarge
 from semsearch.paper import Paper, normalize_title, parse_arxiv_id, service_address, year_from_arxiv_id
 
 SOURCE = "arxiv"
@@ -68,106 +67,32 @@ class NotAFeed(requests.RequestException):
     the `arxiv` package reads it as a page without papers, which a watch took for "nothing new"."""
 
 
-# Per thread, about the current call: the sockets it opened (for its deadline to cut), and what its
-# answer said beyond the status that the `arxiv` package drops: Retry-After and totalResults.
+# Per thread, about the current call: what its answer said beyond the status that the `arxiv`
+# package drops: Retry-After and totalResults.
 _calls = threading.local()
 
 
-class _Cuttable:
-    """A connection whose socket its call's deadline can shut down (`_TimeoutSession.request`)."""
-
-    def connect(self):
-        super().connect()
-        getattr(_calls, "sockets", []).append(self.sock)
-
-
-class _CuttableHTTP(_Cuttable, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _CuttableHTTPS(_Cuttable, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _HTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _CuttableHTTP
-
-
-class _HTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _CuttableHTTPS
-
-
-class _CuttableAdapter(requests.adapters.HTTPAdapter):
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-
-
-class _TimeoutSession(requests.Session):
-    """Every call whole within `timeout` seconds, headers and body (requests' own timeout bounds each
-    read, so a server that trickled bytes held a call for ever): at the deadline a timer shuts the
-    call's socket. At most MAX_ANSWER_BYTES, and an Atom feed when HTTP 200."""
+class _TimeoutSession(BoundedSession):
+    """Every call whole within `timeout` seconds (`BoundedSession`), at most MAX_ANSWER_BYTES, and
+    an Atom feed when HTTP 200."""
 
     def __init__(self, timeout: float):
-        super().__init__()
-        self.timeout = timeout
-        for scheme in ("http://", "https://"):
-            self.mount(scheme, _CuttableAdapter())
+        super().__init__(timeout, MAX_ANSWER_BYTES)
+
+    def on_headers(self, response) -> None:
+        _calls.retry_after = response.headers.get("Retry-After")
 
     def request(self, method, url, **kwargs):
-        kwargs.setdefault("timeout", self.timeout)
-        kwargs["stream"] = True
-        # A fresh connection per call (arXiv is asked once every few seconds): its socket is the one cut.
-        kwargs["headers"] = {**(kwargs.get("headers") or {}), "Connection": "close"}
-        _calls.sockets = sockets = []
         _calls.retry_after = None
-        expired = threading.Event()
-
-        def cut() -> None:
-            expired.set()
-            for sock in sockets:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-        timer = threading.Timer(self.timeout, cut)
-        timer.daemon = True
-        timer.start()
-        body = bytearray()
         try:
             response = super().request(method, url, **kwargs)
-            _calls.retry_after = response.headers.get("Retry-After")
-            try:
-                while chunk := response.raw.read1(2**16, decode_content=True):
-                    body += chunk
-                    if len(body) > MAX_ANSWER_BYTES:
-                        raise NotAFeed(f"its answer is larger than {MAX_ANSWER_BYTES // 2**20} MB")
-            finally:
-                response.close()
-            timer.cancel()
-            # The cut socket ended a body without a length as a close would: a part, not the answer.
-            if expired.is_set():
-                raise requests.Timeout(f"its answer took longer than {self.timeout:g} s")
-        except requests.RequestException as err:
-            if expired.is_set() and not isinstance(err, NotAFeed):
-                raise requests.Timeout(f"its answer took longer than {self.timeout:g} s") from None
-            raise
-        except urllib3.exceptions.ReadTimeoutError:
-            raise requests.Timeout(f"its answer stalled for {self.timeout:g} s") from None
-        except (OSError, urllib3.exceptions.HTTPError) as err:
-            if expired.is_set():
-                raise requests.Timeout(f"its answer took longer than {self.timeout:g} s") from None
-            raise requests.ConnectionError(f"its answer broke off ({type(err).__name__})") from None
-        finally:
-            timer.cancel()
-            _calls.sockets = []
-        response._content = bytes(body)
+        except TooLarge as err:
+            raise NotAFeed(str(err)) from None
         if response.status_code == 200:
-            root = _atom_feed(response._content)
+            root = _atom_feed(response.content)
             if root is None:
                 kind = response.headers.get("content-type", "no content type")
-                raise NotAFeed(f"its answer is not an Atom feed ({kind}, {len(body):,} bytes)")
+                raise NotAFeed(f"its answer is not an Atom feed ({kind}, {len(response.content):,} bytes)")
             total = _total_results(root)
             if total is not None:  # the most any answer of one page said (`ArxivClient._page`)
                 _calls.most_total = max(total, getattr(_calls, "most_total", None) or 0)

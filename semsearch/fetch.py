@@ -1,0 +1,130 @@
+"""HTTP GETs whole within a deadline and a size: what every network source (arXiv, a list's URL)
+reads through.
+
+requests' timeout bounds each read, not the call: a server sending a byte now and then, in its
+headers as well as its body, held a call for ever. Here a timer shuts the call's socket at its
+deadline, which ends a read waiting on headers too (a check as each piece of the body arrives
+cannot: no piece arrives while headers are read).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import requests
+import urllib3
+
+# Per thread, the sockets the current call opened: its deadline cuts them.
+_sockets = threading.local()
+
+
+class Overdue(requests.Timeout):
+    """The answer, headers and body, did not arrive whole within the call's deadline."""
+
+
+class BrokeOff(requests.ConnectionError):
+    """The connection failed part-way through the answer (reset, or closed short of its length)."""
+
+
+class TooLarge(requests.RequestException):
+    """The answer is larger than the call's limit; reading stopped at the limit."""
+
+
+class _Cuttable:
+    """A connection whose socket its call's deadline can shut down."""
+
+    def connect(self):
+        super().connect()
+        getattr(_sockets, "open", []).append(self.sock)
+
+
+class _CuttableHTTP(_Cuttable, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _CuttableHTTPS(_Cuttable, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _CuttableHTTP
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _CuttableHTTPS
+
+
+class _CuttableAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class BoundedSession(requests.Session):
+    """Every call whole within `timeout` seconds, headers and body (redirects included), and at
+    most `max_bytes` of body once decoded (a gzip bomb stops at the limit too). The body is read
+    into `response.content` before the call returns. Failures are requests' exceptions: Overdue,
+    BrokeOff, TooLarge, or what requests raises itself (a refused connection, a bad redirect)."""
+
+    def __init__(self, timeout: float, max_bytes: int):
+        super().__init__()
+        self.timeout, self.max_bytes = timeout, max_bytes
+        for scheme in ("http://", "https://"):
+            self.mount(scheme, _CuttableAdapter())
+
+    def on_headers(self, response: requests.Response) -> None:
+        """Called when the answer's status and headers have arrived, before its body is read."""
+
+    def request(self, method, url, **kwargs):
+        kwargs.setdefault("timeout", self.timeout)
+        kwargs["stream"] = True
+        # A fresh connection per call: its socket is the one cut.
+        kwargs["headers"] = {**(kwargs.get("headers") or {}), "Connection": "close"}
+        _sockets.open = sockets = []
+        expired = threading.Event()
+        late = f"its answer took longer than {self.timeout:g} s"
+
+        def cut() -> None:
+            expired.set()
+            for sock in sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        timer = threading.Timer(self.timeout, cut)
+        timer.daemon = True
+        timer.start()
+        body = bytearray()
+        try:
+            response = super().request(method, url, **kwargs)
+            self.on_headers(response)
+            try:
+                while chunk := response.raw.read1(2**16, decode_content=True):
+                    body += chunk
+                    if len(body) > self.max_bytes:
+                        raise TooLarge(f"its answer is larger than {self.max_bytes // 2**20} MB")
+            finally:
+                response.close()
+            timer.cancel()
+            # The cut socket ended a body without a length as a close would: a part, not the answer.
+            if expired.is_set():
+                raise Overdue(late)
+        except TooLarge:
+            raise
+        except requests.RequestException:
+            if expired.is_set():
+                raise Overdue(late) from None
+            raise
+        except urllib3.exceptions.ReadTimeoutError:
+            raise Overdue(f"its answer stalled for {self.timeout:g} s") from None
+        except (OSError, urllib3.exceptions.HTTPError) as err:
+            if expired.is_set():
+                raise Overdue(late) from None
+            raise BrokeOff(f"its answer broke off ({type(err).__name__})") from None
+        finally:
+            timer.cancel()
+            _sockets.open = []
+        response._content = bytes(body)
+        return response
