@@ -89,7 +89,7 @@ def read_source(source: str, *, offline: bool = False) -> str:
             with BoundedSession(FETCH_TIMEOUT, 4 * MAX_CHARS) as session:  # a character is at most four bytes
                 response = session.get(url, headers={"User-Agent": "semsearch"})
                 response.raise_for_status()
-                return response.content.decode(response.encoding or "utf-8", errors="replace")
+                return _decoded(response.content, response.headers.get("content-type"))
         except TooLarge:
             raise SemsearchError(too_large) from None
         except (Overdue, BrokeOff) as err:
@@ -113,6 +113,24 @@ def read_source(source: str, *, offline: bool = False) -> str:
         return raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise SemsearchError(f"cannot read {source}: {err.strerror if isinstance(err, OSError) else err}") from None
+
+
+def _decoded(body: bytes, content_type: str | None) -> str:
+    """A list's text in the charset its server names, else (none named, or one Python cannot read
+    text with) UTF-8, Markdown's in practice: requests reads text/* without a charset as
+    ISO-8859-1, which turned "Café" into "CafÃ©", and a name no codec has ended `taxonomy add`
+    in a LookupError traceback."""
+    from email.message import Message
+
+    header = Message()
+    header["content-type"] = content_type or ""
+    named = header.get_param("charset")
+    if isinstance(named, str) and named.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        try:
+            return body.decode(named, errors="replace")
+        except (LookupError, UnicodeError):  # unknown, not a text codec ("zlib"), or one refusing "replace"
+            pass
+    return body.decode("utf-8", errors="replace")
 
 
 def list_taxonomy(nodes: list[str], name: str | None = None) -> Taxonomy:

@@ -547,3 +547,35 @@ def test_a_list_url_that_trickles_its_headers_is_cut_at_the_timeout(monkeypatch)
     with _Serving(answer) as serving, pytest.raises(Unreachable, match="its answer took longer than 0.5 s"):
         lists.read_source(serving.url)
     assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    "content_type, encoding",
+    [
+        ("text/markdown", "utf-8"),  # no charset: requests' default for text/* is ISO-8859-1
+        ("text/plain; charset=klingon", "utf-8"),  # a charset no codec has: was a LookupError traceback
+        ("text/plain; charset=zlib", "utf-8"),  # Python's codecs that are not a text's
+        ("text/plain; charset=idna", "utf-8"),
+        ("text/markdown; charset=utf-8", "utf-8"),
+        ("text/markdown; charset=ISO-8859-1", "latin-1"),  # one named and known is the one read
+    ],
+)
+def test_a_list_url_is_read_in_the_charset_it_names_else_utf8(content_type, encoding):
+    """A Markdown list is UTF-8 unless its server names another charset Python knows: served as
+    text/markdown without one, "## Café" was read as ISO-8859-1 and became the node "CafÃ©"."""
+    from semsearch.lists import read_source
+
+    text = "# Papers\n\n## Café naïve 注意\n\n- [A](https://arxiv.org/abs/2401.00001)\n"
+    if encoding == "latin-1":
+        text = text.replace(" 注意", "")
+
+    def answer(handler):
+        body = text.encode(encoding)
+        handler.send_response(200)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    with _Serving(answer) as serving:
+        assert read_source(serving.url) == text
