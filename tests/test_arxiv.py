@@ -55,6 +55,18 @@ def test_an_entry_without_a_title_is_no_paper_and_an_endless_abstract_is_cut(stu
     assert len(result.papers[0].abstract) <= MAX_ABSTRACT_CHARS < 30_000  # cut
 
 
+def test_an_entry_whose_title_runs_past_what_every_door_takes_is_no_paper(stub):
+    """A title of 1 MB (a broken mirror, a hostile server) was stored whole and printed by every
+    search that found it; a JSON Lines record with it is refused, and so is this entry."""
+    from semsearch.requests_models import MAX_TITLE
+
+    stub.papers["2401.00001"] = {"title": "Huge " + "x" * 2**20, "abstract": "A title of 1 MB."}
+    stub.papers["2401.00002"] = {"title": "Long but a title " + "y" * (MAX_TITLE - 17), "abstract": "At the limit."}
+    result = ArxivClient().fetch_ids(["2401.00001", "2401.00002"])
+    assert [p.id for p in result.papers] == ["2401.00002"] and result.missing == ["2401.00001"]
+    assert len(result.papers[0].title) == MAX_TITLE
+
+
 def test_ids_are_fetched_in_chunks(stub):
     ids = [f"2401.{n:05d}" for n in range(ID_CHUNK * 2 + 5)]
     result = ArxivClient().fetch_ids(ids)

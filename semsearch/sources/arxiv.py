@@ -169,11 +169,13 @@ MAX_ABSTRACT_CHARS = 20_000  # arXiv caps abstracts at 1,920 characters; more is
 
 def paper_from_result(result: arxiv.Result) -> Paper | None:
     """The paper an entry describes; None for what is not one: an error entry (arXiv reports errors
-    as entries with a non-paper id) or an entry without a title (an entity the parser would not
-    expand left one empty)."""
+    as entries with a non-paper id), an entry without a title (an entity the parser would not
+    expand left one empty) or with one longer than every door takes (MAX_TITLE)."""
+    from semsearch.requests_models import MAX_TITLE
+
     arxiv_id = parse_arxiv_id(result.entry_id)
     title = " ".join(result.title.split())
-    if arxiv_id is None or not title:
+    if arxiv_id is None or not title or len(title) > MAX_TITLE:
         return None
     return Paper(
         id=arxiv_id,
