@@ -376,6 +376,12 @@ def embedding_text(title: str, abstract: str) -> str:
     return f"{title}. {abstract}" if abstract else title
 
 
+def _in_years(date: str | None) -> str | None:
+    """`date` (ISO, from YYYY), or None when its year is outside YEARS."""
+    year = date[:4] if isinstance(date, str) else ""
+    return None if year.isascii() and year.isdigit() and not YEARS[0] <= int(year) <= YEARS[1] else date
+
+
 @dataclass
 class Paper:
     id: str
@@ -404,6 +410,9 @@ class Paper:
             self.venue = printable(self.venue)
         if self.year is not None and not YEARS[0] <= self.year <= YEARS[1]:
             self.year = None  # a date read as year 1 or 99999 is no year to show, filter or cite
+        # Nor a date in such a year: an arXiv entry "published" in 9999 headed every feed of the newest
+        # papers for good and passed every `--since`.
+        self.published, self.updated = _in_years(self.published), _in_years(self.updated)
 
     @property
     def arxiv_id(self) -> str | None:

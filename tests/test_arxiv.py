@@ -67,6 +67,17 @@ def test_an_entry_whose_title_runs_past_what_every_door_takes_is_no_paper(stub):
     assert len(result.papers[0].title) == MAX_TITLE
 
 
+def test_an_entry_dated_in_a_year_no_paper_has_keeps_no_date(stub):
+    """An entry published in 9999 was stored with that date: it headed every node's feed of the
+    newest papers for good, and passed every `--since`. A date in a year outside YEARS is no date,
+    as such a year is none; the paper is kept."""
+    stub.papers["2401.00001"] = {"title": "Far future", "abstract": "Dated 9999.", "published": "9999-12-31T23:59:59Z"}
+    stub.papers["2401.00002"] = {"title": "Dated", "abstract": "Dated 2024.", "published": "2024-01-15T10:00:00Z"}
+    by_id = {p.id: p for p in ArxivClient().fetch_ids(["2401.00001", "2401.00002"]).papers}
+    assert (by_id["2401.00001"].published, by_id["2401.00001"].updated, by_id["2401.00001"].year) == (None, None, 2024)
+    assert (by_id["2401.00002"].published, by_id["2401.00002"].updated) == ("2024-01-15", "2024-01-15")
+
+
 def test_ids_are_fetched_in_chunks(stub):
     ids = [f"2401.{n:05d}" for n in range(ID_CHUNK * 2 + 5)]
     result = ArxivClient().fetch_ids(ids)
