@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import socket
 import threading
+from urllib.parse import urljoin
 
 import requests
 import urllib3
+
+MAX_REDIRECTS = 3  # arXiv's move to https is one hop, a renamed repository's README two
 
 # Per thread, the sockets the current call opened: its deadline cuts them.
 _sockets = threading.local()
@@ -65,16 +68,45 @@ class BoundedSession(requests.Session):
     """Every call whole within `timeout` seconds, headers and body (redirects included), and at
     most `max_bytes` of body once decoded (a gzip bomb stops at the limit too). The body is read
     into `response.content` before the call returns. Failures are requests' exceptions: Overdue,
-    BrokeOff, TooLarge, or what requests raises itself (a refused connection, a bad redirect)."""
+    BrokeOff, TooLarge, or what requests raises itself (a refused connection, a bad redirect,
+    TooManyRedirects past MAX_REDIRECTS).
+
+    Redirects are followed here, not by requests, which reads each redirect's body whole, and
+    decoded, to free its connection, and keeps it: a 302 whose body was a gzip bomb grew the
+    process past 20 GB. A redirect's body is never read (each call's connection is its own)."""
 
     def __init__(self, timeout: float, max_bytes: int):
         super().__init__()
         self.timeout, self.max_bytes = timeout, max_bytes
+        self.max_redirects = MAX_REDIRECTS
         for scheme in ("http://", "https://"):
             self.mount(scheme, _CuttableAdapter())
 
     def on_headers(self, response: requests.Response) -> None:
-        """Called when the answer's status and headers have arrived, before its body is read."""
+        """Called when an answer's status and headers have arrived, before its body is read."""
+
+    def before_redirect(self) -> None:
+        """Called before each redirect is followed: a hop is a request to pace like any other."""
+
+    def resolve_redirects(self, *args, **kwargs):
+        """Nothing: requests' own reads the body (see the class), even with allow_redirects=False."""
+        return iter(())
+
+    def _follow(self, method, url, **kwargs) -> requests.Response:
+        """The answer at the end of at most `max_redirects` redirects, its body not yet read."""
+        kwargs["allow_redirects"] = False
+        for hop in range(self.max_redirects + 1):
+            response = super().request(method, url, **kwargs)
+            self.on_headers(response)
+            target = self.get_redirect_target(response)
+            if not target:
+                return response
+            response.close()
+            if hop == self.max_redirects:
+                raise requests.TooManyRedirects(f"Exceeded {self.max_redirects} redirects.", response=response)
+            url = urljoin(response.url, target)
+            self.before_redirect()
+        raise AssertionError("unreachable")
 
     def request(self, method, url, **kwargs):
         kwargs.setdefault("timeout", self.timeout)
@@ -98,8 +130,7 @@ class BoundedSession(requests.Session):
         timer.start()
         body = bytearray()
         try:
-            response = super().request(method, url, **kwargs)
-            self.on_headers(response)
+            response = self._follow(method, url, **kwargs)
             try:
                 while chunk := response.raw.read1(2**16, decode_content=True):
                     body += chunk

@@ -624,3 +624,23 @@ def test_the_client_knows_how_many_results_arxiv_says_a_query_has(stub):
     assert client.total_results is None  # nothing asked yet
     next(client.pages("all:cache", max_results=3))
     assert client.total_results == 7  # opensearch:totalResults, for a watch's progress bar
+
+
+def test_redirects_are_few_and_each_waits_its_turn():
+    """A redirect is a request: a server redirecting in a loop was asked 31 times a try (requests'
+    30 hops), 155 times in under a second for one id, without the pacing arXiv asks for. Now a
+    call follows at most MAX_REDIRECTS hops (arXiv's own move to https is one), each after the delay."""
+    from semsearch.fetch import MAX_REDIRECTS
+
+    times: list[float] = []
+
+    def loop(query: dict, n: int) -> Answer:
+        times.append(time.monotonic())
+        return 302, {"Location": f"/api/query?hop={n}"}, b""
+
+    with Answering(loop) as server:
+        client = ArxivClient(base_url=server.url, delay=0.2, retries=1, backoff=0)
+        with pytest.raises(ArxivUnavailable, match="redirects"):
+            client.fetch_ids(["2401.00001"])
+    assert len(times) == 2 * (MAX_REDIRECTS + 1)
+    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.1  # unpaced: about 1 ms

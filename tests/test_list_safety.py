@@ -579,3 +579,30 @@ def test_a_list_url_is_read_in_the_charset_it_names_else_utf8(content_type, enco
 
     with _Serving(answer) as serving:
         assert read_source(serving.url) == text
+
+
+def test_a_redirects_body_is_never_read(monkeypatch):
+    """requests read a redirect's body whole, decoded, before following it, and kept it: a 302
+    whose body was a gzip bomb grew `taxonomy add URL` (and `ingest arxiv`) past 20 GB until the
+    kernel killed it. Here the body never ends: the list it points to is read at once."""
+    from semsearch import lists
+
+    def answer(handler):
+        if handler.path == "/README.md":
+            handler.send_response(302)
+            handler.send_header("Location", "/moved/README.md")
+            handler.end_headers()  # no length: the body runs until the connection closes
+            while True:
+                handler.wfile.write(b"x" * 65536)
+        body = LIST.encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/markdown; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    monkeypatch.setattr(lists, "FETCH_TIMEOUT", 3.0)
+    started = time.monotonic()
+    with _Serving(answer) as serving:
+        assert lists.read_source(serving.url) == LIST
+    assert time.monotonic() - started < 2

@@ -76,8 +76,12 @@ class _TimeoutSession(BoundedSession):
     """Every call whole within `timeout` seconds (`BoundedSession`), at most MAX_ANSWER_BYTES, and
     an Atom feed when HTTP 200."""
 
-    def __init__(self, timeout: float):
+    def __init__(self, timeout: float, pace: Callable[[], None]):
         super().__init__(timeout, MAX_ANSWER_BYTES)
+        self.pace = pace
+
+    def before_redirect(self) -> None:
+        self.pace()
 
     def on_headers(self, response) -> None:
         _calls.retry_after = response.headers.get("Retry-After")
@@ -222,7 +226,7 @@ class ArxivClient:
         self.total_results: int | None = None  # what arXiv said the last query has (totalResults), if it said
         self._client = arxiv.Client(delay_seconds=self.delay, num_retries=0)
         self._client.query_url_format = self.base_url.rstrip("?") + "?{}"
-        self._client._session = _TimeoutSession(self.timeout)
+        self._client._session = _TimeoutSession(self.timeout, self._wait_turn)
 
     def _wait_turn(self) -> None:
         global _last_request_at
