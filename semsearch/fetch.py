@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
@@ -105,6 +105,9 @@ class BoundedSession(requests.Session):
             if hop == self.max_redirects:
                 raise requests.TooManyRedirects(f"Exceeded {self.max_redirects} redirects.", response=response)
             url = urljoin(response.url, target)
+            scheme = urlsplit(url).scheme.lower()
+            if scheme not in ("http", "https"):
+                raise requests.exceptions.InvalidSchema(f"it redirected to a {scheme}: address, not http(s)")
             self.before_redirect()
         raise AssertionError("unreachable")
 

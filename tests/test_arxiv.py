@@ -644,3 +644,14 @@ def test_redirects_are_few_and_each_waits_its_turn():
             client.fetch_ids(["2401.00001"])
     assert len(times) == 2 * (MAX_REDIRECTS + 1)
     assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.1  # unpaced: about 1 ms
+
+
+def test_a_redirect_to_a_file_is_not_followed_and_said_as_a_redirect():
+    """requests refuses a file: address with an error that is also a ValueError, which was taken
+    for an entry the `arxiv` package could not read: "an entry it could not read (InvalidSchema:
+    ...)". Nothing is read from the file; the message says where the server sent the client."""
+    with Answering(lambda query, n: (302, {"Location": "file:///etc/passwd"}, b"")) as server:
+        with pytest.raises(ArxivUnavailable) as raised:
+            ArxivClient(base_url=server.url, delay=0, retries=1, backoff=0).fetch_ids(["2401.00001"])
+    assert "entry" not in str(raised.value)
+    assert str(raised.value).endswith("it redirected to a file: address, not http(s)")

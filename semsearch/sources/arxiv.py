@@ -286,14 +286,14 @@ class ArxivClient:
                 asked = wait[0] if wait is not None else 0.0
             except arxiv.UnexpectedEmptyPageError as err:
                 last_error = err
+            except requests.RequestException as err:  # before ValueError: requests' InvalidSchema is one too
+                if _is_name_resolution_failure(err):
+                    raise ArxivUnavailable(f"arXiv is unreachable ({self.base_url}): name resolution failed") from None
+                last_error = err
             except (ValueError, TypeError) as err:
                 # An entry the `arxiv` package cannot read ("published: not-a-date") ends its whole
                 # page in a traceback; a feed like that is as unusable as a portal's page.
                 last_error = NotAFeed(f"an entry it could not read ({type(err).__name__}: {str(err)[:80]})")
-            except requests.RequestException as err:
-                if _is_name_resolution_failure(err):
-                    raise ArxivUnavailable(f"arXiv is unreachable ({self.base_url}): name resolution failed") from None
-                last_error = err
         reason = network_reason(last_error) if isinstance(last_error, requests.RequestException) else last_error
         failed = "gave no usable answer" if isinstance(last_error, NotAFeed) else "did not answer"
         raise ArxivUnavailable(f"arXiv {failed} after {self.retries + 1} tries: {reason}")
