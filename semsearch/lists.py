@@ -95,9 +95,10 @@ def read_source(source: str, *, offline: bool = False) -> str:
         except (Overdue, BrokeOff) as err:
             raise Unreachable(f"cannot fetch {public_source(source)}: {err}") from None
         except requests.RequestException as err:
-            # A page that is not there is a wrong URL (exit 2); a host that does not answer, not.
+            # A page that is not there is a wrong URL (exit 2); a host that does not answer, or asks
+            # to be asked later (408, 429: GitHub's rate limit), not.
             status = err.response.status_code if isinstance(err, requests.HTTPError) and err.response is not None else 0
-            error = SemsearchError if 400 <= status < 500 else Unreachable
+            error = SemsearchError if 400 <= status < 500 and status not in (408, 429) else Unreachable
             raise error(f"cannot fetch {public_source(source)}: {network_reason(err)}") from None
     path = Path(source)
     try:

@@ -238,7 +238,8 @@ def test_a_list_without_papers_changes_nothing(index_dir, tmp_path, capsys, text
 
 def test_a_list_that_cannot_be_fetched_is_one_line(index_dir, capsys, tmp_path):
     """A host that does not answer exits 1, as an unreachable arXiv does (it exited 2, the code for
-    bad input); a page the host does not have is a wrong URL: 2."""
+    bad input); a page the host does not have is a wrong URL: 2. A host asking to be asked later
+    (429, GitHub's rate limit; 408) said nothing about the URL, and exited 2 all the same."""
     import functools
     import http.server
     import threading
@@ -253,6 +254,11 @@ def test_a_list_that_cannot_be_fetched_is_one_line(index_dir, capsys, tmp_path):
         def do_GET(self):  # noqa: N802 - the handler's name
             if self.path.endswith("busy.md"):  # a host that is there but cannot answer now
                 self.send_error(503)
+            elif self.path.endswith("limited.md"):
+                self.send_response(429)
+                self.send_header("Retry-After", "60")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
             else:
                 super().do_GET()
 
@@ -264,10 +270,13 @@ def test_a_list_that_cannot_be_fetched_is_one_line(index_dir, capsys, tmp_path):
         code, _, err = run(capsys, "taxonomy", "add", "kv", url, "--index", index_dir)
         busy = f"http://127.0.0.1:{server.server_address[1]}/busy.md"
         busy_code, _, busy_err = run(capsys, "taxonomy", "add", "kv", busy, "--index", index_dir)
+        limited = f"http://127.0.0.1:{server.server_address[1]}/limited.md"
+        limited_code, _, limited_err = run(capsys, "taxonomy", "add", "kv", limited, "--index", index_dir)
     finally:
         server.shutdown()
     assert code == 2 and err.startswith(f"error: cannot fetch {url}") and err.count("\n") == 1
     assert busy_code == 1 and busy_err.startswith(f"error: cannot fetch {busy}: 127.0.0.1 answered HTTP 503")
+    assert limited_code == 1 and limited_err.startswith(f"error: cannot fetch {limited}: 127.0.0.1 answered HTTP 429")
 
 
 def test_offline_a_list_is_indexed_on_its_titles(index_dir, list_file, capsys):
