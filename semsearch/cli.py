@@ -379,15 +379,18 @@ def _papers_named(paper_ids: Sequence[str], index=None) -> list:
 
 
 def _read_questions(path: Path, **options) -> list:
-    """Each non-blank line's SearchRequest (the question with `options`); a refused one names its line."""
-    from semsearch.requests_models import BadRequest, SearchRequest, parse
+    """Each non-blank line's SearchRequest (the question with `options`); a refused one names its
+    line, and is refused before any line is answered (a batch answers whole or prints nothing)."""
+    from semsearch.requests_models import SearchRequest, parse
+    from semsearch.search import check_query
 
     requests = []
     for number, line in _read_lines(path):
         try:
             requests.append(parse(SearchRequest, question=line, **options))
-        except BadRequest as err:
-            raise BadRequest(f"{path}:{number}: {err}") from None
+            check_query(requests[-1].question)  # "???": nothing to search by, the line's form too
+        except SemsearchError as err:
+            raise type(err)(f"{path}:{number}: {err}") from None
     return requests
 
 

@@ -83,6 +83,22 @@ def test_a_batch_with_an_id_the_index_lacks_prints_nothing_and_names_the_questio
     assert (code, out) == (2, "") and err.startswith("error: no paper 2399.99999 in the index (")
 
 
+def test_a_batch_question_with_nothing_to_search_by_is_refused_by_its_line_before_any_is_answered(
+    built, cli, tmp_path, monkeypatch
+):
+    """A line of "???" stopped the batch with "the question has no letter or digit", naming no
+    line (a too-long line was named: `q.txt:2: question: ...`), and only after the lines before it
+    were searched: it is refused as the line's form, with its number, before the model is asked."""
+    from semsearch import search
+
+    questions = tmp_path / "q.txt"
+    questions.write_text("pruning attention heads\n\nkey-value cache eviction\n???\n")
+    monkeypatch.setattr(search.Searcher, "search", lambda *a, **k: pytest.fail("searched before refusing"))
+    done = cli("search", "--batch", questions, "--index", built)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"error: {questions}:4: the question has no letter or digit to search by\n"
+
+
 @pytest.mark.parametrize(
     "command", [("search", "--batch"), ("related", "--batch"), ("classify", "--batch"), ("labels", "import")]
 )
