@@ -294,7 +294,7 @@ ERRORS = {
     500: "Internal error (logged; no trace is sent).",
     503: "The index cannot answer now (damaged with nothing intact, or busy writing): try again.",
 }
-EVERY_ROUTE = (403, 408, 421, 422, 431, 500)
+EVERY_ROUTE = (403, 408, 413, 421, 422, 431, 500)  # 413: any body over the limit, a GET's too
 
 
 def answering(model: Any = None, *errors: int) -> dict:

@@ -468,7 +468,7 @@ def create_app(
             category=request.category, explain=request.explain, details=request.details, taxonomy=request.taxonomy,
         )  # fmt: skip
 
-    @app.post("/api/classify", **answering(ClassifyAnswer, 400, 404, 413, 415, 503))
+    @app.post("/api/classify", **answering(ClassifyAnswer, 400, 404, 415, 503))
     def classify(request: ClassifyRequest) -> dict:
         return service.classify(request.title, request.abstract, request.taxonomy, paper_id=request.id)
 
@@ -479,7 +479,7 @@ def create_app(
             request.id, request.k, diverse=request.diverse, details=request.details, taxonomy=request.taxonomy
         )
 
-    @app.post("/api/recommend", **answering(RecommendAnswer, 400, 404, 413, 415, 503))
+    @app.post("/api/recommend", **answering(RecommendAnswer, 400, 404, 415, 503))
     def recommend(request: Annotated[RecommendRequest, Body()]) -> dict:
         return service.recommend(request.likes, request.dislikes, request.k, request.since)
 
@@ -492,7 +492,7 @@ def create_app(
     def paper(paper_id: Annotated[str, published_as(PaperId)]) -> dict:
         return service.paper(parse(PaperRequest, id=paper_id).id)
 
-    @app.post("/api/labels", **answering(LabelAnswer, 400, 403, 404, 413, 415, 503))
+    @app.post("/api/labels", **answering(LabelAnswer, 400, 403, 404, 415, 503))
     def label(request: LabelRequest, authorization: Annotated[str | None, Header()] = None) -> dict:
         """Confirm a paper's category (stored as your label; it trains later suggestions)."""
         check_token(authorization)

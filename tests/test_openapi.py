@@ -68,6 +68,8 @@ ANSWERS = [
     ("/api/search", "get", ("/api/search", {"params": {"q": "x", "taxonomy": "nope"}}), 404),
     ("/api/search", "get", ("/api/search", {"params": {"q": "x", "k": 0}}), 422),
     ("/api/search", "get", ("/api/search", {"params": {"q": "x", "mode": "dense"}}), 422),
+    # Any request with a body over the limit, a GET's too, is refused before it is read.
+    ("/api/search", "get", ("/api/search", {"params": {"q": "x"}, "content": b"x" * 1_000_001}), 413),
     ("/api/classify", "post", ("/api/classify", {"json": CLASSIFY}), 200),
     ("/api/classify", "post", ("/api/classify", {"json": {**CLASSIFY, "taxonomy": "mine"}}), 200),
     ("/api/classify", "post", ("/api/classify", {"json": {"id": PAPER}}), 200),
