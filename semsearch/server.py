@@ -287,9 +287,10 @@ class CheckHost:
 
 class SameSiteOnly:
     """ASGI middleware: a browser's request made by a page of another site (`Sec-Fetch-Site:
-    cross-site`), other than following a link to this server (`Sec-Fetch-Mode: navigate`), is
-    refused with 403. Such a page cannot read the answers (no CORS header is sent), but while it was
-    open it could make the server work for it, unseen: each `GET /api/gaps` costs seconds of CPU.
+    cross-site`), other than following a link to this server (`Sec-Fetch-Mode: navigate` to a whole
+    window, `Sec-Fetch-Dest: document`), is refused with 403. Such a page cannot read the answers (no
+    CORS header is sent), but while it was open it could make the server work for it, unseen: each
+    `GET /api/gaps` costs seconds of CPU, and a frame it loads (dest `iframe`) navigates too.
     Tools (curl, feed readers, MCP) send no such header; this server's own page is same-origin."""
 
     def __init__(self, app):
@@ -298,7 +299,9 @@ class SameSiteOnly:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             headers = dict(scope.get("headers") or [])
-            if headers.get(b"sec-fetch-site") == b"cross-site" and headers.get(b"sec-fetch-mode") != b"navigate":
+            mode, dest = headers.get(b"sec-fetch-mode"), headers.get(b"sec-fetch-dest", b"document")
+            followed = mode == b"navigate" and dest == b"document"
+            if headers.get(b"sec-fetch-site") == b"cross-site" and not followed:
                 message = "a page of another site cannot ask this server (Sec-Fetch-Site: cross-site)"
                 return await JSONResponse({"error": message}, status_code=403)(scope, receive, send)
         return await self.app(scope, receive, send)

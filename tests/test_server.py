@@ -1309,27 +1309,34 @@ def test_bytes_that_are_no_request_are_a_400_with_the_one_error_body(sent):
 
 
 @pytest.mark.parametrize(
-    "site, mode, status",
+    "site, mode, dest, status",
     [
-        ("cross-site", "no-cors", 403),  # a page of another site, <img src> or fetch(..., {mode: "no-cors"})
-        ("cross-site", "cors", 403),
-        ("cross-site", "navigate", 200),  # a link to this server followed from another site
-        ("same-origin", "cors", 200),  # this server's own page
-        ("same-site", "cors", 200),  # another port of this machine
-        (None, None, 200),  # curl, a feed reader, an MCP client
+        ("cross-site", "no-cors", "image", 403),  # a page of another site, <img src> or fetch(..., {mode: "no-cors"})
+        ("cross-site", "cors", "empty", 403),
+        ("cross-site", "navigate", "document", 200),  # a link to this server followed from another site
+        ("cross-site", "navigate", None, 200),  # ... by a browser that does not say where it goes
+        # A page of another site framing /api/gaps navigates the frame, unseen: it passed as a link.
+        ("cross-site", "navigate", "iframe", 403),
+        ("cross-site", "navigate", "frame", 403),
+        ("cross-site", "navigate", "embed", 403),
+        ("cross-site", "navigate", "object", 403),
+        ("same-origin", "cors", "empty", 200),  # this server's own page
+        ("same-site", "cors", "empty", 200),  # another port of this machine
+        (None, None, None, 200),  # curl, a feed reader, an MCP client
     ],
 )
-def test_a_page_of_another_site_cannot_make_the_server_work(toy_dir, site, mode, status):
+def test_a_page_of_another_site_cannot_make_the_server_work(toy_dir, site, mode, dest, status):
     """A page on any site could send GET /api/gaps (seconds of CPU each) to a server on loopback while
     it was open, unseen: it could not read the answers, but the work was done. A browser says where a
     request comes from (Sec-Fetch-Site); one from another site is refused before anything is read,
-    unless it follows a link to the page."""
+    unless it follows a link to the page (a frame it loads is no link followed)."""
     from fastapi.testclient import TestClient
 
     from semsearch.server import create_app
 
     client = TestClient(create_app(index_dir=toy_dir, reload_seconds=None))
-    headers = {"Sec-Fetch-Site": site, "Sec-Fetch-Mode": mode} if site else {}
+    sent = {"Sec-Fetch-Site": site, "Sec-Fetch-Mode": mode, "Sec-Fetch-Dest": dest}
+    headers = {name: value for name, value in sent.items() if value is not None}
     for method, url in [("GET", "/api/search?q=kv+cache"), ("GET", "/"), ("POST", "/api/classify")]:
         body = {"json": {"title": "KV", "abstract": "cache"}} if method == "POST" else {}
         answer = client.request(method, url, headers=headers, **body)
