@@ -1112,9 +1112,7 @@ def taxonomy_propose(
     from semsearch.propose import Proposal, ProposeRequest, propose_for, readme_for, text_report
     from semsearch.requests_models import parse
 
-    if ids is not None and not split_ids(ids):  # `--ids ,,` proposed every paper
-        raise SemsearchError("--ids: give at least one paper id")
-    request = parse(ProposeRequest, taxonomy=name, since=since, ids=split_ids(ids) or [], min_confidence=min_confidence)
+    request = parse(ProposeRequest, taxonomy=name, since=since, ids=split_ids(ids), min_confidence=min_confidence)
     idx = Index.open(index)
     markdown, filename = readme_for(idx.store, name, list_file, offline=offline)
     found = propose_for(idx, request, markdown, filename)

@@ -38,7 +38,7 @@ from semsearch.paper import (
     title_without_authors,
     year_from_arxiv_id,
 )
-from semsearch.requests_models import Day, TaxonomyName
+from semsearch.requests_models import Day, PaperId, TaxonomyName
 from semsearch.sources.curated import _ARXIV_ID, CuratedList, ListedPaper, Placement, _links, clean_title, parse_list
 
 MAX_IDS = 200  # papers asked for by id at once
@@ -66,7 +66,8 @@ class ProposeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     taxonomy: TaxonomyName
     since: Day | None = None
-    ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=MAX_IDS)] = []
+    # None: no paper named. Given, at least one: `ids=` or `--ids ,,` proposed every paper at one door.
+    ids: Annotated[list[PaperId], Field(min_length=1, max_length=MAX_IDS)] | None = None
     min_confidence: MinConfidence = DEFAULT_MIN_CONFIDENCE
 
 
@@ -872,7 +873,7 @@ def propose_for(
         "propose",
         request.taxonomy,
         request.since,
-        tuple(request.ids),
+        tuple(request.ids or ()),
         request.min_confidence,
         filename,
         hashlib.sha256(markdown.encode()).hexdigest(),
@@ -894,7 +895,7 @@ def _propose_for(index, request: ProposeRequest, markdown: str, filename: str, *
         index.store,
         classifier or classifier_of(index, request.taxonomy, embed=embed),
         since=request.since,
-        ids=request.ids,
+        ids=request.ids or [],
         min_confidence=request.min_confidence,
         filename=filename,
         # A curated list's classifier judges scope by the survey's field; the survey's is its topic.

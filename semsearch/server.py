@@ -97,6 +97,7 @@ ATOM_TYPE = "application/atom+xml; charset=utf-8"
 # split, by ExportRequest and ProposeRequest). That they are at most MAX_IDS in all, no rule on one
 # value can say (with `maxItems` published too, generated URLs grew past what uvicorn reads: its own 400).
 ID_LIST = rf"[^,]{{0,{MAX_ID}}}(?:,[^,]{{0,{MAX_ID}}})*"
+NAMING_IDS = rf"^(?=[\s\S]*[^\s,]){ID_LIST}$"  # a value of `ids` names a paper: `ids=` and `ids=,,` name none
 
 
 class _ListQuery(BaseModel):
@@ -121,7 +122,7 @@ class GapsQuery(_ListQuery):
 class PatchQuery(_ListQuery):
     """`/api/propose/{taxonomy}.patch`'s query: the taxonomy is in the path."""
 
-    ids: list[Annotated[str, Field(json_schema_extra={"pattern": f"^{ID_LIST}$"})]] = []
+    ids: list[Annotated[str, Field(json_schema_extra={"pattern": NAMING_IDS})]] | None = None
     min_confidence: MinConfidence | None = None
 
 
@@ -141,7 +142,7 @@ class ExportQuery(BaseModel):
     were); published as ID_LIST, each value naming a paper."""
 
     model_config = ConfigDict(extra="forbid")
-    ids: list[Annotated[str, Field(json_schema_extra={"pattern": rf"^(?=[\s\S]*[^\s,]){ID_LIST}$"})]] = Field(
+    ids: list[Annotated[str, Field(json_schema_extra={"pattern": NAMING_IDS})]] = Field(
         description="Papers to cite: `ids=a,b`, or `ids=a&ids=b`, or both.", json_schema_extra={"minItems": 1}
     )
 

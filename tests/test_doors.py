@@ -166,6 +166,26 @@ def test_the_mcp_tools_refuse_the_same_input_in_the_same_words(refusing_tools, t
     assert str(refused.value) == f"Error executing tool {tool}: {refusal}"
 
 
+@pytest.mark.parametrize(("query", "cli_ids", "mcp_ids"), [("ids=", "", []), ("ids=,,", ",,", [])])
+def test_a_proposal_asked_for_no_paper_is_refused_at_every_door_alike(
+    unchanged_client, refusing_tools, unchanged_survey_corpus_index, capsys, query, cli_ids, mcp_ids
+):
+    """`ids` given with no paper in it: the CLI refused it ("--ids: give at least one paper id", its
+    own words), while HTTP and MCP took it for no `ids` and proposed every paper. One rule, in the
+    request model, refuses it at each door in the same words (as export's empty `ids`)."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    refusal = "ids: List should have at least 1 item after validation, not 0"
+    answer = unchanged_client.get(f"/api/propose?taxonomy=survey&{query}")
+    assert (answer.status_code, answer.json()) == (422, {"error": refusal})
+    code = main(["taxonomy", "propose", "survey", "--ids", cli_ids, "--index", str(unchanged_survey_corpus_index)])
+    captured = capsys.readouterr()
+    assert (code, captured.err, captured.out) == (2, f"error: {refusal}\n", "")
+    with pytest.raises(ToolError) as refused:
+        anyio.run(refusing_tools.call_tool, "propose", {"taxonomy": "survey", "ids": mcp_ids})
+    assert str(refused.value) == f"Error executing tool propose: {refusal}"
+
+
 def test_each_door_echoes_the_question_as_it_was_read(client, tools, index_dir, capsys):
     """The CLI echoed "ＧＰＴＱ" as typed; the API and MCP echo the compatibility form they search
     with, "GPTQ" (a newcomer's pass)."""

@@ -271,6 +271,11 @@ REFUSED_BY_FORM = [
      "ids.1: String should have at most 200 characters"),
     ("/api/propose", "get", "ids", ["x" * 201], ("/api/propose", {"params": {"ids": "x" * 201}}), 422,
      "ids.0: String should have at most 200 characters"),
+    # `ids=` named no paper, and was taken for no `ids`: every paper proposed (the CLI refused it).
+    ("/api/propose", "get", "ids", [""], ("/api/propose", {"params": {"ids": ""}}), 422,
+     "ids: List should have at least 1 item after validation, not 0"),
+    ("/api/propose", "get", "ids", [",,"], ("/api/propose", {"params": {"ids": ",,"}}), 422,
+     "ids: List should have at least 1 item after validation, not 0"),
     ("/api/digests/{name}", "get", "name", "nope", ("/api/digests/nope", {}), 404, "no digest 'nope'"),
 ]  # fmt: skip
 # ...and what it takes of the same parameters, which the schema must take too.
@@ -283,7 +288,7 @@ TAKEN = [
     ("/api/propose", "get", "min_confidence", [0, 0.5, 1]),
     ("/api/propose", "get", "since", ["2024-01-01"]),
     ("/api/export", "get", "ids", [["a,b"], ["a", " b "], [",".join(["x" * 200] * 3)]]),
-    ("/api/propose", "get", "ids", [[], ["a,b", ""]]),
+    ("/api/propose", "get", "ids", [[], ["a,b"], ["a", " b "]]),
     ("/api/digests/{name}", "get", "name", ["202411010000-202411050000"]),
 ]  # fmt: skip
 

@@ -484,7 +484,7 @@ def test_since_proposes_only_the_papers_that_appeared_on_or_after_the_day(semsea
         (["--min-confidence", "2"], "min_confidence"),
         (["--min-confidence", "nan"], "min_confidence"),
         (["--ids", "9999.99999"], "no paper"),
-        (["--ids", ",,"], "--ids: give at least one paper id"),  # it proposed every paper
+        (["--ids", ",,"], "ids: List should have at least 1 item"),  # it proposed every paper
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(semsearch, survey_corpus_index, tmp_path, args, says):
