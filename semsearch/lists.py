@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.errors import NotFound, SemsearchError, Unreachable, network_reason
-from semsearch.paper import Paper, normalize_title
+from semsearch.paper import Paper, normalize_title, year_from_arxiv_id
 from semsearch.sources.curated import CuratedList, ListedPaper, name_form, parse_list
 from semsearch.taxonomy import Taxonomy, load_taxonomy, subtree_counts
 
@@ -306,7 +306,9 @@ def _with_abstracts(listed: CuratedList, store, offline: bool, warn: Callable[[s
             # link may be another name of the work, and renamed the paper), filled in from arXiv.
             papers += [fetched[paper.arxiv_id]] if paper.arxiv_id in fetched else []
             continue
-        record = Paper(id=paper.arxiv_id or _paper_id(paper.title), title=paper.title, sources=["list"])
+        # The year its arXiv id says, as `ingest jsonl` reads one (offline, nothing else tells it).
+        year = year_from_arxiv_id(paper.arxiv_id) if paper.arxiv_id else None
+        record = Paper(id=paper.arxiv_id or _paper_id(paper.title), title=paper.title, year=year, sources=["list"])
         papers.append(record.merged_with(fetched[paper.arxiv_id]) if paper.arxiv_id in fetched else record)
     return papers
 

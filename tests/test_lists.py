@@ -285,6 +285,22 @@ def test_offline_a_list_is_indexed_on_its_titles(index_dir, list_file, capsys):
     assert Index.open(index_dir).store.get("2501.00004").title == "Two-bit keys"
 
 
+def test_offline_a_lists_papers_have_the_year_their_arxiv_id_says_so_year_filters_and_trends_count_them(
+    index_dir, list_file, cli
+):
+    """Offline, a list's papers were stored with no year, though an arXiv id says it (2501.00004:
+    2025), as `ingest jsonl` reads it: `--year-from` left them all out, a node's trends counted
+    none of the papers its list shows, and their BibTeX had no year."""
+    cli("taxonomy", "add", "kv", list_file, "--offline", "--index", index_dir, check=True)
+    found = cli("search", "two-bit keys", "--taxonomy", "kv", "--year-from", "2025", "--json", "--index", index_dir)
+    hits = {hit["id"]: hit["year"] for hit in json.loads(found.stdout)["results"]}
+    assert hits.get("2501.00004") == 2025, found
+    from semsearch.service import Service
+
+    trends = Service(index_dir=index_dir).trends(["Quantization"], "kv")["trends"]
+    assert trends == {"Methods/Quantization": {"2025": 3}}
+
+
 def test_eval_classify_for_a_list(index_dir, list_file, stub, capsys):
     assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
     code, out, err = run(capsys, "eval", "classify", "--taxonomy", "kv", "--json", "--index", index_dir)

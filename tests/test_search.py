@@ -1195,7 +1195,9 @@ def test_under_a_list_its_papers_carry_its_nodes_and_the_others_a_prediction_mad
     under = searcher.search("kv cache", k=20, filters=Filters(category="Quantization"))
     assert sorted(h.paper.id for h in under) == ["2501.00004", "2501.00005", "2501.00006"]
     for years in (Filters(year_from=2021, category="Quantization"), Filters(year_to=2025, category="Quantization")):
-        assert searcher.search("kv cache", k=20, filters=years) == []  # a title known offline has no year
+        found = searcher.search("kv cache", k=20, filters=years)  # known offline by its title: its id's year, 2025
+        assert sorted(h.paper.id for h in found) == ["2501.00004", "2501.00005", "2501.00006"]
+    assert searcher.search("kv cache", k=20, filters=Filters(year_to=2024, category="Quantization")) == []
 
 
 # --- a paper the question names -------------------------------------------------------------------
