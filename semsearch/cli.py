@@ -808,7 +808,9 @@ def label(
 ) -> None:
     """Confirm a paper's category; your labels train later suggestions (kept apart from the survey's,
     or a list's: with --taxonomy NAME, `taxonomy propose NAME` then writes the paper under it)."""
+    from semsearch.index import Index
     from semsearch.ingest import label_paper
+    from semsearch.related import RelatedFinder
 
     if remove and category is not None:
         raise SemsearchError("give a CATEGORY or --remove, not both")
@@ -818,7 +820,15 @@ def label(
         from semsearch.requests_models import LabelRequest, parse
 
         parse(LabelRequest, id=paper_id, category=category, taxonomy=taxonomy_name)
-    node = label_paper(paper_id, None if remove else category, taxonomy=taxonomy_name, index_dir=index)
+    try:
+        node = label_paper(paper_id, None if remove else category, taxonomy=taxonomy_name, index_dir=index)
+    except NotFound:  # named as related work names it ("GPTQ"), as POST /api/labels takes it: by its own id
+        idx = Index.open(index)
+        try:
+            paper_id = RelatedFinder(idx).paper_id(paper_id)
+        finally:
+            idx.close()
+        node = label_paper(paper_id, None if remove else category, taxonomy=taxonomy_name, index_dir=index)
     print(f"{paper_id}: {'label removed' if remove else node}", file=sys.stderr)
 
 

@@ -460,6 +460,7 @@ class Service:
         with self.use() as live:
             vec_id = live.finder.resolve(paper_id)  # 404 before taking the writer's lock
             store = live.index.store
+            paper_id = store.papers_by_vec_id([vec_id])[vec_id].id  # labelled and answered by its own id
             if taxonomy in (None, SURVEY):
                 standing = store.papers_by_vec_id([vec_id])[vec_id].survey_categories
             else:

@@ -186,6 +186,20 @@ def test_a_proposal_asked_for_no_paper_is_refused_at_every_door_alike(
     assert str(refused.value) == f"Error executing tool propose: {refusal}"
 
 
+def test_a_paper_named_by_its_methods_name_is_labelled_at_each_door_as_related_work_takes_it(client, index_dir, cli):
+    """`related GPTQ` and `{"id": "GPTQ"}` took a paper by its method's name, but a label refused it
+    ("no paper 'GPTQ' in the index", 404 and exit 2), though the server had just found the paper to
+    check it. Both doors now label the paper the name gives, and say its own id, as related does."""
+    gptq = "survey:gptq-accurate-quantization-for-generative-pre-trained-transformers"
+    answer = client.post("/api/labels", json={"id": "GPTQ", "category": "Structured Pruning"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["id"] == gptq
+    done = cli("label", "GPTQ", "Weight-Only Quantization", "--index", index_dir)
+    assert done.returncode == 0 and done.stderr.startswith(f"{gptq}: "), done.stderr
+    exported = json.loads(cli("labels", "--index", index_dir, check=True).stdout)
+    assert (exported["id"], exported["category"].rsplit("/", 1)[-1]) == (gptq, "Weight-Only Quantization")
+
+
 def test_each_door_echoes_the_question_as_it_was_read(client, tools, index_dir, capsys):
     """The CLI echoed "ＧＰＴＱ" as typed; the API and MCP echo the compatibility form they search
     with, "GPTQ" (a newcomer's pass)."""
