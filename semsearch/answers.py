@@ -40,7 +40,7 @@ class Explanation(_Answer):
     category: str | None = Field(description="The paper's category that matched the question.")
     category_probability: Share = Field(description="The chance that the paper sits in the question's leaf.")
     direct: bool = Field(description="The best direct match of a question taken for one about a single paper.")
-    question: Literal["an arXiv id", "one paper", "a kind of work"]
+    question: Literal["an arXiv id", "one paper", "a kind of work", "not judged"]
     one_paper: Share = Field(description="The chance that the question asks about one paper.")
     taxonomy_weight: float = Field(ge=0, description="What the category evidence weighed for this question.")
     named: bool = Field(description="The question names this paper.")

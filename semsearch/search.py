@@ -129,6 +129,16 @@ class Evidence:
     beside_named: bool = False  # the question is a name alone: ranked by nearness to the named paper
 
     @property
+    def question(self) -> str:
+        """What the question was taken for. "not judged" where no kind was told (dense or lexical
+        mode, `--no-taxonomy`, no labelled paper): it read "a kind of work" there, a claim never made."""
+        if self.by_id:
+            return "an arXiv id"
+        if self.taxonomy_weight == 0:
+            return "not judged"
+        return "one paper" if self.known_item else "a kind of work"
+
+    @property
     def direct_score(self) -> float:
         """Dense and lexical evidence only."""
         return DENSE_WEIGHT * self.dense + (1 - DENSE_WEIGHT) * self.lexical_share
@@ -141,7 +151,7 @@ class Evidence:
             "category": self.category,
             "category_probability": round(self.category_probability, 4),
             "direct": self.direct,
-            "question": "an arXiv id" if self.by_id else "one paper" if self.known_item else "a kind of work",
+            "question": self.question,
             "one_paper": round(self.one_paper, 4),
             "taxonomy_weight": round(self.taxonomy_weight, 4),
             "named": self.named,

@@ -455,7 +455,8 @@ def test_the_explain_block_says_each_signal_to_four_places_under_its_documented_
         "category_probability": 0.3333, "direct": True, "question": "one paper", "one_paper": 0.8765,
         "taxonomy_weight": 2.0, "named": False, "title_share": 0.5556, "beside_named": False,
     }  # fmt: skip
-    assert Evidence().to_dict()["question"] == "a kind of work"
+    assert Evidence(taxonomy_weight=2.0).to_dict()["question"] == "a kind of work"
+    assert Evidence().to_dict()["question"] == "not judged"
     hit = Hit(Paper(id="2306.00978", title="AWQ", year=2023), 0.12345678, evidence=evidence, categories=["A/B"])
     shown = hit.to_dict(explain=True)
     assert shown == {

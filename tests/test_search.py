@@ -348,9 +348,11 @@ def test_modes_and_explain_in_the_cli(tmp_path, fake_model, capsys, corpus_file)
             assert why["dense"] == pytest.approx(top["score"], abs=1e-4) and why["lexical"] == 0
         elif mode == "lexical":
             assert why["lexical"] > 0 and why["lexical_share"] == top["score"] == 1.0 and why["dense"] == 0
+        if mode != "hybrid":  # no kind of question is told where the taxonomy is not weighed
+            assert why["question"] == "not judged" and why["taxonomy_weight"] == 0
         else:  # both signals; no labelled paper, so no taxonomy to weigh and no kind of question to tell
             assert why["dense"] > 0 and why["lexical_share"] == 1.0 and why["taxonomy_weight"] == 0
-            assert not why["direct"] and why["question"] == "a kind of work" and why["one_paper"] == 0
+            assert not why["direct"] and why["question"] == "not judged" and why["one_paper"] == 0
     code, out, _ = run(capsys, "search", "draft model", "--explain", "--index", index)
     assert code == 0 and "bm25" in out
     code, _, err = run(capsys, "search", "x", "--mode", "fancy", "--index", index)
@@ -689,13 +691,16 @@ def test_every_score_is_between_0_and_1_and_falls_down_the_list_in_every_mode(su
         for question in ("draft model verifies tokens", "kitchen recipes and football", "quantization"):
             done = subprocess.run(
                 [sys.executable, "-m", "tests.cli_process", "--", "search", question, "-k", "30", "--json",
-                 *options, "--index", str(survey_corpus_index)],
+                 "--explain", *options, "--index", str(survey_corpus_index)],
                 capture_output=True, text=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=120,
             )  # fmt: skip
             assert done.returncode == 0, done.stderr
             scores = [hit["score"] for hit in json.loads(done.stdout)["results"]]
             assert scores and all(0.0 <= s <= 1.0 for s in scores), (name, question, scores)
             assert scores == sorted(scores, reverse=True), (name, question)
+            # What the question was taken for is said only where a kind was told (the taxonomy weighed).
+            kinds = {hit["explain"]["question"] for hit in json.loads(done.stdout)["results"]}
+            assert kinds == {"not judged"} if options else len(kinds) == 1 and kinds < {"one paper", "a kind of work"}
     lexical = subprocess.run(
         [sys.executable, "-m", "tests.cli_process", "--", "search", "draft model", "--mode", "lexical", "--json",
          "--index", str(survey_corpus_index)],
@@ -954,7 +959,8 @@ def test_evidence_and_hits_as_json_round_to_four_and_six_places():
         "taxonomy_weight": 1.2346, "named": False, "title_share": 0.0, "beside_named": False,
     }  # fmt: skip
     assert evidence.to_dict() == explained
-    assert Evidence(known_item=False).to_dict()["question"] == "a kind of work"
+    assert Evidence(known_item=False, taxonomy_weight=2.0).to_dict()["question"] == "a kind of work"
+    assert Evidence(known_item=False).to_dict()["question"] == "not judged"  # no taxonomy weighed, no kind told
     paper = Paper(id="2401.00001", title="Caches", year=2024)
     hit = Hit(paper, np.float32(0.5), vec_id=3, evidence=evidence, categories=["A/B"], category_source="survey")
     hit.score = 0.12345678
