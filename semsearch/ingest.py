@@ -228,6 +228,14 @@ class Ingest:
             self.store.commit()
         self.embed_stale()
 
+    def put_whole(self, papers: Iterable[Paper]) -> None:
+        """Store papers in the caller's transaction, committing nothing: for a change that lands
+        whole or not at all with the rest of it (a list's refresh relabels papers it also adds).
+        `add` commits as it goes, so a refresh killed while it embedded left its new labels staged
+        without the rest, and the next writer (a label) published that mix. Embedded at `finish`."""
+        for paper in papers:
+            self._put(paper)
+
     def add_embedded(
         self, pairs: Iterable[tuple[Paper, np.ndarray]], checkpoint: Callable[[], None] | None = None
     ) -> None:

@@ -272,13 +272,20 @@ def _put_list(
             store.set_meta(PREVIOUS_PREFIX + name, kept)
         if markdown is not None:
             keep_readme(ingest.writer, name, markdown)
-        ingest.add(_with_abstracts(listed, store, offline, ingest.warn))
+        # The list's papers, nodes, labels and README in one transaction: a kill while its papers
+        # are embedded leaves the whole list staged (or none of it) for the next writer to publish,
+        # never a README or papers without the list. Its classifier, trained once they are embedded,
+        # is dropped meanwhile: one trained on the replaced list's nodes must not answer for these.
+        ingest.put_whole(_with_abstracts(listed, store, offline, ingest.warn))
         labels = []
         for paper in listed.papers:
             vec_id = indexed_as(store, paper)
             if vec_id is not None:  # always, unless another record of it took its place
                 labels += [(vec_id, category) for category in paper.categories]
         store.put_taxonomy(name, public_source(source), listed.nodes, labels)
+        store.db.execute("DELETE FROM artifacts WHERE name = ?", (classifier_artifact(name),))
+        store.commit()
+        ingest.embed_stale()
         save_list_classifier(store, name, ingest.embedder().encode)
         store.commit()
         summary = describe(listed, name) | {"papers": len({vec_id for vec_id, _ in labels})}
@@ -654,7 +661,9 @@ def _apply_survey(
         touched = set(changes["added"]) | set(changes["moved"]) | set(aliases)  # a paper relinked takes its new key
         new_papers = [p for p in fresh.papers if key(p) in touched]
         fetched = {} if undo else _fetch([p.arxiv_id for p in new_papers if p.arxiv_id], store, offline, ingest.warn)
-        ingest.add(p.merged_with(fetched[p.arxiv_id]) if p.arxiv_id in fetched else p for p in new_papers)
+        # Stored uncommitted, with the relabelling below: the refresh lands in one transaction (embedded
+        # at publish), so a kill meanwhile never leaves half of it staged for the next writer to publish.
+        ingest.put_whole(p.merged_with(fetched[p.arxiv_id]) if p.arxiv_id in fetched else p for p in new_papers)
         gone = set(changes["removed"])
         # A paper listed now under another key (by its title, where the old list had its arXiv id,
         # or the other way round) is still listed: its record, merged with the new entry above,

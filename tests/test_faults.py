@@ -231,6 +231,91 @@ def test_two_writers_that_both_finish(tmp_path, fake_model):
     assert Index.open(index_dir).manifest.count == 5 + 600
 
 
+SURVEY_V2 = """# Efficient Large Language Models: A Survey
+## Model-Centric Methods
+### Efficient Inference
+#### Speculative Decoding
+- Draft A, <ins>arXiv, 2023</ins> [[Paper](https://arxiv.org/abs/2302.01318)]
+#### KV-Cache Optimization
+- Draft B, <ins>ICML, 2023</ins> [[Paper](https://arxiv.org/abs/2211.17192)]
+- A cache paper the survey did not list before, <ins>ICLR, 2026</ins> [[Paper](https://arxiv.org/abs/2612.99999)]
+#### Early Exit
+- Sinks D, <ins>ICLR, 2024</ins> [[Paper](https://arxiv.org/abs/2309.17453)]
+"""
+
+
+def killed_while_embedding(tmp_path, *command) -> None:
+    """`semsearch COMMAND` killed with SIGKILL once it has embedded and committed its first batch."""
+    marker = tmp_path / "paused"
+    process = writer(*command, pause_at="batch", marker=marker)
+    wait_for(marker, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    marker.unlink()
+
+
+def a_label_publishes(index_dir: Path, paper: str) -> None:
+    """The next writer, a label, publishes whatever an interrupted run staged."""
+    label = writer("label", paper, "Quantization", "--index", index_dir)
+    _, err = label.communicate(timeout=120)
+    assert label.returncode == 0, err
+
+
+def test_a_survey_refresh_killed_while_it_embeds_is_published_whole_by_the_next_writer(tmp_path, survey_only_index):
+    """A refresh stored the papers it adds, with the new list's labels, in a transaction of its own:
+    killed while they were embedded, the next writer (a label) published that part alone, the old
+    list's 424 labels and the new paper's, under neither list, with nothing for `--undo` to undo."""
+    index_dir = survey_only_index
+    (tmp_path / "v2.md").write_text(SURVEY_V2)
+    refresh = ("taxonomy", "refresh", tmp_path / "v2.md", "--offline", "--force", "--index", index_dir)
+    killed_while_embedding(tmp_path, *refresh)
+    assert Index.open(index_dir).store.content_counts()["survey_labelled"] == 424  # no reader sees it yet
+    a_label_publishes(index_dir, "2302.01318")
+    assert Index.open(index_dir).store.content_counts()["survey_labelled"] == 4  # the refresh, whole
+    undo = writer("taxonomy", "refresh", "--undo", "--index", index_dir)
+    _, err = undo.communicate(timeout=120)
+    assert undo.returncode == 0, err
+    assert Index.open(index_dir).store.content_counts()["survey_labelled"] == 424
+
+
+LIST_V1 = """# Awesome caches
+## Eviction
+- **Paper 2401 0 on caches and decoding.** [[pdf](https://arxiv.org/abs/2401.00000)]
+- **Paper 2401 1 on caches and decoding.** [[pdf](https://arxiv.org/abs/2401.00001)]
+"""
+LIST_V2 = (
+    LIST_V1
+    + """## Merging
+- **A merging paper new to the index.** [[pdf](https://arxiv.org/abs/2612.99999)]
+"""
+)
+
+
+def test_a_list_replaced_and_killed_while_it_embeds_is_published_whole_by_the_next_writer(tmp_path, fake_model):
+    """`taxonomy add --replace` committed the new README and papers before the list itself: killed
+    while the papers were embedded, the next writer published the old list's nodes and labels with
+    the new list's README (which `taxonomy propose` writes its patch against)."""
+    index_dir = tmp_path / "idx"
+    ingest_jsonl([write_papers(tmp_path / "papers.jsonl", "2401", 20)], index_dir=index_dir, progress=False)
+    (tmp_path / "v1.md").write_text(LIST_V1)
+    (tmp_path / "v2.md").write_text(LIST_V2)
+    add = writer("taxonomy", "add", "kv", tmp_path / "v1.md", "--offline", "--index", index_dir)
+    _, err = add.communicate(timeout=120)
+    assert add.returncode == 0, err
+    replace = ("taxonomy", "add", "kv", tmp_path / "v2.md", "--replace", "--offline", "--index", index_dir)
+    killed_while_embedding(tmp_path, *replace)
+    a_label_publishes(index_dir, "2401.00003")
+    store = Index.open(index_dir).store
+    nodes, readme = store.taxonomy("kv")["nodes"], store.get_meta("list_markdown:kv")
+    assert (nodes, readme) in ((["Eviction"], LIST_V1), (["Eviction", "Merging"], LIST_V2)), (nodes, readme)
+    classify = writer(
+        "classify", "--title", "Merging tokens", "--abstract", "We merge similar tokens in the cache.",
+        "--taxonomy", "kv", "--json", "--index", index_dir,
+    )  # fmt: skip
+    out, err = classify.communicate(timeout=120)
+    assert classify.returncode == 0 and json.loads(out)["suggestions"][0]["category"] in nodes, err
+
+
 @pytest.mark.parametrize("damage", ["corrupt", "missing"])
 def test_a_broken_vector_file_is_a_clear_error_and_the_server_keeps_the_last_good_one(served, tmp_path, damage):
 
