@@ -1525,6 +1525,26 @@ def _command():
     return command
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, a service manager's stop) taken as Ctrl-C is: the command stops
+    where it stands, keeps what it staged and says so in one line, exit 143. At its default it
+    ended a writer without a word and dropped the batch being embedded."""
+
+
+def _stop_on_sigterm() -> None:
+    """For the `semsearch` command only (a program calling `main` keeps its own SIGTERM), and not
+    when the caller set SIGTERM aside (ignored: it stays so). Answered once, as Ctrl-C is; SIGKILL
+    still ends an impatient wait."""
+    import signal
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, stop)
+
+
 class _Interrupted(Exception):
     """Ctrl-C carried past typer, which turns a KeyboardInterrupt into a silent exit 130 when
     `main` runs it in non-standalone mode: `main` says what was kept."""
@@ -1595,8 +1615,12 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except (KeyboardInterrupt, _Interrupted) as err:
         _interrupt_answered()
-        index_left = getattr(err.__cause__ if isinstance(err, _Interrupted) else err, "index_left", None)
-        print(_interrupted(sys.argv[1:] if argv is None else list(argv), index_left), file=sys.stderr)
+        stop = err.__cause__ if isinstance(err, _Interrupted) else err
+        said = _interrupted(sys.argv[1:] if argv is None else list(argv), getattr(stop, "index_left", None))
+        if isinstance(stop, Terminated):
+            print("terminated" + said.removeprefix("interrupted"), file=sys.stderr)
+            return 143
+        print(said, file=sys.stderr)
         return 130
     except (BrokenPipeError, _OutputClosed):
         drop_output(stdout)
@@ -1683,12 +1707,14 @@ def run(argv: list[str] | None = None) -> None:
     another is ignored (`main`)."""
     global _A_COMMAND
     _A_COMMAND = True
+    _stop_on_sigterm()
     try:
         code = main(argv)
-    except KeyboardInterrupt:  # before `main` could answer it: while it set the streams up, or warmed the encoder
+    except KeyboardInterrupt as err:  # before `main` could answer it: while it set the streams up, or warmed the model
         _interrupt_answered()
-        print(_interrupted([], "nothing"), file=sys.stderr)
-        code = 130
+        terminated = isinstance(err, Terminated)
+        print(("terminated" if terminated else "interrupted") + "; nothing was changed", file=sys.stderr)
+        code = 143 if terminated else 130
     sys.exit(code)
 
 

@@ -91,15 +91,23 @@ def answers(client) -> None:
     assert response.status_code == 200 and len(response.json()["results"]) == 5
 
 
-def test_ctrl_c_mid_ingest_says_the_work_is_kept_and_a_second_run_resumes_it(tmp_path):
+@pytest.mark.parametrize(
+    ("stop", "code", "said"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
+def test_ctrl_c_or_sigterm_mid_ingest_says_the_work_is_kept_and_a_second_run_resumes_it(tmp_path, stop, code, said):
+    """SIGTERM (`kill`, `timeout`, a service manager stopping a `watch --every`) ended a writer without a
+    word (exit -15, the batch it was embedding dropped): it stops as Ctrl-C does, and says so."""
     new = write_papers(tmp_path / "new.jsonl", "2402", BATCH + 30)  # two batches
     marker, index_dir = tmp_path / "paused", tmp_path / "idx"
     process = writer("ingest", "jsonl", new, "--index", index_dir, "--no-progress", pause_at="batch", marker=marker)
     wait_for(marker, process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     out, err = process.communicate(timeout=30)
-    assert process.returncode == 130 and "Traceback" not in err
-    assert err.strip().splitlines()[-1].startswith("interrupted; the papers read so far are kept, with any already")
+    assert process.returncode == code and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"{said}; the papers read so far are kept, with any already embedded: the next run resumes from them, and "
+        "the next command that writes to the index publishes them (delete staging/ to drop them)"
+    ]
 
     again = writer("ingest", "jsonl", new, "--index", index_dir, "--no-progress")
     out, err = again.communicate(timeout=120)
