@@ -868,7 +868,8 @@ def labels_import(
     report = import_labels(path, index_dir=index)
     missing = report["not_in_index"]
     note = f"; {missing} are for papers not in the index (ingest them, then import again)" if missing else ""
-    print(f"imported {report['imported']} labels{note}", file=sys.stderr)
+    held = f"; {report['already_held']} the index held already" if report["already_held"] else ""
+    print(f"imported {report['imported']} labels{held}{note}", file=sys.stderr)
 
 
 # --- taxonomy and classification ----------------------------------------------------------------

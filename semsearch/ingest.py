@@ -852,11 +852,11 @@ def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> d
         label = parse(LabelRecord, **record)
         name = None if label.taxonomy in (None, SURVEY) else label.taxonomy
         node = resolve_node(label.category) if name is None else label.category  # a list's: once it is open
-        return label.id, node, label.labelled_at or _now(), name
+        return label.id, node, label.labelled_at, name
 
     rows = read_records(Path(path), read, 'a JSON object with "id" and "category"')
     index_dir = Index.existing(index_dir)
-    imported, missing, standing, waiting, listed_otherwise = 0, 0, 0, 0, 0
+    imported, held, missing, standing, waiting, listed_otherwise = 0, 0, 0, 0, 0, 0
     with Ingest(index_dir=index_dir, progress=False) as ingest:
         store, retrain = ingest.store, set()
 
@@ -880,6 +880,13 @@ def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> d
             if vec_id is None:
                 missing += 1
                 continue
+            # A label the index holds already is left as it is, its time too: an export imported
+            # again rewrote every label (stamping those without a time anew) and published a new
+            # generation for a run that changed nothing.
+            if (stored := store.label_of(vec_id, name)) is not None and stored[0] == node and when in (None, stored[1]):
+                held += 1
+                continue
+            when = when or _now()
             if name is None:
                 store.put_label(vec_id, node, when)
                 standing += not label_counts(store.papers_by_vec_id([vec_id])[vec_id].survey_categories, node)
@@ -906,4 +913,4 @@ def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> d
             f"{listed_otherwise} of the imported labels are on papers their list lists otherwise, which stands: "
             "they are kept, and count if the list stops listing them there"
         )
-    return {"imported": imported, "not_in_index": missing}
+    return {"imported": imported, "already_held": held, "not_in_index": missing}

@@ -538,6 +538,17 @@ class Store:
             "INSERT OR REPLACE INTO labels (vec_id, category, labelled_at) VALUES (?, ?, ?)", (vec_id, category, when)
         )
 
+    def label_of(self, vec_id: int, name: str | None = None) -> tuple[str, str] | None:
+        """(category, labelled_at) of the user's label on a paper: in the survey's taxonomy, or with
+        `name` in that curated list's; None when there is none."""
+        if name is None:
+            row = self.db.execute("SELECT category, labelled_at FROM labels WHERE vec_id = ?", (vec_id,)).fetchone()
+        else:
+            row = self.db.execute(
+                "SELECT category, labelled_at FROM list_labels WHERE name = ? AND vec_id = ?", (name, vec_id)
+            ).fetchone()
+        return None if row is None else (row[0], row[1])
+
     def remove_label(self, vec_id: int) -> bool:
         return self.db.execute("DELETE FROM labels WHERE vec_id = ?", (vec_id,)).rowcount > 0
 

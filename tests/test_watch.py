@@ -606,6 +606,19 @@ def test_labels_survive_a_rebuild_through_export_and_import(survey_index, tmp_pa
     code, _, err = run(capsys, "labels", "import", tmp_path / "labels.jsonl", "--index", rebuilt)
     assert code == 0 and "imported 1 labels; 1 are for papers not in the index" in err
     assert run(capsys, "labels", "--index", rebuilt)[1] == exported
+    # Imported again, a file changes nothing: no new generation, each label's time as it was (a line
+    # without a time was stamped anew, and every import published).
+    generation = (rebuilt / "CURRENT").read_text()
+    (tmp_path / "untimed.jsonl").write_text(json.dumps({"id": "2306.00978", "category": "Low-Rank Approximation"}))
+    for again in ("labels.jsonl", "untimed.jsonl"):
+        code, _, err = run(capsys, "labels", "import", tmp_path / again, "--index", rebuilt)
+        assert code == 0 and "imported 0 labels; 1 the index held already" in err, err
+    assert (rebuilt / "CURRENT").read_text() == generation
+    assert run(capsys, "labels", "--index", rebuilt)[1] == exported
+    retimed = json.loads(exported) | {"labelled_at": "2026-01-02T00:00:00+00:00"}
+    (tmp_path / "retimed.jsonl").write_text(json.dumps(retimed))  # the same heading at another time: taken
+    assert "imported 1 labels" in run(capsys, "labels", "import", tmp_path / "retimed.jsonl", "--index", rebuilt)[2]
+    assert json.loads(run(capsys, "labels", "--index", rebuilt)[1])["labelled_at"] == retimed["labelled_at"]
     (tmp_path / "bad.jsonl").write_text(json.dumps({"id": "2306.00978", "category": "Nope"}) + "\n")
     code, _, err = run(capsys, "labels", "import", tmp_path / "bad.jsonl", "--index", rebuilt)
     assert code == 2 and "bad.jsonl:1:" in err
