@@ -186,6 +186,10 @@ class DigestPaper(_Answer):
     closest: list[ClosestKnown] = Field(description="The closest papers the index knew.")
     authors: list[str]
     snippet: str = Field(description="The opening of its abstract.")
+    scope: Share | None = Field(
+        description="The calibrated chance that it belongs to the taxonomy at all, as classify gives it "
+        "(null in a digest saved before entries carried it)."
+    )
 
 
 class OverviewAnswer(_Answer):

@@ -69,6 +69,9 @@ class DigestEntry:
     closest: list[dict] = field(default_factory=list)  # id, title, categories of the nearest known papers
     authors: list[str] = field(default_factory=list)
     snippet: str = ""  # the abstract's opening, for a reader to decide whether to open the paper
+    # The calibrated chance that it belongs to the taxonomy at all, as classify gives it (`in_scope` is
+    # scope >= its threshold); None in a digest saved before entries carried it.
+    scope: float | None = None
 
 
 @dataclass
@@ -361,6 +364,7 @@ def _entry(paper: Paper, result) -> DigestEntry:
         category=result.category,
         confidence=round(result.confidence, 4),
         in_scope=result.in_scope,
+        scope=result.scope,
         closest=[{"id": n.id, "title": n.title, "categories": n.categories} for n in result.neighbours],
         authors=paper.authors,
         snippet=snippet(paper.abstract),
@@ -428,6 +432,7 @@ class _StoredEntry(BaseModel):
     closest: list[_Closest] = Field(default_factory=list)
     authors: list[_Text] = Field(default_factory=list)
     snippet: _Text = ""
+    scope: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
 
 
 class _StoredDigest(BaseModel):

@@ -1151,7 +1151,7 @@ def _hand_made_report():
         ),
         DigestEntry("2411.00001", "Sure quantization", "https://arxiv.org/abs/2411.00001", QUANT, 0.9, True,
                     authors=["Ann", "Bob", "Cy", "Di"]),
-        DigestEntry("2411.00002", "Caching keys – fast", None, KV, 0.55, True, snippet="Keys are cached."),
+        DigestEntry("2411.00002", "Caching keys – fast", None, KV, 0.55, True, snippet="Keys are cached.", scope=0.87),
         DigestEntry("2411.00009", "Alignment", None, "Alignment", 0.99, False, authors=["Zed"], snippet="Off."),
     ]  # fmt: skip
     return WatchReport("202411010000", "202411020830", 4, entries, IngestReport())
@@ -1201,7 +1201,7 @@ def test_a_json_digest_holds_the_window_and_the_groups_in_order():
     assert [e["id"] for e in data["groups"][QUANT]] == ["2411.00001", "2411.00003"]
     assert data["groups"][KV] == [
         {"id": "2411.00002", "title": "Caching keys – fast", "url": None, "category": KV, "confidence": 0.55,
-         "in_scope": True, "closest": [], "authors": [], "snippet": "Keys are cached."}
+         "in_scope": True, "closest": [], "authors": [], "snippet": "Keys are cached.", "scope": 0.87}
     ]  # fmt: skip
 
 
@@ -1630,7 +1630,7 @@ def test_a_digest_is_written_through_a_hidden_temp_file_and_old_leftovers_are_sw
         "entries": [{"id": "2411.00001", "title": "Saved – für später", "url": None, "category": QUANT,
                      "confidence": 0.8, "in_scope": True,
                      "closest": [{"id": "2306.00978", "title": "A known paper", "categories": []}],
-                     "authors": ["Grace Hopper"], "snippet": "A snippet."}],
+                     "authors": ["Grace Hopper"], "snippet": "A snippet.", "scope": None}],
     }  # fmt: skip
 
 
@@ -2503,6 +2503,26 @@ def test_a_digest_line_carries_the_opening_of_a_long_abstract_not_all_of_it():
     from semsearch.watch import SNIPPET_CHARS, _entry
 
     paper = Paper(id="2411.00001", title="T", abstract="cache " * 400)
-    result = SimpleNamespace(category="A", confidence=0.5, in_scope=True, neighbours=[])
+    result = SimpleNamespace(category="A", confidence=0.5, in_scope=True, scope=0.8, neighbours=[])
     shown = _entry(paper, result).snippet
     assert len(shown) <= SNIPPET_CHARS + 2 and shown.endswith(" …") and paper.abstract.startswith(shown[:-2])
+
+
+def test_a_digest_entry_carries_its_scope_as_classify_gives_it_at_every_door(survey_index, stub, cli):
+    """Issue 23's `scope` (the calibrated chance of belonging to the taxonomy, `in_scope` its
+    threshold) was in every classify answer but not in a watch's digest, which places new papers the
+    same way: nobody could rank a day's papers by it."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.classify import SCOPE_THRESHOLD
+    from semsearch.server import create_app
+
+    done = cli("watch", "--since", "2024-11-01", "--index", survey_index, "--format", "json", check=True)
+    entries = [entry for group in json.loads(done.stdout)["groups"].values() for entry in group]
+    assert entries and all(0 <= e["scope"] <= 1 and e["in_scope"] == (e["scope"] >= SCOPE_THRESHOLD) for e in entries)
+    client = TestClient(create_app(index_dir=survey_index, reload_seconds=None))
+    [listed] = client.get("/api/digests").json()["digests"]
+    served = client.get(f"/api/digests/{listed['name']}").json()
+    assert sorted((e["id"], e["scope"]) for group in served["groups"].values() for e in group) == sorted(
+        (e["id"], e["scope"]) for e in entries
+    )
