@@ -8,6 +8,7 @@ one-line message the CLI prints.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -394,17 +395,64 @@ def _refusal(err: Exception):
     return SessionMessage(JSONRPCError(jsonrpc="2.0", id=None, error=error))
 
 
+class DaemonLines:
+    """The lines of a file descriptor (UTF-8, a bad byte replaced) for the SDK's reader, read ahead
+    (at most READ_AHEAD lines) by a daemon thread with `os.read`. anyio reads a file in its worker
+    threads, which the interpreter joins on the way out: a Ctrl-C or SIGTERM said "interrupted" and
+    left the server waiting on the client's next line, for good with a quiet client. A daemon thread
+    is let go at exit (reading through no Python file object, whose lock it would hold then: the
+    interpreter aborts on that). Its end, or a failed read, ends the lines as the client closing its
+    end does."""
+
+    READ_AHEAD = 16
+    READ_BYTES = 65_536  # at most, a read: a pipe gives what it holds
+
+    def __init__(self, fd: int):
+        self._fd = fd
+
+    async def __aiter__(self):
+        import asyncio
+        import codecs
+        import io
+        import threading
+
+        loop, lines = asyncio.get_running_loop(), asyncio.Queue(maxsize=self.READ_AHEAD)
+
+        def hand_over(line: str | None) -> None:
+            asyncio.run_coroutine_threadsafe(lines.put(line), loop).result()  # waits while READ_AHEAD wait
+
+        def pump() -> None:
+            # As io.TextIOWrapper reads (what the SDK wraps standard input in): "\r\n" and "\r" end a line too.
+            decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder("utf-8")(errors="replace"), True)
+            pending = ""
+            try:
+                while chunk := os.read(self._fd, self.READ_BYTES):
+                    *complete, pending = (pending + decoder.decode(chunk)).split("\n")
+                    for line in complete:
+                        hand_over(line + "\n")
+                if pending := pending + decoder.decode(b"", final=True):
+                    hand_over(pending)
+            except (OSError, RuntimeError):  # unreadable, or the loop is gone
+                pass
+            try:
+                hand_over(None)
+            except RuntimeError:  # the loop is gone: nobody is reading
+                pass
+
+        threading.Thread(target=pump, name="semsearch-mcp-stdin", daemon=True).start()
+        while (line := await lines.get()) is not None:
+            yield line
+
+
 async def _run_stdio(server) -> None:
     """`MCPServer.run_stdio_async`, with the read stream answering lines that are not messages."""
-    import io
     import sys
 
-    import anyio
     from mcp.server.stdio import stdio_server
 
     lowlevel = server._lowlevel_server  # noqa: SLF001 - the SDK's own run_stdio_async drives it so
-    # Standard input as the SDK wraps it itself (UTF-8, a bad byte replaced), its lines checked first.
-    stdin = anyio.wrap_file(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
+    # Standard input read as the SDK reads it (UTF-8, a bad byte replaced), its lines checked first.
+    stdin = DaemonLines(sys.stdin.fileno())
     async with stdio_server(stdin=OddIdsRefused(stdin)) as (read_stream, write_stream):
         answers = Answers(write_stream)
         await lowlevel.run(
@@ -414,7 +462,8 @@ async def _run_stdio(server) -> None:
 
 def serve_stdio(*, index_dir: str | Path | None = None) -> None:
     """Serve until the client closes standard input, or stops reading what is answered: then there
-    is no one to answer, and nothing to say (an 81-line traceback of a broken pipe, exit 1, was)."""
+    is no one to answer, and nothing to say (an 81-line traceback of a broken pipe, exit 1, was); or
+    until Ctrl-C or SIGTERM, however quiet the client (`DaemonLines`)."""
     import sys
 
     import anyio

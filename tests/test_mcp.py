@@ -9,6 +9,8 @@ from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # real processes
@@ -292,3 +294,56 @@ def test_a_client_that_stops_reading_ends_the_server_quietly(index_dir):
         server.stdin.close()
     assert server.wait(timeout=60) == 0
     assert server.stderr.read() == b""
+
+
+@pytest.mark.parametrize(("stop", "code", "said"), [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
+def test_ctrl_c_or_sigterm_ends_the_server_while_the_client_is_quiet(index_dir, stop, code, said):
+    """Standard input was read in a worker thread that the interpreter joins on the way out: Ctrl-C
+    (and SIGTERM, taken as Ctrl-C since) said "interrupted" and left the server running until the
+    client wrote another line or closed its end, which a quiet client never does."""
+    import signal
+    import subprocess
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=str(ROOT),
+    )  # fmt: skip
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}
+    server.stdin.write((json.dumps(initialize) + "\n").encode())
+    server.stdin.flush()
+    assert b'"id":1' in server.stdout.readline()  # serving, and waiting for the client's next line
+    server.send_signal(getattr(signal, stop))
+    try:
+        assert server.wait(timeout=20) == code
+    finally:
+        server.kill()
+    assert server.stderr.read().decode().strip() == said
+
+
+@given(chunks=st.lists(st.binary(max_size=40), max_size=8), read_bytes=st.integers(1, 7))
+@settings(max_examples=200, deadline=2000)
+def test_standard_input_is_read_into_lines_as_the_sdks_text_wrapper_reads_it(chunks, read_bytes):
+    """The daemon reader (`DaemonLines`) splits and decodes lines exactly as io.TextIOWrapper, the
+    SDK's own reading, does: a bad byte replaced, a character or "\\r\\n" cut between two reads
+    joined, "\\r" and "\\r\\n" ending a line, a last line without its end kept."""
+    import io
+
+    from semsearch.mcp_server import DaemonLines
+
+    class SmallReads(DaemonLines):
+        READ_BYTES = read_bytes
+
+    data = b"".join(chunks)
+    readable, writable = os.pipe()
+    with os.fdopen(writable, "wb") as pipe:  # the pipe holds 64 KiB; the data is at most 320 bytes
+        pipe.write(data)
+
+    async def lines() -> list[str]:
+        return [line async for line in SmallReads(readable)]
+
+    try:
+        assert anyio.run(lines) == list(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace"))
+    finally:
+        os.close(readable)
