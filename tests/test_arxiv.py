@@ -547,12 +547,24 @@ def test_a_retry_after_longer_than_a_minute_stops_at_once_saying_how_long_arxiv_
         ("²", None, None),  # a digit to str.isdigit, not a number
         ("Wed, 21 Oct 2026 07:28:00 -0000", 7 * 86400.0, "until 21 Oct 2026 07:28:00 UTC"),  # read as no zone
         ("86400000", 86400000.0, "86,400,000 seconds"),
+        ("Fri, 31 Dec 9999 23:59:59 -0100", None, None),  # in UTC past the last day a clock holds
     ],
 )
 def test_a_retry_after_is_read_as_seconds_or_an_http_date_and_anything_else_is_no_answer(header, seconds, words):
     now = datetime(2026, 10, 14, 7, 28, tzinfo=timezone.utc)
     read = retry_after(header, now)
     assert read == (None if seconds is None else (seconds, words))
+
+
+def test_a_retry_after_date_no_clock_holds_is_no_answer_and_the_retry_brings_the_paper(monkeypatch, cli, tmp_path):
+    """`Fri, 31 Dec 9999 23:59:59 -0100` (a minute into year 10000 in UTC) was an OverflowError:
+    `ingest arxiv` ended in a traceback. It is a date no HTTP server means: left to the backoff."""
+    feeds = ArxivStub(papers={"2401.00001": {"title": "KV caches", "abstract": "Caches."}})
+    with Answering(throttled((503, "Fri, 31 Dec 9999 23:59:59 -0100"), feeds=feeds)) as server:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", server.url)
+        monkeypatch.setenv("SEMSEARCH_ARXIV_DELAY", "0")
+        code, _, err = cli("ingest", "arxiv", "--id", "2401.00001", "--index", tmp_path / "idx", "--no-progress")
+    assert code == 0 and len(server.requests) == 2, err
 
 
 class _Warnings(logging.Handler):

@@ -191,8 +191,16 @@ def test_retry_after_as_an_http_date_waits_until_then_or_not_at_all(moment):
     assert words == f"until {moment:%d %b %Y %H:%M:%S} UTC"
 
 
+HTTP_DATES = st.builds(
+    lambda moment, minutes: format_datetime(moment, usegmt=True)[:-3] + f"{minutes // 60:+03d}{abs(minutes) % 60:02d}",
+    st.datetimes(datetime(1900, 1, 1), datetime(9999, 12, 31, 23, 59, 59), timezones=st.just(timezone.utc)),
+    st.integers(-1439, 1439),
+)  # any year a date can be written with, in any zone
+
+
 @QUICK
-@given(st.text(max_size=40))
+@given(st.text(max_size=40) | HTTP_DATES)
+@example("Fri, 31 Dec 9999 23:59:59 -0100")  # a minute into year 10000 in UTC
 def test_any_retry_after_is_a_wait_of_zero_or_more_or_none(value):
     from semsearch.sources.arxiv import retry_after
 

@@ -134,12 +134,14 @@ def retry_after(value: str | None, now: datetime | None = None) -> tuple[float, 
         return float(value), words
     try:
         moment = parsedate_to_datetime(value)
+        if moment.tzinfo is None:  # HTTP dates are GMT
+            moment = moment.replace(tzinfo=timezone.utc)
+        # In UTC inside the try: 31 Dec 9999 23:59 -0100 is past the last day a datetime can hold.
+        moment = moment.astimezone(timezone.utc)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if moment.tzinfo is None:  # HTTP dates are GMT
-        moment = moment.replace(tzinfo=timezone.utc)
     seconds = (moment - (now or datetime.now(timezone.utc))).total_seconds()
-    return max(seconds, 0.0), f"until {moment.astimezone(timezone.utc):%d %b %Y %H:%M:%S} UTC"
+    return max(seconds, 0.0), f"until {moment:%d %b %Y %H:%M:%S} UTC"
 
 
 def _env_float(name: str, default: float, *, positive: bool = False) -> float:
