@@ -55,6 +55,15 @@ def test_an_entry_without_a_title_is_no_paper_and_an_endless_abstract_is_cut(stu
     assert len(result.papers[0].abstract) <= MAX_ABSTRACT_CHARS < 30_000  # cut
 
 
+def test_an_abstract_is_cut_to_what_every_door_takes_and_no_shorter(stub):
+    """20,000 characters, the abstract every door takes (docs/usage.md): a paper brought from arXiv
+    can be placed by its own text. Written out, not read from MAX_ABSTRACT_CHARS."""
+    stub.papers["2401.00001"] = {"title": "Whole", "abstract": "a" * 20_000}
+    stub.papers["2401.00002"] = {"title": "Cut", "abstract": "a" * 20_001}
+    whole, cut = ArxivClient(delay=0).fetch_ids(["2401.00001", "2401.00002"]).papers
+    assert len(whole.abstract) == len(cut.abstract) == 20_000
+
+
 def test_an_entry_whose_title_runs_past_what_every_door_takes_is_no_paper(stub):
     """A title of 1 MB (a broken mirror, a hostile server) was stored whole and printed by every
     search that found it; a JSON Lines record with it is refused, and so is this entry."""

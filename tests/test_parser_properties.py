@@ -495,3 +495,58 @@ def test_seconds_from_the_environment_are_taken_from_0_to_a_day_or_refused_in_on
         assert _env_float(name, 7.0, positive=positive) == 7.0  # set but empty: the default
     finally:
         del os.environ[name]
+
+
+# --- arXiv categories a watch asks for ---------------------------------------------------------------------
+LISTED = ["cs.CL", "cs.LG", "hep-th", "physics.comp-ph", "stat.ML", "math.AG", "q-bio.NC", "cond-mat.stat-mech"]
+
+
+@QUICK
+@given(st.lists(st.sampled_from(LISTED) | st.text(alphabet="cs.CL-h )(:", max_size=10), min_size=1, max_size=4))
+def test_a_category_is_taken_in_arxivs_form_archive_dot_subject_and_nothing_else(categories):
+    """arXiv's categories are an archive and at most one subject: `cs.CL`, `hep-th`,
+    `cond-mat.stat-mech`. Anything else would go into the query as written."""
+    import re
+
+    from semsearch.sources.arxiv import check_categories
+
+    given_ = [c.strip() for c in categories if c.strip()]
+    form = re.compile(r"[a-z][a-z-]*(\.[A-Za-z][A-Za-z-]*)?")  # one dot at most, never first or last
+    try:
+        taken = check_categories(categories)
+    except SemsearchError as err:
+        assert "\n" not in str(err)
+        assert not given_ or not all(form.fullmatch(c) for c in given_)
+        return
+    assert taken == given_ and all(c in LISTED or (form.fullmatch(c) and c.count(".") <= 1) for c in taken)
+
+
+@pytest.mark.parametrize("odd", ["cs.CL.x", "cs..CL", ".cs", "cs.", "CS.CL", "cs.CL)", "cs CL", "1cs"])
+def test_a_category_not_in_arxivs_form_is_refused(odd):
+    from semsearch.sources.arxiv import check_categories
+
+    with pytest.raises(SemsearchError, match="not an arXiv category"):
+        check_categories(["cs.LG", odd])
+
+
+# --- a paper's text to place (POST /api/classify, the classify tool) ----------------------------------------
+@QUICK
+@given(st.text(max_size=12), st.text(max_size=12))
+@example("™", "㎒")  # signs that are letters in compatibility form: TM, MHz
+@example("\u037a", "ok")  # a sign that folds to no letter
+def test_a_paper_to_place_needs_a_letter_or_digit_in_its_title_and_its_abstract(title, abstract):
+    import unicodedata
+
+    from semsearch.paper import one_line
+    from semsearch.requests_models import BadRequest, ClassifyRequest, parse
+
+    def readable(text: str) -> bool:  # a letter or digit, as the text is read (in compatibility form)
+        return any(c.isalnum() for c in unicodedata.normalize("NFKC", one_line(text)))
+
+    try:
+        request = parse(ClassifyRequest, title=title, abstract=abstract)
+    except BadRequest as err:
+        assert "\n" not in str(err) and not (readable(title) and readable(abstract))
+        return
+    assert readable(title) and readable(abstract)
+    assert (request.title, request.abstract) == (one_line(title), one_line(abstract))
