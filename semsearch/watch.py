@@ -653,7 +653,8 @@ MAX_INTERVAL_DAYS = 366
 def parse_interval(text: str) -> float:
     """Seconds in an interval such as 90s, 30m, 24h or 1d, at most MAX_INTERVAL_DAYS (the next turn
     must be a time the clock can hold)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text or "")
+    # ASCII digits, as every number semsearch reads: `\d` took "٣h" (Arabic-Indic) for three hours.
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd])\s*", text or "")
     if not match:
         raise SemsearchError(f"cannot read the interval {text!r} (e.g. 30m, 24h, 1d)")
     if float(match.group(1)) <= 0:  # read well enough: it is the length that is wrong

@@ -60,6 +60,15 @@ def test_any_interval_text_is_a_positive_bounded_time_or_one_line_refusal(text):
         assert "\n" not in str(err).replace(repr(text), "")
         return
     assert 0 < seconds <= MAX_INTERVAL_DAYS * 86400
+    assert text.strip()[:-1].strip().replace(".", "").isascii()  # digits of other scripts are refused
+
+
+def test_an_interval_in_digits_of_another_script_is_refused():
+    from semsearch.watch import parse_interval
+
+    for text in ("٣h", "３h", "१२m"):  # Arabic-Indic, full-width, Devanagari
+        with pytest.raises(SemsearchError, match="cannot read the interval"):
+            parse_interval(text)
 
 
 # --- dates every door takes (since, --since) -------------------------------------------------------
