@@ -338,6 +338,16 @@ class _Serving:
         self.server.server_close()
 
 
+def send_list(handler: BaseHTTPRequestHandler, body: str) -> None:
+    """Answer with `body` as a list's README: Markdown, UTF-8, its length said."""
+    data = body.encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/markdown; charset=utf-8")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class CountingServer(_Serving):
     """A local HTTP server that serves a list and counts the requests it gets."""
 
@@ -346,12 +356,7 @@ class CountingServer(_Serving):
 
         def answer(handler: BaseHTTPRequestHandler) -> None:
             self.requests += 1
-            data = body.encode()
-            handler.send_response(200)
-            handler.send_header("Content-Type", "text/markdown; charset=utf-8")
-            handler.send_header("Content-Length", str(len(data)))
-            handler.end_headers()
-            handler.wfile.write(data)
+            send_list(handler, body)
 
         super().__init__(answer)
 
@@ -594,12 +599,7 @@ def test_a_redirects_body_is_never_read(monkeypatch):
             handler.end_headers()  # no length: the body runs until the connection closes
             while True:
                 handler.wfile.write(b"x" * 65536)
-        body = LIST.encode()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/markdown; charset=utf-8")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        send_list(handler, LIST)
 
     monkeypatch.setattr(lists, "FETCH_TIMEOUT", 3.0)
     started = time.monotonic()
