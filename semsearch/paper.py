@@ -298,7 +298,7 @@ def web_url(value: str | None) -> str | None:
     if not isinstance(value, str) or _UNSAFE_IN_URL.search(value):
         return None
     scheme, sep, rest = value.partition("://")
-    if not sep or scheme.lower() not in WEB_SCHEMES or not rest or rest[0] in "/?#":
+    if not sep or scheme.lower() not in WEB_SCHEMES or not rest or rest[0] in "/?#:":  # ":" a port, no host
         return None
     if "@" in re.split(r"[/?#]", rest, maxsplit=1)[0]:  # "https://arxiv.org@evil.example" goes to evil.example
         return None

@@ -406,7 +406,7 @@ def test_a_link_is_kept_only_when_it_is_http_with_a_host_and_no_user(scheme, res
     reference = (
         parts.scheme.lower() in ("http", "https")
         and url[len(parts.scheme) : len(parts.scheme) + 3] == "://"
-        and bool(parts.netloc)
+        and bool(parts.hostname)  # "https://:80/" has a port and no host
         and "@" not in parts.netloc
         and not any(c.isspace() for c in url)
     )

@@ -113,6 +113,7 @@ def test_a_field_of_the_wrong_type_is_a_malformed_line_naming_line_and_field(tmp
         "file:///etc/passwd",
         "//evil.example/x",
         "https:///no-host",
+        "https://:8080/no-host",  # a port and no host
         "ftp://example.org/paper.pdf",
         "https://arxiv.org@evil.example/abs/2306.00978",  # shown as arXiv's, goes to evil.example
         "https://arxiv.org:x@evil.example/",
