@@ -23,6 +23,7 @@ import numpy as np
 from semsearch.errors import IndexDamaged, NotFound, SemsearchError
 from semsearch.index import Index
 from semsearch.paper import Paper
+from semsearch.requests_models import check_k
 from semsearch.search import TWIN_ROOM, Hit, Searcher
 
 CATEGORY_BONUS = 0.25  # about the cosine gap between a close and a loose neighbour
@@ -141,8 +142,7 @@ class RelatedFinder:
         paper (`spread`: the paper's chance of each leaf; None when it has no category), each paper
         once and other records of `paper` itself left out (`papers_held`: a survey's entry and the
         PDF-read copy of it came back as its first related paper)."""
-        if k < 1:
-            raise SemsearchError("k must be at least 1")
+        check_k(k)
         nearest = self.searcher.nearest(vector[None, :], POOL + len(exclude), allowed)
         ranked = [(v, s) for v, s in nearest if v not in exclude]
         if spread is not None:
@@ -189,6 +189,7 @@ class RelatedFinder:
     ) -> list[Hit]:
         """Papers to read next, in the spirit of arxiv-sanity: a linear SVM separates the liked papers
         from the disliked ones and a sample of all others, and its weight vector is the query."""
+        check_k(k)
         if not likes:
             raise SemsearchError("give at least one --like ID")
         liked = [self.resolve(i) for i in likes]

@@ -45,6 +45,16 @@ SEARCHABLE = re.compile(rf"^[\s\S]*?[^\W_{FOLDS_TO_NO_LETTER}]")
 DATE = {"format": "date"}  # YYYY-MM-DD, as JSON Schema names it; `_iso_date` checks it
 
 
+def check_k(k: int) -> int:
+    """`k` as the library takes it: from 1 to MAX_K, as every door does. More was silently fewer:
+    `Searcher.search(q, k=10**6)` ranked its candidates (223 of 424 papers) and stopped there."""
+    if k < 1:
+        raise SemsearchError("k must be at least 1")
+    if k > MAX_K:
+        raise SemsearchError(f"k must be at most {MAX_K}")
+    return k
+
+
 class BadRequest(SemsearchError):
     """Arguments the request models refuse; the HTTP API answers 422 like FastAPI's own checks."""
 

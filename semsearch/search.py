@@ -65,7 +65,7 @@ from semsearch.errors import IndexDamaged, NotFound, SemsearchError
 from semsearch.index import Index
 from semsearch.lexical import STOPWORDS, question_terms, strip_request, tokenize
 from semsearch.paper import Paper, TitlesHeld, normalize_title, one_line, parse_arxiv_id, same_paper_titles
-from semsearch.requests_models import MAX_ABSTRACT, MAX_QUESTION, MAX_TITLE, SEARCHABLE
+from semsearch.requests_models import MAX_ABSTRACT, MAX_QUESTION, MAX_TITLE, SEARCHABLE, check_k
 from semsearch.store import Prediction
 from semsearch.taxonomy import is_under, load_taxonomy, resolve_node
 
@@ -766,8 +766,7 @@ class Searcher:
         return classifier.probabilities(classifier.leaf_scores([text], vector, questions=True), questions=True)[0]
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
-        if k < 1:
-            raise SemsearchError("k must be at least 1")
+        check_k(k)
         query = check_query(query)
         allowed = self.allowed_vec_ids(filters or Filters())
         if (arxiv_id := parse_arxiv_id(query)) is not None:

@@ -760,8 +760,11 @@ def test_without_categories_a_related_paper_shows_its_plain_cosine_ten_by_defaul
     assert len(hits) == 10
     assert [h.score for h in hits] == pytest.approx([float(paper @ store.embedding(h.vec_id)) for h in hits])
     assert [h.paper.id for h in finder.related_to("2401.00002", k=1)] == [hits[0].paper.id]
-    with pytest.raises(SemsearchError, match="^k must be at least 1$"):
-        finder.related_to("2401.00002", k=0)
+    for k, said in ((0, "at least 1"), (101, "at most 100")):  # recommend(k=0) answered [], more was fewer
+        with pytest.raises(SemsearchError, match=f"^k must be {said}$"):
+            finder.related_to("2401.00002", k=k)
+        with pytest.raises(SemsearchError, match=f"^k must be {said}$"):
+            finder.recommend(["2401.00002"], k=k)
 
 
 def test_related_scores_share_one_scale_on_which_a_copy_in_the_leaf_shows_1(tmp_path, fake_model):

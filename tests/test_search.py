@@ -1161,6 +1161,9 @@ def test_filters_k_and_words_that_match_nothing_in_every_mode(corpus_index):
     assert len(dense.search("draft model", k=1)) == 1
     with pytest.raises(SemsearchError, match=r"^k must be at least 1$"):
         hybrid.search("draft model", k=0)
+    for searcher in (lexical, dense, hybrid):  # more than every door shows was silently fewer
+        with pytest.raises(SemsearchError, match=r"^k must be at most 100$"):
+            searcher.search("draft model", k=101)
     # A question none of whose words any paper holds: meaning alone, no share of a best BM25 match.
     unmatched = hybrid.search("zeppelin airship", k=3)
     assert len(unmatched) == 3 and all(h.evidence.lexical == h.evidence.lexical_share == 0.0 for h in unmatched)
