@@ -283,7 +283,7 @@ def _put_list(
             if vec_id is not None:  # always, unless another record of it took its place
                 labels += [(vec_id, category) for category in paper.categories]
         store.put_taxonomy(name, public_source(source), listed.nodes, labels)
-        store.db.execute("DELETE FROM artifacts WHERE name = ?", (classifier_artifact(name),))
+        store.remove_artifact(classifier_artifact(name))
         store.commit()
         ingest.embed_stale()
         save_list_classifier(store, name, ingest.embedder().encode)
@@ -405,7 +405,7 @@ def remove_list(name: str, *, index_dir: str | Path | None = None) -> None:
         if not ingest.store.remove_taxonomy(name):
             raise NotFound(f"no taxonomy {name!r} in the index")
         ingest.store.forget_list_labels(name)  # a refresh keeps them (put_taxonomy); a removal does not
-        ingest.store.db.execute("DELETE FROM artifacts WHERE name = ?", (classifier_artifact(name),))
+        ingest.store.remove_artifact(classifier_artifact(name))
         for key in (PREVIOUS_PREFIX, README_PREVIOUS, "list_markdown:"):
             ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (key + name,))
 

@@ -521,6 +521,9 @@ class Store:
     def put_artifact(self, name: str, value: bytes) -> None:
         self.db.execute("INSERT OR REPLACE INTO artifacts (name, value) VALUES (?, ?)", (name, value))
 
+    def remove_artifact(self, name: str) -> None:
+        self.db.execute("DELETE FROM artifacts WHERE name = ?", (name,))
+
     def labelled_signature(self) -> list[tuple[str, str, str]]:
         """(id, categories, text hash) of every labelled paper: what the classifier is trained on."""
         rows = self.db.execute(
