@@ -85,6 +85,12 @@ class IndexUnwritable(SemsearchError):
 
     http_status = 503
 
+    @classmethod
+    def at(cls, directory: str | os.PathLike | None, reason: str) -> IndexUnwritable:
+        """`cannot write to the index [at DIRECTORY] (REASON); it can still be searched`, the one form."""
+        where = f" at {directory}" if directory is not None else ""
+        return cls(f"cannot write to the index{where} ({reason}); it can still be searched")
+
 
 # numpy's tofile (bm25s saves with it) on a full disk says "145263 requested and 15328 written", no errno.
 _SHORT_WRITE = re.compile(r"\b\d+ requested and \d+ written\b")

@@ -600,9 +600,7 @@ def take_lock(path: Path, timeout: float | None, doing: str, who: str = "writer"
     except OSError as err:  # read-only, no permission, or a directory nothing can be made in (/proc)
         if err.errno == errno.ELOOP:
             raise SemsearchError(f"{path} is a symbolic link, which semsearch never makes; remove it") from None
-        raise IndexUnwritable(
-            f"cannot write to the index at {path.parent} ({err.strerror}); it can still be searched"
-        ) from None
+        raise IndexUnwritable.at(path.parent, err.strerror) from None
     status = os.fstat(fd)
     if not stat.S_ISREG(status.st_mode) or status.st_nlink > 1:  # a hard link writes into the file it shares
         os.close(fd)
@@ -816,9 +814,7 @@ class IndexWriter:
                 raise
             # A folder made immutable (`chattr +i`), or read-only to this user, once .lock is there:
             # said as take_lock says it, not as a bare "[Errno 1] Operation not permitted: 'idx/staging'".
-            raise IndexUnwritable(
-                f"cannot write to the index at {self.directory} ({err.strerror}); it can still be searched"
-            ) from None
+            raise IndexUnwritable.at(self.directory, err.strerror) from None
         except BaseException:
             self._release_lock()
             raise

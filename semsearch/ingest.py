@@ -89,7 +89,7 @@ def _told(err: BaseException) -> SemsearchError | None:
         reason = getattr(err, "strerror", None) or str(err)
         if getattr(err, "filename", None):
             reason = f"{err.filename}: {reason}"
-        return IndexUnwritable(f"cannot write to the index ({reason}); it can still be searched")
+        return IndexUnwritable.at(None, reason)
     return None
 
 
