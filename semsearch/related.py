@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from semsearch.errors import IndexDamaged, NotFound, SemsearchError
+from semsearch.errors import NotFound, SemsearchError
 from semsearch.index import Index
 from semsearch.paper import Paper
 from semsearch.requests_models import check_k
@@ -100,9 +100,7 @@ class RelatedFinder:
         exclude = {vec_id, *self.store.vec_ids_with_title(paper.title)}
         filed = self.searcher.leaf_distributions([vec_id]).get(vec_id) if self.searcher.use_taxonomy else None
         spread = None if filed is None else filed[1]
-        vector = self.store.embedding(vec_id)
-        if vector is None:  # every published paper has its embedding: papers.db is not as publish left it
-            raise IndexDamaged(f"papers.db: {paper.id[:80]!r} has no embedding; rebuild the index")
+        vector = self.store.embeddings_held([vec_id])[vec_id]
         return self._rank(vector, spread, exclude, k, diverse, paper=paper, allowed=allowed)
 
     def related_to_text(
@@ -201,12 +199,7 @@ class RelatedFinder:
         rng = np.random.default_rng(0)
         background = rng.choice(others, size=min(BACKGROUND, len(others)), replace=False).tolist() if others else []
         rows = [*liked, *disliked, *background]
-        vectors = self.store.embeddings_for(rows)
-        if lacking := [v for v in rows if v not in vectors]:  # as in related_to_vec_id: papers.db is not as published
-            paper = self.store.papers_by_vec_id(lacking[:1]).get(lacking[0])
-            raise IndexDamaged(
-                f"papers.db: {paper.id[:80] if paper else lacking[0]!r} has no embedding; rebuild the index"
-            )
+        vectors = self.store.embeddings_held(rows)
         features = np.vstack([vectors[v] for v in rows])
         labels = np.array([1] * len(liked) + [0] * (len(disliked) + len(background)))
         if labels.min() == labels.max():

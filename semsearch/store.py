@@ -447,6 +447,19 @@ class Store:
         rows = self._rows_for("SELECT vec_id, vector FROM embeddings", vec_ids)
         return {row[0]: self._vector(row[1]) for row in rows}
 
+    def embeddings_held(self, vec_ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """`embeddings_for`, each one required: every published paper has its embedding, so one
+        missing means papers.db is not as publish left it (related work and recommendations read
+        them; a paper without one failed them with a traceback)."""
+        vec_ids = list(vec_ids)
+        found = self.embeddings_for(vec_ids)
+        if lacking := [v for v in vec_ids if v not in found]:
+            paper = self.papers_by_vec_id(lacking[:1]).get(lacking[0])
+            raise IndexDamaged(
+                f"papers.db: {paper.id[:80] if paper else lacking[0]!r} has no embedding; rebuild the index"
+            )
+        return found
+
     def vec_ids_with_title(self, title: str) -> list[int]:
         return self.vec_ids_with_title_key(normalize_title(title))
 

@@ -297,6 +297,20 @@ def test_an_embedding_of_another_length_is_damage_in_one_line(two_generations):
     assert code == 0 and json.loads(out)["results"]
 
 
+def test_a_paper_without_its_embedding_is_damage_in_one_line_for_related_work_and_recommendations(two_generations):
+    """With its checksums made to match, a published paper whose embedding row is gone failed
+    `related` and `recommend` with a traceback: every published paper has its embedding."""
+    import sqlite3
+
+    _unchecked(two_generations)
+    with sqlite3.connect(two_generations / "gen-000002" / "papers.db") as db:
+        db.execute("DELETE FROM embeddings WHERE vec_id = (SELECT vec_id FROM papers WHERE id = ?)", (KV,))
+    for command in (["related", KV], ["recommend", "--like", KV]):
+        code, out, err = run(*command, "--index", two_generations)
+        assert (code, out) == (2, "")
+        assert one_line(err) == f"error: papers.db: '{KV}' has no embedding; rebuild the index"
+
+
 @pytest.mark.parametrize("nodes", ['{"Pruning": 1}', "not JSON", "[1, 2]", '[""]'])
 def test_a_lists_nodes_of_another_shape_are_damage_in_one_line(two_generations, nodes):
     """With its checksums made to match, a list's nodes stored as an object (or no JSON at all) made
