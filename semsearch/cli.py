@@ -1615,14 +1615,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return err.exit_code
     except (KeyboardInterrupt, _Interrupted) as err:
-        _interrupt_answered()
         stop = err.__cause__ if isinstance(err, _Interrupted) else err
-        said = _interrupted(sys.argv[1:] if argv is None else list(argv), getattr(stop, "index_left", None))
-        if isinstance(stop, Terminated):
-            print("terminated" + said.removeprefix("interrupted"), file=sys.stderr)
-            return 143
-        print(said, file=sys.stderr)
-        return 130
+        args = sys.argv[1:] if argv is None else list(argv)
+        return _stopped(stop, _interrupted(args, getattr(stop, "index_left", None)))
     except (BrokenPipeError, _OutputClosed):
         drop_output(stdout)
         return 0
@@ -1712,11 +1707,19 @@ def run(argv: list[str] | None = None) -> None:
     try:
         code = main(argv)
     except KeyboardInterrupt as err:  # before `main` could answer it: while it set the streams up, or warmed the model
-        _interrupt_answered()
-        terminated = isinstance(err, Terminated)
-        print(("terminated" if terminated else "interrupted") + "; nothing was changed", file=sys.stderr)
-        code = 143 if terminated else 130
+        code = _stopped(err, _interrupted([], "nothing"))
     sys.exit(code)
+
+
+def _stopped(stop: BaseException, said: str) -> int:
+    """Say what a stop left (`said`, in Ctrl-C's words) and give its exit code: SIGTERM's
+    ("terminated", 143) or Ctrl-C's (130). Later stops are ignored (`_interrupt_answered`)."""
+    _interrupt_answered()
+    if isinstance(stop, Terminated):
+        print("terminated" + said.removeprefix("interrupted"), file=sys.stderr)
+        return 143
+    print(said, file=sys.stderr)
+    return 130
 
 
 _A_COMMAND = False  # run as the `semsearch` command, not called by a program that keeps running
