@@ -142,6 +142,20 @@ def add_tools(server, service) -> None:
         r = parse(rm.RelatedRequest, id=id, k=k, diverse=diverse, details=details, taxonomy=taxonomy)
         return answer(service.related, r.id, r.k, diverse=r.diverse, details=r.details, taxonomy=r.taxonomy)
 
+    @tool(rm.RecommendRequest)
+    def recommend(
+        likes: list[str],
+        dislikes: list[str] | None = None,
+        k: K = 10,
+        since: str | None = None,
+        details: bool = False,
+    ) -> dict:
+        """What to read next, learned from papers the reader liked (`likes`) and did not (`dislikes`), each
+        named as related work takes it (an arXiv id, or a method's name). `k`: 1 to 100. `since`: YYYY-MM-DD,
+        only papers that appeared from then on; `details`: authors, venue and abstract of each."""
+        r = parse(rm.RecommendRequest, likes=likes, dislikes=dislikes or [], k=k, since=since, details=details)
+        return answer(service.recommend, r.likes, r.dislikes, r.k, r.since, details=r.details)
+
     @tool(rm.PaperRequest)
     def paper(id: str) -> dict:  # noqa: A002
         """One paper whole: title, authors, abstract, links, categories and BibTeX."""

@@ -224,6 +224,7 @@ class RecommendRequest(Request):
     dislikes: list[PaperId] = Field(default_factory=list, max_length=MAX_IDS)
     k: K = 10
     since: IsoDate | None = None
+    details: bool = Field(default=False, description="Add authors, venue and abstract to each hit.")
 
 
 class PapersRequest(Request):

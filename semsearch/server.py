@@ -485,7 +485,7 @@ def create_app(
 
     @app.post("/api/recommend", **answering(RecommendAnswer, 400, 404, 415, 503))
     def recommend(request: Annotated[RecommendRequest, Body()]) -> dict:
-        return service.recommend(request.likes, request.dislikes, request.k, request.since)
+        return service.recommend(request.likes, request.dislikes, request.k, request.since, details=request.details)
 
     @app.get("/api/papers", **answering(PapersAnswer, 400, 404, 503))
     def papers_under(request: Annotated[PapersRequest, Query()]) -> dict:

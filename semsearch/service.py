@@ -380,10 +380,22 @@ class Service:
             hits = finder.related_to(own_id, k, diverse=diverse)
         return {"id": own_id, "results": [hit_json(h, details=details) for h in hits]}
 
-    def recommend(self, likes: Sequence[str], dislikes: Sequence[str] = (), k: int = 10, since: str | None = None):
+    def recommend(
+        self,
+        likes: Sequence[str],
+        dislikes: Sequence[str] = (),
+        k: int = 10,
+        since: str | None = None,
+        *,
+        details: bool = False,
+    ) -> dict:
         with self.use() as live:
             hits = live.finder.recommend(list(likes), list(dislikes), k, since=since)
-        return {"likes": list(likes), "dislikes": list(dislikes), "results": [hit_json(h) for h in hits]}
+        return {
+            "likes": list(likes),
+            "dislikes": list(dislikes),
+            "results": [hit_json(h, details=details) for h in hits],
+        }
 
     def papers_under(
         self, category: str, limit: int = 50, *, details: bool = False, taxonomy: str | None = None

@@ -43,6 +43,9 @@ BAD_INPUT = [
     ("search", {"question": "cache", "taxonomy": "t" * 61}, "taxonomy: String should have at most 60 characters"),
     ("related", {"id": "2302.00003", "k": -1}, AT_LEAST_1),
     ("related", {"id": "2302.00003", "k": 101}, "k: Input should be less than or equal to 100"),
+    ("recommend", {"likes": ["2302.00003"], "k": 0}, AT_LEAST_1),
+    ("recommend", {"likes": ["2302.00003"], "since": "2024-13-01"}, "since: expected a date YYYY-MM-DD"),
+    ("recommend", {"likes": ["2302.00003", "x" * 201]}, "likes.1: String should have at most 200 characters"),
     ("classify", {"title": "", "abstract": "We prune heads."}, f"title: {BLANK}"),
     ("classify", {"title": "   ", "abstract": "\x01 \x02"}, f"title: {BLANK}; abstract: {BLANK}"),
     ("classify", {"title": "t" * 1001, "abstract": "A"}, "title: String should have at most 1000 characters"),
@@ -116,8 +119,10 @@ def cli_args(tool: str, args: dict) -> list[str]:
     first = {"search": "question", "related": "id"}.get(tool)
     argv = [tool] + ([args[first]] if first else [])
     for name, value in args.items():
-        if name != first:
-            argv += [flags[name], str(value)]
+        if name == "likes":
+            argv += [arg for liked in value for arg in ("--like", liked)]
+        elif name != first:
+            argv += [flags.get(name, f"--{name}"), str(value)]
     return argv
 
 
@@ -126,8 +131,8 @@ def http_call(client, tool: str, args: dict):
         return client.get("/api/search", params={"q" if k == "question" else k: v for k, v in args.items()})
     if tool == "related":
         return client.get(f"/api/related/{args['id']}", params={"k": args["k"]})
-    if tool == "classify":
-        return client.post("/api/classify", json=args)
+    if tool in ("classify", "recommend"):
+        return client.post(f"/api/{tool}", json=args)
     return client.get("/api/trends", params=[("category", c) for c in args["category"]])
 
 
@@ -693,6 +698,7 @@ TOOL_ARGS = {
     "search": ["question", "k", "year_from", "year_to", "category", "taxonomy"],
     "classify": ["title", "abstract", "taxonomy"],
     "related": ["id", "k"],
+    "recommend": ["likes", "dislikes", "k", "since"],
     "paper": ["id"],
     "trends": ["category"],
     "taxonomy": [],
@@ -750,6 +756,7 @@ MCP_REFUSED_BY_FORM = [
     ("search", {"question": "???"}), ("search", {"question": "🚀"}), ("search", {}),
     ("classify", {"id": "2302.00003", "title": "T"}), ("classify", {"title": "T", "abstract": None}),
     ("related", {"id": ""}), ("paper", {"id": "x" * 201}), ("taxonomy", {"taxonomy": ""}),
+    ("recommend", {"likes": []}), ("recommend", {"likes": ["2302.00003"], "dislikes": [""]}),
     ("trends", {"category": []}), ("trends", {"category": ["x" * 301]}),
     ("propose", {"since": "2024-13-01"}), ("propose", {"min_confidence": 2}), ("propose", {"ids": [""]}),
     ("propose", {"taxonomy": "x" * 61}), ("gaps", {"since": "soon"}), ("digest", {"name": "nope"}),
@@ -761,6 +768,7 @@ MCP_TAKEN = [
     ("classify", {"id": "2302.00003", "title": None, "abstract": None}),
     ("classify", {"title": "T", "abstract": "A", "id": "mine", "taxonomy": "kv"}),
     ("related", {"id": "https://arxiv.org/abs/2306.00978v2", "diverse": True}), ("paper", {"id": "GPTQ"}),
+    ("recommend", {"likes": ["GPTQ"], "dislikes": None, "k": 3, "since": "2024-02-29", "details": True}),
     ("taxonomy", {}), ("trends", {"category": ["Quantization", "Pruning"]}), ("propose", {}),
     ("propose", {"taxonomy": "kv", "since": "2024-02-29", "min_confidence": 0, "ids": ["2302.00003"]}),
     ("propose", {"min_confidence": None, "ids": None}), ("gaps", {"since": "2024-01-01"}),
@@ -780,6 +788,7 @@ def test_what_a_tool_refuses_by_its_form_its_published_arguments_refuse_too(refu
     from semsearch.propose import ProposeRequest
 
     models = {"search": rm.SearchRequest, "classify": rm.ClassifyRequest, "related": rm.RelatedRequest,
+              "recommend": rm.RecommendRequest,
               "paper": rm.PaperRequest, "taxonomy": rm.TaxonomyRequest, "trends": rm.TrendsRequest,
               "propose": ProposeRequest, "gaps": ProposeRequest, "digest": rm.DigestRequest}  # fmt: skip
     checker = Draft202012Validator.FORMAT_CHECKER

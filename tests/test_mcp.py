@@ -46,9 +46,12 @@ async def session_calls(index_dir: Path) -> dict:
             "search", {"question": "speculative decoding draft model", "k": 2, "explain": True, "details": True}
         )
         spread = await session.call_tool("related", {"id": "2302.00003", "k": 2, "diverse": True, "details": True})
+        liked = await session.call_tool(
+            "recommend", {"likes": ["2302.00003"], "dislikes": ["GPTQ"], "k": 3, "details": True}
+        )
         return {
             "tools": tools, "search": found, "classify": placed, "trends": trends, "missing": missing, "digest": digest,
-            "explained": explained, "spread": spread,
+            "explained": explained, "spread": spread, "liked": liked,
         }  # fmt: skip
 
 
@@ -67,6 +70,7 @@ def test_an_assistant_lists_the_tools_and_calls_them(index_dir):
         "search",
         "classify",
         "related",
+        "recommend",
         "paper",
         "taxonomy",
         "trends",
@@ -88,6 +92,12 @@ def test_an_assistant_lists_the_tools_and_calls_them(index_dir):
     assert "explanation" in explained and {"explain", "abstract", "authors"} <= set(explained["results"][0])
     spread = payload(calls["spread"])["results"]
     assert len(spread) == 2 and all("abstract" in hit for hit in spread)
+    liked = payload(calls["liked"])  # a paper disliked by its method's name, as related work takes it
+    assert liked["dislikes"] == ["GPTQ"] and len(liked["results"]) == 3
+    assert all(
+        "abstract" in hit and hit["id"] != "2302.00003" and not hit["title"].startswith("GPTQ")
+        for hit in liked["results"]
+    )
     published = {t.name: t.input_schema for t in calls["tools"].tools}  # the rules reach the assistant
     assert published["search"]["properties"]["question"]["pattern"].startswith("^[\\s\\S]*?[^\\W_")
     assert published["classify"]["anyOf"][1]["required"] == ["id"]

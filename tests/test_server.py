@@ -46,7 +46,10 @@ def test_classify_related_recommend_papers_taxonomy_export(unchanged_client):
     related = unchanged_client.get("/api/related/2302.00003", params={"k": 3}).json()
     assert related["id"] == "2302.00003" and len(related["results"]) == 3
     recommended = unchanged_client.post("/api/recommend", json={"likes": ["2302.00003"], "k": 4}).json()
-    assert len(recommended["results"]) == 4
+    assert len(recommended["results"]) == 4 and "abstract" not in recommended["results"][0]
+    detailed = unchanged_client.post("/api/recommend", json={"likes": ["2302.00003"], "k": 4, "details": True}).json()
+    assert [h["id"] for h in detailed["results"]] == [h["id"] for h in recommended["results"]]  # the same papers
+    assert all({"abstract", "authors", "venue"} <= set(h) for h in detailed["results"])  # what the page shows
     paper = unchanged_client.get("/api/papers/2306.00978").json()
     assert paper["title"].startswith("AWQ") and paper["bibtex"].startswith("@")
     listed = unchanged_client.get("/api/papers", params={"category": "Speculative Decoding", "limit": 5}).json()
