@@ -21,6 +21,8 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM, reason="Debian chromium not installed"),
 ]
 BLOCKING = ("serious", "critical")
+# A reader's taste as the page keeps it: one paper liked (its toggle shown pressed), one not for them.
+LIKED = "localStorage.setItem('semsearch.taste', JSON.stringify({likes: ['2306.00978'], dislikes: ['2302.00003']}))"
 
 # Each view, how to reach it, and what shows it is ready.
 VIEWS = {
@@ -34,6 +36,7 @@ VIEWS = {
     "node": ("/?view=node&category=Quantization", ".result"),
     "trends": ("/?view=trends&category=Quantization&category=Model+Compression", ".chart polyline"),
     "digest": ("/?view=digest", ".digest-group"),
+    "liked": ("/?view=liked", "#recommended .result"),  # with the papers LIKED names, set below
     "api": ("/docs", ".endpoint"),
 }
 
@@ -73,6 +76,7 @@ def test_axe_finds_nothing_serious_on_any_view(site, dark):
     found, errors = {}, []
     with sync_playwright() as p:
         browser, _, page = browser_page(p, dark=dark)
+        page.add_init_script(LIKED)
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         outside, failed = offline(page, site)
         for name, (path, ready) in VIEWS.items():

@@ -221,6 +221,14 @@ def tour(
         assert "Evicting <tokens> & more" in page.inner_text(".digest-group li")
         shot(page, "digest")
 
+        # A paper liked on its own page; what to read next from it.
+        page.goto(f"{base}/paper/{paper_id}")
+        page.click(".paper-links .like-button")
+        page.click("#show-liked")
+        page.wait_for_selector("#recommended .result")
+        assert page.locator(".liked li").count() == 1
+        shot(page, "liked")
+
         # The API, documented by the page itself from /openapi.json.
         page.click("#show-api")
         page.wait_for_selector(".endpoint")

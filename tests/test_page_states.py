@@ -425,3 +425,61 @@ def test_a_page_of_another_site_cannot_make_the_server_work(site):
         own = page.evaluate("() => fetch('/api/search?q=kv+cache').then((r) => r.status)")
         browser.close()
     assert (refused, own) == (403, 200)
+
+
+def test_papers_liked_on_any_view_give_what_to_read_next_and_stay_in_this_browser(site):
+    """The CLI, the API and MCP recommend from papers one liked; the page had no way to say so. A
+    Like toggle on every paper keeps it in this browser (not the index, which a page served to
+    several readers would mix); "Liked papers" lists them, what to read next below them, and "Not
+    for me" on a recommendation is sent as a dislike."""
+    with browsing(site) as (page, errors):
+        asked = []
+        page.on("request", lambda r: asked.append(r.post_data_json) if r.url.endswith("/api/recommend") else None)
+        page.goto(site + "/?q=quantizing+weights+to+4+bits")
+        page.wait_for_selector(".result")
+        likes = page.locator(".result > .actions .like-button")
+        liked_ids = [page.locator(".result").nth(i).get_attribute("data-id") for i in (0, 2)]
+        for i in (0, 2):
+            likes.nth(i).click()
+        page.reload()  # kept across a reload: the buttons say so
+        page.wait_for_selector(".result")
+        assert [likes.nth(i).get_attribute("aria-pressed") for i in range(3)] == ["true", "false", "true"]
+        assert likes.first.inner_text().strip().endswith("Like")  # a toggle keeps its name
+
+        page.click("#show-liked")
+        page.wait_for_selector("#recommended .result")
+        assert page.inner_text("h2") == "Papers you liked (2)"
+        assert page.eval_on_selector_all(".liked li", "rows => rows.map(r => r.dataset.id)") == liked_ids
+        shown = page.eval_on_selector_all("#recommended .result", "rs => rs.map(r => r.dataset.id)")
+        assert len(shown) == 10 and not set(shown) & set(liked_ids)
+        assert page.inner_text("#status") == "10 papers to read next, from 2 you liked"
+        assert asked[-1] == {"likes": liked_ids, "dislikes": [], "k": 10, "details": True}
+
+        page.locator("#recommended .result").first.locator("text=Not for me").click()
+        page.wait_for_function(f"() => document.querySelector('.disliked li')?.dataset.id === {shown[0]!r}")
+        page.wait_for_selector("#recommended .result")
+        assert asked[-1]["dislikes"] == [shown[0]]
+        assert shown[0] not in page.eval_on_selector_all("#recommended .result", "rs => rs.map(r => r.dataset.id)")
+        page.locator(".liked li").first.locator("text=Remove").click()
+        page.wait_for_function("() => document.querySelector('#view h2')?.textContent === 'Papers you liked (1)'")
+        page.wait_for_selector("#recommended .result")
+        page.wait_for_function("() => document.activeElement.tagName === 'H2'")  # the keyboard goes on from the heading
+
+        # Liked on another index served at this address, or stored by something else: said, never a failure.
+        page.evaluate("""localStorage.setItem('semsearch.taste',
+            JSON.stringify({likes: ['2306.00978', '9999.99999', 7, null, '2306.00978'], dislikes: 'x'}))""")
+        page.reload()
+        page.wait_for_selector("#recommended .result")
+        assert page.inner_text("h2") == "Papers you liked (1)"
+        assert page.inner_text(".hint").startswith("1 paper you marked is not in this index")
+        page.click("text=Forget them")
+        page.wait_for_selector(".hint", state="detached")  # the view drawn again without them
+        page.wait_for_selector("#recommended .result")
+        assert page.evaluate("JSON.parse(localStorage.getItem('semsearch.taste'))") == {
+            "likes": ["2306.00978"], "dislikes": []
+        }  # fmt: skip
+        page.evaluate("localStorage.setItem('semsearch.taste', '{not json')")
+        page.reload()
+        page.wait_for_selector(".empty")
+        assert "None yet" in page.inner_text("#view")
+    assert errors == []

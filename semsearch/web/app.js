@@ -179,6 +179,7 @@ function hitView(hit, question = "") {
       toggleRelated(hit.id, related);
     } }, "Related"),
     el("button", { type: "button", class: "secondary", onclick: () => showBibtex(hit.id) }, "BibTeX"),
+    likeButton(hit.id),
   ];
   return el("article", { class: "result", "data-id": hit.id, "data-year": hit.year },
     el("h3", { dir: "auto" }, link(paperHref(hit.id), hit.title)), // the heading takes the direction, and is right-aligned with it
@@ -521,6 +522,75 @@ async function trendsView(params) {
   say("");
 }
 
+// --- papers you liked, and what to read next ------------------------------------------------------
+// Kept in this browser only (localStorage, one list per server address): the index holds no
+// reader's taste, and a page served to several readers must not mix theirs.
+const TASTE_KEY = "semsearch.taste";
+const MAX_TASTE = 200; // the API's most papers in one recommendation
+
+function taste() { // {likes, dislikes}: ids, oldest first; whatever else is stored there is read as none
+  let kept = null;
+  try { kept = JSON.parse(localStorage.getItem(TASTE_KEY)); } catch { kept = null; }
+  const ids = (list) => (Array.isArray(list) ? [...new Set(list.filter((id) => typeof id === "string" && id && id.length <= 200))] : []);
+  return { likes: ids(kept?.likes).slice(-MAX_TASTE), dislikes: ids(kept?.dislikes).slice(-MAX_TASTE) };
+}
+
+function setOpinion(id, opinion) { // "like", "dislike", or null to forget the paper
+  const now = taste();
+  now.likes = now.likes.filter((x) => x !== id);
+  now.dislikes = now.dislikes.filter((x) => x !== id);
+  if (opinion === "like") now.likes.push(id);
+  if (opinion === "dislike") now.dislikes.push(id);
+  try { localStorage.setItem(TASTE_KEY, JSON.stringify({ likes: now.likes.slice(-MAX_TASTE), dislikes: now.dislikes.slice(-MAX_TASTE) })); }
+  catch { say("This browser keeps nothing for the page (storage is off or full): likes last until the page closes.", true); }
+}
+
+// A toggle: its name stays "Like" and aria-pressed says whether it is on, as a screen reader expects.
+function likeButton(id) {
+  const liked = () => taste().likes.includes(id);
+  const button = el("button", { type: "button", class: "secondary like-button", "aria-pressed": String(liked()), onclick: () => {
+    setOpinion(id, liked() ? null : "like");
+    button.setAttribute("aria-pressed", String(liked()));
+  } }, "Like");
+  return button;
+}
+
+async function likedView() {
+  const { likes, dislikes } = taste();
+  const intro = el("p", { class: "meta" }, "Kept in this browser only. Press Like on any paper (in results, related work or its page); what to read next is learned from them, and from those you mark Not for me.");
+  if (!likes.length) {
+    show(el("h2", {}, "Papers you liked"), intro, el("p", { class: "empty" }, "None yet."));
+    say("");
+    return;
+  }
+  // Each paper as this index holds it; one it does not hold (liked on another index served at this
+  // address) is said, and can be forgotten, rather than failing the whole view.
+  const read = (id) => api(`/api/papers/${encodeURIComponent(id)}`).then((paper) => ({ id, paper }), () => ({ id, paper: null }));
+  const [liked, disliked] = await Promise.all([Promise.all(likes.map(read)), Promise.all(dislikes.map(read))]);
+  const held = (rows) => rows.filter((r) => r.paper).map((r) => r.id);
+  const missing = [...liked, ...disliked].filter((r) => !r.paper).map((r) => r.id);
+  const again = () => route().then(landFocus); // drawn anew; the keyboard goes on from the heading
+  const row = (r, undo) => el("li", { "data-id": r.id }, titleLink(r.paper), " ",
+    el("button", { type: "button", class: "link", onclick: () => { setOpinion(r.id, null); again(); } }, undo));
+  const next = el("div", { id: "recommended" });
+  show(el("h2", {}, `Papers you liked (${held(liked).length})`), intro,
+    el("ul", { class: "liked" }, liked.filter((r) => r.paper).map((r) => row(r, "Remove"))),
+    missing.length ? el("p", { class: "hint" }, `${missing.length} ${missing.length === 1 ? "paper you marked is" : "papers you marked are"} not in this index (marked on another one served at this address). `,
+      el("button", { type: "button", class: "link", onclick: () => { missing.forEach((id) => setOpinion(id, null)); again(); } }, "Forget them")) : null,
+    disliked.some((r) => r.paper) ? [el("h3", {}, "Not for me"), el("ul", { class: "disliked" }, disliked.filter((r) => r.paper).map((r) => row(r, "Undo")))] : null,
+    el("h2", {}, "What to read next"), next);
+  if (!held(liked).length) { next.replaceChildren(el("p", { class: "empty" }, "Like a paper this index holds to get recommendations.")); say(""); return; }
+  say("Finding what to read next…");
+  const data = await api("/api/recommend", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ likes: held(liked), dislikes: held(disliked), k: 10, details: true }) });
+  next.replaceChildren(...data.results.map((hit) => {
+    const view = hitView(hit);
+    view.querySelector(".actions").append(el("button", { type: "button", class: "secondary", onclick: () => { setOpinion(hit.id, "dislike"); again(); } }, "Not for me"));
+    return view;
+  }));
+  say(`${data.results.length} papers to read next, from ${held(liked).length} you liked`);
+}
+
 // --- classify -------------------------------------------------------------------------------------
 function classifyView() {
   const out = el("div", { id: "classify-result", "aria-live": "polite" });
@@ -585,7 +655,7 @@ async function paperView(id) {
     el("h2", { dir: "auto" }, paper.title),
     el("p", { class: "meta" }, dotted([authorsText(paper.authors), paper.year, paper.venue, shownId(paper.id)])),
     el("p", { class: "paper-links" }, Object.entries(paper.links).map(([name, href]) => el("a", { href, rel: "noopener" }, { arxiv: "arXiv", pdf: "PDF", code: "Code", page: "Page" }[name] || name)),
-      el("button", { type: "button", class: "link", onclick: () => showBibtex(paper.id) }, "BibTeX")),
+      el("button", { type: "button", class: "link", onclick: () => showBibtex(paper.id) }, "BibTeX"), likeButton(paper.id)),
     paper.abstract ? el("p", { class: "abstract", dir: "auto" }, paper.abstract) : el("p", { class: "meta" }, "No abstract in the index (the survey lists it by title)."),
     el("p", { class: "meta" }, paper.categories.map((c) => chip(c, paper.category_source, surveyNodeHref)), paper.categories.length ? ` ${source}` : source),
     confirm, confirmed,
@@ -687,7 +757,7 @@ async function route() {
     if (location.pathname === "/docs") return await apiView();
     if (params.get("q")) return await resultsView(params);
     $("#q").value = "";
-    const views = { taxonomy: taxonomyView, node: nodeView, trends: trendsView, classify: classifyView, digest: digestView, list: listView };
+    const views = { taxonomy: taxonomyView, node: nodeView, trends: trendsView, classify: classifyView, digest: digestView, list: listView, liked: likedView };
     return await (views[params.get("view")] || landingView)(params);
   } catch (err) {
     say(err.message, true);
