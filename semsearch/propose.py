@@ -800,7 +800,7 @@ def readme_for(store, name: str, given: str | None = None, *, offline: bool = Fa
     if not is_url(source or "") or offline:
         raise SemsearchError(
             f"the index keeps no README of {name!r} yet: `semsearch taxonomy refresh` keeps it "
-            "(or, on the command line, `semsearch taxonomy propose --list FILE` reads one)"
+            f"(or, on the command line, `semsearch taxonomy propose {name} --list FILE` reads one)"
         )
     return read_source(source, offline=offline), "README.md"
 

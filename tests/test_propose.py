@@ -513,6 +513,19 @@ def test_an_unknown_list_or_one_whose_readme_the_index_never_kept_is_refused(sem
     assert offline.returncode == 2 and "keeps no README" in offline.stderr
 
 
+def test_the_refusal_for_a_missing_readme_shows_a_command_that_runs(semsearch, survey_corpus_index, tmp_path):
+    """The refusal named `semsearch taxonomy propose --list FILE`, without the list's name: run as
+    shown it failed on a missing argument. The command it shows, with a README for FILE, proposes."""
+    refused = semsearch("taxonomy", "propose", "survey", "--offline", "--index", survey_corpus_index, check=False)
+    shown = re.findall(r"`semsearch (taxonomy propose [^`]*)`", refused.stderr)
+    assert len(shown) == 1, refused.stderr
+    readme = tmp_path / "README.md"
+    readme.write_text(survey_readme(set()), encoding="utf-8")
+    words = [str(readme) if word == "FILE" else word for word in shown[0].split()]
+    done = semsearch(*words, "--offline", "--json", "--index", survey_corpus_index, check=False)
+    assert done.returncode == 0 and isinstance(json.loads(done.stdout), list), done.stderr
+
+
 # --- placement figures on two versions of a list -------------------------------------------------------
 def test_eval_propose_places_the_papers_a_newer_list_added(semsearch, survey_only_index, tmp_path):
     survey = load_survey()
