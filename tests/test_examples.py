@@ -300,6 +300,7 @@ def api_requests() -> list[tuple[str, str, dict | None]]:
         "q": "quantizing weights to 4 bits", "k": "5", "year_from": "2023", "year_to": "2024",
         "category": "Model Compression", "explain": "true", "details": "true", "diverse": "true",
         "ids": "2306.00978,2309.17453", "taxonomy": "survey", "since": "2024-01-01", "min_confidence": "0.5",
+        "limit": "20",
     }  # fmt: skip
     bodies = {
         "/api/classify": {"title": "Evicting tokens", "abstract": "We evict tokens from the KV cache."},
