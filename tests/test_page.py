@@ -326,6 +326,26 @@ def test_a_taxonomy_from_a_list_is_chosen_on_the_page(tmp_path, fake_model, corp
             assert "Drafts that verify themselves" in page.inner_text("main")
             assert "Evicting" not in page.inner_text("main")
             assert "taxonomy=decoding" in page.get_attribute("a[href*='digests.atom']", "href")
+            # The Taxonomy view with the list picked drew the survey's tree under the picker saying
+            # "decoding": it is the list's tree, and its nodes list the list's papers.
+            page.goto(base + "/?view=taxonomy")
+            page.wait_for_selector(".tree details")
+            page.wait_for_selector("#taxonomy:not([hidden]) option[value=decoding]", state="attached")
+            page.select_option("#taxonomy", "decoding")
+            page.wait_for_url("**view=taxonomy&taxonomy=decoding**")
+            page.wait_for_selector("#view:not([aria-busy]) .tree .leaf")
+            assert page.eval_on_selector_all(".tree > .leaf > a", "links => links.map(a => a.textContent)") == [
+                "Drafting", "Caching"
+            ]  # fmt: skip
+            assert page.locator(".treemap rect").count() == 2 and "Model-Centric" not in page.inner_text("#view")
+            page.click(".tree .leaf a:text-is('Drafting')")
+            page.wait_for_url("**view=node**")
+            page.wait_for_selector("#view:not([aria-busy]) .result")
+            assert "taxonomy=decoding" in page.url and page.inner_text("main h2") == "Drafting"
+            page.select_option("#taxonomy", "")  # back to the survey's
+            page.goto(base + "/?view=taxonomy")
+            page.wait_for_selector("#view:not([aria-busy]) .tree details")
+            assert "Model-Centric Methods" in page.inner_text(".tree")
             browser.close()
         assert problems == []
     finally:

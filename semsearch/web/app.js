@@ -101,9 +101,9 @@ const number = (n) => Number(n).toLocaleString("en");
 const percent = (share) => `${Math.round(Math.min(1, Math.max(0, Number(share) || 0)) * 100)}%`;
 const pathText = (path) => path.replaceAll("/", " › ");
 const paperHref = (id) => `/paper/${encodeURIComponent(id)}`;
-// A node of the picked list's taxonomy (a hit's chips, classify's answer) keeps the pick; a node of
-// the survey's (the tree, the treemap, trends, a paper's own categories) is the survey's: with a
-// list picked its link asked the list for a survey node (400).
+// A node of the picked list's taxonomy (a hit's chips, classify's answer, the Taxonomy view's tree
+// with a list picked) keeps the pick; a node of the survey's (the landing's treemap, trends, a paper's
+// own categories) is the survey's: with a list picked its link asked the list for a survey node (400).
 const nodeHref = (path) => withTaxonomy(`/?view=node&category=${encodeURIComponent(path)}`);
 const surveyNodeHref = (path) => `/?view=node&category=${encodeURIComponent(path)}`;
 const link = (href, ...children) => el("a", { href, "data-route": true }, ...children);
@@ -326,13 +326,13 @@ function shade(hex, step) { // the colour darkened by 12% a step: white labels k
   return "#" + [1, 3, 5].map((i) => Math.round(parseInt(hex.slice(i, i + 2), 16) * f).toString(16).padStart(2, "0")).join("");
 }
 
-function treemapLegend(tree) {
+function treemapLegend(tree, href = surveyNodeHref) {
   return el("ul", { class: "legend" }, tree.filter((n) => n.papers).sort((a, b) => b.papers - a.papers).map((n, i) =>
     el("li", {}, el("span", { class: "swatch", style: `background: ${TOP_COLOURS[i % TOP_COLOURS.length]}` }),
-      link(surveyNodeHref(n.path), n.name), ` (${number(n.papers)})`)));
+      link(href(n.path), n.name), ` (${number(n.papers)})`)));
 }
 
-function treemap(tree, width = 900, height = 420) {
+function treemap(tree, href = surveyNodeHref, width = 900, height = 420) {
   const colours = TOP_COLOURS;
   const svg = el("svg:svg", { class: "treemap", viewBox: `0 0 ${width} ${height}`, role: "group", "aria-label": "The taxonomy, each area sized by its papers" });
   const tops = tree.filter((n) => n.papers).map((n) => ({ node: n, value: n.papers })).sort((a, b) => b.value - a.value);
@@ -344,8 +344,8 @@ function treemap(tree, width = 900, height = 420) {
       const title = `${pathText(node.path)}: ${number(node.papers)} papers`;
       const rect = el("svg:rect", { x: cell.x, y: cell.y, width: Math.max(cell.w, 0), height: Math.max(cell.h, 0),
         fill: shade(colours[t % colours.length], i % 3), tabindex: 0, role: "link",
-        "aria-label": title, onclick: () => go(surveyNodeHref(node.path)),
-        onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(surveyNodeHref(node.path)); } } },
+        "aria-label": title, onclick: () => go(href(node.path)),
+        onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(href(node.path)); } } },
       el("svg:title", {}, title));
       svg.append(rect);
       const lines = labelLines(node.name, cell.w, cell.h);
@@ -395,21 +395,26 @@ async function landingView() {
 }
 
 // --- taxonomy, node lists, trends ---------------------------------------------------------------
-function treeView(nodes) {
+function treeView(nodes, href = surveyNodeHref) {
   return nodes.map((node) => {
     const predicted = node.papers - node.labelled;
     const count = predicted ? `(${node.labelled} + ${predicted} predicted)` : `(${node.papers})`;
-    if (!node.children.length) return el("div", { class: "leaf" }, link(surveyNodeHref(node.path), node.name), " ", el("span", { class: "count" }, count));
+    if (!node.children.length) return el("div", { class: "leaf" }, link(href(node.path), node.name), " ", el("span", { class: "count" }, count));
     // A summary holds no link (a control inside a control): the node's list is the first line inside.
     return el("details", {}, el("summary", {}, node.name, " ", el("span", { class: "count" }, count)),
-      el("div", { class: "leaf" }, link(surveyNodeHref(node.path), `All papers under ${node.name}`)), ...treeView(node.children));
+      el("div", { class: "leaf" }, link(href(node.path), `All papers under ${node.name}`)), ...treeView(node.children, href));
   });
 }
 
-async function taxonomyView() {
-  const tree = await api("/api/taxonomy");
+// The picked list's tree, its nodes listing the list's papers (the survey's drew under a picker
+// naming the list); the survey's without a pick.
+async function taxonomyView(params) {
+  const name = params.get("taxonomy") || "";
+  const tree = await api(name ? `/api/taxonomy?taxonomy=${encodeURIComponent(name)}` : "/api/taxonomy");
+  const href = name ? nodeHref : surveyNodeHref;
   const lists = el("p", { class: "lists" }, "Give back to a list (proposed lines, gaps): ");
-  show(el("h2", {}, "Taxonomy"), lists, treemap(tree), treemapLegend(tree), el("div", { class: "tree" }, treeView(tree)));
+  show(el("h2", {}, name ? `Taxonomy: ${name}` : "Taxonomy"), lists, treemap(tree, href), treemapLegend(tree, href),
+    el("div", { class: "tree" }, treeView(tree, href)));
   const rows = await api("/api/taxonomies").catch(() => []);
   rows.forEach((t, i) => lists.append(i ? ", " : "", link(`/?view=list&taxonomy=${encodeURIComponent(t.name)}`, t.name)));
   say("");
