@@ -395,6 +395,9 @@ def _read_questions(path: Path, **options) -> list:
 
 
 def _print_hits(hits, explain: bool = False) -> None:
+    if not hits:  # an empty box of headings read as output cut short
+        print("no papers")
+        return
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table

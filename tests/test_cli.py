@@ -35,6 +35,22 @@ def test_ingest_then_search_json(built, capsys):
     assert scores == sorted(scores, reverse=True)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("search", "mixture of experts routing", "--year-from", "2090"),
+        ("recommend", "--like", "2302.00003", "--since", "2090-01-01"),
+    ],
+    ids=["search", "recommend"],
+)
+def test_a_table_with_no_papers_says_so_in_words(built, cli, args):
+    """Filters that leave nothing drew an empty box of column headings, as if the output were cut
+    short; the table's place now says there are no papers (exit 0: an answer, not an error)."""
+    done = cli(*args, "--index", built)
+    assert done.returncode == 0 and done.stdout == "no papers\n", done.stdout + done.stderr
+    assert json.loads(cli(*args, "--json", "--index", built).stdout)["results"] == []
+
+
 def test_search_table(built, capsys):
     code, out, _ = run(capsys, "search", "mixture of experts routing", "--index", built)
     assert code == 0 and "Mixture of experts" in out
