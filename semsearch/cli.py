@@ -1143,7 +1143,8 @@ def taxonomy_propose(
     print(found["patch"], end="")
     edge = "" if request.taxonomy == SURVEY else ", or at the edge of the list's topic"  # the survey's is its scope
     print(
-        f"{sure} papers proposed, {found['unsure']} unsure (under --min-confidence {request.min_confidence}{edge})",
+        f"{sure} paper{'' if sure == 1 else 's'} proposed, {found['unsure']} unsure "
+        f"(under --min-confidence {request.min_confidence}{edge})",
         file=sys.stderr,
     )
 

@@ -513,6 +513,17 @@ def test_an_unknown_list_or_one_whose_readme_the_index_never_kept_is_refused(sem
     assert offline.returncode == 2 and "keeps no README" in offline.stderr
 
 
+def test_the_count_of_one_proposed_paper_reads_as_one(semsearch, survey_corpus_index, tmp_path):
+    """The count closing a patch of one paper read "1 papers proposed"."""
+    readme = tmp_path / "README.md"
+    readme.write_text(survey_readme({"2306.00978"}), encoding="utf-8")
+    done = semsearch(
+        "taxonomy", "propose", "survey", "--list", readme, "--ids", "2306.00978", "--min-confidence", "0",
+        "--index", survey_corpus_index,
+    )  # fmt: skip
+    assert done.stderr.splitlines()[-1].startswith("1 paper proposed, 0 unsure"), done.stderr
+
+
 def test_the_refusal_for_a_missing_readme_shows_a_command_that_runs(semsearch, survey_corpus_index, tmp_path):
     """The refusal named `semsearch taxonomy propose --list FILE`, without the list's name: run as
     shown it failed on a missing argument. The command it shows, with a README for FILE, proposes."""
