@@ -264,7 +264,7 @@ def ingest_jsonl_command(
     is skipped, and the skipped lines are counted at the end."""
     from semsearch.ingest import ingest_jsonl
 
-    wanted = {c.strip() for c in categories.split(",") if c.strip()} if categories else None
+    wanted = categories.split(",") if categories is not None else None  # checked as watch's are
     report = ingest_jsonl(
         paths,
         index_dir=index,

@@ -517,7 +517,7 @@ def ingest_jsonl(
     index_dir: str | Path | None = None,
     model: str | None = None,
     skip_malformed: bool = False,
-    categories: set[str] | None = None,
+    categories: Iterable[str] | None = None,
     since: str | None = None,
     progress: bool = True,
     index_type: str | None = None,
@@ -531,9 +531,14 @@ def ingest_jsonl(
     made it), so nothing is embedded here; with `vectors`, an .npy
     file holds them row by row, aligned with the records, made by `vectors_model`. Vectors are
     checked against the index's model and dimension, so another model's are refused. With
-    `ray_address`, papers are embedded on that Ray cluster ("local": one started here)."""
+    `ray_address`, papers are embedded on that Ray cluster ("local": one started here). Given,
+    `categories` must name one at least, each as arXiv spells it: an empty filter kept everything
+    and a misspelt one nothing, both without a word."""
+    from semsearch.sources.arxiv import check_categories
     from semsearch.sources.jsonl import Cursor, check_readable, first_record, read_jsonl
 
+    if categories is not None:
+        categories = set(check_categories(categories))
     files = [Path(p) for p in paths]
     for path in files:
         check_readable(path)

@@ -664,3 +664,47 @@ def test_a_resumed_ingest_says_it_in_its_summary_not_again_as_a_warning(tmp_path
         report = ingest_survey(index_dir=index_dir, offline=True, progress=False)
     assert not any("interrupted run had staged" in w for w in report.warnings), report.warnings
     assert "more new from an earlier run" in report.summary()
+
+
+# --- ingest jsonl's options, as a user runs them (conftest's `cli`: a process of its own in the full suite)
+@pytest.fixture
+def three_categories(tmp_path) -> Path:
+    """Three papers, one per arXiv category (cs.CL; cs.LG with cs.AI; cs.RO), dated Jan, Mar, Jun 2024."""
+    rows = [
+        {"id": "2401.00001", "title": "Quantizing KV caches", "abstract": "We quantize caches.", "categories": "cs.CL",
+         "update_date": "2024-01-05"},
+        {"id": "2401.00002", "title": "Draft models for decoding", "abstract": "Drafts verified.",
+         "categories": "cs.LG cs.AI", "update_date": "2024-03-01"},
+        {"id": "2401.00003", "title": "Robot arms", "abstract": "Robots.", "categories": "cs.RO",
+         "update_date": "2024-06-01"},
+    ]  # fmt: skip
+    path = tmp_path / "papers.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def held(index_dir: Path) -> list[str]:
+    return sorted(paper.id for paper in Index.open(index_dir).store.papers_by_vec_id(range(10)).values())
+
+
+def test_ingest_jsonl_keeps_the_categories_and_dates_asked_for(cli, three_categories, tmp_path):
+    cli("ingest", "jsonl", three_categories, "--categories", "cs.CL,cs.LG", "--index", tmp_path / "a", check=True)
+    assert held(tmp_path / "a") == ["2401.00001", "2401.00002"]
+    cli("ingest", "jsonl", three_categories, "--since", "2024-02-01", "--index", tmp_path / "b", check=True)
+    assert held(tmp_path / "b") == ["2401.00002", "2401.00003"]
+
+
+@pytest.mark.parametrize(
+    "given, refusal",
+    [
+        ("", "no arXiv category given (e.g. cs.CL,cs.LG)"),
+        (" , ", "no arXiv category given (e.g. cs.CL,cs.LG)"),
+        ("CS.CL", "not an arXiv category: 'CS.CL' (e.g. cs.CL, cs.LG, stat.ML, hep-th)"),
+    ],
+)
+def test_ingest_jsonl_refuses_categories_that_name_none_as_watch_does(cli, three_categories, tmp_path, given, refusal):
+    """An empty --categories (a shell variable unset) kept every paper, the filter dropped without a
+    word; a misspelt one ('CS.CL') kept none and exit 0. Now both are refused in watch's words."""
+    done = cli("ingest", "jsonl", three_categories, "--categories", given, "--index", tmp_path / "idx")
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", f"error: {refusal}\n")
+    assert not (tmp_path / "idx").exists() or not any((tmp_path / "idx").iterdir())
