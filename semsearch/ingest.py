@@ -539,6 +539,8 @@ def ingest_jsonl(
 
     if categories is not None:
         categories = set(check_categories(categories))
+    if vectors_model is not None and vectors is None:  # it would be dropped, the papers embedded here
+        raise SemsearchError("--vectors-model names the model that made --vectors: give --vectors FILE too")
     files = [Path(p) for p in paths]
     for path in files:
         check_readable(path)

@@ -708,3 +708,21 @@ def test_ingest_jsonl_refuses_categories_that_name_none_as_watch_does(cli, three
     done = cli("ingest", "jsonl", three_categories, "--categories", given, "--index", tmp_path / "idx")
     assert (done.returncode, done.stdout, done.stderr) == (2, "", f"error: {refusal}\n")
     assert not (tmp_path / "idx").exists() or not any((tmp_path / "idx").iterdir())
+
+
+def test_ingest_jsonl_takes_precomputed_vectors_from_an_npy_file_named_with_their_model(
+    cli, three_categories, tmp_path
+):
+    np.save(tmp_path / "v.npy", np.random.default_rng(0).standard_normal((3, 64)).astype(np.float32))
+    given = ("--vectors", tmp_path / "v.npy", "--vectors-model", "all-MiniLM-L6-v2", "--index", tmp_path / "idx")
+    done = cli("ingest", "jsonl", three_categories, *given, "--no-progress", check=True)
+    assert "embedded 0" in done.stderr and len(held(tmp_path / "idx")) == 3
+
+
+def test_ingest_jsonl_refuses_vectors_model_without_vectors(cli, three_categories, tmp_path):
+    """--vectors-model names the model of --vectors: alone it was dropped without a word and the
+    papers embedded by the index's model, exit 0."""
+    done = cli("ingest", "jsonl", three_categories, "--vectors-model", "all-MiniLM-L6-v2", "--index", tmp_path / "idx")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "error: --vectors-model names the model that made --vectors: give --vectors FILE too\n"
+    assert not (tmp_path / "idx").exists()
