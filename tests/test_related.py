@@ -935,3 +935,33 @@ def test_recommend_since_reads_an_undated_papers_day_from_its_arxiv_id(tmp_path,
     cli("ingest", "jsonl", source, "--index", index, "--no-progress", check=True)
     found = cli("recommend", "--like", "2401.00001", "--since", "2024-06-01", "--index", index, "--json", check=True)
     assert sorted(hit["id"] for hit in json.loads(found.stdout)["results"]) == ["2406.00003", "2412.00004", "notes-2"]
+
+
+# --- options as a user runs them (conftest's `cli`: a process of its own in the full suite) ------------
+def test_related_diverse_taxonomy_and_format_as_a_user_runs_them(cli, survey_only_index):
+    def ids(*args) -> list[str]:
+        done = cli("related", "2306.00978", "-k", "3", *args, "--index", survey_only_index, check=True)
+        return [hit["id"] for hit in json.loads(done.stdout)["results"]]
+
+    plain, diverse = ids("--format", "json"), ids("--diverse", "--json")
+    assert len(diverse) == 3 and "2306.00978" not in diverse and diverse[0] == plain[0]  # the nearest stays first
+    assert ids("--taxonomy", "survey", "--json") == plain
+    refused = cli("related", "2306.00978", "--taxonomy", "nope", "--index", survey_only_index)
+    assert (refused.returncode, refused.stderr) == (
+        2,
+        "error: no taxonomy 'nope' in the index (see `semsearch taxonomy list`)\n",
+    )
+    cited = cli("related", "2306.00978", "-k", "1", "--format", "bibtex", "--index", survey_only_index, check=True)
+    assert cited.stdout.startswith("@") and cited.stdout.count("@") == 1
+
+
+def test_recommend_dislike_k_and_format_and_export_bibtex_as_a_user_runs_them(cli, survey_only_index):
+    likes = ("--like", "2306.00978", "--dislike", "2306.02272")
+    found = json.loads(cli("recommend", *likes, "-k", "2", "--format", "json", "--index", survey_only_index,
+                           check=True).stdout)  # fmt: skip
+    assert found["dislikes"] == ["2306.02272"] and len(found["results"]) == 2
+    assert {"2306.00978", "2306.02272"}.isdisjoint(hit["id"] for hit in found["results"])
+    cited = cli("recommend", *likes, "-k", "2", "--format", "bibtex", "--index", survey_only_index, check=True)
+    assert cited.stdout.count("@") == 2
+    exported = cli("export", "2306.00978,2306.02272", "--bibtex", "--index", survey_only_index, check=True)
+    assert exported.stdout.count("@") == 2 and "arXiv:2306.00978" in exported.stdout

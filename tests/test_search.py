@@ -1605,3 +1605,16 @@ def test_a_question_is_read_at_the_question_models_own_temperature(unchanged_sur
     np.testing.assert_allclose(
         searcher.question_leaves(query, vector), softmax(scores, classifier.question_temperature)[0]
     )
+
+
+# --- options as a user runs them (conftest's `cli`: a process of its own in the full suite) ------------
+def test_search_year_to_and_format_as_a_user_runs_them(cli, survey_only_index):
+    until = json.loads(
+        cli("search", "kv cache", "--year-to", "2023", "-k", "5", "--format", "json", "--index", survey_only_index,
+            check=True).stdout
+    )  # fmt: skip
+    assert until["results"] and all(hit["year"] <= 2023 for hit in until["results"])
+    cited = cli("search", "kv cache", "-k", "2", "--format", "bibtex", "--index", survey_only_index, check=True)
+    assert cited.stdout.count("@") == 2 and "eprint = {" in cited.stdout
+    table = cli("search", "kv cache", "-k", "1", "--format", "table", "--index", survey_only_index, check=True)
+    assert "score" in table.stdout and not table.stdout.startswith("{")
