@@ -726,3 +726,44 @@ def test_ingest_jsonl_refuses_vectors_model_without_vectors(cli, three_categorie
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == "error: --vectors-model names the model that made --vectors: give --vectors FILE too\n"
     assert not (tmp_path / "idx").exists()
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_ingest_jsonl_builds_the_index_type_asked_for(cli, three_categories, tmp_path, kind):
+    cli("ingest", "jsonl", three_categories, "--index-type", kind, "--index", tmp_path / "idx", check=True)
+    assert json.loads(cli("info", "--json", "--index", tmp_path / "idx", check=True).stdout)["index_type"] == kind
+
+
+def test_ingest_model_is_the_indexs_model_and_ray_without_an_export_is_refused(cli, three_categories, tmp_path):
+    """--model names the index's model (ingest jsonl, survey, arxiv alike); --ray runs the model's ONNX
+    export, which the test model has not: one line, exit 2, no index made."""
+    cli("ingest", "jsonl", three_categories, "--model", "some/other-model", "--index", tmp_path / "a", check=True)
+    assert (
+        json.loads(cli("info", "--json", "--index", tmp_path / "a", check=True).stdout)["model"] == "some/other-model"
+    )
+    survey = cli(
+        "ingest", "survey", "--offline", "--model", "some/other-model", "--progress", "--index", tmp_path / "s"
+    )
+    assert survey.returncode == 0 and "embedding" in survey.stderr  # the bar, asked for off a terminal
+    quiet = cli("ingest", "survey", "--offline", "--no-progress", "--index", tmp_path / "s", check=True)
+    assert "embedding" not in quiet.stderr and "0 new" in quiet.stderr
+    ray = cli("ingest", "jsonl", three_categories, "--ray", "ray://127.0.0.1:1", "--index", tmp_path / "r")
+    assert (ray.returncode, ray.stdout) == (2, "") and ray.stderr.count("\n") == 1 and "--ray" in ray.stderr
+    assert cli("info", "--index", tmp_path / "r").returncode == 2  # no index was made
+
+
+def test_ingest_arxiv_query_max_and_model_as_a_user_runs_them(cli, tmp_path, monkeypatch):
+    from tests.arxiv_stub import ArxivStub
+
+    papers = {f"2411.0000{i}": {"title": f"Paper {i} on caches", "abstract": "Caches."} for i in range(1, 6)}
+    with ArxivStub(papers=papers) as stub:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        monkeypatch.setenv("SEMSEARCH_ARXIV_DELAY", "0")
+        given = ("--query", "all:caches", "--max", "2", "--model", "some/other-model", "--index", tmp_path / "idx")
+        done = cli("ingest", "arxiv", *given, "--no-progress", check=True)
+        too_many = cli("ingest", "arxiv", "--query", "all:caches", "--max", "10001", "--index", tmp_path / "idx")
+    assert (
+        "2 new" in done.stderr and json.loads(cli("info", "--json", "--index", tmp_path / "idx").stdout)["papers"] == 2
+    )
+    assert stub.requests[0]["search_query"] == ["all:caches"]
+    assert (too_many.returncode, too_many.stderr.count("\n")) == (2, 1) and "--max" in too_many.stderr
