@@ -1009,3 +1009,20 @@ def test_taxonomy_add_says_how_many_items_it_could_not_read_as_papers(index_dir,
 def test_taxonomy_add_of_a_list_it_reads_whole_says_nothing_of_unread_items(index_dir, list_file, stub, capsys):
     code, _, err = run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)
     assert code == 0 and "not read as" not in err
+
+
+# --- options as a user runs them (conftest's `cli`: a process of its own in the full suite) ------------
+def test_taxonomy_add_and_refresh_json_and_progress_as_a_user_runs_them(cli, index_dir, list_file, stub):
+    added = cli("taxonomy", "add", "kv", list_file, "--json", "--progress", "--index", index_dir, check=True)
+    assert json.loads(added.stdout)["nodes"] == NODES and "embedding" in added.stderr  # the bar, asked for
+    quiet = cli("taxonomy", "refresh", list_file, "--taxonomy", "kv", "--no-progress", "--index", index_dir)
+    assert quiet.returncode == 0 and "embedding" not in quiet.stderr
+    shown = cli("taxonomy", "refresh", list_file, "--taxonomy", "kv", "--progress", "--json", "--index", index_dir)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["papers"] == 7
+
+
+def test_taxonomy_alone_prints_the_indexs_tree_as_json(cli, index_dir, tmp_path):
+    tree = json.loads(cli("taxonomy", "--json", "--index", index_dir, check=True).stdout)
+    assert [node["name"] for node in tree] and all({"name", "papers", "children"} <= set(node) for node in tree)
+    missing = cli("taxonomy", "--json", "--index", tmp_path / "none")
+    assert (missing.returncode, missing.stdout) == (2, "") and missing.stderr.startswith("error: no index at ")
