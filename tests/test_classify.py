@@ -1666,3 +1666,15 @@ def test_a_saved_classifier_whose_arrays_do_not_fit_together_is_refused_and_trai
     assert _usable(buffer.getvalue()) is None
     assert _usable(classifier.to_bytes()) is not None  # the archive as saved loads
     assert _usable(classifier.to_bytes(), dimension=classifier.train_vectors.shape[1] + 1) is None
+
+
+def test_eval_classify_taxonomy_names_the_taxonomy_judged(cli, survey_only_index):
+    named = json.loads(cli("eval", "classify", "--taxonomy", "survey", "--json", "--index", survey_only_index,
+                           check=True).stdout)  # fmt: skip
+    default = json.loads(cli("eval", "classify", "--json", "--index", survey_only_index, check=True).stdout)
+    assert named["papers"] == default["papers"] > 0 and named["leaf_top1"] == default["leaf_top1"]
+    refused = cli("eval", "classify", "--taxonomy", "nope", "--index", survey_only_index)
+    assert (refused.returncode, refused.stderr) == (
+        2,
+        "error: no taxonomy 'nope' in the index (see `semsearch taxonomy list`)\n",
+    )

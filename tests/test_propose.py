@@ -1001,3 +1001,22 @@ def test_a_proposed_line_ends_with_no_space_a_line_break_kept(markdown):
     assert all(not part.endswith(" ") for part in line.split("\n")[-1:]) and not line.endswith(" ")
     assert ("**Folding Caches into Few Bits**  \n" in line) == ("**Old caches**  \n" in markdown)
     assert [p.title for p in parse_list(f"# L\n## Caches\n{line}\n").papers] == [NEW.title]
+
+
+def test_eval_propose_min_confidence_proposes_fewer_the_surer_it_must_be(semsearch, survey_only_index, tmp_path):
+    added = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id})[::25]
+    old, new = tmp_path / "old.md", tmp_path / "new.md"
+    old.write_text(survey_readme(set(added)), encoding="utf-8")
+    new.write_text(survey_readme(set()), encoding="utf-8")
+
+    def report(at: str) -> dict:
+        given = ("eval", "propose", old, new, "--min-confidence", at, "--json", "--index", survey_only_index)
+        return json.loads(semsearch(*given).stdout)
+
+    bold, sure = report("0"), report("1")
+    assert (bold["min_confidence"], sure["min_confidence"]) == (0.0, 1.0)
+    assert bold["proposed"] >= sure["proposed"] and sure["proposed"] + sure["unsure_or_out"] == len(added)
+    refused = semsearch(
+        "eval", "propose", old, new, "--min-confidence", "1.5", "--index", survey_only_index, check=False
+    )
+    assert (refused.returncode, refused.stderr.count("\n")) == (2, 1) and "min_confidence" in refused.stderr

@@ -965,3 +965,13 @@ def test_recommend_dislike_k_and_format_and_export_bibtex_as_a_user_runs_them(cl
     assert cited.stdout.count("@") == 2
     exported = cli("export", "2306.00978,2306.02272", "--bibtex", "--index", survey_only_index, check=True)
     assert exported.stdout.count("@") == 2 and "arXiv:2306.00978" in exported.stdout
+
+
+def test_eval_related_k_is_the_depth_judged(cli, survey_corpus_index, tmp_path):
+    awq = tmp_path / "awq.jsonl"  # a survey paper with an abstract: one to ask about
+    awq.write_text('{"id": "2306.00978", "title": "AWQ", "abstract": "Activation-aware 4-bit weight quantization."}\n')
+    cli("ingest", "jsonl", awq, "--index", survey_corpus_index, "--no-progress", check=True)
+    report = json.loads(cli("eval", "related", "-k", "3", "--json", "--index", survey_corpus_index, check=True).stdout)
+    assert report["queries"] == 1 and 0.0 <= report["precision_at_3"] <= 1.0 and "precision_at_5" not in report
+    refused = cli("eval", "related", "-k", "0", "--index", survey_corpus_index)
+    assert (refused.returncode, refused.stderr) == (2, "error: k: Input should be greater than or equal to 1\n")
