@@ -2526,3 +2526,15 @@ def test_a_digest_entry_carries_its_scope_as_classify_gives_it_at_every_door(sur
     assert sorted((e["id"], e["scope"]) for group in served["groups"].values() for e in group) == sorted(
         (e["id"], e["scope"]) for e in entries
     )
+
+
+# --- options as a user runs them (conftest's `cli`: a process of its own in the full suite) ------------
+def test_watch_min_confidence_leaves_less_certain_papers_out_of_the_digest(cli, survey_index, stub, monkeypatch):
+    monkeypatch.setenv("SEMSEARCH_ARXIV_DELAY", "0")
+    given = ("watch", "--since", "2024-11-01", "--min-confidence", "0.999999", "--format", "json", "--no-progress")
+    digest = json.loads(cli(*given, "--index", survey_index, check=True).stdout)
+    shown = [entry for group in digest["groups"].values() for entry in group]
+    assert all(entry["confidence"] >= 0.999999 for entry in shown) and len(shown) < len(IN_SCOPE)
+    refused = cli("watch", "--min-confidence", "1.5", "--index", survey_index)
+    assert (refused.returncode, refused.stdout, refused.stderr.count("\n")) == (2, "", 1)
+    assert "--min-confidence" in refused.stderr
