@@ -563,10 +563,13 @@ def ingest_jsonl(
             for path, first in firsts.items():  # another model's vectors: refused before anything is stored
                 embedding = first.get("embedding")
                 check(first.get("embedding_model"), len(embedding) if isinstance(embedding, list) else 0, f"{path}:1")
+        # The filter as a set prints it, in one order for every process (a set's own order is its
+        # process's string hashing: a rerun, in another order, missed the place an interrupted one left).
+        wanted = "{" + ", ".join(map(repr, sorted(categories))) + "}" if categories is not None else None
         for path in files:
-            # An interrupted run left its place in the file (same file: same size and mtime).
+            # An interrupted run left its place in the file (same file: same size and mtime, same filter).
             stat = path.stat()
-            key = f"{RESUME_PREFIX}{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{categories}:{since}"
+            key = f"{RESUME_PREFIX}{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{wanted}:{since}"
             offset, records = (int(x) for x in (ingest.store.get_meta(key) or "0:0").split(":"))
             cursor = Cursor(offset, records)
             skipped_lines: list[int] = []

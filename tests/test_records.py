@@ -315,6 +315,46 @@ def test_a_run_killed_part_way_resumes_and_still_stops_on_the_bad_line_by_its_nu
     assert code == 2 and f"big.jsonl:{bad_line}: field 'versions[0].created'" in err
 
 
+@pytest.mark.slow  # real processes
+def test_an_ingest_filtered_by_two_categories_resumes_in_the_next_process(tmp_path):
+    """The place an interrupted `ingest jsonl --categories cs.CL,cs.LG` left was keyed by the
+    categories as a Python set prints them, in an order each process's string hashing chose: the
+    rerun (another order) read the file again from its first line, the place left behind."""
+    source = tmp_path / "big.jsonl"
+    with source.open("w") as out:
+        for n in range(1, BATCH + 80):
+            out.write(
+                json.dumps({"id": f"2402.{n:05d}", "title": f"Paper {n} on caches", "categories": "cs.CL"}) + "\n"
+            )
+    marker = tmp_path / "paused"
+    given = ["ingest", "jsonl", str(source), "--categories", "cs.CL,cs.LG", "--index", str(tmp_path / "idx")]
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "tests.cli_process", "--pause-at", "batch", "--marker", str(marker), "--", *given],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "1"},  # prints {'cs.LG', 'cs.CL'}
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline and writer.poll() is None:
+            time.sleep(0.05)
+        assert marker.exists(), "the writer never reached its first batch"
+    finally:
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+    rerun = subprocess.run(
+        [sys.executable, "-m", "tests.cli_process", "--", *given, "--no-progress"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "2"},  # prints {'cs.CL', 'cs.LG'}
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rerun.returncode == 0 and "Traceback" not in rerun.stderr, rerun.stderr
+    assert "resuming" in rerun.stderr and "read 591 papers" not in rerun.stderr, rerun.stderr
+
+
 def _nested(depth: int) -> str:
     return "[" * depth + "\n"
 
