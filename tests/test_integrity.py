@@ -370,6 +370,56 @@ def test_vectors_that_do_not_match_the_papers_are_damage_in_one_line(two_generat
         assert said in one_line(err)
 
 
+def test_the_library_refuses_vectors_of_other_papers_naming_the_file(two_generations):
+    """What the commands above say comes from `Index.vectors`, for every door that loads them."""
+    _unchecked(two_generations)
+    _rewrite_vectors(two_generations / "gen-000002", lambda m, ids: (m, ids + 1000, "ip"))
+    index = Index.open(two_generations, fall_back=False)
+    try:
+        with pytest.raises(IndexDamaged) as raised:
+            index.vectors  # noqa: B018 - loading it is the test
+    finally:
+        index.close()
+    said = f"{two_generations / 'gen-000002' / 'vectors.faiss'} holds other papers than papers.db"
+    assert str(raised.value) == f"index at {two_generations} is damaged: {said}"
+
+
+def test_a_hard_link_to_a_file_of_the_index_is_no_file_to_write_and_one_to_another_file_is(two_generations, tmp_path):
+    """`check_outside_index` knows a file of the index by its inode, under any name: a hard link
+    to CURRENT or to a generation's papers.db is refused naming the file it is; a file with one
+    name, or with two outside the index, is anyone's to write."""
+    from semsearch.index import check_outside_index
+
+    for target in (two_generations / "CURRENT", two_generations / "gen-000001" / "papers.db"):
+        link = tmp_path / f"link-to-{target.name}"
+        try:
+            os.link(target, link)
+        except OSError as err:  # another file system: no hard link can be made there
+            pytest.skip(f"no hard link from {tmp_path} into the index: {err}")
+        with pytest.raises(SemsearchError) as raised:
+            check_outside_index(link, "--output", index_dir=two_generations)
+        named = target.relative_to(two_generations).as_posix()
+        assert str(raised.value) == (
+            f"--output {link}: is a hard link to {named}, a file of the index directory "
+            f"{two_generations.resolve()}; name a file outside it"
+        )
+    mine = tmp_path / "digest.md"
+    mine.write_text("old digest\n")
+    check_outside_index(mine, "--output", index_dir=two_generations)
+    os.link(mine, tmp_path / "also-mine.md")
+    check_outside_index(tmp_path / "also-mine.md", "--output", index_dir=two_generations)
+
+
+def test_new_files_get_0666_less_the_umask_which_is_left_as_it_was():
+    """Read once on import (`FILE_MODE`), by setting the umask and setting it back."""
+    before = os.umask(0o027)
+    try:
+        assert index_module._file_mode() == 0o640
+        assert os.umask(0o027) == 0o027
+    finally:
+        os.umask(before)
+
+
 @pytest.mark.parametrize(
     "name, change",
     [
