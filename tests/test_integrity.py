@@ -1660,3 +1660,48 @@ def test_a_generation_published_while_the_server_looks_is_served_not_called_dama
     health = client.get("/api/health").json()
     assert health["generation"] == "gen-000003" and health["status"] == "ok", health
     assert health.get("reload_error") is None
+
+
+def test_a_writer_waits_for_the_lock_saying_so_once_then_names_its_holder(tmp_path):
+    """`take_lock` waits up to its timeout, warning once (not each try) whom it waits for, then
+    refuses naming the holder by the pid the holder wrote: this process's other writer, or another
+    process. Once the holder lets go, the lock is taken at once."""
+    from semsearch.errors import IndexBusy
+    from semsearch.index import drop_lock, take_lock
+
+    class Said(logging.Handler):  # the module's own logger: the CLI's set-up may stop it propagating
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.lines = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
+    said = Said()
+    logging.getLogger("semsearch.index").addHandler(said)
+    path = tmp_path / "index" / ".lock"
+    held = take_lock(path, 0, "writing to")
+    try:
+        assert path.read_text() == str(os.getpid())
+        with pytest.raises(IndexBusy) as raised:
+            take_lock(path, 0.3, "writing to")
+        assert str(raised.value) == (
+            f"this process's other semsearch writer (pid {os.getpid()}) is writing to {path.parent}; "
+            "try again when it has finished"
+        )
+        assert said.lines == [
+            f"waiting for this process's other writer (pid {os.getpid()}) to finish with {path.parent}…"
+        ]
+        os.pwrite(held, b"999999", 0)  # as a holder in another process leaves it
+        said.lines.clear()
+        with pytest.raises(IndexBusy) as raised:
+            take_lock(path, 0.2, "watching arXiv for", who="watch")
+        assert str(raised.value) == (
+            f"another semsearch process (pid 999999) is watching arXiv for {path.parent}; "
+            "try again when it has finished"
+        )
+        assert said.lines == [f"waiting for another watch (pid 999999) to finish with {path.parent}…"]
+    finally:
+        drop_lock(held)
+        logging.getLogger("semsearch.index").removeHandler(said)
+    drop_lock(take_lock(path, 0, "writing to"))
