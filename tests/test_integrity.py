@@ -1705,3 +1705,35 @@ def test_a_writer_waits_for_the_lock_saying_so_once_then_names_its_holder(tmp_pa
         drop_lock(held)
         logging.getLogger("semsearch.index").removeHandler(said)
     drop_lock(take_lock(path, 0, "writing to"))
+
+
+def test_a_generation_renamed_but_never_named_by_current_is_taken_up_by_the_next_writer(
+    two_generations, monkeypatch, capsys
+):
+    """A writer stopped between renaming staging to its generation and writing CURRENT left a whole
+    generation no reader sees: the next writer takes it back as its staging (its work is not redone
+    or lost) and publishes it with its own change, under the next number."""
+    from semsearch.cli import main
+
+    real = index_module.write_atomically
+
+    def stopped_before_current(target, data):
+        if target.name == "CURRENT":
+            raise KeyboardInterrupt
+        real(target, data)
+
+    monkeypatch.setattr(index_module, "write_atomically", stopped_before_current)
+    assert main(["label", "2401.00001", "Quantization", "--index", str(two_generations)]) == 130
+    monkeypatch.setattr(index_module, "write_atomically", real)
+    assert current_generation(two_generations) == "gen-000002" and (two_generations / "gen-000003").is_dir()
+    assert not (two_generations / "staging").exists()
+    capsys.readouterr()
+    assert main(["label", "2401.00002", "Quantization", "--index", str(two_generations)]) == 0
+    assert "this change also publishes what an interrupted run had staged" in capsys.readouterr().err
+    assert current_generation(two_generations) == "gen-000003"
+    index = Index.open(two_generations)
+    try:
+        assert {row["id"] for row in index.store.labels()} == {"2401.00001", "2401.00002"}
+    finally:
+        index.close()
+    assert sorted(p.name for p in two_generations.glob("gen-*")) == ["gen-000002", "gen-000003"]
