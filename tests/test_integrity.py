@@ -1737,3 +1737,24 @@ def test_a_generation_renamed_but_never_named_by_current_is_taken_up_by_the_next
     finally:
         index.close()
     assert sorted(p.name for p in two_generations.glob("gen-*")) == ["gen-000002", "gen-000003"]
+
+
+def test_a_papers_db_sqlite_cannot_read_is_damage_of_its_generation_said_without_the_path(two_generations):
+    """Found by SQLite, not by a checksum (an index written before them): the generation is damaged,
+    its reason names the file within it, and an older intact generation answers."""
+    from semsearch.index import GenerationDamaged
+
+    _unchecked(two_generations)
+    DB_DAMAGE["garbage header"](two_generations / "gen-000002" / "papers.db")
+    with pytest.raises(GenerationDamaged) as raised:
+        Index.open(two_generations, fall_back=False)
+    assert raised.value.generation == "gen-000002"
+    assert raised.value.reason.startswith("papers.db cannot be read (") and str(two_generations) not in str(
+        raised.value.reason
+    )
+    index = Index.open(two_generations)
+    try:
+        assert index.generation_dir.name == "gen-000001"
+        assert index.integrity.startswith("gen-000002 is damaged (papers.db cannot be read (")
+    finally:
+        index.close()
