@@ -1758,3 +1758,21 @@ def test_a_papers_db_sqlite_cannot_read_is_damage_of_its_generation_said_without
         assert index.integrity.startswith("gen-000002 is damaged (papers.db cannot be read (")
     finally:
         index.close()
+
+
+def test_a_generation_resealed_after_a_rewrite_on_purpose_is_checked_against_its_new_checksums(two_generations):
+    """`reseal` records the checksums anew, not none: the rewritten file opens, and damage done to
+    it afterwards is still found."""
+    from semsearch.index import GenerationDamaged, reseal
+
+    generation = two_generations / "gen-000002"
+    vocabulary = generation / "lexical" / "vocab.index.json"
+    vocabulary.write_text(vocabulary.read_text() + " ")  # a rewrite on purpose
+    reseal(generation)
+    Index.open(two_generations, fall_back=False).close()
+    assert Manifest.read(generation / "manifest.json").files["lexical/vocab.index.json"] == index_module.file_digest(
+        vocabulary
+    )
+    vocabulary.write_text(vocabulary.read_text() + " ")
+    with pytest.raises(GenerationDamaged, match=r"lexical/vocab\.index\.json checksum mismatch"):
+        Index.open(two_generations, fall_back=False)
