@@ -975,3 +975,24 @@ def test_eval_related_k_is_the_depth_judged(cli, survey_corpus_index, tmp_path):
     assert report["queries"] == 1 and 0.0 <= report["precision_at_3"] <= 1.0 and "precision_at_5" not in report
     refused = cli("eval", "related", "-k", "0", "--index", survey_corpus_index)
     assert (refused.returncode, refused.stderr) == (2, "error: k: Input should be greater than or equal to 1\n")
+
+
+@pytest.mark.slow  # a process of its own
+def test_the_recommendation_script_runs_as_a_user_runs_it(unchanged_survey_corpus_index, tmp_path):
+    """scripts/eval_recommend.py: simulated readers of each reading-list topic like papers of it;
+    recommend and the simpler uses of the same likes are scored by the share of the first k that
+    carry the topic (over every paper, and over those that carry any topic)."""
+    from tests.test_search import run_script
+
+    papers = [p for _, p in Index.open(unchanged_survey_corpus_index).store.iter_papers()]
+    (tmp_path / "data").mkdir()
+    rows = [{"id": p.id, "topics": ["quantization" if n % 2 else "pruning"]} for n, p in enumerate(papers[:60])]
+    (tmp_path / "data" / "arxiv_topics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = run_script(
+        "scripts/eval_recommend.py", "--index", unchanged_survey_corpus_index, "--shared", tmp_path,
+        "--likes", 2, "--readers", 2, "-k", 5,
+    )  # fmt: skip
+    assert out.startswith("2 topics, 4 readers, 2 papers liked each; precision@5:"), out
+    for way in ("recommend", "recommend, one paper of another topic disliked", "centroid of the liked papers",
+                "related work of the first liked paper", "each liked paper's nearest, in turn"):  # fmt: skip
+        assert re.search(rf"^\| {re.escape(way)} \| [01]\.\d{{3}} \| [01]\.\d{{3}} \|$", out, re.M), out
