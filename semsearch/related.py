@@ -11,7 +11,8 @@ Every score shown is between 0 and 1 and falls down the list (`readable`): relat
 (cosine + bonus) / (1 + CATEGORY_BONUS); with --diverse, the marginal relevance at the moment each
 paper was picked, MMR_TRADE_OFF × its score + (1 - MMR_TRADE_OFF) × its novelty (1 - its cosine
 to the closest paper above it), which never rises from one pick to the next; recommendations, the
-cosine to the liked side of the separating plane. Negative cosines show as 0.
+cosine to their query (the separating direction and the liked papers' centroid, each of length 1,
+summed). Negative cosines show as 0.
 """
 
 from __future__ import annotations
@@ -186,7 +187,8 @@ class RelatedFinder:
         self, likes: Sequence[str], dislikes: Sequence[str] = (), k: int = 10, *, since: str | None = None
     ) -> list[Hit]:
         """Papers to read next, in the spirit of arxiv-sanity: a linear SVM separates the liked papers
-        from the disliked ones and a sample of all others, and its weight vector is the query."""
+        from the disliked ones and a sample of all others, and its weight vector, with the liked
+        papers' centroid, is the query."""
         check_k(k)
         if not likes:
             raise SemsearchError("give at least one --like ID")
@@ -202,14 +204,19 @@ class RelatedFinder:
         vectors = self.store.embeddings_held(rows)
         features = np.vstack([vectors[v] for v in rows])
         labels = np.array([1] * len(liked) + [0] * (len(disliked) + len(background)))
+        centroid = features[: len(liked)].mean(axis=0)
         if labels.min() == labels.max():
-            scores_query = features[: len(liked)].mean(axis=0)  # nothing else in the index: plain centroid
+            scores_query = centroid  # nothing else in the index: plain centroid
         else:
             weights = np.ones(len(rows))
             weights[len(liked) : len(liked) + len(disliked)] = 5.0  # an explicit "no" counts more than silence
-            scores_query = separating_direction(features, labels, weights).astype(np.float32)
+            direction = separating_direction(features, labels, weights)
+            # What sets the liked papers apart from the rest, and the liked papers themselves, in equal
+            # parts: alone, the direction drifts from one or two likes (an exemplar against 2,000
+            # others), below their plain centroid (docs/evaluation.md, "Recommendations").
+            scores_query = (_unit(direction) + _unit(centroid)).astype(np.float32)
         # Unit length, so each paper's score is its cosine to the query: 0-1 once negatives show as 0.
-        scores_query = scores_query / max(float(np.linalg.norm(scores_query)), 1e-12)
+        scores_query = _unit(scores_query)
         allowed = None
         if since:
             allowed = np.asarray([v for v in self.store.vec_ids_where(since=since) if v not in chosen], np.int64)
@@ -217,6 +224,10 @@ class RelatedFinder:
         left_out = self.searcher.papers_held(self.store.papers_by_vec_id(chosen).values())  # and their other records
         pool = [(v, readable(s)) for v, s in ranked if v not in chosen]
         return self.searcher.hits(pool, k, left_out=left_out, allowed=allowed)  # `since` holds for what is shown
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
 def separating_direction(features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:

@@ -618,18 +618,22 @@ def _recommend_along(finder: RelatedFinder, monkeypatch, weights: np.ndarray) ->
     return finder.recommend(["2403.00000", "2403.00001"], ["2402.00000"], k=17), seen
 
 
-def test_a_recommendation_scores_its_cosine_to_the_separating_direction_and_the_far_side_0(finder, monkeypatch):
-    """Module note: a recommendation shows its cosine to the liked side of the separating plane,
-    whatever the length of the SVM's weight vector; a paper on the other side shows 0."""
+def test_a_recommendation_scores_its_cosine_to_the_direction_and_the_likes_in_equal_parts(finder, monkeypatch):
+    """Module note: a recommendation shows its cosine to the query, the separating direction and the
+    liked papers' centroid each of length 1, summed (whatever the length of the SVM's weight vector);
+    a paper on the other side shows 0."""
     vector = {i: finder.store.embedding(finder.store.find(i)) for i in ("2403.00002", "2403.00003", "2401.00002")}
-    hits, _ = _recommend_along(finder, monkeypatch, 0.5 * vector["2403.00002"])
-    scores = {h.paper.id: h.score for h in hits}
-    assert hits[0].paper.id == "2403.00002" and scores["2403.00002"] == pytest.approx(1.0)  # the direction itself
-    assert scores["2403.00003"] == pytest.approx(float(vector["2403.00002"] @ vector["2403.00003"]))
-    assert len(hits) == 17 and all(0.0 <= s <= 1.0 for s in scores.values())
-    hits, _ = _recommend_along(finder, monkeypatch, 0.5 * (vector["2403.00002"] - vector["2401.00002"]))
-    scores = {h.paper.id: h.score for h in hits}
-    assert scores["2401.00002"] == 0.0 and scores["2403.00002"] > 0.5  # its cosine is negative
+    centroid = np.mean([finder.store.embedding(finder.store.find(i)) for i in ("2403.00000", "2403.00001")], axis=0)
+    centroid /= np.linalg.norm(centroid)
+    for length in (0.5, 7.0):
+        hits, _ = _recommend_along(finder, monkeypatch, length * vector["2403.00002"])
+        query = (vector["2403.00002"] + centroid) / np.linalg.norm(vector["2403.00002"] + centroid)
+        scores = {h.paper.id: h.score for h in hits}
+        for paper in ("2403.00002", "2403.00003", "2401.00002"):
+            assert scores[paper] == pytest.approx(max(0.0, float(query @ vector[paper])), abs=1e-6)
+        assert len(hits) == 17 and all(0.0 <= s <= 1.0 for s in scores.values())
+    hits, _ = _recommend_along(finder, monkeypatch, -3.0 * vector["2401.00002"])
+    assert {h.paper.id: h.score for h in hits}["2401.00002"] == 0.0  # its cosine is negative
 
 
 def test_the_separator_learns_the_likes_against_the_rest_and_a_dislike_weighs_more_than_silence(finder, monkeypatch):
