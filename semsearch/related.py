@@ -11,8 +11,8 @@ Every score shown is between 0 and 1 and falls down the list (`readable`): relat
 (cosine + bonus) / (1 + CATEGORY_BONUS); with --diverse, the marginal relevance at the moment each
 paper was picked, MMR_TRADE_OFF × its score + (1 - MMR_TRADE_OFF) × its novelty (1 - its cosine
 to the closest paper above it), which never rises from one pick to the next; recommendations, the
-cosine to their query (the separating direction and the liked papers' centroid, each of length 1,
-summed). Negative cosines show as 0.
+cosine to their query (the separating direction and Rocchio's feedback, the liked papers' centroid
+less ROCCHIO_DISLIKE of the disliked ones', each of length 1, summed). Negative cosines show as 0.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ MMR_TRADE_OFF = 0.7  # relevance vs novelty for --diverse
 SAME_TEXT = 0.99  # cosine at which a text given to `related --text` is an indexed paper's own
 BACKGROUND = 2000  # other papers standing in for "not liked" in recommendations
 SVM_C = 0.1  # the linear SVM's error cost: soft, a few liked papers should not be fitted exactly
+ROCCHIO_DISLIKE = 0.2  # the disliked papers' share against the liked ones' (SMART's 0.15 to 0.75)
 
 
 def readable(score: float) -> float:
@@ -188,7 +189,7 @@ class RelatedFinder:
     ) -> list[Hit]:
         """Papers to read next, in the spirit of arxiv-sanity: a linear SVM separates the liked papers
         from the disliked ones and a sample of all others, and its weight vector, with the liked
-        papers' centroid, is the query."""
+        papers' centroid (less a little of the disliked ones'), is the query."""
         check_k(k)
         if not likes:
             raise SemsearchError("give at least one --like ID")
@@ -204,9 +205,12 @@ class RelatedFinder:
         vectors = self.store.embeddings_held(rows)
         features = np.vstack([vectors[v] for v in rows])
         labels = np.array([1] * len(liked) + [0] * (len(disliked) + len(background)))
-        centroid = features[: len(liked)].mean(axis=0)
+        # Rocchio's feedback: the liked papers' centroid, a little away from the disliked ones'.
+        feedback = _unit(features[: len(liked)].mean(axis=0))
+        if disliked:
+            feedback -= ROCCHIO_DISLIKE * _unit(features[len(liked) : len(liked) + len(disliked)].mean(axis=0))
         if labels.min() == labels.max():
-            scores_query = centroid  # nothing else in the index: plain centroid
+            scores_query = feedback  # nothing else in the index to separate from
         else:
             weights = np.ones(len(rows))
             weights[len(liked) : len(liked) + len(disliked)] = 5.0  # an explicit "no" counts more than silence
@@ -214,7 +218,7 @@ class RelatedFinder:
             # What sets the liked papers apart from the rest, and the liked papers themselves, in equal
             # parts: alone, the direction drifts from one or two likes (an exemplar against 2,000
             # others), below their plain centroid (docs/evaluation.md, "Recommendations").
-            scores_query = (_unit(direction) + _unit(centroid)).astype(np.float32)
+            scores_query = (_unit(direction) + _unit(feedback)).astype(np.float32)
         # Unit length, so each paper's score is its cosine to the query: 0-1 once negatives show as 0.
         scores_query = _unit(scores_query)
         allowed = None

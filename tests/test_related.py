@@ -618,12 +618,14 @@ def _recommend_along(finder: RelatedFinder, monkeypatch, weights: np.ndarray) ->
     return finder.recommend(["2403.00000", "2403.00001"], ["2402.00000"], k=17), seen
 
 
-def test_a_recommendation_scores_its_cosine_to_the_direction_and_the_likes_in_equal_parts(finder, monkeypatch):
-    """Module note: a recommendation shows its cosine to the query, the separating direction and the
-    liked papers' centroid each of length 1, summed (whatever the length of the SVM's weight vector);
-    a paper on the other side shows 0."""
+def test_a_recommendation_scores_its_cosine_to_the_direction_and_the_likes_less_the_dislikes(finder, monkeypatch):
+    """Module note: a recommendation shows its cosine to the query, the separating direction and
+    Rocchio's feedback (the liked papers' centroid less 0.2 of the disliked ones'), each of length 1,
+    summed (whatever the length of the SVM's weight vector); a paper on the other side shows 0."""
     vector = {i: finder.store.embedding(finder.store.find(i)) for i in ("2403.00002", "2403.00003", "2401.00002")}
-    centroid = np.mean([finder.store.embedding(finder.store.find(i)) for i in ("2403.00000", "2403.00001")], axis=0)
+    liked = np.mean([finder.store.embedding(finder.store.find(i)) for i in ("2403.00000", "2403.00001")], axis=0)
+    disliked = finder.store.embedding(finder.store.find("2402.00000"))
+    centroid = liked / np.linalg.norm(liked) - 0.2 * disliked / np.linalg.norm(disliked)
     centroid /= np.linalg.norm(centroid)
     for length in (0.5, 7.0):
         hits, _ = _recommend_along(finder, monkeypatch, length * vector["2403.00002"])
