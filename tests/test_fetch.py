@@ -7,48 +7,14 @@ import datetime
 import ipaddress
 import socket
 import ssl
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
 
 from semsearch.fetch import BoundedSession, BrokeOff, Overdue, TooLarge
-
-
-class _Serving:
-    """A local server answering each GET with `answer(handler)`, over TLS when given a context."""
-
-    def __init__(self, answer, tls: ssl.SSLContext | None = None):
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                try:
-                    answer(self)
-                except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-                    pass
-                self.close_connection = True
-
-            def log_message(self, *args):
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def get_request(self):
-                sock, address = super().get_request()
-                return (tls.wrap_socket(sock, server_side=True) if tls else sock), address
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_port}/list.md"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from tests.local_server import Serving
 
 
 def _send(handler: BaseHTTPRequestHandler, body: bytes) -> None:
@@ -64,7 +30,7 @@ def test_an_answer_of_exactly_the_limit_is_read_and_one_byte_more_is_too_large()
     and the refusal names the limit in MB."""
     limit = 2**20
     for size, fits in ((limit, True), (limit + 1, False)):
-        with _Serving(lambda handler, size=size: _send(handler, b"x" * size)) as serving:
+        with Serving(lambda handler, size=size: _send(handler, b"x" * size)) as serving:
             with BoundedSession(10, limit) as session:
                 if fits:
                     assert len(session.get(serving.url).content) == limit
@@ -109,7 +75,7 @@ def tls(tmp_path_factory):
 
 def test_an_https_answer_is_read_whole(tls):
     context, cert_file = tls
-    with _Serving(lambda handler: _send(handler, b"# Papers\n"), context) as serving:
+    with Serving(lambda handler: _send(handler, b"# Papers\n"), context) as serving:
         with BoundedSession(10, 2**20) as session:
             assert session.get(serving.url, verify=cert_file).content == b"# Papers\n"
 
@@ -126,7 +92,7 @@ def test_an_https_server_trickling_its_headers_is_cut_at_the_deadline_too(tls):
             time.sleep(0.02)
 
     started = time.monotonic()
-    with _Serving(trickle, context) as serving, BoundedSession(0.5, 2**20) as session:
+    with Serving(trickle, context) as serving, BoundedSession(0.5, 2**20) as session:
         with pytest.raises(Overdue, match=r"^its answer took longer than 0.5 s$"):
             session.get(serving.url, verify=cert_file)
     assert time.monotonic() - started < 3
@@ -151,7 +117,7 @@ def test_a_call_after_a_cut_one_gets_its_own_deadline():
         else:
             _send(handler, b"whole")
 
-    with _Serving(answer) as serving, BoundedSession(0.4, 2**20) as session:
+    with Serving(answer) as serving, BoundedSession(0.4, 2**20) as session:
         with pytest.raises(Overdue):
             session.get(serving.url)
         assert session.get(serving.url).content == b"whole"
@@ -160,7 +126,7 @@ def test_a_call_after_a_cut_one_gets_its_own_deadline():
 def test_a_redirect_from_http_to_https_is_followed(tls):
     """arXiv's move to https is such a hop: the answer is the one at the https address."""
     context, cert_file = tls
-    with _Serving(lambda handler: _send(handler, b"# Papers\n"), context) as secure:
+    with Serving(lambda handler: _send(handler, b"# Papers\n"), context) as secure:
 
         def moved(handler):
             handler.send_response(301)
@@ -168,7 +134,7 @@ def test_a_redirect_from_http_to_https_is_followed(tls):
             handler.send_header("Content-Length", "0")
             handler.end_headers()
 
-        with _Serving(moved) as plain, BoundedSession(10, 2**20) as session:
+        with Serving(moved) as plain, BoundedSession(10, 2**20) as session:
             response = session.get(plain.url, verify=cert_file)
     assert response.url == secure.url and response.content == b"# Papers\n"
 
@@ -183,7 +149,7 @@ def test_the_callers_headers_are_sent_and_every_call_asks_for_its_connection_to_
         seen.append(dict(handler.headers))
         _send(handler, b"ok")
 
-    with _Serving(answer) as serving, BoundedSession(10, 2**20) as session:
+    with Serving(answer) as serving, BoundedSession(10, 2**20) as session:
         session.get(serving.url, headers={"User-Agent": "semsearch-test"})
     assert seen[0]["User-Agent"] == "semsearch-test"
     assert seen[0]["Connection"].lower() == "close"  # the token is case-insensitive (RFC 9110)
@@ -224,10 +190,10 @@ def test_redirects_past_the_limit_end_in_too_many_redirects_carrying_the_last_an
         handler.send_header("Content-Length", "0")
         handler.end_headers()
 
-    with _Serving(loop) as serving, BoundedSession(10, 2**20) as session:
+    with Serving(loop) as serving, BoundedSession(10, 2**20) as session:
         with pytest.raises(requests.TooManyRedirects, match=r"^Exceeded 3 redirects\.$") as raised:
             session.get(serving.url)
-    assert hops == ["/list.md", "/hop1", "/hop2", "/hop3"]
+    assert hops == ["/README.md", "/hop1", "/hop2", "/hop3"]
     assert raised.value.response.status_code == 302 and raised.value.response.url.endswith("/hop3")
 
 
@@ -238,7 +204,7 @@ def test_an_answer_shorter_than_its_length_broke_off_and_says_how():
         handler.end_headers()
         handler.wfile.write(b"x" * 10)
 
-    with _Serving(short) as serving, BoundedSession(10, 2**20) as session:
+    with Serving(short) as serving, BoundedSession(10, 2**20) as session:
         with pytest.raises(BrokeOff) as raised:
             session.get(serving.url)
     assert str(raised.value) == "its answer broke off (ProtocolError)"  # urllib3's name for it

@@ -29,6 +29,7 @@ from semsearch.sources.curated import (
 from semsearch.sources.survey import _venue, survey_facts
 from tests.cli_process import run_cli
 from tests.conftest import SHARED, examples
+from tests.local_server import Serving
 from tests.test_lists import LIST
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -310,34 +311,6 @@ def test_undo_without_a_refresh_is_one_line(cli, survey_only_index, tmp_path):
 
 
 # --- --offline never touches the network ----------------------------------------------------------
-class _Serving:
-    """A local HTTP server answering each GET with `answer(handler)`."""
-
-    def __init__(self, answer):
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                try:
-                    answer(self)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-                self.close_connection = True
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/README.md"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def send_list(handler: BaseHTTPRequestHandler, body: str) -> None:
     """Answer with `body` as a list's README: Markdown, UTF-8, its length said."""
     data = body.encode()
@@ -348,7 +321,7 @@ def send_list(handler: BaseHTTPRequestHandler, body: str) -> None:
     handler.wfile.write(data)
 
 
-class CountingServer(_Serving):
+class CountingServer(Serving):
     """A local HTTP server that serves a list and counts the requests it gets."""
 
     def __init__(self, body: str):
@@ -468,7 +441,7 @@ def test_a_list_url_answered_compressed_is_read_as_its_text():
         handler.end_headers()
         handler.wfile.write(body)
 
-    with _Serving(answer) as serving:
+    with Serving(answer) as serving:
         assert read_source(serving.url) == LIST
 
 
@@ -491,9 +464,9 @@ def test_a_list_url_whose_answer_breaks_off_or_runs_past_the_limit_is_one_line()
         for _ in range(4 * MAX_CHARS // 1_000_000 + 2):
             handler.wfile.write(b"x" * 1_000_000)
 
-    with _Serving(broken) as serving, pytest.raises(Unreachable, match=r"its answer broke off \("):
+    with Serving(broken) as serving, pytest.raises(Unreachable, match=r"its answer broke off \("):
         read_source(serving.url)
-    with _Serving(endless) as serving, pytest.raises(SemsearchError, match="larger than the 5 MB a list may be"):
+    with Serving(endless) as serving, pytest.raises(SemsearchError, match="larger than the 5 MB a list may be"):
         read_source(serving.url)
 
 
@@ -549,7 +522,7 @@ def test_a_list_url_that_trickles_its_headers_is_cut_at_the_timeout(monkeypatch)
 
     monkeypatch.setattr(lists, "FETCH_TIMEOUT", 0.5)
     started = time.monotonic()
-    with _Serving(answer) as serving, pytest.raises(Unreachable, match="its answer took longer than 0.5 s"):
+    with Serving(answer) as serving, pytest.raises(Unreachable, match="its answer took longer than 0.5 s"):
         lists.read_source(serving.url)
     assert time.monotonic() - started < 3
 
@@ -582,7 +555,7 @@ def test_a_list_url_is_read_in_the_charset_it_names_else_utf8(content_type, enco
         handler.end_headers()
         handler.wfile.write(body)
 
-    with _Serving(answer) as serving:
+    with Serving(answer) as serving:
         assert read_source(serving.url) == text
 
 
@@ -603,6 +576,6 @@ def test_a_redirects_body_is_never_read(monkeypatch):
 
     monkeypatch.setattr(lists, "FETCH_TIMEOUT", 3.0)
     started = time.monotonic()
-    with _Serving(answer) as serving:
+    with Serving(answer) as serving:
         assert lists.read_source(serving.url) == LIST
     assert time.monotonic() - started < 2

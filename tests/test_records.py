@@ -280,6 +280,26 @@ def test_escape_sequences_in_a_record_never_reach_the_terminal_or_bibtex(tmp_pat
     assert (code, out) == (2, "") and "papers.jsonl:1: field 'id': holds a control" in err
 
 
+def _killed_at_its_first_batch(given: list[str], cwd, **env: str) -> None:
+    """`semsearch GIVEN...` in a process of its own, killed (SIGKILL) once it reaches its first batch."""
+    marker = cwd / "paused"
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "tests.cli_process", "--pause-at", "batch", "--marker", str(marker), "--", *given],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline and writer.poll() is None:
+            time.sleep(0.05)
+        assert marker.exists(), "the writer never reached its first batch"
+    finally:
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+
+
 @pytest.mark.slow
 def test_a_run_killed_part_way_resumes_and_still_stops_on_the_bad_line_by_its_number(tmp_path):
     """A writer killed after its first batch leaves its place in the file; the rerun resumes there
@@ -292,24 +312,7 @@ def test_a_run_killed_part_way_resumes_and_still_stops_on_the_bad_line_by_its_nu
             if n == bad_line:
                 record["versions"] = [{"created": 5}]
             out.write(json.dumps(record) + "\n")
-    marker = tmp_path / "paused"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    writer = subprocess.Popen(
-        [sys.executable, "-m", "tests.cli_process", "--pause-at", "batch", "--marker", str(marker), "--"]
-        + ["ingest", "jsonl", str(source), "--index", str(tmp_path / "idx")],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < deadline and writer.poll() is None:
-            time.sleep(0.05)
-        assert marker.exists(), "the writer never reached its first batch"
-    finally:
-        os.kill(writer.pid, signal.SIGKILL)
-        writer.wait()
+    _killed_at_its_first_batch(["ingest", "jsonl", str(source), "--index", str(tmp_path / "idx")], tmp_path)
     code, _, err = semsearch("ingest", "jsonl", source, "--index", tmp_path / "idx", cwd=tmp_path)
     assert "resuming" in err
     assert code == 2 and f"big.jsonl:{bad_line}: field 'versions[0].created'" in err
@@ -326,23 +329,8 @@ def test_an_ingest_filtered_by_two_categories_resumes_in_the_next_process(tmp_pa
             out.write(
                 json.dumps({"id": f"2402.{n:05d}", "title": f"Paper {n} on caches", "categories": "cs.CL"}) + "\n"
             )
-    marker = tmp_path / "paused"
     given = ["ingest", "jsonl", str(source), "--categories", "cs.CL,cs.LG", "--index", str(tmp_path / "idx")]
-    writer = subprocess.Popen(
-        [sys.executable, "-m", "tests.cli_process", "--pause-at", "batch", "--marker", str(marker), "--", *given],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "1"},  # prints {'cs.LG', 'cs.CL'}
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < deadline and writer.poll() is None:
-            time.sleep(0.05)
-        assert marker.exists(), "the writer never reached its first batch"
-    finally:
-        os.kill(writer.pid, signal.SIGKILL)
-        writer.wait()
+    _killed_at_its_first_batch(given, tmp_path, PYTHONHASHSEED="1")  # prints {'cs.LG', 'cs.CL'}
     rerun = subprocess.run(
         [sys.executable, "-m", "tests.cli_process", "--", *given, "--no-progress"],
         cwd=tmp_path,
