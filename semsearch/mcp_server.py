@@ -438,13 +438,19 @@ class DaemonLines:
         def pump() -> None:
             # As io.TextIOWrapper reads (what the SDK wraps standard input in): "\r\n" and "\r" end a line too.
             decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder("utf-8")(errors="replace"), True)
+
+            def lines_of(text: str) -> str:  # hands over each whole line of `text`; the rest is returned
+                *complete, rest = text.split("\n")
+                for line in complete:
+                    hand_over(line + "\n")
+                return rest
+
             pending = ""
             try:
                 while chunk := os.read(self._fd, self.READ_BYTES):
-                    *complete, pending = (pending + decoder.decode(chunk)).split("\n")
-                    for line in complete:
-                        hand_over(line + "\n")
-                if pending := pending + decoder.decode(b"", final=True):
+                    pending = lines_of(pending + decoder.decode(chunk))
+                # The end can still end a line: a "\r" held back in case "\n" followed it.
+                if pending := lines_of(pending + decoder.decode(b"", final=True)):
                     hand_over(pending)
             except (OSError, RuntimeError):  # unreadable, or the loop is gone
                 pass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -333,6 +333,7 @@ def test_ctrl_c_or_sigterm_ends_the_server_while_the_client_is_quiet(index_dir, 
 
 
 @given(chunks=st.lists(st.binary(max_size=40), max_size=8), read_bytes=st.integers(1, 7))
+@example(chunks=[b"\r\xc2"], read_bytes=1)  # a "\r" and a cut character at the end: one line, read as two
 @settings(max_examples=200, deadline=2000)
 def test_standard_input_is_read_into_lines_as_the_sdks_text_wrapper_reads_it(chunks, read_bytes):
     """The daemon reader (`DaemonLines`) splits and decodes lines exactly as io.TextIOWrapper, the
