@@ -1536,18 +1536,22 @@ class Terminated(KeyboardInterrupt):
     ended a writer without a word and dropped the batch being embedded."""
 
 
+def terminate(signum, frame) -> None:
+    """SIGTERM's handler in the `semsearch` command (`_stop_on_sigterm`)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated
+
+
 def _stop_on_sigterm() -> None:
     """For the `semsearch` command only (a program calling `main` keeps its own SIGTERM), and not
     when the caller set SIGTERM aside (ignored: it stays so). Answered once, as Ctrl-C is; SIGKILL
     still ends an impatient wait."""
     import signal
 
-    def stop(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated
-
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGTERM, terminate)
 
 
 class _Interrupted(Exception):

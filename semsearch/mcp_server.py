@@ -484,14 +484,37 @@ def serve_stdio(*, index_dir: str | Path | None = None) -> None:
     """Serve until the client closes standard input, or stops reading what is answered: then there
     is no one to answer, and nothing to say (an 81-line traceback of a broken pipe, exit 1, was); or
     until Ctrl-C or SIGTERM, however quiet the client (`DaemonLines`)."""
+    import signal
     import sys
 
     import anyio
 
+    from semsearch.cli import Terminated, terminate
+
+    server, stopped = build_server(index_dir=index_dir), []
+
+    async def serving() -> None:
+        import asyncio
+
+        if signal.getsignal(signal.SIGTERM) is terminate:  # the command's SIGTERM: taken as asyncio takes Ctrl-C
+            # Raised wherever the loop stood, Terminated could end a task of the SDK's instead of
+            # the server (exit 1 with asyncio's "unhandled exception during shutdown", now and then).
+            task, loop = asyncio.current_task(), asyncio.get_running_loop()
+
+            def cancel(signum, frame) -> None:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                stopped.append(signum)
+                loop.call_soon_threadsafe(task.cancel)
+
+            signal.signal(signal.SIGTERM, cancel)
+        await _run_stdio(server)
+
     try:
-        anyio.run(_run_stdio, build_server(index_dir=index_dir))
-    except Exception as err:
-        if not _broken_pipes(err):
+        anyio.run(serving)
+    except BaseException as err:
+        if stopped:  # cancelled by SIGTERM: said by the command as its stop
+            raise Terminated from None
+        if not isinstance(err, Exception) or not _broken_pipes(err):
             raise
         from semsearch.cli import drop_output
 
