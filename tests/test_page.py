@@ -342,8 +342,8 @@ def test_a_taxonomy_from_a_list_is_chosen_on_the_page(tmp_path, fake_model, corp
             page.wait_for_url("**view=node**")
             page.wait_for_selector("#view:not([aria-busy]) .result")
             assert "taxonomy=decoding" in page.url and page.inner_text("main h2") == "Drafting"
-            page.select_option("#taxonomy", "")  # back to the survey's
-            page.goto(base + "/?view=taxonomy")
+            page.select_option("#taxonomy", "")  # back to the survey's: its tree, not the list's node asked of it (400)
+            page.wait_for_url("**/?view=taxonomy")
             page.wait_for_selector("#view:not([aria-busy]) .tree details")
             assert "Model-Centric Methods" in page.inner_text(".tree")
             browser.close()

@@ -813,6 +813,12 @@ $("#close-bibtex").addEventListener("click", () => $("#bibtex-dialog").close());
 $("#taxonomy").addEventListener("change", () => {
   const params = new URLSearchParams(location.search);
   if ($("#taxonomy").value) params.set("taxonomy", $("#taxonomy").value); else params.delete("taxonomy");
+  // A category is the other taxonomy's: a node or its trends give way to the chosen one's tree, a
+  // search keeps its question without the filter (the survey was asked for a list's node: 400).
+  if (params.has("category")) {
+    params.delete("category");
+    if (["node", "trends"].includes(params.get("view"))) params.set("view", "taxonomy");
+  }
   go(`${location.pathname}?${params}`);
 });
 taxonomyPicker();
