@@ -572,28 +572,28 @@ async function likedView() {
   // address) is said, and can be forgotten, rather than failing the whole view.
   const read = (id) => api(`/api/papers/${encodeURIComponent(id)}`).then((paper) => ({ id, paper }), () => ({ id, paper: null }));
   const [liked, disliked] = await Promise.all([Promise.all(likes.map(read)), Promise.all(dislikes.map(read))]);
-  const held = (rows) => rows.filter((r) => r.paper).map((r) => r.id);
+  const [likedHere, dislikedHere] = [liked, disliked].map((rows) => rows.filter((r) => r.paper));
   const missing = [...liked, ...disliked].filter((r) => !r.paper).map((r) => r.id);
   const again = () => route().then(landFocus); // drawn anew; the keyboard goes on from the heading
   const row = (r, undo) => el("li", { "data-id": r.id }, titleLink(r.paper), " ",
     el("button", { type: "button", class: "link", onclick: () => { setOpinion(r.id, null); again(); } }, undo));
   const next = el("div", { id: "recommended" });
-  show(el("h2", {}, `Papers you liked (${held(liked).length})`), intro,
-    el("ul", { class: "liked" }, liked.filter((r) => r.paper).map((r) => row(r, "Remove"))),
+  show(el("h2", {}, `Papers you liked (${likedHere.length})`), intro,
+    el("ul", { class: "liked" }, likedHere.map((r) => row(r, "Remove"))),
     missing.length ? el("p", { class: "hint" }, `${missing.length} ${missing.length === 1 ? "paper you marked is" : "papers you marked are"} not in this index (marked on another one served at this address). `,
       el("button", { type: "button", class: "link", onclick: () => { missing.forEach((id) => setOpinion(id, null)); again(); } }, "Forget them")) : null,
-    disliked.some((r) => r.paper) ? [el("h3", {}, "Not for me"), el("ul", { class: "disliked" }, disliked.filter((r) => r.paper).map((r) => row(r, "Undo")))] : null,
+    dislikedHere.length ? [el("h3", {}, "Not for me"), el("ul", { class: "disliked" }, dislikedHere.map((r) => row(r, "Undo")))] : null,
     el("h2", {}, "What to read next"), next);
-  if (!held(liked).length) { next.replaceChildren(el("p", { class: "empty" }, "Like a paper this index holds to get recommendations.")); say(""); return; }
+  if (!likedHere.length) { next.replaceChildren(el("p", { class: "empty" }, "Like a paper this index holds to get recommendations.")); say(""); return; }
   say("Finding what to read next…");
   const data = await api("/api/recommend", { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ likes: held(liked), dislikes: held(disliked), k: 10, details: true }) });
+    body: JSON.stringify({ likes: likedHere.map((r) => r.id), dislikes: dislikedHere.map((r) => r.id), k: 10, details: true }) });
   next.replaceChildren(...data.results.map((hit) => {
     const view = hitView(hit);
     view.querySelector(".actions").append(el("button", { type: "button", class: "secondary", onclick: () => { setOpinion(hit.id, "dislike"); again(); } }, "Not for me"));
     return view;
   }));
-  say(`${data.results.length} papers to read next, from ${held(liked).length} you liked`);
+  say(`${data.results.length} papers to read next, from ${likedHere.length} you liked`);
 }
 
 // --- classify -------------------------------------------------------------------------------------
