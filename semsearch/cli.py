@@ -258,8 +258,10 @@ def ingest_jsonl_command(
     model: ModelOption = None,
     progress: ProgressOption = None,
 ) -> None:
-    """Ingest JSON Lines files, streamed in constant memory. Records may carry their own vectors
-    (`embedding` with `embedding_model`), or --vectors gives them: nothing is then embedded.
+    """Ingest JSON Lines files, streamed in constant memory.
+
+    Records may carry their own vectors (`embedding` with `embedding_model`), or --vectors gives
+    them: nothing is then embedded.
     A line of the wrong shape stops the run, naming its line and field; with --skip-malformed it
     is skipped, and the skipped lines are counted at the end."""
     from semsearch.ingest import ingest_jsonl
@@ -733,6 +735,7 @@ def watch(
     progress: ProgressOption = None,
 ) -> None:
     """New arXiv papers since the last watch, placed in the taxonomy; the in-scope ones are ingested.
+
     Each finished watch's digest is also kept in the index directory (`digests/`)."""
     from semsearch.sources.arxiv import check_categories
     from semsearch.watch import SITE, paper_view, parse_interval, render_digest
@@ -809,8 +812,10 @@ def label(
     taxonomy_name: TaxonomyOption = None,
     index: IndexOption = None,
 ) -> None:
-    """Confirm a paper's category; your labels train later suggestions (kept apart from the survey's,
-    or a list's: with --taxonomy NAME, `taxonomy propose NAME` then writes the paper under it)."""
+    """Confirm a paper's category; your labels train later suggestions.
+
+    They are kept apart from the survey's labels, or a list's: with --taxonomy NAME,
+    `taxonomy propose NAME` then writes the paper under it."""
     from semsearch.index import Index
     from semsearch.ingest import label_paper
     from semsearch.related import RelatedFinder
@@ -855,8 +860,9 @@ def labels(ctx: typer.Context, index: IndexOption = None) -> None:
 
 @labels_app.command("export")
 def labels_export(index: IndexOption = None) -> None:
-    """Print your labels as JSON Lines, {"id", "title", "category", "labelled_at"}, a list's label
-    with its "taxonomy" too. `semsearch labels` alone does the same."""
+    """Print your labels as JSON Lines, {"id", "title", "category", "labelled_at"}.
+
+    A list's label carries its "taxonomy" too. `semsearch labels` alone does the same."""
     _export_labels(index)
 
 
@@ -995,9 +1001,10 @@ def taxonomy_refresh(
     index: IndexOption = None,
     progress: ProgressOption = None,
 ) -> None:
-    """Follow a list as its authors maintain it: relabel, add new papers, retrain. A refresh that
-    would remove more than a fifth of the list's papers, or a file unlike the list, is refused
-    unless --force; --undo puts the previous labels back."""
+    """Follow a list as its authors maintain it: relabel, add new papers, retrain.
+
+    A refresh that would remove more than a fifth of the list's papers, or a file unlike the
+    list, is refused unless --force; --undo puts the previous labels back."""
     from semsearch.lists import refresh_list, undo_command, undo_refresh
 
     if undo:
@@ -1119,8 +1126,10 @@ def taxonomy_propose(
     ] = False,
     index: IndexOption = None,
 ) -> None:
-    """The index's in-scope papers that the list lacks, as a unified diff against its README in
-    the list's own line format (for a pull request); unsure papers are listed apart on stderr."""
+    """The index's in-scope papers that the list lacks, as a unified diff against its README.
+
+    The diff writes them in the list's own line format (for a pull request); unsure papers are
+    listed apart on stderr."""
     from semsearch.bibtex import split_ids
     from semsearch.index import Index
     from semsearch.propose import Proposal, ProposeRequest, propose_for, readme_for, text_report
@@ -1156,8 +1165,9 @@ def taxonomy_gaps(
     as_json: JsonOption = False,
     index: IndexOption = None,
 ) -> None:
-    """Topics the list has not named: groups of in-scope papers it lacks that fit none of its
-    headings, each with a suggested name, the heading it would sit under, and its papers."""
+    """Topics the list has not named: groups of its missing in-scope papers that fit no heading.
+
+    Each comes with a suggested name, the heading it would sit under, and its papers."""
     from semsearch.gaps import gaps_for
     from semsearch.index import Index
     from semsearch.propose import ProposeRequest
@@ -1286,6 +1296,7 @@ def eval_classify(
     index: IndexOption = None,
 ) -> None:
     """Leave-one-out accuracy and calibration of category suggestions on the labelled papers.
+
     With --taxonomy NAME, of that taxonomy; its scope is then judged against the papers that
     --papers marks as outside (expected null)."""
     from semsearch.index import Index
@@ -1376,8 +1387,10 @@ def eval_propose(
     as_json: JsonOption = False,
     index: IndexOption = None,
 ) -> None:
-    """How `taxonomy propose` would have filed the papers a list added between two versions: first
-    suggestion and top three at or under the maintainers' heading, and how many it would have written."""
+    """How `taxonomy propose` would have filed the papers a list added between two versions.
+
+    The first suggestion and top three at or under the maintainers' heading, and how many it
+    would have written."""
     from semsearch.embeddings import embedder_for
     from semsearch.index import Index
     from semsearch.lists import read_source
@@ -1399,8 +1412,9 @@ def eval_gaps(
     as_json: JsonOption = False,
     index: IndexOption = None,
 ) -> None:
-    """Leave each heading with --min-papers or more papers out in turn: is it found again as a gap
-    (Jaccard of papers >= 0.5)?"""
+    """Leave each heading with --min-papers or more papers out in turn: is it found again as a gap?
+
+    Found again means a gap whose papers have a Jaccard similarity of 0.5 or more with the heading's."""
     from semsearch.embeddings import embedder_for
     from semsearch.gaps import evaluate_gaps
     from semsearch.index import Index

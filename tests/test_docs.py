@@ -176,6 +176,23 @@ def test_on_off_flags_show_no_type_in_help(path):
     assert "<bool>" not in out
 
 
+@pytest.mark.parametrize("path", [p for p in command_paths() if p], ids=" ".join)
+def test_each_command_is_listed_in_its_groups_help_by_one_unbroken_summary(path):
+    """A group's `--help` lists each command by its help's first paragraph with the line breaks as
+    written (typer's rich mode): a summary running on to a second source line showed in the list
+    as a ragged line and a fragment ("A refresh that" … "refused"). The summary is one source line;
+    the details follow after a blank line, on the command's own `--help`."""
+    from semsearch.cli import _command
+
+    command = _command()
+    for name in path:
+        command = command.commands[name]
+    summary = (command.help or "").strip().split("\n\n")[0]
+    assert summary and "\n" not in summary
+    code, listing, _ = help_of(*path[:-1])
+    assert code == 0 and " ".join(summary.split()[:4]) in " ".join(listing.split())
+
+
 def test_labels_help_shows_export_and_import_and_export_is_the_bare_command(cli, survey_only_index, capsys):
     import json
 
