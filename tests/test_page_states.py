@@ -483,3 +483,20 @@ def test_papers_liked_on_any_view_give_what_to_read_next_and_stay_in_this_browse
         page.wait_for_selector(".empty")
         assert "None yet" in page.inner_text("#view")
     assert errors == []
+
+
+def test_liked_papers_the_server_fails_to_read_are_not_called_missing_nor_offered_to_forget(site):
+    """Any failure to read a liked paper counted it as "not in this index (marked on another one)",
+    with "Forget them" beside it: a server stopped or restarting for a moment, and one click lost
+    every like. Only a paper the index answers 404 for is missing; another failure is said as such."""
+    stored = {"likes": ["2306.00978", "2211.10438"], "dislikes": []}
+    with browsing(site) as (page, errors):
+        page.goto(site + "/")
+        page.evaluate("taste => localStorage.setItem('semsearch.taste', JSON.stringify(taste))", stored)
+        page.route("**/api/papers/**", lambda route: route.abort())  # the server does not answer
+        page.click("#show-liked")
+        page.wait_for_selector("#view .error")
+        assert "did not answer" in page.inner_text("#status")
+        assert page.locator("text=Forget them").count() == 0 and "not in this index" not in page.inner_text("#view")
+        assert page.evaluate("JSON.parse(localStorage.getItem('semsearch.taste'))") == stored
+    assert errors == []

@@ -68,7 +68,9 @@ async function api(path, options = {}, { lasting = false } = {}) {
   }
   if (turn?.aborted) return never();
   if (!response.ok || body === null) { // semsearch's errors are {"error": ...}; a proxy's may be a page of HTML
-    throw new Error(body?.error || `The server answered ${response.status} ${response.statusText}`.trim() + ", not with an answer the page can read.");
+    const err = new Error(body?.error || `The server answered ${response.status} ${response.statusText}`.trim() + ", not with an answer the page can read.");
+    err.status = response.status; // a view may tell "not there" (404) from a failure
+    throw err;
   }
   return body;
 }
@@ -568,9 +570,11 @@ async function likedView() {
     say("");
     return;
   }
-  // Each paper as this index holds it; one it does not hold (liked on another index served at this
-  // address) is said, and can be forgotten, rather than failing the whole view.
-  const read = (id) => api(`/api/papers/${encodeURIComponent(id)}`).then((paper) => ({ id, paper }), () => ({ id, paper: null }));
+  // Each paper as this index holds it; one it does not hold (404: liked on another index served at
+  // this address) is said, and can be forgotten, rather than failing the whole view. Any other
+  // failure (the server gone a moment) fails the view: read as "not here", one click forgot every like.
+  const read = (id) => api(`/api/papers/${encodeURIComponent(id)}`).then((paper) => ({ id, paper }),
+    (err) => { if (err.status === 404) return { id, paper: null }; throw err; });
   const [liked, disliked] = await Promise.all([Promise.all(likes.map(read)), Promise.all(dislikes.map(read))]);
   const [likedHere, dislikedHere] = [liked, disliked].map((rows) => rows.filter((r) => r.paper));
   const missing = [...liked, ...disliked].filter((r) => !r.paper).map((r) => r.id);
