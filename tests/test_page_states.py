@@ -500,3 +500,19 @@ def test_liked_papers_the_server_fails_to_read_are_not_called_missing_nor_offere
         assert page.locator("text=Forget them").count() == 0 and "not in this index" not in page.inner_text("#view")
         assert page.evaluate("JSON.parse(localStorage.getItem('semsearch.taste'))") == stored
     assert errors == []
+
+
+def test_a_stored_taste_of_the_wrong_shape_still_gives_what_to_read_next(site):
+    """What localStorage holds is read, not trusted: an id that is not well-formed text (a lone
+    surrogate) failed the whole view with "URI malformed", and a paper both liked and disliked (only
+    written by something other than the page's buttons) was sent as both, which the API refuses."""
+    with browsing(site) as (page, errors):
+        page.goto(site + "/")
+        page.evaluate("""localStorage.setItem('semsearch.taste',
+            JSON.stringify({likes: ['2306.00978', '\\ud800', '2211.10438'], dislikes: ['2211.10438', 'x\\udc00']}))""")
+        page.click("#show-liked")
+        page.wait_for_selector("#recommended .result")
+        assert page.inner_text("h2") == "Papers you liked (2)"
+        assert page.locator(".disliked").count() == 0  # liked wins: the page's buttons never keep both
+        assert page.inner_text("#status") == "10 papers to read next, from 2 you liked"
+    assert errors == []

@@ -535,11 +535,17 @@ async function trendsView(params) {
 const TASTE_KEY = "semsearch.taste";
 const MAX_TASTE = 200; // the API's most papers in one recommendation
 
-function taste() { // {likes, dislikes}: ids, oldest first; whatever else is stored there is read as none
+// {likes, dislikes}: ids, oldest first; whatever else is stored there is read as none. An id that is
+// not well-formed text (a lone surrogate) cannot go in a URL: encodeURIComponent threw "URI
+// malformed" and failed the view. A paper both liked and disliked (the buttons never keep both;
+// something else wrote it) is liked: the API refuses it as both.
+function taste() {
   let kept = null;
   try { kept = JSON.parse(localStorage.getItem(TASTE_KEY)); } catch { kept = null; }
-  const ids = (list) => (Array.isArray(list) ? [...new Set(list.filter((id) => typeof id === "string" && id && id.length <= 200))] : []);
-  return { likes: ids(kept?.likes).slice(-MAX_TASTE), dislikes: ids(kept?.dislikes).slice(-MAX_TASTE) };
+  const wellFormed = (id) => { try { encodeURIComponent(id); return true; } catch { return false; } };
+  const ids = (list) => (Array.isArray(list) ? [...new Set(list.filter((id) => typeof id === "string" && id && id.length <= 200 && wellFormed(id)))] : []);
+  const likes = ids(kept?.likes).slice(-MAX_TASTE);
+  return { likes, dislikes: ids(kept?.dislikes).filter((id) => !likes.includes(id)).slice(-MAX_TASTE) };
 }
 
 function setOpinion(id, opinion) { // "like", "dislike", or null to forget the paper
