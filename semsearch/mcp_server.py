@@ -464,6 +464,74 @@ class DaemonLines:
             yield line
 
 
+class DaemonWrites:
+    """Standard output for the SDK's writer (`write`, then `flush`), written by a daemon thread with
+    `os.write`. The SDK writes through anyio's worker threads, which a cancellation waits for and
+    the interpreter joins on the way out: a client that stopped reading but kept its end open (a
+    frozen editor) left one blocked on a full pipe, and Ctrl-C or SIGTERM never ended the server.
+    A write awaited here can be cancelled, and the thread is let go at exit (as `DaemonLines`)."""
+
+    def __init__(self, fd: int):
+        import queue
+
+        self._fd, self._pending, self._thread = fd, queue.SimpleQueue(), None
+
+    async def write(self, text: str) -> None:
+        import asyncio
+        import threading
+
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._pump, name="semsearch-mcp-stdout", daemon=True)
+            self._thread.start()
+        loop = asyncio.get_running_loop()
+        written = loop.create_future()
+        self._pending.put((text.encode("utf-8"), loop, written))
+        await written
+
+    async def flush(self) -> None:
+        """Nothing is held back: each write is written whole before it returns."""
+
+    def _pump(self) -> None:
+        while True:
+            data, loop, written = self._pending.get()
+            failed = None
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            except OSError as err:  # a broken pipe: said to the writer, as the SDK's file said it
+                failed = err
+
+            def settle(written=written, failed=failed) -> None:
+                if not written.done():  # not cancelled meanwhile
+                    written.set_exception(failed) if failed else written.set_result(None)
+
+            try:
+                loop.call_soon_threadsafe(settle)
+            except RuntimeError:  # the loop is gone: nobody is waiting
+                pass
+
+
+def _wire_claimed():
+    """(the descriptor answers are written to, how to give fd 1 back): as the SDK's `stdio_server`
+    claims standard output, fd 1 points at stderr while serving, so what a library prints misses
+    the wire; None when standard output is no file descriptor (the SDK's own writer then)."""
+    import sys
+
+    try:
+        if sys.stdout.fileno() != 1:
+            return None
+        sys.stdout.flush()
+        wire = os.dup(1)
+    except (AttributeError, OSError, ValueError):
+        return None
+    try:
+        os.dup2(2, 1)
+    except OSError:
+        return wire, lambda: None  # not diverted: fd 1 is still the wire
+    return wire, lambda: os.dup2(wire, 1)  # the wire itself is never closed: a thread may write to it still
+
+
 async def _run_stdio(server) -> None:
     """`MCPServer.run_stdio_async`, with the read stream answering lines that are not messages."""
     import sys
@@ -473,11 +541,19 @@ async def _run_stdio(server) -> None:
     lowlevel = server._lowlevel_server  # noqa: SLF001 - the SDK's own run_stdio_async drives it so
     # Standard input read as the SDK reads it (UTF-8, a bad byte replaced), its lines checked first.
     stdin = DaemonLines(sys.stdin.fileno())
-    async with stdio_server(stdin=OddIdsRefused(stdin)) as (read_stream, write_stream):
-        answers = Answers(write_stream)
-        await lowlevel.run(
-            AnsweringParseErrors(read_stream, write_stream, answers), answers, lowlevel.create_initialization_options()
-        )
+    claimed = _wire_claimed()
+    stdout = DaemonWrites(claimed[0]) if claimed else None
+    try:
+        async with stdio_server(stdin=OddIdsRefused(stdin), stdout=stdout) as (read_stream, write_stream):
+            answers = Answers(write_stream)
+            await lowlevel.run(
+                AnsweringParseErrors(read_stream, write_stream, answers),
+                answers,
+                lowlevel.create_initialization_options(),
+            )
+    finally:
+        if claimed:
+            claimed[1]()
 
 
 def serve_stdio(*, index_dir: str | Path | None = None) -> None:

@@ -332,6 +332,44 @@ def test_ctrl_c_or_sigterm_ends_the_server_while_the_client_is_quiet(index_dir, 
     assert server.stderr.read().decode().strip() == said
 
 
+@pytest.mark.parametrize(("stop", "code", "said"), [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
+def test_ctrl_c_or_sigterm_ends_the_server_while_a_client_that_stopped_reading_holds_its_answers(
+    index_dir, stop, code, said
+):
+    """A client that stops reading but keeps its end open (a frozen editor): answers more than the
+    pipe holds blocked the SDK's writer in a worker thread, which cannot be abandoned and which the
+    interpreter joins on the way out, so Ctrl-C said "interrupted" and SIGTERM said nothing, and the
+    server never ended (an attacker's pass; only SIGKILL did)."""
+    import signal
+    import subprocess
+    import time
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=str(ROOT),
+    )  # fmt: skip
+
+    def send(message: dict) -> None:
+        server.stdin.write((json.dumps(message) + "\n").encode())
+        server.stdin.flush()
+
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
+    assert b'"id":1' in server.stdout.readline()
+    send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    asked = {"name": "search", "arguments": {"question": "speculative decoding", "k": 100, "details": True}}
+    for n in range(12):  # far more than a pipe holds, and none of it read
+        send({"jsonrpc": "2.0", "id": 2 + n, "method": "tools/call", "params": asked})
+    time.sleep(5)  # answered, as far as the pipe takes them
+    server.send_signal(getattr(signal, stop))
+    try:
+        assert server.wait(timeout=20) == code
+    finally:
+        server.kill()
+    assert server.stderr.read().decode().strip() == said
+
+
 @given(chunks=st.lists(st.binary(max_size=40), max_size=8), read_bytes=st.integers(1, 7))
 @example(chunks=[b"\r\xc2"], read_bytes=1)  # a "\r" and a cut character at the end: one line, read as two
 @settings(max_examples=200, deadline=2000)
