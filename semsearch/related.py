@@ -193,10 +193,13 @@ class RelatedFinder:
         check_k(k)
         if not likes:
             raise SemsearchError("give at least one --like ID")
-        liked = [self.resolve(i) for i in likes]
-        disliked = [self.resolve(i) for i in dislikes]
-        if both := [i for i, v in zip(dislikes, disliked, strict=True) if v in set(liked)]:
+        # Each paper once however often, or however, it is named ("2306.00978", "AWQ"): twice, it
+        # weighed twice in the SVM and the centroid, and the list leaned towards it.
+        liked = list(dict.fromkeys(self.resolve(i) for i in likes))
+        named = {i: self.resolve(i) for i in dislikes}
+        if both := [i for i, v in named.items() if v in set(liked)]:
             raise SemsearchError(f"a paper is liked and disliked at once: {', '.join(map(repr, both[:5]))}")
+        disliked = list(dict.fromkeys(named.values()))
         chosen = set(liked) | set(disliked)
         others = [v for v in self.store.all_vec_ids() if v not in chosen]
         rng = np.random.default_rng(0)

@@ -593,6 +593,18 @@ def test_recommendations_come_ten_at_a_time_and_need_a_liked_paper(finder):
         finder.recommend([], ["2403.00000"])
 
 
+def test_a_paper_named_twice_is_liked_or_disliked_once(finder):
+    """A paper named twice (`2403.00000` and `arXiv:2403.00000v2`; the CLI, the API and MCP take
+    both) counted twice: the list leaned towards it, different from liking it once."""
+
+    def shown(likes, dislikes):
+        return [(h.paper.id, h.score) for h in finder.recommend(likes, dislikes, k=10)]
+
+    once = shown(["2403.00000", "2401.00001"], ["2402.00000"])
+    twice = shown(["2403.00000", "arXiv:2403.00000v2", "2401.00001", "2403.00000"], ["2402.00000", "2402.00000v1"])
+    assert twice == once
+
+
 def test_liking_every_paper_leaves_nothing_to_recommend(tmp_path, fake_model):
     """No other paper to set against the liked ones: the query is their centroid, and it finds
     only them, which are left out."""
