@@ -516,3 +516,23 @@ def test_a_stored_taste_of_the_wrong_shape_still_gives_what_to_read_next(site):
         assert page.locator(".disliked").count() == 0  # liked wins: the page's buttons never keep both
         assert page.inner_text("#status") == "10 papers to read next, from 2 you liked"
     assert errors == []
+
+
+def test_likes_a_browser_will_not_store_last_until_the_page_closes_as_the_page_says(site):
+    """Storage full or off: the page said "likes last until the page closes", but kept nothing at
+    all, so the Like just pressed showed as not pressed and the liked view said "None yet"."""
+    with browsing(site) as (page, errors):
+        page.add_init_script(
+            "Storage.prototype.setItem = function () { throw new DOMException('full', 'QuotaExceededError'); };"
+        )
+        page.goto(site + "/?q=quantizing+weights+to+4+bits")
+        page.wait_for_selector(".result")
+        liked = page.locator(".result").first.get_attribute("data-id")
+        button = page.locator(".result > .actions .like-button").first
+        button.click()
+        assert "likes last until the page closes" in page.inner_text("#status")
+        assert button.get_attribute("aria-pressed") == "true"
+        page.click("#show-liked")
+        page.wait_for_selector("#recommended .result")
+        assert page.eval_on_selector_all(".liked li", "rows => rows.map(r => r.dataset.id)") == [liked]
+    assert errors == []

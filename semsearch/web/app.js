@@ -539,9 +539,11 @@ const MAX_TASTE = 200; // the API's most papers in one recommendation
 // not well-formed text (a lone surrogate) cannot go in a URL: encodeURIComponent threw "URI
 // malformed" and failed the view. A paper both liked and disliked (the buttons never keep both;
 // something else wrote it) is liked: the API refuses it as both.
+let tasteHere = null; // what the browser would not store (storage full or off): kept while the page lives
+
 function taste() {
-  let kept = null;
-  try { kept = JSON.parse(localStorage.getItem(TASTE_KEY)); } catch { kept = null; }
+  let kept = tasteHere;
+  if (kept === null) try { kept = JSON.parse(localStorage.getItem(TASTE_KEY)); } catch { kept = null; }
   const wellFormed = (id) => { try { encodeURIComponent(id); return true; } catch { return false; } };
   const ids = (list) => (Array.isArray(list) ? [...new Set(list.filter((id) => typeof id === "string" && id && id.length <= 200 && wellFormed(id)))] : []);
   const likes = ids(kept?.likes).slice(-MAX_TASTE);
@@ -554,8 +556,12 @@ function setOpinion(id, opinion) { // "like", "dislike", or null to forget the p
   now.dislikes = now.dislikes.filter((x) => x !== id);
   if (opinion === "like") now.likes.push(id);
   if (opinion === "dislike") now.dislikes.push(id);
-  try { localStorage.setItem(TASTE_KEY, JSON.stringify({ likes: now.likes.slice(-MAX_TASTE), dislikes: now.dislikes.slice(-MAX_TASTE) })); }
-  catch { say("This browser keeps nothing for the page (storage is off or full): likes last until the page closes.", true); }
+  const next = { likes: now.likes.slice(-MAX_TASTE), dislikes: now.dislikes.slice(-MAX_TASTE) };
+  try { localStorage.setItem(TASTE_KEY, JSON.stringify(next)); tasteHere = null; }
+  catch { // as said: kept in the page itself, not lost at once
+    tasteHere = next;
+    say("This browser keeps nothing for the page (storage is off or full): likes last until the page closes.", true);
+  }
 }
 
 // A toggle: its name stays "Like" and aria-pressed says whether it is on, as a screen reader expects.
