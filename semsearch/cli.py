@@ -219,8 +219,11 @@ def _survive_any_encoding() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
-def _finish_ingest(report) -> None:
+def _finish_ingest(report, as_json: bool = False) -> None:
+    """The run's summary line on stderr; with --json its counts on stdout too (`IngestReport.counts`)."""
     print(report.summary(), file=sys.stderr)
+    if as_json:
+        _print_json(report.counts())
 
 
 # --- ingest ---------------------------------------------------------------------------------------
@@ -286,12 +289,7 @@ def ingest_jsonl_command(
         lines = "line" if len(report.skipped) == 1 else "lines"
         print(f"skipped {len(report.skipped)} malformed {lines}: {shown}", file=sys.stderr)
     if as_json:
-        counts = ("read", "added", "updated", "unchanged", "embedded")
-        _print_json(
-            {name: getattr(report, name) for name in counts}
-            | {"papers": report.manifest.count if report.manifest else 0, "skipped": len(report.skipped)}
-            | {"skipped_lines": report.skipped[:100]}
-        )
+        _print_json(report.counts())
 
 
 @ingest_app.command("arxiv")
@@ -299,6 +297,7 @@ def ingest_arxiv_command(
     ids: Annotated[list[str] | None, typer.Option("--id", help="arXiv id (repeatable).")] = None,
     query: Annotated[str | None, typer.Option("--query", help="arXiv search query, e.g. 'ti:quantization'.")] = None,
     max_results: Annotated[int, typer.Option("--max", min=1, max=10_000, help="Most papers for --query.")] = 100,
+    as_json: JsonOption = False,
     index: IndexOption = None,
     model: ModelOption = None,
     progress: ProgressOption = None,
@@ -309,12 +308,13 @@ def ingest_arxiv_command(
     if not ids and not query:
         raise SemsearchError("give --id ID (repeatable) or --query QUERY")
     report = ingest_arxiv(ids or [], query, max_results, index_dir=index, model=model, progress=_progress(progress))
-    _finish_ingest(report)
+    _finish_ingest(report, as_json)
 
 
 @ingest_app.command("survey")
 def ingest_survey_command(
     offline: Annotated[bool, typer.Option("--offline", help="Titles only; do not ask arXiv for abstracts.")] = False,
+    as_json: JsonOption = False,
     index: IndexOption = None,
     model: ModelOption = None,
     progress: ProgressOption = None,
@@ -323,7 +323,7 @@ def ingest_survey_command(
     from semsearch.ingest import ingest_survey
 
     report = ingest_survey(index_dir=index, model=model, offline=offline, progress=_progress(progress))
-    _finish_ingest(report)
+    _finish_ingest(report, as_json)
 
 
 def _check_date(value: str | None) -> str | None:

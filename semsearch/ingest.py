@@ -48,6 +48,13 @@ class IngestReport:
     carried_over: int = 0  # papers an interrupted or failed run had staged, published by this one
     carried_from_watch: bool = False  # ... or that a watch running now had staged (it lets the lock go)
 
+    def counts(self) -> dict:
+        """What `ingest ... --json` prints, the same for every source: the run's counts, the papers
+        the index holds after it, and the malformed lines skipped (the first 100 named)."""
+        papers = self.manifest.count if self.manifest else 0
+        counted = {name: getattr(self, name) for name in ("read", "added", "updated", "unchanged", "embedded")}
+        return counted | {"papers": papers, "skipped": len(self.skipped), "skipped_lines": self.skipped[:100]}
+
     def summary(self) -> str:
         count = self.manifest.count if self.manifest else "no"
         papers = "paper" if self.read == 1 else "papers"

@@ -693,3 +693,22 @@ def test_an_old_style_id_written_three_ways_is_one_paper(tmp_path, cli):
     assert [hit["id"] for hit in found["results"]].count("cs/0601001") == 1
     liked = json.loads(cli("recommend", "--like", "cs.CL/0601001", "--index", index, "--json", check=True).stdout)
     assert [hit["id"] for hit in liked["results"]] == ["2401.00001"]
+
+
+def test_every_ingest_command_prints_its_report_as_json(cli, tmp_path, survey_only_index, monkeypatch):
+    """`--json` on every command that prints results: `ingest jsonl --json` printed the run's counts,
+    `ingest arxiv` and `ingest survey` refused the option ("No such option: --json", exit 2). All
+    three now print the same object, the summary line staying on stderr."""
+    fields = {"read", "added", "updated", "unchanged", "embedded", "papers", "skipped", "skipped_lines"}
+    with ArxivStub() as stub:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        fetched = cli("ingest", "arxiv", "--id", "2401.00001", "--json", "--index", tmp_path / "new", check=True)
+    assert json.loads(fetched.stdout) == {
+        "read": 1, "added": 1, "updated": 0, "unchanged": 0, "embedded": 1, "papers": 1,
+        "skipped": 0, "skipped_lines": [],
+    }  # fmt: skip
+    assert "index now holds 1 papers" in fetched.stderr
+    again = cli("ingest", "survey", "--offline", "--json", "--index", survey_only_index, check=True)
+    report = json.loads(again.stdout)
+    assert set(report) == fields and report["read"] == report["unchanged"] > 400 and report["added"] == 0
+    assert report["papers"] == json.loads(cli("info", "--json", "--index", survey_only_index).stdout)["papers"]
