@@ -80,10 +80,15 @@ FormatOption = Annotated[
 ]
 
 
+def _json_or(fmt: Enum | None, as_json: bool) -> None:
+    """--json with a --format other than json asks for two things; refused alike on every command."""
+    if as_json and fmt is not None and fmt.value != "json":
+        raise SemsearchError(f"--json asks for JSON and --format for {fmt.value}: give one")
+
+
 def _format(fmt: OutputFormat | None, as_json: bool, batch: bool = False) -> OutputFormat:
+    _json_or(fmt, as_json)
     if fmt is not None:
-        if as_json and fmt is not OutputFormat.json:
-            raise SemsearchError(f"--json asks for JSON and --format for {fmt.value}: give one")
         return fmt
     return OutputFormat.json if as_json or batch else OutputFormat.table
 
@@ -708,7 +713,10 @@ def watch(
         ),
     ] = None,
     keep_all: Annotated[bool, typer.Option("--keep-all", help="Ingest out-of-scope papers too.")] = False,
-    digest_format: Annotated[DigestFormat, typer.Option("--format", help="Digest form.")] = DigestFormat.markdown,
+    digest_format: Annotated[
+        DigestFormat | None, typer.Option("--format", help="Digest form: markdown (default), json or html.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The digest as JSON (short for --format json).")] = False,
     output: Annotated[
         Path | None, typer.Option("--output", help="Write the digest to FILE (default, or -, stdout).")
     ] = None,
@@ -741,6 +749,8 @@ def watch(
     from semsearch.watch import SITE, paper_view, parse_interval, render_digest
     from semsearch.watch import watch as run_watch
 
+    _json_or(digest_format, as_json)
+    digest_format = DigestFormat.json if as_json else digest_format or DigestFormat.markdown
     view = paper_view(SITE if site is None else site)  # a wrong address is found out now, not after fetching
     wanted = check_categories(categories.split(","))
     seconds = parse_interval(every) if every is not None else None  # '' refused, as --watch-every ''

@@ -2538,3 +2538,15 @@ def test_watch_min_confidence_leaves_less_certain_papers_out_of_the_digest(cli, 
     refused = cli("watch", "--min-confidence", "1.5", "--index", survey_index)
     assert (refused.returncode, refused.stdout, refused.stderr.count("\n")) == (2, "", 1)
     assert "--min-confidence" in refused.stderr
+
+
+def test_watch_json_is_short_for_format_json_as_on_search(survey_index, stub, cli):
+    """`--json` on every command that prints results: `semsearch watch --json` stopped at "No such
+    option: --json" (exit 2), though search, related and recommend take it as short for
+    `--format json`. Now watch does the same, and refuses --json with another --format."""
+    watched = cli("watch", "--since", "2024-11-01", "--json", "--index", survey_index, check=True)
+    digest = json.loads(watched.stdout)
+    assert digest["fetched"] == 4 and {e["id"] for group in digest["groups"].values() for e in group} == set(IN_SCOPE)
+    both = cli("watch", "--json", "--format", "html", "--index", survey_index)
+    assert both.returncode == 2 and both.stderr == "error: --json asks for JSON and --format for html: give one\n"
+    assert cli("watch", "--json", "--format", "json", "--index", survey_index, check=True).stdout.startswith("{")
