@@ -176,10 +176,12 @@ def add_tools(server, service) -> None:
         return CallToolResult(content=[text], structured_content={"result": tree})  # type: ignore[return-value]
 
     @tool(rm.TrendsRequest)
-    def trends(category: list[str], taxonomy: str | None = None) -> dict:
-        """Papers per year under one to three taxonomy nodes, to compare how topics grew; `taxonomy`
-        names one added from a curated list (default: the survey's)."""
-        r = parse(rm.TrendsRequest, category=category, taxonomy=taxonomy)
+    def trends(category: list[str] | str, taxonomy: str | None = None) -> dict:
+        """Papers per year under one to three taxonomy nodes (a list, or one node's name or path), to
+        compare how topics grew; `taxonomy` names one added from a curated list (default: the survey's)."""
+        # One node as a string, as GET /api/trends?category=NODE takes one: the argument's name is
+        # singular, and a string was refused ("Input should be a valid list").
+        r = parse(rm.TrendsRequest, category=[category] if isinstance(category, str) else category, taxonomy=taxonomy)
         return answer(service.trends, r.category, r.taxonomy)
 
     @tool(ProposeRequest)
@@ -224,6 +226,8 @@ def publish_rules(tool, model, renamed: dict[str, str]) -> None:
         rule = {k: v for k, v in ruled["properties"][renamed.get(name, name)].items() if k not in ("title", "default")}
         if branches := [branch for branch in rule.pop("anyOf", []) if branch != {"type": "null"}]:
             rule |= branches[0] if len(branches) == 1 else {"anyOf": branches}
+        if rule.get("type") == "array" and {"type": "string"} in field.get("anyOf", []):  # one item, or a list
+            rule = {"anyOf": [rule, rule["items"]]}
         if {"type": "null"} in field.get("anyOf", []):  # the tool takes null (its default) where the model may not
             rule = {"anyOf": [rule, {"type": "null"}]}
         published["properties"][name] = {k: field[k] for k in ("title", "default") if k in field} | rule

@@ -271,6 +271,47 @@ def test_a_lists_tree_and_trends_reach_a_real_server_and_a_real_mcp_process_as_t
         assert calls[call].is_error and calls[call].content[0].text == f"Error executing tool {tool}: {NO_TAXONOMY}"
 
 
+async def _trends_calls(index_dir: Path) -> dict:
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=str(ROOT),
+    )
+    async with stdio_client(server, errlog=sys.stderr) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        tools = {t.name: t.input_schema for t in (await session.list_tools()).tools}
+        return {
+            "schema": tools["trends"]["properties"]["category"],
+            "one": await session.call_tool("trends", {"category": "Speculative Decoding"}),
+            "listed": await session.call_tool("trends", {"category": ["Speculative Decoding"]}),
+            "blank": await session.call_tool("trends", {"category": " "}),
+            "unknown": await session.call_tool("trends", {"category": "Nope"}),
+        }
+
+
+def test_trends_takes_one_category_as_a_string_as_the_api_takes_one_category_parameter(index_dir):
+    """The issue names the tool `trends` (`category`), and `GET /api/trends?category=NODE` takes one
+    node: `trends` with `{"category": "Speculative Decoding"}` was refused ("category: Input should
+    be a valid list"), only a list of one was taken. A string is now one node, published as such;
+    a list still compares up to three, and what a node cannot be is refused as before."""
+    from jsonschema import Draft202012Validator
+
+    calls = anyio.run(_trends_calls, index_dir)
+    assert not calls["one"].is_error, calls["one"].content[0].text
+    assert payload(calls["one"]) == payload(calls["listed"])
+    assert list(payload(calls["one"])["trends"]) == ["Model-Centric Methods/Efficient Inference/Speculative Decoding"]
+    assert calls["blank"].is_error and "unknown category ' '" in calls["blank"].content[0].text  # as [" "] is
+    assert calls["unknown"].is_error and "unknown category 'Nope'" in calls["unknown"].content[0].text
+    published = Draft202012Validator({"type": "object", "properties": {"category": calls["schema"]}})
+    assert published.is_valid({"category": "Quantization"}) and published.is_valid({"category": ["Quantization"]})
+    for refused in ([], ["a", "b", "c", "d"], "", "x" * 301, 5):
+        assert not published.is_valid({"category": refused}), refused
+
+
 def test_a_client_that_stops_reading_ends_the_server_quietly(index_dir):
     """An assistant that closes its end of the answers (a crashed editor) left an 81-line traceback
     of a broken pipe and exit 1 (an attacker's pass): the server now ends at the next answer it
