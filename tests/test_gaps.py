@@ -210,6 +210,65 @@ def test_eval_gaps_leaves_each_large_heading_out_in_a_real_process(survey_only_i
     assert report["false_gaps"] == sum(row["held_in_jaccard"] >= 0.5 for row in report["by_heading"])
 
 
+def test_eval_gaps_leaves_each_heading_out_whole_and_hides_half_of_it_for_the_control(monkeypatch):
+    """In-process, on a list of three headings (three papers under two of them), so each step is
+    pinned: the heading left out (gone from the papers also filed elsewhere too, or the list still
+    had it), its papers freed, found again at a Jaccard of 0.5 or more, and the control (half the
+    heading's papers hidden, the heading kept) counted as a false gap when they form one."""
+    from types import SimpleNamespace
+
+    from semsearch import classify
+    from semsearch.gaps import evaluate_gaps
+
+    monkeypatch.setattr(classify, "SCOPE_THRESHOLD", -1.0)  # titles: the test model's scope is not tested
+    model = HashingModel()
+    headings = {"Pruning": PRUNING, "Quantization": QUANTIZATION, "Speculative decoding": SPECULATIVE}
+    listed = [(f"{node[:4]}{i}", title, [node]) for node, titles in headings.items() for i, title in enumerate(titles)]
+    listed += [
+        (f"both{i}", title, ["Pruning", "Quantization"])
+        for i, title in enumerate(
+            [
+                "Quantization aware pruning of language models",
+                "Pruning and quantization together",
+                "Joint pruning quantization of weights",
+            ]
+        )
+    ]
+    rows = [(Paper(id=i, title=title), model.encode([title])[0], nodes) for i, title, nodes in listed]
+
+    class Store:
+        def taxonomy(self, name):
+            return {"nodes": list(headings), "source": "toy.md"}
+
+        def taxonomy_papers(self, name):
+            return rows
+
+    report = evaluate_gaps(SimpleNamespace(store=Store()), "toy", model.encode, min_papers=4)
+
+    assert report["by_heading"] == [
+        {"heading": "Pruning", "papers": 5, "best_jaccard": 0.0, "gap": "", "held_in_jaccard": 0.75},
+        {"heading": "Quantization", "papers": 5, "best_jaccard": 0.0, "gap": "", "held_in_jaccard": 0.0},
+        {
+            "heading": "Speculative decoding",
+            "papers": 4,
+            "best_jaccard": 0.75,
+            "gap": "speculative decoding / drafts",
+            "held_in_jaccard": 0.0,
+        },
+    ]
+    assert {k: v for k, v in report.items() if k != "by_heading"} == {
+        "taxonomy": "toy",
+        "headings": 3,
+        "recovered": 1,
+        "share": 1 / 3,
+        "false_gaps": 1,
+        "false_share": 1 / 3,
+    }
+    # Headings under `min_papers` are not left out: speculative decoding's four, at five.
+    five = evaluate_gaps(SimpleNamespace(store=Store()), "toy", model.encode, min_papers=5)
+    assert [r["heading"] for r in five["by_heading"]] == ["Pruning", "Quantization"]
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
