@@ -563,6 +563,7 @@ def undo_refresh(name: str | None, *, index_dir: str | Path | None = None, progr
     ones are kept in turn, so undoing again redoes."""
     from semsearch.ingest import Ingest
 
+    index_dir = _existing(index_dir=index_dir)  # a mistyped --index is no index, not one never refreshed
     if name in (None, SURVEY):
         index = _open_published(index_dir)
         previous = index.store.get_meta(PREVIOUS_PREFIX + SURVEY) if index else None
@@ -572,7 +573,7 @@ def undo_refresh(name: str | None, *, index_dir: str | Path | None = None, progr
             raise SemsearchError("nothing to undo: the survey's list was never refreshed in this index")
         return _apply_survey(json.loads(previous), index_dir=index_dir, offline=True, progress=progress, undo=True)
     check_name(name)
-    with Ingest(index_dir=_existing(index_dir=index_dir), progress=progress) as ingest:
+    with Ingest(index_dir=index_dir, progress=progress) as ingest:
         store = ingest.store
         current, previous = _replaced(ingest.writer, name)
         if current is None:

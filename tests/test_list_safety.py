@@ -310,6 +310,14 @@ def test_undo_without_a_refresh_is_one_line(cli, survey_only_index, tmp_path):
     assert code == 2 and err.strip() == "error: nothing to undo: the survey's list was never refreshed in this index"
 
 
+def test_undo_on_a_mistyped_index_says_there_is_no_index_there(cli, tmp_path):
+    """As every other change says (a list's undo did): not that the survey was never refreshed there."""
+    for args in (["--undo"], ["kv", "--undo"]):
+        code, _, err = cli("taxonomy", "refresh", *args, "--index", tmp_path / "typo", cwd=tmp_path)
+        assert code == 2 and err.strip().startswith(f"error: no index at {tmp_path / 'typo'}"), err
+    assert not (tmp_path / "typo").exists()
+
+
 # --- --offline never touches the network ----------------------------------------------------------
 def send_list(handler: BaseHTTPRequestHandler, body: str) -> None:
     """Answer with `body` as a list's README: Markdown, UTF-8, its length said."""
