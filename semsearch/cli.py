@@ -138,6 +138,11 @@ ProgressOption = Annotated[
 ]
 
 
+def _count(n: int, noun: str) -> str:
+    """"1 paper", "2 papers": a count as a sentence says it."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _progress(flag: bool | None) -> bool:
     return _is_terminal(sys.stderr) if flag is None else flag
 
@@ -979,7 +984,7 @@ def taxonomy_add(
         _print_json(summary)
     else:
         print(
-            f"taxonomy {name!r}: {len(summary['nodes'])} nodes, {summary['papers']} papers "
+            f"taxonomy {name!r}: {_count(len(summary['nodes']), 'node')}, {_count(summary['papers'], 'paper')} "
             f"({summary['with_arxiv_id']} with an arXiv id)",
             file=sys.stderr,
         )

@@ -716,7 +716,11 @@ def _fetch(ids: list[str], store, offline: bool, warn: Callable[[str], None]) ->
     if not ids:
         return {}
     if offline:
-        warn(f"offline: {len(ids)} papers are indexed on their titles (run again online for abstracts)")
+        warn(
+            "offline: 1 paper is indexed on its title (run again online for its abstract)"
+            if len(ids) == 1
+            else f"offline: {len(ids)} papers are indexed on their titles (run again online for abstracts)"
+        )
         return {}
     try:
         return {p.id: p for p in ArxivClient().fetch_ids(ids).papers}

@@ -285,6 +285,15 @@ def test_offline_a_list_is_indexed_on_its_titles(index_dir, list_file, capsys):
     assert Index.open(index_dir).store.get("2501.00004").title == "Two-bit keys"
 
 
+def test_a_list_of_one_paper_is_counted_as_one_paper(index_dir, tmp_path, capsys):
+    """It read "offline: 1 papers are indexed on their titles" and "1 nodes, 1 papers"."""
+    one = tmp_path / "one.md"
+    one.write_text("# One\n\n## Caches\n- **Two-bit keys.** [[pdf](https://arxiv.org/abs/2501.00004)]\n")
+    code, _, err = run(capsys, "taxonomy", "add", "kv", one, "--offline", "--index", index_dir)
+    assert code == 0 and "offline: 1 paper is indexed on its title (run again online for its abstract)" in err
+    assert "taxonomy 'kv': 1 node, 1 paper (1 with an arXiv id)" in err
+
+
 def test_offline_a_lists_papers_have_the_year_their_arxiv_id_says_so_year_filters_and_trends_count_them(
     index_dir, list_file, cli
 ):
