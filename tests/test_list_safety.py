@@ -231,6 +231,45 @@ def test_the_survey_written_back_is_the_packaged_list():
     assert len(survey_from_facts(survey_facts(survey_markdown())).papers) == len(load_survey().papers) == 424
 
 
+def test_a_refresh_is_refused_under_half_the_headings_or_past_a_fifth_of_the_papers_and_taken_at_either():
+    from semsearch.lists import _refusal
+
+    def plan(removed: int, before: int) -> dict:
+        return {"changes": {"removed": [f"p{i}" for i in range(removed)]}, "before": before}
+
+    assert _refusal("kv", plan(0, 10), ["A", "B"], ["A", "C"]) is None  # half the headings: the list
+    shared = _refusal("kv", plan(0, 10), ["A", "B", "C"], ["A", "D", "E"])
+    assert shared.startswith("refresh refused: the file shares 1 of the 3 headings of 'kv'")
+    assert "--taxonomy NAME" not in shared  # only the survey's refresh may have meant another list
+    assert "or --taxonomy NAME for a list added with `taxonomy add`," in _refusal("survey", plan(0, 1), ["A"], ["B"])
+    assert _refusal("kv", plan(2, 10), ["A"], ["A"]) is None  # a fifth: taken
+    assert "would remove 3 of the 10 papers of 'kv'" in _refusal("kv", plan(3, 10), ["A"], ["A"])
+    assert _refusal("kv", plan(0, 0), [], ["A"]) is None  # an empty list refreshed: nothing to lose
+
+
+def test_the_surveys_refresh_is_refused_from_another_list_and_offline_fetches_nothing(
+    cli, survey_only_index, tmp_path, monkeypatch
+):
+    """In the test's process (as `cli` runs it in the quick loop), where the slow tests run processes."""
+    from tests.arxiv_stub import ArxivStub
+
+    with ArxivStub() as arxiv:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", arxiv.url)
+        small = tmp_path / "small-list.md"
+        small.write_text(LIST)
+        code, _, err = cli("taxonomy", "refresh", small, "--offline", "--index", survey_only_index, cwd=tmp_path)
+        assert code == 2 and "does not look like that list" in err and "--taxonomy NAME" in err
+        more = tmp_path / "more.md"
+        more.write_text(
+            survey_markdown() + "- **A paper new to the list** [[Paper](https://arxiv.org/abs/2501.09999)]\n"
+        )
+        code, out, err = cli(
+            "taxonomy", "refresh", more, "--offline", "--json", "--index", survey_only_index, cwd=tmp_path
+        )
+        assert code == 0 and json.loads(out)["added"] == 1, err
+        assert "offline: 1 paper is indexed on its title" in err and arxiv.requests == []
+
+
 @pytest.mark.slow
 def test_refreshing_the_survey_from_a_wrong_file_is_refused_then_forced_then_undone(survey_only_index, tmp_path):
     index = survey_only_index
@@ -533,6 +572,16 @@ def test_a_list_url_that_trickles_its_headers_is_cut_at_the_timeout(monkeypatch)
     with Serving(answer) as serving, pytest.raises(Unreachable, match="its answer took longer than 0.5 s"):
         lists.read_source(serving.url)
     assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "text/markdown", "text/markdown; charset=utf-8", "text/x; charset=utf8"]
+)
+def test_a_list_answer_that_is_not_valid_utf8_is_read_with_replacement_marks(content_type):
+    """One bad byte in a README served as UTF-8 (or with no charset) costs that character, not the list."""
+    from semsearch.lists import _decoded
+
+    assert _decoded("## Café\n".encode("latin-1"), content_type) == "## Caf\ufffd\n"
 
 
 @pytest.mark.parametrize(

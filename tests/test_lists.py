@@ -156,6 +156,34 @@ def test_undo_of_a_list_the_index_does_not_hold_says_there_is_none(index_dir, ca
     assert code == 2 and "no taxonomy 'nosuch' in the index" in err  # as `taxonomy show` says it
 
 
+def test_a_lists_readme_follows_its_refresh_and_undo_and_goes_with_the_list(
+    index_dir, list_file, stub, capsys, tmp_path
+):
+    """The README `taxonomy propose` writes against: the one read last, the previous one back on
+    --undo, none left behind by `taxonomy remove` (a list added again under the name starts anew)."""
+    from semsearch.lists import PREVIOUS_PREFIX, README_PREVIOUS
+    from semsearch.propose import README_META
+
+    def kept() -> dict[str, str | None]:
+        index = Index.open(index_dir)
+        try:
+            return {key: index.store.get_meta(key + "kv") for key in (README_META, README_PREVIOUS, PREVIOUS_PREFIX)}
+        finally:
+            index.close()
+
+    assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
+    code, _, err = run(capsys, "taxonomy", "refresh", "kv", "--undo", "--index", index_dir)
+    assert code == 2 and "nothing to undo: 'kv' was not refreshed or replaced in this index" in err
+    smaller = tmp_path / "smaller.md"
+    smaller.write_text(LIST.replace("- **Four-bit values.** [[pdf](https://arxiv.org/abs/2501.00005)]\n", ""))
+    assert run(capsys, "taxonomy", "refresh", smaller, "--taxonomy", "kv", "--index", index_dir)[0] == 0
+    assert kept()[README_META] == smaller.read_text() and kept()[README_PREVIOUS] == LIST
+    assert run(capsys, "taxonomy", "refresh", "kv", "--undo", "--index", index_dir)[0] == 0
+    assert kept()[README_META] == LIST and kept()[README_PREVIOUS] == smaller.read_text()
+    assert run(capsys, "taxonomy", "remove", "kv", "--index", index_dir)[0] == 0
+    assert kept() == {README_META: None, README_PREVIOUS: None, PREVIOUS_PREFIX: None}
+
+
 def test_a_list_becomes_a_taxonomy_with_its_papers_fetched(index_dir, list_file, stub, capsys):
     code, out, err = run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir, "--json")
     assert code == 0, err
