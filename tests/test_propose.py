@@ -552,6 +552,67 @@ def test_eval_propose_places_the_papers_a_newer_list_added(semsearch, survey_onl
     assert report["proposed"] + report["unsure_or_out"] == len(added)
 
 
+def test_eval_propose_scores_the_first_heading_against_the_maintainers_and_any_of_three():
+    """In-process, on a list the index holds none of (each paper known by its title, embedded now):
+    two new papers go where the maintainers put them; one on pruning, filed under Quantization,
+    is right only among the three suggestions."""
+    from semsearch.propose import evaluate_propose
+    from tests.conftest import HashingModel
+    from tests.test_gaps import PRUNING, QUANTIZATION, SPECULATIVE
+
+    class Nothing:
+        """A store holding no paper."""
+
+        def find(self, paper_id):
+            return None
+
+        def vec_ids_with_title(self, title):
+            return []
+
+        def papers_by_vec_id(self, vec_ids):
+            return {}
+
+        def embeddings_for(self, vec_ids):
+            return {}
+
+        def iter_papers(self):
+            return iter(())
+
+    ids: dict[str, int] = {}
+
+    def readme(added: dict[str, list[str]]) -> str:
+        lines = ["# Toy list"]
+        for heading, titles in [("Pruning", PRUNING), ("Quantization", QUANTIZATION), ("Speculative", SPECULATIVE)]:
+            lines += ["", f"## {heading}", ""]
+            for title in titles + added.get(heading, []):
+                lines.append(f"- [{title}](https://arxiv.org/abs/2501.{ids.setdefault(title, len(ids) + 1):05d})")
+        return "\n".join(lines) + "\n"
+
+    old = readme({})
+    new = readme(
+        {
+            "Pruning": ["Pruning attention heads by magnitude"],
+            "Quantization": ["Pruning layers of pruning models"],
+            "Speculative": ["Speculative decoding with many drafts"],
+        }
+    )
+    model = HashingModel()
+
+    assert evaluate_propose(Nothing(), old, new, model.encode) == {
+        "added": 3,
+        "with_abstract": 0,
+        "first_at_or_under": 2 / 3,
+        "top3_at_or_under": 1.0,
+        "in_scope": 3,
+        "on_topic": 3,
+        "proposed": 3,
+        "proposed_first_right": 2 / 3,
+        "unsure_or_out": 0,
+        "min_confidence": 0.35,
+    }
+    assert "Pruning layers of pruning models" in model.encoded  # the papers the index lacks, by their titles
+
+
 def test_eval_propose_of_a_curated_list_keeps_what_it_proposes_to_the_lists_topic(
     semsearch, survey_only_index, tmp_path
 ):
@@ -975,6 +1036,25 @@ def test_the_kept_answers_are_bounded(tmp_path, monkeypatch):
     for number in range(5):
         module.per_generation(_Generation(tmp_path / f"gen-{number}"), ("gaps",), lambda: {})
     assert len(module._answers) <= 2
+
+
+def test_a_venue_badge_is_an_orange_or_an_arxiv_shields_badge_and_nothing_else():
+    from semsearch.propose import _venue_badge
+
+    assert _venue_badge("https://img.shields.io/badge/ICML2024-orange")
+    assert _venue_badge("https://img.shields.io/badge/arXiv-2401.00001-b31b1b.svg")  # its own colour
+    assert not _venue_badge("https://img.shields.io/badge/Code-blue")  # a feature of that paper alone
+    assert not _venue_badge("https://img.shields.io/github/stars/x/arxiv-tools")  # not a shields badge
+
+
+def test_a_year_is_in_a_link_target_only_between_its_brackets_opening_and_closing_on_its_line():
+    from semsearch.propose import _in_link_target
+
+    text = "2022 [blog](https://x.org/2023/post) 2024\n[a](b\n2025)"
+    assert _in_link_target(text, text.index("2023"))
+    assert not _in_link_target(text, text.index("2022"))  # before any link: a link after it is no matter
+    assert not _in_link_target(text, text.index("2024"))
+    assert not _in_link_target(text, text.index("2025"))  # a target does not run over a line's end
 
 
 def test_a_titles_brackets_asterisks_quotes_and_tags_are_written_as_look_alikes():
