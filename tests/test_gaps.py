@@ -352,3 +352,31 @@ def test_fitting_a_heading_asks_more_than_another_heading_is_alike_and_less_than
     alike = similarity(classifier, PRUNING + QUANTIZATION, classifier.labelled_vectors)  # the labelled papers' texts
     between = affinity(float(alike[np.ix_(a, b)].mean()), shape.own[0], shape.own[1])
     assert between < shape.same_topic < 1.0
+
+
+def test_a_gap_sits_under_the_deepest_heading_holding_most_of_its_papers():
+    """Not the most probable one: "Compression" holds every paper a "Compression/Pruning" holds."""
+    from types import SimpleNamespace
+
+    from semsearch.gaps import _parent
+
+    nodes = ["Compression", "Compression/Pruning", "Compression/Pruning/Heads", "Compression/Quantization"]
+    leaves = ["Compression/Pruning/Heads", "Compression/Quantization"]
+
+    def classifier(rows):
+        return SimpleNamespace(nodes=nodes, leaves=leaves, node_probabilities=lambda probabilities: rows)
+
+    both = [{"Compression": 0.9, "Compression/Pruning": 0.6}, {"Compression": 1.0, "Compression/Pruning": 0.7}]
+    assert _parent(classifier(both), None) == "Compression/Pruning"
+    split = [{"Compression": 0.9, "Compression/Pruning": 0.9}, {"Compression": 0.9, "Compression/Pruning": 0.1}]
+    assert _parent(classifier(split), None) == "Compression"  # a half is not most of them
+    apart = [{"Compression": 0.4, "Compression/Pruning": 0.2}] * 2
+    assert _parent(classifier(apart), None) == ""  # none holds them: the top level
+    assert _parent(SimpleNamespace(nodes=leaves, leaves=leaves), None) == ""  # a flat list
+
+
+def test_two_papers_are_one_group_only_when_as_alike_as_a_heading_and_one_paper_is_one_group():
+    apart = np.array([[1.0, 0.1], [0.1, 1.0]])
+    assert clusters(apart, tightness=0.5, largest=10) == [[0], [1]]
+    assert clusters(apart, tightness=0.05, largest=10) == [[0, 1]]
+    assert clusters(np.ones((1, 1)), tightness=0.5, largest=10) == [[0]]
