@@ -135,15 +135,32 @@ def test_the_gaps_command_orders_a_curated_lists_gaps_by_its_topic_and_leaves_th
             return []
 
     index = type("Index", (), {"store": Store()})()
-    monkeypatch.setattr(module, "unlisted", lambda store, name, since=None: (papers[: 3 if since else 6], np.eye(6)))
+    classifier = type("C", (), {"labelled_titles": []})()
+    vectors = np.eye(6)
+
+    def unlisted(store, name, since=None):
+        assert store is index.store
+        return papers[: 3 if since else 6], vectors[: 3 if since else 6]
+
+    def on_the_lists_topic(of, own, looked_at, their_vectors, others, embed):
+        assert of is classifier and own == [] and embed == "embed"  # the list's own papers: none here
+        assert their_vectors.tolist() == vectors[: len(looked_at)].tolist()
+        return papers[4:], None
+
+    def classifier_of(index, name, embedder):
+        assert embedder == "model"
+        return classifier
+
+    monkeypatch.setattr(module, "unlisted", unlisted)
     monkeypatch.setattr(module, "find_gaps", lambda *a, **k: list(found))
     monkeypatch.setattr(module, "field_sample", lambda papers, vectors: sampled.append(len(papers)) or [])
-    monkeypatch.setattr(module, "on_the_lists_topic", lambda *a: (papers[4:], None))
-    monkeypatch.setattr("semsearch.propose.classifier_of", lambda *a, **k: type("C", (), {"labelled_titles": []})())
-    monkeypatch.setattr("semsearch.propose.embed_fn", lambda *a, **k: None)
+    monkeypatch.setattr(module, "on_the_lists_topic", on_the_lists_topic)
+    monkeypatch.setattr("semsearch.propose.classifier_of", classifier_of)
+    monkeypatch.setattr("semsearch.propose.embed_fn", lambda index, embedder: "embed")
 
     def names(name: str, since: str | None = None) -> list[str]:
-        return [g["name"] for g in module._gaps_for(index, name, since=since, embedder=None, classifier=None)["gaps"]]
+        answer = module._gaps_for(index, name, since=since, embedder="model", classifier=None)
+        return [g["name"] for g in answer["gaps"]]
 
     assert names("kv") == ["near", "far"]
     assert names("kv", since="2024-01-01") == ["near", "far"] and sampled == [6, 6]  # the field: every unlisted paper
@@ -380,3 +397,14 @@ def test_two_papers_are_one_group_only_when_as_alike_as_a_heading_and_one_paper_
     assert clusters(apart, tightness=0.5, largest=10) == [[0], [1]]
     assert clusters(apart, tightness=0.05, largest=10) == [[0, 1]]
     assert clusters(np.ones((1, 1)), tightness=0.5, largest=10) == [[0]]
+
+
+def test_a_gaps_name_is_its_three_most_particular_terms_each_in_two_of_its_papers_at_least():
+    group = ["Ring attention for long context", "Memory efficient ring attention", "Blockwise ring attention"]
+    group += ["Long context by sequence parallel", "Sequence parallel long context memory"]
+    rest = ["Attention heads pruned", "Quantized attention", "Blockwise serving"]
+    # A pair covers its words ("long context": not "long" or "context" after it, and the terms after
+    # those still count); "blockwise" is in one of the group's papers: not the group's term.
+    assert distinctive_terms(group, rest) == ["long context", "ring attention", "sequence parallel"]
+    assert distinctive_terms(group, rest, most=4) == ["long context", "ring attention", "sequence parallel", "memory"]
+    assert distinctive_terms(group, rest, most=1) == ["long context"]
