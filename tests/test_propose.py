@@ -1038,6 +1038,47 @@ def test_the_kept_answers_are_bounded(tmp_path, monkeypatch):
     assert len(module._answers) <= 2
 
 
+@pytest.mark.parametrize(
+    ("line", "written"),
+    [
+        (
+            "- **Title one here.** [[pdf](https://arxiv.org/abs/2401.00001)] "
+            "[[code](https://github.com/x/y)], ICML 2024.",
+            "- **Folding Caches into Few Bits.** [[pdf](https://arxiv.org/abs/2501.01234)], ICML 2025.",
+        ),
+        (
+            "- **Title one here.** [pdf](https://arxiv.org/abs/2401.00001), [code](https://github.com/x/y), ICML 2024.",
+            "- **Folding Caches into Few Bits.** [pdf](https://arxiv.org/abs/2501.01234), ICML 2025.",
+        ),
+    ],
+)
+def test_a_code_link_of_the_template_goes_with_its_own_brackets_and_nothing_more(line, written):
+    from semsearch.propose import Template
+
+    template = Template.learn([line], parse_list(f"# L\n\n## A\n{line}\n").papers[0])
+    assert template.render(NEW, None, "arXiv") == written
+
+
+def test_a_line_is_tidied_of_inner_runs_of_spaces_and_the_commas_a_dropped_part_left():
+    from semsearch.propose import _tidy
+
+    assert _tidy("- A  title   with runs ,  of spaces,") == "- A title with runs, of spaces"
+    assert _tidy("1.  Kept after its marker\t") == "1.  Kept after its marker\t"
+
+
+def test_a_month_is_read_from_a_new_style_arxiv_id_only():
+    from semsearch.propose import _yymm
+
+    assert _yymm("2401.00001") == "2401" and _yymm("2401.12345") == "2401"
+    assert _yymm("cs/0601001") is None and _yymm(None) is None and _yymm("2401.001") is None
+
+
+def test_a_proposals_confidence_is_given_to_four_places():
+    from semsearch.propose import Proposal
+
+    assert Proposal("2501.00001", "T", "A", 0.123456, "- T").to_dict()["confidence"] == 0.1235
+
+
 def test_a_venue_badge_is_an_orange_or_an_arxiv_shields_badge_and_nothing_else():
     from semsearch.propose import _venue_badge
 
