@@ -309,9 +309,9 @@ def _safe_title(title: str) -> str:
 
 
 def _tidy(text: str) -> str:
-    """Separators left by a dropped part: ", ," or a space before a comma; inner runs of spaces;
-    trailing spaces that are no line break (`git apply` warns of them), the item's last line's too:
-    two or more ending an inner line, a markdown line break, stay."""
+    """Separators left by a dropped part: ", ," or a space before a comma or the line's last period;
+    inner runs of spaces; trailing spaces that are no line break (`git apply` warns of them), the
+    item's last line's too: two or more ending an inner line, a markdown line break, stay."""
     lines = []
     split = text.split("\n")
     for number, line in enumerate(split):
@@ -322,6 +322,7 @@ def _tidy(text: str) -> str:
         body = re.sub(r"(?<=\S) {2,}(?=\S)", " ", body)
         body = body.replace(" ,", ",").replace(",,", ",").replace("], .", "].").rstrip(",")
         body = re.sub(r",(?=\s*$)", "", body)
+        body = re.sub(r"(?<=[\w)\]]) +\.$", ".", body)  # a part dropped before the line's own period
         lines.append(head + body + trail)
     return "\n".join(lines)
 

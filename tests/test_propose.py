@@ -1050,6 +1050,10 @@ def test_the_kept_answers_are_bounded(tmp_path, monkeypatch):
             "- **Title one here.** [pdf](https://arxiv.org/abs/2401.00001), [code](https://github.com/x/y), ICML 2024.",
             "- **Folding Caches into Few Bits.** [pdf](https://arxiv.org/abs/2501.01234), ICML 2025.",
         ),
+        (  # the link was dropped before the line's period, and left "ICML 2025 ."
+            "- **Title one here.** [pdf](https://arxiv.org/abs/2401.00001), ICML 2024 [code](https://github.com/x/y).",
+            "- **Folding Caches into Few Bits.** [pdf](https://arxiv.org/abs/2501.01234), ICML 2025.",
+        ),
     ],
 )
 def test_a_code_link_of_the_template_goes_with_its_own_brackets_and_nothing_more(line, written):
