@@ -259,6 +259,11 @@ def test_the_surveys_refresh_is_refused_from_another_list_and_offline_fetches_no
         small.write_text(LIST)
         code, _, err = cli("taxonomy", "refresh", small, "--offline", "--index", survey_only_index, cwd=tmp_path)
         assert code == 2 and "does not look like that list" in err and "--taxonomy NAME" in err
+        code, out, _ = cli(
+            "taxonomy", "refresh", small, "--offline", "--dry-run", "--json", "--index", survey_only_index, cwd=tmp_path
+        )
+        assert code == 0 and "does not look like that list" in json.loads(out)["refused"]
+        assert json.loads(out)["applied"] is False
         more = tmp_path / "more.md"
         more.write_text(
             survey_markdown() + "- **A paper new to the list** [[Paper](https://arxiv.org/abs/2501.09999)]\n"
