@@ -408,3 +408,21 @@ def test_a_gaps_name_is_its_three_most_particular_terms_each_in_two_of_its_paper
     assert distinctive_terms(group, rest) == ["long context", "ring attention", "sequence parallel"]
     assert distinctive_terms(group, rest, most=4) == ["long context", "ring attention", "sequence parallel", "memory"]
     assert distinctive_terms(group, rest, most=1) == ["long context"]
+
+
+def test_a_gap_is_not_named_by_a_word_the_lists_own_titles_use_too(monkeypatch):
+    model = HashingModel()
+    classifier = _classifier(model)
+    monkeypatch.setattr(classifier, "short_scope_threshold", -10.0)  # titles: the test model's scope is not tested
+    titles = [
+        "Speculative decoding with attention drafts",
+        "Speculative decoding of attention heads drafts",
+        "Speculative attention decoding for serving drafts",
+        "Drafts of attention by speculative decoding",
+    ]
+    papers = [Paper(id=f"2501.0000{i}", title=t) for i, t in enumerate(titles)]
+    listed = PRUNING + QUANTIZATION + ["Attention sinks", "Sparse attention", "Linear attention"]
+    gaps = find_gaps(classifier, papers, model.encode(titles), context=listed)
+    assert [(g.name, g.terms, len(g.papers)) for g in gaps] == [
+        ("decoding / drafts / speculative", ["decoding", "drafts", "speculative"], 4)  # every title says attention
+    ]
