@@ -426,3 +426,24 @@ def test_a_gap_is_not_named_by_a_word_the_lists_own_titles_use_too(monkeypatch):
     assert [(g.name, g.terms, len(g.papers)) for g in gaps] == [
         ("decoding / drafts / speculative", ["decoding", "drafts", "speculative"], 4)  # every title says attention
     ]
+
+
+def test_a_gap_of_a_nested_list_sits_under_the_heading_its_papers_are_placed_under():
+    model = HashingModel()
+    nodes = ["Compression", "Compression/Pruning", "Compression/Quantization", "Decoding", "Decoding/Speculative"]
+    rows = [(t, "Compression/Pruning") for t in PRUNING] + [(t, "Compression/Quantization") for t in QUANTIZATION]
+    rows += [(t, "Decoding/Speculative") for t in SPECULATIVE]
+    labelled = [LabelledPaper(f"p{i}", t, t, model.encode([t])[0], [n]) for i, (t, n) in enumerate(rows)]
+    classifier = TaxonomyClassifier.train(labelled, list_taxonomy(nodes), model.encode)
+    classifier.short_scope_threshold = -10.0  # titles: the test model's scope is not tested
+    titles = [
+        "Distillation of weights into small students",
+        "Distillation of layers into students",
+        "Students by distillation of weights",
+        "Distillation students of quantization weights",
+    ]
+    papers = [Paper(id=f"2501.0000{i}", title=t) for i, t in enumerate(titles)]
+    gaps = find_gaps(classifier, papers, model.encode(titles), context=[t for t, _ in rows])
+    assert [(g.name, g.parent, len(g.papers)) for g in gaps] == [
+        ("distillation / students / weights", "Compression", 4)
+    ]
