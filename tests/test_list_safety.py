@@ -407,6 +407,21 @@ def test_offline_with_a_url_is_one_line_and_no_request(survey_only_index, tmp_pa
         assert code == 2 and "--offline: not fetching" in err and server.requests == 1
 
 
+def test_a_list_added_from_a_url_is_refreshed_from_it_when_no_file_is_given(
+    cli, survey_only_index, tmp_path, monkeypatch
+):
+    from tests.arxiv_stub import ArxivStub
+
+    with ArxivStub() as arxiv, CountingServer(LIST) as server:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", arxiv.url)
+        cli("taxonomy", "add", "kv", server.url, "--index", survey_only_index, cwd=tmp_path, check=True)
+        done = cli(
+            "taxonomy", "refresh", "--taxonomy", "kv", "--dry-run", "--json", "--index", survey_only_index, cwd=tmp_path
+        )
+        assert done.returncode == 0 and json.loads(done.stdout)["refused"] is None, done.stderr
+        assert server.requests == 2  # read again from where it was added
+
+
 # --- no local paths shown ---------------------------------------------------------------------------
 def test_the_api_shows_a_list_by_its_file_name_or_url_never_a_local_path(survey_only_index, tmp_path, capsys):
     from fastapi.testclient import TestClient
