@@ -139,7 +139,7 @@ ProgressOption = Annotated[
 
 
 def _count(n: int, noun: str) -> str:
-    """"1 paper", "2 papers": a count as a sentence says it."""
+    """A count as a sentence says it: "1 paper", "2 papers"."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
@@ -296,8 +296,7 @@ def ingest_jsonl_command(
     _finish_ingest(report)
     if report.skipped:
         shown = ", ".join(report.skipped[:5]) + (", …" if len(report.skipped) > 5 else "")
-        lines = "line" if len(report.skipped) == 1 else "lines"
-        print(f"skipped {len(report.skipped)} malformed {lines}: {shown}", file=sys.stderr)
+        print(f"skipped {_count(len(report.skipped), 'malformed line')}: {shown}", file=sys.stderr)
     if as_json:
         _print_json(report.counts())
 
@@ -1167,7 +1166,7 @@ def taxonomy_propose(
     print(found["patch"], end="")
     edge = "" if request.taxonomy == SURVEY else ", or at the edge of the list's topic"  # the survey's is its scope
     print(
-        f"{sure} paper{'' if sure == 1 else 's'} proposed, {found['unsure']} unsure "
+        f"{_count(sure, 'paper')} proposed, {found['unsure']} unsure "
         f"(under --min-confidence {request.min_confidence}{edge})",
         file=sys.stderr,
     )
