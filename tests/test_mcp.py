@@ -312,12 +312,9 @@ def test_trends_takes_one_category_as_a_string_as_the_api_takes_one_category_par
         assert not published.is_valid({"category": refused}), refused
 
 
-def test_a_client_that_stops_reading_ends_the_server_quietly(index_dir):
-    """An assistant that closes its end of the answers (a crashed editor) left an 81-line traceback
-    of a broken pipe and exit 1 (an attacker's pass): the server now ends at the next answer it
-    cannot send, exit 0, nothing on stderr."""
+def _serving(index_dir: Path, *, initialized: bool = True):
+    """A real `semsearch mcp` past its handshake: (the process, a function that sends it a message)."""
     import subprocess
-    import time
 
     server = subprocess.Popen(
         [sys.executable, "-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
@@ -332,7 +329,18 @@ def test_a_client_that_stops_reading_ends_the_server_quietly(index_dir):
     hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
     send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
     assert b'"id":1' in server.stdout.readline()
-    send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    if initialized:
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    return server, send
+
+
+def test_a_client_that_stops_reading_ends_the_server_quietly(index_dir):
+    """An assistant that closes its end of the answers (a crashed editor) left an 81-line traceback
+    of a broken pipe and exit 1 (an attacker's pass): the server now ends at the next answer it
+    cannot send, exit 0, nothing on stderr."""
+    import time
+
+    server, send = _serving(index_dir)
     server.stdout.close()  # the client stops reading
     asked = {"name": "search", "arguments": {"question": "speculative decoding", "k": 100, "details": True}}
     for n in range(40):
@@ -353,18 +361,8 @@ def test_ctrl_c_or_sigterm_ends_the_server_while_the_client_is_quiet(index_dir, 
     (and SIGTERM, taken as Ctrl-C since) said "interrupted" and left the server running until the
     client wrote another line or closed its end, which a quiet client never does."""
     import signal
-    import subprocess
 
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=str(ROOT),
-    )  # fmt: skip
-    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}
-    server.stdin.write((json.dumps(initialize) + "\n").encode())
-    server.stdin.flush()
-    assert b'"id":1' in server.stdout.readline()  # serving, and waiting for the client's next line
+    server, _ = _serving(index_dir, initialized=False)  # serving, and waiting for the client's next line
     server.send_signal(getattr(signal, stop))
     try:
         assert server.wait(timeout=20) == code
@@ -382,23 +380,9 @@ def test_ctrl_c_or_sigterm_ends_the_server_while_a_client_that_stopped_reading_h
     interpreter joins on the way out, so Ctrl-C said "interrupted" and SIGTERM said nothing, and the
     server never ended (an attacker's pass; only SIGKILL did)."""
     import signal
-    import subprocess
     import time
 
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=str(ROOT),
-    )  # fmt: skip
-
-    def send(message: dict) -> None:
-        server.stdin.write((json.dumps(message) + "\n").encode())
-        server.stdin.flush()
-
-    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-    send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
-    assert b'"id":1' in server.stdout.readline()
-    send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    server, send = _serving(index_dir)
     asked = {"name": "search", "arguments": {"question": "speculative decoding", "k": 100, "details": True}}
     for n in range(12):  # far more than a pipe holds, and none of it read
         send({"jsonrpc": "2.0", "id": 2 + n, "method": "tools/call", "params": asked})
