@@ -828,3 +828,14 @@ def test_the_published_schemas_state_the_limits_in_json_schema_words():
     for k, year in ((tool["k"], tool["year_from"]["anyOf"][0]), (api["k"], api["year_from"]["anyOf"][0])):
         assert (k["minimum"], k["maximum"], year["minimum"], year["maximum"]) == (1, 100, 1900, 2100)
         assert not {"ge", "le"} & (set(k) | set(year))
+
+
+def test_a_parameter_no_model_names_is_named_as_sent_up_to_40_characters_and_quoted_beyond():
+    """The refusal shows a plain name as it is; a longer one, or one that is no identifier (it may
+    hold anything), quoted and cut, so the one line stays one short line."""
+    from semsearch.requests_models import not_a_parameter
+
+    forty = "m" * 40
+    assert not_a_parameter(forty) == f"{forty}: is not a parameter"
+    assert not_a_parameter(forty + "m") == f"'{forty}': is not a parameter"
+    assert not_a_parameter("a b\n", "is unknown") == "'a b\\n': is unknown"

@@ -318,3 +318,136 @@ def test_with_a_list_picked_the_survey_tree_links_work_and_a_list_view_shows_wha
         assert [p for p in problems if "/api/propose" not in p and "Failed to load resource" not in p] == []
     finally:
         stop()
+
+
+# The feed as RFC 4287 names it, read element by element: feedparser forgives what a strict reader
+# does not (it lowercases element names, so an `<ID>` or `<TITLE>` passed the tests above).
+A = "{http://www.w3.org/2005/Atom}"
+
+
+def _xml(feed: bytes):
+    from xml.etree import ElementTree as ET
+
+    return ET.fromstring(feed)
+
+
+def test_a_feed_has_every_element_atom_requires_in_its_namespace_as_utf8():
+    entry = Entry(
+        id="urn:x:1", title="Nyström attention", updated="2024-01-03T00:00:00Z", link="https://arxiv.org/abs/2402.1",
+        summary="A summary.", authors=["Ada Lovelace"], categories=["A/B"],
+    )  # fmt: skip
+    older = Entry(id="urn:x:2", title="Older", updated="2023-05-06T00:00:00Z")
+    raw = atom(
+        feed_id="urn:f", title="Feed title", self_url="http://h/f.atom", page_url="http://h/", entries=[older, entry]
+    )
+
+    assert raw.startswith(b"<?xml version='1.0' encoding='utf-8'?>") and "Nyström".encode() in raw
+    feed = _xml(raw)
+    assert feed.tag == f"{A}feed"
+    assert feed.findtext(f"{A}id") == "urn:f" and feed.findtext(f"{A}title") == "Feed title"
+    assert feed.findtext(f"{A}updated") == "2024-01-03T00:00:00Z"  # the newest entry's
+    links = {link.get("rel"): link.attrib for link in feed.findall(f"{A}link")}
+    assert links["self"] == {"rel": "self", "href": "http://h/f.atom", "type": "application/atom+xml"}
+    assert links["alternate"] == {"rel": "alternate", "href": "http://h/", "type": "text/html"}
+    assert feed.findtext(f"{A}author/{A}name") == "semsearch" and feed.findtext(f"{A}generator") == "semsearch"
+    first, second = feed.findall(f"{A}entry")
+    assert [first.findtext(f"{A}{tag}") for tag in ("id", "title", "updated")] == ["urn:x:2", "Older", older.updated]
+    assert second.findtext(f"{A}title") == "Nyström attention" and second.findtext(f"{A}summary") == "A summary."
+    assert second.find(f"{A}link").attrib == {"rel": "alternate", "href": "https://arxiv.org/abs/2402.1"}
+    assert second.findtext(f"{A}author/{A}name") == "Ada Lovelace"
+    assert second.find(f"{A}category").attrib == {"term": "A/B"}
+    assert first.find(f"{A}link") is None and first.find(f"{A}summary") is None  # none given, none written
+
+
+def test_a_feed_without_entries_was_last_updated_at_the_epoch():
+    feed = _xml(atom(feed_id="urn:f", title="t", self_url="http://h/f", page_url="http://h/", entries=[]))
+    assert feed.findtext(f"{A}updated") == "1970-01-01T00:00:00Z" and feed.find(f"{A}entry") is None
+
+
+def test_a_date_and_time_with_a_space_and_no_zone_is_read_as_utc():
+    assert rfc3339("2024-01-02 10:11:12") == rfc3339("2024-01-02T10:11:12") == "2024-01-02T10:11:12Z"
+
+
+def test_a_papers_entry_collapses_its_text_cuts_a_long_abstract_at_a_word_and_links_the_paper():
+    from semsearch.feeds import SUMMARY_CHARS, paper_entry
+    from semsearch.paper import Paper
+
+    words = " ".join(f"word{i:04d}" for i in range(200))  # 1,799 characters
+    arxiv = paper_entry(
+        Paper(id="2402.01530", title="  Two\n spaces ", abstract=words, published="2024-02-03"), "http://h/"
+    )
+    assert arxiv.id == arxiv.link == "https://arxiv.org/abs/2402.01530"
+    assert arxiv.title == "Two spaces" and arxiv.updated == "2024-02-03T00:00:00Z"
+    assert len(arxiv.summary) <= SUMMARY_CHARS and arxiv.summary.endswith(" word0065…")  # a whole word, then "…"
+    short = paper_entry(Paper(id="acl/2024.x", title="T", abstract="a  b\n c", url=None), "http://h/", ["A/B"])
+    assert short.summary == "a b c" and short.categories == ["A/B"]
+    assert short.id == short.link == "http://h/paper/acl%2F2024.x"  # its page on this server, "/" escaped
+
+
+def test_a_lists_node_feed_links_the_lists_view_of_the_node_and_keeps_the_path_readable():
+    from semsearch.feeds import node_feed
+
+    feed = _xml(node_feed("my list", "A b/C", [], "http://h/"))
+    assert feed.findtext(f"{A}id") == "http://h/feeds/my%20list/A%20b/C.atom"
+    links = {link.get("rel"): link.get("href") for link in feed.findall(f"{A}link")}
+    assert links == {
+        "self": "http://h/feeds/my%20list/A%20b/C.atom",
+        "alternate": "http://h/?view=node&category=A%20b%2FC&taxonomy=my%20list",
+    }
+    survey = _xml(node_feed("survey", "C", [], "http://h/"))
+    assert {link.get("href") for link in survey.findall(f"{A}link")} == {
+        "http://h/feeds/survey/C.atom",
+        "http://h/?view=node&category=C",
+    }
+
+
+def _digest(name: str, items: int, **more) -> dict:
+    groups = {"A/B": [{"id": f"2411.{i:05d}", "title": f"Paper {i}"} for i in range(items)]}
+    return {"name": name, "until": name.partition("-")[2], "groups": groups, **more}
+
+
+def test_the_digests_feed_names_counts_and_links_each_digest_and_the_lists_are_its_own():
+    from semsearch.feeds import digests_feed
+
+    digests = [
+        _digest("202411020000-202411030000", 2, window="2 Nov – 3 Nov 2024"),
+        _digest("202411010000-202411020000", 1, papers=1),
+        _digest("202410310000-202411010000", 0),  # found nothing: no entry
+    ]
+    feed = _xml(digests_feed(digests, "http://h/"))
+    assert feed.findtext(f"{A}id") == "http://h/feeds/digests.atom"
+    assert {link.get("rel"): link.get("href") for link in feed.findall(f"{A}link")} == {
+        "self": "http://h/feeds/digests.atom",
+        "alternate": "http://h/?view=digest",
+    }
+    two, one = feed.findall(f"{A}entry")
+    assert two.findtext(f"{A}title") == "2 new papers, 2 Nov – 3 Nov 2024"  # counted from its items
+    assert one.findtext(f"{A}title") == "1 new paper, 202411010000-202411020000"  # no window: its name
+    assert two.findtext(f"{A}id") == "http://h/api/digests/202411020000-202411030000"
+    assert two.find(f"{A}link").get("href") == "http://h/?view=digest&name=202411020000-202411030000"
+    assert two.findtext(f"{A}updated") == "2024-11-03T00:00:00Z"
+    assert two.findtext(f"{A}summary") == "Paper 0 (2411.00000)\nPaper 1 (2411.00001)"
+
+    listed = _xml(digests_feed(digests[1:2], "http://h/", "my list"))
+    assert listed.findtext(f"{A}id") == "http://h/feeds/digests.atom?taxonomy=my%20list"
+    assert listed.findtext(f"{A}title") == "semsearch: new papers from arXiv (digests for my list)"
+    assert {link.get("href") for link in listed.findall(f"{A}link")} == {
+        "http://h/feeds/digests.atom?taxonomy=my%20list",
+        "http://h/?view=digest&taxonomy=my%20list",
+    }
+    [entry] = listed.findall(f"{A}entry")
+    assert entry.findtext(f"{A}id") == "http://h/api/digests/202411010000-202411020000?taxonomy=my%20list"
+    assert entry.find(f"{A}link").get("href").endswith("name=202411010000-202411020000&taxonomy=my%20list")
+    # The survey's digests are the default ones, however named.
+    assert digests_feed(digests, "http://h/", "survey") == digests_feed(digests, "http://h/")
+
+
+def test_the_digests_feed_holds_the_newest_50_digests_and_100_papers_of_each():
+    from semsearch.feeds import MAX_ENTRIES, digests_feed
+
+    many = [_digest(f"2024110{i // 60}{i % 60:04d}-202412010000", 1) for i in range(MAX_ENTRIES + 5)]
+    many[0] = _digest(many[0]["name"], 150)
+    entries = _xml(digests_feed(many, "http://h/")).findall(f"{A}entry")
+    assert len(entries) == MAX_ENTRIES
+    assert entries[0].findtext(f"{A}title").startswith("150 new papers")
+    assert len(entries[0].findtext(f"{A}summary").splitlines()) == 100
