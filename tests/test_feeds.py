@@ -451,3 +451,33 @@ def test_the_digests_feed_holds_the_newest_50_digests_and_100_papers_of_each():
     assert len(entries) == MAX_ENTRIES
     assert entries[0].findtext(f"{A}title").startswith("150 new papers")
     assert len(entries[0].findtext(f"{A}summary").splitlines()) == 100
+
+
+def _quiet_days_after_a_digest_with_a_paper(index_dir, days: int = 50) -> None:
+    """A daily watch: one digest that found a paper, then `days` that found nothing in scope."""
+    with_a_digest(index_dir)  # 202411010000-202411020000
+    for day in range(2, 2 + days):
+        since, until = (f"2024{11 + (d - 1) // 30:02d}{(d - 1) % 30 + 1:02d}0000" for d in (day, day + 1))
+        save_digest(WatchReport(since, until, 3, [], IngestReport()), index_dir=index_dir)
+
+
+def test_quiet_days_push_no_digest_with_papers_out_of_the_feed(survey_corpus_index, client):
+    """The feed took the newest 50 digests, then left out those that found nothing: after 50 quiet
+    days of a daily watch it was empty, updated at the epoch, the digest with a paper still listed
+    at /api/digests. It holds the newest 50 digests with papers."""
+    _quiet_days_after_a_digest_with_a_paper(survey_corpus_index)
+    assert len(client.get("/api/digests").json()["digests"]) == 51
+    [entry] = parsed(client.get("/feeds/digests.atom")).entries
+    assert entry.link.endswith("?view=digest&name=202411010000-202411020000")
+
+
+@pytest.mark.slow
+def test_a_real_servers_digest_feed_keeps_a_digest_with_papers_after_quiet_days(survey_corpus_index):
+    from tests.test_server import _request, serving
+
+    _quiet_days_after_a_digest_with_a_paper(survey_corpus_index)
+    with serving(survey_corpus_index) as port:
+        status, _, body = _request(port, "GET", "/feeds/digests.atom", {})
+    assert status == 200
+    [entry] = _xml(body).findall(f"{A}entry")
+    assert entry.findtext(f"{A}title").startswith("1 new paper, ")
