@@ -839,3 +839,25 @@ def test_a_parameter_no_model_names_is_named_as_sent_up_to_40_characters_and_quo
     assert not_a_parameter(forty) == f"{forty}: is not a parameter"
     assert not_a_parameter(forty + "m") == f"'{forty}': is not a parameter"
     assert not_a_parameter("a b\n", "is unknown") == "'a b\\n': is unknown"
+
+
+def test_a_refusal_names_every_problem_of_a_request_in_one_line():
+    """Every problem is said, whichever comes first: a field's own, a parameter no model names, one
+    of the body as a whole; a model's whole refusal names its fields itself."""
+    from semsearch.requests_models import BadRequest, ClassifyRequest, SearchRequest, describe, parse
+
+    with pytest.raises(BadRequest) as refused:
+        parse(SearchRequest, q="kv", mode="dense", colour="red", k=0)
+    assert str(refused.value) == (
+        "k: Input should be greater than or equal to 1; mode: is not a parameter; colour: is not a parameter"
+    )
+    with pytest.raises(BadRequest) as refused:
+        parse(ClassifyRequest, title="A title")
+    assert str(refused.value) == "abstract: Field required"  # the model's own words, as pydantic's
+    # FastAPI's: the body as a whole is no object (its loc names "body" only); a problem said without
+    # a place or words, as no library gives one, is still one part of the line.
+    body = {"type": "model_attributes_type", "loc": ("body",), "msg": "Input should be a valid dictionary"}
+    assert describe([body, {"type": "odd"}]) == "body: Input should be a valid dictionary; body: invalid"
+    assert describe([{"type": "json_invalid", "loc": ("body", 3), "msg": "JSON decode error"}, body]) == (
+        "body: is not valid JSON; body: Input should be a valid dictionary"
+    )
