@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
@@ -41,15 +42,24 @@ def xml_text(text: str | None) -> str:
 
 def rfc3339(date: str | None) -> str:
     """An ISO date or time ("2024-01-02", "2024-01-02T10:00:00Z") as Atom wants it; the epoch when
-    there is none or it cannot be read."""
+    there is none or it names no real day and time: an undated paper is sorted as "0000-00-00",
+    which was written as it was (a feed reader read 30 November of the year -1)."""
     text = (date or "").strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        return f"{text}T00:00:00Z"
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})", text):
-        return text
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}", text):
-        return text.replace(" ", "T") + "Z"
-    return EPOCH
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+        moment = f"{text}T00:00:00Z"
+    elif re.fullmatch(
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})", text
+    ):
+        moment = text
+    elif re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}", text):
+        moment = text.replace(" ", "T") + "Z"
+    else:
+        return EPOCH
+    try:
+        datetime.strptime(moment[:19], "%Y-%m-%dT%H:%M:%S")  # a real day (year 1 on), hour, minute
+    except ValueError:
+        return EPOCH
+    return moment
 
 
 def atom(*, feed_id: str, title: str, self_url: str, page_url: str, entries: Sequence[Entry]) -> bytes:

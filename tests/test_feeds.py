@@ -481,3 +481,57 @@ def test_a_real_servers_digest_feed_keeps_a_digest_with_papers_after_quiet_days(
     assert status == 200
     [entry] = _xml(body).findall(f"{A}entry")
     assert entry.findtext(f"{A}title").startswith("1 new paper, ")
+
+
+def _a_moment(text: str) -> bool:
+    """Whether `text` is an RFC 3339 date-time as Atom wants it (a real day and time, upper-case T and Z)."""
+    import re
+    from datetime import datetime
+
+    if not re.fullmatch(
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})", text
+    ):
+        return False
+    try:
+        datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return False
+    return True
+
+
+def test_a_day_or_time_that_is_none_becomes_the_epoch():
+    """An undated paper was sorted as "0000-00-00" and written so: "0000-00-00T00:00:00Z", no date
+    (a feed reader made it 30 November of the year -1)."""
+    for unreal in (
+        "0000-00-00",
+        "2024-13-01",
+        "2024-02-30",
+        "2024-01-02T24:00:00Z",
+        "2024-01-02 10:61:00",
+        "２０２４-01-02",
+    ):
+        assert rfc3339(unreal) == "1970-01-01T00:00:00Z", unreal
+    assert rfc3339("2024-02-29") == "2024-02-29T00:00:00Z"
+
+
+def test_a_nodes_feed_dates_an_undated_paper_at_the_epoch_and_lists_it_last():
+    from semsearch.feeds import node_feed
+    from semsearch.paper import Paper
+
+    undated, dated = Paper(id="survey:a-paper", title="Undated"), Paper(id="2402.01530", title="Dated")
+    feed = _xml(node_feed("survey", "A/B", [undated, dated], "http://h/"))
+    entries = feed.findall(f"{A}entry")
+    assert [e.findtext(f"{A}title") for e in entries] == ["Dated", "Undated"]
+    assert [e.findtext(f"{A}updated") for e in entries] == ["2024-02-01T00:00:00Z", "1970-01-01T00:00:00Z"]
+
+
+@pytest.mark.slow
+def test_a_real_servers_node_feed_dates_every_entry_as_rfc3339(survey_corpus_index):
+    from tests.test_server import _request, serving
+
+    with serving(survey_corpus_index) as port:
+        status, _, body = _request(port, "GET", f"/feeds/survey/{KV}.atom", {})
+    assert status == 200
+    feed = _xml(body)
+    updated = [feed.findtext(f"{A}updated")] + [e.findtext(f"{A}updated") for e in feed.findall(f"{A}entry")]
+    assert len(updated) > 2 and [u for u in updated if not _a_moment(u)] == []
