@@ -858,6 +858,8 @@ def test_a_refusal_names_every_problem_of_a_request_in_one_line():
     # a place or words, as no library gives one, is still one part of the line.
     body = {"type": "model_attributes_type", "loc": ("body",), "msg": "Input should be a valid dictionary"}
     assert describe([body, {"type": "odd"}]) == "body: Input should be a valid dictionary; body: invalid"
+    path = {"type": "string_too_long", "loc": ("path", "id"), "msg": "String should have at most 200 characters"}
+    assert describe([path]) == "id: String should have at most 200 characters"  # a route's path parameter
     assert describe([{"type": "json_invalid", "loc": ("body", 3), "msg": "JSON decode error"}, body]) == (
         "body: is not valid JSON; body: Input should be a valid dictionary"
     )

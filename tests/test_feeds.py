@@ -379,6 +379,9 @@ def test_a_papers_entry_collapses_its_text_cuts_a_long_abstract_at_a_word_and_li
     assert arxiv.id == arxiv.link == "https://arxiv.org/abs/2402.01530"
     assert arxiv.title == "Two spaces" and arxiv.updated == "2024-02-03T00:00:00Z"
     assert len(arxiv.summary) <= SUMMARY_CHARS and arxiv.summary.endswith(" word0065…")  # a whole word, then "…"
+    # A cut that falls just after a word keeps the summary within SUMMARY_CHARS all the same.
+    edge = paper_entry(Paper(id="2402.01530", title="T", abstract="a" * 597 + " bb cc"), "http://h/")
+    assert edge.summary == "a" * 597 + "…"
     short = paper_entry(Paper(id="acl/2024.x", title="T", abstract="a  b\n c", url=None), "http://h/", ["A/B"])
     assert short.summary == "a b c" and short.categories == ["A/B"]
     assert short.id == short.link == "http://h/paper/acl%2F2024.x"  # its page on this server, "/" escaped

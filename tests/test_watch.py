@@ -624,6 +624,9 @@ def test_labels_survive_a_rebuild_through_export_and_import(survey_index, tmp_pa
     assert code == 2 and "bad.jsonl:1:" in err
 
 
+TIME_REFUSED = "labelled_at: expected a date and time (ISO 8601, as `semsearch labels` writes)"
+
+
 @pytest.mark.parametrize(
     "record, refusal",
     [
@@ -632,7 +635,7 @@ def test_labels_survive_a_rebuild_through_export_and_import(survey_index, tmp_pa
         ({"id": 2402.0153, "category": "Quantization"}, "id: Input should be a valid string"),
         ({"id": {"a": 1}, "category": "Quantization"}, "id: Input should be a valid string"),
         ({"id": "2306.00978", "category": ["Quantization"]}, "category: Input should be a valid string"),
-        ({"id": "2306.00978", "category": "Quantization", "labelled_at": "not a date"}, "labelled_at: expected a"),
+        ({"id": "2306.00978", "category": "Quantization", "labelled_at": "not a date"}, TIME_REFUSED),
         ({"id": "2306.00978", "category": "Quantization", "labelled_at": "\u001b[31m\u0007"}, "labelled_at: expected"),
         ({"id": "2306.00978", "category": "Quantization", "labelled_at": 5}, "labelled_at: Input should be a valid"),
     ],
