@@ -376,3 +376,12 @@ def test_the_headings_limit_is_said_before_the_depth_limit():
     text = "## A\n\n" + "<details><summary>x</summary>\n\n" * 12 + f"- [P]({AX})\n\n" + "## Hi\n\n" * 1001
     with pytest.raises(SemsearchError, match="too many headings"):
         parse_list(text)
+
+
+def test_the_leaves_are_the_nodes_no_other_node_is_under_at_any_depth():
+    listed = parse_list(
+        "# T\n\n## A\n\n### B\n\n#### C\n\n- [P1](https://arxiv.org/abs/2401.00001)\n\n"
+        "### D\n\n- [P2](https://arxiv.org/abs/2401.00002)\n\n## E\n\n- [P3](https://arxiv.org/abs/2401.00003)\n"
+    )
+    assert listed.nodes == ["A", "A/B", "A/B/C", "A/D", "E"]
+    assert listed.leaves() == ["A/B/C", "A/D", "E"]

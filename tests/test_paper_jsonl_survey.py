@@ -317,3 +317,16 @@ def test_no_title_of_the_survey_or_of_the_shared_lists_is_cut():
     titles += [p.title for path in lists for p in parse_list(path.read_text(encoding="utf-8")).papers]
     assert len(titles) >= 424
     assert [t for t in titles if title_without_authors(t) != t] == []
+
+
+def test_only_the_start_of_the_first_line_is_read_before_a_file_is_taken(tmp_path):
+    """Its first 4,096 bytes: a character they cut in two is no fault, and a byte further on that
+    is not UTF-8 is its line's, named by its number when the records are read."""
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(b"x" * 4095 + "é".encode() + b"\n")  # the 4,096th byte is the first of "é"'s two
+    check_readable(cut)
+    later = tmp_path / "later.jsonl"
+    later.write_bytes(b'{"id": "2401.00001", "title": "' + b"x" * 5000 + b'\xe9"}\n')
+    check_readable(later)
+    with pytest.raises(SemsearchError, match=r"later.jsonl:1: not UTF-8 text \(byte 0xe9 at column 5032\)"):
+        list(read_jsonl(later))

@@ -585,3 +585,86 @@ def test_each_invisible_or_line_breaking_character_alone_is_a_space_in_a_title(c
     """A title holding only one of them, and no other control, kept it (`printable` looks once for
     any; str.split takes Unicode's line separators for white space and hid the gap)."""
     assert Paper(id="2401.00001", title=f"Cache{character}eviction").title == "Cache eviction"
+
+
+# --- what a malformed line says, in-process (a mutation pass: only the field's name was checked) ---
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ([1], "expected a JSON object, got a list"),
+        ("text", "expected a JSON object, got a string"),
+        (None, "expected a JSON object, got null"),
+        ({"id": "x", "title": 1.5}, "field 'title': expected a string, got a number"),
+        ({"id": True, "title": "T"}, "field 'id': expected a string, got a boolean"),
+        ({"id": "x", "title": "T", "authors": ["A", None]},
+         "field 'authors[1]': expected a string or a list of strings, got null"),
+        ({"id": "x", "title": "T", "authors_parsed": "Last, First"},
+         "field 'authors_parsed': expected a list of [last, first, suffix] string lists, got a string"),
+        ({"id": "x", "title": "T", "categories": {"cs": "CL"}},
+         "field 'categories': expected a space-separated string or a list of strings, got an object"),
+        ({"id": "x", "title": "T", "update_date": "20240101"},
+         "field 'update_date': expected a date string (YYYY-MM-DD), got '20240101'"),
+        ({"id": "x", "title": "T", "url": "ftp://example.org/p"},
+         "field 'url': only http and https links to a host (no user name) are stored, got 'ftp://example.org/p'"),
+    ],
+)  # fmt: skip
+def test_a_malformed_record_is_named_by_its_field_what_it_should_hold_and_what_it_holds(record, message):
+    from semsearch.sources.jsonl import check_record
+
+    with pytest.raises(ValueError) as raised:
+        check_record(record)
+    assert str(raised.value) == message
+
+
+def test_a_malformed_line_that_stops_a_run_says_how_to_go_past_it(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": "2401.00001", "title": "Fine"}\n{"id": "2401.00002"}\n')
+    with pytest.raises(MalformedLine) as raised:
+        list(read_jsonl(path))
+    assert str(raised.value) == f"{path}:2: missing 'title' (use --skip-malformed to continue past such lines)"
+
+
+def test_since_keeps_the_papers_of_that_day_and_after(tmp_path):
+    path = tmp_path / "p.jsonl"
+    days = {"2401.00001": "2024-02-29", "2401.00002": "2024-03-01", "2401.00003": "2024-03-02"}
+    path.write_text("".join(json.dumps({"id": i, "title": i, "update_date": d}) + "\n" for i, d in days.items()))
+    assert [p.id for p in read_jsonl(path, since="2024-03-01")] == ["2401.00002", "2401.00003"]
+
+
+def test_the_reading_bar_counts_the_files_bytes_from_where_a_resumed_run_starts(tmp_path, capsys):
+    """On stderr, on the line below the ingest's own bar; a .gz file's size is not what is read
+    (the text is larger), so its bar counts bytes without a total."""
+    import gzip
+
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps({"id": f"2401.{n:05d}", "title": f"Paper {n}"}) + "\n" for n in range(1, 21)))
+    size = path.stat().st_size
+    assert len(list(read_jsonl(path, progress=True))) == 20
+    drawn = capsys.readouterr()
+    assert not drawn.out and "reading p.jsonl: 100%" in drawn.err and f"{size}/{size}" in drawn.err
+    assert drawn.err.startswith("\n") and "\x1b[A" in drawn.err  # position 1: below the ingest's bar
+    cursor = Cursor()
+    records = read_jsonl(path, cursor=cursor)
+    next(records), next(records)
+    records.close()
+    assert len(list(read_jsonl(path, progress=True, cursor=Cursor(cursor.offset)))) == 18
+    drawn = capsys.readouterr().err
+    assert "reading p.jsonl:  10%" in drawn and f"{size}/{size}" in drawn and "B/s" in drawn
+    packed = tmp_path / "p.jsonl.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    assert len(list(read_jsonl(packed, progress=True))) == 20
+    drawn = capsys.readouterr().err
+    assert f"reading p.jsonl.gz: {size}B" in drawn and "%" not in drawn
+
+
+def test_a_records_year_is_its_arxiv_ids_then_its_first_versions_then_its_last_update_and_its_source_is_jsonl():
+    def year(**fields):
+        return paper_from_record({"title": "T", **fields}).year
+
+    assert year(id="2305.00001", update_date="2024-06-01") == 2023  # submitted in 2023, updated since
+    first = [{"created": "Mon, 2 Apr 2007 19:18:42 GMT"}]
+    assert year(id="x-1", versions=first, update_date="2009-01-01") == 2007
+    assert year(id="x-1", versions=first) == 2007
+    assert year(id="x-1", update_date="2009-01-01") == 2009
+    assert year(id="x-1") is None
+    assert paper_from_record({"id": "x-1", "title": "T"}).sources == ["jsonl"]
