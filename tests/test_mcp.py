@@ -315,6 +315,7 @@ def test_trends_takes_one_category_as_a_string_as_the_api_takes_one_category_par
 def _serving(index_dir: Path, *, initialized: bool = True):
     """A real `semsearch mcp` past its handshake: (the process, a function that sends it a message)."""
     import subprocess
+    import threading
 
     server = subprocess.Popen(
         [sys.executable, "-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
@@ -328,7 +329,14 @@ def _serving(index_dir: Path, *, initialized: bool = True):
 
     hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
     send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
-    assert b'"id":1' in server.stdout.readline()
+    # A server that never answers is ended, so the test fails rather than hangs (answers written
+    # anywhere but standard output, a hand mutation, hung this read for good).
+    watchdog = threading.Timer(60, server.kill)
+    watchdog.start()
+    try:
+        assert b'"id":1' in server.stdout.readline()
+    finally:
+        watchdog.cancel()
     if initialized:
         send({"jsonrpc": "2.0", "method": "notifications/initialized"})
     return server, send
