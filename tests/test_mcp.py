@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -21,7 +22,9 @@ def index_dir(survey_corpus_index):
     return survey_corpus_index
 
 
-async def session_calls(index_dir: Path) -> dict:
+@contextlib.asynccontextmanager
+async def _sdk_session(index_dir: Path):
+    """A session of the SDK's own client with a real `semsearch mcp` process, initialized."""
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
@@ -34,6 +37,11 @@ async def session_calls(index_dir: Path) -> dict:
     # errlog as now: the SDK's default is the sys.stderr of when it was imported (a test's capsys, gone since)
     async with stdio_client(server, errlog=sys.stderr) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
+        yield session
+
+
+async def session_calls(index_dir: Path) -> dict:
+    async with _sdk_session(index_dir) as session:
         tools = await session.list_tools()
         found = await session.call_tool("search", {"question": "speculative decoding draft model", "k": 3})
         placed = await session.call_tool(
@@ -220,18 +228,7 @@ def test_a_lone_surrogate_of_either_half_in_any_case_is_read_as_a_replacement_ch
 
 
 async def _list_calls(index_dir: Path) -> dict:
-    from mcp import ClientSession, StdioServerParameters
-    from mcp.client.stdio import stdio_client
-
-    server = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        cwd=str(ROOT),
-    )
-    # errlog as now: the SDK's default is the sys.stderr of when it was imported (a test's capsys, gone since)
-    async with stdio_client(server, errlog=sys.stderr) as (read, write), ClientSession(read, write) as session:
-        await session.initialize()
+    async with _sdk_session(index_dir) as session:
         return {
             "tree": await session.call_tool("taxonomy", {"taxonomy": "mine"}),
             "trends": await session.call_tool("trends", {"category": ["Caches"], "taxonomy": "mine"}),
@@ -272,17 +269,7 @@ def test_a_lists_tree_and_trends_reach_a_real_server_and_a_real_mcp_process_as_t
 
 
 async def _trends_calls(index_dir: Path) -> dict:
-    from mcp import ClientSession, StdioServerParameters
-    from mcp.client.stdio import stdio_client
-
-    server = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        cwd=str(ROOT),
-    )
-    async with stdio_client(server, errlog=sys.stderr) as (read, write), ClientSession(read, write) as session:
-        await session.initialize()
+    async with _sdk_session(index_dir) as session:
         tools = {t.name: t.input_schema for t in (await session.list_tools()).tools}
         return {
             "schema": tools["trends"]["properties"]["category"],
