@@ -130,8 +130,9 @@ def node_feed(taxonomy: str, node: str, papers: Iterable[Paper], base_url: str) 
     )
 
 
-def digests_feed(digests: Sequence[dict], base_url: str, taxonomy: str | None = None) -> bytes:
-    """One entry a digest with papers in scope (newest first): its window and those papers by node.
+def digests_feed(digests: Iterable[dict], base_url: str, taxonomy: str | None = None) -> bytes:
+    """One entry a digest with papers in scope (newest first), at most MAX_ENTRIES: `digests` is read
+    no further than that. Each entry: its window and those papers by node.
     A watch that found none is no news (a feed reader showed "0 new papers" every day). `taxonomy`:
     the digests of a curated list's watch (`watch --taxonomy NAME`)."""
     kind = f"taxonomy={quote(taxonomy)}" if taxonomy not in (None, "survey") else ""
@@ -143,8 +144,6 @@ def digests_feed(digests: Sequence[dict], base_url: str, taxonomy: str | None = 
         count = digest.get("papers", len(lines))
         if not count:
             continue
-        if len(entries) == MAX_ENTRIES:
-            break
         entries.append(
             Entry(
                 id=f"{base_url}api/digests/{quote(digest['name'])}" + (f"?{kind}" if kind else ""),
@@ -154,6 +153,8 @@ def digests_feed(digests: Sequence[dict], base_url: str, taxonomy: str | None = 
                 summary="\n".join(lines[:100]),
             )
         )
+        if len(entries) == MAX_ENTRIES:  # full: the digests after it are not read
+            break
     return atom(
         feed_id=f"{base_url}feeds/digests.atom" + (f"?{kind}" if kind else ""),
         title="semsearch: new papers from arXiv (digests" + (f" for {taxonomy})" if kind else ")"),

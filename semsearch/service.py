@@ -548,23 +548,23 @@ class Service:
         return node_feed(taxonomy or SURVEY, node, papers, base_url)
 
     def digests_feed(self, base_url: str, taxonomy: str | None = None) -> bytes:
-        """The Atom feed of the digests with papers (the newest first; damaged ones left out). Those
-        that found nothing are passed over before the newest are taken: 50 quiet days of a daily
-        watch left the feed empty."""
+        """The Atom feed of the digests with papers (the newest first; damaged ones left out). They
+        are read as the feed takes them, up to its MAX_ENTRIES: taken before the quiet ones were
+        left out, 50 quiet days of a daily watch left the feed empty. A quiet one is not read."""
         from semsearch.errors import NotFound
-        from semsearch.feeds import MAX_ENTRIES, digests_feed
+        from semsearch.feeds import digests_feed
         from semsearch.watch import DamagedDigest, digest_json, scan_digests
 
         kind = self._watched(taxonomy)  # once: asked again for each digest, it was 50 lookups a feed
-        found = []
-        for listed in scan_digests(index_dir=self.directory, taxonomy=kind)[0]:
-            if len(found) == MAX_ENTRIES:
-                break
-            if not listed["papers"]:
-                continue
-            try:
-                digest = digest_json(listed["name"], index_dir=self.directory, taxonomy=kind)
-                found.append(digest | {"name": listed["name"], "papers": listed["papers"]})
-            except (DamagedDigest, NotFound):
-                continue
-        return digests_feed(found, base_url, kind)
+
+        def with_papers():
+            for listed in scan_digests(index_dir=self.directory, taxonomy=kind)[0]:
+                if not listed["papers"]:
+                    continue
+                try:
+                    digest = digest_json(listed["name"], index_dir=self.directory, taxonomy=kind)
+                except (DamagedDigest, NotFound):
+                    continue
+                yield digest | {"name": listed["name"], "papers": listed["papers"]}
+
+        return digests_feed(with_papers(), base_url, kind)
