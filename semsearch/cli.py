@@ -1479,7 +1479,7 @@ def eval_search(
     index: IndexOption = None,
 ) -> None:
     """Compare semsearch with its own dense-only and BM25-only modes on question files."""
-    from semsearch.evaluate import evaluate_search, read_questions, targets_with_abstract
+    from semsearch.evaluate import evaluate_search, read_questions, targets_with_abstract, unanswered
     from semsearch.index import Index
     from semsearch.search import Searcher
 
@@ -1505,6 +1505,14 @@ def eval_search(
                     f"warning: {query_file.name}: {missing} of {len(rows)} targets are not in the index "
                     "(each counts as a miss; ingest them first)"
                 )
+        elif unjudged := unanswered(papers, rows, labels):
+            title += f"; {len(unjudged)} with no relevant paper in the index"
+            lines = ", ".join(str(n + 1) for n in unjudged)
+            logging.getLogger("semsearch").warning(
+                f"warning: {query_file.name}: {len(unjudged)} of {len(rows)} questions have no relevant paper in the "
+                f"index (line{'s' if len(unjudged) > 1 else ''} {lines}; each scores 0: ingest its papers, or give "
+                "--topics for its reading-list topics)"
+            )
         report[title + ")"] = evaluate_search(idx, rows, kind, labels, searchers)
     if as_json:
         _print_json(report)

@@ -12,7 +12,7 @@ from semsearch.errors import SemsearchError
 from semsearch.index import Index
 from semsearch.paper import Paper, normalize_title
 from semsearch.sources.jsonl import read_records
-from semsearch.taxonomy import is_under, load_taxonomy, node_at, resolve_node
+from semsearch.taxonomy import is_under, leaf_name, load_taxonomy, node_at, resolve_node
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
@@ -265,8 +265,14 @@ def score_suggestions(
 
 def read_topics(path) -> dict[str, set[str]]:
     """Evaluation labels only: the reading-list topics of each paper id (never used for ranking)."""
-    pairs = read_records(path, lambda r: (str(r["id"]), set(r.get("topics") or [])), "a JSON object with an 'id'")
-    return dict(pairs)
+
+    def parse(row: dict) -> tuple[str, set[str]]:
+        topics = row.get("topics") or []
+        if not isinstance(topics, list) or not all(isinstance(topic, str) for topic in topics):
+            raise TypeError  # a bare string would be read as a set of its characters
+        return str(row["id"]), set(topics)
+
+    return dict(read_records(path, parse, "a JSON object with an 'id' and its 'topics' (a list of names)"))
 
 
 def share_a_category(one: Paper, other: Paper, topics: dict[str, set[str]]) -> bool:
@@ -324,15 +330,41 @@ def reciprocal_rank(relevances: list[int], k: int = 10) -> float:
 
 
 def read_questions(path) -> tuple[str, list[dict]]:
-    """Questions from JSON Lines, and their kind: "known-item" (they name a `title`) or "topical"."""
+    """Questions from JSON Lines, and their kind: "known-item" (they name a `title`, and may name an
+    `arxiv_id`) or "topical" (they name survey `categories`, reading-list `topics`, or both). A line
+    the harness would misread is refused with its number rather than scored 0: a category that is
+    no node (misspelt; a full path or any case is the node), labels given as a bare string, none at
+    all, or a question of the other kind than the file's first (one kind to a file)."""
+    kinds: list[str] = []
+
+    def strings(row: dict, key: str) -> list[str]:
+        value = row.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise TypeError
+        return value
 
     def parse(row: dict) -> dict:
-        if not isinstance(row["query"], str):
-            raise TypeError
+        if not isinstance(row["query"], str) or not row["query"].strip():
+            raise ValueError
+        kind = "known-item" if "title" in row else "topical"
+        if kind == "known-item":
+            if not (isinstance(row["title"], str) and row["title"].strip()):
+                raise ValueError
+            if not isinstance(row.get("arxiv_id") or "", str):
+                raise TypeError
+        else:
+            # Relevance compares node names with a paper's path segments: each one held as its leaf.
+            row = {**row, "categories": [leaf_name(resolve_node(name)) for name in strings(row, "categories")]}
+            if not (row["categories"] or strings(row, "topics")):
+                raise ValueError
+        kinds.append(kind)
+        if kind != kinds[0]:
+            raise SemsearchError(f"a {kind} question in a file of {kinds[0]} questions (one kind to a file)")
         return row
 
-    rows = read_records(path, parse, "a JSON object with a 'query'")
-    return ("known-item" if "title" in rows[0] else "topical"), rows
+    expected = "a JSON object with a 'query' and either a 'title' or 'categories' or 'topics' (lists of names)"
+    rows = read_records(path, parse, expected)
+    return kinds[0], rows
 
 
 def is_target(question: dict, paper) -> int:
@@ -353,6 +385,20 @@ def targets_with_abstract(papers: list, questions: list[dict], *, abstract: bool
     return np.array(found, dtype=bool)
 
 
+def is_relevant(question: dict, paper: Paper, topics: dict[str, set[str]]) -> int:
+    """Whether `paper` answers a topical question: one of its survey category paths holds a node the
+    question names, or it carries a reading-list topic the question names."""
+    nodes = set(question.get("categories") or [])
+    by_path = any(nodes & set(path.split("/")) for path in paper.survey_categories)
+    return int(by_path or bool(set(question.get("topics") or []) & topics.get(paper.id, set())))
+
+
+def unanswered(papers: list[Paper], questions: list[dict], topics: dict[str, set[str]]) -> list[int]:
+    """The topical questions (their places in `questions`) that no paper of `papers` answers: each
+    scores 0 whatever the ranking."""
+    return [n for n, question in enumerate(questions) if not any(is_relevant(question, p, topics) for p in papers)]
+
+
 def evaluate_search(index: Index, questions: list[dict], kind: str, topics: dict[str, set[str]], searchers) -> dict:
     """Scores of each named searcher on one question file (relevance rules of ../shared/README.md).
 
@@ -362,18 +408,13 @@ def evaluate_search(index: Index, questions: list[dict], kind: str, topics: dict
     abstract the index holds and for those it knows by title alone."""
     papers = [p for _, p in index.store.iter_papers()]
 
-    def topical_relevant(question: dict, paper) -> int:
-        nodes = set(question.get("categories") or [])
-        by_path = any(nodes & set(path.split("/")) for path in paper.survey_categories)
-        return int(by_path or bool(set(question.get("topics") or []) & topics.get(paper.id, set())))
-
     groups = {}
     if kind == "known-item":
         with_abstract = targets_with_abstract(papers, questions)
         groups = {"s@3 abstract": with_abstract, "s@3 title only": ~with_abstract}
 
     if kind == "topical":
-        totals = [sum(topical_relevant(question, p) for p in papers) for question in questions]
+        totals = [sum(is_relevant(question, p, topics) for p in papers) for question in questions]
 
     results = {}
     for name, searcher in searchers.items():
@@ -381,7 +422,7 @@ def evaluate_search(index: Index, questions: list[dict], kind: str, topics: dict
         for number, question in enumerate(questions):
             hits = searcher.search(question["query"], 10)
             if kind == "topical":
-                rel = [topical_relevant(question, h.paper) for h in hits]
+                rel = [is_relevant(question, h.paper, topics) for h in hits]
                 rows.append((ndcg_at(rel, totals[number]), sum(rel) / 10.0, reciprocal_rank(rel)))
             else:
                 rel = [is_target(question, h.paper) for h in hits]

@@ -409,6 +409,53 @@ def test_eval_search_command(tmp_path, fake_model, capsys, corpus_file):
         assert code == 2 and message in err and "Traceback" not in err
 
 
+def test_eval_search_refuses_questions_it_would_score_wrongly(tmp_path, fake_model, capsys, corpus_file):
+    """A question file is judged by its labels: one the harness would misread is refused in one line
+    naming its line, rather than scored 0 (a misspelt category, categories as a bare string, no
+    label at all) or ended with a traceback (a known-item question in a file of topical ones)."""
+    index = tmp_path / "idx"
+    assert run(capsys, "ingest", "jsonl", corpus_file, "--index", index)[0] == 0
+    topical = json.dumps({"query": "kv cache", "categories": ["KV-Cache Optimization"]})
+    known = json.dumps({"query": "attention sinks", "title": "Efficient Streaming Language Models"})
+    bad = tmp_path / "q.jsonl"
+    for lines, message in [
+        ([known, topical], "q.jsonl:2: a topical question in a file of known-item questions"),
+        ([topical, known], "q.jsonl:2: a known-item question in a file of topical questions"),
+        (['{"query": "kv cache", "categories": ["KV Cache Optimisaton"]}'], "q.jsonl:1: unknown category"),
+        (['{"query": "kv cache", "categories": "KV-Cache Optimization"}'], "q.jsonl:1: expected"),
+        (['{"query": "kv cache", "topics": "kv-cache"}'], "q.jsonl:1: expected"),
+        (['{"query": "kv cache"}'], "q.jsonl:1: expected"),
+        (['{"query": "kv cache", "relevant": ["2309.17453"]}'], "q.jsonl:1: expected"),
+        (['{"query": "  ", "categories": ["KV-Cache Optimization"]}'], "q.jsonl:1: expected"),
+        (['{"query": "attention sinks", "title": ""}'], "q.jsonl:1: expected"),
+        (['{"query": "attention sinks", "title": "A", "arxiv_id": 2309.17453}'], "q.jsonl:1: expected"),
+    ]:
+        bad.write_text("\n".join(lines) + "\n")
+        code, out, err = run(capsys, "eval", "search", "--queries", bad, "--index", index)
+        assert code == 2 and message in err and out == "" and "Traceback" not in err, (lines, err)
+    topics = tmp_path / "topics.jsonl"
+    topics.write_text('{"id": "2401.00002", "topics": "kv-cache"}\n')
+    bad.write_text(topical + "\n")
+    code, _, err = run(capsys, "eval", "search", "--queries", bad, "--topics", topics, "--index", index)
+    assert code == 2 and "topics.jsonl:1: expected" in err
+
+    # A node named by its path, or in another case, is the node (before: no paper matched it).
+    path = "Model-Centric Methods/Model Compression/Quantization"
+    for name in [path, "quantization", path.replace("/", " › ")]:
+        bad.write_text(json.dumps({"query": "quantization", "categories": [name]}) + "\n")
+        from semsearch.evaluate import read_questions
+
+        assert read_questions(bad)[1][0]["categories"] == ["Quantization"]
+
+    # A question no paper of the index answers scores 0 whatever the ranking: said, as a target
+    # not in the index is.
+    bad.write_text(topical + "\n" + json.dumps({"query": "draft model", "topics": ["speculative"]}) + "\n")
+    topics.write_text('{"id": "2401.00002", "topics": ["speculative"]}\n')
+    code, out, err = run(capsys, "eval", "search", "--queries", bad, "--topics", topics, "--json", "--index", index)
+    assert code == 0 and list(json.loads(out))[0].endswith("; 1 with no relevant paper in the index)")
+    assert "warning: q.jsonl: 1 of 2 questions have no relevant paper in the index (line 1;" in err
+
+
 def test_withheld_abstracts_script(tmp_path, fake_model, capsys, monkeypatch, _survey_template):
     """scripts/eval_withheld_abstracts.py: the same known-item question with and without the
     target's abstract (AWQ, a survey paper; the abstract is ours). The survey's offline part of
