@@ -243,19 +243,25 @@ def score_suggestions(
     def right(node: str, i: int) -> bool:
         return any(is_under(node, e) for e in expected[i])
 
+    def measured(value: float) -> float | None:
+        """None for a figure these papers cannot give (none inside; or no paper outside to judge
+        scope by): JSON has no NaN."""
+        return None if np.isnan(value) else float(value)
+
+    def mean(values) -> float | None:
+        return float(np.mean(values)) if len(values) else None
+
     top1 = np.array([right(suggested[i][0], i) for i in rows], dtype=float)
     branches = [node_at(expected[i][0], 2) for i in rows]
     first_confidence = np.asarray(confidence, dtype=float)[rows]
     return {
-        "node_top1": float(top1.mean()),
-        "node_top3": float(np.mean([any(right(s, i) for s in suggested[i][:3]) for i in rows])),
-        "branch_top1": float(
-            np.mean([any(node_at(suggested[i][0], 2) == node_at(e, 2) for e in expected[i]) for i in rows])
-        ),
-        "scope_auroc": auroc(np.asarray(scope, dtype=float), inside),
-        "scope_balanced_accuracy": balanced_accuracy(in_scope, inside) if in_scope is not None else None,
-        "ece": expected_calibration_error(first_confidence, top1),
-        "mean_confidence": float(first_confidence.mean()),
+        "node_top1": mean(top1),
+        "node_top3": mean([any(right(s, i) for s in suggested[i][:3]) for i in rows]),
+        "branch_top1": mean([any(node_at(suggested[i][0], 2) == node_at(e, 2) for e in expected[i]) for i in rows]),
+        "scope_auroc": measured(auroc(np.asarray(scope, dtype=float), inside)),
+        "scope_balanced_accuracy": measured(balanced_accuracy(in_scope, inside)) if in_scope is not None else None,
+        "ece": expected_calibration_error(first_confidence, top1) if len(rows) else None,
+        "mean_confidence": mean(first_confidence),
         "top1_by_branch": {
             b: (branches.count(b), float(np.mean([t for t, o in zip(top1, branches, strict=True) if o == b])))
             for b in set(branches)

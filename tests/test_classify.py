@@ -455,6 +455,34 @@ def test_eval_classify_on_new_papers(survey_index, capsys, tmp_path):
     assert code == 0 and "kNN vote" in out and "scope AUROC" in out and "ECE" in out
 
 
+def test_a_figure_a_file_cannot_measure_is_null_not_nan(survey_index, capsys, tmp_path):
+    """A file of papers all inside (no scope AUROC) or all outside (no top-1, no calibration) gives
+    JSON that strict readers take, with null for each figure it cannot measure; the table shows
+    "–". Before: NaN (which JSON has no word for: JavaScript's JSON.parse refuses it), an ECE of 0.0
+    over no paper, and numpy's warnings on stderr."""
+    inside = {"id": "a", "title": "Weights", "abstract": "4-bit weight quantization", "expected": "Quantization"}
+    outside = {"id": "c", "title": "Kittens", "abstract": "A photo essay about kittens.", "expected": None}
+    papers = tmp_path / "new.jsonl"
+
+    def refuse(constant: str):
+        raise ValueError(f"not JSON: {constant}")
+
+    scope = {"scope_auroc", "scope_balanced_accuracy"}
+    for row, unmeasured in [
+        (inside, scope),
+        (outside, scope | {"node_top1", "node_top3", "branch_top1", "ece", "mean_confidence"}),
+    ]:
+        papers.write_text(json.dumps(row) + "\n")
+        code, out, err = run(capsys, "eval", "classify", "--papers", papers, "--json", "--index", survey_index)
+        assert code == 0 and "Warning" not in err, err
+        report = json.loads(out, parse_constant=refuse)
+        ours = report["semsearch"]
+        assert {key for key, value in ours.items() if value is None} == unmeasured
+        assert all(isinstance(ours[key], float) for key in set(ours) - unmeasured)
+        code, out, err = run(capsys, "eval", "classify", "--papers", papers, "--index", survey_index)
+        assert code == 0 and "nan" not in out and "–" in out and "Warning" not in err
+
+
 def test_new_paper_scores_by_hand():
     from semsearch.evaluate import score_suggestions
 
