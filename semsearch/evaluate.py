@@ -10,7 +10,7 @@ import numpy as np
 from semsearch.classify import SCOPE_THRESHOLD, TaxonomyClassifier, fit_temperature, labelled_papers, softmax
 from semsearch.errors import SemsearchError
 from semsearch.index import Index
-from semsearch.paper import Paper, normalize_title
+from semsearch.paper import Paper, normalize_title, parse_arxiv_id
 from semsearch.sources.jsonl import read_records
 from semsearch.taxonomy import is_under, leaf_name, load_taxonomy, node_at, resolve_node
 
@@ -356,8 +356,13 @@ def read_questions(path) -> tuple[str, list[dict]]:
         if kind == "known-item":
             if not (isinstance(row["title"], str) and row["title"].strip()):
                 raise ValueError
-            if not isinstance(row.get("arxiv_id") or "", str):
+            given = row.get("arxiv_id") or ""
+            if not isinstance(given, str):
                 raise TypeError
+            if given:  # in any form a door takes it: matched against the index's bare ids
+                if not (arxiv_id := parse_arxiv_id(given)):
+                    raise SemsearchError(f"not an arXiv id: {given!r}")
+                row = {**row, "arxiv_id": arxiv_id}
         else:
             # Relevance compares node names with a paper's path segments: each one held as its leaf.
             row = {**row, "categories": [leaf_name(resolve_node(name)) for name in strings(row, "categories")]}

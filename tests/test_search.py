@@ -429,6 +429,7 @@ def test_eval_search_refuses_questions_it_would_score_wrongly(tmp_path, fake_mod
         (['{"query": "  ", "categories": ["KV-Cache Optimization"]}'], "q.jsonl:1: expected"),
         (['{"query": "attention sinks", "title": ""}'], "q.jsonl:1: expected"),
         (['{"query": "attention sinks", "title": "A", "arxiv_id": 2309.17453}'], "q.jsonl:1: expected"),
+        (['{"query": "attention sinks", "title": "A", "arxiv_id": "2309.174"}'], "q.jsonl:1: not an arXiv id"),
     ]:
         bad.write_text("\n".join(lines) + "\n")
         code, out, err = run(capsys, "eval", "search", "--queries", bad, "--index", index)
@@ -446,6 +447,13 @@ def test_eval_search_refuses_questions_it_would_score_wrongly(tmp_path, fake_mod
         from semsearch.evaluate import read_questions
 
         assert read_questions(bad)[1][0]["categories"] == ["Quantization"]
+
+    # A target's arXiv id in any form a door takes is the paper (before: only the bare id matched).
+    from semsearch.evaluate import is_target
+
+    bad.write_text(json.dumps({"query": "q", "title": "Another title", "arxiv_id": "arXiv:2401.00002v3"}) + "\n")
+    question = read_questions(bad)[1][0]
+    assert question["arxiv_id"] == "2401.00002" and is_target(question, Paper(id="2401.00002", title="T"))
 
     # A question no paper of the index answers scores 0 whatever the ranking: said, as a target
     # not in the index is.
