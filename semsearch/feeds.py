@@ -148,7 +148,8 @@ def digests_feed(digests: Iterable[dict], base_url: str, taxonomy: str | None = 
             Entry(
                 id=f"{base_url}api/digests/{quote(digest['name'])}" + (f"?{kind}" if kind else ""),
                 title=f"{count} new paper{'' if count == 1 else 's'}, {digest.get('window') or digest['name']}",
-                updated=rfc3339(_stamp_time(digest.get("until", ""))),
+                # A window read on by a later watch grows: its entry is news again from then.
+                updated=rfc3339(digest.get("revised") or _stamp_time(digest.get("until", ""))),
                 link=f"{base_url}?view=digest&name={quote(digest['name'])}" + (f"&{kind}" if kind else ""),
                 summary="\n".join(lines[:100]),
             )

@@ -551,9 +551,11 @@ class Service:
         """The Atom feed of the digests with papers (the newest first; damaged ones left out). They
         are read as the feed takes them, up to its MAX_ENTRIES: taken before the quiet ones were
         left out, 50 quiet days of a daily watch left the feed empty. A quiet one is not read."""
+        import json
+
         from semsearch.errors import NotFound
         from semsearch.feeds import digests_feed
-        from semsearch.watch import DamagedDigest, digest_json, scan_digests
+        from semsearch.watch import DamagedDigest, load_digest, render_digest, scan_digests
 
         kind = self._watched(taxonomy)  # once: asked again for each digest, it was 50 lookups a feed
 
@@ -562,9 +564,10 @@ class Service:
                 if not listed["papers"]:
                     continue
                 try:
-                    digest = digest_json(listed["name"], index_dir=self.directory, taxonomy=kind)
+                    report = load_digest(listed["name"], index_dir=self.directory, taxonomy=kind)
                 except (DamagedDigest, NotFound):
                     continue
-                yield digest | {"name": listed["name"], "papers": listed["papers"]}
+                digest = json.loads(render_digest(report, "json"))
+                yield digest | {"name": listed["name"], "papers": listed["papers"], "revised": report.revised}
 
         return digests_feed(with_papers(), base_url, kind)

@@ -82,6 +82,11 @@ class WatchReport:
     entries: list[DigestEntry]
     ingest: IngestReport
     cut_short: str = ""  # why the window is not done (more papers than max_results), if it is not
+    # When a later watch of the window (one reading on past --max, or resumed) last added papers in
+    # scope to its kept digest, as "YYYY-MM-DDTHH:MM:SSZ"; "" while the digest is as first saved. The
+    # digests feed dates the window's entry by it: a feed reader shows an entry again only when its
+    # time moves, and the window's end does not.
+    revised: str = ""
 
     @property
     def window(self) -> str:
@@ -441,6 +446,7 @@ class _StoredDigest(BaseModel):
     until: str
     fetched: int = Field(ge=0)
     entries: list[_StoredEntry]
+    revised: str = Field(default="", pattern=r"^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)?$")
 
     @field_validator("since", "until")
     @classmethod
@@ -500,7 +506,7 @@ def read_digest_file(path: Path) -> WatchReport:
     if f"{stored.since}-{stored.until}" != path.stem:
         raise DamagedDigest(f"digest {_printable(path.stem)} holds the window {stored.since}-{stored.until}")
     entries = [DigestEntry(**e.model_dump()) for e in stored.entries]
-    return WatchReport(stored.since, stored.until, stored.fetched, entries, IngestReport())
+    return WatchReport(stored.since, stored.until, stored.fetched, entries, IngestReport(), revised=stored.revised)
 
 
 _noted: set[tuple[str, int, int]] = set()  # (path, mtime, size) of the files already warned about
@@ -546,8 +552,8 @@ def save_digest(report: WatchReport, *, index_dir: Path, taxonomy: str | None = 
         except OSError:
             pass
     target = folder / f"{report.since}-{report.until}.json"
-    entries, fetched = report.entries, report.fetched
-    if target.exists():  # two watches of one window (the same minute): the second found nothing new
+    entries, fetched, revised = report.entries, report.fetched, ""
+    if target.exists():  # the window read on (--max), resumed, or watched twice in one minute
         try:
             kept = read_digest_file(target)
         except DamagedDigest:
@@ -555,9 +561,24 @@ def save_digest(report: WatchReport, *, index_dir: Path, taxonomy: str | None = 
         if kept is not None:
             fresh = {e.id for e in entries}
             entries, fetched = [e for e in kept.entries if e.id not in fresh] + entries, max(kept.fetched, fetched)
+            grew = {e.id for e in entries if e.in_scope} - {e.id for e in kept.entries if e.in_scope}
+            revised = _revised_after(kept) if grew else kept.revised
     data = {"since": report.since, "until": report.until, "fetched": fetched, "entries": [asdict(e) for e in entries]}
+    if revised:
+        data["revised"] = revised
     write_atomically(target, json.dumps(data, ensure_ascii=False).encode("utf-8"))
     return target
+
+
+def _revised_after(kept: WatchReport) -> str:
+    """Now, as the digest's `revised` time, and later than the time its feed entry showed before
+    (the window's end, or the last revision), so that the entry's time moves even within a second."""
+    if kept.revised:
+        before = datetime.strptime(kept.revised, "%Y-%m-%dT%H:%M:%SZ")
+    else:
+        before = datetime.strptime(kept.until, "%Y%m%d%H%M")
+    moment = max(datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None), before + timedelta(seconds=1))
+    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"
 
 
 _summaries: dict[str, tuple[tuple, dict | None, str | None]] = {}  # path -> (version, listed, reason)

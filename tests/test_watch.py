@@ -12,7 +12,7 @@ import pytest
 from semsearch.errors import IndexBusy, SemsearchError
 from semsearch.index import FILE_MODE, Index, drop_lock, reseal
 from semsearch.ingest import Ingest, label_paper
-from semsearch.watch import LAST_WATCH, PENDING, list_digests, load_digest, render_digest, watch
+from semsearch.watch import LAST_WATCH, PENDING, list_digests, load_digest, render_digest, save_digest, watch
 from tests.arxiv_stub import ArxivStub, Step
 from tests.test_cli import run
 
@@ -181,6 +181,39 @@ def test_a_window_holding_more_than_max_is_read_on_by_the_next_watch(survey_inde
     assert Index.open(survey_index).store.get_meta(LAST_WATCH).startswith(later.until[:4])  # done: the next goes on
     assert [d["papers"] for d in list_digests(index_dir=survey_index)] == [3]  # one digest of the window, whole
     assert len(load_digest(list_digests(index_dir=survey_index)[0]["name"], index_dir=survey_index).entries) == 4
+
+
+def test_a_digest_that_grows_as_its_window_is_read_on_is_news_again_in_the_feed(survey_index, stub, cli):
+    """A window read on by the next watch (--max) keeps one digest, which grows; its feed entry kept
+    the window's end as its `updated`, so a feed reader, which shows an entry again only when that
+    changes, never showed what the later watch added (a week of use: 3 of 6 new papers never
+    reached the reader). The entry's time moves each time the digest gains papers, and only then."""
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    stub.papers["2411.00004"] = {
+        "title": "Evicting tokens from the key-value cache by layer",
+        "abstract": IN_SCOPE["2411.00001"][1],
+        "published": "2024-11-05T09:00:00Z",
+    }
+
+    def entry() -> tuple[str, str, str]:
+        with TestClient(create_app(index_dir=survey_index)) as client:
+            body = client.get("/feeds/digests.atom").text
+        [one] = re.findall(r"<entry>(.*?)</entry>", body, re.S)
+        return tuple(re.search(f"<{tag}>(.*?)</{tag}>", one, re.S).group(1) for tag in ("id", "title", "updated"))
+
+    cli("watch", "--since", "2024-11-01", "--max", "3", "--no-progress", "--index", survey_index, check=True)
+    first = entry()
+    assert first[1].startswith("3 new papers, ")
+    cli("watch", "--max", "3", "--no-progress", "--index", survey_index, check=True)  # reads on: one more
+    second = entry()
+    assert second[0] == first[0] and second[1].startswith("4 new papers, ")
+    assert second[2] > first[2]  # news again for a feed reader
+    name = first[0].rsplit("/", 1)[1]
+    save_digest(load_digest(name, index_dir=survey_index), index_dir=survey_index)  # written again, nothing new
+    assert entry()[2] == second[2]
 
 
 def test_papers_turned_away_are_placed_again_by_another_judge(survey_index, stub):
