@@ -43,8 +43,17 @@ def _author(name: str) -> str:
     return "{" + shown + "}" if re.search(r"\band\b", shown, re.IGNORECASE) or shown.count(",") > 1 else shown
 
 
+# Latin letters Unicode does not decompose into an ASCII letter and a mark: without these, NFKD
+# and ASCII lost them whole (Łukasiewicz keyed as "ukasiewicz", Strauß as "strau").
+_LETTERS = str.maketrans(
+    {"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "ħ": "h", "Ħ": "H",
+     "ı": "i", "ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "þ": "th", "Þ": "Th", "ŧ": "t", "Ŧ": "T"}
+)  # fmt: skip
+
+
 def _ascii_word(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower())
+    plain = unicodedata.normalize("NFKD", text.translate(_LETTERS)).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]", "", plain.lower())
 
 
 NO_AUTHOR = "anon"  # the surname part of a key when the index has no authors (a titles-only, offline survey)

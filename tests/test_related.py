@@ -436,9 +436,14 @@ def test_the_diverse_score_is_relevance_and_novelty_at_pick(finder):
         # A word that begins with a digit ran into the year: hopper20264 read as the year 20264.
         (Paper(id="5", title="4-bit Weight Quantization", year=2026, authors=["Grace Hopper"]), "hopper2026bit"),
         (Paper(id="6", title="70B on one GPU", year=2024), "anon2024one"),
+        # Letters Unicode does not decompose lost themselves: Łukasiewicz was "ukasiewicz", Nørgaard
+        # "nrgaard", Strauß "strau", Łódź "odz" (a week of use: a Polish author's key misspelt).
+        (Paper(id="7", title="Łódź: Pruning", year=2026, authors=["Jan Łukasiewicz"]), "lukasiewicz2026lodz"),
+        (Paper(id="8", title="Æther", year=2025, authors=["Mette Nørgaard"]), "norgaard2025aether"),
+        (Paper(id="9", title="Œuvre of Þorn", year=2025, authors=["Johann Strauß"]), "strauss2025oeuvre"),
     ],
     ids=["surname-year-word", "no-authors-is-anon", "no-year-left-out", "no-significant-word", "digits-after-year",
-         "a-word-of-digits-and-letters"],
+         "a-word-of-digits-and-letters", "polish-l", "danish-o-and-ae", "german-sharp-s"],
 )  # fmt: skip
 def test_one_citation_key_rule(paper, key):
     assert citation_key(paper) == key
