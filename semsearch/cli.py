@@ -1053,7 +1053,13 @@ def taxonomy_refresh(
         more = f", … ({report[name] - len(shown)} more)" if report[name] > len(shown) else ""
         print(f"{name.replace('_', ' '):<14} {report[name]:>4}  {'; '.join(shown)}{more}")
     list_name = taxonomy_name or "the survey"
-    if report["applied"]:
+    if report["applied"] and report["unchanged"]:
+        undo_hint = undo_command(taxonomy_name)
+        print(
+            f"{list_name} is unchanged: {report['papers']} papers ({undo_hint} goes back before the last change)",
+            file=sys.stderr,
+        )
+    elif report["applied"]:
         undo_hint = undo_command(taxonomy_name)
         print(f"{list_name} now lists {report['papers']} papers ({undo_hint} goes back)", file=sys.stderr)
     else:

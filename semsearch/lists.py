@@ -255,10 +255,12 @@ def _put_list(
     replace: bool,
     progress: bool,
     markdown: str | None = None,
+    keep_undo: bool = False,
 ) -> dict:
     """Store `listed` as the taxonomy `name` (its papers fetched, its classifier trained); the labels
-    it replaces are kept for `--undo`. Its README (`markdown`) is kept too: `taxonomy propose`
-    writes its patch against it."""
+    it replaces are kept for `--undo`, unless `keep_undo` (a refresh that changes no label keeps the
+    undo of the last one that did). Its README (`markdown`) is kept too: `taxonomy propose` writes
+    its patch against it."""
     from semsearch.ingest import Ingest
 
     ingest = Ingest(index_dir=index_dir, progress=progress)
@@ -268,10 +270,10 @@ def _put_list(
         # Judged by what readers see: an interrupted `taxonomy add` of it, staged, is gone on with.
         if store.taxonomy(name) is not None and not replace and kept is not None:
             raise SemsearchError(f"the index already has a taxonomy {name!r}; add --replace to replace it")
-        if kept is not None:
+        if kept is not None and not keep_undo:
             store.set_meta(PREVIOUS_PREFIX + name, kept)
         if markdown is not None:
-            keep_readme(ingest.writer, name, markdown)
+            keep_readme(ingest.writer, name, markdown, keep_previous=keep_undo)
         # The list's papers, nodes, labels and README in one transaction: a kill while its papers
         # are embedded leaves the whole list staged (or none of it) for the next writer to publish,
         # never a README or papers without the list. Its classifier, trained once they are embedded,
@@ -482,7 +484,16 @@ def _planned(name: str, plan: dict, old_nodes, new_nodes, *, force: bool, dry_ru
 
 def _report(plan: dict, applied: bool) -> dict:
     counts = {kind: len(keys) for kind, keys in plan["changes"].items()}
-    return counts | {"papers": plan["papers"], "applied": applied, "changes": plan["changes"], "titles": plan["titles"]}
+    return counts | {
+        "papers": plan["papers"], "applied": applied, "unchanged": _unchanged(plan), "changes": plan["changes"],
+        "titles": plan["titles"],
+    }  # fmt: skip
+
+
+def _unchanged(plan: dict) -> bool:
+    """Whether a refresh changes no label and no node: run again (twice by mistake, or a daily
+    cron), it took the place of the refresh that had changed them, and `--undo` lost that one."""
+    return not any(plan["changes"].values())
 
 
 def _open_published(directory: str | Path | None):
@@ -536,8 +547,9 @@ def refresh_list(
     if (dry := _planned(name, plan, found["nodes"], listed.nodes, force=force, dry_run=dry_run)) is not None:
         return dry
     _put_list(
-        name, source, listed, index_dir=index_dir, offline=offline, replace=True, progress=progress, markdown=markdown
-    )
+        name, source, listed, index_dir=index_dir, offline=offline, replace=True, progress=progress, markdown=markdown,
+        keep_undo=_unchanged(plan),
+    )  # fmt: skip
     return _report(plan, applied=True)
 
 
@@ -676,9 +688,11 @@ def _apply_survey(
                     still = stored is not None and (key(stored) in listed or normalize_title(stored.title) in listed)
                     if stored is not None and stored.survey_categories and not still:
                         store.put(replaced(stored, survey_categories=[]))
-        store.set_meta(PREVIOUS_PREFIX + SURVEY, previous)
+        keep_undo = _unchanged(plan) and not undo  # the undo of the last refresh that changed labels
+        if not keep_undo:
+            store.set_meta(PREVIOUS_PREFIX + SURVEY, previous)
         store.set_meta(SURVEY_LIST_META, json.dumps(facts, ensure_ascii=False))
-        keep_readme(ingest.writer, SURVEY, markdown, undo=undo)
+        keep_readme(ingest.writer, SURVEY, markdown, undo=undo, keep_previous=keep_undo)
         store.commit()
     return _report(plan, applied=True)
 
@@ -686,16 +700,22 @@ def _apply_survey(
 README_PREVIOUS = "list_markdown_previous:"  # the README a refresh replaced, put back by --undo
 
 
-def keep_readme(writer, name: str, markdown: str | None, *, undo: bool = False) -> None:
+def keep_readme(writer, name: str, markdown: str | None, *, undo: bool = False, keep_previous: bool = False) -> None:
     """Keep the list's README as read (for `taxonomy propose`), and the one it replaces (as readers
-    see it); an undo swaps them back."""
+    see it); an undo swaps them back. `keep_previous`: the one kept for `--undo` stays (a refresh
+    that changed no label)."""
     from semsearch.propose import README_META
 
     with _as_readers_see_it(writer) as published:
         seen = published or writer.store
         current = seen.get_meta(README_META + name)
         new = seen.get_meta(README_PREVIOUS + name) if undo else markdown
-    for key, value in ((README_META + name, new), (README_PREVIOUS + name, current)):
+    kept = (
+        ((README_META + name, new),)
+        if keep_previous
+        else ((README_META + name, new), (README_PREVIOUS + name, current))
+    )
+    for key, value in kept:
         if value is None:
             writer.store.db.execute("DELETE FROM meta WHERE key = ?", (key,))
         else:

@@ -656,3 +656,22 @@ def test_a_redirects_body_is_never_read(monkeypatch):
     with Serving(answer) as serving:
         assert lists.read_source(serving.url) == LIST
     assert time.monotonic() - started < 2
+
+
+@pytest.mark.slow
+def test_the_surveys_refresh_run_again_keeps_the_undo_of_the_one_that_changed_it(survey_only_index, tmp_path):
+    """A daily `taxonomy refresh` that finds the list as it was took the place of the one that had
+    changed it: `--undo` then put back the same list, never the one before the change."""
+    index = survey_only_index
+    shorter = tmp_path / "shorter.md"
+    shorter.write_text(survey_markdown(keep=0.9))
+    code, _, err = semsearch("taxonomy", "refresh", shorter, "--offline", "--index", index, cwd=tmp_path)
+    assert code == 0 and "the survey now lists" in err, err
+    fewer = survey_labelled(index, tmp_path)
+    assert fewer < 424
+    code, _, err = semsearch("taxonomy", "refresh", shorter, "--offline", "--index", index, cwd=tmp_path)
+    assert code == 0 and "the survey is unchanged: " in err and "goes back before the last change" in err, err
+    assert survey_labelled(index, tmp_path) == fewer
+    code, _, err = semsearch("taxonomy", "refresh", "--undo", "--index", index, cwd=tmp_path)
+    assert code == 0, err
+    assert survey_labelled(index, tmp_path) == 424

@@ -151,6 +151,25 @@ def test_a_lists_refresh_names_the_undo_of_that_list_not_the_surveys(index_dir, 
     assert code == 2 and "`taxonomy refresh kv --undo` restores the labels" in err
 
 
+def test_a_refresh_that_changes_nothing_keeps_the_undo_of_the_last_one_that_did(
+    index_dir, list_file, stub, capsys, tmp_path
+):
+    """A refresh run again (twice by mistake, or a daily cron of it) changed nothing, yet took the
+    place of the one that had: `--undo` gave back the same list, and the labels the real refresh
+    replaced were gone for good (a week of use: a heading and its two papers)."""
+    assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
+    smaller = tmp_path / "smaller.md"
+    smaller.write_text(LIST.replace("- **Four-bit values.** [[pdf](https://arxiv.org/abs/2501.00005)]\n", ""))
+    refresh = ("taxonomy", "refresh", smaller, "--taxonomy", "kv", "--index", index_dir)
+    assert run(capsys, *refresh)[0] == 0
+    code, _, err = run(capsys, *refresh)  # again: nothing to change
+    assert (
+        code == 0 and "kv is unchanged: 6 papers (`taxonomy refresh kv --undo` goes back before the last change)" in err
+    )
+    code, out, err = run(capsys, "taxonomy", "refresh", "kv", "--undo", "--json", "--index", index_dir)
+    assert code == 0 and json.loads(out)["papers"] == 7, err  # the list as it was before the change
+
+
 def test_undo_of_a_list_the_index_does_not_hold_says_there_is_none(index_dir, capsys):
     code, _, err = run(capsys, "taxonomy", "refresh", "nosuch", "--undo", "--index", index_dir)
     assert code == 2 and "no taxonomy 'nosuch' in the index" in err  # as `taxonomy show` says it
