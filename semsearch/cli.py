@@ -1053,15 +1053,13 @@ def taxonomy_refresh(
         more = f", … ({report[name] - len(shown)} more)" if report[name] > len(shown) else ""
         print(f"{name.replace('_', ' '):<14} {report[name]:>4}  {'; '.join(shown)}{more}")
     list_name = taxonomy_name or "the survey"
-    if report["applied"] and report["unchanged"]:
+    if report["applied"]:
         undo_hint = undo_command(taxonomy_name)
-        print(
-            f"{list_name} is unchanged: {report['papers']} papers ({undo_hint} goes back before the last change)",
-            file=sys.stderr,
-        )
-    elif report["applied"]:
-        undo_hint = undo_command(taxonomy_name)
-        print(f"{list_name} now lists {report['papers']} papers ({undo_hint} goes back)", file=sys.stderr)
+        if report["unchanged"]:  # the undo kept is the last change's
+            said = f"is unchanged: {report['papers']} papers ({undo_hint} goes back before the last change)"
+        else:
+            said = f"now lists {report['papers']} papers ({undo_hint} goes back)"
+        print(f"{list_name} {said}", file=sys.stderr)
     else:
         print(f"dry run: nothing changed ({list_name} would list {report['papers']} papers)", file=sys.stderr)
         if report["refused"]:  # what the run itself would answer
