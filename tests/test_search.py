@@ -600,6 +600,33 @@ def test_the_scope_by_topic_script_runs_as_a_user_runs_it(unchanged_survey_corpu
     assert "| rag | 10 |" in fewer and "| planning |" not in fewer, fewer  # a topic of 7 papers is not shown
 
 
+@pytest.mark.slow  # processes of their own
+def test_per_question_script_names_the_misses_and_where_their_papers_rank(unchanged_survey_corpus_index, tmp_path):
+    """scripts/eval/per_question.py: a mean hides which questions fail; the script names them, with
+    the rank of the target (known items) or of the first relevant paper (topical), in each engine."""
+    index = unchanged_survey_corpus_index
+    known, topical, topics = tmp_path / "known.jsonl", tmp_path / "topical.jsonl", tmp_path / "topics.jsonl"
+    known.write_text(
+        json.dumps({"qid": "k1", "query": "weights to four bits", "title": "x", "arxiv_id": "2401.00001"}) + "\n"
+        + json.dumps({"qid": "k2", "query": "zeppelin", "title": "Nobody Indexed This"}) + "\n"
+    )  # fmt: skip
+    topical.write_text(json.dumps({"qid": "t1", "query": "zeppelin", "topics": ["zeppelins"]}) + "\n")
+    topics.write_text(json.dumps({"id": "2401.00002", "topics": ["zeppelins"]}) + "\n")
+
+    rows = [json.loads(line) for line in run_script("scripts/eval/per_question.py", "--queries", known,
+                                                    "--index", index, "--engine", "lexical").splitlines()]  # fmt: skip
+    assert [(row["qid"], row["target_rank"]) for row in rows] == [("k2", ">100")]  # only the miss
+    every = run_script("scripts/eval/per_question.py", "--queries", known, "--index", index, "--all")
+    assert [json.loads(line)["qid"] for line in every.splitlines()] == ["k1", "k2"]
+    for engine in ("default", "no-taxonomy", "dense"):
+        out = run_script("scripts/eval/per_question.py", "--queries", topical, "--topics", topics,
+                         "--index", index, "--engine", engine)  # fmt: skip
+        row = json.loads(out)
+        assert row["relevant_in_index"] == 1 and row["ndcg@10"] < 0.3, row
+    row = json.loads(run_script("scripts/eval/per_question.py", "--queries", topical, "--index", index, "--all"))
+    assert row["relevant_in_index"] == 0 and row["first_relevant_rank"] == ">100" and row["ndcg@10"] == 0.0
+
+
 def test_request_words_are_dropped_from_questions_not_papers(tmp_path, fake_model):
     from semsearch.lexical import strip_request
 
