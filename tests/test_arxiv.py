@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import requests
 
 from semsearch.errors import SemsearchError
 from semsearch.sources import arxiv as arxiv_source
@@ -385,6 +386,24 @@ def test_papers_are_found_by_exact_title(stub, monkeypatch):
     }
     assert found["reformer the efficient transformer"].abstract == "Hashing attention."
     assert len({r["search_query"][0] for r in stub.requests}) == 2  # three titles, two per request
+    # Three results asked for each title: enough for its near namesakes, not a page of 100 (the
+    # second request, for the title arXiv lacks, comes back empty and is asked again).
+    assert {r["max_results"][0] for r in stub.requests} == {"6", "3"}
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "HTTPSConnectionPool: Max retries exceeded (Caused by NameResolutionError(...))",
+        "[Errno -2] Name or service not known",
+        "socket.gaierror: [Errno -3] Temporary failure in name resolution",
+    ],
+)
+def test_a_name_that_does_not_resolve_is_told_apart_from_other_network_failures(error):
+    from semsearch.sources.arxiv import _is_name_resolution_failure
+
+    assert _is_name_resolution_failure(requests.ConnectionError(error))
+    assert not _is_name_resolution_failure(requests.ConnectionError("[Errno 111] Connection refused"))
 
 
 def test_unreachable_server():

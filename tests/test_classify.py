@@ -447,6 +447,9 @@ def test_eval_classify_on_new_papers(survey_index, capsys, tmp_path):
     assert report["papers"] == 3 and report["in_taxonomy"] == 2 and report["out_of_scope"] == 1
     for engine in ("semsearch", "kNN vote"):  # the figures themselves: test_new_paper_scores_by_hand
         assert {"node_top1", "node_top3", "branch_top1", "ece"} <= set(report[engine])
+    # Only semsearch gives verdicts (in or out of scope), judged by balanced accuracy: the kNN vote has none.
+    assert 0.0 <= report["semsearch"]["scope_balanced_accuracy"] <= 1.0
+    assert report["kNN vote"]["scope_balanced_accuracy"] is None
     assert set(report["top1_by_branch"]) == {
         "Model-Centric Methods/Model Compression",
         "Model-Centric Methods/Efficient Inference",

@@ -532,6 +532,14 @@ def test_eval_related_over_a_handful_of_papers_warns_that_the_figure_says_little
     topics.write_text('{"id": "2306.00978", "topics": ["quantization"]}\n')
     code, out, err = run(capsys, "eval", "related", "--topics", topics, "--json", "--index", index)
     assert code == 0 and json.loads(out)["queries"] == 1
+    assert set(json.loads(out)) == {
+        "queries",
+        "precision_at_5",
+        "plain_nearest_precision_at_5",
+        "uses_topics",
+        "latency_ms_p50",
+        "latency_ms_max",
+    }
     assert err.startswith("warning: only 1 survey papers with an abstract to ask about: the figure says little")
 
 

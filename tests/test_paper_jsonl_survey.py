@@ -245,6 +245,62 @@ def test_a_survey_item_linked_only_through_alphaxiv_is_filed_under_its_id():
     assert [p["arxiv_id"] for p in survey_facts(markdown)["papers"]] == ["2306.00978", "2404.14469"]
 
 
+def test_a_survey_list_is_read_as_facts_title_venue_year_links_and_categories():
+    """What `taxonomy refresh` stores of the survey's README, without ../shared (the byte-for-byte
+    rebuild of the packaged list is skipped where that folder is absent, as under mutmut)."""
+    from semsearch.sources.survey import survey_facts
+
+    markdown = (
+        "# Efficient LLMs\n## Model Compression\n### Quantization\n"
+        "- **Rotations for Ints** <ins>ICML, 2024</ins> [[Paper](https://arxiv.org/abs/2401.00001)]"
+        " [[Code](https://github.com/a/b)]\n"
+        "- **Cache Games** <ins>NeurIPS2023</ins> [[Paper](https://openreview.net/forum?id=abc)]"
+        " [[Code](javascript:alert(1))]\n"
+        "- **Bare Link** <ins>ACL</ins> https://arxiv.org/abs/2402.00005\n"
+        "- **Bare Title**, arXiv\n"
+    )
+    facts = survey_facts(markdown, source="https://example.org/list")
+    assert facts["source"] == "https://example.org/list"
+    assert facts["nodes"] == ["Model Compression", "Model Compression/Quantization"]
+    rows = [(p["title"], p["venue"], p["year"], p["url"], p["arxiv_id"], p["code"]) for p in facts["papers"]]
+    assert rows == [
+        (
+            "Rotations for Ints",
+            "ICML",
+            2024,
+            "https://arxiv.org/abs/2401.00001",
+            "2401.00001",
+            "https://github.com/a/b",
+        ),
+        # A year run into the venue stays in the venue's words and is still the paper's year;
+        # a link that is not a web address is no code link.
+        ("Cache Games", "NeurIPS2023", 2023, "https://openreview.net/forum?id=abc", None, None),
+        ("Bare Link", "ACL", None, None, "2402.00005", None),  # an id outside a markdown link
+        ("Bare Title", None, None, None, None, None),
+    ]
+    assert all(p["categories"] == ["Model Compression/Quantization"] for p in facts["papers"])
+
+
+@pytest.mark.parametrize(
+    "text, venue",
+    [
+        ("<ins>ICML, 2024</ins>", ("ICML", "2024")),
+        ("<ins>ICML 2024</ins>", ("ICML", "2024")),
+        ("<ins>ICML,2024</ins>", ("ICML", "2024")),
+        ("<ins> ACL , 2020 </ins>", ("ACL", "2020")),
+        ("<ins>ICML2024</ins>", ("ICML2024", None)),  # no separator: not a venue and a year
+        ("<ins>2024</ins>", ("2024", None)),
+        ("<ins>EMNLP</ins>", ("EMNLP", None)),
+        ("<ins>ICML, 2024/ins>", ("ICML", "2024")),  # the broken closing mark the list has
+        ("no mark", None),
+    ],
+)
+def test_a_venue_mark_is_split_into_venue_and_year_at_a_comma_or_space(text, venue):
+    from semsearch.sources.survey import _venue
+
+    assert _venue(text) == venue
+
+
 @settings(max_examples=examples(300), deadline=None)
 @given(st.text(max_size=200))
 def test_any_link_text_gives_an_id_or_none_quickly(text):

@@ -1,0 +1,57 @@
+"""The question encoder loaded ahead (`warm_up`), in-process: the real export needs the real model
+(tests/test_real_model.py, slow); here a stand-in records how it was loaded."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from semsearch import embeddings
+
+
+class _Recorded:
+    """Stands in for OnnxEmbedder: notes the directory, the threads and the thread it was made on."""
+
+    made: list[tuple] = []
+
+    def __init__(self, directory, *, threads=None, workers=1):
+        self.directory = directory
+        _Recorded.made.append((directory, threads, workers, threading.current_thread().name))
+
+
+@pytest.fixture
+def one_export(tmp_path, monkeypatch):
+    monkeypatch.setattr(embeddings, "OnnxEmbedder", _Recorded)
+    monkeypatch.delenv("SEMSEARCH_NO_ONNX", raising=False)
+    _Recorded.made = []
+    directory = embeddings.encoder_dir("some-model", index_dir=tmp_path)
+    directory.mkdir(parents=True)
+    (directory / embeddings.EXPORT_CONFIG).write_text("{}")
+    yield directory
+    embeddings._warming.clear()
+
+
+def test_the_single_export_is_loaded_ahead_on_its_own_thread_with_one_thread_and_handed_over(one_export, tmp_path):
+    embeddings.warm_up(index_dir=tmp_path)
+    warming = embeddings._warming[one_export.resolve()]
+    loaded = warming.result(timeout=10)
+    assert isinstance(loaded, _Recorded) and loaded.directory == one_export
+    assert _Recorded.made == [(one_export, 1, 1, "semsearch-warm-encoder")]
+    # The question's encoder is the one loaded ahead, not a second one.
+    assert embeddings.embedder_for("some-model", index_dir=tmp_path) is loaded
+    assert len(_Recorded.made) == 1 and not embeddings._warming
+
+
+def test_no_encoder_is_loaded_ahead_when_onnx_is_turned_off_or_the_export_is_not_single(
+    one_export, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SEMSEARCH_NO_ONNX", "1")
+    embeddings.warm_up(index_dir=tmp_path)
+    assert not embeddings._warming and _Recorded.made == []
+    monkeypatch.delenv("SEMSEARCH_NO_ONNX")
+    other = embeddings.encoder_dir("other-model", index_dir=tmp_path)
+    other.mkdir()
+    (other / embeddings.EXPORT_CONFIG).write_text("{}")
+    embeddings.warm_up(index_dir=tmp_path)  # two exports: which one a question needs is not known yet
+    assert not embeddings._warming and _Recorded.made == []
