@@ -391,6 +391,17 @@ def test_papers_are_found_by_exact_title(stub, monkeypatch):
     assert {r["max_results"][0] for r in stub.requests} == {"6", "3"}
 
 
+def test_a_wait_ends_at_once_when_the_watch_is_stopped():
+    from semsearch.errors import Stopped
+
+    stop = threading.Event()
+    stop.set()
+    started = time.monotonic()
+    with pytest.raises(Stopped, match=r"^the watch was stopped; the next watch resumes its window$"):
+        ArxivClient(stop=stop)._sleep(30)
+    assert time.monotonic() - started < 5
+
+
 @pytest.mark.parametrize(
     "error",
     [

@@ -55,3 +55,34 @@ def test_no_encoder_is_loaded_ahead_when_onnx_is_turned_off_or_the_export_is_not
     (other / embeddings.EXPORT_CONFIG).write_text("{}")
     embeddings.warm_up(index_dir=tmp_path)  # two exports: which one a question needs is not known yet
     assert not embeddings._warming and _Recorded.made == []
+
+
+class _Module:
+    """A stand-in for one module of a sentence-transformers pipeline, named as the real ones are."""
+
+    config_asked = 0
+
+    def get_config_dict(self):
+        _Module.config_asked += 1
+        return {"pooling_mode": "max"}  # a pooling the export cannot reproduce: stops there
+
+
+@pytest.mark.parametrize(
+    "kinds, read_on",
+    [
+        (["Transformer", "Pooling"], True),
+        (["Transformer", "Pooling", "Normalize"], True),
+        (["Transformer", "Pooling", "Dense"], False),  # a layer after pooling the export lacks
+        (["Transformer", "Pooling", "Normalize", "Dense"], False),
+        (["Pooling", "Transformer"], False),
+    ],
+)
+def test_only_a_transformer_then_pooling_then_normalisation_is_exported(tmp_path, monkeypatch, kinds, read_on):
+    class Pipeline(list):
+        tokenizer = None
+
+    pipeline = Pipeline(type(kind, (_Module,), {})() for kind in kinds)
+    monkeypatch.setattr(embeddings, "_load", lambda name: pipeline)
+    _Module.config_asked = 0
+    assert embeddings.export_onnx("some-model", index_dir=tmp_path) is None
+    assert _Module.config_asked == int(read_on)  # its pooling read: the architecture was taken

@@ -358,3 +358,14 @@ def test_ten_labelled_papers_are_enough_to_evaluate_and_nine_are_not(four_leaves
         SemsearchError, match=r"^too few labelled papers to evaluate; run `semsearch ingest survey` first$"
     ):
         evaluate_classifier(None, model, taxonomy, papers[:9])
+
+
+def test_scope_auroc_sets_the_labelled_papers_each_left_out_against_the_papers_outside(four_leaves):
+    from semsearch.evaluate import evaluate_classifier
+
+    model, taxonomy, papers = four_leaves
+    # Recipes and football share no word with any labelled paper: every labelled one outscores them.
+    outside = model.encode(["cooking recipes kitchen", "football goals league", "garden flowers"])
+    report = evaluate_classifier(None, model, taxonomy, papers, outside_vectors=outside)
+    assert (report["outside_papers"], report["scope_auroc"]) == (3, 1.0)
+    assert "scope_auroc" not in evaluate_classifier(None, model, taxonomy, papers)

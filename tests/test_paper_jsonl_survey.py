@@ -386,3 +386,33 @@ def test_only_the_start_of_the_first_line_is_read_before_a_file_is_taken(tmp_pat
     check_readable(later)
     with pytest.raises(SemsearchError, match=r"later.jsonl:1: not UTF-8 text \(byte 0xe9 at column 5032\)"):
         list(read_jsonl(later))
+
+
+def test_survey_facts_become_papers_filed_under_their_arxiv_id_else_their_title():
+    from semsearch.sources.survey import survey_from_facts
+
+    facts = {
+        "nodes": ["A", "A/B"],
+        "papers": [
+            {
+                "title": "Rotations",
+                "arxiv_id": "arXiv:2401.00001v2",
+                "categories": ["A/B"],
+                "venue": "ICML",
+                "year": 2024,
+                "url": "https://arxiv.org/abs/2401.00001",
+            },
+            {"title": "Éclair: Fast Attention!", "arxiv_id": None, "categories": ["A"]},
+        ],
+    }
+    survey = survey_from_facts(facts)
+    assert survey.nodes == ("A", "A/B")
+    first, second = survey.papers
+    assert (first.id, first.title, first.survey_categories) == ("2401.00001", "Rotations", ["A/B"])
+    assert (first.venue, first.year, first.url, first.sources) == (
+        "ICML",
+        2024,
+        "https://arxiv.org/abs/2401.00001",
+        ["survey"],
+    )
+    assert (second.id, second.venue, second.year, second.url) == ("survey:e-clair-fast-attention", None, None, None)
