@@ -275,6 +275,21 @@ def test_the_surveys_refresh_is_refused_from_another_list_and_offline_fetches_no
         assert "offline: 1 paper is indexed on its title" in err and arxiv.requests == []
 
 
+def test_two_survey_papers_titled_without_a_latin_letter_are_two_papers(cli, survey_only_index, tmp_path):
+    """Their ids were made of the title's Latin letters and digits alone: both were "survey:", and
+    the second overwrote the first (the refresh said 426 papers, the index held 425)."""
+    from semsearch.sources.survey import survey_paper_id
+
+    assert survey_paper_id(None, "大模型量化方法") != survey_paper_id(None, "稀疏注意力机制")
+    assert survey_paper_id(None, "Éclair: Fast Attention!") == "survey:e-clair-fast-attention"  # as before
+    more = tmp_path / "more.md"
+    more.write_text(survey_markdown() + "- **大模型量化方法**\n- **稀疏注意力机制**\n")
+    code, out, err = cli("taxonomy", "refresh", more, "--offline", "--json", "--index", survey_only_index, cwd=tmp_path)
+    assert code == 0 and json.loads(out)["added"] == 2, err
+    code, out, err = cli("info", "--json", "--index", survey_only_index, cwd=tmp_path)
+    assert code == 0 and json.loads(out)["survey_labelled"] == 426, err
+
+
 @pytest.mark.slow
 def test_refreshing_the_survey_from_a_wrong_file_is_refused_then_forced_then_undone(survey_only_index, tmp_path):
     index = survey_only_index

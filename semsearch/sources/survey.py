@@ -18,10 +18,12 @@ SOURCE = "survey"
 
 
 def survey_paper_id(arxiv_id: str | None, title: str) -> str:
-    """The arXiv id when there is one, else a stable id made from the title."""
+    """The arXiv id when there is one, else a stable id made from the title: from its key's letters
+    and digits, which for a title with no Latin letter are its own (else every such title was
+    "survey:", one paper)."""
     if arxiv_id:
         return arxiv_id
-    slug = re.sub(r"[^a-z0-9]+", "-", normalize_title(title)).strip("-")
+    slug = re.sub(r"[\W_]+", "-", normalize_title(title)).strip("-")
     return f"survey:{slug[:80]}"
 
 
