@@ -86,3 +86,43 @@ def test_only_a_transformer_then_pooling_then_normalisation_is_exported(tmp_path
     _Module.config_asked = 0
     assert embeddings.export_onnx("some-model", index_dir=tmp_path) is None
     assert _Module.config_asked == int(read_on)  # its pooling read: the architecture was taken
+
+
+class _Exporting(Exception):
+    """Raised by the stand-in tokenizer: the export got past every check and began."""
+
+
+@pytest.mark.parametrize(
+    "pooling, backend, begins",
+    [
+        ("mean", True, True),
+        ("cls", True, True),
+        ("max", True, False),  # a pooling the ONNX encoder does not reproduce
+        (None, True, False),
+        ("mean", False, False),  # a slow (Python) tokenizer: nothing to save for `tokenizers`
+    ],
+)
+def test_an_export_begins_only_for_mean_or_cls_pooling_and_a_fast_tokenizer(
+    tmp_path, monkeypatch, pooling, backend, begins
+):
+    class Tokenizer:
+        def __call__(self, *args, **kwargs):
+            raise _Exporting
+
+    if backend:
+        Tokenizer.backend_tokenizer = object()
+
+    class Pooling(_Module):
+        def get_config_dict(self):
+            return {"pooling_mode": pooling}
+
+    class Pipeline(list):
+        tokenizer = Tokenizer()
+
+    pipeline = Pipeline([type("Transformer", (_Module,), {})(), Pooling(), type("Normalize", (_Module,), {})()])
+    monkeypatch.setattr(embeddings, "_load", lambda name: pipeline)
+    if begins:
+        with pytest.raises(_Exporting):
+            embeddings.export_onnx("some-model", index_dir=tmp_path)
+    else:
+        assert embeddings.export_onnx("some-model", index_dir=tmp_path) is None
