@@ -126,3 +126,111 @@ def test_an_export_begins_only_for_mean_or_cls_pooling_and_a_fast_tokenizer(
             embeddings.export_onnx("some-model", index_dir=tmp_path)
     else:
         assert embeddings.export_onnx("some-model", index_dir=tmp_path) is None
+
+
+# --- the ONNX encoder, on a model small enough to compute by hand ------------------------------------
+# A one-operator graph: each token's hidden state is its row of TABLE (the pad token's is far off,
+# so a pad counted in a mean shows). The tokenizer splits on whitespace.
+VOCAB = {"[PAD]": 0, "[UNK]": 1, "a": 2, "b": 3, "c": 4, "d": 5}
+TABLE = [[9, 9], [0, 0], [1, 0], [0, 1], [3, 4], [2, 2]]
+
+
+def tiny_export(directory, *, pooling="mean", normalize=True, max_seq_length=8):
+    import json
+
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from semsearch.index import digest_files
+
+    directory.mkdir(parents=True)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "input_ids"], ["hidden"], axis=0)],
+        "tiny",
+        [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "tokens"]) for n in names],
+        [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "tokens", 2])],
+        initializer=[numpy_helper.from_array(np.array(TABLE, dtype=np.float32), "table")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(directory / "model.onnx"))
+    tokenizer = Tokenizer(models.WordLevel(VOCAB, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.save(str(directory / "tokenizer.json"))
+    config = {
+        "format": embeddings.EXPORT_FORMAT,
+        "model": "tiny",
+        "inputs": names,
+        "pooling": pooling,
+        "normalize": normalize,
+        "max_seq_length": max_seq_length,
+        "pad_id": 0,
+        "pad_token": "[PAD]",
+        "dimension": 2,
+        "files": digest_files(directory),
+    }
+    config["check"] = embeddings._settings_digest(config)
+    (directory / embeddings.EXPORT_CONFIG).write_text(json.dumps(config))
+    return directory
+
+
+def _unit(x, y):
+    norm = (x * x + y * y) ** 0.5
+    return [x / norm, y / norm]
+
+
+def test_mean_pooling_averages_a_text_s_own_tokens_never_its_padding_and_keeps_the_texts_order(tmp_path):
+    import numpy as np
+
+    encoder = embeddings.OnnxEmbedder(tiny_export(tmp_path / "tiny"))
+    texts = ["a b", "c", "a a a d"]  # one batch, padded to four tokens
+    # Means: (1,0)+(0,1) over 2; (3,4); 3×(1,0)+(2,2) over 4 = (1.25, 0.5); each to unit length.
+    expected = [_unit(0.5, 0.5), [0.6, 0.8], _unit(1.25, 0.5)]
+    vectors = encoder.encode(texts)
+    assert vectors.dtype == np.float32 and vectors.shape == (3, 2)
+    np.testing.assert_allclose(vectors, expected, rtol=1e-6)
+    np.testing.assert_allclose(encoder.encode(texts, batch_size=1), expected, rtol=1e-6)
+    side_by_side = embeddings.OnnxEmbedder(tmp_path / "tiny", workers=2)
+    np.testing.assert_allclose(side_by_side.encode(texts, batch_size=1), expected, rtol=1e-6)
+    assert encoder.dimension == 2 and encoder.model_name == "tiny"
+    empty = encoder.encode([])
+    assert empty.shape == (0, 2) and empty.dtype == np.float32
+
+
+def test_cls_pooling_takes_the_first_token_and_normalising_is_the_export_s_setting(tmp_path):
+    import numpy as np
+
+    cls = embeddings.OnnxEmbedder(tiny_export(tmp_path / "cls", pooling="cls", normalize=False))
+    np.testing.assert_allclose(cls.encode(["c a", "a a a d", "d"]), [[3, 4], [1, 0], [2, 2]])
+    raw = embeddings.OnnxEmbedder(tiny_export(tmp_path / "raw", normalize=False))
+    np.testing.assert_allclose(raw.encode(["a b", "a a a d"]), [[0.5, 0.5], [1.25, 0.5]])
+
+
+def test_a_text_is_read_to_max_seq_length_tokens_and_a_long_one_is_cut_before_tokenizing(tmp_path):
+    import numpy as np
+
+    encoder = embeddings.OnnxEmbedder(tiny_export(tmp_path / "tiny", normalize=False, max_seq_length=8))
+    np.testing.assert_allclose(encoder.encode(["a a a a a a a a d d d d"]), [[1, 0]])  # the d's are past the end
+    # 4,016 characters, past 64 × 8: cut at 512, its first eight tokens whole well before the cut.
+    long = "a " * 8 + "d " * 2000
+    assert encoder._head(long) == long[: 64 * 8]
+    assert encoder._head("a a d") == "a a d"
+    np.testing.assert_allclose(encoder.encode([long]), [[1, 0]])
+
+
+def test_a_damaged_export_is_refused_and_a_question_falls_back_to_sentence_transformers(tmp_path, monkeypatch):
+    directory = tiny_export(embeddings.encoder_dir("tiny", index_dir=tmp_path))
+    assert embeddings.is_current_export(directory)
+    assert isinstance(embeddings.embedder_for("tiny", index_dir=tmp_path), embeddings.OnnxEmbedder)
+    monkeypatch.setenv("SEMSEARCH_NO_ONNX", "1")
+    assert isinstance(embeddings.embedder_for("tiny", index_dir=tmp_path), embeddings.Embedder)
+    monkeypatch.delenv("SEMSEARCH_NO_ONNX")
+    (directory / "tokenizer.json").write_text("{}")
+    assert not embeddings.is_current_export(directory)
+    with pytest.raises(embeddings.ExportDamaged, match="tokenizer.json"):
+        embeddings.OnnxEmbedder(directory)
+    fallback = embeddings.embedder_for("tiny", index_dir=tmp_path)
+    assert isinstance(fallback, embeddings.Embedder) and fallback.model_name == "tiny"
