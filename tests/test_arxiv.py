@@ -389,6 +389,9 @@ def test_papers_are_found_by_exact_title(stub, monkeypatch):
     # Three results asked for each title: enough for its near namesakes, not a page of 100 (the
     # second request, for the title arXiv lacks, comes back empty and is asked again).
     assert {r["max_results"][0] for r in stub.requests} == {"6", "3"}
+    assert stub.requests[0]["search_query"][0] == (
+        'ti:"reformer the efficient transformer" OR ti:"llm int8 8 bit matrix multiplication"'
+    )
 
 
 def test_a_wait_ends_at_once_when_the_watch_is_stopped():
@@ -706,3 +709,15 @@ def test_a_redirect_to_a_file_is_not_followed_and_said_as_a_redirect():
             ArxivClient(base_url=server.url, delay=0, retries=1, backoff=0).fetch_ids(["2401.00001"])
     assert "entry" not in str(raised.value)
     assert str(raised.value).endswith("it redirected to a file: address, not http(s)")
+
+
+def test_a_retry_after_date_without_a_zone_is_read_as_gmt_whatever_the_machine_s_zone(monkeypatch):
+    # "-0000" is RFC 2822's "no zone information"; HTTP dates are GMT.
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        now = datetime(2026, 10, 21, 7, 27, 0, tzinfo=timezone.utc)
+        assert retry_after("Wed, 21 Oct 2026 07:28:00 -0000", now=now) == (60.0, "until 21 Oct 2026 07:28:00 UTC")
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -369,3 +369,51 @@ def test_scope_auroc_sets_the_labelled_papers_each_left_out_against_the_papers_o
     report = evaluate_classifier(None, model, taxonomy, papers, outside_vectors=outside)
     assert (report["outside_papers"], report["scope_auroc"]) == (3, 1.0)
     assert "scope_auroc" not in evaluate_classifier(None, model, taxonomy, papers)
+
+
+def test_knn_vote_normalises_each_query_on_its_own():
+    from semsearch.evaluate import knn_vote
+
+    classifier = _Labelled([[1, 0], [0, 1]], [["A"], ["B"]])
+    # (3, 4) → (0.6, 0.8) and (10, 0) → (1, 0): mean cosines of both neighbours 0.7 and 0.5.
+    results = knn_vote(classifier, np.array([[3.0, 4.0], [10.0, 0.0]]), k=2)
+    assert [near for _, _, near in results] == [pytest.approx(0.7), pytest.approx(0.5)]
+    assert [ranked for ranked, _, _ in results] == [["B", "A"], ["A", "B"]]  # B 0.8, A 0.6; A 1, B 0
+
+
+def test_the_knn_baseline_of_leave_one_out_votes_with_all_ten_nearest(four_leaves):
+    from semsearch.evaluate import evaluate_classifier
+
+    # Each toy paper's ten nearest (itself left out) hold its three leaf-mates first: the vote is right.
+    model, taxonomy, papers = four_leaves
+    assert evaluate_classifier(None, model, taxonomy, papers)["knn_baseline_top1"] == 1.0
+
+
+def test_a_topical_question_finds_papers_filed_under_a_named_node_at_any_depth(tmp_path, fake_model):
+    from semsearch.evaluate import evaluate_search
+    from semsearch.index import Index
+    from semsearch.ingest import Ingest
+    from semsearch.paper import Paper
+    from semsearch.search import Searcher
+
+    quant = "Model Compression/Quantization"
+    with Ingest(index_dir=tmp_path, progress=False) as job:
+        job.add(
+            [
+                Paper(
+                    id="2401.00001", title="Rotations", abstract="rotations bits", survey_categories=[quant + "/PTQ"]
+                ),
+                Paper(id="2401.00002", title="Outliers", abstract="outliers bits", survey_categories=[quant]),
+                Paper(
+                    id="2401.00003",
+                    title="Heads",
+                    abstract="pruning heads",
+                    survey_categories=["Model Compression/Pruning"],
+                ),
+            ]
+        )
+    index = Index.open(tmp_path)
+    question = {"query": "bits", "categories": ["Quantization"], "topics": []}  # an inner node, by name
+    result = evaluate_search(index, [question], "topical", {}, {"lexical": Searcher(index, mode="lexical")})["lexical"]
+    # Two relevant papers (one under the node, one at it), both ranked first and second: nDCG 1, P@10 0.2.
+    assert result == {"ndcg@10": 1.0, "p@10": 0.2, "mrr@10": 1.0}

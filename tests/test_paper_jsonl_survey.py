@@ -258,6 +258,7 @@ def test_a_survey_list_is_read_as_facts_title_venue_year_links_and_categories():
         " [[Code](javascript:alert(1))]\n"
         "- **Bare Link** <ins>ACL</ins> https://arxiv.org/abs/2402.00005\n"
         "- **Bare Title**, arXiv\n"
+        "- **Broken Mark** <ins>EMNLP, 2023/ins>\n"
     )
     facts = survey_facts(markdown, source="https://example.org/list")
     assert facts["source"] == "https://example.org/list"
@@ -277,6 +278,7 @@ def test_a_survey_list_is_read_as_facts_title_venue_year_links_and_categories():
         ("Cache Games", "NeurIPS2023", 2023, "https://openreview.net/forum?id=abc", None, None),
         ("Bare Link", "ACL", None, None, "2402.00005", None),  # an id outside a markdown link
         ("Bare Title", None, None, None, None, None),
+        ("Broken Mark", "EMNLP", 2023, None, None, None),  # the list's "/ins>" closes a mark too
     ]
     assert all(p["categories"] == ["Model Compression/Quantization"] for p in facts["papers"])
 
