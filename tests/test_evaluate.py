@@ -417,3 +417,43 @@ def test_a_topical_question_finds_papers_filed_under_a_named_node_at_any_depth(t
     result = evaluate_search(index, [question], "topical", {}, {"lexical": Searcher(index, mode="lexical")})["lexical"]
     # Two relevant papers (one under the node, one at it), both ranked first and second: nDCG 1, P@10 0.2.
     assert result == {"ndcg@10": 1.0, "p@10": 0.2, "mrr@10": 1.0}
+
+
+def test_level3_top1_counts_a_wrong_leaf_under_the_right_third_level_node():
+    import dataclasses
+
+    from semsearch.classify import LabelledPaper
+    from semsearch.evaluate import evaluate_classifier
+    from semsearch.taxonomy import Taxonomy
+    from tests.conftest import HashingModel
+    from tests.test_classify import TOY, TOY_PAPERS
+
+    quant = "M/Compression/Quantization"
+    texts = {
+        quant + "/Weights": TOY_PAPERS["Compression/Quantization"],
+        quant + "/Activations": [
+            "activations quantization outliers smoothing",
+            "activation bits per channel scales",
+            "smoothing activation outliers migration",
+            "activations low bits channel",
+        ],
+        "M/Compression/Pruning/Heads": TOY_PAPERS["Compression/Pruning"],
+        "M/Decoding/Drafts/Speculation": TOY_PAPERS["Decoding/Speculation"],
+    }
+    nodes = sorted({"/".join(leaf.split("/")[:depth]) for leaf in texts for depth in range(1, 5)})
+    taxonomy = Taxonomy(
+        nodes=tuple(nodes),
+        descriptions={node: node.rsplit("/", 1)[-1].lower() + " methods" for node in nodes},
+        out_of_scope=TOY.out_of_scope,
+    )
+    model = HashingModel()
+    papers = [
+        LabelledPaper(f"{leaf}-{i}", text, text, model.encode([text])[0], [leaf])
+        for leaf, some in texts.items()
+        for i, text in enumerate(some)
+    ]
+    # A weights paper filed under Activations: the top leaf is now wrong for two papers (14 of 16),
+    # but each wrong leaf is under Quantization, the third-level node its truth is under too.
+    papers[2] = dataclasses.replace(papers[2], categories=[quant + "/Activations"])
+    report = evaluate_classifier(None, model, taxonomy, papers)
+    assert (report["leaf_top1"], report["level3_top1"]) == (14 / 16, 1.0)
