@@ -39,6 +39,7 @@ def test_fetches_ids_and_parses_the_feed(stub):
     assert paper.arxiv_categories == ["cs.CL", "cs.LG"]
     assert paper.published == "2024-01-15" and paper.updated == "2024-01-15"
     assert paper.year == 2024 and paper.url == "https://arxiv.org/abs/2401.00001"
+    assert paper.sources == ["arxiv"]  # where it came from, stored with it
 
 
 def test_an_entry_without_a_title_is_no_paper_and_an_endless_abstract_is_cut(stub):
