@@ -242,6 +242,8 @@ def fit_temperature(scores: np.ndarray, truth: np.ndarray, smoothing: float = SM
     Smoothing keeps a small labelled set whose held-out predictions all happen to be right from
     driving the temperature to zero (certainty that a dozen examples cannot justify)."""
     known = truth.sum(axis=1) > 0  # a paper labelled only outside the taxonomy says nothing here
+    if not known.any():
+        return 1.0
     scores, truth = scores[known], truth[known]
     target = (1.0 - smoothing) * truth / truth.sum(axis=1, keepdims=True) + smoothing / truth.shape[1]
     best, best_loss = 1.0, math.inf

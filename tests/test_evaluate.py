@@ -193,10 +193,10 @@ def test_question_files_are_known_item_when_they_name_a_title(tmp_path):
     kind, rows = read_questions(known)
     assert kind == "known-item" and [r["query"] for r in rows] == ["rotations", "cache"]
     topical = tmp_path / "topical.jsonl"
-    topical.write_text('{"query": "kv cache", "categories": ["KV Cache"]}\n')
-    assert read_questions(topical) == ("topical", [{"query": "kv cache", "categories": ["KV Cache"]}])
+    topical.write_text('{"query": "kv cache", "categories": ["KV-Cache Optimization"]}\n')
+    assert read_questions(topical) == ("topical", [{"query": "kv cache", "categories": ["KV-Cache Optimization"]}])
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"query": "fine"}\n{"query": 7}\n')
+    bad.write_text('{"query": "fine", "topics": ["a"]}\n{"query": 7}\n')
     with pytest.raises(SemsearchError, match=r"bad.jsonl:2: expected a JSON object with a 'query'"):
         read_questions(bad)
 
