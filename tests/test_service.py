@@ -1,0 +1,222 @@
+"""The service every door answers with (`semsearch.service`), the vector index's sizing rules
+(`semsearch.vectors`) and the taxonomy's counts (`semsearch.taxonomy`), in-process: what the
+mutation runs found no test pinning down."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from semsearch.ingest import IngestReport
+from semsearch.watch import DigestEntry, WatchReport, save_digest
+from tests.cli_process import run_here
+from tests.conftest import examples
+from tests.test_lists import LIST
+
+KV = "Model-Centric Methods/Efficient Inference/KV-Cache Optimization"
+
+
+@pytest.fixture
+def with_a_list(survey_corpus_index, tmp_path):
+    """The survey+corpus index with the curated list "kv" added offline."""
+    readme = tmp_path / "README.md"
+    readme.write_text(LIST)
+    run_here("taxonomy", "add", "kv", readme, "--offline", "--index", survey_corpus_index, check=True)
+    return survey_corpus_index
+
+
+def _digest(index_dir, since: str, until: str, paper: str, taxonomy: str | None = None) -> None:
+    entry = DigestEntry(paper, f"Paper {paper}", None, "Methods/Eviction", 0.8, True)
+    save_digest(WatchReport(since, until, 1, [entry], IngestReport()), index_dir=index_dir, taxonomy=taxonomy)
+
+
+# --- service --------------------------------------------------------------------------------------
+def test_the_taxonomy_served_counts_the_index_papers_labelled_and_predicted(survey_corpus_index):
+    """`GET /api/taxonomy` and `taxonomy show --json`: each node's papers are the index's (the
+    survey's labels and the corpus's predictions), not the survey's list without an index."""
+    from semsearch.index import Index
+    from semsearch.service import Service, taxonomy_tree
+    from semsearch.taxonomy import index_tree, subtree_counts
+
+    service = Service(index_dir=survey_corpus_index)
+    tree = service.taxonomy()
+    store = Index.open(survey_corpus_index).store
+    vec_ids = store.all_vec_ids()
+    counted = subtree_counts(store.categories_for(vec_ids).values())
+    labelled = subtree_counts(store.categories_for(vec_ids, predicted=False).values())
+    assert {root["path"]: root["papers"] for root in tree} == {
+        root["path"]: counted.get(root["path"], 0) for root in tree
+    }
+    assert {root["path"]: root["labelled"] for root in tree} == {
+        root["path"]: labelled.get(root["path"], 0) for root in tree
+    }
+    assert any(root["papers"] > root["labelled"] for root in tree)  # the corpus's predicted papers count
+
+    def nodes(branch):
+        for node in branch:
+            yield node
+            yield from nodes(node["children"])
+
+    every = list(nodes(tree))
+    assert [node["papers"] for node in every] == [counted.get(node["path"], 0) for node in every]
+    assert any(node["papers"] == 0 for node in every)  # a node no paper sits under says 0
+    assert tree != index_tree(None) and taxonomy_tree(store, "survey") == tree
+
+
+def test_without_an_index_the_tree_counts_the_surveys_own_list():
+    """`semsearch taxonomy` with no index: the survey's papers under each node, every one labelled."""
+    from semsearch.sources.survey import load_survey
+    from semsearch.taxonomy import index_tree
+
+    tree = index_tree(None)
+    papers = load_survey().papers
+    for root in tree:
+        under = sum(
+            1 for p in papers if any(c == root["path"] or c.startswith(root["path"] + "/") for c in p.survey_categories)
+        )
+        assert root["papers"] == root["labelled"] == under > 0
+
+
+def test_recommend_gives_ten_papers_unless_asked_for_another_number(survey_corpus_index):
+    from semsearch.service import Service
+
+    service = Service(index_dir=survey_corpus_index)
+    liked = service.search("kv cache eviction", 1)["results"][0]["id"]
+    assert len(service.recommend([liked])["results"]) == 10
+    assert len(service.recommend([liked], k=3)["results"]) == 3
+
+
+def test_papers_under_a_node_are_ranked_by_cosine_to_the_nodes_mean_and_bare_by_default(survey_corpus_index):
+    """`GET /api/papers?category=`: the papers most typical of the node first, each scored by the
+    cosine of its embedding to the normalised mean of the node's papers; without `details` no
+    abstract, authors or venue (the list view asks for them)."""
+    from semsearch.index import Index
+    from semsearch.search import Filters
+    from semsearch.service import Service
+
+    service = Service(index_dir=survey_corpus_index)
+    answer = service.papers_under("KV-Cache Optimization", limit=5)
+    assert answer["category"] == KV
+    results = answer["results"]
+    assert results and not {"abstract", "authors", "venue"} & set(results[0])
+    assert "abstract" in service.papers_under("KV-Cache Optimization", limit=5, details=True)["results"][0]
+    index = Index.open(survey_corpus_index)
+    from semsearch.search import Searcher
+
+    vec_ids = Searcher(index).allowed_vec_ids(Filters(category=KV)).tolist()
+    embeddings = index.store.embeddings_for(vec_ids)
+    matrix = np.vstack([embeddings[v] for v in vec_ids])
+    centre = matrix.mean(axis=0)
+    centre /= np.linalg.norm(centre)
+    cosines = sorted((float(row @ centre) for row in matrix), reverse=True)
+    assert [r["score"] for r in results] == pytest.approx([min(1.0, c) for c in cosines[: len(results)]], abs=1e-3)
+
+
+def test_a_reload_that_fails_is_logged_with_why_and_said_in_health(survey_corpus_index, monkeypatch, caplog):
+    import logging
+    import time
+
+    from semsearch.service import Service
+
+    service = Service(index_dir=survey_corpus_index)
+
+    def refused():
+        raise PermissionError("stat refused")
+
+    monkeypatch.setattr(service, "refresh", refused)
+    with caplog.at_level(logging.WARNING, logger="semsearch.service"):
+        stop = service.follow(0.01)
+        deadline = time.monotonic() + 10
+        while "reloading failed" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
+    assert "semsearch: reloading failed: PermissionError: stat refused" in caplog.text
+    assert service.health()["reload_error"] == "PermissionError: stat refused"
+
+
+def test_a_predicted_papers_page_says_the_classifiers_confidence_and_a_labelled_ones_none(survey_corpus_index):
+    from semsearch.service import Service
+
+    service = Service(index_dir=survey_corpus_index)
+    results = service.search("kv cache quantization", 30)["results"]
+    predicted = next(r["id"] for r in results if r["category_source"] == "predicted")
+    page = service.paper(predicted)
+    assert page["category_source"] == "predicted"
+    assert isinstance(page["confidence"], float) and 0 < page["confidence"] <= 1
+    assert page["confidence"] == round(page["confidence"], 4)
+    labelled = next(r["id"] for r in results if r["category_source"] == "survey")
+    assert service.paper(labelled)["confidence"] is None
+
+
+def test_a_lists_node_feed_is_the_lists_not_the_surveys(with_a_list):
+    from semsearch.service import Service
+
+    feed = Service(index_dir=with_a_list).node_feed("Eviction", "kv", "http://h/").decode()
+    assert "<id>http://h/feeds/kv/Methods/Eviction.atom</id>" in feed and "(kv)</title>" in feed
+    survey = Service(index_dir=with_a_list).node_feed("KV-Cache Optimization", None, "http://h/").decode()
+    assert "http://h/feeds/survey/" in survey
+
+
+def test_a_lists_digests_feed_holds_its_watchs_digests_and_not_the_surveys(with_a_list):
+    from semsearch.service import Service
+
+    _digest(with_a_list, "202411010000", "202411020000", "2411.00001")  # the survey's watch
+    _digest(with_a_list, "202411030000", "202411040000", "2411.00003", taxonomy="kv")
+    service = Service(index_dir=with_a_list)
+    listed = service.digests_feed("http://h/", "kv").decode()
+    assert "2411.00003" in listed and "2411.00001" not in listed
+    survey = service.digests_feed("http://h/").decode()
+    assert "2411.00001" in survey and "2411.00003" not in survey
+
+
+def test_a_digest_gone_between_listing_and_reading_is_passed_over_and_the_older_ones_kept(
+    survey_corpus_index, monkeypatch
+):
+    """A watch (or a person) removing the newest digest while a feed is made: the feed leaves that
+    one out and still holds the others."""
+    from semsearch import watch
+    from semsearch.service import Service
+
+    _digest(survey_corpus_index, "202411010000", "202411020000", "2411.00001")
+    _digest(survey_corpus_index, "202411020000", "202411030000", "2411.00002")
+    scan = watch.scan_digests
+
+    def listed_then_newest_removed(**kwargs):
+        found = scan(**kwargs)
+        (survey_corpus_index / "digests" / f"{found[0][0]['name']}.json").unlink()
+        return found
+
+    monkeypatch.setattr(watch, "scan_digests", listed_then_newest_removed)
+    feed = Service(index_dir=survey_corpus_index).digests_feed("http://h/").decode()
+    assert "2411.00001" in feed and "2411.00002" not in feed
+
+
+# --- vectors: how an IVF index is sized -------------------------------------------------------------
+@settings(max_examples=examples(300), deadline=1000)
+@given(st.integers(0, 10**10))
+def test_ivf_lists_are_the_power_of_two_nearest_four_root_n_capped_by_what_trains(count):
+    """About 4·√n lists (the power of two nearest it, on a log scale), never more than count // 39
+    (FAISS wants 39 training vectors a list), and at least one."""
+    from semsearch.vectors import ivf_lists
+
+    lists = ivf_lists(count)
+    assert lists >= 1
+    if count >= 39:
+        assert lists <= count // 39
+    if count >= 50_000:  # where the cap does not bind (4·√2·√n <= n / 39)
+        assert lists & (lists - 1) == 0
+        assert abs(math.log2(lists) - math.log2(4 * math.sqrt(count))) <= 0.5 + 1e-9
+
+
+def test_ivf_lists_and_the_training_sample_at_known_sizes():
+    from semsearch.vectors import ivf_lists, training_size
+
+    assert [ivf_lists(n) for n in (0, 1, 38, 39, 100_000, 1_000_000)] == [1, 1, 1, 1, 1024, 4096]
+    # At least 100,000 vectors, 40 a list where that is more, never more than there are.
+    assert training_size(5_000) == 5_000
+    assert training_size(200_000) == 100_000
+    assert training_size(1_000_000) == 40 * 4096
