@@ -152,6 +152,32 @@ def test_a_predicted_papers_page_says_the_classifiers_confidence_and_a_labelled_
     assert service.paper(labelled)["confidence"] is None
 
 
+def test_a_lists_searcher_uses_the_model_the_service_loaded(with_a_list):
+    """The models are loaded once: a list's searcher, made on its first request, embeds with the
+    service's model rather than loading another."""
+    from semsearch.service import Service
+
+    generation = Service(index_dir=with_a_list).current
+    assert generation.under("kv")[0].embedder is generation.searcher.embedder
+    assert generation.under("kv") is generation.under("kv")  # made once a generation
+
+
+def test_a_label_says_whether_it_is_in_effect(survey_corpus_index):
+    """A user's label places its paper unless the survey files the paper elsewhere: in effect for a
+    paper the survey has not filed, or when it names the survey's own node; not otherwise."""
+    from semsearch.service import Service
+
+    service = Service(index_dir=survey_corpus_index)
+    results = service.search("kv cache quantization", 30)["results"]
+    filed = next(r for r in results if r["category_source"] == "survey")
+    own = service.label(filed["id"], filed["categories"][0])
+    assert own == {"id": filed["id"], "category": filed["categories"][0], "in_effect": True}
+    assert not any(c.endswith("/Speculative Decoding") for c in filed["categories"])
+    assert service.label(filed["id"], "Speculative Decoding")["in_effect"] is False
+    predicted = next(r["id"] for r in results if r["category_source"] == "predicted")
+    assert service.label(predicted, "Speculative Decoding")["in_effect"] is True
+
+
 def test_a_lists_node_feed_is_the_lists_not_the_surveys(with_a_list):
     from semsearch.service import Service
 
