@@ -178,6 +178,31 @@ def test_a_label_says_whether_it_is_in_effect(survey_corpus_index):
     assert service.label(predicted, "Speculative Decoding")["in_effect"] is True
 
 
+def test_the_service_loads_its_model_once_for_one_thread_a_request(survey_corpus_index, monkeypatch):
+    """Concurrent requests use the cores better than one request split: the service's model runs
+    each question on SESSION_THREADS (1) threads, and FAISS likewise."""
+    import faiss
+
+    from semsearch import embeddings
+    from semsearch.service import SESSION_THREADS, Service
+
+    asked = []
+    real = embeddings.embedder_for
+
+    def recorded(*args, **kwargs):
+        asked.append(kwargs.get("threads"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(embeddings, "embedder_for", recorded)
+    before = faiss.omp_get_max_threads()
+    try:
+        Service(index_dir=survey_corpus_index)
+        assert asked == [SESSION_THREADS] == [1]
+        assert faiss.omp_get_max_threads() == 1
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def test_a_lists_node_feed_is_the_lists_not_the_surveys(with_a_list):
     from semsearch.service import Service
 
