@@ -1776,3 +1776,14 @@ def test_a_generation_resealed_after_a_rewrite_on_purpose_is_checked_against_its
     vocabulary.write_text(vocabulary.read_text() + " ")
     with pytest.raises(GenerationDamaged, match=r"lexical/vocab\.index\.json checksum mismatch"):
         Index.open(two_generations, fall_back=False)
+
+
+def test_a_service_started_on_a_damaged_newest_generation_says_so_from_its_first_health(two_generations):
+    """`serve` started after the newest generation was damaged answers from the one before, and its
+    health says so at once, not only once a later generation is published."""
+    from semsearch.service import Service
+
+    overwrite_middle(two_generations / "gen-000002" / "vectors.faiss")
+    health = Service(index_dir=two_generations).health()
+    assert health["status"] == "degraded" and health["generation"] == "gen-000001"
+    assert health["integrity"] == "gen-000002 is damaged (vectors.faiss checksum mismatch); serving gen-000001"

@@ -271,3 +271,28 @@ def test_ivf_lists_and_the_training_sample_at_known_sizes():
     assert training_size(5_000) == 5_000
     assert training_size(200_000) == 100_000
     assert training_size(1_000_000) == 40 * 4096
+
+
+# --- taxonomy: naming a node ----------------------------------------------------------------------
+def test_an_unknown_node_is_refused_with_the_close_names_or_where_to_see_them():
+    from semsearch.taxonomy import UnknownCategory, resolve_node
+
+    with pytest.raises(UnknownCategory) as refused:
+        resolve_node("Quantisation")
+    close = str(refused.value).removeprefix("unknown category 'Quantisation' (did you mean: ").removesuffix("?)")
+    names = close.split(", ")
+    assert 1 < len(names) <= 3 and "Quantization" in names
+    with pytest.raises(UnknownCategory, match=r"^unknown category 'zzqqxj' \(see `semsearch taxonomy`\)$"):
+        resolve_node("zzqqxj")
+    with pytest.raises(UnknownCategory, match=r"\(see `semsearch taxonomy show kv`\)$"):
+        resolve_node("zzqqxj", ("A/B",), listed_by="semsearch taxonomy show kv")
+
+
+def test_a_node_name_is_taken_whole_but_for_slashes_and_spaces_around_it():
+    from semsearch.taxonomy import resolve_node
+
+    nodes = ("A", "AX", "X", "A/X")
+    assert resolve_node("AX", nodes) == "AX"
+    assert resolve_node(" /A/X/ ", nodes) == "A/X"
+    assert resolve_node("A › X", nodes) == "A/X"
+    assert resolve_node("X", ("X", "XX")) == "X"
