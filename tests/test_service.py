@@ -296,3 +296,15 @@ def test_a_node_name_is_taken_whole_but_for_slashes_and_spaces_around_it():
     assert resolve_node(" /A/X/ ", nodes) == "A/X"
     assert resolve_node("A › X", nodes) == "A/X"
     assert resolve_node("X", ("X", "XX")) == "X"
+
+
+# --- vectors: the flat index read with numpy ---------------------------------------------------------
+def test_a_flat_search_answers_in_faiss_types_whatever_the_questions_precision():
+    """float32 scores and int64 ids, as FAISS's own search gives, for float64 questions too; -1 and
+    float32's lowest where fewer papers match than asked."""
+    from semsearch.vectors import FlatVectors
+
+    flat = FlatVectors(np.eye(3, dtype=np.float32), np.array([10, 11, 12], dtype=np.int64))
+    scores, ids = flat.search(np.array([[0.0, 1.0, 0.0]], dtype=np.float64), 2, allowed=np.array([11]))
+    assert scores.dtype == np.float32 and ids.dtype == np.int64
+    assert ids.tolist() == [[11, -1]] and scores[0, 1] == np.finfo(np.float32).min
