@@ -308,3 +308,50 @@ def test_a_flat_search_answers_in_faiss_types_whatever_the_questions_precision()
     scores, ids = flat.search(np.array([[0.0, 1.0, 0.0]], dtype=np.float64), 2, allowed=np.array([11]))
     assert scores.dtype == np.float32 and ids.dtype == np.int64
     assert ids.tolist() == [[11, -1]] and scores[0, 1] == np.finfo(np.float32).min
+
+
+def test_faiss_indexes_searched_among_allowed_ids_give_only_those():
+    """A FAISS index (a flat one FAISS wrote in another layout, IVF, HNSW) searched with a filter
+    gives only the allowed papers, up to k."""
+    from semsearch import vectors
+
+    rng = np.random.default_rng(0)
+    matrix = rng.standard_normal((400, 16)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    ids = np.arange(1000, 1400, dtype=np.int64)
+    allowed = ids[::7]
+    for kind in ("flat", "ivf", "hnsw"):
+        index = vectors.build(iter([(ids, matrix)]), 400, 16, kind, training=matrix)
+        assert vectors.kind_of(index) == kind and not isinstance(index, vectors.FlatVectors)
+        scores, found = vectors.search(index, matrix[:2], 5, allowed)
+        assert set(found.ravel().tolist()) <= set(allowed.tolist()), kind
+        assert found[0, 0] == 1000  # the first question is the first paper, allowed
+        assert np.all(scores[:, :-1] >= scores[:, 1:])
+
+
+def test_the_ids_of_an_index_are_its_map_or_for_one_without_a_map_its_places():
+    import faiss
+
+    from semsearch import vectors
+
+    bare = faiss.IndexFlatIP(4)
+    bare.add(np.eye(4, dtype=np.float32)[:3])
+    assert vectors.ids_of(bare).tolist() == [0, 1, 2]
+    mapped = vectors.build(iter([(np.array([7, 9]), np.eye(4, dtype=np.float32)[:2])]), 2, 4, "flat")
+    assert vectors.ids_of(mapped).tolist() == [7, 9]
+
+
+def test_a_flat_file_longer_or_shorter_than_its_header_says_is_left_to_faiss(tmp_path, fake_model):
+    """The numpy reader takes FAISS's file only when its size is what its header makes it: a file
+    with bytes after its ids (or fewer) is FAISS's to read or refuse."""
+    from semsearch import vectors
+
+    index = vectors.build(iter([(np.array([7, 9]), np.eye(4, dtype=np.float32)[:2])]), 2, 4, "flat")
+    path = tmp_path / "vectors.faiss"
+    vectors.write(index, path)
+    assert vectors._read_flat(path).ids.tolist() == [7, 9]
+    data = path.read_bytes()
+    path.write_bytes(data + b"\0" * 8)
+    assert vectors._read_flat(path) is None
+    path.write_bytes(data[:-8])
+    assert vectors._read_flat(path) is None
