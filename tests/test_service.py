@@ -355,3 +355,17 @@ def test_a_flat_file_longer_or_shorter_than_its_header_says_is_left_to_faiss(tmp
     assert vectors._read_flat(path) is None
     path.write_bytes(data[:-8])
     assert vectors._read_flat(path) is None
+
+
+def test_a_flat_file_read_with_numpy_keeps_its_ids_mapped_or_not_and_when_empty(tmp_path, monkeypatch):
+    from semsearch import vectors
+
+    path = tmp_path / "vectors.faiss"
+    vectors.write(vectors.build(iter([(np.array([7, 9]), np.eye(4, dtype=np.float32)[:2])]), 2, 4, "flat"), path)
+    monkeypatch.setattr(vectors, "MAP_ABOVE_BYTES", 0)
+    mapped = vectors.load(path)
+    assert isinstance(mapped.matrix, np.memmap) and mapped.ids.tolist() == [7, 9]
+    assert vectors.search(mapped, np.eye(4, dtype=np.float32)[1:2], 1)[1].tolist() == [[9]]
+    vectors.write(vectors.build(iter([]), 0, 4, "auto"), path)
+    empty = vectors.load(path)
+    assert isinstance(empty, vectors.FlatVectors) and empty.ntotal == 0 and empty.ids.tolist() == []
