@@ -64,6 +64,7 @@ def test_the_taxonomy_served_counts_the_index_papers_labelled_and_predicted(surv
     every = list(nodes(tree))
     assert [node["papers"] for node in every] == [counted.get(node["path"], 0) for node in every]
     assert any(node["papers"] == 0 for node in every)  # a node no paper sits under says 0
+    assert [node["labelled"] for node in every] == [labelled.get(node["path"], 0) for node in every]
     assert tree != index_tree(None) and taxonomy_tree(store, "survey") == tree
 
 
@@ -118,6 +119,7 @@ def test_papers_under_a_node_are_ranked_by_cosine_to_the_nodes_mean_and_bare_by_
 
 def test_a_reload_that_fails_is_logged_with_why_and_said_in_health(survey_corpus_index, monkeypatch):
     import logging
+    import threading
     import time
 
     from semsearch.service import Service
@@ -137,6 +139,7 @@ def test_a_reload_that_fails_is_logged_with_why_and_said_in_health(survey_corpus
     monkeypatch.setattr(service, "refresh", refused)
     try:
         stop = service.follow(0.01)
+        assert "semsearch-reload" in {thread.name for thread in threading.enumerate()}  # named for a stack dump
         deadline = time.monotonic() + 10
         while not seen and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -378,3 +381,30 @@ def test_a_flat_file_read_with_numpy_keeps_its_ids_mapped_or_not_and_when_empty(
     vectors.write(vectors.build(iter([]), 0, 4, "auto"), path)
     empty = vectors.load(path)
     assert isinstance(empty, vectors.FlatVectors) and empty.ntotal == 0 and empty.ids.tolist() == []
+
+
+def test_a_digests_feed_has_each_digest_with_its_own_papers(survey_corpus_index):
+    from semsearch.service import Service
+
+    _digest(survey_corpus_index, "202411010000", "202411020000", "2411.00001")
+    _digest(survey_corpus_index, "202411020000", "202411030000", "2411.00002")
+    feed = Service(index_dir=survey_corpus_index).digests_feed("http://h/").decode()
+    entries = feed.split("<entry>")[1:]
+    assert len(entries) == 2
+    assert "2411.00002" in entries[0] and "2411.00001" not in entries[0]  # the newest first
+    assert "2411.00001" in entries[1] and "2411.00002" not in entries[1]
+
+
+def test_related_work_asked_diverse_is_the_finders_diverse_answer(survey_corpus_index):
+    from semsearch.index import Index
+    from semsearch.related import RelatedFinder
+    from semsearch.service import Service
+
+    service = Service(index_dir=survey_corpus_index)
+    finder = RelatedFinder(Index.open(survey_corpus_index))
+    own = service.related("GPTQ", k=8)["id"]
+    for diverse in (False, True):
+        ids = [r["id"] for r in service.related("GPTQ", k=8, diverse=diverse)["results"]]
+        assert ids == [h.paper.id for h in finder.related_to(own, 8, diverse=diverse)]
+    plain, varied = (service.related("GPTQ", k=8, diverse=d)["results"] for d in (False, True))
+    assert plain != varied
