@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from semsearch.errors import run_script
 from semsearch.index import Index
 
 QUESTION = "how do I shrink the KV cache for long prompts?"
@@ -68,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from semsearch.embeddings import Embedder, export_onnx
+from semsearch.errors import run_script
 from semsearch.ingest import ingest_jsonl
 from semsearch.sources.jsonl import read_jsonl
 
@@ -74,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

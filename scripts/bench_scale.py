@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch import vectors as vector_index
+from semsearch.errors import run_script
 
 DIMENSION = 384
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_topics.jsonl"
@@ -255,4 +256,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -14,6 +14,7 @@ import statistics
 import time
 from pathlib import Path
 
+from semsearch.errors import run_script
 from semsearch.index import Index
 from semsearch.search import Searcher
 
@@ -63,4 +64,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

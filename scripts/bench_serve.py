@@ -27,6 +27,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from semsearch.errors import run_script
+
 QUESTIONS = [
     "how do I shrink the KV cache for long prompts?",
     "speculative decoding with a small draft model",
@@ -228,4 +230,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from semsearch.errors import run_script
 from semsearch.sources.survey import survey_facts
 
 OUT = Path(__file__).resolve().parent.parent / "semsearch" / "data" / "survey.json"
@@ -25,4 +26,5 @@ def main(source: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/lists/AIoT-MLSys-Lab__Efficient-LLMs-Survey.md")
+    source = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/lists/AIoT-MLSys-Lab__Efficient-LLMs-Survey.md"
+    run_script(lambda: main(source))

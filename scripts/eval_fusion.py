@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from eval_question_kind import question_sets  # the script beside this one (its folder is on sys.path)
 
+from semsearch.errors import run_script
 from semsearch.evaluate import is_target, ndcg_at, read_questions, read_topics, targets_with_abstract
 from semsearch.index import Index
 from semsearch.search import DENSE_WEIGHT, TAXONOMY_WEIGHT, Searcher, rank_hybrid
@@ -255,4 +256,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -28,6 +28,7 @@ import numpy as np
 from semsearch.classify import SCOPE_THRESHOLD, TaxonomyClassifier
 from semsearch.classify import labelled_papers as as_training
 from semsearch.embeddings import embedder_for
+from semsearch.errors import run_script
 from semsearch.index import Index
 from semsearch.lists import labelled_papers, list_taxonomy
 from semsearch.paper import Paper
@@ -113,4 +114,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

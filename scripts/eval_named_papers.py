@@ -24,6 +24,7 @@ from pathlib import Path
 from unittest import mock
 
 from semsearch import search
+from semsearch.errors import run_script
 from semsearch.evaluate import read_topics, share_a_category
 from semsearch.index import Index
 from semsearch.search import Searcher, paper_name
@@ -92,4 +93,4 @@ def below_the_name(searcher: Searcher, papers: dict, unique: list[tuple[str, str
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

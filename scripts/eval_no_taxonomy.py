@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semsearch.errors import run_script
 from semsearch.evaluate import is_target, read_questions
 from semsearch.index import Index
 from semsearch.lexical import lexical_text, question_terms, tokenize
@@ -84,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

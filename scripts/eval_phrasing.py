@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from semsearch.errors import run_script
 from semsearch.evaluate import evaluate_search, read_questions, read_topics
 from semsearch.index import Index
 from semsearch.search import Searcher
@@ -67,4 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -22,6 +22,8 @@ import re
 
 import numpy as np
 
+from semsearch.errors import run_script
+
 
 def _accuracy(scores: np.ndarray, right: np.ndarray) -> tuple[float, float]:
     order = np.argsort(-scores, axis=1)
@@ -220,4 +222,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

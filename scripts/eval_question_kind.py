@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch import search
+from semsearch.errors import run_script
 from semsearch.evaluate import is_target, ndcg_at, read_questions, read_topics
 from semsearch.index import Index
 from semsearch.search import Searcher, rank_hybrid
@@ -327,4 +328,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

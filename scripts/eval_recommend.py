@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semsearch.errors import run_script
 from semsearch.evaluate import read_topics
 from semsearch.index import Index
 from semsearch.related import RelatedFinder
@@ -106,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

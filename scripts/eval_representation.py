@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from eval_question_kind import question_sets  # the script beside this one (its folder is on sys.path)
 
+from semsearch.errors import run_script
 from semsearch.evaluate import auroc, balanced_accuracy, read_expected
 from semsearch.index import Index
 
@@ -385,4 +386,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -28,6 +28,7 @@ import numpy as np
 from semsearch import classify
 from semsearch.classify import MAX_WORD_SCOPE_PAPERS, TaxonomyClassifier, labelled_papers
 from semsearch.embeddings import embedder_for
+from semsearch.errors import run_script
 from semsearch.evaluate import auroc, balanced_accuracy, read_expected, texts_and_vectors
 from semsearch.index import Index
 from semsearch.paper import embedding_text
@@ -113,4 +114,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -24,6 +24,7 @@ import numpy as np
 
 from semsearch.classify import classifier_for
 from semsearch.embeddings import embedder_for
+from semsearch.errors import run_script
 from semsearch.evaluate import auroc, balanced_accuracy, read_expected, read_topics, texts_and_vectors
 from semsearch.index import Index
 from semsearch.taxonomy import load_taxonomy
@@ -81,4 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

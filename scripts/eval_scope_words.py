@@ -31,6 +31,7 @@ from eval_scope_anchors import list_texts
 
 from semsearch.classify import MAX_WORD_SCOPE_PAPERS, TaxonomyClassifier, labelled_papers
 from semsearch.embeddings import embedder_for
+from semsearch.errors import run_script
 from semsearch.evaluate import auroc, balanced_accuracy, read_expected, texts_and_vectors
 from semsearch.index import Index
 from semsearch.taxonomy import load_taxonomy
@@ -99,4 +100,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

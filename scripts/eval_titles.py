@@ -15,6 +15,7 @@ import argparse
 import re
 from pathlib import Path
 
+from semsearch.errors import run_script
 from semsearch.index import Index
 from semsearch.paper import normalize_title
 from semsearch.search import Searcher
@@ -56,4 +57,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

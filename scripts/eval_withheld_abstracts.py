@@ -18,6 +18,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from semsearch.errors import run_script
 from semsearch.evaluate import evaluate_search, read_questions, targets_with_abstract
 from semsearch.index import Index
 from semsearch.ingest import ingest_jsonl, ingest_survey
@@ -76,4 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

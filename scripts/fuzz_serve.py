@@ -31,6 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serve import PAPERS, QUESTIONS, free_port, resident_kb  # noqa: E402
 
+from semsearch.errors import run_script
+
 NASTY_TEXT = ["", " ", "\t\n", "\x00", "\x00" * 50, "\u202e", "😀" * 300, "a" * 5000, "' OR 1=1 --", "<script>"]
 FOREIGN_HOST = "rebound.example"  # a DNS-rebinding page's name for 127.0.0.1: must be refused
 TRAVERSALS = ["../../etc/passwd", "..%2f..%2fetc%2fpasswd", "%2e%2e/%2e%2e/etc/passwd", "/etc/passwd", "..\\..\\x"]
@@ -200,4 +202,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -16,6 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serve import arguments, load_test  # noqa: E402
 
+from semsearch.errors import run_script
+
 
 def main() -> None:
     args = arguments(__doc__, seconds=180.0, requests=20_000, ingest_every=20.0)
@@ -35,4 +37,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from collections.abc import Callable
 
 
 class SemsearchError(Exception):
@@ -186,3 +187,16 @@ def network_reason(err: BaseException) -> str:
         return f"cannot connect to {host} (the connection failed or was dropped)"
     first = " ".join(text.split()) or type(err).__name__
     return first if len(first) <= 200 else first[:200].rsplit(" ", 1)[0] + " …"
+
+
+def run_script(main: Callable[[], object]) -> None:
+    """Run a script of scripts/ as the CLI runs a command: a refusal (no index at the path given, a
+    file it cannot read) ends as one line on stderr and its exit code, not a traceback. The
+    scripts check the figures; whoever runs them with a wrong path should read why at once."""
+    import sys
+
+    try:
+        main()
+    except SemsearchError as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None

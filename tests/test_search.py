@@ -600,6 +600,42 @@ def test_the_scope_by_topic_script_runs_as_a_user_runs_it(unchanged_survey_corpu
     assert "| rag | 10 |" in fewer and "| planning |" not in fewer, fewer  # a topic of 7 papers is not shown
 
 
+SCRIPTS = sorted(
+    str(p.relative_to(Path(__file__).parents[1])) for p in Path(__file__).parents[1].glob("scripts/**/*.py")
+)
+
+
+@pytest.mark.slow  # processes of their own
+@pytest.mark.parametrize(
+    "script, args",
+    [
+        ("scripts/bench_search.py", ["--queries", "../shared/eval/queries_dev.jsonl"]),
+        ("scripts/eval/per_question.py", ["--queries", "scripts/eval/questions_ours.jsonl"]),
+        ("scripts/eval_recommend.py", []),
+    ],
+)
+def test_a_script_given_no_index_says_so_in_one_line(script, args, tmp_path):
+    """The evaluation and benchmark scripts are how figures are checked: run on a wrong --index
+    they end as the CLI does, one line and exit code 2 (before: a traceback)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, script, "--index", str(tmp_path / "none"), *args]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr == f"error: no index at {tmp_path / 'none'} " + (
+        "(build one with `semsearch ingest survey`, or pass --index DIR)\n"
+    ), done.stderr
+
+
+def test_every_script_ends_through_run_script():
+    """One error path for the scripts too: each one's main is called through `run_script`."""
+    for script in SCRIPTS:
+        text = Path(Path(__file__).parents[1], script).read_text()
+        if "__main__" in text:
+            assert "run_script(" in text.split("__main__", 1)[1], script
+
+
 @pytest.mark.slow  # processes of their own
 def test_per_question_script_names_the_misses_and_where_their_papers_rank(unchanged_survey_corpus_index, tmp_path):
     """scripts/eval/per_question.py: a mean hides which questions fail; the script names them, with

@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from semsearch.errors import run_script
 from semsearch.evaluate import is_relevant, is_target, ndcg_at, read_questions, read_topics
 from semsearch.index import Index
 from semsearch.search import Searcher
@@ -61,4 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)
