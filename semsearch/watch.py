@@ -744,8 +744,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _with_state(status: dict) -> dict:
-    """Add `state`: dead (the schedule ended while it should run), running, failing (the last
-    watch failed; the next turn retries) or ok."""
+    """Add `state`: stopped (the server stopped it), dead (the schedule ended while it should run),
+    running, failing (the last watch failed; the next turn retries) or ok."""
     if not status.get("alive", False):
         state = "stopped" if status.get("stopped") else "dead"
     elif status.get("running"):
