@@ -67,7 +67,7 @@ from semsearch.lexical import STOPWORDS, question_terms, strip_request, tokenize
 from semsearch.paper import Paper, TitlesHeld, normalize_title, one_line, parse_arxiv_id, same_paper_titles
 from semsearch.requests_models import MAX_ABSTRACT, MAX_QUESTION, MAX_TITLE, SEARCHABLE, check_k
 from semsearch.store import Prediction
-from semsearch.taxonomy import is_under, load_taxonomy, resolve_node
+from semsearch.taxonomy import UnknownCategory, is_under, load_taxonomy, resolve_node
 
 MAX_PAPER_CHARS = MAX_TITLE + MAX_ABSTRACT  # a title and an abstract, as classify takes them
 MODES = ("hybrid", "dense", "lexical")
@@ -643,9 +643,26 @@ class Searcher:
             under = {v for v, cats in self.list_labels.items() if any(is_under(c, node) for c in cats)}
             years = store.vec_ids_where(year_from=filters.year_from, year_to=filters.year_to)
             return np.asarray(sorted(under & set(years)), dtype=np.int64)
-        categories = [resolve_node(filters.category)] if filters.category else []
+        categories = [self._survey_node(filters.category)] if filters.category else []
         ids = store.vec_ids_where(year_from=filters.year_from, year_to=filters.year_to, categories=categories)
         return np.asarray(ids, dtype=np.int64)
+
+    def _survey_node(self, name: str) -> str:
+        """The survey's node `name` means; a name that is none of its nodes but a heading of a list
+        the index holds is refused saying which list (the list not named, the survey was asked)."""
+        try:
+            return resolve_node(name)
+        except UnknownCategory:
+            for listed in self.index.store.taxonomies():
+                try:
+                    resolve_node(name, tuple(listed["nodes"]))
+                except SemsearchError:
+                    continue
+                raise UnknownCategory(
+                    f"unknown category {name!r} in the survey: a heading of the list {listed['name']} "
+                    f"(add --taxonomy {listed['name']})"
+                ) from None
+            raise
 
     def nearest(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(vec_id, cosine) of the k nearest papers, optionally only among `allowed` vec_ids."""

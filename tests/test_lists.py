@@ -964,6 +964,13 @@ def test_an_unknown_heading_of_a_list_points_at_the_lists_headings_at_every_door
     answer = client.get("/api/search", params={"q": "kv cache", "taxonomy": "kv", "category": "Zebra"})
     assert "(see `semsearch taxonomy show kv`)" in answer.json()["error"]
 
+    # A list's heading asked of the survey (the list not named): said where it is, at every door.
+    done = cli("search", "kv cache", "--category", "eviction", "--index", index_dir)
+    said = "unknown category 'eviction' in the survey: a heading of the list kv (add --taxonomy kv)"
+    assert done.returncode == 2 and done.stderr == f"error: {said}\n", done.stderr
+    answer = client.get("/api/search", params={"q": "kv cache", "category": "eviction"})
+    assert answer.status_code == 400 and answer.json()["error"] == said
+
 
 @pytest.mark.slow
 def test_a_real_server_files_a_paper_under_a_lists_heading(index_dir, list_file, stub, cli):
