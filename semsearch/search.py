@@ -639,20 +639,23 @@ class Searcher:
             return None
         store = self.index.store
         if self.taxonomy_name and filters.category:  # under a node of the list: its labelled papers
-            node = self.taxonomy.resolve(filters.category)
+            node = self.resolve_category(filters.category)
             under = {v for v, cats in self.list_labels.items() if any(is_under(c, node) for c in cats)}
             years = store.vec_ids_where(year_from=filters.year_from, year_to=filters.year_to)
             return np.asarray(sorted(under & set(years)), dtype=np.int64)
-        categories = [self._survey_node(filters.category)] if filters.category else []
+        categories = [self.resolve_category(filters.category)] if filters.category else []
         ids = store.vec_ids_where(year_from=filters.year_from, year_to=filters.year_to, categories=categories)
         return np.asarray(ids, dtype=np.int64)
 
-    def _survey_node(self, name: str) -> str:
-        """The survey's node `name` means; a name that is none of its nodes but a heading of a list
-        the index holds is refused saying which list (the list not named, the survey was asked)."""
+    def resolve_category(self, name: str) -> str:
+        """The node of this searcher's taxonomy that `name` means. Asked of the survey, a name that
+        is none of its nodes but a heading of a list the index holds is refused saying which list
+        (the list was not named)."""
         try:
-            return resolve_node(name)
+            return self.taxonomy.resolve(name)
         except UnknownCategory:
+            if self.taxonomy_name:
+                raise
             for listed in self.index.store.taxonomies():
                 try:
                     resolve_node(name, tuple(listed["nodes"]))

@@ -406,7 +406,7 @@ class Service:
 
         with self.use() as live:
             searcher = live.under(taxonomy)[0]
-            node = searcher.taxonomy.resolve(category)
+            node = searcher.resolve_category(category)
             allowed = searcher.allowed_vec_ids(Filters(category=node))
             vec_ids = allowed.tolist()
             closeness = node_closeness(live.index.store, vec_ids)
@@ -450,7 +450,7 @@ class Service:
 
         with self.use() as live:
             searcher = live.under(taxonomy)[0]
-            nodes = [searcher.taxonomy.resolve(c) for c in categories]
+            nodes = [searcher.resolve_category(c) for c in categories]
             store = live.index.store
             counted = {
                 node: store.year_counts(searcher.allowed_vec_ids(Filters(category=node)).tolist()) for node in nodes
@@ -542,7 +542,7 @@ class Service:
 
         with self.use() as live:
             searcher = live.under(taxonomy)[0]
-            node = searcher.taxonomy.resolve(category)
+            node = searcher.resolve_category(category)
             vec_ids = searcher.allowed_vec_ids(Filters(category=node)).tolist()
             papers = live.index.store.papers_by_vec_id(vec_ids).values()
         return node_feed(taxonomy or SURVEY, node, papers, base_url)

@@ -968,8 +968,10 @@ def test_an_unknown_heading_of_a_list_points_at_the_lists_headings_at_every_door
     done = cli("search", "kv cache", "--category", "eviction", "--index", index_dir)
     said = "unknown category 'eviction' in the survey: a heading of the list kv (add --taxonomy kv)"
     assert done.returncode == 2 and done.stderr == f"error: {said}\n", done.stderr
-    answer = client.get("/api/search", params={"q": "kv cache", "category": "eviction"})
-    assert answer.status_code == 400 and answer.json()["error"] == said
+    for path, params in [("/api/search", {"q": "kv cache"}), ("/api/papers", {}), ("/api/trends", {})]:
+        answer = client.get(path, params={**params, "category": "eviction"})
+        assert answer.status_code in (400, 404) and answer.json()["error"] == said, (path, answer.text)
+    assert client.get("/feeds/survey/eviction.atom").json()["error"] == said  # a 404: the address names nothing
 
 
 @pytest.mark.slow
