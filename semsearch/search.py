@@ -648,23 +648,25 @@ class Searcher:
         return np.asarray(ids, dtype=np.int64)
 
     def resolve_category(self, name: str) -> str:
-        """The node of this searcher's taxonomy that `name` means. Asked of the survey, a name that
-        is none of its nodes but a heading of a list the index holds is refused saying which list
-        (the list was not named)."""
+        """The node of this searcher's taxonomy that `name` means. A name that is none of its nodes
+        but one of another taxonomy the index holds (the survey, or another list) is refused saying
+        which, and how to ask it there: the user named the wrong taxonomy, or none."""
         try:
             return self.taxonomy.resolve(name)
         except UnknownCategory:
-            if self.taxonomy_name:
-                raise
-            for listed in self.index.store.taxonomies():
+            asked = f"the list {self.taxonomy_name}" if self.taxonomy_name else "the survey"
+            others = [(t["name"], tuple(t["nodes"])) for t in self.index.store.taxonomies()]
+            others = [(None, None)] * bool(self.taxonomy_name) + [o for o in others if o[0] != self.taxonomy_name]
+            for other, nodes in others:  # None: the survey, resolve_node's own nodes
                 try:
-                    resolve_node(name, tuple(listed["nodes"]))
+                    resolve_node(name, nodes)
                 except SemsearchError:
                     continue
-                raise UnknownCategory(
-                    f"unknown category {name!r} in the survey: a heading of the list {listed['name']} "
-                    f"(add --taxonomy {listed['name']})"
-                ) from None
+                if other:
+                    where = f"a heading of the list {other} (add --taxonomy {other})"
+                else:
+                    where = "a survey node (leave out --taxonomy)"
+                raise UnknownCategory(f"unknown category {name!r} in {asked}: {where}") from None
             raise
 
     def nearest(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:

@@ -972,6 +972,16 @@ def test_an_unknown_heading_of_a_list_points_at_the_lists_headings_at_every_door
         answer = client.get(path, params={**params, "category": "eviction"})
         assert answer.status_code in (400, 404) and answer.json()["error"] == said, (path, answer.text)
     assert client.get("/feeds/survey/eviction.atom").json()["error"] == said  # a 404: the address names nothing
+    # And a survey node asked of a list, or one list's heading of another.
+    done = cli("search", "kv cache", "--taxonomy", "kv", "--category", "Weight-Only Quantization", "--index", index_dir)
+    said = "unknown category 'Weight-Only Quantization' in the list kv: a survey node (leave out --taxonomy)"
+    assert done.stderr == f"error: {said}\n"
+    other = list_file.with_name("other.md")
+    other.write_text("# Other\n\n## Zebras\n\n- [Z](https://arxiv.org/abs/2501.00001)\n")
+    cli("taxonomy", "add", "zoo", other, "--offline", "--index", index_dir, check=True)
+    done = cli("search", "kv cache", "--taxonomy", "kv", "--category", "zebras", "--index", index_dir)
+    said = "unknown category 'zebras' in the list kv: a heading of the list zoo (add --taxonomy zoo)"
+    assert done.stderr == f"error: {said}\n"
 
 
 @pytest.mark.slow
