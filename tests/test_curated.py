@@ -168,6 +168,15 @@ def test_an_item_is_the_paper_its_link_names_not_one_its_words_name():
     assert [p.arxiv_id for p in listed.papers] == ["2501.00002", "2501.00014", "2401.00001"]
 
 
+@pytest.mark.parametrize("date", ["2023.10 -", "[2023/10]", "2023-10-05:", "🔥"])
+def test_an_item_that_opens_with_a_date_is_named_by_its_link_not_by_the_date(date):
+    """Lists that date each item first ("1. 2023.10 - [Title](arXiv link) (ICML 2024)") were read
+    as papers titled "2023.10 -": offline the index stored that as each title, a paper listed so
+    was proposed again under its real title, and a proposed line kept the old paper's title."""
+    listed = parse_list(f"# L\n## Drafts\n1. {date} [Draft and Verify](https://arxiv.org/abs/2309.08168) (ACL 2024)\n")
+    assert [p.title for p in listed.papers] == ["Draft and Verify"]
+
+
 def test_a_paper_listed_with_and_without_its_arxiv_link_is_one_paper_under_its_id():
     """Kept apart, the item without the link became a record of its own and every search showed
     the paper twice (an attacker's pass: Graph-Structured Speculative Decoding)."""

@@ -706,6 +706,36 @@ def test_a_list_added_keeps_its_readme_for_propose(semsearch, survey_corpus_inde
     assert rows[0]["line"].startswith(tuple(f"{n}. [**" for n in range(1, 400)))
 
 
+def test_a_list_that_dates_each_item_first_gets_a_line_naming_the_new_paper_alone(
+    semsearch, survey_corpus_index, tmp_path
+):
+    """Items as "1. 2023.10 - [Title](arXiv link) (Venue Year)" were read as titled "2023.10 -": the
+    proposed line kept the listed paper's title beside the new one's ("5. New Title [Old Title](new
+    link)"), and the list's own papers were stored under the date."""
+    source = tmp_path / "dated.md"
+    items = [
+        "1. 2023.09 - [Caches Drafted in Layers](https://arxiv.org/abs/2309.99001) (ACL 2024)",
+        "2. 2023.10 - [Drafts Verified in Trees](https://arxiv.org/abs/2310.99002) (ICLR 2024)",
+        "3. 2023.11 - [Heads That Draft](https://arxiv.org/abs/2311.99003) (ICML 2024)",
+    ]
+    source.write_text("# Dated list\n\n## 🚀 Drafting\n\n" + "\n".join(items) + "\n", encoding="utf-8")
+    semsearch("taxonomy", "add", "dated", source, "--offline", "--index", survey_corpus_index)
+    rows = json.loads(
+        semsearch(
+            "taxonomy", "propose", "dated", "--ids", "2302.07863", "--min-confidence", "0", "--json",
+            "--index", survey_corpus_index,
+        ).stdout
+    )  # fmt: skip
+    line = rows[0]["line"]
+    new = "[Speculative Decoding with Big Little Decoder](https://arxiv.org/abs/2302.07863)"
+    assert line.startswith(f"4. 2023.02 - {new} (")
+    assert "Heads That Draft" not in line
+    held = semsearch(
+        "taxonomy", "propose", "dated", "--ids", "2311.99003", "--json", "--index", survey_corpus_index
+    )  # fmt: skip
+    assert json.loads(held.stdout) == []
+
+
 # --- any list, any papers: the patch applies and files each paper where it was placed ---------------------
 class _Store:
     """The calls `propose` makes of an index, over a few papers."""

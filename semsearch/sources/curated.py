@@ -205,7 +205,8 @@ def _until_close(tokens: list[Token], at: int, close: str) -> list[Token]:
 
 def _title_of(tokens: list[Token]) -> str:
     """The paper's title in a list item: its bold part, else the text of the link it starts with,
-    else its words before the first link, tag, image or `[`."""
+    else its words before the first link, tag, image or `[`; words without a letter (a date or an
+    emoji the item opens with, "2023.10 - [Title](link)") are no title, the first link's text is."""
     for at, token in enumerate(tokens):
         if token.type == "strong_open":
             return clean_title(_plain(_until_close(tokens, at, "strong_close")))
@@ -213,6 +214,16 @@ def _title_of(tokens: list[Token]) -> str:
         label = _until_close(tokens, 0, "link_close")
         if _plain(label).strip() and not any(t.type == "image" for t in label):
             return clean_title(_plain(label))
+    words = _words_before_links(tokens)
+    if not re.search(r"[^\W\d_]", words):
+        first = next((at for at, token in enumerate(tokens) if token.type == "link_open"), None)
+        label = _until_close(tokens, first, "link_close") if first is not None else []
+        if re.search(r"[^\W\d_]", _plain(label)) and not any(t.type == "image" for t in label):
+            return clean_title(_plain(label))
+    return words
+
+
+def _words_before_links(tokens: list[Token]) -> str:
     head = []
     for token in tokens:
         if token.type in ("link_open", "image", "html_inline"):
