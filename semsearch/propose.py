@@ -208,7 +208,8 @@ class Template:
         text = "\n".join(lines)
         if listed.arxiv_id is None or _span_of(text, listed.title) is None or not _ARXIV_ID.search(text):
             return None
-        extras = sum(1 for _, _, url in _images(text) if not _venue_badge(url))
+        badges = _images(text)
+        extras = sum(1 for at, end, url in badges if not _venue_badge(url) and not _links_paper(text[at:end], listed))
         title = _span_of(text, listed.title)
         extras += sum(
             1 for start, end, label, url in _links(text) if _is_extra(label, url) and not start <= title[0] < end
@@ -226,7 +227,10 @@ class Template:
         # The list's period after a title is the title's own end mark when it has one: not "One?."
         ends = written.endswith((".", "?", "!")) and text[title[1] : title[1] + 1] == "."
         edits.append((title[0], title[1] + ends, written))
+        badges = _images(text)
         for match in _ARXIV_ID.finditer(text):
+            if any(start <= match.start() < end for start, end, _ in badges):
+                continue  # the badge's edit below writes it
             end = match.end(1)
             version = re.match(r"v\d+", text[end : end + 4])
             edits.append((match.start(1), end + (version.end() if version else 0), arxiv_id))
@@ -252,10 +256,14 @@ class Template:
             inner = text[ins + 5 : ins_end]
             joiner = ", " if "," in inner else " "
             edits.append((ins + 5, ins_end, f"{venue}{joiner}{year}" if _YEAR.search(inner) else venue))
-        for start, end, url in _images(text):
-            if _venue_badge(url):
+        for start, end, url in badges:
+            badge = text[start:end]
+            if _venue_badge(url) and not (listed.arxiv_id and listed.arxiv_id in url):
                 name = _BADGE + _shields(venue if venue == arxiv_word else f"{venue}{year}") + "-orange"
-                edits.append((start, end, text[start:end].replace(url, "https://" + name if "//" in url else name)))
+                badge = badge.replace(url, "https://" + name if "//" in url else name)
+                edits.append((start, end, _with_id(badge, listed.arxiv_id or "", arxiv_id)))
+            elif _links_paper(badge, listed):  # its arXiv badge or link: the new paper's, in its form
+                edits.append((start, end, _with_id(badge, listed.arxiv_id or "", arxiv_id)))
             else:
                 edits.append((start, end, ""))
         for start, end, label, url in _links(text):
@@ -284,6 +292,17 @@ class Template:
         if number is not None:
             text = re.sub(r"^(\s*)\d+([.)])", lambda m: f"{m.group(1)}{number}{m.group(2)}", text, count=1)
         return text
+
+
+def _links_paper(badge: str, listed: ListedPaper) -> bool:
+    """Whether a badge names or links the paper its line lists (`[![arXiv](…/arXiv-ID-…)](…/abs/ID)`):
+    the paper's own link, not a part of that paper alone."""
+    return bool(listed.arxiv_id) and listed.arxiv_id in badge
+
+
+def _with_id(text: str, old: str, new: str) -> str:
+    """`text` naming arXiv paper `new` wherever it named `old` (a version of it too)."""
+    return re.sub(re.escape(old) + r"(?:v\d+)?", lambda _: new, text) if old else text
 
 
 def _is_extra(label: str, url: str) -> bool:

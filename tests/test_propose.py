@@ -106,6 +106,25 @@ def test_a_new_paper_is_written_like_the_plainest_line_of_its_section():
     )
 
 
+@pytest.mark.parametrize(
+    "badge, written",
+    [
+        ("[![arXiv](https://img.shields.io/badge/arXiv-2306.07629-b31b1b.svg)](https://arxiv.org/abs/2306.07629)",
+         "[![arXiv](https://img.shields.io/badge/arXiv-2501.01234-b31b1b.svg)](https://arxiv.org/abs/2501.01234)"),
+        ("[![PDF](https://img.shields.io/badge/PDF-red)](https://arxiv.org/pdf/2306.07629v1.pdf)",
+         "[![PDF](https://img.shields.io/badge/PDF-red)](https://arxiv.org/pdf/2501.01234.pdf)"),
+    ],
+)  # fmt: skip
+def test_a_badge_that_links_the_listed_papers_arxiv_page_links_the_new_ones(badge, written):
+    """A list that links each paper by a badge wrapped in its arXiv link wrote the new paper's line
+    with the listed paper's link (the badge was rewritten from the line as read, its link
+    included) and an arXiv badge as an orange venue badge; a PDF badge, dropped, took the only link."""
+    markdown = f"# L\n## H\n* **SqueezeLLM: Dense-and-Sparse Quantization** {badge}\n"
+    listed = parse_list(markdown)
+    line = render_line(sections(listed, markdown.splitlines())["H"], [], NEW, "arXiv")
+    assert line == f"* **Folding Caches into Few Bits** {written}"
+
+
 @pytest.mark.parametrize("mark", ["?", "!", "."])
 def test_a_title_that_ends_with_its_own_mark_takes_no_period_after_it(mark):
     """The KV-cache list closes its bold titles with a period: "Worth the Wait?" came out "Wait?."."""
@@ -734,6 +753,23 @@ def test_a_list_that_dates_each_item_first_gets_a_line_naming_the_new_paper_alon
         "taxonomy", "propose", "dated", "--ids", "2311.99003", "--json", "--index", survey_corpus_index
     )  # fmt: skip
     assert json.loads(held.stdout) == []
+
+
+def test_a_list_linked_by_arxiv_badges_is_proposed_lines_linking_the_new_papers(
+    semsearch, survey_corpus_index, tmp_path
+):
+    """Both proposed lines linked the section's last listed paper (its badge's link, kept as read)."""
+    source = tmp_path / "badged.md"
+    badge = "[![arXiv](https://img.shields.io/badge/arXiv-{0}-b31b1b.svg)](https://arxiv.org/abs/{0})"
+    items = [f"* **{t}** " + badge.format(i) for t, i in [("Caches in Few Bits", "2309.99001"), ("Bits", "2310.99002")]]
+    source.write_text("# Badged list\n\n## Quantization\n\n" + "\n".join(items) + "\n", encoding="utf-8")
+    semsearch("taxonomy", "add", "badged", source, "--offline", "--index", survey_corpus_index)
+    patch = semsearch(
+        "taxonomy", "propose", "badged", "--ids", "2302.07863,2306.00978", "--min-confidence", "0",
+        "--index", survey_corpus_index,
+    ).stdout  # fmt: skip
+    added = [line for line in patch.splitlines() if line.startswith("+*")]
+    assert [re.findall(r"\d{4}\.\d{5}", line) for line in added] == [["2302.07863"] * 2, ["2306.00978"] * 2]
 
 
 # --- any list, any papers: the patch applies and files each paper where it was placed ---------------------
