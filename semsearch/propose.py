@@ -387,17 +387,22 @@ def sections(listed: CuratedList, lines: Sequence[str]) -> dict[str, Section]:
                 templates.append(template)
         last = places[-1]
         number = re.match(r"^\s*(\d+)[.)]\s", lines[last.first])
-        gap = sum(1 for a, b in zip(places, places[1:], strict=False) if b.first > a.last + 1)
+        # Items blank lines apart: a note under an item, or a row that is no paper, is no gap.
+        gap = sum(
+            1
+            for a, b in zip(places, places[1:], strict=False)
+            if any(not line.strip() for line in lines[a.through + 1 : b.first])
+        )
         found[node] = Section(
             node,
-            last.last,
+            last.through,
             templates,
             int(number.group(1)) + 1 if number else None,
             len(places) > 1 and gap * 2 >= len(places) - 1,
         )
         if number is None:
             dated = ((_shown_month(lines[p.first : p.last + 1]) or _yymm(p.key), p) for p in places)
-            found[node].dated = [(d, p.first, p.last) for d, p in dated if d is not None]
+            found[node].dated = [(d, p.first, p.through) for d, p in dated if d is not None]
             found[node].order = _arxiv_order([d for d, _, _ in found[node].dated])
     return found
 

@@ -772,6 +772,39 @@ def test_a_list_linked_by_arxiv_badges_is_proposed_lines_linking_the_new_papers(
     assert [re.findall(r"\d{4}\.\d{5}", line) for line in added] == [["2302.07863"] * 2, ["2306.00978"] * 2]
 
 
+NOTED = [  # items with a note under them (a nested bullet) and blank-line-free tables with a row that is no paper
+    "* **Caches in Few Bits** [arXiv](https://arxiv.org/abs/2309.99001)\n  * A note, 2023<br>on two lines\n"
+    "* **Bits Everywhere** [arXiv](https://arxiv.org/abs/2310.99002)\n  * Its note, 2023\n",
+    "| Title | Venue |\n|---|---|\n| [Caches in Few Bits](https://arxiv.org/abs/2309.99001) | ACL 2023 |\n"
+    "| [Reforming Caches](https://openreview.net/forum?id=abc) | ICLR 2020 |\n"
+    "| [Bits Everywhere](https://arxiv.org/abs/2310.99002) | ICML 2023 |\n",
+]
+
+
+@pytest.mark.parametrize("items", NOTED, ids=["noted items", "table"])
+def test_a_new_item_goes_after_the_last_items_note_and_a_new_row_into_its_table(
+    semsearch, survey_corpus_index, tmp_path, items
+):
+    """A new item went between the last paper and the nested note under it (the note then read as
+    the new paper's), after a blank line it added: items with notes, and table rows with a row that
+    is no paper between them, looked blank-separated. A new table row after a blank line is no row."""
+    repo = tmp_path / "list"
+    repo.mkdir()
+    readme = f"# Noted list\n\n## Quantization\n\n{items}\n## Other\n\nText.\n"
+    (repo / "README.md").write_text(readme, encoding="utf-8")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    semsearch("taxonomy", "add", "noted", repo / "README.md", "--offline", "--index", survey_corpus_index)
+    patch = semsearch(
+        "taxonomy", "propose", "noted", "--ids", "2302.07863", "--min-confidence", "0", "--index", survey_corpus_index,
+    ).stdout  # fmt: skip
+    (tmp_path / "p.diff").write_text(patch)
+    subprocess.run(["git", "apply", tmp_path / "p.diff"], cwd=repo, check=True)
+    after = (repo / "README.md").read_text(encoding="utf-8")
+    added = next(line for line in patch.splitlines() if line.startswith("+") and "2302.07863" in line)[1:]
+    assert after == readme.replace(items, items + added + "\n")
+    assert {p.arxiv_id: p.categories for p in parse_list(after).papers}["2302.07863"] == ["Quantization"]
+
+
 # --- any list, any papers: the patch applies and files each paper where it was placed ---------------------
 class _Store:
     """The calls `propose` makes of an index, over a few papers."""

@@ -128,6 +128,13 @@ class Placement:
     last: int
     kind: str  # "item" or "row"
     key: str  # the paper's arXiv id, else its normalised title
+    # The item's last line with what it holds after its paper (a nested note, a second paragraph):
+    # a new item goes after it, not between the paper and its note. None: `last`.
+    end: int | None = None
+
+    @property
+    def through(self) -> int:
+        return self.last if self.end is None else max(self.end, self.last)
 
 
 @dataclass
@@ -271,14 +278,17 @@ def _blocks(lines: list[str], offset: int = 0, depth: int = 0):
             cells = [t for t in _until_close(tokens, at, "tr_close") if t.type == "inline"]
             inline = [part for cell in cells for part in [*(cell.children or []), Token("softbreak", "", 0)]]
             line = offset + token.map[0]
-            yield line, line, "row", (" ".join(cell.content.strip() for cell in cells), inline)
+            yield line, line, "row", (" ".join(cell.content.strip() for cell in cells), inline, line)
         elif token.type == "html_block" and not token.content.lstrip().lower().startswith(_VERBATIM):
             yield from _html_block(lines, offset, token.map, depth)
         elif token.type == "inline" and tokens[at - 1].type == "paragraph_open":
             first, end = token.map
             if at >= 2 and tokens[at - 2].type == "list_item_open":
                 text = " ".join(line.strip() for line in token.content.split("\n"))
-                yield offset + first, offset + end - 1, "item", (text, token.children or [])
+                through = (tokens[at - 2].map or token.map)[1] - 1  # the whole item, less its blank lines after
+                while through > end - 1 and not lines[through].strip():
+                    through -= 1
+                yield offset + first, offset + end - 1, "item", (text, token.children or [], offset + through)
             if "<" in token.content:  # a group opened or closed inside a paragraph
                 yield from _html_block(lines, offset, token.map, depth=None)
 
@@ -387,7 +397,7 @@ def parse_list(markdown: str) -> CuratedList:
             where = path()
             if where is None:
                 continue
-            text, tokens = what  # a row's cells as one: the first cell names the paper
+            text, tokens, through = what  # a row's cells as one: the first cell names the paper
             arxiv_id = _arxiv_id(tokens, text)
             bold = any(token.type == "strong_open" for token in tokens)
             if arxiv_id is None and (kind == "row" or not (bold or "[paper]" in text.lower())):
@@ -413,7 +423,7 @@ def parse_list(markdown: str) -> CuratedList:
                 paper = found[key] = ListedPaper(name, arxiv_id, links=links, text=text)
             if where not in paper.categories:
                 paper.categories.append(where)
-            placements.append(Placement(where, first, last, kind, key))
+            placements.append(Placement(where, first, last, kind, key, through))
             for depth in range(1, where.count("/") + 2):
                 node_order.setdefault("/".join(where.split("/")[:depth]), None)
     found, placements = _one_record_per_title(found, placements)
