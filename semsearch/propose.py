@@ -386,7 +386,11 @@ def sections(listed: CuratedList, lines: Sequence[str]) -> dict[str, Section]:
             if template is not None:
                 templates.append(template)
         last = places[-1]
-        number = re.match(r"^\s*(\d+)[.)]\s", lines[last.first])
+        # Numbered on from the list's last item, and written after it, a paper or not (an OpenReview link).
+        number = re.match(r"^(\s*)\d+[.)]\s", lines[last.first])
+        if number is not None:
+            at_its_indent = re.compile(rf"^{number.group(1)}(\d+)[.)]\s")
+            number = [n for n in map(at_its_indent.match, lines[last.first : last.block_through + 1]) if n][-1]
         # Items blank lines apart: a note under an item, or a row that is no paper, is no gap.
         gap = sum(
             1
@@ -395,7 +399,7 @@ def sections(listed: CuratedList, lines: Sequence[str]) -> dict[str, Section]:
         )
         found[node] = Section(
             node,
-            last.through,
+            last.block_through,
             templates,
             int(number.group(1)) + 1 if number else None,
             len(places) > 1 and gap * 2 >= len(places) - 1,

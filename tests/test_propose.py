@@ -805,6 +805,33 @@ def test_a_new_item_goes_after_the_last_items_note_and_a_new_row_into_its_table(
     assert {p.arxiv_id: p.categories for p in parse_list(after).papers}["2302.07863"] == ["Quantization"]
 
 
+def test_a_numbered_section_ending_in_an_item_that_is_no_paper_is_numbered_on_after_it(
+    semsearch, survey_corpus_index, tmp_path
+):
+    """A numbered section whose last item links OpenReview (no paper to the parser) took its new
+    items before that item, numbered as it is: "4. new" above "4. 2023.10 - [Online](openreview…)"."""
+    repo = tmp_path / "list"
+    repo.mkdir()
+    items = [
+        "1. 2023.09 - [Caches Drafted in Layers](https://arxiv.org/abs/2309.99001) (ACL 2024)",
+        "2. 2023.10 - [Drafts Verified in Trees](https://arxiv.org/abs/2310.99002) (ICLR 2024)",
+        "3. 2023.11 - [Heads That Draft](https://arxiv.org/abs/2311.99003) (ICML 2024)",
+        "4. 2023.12 - [Drafting Online](https://openreview.net/forum?id=abc) (ICML 2024)",
+    ]
+    readme = "# Dated list\n\n## Drafting\n\n" + "\n".join(items) + "\n\n## Other\n\nText.\n"
+    (repo / "README.md").write_text(readme, encoding="utf-8")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    semsearch("taxonomy", "add", "dated", repo / "README.md", "--offline", "--index", survey_corpus_index)
+    patch = semsearch(
+        "taxonomy", "propose", "dated", "--ids", "2302.07863", "--min-confidence", "0", "--index", survey_corpus_index,
+    ).stdout  # fmt: skip
+    (tmp_path / "p.diff").write_text(patch)
+    subprocess.run(["git", "apply", tmp_path / "p.diff"], cwd=repo, check=True)
+    section = (repo / "README.md").read_text(encoding="utf-8").split("## Drafting\n\n")[1].split("\n\n")[0]
+    assert section.splitlines()[:4] == items
+    assert section.splitlines()[4].startswith("5. 2023.02 - [Speculative Decoding with Big Little Decoder](")
+
+
 # --- any list, any papers: the patch applies and files each paper where it was placed ---------------------
 class _Store:
     """The calls `propose` makes of an index, over a few papers."""

@@ -131,10 +131,16 @@ class Placement:
     # The item's last line with what it holds after its paper (a nested note, a second paragraph):
     # a new item goes after it, not between the paper and its note. None: `last`.
     end: int | None = None
+    # The last line of the list or table the item is in (its items that are no paper included).
+    block_end: int | None = None
 
     @property
     def through(self) -> int:
         return self.last if self.end is None else max(self.end, self.last)
+
+    @property
+    def block_through(self) -> int:
+        return self.through if self.block_end is None else max(self.block_end, self.through)
 
 
 @dataclass
@@ -268,9 +274,21 @@ _VERBATIM = ("<!--", "<?", "<![", "<!", "<pre", "<script", "<style", "<textarea"
 def _blocks(lines: list[str], offset: int = 0, depth: int = 0):
     """(first line, last line, kind, what) in document order: ("heading", (level, Markdown)),
     ("summary", Markdown), ("close", None), ("item" or "row", (the Markdown in one line, its inline
-    tokens)). Only a list item's first paragraph is its paper; a table row's cells are read as one."""
+    tokens), its last line, the last line of its list or table). Only a list item's first paragraph
+    is its paper; a table row's cells are read as one."""
     tokens = _MARKDOWN.parse("\n".join(lines))
+    blocks: list[int] = []  # the last line of each list or table open here, innermost last
+
+    def last_line(end: int, first: int) -> int:  # a block's last line that is not blank
+        while end > first and not lines[end].strip():
+            end -= 1
+        return end
+
     for at, token in enumerate(tokens):
+        if token.type in ("bullet_list_open", "ordered_list_open", "table_open"):
+            blocks.append(last_line(token.map[1] - 1, token.map[0]) if token.map else -1)
+        elif token.type in ("bullet_list_close", "ordered_list_close", "table_close") and blocks:
+            blocks.pop()
         if token.type == "heading_open":
             line = offset + token.map[0]
             yield line, line, "heading", (int(token.tag[1]), tokens[at + 1].content)
@@ -278,17 +296,17 @@ def _blocks(lines: list[str], offset: int = 0, depth: int = 0):
             cells = [t for t in _until_close(tokens, at, "tr_close") if t.type == "inline"]
             inline = [part for cell in cells for part in [*(cell.children or []), Token("softbreak", "", 0)]]
             line = offset + token.map[0]
-            yield line, line, "row", (" ".join(cell.content.strip() for cell in cells), inline, line)
+            block = offset + blocks[-1] if blocks else line
+            yield line, line, "row", (" ".join(cell.content.strip() for cell in cells), inline, line, block)
         elif token.type == "html_block" and not token.content.lstrip().lower().startswith(_VERBATIM):
             yield from _html_block(lines, offset, token.map, depth)
         elif token.type == "inline" and tokens[at - 1].type == "paragraph_open":
             first, end = token.map
             if at >= 2 and tokens[at - 2].type == "list_item_open":
                 text = " ".join(line.strip() for line in token.content.split("\n"))
-                through = (tokens[at - 2].map or token.map)[1] - 1  # the whole item, less its blank lines after
-                while through > end - 1 and not lines[through].strip():
-                    through -= 1
-                yield offset + first, offset + end - 1, "item", (text, token.children or [], offset + through)
+                through = last_line((tokens[at - 2].map or token.map)[1] - 1, end - 1)  # the whole item
+                block = offset + blocks[-1] if blocks else offset + through
+                yield offset + first, offset + end - 1, "item", (text, token.children or [], offset + through, block)
             if "<" in token.content:  # a group opened or closed inside a paragraph
                 yield from _html_block(lines, offset, token.map, depth=None)
 
@@ -397,7 +415,7 @@ def parse_list(markdown: str) -> CuratedList:
             where = path()
             if where is None:
                 continue
-            text, tokens, through = what  # a row's cells as one: the first cell names the paper
+            text, tokens, through, block = what  # a row's cells as one: the first cell names the paper
             arxiv_id = _arxiv_id(tokens, text)
             bold = any(token.type == "strong_open" for token in tokens)
             if arxiv_id is None and (kind == "row" or not (bold or "[paper]" in text.lower())):
@@ -423,7 +441,7 @@ def parse_list(markdown: str) -> CuratedList:
                 paper = found[key] = ListedPaper(name, arxiv_id, links=links, text=text)
             if where not in paper.categories:
                 paper.categories.append(where)
-            placements.append(Placement(where, first, last, kind, key, through))
+            placements.append(Placement(where, first, last, kind, key, through, block))
             for depth in range(1, where.count("/") + 2):
                 node_order.setdefault("/".join(where.split("/")[:depth]), None)
     found, placements = _one_record_per_title(found, placements)
