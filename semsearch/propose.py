@@ -466,9 +466,11 @@ def paper_date(paper: Paper) -> str:
 
 
 def candidates(store, listed: CuratedList, *, since: str | None, ids: Sequence[str] | None) -> list[Candidate]:
-    """The index's papers with an arXiv id that the list does not hold (appeared on or after
-    `since`; only `ids` when given)."""
+    """The index's papers with an arXiv id that the list does not hold, by any link or title
+    (appeared on or after `since`; only `ids` when given)."""
     held, titles = {list_key(p) for p in listed.papers}, listed_titles(listed)
+    # An item the list links elsewhere than arXiv (an OpenReview page), named as the paper is: held.
+    linked = {normalize_title(name) for name in listed.unread}
     if ids:
         vec_ids = []
         for paper_id in ids:
@@ -485,6 +487,7 @@ def candidates(store, listed: CuratedList, *, since: str | None, ids: Sequence[s
         if paper.arxiv_id
         and list_key(paper) not in held
         and normalize_title(paper.title) not in titles.keys  # the same title, whatever id the list links
+        and normalize_title(paper.title) not in linked
         and (paper.title, paper.arxiv_id) not in titles
         and (since is None or paper_date(paper) >= since)
         and len(clean_title(paper.title)) >= 4  # shorter, a list's parser takes no item for a paper

@@ -832,6 +832,24 @@ def test_a_numbered_section_ending_in_an_item_that_is_no_paper_is_numbered_on_af
     assert section.splitlines()[4].startswith("5. 2023.02 - [Speculative Decoding with Big Little Decoder](")
 
 
+def test_a_paper_the_list_links_elsewhere_than_arxiv_is_not_proposed_again(semsearch, survey_corpus_index, tmp_path):
+    """An item linking a paper's OpenReview page (no paper to the parser: no arXiv link, no bold
+    title) was proposed again from the index's arXiv copy of the same title, in another case."""
+    source = tmp_path / "linked.md"
+    items = [
+        "1. 2023.09 - [Caches Drafted in Layers](https://arxiv.org/abs/2309.99001) (ACL 2024)",
+        "2. 2023.10 - [speculative decoding with big little decoder](https://openreview.net/forum?id=abc) (NeurIPS)",
+        "3. 2023.11 - [Heads That Draft](https://arxiv.org/abs/2311.99003) (ICML 2024)",
+    ]
+    source.write_text("# Linked list\n\n## Drafting\n\n" + "\n".join(items) + "\n", encoding="utf-8")
+    semsearch("taxonomy", "add", "linked", source, "--offline", "--index", survey_corpus_index)
+    rows = semsearch(
+        "taxonomy", "propose", "linked", "--ids", "2302.07863,2306.00978", "--min-confidence", "0", "--json",
+        "--index", survey_corpus_index,
+    ).stdout  # fmt: skip
+    assert [row["id"] for row in json.loads(rows)] == ["2306.00978"]
+
+
 # --- any list, any papers: the patch applies and files each paper where it was placed ---------------------
 class _Store:
     """The calls `propose` makes of an index, over a few papers."""
