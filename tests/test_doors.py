@@ -863,3 +863,35 @@ def test_a_refusal_names_every_problem_of_a_request_in_one_line():
     assert describe([{"type": "json_invalid", "loc": ("body", 3), "msg": "JSON decode error"}, body]) == (
         "body: is not valid JSON; body: Input should be a valid dictionary"
     )
+
+
+def test_each_tool_argument_is_published_with_its_models_rules_under_the_tools_own_title_and_default():
+    """tools/list: an argument carries the rules its request model reads it by (one form, or null
+    where the tool's default is null), the tool's own title and default (the model's field may be
+    named otherwise, `q`, or default otherwise, dislikes []), and no argument beside those."""
+    from semsearch.mcp_server import add_tools, tool_server
+
+    server = tool_server("semsearch-test")
+    add_tools(server, None)  # publishing reads no index
+    published = {t.name: t.input_schema for t in anyio.run(server.list_tools)}
+    search = published["search"]["properties"]
+    assert search["question"]["title"] == "Question" and search["question"]["maxLength"] == 2000
+    assert "default" not in search["question"]
+    assert search["k"] == {
+        "title": "K", "default": 10, "description": "How many papers.", "maximum": 100, "minimum": 1, "type": "integer",
+    }  # fmt: skip
+    assert search["year_from"] == {
+        "title": "Year From", "default": None,
+        "anyOf": [{"maximum": 2100, "minimum": 1900, "type": "integer"}, {"type": "null"}],
+    }  # fmt: skip
+    dislikes = published["recommend"]["properties"]["dislikes"]
+    assert dislikes["default"] is None and dislikes["anyOf"][1] == {"type": "null"}
+    assert dislikes["anyOf"][0]["items"]["maxLength"] == 200
+    assert published["propose"]["properties"]["taxonomy"]["default"] == "survey"
+    one_or_more = published["trends"]["properties"]["category"]["anyOf"]  # a list of nodes, or one node
+    assert [form["type"] for form in one_or_more] == ["array", "string"] and one_or_more[1] == one_or_more[0]["items"]
+    assert published["trends"]["required"] == ["category"]
+    assert published["classify"]["anyOf"][0]["required"] == ["title", "abstract"]
+    assert published["classify"]["anyOf"][1]["required"] == ["id"]
+    assert all("anyOf" not in published[name] for name in published if name != "classify")
+    assert all(schema["additionalProperties"] is False for schema in published.values())

@@ -771,3 +771,69 @@ def test_ingest_arxiv_query_max_and_model_as_a_user_runs_them(cli, tmp_path, mon
     )
     assert stub.requests[0]["search_query"] == ["all:caches"]
     assert (too_many.returncode, too_many.stderr.count("\n")) == (2, 1) and "--max" in too_many.stderr
+
+
+def test_an_empty_source_into_a_new_index_reports_no_papers(tmp_path, fake_model):
+    """Nothing read, nothing published: `ingest ... --json` says the index holds 0 papers."""
+    source = tmp_path / "empty.jsonl"
+    source.write_text("\n")
+    report = ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False)
+    assert report.manifest is None and not report.published
+    assert report.counts() == {
+        "read": 0, "added": 0, "updated": 0, "unchanged": 0, "embedded": 0, "papers": 0, "skipped": 0,
+        "skipped_lines": [],
+    }  # fmt: skip
+
+
+def test_a_vectors_file_goes_with_one_source_file_only(tmp_path, fake_model):
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    _write(one, _records(2, embedded=False))
+    _write(two, _records(2, embedded=False))
+    np.save(tmp_path / "v.npy", np.ones((2, 64), dtype=np.float32))
+    with pytest.raises(SemsearchError) as refused:
+        ingest_jsonl([one, two], index_dir=tmp_path / "idx", vectors=tmp_path / "v.npy", vectors_model="m")
+    assert str(refused.value) == "--vectors goes with one JSON Lines file, whose records its rows follow"
+    assert not (tmp_path / "idx").exists()
+
+
+def test_half_precision_vectors_are_read_at_full_precision(tmp_path, fake_model):
+    """An .npy of float16 rows (a compact export): the stored direction is the row's to float32
+    precision, not one computed in float16 (off by about 1e-3)."""
+    source = tmp_path / "papers.jsonl"
+    _write(source, _records(3, embedded=False))
+    matrix = np.random.default_rng(2).normal(size=(3, 64)).astype(np.float16)
+    np.save(tmp_path / "v.npy", matrix)
+    ingest_jsonl(
+        [source], index_dir=tmp_path / "idx", vectors=tmp_path / "v.npy", vectors_model="all-MiniLM-L6-v2",
+        progress=False,
+    )  # fmt: skip
+    store = Index.open(tmp_path / "idx").store
+    row = matrix[1].astype(np.float64)
+    assert np.allclose(store.embedding(store.vec_id("2403.00001")), row / np.linalg.norm(row), atol=1e-6)
+
+
+def test_the_next_batch_is_embedded_in_the_background_while_the_following_papers_are_stored(
+    tmp_path, fake_model, monkeypatch
+):
+    """Reading and storing cost no time beside the encoder: each full batch stored starts its
+    embedding on the embedding thread, and every paper ends up embedded once."""
+    threads: list[str] = []
+    original = Ingest.embedder
+
+    def spied(self):
+        embedder = original(self)
+        if not getattr(embedder, "spied", False):
+            encode = embedder.encode
+
+            def encoding(texts):
+                threads.append(threading.current_thread().name)
+                return encode(texts)
+
+            embedder.encode, embedder.spied = encoding, True
+        return embedder
+
+    monkeypatch.setattr(Ingest, "embedder", spied)
+    report = ingest(tmp_path, papers(BATCH + 3))
+    assert report.embedded == BATCH + 3 and report.manifest.count == BATCH + 3
+    assert threads[0].startswith("semsearch-embed")  # the first batch, while the last 3 were read
+    assert threads[1:] == [threading.current_thread().name]  # the rest, at the end
