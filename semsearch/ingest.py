@@ -288,6 +288,11 @@ class Ingest:
         merged = existing.merged_with(paper)
         if merged.id.startswith(SURVEY_ID_PREFIX) and not existing.id.startswith(SURVEY_ID_PREFIX):
             merged = replace(merged, id=existing.id)
+        if paper.sources == ["survey"] and "arxiv" in existing.sources and existing.url:
+            # The survey's entry read again: an arXiv record's link stands over the list's, as in
+            # `Survey.annotate` and the run that brought the record (the list's took its place on
+            # the next `ingest survey`: 41 papers "updated", a generation published for nothing).
+            merged = replace(merged, url=existing.url)
         if merged == existing:
             self.report.unchanged += 1
             return self.store.vec_id(existing.id)

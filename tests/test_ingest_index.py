@@ -837,3 +837,41 @@ def test_the_next_batch_is_embedded_in_the_background_while_the_following_papers
     assert report.embedded == BATCH + 3 and report.manifest.count == BATCH + 3
     assert threads[0].startswith("semsearch-embed")  # the first batch, while the last 3 were read
     assert threads[1:] == [threading.current_thread().name]  # the rest, at the end
+
+
+def test_an_online_survey_ingest_asks_arxiv_only_for_what_it_lacks_and_a_rerun_changes_nothing(
+    tmp_path, fake_model, monkeypatch
+):
+    """The survey's papers with an arXiv id are fetched by id, those without one looked up by title
+    once; a run after that asks arXiv for nothing and publishes nothing. A paper found by its title
+    keeps its arXiv record's link (the survey's replaced it on the second run: "1 updated", a new
+    generation for nothing)."""
+    from semsearch import ingest as ingest_module
+    from semsearch.ingest import ingest_survey
+    from semsearch.sources.survey import Survey, load_survey
+    from tests.arxiv_stub import ArxivStub
+
+    full = load_survey()
+    int8 = "LLM.int8(): 8-bit Matrix Multiplication for Transformers at Scale"
+    other = next(p for p in full.papers if p.arxiv_id and p.arxiv_id != "2306.00978")
+    chosen = [p for p in full.papers if p.arxiv_id == "2306.00978" or p.title == int8] + [other]
+    assert len(chosen) == 3 and not next(p for p in chosen if p.title == int8).arxiv_id
+    monkeypatch.setattr(ingest_module, "survey_of", lambda store: Survey(list(full.nodes), chosen))
+    with ArxivStub() as stub:
+        stub.papers["2208.07339"] = {"title": int8, "abstract": "Vector-wise quantization with outlier features."}
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        report = ingest_survey(index_dir=tmp_path, progress=False)
+        asked = len(stub.requests)
+    assert asked >= 2 and report.warnings == [] and report.manifest.count == 3
+    store = Index.open(tmp_path).store
+    assert store.get("2306.00978").abstract.startswith("An abstract written for the stub")
+    assert store.get(other.arxiv_id).abstract.startswith("An abstract written for the stub")
+    found = store.get("2208.07339")
+    assert found.abstract.startswith("Vector-wise") and found.survey_categories
+    assert found.url == "https://arxiv.org/abs/2208.07339"  # the arXiv record's, not the survey's
+    with ArxivStub() as stub:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        again = ingest_survey(index_dir=tmp_path, progress=False)
+        assert stub.requests == []
+    assert (again.updated, again.unchanged, again.published) == (0, 3, False)
+    assert Index.open(tmp_path).store.get("2208.07339").url == found.url
