@@ -890,9 +890,10 @@ def labels_import(
 
     report = import_labels(path, index_dir=index)
     missing = report["not_in_index"]
-    note = f"; {missing} are for papers not in the index (ingest them, then import again)" if missing else ""
+    papers = "is for a paper" if missing == 1 else "are for papers"
+    note = f"; {missing} {papers} not in the index (ingest them, then import again)" if missing else ""
     held = f"; {report['already_held']} the index held already" if report["already_held"] else ""
-    print(f"imported {report['imported']} labels{held}{note}", file=sys.stderr)
+    print(f"imported {_count(report['imported'], 'label')}{held}{note}", file=sys.stderr)
 
 
 # --- taxonomy and classification ----------------------------------------------------------------

@@ -637,7 +637,7 @@ def test_labels_survive_a_rebuild_through_export_and_import(survey_index, tmp_pa
     rebuilt = tmp_path / "rebuilt"
     ingest_survey(index_dir=rebuilt, offline=True, progress=False)
     code, _, err = run(capsys, "labels", "import", tmp_path / "labels.jsonl", "--index", rebuilt)
-    assert code == 0 and "imported 1 labels; 1 are for papers not in the index" in err
+    assert code == 0 and "imported 1 label; 1 is for a paper not in the index" in err
     assert run(capsys, "labels", "--index", rebuilt)[1] == exported
     # Imported again, a file changes nothing: no new generation, each label's time as it was (a line
     # without a time was stamped anew, and every import published).
@@ -650,7 +650,7 @@ def test_labels_survive_a_rebuild_through_export_and_import(survey_index, tmp_pa
     assert run(capsys, "labels", "--index", rebuilt)[1] == exported
     retimed = json.loads(exported) | {"labelled_at": "2026-01-02T00:00:00+00:00"}
     (tmp_path / "retimed.jsonl").write_text(json.dumps(retimed))  # the same heading at another time: taken
-    assert "imported 1 labels" in run(capsys, "labels", "import", tmp_path / "retimed.jsonl", "--index", rebuilt)[2]
+    assert "imported 1 label\n" in run(capsys, "labels", "import", tmp_path / "retimed.jsonl", "--index", rebuilt)[2]
     assert json.loads(run(capsys, "labels", "--index", rebuilt)[1])["labelled_at"] == retimed["labelled_at"]
     (tmp_path / "bad.jsonl").write_text(json.dumps({"id": "2306.00978", "category": "Nope"}) + "\n")
     code, _, err = run(capsys, "labels", "import", tmp_path / "bad.jsonl", "--index", rebuilt)
@@ -687,7 +687,10 @@ def test_an_imported_label_on_a_paper_the_survey_labels_is_said_to_stand_behind_
     labels = tmp_path / "labels.jsonl"
     labels.write_text('{"id": "2306.00978", "category": "Low-Rank Approximation", "labelled_at": "2026-01-02"}\n')
     code, _, err = run(capsys, "labels", "import", labels, "--index", survey_index)
-    assert code == 0 and "1 of the imported labels are on papers the survey labels otherwise" in err
+    assert code == 0 and err == (
+        "warning: 1 of the imported labels are on papers the survey labels otherwise, which stands: they are kept, "
+        "and count if the survey stops labelling them\nimported 1 label\n"
+    )
     assert json.loads(run(capsys, "labels", "--index", survey_index)[1])["labelled_at"] == "2026-01-02T00:00:00"
 
 
