@@ -875,3 +875,19 @@ def test_an_online_survey_ingest_asks_arxiv_only_for_what_it_lacks_and_a_rerun_c
         assert stub.requests == []
     assert (again.updated, again.unchanged, again.published) == (0, 3, False)
     assert Index.open(tmp_path).store.get("2208.07339").url == found.url
+
+
+def test_a_bad_precomputed_vector_is_named_by_its_file_and_line(tmp_path, fake_model):
+    source = tmp_path / "vectors.jsonl"
+    rows = _records(3)
+    rows[1]["embedding"] = [0.0] * 64
+    _write(source, rows)
+    with pytest.raises(SemsearchError) as refused:
+        ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False)
+    assert str(refused.value) == f"{source}:2: the vector is zero"
+
+
+def test_an_ingest_with_progress_shows_the_embedding_bar_on_standard_error(tmp_path, fake_model, capsys, corpus_file):
+    ingest_jsonl([corpus_file], index_dir=tmp_path / "idx", progress=True)
+    captured = capsys.readouterr()
+    assert "embedding" in captured.err and captured.out == ""
