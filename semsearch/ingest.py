@@ -250,9 +250,10 @@ class Ingest:
         elsewhere); `checkpoint` as for `add`."""
         from semsearch.store import PendingEmbedding
 
-        stored_count = 0
+        stored_count, storing = 0, False
         try:
             for paper, vector in pairs:
+                storing = True  # as in `add`: the source has moved past this paper, not stored yet
                 vec_id = self._put(paper)
                 stored = self.store.papers_by_vec_id([vec_id])[vec_id]
                 text_hash = stored.text_hash(self.writer.model)
@@ -261,13 +262,16 @@ class Ingest:
                 ):  # else the merged text is embedded anew, or this vector is stored already
                     self.store.put_embeddings([PendingEmbedding(vec_id, "", text_hash)], vector[None, :])
                     self.store.set_meta("dimension", str(len(vector)))
+                storing = False
                 stored_count += 1
                 if stored_count % BATCH == 0:
                     if checkpoint:
                         checkpoint()
                     self.store.commit()
         finally:
-            if checkpoint:
+            # Stopped while storing a paper, the place of the last commit stands: that paper is read
+            # again on resuming (it was skipped, never stored: one paper fewer in the index).
+            if checkpoint and not storing:
                 checkpoint()
             self.store.commit()
         self.embed_stale()

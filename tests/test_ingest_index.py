@@ -877,6 +877,31 @@ def test_an_online_survey_ingest_asks_arxiv_only_for_what_it_lacks_and_a_rerun_c
     assert Index.open(tmp_path).store.get("2208.07339").url == found.url
 
 
+def test_an_interrupted_ingest_of_precomputed_vectors_resumes_where_it_stopped(tmp_path, fake_model, monkeypatch):
+    source = tmp_path / "vectors.jsonl"
+    _write(source, [row | {"id": f"2499.{i:05d}"} for i, row in enumerate(_records(BATCH + 4))])  # none the survey's
+    from semsearch.store import Store
+
+    real_put, calls = Store.put, {"n": 0}
+
+    def ctrl_c_after_the_first_batch(self, paper, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == BATCH + 1:
+            raise KeyboardInterrupt
+        return real_put(self, paper, **kwargs)
+
+    monkeypatch.setattr(Store, "put", ctrl_c_after_the_first_batch)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False)
+    monkeypatch.setattr(Store, "put", real_put)
+    report = ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False)
+    assert (report.read, report.embedded) == (4, 0)  # on from the last committed batch; nothing embedded here
+    assert any(w.startswith(f"resuming {source} at byte ") for w in report.warnings)
+    index = Index.open(tmp_path / "idx")
+    assert index.manifest.count == BATCH + 4  # the paper being stored at the Ctrl-C too (it was skipped)
+    assert index.store.get(f"2499.{BATCH:05d}") is not None
+
+
 def test_a_bad_precomputed_vector_is_named_by_its_file_and_line(tmp_path, fake_model):
     source = tmp_path / "vectors.jsonl"
     rows = _records(3)
