@@ -1,3 +1,4 @@
+import errno
 import json
 import os
 import sqlite3
@@ -916,3 +917,24 @@ def test_an_ingest_with_progress_shows_the_embedding_bar_on_standard_error(tmp_p
     ingest_jsonl([corpus_file], index_dir=tmp_path / "idx", progress=True)
     captured = capsys.readouterr()
     assert "embedding" in captured.err and captured.out == ""
+
+
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "the disk is full"),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), "the disk quota is used up"),
+        (OSError(errno.EROFS, "Read-only file system", "/x/store.sqlite"), "(/x/store.sqlite: Read-only file system)"),
+        (sqlite3.OperationalError("attempt to write a readonly database"), "(attempt to write a readonly database)"),
+    ],
+)
+def test_a_write_failing_for_want_of_room_or_permission_is_said_by_its_cause(tmp_path, fake_model, failure, said):
+    """The CLI and the API say these in one line (507, 503), by what ran out, not as a traceback."""
+    from semsearch.errors import DiskFull, IndexUnwritable
+
+    with pytest.raises((DiskFull, IndexUnwritable)) as told:
+        with Ingest(index_dir=tmp_path / "idx", progress=False) as job:
+            job.add(papers(2))
+            raise failure
+    assert said in str(told.value)
+    assert isinstance(told.value, DiskFull if failure.args[0] in (errno.ENOSPC, errno.EDQUOT) else IndexUnwritable)
