@@ -916,7 +916,7 @@ def test_a_bad_precomputed_vector_is_named_by_its_file_and_line(tmp_path, fake_m
 def test_an_ingest_with_progress_shows_the_embedding_bar_on_standard_error(tmp_path, fake_model, capsys, corpus_file):
     ingest_jsonl([corpus_file], index_dir=tmp_path / "idx", progress=True)
     captured = capsys.readouterr()
-    assert "embedding" in captured.err and captured.out == ""
+    assert "embedding" in captured.err and " papers/s" in captured.err and captured.out == ""
 
 
 @pytest.mark.parametrize(
