@@ -326,6 +326,7 @@ def test_each_answer_is_written_whole_to_the_descriptor_before_write_returns():
                 await writes.write(text)
                 await writes.write("end\n")
                 await writes.flush()
+        assert writes._thread.daemon  # noqa: SLF001 - let go at exit, a write blocked or not
         return bytes(got)
 
     try:
