@@ -938,3 +938,23 @@ def test_a_write_failing_for_want_of_room_or_permission_is_said_by_its_cause(tmp
             raise failure
     assert said in str(told.value)
     assert isinstance(told.value, DiskFull if failure.args[0] in (errno.ENOSPC, errno.EDQUOT) else IndexUnwritable)
+
+
+def test_a_skipped_malformed_line_is_a_warning_of_the_run_and_counted(tmp_path, fake_model):
+    source = tmp_path / "papers.jsonl"
+    source.write_text(json.dumps({"id": "2401.00001", "title": "A paper", "abstract": "text"}) + "\n{oops\n")
+    report = ingest_jsonl([source], index_dir=tmp_path / "idx", progress=False, skip_malformed=True)
+    assert report.skipped == [f"{source}:2"] and report.counts()["skipped_lines"] == [f"{source}:2"]
+    assert [w for w in report.warnings if w.startswith(f"{source}:2: ")] != []
+
+
+def test_vectors_of_another_model_in_a_vectors_file_are_refused_naming_the_file(tmp_path, fake_model):
+    source = tmp_path / "papers.jsonl"
+    _write(source, _records(2, embedded=False))
+    np.save(tmp_path / "v.npy", np.ones((2, 64), dtype=np.float32))
+    with pytest.raises(SemsearchError) as refused:
+        ingest_jsonl([source], index_dir=tmp_path / "idx", vectors=tmp_path / "v.npy", vectors_model="other-model")
+    assert (
+        str(refused.value)
+        == f"{tmp_path / 'v.npy'}: vectors made with 'other-model'; the index uses 'all-MiniLM-L6-v2'"
+    )

@@ -1104,3 +1104,14 @@ def test_taxonomy_alone_prints_the_indexs_tree_as_json(cli, index_dir, tmp_path)
     assert [node["name"] for node in tree] and all({"name", "papers", "children"} <= set(node) for node in tree)
     missing = cli("taxonomy", "--json", "--index", tmp_path / "none")
     assert (missing.returncode, missing.stdout) == (2, "") and missing.stderr.startswith("error: no index at ")
+
+
+def test_the_library_refuses_a_label_in_a_list_for_a_paper_the_index_lacks(index_dir, list_file, stub, cli):
+    """`label_paper` itself, not only the command (which looks the paper up first), names the paper."""
+    from semsearch.errors import NotFound
+    from semsearch.ingest import label_paper
+
+    cli("taxonomy", "add", "kv", list_file, "--index", index_dir, check=True)
+    with pytest.raises(NotFound) as refused:
+        label_paper("2499.99999", "Quantization", taxonomy="kv", index_dir=index_dir)
+    assert str(refused.value) == "no paper '2499.99999' in the index"
