@@ -437,7 +437,12 @@ class DaemonLines:
         loop, lines = asyncio.get_running_loop(), asyncio.Queue(maxsize=self.READ_AHEAD)
 
         def hand_over(line: str | None) -> None:
-            asyncio.run_coroutine_threadsafe(lines.put(line), loop).result()  # waits while READ_AHEAD wait
+            put = lines.put(line)
+            try:
+                asyncio.run_coroutine_threadsafe(put, loop).result()  # waits while READ_AHEAD wait
+            except RuntimeError:  # the loop is gone: the put is closed unawaited, not left to warn
+                put.close()
+                raise
 
         def pump() -> None:
             # As io.TextIOWrapper reads (what the SDK wraps standard input in): "\r\n" and "\r" end a line too.
