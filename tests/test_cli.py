@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -720,3 +721,244 @@ def test_every_ingest_command_prints_its_report_as_json(cli, tmp_path, survey_on
     report = json.loads(again.stdout)
     assert set(report) == fields and report["read"] == report["unchanged"] > 400 and report["added"] == 0
     assert report["papers"] == json.loads(cli("info", "--json", "--index", survey_only_index).stdout)["papers"]
+
+
+def test_the_why_column_says_each_kind_of_evidence_in_its_own_words(capsys):
+    """`search --explain`'s table, cell by cell: the scores, the question's leaf and how surely the
+    paper fits it, the taxonomy's weight on the first row alone, and a named paper said as such."""
+    from semsearch.cli import _print_hits
+    from semsearch.paper import Paper
+    from semsearch.search import Evidence, Hit
+
+    fits = Evidence(dense=0.5, lexical=2.0, lexical_share=0.4, category="Compression/Quantization",
+                    category_probability=0.8, taxonomy_weight=0.5)  # fmt: skip
+    named = Evidence(dense=0.3, lexical=4.6, lexical_share=1.0, named=True)
+    hits = [Hit(Paper("2210.17323", "GPTQ"), 0.9, evidence=fits), Hit(Paper("2306.00978", "AWQ"), 0.8, evidence=named),
+            Hit(Paper("2208.07339", "LLM.int8"), 0.7, evidence=fits)]  # fmt: skip
+    _print_hits(hits, explain=True)
+    rows = [[cell.strip() for cell in re.split("[│┃]", line)[1:-1]] for line in capsys.readouterr().out.splitlines()]
+    rows = [row for row in rows if row]
+    assert rows[0] == ["#", "score", "year", "title", "category", "id", "why"]
+    assert [row[-1] for row in rows[1:]] == [
+        "dense 0.50, bm25 2.0 (40% of best), Quantization fits the question 80%, taxonomy weighed 0.5",
+        "dense 0.30, bm25 4.6 (100% of best), named by the question (its name or title)",
+        "dense 0.50, bm25 2.0 (40% of best), Quantization fits the question 80%",
+    ]
+
+
+def test_the_table_says_which_categories_the_classifier_predicted(capsys):
+    """A category the survey does not give but the classifier guessed is marked "(predicted)"; a
+    labelled one is shown as it is, by its leaf's name."""
+    from semsearch.cli import _print_hits
+    from semsearch.paper import Paper
+    from semsearch.search import Hit
+
+    hits = [
+        Hit(Paper("2210.17323", "GPTQ", year=2022), 0.9, categories=["Compression/Quantization"],
+            category_source="survey"),
+        Hit(Paper("2306.00978", "AWQ"), 0.8, categories=["Compression/Quantization", "Inference/KV Cache"],
+            category_source="predicted"),
+    ]  # fmt: skip
+    _print_hits(hits)
+    rows = [[cell.strip() for cell in re.split("[│┃]", line)[1:-1]] for line in capsys.readouterr().out.splitlines()]
+    assert [row for row in rows if row] == [
+        ["#", "score", "year", "title", "category", "id"],
+        ["1", "0.900", "2022", "GPTQ", "Quantization", "2210.17323"],
+        ["2", "0.800", "", "AWQ", "Quantization, KV Cache (predicted)", "2306.00978"],
+    ]
+
+
+def test_skipped_lines_are_counted_and_the_first_five_named(tmp_path, fake_model, capsys):
+    """`--skip-malformed` says how many lines it skipped ("7 malformed lines": the plural as said)
+    and names the first five, then "…"."""
+    source = tmp_path / "papers.jsonl"
+    paper = {"id": "2401.00001", "title": "KV caches", "abstract": "We evict keys."}
+    source.write_text(json.dumps(paper) + "\n" + "{oops\n" * 7)
+    code, _, err = run(capsys, "ingest", "jsonl", source, "--skip-malformed", "--index", tmp_path / "idx")
+    named = ", ".join(f"{source}:{n}" for n in range(2, 7))
+    assert code == 0 and err.splitlines()[-1] == f"skipped 7 malformed lines: {named}, …", err
+
+
+def test_text_goes_out_whole_where_it_can_and_escaped_where_it_cannot(built, capsys, tmp_path, monkeypatch):
+    """To a stream that names no encoding (a program's StringIO) JSON is UTF-8 as it is; to an ASCII
+    one (PYTHONIOENCODING=ascii) JSON uses its own escapes and plain text backslash escapes, never a
+    UnicodeEncodeError."""
+    import io
+    import shutil
+    import sys
+
+    index = tmp_path / "índice"
+    shutil.copytree(built, index)
+    plain = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", plain)
+    assert main(["info", "--json", "--index", str(index)]) == 0
+    assert json.loads(plain.getvalue())["path"].endswith("/índice") and "índice" in plain.getvalue()
+    for args, shown in ((["--json"], "\\u00ed"), ([], "\\xed")):
+        raw = io.BytesIO()
+        ascii_out = io.TextIOWrapper(raw, encoding="ascii", write_through=True)
+        monkeypatch.setattr(sys, "stdout", ascii_out)
+        assert main(["info", *args, "--index", str(index)]) == 0
+        written = raw.getvalue().decode("ascii")
+        assert f"/{shown}ndice" in written, written
+
+
+def test_sigterm_during_a_command_is_said_as_terminated_exit_143(built, capsys, monkeypatch):
+    """SIGTERM arrives as `Terminated` (a KeyboardInterrupt): said in Ctrl-C's words with
+    "terminated" for "interrupted", exit 143; Ctrl-C itself exit 130."""
+    from semsearch import index
+    from semsearch.cli import Terminated
+
+    def stopped(*args, **kwargs):
+        raise Terminated
+
+    monkeypatch.setattr(index.Index, "open", stopped)
+    assert run(capsys, "info", "--index", built) == (143, "", "terminated\n")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index.Index, "open", interrupted)
+    assert run(capsys, "info", "--index", built) == (130, "", "interrupted\n")
+
+
+def test_an_index_that_cannot_be_written_is_one_line_exit_2_and_any_other_os_error_is_not_hidden(
+    built, capsys, monkeypatch
+):
+    """EACCES, EROFS, EPERM (an index on a read-only mount, another user's) are the user's to fix:
+    one line, exit 2. Another OSError the library did not name is a fault, not passed off as one."""
+    import errno
+
+    from semsearch import index
+
+    def failing(code):
+        def open_index(*args, **kwargs):
+            raise OSError(code, os.strerror(code), "idx/store.sqlite")
+
+        return open_index
+
+    import os
+
+    for code in (errno.EACCES, errno.EROFS, errno.EPERM):
+        monkeypatch.setattr(index.Index, "open", failing(code))
+        assert run(capsys, "info", "--index", built) == (2, "", f"error: [Errno {code}] {os.strerror(code)}: "
+                                                                 "'idx/store.sqlite'\n")  # fmt: skip
+    monkeypatch.setattr(index.Index, "open", failing(errno.EIO))
+    with pytest.raises(OSError, match="Input/output"):
+        main(["info", "--index", str(built)])
+
+
+def test_a_paper_out_of_scope_is_said_so_with_its_nearest_node_alternatives_and_neighbours(capsys):
+    """`classify`'s table: the best node as a path, the confidence and scope with the verdict in
+    words, then the alternatives and the closest labelled papers by their leaves."""
+    from types import SimpleNamespace as Record
+
+    from semsearch.cli import _print_classification
+
+    result = Record(
+        suggestions=[
+            Record(category="Compression/Quantization", score=0.4),
+            Record(category="Inference/KV", score=0.1),
+        ],
+        in_scope=False,
+        confidence=0.4,
+        scope=0.2,
+        neighbours=[Record(similarity=0.31, title="GPTQ", categories=["Compression/Quantization", "Inference/KV"])],
+    )
+    _print_classification(result)
+    assert capsys.readouterr().out.splitlines() == [
+        "Compression › Quantization",
+        "confidence 0.40, scope 0.20: out of scope: closer to other kinds of research",
+        "alternatives:",
+        "  0.10  Inference › KV",
+        "closest labelled papers:",
+        "  0.31  GPTQ  (Quantization, KV)",
+    ]
+    _print_classification(Record(**{**vars(result), "in_scope": True, "scope": 0.9}))
+    assert capsys.readouterr().out.splitlines()[1] == "confidence 0.40, scope 0.90: in scope"
+
+
+def test_eval_classify_of_new_papers_as_tables_names_each_figure(survey_only_index, capsys, tmp_path):
+    """The table form of `eval classify --papers`: a line of counts, the figures per engine under
+    their headings, then top-1 by the expected branch."""
+    papers = tmp_path / "new.jsonl"
+    rows = [
+        {"id": "a", "title": "Weights", "abstract": "4-bit weight quantization", "expected": "Quantization"},
+        {"id": "c", "title": "Kittens", "abstract": "A photo essay about kittens.", "expected": None},
+    ]
+    papers.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    code, out, err = run(capsys, "eval", "classify", "--papers", papers, "--index", survey_only_index)
+    lines = [line.rstrip() for line in out.splitlines()]
+    cells = [[cell.strip() for cell in re.split("[│┃]", line)[1:-1]] for line in lines]
+    assert code == 0 and lines[:2] == [
+        "2 papers: 1 in the taxonomy, 1 outside it",
+        "first suggestion at or under the expected node (top-1), any of three (top-3)",
+    ], err
+    heads = ["engine", "top-1", "top-3", "branch top-1", "scope AUROC", "scope bal. acc.", "ECE", "mean confidence"]
+    assert cells[3] == heads and [row[0] for row in cells[5:7]] == ["semsearch", "kNN vote"]
+    assert cells[6][5] == "–"  # the kNN vote gives no verdict to judge
+    assert "top-1 by expected branch" in lines
+    branch = lines.index("top-1 by expected branch")
+    assert cells[branch + 2] == ["branch", "papers", "semsearch", "kNN vote"]
+    assert cells[branch + 4][:2] == ["Model-Centric Methods/Model Compression", "1"]
+
+
+def test_eval_classify_of_an_added_list_judges_its_scope_against_the_papers_marked_outside(
+    survey_only_index, capsys, tmp_path
+):
+    """`eval classify --taxonomy NAME`: leave-one-out over the list's labelled papers; with --papers,
+    its scope is judged against the papers the file marks as outside (expected null) alone."""
+    from semsearch.index import Index
+
+    idx = Index.open(survey_only_index)
+    held = [paper for _, paper in idx.store.iter_papers() if paper.id[:1].isdigit()][:24]
+    idx.close()
+    items = [f"- **{paper.title}** [[pdf](https://arxiv.org/abs/{paper.id})]" for paper in held]
+    readme = tmp_path / "mine.md"
+    readme.write_text("\n".join(["# Mine", "## Caches", *items[:12], "## Drafts", *items[12:]]) + "\n")
+    assert run(capsys, "taxonomy", "add", "mine", readme, "--offline", "--index", survey_only_index)[0] == 0
+    code, out, err = run(capsys, "eval", "classify", "--taxonomy", "mine", "--json", "--index", survey_only_index)
+    alone = json.loads(out)
+    assert code == 0 and alone["papers"] == 24 and "scope_auroc" not in alone, err
+    papers = tmp_path / "new.jsonl"
+    rows = [
+        {"id": "c", "title": "Kittens", "abstract": "A photo essay about kittens.", "expected": None},
+        {"id": "d", "title": "Ferns", "abstract": "Ferns of the northern woods.", "expected": None},
+        {"id": "a", "title": "Weights", "abstract": "4-bit weight quantization", "expected": "Quantization"},
+    ]
+    papers.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    args = ("eval", "classify", "--taxonomy", "mine", "--papers", papers, "--index", survey_only_index)
+    code, out, err = run(capsys, *args, "--json")
+    judged = json.loads(out)
+    assert code == 0 and judged["outside_papers"] == 2 and 0.0 <= judged["scope_auroc"] <= 1.0, err
+    assert {key: value for key, value in judged.items() if key not in ("outside_papers", "scope_auroc")} == alone
+    code, out, err = run(capsys, *args)
+    table = dict(line.split(maxsplit=1) for line in out.splitlines())
+    assert code == 0 and table["outside_papers"] == "2" and table["papers"] == "24"
+    assert table["in_scope_share_with_abstract"] == "n/a (none to measure)"  # offline: no abstracts
+    assert table["scope_auroc"] == f"{judged['scope_auroc']:.3f}"
+
+
+def test_ctrl_c_before_the_command_could_answer_it_is_said_and_exits_130(capsys, monkeypatch):
+    """Ctrl-C while the streams are set up or the model warms (before `main` answers it) is said in
+    one line, nothing changed, exit 130; SIGTERM is taken as Ctrl-C for the command, and a second
+    Ctrl-C is ignored once the first is answered."""
+    import signal
+
+    from semsearch import cli
+
+    def pressed(argv=None):
+        raise KeyboardInterrupt
+
+    saved = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli, "main", pressed)
+    monkeypatch.setattr(cli, "_A_COMMAND", False)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            cli.run(["info"])
+        assert stopped.value.code == 130 and capsys.readouterr().err == "interrupted; nothing was changed\n"
+        assert signal.getsignal(signal.SIGTERM) is cli.terminate
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, saved[0])
+        signal.signal(signal.SIGTERM, saved[1])
