@@ -962,3 +962,17 @@ def test_ctrl_c_before_the_command_could_answer_it_is_said_and_exits_130(capsys,
     finally:
         signal.signal(signal.SIGINT, saved[0])
         signal.signal(signal.SIGTERM, saved[1])
+
+
+def test_a_command_started_with_stdout_or_stderr_closed_answers_as_if_to_dev_null(built, capsys, monkeypatch):
+    """`semsearch ... >&-` or `2>&-` (sys.stdout or sys.stderr None): what would go there is
+    dropped, the exit code is the answer's, and the streams are as they were afterwards."""
+    import sys
+
+    stderr = sys.stderr
+    monkeypatch.setattr(sys, "stderr", None)
+    assert main(["search", "x", "--index", str(built / "nowhere")]) == 2  # its one line: to nowhere
+    assert main(["info", "--index", str(built)]) == 0 and sys.stderr is None
+    monkeypatch.setattr(sys, "stderr", stderr)
+    monkeypatch.setattr(sys, "stdout", None)
+    assert main(["info", "--json", "--index", str(built)]) == 0 and sys.stdout is None
