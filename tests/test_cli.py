@@ -976,3 +976,32 @@ def test_a_command_started_with_stdout_or_stderr_closed_answers_as_if_to_dev_nul
     monkeypatch.setattr(sys, "stderr", stderr)
     monkeypatch.setattr(sys, "stdout", None)
     assert main(["info", "--json", "--index", str(built)]) == 0 and sys.stdout is None
+
+
+@pytest.mark.parametrize(
+    ("command", "left", "said"),
+    [
+        (("ingest", "jsonl", "x.jsonl"), "staged", "interrupted; the papers read so far are kept, with any already "
+         "embedded: the next run resumes from them, and the next command that writes to the index publishes them "
+         "(delete staging/ to drop them)"),
+        (("label", "2302.00003", "Quantization"), "staged", "interrupted; a change it had begun waits in the index's "
+         "staging/ and is published by the next command that writes to the index (delete staging/ to drop it)"),
+        (("label", "2302.00003", "Quantization"), "published", "interrupted; the change was published"),
+        (("label", "2302.00003", "Quantization"), "nothing", "interrupted; nothing was changed"),
+        (("label", "2302.00003", "Quantization"), None, "interrupted"),
+    ],
+)  # fmt: skip
+def test_ctrl_c_says_what_the_writer_left_by_the_command_it_stopped(built, capsys, monkeypatch, command, left, said):
+    """What Ctrl-C leaves is said by what the index's writer tells (`index_left`) and by the command
+    given (not the process's own argv): a command that embeds resumes from what it staged."""
+    from semsearch import ingest
+
+    def pressed(*args, **kwargs):
+        stop = KeyboardInterrupt()
+        if left is not None:
+            stop.index_left = left
+        raise stop
+
+    monkeypatch.setattr(ingest, "ingest_jsonl", pressed)
+    monkeypatch.setattr(ingest, "label_paper", pressed)
+    assert run(capsys, *command, "--index", built) == (130, "", said + "\n")
