@@ -1005,3 +1005,23 @@ def test_ctrl_c_says_what_the_writer_left_by_the_command_it_stopped(built, capsy
     monkeypatch.setattr(ingest, "ingest_jsonl", pressed)
     monkeypatch.setattr(ingest, "label_paper", pressed)
     assert run(capsys, *command, "--index", built) == (130, "", said + "\n")
+
+
+def test_search_warms_the_encoder_of_the_index_it_names_and_no_other_command_does(built, capsys, monkeypatch):
+    """Before typer parses anything, `search` starts loading the question encoder of the index it
+    will ask (--index DIR or --index=DIR, else $SEMSEARCH_INDEX); a lexical search, --help and other
+    commands load none."""
+    from pathlib import Path
+
+    from semsearch import embeddings
+
+    warmed = []
+    monkeypatch.setattr(embeddings, "warm_up", lambda *, index_dir: warmed.append(Path(index_dir)))
+    assert run(capsys, "search", "kv cache", "--index", built)[0] == 0
+    assert run(capsys, "search", "kv cache", f"--index={built}")[0] == 0
+    monkeypatch.setenv("SEMSEARCH_INDEX", str(built))
+    assert run(capsys, "search", "kv cache")[0] == 0
+    assert warmed == [Path(built)] * 3
+    for args in (("search", "kv cache", "--mode", "lexical"), ("search", "--help"), ("info",)):
+        assert run(capsys, *args)[0] == 0
+    assert warmed == [Path(built)] * 3
