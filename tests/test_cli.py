@@ -1025,3 +1025,107 @@ def test_search_warms_the_encoder_of_the_index_it_names_and_no_other_command_doe
     for args in (("search", "kv cache", "--mode", "lexical"), ("search", "--help"), ("info",)):
         assert run(capsys, *args)[0] == 0
     assert warmed == [Path(built)] * 3
+
+
+def test_help_shows_a_type_beside_options_that_take_a_value_and_none_beside_flags(capsys):
+    """`-k <int>` and `--index <path>` take a value and say its kind; `--json` takes none."""
+    code, out, _ = run(capsys, "search", "--help")
+    lines = {line.split()[1]: line.split()[2] for line in out.splitlines() if len(line.split()) > 2}
+    assert code == 0 and lines["-k"] == "<int>" and lines["--index"] == "<path>"
+    assert lines["--json"] == "Print"  # the help text follows at once: no type
+
+
+def test_stdout_that_cannot_be_written_is_said_once_and_a_closed_pipe_is_not_an_error(built, capsys, monkeypatch):
+    """Output to a full disk (`> file` on it): one line naming the output, not the index, exit 2;
+    a reader that went away (`| head`): exit 0, nothing said."""
+    import errno
+    import io
+    import sys
+
+    class Failing(io.StringIO):
+        def __init__(self, error):
+            super().__init__()
+            self.error = error
+
+        def write(self, text):
+            raise self.error
+
+    monkeypatch.setattr(sys, "stdout", Failing(OSError(errno.ENOSPC, "No space left on device")))
+    assert main(["info", "--json", "--index", str(built)]) == 2
+    assert capsys.readouterr().err == "error: could not write the output: no space left on device\n"
+    monkeypatch.setattr(sys, "stdout", Failing(BrokenPipeError(errno.EPIPE, "Broken pipe")))
+    assert main(["info", "--json", "--index", str(built)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_the_command_line_is_read_from_sys_argv_when_main_is_given_none(built, capsys, monkeypatch):
+    """`main()` (the `semsearch` command) reads sys.argv, for the command and for what Ctrl-C says."""
+    import sys
+
+    from semsearch import ingest
+
+    def pressed(*args, **kwargs):
+        stop = KeyboardInterrupt()
+        stop.index_left = "staged"
+        raise stop
+
+    monkeypatch.setattr(ingest, "ingest_jsonl", pressed)
+    monkeypatch.setattr(sys, "argv", ["semsearch", "ingest", "jsonl", "x.jsonl", "--index", str(built)])
+    assert main() == 130
+    assert capsys.readouterr().err.startswith("interrupted; the papers read so far are kept")
+
+
+def test_an_aborted_command_says_interrupted_exit_130(built, capsys, monkeypatch):
+    """click's Abort (a prompt's Ctrl-C or end of input) is answered as Ctrl-C is."""
+    import typer
+
+    from semsearch import index
+
+    def aborted(*args, **kwargs):
+        raise typer.Abort
+
+    monkeypatch.setattr(index.Index, "open", aborted)
+    assert run(capsys, "info", "--index", built) == (130, "", "interrupted\n")
+
+
+def test_progress_is_shown_by_default_only_when_stderr_is_a_terminal(capsys, monkeypatch):
+    """No --progress/--no-progress: a bar when stderr is a terminal, none when it is not, is
+    missing (fd 2 closed) or closed."""
+    import io
+    import sys
+
+    from semsearch import ingest
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    asked = []
+    monkeypatch.setattr(ingest, "ingest_survey", lambda **kwargs: asked.append(kwargs["progress"]) or 1 / 0)
+    closed = io.StringIO()
+    closed.close()
+    for stream in (Terminal(), io.StringIO(), closed):
+        monkeypatch.setattr(sys, "stderr", stream)
+        with pytest.raises(ZeroDivisionError):
+            main(["ingest", "survey", "--offline", "--index", "idx"])
+    assert asked == [True, False, False]
+
+
+def test_a_batch_as_bibtex_is_one_bibliography_ending_in_one_line_break(built, capsys, tmp_path):
+    questions = tmp_path / "q.txt"
+    questions.write_text("pruning attention heads\nkey-value cache eviction\n")
+    code, out, _ = run(capsys, "search", "--batch", questions, "-k", 2, "--format", "bibtex", "--index", built)
+    assert code == 0 and out.startswith("@") and out.endswith("}\n") and not out.endswith("\n\n")
+
+
+def test_a_title_too_long_for_the_table_is_folded_whole_not_cut(capsys):
+    from semsearch.cli import _print_hits
+    from semsearch.paper import Paper
+    from semsearch.search import Hit
+
+    """Off a terminal the table is 160 columns wide; a longer title (or one unbroken token of it,
+    such as a URL) is folded over lines, every character kept."""
+    title = " ".join(f"word{n}" for n in range(60)) + " " + "q" * 250
+    _print_hits([Hit(Paper("2210.17323", title), 0.9)])
+    out = capsys.readouterr().out
+    assert "…" not in out and all(f"word{n}" in out for n in range(60)) and out.count("q") == 250
