@@ -536,6 +536,7 @@ def refresh_list(
         markdown = read_source(source, offline=offline)
         listed = parse_list(markdown)
         before = _list_labels(index.store, name)
+        undoable = index.store.get_meta(PREVIOUS_PREFIX + name) is not None
         after: dict[str, tuple[str, set[str]]] = {}
         for paper in listed.papers:  # two items of one indexed paper (two names of it) label it once
             _, categories = after.setdefault(_listed_key(index.store, paper), (paper.title, set()))
@@ -548,7 +549,7 @@ def refresh_list(
         return dry
     _put_list(
         name, source, listed, index_dir=index_dir, offline=offline, replace=True, progress=progress, markdown=markdown,
-        keep_undo=_unchanged(plan),
+        keep_undo=_unchanged(plan) and undoable,  # with no earlier change to keep, its own undo (no change)
     )  # fmt: skip
     return _report(plan, applied=True)
 
@@ -688,7 +689,8 @@ def _apply_survey(
                     still = stored is not None and (key(stored) in listed or normalize_title(stored.title) in listed)
                     if stored is not None and stored.survey_categories and not still:
                         store.put(replaced(stored, survey_categories=[]))
-        keep_undo = _unchanged(plan) and not undo  # the undo of the last refresh that changed labels
+        # The undo of the last refresh that changed labels, if there is one to keep.
+        keep_undo = _unchanged(plan) and not undo and store.get_meta(PREVIOUS_PREFIX + SURVEY) is not None
         if not keep_undo:
             store.set_meta(PREVIOUS_PREFIX + SURVEY, previous)
         store.set_meta(SURVEY_LIST_META, json.dumps(facts, ensure_ascii=False))

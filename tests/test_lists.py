@@ -170,6 +170,18 @@ def test_a_refresh_that_changes_nothing_keeps_the_undo_of_the_last_one_that_did(
     assert code == 0 and json.loads(out)["papers"] == 7, err  # the list as it was before the change
 
 
+def test_a_refresh_that_changes_nothing_and_follows_no_change_can_be_undone_as_before(
+    index_dir, list_file, stub, capsys
+):
+    """With no earlier change to keep, a refresh that changes nothing keeps its own undo (which
+    changes nothing): usage.md's `taxonomy refresh FILE --taxonomy kv` then `taxonomy refresh kv
+    --undo` said "nothing to undo" once the change above kept the undo of the last real change."""
+    assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
+    assert run(capsys, "taxonomy", "refresh", list_file, "--taxonomy", "kv", "--index", index_dir)[0] == 0
+    code, out, err = run(capsys, "taxonomy", "refresh", "kv", "--undo", "--json", "--index", index_dir)
+    assert code == 0 and json.loads(out)["papers"] == 7, err
+
+
 def test_undo_of_a_list_the_index_does_not_hold_says_there_is_none(index_dir, capsys):
     code, _, err = run(capsys, "taxonomy", "refresh", "nosuch", "--undo", "--index", index_dir)
     assert code == 2 and "no taxonomy 'nosuch' in the index" in err  # as `taxonomy show` says it
