@@ -690,3 +690,15 @@ def test_the_surveys_refresh_run_again_keeps_the_undo_of_the_one_that_changed_it
     code, _, err = semsearch("taxonomy", "refresh", "--undo", "--index", index, cwd=tmp_path)
     assert code == 0, err
     assert survey_labelled(index, tmp_path) == 424
+
+
+@pytest.mark.slow  # real processes
+def test_the_surveys_refresh_that_changes_nothing_first_can_be_undone(survey_only_index, tmp_path):
+    """With no earlier change to keep, a refresh that finds the list as it was keeps its own undo
+    (which changes nothing), as before: `--undo` does not say there is nothing to undo."""
+    same = tmp_path / "same.md"
+    same.write_text(survey_markdown(keep=1.0))
+    code, _, err = semsearch("taxonomy", "refresh", same, "--offline", "--index", survey_only_index, cwd=tmp_path)
+    assert code == 0 and "the survey is unchanged: 424 papers" in err, err
+    code, _, err = semsearch("taxonomy", "refresh", "--undo", "--index", survey_only_index, cwd=tmp_path)
+    assert code == 0 and "it lists 424 papers again" in err, err
