@@ -255,12 +255,12 @@ def _put_list(
     replace: bool,
     progress: bool,
     markdown: str | None = None,
-    keep_undo: bool = False,
+    unchanged: bool = False,
 ) -> dict:
     """Store `listed` as the taxonomy `name` (its papers fetched, its classifier trained); the labels
-    it replaces are kept for `--undo`, unless `keep_undo` (a refresh that changes no label keeps the
-    undo of the last one that did). Its README (`markdown`) is kept too: `taxonomy propose` writes
-    its patch against it."""
+    it replaces are kept for `--undo`, unless the refresh is `unchanged` and keeps the undo of the
+    last one that changed something (`_keeps_undo`). Its README (`markdown`) is kept too: `taxonomy
+    propose` writes its patch against it."""
     from semsearch.ingest import Ingest
 
     ingest = Ingest(index_dir=index_dir, progress=progress)
@@ -270,6 +270,7 @@ def _put_list(
         # Judged by what readers see: an interrupted `taxonomy add` of it, staged, is gone on with.
         if store.taxonomy(name) is not None and not replace and kept is not None:
             raise SemsearchError(f"the index already has a taxonomy {name!r}; add --replace to replace it")
+        keep_undo = _keeps_undo(store, name, unchanged)
         if kept is not None and not keep_undo:
             store.set_meta(PREVIOUS_PREFIX + name, kept)
         if markdown is not None:
@@ -496,6 +497,12 @@ def _unchanged(plan: dict) -> bool:
     return not any(plan["changes"].values())
 
 
+def _keeps_undo(store, name: str, unchanged: bool) -> bool:
+    """Whether a refresh leaves the kept undo as it is: it changes no label and no node, and an
+    earlier refresh left an undo (else it keeps its own, which changes nothing: `--undo` answers)."""
+    return unchanged and store.get_meta(PREVIOUS_PREFIX + name) is not None
+
+
 def _open_published(directory: str | Path | None):
     """The published index, to plan a refresh from (read only), or None when there is none yet."""
     from semsearch.index import Index
@@ -536,7 +543,6 @@ def refresh_list(
         markdown = read_source(source, offline=offline)
         listed = parse_list(markdown)
         before = _list_labels(index.store, name)
-        undoable = index.store.get_meta(PREVIOUS_PREFIX + name) is not None
         after: dict[str, tuple[str, set[str]]] = {}
         for paper in listed.papers:  # two items of one indexed paper (two names of it) label it once
             _, categories = after.setdefault(_listed_key(index.store, paper), (paper.title, set()))
@@ -549,7 +555,7 @@ def refresh_list(
         return dry
     _put_list(
         name, source, listed, index_dir=index_dir, offline=offline, replace=True, progress=progress, markdown=markdown,
-        keep_undo=_unchanged(plan) and undoable,  # with no earlier change to keep, its own undo (no change)
+        unchanged=_unchanged(plan),
     )  # fmt: skip
     return _report(plan, applied=True)
 
@@ -689,8 +695,7 @@ def _apply_survey(
                     still = stored is not None and (key(stored) in listed or normalize_title(stored.title) in listed)
                     if stored is not None and stored.survey_categories and not still:
                         store.put(replaced(stored, survey_categories=[]))
-        # The undo of the last refresh that changed labels, if there is one to keep.
-        keep_undo = _unchanged(plan) and not undo and store.get_meta(PREVIOUS_PREFIX + SURVEY) is not None
+        keep_undo = not undo and _keeps_undo(store, SURVEY, _unchanged(plan))
         if not keep_undo:
             store.set_meta(PREVIOUS_PREFIX + SURVEY, previous)
         store.set_meta(SURVEY_LIST_META, json.dumps(facts, ensure_ascii=False))
