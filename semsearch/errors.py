@@ -195,8 +195,10 @@ def run_script(main: Callable[[], object]) -> None:
     scripts check the figures; whoever runs them with a wrong path should read why at once."""
     import sys
 
+    from semsearch.paper import one_line  # the CLI's one line
+
     try:
         main()
     except SemsearchError as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
