@@ -404,10 +404,15 @@ def is_relevant(question: dict, paper: Paper, topics: dict[str, set[str]]) -> in
     return int(by_path or bool(set(question.get("topics") or []) & topics.get(paper.id, set())))
 
 
+def relevant_counts(papers: list[Paper], questions: list[dict], topics: dict[str, set[str]]) -> list[int]:
+    """How many of `papers` answer each topical question (nDCG's ideal ranking counts them)."""
+    return [sum(is_relevant(question, p, topics) for p in papers) for question in questions]
+
+
 def unanswered(papers: list[Paper], questions: list[dict], topics: dict[str, set[str]]) -> list[int]:
     """The topical questions (their places in `questions`) that no paper of `papers` answers: each
     scores 0 whatever the ranking."""
-    return [n for n, question in enumerate(questions) if not any(is_relevant(question, p, topics) for p in papers)]
+    return [n for n, total in enumerate(relevant_counts(papers, questions, topics)) if not total]
 
 
 def evaluate_search(index: Index, questions: list[dict], kind: str, topics: dict[str, set[str]], searchers) -> dict:
@@ -425,7 +430,7 @@ def evaluate_search(index: Index, questions: list[dict], kind: str, topics: dict
         groups = {"s@3 abstract": with_abstract, "s@3 title only": ~with_abstract}
 
     if kind == "topical":
-        totals = [sum(is_relevant(question, p, topics) for p in papers) for question in questions]
+        totals = relevant_counts(papers, questions, topics)
 
     results = {}
     for name, searcher in searchers.items():
