@@ -108,6 +108,12 @@ def _stamp(moment: datetime) -> str:
     return f"{moment.year:04d}{moment.month:02d}{moment.day:02d}{moment.hour:02d}{moment.minute:02d}"
 
 
+def _moment(stamp: str) -> datetime:
+    """The naive UTC time a YYYYMMDDHHMM stamp names, `_stamp` read back (ValueError for a stamp
+    naming no real minute, 202413990000 and the like)."""
+    return datetime.strptime(stamp, "%Y%m%d%H%M")
+
+
 def watch(
     categories: Sequence[str] = DEFAULT_CATEGORIES,
     since: str | None = None,
@@ -307,7 +313,7 @@ def _watch_pages(
         ingest.store.set_meta(state_key, json.dumps(state | {"shown": len(entries)}))
     else:
         ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (state_key,))
-        ended = datetime.strptime(until, "%Y%m%d%H%M").replace(tzinfo=timezone.utc).isoformat()
+        ended = _moment(until).replace(tzinfo=timezone.utc).isoformat()
         ingest.store.set_meta(WINDOW_END + key, ended)
         ingest.store.set_meta(LAST_WATCH, ended)
     return WatchReport(state["since"], until, fetched, entries[shown:], ingest.report, notes)
@@ -453,7 +459,7 @@ class _StoredDigest(BaseModel):
     def _a_time(cls, value: str) -> str:
         if not re.fullmatch(r"\d{12}", value):
             raise ValueError("not a YYYYMMDDHHMM time")
-        datetime.strptime(value, "%Y%m%d%H%M")  # ValueError for 202413990000 and the like
+        _moment(value)
         return value
 
 
@@ -576,7 +582,7 @@ def _revised_after(kept: WatchReport) -> str:
     if kept.revised:
         before = datetime.strptime(kept.revised, "%Y-%m-%dT%H:%M:%SZ")
     else:
-        before = datetime.strptime(kept.until, "%Y%m%d%H%M")
+        before = _moment(kept.until)
     moment = max(datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None), before + timedelta(seconds=1))
     return f"{moment:%Y-%m-%dT%H:%M:%SZ}"
 
@@ -958,7 +964,7 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
 
 def human_time(stamp: str) -> str:
     """202411280000 → "28 Nov 2024"; with a time of day when there is one ("28 Nov 2024 20:53 UTC")."""
-    moment = datetime.strptime(stamp, "%Y%m%d%H%M")
+    moment = _moment(stamp)
     day = f"{moment.day} {moment:%b %Y}"
     return day if (moment.hour, moment.minute) == (0, 0) else f"{day} {moment:%H:%M} UTC"
 
