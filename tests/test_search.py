@@ -1736,3 +1736,22 @@ def test_search_year_to_and_format_as_a_user_runs_them(cli, survey_only_index):
     assert cited.stdout.count("@") == 2 and "eprint = {" in cited.stdout
     table = cli("search", "kv cache", "-k", "1", "--format", "table", "--index", survey_only_index, check=True)
     assert "score" in table.stdout and not table.stdout.startswith("{")
+
+
+def test_eval_commands_refuse_and_report_as_a_user_runs_them(unchanged_survey_corpus_index, tmp_path, cli):
+    """The evaluation harness's refusals and unmeasurable figures through the command itself (in a
+    process of its own in the full suite): a mixed question file is one line and exit 2, a file of
+    papers all inside gives JSON with null for scope and no NaN."""
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps({"query": "kv cache", "categories": ["KV-Cache Optimization"]}) + "\n"
+        + json.dumps({"query": "attention sinks", "title": "Efficient Streaming Language Models"}) + "\n"
+    )  # fmt: skip
+    done = cli("eval", "search", "--queries", questions, "--index", unchanged_survey_corpus_index)
+    assert done.returncode == 2 and done.stdout == ""
+    said = f"error: {questions}:2: a known-item question in a file of topical questions (one kind to a file)\n"
+    assert done.stderr == said
+    papers = tmp_path / "inside.jsonl"
+    papers.write_text(json.dumps({"title": "Weights", "abstract": "4-bit weights", "expected": "Quantization"}) + "\n")
+    done = cli("eval", "classify", "--papers", papers, "--json", "--index", unchanged_survey_corpus_index, check=True)
+    assert "NaN" not in done.stdout and json.loads(done.stdout)["semsearch"]["scope_auroc"] is None
