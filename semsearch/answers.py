@@ -241,6 +241,10 @@ class ProposeAnswer(_Answer):
     proposals: list[Proposal] = Field(description="Papers the index holds that the list lacks.")
     patch: str = Field(description="A unified diff against the list's README, of the proposals not unsure.")
     unsure: int = Field(ge=0, description="How many proposals are unsure.")
+    removed: list[str] = Field(
+        description="Papers the list's maintainers took out of its README (arXiv ids, else normalised titles): "
+        "proposed again only when asked for by id."
+    )
 
 
 class GapPaper(_Answer):

@@ -1175,6 +1175,13 @@ def taxonomy_propose(
         f"(under --min-confidence {request.min_confidence}{edge})",
         file=sys.stderr,
     )
+    if found["removed"] and not request.ids:
+        shown = ", ".join(found["removed"][:5]) + (", …" if len(found["removed"]) > 5 else "")
+        print(
+            f"not proposed again: {_count(len(found['removed']), 'paper')} the list took out ({shown}); "
+            "--ids proposes one",
+            file=sys.stderr,
+        )
 
 
 @taxonomy_app.command("gaps")

@@ -409,7 +409,9 @@ def remove_list(name: str, *, index_dir: str | Path | None = None) -> None:
             raise NotFound(f"no taxonomy {name!r} in the index")
         ingest.store.forget_list_labels(name)  # a refresh keeps them (put_taxonomy); a removal does not
         ingest.store.remove_artifact(classifier_artifact(name))
-        for key in (PREVIOUS_PREFIX, README_PREVIOUS, "list_markdown:"):
+        from semsearch.propose import README_META, REMOVED_META
+
+        for key in (PREVIOUS_PREFIX, README_PREVIOUS, README_META, REMOVED_META, REMOVED_PREVIOUS):
             ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (key + name,))
 
 
@@ -705,28 +707,28 @@ def _apply_survey(
 
 
 README_PREVIOUS = "list_markdown_previous:"  # the README a refresh replaced, put back by --undo
+REMOVED_PREVIOUS = "list_removed_previous:"  # the record of papers taken out that went with it
 
 
 def keep_readme(writer, name: str, markdown: str | None, *, undo: bool = False, keep_previous: bool = False) -> None:
-    """Keep the list's README as read (for `taxonomy propose`), and the one it replaces (as readers
-    see it); an undo swaps them back. `keep_previous`: the one kept for `--undo` stays (a refresh
-    that changed no label)."""
-    from semsearch.propose import README_META
+    """Keep the list's README as read (for `taxonomy propose`) with the record of the papers its
+    maintainers took out, and the pair they replace (as readers see it); an undo swaps the pairs
+    back. `keep_previous`: the pair kept for `--undo` stays (a refresh that changed no label)."""
+    from semsearch.propose import README_META, REMOVED_META, recorded_removals
 
     with _as_readers_see_it(writer) as published:
         seen = published or writer.store
-        current = seen.get_meta(README_META + name)
-        new = seen.get_meta(README_PREVIOUS + name) if undo else markdown
-    kept = (
-        ((README_META + name, new),)
-        if keep_previous
-        else ((README_META + name, new), (README_PREVIOUS + name, current))
-    )
-    for key, value in kept:
+        current = (seen.get_meta(README_META + name), seen.get_meta(REMOVED_META + name))
+        previous = (seen.get_meta(README_PREVIOUS + name), seen.get_meta(REMOVED_PREVIOUS + name))
+    new = previous if undo else (markdown, recorded_removals(current[1], current[0], markdown))
+    kept = [(README_META, new[0]), (REMOVED_META, new[1])]
+    if not keep_previous:
+        kept += [(README_PREVIOUS, current[0]), (REMOVED_PREVIOUS, current[1])]
+    for prefix, value in kept:
         if value is None:
-            writer.store.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            writer.store.db.execute("DELETE FROM meta WHERE key = ?", (prefix + name,))
         else:
-            writer.store.set_meta(key, value)
+            writer.store.set_meta(prefix + name, value)
 
 
 def _packaged_facts() -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import math
 import re
 import threading
@@ -465,9 +466,12 @@ def paper_date(paper: Paper) -> str:
     return paper.appeared or "0000-00-00"
 
 
-def candidates(store, listed: CuratedList, *, since: str | None, ids: Sequence[str] | None) -> list[Candidate]:
+def candidates(
+    store, listed: CuratedList, *, since: str | None, ids: Sequence[str] | None, removed: Collection[str] = ()
+) -> list[Candidate]:
     """The index's papers with an arXiv id that the list does not hold, by any link or title
-    (appeared on or after `since`; only `ids` when given)."""
+    (appeared on or after `since`; only `ids` when given), less those its maintainers `removed`
+    (`list_key`s) unless asked for by id."""
     held, titles = {list_key(p) for p in listed.papers}, listed_titles(listed)
     # An item the list links elsewhere than arXiv (an OpenReview page), named as the paper is: held.
     linked = {normalize_title(name) for name in listed.unread}
@@ -491,6 +495,7 @@ def candidates(store, listed: CuratedList, *, since: str | None, ids: Sequence[s
         and (paper.title, paper.arxiv_id) not in titles
         and (since is None or paper_date(paper) >= since)
         and len(clean_title(paper.title)) >= 4  # shorter, a list's parser takes no item for a paper
+        and (ids or not {list_key(paper), normalize_title(paper.title)} & set(removed))
     }
     vectors = store.embeddings_for(chosen)
     return [Candidate(paper, vectors[vec_id]) for vec_id, paper in chosen.items() if vec_id in vectors]
@@ -618,15 +623,17 @@ def propose(
     filename: str = "README.md",
     embed: EmbedFn | None = None,
     confirmed: dict[str, str] | None = None,
+    removed: Collection[str] = (),
 ) -> tuple[list[Proposal], str]:
     """The proposals for the list `markdown` (sure ones first, by heading) and the unified diff
     that writes the sure ones into it. With `embed` (the index's model), only papers on the list's
     own topic are proposed (`on_topic`), not all of the field its classifier calls in scope.
     `confirmed` (paper id -> heading, the user's labels in the list) are proposed under their
-    heading, sure, whatever the classifier and `since` say (when `ids` are given, those of them)."""
+    heading, sure, whatever the classifier and `since` say (when `ids` are given, those of them).
+    `removed` (`list_key`s): papers the list's maintainers took out, proposed only when asked for by id."""
     listed = parse_list(markdown)
     lines = split_lines(markdown)
-    found = candidates(store, listed, since=since, ids=ids)
+    found = candidates(store, listed, since=since, ids=ids, removed=removed)
     # `ids` as typed (a version, a URL): a label is kept for the paper they name, as `candidates` found it.
     asked = {c.paper.id for c in found}
     confirmed = {k: v for k, v in (confirmed or {}).items() if not ids or k in asked}
@@ -809,6 +816,37 @@ def evaluate_propose(
 
 # --- the whole command ----------------------------------------------------------------------------
 README_META = "list_markdown:"  # index metadata: a list's README as `taxonomy add|refresh` last read it
+REMOVED_META = "list_removed:"  # index metadata: the papers (`list_key`) a list's maintainers took out
+
+
+def _held(listed: CuratedList) -> set[str]:
+    """Every paper of a list by its `list_key` and by each of its titles."""
+    return {key for p in listed.papers for key in (list_key(p), *map(normalize_title, (p.title, *p.other_titles)))}
+
+
+def removed_since(before: str | None, after: str) -> set[str]:
+    """The papers (`list_key`) the README `before` held and `after` holds under no link or title:
+    taken out by the list's maintainers, who should not be offered them again."""
+    if before is None:
+        return set()
+    held = _held(parse_list(after))
+    return {list_key(p) for p in parse_list(before).papers if not {list_key(p), normalize_title(p.title)} & held}
+
+
+def recorded_removals(recorded: str | None, before: str | None, after: str | None) -> str | None:
+    """The record of removals (`REMOVED_META`, a JSON list) once the README `before` is replaced by
+    `after`: what `after` took out joins it, what `after` holds again leaves it."""
+    if after is None:
+        return recorded
+    kept = set(json.loads(recorded or "[]")) | removed_since(before, after)
+    return json.dumps(sorted(kept - _held(parse_list(after))))
+
+
+def removed_from(store, name: str, markdown: str) -> list[str]:
+    """The papers the list's maintainers took out: those recorded at its refreshes, and those the
+    README kept by the index holds and the one given (`--list`) no longer does."""
+    kept = store.get_meta(README_META + name)
+    return json.loads(recorded_removals(store.get_meta(REMOVED_META + name), kept, markdown) or "[]")
 
 
 def readme_for(store, name: str, given: str | None = None, *, offline: bool = False) -> tuple[str, str]:
@@ -922,6 +960,7 @@ def _propose_for(index, request: ProposeRequest, markdown: str, filename: str, *
     store = index.store
     labelled = store.survey_user_labels() if request.taxonomy == SURVEY else user_labels(store, request.taxonomy)
     papers = store.papers_by_vec_id(labelled)
+    removed = removed_from(store, request.taxonomy, markdown)
     proposals, patch = propose(
         markdown,
         index.store,
@@ -933,10 +972,12 @@ def _propose_for(index, request: ProposeRequest, markdown: str, filename: str, *
         # A curated list's classifier judges scope by the survey's field; the survey's is its topic.
         embed=None if request.taxonomy == SURVEY else embed,
         confirmed={papers[v].id: node for v, node in labelled.items() if v in papers},
+        removed=removed,
     )
     return {
         "taxonomy": request.taxonomy,
         "proposals": [p.to_dict() for p in proposals],
         "patch": patch,
         "unsure": sum(p.unsure for p in proposals),
+        "removed": removed,
     }

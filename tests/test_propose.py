@@ -27,6 +27,8 @@ from tests.conftest import SHARED, examples
 
 ROOT = Path(__file__).resolve().parents[1]
 LISTS = SHARED / "data" / "lists"
+KV = "Model-Centric Methods/Efficient Inference/KV-Cache Optimization"
+SPECULATIVE = "Model-Centric Methods/Efficient Inference/Speculative Decoding"
 SHARED_LISTS = [
     "AIoT-MLSys-Lab__Efficient-LLMs-Survey.md",
     "October2001__Awesome-KV-Cache-Compression.md",
@@ -848,6 +850,87 @@ def test_a_paper_the_list_links_elsewhere_than_arxiv_is_not_proposed_again(semse
         "--index", survey_corpus_index,
     ).stdout  # fmt: skip
     assert [row["id"] for row in json.loads(rows)] == ["2306.00978"]
+
+
+def _kv_list(leave_out: set[str] = frozenset()) -> str:
+    """A list of the survey's KV-cache and speculative-decoding papers (facts: headings, titles, ids)."""
+    survey, out = load_survey(), ["# My list", ""]
+    for heading, node in (("KV cache", KV), ("Speculative decoding", SPECULATIVE)):
+        out += [f"## {heading}", ""]
+        out += [
+            f"- [{p.title}](https://arxiv.org/abs/{p.arxiv_id})"
+            for p in survey.papers
+            if node in p.survey_categories and p.arxiv_id and p.arxiv_id not in leave_out
+        ]
+        out.append("")
+    return "\n".join(out)
+
+
+def test_a_paper_the_lists_maintainers_took_out_is_not_proposed_again_unless_asked_for(
+    semsearch, survey_corpus_index, tmp_path
+):
+    """A maintainer who deleted a paper from the README was offered it again by every later run:
+    the rule was "any paper the README does not hold", and the index still held the paper."""
+    taken_out = sorted(p.arxiv_id for p in load_survey().papers if KV in p.survey_categories and p.arxiv_id)[:2]
+    (tmp_path / "v1.md").write_text(_kv_list(), encoding="utf-8")
+    (tmp_path / "v2.md").write_text(_kv_list(set(taken_out)), encoding="utf-8")
+    at = ("--index", survey_corpus_index)
+    everything = ("--min-confidence", "0", "--json", *at)
+
+    def proposed(*args) -> set[str]:
+        return {row["id"] for row in json.loads(semsearch("taxonomy", "propose", "mine", *args, *everything).stdout)}
+
+    semsearch("taxonomy", "add", "mine", tmp_path / "v1.md", "--offline", *at)
+    # The README given to propose against took them out: the one the index kept held them.
+    assert not proposed("--list", tmp_path / "v2.md") & set(taken_out)
+    semsearch("taxonomy", "refresh", tmp_path / "v2.md", "--taxonomy", "mine", "--offline", *at)
+    assert not proposed() & set(taken_out)
+    # A later refresh keeps the record; asked for by id, a paper taken out is proposed.
+    semsearch("taxonomy", "refresh", tmp_path / "v2.md", "--taxonomy", "mine", "--offline", *at)
+    told = semsearch("taxonomy", "propose", "mine", "--min-confidence", "0", *at).stderr
+    assert f"not proposed again: 2 papers the list took out ({', '.join(taken_out)}); --ids proposes one" in told
+    assert proposed("--ids", taken_out[0]) == {taken_out[0]}
+    asked = semsearch("taxonomy", "propose", "mine", "--ids", taken_out[0], "--min-confidence", "0", *at)
+    assert "not proposed again" not in asked.stderr and asked.stdout.count("\n+- [") == 1
+    # The record goes with the README: an undo puts back the list that held them, a redo takes them out again.
+    semsearch("taxonomy", "refresh", "--undo", "mine", *at)
+    assert "not proposed again" not in semsearch("taxonomy", "propose", "mine", "--min-confidence", "0", *at).stderr
+    semsearch("taxonomy", "refresh", "--undo", "mine", *at)
+    assert not proposed() & set(taken_out)
+    # Put back in the list by its maintainers, a paper leaves the record.
+    semsearch("taxonomy", "refresh", tmp_path / "v1.md", "--taxonomy", "mine", "--offline", *at)
+    assert "not proposed again" not in semsearch("taxonomy", "propose", "mine", "--min-confidence", "0", *at).stderr
+
+
+def test_the_record_of_papers_taken_out_is_by_link_or_title_and_leaves_what_the_list_holds_again():
+    from semsearch.propose import recorded_removals, removed_since
+
+    before = "# L\n\n## H\n\n- [A Cache Paper](https://arxiv.org/abs/2401.00001)\n- [Drafts Galore](https://arxiv.org/abs/2401.00002)\n"
+    relinked = (
+        "# L\n\n## H\n\n- [A Cache Paper](https://openreview.net/forum?id=x) [pdf](https://arxiv.org/pdf/2401.00009)\n"
+    )
+    assert removed_since(before, relinked) == {"2401.00002"}  # the first is still listed, by its title
+    assert removed_since(None, relinked) == set()  # a list seen for the first time took nothing out
+    recorded = recorded_removals(None, before, relinked)
+    assert json.loads(recorded) == ["2401.00002"]
+    assert json.loads(recorded_removals(recorded, relinked, before)) == []  # listed again: out of the record
+    assert recorded_removals(recorded, relinked, None) == recorded  # no README: the record stands
+
+
+def test_every_door_says_which_papers_the_list_took_out(survey_corpus_index, cli, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from semsearch.server import create_app
+
+    taken_out = sorted(p.arxiv_id for p in load_survey().papers if KV in p.survey_categories and p.arxiv_id)[:1]
+    (tmp_path / "v1.md").write_text(_kv_list(), encoding="utf-8")
+    (tmp_path / "v2.md").write_text(_kv_list(set(taken_out)), encoding="utf-8")
+    cli("taxonomy", "add", "mine", tmp_path / "v1.md", "--offline", "--index", survey_corpus_index, check=True)
+    cli("taxonomy", "refresh", tmp_path / "v2.md", "--taxonomy", "mine", "--offline", "--index", survey_corpus_index)
+    with TestClient(create_app(index_dir=survey_corpus_index)) as client:
+        answer = client.get("/api/propose", params={"taxonomy": "mine", "min_confidence": 0})
+    assert answer.status_code == 200 and answer.json()["removed"] == taken_out
+    assert taken_out[0] not in {p["id"] for p in answer.json()["proposals"]}
 
 
 # --- any list, any papers: the patch applies and files each paper where it was placed ---------------------
