@@ -1566,6 +1566,7 @@ def _command():
     it, which a process calling `main` many times (tests, the MCP's host) need not repeat."""
     command = typer.main.get_command(app)
     _untyped_flags(command)
+    _flowing_help(command)
     invoke = command.invoke
 
     def invoke_keeping_ctrl_c(ctx):
@@ -1616,6 +1617,16 @@ def _untyped_flags(command) -> None:
             param.metavar = ""
     for sub in getattr(command, "commands", {}).values():
         _untyped_flags(sub)
+
+
+def _flowing_help(command) -> None:
+    """Each paragraph of a command's help on one line, for the terminal to wrap: typer's rich mode
+    keeps the docstring's line breaks, and a terminal narrower than the source showed a ragged line
+    and a fragment ("… or a file unlike the" / "list, is refused …")."""
+    if command.help:
+        command.help = "\n\n".join(" ".join(paragraph.split()) for paragraph in command.help.split("\n\n"))
+    for sub in getattr(command, "commands", {}).values():
+        _flowing_help(sub)
 
 
 EMBEDDING_COMMANDS = (("ingest",), ("watch",), ("taxonomy", "add"), ("taxonomy", "refresh"))

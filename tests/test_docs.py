@@ -256,3 +256,16 @@ def test_network_failures_read_as_whole_phrases(kind, phrase):
     from semsearch.errors import network_reason
 
     assert network_reason(_failure(kind)) == phrase
+
+
+@pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "semsearch")
+def test_a_commands_help_flows_each_paragraph_to_the_terminals_width(path, monkeypatch):
+    """typer's rich mode kept a docstring's line breaks: at 80 columns a source line of 90 showed as
+    a ragged line and a fragment ("… or a file unlike the" / "list, is refused …")."""
+    monkeypatch.setenv("COLUMNS", "60")
+    code, out, _ = help_of(*path)
+    description = [line.strip() for line in out.split("╭")[0].splitlines()]  # above the boxes
+    assert code == 0 and max(map(len, description)) <= 58
+    for line, after in zip(description, description[1:], strict=False):
+        if line and after and not line.startswith("Usage:"):  # a paragraph's line, not its last
+            assert len(line) + 1 + len(after.split()[0]) > 58, f"{line!r} is left short before {after!r}"
