@@ -233,6 +233,10 @@ def test_the_page_shows_a_lists_proposals_its_patch_its_gaps_and_links_the_feeds
     readme = tmp_path / "README.md"
     readme.write_text(survey_readme(set(left_out)), encoding="utf-8")
     run_cli("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index, check=True)
+    # and then the list's maintainers take one more out: not proposed again, and said so
+    taken_out = sorted({p.arxiv_id for p in load_survey().papers if p.arxiv_id} - set(left_out))[7]
+    readme.write_text(survey_readme({*left_out, taken_out}), encoding="utf-8")
+    run_cli("taxonomy", "refresh", readme, "--offline", "--force", "--index", survey_corpus_index, check=True)
     with_a_digest(survey_corpus_index)
     base, stop = serving(survey_corpus_index)
     try:
@@ -253,6 +257,8 @@ def test_the_page_shows_a_lists_proposals_its_patch_its_gaps_and_links_the_feeds
             patch = page.request.get(base + href)
             assert patch.ok and patch.text().startswith("--- a/README.md") and patch.text().count("\n+- ") == len(shown)
             assert page.locator("h3:text('Topics the list has not named')").count() == 1
+            assert page.inner_text("#taken-out") == f"Not proposed again: 1 paper the list took out ({taken_out})."
+            assert taken_out not in {href.removeprefix("/paper/") for href in shown}
 
             page.goto(base + "/?view=node&category=KV-Cache%20Optimization")
             page.wait_for_selector("a.feed")

@@ -456,6 +456,8 @@ async function listView(params) {
     ...Object.entries(byNode).map(([node, items]) => el("section", { class: "proposals" }, el("h4", {}, pathText(node)), el("ul", {}, items.map(proposal)))),
     ...(found.unsure ? [el("details", {}, el("summary", {}, `${found.unsure} unsure, left out of the patch`),
       el("ul", {}, found.proposals.filter((p) => p.unsure).map((p) => el("li", {}, titleLink(p), ` → ${leaf(p.node)} (${percent(p.confidence)})`))))] : []),
+    ...(found.removed?.length ? [el("p", { class: "hint", id: "taken-out" },
+      `Not proposed again: ${found.removed.length} ${found.removed.length === 1 ? "paper" : "papers"} the list took out (${found.removed.join(", ")}).`)] : []),
     el("h3", {}, `Topics the list has not named (${gaps.gaps.length})`),
     ...(gaps.error ? [el("p", { class: "error" }, gaps.error)] : []),
     ...gaps.gaps.map((g) => el("section", { class: "gap" },
