@@ -683,11 +683,11 @@ def serve(
     """A web page and a JSON API (OpenAPI docs at /docs) that follow the index as it is updated."""
     from semsearch.server import check_host_names, check_listen_host, check_token_given
     from semsearch.server import serve as run_server
-    from semsearch.watch import parse_interval
+    from semsearch.watch import watch_interval
 
     host = host.strip("[]")  # "[::1]", as a URL writes it, is the address ::1
     # '' (`--watch-every "$UNSET"`) is refused, not read as no watch: the server ran without one, silently
-    seconds = parse_interval(watch_every) if watch_every is not None else None
+    seconds = watch_interval(watch_every) if watch_every is not None else None
     check_listen_host(host)  # before the default index is built, not after
     # typer reads SEMSEARCH_TOKEN='' as not set: refused here as an empty --token is
     check_token_given(token if token is not None else os.environ.get("SEMSEARCH_TOKEN"))
@@ -750,14 +750,14 @@ def watch(
 
     Each finished watch's digest is also kept in the index directory (`digests/`)."""
     from semsearch.sources.arxiv import check_categories
-    from semsearch.watch import SITE, paper_view, parse_interval, render_digest
+    from semsearch.watch import SITE, paper_view, render_digest, watch_interval
     from semsearch.watch import watch as run_watch
 
     _json_or(digest_format, as_json)
     digest_format = DigestFormat.json if as_json else digest_format or DigestFormat.markdown
     view = paper_view(SITE if site is None else site)  # a wrong address is found out now, not after fetching
     wanted = check_categories(categories.split(","))
-    seconds = parse_interval(every) if every is not None else None  # '' refused, as --watch-every ''
+    seconds = watch_interval(every) if every is not None else None  # '' refused, as --watch-every ''
     if seconds is not None and since is not None:
         raise SemsearchError("--every watches on from the last watch; run once with --since first")
     if output is not None and str(output) == "-":  # stdout, as tools read "-"; it wrote a file named "-"

@@ -675,6 +675,10 @@ def load_digest(name: str, *, index_dir: Path, taxonomy: str | None = None) -> W
 
 
 MAX_INTERVAL_DAYS = 366
+# Between two watches of arXiv itself: its API asks for 3 s between requests and announces new
+# papers once a day, so a shorter turn only asks for the same listing again; a minute also keeps a
+# watch that fails at once (arXiv down, no network) to one request a minute, not thousands a second.
+MIN_WATCH_SECONDS = 60
 
 
 def parse_interval(text: str) -> float:
@@ -689,6 +693,21 @@ def parse_interval(text: str) -> float:
     seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
     if seconds > MAX_INTERVAL_DAYS * 86400:
         raise SemsearchError(f"the interval {text.strip()!r} is longer than {MAX_INTERVAL_DAYS} days")
+    return seconds
+
+
+def watch_interval(text: str) -> float:
+    """`watch --every` and `serve --watch-every`: the interval in seconds (`parse_interval`), at least
+    MIN_WATCH_SECONDS when the watch asks arXiv itself; a mirror or stub named by SEMSEARCH_ARXIV_URL
+    is its owner's to pace. `--every 0.001s` turned a failing watch into thousands of requests a second."""
+    from semsearch.sources.arxiv import asks_arxiv_itself
+
+    seconds = parse_interval(text)
+    if seconds < MIN_WATCH_SECONDS and asks_arxiv_itself():
+        raise SemsearchError(
+            f"the interval {text.strip()!r} is shorter than a minute: arXiv asks for 3 s between requests and "
+            "announces new papers once a day (e.g. 24h)"
+        )
     return seconds
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from semsearch.cli import main
 from tests.arxiv_stub import ArxivStub, Step
-from tests.cli_process import python_prints
+from tests.cli_process import python_prints, run_cli
 
 
 def run(capsys, *args):
@@ -1129,3 +1129,30 @@ def test_a_title_too_long_for_the_table_is_folded_whole_not_cut(capsys):
     _print_hits([Hit(Paper("2210.17323", title), 0.9)])
     out = capsys.readouterr().out
     assert "…" not in out and all(f"word{n}" in out for n in range(60)) and out.count("q") == 250
+
+
+@pytest.mark.parametrize(
+    "argv", [["watch", "--every", "0.001s"], ["serve", "--watch-every", "59s", "--port", "1"]], ids=["watch", "serve"]
+)
+def test_a_watch_interval_shorter_than_a_minute_is_refused_when_it_asks_arxiv(argv, capsys, tmp_path, monkeypatch):
+    """`watch --every 0.001s` (and `serve --watch-every` alike) watched again at once, turn after
+    turn: against an arXiv that failed, thousands of requests a second. Asking arXiv itself, an
+    interval under a minute is refused in one line, before anything runs; a mirror or a test's stub
+    (SEMSEARCH_ARXIV_URL) is its owner's to pace."""
+    from semsearch.watch import watch_interval
+
+    monkeypatch.delenv("SEMSEARCH_ARXIV_URL")
+    refusal = f"error: the interval '{argv[2]}' is shorter than a minute: arXiv asks for 3 s between requests"
+    code, out, err = run(capsys, *argv, "--index", tmp_path / "none")
+    assert (code, out, len(err.splitlines())) == (2, "", 1) and err.startswith(refusal), err
+    assert watch_interval("1m") == 60 and watch_interval("24h") == 86400
+    monkeypatch.setenv("SEMSEARCH_ARXIV_URL", "http://127.0.0.1:9/api/query")
+    assert watch_interval("2s") == 2
+
+
+def test_a_too_short_watch_interval_is_refused_by_the_command(tmp_path, monkeypatch):
+    """The same refusal from `semsearch watch --every` and `serve --watch-every` processes."""
+    monkeypatch.delenv("SEMSEARCH_ARXIV_URL")
+    for argv in (("watch", "--every", "0.001s"), ("serve", "--watch-every", "30s")):
+        code, out, err = run_cli(*argv, "--index", tmp_path / "none", timeout=60)
+        assert (code, out) == (2, "") and err.startswith("error: the interval ") and err.count("\n") == 1, err

@@ -202,6 +202,16 @@ def _is_name_resolution_failure(err: Exception) -> bool:
     return "NameResolutionError" in text or "Name or service not known" in text or "gaierror" in text
 
 
+def api_url() -> str:
+    """The API every request goes to: $SEMSEARCH_ARXIV_URL (a mirror, a test's stub), else arXiv's."""
+    return os.environ.get("SEMSEARCH_ARXIV_URL") or DEFAULT_URL
+
+
+def asks_arxiv_itself() -> bool:
+    """Whether requests go to arXiv's own API, whose terms set the pace (`watch.watch_interval`)."""
+    return api_url() == DEFAULT_URL
+
+
 class ArxivClient:
     def __init__(
         self,
@@ -213,7 +223,7 @@ class ArxivClient:
         stop: threading.Event | None = None,
     ):
         self.stop = stop  # set (a server stopping its watch): every wait here ends at once, in Stopped
-        self.base_url = base_url or os.environ.get("SEMSEARCH_ARXIV_URL") or DEFAULT_URL
+        self.base_url = base_url or api_url()
         if service_address(self.base_url) is None:  # a setting, not the network, is wrong: said at once
             shown = re.sub(r"//[^/@]*@", "//…@", self.base_url)  # a password in it is not repeated
             raise SemsearchError(
