@@ -565,6 +565,24 @@ async def _run_stdio(server) -> None:
             claimed[1]()
 
 
+def check_index_built(index_dir: str | Path | None = None) -> None:
+    """An MCP server serves an index that is there; unlike `search`, it does not build the default
+    one: its client waits on stdio for it to start, and a build takes half a minute to minutes. The
+    directory is named in full, since a client starts the server wherever it likes, and so is the
+    command that builds that one (in the user's shell, `ingest survey` built their own ./index)."""
+    import shlex
+
+    from semsearch.errors import SemsearchError
+    from semsearch.index import current_generation, resolve_index_dir
+
+    directory = resolve_index_dir(index_dir).absolute()
+    if current_generation(directory) is None:
+        raise SemsearchError(
+            f"no index at {directory} for the MCP server: build it first with `semsearch ingest survey --index "
+            f"{shlex.quote(str(directory))}` (it does not build one while its client waits)"
+        )
+
+
 def serve_stdio(*, index_dir: str | Path | None = None) -> None:
     """Serve until the client closes standard input, or stops reading what is answered: then there
     is no one to answer, and nothing to say (an 81-line traceback of a broken pipe, exit 1, was); or
@@ -576,6 +594,7 @@ def serve_stdio(*, index_dir: str | Path | None = None) -> None:
 
     from semsearch.cli import Terminated, terminate
 
+    check_index_built(index_dir)
     server, stopped = build_server(index_dir=index_dir), []
 
     async def serving() -> None:

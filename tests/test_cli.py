@@ -1156,3 +1156,18 @@ def test_a_too_short_watch_interval_is_refused_by_the_command(tmp_path, monkeypa
     for argv in (("watch", "--every", "0.001s"), ("serve", "--watch-every", "30s")):
         code, out, err = run_cli(*argv, "--index", tmp_path / "none", timeout=60)
         assert (code, out) == (2, "") and err.startswith("error: the interval ") and err.count("\n") == 1, err
+
+
+def test_mcp_without_an_index_says_the_command_that_builds_it(tmp_path, capsys):
+    """`search` builds the default index on first use; `mcp` does not: its client waits on stdio for
+    the server to start, and a build takes from half a minute (titles) to minutes (abstracts from
+    arXiv). It said "no index at index": a relative name, read in whatever directory the client
+    started it, and a command that, run in the user's own shell, built another ./index. Now one
+    line naming the directory in full and the command that builds that one; nothing is made."""
+    expected = (
+        f"error: no index at {tmp_path / 'index'} for the MCP server: build it first with "
+        f"`semsearch ingest survey --index {tmp_path / 'index'}` (it does not build one while its client waits)\n"
+    )
+    assert run(capsys, "mcp") == (2, "", expected)
+    assert run_cli("mcp", cwd=tmp_path, timeout=60) == (2, "", expected)  # as an MCP client starts it
+    assert list(tmp_path.iterdir()) == []
