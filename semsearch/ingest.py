@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import sys
 import time
@@ -100,6 +101,28 @@ def _told(err: BaseException) -> SemsearchError | None:
     return None
 
 
+def _missing_folders(directory: Path) -> list[Path]:
+    """`directory` and those of its parents that do not exist yet, deepest first."""
+    return [folder for folder in (directory, *directory.parents) if not folder.exists()]
+
+
+def _remove_made(made: list[Path]) -> None:
+    """Undo what a refused start made (`--ray` refused for its cluster): the encoder's export (87 MB
+    with the real model) or its marker, and a new index directory with its `.lock`, deepest first.
+    The refusal stores nothing, and it left them behind. A folder something else was put in is kept."""
+    for path in sorted(made, key=lambda p: len(p.parts), reverse=True):
+        try:
+            if path.is_symlink() or not path.is_dir():
+                path.unlink(missing_ok=True)
+            elif path.parent.name == "encoders":  # the export: made whole by this run
+                shutil.rmtree(path)
+            else:
+                (path / ".lock").unlink(missing_ok=True)
+                path.rmdir()
+        except OSError:
+            pass
+
+
 class Ingest:
     """`with Ingest(index_dir=index_dir) as ingest: ingest.add(papers)` stores, embeds and publishes.
 
@@ -148,6 +171,7 @@ class Ingest:
 
     def __enter__(self) -> Ingest:
         self._started = time.perf_counter()
+        made = _missing_folders(self.writer.directory) if self.ray_address else []
         self.writer.__enter__()
         if self.writer.resumed:
             published = self.writer.base_manifest.count if self.writer.base_manifest else 0
@@ -160,10 +184,17 @@ class Ingest:
         if self.survey is None:
             self.survey = survey_of(self.store)
         if self.ray_address:  # the cluster reached before a paper is read: a refusal then stores nothing
+            from semsearch.embeddings import encoder_dir
+
+            export = encoder_dir(self.writer.model, index_dir=self.writer.directory)
+            made += [
+                f for f in (export.with_name(export.name + ".unsupported"), export, export.parent) if not f.exists()
+            ]
             try:
                 self.embedder()
             except BaseException as err:  # `with` runs no __exit__ when __enter__ fails: the writer lets go here
                 self.writer.__exit__(type(err), err, err.__traceback__)
+                _remove_made(made)
                 raise
         return self
 

@@ -1171,3 +1171,18 @@ def test_mcp_without_an_index_says_the_command_that_builds_it(tmp_path, capsys):
     assert run(capsys, "mcp") == (2, "", expected)
     assert run_cli("mcp", cwd=tmp_path, timeout=60) == (2, "", expected)  # as an MCP client starts it
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_ingest_refused_for_its_ray_cluster_leaves_no_index_directory_behind(tmp_path, fake_model, capsys):
+    """Refused for its cluster on a directory with no index yet (`--index` mistyped, or a first try),
+    `ingest jsonl --ray` left that directory made, holding a `.lock` and the encoder's export (87 MB
+    with the real model), for a run that stored nothing. Now a refusal leaves no trace; on an index
+    that is there, no export it made either."""
+    source = tmp_path / "new.jsonl"
+    source.write_text(json.dumps({"id": "2401.00002", "title": "Draft models", "abstract": "We draft tokens."}) + "\n")
+    fresh = tmp_path / "fresh" / "idx"
+    code, out, err = run(capsys, "ingest", "jsonl", source, "--ray", "ray://127.0.0.1:1", "--index", fresh)
+    assert (code, out) == (2, "") and err.startswith("error: --ray ") and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "fresh").exists()
+    done = run_cli("ingest", "jsonl", source, "--ray", "ray://127.0.0.1:1", "--index", fresh)
+    assert (done.returncode, done.stdout) == (2, "") and not (tmp_path / "fresh").exists(), done.stderr
