@@ -824,6 +824,9 @@ def label(
     category: Annotated[str | None, typer.Argument(help="Taxonomy node (path or name).")] = None,
     remove: Annotated[bool, typer.Option("--remove", help="Remove the paper's label.")] = False,
     taxonomy_name: TaxonomyOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"id", "category", "in_effect"} as POST /api/labels answers.')
+    ] = False,
     index: IndexOption = None,
 ) -> None:
     """Confirm a paper's category; your labels train later suggestions.
@@ -831,7 +834,7 @@ def label(
     They are kept apart from the survey's labels, or a list's: with --taxonomy NAME,
     `taxonomy propose NAME` then writes the paper under it."""
     from semsearch.index import Index
-    from semsearch.ingest import label_paper
+    from semsearch.ingest import labelled
     from semsearch.related import RelatedFinder
 
     if remove and category is not None:
@@ -843,46 +846,61 @@ def label(
 
         parse(LabelRequest, id=paper_id, category=category, taxonomy=taxonomy_name)
     try:
-        node = label_paper(paper_id, None if remove else category, taxonomy=taxonomy_name, index_dir=index)
+        answer = labelled(paper_id, None if remove else category, taxonomy=taxonomy_name, index_dir=index)
     except NotFound:  # named as related work names it ("GPTQ"), as POST /api/labels takes it: by its own id
         idx = Index.open(index)
         try:
             paper_id = RelatedFinder(idx).paper_id(paper_id)
         finally:
             idx.close()
-        node = label_paper(paper_id, None if remove else category, taxonomy=taxonomy_name, index_dir=index)
-    print(f"{paper_id}: {'label removed' if remove else node}", file=sys.stderr)
+        answer = labelled(paper_id, None if remove else category, taxonomy=taxonomy_name, index_dir=index)
+    print(f"{paper_id}: {'label removed' if remove else answer['category']}", file=sys.stderr)
+    if as_json:
+        _print_json(answer)
 
 
 labels_app = typer.Typer(help="Your labels: export them (the default), or import them into an index.")
 app.add_typer(labels_app, name="labels")
 
 
-def _export_labels(index: Path | None) -> None:
+def _export_labels(index: Path | None, as_json: bool) -> None:
+    """JSON Lines (a label a line: streams, appends); with --json one array of the same objects."""
     from semsearch.index import Index
 
-    for row in Index.open(index).store.labels():
+    rows = Index.open(index).store.labels()
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
         _print_json(row)
 
 
+LabelsJsonOption = Annotated[
+    bool, typer.Option("--json", help="One JSON array of the labels instead of a line each (import reads both).")
+]
+
+
 @labels_app.callback(invoke_without_command=True)
-def labels(ctx: typer.Context, index: IndexOption = None) -> None:
+def labels(ctx: typer.Context, as_json: LabelsJsonOption = False, index: IndexOption = None) -> None:
     """Export your labels as JSON Lines: {"id", "title", "category", "labelled_at"}."""
     if ctx.invoked_subcommand is None:  # `semsearch labels` alone is `labels export`
-        _export_labels(index)
+        _export_labels(index, as_json)
 
 
 @labels_app.command("export")
-def labels_export(index: IndexOption = None) -> None:
+def labels_export(as_json: LabelsJsonOption = False, index: IndexOption = None) -> None:
     """Print your labels as JSON Lines, {"id", "title", "category", "labelled_at"}.
 
     A list's label carries its "taxonomy" too. `semsearch labels` alone does the same."""
-    _export_labels(index)
+    _export_labels(index, as_json)
 
 
 @labels_app.command("import")
 def labels_import(
     path: Annotated[Path, typer.Argument(metavar="FILE", help="Labels as `semsearch labels` exports them.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print the counts {"imported", "already_held", "not_in_index"}.')
+    ] = False,
     index: IndexOption = None,
 ) -> None:
     """Put exported labels back (e.g. into a rebuilt index); they train later suggestions."""
@@ -894,6 +912,8 @@ def labels_import(
     note = f"; {missing} {papers} not in the index (ingest them, then import again)" if missing else ""
     held = f"; {report['already_held']} the index held already" if report["already_held"] else ""
     print(f"imported {_count(report['imported'], 'label')}{held}{note}", file=sys.stderr)
+    if as_json:
+        _print_json(report)
 
 
 # --- taxonomy and classification ----------------------------------------------------------------

@@ -817,6 +817,20 @@ def label_paper(
     label trains that list's classifier, places the paper when searching by the list, and `taxonomy
     propose` writes the paper under it. `lock_timeout`: how long to wait for another writer
     ($SEMSEARCH_LOCK_TIMEOUT when None)."""
+    return labelled(paper_id, category, taxonomy=taxonomy, index_dir=index_dir, lock_timeout=lock_timeout)["category"]
+
+
+def labelled(
+    paper_id: str,
+    category: str | None,
+    *,
+    taxonomy: str | None = None,
+    index_dir: str | Path | None = None,
+    lock_timeout: float | None = None,
+) -> dict:
+    """`label_paper`, answered as every door answers it (POST /api/labels, `label --json`): {"id": the
+    paper's own id, "category": the node path (None once removed), "in_effect": whether it places the
+    paper (False when the survey, or the list, files it otherwise)}, and "taxonomy" for a list's."""
     from semsearch.lists import SURVEY
     from semsearch.taxonomy import resolve_node
 
@@ -827,18 +841,20 @@ def label_paper(
         vec_id = ingest.store.find(paper_id)
         if vec_id is None:
             raise NotFound(f"no paper {paper_id!r} in the index")
+        paper = ingest.store.papers_by_vec_id([vec_id])[vec_id]
+        in_effect = False
         if node is None:
             if not ingest.store.remove_label(vec_id):
                 raise SemsearchError(f"paper {paper_id!r} has no label to remove")
         else:
             ingest.store.put_label(vec_id, node, _now())
-            survey = ingest.store.papers_by_vec_id([vec_id])[vec_id].survey_categories
-            if not label_counts(survey, node):  # stored, and not used while the survey labels the paper
+            survey = paper.survey_categories
+            if not (in_effect := label_counts(survey, node)):  # stored, not used while the survey labels the paper
                 _warn_stderr(
                     f"{paper_id} is labelled by the survey ({'; '.join(survey)}), which stands: your label is "
                     "kept, and counts if the survey stops labelling it"
                 )
-    return node
+    return {"id": paper.id, "category": node, "in_effect": in_effect}
 
 
 def _now() -> str:
@@ -849,8 +865,8 @@ def _now() -> str:
 
 def _label_in_list(
     paper_id: str, category: str | None, name: str, *, index_dir: str | Path | None, lock_timeout: float | None
-) -> str | None:
-    """`label_paper` in the curated list `name`; its classifier is trained again at once."""
+) -> dict:
+    """`labelled` in the curated list `name`; its classifier is trained again at once."""
     from semsearch.lists import save_list_classifier, taxonomy_for
 
     with Ingest(index_dir=Index.existing(index_dir), progress=False, lock_timeout=lock_timeout) as ingest:
@@ -860,13 +876,14 @@ def _label_in_list(
         vec_id = store.find(paper_id)
         if vec_id is None:
             raise NotFound(f"no paper {paper_id!r} in the index")
+        own_id, in_effect = store.papers_by_vec_id([vec_id])[vec_id].id, False
         if node is None:
             if not store.remove_list_label(name, vec_id):
                 raise SemsearchError(f"paper {paper_id!r} has no label in {name!r} to remove")
         else:
             store.put_list_label(name, vec_id, node, _now())
             listed = store.taxonomy_labels(name).get(vec_id, [])
-            if not label_counts(listed, node):
+            if not (in_effect := label_counts(listed, node)):
                 _warn_stderr(
                     f"{paper_id} is listed in {name!r} ({'; '.join(listed)}), which stands: your label is kept, "
                     "and counts if the list stops listing it there"
@@ -877,7 +894,7 @@ def _label_in_list(
                     "`taxonomy propose` cannot write a line for it"
                 )
         save_list_classifier(store, name, ingest.embedder().encode)
-    return node
+    return {"id": own_id, "category": node, "in_effect": in_effect, "taxonomy": name}
 
 
 def _list_node(taxonomy, category: str, name: str, path: str | Path) -> tuple[str, bool]:
@@ -896,8 +913,9 @@ def _list_node(taxonomy, category: str, name: str, path: str | Path) -> tuple[st
 
 def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> dict:
     """Labels exported with `semsearch labels` ({"id", "category", "labelled_at"} per line, and
-    "taxonomy" for a curated list's) put back, e.g. into a rebuilt index; papers the index lacks are
-    counted and left out. A list's labels need the list added first (`taxonomy add`)."""
+    "taxonomy" for a curated list's; or one array of them, as `labels --json` prints) put back, e.g.
+    into a rebuilt index; papers the index lacks are counted and left out. A list's labels need the
+    list added first (`taxonomy add`)."""
     from functools import cache
 
     from semsearch.lists import SURVEY, save_list_classifier, taxonomy_for
@@ -911,7 +929,7 @@ def import_labels(path: str | Path, *, index_dir: str | Path | None = None) -> d
         node = resolve_node(label.category) if name is None else label.category  # a list's: once it is open
         return label.id, node, label.labelled_at, name
 
-    rows = read_records(Path(path), read, 'a JSON object with "id" and "category"')
+    rows = read_records(Path(path), read, 'a JSON object with "id" and "category"', array=True)
     index_dir = Index.existing(index_dir)
     imported, held, missing, standing, waiting, listed_otherwise = 0, 0, 0, 0, 0, 0
     with Ingest(index_dir=index_dir, progress=False) as ingest:

@@ -466,25 +466,18 @@ class Service:
     def label(self, paper_id: str, category: str, taxonomy: str | None = None) -> dict:
         """Confirm a paper's category (a user label, in the survey's taxonomy or a list's): published,
         then served."""
-        from semsearch.ingest import label_counts, label_paper
-        from semsearch.lists import SURVEY
+        from semsearch.ingest import labelled
 
         with self.use() as live:
             vec_id = live.finder.resolve(paper_id)  # 404 before taking the writer's lock
-            store = live.index.store
-            paper_id = store.papers_by_vec_id([vec_id])[vec_id].id  # labelled and answered by its own id
-            if taxonomy in (None, SURVEY):
-                standing = store.papers_by_vec_id([vec_id])[vec_id].survey_categories
-            else:
-                standing = store.taxonomy_labels(taxonomy).get(vec_id, [])
+            paper_id = live.index.store.papers_by_vec_id([vec_id])[vec_id].id  # labelled by its own id
         # A request does not wait minutes for a writer (a watch fetching from a slow arXiv holds the
         # lock): 503 after LABEL_LOCK_SECONDS, try again.
-        node = label_paper(
+        answer = labelled(
             paper_id, category, taxonomy=taxonomy, index_dir=self.directory, lock_timeout=LABEL_LOCK_SECONDS
         )
         self.refresh()
-        answer = {"id": paper_id, "category": node, "in_effect": label_counts(standing, node)}
-        return answer | ({"taxonomy": taxonomy} if taxonomy not in (None, SURVEY) else {})
+        return answer
 
     def _watched(self, taxonomy: str | None) -> str | None:
         """The kind of watch whose digests are asked for: the survey's (None), else a list the index holds."""

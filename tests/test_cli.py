@@ -1003,7 +1003,7 @@ def test_ctrl_c_says_what_the_writer_left_by_the_command_it_stopped(built, capsy
         raise stop
 
     monkeypatch.setattr(ingest, "ingest_jsonl", pressed)
-    monkeypatch.setattr(ingest, "label_paper", pressed)
+    monkeypatch.setattr(ingest, "labelled", pressed)
     assert run(capsys, *command, "--index", built) == (130, "", said + "\n")
 
 
@@ -1186,3 +1186,40 @@ def test_an_ingest_refused_for_its_ray_cluster_leaves_no_index_directory_behind(
     assert not (tmp_path / "fresh").exists()
     done = run_cli("ingest", "jsonl", source, "--ray", "ray://127.0.0.1:1", "--index", fresh)
     assert (done.returncode, done.stdout) == (2, "") and not (tmp_path / "fresh").exists(), done.stderr
+
+
+def test_label_and_labels_take_json(built, capsys, tmp_path):
+    """`label`, `labels` (and `labels export`) and `labels import` took no --json, while every other
+    command printing results does. With it each prints one JSON document on stdout, its message
+    still on stderr: `label` the answer POST /api/labels gives, `labels` an array of the rows its
+    JSON Lines hold (which `labels import` reads back, as its lines), `labels import` its counts."""
+    code, out, err = run(capsys, "label", "2302.00003", "Quantization", "--json", "--index", built)
+    assert code == 0 and json.loads(out) == {"id": "2302.00003", "category": err.split(": ", 1)[1].strip(),
+                                             "in_effect": True}, err  # fmt: skip
+    lines = run(capsys, "labels", "--index", built)[1]
+    listed = run(capsys, "labels", "--json", "--index", built)[1]
+    assert json.loads(listed) == [json.loads(line) for line in lines.splitlines()] and len(json.loads(listed)) == 1
+    assert run(capsys, "labels", "export", "--json", "--index", built)[1] == listed
+    exported = tmp_path / "labels.json"
+    exported.write_text(listed)
+    code, out, err = run(capsys, "labels", "import", exported, "--json", "--index", built)
+    assert code == 0 and json.loads(out) == {"imported": 0, "already_held": 1, "not_in_index": 0}, err
+    exported.write_text('[{"id": "2302.00003", "category": "Quantization"}, {"id": "2302.00003"}]')
+    code, out, err = run(capsys, "labels", "import", exported, "--json", "--index", built)
+    assert (code, out) == (2, "") and err.startswith(f"error: {exported}: item 2: ") and err.count("\n") == 1, err
+    code, out, err = run(capsys, "label", "2302.00003", "--remove", "--json", "--index", built)
+    assert code == 0 and json.loads(out) == {"id": "2302.00003", "category": None, "in_effect": False}, err
+    assert json.loads(run(capsys, "labels", "--json", "--index", built)[1]) == []
+
+
+def test_label_and_labels_json_by_the_command(built, tmp_path):
+    """The same options in `semsearch` processes of their own."""
+    said = json.loads(run_cli("label", "2302.00003", "Quantization", "--json", "--index", built, check=True).stdout)
+    assert said["id"] == "2302.00003" and said["in_effect"] is True
+    listed = run_cli("labels", "--json", "--index", built, check=True).stdout
+    assert [row["id"] for row in json.loads(listed)] == ["2302.00003"]
+    assert run_cli("labels", "export", "--json", "--index", built, check=True).stdout == listed
+    exported = tmp_path / "labels.json"
+    exported.write_text(listed)
+    imported = run_cli("labels", "import", exported, "--json", "--index", built, check=True)
+    assert json.loads(imported.stdout) == {"imported": 0, "already_held": 1, "not_in_index": 0}

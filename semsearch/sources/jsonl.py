@@ -213,14 +213,17 @@ def read_text(path: Path | str) -> str:
     return text
 
 
-def read_records(path: Path, parse: Callable[[dict], T], expected: str) -> list[T]:
+def read_records(path: Path, parse: Callable[[dict], T], expected: str, *, array: bool = False) -> list[T]:
     """`parse` applied to each JSON object of a small JSON Lines file ('-': standard input):
     questions, labels, papers to classify, expected categories. A line it cannot take is one error
     naming the file and line (`expected` says what a line should hold). Papers to index, which can
-    be millions, are streamed by `read_jsonl` instead."""
+    be millions, are streamed by `read_jsonl` instead. With `array`, the file may also be one JSON
+    array of those objects (what `labels --json` prints), an item it cannot take named by number."""
     lines = split_lines(read_text(path))
     if lines:
         lines[0] = lines[0].removeprefix(BOM)  # what some editors put before the first line
+    if array and "".join(lines).lstrip().startswith("[") and isinstance(items := _json_or_none(lines), list):
+        return _read_array(path, items, parse, expected)
     rows = []
     for number, line in enumerate(lines, start=1):
         if line.strip():
@@ -233,6 +236,30 @@ def read_records(path: Path, parse: Callable[[dict], T], expected: str) -> list[
                 raise SemsearchError(f"{path}:{number}: {err}") from None
             except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
                 raise SemsearchError(f"{path}:{number}: expected {expected}") from None
+    if not rows:
+        raise SemsearchError(f"{path}: nothing to read")
+    return rows
+
+
+def _json_or_none(lines: list[str]):
+    """The file as one JSON value; None when it is not one (then read, and refused, line by line)."""
+    try:
+        return json.loads("\n".join(lines))
+    except (ValueError, RecursionError):
+        return None
+
+
+def _read_array(path: Path, items: list, parse: Callable[[dict], T], expected: str) -> list[T]:
+    rows = []
+    for number, record in enumerate(items, start=1):
+        try:
+            if not isinstance(record, dict):
+                raise ValueError
+            rows.append(parse(record))
+        except SemsearchError as err:
+            raise SemsearchError(f"{path}: item {number}: {err}") from None
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            raise SemsearchError(f"{path}: item {number}: expected {expected}") from None
     if not rows:
         raise SemsearchError(f"{path}: nothing to read")
     return rows
