@@ -1121,6 +1121,10 @@ def taxonomy_show(
 @taxonomy_app.command("remove")
 def taxonomy_remove(
     name: Annotated[str, typer.Argument(help="The taxonomy added from a list (`taxonomy list`).")],
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help='Print what was removed: {"name", "source", "nodes", "papers", "labels_removed"}.'),
+    ] = False,
     index: IndexOption = None,
 ) -> None:
     """Remove an added taxonomy (its papers stay in the index)."""
@@ -1130,8 +1134,10 @@ def taxonomy_remove(
         raise SemsearchError(
             "the survey's taxonomy is built in and cannot be removed (only lists added with `taxonomy add` can)"
         )
-    remove_list(name, index_dir=index)
+    removed = remove_list(name, index_dir=index)
     print(f"taxonomy {name!r} removed", file=sys.stderr)
+    if as_json:
+        _print_json(removed)
 
 
 ListOption = Annotated[

@@ -400,19 +400,24 @@ def listed_taxonomies(store) -> list[dict]:
     return [survey, *added]
 
 
-def remove_list(name: str, *, index_dir: str | Path | None = None) -> None:
+def remove_list(name: str, *, index_dir: str | Path | None = None) -> dict:
+    """Remove the list `name` (its papers stay). Returns what went: the list as `taxonomy list` shows
+    it ({"name", "source", "nodes", "papers"}) and "labels_removed", the user's labels in it."""
     from semsearch.ingest import Ingest
 
     check_name(name)
     with Ingest(index_dir=_existing(index_dir=index_dir), progress=False) as ingest:
+        removed = next((t for t in ingest.store.taxonomies() if t["name"] == name), None)
         if not ingest.store.remove_taxonomy(name):
             raise NotFound(f"no taxonomy {name!r} in the index")
-        ingest.store.forget_list_labels(name)  # a refresh keeps them (put_taxonomy); a removal does not
+        # a refresh keeps them (put_taxonomy); a removal does not
+        removed["labels_removed"] = ingest.store.forget_list_labels(name)
         ingest.store.remove_artifact(classifier_artifact(name))
         from semsearch.propose import README_META, REMOVED_META
 
         for key in (PREVIOUS_PREFIX, README_PREVIOUS, README_META, REMOVED_META, REMOVED_PREVIOUS):
             ingest.store.db.execute("DELETE FROM meta WHERE key = ?", (key + name,))
+    return removed
 
 
 # --- refreshing a list, safely -------------------------------------------------------------------

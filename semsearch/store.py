@@ -592,8 +592,9 @@ class Store:
     def remove_list_label(self, name: str, vec_id: int) -> bool:
         return self.db.execute("DELETE FROM list_labels WHERE name = ? AND vec_id = ?", (name, vec_id)).rowcount > 0
 
-    def forget_list_labels(self, name: str) -> None:
-        self.db.execute("DELETE FROM list_labels WHERE name = ?", (name,))
+    def forget_list_labels(self, name: str) -> int:
+        """Drop the user's labels in the list `name`; how many there were."""
+        return self.db.execute("DELETE FROM list_labels WHERE name = ?", (name,)).rowcount
 
     def list_user_labels(self, name: str) -> dict[int, str]:
         """The user's labels in the list `name`, on papers the list itself does not label (its own

@@ -1127,3 +1127,22 @@ def test_the_library_refuses_a_label_in_a_list_for_a_paper_the_index_lacks(index
     with pytest.raises(NotFound) as refused:
         label_paper("2499.99999", "Quantization", taxonomy="kv", index_dir=index_dir)
     assert str(refused.value) == "no paper '2499.99999' in the index"
+
+
+def test_taxonomy_remove_takes_json(index_dir, list_file, stub, capsys):
+    """`taxonomy remove` took no --json. With it, it prints what it removed, as `taxonomy list --json`
+    listed it, and how many of your labels in it went with it (its papers stay in the index)."""
+    assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
+    assert run(capsys, "label", "2401.00002", "Eviction", "--taxonomy", "kv", "--index", index_dir)[0] == 0
+    listed = next(t for t in json.loads(run(capsys, "taxonomy", "list", "--json", "--index", index_dir)[1])
+                  if t["name"] == "kv")  # fmt: skip
+    code, out, err = run(capsys, "taxonomy", "remove", "kv", "--json", "--index", index_dir)
+    assert code == 0 and json.loads(out) == {**listed, "labels_removed": 1} and err == "taxonomy 'kv' removed\n"
+
+
+def test_taxonomy_remove_json_by_the_command(index_dir, list_file, stub):
+    from tests.cli_process import run_cli
+
+    run_cli("taxonomy", "add", "kv", list_file, "--offline", "--index", index_dir, check=True)
+    removed = json.loads(run_cli("taxonomy", "remove", "kv", "--json", "--index", index_dir, check=True).stdout)
+    assert removed["name"] == "kv" and removed["papers"] > 0 and removed["labels_removed"] == 0
