@@ -4,19 +4,24 @@ reads through.
 requests' timeout bounds each read, not the call: a server sending a byte now and then, in its
 headers as well as its body, held a call for ever. Here a timer shuts the call's socket at its
 deadline, which ends a read waiting on headers too (a check as each piece of the body arrives
-cannot: no piece arrives while headers are read).
+cannot: no piece arrives while headers are read). The same cut ends a call at once when its `stop`
+is set (a server stopping its watch), which otherwise waited out the deadline (30 s) to exit.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
 
+from semsearch.errors import Stopped
+
 MAX_REDIRECTS = 3  # arXiv's move to https is one hop, a renamed repository's README two
+STOP_POLL = 0.1  # seconds between looks at a call's `stop`: how late a stopping server cuts its call
 
 # Per thread, the sockets the current call opened: its deadline cuts them.
 _sockets = threading.local()
@@ -75,9 +80,9 @@ class BoundedSession(requests.Session):
     decoded, to free its connection, and keeps it: a 302 whose body was a gzip bomb grew the
     process past 20 GB. A redirect's body is never read (each call's connection is its own)."""
 
-    def __init__(self, timeout: float, max_bytes: int):
+    def __init__(self, timeout: float, max_bytes: int, stop: threading.Event | None = None):
         super().__init__()
-        self.timeout, self.max_bytes = timeout, max_bytes
+        self.timeout, self.max_bytes, self.stop = timeout, max_bytes, stop
         self.max_redirects = MAX_REDIRECTS
         for scheme in ("http://", "https://"):
             self.mount(scheme, _CuttableAdapter())
@@ -117,20 +122,29 @@ class BoundedSession(requests.Session):
         # A fresh connection per call: its socket is the one cut.
         kwargs["headers"] = {**(kwargs.get("headers") or {}), "Connection": "close"}
         _sockets.open = sockets = []
-        expired = threading.Event()
+        expired, stopped, finished = threading.Event(), threading.Event(), threading.Event()
         late = f"its answer took longer than {self.timeout:g} s"
 
-        def cut() -> None:
-            expired.set()
+        def cut(why: threading.Event) -> None:
+            why.set()
             for sock in sockets:
                 try:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
 
-        timer = threading.Timer(self.timeout, cut)
-        timer.daemon = True
-        timer.start()
+        def guard() -> None:  # the call's deadline, and its `stop` looked at every STOP_POLL seconds
+            deadline = time.monotonic() + self.timeout
+            while (left := deadline - time.monotonic()) > 0:
+                if self.stop is not None and self.stop.is_set():
+                    cut(stopped)  # again at each look: a connection opened since is cut too
+                if finished.wait(left if self.stop is None else min(left, STOP_POLL)):
+                    return
+            cut(expired)
+
+        if self.stop is not None and self.stop.is_set():
+            raise Stopped("stopped before asking")
+        threading.Thread(target=guard, name="semsearch-fetch-deadline", daemon=True).start()
         body = bytearray()
         try:
             response = self._follow(method, url, **kwargs)
@@ -141,24 +155,26 @@ class BoundedSession(requests.Session):
                         raise TooLarge(f"its answer is larger than {self.max_bytes // 2**20} MB")
             finally:
                 response.close()
-            timer.cancel()
+            finished.set()
             # The cut socket ended a body without a length as a close would: a part, not the answer.
+            if stopped.is_set():
+                raise Stopped("stopped while waiting for an answer")
             if expired.is_set():
                 raise Overdue(late)
         except TooLarge:
             raise
-        except requests.RequestException:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
+            if stopped.is_set():
+                raise Stopped("stopped while waiting for an answer") from None
             if expired.is_set():
                 raise Overdue(late) from None
-            raise
-        except urllib3.exceptions.ReadTimeoutError:
-            raise Overdue(f"its answer stalled for {self.timeout:g} s") from None
-        except (OSError, urllib3.exceptions.HTTPError) as err:
-            if expired.is_set():
-                raise Overdue(late) from None
+            if isinstance(err, requests.RequestException):
+                raise
+            if isinstance(err, urllib3.exceptions.ReadTimeoutError):
+                raise Overdue(f"its answer stalled for {self.timeout:g} s") from None
             raise BrokeOff(f"its answer broke off ({type(err).__name__})") from None
         finally:
-            timer.cancel()
+            finished.set()
             _sockets.open = []
         response._content = bytes(body)
         return response

@@ -402,6 +402,48 @@ def test_stopping_the_server_while_arxiv_fails_does_not_wait_out_the_retries(sur
     assert len(stub.requests) == 2  # not asked again once stopped
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_the_server_while_arxiv_stalls_ends_it_at_once(survey_only_index, stub, tmp_path, signum):
+    """Ctrl-C or SIGTERM while the watch waited on an arXiv answer that did not come: the server
+    sat out the request's timeout (30 s by default) before it exited. The wait is cut when the
+    server stops; it exits as it does unwatched (0), and the next watch resumes the window."""
+    from tests.arxiv_stub import Step
+
+    stub.script = [Step(stall=20)]
+    port, log = free_port(), tmp_path / "server.log"
+    server = subprocess.Popen(  # the command itself (its SIGTERM handled as `semsearch` handles it)
+        [sys.executable, "-m", "tests.cli_process", "--", "serve", "--port", str(port), "--index",
+         str(survey_only_index), "--watch-every", "1h"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("w"), start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "SEMSEARCH_ARXIV_URL": stub.url, "SEMSEARCH_ARXIV_TIMEOUT": "20"},
+    )  # fmt: skip
+    try:
+        until(lambda: stub.requests and watch_state(port).get("running"), "the watch asking arXiv", server, log)
+        os.killpg(server.pid, signum)
+        started = time.monotonic()
+        code = server.wait(WAIT)
+        took = time.monotonic() - started
+    finally:
+        stop(server)
+    said = log.read_text()
+    assert code == 0 and took < 5 and "Traceback" not in said, (code, took, said)
+    assert "the watch failed" not in said and "the watch was stopped mid-run" in said, said
+    status = json.loads((survey_only_index / "watch-status.json").read_text())
+    assert status["alive"] is False and status["running"] is False and status["stopped"] is True
+    assert not (survey_only_index / "digests").exists() or not list((survey_only_index / "digests").iterdir())
+    stub.script = []
+    rerun = semsearch_process(
+        "watch", "--index", survey_only_index, "--no-progress", env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log
+    )
+    try:
+        assert rerun.wait(WAIT) == 0, log.read_text()
+    finally:
+        stop(rerun)
+    from semsearch.index import Index
+
+    assert Index.open(survey_only_index).store.get("2612.00001") is not None
+
+
 def test_serve_watch_every_prints_no_third_party_warning(survey_only_index, stub, tmp_path):
     """Most `serve --watch-every` starts printed urllib3's "DependencyWarning: SOCKS support in
     urllib3 requires the installation of optional dependencies: specifically, PySocks" (two lines

@@ -76,8 +76,8 @@ class _TimeoutSession(BoundedSession):
     """Every call whole within `timeout` seconds (`BoundedSession`), at most MAX_ANSWER_BYTES, and
     an Atom feed when HTTP 200."""
 
-    def __init__(self, timeout: float, pace: Callable[[], None]):
-        super().__init__(timeout, MAX_ANSWER_BYTES)
+    def __init__(self, timeout: float, pace: Callable[[], None], stop: threading.Event | None = None):
+        super().__init__(timeout, MAX_ANSWER_BYTES, stop)
         self.pace = pace
 
     def before_redirect(self) -> None:
@@ -222,7 +222,7 @@ class ArxivClient:
         backoff: float | None = None,
         stop: threading.Event | None = None,
     ):
-        self.stop = stop  # set (a server stopping its watch): every wait here ends at once, in Stopped
+        self.stop = stop  # set (a server stopping its watch): every wait here, for arXiv too, ends at once, in Stopped
         self.base_url = base_url or api_url()
         if service_address(self.base_url) is None:  # a setting, not the network, is wrong: said at once
             shown = re.sub(r"//[^/@]*@", "//…@", self.base_url)  # a password in it is not repeated
@@ -238,7 +238,7 @@ class ArxivClient:
         self.total_results: int | None = None  # what arXiv said the last query has (totalResults), if it said
         self._client = arxiv.Client(delay_seconds=self.delay, num_retries=0)
         self._client.query_url_format = self.base_url.rstrip("?") + "?{}"
-        self._client._session = _TimeoutSession(self.timeout, self._wait_turn)
+        self._client._session = _TimeoutSession(self.timeout, self._wait_turn, stop)
 
     def _wait_turn(self) -> None:
         global _last_request_at
