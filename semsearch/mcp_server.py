@@ -91,7 +91,7 @@ def add_tools(server, service) -> None:
         `renamed`: an argument the model names otherwise (the question is the API's `q`)."""
 
         def register(function):
-            server.tool()(function)
+            server.tool()(in_daemon_thread(function))
             publish_rules(server._tool_manager.get_tool(function.__name__), model, renamed)  # noqa: SLF001
             return function
 
@@ -213,6 +213,51 @@ def add_tools(server, service) -> None:
         each with a suggested name, the heading it would sit under, and its papers (read only)."""
         r = parse(ProposeRequest, taxonomy=taxonomy, since=since)
         return answer(service.gaps, r.taxonomy, r.since)
+
+
+def in_daemon_thread(function):
+    """`function` as an async tool whose call runs in a daemon thread of its own, awaited so that a
+    cancellation ends the wait. The SDK ran a tool in anyio's worker threads, which a cancellation
+    waits for and the interpreter joins on the way out: Ctrl-C or SIGTERM during a long call (a
+    `propose`, a search while the model loads) left the server running until the call ended.
+    At most anyio's thread limit of calls run at once, as before."""
+    import functools
+
+    @functools.wraps(function)  # the SDK reads the arguments and the description through it
+    async def call(**arguments):
+        import anyio.to_thread
+
+        async with anyio.to_thread.current_default_thread_limiter():
+            return await _in_daemon_thread(functools.partial(function, **arguments))
+
+    return call
+
+
+async def _in_daemon_thread(call):
+    import asyncio
+    import contextvars
+    import threading
+
+    loop, context = asyncio.get_running_loop(), contextvars.copy_context()
+    done = loop.create_future()
+
+    def work() -> None:
+        try:
+            result, failed = context.run(call), None
+        except Exception as err:  # noqa: BLE001 - handed to the awaiting call, as a worker thread hands it
+            result, failed = None, err
+
+        def settle() -> None:
+            if not done.done():  # not cancelled meanwhile
+                done.set_exception(failed) if failed else done.set_result(result)
+
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:  # the loop is gone: nobody is waiting
+            pass
+
+    threading.Thread(target=work, name="semsearch-mcp-tool", daemon=True).start()
+    return await done
 
 
 def publish_rules(tool, model, renamed: dict[str, str]) -> None:

@@ -7,7 +7,8 @@ the quick loop and the other in the full suite. With --pause-at it stops at a
 point of the write, creates FILE and waits there forever, for the test to kill it with SIGKILL:
 
 - batch:   after the first batch of papers has been embedded and committed to staging;
-- publish: after staging was renamed to its generation, before CURRENT names it.
+- publish: after staging was renamed to its generation, before CURRENT names it;
+- search:  inside a search (the `search` MCP tool's call, say), as a long one would be.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def pause_here(marker: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pause-at", choices=["batch", "publish"])
+    parser.add_argument("--pause-at", choices=["batch", "publish", "search"])
     parser.add_argument("--marker", type=Path)
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args()
@@ -127,6 +128,10 @@ def main() -> int:
                     pause_here(options.marker)
 
         index.os = PausingOs()
+    elif options.pause_at == "search":
+        from semsearch.service import Service
+
+        Service.search = lambda self, *args, **kwargs: pause_here(options.marker)
 
     from semsearch.cli import run as semsearch  # the command's own entry, as `semsearch` runs it
 

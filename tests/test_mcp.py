@@ -299,13 +299,15 @@ def test_trends_takes_one_category_as_a_string_as_the_api_takes_one_category_par
         assert not published.is_valid({"category": refused}), refused
 
 
-def _serving(index_dir: Path, *, initialized: bool = True):
-    """A real `semsearch mcp` past its handshake: (the process, a function that sends it a message)."""
+def _serving(index_dir: Path, *, initialized: bool = True, pause_in_search: Path | None = None):
+    """A real `semsearch mcp` past its handshake: (the process, a function that sends it a message).
+    With `pause_in_search`, every search it runs creates that file and never ends."""
     import subprocess
     import threading
 
+    pause = ["--pause-at", "search", "--marker", str(pause_in_search)] if pause_in_search else []
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
+        [sys.executable, "-m", "tests.cli_process", *pause, "--", "mcp", "--index", str(index_dir)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=str(ROOT),
     )  # fmt: skip
@@ -387,6 +389,32 @@ def test_ctrl_c_or_sigterm_ends_the_server_while_a_client_that_stopped_reading_h
         assert server.wait(timeout=20) == code
     finally:
         server.kill()
+    assert server.stderr.read().decode().strip() == said
+
+
+@pytest.mark.parametrize(("stop", "code", "said"), [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
+def test_ctrl_c_or_sigterm_ends_the_server_during_a_tool_call_that_has_not_ended(index_dir, tmp_path, stop, code, said):
+    """A tool ran in the SDK's worker threads, which a cancellation waits for and the interpreter
+    joins on the way out: Ctrl-C or SIGTERM during a long call (a `propose`, a search while the model
+    loads) left the server running until the call ended, and for good with one that never does."""
+    import signal
+    import time
+
+    marker = tmp_path / "searching"
+    server, send = _serving(index_dir, pause_in_search=marker)
+    asked = {"name": "search", "arguments": {"question": "speculative decoding"}}
+    send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": asked})
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the search never began"
+    server.send_signal(getattr(signal, stop))
+    started = time.monotonic()
+    try:
+        assert server.wait(timeout=20) == code
+    finally:
+        server.kill()
+    assert time.monotonic() - started < 3
     assert server.stderr.read().decode().strip() == said
 
 
