@@ -153,7 +153,7 @@ def add_tools(server, service) -> None:
         """What to read next, learned from papers the reader liked (`likes`) and did not (`dislikes`), each
         named as related work takes it (an arXiv id, or a method's name). `k`: 1 to 100. `since`: YYYY-MM-DD,
         only papers that appeared from then on; `details`: authors, venue and abstract of each."""
-        r = parse(rm.RecommendRequest, likes=likes, dislikes=dislikes or [], k=k, since=since, details=details)
+        r = parse(rm.RecommendRequest, likes=likes, dislikes=dislikes, k=k, since=since, details=details)
         return answer(service.recommend, r.likes, r.dislikes, r.k, r.since, details=r.details)
 
     @tool(rm.PaperRequest)

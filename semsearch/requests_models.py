@@ -219,9 +219,22 @@ class DigestRequest(Request):
     taxonomy: TaxonomyName | None = None
 
 
+def _none_is_empty(value: Any) -> Any:
+    return [] if value is None else value
+
+
+# Papers, none when null: what a client sends for an argument it has no value for. The MCP tool
+# took null and POST /api/recommend refused it ("Input should be a valid list"); read here, both take it.
+PaperIdsOrNone = Annotated[
+    list[PaperId],
+    Field(max_length=MAX_IDS),
+    BeforeValidator(_none_is_empty, json_schema_input_type=Annotated[list[PaperId], Field(max_length=MAX_IDS)] | None),
+]
+
+
 class RecommendRequest(Request):
     likes: list[PaperId] = Field(min_length=1, max_length=MAX_IDS)
-    dislikes: list[PaperId] = Field(default_factory=list, max_length=MAX_IDS)
+    dislikes: PaperIdsOrNone = Field(default_factory=list)
     k: K = 10
     since: IsoDate | None = None
     details: bool = Field(default=False, description="Add authors, venue and abstract to each hit.")

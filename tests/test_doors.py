@@ -372,6 +372,64 @@ def test_a_real_mcp_process_refuses_in_the_same_words(index_dir):
     assert answers == expected
 
 
+async def _mcp_recommendations(index_dir: Path, asked: list[dict]) -> tuple[list, dict]:
+    """What a real `semsearch mcp` answers `recommend` with each of `asked`, and the schema it publishes."""
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "tests.cli_process", "--", "mcp", "--index", str(index_dir)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=str(ROOT),
+    )
+    async with stdio_client(server, errlog=sys.stderr) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        listed = {tool.name: tool.input_schema for tool in (await session.list_tools()).tools}
+        answers = []
+        for args in asked:
+            result = await session.call_tool("recommend", args)
+            answers.append(result.content[0].text if result.is_error else json.loads(result.content[0].text))
+    return answers, listed["recommend"]
+
+
+@pytest.mark.slow
+def test_dislikes_null_is_no_dislikes_at_both_doors_and_both_publish_it(unchanged_survey_corpus_index):
+    """`"dislikes": null`, as a client writes an argument it has no value for, was taken by the MCP
+    tool `recommend` and refused by `POST /api/recommend` ("dislikes: Input should be a valid list");
+    the request model now decides for both: null is none, as leaving it out is, and both publish it."""
+    import urllib.error
+    import urllib.request
+
+    from jsonschema import Draft202012Validator
+
+    from tests.test_server import serving
+
+    asked = [{"likes": ["2302.00003"], "dislikes": dislikes, "k": 5} for dislikes in (None, [])]
+    over_http = []
+    with serving(unchanged_survey_corpus_index) as port:
+        for body in asked:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/recommend", data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"}, method="POST",
+            )  # fmt: skip
+            try:
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    over_http.append(json.loads(answer.read()))
+            except urllib.error.HTTPError as err:
+                over_http.append(json.loads(err.read())["error"])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=30) as answer:
+            openapi = json.loads(answer.read())
+    over_mcp, tool_schema = anyio.run(_mcp_recommendations, unchanged_survey_corpus_index, asked)
+    assert over_http[0] == over_http[1] and over_http[0]["dislikes"] == [], over_http
+    assert over_mcp[0] == over_mcp[1] and over_mcp[0]["dislikes"] == [], over_mcp
+    assert over_http[0]["results"] == over_mcp[0]["results"]
+    api_schema = openapi["components"]["schemas"]["RecommendRequest"]
+    for schema in (api_schema, tool_schema):
+        assert Draft202012Validator(schema).is_valid(asked[0]), schema["properties"]["dislikes"]
+        assert not Draft202012Validator(schema).is_valid({"likes": ["2302.00003"], "dislikes": ["x" * 201]})
+
+
 # --- links: only http(s) leaves the server ----------------------------------------------------------
 def _set_url(index_dir: Path, paper_id: str, url: str) -> None:
     """What an index written before ingest refused other schemes may hold."""
