@@ -398,6 +398,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if watch_seconds:
+            # Begun here, once the server takes Ctrl-C and SIGTERM as its own stop (uvicorn's handlers),
+            # not as the app was made: Ctrl-C in the server's first second, its watch already asking
+            # arXiv, ended the process there ("interrupted", or uvicorn's exit 3), the watch's thread cut
+            # where it stood and its status left saying "running".
+            stopping.append(_start_watching(service.directory, watch_seconds, service).close)
         yield
         for stop in stopping:
             stop()
@@ -414,9 +420,7 @@ def create_app(
     app.state.service = service
     if reload_seconds:
         stopping.append(service.follow(reload_seconds).set)
-    if watch_seconds:
-        stopping.append(_start_watching(service.directory, watch_seconds, service).close)
-    elif watched_elsewhere:  # `serve --workers N`: the parent watches and writes its status beside the index
+    if watched_elsewhere and not watch_seconds:  # `serve --workers N`: the parent watches, its status beside the index
         from semsearch.watch import read_watch_status
 
         service.watch_status = lambda: read_watch_status(index_dir=service.directory, watcher=watcher_pid)

@@ -444,6 +444,31 @@ def test_stopping_the_server_while_arxiv_stalls_ends_it_at_once(survey_only_inde
     assert Index.open(survey_only_index).store.get("2612.00001") is not None
 
 
+def test_ctrl_c_as_the_server_starts_stops_its_watch_as_it_stops_it_later(survey_only_index, stub, tmp_path):
+    """The watch began before the server took Ctrl-C as its own (uvicorn's handlers): Ctrl-C in the
+    server's first second, its watch already asking arXiv, said "interrupted" (exit 130) and ended the
+    watch's thread where it stood, its status left saying it was alive and running (a flaky test
+    showed it). The watch now begins once the server has started, and stops as at any later time."""
+    from tests.arxiv_stub import Step
+
+    stub.script = [Step(stall=20)]
+    port, log = free_port(), tmp_path / "server.log"
+    server = watching_server(stub, port, survey_only_index, "1h", log=log)
+    try:
+        deadline = time.monotonic() + WAIT
+        while not stub.requests and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.01)
+        server.send_signal(signal.SIGINT)  # at once: the server may still be starting
+        code = server.wait(WAIT)
+    finally:
+        stop(server)
+    said = log.read_text()
+    assert code == 0 and "Traceback" not in said and "interrupted" not in said, (code, said)
+    assert "the watch was stopped mid-run; the next watch resumes its window" in said, said
+    status = json.loads((survey_only_index / "watch-status.json").read_text())
+    assert status["alive"] is False and status["running"] is False and status["stopped"] is True
+
+
 def test_serve_watch_every_prints_no_third_party_warning(survey_only_index, stub, tmp_path):
     """Most `serve --watch-every` starts printed urllib3's "DependencyWarning: SOCKS support in
     urllib3 requires the installation of optional dependencies: specifically, PySocks" (two lines

@@ -577,9 +577,10 @@ def test_serving_on_loopback_opens_writing_and_passes_token_watch_and_names_to_t
     server.serve("::1", 8124, index_dir=index_dir, token="s3cret", watch_seconds=3600, allow_hosts=["papers.lab"])
     app, kwargs = launched.runs[-1]
     assert kwargs == {"host": "::1", "port": 8124, "log_level": "warning", "http": BoundedHead}
-    (watcher,) = launched.watchers
-    assert (watcher.seconds, watcher.directory) == (3600, index_dir)
+    assert launched.watchers == []  # the watch begins with the server, under its Ctrl-C
     with TestClient(app, base_url="http://papers.lab:8124") as client:
+        (watcher,) = launched.watchers
+        assert (watcher.seconds, watcher.directory) == (3600, index_dir)
         assert client.get("/api/health").json()["watch"] == {"state": "ok", "every": 3600}
         assert labelled(client) == (403, NEEDS_TOKEN)
         assert labelled(client, Authorization="Bearer s3cret")[0] == 404
