@@ -1,5 +1,6 @@
 import gzip
 import json
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -7,7 +8,7 @@ from hypothesis import strategies as st
 
 from semsearch.errors import SemsearchError
 from semsearch.paper import Paper, normalize_title, parse_arxiv_id, year_from_arxiv_id
-from semsearch.sources.jsonl import check_readable, paper_from_record, read_jsonl
+from semsearch.sources.jsonl import check_readable, count_records, first_record, paper_from_record, read_jsonl
 from semsearch.sources.survey import load_survey
 from semsearch.taxonomy import resolve_node
 from tests.conftest import SHARED, examples
@@ -418,3 +419,27 @@ def test_survey_facts_become_papers_filed_under_their_arxiv_id_else_their_title(
         ["survey"],
     )
     assert (second.id, second.venue, second.year, second.url) == ("survey:e-clair-fast-attention", None, None, None)
+
+
+def _line_of(path, megabytes: int) -> None:
+    """A .gz of three records whose second is one line of `megabytes` MB (a few hundred KB packed)."""
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        out.write(b'{"id": "2401.00001", "title": "A"}\n{"id": "2401.00002", "title": "B", "abstract": "')
+        for _ in range(megabytes):
+            out.write(b"a" * (1 << 20))
+        out.write(b'"}\n{"id": "2401.00003", "title": "C"}\n')
+
+
+def test_a_line_too_long_to_be_a_record_is_malformed_and_never_held_whole(tmp_path):
+    """A small .gz can unpack to one line of gigabytes: a line over MAX_LINE_BYTES is refused by its
+    number, read a piece at a time (one of 1.5 GB held 9 GB for 41 s, then failed in SQLite)."""
+    path = tmp_path / "bomb.jsonl.gz"
+    _line_of(path, 300)
+    started = time.monotonic()
+    with pytest.raises(SemsearchError, match=r"bomb.jsonl.gz:2: longer than 4 MB"):
+        list(read_jsonl(path))
+    warnings = []
+    assert [p.id for p in read_jsonl(path, skip_malformed=True, warn=warnings.append)] == ["2401.00001", "2401.00003"]
+    assert len(warnings) == 1 and ":2: longer than 4 MB" in warnings[0]
+    assert count_records(path) == 3 and first_record(path) == {"id": "2401.00001", "title": "A"}
+    assert time.monotonic() - started < 20  # 3 s here; the whole line was read, parsed and stored before
