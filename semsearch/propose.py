@@ -283,8 +283,8 @@ class Template:
             if _inside(match.start(), edits) or _in_link_target(text, match.start()):
                 continue
             before = text[plain_from : match.start()]
-            word = re.search(r"([A-Za-z][\w\-]*)[ ,]*$", before)
-            start = plain_from + word.start(1) if word and "](" not in before[word.start() :] else match.start()
+            word = _last_word(before)
+            start = plain_from + word if word is not None and "](" not in before[word:] else match.start()
             edits.append((start, match.end(), f"{venue} {year}" if start != match.start() else year))
             break
         for start, end, replacement in sorted(edits, reverse=True):
@@ -309,6 +309,18 @@ def _with_id(text: str, old: str, new: str) -> str:
 def _is_extra(label: str, url: str) -> bool:
     """A link of that paper alone (code, blog, project page): any but its arXiv link and badges."""
     return "arxiv" not in url.lower() and not label.startswith("!")
+
+
+def _last_word(text: str) -> int | None:
+    r"""Where the word `text` ends with (spaces and commas after it aside) starts, at its first ASCII
+    letter: what `([A-Za-z][\w\-]*)[ ,]*$` finds, read back from the end. The pattern tried each
+    start in a run of word characters the text does not end with (a list's line "... aaa…a! 2023"):
+    one proposal from a line of 100,000 took two minutes."""
+    end = len(text.removesuffix("\n").rstrip(" ,"))  # `$` is also before a last line end
+    start = end
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_-"):
+        start -= 1
+    return next((at for at in range(start, end) if text[at].isascii() and text[at].isalpha()), None)
 
 
 def _inside(at: int, edits: list[tuple[int, int, str]]) -> bool:
