@@ -190,6 +190,9 @@ def _shields(text: str) -> str:
     return text.replace("-", "--").replace("_", "__").replace(" ", "_")
 
 
+MAX_TEMPLATE = 5_000  # characters of an item imitated: the longest in four real lists is 591
+
+
 @dataclass
 class Template:
     """One item of a section, with the places of its own facts, to write another paper like it."""
@@ -206,7 +209,12 @@ class Template:
 
     @classmethod
     def learn(cls, lines: Sequence[str], listed: ListedPaper) -> Template | None:
+        """The item as a template, None when it cannot be one: without an arXiv link or its title,
+        or longer than MAX_TEMPLATE (writing a line costs time in its parts times its length: an
+        item of 40,000 code links, 1.2 MB, took 43 s to imitate, for each paper proposed)."""
         text = "\n".join(lines)
+        if len(text) > MAX_TEMPLATE:
+            return None
         if listed.arxiv_id is None or _span_of(text, listed.title) is None or not _ARXIV_ID.search(text):
             return None
         badges = _images(text)

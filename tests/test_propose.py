@@ -112,12 +112,28 @@ def test_a_new_paper_is_written_like_the_plainest_line_of_its_section():
 def test_a_line_with_a_long_word_before_its_year_is_written_in_time():
     """A year after a run of word characters that does not end the text before it ("aaa…a! 2023")
     is replaced in time linear in the line: one line of 50,000 took 25 s, 100,000 two minutes."""
-    markdown = "## Quantization\n\n- [A Title](https://arxiv.org/abs/2401.00001) " + "a" * 50_000 + "! 2023\n"
-    found = sections(parse_list(markdown), markdown.splitlines())
+    from semsearch.propose import Template
+    from semsearch.sources.curated import ListedPaper
+
+    line = "- [A Title](https://arxiv.org/abs/2401.00001) " + "a" * 50_000 + "! 2023"
+    template = Template(line, ListedPaper("A Title", "2401.00001"), extras=0)  # longer than `learn` takes
     started = time.monotonic()
-    written = render_line(found["Quantization"], [], NEW, "arXiv")
+    written = template.render(NEW, None, "arXiv")
     assert time.monotonic() - started < 3  # 0.01 s
     assert written == "- [Folding Caches into Few Bits](https://arxiv.org/abs/2501.01234) " + "a" * 50_000 + "! 2025"
+
+
+def test_an_item_too_long_to_be_a_lists_form_is_not_imitated():
+    """An item of 40,000 code links (1.2 MB) is no form of the list's lines: a new paper is written
+    like the list's other items, else plainly, at once (imitating it took 43 s a paper)."""
+    long_item = "- [A Title](https://arxiv.org/abs/2401.00001)" + " [[Code]](https://github.com/x)" * 40_000
+    markdown = f"## Quantization\n\n{long_item}\n\n## Pruning\n\n- [Pruned](https://arxiv.org/abs/2401.00002) [[Code]](https://x.org)\n"
+    found = sections(parse_list(markdown), markdown.splitlines())
+    assert found["Quantization"].templates == []
+    started = time.monotonic()
+    written = render_line(found["Quantization"], found["Pruning"].templates, NEW, "arXiv")
+    assert time.monotonic() - started < 3  # 0.001 s
+    assert written == "- [Folding Caches into Few Bits](https://arxiv.org/abs/2501.01234)"
 
 
 @given(st.text(st.sampled_from("aZ9_-, .!é٣²ⅷ\u0301\n"), max_size=12))
