@@ -22,6 +22,7 @@ from semsearch.sources.curated import (
     MAX_CHARS,
     MAX_DEPTH,
     MAX_HEADINGS,
+    MAX_PAPERS,
     _links,
     _summary,
     parse_list,
@@ -101,8 +102,11 @@ def _nested_headings(count: int) -> str:
         ("".join(f"## H{n}\n- [GPTQ](https://arxiv.org/abs/2210.17323)\n" for n in range(1_001)), "more than 1,000"),
         ("## S\n" + "<details><summary>g</summary>\n" * 40 + "- **A title**\n", f"more than {MAX_DEPTH} levels"),
         ("## S\n" + "x" * (MAX_CHARS + 1), f"more than {MAX_CHARS:,} characters"),
+        # 90,000 papers (4.5 MB) were read, then their classifier asked for 30 GB: a traceback after 3 minutes.
+        ("## S\n" + "".join(f"- [P{n}](https://arxiv.org/abs/2401.{n:05d})\n" for n in range(MAX_PAPERS + 1)),
+         f"too many papers: more than {MAX_PAPERS:,}"),
     ],
-    ids=["5016-headings", "1001-flat-headings", "nested-details", "over-5MB"],
+    ids=["5016-headings", "1001-flat-headings", "nested-details", "over-5MB", "10001-papers"],
 )  # fmt: skip
 def test_each_limit_is_a_one_line_error_naming_it_at_once(text, limit):
     """Refused when read (0.3 s or less on an idle core), not after training a node each."""

@@ -51,6 +51,9 @@ MAX_CHARS = 5_000_000  # a README of 5 MB is far past any real list (the survey'
 MAX_HEADINGS = 1_000  # headings and <summary> groups: each can be a node, and 4,900 nodes took 3.1 GB to train on
 MAX_DEPTH = 12  # a node path's names (6 heading levels, then nested <details>)
 MAX_ITEMS = 100_000  # list items and table rows
+# Papers (distinct arXiv ids and titles): a taxonomy's classifier is trained on each, in memory square
+# in their number (9,000 took 3.2 GB and two minutes; 90,000 asked for 30 GB and ended in a traceback).
+MAX_PAPERS = 10_000
 MAX_NAME = 300  # a heading's name is cut (at a word) to what every door takes as a category
 _ARXIV_ID = re.compile(  # abs, pdf and html pages, any version, arXiv's DOIs, and "arXiv:ID" as arXiv cites it
     r"(?:arxiv\.org/(?:abs|pdf|html)/|10\.48550/arxiv\.|(?<![\w/.])arxiv: ?)"
@@ -439,6 +442,8 @@ def parse_list(markdown: str) -> CuratedList:
                     )
                 )
                 paper = found[key] = ListedPaper(name, arxiv_id, links=links, text=text)
+                if len(found) > MAX_PAPERS:
+                    raise SemsearchError(f"the list has too many papers: more than {MAX_PAPERS:,}")
             if where not in paper.categories:
                 paper.categories.append(where)
             placements.append(Placement(where, first, last, kind, key, through, block))
