@@ -1298,6 +1298,54 @@ def test_a_request_waiting_behind_a_slow_answer_does_not_cut_that_answer_off(mon
     assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body)["body"] == 0
 
 
+def test_a_pipelined_request_that_never_arrives_whole_is_still_cut_off_once_the_answer_before_it_is_sent(
+    monkeypatch,
+):
+    """The clock that waited on the server's answer to the request before is set again, not
+    dropped: a half request pipelined behind a slow answer does not hold its connection for ever."""
+    import asyncio
+    import socket
+
+    from semsearch.bounded_http import BoundedHead
+
+    async def slow_then_echo(scope, receive, send):
+        if scope.get("path") == "/slow":
+            await asyncio.sleep(1.0)
+            await _ok_kept_alive(scope, receive, send)
+        else:
+            await _echo_length(scope, receive, send)  # waits for the body's last 6 bytes
+
+    monkeypatch.setattr(BoundedHead, "read_seconds", 0.3)
+    first = b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    second = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nhalf"
+    with uvicorn_serving(slow_then_echo) as port, socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(first + second)
+        answer = _answer_within(client, 8)  # was held open: recv timed out
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nok")
+    assert answer.count(b"HTTP/1.1 ") == 1  # the half request's own app reads a disconnect
+
+
+def test_a_body_the_app_is_slow_to_read_is_waited_for_not_taken_for_a_slow_client(monkeypatch):
+    """Reading paused by the server (the app has not read the body yet, over uvicorn's 64 KiB
+    buffer) is no client's delay: the request, sent whole at once, is answered whole."""
+    import asyncio
+    import socket
+
+    from semsearch.bounded_http import BoundedHead
+
+    async def slow_reader(scope, receive, send):
+        await asyncio.sleep(1.0)
+        await _echo_length(scope, receive, send)
+
+    monkeypatch.setattr(BoundedHead, "read_seconds", 0.3)
+    posted = b"x" * 300_000
+    sent = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n%s" % (len(posted), posted)
+    with uvicorn_serving(slow_reader) as port, socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(sent)
+        head, _, body = _answer_within(client, 10).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body)["body"] == len(posted)
+
+
 @pytest.mark.parametrize(
     "sent",
     [b"NOT HTTP AT ALL\r\n\r\n", b"GET /?q=" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"],
