@@ -1325,6 +1325,47 @@ def test_a_pipelined_request_that_never_arrives_whole_is_still_cut_off_once_the_
     assert answer.count(b"HTTP/1.1 ") == 1  # the half request's own app reads a disconnect
 
 
+def _one_ok(client, seconds: float = 10) -> bytes:
+    """The next answer of `_ok_kept_alive` on `client` (its connection stays open)."""
+    client.settimeout(seconds)
+    answer = b""
+    while not answer.endswith(b"\r\n\r\nok") and (chunk := client.recv(65536)):
+        answer += chunk
+    return answer
+
+
+def test_a_head_of_exactly_the_limit_is_read_on_a_new_connection_and_on_a_kept_alive_one():
+    """The bound is "over MAX_HEAD bytes": a head that has reached the limit unfinished, then ends,
+    is read; each request of a connection counts its own head from zero."""
+    import socket
+
+    from semsearch.bounded_http import MAX_HEAD
+
+    start = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: "
+    unfinished = start + b"a" * (MAX_HEAD - len(start))
+    with uvicorn_serving(_ok_kept_alive) as port, socket.create_connection(("127.0.0.1", port)) as client:
+        for request in ("first", "second"):
+            client.sendall(unfinished)
+            time.sleep(0.5)  # read by the server as it stands: MAX_HEAD bytes, no end yet
+            client.sendall(b"\r\n\r\n")
+            assert _one_ok(client).startswith(b"HTTP/1.1 200 "), request
+
+
+def test_an_answered_request_s_clock_stops_a_kept_alive_connection_may_idle_before_the_next(monkeypatch):
+    import socket
+
+    from semsearch.bounded_http import BoundedHead
+
+    monkeypatch.setattr(BoundedHead, "read_seconds", 0.3)
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with uvicorn_serving(_ok_kept_alive) as port, socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(request)
+        assert _one_ok(client).startswith(b"HTTP/1.1 200 ")
+        time.sleep(1.0)  # idle past read_seconds (uvicorn's keep-alive is 5 s): no 408 for a request answered
+        client.sendall(request)
+        assert _one_ok(client).startswith(b"HTTP/1.1 200 ")
+
+
 def test_a_body_the_app_is_slow_to_read_is_waited_for_not_taken_for_a_slow_client(monkeypatch):
     """Reading paused by the server (the app has not read the body yet, over uvicorn's 64 KiB
     buffer) is no client's delay: the request, sent whole at once, is answered whole."""
