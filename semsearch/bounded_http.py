@@ -63,6 +63,10 @@ class BoundedHead(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        # What arrives next is the next request's head: counted from its first piece, which is read
+        # before the parser reports the message's beginning (on a kept-alive connection it was not
+        # counted, and a head 60 kB over the bound was read).
+        self._reading_head = True
         self._stop_clock()
         super().on_message_complete()
 

@@ -1351,6 +1351,27 @@ def test_a_head_of_exactly_the_limit_is_read_on_a_new_connection_and_on_a_kept_a
             assert _one_ok(client).startswith(b"HTTP/1.1 200 "), request
 
 
+def test_a_head_over_the_limit_is_a_431_on_a_kept_alive_connection_s_next_request_too():
+    """The next request's first piece of data was not counted (the head is counted only from the
+    message's beginning, which the parser reports after that piece is read): on a kept-alive
+    connection a head over the bound by up to that piece (60 kB over, say) was read, where a new
+    connection refuses it."""
+    import socket
+
+    from semsearch.bounded_http import MAX_HEAD
+
+    start = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: "
+    over = start + b"a" * (MAX_HEAD - len(start) + 1)  # one byte over, unfinished
+    error = {"error": f"the request line and headers are over {MAX_HEAD} bytes"}
+    with uvicorn_serving(_ok_kept_alive) as port, socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _one_ok(client).startswith(b"HTTP/1.1 200 ")
+        time.sleep(0.2)
+        client.sendall(over)
+        head, _, body = _answer_within(client, 10).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 ") and json.loads(body) == error
+
+
 def test_an_answered_request_s_clock_stops_a_kept_alive_connection_may_idle_before_the_next(monkeypatch):
     import socket
 
