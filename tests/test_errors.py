@@ -190,6 +190,7 @@ def test_any_other_failure_is_its_text_on_one_line_cut_at_a_word_within_200_char
     assert network_reason(RuntimeError()) == "RuntimeError"
     exactly = "x" * 200
     assert network_reason(RuntimeError(exactly)) == exactly
+    assert network_reason(RuntimeError(exactly + "y")) == exactly + " …"  # one over: cut (no space: at 200)
     long = " ".join(["word"] * 60)  # 299 characters
     said = network_reason(RuntimeError(long))
     assert said == " ".join(["word"] * 40) + " …" and len(said) == 201
