@@ -394,3 +394,10 @@ def test_the_leaves_are_the_nodes_no_other_node_is_under_at_any_depth():
     )
     assert listed.nodes == ["A", "A/B", "A/B/C", "A/D", "E"]
     assert listed.leaves() == ["A/B/C", "A/D", "E"]
+
+
+def test_a_link_never_closed_ends_the_reading_of_links_and_keeps_those_before_it():
+    from semsearch.sources.curated import _links
+
+    assert _links("[a](http://a) then [b](http://b") == [(0, 13, "a", "http://a")]
+    assert _links("see [a](http://x") == []

@@ -1787,3 +1787,32 @@ def test_a_service_started_on_a_damaged_newest_generation_says_so_from_its_first
     health = Service(index_dir=two_generations).health()
     assert health["status"] == "degraded" and health["generation"] == "gen-000001"
     assert health["integrity"] == "gen-000002 is damaged (vectors.faiss checksum mismatch); serving gen-000001"
+
+
+def test_a_generation_missing_or_damaged_is_said_in_one_form(tmp_path):
+    from semsearch.index import GenerationDamaged
+
+    missing = GenerationDamaged(tmp_path, "gen-000002", "CURRENT names it", missing=True)
+    assert missing.what == "gen-000002 is missing (CURRENT names it)"
+    assert str(missing) == f"index at {tmp_path}: gen-000002 is missing (CURRENT names it)"
+    assert GenerationDamaged(tmp_path, "gen-000003", "bad checksum").what == "gen-000003 is damaged (bad checksum)"
+
+
+def test_a_lock_file_that_is_a_symbolic_link_is_not_followed(tmp_path):
+    """`lock_is_held` opens the lock with O_NOFOLLOW: a link at its place is no lock, even to a file
+    someone holds locked."""
+    import fcntl
+    import os
+
+    from semsearch.index import lock_is_held
+
+    target = tmp_path / "held"
+    target.write_text("")
+    (tmp_path / ".lock").symlink_to(target)
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert lock_is_held(target)  # held, in this process too
+        assert not lock_is_held(tmp_path / ".lock")
+    finally:
+        os.close(fd)

@@ -344,6 +344,8 @@ def test_one_line_is_printable_text_on_one_line():
         ("Go Wider Instead of Deeper", None),
         ("Fast Decoding Ada Lovelace, Alan Turing", None),
         ("Faster, Smaller, Cheaper: Decoding Small Models", None),
+        # A last part of five words is no name cut short (four words at most).
+        ("Fast Decoding of Small Models Ada Lovelace, Alan Turing, Grace Hopper Wrote Five Papers", None),
     ],
 )
 def test_a_title_is_written_without_the_authors_a_pdf_ran_on_after_it(title, written):
