@@ -401,3 +401,10 @@ def test_a_link_never_closed_ends_the_reading_of_links_and_keeps_those_before_it
 
     assert _links("[a](http://a) then [b](http://b") == [(0, 13, "a", "http://a")]
     assert _links("see [a](http://x") == []
+
+
+@pytest.mark.parametrize("venue", ["arXiv", "NeurIPS", "openreview"])
+def test_a_venue_and_year_broken_markup_left_after_a_title_go_whatever_the_venue_s_case(venue):
+    from semsearch.sources.curated import clean_title
+
+    assert clean_title(f"Fast Decoding, {venue}, 2023") == "Fast Decoding"
