@@ -408,3 +408,11 @@ def test_a_venue_and_year_broken_markup_left_after_a_title_go_whatever_the_venue
     from semsearch.sources.curated import clean_title
 
     assert clean_title(f"Fast Decoding, {venue}, 2023") == "Fast Decoding"
+
+
+def test_headings_and_summary_groups_count_together_toward_the_headings_limit():
+    group = "<details><summary>g</summary>\n\n</details>\n\n"
+    at_limit = "## A\n\n" * 600 + group * 400 + f"- [P]({AX})\n"
+    assert parse_list(at_limit).papers  # 1,000: read
+    with pytest.raises(SemsearchError, match="^the list has too many headings: more than 1,000$"):
+        parse_list("## A\n\n" * 600 + group * 401 + f"- [P]({AX})\n")
