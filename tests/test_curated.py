@@ -416,3 +416,10 @@ def test_headings_and_summary_groups_count_together_toward_the_headings_limit():
     assert parse_list(at_limit).papers  # 1,000: read
     with pytest.raises(SemsearchError, match="^the list has too many headings: more than 1,000$"):
         parse_list("## A\n\n" * 600 + group * 401 + f"- [P]({AX})\n")
+
+
+def test_an_item_opening_with_a_date_takes_its_first_link_s_text_alone_for_its_title():
+    listed = parse_list(
+        "## A\n\n- 2023.10 - [Fast Title](https://arxiv.org/abs/2401.00001) and words [Code](https://github.com/x/y)\n"
+    )
+    assert [p.title for p in listed.papers] == ["Fast Title"]
