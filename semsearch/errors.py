@@ -97,6 +97,22 @@ class IndexUnwritable(SemsearchError):
 _SHORT_WRITE = re.compile(r"\b\d+ requested and \d+ written\b")
 
 
+_URL_AS_PATH = re.compile(r"^(https?|ftp|s3|gs|file):/+", re.IGNORECASE)
+
+
+def missing_file(path: os.PathLike | str) -> SemsearchError:
+    """The refusal of a file that is not there. A URL given where a file is read reaches here as a
+    path, whose `//` the path collapsed ("https:/host/x", which nobody typed, said to be "no such
+    file" read as a typo in the address): it is named as typed and said to be a URL, which the
+    commands that read files do not download."""
+    text = str(path)
+    url = _URL_AS_PATH.match(text)
+    if url:
+        typed = f"{url[1]}://{text[url.end():]}"
+        return SemsearchError(f"cannot read {typed}: a URL, not a file (download it, then give the file)")
+    return SemsearchError(f"cannot read {text}: no such file")
+
+
 def no_room(err: BaseException) -> tuple[str, str] | None:
     """Why a write found no room, as (cause, what to do), in any of the ways a library says it; None
     when it is not that. A full disk (ENOSPC), a file-size limit (EFBIG: `ulimit -f`) and a quota

@@ -23,6 +23,7 @@ from semsearch.errors import (
     PartialFailure,
     SemsearchError,
     is_disk_full,
+    missing_file,
 )
 from semsearch.index import RESUME_PREFIX, UNWRITABLE, WATCH_LOCK, Index, IndexWriter, Manifest, lock_is_held
 from semsearch.paper import Paper, normalize_title
@@ -647,6 +648,8 @@ def ingest_jsonl(
 def _vector_file(path: str | Path, files: list[Path]):
     try:
         matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise missing_file(path) from None
     except (OSError, ValueError) as err:
         raise SemsearchError(f"cannot read vectors from {path}: {err}") from None
     if matrix.ndim != 2:

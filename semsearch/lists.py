@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.errors import NotFound, SemsearchError, Unreachable, network_reason
+from semsearch.errors import NotFound, SemsearchError, Unreachable, missing_file, network_reason
 from semsearch.paper import Paper, normalize_title, year_from_arxiv_id
 from semsearch.sources.curated import CuratedList, ListedPaper, name_form, parse_list
 from semsearch.taxonomy import Taxonomy, load_taxonomy, subtree_counts
@@ -112,6 +112,8 @@ def read_source(source: str, *, offline: bool = False) -> str:
         if len(raw) > 4 * MAX_CHARS:
             raise SemsearchError(too_large)
         return raw.decode("utf-8")
+    except FileNotFoundError:
+        raise missing_file(source) from None
     except (OSError, UnicodeDecodeError) as err:
         raise SemsearchError(f"cannot read {source}: {err.strerror if isinstance(err, OSError) else err}") from None
 

@@ -219,6 +219,32 @@ def test_bad_input_is_one_line_and_exit_2(built, capsys, tmp_path, args, message
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+URL = "https://example.com/data/papers.jsonl"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ingest", "jsonl", URL],
+        ["search", "--batch", URL],
+        ["classify", "--batch", URL],
+        ["related", "--batch", URL],
+        ["labels", "import", URL],
+        ["eval", "search", "--queries", URL],
+        ["eval", "classify", "--papers", URL],
+        ["eval", "propose", URL, URL],
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_a_url_where_a_file_is_asked_for_is_named_as_typed_and_said_to_be_one(built, cli, args):
+    """These commands read files, not URLs. A URL given instead was refused as a missing file
+    under a name nobody typed (`cannot read https:/example.com/...: no such file`: a path collapses
+    the `//`), which reads as a typo in the address rather than as "download it first"."""
+    code, _, err = cli(*args, "--index", built)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"cannot read {URL}: a URL, not a file" in err and "download it" in err
+
+
 def test_malformed_line_reports_and_keeps_earlier_papers(tmp_path, fake_model, capsys):
     source = tmp_path / "bad.jsonl"
     source.write_text('{"id": "2401.00001", "title": "Fine"}\n[1, 2]\n')

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from semsearch.errors import SemsearchError
+from semsearch.errors import SemsearchError, missing_file
 from semsearch.paper import Paper, parse_arxiv_id, split_lines, web_url, year_from_arxiv_id
 from semsearch.requests_models import MAX_TITLE
 
@@ -153,7 +153,7 @@ def check_readable(path: Path, *, read_once: bool = False) -> None:
     if path.is_dir():
         raise SemsearchError(f"cannot read {path}: it is a directory")
     if not path.exists():
-        raise SemsearchError(f"cannot read {path}: no such file")
+        raise missing_file(path)
     if not path.is_file():
         if read_once:
             return
