@@ -791,7 +791,9 @@ def ingest_survey(
                     looked_up.update(map(normalize_title, titles))
                     ingest.store.set_meta(TITLES_LOOKED_UP, json.dumps(sorted(looked_up)))
             except ArxivUnavailable as err:
-                ingest.warn(f"{err}; indexing survey titles only (run again online to add abstracts)")
+                ingest.warn(
+                    f"{err}; indexing survey titles only (`semsearch ingest survey` online adds their abstracts)"
+                )
 
         def with_abstract(paper: Paper) -> Paper:
             found = by_id.get(paper.id) or by_title.get(normalize_title(paper.title))

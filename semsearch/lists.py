@@ -281,7 +281,7 @@ def _put_list(
         # are embedded leaves the whole list staged (or none of it) for the next writer to publish,
         # never a README or papers without the list. Its classifier, trained once they are embedded,
         # is dropped meanwhile: one trained on the replaced list's nodes must not answer for these.
-        ingest.put_whole(_with_abstracts(listed, store, offline, ingest.warn))
+        ingest.put_whole(_with_abstracts(listed, store, offline, ingest.warn, later=_refresh_command(name, source)))
         labels = []
         for paper in listed.papers:
             vec_id = indexed_as(store, paper)
@@ -309,8 +309,19 @@ def _put_list(
     return summary
 
 
-def _with_abstracts(listed: CuratedList, store, offline: bool, warn: Callable[[str], None]) -> list[Paper]:
-    fetched = _fetch([p.arxiv_id for p in listed.papers if p.arxiv_id], store, offline, warn)
+def _refresh_command(name: str, source: str) -> str:
+    """The command that reads the list `name` again and fetches what its papers lack."""
+    import shlex
+
+    return f"taxonomy refresh --taxonomy {name}" if is_url(source) else (
+        f"taxonomy refresh {shlex.quote(source)} --taxonomy {name}"
+    )
+
+
+def _with_abstracts(
+    listed: CuratedList, store, offline: bool, warn: Callable[[str], None], *, later: str
+) -> list[Paper]:
+    fetched = _fetch([p.arxiv_id for p in listed.papers if p.arxiv_id], store, offline, warn, later=later)
     papers = []
     for paper in listed.papers:
         if indexed_as(store, paper) is not None:
@@ -689,7 +700,13 @@ def _apply_survey(
         ingest.survey = fresh
         touched = set(changes["added"]) | set(changes["moved"]) | set(aliases)  # a paper relinked takes its new key
         new_papers = [p for p in fresh.papers if key(p) in touched]
-        fetched = {} if undo else _fetch([p.arxiv_id for p in new_papers if p.arxiv_id], store, offline, ingest.warn)
+        fetched = (
+            {}
+            if undo
+            else _fetch(
+                [p.arxiv_id for p in new_papers if p.arxiv_id], store, offline, ingest.warn, later="ingest survey"
+            )
+        )
         # Stored uncommitted, with the relabelling below: the refresh lands in one transaction (embedded
         # at publish), so a kill meanwhile never leaves half of it staged for the next writer to publish.
         ingest.put_whole(p.merged_with(fetched[p.arxiv_id]) if p.arxiv_id in fetched else p for p in new_papers)
@@ -744,22 +761,25 @@ def _packaged_facts() -> str:
     return files("semsearch").joinpath("data/survey.json").read_text(encoding="utf-8")
 
 
-def _fetch(ids: list[str], store, offline: bool, warn: Callable[[str], None]) -> dict[str, Paper]:
-    """The papers with these arXiv ids that the index holds without an abstract, from arXiv."""
+def _fetch(ids: list[str], store, offline: bool, warn: Callable[[str], None], *, later: str) -> dict[str, Paper]:
+    """The papers with these arXiv ids that the index holds without an abstract, from arXiv. Those
+    left without one are said, with the command (`later`) that brings their abstracts: "run again"
+    had named `taxonomy add`, which run again is refused, the name being taken."""
     from semsearch.sources.arxiv import ArxivClient, ArxivUnavailable
 
     ids = [i for i in ids if not ((stored := store.get(i)) and stored.abstract)]
     if not ids:
         return {}
+    remedy = f"`semsearch {later}` online adds {'its abstract' if len(ids) == 1 else 'their abstracts'}"
     if offline:
         warn(
-            "offline: 1 paper is indexed on its title (run again online for its abstract)"
+            f"offline: 1 paper is indexed on its title ({remedy})"
             if len(ids) == 1
-            else f"offline: {len(ids)} papers are indexed on their titles (run again online for abstracts)"
+            else f"offline: {len(ids)} papers are indexed on their titles ({remedy})"
         )
         return {}
     try:
         return {p.id: p for p in ArxivClient().fetch_ids(ids).papers}
     except ArxivUnavailable as err:
-        warn(f"{err}; indexing titles only (run again online to add abstracts)")
+        warn(f"{err}; indexing titles only ({remedy})")
         return {}

@@ -344,12 +344,31 @@ def test_offline_a_list_is_indexed_on_its_titles(index_dir, list_file, capsys):
     assert Index.open(index_dir).store.get("2501.00004").title == "Two-bit keys"
 
 
+def test_offline_the_command_the_warning_names_brings_the_abstracts(index_dir, list_file, capsys, monkeypatch):
+    """It said "run again online for abstracts": `taxonomy add` run again is refused (the name is
+    taken). The warning names the command that brings them, and that command does."""
+    import re
+    import shlex
+
+    code, _, err = run(capsys, "taxonomy", "add", "kv", list_file, "--offline", "--index", index_dir)
+    assert code == 0 and "run again" not in err
+    named = re.search(r"`semsearch ([^`]+)` online adds their abstracts", err)
+    assert named, err
+    papers = {i: {"title": t, "abstract": a} for i, (t, a) in ABSTRACTS.items()}
+    with ArxivStub(papers=papers) as stub:
+        monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
+        code, _, err = run(capsys, *shlex.split(named[1]), "--index", index_dir)
+    assert code == 0, err
+    assert Index.open(index_dir).store.get("2501.00004").abstract == ABSTRACTS["2501.00004"][1]
+
+
 def test_a_list_of_one_paper_is_counted_as_one_paper(index_dir, tmp_path, capsys):
     """It read "offline: 1 papers are indexed on their titles" and "1 nodes, 1 papers"."""
     one = tmp_path / "one.md"
     one.write_text("# One\n\n## Caches\n- **Two-bit keys.** [[pdf](https://arxiv.org/abs/2501.00004)]\n")
     code, _, err = run(capsys, "taxonomy", "add", "kv", one, "--offline", "--index", index_dir)
-    assert code == 0 and "offline: 1 paper is indexed on its title (run again online for its abstract)" in err
+    assert code == 0 and "offline: 1 paper is indexed on its title (`semsearch taxonomy refresh" in err
+    assert "online adds its abstract)" in err
     assert "taxonomy 'kv': 1 node, 1 paper (1 with an arXiv id)" in err
 
 
