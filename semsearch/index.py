@@ -77,7 +77,16 @@ class GenerationDamaged(IndexDamaged):
 
 
 def no_index_at(directory: Path) -> SemsearchError:
-    return SemsearchError(f"no index at {directory} (build one with `semsearch ingest survey`, or pass --index DIR)")
+    """Named in full, with the command that builds it there: a relative `--index idx` typed in
+    another directory was "no index at idx (build one with `semsearch ingest survey`)", which
+    builds ./index, where `--index idx` does not look."""
+    import shlex
+
+    where = Path(os.path.abspath(directory))
+    return SemsearchError(
+        f"no index at {where} (build one with `semsearch ingest survey --index {shlex.quote(str(where))}`, "
+        "or pass --index DIR)"
+    )
 
 
 def resolve_index_dir(option: str | Path | None = None) -> Path:

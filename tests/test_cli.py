@@ -195,7 +195,7 @@ def test_info(built, capsys):
     "args, message",
     [
         (["search", "   "], "question: has no text"),
-        (["search", "x", "--index", "nowhere"], "no index at nowhere"),
+        (["search", "x", "--index", "nowhere"], "/nowhere (build one with `semsearch ingest survey --index /"),
         (["search", "x", "--category", "Not A Node"], "unknown category"),
         (["ingest", "arxiv", "--id", "12.34"], "invalid arXiv id"),
         (["ingest", "arxiv"], "give --id"),
@@ -344,6 +344,22 @@ def test_the_first_question_builds_the_default_index(tmp_path, fake_model, capsy
     assert len(json.loads(out)["results"]) == 3 and (tmp_path / "index" / "CURRENT").exists()
     code, _, err = run(capsys, "search", "kv cache", "--index", tmp_path / "elsewhere")
     assert code == 2 and "no index at" in err  # an index asked for by name is never built behind one's back
+
+
+def test_no_index_at_a_relative_path_names_it_in_full_and_the_command_that_builds_it_there(cli, tmp_path):
+    """`--index idx` typed in another directory said "no index at idx (build one with `semsearch
+    ingest survey`, ...)": which idx was not said, and the command it named builds ./index, after
+    which `--index idx` finds nothing again. It names the directory in full, and the command it
+    names builds the index there."""
+    import shlex
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code, _, err = cli("search", "kv cache", "--index", "idx", cwd=elsewhere)
+    assert code == 2 and err.startswith(f"error: no index at {elsewhere / 'idx'} "), err
+    named = re.search(r"`semsearch ([^`]+)`", err)[1]
+    assert cli(*shlex.split(named), "--offline", cwd=tmp_path).returncode == 0  # from any directory
+    assert cli("search", "kv cache", "--index", "idx", cwd=elsewhere).returncode == 0
 
 
 @pytest.mark.parametrize(

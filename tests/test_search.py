@@ -624,7 +624,7 @@ def test_a_script_given_no_index_says_so_in_one_line(script, args, tmp_path):
     command = [sys.executable, script, "--index", str(tmp_path / "none"), *args]
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and done.stderr == f"error: no index at {tmp_path / 'none'} " + (
-        "(build one with `semsearch ingest survey`, or pass --index DIR)\n"
+        f"(build one with `semsearch ingest survey --index {tmp_path / 'none'}`, or pass --index DIR)\n"
     ), done.stderr
 
 
