@@ -61,6 +61,9 @@ ModelOption = Annotated[
     typer.Option("--model", help="sentence-transformers model name or path (default all-MiniLM-L6-v2)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+IngestJsonOption = Annotated[  # an ingest prints a summary line, no table
+    bool, typer.Option("--json", help="Print the run's counts as JSON on stdout too (the summary stays on stderr).")
+]
 TaxonomyOption = Annotated[
     str | None,
     typer.Option(
@@ -266,7 +269,7 @@ def ingest_jsonl_command(
             "needs semsearch[ray].",
         ),
     ] = None,
-    as_json: JsonOption = False,
+    as_json: IngestJsonOption = False,
     index: IndexOption = None,
     model: ModelOption = None,
     progress: ProgressOption = None,
@@ -306,7 +309,7 @@ def ingest_arxiv_command(
     ids: Annotated[list[str] | None, typer.Option("--id", help="arXiv id (repeatable).")] = None,
     query: Annotated[str | None, typer.Option("--query", help="arXiv search query, e.g. 'ti:quantization'.")] = None,
     max_results: Annotated[int, typer.Option("--max", min=1, max=10_000, help="Most papers for --query.")] = 100,
-    as_json: JsonOption = False,
+    as_json: IngestJsonOption = False,
     index: IndexOption = None,
     model: ModelOption = None,
     progress: ProgressOption = None,
@@ -323,7 +326,7 @@ def ingest_arxiv_command(
 @ingest_app.command("survey")
 def ingest_survey_command(
     offline: Annotated[bool, typer.Option("--offline", help="Titles only; do not ask arXiv for abstracts.")] = False,
-    as_json: JsonOption = False,
+    as_json: IngestJsonOption = False,
     index: IndexOption = None,
     model: ModelOption = None,
     progress: ProgressOption = None,
@@ -992,7 +995,12 @@ def taxonomy_add(
     source: Annotated[str, typer.Argument(metavar="FILE|URL", help="The list's markdown (a README).")],
     offline: Annotated[bool, typer.Option("--offline", help="Do not fetch abstracts from arXiv.")] = False,
     replace: Annotated[bool, typer.Option("--replace", help="Replace a taxonomy of the same name.")] = False,
-    as_json: JsonOption = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help='Print the summary as JSON, {"name", "nodes", "papers", "with_arxiv_id", "weak_nodes"}.'
+        ),
+    ] = False,
     index: IndexOption = None,
     progress: ProgressOption = None,
 ) -> None:

@@ -193,6 +193,24 @@ def test_each_command_is_listed_in_its_groups_help_by_one_unbroken_summary(path)
     assert code == 0 and " ".join(summary.split()[:4]) in " ".join(listing.split())
 
 
+@pytest.mark.parametrize(
+    "path, says",
+    [
+        (("ingest", "survey"), "counts"),
+        (("ingest", "jsonl"), "counts"),
+        (("ingest", "arxiv"), "counts"),
+        (("taxonomy", "add"), "summary"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, tuple) else value,
+)
+def test_json_help_says_what_it_prints_where_there_is_no_table(path, says):
+    """These commands print no table (a summary line on stderr), yet `--json` said "Print JSON
+    instead of a table"; it says what it prints."""
+    _, out, _ = help_of(*path)
+    words = " ".join(out.replace("│", " ").split())
+    assert "instead of a table" not in words and says in words.split("--json", 1)[1].split("--")[0]
+
+
 def test_labels_help_shows_export_and_import_and_export_is_the_bare_command(cli, survey_only_index, capsys):
     import json
 
