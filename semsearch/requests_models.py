@@ -331,7 +331,9 @@ def describe(errors: Iterable[dict]) -> str:
         if problem.get("type") == "json_invalid":  # FastAPI's loc is ("body", character offset)
             parts.append("body: is not valid JSON")
             continue
-        loc = [str(p) for p in problem.get("loc", ()) if p not in ("query", "body", "path")]
+        loc = [str(p) for p in problem.get("loc", ())]
+        if len(loc) > 1 and loc[0] in ("query", "body", "path"):  # FastAPI's: where it was sent, then what
+            loc = loc[1:]  # (a parameter of one of these names is named: it was "''")
         if problem.get("type") == WHOLE_REFUSAL:
             parts.append(problem["msg"])
             continue

@@ -953,6 +953,10 @@ def test_a_body_that_is_not_json_is_named_so_and_the_page_answers_head(unchanged
         ("/api/papers/2306.00978?details=true", "details"),
         ("/api/health?x=1", "x"),
         ("/api/digests?%0A=1", "'\\n'"),  # a name that is not a plain one is quoted
+        # Named as FastAPI names where a parameter is sent: these were "'': is not a parameter".
+        ("/api/search?q=kv&query=kv", "query"),
+        ("/api/related/2306.00978?path=x", "path"),
+        ("/api/papers?category=Quantization&body=1", "body"),
     ],
 )
 def test_a_parameter_a_route_does_not_take_is_refused_by_name(unchanged_client, url, named):
