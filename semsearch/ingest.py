@@ -59,6 +59,7 @@ class IngestReport:
 
     def summary(self) -> str:
         count = self.manifest.count if self.manifest else "no"
+        held = f"{count} paper" if count == 1 else f"{count} papers"  # "1 papers" before
         papers = "paper" if self.read == 1 else "papers"
         read = f"read {self.read} {papers}: {self.added} new, {self.updated} updated, {self.unchanged} unchanged; "
         if self.carried_over:  # else the index grew by more than this run's "new", unexplained
@@ -67,9 +68,9 @@ class IngestReport:
             )
             read += f"{self.carried_over} more new from {source}; "
         if not self.published and self.manifest is not None:
-            return f"{read}nothing new: {self.manifest.generation} ({count} papers) is unchanged ({self.seconds:.1f}s)"
+            return f"{read}nothing new: {self.manifest.generation} ({held}) is unchanged ({self.seconds:.1f}s)"
         return (
-            f"{read}embedded {self.embedded} in {self.embed_seconds:.1f}s; index now holds {count} papers "
+            f"{read}embedded {self.embedded} in {self.embed_seconds:.1f}s; index now holds {held} "
             f"({self.seconds:.1f}s)"
         )
 

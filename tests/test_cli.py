@@ -757,11 +757,13 @@ def test_every_ingest_command_prints_its_report_as_json(cli, tmp_path, survey_on
     with ArxivStub() as stub:
         monkeypatch.setenv("SEMSEARCH_ARXIV_URL", stub.url)
         fetched = cli("ingest", "arxiv", "--id", "2401.00001", "--json", "--index", tmp_path / "new", check=True)
+        again = cli("ingest", "arxiv", "--id", "2401.00001", "--index", tmp_path / "new", check=True)
     assert json.loads(fetched.stdout) == {
         "read": 1, "added": 1, "updated": 0, "unchanged": 0, "embedded": 1, "papers": 1,
         "skipped": 0, "skipped_lines": [],
     }  # fmt: skip
-    assert "index now holds 1 papers" in fetched.stderr
+    assert "index now holds 1 paper (" in fetched.stderr  # it said "1 papers"
+    assert "read 1 paper: 0 new, 0 updated, 1 unchanged; nothing new: gen-000001 (1 paper) is unchanged" in again.stderr
     again = cli("ingest", "survey", "--offline", "--json", "--index", survey_only_index, check=True)
     report = json.loads(again.stdout)
     assert set(report) == fields and report["read"] == report["unchanged"] > 400 and report["added"] == 0
