@@ -47,6 +47,8 @@ class IngestReport:
     published: bool = False  # a run that changed nothing publishes nothing
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "file:line" of each malformed line skipped (jsonl)
+    left_out: int = 0  # records a filter passed over (jsonl's --categories, --since), said beside "read"
+    left_out_by: str = ""  # the filter's options, as the summary names them
     carried_over: int = 0  # papers an interrupted or failed run had staged, published by this one
     carried_from_watch: bool = False  # ... or that a watch running now had staged (it lets the lock go)
 
@@ -61,6 +63,9 @@ class IngestReport:
         count = self.manifest.count if self.manifest else "no"
         held = f"{count} paper" if count == 1 else f"{count} papers"  # "1 papers" before
         papers = "paper" if self.read == 1 else "papers"
+        if self.left_out:  # "read 0 papers" alone read as an empty file
+            records = "record" if self.left_out == 1 else "records"
+            papers += f" ({self.left_out} {records} left out by {self.left_out_by})"
         read = f"read {self.read} {papers}: {self.added} new, {self.updated} updated, {self.unchanged} unchanged; "
         if self.carried_over:  # else the index grew by more than this run's "new", unexplained
             source = (
@@ -643,6 +648,9 @@ def ingest_jsonl(
             else:
                 ingest.add_embedded(check.pairs(stream, matrix, path), checkpoint=checkpoint)
             ingest.report.skipped += [f"{path}:{line}" for line in skipped_lines]
+            ingest.report.left_out += cursor.left_out
+        given = [option for option, value in (("--categories", categories), ("--since", since)) if value]
+        ingest.report.left_out_by = " and ".join(given)
     return ingest.report
 
 

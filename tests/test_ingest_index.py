@@ -693,10 +693,21 @@ def held(index_dir: Path) -> list[str]:
 
 
 def test_ingest_jsonl_keeps_the_categories_and_dates_asked_for(cli, three_categories, tmp_path):
-    cli("ingest", "jsonl", three_categories, "--categories", "cs.CL,cs.LG", "--index", tmp_path / "a", check=True)
+    """And says how many records the filter left out: a file none of whose records matched read
+    "read 0 papers", as if it were empty."""
+    done = cli("ingest", "jsonl", three_categories, "--categories", "cs.CL,cs.LG", "--index", tmp_path / "a")
+    assert done.returncode == 0
     assert held(tmp_path / "a") == ["2401.00001", "2401.00002"]
-    cli("ingest", "jsonl", three_categories, "--since", "2024-02-01", "--index", tmp_path / "b", check=True)
+    assert done.stderr.startswith("read 2 papers (1 record left out by --categories): 2 new,"), done.stderr
+    done = cli("ingest", "jsonl", three_categories, "--since", "2024-02-01", "--index", tmp_path / "b", check=True)
     assert held(tmp_path / "b") == ["2401.00002", "2401.00003"]
+    assert done.stderr.startswith("read 2 papers (1 record left out by --since): 2 new,"), done.stderr
+    done = cli(
+        "ingest", "jsonl", three_categories, "--categories", "cs.CV", "--since", "2025-01-01", "--index", tmp_path / "c"
+    )
+    assert done.stderr.startswith("read 0 papers (3 records left out by --categories and --since):"), done.stderr
+    done = cli("ingest", "jsonl", three_categories, "--index", tmp_path / "b", check=True)
+    assert done.stderr.startswith("read 3 papers: 1 new,"), done.stderr  # no filter, nothing said of one
 
 
 @pytest.mark.parametrize(

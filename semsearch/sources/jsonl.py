@@ -143,6 +143,7 @@ class Cursor:
     def __init__(self, offset: int = 0, records: int = 0):
         self.offset = offset
         self.records = records  # non-blank lines read: a record's row in a --vectors file
+        self.left_out = 0  # records this run's --categories / --since passed over
 
 
 def check_readable(path: Path, *, read_once: bool = False) -> None:
@@ -363,9 +364,10 @@ def read_jsonl(
                     cursor.offset, cursor.records = position, ordinal + 1
                     continue
                 cursor.offset, cursor.records = position, ordinal + 1
-                if categories and not categories.intersection(paper.arxiv_categories):
-                    continue
-                if since and (paper.updated or paper.published or "") < since:
+                if (categories and not categories.intersection(paper.arxiv_categories)) or (
+                    since and (paper.updated or paper.published or "") < since
+                ):
+                    cursor.left_out += 1
                     continue
                 yield ((paper, {**record, "_line": line_number, "_ordinal": ordinal}) if with_vectors else paper)
     finally:
