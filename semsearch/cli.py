@@ -741,8 +741,8 @@ def watch(
         typer.Option(
             "--site",
             envvar="SEMSEARCH_SITE",
-            help="Where `semsearch serve` runs, for the digest's 'view in semsearch' links (default "
-            "127.0.0.1:8000; '' for none).",
+            help="Where `semsearch serve` runs, as an http(s) address, for the digest's 'view in semsearch' "
+            "links (default: port 8000 of this machine; '' for none).",
         ),
     ] = None,
     taxonomy_name: TaxonomyOption = None,

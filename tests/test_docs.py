@@ -211,6 +211,25 @@ def test_json_help_says_what_it_prints_where_there_is_no_table(path, says):
     assert "instead of a table" not in words and says in words.split("--json", 1)[1].split("--")[0]
 
 
+def test_watch_help_never_shows_the_default_site_in_a_form_site_refuses():
+    """It said "(default 127.0.0.1:8000 ...)", a form `--site` refuses: an http(s) address is asked
+    for, which the help says (the address itself does not fit the help's column at 80 characters)."""
+    import re
+
+    from semsearch.errors import SemsearchError
+    from semsearch.watch import paper_view
+
+    _, out, _ = help_of("watch")
+    words = " ".join(out.replace("│", " ").split())
+    site_help = words.split("--site", 1)[1].split(" --", 1)[0]
+    assert "http(s) address" in site_help and "…" not in site_help, site_help
+    for shown in re.findall(r"[\w:/.]*\d+\.\d+\.\d+\.\d+:\d+", site_help):
+        try:
+            paper_view(shown)
+        except SemsearchError:
+            pytest.fail(f"the help shows {shown!r}, which --site refuses")
+
+
 def test_labels_help_shows_export_and_import_and_export_is_the_bare_command(cli, survey_only_index, capsys):
     import json
 
