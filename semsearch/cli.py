@@ -306,7 +306,7 @@ def ingest_jsonl_command(
 
 @ingest_app.command("arxiv")
 def ingest_arxiv_command(
-    ids: Annotated[list[str] | None, typer.Option("--id", help="arXiv id (repeatable).")] = None,
+    ids: Annotated[list[str] | None, typer.Option("--id", metavar="ID", help="arXiv id (repeatable).")] = None,
     query: Annotated[str | None, typer.Option("--query", help="arXiv search query, e.g. 'ti:quantization'.")] = None,
     max_results: Annotated[int, typer.Option("--max", min=1, max=10_000, help="Most papers for --query.")] = 100,
     as_json: IngestJsonOption = False,
@@ -616,8 +616,12 @@ def related(
 
 @app.command()
 def recommend(
-    like: Annotated[list[str] | None, typer.Option("--like", help="A paper you liked (repeatable).")] = None,
-    dislike: Annotated[list[str] | None, typer.Option("--dislike", help="A paper you did not (repeatable).")] = None,
+    like: Annotated[
+        list[str] | None, typer.Option("--like", metavar="ID", help="A paper you liked (repeatable).")
+    ] = None,
+    dislike: Annotated[
+        list[str] | None, typer.Option("--dislike", metavar="ID", help="A paper you did not (repeatable).")
+    ] = None,
     since: Annotated[str | None, typer.Option("--since", help="Only papers from YYYY-MM-DD on.")] = None,
     k: KOption = 10,
     as_json: JsonOption = False,
@@ -1519,7 +1523,9 @@ def eval_related(
 
 @eval_app.command("search")
 def eval_search(
-    queries: Annotated[list[Path], typer.Option("--queries", help="Question file(s), JSON Lines; repeatable.")],
+    queries: Annotated[
+        list[Path], typer.Option("--queries", metavar="FILE", help="Question file(s), JSON Lines; repeatable.")
+    ],
     topics: TopicsOption = None,
     as_json: JsonOption = False,
     index: IndexOption = None,

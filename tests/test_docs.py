@@ -176,6 +176,17 @@ def test_on_off_flags_show_no_type_in_help(path):
     assert "<bool>" not in out
 
 
+@pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "semsearch")
+def test_a_repeatable_option_shows_what_one_value_is_not_a_python_list(path):
+    """`--like <list[str]>`, `--id <list[str]>`, `--queries <list[Path]>`: each takes one value
+    and is repeated, and the help read as if it took a list (in what syntax?)."""
+    import re
+
+    _, out, _ = help_of(*path)
+    for line in out.splitlines():
+        assert not re.search(r"--[\w-]+\s+<list\[", line), line
+
+
 @pytest.mark.parametrize("path", [p for p in command_paths() if p], ids=" ".join)
 def test_each_command_is_listed_in_its_groups_help_by_one_unbroken_summary(path):
     """A group's `--help` lists each command by its help's first paragraph with the line breaks as
