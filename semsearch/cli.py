@@ -642,7 +642,7 @@ def recommend(
 
 @app.command()
 def export(
-    ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Papers in the index (also ID,ID).")],
+    ids: Annotated[list[str], typer.Argument(metavar="ID", help="Papers in the index (also ID,ID).")],
     bibtex: Annotated[
         bool, typer.Option("--bibtex", help="BibTeX entries (the only form; accepted for clarity).")
     ] = False,
@@ -1027,7 +1027,7 @@ def taxonomy_refresh(
     source: Annotated[
         str | None,
         typer.Argument(
-            metavar="[FILE|URL|NAME]",
+            metavar="FILE|URL|NAME",
             help="The list to read (default: the survey's GitHub README); with --undo, the taxonomy's name.",
         ),
     ] = None,

@@ -177,6 +177,14 @@ def test_on_off_flags_show_no_type_in_help(path):
 
 
 @pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "semsearch")
+def test_the_usage_line_marks_an_argument_optional_or_repeated_once(path):
+    """typer adds its own brackets and dots to a metavar: `[[FILE|URL|NAME]]` and `{ID...}...`."""
+    _, out, _ = help_of(*path)
+    usage = next(line for line in out.splitlines() if "Usage:" in line)
+    assert "[[" not in usage and "...}..." not in usage, usage
+
+
+@pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "semsearch")
 def test_a_repeatable_option_shows_what_one_value_is_not_a_python_list(path):
     """`--like <list[str]>`, `--id <list[str]>`, `--queries <list[Path]>`: each takes one value
     and is repeated, and the help read as if it took a list (in what syntax?)."""
