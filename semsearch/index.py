@@ -83,6 +83,9 @@ def no_index_at(directory: Path) -> SemsearchError:
     import shlex
 
     where = Path(os.path.abspath(directory))
+    for parent in where.parents:  # `--index idx/gen-000001`: a level too deep, not an index to build
+        if (parent / "CURRENT").is_file():
+            return SemsearchError(f"no index at {where}: it is inside the index at {parent}; pass --index {parent}")
     return SemsearchError(
         f"no index at {where} (build one with `semsearch ingest survey --index {shlex.quote(str(where))}`, "
         "or pass --index DIR)"

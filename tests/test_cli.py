@@ -346,6 +346,14 @@ def test_the_first_question_builds_the_default_index(tmp_path, fake_model, capsy
     assert code == 2 and "no index at" in err  # an index asked for by name is never built behind one's back
 
 
+def test_an_index_option_naming_a_directory_inside_an_index_names_the_index(built, cli):
+    """`--index idx/gen-000001` (a level too deep) was told to build an index there."""
+    generation = next(built.glob("gen-*"))
+    code, _, err = cli("search", "kv cache", "--index", generation)
+    assert code == 2
+    assert err == f"error: no index at {generation}: it is inside the index at {built}; pass --index {built}\n"
+
+
 def test_no_index_at_a_relative_path_names_it_in_full_and_the_command_that_builds_it_there(cli, tmp_path):
     """`--index idx` typed in another directory said "no index at idx (build one with `semsearch
     ingest survey`, ...)": which idx was not said, and the command it named builds ./index, after
