@@ -108,7 +108,7 @@ def missing_file(path: os.PathLike | str) -> SemsearchError:
     text = str(path)
     url = _URL_AS_PATH.match(text)
     if url:
-        typed = f"{url[1]}://{text[url.end():]}"
+        typed = f"{url[1]}://{text[url.end() :]}"
         return SemsearchError(f"cannot read {typed}: a URL, not a file (download it, then give the file)")
     return SemsearchError(f"cannot read {text}: no such file")
 

@@ -75,8 +75,7 @@ class IngestReport:
         if not self.published and self.manifest is not None:
             return f"{read}nothing new: {self.manifest.generation} ({held}) is unchanged ({self.seconds:.1f}s)"
         return (
-            f"{read}embedded {self.embedded} in {self.embed_seconds:.1f}s; index now holds {held} "
-            f"({self.seconds:.1f}s)"
+            f"{read}embedded {self.embedded} in {self.embed_seconds:.1f}s; index now holds {held} ({self.seconds:.1f}s)"
         )
 
 

@@ -313,8 +313,10 @@ def _refresh_command(name: str, source: str) -> str:
     """The command that reads the list `name` again and fetches what its papers lack."""
     import shlex
 
-    return f"taxonomy refresh --taxonomy {name}" if is_url(source) else (
-        f"taxonomy refresh {shlex.quote(source)} --taxonomy {name}"
+    return (
+        f"taxonomy refresh --taxonomy {name}"
+        if is_url(source)
+        else (f"taxonomy refresh {shlex.quote(source)} --taxonomy {name}")
     )
 
 

@@ -520,7 +520,8 @@ def test_a_label_for_an_index_that_is_not_there_is_refused_and_makes_nothing(tmp
     code, out, err = run(capsys, *(str(labels) if a == "LABELS" else a for a in args), "--index", missing)
     assert (
         code == 2
-        and err == f"error: no index at {missing} (build one with `semsearch ingest survey --index {missing}`, "
+        and err
+        == f"error: no index at {missing} (build one with `semsearch ingest survey --index {missing}`, "
         "or pass --index DIR)\n"
     )
     assert not missing.exists() and out == ""
