@@ -109,11 +109,12 @@ def _nested_headings(count: int) -> str:
     ids=["5016-headings", "1001-flat-headings", "nested-details", "over-5MB", "10001-papers"],
 )  # fmt: skip
 def test_each_limit_is_a_one_line_error_naming_it_at_once(text, limit):
-    """Refused when read (0.3 s or less on an idle core), not after training a node each."""
+    """Refused when read (0.3 s or less on an idle core; 10,001 papers about 1 s), not after training
+    a node each (minutes). The bound leaves room for a loaded machine: 2 s failed under CI-like load."""
     started = time.perf_counter()
     with pytest.raises(SemsearchError, match=re.escape(limit)):
         parse_list(text)
-    assert time.perf_counter() - started < 2.0
+    assert time.perf_counter() - started < 10.0
 
 
 def test_a_50_mb_list_is_refused_before_it_is_read(cli, tmp_path, survey_only_index):
