@@ -604,6 +604,26 @@ def take_lock(path: Path, timeout: float | None, doing: str, who: str = "writer"
     $SEMSEARCH_LOCK_TIMEOUT), else IndexBusy naming the holder's pid (written into the file) and
     what it is `doing`."""
     timeout = _lock_timeout() if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = _lock_file(path, deadline, doing, who)
+        # The file waited on may have been removed meanwhile (a refused start undoing the directory it
+        # made, `ingest._remove_made`): its lock guards nothing, so the file now there is locked instead.
+        try:
+            there = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            there = None
+        ours = os.fstat(fd)
+        if there is not None and (there.st_dev, there.st_ino) == (ours.st_dev, ours.st_ino):
+            break
+        drop_lock(fd)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def _lock_file(path: Path, deadline: float, doing: str, who: str) -> int:
+    """The file at `path` (made if missing), locked: `take_lock`'s wait."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Never through a symbolic link: an index handed over with `.lock` linked to a file elsewhere
@@ -617,7 +637,6 @@ def take_lock(path: Path, timeout: float | None, doing: str, who: str = "writer"
     if not stat.S_ISREG(status.st_mode) or status.st_nlink > 1:  # a hard link writes into the file it shares
         os.close(fd)
         raise SemsearchError(f"{path} is not a file semsearch made (a pipe, a device or a hard link); remove it")
-    deadline = time.monotonic() + timeout
     told = False
     while True:
         try:
@@ -638,8 +657,6 @@ def take_lock(path: Path, timeout: float | None, doing: str, who: str = "writer"
                 log.warning("waiting for %s %s (pid %s) to finish with %s…", held_by, who, holder, path.parent)
                 told = True
             time.sleep(0.05)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
     return fd
 
 
@@ -833,6 +850,14 @@ class IndexWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        self.close_staging()
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C's message says what waits (cli._interrupted)
+            exc.index_left = self.leaves
+        self._release_lock()
+
+    def close_staging(self) -> None:
+        """What `__exit__` does before it lets go of the lock: staging committed and closed (removed
+        when it holds nothing to resume). The lock is still held, for what must be undone under it."""
         if self.store is not None:
             unchanged = not self.has_changes()
             self.store.commit()  # whatever was embedded is kept for the next run to resume from
@@ -841,9 +866,6 @@ class IndexWriter:
             if unchanged:  # nothing to resume from
                 shutil.rmtree(self.staging, ignore_errors=True)
             self.leaves = "nothing" if unchanged else "staged"
-        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C's message says what waits (cli._interrupted)
-            exc.index_left = self.leaves
-        self._release_lock()
 
     def has_changes(self) -> bool:
         """Whether staging differs from the published index: this run or an interrupted one wrote to it

@@ -199,8 +199,13 @@ class Ingest:
             try:
                 self.embedder()
             except BaseException as err:  # `with` runs no __exit__ when __enter__ fails: the writer lets go here
-                self.writer.__exit__(type(err), err, err.__traceback__)
-                _remove_made(made)
+                try:
+                    self.writer.close_staging()
+                    # Under the lock: removed once it was let go, the `.lock` a writer waiting on it then
+                    # held was gone, and that writer's whole run was refused at publishing.
+                    _remove_made(made)
+                finally:
+                    self.writer.__exit__(type(err), err, err.__traceback__)
                 raise
         return self
 

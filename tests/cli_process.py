@@ -8,7 +8,9 @@ point of the write, creates FILE and waits there forever, for the test to kill i
 
 - batch:   after the first batch of papers has been embedded and committed to staging;
 - publish: after staging was renamed to its generation, before CURRENT names it;
-- search:  inside a search (the `search` MCP tool's call, say), as a long one would be.
+- search:  inside a search (the `search` MCP tool's call, say), as a long one would be;
+- export:  holding the writer's lock, before the encoder's export is made; this one goes on once
+           the test removes FILE.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def pause_here(marker: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pause-at", choices=["batch", "publish", "search"])
+    parser.add_argument("--pause-at", choices=["batch", "publish", "search", "export"])
     parser.add_argument("--marker", type=Path)
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args()
@@ -132,6 +134,18 @@ def main() -> int:
         from semsearch.service import Service
 
         Service.search = lambda self, *args, **kwargs: pause_here(options.marker)
+    elif options.pause_at == "export":
+        from semsearch.ingest import Ingest
+
+        export_encoder = Ingest.export_encoder
+
+        def pause_then_export(self):
+            options.marker.write_text(str(os.getpid()))
+            while options.marker.exists():
+                time.sleep(0.05)
+            export_encoder(self)
+
+        Ingest.export_encoder = pause_then_export
 
     from semsearch.cli import run as semsearch  # the command's own entry, as `semsearch` runs it
 

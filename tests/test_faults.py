@@ -239,6 +239,30 @@ def test_two_writers_that_both_finish(tmp_path, fake_model):
     assert Index.open(index_dir).manifest.count == 5 + 600
 
 
+
+def test_a_writer_waiting_on_an_ingest_refused_for_its_cluster_lands_in_the_directory_that_refusal_undid(tmp_path):
+    """`ingest --ray` refused on a new directory removes what it made, the directory and its `.lock`
+    among them. It let go of the lock first: a writer waiting on that `.lock` took the lock of a file
+    then removed, ran whole, and was refused at publishing ("was removed or replaced while this
+    process held it"), its work lost. The refused start now removes them while it holds the lock,
+    and a writer that finds the file it waited on gone takes the lock of the one now there."""
+    index_dir, marker, log = tmp_path / "new" / "idx", tmp_path / "paused", tmp_path / "second.err"
+    papers = write_papers(tmp_path / "papers.jsonl", "2401", 3)
+    refused = writer("ingest", "jsonl", papers, "--ray", "ray://127.0.0.1:1", "--index", index_dir,
+                     pause_at="export", marker=marker)  # fmt: skip
+    wait_for(marker, refused)
+    second = writer("ingest", "jsonl", papers, "--index", index_dir, "--no-progress", stderr=log)
+    deadline = time.monotonic() + 60
+    while "waiting for another" not in log.read_text():
+        assert second.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    marker.unlink()  # the refused run goes on: refused for its cluster
+    _, err = refused.communicate(timeout=60)
+    assert refused.returncode == 2 and err.startswith("error: --ray "), err
+    second.communicate(timeout=120)
+    assert second.returncode == 0, log.read_text()
+    assert Index.open(index_dir).manifest.count == 3
+
 SURVEY_V2 = """# Efficient Large Language Models: A Survey
 ## Model-Centric Methods
 ### Efficient Inference
