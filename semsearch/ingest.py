@@ -112,18 +112,21 @@ def _missing_folders(directory: Path) -> list[Path]:
     return [folder for folder in (directory, *directory.parents) if not folder.exists()]
 
 
-def _remove_made(made: list[Path]) -> None:
-    """Undo what a refused start made (`--ray` refused for its cluster): the encoder's export (87 MB
-    with the real model) or its marker, and a new index directory with its `.lock`, deepest first.
-    The refusal stores nothing, and it left them behind. A folder something else was put in is kept."""
+def _remove_made(made: list[Path], *, export: Path, index_dir: Path) -> None:
+    """Undo what a refused start made (`--ray` refused for its cluster): the encoder's `export` (87
+    MB with the real model) or its marker, and a new index directory with its `.lock`, deepest first.
+    The refusal stores nothing, and it left them behind. A folder something else was put in is kept:
+    only the export, made whole by this run, is removed with what it holds (a folder was taken for
+    it by its parent's name, `encoders`, and `--index encoders/idx` was removed whole)."""
     for path in sorted(made, key=lambda p: len(p.parts), reverse=True):
         try:
             if path.is_symlink() or not path.is_dir():
                 path.unlink(missing_ok=True)
-            elif path.parent.name == "encoders":  # the export: made whole by this run
+            elif path == export:
                 shutil.rmtree(path)
             else:
-                (path / ".lock").unlink(missing_ok=True)
+                if path == index_dir:
+                    (path / ".lock").unlink(missing_ok=True)
                 path.rmdir()
         except OSError:
             pass
@@ -203,7 +206,7 @@ class Ingest:
                     self.writer.close_staging()
                     # Under the lock: removed once it was let go, the `.lock` a writer waiting on it then
                     # held was gone, and that writer's whole run was refused at publishing.
-                    _remove_made(made)
+                    _remove_made(made, export=export, index_dir=self.writer.directory)
                 finally:
                     self.writer.__exit__(type(err), err, err.__traceback__)
                 raise

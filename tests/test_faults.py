@@ -263,6 +263,25 @@ def test_a_writer_waiting_on_an_ingest_refused_for_its_cluster_lands_in_the_dire
     assert second.returncode == 0, log.read_text()
     assert Index.open(index_dir).manifest.count == 3
 
+
+def test_an_ingest_refused_for_its_cluster_keeps_what_was_put_in_its_new_directory_whatever_its_parent_is_named(
+    tmp_path,
+):
+    """The refused start's new directory is removed only when empty of others' files. One whose
+    parent was named `encoders` (`--index encoders/idx`) was taken for the encoder's export and
+    removed whole, with a file put in it while the run waited."""
+    (tmp_path / "encoders").mkdir()
+    index_dir, marker = tmp_path / "encoders" / "idx", tmp_path / "paused"
+    papers = write_papers(tmp_path / "papers.jsonl", "2401", 1)
+    refused = writer("ingest", "jsonl", papers, "--ray", "ray://127.0.0.1:1", "--index", index_dir,
+                     pause_at="export", marker=marker)  # fmt: skip
+    wait_for(marker, refused)
+    (index_dir / "notes.txt").write_text("mine\n")
+    marker.unlink()
+    _, err = refused.communicate(timeout=60)
+    assert refused.returncode == 2 and err.startswith("error: --ray "), err
+    assert sorted(p.name for p in index_dir.iterdir()) == ["notes.txt"]
+
 SURVEY_V2 = """# Efficient Large Language Models: A Survey
 ## Model-Centric Methods
 ### Efficient Inference
