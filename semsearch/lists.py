@@ -211,6 +211,7 @@ def add_list(
         replace=replace,
         progress=progress,
         markdown=markdown,
+        added=True,
     )
 
 
@@ -258,11 +259,13 @@ def _put_list(
     progress: bool,
     markdown: str | None = None,
     unchanged: bool = False,
+    added: bool = False,
 ) -> dict:
     """Store `listed` as the taxonomy `name` (its papers fetched, its classifier trained); the labels
     it replaces are kept for `--undo`, unless the refresh is `unchanged` and keeps the undo of the
     last one that changed something (`_keeps_undo`). Its README (`markdown`) is kept too: `taxonomy
-    propose` writes its patch against it."""
+    propose` writes its patch against it. `added` (`taxonomy add`, --replace or not): a list of its
+    own, of which no paper was taken out (`keep_readme`)."""
     from semsearch.ingest import Ingest
 
     ingest = Ingest(index_dir=index_dir, progress=progress)
@@ -276,7 +279,7 @@ def _put_list(
         if kept is not None and not keep_undo:
             store.set_meta(PREVIOUS_PREFIX + name, kept)
         if markdown is not None:
-            keep_readme(ingest.writer, name, markdown, keep_previous=keep_undo)
+            keep_readme(ingest.writer, name, markdown, keep_previous=keep_undo, added=added)
         # The list's papers, nodes, labels and README in one transaction: a kill while its papers
         # are embedded leaves the whole list staged (or none of it) for the next writer to publish,
         # never a README or papers without the list. Its classifier, trained once they are embedded,
@@ -736,17 +739,21 @@ README_PREVIOUS = "list_markdown_previous:"  # the README a refresh replaced, pu
 REMOVED_PREVIOUS = "list_removed_previous:"  # the record of papers taken out that went with it
 
 
-def keep_readme(writer, name: str, markdown: str | None, *, undo: bool = False, keep_previous: bool = False) -> None:
+def keep_readme(
+    writer, name: str, markdown: str | None, *, undo: bool = False, keep_previous: bool = False, added: bool = False
+) -> None:
     """Keep the list's README as read (for `taxonomy propose`) with the record of the papers its
     maintainers took out, and the pair they replace (as readers see it); an undo swaps the pairs
-    back. `keep_previous`: the pair kept for `--undo` stays (a refresh that changed no label)."""
+    back. `keep_previous`: the pair kept for `--undo` stays (a refresh that changed no label).
+    `added`: a list put under the name (`taxonomy add --replace`), not a new version of the one
+    there: its record starts empty (the first list's papers it lacks were never taken out of it)."""
     from semsearch.propose import README_META, REMOVED_META, recorded_removals
 
     with _as_readers_see_it(writer) as published:
         seen = published or writer.store
         current = (seen.get_meta(README_META + name), seen.get_meta(REMOVED_META + name))
         previous = (seen.get_meta(README_PREVIOUS + name), seen.get_meta(REMOVED_PREVIOUS + name))
-    new = previous if undo else (markdown, recorded_removals(current[1], current[0], markdown))
+    new = previous if undo else (markdown, None if added else recorded_removals(current[1], current[0], markdown))
     kept = [(README_META, new[0]), (REMOVED_META, new[1])]
     if not keep_previous:
         kept += [(README_PREVIOUS, current[0]), (REMOVED_PREVIOUS, current[1])]

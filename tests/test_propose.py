@@ -940,6 +940,28 @@ def test_a_paper_the_lists_maintainers_took_out_is_not_proposed_again_unless_ask
     assert "not proposed again" not in semsearch("taxonomy", "propose", "mine", "--min-confidence", "0", *at).stderr
 
 
+
+def test_a_list_added_in_place_of_another_took_nothing_out_of_it(semsearch, survey_corpus_index, tmp_path):
+    """`taxonomy add NAME OTHER --replace` puts another list under the name, as `taxonomy remove` then
+    `add` does: the first list's papers the second lacks were recorded as taken out of it by its
+    maintainers, who never listed them, and no later run proposed them."""
+    taken_out = sorted(p.arxiv_id for p in load_survey().papers if KV in p.survey_categories and p.arxiv_id)[:2]
+    (tmp_path / "first.md").write_text(_kv_list(), encoding="utf-8")
+    (tmp_path / "other.md").write_text(_kv_list(set(taken_out)), encoding="utf-8")
+    at = ("--index", survey_corpus_index)
+    semsearch("taxonomy", "add", "mine", tmp_path / "first.md", "--offline", *at)
+    semsearch("taxonomy", "add", "mine", tmp_path / "other.md", "--replace", "--offline", *at)
+    told = semsearch("taxonomy", "propose", "mine", "--min-confidence", "0", *at).stderr
+    assert "not proposed again" not in told, told
+    rows = semsearch("taxonomy", "propose", "mine", "--min-confidence", "0", "--json", *at).stdout
+    assert set(taken_out) <= {row["id"] for row in json.loads(rows)}
+    # Refreshed from then on, the list the name now holds records what its maintainers take out.
+    later = max(re.findall(r"abs/([\d.]+)", _kv_list(set(taken_out))))
+    (tmp_path / "other.md").write_text(_kv_list({*taken_out, later}), encoding="utf-8")
+    semsearch("taxonomy", "refresh", tmp_path / "other.md", "--taxonomy", "mine", "--offline", *at)
+    told = semsearch("taxonomy", "propose", "mine", "--min-confidence", "0", *at).stderr
+    assert f"not proposed again: 1 paper the list took out ({later})" in told, told
+
 def test_the_record_of_papers_taken_out_is_by_link_or_title_and_leaves_what_the_list_holds_again():
     from semsearch.propose import recorded_removals, removed_since
 
