@@ -495,6 +495,7 @@ def candidates(
     held, titles = {list_key(p) for p in listed.papers}, listed_titles(listed)
     # An item the list links elsewhere than arXiv (an OpenReview page), named as the paper is: held.
     linked = {normalize_title(name) for name in listed.unread}
+    removed = set() if ids else set(removed)  # asked for by id, a paper taken out is proposed
     if ids:
         vec_ids = []
         for paper_id in ids:
@@ -515,7 +516,8 @@ def candidates(
         and (paper.title, paper.arxiv_id) not in titles
         and (since is None or paper_date(paper) >= since)
         and len(clean_title(paper.title)) >= 4  # shorter, a list's parser takes no item for a paper
-        and (ids or not {list_key(paper), normalize_title(paper.title)} & set(removed))
+        and list_key(paper) not in removed
+        and normalize_title(paper.title) not in removed
     }
     vectors = store.embeddings_for(chosen)
     return [Candidate(paper, vectors[vec_id]) for vec_id, paper in chosen.items() if vec_id in vectors]
@@ -847,9 +849,12 @@ def _held(listed: CuratedList) -> set[str]:
 def removed_since(before: str | None, after: str) -> set[str]:
     """The papers (`list_key`) the README `before` held and `after` holds under no link or title:
     taken out by the list's maintainers, who should not be offered them again."""
+    return _taken_out(before, _held(parse_list(after)))
+
+
+def _taken_out(before: str | None, held: set[str]) -> set[str]:
     if before is None:
         return set()
-    held = _held(parse_list(after))
     return {list_key(p) for p in parse_list(before).papers if not {list_key(p), normalize_title(p.title)} & held}
 
 
@@ -858,8 +863,9 @@ def recorded_removals(recorded: str | None, before: str | None, after: str | Non
     `after`: what `after` took out joins it, what `after` holds again leaves it."""
     if after is None:
         return recorded
-    kept = set(json.loads(recorded or "[]")) | removed_since(before, after)
-    return json.dumps(sorted(kept - _held(parse_list(after))))
+    held = _held(parse_list(after))  # read once: a README is up to 5 MB
+    kept = set(json.loads(recorded or "[]")) | _taken_out(before, held)
+    return json.dumps(sorted(kept - held))
 
 
 def removed_from(store, name: str, markdown: str) -> list[str]:
