@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import arxiv
 import requests
@@ -208,8 +209,10 @@ def api_url() -> str:
 
 
 def asks_arxiv_itself() -> bool:
-    """Whether requests go to arXiv's own API, whose terms set the pace (`watch.watch_interval`)."""
-    return api_url() == DEFAULT_URL
+    """Whether requests go to arXiv's own API, whose terms set the pace (`watch.watch_interval`): by
+    its host, however the URL is spelt (`…/query/`, http, capitals passed for a mirror's)."""
+    host = (urlsplit(api_url()).hostname or "").rstrip(".")
+    return host == "arxiv.org" or host.endswith(".arxiv.org")
 
 
 class ArxivClient:
