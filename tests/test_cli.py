@@ -1205,7 +1205,6 @@ def test_a_watch_interval_shorter_than_a_minute_is_refused_when_it_asks_arxiv(ar
     assert watch_interval("2s") == 2
 
 
-
 @pytest.mark.parametrize(
     "url",
     ["https://export.arxiv.org/api/query/", "http://export.arxiv.org/api/query", "https://EXPORT.arXiv.org/api/query",
@@ -1223,6 +1222,7 @@ def test_arxivs_own_api_named_in_semsearch_arxiv_url_is_paced_as_arxiv(url, tmp_
     if url.endswith("/"):
         code, out, err = run_cli("watch", "--every", "1s", "--index", tmp_path / "none", timeout=60)
         assert (code, out) == (2, "") and err.startswith("error: the interval '1s' is shorter than a minute"), err
+
 
 def test_a_too_short_watch_interval_is_refused_by_the_command(tmp_path, monkeypatch):
     """The same refusal from `semsearch watch --every` and `serve --watch-every` processes."""

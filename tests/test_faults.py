@@ -239,7 +239,6 @@ def test_two_writers_that_both_finish(tmp_path, fake_model):
     assert Index.open(index_dir).manifest.count == 5 + 600
 
 
-
 def test_a_writer_waiting_on_an_ingest_refused_for_its_cluster_lands_in_the_directory_that_refusal_undid(tmp_path):
     """`ingest --ray` refused on a new directory removes what it made, the directory and its `.lock`
     among them. It let go of the lock first: a writer waiting on that `.lock` took the lock of a file
@@ -281,6 +280,7 @@ def test_an_ingest_refused_for_its_cluster_keeps_what_was_put_in_its_new_directo
     _, err = refused.communicate(timeout=60)
     assert refused.returncode == 2 and err.startswith("error: --ray "), err
     assert sorted(p.name for p in index_dir.iterdir()) == ["notes.txt"]
+
 
 SURVEY_V2 = """# Efficient Large Language Models: A Survey
 ## Model-Centric Methods

@@ -940,7 +940,6 @@ def test_a_paper_the_lists_maintainers_took_out_is_not_proposed_again_unless_ask
     assert "not proposed again" not in semsearch("taxonomy", "propose", "mine", "--min-confidence", "0", *at).stderr
 
 
-
 def test_a_list_added_in_place_of_another_took_nothing_out_of_it(semsearch, survey_corpus_index, tmp_path):
     """`taxonomy add NAME OTHER --replace` puts another list under the name, as `taxonomy remove` then
     `add` does: the first list's papers the second lacks were recorded as taken out of it by its
@@ -961,6 +960,7 @@ def test_a_list_added_in_place_of_another_took_nothing_out_of_it(semsearch, surv
     semsearch("taxonomy", "refresh", tmp_path / "other.md", "--taxonomy", "mine", "--offline", *at)
     told = semsearch("taxonomy", "propose", "mine", "--min-confidence", "0", *at).stderr
     assert f"not proposed again: 1 paper the list took out ({later})" in told, told
+
 
 def test_the_record_of_papers_taken_out_is_by_link_or_title_and_leaves_what_the_list_holds_again():
     from semsearch.propose import recorded_removals, removed_since
