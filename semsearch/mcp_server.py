@@ -220,15 +220,14 @@ def in_daemon_thread(function):
     cancellation ends the wait. The SDK ran a tool in anyio's worker threads, which a cancellation
     waits for and the interpreter joins on the way out: Ctrl-C or SIGTERM during a long call (a
     `propose`, a search while the model loads) left the server running until the call ended.
-    At most anyio's thread limit of calls run at once, as before."""
+    At most anyio's thread limit of calls run at once, as before: a call the client cancelled
+    holds its place until its thread ends (let go at the cancellation, 80 searches each cancelled
+    at once ran 80 threads, and a client could start any number)."""
     import functools
 
     @functools.wraps(function)  # the SDK reads the arguments and the description through it
     async def call(**arguments):
-        import anyio.to_thread
-
-        async with anyio.to_thread.current_default_thread_limiter():
-            return await _in_daemon_thread(functools.partial(function, **arguments))
+        return await _in_daemon_thread(functools.partial(function, **arguments))
 
     return call
 
@@ -238,8 +237,12 @@ async def _in_daemon_thread(call):
     import contextvars
     import threading
 
+    import anyio.to_thread
+
     loop, context = asyncio.get_running_loop(), contextvars.copy_context()
     done = loop.create_future()
+    limiter, place = anyio.to_thread.current_default_thread_limiter(), object()
+    await limiter.acquire_on_behalf_of(place)
 
     def work() -> None:
         try:
@@ -248,6 +251,7 @@ async def _in_daemon_thread(call):
             result, failed = None, err
 
         def settle() -> None:
+            limiter.release_on_behalf_of(place)
             if not done.done():  # not cancelled meanwhile
                 done.set_exception(failed) if failed else done.set_result(result)
 
@@ -256,7 +260,11 @@ async def _in_daemon_thread(call):
         except RuntimeError:  # the loop is gone: nobody is waiting
             pass
 
-    threading.Thread(target=work, name="semsearch-mcp-tool", daemon=True).start()
+    try:
+        threading.Thread(target=work, name="semsearch-mcp-tool", daemon=True).start()
+    except BaseException:
+        limiter.release_on_behalf_of(place)
+        raise
     return await done
 
 

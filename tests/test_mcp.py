@@ -419,6 +419,37 @@ def test_ctrl_c_or_sigterm_ends_the_server_during_a_tool_call_that_has_not_ended
     assert server.stderr.read().decode().strip() == said
 
 
+def test_tool_calls_the_client_cancelled_still_count_toward_the_thread_limit_until_they_end(index_dir, tmp_path):
+    """A tool call runs in a daemon thread of its own, at most anyio's thread limit (40) at once. A
+    call the client cancelled let go of its place while its thread ran on: 80 searches, each
+    cancelled as soon as sent, ran 80 threads, and a client could start any number of them."""
+    import time
+
+    import anyio
+    import anyio.to_thread
+
+    async def thread_limit() -> int:
+        return int(anyio.to_thread.current_default_thread_limiter().total_tokens)
+
+    limit = anyio.run(thread_limit)
+    server, send = _serving(index_dir, pause_in_search=tmp_path / "searching")
+    try:
+        time.sleep(1)
+        threads = len(os.listdir(f"/proc/{server.pid}/task"))
+        asked = {"name": "search", "arguments": {"question": "speculative decoding"}}
+        for request in range(100, 100 + 2 * limit):  # each search never ends
+            send({"jsonrpc": "2.0", "id": request, "method": "tools/call", "params": asked})
+            send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request}})
+        deadline = time.monotonic() + 30
+        while len(os.listdir(f"/proc/{server.pid}/task")) < threads + limit and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2)  # time enough for more to start, were they let
+        running = len(os.listdir(f"/proc/{server.pid}/task"))
+        assert threads + limit <= running <= threads + limit + 4, running  # (a thread of the server's own aside)
+    finally:
+        server.kill()
+
+
 @given(chunks=st.lists(st.binary(max_size=40), max_size=8), read_bytes=st.integers(1, 7))
 @example(chunks=[b"\r\xc2"], read_bytes=1)  # a "\r" and a cut character at the end: one line, read as two
 @settings(max_examples=200, deadline=2000)
