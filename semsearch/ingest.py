@@ -461,8 +461,11 @@ class Ingest:
             self.warn(f"could not export the fast encoder ({reason}); sentence-transformers embeds instead")
             return
         if exported is None:
-            unsupported.parent.mkdir(parents=True, exist_ok=True)
-            unsupported.write_text("sentence-transformers embeds: the model's architecture is not exported\n")
+            try:
+                unsupported.parent.mkdir(parents=True, exist_ok=True)
+                unsupported.write_text("sentence-transformers embeds: the model's architecture is not exported\n")
+            except OSError:  # only spares later ingests a load (`encoders` linked to a folder not there)
+                pass
 
     # --- taxonomy predictions -----------------------------------------------------------------
     def update_predictions(self) -> None:

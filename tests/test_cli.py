@@ -1,5 +1,6 @@
 import json
 import re
+import shutil
 
 import pytest
 
@@ -1260,6 +1261,18 @@ def test_an_ingest_refused_for_its_ray_cluster_leaves_no_index_directory_behind(
     assert not (tmp_path / "fresh").exists()
     done = run_cli("ingest", "jsonl", source, "--ray", "ray://127.0.0.1:1", "--index", fresh)
     assert (done.returncode, done.stdout) == (2, "") and not (tmp_path / "fresh").exists(), done.stderr
+
+
+def test_an_encoders_folder_linked_to_nowhere_is_no_traceback(tmp_path):
+    """An index whose `encoders` is a symbolic link to a folder not there (a disk not mounted): the
+    marker of a model that cannot be exported was written into it unguarded, a traceback."""
+    source = tmp_path / "papers.jsonl"
+    source.write_text(json.dumps({"id": "2401.00002", "title": "Draft models", "abstract": "We draft tokens."}) + "\n")
+    index = tmp_path / "idx"
+    run_cli("ingest", "jsonl", source, "--index", index, check=True)
+    shutil.rmtree(index / "encoders", ignore_errors=True)
+    (index / "encoders").symlink_to(tmp_path / "unmounted" / "encoders")
+    assert run_cli("ingest", "jsonl", source, "--index", index).returncode == 0  # no traceback (run_cli)
 
 
 def test_label_and_labels_take_json(built, capsys, tmp_path):
