@@ -109,7 +109,7 @@ def _told(err: BaseException) -> SemsearchError | None:
 
 def _missing_folders(directory: Path) -> list[Path]:
     """`directory` and those of its parents that do not exist yet, deepest first."""
-    return [folder for folder in (directory, *directory.parents) if not folder.exists()]
+    return [folder for folder in (directory, *directory.parents) if not os.path.lexists(folder)]
 
 
 def _remove_made(made: list[Path], *, export: Path, index_dir: Path) -> None:
@@ -196,9 +196,9 @@ class Ingest:
             from semsearch.embeddings import encoder_dir
 
             export = encoder_dir(self.writer.model, index_dir=self.writer.directory)
-            made += [
-                f for f in (export.with_name(export.name + ".unsupported"), export, export.parent) if not f.exists()
-            ]
+            marker = export.with_name(export.name + ".unsupported")
+            # lexists: a symbolic link to nothing (`encoders` on a disk not mounted) is there, not made here
+            made += [f for f in (marker, export, export.parent) if not os.path.lexists(f)]
             try:
                 self.embedder()
             except BaseException as err:  # `with` runs no __exit__ when __enter__ fails: the writer lets go here

@@ -1263,9 +1263,10 @@ def test_an_ingest_refused_for_its_ray_cluster_leaves_no_index_directory_behind(
     assert (done.returncode, done.stdout) == (2, "") and not (tmp_path / "fresh").exists(), done.stderr
 
 
-def test_an_encoders_folder_linked_to_nowhere_is_no_traceback(tmp_path):
+def test_an_encoders_folder_linked_to_nowhere_is_no_traceback_and_a_refused_ray_start_leaves_the_link(tmp_path):
     """An index whose `encoders` is a symbolic link to a folder not there (a disk not mounted): the
-    marker of a model that cannot be exported was written into it unguarded, a traceback."""
+    marker of a model that cannot be exported was written into it unguarded, a traceback; and
+    `ingest --ray` refused then removed the link, which it took for a folder it had made."""
     source = tmp_path / "papers.jsonl"
     source.write_text(json.dumps({"id": "2401.00002", "title": "Draft models", "abstract": "We draft tokens."}) + "\n")
     index = tmp_path / "idx"
@@ -1273,6 +1274,9 @@ def test_an_encoders_folder_linked_to_nowhere_is_no_traceback(tmp_path):
     shutil.rmtree(index / "encoders", ignore_errors=True)
     (index / "encoders").symlink_to(tmp_path / "unmounted" / "encoders")
     assert run_cli("ingest", "jsonl", source, "--index", index).returncode == 0  # no traceback (run_cli)
+    code, out, err = run_cli("ingest", "jsonl", source, "--ray", "ray://127.0.0.1:1", "--index", index)
+    assert (code, out) == (2, "") and err.startswith("error: --ray "), err
+    assert (index / "encoders").is_symlink()
 
 
 def test_label_and_labels_take_json(built, capsys, tmp_path):
