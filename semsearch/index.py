@@ -607,6 +607,8 @@ def take_lock(path: Path, timeout: float | None, doing: str, who: str = "writer"
     deadline = time.monotonic() + timeout
     while True:
         fd = _lock_file(path, deadline, doing, who)
+        if fd is None:  # the directory was removed between its making and the opening: made again
+            continue
         # The file waited on may have been removed meanwhile (a refused start undoing the directory it
         # made, `ingest._remove_made`): its lock guards nothing, so the file now there is locked instead.
         try:
@@ -622,14 +624,19 @@ def take_lock(path: Path, timeout: float | None, doing: str, who: str = "writer"
     return fd
 
 
-def _lock_file(path: Path, deadline: float, doing: str, who: str) -> int:
-    """The file at `path` (made if missing), locked: `take_lock`'s wait."""
+def _lock_file(path: Path, deadline: float, doing: str, who: str) -> int | None:
+    """The file at `path` (made if missing), locked: `take_lock`'s wait. None when its directory was
+    removed as it was opened (a refused start undoing the directory it made), to be tried again."""
+    made = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        made = True
         # Never through a symbolic link: an index handed over with `.lock` linked to a file elsewhere
         # had that file overwritten with a pid by the first writer.
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as err:  # read-only, no permission, or a directory nothing can be made in (/proc)
+        if made and err.errno == errno.ENOENT and time.monotonic() < deadline:
+            return None
         if err.errno == errno.ELOOP:
             raise SemsearchError(f"{path} is a symbolic link, which semsearch never makes; remove it") from None
         raise IndexUnwritable.at(path.parent, err.strerror) from None

@@ -1662,6 +1662,28 @@ def test_a_generation_published_while_the_server_looks_is_served_not_called_dama
     assert health.get("reload_error") is None
 
 
+def test_a_lock_whose_directory_is_removed_as_it_is_opened_is_taken_in_the_directory_made_again(tmp_path, monkeypatch):
+    """A refused `ingest --ray` removes the new index directory it made, under its lock: a writer that
+    had just made sure of the directory, and opened `.lock` after its removal, was told the index
+    could not be written (IndexUnwritable) where the directory could simply be made again."""
+    from semsearch.index import drop_lock, take_lock
+
+    path, real_open, removed = tmp_path / "new" / "idx" / ".lock", os.open, []
+
+    def open_after_the_removal(name, *args, **kwargs):
+        if Path(name) == path and not removed:
+            shutil.rmtree(path.parent)  # the refused start's last step, between the two
+            removed.append(True)
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_after_the_removal)
+    fd = take_lock(path, 1, "writing to")
+    try:
+        assert removed and os.fstat(fd).st_ino == path.stat().st_ino
+    finally:
+        drop_lock(fd)
+
+
 def test_a_writer_waits_for_the_lock_saying_so_once_then_names_its_holder(tmp_path):
     """`take_lock` waits up to its timeout, warning once (not each try) whom it waits for, then
     refuses naming the holder by the pid the holder wrote: this process's other writer, or another
