@@ -986,7 +986,10 @@ def _propose_for(index, request: ProposeRequest, markdown: str, filename: str, *
     store = index.store
     labelled = store.survey_user_labels() if request.taxonomy == SURVEY else user_labels(store, request.taxonomy)
     papers = store.papers_by_vec_id(labelled)
-    removed = removed_from(store, request.taxonomy, markdown)
+    # A paper the user labels in the list is proposed, taken out or not (as --ids proposes one): not
+    # among those said to be left out (stderr said "not proposed again" of a paper it proposed).
+    by_user = {key for p in papers.values() for key in (list_key(p), normalize_title(p.title))}
+    removed = [key for key in removed_from(store, request.taxonomy, markdown) if key not in by_user]
     proposals, patch = propose(
         markdown,
         index.store,

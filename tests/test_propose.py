@@ -940,6 +940,23 @@ def test_a_paper_the_lists_maintainers_took_out_is_not_proposed_again_unless_ask
     assert "not proposed again" not in semsearch("taxonomy", "propose", "mine", "--min-confidence", "0", *at).stderr
 
 
+def test_a_paper_taken_out_that_the_user_labels_in_the_list_is_proposed_and_not_said_to_be_left_out(
+    semsearch, survey_corpus_index, tmp_path
+):
+    """The user's label in a list proposes the paper, taken out or not (as --ids does), and it was
+    proposed; yet stderr said it was 'not proposed again', and the answer's `removed` named it."""
+    taken_out = sorted(p.arxiv_id for p in load_survey().papers if KV in p.survey_categories and p.arxiv_id)[:2]
+    (tmp_path / "v1.md").write_text(_kv_list(), encoding="utf-8")
+    (tmp_path / "v2.md").write_text(_kv_list(set(taken_out)), encoding="utf-8")
+    at = ("--index", survey_corpus_index)
+    semsearch("taxonomy", "add", "mine", tmp_path / "v1.md", "--offline", *at)
+    semsearch("taxonomy", "refresh", tmp_path / "v2.md", "--taxonomy", "mine", "--offline", *at)
+    semsearch("label", taken_out[0], "KV cache", "--taxonomy", "mine", *at)
+    done = semsearch("taxonomy", "propose", "mine", "--min-confidence", "0", *at)
+    assert f"/abs/{taken_out[0]})" in done.stdout
+    assert f"not proposed again: 1 paper the list took out ({taken_out[1]}); --ids proposes one" in done.stderr
+
+
 def test_a_list_added_in_place_of_another_took_nothing_out_of_it(semsearch, survey_corpus_index, tmp_path):
     """`taxonomy add NAME OTHER --replace` puts another list under the name, as `taxonomy remove` then
     `add` does: the first list's papers the second lacks were recorded as taken out of it by its
