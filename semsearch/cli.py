@@ -894,16 +894,25 @@ def labels(ctx: typer.Context, as_json: LabelsJsonOption = False, index: IndexOp
         _export_labels(index, as_json)
 
 
+def _with_labels_options(ctx: typer.Context, as_json: bool, index: Path | None) -> tuple[bool, Path | None]:
+    """--json and --index given before the command (`labels --json export`), which `labels` read
+    and its command never saw: the export was JSON Lines of ./index, silently."""
+    given = ctx.parent.params if ctx.parent is not None else {}
+    return as_json or bool(given.get("as_json")), index or given.get("index")
+
+
 @labels_app.command("export")
-def labels_export(as_json: LabelsJsonOption = False, index: IndexOption = None) -> None:
+def labels_export(ctx: typer.Context, as_json: LabelsJsonOption = False, index: IndexOption = None) -> None:
     """Print your labels as JSON Lines, {"id", "title", "category", "labelled_at"}.
 
     A list's label carries its "taxonomy" too. `semsearch labels` alone does the same."""
+    as_json, index = _with_labels_options(ctx, as_json, index)
     _export_labels(index, as_json)
 
 
 @labels_app.command("import")
 def labels_import(
+    ctx: typer.Context,
     path: Annotated[Path, typer.Argument(metavar="FILE", help="Labels as `semsearch labels` exports them.")],
     as_json: Annotated[
         bool, typer.Option("--json", help='Print the counts {"imported", "already_held", "not_in_index"}.')
@@ -913,6 +922,7 @@ def labels_import(
     """Put exported labels back (e.g. into a rebuilt index); they train later suggestions."""
     from semsearch.ingest import import_labels
 
+    as_json, index = _with_labels_options(ctx, as_json, index)
     report = import_labels(path, index_dir=index)
     missing = report["not_in_index"]
     papers = "is for a paper" if missing == 1 else "are for papers"

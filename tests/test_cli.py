@@ -1303,6 +1303,21 @@ def test_label_and_labels_take_json(built, capsys, tmp_path):
     assert json.loads(run(capsys, "labels", "--json", "--index", built)[1]) == []
 
 
+def test_labels_options_given_before_its_command_count(built, capsys, tmp_path):
+    """`labels --json export` printed JSON Lines and `labels --index DIR export` read ./index: `labels`
+    read the options, and its command never saw them."""
+    run(capsys, "label", "2302.00003", "Quantization", "--index", built)
+    listed = run(capsys, "labels", "export", "--json", "--index", built)[1]
+    assert run(capsys, "labels", "--json", "--index", built, "export")[1] == listed
+    assert run(capsys, "labels", "--index", built, "export", "--json")[1] == listed
+    exported = tmp_path / "labels.json"
+    exported.write_text(listed)
+    code, out, err = run(capsys, "labels", "--json", "--index", built, "import", exported)
+    assert code == 0 and json.loads(out) == {"imported": 0, "already_held": 1, "not_in_index": 0}, err
+    done = run_cli("labels", "--json", "--index", built, "export", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, listed), done.stderr
+
+
 def test_label_and_labels_json_by_the_command(built, tmp_path):
     """The same options in `semsearch` processes of their own."""
     said = json.loads(run_cli("label", "2302.00003", "Quantization", "--json", "--index", built, check=True).stdout)
