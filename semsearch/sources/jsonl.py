@@ -220,11 +220,10 @@ def read_records(path: Path, parse: Callable[[dict], T], expected: str, *, array
     naming the file and line (`expected` says what a line should hold). Papers to index, which can
     be millions, are streamed by `read_jsonl` instead. With `array`, the file may also be one JSON
     array of those objects (what `labels --json` prints), an item it cannot take named by number."""
-    lines = split_lines(read_text(path))
-    if lines:
-        lines[0] = lines[0].removeprefix(BOM)  # what some editors put before the first line
-    if array and "".join(lines).lstrip().startswith("[") and isinstance(items := _json_or_none(lines), list):
+    text = read_text(path).removeprefix(BOM)  # what some editors put before the first line
+    if array and text.lstrip().startswith("[") and isinstance(items := _json_or_none(text), list):
         return _read_array(path, items, parse, expected)
+    lines = split_lines(text)
     rows = []
     for number, line in enumerate(lines, start=1):
         if line.strip():
@@ -242,10 +241,10 @@ def read_records(path: Path, parse: Callable[[dict], T], expected: str, *, array
     return rows
 
 
-def _json_or_none(lines: list[str]):
+def _json_or_none(text: str):
     """The file as one JSON value; None when it is not one (then read, and refused, line by line)."""
     try:
-        return json.loads("\n".join(lines))
+        return json.loads(text)
     except (ValueError, RecursionError):
         return None
 
