@@ -118,7 +118,17 @@ def test_a_refresh_interrupted_then_run_again_is_still_undone_to_the_list_as_it_
     index_dir, list_file, stub, capsys, monkeypatch, tmp_path
 ):
     """Ctrl-C'd, then run again, a refresh kept its own half-done labels as the ones it replaced:
-    `--undo` gave back the refreshed list, every time (a week of use: 163 papers never came back)."""
+    `--undo` gave back the refreshed list, every time (a week of use: 163 papers never came back).
+    The README `taxonomy propose` writes against, and the record of the papers the list took out,
+    follow the list as readers saw it, not the interrupted run's."""
+    from semsearch.propose import README_META, REMOVED_META
+
+    def kept() -> tuple[str | None, list[str]]:
+        index = Index.open(index_dir)
+        try:
+            return index.store.get_meta(README_META + "kv"), json.loads(index.store.get_meta(REMOVED_META + "kv"))
+        finally:
+            index.close()
 
     assert run(capsys, "taxonomy", "add", "kv", list_file, "--index", index_dir)[0] == 0
     smaller = tmp_path / "smaller.md"
@@ -127,10 +137,13 @@ def test_a_refresh_interrupted_then_run_again_is_still_undone_to_the_list_as_it_
     assert interrupted_at_publish(capsys, monkeypatch, *refresh) == 130
     code, out, err = run(capsys, *refresh)
     assert code == 0 and json.loads(out)["papers"] == 6, err
+    assert kept() == (smaller.read_text(), ["2501.00005"])
     code, out, err = run(capsys, "taxonomy", "refresh", "kv", "--undo", "--json", "--index", index_dir)
     assert code == 0 and json.loads(out)["papers"] == 7, err  # the list as it was before the refresh
+    assert kept() == (LIST, [])
     code, out, err = run(capsys, "taxonomy", "refresh", "kv", "--undo", "--json", "--index", index_dir)
     assert code == 0 and json.loads(out)["papers"] == 6, err  # and undone again, the refresh
+    assert kept() == (smaller.read_text(), ["2501.00005"])
 
 
 def test_a_lists_refresh_names_the_undo_of_that_list_not_the_surveys(index_dir, list_file, stub, capsys, tmp_path):
@@ -191,14 +204,23 @@ def test_a_lists_readme_follows_its_refresh_and_undo_and_goes_with_the_list(
     index_dir, list_file, stub, capsys, tmp_path
 ):
     """The README `taxonomy propose` writes against: the one read last, the previous one back on
-    --undo, none left behind by `taxonomy remove` (a list added again under the name starts anew)."""
-    from semsearch.lists import PREVIOUS_PREFIX, README_PREVIOUS
-    from semsearch.propose import README_META
+    --undo, none left behind by `taxonomy remove` (a list added again under the name starts anew),
+    nor the record of papers its maintainers took out, nor its classifier."""
+    from semsearch.lists import PREVIOUS_PREFIX, README_PREVIOUS, REMOVED_PREVIOUS, classifier_artifact
+    from semsearch.propose import README_META, REMOVED_META
 
     def kept() -> dict[str, str | None]:
         index = Index.open(index_dir)
         try:
-            return {key: index.store.get_meta(key + "kv") for key in (README_META, README_PREVIOUS, PREVIOUS_PREFIX)}
+            keys = (README_META, README_PREVIOUS, PREVIOUS_PREFIX, REMOVED_META, REMOVED_PREVIOUS)
+            return {key: index.store.get_meta(key + "kv") for key in keys}
+        finally:
+            index.close()
+
+    def classifier() -> bytes | None:
+        index = Index.open(index_dir)
+        try:
+            return index.store.get_artifact(classifier_artifact("kv"))
         finally:
             index.close()
 
@@ -211,8 +233,9 @@ def test_a_lists_readme_follows_its_refresh_and_undo_and_goes_with_the_list(
     assert kept()[README_META] == smaller.read_text() and kept()[README_PREVIOUS] == LIST
     assert run(capsys, "taxonomy", "refresh", "kv", "--undo", "--index", index_dir)[0] == 0
     assert kept()[README_META] == LIST and kept()[README_PREVIOUS] == smaller.read_text()
+    assert kept()[REMOVED_PREVIOUS] == '["2501.00005"]' and classifier() is not None
     assert run(capsys, "taxonomy", "remove", "kv", "--index", index_dir)[0] == 0
-    assert kept() == {README_META: None, README_PREVIOUS: None, PREVIOUS_PREFIX: None}
+    assert set(kept().values()) == {None} and classifier() is None
 
 
 def test_a_list_becomes_a_taxonomy_with_its_papers_fetched(index_dir, list_file, stub, capsys):

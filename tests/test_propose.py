@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from semsearch.paper import Paper, normalize_title
-from semsearch.propose import list_key, propose, render_line, sections, unified_diff
+from semsearch.propose import MAX_TEMPLATE, list_key, propose, render_line, sections, unified_diff
 from semsearch.sources.curated import parse_list
 from semsearch.sources.survey import load_survey
 from tests.conftest import SHARED, examples
@@ -134,6 +134,15 @@ def test_an_item_too_long_to_be_a_lists_form_is_not_imitated():
     written = render_line(found["Quantization"], found["Pruning"].templates, NEW, "arXiv")
     assert time.monotonic() - started < 3  # 0.001 s
     assert written == "- [Folding Caches into Few Bits](https://arxiv.org/abs/2501.01234)"
+
+
+@pytest.mark.parametrize("length, imitated", [(MAX_TEMPLATE, True), (MAX_TEMPLATE + 1, False)])
+def test_an_item_of_at_most_max_template_characters_is_a_form_to_imitate(length, imitated):
+    head = "- [A Title](https://arxiv.org/abs/2401.00001) "
+    item = head + "x" * (length - len(head))
+    markdown = f"## Quantization\n\n{item}\n"
+    found = sections(parse_list(markdown), markdown.splitlines())
+    assert len(item) == length and len(found["Quantization"].templates) == int(imitated)
 
 
 @given(st.text(st.sampled_from("aZ9_-, .!é٣²ⅷ\u0301\n"), max_size=12))
