@@ -136,6 +136,28 @@ def test_an_item_too_long_to_be_a_lists_form_is_not_imitated():
     assert written == "- [Folding Caches into Few Bits](https://arxiv.org/abs/2501.01234)"
 
 
+@pytest.mark.parametrize(
+    "after, extras",
+    [
+        ("", 0),
+        (" [pdf](https://arxiv.org/pdf/2401.00001)", 0),  # the paper's own arXiv link
+        (" [![arXiv](https://img.shields.io/badge/arXiv-2401.00001-b31b1b.svg)](https://arxiv.org/abs/2401.00001)", 0),
+        (" [[Code]](https://github.com/x)", 1),
+        (" [[Code]](https://github.com/x) [[Blog]](https://x.org)", 2),
+        (" [![Code](https://img.shields.io/badge/Code-blue)](https://github.com/x)", 1),
+        (" [![Code](https://img.shields.io/badge/Code-blue)](https://github.com/x) [[Blog]](https://x.org)", 2),
+    ],
+)  # fmt: skip
+def test_an_items_extras_are_the_parts_of_its_paper_alone_a_new_line_would_drop(after, extras):
+    """`render_line` imitates a section's plainest item: the one with the fewest such parts."""
+    from semsearch.propose import Template
+    from semsearch.sources.curated import ListedPaper
+
+    item = "- [A Title](https://arxiv.org/abs/2401.00001)" + after
+    template = Template.learn([item], ListedPaper("A Title", "2401.00001"))
+    assert template is not None and template.extras == extras
+
+
 @pytest.mark.parametrize("length, imitated", [(MAX_TEMPLATE, True), (MAX_TEMPLATE + 1, False)])
 def test_an_item_of_at_most_max_template_characters_is_a_form_to_imitate(length, imitated):
     head = "- [A Title](https://arxiv.org/abs/2401.00001) "
