@@ -220,8 +220,12 @@ class Template:
         badges = _images(text)
         extras = sum(1 for at, end, url in badges if not _venue_badge(url) and not _links_paper(text[at:end], listed))
         title = _span_of(text, listed.title)
+        # A bare badge (`![ICML](…)`) reads as a link too: counted once, as a badge, above.
+        in_badge = lambda at: any(start <= at < end for start, end, _ in badges)  # noqa: E731
         extras += sum(
-            1 for start, end, label, url in _links(text) if _is_extra(label, url) and not start <= title[0] < end
+            1
+            for start, end, label, url in _links(text)
+            if _is_extra(label, url) and not start <= title[0] < end and not in_badge(start)
         )
         return cls(text, listed, extras)
 

@@ -146,6 +146,8 @@ def test_an_item_too_long_to_be_a_lists_form_is_not_imitated():
         (" [[Code]](https://github.com/x) [[Blog]](https://x.org)", 2),
         (" [![Code](https://img.shields.io/badge/Code-blue)](https://github.com/x)", 1),
         (" [![Code](https://img.shields.io/badge/Code-blue)](https://github.com/x) [[Blog]](https://x.org)", 2),
+        (" ![ICML](https://img.shields.io/badge/ICML_2024-orange)", 0),  # a venue badge, written anew
+        (" ![Stars](https://img.shields.io/github/stars/x/y)", 1),  # a badge, not also a link
     ],
 )  # fmt: skip
 def test_an_items_extras_are_the_parts_of_its_paper_alone_a_new_line_would_drop(after, extras):
@@ -156,6 +158,21 @@ def test_an_items_extras_are_the_parts_of_its_paper_alone_a_new_line_would_drop(
     item = "- [A Title](https://arxiv.org/abs/2401.00001)" + after
     template = Template.learn([item], ListedPaper("A Title", "2401.00001"))
     assert template is not None and template.extras == extras
+
+
+def test_a_section_whose_items_carry_a_venue_badge_writes_a_new_paper_with_one():
+    """A bare badge `![ICML](…)` was counted as a part of its paper alone (as a link too): an item
+    with its venue badge looked no plainer than a later one with a code link, which was imitated,
+    and the new paper came without the badge the section's items carry."""
+    markdown = (
+        "## Quantization\n\n"
+        "- [Quantizing Weights Well](https://arxiv.org/abs/2401.00001) ![ICML](https://img.shields.io/badge/ICML_2024-orange)\n"
+        "- [Pruning Heads Fast](https://arxiv.org/abs/2401.00002) [[Code]](https://github.com/x/y)\n"
+    )
+    found = sections(parse_list(markdown), markdown.splitlines())
+    written = render_line(found["Quantization"], [], NEW, "arXiv")
+    assert written.startswith("- [Folding Caches into Few Bits](https://arxiv.org/abs/2501.01234) ![")
+    assert "img.shields.io/badge/" in written and "github" not in written
 
 
 @pytest.mark.parametrize("length, imitated", [(MAX_TEMPLATE, True), (MAX_TEMPLATE + 1, False)])
