@@ -148,6 +148,7 @@ def test_an_item_too_long_to_be_a_lists_form_is_not_imitated():
         (" [![Code](https://img.shields.io/badge/Code-blue)](https://github.com/x) [[Blog]](https://x.org)", 2),
         (" ![ICML](https://img.shields.io/badge/ICML_2024-orange)", 0),  # a venue badge, written anew
         (" ![Stars](https://img.shields.io/github/stars/x/y)", 1),  # a badge, not also a link
+        (" ![ICML](https://img.shields.io/badge/ICML_2024-orange)[Code](https://github.com/x)", 1),  # no space
     ],
 )  # fmt: skip
 def test_an_items_extras_are_the_parts_of_its_paper_alone_a_new_line_would_drop(after, extras):
@@ -158,6 +159,15 @@ def test_an_items_extras_are_the_parts_of_its_paper_alone_a_new_line_would_drop(
     item = "- [A Title](https://arxiv.org/abs/2401.00001)" + after
     template = Template.learn([item], ListedPaper("A Title", "2401.00001"))
     assert template is not None and template.extras == extras
+
+
+def test_a_link_ending_where_the_title_begins_is_not_the_titles_own():
+    from semsearch.propose import Template
+    from semsearch.sources.curated import ListedPaper
+
+    item = "- [Code](https://github.com/x)A Title [arXiv](https://arxiv.org/abs/2401.00001)"
+    template = Template.learn([item], ListedPaper("A Title", "2401.00001"))
+    assert template is not None and template.extras == 1
 
 
 def test_a_section_whose_items_carry_a_venue_badge_writes_a_new_paper_with_one():
