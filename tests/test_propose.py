@@ -161,11 +161,17 @@ def test_an_items_extras_are_the_parts_of_its_paper_alone_a_new_line_would_drop(
     assert template is not None and template.extras == extras
 
 
-def test_a_link_ending_where_the_title_begins_is_not_the_titles_own():
+@pytest.mark.parametrize(
+    "item",
+    [
+        "- [Code](https://github.com/x)A Title [arXiv](https://arxiv.org/abs/2401.00001)",
+        "- A Title[Code](https://github.com/x) [arXiv](https://arxiv.org/abs/2401.00001)",
+    ],
+)
+def test_a_link_next_to_the_title_without_a_space_is_not_the_titles_own(item):
     from semsearch.propose import Template
     from semsearch.sources.curated import ListedPaper
 
-    item = "- [Code](https://github.com/x)A Title [arXiv](https://arxiv.org/abs/2401.00001)"
     template = Template.learn([item], ListedPaper("A Title", "2401.00001"))
     assert template is not None and template.extras == 1
 
