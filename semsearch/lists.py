@@ -753,7 +753,7 @@ def keep_readme(
         seen = published or writer.store
         current = (seen.get_meta(README_META + name), seen.get_meta(REMOVED_META + name))
         previous = (seen.get_meta(README_PREVIOUS + name), seen.get_meta(REMOVED_PREVIOUS + name))
-    new = previous if undo else (markdown, None if added else recorded_removals(current[1], current[0], markdown))
+    new = previous if undo else (markdown, "[]" if added else recorded_removals(current[1], current[0], markdown))
     kept = [(README_META, new[0]), (REMOVED_META, new[1])]
     if not keep_previous:
         kept += [(README_PREVIOUS, current[0]), (REMOVED_PREVIOUS, current[1])]
