@@ -221,21 +221,23 @@ def read_records(path: Path, parse: Callable[[dict], T], expected: str, *, array
     be millions, are streamed by `read_jsonl` instead. With `array`, the file may also be one JSON
     array of those objects (what `labels --json` prints), an item it cannot take named by number."""
     text = read_text(path).removeprefix(BOM)  # what some editors put before the first line
+    # Each entry: where it is (said in an error), the entry, and whether it is JSON text still to read.
     if array and text.lstrip().startswith("[") and isinstance(items := _json_or_none(text), list):
-        return _read_array(path, items, parse, expected)
-    lines = split_lines(text)
+        entries = [(f"{path}: item {number}", item, False) for number, item in enumerate(items, start=1)]
+    else:
+        lines = enumerate(split_lines(text), start=1)
+        entries = [(f"{path}:{number}", line, True) for number, line in lines if line.strip()]
     rows = []
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError
-                rows.append(parse(record))
-            except SemsearchError as err:
-                raise SemsearchError(f"{path}:{number}: {err}") from None
-            except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-                raise SemsearchError(f"{path}:{number}: expected {expected}") from None
+    for where, entry, encoded in entries:
+        try:
+            record = json.loads(entry) if encoded else entry
+            if not isinstance(record, dict):
+                raise ValueError
+            rows.append(parse(record))
+        except SemsearchError as err:
+            raise SemsearchError(f"{where}: {err}") from None
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            raise SemsearchError(f"{where}: expected {expected}") from None
     if not rows:
         raise SemsearchError(f"{path}: nothing to read")
     return rows
@@ -247,22 +249,6 @@ def _json_or_none(text: str):
         return json.loads(text)
     except (ValueError, RecursionError):
         return None
-
-
-def _read_array(path: Path, items: list, parse: Callable[[dict], T], expected: str) -> list[T]:
-    rows = []
-    for number, record in enumerate(items, start=1):
-        try:
-            if not isinstance(record, dict):
-                raise ValueError
-            rows.append(parse(record))
-        except SemsearchError as err:
-            raise SemsearchError(f"{path}: item {number}: {err}") from None
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-            raise SemsearchError(f"{path}: item {number}: expected {expected}") from None
-    if not rows:
-        raise SemsearchError(f"{path}: nothing to read")
-    return rows
 
 
 def count_records(path: Path) -> int:
