@@ -250,15 +250,7 @@ async def _in_daemon_thread(call):
         except Exception as err:  # noqa: BLE001 - handed to the awaiting call, as a worker thread hands it
             result, failed = None, err
 
-        def settle() -> None:
-            limiter.release_on_behalf_of(place)
-            if not done.done():  # not cancelled meanwhile
-                done.set_exception(failed) if failed else done.set_result(result)
-
-        try:
-            loop.call_soon_threadsafe(settle)
-        except RuntimeError:  # the loop is gone: nobody is waiting
-            pass
+        _settle_soon(loop, done, result, failed, first=lambda: limiter.release_on_behalf_of(place))
 
     try:
         threading.Thread(target=work, name="semsearch-mcp-tool", daemon=True).start()
@@ -266,6 +258,22 @@ async def _in_daemon_thread(call):
         limiter.release_on_behalf_of(place)
         raise
     return await done
+
+
+def _settle_soon(loop, future, result, failed: BaseException | None, first=None) -> None:
+    """From another thread: `future` settled in its `loop` (after `first()`, if given) unless it was
+    cancelled meanwhile; nothing when the loop is gone (nobody is waiting)."""
+
+    def settle() -> None:
+        if first is not None:
+            first()
+        if not future.done():
+            future.set_exception(failed) if failed else future.set_result(result)
+
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:
+        pass
 
 
 def publish_rules(tool, model, renamed: dict[str, str]) -> None:
@@ -572,14 +580,7 @@ class DaemonWrites:
             except OSError as err:  # a broken pipe: said to the writer, as the SDK's file said it
                 failed = err
 
-            def settle(written=written, failed=failed) -> None:
-                if not written.done():  # not cancelled meanwhile
-                    written.set_exception(failed) if failed else written.set_result(None)
-
-            try:
-                loop.call_soon_threadsafe(settle)
-            except RuntimeError:  # the loop is gone: nobody is waiting
-                pass
+            _settle_soon(loop, written, None, failed)
 
 
 def _wire_claimed():
