@@ -496,3 +496,29 @@ def test_a_long_line_is_read_in_time_linear_in_its_length(tmp_path):
     finally:
         os.close(fd)
     assert time.monotonic() - started < 5  # 0.3 s; 22 s before
+
+
+def test_a_tool_call_gives_its_thread_place_back_when_it_ends_and_its_failure_to_the_caller():
+    """Each call holds one of anyio's thread places while its thread runs: kept after it ended, the
+    call after the 40th would wait for ever."""
+    import anyio
+    import anyio.to_thread
+
+    from semsearch.mcp_server import in_daemon_thread
+
+    def double(n: int) -> int:
+        if n < 0:
+            raise ValueError("no negatives")
+        return 2 * n
+
+    call = in_daemon_thread(double)
+
+    async def many() -> tuple[list[int], int]:
+        with anyio.fail_after(20):
+            answers = [await call(n=n) for n in range(60)]
+            with pytest.raises(ValueError, match="no negatives"):
+                await call(n=-1)
+        return answers, anyio.to_thread.current_default_thread_limiter().borrowed_tokens
+
+    answers, held = anyio.run(many)
+    assert answers == [2 * n for n in range(60)] and held == 0
