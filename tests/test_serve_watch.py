@@ -323,18 +323,24 @@ def test_ctrl_c_stops_the_servers_watch_at_its_next_page_and_the_next_watch_resu
     assert code in (0, 130) and "terminate called" not in said and "Traceback" not in said, said
     assert "the watch failed" not in said  # stopped, not failed
     assert "the watch was stopped mid-run; the next watch resumes its window" in said  # and said so
-    status = json.loads((survey_only_index / "watch-status.json").read_text())
+    said_stopped_and_the_next_watch_resumes(survey_only_index, stub, log)
+
+
+def said_stopped_and_the_next_watch_resumes(index_dir, stub, log) -> None:
+    """A watch stopped mid-run: its status says so, and the next watch reads its window (the stub's
+    paper 2612.00001 lands)."""
+    from semsearch.index import Index
+
+    status = json.loads((index_dir / "watch-status.json").read_text())
     assert status["alive"] is False and status["running"] is False and status["stopped"] is True
     rerun = semsearch_process(
-        "watch", "--index", survey_only_index, "--no-progress", env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log
+        "watch", "--index", index_dir, "--no-progress", env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log
     )
     try:
         assert rerun.wait(WAIT) == 0, log.read_text()
     finally:
         stop(rerun)
-    from semsearch.index import Index
-
-    assert Index.open(survey_only_index).store.get("2612.00001") is not None
+    assert Index.open(index_dir).store.get("2612.00001") is not None
 
 
 def test_watch_every_watches_again_says_when_and_stops_on_ctrl_c(survey_only_index, stub, tmp_path):
@@ -428,20 +434,9 @@ def test_stopping_the_server_while_arxiv_stalls_ends_it_at_once(survey_only_inde
     said = log.read_text()
     assert code == 0 and took < 5 and "Traceback" not in said, (code, took, said)
     assert "the watch failed" not in said and "the watch was stopped mid-run" in said, said
-    status = json.loads((survey_only_index / "watch-status.json").read_text())
-    assert status["alive"] is False and status["running"] is False and status["stopped"] is True
     assert not (survey_only_index / "digests").exists() or not list((survey_only_index / "digests").iterdir())
     stub.script = []
-    rerun = semsearch_process(
-        "watch", "--index", survey_only_index, "--no-progress", env={"SEMSEARCH_ARXIV_URL": stub.url}, log=log
-    )
-    try:
-        assert rerun.wait(WAIT) == 0, log.read_text()
-    finally:
-        stop(rerun)
-    from semsearch.index import Index
-
-    assert Index.open(survey_only_index).store.get("2612.00001") is not None
+    said_stopped_and_the_next_watch_resumes(survey_only_index, stub, log)
 
 
 def test_ctrl_c_as_the_server_starts_stops_its_watch_as_it_stops_it_later(survey_only_index, stub, tmp_path):
