@@ -20,6 +20,7 @@ from typing import Annotated, TextIO
 import typer
 
 from semsearch.errors import DiskFull, NotFound, OutOfResources, OutputUnwritable, SemsearchError, is_disk_full
+from semsearch.paper import counted as _count
 from semsearch.paper import one_line, split_lines
 
 app = typer.Typer(
@@ -139,11 +140,6 @@ KOption = Annotated[int, typer.Option("-k", help="How many papers (1 to 100).")]
 ProgressOption = Annotated[
     bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when on a terminal).")
 ]
-
-
-def _count(n: int, noun: str) -> str:
-    """A count as a sentence says it: "1 paper", "2 papers"."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _progress(flag: bool | None) -> bool:

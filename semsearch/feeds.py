@@ -15,7 +15,7 @@ from datetime import datetime
 from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
-from semsearch.paper import Paper
+from semsearch.paper import Paper, counted
 
 ATOM = "http://www.w3.org/2005/Atom"
 MAX_ENTRIES = 50
@@ -147,7 +147,7 @@ def digests_feed(digests: Iterable[dict], base_url: str, taxonomy: str | None = 
         entries.append(
             Entry(
                 id=f"{base_url}api/digests/{quote(digest['name'])}" + (f"?{kind}" if kind else ""),
-                title=f"{count} new paper{'' if count == 1 else 's'}, {digest.get('window') or digest['name']}",
+                title=f"{counted(count, 'new paper')}, {digest.get('window') or digest['name']}",
                 # A window read on by a later watch grows: its entry is news again from then.
                 updated=rfc3339(digest.get("revised") or _stamp_time(digest.get("until", ""))),
                 link=f"{base_url}?view=digest&name={quote(digest['name'])}" + (f"&{kind}" if kind else ""),

@@ -26,7 +26,7 @@ from semsearch.errors import (
     missing_file,
 )
 from semsearch.index import RESUME_PREFIX, UNWRITABLE, WATCH_LOCK, Index, IndexWriter, Manifest, lock_is_held
-from semsearch.paper import Paper, normalize_title
+from semsearch.paper import Paper, counted, normalize_title
 from semsearch.sources.survey import Survey, survey_of
 
 BATCH = 512  # papers per store transaction and per call to the model
@@ -56,17 +56,15 @@ class IngestReport:
         """What `ingest ... --json` prints, the same for every source: the run's counts, the papers
         the index holds after it, and the malformed lines skipped (the first 100 named)."""
         papers = self.manifest.count if self.manifest else 0
-        counted = {name: getattr(self, name) for name in ("read", "added", "updated", "unchanged", "embedded")}
-        return counted | {"papers": papers, "skipped": len(self.skipped), "skipped_lines": self.skipped[:100]}
+        run = {name: getattr(self, name) for name in ("read", "added", "updated", "unchanged", "embedded")}
+        return run | {"papers": papers, "skipped": len(self.skipped), "skipped_lines": self.skipped[:100]}
 
     def summary(self) -> str:
-        count = self.manifest.count if self.manifest else "no"
-        held = f"{count} paper" if count == 1 else f"{count} papers"  # "1 papers" before
-        papers = "paper" if self.read == 1 else "papers"
+        held = counted(self.manifest.count if self.manifest else "no", "paper")
+        papers = counted(self.read, "paper")
         if self.left_out:  # "read 0 papers" alone read as an empty file
-            records = "record" if self.left_out == 1 else "records"
-            papers += f" ({self.left_out} {records} left out by {self.left_out_by})"
-        read = f"read {self.read} {papers}: {self.added} new, {self.updated} updated, {self.unchanged} unchanged; "
+            papers += f" ({counted(self.left_out, 'record')} left out by {self.left_out_by})"
+        read = f"read {papers}: {self.added} new, {self.updated} updated, {self.unchanged} unchanged; "
         if self.carried_over:  # else the index grew by more than this run's "new", unexplained
             source = (
                 "the watch running now" if self.carried_from_watch else "an earlier run that stopped before publishing"

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.errors import NotFound, SemsearchError, Unreachable, missing_file, network_reason
-from semsearch.paper import Paper, normalize_title, year_from_arxiv_id
+from semsearch.paper import Paper, counted, normalize_title, year_from_arxiv_id
 from semsearch.sources.curated import CuratedList, ListedPaper, name_form, parse_list
 from semsearch.taxonomy import Taxonomy, load_taxonomy, subtree_counts
 
@@ -300,13 +300,13 @@ def _put_list(
         if unread := listed.unread:  # an item left out without a word looked like a paper lost
             first = unread[0] if len(unread[0]) <= 100 else unread[0][:99] + "…"
             ingest.warn(
-                f"{len(unread)} {'item' if len(unread) == 1 else 'items'} of {name!r} not read as "
+                f"{counted(len(unread), 'item')} of {name!r} not read as "
                 f"{'a paper' if len(unread) == 1 else 'papers'} (a link, but no arXiv link and no bold title), "
                 f"e.g. {first!r}"
             )
         if weak := summary["weak_nodes"]:
             ingest.warn(
-                f"{len(weak)} {'node' if len(weak) == 1 else 'nodes'} of {name!r} "
+                f"{counted(len(weak), 'node')} of {name!r} "
                 f"{'has' if len(weak) == 1 else 'have'} fewer than {MIN_NODE_PAPERS} papers; suggestions there are weak"
             )
     return summary

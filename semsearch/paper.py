@@ -347,6 +347,12 @@ def printable(text: str) -> str:
     return " ".join(_CONTROL.sub(" ", text).split()) if _CONTROL.search(text) else text
 
 
+def counted(n: int | str, noun: str) -> str:
+    """A count as a sentence says it: "1 paper", "2 papers", "no papers" (a noun whose plural
+    takes an s)."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def one_line(text: str) -> str:
     """`text` as one line of printable characters: everything else (line breaks, controls, format
     characters such as zero-width spaces) a space, white space collapsed. For what a user types,

@@ -36,7 +36,7 @@ from semsearch import markup
 from semsearch.errors import NotFound, SemsearchError, Stopped
 from semsearch.index import WATCH_LOCK, drop_lock, take_lock, write_atomically
 from semsearch.ingest import Ingest, IngestReport
-from semsearch.paper import Paper, one_line, printable, service_address, web_url
+from semsearch.paper import Paper, counted, one_line, printable, service_address, web_url
 from semsearch.requests_models import DIGEST_NAME
 
 log = logging.getLogger("semsearch.watch")
@@ -1010,7 +1010,7 @@ def render_digest(
     for entry in sorted(shown, key=lambda e: (e.category, -e.confidence)):
         groups.setdefault(entry.category, []).append(entry)
     window = report.window
-    papers = f"{len(shown)} new paper{'' if len(shown) == 1 else 's'}"
+    papers = counted(len(shown), "new paper")
     if fmt == "json":
         return json.dumps(
             {
