@@ -121,6 +121,11 @@ def list_key(paper: ListedPaper | Paper) -> str:
     return arxiv_id or normalize_title(paper.title)
 
 
+def _names(paper: ListedPaper | Paper) -> tuple[str, str]:
+    """What a record of papers taken out knows a paper by: its `list_key` and its title."""
+    return list_key(paper), normalize_title(paper.title)
+
+
 def _venue(stored: str | None, arxiv_word: str) -> str:
     """The venue a line names: the paper's own without its year (the line writes the year where
     the list does) and without arXiv, which the list spells its own way; the list's arXiv when
@@ -221,11 +226,10 @@ class Template:
         extras = sum(1 for at, end, url in badges if not _venue_badge(url) and not _links_paper(text[at:end], listed))
         title = _span_of(text, listed.title)
         # A bare badge (`![ICML](…)`) reads as a link too: counted once, as a badge, above.
-        in_badge = lambda at: any(start <= at < end for start, end, _ in badges)  # noqa: E731
         extras += sum(
             1
             for start, end, label, url in _links(text)
-            if _is_extra(label, url) and not start <= title[0] < end and not in_badge(start)
+            if _is_extra(label, url) and not start <= title[0] < end and not _inside(start, badges)
         )
         return cls(text, listed, extras)
 
@@ -520,8 +524,7 @@ def candidates(
         and (paper.title, paper.arxiv_id) not in titles
         and (since is None or paper_date(paper) >= since)
         and len(clean_title(paper.title)) >= 4  # shorter, a list's parser takes no item for a paper
-        and list_key(paper) not in removed
-        and normalize_title(paper.title) not in removed
+        and not removed.intersection(_names(paper))
     }
     vectors = store.embeddings_for(chosen)
     return [Candidate(paper, vectors[vec_id]) for vec_id, paper in chosen.items() if vec_id in vectors]
@@ -859,7 +862,7 @@ def removed_since(before: str | None, after: str) -> set[str]:
 def _taken_out(before: str | None, held: set[str]) -> set[str]:
     if before is None:
         return set()
-    return {list_key(p) for p in parse_list(before).papers if not {list_key(p), normalize_title(p.title)} & held}
+    return {list_key(p) for p in parse_list(before).papers if held.isdisjoint(_names(p))}
 
 
 def recorded_removals(recorded: str | None, before: str | None, after: str | None) -> str | None:
@@ -992,7 +995,7 @@ def _propose_for(index, request: ProposeRequest, markdown: str, filename: str, *
     papers = store.papers_by_vec_id(labelled)
     # A paper the user labels in the list is proposed, taken out or not (as --ids proposes one): not
     # among those said to be left out (stderr said "not proposed again" of a paper it proposed).
-    by_user = {key for p in papers.values() for key in (list_key(p), normalize_title(p.title))}
+    by_user = {key for p in papers.values() for key in _names(p)}
     removed = [key for key in removed_from(store, request.taxonomy, markdown) if key not in by_user]
     proposals, patch = propose(
         markdown,
